@@ -1,0 +1,1 @@
+"""Shared core: settings, storage schema and the query layer used by jobs and service."""

@@ -1,0 +1,258 @@
+"""Storage schema (SQLAlchemy 2). Portable types only: the same schema runs on SQLite and PostgreSQL.
+
+Changes go through Alembic migrations in `core/migrations`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class IngestionRun(Base):
+    """One ingest of one file/feed; `watermark` is the last row committed (resume point)."""
+
+    __tablename__ = "ingestion_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(100), index=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    location: Mapped[str] = mapped_column(Text)  # file path or "api"
+    fingerprint: Mapped[str | None] = mapped_column(String(64))  # file content hash
+    status: Mapped[str] = mapped_column(String(20), default="running")  # running|done|failed
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    watermark: Mapped[int] = mapped_column(Integer, default=0)
+    rows_read: Mapped[int] = mapped_column(Integer, default=0)
+    rows_stored: Mapped[int] = mapped_column(Integer, default=0)
+    rows_duplicate: Mapped[int] = mapped_column(Integer, default=0)
+    rows_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Feedback(Base):
+    """One verbatim. `text` is stored already PII-masked; `dedup_key` makes re-ingestion a no-op."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        UniqueConstraint("source", "dedup_key", name="uq_feedback_source_dedup"),
+        Index("ix_feedback_created_at", "created_at"),
+        Index("ix_feedback_channel_created", "channel", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(100))
+    channel: Mapped[str] = mapped_column(String(20))  # review | social | complaint | survey
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    dedup_key: Mapped[str] = mapped_column(String(220))  # "id:<external>" or "h:<content hash>"
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    rating: Mapped[float | None] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(8), default="fr")
+    is_french: Mapped[bool] = mapped_column(Boolean, default=True)
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # Hashed customer / order reference, for recurrence ("the same customer comes back").
+    customer_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("ingestion_runs.id"))
+    analyzed: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+
+    analyses: Mapped[list[Analysis]] = relationship(back_populates="feedback")
+
+
+class Analysis(Base):
+    """Sentiment and severity of a verbatim by one model version (re-analysis adds a row)."""
+
+    __tablename__ = "analyses"
+    __table_args__ = (
+        UniqueConstraint("feedback_id", "model_version", name="uq_analysis_feedback_model"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    feedback_id: Mapped[int] = mapped_column(ForeignKey("feedback.id", ondelete="CASCADE"))
+    model_version: Mapped[str] = mapped_column(String(100))
+    sentiment: Mapped[str] = mapped_column(String(10))
+    sentiment_score: Mapped[float] = mapped_column(Float)
+    expected_stars: Mapped[float | None] = mapped_column(Float)
+    severity: Mapped[float] = mapped_column(Float, default=0.0)  # 0-1
+    is_recurrent: Mapped[bool] = mapped_column(Boolean, default=False)
+    analyzed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    feedback: Mapped[Feedback] = relationship(back_populates="analyses")
+    mentions: Mapped[list[ThemeMention]] = relationship(
+        back_populates="analysis", cascade="all, delete-orphan"
+    )
+
+
+class ThemeMention(Base):
+    __tablename__ = "theme_mentions"
+    __table_args__ = (
+        Index("ix_mentions_theme_day", "theme", "day"),
+        Index("ix_mentions_feedback", "feedback_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    analysis_id: Mapped[int] = mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"))
+    feedback_id: Mapped[int] = mapped_column(ForeignKey("feedback.id", ondelete="CASCADE"))
+    theme: Mapped[str] = mapped_column(String(64))
+    polarity: Mapped[str] = mapped_column(String(10))
+    score: Mapped[float] = mapped_column(Float)
+    day: Mapped[date] = mapped_column(Date)  # feedback day, denormalised for fast aggregates
+    evidence_start: Mapped[int | None] = mapped_column(Integer)
+    evidence_end: Mapped[int | None] = mapped_column(Integer)
+    evidence_text: Mapped[str | None] = mapped_column(Text)
+
+    analysis: Mapped[Analysis] = relationship(back_populates="mentions")
+
+
+class DailyAggregate(Base):
+    """Per day x theme x channel x source. theme "*" holds all verbatims of that day."""
+
+    __tablename__ = "daily_aggregates"
+    __table_args__ = (
+        UniqueConstraint("day", "theme", "channel", "source", name="uq_daily_key"),
+        Index("ix_daily_theme_day", "theme", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    theme: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(100))
+    volume: Mapped[int] = mapped_column(Integer, default=0)
+    negatives: Mapped[int] = mapped_column(Integer, default=0)
+    neutrals: Mapped[int] = mapped_column(Integer, default=0)
+    positives: Mapped[int] = mapped_column(Integer, default=0)
+    rating_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    rating_count: Mapped[int] = mapped_column(Integer, default=0)
+    severity_sum: Mapped[float] = mapped_column(Float, default=0.0)
+
+    @property
+    def negative_share(self) -> float:
+        return self.negatives / self.volume if self.volume else 0.0
+
+    @property
+    def net_sentiment(self) -> float:
+        return (self.positives - self.negatives) / self.volume if self.volume else 0.0
+
+    @property
+    def mean_rating(self) -> float | None:
+        return self.rating_sum / self.rating_count if self.rating_count else None
+
+
+class Alert(Base):
+    """A raised spike. `alert_key` identifies an episode: a persisting spike updates its row."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_key: Mapped[str] = mapped_column(String(200), unique=True)
+    theme: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # volume | negativity | emerging
+    team: Mapped[str] = mapped_column(String(64), default="default")
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | resolved
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+    severity: Mapped[str] = mapped_column(String(10))  # low | medium | high | critical
+    observed: Mapped[float] = mapped_column(Float)
+    expected: Mapped[float] = mapped_column(Float)
+    p_value: Mapped[float | None] = mapped_column(Float)
+    revision: Mapped[int] = mapped_column(Integer, default=1)  # bumps when the episode updates
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxMessage(Base):
+    """Alert deliveries to Slack; undelivered ones are retried later, sent ones never again."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("alert_id", "revision", "route", name="uq_outbox_alert_rev_route"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    revision: Mapped[int] = mapped_column(Integer)
+    route: Mapped[str] = mapped_column(String(64))  # team name -> webhook in settings
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|sent|dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Quarantine(Base):
+    """A rejected input row, with why, so nothing is lost silently."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("ingestion_runs.id"))
+    source: Mapped[str] = mapped_column(String(100))
+    row_number: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(200))
+    field: Mapped[str | None] = mapped_column(String(100))
+    raw: Mapped[str] = mapped_column(Text)  # truncated raw row (PII-masked)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Topic(Base):
+    """A discovered topic; `id` is stable across runs (new clusters are matched to old ones)."""
+
+    __tablename__ = "topics"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label: Mapped[str] = mapped_column(String(200))
+    keywords: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    representatives: Mapped[list[Any]] = mapped_column(JSON, default=list)  # feedback ids
+    theme: Mapped[str | None] = mapped_column(String(64))  # matched taxonomy theme, if any
+    is_emerging: Mapped[bool] = mapped_column(Boolean, default=False)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    centroid: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TopicAssignment(Base):
+    __tablename__ = "topic_assignments"
+
+    feedback_id: Mapped[int] = mapped_column(
+        ForeignKey("feedback.id", ondelete="CASCADE"), primary_key=True
+    )
+    topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"), index=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    probability: Mapped[float] = mapped_column(Float, default=1.0)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(12), index=True)  # shown, to tell keys apart
+    key_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    scopes: Mapped[str] = mapped_column(String(50))  # "read" or "read,write"
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

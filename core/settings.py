@@ -1,0 +1,97 @@
+"""The one settings object: environment (`VERBATIM_*`) over an optional TOML file over defaults.
+
+The file is `$VERBATIM_CONFIG` if set, else `./verbatim.toml` when it exists.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+Channel = Literal["review", "social", "complaint", "survey"]
+
+
+class SourceConfig(BaseModel):
+    """One feed that `verbatim run` ingests on each run."""
+
+    path: Path
+    source: str
+    channel: Channel = "review"
+    # Maps our field names (text, id, created_at, rating, customer, ...) to file columns.
+    mapping: dict[str, str] = Field(default_factory=dict)
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get("VERBATIM_CONFIG")
+    if explicit:
+        return Path(explicit)
+    local = Path("verbatim.toml")
+    return local if local.exists() else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VERBATIM_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Path("verbatim-data")
+    database_url: str | None = None  # default: sqlite file inside data_dir
+    model_dir: Path | None = None  # default: data_dir / "models" (built encoder cache)
+
+    sentiment_backend: Literal["lexicon", "embedded", "transformers"] = "lexicon"
+    sentiment_model: str | None = None  # HF id or local path for the `transformers` backend
+    themes_model: Path | None = None  # trained theme head directory (verbatim train themes)
+    taxonomy_path: Path | None = None  # None: the packaged e-commerce taxonomy
+
+    sources: list[SourceConfig] = Field(default_factory=list)
+
+    # Slack: team name (from the taxonomy) -> incoming-webhook URL; "default" catches the rest.
+    slack_webhooks: dict[str, str] = Field(default_factory=dict)
+    dashboard_url: str = "http://127.0.0.1:8000"
+    alert_language: Literal["fr", "en"] = "fr"
+
+    max_text_chars: int = 20_000
+    batch_size: int = 500
+
+    cors_origins: list[str] = Field(default_factory=list)
+    max_body_bytes: int = 5_000_000
+    max_batch_rows: int = 1_000
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'verbatim.db').resolve()}"
+
+    @property
+    def resolved_model_dir(self) -> Path:
+        return self.model_dir or (self.data_dir / "models")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings afresh (no module-level singleton: tests and jobs pass them around)."""
+    return Settings(**overrides)

@@ -1,0 +1,1 @@
+"""Batch and scheduled jobs: thin orchestration over `nlp/` and `core/` storage."""

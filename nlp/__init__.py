@@ -1,0 +1,1 @@
+"""French feedback NLP: text preparation, sentiment, themes, topics, trends. No service imports."""

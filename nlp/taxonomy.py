@@ -1,0 +1,195 @@
+"""Taxonomy: the one YAML format shared by theme detection, jobs, the API and alerts.
+
+Themes can be added, renamed, merged and retired; `aliases` and `history` keep old ids
+resolvable so stored mentions and alert routes survive a change.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+Stage = Literal["pre-purchase", "purchase", "delivery", "after-sales", "experience"]
+
+
+class AlertThresholds(BaseModel):
+    """Per-theme overrides for the spike detector (None: detector defaults)."""
+
+    min_volume: int | None = None
+    min_negatives: int | None = None
+    alpha: float | None = None
+    cooldown_days: int | None = None
+    enabled: bool = True
+
+
+class Theme(BaseModel):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    label: str
+    description: str = ""
+    team: str = "default"
+    stage: Stage = "experience"
+    severity_weight: float = Field(default=1.0, ge=0.0, le=5.0)
+    seeds: list[str] = Field(default_factory=list)  # words/phrases, matched on lemmas
+    patterns: list[str] = Field(default_factory=list)  # regexes on normalised text
+    examples: list[str] = Field(default_factory=list)  # short French examples of the theme
+    alarm_terms: list[str] = Field(default_factory=list)
+    alerts: AlertThresholds = Field(default_factory=AlertThresholds)
+    aliases: list[str] = Field(default_factory=list)  # former ids that now resolve here
+    retired: bool = False
+
+
+class HistoryEntry(BaseModel):
+    action: Literal["add", "rename", "merge", "retire", "update"]
+    theme: str
+    target: str | None = None
+    at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class Taxonomy(BaseModel):
+    name: str
+    language: str = "fr"
+    version: int = 1
+    alarm_terms: list[str] = Field(default_factory=list)  # apply to every theme
+    themes: list[Theme]
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+    @field_validator("themes")
+    @classmethod
+    def _unique_ids(cls, themes: list[Theme]) -> list[Theme]:
+        seen: set[str] = set()
+        for theme in themes:
+            for key in (theme.id, *theme.aliases):
+                if key in seen:
+                    raise ValueError(f"theme id or alias {key!r} is used twice")
+                seen.add(key)
+        return themes
+
+    @model_validator(mode="after")
+    def _has_active_theme(self) -> Taxonomy:
+        if not self.active:
+            raise ValueError("a taxonomy needs at least one theme that is not retired")
+        return self
+
+    @property
+    def active(self) -> list[Theme]:
+        return [t for t in self.themes if not t.retired]
+
+    @property
+    def ids(self) -> list[str]:
+        return [t.id for t in self.active]
+
+    def resolve(self, theme_id: str) -> Theme | None:
+        """The current theme for an id or any former id (rename/merge aliases)."""
+        for theme in self.themes:
+            if theme_id == theme.id or theme_id in theme.aliases:
+                return theme
+        return None
+
+    def get(self, theme_id: str) -> Theme:
+        theme = self.resolve(theme_id)
+        if theme is None:
+            raise KeyError(f"unknown theme {theme_id!r}; known: {', '.join(self.ids)}")
+        return theme
+
+    # --- editing: each returns a new Taxonomy, history appended ---------------------------
+    def _edited(self, themes: list[Theme], entry: HistoryEntry) -> Taxonomy:
+        return Taxonomy(
+            name=self.name,
+            language=self.language,
+            version=self.version + 1,
+            alarm_terms=self.alarm_terms,
+            themes=themes,
+            history=[*self.history, entry],
+        )
+
+    def add(self, theme: Theme) -> Taxonomy:
+        if self.resolve(theme.id) is not None:
+            raise ValueError(f"theme {theme.id!r} already exists")
+        return self._edited([*self.themes, theme], HistoryEntry(action="add", theme=theme.id))
+
+    def rename(self, old_id: str, new_id: str, label: str | None = None) -> Taxonomy:
+        theme = self.get(old_id)
+        if self.resolve(new_id) is not None:
+            raise ValueError(f"theme {new_id!r} already exists")
+        renamed = theme.model_copy(
+            update={"id": new_id, "label": label or theme.label,
+                    "aliases": [*theme.aliases, theme.id]}
+        )
+        themes = [renamed if t.id == theme.id else t for t in self.themes]
+        return self._edited(themes, HistoryEntry(action="rename", theme=theme.id, target=new_id))
+
+    def merge(self, source_id: str, target_id: str) -> Taxonomy:
+        source, target = self.get(source_id), self.get(target_id)
+        if source.id == target.id:
+            raise ValueError("cannot merge a theme into itself")
+        merged = target.model_copy(
+            update={
+                "aliases": [*target.aliases, source.id, *source.aliases],
+                "seeds": sorted({*target.seeds, *source.seeds}),
+                "patterns": [*target.patterns, *source.patterns],
+                "examples": [*target.examples, *source.examples],
+            }
+        )
+        themes = [merged if t.id == target.id else t for t in self.themes if t.id != source.id]
+        return self._edited(
+            themes, HistoryEntry(action="merge", theme=source.id, target=target.id)
+        )
+
+    def retire(self, theme_id: str) -> Taxonomy:
+        theme = self.get(theme_id)
+        themes = [
+            t.model_copy(update={"retired": True}) if t.id == theme.id else t
+            for t in self.themes
+        ]
+        return self._edited(themes, HistoryEntry(action="retire", theme=theme.id))
+
+    # --- files --------------------------------------------------------------------------
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(
+            self.model_dump(mode="json", exclude_defaults=False),
+            allow_unicode=True,
+            sort_keys=False,
+        )
+
+    def save(self, path: Path) -> None:
+        path.write_text(self.to_yaml(), encoding="utf-8")
+
+
+class TaxonomyError(ValueError):
+    """A taxonomy file that cannot be read or does not validate (message names the field)."""
+
+
+def parse_taxonomy(text: str, origin: str = "<string>") -> Taxonomy:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise TaxonomyError(f"{origin}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise TaxonomyError(f"{origin}: expected a mapping with 'name' and 'themes'")
+    try:
+        return Taxonomy.model_validate(data)
+    except ValueError as exc:
+        raise TaxonomyError(f"{origin}: {exc}") from exc
+
+
+def load_taxonomy(path: Path | str | None = None) -> Taxonomy:
+    """Load a taxonomy file; None or a packaged name ("ecommerce", "restaurant") loads a default."""
+    if path is None or str(path) in BUILTIN_TAXONOMIES:
+        name = "ecommerce" if path is None else str(path)
+        text = (
+            resources.files("nlp.resources.taxonomies").joinpath(f"{name}.yaml")
+            .read_text(encoding="utf-8")
+        )
+        return parse_taxonomy(text, origin=f"builtin:{name}")
+    file = Path(path)
+    if not file.exists():
+        raise TaxonomyError(f"taxonomy file not found: {file}")
+    return parse_taxonomy(file.read_text(encoding="utf-8"), origin=str(file))
+
+
+BUILTIN_TAXONOMIES = ("ecommerce", "restaurant")

@@ -1,0 +1,1 @@
+"""FastAPI service: thin routers over the shared query layer in `core.queries`."""
