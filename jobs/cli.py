@@ -19,7 +19,8 @@ app = typer.Typer(
 
 COMMAND_MODULES = (
     "jobs.cli_pipeline",  # ingest, enrich, aggregate, report, demo, run
-    "jobs.cli_models",  # analyze, evaluate, setup, train
+    "jobs.cli_models",  # analyze, evaluate
+    "jobs.cli_train",  # setup (build the offline encoder), train sentiment|themes
     "jobs.cli_alerts",  # detect, alert, backtest
     "jobs.cli_topics",  # topics
     "service.cli",  # serve, apikey
