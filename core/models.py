@@ -1,4 +1,4 @@
-"""Storage schema (SQLAlchemy 2). Portable types only: the same schema runs on SQLite and PostgreSQL.
+"""Storage schema (SQLAlchemy 2). Portable types: the same schema runs on SQLite and PostgreSQL.
 
 Changes go through Alembic migrations in `core/migrations`.
 """

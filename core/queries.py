@@ -1,0 +1,499 @@
+"""Read-side queries over the aggregates (shared by the CLI report, the API and alerts).
+
+`theme_summary` comes first (pipeline helper); other query functions follow below it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import and_, case, func, literal, or_, select, union_all
+from sqlalchemy.orm import Session
+
+from core.models import Alert, Analysis, DailyAggregate, Feedback, ThemeMention, Topic
+
+if TYPE_CHECKING:
+    from nlp.taxonomy import Taxonomy
+
+ALL_THEMES = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class ThemeRow:
+    """One theme over a period, compared with the previous period of the same length."""
+
+    theme: str
+    label: str
+    volume: int
+    negatives: int
+    neutrals: int
+    positives: int
+    negative_share: float  # negatives / volume
+    net_sentiment: float  # (positives - negatives) / volume, in -1..1
+    mean_rating: float | None
+    severity_mean: float | None
+    previous_volume: int
+    previous_negative_share: float
+    volume_change: float | None  # relative change of volume; None when previous volume is 0
+    negative_share_change: float  # difference in share points (0.10 = +10 points)
+
+
+@dataclass
+class _Sums:
+    volume: int = 0
+    negatives: int = 0
+    neutrals: int = 0
+    positives: int = 0
+    rating_sum: float = 0.0
+    rating_count: int = 0
+    severity_sum: float = 0.0
+
+    def add(self, row: _Sums | tuple) -> None:
+        values = (
+            row
+            if isinstance(row, tuple)
+            else (
+                row.volume,
+                row.negatives,
+                row.neutrals,
+                row.positives,
+                row.rating_sum,
+                row.rating_count,
+                row.severity_sum,
+            )
+        )
+        self.volume += int(values[0] or 0)
+        self.negatives += int(values[1] or 0)
+        self.neutrals += int(values[2] or 0)
+        self.positives += int(values[3] or 0)
+        self.rating_sum += float(values[4] or 0.0)
+        self.rating_count += int(values[5] or 0)
+        self.severity_sum += float(values[6] or 0.0)
+
+    @property
+    def negative_share(self) -> float:
+        return self.negatives / self.volume if self.volume else 0.0
+
+
+def _period_sums(
+    session: Session,
+    start: date,
+    end: date,
+    channel: str | None,
+    source: str | None,
+) -> dict[str, _Sums]:
+    stmt = (
+        select(
+            DailyAggregate.theme,
+            func.sum(DailyAggregate.volume),
+            func.sum(DailyAggregate.negatives),
+            func.sum(DailyAggregate.neutrals),
+            func.sum(DailyAggregate.positives),
+            func.sum(DailyAggregate.rating_sum),
+            func.sum(DailyAggregate.rating_count),
+            func.sum(DailyAggregate.severity_sum),
+        )
+        .where(DailyAggregate.day >= start, DailyAggregate.day <= end)
+        .group_by(DailyAggregate.theme)
+    )
+    if channel:
+        stmt = stmt.where(DailyAggregate.channel == channel)
+    if source:
+        stmt = stmt.where(DailyAggregate.source == source)
+    return {theme: _Sums(*[v or 0 for v in values]) for theme, *values in session.execute(stmt)}
+
+
+def _row(theme: str, label: str, cur: _Sums, prev: _Sums) -> ThemeRow:
+    return ThemeRow(
+        theme=theme,
+        label=label,
+        volume=cur.volume,
+        negatives=cur.negatives,
+        neutrals=cur.neutrals,
+        positives=cur.positives,
+        negative_share=cur.negative_share,
+        net_sentiment=(cur.positives - cur.negatives) / cur.volume if cur.volume else 0.0,
+        mean_rating=cur.rating_sum / cur.rating_count if cur.rating_count else None,
+        severity_mean=cur.severity_sum / cur.volume if cur.volume else None,
+        previous_volume=prev.volume,
+        previous_negative_share=prev.negative_share,
+        volume_change=(cur.volume - prev.volume) / prev.volume if prev.volume else None,
+        negative_share_change=cur.negative_share - prev.negative_share,
+    )
+
+
+def theme_summary(
+    session: Session,
+    *,
+    start: date,
+    end: date,
+    channel: str | None = None,
+    source: str | None = None,
+    taxonomy: Taxonomy | None = None,
+    include_total: bool = False,
+) -> list[ThemeRow]:
+    """Per-theme figures for [start, end] (inclusive) vs the previous period of equal length.
+
+    With a taxonomy, former ids (renamed/merged themes) are folded into the current theme,
+    labels come from it and every active theme is listed, even at zero volume. Sorted by
+    negatives, then volume (descending). `include_total` appends the "*" row (all verbatims,
+    by document sentiment) last.
+    """
+    if end < start:
+        raise ValueError("end must not be before start")
+    length = (end - start).days + 1
+    prev_end = start - timedelta(days=1)
+    prev_start = prev_end - timedelta(days=length - 1)
+    current = _period_sums(session, start, end, channel, source)
+    previous = _period_sums(session, prev_start, prev_end, channel, source)
+
+    labels: dict[str, str] = {}
+    if taxonomy is not None:
+        labels = {t.id: t.label for t in taxonomy.active}
+
+    def fold(sums: dict[str, _Sums]) -> dict[str, _Sums]:
+        out: dict[str, _Sums] = {}
+        for theme, s in sums.items():
+            if theme == ALL_THEMES:
+                continue
+            resolved = taxonomy.resolve(theme) if taxonomy is not None else None
+            key = resolved.id if resolved is not None else theme
+            if resolved is not None:
+                labels.setdefault(key, resolved.label)
+            out.setdefault(key, _Sums()).add(s)
+        return out
+
+    cur, prev = fold(current), fold(previous)
+    themes = list(dict.fromkeys([*labels, *cur, *prev]))
+    rows = [_row(t, labels.get(t, t), cur.get(t, _Sums()), prev.get(t, _Sums())) for t in themes]
+    rows.sort(key=lambda r: (-r.negatives, -r.volume, r.theme))
+    if include_total:
+        rows.append(
+            _row(
+                ALL_THEMES,
+                "Tous les verbatims",
+                current.get(ALL_THEMES, _Sums()),
+                previous.get(ALL_THEMES, _Sums()),
+            )
+        )
+    return rows
+
+
+def latest_day(session: Session) -> date | None:
+    """The last day that has aggregates (None on an empty database)."""
+    return session.execute(select(func.max(DailyAggregate.day))).scalar_one_or_none()
+
+
+# --- API read queries (service helper): /themes drill-down, verbatims, topics, alerts --------
+
+_STOPWORDS = frozenset(
+    """au aux avec ce ces cette dans de des du elle en et eux il ils je la le les leur lui ma
+    mais me meme mes moi mon ne nos notre nous on ou par pas pour qu que qui sa se ses son sur ta
+    te tes toi ton tu un une vos votre vous est sont ete etre avoir ai as avons avez ont plus
+    tres trop bien tout tous toute toutes fait faire comme alors aussi encore deja jamais rien
+    car donc sans sous chez cela ceci ca ça été être très déjà même là où non oui si y a été
+    the and for with this that was not you are have has had its our your their from they
+    quand apres après avant depuis toujours vraiment peu bcp tjrs svp jms pb""".split()  # noqa: SIM905
+)
+_WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
+_ELISION = re.compile(r"\b(?:[ldjmnstc]|qu|jusqu|lorsqu|puisqu)['’]", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class DayPoint:
+    day: date
+    volume: int
+    negatives: int
+    neutrals: int
+    positives: int
+
+
+@dataclass(frozen=True, slots=True)
+class VerbatimRow:
+    mention_id: int
+    feedback_id: int
+    created_at: datetime
+    day: date
+    channel: str
+    source: str
+    rating: float | None
+    text: str
+    polarity: str
+    score: float
+    sentiment: str
+    severity: float
+    evidence_start: int | None
+    evidence_end: int | None
+    evidence_text: str | None
+
+
+def theme_keys(taxonomy: Taxonomy | None, theme_id: str) -> list[str]:
+    """Every stored id that counts for a theme: its id and its former ids (aliases)."""
+    theme = taxonomy.resolve(theme_id) if taxonomy is not None else None
+    return [theme.id, *theme.aliases] if theme is not None else [theme_id]
+
+
+def daily_series(
+    session: Session,
+    *,
+    start: date,
+    end: date,
+    channel: str | None = None,
+    source: str | None = None,
+    themes: Sequence[str] | None = None,
+    taxonomy: Taxonomy | None = None,
+) -> dict[str, list[DayPoint]]:
+    """Dense per-day figures for [start, end] per theme (former ids folded with a taxonomy)."""
+    stmt = (
+        select(
+            DailyAggregate.theme,
+            DailyAggregate.day,
+            func.sum(DailyAggregate.volume),
+            func.sum(DailyAggregate.negatives),
+            func.sum(DailyAggregate.neutrals),
+            func.sum(DailyAggregate.positives),
+        )
+        .where(DailyAggregate.day >= start, DailyAggregate.day <= end)
+        .group_by(DailyAggregate.theme, DailyAggregate.day)
+    )
+    if themes is not None:
+        stmt = stmt.where(DailyAggregate.theme.in_(list(themes)))
+    if channel:
+        stmt = stmt.where(DailyAggregate.channel == channel)
+    if source:
+        stmt = stmt.where(DailyAggregate.source == source)
+    sums: dict[str, dict[date, list[int]]] = {}
+    for theme, day, *values in session.execute(stmt):
+        resolved = taxonomy.resolve(theme) if taxonomy is not None and theme != ALL_THEMES else None
+        key = resolved.id if resolved is not None else theme
+        acc = sums.setdefault(key, {}).setdefault(day, [0, 0, 0, 0])
+        for i, v in enumerate(values):
+            acc[i] += int(v or 0)
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    return {
+        key: [DayPoint(d, *by_day.get(d, (0, 0, 0, 0))) for d in days]
+        for key, by_day in sums.items()
+    }
+
+
+def open_alerts_by_theme(session: Session, taxonomy: Taxonomy | None = None) -> dict[str, Alert]:
+    """The most severe open alert per (current) theme id."""
+    rank = {"critical": 4, "high": 3, "medium": 2, "low": 1}
+    out: dict[str, Alert] = {}
+    for alert in session.execute(select(Alert).where(Alert.status == "open")).scalars():
+        resolved = taxonomy.resolve(alert.theme) if taxonomy is not None else None
+        key = resolved.id if resolved is not None else alert.theme
+        kept = out.get(key)
+        if kept is None or rank.get(alert.severity, 0) > rank.get(kept.severity, 0):
+            out[key] = alert
+    return out
+
+
+def top_keywords(
+    session: Session,
+    theme_ids: Sequence[str],
+    *,
+    start: date,
+    end: date,
+    channel: str | None = None,
+    source: str | None = None,
+    limit: int = 5,
+    sample: int = 120,
+) -> list[str]:
+    """Most frequent content words in the theme's evidence spans (latest `sample` mentions)."""
+    found = top_keywords_many(
+        session, {"_": theme_ids}, start=start, end=end, channel=channel, source=source,
+        limit=limit, sample=sample,
+    )
+    return found.get("_", [])
+
+
+def top_keywords_many(
+    session: Session,
+    themes: Mapping[str, Sequence[str]],
+    *,
+    start: date,
+    end: date,
+    channel: str | None = None,
+    source: str | None = None,
+    limit: int = 5,
+    sample: int = 120,
+) -> dict[str, list[str]]:
+    """`top_keywords` for several themes (name -> stored ids) in one SQL round trip.
+
+    Sampling the latest mentions per theme keeps this bounded on large databases (index on
+    theme, day); identical spans are counted by SQL and tokenised once.
+    """
+    if not themes:
+        return {}
+    parts = []
+    for name, ids in themes.items():
+        latest = (
+            select(ThemeMention.evidence_text.label("text"))
+            .where(
+                ThemeMention.theme.in_(list(ids)),
+                ThemeMention.day >= start,
+                ThemeMention.day <= end,
+                ThemeMention.evidence_text.is_not(None),
+            )
+            .order_by(ThemeMention.day.desc())
+            .limit(sample)
+        )
+        if channel or source:
+            latest = latest.join(Feedback, Feedback.id == ThemeMention.feedback_id)
+            if channel:
+                latest = latest.where(Feedback.channel == channel)
+            if source:
+                latest = latest.where(Feedback.source == source)
+        sub = latest.subquery()
+        parts.append(select(literal(name).label("theme"), sub.c.text))
+    spans = union_all(*parts).subquery()
+    grouped = select(spans.c.theme, spans.c.text, func.count()).group_by(
+        spans.c.theme, spans.c.text
+    )
+    counts: dict[str, Counter[str]] = {name: Counter() for name in themes}
+    for name, text, n in session.execute(grouped):
+        words = _WORD.findall(_ELISION.sub(" ", text.lower()))
+        for word in {w for w in words if w not in _STOPWORDS}:
+            counts[name][word] += n
+    return {
+        name: [w for w, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+        for name, c in counts.items()
+    }
+
+
+def theme_verbatims(
+    session: Session,
+    theme_ids: Sequence[str],
+    *,
+    limit: int = 20,
+    after: tuple[date, int] | None = None,
+    polarity: str | None = None,
+    severity_min: float | None = None,
+    channel: str | None = None,
+    source: str | None = None,
+    start: date | None = None,
+    end: date | None = None,
+) -> tuple[list[VerbatimRow], tuple[date, int] | None]:
+    """Newest-first verbatims mentioning a theme; keyset pagination on (day, mention id).
+
+    Returns (rows, cursor of the next page or None).
+    """
+    stmt = (
+        select(
+            ThemeMention.id,
+            ThemeMention.feedback_id,
+            Feedback.created_at,
+            ThemeMention.day,
+            Feedback.channel,
+            Feedback.source,
+            Feedback.rating,
+            Feedback.text,
+            ThemeMention.polarity,
+            ThemeMention.score,
+            Analysis.sentiment,
+            Analysis.severity,
+            ThemeMention.evidence_start,
+            ThemeMention.evidence_end,
+            ThemeMention.evidence_text,
+        )
+        .join(Feedback, Feedback.id == ThemeMention.feedback_id)
+        .join(Analysis, Analysis.id == ThemeMention.analysis_id)
+        .where(ThemeMention.theme.in_(list(theme_ids)))
+        .order_by(ThemeMention.day.desc(), ThemeMention.id.desc())
+        .limit(limit + 1)
+    )
+    if after is not None:
+        day, mention_id = after
+        stmt = stmt.where(
+            or_(ThemeMention.day < day, and_(ThemeMention.day == day, ThemeMention.id < mention_id))
+        )
+    if polarity:
+        stmt = stmt.where(ThemeMention.polarity == polarity)
+    if severity_min is not None:
+        stmt = stmt.where(Analysis.severity >= severity_min)
+    if channel:
+        stmt = stmt.where(Feedback.channel == channel)
+    if source:
+        stmt = stmt.where(Feedback.source == source)
+    if start is not None:
+        stmt = stmt.where(ThemeMention.day >= start)
+    if end is not None:
+        stmt = stmt.where(ThemeMention.day <= end)
+    rows = [VerbatimRow(*r) for r in session.execute(stmt)]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    cursor = (rows[-1].day, rows[-1].mention_id) if more and rows else None
+    return rows, cursor
+
+
+def list_topics(
+    session: Session, *, emerging: bool | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[Topic], int]:
+    """Topics, emerging first then by size; returns (page, total)."""
+    stmt = select(Topic)
+    count = select(func.count()).select_from(Topic)
+    if emerging is not None:
+        stmt = stmt.where(Topic.is_emerging.is_(emerging))
+        count = count.where(Topic.is_emerging.is_(emerging))
+    stmt = stmt.order_by(Topic.is_emerging.desc(), Topic.size.desc(), Topic.id).limit(limit)
+    rows = list(session.execute(stmt.offset(offset)).scalars())
+    return rows, int(session.execute(count).scalar_one())
+
+
+def list_alerts(
+    session: Session,
+    *,
+    status: str | None = None,
+    themes: Sequence[str] | None = None,
+    limit: int = 50,
+    before_id: int | None = None,
+) -> tuple[list[Alert], int | None]:
+    """Alerts, newest first; keyset pagination on id. Returns (page, next cursor id or None)."""
+    stmt = select(Alert).order_by(Alert.id.desc()).limit(limit + 1)
+    if status:
+        stmt = stmt.where(Alert.status == status)
+    if themes is not None:
+        stmt = stmt.where(Alert.theme.in_(list(themes)))
+    if before_id is not None:
+        stmt = stmt.where(Alert.id < before_id)
+    rows = list(session.execute(stmt).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more and rows else None)
+
+
+def feedback_count(session: Session) -> int:
+    return int(session.execute(select(func.count()).select_from(Feedback)).scalar_one())
+
+
+def aggregates_version(session: Session) -> tuple[int, int]:
+    """Changes whenever `daily_aggregates` is rebuilt (rows are deleted and re-inserted):
+    a cheap key for caches of values derived from the aggregated data."""
+    # max/min of the primary key are O(log n) (count(*) would scan the table): a rebuild
+    # deletes rows and inserts new ones with higher ids.
+    # (Two scalar subqueries: SQLite only uses the index shortcut for a lone min() or max().)
+    top, bottom = session.execute(
+        select(
+            select(func.max(DailyAggregate.id)).scalar_subquery(),
+            select(func.min(DailyAggregate.id)).scalar_subquery(),
+        )
+    ).one()
+    return int(top or 0), int(bottom or 0)
+
+
+def alerts_version(session: Session) -> tuple[int, str, int]:
+    """Changes whenever an alert is added, updated (updated_at) or changes status."""
+    count, updated, opened = session.execute(
+        select(
+            func.count(),
+            func.max(Alert.updated_at),
+            func.coalesce(func.sum(case((Alert.status == "open", 1), else_=0)), 0),
+        ).select_from(Alert)
+    ).one()
+    return int(count or 0), str(updated), int(opened or 0)

@@ -1,0 +1,432 @@
+"""Write side of storage: validate + prepare feedback rows, insert them with dedup, quarantine
+rejected rows, and track ingestion runs (watermark = resume point).
+
+`prepare_feedback` is the single place where an input row becomes a stored verbatim, so the
+file ingester and the HTTP API store exactly the same thing: text normalised and PII-masked
+before it ever reaches the database, language detected, dedup key computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core.models import Feedback, IngestionRun, Quarantine
+
+CHANNELS = ("review", "social", "complaint", "survey")
+# Canonical input fields; anything else in a row is kept in `meta`.
+FIELDS = ("text", "id", "created_at", "rating", "customer", "channel", "title")
+MAX_EXTERNAL_ID = 200
+MAX_META_VALUE = 1_000
+MAX_RAW = 2_000
+MIN_YEAR = 1990
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a row cannot be stored. `reason` is a stable code; `detail` is for humans."""
+
+    reason: str
+    field: str | None = None
+    detail: str = ""
+
+    @property
+    def message(self) -> str:
+        return f"{self.reason}: {self.detail}" if self.detail else self.reason
+
+
+class InvalidValue(ValueError):
+    pass
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands datetimes back naive; everything we store is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+_DMY = re.compile(r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4})(?:[ T,]+(\d{1,2})[:h](\d{2})(?::(\d{2}))?)?")
+_COMPACT = re.compile(r"(19|20)\d{6}")  # 20261103: ISO basic format, not an epoch
+_PERSONAL_TOKENS = re.compile(r"<(EMAIL|PHONE|CARD|IBAN)>")
+_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+
+
+def parse_datetime(value: Any, *, now: datetime | None = None) -> datetime:
+    """ISO 8601, `YYYY-MM-DD`, `DD/MM/YYYY[ HH:MM[:SS]]` (or with - .), epoch s/ms -> UTC.
+
+    Naive times are taken as UTC. Dates before 1990 or more than a day ahead are rejected.
+    """
+    now = now or utcnow()
+    if isinstance(value, bool):
+        raise InvalidValue(f"{value!r} is not a date")
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, int | float) or (
+        _NUMBER.fullmatch(str(value).strip()) and not _COMPACT.fullmatch(str(value).strip())
+    ):
+        number = float(value)
+        if not math.isfinite(number):
+            raise InvalidValue(f"{value!r} is not a date")
+        if abs(number) > 1e11:  # milliseconds
+            number /= 1000.0
+        try:
+            parsed = datetime.fromtimestamp(number, tz=UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise InvalidValue(f"{value!r} is not a date") from exc
+    else:
+        text = str(value).strip()
+        if not text:
+            raise InvalidValue("empty date")
+        match = _DMY.fullmatch(text)
+        try:
+            if match:
+                d, _sep, m, y, hh, mm, ss = match.groups()
+                parsed = datetime(int(y), int(m), int(d), int(hh or 0), int(mm or 0), int(ss or 0))
+            else:
+                parsed = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise InvalidValue(f"{text[:40]!r} is not a date") from exc
+    parsed = as_utc(parsed)
+    if parsed.year < MIN_YEAR:
+        raise InvalidValue(f"{value!r} is before {MIN_YEAR}")
+    if parsed > now + timedelta(days=1):
+        raise InvalidValue(f"{value!r} is in the future")
+    return parsed
+
+
+def parse_rating(value: Any) -> float | None:
+    """A number in 0..10 (stars 1-5 or a 0-10 score), kept as given; "4,5" and "4/5" accepted."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise InvalidValue(f"{value!r} is not a rating")
+    if isinstance(value, int | float):
+        number = float(value)
+    else:
+        text = str(value).strip().replace(",", ".")
+        if not text:
+            return None
+        if "/" in text:  # "4/5", "8/10": keep the numerator
+            text = text.split("/", 1)[0].strip()
+        try:
+            number = float(text)
+        except ValueError as exc:
+            raise InvalidValue(f"{str(value)[:40]!r} is not a number") from exc
+    if not math.isfinite(number) or not 0.0 <= number <= 10.0:
+        raise InvalidValue(f"{value!r} is outside 0..10")
+    return number
+
+
+def _text_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise InvalidValue(f"expected text, got {type(value).__name__}")
+
+
+def _clean(text: str) -> str:
+    """Drop NUL (PostgreSQL refuses it in text) and lone surrogates (JSON "\\ud800" escapes,
+    which no database driver can encode)."""
+    text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", errors="replace").decode("utf-8")
+    return text
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _meta_value(value: Any, mask: Any) -> Any:
+    """Extra columns are kept, but free text in them is PII-masked and bounded too."""
+    if isinstance(value, str):
+        return mask(_clean(value[:MAX_META_VALUE]))
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return mask(_clean(str(value)[:MAX_META_VALUE]))
+
+
+def prepare_feedback(
+    fields: Mapping[str, Any],
+    *,
+    source: str,
+    channel: str,
+    max_text_chars: int,
+    extra: Mapping[str, Any] | None = None,
+    run_id: int | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any] | Rejection:
+    """Canonical fields (see FIELDS) -> column values for `feedback`, or why the row is rejected.
+
+    Dedup key: "id:<external id>" when the row has an id, else "h:" + sha256 of the normalised
+    text (+ the raw date and customer when the row has them, so that two customers who both
+    wrote "Très bien" on different days are not merged; re-reading a file still gives the same
+    key).
+    """
+    from nlp.text import detect_language, mask_pii, normalize_text
+
+    now = now or utcnow()
+    try:
+        raw_text = _text_value(fields.get("text"))
+        title = _text_value(fields.get("title")).strip()
+    except InvalidValue as exc:
+        return Rejection("bad_text", "text", str(exc))
+    if not (_encodable(raw_text) and _encodable(title)):
+        return Rejection("encoding_error", "text", "invalid unicode (lone surrogate)")
+    if title and raw_text.strip():
+        raw_text = f"{title}. {raw_text}"
+    elif title:
+        raw_text = title
+    if len(raw_text) > max_text_chars:
+        return Rejection("text_too_long", "text", f"{len(raw_text)} characters > {max_text_chars}")
+    text = _clean(normalize_text(raw_text))
+    if not text.strip():
+        return Rejection("empty_text", "text", "no text")
+
+    raw_date = fields.get("created_at")
+    if raw_date is None or (isinstance(raw_date, str) and not raw_date.strip()):
+        if "created_at" in fields:
+            return Rejection("bad_date", "created_at", "empty date")
+        created_at, raw_date = now, None
+    else:
+        try:
+            created_at = parse_datetime(raw_date, now=now)
+        except InvalidValue as exc:
+            return Rejection("bad_date", "created_at", str(exc))
+
+    try:
+        rating = parse_rating(fields.get("rating"))
+    except InvalidValue as exc:
+        return Rejection("bad_rating", "rating", str(exc))
+
+    row_channel = fields.get("channel")
+    if row_channel is not None and str(row_channel).strip():
+        row_channel = str(row_channel).strip().lower()
+        if row_channel not in CHANNELS:
+            return Rejection(
+                "bad_channel", "channel", f"{row_channel[:30]!r} not in {', '.join(CHANNELS)}"
+            )
+    else:
+        row_channel = channel
+
+    external = fields.get("id")
+    external_id = None if external is None else _clean(str(external)).strip() or None
+    customer_raw = fields.get("customer")
+    customer = None if customer_raw is None else _clean(str(customer_raw)).strip().lower() or None
+
+    content_hash = sha256(text)
+    if external_id and _PERSONAL_TOKENS.search(mask_pii(external_id)):
+        # An id that is an e-mail or a phone number is personal data: keep only its hash.
+        # (Long numeric ids look like order numbers to mask_pii; those are kept as they are.)
+        external_id = "sha256:" + sha256(external_id)
+    if external_id:
+        # Over-long ids are hashed so the key always fits its column.
+        key_id = external_id if len(external_id) <= MAX_EXTERNAL_ID else sha256(external_id)
+        dedup_key = f"id:{key_id}"
+        external_id = external_id[:MAX_EXTERNAL_ID]
+    else:
+        parts = [text]
+        if raw_date is not None:
+            parts.append(str(raw_date).strip())
+        if customer:
+            parts.append(customer)
+        dedup_key = "h:" + sha256(_clean("\x1f".join(parts)))
+
+    masked = mask_pii(text)
+    language, _confidence = detect_language(masked[:2000])  # the start is enough to tell
+    meta = {
+        str(k): _meta_value(v, mask_pii) for k, v in (extra or {}).items() if v not in ("", None)
+    }
+    return {
+        "source": source,
+        "channel": row_channel,
+        "external_id": external_id,
+        "dedup_key": dedup_key,
+        "created_at": created_at,
+        "ingested_at": now,
+        "rating": rating,
+        "text": masked,
+        "language": (language or "und")[:8],
+        "is_french": language == "fr",
+        "content_hash": content_hash,
+        "customer_key": sha256(customer) if customer else None,
+        "meta": meta,
+        "run_id": run_id,
+        "analyzed": False,
+    }
+
+
+def _insert(session: Session):  # type: ignore[no-untyped-def]
+    """INSERT ... ON CONFLICT DO NOTHING for the dialects we run on."""
+    name = session.get_bind().dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:  # pragma: no cover - other databases are not supported
+        raise RuntimeError(f"unsupported database dialect {name!r}")
+    return insert
+
+
+def insert_feedback(session: Session, rows: Sequence[dict[str, Any]]) -> tuple[int, int]:
+    """Insert prepared rows, skipping duplicates (same source + dedup_key), in the caller's
+    transaction. Returns (stored, duplicates)."""
+    if not rows:
+        return 0, 0
+    unique: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        unique.setdefault((row["source"], row["dedup_key"]), row)
+    existing: set[tuple[str, str]] = set()
+    by_source: dict[str, list[str]] = {}
+    for source, key in unique:
+        by_source.setdefault(source, []).append(key)
+    for source, keys in by_source.items():
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            found = session.execute(
+                select(Feedback.dedup_key).where(
+                    Feedback.source == source, Feedback.dedup_key.in_(chunk)
+                )
+            ).scalars()
+            existing.update((source, key) for key in found)
+    fresh = [row for key, row in unique.items() if key not in existing]
+    if fresh:
+        table = Feedback.__table__
+        values = [{("metadata" if k == "meta" else k): v for k, v in r.items()} for r in fresh]
+        # ON CONFLICT: a concurrent writer (API + job) may have stored the same key meanwhile.
+        stmt = _insert(session)(table).on_conflict_do_nothing(
+            index_elements=["source", "dedup_key"]
+        )
+        result = session.execute(stmt, values)
+        stored = (
+            result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(fresh)
+        )
+    else:
+        stored = 0
+    return stored, len(rows) - stored
+
+
+def add_quarantine(
+    session: Session,
+    items: Sequence[tuple[int | None, Rejection, str]],
+    *,
+    source: str,
+    run_id: int | None,
+    now: datetime | None = None,
+) -> int:
+    """Store rejected rows (row number, rejection, raw text); raw is truncated and PII-masked."""
+    if not items:
+        return 0
+    from nlp.text import mask_pii
+
+    now = now or utcnow()
+    session.add_all(
+        Quarantine(
+            run_id=run_id,
+            source=source,
+            row_number=number,
+            reason=rejection.message[:200],
+            field=rejection.field,
+            raw=mask_pii(_clean(raw[:MAX_RAW])),
+            created_at=now,
+        )
+        for number, rejection, raw in items
+    )
+    return len(items)
+
+
+# --- ingestion runs -------------------------------------------------------------------------
+
+
+def find_resumable_run(
+    session: Session, *, source: str, location: str, fingerprint: str | None
+) -> IngestionRun | None:
+    """The latest run of this exact file content (same source, path and fingerprint)."""
+    return session.execute(
+        select(IngestionRun)
+        .where(
+            IngestionRun.source == source,
+            IngestionRun.location == location,
+            IngestionRun.fingerprint == fingerprint,
+        )
+        .order_by(IngestionRun.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def start_run(
+    session: Session, *, source: str, channel: str, location: str, fingerprint: str | None
+) -> IngestionRun:
+    run = IngestionRun(
+        source=source,
+        channel=channel,
+        location=location,
+        fingerprint=fingerprint,
+        status="running",
+        started_at=utcnow(),
+        watermark=0,
+        rows_read=0,
+        rows_stored=0,
+        rows_duplicate=0,
+        rows_rejected=0,
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+def advance_run(
+    session: Session,
+    run_id: int,
+    *,
+    watermark: int,
+    read: int,
+    stored: int,
+    duplicates: int,
+    rejected: int,
+) -> None:
+    """Move the watermark and counters; called in the same transaction as the batch's rows."""
+    session.execute(
+        update(IngestionRun)
+        .where(IngestionRun.id == run_id)
+        .values(
+            watermark=watermark,
+            status="running",
+            rows_read=IngestionRun.rows_read + read,
+            rows_stored=IngestionRun.rows_stored + stored,
+            rows_duplicate=IngestionRun.rows_duplicate + duplicates,
+            rows_rejected=IngestionRun.rows_rejected + rejected,
+        )
+    )
+
+
+def finish_run(session: Session, run_id: int, *, status: str, error: str | None = None) -> None:
+    session.execute(
+        update(IngestionRun)
+        .where(IngestionRun.id == run_id)
+        .values(status=status, error=error[:2000] if error else None, finished_at=utcnow())
+    )

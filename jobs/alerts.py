@@ -1,0 +1,260 @@
+"""`verbatim alert`: deliver pending outbox messages to Slack incoming webhooks.
+
+Each message is claimed (pending -> sending) before it is posted and marked `sent` right after
+a 2xx, so two runs never post the same (alert, revision, route) twice. 429 honours
+Retry-After (bounded), 5xx and network errors back off exponentially for a few attempts;
+then the row stays pending with `next_attempt_at` so a later run delivers it. 4xx other than
+429 (bad webhook) are permanent: the row becomes `dead` with the error kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import session_scope
+from core.models import OutboxMessage
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    attempts_per_run: int = 4  # posts of one message within one run
+    max_retry_after_s: float = 30.0  # longest Retry-After we wait for inside a run
+    backoff_base_s: float = 1.0  # 1, 2, 4 ... seconds between 5xx retries within a run
+    backoff_max_s: float = 30.0
+    later_base_s: float = 300.0  # next run: 5 min, 10, 20 ... (capped at 6 h)
+    max_total_attempts: int = 30  # then the message is `dead`
+    timeout_s: float = 10.0
+    stale_claim_s: float = 600.0  # a `sending` row older than this was left by a crash
+
+
+@dataclass
+class DeliveryResult:
+    sent: int = 0
+    deferred: int = 0
+    dead: int = 0
+    skipped: int = 0  # not due yet
+    printed: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    if ts is None:
+        return None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def webhook_for(settings: Settings, route: str) -> str | None:
+    return settings.slack_webhooks.get(route) or settings.slack_webhooks.get("default")
+
+
+def _retry_after(resp: httpx.Response) -> float:
+    value = resp.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return 1.0
+
+
+def post_with_retries(
+    client: httpx.Client,
+    url: str,
+    payload: dict[str, Any],
+    policy: DeliveryPolicy,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[str, str | None, int]:
+    """Post once with bounded retries. Returns (outcome, error, posts) where outcome is
+    "sent", "retry" (try again in a later run) or "dead" (permanent failure)."""
+    error: str | None = None
+    posts = 0
+    for attempt in range(policy.attempts_per_run):
+        posts += 1
+        try:
+            resp = client.post(url, json=payload, timeout=policy.timeout_s)
+        except httpx.HTTPError as exc:
+            error = f"network error: {type(exc).__name__}: {exc}"
+            wait = min(policy.backoff_base_s * 2**attempt, policy.backoff_max_s)
+        else:
+            if 200 <= resp.status_code < 300:
+                return "sent", None, posts
+            body = resp.text[:200]
+            error = f"HTTP {resp.status_code}: {body}"
+            if resp.status_code == 429:
+                wait = _retry_after(resp)
+                if wait > policy.max_retry_after_s:
+                    return "retry", error + f" (Retry-After {wait:.0f}s: later run)", posts
+            elif resp.status_code >= 500:
+                wait = min(policy.backoff_base_s * 2**attempt, policy.backoff_max_s)
+            else:
+                return "dead", error, posts  # 4xx: bad URL / token / payload: retrying won't help
+        if attempt + 1 < policy.attempts_per_run:
+            sleep(wait)
+    return "retry", error, posts
+
+
+def _due(session: Session, now: datetime, policy: DeliveryPolicy) -> list[OutboxMessage]:
+    stale = now - timedelta(seconds=policy.stale_claim_s)
+    rows = (
+        session.execute(
+            select(OutboxMessage)
+            .where(or_(OutboxMessage.status == "pending", OutboxMessage.status == "sending"))
+            .order_by(OutboxMessage.id)
+        )
+        .scalars()
+        .all()
+    )
+    due = []
+    for row in rows:
+        nxt = _aware(row.next_attempt_at)
+        if row.status == "sending" and (nxt is None or nxt > stale):
+            continue  # claimed by a run still in progress
+        if row.status == "pending" and nxt is not None and nxt > now:
+            continue
+        due.append(row)
+    return due
+
+
+def _claim(
+    sessions: sessionmaker[Session], row_id: int, expected_status: str, now: datetime
+) -> bool:
+    """Atomically move a row to `sending`; False when another run got it first."""
+    with session_scope(sessions) as session:
+        res = session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id, OutboxMessage.status == expected_status)
+            .values(status="sending", next_attempt_at=now)
+        )
+        return (res.rowcount or 0) == 1
+
+
+def deliver_pending(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    *,
+    dry_run: bool = False,
+    policy: DeliveryPolicy | None = None,
+    client: httpx.Client | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    echo: Callable[[str], None] | None = None,
+) -> DeliveryResult:
+    """Send every due outbox message; `dry_run` prints the payloads and changes nothing."""
+    policy = policy or DeliveryPolicy()
+    result = DeliveryResult()
+    now = _now()
+    with session_scope(sessions) as session:
+        due = [
+            (r.id, r.route, r.status, r.payload, r.attempts, r.alert_id, r.revision)
+            for r in _due(session, now, policy)
+        ]
+    if dry_run:
+        for row_id, route, _status, payload, _a, alert_id, revision in due:
+            out = {
+                "outbox_id": row_id,
+                "alert_id": alert_id,
+                "revision": revision,
+                "route": route,
+                "webhook_configured": webhook_for(settings, route) is not None,
+                "payload": payload,
+            }
+            result.printed.append(out)
+            if echo:
+                echo(json.dumps(out, ensure_ascii=False))
+        return result
+    own_client = client is None
+    client = client or httpx.Client()
+    try:
+        for row_id, route, status, payload, attempts, _alert, _rev in due:
+            url = webhook_for(settings, route)
+            if url is None:
+                _finish(
+                    sessions,
+                    row_id,
+                    "pending",
+                    attempts,
+                    0,
+                    f"no webhook configured for route {route!r} nor 'default'",
+                    None,
+                    policy,
+                )
+                result.deferred += 1
+                continue
+            if not _claim(sessions, row_id, status, _now()):
+                result.skipped += 1
+                continue
+            try:
+                outcome, error, posts = post_with_retries(client, url, payload, policy, sleep)
+            except BaseException:
+                _finish(sessions, row_id, "pending", attempts, 1, "interrupted", None, policy)
+                raise
+            if outcome == "sent":
+                _finish(sessions, row_id, "sent", attempts, posts, None, _now(), policy)
+                result.sent += 1
+            elif outcome == "dead":
+                _finish(sessions, row_id, "dead", attempts, posts, error, None, policy)
+                result.dead += 1
+            else:
+                status_after = _finish(
+                    sessions, row_id, "pending", attempts, posts, error, None, policy
+                )
+                if status_after == "dead":
+                    result.dead += 1
+                else:
+                    result.deferred += 1
+    finally:
+        if own_client:
+            client.close()
+    log.info(
+        "alert delivery: %d sent, %d deferred, %d dead", result.sent, result.deferred, result.dead
+    )
+    return result
+
+
+def _finish(
+    sessions: sessionmaker[Session],
+    row_id: int,
+    status: str,
+    attempts: int,
+    posts: int,
+    error: str | None,
+    sent_at: datetime | None,
+    policy: DeliveryPolicy,
+) -> str:
+    total = attempts + posts
+    nxt: datetime | None = None
+    if status == "pending":
+        if total >= policy.max_total_attempts:
+            status = "dead"
+        else:
+            delay = min(
+                policy.later_base_s * 2 ** max(total // max(policy.attempts_per_run, 1) - 1, 0),
+                6 * 3600,
+            )
+            nxt = _now() + timedelta(seconds=delay) if posts else None
+    with session_scope(sessions) as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id)
+            .values(
+                status=status,
+                attempts=total,
+                last_error=error,
+                sent_at=sent_at,
+                next_attempt_at=nxt,
+            )
+        )
+    return status

@@ -1,0 +1,206 @@
+"""`verbatim enrich`: analyse stored feedback not analysed yet, batch by batch.
+
+Each batch writes its analyses, theme mentions and the `analyzed` flags in one transaction, so
+an interrupted run simply continues with the rows still marked `analyzed=False`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import session_scope
+from core.models import Analysis, Feedback, ThemeMention
+from core.settings import Settings
+from core.store import as_utc, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EnrichResult:
+    analyzed: int = 0
+    mentions: int = 0
+    model_version: str = ""
+    days: set[date] = field(default_factory=set)  # feedback days touched (for aggregation)
+    failed: int = 0  # verbatims the analyzer raised on (left for the next run)
+
+
+def _analyze(analyzer: Any, texts: list[str]) -> list[Any]:
+    """The batch at once; if it raises, text by text so one bad text cannot block the rest.
+    A failure on every text is an analyzer problem, not a data problem: it propagates."""
+    try:
+        docs = analyzer.analyze(texts)
+    except Exception:  # noqa: BLE001 - retried one by one below
+        docs = None
+    if docs is not None:
+        if len(docs) != len(texts):
+            raise RuntimeError(f"analyzer returned {len(docs)} results for {len(texts)} texts")
+        return list(docs)
+    out: list[Any] = []
+    last: Exception | None = None
+    for text in texts:
+        try:
+            out.append(analyzer.analyze([text])[0])
+        except Exception as exc:  # noqa: BLE001
+            out.append(None)
+            last = exc
+    if last is not None and all(d is None for d in out):
+        raise last
+    return out
+
+
+def _recurrent(session: Session, rows: Sequence[Any]) -> set[int]:
+    """Feedback ids whose customer already wrote before (an earlier verbatim, same key)."""
+    keys = {r.customer_key for r in rows if r.customer_key}
+    if not keys:
+        return set()
+    first: dict[str, tuple[datetime, int]] = {}
+    keys_list = sorted(keys)
+    for start in range(0, len(keys_list), 500):
+        chunk = keys_list[start : start + 500]
+        stmt = (
+            select(Feedback.customer_key, func.min(Feedback.created_at), func.min(Feedback.id))
+            .where(Feedback.customer_key.in_(chunk))
+            .group_by(Feedback.customer_key)
+        )
+        for key, created, fid in session.execute(stmt):
+            first[key] = (as_utc(created), fid)
+    out = set()
+    for r in rows:
+        if r.customer_key and r.customer_key in first:
+            created, fid = first[r.customer_key]
+            if as_utc(r.created_at) > created or (as_utc(r.created_at) == created and r.id != fid):
+                out.add(r.id)
+    return out
+
+
+def has_pending(sessions: sessionmaker[Session]) -> bool:
+    """Is any stored verbatim waiting for analysis?"""
+    with session_scope(sessions) as session:
+        first = session.execute(
+            select(Feedback.id).where(Feedback.analyzed.is_(False)).limit(1)
+        ).first()
+    return first is not None
+
+
+def enrich(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    *,
+    analyzer: Any | None = None,
+    batch_size: int | None = None,
+    limit: int | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    reanalyze: bool = False,
+    analyzer_factory: Callable[[], Any] | None = None,
+) -> EnrichResult:
+    """Analyse every feedback row with analyzed=False (at most `limit`). Returns counts + days.
+
+    Without `analyzer`, one is built (by `analyzer_factory`, else from settings) only when
+    there is something to analyse: loading models costs seconds. `reanalyze`: first mark
+    for analysis every verbatim with no analysis by this model version yet (a new model was
+    shipped); older analyses are kept, the latest one counts.
+    """
+    if analyzer is None:
+        if not reanalyze and not has_pending(sessions):
+            return EnrichResult()
+        if analyzer_factory is None:
+            from jobs.factory import build_analyzer
+
+            analyzer = build_analyzer(settings)
+        else:
+            analyzer = analyzer_factory()
+    size = batch_size or settings.batch_size
+    version = str(getattr(analyzer, "model_version", "unknown"))[:100]
+    result = EnrichResult(model_version=version)
+    if reanalyze:
+        with session_scope(sessions) as session:
+            done_by_this = select(Analysis.feedback_id).where(Analysis.model_version == version)
+            session.execute(
+                update(Feedback)
+                .where(Feedback.analyzed.is_(True), Feedback.id.not_in(done_by_this))
+                .values(analyzed=False)
+            )
+    cursor = 0
+    while limit is None or result.analyzed < limit:
+        take = size if limit is None else min(size, limit - result.analyzed)
+        with session_scope(sessions) as session:
+            rows = session.execute(
+                select(Feedback.id, Feedback.text, Feedback.created_at, Feedback.customer_key)
+                .where(Feedback.analyzed.is_(False), Feedback.id > cursor)
+                .order_by(Feedback.id)
+                .limit(take)
+            ).all()
+            if not rows:
+                break
+            cursor = rows[-1].id
+            docs = _analyze(analyzer, [r.text for r in rows])
+            failed = [r.id for r, d in zip(rows, docs, strict=True) if d is None]
+            if failed:
+                # Left analyzed=False (retried on the next run); the cursor moves past them.
+                result.failed += len(failed)
+                log.warning("analyzer failed on feedback ids %s", failed[:20])
+                pairs = [(r, d) for r, d in zip(rows, docs, strict=True) if d is not None]
+                rows, docs = [r for r, _ in pairs], [d for _, d in pairs]
+            ids = [r.id for r in rows]
+            done = set(
+                session.execute(
+                    select(Analysis.feedback_id).where(
+                        Analysis.feedback_id.in_(ids), Analysis.model_version == version
+                    )
+                ).scalars()
+            )
+            recurrent = _recurrent(session, rows)
+            now = utcnow()
+            for row, doc in zip(rows, docs, strict=True):
+                day = as_utc(row.created_at).date()
+                result.days.add(day)
+                if row.id in done:  # already analysed by this model version
+                    continue
+                analysis = Analysis(
+                    feedback_id=row.id,
+                    model_version=version,
+                    sentiment=doc.sentiment.label,
+                    sentiment_score=float(doc.sentiment.score),
+                    expected_stars=doc.sentiment.stars,
+                    severity=float(doc.severity),
+                    is_recurrent=row.id in recurrent,
+                    analyzed_at=now,
+                )
+                # One mention per theme and document (the most confident), so that volumes
+                # count verbatims, not clauses.
+                best: dict[str, Any] = {}
+                for mention in doc.themes:
+                    kept = best.get(mention.theme)
+                    if kept is None or mention.score > kept.score:
+                        best[mention.theme] = mention
+                for mention in best.values():
+                    span = mention.evidence
+                    analysis.mentions.append(
+                        ThemeMention(
+                            feedback_id=row.id,
+                            theme=mention.theme,
+                            polarity=mention.polarity,
+                            score=float(mention.score),
+                            day=day,
+                            evidence_start=span.start if span else None,
+                            evidence_end=span.end if span else None,
+                            evidence_text=span.text if span else None,
+                        )
+                    )
+                result.mentions += len(best)
+                session.add(analysis)
+            session.execute(update(Feedback).where(Feedback.id.in_(ids)).values(analyzed=True))
+        result.analyzed += len(rows)
+        if not rows:
+            continue
+        if on_batch is not None:
+            on_batch(result.analyzed)
+    return result

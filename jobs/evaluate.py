@@ -1,0 +1,241 @@
+"""`verbatim evaluate`: score the analyzer on a labelled JSONL file (scikit-learn metrics).
+
+Sentiment gold: `sentiment` (negative/neutral/positive) or `stars` (1-2 / 3 / 4-5).
+Theme gold: `themes` or `aspects` ({id: polarity}); rows without either are not theme-scored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nlp.analyzer import Analyzer
+from nlp.types import POLARITIES
+
+
+def stars_to_label(stars: Any) -> str | None:
+    try:
+        value = float(stars)
+    except (TypeError, ValueError):
+        return None
+    if value <= 2:
+        return "negative"
+    if value < 4:
+        return "neutral"
+    return "positive"
+
+
+def gold_sentiment(row: dict[str, Any]) -> str | None:
+    label = row.get("sentiment")
+    if isinstance(label, str) and label in POLARITIES:
+        return label
+    return stars_to_label(row.get("stars")) if "stars" in row else None
+
+
+def gold_themes(row: dict[str, Any]) -> dict[str, str] | None:
+    for key in ("themes", "aspects"):
+        value = row.get(key)
+        if isinstance(value, dict):
+            return {str(k): str(v) for k, v in value.items()}
+    return None
+
+
+@dataclass
+class EvalRows:
+    texts: list[str] = field(default_factory=list)
+    sentiment: list[str | None] = field(default_factory=list)
+    themes: list[dict[str, str] | None] = field(default_factory=list)
+    ids: list[Any] = field(default_factory=list)
+    skipped: int = 0
+
+
+def read_rows(path: Path, limit: int | None = None) -> EvalRows:
+    rows = EvalRows()
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if limit is not None and len(rows.texts) >= limit:
+                break
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                rows.skipped += 1
+                continue
+            text = row.get("text") if isinstance(row, dict) else None
+            if not isinstance(text, str) or not text.strip():
+                rows.skipped += 1
+                continue
+            rows.texts.append(text)
+            rows.sentiment.append(gold_sentiment(row))
+            rows.themes.append(gold_themes(row))
+            rows.ids.append(row.get("id"))
+    return rows
+
+
+def _batches(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(n, start + size))
+
+
+def sentiment_metrics(gold: list[str], pred: list[str]) -> dict[str, Any]:
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
+    )
+
+    labels = list(POLARITIES)
+    p, r, f, s = precision_recall_fscore_support(gold, pred, labels=labels, zero_division=0)
+    return {
+        "n": len(gold),
+        "accuracy": round(float(accuracy_score(gold, pred)), 4),
+        "macro_f1": round(
+            float(f1_score(gold, pred, labels=labels, average="macro", zero_division=0)), 4
+        ),
+        "per_class": {
+            lab: {
+                "precision": round(float(p[i]), 4),
+                "recall": round(float(r[i]), 4),
+                "f1": round(float(f[i]), 4),
+                "support": int(s[i]),
+            }
+            for i, lab in enumerate(labels)
+        },
+        "labels": labels,
+        "confusion": confusion_matrix(gold, pred, labels=labels).tolist(),  # rows = gold
+    }
+
+
+def theme_metrics(
+    gold: list[dict[str, str]], pred: list[dict[str, str]], theme_ids: list[str]
+) -> dict[str, Any]:
+    import numpy as np
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+    ids = sorted(set(theme_ids) | {k for g in gold for k in g} | {k for p in pred for k in p})
+    y_true = np.array([[1 if t in g else 0 for t in ids] for g in gold], dtype=int)
+    y_pred = np.array([[1 if t in p else 0 for t in ids] for p in pred], dtype=int)
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, zero_division=0)
+    supported = [i for i, sup in enumerate(s) if sup > 0]
+    macro = float(np.mean([f[i] for i in supported])) if supported else 0.0
+    both = [(g[t], q[t]) for g, q in zip(gold, pred, strict=True) for t in g if t in q]
+    pol_acc = sum(1 for a, b in both if a == b) / len(both) if both else 0.0
+    return {
+        "n": len(gold),
+        "micro_f1": round(float(f1_score(y_true, y_pred, average="micro", zero_division=0)), 4),
+        "macro_f1": round(macro, 4),
+        "polarity_accuracy": round(pol_acc, 4),
+        "polarity_n": len(both),
+        "exact_match": round(
+            sum(1 for g, q in zip(gold, pred, strict=True) if set(g) == set(q)) / max(1, len(gold)),
+            4,
+        ),
+        "per_theme": {
+            t: {
+                "precision": round(float(p[i]), 4),
+                "recall": round(float(r[i]), 4),
+                "f1": round(float(f[i]), 4),
+                "support": int(s[i]),
+                "predicted": int(y_pred[:, i].sum()),
+            }
+            for i, t in enumerate(ids)
+        },
+    }
+
+
+def evaluate(
+    analyzer: Analyzer, rows: EvalRows, batch_size: int = 128, errors_path: Path | None = None
+) -> dict[str, Any]:
+    pred_sent: list[str] = []
+    pred_themes: list[dict[str, str]] = []
+    for part in _batches(len(rows.texts), batch_size):
+        for doc in analyzer.analyze(rows.texts[part]):
+            pred_sent.append(doc.sentiment.label)
+            pred_themes.append({m.theme: m.polarity for m in doc.themes})
+    result: dict[str, Any] = {
+        "model_version": analyzer.model_version,
+        "rows": len(rows.texts),
+        "skipped": rows.skipped,
+    }
+    s_idx = [i for i, g in enumerate(rows.sentiment) if g is not None]
+    if s_idx:
+        result["sentiment"] = sentiment_metrics(
+            [rows.sentiment[i] for i in s_idx], [pred_sent[i] for i in s_idx]
+        )
+    t_idx = [i for i, g in enumerate(rows.themes) if g is not None]
+    if t_idx:
+        gold = [_resolve(rows.themes[i], analyzer) for i in t_idx]
+        result["themes"] = theme_metrics(
+            gold, [pred_themes[i] for i in t_idx], analyzer.taxonomy.ids
+        )
+    if errors_path is not None:
+        with errors_path.open("w", encoding="utf-8") as fh:
+            for i, text in enumerate(rows.texts):
+                g_t = _resolve(rows.themes[i], analyzer) if rows.themes[i] is not None else None
+                wrong_s = rows.sentiment[i] is not None and rows.sentiment[i] != pred_sent[i]
+                wrong_t = g_t is not None and g_t != pred_themes[i]
+                if wrong_s or wrong_t:
+                    fh.write(
+                        json.dumps(
+                            {
+                                "id": rows.ids[i],
+                                "text": text,
+                                "gold_sentiment": rows.sentiment[i],
+                                "pred_sentiment": pred_sent[i],
+                                "gold_themes": g_t,
+                                "pred_themes": pred_themes[i],
+                            },
+                            ensure_ascii=False,
+                        )
+                        + "\n"
+                    )
+    return result
+
+
+def _resolve(themes: dict[str, str], analyzer: Analyzer) -> dict[str, str]:
+    """Gold ids through taxonomy aliases (a renamed theme still scores)."""
+    out = {}
+    for key, pol in themes.items():
+        theme = analyzer.taxonomy.resolve(key)
+        out[theme.id if theme else key] = pol
+    return out
+
+
+def format_report(result: dict[str, Any]) -> str:
+    lines = [
+        f"model: {result['model_version']}  rows: {result['rows']}  skipped: {result['skipped']}"
+    ]
+    sent = result.get("sentiment")
+    if sent:
+        lines.append("")
+        lines.append(
+            f"SENTIMENT  n={sent['n']}  accuracy={sent['accuracy']:.4f}"
+            f"  macro-F1={sent['macro_f1']:.4f}"
+        )
+        lines.append(f"  {'class':<10}{'P':>8}{'R':>8}{'F1':>8}{'n':>7}")
+        for lab, m in sent["per_class"].items():
+            lines.append(
+                f"  {lab:<10}{m['precision']:>8.3f}{m['recall']:>8.3f}{m['f1']:>8.3f}"
+                f"{m['support']:>7}"
+            )
+        lines.append("  confusion (rows = gold, cols = predicted: neg neu pos)")
+        for lab, row in zip(sent["labels"], sent["confusion"], strict=True):
+            lines.append(f"  {lab:<10}" + "".join(f"{v:>7}" for v in row))
+    th = result.get("themes")
+    if th:
+        lines.append("")
+        lines.append(
+            f"THEMES  n={th['n']}  micro-F1={th['micro_f1']:.4f}"
+            f"  macro-F1={th['macro_f1']:.4f}  polarity-acc={th['polarity_accuracy']:.4f}"
+            f" (on {th['polarity_n']} found)  exact={th['exact_match']:.4f}"
+        )
+        lines.append(f"  {'theme':<24}{'P':>8}{'R':>8}{'F1':>8}{'gold':>7}{'pred':>7}")
+        for t, m in th["per_theme"].items():
+            lines.append(
+                f"  {t:<24}{m['precision']:>8.3f}{m['recall']:>8.3f}{m['f1']:>8.3f}"
+                f"{m['support']:>7}{m['predicted']:>7}"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""Build the analysis stack once from settings (used by CLI jobs, the pipeline and the API)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from core.settings import Settings
+from nlp.analyzer import Analyzer, DocAnalysis
+from nlp.taxonomy import Taxonomy, load_taxonomy
+
+log = logging.getLogger(__name__)
+
+
+def load_spacy(name: str = "fr_core_news_sm") -> Any | None:
+    """spaCy French pipeline for lemmas (parser/NER off), or None when it cannot load."""
+    try:
+        import spacy
+
+        return spacy.load(name, disable=["parser", "ner"])
+    except Exception as exc:  # noqa: BLE001 - any failure: fall back to the light stemmer
+        log.warning("spaCy %s unavailable (%s); theme seeds use the light stemmer", name, exc)
+        return None
+
+
+def build_theme_model(taxonomy: Taxonomy, themes_model: Path | None, sentiment: Any) -> Any:
+    """Rules, or a trained theme head: `themes_model` if given, else the packaged default head
+    when one is installed and fits the taxonomy (any failure there falls back to the rules)."""
+    from nlp.sentiment.lexicon import LexiconSentiment
+    from nlp.themes import RuleThemeDetector
+
+    scorer = sentiment if isinstance(sentiment, LexiconSentiment) else LexiconSentiment()
+    nlp = load_spacy()
+    if themes_model is not None:
+        from nlp.themes.learned import load_theme_model
+
+        return load_theme_model(Path(themes_model), taxonomy, nlp=nlp, scorer=scorer)
+    try:
+        from nlp.themes.learned import default_model_dir, load_theme_model
+
+        default = default_model_dir()
+        meta_file = default / "meta.json"
+        if meta_file.is_file():
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+            # The packaged head was trained for one taxonomy (e-commerce): never reuse its
+            # heads for another one (a restaurant "prix" is not an e-commerce "prix").
+            if (meta.get("taxonomy") or "ecommerce") == taxonomy.name:
+                return load_theme_model(default, taxonomy, nlp=nlp, scorer=scorer)
+    except Exception as exc:  # noqa: BLE001 - the rules always work
+        log.warning("packaged theme model unusable (%s); using the taxonomy rules", exc)
+    return RuleThemeDetector(taxonomy, nlp=nlp, scorer=scorer)
+
+
+def build_analyzer(settings: Settings, *, backend: str | None = None,
+                   taxonomy: Taxonomy | None = None,
+                   themes_model: Path | None = None) -> Analyzer:
+    """Analyzer for `backend` (default settings.sentiment_backend) and the given taxonomy."""
+    from nlp.sentiment import build_sentiment
+
+    taxonomy = taxonomy or load_taxonomy(settings.taxonomy_path)
+    name = backend or settings.sentiment_backend
+    sentiment = build_sentiment(name, settings=settings, model=settings.sentiment_model,
+                                model_dir=settings.resolved_model_dir)
+    themes = build_theme_model(taxonomy, themes_model or settings.themes_model, sentiment)
+    return Analyzer(sentiment, themes, taxonomy)
+
+
+def analysis_record(doc: DocAnalysis) -> dict:
+    """The JSON-able result of one document: {"sentiment": {...}, "themes": [...], ...}."""
+    sentiment: dict[str, Any] = {"label": doc.sentiment.label,
+                                 "score": round(float(doc.sentiment.score), 4)}
+    if doc.sentiment.stars is not None:
+        sentiment["stars"] = round(float(doc.sentiment.stars), 2)
+    themes = []
+    for m in doc.themes:
+        item: dict[str, Any] = {"id": m.theme, "polarity": m.polarity,
+                                "score": round(float(m.score), 4)}
+        if m.evidence is not None:
+            item["evidence"] = {"start": m.evidence.start, "end": m.evidence.end,
+                                "text": m.evidence.text}
+        themes.append(item)
+    return {"sentiment": sentiment, "themes": themes, "severity": doc.severity,
+            "language": doc.language}

@@ -1,0 +1,334 @@
+"""`verbatim ingest`: stream a CSV/JSONL file into `feedback`, in batches.
+
+Each batch commits its rows, its quarantined rows and the run's watermark in ONE transaction,
+so a crash loses at most the batch in flight and the next run of the same file resumes right
+after the last committed record: nothing lost, nothing doubled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import session_scope
+from core.settings import Settings
+from core.store import (
+    CHANNELS,
+    FIELDS,
+    Rejection,
+    add_quarantine,
+    advance_run,
+    find_resumable_run,
+    finish_run,
+    insert_feedback,
+    prepare_feedback,
+    start_run,
+    utcnow,
+)
+from jobs.readers import (
+    Format,
+    ReaderError,
+    check_encoding_name,
+    columns,
+    detect_format,
+    fingerprint,
+    iter_records,
+)
+
+# Column names recognised without a --map (compared case-insensitively).
+AUTO_COLUMNS: dict[str, tuple[str, ...]] = {
+    "text": (
+        "text",
+        "texte",
+        "verbatim",
+        "review",
+        "avis",
+        "comment",
+        "commentaire",
+        "message",
+        "content",
+        "contenu",
+        "body",
+    ),
+    "id": ("id", "review_id", "external_id", "uid", "identifiant"),
+    "created_at": (
+        "created_at",
+        "date",
+        "datetime",
+        "timestamp",
+        "created",
+        "published_at",
+        "date_avis",
+    ),
+    "rating": ("rating", "stars", "note", "score", "etoiles", "étoiles"),
+    "customer": ("customer", "customer_id", "client", "client_id", "order_id", "commande"),
+    "channel": ("channel", "canal"),
+    "title": ("title", "titre"),
+}
+
+# A hook gets (event, number): "row" after each record, "commit" just before a batch commits.
+Hook = Callable[[str, int], None]
+
+
+class MappingError(ValueError):
+    """The column mapping does not fit the file; raised before anything is written."""
+
+
+@dataclass
+class IngestResult:
+    run_id: int | None
+    path: str
+    read: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    resumed_from: int = 0  # watermark the run resumed after (0 = from the start)
+    skipped: bool = False  # this exact file content was already ingested completely
+    encoding_errors: int = 0  # rows rejected as not decodable (hint: --encoding)
+    reasons: dict[str, int] = dataclass_field(default_factory=dict)  # rejection code -> rows
+
+
+def parse_mapping(items: Sequence[str] | str | None) -> dict[str, str]:
+    """`text=col,id=col` (or several such options) -> {"text": "col", "id": "col"}."""
+    if not items:
+        return {}
+    if isinstance(items, str):
+        items = [items]
+    mapping: dict[str, str] = {}
+    for item in items:
+        for part in item.split(","):
+            if not part.strip():
+                continue
+            field, sep, column = part.partition("=")
+            field, column = field.strip(), column.strip()
+            if not sep or not field or not column:
+                raise MappingError(f"bad --map entry {part!r}: expected field=column")
+            mapping[field] = column
+    return mapping
+
+
+def resolve_mapping(file_columns: Sequence[str], explicit: Mapping[str, str]) -> dict[str, str]:
+    """Our field -> the file's column. Explicit entries must exist; the rest is auto-detected."""
+    unknown = sorted(set(explicit) - set(FIELDS))
+    if unknown:
+        raise MappingError(
+            f"unknown field(s) in --map: {', '.join(unknown)}; known: {', '.join(FIELDS)}"
+        )
+    available = list(file_columns)
+    missing = [f"{f}={c}" for f, c in explicit.items() if c not in available]
+    if missing:
+        raise MappingError(
+            f"column(s) not in the file: {', '.join(missing)}; "
+            f"file columns: {', '.join(available) or '(none)'}"
+        )
+    mapping = dict(explicit)
+    lowered = {c.lower().strip(): c for c in available}
+    used = set(mapping.values())
+    for field, names in AUTO_COLUMNS.items():
+        if field in mapping:
+            continue
+        for name in names:
+            column = lowered.get(name)
+            if column is not None and column not in used:
+                mapping[field] = column
+                used.add(column)
+                break
+    if "text" not in mapping:
+        raise MappingError(
+            "no text column found; name it with --map text=COLUMN "
+            f"(file columns: {', '.join(available) or '(none)'})"
+        )
+    return mapping
+
+
+def _split(fields: Mapping[str, Any], mapping: Mapping[str, str]) -> tuple[dict, dict]:
+    canonical = {field: fields.get(column) for field, column in mapping.items()}
+    mapped = set(mapping.values())
+    extra = {k: v for k, v in fields.items() if k not in mapped}
+    return canonical, extra
+
+
+def _blank(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return not any(
+            chunk.strip(b" \t\r\n\xef\xbb\xbf") for chunk in iter(lambda: fh.read(1 << 16), b"")
+        )
+
+
+class _Progress:
+    """Rich progress bar on stderr (bytes of the file), or nothing."""
+
+    def __init__(self, enabled: bool, total: int, label: str) -> None:
+        self.bar = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TextColumn("{task.fields[rows]} rows"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self.task = self.bar.add_task(label, total=total, rows=0)
+            self.bar.start()
+
+    def update(self, offset: int, rows: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=offset, rows=rows)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def ingest_file(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    path: Path | str,
+    *,
+    source: str,
+    channel: str = "review",
+    mapping: Mapping[str, str] | None = None,
+    force: bool = False,
+    hook: Hook | None = None,
+    progress: bool = False,
+    encoding: str = "utf-8",
+) -> IngestResult:
+    """Ingest one file; resumes an interrupted run of the same file content.
+
+    Raises MappingError / ReaderError / FileNotFoundError before writing anything when the
+    file or the mapping is unusable.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    if channel not in CHANNELS:
+        raise MappingError(f"unknown channel {channel!r}; use one of {', '.join(CHANNELS)}")
+    source = source.strip()
+    if not source or len(source) > 100:
+        raise MappingError("--source must be a non-empty name of at most 100 characters")
+    encoding = check_encoding_name(encoding)
+    fmt: Format = detect_format(path)
+    location = str(path.resolve())
+    file_columns = columns(path, fmt, encoding=encoding)
+    if not file_columns and _blank(path):
+        return IngestResult(None, location)  # an empty export: nothing to do, not an error
+    resolved = resolve_mapping(file_columns, mapping or {})
+    digest = fingerprint(path)
+
+    with session_scope(sessions) as session:
+        previous = find_resumable_run(session, source=source, location=location, fingerprint=digest)
+        if previous is not None and previous.status == "done" and not force:
+            return IngestResult(previous.id, location, skipped=True)
+        if previous is not None and previous.status in ("running", "failed") and not force:
+            run_id, watermark = previous.id, previous.watermark
+        else:
+            run = start_run(
+                session, source=source, channel=channel, location=location, fingerprint=digest
+            )
+            run_id, watermark = run.id, 0
+    result = IngestResult(run_id, location, resumed_from=watermark)
+
+    bar = _Progress(progress, path.stat().st_size, f"{source} ← {path.name}")
+    batch: list[dict[str, Any]] = []
+    rejected: list[tuple[int | None, Rejection, str]] = []
+    batch_read = 0
+    last = watermark
+
+    def flush() -> None:
+        nonlocal batch, rejected, batch_read
+        with session_scope(sessions) as session:
+            stored, dup = insert_feedback(session, batch)
+            add_quarantine(session, rejected, source=source, run_id=run_id)
+            advance_run(
+                session,
+                run_id,
+                watermark=last,
+                read=batch_read,
+                stored=stored,
+                duplicates=dup,
+                rejected=len(rejected),
+            )
+            if hook is not None:
+                hook("commit", last)
+        result.read += batch_read
+        result.stored += stored
+        result.duplicates += dup
+        result.rejected += len(rejected)
+        for _number, rejection, _raw in rejected:
+            result.reasons[rejection.reason] = result.reasons.get(rejection.reason, 0) + 1
+        batch, rejected, batch_read = [], [], 0
+
+    try:
+        now = utcnow()
+        for record in iter_records(path, fmt, encoding):
+            if record.number <= watermark:
+                continue  # committed by an earlier, interrupted run
+            last = record.number
+            batch_read += 1
+            if record.error is not None:
+                reason, field, detail = record.error
+                if reason == "encoding_error":
+                    result.encoding_errors += 1
+                rejected.append((record.number, Rejection(reason, field, detail), record.raw))
+            else:
+                canonical, extra = _split(record.fields or {}, resolved)
+                prepared = prepare_feedback(
+                    canonical,
+                    source=source,
+                    channel=channel,
+                    max_text_chars=settings.max_text_chars,
+                    extra=extra,
+                    run_id=run_id,
+                    now=now,
+                )
+                if isinstance(prepared, Rejection):
+                    rejected.append((record.number, prepared, record.raw))
+                else:
+                    batch.append(prepared)
+            if hook is not None:
+                hook("row", record.number)
+            if batch_read >= settings.batch_size:
+                flush()
+                bar.update(record.offset, result.read)
+                now = utcnow()
+        if batch_read:
+            flush()
+        with session_scope(sessions) as session:
+            finish_run(session, run_id, status="done")
+    except BaseException as exc:
+        # Keep what was committed; mark the run so the next one resumes after its watermark.
+        try:
+            with session_scope(sessions) as session:
+                finish_run(session, run_id, status="failed", error=f"{type(exc).__name__}: {exc}")
+        except Exception:  # the database itself may be what failed; the watermark stands
+            pass
+        raise
+    finally:
+        bar.close()
+    return result
+
+
+__all__ = [
+    "IngestResult",
+    "MappingError",
+    "ReaderError",
+    "ingest_file",
+    "parse_mapping",
+    "resolve_mapping",
+]

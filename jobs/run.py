@@ -1,0 +1,186 @@
+"""`verbatim run`: every configured source -> ingest -> enrich -> aggregate -> hooks -> report.
+
+With no source configured, a demo feed is generated once into data_dir and used, so that
+`verbatim run` works on a fresh machine with zero configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import session_scope
+from core.settings import Settings, SourceConfig
+from jobs.aggregate import aggregate
+from jobs.enrich import EnrichResult, enrich
+from jobs.ingest import IngestResult, MappingError, ReaderError, ingest_file
+
+log = logging.getLogger(__name__)
+
+DEMO_SOURCE = "demo"
+DEMO_MAPPING = {"channel": "channel"}
+
+
+@dataclass
+class RunSummary:
+    ingested: list[tuple[SourceConfig, IngestResult]] = field(default_factory=list)
+    errors: list[tuple[SourceConfig, str]] = field(default_factory=list)
+    enriched: EnrichResult | None = None
+    aggregated_rows: int = 0
+    demo: bool = False
+
+
+def demo_feed_path(settings: Settings) -> Path:
+    return settings.data_dir / "demo" / "demo-feed.jsonl"
+
+
+def demo_source(settings: Settings) -> SourceConfig:
+    """The zero-config source: a demo feed generated once (kept, so runs stay idempotent)."""
+    from jobs.demo import write_demo
+
+    path = demo_feed_path(settings)
+    if not path.exists():
+        write_demo(path)
+    return SourceConfig(path=path, source=DEMO_SOURCE, channel="review", mapping=DEMO_MAPPING)
+
+
+def post_aggregate_steps(settings: Settings, session_factory: sessionmaker[Session]) -> None:
+    """Hook run after aggregation, before the report: spike detection, then alert delivery.
+
+    Detection runs on the latest aggregated day (idempotent: re-runs add nothing). Delivery
+    only runs when webhooks are configured; otherwise messages stay queued for later. A
+    failure here is logged and does not fail the run: ingested data is already committed and
+    the next run retries (pending outbox rows are kept).
+    """
+    from jobs.alerts import deliver_pending
+    from jobs.detect import run_detect
+
+    try:
+        run_detect(settings, session_factory)
+    except Exception:  # noqa: BLE001 - alerts must not fail the ingestion run
+        log.exception("spike detection failed; the next run retries")
+        return
+    if not settings.slack_webhooks:
+        log.info("no slack_webhooks configured: alert messages stay queued")
+        return
+    try:
+        deliver_pending(settings, session_factory)
+    except Exception:  # noqa: BLE001
+        log.exception("alert delivery failed; pending messages are retried next run")
+
+
+class AlreadyRunning(RuntimeError):
+    """Another `verbatim run` holds the lock (overlapping cron runs)."""
+
+
+@contextmanager
+def run_lock(settings: Settings) -> Iterator[None]:
+    """One pipeline run at a time per data_dir (an OS file lock: released if the process dies)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.data_dir / ".run.lock"
+    with path.open("a+") as fh:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock
+            yield
+            return
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AlreadyRunning(
+                f"another `verbatim run` is in progress (lock {path}); try again later"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def run_pipeline(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    *,
+    progress: bool = False,
+    analyzer: object | None = None,
+    on_enrich_batch: Callable[[int], None] | None = None,
+    analyzer_factory: Callable[[], object] | None = None,
+) -> RunSummary:
+    """Run the pipeline once. A source that fails is reported and the others still run.
+
+    Give `analyzer`, or `analyzer_factory` (called only when there is something to analyse).
+    """
+    with run_lock(settings):
+        return _run(
+            settings,
+            sessions,
+            progress=progress,
+            analyzer=analyzer,
+            on_batch=on_enrich_batch,
+            analyzer_factory=analyzer_factory,
+        )
+
+
+def _run(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    *,
+    progress: bool,
+    analyzer: object | None,
+    on_batch: Callable[[int], None] | None,
+    analyzer_factory: Callable[[], object] | None,
+) -> RunSummary:
+    summary = RunSummary()
+    sources = list(settings.sources)
+    if not sources:
+        sources = [demo_source(settings)]
+        summary.demo = True
+    for src in sources:
+        try:
+            result = ingest_file(
+                sessions,
+                settings,
+                src.path,
+                source=src.source,
+                channel=src.channel,
+                mapping=src.mapping,
+                progress=progress,
+            )
+            summary.ingested.append((src, result))
+        except (MappingError, ReaderError, FileNotFoundError, OSError) as exc:
+            summary.errors.append((src, str(exc)))
+    summary.enriched = enrich(
+        sessions,
+        settings,
+        analyzer=analyzer,
+        on_batch=on_batch,
+        analyzer_factory=analyzer_factory,
+    )
+    with session_scope(sessions) as session:
+        days: set[date] | None = summary.enriched.days or set()
+        if _needs_full(session):
+            days = None
+        summary.aggregated_rows = aggregate(session, days=days)
+    post_aggregate_steps(settings, sessions)
+    return summary
+
+
+def _needs_full(session: Session) -> bool:
+    """Aggregates out of step with the analysed verbatims (first run, or a run that stopped
+    between enrich and aggregate): recompute every day, not only the days just analysed."""
+    from sqlalchemy import func, select
+
+    from core.models import DailyAggregate, Feedback
+
+    analysed = session.scalar(
+        select(func.count()).select_from(Feedback).where(Feedback.analyzed.is_(True))
+    )
+    counted = session.scalar(
+        select(func.coalesce(func.sum(DailyAggregate.volume), 0)).where(DailyAggregate.theme == "*")
+    )
+    return int(analysed or 0) != int(counted or 0)

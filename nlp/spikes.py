@@ -1,0 +1,565 @@
+"""Spike detection on sparse daily counts with weekly seasonality (pure library, no DB).
+
+One *series* is the daily history of one theme (optionally restricted to one channel):
+mentions per day (`volumes`) and negative mentions per day (`negatives`), dense from `start`.
+For a tested day the detector:
+
+1. fits a robust seasonal baseline on the trailing window (default 28 days, ending two days
+   before the tested day so a spike that began yesterday does not inflate its own baseline):
+   day-of-week factors shrunk towards 1 (sparse counts) x a trimmed-mean level;
+2. runs up to three tests, each giving an upper-tail p-value:
+   - volume: negative-binomial tail of today's count (and of the yesterday+today sum, which
+     catches a sustained rise one day earlier than two weak single days), overdispersion
+     estimated from the window plus the uncertainty of the baseline itself;
+   - negativity: beta-binomial tail of today's negatives given today's volume and the
+     baseline negative share (overdispersion of the share estimated from the window);
+   - emerging: a theme that was near-absent in the window and now reaches a volume floor;
+3. keeps candidates above floors (min_volume, min_negatives, effect size: observed >= 1.5x
+   expected, share rise >= 0.15) and applies Benjamini-Hochberg across all candidates of the
+   day (per-theme alpha as weights);
+4. grades severity from the ratio, the p-value and the theme's severity_weight.
+
+`update_episodes` then turns the day's signals into alert episodes: a signal of a (theme,
+kind, channel) that already has an open episode updates it (last_day moves; the revision only
+bumps when the severity escalates, i.e. when a new notification is worth sending); an episode
+whose signal has been absent for more than `cooldown_days` is resolved, and only then can a
+new episode (new key) start.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from typing import Literal
+
+import numpy as np
+from scipy import stats
+
+Kind = Literal["volume", "negativity", "emerging"]
+SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
+
+
+# --- configuration -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Detector-wide defaults; per-theme overrides come from the taxonomy (`ThemeRules`)."""
+
+    window_days: int = 28
+    guard_days: int = 1  # days between the window's end and the tested day (yesterday excluded)
+    min_history_days: int = 10  # fewer days of history: no test (nothing to compare with)
+    alpha: float = 1e-3  # Benjamini-Hochberg level across one day's candidates
+    min_volume: int = 10  # today's mentions needed for a volume / negativity alert
+    min_negatives: int = 5  # today's negative mentions needed for a negativity alert
+    min_ratio: float = 1.5  # effect-size floor: observed >= min_ratio x expected
+    min_share_rise: float = 0.15  # negativity: share must rise by >= 15 points ...
+    min_share_ratio: float = 1.3  # ... and by >= 30 % relative to the baseline share
+    emerging_max_level: float = 1.0  # baseline mentions/day below which a theme is "emerging"
+    emerging_min_volume: int = 5
+    emerging_min_ratio: float = 3.0
+    cooldown_days: int = 3  # quiet days after an episode before a new one may start
+    trim: float = 0.1  # trimmed-mean proportion cut at each end (old spikes, holes)
+    outlier_p: float = 1e-3  # window days this unlikely under a first fit are left out
+    min_seasonal_days: int = 14  # weekday factors only with two weeks of history
+    min_dispersion: float = 0.02  # negative-binomial alpha floor (var = mu + alpha mu^2)
+    two_day_test: bool = True  # also test yesterday + today (a sustained rise)
+    day1_weight: float = 0.5  # weighted Bonferroni share of the 1-day test (2-day: the rest)
+
+
+@dataclass(frozen=True)
+class ThemeRules:
+    """Effective thresholds of one theme (taxonomy `alerts` merged over the config)."""
+
+    min_volume: int
+    min_negatives: int
+    alpha: float
+    cooldown_days: int
+    enabled: bool = True
+    severity_weight: float = 1.0
+
+
+def rules_for(config: DetectorConfig, overrides: object | None = None,
+              severity_weight: float = 1.0) -> ThemeRules:
+    """Merge an `AlertThresholds`-like object (attributes may be None) over the config."""
+
+    def pick(name: str, default: float | int) -> float | int:
+        value = getattr(overrides, name, None) if overrides is not None else None
+        return default if value is None else value
+
+    return ThemeRules(
+        min_volume=int(pick("min_volume", config.min_volume)),
+        min_negatives=int(pick("min_negatives", config.min_negatives)),
+        alpha=float(pick("alpha", config.alpha)),
+        cooldown_days=int(pick("cooldown_days", config.cooldown_days)),
+        enabled=bool(getattr(overrides, "enabled", True)) if overrides is not None else True,
+        severity_weight=severity_weight,
+    )
+
+
+def rules_from_taxonomy(taxonomy: object, config: DetectorConfig) -> dict[str, ThemeRules]:
+    """Theme id -> rules, for every active theme of a `nlp.taxonomy.Taxonomy`."""
+    return {
+        theme.id: rules_for(config, theme.alerts, theme.severity_weight)
+        for theme in taxonomy.active  # type: ignore[attr-defined]
+    }
+
+
+# --- inputs and outputs --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Series:
+    """Dense daily history of one theme (x channel): index i is `start + i days`."""
+
+    theme: str
+    start: date
+    volumes: Sequence[int]
+    negatives: Sequence[int]
+    channel: str | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.volumes) != len(self.negatives):
+            raise ValueError("volumes and negatives must have the same length")
+
+    @property
+    def end(self) -> date:
+        return self.start + timedelta(days=len(self.volumes) - 1)
+
+    @classmethod
+    def from_days(cls, theme: str, counts: Mapping[date, tuple[int, int]], start: date,
+                  end: date, channel: str | None = None) -> Series:
+        """Build a dense series from sparse {day: (volume, negatives)}; missing days are 0."""
+        n = (end - start).days + 1
+        vols, negs = [0] * max(n, 0), [0] * max(n, 0)
+        for day, (vol, neg) in counts.items():
+            i = (day - start).days
+            if 0 <= i < n:
+                vols[i], negs[i] = int(vol), int(neg)
+        return cls(theme, start, vols, negs, channel)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    level: float  # deseasonalised mentions/day
+    dow_factors: tuple[float, ...]  # Monday..Sunday, mean 1
+    dispersion: float  # negative-binomial alpha of the day-to-day noise
+    param_dispersion: float  # relative variance of the baseline estimate (does not average out)
+    neg_share: float
+    share_dispersion: float  # beta-binomial intra-class correlation (0: binomial)
+    history_days: int
+
+    def expected(self, day: date) -> float:
+        return self.level * self.dow_factors[day.weekday()]
+
+    def alpha(self, days: int = 1) -> float:
+        """NB alpha of a sum over `days` days: the noise part averages out, the fit part not."""
+        return self.dispersion / days + self.param_dispersion
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One significant rise of one series on one day."""
+
+    theme: str
+    kind: Kind
+    day: date
+    observed: float  # today's mentions (volume/emerging) or negative share (negativity)
+    expected: float  # today's baseline of the same quantity
+    p_value: float
+    ratio: float
+    severity: str
+    channel: str | None = None
+    volume: int = 0
+    negatives: int = 0
+    window: int = 1  # test window: 1 (today) or 2 (yesterday + today, ratio/p of the sum)
+
+
+# --- statistics ----------------------------------------------------------------------------
+def nb_sf(observed: float, mu: float, alpha: float) -> float:
+    """P(X >= observed) for a negative binomial with mean mu and var mu + alpha mu^2."""
+    k = math.ceil(observed)
+    if k <= 0:
+        return 1.0
+    mu = max(mu, 1e-9)
+    if alpha <= 1e-9:
+        return float(stats.poisson.sf(k - 1, mu))
+    r = 1.0 / alpha
+    return float(stats.nbinom.sf(k - 1, r, r / (r + mu)))
+
+
+def nb_cdf(observed: float, mu: float, alpha: float) -> float:
+    """P(X <= observed) for the same negative binomial."""
+    k = math.floor(observed)
+    mu = max(mu, 1e-9)
+    if alpha <= 1e-9:
+        return float(stats.poisson.cdf(k, mu))
+    r = 1.0 / alpha
+    return float(stats.nbinom.cdf(k, r, r / (r + mu)))
+
+
+def betabinom_sf(k: int, n: int, p: float, rho: float) -> float:
+    """P(X >= k) for n trials with success p and intra-class correlation rho (0: binomial)."""
+    if k <= 0:
+        return 1.0
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    if rho <= 1e-9:
+        return float(stats.binom.sf(k - 1, n, p))
+    conc = (1.0 - rho) / rho  # a + b
+    return float(stats.betabinom.sf(k - 1, n, p * conc, (1 - p) * conc))
+
+
+def benjamini_hochberg(p_values: Sequence[float], alphas: Sequence[float]) -> list[bool]:
+    """Step-up BH; per-hypothesis alpha (per-theme thresholds) compared as p_i <= a_i k / m."""
+    m = len(p_values)
+    if m == 0:
+        return []
+    order = sorted(range(m), key=lambda i: p_values[i] / max(alphas[i], 1e-300))
+    cutoff = -1
+    for rank, i in enumerate(order, start=1):
+        if p_values[i] <= alphas[i] * rank / m:
+            cutoff = rank
+    keep = [False] * m
+    for rank, i in enumerate(order, start=1):
+        keep[i] = rank <= cutoff
+    return keep
+
+
+def severity_of(ratio: float, p_value: float, weight: float = 1.0) -> str:
+    """low / medium / high / critical from effect size, evidence and the theme's weight."""
+    evidence = min(-math.log10(max(p_value, 1e-300)), 12.0)
+    score = (math.log2(max(ratio, 1.0)) + 0.1 * evidence) * weight
+    if score >= 3.0:
+        return "critical"
+    if score >= 2.0:
+        return "high"
+    if score >= 1.3:
+        return "medium"
+    return "low"
+
+
+# --- baseline ------------------------------------------------------------------------------
+_CHI2_1_MEDIAN = 0.4549364231195724
+
+
+_ALPHA_GRID = np.concatenate([[0.0], np.geomspace(1e-4, 10.0, 240)])
+
+
+def _robust_dispersion(y: np.ndarray, mu: np.ndarray) -> float:
+    """NB alpha such that the median squared Pearson residual matches a chi2(1) median
+    (the smallest alpha of a fine geometric grid that gets there; one vectorised pass)."""
+    ok = mu > 0
+    y, mu = y[ok], mu[ok]
+    if len(y) < 5:
+        return 0.0
+    r2 = (y - mu) ** 2
+    med = np.median(r2[None, :] / (mu[None, :] + _ALPHA_GRID[:, None] * mu[None, :] ** 2),
+                    axis=1)
+    below = np.nonzero(med <= _CHI2_1_MEDIAN)[0]
+    return float(_ALPHA_GRID[below[0]]) if len(below) else float(_ALPHA_GRID[-1])
+
+
+def _trim_mean(x: np.ndarray, proportion: float) -> float:
+    cut = int(proportion * len(x))
+    xs = np.sort(x)
+    return float(xs[cut: len(xs) - cut].mean()) if len(xs) > 2 * cut else float(xs.mean())
+
+
+def _fit_counts(vols: np.ndarray, dows: np.ndarray, config: DetectorConfig
+                ) -> tuple[float, np.ndarray, float, float]:
+    """(level, weekday factors, noise dispersion, parameter dispersion) of some window days."""
+    n = len(vols)
+    mean = float(vols.mean()) if n else 0.0
+
+    # Day-of-week factors, shrunk towards 1 (James-Stein): kept only as far as their spread
+    # exceeds what sampling noise alone would give, so sparse series are not over-fitted.
+    factors = np.ones(7)
+    factor_var = 0.0
+    if mean > 0 and n >= config.min_seasonal_days:
+        per_dow = np.array([max(int((dows == d).sum()), 1) for d in range(7)])
+        raw = np.array([vols[dows == d].mean() if (dows == d).any() else mean
+                        for d in range(7)]) / mean
+        noise_var = (1.0 / mean + config.min_dispersion) / per_dow
+        spread = float(np.var(raw))
+        weight = max(0.0, 1.0 - float(noise_var.mean()) / spread) if spread > 0 else 0.0
+        factors = 1.0 + weight * (raw - 1.0)
+        factors = np.clip(factors, 0.05, None)
+        factors = factors / factors.mean()
+        factor_var = weight * float(noise_var.mean())
+
+    # Level: trimmed mean of deseasonalised counts.
+    level = max(_trim_mean(vols / factors[dows], config.trim), 0.0) if n else 0.0
+
+    # Overdispersion by moments (outlier days are already out), corrected for the fitted
+    # mean, plus the uncertainty of the fit itself.
+    fitted = level * factors[dows]
+    denom = float((fitted**2).sum())
+    mom = float(((vols - fitted) ** 2 - vols).sum()) / denom if denom > 0 else 0.0
+    noise = max(mom * n / max(n - 2, 1), config.min_dispersion)
+    level_var = (1.0 / max(level, 0.5) + noise) / max(n, 1)  # relative variance of the level
+    return level, factors, noise, level_var + factor_var
+
+
+def fit_baseline(series: Series, day: date, config: DetectorConfig) -> Baseline | None:
+    """Seasonal baseline from the window before `day`; None when history is too short.
+
+    Days that are outliers under a robust first pass (an earlier spike, an outage) are left
+    out of the fit, so a past episode does not hide the next one.
+    """
+    end_i = (day - series.start).days - config.guard_days  # exclusive
+    start_i = max(0, end_i - config.window_days)
+    if end_i - start_i < config.min_history_days:
+        return None
+    vols = np.asarray(series.volumes[start_i:end_i], dtype=float)
+    negs = np.asarray(series.negatives[start_i:end_i], dtype=float)
+    dows = (series.start.weekday() + np.arange(start_i, end_i)) % 7
+
+    # First pass, robust to a past episode covering up to ~40 % of the window: flat median
+    # level and median-based dispersion; days too unlikely under it are left out.
+    med = float(np.median(vols))
+    if med > 0:
+        a0 = _robust_dispersion(vols, np.full(len(vols), med)) + 1.0 / len(vols)
+        r = 1.0 / a0
+        upper = stats.nbinom.sf(np.ceil(vols) - 1, r, r / (r + med))
+        lower = stats.nbinom.cdf(np.floor(vols), r, r / (r + med))
+        keep = (upper > config.outlier_p) & (lower > config.outlier_p)
+        if config.min_history_days <= keep.sum() < len(vols):
+            vols, negs, dows = vols[keep], negs[keep], dows[keep]
+    level, factors, noise, param = _fit_counts(vols, dows, config)
+
+    # Negative share and its day-to-day overdispersion (beta-binomial rho).
+    total_v, total_n = float(vols.sum()), float(negs.sum())
+    share = (total_n + 1.0) / (total_v + 2.0)
+    rho = 0.0
+    used = vols > 0
+    if used.sum() >= 3 and 0 < share < 1:
+        v, k = vols[used], negs[used]
+        chi = float((((k - v * share) ** 2) / (v * share * (1 - share))).sum()) / (used.sum() - 1)
+        mean_v = float(v.mean())
+        if chi > 1 and mean_v > 1:
+            rho = min((chi - 1) / (mean_v - 1), 0.5)
+    return Baseline(level, tuple(float(f) for f in factors), noise, param, share, rho,
+                    len(vols))
+
+
+# --- detector ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Candidate:
+    signal: Signal
+    alpha: float
+
+
+class SpikeDetector:
+    """Tests every series on one day; the same code runs `verbatim detect` and the backtest."""
+
+    def __init__(self, config: DetectorConfig | None = None,
+                 rules: Mapping[str, ThemeRules] | None = None) -> None:
+        self.config = config or DetectorConfig()
+        self.rules = dict(rules or {})
+
+    def rules_of(self, theme: str) -> ThemeRules:
+        return self.rules.get(theme) or rules_for(self.config)
+
+    def baseline(self, series: Series, day: date) -> Baseline | None:
+        i = (day - series.start).days
+        if not self.rules_of(series.theme).enabled or i < 0 or i >= len(series.volumes):
+            return None
+        return fit_baseline(series, day, self.config)
+
+    def candidates(self, series: Series, day: date,
+                   base: Baseline | None = None) -> list[_Candidate]:
+        """Raw tests of one series (floors applied, no multiple-testing correction)."""
+        cfg, rules = self.config, self.rules_of(series.theme)
+        i = (day - series.start).days
+        base = base or self.baseline(series, day)
+        if base is None:
+            return []
+        vol, neg = int(series.volumes[i]), int(series.negatives[i])
+        exp = base.expected(day)
+        out: list[_Candidate] = []
+
+        def make(kind: Kind, observed: float, expected: float, p: float, ratio: float,
+                 window: int = 1) -> _Candidate:
+            sev = severity_of(ratio, p, rules.severity_weight)
+            sig = Signal(series.theme, kind, day, observed, expected, p, ratio, sev,
+                         series.channel, vol, neg, window)
+            return _Candidate(sig, rules.alpha)
+
+        if base.level < cfg.emerging_max_level:
+            # Near-absent theme: only a clear emergence counts (a Poisson-ish tail).
+            ratio = vol / max(exp, 0.5)
+            if vol >= max(cfg.emerging_min_volume, 1) and ratio >= cfg.emerging_min_ratio:
+                p = nb_sf(vol, max(exp, 0.5), base.alpha())
+                out.append(make("emerging", vol, exp, p, ratio))
+        elif vol >= rules.min_volume and vol >= cfg.min_ratio * exp:
+            p = nb_sf(vol, exp, base.alpha())
+            ratio, window, obs, expct = vol / max(exp, 1e-9), 1, float(vol), exp
+            if cfg.two_day_test and i >= 1:
+                # Both looks are tested: weighted Bonferroni keeps the day's error rate.
+                w1 = cfg.day1_weight
+                p = p / w1
+                prev = day - timedelta(days=1)
+                v2 = vol + int(series.volumes[i - 1])
+                e2 = exp + base.expected(prev)
+                if v2 >= cfg.min_ratio * e2:
+                    p2 = nb_sf(v2, e2, base.alpha(2)) / (1 - w1)
+                    if p2 < p:  # reported figures stay today's; the test used 2 days
+                        p, ratio, window = p2, v2 / e2, 2
+            out.append(make("volume", obs, expct, min(p, 1.0), ratio, window))
+
+        if vol >= rules.min_volume and neg >= rules.min_negatives and base.level > 0:
+            share = neg / vol
+            p0 = base.neg_share
+            if share >= p0 + cfg.min_share_rise and share >= cfg.min_share_ratio * p0:
+                p = betabinom_sf(neg, vol, p0, base.share_dispersion)
+                ratio, window = share / p0, 1
+                if cfg.two_day_test and i >= 1:  # a sustained shift: yesterday + today
+                    w1 = cfg.day1_weight
+                    p = p / w1
+                    v2 = vol + int(series.volumes[i - 1])
+                    n2 = neg + int(series.negatives[i - 1])
+                    if n2 / v2 >= p0 + cfg.min_share_rise:
+                        p2 = betabinom_sf(n2, v2, p0, base.share_dispersion) / (1 - w1)
+                        if p2 < p:
+                            p, ratio, window = p2, (n2 / v2) / p0, 2
+                p = min(1.0, p)
+                out.append(make("negativity", share, p0, p, ratio, window))
+        return out
+
+    def detect(self, series_list: Iterable[Series], day: date) -> list[Signal]:
+        """Significant signals of `day` across all series (BH across the day's candidates).
+
+        Themes of one feed share its noise: each series' dispersion is at least the median
+        of the day's series (guards against a window that happened to look too calm)."""
+        fitted = [(s, self.baseline(s, day)) for s in series_list]
+        disp = [b.dispersion for _, b in fitted if b is not None and b.level >= 5]
+        pooled = float(np.median(disp)) if len(disp) >= 3 else 0.0
+        cands = [
+            c for s, b in fitted if b is not None
+            for c in self.candidates(s, day, replace(b, dispersion=max(b.dispersion, pooled)))
+        ]
+        keep = benjamini_hochberg([c.signal.p_value for c in cands], [c.alpha for c in cands])
+        return [c.signal for c, k in zip(cands, keep, strict=True) if k]
+
+
+# --- episodes ------------------------------------------------------------------------------
+@dataclass
+class Episode:
+    """An alert episode; `key` is stable for its whole life (the DB row's alert_key)."""
+
+    key: str
+    theme: str
+    kind: str
+    first_day: date
+    last_day: date
+    severity: str
+    observed: float
+    expected: float
+    p_value: float | None
+    channel: str | None = None
+    revision: int = 1
+    status: str = "open"
+    peak_ratio: float = 1.0
+    details: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def scope(self) -> tuple[str, str, str | None]:
+        return (self.theme, self.kind, self.channel)
+
+
+@dataclass(frozen=True)
+class EpisodeEvent:
+    action: Literal["new", "update", "resolve"]
+    episode: Episode
+    notify: bool  # True when a new revision is worth a message (new, or escalated)
+
+
+def episode_key(theme: str, kind: str, channel: str | None, first_day: date) -> str:
+    return f"{theme}|{kind}|{channel or '*'}|{first_day.isoformat()}"
+
+
+def update_episodes(
+    episodes: Iterable[Episode],
+    signals: Iterable[Signal],
+    day: date,
+    cooldown: Mapping[str, int] | int = 3,
+) -> list[EpisodeEvent]:
+    """Apply one day's signals to the known episodes; idempotent, and safe to replay a few
+    past days again (the job re-checks a short look-back window on every run).
+
+    `episodes`: the open ones plus the recently resolved ones. For each signal, an episode of
+    the same (theme, kind, channel) whose span, widened by `cooldown + 1` days on each side,
+    contains `day` absorbs it: a day already inside the span changes nothing; a later day
+    moves `last_day` (revision + notification only when the severity escalates); an earlier
+    day (catch-up) moves `first_day` back silently. Otherwise a new episode starts. Open
+    episodes left quiet for more than their cooldown are resolved.
+    """
+
+    def cool(theme: str) -> int:
+        return cooldown.get(theme, 3) if isinstance(cooldown, Mapping) else cooldown
+
+    by_scope: dict[tuple[str, str, str | None], list[Episode]] = {}
+    for ep in episodes:
+        by_scope.setdefault(ep.scope, []).append(ep)
+    events: list[EpisodeEvent] = []
+    touched: set[str] = set()
+    seen: set[tuple[str, str, str | None]] = set()
+    for sig in sorted(signals, key=lambda s: (s.theme, s.kind, s.channel or "")):
+        scope = (sig.theme, sig.kind, sig.channel)
+        if scope in seen:
+            continue
+        seen.add(scope)
+        gap = cool(sig.theme) + 1
+        near = [e for e in by_scope.get(scope, [])
+                if (e.first_day - day).days <= gap and (day - e.last_day).days <= gap]
+        if near:
+            ep = max(near, key=lambda e: e.last_day)
+            touched.add(ep.key)
+            if ep.first_day <= day <= ep.last_day:
+                continue  # this day was already applied (re-run): nothing to do
+            if day < ep.first_day:
+                earlier = replace(ep, first_day=day, details={
+                    **ep.details, "days_active": _days_active(ep) + 1})
+                events.append(EpisodeEvent("update", earlier, False))
+                continue
+            escalated = SEVERITIES.index(sig.severity) > SEVERITIES.index(ep.severity)
+            keep_peak = sig.kind != "negativity" and not escalated
+            updated = replace(
+                ep,
+                status="open",
+                last_day=day,
+                observed=max(ep.observed, sig.observed) if keep_peak else sig.observed,
+                expected=sig.expected,
+                p_value=min(ep.p_value if ep.p_value is not None else 1.0, sig.p_value),
+                severity=sig.severity if escalated else ep.severity,
+                revision=ep.revision + (1 if escalated else 0),
+                peak_ratio=max(ep.peak_ratio, sig.ratio),
+                details={**ep.details, "last_observed": sig.observed,
+                         "last_expected": sig.expected, "days_active": _days_active(ep) + 1},
+            )
+            events.append(EpisodeEvent("update", updated, escalated))
+        else:
+            new = Episode(
+                key=episode_key(sig.theme, sig.kind, sig.channel, day),
+                theme=sig.theme, kind=sig.kind, first_day=day, last_day=day,
+                severity=sig.severity, observed=sig.observed, expected=sig.expected,
+                p_value=sig.p_value, channel=sig.channel, peak_ratio=sig.ratio,
+                details={"window": sig.window, "volume": sig.volume,
+                         "negatives": sig.negatives, "days_active": 1},
+            )
+            events.append(EpisodeEvent("new", new, True))
+    for eps in by_scope.values():
+        for ep in eps:
+            if (ep.status == "open" and ep.key not in touched
+                    and (day - ep.last_day).days > cool(ep.theme)):
+                events.append(EpisodeEvent("resolve", replace(ep, status="resolved"), False))
+    return events
+
+
+def _days_active(ep: Episode) -> int:
+    value = ep.details.get("days_active", 1)
+    return int(value) if isinstance(value, int | float | str) else 1
+
+
+def apply_events(episodes: dict[str, Episode], events: Iterable[EpisodeEvent]) -> None:
+    """In-memory store helper (backtest, tests): key -> latest episode state."""
+    for ev in events:
+        episodes[ev.episode.key] = ev.episode

@@ -1,0 +1,271 @@
+"""French tokens with offsets: elisions, SMS spellings, negation scope, clause splitting.
+
+Everything here works on the text as given (offsets index into it), so evidence spans can be
+shown to users. Call `normalize_text` first for typographic apostrophes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from nlp.text.normalize import fold_accents
+
+# SMS / informal spellings -> standard (accent-folded) French, applied to token norms only.
+SMS_MAP: dict[str, str] = {
+    "tjrs": "toujours", "tjs": "toujours", "tjr": "toujours", "toujour": "toujours",
+    "pb": "probleme", "pbs": "problemes", "pbm": "probleme", "prob": "probleme",
+    "svp": "svp", "stp": "svp", "bcp": "beaucoup", "bcq": "beaucoup", "jms": "jamais",
+    "jamai": "jamais", "pr": "pour", "ds": "dans", "ms": "mais", "mm": "meme", "tt": "tout",
+    "tte": "toute", "tts": "tous", "vs": "vous", "ns": "nous", "qd": "quand", "qq": "quelque",
+    "qqs": "quelques", "qqch": "quelque chose", "rdv": "rendez-vous", "cmd": "commande",
+    "cde": "commande", "cmde": "commande", "liv": "livraison", "rmb": "remboursement",
+    "rembourst": "remboursement", "sav": "sav", "c": "c", "ct": "c'etait", "chui": "je suis",
+    "jsuis": "je suis", "jpp": "j'en peux plus", "mdr": "mdr", "ptdr": "mdr", "lol": "lol",
+    "nul": "nul", "nulle": "nul", "pk": "pourquoi", "pq": "pourquoi", "pcq": "parce que",
+    "pck": "parce que", "koi": "quoi", "kan": "quand", "ke": "que", "ki": "qui", "bi1": "bien",
+    "bien1": "bien", "rien2": "rien", "dsl": "desole", "slt": "salut", "bjr": "bonjour",
+    "mrc": "merci", "mci": "merci", "tkt": "t'inquiete", "grave": "grave", "trop": "trop",
+    "tres": "tres", "tr": "tres", "vrmt": "vraiment", "vrm": "vraiment", "vraimen": "vraiment",
+    "rapid": "rapide", "recu": "recu", "recus": "recu", "nn": "non", "ouai": "oui",
+    "ouais": "oui", "bof": "bof", "dja": "deja", "dj": "deja", "mauvai": "mauvais",
+    "arnak": "arnaque", "arnac": "arnaque", "pa": "pas", "pô": "pas",
+}
+
+# Negators; "plus"/"rien"/"personne"/"que" only negate when "ne" precedes them.
+_STRONG_NEGATORS = {"pas", "jamais", "aucun", "aucune", "sans", "guere", "nullement", "ni",
+                    "point", "non"}
+_NE_ONLY_NEGATORS = {"plus", "rien", "personne"}
+_NE_FORMS = {"ne", "n"}
+NEGATION_WINDOW = 3  # content tokens after the negator that it still scopes over
+
+# Contrast connectors: what follows them usually carries the customer's verdict.
+CONTRAST_MARKERS = ("mais", "par contre", "cependant", "toutefois", "neanmoins", "en revanche",
+                    "sauf que", "pourtant", "malgre", "hormis", "alors que", "bien que",
+                    "meme si", "seul bemol", "seul hic", "dommage que", "dommage", "but",
+                    "however")
+_APOS = "'\u2019\u02bc\u2018`\u00b4"
+_ELISION = re.compile(r"^(?P<pre>[ljcdnmtsq]|qu|jusqu|lorsqu|puisqu|quoiqu)['\u2019\u02bc](?=\w)",
+                      re.IGNORECASE)
+_TOKEN = re.compile(
+    r"<[A-Z]+>"  # PII placeholders stay one token
+    r"|\d+(?:[.,]\d+)?"  # numbers, prices
+    r"|(?:[ljcdnmtsq]|qu|jusqu|lorsqu|puisqu|quoiqu)['\u2019\u02bc]"  # elided article/pronoun
+    r"|[^\W\d_]+(?:[-'\u2019\u02bc][^\W\d_]+)*"  # words, hyphenated ("peut-être")
+    r"|[!?]+|\.{2,}|[.,;:()/\"+*=&%€$]"  # punctuation we use for clauses and emphasis
+    r"|[^\s\w]",  # anything else (emojis, symbols) one char at a time
+    re.IGNORECASE,
+)
+_SENT_PUNCT = re.compile(r"^(?:[.!?;\u2026\u2014\u2013]+|\.{2,}|\n)$")
+_EMOJI_RANGES = ((0x1F300, 0x1FAFF), (0x2600, 0x27BF), (0x1F000, 0x1F2FF))
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    text: str
+    start: int
+    end: int
+    norm: str  # lower-case, accent-folded, SMS-expanded, elision apostrophe dropped
+    kind: str  # "word", "num", "punct", "emoji", "pii"
+
+    @property
+    def is_word(self) -> bool:
+        return self.kind == "word"
+
+
+@dataclass(frozen=True, slots=True)
+class Clause:
+    start: int
+    end: int
+    text: str
+    tokens: tuple[Token, ...]
+    sentence: int  # index of the sentence it belongs to
+    after_contrast: bool  # opened by "mais", "par contre", ...
+
+
+def _is_emoji(ch: str) -> bool:
+    cp = ord(ch)
+    return any(lo <= cp <= hi for lo, hi in _EMOJI_RANGES)
+
+
+def tokenize(text: str) -> list[Token]:
+    """Tokens with offsets into `text`; elisions split ("l'emballage" -> l', emballage)."""
+    tokens: list[Token] = []
+    for m in _TOKEN.finditer(text):
+        raw = m.group(0)
+        start, end = m.span()
+        if raw.startswith("<") and raw.endswith(">") and len(raw) > 2:
+            tokens.append(Token(raw, start, end, raw, "pii"))
+            continue
+        if raw[0].isdigit():
+            tokens.append(Token(raw, start, end, raw.replace(",", "."), "num"))
+            continue
+        if raw[0].isalpha():
+            el = _ELISION.match(raw)
+            if el and el.end() < len(raw):  # "l'emballage" matched as one hyphen/apostrophe word
+                pre = el.group(0)
+                tokens.append(Token(pre, start, start + len(pre), fold_accents(pre[:-1]), "word"))
+                raw, start = raw[len(pre):], start + len(pre)
+            if raw[-1] in _APOS:
+                tokens.append(Token(raw, start, end, fold_accents(raw[:-1]), "word"))
+                continue
+            norm = fold_accents(raw).replace("\u2019", "'").replace("\u02bc", "'")
+            norm = SMS_MAP.get(norm, norm)
+            # Letters repeated for emphasis ("nuuuul", "supeeer") -> at most two.
+            norm = re.sub(r"(\w)\1{2,}", r"\1", norm)
+            tokens.append(Token(raw, start, end, norm, "word"))
+            continue
+        if len(raw) == 1 and _is_emoji(raw):
+            tokens.append(Token(raw, start, end, raw, "emoji"))
+            continue
+        tokens.append(Token(raw, start, end, raw, "punct"))
+    return tokens
+
+
+def negation_flags(tokens: list[Token]) -> list[bool]:
+    """True for tokens inside a negation scope.
+
+    "ne ... pas/jamais/plus/rien": everything between "ne" and the negator, plus up to
+    NEGATION_WINDOW words after it; bare "pas", "jamais", "aucun", "sans" (SMS style, "pas
+    rapide", "jamais reçu") scope forward only. Punctuation and contrast words end a scope.
+    """
+    flags = [False] * len(tokens)
+    n = len(tokens)
+    i = 0
+    while i < n:
+        tok = tokens[i]
+        if not tok.is_word:
+            i += 1
+            continue
+        if tok.norm in _NE_FORMS:
+            # Look ahead for the second half of the negation within the clause.
+            j = i + 1
+            while j < n and j - i <= 6 and tokens[j].kind in ("word", "num"):
+                if tokens[j].norm in _STRONG_NEGATORS | _NE_ONLY_NEGATORS | {"que"}:
+                    break
+                j += 1
+            if j < n and j - i <= 6 and tokens[j].is_word and (
+                tokens[j].norm in _STRONG_NEGATORS | _NE_ONLY_NEGATORS
+            ):
+                for k in range(i + 1, j):
+                    flags[k] = True
+                _scope_forward(tokens, flags, j)
+                i = j + 1
+                continue
+            if j < n and tokens[j].norm == "que":  # "ne ... que" = only, not a negation
+                i = j + 1
+                continue
+            # "n'" without a partner (SMS): negate the next few words.
+            _scope_forward(tokens, flags, i)
+            i += 1
+            continue
+        if tok.norm == "loin" and i + 2 < n and tokens[i + 1].norm in ("d", "de") \
+                and tokens[i + 2].norm in ("etre", "avoir"):
+            _scope_forward(tokens, flags, i + 2)  # "loin d'être sympa" = "pas sympa"
+            i += 3
+            continue
+        if tok.norm in _STRONG_NEGATORS:
+            if tok.norm == "pas" and i + 1 < n and tokens[i + 1].norm in ("mal", "trop"):
+                # "pas mal" is praise; "pas trop" is a softener handled by the lexicon.
+                i += 1
+                continue
+            _scope_forward(tokens, flags, i)
+        i += 1
+    return flags
+
+
+# Degree words do not use up a negation's scope ("pas de très bonne qualité").
+_SCOPE_TRANSPARENT = {"tres", "vraiment", "trop", "assez", "aussi", "super", "hyper", "si",
+                      "tellement", "bien", "forcement", "toujours", "encore", "tout", "du"}
+# Negators that scope over one noun phrase only ("aucune livraison, 4 jours de retard").
+_SHORT_SCOPE = {"aucun", "aucune", "sans", "non", "ni"}
+
+
+def _scope_forward(tokens: list[Token], flags: list[bool], idx: int) -> None:
+    count = 0
+    limit = NEGATION_WINDOW
+    if tokens[idx].norm in _SHORT_SCOPE or (
+        idx + 1 < len(tokens) and tokens[idx + 1].norm in ("de", "d")
+    ):
+        limit = 1  # "pas de réponse", "sans problème": just the next content word
+    for k in range(idx + 1, len(tokens)):
+        tok = tokens[k]
+        if tok.kind == "punct" and tok.text not in ("'", "-", "/"):
+            break
+        if tok.norm in ("mais", "et", "car", "donc", "ou"):
+            break
+        flags[k] = True
+        if tok.is_word and len(tok.norm) > 2 and tok.norm not in _SCOPE_TRANSPARENT:
+            count += 1
+        if count >= limit:
+            break
+
+
+def _contrast_starts(tokens: list[Token]) -> dict[int, int]:
+    """Token index -> number of tokens of a contrast marker starting there."""
+    out: dict[int, int] = {}
+    words = [t.norm for t in tokens]
+    for i in range(len(tokens)):
+        for marker in CONTRAST_MARKERS:
+            parts = marker.split()
+            if words[i:i + len(parts)] == parts:
+                out[i] = len(parts)
+                break
+    return out
+
+
+def split_clauses(text: str, tokens: list[Token] | None = None,
+                  split_commas: bool = True) -> list[Clause]:
+    """Clauses of `text`: split at sentence punctuation, line breaks, contrast connectors and
+    (optionally) commas. Each clause keeps its offsets and tokens."""
+    tokens = tokenize(text) if tokens is None else tokens
+    clauses: list[Clause] = []
+    contrast = _contrast_starts(tokens)
+    current: list[Token] = []
+    sentence = 0
+    opened_by_contrast = False
+
+    def flush(next_contrast: bool) -> None:
+        nonlocal current, opened_by_contrast
+        words = [t for t in current if t.kind != "punct"]
+        if words:
+            start, end = current[0].start, current[-1].end
+            clauses.append(Clause(start, end, text[start:end], tuple(current), sentence,
+                                  opened_by_contrast))
+        current = []
+        opened_by_contrast = next_contrast
+
+    prev_end = 0
+    for i, tok in enumerate(tokens):
+        if "\n" in text[prev_end:tok.start] and current:
+            flush(False)
+            sentence += 1
+        prev_end = tok.end
+        if i in contrast and current:
+            flush(True)
+        elif i in contrast:
+            opened_by_contrast = True
+        if tok.kind == "punct" and _SENT_PUNCT.match(tok.text):
+            current.append(tok)
+            flush(False)
+            sentence += 1
+            continue
+        if split_commas and tok.text in (",", ":", "(", ")") and current:
+            current.append(tok)
+            flush(False)
+            continue
+        current.append(tok)
+    flush(False)
+    return clauses
+
+
+def sentences(text: str) -> list[tuple[int, int, str]]:
+    """Sentence spans (start, end, text), without the comma and contrast splits."""
+    out: list[tuple[int, int, str]] = []
+    by_sentence: dict[int, list[Clause]] = {}
+    for clause in split_clauses(text, split_commas=False):
+        by_sentence.setdefault(clause.sentence, []).append(clause)
+    for parts in by_sentence.values():
+        start, end = parts[0].start, parts[-1].end
+        out.append((start, end, text[start:end]))
+    return out

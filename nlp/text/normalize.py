@@ -1,0 +1,58 @@
+"""Unicode clean-up that keeps what matters for French feedback (accents, emojis)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Typographic variants mapped to plain ASCII: customers type both, lexicons use one.
+_QUOTES = str.maketrans({
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u00b4": "'",
+    "\u0060": "'", "\u02bc": "'", "\uff07": "'",
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u00ab": '"', "\u00bb": '"',
+    "\u2033": '"',
+    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-",
+    "\u2212": "-",
+    "\u2026": "...",
+})
+# Zero-width joiners (U+200D) are kept: they glue multi-codepoint emojis together.
+_INVISIBLE = {"\u200b", "\u200c", "\u2060", "\ufeff", "\u00ad"}
+_SPACES = re.compile(r"[ \t\u00a0\u202f\u2000-\u200a\u3000]+")
+_NEWLINES = re.compile(r"\s*\n\s*")
+
+
+def _keep(ch: str) -> bool:
+    if ch in "\n\t ":
+        return True
+    if ch in _INVISIBLE:
+        return False
+    cat = unicodedata.category(ch)
+    # Cc = control characters, Cs = lone surrogates, Co = private use; drop them all.
+    return cat not in ("Cc", "Cs", "Co")
+
+
+def normalize_text(text: str) -> str:
+    """NFC, ASCII quotes/apostrophes/dashes, no control characters, collapsed whitespace.
+
+    Line breaks collapse to a single newline (they often separate title and body);
+    accents, case and emojis are kept.
+    """
+    if not text:
+        return ""
+    text = unicodedata.normalize("NFC", text).translate(_QUOTES)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = "".join(ch for ch in text if _keep(ch))
+    text = _SPACES.sub(" ", text)
+    text = _NEWLINES.sub("\n", text)
+    return text.strip()
+
+
+def fold_accents(text: str) -> str:
+    """Lower-case and strip diacritics ("Reçu" -> "recu"); same length for Latin text."""
+    out = []
+    for ch in text.lower():
+        decomposed = unicodedata.normalize("NFD", ch)
+        base = "".join(c for c in decomposed if not unicodedata.combining(c))
+        # Keep a 1:1 character mapping so offsets stay valid (œ, æ keep their own char).
+        out.append(base if len(base) == 1 else ch)
+    return "".join(out)

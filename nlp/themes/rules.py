@@ -1,0 +1,238 @@
+"""RuleThemeDetector: taxonomy seeds (matched on lemmas/light stems) and regex patterns.
+
+Each mention takes the polarity of the clause that expresses it ("livraison rapide mais
+produit cassé" -> livraison positive, qualite_produit negative), falling back to the sentence
+when the clause itself carries no opinion. Works with a spaCy French pipeline (passed in,
+loaded once by the caller) or without one (surface forms + light stemmer).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nlp.sentiment.lexicon import ClauseScore, LexiconSentiment
+from nlp.taxonomy import Taxonomy
+from nlp.text.french import Token, tokenize
+from nlp.text.normalize import fold_accents
+from nlp.themes.stem import light_stem
+from nlp.types import Polarity, Span, ThemeMention
+
+VERSION = "0.3"
+POLARITY_MIN = 0.3  # |clause valence| under this is "no opinion" in that clause
+WEAK_WINDOW = 4  # max tokens between a weak seed and the opinion word that makes it count
+# Same-length substitutions so spaCy sees plain apostrophes while offsets stay identical.
+_SPACY_SAFE = str.maketrans({"\u2019": "'", "\u02bc": "'", "\u2018": "'"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Seed:
+    theme: str
+    keys: tuple[frozenset[str], ...]  # per token: acceptable stems
+    weight: float
+    weak: bool = False  # "~seed": needs an opinion in its clause
+
+
+@dataclass(slots=True)
+class _Hit:
+    theme: str
+    start: int  # char offsets of the matched words
+    end: int
+    weight: float
+    weak: bool = False
+
+
+def _token_keys(token: Token, lemma: str | None) -> frozenset[str]:
+    keys = {light_stem(token.norm)}
+    if lemma:
+        keys.add(light_stem(fold_accents(lemma)))
+    return frozenset(keys)
+
+
+class RuleThemeDetector:
+    """Multi-label theme detector from a taxonomy; `predict(texts) -> list[list[ThemeMention]]`."""
+
+    name = "rules"
+
+    def __init__(self, taxonomy: Taxonomy, nlp: Any | None = None,
+                 scorer: LexiconSentiment | None = None, fallback: str = "doc") -> None:
+        self.taxonomy = taxonomy
+        self.nlp = nlp
+        self.scorer = scorer or LexiconSentiment()
+        self.fallback = fallback
+        self.version = VERSION
+        self._seeds: dict[str, list[_Seed]] = {}
+        self._patterns: list[tuple[str, re.Pattern[str]]] = []
+        self._compile()
+
+    # --- compilation --------------------------------------------------------------------
+    def _compile(self) -> None:
+        phrases: list[tuple[str, str]] = []
+        for theme in self.taxonomy.active:
+            phrases.extend((theme.id, seed) for seed in theme.seeds if seed.strip("~ "))
+            for pattern in theme.patterns:
+                try:
+                    self._patterns.append((theme.id, re.compile(pattern, re.IGNORECASE)))
+                except re.error as exc:
+                    raise ValueError(f"theme {theme.id}: bad pattern {pattern!r}: {exc}") from exc
+        clean = [seed.lstrip("~").strip() for _, seed in phrases]
+        lemma_maps = self._lemmas(clean)
+        for (theme_id, seed), text, lemmas in zip(phrases, clean, lemma_maps, strict=True):
+            tokens = [t for t in tokenize(text) if t.kind in ("word", "num", "emoji")]
+            if not tokens:
+                continue
+            keys = tuple(_token_keys(t, lemmas.get(t.start)) for t in tokens)
+            weak = seed.lstrip().startswith("~")
+            weight = 0.6 if weak else (0.9 if len(tokens) > 1 else 0.75)
+            entry = _Seed(theme_id, keys, weight, weak)
+            for key in keys[0]:
+                self._seeds.setdefault(key, []).append(entry)
+
+    def _lemmas(self, texts: Sequence[str]) -> list[dict[int, str]]:
+        """Start offset -> lemma for every spaCy token (empty maps without spaCy)."""
+        if self.nlp is None:
+            return [{} for _ in texts]
+        out = []
+        for doc in self.nlp.pipe([t.translate(_SPACY_SAFE) for t in texts], batch_size=64):
+            out.append({tok.idx: tok.lemma_ for tok in doc if not tok.is_space})
+        return out
+
+    # --- matching -----------------------------------------------------------------------
+    def _hits(self, text: str, tokens: list[Token], lemmas: dict[int, str]) -> list[_Hit]:
+        words = [t for t in tokens if t.kind in ("word", "num", "emoji")]
+        keys = [_token_keys(t, lemmas.get(t.start)) for t in words]
+        hits: list[_Hit] = []
+        for i, token_keys in enumerate(keys):
+            seen: set[int] = set()
+            for key in token_keys:
+                for seed in self._seeds.get(key, ()):
+                    if id(seed) in seen:
+                        continue
+                    seen.add(id(seed))
+                    size = len(seed.keys)
+                    if i + size > len(words):
+                        continue
+                    if all(seed.keys[k] & keys[i + k] for k in range(1, size)):
+                        hits.append(_Hit(seed.theme, words[i].start, words[i + size - 1].end,
+                                         seed.weight, seed.weak))
+        plain = text.translate(_SPACY_SAFE)  # same length: offsets stay valid
+        for theme_id, pattern in self._patterns:
+            for m in pattern.finditer(plain):
+                if m.end() > m.start():
+                    hits.append(_Hit(theme_id, m.start(), m.end(), 0.85))
+        return hits
+
+    # --- polarity -----------------------------------------------------------------------
+    @staticmethod
+    def _label(value: float) -> Polarity:
+        if value >= POLARITY_MIN:
+            return "positive"
+        if value <= -POLARITY_MIN:
+            return "negative"
+        return "neutral"
+
+    def _clause_of(self, clauses: list[ClauseScore], offset: int) -> int:
+        for idx, cs in enumerate(clauses):
+            if cs.clause.start <= offset < cs.clause.end:
+                return idx
+        # Offset in punctuation between clauses: take the nearest preceding clause.
+        best = 0
+        for idx, cs in enumerate(clauses):
+            if cs.clause.start <= offset:
+                best = idx
+        return best
+
+    def _mention_valence(self, clauses: list[ClauseScore], idx: int, doc_value: float) -> float:
+        value = clauses[idx].score
+        if abs(value) >= POLARITY_MIN or self.fallback == "none":
+            return value
+        sentence = clauses[idx].clause.sentence
+        same = sum(c.score for c in clauses if c.clause.sentence == sentence)
+        if abs(same) >= POLARITY_MIN or self.fallback == "sentence":
+            return same
+        return doc_value
+
+    @staticmethod
+    def _weak_ok(hit: _Hit, idx: int, clauses: list[ClauseScore],
+                 strong: list[tuple[_Hit, int]], word_pos: dict[int, int]) -> bool:
+        """A generic word ("site", "produit", "rapide") counts only when an opinion word sits
+        within WEAK_WINDOW tokens of it in the same clause, and no other theme is named
+        explicitly right next to it ("prix raisonnable, commande reçue")."""
+        here = word_pos.get(hit.start)
+        if here is None:
+            return False
+        near = [word_pos[s] for s in clauses[idx].opinion_starts if s in word_pos]
+        if not any(abs(k - here) <= WEAK_WINDOW for k in near):
+            return False
+        for other, other_idx in strong:
+            if other.theme == hit.theme or other_idx != idx:
+                continue
+            there = word_pos.get(other.start)
+            if there is not None and abs(there - here) <= 2:
+                return False
+        return True
+
+    # --- public -------------------------------------------------------------------------
+    def predict_one(self, text: str, lemmas: dict[int, str] | None = None) -> list[ThemeMention]:
+        if not text or not text.strip():
+            return []
+        tokens = tokenize(text)
+        hits = self._hits(text, tokens, lemmas or {})
+        if not hits:
+            return []
+        clauses = self.scorer.clause_scores(text, tokens)
+        if not clauses:
+            return []
+        doc_value = sum(c.score for c in clauses)
+        located = [(hit, self._clause_of(clauses, hit.start)) for hit in hits]
+        strong = [(hit, idx) for hit, idx in located if not hit.weak]
+        word_pos = {t.start: k for k, t in enumerate(tokens)}
+        per_theme: dict[str, list[tuple[_Hit, int, float]]] = {}
+        for hit, idx in located:
+            if hit.weak and not self._weak_ok(hit, idx, clauses, strong, word_pos):
+                continue
+            per_theme.setdefault(hit.theme, []).append(
+                (hit, idx, self._mention_valence(clauses, idx, doc_value))
+            )
+        # "Puzzle très beau mais il manque 1 pièce": a contrast clause that names no theme
+        # of its own continues about the theme of the clause before it.
+        hit_clauses = {idx for items in per_theme.values() for _, idx, _ in items}
+        for items in per_theme.values():
+            for _, idx, _ in list(items):
+                nxt = idx + 1
+                if nxt < len(clauses) and nxt not in hit_clauses \
+                        and clauses[nxt].clause.after_contrast \
+                        and clauses[nxt].clause.sentence == clauses[idx].clause.sentence \
+                        and abs(clauses[nxt].score) >= POLARITY_MIN:
+                    # What follows "mais" is the verdict: it outweighs the praise before it.
+                    items.append((_Hit("", 0, 0, 0.0), nxt, 2.0 * clauses[nxt].score))
+        mentions: list[ThemeMention] = []
+        for theme_id, items in per_theme.items():
+            # One mention per theme: confidence grows with independent hits; polarity sums the
+            # distinct clauses that mention it.
+            miss = 1.0
+            by_clause: dict[int, float] = {}
+            for hit, idx, valence in items:
+                miss *= 1.0 - hit.weight
+                by_clause[idx] = valence
+            # Clauses that carry an opinion themselves outrank sentence/document fallbacks.
+            explicit = [v for k, v in by_clause.items() if abs(clauses[k].score) >= POLARITY_MIN]
+            total = sum(explicit) if explicit else sum(by_clause.values())
+            own = [idx for hit, idx, _ in items if hit.theme] or list(by_clause)
+            best_idx = max(own, key=lambda k: abs(by_clause[k]))
+            clause = clauses[best_idx].clause
+            mentions.append(ThemeMention(
+                theme=theme_id,
+                polarity=self._label(total),
+                score=round(1.0 - miss, 4),
+                evidence=Span(clause.start, clause.end, clause.text),
+            ))
+        order = {t: i for i, t in enumerate(self.taxonomy.ids)}
+        mentions.sort(key=lambda m: order.get(m.theme, 99))
+        return mentions
+
+    def predict(self, texts: Sequence[str]) -> list[list[ThemeMention]]:
+        lemma_maps = self._lemmas(texts)
+        return [self.predict_one(t, lm) for t, lm in zip(texts, lemma_maps, strict=True)]

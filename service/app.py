@@ -1,0 +1,101 @@
+"""App factory: `create_app(settings)` wires the database, taxonomy, analyzer, routers, limits."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from core.db import make_engine, session_factory
+from core.settings import Settings
+from service.errors import install_error_handlers
+from service.middleware import LimitsAndMetrics, Metrics
+from service.routers import catalog, ingest, system, taxonomy, themes
+from service.taxonomy_store import load_current
+from service.views import KeywordCache, ViewCache
+
+DESCRIPTION = """French customer-feedback mining: themes, verbatims, topics, spike alerts.
+
+Authenticate with an API key in the `X-API-Key` header (`verbatim apikey create NAME --scope
+read|write`). Read endpoints answer without a key when `dashboard_read_without_key` is set
+(`VERBATIM_DASHBOARD_READ_WITHOUT_KEY=1`, local single-user use). Errors are JSON
+`{"detail": ..., "field": ...}`.
+"""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    analyzer: Any | None = None,
+    build_analyzer_at_startup: bool = True,
+) -> FastAPI:
+    """Build the API. The analyzer is built once (at start-up, or at the first /analyze when
+    the lifespan does not run) and reused; a taxonomy edit rebuilds it once."""
+    owns_engine = engine is None
+    engine = engine or make_engine(settings.resolved_database_url)
+    current_taxonomy, taxonomy_path = load_current(settings)
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if build_analyzer_at_startup:
+            await run_in_threadpool(app.state.get_analyzer)
+        yield
+        if owns_engine:
+            engine.dispose()
+
+    app = FastAPI(
+        title="Verbatim API",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    state = app.state
+    state.settings = settings
+    state.engine = engine
+    state.sessions = session_factory(engine)
+    state.taxonomy = current_taxonomy
+    state.taxonomy_path = taxonomy_path
+    state.taxonomy_lock = threading.Lock()
+    state.builtin_taxonomies = {}
+    state.metrics = metrics
+    state.keyword_cache = KeywordCache()
+    state.view_cache = ViewCache()
+    state.analyzer = analyzer
+    state.analyzer_stale = False
+    analyzer_lock = threading.Lock()
+
+    def get_analyzer() -> Any:
+        with analyzer_lock:
+            if state.analyzer is None or state.analyzer_stale:
+                from jobs.factory import build_analyzer
+
+                state.analyzer = build_analyzer(settings, taxonomy=state.taxonomy)
+                state.analyzer_stale = False
+            return state.analyzer
+
+    state.get_analyzer = get_analyzer
+
+    install_error_handlers(app)
+    for module in (themes, catalog, taxonomy, ingest, system):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=system.STATIC), name="static")
+
+    app.add_middleware(LimitsAndMetrics, max_body_bytes=settings.max_body_bytes, metrics=metrics)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "OPTIONS"],
+            allow_headers=["X-API-Key", "Content-Type", "If-None-Match"],
+            expose_headers=["ETag"],
+        )
+    return app

@@ -1,0 +1,95 @@
+"""API keys: random tokens shown once, stored as sha256 hashes, scope `read` or `read,write`."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Literal
+
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.models import ApiKey
+from service.errors import ApiError
+
+Scope = Literal["read", "write"]
+TOKEN_PREFIX = "vb_"
+
+api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="API key created with `verbatim apikey create NAME --scope read|write`.",
+)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_key(session: Session, name: str, scope: Scope) -> tuple[ApiKey, str]:
+    """Store a new key; returns (row, token). The token itself is never stored."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(
+        name=name[:100],
+        prefix=token[:10],
+        key_hash=hash_token(token),
+        scopes="read,write" if scope == "write" else "read",
+        created_at=datetime.now(UTC),
+    )
+    session.add(key)
+    session.flush()
+    return key, token
+
+
+def list_keys(session: Session) -> list[ApiKey]:
+    return list(session.execute(select(ApiKey).order_by(ApiKey.id)).scalars())
+
+
+def revoke_key(session: Session, key_id: int) -> bool:
+    """Revoke a key; False when there is no such active key."""
+    key = session.get(ApiKey, key_id)
+    if key is None or key.revoked_at is not None:
+        return False
+    key.revoked_at = datetime.now(UTC)
+    return True
+
+
+def find_key(session: Session, token: str) -> ApiKey | None:
+    return session.execute(
+        select(ApiKey).where(ApiKey.key_hash == hash_token(token), ApiKey.revoked_at.is_(None))
+    ).scalar_one_or_none()
+
+
+def require(scope: Scope) -> Callable[..., ApiKey | None]:
+    """Dependency: a valid key with `scope` (read endpoints may be open, see settings)."""
+
+    def dependency(request: Request, token: str | None = Security(api_key_header)) -> ApiKey | None:
+        state = request.app.state
+        if not token:
+            if scope == "read" and state.settings.dashboard_read_without_key:
+                return None
+            raise ApiError(
+                401,
+                "missing API key: send it in the X-API-Key header",
+                "X-API-Key",
+                headers={"WWW-Authenticate": "ApiKey"},
+            )
+        with state.sessions() as session:
+            key = find_key(session, token)
+        if key is None:
+            raise ApiError(
+                401,
+                "invalid or revoked API key",
+                "X-API-Key",
+                headers={"WWW-Authenticate": "ApiKey"},
+            )
+        if scope not in key.scopes.split(","):
+            raise ApiError(403, f"this API key has no {scope!r} scope", "X-API-Key")
+        return key
+
+    return dependency

@@ -1,0 +1,82 @@
+"""Every error is JSON `{"detail": ..., "field": ...}`, naming the offending field if any."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(StarletteHTTPException):
+    """An HTTP error with the name of the field at fault."""
+
+    def __init__(
+        self,
+        status_code: int,
+        detail: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status_code=status_code, detail=detail, headers=headers)
+        self.field = field
+
+
+def field_name(loc: tuple[Any, ...] | list[Any]) -> str:
+    """('body', 'items', 0, 'text') -> 'items[0].text'; ('query', 'limit') -> 'limit'."""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "body"
+
+
+async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+    field = field_name(first.get("loc", ("body",)))
+    if first.get("type") == "json_invalid":
+        field = "body"
+    details = [
+        {"field": field_name(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type")}
+        for e in errors[:20]
+    ]
+    return JSONResponse(
+        status_code=422,
+        content=jsonable_encoder(
+            {"detail": f"{field}: {first.get('msg', 'invalid')}", "field": field, "errors": details}
+        ),
+    )
+
+
+async def _http_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return JSONResponse(
+        status_code=exc.status_code,
+        content={"detail": str(exc.detail), "field": getattr(exc, "field", None)},
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def _server_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    # Still JSON for the client; the traceback goes to the server log only.
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(status_code=500, content={"detail": "internal server error", "field": None})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(Exception, _server_error_handler)

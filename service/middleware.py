@@ -1,0 +1,110 @@
+"""Pure ASGI middleware: request body size limit (413) and Prometheus request metrics."""
+
+from __future__ import annotations
+
+import json
+from time import perf_counter
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from service.errors import ApiError
+
+
+class Metrics:
+    """Per-app registry, so several apps (tests) never share counters."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "verbatim_http_requests",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "verbatim_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        self.feedback_stored = Gauge(
+            "verbatim_feedback_stored", "Verbatims stored in the database", registry=self.registry
+        )
+        self.feedback_ingested = Counter(
+            "verbatim_api_feedback_rows",
+            "Rows posted to /feedback, by outcome",
+            ["status"],
+            registry=self.registry,
+        )
+
+
+class BodyTooLarge(ApiError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body is larger than {limit} bytes", "body")
+
+
+class LimitsAndMetrics:
+    def __init__(self, app: Any, *, max_body_bytes: int, metrics: Metrics) -> None:
+        self.app = app
+        self.max_body = max_body_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = perf_counter()
+        status = [500]
+        started = [False]
+
+        async def send_wrapper(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                started[0] = True
+            await send(message)
+
+        try:
+            length = dict(scope.get("headers") or []).get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_body:
+                await self._reject(send_wrapper)
+                return
+            received = [0]
+
+            async def limited_receive() -> dict:
+                message = await receive()
+                if message["type"] == "http.request":
+                    received[0] += len(message.get("body", b""))
+                    if received[0] > self.max_body:
+                        # An HTTPException: FastAPI's body reader re-raises it as is.
+                        raise BodyTooLarge(self.max_body)
+                return message
+
+            try:
+                await self.app(scope, limited_receive, send_wrapper)
+            except BodyTooLarge:
+                if not started[0]:
+                    await self._reject(send_wrapper)
+        finally:
+            route = scope.get("route")
+            name = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "GET")
+            self.metrics.requests.labels(method, name, str(status[0])).inc()
+            self.metrics.latency.labels(method, name).observe(perf_counter() - start)
+
+    async def _reject(self, send: Any) -> None:
+        body = json.dumps(
+            {"detail": f"request body is larger than {self.max_body} bytes", "field": "body"}
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

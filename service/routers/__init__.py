@@ -1,0 +1,1 @@
+"""API routers (thin: validation, then a call into core.queries / service helpers)."""

@@ -1,0 +1,58 @@
+"""/topics and /alerts listings."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy.orm import Session
+
+from core.queries import list_alerts, list_topics, theme_keys
+from service.auth import require
+from service.deps import cached_json, get_session, pick_taxonomy
+from service.errors import ApiError
+from service.schemas import AlertOut, AlertsOut, ErrorOut, TopicOut, TopicsOut
+
+router = APIRouter(
+    dependencies=[Depends(require("read"))],
+    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+@router.get("/topics", response_model=TopicsOut, tags=["topics"], summary="Discovered topics")
+def get_topics(
+    request: Request,
+    session: SessionDep,
+    emerging: Annotated[bool | None, Query(description="only emerging (true) or not")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Response:
+    rows, total = list_topics(session, emerging=emerging, limit=limit, offset=offset)
+    out = TopicsOut(
+        items=[TopicOut.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
+    )
+    return cached_json(request, out)
+
+
+@router.get("/alerts", response_model=AlertsOut, tags=["alerts"], summary="Spike alerts")
+def get_alerts(
+    request: Request,
+    session: SessionDep,
+    status: Annotated[Literal["open", "resolved"] | None, Query()] = None,
+    theme: Annotated[str | None, Query(max_length=64, description="theme id or former id")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    before = None
+    if cursor is not None:
+        if not cursor.isdigit():
+            raise ApiError(422, "invalid cursor (use next_cursor from the previous page)", "cursor")
+        before = int(cursor)
+    keys = theme_keys(pick_taxonomy(request, None), theme) if theme else None
+    rows, nxt = list_alerts(session, status=status, themes=keys, limit=limit, before_id=before)
+    out = AlertsOut(
+        items=[AlertOut.model_validate(r) for r in rows],
+        next_cursor=str(nxt) if nxt is not None else None,
+    )
+    return cached_json(request, out, max_age=10)

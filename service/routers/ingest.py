@@ -1,0 +1,87 @@
+"""POST /feedback (batch ingest, idempotent) and POST /analyze (ad-hoc scoring)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from core.db import session_scope
+from service.auth import require
+from service.errors import ApiError
+from service.ingest import ingest_batch
+from service.schemas import AnalyzeIn, AnalyzeOut, ErrorOut, FeedbackBatch, FeedbackResult
+
+router = APIRouter(
+    dependencies=[Depends(require("write"))],
+    responses={
+        401: {"model": ErrorOut},
+        403: {"model": ErrorOut},
+        413: {"model": ErrorOut},
+        422: {"model": ErrorOut},
+    },
+)
+
+
+def _check_batch(request: Request, items: list[Any]) -> None:
+    limit = request.app.state.settings.max_batch_rows
+    if len(items) > limit:
+        raise ApiError(413, f"batch of {len(items)} rows exceeds max_batch_rows={limit}", "items")
+    if not items:
+        raise ApiError(422, "items must hold at least one row", "items")
+
+
+@router.post(
+    "/feedback",
+    response_model=FeedbackResult,
+    tags=["feedback"],
+    summary="Store a batch of verbatims (re-posting the same rows is a no-op)",
+)
+def post_feedback(request: Request, batch: FeedbackBatch) -> FeedbackResult:
+    """Same preparation (normalisation, PII masking) and dedup as `verbatim ingest`: each row
+    is `stored`, `duplicate` (same id, or same text + date + customer) or `rejected` with
+    the reason and field. The batch is one transaction."""
+    _check_batch(request, batch.items)
+    state = request.app.state
+    with session_scope(state.sessions) as session:
+        result = ingest_batch(session, state.settings, batch)
+    for status, count in (
+        ("stored", result.stored),
+        ("duplicate", result.duplicates),
+        ("rejected", result.rejected),
+    ):
+        state.metrics.feedback_ingested.labels(status).inc(count)
+    return result
+
+
+@router.post(
+    "/analyze",
+    response_model=AnalyzeOut,
+    tags=["analyze"],
+    summary="Score texts now (same records as `verbatim analyze`); nothing is stored",
+)
+def post_analyze(request: Request, body: AnalyzeIn) -> AnalyzeOut:
+    _check_batch(request, body.items)
+    max_chars = request.app.state.settings.max_text_chars
+    texts: list[str] = []
+    for i, item in enumerate(body.items):
+        text = item.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise ApiError(422, "each item needs a non-empty string 'text'", f"items[{i}].text")
+        if len(text) > max_chars:
+            raise ApiError(422, f"text longer than {max_chars} characters", f"items[{i}].text")
+        texts.append(text)
+    analyzer = request.app.state.get_analyzer()
+    from jobs.factory import analysis_record
+
+    docs = analyzer.analyze(texts)
+    items = []
+    for item, doc in zip(body.items, docs, strict=True):
+        record = analysis_record(doc)
+        out = dict(item)
+        out["sentiment"] = record["sentiment"]
+        out["themes"] = record["themes"]
+        for extra in ("severity", "language"):
+            out.setdefault(extra, record[extra])
+        items.append(out)
+    return AnalyzeOut(model_version=str(getattr(analyzer, "model_version", "unknown")), items=items)

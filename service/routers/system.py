@@ -1,0 +1,59 @@
+"""Open endpoints: /health, /metrics (Prometheus text) and the dashboard page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from core.queries import feedback_count
+from service.schemas import HealthOut
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+router = APIRouter()
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("verbatim")
+    except Exception:  # noqa: BLE001 - not installed as a distribution
+        return "dev"
+
+
+@router.get("/health", response_model=HealthOut, tags=["system"], summary="Liveness + database")
+def health(request: Request) -> JSONResponse:
+    try:
+        with request.app.state.sessions() as session:
+            session.execute(text("SELECT 1"))
+        db = "ok"
+    except Exception as exc:  # noqa: BLE001 - report, don't crash
+        db = f"error: {type(exc).__name__}"
+    body = HealthOut(status="ok" if db == "ok" else "degraded", database=db, version=_version())
+    return JSONResponse(body.model_dump(), status_code=200 if db == "ok" else 503)
+
+
+@router.get(
+    "/metrics",
+    tags=["system"],
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
+def metrics(request: Request) -> Response:
+    state = request.app.state
+    try:
+        with state.sessions() as session:
+            state.metrics.feedback_stored.set(feedback_count(session))
+    except Exception:  # noqa: BLE001 - keep serving the request metrics
+        pass
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/", include_in_schema=False)
+def dashboard() -> FileResponse:
+    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})

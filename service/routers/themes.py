@@ -1,0 +1,204 @@
+"""/themes: per-theme figures, one theme's daily series, its verbatims."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from sqlalchemy.orm import Session
+
+from core.queries import aggregates_version, alerts_version, theme_keys, theme_verbatims
+from nlp.taxonomy import Taxonomy
+from service.auth import require
+from service.deps import (
+    MAX_DAYS,
+    cached_json,
+    decode_cursor,
+    encode_cursor,
+    get_session,
+    json_body,
+    pick_taxonomy,
+    resolve_period,
+)
+from service.errors import ApiError
+from service.schemas import (
+    ChannelName,
+    ErrorOut,
+    EvidenceOut,
+    Polarity,
+    ThemeDetailOut,
+    ThemesOut,
+    VerbatimOut,
+    VerbatimsOut,
+)
+from service.views import theme_detail_view, themes_view
+
+router = APIRouter(
+    tags=["themes"],
+    dependencies=[Depends(require("read"))],
+    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+
+SessionDep = Annotated[Session, Depends(get_session)]
+StartQ = Annotated[date | None, Query(description="first day (inclusive)")]
+EndQ = Annotated[
+    date | None, Query(description="last day (inclusive); default: last day with data")
+]
+ChannelQ = Annotated[ChannelName | None, Query()]
+SourceQ = Annotated[str | None, Query(max_length=100)]
+TaxonomyQ = Annotated[
+    Literal["ecommerce", "restaurant"] | None,
+    Query(description="a built-in taxonomy; default: the service's current taxonomy"),
+]
+ThemeId = Annotated[str, Path(min_length=1, max_length=64, description="theme id or former id")]
+
+
+def _theme_or_404(request: Request, theme_id: str, taxonomy_name: str | None):  # noqa: ANN202
+    taxonomy = pick_taxonomy(request, taxonomy_name)
+    theme = taxonomy.resolve(theme_id)
+    if theme is None:
+        raise ApiError(404, f"unknown theme {theme_id!r}", "theme_id")
+    return taxonomy, theme
+
+
+def _cache_key(session: Session, tax: Taxonomy, *params: object) -> tuple:
+    """Rendered views are reused until the aggregates, the alerts or the taxonomy change."""
+    return (
+        *params,
+        aggregates_version(session),
+        alerts_version(session),
+        id(tax),
+        tax.version,
+    )
+
+
+@router.get("/themes", response_model=ThemesOut, summary="Per-theme figures over a period")
+def list_themes(
+    request: Request,
+    session: SessionDep,
+    start: StartQ = None,
+    end: EndQ = None,
+    days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = 7,
+    channel: ChannelQ = None,
+    source: SourceQ = None,
+    taxonomy: TaxonomyQ = None,
+) -> Response:
+    """Volume, negative share, net sentiment, change vs the previous period of equal length,
+    spike status (open alert), top keywords, journey stage and team of every theme."""
+    first, last = resolve_period(session, start, end, days)
+    tax = pick_taxonomy(request, taxonomy)
+    key = _cache_key(session, tax, "themes", taxonomy, first, last, channel, source)
+    cache = request.app.state.view_cache
+    prepared = cache.get(key)
+    if prepared is None:
+        view = themes_view(
+            session,
+            tax,
+            taxonomy or "current",
+            start=first,
+            end=last,
+            channel=channel,
+            source=source,
+            keywords=request.app.state.keyword_cache,
+        )
+        prepared = json_body(view)
+        cache.put(key, prepared)
+    return cached_json(request, prepared=prepared)
+
+
+@router.get(
+    "/themes/{theme_id}",
+    response_model=ThemeDetailOut,
+    responses={404: {"model": ErrorOut}},
+    summary="One theme: summary and daily series",
+)
+def get_theme(
+    request: Request,
+    session: SessionDep,
+    theme_id: ThemeId,
+    start: StartQ = None,
+    end: EndQ = None,
+    days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = 30,
+    channel: ChannelQ = None,
+    source: SourceQ = None,
+    taxonomy: TaxonomyQ = None,
+) -> Response:
+    tax, theme = _theme_or_404(request, theme_id, taxonomy)
+    first, last = resolve_period(session, start, end, days)
+    key = _cache_key(session, tax, theme.id, taxonomy, first, last, channel, source)
+    cache = request.app.state.view_cache
+    prepared = cache.get(key)
+    if prepared is None:
+        view = theme_detail_view(
+            session,
+            tax,
+            theme.id,
+            start=first,
+            end=last,
+            channel=channel,
+            source=source,
+            keywords=request.app.state.keyword_cache,
+        )
+        prepared = json_body(view)
+        cache.put(key, prepared)
+    return cached_json(request, prepared=prepared)
+
+
+@router.get(
+    "/themes/{theme_id}/verbatims",
+    response_model=VerbatimsOut,
+    responses={404: {"model": ErrorOut}},
+    summary="Verbatims mentioning a theme (newest first, cursor pagination)",
+)
+def get_theme_verbatims(
+    request: Request,
+    session: SessionDep,
+    theme_id: ThemeId,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    polarity: Annotated[Polarity | None, Query()] = None,
+    severity_min: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
+    channel: ChannelQ = None,
+    source: SourceQ = None,
+    start: Annotated[date | None, Query()] = None,
+    end: Annotated[date | None, Query()] = None,
+    taxonomy: TaxonomyQ = None,
+) -> VerbatimsOut:
+    tax, theme = _theme_or_404(request, theme_id, taxonomy)
+    after = decode_cursor(cursor) if cursor else None
+    rows, nxt = theme_verbatims(
+        session,
+        theme_keys(tax, theme.id),
+        limit=limit,
+        after=after,
+        polarity=polarity,
+        severity_min=severity_min,
+        channel=channel,
+        source=source,
+        start=start,
+        end=end,
+    )
+    return VerbatimsOut(
+        theme=theme.id,
+        label=theme.label,
+        items=[
+            VerbatimOut(
+                feedback_id=r.feedback_id,
+                created_at=r.created_at,
+                channel=r.channel,
+                source=r.source,
+                rating=r.rating,
+                text=r.text,
+                polarity=r.polarity,
+                score=r.score,
+                sentiment=r.sentiment,
+                severity=r.severity,
+                evidence=None
+                if r.evidence_start is None and r.evidence_text is None
+                else EvidenceOut(start=r.evidence_start, end=r.evidence_end, text=r.evidence_text),
+            )
+            for r in rows
+        ],
+        next_cursor=encode_cursor(*nxt) if nxt else None,
+    )

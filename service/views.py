@@ -1,0 +1,265 @@
+"""Compose query-layer results (core.queries) into API response models."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from datetime import date, timedelta
+
+from sqlalchemy.orm import Session
+
+from core.queries import (
+    DayPoint,
+    ThemeRow,
+    aggregates_version,
+    daily_series,
+    open_alerts_by_theme,
+    theme_keys,
+    theme_summary,
+    top_keywords_many,
+)
+from nlp.taxonomy import Taxonomy
+from service.deps import previous_period
+from service.schemas import DayOut, Period, SpikeOut, ThemeDetailOut, ThemeOut, ThemesOut
+
+
+class KeywordCache:
+    """Top keywords per (theme ids, period, filters), valid while the aggregates are unchanged.
+
+    Keywords come from a text scan of evidence spans, the one part of /themes that is not a
+    lookup in the aggregates table; the aggregate job's rebuild changes the version key.
+    """
+
+    def __init__(self, size: int = 2048) -> None:
+        self.size = size
+        self._data: dict[tuple, list[str]] = {}
+        self._lock = threading.Lock()
+
+    def get_many(
+        self,
+        session: Session,
+        themes: dict[str, list[str]],
+        *,
+        start: date,
+        end: date,
+        channel: str | None,
+        source: str | None,
+        version: tuple[int, int],
+    ) -> dict[str, list[str]]:
+        """theme -> keywords; misses are computed together in one query."""
+
+        def key(ids: list[str]) -> tuple:
+            return (tuple(ids), start, end, channel, source, version)
+
+        with self._lock:
+            out = {t: self._data[key(ids)] for t, ids in themes.items() if key(ids) in self._data}
+        missing = {t: ids for t, ids in themes.items() if t not in out}
+        if missing:
+            found = top_keywords_many(
+                session, missing, start=start, end=end, channel=channel, source=source
+            )
+            with self._lock:
+                if len(self._data) + len(found) > self.size:
+                    self._data.clear()  # simple bound; recomputing is cheap enough
+                for t, words in found.items():
+                    self._data[key(missing[t])] = words
+            out.update(found)
+        return out
+
+
+class ViewCache:
+    """Small LRU of rendered responses. Keys must include a data version (see
+    `core.queries.aggregates_version` / `alerts_version`) so that a rebuild invalidates them."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._data: OrderedDict[tuple, tuple[bytes, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> tuple[bytes, str] | None:
+        with self._lock:
+            hit = self._data.get(key)
+            if hit is not None:
+                self._data.move_to_end(key)
+            return hit
+
+    def put(self, key: tuple, value: tuple[bytes, str]) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+
+def _period(start: date, end: date) -> Period:
+    prev_start, prev_end = previous_period(start, end)
+    return Period(start=start, end=end, previous_start=prev_start, previous_end=prev_end)
+
+
+def _theme_out(
+    row: ThemeRow,
+    taxonomy: Taxonomy,
+    spike: object | None,
+    keywords: list[str],
+    trend: list[DayPoint],
+) -> ThemeOut:
+    theme = taxonomy.resolve(row.theme)
+    return ThemeOut(
+        id=row.theme,
+        label=row.label,
+        team=theme.team if theme else "default",
+        stage=theme.stage if theme else "experience",
+        volume=row.volume,
+        negatives=row.negatives,
+        neutrals=row.neutrals,
+        positives=row.positives,
+        negative_share=round(row.negative_share, 4),
+        net_sentiment=round(row.net_sentiment, 4),
+        mean_rating=None if row.mean_rating is None else round(row.mean_rating, 3),
+        previous_volume=row.previous_volume,
+        volume_change=None if row.volume_change is None else round(row.volume_change, 4),
+        negative_share_change=round(row.negative_share_change, 4),
+        spike=None
+        if spike is None
+        else SpikeOut(
+            alert_id=spike.id,  # type: ignore[attr-defined]
+            kind=spike.kind,  # type: ignore[attr-defined]
+            severity=spike.severity,  # type: ignore[attr-defined]
+            first_day=spike.first_day,  # type: ignore[attr-defined]
+            last_day=spike.last_day,  # type: ignore[attr-defined]
+        ),
+        keywords=keywords,
+        trend=[p.volume for p in trend],
+    )
+
+
+def themes_view(
+    session: Session,
+    taxonomy: Taxonomy,
+    taxonomy_name: str,
+    *,
+    start: date,
+    end: date,
+    channel: str | None,
+    source: str | None,
+    keywords: KeywordCache | None = None,
+) -> ThemesOut:
+    rows = theme_summary(
+        session,
+        start=start,
+        end=end,
+        channel=channel,
+        source=source,
+        taxonomy=taxonomy,
+        include_total=True,
+    )
+    total = rows.pop() if rows and rows[-1].theme == "*" else None
+    series = daily_series(
+        session, start=start, end=end, channel=channel, source=source, taxonomy=taxonomy
+    )
+    spikes = open_alerts_by_theme(session, taxonomy)
+    empty = [DayPoint(start + timedelta(days=i), 0, 0, 0, 0) for i in range((end - start).days + 1)]
+    rows = [
+        r
+        for r in rows
+        if (t := taxonomy.resolve(r.theme)) is None or not t.retired  # retired: /themes/{id} only
+    ]
+    words = (keywords or KeywordCache()).get_many(
+        session,
+        {r.theme: theme_keys(taxonomy, r.theme) for r in rows if r.volume},
+        start=start,
+        end=end,
+        channel=channel,
+        source=source,
+        version=aggregates_version(session),
+    )
+    themes = [
+        _theme_out(
+            row,
+            taxonomy,
+            spikes.get(row.theme),
+            words.get(row.theme, []),
+            series.get(row.theme, empty),
+        )
+        for row in rows
+    ]
+    return ThemesOut(
+        period=_period(start, end),
+        taxonomy=taxonomy_name,
+        channel=channel,
+        source=source,
+        total_volume=total.volume if total else 0,
+        themes=themes,
+    )
+
+
+def theme_detail_view(
+    session: Session,
+    taxonomy: Taxonomy,
+    theme_id: str,
+    *,
+    start: date,
+    end: date,
+    channel: str | None,
+    source: str | None,
+    keywords: KeywordCache | None = None,
+) -> ThemeDetailOut:
+    theme = taxonomy.get(theme_id)
+    keys = theme_keys(taxonomy, theme.id)
+    rows = theme_summary(
+        session, start=start, end=end, channel=channel, source=source, taxonomy=taxonomy
+    )
+    row = next((r for r in rows if r.theme == theme.id), None)
+    if row is None:  # a retired theme without data in the period
+        row = ThemeRow(theme.id, theme.label, 0, 0, 0, 0, 0.0, 0.0, None, None, 0, 0.0, None, 0.0)
+    series = daily_series(
+        session,
+        start=start,
+        end=end,
+        channel=channel,
+        source=source,
+        themes=keys,
+        taxonomy=taxonomy,
+    ).get(theme.id)
+    if series is None:
+        days = (end - start).days + 1
+        series = [DayPoint(start + timedelta(days=i), 0, 0, 0, 0) for i in range(days)]
+    words = (
+        (keywords or KeywordCache())
+        .get_many(
+            session,
+            {theme.id: keys},
+            start=start,
+            end=end,
+            channel=channel,
+            source=source,
+            version=aggregates_version(session),
+        )
+        .get(theme.id, [])
+    )
+    summary = _theme_out(
+        row, taxonomy, open_alerts_by_theme(session, taxonomy).get(theme.id), words, series
+    )
+    return ThemeDetailOut(
+        id=theme.id,
+        label=theme.label,
+        description=theme.description,
+        team=theme.team,
+        stage=theme.stage,
+        aliases=theme.aliases,
+        retired=theme.retired,
+        period=_period(start, end),
+        summary=summary,
+        series=[
+            DayOut(
+                day=p.day,
+                volume=p.volume,
+                negatives=p.negatives,
+                neutrals=p.neutrals,
+                positives=p.positives,
+                negative_share=round(p.negatives / p.volume, 4) if p.volume else 0.0,
+                net_sentiment=round((p.positives - p.negatives) / p.volume, 4) if p.volume else 0.0,
+            )
+            for p in series
+        ],
+    )

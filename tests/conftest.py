@@ -1,0 +1,74 @@
+"""Shared fixtures: a fresh SQLite file per test, migrated with the real Alembic revisions.
+
+Use `settings` (data_dir in tmp_path, no config file read), `engine` (migrated), `sessions`
+(a sessionmaker) and `session` (one open session, closed after the test).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import make_engine, migrate, session_factory
+from core.settings import Settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings isolated from the developer's environment and any ./verbatim.toml."""
+    for key in list(os.environ):
+        if key.startswith("VERBATIM_") and not key.startswith("VERBATIM_TEST_"):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("VERBATIM_CONFIG", str(tmp_path / "absent.toml"))
+    data_dir = tmp_path / "data"
+    return Settings(data_dir=data_dir, database_url=f"sqlite:///{data_dir / 'verbatim.db'}")
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    eng = make_engine(settings.resolved_database_url)
+    migrate(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return session_factory(engine)
+
+
+@pytest.fixture
+def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    s = sessions()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def pg_sessions() -> Iterator[sessionmaker[Session]]:
+    """A migrated throwaway schema on VERBATIM_TEST_POSTGRES_URL (skipped when unset)."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    url = os.environ.get("VERBATIM_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("VERBATIM_TEST_POSTGRES_URL not set")
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text(f"create schema {schema}"))
+    eng = create_engine(url, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        migrate(eng)
+        yield session_factory(eng)
+    finally:
+        eng.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f"drop schema {schema} cascade"))
+        admin.dispose()

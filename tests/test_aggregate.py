@@ -1,0 +1,239 @@
+"""Daily aggregates (SQL GROUP BY) and the theme summary read from them."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.models import Analysis, DailyAggregate, Feedback, ThemeMention
+from core.queries import theme_summary
+from jobs.aggregate import aggregate
+from nlp.taxonomy import load_taxonomy
+
+D1 = date(2026, 11, 2)
+D2 = date(2026, 11, 3)
+_n = 0
+
+
+def add(
+    session: Session,
+    day: date,
+    sentiment: str,
+    themes: dict[str, str],
+    *,
+    channel: str = "review",
+    source: str = "shop",
+    rating: float | None = None,
+    severity: float = 0.5,
+    hour: int = 10,
+) -> Feedback:
+    global _n
+    _n += 1
+    at = datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+    fb = Feedback(
+        source=source,
+        channel=channel,
+        dedup_key=f"id:{_n}",
+        external_id=str(_n),
+        created_at=at,
+        ingested_at=at,
+        rating=rating,
+        text=f"verbatim {_n}",
+        language="fr",
+        is_french=True,
+        content_hash=f"{_n:064d}",
+        meta={},
+        analyzed=True,
+    )
+    session.add(fb)
+    session.flush()
+    analysis = Analysis(
+        feedback_id=fb.id,
+        model_version="v1",
+        sentiment=sentiment,
+        sentiment_score=0.9,
+        severity=severity,
+        analyzed_at=at,
+    )
+    for theme, polarity in themes.items():
+        analysis.mentions.append(
+            ThemeMention(feedback_id=fb.id, theme=theme, polarity=polarity, score=0.8, day=day)
+        )
+    session.add(analysis)
+    session.flush()
+    return fb
+
+
+def rows(session: Session) -> dict[tuple, DailyAggregate]:
+    return {
+        (r.day, r.theme, r.channel, r.source): r for r in session.scalars(select(DailyAggregate))
+    }
+
+
+@pytest.fixture
+def data(session: Session) -> Session:
+    add(session, D1, "negative", {"livraison": "negative", "emballage": "negative"}, rating=1)
+    add(session, D1, "positive", {"livraison": "positive"}, rating=5, severity=0.0)
+    add(session, D1, "negative", {"livraison": "negative"}, channel="social")
+    add(session, D1, "neutral", {}, rating=3, severity=0.1, hour=23)
+    add(session, D2, "negative", {"emballage": "negative"}, rating=2, hour=0)
+    session.commit()
+    return session
+
+
+def test_aggregate_counts(data: Session) -> None:
+    written = aggregate(data)
+    data.commit()
+    agg = rows(data)
+    assert written == len(agg) == 7
+    liv = agg[(D1, "livraison", "review", "shop")]
+    assert (liv.volume, liv.negatives, liv.neutrals, liv.positives) == (2, 1, 0, 1)
+    assert (liv.rating_sum, liv.rating_count, liv.severity_sum) == (6.0, 2, 0.5)
+    assert agg[(D1, "livraison", "social", "shop")].negatives == 1
+    total = agg[(D1, "*", "review", "shop")]  # document sentiment, incl. theme-less verbatims
+    assert (total.volume, total.negatives, total.neutrals, total.positives) == (3, 1, 1, 1)
+    assert (total.rating_sum, total.rating_count) == (9.0, 3)
+    assert total.severity_sum == pytest.approx(0.6)
+    assert agg[(D2, "*", "review", "shop")].volume == 1  # 00:00 UTC lands on its own day
+    assert agg[(D2, "emballage", "review", "shop")].negatives == 1
+
+
+def test_aggregate_is_a_recompute_and_can_be_incremental(data: Session) -> None:
+    aggregate(data)
+    aggregate(data)  # no doubling
+    data.commit()
+    assert rows(data)[(D1, "*", "review", "shop")].volume == 3
+    add(data, D2, "positive", {"prix": "positive"}, rating=4)
+    aggregate(data, days=[D2])
+    data.commit()
+    agg = rows(data)
+    assert agg[(D2, "*", "review", "shop")].volume == 2
+    assert agg[(D2, "prix", "review", "shop")].positives == 1
+    assert agg[(D1, "*", "review", "shop")].volume == 3  # untouched day kept
+
+
+def test_latest_analysis_wins(data: Session) -> None:
+    fb = data.scalars(select(Feedback).order_by(Feedback.id)).first()
+    newer = Analysis(
+        feedback_id=fb.id,
+        model_version="v2",
+        sentiment="positive",
+        sentiment_score=0.7,
+        severity=0.0,
+        analyzed_at=fb.created_at,
+    )
+    newer.mentions.append(
+        ThemeMention(feedback_id=fb.id, theme="livraison", polarity="positive", score=0.9, day=D1)
+    )
+    data.add(newer)
+    data.commit()
+    aggregate(data)
+    agg = rows(data)
+    assert (
+        agg[(D1, "*", "review", "shop")].negatives,
+        agg[(D1, "*", "review", "shop")].positives,
+    ) == (0, 2)
+    assert agg[(D1, "livraison", "review", "shop")].positives == 2
+    assert (D1, "emballage", "review", "shop") not in agg
+
+
+def test_theme_summary_with_previous_period(session: Session) -> None:
+    end = date(2026, 11, 14)
+    for i in range(7):  # previous week: 1 emballage verbatim a day, half negative
+        add(
+            session,
+            end - timedelta(days=7 + i),
+            "neutral",
+            {"emballage": "negative" if i % 2 else "positive"},
+        )
+    for i in range(3):  # this week: a packaging spike
+        for _ in range(4):
+            add(session, end - timedelta(days=i), "negative", {"emballage": "negative"}, rating=1)
+    add(session, end, "positive", {"old_theme": "positive"}, channel="social", rating=5)
+    session.commit()
+    aggregate(session)
+    session.commit()
+    taxonomy = load_taxonomy()
+    rows_ = theme_summary(
+        session, start=end - timedelta(days=6), end=end, taxonomy=taxonomy, include_total=True
+    )
+    by_id = {r.theme: r for r in rows_}
+    emb = by_id["emballage"]
+    assert rows_[0].theme == "emballage" and emb.label == "Emballage"
+    assert (emb.volume, emb.negatives, emb.previous_volume) == (12, 12, 7)
+    assert emb.negative_share == 1.0 and emb.net_sentiment == -1.0
+    assert emb.volume_change == pytest.approx(5 / 7)
+    assert emb.negative_share_change == pytest.approx(1 - 3 / 7)
+    assert emb.mean_rating == 1.0
+    assert set(taxonomy.ids) <= set(by_id)  # every active theme listed, zeros included
+    assert by_id["prix"].volume == 0 and by_id["prix"].volume_change is None
+    assert by_id["old_theme"].label == "old_theme"  # unknown id kept, not dropped
+    assert rows_[-1].theme == "*" and rows_[-1].volume == 13
+    social = theme_summary(session, start=end - timedelta(days=6), end=end, channel="social")
+    assert [r.theme for r in social] == ["old_theme"]
+
+
+def test_theme_summary_folds_renamed_themes(session: Session) -> None:
+    add(session, D1, "negative", {"livraison": "negative"})
+    add(session, D1, "negative", {"livraison": "negative"})
+    session.commit()
+    aggregate(session)
+    renamed = load_taxonomy().rename("livraison", "expedition", label="Expédition")
+    rows_ = theme_summary(session, start=D1, end=D1, taxonomy=renamed)
+    assert rows_[0].theme == "expedition" and rows_[0].label == "Expédition"
+    assert rows_[0].volume == 2
+    assert "livraison" not in {r.theme for r in rows_}
+    with pytest.raises(ValueError):
+        theme_summary(session, start=D2, end=D1)
+
+
+@pytest.mark.postgres
+def test_ingest_aggregate_and_summary_on_postgres(pg_sessions, settings, tmp_path) -> None:
+    """Same code path on PostgreSQL: ON CONFLICT dedup, day extraction, GROUP BY, summary."""
+    from jobs.ingest import ingest_file
+
+    path = tmp_path / "a.csv"
+    path.write_text("id;date;avis\n1;2026-11-02T23:30:00-02:00;Colis écrasé\n2;2026-11-02;Top\n")
+    assert ingest_file(pg_sessions, settings, path, source="s").stored == 2
+    assert ingest_file(pg_sessions, settings, path, source="s", force=True).duplicates == 2
+    with pg_sessions() as session:
+        for fb in session.scalars(select(Feedback).order_by(Feedback.id)):
+            analysis = Analysis(
+                feedback_id=fb.id,
+                model_version="v1",
+                sentiment="negative",
+                sentiment_score=0.9,
+                severity=0.5,
+                analyzed_at=fb.created_at,
+            )
+            day = fb.created_at.astimezone(UTC).date()
+            analysis.mentions.append(
+                ThemeMention(
+                    feedback_id=fb.id, theme="emballage", polarity="negative", score=0.9, day=day
+                )
+            )
+            session.add(analysis)
+        session.commit()
+        assert aggregate(session) == 4  # emballage and "*" on each of the two days
+        session.commit()
+        agg = rows(session)
+        assert agg[(date(2026, 11, 3), "*", "review", "s")].volume == 1  # 01:30 UTC
+        assert agg[(D1, "*", "review", "s")].volume == 1
+        summary = theme_summary(session, start=D1, end=D2, taxonomy=load_taxonomy())
+        assert summary[0].theme == "emballage" and summary[0].negatives == 2
+
+
+def test_since_and_long_day_lists(data: Session) -> None:
+    from jobs import aggregate as agg_module
+
+    aggregate(data)
+    before = {k: (r.volume, r.negatives) for k, r in rows(data).items()}
+    assert aggregate(data, since=D2) == 2  # only D2's rows are rebuilt
+    many = [D1 - timedelta(days=i) for i in range(agg_module.MAX_DAY_LIST + 10)] + [D2]
+    assert aggregate(data, days=many) == len(before)  # span recompute, same result
+    data.commit()
+    data.expire_all()
+    assert {k: (r.volume, r.negatives) for k, r in rows(data).items()} == before

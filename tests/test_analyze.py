@@ -1,0 +1,118 @@
+"""Analyzer contract and `verbatim analyze` end to end on a JSONL file we write here."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from core.settings import load_settings
+from jobs import cli_models
+from jobs.analyze import analyze_file
+from jobs.factory import analysis_record, build_analyzer
+from nlp.analyzer import Analyzer, DocAnalysis
+from nlp.sentiment.lexicon import LexiconSentiment
+from nlp.taxonomy import load_taxonomy
+from nlp.themes import RuleThemeDetector
+
+ROWS = [
+    {"id": "r1", "text": "Livraison rapide mais produit cassé 😡", "source": "test", "stars": 2},
+    {"id": "r2", "text": "Colis jamais reçu, service client injoignable. Arnaque !"},
+    {"id": "r3", "text": "Parfait, rien à redire, je recommande"},
+]
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Analyzer:
+    tax = load_taxonomy("ecommerce")
+    sentiment = LexiconSentiment()
+    return Analyzer(sentiment, RuleThemeDetector(tax, scorer=sentiment), tax)
+
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No developer config leaks in: default lexicon backend, packaged taxonomy."""
+    for key in list(os.environ):
+        if key.startswith("VERBATIM_") and not key.startswith("VERBATIM_TEST_"):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("VERBATIM_CONFIG", str(tmp_path / "absent.toml"))
+
+def test_analyzer_contract(analyzer: Analyzer) -> None:
+    docs = analyzer.analyze([r["text"] for r in ROWS] + ["The parcel never arrived, awful"])
+    assert all(isinstance(d, DocAnalysis) for d in docs)
+    assert analyzer.model_version.startswith("lexicon-")
+    r1, r2, r3, en = docs
+    assert r1.is_french and r1.language == "fr"
+    assert {m.theme: m.polarity for m in r1.themes} == {"livraison": "positive",
+                                                       "qualite_produit": "negative"}
+    assert r2.sentiment.label == "negative" and r3.sentiment.label == "positive"
+    assert r2.severity > r1.severity > r3.severity
+    assert r2.severity >= 0.8  # alarm term + negative delivery/service
+    assert not en.is_french and en.language == "en"
+    record = analysis_record(r1)
+    assert set(record["sentiment"]) >= {"label", "score", "stars"}
+    assert record["themes"][0].keys() >= {"id", "polarity", "score", "evidence"}
+    json.dumps(record)  # JSON-able
+
+
+def test_analyze_file_keeps_fields_and_reports_bad_lines(analyzer: Analyzer,
+                                                         tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    lines = [json.dumps(ROWS[0], ensure_ascii=False),
+             '{"id": "broken", "text": "pas fini',
+             json.dumps({"id": "no-text"}),
+             json.dumps({"id": "empty", "text": "   "}),
+             json.dumps({"id": "num", "text": 12}),
+             "",
+             json.dumps(ROWS[1], ensure_ascii=False),
+             json.dumps(ROWS[2], ensure_ascii=False)]
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    dst = tmp_path / "out.jsonl"
+    summary = analyze_file(analyzer, src, dst, batch_size=2)
+    out = [json.loads(line) for line in dst.read_text(encoding="utf-8").splitlines()]
+    assert [o.get("id") for o in out] == ["r1", "broken", "no-text", "empty", "num", "r2", "r3"]
+    assert summary.total == 7 and summary.analyzed == 3 and summary.errors == 4
+    assert out[0]["source"] == "test" and out[0]["stars"] == 2  # input fields kept
+    assert out[0]["sentiment"]["label"] in ("negative", "neutral", "positive")
+    ev = out[0]["themes"][0]["evidence"]
+    assert ROWS[0]["text"][ev["start"]:ev["end"]] == ev["text"]
+    for bad in out[1:5]:
+        assert "error" in bad and "sentiment" not in bad
+    assert "invalid JSON" in out[1]["error"]
+
+
+def test_cli_analyze_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray verbatim.toml
+    app = typer.Typer()
+    cli_models.register(app)
+    runner = CliRunner()
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps(ROWS[0], ensure_ascii=False) + "\n{oops\n"
+                   + json.dumps(ROWS[2], ensure_ascii=False) + "\n", encoding="utf-8")
+    dst = tmp_path / "out.jsonl"
+    res = runner.invoke(app, ["analyze", str(src), "-o", str(dst)])
+    assert res.exit_code == 0, res.output
+    out = [json.loads(x) for x in dst.read_text(encoding="utf-8").splitlines()]
+    assert len(out) == 3 and "error" in out[1] and out[2]["sentiment"]["label"] == "positive"
+    assert "1 bad line" in res.output
+
+    res = runner.invoke(app, ["analyze", str(tmp_path / "missing.jsonl"), "-o", str(dst)])
+    assert res.exit_code == 2 and "input file not found" in res.output
+    bad_tax = tmp_path / "bad.yaml"
+    bad_tax.write_text("name: x\nthemes: []\n", encoding="utf-8")
+    res = runner.invoke(app, ["analyze", str(src), "-o", str(dst), "--taxonomy", str(bad_tax)])
+    assert res.exit_code == 2 and "bad taxonomy" in res.output
+    res = runner.invoke(app, ["analyze", str(src), "-o", str(dst), "--backend", "nope"])
+    assert res.exit_code == 2 and "unknown sentiment backend" in res.output
+
+
+def test_build_analyzer_restaurant() -> None:
+    analyzer = build_analyzer(load_settings(), taxonomy=load_taxonomy("restaurant"))
+    doc = analyzer.analyze(["Serveur très aimable mais plats froids et addition salée"])[0]
+    got = {m.theme: m.polarity for m in doc.themes}
+    assert got.get("service") == "positive" and got.get("cuisine") == "negative"

@@ -1,0 +1,687 @@
+"""API tests over a real SQLite file seeded through the ORM + the real aggregate job."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from api_seed import KNOWN_EVIDENCE, KNOWN_TEXT, LAST_DAY, Seeded, seed
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import session_scope
+from core.models import Feedback, IngestionRun, Quarantine
+from core.settings import Settings
+from service.app import create_app
+from service.auth import create_key, revoke_key
+
+
+@pytest.fixture
+def seeded(sessions: sessionmaker[Session]) -> Seeded:
+    return seed(sessions)
+
+
+@pytest.fixture
+def keys(sessions: sessionmaker[Session]) -> dict[str, str]:
+    with session_scope(sessions) as session:
+        _, read = create_key(session, "lecture", "read")
+        _, write = create_key(session, "ecriture", "write")
+    return {"read": read, "write": write}
+
+
+@pytest.fixture
+def client(settings: Settings, engine: Engine, seeded: Seeded) -> Iterator[TestClient]:
+    # No lifespan: the analyzer is built lazily, only by the /analyze tests.
+    yield TestClient(create_app(settings, engine=engine))
+
+
+def rh(keys: dict[str, str]) -> dict[str, str]:
+    return {"X-API-Key": keys["read"]}
+
+
+def wh(keys: dict[str, str]) -> dict[str, str]:
+    return {"X-API-Key": keys["write"]}
+
+
+# --- auth -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/themes"),
+        ("GET", "/themes/livraison"),
+        ("GET", "/themes/livraison/verbatims"),
+        ("GET", "/topics"),
+        ("GET", "/alerts"),
+        ("GET", "/taxonomy"),
+        ("PUT", "/taxonomy"),
+        ("POST", "/feedback"),
+        ("POST", "/analyze"),
+    ],
+)
+def test_protected_endpoints_need_a_key(client: TestClient, method: str, path: str) -> None:
+    res = client.request(method, path, json={})
+    assert res.status_code == 401
+    assert res.json()["field"] == "X-API-Key"
+    bad = client.request(method, path, json={}, headers={"X-API-Key": "vb_not-a-key"})
+    assert bad.status_code == 401
+    assert "invalid" in bad.json()["detail"]
+
+
+def test_read_key_cannot_write(client: TestClient, keys: dict[str, str]) -> None:
+    body = {"source": "api", "items": [{"text": "Très bien"}]}
+    assert client.post("/feedback", json=body, headers=rh(keys)).status_code == 403
+    assert client.put("/taxonomy", json={"operations": []}, headers=rh(keys)).status_code == 403
+    res = client.post("/analyze", json={"items": [{"text": "ok"}]}, headers=rh(keys))
+    assert res.status_code == 403
+    assert res.json() == {"detail": "this API key has no 'write' scope", "field": "X-API-Key"}
+    # A write key also reads.
+    assert client.get("/themes", headers=wh(keys)).status_code == 200
+
+
+def test_revoked_key_stops_working(
+    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    assert client.get("/topics", headers=rh(keys)).status_code == 200
+    with session_scope(sessions) as session:
+        _, token = create_key(session, "temp", "read")
+    assert client.get("/topics", headers={"X-API-Key": token}).status_code == 200
+    with session_scope(sessions) as session:
+        key_id = [k.id for k in __import__("service.auth").auth.list_keys(session)][-1]
+        assert revoke_key(session, key_id)
+    assert client.get("/topics", headers={"X-API-Key": token}).status_code == 401
+
+
+def test_keys_are_stored_hashed(keys: dict[str, str], sessions: sessionmaker[Session]) -> None:
+    from core.models import ApiKey
+
+    with sessions() as session:
+        stored = list(session.execute(select(ApiKey.key_hash, ApiKey.prefix)))
+    assert all(token not in {h for h, _ in stored} for token in keys.values())
+    assert {p for _, p in stored} == {t[:10] for t in keys.values()}
+
+
+def test_open_read_mode(settings: Settings, engine: Engine, seeded: Seeded) -> None:
+    open_settings = settings.model_copy(update={"dashboard_read_without_key": True})
+    client = TestClient(create_app(open_settings, engine=engine))
+    assert client.get("/themes").status_code == 200
+    assert client.get("/alerts").status_code == 200
+    # Writes still need a write key.
+    res = client.post("/feedback", json={"source": "x", "items": [{"text": "Bien"}]})
+    assert res.status_code == 401
+
+
+def test_health_metrics_dashboard_are_open(client: TestClient) -> None:
+    assert client.get("/health").json()["status"] == "ok"
+    assert client.get("/metrics").status_code == 200
+    page = client.get("/")
+    assert page.status_code == 200 and "Thèmes" in page.text
+    assert client.get("/static/app.js").status_code == 200
+
+
+def test_openapi_declares_api_key_scheme(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    scheme = spec["components"]["securitySchemes"]["ApiKey"]
+    assert scheme == {**scheme, "type": "apiKey", "in": "header", "name": "X-API-Key"}
+    assert spec["paths"]["/themes"]["get"]["security"] == [{"ApiKey": []}]
+    assert "security" not in spec["paths"]["/health"]["get"]
+
+
+# --- /themes --------------------------------------------------------------------------------
+
+
+def test_themes_default_period_and_figures(
+    client: TestClient, keys: dict[str, str], seeded: Seeded
+) -> None:
+    data = client.get("/themes", headers=rh(keys)).json()
+    assert data["period"]["end"] == LAST_DAY.isoformat()
+    assert data["period"]["start"] == (LAST_DAY - timedelta(days=6)).isoformat()
+    assert data["period"]["previous_end"] == (LAST_DAY - timedelta(days=7)).isoformat()
+    themes = {t["id"]: t for t in data["themes"]}
+    # Every active theme of the taxonomy is listed, even at zero volume.
+    assert {"livraison", "emballage", "prix", "site_appli"} <= set(themes)
+    liv = themes["livraison"]
+    assert data["themes"][0]["id"] == "livraison"  # most negatives first
+    assert liv["label"] == "Livraison"
+    assert liv["volume"] == seeded.livraison_current
+    assert liv["negatives"] == seeded.livraison_current_negative
+    assert liv["negative_share"] == pytest.approx(
+        seeded.livraison_current_negative / seeded.livraison_current, abs=1e-4
+    )
+    assert liv["previous_volume"] == 21
+    assert liv["volume_change"] == pytest.approx((64 - 21) / 21, abs=1e-3)
+    assert liv["spike"]["alert_id"] == seeded.alert_id and liv["spike"]["severity"] == "high"
+    assert themes["prix"]["spike"] is None  # its alert is resolved
+    assert "retard" in liv["keywords"]
+    assert len(liv["trend"]) == 7 and sum(liv["trend"]) == liv["volume"]
+    assert liv["stage"] == "delivery"
+    assert themes["site_appli"]["volume"] == 0 and themes["site_appli"]["keywords"] == []
+
+
+def test_themes_filters(client: TestClient, keys: dict[str, str]) -> None:
+    all_ = {t["id"]: t["volume"] for t in client.get("/themes", headers=rh(keys)).json()["themes"]}
+    social = client.get("/themes?channel=social", headers=rh(keys)).json()
+    assert social["channel"] == "social"
+    vols = {t["id"]: t["volume"] for t in social["themes"]}
+    assert 0 < vols["livraison"] < all_["livraison"]
+    other = client.get("/themes?source=elsewhere", headers=rh(keys)).json()
+    assert all(t["volume"] == 0 for t in other["themes"])
+    explicit = client.get(
+        f"/themes?start={LAST_DAY - timedelta(days=1)}&end={LAST_DAY}", headers=rh(keys)
+    ).json()
+    assert explicit["period"]["previous_start"] == (LAST_DAY - timedelta(days=3)).isoformat()
+    resto = client.get("/themes?taxonomy=restaurant", headers=rh(keys)).json()
+    assert resto["taxonomy"] == "restaurant"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("channel=fax", "channel"),
+        ("days=0", "days"),
+        ("days=abc", "days"),
+        ("start=2026-13-01", "start"),
+        ("start=2026-03-10&end=2026-03-01", "end"),
+        ("start=2020-01-01&end=2026-01-01", "start"),
+        ("taxonomy=bogus", "taxonomy"),
+    ],
+)
+def test_themes_validation_names_the_field(
+    client: TestClient, keys: dict[str, str], query: str, field: str
+) -> None:
+    res = client.get(f"/themes?{query}", headers=rh(keys))
+    assert res.status_code == 422
+    body = res.json()
+    assert body["field"] == field
+    assert field in body["detail"] or body["detail"]
+
+
+def test_etag_and_304(client: TestClient, keys: dict[str, str]) -> None:
+    first = client.get("/themes", headers=rh(keys))
+    etag = first.headers["etag"]
+    assert "max-age" in first.headers["cache-control"]
+    again = client.get("/themes", headers={**rh(keys), "If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == etag
+    other = client.get("/themes?channel=social", headers={**rh(keys), "If-None-Match": etag})
+    assert other.status_code == 200 and other.headers["etag"] != etag
+    for path in ("/themes/livraison", "/topics", "/alerts", "/taxonomy"):
+        res = client.get(path, headers=rh(keys))
+        cached = client.get(path, headers={**rh(keys), "If-None-Match": res.headers["etag"]})
+        assert cached.status_code == 304, path
+
+
+def test_theme_detail_series(client: TestClient, keys: dict[str, str], seeded: Seeded) -> None:
+    data = client.get("/themes/livraison?days=14", headers=rh(keys)).json()
+    assert data["id"] == "livraison" and data["label"] == "Livraison"
+    assert len(data["series"]) == 14
+    assert data["series"][-1]["day"] == LAST_DAY.isoformat()
+    assert data["series"][-1]["volume"] == 10  # 9 templated + the known verbatim
+    assert data["series"][0]["volume"] == 3  # before the spike week
+    assert data["summary"]["spike"]["alert_id"] == seeded.alert_id
+
+
+def test_unknown_theme_is_404_naming_it(client: TestClient, keys: dict[str, str]) -> None:
+    for path in ("/themes/nope", "/themes/nope/verbatims"):
+        res = client.get(path, headers=rh(keys))
+        assert res.status_code == 404
+        assert res.json() == {"detail": "unknown theme 'nope'", "field": "theme_id"}
+
+
+# --- verbatims ------------------------------------------------------------------------------
+
+
+def test_verbatims_masked_text_evidence_and_pagination(
+    client: TestClient, keys: dict[str, str], seeded: Seeded
+) -> None:
+    first = client.get("/themes/livraison/verbatims?limit=5", headers=rh(keys)).json()
+    top = first["items"][0]
+    assert top["text"] == KNOWN_TEXT
+    assert top["evidence"]["text"] == KNOWN_EVIDENCE
+    assert top["text"][top["evidence"]["start"] : top["evidence"]["end"]] == KNOWN_EVIDENCE
+    assert top["created_at"].endswith(("Z", "+00:00"))
+    seen = [i["feedback_id"] for i in first["items"]]
+    cursor = first["next_cursor"]
+    while cursor:
+        page = client.get(
+            f"/themes/livraison/verbatims?limit=50&cursor={cursor}", headers=rh(keys)
+        ).json()
+        seen += [i["feedback_id"] for i in page["items"]]
+        cursor = page["next_cursor"]
+    assert len(seen) == len(set(seen)) == 28 * 3 + 6 * 7 + 1  # all livraison mentions, once
+
+
+def test_verbatims_filters(client: TestClient, keys: dict[str, str]) -> None:
+    neg = client.get("/themes/livraison/verbatims?polarity=negative&limit=200", headers=rh(keys))
+    assert {i["polarity"] for i in neg.json()["items"]} == {"negative"}
+    pos = client.get("/themes/livraison/verbatims?polarity=positive&limit=200", headers=rh(keys))
+    assert {i["polarity"] for i in pos.json()["items"]} == {"positive"}
+    severe = client.get("/themes/prix/verbatims?severity_min=0.5&limit=200", headers=rh(keys))
+    assert {i["severity"] >= 0.5 for i in severe.json()["items"]} == {True}
+    social = client.get("/themes/prix/verbatims?channel=social&limit=200", headers=rh(keys))
+    assert {i["channel"] for i in social.json()["items"]} == {"social"}
+    for query, field in (
+        ("polarity=bad", "polarity"),
+        ("severity_min=2", "severity_min"),
+        ("limit=0", "limit"),
+        ("cursor=%%%", "cursor"),
+    ):
+        res = client.get(f"/themes/prix/verbatims?{query}", headers=rh(keys))
+        assert res.status_code == 422, query
+        assert res.json()["field"] == field
+
+
+# --- topics / alerts ------------------------------------------------------------------------
+
+
+def test_topics(client: TestClient, keys: dict[str, str]) -> None:
+    all_ = client.get("/topics", headers=rh(keys)).json()
+    assert all_["total"] == 2 and all_["items"][0]["is_emerging"] is True
+    emerging = client.get("/topics?emerging=true", headers=rh(keys)).json()
+    assert [t["label"] for t in emerging["items"]] == ["retard colis transporteur"]
+    assert client.get("/topics?emerging=false", headers=rh(keys)).json()["total"] == 1
+    assert client.get("/topics?limit=1&offset=1", headers=rh(keys)).json()["items"][0]["size"] == 12
+
+
+def test_alerts(client: TestClient, keys: dict[str, str], seeded: Seeded) -> None:
+    data = client.get("/alerts", headers=rh(keys)).json()
+    assert [a["status"] for a in data["items"]] == ["open", "resolved"]
+    opened = client.get("/alerts?status=open", headers=rh(keys)).json()["items"]
+    assert [a["id"] for a in opened] == [seeded.alert_id]
+    page = client.get("/alerts?limit=1", headers=rh(keys)).json()
+    assert page["next_cursor"] is not None
+    rest = client.get(f"/alerts?limit=1&cursor={page['next_cursor']}", headers=rh(keys)).json()
+    assert rest["items"][0]["theme"] == "prix" and rest["next_cursor"] is None
+    assert client.get("/alerts?status=closed", headers=rh(keys)).json()["field"] == "status"
+
+
+# --- taxonomy -------------------------------------------------------------------------------
+
+
+def test_taxonomy_rename_and_merge_keep_old_ids(
+    client: TestClient, keys: dict[str, str], settings: Settings, engine: Engine, seeded: Seeded
+) -> None:
+    before = client.get("/taxonomy", headers=rh(keys)).json()
+    assert before["path"] is None and before["taxonomy"]["name"]
+    ops = {
+        "operations": [
+            {"op": "rename", "id": "livraison", "new_id": "delivery", "label": "Expédition"},
+            {"op": "merge", "source": "emballage", "target": "delivery"},
+        ]
+    }
+    res = client.put("/taxonomy", json=ops, headers=wh(keys))
+    assert res.status_code == 200, res.text
+    tax = res.json()["taxonomy"]
+    assert tax["version"] == before["taxonomy"]["version"] + 2
+    assert [h["action"] for h in tax["history"][-2:]] == ["rename", "merge"]
+    saved = settings.data_dir / "taxonomy.yaml"
+    assert res.json()["path"] == str(saved) and saved.exists()
+
+    # Old ids resolve to the new theme; stored mentions under the old ids are folded in.
+    old = client.get("/themes/livraison", headers=rh(keys)).json()
+    assert old["id"] == "delivery" and old["label"] == "Expédition"
+    assert set(old["aliases"]) >= {"livraison", "emballage"}
+    themes = {t["id"]: t for t in client.get("/themes", headers=rh(keys)).json()["themes"]}
+    assert "livraison" not in themes and "emballage" not in themes
+    assert themes["delivery"]["volume"] == seeded.livraison_current + 14
+    verb = client.get("/themes/emballage/verbatims?limit=1", headers=rh(keys)).json()
+    assert verb["theme"] == "delivery"
+
+    # A second edit keeps the first in the history folder; a fresh app loads the saved file.
+    res = client.put(
+        "/taxonomy", json={"operations": [{"op": "retire", "id": "prix"}]}, headers=wh(keys)
+    )
+    assert res.status_code == 200
+    assert len(list((settings.data_dir / "taxonomy-history").glob("*.yaml"))) == 1
+    fresh = TestClient(create_app(settings, engine=engine))
+    got = fresh.get("/taxonomy", headers=rh(keys)).json()["taxonomy"]
+    assert got["version"] == tax["version"] + 1
+    assert "prix" not in {t["id"] for t in fresh.get("/themes", headers=rh(keys)).json()["themes"]}
+
+
+def test_taxonomy_add_and_full_replace(client: TestClient, keys: dict[str, str]) -> None:
+    add = {"operations": [{"op": "add", "theme": {"id": "fidelite", "label": "Fidélité"}}]}
+    assert client.put("/taxonomy", json=add, headers=wh(keys)).status_code == 200
+    ids = {t["id"] for t in client.get("/themes", headers=rh(keys)).json()["themes"]}
+    assert "fidelite" in ids
+    full = client.get("/taxonomy", headers=rh(keys)).json()["taxonomy"]
+    full["themes"] = [t for t in full["themes"] if t["id"] != "fidelite"]
+    res = client.put("/taxonomy", json={"taxonomy": full}, headers=wh(keys))
+    assert res.status_code == 200
+    assert res.json()["taxonomy"]["history"][-1]["action"] == "update"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"operations": [{"op": "rename", "id": "inconnu", "new_id": "x"}]}, "operations[0]"),
+        (
+            {
+                "operations": [
+                    {"op": "retire", "id": "prix"},
+                    {"op": "merge", "source": "prix", "target": "prix"},
+                ]
+            },
+            "operations[1]",
+        ),
+        ({"operations": [{"op": "rename", "id": "prix", "new_id": "Bad Id"}]}, "operations[0]"),
+        ({"operations": [{"op": "explode", "id": "prix"}]}, "operations[0]"),
+        (
+            {"operations": [{"op": "add", "theme": {"id": "prix", "label": "Doublon"}}]},
+            "operations[0]",
+        ),
+        ({"taxonomy": {"name": "x", "themes": []}}, "taxonomy"),
+        ({}, "operations"),
+    ],
+)
+def test_taxonomy_errors_name_the_field(
+    client: TestClient, keys: dict[str, str], settings: Settings, body: dict, field: str
+) -> None:
+    res = client.put("/taxonomy", json=body, headers=wh(keys))
+    assert res.status_code == 422, res.text
+    assert res.json()["field"].startswith(field)
+    assert not (settings.data_dir / "taxonomy.yaml").exists()  # nothing saved
+
+
+# --- /feedback ------------------------------------------------------------------------------
+
+
+def _count(sessions: sessionmaker[Session], source: str) -> int:
+    with sessions() as session:
+        return session.execute(
+            select(func.count()).select_from(Feedback).where(Feedback.source == source)
+        ).scalar_one()
+
+
+def test_feedback_batch_is_idempotent(
+    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    batch = {
+        "source": "boutique",
+        "channel": "review",
+        "items": [
+            {
+                "id": "a1",
+                "text": "Colis reçu cassé, appelez-moi au 06 12 34 56 78",
+                "created_at": "2026-03-20",
+                "rating": 1,
+                "commande": "X42",
+            },
+            {"text": "Très bon service client 👍", "created_at": "21/03/2026 10:30"},
+            {"id": "a3", "text": "   "},
+            {"id": "a4", "text": "Parfait", "created_at": "pas une date"},
+            {"id": "a1", "text": "Colis reçu cassé (copie)"},
+            {"id": "a6", "text": "Site lent", "rating": "12"},
+            {"id": "a7", "text": "Bien", "channel": "fax"},
+        ],
+    }
+    res = client.post("/feedback", json=batch, headers=wh(keys))
+    assert res.status_code == 200, res.text
+    body = res.json()
+    statuses = [(r["index"], r["status"], r["field"]) for r in body["rows"]]
+    assert statuses == [
+        (0, "stored", None),
+        (1, "stored", None),
+        (2, "rejected", "text"),
+        (3, "rejected", "created_at"),
+        (4, "duplicate", None),
+        (5, "rejected", "rating"),
+        (6, "rejected", "channel"),
+    ]
+    assert body["rows"][3]["reason"].startswith("bad_date")
+    assert body["rows"][4]["feedback_id"] == body["rows"][0]["feedback_id"]
+    assert (body["stored"], body["duplicates"], body["rejected"]) == (2, 1, 4)
+    assert _count(sessions, "boutique") == 2
+    with sessions() as session:
+        stored = session.get(Feedback, body["rows"][0]["feedback_id"])
+        assert stored is not None and "06 12 34 56 78" not in stored.text  # PII masked
+        assert stored.meta.get("commande") == "X42"
+        assert session.execute(select(func.count()).select_from(Quarantine)).scalar_one() == 4
+        run = session.get(IngestionRun, body["run_id"])
+        assert run is not None and run.location == "api" and run.status == "done"
+
+    again = client.post("/feedback", json=batch, headers=wh(keys)).json()
+    assert [r["status"] for r in again["rows"]] == [
+        "duplicate",
+        "duplicate",
+        "rejected",
+        "rejected",
+        "duplicate",
+        "rejected",
+        "rejected",
+    ]
+    assert again["stored"] == 0
+    assert _count(sessions, "boutique") == 2
+
+
+def test_feedback_limits(settings: Settings, engine: Engine, keys: dict[str, str]) -> None:
+    small = settings.model_copy(update={"max_batch_rows": 3, "max_body_bytes": 2_000})
+    client = TestClient(create_app(small, engine=engine))
+    rows = [{"text": f"avis {i}"} for i in range(4)]
+    res = client.post("/feedback", json={"source": "s", "items": rows}, headers=wh(keys))
+    assert res.status_code == 413
+    assert res.json() == {"detail": "batch of 4 rows exceeds max_batch_rows=3", "field": "items"}
+    big = {"source": "s", "items": [{"text": "x" * 3_000}]}
+    res = client.post("/feedback", json=big, headers=wh(keys))
+    assert res.status_code == 413 and res.json()["field"] == "body"
+
+    # A chunked body with no Content-Length is counted as it streams.
+    def chunks() -> Iterator[bytes]:
+        for _ in range(10):
+            yield b" " * 500
+
+    res = client.post(
+        "/feedback", content=chunks(), headers={**wh(keys), "Content-Type": "application/json"}
+    )
+    assert res.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"items": [{"text": "a"}]}, "source"),
+        ({"source": "", "items": [{"text": "a"}]}, "source"),
+        ({"source": "s", "channel": "fax", "items": [{"text": "a"}]}, "channel"),
+        ({"source": "s", "items": "nope"}, "items"),
+        ({"source": "s", "items": [1]}, "items[0]"),
+        ({"source": "s", "items": []}, "items"),
+    ],
+)
+def test_feedback_validation_names_the_field(
+    client: TestClient, keys: dict[str, str], body: dict, field: str
+) -> None:
+    res = client.post("/feedback", json=body, headers=wh(keys))
+    assert res.status_code == 422, res.text
+    assert res.json()["field"] == field
+
+
+def test_invalid_json_body(client: TestClient, keys: dict[str, str]) -> None:
+    res = client.post(
+        "/feedback", content=b"{not json", headers={**wh(keys), "Content-Type": "application/json"}
+    )
+    assert res.status_code == 422 and res.json()["field"] == "body"
+
+
+# --- /analyze -------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_analyze_matches_the_cli_record_format(client: TestClient, keys: dict[str, str]) -> None:
+    items = [
+        {"id": 1, "text": "Livraison en retard de deux semaines, colis jamais arrivé !"},
+        {"id": "b", "text": "Super produit, je recommande.", "stars": 5},
+    ]
+    res = client.post("/analyze", json={"items": items}, headers=wh(keys))
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert body["model_version"]
+    first, second = body["items"]
+    assert first["id"] == 1 and second["stars"] == 5  # input fields echoed
+    for rec in (first, second):
+        assert rec["sentiment"]["label"] in {"negative", "neutral", "positive"}
+        assert 0.0 <= rec["sentiment"]["score"] <= 1.0
+        assert all({"id", "polarity", "score"} <= set(t) for t in rec["themes"])
+    assert first["sentiment"]["label"] == "negative"
+    assert "livraison" in {t["id"] for t in first["themes"]}
+    # Same analyzer object reused across requests.
+    analyzer = client.app.state.analyzer  # type: ignore[attr-defined]
+    client.post("/analyze", json={"items": [{"text": "Bof"}]}, headers=wh(keys))
+    assert client.app.state.analyzer is analyzer  # type: ignore[attr-defined]
+    bad = client.post("/analyze", json={"items": [{"text": 3}]}, headers=wh(keys))
+    assert bad.status_code == 422 and bad.json()["field"] == "items[0].text"
+
+
+# --- metrics / CORS -------------------------------------------------------------------------
+
+
+def test_metrics_prometheus_format(
+    client: TestClient, keys: dict[str, str], seeded: Seeded
+) -> None:
+    client.get("/themes", headers=rh(keys))
+    client.get("/themes/nope", headers=rh(keys))
+    client.post("/feedback", json={"source": "m", "items": [{"text": "Nickel"}]}, headers=wh(keys))
+    res = client.get("/metrics")
+    assert res.headers["content-type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(res.text)}
+    requests = {
+        (s.labels["route"], s.labels["status"]): s.value
+        for s in families["verbatim_http_requests"].samples
+        if s.name.endswith("_total")
+    }
+    assert requests[("/themes", "200")] == 1
+    assert requests[("/themes/{theme_id}", "404")] == 1
+    assert "verbatim_http_request_duration_seconds" in families
+    stored = families["verbatim_feedback_stored"].samples[0].value
+    assert stored == seeded.feedback + 1
+    rows = {
+        s.labels["status"]: s.value
+        for s in families["verbatim_api_feedback_rows"].samples
+        if s.name.endswith("_total")
+    }
+    assert rows["stored"] == 1
+
+
+def test_cors_from_settings(settings: Settings, engine: Engine, keys: dict[str, str]) -> None:
+    cors = settings.model_copy(update={"cors_origins": ["http://intranet.local"]})
+    client = TestClient(create_app(cors, engine=engine))
+    res = client.options(
+        "/themes",
+        headers={
+            "Origin": "http://intranet.local",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "X-API-Key",
+        },
+    )
+    assert res.headers["access-control-allow-origin"] == "http://intranet.local"
+    other = client.get("/health", headers={"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+# --- CLI ------------------------------------------------------------------------------------
+
+
+def test_apikey_cli(settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from jobs.cli import app
+
+    monkeypatch.setenv("VERBATIM_DATABASE_URL", settings.resolved_database_url)
+    runner = CliRunner()
+    created = runner.invoke(app, ["apikey", "create", "grafana", "--scope", "write"])
+    assert created.exit_code == 0, created.output
+    token = created.output.split("token (shown once, keep it safe): ")[1].split()[0]
+    listed = runner.invoke(app, ["apikey", "list"])
+    assert "grafana" in listed.output and "read,write" in listed.output
+    assert token not in listed.output
+    client = TestClient(create_app(settings, engine=engine))
+    ok = client.post(
+        "/feedback",
+        json={"source": "cli", "items": [{"text": "Bien reçu"}]},
+        headers={"X-API-Key": token},
+    )
+    assert ok.status_code == 200
+    key_id = listed.output.split("\t")[0].strip()
+    assert runner.invoke(app, ["apikey", "revoke", key_id]).exit_code == 0
+    assert client.get("/themes", headers={"X-API-Key": token}).status_code == 401
+    assert runner.invoke(app, ["apikey", "revoke", key_id]).exit_code == 1
+    bad = runner.invoke(app, ["apikey", "create", "x", "--scope", "admin"])
+    assert bad.exit_code == 2 and "scope" in bad.output
+
+
+def test_empty_database(settings: Settings, engine: Engine) -> None:
+    client = TestClient(
+        create_app(settings.model_copy(update={"dashboard_read_without_key": True}), engine=engine)
+    )
+    data = client.get("/themes").json()
+    assert data["total_volume"] == 0 and all(t["volume"] == 0 for t in data["themes"])
+    assert all(t["trend"] == [0] * 7 for t in data["themes"])
+    assert len(client.get("/themes/prix").json()["series"]) == 30
+    assert client.get("/themes/prix/verbatims").json() == {
+        "theme": "prix",
+        "label": "Prix",
+        "items": [],
+        "next_cursor": None,
+    }
+    assert client.get("/alerts").json()["items"] == []
+    assert client.get("/topics").json()["total"] == 0
+
+
+def test_retired_theme_is_hidden_from_list_but_resolvable(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    res = client.put(
+        "/taxonomy", json={"operations": [{"op": "retire", "id": "prix"}]}, headers=wh(keys)
+    )
+    assert res.status_code == 200
+    ids = {t["id"] for t in client.get("/themes", headers=rh(keys)).json()["themes"]}
+    assert "prix" not in ids
+    detail = client.get("/themes/prix?days=7", headers=rh(keys)).json()
+    assert detail["retired"] is True and detail["summary"]["volume"] == 14
+
+
+def test_cached_views_follow_the_data(
+    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    from datetime import UTC, datetime
+
+    from core.models import Alert
+    from jobs.aggregate import aggregate_all
+
+    first = client.get("/themes", headers=rh(keys)).json()
+    liv = next(t for t in first["themes"] if t["id"] == "livraison")
+    assert liv["spike"] is not None
+    with session_scope(sessions) as session:
+        alert = session.execute(select(Alert).where(Alert.status == "open")).scalar_one()
+        alert.status = "resolved"
+        alert.updated_at = datetime.now(UTC)
+    second = client.get("/themes", headers=rh(keys)).json()
+    assert next(t for t in second["themes"] if t["id"] == "livraison")["spike"] is None
+    with session_scope(sessions) as session:
+        session.execute(Feedback.__table__.delete().where(Feedback.channel == "social"))
+        aggregate_all(session)
+    third = client.get("/themes", headers=rh(keys)).json()
+    assert next(t for t in third["themes"] if t["id"] == "livraison")["volume"] < liv["volume"]
+    detail = client.get("/themes/livraison", headers=rh(keys)).json()
+    assert detail["summary"]["volume"] < 127
+
+
+def test_unexpected_errors_are_json_500(
+    settings: Settings, engine: Engine, keys: dict[str, str]
+) -> None:
+    app = create_app(settings, engine=engine)
+
+    def broken_sessions() -> None:
+        raise RuntimeError("database exploded")
+
+    app.state.sessions = broken_sessions
+    client = TestClient(app, raise_server_exceptions=False)
+    res = client.get("/themes", headers=rh(keys))
+    assert res.status_code == 500
+    assert res.json() == {"detail": "internal server error", "field": None}
+    assert "exploded" not in res.text
+    health = client.get("/health")
+    assert health.status_code == 503 and health.json()["status"] == "degraded"

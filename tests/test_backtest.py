@@ -1,0 +1,164 @@
+"""`verbatim backtest`: replay a generated feed (template texts written for this test) through
+the real analyzer and detector; check the alert file contract and robustness to bad input."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from jobs.backtest import parse_day, read_feed
+
+START = date(2026, 2, 2)
+DAYS = 56
+SPIKE_DAY = 45  # livraison triples on days 45-47
+
+TEMPLATES = {
+    "livraison": [
+        "Ma livraison est arrivée avec {n} jours de retard, colis introuvable.",
+        "Colis toujours pas reçu après {n} jours, le suivi ne bouge plus.",
+        "Le livreur n'est jamais passé, livraison ratée encore une fois ({n}e fois).",
+        "Livraison rapide en {n} jours, colis bien reçu.",
+    ],
+    "service_client": [
+        "Le service client ne répond jamais au téléphone, injoignable depuis {n} jours.",
+        "Conseillère très aimable, réponse en {n} heures, merci au service client.",
+        "J'ai envoyé {n} mails au service client sans aucune réponse.",
+    ],
+    "prix": [
+        "Prix correct, frais de port un peu chers ({n} euros).",
+        "Beaucoup trop cher, {n} euros de plus qu'ailleurs, le prix est abusé.",
+        "Très bon prix avec le code promo, {n} % de réduction.",
+    ],
+}
+
+
+def write_feed(path: Path, seed: int = 7, spike: bool = True) -> None:
+    rng = random.Random(seed)
+    lines: list[str] = []
+    k = 0
+    for d in range(DAYS):
+        day = START + timedelta(days=d)
+        weekend = day.weekday() >= 5
+        for theme, templates in TEMPLATES.items():
+            base = 12 * (0.8 if weekend else 1.05)
+            n = sum(rng.random() < base / 40 for _ in range(40))  # binomial ~ base
+            if spike and theme == "livraison" and SPIKE_DAY <= d < SPIKE_DAY + 3:
+                n *= 3
+            for _ in range(n):
+                k += 1
+                ts = datetime(day.year, day.month, day.day, rng.randrange(24),
+                              rng.randrange(60), tzinfo=UTC)
+                row = {"id": f"r{k}", "text": rng.choice(templates).format(n=rng.randint(2, 9)),
+                       "created_at": ts.isoformat().replace("+00:00", "Z")}
+                if k % 3:
+                    row["channel"] = "review" if k % 2 else "social"
+                lines.append(json.dumps(row, ensure_ascii=False))
+    rng.shuffle(lines)  # unsorted input
+    lines[10:10] = ["{not json", json.dumps({"id": "x", "text": "sans date"}),
+                    json.dumps({"id": "y", "text": "", "created_at": "2026-02-03"}),
+                    json.dumps({"id": "z", "text": "date invalide", "created_at": "hier"}), ""]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def backtest_run(tmp_path_factory: pytest.TempPathFactory):
+    from jobs.cli import app
+
+    tmp = tmp_path_factory.mktemp("bt")
+    feed, out = tmp / "feed.jsonl", tmp / "alerts.jsonl"
+    write_feed(feed)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("VERBATIM_CONFIG", str(tmp / "absent.toml"))
+    mp.setenv("VERBATIM_DATA_DIR", str(tmp / "data"))
+    result = CliRunner().invoke(app, ["backtest", str(feed), "-o", str(out)])
+    mp.undo()
+    return result, out
+
+
+@pytest.mark.slow
+def test_backtest_reports_the_injected_spike_once(backtest_run) -> None:
+    result, out = backtest_run
+    assert result.exit_code == 0, result.output
+    assert "4 bad line(s) skipped" in result.output
+    assert "line 11" in result.output  # bad lines are reported with their number
+    alerts = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    for a in alerts:
+        assert {"theme", "kind", "day", "severity", "observed", "expected"} <= set(a)
+        assert a["kind"] in ("volume", "negativity", "emerging")
+        assert a["severity"] in ("low", "medium", "high", "critical")
+        date.fromisoformat(a["day"])
+    spike_days = {(START + timedelta(days=SPIKE_DAY + i)).isoformat() for i in range(2)}
+    vol = [a for a in alerts if a["theme"] == "livraison" and a["kind"] == "volume"]
+    assert len(vol) == 1, alerts  # the 3-day episode is reported once
+    assert vol[0]["day"] in spike_days and vol[0]["update"] is False
+    assert vol[0]["observed"] > 2 * vol[0]["expected"]
+    # The quiet themes raise nothing.
+    assert not [a for a in alerts if a["theme"] in ("prix", "service_client")], alerts
+
+
+@pytest.mark.slow
+def test_backtest_quiet_feed_raises_nothing(tmp_path: Path) -> None:
+    from core.settings import Settings
+    from jobs.backtest import run_backtest
+    from jobs.factory import build_analyzer
+    from nlp.taxonomy import load_taxonomy
+
+    feed, out = tmp_path / "feed.jsonl", tmp_path / "alerts.jsonl"
+    write_feed(feed, seed=8, spike=False)
+    tax = load_taxonomy("ecommerce")
+    analyzer = build_analyzer(Settings(data_dir=tmp_path / "d"), backend="lexicon", taxonomy=tax)
+    warnings: list[str] = []
+    result = run_backtest(feed, out, analyzer=analyzer, taxonomy=tax, warn=warnings.append)
+    assert result.bad == 4 and len(warnings) == 4
+    assert result.days == DAYS
+    assert out.read_text() == ""
+
+
+def test_parse_day_and_bad_lines() -> None:
+    assert parse_day("2026-03-01") == date(2026, 3, 1)
+    assert parse_day("2026-03-01T23:30:00-02:00") == date(2026, 3, 2)  # UTC day
+    assert parse_day("2026-03-01 10:00:00") == date(2026, 3, 1)
+    assert parse_day(1772323200) == date(2026, 3, 1)
+    for bad in (None, "", "hier", True, float("nan")):
+        with pytest.raises(ValueError):
+            parse_day(bad)
+    warnings: list[str] = []
+    rows, bad = read_feed(['{"id": 1, "text": "ok", "created_at": "2026-01-01"}', "[1]",
+                           '{"text": "pas de date"}', "   "], warnings.append)
+    assert len(rows) == 1 and bad == 2 and rows[0].channel is None and rows[0].id == "1"
+    assert warnings[0].startswith("line 2")
+
+
+def test_cli_backtest_missing_feed(tmp_path: Path) -> None:
+    from jobs.cli import app
+
+    res = CliRunner().invoke(app, ["backtest", str(tmp_path / "nope.jsonl"), "-o",
+                                   str(tmp_path / "a.jsonl")])
+    assert res.exit_code == 2 and "feed not found" in res.output
+
+
+def test_replay_reports_an_episode_once_and_escalations_on_request() -> None:
+    import numpy as np
+
+    from jobs.backtest import replay
+    from nlp.spikes import SpikeDetector
+
+    rng = np.random.default_rng(4)
+    counts: dict = {("prix", None): {}}
+    for d in range(60):
+        vol = int(rng.poisson(20)) + {50: 30, 51: 60, 52: 120}.get(d, 0)
+        counts[("prix", None)][START + timedelta(days=d)] = (vol, vol // 4)
+    end = START + timedelta(days=59)
+    plain = list(replay(counts, START, end, SpikeDetector(), ["prix", "livraison"]))
+    assert [(a["theme"], a["kind"], a["update"]) for a in plain] == [("prix", "volume", False)]
+    assert plain[0]["day"] in {(START + timedelta(days=d)).isoformat() for d in (50, 51)}
+    full = list(replay(counts, START, end, SpikeDetector(), ["prix"], include_updates=True))
+    assert full[0] == plain[0]
+    updates = full[1:]
+    assert updates and all(u["update"] and u["episode"] == plain[0]["episode"] for u in updates)
+    assert [u["revision"] for u in updates] == list(range(2, 2 + len(updates)))

@@ -1,0 +1,364 @@
+"""File ingestion: formats, quarantine, dedup, mapping errors, crash + resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
+
+from core.models import Feedback, IngestionRun, Quarantine
+from core.settings import Settings
+from jobs.ingest import MappingError, ingest_file, parse_mapping
+from jobs.readers import ReaderError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _count(session: Session, model: type) -> int:
+    return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def _reasons(session: Session) -> dict[int, tuple[str, str | None]]:
+    return {
+        q.row_number: (q.reason.split(":")[0], q.field) for q in session.scalars(select(Quarantine))
+    }
+
+
+def write_csv(path: Path, rows: int, *, start: int = 0) -> Path:
+    lines = ["id,date,text,note"]
+    lines += [
+        f"r{i},2026-10-{1 + i % 28:02d},Avis numéro {i} : livraison correcte,{1 + i % 5}"
+        for i in range(start, start + rows)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_semicolon_csv_with_bom_and_bad_rows(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
+) -> None:
+    content = (
+        "\ufeffid;date;avis;note;commande;ville\n"
+        "1;2026-11-01;Colis arrivé écrasé, appelez moi au 0612345678;1;A-1;Paris\n"
+        '2;05/11/2026;"Très bien; rapide\net soigné";5;A-2;Lyon\n'
+        "3;pas une date;texte;3;A-3;Nice\n"
+        "4;2026-11-02;;4;A-4;Lille\n"
+        "5;2026-11-03;ok;12;A-5;Metz\n"
+        "7;2026-11-03;trop;de;champs;ici;oui\n"
+        "8;2026-11-04;Service client injoignable;1;A-1;Paris\n"
+    ).encode()
+    bad_line = "6;2026-11-03;caf\xe9 froid;2;A-6;Pau\n".encode("latin-1")  # not UTF-8
+    path = tmp_path / "avis.csv"
+    path.write_bytes(content.replace(b"7;2026", bad_line + b"7;2026"))
+
+    result = ingest_file(sessions, settings, path, source="shop", channel="review")
+
+    assert (result.read, result.stored, result.rejected) == (8, 3, 5)
+    assert result.reasons == dict.fromkeys(
+        ["bad_date", "empty_text", "bad_rating", "encoding_error", "wrong_field_count"], 1
+    )
+    assert _reasons(session) == {
+        3: ("bad_date", "created_at"),
+        4: ("empty_text", "text"),
+        5: ("bad_rating", "rating"),
+        6: ("encoding_error", None),
+        7: ("wrong_field_count", None),
+    }
+    rows = {f.external_id: f for f in session.scalars(select(Feedback))}
+    assert set(rows) == {"1", "2", "8"}
+    assert "0612345678" not in rows["1"].text and "<PHONE>" in rows["1"].text
+    assert rows["2"].text.startswith("Très bien; rapide")  # quoted ; and newline kept
+    assert rows["2"].rating == 5.0 and rows["2"].created_at.day == 5
+    assert rows["1"].meta == {"ville": "Paris"}
+    # "commande" is recognised as the customer reference: same order -> same key.
+    assert rows["1"].customer_key == rows["8"].customer_key is not None
+    run = session.scalars(select(IngestionRun)).one()
+    assert (run.status, run.rows_read, run.rows_stored, run.rows_rejected) == ("done", 8, 3, 5)
+
+
+def test_tab_separated_and_explicit_mapping(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
+) -> None:
+    path = tmp_path / "export.tsv"
+    path.write_text(
+        "ref\twhen\tbody\tstars\textra\nx1\t1762164900\tTrès déçu du produit\t2\tz\n",
+        encoding="utf-8",
+    )
+    mapping = parse_mapping(["id=ref,created_at=when", "text=body", "rating=stars"])
+    ingest_file(sessions, settings, path, source="s", channel="complaint", mapping=mapping)
+    row = session.scalars(select(Feedback)).one()
+    assert (row.external_id, row.channel, row.rating, row.meta) == (
+        "x1",
+        "complaint",
+        2.0,
+        {"extra": "z"},
+    )
+    assert row.created_at.year == 2025
+
+
+def test_jsonl_with_broken_lines(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
+) -> None:
+    lines = [
+        json.dumps(
+            {"id": 1, "text": "Remboursement toujours pas reçu", "created_at": "2026-11-01"}
+        ),
+        '{"id": 2, "text": "json cassé"',
+        "",
+        json.dumps(["not", "an", "object"]),
+        json.dumps(
+            {"id": 3, "text": "Parcel arrived late, awful", "created_at": 1762164900, "tags": ["a"]}
+        ),
+        json.dumps({"id": 4, "text": "   ", "created_at": "2026-11-01"}),
+        # The feed has dates: a row without one is rejected, not silently dated today.
+        json.dumps({"id": 5, "text": "sans date"}),
+        '{"id": 6, "text": "surrogate \\ud800 seul", "created_at": "2026-11-01", "x": "\\udc00"}',
+    ]
+    path = tmp_path / "feed.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = ingest_file(sessions, settings, path, source="s", channel="social")
+    assert (result.read, result.stored, result.rejected) == (7, 2, 5)
+    assert _reasons(session) == {
+        2: ("invalid_json", None),
+        3: ("not_an_object", None),
+        5: ("empty_text", "text"),
+        6: ("bad_date", "created_at"),
+        7: ("encoding_error", "text"),
+    }
+    english = session.scalars(select(Feedback).where(Feedback.external_id == "3")).one()
+    assert english.is_french is False and english.language == "en"  # stored, not dropped
+    assert english.meta == {"tags": "['a']"}
+
+
+def test_oversized_text_is_quarantined(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
+) -> None:
+    small = settings.model_copy(update={"max_text_chars": 50})
+    path = tmp_path / "f.jsonl"
+    path.write_text(
+        json.dumps({"text": "trop long " * 20}) + "\n" + json.dumps({"text": "court"}) + "\n"
+    )
+    result = ingest_file(sessions, small, path, source="s")
+    assert (result.stored, result.rejected) == (1, 1)
+    assert _reasons(session) == {1: ("text_too_long", "text")}
+
+
+def test_reingest_adds_nothing(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
+) -> None:
+    path = write_csv(tmp_path / "a.csv", 30)
+    first = ingest_file(sessions, settings, path, source="s")
+    again = ingest_file(sessions, settings, path, source="s")
+    forced = ingest_file(sessions, settings, path, source="s", force=True)
+    assert first.stored == 30
+    assert again.skipped and again.stored == 0
+    assert (forced.stored, forced.duplicates) == (0, 30)
+    # A grown export (old rows + new ones) only adds the new rows.
+    grown = write_csv(tmp_path / "a.csv", 40)
+    assert ingest_file(sessions, settings, grown, source="s").stored == 10
+    assert _count(session, Feedback) == 40
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"text": "missing_col"}, "not in the file"),
+        ({"texte": "text"}, "unknown field"),
+    ],
+)
+def test_mapping_errors_before_anything_is_written(
+    tmp_path: Path,
+    settings: Settings,
+    sessions: sessionmaker,
+    session: Session,
+    mapping: dict,
+    message: str,
+) -> None:
+    path = write_csv(tmp_path / "a.csv", 3)
+    with pytest.raises(MappingError, match=message):
+        ingest_file(sessions, settings, path, source="s", mapping=mapping)
+    assert _count(session, IngestionRun) == 0 and _count(session, Feedback) == 0
+
+
+def test_no_text_column_and_bad_files(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker
+) -> None:
+    path = tmp_path / "nums.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(MappingError, match="no text column"):
+        ingest_file(sessions, settings, path, source="s")
+    array = tmp_path / "arr.json"
+    array.write_text('[{"text": "x"}]')
+    with pytest.raises(ReaderError, match="JSON array"):
+        ingest_file(sessions, settings, array, source="s")
+    utf16 = tmp_path / "u16.csv"
+    utf16.write_text("text\nbonjour\n", encoding="utf-16")
+    with pytest.raises(ReaderError, match="UTF-16"):
+        ingest_file(sessions, settings, utf16, source="s")
+    with pytest.raises(FileNotFoundError):
+        ingest_file(sessions, settings, tmp_path / "absent.csv", source="s")
+    with pytest.raises(MappingError, match="channel"):
+        ingest_file(sessions, settings, array, source="s", channel="fax")
+
+
+class Boom(RuntimeError):
+    pass
+
+
+def test_crash_mid_batch_then_resume(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
+) -> None:
+    small = settings.model_copy(update={"batch_size": 10})
+    path = write_csv(tmp_path / "big.csv", 35)
+
+    def crash(event: str, number: int) -> None:
+        if event == "row" and number == 24:  # in the middle of the third batch
+            raise Boom("simulated crash")
+
+    with pytest.raises(Boom):
+        ingest_file(sessions, small, path, source="s", hook=crash)
+    run = session.scalars(select(IngestionRun)).one()
+    assert (run.status, run.watermark, run.rows_stored) == ("failed", 20, 20)
+    assert _count(session, Feedback) == 20
+
+    resumed = ingest_file(sessions, small, path, source="s")
+    assert (resumed.resumed_from, resumed.read, resumed.stored, resumed.duplicates) == (
+        20,
+        15,
+        15,
+        0,
+    )
+    session.expire_all()
+    assert _count(session, Feedback) == 35
+    ids = session.scalars(select(Feedback.external_id)).all()
+    assert sorted(ids) == sorted(f"r{i}" for i in range(35))
+    run = session.get(IngestionRun, run.id)
+    assert (run.status, run.rows_read, run.rows_stored, run.watermark) == ("done", 35, 35, 35)
+
+
+def test_hard_kill_inside_the_commit_then_resume(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
+) -> None:
+    """A real process dies with the batch transaction open; the next run resumes cleanly."""
+    path = write_csv(tmp_path / "big.csv", 47)
+    script = textwrap.dedent(
+        f"""
+        import os
+        from core.db import make_engine, session_factory
+        from core.settings import Settings
+        from jobs.ingest import ingest_file
+
+        settings = Settings(data_dir={str(settings.data_dir)!r},
+                            database_url={settings.resolved_database_url!r}, batch_size=10)
+        sessions = session_factory(make_engine(settings.resolved_database_url))
+
+        def die(event, number):
+            if event == "commit" and number == 30:  # rows 21-30 written, not committed
+                os._exit(3)
+
+        ingest_file(sessions, settings, {str(path)!r}, source="s", hook=die)
+        """
+    )
+    env = {**os.environ, "VERBATIM_CONFIG": str(tmp_path / "none.toml")}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, timeout=120)
+    assert proc.returncode == 3
+    assert _count(session, Feedback) == 20
+    run = session.scalars(select(IngestionRun)).one()
+    assert (run.status, run.watermark) == ("running", 20)
+
+    small = settings.model_copy(update={"batch_size": 10})
+    resumed = ingest_file(sessions, small, path, source="s")
+    assert (resumed.resumed_from, resumed.stored, resumed.duplicates) == (20, 27, 0)
+    session.expire_all()
+    assert _count(session, Feedback) == 47
+    assert session.scalar(select(func.count(func.distinct(Feedback.external_id)))) == 47
+
+
+def test_cli_ingest_and_user_errors(tmp_path: Path, settings: Settings, monkeypatch) -> None:
+    from jobs.cli import app
+
+    monkeypatch.setenv("VERBATIM_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("VERBATIM_DATABASE_URL", settings.resolved_database_url)
+    path = write_csv(tmp_path / "a.csv", 5)
+    runner = CliRunner()
+    ok = runner.invoke(app, ["ingest", str(path), "--source", "s", "-q"])
+    assert ok.exit_code == 0, ok.output
+    assert "stored 5" in ok.output
+    bad = runner.invoke(app, ["ingest", str(path), "--source", "s", "--map", "text=nope"])
+    assert bad.exit_code == 2
+    assert "not in the file" in bad.output and "Traceback" not in bad.output
+    bad = runner.invoke(app, ["ingest", str(tmp_path / "x.csv"), "--source", "s"])
+    assert bad.exit_code == 2 and "no such file" in bad.output
+    bad = runner.invoke(app, ["ingest", str(path), "--source", "s", "--map", "text"])
+    assert bad.exit_code == 2 and "field=column" in bad.output
+    empty = runner.invoke(app, ["quarantine"])
+    assert empty.exit_code == 0 and "quarantine is empty" in empty.output
+    broken = tmp_path / "b.csv"
+    broken.write_text("text,date\n[bold]x,hier\nok,2026-11-01\n")
+    assert runner.invoke(app, ["ingest", str(broken), "-s", "t", "-q"]).exit_code == 0
+    listed = runner.invoke(app, ["quarantine", "--source", "t"], env={"COLUMNS": "160"})
+    assert listed.exit_code == 0, listed.output
+    assert "bad_date" in listed.output and "[bold]x,hier" in listed.output
+
+
+def test_quoted_header_nul_bytes_and_empty_files(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
+) -> None:
+    # ";" is the delimiter even though the quoted header holds more commas.
+    path = tmp_path / "q.csv"
+    path.write_bytes(
+        b'"id";"texte, libre, du client";"date"\n'
+        b'1;"Bien, rapide, efficace";03-11-2026\n'
+        b'2;"avec un \x00 octet nul";03-11-2026\n'
+        b'3;"Livraison ok";20261104\n'
+    )
+    result = ingest_file(
+        sessions, settings, path, source="s", mapping={"text": "texte, libre, du client"}
+    )
+    assert (result.read, result.stored, result.rejected) == (3, 3, 0)
+    stored = {f.external_id: f for f in session.scalars(select(Feedback))}
+    assert stored["1"].text == "Bien, rapide, efficace"
+    assert "\x00" not in stored["2"].text  # PostgreSQL refuses NUL in text
+    assert [stored[k].created_at.day for k in "123"] == [3, 3, 4]
+
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    assert ingest_file(sessions, settings, empty, source="s").run_id is None
+    header_only = tmp_path / "h.csv"
+    header_only.write_text("id,text\n")
+    result = ingest_file(sessions, settings, header_only, source="s")
+    assert (result.read, result.stored) == (0, 0) and result.run_id is not None
+
+
+def test_other_encodings(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
+) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes("texte;note\nTrès déçu, colis abîmé;1\nParfait;5\n".encode("cp1252"))
+    utf8 = ingest_file(sessions, settings, path, source="s")
+    assert (utf8.stored, utf8.encoding_errors) == (1, 1)  # "Parfait" is plain ASCII
+    fixed = ingest_file(sessions, settings, path, source="s", encoding="cp1252", force=True)
+    assert fixed.stored == 1 and fixed.encoding_errors == 0
+    texts = set(session.scalars(select(Feedback.text)))
+    assert "Très déçu, colis abîmé" in texts
+    with pytest.raises(ReaderError, match="unknown encoding"):
+        ingest_file(sessions, settings, path, source="s", encoding="klingon")
+
+
+def test_single_column_file_keeps_commas(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
+) -> None:
+    path = tmp_path / "textes.csv"
+    path.write_text('avis\nBien reçu, rapide, merci\n"Déçu; emballage ""léger"""\n')
+    result = ingest_file(sessions, settings, path, source="s")
+    assert (result.stored, result.rejected) == (2, 0)
+    texts = set(session.scalars(select(Feedback.text)))
+    assert texts == {"Bien reçu, rapide, merci", 'Déçu; emballage "léger"'}

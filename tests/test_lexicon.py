@@ -1,0 +1,86 @@
+"""LexiconSentiment on French sentences written for these tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from nlp.sentiment import build_sentiment
+from nlp.sentiment.lexicon import LexiconSentiment
+from nlp.types import SentimentModel
+
+
+@pytest.fixture(scope="module")
+def model() -> LexiconSentiment:
+    return LexiconSentiment()
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("Livraison pas rapide du tout.", "negative"),
+        ("Colis jamais reçu, aucune nouvelle.", "negative"),
+        ("L'appareil ne fonctionne plus après deux jours.", "negative"),
+        ("livraison tjrs pas arrivée", "negative"),
+        ("😡😡😡", "negative"),
+        ("delivery was late, colis abîmé", "negative"),
+        ("Produit de très bonne qualité, je recommande vivement !", "positive"),
+        ("Pas mal du tout, aucun souci avec la commande", "positive"),
+        ("Super service, merci 😍", "positive"),
+        ("Ce n'est pas cher et ça marche très bien", "positive"),
+        ("C'est vraiment nul, à éviter", "negative"),
+        ("Pas terrible, l'emballage était déchiré", "negative"),
+    ],
+)
+def test_labels(model: LexiconSentiment, text: str, label: str) -> None:
+    result = model.predict([text])[0]
+    assert result.label == label, (text, result)
+
+
+def test_result_fields_are_calibrated(model: LexiconSentiment) -> None:
+    res = model.predict(["Très déçu, produit cassé", "Parfait, rien à redire"])
+    for r in res:
+        assert 0.0 < r.score <= 1.0
+        assert abs(sum(r.probs.values()) - 1.0) < 1e-3
+        assert r.score == pytest.approx(max(r.probs.values()), abs=1e-4)
+        assert 1.0 <= r.stars <= 5.0
+    assert res[0].stars < 2.5 < res[1].stars
+
+
+def test_negation_flips_and_contrast_weighs_last_clause(model: LexiconSentiment) -> None:
+    good = model.predict(["le produit est bon"])[0]
+    not_good = model.predict(["le produit n'est pas bon"])[0]
+    assert good.label == "positive" and not_good.label == "negative"
+    # Mixed reviews: never called positive when the negative part is strong; each clause keeps
+    # its own sign (what the theme detector uses).
+    for text in ("Joli emballage mais le produit est vraiment mauvais",
+                 "Le produit est vraiment mauvais mais joli emballage"):
+        assert model.predict([text])[0].label != "positive"
+    clauses = model.clause_scores("Joli emballage mais le produit est vraiment mauvais")
+    assert clauses[0].score > 0 > clauses[1].score
+
+
+def test_intensifiers_raise_confidence(model: LexiconSentiment) -> None:
+    plain = model.predict(["livraison lente"])[0]
+    strong = model.predict(["livraison vraiment très lente !!!"])[0]
+    assert strong.probs["negative"] > plain.probs["negative"]
+
+
+def test_clause_scores_polarity(model: LexiconSentiment) -> None:
+    scores = model.clause_scores("livraison rapide mais produit cassé")
+    assert len(scores) == 2
+    assert scores[0].score > 0 > scores[1].score
+
+
+def test_registry() -> None:
+    m = build_sentiment("lexicon")
+    assert isinstance(m, SentimentModel)
+    assert m.predict([""])[0].label in ("negative", "neutral", "positive")
+    with pytest.raises(ValueError, match="unknown sentiment backend"):
+        build_sentiment("nope")
+
+
+def test_works_without_calibration_file(tmp_path) -> None:  # noqa: ANN001
+    m = LexiconSentiment(calibration=tmp_path / "missing.json")
+    assert m.weights is None
+    assert m.predict(["horrible, arnaque"])[0].label == "negative"
+    assert m.predict(["excellent, parfait"])[0].label == "positive"

@@ -1,0 +1,53 @@
+"""Block Kit payload of an alert: French by default, fallback text, examples, link."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from jobs.slack_message import AlertView, build_payload
+
+ALERT = AlertView(theme="livraison", label="Livraison", kind="volume", severity="high",
+                  first_day=date(2026, 3, 2), last_day=date(2026, 3, 3), observed=64,
+                  expected=21.5, p_value=3.2e-9, revision=1, team="logistics")
+
+
+def test_french_payload_has_fallback_blocks_examples_and_link() -> None:
+    payload = build_payload(ALERT, ["Colis jamais reçu", "Livreur injoignable", "Retard", "x"],
+                            "http://dash.local/")
+    text = payload["text"]
+    assert "Alerte élevée : Livraison" in text
+    assert "64 contre 21.5 attendues" in text and "+198" in text
+    assert "du 02/03/2026 au 03/03/2026" in text
+    assert "http://dash.local/#theme=livraison" in text
+    kinds = [b["type"] for b in payload["blocks"]]
+    assert kinds[0] == "header" and "actions" in kinds
+    examples = next(b for b in payload["blocks"]
+                    if b["type"] == "section" and "Exemples" in b["text"]["text"])
+    assert examples["text"]["text"].count("\n> ") == 3  # at most 3 examples
+    button = payload["blocks"][-1]["elements"][0]
+    assert button["url"] == "http://dash.local/#theme=livraison"
+
+
+def test_negativity_update_and_english() -> None:
+    neg = AlertView(theme="service_client", label="Service client", kind="negativity",
+                    severity="critical", first_day=date(2026, 3, 2), last_day=date(2026, 3, 2),
+                    observed=0.7, expected=0.2, p_value=None, revision=2)
+    fr = build_payload(neg, [], "http://d")
+    assert "Mise à jour (rév. 2)" in fr["text"] and "70% de négatifs" in fr["text"]
+    assert "+50 points" in fr["text"] and "Période : 02/03/2026" in fr["text"]
+    assert any("Aucun exemple" in json_text(b) for b in fr["blocks"])
+    en = build_payload(neg, ["Nobody answers"], "http://d", language="en")
+    assert en["text"].startswith("Update (rev. 2) — critical alert: Service client")
+
+
+def test_long_example_is_clipped() -> None:
+    payload = build_payload(ALERT, ["mot " * 500], "http://d")
+    section = next(b for b in payload["blocks"]
+                   if b["type"] == "section" and "Exemples" in b["text"]["text"])
+    assert len(section["text"]["text"]) < 400 and section["text"]["text"].endswith("…")
+
+
+def json_text(block: dict) -> str:
+    import json
+
+    return json.dumps(block, ensure_ascii=False)

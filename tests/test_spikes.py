@@ -1,0 +1,246 @@
+"""Spike detector (nlp.spikes): baselines, tests, floors, multiple testing, episodes."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pytest
+
+from nlp.spikes import (
+    DetectorConfig,
+    Episode,
+    Series,
+    SpikeDetector,
+    apply_events,
+    benjamini_hochberg,
+    fit_baseline,
+    rules_for,
+    rules_from_taxonomy,
+    severity_of,
+    update_episodes,
+)
+from nlp.taxonomy import AlertThresholds, load_taxonomy
+
+START = date(2026, 1, 5)  # a Monday
+WEEKLY = np.array([1.15, 1.2, 1.1, 1.05, 1.0, 0.75, 0.75])
+
+
+def seasonal(days: int, base: float, seed: int, share: float = 0.3,
+             dispersion: float = 0.0) -> tuple[list[int], list[int]]:
+    rng = np.random.default_rng(seed)
+    mu = np.array([base * WEEKLY[(START + timedelta(i)).weekday()] for i in range(days)])
+    if dispersion:
+        mu = rng.gamma(1 / dispersion, mu * dispersion)
+    vols = rng.poisson(mu)
+    negs = rng.binomial(vols, share)
+    return vols.tolist(), negs.tolist()
+
+
+def run_days(detector: SpikeDetector, series: list[Series], days: range):
+    """Replay like the job: every day sees only data up to that day."""
+    out = []
+    for d in days:
+        day = START + timedelta(d)
+        visible = [Series(s.theme, s.start, s.volumes[: d + 1], s.negatives[: d + 1], s.channel)
+                   for s in series]
+        out.extend(detector.detect(visible, day))
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_quiet_seasonal_timelines_raise_nothing(seed: int) -> None:
+    det = SpikeDetector()
+    series = []
+    for k, base in enumerate([3.0, 10.0, 25.0, 60.0, 150.0]):
+        vols, negs = seasonal(90, base, seed * 10 + k, dispersion=0.02)
+        series.append(Series(f"t{k}", START, vols, negs))
+    assert run_days(det, series, range(90)) == []
+
+
+def test_baseline_learns_weekly_shape_and_level() -> None:
+    vols, negs = seasonal(60, 40.0, 7)
+    series = Series("t", START, vols, negs)
+    base = fit_baseline(series, START + timedelta(59), DetectorConfig())
+    assert base is not None
+    assert 34 < base.level < 46
+    # Weekend lower than weekdays, as generated.
+    assert base.dow_factors[5] < base.dow_factors[1]
+    assert 0.2 < base.neg_share < 0.4
+
+
+def test_short_history_is_not_tested() -> None:
+    series = Series("t", START, [10, 12, 11, 60], [1, 1, 1, 50])
+    assert SpikeDetector().detect([series], START + timedelta(3)) == []
+
+
+def spiked(base: float, seed: int, at: int, factor: float, length: int = 3,
+           days: int = 70) -> Series:
+    vols, negs = seasonal(days, base, seed)
+    rng = np.random.default_rng(seed + 1000)
+    for j in range(length):
+        mu = base * WEEKLY[(START + timedelta(at + j)).weekday()] * (factor - 1)
+        extra = int(rng.poisson(mu))
+        vols[at + j] += extra
+        negs[at + j] += int(rng.binomial(extra, 0.3))
+    return Series("livraison", START, vols, negs)
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_doubling_over_a_baseline_of_25_is_caught_on_day_one_or_two(seed: int) -> None:
+    series = spiked(25.0, seed, at=50, factor=2.0)
+    signals = run_days(SpikeDetector(), [series], range(40, 70))
+    volume = [s for s in signals if s.kind == "volume"]
+    assert volume, "spike missed"
+    assert volume[0].day in (START + timedelta(50), START + timedelta(51))
+    assert volume[0].observed > volume[0].expected * 1.5
+
+
+def test_big_spike_at_baseline_ten_is_caught_on_day_one() -> None:
+    vols, negs = seasonal(60, 10.0, 5)
+    vols[50], negs[50] = 40, 12
+    signals = SpikeDetector().detect([Series("prix", START, vols, negs)], START + timedelta(50))
+    assert [s.kind for s in signals] == ["volume"]
+    assert signals[0].severity in ("medium", "high", "critical")
+
+
+def test_min_volume_floor_blocks_small_counts() -> None:
+    # A rare theme going 2 -> 9 a day is "significant" but below min_volume=10.
+    vols = [2] * 40 + [9]
+    negs = [0] * 40 + [3]
+    series = Series("prix", START, vols, negs)
+    day = START + timedelta(40)
+    assert SpikeDetector().detect([series], day) == []
+    lower = SpikeDetector(DetectorConfig(min_volume=5))
+    assert [s.kind for s in lower.detect([series], day)] == ["volume"]
+
+
+def test_effect_size_floor_for_big_sources() -> None:
+    # 1000/day with tiny noise: +20 % is statistically clear but below the 1.5x floor.
+    vols = [1000 + (i % 3) for i in range(40)] + [1200]
+    negs = [300] * 40 + [360]
+    assert SpikeDetector().detect([Series("prix", START, vols, negs)],
+                                  START + timedelta(40)) == []
+
+
+def test_negativity_rise_without_volume_rise() -> None:
+    vols, _ = seasonal(60, 30.0, 21)
+    rng = np.random.default_rng(22)
+    negs = [int(rng.binomial(v, 0.2)) for v in vols]
+    vols[55] = 30
+    negs[55] = 21  # 70 % negative vs ~20 % usual
+    signals = SpikeDetector().detect([Series("service_client", START, vols, negs)],
+                                     START + timedelta(55))
+    assert [s.kind for s in signals] == ["negativity"]
+    sig = signals[0]
+    assert sig.observed == pytest.approx(0.7)
+    assert 0.15 < sig.expected < 0.27
+
+
+def test_negativity_floor_min_negatives() -> None:
+    vols = [12] * 40 + [12]
+    negs = [1] * 40 + [4]  # share 33 % vs 8 %, but only 4 negatives (< 5)
+    assert SpikeDetector().detect([Series("prix", START, vols, negs)],
+                                  START + timedelta(40)) == []
+
+
+def test_emerging_theme() -> None:
+    vols = [0] * 30 + [1, 0, 14]
+    negs = [0] * 30 + [0, 0, 10]
+    signals = SpikeDetector().detect([Series("site_appli", START, vols, negs)],
+                                     START + timedelta(32))
+    assert "emerging" in [s.kind for s in signals]
+
+
+def test_per_theme_thresholds_from_taxonomy() -> None:
+    tax = load_taxonomy("ecommerce")
+    cfg = DetectorConfig()
+    rules = rules_from_taxonomy(tax, cfg)
+    assert rules["livraison"].min_volume == cfg.min_volume
+    assert rules["livraison"].severity_weight == pytest.approx(1.2)
+    custom = rules_for(cfg, AlertThresholds(min_volume=50, enabled=True), 1.0)
+    assert custom.min_volume == 50 and custom.alpha == cfg.alpha
+    vols, negs = seasonal(60, 10.0, 5)
+    vols[50] = 40
+    series = Series("prix", START, vols, negs)
+    day = START + timedelta(50)
+    assert SpikeDetector(cfg, {"prix": custom}).detect([series], day) == []
+    off = rules_for(cfg, AlertThresholds(enabled=False))
+    assert SpikeDetector(cfg, {"prix": off}).detect([series], day) == []
+
+
+def test_benjamini_hochberg() -> None:
+    p = [0.001, 0.008, 0.039, 0.041, 0.6]
+    assert benjamini_hochberg(p, [0.05] * 5) == [True, True, False, False, False]
+    assert benjamini_hochberg([], []) == []
+    # Many themes tested the same day: one borderline p no longer passes alone.
+    assert benjamini_hochberg([0.004] + [0.5] * 9, [0.01] * 10) == [False] * 10
+
+
+def test_severity_grows_with_ratio_evidence_and_weight() -> None:
+    assert severity_of(1.6, 1e-3) == "low"
+    assert severity_of(2.0, 1e-4) == "medium"
+    assert severity_of(3.0, 1e-8) == "high"
+    assert severity_of(6.0, 1e-12) == "critical"
+    assert severity_of(2.0, 1e-4, weight=1.5) == "high"
+
+
+def _persisting_run(cooldown: int = 3):
+    """A 4-day incident, a 2-day pause, then another surge."""
+    vols, negs = seasonal(80, 20.0, 31)
+    for d in (50, 51, 52, 53, 56, 57, 70, 71):
+        vols[d] += 40
+    series = Series("livraison", START, vols, negs)
+    det = SpikeDetector(DetectorConfig(cooldown_days=cooldown))
+    episodes: dict[str, Episode] = {}
+    log = []
+    for d in range(40, 80):
+        day = START + timedelta(d)
+        visible = Series(series.theme, START, vols[: d + 1], negs[: d + 1])
+        signals = [s for s in det.detect([visible], day) if s.kind == "volume"]
+        open_eps = [e for e in episodes.values() if e.status == "open"]
+        events = update_episodes(open_eps, signals, day, cooldown)
+        apply_events(episodes, events)
+        log.extend((d, ev.action, ev.episode.key, ev.notify) for ev in events)
+    return episodes, log
+
+
+def test_persisting_spike_updates_the_episode_instead_of_repeating() -> None:
+    episodes, log = _persisting_run(cooldown=3)
+    new = [entry for entry in log if entry[1] == "new"]
+    # One episode for 50-57 (the 2-day pause is within the cooldown), one for 70-71.
+    assert [d for d, *_ in new] == [50, 70]
+    first = episodes[new[0][2]]
+    assert first.first_day == START + timedelta(50)
+    assert first.last_day == START + timedelta(57)
+    assert first.status == "resolved"
+    updates = [entry for entry in log if entry[1] == "update" and entry[2] == new[0][2]]
+    assert len(updates) >= 3
+    assert first.revision == 1 + sum(1 for entry in updates if entry[3])
+
+
+def test_cooldown_zero_splits_episodes() -> None:
+    _, log = _persisting_run(cooldown=0)
+    new_days = [d for d, action, *_ in log if action == "new"]
+    assert new_days[0] == 50 and new_days[1] in (56, 57)
+
+
+def test_update_episodes_is_idempotent_for_a_seen_day() -> None:
+    vols, negs = seasonal(60, 20.0, 41)
+    vols[55] += 60
+    series = Series("prix", START, vols, negs)
+    day = START + timedelta(55)
+    signals = SpikeDetector().detect([series], day)
+    assert signals
+    episodes: dict[str, Episode] = {}
+    apply_events(episodes, update_episodes([], signals, day))
+    again = update_episodes(list(episodes.values()), signals, day)
+    assert again == []
+
+
+def test_series_validation_and_from_days() -> None:
+    with pytest.raises(ValueError):
+        Series("x", START, [1, 2], [1])
+    s = Series.from_days("x", {START + timedelta(2): (5, 1)}, START, START + timedelta(3))
+    assert s.volumes == [0, 0, 5, 0] and s.negatives == [0, 0, 1, 0]
+    assert s.end == START + timedelta(3)

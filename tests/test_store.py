@@ -1,0 +1,165 @@
+"""Row preparation (validation, PII masking, language, dedup keys) and insert with dedup."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.models import Feedback, Quarantine
+from core.store import (
+    InvalidValue,
+    Rejection,
+    add_quarantine,
+    insert_feedback,
+    parse_datetime,
+    parse_rating,
+    prepare_feedback,
+)
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-11-03", datetime(2026, 11, 3, tzinfo=UTC)),
+        ("2026-11-03T10:15:00Z", datetime(2026, 11, 3, 10, 15, tzinfo=UTC)),
+        ("2026-11-03T11:15:00+01:00", datetime(2026, 11, 3, 10, 15, tzinfo=UTC)),
+        ("2026-11-03 10:15:00", datetime(2026, 11, 3, 10, 15, tzinfo=UTC)),
+        ("03/11/2026", datetime(2026, 11, 3, tzinfo=UTC)),
+        ("3/11/2026 10h15", datetime(2026, 11, 3, 10, 15, tzinfo=UTC)),
+        (1762164900, datetime(2025, 11, 3, 10, 15, tzinfo=UTC)),
+        ("1762164900000", datetime(2025, 11, 3, 10, 15, tzinfo=UTC)),
+    ],
+)
+def test_parse_datetime_formats(value: object, expected: datetime) -> None:
+    assert parse_datetime(value, now=NOW) == expected
+
+
+@pytest.mark.parametrize("value", ["hier", "31/02/2026", "2026-13-01", "2024", "", "2030-01-01"])
+def test_parse_datetime_rejects(value: str) -> None:
+    with pytest.raises(InvalidValue):
+        parse_datetime(value, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("4", 4.0), ("4,5", 4.5), ("4/5", 4.0), (8, 8.0), ("", None), (None, None)],
+)
+def test_parse_rating(value: object, expected: float | None) -> None:
+    assert parse_rating(value) == expected
+
+
+@pytest.mark.parametrize("value", ["11", "-1", "cinq", "nan", True])
+def test_parse_rating_rejects(value: object) -> None:
+    with pytest.raises(InvalidValue):
+        parse_rating(value)
+
+
+def _prep(**fields: object) -> dict | Rejection:
+    return prepare_feedback(fields, source="s", channel="review", max_text_chars=200, now=NOW)
+
+
+def test_prepare_masks_pii_and_detects_language() -> None:
+    row = _prep(
+        text="Colis jamais reçu !! Écrivez-moi à jean.dupont@gmail.com ou au 06 12 34 56 78",
+        id="42",
+        customer="  Order-77 ",
+    )
+    assert isinstance(row, dict)
+    assert "jean.dupont" not in row["text"] and "06 12 34 56 78" not in row["text"]
+    assert row["language"] == "fr" and row["is_french"] is True
+    assert row["dedup_key"] == "id:42"
+    assert row["created_at"] == NOW  # no date column: ingestion time
+    # Customer reference is hashed, case/space-insensitively.
+    assert row["customer_key"] == _prep(text="x y z", customer="order-77")["customer_key"]
+    assert len(row["customer_key"]) == 64
+
+
+def test_prepare_keeps_english_as_not_french() -> None:
+    row = _prep(text="The parcel never arrived and customer service never answered my emails")
+    assert isinstance(row, dict)
+    assert row["is_french"] is False and row["language"] == "en"
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason", "field"),
+    [
+        ({"text": "   "}, "empty_text", "text"),
+        ({"text": "x" * 201}, "text_too_long", "text"),
+        ({"text": "ok", "created_at": "n'importe quand"}, "bad_date", "created_at"),
+        ({"text": "ok", "created_at": ""}, "bad_date", "created_at"),
+        ({"text": "ok", "rating": "12"}, "bad_rating", "rating"),
+        ({"text": "ok", "channel": "fax"}, "bad_channel", "channel"),
+        ({"text": ["a", "list"]}, "bad_text", "text"),
+    ],
+)
+def test_prepare_rejections(fields: dict, reason: str, field: str) -> None:
+    rejection = _prep(**fields)
+    assert isinstance(rejection, Rejection)
+    assert (rejection.reason, rejection.field) == (reason, field)
+    assert rejection.message.startswith(reason)
+
+
+def test_hash_dedup_key_uses_text_date_and_customer() -> None:
+    a = _prep(text="Très bien", created_at="2026-11-01")
+    b = _prep(text="  Très   bien ", created_at="2026-11-01")  # same once normalised
+    c = _prep(text="Très bien", created_at="2026-11-02")
+    assert a["dedup_key"].startswith("h:")
+    assert a["dedup_key"] == b["dedup_key"] != c["dedup_key"]
+    assert a["content_hash"] == c["content_hash"]
+
+
+def test_insert_feedback_dedups_within_and_across_batches(session: Session) -> None:
+    rows = [_prep(text=f"avis numéro {i}", id=str(i)) for i in range(5)]
+    rows.append(_prep(text="autre texte", id="3"))  # same external id as rows[3]
+    stored, dup = insert_feedback(session, rows)
+    session.commit()
+    assert (stored, dup) == (5, 1)
+    stored, dup = insert_feedback(session, rows[:3] + [_prep(text="nouveau", id="9")])
+    session.commit()
+    assert (stored, dup) == (1, 3)
+    assert session.scalar(select(func.count()).select_from(Feedback)) == 6
+    # The same key under another source is a different verbatim.
+    other = dict(rows[0], source="autre")
+    assert insert_feedback(session, [other]) == (1, 0)
+
+
+def test_quarantine_raw_is_masked(session: Session) -> None:
+    add_quarantine(
+        session,
+        [(7, Rejection("bad_date", "created_at", "x"), "7;hier;appelez le 0612345678")],
+        source="s",
+        run_id=None,
+    )
+    session.commit()
+    q = session.scalars(select(Quarantine)).one()
+    assert q.row_number == 7 and q.field == "created_at" and "0612345678" not in q.raw
+
+
+def test_title_is_prepended_and_meta_is_masked() -> None:
+    row = prepare_feedback(
+        {"text": "colis arrivé ouvert", "title": "Déçu"},
+        source="s",
+        channel="review",
+        max_text_chars=200,
+        extra={"auteur": "marie.dupont@gmail.com", "votes": 3, "vide": ""},
+        now=NOW,
+    )
+    assert row["text"] == "Déçu. colis arrivé ouvert"
+    assert row["meta"]["votes"] == 3 and "vide" not in row["meta"]
+    assert "marie.dupont" not in row["meta"]["auteur"]
+
+
+def test_personal_ids_are_hashed() -> None:
+    row = _prep(text="Colis reçu", id="jean.dupont@gmail.com")
+    again = _prep(text="autre", id="jean.dupont@gmail.com")
+    assert "dupont" not in row["external_id"] and "dupont" not in row["dedup_key"]
+    assert row["external_id"].startswith("sha256:")
+    assert row["dedup_key"] == again["dedup_key"]  # still deduplicated by that id
+    assert _prep(text="x", id="REV-000123")["external_id"] == "REV-000123"
+    assert _prep(text="x", id="123456789")["external_id"] == "123456789"  # plain numeric id
+    assert _prep(text="x", id="0612345678")["external_id"].startswith("sha256:")

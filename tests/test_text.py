@@ -1,0 +1,118 @@
+"""Text preparation: normalisation, PII masking, language id, French tokens and clauses."""
+
+from __future__ import annotations
+
+import pytest
+
+from nlp.text import detect_language, mask_pii, normalize_text
+from nlp.text.french import negation_flags, sentences, split_clauses, tokenize
+
+
+def test_normalize_quotes_whitespace_controls_keep_accents_and_emojis() -> None:
+    raw = ("  L\u2019emballage\u00a0\u00ab\u00a0abîmé\u00a0\u00bb\x07 \u200b très   déçu 😡"
+           "\r\n\r\nfin ")
+    out = normalize_text(raw)
+    assert out == "L'emballage \" abîmé \" très déçu 😡\nfin"
+
+
+def test_normalize_nfc() -> None:
+    decomposed = "re\u0301ception"  # e + combining acute accent
+    assert normalize_text(decomposed) == "réception"
+    assert normalize_text("") == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("écrivez à jean.dupont@example.fr svp", "écrivez à <EMAIL> svp"),
+        ("appelez le 06 12 34 56 78", "appelez le <PHONE>"),
+        ("ou le +33 6 12 34 56 78.", "ou le <PHONE>."),
+        ("tel 0612345678 merci", "tel <PHONE> merci"),
+        ("commande n° 123456 pas reçue", "commande n° <ORDER> pas reçue"),
+        ("ma commande #A12345678 bloquée", "ma commande <ORDER> bloquée"),
+        ("IBAN FR76 3000 6000 0112 3456 7890 189 débité", "IBAN <IBAN> débité"),
+        ("carte 4111 1111 1111 1111 refusée", "carte <CARD> refusée"),
+        ("voir https://exemple.fr/suivi?id=3 svp", "voir <URL> svp"),
+        ("colis 87654321099 perdu", "colis <ORDER> perdu"),
+    ],
+)
+def test_mask_pii(text: str, expected: str) -> None:
+    assert mask_pii(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "livré le 12/03/2024 pour 29,99 €",
+        "3 articles sur 4, note 4/5",
+        "payé 1 299,00 euros le 2024-03-12",
+        "code postal 75011",
+    ],
+)
+def test_mask_pii_keeps_dates_prices_short_numbers(text: str) -> None:
+    assert mask_pii(text) == text
+
+
+def test_card_needs_luhn() -> None:
+    assert "<CARD>" not in mask_pii("numéro 1234 5678 9012 3456 faux")
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Livraison rapide, produit conforme, je recommande !", "fr"),
+        ("The delivery was late and the product is broken", "en"),
+        ("El pedido no llegó y nadie contesta", "es"),
+        ("Die Lieferung ist nicht angekommen und der Service ist schlecht", "de"),
+        ("Il prodotto è arrivato rotto e non funziona", "it"),
+    ],
+)
+def test_detect_language(text: str, lang: str) -> None:
+    code, conf = detect_language(text)
+    assert code == lang
+    assert 0.0 < conf <= 1.0
+
+
+def test_detect_language_short_and_empty() -> None:
+    code, conf = detect_language("😡😡")
+    assert code == "fr" and conf < 0.3
+    assert detect_language("") == ("und", 0.0)
+    assert detect_language("12345")[0] == "und"
+
+
+def test_tokenize_elisions_offsets_and_sms() -> None:
+    text = "J’ai reçu l'emballage, livraison tjrs pas arrivée 😡"
+    toks = tokenize(text)
+    norms = [t.norm for t in toks]
+    assert norms[:5] == ["j", "ai", "recu", "l", "emballage"]
+    assert "toujours" in norms  # SMS "tjrs"
+    for t in toks:
+        assert text[t.start:t.end] == t.text
+    assert toks[-1].kind == "emoji"
+
+
+def test_negation_scope() -> None:
+    toks = tokenize("Je n'ai jamais reçu le colis, mais le vendeur est aimable")
+    flags = dict(zip([t.norm for t in toks], negation_flags(toks), strict=True))
+    assert flags["recu"] is True
+    assert flags["aimable"] is False  # scope stops at the comma / "mais"
+    toks = tokenize("ne fonctionne plus du tout")
+    assert negation_flags(toks)[1] is True
+    toks = tokenize("pas mal du tout")
+    assert not any(negation_flags(toks))
+    toks = tokenize("il ne reste que deux articles")  # "ne ... que" is not a negation
+    assert not any(negation_flags(toks))
+
+
+def test_split_clauses_contrast_and_offsets() -> None:
+    text = "Livraison rapide mais produit cassé. Le SAV, par contre, est top"
+    clauses = split_clauses(text)
+    texts = [c.text for c in clauses]
+    assert texts[0] == "Livraison rapide"
+    assert texts[1].startswith("mais produit cassé")
+    assert clauses[1].after_contrast
+    assert any(c.after_contrast and "par contre" in c.text for c in clauses)
+    for c in clauses:
+        assert text[c.start:c.end] == c.text
+    assert [s[2] for s in sentences(text)] == ["Livraison rapide mais produit cassé.",
+                                               "Le SAV, par contre, est top"]
