@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING
 from sqlalchemy import and_, case, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
-from core.models import Alert, Analysis, DailyAggregate, Feedback, ThemeMention, Topic
+from core.models import (
+    Alert,
+    Analysis,
+    DailyAggregate,
+    Feedback,
+    ThemeMention,
+    Topic,
+    TopicAssignment,
+)
 
 if TYPE_CHECKING:
     from nlp.taxonomy import Taxonomy
@@ -497,3 +505,28 @@ def alerts_version(session: Session) -> tuple[int, str, int]:
         ).select_from(Alert)
     ).one()
     return int(count or 0), str(updated), int(opened or 0)
+
+
+def topic_trends(
+    session: Session,
+    topic_ids: Sequence[int] | None = None,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+) -> dict[int, list[tuple[date, int]]]:
+    """Verbatims per topic per day (from `topic_assignments`), days ascending."""
+    stmt = (
+        select(TopicAssignment.topic_id, TopicAssignment.day, func.count())
+        .group_by(TopicAssignment.topic_id, TopicAssignment.day)
+        .order_by(TopicAssignment.topic_id, TopicAssignment.day)
+    )
+    if topic_ids is not None:
+        stmt = stmt.where(TopicAssignment.topic_id.in_(list(topic_ids)))
+    if start is not None:
+        stmt = stmt.where(TopicAssignment.day >= start)
+    if end is not None:
+        stmt = stmt.where(TopicAssignment.day <= end)
+    out: dict[int, list[tuple[date, int]]] = {}
+    for topic_id, day, n in session.execute(stmt):
+        out.setdefault(topic_id, []).append((day, int(n)))
+    return out

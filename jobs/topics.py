@@ -1,0 +1,288 @@
+"""`verbatim topics`: discover topics over stored French verbatims; store them with stable ids.
+
+Thin orchestration: read verbatims (a date window, the most recent N), embed them (the
+encoder for the BERTopic path, distilled static embeddings for the fast path), fit, flag
+emerging topics against the taxonomy, match topics to the stored ones so ids stay stable,
+then replace these verbatims' assignments and refresh every topic's size in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, aliased, sessionmaker
+
+from core.db import session_scope
+from core.models import Analysis, Feedback, ThemeMention, Topic, TopicAssignment
+from core.store import as_utc, utcnow
+from nlp.taxonomy import Taxonomy
+from nlp.topics import (
+    OUTLIER,
+    BertopicConfig,
+    BertopicTopicModel,
+    DiscoveredTopic,
+    EmergingConfig,
+    FastTopicConfig,
+    FastTopicModel,
+    MatchConfig,
+    StaticConfig,
+    StaticEmbedder,
+    ThemeMatch,
+    ThemeMatcher,
+    TopicRef,
+    match_topics,
+    member_jaccard,
+    theme_prototypes,
+)
+
+log = logging.getLogger(__name__)
+Method = Literal["bertopic", "fast"]
+CHUNK = 500  # ids per IN (...) clause
+MAX_EXAMPLE_CHARS = 300
+
+
+@dataclass(frozen=True)
+class TopicJobConfig:
+    method: Method = "bertopic"
+    since: date | None = None  # first day (UTC) of the verbatims to model
+    until: date | None = None  # last day, inclusive
+    max_docs: int | None = None  # keep the most recent N of the window
+    min_docs: int = 20  # fewer verbatims: nothing to discover, nothing written
+    rules_for_unanalysed: bool = True  # theme evidence for verbatims without an analysis
+    bertopic: BertopicConfig = field(default_factory=BertopicConfig)
+    fast: FastTopicConfig = field(default_factory=FastTopicConfig)
+    static: StaticConfig = field(default_factory=StaticConfig)
+    emerging: EmergingConfig = field(default_factory=EmergingConfig)
+    matching: MatchConfig = field(default_factory=MatchConfig)
+
+
+@dataclass(frozen=True)
+class Doc:
+    feedback_id: int
+    text: str
+    day: date
+
+
+@dataclass(frozen=True)
+class StoredTopic:
+    id: int
+    label: str
+    size: int  # verbatims of this run in the topic
+    is_emerging: bool
+    theme: str | None
+    status: Literal["new", "kept"]
+    keywords: tuple[str, ...]
+
+
+@dataclass
+class TopicJobResult:
+    method: str
+    documents: int = 0
+    outliers: int = 0
+    topics: list[StoredTopic] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    skipped: str | None = None  # why nothing was written
+
+
+# --- reading --------------------------------------------------------------------------------
+def load_documents(session: Session, *, since: date | None = None, until: date | None = None,
+                   max_docs: int | None = None) -> list[Doc]:
+    """French verbatims of the window, oldest first (the most recent `max_docs` of it)."""
+    stmt = select(Feedback.id, Feedback.text, Feedback.created_at).where(
+        Feedback.is_french.is_(True)
+    )
+    if since is not None:
+        stmt = stmt.where(Feedback.created_at >= datetime.combine(since, dtime(), UTC))
+    if until is not None:
+        end = datetime.combine(until + timedelta(days=1), dtime(), UTC)
+        stmt = stmt.where(Feedback.created_at < end)
+    stmt = stmt.order_by(Feedback.created_at.desc(), Feedback.id.desc())
+    if max_docs is not None:
+        stmt = stmt.limit(max_docs)
+    rows = list(session.execute(stmt))
+    rows.reverse()
+    return [Doc(fid, text, as_utc(created).date()) for fid, text, created in rows]
+
+
+def _chunks(ids: Sequence[int]) -> list[list[int]]:
+    return [list(ids[i : i + CHUNK]) for i in range(0, len(ids), CHUNK)]
+
+
+def stored_themes(session: Session, feedback_ids: Sequence[int]) -> dict[int, set[str]]:
+    """Themes of each verbatim's latest analysis (verbatims never analysed are absent)."""
+    newer = aliased(Analysis)
+    latest = ~select(newer.id).where(
+        newer.feedback_id == Analysis.feedback_id, newer.id > Analysis.id
+    ).exists()
+    out: dict[int, set[str]] = {}
+    for chunk in _chunks(feedback_ids):
+        for fid in session.execute(
+            select(Analysis.feedback_id).where(Analysis.feedback_id.in_(chunk), latest)
+        ).scalars():
+            out.setdefault(fid, set())
+        rows = session.execute(
+            select(ThemeMention.feedback_id, ThemeMention.theme)
+            .join(Analysis, Analysis.id == ThemeMention.analysis_id)
+            .where(ThemeMention.feedback_id.in_(chunk), latest)
+        )
+        for fid, theme in rows:
+            out.setdefault(fid, set()).add(theme)
+    return out
+
+
+def previous_topics(session: Session) -> list[TopicRef]:
+    refs = []
+    for topic in session.execute(select(Topic).order_by(Topic.id)).scalars():
+        centroid = np.asarray(topic.centroid, dtype=np.float32) if topic.centroid else None
+        refs.append(TopicRef(topic.id, tuple(topic.keywords or ()), centroid))
+    return refs
+
+
+def previous_assignments(session: Session, feedback_ids: Sequence[int]) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for chunk in _chunks(feedback_ids):
+        rows = session.execute(
+            select(TopicAssignment.feedback_id, TopicAssignment.topic_id)
+            .where(TopicAssignment.feedback_id.in_(chunk))
+        )
+        out.update({fid: tid for fid, tid in rows})
+    return out
+
+
+# --- modelling ------------------------------------------------------------------------------
+def doc_theme_sets(docs: Sequence[Doc], stored: dict[int, set[str]], taxonomy: Taxonomy,
+                   use_rules: bool) -> list[set[str]]:
+    """Stored themes where the verbatim was analysed, the taxonomy rules elsewhere."""
+    missing = [i for i, d in enumerate(docs) if d.feedback_id not in stored]
+    ruled: dict[int, set[str]] = {}
+    if missing and use_rules:
+        from nlp.themes import RuleThemeDetector
+
+        detector = RuleThemeDetector(taxonomy)
+        found = detector.predict([docs[i].text for i in missing])
+        ruled = {i: {m.theme for m in mentions} for i, mentions in zip(missing, found,
+                                                                       strict=True)}
+    return [stored.get(d.feedback_id, ruled.get(i, set())) for i, d in enumerate(docs)]
+
+
+def fit_topics(texts: Sequence[str], encoder: Any, config: TopicJobConfig,
+               static_cache: Path | None = None, timings: dict[str, float] | None = None
+               ) -> tuple[Any, Any]:
+    """(fitted topic model, the embedder its centroids live in) for the configured path."""
+    timings = timings if timings is not None else {}
+    start = time.perf_counter()
+    if config.method == "fast":
+        embedder: Any = StaticEmbedder(encoder, config.static, cache_path=static_cache)
+        embeddings = embedder.fit_transform(texts)
+        model: Any = FastTopicModel(config.fast)
+    elif config.method == "bertopic":
+        embedder = encoder
+        embeddings = encoder.encode(list(texts))
+        model = BertopicTopicModel(config.bertopic)
+    else:
+        raise ValueError(f"unknown topic method {config.method!r} (bertopic or fast)")
+    timings["embed"] = time.perf_counter() - start
+    start = time.perf_counter()
+    model.fit(texts, embeddings)
+    timings["cluster"] = time.perf_counter() - start
+    return model, embedder
+
+
+# --- writing --------------------------------------------------------------------------------
+def _examples(topic: DiscoveredTopic, docs: Sequence[Doc]) -> list[dict[str, Any]]:
+    return [{"feedback_id": docs[i].feedback_id, "text": docs[i].text[:MAX_EXAMPLE_CHARS]}
+            for i in topic.representatives]
+
+
+def store_topics(session: Session, docs: Sequence[Doc], labels: np.ndarray,
+                 probabilities: np.ndarray, topics: Sequence[DiscoveredTopic],
+                 matches: Sequence[ThemeMatch], config: MatchConfig,
+                 now: datetime) -> list[StoredTopic]:
+    """Give topics stable ids, upsert them, replace these verbatims' assignments and refresh
+    every topic's size (all its stored assignments), in the caller's transaction."""
+    ids = [d.feedback_id for d in docs]
+    before = previous_assignments(session, ids)
+    refs = previous_topics(session)
+    pairs = [(before.get(fid), int(label)) for fid, label in zip(ids, labels, strict=True)]
+    kept = match_topics(refs, topics, config, member_jaccard(refs, topics, pairs))
+    stored: list[StoredTopic] = []
+    topic_ids: dict[int, int] = {}
+    for topic, match in zip(topics, matches, strict=True):
+        values = {
+            "label": topic.label,
+            "keywords": list(topic.keywords),
+            "representatives": _examples(topic, docs),
+            "theme": match.theme,
+            "is_emerging": match.is_emerging,
+            "centroid": [round(float(v), 6) for v in topic.centroid],
+            "last_seen": now,
+        }
+        row = session.get(Topic, kept[topic.index]) if topic.index in kept else None
+        if row is None:
+            row = Topic(first_seen=now, size=0, **values)
+            session.add(row)
+            session.flush()
+        else:
+            for key, value in values.items():
+                setattr(row, key, value)
+        topic_ids[topic.index] = row.id
+        stored.append(StoredTopic(row.id, topic.label, topic.size, match.is_emerging,
+                                  match.theme, "kept" if topic.index in kept else "new",
+                                  topic.keywords))
+    for chunk in _chunks(ids):
+        session.execute(delete(TopicAssignment).where(TopicAssignment.feedback_id.in_(chunk)))
+    rows = [
+        {"feedback_id": d.feedback_id, "topic_id": topic_ids[int(label)], "day": d.day,
+         "probability": round(float(p), 4)}
+        for d, label, p in zip(docs, labels, probabilities, strict=True) if label != OUTLIER
+    ]
+    if rows:
+        session.execute(TopicAssignment.__table__.insert(), rows)
+    sizes = {tid: n for tid, n in session.execute(
+        select(TopicAssignment.topic_id, func.count()).group_by(TopicAssignment.topic_id)
+    )}
+    for topic in session.execute(select(Topic)).scalars():
+        topic.size = int(sizes.get(topic.id, 0))
+    return stored
+
+
+def run_topics(sessions: sessionmaker[Session], *, encoder: Any, taxonomy: Taxonomy,
+               config: TopicJobConfig | None = None, static_cache: Path | None = None,
+               now: datetime | None = None) -> TopicJobResult:
+    """Discover topics over the configured window and store them (one transaction)."""
+    cfg = config or TopicJobConfig()
+    now = now or utcnow()
+    result = TopicJobResult(method=cfg.method)
+    with session_scope(sessions) as session:
+        docs = load_documents(session, since=cfg.since, until=cfg.until, max_docs=cfg.max_docs)
+        result.documents = len(docs)
+        if len(docs) < cfg.min_docs:
+            result.skipped = f"{len(docs)} verbatims in the window, at least {cfg.min_docs} needed"
+            return result
+        themes_stored = stored_themes(session, [d.feedback_id for d in docs])
+    texts = [d.text for d in docs]
+    model, embedder = fit_topics(texts, encoder, cfg, static_cache, result.seconds)
+    start = time.perf_counter()
+    doc_themes = doc_theme_sets(docs, themes_stored, taxonomy, cfg.rules_for_unanalysed)
+    # Prototypes cost an encoder pass over the taxonomy: only when similarity is used.
+    protos = (theme_prototypes(taxonomy, embedder)
+              if cfg.emerging.min_similarity is not None else None)
+    matcher = ThemeMatcher(taxonomy, cfg.emerging, protos)
+    matches = matcher.match(model.topics_, model.labels_, doc_themes)
+    result.seconds["themes"] = time.perf_counter() - start
+    start = time.perf_counter()
+    with session_scope(sessions) as session:
+        result.topics = store_topics(session, docs, model.labels_, model.probabilities_,
+                                     model.topics_, matches, cfg.matching, now)
+    result.seconds["store"] = time.perf_counter() - start
+    result.outliers = int((model.labels_ == OUTLIER).sum())
+    return result

@@ -1,0 +1,111 @@
+"""What both topic paths share once documents have cluster labels: centroids, keywords ->
+label, representative verbatims, and the `DiscoveredTopic` contract handed to jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+OUTLIER = -1
+
+
+@dataclass(frozen=True)
+class DiscoveredTopic:
+    """One topic of one run. `index` is local to the run (0 = largest); stable ids are given
+    by `nlp.topics.stability.match_topics` against the stored topics."""
+
+    index: int
+    label: str
+    keywords: tuple[str, ...]
+    weights: tuple[float, ...]
+    size: int
+    centroid: np.ndarray  # unit vector, in the embedding space the model was fit on
+    representatives: tuple[int, ...]  # document indices, most typical first
+
+
+def normalize_rows(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def centroids(embeddings: np.ndarray, labels: np.ndarray, n_topics: int) -> np.ndarray:
+    """Unit mean embedding per topic, (n_topics, dim); outliers (-1) are left out."""
+    out = np.zeros((n_topics, embeddings.shape[1]), dtype=np.float64)
+    for k in range(n_topics):
+        members = embeddings[labels == k]
+        if len(members):
+            out[k] = members.mean(axis=0)
+    return normalize_rows(out).astype(np.float32)
+
+
+def relabel_by_size(labels: np.ndarray, min_size: int = 1) -> np.ndarray:
+    """Renumber clusters 0..k-1 by decreasing size; clusters under min_size become -1."""
+    labels = np.asarray(labels)
+    ids, counts = np.unique(labels[labels >= 0], return_counts=True)
+    order = [i for i, c in sorted(zip(ids, counts, strict=True), key=lambda p: (-p[1], p[0]))
+             if c >= min_size]
+    mapping = {int(old): new for new, old in enumerate(order)}
+    return np.array([mapping.get(int(x), OUTLIER) for x in labels], dtype=np.int64)
+
+
+def make_label(keywords: Sequence[str], n: int = 3) -> str:
+    """Up to n keywords, skipping words already said by a chosen phrase ("colis abîmé"
+    makes "colis" redundant) and phrases made of chosen words."""
+    chosen: list[str] = []
+    said: set[str] = set()
+    for kw in keywords:
+        words = kw.split()
+        if all(w in said for w in words):
+            continue
+        if len(words) == 1 and any(kw in c.split() for c in chosen):
+            continue
+        chosen.append(kw)
+        said.update(words)
+        if len(chosen) == n:
+            break
+    return ", ".join(chosen)[:200]
+
+
+def representatives(embeddings: np.ndarray, labels: np.ndarray, centers: np.ndarray,
+                    docs: Sequence[str], n: int = 3) -> list[tuple[int, ...]]:
+    """Per topic, the n members closest to its centroid, one per distinct text."""
+    out: list[tuple[int, ...]] = []
+    for k in range(len(centers)):
+        members = np.flatnonzero(labels == k)
+        sims = embeddings[members] @ centers[k]
+        picked: list[int] = []
+        seen: set[str] = set()
+        for i in members[np.argsort(-sims, kind="stable")]:
+            key = " ".join(docs[i].lower().split())
+            if key in seen:
+                continue
+            seen.add(key)
+            picked.append(int(i))
+            if len(picked) == n:
+                break
+        out.append(tuple(picked))
+    return out
+
+
+def describe(docs: Sequence[str], embeddings: np.ndarray, labels: np.ndarray,
+             keywords: Sequence[Sequence[tuple[str, float]]], *, n_label_words: int = 3,
+             n_representatives: int = 3) -> list[DiscoveredTopic]:
+    """Topics 0..k-1 from labels (relabelled by size beforehand) and their keyword lists."""
+    k = len(keywords)
+    centers = centroids(embeddings, labels, k)
+    reps = representatives(embeddings, labels, centers, docs, n_representatives)
+    sizes = np.bincount(labels[labels >= 0], minlength=k)
+    return [
+        DiscoveredTopic(
+            index=i,
+            label=make_label([w for w, _ in keywords[i]], n_label_words) or f"topic {i}",
+            keywords=tuple(w for w, _ in keywords[i]),
+            weights=tuple(round(s, 5) for _, s in keywords[i]),
+            size=int(sizes[i]),
+            centroid=centers[i],
+            representatives=reps[i],
+        )
+        for i in range(k)
+    ]

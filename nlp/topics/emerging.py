@@ -1,0 +1,131 @@
+"""Match discovered topics to taxonomy themes; topics that match none are *emerging*.
+
+Three independent kinds of evidence, any one of which is enough:
+- the theme detector's hits on the topic's documents (share of docs that mention theme t),
+- topic keywords that are theme seeds (compared on light stems: "colis" ~ "colis"),
+- the topic centroid's cosine to a theme prototype (mean embedding of the theme's label,
+  description, seeds and examples), in the same embedding space as the topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nlp.taxonomy import Taxonomy
+from nlp.themes.stem import light_stem
+from nlp.topics.describe import DiscoveredTopic, normalize_rows
+
+
+@dataclass(frozen=True)
+class EmergingConfig:
+    min_theme_share: float = 0.35  # share of the topic's docs in which the detector finds t
+    min_seed_keywords: int = 2  # topic keywords (top_keywords) that are seeds of t
+    top_keywords: int = 10
+    # Cosine(centroid, theme prototype); space-dependent, None disables this evidence.
+    min_similarity: float | None = None
+
+
+@dataclass(frozen=True)
+class ThemeMatch:
+    theme: str | None  # best theme when matched, else None
+    is_emerging: bool
+    share: float  # detector share of the best theme by share
+    seed_keywords: int  # keyword-seed overlap of the best theme by overlap
+    similarity: float | None  # cosine to the closest prototype
+    evidence: str  # "detector" | "keywords" | "similarity" | "none"
+
+
+def _stems(phrase: str) -> tuple[str, ...]:
+    return tuple(light_stem(w) for w in phrase.lower().replace("'", " ").split())
+
+
+def theme_texts(taxonomy: Taxonomy) -> dict[str, list[str]]:
+    """Per active theme, the texts that describe it (for prototype embeddings)."""
+    out: dict[str, list[str]] = {}
+    for theme in taxonomy.active:
+        seeds = [s.lstrip("~").strip() for s in theme.seeds if s.strip("~ ")]
+        texts = [f"{theme.label} : {theme.description}".strip(" :")]
+        texts += [f"{theme.label} : {s}" for s in seeds] + list(theme.examples)
+        out[theme.id] = texts
+    return out
+
+
+def theme_prototypes(taxonomy: Taxonomy, embedder: Any) -> tuple[list[str], np.ndarray]:
+    """(theme ids, unit prototype per theme) with `embedder.encode(texts)`."""
+    texts = theme_texts(taxonomy)
+    ids = list(texts)
+    flat = [t for tid in ids for t in texts[tid]]
+    vecs = np.asarray(embedder.encode(flat), dtype=np.float32)
+    protos, start = [], 0
+    for tid in ids:
+        n = len(texts[tid])
+        protos.append(vecs[start : start + n].mean(axis=0))
+        start += n
+    return ids, normalize_rows(np.stack(protos))
+
+
+class ThemeMatcher:
+    """`match(topics, labels, doc_themes)` -> one ThemeMatch per topic."""
+
+    def __init__(self, taxonomy: Taxonomy, config: EmergingConfig | None = None,
+                 prototypes: tuple[list[str], np.ndarray] | None = None) -> None:
+        self.taxonomy = taxonomy
+        self.config = config or EmergingConfig()
+        self.prototypes = prototypes
+        self._seeds: dict[str, set[tuple[str, ...]]] = {}
+        for theme in taxonomy.active:
+            keys = {_stems(s.lstrip("~")) for s in theme.seeds if s.strip("~ ")}
+            keys.add(_stems(theme.id.replace("_", " ")))
+            self._seeds[theme.id] = {k for k in keys if k}
+
+    def _resolve(self, theme_id: str) -> str | None:
+        theme = self.taxonomy.resolve(theme_id)
+        return theme.id if theme is not None and not theme.retired else None
+
+    def _shares(self, members: np.ndarray, doc_themes: Sequence[Collection[str]]
+                ) -> dict[str, float]:
+        counts: dict[str, int] = {}
+        for i in members:
+            for tid in {self._resolve(t) for t in doc_themes[i]} - {None}:
+                counts[tid] = counts.get(tid, 0) + 1  # type: ignore[index]
+        return {t: c / max(1, len(members)) for t, c in counts.items()}
+
+    def _seed_hits(self, keywords: Sequence[str]) -> dict[str, int]:
+        stems = [_stems(k) for k in keywords[: self.config.top_keywords]]
+        return {tid: sum(1 for s in stems if s in seeds) for tid, seeds in self._seeds.items()}
+
+    def match(self, topics: Sequence[DiscoveredTopic], labels: np.ndarray | None = None,
+              doc_themes: Sequence[Collection[str]] | None = None) -> list[ThemeMatch]:
+        cfg = self.config
+        out: list[ThemeMatch] = []
+        for topic in topics:
+            shares: dict[str, float] = {}
+            if doc_themes is not None and labels is not None:
+                shares = self._shares(np.flatnonzero(labels == topic.index), doc_themes)
+            best_share = max(shares.items(), key=lambda p: (p[1], p[0]), default=(None, 0.0))
+            hits = self._seed_hits(topic.keywords)
+            best_kw = max(hits.items(), key=lambda p: (p[1], p[0]), default=(None, 0))
+            best_sim: tuple[str | None, float | None] = (None, None)
+            if self.prototypes is not None and self.prototypes[1].shape[1] == len(topic.centroid):
+                sims = self.prototypes[1] @ topic.centroid
+                j = int(np.argmax(sims))
+                best_sim = (self.prototypes[0][j], float(sims[j]))
+            theme, evidence = None, "none"
+            if best_share[0] is not None and best_share[1] >= cfg.min_theme_share:
+                theme, evidence = best_share[0], "detector"
+            elif best_kw[0] is not None and best_kw[1] >= cfg.min_seed_keywords:
+                theme, evidence = best_kw[0], "keywords"
+            elif (cfg.min_similarity is not None and best_sim[1] is not None
+                  and best_sim[1] >= cfg.min_similarity):
+                theme, evidence = best_sim[0], "similarity"
+            out.append(ThemeMatch(
+                theme=theme, is_emerging=theme is None, share=round(best_share[1], 4),
+                seed_keywords=int(best_kw[1]),
+                similarity=None if best_sim[1] is None else round(best_sim[1], 4),
+                evidence=evidence,
+            ))
+        return out

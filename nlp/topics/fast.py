@@ -1,0 +1,153 @@
+"""Fast topic path for large volumes: (Mini)batch k-means on unit embeddings + c-TF-IDF.
+
+No UMAP, no HDBSCAN, no BERTopic import: cost is linear in the number of documents, and
+`partial_fit` takes one chunk of embeddings at a time for streams that do not fit in memory.
+Paired with `StaticEmbedder` it never runs the transformer on the documents at all.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from nlp.topics.ctfidf import class_term_matrix, ctfidf, top_terms
+from nlp.topics.describe import (
+    OUTLIER,
+    DiscoveredTopic,
+    centroids,
+    describe,
+    normalize_rows,
+    relabel_by_size,
+)
+from nlp.topics.vectorize import VectorizerConfig, make_vectorizer
+
+
+@dataclass(frozen=True)
+class FastTopicConfig:
+    n_topics: int | None = None  # None: about sqrt(n)/3 (47 for 20k documents), 2..80
+    min_topic_size: int = 10  # smaller clusters become outliers (-1)
+    min_similarity: float | None = None  # cosine to the centroid under which a doc is -1
+    batch_size: int = 2048
+    minibatch_above: int = 10_000  # smaller corpora get full-batch k-means (better optimum)
+    n_init: int = 3
+    max_iter: int = 100
+    top_n_words: int = 10
+    n_label_words: int = 3
+    n_representatives: int = 3
+    random_state: int = 42
+    vectorizer: VectorizerConfig = field(default_factory=VectorizerConfig)
+
+
+def auto_n_topics(n_docs: int) -> int:
+    return int(min(80, max(2, round(math.sqrt(n_docs) / 3))))
+
+
+class FastTopicModel:
+    """`fit(docs, embeddings)` -> self with `labels_`, `probabilities_` (cosine to the
+    assigned centroid) and `topics_` (list of DiscoveredTopic, largest first)."""
+
+    def __init__(self, config: FastTopicConfig | None = None) -> None:
+        self.config = config or FastTopicConfig()
+        self._kmeans: Any = None
+        self.labels_: np.ndarray | None = None
+        self.probabilities_: np.ndarray | None = None
+        self.topics_: list[DiscoveredTopic] = []
+        self.centroids_: np.ndarray | None = None
+
+    def _new_kmeans(self, n_docs: int, online: bool = False) -> Any:
+        from sklearn.cluster import KMeans, MiniBatchKMeans
+
+        cfg = self.config
+        k = min(cfg.n_topics or auto_n_topics(n_docs), max(1, n_docs))
+        if not online and n_docs <= cfg.minibatch_above:
+            return KMeans(n_clusters=k, n_init=cfg.n_init, max_iter=cfg.max_iter,
+                          random_state=cfg.random_state)
+        return MiniBatchKMeans(
+            n_clusters=k,
+            batch_size=cfg.batch_size,
+            n_init=cfg.n_init,
+            max_iter=cfg.max_iter,
+            random_state=cfg.random_state,
+        )
+
+    def partial_fit(self, embeddings: np.ndarray, expected_docs: int | None = None
+                    ) -> FastTopicModel:
+        """Update the clustering with one chunk (online); call `describe_docs` at the end.
+
+        `expected_docs` sizes the automatic number of topics for the whole stream.
+        """
+        x = normalize_rows(np.asarray(embeddings, dtype=np.float32))
+        if self._kmeans is None:
+            self._kmeans = self._new_kmeans(expected_docs or len(x), online=True)
+        self._kmeans.partial_fit(x)
+        return self
+
+    def fit(self, docs: Sequence[str], embeddings: np.ndarray) -> FastTopicModel:
+        if len(docs) != len(embeddings):
+            raise ValueError(f"{len(docs)} documents but {len(embeddings)} embeddings")
+        x = normalize_rows(np.asarray(embeddings, dtype=np.float32))
+        self._kmeans = self._new_kmeans(len(x))
+        self._kmeans.fit(x)
+        return self.describe_docs(docs, x)
+
+    def fit_transform(self, docs: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
+        self.fit(docs, embeddings)
+        assert self.labels_ is not None
+        return self.labels_
+
+    def describe_docs(self, docs: Sequence[str], embeddings: np.ndarray) -> FastTopicModel:
+        """Assign docs to the learnt clusters, drop small ones, extract keywords."""
+        if self._kmeans is None:
+            raise RuntimeError("fit or partial_fit first")
+        cfg = self.config
+        x = normalize_rows(np.asarray(embeddings, dtype=np.float32))
+        raw = self._kmeans.predict(x)
+        labels = relabel_by_size(raw, cfg.min_topic_size)
+        k = int(labels.max()) + 1 if (labels >= 0).any() else 0
+        if cfg.min_similarity is not None and k:
+            sims = np.einsum("ij,ij->i", x, centroids(x, labels, k)[np.maximum(labels, 0)])
+            labels[(labels >= 0) & (sims < cfg.min_similarity)] = OUTLIER
+            labels = relabel_by_size(labels, cfg.min_topic_size)
+            k = int(labels.max()) + 1 if (labels >= 0).any() else 0
+        keywords = self._keywords(docs, labels, k)
+        self.topics_ = describe(docs, x, labels, keywords, n_label_words=cfg.n_label_words,
+                                n_representatives=cfg.n_representatives)
+        self.centroids_ = np.stack([t.centroid for t in self.topics_]) if k else None
+        self.labels_ = labels
+        self.probabilities_ = self._similarity(x, labels)
+        return self
+
+    def _keywords(self, docs: Sequence[str], labels: np.ndarray, k: int
+                  ) -> list[list[tuple[str, float]]]:
+        if k == 0:
+            return []
+        vectorizer = make_vectorizer(self.config.vectorizer, n_docs=len(docs))
+        try:
+            counts = vectorizer.fit_transform(docs)
+        except ValueError:  # no term survives (empty or stop-word-only corpus)
+            return [[] for _ in range(k)]
+        weights = ctfidf(class_term_matrix(counts.tocsr(), labels, k))
+        vocab = vectorizer.get_feature_names_out().tolist()
+        return top_terms(weights, vocab, self.config.top_n_words)
+
+    def _similarity(self, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        if self.centroids_ is None:
+            return np.zeros(len(x), dtype=np.float32)
+        sims = np.einsum("ij,ij->i", x, self.centroids_[np.maximum(labels, 0)])
+        return np.where(labels >= 0, sims, 0.0).astype(np.float32)
+
+    def transform(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest topic centroid for new documents: (labels, cosine similarities)."""
+        if self.centroids_ is None:
+            raise RuntimeError("fit first")
+        x = normalize_rows(np.asarray(embeddings, dtype=np.float32))
+        sims = x @ self.centroids_.T
+        labels = sims.argmax(axis=1).astype(np.int64)
+        best = sims[np.arange(len(x)), labels]
+        if self.config.min_similarity is not None:
+            labels[best < self.config.min_similarity] = OUTLIER
+        return labels, np.where(labels >= 0, best, 0.0).astype(np.float32)

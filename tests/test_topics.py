@@ -1,0 +1,327 @@
+"""Topic discovery: French keywords with accents, emerging flags, stable ids, storage.
+
+Fixtures are French sentences composed here. The encoder is a tiny random-weights BERT over a
+word-level vocabulary of those sentences: distilled static embeddings of it behave like a
+random projection of bags of words, enough to separate topics that use different words.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.models import Topic, TopicAssignment
+from core.queries import list_topics, topic_trends
+from core.store import insert_feedback, prepare_feedback
+from jobs.topics import TopicJobConfig, run_topics
+from nlp.encoder import EncoderConfig, TextEncoder
+from nlp.taxonomy import load_taxonomy
+from nlp.topics import (
+    FRENCH_STOP_WORDS,
+    DiscoveredTopic,
+    FastTopicConfig,
+    FastTopicModel,
+    FrenchAnalyzer,
+    StaticEmbedder,
+    ThemeMatcher,
+    TopicRef,
+    make_label,
+    match_topics,
+    member_jaccard,
+    sizes_per_day,
+)
+
+# --- fixtures: composed French verbatims --------------------------------------------------
+LIVRAISON = [
+    f"{who} {what}."
+    for who, what in itertools.product(
+        ["Colis", "Ma commande", "Le paquet", "La livraison"],
+        ["arrivé avec deux semaines de retard", "toujours pas livré, le transporteur ne répond "
+         "pas", "livré en retard par le livreur", "perdu par le transporteur, retard énorme"],
+    )
+]
+EMBALLAGE = [
+    f"{what}, {how}."
+    for what, how in itertools.product(
+        ["Carton écrasé à la réception", "Emballage déchiré et carton éventré",
+         "Boîte cabossée, emballage abîmé", "L'emballage était abîmé, carton écrasé"],
+        ["emballage bâclé", "aucune protection dans le carton", "papier bulle absent",
+         "emballage déchiré"],
+    )
+]
+ECOLOGIE = [  # no taxonomy theme speaks of this: the emerging topic
+    f"{what}, {how}."
+    for what, how in itertools.product(
+        ["Démarche écologique appréciée", "Bilan carbone affiché, démarche écologique",
+         "Entreprise éco-responsable et engagée", "Empreinte carbone compensée, bravo"],
+        ["zéro déchet, éco-responsable", "arbres plantés pour la planète",
+         "énergie verte et écologique", "engagement écologique sincère"],
+    )
+]
+GUICHET = [  # a fourth topic for the second run only (a genuinely new one)
+    f"{what} {how}."
+    for what, how in itertools.product(
+        ["Horaires d'ouverture", "Accueil au guichet", "Guichet fermé", "Accueil du guichet"],
+        ["du guichet trop courts", "au guichet vraiment désagréable", "samedi matin",
+         "guichet ouvert tard"],
+    )
+]
+ALL_SENTENCES = LIVRAISON + EMBALLAGE + ECOLOGIE + GUICHET
+
+
+def tiny_encoder(sentences: list[str], hidden: int = 256, seed: int = 0) -> TextEncoder:
+    """A 1-layer random-weights BERT with a word-level tokenizer over `sentences`."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+    pre = pre_tokenizers.Whitespace()
+    words = sorted({w for s in sentences for w, _ in pre.pre_tokenize_str(s.lower())})
+    vocab = {w: i for i, w in enumerate(specials + words)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]")
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=hidden,
+                        max_position_embeddings=128, pad_token_id=0)
+    model = BertModel(config, add_pooling_layer=False)
+    with torch.no_grad():  # words, not positions, should dominate what a piece's vector says
+        model.embeddings.word_embeddings.weight.mul_(10.0)
+    return TextEncoder(model, fast, name=f"tiny-{seed}", config=EncoderConfig(prefix="",
+                                                                              threads=1))
+
+
+@pytest.fixture(scope="module")
+def encoder() -> TextEncoder:
+    return tiny_encoder(ALL_SENTENCES)
+
+
+def _ascii_mangled(word: str) -> str:
+    """What BERTopic's English preprocessing makes of a word."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9 ]+", "", word)
+
+
+# --- analyzer and stop words --------------------------------------------------------------
+def test_analyzer_keeps_accents_and_drops_elisions_and_stop_words() -> None:
+    terms = FrenchAnalyzer()("L’emballage était abîmé, qu’il soit livré aujourd'hui ! jai "
+                             "pas reçu le colis <EMAIL>")
+    assert "emballage abîmé" in terms and "abîmé" in terms and "reçu" in terms
+    # elided forms, auxiliaries, SMS spellings and PII placeholders are no keywords
+    for word in ("l", "qu", "était", "il", "jai", "pas", "aujourd", "hui", "email"):
+        assert word not in terms
+    # a bigram never spans a clause break
+    assert "abîmé livré" not in terms
+
+
+def test_stop_words_cover_elisions_sms_and_unaccented_forms() -> None:
+    for word in ("qu", "jusqu", "d", "l", "bcp", "jsp", "pcq", "tjrs", "etait", "deja", "très"):
+        assert word in FRENCH_STOP_WORDS
+    for topical in ("retour", "personne", "délai", "prix", "livraison", "remboursement"):
+        assert topical not in FRENCH_STOP_WORDS
+
+
+def test_label_skips_words_said_by_a_phrase() -> None:
+    assert make_label(["emballage", "emballage abîmé", "carton", "abîmé", "bulle"]) == \
+        "emballage, emballage abîmé, carton"
+    assert make_label(["colis abîmé", "colis", "abîmé", "livreur"]) == "colis abîmé, livreur"
+
+
+# --- fast path ----------------------------------------------------------------------------
+def _fit_fast(encoder: TextEncoder, docs: list[str], seed: int = 0) -> FastTopicModel:
+    embedder = StaticEmbedder(encoder)
+    x = embedder.fit_transform(docs)
+    model = FastTopicModel(FastTopicConfig(n_topics=3, min_topic_size=5, n_init=10,
+                                           random_state=seed))
+    return model.fit(docs, x)
+
+
+def _purity(model: FastTopicModel, groups: list[list[str]], docs: list[str]) -> float:
+    truth = np.concatenate([[g] * len(grp) for g, grp in enumerate(groups)])
+    assert len(truth) == len(docs)
+    labels = model.labels_
+    assert labels is not None
+    agree = sum(np.bincount(truth[labels == k]).max() for k in set(labels.tolist()) if k >= 0)
+    return agree / len(docs)
+
+
+def test_fast_path_finds_the_topics_with_accented_keywords(encoder: TextEncoder) -> None:
+    groups = [LIVRAISON, EMBALLAGE, ECOLOGIE]
+    docs = [d for g in groups for d in g]
+    model = _fit_fast(encoder, docs)
+    assert _purity(model, groups, docs) >= 0.9
+    words = {w for t in model.topics_ for kw in t.keywords for w in kw.split()}
+    assert {"écologique", "écrasé", "éco-responsable"} <= words
+    # BERTopic's English mode would have produced these; they must not appear.
+    assert not words & {_ascii_mangled(w) for w in ("écologique", "écrasé", "déchiré")}
+    for topic in model.topics_:
+        assert len(topic.representatives) == 3
+        assert len({docs[i] for i in topic.representatives}) == 3
+        assert all(model.labels_[i] == topic.index for i in topic.representatives)
+
+
+def test_static_embedder_distils_each_piece_once_and_caches(encoder: TextEncoder,
+                                                            tmp_path: Path) -> None:
+    cache = tmp_path / "static.npz"
+    first = StaticEmbedder(encoder, cache_path=cache)
+    x1 = first.fit_transform(LIVRAISON + EMBALLAGE)
+    assert first.distilled_ > 0 and cache.is_file()
+    np.testing.assert_allclose(np.linalg.norm(x1, axis=1), 1.0, atol=1e-5)
+    second = StaticEmbedder(encoder, cache_path=cache)
+    x2 = second.fit_transform(LIVRAISON + EMBALLAGE)
+    assert second.distilled_ == 0  # every piece came from the cache
+    np.testing.assert_allclose(x1, x2, atol=2e-3)  # float16 cache
+    # Another encoder's cache is not reused.
+    other = StaticEmbedder(tiny_encoder(ALL_SENTENCES, seed=1), cache_path=cache)
+    assert other.known_pieces == 0
+
+
+# --- stable ids -----------------------------------------------------------------------------
+def _topic(index: int, keywords: tuple[str, ...], centroid: list[float]) -> DiscoveredTopic:
+    c = np.asarray(centroid, dtype=np.float32)
+    return DiscoveredTopic(index, ", ".join(keywords), keywords, (1.0,) * len(keywords), 10,
+                           c / np.linalg.norm(c), ())
+
+
+def test_match_keeps_ids_of_reordered_topics_and_leaves_new_ones_unmatched() -> None:
+    old = [TopicRef(7, ("retard", "colis", "transporteur"), np.array([1.0, 0, 0], np.float32)),
+           TopicRef(9, ("carton", "écrasé", "emballage"), np.array([0, 1.0, 0], np.float32))]
+    new = [_topic(0, ("carton", "emballage", "déchiré"), [0.1, 1, 0]),
+           _topic(1, ("guichet", "horaires", "accueil"), [0, 0, 1]),
+           _topic(2, ("colis", "retard", "livreur"), [1, 0.1, 0])]
+    assert match_topics(old, new) == {0: 9, 2: 7}
+
+
+def test_member_overlap_decides_when_keywords_drift() -> None:
+    old = [TopicRef(1, ("alpha",)), TopicRef(2, ("beta",))]
+    new = [_topic(0, ("gamma",), [1, 0]), _topic(1, ("delta",), [0, 1])]
+    # The documents of old topic 2 are now topic 0, those of old 1 are topic 1.
+    pairs = [(2, 0)] * 10 + [(1, 1)] * 8 + [(None, 0)] * 3
+    overlap = member_jaccard(old, new, pairs)
+    assert match_topics(old, new, members=overlap) == {0: 2, 1: 1}
+    assert match_topics(old, new) == {}  # without that evidence nothing matches
+
+
+# --- emerging -------------------------------------------------------------------------------
+def test_emerging_flag_from_detector_hits_and_seed_keywords() -> None:
+    tax = load_taxonomy("ecommerce")
+    topics = [_topic(0, ("colis", "retard", "transporteur"), [1, 0]),
+              _topic(1, ("écologique", "carbone", "planète"), [0, 1])]
+    labels = np.array([0, 0, 1, 1])
+    matches = ThemeMatcher(tax).match(topics, labels, [{"livraison"}, set(), set(), set()])
+    assert matches[0].theme == "livraison" and not matches[0].is_emerging
+    assert matches[1].theme is None and matches[1].is_emerging
+    # keyword evidence alone also matches a theme (no detector output given)
+    alone = ThemeMatcher(tax).match(topics)
+    assert alone[0].theme == "livraison" and alone[0].evidence == "keywords"
+    assert alone[1].is_emerging
+
+
+def test_sizes_per_day() -> None:
+    d1, d2 = date(2026, 3, 1), date(2026, 3, 2)
+    assert sizes_per_day([4, 4, -1, 5, 4], [d1, d2, d2, d2, d2]) == {
+        4: {d1: 1, d2: 2}, 5: {d2: 1}}
+
+
+# --- the job and storage --------------------------------------------------------------------
+START = datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+
+def _ingest(session: Session, texts: list[str], start: datetime, seed: int) -> None:
+    rng = random.Random(seed)
+    rows = []
+    for n, text in enumerate(texts):
+        at = start + timedelta(days=rng.randrange(5), hours=n % 7)
+        row = prepare_feedback({"text": text, "created_at": at.isoformat(),
+                                "id": f"{seed}-{n}"}, source="shop", channel="review",
+                               max_text_chars=1000, now=START + timedelta(days=30))
+        assert isinstance(row, dict) and row["is_french"], text
+        rows.append(row)
+    insert_feedback(session, rows)
+    session.commit()
+
+
+def _job(seed: int) -> TopicJobConfig:
+    return TopicJobConfig(method="fast", fast=FastTopicConfig(
+        n_topics=None, min_topic_size=5, random_state=seed), min_docs=10)
+
+
+def _by_theme(session: Session) -> dict[str | None, list[Topic]]:
+    out: dict[str | None, list[Topic]] = {}
+    for t in session.execute(select(Topic)).scalars():
+        out.setdefault(t.theme, []).append(t)
+    return out
+
+
+def test_job_stores_stable_topics_with_emerging_flag_and_trends(
+        sessions: sessionmaker[Session], encoder: TextEncoder, tmp_path: Path) -> None:
+    tax = load_taxonomy("ecommerce")
+    with sessions() as s:
+        _ingest(s, LIVRAISON + EMBALLAGE + ECOLOGIE, START, seed=1)
+    cfg = _job(seed=1)
+    cfg = TopicJobConfig(method="fast", fast=FastTopicConfig(n_topics=3, min_topic_size=5,
+                                                             random_state=1), min_docs=10)
+    first = run_topics(sessions, encoder=encoder, taxonomy=tax, config=cfg,
+                       static_cache=tmp_path / "static.npz", now=START + timedelta(days=6))
+    assert first.skipped is None and len(first.topics) == 3
+    assert all(t.status == "new" for t in first.topics)
+    with sessions() as s:
+        themes = _by_theme(s)
+        assert set(themes) == {"livraison", "emballage", None}
+        emerging = themes[None][0]
+        assert emerging.is_emerging and not themes["livraison"][0].is_emerging
+        assert any("écologique" in kw for kw in emerging.keywords)
+        # What the API lists is what was stored: keywords, 3 examples, size.
+        page, total = list_topics(s)
+        assert total == 3 and page[0].id == emerging.id  # emerging first
+        examples = emerging.representatives
+        assert len(examples) == 3 and all(e["text"] in ECOLOGIE for e in examples)
+        counted = s.execute(select(func.count()).select_from(TopicAssignment)
+                            .where(TopicAssignment.topic_id == emerging.id)).scalar_one()
+        assert emerging.size == counted == len(ECOLOGIE)
+        trend = topic_trends(s, [emerging.id])[emerging.id]
+        assert sum(n for _, n in trend) == emerging.size
+        assert [d for d, _ in trend] == sorted(d for d, _ in trend)
+        ids_before = {theme: ts[0].id for theme, ts in themes.items()}
+
+    # Second run: more verbatims, a new topic, another k-means seed (local indices move).
+    with sessions() as s:
+        _ingest(s, GUICHET, START + timedelta(days=5), seed=2)
+    cfg2 = TopicJobConfig(method="fast", fast=FastTopicConfig(n_topics=4, min_topic_size=5,
+                                                              random_state=7), min_docs=10)
+    second = run_topics(sessions, encoder=encoder, taxonomy=tax, config=cfg2,
+                        static_cache=tmp_path / "static.npz", now=START + timedelta(days=12))
+    assert sorted(t.status for t in second.topics) == ["kept", "kept", "kept", "new"]
+    with sessions() as s:
+        themes = _by_theme(s)
+        for theme, old_id in ids_before.items():
+            assert any(t.id == old_id for t in themes[theme]), theme
+        new = [t for t in s.execute(select(Topic)).scalars() if t.id not in
+               ids_before.values()]
+        assert len(new) == 1 and new[0].is_emerging
+        assert any("guichet" in kw for kw in new[0].keywords)
+        total = s.execute(select(func.count()).select_from(TopicAssignment)).scalar_one()
+        assert total == sum(t.size for t in s.execute(select(Topic)).scalars()) == \
+            len(ALL_SENTENCES)
+
+
+def test_job_skips_small_windows(sessions: sessionmaker[Session], encoder: TextEncoder) -> None:
+    with sessions() as s:
+        _ingest(s, LIVRAISON[:5], START, seed=3)
+    result = run_topics(sessions, encoder=encoder, taxonomy=load_taxonomy("ecommerce"),
+                        config=_job(seed=0))
+    assert result.skipped and result.topics == []
+    with sessions() as s:
+        assert s.execute(select(func.count()).select_from(Topic)).scalar_one() == 0
