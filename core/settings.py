@@ -45,10 +45,13 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("verbatim-data")
     database_url: str | None = None  # default: sqlite file inside data_dir
-    model_dir: Path | None = None  # default: data_dir / "models" (built encoder cache)
+    model_dir: Path | None = None  # built encoder cache; default: the user's cache directory
 
-    sentiment_backend: Literal["lexicon", "embedded", "transformers"] = "lexicon"
+    # embedded: offline encoder + the project's fine-tuned delta (verbatim setup builds it).
+    sentiment_backend: Literal["embedded", "transformers", "lexicon", "tfidf"] = "embedded"
     sentiment_model: str | None = None  # HF id or local path for the `transformers` backend
+    # A delta trained with `verbatim train sentiment` (embedded) or a TF-IDF model dir (tfidf).
+    sentiment_model_path: Path | None = None
     themes_model: Path | None = None  # trained theme head directory (verbatim train themes)
     taxonomy_path: Path | None = None  # None: the packaged e-commerce taxonomy
 
@@ -92,7 +95,11 @@ class Settings(BaseSettings):
 
     @property
     def resolved_model_dir(self) -> Path:
-        return self.model_dir or (self.data_dir / "models")
+        """Where `verbatim setup` builds the encoder: shared by every data dir of the user."""
+        if self.model_dir:
+            return self.model_dir
+        cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        return Path(cache) / "verbatim" / "models"
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -10,6 +10,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
+    from jobs.train_sentiment import register_sentiment
     from jobs.train_themes import register_themes
 
     @app.command("setup")
@@ -33,5 +34,6 @@ def register(app: typer.Typer) -> None:
 
     train_group = typer.Typer(help="Train models on labelled data (themes, sentiment).",
                               no_args_is_help=True)
+    register_sentiment(train_group)
     register_themes(train_group)
     app.add_typer(train_group, name="train")

