@@ -392,10 +392,29 @@ def register(app: typer.Typer) -> None:
             failed = summary.enriched.failed
             note = f" ({failed} could not be analysed, retried next run)" if failed else ""
             out.print(f"analysed {summary.enriched.analyzed} new verbatims{note}")
+        _print_alerts(out, summary, webhooks=bool(settings.slack_webhooks))
         if not no_report:
             _show_report(days=days, end=None, channel=None, source=None, sessions=sessions)
         if summary.errors:
             raise typer.Exit(EXIT_FAILED)
+
+
+def _print_alerts(console: Any, summary: Any, *, webhooks: bool) -> None:
+    """One line on what detection raised and what was delivered (or why it waits)."""
+    found = summary.detected
+    if found is None:
+        console.print("spike detection failed (see the log); the next run retries")
+        return
+    line = (
+        f"alerts: {found.new} new, {found.updated} updated, {found.resolved} resolved; "
+        f"{found.queued} message(s) queued"
+    )
+    sent = summary.delivered
+    if sent is not None:
+        line += f"; Slack: {sent.sent} sent, {sent.deferred} deferred, {sent.dead} failed"
+    elif not webhooks:
+        line += " (no slack_webhooks configured: `verbatim alert --dry-run` shows them)"
+    console.print(line, highlight=False)
 
 
 def _show_report(

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.db import session_scope
 from core.settings import Settings, SourceConfig
 from jobs.aggregate import aggregate
+from jobs.alerts import DeliveryResult
+from jobs.detect import DetectResult
 from jobs.enrich import EnrichResult, enrich
 from jobs.ingest import IngestResult, MappingError, ReaderError, ingest_file
 
@@ -34,6 +36,8 @@ class RunSummary:
     enriched: EnrichResult | None = None
     aggregated_rows: int = 0
     demo: bool = False
+    detected: DetectResult | None = None  # None: detection failed (logged), retried next run
+    delivered: DeliveryResult | None = None  # None: nothing delivered (no webhooks / failure)
 
 
 def demo_feed_path(settings: Settings) -> Path:
@@ -50,7 +54,9 @@ def demo_source(settings: Settings) -> SourceConfig:
     return SourceConfig(path=path, source=DEMO_SOURCE, channel="review", mapping=DEMO_MAPPING)
 
 
-def post_aggregate_steps(settings: Settings, session_factory: sessionmaker[Session]) -> None:
+def post_aggregate_steps(
+    settings: Settings, session_factory: sessionmaker[Session]
+) -> tuple[DetectResult | None, DeliveryResult | None]:
     """Hook run after aggregation, before the report: spike detection, then alert delivery.
 
     Detection runs on the latest aggregated day (idempotent: re-runs add nothing). Delivery
@@ -62,17 +68,18 @@ def post_aggregate_steps(settings: Settings, session_factory: sessionmaker[Sessi
     from jobs.detect import run_detect
 
     try:
-        run_detect(settings, session_factory)
+        detected = run_detect(settings, session_factory)
     except Exception:  # noqa: BLE001 - alerts must not fail the ingestion run
         log.exception("spike detection failed; the next run retries")
-        return
+        return None, None
     if not settings.slack_webhooks:
         log.info("no slack_webhooks configured: alert messages stay queued")
-        return
+        return detected, None
     try:
-        deliver_pending(settings, session_factory)
+        return detected, deliver_pending(settings, session_factory)
     except Exception:  # noqa: BLE001
         log.exception("alert delivery failed; pending messages are retried next run")
+        return detected, None
 
 
 class AlreadyRunning(RuntimeError):
@@ -166,7 +173,7 @@ def _run(
         if _needs_full(session):
             days = None
         summary.aggregated_rows = aggregate(session, days=days)
-    post_aggregate_steps(settings, sessions)
+    summary.detected, summary.delivered = post_aggregate_steps(settings, sessions)
     return summary
 
 

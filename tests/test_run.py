@@ -102,12 +102,16 @@ def test_run_with_zero_config_uses_the_demo_feed(
     recent = [n for d, n in by_day.items() if (TODAY - d).days < 3]
     older = [n for d, n in by_day.items() if (TODAY - d).days >= 3]
     assert min(recent) > 2 * max(older)  # the injected packaging spike is visible
+    # detect ran after aggregation (over the recent days); no webhooks: nothing delivered
+    assert summary.detected is not None and summary.delivered is None
+    assert summary.detected.days and max(summary.detected.days) == max(by_day)
 
     def must_not_load() -> None:
         raise AssertionError("nothing new: the analyzer must not be loaded")
 
     again = run_pipeline(settings, sessions, analyzer_factory=must_not_load)
     assert again.ingested[0][1].skipped and again.enriched.analyzed == 0
+    assert again.detected is not None and again.detected.new == again.detected.queued == 0
     session.expire_all()
     assert (
         session.scalar(select(func.sum(DailyAggregate.volume)).where(DailyAggregate.theme == "*"))
@@ -159,6 +163,7 @@ def test_cli_run_then_report(tmp_path: Path, settings: Settings) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "demo: read" in proc.stdout and "Emballage" in proc.stdout
     assert "Tous les verbatims" in proc.stdout
+    assert "alerts: " in proc.stdout and "verbatim alert --dry-run" in proc.stdout
 
     runner = CliRunner()
     from jobs.cli import app
