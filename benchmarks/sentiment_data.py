@@ -15,7 +15,8 @@ from jobs.train_sentiment import stable_bucket
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TRUSTPILOT_TEST_PERCENT = 20
-TRUSTPILOT_POSITIVES = 3000  # the set is 97% positive: keep every negative/neutral row
+TRUSTPILOT_POSITIVES = 8000  # the set is 97% positive: keep every negative/neutral row
+TWEET_REPEATS = 2  # the only social-media set is small: seen twice per epoch
 
 
 def rows(path: Path) -> Iterator[dict]:
@@ -30,7 +31,7 @@ def trustpilot_is_test(row: dict) -> bool:
 
 def training_rows(shared: Path = SHARED) -> list[dict]:
     out = list(rows(shared / "marc_fr" / "train.jsonl"))
-    out += list(rows(shared / "deft2017_tweets" / "train.jsonl"))
+    out += list(rows(shared / "deft2017_tweets" / "train.jsonl")) * TWEET_REPEATS
     out += list(rows(shared / "tripadvisor_fr" / "train.jsonl"))
     tp = [r for r in rows(shared / "trustpilot_fr" / "reviews.jsonl") if not trustpilot_is_test(r)]
     positives = sorted((r for r in tp if r.get("sentiment") == "positive"),

@@ -55,15 +55,19 @@ def build_theme_model(taxonomy: Taxonomy, themes_model: Path | None, sentiment: 
 
 def build_analyzer(settings: Settings, *, backend: str | None = None,
                    taxonomy: Taxonomy | None = None,
-                   themes_model: Path | None = None) -> Analyzer:
-    """Analyzer for `backend` (default settings.sentiment_backend) and the given taxonomy."""
+                   themes_model: Path | None = None,
+                   sentiment: Any | None = None) -> Analyzer:
+    """Analyzer for `backend` (default settings.sentiment_backend) and the given taxonomy.
+
+    Pass `sentiment` to reuse an already loaded model (e.g. when only the taxonomy changed)."""
     from nlp.sentiment import build_sentiment
 
     taxonomy = taxonomy or load_taxonomy(settings.taxonomy_path)
-    name = backend or settings.sentiment_backend
-    sentiment = build_sentiment(name, model=settings.sentiment_model,
-                                path=settings.sentiment_model_path,
-                                model_dir=settings.resolved_model_dir)
+    if sentiment is None:
+        sentiment = build_sentiment(backend or settings.sentiment_backend,
+                                    model=settings.sentiment_model,
+                                    path=settings.sentiment_model_path,
+                                    model_dir=settings.resolved_model_dir)
     themes = build_theme_model(taxonomy, themes_model or settings.themes_model, sentiment)
     return Analyzer(sentiment, themes, taxonomy)
 

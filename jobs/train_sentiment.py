@@ -26,7 +26,7 @@ def stable_bucket(key: str, buckets: int = 100) -> int:
 
 @dataclass
 class LabelledFile:
-    rows: LabelledTexts = field(default_factory=lambda: LabelledTexts([], [], []))
+    rows: LabelledTexts = field(default_factory=lambda: LabelledTexts([], [], [], []))
     keys: list[str] = field(default_factory=list)
     skipped: int = 0
 
@@ -50,6 +50,7 @@ def read_labelled(paths: list[Path]) -> LabelledFile:
                 out.rows.texts.append(text)
                 out.rows.labels.append(POLARITIES.index(label))
                 out.rows.stars.append(star_index(row.get("stars")))
+                out.rows.groups.append(str(row.get("source") or path.name))
                 out.keys.append(str(row.get("id") or f"{path.name}:{n}:{text}"))
     return out
 
@@ -61,13 +62,14 @@ def _label(row: dict) -> str | None:
 
 
 def split_rows(data: LabelledFile, val_percent: int) -> tuple[LabelledTexts, LabelledTexts]:
-    train, val = LabelledTexts([], [], []), LabelledTexts([], [], [])
-    for key, text, label, stars in zip(data.keys, data.rows.texts, data.rows.labels,
-                                       data.rows.stars, strict=True):
+    train, val = LabelledTexts([], [], [], []), LabelledTexts([], [], [], [])
+    rows = data.rows
+    for i, key in enumerate(data.keys):
         part = val if stable_bucket("val:" + key) < val_percent else train
-        part.texts.append(text)
-        part.labels.append(label)
-        part.stars.append(stars)
+        part.texts.append(rows.texts[i])
+        part.labels.append(rows.labels[i])
+        part.stars.append(rows.stars[i])
+        part.groups.append(rows.groups[i] if rows.groups else "")
     return train, val
 
 
@@ -84,6 +86,8 @@ def register_sentiment(group: typer.Typer) -> None:
         val_percent: int = typer.Option(8, "--val-percent", min=1, max=50),
         encoder_name: str = typer.Option("embedded", "--encoder",
                                          help="'embedded' or a local/HF encoder."),
+        delta_dtype: str = typer.Option("int8", "--delta-dtype",
+                                        help="Storage of the trained layers: int8 or fp16."),
     ) -> None:
         """Fine-tune the encoder's top layers + heads on rated texts (CPU-friendly)."""
         from core.settings import load_settings
@@ -108,7 +112,8 @@ def register_sentiment(group: typer.Typer) -> None:
         encoder = load_encoder(encoder_name, cache_dir=settings.resolved_model_dir,
                                config=EncoderConfig(max_length=max_length))
         head_config = SentimentHeadConfig(trainable_layers=trainable_layers,
-                                          max_length=max_length, encoder=encoder.name)
+                                          max_length=max_length, encoder=encoder.name,
+                                          delta_dtype=delta_dtype)
         model = fit_sentiment(
             encoder, train, val, head_config,
             TrainConfig(epochs=epochs, batch_size=batch_size, lr_layers=lr),

@@ -78,7 +78,10 @@ def create_app(
             if state.analyzer is None or state.analyzer_stale:
                 from jobs.factory import build_analyzer
 
-                state.analyzer = build_analyzer(settings, taxonomy=state.taxonomy)
+                # A taxonomy change rebuilds the theme detector; the sentiment model stays.
+                loaded = state.analyzer.sentiment if state.analyzer is not None else None
+                state.analyzer = build_analyzer(settings, taxonomy=state.taxonomy,
+                                                sentiment=loaded)
                 state.analyzer_stale = False
             return state.analyzer
 

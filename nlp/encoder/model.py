@@ -60,7 +60,8 @@ class TextEncoder:
         limit = max_length or self.config.max_length
         tok = self.tokenizer
         prefixed = [self.config.prefix + (t or "") for t in texts]
-        raw = tok(prefixed, add_special_tokens=False, truncation=False)["input_ids"]
+        raw = tok(prefixed, add_special_tokens=False, truncation=False,
+                  verbose=False)["input_ids"]
         budget = limit - 2
         out = []
         for ids in raw:

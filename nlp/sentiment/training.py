@@ -54,10 +54,14 @@ class LabelledTexts:
     texts: list[str]
     labels: list[int]  # index into POLARITIES
     stars: list[int]  # 0..4, or IGNORE when unknown
+    # Where each row comes from (a source or file): calibration weighs each group equally.
+    groups: list[str] | None = None
 
     def __post_init__(self) -> None:
         if not (len(self.texts) == len(self.labels) == len(self.stars)):
             raise ValueError("texts, labels and stars must have the same length")
+        if self.groups is not None and len(self.groups) != len(self.texts):
+            raise ValueError("groups must have one entry per text")
 
 
 def macro_f1(gold: Sequence[int], pred: Sequence[int], n: int = len(POLARITIES)) -> float:
@@ -144,8 +148,29 @@ def _predict_logits(encoder: TextEncoder, heads: Any, cache: _Cache, start: int,
     return out
 
 
-def fit_calibration(logits: np.ndarray, gold: Sequence[int]) -> tuple[float, list[float]]:
-    """Temperature (min NLL), then class biases (max macro-F1) on held-out logits."""
+MIN_GROUP_ROWS = 30  # smaller groups are pooled into one for calibration
+
+
+def grouped_macro_f1(gold: Sequence[int], pred: Sequence[int],
+                     groups: Sequence[str] | None) -> float:
+    """Mean of per-group macro-F1 (one source must not drown the others), or plain macro-F1."""
+    if not groups:
+        return macro_f1(gold, pred)
+    sizes: dict[str, int] = {}
+    for g in groups:
+        sizes[g] = sizes.get(g, 0) + 1
+    keyed = [g if sizes[g] >= MIN_GROUP_ROWS else "(small)" for g in groups]
+    scores = []
+    for key in sorted(set(keyed)):
+        idx = [i for i, g in enumerate(keyed) if g == key]
+        scores.append(macro_f1([gold[i] for i in idx], [pred[i] for i in idx]))
+    return float(np.mean(scores))
+
+
+def fit_calibration(logits: np.ndarray, gold: Sequence[int],
+                    groups: Sequence[str] | None = None) -> tuple[float, list[float]]:
+    """Temperature (min NLL), then class biases (max mean per-group macro-F1) on held-out
+    logits."""
     y = np.asarray(gold)
     best_t, best_nll = 1.0, math.inf
     for t in np.arange(0.5, 3.01, 0.05):
@@ -159,7 +184,7 @@ def fit_calibration(logits: np.ndarray, gold: Sequence[int]) -> tuple[float, lis
         for b_neu in grid:
             bias = [float(b_neg), float(b_neu), 0.0]
             pred = calibrated_probs(logits, best_t, bias).argmax(1)
-            f1 = macro_f1(y.tolist(), pred.tolist())
+            f1 = grouped_macro_f1(y.tolist(), pred.tolist(), groups)
             # Prefer small shifts on ties: they generalise better.
             if f1 > best_f1 + 1e-9 or (abs(f1 - best_f1) <= 1e-9
                                         and abs(b_neg) + abs(b_neu) < sum(map(abs, best_bias))):
@@ -264,7 +289,7 @@ def fit_sentiment(encoder: TextEncoder, train: LabelledTexts, val: LabelledTexts
     heads.load_state_dict(best_state[1])
     for p in encoder.model.parameters():
         p.requires_grad_(False)
-    temperature, bias = fit_calibration(best_state[2], val.labels)
+    temperature, bias = fit_calibration(best_state[2], val.labels, val.groups)
     calibrated = calibrated_probs(best_state[2], temperature, bias).argmax(1).tolist()
     hc.temperature, hc.class_bias = temperature, bias
     hc.training = {
@@ -272,6 +297,8 @@ def fit_sentiment(encoder: TextEncoder, train: LabelledTexts, val: LabelledTexts
         "history": history, "batch_size": tc.batch_size, "lr_layers": tc.lr_layers,
         "val_macro_f1_raw": round(best_f1, 4),
         "val_macro_f1_calibrated": round(macro_f1(val.labels, calibrated), 4),
+        "val_group_macro_f1_calibrated": round(
+            grouped_macro_f1(val.labels, calibrated, val.groups), 4),
         "seconds": round(time.perf_counter() - t0),
     }
     report(f"calibration: temperature {temperature:.2f}, biases {bias}; "
