@@ -237,12 +237,15 @@ def dequantize_delta(tensors: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def autocast() -> Any:
-    """bf16 autocast on CPUs that have native bf16 matmul (AMX/AVX512-BF16); else a no-op."""
+def autocast(device: str = "cpu") -> Any:
+    """bf16 autocast on GPUs and on CPUs with native bf16 matmul (AMX/AVX512-BF16); else a
+    no-op (fp32)."""
     import contextlib
 
     import torch
 
+    if device.startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
     if bf16_supported():
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()

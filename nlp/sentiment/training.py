@@ -47,6 +47,7 @@ class TrainConfig:
     warmup: float = 0.06
     stars_weight: float = 0.5  # weight of the star head's loss
     seed: int = 13
+    device: str = "auto"  # "auto": the GPU when torch sees one, else the CPU
 
 
 @dataclass
@@ -81,7 +82,7 @@ class _Cache:
         self.states = states
         self.lengths = [int(s.shape[0]) for s in states]
 
-    def batch(self, rows: Sequence[int]) -> tuple[Any, Any]:
+    def batch(self, rows: Sequence[int], device: str = "cpu") -> tuple[Any, Any]:
         import torch
 
         width = max(self.lengths[i] for i in rows)
@@ -90,7 +91,7 @@ class _Cache:
         for r, i in enumerate(rows):
             hidden[r, :self.lengths[i]] = self.states[i].float()
             mask[r, :self.lengths[i]] = 1
-        return hidden, mask
+        return hidden.to(device), mask.to(device)
 
 
 def cache_frozen(encoder: TextEncoder, texts: Sequence[str], stop: int, max_length: int,
@@ -100,11 +101,13 @@ def cache_frozen(encoder: TextEncoder, texts: Sequence[str], stop: int, max_leng
     ids = encoder.token_ids([normalize_text(t) for t in texts], max_length)
     states: list[Any] = [None] * len(ids)
     done = 0
-    with torch.inference_mode(), autocast():
+    device = str(next(encoder.model.parameters()).device)
+    with torch.inference_mode(), autocast(device):
         for rows, input_ids, mask in encoder.batches(ids):
-            hidden = run_bottom_layers(encoder.model, input_ids, mask, stop)
-            for r, i in enumerate(rows):
-                states[i] = hidden[r, :len(ids[i])].to(torch.bfloat16).clone()
+            hidden = run_bottom_layers(encoder.model, input_ids.to(device), mask.to(device),
+                                       stop)
+            for r, i in enumerate(rows):  # cached in host memory, bf16: half of fp32
+                states[i] = hidden[r, :len(ids[i])].to("cpu", torch.bfloat16).clone()
             done += len(rows)
             if progress:
                 progress(done, len(ids))
@@ -127,7 +130,7 @@ def _length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random
 
 def _forward(encoder: TextEncoder, heads: Any, cache: _Cache, rows: Sequence[int],
              start: int) -> tuple[Any, Any]:
-    hidden, mask = cache.batch(rows)
+    hidden, mask = cache.batch(rows, str(next(heads.parameters()).device))
     top = run_top_layers(encoder.model, hidden, mask, start)
     return heads(mean_pool(top.float(), mask))
 
@@ -140,11 +143,12 @@ def _predict_logits(encoder: TextEncoder, heads: Any, cache: _Cache, start: int,
     heads.eval()
     order = sorted(range(len(cache.lengths)), key=lambda i: cache.lengths[i])
     out = np.zeros((len(order), len(POLARITIES)), dtype=np.float32)
-    with torch.inference_mode(), autocast():
+    device = str(next(heads.parameters()).device)
+    with torch.inference_mode(), autocast(device):
         for j in range(0, len(order), batch_size):
             rows = order[j:j + batch_size]
             logits, _ = _forward(encoder, heads, cache, rows, start)
-            out[rows] = logits.float().numpy()
+            out[rows] = logits.float().cpu().numpy()
     return out
 
 
@@ -207,6 +211,8 @@ def fit_sentiment(encoder: TextEncoder, train: LabelledTexts, val: LabelledTexts
     if not train.texts or not val.texts:
         raise ValueError("training and validation sets must not be empty")
     start = n_layers - hc.trainable_layers
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if tc.device == "auto" else tc.device
+    encoder.model.to(device)
     torch.manual_seed(tc.seed)
     rng = random.Random(tc.seed)
 
@@ -226,7 +232,7 @@ def fit_sentiment(encoder: TextEncoder, train: LabelledTexts, val: LabelledTexts
     top_params = [p for layer in encoder.model.encoder.layer[start:] for p in layer.parameters()]
     for p in top_params:
         p.requires_grad_(True)
-    heads = make_heads(encoder.hidden_size, hc.dropout)
+    heads = make_heads(encoder.hidden_size, hc.dropout).to(device)
     optimizer = torch.optim.AdamW([
         {"params": top_params, "lr": tc.lr_layers},
         {"params": list(heads.parameters()), "lr": tc.lr_heads},
@@ -235,10 +241,10 @@ def fit_sentiment(encoder: TextEncoder, train: LabelledTexts, val: LabelledTexts
     counts = np.bincount(np.asarray(train.labels), minlength=len(POLARITIES)) + 1
     class_weight = torch.tensor((counts.sum() / counts) ** 0.5, dtype=torch.float32)
     class_weight = class_weight / class_weight.mean()
-    sent_loss = torch.nn.CrossEntropyLoss(weight=class_weight)
+    sent_loss = torch.nn.CrossEntropyLoss(weight=class_weight.to(device))
     star_loss = torch.nn.CrossEntropyLoss(ignore_index=IGNORE)
-    labels = torch.tensor(train.labels)
-    stars = torch.tensor(train.stars)
+    labels = torch.tensor(train.labels, device=device)
+    stars = torch.tensor(train.stars, device=device)
 
     steps_per_epoch = math.ceil(len(train.texts) / tc.batch_size)
     total = steps_per_epoch * tc.epochs
@@ -253,9 +259,9 @@ def fit_sentiment(encoder: TextEncoder, train: LabelledTexts, val: LabelledTexts
         heads.train()
         t_epoch, running = time.perf_counter(), 0.0
         for b, rows in enumerate(_length_batches(train_cache.lengths, tc.batch_size, rng)):
-            with autocast():
+            with autocast(device):
                 s_logits, r_logits = _forward(encoder, heads, train_cache, rows, start)
-            idx = torch.tensor(rows)
+            idx = torch.tensor(rows, device=device)
             loss = sent_loss(s_logits.float(), labels[idx])
             if (stars[idx] != IGNORE).any():
                 loss = loss + tc.stars_weight * star_loss(r_logits.float(), stars[idx])
@@ -287,6 +293,8 @@ def fit_sentiment(encoder: TextEncoder, train: LabelledTexts, val: LabelledTexts
     assert best_state is not None
     encoder.model.load_state_dict(best_state[0], strict=False)
     heads.load_state_dict(best_state[1])
+    encoder.model.to("cpu")  # inference and saving happen on the host
+    heads.to("cpu")
     for p in encoder.model.parameters():
         p.requires_grad_(False)
     temperature, bias = fit_calibration(best_state[2], val.labels, val.groups)
@@ -295,6 +303,7 @@ def fit_sentiment(encoder: TextEncoder, train: LabelledTexts, val: LabelledTexts
     hc.training = {
         "train_rows": len(train.texts), "val_rows": len(val.texts), "epochs": tc.epochs,
         "history": history, "batch_size": tc.batch_size, "lr_layers": tc.lr_layers,
+        "device": device,
         "val_macro_f1_raw": round(best_f1, 4),
         "val_macro_f1_calibrated": round(macro_f1(val.labels, calibrated), 4),
         "val_group_macro_f1_calibrated": round(
