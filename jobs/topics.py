@@ -139,9 +139,13 @@ def stored_themes(session: Session, feedback_ids: Sequence[int]) -> dict[int, se
     return out
 
 
-def previous_topics(session: Session) -> list[TopicRef]:
+def previous_topics(session: Session, live_only: bool = False) -> list[TopicRef]:
+    """Stored topics, largest first (`live_only`: those that still have verbatims)."""
+    stmt = select(Topic).order_by(Topic.size.desc(), Topic.id)
+    if live_only:
+        stmt = stmt.where(Topic.size > 0)
     refs = []
-    for topic in session.execute(select(Topic).order_by(Topic.id)).scalars():
+    for topic in session.execute(stmt).scalars():
         centroid = np.asarray(topic.centroid, dtype=np.float32) if topic.centroid else None
         refs.append(TopicRef(topic.id, tuple(topic.keywords or ()), centroid))
     return refs
@@ -175,9 +179,12 @@ def doc_theme_sets(docs: Sequence[Doc], stored: dict[int, set[str]], taxonomy: T
 
 
 def fit_topics(texts: Sequence[str], encoder: Any, config: TopicJobConfig,
-               static_cache: Path | None = None, timings: dict[str, float] | None = None
-               ) -> tuple[Any, Any]:
-    """(fitted topic model, the embedder its centroids live in) for the configured path."""
+               static_cache: Path | None = None, timings: dict[str, float] | None = None,
+               previous: Sequence[TopicRef] = ()) -> tuple[Any, Any]:
+    """(fitted topic model, the embedder its centroids live in) for the configured path.
+
+    The fast path starts k-means from the previous topics' centroids (`previous`, largest
+    first), which keeps re-runs close to the last run."""
     timings = timings if timings is not None else {}
     start = time.perf_counter()
     if config.method == "fast":
@@ -192,7 +199,12 @@ def fit_topics(texts: Sequence[str], encoder: Any, config: TopicJobConfig,
         raise ValueError(f"unknown topic method {config.method!r} (bertopic or fast)")
     timings["embed"] = time.perf_counter() - start
     start = time.perf_counter()
-    model.fit(texts, embeddings)
+    if config.method == "fast":
+        seeds = [r.centroid for r in previous
+                 if r.centroid is not None and len(r.centroid) == embeddings.shape[1]]
+        model.fit(texts, embeddings, init_centroids=np.stack(seeds) if seeds else None)
+    else:
+        model.fit(texts, embeddings)
     timings["cluster"] = time.perf_counter() - start
     return model, embedder
 
@@ -269,8 +281,9 @@ def run_topics(sessions: sessionmaker[Session], *, encoder: Any, taxonomy: Taxon
             result.skipped = f"{len(docs)} verbatims in the window, at least {cfg.min_docs} needed"
             return result
         themes_stored = stored_themes(session, [d.feedback_id for d in docs])
+        live = previous_topics(session, live_only=True)
     texts = [d.text for d in docs]
-    model, embedder = fit_topics(texts, encoder, cfg, static_cache, result.seconds)
+    model, embedder = fit_topics(texts, encoder, cfg, static_cache, result.seconds, live)
     start = time.perf_counter()
     doc_themes = doc_theme_sets(docs, themes_stored, taxonomy, cfg.rules_for_unanalysed)
     # Prototypes cost an encoder pass over the taxonomy: only when similarity is used.

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.models import Topic, TopicAssignment
 from core.queries import list_topics, topic_trends
+from core.settings import Settings
 from core.store import insert_feedback, prepare_feedback
 from jobs.topics import TopicJobConfig, run_topics
 from nlp.encoder import EncoderConfig, TextEncoder
@@ -325,3 +326,70 @@ def test_job_skips_small_windows(sessions: sessionmaker[Session], encoder: TextE
     assert result.skipped and result.topics == []
     with sessions() as s:
         assert s.execute(select(func.count()).select_from(Topic)).scalar_one() == 0
+
+
+# --- BERTopic path (imports BERTopic/UMAP: ~10-30 s, hence `slow`) -------------------------
+@pytest.mark.slow
+def test_bertopic_path_keeps_accents_in_topic_words(encoder: TextEncoder) -> None:
+    from nlp.topics import BertopicConfig, BertopicTopicModel
+
+    groups = [LIVRAISON, EMBALLAGE, ECOLOGIE]
+    docs = [d for g in groups for d in g]
+    x = StaticEmbedder(encoder).fit_transform(docs)
+    model = BertopicTopicModel(BertopicConfig(min_topic_size=5, n_neighbors=8)).fit(docs, x)
+    assert model.model_.language == "french"
+    assert len(model.topics_) >= 2
+    words = {w for t in model.topics_ for kw in t.keywords for w in kw.split()}
+    accented = {w for w in words if not w.isascii()}
+    assert accented & {"écologique", "écrasé", "éco-responsable", "déchiré", "abîmé", "livré"}
+    assert not words & {_ascii_mangled(w) for w in accented}
+    assert all(len(t.representatives) == 3 for t in model.topics_)
+    labels, sims = model.transform(x[:4])
+    np.testing.assert_array_equal(labels, model.labels_[:4])
+
+
+@pytest.mark.postgres
+def test_job_on_postgres(pg_sessions: sessionmaker[Session], encoder: TextEncoder) -> None:
+    with pg_sessions() as s:
+        _ingest(s, LIVRAISON + ECOLOGIE, START, seed=4)
+    cfg = TopicJobConfig(method="fast", fast=FastTopicConfig(n_topics=2, min_topic_size=5),
+                         min_docs=10)
+    tax = load_taxonomy("ecommerce")
+    first = run_topics(pg_sessions, encoder=encoder, taxonomy=tax, config=cfg)
+    again = run_topics(pg_sessions, encoder=encoder, taxonomy=tax, config=cfg)
+    assert {t.id for t in first.topics} == {t.id for t in again.topics}
+    assert all(t.status == "kept" for t in again.topics)
+    with pg_sessions() as s:
+        page, total = list_topics(s, emerging=True)
+        assert total == 1 and any("écologique" in kw for kw in page[0].keywords)
+        assert sum(n for _, n in topic_trends(s)[page[0].id]) == len(ECOLOGIE)
+
+
+def test_cli_topics(settings: Settings, sessions: sessionmaker[Session], encoder: TextEncoder,
+                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from jobs.cli import app
+
+    model_dir = tmp_path / "tiny-encoder"
+    encoder.model.save_pretrained(model_dir)
+    encoder.tokenizer.save_pretrained(model_dir)
+    with sessions() as s:
+        _ingest(s, LIVRAISON + EMBALLAGE + ECOLOGIE, START, seed=5)
+    monkeypatch.setenv("VERBATIM_DATABASE_URL", settings.resolved_database_url)
+    monkeypatch.setenv("VERBATIM_MODEL_DIR", str(tmp_path / "models"))
+    runner = CliRunner()
+    args = ["topics", "--method", "fast", "--encoder", str(model_dir), "--n-topics", "3",
+            "--min-topic-size", "5"]
+    out = runner.invoke(app, [*args, "--json"])
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.output)
+    assert result["documents"] == 48 and len(result["topics"]) == 3
+    assert sum(t["is_emerging"] for t in result["topics"]) == 1
+    assert list((tmp_path / "models").glob("static-*.npz"))  # piece cache kept
+    text = runner.invoke(app, args)
+    assert text.exit_code == 0 and "EMERGING" in text.output and "kept" in text.output
+    bad = runner.invoke(app, ["topics", "--method", "umap"])
+    assert bad.exit_code == 2 and "bertopic or fast" in bad.output

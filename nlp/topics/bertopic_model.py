@@ -21,6 +21,7 @@ from nlp.topics.describe import (
     normalize_rows,
     relabel_by_size,
 )
+from nlp.topics.fast import blas_limits
 from nlp.topics.vectorize import VectorizerConfig, make_vectorizer
 
 
@@ -44,6 +45,7 @@ class BertopicConfig:
     n_label_words: int = 3
     n_representatives: int = 3
     random_state: int = 42
+    blas_threads: int | None = 1  # as FastTopicConfig.blas_threads (same footing for both)
     vectorizer: VectorizerConfig = field(default_factory=_topic_level_vectorizer)
 
 
@@ -99,6 +101,11 @@ class BertopicTopicModel:
         docs = list(docs)
         x = normalize_rows(np.asarray(embeddings, dtype=np.float32))
         model = self._build(len(docs))
+        with blas_limits(cfg.blas_threads):
+            return self._fit(model, docs, x)
+
+    def _fit(self, model: Any, docs: list[str], x: np.ndarray) -> BertopicTopicModel:
+        cfg = self.config
         topics, _ = model.fit_transform(docs, embeddings=x)
         if cfg.outlier_threshold is not None and OUTLIER in topics and len(set(topics)) > 1:
             topics = model.reduce_outliers(
@@ -106,7 +113,8 @@ class BertopicTopicModel:
                 threshold=cfg.outlier_threshold,
             )
             model.update_topics(docs, topics=topics, top_n_words=cfg.top_n_words,
-                                vectorizer_model=make_vectorizer(cfg.vectorizer))
+                                vectorizer_model=make_vectorizer(cfg.vectorizer),
+                                ctfidf_model=model.ctfidf_model)
         raw = np.asarray(topics, dtype=np.int64)
         labels = relabel_by_size(raw)
         # BERTopic's own c-TF-IDF keywords, re-indexed to our size order.

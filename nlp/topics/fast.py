@@ -8,7 +8,8 @@ Paired with `StaticEmbedder` it never runs the transformer on the documents at a
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,10 +37,27 @@ class FastTopicConfig:
     n_init: int = 3
     max_iter: int = 100
     top_n_words: int = 10
+    # A keyword must occur in this share of the topic's docs (and in 2 at least): rare
+    # words (typos, names) otherwise win on idf alone.
+    keyword_min_share: float = 0.01
     n_label_words: int = 3
     n_representatives: int = 3
     random_state: int = 42
+    # BLAS threads while clustering: small matrix products gain little from more threads,
+    # and a busy machine makes spinning BLAS threads 10x slower (None: library default).
+    blas_threads: int | None = 1
     vectorizer: VectorizerConfig = field(default_factory=VectorizerConfig)
+
+
+@contextmanager
+def blas_limits(threads: int | None) -> Iterator[None]:
+    if threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads):
+        yield
 
 
 def auto_n_topics(n_docs: int) -> int:
@@ -58,18 +76,21 @@ class FastTopicModel:
         self.topics_: list[DiscoveredTopic] = []
         self.centroids_: np.ndarray | None = None
 
-    def _new_kmeans(self, n_docs: int, online: bool = False) -> Any:
+    def _new_kmeans(self, n_docs: int, online: bool = False, init: Any = "k-means++") -> Any:
         from sklearn.cluster import KMeans, MiniBatchKMeans
 
         cfg = self.config
-        k = min(cfg.n_topics or auto_n_topics(n_docs), max(1, n_docs))
+        k = len(init) if not isinstance(init, str) else \
+            min(cfg.n_topics or auto_n_topics(n_docs), max(1, n_docs))
+        n_init = 1 if not isinstance(init, str) else cfg.n_init
         if not online and n_docs <= cfg.minibatch_above:
-            return KMeans(n_clusters=k, n_init=cfg.n_init, max_iter=cfg.max_iter,
+            return KMeans(n_clusters=k, init=init, n_init=n_init, max_iter=cfg.max_iter,
                           random_state=cfg.random_state)
         return MiniBatchKMeans(
             n_clusters=k,
+            init=init,
             batch_size=cfg.batch_size,
-            n_init=cfg.n_init,
+            n_init=n_init,
             max_iter=cfg.max_iter,
             random_state=cfg.random_state,
         )
@@ -83,16 +104,44 @@ class FastTopicModel:
         x = normalize_rows(np.asarray(embeddings, dtype=np.float32))
         if self._kmeans is None:
             self._kmeans = self._new_kmeans(expected_docs or len(x), online=True)
-        self._kmeans.partial_fit(x)
+        with blas_limits(self.config.blas_threads):
+            self._kmeans.partial_fit(x)
         return self
 
-    def fit(self, docs: Sequence[str], embeddings: np.ndarray) -> FastTopicModel:
+    def _seeded_init(self, x: np.ndarray, previous: np.ndarray) -> np.ndarray | str:
+        """Previous centroids first, then greedy k-means++ picks given those: a re-run
+        starts from the last run's topics, so clusters (and so ids) move only where the data
+        moved, and new clusters seed where no previous topic covers the data."""
+        k = min(self.config.n_topics or auto_n_topics(len(x)), len(x))
+        prev = np.asarray(previous, dtype=np.float32)
+        if prev.ndim != 2 or prev.shape[1] != x.shape[1] or not len(prev):
+            return "k-means++"
+        centers = list(normalize_rows(prev)[:k])
+        rng = np.random.default_rng(self.config.random_state)
+        # Unit vectors: squared distance = 2 - 2 cos.
+        d2 = np.maximum(0.0, 2.0 - 2.0 * (x @ np.stack(centers).T).max(axis=1))
+        trials = 2 + int(math.log(k))
+        while len(centers) < k and d2.sum() > 0:
+            picks = rng.choice(len(x), size=trials, p=d2 / d2.sum())
+            new_d2 = [np.minimum(d2, np.maximum(0.0, 2.0 - 2.0 * (x @ x[i]))) for i in picks]
+            best = int(np.argmin([v.sum() for v in new_d2]))
+            centers.append(x[picks[best]])
+            d2 = new_d2[best]
+        return np.stack(centers).astype(np.float32)
+
+    def fit(self, docs: Sequence[str], embeddings: np.ndarray,
+            init_centroids: np.ndarray | None = None) -> FastTopicModel:
+        """Cluster and describe. `init_centroids`: the previous run's topic centroids (same
+        embedding space, most important first) to start from."""
         if len(docs) != len(embeddings):
             raise ValueError(f"{len(docs)} documents but {len(embeddings)} embeddings")
         x = normalize_rows(np.asarray(embeddings, dtype=np.float32))
-        self._kmeans = self._new_kmeans(len(x))
-        self._kmeans.fit(x)
-        return self.describe_docs(docs, x)
+        init = "k-means++" if init_centroids is None or not len(init_centroids) else \
+            self._seeded_init(x, init_centroids)
+        self._kmeans = self._new_kmeans(len(x), init=init)
+        with blas_limits(self.config.blas_threads):
+            self._kmeans.fit(x)
+            return self.describe_docs(docs, x)
 
     def fit_transform(self, docs: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
         self.fit(docs, embeddings)
@@ -130,7 +179,13 @@ class FastTopicModel:
             counts = vectorizer.fit_transform(docs)
         except ValueError:  # no term survives (empty or stop-word-only corpus)
             return [[] for _ in range(k)]
-        weights = ctfidf(class_term_matrix(counts.tocsr(), labels, k))
+        counts = counts.tocsr()
+        weights = ctfidf(class_term_matrix(counts, labels, k))
+        present = counts.copy()
+        present.data[:] = 1.0
+        class_df = class_term_matrix(present, labels, k).toarray()
+        sizes = np.bincount(labels[labels >= 0], minlength=k)[:, None]
+        weights[class_df < np.maximum(2.0, self.config.keyword_min_share * sizes)] = 0.0
         vocab = vectorizer.get_feature_names_out().tolist()
         return top_terms(weights, vocab, self.config.top_n_words)
 

@@ -32,7 +32,9 @@ CACHE_FORMAT = 1
 @dataclass(frozen=True)
 class StaticConfig:
     batch_size: int = 1024  # pieces per encoder forward pass while distilling
-    sif_a: float = 1e-3  # SIF weight a / (a + p(piece)): frequent pieces count less
+    # SIF weight a / (a + p(piece)): frequent pieces count less. 1e-2 gave the purest topics
+    # on 20k reviews (benchmarks/bench_topics.py; 1e-3 over-weights rare pieces, typos).
+    sif_a: float = 1e-2
     remove_components: int = 0  # extra common directions removed (SIF); mean is always
     drop_stop_words: bool = True  # pieces that are French stop words or punctuation: weight 0
     threads: int | None = None  # torch threads while distilling (None: encoder's setting)

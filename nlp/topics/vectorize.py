@@ -41,29 +41,32 @@ class FrenchAnalyzer:
         """Content words per clause, lower-cased, accents kept."""
         text = _URL.sub(" ", _PLACEHOLDER.sub(" ", text or ""))
         text = _FIXED.sub(" ", text.lower().translate(_APOSTROPHES))
+        stops, extra, size = FRENCH_STOP_WORDS, self.extra_stop_words, self.min_length
         clauses = []
         for clause in _BREAK.split(text):
             kept: list[str] = []
-            for match in _WORD.finditer(clause):
-                kept.extend(self._content(match.group()))
+            for word in _WORD.findall(clause):
+                if "-" in word:
+                    kept.extend(self._compound(word))
+                elif (len(word) >= size and word not in stops and word not in extra
+                      and word != word[0] * len(word)):  # "aaa", "zz": keyboard noise
+                    kept.append(word)
             if kept:
                 clauses.append(kept)
         return clauses
 
-    def _content(self, word: str) -> list[str]:
-        if "-" in word:
-            parts = word.split("-")
-            if word not in FRENCH_STOP_WORDS and not any(p in _CLITICS for p in parts):
-                return [word] if len(word) >= self.min_length else []
-            return [p for p in parts if self._keep(p)]
-        return [word] if self._keep(word) else []
+    def _compound(self, word: str) -> list[str]:
+        parts = word.split("-")
+        if word not in FRENCH_STOP_WORDS and not any(p in _CLITICS for p in parts):
+            return [word] if len(word) >= self.min_length else []
+        return [p for p in parts if self._keep(p)]
 
     def _keep(self, word: str) -> bool:
         return (
             len(word) >= self.min_length
             and word not in FRENCH_STOP_WORDS
             and word not in self.extra_stop_words
-            and len(set(word)) > 1  # "aaa", "zz": keyboard noise
+            and word != word[0] * len(word)
         )
 
     def __call__(self, text: str) -> list[str]:
