@@ -178,35 +178,50 @@ def doc_theme_sets(docs: Sequence[Doc], stored: dict[int, set[str]], taxonomy: T
     return [stored.get(d.feedback_id, ruled.get(i, set())) for i, d in enumerate(docs)]
 
 
-def fit_topics(texts: Sequence[str], encoder: Any, config: TopicJobConfig,
-               static_cache: Path | None = None, timings: dict[str, float] | None = None,
-               previous: Sequence[TopicRef] = ()) -> tuple[Any, Any]:
-    """(fitted topic model, the embedder its centroids live in) for the configured path.
-
-    The fast path starts k-means from the previous topics' centroids (`previous`, largest
-    first), which keeps re-runs close to the last run."""
-    timings = timings if timings is not None else {}
-    start = time.perf_counter()
+def embed_documents(texts: Sequence[str], encoder: Any, config: TopicJobConfig,
+                    static_cache: Path | None = None) -> tuple[Any, np.ndarray]:
+    """(embedder, unit embeddings): the encoder for BERTopic, distilled static vectors for
+    the fast path (piece vectors cached in `static_cache`)."""
     if config.method == "fast":
         embedder: Any = StaticEmbedder(encoder, config.static, cache_path=static_cache)
-        embeddings = embedder.fit_transform(texts)
-        model: Any = FastTopicModel(config.fast)
-    elif config.method == "bertopic":
-        embedder = encoder
-        embeddings = encoder.encode(list(texts))
-        model = BertopicTopicModel(config.bertopic)
-    else:
-        raise ValueError(f"unknown topic method {config.method!r} (bertopic or fast)")
-    timings["embed"] = time.perf_counter() - start
-    start = time.perf_counter()
+        return embedder, embedder.fit_transform(texts)
+    if config.method == "bertopic":
+        return encoder, encoder.encode(list(texts))
+    raise ValueError(f"unknown topic method {config.method!r} (bertopic or fast)")
+
+
+def fit_model(texts: Sequence[str], embeddings: np.ndarray, config: TopicJobConfig,
+              previous: Sequence[TopicRef] = ()) -> Any:
+    """The fitted topic model. The fast path starts k-means from the previous topics'
+    centroids (`previous`, largest first, in this run's space), which keeps re-runs close
+    to the last run."""
     if config.method == "fast":
         seeds = [r.centroid for r in previous
                  if r.centroid is not None and len(r.centroid) == embeddings.shape[1]]
-        model.fit(texts, embeddings, init_centroids=np.stack(seeds) if seeds else None)
-    else:
-        model.fit(texts, embeddings)
-    timings["cluster"] = time.perf_counter() - start
-    return model, embedder
+        return FastTopicModel(config.fast).fit(
+            texts, embeddings, init_centroids=np.stack(seeds) if seeds else None)
+    return BertopicTopicModel(config.bertopic).fit(texts, embeddings)
+
+
+def recentred(refs: Sequence[TopicRef], before: dict[int, int], docs: Sequence[Doc],
+              embeddings: np.ndarray, min_docs: int = 3) -> list[TopicRef]:
+    """Previous topics with their centroid recomputed in this run's embedding space from
+    the documents they held that this run embeds again. Stored centroids are in the space
+    of the run that made them (encoder or static vectors): after a change of method they
+    compare with nothing, while these always do."""
+    rows: dict[int, list[int]] = {}
+    for i, d in enumerate(docs):
+        if d.feedback_id in before:
+            rows.setdefault(before[d.feedback_id], []).append(i)
+    out = []
+    for ref in refs:
+        members = rows.get(ref.id, [])
+        if len(members) >= min_docs:
+            mean = embeddings[members].mean(axis=0)
+            ref = TopicRef(ref.id, ref.keywords, (mean / max(1e-12, float(np.linalg.norm(
+                mean)))).astype(np.float32))
+        out.append(ref)
+    return out
 
 
 # --- writing --------------------------------------------------------------------------------
@@ -218,14 +233,25 @@ def _examples(topic: DiscoveredTopic, docs: Sequence[Doc]) -> list[dict[str, Any
 def store_topics(session: Session, docs: Sequence[Doc], labels: np.ndarray,
                  probabilities: np.ndarray, topics: Sequence[DiscoveredTopic],
                  matches: Sequence[ThemeMatch], config: MatchConfig,
-                 now: datetime) -> list[StoredTopic]:
+                 now: datetime, embeddings: np.ndarray | None = None) -> list[StoredTopic]:
     """Give topics stable ids, upsert them, replace these verbatims' assignments and refresh
-    every topic's size (all its stored assignments), in the caller's transaction."""
+    every topic's size (all its stored assignments), in the caller's transaction.
+
+    `embeddings` (this run's, row per doc) lets previous topics be compared in this run's
+    space (see `recentred`)."""
     ids = [d.feedback_id for d in docs]
     before = previous_assignments(session, ids)
+    # Live topics (holding verbatims) first: a topic continues the one whose verbatims it
+    # took over; a retired topic is revived only by a topic that continues no live one.
     refs = previous_topics(session)
+    if embeddings is not None:
+        refs = recentred(refs, before, docs, embeddings)
+    live_ids = {tid for tid, in session.execute(select(Topic.id).where(Topic.size > 0))}
+    live = [r for r in refs if r.id in live_ids]
     pairs = [(before.get(fid), int(label)) for fid, label in zip(ids, labels, strict=True)]
-    kept = match_topics(refs, topics, config, member_jaccard(refs, topics, pairs))
+    kept = match_topics(live, topics, config, member_jaccard(live, topics, pairs))
+    rest = [t for t in topics if t.index not in kept]
+    kept.update(match_topics([r for r in refs if r.id not in live_ids], rest, config))
     stored: list[StoredTopic] = []
     topic_ids: dict[int, int] = {}
     for topic, match in zip(topics, matches, strict=True):
@@ -281,9 +307,15 @@ def run_topics(sessions: sessionmaker[Session], *, encoder: Any, taxonomy: Taxon
             result.skipped = f"{len(docs)} verbatims in the window, at least {cfg.min_docs} needed"
             return result
         themes_stored = stored_themes(session, [d.feedback_id for d in docs])
+        before = previous_assignments(session, [d.feedback_id for d in docs])
         live = previous_topics(session, live_only=True)
     texts = [d.text for d in docs]
-    model, embedder = fit_topics(texts, encoder, cfg, static_cache, result.seconds, live)
+    start = time.perf_counter()
+    embedder, embeddings = embed_documents(texts, encoder, cfg, static_cache)
+    result.seconds["embed"] = time.perf_counter() - start
+    start = time.perf_counter()
+    model = fit_model(texts, embeddings, cfg, recentred(live, before, docs, embeddings))
+    result.seconds["cluster"] = time.perf_counter() - start
     start = time.perf_counter()
     doc_themes = doc_theme_sets(docs, themes_stored, taxonomy, cfg.rules_for_unanalysed)
     # Prototypes cost an encoder pass over the taxonomy: only when similarity is used.
@@ -295,7 +327,7 @@ def run_topics(sessions: sessionmaker[Session], *, encoder: Any, taxonomy: Taxon
     start = time.perf_counter()
     with session_scope(sessions) as session:
         result.topics = store_topics(session, docs, model.labels_, model.probabilities_,
-                                     model.topics_, matches, cfg.matching, now)
+                                     model.topics_, matches, cfg.matching, now, embeddings)
     result.seconds["store"] = time.perf_counter() - start
     result.outliers = int((model.labels_ == OUTLIER).sum())
     return result

@@ -393,3 +393,19 @@ def test_cli_topics(settings: Settings, sessions: sessionmaker[Session], encoder
     assert text.exit_code == 0 and "EMERGING" in text.output and "kept" in text.output
     bad = runner.invoke(app, ["topics", "--method", "umap"])
     assert bad.exit_code == 2 and "bertopic or fast" in bad.output
+
+
+def test_ids_survive_a_change_of_embedding_space(sessions: sessionmaker[Session],
+                                                 encoder: TextEncoder) -> None:
+    """Stored centroids are in the space of the run that made them; another encoder (as
+    after switching between the BERTopic and fast paths) must still find its topics."""
+    tax = load_taxonomy("ecommerce")
+    with sessions() as s:
+        _ingest(s, LIVRAISON + EMBALLAGE + ECOLOGIE, START, seed=6)
+    cfg = TopicJobConfig(method="fast", fast=FastTopicConfig(n_topics=3, min_topic_size=5),
+                         min_docs=10)
+    first = run_topics(sessions, encoder=encoder, taxonomy=tax, config=cfg)
+    other = tiny_encoder(ALL_SENTENCES, seed=3)
+    second = run_topics(sessions, encoder=other, taxonomy=tax, config=cfg)
+    assert all(t.status == "kept" for t in second.topics)
+    assert {(t.id, t.theme) for t in first.topics} == {(t.id, t.theme) for t in second.topics}

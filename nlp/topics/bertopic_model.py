@@ -8,6 +8,7 @@ letters (its English preprocessing does) nor tries to fetch a sentence-transform
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,9 +113,16 @@ class BertopicTopicModel:
                 docs, topics, strategy="embeddings", embeddings=x,
                 threshold=cfg.outlier_threshold,
             )
-            model.update_topics(docs, topics=topics, top_n_words=cfg.top_n_words,
-                                vectorizer_model=make_vectorizer(cfg.vectorizer),
-                                ctfidf_model=model.ctfidf_model)
+            # update_topics warns that custom assignments must come last: they do here.
+            bt_log = logging.getLogger("BERTopic")
+            level = bt_log.level
+            bt_log.setLevel(logging.ERROR)
+            try:
+                model.update_topics(docs, topics=topics, top_n_words=cfg.top_n_words,
+                                    vectorizer_model=make_vectorizer(cfg.vectorizer),
+                                    ctfidf_model=model.ctfidf_model)
+            finally:
+                bt_log.setLevel(level)
         raw = np.asarray(topics, dtype=np.int64)
         labels = relabel_by_size(raw)
         # BERTopic's own c-TF-IDF keywords, re-indexed to our size order.
