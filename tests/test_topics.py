@@ -173,6 +173,20 @@ def test_fast_path_finds_the_topics_with_accented_keywords(encoder: TextEncoder)
         assert all(model.labels_[i] == topic.index for i in topic.representatives)
 
 
+def test_online_fast_path_in_chunks(encoder: TextEncoder) -> None:
+    groups = [LIVRAISON, EMBALLAGE, ECOLOGIE]
+    docs = [d for g in groups for d in g]
+    order = np.random.default_rng(0).permutation(len(docs))
+    x = StaticEmbedder(encoder).fit_transform(docs)
+    model = FastTopicModel(FastTopicConfig(n_topics=3, min_topic_size=5, batch_size=16))
+    for chunk in np.array_split(order, 3):  # a stream: one chunk of embeddings at a time
+        model.partial_fit(x[chunk], expected_docs=len(docs))
+    model.describe_docs(docs, x)
+    assert _purity(model, groups, docs) >= 0.9
+    labels, sims = model.transform(x)  # nearest topic centroid: the fit's labels, mostly
+    assert (labels == model.labels_).mean() >= 0.9 and (sims > 0).all()
+
+
 def test_static_embedder_distils_each_piece_once_and_caches(encoder: TextEncoder,
                                                             tmp_path: Path) -> None:
     cache = tmp_path / "static.npz"

@@ -119,7 +119,8 @@ class FastTopicModel:
         centers = list(normalize_rows(prev)[:k])
         rng = np.random.default_rng(self.config.random_state)
         # Unit vectors: squared distance = 2 - 2 cos.
-        d2 = np.maximum(0.0, 2.0 - 2.0 * (x @ np.stack(centers).T).max(axis=1))
+        d2 = np.maximum(0.0, 2.0 - 2.0 * (x @ np.stack(centers).T).max(axis=1)).astype(
+            np.float64)  # float64: rng.choice wants probabilities that sum to 1
         trials = 2 + int(math.log(k))
         while len(centers) < k and d2.sum() > 0:
             picks = rng.choice(len(x), size=trials, p=d2 / d2.sum())
