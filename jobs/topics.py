@@ -39,6 +39,7 @@ from nlp.topics import (
     ThemeMatch,
     ThemeMatcher,
     TopicRef,
+    lexicon_valence,
     match_topics,
     member_jaccard,
     theme_prototypes,
@@ -321,7 +322,7 @@ def run_topics(sessions: sessionmaker[Session], *, encoder: Any, taxonomy: Taxon
     # Prototypes cost an encoder pass over the taxonomy: only when similarity is used.
     protos = (theme_prototypes(taxonomy, embedder)
               if cfg.emerging.min_similarity is not None else None)
-    matcher = ThemeMatcher(taxonomy, cfg.emerging, protos)
+    matcher = ThemeMatcher(taxonomy, cfg.emerging, protos, valence=lexicon_valence())
     matches = matcher.match(model.topics_, model.labels_, doc_themes)
     result.seconds["themes"] = time.perf_counter() - start
     start = time.perf_counter()

@@ -33,6 +33,7 @@ from nlp.topics import (
     StaticEmbedder,
     ThemeMatcher,
     TopicRef,
+    lexicon_valence,
     make_label,
     match_topics,
     member_jaccard,
@@ -242,6 +243,12 @@ def test_emerging_flag_from_detector_hits_and_seed_keywords() -> None:
     alone = ThemeMatcher(tax).match(topics)
     assert alone[0].theme == "livraison" and alone[0].evidence == "keywords"
     assert alone[1].is_emerging
+    # praise about nothing in particular is generic, not emerging (opinion-word keywords)
+    praise = _topic(2, ("parfait", "nickel", "impeccable", "rien redire", "habitude"), [1, 1])
+    generic, eco = ThemeMatcher(tax, valence=lexicon_valence()).match([praise, topics[1]])
+    assert generic.evidence == "generic" and not generic.is_emerging and generic.theme is None
+    assert eco.is_emerging and eco.opinion_share < 0.5
+    assert ThemeMatcher(tax).match([praise])[0].is_emerging  # no lexicon: cannot tell
 
 
 def test_sizes_per_day() -> None:

@@ -8,7 +8,13 @@ global. BERTopic, UMAP and torch are imported only by the code paths that use th
 
 from nlp.topics.bertopic_model import BertopicConfig, BertopicTopicModel
 from nlp.topics.describe import OUTLIER, DiscoveredTopic, make_label
-from nlp.topics.emerging import EmergingConfig, ThemeMatch, ThemeMatcher, theme_prototypes
+from nlp.topics.emerging import (
+    EmergingConfig,
+    ThemeMatch,
+    ThemeMatcher,
+    lexicon_valence,
+    theme_prototypes,
+)
 from nlp.topics.fast import FastTopicConfig, FastTopicModel
 from nlp.topics.stability import MatchConfig, TopicRef, match_topics, member_jaccard
 from nlp.topics.static import StaticConfig, StaticEmbedder
@@ -33,6 +39,7 @@ __all__ = [
     "ThemeMatcher",
     "TopicRef",
     "VectorizerConfig",
+    "lexicon_valence",
     "make_label",
     "make_vectorizer",
     "match_topics",

@@ -1,6 +1,9 @@
 """Match discovered topics to taxonomy themes; topics that match none are *emerging*.
 
-Three independent kinds of evidence, any one of which is enough:
+A topic whose keywords are mostly opinion words ("parfait, nickel, rien redire") is
+*generic*: satisfaction or anger about nothing in particular, neither a theme nor emerging.
+
+Three independent kinds of evidence, any one of which matches a theme:
 - the theme detector's hits on the topic's documents (share of docs that mention theme t),
 - topic keywords that are theme seeds (compared on light stems: "colis" ~ "colis"),
 - the topic centroid's cosine to a theme prototype (mean embedding of the theme's label,
@@ -9,7 +12,7 @@ Three independent kinds of evidence, any one of which is enough:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +30,10 @@ class EmergingConfig:
     top_keywords: int = 10
     # Cosine(centroid, theme prototype); space-dependent, None disables this evidence.
     min_similarity: float | None = None
+    # Share of the keywords' words that carry an opinion above which an unmatched topic is
+    # generic rather than emerging (needs a valence function; None: never generic).
+    generic_share: float | None = 0.5
+    min_valence: float = 1.0  # |valence| of an opinion word
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,8 @@ class ThemeMatch:
     share: float  # detector share of the best theme by share
     seed_keywords: int  # keyword-seed overlap of the best theme by overlap
     similarity: float | None  # cosine to the closest prototype
-    evidence: str  # "detector" | "keywords" | "similarity" | "none"
+    evidence: str  # "detector" | "keywords" | "similarity" | "generic" | "none"
+    opinion_share: float = 0.0  # share of keyword words that are opinion words
 
 
 def _stems(phrase: str) -> tuple[str, ...]:
@@ -68,14 +76,36 @@ def theme_prototypes(taxonomy: Taxonomy, embedder: Any) -> tuple[list[str], np.n
     return ids, normalize_rows(np.stack(protos))
 
 
+def lexicon_valence() -> Callable[[str], float]:
+    """Word -> valence from the project's French polarity lexicon (prefix entries too)."""
+    from nlp.sentiment.lexicon_fr import build_lexicon
+    from nlp.text.normalize import fold_accents
+
+    words, prefixes, _ = build_lexicon()
+
+    def valence(word: str) -> float:
+        w = fold_accents(word)
+        if w in words:
+            return words[w]
+        for size in range(len(w), 3, -1):
+            if w[:size] in prefixes:
+                return prefixes[w[:size]]
+        return 0.0
+
+    return valence
+
+
 class ThemeMatcher:
-    """`match(topics, labels, doc_themes)` -> one ThemeMatch per topic."""
+    """`match(topics, labels, doc_themes)` -> one ThemeMatch per topic. `valence` (word ->
+    polarity, e.g. `lexicon_valence()`) lets it tell generic topics from emerging ones."""
 
     def __init__(self, taxonomy: Taxonomy, config: EmergingConfig | None = None,
-                 prototypes: tuple[list[str], np.ndarray] | None = None) -> None:
+                 prototypes: tuple[list[str], np.ndarray] | None = None,
+                 valence: Callable[[str], float] | None = None) -> None:
         self.taxonomy = taxonomy
         self.config = config or EmergingConfig()
         self.prototypes = prototypes
+        self.valence = valence
         self._seeds: dict[str, set[tuple[str, ...]]] = {}
         for theme in taxonomy.active:
             keys = {_stems(s.lstrip("~")) for s in theme.seeds if s.strip("~ ")}
@@ -97,6 +127,15 @@ class ThemeMatcher:
     def _seed_hits(self, keywords: Sequence[str]) -> dict[str, int]:
         stems = [_stems(k) for k in keywords[: self.config.top_keywords]]
         return {tid: sum(1 for s in stems if s in seeds) for tid, seeds in self._seeds.items()}
+
+    def _opinion_share(self, keywords: Sequence[str]) -> float:
+        if self.valence is None:
+            return 0.0
+        words = {w for k in keywords[: self.config.top_keywords] for w in k.split()}
+        if not words:
+            return 0.0
+        strong = sum(1 for w in words if abs(self.valence(w)) >= self.config.min_valence)
+        return strong / len(words)
 
     def match(self, topics: Sequence[DiscoveredTopic], labels: np.ndarray | None = None,
               doc_themes: Sequence[Collection[str]] | None = None) -> list[ThemeMatch]:
@@ -122,10 +161,14 @@ class ThemeMatcher:
             elif (cfg.min_similarity is not None and best_sim[1] is not None
                   and best_sim[1] >= cfg.min_similarity):
                 theme, evidence = best_sim[0], "similarity"
+            opinion = self._opinion_share(topic.keywords)
+            if theme is None and cfg.generic_share is not None and self.valence is not None \
+                    and opinion >= cfg.generic_share:
+                evidence = "generic"
             out.append(ThemeMatch(
-                theme=theme, is_emerging=theme is None, share=round(best_share[1], 4),
-                seed_keywords=int(best_kw[1]),
+                theme=theme, is_emerging=theme is None and evidence != "generic",
+                share=round(best_share[1], 4), seed_keywords=int(best_kw[1]),
                 similarity=None if best_sim[1] is None else round(best_sim[1], 4),
-                evidence=evidence,
+                evidence=evidence, opinion_share=round(opinion, 4),
             ))
         return out
