@@ -85,7 +85,7 @@ def test_delta_round_trip_gives_the_same_predictions(trained: EmbeddedSentiment,
     assert any(k.startswith("encoder.encoder.layer.1.") for k in keys)
     assert "heads.sentiment.weight" in keys and "heads.stars.weight" in keys
     fresh = load_encoder(str(tiny_dir), config=EncoderConfig(prefix=""))
-    loaded = EmbeddedSentiment.load(tmp_path / "delta", fresh)
+    loaded = EmbeddedSentiment.load(tmp_path / "delta", fresh, inference_dtype="float32")
     texts = toy_rows(1).texts
     a, b = trained.predict(texts), loaded.predict(texts)
     assert [r.label for r in a] == [r.label for r in b]
