@@ -9,11 +9,12 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, case, func, literal, or_, select, union_all
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnElement
 
 from core.models import (
     Alert,
@@ -530,3 +531,223 @@ def topic_trends(
     for topic_id, day, n in session.execute(stmt):
         out.setdefault(topic_id, []).append((day, int(n)))
     return out
+
+
+# --- trends by day / hour and a theme's impact on ratings ----------------------------------
+
+Granularity = str  # "day" | "hour"
+GRANULARITIES = ("day", "hour")
+
+
+@dataclass(frozen=True, slots=True)
+class TrendPoint:
+    """One time bucket (start of the UTC day or hour) of one theme x channel x source.
+
+    `channel`/`source` are None when the trend is not split by them (summed)."""
+
+    bucket: datetime
+    channel: str | None
+    source: str | None
+    volume: int
+    negatives: int
+    neutrals: int
+    positives: int
+    rating_sum: float
+    rating_count: int
+
+    @property
+    def negative_share(self) -> float:
+        return self.negatives / self.volume if self.volume else 0.0
+
+    @property
+    def net_sentiment(self) -> float:
+        return (self.positives - self.negatives) / self.volume if self.volume else 0.0
+
+    @property
+    def mean_rating(self) -> float | None:
+        return self.rating_sum / self.rating_count if self.rating_count else None
+
+
+def _latest_analysis() -> ColumnElement[bool]:
+    """No newer analysis of the same verbatim exists (the one the aggregates count)."""
+    newer = aliased(Analysis)
+    return ~(
+        select(newer.id)
+        .where(newer.feedback_id == Analysis.feedback_id, newer.id > Analysis.id)
+        .exists()
+    )
+
+
+def _hour_bucket(session: Session) -> ColumnElement[str]:
+    """Start of the UTC hour of feedback.created_at, as 'YYYY-MM-DD HH:00:00' text."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(
+            func.date_trunc("hour", func.timezone("UTC", Feedback.created_at)),
+            "YYYY-MM-DD HH24:00:00",
+        )
+    return func.strftime("%Y-%m-%d %H:00:00", Feedback.created_at)
+
+
+def _bucket_datetime(value: object) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    text = str(value)
+    if len(text) == 10:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def theme_trend(
+    session: Session,
+    theme_ids: Sequence[str],
+    *,
+    start: date,
+    end: date,
+    granularity: Granularity = "day",
+    channel: str | None = None,
+    source: str | None = None,
+    by_channel: bool = False,
+    by_source: bool = False,
+) -> list[TrendPoint]:
+    """Figures of one theme (its stored ids: `theme_keys`) per UTC day or hour of
+    [start, end], read from the stored mentions (latest analysis of each verbatim, as the
+    daily aggregates count them: a mention's polarity, the verbatim's rating).
+
+    Split by channel and/or source when asked (one point per non-empty bucket x split);
+    unsplit, the series is dense (empty buckets are zeros). Ordered by bucket, then split.
+    """
+    if granularity not in GRANULARITIES:
+        raise ValueError(f"granularity must be one of {GRANULARITIES}")
+    if end < start:
+        raise ValueError("end must not be before start")
+    bucket = ThemeMention.day if granularity == "day" else _hour_bucket(session)
+    split = [c for c, on in ((Feedback.channel, by_channel), (Feedback.source, by_source)) if on]
+    stmt = (
+        select(
+            bucket,
+            *split,
+            func.count(),
+            func.sum(case((ThemeMention.polarity == "negative", 1), else_=0)),
+            func.sum(case((ThemeMention.polarity == "neutral", 1), else_=0)),
+            func.sum(case((ThemeMention.polarity == "positive", 1), else_=0)),
+            func.coalesce(func.sum(Feedback.rating), 0.0),
+            func.count(Feedback.rating),
+        )
+        .join(Analysis, Analysis.id == ThemeMention.analysis_id)
+        .join(Feedback, Feedback.id == ThemeMention.feedback_id)
+        .where(
+            ThemeMention.theme.in_(list(theme_ids)),
+            ThemeMention.day >= start,
+            ThemeMention.day <= end,
+            _latest_analysis(),
+        )
+        .group_by(bucket, *split)
+    )
+    if channel:
+        stmt = stmt.where(Feedback.channel == channel)
+    if source:
+        stmt = stmt.where(Feedback.source == source)
+    points: list[TrendPoint] = []
+    for row in session.execute(stmt):
+        at = _bucket_datetime(row[0])
+        rest = list(row[1:])
+        ch = rest.pop(0) if by_channel else None
+        src = rest.pop(0) if by_source else None
+        vol, neg, neu, pos, rsum, rcount = rest
+        points.append(
+            TrendPoint(at, ch, src, int(vol), int(neg or 0), int(neu or 0), int(pos or 0),
+                       float(rsum or 0.0), int(rcount or 0))
+        )
+    if not split:
+        step = timedelta(days=1) if granularity == "day" else timedelta(hours=1)
+        first = datetime(start.year, start.month, start.day, tzinfo=UTC)
+        last = datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)
+        have = {p.bucket: p for p in points}
+        dense: list[TrendPoint] = []
+        at = first
+        while at < last:
+            dense.append(have.get(at) or TrendPoint(at, None, None, 0, 0, 0, 0, 0.0, 0))
+            at += step
+        return dense
+    points.sort(key=lambda p: (p.bucket, p.channel or "", p.source or ""))
+    return points
+
+
+@dataclass(frozen=True, slots=True)
+class RatingImpact:
+    """Mean rating of rated verbatims that mention a theme vs those that do not (a period).
+
+    `difference` = with - without (negative: the theme goes with lower ratings);
+    `effect_on_mean` = overall mean - mean without the theme's verbatims, i.e. how much the
+    theme moves the period's average rating (share of rated verbatims x difference)."""
+
+    rated_with: int
+    rated_without: int
+    mean_with: float | None
+    mean_without: float | None
+    difference: float | None
+    effect_on_mean: float | None
+
+
+def _impact(w_sum: float, w_n: int, all_sum: float, all_n: int) -> RatingImpact:
+    o_sum, o_n = all_sum - w_sum, max(all_n - w_n, 0)
+    mean_with = w_sum / w_n if w_n else None
+    mean_without = o_sum / o_n if o_n else None
+    mean_all = all_sum / all_n if all_n else None
+    diff = (
+        mean_with - mean_without if mean_with is not None and mean_without is not None else None
+    )
+    effect = (
+        mean_all - mean_without if mean_all is not None and mean_without is not None else None
+    )
+    return RatingImpact(w_n, o_n, mean_with, mean_without, diff, effect)
+
+
+def rating_impacts(
+    session: Session,
+    themes: Mapping[str, Sequence[str]],
+    *,
+    start: date,
+    end: date,
+    channel: str | None = None,
+    source: str | None = None,
+) -> dict[str, RatingImpact]:
+    """`RatingImpact` per theme (name -> stored ids) over [start, end], in two queries.
+
+    A verbatim counts once per theme however many mentions it has (its latest analysis);
+    "without" is every other analysed, rated verbatim of the period (same filters)."""
+    if not themes:
+        return {}
+    name_of = {stored: name for name, ids in themes.items() for stored in ids}
+    theme_name = case(name_of, value=ThemeMention.theme, else_=ThemeMention.theme)
+    pairs = (
+        select(theme_name.label("name"), Feedback.id.label("fid"), Feedback.rating.label("r"))
+        .join(Analysis, Analysis.id == ThemeMention.analysis_id)
+        .join(Feedback, Feedback.id == ThemeMention.feedback_id)
+        .where(
+            ThemeMention.theme.in_(list(name_of)),
+            ThemeMention.day >= start,
+            ThemeMention.day <= end,
+            Feedback.rating.is_not(None),
+            _latest_analysis(),
+        )
+        .distinct()
+    )
+    if channel:
+        pairs = pairs.where(Feedback.channel == channel)
+    if source:
+        pairs = pairs.where(Feedback.source == source)
+    sub = pairs.subquery()
+    per_theme = {
+        name: (float(s or 0.0), int(n or 0))
+        for name, s, n in session.execute(
+            select(sub.c.name, func.sum(sub.c.r), func.count(sub.c.r)).group_by(sub.c.name)
+        )
+    }
+    totals = _period_sums(session, start, end, channel, source).get(ALL_THEMES, _Sums())
+    return {
+        name: _impact(*per_theme.get(name, (0.0, 0)), totals.rating_sum, totals.rating_count)
+        for name in themes
+    }

@@ -39,6 +39,19 @@ class SpikeOut(BaseModel):
     last_day: date
 
 
+class RatingImpactOut(BaseModel):
+    """Mean rating of rated verbatims mentioning the theme vs the period's other verbatims."""
+
+    rated_with: int = Field(description="rated verbatims mentioning the theme")
+    rated_without: int = Field(description="other rated verbatims of the period")
+    mean_with: float | None
+    mean_without: float | None
+    difference: float | None = Field(description="mean_with - mean_without (stars)")
+    effect_on_mean: float | None = Field(
+        description="overall mean rating - mean without the theme's verbatims (stars)"
+    )
+
+
 class ThemeOut(BaseModel):
     id: str
     label: str
@@ -57,6 +70,9 @@ class ThemeOut(BaseModel):
     spike: SpikeOut | None = Field(description="the most severe open alert on the theme")
     keywords: list[str]
     trend: list[int] = Field(description="daily volume over the period, oldest first")
+    rating_impact: RatingImpactOut | None = Field(
+        default=None, description="the theme's impact on ratings over the period"
+    )
 
 
 class ThemesOut(BaseModel):
@@ -89,6 +105,31 @@ class ThemeDetailOut(BaseModel):
     period: Period
     summary: ThemeOut
     series: list[DayOut]
+
+
+class TrendPointOut(BaseModel):
+    start: UtcDatetime = Field(description="start of the UTC day or hour")
+    channel: str | None = Field(description="null when the trend is not split by channel")
+    source: str | None = Field(description="null when the trend is not split by source")
+    volume: int
+    negatives: int
+    neutrals: int
+    positives: int
+    negative_share: float
+    net_sentiment: float
+    mean_rating: float | None
+
+
+class ThemeTrendOut(BaseModel):
+    id: str
+    label: str
+    granularity: Literal["day", "hour"]
+    split: Literal["none", "channel", "source", "channel_source"]
+    period: Period
+    channel: str | None
+    source: str | None
+    rating_impact: RatingImpactOut
+    points: list[TrendPointOut]
 
 
 class EvidenceOut(BaseModel):

@@ -1,4 +1,4 @@
-"""/themes: per-theme figures, one theme's daily series, its verbatims."""
+"""/themes: per-theme figures, one theme's daily series, its day/hour trend, its verbatims."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
-from core.queries import aggregates_version, alerts_version, theme_keys, theme_verbatims
+from core.queries import (
+    RatingImpact,
+    aggregates_version,
+    alerts_version,
+    rating_impacts,
+    theme_keys,
+    theme_trend,
+    theme_verbatims,
+)
 from nlp.taxonomy import Taxonomy
 from service.auth import require
 from service.deps import (
@@ -19,6 +27,7 @@ from service.deps import (
     get_session,
     json_body,
     pick_taxonomy,
+    previous_period,
     resolve_period,
 )
 from service.errors import ApiError
@@ -26,9 +35,13 @@ from service.schemas import (
     ChannelName,
     ErrorOut,
     EvidenceOut,
+    Period,
     Polarity,
+    RatingImpactOut,
     ThemeDetailOut,
     ThemesOut,
+    ThemeTrendOut,
+    TrendPointOut,
     VerbatimOut,
     VerbatimsOut,
 )
@@ -60,6 +73,24 @@ def _theme_or_404(request: Request, theme_id: str, taxonomy_name: str | None):  
     if theme is None:
         raise ApiError(404, f"unknown theme {theme_id!r}", "theme_id")
     return taxonomy, theme
+
+
+MAX_HOURLY_DAYS = 31  # an hourly trend spans at most this many days (744 buckets)
+
+
+def _r(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _impact_out(impact: RatingImpact) -> RatingImpactOut:
+    return RatingImpactOut(
+        rated_with=impact.rated_with,
+        rated_without=impact.rated_without,
+        mean_with=_r(impact.mean_with, 3),
+        mean_without=_r(impact.mean_without, 3),
+        difference=_r(impact.difference),
+        effect_on_mean=_r(impact.effect_on_mean),
+    )
 
 
 def _cache_key(session: Session, tax: Taxonomy, *params: object) -> tuple:
@@ -102,6 +133,16 @@ def list_themes(
             source=source,
             keywords=request.app.state.keyword_cache,
         )
+        impacts = rating_impacts(
+            session,
+            {t.id: theme_keys(tax, t.id) for t in view.themes},
+            start=first,
+            end=last,
+            channel=channel,
+            source=source,
+        )
+        for item in view.themes:
+            item.rating_impact = _impact_out(impacts[item.id])
         prepared = json_body(view)
         cache.put(key, prepared)
     return cached_json(request, prepared=prepared)
@@ -139,6 +180,96 @@ def get_theme(
             channel=channel,
             source=source,
             keywords=request.app.state.keyword_cache,
+        )
+        impact = rating_impacts(
+            session,
+            {theme.id: theme_keys(tax, theme.id)},
+            start=first,
+            end=last,
+            channel=channel,
+            source=source,
+        )[theme.id]
+        view.summary.rating_impact = _impact_out(impact)
+        prepared = json_body(view)
+        cache.put(key, prepared)
+    return cached_json(request, prepared=prepared)
+
+
+@router.get(
+    "/themes/{theme_id}/trend",
+    response_model=ThemeTrendOut,
+    responses={404: {"model": ErrorOut}},
+    summary="One theme by UTC day or hour (optionally split by channel/source)",
+)
+def get_theme_trend(
+    request: Request,
+    session: SessionDep,
+    theme_id: ThemeId,
+    granularity: Annotated[Literal["day", "hour"], Query()] = "day",
+    split: Annotated[
+        Literal["none", "channel", "source", "channel_source"],
+        Query(description="one point per bucket x channel and/or source (non-empty only)"),
+    ] = "none",
+    start: StartQ = None,
+    end: EndQ = None,
+    days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = 7,
+    channel: ChannelQ = None,
+    source: SourceQ = None,
+    taxonomy: TaxonomyQ = None,
+) -> Response:
+    """Volume, negatives and share, net sentiment and mean rating per bucket, read from the
+    stored mentions; with `split=none` the series is dense (empty buckets are zeros). Hourly
+    trends span at most 31 days. Also the theme's impact on ratings over the period."""
+    tax, theme = _theme_or_404(request, theme_id, taxonomy)
+    first, last = resolve_period(session, start, end, days)
+    if granularity == "hour" and (last - first).days + 1 > MAX_HOURLY_DAYS:
+        raise ApiError(422, f"an hourly trend spans at most {MAX_HOURLY_DAYS} days", "start")
+    key = _cache_key(
+        session, tax, "trend", theme.id, taxonomy, granularity, split, first, last, channel, source
+    )
+    cache = request.app.state.view_cache
+    prepared = cache.get(key)
+    if prepared is None:
+        keys = theme_keys(tax, theme.id)
+        points = theme_trend(
+            session,
+            keys,
+            start=first,
+            end=last,
+            granularity=granularity,
+            channel=channel,
+            source=source,
+            by_channel=split in ("channel", "channel_source"),
+            by_source=split in ("source", "channel_source"),
+        )
+        impact = rating_impacts(
+            session, {theme.id: keys}, start=first, end=last, channel=channel, source=source
+        )[theme.id]
+        prev_start, prev_end = previous_period(first, last)
+        view = ThemeTrendOut(
+            id=theme.id,
+            label=theme.label,
+            granularity=granularity,
+            split=split,
+            period=Period(start=first, end=last, previous_start=prev_start, previous_end=prev_end),
+            channel=channel,
+            source=source,
+            rating_impact=_impact_out(impact),
+            points=[
+                TrendPointOut(
+                    start=p.bucket,
+                    channel=p.channel,
+                    source=p.source,
+                    volume=p.volume,
+                    negatives=p.negatives,
+                    neutrals=p.neutrals,
+                    positives=p.positives,
+                    negative_share=round(p.negative_share, 4),
+                    net_sentiment=round(p.net_sentiment, 4),
+                    mean_rating=_r(p.mean_rating, 3),
+                )
+                for p in points
+            ],
         )
         prepared = json_body(view)
         cache.put(key, prepared)
