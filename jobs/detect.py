@@ -1,6 +1,10 @@
 """`verbatim detect`: run the spike detector on `daily_aggregates`, persist alert episodes,
 queue one outbox message per alert revision and route.
 
+Topics flagged emerging (`topics.is_emerging`) are tested too, on their per-day sizes from
+`topic_assignments` (`nlp.spikes.detect_growth`): their alerts have theme "topic:<id>",
+kind "emerging", details.topic_id/topic_label, and go to the taxonomy's default team.
+
 Idempotent: a day already applied to an episode changes nothing (episode keys carry their
 first day, updates skip days <= last_day, outbox rows are unique per alert/revision/route).
 """
@@ -17,7 +21,16 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
-from core.models import Alert, DailyAggregate, Feedback, OutboxMessage, ThemeMention
+from core.models import (
+    Alert,
+    DailyAggregate,
+    Feedback,
+    OutboxMessage,
+    ThemeMention,
+    Topic,
+    TopicAssignment,
+)
+from core.queries import topic_trends
 from core.settings import Settings
 from jobs.slack_message import AlertView, build_payload
 from nlp.spikes import (
@@ -27,7 +40,10 @@ from nlp.spikes import (
     Series,
     Signal,
     SpikeDetector,
+    detect_growth,
     rules_from_taxonomy,
+    topic_id_of,
+    topic_theme,
     update_episodes,
 )
 from nlp.taxonomy import Taxonomy, load_taxonomy
@@ -95,24 +111,56 @@ def load_series(
     ]
 
 
+def load_topic_series(session: Session, until: date, *, span_days: int) -> list[Series]:
+    """Per-day sizes (verbatims assigned per day) of every topic flagged emerging, ending at
+    `until`, dense from the first aggregated day (or `span_days` before `until`)."""
+    ids = list(session.execute(select(Topic.id).where(Topic.is_emerging.is_(True))).scalars())
+    start_all = first_day(session)
+    if not ids or start_all is None:
+        return []
+    start = max(start_all, until - timedelta(days=span_days))
+    trends = topic_trends(session, ids, start=start, end=until)
+    return [
+        Series.from_days(
+            topic_theme(tid), {d: (n, 0) for d, n in trends.get(tid, [])}, start, until
+        )
+        for tid in sorted(ids)
+    ]
+
+
 def example_texts(session: Session, taxonomy: Taxonomy, alert: Alert, limit: int = 3) -> list[str]:
-    """Up to `limit` masked verbatims of the episode (negative mentions first)."""
+    """Up to `limit` masked verbatims of the episode (negative mentions first; for a topic:
+    its most probable members)."""
     from nlp.text import mask_pii
 
-    theme = taxonomy.resolve(alert.theme)
-    ids = [alert.theme, *(theme.aliases if theme else [])]
-    neg_first = case((ThemeMention.polarity == "negative", 0), else_=1)
-    query = (
-        select(Feedback.text)
-        .join(ThemeMention, ThemeMention.feedback_id == Feedback.id)
-        .where(
-            ThemeMention.theme.in_(ids),
-            ThemeMention.day >= alert.first_day,
-            ThemeMention.day <= alert.last_day,
+    topic_id = topic_id_of(alert.theme)
+    if topic_id is not None:
+        query = (
+            select(Feedback.text)
+            .join(TopicAssignment, TopicAssignment.feedback_id == Feedback.id)
+            .where(
+                TopicAssignment.topic_id == topic_id,
+                TopicAssignment.day >= alert.first_day,
+                TopicAssignment.day <= alert.last_day,
+            )
+            .order_by(TopicAssignment.probability.desc(), Feedback.id)
+            .limit(limit * 3)
         )
-        .order_by(neg_first, ThemeMention.score.desc(), Feedback.id)
-        .limit(limit * 3)
-    )
+    else:
+        theme = taxonomy.resolve(alert.theme)
+        ids = [alert.theme, *(theme.aliases if theme else [])]
+        neg_first = case((ThemeMention.polarity == "negative", 0), else_=1)
+        query = (
+            select(Feedback.text)
+            .join(ThemeMention, ThemeMention.feedback_id == Feedback.id)
+            .where(
+                ThemeMention.theme.in_(ids),
+                ThemeMention.day >= alert.first_day,
+                ThemeMention.day <= alert.last_day,
+            )
+            .order_by(neg_first, ThemeMention.score.desc(), Feedback.id)
+            .limit(limit * 3)
+        )
     out: list[str] = []
     for (text,) in session.execute(query):
         masked = mask_pii(text or "")  # stored masked already; masking again is harmless
@@ -162,6 +210,11 @@ def _apply(
     ep = ev.episode
     row = session.execute(select(Alert).where(Alert.alert_key == ep.key)).scalar_one_or_none()
     details = {**ep.details, "channel": ep.channel, "peak_ratio": round(ep.peak_ratio, 4)}
+    topic_id = topic_id_of(ep.theme)
+    if topic_id is not None:
+        topic = session.get(Topic, topic_id)
+        details["topic_id"] = topic_id
+        details["topic_label"] = topic.label if topic is not None else ep.theme
     team, route = route_for(settings, taxonomy, ep.theme)
     if ev.action == "new":
         if row is not None:
@@ -217,9 +270,10 @@ def enqueue(
     if exists:
         return 0
     theme = taxonomy.resolve(row.theme)
+    label = theme.label if theme else str((row.details or {}).get("topic_label") or row.theme)
     view = AlertView(
         theme=row.theme,
-        label=theme.label if theme else row.theme,
+        label=label,
         kind=row.kind,
         severity=row.severity,
         first_day=row.first_day,
@@ -255,10 +309,12 @@ def detect_day(
     day: date,
     *,
     per_channel: bool = False,
+    topics: bool = True,
     now: datetime | None = None,
     result: DetectResult | None = None,
 ) -> DetectResult:
-    """Detect on one day in the caller's transaction."""
+    """Detect on one day in the caller's transaction (themes, and emerging topics' growth
+    unless `topics` is False)."""
     result = result or DetectResult()
     now = now or datetime.now(UTC)
     cfg = detector.config
@@ -271,6 +327,12 @@ def detect_day(
     )
     signals = detector.detect(series, day)
     cooldown = {t: r.cooldown_days for t, r in detector.rules.items()}
+    if topics:
+        topic_series = load_topic_series(
+            session, day, span_days=cfg.window_days + cfg.guard_days + 1
+        )
+        signals += detect_growth(detector, topic_series, day)
+        cooldown.update({s.theme: cfg.cooldown_days for s in topic_series})
     reach = max([cfg.cooldown_days, *cooldown.values()]) + 2
     # Open episodes, plus resolved ones close enough to absorb a re-checked day.
     known = session.execute(
@@ -296,6 +358,7 @@ def run_detect(
     config: DetectorConfig | None = None,
     per_channel: bool = False,
     lookback_days: int = LOOKBACK_DAYS,
+    topics: bool = True,
 ) -> DetectResult:
     """Detect on every day from `since` (default: `lookback_days` before) to `day` (default:
     the latest aggregated day). Re-checking recent days is free (episodes absorb them) and
@@ -317,7 +380,14 @@ def run_detect(
     for d in days:  # one transaction per day: a failure keeps the days already done
         with session_scope(sessions) as session:
             detect_day(
-                session, settings, taxonomy, detector, d, per_channel=per_channel, result=result
+                session,
+                settings,
+                taxonomy,
+                detector,
+                d,
+                per_channel=per_channel,
+                topics=topics,
+                result=result,
             )
     log.info(
         "detect %s: %d signal(s), %d new, %d updated, %d resolved, %d queued",

@@ -19,6 +19,11 @@ For a tested day the detector:
    day (per-theme alpha as weights);
 4. grades severity from the ratio, the p-value and the theme's severity_weight.
 
+Emerging topics (from topic discovery) get the same count test: `detect_growth` runs the
+volume / emergence tests and floors above on per-day topic sizes (verbatims assigned to the
+topic per day), Benjamini-Hochberg across the day's topic candidates (their own family), and
+reports each as an `emerging` signal of the pseudo-theme `topic:<id>` (`topic_theme`).
+
 `update_episodes` then turns the day's signals into alert episodes: a signal of a (theme,
 kind, channel) that already has an open episode updates it (last_day moves; the revision only
 bumps when the severity escalates, i.e. when a new notification is worth sending); an episode
@@ -438,6 +443,42 @@ class SpikeDetector:
         ]
         keep = benjamini_hochberg([c.signal.p_value for c in cands], [c.alpha for c in cands])
         return [c.signal for c, k in zip(cands, keep, strict=True) if k]
+
+
+# --- emerging topics ----------------------------------------------------------------------
+TOPIC_PREFIX = "topic:"
+
+
+def topic_theme(topic_id: int) -> str:
+    """The `theme` of a topic's series, signals and alerts (e.g. "topic:12")."""
+    return f"{TOPIC_PREFIX}{int(topic_id)}"
+
+
+def topic_id_of(theme: str) -> int | None:
+    """The topic id of a `topic_theme` name; None for a taxonomy theme."""
+    if not theme.startswith(TOPIC_PREFIX):
+        return None
+    rest = theme[len(TOPIC_PREFIX):]
+    return int(rest) if rest.isdigit() else None
+
+
+def detect_growth(detector: SpikeDetector, series_list: Iterable[Series], day: date
+                  ) -> list[Signal]:
+    """Growth of emerging topics on `day`: each series is one topic's verbatims per day
+    (theme = `topic_theme(id)`, negatives unused). The volume test (1- and 2-day NB tails,
+    min_volume, min_ratio) or, for a topic that was near-absent in its window, the emergence
+    test (emerging_min_volume, emerging_min_ratio); BH across the day's topic candidates.
+    Every kept signal has kind "emerging" (a growing emerging topic)."""
+    cands = []
+    for s in series_list:
+        base = detector.baseline(s, day)
+        if base is None:
+            continue
+        for c in detector.candidates(s, day, base):
+            if c.signal.kind in ("volume", "emerging"):
+                cands.append(c)
+    keep = benjamini_hochberg([c.signal.p_value for c in cands], [c.alpha for c in cands])
+    return [replace(c.signal, kind="emerging") for c, k in zip(cands, keep, strict=True) if k]
 
 
 # --- episodes ------------------------------------------------------------------------------
