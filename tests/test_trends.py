@@ -58,8 +58,7 @@ def _analysis(session: Session, fb: Feedback, model: str, mentions: list[tuple[s
     session.flush()
 
 
-@pytest.fixture
-def small(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+def _fill(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
     def at(h: int, m: int, day: date = DAY) -> datetime:
         return datetime(day.year, day.month, day.day, h, m, tzinfo=UTC)
 
@@ -81,7 +80,24 @@ def small(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
     return sessions
 
 
+@pytest.fixture
+def small(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    return _fill(sessions)
+
+
 def test_hourly_trend_dense_with_figures(small: sessionmaker[Session]) -> None:
+    _check_hourly(small)
+
+
+@pytest.mark.postgres
+def test_trend_and_impact_on_postgres(pg_sessions: sessionmaker[Session]) -> None:
+    """Same SQL on PostgreSQL: the UTC hour bucket, the latest-analysis filter, the impact."""
+    _fill(pg_sessions)
+    _check_hourly(pg_sessions)
+    test_rating_impact(pg_sessions)
+
+
+def _check_hourly(small: sessionmaker[Session]) -> None:
     with small() as s:
         points = theme_trend(s, ["livraison"], start=DAY, end=DAY, granularity="hour")
     assert len(points) == 24
