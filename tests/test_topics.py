@@ -310,6 +310,12 @@ def test_job_stores_stable_topics_with_emerging_flag_and_trends(
         assert total == 3 and page[0].id == emerging.id  # emerging first
         examples = emerging.representatives
         assert len(examples) == 3 and all(e["text"] in ECOLOGIE for e in examples)
+        from service.schemas import TopicOut
+
+        shown = TopicOut.model_validate(page[0]).model_dump()
+        assert shown["is_emerging"] and shown["keywords"] == emerging.keywords
+        assert [e["feedback_id"] for e in shown["representatives"]] == \
+            [e["feedback_id"] for e in examples]
         counted = s.execute(select(func.count()).select_from(TopicAssignment)
                             .where(TopicAssignment.topic_id == emerging.id)).scalar_one()
         assert emerging.size == counted == len(ECOLOGIE)
