@@ -226,7 +226,8 @@ class Topic(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     label: Mapped[str] = mapped_column(String(200))
     keywords: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    representatives: Mapped[list[Any]] = mapped_column(JSON, default=list)  # feedback ids
+    # Examples: [{"feedback_id": int, "text": str}] (verbatims nearest the centroid).
+    representatives: Mapped[list[Any]] = mapped_column(JSON, default=list)
     theme: Mapped[str | None] = mapped_column(String(64))  # matched taxonomy theme, if any
     is_emerging: Mapped[bool] = mapped_column(Boolean, default=False)
     size: Mapped[int] = mapped_column(Integer, default=0)
