@@ -159,6 +159,11 @@ class VerbatimsOut(BaseModel):
     next_cursor: str | None
 
 
+class TopicDay(BaseModel):
+    day: date
+    count: int
+
+
 class TopicOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -171,6 +176,8 @@ class TopicOut(BaseModel):
     representatives: list[Any]
     first_seen: UtcDatetime
     last_seen: UtcDatetime
+    trend: list[TopicDay] = Field(
+        default_factory=list, description="verbatims assigned per day (last `trend_days` days)")
 
 
 class TopicsOut(BaseModel):

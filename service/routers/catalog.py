@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 
-from core.queries import list_alerts, list_topics, theme_keys
+from core.queries import list_alerts, list_topics, theme_keys, topic_trends
 from service.auth import require
 from service.deps import cached_json, get_session, pick_taxonomy
 from service.errors import ApiError
-from service.schemas import AlertOut, AlertsOut, ErrorOut, TopicOut, TopicsOut
+from service.schemas import AlertOut, AlertsOut, ErrorOut, TopicDay, TopicOut, TopicsOut
 
 router = APIRouter(
     dependencies=[Depends(require("read"))],
@@ -27,11 +28,19 @@ def get_topics(
     emerging: Annotated[bool | None, Query(description="only emerging (true) or not")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    trend_days: Annotated[int, Query(ge=0, le=366, description="days of per-day sizes")] = 28,
 ) -> Response:
     rows, total = list_topics(session, emerging=emerging, limit=limit, offset=offset)
-    out = TopicsOut(
-        items=[TopicOut.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
-    )
+    items = [TopicOut.model_validate(r) for r in rows]
+    if items and trend_days:
+        trends = topic_trends(session, [t.id for t in items])
+        days = [d for series in trends.values() for d, _ in series]
+        if days:  # the window ends on the last day any of these topics was seen
+            first = max(days) - timedelta(days=trend_days - 1)
+            for item in items:
+                item.trend = [TopicDay(day=d, count=n) for d, n in trends.get(item.id, [])
+                              if d >= first]
+    out = TopicsOut(items=items, total=total, limit=limit, offset=offset)
     return cached_json(request, out)
 
 
