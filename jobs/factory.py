@@ -25,9 +25,22 @@ def load_spacy(name: str = "fr_core_news_sm") -> Any | None:
         return None
 
 
+def theme_signals(sentiment: Any) -> Any:
+    """Encoder signals for theme heads from the sentiment backend: its encoder (never a second
+    copy) and its probabilities; None when it cannot provide them."""
+    try:
+        from nlp.themes.embed import EncoderSignals
+
+        return EncoderSignals(getattr(sentiment, "encoder", None), sentiment)
+    except Exception as exc:  # noqa: BLE001 - theme heads then run their encoder-free variant
+        log.warning("theme heads run without encoder signals (%s)", exc)
+        return None
+
+
 def build_theme_model(taxonomy: Taxonomy, themes_model: Path | None, sentiment: Any) -> Any:
     """Rules, or a trained theme head: `themes_model` if given, else the packaged default head
-    when one is installed and fits the taxonomy (any failure there falls back to the rules)."""
+    of a built-in taxonomy when it fits (any failure there falls back to the rules). Heads use
+    the sentiment backend's encoder when it is the one they were trained with."""
     from nlp.sentiment.lexicon import LexiconSentiment
     from nlp.themes import RuleThemeDetector
 
@@ -36,18 +49,20 @@ def build_theme_model(taxonomy: Taxonomy, themes_model: Path | None, sentiment: 
     if themes_model is not None:
         from nlp.themes.learned import load_theme_model
 
-        return load_theme_model(Path(themes_model), taxonomy, nlp=nlp, scorer=scorer)
+        return load_theme_model(Path(themes_model), taxonomy, nlp=nlp, scorer=scorer,
+                                signals=theme_signals(sentiment))
     try:
         from nlp.themes.learned import default_model_dir, load_theme_model
 
-        default = default_model_dir()
+        default = default_model_dir(taxonomy.name)
         meta_file = default / "meta.json"
         if meta_file.is_file():
             meta = json.loads(meta_file.read_text(encoding="utf-8"))
-            # The packaged head was trained for one taxonomy (e-commerce): never reuse its
-            # heads for another one (a restaurant "prix" is not an e-commerce "prix").
-            if (meta.get("taxonomy") or "ecommerce") == taxonomy.name:
-                return load_theme_model(default, taxonomy, nlp=nlp, scorer=scorer)
+            # A packaged head was trained for one taxonomy: never reuse its heads for another
+            # one (a restaurant "prix" is not an e-commerce "prix").
+            if meta.get("taxonomy") == taxonomy.name:
+                return load_theme_model(default, taxonomy, nlp=nlp, scorer=scorer,
+                                        signals=theme_signals(sentiment))
     except Exception as exc:  # noqa: BLE001 - the rules always work
         log.warning("packaged theme model unusable (%s); using the taxonomy rules", exc)
     return RuleThemeDetector(taxonomy, nlp=nlp, scorer=scorer)

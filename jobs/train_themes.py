@@ -1,18 +1,21 @@
-"""Train theme heads: from a company's labelled examples, or the packaged default by weak
-supervision (rule labels on unlabelled reviews + the taxonomy's `examples:`).
+"""Train theme heads from labelled examples (`text` + `themes: {id: polarity}` per line).
 
 `verbatim train themes --taxonomy T.yaml --examples E.jsonl --out DIR` (registered on the
-`train` group of jobs/cli_train.py). Heavy imports happen inside functions.
+`train` group of jobs/cli_train.py). The encoder variants use the sentiment backend's encoder
+(as `verbatim analyze` will), so train with the backend you analyse with. Heavy imports happen
+inside functions.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import typer
 
 
@@ -67,11 +70,14 @@ def read_examples(path: Path, taxonomy: Any) -> tuple[list[str], list[dict[str, 
 
 def train_from_examples(taxonomy: Any, texts: list[str], labels: list[dict[str, str]], *,
                         nlp: Any | None = None, use_rules: bool = True,
-                        min_examples: int | None = None) -> tuple[Any, list[str]]:
-    """Fit a LearnedThemeDetector; returns it and the warnings raised (rule fall-backs)."""
+                        min_examples: int | None = None, signals: Any | None = None
+                        ) -> tuple[Any, list[str]]:
+    """Fit a LearnedThemeDetector; returns it and the warnings raised (rule fall-backs).
+
+    With `signals` (nlp/themes/embed.TextSignals) the encoder variants are trained as well."""
     from nlp.themes.learned import MIN_EXAMPLES, LearnedThemeDetector
 
-    model = LearnedThemeDetector(taxonomy, nlp=nlp, use_rules=use_rules,
+    model = LearnedThemeDetector(taxonomy, nlp=nlp, use_rules=use_rules, signals=signals,
                                  min_examples=min_examples or MIN_EXAMPLES)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -79,63 +85,69 @@ def train_from_examples(taxonomy: Any, texts: list[str], labels: list[dict[str, 
     return model, [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
 
 
-# --- weak supervision for the packaged default ------------------------------------------------
-def _jsonl(path: Path) -> Iterable[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
+class CachedSignals:
+    """TextSignals with a disk cache (per signature, keyed by text hash): cross-validation and
+    benchmarks encode each text once."""
+
+    def __init__(self, inner: Any, cache_dir: Path) -> None:
+        self.inner = inner
+        self.cache_dir = Path(cache_dir)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.vector_signature = inner.vector_signature
+        self.sentiment_signature = inner.sentiment_signature
+        self._stores: dict[str, dict[str, np.ndarray]] = {}
+
+    def _file(self, kind: str) -> Path:
+        sig = self.vector_signature if kind == "vectors" else self.sentiment_signature
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(sig))
+        return self.cache_dir / f"{kind}-{safe}.npz"
+
+    def _store(self, kind: str) -> dict[str, np.ndarray]:
+        if kind not in self._stores:
+            store: dict[str, np.ndarray] = {}
+            file = self._file(kind)
+            if file.is_file():
+                with np.load(file) as data:
+                    store = dict(zip(data["keys"].tolist(), data["values"], strict=True))
+            self._stores[kind] = store
+        return self._stores[kind]
+
+    def _get(self, kind: str, texts: Sequence[str]) -> np.ndarray:
+        store = self._store(kind)
+        keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts]
+        missing = sorted({k: t for k, t in zip(keys, texts, strict=True)
+                          if k not in store}.items())
+        if missing:
+            compute = self.inner.vectors if kind == "vectors" else self.inner.sentiment_probs
+            values = compute([t for _, t in missing])
+            for (k, _), v in zip(missing, values, strict=True):
+                store[k] = np.asarray(v, dtype=np.float32)
+            np.savez(self._file(kind), keys=np.array(list(store)),
+                     values=np.stack(list(store.values())))
+        return np.stack([store[k] for k in keys]) if keys else np.zeros((0, 0), np.float32)
+
+    def vectors(self, texts: Sequence[str]) -> np.ndarray:
+        return self._get("vectors", texts)
+
+    def sentiment_probs(self, texts: Sequence[str]) -> np.ndarray:
+        return self._get("probs", texts)
 
 
-def weak_corpus(data_dir: Path, taxonomy: Any, rules: Any, *, exclude: Path | None = None,
-                limit: int | None = None, product_prior: bool = True
-                ) -> tuple[list[str], list[dict[str, str]], dict[str, Any]]:
-    """Rule-labelled trustpilot_fr + marc_fr/train reviews (minus every id/text in `exclude`),
-    plus the taxonomy's own `examples:`.
+def build_signals(settings: Any, backend: str | None = None, cache_dir: Path | None = None
+                  ) -> tuple[Any, Any]:
+    """(sentiment model, signals) as `verbatim analyze` would build them, so a head trained
+    here uses the encoder it will meet at inference."""
+    from jobs.factory import theme_signals
+    from nlp.sentiment import build_sentiment
 
-    `product_prior`: marc_fr rows are Amazon *product* reviews, so qualite_produit is added
-    unless the rules found only other themes there.
-    """
-    from nlp.text.normalize import normalize_text
-
-    banned_ids: set[str] = set()
-    banned_texts: set[str] = set()
-    if exclude is not None and exclude.exists():
-        for row in _jsonl(exclude):
-            banned_ids.add(str(row.get("id")))
-            banned_texts.add(normalize_text(row.get("text", "")).lower())
-    rows: list[tuple[str, str]] = []  # (source, text)
-    for name in ("trustpilot_fr/reviews.jsonl", "marc_fr/train.jsonl"):
-        file = data_dir / name
-        if not file.exists():
-            raise FileNotFoundError(f"training data not found: {file}")
-        source = name.split("/")[0]
-        taken = 0
-        for row in _jsonl(file):
-            text = normalize_text(row.get("text") or "")
-            if not text or str(row.get("id")) in banned_ids or text.lower() in banned_texts:
-                continue
-            rows.append((source, text))
-            taken += 1
-            if limit and taken >= limit:
-                break
-    texts = [t for _, t in rows]
-    mentions = rules.predict(texts)
-    labels: list[dict[str, str]] = []
-    for (source, _), found in zip(rows, mentions, strict=True):
-        lab = {m.theme: m.polarity for m in found}
-        if (product_prior and source == "marc_fr" and "qualite_produit" in taxonomy.ids
-                and (not lab or "qualite_produit" in lab)):
-            lab.setdefault("qualite_produit", "neutral")
-        labels.append(lab)
-    n_weak = len(texts)
-    for theme in taxonomy.active:
-        for ex in theme.examples:
-            texts.append(ex)
-            labels.append({theme.id: "neutral"})
-    stats = {"weak_rows": n_weak, "taxonomy_examples": len(texts) - n_weak,
-             "excluded_ids": len(banned_ids)}
-    return texts, labels, stats
+    sentiment = build_sentiment(backend or settings.sentiment_backend,
+                                model=settings.sentiment_model,
+                                path=settings.sentiment_model_path,
+                                model_dir=settings.resolved_model_dir)
+    signals = theme_signals(sentiment)
+    if signals is not None and cache_dir is not None:
+        signals = CachedSignals(signals, cache_dir)
+    return sentiment, signals
 
 
 # --- CLI ----------------------------------------------------------------------------------------
@@ -163,6 +175,16 @@ def register_themes(group: typer.Typer) -> None:
         no_rules: bool = typer.Option(
             False, "--no-rule-features", help="Do not stack the rule detector's scores."
         ),
+        no_encoder: bool = typer.Option(
+            False, "--no-encoder", help="Train the encoder-free heads only (rules + TF-IDF)."
+        ),
+        backend: str | None = typer.Option(
+            None, "--backend", help="Sentiment backend whose encoder the heads use "
+            "(default: settings.sentiment_backend)."
+        ),
+        cache_dir: Path | None = typer.Option(
+            None, "--cache-dir", help="Cache encoder outputs here (repeated trainings)."
+        ),
     ) -> None:
         """Train theme heads on your own labelled examples (use with analyze --themes-model)."""
         from nlp.taxonomy import TaxonomyError, load_taxonomy
@@ -177,14 +199,26 @@ def register_themes(group: typer.Typer) -> None:
             texts, labels = read_examples(examples, tax)
         except (ExamplesError, UnicodeDecodeError) as exc:
             raise _fail(str(exc)) from None
+        from core.settings import load_settings
         from jobs.factory import load_spacy
 
+        signals = None
+        if not no_encoder:
+            try:
+                _, signals = build_signals(load_settings(), backend, cache_dir)
+            except Exception as exc:  # noqa: BLE001 - encoder-free heads still train
+                typer.echo(f"warning: no encoder signals ({exc}); training the encoder-free "
+                           "heads only", err=True)
         model, notes = train_from_examples(tax, texts, labels, nlp=load_spacy(),
-                                           use_rules=not no_rules, min_examples=min_examples)
+                                           use_rules=not no_rules, min_examples=min_examples,
+                                           signals=signals)
         for note in notes:
             typer.echo(f"warning: {note}", err=True)
         model.save(out)
-        learned = ", ".join(f"{t} (thr {model.thresholds[t]:.2f})" for t in model.themes)
-        typer.echo(f"trained on {len(texts)} examples -> {out}; learned: {learned or 'none'}"
+        thr = model.thresholds.get("lite", {})
+        learned = ", ".join(f"{t} (thr {thr.get(t, 0.5):.2f})" for t in model.themes)
+        variants = "+".join(sorted(model.coef)) or "none"
+        typer.echo(f"trained on {len(texts)} examples -> {out}; heads: {variants}; learned: "
+                   f"{learned or 'none'}"
                    + (f"; rules: {', '.join(model.rule_only)}" if model.rule_only else ""),
                    err=True)

@@ -1,7 +1,10 @@
-"""Severity 0-1 of one piece of feedback: how negative, on which themes, with alarm words.
+"""Severity 0-1 of one piece of feedback: how negative, on which themes, with alarm words, and
+whether the same customer / order keeps coming back.
 
-severity = P(negative)-driven base (scaled by the heaviest negative theme's severity_weight)
-plus a bump when alarm terms of the taxonomy appear ("arnaque", "jamais reçu", "intoxication").
+severity = P(negative)-driven base (scaled by the heaviest negative theme's severity_weight and
+by how many themes are negative) + a bump per alarm term of the taxonomy ("arnaque", "jamais
+reçu", "intoxication"; a negated one, "pas une arnaque", does not count) + a bump when this is
+a repeat complaint (`escalate`, applied by whoever knows the customer's history).
 """
 
 from __future__ import annotations
@@ -13,13 +16,22 @@ from nlp.taxonomy import Taxonomy
 from nlp.text.normalize import fold_accents
 from nlp.types import SentimentResult, ThemeMention
 
+# "pas une arnaque", "aucun danger", "sans danger", "n'est pas dangereux": no alarm.
+_NEGATED = re.compile(r"(?:\b(?:pas|aucun|aucune|sans|jamais|ni|nullement)\s+"
+                      r"(?:(?:une?|de|d'|du|des|la|le|l'|trop|tres|si)\s*)?)$")
+ALARM_BUMP = 0.25
+REPEAT_BUMP = 0.1  # per earlier complaint of the same customer / order
+REPEAT_MAX = 3
+
 
 def alarm_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
-    """One regex for a list of alarm terms, accent-insensitive, on word boundaries."""
-    parts = sorted({re.escape(fold_accents(t)) for t in terms if t.strip()}, key=len, reverse=True)
+    """One regex for a list of alarm terms: accent- and case-insensitive, on word boundaries,
+    plural / feminine endings allowed ("arnaques", "dangereuse")."""
+    parts = sorted({re.escape(fold_accents(t.strip())) for t in terms if t.strip()},
+                   key=len, reverse=True)
     if not parts:
         return None
-    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)")
+    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?:e?s|x|se|euse)?(?!\w)")
 
 
 class SeverityScorer:
@@ -30,15 +42,31 @@ class SeverityScorer:
         self.global_alarm = alarm_pattern(taxonomy.alarm_terms)
         self.theme_alarm = {t.id: alarm_pattern(t.alarm_terms) for t in taxonomy.active}
         self.weights = {t.id: t.severity_weight for t in taxonomy.active}
+        self._plain_terms = {fold_accents(t.strip()) for t in taxonomy.alarm_terms}
+        for theme in taxonomy.active:
+            self._plain_terms.update(fold_accents(t.strip()) for t in theme.alarm_terms)
+
+    def _canonical(self, found: str) -> str:
+        """The alarm term as listed ("arnaques" -> "arnaque")."""
+        if found in self._plain_terms:
+            return found
+        for suffix in ("euse", "es", "se", "s", "x", "e"):
+            if found.endswith(suffix) and found[: -len(suffix)] in self._plain_terms:
+                return found[: -len(suffix)]
+        return found
 
     def alarms(self, text: str, themes: Iterable[ThemeMention] = ()) -> list[str]:
-        folded = fold_accents(text)
-        found: list[str] = []
+        folded = fold_accents(text).replace("\u2019", "'")
+        found: set[str] = set()
         patterns = [self.global_alarm] + [self.theme_alarm.get(m.theme) for m in themes]
         for pattern in patterns:
-            if pattern is not None:
-                found.extend(m.group(0) for m in pattern.finditer(folded))
-        return sorted(set(found))
+            if pattern is None:
+                continue
+            for m in pattern.finditer(folded):
+                if _NEGATED.search(folded[max(0, m.start() - 24):m.start()]):
+                    continue
+                found.add(self._canonical(m.group(0)))
+        return sorted(found)
 
     def score(self, text: str, sentiment: SentimentResult,
               themes: list[ThemeMention]) -> float:
@@ -53,5 +81,15 @@ class SeverityScorer:
         base = p_neg * min(1.0, 0.55 + 0.35 * weight) * breadth
         alarms = self.alarms(text, themes)
         if alarms:
-            base += 0.25 + 0.05 * (len(alarms) - 1)
+            base += ALARM_BUMP + 0.05 * (len(alarms) - 1)
         return round(max(0.0, min(1.0, base)), 4)
+
+
+def escalate(severity: float, previous_complaints: int) -> float:
+    """Severity of a complaint from a customer / order that already complained
+    `previous_complaints` times: a repeat means the first answer did not solve it."""
+    if previous_complaints <= 0:
+        return round(severity, 4)
+    # Scaled by how bad this one is: a happy returning customer is no escalation.
+    bump = REPEAT_BUMP * min(previous_complaints, REPEAT_MAX) * min(1.0, severity / 0.5)
+    return round(min(1.0, severity + bump), 4)

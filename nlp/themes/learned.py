@@ -1,16 +1,19 @@
-"""LearnedThemeDetector: per-theme logistic heads over TF-IDF (+ the rule detector's scores).
+"""LearnedThemeDetector: per-theme logistic heads over rules + TF-IDF (+ encoder vectors).
 
-Presence: one binary logistic regression per theme on word n-grams of light stems (elisions
-split, accents folded, SMS expanded) and character n-grams, optionally stacked with the
-RuleThemeDetector's per-theme match score as an extra feature. Each theme has its own decision
-threshold, tuned on out-of-fold predictions of the training data.
+Presence, one binary logistic regression per theme, two variants trained side by side:
+- `lite`: word n-grams of light stems (elisions split, accents folded, SMS expanded), character
+  n-grams and the RuleThemeDetector's per-theme scores (all themes: co-occurrence helps);
+- `full`: the same plus the standardised document vector of the encoder it is handed.
+`full` is used only when the encoder's signature matches the one it was trained with (see
+nlp/themes/embed.py); otherwise `lite`, so a missing or different encoder degrades, never fails.
 
-Polarity: the clause where the theme is expressed decides. When the rule detector also found
-the theme its clause (evidence + polarity) is reused; otherwise the clause the theme head scores
-highest is the evidence and its lexicon valence (sentence, then document as fall-backs) gives
-the polarity. Themes with too few training examples fall back to the rules.
+Polarity: the clauses expressing the theme (the rules' clauses when they found it, else the
+clause the TF-IDF part of its head scores highest) feed a PolarityHead (nlp/themes/polarity.py):
+lexicon valences, and the sentiment model's probabilities for those clauses when its signature
+matches. Themes with too few training examples fall back to the rules.
 
-Saved as a small directory: `meta.json` (themes, thresholds, options) + `model.joblib`.
+Saved as a small directory: `meta.json` (settings, thresholds, signatures), `vocabulary.json`
+(TF-IDF terms) and `arrays.npz` (weights); no pickle.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,17 +33,26 @@ from nlp.sentiment.lexicon import ClauseScore, LexiconSentiment
 from nlp.taxonomy import Taxonomy, load_taxonomy
 from nlp.text.french import tokenize
 from nlp.text.normalize import fold_accents, normalize_text
-from nlp.themes.rules import POLARITY_MIN, RuleThemeDetector
+from nlp.themes.embed import TextSignals
+from nlp.themes.polarity import (
+    MIN_MENTIONS,
+    MentionContext,
+    PolarityHead,
+    context_of,
+    lexicon_label,
+)
+from nlp.themes.rules import RuleMention, RuleThemeDetector
 from nlp.themes.stem import light_stem
 from nlp.types import POLARITIES, Polarity, Span, ThemeMention
 
 log = logging.getLogger(__name__)
 
-VERSION = "0.1"
-FORMAT = 1
+VERSION = "0.2"
+FORMAT = 2
 MIN_EXAMPLES = 8  # positives per theme below which the theme falls back to the rules
 DEFAULT_THRESHOLD = 0.5
-_THRESHOLD_RANGE = (0.15, 0.85)
+_THRESHOLD_RANGE = (0.3, 0.7)
+VARIANTS = ("lite", "full")
 
 
 class ThemeModelError(ValueError):
@@ -77,7 +90,10 @@ def _best_threshold(y: np.ndarray, p: np.ndarray) -> float:
     if y.sum() == 0:
         return DEFAULT_THRESHOLD
     best_t, best_f = DEFAULT_THRESHOLD, -1.0
-    for t in np.arange(_THRESHOLD_RANGE[0], _THRESHOLD_RANGE[1] + 1e-9, 0.025):
+    # Ties go to the value nearest 0.5: thresholds tuned on few examples are noisy.
+    grid = sorted(np.arange(_THRESHOLD_RANGE[0], _THRESHOLD_RANGE[1] + 1e-9, 0.05),
+                  key=lambda t: abs(t - DEFAULT_THRESHOLD))
+    for t in grid:
         pred = p >= t
         tp = float((pred & (y == 1)).sum())
         fp = float((pred & (y == 0)).sum())
@@ -88,74 +104,107 @@ def _best_threshold(y: np.ndarray, p: np.ndarray) -> float:
     return round(best_t, 3)
 
 
-def _polarity(value: float) -> Polarity:
-    if value >= POLARITY_MIN:
-        return "positive"
-    if value <= -POLARITY_MIN:
-        return "negative"
-    return "neutral"
-
-
 class LearnedThemeDetector:
-    """Multi-label theme detector with learned per-theme heads; ThemeModel protocol."""
+    """Multi-label theme detector with learned per-theme heads; ThemeModel protocol.
+
+    `signals` (nlp/themes/embed.TextSignals) gives encoder vectors and sentiment probabilities;
+    without it, or when it is not the encoder the model was trained with, the lite heads run.
+    """
 
     name = "learned"
 
     def __init__(self, taxonomy: Taxonomy, *, nlp: Any | None = None,
-                 scorer: LexiconSentiment | None = None, use_rules: bool = True,
-                 min_examples: int = MIN_EXAMPLES, C: float = 4.0,
+                 scorer: LexiconSentiment | None = None, signals: TextSignals | None = None,
+                 use_rules: bool = True, min_examples: int = MIN_EXAMPLES, C: float = 4.0,
                  max_word_features: int = 12000, max_char_features: int = 12000,
-                 rule_weight: float = 3.0) -> None:
+                 rule_weight: float = 3.0, vector_weight: float = 0.05,
+                 use_examples: bool = True) -> None:
         self.taxonomy = taxonomy
         self.scorer = scorer or LexiconSentiment()
         self.rules = RuleThemeDetector(taxonomy, nlp=nlp, scorer=self.scorer)
+        self.signals = signals
         self.use_rules = use_rules
         self.min_examples = min_examples
         self.C = C
         self.max_word_features = max_word_features
         self.max_char_features = max_char_features
         self.rule_weight = rule_weight
+        self.vector_weight = vector_weight
+        self.use_examples = use_examples
         self.version = VERSION
         self.themes: list[str] = []  # themes with a learned head
         self.rule_only: list[str] = []  # themes that fall back to the rules
-        self.thresholds: dict[str, float] = {}
         self.vectorizer: Any = None
-        self.coef: np.ndarray | None = None  # (n_themes, n_features) float32
-        self.intercept: np.ndarray | None = None
+        self.n_text_features = 0
+        # Per variant: thresholds, (n_themes, n_features) coefficients, intercepts.
+        self.thresholds: dict[str, dict[str, float]] = {}
+        self.coef: dict[str, np.ndarray] = {}
+        self.intercept: dict[str, np.ndarray] = {}
+        self.vector_mean: np.ndarray | None = None
+        self.vector_scale: np.ndarray | None = None
+        self.polarity: dict[str, PolarityHead] = {}
+        self.vector_signature: str | None = None
+        self.sentiment_signature: str | None = None
         self.info: dict[str, Any] = {}
 
+    # --- which variant runs -----------------------------------------------------------------
+    @property
+    def detection_variant(self) -> str:
+        ok = ("full" in self.coef and self.signals is not None
+              and self.signals.vector_signature is not None
+              and self.signals.vector_signature == self.vector_signature)
+        return "full" if ok else "lite"
+
+    @property
+    def polarity_variant(self) -> str | None:
+        ok = ("full" in self.polarity and self.signals is not None
+              and self.signals.sentiment_signature is not None
+              and self.signals.sentiment_signature == self.sentiment_signature)
+        if ok:
+            return "full"
+        return "lite" if "lite" in self.polarity else None
+
+    @property
+    def thresholds_active(self) -> dict[str, float]:
+        return self.thresholds.get(self.detection_variant, {})
+
     # --- features ---------------------------------------------------------------------------
-    def _rule_matrix(self, mentions: Sequence[Sequence[ThemeMention]]) -> np.ndarray:
+    def _rule_matrix(self, mentions: Sequence[Sequence[RuleMention]]) -> np.ndarray:
         cols = {t: i for i, t in enumerate(self.themes)}
         out = np.zeros((len(mentions), len(self.themes)), dtype=np.float32)
         for r, doc in enumerate(mentions):
             for m in doc:
-                if m.theme in cols:
-                    out[r, cols[m.theme]] = m.score * self.rule_weight
+                if m.mention.theme in cols:
+                    out[r, cols[m.mention.theme]] = m.mention.score * self.rule_weight
         return out
 
-    def _features(self, texts: Sequence[str], mentions: Sequence[Sequence[ThemeMention]]) -> Any:
+    def _features(self, variant: str, text_x: Any, rule_x: np.ndarray,
+                  vectors: np.ndarray | None) -> Any:
         from scipy import sparse
 
-        x = self.vectorizer.transform(texts)
+        blocks = [text_x]
+        if variant == "full":
+            assert vectors is not None and self.vector_mean is not None
+            assert self.vector_scale is not None
+            z = (vectors - self.vector_mean) / self.vector_scale * self.vector_weight
+            blocks.append(sparse.csr_matrix(z.astype(np.float32)))
         if self.use_rules:
-            x = sparse.hstack([x, sparse.csr_matrix(self._rule_matrix(mentions))], format="csr")
-        return x
+            blocks.append(sparse.csr_matrix(rule_x))
+        return sparse.hstack(blocks, format="csr")
 
     # --- training ---------------------------------------------------------------------------
-    def fit(self, texts: Sequence[str], labels: Sequence[Mapping[str, str]],
-            rule_mentions: Sequence[Sequence[ThemeMention]] | None = None,
+    def fit(self, texts: Sequence[str], labels: Sequence[Mapping[str, str]], *,
+            rule_mentions: Sequence[Sequence[RuleMention]] | None = None,
             tune_thresholds: bool = True) -> LearnedThemeDetector:
         """Fit on `texts` and their gold `labels` ({theme id: polarity}; {} = no theme).
 
         Theme ids go through the taxonomy's aliases; unknown ids raise ThemeModelError.
-        `rule_mentions` (the rule detector's output for `texts`) may be passed to save time.
+        `rule_mentions` (the rule detector's `detect` output for `texts`) saves time. With
+        `signals`, the full variants are trained too (vectors / sentiment probabilities).
         """
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import StratifiedKFold
-
         if len(texts) != len(labels):
             raise ValueError(f"{len(texts)} texts but {len(labels)} label sets")
+        texts = list(texts)
         gold = [self._resolve_labels(lab, i) for i, lab in enumerate(labels)]
         counts = {t: sum(1 for g in gold if t in g) for t in self.taxonomy.ids}
         self.themes = [t for t in self.taxonomy.ids if counts[t] >= self.min_examples
@@ -168,38 +217,87 @@ class LearnedThemeDetector:
                 stacklevel=2,
             )
         self.info = {"n_train": len(texts), "positives": counts}
-        if not self.themes:
-            return self
-        texts = [normalize_text(t) for t in texts]
         if rule_mentions is None:
-            rule_mentions = self.rules.predict(texts) if self.use_rules else [[]] * len(texts)
+            rule_mentions = self.rules.detect(texts)
+        if not self.themes:
+            self._fit_polarity(texts, gold, rule_mentions)
+            return self
+        # The taxonomy's own `examples:` are extra positives for presence (not for polarity:
+        # they carry none), and never count towards `min_examples`.
+        extra = [(ex, t.id) for t in self.taxonomy.active if t.id in self.themes
+                 for ex in t.examples] if self.use_examples else []
+        self.info["taxonomy_examples"] = len(extra)
+        det_texts = texts + [ex for ex, _ in extra]
+        det_gold = gold + [{t: "neutral"} for _, t in extra]
+        det_rules = list(rule_mentions) + (self.rules.detect([ex for ex, _ in extra])
+                                           if extra else [])
         self.vectorizer = _vectorizer(self.max_word_features, self.max_char_features)
-        self.vectorizer.fit(texts)
-        x = self._features(texts, rule_mentions)
-        y = np.array([[1 if t in g else 0 for t in self.themes] for g in gold], dtype=int)
-        coefs, intercepts = [], []
+        text_x = self.vectorizer.fit_transform([normalize_text(t) for t in det_texts])
+        self.n_text_features = text_x.shape[1]
+        rule_x = self._rule_matrix(det_rules)
+        y = np.array([[1 if t in g else 0 for t in self.themes] for g in det_gold], dtype=int)
+        variants: dict[str, np.ndarray | None] = {"lite": None}
+        if self.signals is not None and self.signals.vector_signature is not None:
+            vectors = np.asarray(self.signals.vectors(det_texts), dtype=np.float32)
+            self.vector_mean = vectors.mean(0)
+            self.vector_scale = vectors.std(0) + 1e-6
+            self.vector_signature = self.signals.vector_signature
+            variants["full"] = vectors
+        for variant, vectors in variants.items():
+            x = self._features(variant, text_x, rule_x, vectors)
+            self.coef[variant], self.intercept[variant], self.thresholds[variant] = \
+                self._fit_heads(x, y, tune_thresholds)
+        self._fit_polarity(texts, gold, rule_mentions)
+        return self
+
+    def _fit_heads(self, x: Any, y: np.ndarray, tune: bool
+                   ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold
+
+        def model() -> Any:
+            return LogisticRegression(C=self.C, class_weight="balanced", max_iter=3000,
+                                      solver="liblinear")
+
+        coefs, intercepts, thresholds = [], [], {}
         for j, theme in enumerate(self.themes):
             yj = y[:, j]
-            clf = LogisticRegression(C=self.C, class_weight="balanced", max_iter=2000,
-                                     solver="liblinear")
-            clf.fit(x, yj)
+            clf = model().fit(x, yj)
             coefs.append(clf.coef_[0].astype(np.float32))
             intercepts.append(float(clf.intercept_[0]))
             threshold = DEFAULT_THRESHOLD
             n_pos = int(yj.sum())
-            if tune_thresholds and n_pos >= 3 and len(yj) - n_pos >= 3:
+            if tune and n_pos >= 3 and len(yj) - n_pos >= 3:
                 folds = min(3, n_pos, len(yj) - n_pos)
                 oof = np.zeros(len(yj))
                 for tr, te in StratifiedKFold(folds, shuffle=True, random_state=0).split(x, yj):
-                    part = LogisticRegression(C=self.C, class_weight="balanced", max_iter=2000,
-                                              solver="liblinear")
-                    part.fit(x[tr], yj[tr])
-                    oof[te] = part.predict_proba(x[te])[:, 1]
+                    oof[te] = model().fit(x[tr], yj[tr]).predict_proba(x[te])[:, 1]
                 threshold = _best_threshold(yj, oof)
-            self.thresholds[theme] = threshold
-        self.coef = np.vstack(coefs)
-        self.intercept = np.array(intercepts, dtype=np.float32)
-        return self
+            thresholds[theme] = threshold
+        return np.vstack(coefs), np.array(intercepts, dtype=np.float32), thresholds
+
+    def _fit_polarity(self, texts: list[str], gold: list[dict[str, str]],
+                      rule_mentions: Sequence[Sequence[RuleMention]]) -> None:
+        """Polarity heads on the gold mentions, located as at inference time."""
+        contexts: list[MentionContext] = []
+        labels: list[str] = []
+        for text, g, found in zip(texts, gold, rule_mentions, strict=True):
+            if not g:
+                continue
+            located = self._contexts(text, list(g), found, "lite")
+            for theme, ctx in located.items():
+                contexts.append(ctx)
+                labels.append(g[theme])
+        self.info["polarity_mentions"] = len(contexts)
+        if len(contexts) < MIN_MENTIONS or len(set(labels)) < 2:
+            return
+        ids = self.taxonomy.ids
+        self.polarity["lite"] = PolarityHead(ids, use_probs=False).fit(contexts, labels)
+        if self.signals is not None and self.signals.sentiment_signature is not None:
+            probs = self.signals.sentiment_probs([c.text for c in contexts])
+            self.polarity["full"] = PolarityHead(ids, use_probs=True).fit(contexts, labels,
+                                                                          probs)
+            self.sentiment_signature = self.signals.sentiment_signature
 
     def _resolve_labels(self, labels: Mapping[str, str], row: int) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -219,80 +317,135 @@ class LearnedThemeDetector:
         return out
 
     # --- inference --------------------------------------------------------------------------
-    def _proba(self, x: Any) -> np.ndarray:
-        assert self.coef is not None and self.intercept is not None
-        z = np.asarray(x @ self.coef.T) + self.intercept
+    def _sigmoid(self, variant: str, x: Any) -> np.ndarray:
+        z = np.asarray(x @ self.coef[variant].T) + self.intercept[variant]
         return 1.0 / (1.0 + np.exp(-z))
 
     def predict_proba(self, texts: Sequence[str],
-                      rule_mentions: Sequence[Sequence[ThemeMention]] | None = None
+                      rule_mentions: Sequence[Sequence[RuleMention]] | None = None
                       ) -> np.ndarray:
         """(n_texts, n_learned_themes) presence probabilities, columns in `self.themes`."""
-        if not self.themes:
-            return np.zeros((len(texts), 0))
-        texts = [normalize_text(t) for t in texts]
+        if not self.themes or not texts:
+            return np.zeros((len(texts), len(self.themes)))
         if rule_mentions is None:
-            rule_mentions = self.rules.predict(texts) if self.use_rules else [[]] * len(texts)
-        return self._proba(self._features(texts, rule_mentions))
+            rule_mentions = self.rules.detect(texts)
+        variant = self.detection_variant
+        vectors = None
+        if variant == "full":
+            assert self.signals is not None
+            vectors = np.asarray(self.signals.vectors(list(texts)), dtype=np.float32)
+        text_x = self.vectorizer.transform([normalize_text(t) for t in texts])
+        x = self._features(variant, text_x, self._rule_matrix(rule_mentions), vectors)
+        return self._sigmoid(variant, x)
 
-    def _locate(self, text: str, theme_idx: list[int]) -> dict[int, tuple[Span, Polarity]]:
-        """Best clause for each theme head (highest head score) and its polarity."""
-        tokens = tokenize(text)
-        clauses: list[ClauseScore] = self.scorer.clause_scores(text, tokens)
+    def _contexts(self, text: str, themes: Sequence[str], found: Sequence[RuleMention],
+                  variant: str) -> dict[str, MentionContext]:
+        """Where each theme is expressed: the rules' clauses when they found it. A theme only
+        the head found is implicit ("tombé en panne au bout d'un mois" is about the product):
+        its polarity is read from the whole text, its evidence is the clause that the TF-IDF
+        part of its head scores highest."""
+        clauses: list[ClauseScore] = self.scorer.clause_scores(text, tokenize(text))
         if not clauses:
             return {}
-        x = self.vectorizer.transform([c.clause.text for c in clauses])
-        if self.use_rules:
-            from scipy import sparse
-
-            x = sparse.hstack([x, sparse.csr_matrix((len(clauses), len(self.themes)),
-                                                    dtype=np.float32)], format="csr")
-        assert self.coef is not None
-        z = np.asarray(x @ self.coef[theme_idx].T)  # (n_clauses, n_selected)
-        doc_value = sum(c.score for c in clauses)
-        out = {}
-        for col, j in enumerate(theme_idx):
-            best = int(np.argmax(z[:, col]))
-            cs = clauses[best]
-            value = cs.score
-            if abs(value) < POLARITY_MIN:
-                same = sum(c.score for c in clauses if c.clause.sentence == cs.clause.sentence)
-                value = same if abs(same) >= POLARITY_MIN else doc_value
-            out[j] = (Span(cs.clause.start, cs.clause.end, cs.clause.text), _polarity(value))
+        by_rule = {m.mention.theme: m for m in found}
+        out: dict[str, MentionContext] = {}
+        need = []
+        for theme in themes:
+            rule = by_rule.get(theme)
+            if rule is not None and rule.clauses:
+                ctx = context_of(theme, clauses, rule.clauses, rule.valence)
+                out[theme] = replace(ctx, evidence=rule.mention.evidence or ctx.evidence)
+            else:
+                need.append(theme)
+        if not need:
+            return out
+        whole = range(len(clauses))
+        cols = {t: j for j, t in enumerate(self.themes)}
+        scored = [t for t in need if t in cols and self.vectorizer is not None]
+        best: dict[str, int] = {}
+        if scored:
+            xc = self.vectorizer.transform([normalize_text(c.clause.text) for c in clauses])
+            w = self.coef.get(variant, self.coef.get("lite"))
+            assert w is not None
+            z = np.asarray(xc @ w[[cols[t] for t in scored], :self.n_text_features].T)
+            best = {t: int(np.argmax(z[:, col])) for col, t in enumerate(scored)}
+        for theme in need:
+            ctx = context_of(theme, clauses, whole)
+            if theme in best:
+                c = clauses[best[theme]].clause
+                ctx = replace(ctx, evidence=Span(c.start, c.end, c.text))
+            out[theme] = ctx
         return out
 
-    def predict(self, texts: Sequence[str]) -> list[list[ThemeMention]]:
-        rule_mentions = self.rules.predict(texts)
-        probs = self.predict_proba(texts, rule_mentions if self.use_rules else None)
+    def predict(self, texts: Sequence[str],
+                rule_mentions: Sequence[Sequence[RuleMention]] | None = None
+                ) -> list[list[ThemeMention]]:
+        texts = list(texts)
+        if rule_mentions is None:
+            rule_mentions = self.rules.detect(texts)
+        probs = self.predict_proba(texts, rule_mentions)
+        variant = self.detection_variant
+        thresholds = self.thresholds.get(variant, {})
         order = {t: i for i, t in enumerate(self.taxonomy.ids)}
         active = set(self.taxonomy.ids)
-        out: list[list[ThemeMention]] = []
+        chosen: list[list[tuple[str, float]]] = []
+        for r in range(len(texts)):
+            by_rule = {m.mention.theme: m.mention for m in rule_mentions[r]}
+            picks = [(t, by_rule[t].score) for t in self.rule_only if t in by_rule]
+            picks += [(t, round(float(probs[r, j]), 4)) for j, t in enumerate(self.themes)
+                      if t in active and probs[r, j] >= thresholds.get(t, DEFAULT_THRESHOLD)]
+            chosen.append(picks)
+        # Contexts of every mention, then one batched polarity pass.
+        flat: list[tuple[int, str, float, MentionContext]] = []
         for r, text in enumerate(texts):
-            by_rule = {m.theme: m for m in rule_mentions[r]}
-            mentions = [by_rule[t] for t in self.rule_only if t in by_rule]
-            chosen = [j for j, t in enumerate(self.themes) if t in active
-                      and probs[r, j] >= self.thresholds.get(t, DEFAULT_THRESHOLD)]
-            need_locate = [j for j in chosen if self.themes[j] not in by_rule]
-            located = self._locate(text, need_locate) if need_locate else {}
-            for j in chosen:
-                theme = self.themes[j]
-                score = round(float(probs[r, j]), 4)
-                if theme in by_rule:
-                    rule = by_rule[theme]
-                    mentions.append(ThemeMention(theme, rule.polarity, score, rule.evidence))
-                elif j in located:
-                    span, pol = located[j]
-                    mentions.append(ThemeMention(theme, pol, score, span))
+            if not chosen[r]:
+                continue
+            ctxs = self._contexts(text, [t for t, _ in chosen[r]], rule_mentions[r], variant)
+            flat.extend((r, t, s, ctxs[t]) for t, s in chosen[r] if t in ctxs)
+        polarities = self._polarities([c for *_, c in flat])
+        out: list[list[ThemeMention]] = [[] for _ in texts]
+        for (r, theme, score, ctx), pol in zip(flat, polarities, strict=True):
+            out[r].append(ThemeMention(theme, pol, score, ctx.evidence))  # type: ignore[arg-type]
+        for mentions in out:
             mentions.sort(key=lambda m: order.get(m.theme, 99))
-            out.append(mentions)
         return out
+
+    def _polarities(self, contexts: list[MentionContext]) -> list[Polarity]:
+        variant = self.polarity_variant
+        if not contexts:
+            return []
+        if variant is None:
+            return [lexicon_label(c.valence) for c in contexts]
+        head = self.polarity[variant]
+        probs = None
+        if head.use_probs:
+            assert self.signals is not None
+            probs = self.signals.sentiment_probs([c.text for c in contexts])
+        return list(head.predict(contexts, probs))
 
     # --- persistence ------------------------------------------------------------------------
     def save(self, directory: Path | str) -> Path:
-        import joblib
-
+        """meta.json (settings, thresholds, vocabularies) + arrays.npz (weights): no pickle,
+        so loading a model file never runs code."""
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {}
+        vocab: dict[str, dict[str, int]] = {}
+        for name, vec in getattr(self.vectorizer, "transformer_list", []):
+            vocab[name] = {str(k): int(v) for k, v in vec.vocabulary_.items()}
+            arrays[f"idf_{name}"] = vec.idf_.astype(np.float32)
+        for variant in self.coef:
+            arrays[f"coef_{variant}"] = self.coef[variant].astype(np.float32)
+            arrays[f"intercept_{variant}"] = self.intercept[variant].astype(np.float32)
+        if self.vector_mean is not None and self.vector_scale is not None:
+            arrays["vector_mean"] = self.vector_mean.astype(np.float32)
+            arrays["vector_scale"] = self.vector_scale.astype(np.float32)
+        polarity = {}
+        for variant, head in self.polarity.items():
+            state = head.state()
+            arrays[f"polarity_coef_{variant}"] = state.pop("coef")
+            arrays[f"polarity_intercept_{variant}"] = state.pop("intercept")
+            polarity[variant] = state
         meta = {
             "format": FORMAT,
             "version": self.version,
@@ -300,68 +453,110 @@ class LearnedThemeDetector:
             "themes": self.themes,
             "rule_only": self.rule_only,
             "thresholds": self.thresholds,
+            "variants": sorted(self.coef),
+            "polarity": polarity,
+            "vector_signature": self.vector_signature,
+            "sentiment_signature": self.sentiment_signature,
             "use_rules": self.use_rules,
             "rule_weight": self.rule_weight,
+            "vector_weight": self.vector_weight,
+            "use_examples": self.use_examples,
             "min_examples": self.min_examples,
             "C": self.C,
+            "max_word_features": self.max_word_features,
+            "max_char_features": self.max_char_features,
+            "n_text_features": self.n_text_features,
             "info": self.info,
         }
-        (path / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n",
+        (path / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n",
                                         encoding="utf-8")
-        joblib.dump({"vectorizer": self.vectorizer, "coef": self.coef,
-                     "intercept": self.intercept}, path / "model.joblib", compress=3)
+        (path / "vocabulary.json").write_text(json.dumps(vocab, ensure_ascii=False) + "\n",
+                                              encoding="utf-8")
+        np.savez_compressed(path / "arrays.npz", **arrays)
         return path
 
     @classmethod
     def load(cls, directory: Path | str, taxonomy: Taxonomy | None = None, *,
-             nlp: Any | None = None, scorer: LexiconSentiment | None = None
-             ) -> LearnedThemeDetector:
+             nlp: Any | None = None, scorer: LexiconSentiment | None = None,
+             signals: TextSignals | None = None) -> LearnedThemeDetector:
         """Load a saved model. With `taxonomy`, learned themes missing from it are dropped
         (retired / removed) and its new themes use the rules."""
-        import joblib
-
         path = Path(directory)
-        meta_file = path / "meta.json"
-        if not meta_file.is_file() or not (path / "model.joblib").is_file():
-            raise ThemeModelError(f"{path}: not a theme model (needs meta.json + model.joblib)")
+        files = [path / "meta.json", path / "vocabulary.json", path / "arrays.npz"]
+        if not all(f.is_file() for f in files):
+            raise ThemeModelError(f"{path}: not a theme model (needs meta.json, "
+                                  "vocabulary.json and arrays.npz)")
         try:
-            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+            meta = json.loads(files[0].read_text(encoding="utf-8"))
+            vocab = json.loads(files[1].read_text(encoding="utf-8"))
         except ValueError as exc:
-            raise ThemeModelError(f"{meta_file}: not valid JSON: {exc}") from exc
+            raise ThemeModelError(f"{path}: not valid JSON: {exc}") from exc
         if meta.get("format") != FORMAT:
-            raise ThemeModelError(f"{meta_file}: unsupported format {meta.get('format')!r}")
+            raise ThemeModelError(f"{path}: unsupported format {meta.get('format')!r} "
+                                  f"(this version reads {FORMAT}; retrain it)")
         taxonomy = taxonomy or load_taxonomy(meta.get("taxonomy") or None)
-        model = cls(taxonomy, nlp=nlp, scorer=scorer, use_rules=bool(meta["use_rules"]),
+        model = cls(taxonomy, nlp=nlp, scorer=scorer, signals=signals,
+                    use_rules=bool(meta["use_rules"]),
                     min_examples=int(meta.get("min_examples", MIN_EXAMPLES)),
-                    C=float(meta.get("C", 4.0)), rule_weight=float(meta.get("rule_weight", 3.0)))
-        blob = joblib.load(path / "model.joblib")
-        model.vectorizer = blob["vectorizer"]
-        coef, intercept = blob["coef"], blob["intercept"]
+                    C=float(meta.get("C", 4.0)), rule_weight=float(meta.get("rule_weight", 3.0)),
+                    vector_weight=float(meta.get("vector_weight", 0.05)),
+                    use_examples=bool(meta.get("use_examples", True)),
+                    max_word_features=int(meta.get("max_word_features", 12000)),
+                    max_char_features=int(meta.get("max_char_features", 12000)))
+        with np.load(files[2]) as data:
+            arrays = {k: data[k] for k in data.files}
+        if vocab:
+            model.vectorizer = _vectorizer(model.max_word_features, model.max_char_features)
+            for name, vec in model.vectorizer.transformer_list:
+                vec.vocabulary_ = vocab[name]
+                vec.fixed_vocabulary_ = True
+                vec.idf_ = arrays[f"idf_{name}"]
+        model.n_text_features = int(meta.get("n_text_features", 0))
+        for variant in meta.get("variants", []):
+            model.coef[variant] = arrays[f"coef_{variant}"]
+            model.intercept[variant] = arrays[f"intercept_{variant}"]
+        model.vector_mean = arrays.get("vector_mean")
+        model.vector_scale = arrays.get("vector_scale")
+        model.vector_signature = meta.get("vector_signature")
+        model.sentiment_signature = meta.get("sentiment_signature")
+
+        def current(theme_id: str) -> str:
+            # Ids resolve through aliases (a renamed/merged theme keeps its head); heads of
+            # themes the taxonomy no longer has stay in the matrix but are never emitted.
+            theme = taxonomy.resolve(theme_id)
+            return theme.id if theme is not None else theme_id
+
         learned = list(meta["themes"])
-        # Ids resolve through aliases (a renamed/merged theme keeps its head); heads of themes
-        # the taxonomy no longer has stay in the matrix (feature layout) but are never emitted.
-        ids = []
-        for t in learned:
-            theme = taxonomy.resolve(t)
-            ids.append(theme.id if theme is not None else t)
-        model.themes = ids
-        model.coef, model.intercept = coef, intercept
-        model.thresholds = {ids[j]: float(meta["thresholds"].get(t, DEFAULT_THRESHOLD))
-                            for j, t in enumerate(learned)}
-        model.rule_only = [t for t in taxonomy.ids if t not in ids]
+        model.themes = [current(t) for t in learned]
+        model.thresholds = {
+            variant: {current(t): float(values.get(t, DEFAULT_THRESHOLD)) for t in learned}
+            for variant, values in meta["thresholds"].items()
+        }
+        for variant, state in meta.get("polarity", {}).items():
+            state = dict(state, coef=arrays[f"polarity_coef_{variant}"],
+                         intercept=arrays[f"polarity_intercept_{variant}"])
+            head = PolarityHead.from_state(state)
+            head.themes = [current(t) for t in head.themes]
+            model.polarity[variant] = head
+        model.rule_only = [t for t in taxonomy.ids if t not in model.themes]
         model.info = dict(meta.get("info", {}))
         model.version = str(meta.get("version", VERSION))
+        if signals is not None and model.detection_variant == "lite" and "full" in model.coef:
+            log.warning("theme model %s: the encoder differs from the one it was trained with; "
+                        "using its encoder-free heads (retrain with `verbatim train themes`)",
+                        path)
         return model
 
 
-def default_model_dir() -> Path:
-    """The packaged default e-commerce theme head (nlp/resources/models/themes-fr)."""
-    return Path(str(resources.files("nlp.resources").joinpath("models/themes-fr")))
+def default_model_dir(taxonomy: str = "ecommerce") -> Path:
+    """The packaged theme head for a built-in taxonomy (nlp/resources/models/themes_<name>)."""
+    return Path(str(resources.files("nlp.resources").joinpath(f"models/themes_{taxonomy}")))
 
 
 def load_theme_model(path: Path | str | None = None, taxonomy: Taxonomy | None = None, *,
-                     nlp: Any | None = None, scorer: LexiconSentiment | None = None
-                     ) -> LearnedThemeDetector:
-    """A saved LearnedThemeDetector (None: the packaged default)."""
-    return LearnedThemeDetector.load(path or default_model_dir(), taxonomy, nlp=nlp,
-                                     scorer=scorer)
+                     nlp: Any | None = None, scorer: LexiconSentiment | None = None,
+                     signals: TextSignals | None = None) -> LearnedThemeDetector:
+    """A saved LearnedThemeDetector (None: the packaged default of `taxonomy`)."""
+    name = taxonomy.name if taxonomy is not None else "ecommerce"
+    return LearnedThemeDetector.load(path or default_model_dir(name), taxonomy, nlp=nlp,
+                                     scorer=scorer, signals=signals)

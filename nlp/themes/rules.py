@@ -35,6 +35,15 @@ class _Seed:
     weak: bool = False  # "~seed": needs an opinion in its clause
 
 
+@dataclass(frozen=True, slots=True)
+class RuleMention:
+    """A rule mention plus the valences behind its polarity (features for learned heads)."""
+
+    mention: ThemeMention
+    valence: float  # what the label was read from (explicit clauses, else fallbacks)
+    clauses: tuple[int, ...]  # indices (in the scorer's clause list) that express the theme
+
+
 @dataclass(slots=True)
 class _Hit:
     theme: str
@@ -176,6 +185,9 @@ class RuleThemeDetector:
 
     # --- public -------------------------------------------------------------------------
     def predict_one(self, text: str, lemmas: dict[int, str] | None = None) -> list[ThemeMention]:
+        return [r.mention for r in self.detect_one(text, lemmas)]
+
+    def detect_one(self, text: str, lemmas: dict[int, str] | None = None) -> list[RuleMention]:
         if not text or not text.strip():
             return []
         tokens = tokenize(text)
@@ -208,7 +220,7 @@ class RuleThemeDetector:
                         and abs(clauses[nxt].score) >= POLARITY_MIN:
                     # What follows "mais" is the verdict: it outweighs the praise before it.
                     items.append((_Hit("", 0, 0, 0.0), nxt, 2.0 * clauses[nxt].score))
-        mentions: list[ThemeMention] = []
+        mentions: list[RuleMention] = []
         for theme_id, items in per_theme.items():
             # One mention per theme: confidence grows with independent hits; polarity sums the
             # distinct clauses that mention it.
@@ -223,16 +235,21 @@ class RuleThemeDetector:
             own = [idx for hit, idx, _ in items if hit.theme] or list(by_clause)
             best_idx = max(own, key=lambda k: abs(by_clause[k]))
             clause = clauses[best_idx].clause
-            mentions.append(ThemeMention(
+            mention = ThemeMention(
                 theme=theme_id,
                 polarity=self._label(total),
                 score=round(1.0 - miss, 4),
                 evidence=Span(clause.start, clause.end, clause.text),
-            ))
+            )
+            mentions.append(RuleMention(mention, total, tuple(sorted(by_clause))))
         order = {t: i for i, t in enumerate(self.taxonomy.ids)}
-        mentions.sort(key=lambda m: order.get(m.theme, 99))
+        mentions.sort(key=lambda m: order.get(m.mention.theme, 99))
         return mentions
 
-    def predict(self, texts: Sequence[str]) -> list[list[ThemeMention]]:
+    def detect(self, texts: Sequence[str]) -> list[list[RuleMention]]:
+        """Like `predict`, with the valences behind each polarity."""
         lemma_maps = self._lemmas(texts)
-        return [self.predict_one(t, lm) for t, lm in zip(texts, lemma_maps, strict=True)]
+        return [self.detect_one(t, lm) for t, lm in zip(texts, lemma_maps, strict=True)]
+
+    def predict(self, texts: Sequence[str]) -> list[list[ThemeMention]]:
+        return [[r.mention for r in doc] for doc in self.detect(texts)]

@@ -1,0 +1,113 @@
+"""Encoder signals for theme heads: document vectors and sentiment probabilities.
+
+Theme heads never load an encoder: they are handed one (the sentiment backend's, so the process
+holds a single copy). That encoder may carry fine-tuned top layers (nlp/sentiment/embedded
+replaces them in place), so a head records the `signature` of the encoder + sentiment model it
+was trained with and only uses these features when the signature matches; otherwise it falls
+back to its encoder-free variant (rules + TF-IDF + lexicon), which always works.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from nlp.text.normalize import normalize_text
+from nlp.types import POLARITIES
+
+MAX_TOKENS = 256
+
+
+def n_layers(encoder: Any) -> int:
+    return len(encoder.model.encoder.layer)
+
+
+def fingerprint(encoder: Any, layer: int | None = None) -> str:
+    """Short hash of the weights the features depend on (embeddings + layer `layer`)."""
+    layer = layer or n_layers(encoder)
+    h = hashlib.sha1()
+    model = encoder.model
+    h.update(f"{encoder.name}|{layer}|{encoder.config.prefix}".encode())
+    emb = model.embeddings.word_embeddings.weight.detach()
+    h.update(emb[:64].float().numpy().round(4).tobytes())
+    for _, param in sorted(model.encoder.layer[layer - 1].named_parameters()):
+        h.update(param.detach().float().numpy().ravel()[:4096].round(4).tobytes())
+    return h.hexdigest()[:16]
+
+
+def encode_layer(encoder: Any, texts: Sequence[str], layer: int | None = None,
+                 max_length: int | None = None) -> np.ndarray:
+    """(n, hidden) float32: L2-normalised mean pool of layer `layer` (default: the last)."""
+    import torch
+
+    from nlp.encoder.model import mean_pool, set_torch_threads
+
+    layer = layer or n_layers(encoder)
+    if not 0 < layer <= n_layers(encoder):
+        raise ValueError(f"layer {layer} outside 1..{n_layers(encoder)}")
+    set_torch_threads(encoder.config.threads)
+    out = np.zeros((len(texts), encoder.hidden_size), dtype=np.float32)
+    if not texts:
+        return out
+    model = encoder.model
+    limit = min(max_length or MAX_TOKENS,
+                int(getattr(model.config, "max_position_embeddings", MAX_TOKENS)))
+    ids = encoder.token_ids([normalize_text(t or "") for t in texts], limit)
+    with torch.inference_mode():
+        for rows, input_ids, mask in encoder.batches(ids):
+            hidden = model.embeddings(input_ids=input_ids)
+            extended = model.get_extended_attention_mask(mask, mask.shape)
+            for block in model.encoder.layer[:layer]:
+                res = block(hidden, attention_mask=extended)
+                hidden = res[0] if isinstance(res, tuple) else res
+            pooled = torch.nn.functional.normalize(mean_pool(hidden.float(), mask), dim=-1)
+            out[rows] = pooled.numpy()
+    return out
+
+
+@runtime_checkable
+class TextSignals(Protocol):
+    """What a theme head may ask of an encoder (implemented by EncoderSignals, or a cache)."""
+
+    vector_signature: str | None  # None: no document vectors
+    sentiment_signature: str | None  # None: no sentiment probabilities
+
+    def vectors(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def sentiment_probs(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class EncoderSignals:
+    """Document vectors from a (shared) TextEncoder, sentiment probabilities from any
+    SentimentModel; either may be None."""
+
+    def __init__(self, encoder: Any | None = None, sentiment: Any | None = None) -> None:
+        self.encoder = encoder
+        self.sentiment = sentiment
+        self.vector_signature = fingerprint(encoder) if encoder is not None else None
+        self.sentiment_signature = None
+        if sentiment is not None:
+            inner = getattr(sentiment, "encoder", None)
+            weights = fingerprint(inner) if inner is not None else "-"
+            self.sentiment_signature = (f"{sentiment.name}-{getattr(sentiment, 'version', '0')}"
+                                        f":{weights}")
+
+    def vectors(self, texts: Sequence[str]) -> np.ndarray:
+        if self.encoder is None:
+            raise RuntimeError("no encoder: document vectors are unavailable")
+        return encode_layer(self.encoder, list(texts))
+
+    def sentiment_probs(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, 3) probabilities in POLARITIES order."""
+        if self.sentiment is None:
+            raise RuntimeError("no sentiment model: probabilities are unavailable")
+        out = np.zeros((len(texts), len(POLARITIES)), dtype=np.float32)
+        for i, res in enumerate(self.sentiment.predict(list(texts))):
+            if res.probs:
+                out[i] = [res.probs.get(p, 0.0) for p in POLARITIES]
+            else:
+                out[i, POLARITIES.index(res.label)] = 1.0
+        return out

