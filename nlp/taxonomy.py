@@ -37,6 +37,10 @@ class Theme(BaseModel):
     seeds: list[str] = Field(default_factory=list)  # words/phrases, matched on lemmas
     patterns: list[str] = Field(default_factory=list)  # regexes on normalised text
     examples: list[str] = Field(default_factory=list)  # short French examples of the theme
+    # Regexes whose match makes its clause positive / negative *about this theme* ("délai
+    # respecté" for livraison, "plante" for site_appli): opinions a general lexicon misses.
+    positive_cues: list[str] = Field(default_factory=list)
+    negative_cues: list[str] = Field(default_factory=list)
     alarm_terms: list[str] = Field(default_factory=list)
     alerts: AlertThresholds = Field(default_factory=AlertThresholds)
     aliases: list[str] = Field(default_factory=list)  # former ids that now resolve here
@@ -55,6 +59,8 @@ class Taxonomy(BaseModel):
     language: str = "fr"
     version: int = 1
     alarm_terms: list[str] = Field(default_factory=list)  # apply to every theme
+    positive_cues: list[str] = Field(default_factory=list)  # idioms, for every theme
+    negative_cues: list[str] = Field(default_factory=list)
     themes: list[Theme]
     history: list[HistoryEntry] = Field(default_factory=list)
 
@@ -103,6 +109,8 @@ class Taxonomy(BaseModel):
             language=self.language,
             version=self.version + 1,
             alarm_terms=self.alarm_terms,
+            positive_cues=self.positive_cues,
+            negative_cues=self.negative_cues,
             themes=themes,
             history=[*self.history, entry],
         )
@@ -133,6 +141,8 @@ class Taxonomy(BaseModel):
                 "seeds": sorted({*target.seeds, *source.seeds}),
                 "patterns": [*target.patterns, *source.patterns],
                 "examples": [*target.examples, *source.examples],
+                "positive_cues": [*target.positive_cues, *source.positive_cues],
+                "negative_cues": [*target.negative_cues, *source.negative_cues],
             }
         )
         themes = [merged if t.id == target.id else t for t in self.themes if t.id != source.id]

@@ -126,3 +126,34 @@ def test_contrast_continuation_and_scope(detector: RuleThemeDetector) -> None:
 def test_mixed_language(detector: RuleThemeDetector) -> None:
     got = themes(detector, "delivery was late, colis abîmé")
     assert got.get("livraison") == "negative" and got.get("emballage") == "negative"
+
+
+def test_polarity_cues_theme_and_negation() -> None:
+    tax = parse_taxonomy(
+        "name: t\npositive_cues: ['\\bau rendez-vous\\b']\nthemes:\n"
+        "  - id: livraison\n    label: Livraison\n    seeds: [livraison, délai]\n"
+        "    positive_cues: ['\\bd[ée]lais? respect[ée]s?\\b', '\\bdans les temps\\b']\n"
+        "    negative_cues: ['\\benfin re[çc]ue?\\b']\n"
+        "  - id: qualite\n    label: Qualité\n    seeds: [qualité, article]\n"
+    )
+    det = RuleThemeDetector(tax)
+    assert themes(det, "Délai respecté pour la livraison") == {"livraison": "positive"}
+    assert themes(det, "Livraison pas dans les temps") == {"livraison": "negative"}
+    assert themes(det, "Livraison : enfin reçue") == {"livraison": "negative"}
+    # A taxonomy-wide cue, negated: "pas au rendez-vous" is a complaint.
+    assert themes(det, "La qualité n'est pas au rendez-vous") == {"qualite": "negative"}
+    assert themes(det, "La qualité est au rendez-vous") == {"qualite": "positive"}
+    # Theme cues only speak for their theme.
+    assert themes(det, "Article enfin reçu") == {"qualite": "neutral"}
+
+
+def test_bad_cue_is_a_clear_error() -> None:
+    tax = parse_taxonomy("name: t\nthemes:\n  - id: x\n    label: X\n    negative_cues: [\"(\"]\n")
+    with pytest.raises(ValueError, match="bad cue"):
+        RuleThemeDetector(tax)
+
+
+def test_builtin_cues_read_french_idioms(detector: RuleThemeDetector) -> None:
+    assert themes(detector, "Délai de livraison non respecté").get("livraison") == "negative"
+    assert themes(detector, "L'appli bug tout le temps").get("site_appli") == "negative"
+    assert themes(detector, "Frais de port offerts").get("prix") == "positive"

@@ -344,7 +344,7 @@ class LearnedThemeDetector:
         the head found is implicit ("tombé en panne au bout d'un mois" is about the product):
         its polarity is read from the whole text, its evidence is the clause that the TF-IDF
         part of its head scores highest."""
-        clauses: list[ClauseScore] = self.scorer.clause_scores(text, tokenize(text))
+        clauses: list[ClauseScore] = self.rules.clause_scores(text)
         if not clauses:
             return {}
         by_rule = {m.mention.theme: m for m in found}
@@ -353,7 +353,8 @@ class LearnedThemeDetector:
         for theme in themes:
             rule = by_rule.get(theme)
             if rule is not None and rule.clauses:
-                ctx = context_of(theme, clauses, rule.clauses, rule.valence)
+                ctx = context_of(theme, self.rules.with_cues(text, clauses, theme),
+                                 rule.clauses, rule.valence)
                 out[theme] = replace(ctx, evidence=rule.mention.evidence or ctx.evidence)
             else:
                 need.append(theme)
@@ -370,7 +371,7 @@ class LearnedThemeDetector:
             z = np.asarray(xc @ w[[cols[t] for t in scored], :self.n_text_features].T)
             best = {t: int(np.argmax(z[:, col])) for col, t in enumerate(scored)}
         for theme in need:
-            ctx = context_of(theme, clauses, whole)
+            ctx = context_of(theme, self.rules.with_cues(text, clauses, theme), whole)
             if theme in best:
                 c = clauses[best[theme]].clause
                 ctx = replace(ctx, evidence=Span(c.start, c.end, c.text))

@@ -76,7 +76,7 @@ def lexicon_features(ctx: MentionContext) -> list[float]:
 class PolarityHead:
     """Multinomial logistic regression over mention features (see module doc)."""
 
-    def __init__(self, themes: Sequence[str], use_probs: bool, C: float = 0.3) -> None:
+    def __init__(self, themes: Sequence[str], use_probs: bool, C: float = 0.1) -> None:
         self.themes = list(themes)
         self.use_probs = use_probs
         self.C = C
@@ -129,7 +129,7 @@ class PolarityHead:
 
     @classmethod
     def from_state(cls, state: dict) -> PolarityHead:
-        head = cls(state["themes"], bool(state["use_probs"]), float(state.get("C", 0.3)))
+        head = cls(state["themes"], bool(state["use_probs"]), float(state.get("C", 0.1)))
         head.coef, head.intercept = state["coef"], state["intercept"]
         head.classes = list(state["classes"])
         return head

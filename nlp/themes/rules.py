@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from nlp.sentiment.lexicon import ClauseScore, LexiconSentiment
@@ -23,6 +23,11 @@ from nlp.types import Polarity, Span, ThemeMention
 VERSION = "0.3"
 POLARITY_MIN = 0.3  # |clause valence| under this is "no opinion" in that clause
 WEAK_WINDOW = 4  # max tokens between a weak seed and the opinion word that makes it count
+CUE_VALENCE = 1.5  # a taxonomy cue weighs like a clear opinion word of the lexicon
+# A cue right after a negator reads the other way ("pas dans les temps", "non respecté").
+_CUE_NEGATED = re.compile(r"(?:\b(?:pas|non|jamais|plus|aucun|aucune|sans|ni|gu[èe]re|ne)\b|\bn')"
+                          r"(?:\s+(?:du\s+tout|tr[èe]s|vraiment|toujours|encore|assez|si))?\s*$",
+                          re.IGNORECASE)
 # Same-length substitutions so spaCy sees plain apostrophes while offsets stay identical.
 _SPACY_SAFE = str.maketrans({"\u2019": "'", "\u02bc": "'", "\u2018": "'"})
 
@@ -74,10 +79,24 @@ class RuleThemeDetector:
         self.version = VERSION
         self._seeds: dict[str, list[_Seed]] = {}
         self._patterns: list[tuple[str, re.Pattern[str]]] = []
+        # Polarity cues: "" = for every theme; a theme id = only for that theme.
+        self._cues: dict[str, list[tuple[float, re.Pattern[str]]]] = {}
         self._compile()
 
     # --- compilation --------------------------------------------------------------------
+    def _compile_cues(self, owner: str, positive: list[str], negative: list[str]) -> None:
+        for sign, items in ((1.0, positive), (-1.0, negative)):
+            for pattern in items:
+                try:
+                    compiled = re.compile(pattern, re.IGNORECASE)
+                except re.error as exc:
+                    raise ValueError(f"{owner or 'taxonomy'}: bad cue {pattern!r}: {exc}") from exc
+                self._cues.setdefault(owner, []).append((sign, compiled))
+
     def _compile(self) -> None:
+        self._compile_cues("", self.taxonomy.positive_cues, self.taxonomy.negative_cues)
+        for theme in self.taxonomy.active:
+            self._compile_cues(theme.id, theme.positive_cues, theme.negative_cues)
         phrases: list[tuple[str, str]] = []
         for theme in self.taxonomy.active:
             phrases.extend((theme.id, seed) for seed in theme.seeds if seed.strip("~ "))
@@ -183,6 +202,36 @@ class RuleThemeDetector:
                 return False
         return True
 
+    def with_cues(self, text: str, clauses: list[ClauseScore], theme: str = ""
+                  ) -> list[ClauseScore]:
+        """Clause scores shifted by the taxonomy's polarity cues (`theme` "" = the cues for
+        every theme; a theme id = that theme's own cues)."""
+        cues = self._cues.get(theme)
+        if not cues or not clauses:
+            return clauses
+        plain = text.translate(_SPACY_SAFE)
+        delta = [0.0] * len(clauses)
+        starts: list[list[int]] = [[] for _ in clauses]
+        for sign, pattern in cues:
+            for m in pattern.finditer(plain):
+                if m.end() <= m.start():
+                    continue
+                k = self._clause_of(clauses, m.start())
+                negated = _CUE_NEGATED.search(plain[max(0, m.start() - 24):m.start()])
+                delta[k] += -sign * CUE_VALENCE if negated else sign * CUE_VALENCE
+                starts[k].append(m.start())
+        return [cs if not d and not st else
+                replace(cs, score=cs.score + max(-2 * CUE_VALENCE, min(2 * CUE_VALENCE, d)),
+                        pos=cs.pos + max(0.0, d), neg=cs.neg + max(0.0, -d),
+                        opinion_starts=tuple(sorted({*cs.opinion_starts, *st})))
+                for cs, d, st in zip(clauses, delta, starts, strict=True)]
+
+    def clause_scores(self, text: str, theme: str = "",
+                      tokens: list[Token] | None = None) -> list[ClauseScore]:
+        """The lexicon's clause scores with the cues for every theme (and `theme`'s own)."""
+        clauses = self.with_cues(text, self.scorer.clause_scores(text, tokens or tokenize(text)))
+        return self.with_cues(text, clauses, theme) if theme else clauses
+
     # --- public -------------------------------------------------------------------------
     def predict_one(self, text: str, lemmas: dict[int, str] | None = None) -> list[ThemeMention]:
         return [r.mention for r in self.detect_one(text, lemmas)]
@@ -194,10 +243,11 @@ class RuleThemeDetector:
         hits = self._hits(text, tokens, lemmas or {})
         if not hits:
             return []
-        clauses = self.scorer.clause_scores(text, tokens)
+        clauses = self.with_cues(text, self.scorer.clause_scores(text, tokens))
         if not clauses:
             return []
         doc_value = sum(c.score for c in clauses)
+        themed = {t: self.with_cues(text, clauses, t) for t in {h.theme for h in hits}}
         located = [(hit, self._clause_of(clauses, hit.start)) for hit in hits]
         strong = [(hit, idx) for hit, idx in located if not hit.weak]
         word_pos = {t.start: k for k, t in enumerate(tokens)}
@@ -206,7 +256,7 @@ class RuleThemeDetector:
             if hit.weak and not self._weak_ok(hit, idx, clauses, strong, word_pos):
                 continue
             per_theme.setdefault(hit.theme, []).append(
-                (hit, idx, self._mention_valence(clauses, idx, doc_value))
+                (hit, idx, self._mention_valence(themed[hit.theme], idx, doc_value))
             )
         # "Puzzle très beau mais il manque 1 pièce": a contrast clause that names no theme
         # of its own continues about the theme of the clause before it.
@@ -230,7 +280,9 @@ class RuleThemeDetector:
                 miss *= 1.0 - hit.weight
                 by_clause[idx] = valence
             # Clauses that carry an opinion themselves outrank sentence/document fallbacks.
-            explicit = [v for k, v in by_clause.items() if abs(clauses[k].score) >= POLARITY_MIN]
+            own_scores = themed[theme_id]
+            explicit = [v for k, v in by_clause.items()
+                        if abs(own_scores[k].score) >= POLARITY_MIN]
             total = sum(explicit) if explicit else sum(by_clause.values())
             own = [idx for hit, idx, _ in items if hit.theme] or list(by_clause)
             best_idx = max(own, key=lambda k: abs(by_clause[k]))
