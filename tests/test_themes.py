@@ -157,3 +157,15 @@ def test_builtin_cues_read_french_idioms(detector: RuleThemeDetector) -> None:
     assert themes(detector, "Délai de livraison non respecté").get("livraison") == "negative"
     assert themes(detector, "L'appli bug tout le temps").get("site_appli") == "negative"
     assert themes(detector, "Frais de port offerts").get("prix") == "positive"
+
+
+def test_shared_clause_split_between_themes() -> None:
+    det = RuleThemeDetector(load_taxonomy("restaurant"))
+    assert themes(det, "Service rapide et plats froids") == {"service": "positive",
+                                                             "cuisine": "negative"}
+    assert themes(det, "Cuisine excellente et service déplorable") == {"cuisine": "positive",
+                                                                     "service": "negative"}
+    # No opinion in one part: both themes keep the clause's opinion.
+    eco = RuleThemeDetector(load_taxonomy("ecommerce"))
+    assert themes(eco, "livraison et emballage au top") == {"livraison": "positive",
+                                                            "emballage": "positive"}

@@ -276,3 +276,21 @@ def test_cli_train_then_analyze(tmp_path: Path, settings) -> None:  # noqa: ANN0
     res = runner.invoke(app, ["train", "themes", "--taxonomy", str(tax), "--examples", str(bad),
                               "--out", str(tmp_path / "m2"), "--no-encoder"])
     assert res.exit_code == 2 and "unknown theme id 'nope'" in res.output
+
+
+@pytest.mark.parametrize("name", ["ecommerce", "restaurant"])
+def test_packaged_heads_match_the_shipped_sentiment_encoder(name: str) -> None:
+    """A new sentiment delta changes the shared encoder: the packaged heads then silently run
+    their encoder-free variant. Retrain them (MODEL_CARD.md of each) when this fails."""
+    from core.settings import load_settings
+    from jobs.factory import build_theme_model
+    from nlp.sentiment import build_sentiment
+
+    if not (default_model_dir(name) / "meta.json").is_file():
+        pytest.skip(f"no packaged head for {name}")
+    sentiment = build_sentiment("embedded", model_dir=load_settings().resolved_model_dir)
+    model = build_theme_model(load_taxonomy(name), None, sentiment)
+    assert isinstance(model, LearnedThemeDetector)
+    assert (model.detection_variant, model.polarity_variant) == ("full", "full"), (
+        f"retrain: verbatim train themes --taxonomy {name} --examples ... "
+        f"--out {default_model_dir(name)}")

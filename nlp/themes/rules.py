@@ -28,6 +28,8 @@ CUE_VALENCE = 1.5  # a taxonomy cue weighs like a clear opinion word of the lexi
 _CUE_NEGATED = re.compile(r"(?:\b(?:pas|non|jamais|plus|aucun|aucune|sans|ni|gu[èe]re|ne)\b|\bn')"
                           r"(?:\s+(?:du\s+tout|tr[èe]s|vraiment|toujours|encore|assez|si))?\s*$",
                           re.IGNORECASE)
+# Where a clause naming two themes is cut ("service rapide et plats froids").
+_SHARED_SPLIT = {"et", ";", "/", "+", "puis", "ni", "&"}
 # Same-length substitutions so spaCy sees plain apostrophes while offsets stay identical.
 _SPACY_SAFE = str.maketrans({"\u2019": "'", "\u02bc": "'", "\u2018": "'"})
 
@@ -232,6 +234,42 @@ class RuleThemeDetector:
         clauses = self.with_cues(text, self.scorer.clause_scores(text, tokens or tokenize(text)))
         return self.with_cues(text, clauses, theme) if theme else clauses
 
+    def _split_shared(self, text: str, tokens: list[Token], clauses: list[ClauseScore],
+                      per_theme: dict[str, list[tuple[_Hit, int, float]]]) -> None:
+        """"Service rapide et plats froids": one clause, two themes, two opinions. Where a
+        clause names several themes, cut it at "et" / ";" between them and give each theme
+        the valence of its own part, when that part carries an opinion."""
+        by_clause: dict[int, list[_Hit]] = {}
+        for items in per_theme.values():
+            for hit, idx, _ in items:
+                by_clause.setdefault(idx, []).append(hit)
+        for idx, hits in by_clause.items():
+            if len({h.theme for h in hits}) < 2:
+                continue
+            clause = clauses[idx].clause
+            hits = sorted(hits, key=lambda h: h.start)
+            cuts = []
+            for a, b in zip(hits, hits[1:], strict=False):
+                if a.theme == b.theme:
+                    continue
+                between = [t for t in tokens if a.end <= t.start and t.end <= b.start
+                           and t.norm in _SHARED_SPLIT]
+                if between:
+                    cuts.append(between[-1].start)
+            if not cuts:
+                continue
+            bounds = [clause.start, *sorted(set(cuts)), clause.end]
+            values: dict[str, float] = {}
+            for lo, hi in zip(bounds, bounds[1:], strict=False):
+                part = text[lo:hi]
+                for theme in {h.theme for h in hits if lo <= h.start < hi}:
+                    value = sum(c.score for c in self.clause_scores(part, theme))
+                    if abs(value) >= POLARITY_MIN:
+                        values[theme] = values.get(theme, 0.0) + value
+            for theme, value in values.items():
+                per_theme[theme] = [(h, i, value if i == idx else v)
+                                    for h, i, v in per_theme[theme]]
+
     # --- public -------------------------------------------------------------------------
     def predict_one(self, text: str, lemmas: dict[int, str] | None = None) -> list[ThemeMention]:
         return [r.mention for r in self.detect_one(text, lemmas)]
@@ -258,6 +296,7 @@ class RuleThemeDetector:
             per_theme.setdefault(hit.theme, []).append(
                 (hit, idx, self._mention_valence(themed[hit.theme], idx, doc_value))
             )
+        self._split_shared(text, tokens, clauses, per_theme)
         # "Puzzle très beau mais il manque 1 pièce": a contrast clause that names no theme
         # of its own continues about the theme of the clause before it.
         hit_clauses = {idx for items in per_theme.values() for _, idx, _ in items}
