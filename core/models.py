@@ -181,18 +181,68 @@ class Alert(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The incident this signal feeds (volume, negativity and per-channel signals of one theme
+    # on overlapping days share one); None for rows raised before incidents existed.
+    incident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("incidents.id", ondelete="SET NULL"), index=True
+    )
+
+
+class Incident(Base):
+    """What a team is told about and acts on: every signal of one theme on overlapping days.
+
+    `historical` incidents (all their days older than the freshness window when raised) are
+    recorded, never sent. `revision` bumps on each change worth a new Slack message (opening,
+    material escalation); `status` is open | acknowledged | resolved (by a person, with a note,
+    or by the detector when its signals have been quiet for the cooldown).
+    """
+
+    __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_theme_days", "theme", "first_day", "last_day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    theme: Mapped[str] = mapped_column(String(64))
+    team: Mapped[str] = mapped_column(String(64), default="default")
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+    severity: Mapped[str] = mapped_column(String(10))
+    kinds: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # {"volume": {...}, "negativity": {...}, "channels": {"review": {"volume": {...}}}}
+    signals: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    drivers: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    examples: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    historical: Mapped[bool] = mapped_column(Boolean, default=False)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    notified_severity: Mapped[str | None] = mapped_column(String(10))
+    taxonomy_version: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    acknowledged_by: Mapped[str | None] = mapped_column(String(100))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ack_note: Mapped[str | None] = mapped_column(Text)
+    resolved_by: Mapped[str | None] = mapped_column(String(100))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolve_note: Mapped[str | None] = mapped_column(Text)
 
 
 class OutboxMessage(Base):
-    """Alert deliveries to Slack; undelivered ones are retried later, sent ones never again."""
+    """Slack deliveries; undelivered ones are retried later, sent ones never again.
+
+    One row per incident revision (older rows: per alert revision). `route` is the theme's
+    team: its webhook is looked up when the message is *delivered*, so a message queued
+    before the team's webhook existed goes to that team once it is configured.
+    """
 
     __tablename__ = "outbox"
     __table_args__ = (
         UniqueConstraint("alert_id", "revision", "route", name="uq_outbox_alert_rev_route"),
+        UniqueConstraint("incident_id", "revision", name="uq_outbox_incident_rev"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
     revision: Mapped[int] = mapped_column(Integer)
     route: Mapped[str] = mapped_column(String(64))  # team name -> webhook in settings
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -257,3 +307,32 @@ class ApiKey(Base):
     scopes: Mapped[str] = mapped_column(String(50))  # "read" or "read,write"
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TaxonomyVersion(Base):
+    """One version of the taxonomy: the single source of truth for jobs, API and alerts.
+
+    `body` is the YAML document (the exchange format); the highest `version` is current.
+    `rethemed_at` is set once theme mentions of the recent window were recomputed with it.
+    """
+
+    __tablename__ = "taxonomy_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    author: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    summary: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    rethemed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DetectionState(Base):
+    """Per-scope evaluation watermark: the last day detection has evaluated."""
+
+    __tablename__ = "detection_state"
+
+    scope: Mapped[str] = mapped_column(String(40), primary_key=True)  # themes | channels
+    last_day: Mapped[date] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
