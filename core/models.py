@@ -326,6 +326,9 @@ class TaxonomyVersion(Base):
     summary: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     rethemed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Themes this version added -> first day their mentions exist (start of the re-detected
+    # window): detection warms them up from there, so a new theme is not "emerging".
+    theme_since: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class DetectionState(Base):

@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     dashboard_url: str = "http://127.0.0.1:8000"
     alert_language: Literal["fr", "en"] = "fr"
 
+    # Taxonomy edits re-detect themes (no sentiment pass) on verbatims of the last N days of data.
+    retheme_days: int = Field(default=30, ge=0)
+    # Detection: days older than this (vs today, UTC) raise historical incidents, never sent.
+    alert_freshness_days: int = Field(default=2, ge=0)
+    # No volume / emerging alert before the feed has this many days of history (see README).
+    detection_warmup_days: int = Field(default=28, ge=1)
+
     max_text_chars: int = 20_000
     batch_size: int = 500
 

@@ -1,5 +1,10 @@
 """`verbatim detect`: run the spike detector on `daily_aggregates`, persist alert episodes,
-queue one outbox message per alert revision and route.
+group them into incidents (`jobs/incidents.py`) and queue one message per incident revision.
+
+Every day not evaluated yet is evaluated (a per-scope watermark in `detection_state`), plus a
+short look-back for late data; on a first run that is the whole history. Warm-up
+(`detection_warmup_days`): no alert on a theme before it has that many days of history.
+Freshness (`alert_freshness_days`): incidents raised on older days are historical, never sent.
 
 Topics flagged emerging (`topics.is_emerging`) are tested too, on their per-day sizes from
 `topic_assignments` (`nlp.spikes.detect_growth`): their alerts have theme "topic:<id>",
@@ -20,11 +25,14 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import taxonomy_store
 from core.db import session_scope
 from core.models import (
     Alert,
     DailyAggregate,
+    DetectionState,
     Feedback,
+    Incident,
     OutboxMessage,
     ThemeMention,
     Topic,
@@ -32,6 +40,7 @@ from core.models import (
 )
 from core.queries import topic_trends
 from core.settings import Settings
+from jobs import incidents
 from jobs.slack_message import AlertView, build_payload
 from nlp.spikes import (
     DetectorConfig,
@@ -46,7 +55,7 @@ from nlp.spikes import (
     topic_theme,
     update_episodes,
 )
-from nlp.taxonomy import Taxonomy, load_taxonomy
+from nlp.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
 ALL_THEMES = "*"
@@ -61,6 +70,9 @@ class DetectResult:
     updated: int = 0
     resolved: int = 0
     queued: int = 0
+    incidents: set[int] = field(default_factory=set)  # incidents opened or updated
+    historical: int = 0  # of those, historical (never sent)
+    taxonomy_version: int | None = None
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -73,7 +85,13 @@ def first_day(session: Session) -> date | None:
 
 
 def load_series(
-    session: Session, taxonomy: Taxonomy, until: date, *, span_days: int, per_channel: bool = False
+    session: Session,
+    taxonomy: Taxonomy,
+    until: date,
+    *,
+    span_days: int,
+    per_channel: bool = False,
+    since: dict[str, str] | None = None,
 ) -> list[Series]:
     """Daily theme series ending at `until` (summed over sources, and channels unless
     `per_channel`); former theme ids are folded into their current theme."""
@@ -105,10 +123,15 @@ def load_series(
     if not per_channel:
         for theme_id in taxonomy.ids:  # absent themes still get a (zero) series: emergence
             counts.setdefault((theme_id, None), {})
-    return [
-        Series.from_days(theme, days, start, until, channel)
-        for (theme, channel), days in sorted(counts.items(), key=lambda kv: str(kv[0]))
-    ]
+    since = since or {}
+    out = []
+    for (theme, channel), days in sorted(counts.items(), key=lambda kv: str(kv[0])):
+        added = since.get(theme)
+        if added == "":
+            continue  # a theme just added, not re-detected yet: no history at all
+        history_from = max(start_all, date.fromisoformat(added)) if added else start_all
+        out.append(Series.from_days(theme, days, start, until, channel, history_from))
+    return out
 
 
 def load_topic_series(session: Session, until: date, *, span_days: int) -> list[Series]:
@@ -206,6 +229,9 @@ def _apply(
     ev: EpisodeEvent,
     now: datetime,
     result: DetectResult,
+    *,
+    today: date,
+    gap: int,
 ) -> None:
     ep = ev.episode
     row = session.execute(select(Alert).where(Alert.alert_key == ep.key)).scalar_one_or_none()
@@ -215,7 +241,7 @@ def _apply(
         topic = session.get(Topic, topic_id)
         details["topic_id"] = topic_id
         details["topic_label"] = topic.label if topic is not None else ep.theme
-    team, route = route_for(settings, taxonomy, ep.theme)
+    team, _route = route_for(settings, taxonomy, ep.theme)
     if ev.action == "new":
         if row is not None:
             return  # already raised by an earlier run of the same day
@@ -252,14 +278,26 @@ def _apply(
             row.status, row.updated_at = "resolved", now
             result.resolved += 1
         return
-    if ev.notify:
-        result.queued += enqueue(session, settings, taxonomy, row, route)
+    inc, notify = incidents.attach(
+        session,
+        settings,
+        taxonomy,
+        row,
+        gap=gap,
+        now=now,
+        today=today,
+        taxonomy_version=result.taxonomy_version,
+    )
+    result.incidents.add(inc.id)
+    if notify:
+        result.queued += incidents.enqueue(session, settings, taxonomy, inc)
 
 
 def enqueue(
     session: Session, settings: Settings, taxonomy: Taxonomy, row: Alert, route: str
 ) -> int:
-    """Queue the message of the alert's current revision for `route` (once)."""
+    """Queue a message of one alert's current revision (kept for single-alert messages;
+    detection itself queues per incident, `jobs.incidents.enqueue`)."""
     exists = session.execute(
         select(OutboxMessage.id).where(
             OutboxMessage.alert_id == row.id,
@@ -311,21 +349,24 @@ def detect_day(
     per_channel: bool = False,
     topics: bool = True,
     now: datetime | None = None,
+    today: date | None = None,
     result: DetectResult | None = None,
 ) -> DetectResult:
-    """Detect on one day in the caller's transaction (themes, and emerging topics' growth
-    unless `topics` is False)."""
+    """Detect on one day in the caller's transaction (themes overall, per channel too when
+    `per_channel`, and emerging topics' growth unless `topics` is False)."""
     result = result or DetectResult()
     now = now or datetime.now(UTC)
+    today = today or now.date()
     cfg = detector.config
-    series = load_series(
-        session,
-        taxonomy,
-        day,
-        span_days=cfg.window_days + cfg.guard_days + 1,
-        per_channel=per_channel,
-    )
+    span = cfg.window_days + cfg.guard_days + 1
+    since = taxonomy_store.theme_since(session)
+    series = load_series(session, taxonomy, day, span_days=span, since=since)
     signals = detector.detect(series, day)
+    if per_channel:
+        by_channel = load_series(
+            session, taxonomy, day, span_days=span, per_channel=True, since=since
+        )
+        signals += detector.detect(by_channel, day)
     cooldown = {t: r.cooldown_days for t, r in detector.rules.items()}
     if topics:
         topic_series = load_topic_series(
@@ -335,14 +376,21 @@ def detect_day(
         cooldown.update({s.theme: cfg.cooldown_days for s in topic_series})
     reach = max([cfg.cooldown_days, *cooldown.values()]) + 2
     # Open episodes, plus resolved ones close enough to absorb a re-checked day.
-    known = session.execute(
-        select(Alert).where(
-            (Alert.status == "open") | (Alert.last_day >= day - timedelta(days=reach))
+    known = (
+        session.execute(
+            select(Alert).where(
+                (Alert.status == "open") | (Alert.last_day >= day - timedelta(days=reach))
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     events = update_episodes([_episode(r) for r in known], signals, day, cooldown)
     for ev in events:
-        _apply(session, settings, taxonomy, ev, now, result)
+        gap = cooldown.get(ev.episode.theme, cfg.cooldown_days) + 1
+        _apply(session, settings, taxonomy, ev, now, result, today=today, gap=gap)
+    incidents.close_quiet(session, now)
+    _set_watermark(session, "channels" if per_channel else "themes", day, now)
     result.days.append(day)
     result.signals.extend(signals)
     return result
@@ -359,22 +407,34 @@ def run_detect(
     per_channel: bool = False,
     lookback_days: int = LOOKBACK_DAYS,
     topics: bool = True,
+    today: date | None = None,
 ) -> DetectResult:
-    """Detect on every day from `since` (default: `lookback_days` before) to `day` (default:
-    the latest aggregated day). Re-checking recent days is free (episodes absorb them) and
-    catches spikes in data that arrived late, or on a first run over an existing history."""
-    taxonomy = taxonomy or load_taxonomy(settings.taxonomy_path)
-    config = config or DetectorConfig()
-    detector = SpikeDetector(config, rules_from_taxonomy(taxonomy, config))
+    """Detect on every day not evaluated yet (after the scope's watermark; on a first run the
+    whole history) and the last `lookback_days` (late data; episodes absorb re-checked days),
+    up to `day` (default: the latest aggregated day). `since` forces the first day.
+    `today` (default: the UTC date) decides which incidents are fresh enough to be sent."""
     result = DetectResult()
+    with session_scope(sessions) as session:
+        if taxonomy is None:
+            cur = taxonomy_store.current(session, settings)
+            taxonomy, result.taxonomy_version = cur.taxonomy, cur.version
+        else:
+            result.taxonomy_version = taxonomy.version
+    if config is None:
+        config = DetectorConfig(warmup_days=settings.detection_warmup_days)
+    detector = SpikeDetector(config, rules_from_taxonomy(taxonomy, config))
     with session_scope(sessions) as session:
         last = day or latest_day(session)
         if last is None:
             return result
+        begin = first_day(session) or last
         if since is None:
-            since = max(
-                last - timedelta(days=max(lookback_days, 1) - 1), first_day(session) or last
-            )
+            since = max(last - timedelta(days=max(lookback_days, 1) - 1), begin)
+            mark = session.get(DetectionState, "channels" if per_channel else "themes")
+            if mark is None:
+                since = begin  # never evaluated: every day (warm-up and freshness apply)
+            elif mark.last_day < since:
+                since = max(mark.last_day + timedelta(days=1), begin)
         since = min(since, last)
         days: Sequence[date] = [since + timedelta(days=i) for i in range((last - since).days + 1)]
     for d in days:  # one transaction per day: a failure keeps the days already done
@@ -387,8 +447,13 @@ def run_detect(
                 d,
                 per_channel=per_channel,
                 topics=topics,
+                today=today,
                 result=result,
             )
+    with session_scope(sessions) as session:
+        result.historical = sum(
+            1 for i in result.incidents if (inc := session.get(Incident, i)) and inc.historical
+        )
     log.info(
         "detect %s: %d signal(s), %d new, %d updated, %d resolved, %d queued",
         ",".join(d.isoformat() for d in result.days),
@@ -399,3 +464,11 @@ def run_detect(
         result.queued,
     )
     return result
+
+
+def _set_watermark(session: Session, scope: str, day: date, now: datetime) -> None:
+    mark = session.get(DetectionState, scope)
+    if mark is None:
+        session.add(DetectionState(scope=scope, last_day=day, updated_at=now))
+    elif day > mark.last_day:
+        mark.last_day, mark.updated_at = day, now

@@ -44,6 +44,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "sev_medium": "moyenne",
         "sev_high": "élevée",
         "sev_critical": "critique",
+        "inc_new": "Incident {severity} : {label}",
+        "inc_update": "Incident aggravé (rév. {revision}) — {severity} : {label}",
+        "drivers": "Ce qui tire la hausse :",
+        "driver": "{pct} % des mentions supplémentaires : {field} « {value} »",
+        "channels": "Par canal :",
+        "incident": "Incident n° {id}",
+        "field_channel": "canal",
+        "field_source": "source",
     },
     "en": {
         "title_new": "{severity} alert: {label}",
@@ -69,6 +77,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "sev_medium": "medium",
         "sev_high": "high",
         "sev_critical": "critical",
+        "inc_new": "{severity} incident: {label}",
+        "inc_update": "Incident escalated (rev. {revision}) — {severity}: {label}",
+        "drivers": "What drives the rise:",
+        "driver": "{pct}% of the extra mentions: {field} “{value}”",
+        "channels": "By channel:",
+        "incident": "Incident #{id}",
+        "field_channel": "channel",
+        "field_source": "source",
     },
 }
 
@@ -173,4 +189,112 @@ def build_payload(
         }
     )
     text = f"{title} — {what}. {period}. {link}"
+    return {"text": text, "blocks": blocks}
+
+
+def _kind_line(t: dict[str, str], kind: str, label: str, sig: dict[str, Any], lang: str) -> str:
+    obs, exp = float(sig.get("observed", 0.0)), float(sig.get("expected", 0.0))
+    return t.get(kind, t["volume"]).format(
+        label=label, observed=obs, expected=exp, change=_change(obs, exp, kind, lang)
+    )
+
+
+def build_incident_payload(
+    incident: Any, label: str, link: str, language: str = "fr"
+) -> dict[str, Any]:
+    """Slack body of one incident revision: what rose (each kind), the per-channel breakdown,
+    the drivers, 2-3 diverse examples and the dashboard link to the theme and period."""
+    t = TEXTS.get(language, TEXTS["fr"])
+    sev = t.get(f"sev_{incident.severity}", incident.severity)
+    key = "inc_new" if incident.revision <= 1 else "inc_update"
+    title = t[key].format(severity=sev, label=label, revision=incident.revision)
+    signals = dict(incident.signals or {})
+    lines = [
+        _kind_line(t, k, label, signals[k], language)
+        for k in ("volume", "negativity", "emerging")
+        if k in signals
+    ]
+    channels = signals.get("channels") or {}
+    if not lines:  # only per-channel signals: lead with the strongest one
+        for ch, kinds in sorted(channels.items()):
+            for k, sig in kinds.items():
+                lines.append(f"{_kind_line(t, k, label, sig, language)} [{ch}]")
+    first, last = _fmt_day(incident.first_day, language), _fmt_day(incident.last_day, language)
+    period = (
+        t["period_one"].format(first=first)
+        if incident.first_day == incident.last_day
+        else t["period"].format(first=first, last=last)
+    )
+    emoji = SEVERITY_EMOJI.get(incident.severity, ":warning:")
+    what = "\n".join(f"*{line}*" for line in lines)
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": _clip(title, 150), "emoji": True},
+        },
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{emoji} {what}\n{period}"}},
+    ]
+    if channels:
+        parts = []
+        for ch, kinds in sorted(channels.items()):
+            desc = ", ".join(
+                f"{t.get(f'kinds_{k}', k)} {float(s.get('observed', 0)):.3g} "
+                f"vs {float(s.get('expected', 0)):.3g}"
+                for k, s in sorted(kinds.items())
+            )
+            parts.append(f"• {ch} : {desc}")
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": t["channels"] + "\n" + "\n".join(parts)},
+            }
+        )
+    driver_lines = []
+    for d in incident.drivers or []:
+        field = t.get(f"field_{d['field']}", d["field"])
+        pct = f"{round(float(d['share_of_extra']) * 100):d}"
+        driver_lines.append("• " + t["driver"].format(pct=pct, field=field, value=d["value"]))
+    if driver_lines:
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": t["drivers"] + "\n" + "\n".join(driver_lines)},
+            }
+        )
+    kinds = " + ".join(t.get(f"kinds_{k}", k) for k in incident.kinds)
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": (
+                        f"{t['incident'].format(id=incident.id)} · {t['severity']} : *{sev}* · "
+                        f"{t['kind']} : {kinds} · {t['team']} : {incident.team}"
+                    ),
+                }
+            ],
+        }
+    )
+    clipped = [_clip(e) for e in (incident.examples or [])[:3] if e and e.strip()]
+    if clipped:
+        quotes = "\n".join(f"> {e}" for e in clipped)
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"{t['examples']}\n{quotes}"}}
+        )
+    else:
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": t["no_examples"]}]}
+        )
+    blocks.append(
+        {
+            "type": "actions",
+            "elements": [
+                {"type": "button", "text": {"type": "plain_text", "text": t["link"]}, "url": link}
+            ],
+        }
+    )
+    summary = "; ".join(lines)
+    drivers_text = (" " + " ".join(driver_lines)) if driver_lines else ""
+    text = f"{title} — {summary}. {period}.{drivers_text} {link}"
     return {"text": text, "blocks": blocks}

@@ -54,6 +54,10 @@ class DetectorConfig:
     window_days: int = 28
     guard_days: int = 1  # days between the window's end and the tested day (yesterday excluded)
     min_history_days: int = 10  # fewer days of history: no test (nothing to compare with)
+    # Warm-up: no alert of any kind on a series until it has this many days of history (from
+    # the first day of data, or the day its theme started to be detected): a baseline built
+    # on the first days of an export, or on a theme just added, is not a baseline.
+    warmup_days: int = 21
     alpha: float = 1e-3  # Benjamini-Hochberg level across one day's candidates
     min_volume: int = 10  # today's mentions needed for a volume / negativity alert
     min_negatives: int = 5  # today's negative mentions needed for a negativity alert
@@ -120,6 +124,7 @@ class Series:
     volumes: Sequence[int]
     negatives: Sequence[int]
     channel: str | None = None
+    history_from: date | None = None  # first day the theme could be observed (else `start`)
 
     def __post_init__(self) -> None:
         if len(self.volumes) != len(self.negatives):
@@ -131,7 +136,8 @@ class Series:
 
     @classmethod
     def from_days(cls, theme: str, counts: Mapping[date, tuple[int, int]], start: date,
-                  end: date, channel: str | None = None) -> Series:
+                  end: date, channel: str | None = None,
+                  history_from: date | None = None) -> Series:
         """Build a dense series from sparse {day: (volume, negatives)}; missing days are 0."""
         n = (end - start).days + 1
         vols, negs = [0] * max(n, 0), [0] * max(n, 0)
@@ -139,7 +145,7 @@ class Series:
             i = (day - start).days
             if 0 <= i < n:
                 vols[i], negs[i] = int(vol), int(neg)
-        return cls(theme, start, vols, negs, channel)
+        return cls(theme, start, vols, negs, channel, history_from)
 
 
 @dataclass(frozen=True)
@@ -311,6 +317,8 @@ def fit_baseline(series: Series, day: date, config: DetectorConfig) -> Baseline 
     """
     end_i = (day - series.start).days - config.guard_days  # exclusive
     start_i = max(0, end_i - config.window_days)
+    if series.history_from is not None:  # days before the theme existed are not zeros
+        start_i = max(start_i, (series.history_from - series.start).days)
     if end_i - start_i < config.min_history_days:
         return None
     vols = np.asarray(series.volumes[start_i:end_i], dtype=float)
@@ -363,9 +371,16 @@ class SpikeDetector:
     def rules_of(self, theme: str) -> ThemeRules:
         return self.rules.get(theme) or rules_for(self.config)
 
+    def warmed_up(self, series: Series, day: date) -> bool:
+        """Enough history (config.warmup_days) before `day` for any alert."""
+        origin = series.history_from or series.start
+        return (day - origin).days >= self.config.warmup_days
+
     def baseline(self, series: Series, day: date) -> Baseline | None:
         i = (day - series.start).days
         if not self.rules_of(series.theme).enabled or i < 0 or i >= len(series.volumes):
+            return None
+        if not self.warmed_up(series, day):
             return None
         return fit_baseline(series, day, self.config)
 

@@ -15,13 +15,22 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from core.models import Alert, Analysis, DailyAggregate, Feedback, OutboxMessage, ThemeMention
+from core.models import (
+    Alert,
+    Analysis,
+    DailyAggregate,
+    Feedback,
+    Incident,
+    OutboxMessage,
+    ThemeMention,
+)
 from core.settings import Settings
 from jobs.alerts import DeliveryPolicy, deliver_pending
 from jobs.detect import run_detect
 
-START = date(2026, 1, 5)
-SPIKE = START + timedelta(days=50)
+# Data ends today: detection sends only incidents on days within the freshness window.
+SPIKE = datetime.now(UTC).date()
+START = SPIKE - timedelta(days=50)
 FAST = DeliveryPolicy(backoff_base_s=0.01, later_base_s=0.0, attempts_per_run=3)
 
 
@@ -125,8 +134,9 @@ def count(sessions: sessionmaker[Session], model: type) -> int:
 def test_detect_raises_alert_routes_to_team_and_is_idempotent(wired) -> None:
     settings, sessions, _ = wired
     first = run_detect(settings, sessions)
-    assert first.days[-1] == SPIKE and len(first.days) == 7  # the last week is re-checked
-    assert first.new == 1 and first.queued == 1
+    # First run: every day of the history is evaluated (warm-up, then quiet, then the spike).
+    assert first.days[-1] == SPIKE and len(first.days) == 51
+    assert first.new == 1 and first.queued == 1 and first.historical == 0
     with sessions() as s:
         alert = s.execute(select(Alert)).scalar_one()
         assert (alert.theme, alert.kind, alert.team, alert.status) == (
@@ -136,9 +146,11 @@ def test_detect_raises_alert_routes_to_team_and_is_idempotent(wired) -> None:
         msg = s.execute(select(OutboxMessage)).scalar_one()
         assert (msg.route, msg.revision, msg.status) == ("logistics", 1, "pending")
         text = json.dumps(msg.payload, ensure_ascii=False)
-        assert "Livraison" in text and "#theme=livraison" in text
+        assert "Livraison" in text and "#theme=livraison&start=" in text
         assert "Colis jamais reçu" in text and "<EMAIL>" in text
+        assert msg.incident_id == alert.incident_id is not None
     again = run_detect(settings, sessions)
+    assert len(again.days) == 7  # then only the last week is re-checked (late data)
     assert (again.new, again.updated, again.queued) == (0, 0, 0)
     assert count(sessions, Alert) == 1 and count(sessions, OutboxMessage) == 1
 
@@ -156,9 +168,11 @@ def test_persisting_spike_updates_the_same_alert(settings, sessions) -> None:
         alert = alerts[0]
         assert alert.first_day == SPIKE and alert.last_day == START + timedelta(days=52)
         outbox = s.execute(select(OutboxMessage)).scalars().all()
-        # One message per revision (a revision bumps only when the severity escalates).
-        assert sorted(m.revision for m in outbox) == list(range(1, alert.revision + 1))
-        assert all(m.route == "default" for m in outbox)  # no webhook for logistics
+        incident = s.get(Incident, alert.incident_id)
+        # One message per incident revision (bumped only on a material escalation).
+        assert sorted(m.revision for m in outbox) == list(range(1, incident.revision + 1))
+        # The route is the team; its webhook (else "default") is looked up at delivery.
+        assert all(m.route == "logistics" for m in outbox)
 
 
 def test_first_run_over_history_dates_the_episode_from_its_start(settings, sessions) -> None:
@@ -182,7 +196,9 @@ def test_daily_reruns_never_duplicate_a_resolved_episode(settings, sessions) -> 
         alerts = s.execute(select(Alert)).scalars().all()
         assert len(alerts) == 1 and alerts[0].status == "resolved"
         assert (alerts[0].first_day, alerts[0].last_day) == (SPIKE, SPIKE + timedelta(days=1))
-        assert count(sessions, OutboxMessage) == alerts[0].revision
+        incident = s.get(Incident, alerts[0].incident_id)
+        assert incident.status == "resolved" and incident.resolved_by == "detector"
+        assert count(sessions, OutboxMessage) == incident.revision
 
 
 def test_theme_without_team_webhook_falls_back_to_default(settings, sessions, hook) -> None:
@@ -194,7 +210,9 @@ def test_theme_without_team_webhook_falls_back_to_default(settings, sessions, ho
     run_detect(settings, sessions)
     with sessions() as s:
         assert s.execute(select(Alert.team)).scalar_one() == "marketing"
-        assert s.execute(select(OutboxMessage.route)).scalar_one() == "default"
+        assert s.execute(select(OutboxMessage.route)).scalar_one() == "marketing"
+    assert deliver_pending(settings, sessions, policy=FAST).sent == 1
+    assert [r["path"] for r in hook[0].requests] == ["/default"]
 
 
 def test_detect_on_empty_database(settings, sessions) -> None:

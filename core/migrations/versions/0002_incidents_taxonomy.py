@@ -70,6 +70,7 @@ def upgrade() -> None:
         sa.Column("summary", sa.Text(), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("rethemed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("theme_since", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("version"),
     )

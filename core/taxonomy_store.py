@@ -1,0 +1,197 @@
+"""The taxonomy's single source of truth: versioned rows of `taxonomy_versions`.
+
+Every job, the API (all its replicas), the dashboard and Slack messages read the highest
+version. The first reader seeds version 1 from `settings.taxonomy_path` (a file or a built-in
+name), else from a `data_dir/taxonomy.yaml` left by older releases, else the packaged
+e-commerce taxonomy. YAML stays the exchange format (`body`, import/export).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.models import TaxonomyVersion
+from core.settings import Settings
+from nlp.taxonomy import BUILTIN_TAXONOMIES, Taxonomy, load_taxonomy, parse_taxonomy
+
+SEED_AUTHOR = "seed"
+
+
+@dataclass(frozen=True)
+class Current:
+    taxonomy: Taxonomy
+    version: int
+
+
+def _seed_taxonomy(settings: Settings) -> tuple[Taxonomy, str]:
+    path = settings.taxonomy_path
+    if path is not None:
+        return load_taxonomy(path), f"seeded from {path}"
+    legacy = settings.data_dir / "taxonomy.yaml"  # where the file-based API store wrote edits
+    if legacy.is_file() and str(legacy) not in BUILTIN_TAXONOMIES:
+        return load_taxonomy(legacy), f"seeded from {legacy}"
+    return load_taxonomy(None), "seeded from the packaged ecommerce taxonomy"
+
+
+def latest_version(session: Session) -> int | None:
+    """The current version number (one indexed MAX: cheap enough to ask on every request)."""
+    return session.execute(select(func.max(TaxonomyVersion.version))).scalar()
+
+
+def _parse(row: TaxonomyVersion) -> Taxonomy:
+    tax = parse_taxonomy(row.body, origin=f"taxonomy version {row.version}")
+    return tax if tax.version == row.version else tax.model_copy(update={"version": row.version})
+
+
+def current(session: Session, settings: Settings) -> Current:
+    """The current taxonomy, seeding version 1 on first use (safe against a concurrent seed)."""
+    row = session.execute(
+        select(TaxonomyVersion).order_by(TaxonomyVersion.version.desc()).limit(1)
+    ).scalar_one_or_none()
+    if row is None:
+        seed, origin = _seed_taxonomy(settings)
+        seed = seed.model_copy(update={"version": 1})
+        try:
+            with session.begin_nested():
+                session.add(_row(seed, 1, SEED_AUTHOR, origin))
+        except IntegrityError:  # another process seeded first: read theirs
+            pass
+        return current(session, settings)
+    return Current(_parse(row), row.version)
+
+
+def _row(tax: Taxonomy, version: int, author: str, summary: str) -> TaxonomyVersion:
+    return TaxonomyVersion(
+        version=version,
+        name=tax.name,
+        author=author[:100],
+        created_at=datetime.now(UTC),
+        summary=summary,
+        body=tax.to_yaml(),
+        # The seed describes data already analysed with it: nothing to re-detect.
+        rethemed_at=datetime.now(UTC) if author == SEED_AUTHOR else None,
+        theme_since={},
+    )
+
+
+def save(
+    session: Session, settings: Settings, new: Taxonomy, author: str, summary: str | None = None
+) -> Current:
+    """Store `new` as the next version (raises IntegrityError if another writer got there
+    first: callers retry on the new current). Returns the stored version."""
+    old = current(session, settings)
+    version = old.version + 1
+    new = new.model_copy(update={"version": version})
+    text = summary or diff_summary(old.taxonomy, new)
+    row = _row(new, version, author, text)
+    # New themes have no stored mentions before the re-detection: their day is set by it.
+    row.theme_since = {t.id: "" for t in new.active if old.taxonomy.resolve(t.id) is None}
+    session.add(row)
+    session.flush()
+    return Current(new, version)
+
+
+def import_yaml(
+    session: Session, settings: Settings, text: str, author: str, origin: str = "<import>"
+) -> Current:
+    """Validate a YAML document and store it as the next version (TaxonomyError if invalid)."""
+    return save(session, settings, parse_taxonomy(text, origin=origin), author)
+
+
+def history(session: Session) -> list[TaxonomyVersion]:
+    return list(
+        session.execute(select(TaxonomyVersion).order_by(TaxonomyVersion.version.desc())).scalars()
+    )
+
+
+def pending_retheme(session: Session) -> TaxonomyVersion | None:
+    """The current version when its re-detection of recent themes has not run yet."""
+    row = session.execute(
+        select(TaxonomyVersion).order_by(TaxonomyVersion.version.desc()).limit(1)
+    ).scalar_one_or_none()
+    return row if row is not None and row.rethemed_at is None else None
+
+
+def theme_since(session: Session) -> dict[str, str]:
+    """Theme id -> first day its mentions exist ("" while not re-detected yet), for themes
+    added after the seed; the latest version that added a theme wins."""
+    out: dict[str, str] = {}
+    rows = session.execute(
+        select(TaxonomyVersion.theme_since).order_by(TaxonomyVersion.version)
+    ).scalars()
+    for since in rows:
+        out.update(since or {})
+    return out
+
+
+def diff_summary(old: Taxonomy | None, new: Taxonomy) -> str:
+    """One line saying what changed: added / renamed / merged / retired / edited themes."""
+    if old is None:
+        return f"{len(new.active)} themes"
+    before = {t.id: t for t in old.themes}
+    after = {t.id: t for t in new.themes}
+    parts: list[str] = []
+    for tid, theme in after.items():
+        if tid in before:
+            continue
+        gone = [a for a in theme.aliases if a in before and a not in after]
+        if gone and tid not in before:
+            # A rename keeps the old theme's body; a merge target already existed.
+            parts.append(f"renamed {gone[0]} -> {tid}")
+        else:
+            parts.append(f"added {tid}")
+    for tid in before:
+        if tid in after:
+            continue
+        target = next((t.id for t in new.themes if tid in t.aliases), None)
+        if target is not None and target in before:
+            parts.append(f"merged {tid} into {target}")
+        elif target is None:
+            parts.append(f"removed {tid}")
+    for tid, theme in after.items():
+        prev = before.get(tid)
+        if prev is None:
+            continue
+        if theme.retired and not prev.retired:
+            parts.append(f"retired {tid}")
+            continue
+        fields = [
+            name
+            for name in type(theme).model_fields
+            if name != "aliases" and getattr(theme, name) != getattr(prev, name)
+        ]
+        if fields:
+            parts.append(f"edited {tid} ({', '.join(fields)})")
+    for name in ("alarm_terms", "positive_cues", "negative_cues", "name", "language"):
+        if getattr(old, name) != getattr(new, name):
+            parts.append(f"edited {name}")
+    return "; ".join(parts) or "no change"
+
+
+class TaxonomyCache:
+    """Process-local copy of the current taxonomy, refreshed when the DB version moves (so
+    several API replicas agree within one request)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._current: Current | None = None
+
+    def get(self, session: Session) -> Current:
+        version = latest_version(session)
+        cached = self._current
+        if cached is not None and version == cached.version:
+            return cached
+        with self._lock:
+            self._current = current(session, self.settings)
+            return self._current
+
+    def put(self, value: Current) -> None:
+        with self._lock:
+            self._current = value

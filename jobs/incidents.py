@@ -1,0 +1,315 @@
+"""Incidents: what a team is told about and acts on.
+
+Every alert episode (a volume, negativity or emerging signal of one theme, overall or per
+channel) joins the open incident of its theme whose days overlap its own (widened by the
+theme's cooldown + 1), else opens one. So volume + negativity on the same days, and the
+per-channel signals of `verbatim detect --per-channel`, are ONE incident: the per-channel
+ones fill its `signals.channels` breakdown.
+
+Notification rule (Slack incoming webhooks cannot edit a message): one message when the
+incident opens; a further one only on a *material escalation*, i.e. its severity climbs at
+least two levels above the severity last sent (low -> high, medium -> critical). Everything
+else (a new day, a second kind, a channel) updates the incident row (API, dashboard) silently.
+An incident whose days are all older than `alert_freshness_days` when raised is
+`historical`: recorded, never sent; if fresh days then join it, it becomes live and sends its
+opening message.
+
+Each message carries the incident's drivers (`drivers`): the channel / source / metadata
+values over-represented among the extra mentions versus the 28 days before, 2-3 diverse
+examples (near-duplicates removed), and a dashboard link to the theme and period.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from scipy import stats
+from sqlalchemy import case, select
+from sqlalchemy.orm import Session
+
+from core.models import Alert, Feedback, Incident, OutboxMessage, ThemeMention
+from core.settings import Settings
+from nlp.spikes import SEVERITIES
+from nlp.taxonomy import Taxonomy
+
+BASELINE_DAYS = 28
+MAX_META_VALUES = 50  # a metadata field with more distinct values is an id, not a driver
+MIN_DRIVER_COUNT = 3
+MIN_SHARE_OF_EXTRA = 0.5
+DRIVER_P = 0.01
+NOTIFY_STEP = 2  # severity levels above the last message that make a new message
+
+
+def is_fresh(day: date, today: date, settings: Settings) -> bool:
+    return (today - day).days <= settings.alert_freshness_days
+
+
+def _theme_ids(taxonomy: Taxonomy, theme: str) -> list[str]:
+    t = taxonomy.resolve(theme)
+    return [theme, *(t.aliases if t else [])]
+
+
+def _sev(value: str | None) -> int:
+    return SEVERITIES.index(value) if value in SEVERITIES else -1
+
+
+def find_open(session: Session, theme: str, first: date, last: date, gap: int) -> Incident | None:
+    """The live incident of `theme` whose days, widened by `gap`, overlap [first, last]."""
+    rows = session.execute(
+        select(Incident)
+        .where(
+            Incident.theme == theme,
+            Incident.status.in_(("open", "acknowledged")),
+            Incident.first_day <= last + timedelta(days=gap),
+            Incident.last_day >= first - timedelta(days=gap),
+        )
+        .order_by(Incident.last_day.desc())
+    ).scalars()
+    return next(iter(rows), None)
+
+
+def attach(
+    session: Session,
+    settings: Settings,
+    taxonomy: Taxonomy,
+    alert: Alert,
+    *,
+    gap: int,
+    now: datetime,
+    today: date,
+    taxonomy_version: int | None = None,
+) -> tuple[Incident, bool]:
+    """Join `alert` to its incident (opening one if needed). Returns (incident, notify)."""
+    inc = None
+    if alert.incident_id is not None:
+        inc = session.get(Incident, alert.incident_id)
+    if inc is None:
+        inc = find_open(session, alert.theme, alert.first_day, alert.last_day, gap)
+    fresh = is_fresh(alert.last_day, today, settings)
+    if inc is None:
+        inc = Incident(
+            theme=alert.theme,
+            team=alert.team,
+            status="open",
+            first_day=alert.first_day,
+            last_day=alert.last_day,
+            severity=alert.severity,
+            kinds=[],
+            signals={},
+            drivers=[],
+            examples=[],
+            historical=not fresh,
+            revision=1,
+            notified_severity=None,
+            taxonomy_version=taxonomy_version,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(inc)
+        session.flush()
+    inc.first_day = min(inc.first_day, alert.first_day)
+    inc.last_day = max(inc.last_day, alert.last_day)
+    if _sev(alert.severity) > _sev(inc.severity):
+        inc.severity = alert.severity
+    if alert.kind not in inc.kinds:
+        inc.kinds = [*inc.kinds, alert.kind]
+    signal = {
+        "observed": round(float(alert.observed), 4),
+        "expected": round(float(alert.expected), 4),
+        "severity": alert.severity,
+        "first_day": alert.first_day.isoformat(),
+        "last_day": alert.last_day.isoformat(),
+        "p_value": alert.p_value,
+    }
+    signals = dict(inc.signals or {})
+    channel = (alert.details or {}).get("channel")
+    if channel:
+        per = dict(signals.get("channels", {}))
+        per[channel] = {**per.get(channel, {}), alert.kind: signal}
+        signals["channels"] = per
+    else:
+        signals[alert.kind] = signal
+    inc.signals = signals
+    inc.updated_at = now
+    if taxonomy_version is not None:
+        inc.taxonomy_version = taxonomy_version
+    alert.incident_id = inc.id
+    if inc.historical and fresh:
+        inc.historical = False  # history that continues into live days: now worth telling
+    if inc.historical:
+        return inc, False
+    if inc.notified_severity is None:
+        return inc, True
+    return inc, _sev(inc.severity) >= _sev(inc.notified_severity) + NOTIFY_STEP
+
+
+def close_quiet(session: Session, now: datetime) -> int:
+    """Incidents whose every alert the detector resolved are resolved (by "detector")."""
+    n = 0
+    for inc in session.execute(
+        select(Incident).where(Incident.status.in_(("open", "acknowledged")))
+    ).scalars():
+        statuses = set(
+            session.execute(select(Alert.status).where(Alert.incident_id == inc.id)).scalars()
+        )
+        if statuses and statuses <= {"resolved"}:
+            inc.status, inc.resolved_by, inc.resolved_at = "resolved", "detector", now
+            inc.updated_at = now
+            n += 1
+    return n
+
+
+# --- drivers ------------------------------------------------------------------------------
+def _dimension_counts(
+    session: Session, ids: Sequence[str], start: date, end: date
+) -> tuple[int, dict[str, Counter[str]]]:
+    """(mentions, {field: Counter(value)}) over channel, source and metadata fields."""
+    rows = session.execute(
+        select(Feedback.channel, Feedback.source, Feedback.meta)
+        .join(ThemeMention, ThemeMention.feedback_id == Feedback.id)
+        .where(ThemeMention.theme.in_(ids), ThemeMention.day >= start, ThemeMention.day <= end)
+    ).all()
+    dims: dict[str, Counter[str]] = {"channel": Counter(), "source": Counter()}
+    for channel, source, meta in rows:
+        dims["channel"][channel] += 1
+        dims["source"][source] += 1
+        for key, value in (meta or {}).items():
+            if isinstance(value, str | int | bool) and str(value).strip():
+                dims.setdefault(str(key), Counter())[str(value)] += 1
+    return len(rows), dims
+
+
+def drivers(
+    session: Session, taxonomy: Taxonomy, theme: str, first: date, last: date
+) -> list[dict[str, Any]]:
+    """Field values that carry most of the extra mentions of the period versus the
+    `BASELINE_DAYS` before it: share of the extra mentions >= 50 %, at least 3 mentions, and
+    an over-representation a binomial test finds significant (p < 0.01)."""
+    ids = _theme_ids(taxonomy, theme)
+    days = (last - first).days + 1
+    n_inc, inc_dims = _dimension_counts(session, ids, first, last)
+    b_start = first - timedelta(days=BASELINE_DAYS)
+    n_base, base_dims = _dimension_counts(session, ids, b_start, first - timedelta(days=1))
+    if n_inc == 0:
+        return []
+    scale = days / BASELINE_DAYS
+    extra_total = n_inc - n_base * scale
+    out: list[dict[str, Any]] = []
+    for field, counts in inc_dims.items():
+        base = base_dims.get(field, Counter())
+        if len(counts) > MAX_META_VALUES or len(counts) + len(base) < 2 and field != "channel":
+            continue
+        for value, count in counts.most_common(3):
+            if count < MIN_DRIVER_COUNT:
+                continue
+            base_share = (base.get(value, 0) + 0.5) / (n_base + 1.0)
+            inc_share = count / n_inc
+            p = float(stats.binom.sf(count - 1, n_inc, min(base_share, 1 - 1e-9)))
+            extra = count - base.get(value, 0) * scale
+            share_of_extra = extra / extra_total if extra_total > 0 else 0.0
+            if p >= DRIVER_P or share_of_extra < MIN_SHARE_OF_EXTRA or inc_share <= base_share:
+                continue
+            out.append(
+                {
+                    "field": field,
+                    "value": value,
+                    "share_of_extra": round(min(share_of_extra, 1.0), 3),
+                    "count": count,
+                    "incident_share": round(inc_share, 3),
+                    "baseline_share": round(base.get(value, 0) / n_base, 3) if n_base else 0.0,
+                    "p_value": float(f"{p:.3g}"),
+                }
+            )
+    out.sort(key=lambda d: (-d["share_of_extra"], d["p_value"]))
+    return out[:3]
+
+
+# --- examples -----------------------------------------------------------------------------
+def diverse(texts: Sequence[str], limit: int = 3, max_similarity: float = 0.6) -> list[str]:
+    """Up to `limit` texts in order, skipping any whose character n-gram TF-IDF cosine to an
+    already kept one reaches `max_similarity` (near-duplicates, copy-pasted complaints)."""
+    texts = [t for t in dict.fromkeys(t.strip() for t in texts) if t]
+    if len(texts) <= 1:
+        return texts[:limit]
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    matrix = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), lowercase=True).fit_transform(
+        texts
+    )
+    sims = (matrix @ matrix.T).toarray()
+    kept: list[int] = []
+    for i in range(len(texts)):
+        if all(sims[i, j] < max_similarity for j in kept):
+            kept.append(i)
+        if len(kept) >= limit:
+            break
+    return [texts[i] for i in kept]
+
+
+def examples(
+    session: Session, taxonomy: Taxonomy, theme: str, first: date, last: date, limit: int = 3
+) -> list[str]:
+    """2-3 diverse masked verbatims of the incident, negative and confident mentions first."""
+    from nlp.text import mask_pii
+
+    neg_first = case((ThemeMention.polarity == "negative", 0), else_=1)
+    rows = session.execute(
+        select(Feedback.text)
+        .join(ThemeMention, ThemeMention.feedback_id == Feedback.id)
+        .where(
+            ThemeMention.theme.in_(_theme_ids(taxonomy, theme)),
+            ThemeMention.day >= first,
+            ThemeMention.day <= last,
+        )
+        .order_by(neg_first, ThemeMention.score.desc(), Feedback.id)
+        .limit(limit * 10)
+    ).scalars()
+    return diverse([mask_pii(t or "") for t in rows], limit)
+
+
+def dashboard_link(base_url: str, theme: str, first: date, last: date) -> str:
+    """Opens the dashboard on the theme and the incident's period (a week of context before)."""
+    start = first - timedelta(days=7)
+    return f"{base_url.rstrip('/')}/#theme={theme}&start={start.isoformat()}&end={last.isoformat()}"
+
+
+def enqueue(session: Session, settings: Settings, taxonomy: Taxonomy, inc: Incident) -> int:
+    """Refresh drivers/examples and queue the incident's current revision (once). The route is
+    the team: its webhook is resolved when the message is delivered."""
+    from jobs.slack_message import build_incident_payload
+
+    if inc.notified_severity is not None:
+        inc.revision += 1
+    inc.drivers = drivers(session, taxonomy, inc.theme, inc.first_day, inc.last_day)
+    inc.examples = examples(session, taxonomy, inc.theme, inc.first_day, inc.last_day)
+    inc.notified_severity = inc.severity
+    exists = session.execute(
+        select(OutboxMessage.id).where(
+            OutboxMessage.incident_id == inc.id, OutboxMessage.revision == inc.revision
+        )
+    ).first()
+    if exists:
+        return 0
+    theme = taxonomy.resolve(inc.theme)
+    label = theme.label if theme else inc.theme
+    payload = build_incident_payload(
+        inc,
+        label,
+        dashboard_link(settings.dashboard_url, inc.theme, inc.first_day, inc.last_day),
+        settings.alert_language,
+    )
+    session.add(
+        OutboxMessage(
+            incident_id=inc.id,
+            alert_id=None,
+            revision=inc.revision,
+            route=inc.team,
+            payload=payload,
+            status="pending",
+            attempts=0,
+        )
+    )
+    return 1
