@@ -137,12 +137,13 @@ def diff_summary(old: Taxonomy | None, new: Taxonomy) -> str:
     before = {t.id: t for t in old.themes}
     after = {t.id: t for t in new.themes}
     parts: list[str] = []
+    renamed_from: dict[str, str] = {}
     for tid, theme in after.items():
         if tid in before:
             continue
         gone = [a for a in theme.aliases if a in before and a not in after]
-        if gone and tid not in before:
-            # A rename keeps the old theme's body; a merge target already existed.
+        if gone:  # a rename keeps the old theme under a new id
+            renamed_from[tid] = gone[0]
             parts.append(f"renamed {gone[0]} -> {tid}")
         else:
             parts.append(f"added {tid}")
@@ -150,10 +151,10 @@ def diff_summary(old: Taxonomy | None, new: Taxonomy) -> str:
         if tid in after:
             continue
         target = next((t.id for t in new.themes if tid in t.aliases), None)
-        if target is not None and target in before:
-            parts.append(f"merged {tid} into {target}")
-        elif target is None:
+        if target is None:
             parts.append(f"removed {tid}")
+        elif renamed_from.get(target) != tid:
+            parts.append(f"merged {tid} into {target}")
     for tid, theme in after.items():
         prev = before.get(tid)
         if prev is None:

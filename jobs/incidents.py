@@ -30,9 +30,17 @@ from scipy import stats
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
-from core.models import Alert, Feedback, Incident, OutboxMessage, ThemeMention
+from core.models import (
+    Alert,
+    Feedback,
+    Incident,
+    OutboxMessage,
+    ThemeMention,
+    Topic,
+    TopicAssignment,
+)
 from core.settings import Settings
-from nlp.spikes import SEVERITIES
+from nlp.spikes import SEVERITIES, topic_id_of
 from nlp.taxonomy import Taxonomy
 
 BASELINE_DAYS = 28
@@ -270,6 +278,24 @@ def examples(
     return diverse([mask_pii(t or "") for t in rows], limit)
 
 
+def topic_examples(session: Session, topic_id: int, first: date, last: date) -> list[str]:
+    """A discovered topic's most probable members over the period, near-duplicates removed."""
+    from nlp.text import mask_pii
+
+    rows = session.execute(
+        select(Feedback.text)
+        .join(TopicAssignment, TopicAssignment.feedback_id == Feedback.id)
+        .where(
+            TopicAssignment.topic_id == topic_id,
+            TopicAssignment.day >= first,
+            TopicAssignment.day <= last,
+        )
+        .order_by(TopicAssignment.probability.desc(), Feedback.id)
+        .limit(30)
+    ).scalars()
+    return diverse([mask_pii(t or "") for t in rows])
+
+
 def dashboard_link(base_url: str, theme: str, first: date, last: date) -> str:
     """Opens the dashboard on the theme and the incident's period (a week of context before)."""
     start = first - timedelta(days=7)
@@ -283,8 +309,12 @@ def enqueue(session: Session, settings: Settings, taxonomy: Taxonomy, inc: Incid
 
     if inc.notified_severity is not None:
         inc.revision += 1
-    inc.drivers = drivers(session, taxonomy, inc.theme, inc.first_day, inc.last_day)
-    inc.examples = examples(session, taxonomy, inc.theme, inc.first_day, inc.last_day)
+    topic_id = topic_id_of(inc.theme)
+    if topic_id is None:
+        inc.drivers = drivers(session, taxonomy, inc.theme, inc.first_day, inc.last_day)
+        inc.examples = examples(session, taxonomy, inc.theme, inc.first_day, inc.last_day)
+    else:
+        inc.examples = topic_examples(session, topic_id, inc.first_day, inc.last_day)
     inc.notified_severity = inc.severity
     exists = session.execute(
         select(OutboxMessage.id).where(
@@ -294,7 +324,8 @@ def enqueue(session: Session, settings: Settings, taxonomy: Taxonomy, inc: Incid
     if exists:
         return 0
     theme = taxonomy.resolve(inc.theme)
-    label = theme.label if theme else inc.theme
+    topic = session.get(Topic, topic_id) if topic_id is not None else None
+    label = theme.label if theme else topic.label if topic else inc.theme
     payload = build_incident_payload(
         inc,
         label,

@@ -15,10 +15,10 @@ from starlette.concurrency import run_in_threadpool
 
 from core.db import make_engine, session_factory
 from core.settings import Settings
+from core.taxonomy_store import TaxonomyCache
 from service.errors import install_error_handlers
 from service.middleware import LimitsAndMetrics, Metrics
 from service.routers import catalog, ingest, system, taxonomy, themes
-from service.taxonomy_store import load_current
 from service.views import KeywordCache, ViewCache
 
 DESCRIPTION = """French customer-feedback mining: themes, verbatims, topics, spike alerts.
@@ -41,7 +41,6 @@ def create_app(
     the lifespan does not run) and reused; a taxonomy edit rebuilds it once."""
     owns_engine = engine is None
     engine = engine or make_engine(settings.resolved_database_url)
-    current_taxonomy, taxonomy_path = load_current(settings)
     metrics = Metrics()
 
     @asynccontextmanager
@@ -62,27 +61,29 @@ def create_app(
     state.settings = settings
     state.engine = engine
     state.sessions = session_factory(engine)
-    state.taxonomy = current_taxonomy
-    state.taxonomy_path = taxonomy_path
-    state.taxonomy_lock = threading.Lock()
+    state.taxonomy_cache = TaxonomyCache(settings)
     state.builtin_taxonomies = {}
     state.metrics = metrics
     state.keyword_cache = KeywordCache()
     state.view_cache = ViewCache()
     state.analyzer = analyzer
-    state.analyzer_stale = False
+    state.analyzer_version = None if analyzer is None else "given"
     analyzer_lock = threading.Lock()
 
     def get_analyzer() -> Any:
         with analyzer_lock:
-            if state.analyzer is None or state.analyzer_stale:
+            with state.sessions() as session:
+                cur = state.taxonomy_cache.get(session)
+            if state.analyzer_version == "given":  # a caller's analyzer: kept until an edit
+                state.analyzer_version = cur.version
+            stale = state.analyzer_version != cur.version
+            if state.analyzer is None or stale:
                 from jobs.factory import build_analyzer
 
                 # A taxonomy change rebuilds the theme detector; the sentiment model stays.
                 loaded = state.analyzer.sentiment if state.analyzer is not None else None
-                state.analyzer = build_analyzer(settings, taxonomy=state.taxonomy,
-                                                sentiment=loaded)
-                state.analyzer_stale = False
+                state.analyzer = build_analyzer(settings, taxonomy=cur.taxonomy, sentiment=loaded)
+                state.analyzer_version = cur.version
             return state.analyzer
 
     state.get_analyzer = get_analyzer

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from core.queries import latest_day
+from core.taxonomy_store import Current
 from nlp.taxonomy import Taxonomy, load_taxonomy
 from service.errors import ApiError
 
@@ -23,10 +24,18 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def current_taxonomy(request: Request) -> Current:
+    """The current taxonomy from the database (cached per process; one cheap version query
+    per call keeps replicas in agreement)."""
+    state = request.app.state
+    with state.sessions() as session:
+        return state.taxonomy_cache.get(session)
+
+
 def pick_taxonomy(request: Request, name: str | None) -> Taxonomy:
-    """The app's current taxonomy, or a built-in one by name (cached on the app)."""
+    """The current taxonomy, or a built-in one by name (cached on the app)."""
     if name is None:
-        return request.app.state.taxonomy
+        return current_taxonomy(request).taxonomy
     cache: dict[str, Taxonomy] = request.app.state.builtin_taxonomies
     if name not in cache:
         cache[name] = load_taxonomy(name)

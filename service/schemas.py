@@ -249,8 +249,54 @@ class TaxonomyUpdate(BaseModel):
 
 
 class TaxonomyOut(BaseModel):
-    path: str | None = Field(description="file the taxonomy is saved to (null: built-in)")
+    version: int = Field(description="version in the database (the single source of truth)")
+    path: str | None = Field(
+        default=None, description="deprecated: always null (the taxonomy lives in the database)"
+    )
     taxonomy: dict[str, Any]
+
+
+class TaxonomyVersionOut(BaseModel):
+    version: int
+    author: str
+    created_at: datetime
+    summary: str = Field(description="what changed versus the previous version")
+    rethemed_at: datetime | None = Field(description="when recent themes were re-detected")
+
+
+class TaxonomyHistoryOut(BaseModel):
+    items: list[TaxonomyVersionOut]
+
+
+class IncidentOut(BaseModel):
+    id: int
+    theme: str
+    team: str
+    status: Literal["open", "acknowledged", "resolved"]
+    first_day: date
+    last_day: date
+    severity: str
+    kinds: list[str]
+    signals: dict[str, Any]
+    drivers: list[dict[str, Any]]
+    examples: list[str]
+    historical: bool
+    revision: int
+    link: str = Field(description="dashboard URL of the theme and period")
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    ack_note: str | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+    resolve_note: str | None
+
+
+class IncidentList(BaseModel):
+    items: list[IncidentOut]
+
+
+class IncidentAction(BaseModel):
+    note: str = Field(default="", max_length=2000)
 
 
 # --- feedback / analyze ---------------------------------------------------------------------

@@ -1,60 +1,20 @@
-"""Where the API reads and writes the taxonomy, and how edits are applied.
+"""How an API edit (`PUT /taxonomy`) is applied to the current taxonomy.
 
-Saved to `settings.taxonomy_path` when it is a file path, else `data_dir/taxonomy.yaml`
-(which then takes precedence over the built-in taxonomy at the next start). The previous
-file is kept under `taxonomy-history/` next to it; the taxonomy's own `history` lists edits.
+Storage is in the database (`core/taxonomy_store.py`), shared by every job and replica.
 """
 
 from __future__ import annotations
 
-import os
-from datetime import UTC, datetime
-from pathlib import Path
-
 from pydantic import ValidationError
 
-from core.settings import Settings
 from nlp.taxonomy import (
-    BUILTIN_TAXONOMIES,
     HistoryEntry,
     Taxonomy,
     TaxonomyError,
     Theme,
-    load_taxonomy,
 )
 from service.errors import ApiError
 from service.schemas import AddOp, MergeOp, RenameOp, RetireOp, TaxonomyUpdate
-
-
-def taxonomy_file(settings: Settings) -> Path:
-    path = settings.taxonomy_path
-    if path is not None and str(path) not in BUILTIN_TAXONOMIES:
-        return Path(path)
-    return settings.data_dir / "taxonomy.yaml"
-
-
-def load_current(settings: Settings) -> tuple[Taxonomy, Path | None]:
-    """(taxonomy, file it came from or None when built-in)."""
-    file = taxonomy_file(settings)
-    if file.exists():
-        return load_taxonomy(file), file
-    if settings.taxonomy_path is not None and str(settings.taxonomy_path) not in BUILTIN_TAXONOMIES:
-        return load_taxonomy(settings.taxonomy_path), file  # raises a clear TaxonomyError
-    return load_taxonomy(settings.taxonomy_path), None
-
-
-def save(settings: Settings, new: Taxonomy, old: Taxonomy) -> Path:
-    file = taxonomy_file(settings)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    if file.exists():
-        history = file.parent / "taxonomy-history"
-        history.mkdir(exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        (history / f"{file.stem}-v{old.version}-{stamp}.yaml").write_bytes(file.read_bytes())
-    tmp = file.with_suffix(file.suffix + ".tmp")
-    tmp.write_text(new.to_yaml(), encoding="utf-8")
-    os.replace(tmp, file)  # atomic: readers never see half a file
-    return file
 
 
 def _error_text(exc: Exception) -> str:

@@ -331,7 +331,9 @@ def test_taxonomy_rename_and_merge_keep_old_ids(
     client: TestClient, keys: dict[str, str], settings: Settings, engine: Engine, seeded: Seeded
 ) -> None:
     before = client.get("/taxonomy", headers=rh(keys)).json()
-    assert before["path"] is None and before["taxonomy"]["name"]
+    assert before["version"] == 1 and before["taxonomy"]["name"]
+    replica = TestClient(create_app(settings, engine=engine))  # a second API process
+    assert replica.get("/taxonomy", headers=rh(keys)).json()["version"] == 1
     ops = {
         "operations": [
             {"op": "rename", "id": "livraison", "new_id": "delivery", "label": "Expédition"},
@@ -341,10 +343,18 @@ def test_taxonomy_rename_and_merge_keep_old_ids(
     res = client.put("/taxonomy", json=ops, headers=wh(keys))
     assert res.status_code == 200, res.text
     tax = res.json()["taxonomy"]
-    assert tax["version"] == before["taxonomy"]["version"] + 2
+    assert res.json()["version"] == tax["version"] == 2  # one edit, one version
     assert [h["action"] for h in tax["history"][-2:]] == ["rename", "merge"]
-    saved = settings.data_dir / "taxonomy.yaml"
-    assert res.json()["path"] == str(saved) and saved.exists()
+    assert not (settings.data_dir / "taxonomy.yaml").exists()  # the database holds it
+    history = client.get("/taxonomy/history", headers=rh(keys)).json()["items"]
+    assert [h["version"] for h in history] == [2, 1]
+    assert history[0]["author"].startswith("api:") and history[1]["author"] == "seed"
+    assert history[0]["summary"] == "renamed livraison -> delivery; merged emballage into delivery"
+    # The other replica sees the edit at its next request (version check, no restart).
+    assert replica.get("/taxonomy", headers=rh(keys)).json()["version"] == 2
+    assert "delivery" in {
+        t["id"] for t in replica.get("/themes", headers=rh(keys)).json()["themes"]
+    }
 
     # Old ids resolve to the new theme; stored mentions under the old ids are folded in.
     old = client.get("/themes/livraison", headers=rh(keys)).json()
@@ -356,12 +366,12 @@ def test_taxonomy_rename_and_merge_keep_old_ids(
     verb = client.get("/themes/emballage/verbatims?limit=1", headers=rh(keys)).json()
     assert verb["theme"] == "delivery"
 
-    # A second edit keeps the first in the history folder; a fresh app loads the saved file.
-    res = client.put(
+    # An edit through the replica is seen by the first app; a fresh app loads it too.
+    res = replica.put(
         "/taxonomy", json={"operations": [{"op": "retire", "id": "prix"}]}, headers=wh(keys)
     )
     assert res.status_code == 200
-    assert len(list((settings.data_dir / "taxonomy-history").glob("*.yaml"))) == 1
+    assert client.get("/taxonomy", headers=rh(keys)).json()["version"] == 3
     fresh = TestClient(create_app(settings, engine=engine))
     got = fresh.get("/taxonomy", headers=rh(keys)).json()["taxonomy"]
     assert got["version"] == tax["version"] + 1

@@ -11,7 +11,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
-from core.models import Alert, Analysis, Feedback, OutboxMessage, Topic, TopicAssignment
+from core.models import (
+    Alert,
+    Analysis,
+    Feedback,
+    Incident,
+    OutboxMessage,
+    Topic,
+    TopicAssignment,
+)
 from core.settings import Settings
 from jobs.aggregate import aggregate_all
 from jobs.detect import run_detect
@@ -130,7 +138,8 @@ def test_job_raises_updates_and_resolves_topic_growth(
                 {"a": True, "b": True, "c": False})
 
     first = START + timedelta(days=35)
-    run_detect(settings, sessions, since=START + timedelta(days=30), day=first)
+    # `today`: the data's last day, so these incidents are fresh (sent), not historical.
+    run_detect(settings, sessions, since=START + timedelta(days=30), day=first, today=first)
     alerts = [a for a in _alerts(sessions) if a.theme.startswith("topic:")]
     assert [a.theme for a in alerts] == [f"topic:{ids['a']}"]
     alert = alerts[0]
@@ -138,7 +147,7 @@ def test_job_raises_updates_and_resolves_topic_growth(
     assert alert.first_day == first and alert.observed == 32
     assert alert.details["topic_id"] == ids["a"] and alert.details["topic_label"] == "sujet a"
     assert alert.alert_key.startswith(f"topic:{ids['a']}|emerging|")
-    queued = [m for m in _outbox(sessions) if m.alert_id == alert.id]
+    queued = [m for m in _outbox(sessions) if m.incident_id == alert.incident_id]
     assert len(queued) == 1 and queued[0].route == "default"
     body = json.dumps(queued[0].payload, ensure_ascii=False)
     assert "sujet a" in body and "Le a pose souci" in body  # label and a member verbatim
@@ -146,11 +155,13 @@ def test_job_raises_updates_and_resolves_topic_growth(
     # The growth persists two more days: the same alert is updated, not repeated; re-running
     # the same days changes nothing.
     for _ in range(2):
-        run_detect(settings, sessions, since=first, day=first + timedelta(days=2))
+        run_detect(settings, sessions, since=first, day=first + timedelta(days=2), today=first)
     alerts = [a for a in _alerts(sessions) if a.theme.startswith("topic:")]
     assert len(alerts) == 1 and alerts[0].last_day == first + timedelta(days=2)
     assert alerts[0].observed == 38
-    assert len([m for m in _outbox(sessions) if m.alert_id == alert.id]) == alerts[0].revision
+    with sessions() as s:
+        revision = s.get(Incident, alert.incident_id).revision
+    assert len([m for m in _outbox(sessions) if m.incident_id == alert.incident_id]) == revision
 
     # Back to normal: after the cooldown (3 quiet days) the episode is resolved.
     run_detect(settings, sessions, since=first + timedelta(days=3), day=START + timedelta(DAYS - 1))
@@ -161,6 +172,7 @@ def test_job_raises_updates_and_resolves_topic_growth(
     with session_scope(sessions) as s:
         s.query(OutboxMessage).delete()
         s.query(Alert).delete()
+        s.query(Incident).delete()
     run_detect(settings, sessions, since=first, day=first, topics=False)
     assert not [a for a in _alerts(sessions) if a.theme.startswith("topic:")]
 

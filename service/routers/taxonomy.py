@@ -1,27 +1,32 @@
-"""/taxonomy: read it, edit it (add/rename/merge/retire or a full document)."""
+"""/taxonomy: read it, edit it (add/rename/merge/retire or a full document), its history.
+
+The taxonomy lives in the database (`core/taxonomy_store.py`): every API replica and every job
+reads the same current version; an edit records who (the API key's name), when and a summary.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy.exc import IntegrityError
 
+from core import taxonomy_store
+from core.models import ApiKey
 from service.auth import require
-from service.deps import cached_json
+from service.deps import cached_json, current_taxonomy
 from service.errors import ApiError
-from service.schemas import ErrorOut, TaxonomyOut, TaxonomyUpdate
-from service.taxonomy_store import apply_update, save, taxonomy_file
+from service.schemas import (
+    ErrorOut,
+    TaxonomyHistoryOut,
+    TaxonomyOut,
+    TaxonomyUpdate,
+    TaxonomyVersionOut,
+)
+from service.taxonomy_store import apply_update
 
 router = APIRouter(
     tags=["taxonomy"],
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
-
-
-def _out(request: Request) -> TaxonomyOut:
-    state = request.app.state
-    path = state.taxonomy_path
-    return TaxonomyOut(
-        path=str(path) if path else None, taxonomy=state.taxonomy.model_dump(mode="json")
-    )
 
 
 @router.get(
@@ -31,26 +36,56 @@ def _out(request: Request) -> TaxonomyOut:
     summary="The current taxonomy",
 )
 def get_taxonomy(request: Request) -> Response:
-    return cached_json(request, _out(request))
+    cur = current_taxonomy(request)
+    return cached_json(
+        request, TaxonomyOut(version=cur.version, taxonomy=cur.taxonomy.model_dump(mode="json"))
+    )
+
+
+@router.get(
+    "/taxonomy/history",
+    response_model=TaxonomyHistoryOut,
+    dependencies=[Depends(require("read"))],
+    summary="Every version: who, when, what changed",
+)
+def taxonomy_history(request: Request) -> TaxonomyHistoryOut:
+    current_taxonomy(request)  # seeds version 1 on a fresh database
+    with request.app.state.sessions() as session:
+        rows = taxonomy_store.history(session)
+        return TaxonomyHistoryOut(
+            items=[
+                TaxonomyVersionOut(
+                    version=r.version,
+                    author=r.author,
+                    created_at=r.created_at,
+                    summary=r.summary,
+                    rethemed_at=r.rethemed_at,
+                )
+                for r in rows
+            ]
+        )
 
 
 @router.put(
     "/taxonomy",
     response_model=TaxonomyOut,
-    dependencies=[Depends(require("write"))],
     summary="Edit the taxonomy (old ids stay resolvable through aliases)",
 )
-def put_taxonomy(request: Request, update: TaxonomyUpdate) -> TaxonomyOut:
+def put_taxonomy(
+    request: Request, update: TaxonomyUpdate, key: ApiKey | None = Depends(require("write"))
+) -> TaxonomyOut:
     state = request.app.state
-    with state.taxonomy_lock:  # one edit at a time: each builds on the previous version
-        current = state.taxonomy
-        new = apply_update(current, update)
-        try:
-            state.taxonomy_path = save(state.settings, new, current)
-        except OSError as exc:
-            raise ApiError(
-                500, f"cannot write {taxonomy_file(state.settings)}: {exc}", "taxonomy"
-            ) from exc
-        state.taxonomy = new
-        state.analyzer_stale = True  # rebuilt with the new taxonomy at the next /analyze
-    return _out(request)
+    author = f"api:{key.name}" if key is not None else "api"
+    for _attempt in range(3):  # another replica may store a version between read and write
+        with state.sessions() as session:
+            cur = state.taxonomy_cache.get(session)
+            new = apply_update(cur.taxonomy, update)
+            try:
+                stored = taxonomy_store.save(session, state.settings, new, author)
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                continue
+        state.taxonomy_cache.put(stored)
+        return TaxonomyOut(version=stored.version, taxonomy=stored.taxonomy.model_dump(mode="json"))
+    raise ApiError(409, "the taxonomy changed concurrently; retry", "taxonomy")
