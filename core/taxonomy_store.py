@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from core.db import session_scope
 from core.models import TaxonomyVersion
 from core.settings import Settings
 from nlp.taxonomy import BUILTIN_TAXONOMIES, Taxonomy, load_taxonomy, parse_taxonomy
@@ -37,6 +38,12 @@ def _seed_taxonomy(settings: Settings) -> tuple[Taxonomy, str]:
     if legacy.is_file() and str(legacy) not in BUILTIN_TAXONOMIES:
         return load_taxonomy(legacy), f"seeded from {legacy}"
     return load_taxonomy(None), "seeded from the packaged ecommerce taxonomy"
+
+
+def for_job(sessions: sessionmaker[Session], settings: Settings) -> Current:
+    """The current taxonomy for a job (its own short transaction; seeds on first use)."""
+    with session_scope(sessions) as session:
+        return current(session, settings)
 
 
 def latest_version(session: Session) -> int | None:

@@ -65,13 +65,15 @@ def register(app: typer.Typer) -> None:
         day: str | None = typer.Option(None, help="Day to test (default: latest aggregated)."),
         since: str | None = typer.Option(None, help="Test every day from this one to --day."),
         per_channel: bool = typer.Option(False, help="Also one series per channel."),
-        taxonomy: str | None = typer.Option(None, help="Taxonomy file or builtin name."),
+        taxonomy: str | None = typer.Option(
+            None, help="Taxonomy file or builtin name (default: the database's current one)."
+        ),
     ) -> None:
-        """Detect spikes on the daily aggregates; raise/update alerts and queue messages."""
+        """Detect spikes on every day not evaluated yet; raise/update incidents, queue messages."""
         from jobs.detect import run_detect
 
         settings = _settings()
-        tax = _taxonomy(taxonomy, settings)
+        tax = _taxonomy(taxonomy, settings) if taxonomy is not None else None
         result = run_detect(
             settings,
             _sessions(settings),
@@ -80,6 +82,7 @@ def register(app: typer.Typer) -> None:
             taxonomy=tax,
             per_channel=per_channel,
         )
+        typer.echo(f"taxonomy version {result.taxonomy_version}", err=True)
         if not result.days:
             typer.echo("no aggregated data yet: run `verbatim aggregate` first")
             return
@@ -90,8 +93,9 @@ def register(app: typer.Typer) -> None:
             )
         typer.echo(
             f"{len(result.signals)} signal(s): {result.new} new alert(s), "
-            f"{result.updated} updated, {result.resolved} resolved, "
-            f"{result.queued} message(s) queued"
+            f"{result.updated} updated, {result.resolved} resolved; "
+            f"{len(result.incidents)} incident(s) ({result.historical} historical, never "
+            f"sent); {result.queued} message(s) queued"
         )
 
     @app.command()

@@ -76,12 +76,16 @@ def _open(settings: Any) -> Any:
     return session_factory(engine)
 
 
-def _analyzer(settings: Any, backend: str | None = None) -> Any:
-    """The analyzer from settings; a bad backend name or missing model is a user error."""
+def _analyzer(settings: Any, backend: str | None = None, sessions: Any = None) -> Any:
+    """The analyzer from settings and the database's current taxonomy; a bad backend name or
+    missing model is a user error."""
+    from core.taxonomy_store import for_job
     from jobs.factory import build_analyzer
 
+    cur = for_job(sessions or _open(settings), settings)
+    typer.echo(f"taxonomy version {cur.version}", err=True)
     try:
-        return build_analyzer(settings, backend=backend)
+        return build_analyzer(settings, backend=backend, taxonomy=cur.taxonomy)
     except (ValueError, OSError, ImportError) as exc:
         raise _err(f"cannot build the analyzer: {exc}") from None
 
@@ -195,7 +199,7 @@ def register(app: typer.Typer) -> None:
             Console().print("nothing to analyse: every stored verbatim is analysed")
             return
         with console.status("loading the analyzer…"):
-            analyzer = _analyzer(settings, backend)
+            analyzer = _analyzer(settings, backend, sessions)
         with console.status("analysing…") as status:
             result = run_enrich(
                 sessions,
@@ -356,7 +360,7 @@ def register(app: typer.Typer) -> None:
 
         def load_analyzer() -> Any:  # only called when there is something to analyse
             with err.status("loading the analyzer…"):
-                return _analyzer(settings)
+                return _analyzer(settings, sessions=sessions)
 
         status: Any = None
 
@@ -387,6 +391,12 @@ def register(app: typer.Typer) -> None:
             err.print(
                 f"[bold red]error:[/] source {escape(src.source)}: {escape(message)}",
                 highlight=False,
+            )
+        if summary.rethemed is not None:
+            r = summary.rethemed
+            out.print(
+                f"taxonomy version {r.version}: themes re-detected on {r.verbatims} verbatims "
+                f"since {r.start} (no sentiment pass)"
             )
         if summary.enriched is not None:
             failed = summary.enriched.failed
@@ -423,8 +433,8 @@ def _show_report(
     from rich.console import Console
 
     from core.db import session_scope
+    from core.taxonomy_store import for_job
     from jobs.report import build_report, render_report
-    from nlp.taxonomy import load_taxonomy
 
     settings = _settings()
     if days < 1:
@@ -435,8 +445,10 @@ def _show_report(
             end_day = date.fromisoformat(end)
         except ValueError:
             raise _err(f"--end: {end!r} is not a YYYY-MM-DD date") from None
-    taxonomy = load_taxonomy(settings.taxonomy_path)
     sessions = sessions or _open(settings)
+    cur = for_job(sessions, settings)
+    taxonomy = cur.taxonomy
+    Console(stderr=True).print(f"taxonomy version {cur.version}", highlight=False)
     with session_scope(sessions) as session:
         rep = build_report(
             session, taxonomy, days=days, end=end_day, channel=channel, source=source

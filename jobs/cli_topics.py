@@ -64,10 +64,12 @@ def register(app: typer.Typer) -> None:
             settings = load_settings()
         except ValidationError as exc:
             raise _fail(f"invalid configuration: {exc}") from None
-        try:
-            tax = load_taxonomy(taxonomy if taxonomy is not None else settings.taxonomy_path)
-        except TaxonomyError as exc:
-            raise _fail(str(exc)) from None
+        tax = None
+        if taxonomy is not None:
+            try:
+                tax = load_taxonomy(taxonomy)
+            except TaxonomyError as exc:
+                raise _fail(str(exc)) from None
         cfg = TopicJobConfig(method=method,  # type: ignore[arg-type]
                              since=_day(since, "--since"), until=_day(until, "--until"),
                              max_docs=max_docs)
@@ -81,6 +83,12 @@ def register(app: typer.Typer) -> None:
             migrate(engine)
         except OperationalError as exc:
             raise _fail(f"database error: {exc.orig}", 1) from None
+        if tax is None:  # the database's current taxonomy, as every job
+            from core.taxonomy_store import for_job
+
+            cur = for_job(session_factory(engine), settings)
+            tax = cur.taxonomy
+            typer.echo(f"taxonomy version {cur.version}", err=True)
         try:
             enc = load_encoder(encoder, cache_dir=settings.resolved_model_dir)
         except (EncoderBuildError, OSError, ValueError) as exc:

@@ -112,9 +112,10 @@ def enrich(
         if not reanalyze and not has_pending(sessions):
             return EnrichResult()
         if analyzer_factory is None:
+            from core.taxonomy_store import for_job
             from jobs.factory import build_analyzer
 
-            analyzer = build_analyzer(settings)
+            analyzer = build_analyzer(settings, taxonomy=for_job(sessions, settings).taxonomy)
         else:
             analyzer = analyzer_factory()
     size = batch_size or settings.batch_size

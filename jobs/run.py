@@ -22,6 +22,7 @@ from jobs.alerts import DeliveryResult
 from jobs.detect import DetectResult
 from jobs.enrich import EnrichResult, enrich
 from jobs.ingest import IngestResult, MappingError, ReaderError, ingest_file
+from jobs.retheme import RethemeResult, retheme
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class RunSummary:
     enriched: EnrichResult | None = None
     aggregated_rows: int = 0
     demo: bool = False
+    rethemed: RethemeResult | None = None  # a taxonomy change applied to the recent window
     detected: DetectResult | None = None  # None: detection failed (logged), retried next run
     delivered: DeliveryResult | None = None  # None: nothing delivered (no webhooks / failure)
 
@@ -161,6 +163,18 @@ def _run(
             summary.ingested.append((src, result))
         except (MappingError, ReaderError, FileNotFoundError, OSError) as exc:
             summary.errors.append((src, str(exc)))
+    with session_scope(sessions) as session:
+        from core import taxonomy_store
+
+        pending = taxonomy_store.pending_retheme(session) is not None
+    if pending:
+        # A taxonomy edit: re-detect the recent window's themes (stored sentiment kept) so
+        # this run's aggregates, detection and report use the new version.
+        if analyzer is None and analyzer_factory is not None:
+            analyzer = analyzer_factory()
+        summary.rethemed = retheme(
+            settings, sessions, sentiment=getattr(analyzer, "sentiment", None)
+        )
     summary.enriched = enrich(
         sessions,
         settings,
