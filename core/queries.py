@@ -21,6 +21,7 @@ from core.models import (
     Analysis,
     DailyAggregate,
     Feedback,
+    Incident,
     ThemeMention,
     Topic,
     TopicAssignment,
@@ -751,3 +752,55 @@ def rating_impacts(
         name: _impact(*per_theme.get(name, (0.0, 0)), totals.rating_sum, totals.rating_count)
         for name in themes
     }
+
+
+# --- incidents ------------------------------------------------------------------------------
+INCIDENT_STATUSES = ("open", "acknowledged", "resolved")
+
+
+def list_incidents(
+    session: Session,
+    *,
+    status: str | None = None,
+    themes: Sequence[str] | None = None,
+    include_historical: bool = True,
+    limit: int = 50,
+) -> list[Incident]:
+    """Incidents, latest first (by last day, then id)."""
+    query = select(Incident)
+    if status is not None:
+        query = query.where(Incident.status == status)
+    if themes:
+        query = query.where(Incident.theme.in_(list(themes)))
+    if not include_historical:
+        query = query.where(Incident.historical.is_(False))
+    query = query.order_by(Incident.last_day.desc(), Incident.id.desc()).limit(limit)
+    return list(session.execute(query).scalars())
+
+
+def set_incident_status(
+    session: Session, incident_id: int, action: str, who: str, note: str
+) -> Incident | None:
+    """Acknowledge or resolve an incident (who, when, note); None when it does not exist.
+    Acknowledging a resolved incident leaves it resolved; resolving twice keeps the first."""
+    inc = session.get(Incident, incident_id)
+    if inc is None:
+        return None
+    now = datetime.now(UTC)
+    if action == "acknowledge":
+        if inc.status == "open":
+            inc.status = "acknowledged"
+        inc.acknowledged_by, inc.acknowledged_at, inc.ack_note = who, now, note or None
+    elif inc.status != "resolved" or inc.resolved_by == "detector":
+        inc.status, inc.resolved_by, inc.resolved_at = "resolved", who, now
+        inc.resolve_note = note or None
+    inc.updated_at = now
+    return inc
+
+
+def dashboard_link(base_url: str, theme: str, first: date, last: date) -> str:
+    """Opens the dashboard on the theme and an incident's period (a week of context before)."""
+    start = first - timedelta(days=7)
+    return (
+        f"{base_url.rstrip('/')}/#theme={theme}&start={start.isoformat()}&end={last.isoformat()}"
+    )

@@ -39,6 +39,7 @@ from core.models import (
     Topic,
     TopicAssignment,
 )
+from core.queries import dashboard_link
 from core.settings import Settings
 from nlp.spikes import SEVERITIES, topic_id_of
 from nlp.taxonomy import Taxonomy
@@ -294,12 +295,6 @@ def topic_examples(session: Session, topic_id: int, first: date, last: date) -> 
         .limit(30)
     ).scalars()
     return diverse([mask_pii(t or "") for t in rows])
-
-
-def dashboard_link(base_url: str, theme: str, first: date, last: date) -> str:
-    """Opens the dashboard on the theme and the incident's period (a week of context before)."""
-    start = first - timedelta(days=7)
-    return f"{base_url.rstrip('/')}/#theme={theme}&start={start.isoformat()}&end={last.isoformat()}"
 
 
 def enqueue(session: Session, settings: Settings, taxonomy: Taxonomy, inc: Incident) -> int:

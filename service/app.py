@@ -18,7 +18,7 @@ from core.settings import Settings
 from core.taxonomy_store import TaxonomyCache
 from service.errors import install_error_handlers
 from service.middleware import LimitsAndMetrics, Metrics
-from service.routers import catalog, ingest, system, taxonomy, themes
+from service.routers import catalog, incidents, ingest, system, taxonomy, themes
 from service.views import KeywordCache, ViewCache
 
 DESCRIPTION = """French customer-feedback mining: themes, verbatims, topics, spike alerts.
@@ -89,7 +89,7 @@ def create_app(
     state.get_analyzer = get_analyzer
 
     install_error_handlers(app)
-    for module in (themes, catalog, taxonomy, ingest, system):
+    for module in (themes, catalog, incidents, taxonomy, ingest, system):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=system.STATIC), name="static")
 

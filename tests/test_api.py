@@ -59,6 +59,10 @@ def wh(keys: dict[str, str]) -> dict[str, str]:
         ("GET", "/alerts"),
         ("GET", "/taxonomy"),
         ("PUT", "/taxonomy"),
+        ("GET", "/taxonomy/history"),
+        ("GET", "/incidents"),
+        ("POST", "/incidents/1/acknowledge"),
+        ("POST", "/incidents/1/resolve"),
         ("POST", "/feedback"),
         ("POST", "/analyze"),
     ],
@@ -720,3 +724,33 @@ def test_unexpected_errors_are_json_500(
     assert "exploded" not in res.text
     health = client.get("/health")
     assert health.status_code == 503 and health.json()["status"] == "degraded"
+
+
+# --- incidents ------------------------------------------------------------------------------
+
+
+def test_incidents_list_acknowledge_resolve(client: TestClient, keys: dict[str, str]) -> None:
+    items = client.get("/incidents", headers=rh(keys)).json()["items"]
+    assert [i["theme"] for i in items] == ["livraison"]
+    inc = items[0]
+    assert inc["status"] == "open" and inc["drivers"][0]["value"] == "Colissimo"
+    assert inc["link"].endswith("/#theme=livraison&start=2026-03-19&end=2026-03-28")
+    path = f"/incidents/{inc['id']}"
+    # Reading keys cannot act; unknown ids are a 404 naming the field.
+    assert client.post(path + "/acknowledge", json={}, headers=rh(keys)).status_code == 403
+    missing = client.post("/incidents/999/resolve", json={"note": "x"}, headers=wh(keys))
+    assert missing.status_code == 404 and missing.json()["field"] == "incident_id"
+    ack = client.post(path + "/acknowledge", json={"note": "on regarde"}, headers=wh(keys))
+    assert ack.status_code == 200, ack.text
+    body = ack.json()
+    assert (body["status"], body["acknowledged_by"], body["ack_note"]) == (
+        "acknowledged", "ecriture", "on regarde")
+    assert body["acknowledged_at"] is not None
+    done = client.post(path + "/resolve", json={"note": "transporteur changé"}, headers=wh(keys))
+    assert done.json()["status"] == "resolved" and done.json()["resolved_by"] == "ecriture"
+    assert done.json()["resolve_note"] == "transporteur changé"
+    assert client.get("/incidents?status=open", headers=rh(keys)).json()["items"] == []
+    by_theme = client.get("/incidents?theme=livraison&status=resolved", headers=rh(keys)).json()
+    assert len(by_theme["items"]) == 1
+    too_long = client.post(path + "/resolve", json={"note": "x" * 3000}, headers=wh(keys))
+    assert too_long.status_code == 422

@@ -28,7 +28,7 @@ def test_dashboard_page_and_assets(settings: Settings, engine: Engine) -> None:
     page = client.get("/")
     assert page.status_code == 200
     assert '<html lang="fr">' in page.text
-    for text in ("Thèmes", "Alertes", "Tendance", "Clé API"):
+    for text in ("Thèmes", "Incidents", "Tendance", "Clé API"):
         assert text in page.text
     for asset in ("/static/app.js", "/static/style.css"):
         res = client.get(asset)
@@ -52,7 +52,7 @@ def live_server(
 
     seed(sessions)
     with session_scope(sessions) as session:
-        _, token = create_key(session, "navigateur", "read")
+        _, token = create_key(session, "navigateur", "write")
     app = create_app(settings, engine=engine, build_analyzer_at_startup=False)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -115,6 +115,21 @@ def test_drill_down_in_browser(live_server: tuple[str, str]) -> None:
             page.click("#polarity button[data-polarity=negative]")
             expect(page.locator("#verbatims li.verbatim mark").first).to_have_text(KNOWN_EVIDENCE)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+            # An incident: its drivers are shown; acknowledging it records who, with a note.
+            incident = page.locator("#alerts li").first
+            expect(incident).to_contain_text("78 % : transporteur « Colissimo »")
+            page.once("dialog", lambda d: d.accept("vu avec le transporteur"))
+            incident.locator("button.ack").click()
+            expect(page.locator("#alerts li .incident-status").first).to_contain_text(
+                "pris en charge par navigateur"
+            )
+
+            # A Slack link opens that theme and period.
+            page.goto(url + "/#theme=emballage&start=2026-03-20&end=2026-03-28")
+            expect(page.locator("#detail-title")).to_have_text("Emballage")
+            expect(page.locator("#detail-meta")).to_contain_text("du 2026-03-20 au 2026-03-28")
+            assert page.locator("#chart svg rect").count() == 2 * 9
 
             # The key survives a reload: no dialog, data shown directly.
             page.reload()

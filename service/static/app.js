@@ -3,7 +3,7 @@
 
 const KEY_STORAGE = "verbatim.apiKey";
 const SVG_NS = "http://www.w3.org/2000/svg";
-const state = { theme: null, polarity: "", cursor: null };
+const state = { theme: null, polarity: "", cursor: null, start: null, end: null };
 const $ = (sel) => document.querySelector(sel);
 const fmtPct = (x) => (x * 100).toLocaleString("fr-FR", { maximumFractionDigits: 0 }) + " %";
 const fmtNum = (x) => x.toLocaleString("fr-FR");
@@ -25,11 +25,12 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-async function api(path) {
+async function api(path, method = "GET", body = undefined) {
   const headers = { Accept: "application/json" };
   const key = localStorage.getItem(KEY_STORAGE);
   if (key) headers["X-API-Key"] = key;
-  const res = await fetch(path, { headers });
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (res.status === 401 || res.status === 403) {
     const body = await res.json().catch(() => ({}));
     setStatus("Accès refusé : " + (body.detail || res.status) + ". Renseignez une clé API.");
@@ -173,6 +174,8 @@ async function loadVerbatims(append) {
   if (state.polarity) p.set("polarity", state.polarity);
   if ($("#channel").value) p.set("channel", $("#channel").value);
   if (append && state.cursor) p.set("cursor", state.cursor);
+  if (state.start) p.set("start", state.start);
+  if (state.end) p.set("end", state.end);
   const data = await api(`/themes/${encodeURIComponent(state.theme)}/verbatims?` + p);
   const list = $("#verbatims");
   if (!append) list.replaceChildren();
@@ -196,28 +199,68 @@ async function openTheme(id) {
     tr.classList.toggle("selected", tr.dataset.theme === id));
   const p = new URLSearchParams({ days: "30" });
   if ($("#channel").value) p.set("channel", $("#channel").value);
+  if (state.start && state.end) { p.delete("days"); p.set("start", state.start); p.set("end", state.end); }
   const detail = await api(`/themes/${encodeURIComponent(id)}?` + p);
   $("#detail").hidden = false;
   $("#detail-title").textContent = detail.label;
   const s = detail.summary;
+  const span = state.start && state.end ? `du ${state.start} au ${state.end}` : "sur 30 jours";
   $("#detail-meta").textContent = `Équipe ${detail.team} · étape ${STAGE[detail.stage] || detail.stage} · ` +
-    `${fmtNum(s.volume)} verbatims sur 30 jours, ${fmtPct(s.negative_share)} négatifs`;
+    `${fmtNum(s.volume)} verbatims ${span}, ${fmtPct(s.negative_share)} négatifs`;
   $("#chart").replaceChildren(chart(detail.series));
   await loadVerbatims(false);
   $("#detail").scrollIntoView({ behavior: "smooth", block: "start" });
 }
 
+// Incidents (one per theme and period): acknowledge / resolve with a note (write key).
+const STATUS = { open: "ouvert", acknowledged: "pris en charge", resolved: "résolu" };
+
+async function incidentAction(id, action) {
+  const note = window.prompt(action === "resolve" ? "Note de résolution :" : "Note (facultative) :", "");
+  if (note === null) return;
+  try {
+    await api(`/incidents/${id}/${action}`, "POST", { note });
+    await loadAlerts();
+  } catch (err) {
+    if (err.message !== "auth") setStatus("Erreur : " + err.message);
+  }
+}
+
 async function loadAlerts() {
-  const data = await api("/alerts?limit=20");
+  const data = await api("/incidents?historical=false&limit=20");
   const list = $("#alerts");
   list.replaceChildren();
   for (const a of data.items) {
-    list.append(el("li", {},
+    const who = a.status === "resolved" ? ` par ${a.resolved_by}` : a.acknowledged_by ? ` par ${a.acknowledged_by}` : "";
+    const drivers = (a.drivers || []).map((d) => `${Math.round(d.share_of_extra * 100)} % : ${d.field} « ${d.value} »`).join(" ; ");
+    const open = el("a", { href: `#theme=${encodeURIComponent(a.theme)}&start=${a.first_day}&end=${a.last_day}` }, "voir");
+    const li = el("li", { "data-incident": a.id },
       el("span", { class: "badge " + a.severity }, SEVERITY[a.severity] || a.severity), " ",
-      el("strong", {}, labels[a.theme] || a.theme), ` — ${KIND[a.kind] || a.kind}, du ${a.first_day} au ${a.last_day} `,
-      el("span", { class: "muted" }, `(observé ${a.observed}, attendu ${a.expected}) · ${a.status === "open" ? "ouverte" : "résolue"}`)));
+      el("strong", {}, labels[a.theme] || a.theme), ` — ${a.kinds.map((k) => KIND[k] || k).join(" + ")}, du ${a.first_day} au ${a.last_day} `,
+      el("span", { class: "muted incident-status" }, `· ${STATUS[a.status] || a.status}${who}`), " ", open);
+    if (drivers) li.append(el("div", { class: "muted" }, drivers));
+    if (a.status !== "resolved") {
+      if (a.status === "open") {
+        const ack = el("button", { type: "button", class: "ghost ack" }, "Prendre en charge");
+        ack.addEventListener("click", () => incidentAction(a.id, "acknowledge"));
+        li.append(" ", ack);
+      }
+      const res = el("button", { type: "button", class: "ghost resolve" }, "Résoudre");
+      res.addEventListener("click", () => incidentAction(a.id, "resolve"));
+      li.append(" ", res);
+    }
+    list.append(li);
   }
-  if (!data.items.length) list.append(el("li", { class: "muted" }, "Aucune alerte."));
+  if (!data.items.length) list.append(el("li", { class: "muted" }, "Aucun incident."));
+}
+
+// `#theme=emballage&start=2026-01-01&end=2026-01-31` (Slack links) opens that theme and period.
+function readHash() {
+  const h = new URLSearchParams(window.location.hash.replace(/^#/, ""));
+  const day = /^\d{4}-\d{2}-\d{2}$/;
+  state.theme = h.get("theme") || state.theme;
+  state.start = day.test(h.get("start") || "") ? h.get("start") : null;
+  state.end = day.test(h.get("end") || "") ? h.get("end") : null;
 }
 
 async function refresh() {
@@ -232,6 +275,8 @@ async function refresh() {
 }
 
 function init() {
+  readHash();
+  window.addEventListener("hashchange", () => { readHash(); refresh(); });
   $("#days").addEventListener("change", refresh);
   $("#channel").addEventListener("change", refresh);
   $("#more").addEventListener("click", () => loadVerbatims(true));

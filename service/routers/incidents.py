@@ -1,0 +1,118 @@
+"""/incidents: list them, acknowledge and resolve them with a note (who = the API key's name)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from sqlalchemy.orm import Session
+
+from core.models import ApiKey, Incident
+from core.queries import dashboard_link, list_incidents, set_incident_status
+from service.auth import require
+from service.deps import get_session, pick_taxonomy
+from service.errors import ApiError
+from service.schemas import ErrorOut, IncidentAction, IncidentList, IncidentOut
+
+router = APIRouter(
+    tags=["incidents"],
+    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+
+
+def _out(request: Request, inc: Incident) -> IncidentOut:
+    url = request.app.state.settings.dashboard_url
+    return IncidentOut(
+        id=inc.id,
+        theme=inc.theme,
+        team=inc.team,
+        status=inc.status,  # type: ignore[arg-type]
+        first_day=inc.first_day,
+        last_day=inc.last_day,
+        severity=inc.severity,
+        kinds=list(inc.kinds or []),
+        signals=dict(inc.signals or {}),
+        drivers=list(inc.drivers or []),
+        examples=list(inc.examples or []),
+        historical=inc.historical,
+        revision=inc.revision,
+        link=dashboard_link(url, inc.theme, inc.first_day, inc.last_day),
+        acknowledged_by=inc.acknowledged_by,
+        acknowledged_at=inc.acknowledged_at,
+        ack_note=inc.ack_note,
+        resolved_by=inc.resolved_by,
+        resolved_at=inc.resolved_at,
+        resolve_note=inc.resolve_note,
+    )
+
+
+@router.get(
+    "/incidents",
+    response_model=IncidentList,
+    dependencies=[Depends(require("read"))],
+    summary="Incidents (one per theme and period), latest first",
+)
+def get_incidents(
+    request: Request,
+    status: Literal["open", "acknowledged", "resolved"] | None = Query(None),
+    theme: str | None = Query(None, description="a theme id (former ids resolve)"),
+    historical: bool = Query(True, description="include incidents raised on old days"),
+    limit: int = Query(50, ge=1, le=500),
+    session: Session = Depends(get_session),
+) -> IncidentList:
+    themes = None
+    if theme is not None:
+        resolved = pick_taxonomy(request, None).resolve(theme)
+        themes = [theme] if resolved is None else [resolved.id, *resolved.aliases]
+    rows = list_incidents(
+        session, status=status, themes=themes, include_historical=historical, limit=limit
+    )
+    return IncidentList(items=[_out(request, r) for r in rows])
+
+
+def _act(
+    request: Request,
+    incident_id: int,
+    action: str,
+    body: IncidentAction,
+    key: ApiKey | None,
+    session: Session,
+) -> IncidentOut:
+    who = key.name if key is not None else "api"
+    inc = set_incident_status(session, incident_id, action, who, body.note.strip())
+    if inc is None:
+        raise ApiError(404, f"no incident {incident_id}", "incident_id")
+    session.commit()
+    return _out(request, inc)
+
+
+@router.post(
+    "/incidents/{incident_id}/acknowledge",
+    response_model=IncidentOut,
+    responses={404: {"model": ErrorOut}},
+    summary="Acknowledge an incident (who and when are recorded, with an optional note)",
+)
+def acknowledge(
+    request: Request,
+    body: IncidentAction,
+    incident_id: int = Path(ge=1),
+    key: ApiKey | None = Depends(require("write")),
+    session: Session = Depends(get_session),
+) -> IncidentOut:
+    return _act(request, incident_id, "acknowledge", body, key, session)
+
+
+@router.post(
+    "/incidents/{incident_id}/resolve",
+    response_model=IncidentOut,
+    responses={404: {"model": ErrorOut}},
+    summary="Resolve an incident with a note (who and when are recorded)",
+)
+def resolve(
+    request: Request,
+    body: IncidentAction,
+    incident_id: int = Path(ge=1),
+    key: ApiKey | None = Depends(require("write")),
+    session: Session = Depends(get_session),
+) -> IncidentOut:
+    return _act(request, incident_id, "resolve", body, key, session)
