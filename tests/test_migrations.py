@@ -30,7 +30,8 @@ def test_migrate_is_idempotent(engine: Engine) -> None:
     migrate(engine)
     migrate(engine)
     with engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0002_incidents_taxonomy"
+        head = conn.execute(text("select version_num from alembic_version")).scalar()
+        assert head == "0002_incidents_taxonomy"
 
 
 def test_drift_is_detected(tmp_path) -> None:
