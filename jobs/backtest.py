@@ -14,6 +14,10 @@ Output: one line per alert episode, on the day it was raised:
    "episode": key, "revision": 1, "channel": null, "update": false}
 With `include_updates`, each later day the episode escalates adds a line with "update": true
 (same episode key, higher revision). Days a persisting episode merely continues add nothing.
+Each line also names its `incident` ("theme|first day"): the alerts of one theme within
+cooldown + 1 days of each other, whatever their kind, are one incident (`group_incidents`),
+as `verbatim detect` groups them into one Slack message. The detector's warm-up applies from
+the feed's first day: no alert in its first `warmup_days` days.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from nlp.spikes import (
     Episode,
     Series,
     SpikeDetector,
+    absorb_related,
     apply_events,
     rules_from_taxonomy,
     update_episodes,
@@ -132,6 +137,24 @@ def aggregate_mentions(
     return {k: {d: (c[0], c[1]) for d, c in v.items()} for k, v in counts.items()}
 
 
+def co_mention_counts(
+    rows: list[FeedRow], analyses: list[Any], taxonomy: Taxonomy
+) -> dict[date, dict[tuple[str, str], int]]:
+    """day -> {(theme a, theme b), a < b: verbatims mentioning both}."""
+    out: dict[date, dict[tuple[str, str], int]] = defaultdict(lambda: defaultdict(int))
+    for row, doc in zip(rows, analyses, strict=True):
+        ids = set()
+        for mention in doc.themes:
+            theme = taxonomy.resolve(mention.theme)
+            if theme is not None and not theme.retired:
+                ids.add(theme.id)
+        ordered = sorted(ids)
+        for i, a in enumerate(ordered):
+            for b in ordered[i + 1 :]:
+                out[row.day][(a, b)] += 1
+    return out
+
+
 def replay(
     counts: dict[tuple[str, str | None], dict[date, tuple[int, int]]],
     start: date,
@@ -139,8 +162,11 @@ def replay(
     detector: SpikeDetector,
     themes: Iterable[str],
     include_updates: bool = False,
+    co_mentions: dict[date, dict[tuple[str, str], int]] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Run the detector on every day of [start, end] with the data up to that day."""
+    """Run the detector on every day of [start, end] with the data up to that day.
+    `co_mentions` (day -> theme pair -> verbatims naming both) lets a theme lifted by another
+    theme's burst join that incident (`absorb_related`) instead of raising its own."""
     keys = set(counts) | {(t, None) for t in themes}
     full = {k: Series.from_days(k[0], counts.get(k, {}), start, end, k[1]) for k in keys}
     episodes: dict[str, Episode] = {}
@@ -154,6 +180,8 @@ def replay(
             for _, s in sorted(full.items(), key=lambda kv: str(kv[0]))
         ]
         signals = detector.detect(visible, day)
+        if co_mentions is not None:
+            signals, _ = absorb_related(detector, visible, signals, day, co_mentions.get(day, {}))
         opened = [e for e in episodes.values() if e.status == "open"]
         events = update_episodes(opened, signals, day, cooldown or detector.config.cooldown_days)
         apply_events(episodes, events)
@@ -161,6 +189,35 @@ def replay(
             if ev.action == "new" or (include_updates and ev.action == "update" and ev.notify):
                 yield alert_line(ev.episode, day, update=ev.action == "update")
         day += timedelta(days=1)
+
+
+def group_incidents(alerts: Iterable[dict[str, Any]], gap: int = 4) -> list[dict[str, Any]]:
+    """Alert lines -> incidents, as `verbatim detect` groups them: every alert of one theme
+    whose day is within `gap` days (cooldown + 1) of the incident's last day joins it, whatever
+    its kind or channel. Each incident: theme, first_day, last_day, kinds, alerts (count)."""
+    out: list[dict[str, Any]] = []
+    current: dict[str, dict[str, Any]] = {}
+    for a in sorted(alerts, key=lambda a: (a["day"], a["theme"])):
+        day = date.fromisoformat(a["day"])
+        inc = current.get(a["theme"])
+        if inc is not None and (day - inc["last"]).days <= gap:
+            inc["last"] = max(inc["last"], day)
+            inc["kinds"].add(a["kind"])
+            inc["alerts"] += 1
+            continue
+        inc = {"theme": a["theme"], "first": day, "last": day, "kinds": {a["kind"]}, "alerts": 1}
+        current[a["theme"]] = inc
+        out.append(inc)
+    return [
+        {
+            "theme": i["theme"],
+            "first_day": i["first"].isoformat(),
+            "last_day": i["last"].isoformat(),
+            "kinds": sorted(i["kinds"]),
+            "alerts": i["alerts"],
+        }
+        for i in out
+    ]
 
 
 def alert_line(ep: Episode, day: date, update: bool = False) -> dict[str, Any]:
@@ -205,14 +262,25 @@ def run_backtest(
     config = config or DetectorConfig()
     detector = SpikeDetector(config, rules_from_taxonomy(taxonomy, config))
     output.parent.mkdir(parents=True, exist_ok=True)
+    if rows:
+        start, end = min(r.day for r in rows), max(r.day for r in rows)
+        result.days = (end - start).days + 1
+        counts = aggregate_mentions(rows, analyses, taxonomy, per_channel)
+        co = co_mention_counts(rows, analyses, taxonomy)
+        result.alerts = list(
+            replay(counts, start, end, detector, taxonomy.ids, include_updates, co_mentions=co)
+        )
+        # Each line names its incident (theme|first day): what `verbatim detect` would send.
+        gap = config.cooldown_days + 1
+        for inc in group_incidents(result.alerts, gap):
+            for line in result.alerts:
+                if line["theme"] == inc["theme"] and inc["first_day"] <= line["day"] <= inc[
+                    "last_day"
+                ]:
+                    line["incident"] = f"{inc['theme']}|{inc['first_day']}"
     with output.open("w", encoding="utf-8") as out:
-        if rows:
-            start, end = min(r.day for r in rows), max(r.day for r in rows)
-            result.days = (end - start).days + 1
-            counts = aggregate_mentions(rows, analyses, taxonomy, per_channel)
-            for line in replay(counts, start, end, detector, taxonomy.ids, include_updates):
-                result.alerts.append(line)
-                out.write(json.dumps(line, ensure_ascii=False) + "\n")
+        for line in result.alerts:
+            out.write(json.dumps(line, ensure_ascii=False) + "\n")
     return result
 
 

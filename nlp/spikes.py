@@ -460,6 +460,58 @@ class SpikeDetector:
         return [c.signal for c, k in zip(cands, keep, strict=True) if k]
 
 
+# --- related themes -----------------------------------------------------------------------
+def absorb_related(
+    detector: SpikeDetector,
+    series_list: Iterable[Series],
+    signals: Sequence[Signal],
+    day: date,
+    co_mentions: Mapping[tuple[str, str], int],
+    min_explained: float = 0.5,
+) -> tuple[list[Signal], dict[str, str]]:
+    """One event, one incident: a burst of verbatims about theme A that also mention B lifts
+    B too. B's signal is absorbed into A's when the verbatims mentioning both today explain at
+    least `min_explained` of B's excess (mentions, or negatives, above its baseline) and a
+    larger share of B's excess than of A's. Two independent incidents share few verbatims and
+    both stay. Returns (kept signals, {absorbed theme: theme it joins}). Per-channel signals
+    are left alone (they feed their theme's incident anyway)."""
+    overall = {s.theme: s for s in series_list if s.channel is None}
+    themes = sorted({s.theme for s in signals if s.channel is None and s.theme in overall})
+    if len(themes) < 2 or not co_mentions:
+        return list(signals), {}
+    excess: dict[str, float] = {}
+    for theme in themes:
+        series = overall[theme]
+        base = fit_baseline(series, day, detector.config)
+        i = (day - series.start).days
+        vol, neg = int(series.volumes[i]), int(series.negatives[i])
+        if base is None:
+            excess[theme] = float(vol)
+            continue
+        exp = base.expected(day)
+        excess[theme] = max(vol - exp, neg - base.neg_share * exp, 1.0)
+    joins: dict[str, str] = {}
+    for b in themes:
+        best, best_frac = None, 0.0
+        for a in themes:
+            if a == b:
+                continue
+            both = co_mentions.get((a, b), 0) or co_mentions.get((b, a), 0)
+            frac_b, frac_a = both / excess[b], both / excess[a]
+            if frac_b >= min_explained and frac_b > frac_a and frac_b > best_frac:
+                best, best_frac = a, frac_b
+        if best is not None:
+            joins[b] = best
+    for b, a in list(joins.items()):  # follow chains to the theme that stays
+        seen = {b}
+        while a in joins and a not in seen:
+            seen.add(a)
+            a = joins[a]
+        joins[b] = a
+    kept = [s for s in signals if s.channel is not None or s.theme not in joins]
+    return kept, joins
+
+
 # --- emerging topics ----------------------------------------------------------------------
 TOPIC_PREFIX = "topic:"
 
