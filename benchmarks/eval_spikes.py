@@ -396,7 +396,7 @@ def replay_block(args: argparse.Namespace, detectors: dict[str, Any]) -> None:
     days = args.replay_days
     scores = {k: IncidentScore() for k in detectors}
     kinds_false: dict[str, dict[str, int]] = {k: defaultdict(int) for k in detectors}
-    for seed in range(args.replay_seeds):
+    for seed in range(args.replay_first_seed, args.replay_first_seed + args.replay_seeds):
         rng = np.random.default_rng(1000 + seed)
         n_spiked = args.replay_timelines - args.replay_quiet
         plan: list[list[tuple[str, int]]] = [[] for _ in range(args.replay_timelines)]
@@ -427,12 +427,23 @@ def replay_block(args: argparse.Namespace, detectors: dict[str, Any]) -> None:
             for name, det in detectors.items():
                 alerts = list(replay(counts, START, START + timedelta(days - 1), det, tax.ids,
                                      co_mentions=None if name == "naive" else co))
+                before = scores[name].found
                 scores[name].add(truth, alerts, START, quiet=not truth)
+                if args.verbose and name == "detector" and scores[name].found - before < len(
+                        truth):
+                    for theme, onset in truth:
+                        vols = [counts.get((theme, None), {}).get(START + timedelta(d), (0, 0))
+                                for d in range(onset - 7, onset + SPIKE_LEN)]
+                        near = [(a["theme"], a["kind"], a["day"]) for a in alerts
+                                if abs((date.fromisoformat(a["day"]) - START).days - onset)
+                                < 6]
+                        print(f"    spike {theme} day {onset}: (vol, neg) {vols} alerts {near}")
                 truth_themes = {t for t, _ in truth}
                 for inc in group_incidents(alerts):
                     if inc["theme"] not in truth_themes:
                         kinds_false[name]["+".join(inc["kinds"])] += 1
-    print(f"  {args.replay_seeds} seed(s) x {args.replay_timelines} timelines x {days} days, "
+    print(f"  seeds {args.replay_first_seed}..{args.replay_first_seed + args.replay_seeds - 1}"
+          f" ({args.replay_seeds}) x {args.replay_timelines} timelines x {days} days, "
           f"~{args.per_day} reviews/day, {args.replay_quiet} quiet, {args.replay_spikes} "
           f"spikes of +Poisson({args.spike_extra})/day for {SPIKE_LEN} days per seed:")
     for name, sc in scores.items():
@@ -454,9 +465,12 @@ def main() -> None:
                     help="only the replay of real reviews (closest to the hidden evaluation)")
     ap.add_argument("--backend", default="lexicon", help="sentiment backend for --replay")
     ap.add_argument("--replay-pool", type=int, default=8000)
+    ap.add_argument("--verbose", action="store_true", help="print the spikes missed")
     ap.add_argument("--analysis-cache", default=None,
                     help="folder outside the repo to keep the pool's analyses between runs")
     ap.add_argument("--replay-seeds", type=int, default=3)
+    ap.add_argument("--replay-first-seed", type=int, default=0,
+                    help="seeds 0-1 were used to tune the detector: validate from 2 on")
     ap.add_argument("--replay-timelines", type=int, default=9)
     ap.add_argument("--replay-quiet", type=int, default=3)
     ap.add_argument("--replay-spikes", type=int, default=7)

@@ -49,6 +49,7 @@ from nlp.spikes import (
     Series,
     Signal,
     SpikeDetector,
+    absorb_related,
     detect_growth,
     rules_from_taxonomy,
     topic_id_of,
@@ -132,6 +133,24 @@ def load_series(
         history_from = max(start_all, date.fromisoformat(added)) if added else start_all
         out.append(Series.from_days(theme, days, start, until, channel, history_from))
     return out
+
+
+def co_mentions(session: Session, taxonomy: Taxonomy, day: date) -> dict[tuple[str, str], int]:
+    """{(theme a, theme b), a < b: verbatims of `day` mentioning both} (current theme ids)."""
+    themes_of: dict[int, set[str]] = defaultdict(set)
+    for fid, theme_id in session.execute(
+        select(ThemeMention.feedback_id, ThemeMention.theme).where(ThemeMention.day == day)
+    ):
+        theme = taxonomy.resolve(theme_id)
+        if theme is not None and not theme.retired:
+            themes_of[fid].add(theme.id)
+    out: dict[tuple[str, str], int] = defaultdict(int)
+    for ids in themes_of.values():
+        ordered = sorted(ids)
+        for i, a in enumerate(ordered):
+            for b in ordered[i + 1 :]:
+                out[(a, b)] += 1
+    return dict(out)
 
 
 def load_topic_series(session: Session, until: date, *, span_days: int) -> list[Series]:
@@ -362,6 +381,12 @@ def detect_day(
     since = taxonomy_store.theme_since(session)
     series = load_series(session, taxonomy, day, span_days=span, since=since)
     signals = detector.detect(series, day)
+    # A theme lifted by another theme's burst (the same verbatims) joins that incident.
+    signals, joined = absorb_related(
+        detector, series, signals, day, co_mentions(session, taxonomy, day)
+    )
+    if joined:
+        log.info("%s: %s", day, ", ".join(f"{b} joins {a}" for b, a in sorted(joined.items())))
     if per_channel:
         by_channel = load_series(
             session, taxonomy, day, span_days=span, per_channel=True, since=since
