@@ -442,6 +442,12 @@ def replay_block(args: argparse.Namespace, detectors: dict[str, Any]) -> None:
                 for inc in group_incidents(alerts):
                     if inc["theme"] not in truth_themes:
                         kinds_false[name]["+".join(inc["kinds"])] += 1
+                        if args.verbose and name == "detector":
+                            d0 = (date.fromisoformat(inc["first_day"]) - START).days
+                            vols = [counts.get((inc["theme"], None), {}).get(
+                                START + timedelta(d), (0, 0)) for d in range(d0 - 5, d0 + 2)]
+                            print(f"    false {inc['theme']} {inc['kinds']} day {d0} "
+                                  f"(spikes {truth}) {vols}")
     print(f"  seeds {args.replay_first_seed}..{args.replay_first_seed + args.replay_seeds - 1}"
           f" ({args.replay_seeds}) x {args.replay_timelines} timelines x {days} days, "
           f"~{args.per_day} reviews/day, {args.replay_quiet} quiet, {args.replay_spikes} "

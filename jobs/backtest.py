@@ -180,9 +180,12 @@ def replay(
             for _, s in sorted(full.items(), key=lambda kv: str(kv[0]))
         ]
         signals = detector.detect(visible, day)
-        if co_mentions is not None:
-            signals, _ = absorb_related(detector, visible, signals, day, co_mentions.get(day, {}))
         opened = [e for e in episodes.values() if e.status == "open"]
+        if co_mentions is not None:
+            signals, _ = absorb_related(
+                detector, visible, signals, day, co_mentions.get(day, {}),
+                active={e.theme for e in opened},
+            )
         events = update_episodes(opened, signals, day, cooldown or detector.config.cooldown_days)
         apply_events(episodes, events)
         for ev in events:

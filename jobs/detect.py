@@ -382,8 +382,9 @@ def detect_day(
     series = load_series(session, taxonomy, day, span_days=span, since=since)
     signals = detector.detect(series, day)
     # A theme lifted by another theme's burst (the same verbatims) joins that incident.
+    active = session.execute(select(Alert.theme).where(Alert.status == "open")).scalars()
     signals, joined = absorb_related(
-        detector, series, signals, day, co_mentions(session, taxonomy, day)
+        detector, series, signals, day, co_mentions(session, taxonomy, day), active=set(active)
     )
     if joined:
         log.info("%s: %s", day, ", ".join(f"{b} joins {a}" for b, a in sorted(joined.items())))

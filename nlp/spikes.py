@@ -477,16 +477,19 @@ def absorb_related(
     day: date,
     co_mentions: Mapping[tuple[str, str], int],
     min_explained: float = 0.5,
+    active: Iterable[str] = (),
 ) -> tuple[list[Signal], dict[str, str]]:
     """One event, one incident: a burst of verbatims about theme A that also mention B lifts
     B too. B's signal is absorbed into A's when the verbatims mentioning both today explain at
     least `min_explained` of B's excess (mentions, or negatives, above its baseline) and a
     larger share of B's excess than of A's. Two independent incidents share few verbatims and
     both stay. Returns (kept signals, {absorbed theme: theme it joins}). Per-channel signals
-    are left alone (they feed their theme's incident anyway)."""
+    are left alone (they feed their theme's incident anyway). `active`: themes with an open
+    episode, which can absorb others on the days their own test is not significant again."""
     overall = {s.theme: s for s in series_list if s.channel is None}
-    themes = sorted({s.theme for s in signals if s.channel is None and s.theme in overall})
-    if len(themes) < 2 or not co_mentions:
+    signalled = {s.theme for s in signals if s.channel is None and s.theme in overall}
+    themes = sorted(signalled | {t for t in active if t in overall})
+    if not signalled or len(themes) < 2 or not co_mentions:
         return list(signals), {}
     excess: dict[str, float] = {}
     for theme in themes:
@@ -500,7 +503,7 @@ def absorb_related(
         exp = base.expected(day)
         excess[theme] = max(vol - exp, neg - base.neg_share * exp, 1.0)
     joins: dict[str, str] = {}
-    for b in themes:
+    for b in sorted(signalled):
         best, best_frac = None, 0.0
         for a in themes:
             if a == b:
@@ -517,6 +520,7 @@ def absorb_related(
             seen.add(a)
             a = joins[a]
         joins[b] = a
+    joins = {b: a for b, a in joins.items() if a != b}
     kept = [s for s in signals if s.channel is not None or s.theme not in joins]
     return kept, joins
 
