@@ -478,49 +478,52 @@ def absorb_related(
     co_mentions: Mapping[tuple[str, str], int],
     min_explained: float = 0.5,
     active: Iterable[str] = (),
+    min_strength: float = 3.0,
 ) -> tuple[list[Signal], dict[str, str]]:
     """One event, one incident: a burst of verbatims about theme A that also mention B lifts
-    B too. B's signal is absorbed into A's when the verbatims mentioning both today explain at
-    least `min_explained` of B's excess (mentions, or negatives, above its baseline) and a
-    larger share of B's excess than of A's. Two independent incidents share few verbatims and
-    both stay. Returns (kept signals, {absorbed theme: theme it joins}). Per-channel signals
-    are left alone (they feed their theme's incident anyway). `active`: themes with an open
-    episode, which can absorb others on the days their own test is not significant again."""
+    B too. B's signal is absorbed into A when the verbatims mentioning both today explain at
+    least `min_explained` of B's excess (mentions, or negatives, above its baseline) and A's
+    rise is the stronger one (excess in baseline standard deviations). A can be a theme with a
+    signal, an open episode (`active`), or a rise of `min_strength` deviations whose own test
+    is not significant yet (it usually is the next day). Two independent incidents share few
+    verbatims and both stay. Returns (kept signals, {absorbed theme: theme it joins}).
+    Per-channel signals are left alone (they feed their theme's incident anyway)."""
     overall = {s.theme: s for s in series_list if s.channel is None}
     signalled = {s.theme for s in signals if s.channel is None and s.theme in overall}
-    themes = sorted(signalled | {t for t in active if t in overall})
-    if not signalled or len(themes) < 2 or not co_mentions:
+    if not signalled or not co_mentions:
         return list(signals), {}
     excess: dict[str, float] = {}
-    for theme in themes:
-        series = overall[theme]
-        base = fit_baseline(series, day, detector.config)
+    strength: dict[str, float] = {}
+    for theme, series in overall.items():
         i = (day - series.start).days
-        vol, neg = int(series.volumes[i]), int(series.negatives[i])
-        if base is None:
-            excess[theme] = float(vol)
+        if i < 0 or i >= len(series.volumes):
             continue
-        exp = base.expected(day)
-        excess[theme] = max(vol - exp, neg - base.neg_share * exp, 1.0)
+        vol, neg = int(series.volumes[i]), int(series.negatives[i])
+        base = fit_baseline(series, day, detector.config)
+        if base is None:
+            excess[theme], strength[theme] = float(vol), 0.0
+            continue
+        exp = max(base.expected(day), 0.5)
+        share = min(max(base.neg_share, 0.01), 0.99)
+        z_vol = (vol - exp) / math.sqrt(exp + base.alpha() * exp**2)
+        z_neg = (neg - share * vol) / math.sqrt(vol * share * (1 - share) + 1.0)
+        excess[theme] = max(vol - exp, neg - share * exp, 1.0)
+        strength[theme] = max(z_vol, z_neg)
+    active = set(active)
+    primaries = [
+        t for t in excess if t in signalled or t in active or strength[t] >= min_strength
+    ]
     joins: dict[str, str] = {}
     for b in sorted(signalled):
-        best, best_frac = None, 0.0
-        for a in themes:
+        best, best_strength = None, strength.get(b, 0.0)
+        for a in primaries:
             if a == b:
                 continue
             both = co_mentions.get((a, b), 0) or co_mentions.get((b, a), 0)
-            frac_b, frac_a = both / excess[b], both / excess[a]
-            if frac_b >= min_explained and frac_b > frac_a and frac_b > best_frac:
-                best, best_frac = a, frac_b
+            if both >= min_explained * excess[b] and strength[a] > best_strength:
+                best, best_strength = a, strength[a]
         if best is not None:
             joins[b] = best
-    for b, a in list(joins.items()):  # follow chains to the theme that stays
-        seen = {b}
-        while a in joins and a not in seen:
-            seen.add(a)
-            a = joins[a]
-        joins[b] = a
-    joins = {b: a for b, a in joins.items() if a != b}
     kept = [s for s in signals if s.channel is not None or s.theme not in joins]
     return kept, joins
 

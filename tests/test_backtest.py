@@ -162,3 +162,20 @@ def test_replay_reports_an_episode_once_and_escalations_on_request() -> None:
     updates = full[1:]
     assert updates and all(u["update"] and u["episode"] == plain[0]["episode"] for u in updates)
     assert [u["revision"] for u in updates] == list(range(2, 2 + len(updates)))
+
+
+def test_alerts_group_into_incidents() -> None:
+    from jobs.backtest import group_incidents
+
+    alerts = [
+        {"theme": "emballage", "kind": "volume", "day": "2026-03-02"},
+        {"theme": "emballage", "kind": "negativity", "day": "2026-03-03"},
+        {"theme": "livraison", "kind": "volume", "day": "2026-03-03"},
+        {"theme": "emballage", "kind": "volume", "day": "2026-03-20"},
+    ]
+    incs = group_incidents(alerts, gap=4)
+    assert [(i["theme"], i["first_day"], i["kinds"]) for i in incs] == [
+        ("emballage", "2026-03-02", ["negativity", "volume"]),
+        ("livraison", "2026-03-03", ["volume"]),
+        ("emballage", "2026-03-20", ["volume"]),
+    ]

@@ -265,3 +265,20 @@ def test_taxonomy_edit_through_api_changes_next_run_postgres(
     settings: Settings, pg_sessions: sessionmaker[Session]
 ) -> None:
     _taxonomy_edit_changes_next_run(settings, pg_sessions, pg_sessions.kw["bind"])
+
+
+def test_taxonomy_diff_summary() -> None:
+    from core.taxonomy_store import diff_summary
+    from nlp.taxonomy import Theme, load_taxonomy
+
+    old = load_taxonomy()
+    new = (
+        old.add(Theme(id="fidelite", label="Fidélité"))
+        .rename("site_appli", "site_web")
+        .merge("prix", "commande_paiement")
+    )
+    assert diff_summary(old, new) == (
+        "added fidelite; renamed site_appli -> site_web; merged prix into commande_paiement;"
+        " edited commande_paiement (seeds, patterns, examples, positive_cues, negative_cues)"
+    )
+    assert diff_summary(old, old) == "no change"

@@ -244,3 +244,46 @@ def test_series_validation_and_from_days() -> None:
     s = Series.from_days("x", {START + timedelta(2): (5, 1)}, START, START + timedelta(3))
     assert s.volumes == [0, 0, 5, 0] and s.negatives == [0, 0, 1, 0]
     assert s.end == START + timedelta(3)
+
+
+# --- incidents: related themes, warm-up ------------------------------------------------------
+def test_lifted_theme_joins_the_burst_that_lifted_it() -> None:
+    from nlp.spikes import Signal, absorb_related
+
+    start = date(2026, 1, 5)
+    rng = np.random.default_rng(5)
+    days = 40
+    emb = [int(v) for v in rng.poisson(2, days)]
+    liv = [int(v) for v in rng.poisson(8, days)]
+    emb[-1] += 14  # a packaging burst; 6 of those verbatims also mention delivery
+    liv[-1] += 6
+    series = [
+        Series("emballage", start, emb, [v // 4 for v in emb]),
+        Series("livraison", start, liv, [v // 4 for v in liv]),
+    ]
+    day = start + timedelta(days=days - 1)
+    det = SpikeDetector(DetectorConfig(warmup_days=10))
+    signals = [
+        Signal("emballage", "volume", day, emb[-1], 2.0, 1e-8, 8.0, "high"),
+        Signal("livraison", "volume", day, liv[-1], 8.0, 1e-4, 1.8, "medium"),
+    ]
+    kept, joins = absorb_related(det, series, signals, day, {("emballage", "livraison"): 6})
+    assert [s.theme for s in kept] == ["emballage"] and joins == {"livraison": "emballage"}
+    # Independent rises share few verbatims: both stay.
+    kept, joins = absorb_related(det, series, signals, day, {("emballage", "livraison"): 1})
+    assert len(kept) == 2 and joins == {}
+
+
+def test_no_alert_before_the_warm_up() -> None:
+    start = date(2026, 1, 5)
+    vols = [0] * 5 + [40] * 3 + [12] * 30  # an export that starts slowly
+    series = Series("qualite_produit", start, vols, [v // 3 for v in vols])
+    det = SpikeDetector(DetectorConfig(warmup_days=21))
+    for i in range(len(vols)):
+        day = start + timedelta(days=i)
+        if i < 21:
+            assert det.baseline(series, day) is None and det.detect([series], day) == []
+    # A theme added later warms up from the day its mentions start to exist.
+    late = Series("fidelite", start, [0] * 30 + [3] * 8, [0] * 38, history_from=start
+                  + timedelta(days=30))
+    assert det.detect([late], start + timedelta(days=37)) == []
