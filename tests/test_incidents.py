@@ -278,7 +278,7 @@ def test_taxonomy_diff_summary() -> None:
         .merge("prix", "commande_paiement")
     )
     assert diff_summary(old, new) == (
-        "added fidelite; renamed site_appli -> site_web; merged prix into commande_paiement;"
+        "renamed site_appli -> site_web; added fidelite; merged prix into commande_paiement;"
         " edited commande_paiement (seeds, patterns, examples, positive_cues, negative_cues)"
     )
     assert diff_summary(old, old) == "no change"
