@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     # Detection: days older than this (vs today, UTC) raise historical incidents, never sent.
     alert_freshness_days: int = Field(default=2, ge=0)
     # No volume / emerging alert before the feed has this many days of history (see README).
-    detection_warmup_days: int = Field(default=28, ge=1)
+    detection_warmup_days: int = Field(default=21, ge=1)
 
     max_text_chars: int = 20_000
     batch_size: int = 500
