@@ -105,12 +105,12 @@ def test_big_spike_at_baseline_ten_is_caught_on_day_one() -> None:
 
 
 def test_min_volume_floor_blocks_small_counts() -> None:
-    # A rare theme going 2 -> 9 a day is "significant" but below min_volume=10.
-    vols = [2] * 40 + [9]
+    # A rare theme going 2 -> 12 a day is "significant" but below a min_volume of 15.
+    vols = [2] * 40 + [12]
     negs = [0] * 40 + [3]
     series = Series("prix", START, vols, negs)
     day = START + timedelta(40)
-    assert SpikeDetector().detect([series], day) == []
+    assert SpikeDetector(DetectorConfig(min_volume=15)).detect([series], day) == []
     lower = SpikeDetector(DetectorConfig(min_volume=5))
     assert [s.kind for s in lower.detect([series], day)] == ["volume"]
 

@@ -56,11 +56,12 @@ def test_detect_growth_volume_and_emergence() -> None:
         Series(topic_theme(2), START, steady, [0] * 40),
         Series(topic_theme(3), START, new, [0] * 40),
     ]
-    day = START + timedelta(days=38)
+    # 12 -> 30 -> 34: a rise of 2.5x is confirmed on its second day (the 2-day test).
+    day = START + timedelta(days=39)
     found = {s.theme: s for s in detect_growth(det, series, day)}
     assert set(found) == {"topic:1", "topic:3"}
     assert all(s.kind == "emerging" for s in found.values())
-    assert found["topic:1"].observed == 30 and found["topic:1"].expected == pytest.approx(12, 0.3)
+    assert found["topic:1"].observed == 34 and found["topic:1"].expected == pytest.approx(12, 0.3)
     # Floors: a tripling from 2/day to 6/day stays under min_volume (10).
     small = Series(topic_theme(4), START, [*_poisson(2, 38, 3), 6, 7], [0] * 40)
     assert detect_growth(det, [small], day) == []
