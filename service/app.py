@@ -80,8 +80,7 @@ def create_app(
 
                 # A taxonomy change rebuilds the theme detector; the sentiment model stays.
                 loaded = state.analyzer.sentiment if state.analyzer is not None else None
-                state.analyzer = build_analyzer(settings, taxonomy=state.taxonomy,
-                                                sentiment=loaded)
+                state.analyzer = build_analyzer(settings, taxonomy=state.taxonomy, sentiment=loaded)
                 state.analyzer_stale = False
             return state.analyzer
 
