@@ -15,8 +15,8 @@ import argparse
 import time
 from pathlib import Path
 
+from core.analysis import load_spacy
 from jobs.evaluate import evaluate, read_rows
-from jobs.factory import load_spacy
 from nlp.analyzer import Analyzer
 from nlp.sentiment.lexicon import LexiconSentiment
 from nlp.taxonomy import load_taxonomy

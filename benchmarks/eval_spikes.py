@@ -256,9 +256,9 @@ def spike_block(
 
 def text_block(args: argparse.Namespace) -> None:
     """End to end: feeds of real review texts pooled by detected theme -> run_backtest."""
+    from core.analysis import build_analyzer
     from core.settings import Settings
     from jobs.backtest import run_backtest
-    from jobs.factory import build_analyzer
     from nlp.taxonomy import load_taxonomy
 
     data = Path(args.data) / "trustpilot_fr"

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from core.analysis import load_spacy
 from core.settings import load_settings
 from jobs.evaluate import theme_metrics
-from jobs.factory import load_spacy
 from jobs.train_themes import build_signals
 from nlp.sentiment.lexicon import LexiconSentiment
 from nlp.taxonomy import Taxonomy, load_taxonomy

@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.models import Feedback, IngestionRun, Quarantine
+from nlp.errors import VerbatimError
 
 CHANNELS = ("review", "social", "complaint", "survey")
 # Canonical input fields; anything else in a row is kept in `meta`.
@@ -43,7 +44,7 @@ class Rejection:
         return f"{self.reason}: {self.detail}" if self.detail else self.reason
 
 
-class InvalidValue(ValueError):
+class InvalidValue(VerbatimError, ValueError):
     pass
 
 

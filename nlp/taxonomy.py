@@ -14,6 +14,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from nlp.errors import VerbatimError
+
 Stage = Literal["pre-purchase", "purchase", "delivery", "after-sales", "experience"]
 
 
@@ -170,7 +172,7 @@ class Taxonomy(BaseModel):
         path.write_text(self.to_yaml(), encoding="utf-8")
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(VerbatimError, ValueError):
     """A taxonomy file that cannot be read or does not validate (message names the field)."""
 
 

@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
+from core import __version__
 from core.db import make_engine, session_factory
 from core.settings import Settings
 from service.errors import install_error_handlers
@@ -54,7 +55,7 @@ def create_app(
 
     app = FastAPI(
         title="Verbatim API",
-        version="0.1.0",
+        version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
     )
@@ -76,7 +77,7 @@ def create_app(
     def get_analyzer() -> Any:
         with analyzer_lock:
             if state.analyzer is None or state.analyzer_stale:
-                from jobs.factory import build_analyzer
+                from core.analysis import build_analyzer
 
                 # A taxonomy change rebuilds the theme detector; the sentiment model stays.
                 loaded = state.analyzer.sentiment if state.analyzer is not None else None

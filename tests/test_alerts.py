@@ -354,7 +354,7 @@ def test_dry_run_sends_nothing(wired) -> None:
 
 
 def test_cli_detect_and_alert(wired, monkeypatch: pytest.MonkeyPatch) -> None:
-    from jobs.cli import app
+    from verbatim_cli import app
 
     settings, sessions, server = wired
     monkeypatch.setenv("VERBATIM_DATABASE_URL", settings.resolved_database_url)

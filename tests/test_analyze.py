@@ -10,10 +10,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from core.analysis import analysis_record, build_analyzer
 from core.settings import load_settings
 from jobs import cli_models
 from jobs.analyze import analyze_file
-from jobs.factory import analysis_record, build_analyzer
 from nlp.analyzer import Analyzer, DocAnalysis
 from nlp.sentiment.lexicon import LexiconSentiment
 from nlp.taxonomy import load_taxonomy

@@ -624,7 +624,7 @@ def test_cors_from_settings(settings: Settings, engine: Engine, keys: dict[str, 
 def test_apikey_cli(settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from jobs.cli import app
+    from verbatim_cli import app
 
     monkeypatch.setenv("VERBATIM_DATABASE_URL", settings.resolved_database_url)
     runner = CliRunner()

@@ -75,7 +75,7 @@ def write_feed(path: Path, seed: int = 7, spike: bool = True) -> None:
 
 @pytest.fixture(scope="module")
 def backtest_run(tmp_path_factory: pytest.TempPathFactory):
-    from jobs.cli import app
+    from verbatim_cli import app
 
     tmp = tmp_path_factory.mktemp("bt")
     feed, out = tmp / "feed.jsonl", tmp / "alerts.jsonl"
@@ -111,9 +111,9 @@ def test_backtest_reports_the_injected_spike_once(backtest_run) -> None:
 
 @pytest.mark.slow
 def test_backtest_quiet_feed_raises_nothing(tmp_path: Path) -> None:
+    from core.analysis import build_analyzer
     from core.settings import Settings
     from jobs.backtest import run_backtest
-    from jobs.factory import build_analyzer
     from nlp.taxonomy import load_taxonomy
 
     feed, out = tmp_path / "feed.jsonl", tmp_path / "alerts.jsonl"
@@ -150,7 +150,7 @@ def test_parse_day_and_bad_lines() -> None:
 
 
 def test_cli_backtest_missing_feed(tmp_path: Path) -> None:
-    from jobs.cli import app
+    from verbatim_cli import app
 
     res = CliRunner().invoke(
         app, ["backtest", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "a.jsonl")]

@@ -286,7 +286,7 @@ def test_packaged_ecommerce_head_reads_french_feedback() -> None:
 
 
 def test_factory_uses_the_packaged_head_and_degrades(monkeypatch) -> None:  # noqa: ANN001
-    from jobs.factory import build_theme_model
+    from core.analysis import build_theme_model
 
     tax = load_taxonomy("ecommerce")
     model = build_theme_model(tax, None, LexiconSentiment())
@@ -298,7 +298,7 @@ def test_factory_uses_the_packaged_head_and_degrades(monkeypatch) -> None:  # no
 
 
 def test_cli_train_then_analyze(tmp_path: Path, settings) -> None:  # noqa: ANN001
-    from jobs.cli import app
+    from verbatim_cli import app
 
     texts, labels = examples()
     data = tmp_path / "examples.jsonl"
@@ -378,8 +378,8 @@ def test_cli_train_then_analyze(tmp_path: Path, settings) -> None:  # noqa: ANN0
 def test_packaged_heads_match_the_shipped_sentiment_encoder(name: str) -> None:
     """A new sentiment delta changes the shared encoder: the packaged heads then silently run
     their encoder-free variant. Retrain them (MODEL_CARD.md of each) when this fails."""
+    from core.analysis import build_theme_model
     from core.settings import load_settings
-    from jobs.factory import build_theme_model
     from nlp.sentiment import build_sentiment
 
     if not (default_model_dir(name) / "meta.json").is_file():

@@ -480,7 +480,7 @@ def test_cli_topics(
 
     from typer.testing import CliRunner
 
-    from jobs.cli import app
+    from verbatim_cli import app
 
     model_dir = tmp_path / "tiny-encoder"
     encoder.model.save_pretrained(model_dir)

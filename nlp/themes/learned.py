@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from nlp.errors import VerbatimError
 from nlp.sentiment.lexicon import ClauseScore, LexiconSentiment
 from nlp.taxonomy import Taxonomy, load_taxonomy
 from nlp.text.french import tokenize
@@ -55,7 +56,7 @@ _THRESHOLD_RANGE = (0.3, 0.7)
 VARIANTS = ("lite", "full")
 
 
-class ThemeModelError(ValueError):
+class ThemeModelError(VerbatimError, ValueError):
     """A theme model directory that cannot be loaded or does not fit the taxonomy."""
 
 

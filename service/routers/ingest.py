@@ -72,7 +72,7 @@ def post_analyze(request: Request, body: AnalyzeIn) -> AnalyzeOut:
             raise ApiError(422, f"text longer than {max_chars} characters", f"items[{i}].text")
         texts.append(text)
     analyzer = request.app.state.get_analyzer()
-    from jobs.factory import analysis_record
+    from core.analysis import analysis_record
 
     docs = analyzer.analyze(texts)
     items = []
