@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session, aliased
@@ -114,7 +114,11 @@ def _period_sums(
         stmt = stmt.where(DailyAggregate.channel == channel)
     if source:
         stmt = stmt.where(DailyAggregate.source == source)
-    return {theme: _Sums(*[v or 0 for v in values]) for theme, *values in session.execute(stmt)}
+    out: dict[str, _Sums] = {}
+    for theme, *values in session.execute(stmt):
+        sums: list[Any] = [v or 0 for v in values]
+        out[theme] = _Sums(*sums)
+    return out
 
 
 def _row(theme: str, label: str, cur: _Sums, prev: _Sums) -> ThemeRow:
@@ -440,7 +444,7 @@ def theme_verbatims(
         stmt = stmt.where(ThemeMention.day >= start)
     if end is not None:
         stmt = stmt.where(ThemeMention.day <= end)
-    rows = [VerbatimRow(*r) for r in session.execute(stmt)]
+    rows = [VerbatimRow(*tuple(r)) for r in session.execute(stmt)]
     more = len(rows) > limit
     rows = rows[:limit]
     cursor = (rows[-1].day, rows[-1].mention_id) if more and rows else None

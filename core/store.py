@@ -14,13 +14,16 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.models import Feedback, IngestionRun, Quarantine
 from nlp.errors import VerbatimError
+
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
 
 CHANNELS = ("review", "social", "complaint", "survey")
 # Canonical input fields; anything else in a row is kept in `meta`.
@@ -281,16 +284,18 @@ def prepare_feedback(
     }
 
 
-def _insert(session: Session):  # type: ignore[no-untyped-def]
+def _insert(session: Session) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING for the dialects we run on."""
     name = session.get_bind().dialect.name
     if name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    elif name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:  # pragma: no cover - other databases are not supported
-        raise RuntimeError(f"unsupported database dialect {name!r}")
-    return insert
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert
+    if name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    raise RuntimeError(f"unsupported database dialect {name!r}")  # pragma: no cover
 
 
 def insert_feedback(session: Session, rows: Sequence[dict[str, Any]]) -> tuple[int, int]:
@@ -322,7 +327,7 @@ def insert_feedback(session: Session, rows: Sequence[dict[str, Any]]) -> tuple[i
         stmt = _insert(session)(table).on_conflict_do_nothing(
             index_elements=["source", "dedup_key"]
         )
-        result = session.execute(stmt, values)
+        result = cast("CursorResult[Any]", session.execute(stmt, values))
         stored = (
             result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(fresh)
         )

@@ -479,7 +479,9 @@ def detect_language(text: str) -> tuple[str, float]:
             not ch.isspace() and not ch.isdigit() and ord(ch) > 0x2000 for ch in text or ""
         )
         return ("fr", 0.1) if has_symbols else ("und", 0.0)
-    scores = {lang: sum(1 for w in words if w in stops) for lang, stops in _STOPWORDS.items()}
+    scores: dict[str, float] = {
+        lang: sum(1 for w in words if w in stops) for lang, stops in _STOPWORDS.items()
+    }
     for lang, pattern in _HINTS.items():
         scores[lang] += 0.5 * min(3, len(pattern.findall(text)))
     best = max(scores, key=lambda k: (scores[k], k == "fr"))
