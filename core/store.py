@@ -191,7 +191,7 @@ def prepare_feedback(
     wrote "Très bien" on different days are not merged; re-reading a file still gives the same
     key).
     """
-    from nlp.text import detect_language, mask_pii, normalize_text
+    from nlp.text import detect_language, is_french, mask_pii, normalize_text
 
     now = now or utcnow()
     try:
@@ -261,7 +261,7 @@ def prepare_feedback(
         dedup_key = "h:" + sha256(_clean("\x1f".join(parts)))
 
     masked = mask_pii(text)
-    language, _confidence = detect_language(masked[:2000])  # the start is enough to tell
+    language, confidence = detect_language(masked[:2000])  # the start is enough to tell
     meta = {
         str(k): _meta_value(v, mask_pii) for k, v in (extra or {}).items() if v not in ("", None)
     }
@@ -275,7 +275,7 @@ def prepare_feedback(
         "rating": rating,
         "text": masked,
         "language": (language or "und")[:8],
-        "is_french": language == "fr",
+        "is_french": is_french(language, confidence),
         "content_hash": content_hash,
         "customer_key": sha256(customer) if customer else None,
         "meta": meta,

@@ -496,3 +496,13 @@ def detect_language(text: str) -> tuple[str, float]:
     if len(words) <= 2 and best != "fr" and scores[best] - scores["fr"] < 1:
         return ("fr", 0.3)
     return (best, confidence)
+
+
+# Below this confidence a non-French guess is not trusted (short texts, names, emojis).
+FRENCH_MIN_CONFIDENCE = 0.35
+
+
+def is_french(language: str, confidence: float) -> bool:
+    """The one "is this verbatim French?" rule (storage and analysis): French, or a non-French
+    guess too weak to trust."""
+    return language == "fr" or confidence < FRENCH_MIN_CONFIDENCE
