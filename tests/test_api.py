@@ -565,9 +565,9 @@ def test_analyze_matches_the_cli_record_format(client: TestClient, keys: dict[st
     assert first["sentiment"]["label"] == "negative"
     assert "livraison" in {t["id"] for t in first["themes"]}
     # Same analyzer object reused across requests.
-    analyzer = client.app.state.analyzer  # type: ignore[attr-defined]
+    analyzer = client.app.state.verbatim.analyzer  # type: ignore[attr-defined]
     client.post("/analyze", json={"items": [{"text": "Bof"}]}, headers=wh(keys))
-    assert client.app.state.analyzer is analyzer  # type: ignore[attr-defined]
+    assert client.app.state.verbatim.analyzer is analyzer  # type: ignore[attr-defined]
     bad = client.post("/analyze", json={"items": [{"text": 3}]}, headers=wh(keys))
     assert bad.status_code == 422 and bad.json()["field"] == "items[0].text"
 
@@ -714,7 +714,7 @@ def test_unexpected_errors_are_json_500(
     def broken_sessions() -> None:
         raise RuntimeError("database exploded")
 
-    app.state.sessions = broken_sessions
+    app.state.verbatim.sessions = broken_sessions
     client = TestClient(app, raise_server_exceptions=False)
     res = client.get("/themes", headers=rh(keys))
     assert res.status_code == 500
