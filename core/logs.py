@@ -30,6 +30,19 @@ class JsonLines(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time of the record (test runners and
+    embedding tools swap it), never to a stream that may since have been closed."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def _env_level() -> int:
     raw = os.environ.get("VERBATIM_LOG_LEVEL", "WARNING").strip()
     if raw.isdigit():
@@ -49,7 +62,7 @@ def configure_logging(*, verbose: int = 0, quiet: bool = False) -> int:
     for handler in list(root.handlers):
         if handler.get_name() == _HANDLER_NAME:
             root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.set_name(_HANDLER_NAME)
     if os.environ.get("VERBATIM_LOG_FORMAT", "").strip().lower() == "json":
         handler.setFormatter(JsonLines())
