@@ -43,7 +43,7 @@ def parse_day(value: str | None, name: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise fail(f"{name}: {value!r} is not a YYYY-MM-DD date") from None
+        raise fail(f"{name}: {value!r} is not a YYYY-MM-DD date (like 2026-01-31)") from None
 
 
 def _validation_line(exc: Any) -> str:
