@@ -3,7 +3,7 @@ jobs would, and write the alerts the detector raises.
 
 Input lines: `id`, `text`, `created_at` (ISO date/datetime, or epoch seconds), optional
 `channel`, `source`, `rating`. Bad lines are reported on stderr and skipped; input order does
-not matter. Texts are analysed with `jobs.factory.build_analyzer` (the analysis of a text does
+not matter. Texts are analysed with `core.analysis.build_analyzer` (the analysis of a text does
 not depend on other days, so it is done once for all); mentions are aggregated per UTC day x
 theme (volume = verbatims mentioning the theme, negatives = mentions with negative polarity,
 the same counting as `verbatim aggregate`), then `SpikeDetector.detect` + `update_episodes`
@@ -183,7 +183,11 @@ def replay(
         opened = [e for e in episodes.values() if e.status == "open"]
         if co_mentions is not None:
             signals, _ = absorb_related(
-                detector, visible, signals, day, co_mentions.get(day, {}),
+                detector,
+                visible,
+                signals,
+                day,
+                co_mentions.get(day, {}),
                 active={e.theme for e in opened},
             )
         events = update_episodes(opened, signals, day, cooldown or detector.config.cooldown_days)
@@ -277,9 +281,10 @@ def run_backtest(
         gap = config.cooldown_days + 1
         for inc in group_incidents(result.alerts, gap):
             for line in result.alerts:
-                if line["theme"] == inc["theme"] and inc["first_day"] <= line["day"] <= inc[
-                    "last_day"
-                ]:
+                if (
+                    line["theme"] == inc["theme"]
+                    and inc["first_day"] <= line["day"] <= inc["last_day"]
+                ):
                     line["incident"] = f"{inc['theme']}|{inc['first_day']}"
     with output.open("w", encoding="utf-8") as out:
         for line in result.alerts:

@@ -53,7 +53,7 @@ class _EncoderOnly:
 
 
 def theme_model_for(settings: Settings, taxonomy: Any, sentiment: Any | None = None) -> Any:
-    from jobs.factory import build_theme_model
+    from core.analysis import build_theme_model
 
     encoder = getattr(sentiment, "encoder", None) if sentiment is not None else None
     return build_theme_model(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,9 +12,11 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
+from core import __version__
 from core.db import make_engine, session_factory
 from core.settings import Settings
 from core.taxonomy_store import TaxonomyCache
+from service.deps import AppState
 from service.errors import install_error_handlers
 from service.middleware import LimitsAndMetrics, Metrics
 from service.routers import catalog, incidents, ingest, system, taxonomy, themes
@@ -46,47 +47,29 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if build_analyzer_at_startup:
-            await run_in_threadpool(app.state.get_analyzer)
+            await run_in_threadpool(state.get_analyzer)
         yield
         if owns_engine:
             engine.dispose()
 
     app = FastAPI(
         title="Verbatim API",
-        version="0.1.0",
+        version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    state = app.state
-    state.settings = settings
-    state.engine = engine
-    state.sessions = session_factory(engine)
-    state.taxonomy_cache = TaxonomyCache(settings)
-    state.builtin_taxonomies = {}
-    state.metrics = metrics
-    state.keyword_cache = KeywordCache()
-    state.view_cache = ViewCache()
-    state.analyzer = analyzer
-    state.analyzer_version = None if analyzer is None else "given"
-    analyzer_lock = threading.Lock()
-
-    def get_analyzer() -> Any:
-        with analyzer_lock:
-            with state.sessions() as session:
-                cur = state.taxonomy_cache.get(session)
-            if state.analyzer_version == "given":  # a caller's analyzer: kept until an edit
-                state.analyzer_version = cur.version
-            stale = state.analyzer_version != cur.version
-            if state.analyzer is None or stale:
-                from jobs.factory import build_analyzer
-
-                # A taxonomy change rebuilds the theme detector; the sentiment model stays.
-                loaded = state.analyzer.sentiment if state.analyzer is not None else None
-                state.analyzer = build_analyzer(settings, taxonomy=cur.taxonomy, sentiment=loaded)
-                state.analyzer_version = cur.version
-            return state.analyzer
-
-    state.get_analyzer = get_analyzer
+    state = AppState(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        taxonomy_cache=TaxonomyCache(settings),
+        metrics=metrics,
+        keyword_cache=KeywordCache(),
+        view_cache=ViewCache(),
+        analyzer=analyzer,
+        analyzer_version=None if analyzer is None else "given",
+    )
+    app.state.verbatim = state
 
     install_error_handlers(app)
     for module in (themes, catalog, incidents, taxonomy, ingest, system):

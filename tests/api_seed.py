@@ -183,14 +183,31 @@ def seed(sessions: sessionmaker[Session]) -> Seeded:
         session.flush()
         alert_id = alert.id
         incident = Incident(
-            theme="livraison", team="logistique", status="open", first_day=alert.first_day,
-            last_day=LAST_DAY, severity="high", kinds=["volume"],
+            theme="livraison",
+            team="logistique",
+            status="open",
+            first_day=alert.first_day,
+            last_day=LAST_DAY,
+            severity="high",
+            kinds=["volume"],
             signals={"volume": {"observed": 30.0, "expected": 10.0}},
-            drivers=[{"field": "transporteur", "value": "Colissimo", "share_of_extra": 0.78,
-                      "count": 20, "incident_share": 0.6, "baseline_share": 0.3,
-                      "p_value": 1e-4}],
-            examples=[KNOWN_TEXT], historical=False, revision=1, notified_severity="high",
-            created_at=now, updated_at=now,
+            drivers=[
+                {
+                    "field": "transporteur",
+                    "value": "Colissimo",
+                    "share_of_extra": 0.78,
+                    "count": 20,
+                    "incident_share": 0.6,
+                    "baseline_share": 0.3,
+                    "p_value": 1e-4,
+                }
+            ],
+            examples=[KNOWN_TEXT],
+            historical=False,
+            revision=1,
+            notified_severity="high",
+            created_at=now,
+            updated_at=now,
         )
         session.add(incident)
         session.flush()

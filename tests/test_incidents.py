@@ -32,12 +32,17 @@ HISTORY_DAYS = 183
 CARRIERS = ("Colissimo", "Chronopost", "Relais")
 BASE = {"livraison": 14, "emballage": 6, "prix": 8, "sav": 5, "qualite_produit": 9}
 TEXTS = {  # project-written French templates (no research data)
-    "livraison": ["Livraison en retard de {n} jours", "Colis livré rapidement, merci",
-                  "Le livreur n'est jamais passé, {n}e relance"],
-    "emballage": ["Carton écrasé à l'arrivée, commande n°{n}",
-                  "Colis arrivé éventré, {n} articles abîmés",
-                  "Emballage très soigné, rien à redire ({n})",
-                  "Boîte déchirée et produit rayé, {n}e fois que ça arrive"],
+    "livraison": [
+        "Livraison en retard de {n} jours",
+        "Colis livré rapidement, merci",
+        "Le livreur n'est jamais passé, {n}e relance",
+    ],
+    "emballage": [
+        "Carton écrasé à l'arrivée, commande n°{n}",
+        "Colis arrivé éventré, {n} articles abîmés",
+        "Emballage très soigné, rien à redire ({n})",
+        "Boîte déchirée et produit rayé, {n}e fois que ça arrive",
+    ],
     "prix": ["Trop cher pour la qualité ({n} €)", "Bon rapport qualité prix, {n} étoiles"],
     "sav": ["Le service client ne répond pas depuis {n} jours", "SAV efficace et poli"],
     "qualite_produit": ["Produit cassé au bout de {n} jours", "Très bonne qualité"],
@@ -60,32 +65,54 @@ class Feed:
                 for k in range(count + (extra_packaging if theme == "emballage" else 0)):
                     spike = theme == "emballage" and k >= count
                     carrier = (
-                        spike_carrier if spike and self.rng.random() < 0.85
+                        spike_carrier
+                        if spike and self.rng.random() < 0.85
                         else str(self.rng.choice(CARRIERS))
                     )
                     negative = self.rng.random() < (0.9 if spike else 0.3)
                     self._add(session, day, theme, negative, carrier, now)
             aggregate(session, days={day})
 
-    def _add(self, session: Session, day: date, theme: str, negative: bool, carrier: str,
-             now: datetime) -> None:
+    def _add(
+        self, session: Session, day: date, theme: str, negative: bool, carrier: str, now: datetime
+    ) -> None:
         self.n += 1
         templates = TEXTS[theme]
         text = templates[int(self.rng.integers(len(templates)))].format(n=self.n % 97)
         channel = "social" if self.n % 3 == 0 else "review"
-        fb = Feedback(source="boutique", channel=channel, dedup_key=f"id:{self.n}", text=text,
-                      created_at=datetime(day.year, day.month, day.day, 10, tzinfo=UTC),
-                      ingested_at=now, content_hash=f"h{self.n}",
-                      meta={"transporteur": carrier, "commande": f"C{self.n}"}, analyzed=True)
+        fb = Feedback(
+            source="boutique",
+            channel=channel,
+            dedup_key=f"id:{self.n}",
+            text=text,
+            created_at=datetime(day.year, day.month, day.day, 10, tzinfo=UTC),
+            ingested_at=now,
+            content_hash=f"h{self.n}",
+            meta={"transporteur": carrier, "commande": f"C{self.n}"},
+            analyzed=True,
+        )
         session.add(fb)
         session.flush()
         label = "negative" if negative else "positive"
-        an = Analysis(feedback_id=fb.id, model_version="t", sentiment=label,
-                      sentiment_score=0.9, analyzed_at=now)
+        an = Analysis(
+            feedback_id=fb.id,
+            model_version="t",
+            sentiment=label,
+            sentiment_score=0.9,
+            analyzed_at=now,
+        )
         session.add(an)
         session.flush()
-        session.add(ThemeMention(analysis_id=an.id, feedback_id=fb.id, theme=theme,
-                                 polarity=label, score=0.8, day=day))
+        session.add(
+            ThemeMention(
+                analysis_id=an.id,
+                feedback_id=fb.id,
+                theme=theme,
+                polarity=label,
+                score=0.8,
+                day=day,
+            )
+        )
 
 
 def _replay(settings: Settings, sessions: sessionmaker[Session], server) -> None:
@@ -136,8 +163,9 @@ def _check(sessions: sessionmaker[Session], server) -> None:
         # Volume and negativity (and per-channel signals) are one incident, one message.
         assert {"volume", "negativity"} <= set(inc.kinds)
         assert "channels" in inc.signals
-        n_alerts = s.scalar(select(func.count()).select_from(Alert).where(
-            Alert.incident_id == inc.id))
+        n_alerts = s.scalar(
+            select(func.count()).select_from(Alert).where(Alert.incident_id == inc.id)
+        )
         assert n_alerts >= 3
         assert inc.drivers[0]["field"] == "transporteur" and inc.drivers[0]["value"] == "Chronopost"
         assert inc.drivers[0]["share_of_extra"] >= 0.6
@@ -146,7 +174,9 @@ def _check(sessions: sessionmaker[Session], server) -> None:
 
 @pytest.mark.slow
 def test_history_then_live_spike_sends_exactly_one_message_sqlite(
-    settings: Settings, sessions: sessionmaker[Session], hook  # noqa: F811
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    hook,  # noqa: F811
 ) -> None:
     _replay(settings, sessions, hook)
     _check(sessions, hook)
@@ -155,7 +185,9 @@ def test_history_then_live_spike_sends_exactly_one_message_sqlite(
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_history_then_live_spike_sends_exactly_one_message_postgres(
-    settings: Settings, pg_sessions: sessionmaker[Session], hook  # noqa: F811
+    settings: Settings,
+    pg_sessions: sessionmaker[Session],
+    hook,  # noqa: F811
 ) -> None:
     _replay(settings, pg_sessions, hook)
     _check(pg_sessions, hook)
@@ -194,14 +226,21 @@ def _write_feed(path, days: int, spike: int) -> None:
         for k in range(8 + fid):
             n += 1
             template = FIDELITE[k % 3] if k < fid else OTHER[k % 4]
-            rows.append({"id": f"r{n}", "text": template.format(n=n),
-                         "created_at": f"{day.isoformat()}T09:00:00+00:00"})
-    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n",
-                    encoding="utf-8")
+            rows.append(
+                {
+                    "id": f"r{n}",
+                    "text": template.format(n=n),
+                    "created_at": f"{day.isoformat()}T09:00:00+00:00",
+                }
+            )
+    path.write_text(
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8"
+    )
 
 
-def _taxonomy_edit_changes_next_run(settings: Settings, sessions: sessionmaker[Session],
-                                    engine) -> None:
+def _taxonomy_edit_changes_next_run(
+    settings: Settings, sessions: sessionmaker[Session], engine
+) -> None:
 
     from core import taxonomy_store
     from core.settings import SourceConfig
@@ -221,16 +260,25 @@ def _taxonomy_edit_changes_next_run(settings: Settings, sessions: sessionmaker[S
         tax = taxonomy_store.current(s, settings).taxonomy
         assert tax.version == 1 and tax.resolve("fidelite") is None
         assert "fidelite" not in {r.theme for r in build_report(s, tax, days=7).rows}
-        assert s.scalar(select(func.count()).select_from(Alert).where(
-            Alert.theme == "fidelite")) == 0
+        assert (
+            s.scalar(select(func.count()).select_from(Alert).where(Alert.theme == "fidelite")) == 0
+        )
 
     with session_scope(sessions) as s:
         _, token = create_key(s, "crm-lead", "write")
     client = TestClient(create_app(settings, engine=engine, build_analyzer_at_startup=False))
-    theme = {"id": "fidelite", "label": "Fidélité", "team": "crm", "stage": "after-sales",
-             "seeds": ["fidélité", "points de fidélité", "carte de fidélité"]}
-    res = client.put("/taxonomy", json={"operations": [{"op": "add", "theme": theme}]},
-                     headers={"X-API-Key": token})
+    theme = {
+        "id": "fidelite",
+        "label": "Fidélité",
+        "team": "crm",
+        "stage": "after-sales",
+        "seeds": ["fidélité", "points de fidélité", "carte de fidélité"],
+    }
+    res = client.put(
+        "/taxonomy",
+        json={"operations": [{"op": "add", "theme": theme}]},
+        headers={"X-API-Key": token},
+    )
     assert res.status_code == 200, res.text
     assert res.json()["version"] == 2
 

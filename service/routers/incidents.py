@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from core.models import ApiKey, Incident
 from core.queries import dashboard_link, list_incidents, set_incident_status
 from service.auth import require
-from service.deps import get_session, pick_taxonomy
+from service.deps import app_state, get_session, pick_taxonomy
 from service.errors import ApiError
 from service.schemas import ErrorOut, IncidentAction, IncidentList, IncidentOut
 
@@ -21,7 +21,7 @@ router = APIRouter(
 
 
 def _out(request: Request, inc: Incident) -> IncidentOut:
-    url = request.app.state.settings.dashboard_url
+    url = app_state(request).settings.dashboard_url
     return IncidentOut(
         id=inc.id,
         theme=inc.theme,

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from core import taxonomy_store
 from core.models import ApiKey
 from service.auth import require
-from service.deps import cached_json, current_taxonomy
+from service.deps import app_state, cached_json, current_taxonomy
 from service.errors import ApiError
 from service.schemas import (
     ErrorOut,
@@ -50,7 +50,7 @@ def get_taxonomy(request: Request) -> Response:
 )
 def taxonomy_history(request: Request) -> TaxonomyHistoryOut:
     current_taxonomy(request)  # seeds version 1 on a fresh database
-    with request.app.state.sessions() as session:
+    with app_state(request).sessions() as session:
         rows = taxonomy_store.history(session)
         return TaxonomyHistoryOut(
             items=[
@@ -74,7 +74,7 @@ def taxonomy_history(request: Request) -> TaxonomyHistoryOut:
 def put_taxonomy(
     request: Request, update: TaxonomyUpdate, key: ApiKey | None = Depends(require("write"))
 ) -> TaxonomyOut:
-    state = request.app.state
+    state = app_state(request)
     author = f"api:{key.name}" if key is not None else "api"
     for _attempt in range(3):  # another replica may store a version between read and write
         with state.sessions() as session:
