@@ -330,3 +330,35 @@ def test_taxonomy_diff_summary() -> None:
         " edited commande_paiement (seeds, patterns, examples, positive_cues, negative_cues)"
     )
     assert diff_summary(old, old) == "no change"
+
+
+def test_cli_taxonomy_show_export_import_history(
+    settings: Settings, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from verbatim_cli import app
+
+    monkeypatch.setenv("VERBATIM_DATABASE_URL", settings.resolved_database_url)
+    monkeypatch.setenv("VERBATIM_DATA_DIR", str(settings.data_dir))
+    runner = CliRunner()
+    shown = runner.invoke(app, ["taxonomy", "show"])
+    assert shown.exit_code == 0 and "version 1" in shown.output, shown.output
+    exported = tmp_path / "tax.yaml"
+    assert runner.invoke(app, ["taxonomy", "export", "-o", str(exported)]).exit_code == 0
+    exported.write_text(
+        exported.read_text(encoding="utf-8").replace("label: Emballage", "label: Colis abîmés"),
+        encoding="utf-8",
+    )
+    imported = runner.invoke(app, ["taxonomy", "import", str(exported), "--author", "ana"])
+    assert imported.exit_code == 0, imported.output
+    assert "version 2 stored (edited emballage (label))" in imported.output
+    history = runner.invoke(app, ["taxonomy", "history"])
+    assert "v2" in history.output and "ana" in history.output and "seed" in history.output
+    old = runner.invoke(app, ["taxonomy", "export", "--version", "1"])
+    assert "label: Emballage\n" in old.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nthemes: []\n", encoding="utf-8")
+    res = runner.invoke(app, ["taxonomy", "import", str(bad)])
+    assert res.exit_code == 2 and res.output.count("\n") == 1 and "error:" in res.output
+    assert "v3" not in runner.invoke(app, ["taxonomy", "history"]).output  # nothing stored
