@@ -514,7 +514,7 @@ def replay_block(args: argparse.Namespace, detectors: dict[str, Any]) -> None:
                         START + timedelta(days - 1),
                         det,
                         tax.ids,
-                        co_mentions=None if name == "naive" else co,
+                        co_mentions=None if name == "naive" or args.no_related else co,
                     )
                 )
                 before = scores[name].found
@@ -578,6 +578,12 @@ def main() -> None:
     ap.add_argument("--replay-pool", type=int, default=8000)
     ap.add_argument("--verbose", action="store_true", help="print the spikes missed")
     ap.add_argument(
+        "--no-related",
+        action="store_true",
+        help="replay without related-theme absorption (the former detector)",
+    )
+    ap.add_argument("--warmup", type=int, default=None, help="override DetectorConfig.warmup_days")
+    ap.add_argument(
         "--analysis-cache",
         default=None,
         help="folder outside the repo to keep the pool's analyses between runs",
@@ -602,6 +608,8 @@ def main() -> None:
         overrides["alpha"] = args.alpha
     if args.day1_weight is not None:
         overrides["day1_weight"] = args.day1_weight
+    if args.warmup is not None:
+        overrides["warmup_days"] = args.warmup
     cfg = DetectorConfig(**overrides)  # type: ignore[arg-type]
     detectors = {"detector": SpikeDetector(cfg), "naive": NaiveDetector()}
     if args.replay:
