@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import taxonomy_store
@@ -32,17 +32,13 @@ from core.models import (
     Alert,
     DailyAggregate,
     DetectionState,
-    Feedback,
     Incident,
-    OutboxMessage,
     ThemeMention,
     Topic,
-    TopicAssignment,
 )
 from core.queries import latest_day, topic_trends
 from core.settings import Settings
 from jobs import incidents
-from jobs.slack_message import AlertView, build_payload
 from nlp.spikes import (
     DetectorConfig,
     Episode,
@@ -166,49 +162,6 @@ def load_topic_series(session: Session, until: date, *, span_days: int) -> list[
     ]
 
 
-def example_texts(session: Session, taxonomy: Taxonomy, alert: Alert, limit: int = 3) -> list[str]:
-    """Up to `limit` masked verbatims of the episode (negative mentions first; for a topic:
-    its most probable members)."""
-    from nlp.text import mask_pii
-
-    topic_id = topic_id_of(alert.theme)
-    if topic_id is not None:
-        query = (
-            select(Feedback.text)
-            .join(TopicAssignment, TopicAssignment.feedback_id == Feedback.id)
-            .where(
-                TopicAssignment.topic_id == topic_id,
-                TopicAssignment.day >= alert.first_day,
-                TopicAssignment.day <= alert.last_day,
-            )
-            .order_by(TopicAssignment.probability.desc(), Feedback.id)
-            .limit(limit * 3)
-        )
-    else:
-        theme = taxonomy.resolve(alert.theme)
-        ids = [alert.theme, *(theme.aliases if theme else [])]
-        neg_first = case((ThemeMention.polarity == "negative", 0), else_=1)
-        query = (
-            select(Feedback.text)
-            .join(ThemeMention, ThemeMention.feedback_id == Feedback.id)
-            .where(
-                ThemeMention.theme.in_(ids),
-                ThemeMention.day >= alert.first_day,
-                ThemeMention.day <= alert.last_day,
-            )
-            .order_by(neg_first, ThemeMention.score.desc(), Feedback.id)
-            .limit(limit * 3)
-        )
-    out: list[str] = []
-    for (text,) in session.execute(query):
-        masked = mask_pii(text or "")  # stored masked already; masking again is harmless
-        if masked and masked not in out:
-            out.append(masked)
-        if len(out) >= limit:
-            break
-    return out
-
-
 # --- episodes <-> rows ----------------------------------------------------------------------
 def _episode(row: Alert) -> Episode:
     details = dict(row.details or {})
@@ -306,51 +259,6 @@ def _apply(
     result.incidents.add(inc.id)
     if notify:
         result.queued += incidents.enqueue(session, settings, taxonomy, inc)
-
-
-def enqueue(
-    session: Session, settings: Settings, taxonomy: Taxonomy, row: Alert, route: str
-) -> int:
-    """Queue a message of one alert's current revision (kept for single-alert messages;
-    detection itself queues per incident, `jobs.incidents.enqueue`)."""
-    exists = session.execute(
-        select(OutboxMessage.id).where(
-            OutboxMessage.alert_id == row.id,
-            OutboxMessage.revision == row.revision,
-            OutboxMessage.route == route,
-        )
-    ).first()
-    if exists:
-        return 0
-    theme = taxonomy.resolve(row.theme)
-    label = theme.label if theme else str((row.details or {}).get("topic_label") or row.theme)
-    view = AlertView(
-        theme=row.theme,
-        label=label,
-        kind=row.kind,
-        severity=row.severity,
-        first_day=row.first_day,
-        last_day=row.last_day,
-        observed=row.observed,
-        expected=row.expected,
-        p_value=row.p_value,
-        revision=row.revision,
-        team=row.team,
-    )
-    payload = build_payload(
-        view, example_texts(session, taxonomy, row), settings.dashboard_url, settings.alert_language
-    )
-    session.add(
-        OutboxMessage(
-            alert_id=row.id,
-            revision=row.revision,
-            route=route,
-            payload=payload,
-            status="pending",
-            attempts=0,
-        )
-    )
-    return 1
 
 
 # --- the job --------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def _act(
 def acknowledge(
     request: Request,
     body: IncidentAction,
-    incident_id: int = Path(ge=1),
+    incident_id: int = Path(ge=1, le=2**31 - 1),
     key: ApiKey | None = Depends(require("write")),
     session: Session = Depends(get_session),
 ) -> IncidentOut:
@@ -111,7 +111,7 @@ def acknowledge(
 def resolve(
     request: Request,
     body: IncidentAction,
-    incident_id: int = Path(ge=1),
+    incident_id: int = Path(ge=1, le=2**31 - 1),
     key: ApiKey | None = Depends(require("write")),
     session: Session = Depends(get_session),
 ) -> IncidentOut:
