@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import numpy as np
 from sqlalchemy import and_, case, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
@@ -25,6 +26,7 @@ from core.models import (
     Topic,
     TopicAssignment,
 )
+from nlp.drivers import DriverConfig, DriverEffect, csat_points, key_drivers, nps_points
 
 if TYPE_CHECKING:
     from nlp.taxonomy import Taxonomy
@@ -316,8 +318,14 @@ def top_keywords(
 ) -> list[str]:
     """Most frequent content words in the theme's evidence spans (latest `sample` mentions)."""
     found = top_keywords_many(
-        session, {"_": theme_ids}, start=start, end=end, channel=channel, source=source,
-        limit=limit, sample=sample,
+        session,
+        {"_": theme_ids},
+        start=start,
+        end=end,
+        channel=channel,
+        source=source,
+        limit=limit,
+        sample=sample,
     )
     return found.get("_", [])
 
@@ -657,8 +665,17 @@ def theme_trend(
         src = rest.pop(0) if by_source else None
         vol, neg, neu, pos, rsum, rcount = rest
         points.append(
-            TrendPoint(at, ch, src, int(vol), int(neg or 0), int(neu or 0), int(pos or 0),
-                       float(rsum or 0.0), int(rcount or 0))
+            TrendPoint(
+                at,
+                ch,
+                src,
+                int(vol),
+                int(neg or 0),
+                int(neu or 0),
+                int(pos or 0),
+                float(rsum or 0.0),
+                int(rcount or 0),
+            )
         )
     if not split:
         step = timedelta(days=1) if granularity == "day" else timedelta(hours=1)
@@ -696,12 +713,8 @@ def _impact(w_sum: float, w_n: int, all_sum: float, all_n: int) -> RatingImpact:
     mean_with = w_sum / w_n if w_n else None
     mean_without = o_sum / o_n if o_n else None
     mean_all = all_sum / all_n if all_n else None
-    diff = (
-        mean_with - mean_without if mean_with is not None and mean_without is not None else None
-    )
-    effect = (
-        mean_all - mean_without if mean_all is not None and mean_without is not None else None
-    )
+    diff = mean_with - mean_without if mean_with is not None and mean_without is not None else None
+    effect = mean_all - mean_without if mean_all is not None and mean_without is not None else None
     return RatingImpact(w_n, o_n, mean_with, mean_without, diff, effect)
 
 
@@ -751,3 +764,83 @@ def rating_impacts(
         name: _impact(*per_theme.get(name, (0.0, 0)), totals.rating_sum, totals.rating_count)
         for name in themes
     }
+
+
+# --- key drivers: how much a theme's presence moves a score (rating, NPS, CSAT, CES) --------
+
+SCORES = ("nps", "csat", "ces", "rating")
+
+
+@dataclass(frozen=True, slots=True)
+class DriverReport:
+    """Key drivers of one score over a period. `coded_mean` is the mean of the coded score
+    (NPS in points -100..100, CSAT as the share of 4-5 answers in points, CES and rating as
+    given); effects are in the same units."""
+
+    score: str
+    start: date
+    end: date
+    answers: int  # analysed verbatims of the period that carry this score
+    coded_mean: float | None
+    effects: list[DriverEffect]
+
+
+def _code_score(score: str, values: Sequence[float]) -> np.ndarray:
+    if score == "nps":
+        return nps_points(values)
+    if score == "csat":
+        return csat_points(values)
+    return np.asarray(values, dtype=float)
+
+
+def key_driver_report(
+    session: Session,
+    score: str,
+    *,
+    start: date,
+    end: date,
+    channel: str | None = None,
+    source: str | None = None,
+    taxonomy: Taxonomy | None = None,
+    config: DriverConfig | None = None,
+) -> DriverReport:
+    """Regress the (coded) score of each analysed verbatim of [start, end] on the presence of
+    each theme in its latest analysis (former theme ids folded into the current one)."""
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {', '.join(SCORES)}")
+    column = getattr(Feedback, score)
+    lo = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    hi = datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)
+    answered = (
+        select(Feedback.id, column)
+        .join(Analysis, Analysis.feedback_id == Feedback.id)
+        .where(column.is_not(None), Feedback.created_at >= lo, Feedback.created_at < hi)
+        .where(_latest_analysis())
+    )
+    if channel:
+        answered = answered.where(Feedback.channel == channel)
+    if source:
+        answered = answered.where(Feedback.source == source)
+    rows = session.execute(answered).all()
+    index = {fid: i for i, (fid, _) in enumerate(rows)}
+    values = [float(v) for _, v in rows]
+    if not rows:
+        return DriverReport(score, start, end, 0, None, [])
+    sub = answered.subquery()
+    mentions = (
+        select(ThemeMention.feedback_id, ThemeMention.theme)
+        .join(Analysis, Analysis.id == ThemeMention.analysis_id)
+        .where(ThemeMention.feedback_id.in_(select(sub.c.id)), _latest_analysis())
+        .distinct()
+    )
+    presence: dict[str, np.ndarray] = {}
+    for fid, theme in session.execute(mentions):
+        resolved = taxonomy.resolve(theme) if taxonomy is not None else None
+        if resolved is not None and resolved.retired:
+            continue
+        key = resolved.id if resolved is not None else theme
+        flags = presence.setdefault(key, np.zeros(len(rows), dtype=bool))
+        flags[index[fid]] = True
+    coded = _code_score(score, values)
+    effects = key_drivers(presence, coded, config)
+    return DriverReport(score, start, end, len(rows), float(coded.mean()), effects)

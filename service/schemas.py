@@ -261,7 +261,8 @@ class FeedbackBatch(BaseModel):
     channel: ChannelName = "review"
     items: list[dict[str, Any]] = Field(
         description=(
-            "rows with `text` (required), optional `id`, `created_at`, `rating`, `customer`, "
+            "rows with `text` (required), optional `id`, `created_at`, `rating`, `nps` (0-10), "
+            "`csat` (1-5), `ces` (1-7), `customer`, "
             "`channel`, `title`; other keys are kept as metadata"
         ),
         json_schema_extra={"items": {"type": "object", "example": {"id": "r1", "text": "..."}}},
