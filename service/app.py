@@ -17,7 +17,7 @@ from core.db import make_engine, session_factory
 from core.settings import Settings
 from service.errors import install_error_handlers
 from service.middleware import LimitsAndMetrics, Metrics
-from service.routers import catalog, ingest, system, taxonomy, themes
+from service.routers import catalog, ingest, insights, system, taxonomy, themes
 from service.taxonomy_store import load_current
 from service.views import KeywordCache, ViewCache
 
@@ -80,15 +80,14 @@ def create_app(
 
                 # A taxonomy change rebuilds the theme detector; the sentiment model stays.
                 loaded = state.analyzer.sentiment if state.analyzer is not None else None
-                state.analyzer = build_analyzer(settings, taxonomy=state.taxonomy,
-                                                sentiment=loaded)
+                state.analyzer = build_analyzer(settings, taxonomy=state.taxonomy, sentiment=loaded)
                 state.analyzer_stale = False
             return state.analyzer
 
     state.get_analyzer = get_analyzer
 
     install_error_handlers(app)
-    for module in (themes, catalog, taxonomy, ingest, system):
+    for module in (themes, catalog, insights, taxonomy, ingest, system):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=system.STATIC), name="static")
 

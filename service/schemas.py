@@ -177,7 +177,8 @@ class TopicOut(BaseModel):
     first_seen: UtcDatetime
     last_seen: UtcDatetime
     trend: list[TopicDay] = Field(
-        default_factory=list, description="verbatims assigned per day (last `trend_days` days)")
+        default_factory=list, description="verbatims assigned per day (last `trend_days` days)"
+    )
 
 
 class TopicsOut(BaseModel):
@@ -300,3 +301,36 @@ class HealthOut(BaseModel):
     status: str
     database: str
     version: str
+
+
+# --- key drivers, overview, journey, corrections --------------------------------------------
+
+ScoreName = Literal["nps", "csat", "ces", "rating"]
+
+
+class DriverOut(BaseModel):
+    theme: str
+    label: str
+    mentions: int = Field(description="verbatims with this score that name the theme")
+    mean_with: float = Field(description="mean coded score of those verbatims")
+    mean_without: float
+    effect: float = Field(
+        description="adjusted change of the coded score when the theme is named (OLS "
+        "coefficient, other themes held fixed)"
+    )
+    ci_low: float = Field(description="95 % confidence interval (HC3 robust errors)")
+    ci_high: float
+    p_value: float
+    impact: float = Field(description="effect x share of verbatims naming it")
+    significant: bool
+
+
+class DriversOut(BaseModel):
+    score: ScoreName
+    unit: str = Field(description="unit of the effects")
+    period: Period
+    answers: int = Field(description="analysed verbatims of the period carrying the score")
+    coded_mean: float | None = Field(
+        description="NPS (-100..100) / CSAT (% of 4-5) / mean CES or rating of the period"
+    )
+    drivers: list[DriverOut] = Field(description="largest negative impact first")
