@@ -186,6 +186,17 @@ class DailyAggregate(Base):
         return self.rating_sum / self.rating_count if self.rating_count else None
 
 
+class DataVersion(Base):
+    """A counter bumped by every rebuild of a derived table (name "aggregates"): the cache key
+    of views computed from it. (Row ids are not enough: SQLite reuses ids 1..n when a full
+    rebuild empties the table, so a rebuild could look unchanged.)"""
+
+    __tablename__ = "data_versions"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class Alert(Base):
     """A raised spike. `alert_key` identifies an episode: a persisting spike updates its row."""
 

@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.models import (
+    CORRECTION_MODEL,
     Alert,
     Analysis,
     DailyAggregate,
+    DataVersion,
     Feedback,
     ThemeMention,
     Topic,
@@ -421,7 +423,7 @@ def theme_verbatims(
         )
         .join(Feedback, Feedback.id == ThemeMention.feedback_id)
         .join(Analysis, Analysis.id == ThemeMention.analysis_id)
-        .where(ThemeMention.theme.in_(list(theme_ids)))
+        .where(ThemeMention.theme.in_(list(theme_ids)), latest_analysis())
         .order_by(ThemeMention.day.desc(), ThemeMention.id.desc())
         .limit(limit + 1)
     )
@@ -489,19 +491,20 @@ def feedback_count(session: Session) -> int:
     return int(session.execute(select(func.count()).select_from(Feedback)).scalar_one())
 
 
-def aggregates_version(session: Session) -> tuple[int, int]:
-    """Changes whenever `daily_aggregates` is rebuilt (rows are deleted and re-inserted):
-    a cheap key for caches of values derived from the aggregated data."""
-    # max/min of the primary key are O(log n) (count(*) would scan the table): a rebuild
-    # deletes rows and inserts new ones with higher ids.
-    # (Two scalar subqueries: SQLite only uses the index shortcut for a lone min() or max().)
-    top, bottom = session.execute(
+def aggregates_version(session: Session) -> tuple[int, int, int]:
+    """Changes whenever `daily_aggregates` is rebuilt: a cheap key for caches of values
+    derived from the aggregated data (the rebuild's counter, plus the id range for rows
+    written by older code)."""
+    # max/min of the primary key are O(log n) (count(*) would scan the table).
+    # (Scalar subqueries: SQLite only uses the index shortcut for a lone min() or max().)
+    top, bottom, counter = session.execute(
         select(
             select(func.max(DailyAggregate.id)).scalar_subquery(),
             select(func.min(DailyAggregate.id)).scalar_subquery(),
+            select(DataVersion.version).where(DataVersion.name == "aggregates").scalar_subquery(),
         )
     ).one()
-    return int(top or 0), int(bottom or 0)
+    return int(top or 0), int(bottom or 0), int(counter or 0)
 
 
 def alerts_version(session: Session) -> tuple[int, str, int]:
@@ -576,14 +579,28 @@ class TrendPoint:
         return self.rating_sum / self.rating_count if self.rating_count else None
 
 
-def _latest_analysis() -> ColumnElement[bool]:
-    """No newer analysis of the same verbatim exists (the one the aggregates count)."""
+def latest_analysis() -> ColumnElement[bool]:
+    """`Analysis` is the one that counts for its verbatim: an analyst's correction beats any
+    model analysis, then the newest wins (no better analysis of the same verbatim exists)."""
     newer = aliased(Analysis)
+
+    def rank(a: type[Analysis]) -> ColumnElement[int]:
+        return case((a.model_version == CORRECTION_MODEL, 1), else_=0)
+
     return ~(
         select(newer.id)
-        .where(newer.feedback_id == Analysis.feedback_id, newer.id > Analysis.id)
+        .where(
+            newer.feedback_id == Analysis.feedback_id,
+            or_(
+                rank(newer) > rank(Analysis),
+                and_(rank(newer) == rank(Analysis), newer.id > Analysis.id),
+            ),
+        )
         .exists()
     )
+
+
+_latest_analysis = latest_analysis
 
 
 def _hour_bucket(session: Session) -> ColumnElement[str]:

@@ -17,7 +17,7 @@ from core.db import make_engine, session_factory
 from core.settings import Settings
 from service.errors import install_error_handlers
 from service.middleware import LimitsAndMetrics, Metrics
-from service.routers import catalog, ingest, insights, system, taxonomy, themes
+from service.routers import catalog, corrections, ingest, insights, system, taxonomy, themes
 from service.taxonomy_store import load_current
 from service.views import KeywordCache, ViewCache
 
@@ -87,7 +87,7 @@ def create_app(
     state.get_analyzer = get_analyzer
 
     install_error_handlers(app)
-    for module in (themes, catalog, insights, taxonomy, ingest, system):
+    for module in (themes, catalog, insights, corrections, taxonomy, ingest, system):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=system.STATIC), name="static")
 

@@ -334,3 +334,65 @@ class DriversOut(BaseModel):
         description="NPS (-100..100) / CSAT (% of 4-5) / mean CES or rating of the period"
     )
     drivers: list[DriverOut] = Field(description="largest negative impact first")
+
+
+class ThemeFix(BaseModel):
+    theme: str = Field(min_length=1, max_length=64, description="theme id (or a former id)")
+    polarity: Polarity
+
+
+class CorrectionIn(BaseModel):
+    sentiment: Polarity | None = Field(default=None, description="null: keep the model's")
+    themes: list[ThemeFix] | None = Field(
+        default=None,
+        max_length=50,
+        description="the complete corrected theme list ([]: none); null: keep the model's",
+    )
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class CorrectionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    feedback_id: int
+    sentiment: str | None
+    themes: list[dict[str, Any]] | None
+    author: str
+    note: str | None
+    created_at: UtcDatetime
+
+
+class MentionOut(BaseModel):
+    theme: str
+    polarity: str
+    evidence: EvidenceOut | None
+
+
+class AnalysisOut(BaseModel):
+    model_version: str
+    sentiment: str
+    severity: float
+    themes: list[MentionOut]
+
+
+class FeedbackOut(BaseModel):
+    id: int
+    created_at: UtcDatetime
+    channel: str
+    source: str
+    language: str
+    rating: float | None
+    nps: float | None
+    csat: float | None
+    ces: float | None
+    text: str
+    model: AnalysisOut | None = Field(description="the latest model analysis")
+    current: AnalysisOut | None = Field(description="what the figures count (a correction wins)")
+    corrections: list[CorrectionOut] = Field(description="newest first")
+
+
+class CorrectionResult(BaseModel):
+    correction: CorrectionOut
+    reaggregated_days: list[date]
+    feedback: FeedbackOut

@@ -1,4 +1,4 @@
-"""Analysts' corrections of a verbatim's sentiment and themes.
+"""Analysts' corrections of a verbatim's sentiment and themes; data version counters.
 
 Revision ID: 0003_corrections
 Revises: 0002_scores
@@ -30,6 +30,12 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["feedback_id"], ["feedback.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
+    op.create_table(
+        "data_versions",
+        sa.Column("name", sa.String(length=50), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
     op.create_index(
         op.f("ix_corrections_feedback_id"), "corrections", ["feedback_id"], unique=False
     )
@@ -38,3 +44,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_corrections_feedback_id"), table_name="corrections")
     op.drop_table("corrections")
+    op.drop_table("data_versions")
