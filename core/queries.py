@@ -243,6 +243,7 @@ class VerbatimRow:
     evidence_start: int | None
     evidence_end: int | None
     evidence_text: str | None
+    language: str = "fr"
 
 
 def theme_keys(taxonomy: Taxonomy | None, theme_id: str) -> list[str]:
@@ -398,6 +399,7 @@ def theme_verbatims(
     source: str | None = None,
     start: date | None = None,
     end: date | None = None,
+    language: str | None = None,
 ) -> tuple[list[VerbatimRow], tuple[date, int] | None]:
     """Newest-first verbatims mentioning a theme; keyset pagination on (day, mention id).
 
@@ -420,6 +422,7 @@ def theme_verbatims(
             ThemeMention.evidence_start,
             ThemeMention.evidence_end,
             ThemeMention.evidence_text,
+            Feedback.language,
         )
         .join(Feedback, Feedback.id == ThemeMention.feedback_id)
         .join(Analysis, Analysis.id == ThemeMention.analysis_id)
@@ -444,6 +447,8 @@ def theme_verbatims(
         stmt = stmt.where(ThemeMention.day >= start)
     if end is not None:
         stmt = stmt.where(ThemeMention.day <= end)
+    if language:
+        stmt = stmt.where(Feedback.language == language)
     rows = [VerbatimRow(*r) for r in session.execute(stmt)]
     more = len(rows) > limit
     rows = rows[:limit]
@@ -861,3 +866,138 @@ def key_driver_report(
     coded = _code_score(score, values)
     effects = key_drivers(presence, coded, config)
     return DriverReport(score, start, end, len(rows), float(coded.mean()), effects)
+
+
+# --- dashboard read models: a theme's breakdown, the overview's score summary ---------------
+
+SEVERITY_BANDS = (("faible", 0.25), ("moyenne", 0.5), ("haute", 0.75), ("critique", 1.01))
+
+
+def severity_band(value: float) -> str:
+    return next(name for name, upper in SEVERITY_BANDS if value < upper)
+
+
+@dataclass(frozen=True, slots=True)
+class BreakdownRow:
+    key: str
+    mentions: int
+    negatives: int
+
+
+def theme_breakdown(
+    session: Session,
+    theme_ids: Sequence[str],
+    *,
+    start: date,
+    end: date,
+) -> dict[str, list[BreakdownRow]]:
+    """A theme's mentions over [start, end] split by channel, source, language and severity
+    band (latest analysis of each verbatim), biggest first."""
+    stmt = (
+        select(
+            Feedback.channel,
+            Feedback.source,
+            Feedback.language,
+            Analysis.severity,
+            ThemeMention.polarity,
+            func.count(),
+        )
+        .join(Analysis, Analysis.id == ThemeMention.analysis_id)
+        .join(Feedback, Feedback.id == ThemeMention.feedback_id)
+        .where(
+            ThemeMention.theme.in_(list(theme_ids)),
+            ThemeMention.day >= start,
+            ThemeMention.day <= end,
+            latest_analysis(),
+        )
+        .group_by(
+            Feedback.channel,
+            Feedback.source,
+            Feedback.language,
+            Analysis.severity,
+            ThemeMention.polarity,
+        )
+    )
+    sums: dict[str, dict[str, list[int]]] = {
+        "channel": {},
+        "source": {},
+        "language": {},
+        "severity": {},
+    }
+    for channel, source, language, severity, polarity, n in session.execute(stmt):
+        keys = {
+            "channel": channel,
+            "source": source,
+            "language": language,
+            "severity": severity_band(float(severity or 0.0)),
+        }
+        for split, key in keys.items():
+            acc = sums[split].setdefault(key, [0, 0])
+            acc[0] += int(n)
+            acc[1] += int(n) if polarity == "negative" else 0
+    out: dict[str, list[BreakdownRow]] = {}
+    for split, by_key in sums.items():
+        rows = [BreakdownRow(k, v[0], v[1]) for k, v in by_key.items()]
+        if split == "severity":
+            order = [name for name, _ in SEVERITY_BANDS]
+            rows.sort(key=lambda r: order.index(r.key))
+        else:
+            rows.sort(key=lambda r: (-r.mentions, r.key))
+        out[split] = rows
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreSummary:
+    score: str
+    answers: int
+    value: float | None  # NPS in points (-100..100), CSAT in % of 4-5, CES / rating mean
+    previous_answers: int
+    previous_value: float | None
+
+
+def score_summary(
+    session: Session,
+    score: str,
+    *,
+    start: date,
+    end: date,
+    channel: str | None = None,
+    source: str | None = None,
+) -> ScoreSummary:
+    """The period's NPS / CSAT / CES / mean rating and the previous period's, over every
+    stored verbatim that carries the score."""
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {', '.join(SCORES)}")
+    column = getattr(Feedback, score)
+    length = (end - start).days + 1
+    prev_start = start - timedelta(days=length)
+
+    def one(lo_day: date, hi_day: date) -> tuple[int, float | None]:
+        lo = datetime(lo_day.year, lo_day.month, lo_day.day, tzinfo=UTC)
+        hi = datetime(hi_day.year, hi_day.month, hi_day.day, tzinfo=UTC) + timedelta(days=1)
+        if score == "nps":
+            coded = case((column >= 9, 100.0), (column >= 7, 0.0), else_=-100.0)
+        elif score == "csat":
+            coded = case((column >= 4, 100.0), else_=0.0)
+        else:
+            coded = column
+        stmt = select(func.count(column), func.avg(coded)).where(
+            column.is_not(None), Feedback.created_at >= lo, Feedback.created_at < hi
+        )
+        if channel:
+            stmt = stmt.where(Feedback.channel == channel)
+        if source:
+            stmt = stmt.where(Feedback.source == source)
+        n, mean = session.execute(stmt).one()
+        return int(n or 0), (None if not n else float(mean))
+
+    n, value = one(start, end)
+    pn, pvalue = one(prev_start, start - timedelta(days=1))
+    return ScoreSummary(score, n, value, pn, pvalue)
+
+
+def list_sources(session: Session, limit: int = 200) -> list[str]:
+    """Source names present in the aggregates (cheap: the aggregates are small)."""
+    stmt = select(DailyAggregate.source).distinct().order_by(DailyAggregate.source).limit(limit)
+    return list(session.scalars(stmt))

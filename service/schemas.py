@@ -149,6 +149,7 @@ class VerbatimOut(BaseModel):
     score: float
     sentiment: str
     severity: float
+    language: str = "fr"
     evidence: EvidenceOut | None
 
 
@@ -396,3 +397,54 @@ class CorrectionResult(BaseModel):
     correction: CorrectionOut
     reaggregated_days: list[date]
     feedback: FeedbackOut
+
+
+class BreakdownItem(BaseModel):
+    key: str
+    mentions: int
+    negatives: int
+    negative_share: float
+
+
+class ThemeBreakdownOut(BaseModel):
+    id: str
+    label: str
+    period: Period
+    by_channel: list[BreakdownItem]
+    by_source: list[BreakdownItem]
+    by_language: list[BreakdownItem]
+    by_severity: list[BreakdownItem] = Field(
+        description="severity bands faible (<0.25), moyenne, haute, critique (>=0.75)"
+    )
+
+
+class ScoreOut(BaseModel):
+    score: ScoreName
+    answers: int
+    value: float | None
+    previous_answers: int
+    previous_value: float | None
+
+
+class MoverOut(BaseModel):
+    id: str
+    label: str
+    stage: str
+    volume: int
+    previous_volume: int
+    volume_change: float | None
+    negative_share: float
+    negative_share_change: float
+
+
+class OverviewOut(BaseModel):
+    period: Period
+    verbatims: int
+    previous_verbatims: int
+    negatives: int = Field(description="verbatims whose document sentiment is negative")
+    negative_share: float
+    previous_negative_share: float
+    scores: list[ScoreOut] = Field(description="only the scores the feed carries")
+    top_movers: list[MoverOut] = Field(description="largest rise in mentions first")
+    open_alerts: int
+    sources: list[str] = Field(description="every source name (for filters)")

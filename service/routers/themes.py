@@ -321,6 +321,7 @@ def get_theme_verbatims(
     source: SourceQ = None,
     start: Annotated[date | None, Query()] = None,
     end: Annotated[date | None, Query()] = None,
+    language: Annotated[str | None, Query(max_length=8, description="e.g. fr, en")] = None,
     taxonomy: TaxonomyQ = None,
     format: FormatQ = "json",
 ) -> VerbatimsOut | Response:
@@ -334,6 +335,7 @@ def get_theme_verbatims(
         source=source,
         start=start,
         end=end,
+        language=language,
     )
     if format == "csv":
         found: list = []
@@ -367,6 +369,7 @@ def get_theme_verbatims(
                 score=r.score,
                 sentiment=r.sentiment,
                 severity=r.severity,
+                language=r.language,
                 evidence=None
                 if r.evidence_start is None and r.evidence_text is None
                 else EvidenceOut(start=r.evidence_start, end=r.evidence_end, text=r.evidence_text),
