@@ -215,7 +215,7 @@ function chart(series, incidents = []) {
 
 // Forest plot of key-driver effects with their 95 % interval.
 function driverPlot(drivers, unit) {
-  const width = 760, row = 26, left = 190, right = 120;
+  const width = 860, row = 26, left = 200, right = 230;
   const height = drivers.length * row + 30;
   const s = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
     "aria-label": "Effet de chaque thème sur le score, avec intervalle de confiance à 95 %" });
@@ -420,7 +420,9 @@ async function renderTheme() {
   const impact = s.rating_impact;
   const cards = [
     kpi("Mentions", fmtNum(s.volume), s.previous_volume ? `${fmtNum(s.previous_volume)} la période précédente` : "pas de période précédente"),
-    kpi("Part négative", fmtPct(s.negative_share), `${fmtSigned(s.negative_share_change * 100)} pts`, s.negative_share_change > 0 ? "up" : "down"),
+    s.previous_volume
+      ? kpi("Part négative", fmtPct(s.negative_share), `${fmtSigned(s.negative_share_change * 100)} pts vs période précédente`, s.negative_share_change > 0 ? "up" : "down")
+      : kpi("Part négative", fmtPct(s.negative_share), `${fmtNum(s.negatives)} mentions négatives`),
     kpi("Note moyenne", s.mean_rating == null ? "—" : fmtDec(s.mean_rating) + " / 5",
       impact && impact.difference != null ? `${fmtSigned(impact.difference, 1)} vs les autres verbatims` : "pas de note"),
   ];
@@ -574,9 +576,9 @@ async function renderJourney() {
         el("span", { class: "fill", style: `width:${(100 * s.mentions / max).toFixed(1)}%` },
           el("span", { class: "neg", style: `width:${(100 * share).toFixed(1)}%` }))),
       el("div", { class: "stage-figures" },
-        el("strong", { class: "friction" }, `Friction ${fmtPct(share)}`),
-        ` · ${fmtNum(s.mentions)} mentions, ${fmtNum(s.negatives)} négatives`),
-      el("div", { class: "stage-themes" }, top.length ? "Principaux irritants : " : "Aucun irritant.",
+        s.mentions ? el("strong", { class: "friction" }, `Friction ${fmtPct(share)}`) : el("span", { class: "muted" }, "Pas de mention"),
+        s.mentions ? ` · ${fmtNum(s.mentions)} mentions, ${fmtNum(s.negatives)} négatives` : ""),
+      el("div", { class: "stage-themes" }, top.length ? "Principaux irritants : " : s.mentions ? "Aucun irritant." : "",
         ...top.flatMap((t, i) => [i ? ", " : "", themeLink(t.id, t.label), ` (${fmtNum(t.negatives)})`]))));
   }
 }
