@@ -18,12 +18,13 @@ from sqlalchemy import (
     cast,
     delete,
     func,
+    insert,
     literal,
     select,
     type_coerce,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.models import Analysis, DailyAggregate, DataVersion, Feedback, ThemeMention
@@ -52,7 +53,9 @@ def feedback_day(session: Session) -> ColumnElement[date]:
     return type_coerce(func.date(Feedback.created_at), Date)
 
 
-def _count(polarity_col: ColumnElement[str], label: str) -> ColumnElement[int]:
+def _count(
+    polarity_col: ColumnElement[str] | InstrumentedAttribute[str], label: str
+) -> ColumnElement[int]:
     return func.sum(cast(polarity_col == label, Integer))
 
 
@@ -117,8 +120,9 @@ def aggregate(
         .where(is_latest)
         .group_by(fday, Feedback.channel, Feedback.source)
     )
-    table = DailyAggregate.__table__
-    scope = []  # conditions on DailyAggregate.day, mirrored on the two queries
+    scope: list[
+        ColumnElement[bool]
+    ] = []  # conditions on DailyAggregate.day, mirrored on the two queries
     if day_list is not None:
         scope.append(DailyAggregate.day.in_(day_list))
         themes = themes.where(ThemeMention.day.in_(day_list))
@@ -133,7 +137,7 @@ def aggregate(
         totals = totals.where(fday <= until)
     session.execute(delete(DailyAggregate).where(*scope))
     for query in (themes, totals):
-        session.execute(table.insert().from_select(COLUMNS, query))
+        session.execute(insert(DailyAggregate).from_select(COLUMNS, query))
     bump_version(session, "aggregates")
     # Counted afterwards: drivers disagree on rowcount for INSERT ... SELECT (psycopg: -1).
     return int(session.scalar(select(func.count()).select_from(DailyAggregate).where(*scope)) or 0)
@@ -142,12 +146,12 @@ def aggregate(
 def bump_version(session: Session, name: str) -> None:
     """+1 on the named data version (in the caller's transaction: readers see the new data
     and the new version together)."""
-    bumped = session.execute(
+    if session.get(DataVersion, name) is None:
+        session.add(DataVersion(name=name, version=0))
+        session.flush()
+    session.execute(
         update(DataVersion).where(DataVersion.name == name).values(version=DataVersion.version + 1)
     )
-    if not bumped.rowcount:
-        session.add(DataVersion(name=name, version=1))
-        session.flush()
 
 
 def aggregate_all(session: Session) -> int:

@@ -449,7 +449,7 @@ def theme_verbatims(
         stmt = stmt.where(ThemeMention.day <= end)
     if language:
         stmt = stmt.where(Feedback.language == language)
-    rows = [VerbatimRow(*r) for r in session.execute(stmt)]
+    rows = [VerbatimRow(*tuple(r)) for r in session.execute(stmt)]
     more = len(rows) > limit
     rows = rows[:limit]
     cursor = (rows[-1].day, rows[-1].mention_id) if more and rows else None
@@ -864,7 +864,7 @@ def key_driver_report(
         flags = presence.setdefault(key, np.zeros(len(rows), dtype=bool))
         flags[index[fid]] = True
     coded = _code_score(score, values)
-    effects = key_drivers(presence, coded, config)
+    effects = key_drivers({k: v.tolist() for k, v in presence.items()}, coded.tolist(), config)
     return DriverReport(score, start, end, len(rows), float(coded.mean()), effects)
 
 
