@@ -1001,3 +1001,37 @@ def list_sources(session: Session, limit: int = 200) -> list[str]:
     """Source names present in the aggregates (cheap: the aggregates are small)."""
     stmt = select(DailyAggregate.source).distinct().order_by(DailyAggregate.source).limit(limit)
     return list(session.scalars(stmt))
+
+
+@dataclass(frozen=True, slots=True)
+class GravityPoint:
+    day: date
+    mentions: int
+    severe: int  # severity >= 0.5 (bands "haute" and "critique")
+    recurrent: int  # the customer / order had complained before
+
+
+def theme_gravity(
+    session: Session, theme_ids: Sequence[str], *, start: date, end: date
+) -> list[GravityPoint]:
+    """Per day of [start, end] (dense): a theme's mentions, the severe ones and the ones from
+    repeat complainers (latest analysis of each verbatim)."""
+    stmt = (
+        select(
+            ThemeMention.day,
+            func.count(),
+            func.sum(case((Analysis.severity >= 0.5, 1), else_=0)),
+            func.sum(case((Analysis.is_recurrent.is_(True), 1), else_=0)),
+        )
+        .join(Analysis, Analysis.id == ThemeMention.analysis_id)
+        .where(
+            ThemeMention.theme.in_(list(theme_ids)),
+            ThemeMention.day >= start,
+            ThemeMention.day <= end,
+            latest_analysis(),
+        )
+        .group_by(ThemeMention.day)
+    )
+    have = {d: (int(n), int(s or 0), int(r or 0)) for d, n, s, r in session.execute(stmt)}
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    return [GravityPoint(d, *have.get(d, (0, 0, 0))) for d in days]

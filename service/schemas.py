@@ -406,6 +406,13 @@ class BreakdownItem(BaseModel):
     negative_share: float
 
 
+class GravityDay(BaseModel):
+    day: date
+    mentions: int
+    severe: int
+    recurrent: int
+
+
 class ThemeBreakdownOut(BaseModel):
     id: str
     label: str
@@ -416,6 +423,9 @@ class ThemeBreakdownOut(BaseModel):
     by_severity: list[BreakdownItem] = Field(
         description="severity bands faible (<0.25), moyenne, haute, critique (>=0.75)"
     )
+    severe: int = Field(description="mentions with severity >= 0.5")
+    recurrent: int = Field(description="mentions by customers who had complained before")
+    by_day: list[GravityDay]
 
 
 class ScoreOut(BaseModel):

@@ -160,6 +160,11 @@ def test_views_in_browser(live: tuple[str, dict[str, str], Seeded]) -> None:
             expect(page.locator("#by-channel")).to_contain_text("réseaux sociaux")
             expect(page.locator("#by-source")).to_contain_text("tests")
             expect(page.locator("#severity-mix li[data-band=critique]")).to_be_visible()
+            bd = _api(url, read, "/themes/livraison/breakdown", start=str(START), end=str(LAST_DAY))
+            expect(page.locator("#severity-mix .gravity-note")).to_contain_text(
+                f"Graves (gravité ≥ 50 %) : {fr_int(bd['severe'])}"
+            )
+            expect(page.locator("#severity-mix svg.gravity polyline.severe")).to_have_count(1)
             expect(page.locator("#theme-kpis")).to_contain_text("Impact NPS")
             first = page.locator("#verbatims li.verbatim").first
             expect(first.locator(".verbatim-text")).to_have_text(KNOWN_TEXT)

@@ -15,6 +15,7 @@ from core.queries import (
     list_sources,
     score_summary,
     theme_breakdown,
+    theme_gravity,
     theme_keys,
     theme_summary,
 )
@@ -28,6 +29,7 @@ from service.schemas import (
     DriverOut,
     DriversOut,
     ErrorOut,
+    GravityDay,
     MoverOut,
     OverviewOut,
     Period,
@@ -181,7 +183,9 @@ def get_breakdown(
     if theme is None:
         raise ApiError(404, f"unknown theme {theme_id!r}", "theme_id")
     first, last = resolve_period(session, start, end, days)
-    found = theme_breakdown(session, theme_keys(tax, theme.id), start=first, end=last)
+    keys = theme_keys(tax, theme.id)
+    found = theme_breakdown(session, keys, start=first, end=last)
+    gravity = theme_gravity(session, keys, start=first, end=last)
 
     def items(split: str) -> list[BreakdownItem]:
         return [
@@ -202,5 +206,11 @@ def get_breakdown(
         by_source=items("source"),
         by_language=items("language"),
         by_severity=items("severity"),
+        severe=sum(p.severe for p in gravity),
+        recurrent=sum(p.recurrent for p in gravity),
+        by_day=[
+            GravityDay(day=p.day, mentions=p.mentions, severe=p.severe, recurrent=p.recurrent)
+            for p in gravity
+        ],
     )
     return cached_json(request, out)

@@ -404,6 +404,25 @@ function severityMix(rows) {
   return list;
 }
 
+// Severe and repeat-complainer mentions per day (two lines).
+function gravityChart(days) {
+  const width = 360, height = 90, pad = 14;
+  const s = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", class: "gravity",
+    "aria-label": "Mentions graves et de clients récurrents par jour" });
+  const max = Math.max(1, ...days.map((d) => Math.max(d.severe, d.recurrent)));
+  const step = days.length > 1 ? (width - 2 * pad) / (days.length - 1) : 0;
+  const line = (key, color, dash) => {
+    const pts = days.map((d, i) => `${(pad + i * step).toFixed(1)},${(height - pad - (d[key] / max) * (height - 2 * pad)).toFixed(1)}`);
+    s.append(svg("polyline", { points: pts.join(" "), fill: "none", stroke: color, "stroke-width": "2", "stroke-dasharray": dash, class: key }));
+  };
+  line("severe", "#c4320a", "");
+  line("recurrent", "#6941c6", "4 3");
+  const t = svg("text", { x: 0, y: 10, "font-size": "10", fill: "#475467" });
+  t.textContent = `${fmtNum(max)} / jour — graves (trait plein), récurrents (pointillés)`;
+  s.append(t);
+  return s;
+}
+
 async function renderTheme() {
   const id = state.theme;
   const p = filters("30");
@@ -439,7 +458,10 @@ async function renderTheme() {
   $("#chart").replaceChildren(chart(detail.series, alerts.items));
   breakdownTable($("#by-channel"), breakdown.by_channel, "Canal");
   breakdownTable($("#by-source"), breakdown.by_source, "Source");
-  $("#severity-mix").replaceChildren(severityMix(breakdown.by_severity));
+  $("#severity-mix").replaceChildren(severityMix(breakdown.by_severity),
+    el("p", { class: "gravity-note" }, `Graves (gravité ≥ 50 %) : ${fmtNum(breakdown.severe)} · ` +
+      `clients récurrents : ${fmtNum(breakdown.recurrent)} (${fmtPct(s.volume ? breakdown.recurrent / s.volume : 0)})`),
+    gravityChart(breakdown.by_day));
   const counts = { "": s.volume, negative: s.negatives, neutral: s.neutrals, positive: s.positives };
   document.querySelectorAll("#polarity button").forEach((b) => {
     const name = { "": "Tous", negative: "Négatifs", neutral: "Neutres", positive: "Positifs" }[b.dataset.polarity];
