@@ -182,8 +182,15 @@ def test_views_in_browser(live: tuple[str, dict[str, str], Seeded]) -> None:
             assert "language=en" in page.url
             assert _axe(page) == []
 
-            # Journey: stages as a funnel with friction per stage.
-            page.goto(f"{url}/#view=journey&end={LAST_DAY}&start={START}")
+            # Journey (reached with the keyboard): stages as a funnel with friction per stage.
+            page.goto(f"{url}/#view=overview&end={LAST_DAY}&start={START}")
+            expect(page.locator("body[data-ready=overview]")).to_have_count(1)
+            page.evaluate("() => document.activeElement && document.activeElement.blur()")
+            for _ in range(15):
+                page.keyboard.press("Tab")
+                if page.evaluate("() => document.activeElement.dataset.view") == "journey":
+                    break
+            page.keyboard.press("Enter")
             expect(page.locator("body[data-ready=journey]")).to_have_count(1)
             delivery = [t for t in themes["themes"] if t["stage"] == "delivery"]
             friction = round(
