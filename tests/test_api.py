@@ -287,9 +287,8 @@ def test_topics(client: TestClient, keys: dict[str, str]) -> None:
     assert client.get("/topics?limit=1&offset=1", headers=rh(keys)).json()["items"][0]["size"] == 12
 
 
-def test_topics_carry_their_daily_sizes(
-    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
-) -> None:
+def test_topics_carry_their_daily_sizes(client: TestClient, keys: dict[str, str],
+                                        sessions: sessionmaker[Session]) -> None:
     from datetime import date
 
     from sqlalchemy import select
@@ -299,25 +298,14 @@ def test_topics_carry_their_daily_sizes(
     with sessions() as s:
         topic = s.execute(select(Topic).where(Topic.label == "carton trop grand")).scalar_one()
         ids = s.execute(select(Feedback.id).order_by(Feedback.id).limit(5)).scalars().all()
-        days = [
-            date(2026, 3, 1),
-            date(2026, 3, 1),
-            date(2026, 3, 3),
-            date(2026, 3, 3),
-            date(2026, 3, 3),
-        ]
-        s.add_all(
-            [
-                TopicAssignment(feedback_id=f, topic_id=topic.id, day=d)
-                for f, d in zip(ids, days, strict=True)
-            ]
-        )
+        days = [date(2026, 3, 1), date(2026, 3, 1), date(2026, 3, 3), date(2026, 3, 3),
+                date(2026, 3, 3)]
+        s.add_all([TopicAssignment(feedback_id=f, topic_id=topic.id, day=d)
+                   for f, d in zip(ids, days, strict=True)])
         s.commit()
     items = client.get("/topics?emerging=false", headers=rh(keys)).json()["items"]
-    assert items[0]["trend"] == [
-        {"day": "2026-03-01", "count": 2},
-        {"day": "2026-03-03", "count": 3},
-    ]
+    assert items[0]["trend"] == [{"day": "2026-03-01", "count": 2},
+                                 {"day": "2026-03-03", "count": 3}]
     recent = client.get("/topics?emerging=false&trend_days=1", headers=rh(keys)).json()
     assert recent["items"][0]["trend"] == [{"day": "2026-03-03", "count": 3}]
     emerging = client.get("/topics?emerging=true", headers=rh(keys)).json()["items"]

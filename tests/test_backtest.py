@@ -51,25 +51,17 @@ def write_feed(path: Path, seed: int = 7, spike: bool = True) -> None:
                 n *= 3
             for _ in range(n):
                 k += 1
-                ts = datetime(
-                    day.year, day.month, day.day, rng.randrange(24), rng.randrange(60), tzinfo=UTC
-                )
-                row = {
-                    "id": f"r{k}",
-                    "text": rng.choice(templates).format(n=rng.randint(2, 9)),
-                    "created_at": ts.isoformat().replace("+00:00", "Z"),
-                }
+                ts = datetime(day.year, day.month, day.day, rng.randrange(24),
+                              rng.randrange(60), tzinfo=UTC)
+                row = {"id": f"r{k}", "text": rng.choice(templates).format(n=rng.randint(2, 9)),
+                       "created_at": ts.isoformat().replace("+00:00", "Z")}
                 if k % 3:
                     row["channel"] = "review" if k % 2 else "social"
                 lines.append(json.dumps(row, ensure_ascii=False))
     rng.shuffle(lines)  # unsorted input
-    lines[10:10] = [
-        "{not json",
-        json.dumps({"id": "x", "text": "sans date"}),
-        json.dumps({"id": "y", "text": "", "created_at": "2026-02-03"}),
-        json.dumps({"id": "z", "text": "date invalide", "created_at": "hier"}),
-        "",
-    ]
+    lines[10:10] = ["{not json", json.dumps({"id": "x", "text": "sans date"}),
+                    json.dumps({"id": "y", "text": "", "created_at": "2026-02-03"}),
+                    json.dumps({"id": "z", "text": "date invalide", "created_at": "hier"}), ""]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -136,15 +128,8 @@ def test_parse_day_and_bad_lines() -> None:
         with pytest.raises(ValueError):
             parse_day(bad)
     warnings: list[str] = []
-    rows, bad = read_feed(
-        [
-            '{"id": 1, "text": "ok", "created_at": "2026-01-01"}',
-            "[1]",
-            '{"text": "pas de date"}',
-            "   ",
-        ],
-        warnings.append,
-    )
+    rows, bad = read_feed(['{"id": 1, "text": "ok", "created_at": "2026-01-01"}', "[1]",
+                           '{"text": "pas de date"}', "   "], warnings.append)
     assert len(rows) == 1 and bad == 2 and rows[0].channel is None and rows[0].id == "1"
     assert warnings[0].startswith("line 2")
 
@@ -152,9 +137,8 @@ def test_parse_day_and_bad_lines() -> None:
 def test_cli_backtest_missing_feed(tmp_path: Path) -> None:
     from jobs.cli import app
 
-    res = CliRunner().invoke(
-        app, ["backtest", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "a.jsonl")]
-    )
+    res = CliRunner().invoke(app, ["backtest", str(tmp_path / "nope.jsonl"), "-o",
+                                   str(tmp_path / "a.jsonl")])
     assert res.exit_code == 2 and "feed not found" in res.output
 
 
