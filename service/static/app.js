@@ -280,6 +280,32 @@ function alertItem(a) {
     el("span", { class: "muted" }, `(observé ${fmt(a.observed)}, attendu ${fmt(a.expected)}) · ${a.status === "open" ? "ouverte" : "résolue"}`));
 }
 
+const INCIDENT_STATUS = { open: "ouvert", acknowledged: "pris en charge", resolved: "résolu" };
+
+function incidentItem(i) {
+  const li = el("li", { "data-incident": i.id },
+    el("span", { class: "badge " + i.severity }, SEVERITY[i.severity] || i.severity), " ",
+    themeLink(i.theme), ` — du ${fmtDay(i.first_day)} au ${fmtDay(i.last_day)} · ${INCIDENT_STATUS[i.status] || i.status}`,
+    i.acknowledged_by ? el("span", { class: "muted" }, ` (par ${i.acknowledged_by})`) : "");
+  const act = (action, label) => {
+    const b = el("button", { type: "button", class: "ghost small" }, label);
+    b.addEventListener("click", async () => {
+      const note = action === "resolve" ? (prompt("Note de résolution (facultative) :") ?? null) : "";
+      if (note === null) return;
+      try {
+        await api(`/incidents/${i.id}/${action}`, { method: "POST", headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ note }) });
+      } catch (e) { setStatus("Action refusée : " + e.message); return; }
+      await render();
+      announce(action === "resolve" ? "Incident résolu." : "Incident pris en charge.");
+    });
+    return b;
+  };
+  if (i.status === "open") li.append(" ", act("acknowledge", "Prendre en charge"));
+  li.append(" ", act("resolve", "Résoudre"));
+  return li;
+}
+
 async function loadThemes() {
   const data = await api("/themes?" + filters());
   state.themes = data.themes;
@@ -318,9 +344,23 @@ async function renderOverview() {
   }
   if (!ov.top_movers.length) body.append(el("tr", {}, el("td", { colSpan: 4, class: "muted" }, "Aucun thème en hausse.")));
 
-  const alerts = await api("/alerts?status=open&limit=5");
-  $("#overview-alerts").replaceChildren(...alerts.items.map(alertItem));
-  if (!alerts.items.length) $("#overview-alerts").append(el("li", { class: "muted" }, "Aucune alerte ouverte."));
+  // Incidents (grouped alerts with acknowledge / resolve) when the server has them, else alerts.
+  let incidents = null;
+  try {
+    incidents = await api("/incidents?historical=false&limit=50");
+  } catch (e) {
+    if (e.status !== 404) throw e;
+  }
+  if (incidents) {
+    const live = incidents.items.filter((i) => i.status !== "resolved").slice(0, 8);
+    $("#overview-alerts-title").textContent = "Incidents ouverts";
+    $("#overview-alerts").replaceChildren(...live.map(incidentItem));
+    if (!live.length) $("#overview-alerts").append(el("li", { class: "muted" }, "Aucun incident ouvert."));
+  } else {
+    const alerts = await api("/alerts?status=open&limit=5");
+    $("#overview-alerts").replaceChildren(...alerts.items.map(alertItem));
+    if (!alerts.items.length) $("#overview-alerts").append(el("li", { class: "muted" }, "Aucune alerte ouverte."));
+  }
 
   const available = new Set(ov.scores.map((s) => s.score));
   for (const o of $("#driver-score").options) o.disabled = o.value !== "rating" && !available.has(o.value);
