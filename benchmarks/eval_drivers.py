@@ -25,11 +25,11 @@ def main() -> None:
     import test_scores as feed
 
     from core.aggregate import aggregate_all
+    from core.analysis import build_analyzer
     from core.db import make_engine, migrate, session_factory, session_scope
     from core.queries import key_driver_report
     from core.settings import Settings
     from jobs.enrich import enrich
-    from jobs.factory import build_analyzer
     from jobs.ingest import ingest_file
 
     with tempfile.TemporaryDirectory() as tmp:

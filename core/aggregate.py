@@ -27,10 +27,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from core.models import Analysis, DailyAggregate, DataVersion, Feedback, ThemeMention
+from core.models import ALL_THEMES, Analysis, DailyAggregate, DataVersion, Feedback, ThemeMention
 from core.queries import latest_analysis
 
-ALL_THEMES = "*"
 COLUMNS = (
     "day",
     "theme",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 
 import typer
+
+from core.cli import EXIT_FAILED, bootstrap, fail, parse_day
 
 
 def register(app: typer.Typer) -> None:
@@ -17,36 +18,25 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, help="resend a digest already sent for this period"),
     ) -> None:
         """Post the weekly digest (top movers, open alerts) to Slack."""
-        from core.db import make_engine, migrate, session_factory
-        from core.settings import load_settings
         from jobs.digest import send_digest
         from nlp.taxonomy import load_taxonomy
 
-        last = None
-        if end:
-            try:
-                last = date.fromisoformat(end)
-            except ValueError:
-                typer.echo(f"error: --end: {end!r} is not a YYYY-MM-DD date", err=True)
-                raise typer.Exit(2) from None
-        settings = load_settings()
-        engine = make_engine(settings.resolved_database_url)
-        migrate(engine)
+        last = parse_day(end, "--end")
+        ctx = bootstrap()
         try:
             result = send_digest(
-                settings,
-                session_factory(engine),
-                load_taxonomy(settings.taxonomy_path),
+                ctx.settings,
+                ctx.sessions,
+                load_taxonomy(ctx.settings.taxonomy_path),
                 days=days,
                 end=last,
                 dry_run=dry_run,
                 force=force,
             )
         except ValueError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+            raise fail(str(exc)) from None
         finally:
-            engine.dispose()
+            ctx.engine.dispose()
         d = result.digest
         period = f"{d.start} .. {d.end}"
         if result.outcome == "dry_run":
@@ -56,5 +46,4 @@ def register(app: typer.Typer) -> None:
         elif result.outcome == "sent":
             typer.echo(f"digest {period} sent: {d.movers} movers, {d.open_alerts} open alerts")
         else:
-            typer.echo(f"error: digest {period} not delivered: {result.error}", err=True)
-            raise typer.Exit(1)
+            raise fail(f"digest {period} not delivered: {result.error}", EXIT_FAILED)

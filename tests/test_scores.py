@@ -14,12 +14,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.analysis import build_analyzer
 from core.db import session_scope
 from core.models import Feedback, Quarantine
 from core.settings import Settings
 from jobs.aggregate import aggregate_all
 from jobs.enrich import enrich
-from jobs.factory import build_analyzer
 from jobs.ingest import ingest_file
 from service.app import create_app
 

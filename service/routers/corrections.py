@@ -12,7 +12,7 @@ from core.aggregate import aggregate
 from core.corrections import CorrectionError, apply_correction, history
 from core.models import CORRECTION_MODEL, Analysis, ApiKey, Feedback
 from service.auth import require
-from service.deps import get_session
+from service.deps import SessionDep, app_state
 from service.errors import ApiError
 from service.schemas import (
     AnalysisOut,
@@ -34,7 +34,6 @@ router = APIRouter(
         422: {"model": ErrorOut},
     },
 )
-SessionDep = Annotated[Session, Depends(get_session)]
 FeedbackId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
@@ -115,7 +114,7 @@ def post_correction(
             session,
             feedback_id,
             author=key.name if key is not None else "anonymous",
-            taxonomy=request.app.state.taxonomy,
+            taxonomy=app_state(request).taxonomy,
             sentiment=body.sentiment,
             themes=None if body.themes is None else [(t.theme, t.polarity) for t in body.themes],
             note=body.note,

@@ -6,7 +6,6 @@ from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from sqlalchemy.orm import Session
 
 from core.exports import SCORE_UNITS, driver_json
 from core.queries import (
@@ -21,7 +20,7 @@ from core.queries import (
 )
 from nlp.drivers import DriverConfig
 from service.auth import require
-from service.deps import MAX_DAYS, cached_json, get_session, pick_taxonomy, resolve_period
+from service.deps import MAX_DAYS, SessionDep, cached_json, pick_taxonomy, resolve_period
 from service.errors import ApiError
 from service.schemas import (
     BreakdownItem,
@@ -44,7 +43,6 @@ router = APIRouter(
     dependencies=[Depends(require("read"))],
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
-SessionDep = Annotated[Session, Depends(get_session)]
 
 
 @router.get("/drivers", response_model=DriversOut, summary="Key drivers of a score")
