@@ -447,6 +447,8 @@ def theme_verbatims(
         stmt = stmt.where(ThemeMention.day >= start)
     if end is not None:
         stmt = stmt.where(ThemeMention.day <= end)
+    if language:
+        stmt = stmt.where(Feedback.language == language)
     rows = [VerbatimRow(*tuple(r)) for r in session.execute(stmt)]
     more = len(rows) > limit
     rows = rows[:limit]
