@@ -67,6 +67,10 @@ class Feedback(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     rating: Mapped[float | None] = mapped_column(Float)
+    # Survey scores when the feed has them: NPS 0-10, CSAT 1-5, CES 1-7.
+    nps: Mapped[float | None] = mapped_column(Float)
+    csat: Mapped[float | None] = mapped_column(Float)
+    ces: Mapped[float | None] = mapped_column(Float)
     text: Mapped[str] = mapped_column(Text)
     language: Mapped[str] = mapped_column(String(8), default="fr")
     is_french: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -102,6 +106,28 @@ class Analysis(Base):
     mentions: Mapped[list[ThemeMention]] = relationship(
         back_populates="analysis", cascade="all, delete-orphan"
     )
+
+
+CORRECTION_MODEL = "correction"  # Analysis.model_version of an analyst's correction
+
+
+class Correction(Base):
+    """An analyst's fix of a verbatim's sentiment and/or themes (the history: every fix is a
+    row). The latest one is materialised as an `Analysis` with model_version "correction",
+    which the aggregates prefer to any model's analysis."""
+
+    __tablename__ = "corrections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    feedback_id: Mapped[int] = mapped_column(
+        ForeignKey("feedback.id", ondelete="CASCADE"), index=True
+    )
+    sentiment: Mapped[str | None] = mapped_column(String(10))  # None: keep the model's
+    # [{"theme": id, "polarity": ...}]; None: keep the model's themes.
+    themes: Mapped[list[Any] | None] = mapped_column(JSON)
+    author: Mapped[str] = mapped_column(String(100))  # API key name
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ThemeMention(Base):
@@ -162,6 +188,17 @@ class DailyAggregate(Base):
     @property
     def mean_rating(self) -> float | None:
         return self.rating_sum / self.rating_count if self.rating_count else None
+
+
+class DataVersion(Base):
+    """A counter bumped by every rebuild of a derived table (name "aggregates"): the cache key
+    of views computed from it. (Row ids are not enough: SQLite reuses ids 1..n when a full
+    rebuild empties the table, so a rebuild could look unchanged.)"""
+
+    __tablename__ = "data_versions"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Alert(Base):

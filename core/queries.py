@@ -11,21 +11,25 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from sqlalchemy import and_, case, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.models import (
     ALL_THEMES,
+    CORRECTION_MODEL,
     Alert,
     Analysis,
     DailyAggregate,
+    DataVersion,
     Feedback,
     Incident,
     ThemeMention,
     Topic,
     TopicAssignment,
 )
+from nlp.drivers import DriverConfig, DriverEffect, csat_points, key_drivers, nps_points
 
 if TYPE_CHECKING:
     from nlp.taxonomy import Taxonomy
@@ -246,6 +250,7 @@ class VerbatimRow:
     evidence_start: int | None
     evidence_end: int | None
     evidence_text: str | None
+    language: str = "fr"
 
 
 def theme_keys(taxonomy: Taxonomy | None, theme_id: str) -> list[str]:
@@ -398,6 +403,7 @@ def theme_verbatims(
     source: str | None = None,
     start: date | None = None,
     end: date | None = None,
+    language: str | None = None,
 ) -> tuple[list[VerbatimRow], tuple[date, int] | None]:
     """Newest-first verbatims mentioning a theme; keyset pagination on (day, mention id).
 
@@ -420,10 +426,11 @@ def theme_verbatims(
             ThemeMention.evidence_start,
             ThemeMention.evidence_end,
             ThemeMention.evidence_text,
+            Feedback.language,
         )
         .join(Feedback, Feedback.id == ThemeMention.feedback_id)
         .join(Analysis, Analysis.id == ThemeMention.analysis_id)
-        .where(ThemeMention.theme.in_(list(theme_ids)))
+        .where(ThemeMention.theme.in_(list(theme_ids)), latest_analysis())
         .order_by(ThemeMention.day.desc(), ThemeMention.id.desc())
         .limit(limit + 1)
     )
@@ -441,6 +448,8 @@ def theme_verbatims(
         stmt = stmt.where(ThemeMention.day >= start)
     if end is not None:
         stmt = stmt.where(ThemeMention.day <= end)
+    if language:
+        stmt = stmt.where(Feedback.language == language)
     rows = [VerbatimRow(*tuple(r)) for r in session.execute(stmt)]
     more = len(rows) > limit
     rows = rows[:limit]
@@ -488,19 +497,20 @@ def feedback_count(session: Session) -> int:
     return int(session.execute(select(func.count()).select_from(Feedback)).scalar_one())
 
 
-def aggregates_version(session: Session) -> tuple[int, int]:
-    """Changes whenever `daily_aggregates` is rebuilt (rows are deleted and re-inserted):
-    a cheap key for caches of values derived from the aggregated data."""
-    # max/min of the primary key are O(log n) (count(*) would scan the table): a rebuild
-    # deletes rows and inserts new ones with higher ids.
-    # (Two scalar subqueries: SQLite only uses the index shortcut for a lone min() or max().)
-    top, bottom = session.execute(
+def aggregates_version(session: Session) -> tuple[int, int, int]:
+    """Changes whenever `daily_aggregates` is rebuilt: a cheap key for caches of values
+    derived from the aggregated data (the rebuild's counter, plus the id range for rows
+    written by older code)."""
+    # max/min of the primary key are O(log n) (count(*) would scan the table).
+    # (Scalar subqueries: SQLite only uses the index shortcut for a lone min() or max().)
+    top, bottom, counter = session.execute(
         select(
             select(func.max(DailyAggregate.id)).scalar_subquery(),
             select(func.min(DailyAggregate.id)).scalar_subquery(),
+            select(DataVersion.version).where(DataVersion.name == "aggregates").scalar_subquery(),
         )
     ).one()
-    return int(top or 0), int(bottom or 0)
+    return int(top or 0), int(bottom or 0), int(counter or 0)
 
 
 def alerts_version(session: Session) -> tuple[int, str, int]:
@@ -576,13 +586,27 @@ class TrendPoint:
 
 
 def latest_analysis() -> ColumnElement[bool]:
-    """No newer analysis of the same verbatim exists (the one the aggregates count)."""
+    """`Analysis` is the one that counts for its verbatim: an analyst's correction beats any
+    model analysis, then the newest wins (no better analysis of the same verbatim exists)."""
     newer = aliased(Analysis)
+
+    def rank(a: type[Analysis]) -> ColumnElement[int]:
+        return case((a.model_version == CORRECTION_MODEL, 1), else_=0)
+
     return ~(
         select(newer.id)
-        .where(newer.feedback_id == Analysis.feedback_id, newer.id > Analysis.id)
+        .where(
+            newer.feedback_id == Analysis.feedback_id,
+            or_(
+                rank(newer) > rank(Analysis),
+                and_(rank(newer) == rank(Analysis), newer.id > Analysis.id),
+            ),
+        )
         .exists()
     )
+
+
+_latest_analysis = latest_analysis
 
 
 def _hour_bucket(session: Session) -> ColumnElement[str]:
@@ -807,3 +831,252 @@ def dashboard_link(base_url: str, theme: str, first: date, last: date) -> str:
     """Opens the dashboard on the theme and an incident's period (a week of context before)."""
     start = first - timedelta(days=7)
     return f"{base_url.rstrip('/')}/#theme={theme}&start={start.isoformat()}&end={last.isoformat()}"
+
+
+# --- key drivers: how much a theme's presence moves a score (rating, NPS, CSAT, CES) --------
+
+SCORES = ("nps", "csat", "ces", "rating")
+
+
+@dataclass(frozen=True, slots=True)
+class DriverReport:
+    """Key drivers of one score over a period. `coded_mean` is the mean of the coded score
+    (NPS in points -100..100, CSAT as the share of 4-5 answers in points, CES and rating as
+    given); effects are in the same units."""
+
+    score: str
+    start: date
+    end: date
+    answers: int  # analysed verbatims of the period that carry this score
+    coded_mean: float | None
+    effects: list[DriverEffect]
+
+
+def _code_score(score: str, values: Sequence[float]) -> np.ndarray:
+    if score == "nps":
+        return nps_points(values)
+    if score == "csat":
+        return csat_points(values)
+    return np.asarray(values, dtype=float)
+
+
+def key_driver_report(
+    session: Session,
+    score: str,
+    *,
+    start: date,
+    end: date,
+    channel: str | None = None,
+    source: str | None = None,
+    taxonomy: Taxonomy | None = None,
+    config: DriverConfig | None = None,
+) -> DriverReport:
+    """Regress the (coded) score of each analysed verbatim of [start, end] on the presence of
+    each theme in its latest analysis (former theme ids folded into the current one)."""
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {', '.join(SCORES)}")
+    column = getattr(Feedback, score)
+    lo = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    hi = datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)
+    answered = (
+        select(Feedback.id, column)
+        .join(Analysis, Analysis.feedback_id == Feedback.id)
+        .where(column.is_not(None), Feedback.created_at >= lo, Feedback.created_at < hi)
+        .where(_latest_analysis())
+    )
+    if channel:
+        answered = answered.where(Feedback.channel == channel)
+    if source:
+        answered = answered.where(Feedback.source == source)
+    rows = session.execute(answered).all()
+    index = {fid: i for i, (fid, _) in enumerate(rows)}
+    values = [float(v) for _, v in rows]
+    if not rows:
+        return DriverReport(score, start, end, 0, None, [])
+    sub = answered.subquery()
+    mentions = (
+        select(ThemeMention.feedback_id, ThemeMention.theme)
+        .join(Analysis, Analysis.id == ThemeMention.analysis_id)
+        .where(ThemeMention.feedback_id.in_(select(sub.c.id)), _latest_analysis())
+        .distinct()
+    )
+    presence: dict[str, np.ndarray] = {}
+    for fid, theme in session.execute(mentions):
+        resolved = taxonomy.resolve(theme) if taxonomy is not None else None
+        if resolved is not None and resolved.retired:
+            continue
+        key = resolved.id if resolved is not None else theme
+        flags = presence.setdefault(key, np.zeros(len(rows), dtype=bool))
+        flags[index[fid]] = True
+    coded = _code_score(score, values)
+    effects = key_drivers({k: v.tolist() for k, v in presence.items()}, coded.tolist(), config)
+    return DriverReport(score, start, end, len(rows), float(coded.mean()), effects)
+
+
+# --- dashboard read models: a theme's breakdown, the overview's score summary ---------------
+
+SEVERITY_BANDS = (("faible", 0.25), ("moyenne", 0.5), ("haute", 0.75), ("critique", 1.01))
+
+
+def severity_band(value: float) -> str:
+    return next(name for name, upper in SEVERITY_BANDS if value < upper)
+
+
+@dataclass(frozen=True, slots=True)
+class BreakdownRow:
+    key: str
+    mentions: int
+    negatives: int
+
+
+def theme_breakdown(
+    session: Session,
+    theme_ids: Sequence[str],
+    *,
+    start: date,
+    end: date,
+) -> dict[str, list[BreakdownRow]]:
+    """A theme's mentions over [start, end] split by channel, source, language and severity
+    band (latest analysis of each verbatim), biggest first."""
+    stmt = (
+        select(
+            Feedback.channel,
+            Feedback.source,
+            Feedback.language,
+            Analysis.severity,
+            ThemeMention.polarity,
+            func.count(),
+        )
+        .join(Analysis, Analysis.id == ThemeMention.analysis_id)
+        .join(Feedback, Feedback.id == ThemeMention.feedback_id)
+        .where(
+            ThemeMention.theme.in_(list(theme_ids)),
+            ThemeMention.day >= start,
+            ThemeMention.day <= end,
+            latest_analysis(),
+        )
+        .group_by(
+            Feedback.channel,
+            Feedback.source,
+            Feedback.language,
+            Analysis.severity,
+            ThemeMention.polarity,
+        )
+    )
+    sums: dict[str, dict[str, list[int]]] = {
+        "channel": {},
+        "source": {},
+        "language": {},
+        "severity": {},
+    }
+    for channel, source, language, severity, polarity, n in session.execute(stmt):
+        keys = {
+            "channel": channel,
+            "source": source,
+            "language": language,
+            "severity": severity_band(float(severity or 0.0)),
+        }
+        for split, key in keys.items():
+            acc = sums[split].setdefault(key, [0, 0])
+            acc[0] += int(n)
+            acc[1] += int(n) if polarity == "negative" else 0
+    out: dict[str, list[BreakdownRow]] = {}
+    for split, by_key in sums.items():
+        rows = [BreakdownRow(k, v[0], v[1]) for k, v in by_key.items()]
+        if split == "severity":
+            order = [name for name, _ in SEVERITY_BANDS]
+            rows.sort(key=lambda r: order.index(r.key))
+        else:
+            rows.sort(key=lambda r: (-r.mentions, r.key))
+        out[split] = rows
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreSummary:
+    score: str
+    answers: int
+    value: float | None  # NPS in points (-100..100), CSAT in % of 4-5, CES / rating mean
+    previous_answers: int
+    previous_value: float | None
+
+
+def score_summary(
+    session: Session,
+    score: str,
+    *,
+    start: date,
+    end: date,
+    channel: str | None = None,
+    source: str | None = None,
+) -> ScoreSummary:
+    """The period's NPS / CSAT / CES / mean rating and the previous period's, over every
+    stored verbatim that carries the score."""
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {', '.join(SCORES)}")
+    column = getattr(Feedback, score)
+    length = (end - start).days + 1
+    prev_start = start - timedelta(days=length)
+
+    def one(lo_day: date, hi_day: date) -> tuple[int, float | None]:
+        lo = datetime(lo_day.year, lo_day.month, lo_day.day, tzinfo=UTC)
+        hi = datetime(hi_day.year, hi_day.month, hi_day.day, tzinfo=UTC) + timedelta(days=1)
+        if score == "nps":
+            coded = case((column >= 9, 100.0), (column >= 7, 0.0), else_=-100.0)
+        elif score == "csat":
+            coded = case((column >= 4, 100.0), else_=0.0)
+        else:
+            coded = column
+        stmt = select(func.count(column), func.avg(coded)).where(
+            column.is_not(None), Feedback.created_at >= lo, Feedback.created_at < hi
+        )
+        if channel:
+            stmt = stmt.where(Feedback.channel == channel)
+        if source:
+            stmt = stmt.where(Feedback.source == source)
+        n, mean = session.execute(stmt).one()
+        return int(n or 0), (None if not n else float(mean))
+
+    n, value = one(start, end)
+    pn, pvalue = one(prev_start, start - timedelta(days=1))
+    return ScoreSummary(score, n, value, pn, pvalue)
+
+
+def list_sources(session: Session, limit: int = 200) -> list[str]:
+    """Source names present in the aggregates (cheap: the aggregates are small)."""
+    stmt = select(DailyAggregate.source).distinct().order_by(DailyAggregate.source).limit(limit)
+    return list(session.scalars(stmt))
+
+
+@dataclass(frozen=True, slots=True)
+class GravityPoint:
+    day: date
+    mentions: int
+    severe: int  # severity >= 0.5 (bands "haute" and "critique")
+    recurrent: int  # the customer / order had complained before
+
+
+def theme_gravity(
+    session: Session, theme_ids: Sequence[str], *, start: date, end: date
+) -> list[GravityPoint]:
+    """Per day of [start, end] (dense): a theme's mentions, the severe ones and the ones from
+    repeat complainers (latest analysis of each verbatim)."""
+    stmt = (
+        select(
+            ThemeMention.day,
+            func.count(),
+            func.sum(case((Analysis.severity >= 0.5, 1), else_=0)),
+            func.sum(case((Analysis.is_recurrent.is_(True), 1), else_=0)),
+        )
+        .join(Analysis, Analysis.id == ThemeMention.analysis_id)
+        .where(
+            ThemeMention.theme.in_(list(theme_ids)),
+            ThemeMention.day >= start,
+            ThemeMention.day <= end,
+            latest_analysis(),
+        )
+        .group_by(ThemeMention.day)
+    )
+    have = {d: (int(n), int(s or 0), int(r or 0)) for d, n, s, r in session.execute(stmt)}
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    return [GravityPoint(d, *have.get(d, (0, 0, 0))) for d in days]

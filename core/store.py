@@ -27,7 +27,20 @@ if TYPE_CHECKING:
 
 CHANNELS = ("review", "social", "complaint", "survey")
 # Canonical input fields; anything else in a row is kept in `meta`.
-FIELDS = ("text", "id", "created_at", "rating", "customer", "channel", "title")
+FIELDS = (
+    "text",
+    "id",
+    "created_at",
+    "rating",
+    "customer",
+    "channel",
+    "title",
+    "nps",
+    "csat",
+    "ces",
+)
+# Survey scores: field -> (lowest, highest) answer; answers are whole numbers.
+SCORE_RANGES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
 MAX_EXTERNAL_ID = 200
 MAX_META_VALUE = 1_000
 MAX_RAW = 2_000
@@ -136,6 +149,26 @@ def parse_rating(value: Any) -> float | None:
     return number
 
 
+def parse_score(name: str, value: Any) -> float | None:
+    """An NPS (0-10), CSAT (1-5) or CES (1-7) answer: a whole number in its range; "8/10" and
+    "4,0" accepted; empty is None."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    low, high = SCORE_RANGES[name]
+    if isinstance(value, bool):
+        raise InvalidValue(f"{value!r} is not a {name.upper()} answer")
+    text = str(value).strip().replace(",", ".")
+    if "/" in text:
+        text = text.split("/", 1)[0].strip()
+    try:
+        number = float(text)
+    except ValueError as exc:
+        raise InvalidValue(f"{str(value)[:40]!r} is not a number") from exc
+    if not math.isfinite(number) or number != int(number) or not low <= number <= high:
+        raise InvalidValue(f"{str(value)[:40]!r} is not a whole number in {low}..{high}")
+    return number
+
+
 def _text_value(value: Any) -> str:
     if value is None:
         return ""
@@ -227,6 +260,13 @@ def prepare_feedback(
     except InvalidValue as exc:
         return Rejection("bad_rating", "rating", str(exc))
 
+    scores: dict[str, float | None] = {}
+    for name in SCORE_RANGES:
+        try:
+            scores[name] = parse_score(name, fields.get(name))
+        except InvalidValue as exc:
+            return Rejection(f"bad_{name}", name, str(exc))
+
     row_channel = fields.get("channel")
     if row_channel is not None and str(row_channel).strip():
         row_channel = str(row_channel).strip().lower()
@@ -273,6 +313,7 @@ def prepare_feedback(
         "created_at": created_at,
         "ingested_at": now,
         "rating": rating,
+        **scores,
         "text": masked,
         "language": (language or "und")[:8],
         "is_french": is_french(language, confidence),

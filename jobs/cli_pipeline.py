@@ -7,6 +7,7 @@ Heavy modules (the analyzer, rich tables) are imported inside the commands so th
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +89,8 @@ def register(app: typer.Typer) -> None:
             "--map",
             "-m",
             help="field=column pairs, e.g. text=comment,id=review_id,created_at=date,"
-            "rating=stars,customer=order (fields: text id created_at rating customer "
-            "channel title)",
+            "rating=stars,customer=order,nps=reco (fields: text id created_at rating customer "
+            "channel title nps csat ces; NPS 0-10, CSAT 1-5, CES 1-7)",
         ),
         force: bool = typer.Option(False, help="re-read a file already ingested"),
         encoding: str = typer.Option("utf-8", help="file encoding, e.g. cp1252 for old Excel"),
@@ -182,9 +183,20 @@ def register(app: typer.Typer) -> None:
         end: str = typer.Option(None, help="last day (YYYY-MM-DD); default: last day with data"),
         channel: str = typer.Option(None, help="only this channel"),
         source: str = typer.Option(None, help="only this source"),
+        format_: str = typer.Option(
+            "table", "--format", "-f", help="table | csv | xlsx | json (xlsx needs -o)"
+        ),
+        output: Path = typer.Option(None, "--output", "-o", help="write to this file"),
     ) -> None:
-        """Themes table of the last N days vs the N days before."""
-        _show_report(days=days, end=end, channel=channel, source=source)
+        """Themes table of the last N days vs the N days before, and key drivers of the
+        scores (NPS, CSAT, CES, rating) when the feed has them; exportable."""
+        from jobs.report import FORMATS
+
+        if format_ not in FORMATS:
+            raise fail(f"--format must be one of {', '.join(FORMATS)}")
+        if format_ == "xlsx" and output is None:
+            raise fail("--format xlsx needs an output file: -o report.xlsx")
+        _show_report(days=days, end=end, channel=channel, source=source, fmt=format_, output=output)
 
     @app.command()
     def demo(
@@ -356,13 +368,20 @@ def _print_alerts(console: Any, summary: Any, *, webhooks: bool) -> None:
 
 
 def _show_report(
-    *, days: int, end: str | None, channel: str | None, source: str | None, sessions: Any = None
+    *,
+    days: int,
+    end: str | None,
+    channel: str | None,
+    source: str | None,
+    sessions: Any = None,
+    fmt: str = "table",
+    output: Path | None = None,
 ) -> None:
     from rich.console import Console
 
     from core.db import session_scope
     from core.taxonomy_store import for_job
-    from jobs.report import build_report, render_report
+    from jobs.report import build_report, render_drivers, render_report, write_report
 
     settings = _settings()
     if days < 1:
@@ -377,6 +396,16 @@ def _show_report(
             session, taxonomy, days=days, end=end_day, channel=channel, source=source
         )
     console = Console()
+    if fmt != "table":
+        try:
+            text = write_report(rep, fmt, output)
+        except OSError as exc:
+            raise fail(f"cannot write {output}: {exc}", EXIT_FAILED) from None
+        if text is not None:
+            sys.stdout.write(text)
+        else:
+            Console(stderr=True).print(f"wrote {output}")
+        return
     if not any(r.volume or r.previous_volume for r in rep.rows):
         console.print(
             "no analysed verbatims in this period yet: run [bold]verbatim ingest[/] then "
@@ -384,3 +413,5 @@ def _show_report(
         )
         return
     console.print(render_report(rep))
+    for table in render_drivers(rep):
+        console.print(table)

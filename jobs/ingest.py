@@ -71,6 +71,9 @@ AUTO_COLUMNS: dict[str, tuple[str, ...]] = {
     "customer": ("customer", "customer_id", "client", "client_id", "order_id", "commande"),
     "channel": ("channel", "canal"),
     "title": ("title", "titre"),
+    "nps": ("nps", "nps_score", "recommandation"),
+    "csat": ("csat", "csat_score", "satisfaction"),
+    "ces": ("ces", "ces_score", "effort"),
 }
 
 # A hook gets (event, number): "row" after each record, "commit" just before a batch commits.

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
 
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from core.queries import ThemeRow, latest_day, theme_summary
+from core.exports import SCORE_UNITS, driver_json, drivers_table, themes_table, to_csv, to_xlsx
+from core.exports import Table as ExportTable
+from core.queries import SCORES, ThemeRow, key_driver_report, latest_day, theme_summary
+from nlp.drivers import DriverEffect
 from nlp.taxonomy import Taxonomy
 
 
@@ -17,6 +23,8 @@ class Report:
     start: date
     end: date
     rows: list[ThemeRow]  # themes, then the "*" total last
+    drivers: dict[str, list[DriverEffect]] = field(default_factory=dict)  # score -> effects
+    driver_start: date | None = None  # drivers are estimated over a longer window
 
 
 def build_report(
@@ -27,8 +35,12 @@ def build_report(
     end: date | None = None,
     channel: str | None = None,
     source: str | None = None,
+    driver_days: int = 90,
 ) -> Report:
-    """Default end: the last day with data (a stale feed still shows its latest week)."""
+    """Default end: the last day with data (a stale feed still shows its latest week).
+
+    Key drivers of every score the feed carries (NPS, CSAT, CES, rating) are estimated over
+    the `driver_days` up to `end` (a week is too few answers for a confidence interval)."""
     if days < 1:
         raise ValueError("--days must be at least 1")
     end = end or latest_day(session) or date.today()
@@ -42,7 +54,51 @@ def build_report(
         taxonomy=taxonomy,
         include_total=True,
     )
-    return Report(start, end, rows)
+    driver_start = end - timedelta(days=max(driver_days, days) - 1)
+    drivers: dict[str, list[DriverEffect]] = {}
+    for score in SCORES:
+        found = key_driver_report(
+            session,
+            score,
+            start=driver_start,
+            end=end,
+            channel=channel,
+            source=source,
+            taxonomy=taxonomy,
+        )
+        if found.effects:
+            drivers[score] = found.effects
+    return Report(start, end, rows, drivers, driver_start)
+
+
+def render_drivers(report: Report) -> list[Table]:
+    """One rich table per score: effect of each theme with its 95 % interval."""
+    out = []
+    for score, effects in report.drivers.items():
+        table = Table(
+            title=f"Facteurs clés {score.upper()} du {report.driver_start:%d/%m/%Y} au "
+            f"{report.end:%d/%m/%Y} (effet en {SCORE_UNITS[score]}, IC 95 %)",
+            title_justify="left",
+        )
+        for name, justify in (
+            ("Thème", "left"),
+            ("Mentions", "right"),
+            ("Effet", "right"),
+            ("IC 95 %", "right"),
+            ("Impact", "right"),
+        ):
+            table.add_column(name, justify=justify, no_wrap=name != "Thème")  # type: ignore[arg-type]
+        for d in effects:
+            color = "red" if d.ci_high < 0 else "green" if d.ci_low > 0 else "white"
+            table.add_row(
+                d.theme,
+                str(d.mentions),
+                f"[{color}]{d.effect:+.1f}[/]",
+                f"[{d.ci_low:+.1f} ; {d.ci_high:+.1f}]",
+                f"{d.impact:+.2f}",
+            )
+        out.append(table)
+    return out
 
 
 def _pct(value: float) -> str:
@@ -94,3 +150,68 @@ def render_report(report: Report) -> Table:
             f"{row.mean_rating:.1f}" if row.mean_rating is not None else "–",
         )
     return table
+
+
+FORMATS = ("table", "csv", "xlsx", "json")
+
+
+def report_tables(report: Report) -> list[ExportTable]:
+    """The report as export tables: the themes (mentions per theme, then the verbatim total)
+    and, when scores were given, one table of key drivers per score."""
+    tables = [themes_table(report.rows, report.start, report.end)]
+    for score, drivers in report.drivers.items():
+        tables.append(drivers_table(score, drivers))
+    return tables
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    themes = [
+        {
+            "theme": r.theme,
+            "label": r.label,
+            "mentions": r.volume,
+            "negatives": r.negatives,
+            "neutrals": r.neutrals,
+            "positives": r.positives,
+            "negative_share": round(r.negative_share, 4),
+            "net_sentiment": round(r.net_sentiment, 4),
+            "mean_rating": None if r.mean_rating is None else round(r.mean_rating, 3),
+            "previous_mentions": r.previous_volume,
+            "volume_change": None if r.volume_change is None else round(r.volume_change, 4),
+            "negative_share_change": round(r.negative_share_change, 4),
+        }
+        for r in report.rows
+        if r.theme != "*"
+    ]
+    total = next((r for r in report.rows if r.theme == "*"), None)
+    return {
+        "start": report.start.isoformat(),
+        "end": report.end.isoformat(),
+        "verbatims": total.volume if total else 0,
+        "verbatims_negative": total.negatives if total else 0,
+        "themes": themes,
+        "drivers": {
+            score: [driver_json(d) for d in drivers] for score, drivers in report.drivers.items()
+        },
+    }
+
+
+def write_report(report: Report, fmt: str, output: Path | None) -> str | None:
+    """Write `report` as csv / xlsx / json to `output` (or return the text for stdout;
+    xlsx needs a file). Table format is rendered by the caller (rich)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"--format must be one of {', '.join(FORMATS)}")
+    if fmt == "xlsx":
+        if output is None:
+            raise ValueError("--format xlsx needs an output file: -o report.xlsx")
+        to_xlsx(report_tables(report), output)
+        return None
+    if fmt == "csv":
+        # One CSV holds one table: the themes (drivers go to json/xlsx).
+        text = to_csv(report_tables(report)[0])
+    else:
+        text = json.dumps(report_json(report), ensure_ascii=False, indent=2) + "\n"
+    if output is None:
+        return text
+    output.write_text(text, encoding="utf-8-sig" if fmt == "csv" else "utf-8")
+    return None

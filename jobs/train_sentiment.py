@@ -55,6 +55,26 @@ def read_labelled(paths: list[Path]) -> LabelledFile:
     return out
 
 
+def add_rows(out: LabelledFile, rows: list[dict]) -> None:
+    """Append in-memory rows (e.g. corrections) in the same way as file rows; a row whose
+    text is already there replaces its label (an analyst's correction wins)."""
+    position = {t: i for i, t in enumerate(out.rows.texts)}
+    for row in rows:
+        label = _label(row)
+        if label is None or not str(row.get("text") or "").strip():
+            out.skipped += 1
+            continue
+        i = position.get(row["text"])
+        if i is not None:
+            out.rows.labels[i] = POLARITIES.index(label)
+            continue
+        out.rows.texts.append(row["text"])
+        out.rows.labels.append(POLARITIES.index(label))
+        out.rows.stars.append(star_index(row.get("stars")))
+        out.rows.groups.append(str(row.get("source") or "corrections"))
+        out.keys.append(str(row["id"]))
+
+
 def _label(row: dict) -> str | None:
     from jobs.evaluate import gold_sentiment
 
@@ -76,7 +96,12 @@ def split_rows(data: LabelledFile, val_percent: int) -> tuple[LabelledTexts, Lab
 def register_sentiment(group: typer.Typer) -> None:
     @group.command("sentiment")
     def train_sentiment_cmd(
-        data: list[Path] = typer.Option(..., "--data", help="Labelled JSONL (repeatable)."),
+        data: list[Path] = typer.Option([], "--data", help="Labelled JSONL (repeatable)."),
+        corrections: bool = typer.Option(
+            False,
+            "--corrections",
+            help="Also train on the analysts' sentiment corrections stored in the database.",
+        ),
         out: Path = typer.Option(..., "--out", help="Directory for the trained delta."),
         epochs: int = typer.Option(2, "--epochs", min=1),
         trainable_layers: int = typer.Option(4, "--trainable-layers", min=1),
@@ -101,7 +126,16 @@ def register_sentiment(group: typer.Typer) -> None:
         if missing:
             typer.echo(f"error: data file not found: {missing[0]}", err=True)
             raise typer.Exit(code=2)
+        if not data and not corrections:
+            typer.echo("error: give --data FILE and/or --corrections", err=True)
+            raise typer.Exit(code=2)
         labelled = read_labelled(data)
+        if corrections:
+            from jobs.corrections import corrected_rows
+
+            rows = corrected_rows("sentiment")
+            add_rows(labelled, rows)
+            typer.echo(f"{len(rows)} corrected verbatims merged", err=True)
         train, val = split_rows(labelled, val_percent)
         if len(train.texts) < 20 or len(val.texts) < 5 or len(set(train.labels)) < 2:
             typer.echo(

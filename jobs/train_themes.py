@@ -73,6 +73,22 @@ def read_examples(path: Path, taxonomy: Any) -> tuple[list[str], list[dict[str, 
     return texts, labels
 
 
+def merge_corrections(
+    texts: list[str], labels: list[dict[str, str]], rows: list[dict[str, Any]], taxonomy: Any
+) -> tuple[list[str], list[dict[str, str]]]:
+    """Examples + corrected verbatims ({"text", "themes"}); a correction wins over an example
+    with the same text. Themes retired since the correction are dropped."""
+    merged: dict[str, dict[str, str]] = dict(zip(texts, labels, strict=True))
+    for row in rows:
+        themes = {}
+        for key, pol in row["themes"].items():
+            theme = taxonomy.resolve(key)
+            if theme is not None and not theme.retired:
+                themes[theme.id] = pol
+        merged[row["text"]] = themes
+    return list(merged), list(merged.values())
+
+
 def train_from_examples(
     taxonomy: Any,
     texts: list[str],
@@ -180,8 +196,14 @@ def register_themes(group: typer.Typer) -> None:
 
     @group.command("themes")
     def train_themes_cmd(
-        examples: Path = typer.Option(
-            ..., "--examples", help="JSONL: 'text' + 'themes' {theme id: polarity} per line."
+        examples: Path | None = typer.Option(
+            None, "--examples", help="JSONL: 'text' + 'themes' {theme id: polarity} per line."
+        ),
+        corrections: bool = typer.Option(
+            False,
+            "--corrections",
+            help="Also train on the analysts' theme corrections stored in the database "
+            "(a correction replaces an example with the same text).",
         ),
         out: Path = typer.Option(..., "--out", help="Directory to write the theme model to."),
         taxonomy: str | None = typer.Option(
@@ -216,12 +238,25 @@ def register_themes(group: typer.Typer) -> None:
             tax = load_taxonomy(taxonomy)
         except TaxonomyError as exc:
             raise _fail(f"bad taxonomy: {exc}") from None
-        if not examples.is_file():
-            raise _fail(f"examples file not found: {examples}")
-        try:
-            texts, labels = read_examples(examples, tax)
-        except (ExamplesError, UnicodeDecodeError) as exc:
-            raise _fail(str(exc)) from None
+        if examples is None and not corrections:
+            raise _fail("give --examples FILE and/or --corrections")
+        texts: list[str] = []
+        labels: list[dict[str, str]] = []
+        if examples is not None:
+            if not examples.is_file():
+                raise _fail(f"examples file not found: {examples}")
+            try:
+                texts, labels = read_examples(examples, tax)
+            except (ExamplesError, UnicodeDecodeError) as exc:
+                raise _fail(str(exc)) from None
+        if corrections:
+            from jobs.corrections import corrected_rows
+
+            rows = corrected_rows("themes")
+            texts, labels = merge_corrections(texts, labels, rows, tax)
+            typer.echo(f"{len(rows)} corrected verbatims merged", err=True)
+        if not texts:
+            raise _fail("no examples: the examples file and the corrections are empty")
         from core.analysis import load_spacy
         from core.settings import load_settings
 

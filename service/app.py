@@ -19,7 +19,16 @@ from core.taxonomy_store import TaxonomyCache
 from service.deps import AppState
 from service.errors import install_error_handlers
 from service.middleware import LimitsAndMetrics, Metrics
-from service.routers import catalog, incidents, ingest, system, taxonomy, themes
+from service.routers import (
+    catalog,
+    corrections,
+    incidents,
+    ingest,
+    insights,
+    system,
+    taxonomy,
+    themes,
+)
 from service.views import KeywordCache, ViewCache
 
 DESCRIPTION = """French customer-feedback mining: themes, verbatims, topics, spike alerts.
@@ -72,7 +81,7 @@ def create_app(
     app.state.verbatim = state
 
     install_error_handlers(app)
-    for module in (themes, catalog, incidents, taxonomy, ingest, system):
+    for module in (themes, catalog, insights, corrections, incidents, taxonomy, ingest, system):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=system.STATIC), name="static")
 

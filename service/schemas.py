@@ -149,6 +149,7 @@ class VerbatimOut(BaseModel):
     score: float
     sentiment: str
     severity: float
+    language: str = "fr"
     evidence: EvidenceOut | None
 
 
@@ -308,7 +309,8 @@ class FeedbackBatch(BaseModel):
     channel: ChannelName = "review"
     items: list[dict[str, Any]] = Field(
         description=(
-            "rows with `text` (required), optional `id`, `created_at`, `rating`, `customer`, "
+            "rows with `text` (required), optional `id`, `created_at`, `rating`, `nps` (0-10), "
+            "`csat` (1-5), `ces` (1-7), `customer`, "
             "`channel`, `title`; other keys are kept as metadata"
         ),
         json_schema_extra={"items": {"type": "object", "example": {"id": "r1", "text": "..."}}},
@@ -346,3 +348,159 @@ class HealthOut(BaseModel):
     status: str
     database: str
     version: str
+
+
+# --- key drivers, overview, journey, corrections --------------------------------------------
+
+ScoreName = Literal["nps", "csat", "ces", "rating"]
+
+
+class DriverOut(BaseModel):
+    theme: str
+    label: str
+    mentions: int = Field(description="verbatims with this score that name the theme")
+    mean_with: float = Field(description="mean coded score of those verbatims")
+    mean_without: float
+    effect: float = Field(
+        description="adjusted change of the coded score when the theme is named (OLS "
+        "coefficient, other themes held fixed)"
+    )
+    ci_low: float = Field(description="95 % confidence interval (HC3 robust errors)")
+    ci_high: float
+    p_value: float
+    impact: float = Field(description="effect x share of verbatims naming it")
+    significant: bool
+
+
+class DriversOut(BaseModel):
+    score: ScoreName
+    unit: str = Field(description="unit of the effects")
+    period: Period
+    answers: int = Field(description="analysed verbatims of the period carrying the score")
+    coded_mean: float | None = Field(
+        description="NPS (-100..100) / CSAT (% of 4-5) / mean CES or rating of the period"
+    )
+    drivers: list[DriverOut] = Field(description="largest negative impact first")
+
+
+class ThemeFix(BaseModel):
+    theme: str = Field(min_length=1, max_length=64, description="theme id (or a former id)")
+    polarity: Polarity
+
+
+class CorrectionIn(BaseModel):
+    sentiment: Polarity | None = Field(default=None, description="null: keep the model's")
+    themes: list[ThemeFix] | None = Field(
+        default=None,
+        max_length=50,
+        description="the complete corrected theme list ([]: none); null: keep the model's",
+    )
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class CorrectionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    feedback_id: int
+    sentiment: str | None
+    themes: list[dict[str, Any]] | None
+    author: str
+    note: str | None
+    created_at: UtcDatetime
+
+
+class MentionOut(BaseModel):
+    theme: str
+    polarity: str
+    evidence: EvidenceOut | None
+
+
+class AnalysisOut(BaseModel):
+    model_version: str
+    sentiment: str
+    severity: float
+    themes: list[MentionOut]
+
+
+class FeedbackOut(BaseModel):
+    id: int
+    created_at: UtcDatetime
+    channel: str
+    source: str
+    language: str
+    rating: float | None
+    nps: float | None
+    csat: float | None
+    ces: float | None
+    text: str
+    model: AnalysisOut | None = Field(description="the latest model analysis")
+    current: AnalysisOut | None = Field(description="what the figures count (a correction wins)")
+    corrections: list[CorrectionOut] = Field(description="newest first")
+
+
+class CorrectionResult(BaseModel):
+    correction: CorrectionOut
+    reaggregated_days: list[date]
+    feedback: FeedbackOut
+
+
+class BreakdownItem(BaseModel):
+    key: str
+    mentions: int
+    negatives: int
+    negative_share: float
+
+
+class GravityDay(BaseModel):
+    day: date
+    mentions: int
+    severe: int
+    recurrent: int
+
+
+class ThemeBreakdownOut(BaseModel):
+    id: str
+    label: str
+    period: Period
+    by_channel: list[BreakdownItem]
+    by_source: list[BreakdownItem]
+    by_language: list[BreakdownItem]
+    by_severity: list[BreakdownItem] = Field(
+        description="severity bands faible (<0.25), moyenne, haute, critique (>=0.75)"
+    )
+    severe: int = Field(description="mentions with severity >= 0.5")
+    recurrent: int = Field(description="mentions by customers who had complained before")
+    by_day: list[GravityDay]
+
+
+class ScoreOut(BaseModel):
+    score: ScoreName
+    answers: int
+    value: float | None
+    previous_answers: int
+    previous_value: float | None
+
+
+class MoverOut(BaseModel):
+    id: str
+    label: str
+    stage: str
+    volume: int
+    previous_volume: int
+    volume_change: float | None
+    negative_share: float
+    negative_share_change: float
+
+
+class OverviewOut(BaseModel):
+    period: Period
+    verbatims: int
+    previous_verbatims: int
+    negatives: int = Field(description="verbatims whose document sentiment is negative")
+    negative_share: float
+    previous_negative_share: float
+    scores: list[ScoreOut] = Field(description="only the scores the feed carries")
+    top_movers: list[MoverOut] = Field(description="largest rise in mentions first")
+    open_alerts: int
+    sources: list[str] = Field(description="every source name (for filters)")

@@ -46,7 +46,7 @@ class KeywordCache:
         end: date,
         channel: str | None,
         source: str | None,
-        version: tuple[int, int],
+        version: tuple[int, ...],
     ) -> dict[str, list[str]]:
         """theme -> keywords; misses are computed together in one query."""
 

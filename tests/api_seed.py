@@ -65,6 +65,9 @@ def _add(
         created_at=created,
         ingested_at=created,
         rating=1.0 if polarity == "negative" else 5.0,
+        # Survey scores: detractor / promoter, unsatisfied / satisfied (the overview shows them).
+        nps={"negative": 2.0, "neutral": 8.0, "positive": 10.0}[polarity],
+        csat={"negative": 2.0, "neutral": 4.0, "positive": 5.0}[polarity],
         text=text,
         language="fr",
         is_french=True,
@@ -159,7 +162,7 @@ def seed(sessions: sessionmaker[Session]) -> Seeded:
                 Topic(
                     label="retard colis transporteur",
                     keywords=["retard", "colis"],
-                    representatives=[1],
+                    representatives=[{"feedback_id": 1, "text": TEMPLATES["livraison"][0][1]}],
                     theme="livraison",
                     is_emerging=True,
                     size=40,
@@ -170,7 +173,7 @@ def seed(sessions: sessionmaker[Session]) -> Seeded:
                 Topic(
                     label="carton trop grand",
                     keywords=["carton"],
-                    representatives=[2],
+                    representatives=[{"feedback_id": 4, "text": TEMPLATES["emballage"][1][1]}],
                     theme="emballage",
                     is_emerging=False,
                     size=12,

@@ -1,26 +1,43 @@
-"""Dashboard: static page served open; end-to-end drill-down in headless Chromium."""
+"""Dashboard: static page served open; every view checked in headless Chromium on a seeded
+database (real content, French formats, deep links, corrections, promote a topic, exports) and
+axe-core finds no accessibility violation."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
+import re
 from collections.abc import Iterator
-from pathlib import Path
+from datetime import timedelta
 
+import httpx
 import pytest
-from api_seed import KNOWN_EVIDENCE, KNOWN_TEXT, seed
+from api_seed import KNOWN_EVIDENCE, KNOWN_TEXT, LAST_DAY, Seeded
 from fastapi.testclient import TestClient
+from live_dashboard import (
+    AXE,
+    CHROMIUM,
+    PROMOTABLE_TOPIC,
+    keys,
+    launch,
+    open_with_key,
+    seed_dashboard,
+    serve,
+)
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db import session_scope
 from core.settings import Settings
 from service.app import create_app
-from service.auth import create_key
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = Path("/tmp/verbatim_dashboard.png")
+START = LAST_DAY - timedelta(days=6)
+
+
+def fr_day(day) -> str:  # noqa: ANN001
+    return day.strftime("%d/%m/%Y")
+
+
+def fr_int(n: int) -> str:
+    # Intl.NumberFormat("fr-FR") groups thousands with a narrow no-break space.
+    return f"{n:,}".replace(",", "\u202f")
 
 
 def test_dashboard_page_and_assets(settings: Settings, engine: Engine) -> None:
@@ -28,112 +45,261 @@ def test_dashboard_page_and_assets(settings: Settings, engine: Engine) -> None:
     page = client.get("/")
     assert page.status_code == 200
     assert '<html lang="fr">' in page.text
-    for text in ("Thèmes", "Incidents", "Tendance", "Clé API"):
+    for text in ("Vue d'ensemble", "Parcours", "Sujets", "Alertes", "Clé API"):
         assert text in page.text
     for asset in ("/static/app.js", "/static/style.css"):
         res = client.get(asset)
         assert res.status_code == 200 and len(res.content) > 500
     js = client.get("/static/app.js").text
     assert "X-API-Key" in js and "localStorage" in js
-    assert "http://" not in page.text.replace('xmlns="http://www.w3.org', "")  # no CDN
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    for body in (page.text, js):  # no CDN: nothing loaded from elsewhere
+        assert not re.search(r"(src|href)=\"https?://", body)
+        assert "https://" not in body
 
 
 @pytest.fixture
-def live_server(
+def live(
     settings: Settings, engine: Engine, sessions: sessionmaker[Session]
-) -> Iterator[tuple[str, str]]:
-    import uvicorn
+) -> Iterator[tuple[str, dict[str, str], Seeded]]:
+    seeded = seed_dashboard(sessions)
+    tokens = keys(sessions)
+    with serve(settings, engine) as url:
+        yield url, tokens, seeded
 
-    seed(sessions)
-    with session_scope(sessions) as session:
-        _, token = create_key(session, "navigateur", "write")
-    app = create_app(settings, engine=engine, build_analyzer_at_startup=False)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", token
-    server.should_exit = True
-    thread.join(timeout=10)
+
+def _api(url: str, token: str, path: str, **params: str) -> dict:
+    res = httpx.get(url + path, params=params, headers={"X-API-Key": token})
+    assert res.status_code == 200, res.text
+    return res.json()
+
+
+def _axe(page) -> list[dict]:  # noqa: ANN001
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "async () => (await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa']})).violations"
+        ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}))"
+    )
+    return result
+
+
+skip_no_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed")
-def test_drill_down_in_browser(live_server: tuple[str, str]) -> None:
+@pytest.mark.slow
+@skip_no_chromium
+def test_views_in_browser(live: tuple[str, dict[str, str], Seeded]) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    url, token = live_server
+    url, tokens, seeded = live
+    read = tokens["read"]
+    themes = _api(url, read, "/themes", end=str(LAST_DAY))
+    overview = _api(url, read, "/overview", end=str(LAST_DAY))
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = launch(pw)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1400})
-            # No key yet: the dashboard asks for one; it is then kept in localStorage.
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="fr-FR")
+            # No key yet: the dashboard asks for one, in French; it is kept in localStorage.
             page.goto(url + "/")
             expect(page.locator("#key-dialog")).to_be_visible()
-            page.fill("#key-input", token)
+            expect(page.locator("#status")).to_contain_text("Clé API manquante")
+            page.fill("#key-input", read)
             page.click("#key-dialog button[value=save]")
-            row = page.locator("#themes tbody tr[data-theme=livraison]")
-            expect(row).to_be_visible()
-            expect(row.locator(".badge")).to_contain_text("Pic")
-            expect(row.locator("svg polyline")).to_have_count(1)
-            assert page.evaluate("localStorage.getItem('verbatim.apiKey')") == token
+            expect(page.locator("body[data-ready=overview]")).to_have_count(1)
+            assert page.evaluate("localStorage.getItem('verbatim.apiKey')") == read
 
-            row.locator("button.theme-link").click()
+            # Overview: KPIs in French formats, NPS, movers, open alerts, key drivers.
+            kpis = page.locator("#kpis")
+            expect(kpis).to_contain_text("Verbatims" + fr_int(overview["verbatims"]))
+            share = round(overview["negative_share"] * 100)
+            expect(kpis).to_contain_text(f"Part négative{share} %")
+            nps = next(s for s in overview["scores"] if s["score"] == "nps")
+            expect(kpis).to_contain_text("NPS")
+            sign = "+" if nps["value"] > 0 else "−"
+            expect(kpis).to_contain_text(f"NPS{sign}{abs(round(nps['value']))}")
+            expect(page.locator(".period").first).to_have_text(
+                f"du {fr_day(START)} au {fr_day(LAST_DAY)}"
+            )
+            expect(page.locator("#movers tbody tr").first).to_contain_text("Livraison")
+            expect(page.locator("#overview-alerts li").first).to_contain_text("Livraison")
+            incident = page.locator("#overview-alerts li").first
+            expect(incident).to_contain_text("observé 30, attendu 10")
+            expect(incident).to_contain_text("78 % des mentions en plus : transporteur « Colissimo »")
+            # Acknowledging an incident (write key) records who: the key's name.
+            page.evaluate("k => localStorage.setItem('verbatim.apiKey', k)", tokens["write"])
+            page.reload()
+            expect(page.locator("body[data-ready=overview]")).to_have_count(1)
+            page.locator("#overview-alerts li").first.get_by_role(
+                "button", name="Prendre en charge"
+            ).click()
+            expect(page.locator("#overview-alerts li").first).to_contain_text("par analyste")
+            page.evaluate("k => localStorage.setItem('verbatim.apiKey', k)", read)
+            page.reload()
+            expect(page.locator("body[data-ready=overview]")).to_have_count(1)
+            expect(page.locator("#drivers svg circle.effect").first).to_be_visible()
+            expect(page.locator("#drivers-note")).to_contain_text("intervalle de confiance")
+            assert _axe(page) == []
+
+            # Themes table: mentions, French numbers, spike badge, totals row says what it counts.
+            page.click("nav a[data-view=themes]")
+            expect(page.locator("body[data-ready=themes]")).to_have_count(1)
+            row = page.locator("#themes tbody tr[data-theme=livraison]")
+            live_row = next(t for t in themes["themes"] if t["id"] == "livraison")
+            expect(row.locator("td").nth(2)).to_have_text(fr_int(live_row["volume"]))
+            expect(row.locator(".badge")).to_contain_text("Pic · haute")
+            expect(row.locator("svg polyline")).to_have_count(1)
+            emb = page.locator("#themes tbody tr[data-theme=emballage] td").nth(5)
+            expect(emb).to_have_text(
+                fr_int(next(t for t in themes["themes"] if t["id"] == "emballage")["neutrals"])
+            )
+            total = page.locator("#themes tfoot tr.total")
+            expect(total).to_contain_text("Total (verbatims)")
+            expect(total).to_contain_text(fr_int(themes["total_volume"]))
+            expect(total).to_contain_text("plusieurs thèmes")
+            assert _axe(page) == []
+
+            # Theme page by deep link (the Slack link form), custom date range.
+            page.goto(f"{url}/#theme=livraison&start={START}&end={LAST_DAY}")
+            expect(page.locator("body[data-ready=theme]")).to_have_count(1)
             expect(page.locator("#detail-title")).to_have_text("Livraison")
+            expect(page.locator("#days")).to_have_value("custom")
+            expect(page.locator("#detail-meta")).to_contain_text(
+                f"du {fr_day(START)} au {fr_day(LAST_DAY)}"
+            )
+            assert page.locator("#chart svg rect:not(.incident)").count() == 2 * 7
+            expect(page.locator("#chart svg rect.incident")).to_have_count(1)
+            expect(page.locator("#by-channel")).to_contain_text("réseaux sociaux")
+            expect(page.locator("#by-source")).to_contain_text("tests")
+            expect(page.locator("#severity-mix li[data-band=critique]")).to_be_visible()
+            bd = _api(url, read, "/themes/livraison/breakdown", start=str(START), end=str(LAST_DAY))
+            expect(page.locator("#severity-mix .gravity-note")).to_contain_text(
+                f"Graves (gravité ≥ 50 %) : {fr_int(bd['severe'])}"
+            )
+            expect(page.locator("#severity-mix svg.gravity polyline.severe")).to_have_count(1)
+            expect(page.locator("#theme-kpis")).to_contain_text("Impact NPS")
             first = page.locator("#verbatims li.verbatim").first
             expect(first.locator(".verbatim-text")).to_have_text(KNOWN_TEXT)
             expect(first.locator("mark")).to_have_text(KNOWN_EVIDENCE)
-            expect(page.locator("#chart svg rect").last).to_be_visible()
-            assert page.locator("#chart svg rect").count() == 2 * 30
-            expect(page.locator("#alerts li").first).to_contain_text("Livraison")
-
+            expect(first.locator(".verbatim-meta")).to_contain_text(fr_day(LAST_DAY))
+            expect(page.locator("#polarity button[data-polarity=neutral]")).to_have_text(
+                "Neutres (0)"
+            )
             page.click("#polarity button[data-polarity=positive]")
             expect(page.locator("#verbatims li.verbatim .pol").first).to_have_text("positif")
             expect(page.locator("#verbatims .pol.negative")).to_have_count(0)
-            page.click("#polarity button[data-polarity=negative]")
-            expect(page.locator("#verbatims li.verbatim mark").first).to_have_text(KNOWN_EVIDENCE)
-            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            assert "polarity=positive" in page.url
+            page.select_option("#language", "en")
+            expect(page.locator("#verbatims")).to_contain_text("Aucun verbatim pour ces filtres.")
+            assert "language=en" in page.url
+            assert _axe(page) == []
 
-            # An incident: its drivers are shown; acknowledging it records who, with a note.
-            incident = page.locator("#alerts li").first
-            expect(incident).to_contain_text("78 % : transporteur « Colissimo »")
-            page.once("dialog", lambda d: d.accept("vu avec le transporteur"))
-            incident.locator("button.ack").click()
-            expect(page.locator("#alerts li .incident-status").first).to_contain_text(
-                "pris en charge par navigateur"
+            # Journey (reached with the keyboard): stages as a funnel with friction per stage.
+            page.goto(f"{url}/#view=overview&end={LAST_DAY}&start={START}")
+            expect(page.locator("body[data-ready=overview]")).to_have_count(1)
+            page.evaluate("() => document.activeElement && document.activeElement.blur()")
+            for _ in range(15):
+                page.keyboard.press("Tab")
+                if page.evaluate("() => document.activeElement.dataset.view") == "journey":
+                    break
+            page.keyboard.press("Enter")
+            expect(page.locator("body[data-ready=journey]")).to_have_count(1)
+            delivery = [t for t in themes["themes"] if t["stage"] == "delivery"]
+            friction = round(
+                100 * sum(t["negatives"] for t in delivery) / sum(t["volume"] for t in delivery)
+            )
+            stage = page.locator("#funnel li[data-stage=delivery]")
+            expect(stage).to_contain_text(f"Friction {friction} %")
+            expect(stage.locator("a.theme-link").first).to_have_text("Livraison")
+            assert page.locator("#funnel li").count() == 5
+            names = page.locator("#funnel .stage-name").all_inner_texts()
+            assert names[:4] == ["Avant-achat", "Achat", "Livraison", "Après-vente"]
+            assert _axe(page) == []
+
+            # Alerts: no raw floats.
+            page.click("nav a[data-view=alerts]")
+            expect(page.locator("body[data-ready=alerts]")).to_have_count(1)
+            expect(page.locator("#alerts li")).to_have_count(2)
+            text = page.locator("#alerts").inner_text()
+            assert not re.search(r"\d\.\d{3,}", text)
+            assert "observé 60 %, attendu 40 %" in text  # a share, written as such
+            assert _axe(page) == []
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@skip_no_chromium
+def test_correct_and_promote_in_browser(live: tuple[str, dict[str, str], Seeded]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    url, tokens, _ = live
+    before = _api(url, tokens["read"], "/themes", end=str(LAST_DAY))
+    live_before = next(t for t in before["themes"] if t["id"] == "livraison")["volume"]
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = open_with_key(browser, url, tokens["read"])
+            # A read key cannot correct: the refusal is explained in French.
+            page.goto(f"{url}/#theme=livraison&start={START}&end={LAST_DAY}")
+            expect(page.locator("body[data-ready=theme]")).to_have_count(1)
+            page.locator("#verbatims li.verbatim").first.locator("button.fix").click()
+            expect(page.locator("#fix-dialog")).to_be_visible()
+            page.click("#fix-save")
+            expect(page.locator("#fix-status")).to_contain_text("droits")
+            page.keyboard.press("Escape")
+
+            page.evaluate("k => localStorage.setItem('verbatim.apiKey', k)", tokens["write"])
+            page.reload()
+            expect(page.locator("body[data-ready=theme]")).to_have_count(1)
+            page.locator("#verbatims li.verbatim").first.locator("button.fix").click()
+            expect(page.locator("#fix-text")).to_have_text(KNOWN_TEXT)
+            expect(page.locator("#fix-themes select[data-theme=livraison]")).to_have_value(
+                "negative"
+            )
+            page.select_option("#fix-themes select[data-theme=livraison]", "")
+            page.select_option("#fix-themes select[data-theme=emballage]", "negative")
+            page.select_option("#fix-sentiment", "neutral")
+            page.fill("#fix-note", "c'est le carton")
+            page.click("#fix-save")
+            expect(page.locator("#status")).to_contain_text("Correction enregistrée")
+            expect(page.locator("#theme-kpis .kpi").first).to_contain_text(fr_int(live_before - 1))
+            expect(page.locator("#verbatims li.verbatim .verbatim-text").first).not_to_have_text(
+                KNOWN_TEXT
+            )
+            after = _api(url, tokens["read"], "/themes", end=str(LAST_DAY))
+            assert next(t for t in after["themes"] if t["id"] == "livraison")["volume"] == (
+                live_before - 1
             )
 
-            # A Slack link opens that theme and period.
-            page.goto(url + "/#theme=emballage&start=2026-03-20&end=2026-03-28")
-            expect(page.locator("#detail-title")).to_have_text("Emballage")
-            expect(page.locator("#detail-meta")).to_contain_text("du 2026-03-20 au 2026-03-28")
-            assert page.locator("#chart svg rect").count() == 2 * 9
+            # Topics: emerging first, examples; promote the unmatched one to a theme.
+            page.goto(f"{url}/#view=topics")
+            expect(page.locator("body[data-ready=topics]")).to_have_count(1)
+            items = page.locator("#topics li.topic")
+            expect(items).to_have_count(3)
+            expect(items.nth(0).locator(".badge")).to_have_text("Émergent")
+            expect(items.nth(1).locator(".badge")).to_have_text("Émergent")
+            expect(items.nth(2).locator(".badge")).to_have_count(0)
+            expect(page.locator("#topics")).to_contain_text("« Livraison en retard")
+            target = items.filter(has_text=PROMOTABLE_TOPIC)
+            target.get_by_role("button", name="Promouvoir en thème").click()
+            expect(page.locator("#promote-id")).to_have_value("paiement_refuse_carte_bancaire")
+            page.select_option("#promote-stage", "purchase")
+            page.click("#promote-save")
+            expect(page.locator("#status")).to_contain_text("ajouté à la taxonomie")
+            tax = _api(url, tokens["read"], "/taxonomy")["taxonomy"]
+            added = next(t for t in tax["themes"] if t["id"] == "paiement_refuse_carte_bancaire")
+            assert added["stage"] == "purchase" and "paiement" in added["seeds"]
+            assert added["examples"] == ["Paiement refusé deux fois par carte."]
+            assert _axe(page) == []
 
-            # The key survives a reload: no dialog, data shown directly.
-            page.reload()
-            expect(page.locator("#themes tbody tr[data-theme=livraison]")).to_be_visible()
-            expect(page.locator("#key-dialog")).not_to_be_visible()
+            # Exports download the CSV with the key.
+            page.goto(f"{url}/#view=themes&end={LAST_DAY}&start={START}")
+            expect(page.locator("body[data-ready=themes]")).to_have_count(1)
+            with page.expect_download() as info:
+                page.click("#export-themes")
+            with open(info.value.path(), encoding="utf-8-sig") as fh:
+                body = fh.read()
+            assert body.startswith("theme,libellé,mentions") and "livraison" in body
         finally:
             browser.close()

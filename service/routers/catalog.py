@@ -7,10 +7,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from core.exports import alerts_table
 from core.queries import list_alerts, list_topics, theme_keys, topic_trends
 from service.auth import require
 from service.deps import SessionDep, cached_json, pick_taxonomy
 from service.errors import ApiError
+from service.exporting import CSV_RESPONSE, MAX_EXPORT_ROWS, FormatQ, csv_response
 from service.schemas import AlertOut, AlertsOut, ErrorOut, TopicDay, TopicOut, TopicsOut
 
 router = APIRouter(
@@ -43,7 +45,13 @@ def get_topics(
     return cached_json(request, out)
 
 
-@router.get("/alerts", response_model=AlertsOut, tags=["alerts"], summary="Spike alerts")
+@router.get(
+    "/alerts",
+    response_model=AlertsOut,
+    responses=CSV_RESPONSE,
+    tags=["alerts"],
+    summary="Spike alerts",
+)
 def get_alerts(
     request: Request,
     session: SessionDep,
@@ -51,13 +59,25 @@ def get_alerts(
     theme: Annotated[str | None, Query(max_length=64, description="theme id or former id")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=20)] = None,
+    format: FormatQ = "json",
 ) -> Response:
+    """Newest first. `format=csv`: every matching alert (from `cursor` on), not one page."""
     before = None
     if cursor is not None:
         if not cursor.isdigit():
             raise ApiError(422, "invalid cursor (use next_cursor from the previous page)", "cursor")
         before = int(cursor)
     keys = theme_keys(pick_taxonomy(request, None), theme) if theme else None
+    if format == "csv":
+        found: list = []
+        while len(found) < MAX_EXPORT_ROWS:
+            page, before = list_alerts(
+                session, status=status, themes=keys, limit=1000, before_id=before
+            )
+            found.extend(page)
+            if before is None:
+                break
+        return csv_response(alerts_table(found), "alerts")
     rows, nxt = list_alerts(session, status=status, themes=keys, limit=limit, before_id=before)
     out = AlertsOut(
         items=[AlertOut.model_validate(r) for r in rows],

@@ -8,12 +8,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
+from core.exports import themes_table, verbatims_table
 from core.queries import (
     RatingImpact,
     aggregates_version,
     alerts_version,
     rating_impacts,
     theme_keys,
+    theme_summary,
     theme_trend,
     theme_verbatims,
 )
@@ -31,6 +33,7 @@ from service.deps import (
     resolve_period,
 )
 from service.errors import ApiError
+from service.exporting import CSV_RESPONSE, MAX_EXPORT_ROWS, FormatQ, csv_response
 from service.schemas import (
     ChannelName,
     ErrorOut,
@@ -103,7 +106,12 @@ def _cache_key(session: Session, tax: Taxonomy, *params: object) -> tuple:
     )
 
 
-@router.get("/themes", response_model=ThemesOut, summary="Per-theme figures over a period")
+@router.get(
+    "/themes",
+    response_model=ThemesOut,
+    responses=CSV_RESPONSE,
+    summary="Per-theme figures over a period",
+)
 def list_themes(
     request: Request,
     session: SessionDep,
@@ -113,11 +121,30 @@ def list_themes(
     channel: ChannelQ = None,
     source: SourceQ = None,
     taxonomy: TaxonomyQ = None,
+    format: FormatQ = "json",
 ) -> Response:
     """Volume, negative share, net sentiment, change vs the previous period of equal length,
-    spike status (open alert), top keywords, journey stage and team of every theme."""
+    spike status (open alert), top keywords, journey stage and team of every theme.
+
+    `format=csv`: the themes table (theme rows count mentions; the last row, `*`, counts
+    verbatims by their document sentiment)."""
     first, last = resolve_period(session, start, end, days)
     tax = pick_taxonomy(request, taxonomy)
+    if format == "csv":
+        rows = [
+            r
+            for r in theme_summary(
+                session,
+                start=first,
+                end=last,
+                channel=channel,
+                source=source,
+                taxonomy=tax,
+                include_total=True,
+            )
+            if (t := tax.resolve(r.theme)) is None or not t.retired
+        ]
+        return csv_response(themes_table(rows, first, last), f"themes_{first}_{last}")
     key = _cache_key(session, tax, "themes", taxonomy, first, last, channel, source)
 
     def build() -> ThemesOut:
@@ -275,7 +302,7 @@ def get_theme_trend(
 @router.get(
     "/themes/{theme_id}/verbatims",
     response_model=VerbatimsOut,
-    responses={404: {"model": ErrorOut}},
+    responses={404: {"model": ErrorOut}, **CSV_RESPONSE},
     summary="Verbatims mentioning a theme (newest first, cursor pagination)",
 )
 def get_theme_verbatims(
@@ -290,21 +317,38 @@ def get_theme_verbatims(
     source: SourceQ = None,
     start: Annotated[date | None, Query()] = None,
     end: Annotated[date | None, Query()] = None,
+    language: Annotated[str | None, Query(max_length=8, description="e.g. fr, en")] = None,
     taxonomy: TaxonomyQ = None,
-) -> VerbatimsOut:
+    format: FormatQ = "json",
+) -> VerbatimsOut | Response:
+    """`format=csv`: every matching verbatim (from `cursor` on), not one page."""
     tax, theme = _theme_or_404(request, theme_id, taxonomy)
     after = decode_cursor(cursor) if cursor else None
-    rows, nxt = theme_verbatims(
-        session,
-        theme_keys(tax, theme.id),
-        limit=limit,
-        after=after,
+    filters = dict(
         polarity=polarity,
         severity_min=severity_min,
         channel=channel,
         source=source,
         start=start,
         end=end,
+        language=language,
+    )
+    if format == "csv":
+        found: list = []
+        while len(found) < MAX_EXPORT_ROWS:
+            page, after = theme_verbatims(
+                session, theme_keys(tax, theme.id), limit=1000, after=after, **filters
+            )
+            found.extend(page)
+            if after is None:
+                break
+        return csv_response(verbatims_table(theme.id, found), f"verbatims_{theme.id}")
+    rows, nxt = theme_verbatims(
+        session,
+        theme_keys(tax, theme.id),
+        limit=limit,
+        after=after,
+        **filters,
     )
     return VerbatimsOut(
         theme=theme.id,
@@ -321,6 +365,7 @@ def get_theme_verbatims(
                 score=r.score,
                 sentiment=r.sentiment,
                 severity=r.severity,
+                language=r.language,
                 evidence=None
                 if r.evidence_start is None and r.evidence_text is None
                 else EvidenceOut(start=r.evidence_start, end=r.evidence_end, text=r.evidence_text),

@@ -1,127 +1,263 @@
 // Verbatim dashboard: vanilla JS, no dependencies, works offline against the local API.
+// Every view has a deep link: the URL hash holds the view and its filters
+// (#view=overview, #theme=livraison&start=2026-03-01&end=2026-03-28&channel=review, ...).
 "use strict";
 
 const KEY_STORAGE = "verbatim.apiKey";
 const SVG_NS = "http://www.w3.org/2000/svg";
-const state = { theme: null, polarity: "", cursor: null, start: null, end: null };
+const VIEWS = ["overview", "themes", "theme", "journey", "topics", "alerts"];
+const STAGES = ["pre-purchase", "purchase", "delivery", "after-sales"];
+const state = { view: "overview", theme: null, polarity: "", cursor: null, themes: [], taxonomy: null };
 const $ = (sel) => document.querySelector(sel);
-const fmtPct = (x) => (x * 100).toLocaleString("fr-FR", { maximumFractionDigits: 0 }) + " %";
-const fmtNum = (x) => x.toLocaleString("fr-FR");
+const NF = new Intl.NumberFormat("fr-FR");
+const NF1 = new Intl.NumberFormat("fr-FR", { maximumFractionDigits: 1 });
+const fmtNum = (x) => (x == null ? "—" : NF.format(x));
+const fmtDec = (x) => (x == null ? "—" : NF1.format(x));
+const fmtPct = (x) => (x == null ? "—" : NF.format(Math.round(x * 100)) + " %");
+const fmtSigned = (x, digits = 0) => {
+  if (x == null) return "—";
+  const v = Number(x.toFixed(digits));
+  return (v > 0 ? "+" : v < 0 ? "−" : "") + new Intl.NumberFormat("fr-FR", { maximumFractionDigits: digits }).format(Math.abs(v));
+};
+// ISO day "2026-12-02" -> "02/12/2026" (no Date(): no time-zone shift).
+const fmtDay = (iso) => (iso ? iso.slice(0, 10).split("-").reverse().join("/") : "—");
+const fmtDateTime = (iso) => new Date(iso).toLocaleDateString("fr-FR", { day: "2-digit", month: "2-digit", year: "numeric" });
 const SEVERITY = { low: "faible", medium: "moyenne", high: "haute", critical: "critique" };
 const KIND = { volume: "pic de volume", negativity: "hausse de négativité", emerging: "sujet émergent" };
-const STAGE = { "pre-purchase": "avant-achat", purchase: "achat", delivery: "livraison",
-  "after-sales": "après-vente", experience: "expérience" };
-const labels = {};
+const STAGE = { "pre-purchase": "Avant-achat", purchase: "Achat", delivery: "Livraison",
+  "after-sales": "Après-vente", experience: "Expérience produit" };
+const CHANNEL = { review: "avis", social: "réseaux sociaux", complaint: "réclamation", survey: "enquête" };
 const POLARITY = { negative: "négatif", neutral: "neutre", positive: "positif" };
+const SCORE = { nps: "NPS", csat: "CSAT", ces: "CES", rating: "Note" };
+const labels = {};
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (k === "class") node.className = v;
-    else if (k.startsWith("data-")) node.setAttribute(k, v);
+    else if (k.startsWith("data-") || k.startsWith("aria-") || k === "role") node.setAttribute(k, v);
     else node[k] = v;
   }
-  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  for (const c of children) {
+    if (c == null || c === "") continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+function svg(tag, attrs = {}) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
   return node;
 }
 
-async function api(path, method = "GET", body = undefined) {
-  const headers = { Accept: "application/json" };
+// --- API ------------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+const MESSAGES = {
+  401: "Clé API manquante ou invalide : renseignez une clé (bouton « Clé API »).",
+  403: "Cette clé API n'a pas les droits nécessaires (une clé « write » est requise pour modifier).",
+  404: "Élément introuvable.",
+  413: "Envoi trop volumineux.",
+  422: "Paramètres refusés par le serveur.",
+};
+const frMessage = (status) => MESSAGES[status] || `Le serveur a répondu par une erreur (code ${status}).`;
+
+function keyHeaders(extra = {}) {
+  const headers = { Accept: "application/json", ...extra };
   const key = localStorage.getItem(KEY_STORAGE);
   if (key) headers["X-API-Key"] = key;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  if (res.status === 401 || res.status === 403) {
-    const body = await res.json().catch(() => ({}));
-    setStatus("Accès refusé : " + (body.detail || res.status) + ". Renseignez une clé API.");
+  return headers;
+}
+
+async function api(path, options = {}) {
+  let res;
+  try {
+    // no-cache: always revalidate (ETag -> cheap 304), so a correction shows at once.
+    res = await fetch(path, { cache: "no-cache", ...options, headers: keyHeaders(options.headers || {}) });
+  } catch (e) {
+    throw new ApiError(0, "Serveur injoignable : vérifiez que « verbatim serve » tourne.");
+  }
+  if (res.status === 401 && !options.method) {
+    setStatus(frMessage(401));
     $("#key-dialog").showModal();
-    throw new Error("auth");
+    throw new ApiError(401, "auth");
   }
-  if (!res.ok) {
-    const body = await res.json().catch(() => ({}));
-    throw new Error(body.detail || "HTTP " + res.status);
-  }
+  if (!res.ok) throw new ApiError(res.status, frMessage(res.status));
   return res.json();
+}
+
+// Authenticated CSV download (a plain link could not send the key header).
+async function download(path, filename) {
+  const res = await fetch(path, { headers: keyHeaders({ Accept: "text/csv" }) });
+  if (!res.ok) { setStatus("Export impossible : " + frMessage(res.status)); return; }
+  const url = URL.createObjectURL(await res.blob());
+  const a = el("a", { href: url, download: filename });
+  document.body.append(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
 function setStatus(text) { $("#status").textContent = text; }
 
-function filters() {
-  const p = new URLSearchParams({ days: $("#days").value });
+// --- deep links -----------------------------------------------------------------------------
+
+function readHash() {
+  const p = new URLSearchParams(location.hash.slice(1));
+  state.theme = p.get("theme");
+  const view = p.get("view");
+  state.view = state.theme ? "theme" : VIEWS.includes(view) ? view : "overview";
+  if (p.get("start") && p.get("end")) {
+    $("#days").value = "custom";
+    $("#start").value = p.get("start");
+    $("#end").value = p.get("end");
+  } else if (p.get("days") && [...$("#days").options].some((o) => o.value === p.get("days"))) {
+    $("#days").value = p.get("days");
+  }
+  $("#channel").value = p.get("channel") || "";
+  ensureOption($("#source"), p.get("source"));
+  $("#source").value = p.get("source") || "";
+  state.polarity = p.get("polarity") || "";
+  $("#language").value = p.get("language") || "";
+  $("#custom-range").hidden = $("#days").value !== "custom";
+}
+
+function ensureOption(select, value) {
+  if (value && ![...select.options].some((o) => o.value === value)) select.append(el("option", { value }, value));
+}
+
+function hashFor(view, extra = {}) {
+  const p = new URLSearchParams();
+  if (extra.theme) p.set("theme", extra.theme); else p.set("view", view);
+  if ($("#days").value === "custom" && $("#start").value && $("#end").value) {
+    p.set("start", $("#start").value); p.set("end", $("#end").value);
+  } else if ($("#days").value !== "custom" && $("#days").value !== "7") p.set("days", $("#days").value);
   if ($("#channel").value) p.set("channel", $("#channel").value);
+  if ($("#source").value) p.set("source", $("#source").value);
+  if (extra.theme && state.polarity) p.set("polarity", state.polarity);
+  if (extra.theme && $("#language").value) p.set("language", $("#language").value);
+  return "#" + p.toString();
+}
+
+function go(view, extra = {}) {
+  const hash = hashFor(view, extra);
+  if (location.hash === hash) render(); else location.hash = hash;
+}
+
+// Period + channel + source as API parameters.
+function filters(defaultDays = null) {
+  const p = new URLSearchParams();
+  if ($("#days").value === "custom" && $("#start").value && $("#end").value) {
+    p.set("start", $("#start").value); p.set("end", $("#end").value);
+  } else {
+    p.set("days", defaultDays && $("#days").value === "7" ? defaultDays : ($("#days").value === "custom" ? "7" : $("#days").value));
+  }
+  if ($("#channel").value) p.set("channel", $("#channel").value);
+  if ($("#source").value) p.set("source", $("#source").value);
   return p;
 }
 
-// Small inline SVG sparkline (polyline), scaled to the series' max.
+const periodText = (period) => `du ${fmtDay(period.start)} au ${fmtDay(period.end)}`;
+
+// --- small charts (inline SVG) --------------------------------------------------------------
+
 function sparkline(values, width = 110, height = 26) {
-  const svg = document.createElementNS(SVG_NS, "svg");
-  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  svg.setAttribute("width", width);
-  svg.setAttribute("height", height);
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", "Tendance : " + values.join(", "));
+  const s = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
+    "aria-label": "Tendance des mentions : " + values.map(fmtNum).join(", ") });
   const max = Math.max(1, ...values);
   const step = values.length > 1 ? width / (values.length - 1) : width;
   const pts = values.map((v, i) => `${(i * step).toFixed(1)},${(height - 2 - (v / max) * (height - 4)).toFixed(1)}`);
-  const line = document.createElementNS(SVG_NS, "polyline");
-  line.setAttribute("points", pts.join(" "));
-  line.setAttribute("fill", "none");
-  line.setAttribute("stroke", "#2e6bd9");
-  line.setAttribute("stroke-width", "1.6");
-  svg.append(line);
-  return svg;
+  s.append(svg("polyline", { points: pts.join(" "), fill: "none", stroke: "#2e6bd9", "stroke-width": "1.6" }));
+  return s;
 }
 
-// Daily bars (volume) with negatives overlaid, plus first/last day labels.
-function chart(series) {
-  const width = 760, height = 180, pad = 22;
-  const svg = document.createElementNS(SVG_NS, "svg");
-  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", "Volume quotidien du thème");
+// Daily bars (mentions, negatives overlaid), alert periods shaded, French day labels.
+function chart(series, incidents = []) {
+  const width = 760, height = 190, pad = 24;
+  const s = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-label": `Mentions quotidiennes du ${fmtDay(series[0]?.day)} au ${fmtDay(series[series.length - 1]?.day)}` });
   const max = Math.max(1, ...series.map((d) => d.volume));
-  const bw = (width - pad) / series.length;
+  const bw = (width - pad) / Math.max(1, series.length);
   const y = (v) => height - pad - (v / max) * (height - 2 * pad);
+  for (const a of incidents) {
+    const from = series.findIndex((d) => d.day >= a.first_day);
+    const to = series.length - 1 - [...series].reverse().findIndex((d) => d.day <= a.last_day);
+    if (from < 0 || to < from || to >= series.length) continue;
+    const band = svg("rect", { x: (pad + from * bw).toFixed(1), y: 0, width: ((to - from + 1) * bw).toFixed(1),
+      height: height - pad, fill: "#fde68a", opacity: "0.55", class: "incident" });
+    const t = svg("title");
+    t.textContent = `Alerte ${SEVERITY[a.severity] || a.severity} (${KIND[a.kind] || a.kind}) du ${fmtDay(a.first_day)} au ${fmtDay(a.last_day)}`;
+    band.append(t);
+    s.append(band);
+  }
   series.forEach((d, i) => {
-    for (const [value, color] of [[d.volume, "#2e6bd9"], [d.negatives, "#d92d20"]]) {
-      const r = document.createElementNS(SVG_NS, "rect");
-      r.setAttribute("x", (pad + i * bw + 1).toFixed(1));
-      r.setAttribute("width", Math.max(1, bw - 2).toFixed(1));
-      r.setAttribute("y", y(value).toFixed(1));
-      r.setAttribute("height", (height - pad - y(value)).toFixed(1));
-      r.setAttribute("fill", color);
-      r.setAttribute("opacity", color === "#2e6bd9" ? "0.35" : "0.85");
-      const t = document.createElementNS(SVG_NS, "title");
-      t.textContent = `${d.day} : ${d.volume} verbatims, ${d.negatives} négatifs`;
+    for (const [value, color, op] of [[d.volume, "#2e6bd9", "0.35"], [d.negatives, "#c4320a", "0.9"]]) {
+      const r = svg("rect", { x: (pad + i * bw + 1).toFixed(1), width: Math.max(1, bw - 2).toFixed(1),
+        y: y(value).toFixed(1), height: (height - pad - y(value)).toFixed(1), fill: color, opacity: op });
+      const t = svg("title");
+      t.textContent = `${fmtDay(d.day)} : ${fmtNum(d.volume)} mentions, ${fmtNum(d.negatives)} négatives`;
       r.append(t);
-      svg.append(r);
+      s.append(r);
     }
   });
-  const label = (x, text, anchor) => {
-    const t = document.createElementNS(SVG_NS, "text");
-    t.setAttribute("x", x); t.setAttribute("y", height - 6);
-    t.setAttribute("font-size", "11"); t.setAttribute("fill", "#667085");
-    t.setAttribute("text-anchor", anchor);
-    t.textContent = text;
-    svg.append(t);
+  const text = (x, yy, content, anchor = "start") => {
+    const t = svg("text", { x, y: yy, "font-size": "11", fill: "#475467", "text-anchor": anchor });
+    t.textContent = content;
+    s.append(t);
   };
   if (series.length) {
-    label(pad, series[0].day, "start");
-    label(width, series[series.length - 1].day, "end");
+    text(pad, height - 6, fmtDay(series[0].day));
+    text(width, height - 6, fmtDay(series[series.length - 1].day), "end");
   }
-  const top = document.createElementNS(SVG_NS, "text");
-  top.setAttribute("x", 0); top.setAttribute("y", 12);
-  top.setAttribute("font-size", "11"); top.setAttribute("fill", "#667085");
-  top.textContent = String(max);
-  svg.append(top);
-  return svg;
+  text(0, 12, fmtNum(max));
+  return s;
 }
+
+// Forest plot of key-driver effects with their 95 % interval.
+function driverPlot(drivers, unit) {
+  const width = 860, row = 26, left = 200, right = 230;
+  const height = drivers.length * row + 30;
+  const s = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-label": "Effet de chaque thème sur le score, avec intervalle de confiance à 95 %" });
+  const lo = Math.min(0, ...drivers.map((d) => d.ci_low));
+  const hi = Math.max(0, ...drivers.map((d) => d.ci_high));
+  const span = hi - lo || 1;
+  const x = (v) => left + ((v - lo) / span) * (width - left - right);
+  s.append(svg("line", { x1: x(0), x2: x(0), y1: 4, y2: height - 22, stroke: "#98a2b3" }));
+  drivers.forEach((d, i) => {
+    const cy = 16 + i * row;
+    const color = d.ci_high < 0 ? "#c4320a" : d.ci_low > 0 ? "#067647" : "#475467";
+    const name = svg("text", { x: 0, y: cy + 4, "font-size": "12", fill: "#1d2330" });
+    name.textContent = `${d.label} (${fmtNum(d.mentions)})`;
+    s.append(name);
+    s.append(svg("line", { x1: x(d.ci_low), x2: x(d.ci_high), y1: cy, y2: cy, stroke: color, "stroke-width": "2" }));
+    const dot = svg("circle", { cx: x(d.effect), cy, r: 5, fill: color, class: "effect" });
+    const t = svg("title");
+    t.textContent = `${d.label} : ${fmtSigned(d.effect, 1)} ${unit} [${fmtSigned(d.ci_low, 1)} ; ${fmtSigned(d.ci_high, 1)}]`;
+    dot.append(t);
+    s.append(dot);
+    const val = svg("text", { x: width, y: cy + 4, "font-size": "12", fill: color, "text-anchor": "end" });
+    val.textContent = `${fmtSigned(d.effect, 1)} [${fmtSigned(d.ci_low, 1)} ; ${fmtSigned(d.ci_high, 1)}]`;
+    s.append(val);
+  });
+  const axis = svg("text", { x: x(0), y: height - 6, "font-size": "11", fill: "#475467", "text-anchor": "middle" });
+  axis.textContent = `0 (effet en ${unit})`;
+  s.append(axis);
+  return s;
+}
+
+function kpi(title, value, delta, deltaClass = "") {
+  return el("div", { class: "kpi" }, el("div", { class: "kpi-title" }, title),
+    el("div", { class: "kpi-value" }, value), el("div", { class: "kpi-delta " + deltaClass }, delta));
+}
+
+// --- views ----------------------------------------------------------------------------------
 
 function change(row) {
   if (row.volume_change === null) return el("span", { class: "muted" }, row.volume ? "nouveau" : "—");
   const pct = Math.round(row.volume_change * 100);
   const cls = pct > 0 ? "up" : pct < 0 ? "down" : "muted";
-  return el("span", { class: cls }, (pct > 0 ? "+" : "") + pct + " %");
+  return el("span", { class: cls }, fmtSigned(pct) + " %");
 }
 
 function spikeBadge(spike) {
@@ -130,29 +266,258 @@ function spikeBadge(spike) {
     "Pic · " + (SEVERITY[spike.severity] || spike.severity));
 }
 
+function themeLink(id, label) {
+  return el("a", { href: hashFor("theme", { theme: id }), class: "theme-link", "data-theme": id }, label || labels[id] || id);
+}
+
+function alertItem(a) {
+  const share = a.kind === "negativity";
+  const fmt = (v) => (share ? fmtPct(v) : fmtDec(v));
+  return el("li", { "data-alert": a.id },
+    el("span", { class: "badge " + a.severity }, SEVERITY[a.severity] || a.severity), " ",
+    labels[a.theme] ? themeLink(a.theme) : el("strong", {}, a.theme),
+    ` — ${KIND[a.kind] || a.kind}, du ${fmtDay(a.first_day)} au ${fmtDay(a.last_day)} `,
+    el("span", { class: "muted" }, `(observé ${fmt(a.observed)}, attendu ${fmt(a.expected)}) · ${a.status === "open" ? "ouverte" : "résolue"}`));
+}
+
+const INCIDENT_STATUS = { open: "ouvert", acknowledged: "pris en charge", resolved: "résolu" };
+
+function incidentItem(i) {
+  const li = el("li", { "data-incident": i.id },
+    el("span", { class: "badge " + i.severity }, SEVERITY[i.severity] || i.severity), " ",
+    themeLink(i.theme), ` — du ${fmtDay(i.first_day)} au ${fmtDay(i.last_day)} · ${INCIDENT_STATUS[i.status] || i.status}`,
+    i.acknowledged_by ? el("span", { class: "muted incident-status" }, ` (par ${i.acknowledged_by})`) : "");
+  // What moved (observed vs expected per signal) and where (drivers), as in the Slack message.
+  const signals = Object.entries(i.signals || {}).map(([kind, v]) =>
+    `${KIND[kind] || kind} : observé ${fmtNum(Math.round(v.observed))}, attendu ${fmtNum(Math.round(v.expected))}`);
+  if (signals.length) li.append(el("div", { class: "muted" }, signals.join(" ; ")));
+  const drivers = (i.drivers || []).map((d) =>
+    `${fmtNum(Math.round(d.share_of_extra * 100))} % des mentions en plus : ${d.field} « ${d.value} »`);
+  if (drivers.length) li.append(el("div", { class: "drivers" }, drivers.join(" ; ")));
+  const act = (action, label) => {
+    const b = el("button", { type: "button", class: "ghost small" }, label);
+    b.addEventListener("click", async () => {
+      const note = action === "resolve" ? (prompt("Note de résolution (facultative) :") ?? null) : "";
+      if (note === null) return;
+      try {
+        await api(`/incidents/${i.id}/${action}`, { method: "POST", headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ note }) });
+      } catch (e) { setStatus("Action refusée : " + e.message); return; }
+      await render();
+      announce(action === "resolve" ? "Incident résolu." : "Incident pris en charge.");
+    });
+    return b;
+  };
+  if (i.status === "open") li.append(" ", act("acknowledge", "Prendre en charge"));
+  li.append(" ", act("resolve", "Résoudre"));
+  return li;
+}
+
 async function loadThemes() {
   const data = await api("/themes?" + filters());
-  $("#period").textContent = `du ${data.period.start} au ${data.period.end} · ${fmtNum(data.total_volume)} verbatims`;
+  state.themes = data.themes;
+  state.themesData = data;
+  for (const t of data.themes) labels[t.id] = t.label;
+  return data;
+}
+
+async function renderOverview() {
+  const [ov] = await Promise.all([api("/overview?" + filters()), loadThemes()]);
+  for (const s of ov.sources) ensureOption($("#source"), s);
+  document.querySelectorAll("#view-overview .period").forEach((n) => { n.textContent = periodText(ov.period); });
+  const volChange = ov.previous_verbatims ? (ov.verbatims - ov.previous_verbatims) / ov.previous_verbatims : null;
+  const cards = [
+    kpi("Verbatims", fmtNum(ov.verbatims), volChange == null ? "pas de période précédente" : `${fmtSigned(volChange * 100)} % vs période précédente`),
+    kpi("Part négative", fmtPct(ov.negative_share),
+      `${fmtSigned((ov.negative_share - ov.previous_negative_share) * 100)} pts`,
+      ov.negative_share > ov.previous_negative_share ? "up" : "down"),
+  ];
+  for (const s of ov.scores) {
+    if (s.score === "ces") continue;
+    const value = s.score === "nps" ? fmtSigned(s.value) : fmtPct(s.value == null ? null : s.value / 100);
+    const delta = s.value != null && s.previous_value != null ? `${fmtSigned(s.value - s.previous_value, 1)} pts · ${fmtNum(s.answers)} réponses` : `${fmtNum(s.answers)} réponses`;
+    cards.push(kpi(SCORE[s.score], value, delta, s.value != null && s.previous_value != null && s.value < s.previous_value ? "up" : ""));
+  }
+  cards.push(kpi("Alertes ouvertes", fmtNum(ov.open_alerts), ov.open_alerts ? "à traiter" : "rien à signaler", ov.open_alerts ? "up" : ""));
+  $("#kpis").replaceChildren(...cards);
+
+  const body = $("#movers tbody");
+  body.replaceChildren();
+  for (const m of ov.top_movers) {
+    labels[m.id] = m.label;
+    body.append(el("tr", { "data-theme": m.id }, el("td", {}, themeLink(m.id, m.label)),
+      el("td", { class: "num" }, fmtNum(m.volume)), el("td", { class: "num" }, fmtNum(m.previous_volume)),
+      el("td", { class: "num" }, fmtPct(m.negative_share))));
+  }
+  if (!ov.top_movers.length) body.append(el("tr", {}, el("td", { colSpan: 4, class: "muted" }, "Aucun thème en hausse.")));
+
+  // Incidents (grouped alerts with acknowledge / resolve) when the server has them, else alerts.
+  let incidents = null;
+  try {
+    incidents = await api("/incidents?historical=false&limit=50");
+  } catch (e) {
+    if (e.status !== 404) throw e;
+  }
+  if (incidents) {
+    const live = incidents.items.filter((i) => i.status !== "resolved").slice(0, 8);
+    $("#overview-alerts-title").textContent = "Incidents ouverts";
+    $("#overview-alerts").replaceChildren(...live.map(incidentItem));
+    if (!live.length) $("#overview-alerts").append(el("li", { class: "muted" }, "Aucun incident ouvert."));
+  } else {
+    const alerts = await api("/alerts?status=open&limit=5");
+    $("#overview-alerts").replaceChildren(...alerts.items.map(alertItem));
+    if (!alerts.items.length) $("#overview-alerts").append(el("li", { class: "muted" }, "Aucune alerte ouverte."));
+  }
+
+  const available = new Set(ov.scores.map((s) => s.score));
+  for (const o of $("#driver-score").options) o.disabled = o.value !== "rating" && !available.has(o.value);
+  if ($("#driver-score").selectedOptions[0]?.disabled) $("#driver-score").value = "rating";
+  await renderDrivers();
+}
+
+async function renderDrivers() {
+  const p = filters("90");
+  if ($("#days").value !== "custom") p.set("days", "90");
+  p.set("score", $("#driver-score").value);
+  const d = await api("/drivers?" + p);
+  const block = $("#drivers");
+  if (!d.drivers.length) {
+    $("#drivers-note").textContent = d.answers
+      ? `${fmtNum(d.answers)} réponses : pas assez de mentions par thème pour estimer un effet.`
+      : `Aucune réponse ${SCORE[d.score]} sur ${periodText(d.period)}.`;
+    block.replaceChildren();
+    return;
+  }
+  const mean = d.score === "nps" ? fmtSigned(d.coded_mean) : d.score === "csat" ? fmtPct(d.coded_mean / 100) : fmtDec(d.coded_mean);
+  $("#drivers-note").textContent = `${SCORE[d.score]} ${mean} sur ${fmtNum(d.answers)} réponses, ${periodText(d.period)}. ` +
+    `Effet de la mention d'un thème (${d.unit}, autres thèmes égaux), intervalle de confiance à 95 %.`;
+  block.replaceChildren(driverPlot(d.drivers, d.unit));
+}
+
+async function renderThemes() {
+  const data = await loadThemes();
+  document.querySelectorAll("#view-themes .period").forEach((n) => {
+    n.textContent = `${periodText(data.period)} · ${fmtNum(data.total_volume)} verbatims`;
+  });
   const body = $("#themes tbody");
   body.replaceChildren();
   for (const row of data.themes) {
-    labels[row.id] = row.label;
-    const link = el("button", { type: "button", class: "theme-link", "data-theme": row.id }, row.label);
-    link.addEventListener("click", () => openTheme(row.id));
     const tr = el("tr", { "data-theme": row.id },
-      el("td", {}, link),
+      el("td", {}, themeLink(row.id, row.label)),
+      el("td", { class: "muted" }, STAGE[row.stage] || row.stage),
       el("td", { class: "num" }, fmtNum(row.volume)),
       el("td", { class: "num" }, change(row)),
+      el("td", { class: "num" }, fmtNum(row.negatives)),
+      el("td", { class: "num" }, fmtNum(row.neutrals)),
       el("td", { class: "num" }, fmtPct(row.negative_share)),
-      el("td", { class: "num" }, (row.net_sentiment > 0 ? "+" : "") + row.net_sentiment.toFixed(2)),
+      el("td", { class: "num" }, fmtSigned(row.net_sentiment, 2)),
       el("td", {}, sparkline(row.trend)),
       el("td", {}, spikeBadge(row.spike)),
       el("td", { class: "kw" }, row.keywords.join(", ")),
       el("td", { class: "muted" }, row.team));
-    if (row.id === state.theme) tr.classList.add("selected");
     body.append(tr);
   }
-  if (!data.themes.length) body.append(el("tr", {}, el("td", { colSpan: 9, class: "muted" }, "Aucune donnée.")));
+  if (!data.themes.length) body.append(el("tr", {}, el("td", { colSpan: 12, class: "muted" }, "Aucune donnée.")));
+  $("#themes tfoot").replaceChildren(el("tr", { class: "total" },
+    el("th", { scope: "row", colSpan: 2 }, "Total (verbatims)"),
+    el("td", { class: "num" }, fmtNum(data.total_volume)),
+    el("td", { colSpan: 9, class: "muted" }, "verbatims distincts ; un verbatim peut citer plusieurs thèmes")));
+}
+
+function breakdownTable(table, rows, name) {
+  const head = el("thead", {}, el("tr", {}, el("th", { scope: "col" }, name),
+    el("th", { scope: "col", class: "num" }, "Mentions"), el("th", { scope: "col", class: "num" }, "Part négative")));
+  const body = el("tbody");
+  for (const r of rows) {
+    body.append(el("tr", {}, el("td", {}, name === "Canal" ? CHANNEL[r.key] || r.key : r.key),
+      el("td", { class: "num" }, fmtNum(r.mentions)), el("td", { class: "num" }, fmtPct(r.negative_share))));
+  }
+  if (!rows.length) body.append(el("tr", {}, el("td", { colSpan: 3, class: "muted" }, "Aucune mention.")));
+  table.replaceChildren(head, body);
+}
+
+function severityMix(rows) {
+  const total = rows.reduce((a, r) => a + r.mentions, 0) || 1;
+  const colors = { faible: "#98a2b3", moyenne: "#b54708", haute: "#c4320a", critique: "#7a271a" };
+  const list = el("ul", { class: "plain sev" });
+  for (const r of rows) {
+    list.append(el("li", { "data-band": r.key },
+      el("span", { class: "sev-label" }, r.key),
+      el("span", { class: "bar", role: "img", "aria-label": `${r.key} : ${fmtPct(r.mentions / total)}` },
+        el("span", { class: "fill", style: `width:${(100 * r.mentions / total).toFixed(1)}%;background:${colors[r.key] || "#667085"}` })),
+      el("span", { class: "num" }, `${fmtNum(r.mentions)} (${fmtPct(r.mentions / total)})`)));
+  }
+  if (!rows.length) list.append(el("li", { class: "muted" }, "Aucune mention."));
+  return list;
+}
+
+// Severe and repeat-complainer mentions per day (two lines).
+function gravityChart(days) {
+  const width = 360, height = 90, pad = 14;
+  const s = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", class: "gravity",
+    "aria-label": "Mentions graves et de clients récurrents par jour" });
+  const max = Math.max(1, ...days.map((d) => Math.max(d.severe, d.recurrent)));
+  const step = days.length > 1 ? (width - 2 * pad) / (days.length - 1) : 0;
+  const line = (key, color, dash) => {
+    const pts = days.map((d, i) => `${(pad + i * step).toFixed(1)},${(height - pad - (d[key] / max) * (height - 2 * pad)).toFixed(1)}`);
+    s.append(svg("polyline", { points: pts.join(" "), fill: "none", stroke: color, "stroke-width": "2", "stroke-dasharray": dash, class: key }));
+  };
+  line("severe", "#c4320a", "");
+  line("recurrent", "#6941c6", "4 3");
+  const t = svg("text", { x: 0, y: 10, "font-size": "10", fill: "#475467" });
+  t.textContent = `${fmtNum(max)} / jour — graves (trait plein), récurrents (pointillés)`;
+  s.append(t);
+  return s;
+}
+
+async function renderTheme() {
+  const id = state.theme;
+  const p = filters("30");
+  const [detail, breakdown, alerts] = await Promise.all([
+    api(`/themes/${encodeURIComponent(id)}?` + p),
+    api(`/themes/${encodeURIComponent(id)}/breakdown?` + p),
+    api(`/alerts?theme=${encodeURIComponent(id)}&limit=50`),
+  ]);
+  labels[detail.id] = detail.label;
+  state.theme = detail.id;
+  const s = detail.summary;
+  $("#detail-title").textContent = detail.label;
+  $("#detail-meta").textContent = `Équipe ${detail.team} · étape ${STAGE[detail.stage] || detail.stage} · ${periodText(detail.period)}`;
+  const impact = s.rating_impact;
+  const cards = [
+    kpi("Mentions", fmtNum(s.volume), s.previous_volume ? `${fmtNum(s.previous_volume)} la période précédente` : "pas de période précédente"),
+    s.previous_volume
+      ? kpi("Part négative", fmtPct(s.negative_share), `${fmtSigned(s.negative_share_change * 100)} pts vs période précédente`, s.negative_share_change > 0 ? "up" : "down")
+      : kpi("Part négative", fmtPct(s.negative_share), `${fmtNum(s.negatives)} mentions négatives`),
+    kpi("Note moyenne", s.mean_rating == null ? "—" : fmtDec(s.mean_rating) + " / 5",
+      impact && impact.difference != null ? `${fmtSigned(impact.difference, 1)} vs les autres verbatims` : "pas de note"),
+  ];
+  try {
+    const dp = filters("90");
+    if ($("#days").value !== "custom") dp.set("days", "90");
+    dp.set("score", "nps"); dp.set("min_mentions", "5");
+    const drivers = await api("/drivers?" + dp);
+    const mine = drivers.drivers.find((d) => d.theme === detail.id);
+    if (mine) cards.push(kpi("Impact NPS", `${fmtSigned(mine.effect, 1)} pts`,
+      `IC 95 % [${fmtSigned(mine.ci_low, 1)} ; ${fmtSigned(mine.ci_high, 1)}]`, mine.ci_high < 0 ? "up" : ""));
+  } catch (e) { /* no NPS in this feed */ }
+  $("#theme-kpis").replaceChildren(...cards);
+  $("#chart").replaceChildren(chart(detail.series, alerts.items));
+  breakdownTable($("#by-channel"), breakdown.by_channel, "Canal");
+  breakdownTable($("#by-source"), breakdown.by_source, "Source");
+  $("#severity-mix").replaceChildren(severityMix(breakdown.by_severity),
+    el("p", { class: "gravity-note" }, `Graves (gravité ≥ 50 %) : ${fmtNum(breakdown.severe)} · ` +
+      `clients récurrents : ${fmtNum(breakdown.recurrent)} (${fmtPct(s.volume ? breakdown.recurrent / s.volume : 0)})`),
+    gravityChart(breakdown.by_day));
+  const counts = { "": s.volume, negative: s.negatives, neutral: s.neutrals, positive: s.positives };
+  document.querySelectorAll("#polarity button").forEach((b) => {
+    const name = { "": "Tous", negative: "Négatifs", neutral: "Neutres", positive: "Positifs" }[b.dataset.polarity];
+    b.textContent = `${name} (${fmtNum(counts[b.dataset.polarity])})`;
+    b.classList.toggle("active", b.dataset.polarity === state.polarity);
+    b.setAttribute("aria-pressed", String(b.dataset.polarity === state.polarity));
+  });
+  state.period = detail.period;
+  await loadVerbatims(false);
 }
 
 // Text with the evidence span wrapped in <mark>; built with text nodes (never innerHTML).
@@ -169,123 +534,243 @@ function highlighted(text, ev) {
   return p;
 }
 
-async function loadVerbatims(append) {
+function verbatimParams() {
   const p = new URLSearchParams({ limit: "20" });
   if (state.polarity) p.set("polarity", state.polarity);
   if ($("#channel").value) p.set("channel", $("#channel").value);
+  if ($("#source").value) p.set("source", $("#source").value);
+  if ($("#language").value) p.set("language", $("#language").value);
+  if (state.period) { p.set("start", state.period.start); p.set("end", state.period.end); }
+  return p;
+}
+
+async function loadVerbatims(append) {
+  const p = verbatimParams();
   if (append && state.cursor) p.set("cursor", state.cursor);
-  if (state.start) p.set("start", state.start);
-  if (state.end) p.set("end", state.end);
   const data = await api(`/themes/${encodeURIComponent(state.theme)}/verbatims?` + p);
   const list = $("#verbatims");
   if (!append) list.replaceChildren();
   for (const v of data.items) {
-    const when = new Date(v.created_at).toLocaleDateString("fr-FR");
-    list.append(el("li", { class: "verbatim" },
+    const fix = el("button", { type: "button", class: "ghost small fix", "aria-label": `Corriger le verbatim ${v.feedback_id}` }, "Corriger");
+    fix.addEventListener("click", () => openFix(v.feedback_id));
+    list.append(el("li", { class: "verbatim", "data-feedback": v.feedback_id },
       el("div", { class: "verbatim-meta" },
         el("span", { class: "pol " + v.polarity }, POLARITY[v.polarity] || v.polarity),
-        `${when} · ${v.channel} · ${v.source}` + (v.rating != null ? ` · note ${v.rating}` : "")),
+        `${fmtDateTime(v.created_at)} · ${CHANNEL[v.channel] || v.channel} · ${v.source}` +
+          (v.rating != null ? ` · note ${fmtDec(v.rating)}/5` : "") +
+          (v.language && v.language !== "fr" ? ` · langue ${v.language}` : "") +
+          ` · gravité ${fmtPct(v.severity)}`, " ", fix),
       highlighted(v.text, v.evidence)));
   }
-  if (!append && !data.items.length) list.append(el("li", { class: "muted" }, "Aucun verbatim."));
+  if (!append && !data.items.length) list.append(el("li", { class: "muted" }, "Aucun verbatim pour ces filtres."));
   state.cursor = data.next_cursor;
   $("#more").hidden = !data.next_cursor;
 }
 
-async function openTheme(id) {
-  state.theme = id;
-  state.cursor = null;
-  document.querySelectorAll("#themes tbody tr").forEach((tr) =>
-    tr.classList.toggle("selected", tr.dataset.theme === id));
-  const p = new URLSearchParams({ days: "30" });
-  if ($("#channel").value) p.set("channel", $("#channel").value);
-  if (state.start && state.end) { p.delete("days"); p.set("start", state.start); p.set("end", state.end); }
-  const detail = await api(`/themes/${encodeURIComponent(id)}?` + p);
-  $("#detail").hidden = false;
-  $("#detail-title").textContent = detail.label;
-  const s = detail.summary;
-  const span = state.start && state.end ? `du ${state.start} au ${state.end}` : "sur 30 jours";
-  $("#detail-meta").textContent = `Équipe ${detail.team} · étape ${STAGE[detail.stage] || detail.stage} · ` +
-    `${fmtNum(s.volume)} verbatims ${span}, ${fmtPct(s.negative_share)} négatifs`;
-  $("#chart").replaceChildren(chart(detail.series));
-  await loadVerbatims(false);
-  $("#detail").scrollIntoView({ behavior: "smooth", block: "start" });
+// --- corrections ----------------------------------------------------------------------------
+
+async function taxonomy() {
+  if (!state.taxonomy) state.taxonomy = (await api("/taxonomy")).taxonomy;
+  return state.taxonomy;
 }
 
-// Incidents (one per theme and period): acknowledge / resolve with a note (write key).
-const STATUS = { open: "ouvert", acknowledged: "pris en charge", resolved: "résolu" };
-
-async function incidentAction(id, action) {
-  const note = window.prompt(action === "resolve" ? "Note de résolution :" : "Note (facultative) :", "");
-  if (note === null) return;
-  try {
-    await api(`/incidents/${id}/${action}`, "POST", { note });
-    await loadAlerts();
-  } catch (err) {
-    if (err.message !== "auth") setStatus("Erreur : " + err.message);
+async function openFix(feedbackId) {
+  const [fb, tax] = await Promise.all([api(`/feedback/${feedbackId}`), taxonomy()]);
+  state.fixing = fb;
+  $("#fix-text").textContent = fb.text;
+  $("#fix-sentiment").value = "";
+  $("#fix-note").value = "";
+  $("#fix-status").textContent = "";
+  const current = Object.fromEntries((fb.current?.themes || []).map((m) => [m.theme, m.polarity]));
+  const box = $("#fix-themes");
+  box.replaceChildren();
+  for (const t of tax.themes.filter((t) => !t.retired)) {
+    const select = el("select", { "aria-label": `Polarité pour ${t.label}`, "data-theme": t.id },
+      el("option", { value: "" }, "non cité"),
+      el("option", { value: "negative" }, "négatif"), el("option", { value: "neutral" }, "neutre"),
+      el("option", { value: "positive" }, "positif"));
+    select.value = current[t.id] || "";
+    box.append(el("label", { class: "fix-theme" }, t.label + " ", select));
   }
+  $("#fix-dialog").showModal();
 }
 
-async function loadAlerts() {
-  const data = await api("/incidents?historical=false&limit=20");
-  const list = $("#alerts");
+async function saveFix() {
+  const fb = state.fixing;
+  const themes = [...document.querySelectorAll("#fix-themes select")]
+    .filter((s) => s.value).map((s) => ({ theme: s.dataset.theme, polarity: s.value }));
+  const body = { themes };
+  if ($("#fix-sentiment").value) body.sentiment = $("#fix-sentiment").value;
+  if ($("#fix-note").value.trim()) body.note = $("#fix-note").value.trim();
+  try {
+    await api(`/feedback/${fb.id}/corrections`, { method: "POST", body: JSON.stringify(body),
+      headers: { "Content-Type": "application/json" } });
+  } catch (e) {
+    $("#fix-status").textContent = "Correction refusée : " + e.message;
+    return;
+  }
+  $("#fix-dialog").close();
+  await render();
+  announce("Correction enregistrée : les chiffres en tiennent compte.");
+}
+
+function announce(text) {
+  const n = $("#status");
+  n.textContent = text;
+  n.classList.add("ok");
+  setTimeout(() => { if (n.textContent === text) { n.textContent = ""; n.classList.remove("ok"); } }, 6000);
+}
+
+// --- journey --------------------------------------------------------------------------------
+
+async function renderJourney() {
+  const data = await loadThemes();
+  document.querySelectorAll("#view-journey .period").forEach((n) => { n.textContent = periodText(data.period); });
+  const by = {};
+  for (const t of data.themes) {
+    const s = (by[t.stage] ||= { mentions: 0, negatives: 0, themes: [] });
+    s.mentions += t.volume; s.negatives += t.negatives; s.themes.push(t);
+  }
+  const max = Math.max(1, ...Object.values(by).map((s) => s.mentions));
+  const list = $("#funnel");
   list.replaceChildren();
-  for (const a of data.items) {
-    const who = a.status === "resolved" ? ` par ${a.resolved_by}` : a.acknowledged_by ? ` par ${a.acknowledged_by}` : "";
-    const drivers = (a.drivers || []).map((d) => `${Math.round(d.share_of_extra * 100)} % : ${d.field} « ${d.value} »`).join(" ; ");
-    const open = el("a", { href: `#theme=${encodeURIComponent(a.theme)}&start=${a.first_day}&end=${a.last_day}` }, "voir");
-    const li = el("li", { "data-incident": a.id },
-      el("span", { class: "badge " + a.severity }, SEVERITY[a.severity] || a.severity), " ",
-      el("strong", {}, labels[a.theme] || a.theme), ` — ${a.kinds.map((k) => KIND[k] || k).join(" + ")}, du ${a.first_day} au ${a.last_day} `,
-      el("span", { class: "muted incident-status" }, `· ${STATUS[a.status] || a.status}${who}`), " ", open);
-    if (drivers) li.append(el("div", { class: "muted" }, drivers));
-    if (a.status !== "resolved") {
-      if (a.status === "open") {
-        const ack = el("button", { type: "button", class: "ghost ack" }, "Prendre en charge");
-        ack.addEventListener("click", () => incidentAction(a.id, "acknowledge"));
-        li.append(" ", ack);
-      }
-      const res = el("button", { type: "button", class: "ghost resolve" }, "Résoudre");
-      res.addEventListener("click", () => incidentAction(a.id, "resolve"));
-      li.append(" ", res);
-    }
-    list.append(li);
+  for (const stage of [...STAGES, "experience"]) {
+    const s = by[stage] || { mentions: 0, negatives: 0, themes: [] };
+    const share = s.mentions ? s.negatives / s.mentions : 0;
+    const top = [...s.themes].sort((a, b) => b.negatives - a.negatives).filter((t) => t.negatives).slice(0, 3);
+    list.append(el("li", { class: "stage" + (stage === "experience" ? " aside" : ""), "data-stage": stage },
+      el("div", { class: "stage-name" }, STAGE[stage]),
+      el("div", { class: "stage-bar", role: "img",
+        "aria-label": `${STAGE[stage]} : ${fmtNum(s.mentions)} mentions dont ${fmtNum(s.negatives)} négatives` },
+        el("span", { class: "fill", style: `width:${(100 * s.mentions / max).toFixed(1)}%` },
+          el("span", { class: "neg", style: `width:${(100 * share).toFixed(1)}%` }))),
+      el("div", { class: "stage-figures" },
+        s.mentions ? el("strong", { class: "friction" }, `Friction ${fmtPct(share)}`) : el("span", { class: "muted" }, "Pas de mention"),
+        s.mentions ? ` · ${fmtNum(s.mentions)} mentions, ${fmtNum(s.negatives)} négatives` : ""),
+      el("div", { class: "stage-themes" }, top.length ? "Principaux irritants : " : s.mentions ? "Aucun irritant." : "",
+        ...top.flatMap((t, i) => [i ? ", " : "", themeLink(t.id, t.label), ` (${fmtNum(t.negatives)})`]))));
   }
-  if (!data.items.length) list.append(el("li", { class: "muted" }, "Aucun incident."));
 }
 
-// `#theme=emballage&start=2026-01-01&end=2026-01-31` (Slack links) opens that theme and period.
-function readHash() {
-  const h = new URLSearchParams(window.location.hash.replace(/^#/, ""));
-  const day = /^\d{4}-\d{2}-\d{2}$/;
-  state.theme = h.get("theme") || state.theme;
-  state.start = day.test(h.get("start") || "") ? h.get("start") : null;
-  state.end = day.test(h.get("end") || "") ? h.get("end") : null;
+// --- topics ---------------------------------------------------------------------------------
+
+const slug = (text) => text.normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase()
+  .replace(/[^a-z0-9]+/g, "_").replace(/^_+|_+$/g, "").replace(/^([^a-z])/, "t_$1").slice(0, 60) || "sujet";
+
+async function renderTopics() {
+  const [data, tax] = await Promise.all([api("/topics?limit=50"), taxonomy()]);
+  const known = new Set(tax.themes.map((t) => t.id));
+  for (const t of tax.themes) labels[t.id] = labels[t.id] || t.label;
+  const list = $("#topics");
+  list.replaceChildren();
+  for (const t of data.items) {
+    const examples = (t.representatives || []).map((r) => (typeof r === "object" && r ? r.text : null)).filter(Boolean).slice(0, 3);
+    const promote = el("button", { type: "button", class: "ghost small" }, "Promouvoir en thème");
+    promote.addEventListener("click", () => openPromote(t));
+    list.append(el("li", { class: "topic", "data-topic": t.id },
+      el("div", { class: "topic-head" },
+        t.is_emerging ? el("span", { class: "badge emerging" }, "Émergent") : "",
+        el("strong", {}, t.label), el("span", { class: "muted" }, ` · ${fmtNum(t.size)} verbatims · vu jusqu'au ${fmtDateTime(t.last_seen)}`)),
+      el("div", { class: "kw" }, "Mots-clés : " + (t.keywords || []).join(", ")),
+      examples.length ? el("ul", { class: "examples" }, ...examples.map((x) => el("li", {}, "« " + x + " »"))) : "",
+      el("div", {}, t.theme && known.has(t.theme)
+        ? el("span", { class: "muted" }, "Rattaché au thème ", themeLink(t.theme))
+        : promote)));
+  }
+  if (!data.items.length) list.append(el("li", { class: "muted" }, "Aucun sujet : lancez « verbatim topics »."));
 }
 
-async function refresh() {
-  setStatus("");
+function openPromote(topic) {
+  state.promoting = topic;
+  $("#promote-id").value = slug(topic.label);
+  $("#promote-label").value = topic.label.charAt(0).toUpperCase() + topic.label.slice(1);
+  $("#promote-seeds").value = (topic.keywords || []).slice(0, 6).join(", ");
+  $("#promote-stage").value = "experience";
+  $("#promote-status").textContent = "";
+  $("#promote-dialog").showModal();
+}
+
+async function savePromote() {
+  const topic = state.promoting;
+  const id = $("#promote-id").value.trim();
+  if (!/^[a-z][a-z0-9_]*$/.test(id)) {
+    $("#promote-status").textContent = "Identifiant invalide : minuscules, chiffres et _ (commence par une lettre).";
+    return;
+  }
+  const examples = (topic.representatives || []).map((r) => (typeof r === "object" && r ? r.text : null)).filter(Boolean).slice(0, 5);
+  const theme = { id, label: $("#promote-label").value.trim() || id, stage: $("#promote-stage").value,
+    description: `Promu depuis le sujet découvert « ${topic.label} ».`,
+    seeds: $("#promote-seeds").value.split(",").map((s) => s.trim()).filter(Boolean), examples };
   try {
-    await loadThemes();
-    await loadAlerts();
-    if (state.theme) await openTheme(state.theme);
+    const out = await api("/taxonomy", { method: "PUT", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ operations: [{ op: "add", theme }] }) });
+    state.taxonomy = out.taxonomy;
+  } catch (e) {
+    $("#promote-status").textContent = "Ajout refusé : " + e.message;
+    return;
+  }
+  $("#promote-dialog").close();
+  announce(`Thème « ${theme.label} » ajouté à la taxonomie (détecté dès la prochaine analyse).`);
+  await renderTopics();
+}
+
+// --- alerts ---------------------------------------------------------------------------------
+
+async function renderAlerts() {
+  await loadThemes();
+  const data = await api("/alerts?limit=50");
+  $("#alerts").replaceChildren(...data.items.map(alertItem));
+  if (!data.items.length) $("#alerts").append(el("li", { class: "muted" }, "Aucune alerte."));
+}
+
+// --- routing --------------------------------------------------------------------------------
+
+const RENDER = { overview: renderOverview, themes: renderThemes, theme: renderTheme,
+  journey: renderJourney, topics: renderTopics, alerts: renderAlerts };
+
+async function render() {
+  readHash();
+  setStatus("");
+  for (const v of VIEWS) $("#view-" + v).hidden = v !== state.view;
+  document.querySelectorAll("nav a").forEach((a) => {
+    const current = a.dataset.view === state.view || (state.view === "theme" && a.dataset.view === "themes");
+    if (current) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+    a.href = hashFor(a.dataset.view);
+  });
+  $("#back-link").href = hashFor("themes");
+  state.cursor = null;
+  try {
+    await RENDER[state.view]();
+    document.body.dataset.ready = state.view;
   } catch (err) {
     if (err.message !== "auth") setStatus("Erreur : " + err.message);
   }
 }
 
 function init() {
-  readHash();
-  window.addEventListener("hashchange", () => { readHash(); refresh(); });
-  $("#days").addEventListener("change", refresh);
-  $("#channel").addEventListener("change", refresh);
+  const refilter = () => go(state.view, state.view === "theme" ? { theme: state.theme } : {});
+  $("#days").addEventListener("change", () => {
+    $("#custom-range").hidden = $("#days").value !== "custom";
+    if ($("#days").value !== "custom") refilter();
+  });
+  for (const id of ["#start", "#end"]) $(id).addEventListener("change", () => {
+    if ($("#start").value && $("#end").value) refilter();
+  });
+  for (const id of ["#channel", "#source", "#language"]) $(id).addEventListener("change", refilter);
+  $("#driver-score").addEventListener("change", () => renderDrivers().catch((e) => setStatus("Erreur : " + e.message)));
   $("#more").addEventListener("click", () => loadVerbatims(true));
   document.querySelectorAll("#polarity button").forEach((b) => b.addEventListener("click", () => {
-    document.querySelectorAll("#polarity button").forEach((x) => x.classList.toggle("active", x === b));
     state.polarity = b.dataset.polarity;
-    state.cursor = null;
-    loadVerbatims(false).catch((e) => setStatus("Erreur : " + e.message));
+    refilter();
   }));
+  $("#fix-save").addEventListener("click", saveFix);
+  $("#promote-save").addEventListener("click", savePromote);
+  $("#export-themes").addEventListener("click", () => download("/themes?format=csv&" + filters(), "themes.csv"));
+  $("#export-alerts").addEventListener("click", () => download("/alerts?format=csv", "alertes.csv"));
+  $("#export-verbatims").addEventListener("click", () => {
+    const p = verbatimParams(); p.delete("limit"); p.set("format", "csv");
+    download(`/themes/${encodeURIComponent(state.theme)}/verbatims?` + p, `verbatims_${state.theme}.csv`);
+  });
   $("#key-button").addEventListener("click", () => {
     $("#key-input").value = localStorage.getItem(KEY_STORAGE) || "";
     $("#key-dialog").showModal();
@@ -294,9 +779,10 @@ function init() {
     const action = $("#key-dialog").returnValue;
     if (action === "save" && $("#key-input").value.trim()) localStorage.setItem(KEY_STORAGE, $("#key-input").value.trim());
     if (action === "clear") localStorage.removeItem(KEY_STORAGE);
-    if (action) refresh();
+    if (action) render();
   });
-  refresh();
+  window.addEventListener("hashchange", render);
+  render();
 }
 
 document.addEventListener("DOMContentLoaded", init);

@@ -1,0 +1,198 @@
+"""Analysts' corrections: fix a verbatim's sentiment and/or themes.
+
+Every fix is kept (`corrections`: who, when, what). The latest one is materialised as an
+`Analysis` with model_version "correction" whose mentions are the corrected themes; the
+aggregates and the read queries prefer it to any model's analysis (even a later
+re-analysis), so a correction overrides the model in every figure once its day is
+re-aggregated. `training_rows` turns corrections into rows for `verbatim train`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.models import CORRECTION_MODEL, Analysis, Correction, Feedback, ThemeMention
+
+if TYPE_CHECKING:
+    from nlp.taxonomy import Taxonomy
+
+POLARITIES = ("negative", "neutral", "positive")
+
+
+class CorrectionError(ValueError):
+    """A correction that cannot be applied; `field` names the culprit."""
+
+    def __init__(self, message: str, field: str | None = None, status: int = 422) -> None:
+        super().__init__(message)
+        self.field = field
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedCorrection:
+    correction: Correction
+    days: list[date]  # days whose aggregates must be rebuilt
+
+
+def _model_analysis(session: Session, feedback_id: int) -> Analysis | None:
+    """The latest analysis by a model (not a correction)."""
+    return session.scalars(
+        select(Analysis)
+        .where(Analysis.feedback_id == feedback_id, Analysis.model_version != CORRECTION_MODEL)
+        .order_by(Analysis.id.desc())
+        .limit(1)
+    ).first()
+
+
+def apply_correction(
+    session: Session,
+    feedback_id: int,
+    *,
+    author: str,
+    taxonomy: Taxonomy,
+    sentiment: str | None = None,
+    themes: Sequence[tuple[str, str]] | None = None,
+    note: str | None = None,
+) -> AppliedCorrection:
+    """Store the correction and materialise it (in the caller's transaction); the caller
+    re-aggregates `days`. `themes` is the complete corrected list of (theme id, polarity):
+    [] means "no theme"; None keeps the model's themes. Former theme ids resolve."""
+    feedback = session.get(Feedback, feedback_id)
+    if feedback is None:
+        raise CorrectionError(f"no verbatim with id {feedback_id}", "feedback_id", 404)
+    if sentiment is None and themes is None:
+        raise CorrectionError("nothing to correct: give sentiment and/or themes", "sentiment")
+    if sentiment is not None and sentiment not in POLARITIES:
+        raise CorrectionError(f"sentiment must be one of {', '.join(POLARITIES)}", "sentiment")
+    resolved: dict[str, str] | None = None
+    if themes is not None:
+        resolved = {}
+        for i, (theme_id, polarity) in enumerate(themes):
+            theme = taxonomy.resolve(theme_id)
+            if theme is None or theme.retired:
+                raise CorrectionError(f"unknown theme {theme_id!r}", f"themes[{i}].theme")
+            if polarity not in POLARITIES:
+                raise CorrectionError(
+                    f"polarity must be one of {', '.join(POLARITIES)}", f"themes[{i}].polarity"
+                )
+            resolved[theme.id] = polarity
+    base = _model_analysis(session, feedback_id)
+    now = datetime.now(UTC)
+    correction = Correction(
+        feedback_id=feedback_id,
+        sentiment=sentiment,
+        themes=None
+        if resolved is None
+        else [{"theme": t, "polarity": p} for t, p in resolved.items()],
+        author=author[:100],
+        note=note,
+        created_at=now,
+    )
+    session.add(correction)
+
+    # Fold in earlier corrections: a sentiment fix followed by a themes fix keeps both.
+    earlier = session.scalars(
+        select(Correction)
+        .where(Correction.feedback_id == feedback_id)
+        .order_by(Correction.id.desc())
+    ).all()
+    if sentiment is None:
+        sentiment = next((c.sentiment for c in earlier if c.sentiment), None)
+    if resolved is None:
+        last = next((c.themes for c in earlier if c.themes is not None), None)
+        if last is not None:
+            resolved = {m["theme"]: m["polarity"] for m in last}
+
+    old = session.scalars(
+        select(Analysis).where(
+            Analysis.feedback_id == feedback_id, Analysis.model_version == CORRECTION_MODEL
+        )
+    ).first()
+    days = {m.day for m in old.mentions} if old is not None else set()
+    if old is not None:
+        session.delete(old)  # its mentions go with it (cascade)
+        session.flush()
+    created = feedback.created_at
+    created = created.replace(tzinfo=UTC) if created.tzinfo is None else created.astimezone(UTC)
+    day = created.date()
+    days.add(day)
+    analysis = Analysis(
+        feedback_id=feedback_id,
+        model_version=CORRECTION_MODEL,
+        sentiment=sentiment or (base.sentiment if base else "neutral"),
+        sentiment_score=1.0 if sentiment else (base.sentiment_score if base else 0.0),
+        expected_stars=base.expected_stars if base else None,
+        severity=base.severity if base else 0.0,
+        is_recurrent=base.is_recurrent if base else False,
+        analyzed_at=now,
+    )
+    model_mentions = {m.theme: m for m in base.mentions} if base is not None else {}
+    if resolved is None:  # the model's themes, as they were
+        wanted = {m.theme: m.polarity for m in model_mentions.values()}
+    else:
+        wanted = resolved
+    by_current = {}
+    for stored, mention in model_mentions.items():
+        theme = taxonomy.resolve(stored)
+        by_current[theme.id if theme is not None else stored] = mention
+    for theme_id, polarity in wanted.items():
+        source = by_current.get(theme_id)  # keep the model's evidence span when it had one
+        analysis.mentions.append(
+            ThemeMention(
+                feedback_id=feedback_id,
+                theme=theme_id,
+                polarity=polarity,
+                score=1.0,
+                day=source.day if source is not None else day,
+                evidence_start=source.evidence_start if source is not None else None,
+                evidence_end=source.evidence_end if source is not None else None,
+                evidence_text=source.evidence_text if source is not None else None,
+            )
+        )
+        if source is not None:
+            days.add(source.day)
+    session.add(analysis)
+    feedback.analyzed = True
+    session.flush()
+    return AppliedCorrection(correction, sorted(days))
+
+
+def history(session: Session, feedback_id: int) -> list[Correction]:
+    return list(
+        session.scalars(
+            select(Correction)
+            .where(Correction.feedback_id == feedback_id)
+            .order_by(Correction.id.desc())
+        )
+    )
+
+
+def training_rows(session: Session, *, need: str) -> list[dict[str, Any]]:
+    """Corrected verbatims as training rows (`need`: "sentiment" or "themes"): the current
+    corrected analysis of each verbatim that has a correction of that kind. Rows look like
+    the training files: {"id", "text", "sentiment"} or {"id", "text", "themes": {id: pol}}."""
+    if need not in ("sentiment", "themes"):
+        raise ValueError("need must be 'sentiment' or 'themes'")
+    kind = Correction.sentiment if need == "sentiment" else Correction.themes
+    ids = select(Correction.feedback_id).where(kind.is_not(None)).distinct()
+    rows = session.execute(
+        select(Feedback.id, Feedback.text, Analysis)
+        .join(Analysis, Analysis.feedback_id == Feedback.id)
+        .where(Analysis.model_version == CORRECTION_MODEL, Feedback.id.in_(ids))
+        .order_by(Feedback.id)
+    ).all()
+    out: list[dict[str, Any]] = []
+    for fid, text, analysis in rows:
+        row: dict[str, Any] = {"id": f"correction:{fid}", "text": text, "source": "corrections"}
+        if need == "sentiment":
+            row["sentiment"] = analysis.sentiment
+        else:
+            row["themes"] = {m.theme: m.polarity for m in analysis.mentions}
+        out.append(row)
+    return out

@@ -1,0 +1,252 @@
+"""Tabular exports shared by the CLI report and the API: CSV text and XLSX workbooks.
+
+A `Table` is a title, French column headers and plain-value rows; `to_csv` / `to_xlsx` write
+it. Customer text is user input: cells that a spreadsheet would run as a formula (starting
+with = + - @) are prefixed with an apostrophe (OWASP "CSV injection").
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from core.models import Alert
+from core.queries import ThemeRow, VerbatimRow
+from nlp.drivers import DriverEffect
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass
+class Table:
+    title: str  # sheet name (XLSX): at most 31 characters
+    columns: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+
+
+def _safe(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return _safe(value)
+
+
+def to_csv(table: Table) -> str:
+    """RFC 4180 CSV (comma, quoted when needed), header first. Encode with `utf-8-sig` for
+    Excel (a BOM makes it read accents right)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(table.columns)
+    for row in table.rows:
+        writer.writerow([_csv_value(v) for v in row])
+    return out.getvalue()
+
+
+def to_xlsx(tables: Sequence[Table], target: Path | io.BytesIO) -> None:
+    """One sheet per table, bold frozen header, dates as Excel dates, widths fitted."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    book = Workbook()
+    book.remove(book.active)
+    for table in tables:
+        sheet = book.create_sheet(table.title[:31])
+        sheet.append(table.columns)
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+        sheet.freeze_panes = "A2"
+        for row in table.rows:
+            sheet.append(
+                [v.replace(tzinfo=None) if isinstance(v, datetime) else _safe(v) for v in row]
+            )
+        for i, name in enumerate(table.columns, start=1):
+            longest = max([len(name), *(len(str(r[i - 1] or "")) for r in table.rows[:200])])
+            sheet.column_dimensions[get_column_letter(i)].width = min(60, max(8, longest + 2))
+    book.save(target)
+
+
+def _r(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+THEME_COLUMNS = [
+    "theme",
+    "libellé",
+    "mentions",
+    "négatives",
+    "neutres",
+    "positives",
+    "part négative",
+    "sentiment net",
+    "note moyenne",
+    "mentions période précédente",
+    "évolution volume",
+    "évolution part négative (points)",
+]
+
+
+def themes_table(rows: Iterable[ThemeRow], start: date, end: date) -> Table:
+    """Theme rows count mentions; the "*" row (if present) counts verbatims by their
+    document sentiment and is labelled so."""
+    table = Table(f"Thèmes {start:%d-%m} au {end:%d-%m}", list(THEME_COLUMNS))
+    for r in rows:
+        table.rows.append(
+            [
+                r.theme if r.theme != "*" else "*",
+                r.label if r.theme != "*" else "Total (verbatims, sentiment du document)",
+                r.volume,
+                r.negatives,
+                r.neutrals,
+                r.positives,
+                _r(r.negative_share),
+                _r(r.net_sentiment),
+                _r(r.mean_rating, 3),
+                r.previous_volume,
+                _r(r.volume_change),
+                _r(r.negative_share_change * 100, 2),
+            ]
+        )
+    return table
+
+
+VERBATIM_COLUMNS = [
+    "feedback_id",
+    "date",
+    "canal",
+    "source",
+    "note",
+    "polarité du thème",
+    "sentiment",
+    "sévérité",
+    "extrait",
+    "texte",
+]
+
+
+def verbatims_table(theme: str, rows: Iterable[VerbatimRow]) -> Table:
+    table = Table(f"Verbatims {theme}", list(VERBATIM_COLUMNS))
+    for r in rows:
+        table.rows.append(
+            [
+                r.feedback_id,
+                r.created_at,
+                r.channel,
+                r.source,
+                r.rating,
+                r.polarity,
+                r.sentiment,
+                _r(r.severity, 3),
+                r.evidence_text,
+                r.text,
+            ]
+        )
+    return table
+
+
+ALERT_COLUMNS = [
+    "id",
+    "theme",
+    "type",
+    "équipe",
+    "statut",
+    "premier jour",
+    "dernier jour",
+    "sévérité",
+    "observé",
+    "attendu",
+    "p-value",
+]
+
+
+def alerts_table(alerts: Iterable[Alert]) -> Table:
+    table = Table("Alertes", list(ALERT_COLUMNS))
+    for a in alerts:
+        table.rows.append(
+            [
+                a.id,
+                a.theme,
+                a.kind,
+                a.team,
+                a.status,
+                a.first_day,
+                a.last_day,
+                a.severity,
+                _r(a.observed, 3),
+                _r(a.expected, 3),
+                None if a.p_value is None else float(f"{a.p_value:.3g}"),
+            ]
+        )
+    return table
+
+
+SCORE_UNITS = {
+    "nps": "points de NPS",
+    "csat": "points de CSAT (part de 4-5)",
+    "ces": "points de CES (1-7)",
+    "rating": "étoiles",
+}
+
+DRIVER_COLUMNS = [
+    "theme",
+    "mentions",
+    "moyenne avec",
+    "moyenne sans",
+    "effet",
+    "IC 95 % bas",
+    "IC 95 % haut",
+    "p-value",
+    "impact sur la moyenne",
+    "significatif",
+]
+
+
+def driver_json(d: DriverEffect) -> dict[str, Any]:
+    return {
+        "theme": d.theme,
+        "mentions": d.mentions,
+        "mean_with": round(d.mean_with, 3),
+        "mean_without": round(d.mean_without, 3),
+        "effect": round(d.effect, 3),
+        "ci_low": round(d.ci_low, 3),
+        "ci_high": round(d.ci_high, 3),
+        "p_value": float(f"{d.p_value:.3g}"),
+        "impact": round(d.impact, 3),
+        "significant": d.significant,
+    }
+
+
+def drivers_table(score: str, drivers: Iterable[DriverEffect]) -> Table:
+    table = Table(f"Facteurs {score.upper()}", list(DRIVER_COLUMNS))
+    for d in drivers:
+        j = driver_json(d)
+        table.rows.append(
+            [
+                j[k]
+                for k in (
+                    "theme",
+                    "mentions",
+                    "mean_with",
+                    "mean_without",
+                    "effect",
+                    "ci_low",
+                    "ci_high",
+                    "p_value",
+                    "impact",
+                )
+            ]
+            + ["oui" if d.significant else "non"]
+        )
+    return table

@@ -1,0 +1,49 @@
+"""`verbatim digest`: the weekly Slack summary (the scheduler calls it once a week)."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from core.cli import EXIT_FAILED, bootstrap, fail, parse_day
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def digest(
+        days: int = typer.Option(7, min=1, max=366, help="length of the period, in days"),
+        end: str = typer.Option(None, help="last day (YYYY-MM-DD); default: last day with data"),
+        dry_run: bool = typer.Option(False, "--dry-run", help="print the payload, send nothing"),
+        force: bool = typer.Option(False, help="resend a digest already sent for this period"),
+    ) -> None:
+        """Post the weekly digest (top movers, open alerts) to Slack."""
+        from jobs.digest import send_digest
+        from nlp.taxonomy import load_taxonomy
+
+        last = parse_day(end, "--end")
+        ctx = bootstrap()
+        try:
+            result = send_digest(
+                ctx.settings,
+                ctx.sessions,
+                load_taxonomy(ctx.settings.taxonomy_path),
+                days=days,
+                end=last,
+                dry_run=dry_run,
+                force=force,
+            )
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+        finally:
+            ctx.engine.dispose()
+        d = result.digest
+        period = f"{d.start} .. {d.end}"
+        if result.outcome == "dry_run":
+            typer.echo(json.dumps(d.payload, ensure_ascii=False, indent=2))
+        elif result.outcome == "already_sent":
+            typer.echo(f"digest {period} already sent (--force resends it)")
+        elif result.outcome == "sent":
+            typer.echo(f"digest {period} sent: {d.movers} movers, {d.open_alerts} open alerts")
+        else:
+            raise fail(f"digest {period} not delivered: {result.error}", EXIT_FAILED)

@@ -1,0 +1,131 @@
+"""/feedback/{id}: one verbatim with its analyses; analysts' corrections (write scope)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.aggregate import aggregate
+from core.corrections import CorrectionError, apply_correction, history
+from core.models import CORRECTION_MODEL, Analysis, ApiKey, Feedback
+from service.auth import require
+from service.deps import SessionDep, app_state
+from service.errors import ApiError
+from service.schemas import (
+    AnalysisOut,
+    CorrectionIn,
+    CorrectionOut,
+    CorrectionResult,
+    ErrorOut,
+    EvidenceOut,
+    FeedbackOut,
+    MentionOut,
+)
+
+router = APIRouter(
+    tags=["corrections"],
+    responses={
+        401: {"model": ErrorOut},
+        403: {"model": ErrorOut},
+        404: {"model": ErrorOut},
+        422: {"model": ErrorOut},
+    },
+)
+FeedbackId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+def _analysis_out(a: Analysis | None) -> AnalysisOut | None:
+    if a is None:
+        return None
+    return AnalysisOut(
+        model_version=a.model_version,
+        sentiment=a.sentiment,
+        severity=round(a.severity, 3),
+        themes=[
+            MentionOut(
+                theme=m.theme,
+                polarity=m.polarity,
+                evidence=None
+                if m.evidence_start is None and m.evidence_text is None
+                else EvidenceOut(start=m.evidence_start, end=m.evidence_end, text=m.evidence_text),
+            )
+            for m in a.mentions
+        ],
+    )
+
+
+def feedback_out(session: Session, feedback_id: int) -> FeedbackOut:
+    fb = session.get(Feedback, feedback_id)
+    if fb is None:
+        raise ApiError(404, f"no verbatim with id {feedback_id}", "feedback_id")
+    analyses = session.scalars(
+        select(Analysis).where(Analysis.feedback_id == feedback_id).order_by(Analysis.id.desc())
+    ).all()
+    model = next((a for a in analyses if a.model_version != CORRECTION_MODEL), None)
+    corrected = next((a for a in analyses if a.model_version == CORRECTION_MODEL), None)
+    return FeedbackOut(
+        id=fb.id,
+        created_at=fb.created_at,
+        channel=fb.channel,
+        source=fb.source,
+        language=fb.language,
+        rating=fb.rating,
+        nps=fb.nps,
+        csat=fb.csat,
+        ces=fb.ces,
+        text=fb.text,
+        model=_analysis_out(model),
+        current=_analysis_out(corrected or model),
+        corrections=[CorrectionOut.model_validate(c) for c in history(session, feedback_id)],
+    )
+
+
+@router.get(
+    "/feedback/{feedback_id}",
+    response_model=FeedbackOut,
+    dependencies=[Depends(require("read"))],
+    summary="One verbatim: model analysis, what counts, corrections",
+)
+def get_feedback(session: SessionDep, feedback_id: FeedbackId) -> FeedbackOut:
+    return feedback_out(session, feedback_id)
+
+
+@router.post(
+    "/feedback/{feedback_id}/corrections",
+    response_model=CorrectionResult,
+    status_code=201,
+    summary="Correct a verbatim's sentiment and/or themes (overrides the model)",
+)
+def post_correction(
+    request: Request,
+    session: SessionDep,
+    feedback_id: FeedbackId,
+    body: CorrectionIn,
+    key: Annotated[ApiKey | None, Depends(require("write"))],
+) -> CorrectionResult:
+    """Stored with the API key's name and the time; the verbatim's days are re-aggregated at
+    once, so every figure (themes, trends, alerts to come) counts the corrected analysis.
+    `themes` is the complete list after correction."""
+    try:
+        applied = apply_correction(
+            session,
+            feedback_id,
+            author=key.name if key is not None else "anonymous",
+            taxonomy=app_state(request).current_taxonomy().taxonomy,
+            sentiment=body.sentiment,
+            themes=None if body.themes is None else [(t.theme, t.polarity) for t in body.themes],
+            note=body.note,
+        )
+        aggregate(session, days=applied.days)
+        session.commit()
+    except CorrectionError as exc:
+        session.rollback()
+        raise ApiError(exc.status, str(exc), exc.field) from None
+    return CorrectionResult(
+        correction=CorrectionOut.model_validate(applied.correction),
+        reaggregated_days=applied.days,
+        feedback=feedback_out(session, feedback_id),
+    )

@@ -1,0 +1,216 @@
+"""Corrections: an analyst fixes a verbatim's themes/sentiment through the API (write key);
+stored with who/when, they override the model in the aggregates (even after a later model
+re-analysis) and feed `verbatim train ... --corrections`."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from api_seed import KNOWN_TEXT, LAST_DAY, Seeded, seed
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
+
+from core.aggregate import aggregate_all
+from core.corrections import training_rows
+from core.db import session_scope
+from core.models import Analysis, Feedback, ThemeMention
+from core.settings import Settings
+from service.app import create_app
+from service.auth import create_key
+
+
+@pytest.fixture
+def seeded(sessions: sessionmaker[Session]) -> Seeded:
+    return seed(sessions)
+
+
+@pytest.fixture
+def keys(sessions: sessionmaker[Session]) -> dict[str, str]:
+    with session_scope(sessions) as session:
+        _, read = create_key(session, "lecture", "read")
+        _, write = create_key(session, "analyste.marie", "write")
+    return {"read": read, "write": write}
+
+
+@pytest.fixture
+def client(settings: Settings, engine: Engine, seeded: Seeded) -> TestClient:
+    return TestClient(create_app(settings, engine=engine, build_analyzer_at_startup=False))
+
+
+def _known_id(sessions: sessionmaker[Session]) -> int:
+    with session_scope(sessions) as session:
+        return session.scalars(select(Feedback.id).where(Feedback.text == KNOWN_TEXT)).one()
+
+
+def _week(client: TestClient, keys: dict[str, str]) -> dict[str, dict]:
+    res = client.get("/themes", params={"end": str(LAST_DAY)}, headers={"X-API-Key": keys["read"]})
+    return {t["id"]: t for t in res.json()["themes"]}
+
+
+def test_correction_overrides_the_model_everywhere(
+    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session], seeded: Seeded
+) -> None:
+    fid = _known_id(sessions)
+    before = _week(client, keys)
+    url = f"/feedback/{fid}/corrections"
+    body = {"sentiment": "neutral", "themes": [{"theme": "emballage", "polarity": "negative"}]}
+
+    assert client.post(url, json=body).status_code == 401
+    assert client.post(url, json=body, headers={"X-API-Key": keys["read"]}).status_code == 403
+    wh = {"X-API-Key": keys["write"]}
+    res = client.post(url, json={**body, "note": "c'est le carton"}, headers=wh)
+    assert res.status_code == 201, res.text
+    out = res.json()
+    assert out["correction"]["author"] == "analyste.marie"
+    assert out["correction"]["note"] == "c'est le carton"
+    assert out["reaggregated_days"] == [str(LAST_DAY)]
+    assert [m["theme"] for m in out["feedback"]["model"]["themes"]] == ["livraison"]
+    assert out["feedback"]["current"]["themes"] == [
+        {"theme": "emballage", "polarity": "negative", "evidence": None}
+    ]
+    assert out["feedback"]["current"]["sentiment"] == "neutral"
+
+    # The figures count the correction (re-aggregated at once; caches keyed on the data).
+    after = _week(client, keys)
+    assert after["livraison"]["volume"] == before["livraison"]["volume"] - 1
+    assert after["livraison"]["negatives"] == before["livraison"]["negatives"] - 1
+    assert after["emballage"]["volume"] == before["emballage"]["volume"] + 1
+    rh = {"X-API-Key": keys["read"]}
+    live = client.get("/themes/livraison/verbatims", headers=rh).json()["items"]
+    assert all(v["feedback_id"] != fid for v in live)
+    pack = client.get("/themes/emballage/verbatims", headers=rh).json()["items"]
+    assert pack[0]["feedback_id"] == fid and pack[0]["sentiment"] == "neutral"
+
+    # A second fix (sentiment only) keeps the corrected themes; history newest first.
+    res = client.post(url, json={"sentiment": "negative"}, headers=wh)
+    assert res.status_code == 201
+    detail = client.get(f"/feedback/{fid}", headers=rh).json()
+    assert [c["sentiment"] for c in detail["corrections"]] == ["negative", "neutral"]
+    assert [m["theme"] for m in detail["current"]["themes"]] == ["emballage"]
+    assert detail["current"]["sentiment"] == "negative"
+
+    # A later model re-analysis does not undo the analyst's fix.
+    with session_scope(sessions) as session:
+        fb = session.get(Feedback, fid)
+        again = Analysis(
+            feedback_id=fid,
+            model_version="model-v2",
+            sentiment="negative",
+            sentiment_score=0.9,
+            severity=0.5,
+            analyzed_at=datetime.now(UTC),
+        )
+        again.mentions.append(
+            ThemeMention(
+                feedback_id=fid,
+                theme="livraison",
+                polarity="negative",
+                score=1.0,
+                day=fb.created_at.date(),
+            )
+        )
+        session.add(again)
+        session.flush()
+        aggregate_all(session)
+    assert _week(client, keys)["livraison"]["volume"] == before["livraison"]["volume"] - 1
+
+    with session_scope(sessions) as session:
+        rows = training_rows(session, need="themes")
+        assert rows == [
+            {
+                "id": f"correction:{fid}",
+                "text": KNOWN_TEXT,
+                "source": "corrections",
+                "themes": {"emballage": "negative"},
+            }
+        ]
+        assert training_rows(session, need="sentiment")[0]["sentiment"] == "negative"
+
+
+def test_bad_corrections_are_clear_errors(
+    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    wh = {"X-API-Key": keys["write"]}
+    fid = _known_id(sessions)
+    res = client.post(
+        f"/feedback/{fid}/corrections",
+        json={"themes": [{"theme": "meteo", "polarity": "negative"}]},
+        headers=wh,
+    )
+    assert res.status_code == 422 and res.json()["field"] == "themes[0].theme"
+    res = client.post(f"/feedback/{fid}/corrections", json={}, headers=wh)
+    assert res.status_code == 422 and "nothing to correct" in res.json()["detail"]
+    res = client.post(f"/feedback/{fid}/corrections", json={"sentiment": "furieux"}, headers=wh)
+    assert res.status_code == 422
+    res = client.post("/feedback/999999/corrections", json={"sentiment": "neutral"}, headers=wh)
+    assert res.status_code == 404
+    assert client.get(f"/feedback/{fid}", headers=wh).json()["corrections"] == []
+
+
+def test_train_themes_uses_corrections(
+    tmp_path: Path,
+    settings: Settings,
+    client: TestClient,
+    keys: dict[str, str],
+    sessions: sessionmaker[Session],
+) -> None:
+    from jobs.cli import app
+
+    fid = _known_id(sessions)
+    client.post(
+        f"/feedback/{fid}/corrections",
+        headers={"X-API-Key": keys["write"]},
+        json={"themes": [{"theme": "emballage", "polarity": "negative"}]},
+    )
+    examples = tmp_path / "ex.jsonl"
+    lines = (
+        [
+            {"text": f"Colis arrivé en retard de {i} jours.", "themes": {"livraison": "negative"}}
+            for i in range(2, 12)
+        ]
+        + [
+            {"text": f"Carton écrasé numéro {i}.", "themes": {"emballage": "negative"}}
+            for i in range(2, 12)
+        ]
+        + [{"text": KNOWN_TEXT, "themes": {"livraison": "negative"}}]
+    )
+    examples.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n")
+    env = {
+        "VERBATIM_DATA_DIR": str(settings.data_dir),
+        "VERBATIM_DATABASE_URL": settings.resolved_database_url,
+        "VERBATIM_CONFIG": str(tmp_path / "none.toml"),
+    }
+    runner = CliRunner()
+    out = tmp_path / "heads"
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "themes",
+            "--examples",
+            str(examples),
+            "--corrections",
+            "--no-encoder",
+            "--out",
+            str(out),
+        ],
+        env=env,
+    )
+    assert res.exit_code == 0, res.output
+    # The correction replaced the example with the same text (21 examples, not 22).
+    assert "1 corrected verbatims merged" in res.output
+    assert "trained on 21 examples" in res.output
+    assert (out / "meta.json").is_file()
+
+    res = runner.invoke(app, ["train", "sentiment", "--out", str(tmp_path / "s")], env=env)
+    assert res.exit_code == 2 and "--corrections" in res.output
+    # One corrected verbatim is far from enough: a clear error that counts it.
+    res = runner.invoke(
+        app, ["train", "sentiment", "--corrections", "--out", str(tmp_path / "s")], env=env
+    )
+    assert res.exit_code == 2 and "got 0" in res.output

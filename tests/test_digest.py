@@ -1,0 +1,112 @@
+"""`verbatim digest` against a real HTTP server on 127.0.0.1 standing in for Slack."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from api_seed import LAST_DAY, seed
+from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
+
+from core.settings import Settings
+from jobs.alerts import DeliveryPolicy
+from jobs.digest import send_digest
+from nlp.taxonomy import load_taxonomy
+
+
+class Slack:
+    def __init__(self) -> None:
+        self.bodies: list[dict] = []
+        self.answers: list[int] = []
+        self.lock = threading.Lock()
+
+
+@pytest.fixture
+def slack() -> Iterator[tuple[Slack, str]]:
+    state = Slack()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server API
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            with state.lock:
+                state.bodies.append(json.loads(body))
+                status = state.answers.pop(0) if state.answers else 200
+            self.send_response(status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield state, f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+    server.server_close()
+
+
+def test_digest_posts_movers_and_open_alerts_once(
+    settings: Settings, sessions: sessionmaker[Session], slack: tuple[Slack, str]
+) -> None:
+    state, url = slack
+    seeded = seed(sessions)
+    settings.slack_webhooks = {"digest": url}
+    settings.dashboard_url = "https://cx.example.fr"
+    tax = load_taxonomy(None)
+    state.answers = [503]  # one server error, retried with backoff
+    fast = DeliveryPolicy(backoff_base_s=0.0)
+    result = send_digest(settings, sessions, tax, policy=fast)
+    assert result.outcome == "sent", result.error
+    assert len(state.bodies) == 2  # the 503, then the delivery
+    text = state.bodies[-1]["text"]
+    assert text.startswith("Verbatim — synthèse du 22/03/2026 au 28/03/2026")
+    # livraison: 21 mentions the week before, seeded.livraison_current this week.
+    assert f"*Livraison* : 21 → {seeded.livraison_current} mentions (+205 %)" in text
+    assert "haute — *Livraison* (pic de volume) depuis le 26/03/2026" in text
+    assert "Alertes ouvertes (1)" in text and "Prix" not in text.split("Alertes")[1]
+    assert "NPS " in text and "CSAT " in text
+    assert f"https://cx.example.fr/#view=overview&start=2026-03-22&end={LAST_DAY}" in text
+    assert state.bodies[-1]["blocks"][0]["type"] == "header"
+
+    # The scheduler may call it twice: the same period is not posted again.
+    again = send_digest(settings, sessions, tax, policy=fast)
+    assert again.outcome == "already_sent" and len(state.bodies) == 2
+    forced = send_digest(settings, sessions, tax, policy=fast, force=True)
+    assert forced.outcome == "sent" and len(state.bodies) == 3
+
+
+def test_digest_cli(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker[Session], slack: tuple[Slack, str]
+) -> None:
+    from jobs.cli import app
+
+    state, url = slack
+    seed(sessions)
+    env = {
+        "VERBATIM_DATA_DIR": str(settings.data_dir),
+        "VERBATIM_DATABASE_URL": settings.resolved_database_url,
+        "VERBATIM_CONFIG": str(tmp_path / "none.toml"),
+    }
+    runner = CliRunner()
+    res = runner.invoke(app, ["digest"], env=env)
+    assert res.exit_code == 2 and "slack_webhooks.digest" in res.output
+    res = runner.invoke(app, ["digest", "--dry-run"], env=env)
+    assert res.exit_code == 0 and json.loads(res.stdout)["text"].startswith("Verbatim")
+    assert state.bodies == []
+    env["VERBATIM_SLACK_WEBHOOKS__DEFAULT"] = url
+    res = runner.invoke(app, ["digest"], env=env)
+    assert res.exit_code == 0 and "sent: 1 movers, 1 open alerts" in res.output
+    res = runner.invoke(app, ["digest"], env=env)
+    assert res.exit_code == 0 and "already sent" in res.output
+    assert len(state.bodies) == 1
+    res = runner.invoke(app, ["digest", "--end", "hier"], env=env)
+    assert res.exit_code == 2
+    state.answers = [404]
+    res = runner.invoke(app, ["digest", "--force"], env=env)
+    assert res.exit_code == 1 and "HTTP 404" in res.output

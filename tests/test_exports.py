@@ -1,0 +1,167 @@
+"""Exports: `verbatim report --format csv|xlsx|json` and `?format=csv` on list endpoints, read
+back with Python's csv module and openpyxl on the seeded database (tests/api_seed.py)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from api_seed import KNOWN_TEXT, LAST_DAY, Seeded, seed
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
+
+from core.db import session_scope
+from core.exports import Table, to_csv
+from core.models import Feedback
+from core.settings import Settings
+from service.app import create_app
+from service.auth import create_key
+
+# Seeded livraison mentions: 3 templates a day over 28 days, x3 in the last 7, + KNOWN_TEXT.
+LIVRAISON_ALL = 3 * 21 + 9 * 7 + 1
+
+
+@pytest.fixture
+def seeded(sessions: sessionmaker[Session]) -> Seeded:
+    return seed(sessions)
+
+
+@pytest.fixture
+def client(settings: Settings, engine: Engine, seeded: Seeded) -> TestClient:
+    with session_scope(sessionmaker(engine)) as session:
+        _, token = create_key(session, "export", "read")
+    c = TestClient(create_app(settings, engine=engine, build_analyzer_at_startup=False))
+    c.headers["X-API-Key"] = token
+    return c
+
+
+def _csv(res) -> list[dict[str, str]]:  # noqa: ANN001
+    assert res.status_code == 200, res.text
+    assert res.headers["content-type"].startswith("text/csv")
+    assert "attachment" in res.headers["content-disposition"]
+    text = res.content.decode("utf-8-sig")  # BOM for Excel
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_themes_csv_has_the_table_rows(client: TestClient, seeded: Seeded) -> None:
+    rows = _csv(client.get("/themes", params={"format": "csv", "end": str(LAST_DAY)}))
+    by_theme = {r["theme"]: r for r in rows}
+    assert int(by_theme["livraison"]["mentions"]) == seeded.livraison_current
+    assert int(by_theme["livraison"]["négatives"]) == seeded.livraison_current_negative
+    assert by_theme["livraison"]["libellé"] == "Livraison"
+    assert float(by_theme["livraison"]["part négative"]) == pytest.approx(
+        seeded.livraison_current_negative / seeded.livraison_current, abs=1e-4
+    )
+    # Last row: the verbatim total, labelled as such (theme rows count mentions).
+    assert rows[-1]["theme"] == "*" and "verbatims" in rows[-1]["libellé"]
+    # JSON and CSV agree.
+    js = client.get("/themes", params={"end": str(LAST_DAY)}).json()
+    assert {t["id"]: t["volume"] for t in js["themes"]} == {
+        r["theme"]: int(r["mentions"]) for r in rows[:-1]
+    }
+
+
+def test_verbatims_csv_pages_through_everything(client: TestClient) -> None:
+    rows = _csv(client.get("/themes/livraison/verbatims", params={"format": "csv"}))
+    assert len(rows) == LIVRAISON_ALL  # not one page of 20
+    assert rows[0]["texte"] == KNOWN_TEXT and rows[0]["extrait"] == "dix jours de retard"
+    neg = _csv(
+        client.get(
+            "/themes/livraison/verbatims",
+            params={"format": "csv", "polarity": "negative", "start": str(LAST_DAY)},
+        )
+    )
+    assert neg and {r["polarité du thème"] for r in neg} == {"negative"}
+    assert all(r["date"].startswith(str(LAST_DAY)) for r in neg)
+    # JSON still paginates.
+    assert len(client.get("/themes/livraison/verbatims").json()["items"]) == 20
+
+
+def test_alerts_csv(client: TestClient, seeded: Seeded) -> None:
+    rows = _csv(client.get("/alerts", params={"format": "csv"}))
+    assert [int(r["id"]) for r in rows] == sorted([seeded.alert_id, seeded.alert_id - 1])[::-1]
+    assert rows[0]["theme"] == "livraison" and rows[0]["statut"] == "open"
+    assert float(rows[0]["observé"]) == 30.0
+    opened = _csv(client.get("/alerts", params={"format": "csv", "status": "open"}))
+    assert len(opened) == 1
+    assert client.get("/alerts", params={"format": "pdf"}).status_code == 422
+
+
+def test_csv_cells_cannot_run_formulas() -> None:
+    text = to_csv(Table("t", ["texte", "n"], [['=HYPERLINK("x")', -3], ["@SUM(A1)", 2]]))
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[1] == ['\'=HYPERLINK("x")', "-3"]  # numbers stay numbers
+    assert rows[2][0] == "'@SUM(A1)"
+
+
+def _env(settings: Settings, tmp_path: Path) -> dict[str, str]:
+    return {
+        "VERBATIM_DATA_DIR": str(settings.data_dir),
+        "VERBATIM_DATABASE_URL": settings.resolved_database_url,
+        "VERBATIM_CONFIG": str(tmp_path / "none.toml"),
+        "COLUMNS": "160",
+    }
+
+
+def test_report_exports(tmp_path: Path, settings: Settings, engine: Engine, seeded: Seeded) -> None:
+    from openpyxl import load_workbook
+
+    from jobs.cli import app
+
+    runner = CliRunner()
+    env = _env(settings, tmp_path)
+    end = ["--end", str(LAST_DAY)]
+
+    out = tmp_path / "rapport.xlsx"
+    res = runner.invoke(app, ["report", "--format", "xlsx", "-o", str(out), *end], env=env)
+    assert res.exit_code == 0, res.output
+    book = load_workbook(out)
+    sheet = book.worksheets[0]
+    header = [c.value for c in sheet[1]]
+    rows = [
+        dict(zip(header, (c.value for c in r), strict=True)) for r in sheet.iter_rows(min_row=2)
+    ]
+    live = next(r for r in rows if r["theme"] == "livraison")
+    assert live["mentions"] == seeded.livraison_current
+    assert live["négatives"] == seeded.livraison_current_negative
+    assert rows[-1]["theme"] == "*" and rows[-1]["mentions"] == _verbatims_in_week(engine)
+
+    res = runner.invoke(app, ["report", "--format", "csv", *end], env=env)
+    assert res.exit_code == 0, res.output
+    csv_rows = list(csv.DictReader(io.StringIO(res.stdout.lstrip("\ufeff"))))
+    assert int(next(r for r in csv_rows if r["theme"] == "livraison")["mentions"]) == (
+        seeded.livraison_current
+    )
+    out_csv = tmp_path / "r.csv"
+    res = runner.invoke(app, ["report", "-f", "csv", "-o", str(out_csv), *end], env=env)
+    assert res.exit_code == 0
+    with out_csv.open(encoding="utf-8-sig", newline="") as fh:
+        assert list(csv.DictReader(fh)) == csv_rows
+
+    res = runner.invoke(app, ["report", "--format", "json", *end], env=env)
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["end"] == str(LAST_DAY) and data["start"] == str(LAST_DAY - timedelta(days=6))
+    assert next(t for t in data["themes"] if t["theme"] == "livraison")["mentions"] == (
+        seeded.livraison_current
+    )
+    assert data["verbatims"] == _verbatims_in_week(engine)
+
+    res = runner.invoke(app, ["report", "--format", "xlsx"], env=env)
+    assert res.exit_code == 2 and "-o" in res.output
+    res = runner.invoke(app, ["report", "--format", "pdf"], env=env)
+    assert res.exit_code == 2 and "--format" in res.output
+
+
+def _verbatims_in_week(engine: Engine) -> int:
+    from datetime import UTC, datetime
+
+    lo = datetime.combine(LAST_DAY - timedelta(days=6), datetime.min.time(), tzinfo=UTC)
+    with Session(engine) as session:
+        return len(session.scalars(select(Feedback.id).where(Feedback.created_at >= lo)).all())

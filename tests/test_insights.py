@@ -1,0 +1,106 @@
+"""GET /overview and GET /themes/{id}/breakdown on the seeded database (tests/api_seed.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from api_seed import LAST_DAY, Seeded, seed
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.aggregate import aggregate_all
+from core.db import session_scope
+from core.models import Analysis, Feedback, ThemeMention
+from core.settings import Settings
+from service.app import create_app
+
+START = LAST_DAY - timedelta(days=6)
+
+
+@pytest.fixture
+def seeded(sessions: sessionmaker[Session]) -> Seeded:
+    return seed(sessions)
+
+
+@pytest.fixture
+def client(settings: Settings, engine: Engine, seeded: Seeded) -> TestClient:
+    settings.dashboard_read_without_key = True
+    return TestClient(create_app(settings, engine=engine, build_analyzer_at_startup=False))
+
+
+def _week(sessions: sessionmaker[Session]) -> list[Feedback]:
+    lo = datetime.combine(START, datetime.min.time(), tzinfo=UTC)
+    with session_scope(sessions) as session:
+        return list(session.scalars(select(Feedback).where(Feedback.created_at >= lo)))
+
+
+def test_overview(client: TestClient, sessions: sessionmaker[Session], seeded: Seeded) -> None:
+    body = client.get("/overview", params={"end": str(LAST_DAY)}).json()
+    week = _week(sessions)
+    assert body["verbatims"] == len(week)
+    assert body["period"] == {
+        "start": str(START),
+        "end": str(LAST_DAY),
+        "previous_start": str(START - timedelta(days=7)),
+        "previous_end": str(START - timedelta(days=1)),
+    }
+    nps = next(s for s in body["scores"] if s["score"] == "nps")
+    coded = [100 if f.nps >= 9 else 0 if f.nps >= 7 else -100 for f in week]
+    assert nps["answers"] == len(week)
+    assert nps["value"] == pytest.approx(sum(coded) / len(coded), abs=0.01)
+    csat = next(s for s in body["scores"] if s["score"] == "csat")
+    assert csat["value"] == pytest.approx(100 * sum(f.csat >= 4 for f in week) / len(week), 0.01)
+    assert [m["id"] for m in body["top_movers"]] == ["livraison"]
+    assert body["top_movers"][0]["volume"] == seeded.livraison_current
+    assert body["open_alerts"] == 1 and body["sources"] == ["tests"]
+    assert not any(s["score"] == "ces" for s in body["scores"])  # the feed has no CES
+
+
+def test_breakdown_and_gravity(
+    client: TestClient, sessions: sessionmaker[Session], seeded: Seeded
+) -> None:
+    with session_scope(sessions) as session:  # two repeat complainers on the last day
+        ids = session.scalars(
+            select(ThemeMention.analysis_id)
+            .where(ThemeMention.theme == "livraison", ThemeMention.day == LAST_DAY)
+            .limit(2)
+        ).all()
+        session.execute(update(Analysis).where(Analysis.id.in_(ids)).values(is_recurrent=True))
+        aggregate_all(session)
+    body = client.get(
+        "/themes/livraison/breakdown", params={"start": str(START), "end": str(LAST_DAY)}
+    ).json()
+    assert sum(r["mentions"] for r in body["by_channel"]) == seeded.livraison_current
+    assert {r["key"] for r in body["by_channel"]} == {"review", "social"}
+    bands = {r["key"]: r["mentions"] for r in body["by_severity"]}
+    # Seeded severities: 0.8 for negatives (critique), 0.1 otherwise (faible).
+    assert bands == {
+        "faible": seeded.livraison_current - seeded.livraison_current_negative,
+        "critique": seeded.livraison_current_negative,
+    }
+    assert body["severe"] == seeded.livraison_current_negative
+    assert body["recurrent"] == 2
+    assert len(body["by_day"]) == 7 and body["by_day"][-1]["recurrent"] == 2
+    assert body["by_language"] == [
+        {
+            "key": "fr",
+            "mentions": seeded.livraison_current,
+            "negatives": seeded.livraison_current_negative,
+            "negative_share": round(
+                seeded.livraison_current_negative / seeded.livraison_current, 4
+            ),
+        }
+    ]
+    assert client.get("/themes/meteo/breakdown").status_code == 404
+
+
+def test_verbatims_language_filter(client: TestClient, sessions: sessionmaker[Session]) -> None:
+    with session_scope(sessions) as session:
+        fid = session.scalars(select(Feedback.id).order_by(Feedback.id.desc()).limit(1)).one()
+        session.execute(update(Feedback).where(Feedback.id == fid).values(language="en"))
+    en = client.get("/themes/livraison/verbatims", params={"language": "en"}).json()["items"]
+    assert [v["feedback_id"] for v in en] == [fid] and en[0]["language"] == "en"
+    fr = client.get("/themes/livraison/verbatims", params={"language": "fr"}).json()["items"]
+    assert fid not in {v["feedback_id"] for v in fr}
