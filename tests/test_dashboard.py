@@ -124,7 +124,9 @@ def test_views_in_browser(live: tuple[str, dict[str, str], Seeded]) -> None:
             expect(page.locator("#overview-alerts li").first).to_contain_text("Livraison")
             incident = page.locator("#overview-alerts li").first
             expect(incident).to_contain_text("observé 30, attendu 10")
-            expect(incident).to_contain_text("78 % des mentions en plus : transporteur « Colissimo »")
+            expect(incident).to_contain_text(
+                "78 % des mentions en plus : transporteur « Colissimo »"
+            )
             # Acknowledging an incident (write key) records who: the key's name.
             page.evaluate("k => localStorage.setItem('verbatim.apiKey', k)", tokens["write"])
             page.reload()
