@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     alert_language: Literal["fr", "en"] = "fr"
 
     max_text_chars: int = 20_000
+    # PII masking also runs spaCy's French NER for names without a cue ("Merci Sophie").
+    pii_ner: bool = True
     batch_size: int = 500
 
     cors_origins: list[str] = Field(default_factory=list)

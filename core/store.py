@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -179,6 +179,7 @@ def prepare_feedback(
     extra: Mapping[str, Any] | None = None,
     run_id: int | None = None,
     now: datetime | None = None,
+    mask: Callable[[str], str] | None = None,
 ) -> dict[str, Any] | Rejection:
     """Canonical fields (see FIELDS) -> column values for `feedback`, or why the row is rejected.
 
@@ -186,8 +187,13 @@ def prepare_feedback(
     text (+ the raw date and customer when the row has them, so that two customers who both
     wrote "Très bien" on different days are not merged; re-reading a file still gives the same
     key).
+
+    `mask` is the PII masker (a `nlp.text.PiiMasker`, built once by the caller with its NER
+    pipeline); without one the rules-only masker runs.
     """
     from nlp.text import detect_language, mask_pii, normalize_text
+
+    mask = mask or mask_pii
 
     now = now or utcnow()
     try:
@@ -256,11 +262,9 @@ def prepare_feedback(
             parts.append(customer)
         dedup_key = "h:" + sha256(_clean("\x1f".join(parts)))
 
-    masked = mask_pii(text)
+    masked = mask(text)
     language, _confidence = detect_language(masked[:2000])  # the start is enough to tell
-    meta = {
-        str(k): _meta_value(v, mask_pii) for k, v in (extra or {}).items() if v not in ("", None)
-    }
+    meta = {str(k): _meta_value(v, mask) for k, v in (extra or {}).items() if v not in ("", None)}
     return {
         "source": source,
         "channel": row_channel,
@@ -337,11 +341,14 @@ def add_quarantine(
     source: str,
     run_id: int | None,
     now: datetime | None = None,
+    mask: Callable[[str], str] | None = None,
 ) -> int:
-    """Store rejected rows (row number, rejection, raw text); raw is truncated and PII-masked."""
+    """Store rejected rows (row number, rejection, raw text); raw and reason are PII-masked."""
     if not items:
         return 0
     from nlp.text import mask_pii
+
+    mask = mask or mask_pii
 
     now = now or utcnow()
     session.add_all(
@@ -349,9 +356,9 @@ def add_quarantine(
             run_id=run_id,
             source=source,
             row_number=number,
-            reason=rejection.message[:200],
+            reason=mask(rejection.message)[:200],
             field=rejection.field,
-            raw=mask_pii(_clean(raw[:MAX_RAW])),
+            raw=mask(_clean(raw[:MAX_RAW])),
             created_at=now,
         )
         for number, rejection, raw in items

@@ -39,6 +39,7 @@ from jobs.readers import (
     fingerprint,
     iter_records,
 )
+from nlp.text import PiiMasker, load_ner
 
 # Column names recognised without a --map (compared case-insensitively).
 AUTO_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -196,6 +197,11 @@ class _Progress:
             self.bar.stop()
 
 
+def build_masker(settings: Settings) -> PiiMasker:
+    """The PII masker for ingestion: rules + spaCy NER for names (when enabled and loadable)."""
+    return PiiMasker(nlp=load_ner() if settings.pii_ner else None)
+
+
 def ingest_file(
     sessions: sessionmaker[Session],
     settings: Settings,
@@ -208,8 +214,11 @@ def ingest_file(
     hook: Hook | None = None,
     progress: bool = False,
     encoding: str = "utf-8",
+    masker: Callable[[str], str] | None = None,
 ) -> IngestResult:
     """Ingest one file; resumes an interrupted run of the same file content.
+
+    `masker`: the PII masker to reuse (see `build_masker`); built once here when not given.
 
     Raises MappingError / ReaderError / FileNotFoundError before writing anything when the
     file or the mapping is unusable.
@@ -230,6 +239,7 @@ def ingest_file(
         return IngestResult(None, location)  # an empty export: nothing to do, not an error
     resolved = resolve_mapping(file_columns, mapping or {})
     digest = fingerprint(path)
+    mask = masker or build_masker(settings)
 
     with session_scope(sessions) as session:
         previous = find_resumable_run(session, source=source, location=location, fingerprint=digest)
@@ -254,7 +264,7 @@ def ingest_file(
         nonlocal batch, rejected, batch_read
         with session_scope(sessions) as session:
             stored, dup = insert_feedback(session, batch)
-            add_quarantine(session, rejected, source=source, run_id=run_id)
+            add_quarantine(session, rejected, source=source, run_id=run_id, mask=mask)
             advance_run(
                 session,
                 run_id,
@@ -296,6 +306,7 @@ def ingest_file(
                     extra=extra,
                     run_id=run_id,
                     now=now,
+                    mask=mask,
                 )
                 if isinstance(prepared, Rejection):
                     rejected.append((record.number, prepared, record.raw))
@@ -328,6 +339,7 @@ __all__ = [
     "IngestResult",
     "MappingError",
     "ReaderError",
+    "build_masker",
     "ingest_file",
     "parse_mapping",
     "resolve_mapping",

@@ -80,12 +80,24 @@ def create_app(
 
                 # A taxonomy change rebuilds the theme detector; the sentiment model stays.
                 loaded = state.analyzer.sentiment if state.analyzer is not None else None
-                state.analyzer = build_analyzer(settings, taxonomy=state.taxonomy,
-                                                sentiment=loaded)
+                state.analyzer = build_analyzer(settings, taxonomy=state.taxonomy, sentiment=loaded)
                 state.analyzer_stale = False
             return state.analyzer
 
     state.get_analyzer = get_analyzer
+    state.pii_masker = None
+    masker_lock = threading.Lock()
+
+    def get_masker() -> Any:
+        # Built once, at the first write (spaCy NER loads in about a second).
+        with masker_lock:
+            if state.pii_masker is None:
+                from nlp.text import PiiMasker, load_ner
+
+                state.pii_masker = PiiMasker(nlp=load_ner() if settings.pii_ner else None)
+            return state.pii_masker
+
+    state.get_masker = get_masker
 
     install_error_handlers(app)
     for module in (themes, catalog, taxonomy, ingest, system):

@@ -2,6 +2,14 @@
 
 from nlp.text.language import detect_language
 from nlp.text.normalize import fold_accents, normalize_text
-from nlp.text.pii import mask_pii
+from nlp.text.pii import PiiConfig, PiiMasker, load_ner, mask_pii
 
-__all__ = ["detect_language", "fold_accents", "mask_pii", "normalize_text"]
+__all__ = [
+    "PiiConfig",
+    "PiiMasker",
+    "detect_language",
+    "fold_accents",
+    "load_ner",
+    "mask_pii",
+    "normalize_text",
+]

@@ -38,8 +38,9 @@ def get_topics(
         if days:  # the window ends on the last day any of these topics was seen
             first = max(days) - timedelta(days=trend_days - 1)
             for item in items:
-                item.trend = [TopicDay(day=d, count=n) for d, n in trends.get(item.id, [])
-                              if d >= first]
+                item.trend = [
+                    TopicDay(day=d, count=n) for d, n in trends.get(item.id, []) if d >= first
+                ]
     out = TopicsOut(items=items, total=total, limit=limit, offset=offset)
     return cached_json(request, out)
 
