@@ -287,8 +287,9 @@ def test_topics(client: TestClient, keys: dict[str, str]) -> None:
     assert client.get("/topics?limit=1&offset=1", headers=rh(keys)).json()["items"][0]["size"] == 12
 
 
-def test_topics_carry_their_daily_sizes(client: TestClient, keys: dict[str, str],
-                                        sessions: sessionmaker[Session]) -> None:
+def test_topics_carry_their_daily_sizes(
+    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
     from datetime import date
 
     from sqlalchemy import select
@@ -298,14 +299,25 @@ def test_topics_carry_their_daily_sizes(client: TestClient, keys: dict[str, str]
     with sessions() as s:
         topic = s.execute(select(Topic).where(Topic.label == "carton trop grand")).scalar_one()
         ids = s.execute(select(Feedback.id).order_by(Feedback.id).limit(5)).scalars().all()
-        days = [date(2026, 3, 1), date(2026, 3, 1), date(2026, 3, 3), date(2026, 3, 3),
-                date(2026, 3, 3)]
-        s.add_all([TopicAssignment(feedback_id=f, topic_id=topic.id, day=d)
-                   for f, d in zip(ids, days, strict=True)])
+        days = [
+            date(2026, 3, 1),
+            date(2026, 3, 1),
+            date(2026, 3, 3),
+            date(2026, 3, 3),
+            date(2026, 3, 3),
+        ]
+        s.add_all(
+            [
+                TopicAssignment(feedback_id=f, topic_id=topic.id, day=d)
+                for f, d in zip(ids, days, strict=True)
+            ]
+        )
         s.commit()
     items = client.get("/topics?emerging=false", headers=rh(keys)).json()["items"]
-    assert items[0]["trend"] == [{"day": "2026-03-01", "count": 2},
-                                 {"day": "2026-03-03", "count": 3}]
+    assert items[0]["trend"] == [
+        {"day": "2026-03-01", "count": 2},
+        {"day": "2026-03-03", "count": 3},
+    ]
     recent = client.get("/topics?emerging=false&trend_days=1", headers=rh(keys)).json()
     assert recent["items"][0]["trend"] == [{"day": "2026-03-03", "count": 3}]
     emerging = client.get("/topics?emerging=true", headers=rh(keys)).json()["items"]
@@ -410,6 +422,45 @@ def test_taxonomy_errors_name_the_field(
     assert res.status_code == 422, res.text
     assert res.json()["field"].startswith(field)
     assert not (settings.data_dir / "taxonomy.yaml").exists()  # nothing saved
+
+
+def test_taxonomy_patterns_cannot_freeze_the_server(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    """The audit's ReDoS: `(a+)+$` through PUT /taxonomy then a 27+ character /analyze. User
+    patterns run on RE2 (linear time); what RE2 cannot run is refused with a 422."""
+    import threading
+    import time
+
+    lookahead = {
+        "operations": [
+            {"op": "add", "theme": {"id": "lent", "label": "Lent", "patterns": ["(?:a+)+(?=!)"]}}
+        ]
+    }
+    res = client.put("/taxonomy", json=lookahead, headers=wh(keys))
+    assert res.status_code == 422 and "linear-time" in res.json()["detail"], res.text
+    assert res.json()["field"] == "operations[0]"
+
+    evil = {
+        "operations": [
+            {"op": "add", "theme": {"id": "redos", "label": "ReDoS", "patterns": ["(a+)+$"]}}
+        ]
+    }
+    assert client.put("/taxonomy", json=evil, headers=wh(keys)).status_code == 200
+    results: dict[str, int] = {}
+
+    def analyze() -> None:
+        body = {"items": [{"text": "a" * 40 + "!"}]}
+        results["analyze"] = client.post("/analyze", json=body, headers=wh(keys)).status_code
+
+    worker = threading.Thread(target=analyze)
+    start = time.perf_counter()
+    worker.start()
+    results["health"] = client.get("/health").status_code
+    worker.join(timeout=120)
+    # Generous bound: with a backtracking engine this input takes hours.
+    assert not worker.is_alive() and time.perf_counter() - start < 120
+    assert results == {"analyze": 200, "health": 200}
 
 
 # --- /feedback ------------------------------------------------------------------------------
