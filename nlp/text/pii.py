@@ -54,9 +54,7 @@ _NIR = re.compile(
     r"\d{3}[ .-]?\d{3}(?:[ .-]?\d{2})?\b"
 )
 # Cheap gate before asking libphonenumber (it is the slowest rule).
-_PHONE_SHAPED = re.compile(
-    r"\+\d|\b00\d|\b0\d(?:[ .()-]{0,2}\d){8}\b|\b[1-9](?:[ .-]\d{2}){4}\b"
-)
+_PHONE_SHAPED = re.compile(r"\+\d|\b00\d|\b0\d(?:[ .()-]{0,2}\d){8}\b|\b[1-9](?:[ .-]\d{2}){4}\b")
 _GROUPED_NO_ZERO = re.compile(r"[1-9](?:[ .-]\d{2}){4}")
 _INTL_PHONE = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\d{2,4}){3,5}(?!\d)")
 
