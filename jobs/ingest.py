@@ -148,7 +148,9 @@ def resolve_mapping(file_columns: Sequence[str], explicit: Mapping[str, str]) ->
 
 
 def _split(fields: Mapping[str, Any], mapping: Mapping[str, str]) -> tuple[dict, dict]:
-    canonical = {field: fields.get(column) for field, column in mapping.items()}
+    # Only the keys the row has: a JSON object without "created_at" has no date (ingest time),
+    # which is not the same as an empty date.
+    canonical = {field: fields[column] for field, column in mapping.items() if column in fields}
     mapped = set(mapping.values())
     extra = {k: v for k, v in fields.items() if k not in mapped}
     return canonical, extra

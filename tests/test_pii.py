@@ -294,7 +294,8 @@ def test_quarantine_masks_raw_rows_and_reasons(
 
 @pytest.fixture
 def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
-    yield TestClient(create_app(settings, engine=engine))
+    with_ner = settings.model_copy(update={"pii_ner": True})
+    yield TestClient(create_app(with_ner, engine=engine))
 
 
 @pytest.fixture
