@@ -284,7 +284,7 @@ def prepare_feedback(
     }
 
 
-def _insert(session: Session):  # type: ignore[no-untyped-def]
+def dialect_insert(session: Session):  # type: ignore[no-untyped-def]
     """INSERT ... ON CONFLICT DO NOTHING for the dialects we run on."""
     name = session.get_bind().dialect.name
     if name == "sqlite":
@@ -322,7 +322,7 @@ def insert_feedback(session: Session, rows: Sequence[dict[str, Any]]) -> tuple[i
         table = Feedback.__table__
         values = [{("metadata" if k == "meta" else k): v for k, v in r.items()} for r in fresh]
         # ON CONFLICT: a concurrent writer (API + job) may have stored the same key meanwhile.
-        stmt = _insert(session)(table).on_conflict_do_nothing(
+        stmt = dialect_insert(session)(table).on_conflict_do_nothing(
             index_elements=["source", "dedup_key"]
         )
         result = session.execute(stmt, values)

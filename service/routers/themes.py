@@ -121,8 +121,8 @@ def list_themes(
     tax = pick_taxonomy(request, taxonomy)
     key = _cache_key(session, tax, "themes", taxonomy, first, last, channel, source)
     cache = request.app.state.view_cache
-    prepared = cache.get(key)
-    if prepared is None:
+
+    def compute() -> tuple[bytes, str]:
         view = themes_view(
             session,
             tax,
@@ -143,8 +143,10 @@ def list_themes(
         )
         for item in view.themes:
             item.rating_impact = _impact_out(impacts[item.id])
-        prepared = json_body(view)
-        cache.put(key, prepared)
+        return json_body(view)
+
+    # Single flight: identical concurrent cold requests compute once, the others wait.
+    prepared = cache.get_or_compute(key, compute)
     return cached_json(request, prepared=prepared)
 
 
@@ -169,8 +171,8 @@ def get_theme(
     first, last = resolve_period(session, start, end, days)
     key = _cache_key(session, tax, theme.id, taxonomy, first, last, channel, source)
     cache = request.app.state.view_cache
-    prepared = cache.get(key)
-    if prepared is None:
+
+    def compute() -> tuple[bytes, str]:
         view = theme_detail_view(
             session,
             tax,
@@ -190,8 +192,10 @@ def get_theme(
             source=source,
         )[theme.id]
         view.summary.rating_impact = _impact_out(impact)
-        prepared = json_body(view)
-        cache.put(key, prepared)
+        return json_body(view)
+
+    # Single flight: identical concurrent cold requests compute once, the others wait.
+    prepared = cache.get_or_compute(key, compute)
     return cached_json(request, prepared=prepared)
 
 
@@ -228,8 +232,8 @@ def get_theme_trend(
         session, tax, "trend", theme.id, taxonomy, granularity, split, first, last, channel, source
     )
     cache = request.app.state.view_cache
-    prepared = cache.get(key)
-    if prepared is None:
+
+    def compute() -> tuple[bytes, str]:
         keys = theme_keys(tax, theme.id)
         points = theme_trend(
             session,
@@ -271,8 +275,10 @@ def get_theme_trend(
                 for p in points
             ],
         )
-        prepared = json_body(view)
-        cache.put(key, prepared)
+        return json_body(view)
+
+    # Single flight: identical concurrent cold requests compute once, the others wait.
+    prepared = cache.get_or_compute(key, compute)
     return cached_json(request, prepared=prepared)
 
 
