@@ -316,8 +316,14 @@ def top_keywords(
 ) -> list[str]:
     """Most frequent content words in the theme's evidence spans (latest `sample` mentions)."""
     found = top_keywords_many(
-        session, {"_": theme_ids}, start=start, end=end, channel=channel, source=source,
-        limit=limit, sample=sample,
+        session,
+        {"_": theme_ids},
+        start=start,
+        end=end,
+        channel=channel,
+        source=source,
+        limit=limit,
+        sample=sample,
     )
     return found.get("_", [])
 
@@ -657,8 +663,17 @@ def theme_trend(
         src = rest.pop(0) if by_source else None
         vol, neg, neu, pos, rsum, rcount = rest
         points.append(
-            TrendPoint(at, ch, src, int(vol), int(neg or 0), int(neu or 0), int(pos or 0),
-                       float(rsum or 0.0), int(rcount or 0))
+            TrendPoint(
+                at,
+                ch,
+                src,
+                int(vol),
+                int(neg or 0),
+                int(neu or 0),
+                int(pos or 0),
+                float(rsum or 0.0),
+                int(rcount or 0),
+            )
         )
     if not split:
         step = timedelta(days=1) if granularity == "day" else timedelta(hours=1)
@@ -696,12 +711,8 @@ def _impact(w_sum: float, w_n: int, all_sum: float, all_n: int) -> RatingImpact:
     mean_with = w_sum / w_n if w_n else None
     mean_without = o_sum / o_n if o_n else None
     mean_all = all_sum / all_n if all_n else None
-    diff = (
-        mean_with - mean_without if mean_with is not None and mean_without is not None else None
-    )
-    effect = (
-        mean_all - mean_without if mean_all is not None and mean_without is not None else None
-    )
+    diff = mean_with - mean_without if mean_with is not None and mean_without is not None else None
+    effect = mean_all - mean_without if mean_all is not None and mean_without is not None else None
     return RatingImpact(w_n, o_n, mean_with, mean_without, diff, effect)
 
 

@@ -66,8 +66,28 @@ _PERSONAL_TOKENS = re.compile(r"<(EMAIL|PHONE|CARD|IBAN)>")
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 
 
+def _written_date(text: str) -> datetime | None:
+    """Slow path for dates written out ("26 février 2021", "mardi 3 mars 2025 à 14h"), French
+    then English, by `dateparser`; absolute dates only (no "hier", no "il y a 3 jours")."""
+    if len(text) > 64 or not any(ch.isalpha() for ch in text):
+        return None
+    import dateparser
+
+    return dateparser.parse(
+        text,
+        languages=["fr", "en"],
+        settings={
+            "DATE_ORDER": "DMY",
+            "STRICT_PARSING": True,  # day, month and year must all be there
+            "PARSERS": ["absolute-time"],
+            "RETURN_AS_TIMEZONE_AWARE": False,
+        },
+    )
+
+
 def parse_datetime(value: Any, *, now: datetime | None = None) -> datetime:
-    """ISO 8601, `YYYY-MM-DD`, `DD/MM/YYYY[ HH:MM[:SS]]` (or with - .), epoch s/ms -> UTC.
+    """ISO 8601, `YYYY-MM-DD`, `DD/MM/YYYY[ HH:MM[:SS]]` (or with - .), epoch s/ms, and dates
+    written out in French or English ("26 février 2021") -> UTC.
 
     Naive times are taken as UTC. Dates before 1990 or more than a day ahead are rejected.
     """
@@ -100,7 +120,10 @@ def parse_datetime(value: Any, *, now: datetime | None = None) -> datetime:
             else:
                 parsed = datetime.fromisoformat(text)
         except ValueError as exc:
-            raise InvalidValue(f"{text[:40]!r} is not a date") from exc
+            written = _written_date(text)
+            if written is None:
+                raise InvalidValue(f"{text[:40]!r} is not a date") from exc
+            parsed = written
     parsed = as_utc(parsed)
     if parsed.year < MIN_YEAR:
         raise InvalidValue(f"{value!r} is before {MIN_YEAR}")

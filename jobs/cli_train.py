@@ -32,8 +32,9 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(code=2) from None
         typer.echo(f"encoder ready: {path} ({time.perf_counter() - start:.1f}s)")
 
-    train_group = typer.Typer(help="Train models on labelled data (themes, sentiment).",
-                              no_args_is_help=True)
+    train_group = typer.Typer(
+        help="Train models on labelled data (themes, sentiment).", no_args_is_help=True
+    )
     register_sentiment(train_group)
     register_themes(train_group)
     app.add_typer(train_group, name="train")

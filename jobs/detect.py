@@ -335,11 +335,15 @@ def detect_day(
         cooldown.update({s.theme: cfg.cooldown_days for s in topic_series})
     reach = max([cfg.cooldown_days, *cooldown.values()]) + 2
     # Open episodes, plus resolved ones close enough to absorb a re-checked day.
-    known = session.execute(
-        select(Alert).where(
-            (Alert.status == "open") | (Alert.last_day >= day - timedelta(days=reach))
+    known = (
+        session.execute(
+            select(Alert).where(
+                (Alert.status == "open") | (Alert.last_day >= day - timedelta(days=reach))
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     events = update_episodes([_episode(r) for r in known], signals, day, cooldown)
     for ev in events:
         _apply(session, settings, taxonomy, ev, now, result)

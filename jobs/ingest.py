@@ -7,6 +7,7 @@ after the last committed record: nothing lost, nothing doubled.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -34,6 +35,7 @@ from jobs.readers import (
     Format,
     ReaderError,
     check_encoding_name,
+    check_text_file,
     columns,
     detect_format,
     fingerprint,
@@ -69,8 +71,15 @@ AUTO_COLUMNS: dict[str, tuple[str, ...]] = {
     "rating": ("rating", "stars", "note", "score", "etoiles", "étoiles"),
     "customer": ("customer", "customer_id", "client", "client_id", "order_id", "commande"),
     "channel": ("channel", "canal"),
-    "title": ("title", "titre"),
 }
+# A title is glued in front of the text ("Titre. Texte") only when asked: --map title=titre.
+# Id columns named after the verbatim ("id_avis", "avis_id", "review_ref") are ids, not
+# customers ("client_id", "order_id" are listed as customer above).
+_ID_LIKE = re.compile(
+    r"(?i)^(?:id|ref|num(?:ero)?|no)[ _-]?(?:avis|review|commentaire|comment|message|verbatim|"
+    r"retour|feedback|reponse|post|ticket)s?$|^(?:avis|review|commentaire|comment|message|"
+    r"verbatim|retour|feedback|reponse|post|ticket)s?[ _-]?(?:id|ref|num(?:ero)?|no)$"
+)
 
 # A hook gets (event, number): "row" after each record, "commit" just before a batch commits.
 Hook = Callable[[str, int], None]
@@ -92,6 +101,8 @@ class IngestResult:
     skipped: bool = False  # this exact file content was already ingested completely
     encoding_errors: int = 0  # rows rejected as not decodable (hint: --encoding)
     reasons: dict[str, int] = dataclass_field(default_factory=dict)  # rejection code -> rows
+    mapping: dict[str, str] = dataclass_field(default_factory=dict)  # field -> file column
+    inferred: list[str] = dataclass_field(default_factory=list)  # fields not given by --map
 
 
 def parse_mapping(items: Sequence[str] | str | None) -> dict[str, str]:
@@ -139,6 +150,12 @@ def resolve_mapping(file_columns: Sequence[str], explicit: Mapping[str, str]) ->
                 mapping[field] = column
                 used.add(column)
                 break
+        if field == "id" and "id" not in mapping:
+            for column in available:
+                if column not in used and _ID_LIKE.match(column.strip()):
+                    mapping["id"] = column
+                    used.add(column)
+                    break
     if "text" not in mapping:
         raise MappingError(
             "no text column found; name it with --map text=COLUMN "
@@ -234,6 +251,7 @@ def ingest_file(
     if not source or len(source) > 100:
         raise MappingError("--source must be a non-empty name of at most 100 characters")
     encoding = check_encoding_name(encoding)
+    check_text_file(path)
     fmt: Format = detect_format(path)
     location = str(path.resolve())
     file_columns = columns(path, fmt, encoding=encoding)
@@ -254,7 +272,8 @@ def ingest_file(
                 session, source=source, channel=channel, location=location, fingerprint=digest
             )
             run_id, watermark = run.id, 0
-    result = IngestResult(run_id, location, resumed_from=watermark)
+    result = IngestResult(run_id, location, resumed_from=watermark, mapping=dict(resolved))
+    result.inferred = [f for f in resolved if f not in (mapping or {})]
 
     bar = _Progress(progress, path.stat().st_size, f"{source} ← {path.name}")
     batch: list[dict[str, Any]] = []

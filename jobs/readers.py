@@ -55,6 +55,34 @@ def fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Signatures of files people export by mistake instead of CSV/JSONL.
+_MAGIC = {
+    b"PK\x03\x04": "a ZIP archive (an .xlsx/.ods spreadsheet?)",
+    b"\x1f\x8b": "gzip-compressed",
+    b"%PDF": "a PDF",
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"SQLite format 3": "an SQLite database",
+    b"\xd0\xcf\x11\xe0": "an old Excel/Word (.xls/.doc) file",
+    b"\x7fELF": "a program",
+}
+
+
+def check_text_file(path: Path) -> None:
+    """Refuse binary files up front with one clear line (instead of garbage rows)."""
+    with path.open("rb") as fh:
+        head = fh.read(8192)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ReaderError(f"{path}: the file is UTF-16; save it as UTF-8 and retry")
+    for magic, what in _MAGIC.items():
+        if head.startswith(magic):
+            raise ReaderError(f"{path}: this is {what}, not CSV or JSONL; export it as CSV (UTF-8)")
+    # Text has almost no control bytes; a few NULs in a CSV are tolerated (and cleaned).
+    control = sum(1 for b in head if b < 9 or 13 < b < 32)
+    if head and control / len(head) > 0.05:
+        raise ReaderError(f"{path}: binary content, not CSV or JSONL text")
+
+
 def _check_encoding(head: bytes, path: Path) -> None:
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ReaderError(f"{path}: the file is UTF-16; save it as UTF-8 and retry")
@@ -119,7 +147,10 @@ def _read_header(path: Path, encoding: str = "utf-8") -> tuple[list[str], str]:
             except StopIteration:
                 return [], ","
     delimiter = sniff_delimiter(first, path)
-    header = next(csv.reader([first], delimiter=delimiter))
+    try:
+        header = next(csv.reader([first], delimiter=delimiter))
+    except csv.Error as exc:
+        raise ReaderError(f"{path}: unreadable CSV header ({exc})") from None
     return _unique_names(header), delimiter
 
 

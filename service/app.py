@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
@@ -52,7 +53,10 @@ def create_app(
         if owns_engine:
             engine.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc served from assets packaged by fastapi-offline (Swagger UI 5, ReDoc 2):
+    # the default pages load them from a CDN and are blank on an offline server.
+    app = FastAPIOffline(
+        static_url="/docs-assets",
         title="Verbatim API",
         version="0.1.0",
         description=DESCRIPTION,
