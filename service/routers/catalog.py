@@ -52,7 +52,7 @@ def get_alerts(
     status: Annotated[Literal["open", "resolved"] | None, Query()] = None,
     theme: Annotated[str | None, Query(max_length=64, description="theme id or former id")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
+    cursor: Annotated[str | None, Query(max_length=20, pattern=r"^[0-9]+$")] = None,
 ) -> Response:
     before = None
     if cursor is not None:
