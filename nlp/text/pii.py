@@ -163,34 +163,99 @@ DEFAULT_KEEP = frozenset(
 )
 
 
-def _stop_words() -> frozenset[str]:
-    try:
-        from spacy.lang.fr.stop_words import STOP_WORDS  # plain data, no model to load
-
-        return frozenset(STOP_WORDS)
-    except Exception:  # noqa: BLE001 - spaCy missing: a short list keeps the cue rules sane
-        return frozenset(
-            [
-                "le",
-                "la",
-                "les",
-                "un",
-                "une",
-                "de",
-                "des",
-                "du",
-                "au",
-                "aux",
-                "et",
-                "ou",
-                "à",
-                "a",
-                "en",
-                "pour",
-                "par",
-                "sur",
-            ]
-        )
+# Words that follow a cue ("Monsieur le directeur", "la conseillère du SAV") but are no
+# names. A short list on purpose: importing spaCy's stop words would import spaCy itself.
+_NOT_NAMES = frozenset(
+    [
+        "le",
+        "la",
+        "les",
+        "l",
+        "un",
+        "une",
+        "des",
+        "de",
+        "du",
+        "d",
+        "au",
+        "aux",
+        "et",
+        "ou",
+        "où",
+        "à",
+        "a",
+        "en",
+        "pour",
+        "par",
+        "sur",
+        "sous",
+        "avec",
+        "sans",
+        "chez",
+        "ce",
+        "cet",
+        "cette",
+        "ces",
+        "mon",
+        "ma",
+        "mes",
+        "ton",
+        "ta",
+        "tes",
+        "son",
+        "sa",
+        "ses",
+        "notre",
+        "nos",
+        "votre",
+        "vos",
+        "leur",
+        "leurs",
+        "qui",
+        "que",
+        "quoi",
+        "dont",
+        "il",
+        "elle",
+        "ils",
+        "elles",
+        "on",
+        "nous",
+        "vous",
+        "je",
+        "tu",
+        "me",
+        "te",
+        "se",
+        "lui",
+        "y",
+        "ne",
+        "pas",
+        "plus",
+        "très",
+        "trop",
+        "bien",
+        "mal",
+        "est",
+        "était",
+        "sont",
+        "a",
+        "ai",
+        "as",
+        "avait",
+        "été",
+        "être",
+        "avoir",
+        "fait",
+        "dit",
+        "m",
+        "s",
+        "n",
+        "c",
+        "j",
+        "qu",
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -235,7 +300,7 @@ class PiiMasker:
     def __init__(self, config: PiiConfig | None = None, nlp: Any | None = None) -> None:
         self.config = config or PiiConfig()
         self.nlp = nlp if nlp is not None and "ner" in getattr(nlp, "pipe_names", ()) else None
-        self._stop = _stop_words()
+        self._stop = _NOT_NAMES
 
     def __call__(self, text: str) -> str:
         return self.mask(text)
