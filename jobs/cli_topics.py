@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 from pathlib import Path
 
 import typer
 
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _day(value: str | None, name: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise _fail(f"{name} must be a date like 2026-01-31, got {value!r}") from None
+from core.cli import bootstrap, fail, parse_day
 
 
 def static_cache_path(model_dir: Path, encoder_name: str) -> Path:
@@ -51,29 +38,22 @@ def register(app: typer.Typer) -> None:
         them with per-verbatim assignments (sizes per day for trends)."""
         from dataclasses import asdict, replace
 
-        from pydantic import ValidationError
-        from sqlalchemy.exc import OperationalError
-
-        from core.db import make_engine, migrate, session_factory
         from core.settings import load_settings
         from jobs.topics import TopicJobConfig, run_topics
         from nlp.encoder import EncoderBuildError, load_encoder
         from nlp.taxonomy import TaxonomyError, load_taxonomy
 
         if method not in ("bertopic", "fast"):
-            raise _fail(f"--method must be bertopic or fast, got {method!r}")
-        try:
-            settings = load_settings()
-        except ValidationError as exc:
-            raise _fail(f"invalid configuration: {exc}") from None
+            raise fail(f"--method must be bertopic or fast, got {method!r}")
+        settings = load_settings()
         try:
             tax = load_taxonomy(taxonomy if taxonomy is not None else settings.taxonomy_path)
         except TaxonomyError as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
         cfg = TopicJobConfig(
             method=method,  # type: ignore[arg-type]
-            since=_day(since, "--since"),
-            until=_day(until, "--until"),
+            since=parse_day(since, "--since"),
+            until=parse_day(until, "--until"),
             max_docs=max_docs,
         )
         if min_topic_size is not None:
@@ -84,17 +64,13 @@ def register(app: typer.Typer) -> None:
             )
         if n_topics is not None:
             cfg = replace(cfg, fast=replace(cfg.fast, n_topics=n_topics))
-        try:
-            engine = make_engine(settings.resolved_database_url)
-            migrate(engine)
-        except OperationalError as exc:
-            raise _fail(f"database error: {exc.orig}", 1) from None
+        ctx = bootstrap(settings)
         try:
             enc = load_encoder(encoder, cache_dir=settings.resolved_model_dir)
         except (EncoderBuildError, OSError, ValueError) as exc:
-            raise _fail(f"cannot load encoder {encoder!r}: {exc}", 1) from None
+            raise fail(f"cannot load encoder {encoder!r}: {exc}", 1) from None
         result = run_topics(
-            session_factory(engine),
+            ctx.sessions,
             encoder=enc,
             taxonomy=tax,
             config=cfg,

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
 from core.models import (
+    ALL_THEMES,
     Alert,
     DailyAggregate,
     Feedback,
@@ -30,7 +31,7 @@ from core.models import (
     Topic,
     TopicAssignment,
 )
-from core.queries import topic_trends
+from core.queries import latest_day, topic_trends
 from core.settings import Settings
 from jobs.slack_message import AlertView, build_payload
 from nlp.spikes import (
@@ -49,7 +50,6 @@ from nlp.spikes import (
 from nlp.taxonomy import Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
-ALL_THEMES = "*"
 LOOKBACK_DAYS = 7  # each run re-checks the last week (idempotent), see run_detect
 
 
@@ -64,10 +64,6 @@ class DetectResult:
 
 
 # --- reading --------------------------------------------------------------------------------
-def latest_day(session: Session) -> date | None:
-    return session.execute(select(func.max(DailyAggregate.day))).scalar()
-
-
 def first_day(session: Session) -> date | None:
     return session.execute(select(func.min(DailyAggregate.day))).scalar()
 

@@ -19,10 +19,11 @@ from typing import Any, Literal
 
 import numpy as np
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
 from core.models import Analysis, Feedback, ThemeMention, Topic, TopicAssignment
+from core.queries import latest_analysis
 from core.store import as_utc, utcnow
 from nlp.taxonomy import Taxonomy
 from nlp.topics import (
@@ -125,12 +126,7 @@ def _chunks(ids: Sequence[int]) -> list[list[int]]:
 
 def stored_themes(session: Session, feedback_ids: Sequence[int]) -> dict[int, set[str]]:
     """Themes of each verbatim's latest analysis (verbatims never analysed are absent)."""
-    newer = aliased(Analysis)
-    latest = (
-        ~select(newer.id)
-        .where(newer.feedback_id == Analysis.feedback_id, newer.id > Analysis.id)
-        .exists()
-    )
+    latest = latest_analysis()
     out: dict[int, set[str]] = {}
     for chunk in _chunks(feedback_ids):
         for fid in session.execute(

@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 import typer
 
+from nlp.errors import VerbatimError
 
-class ExamplesError(ValueError):
+
+class ExamplesError(VerbatimError, ValueError):
     """An examples file that cannot be used (message names the file and line)."""
 
 
@@ -152,7 +154,7 @@ def build_signals(
 ) -> tuple[Any, Any]:
     """(sentiment model, signals) as `verbatim analyze` would build them, so a head trained
     here uses the encoder it will meet at inference."""
-    from jobs.factory import theme_signals
+    from core.analysis import theme_signals
     from nlp.sentiment import build_sentiment
 
     sentiment = build_sentiment(
@@ -220,8 +222,8 @@ def register_themes(group: typer.Typer) -> None:
             texts, labels = read_examples(examples, tax)
         except (ExamplesError, UnicodeDecodeError) as exc:
             raise _fail(str(exc)) from None
+        from core.analysis import load_spacy
         from core.settings import load_settings
-        from jobs.factory import load_spacy
 
         signals = None
         if not no_encoder:

@@ -18,6 +18,8 @@ from typing import Any, Literal, Protocol
 import yaml
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from nlp.errors import VerbatimError
+
 # --- patterns: linear-time engine for anything a user wrote ---------------------------------
 
 
@@ -276,7 +278,7 @@ class Taxonomy(BaseModel):
         path.write_text(self.to_yaml(), encoding="utf-8")
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(VerbatimError, ValueError):
     """A taxonomy file that cannot be read or does not validate (message names the field)."""
 
 

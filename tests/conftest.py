@@ -49,8 +49,12 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("VERBATIM_SENTIMENT_BACKEND", "lexicon")
     data_dir = tmp_path / "data"
     # spaCy NER for PII names costs a second per ingest call; tests/test_pii.py turns it on.
-    return Settings(data_dir=data_dir, database_url=f"sqlite:///{data_dir / 'verbatim.db'}",
-                    sentiment_backend="lexicon", pii_ner=False)
+    return Settings(
+        data_dir=data_dir,
+        database_url=f"sqlite:///{data_dir / 'verbatim.db'}",
+        sentiment_backend="lexicon",
+        pii_ner=False,
+    )
 
 
 @pytest.fixture

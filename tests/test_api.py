@@ -604,9 +604,9 @@ def test_analyze_matches_the_cli_record_format(client: TestClient, keys: dict[st
     assert first["sentiment"]["label"] == "negative"
     assert "livraison" in {t["id"] for t in first["themes"]}
     # Same analyzer object reused across requests.
-    analyzer = client.app.state.analyzer  # type: ignore[attr-defined]
+    analyzer = client.app.state.verbatim.analyzer  # type: ignore[attr-defined]
     client.post("/analyze", json={"items": [{"text": "Bof"}]}, headers=wh(keys))
-    assert client.app.state.analyzer is analyzer  # type: ignore[attr-defined]
+    assert client.app.state.verbatim.analyzer is analyzer  # type: ignore[attr-defined]
     bad = client.post("/analyze", json={"items": [{"text": 3}]}, headers=wh(keys))
     assert bad.status_code == 422 and bad.json()["field"] == "items[0].text"
 
@@ -663,7 +663,7 @@ def test_cors_from_settings(settings: Settings, engine: Engine, keys: dict[str, 
 def test_apikey_cli(settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from jobs.cli import app
+    from verbatim_cli import app
 
     monkeypatch.setenv("VERBATIM_DATABASE_URL", settings.resolved_database_url)
     runner = CliRunner()
@@ -753,7 +753,7 @@ def test_unexpected_errors_are_json_500(
     def broken_sessions() -> None:
         raise RuntimeError("database exploded")
 
-    app.state.sessions = broken_sessions
+    app.state.verbatim.sessions = broken_sessions
     client = TestClient(app, raise_server_exceptions=False)
     res = client.get("/themes", headers=rh(keys))
     assert res.status_code == 500

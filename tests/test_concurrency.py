@@ -23,7 +23,7 @@ from jobs.ingest import ingest_file
 
 @pytest.fixture(scope="module")
 def analyzer() -> Any:
-    from jobs.factory import build_analyzer
+    from core.analysis import build_analyzer
 
     return build_analyzer(Settings(data_dir=Path("unused"), sentiment_backend="lexicon"))
 
@@ -161,6 +161,6 @@ def test_identical_cold_themes_requests_compute_once(
         t.start()
     for t in threads:
         t.join(timeout=60)
-    stats = client.app.state.view_cache.stats  # type: ignore[attr-defined]
+    stats = client.app.state.verbatim.view_cache.stats  # type: ignore[attr-defined]
     assert len(bodies) == 12 and len(set(bodies)) == 1
     assert stats["computed"] == 1 and stats["shared"] + stats["hits"] == 11

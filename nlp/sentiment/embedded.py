@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from nlp.encoder import TextEncoder, mean_pool
+from nlp.errors import VerbatimError
 from nlp.text.french import sentences
 from nlp.text.normalize import normalize_text
 from nlp.types import POLARITIES, SentimentResult
@@ -30,7 +31,7 @@ META_FILE = "meta.json"
 STARS = (1, 2, 3, 4, 5)
 
 
-class SentimentModelError(ValueError):
+class SentimentModelError(VerbatimError, ValueError):
     """A sentiment model directory that cannot be loaded onto this encoder."""
 
 

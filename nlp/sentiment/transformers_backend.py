@@ -63,7 +63,7 @@ def polarity_map(
                 f"cannot map model label {name!r} to a polarity; pass a label map "
                 f"(label=negative|neutral|positive)"
             )
-        out[int(idx)] = target  # type: ignore[assignment]
+        out[int(idx)] = target
     return out
 
 
@@ -117,7 +117,7 @@ class TransformersSentiment:
         return out
 
     def _result(self, row: np.ndarray) -> SentimentResult:
-        agg = dict.fromkeys(POLARITIES, 0.0)
+        agg: dict[str, float] = dict.fromkeys(POLARITIES, 0.0)
         for idx, p in enumerate(row):
             agg[self.polarity[idx]] += float(p)
         label = max(POLARITIES, key=lambda k: agg[k])

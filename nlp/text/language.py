@@ -479,7 +479,9 @@ def detect_language(text: str) -> tuple[str, float]:
             not ch.isspace() and not ch.isdigit() and ord(ch) > 0x2000 for ch in text or ""
         )
         return ("fr", 0.1) if has_symbols else ("und", 0.0)
-    scores = {lang: sum(1 for w in words if w in stops) for lang, stops in _STOPWORDS.items()}
+    scores: dict[str, float] = {
+        lang: sum(1 for w in words if w in stops) for lang, stops in _STOPWORDS.items()
+    }
     for lang, pattern in _HINTS.items():
         scores[lang] += 0.5 * min(3, len(pattern.findall(text)))
     best = max(scores, key=lambda k: (scores[k], k == "fr"))
@@ -494,3 +496,13 @@ def detect_language(text: str) -> tuple[str, float]:
     if len(words) <= 2 and best != "fr" and scores[best] - scores["fr"] < 1:
         return ("fr", 0.3)
     return (best, confidence)
+
+
+# Below this confidence a non-French guess is not trusted (short texts, names, emojis).
+FRENCH_MIN_CONFIDENCE = 0.35
+
+
+def is_french(language: str, confidence: float) -> bool:
+    """The one "is this verbatim French?" rule (storage and analysis): French, or a non-French
+    guess too weak to trust."""
+    return language == "fr" or confidence < FRENCH_MIN_CONFIDENCE

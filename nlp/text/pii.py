@@ -401,7 +401,7 @@ class PiiMasker:
             if ent.label_ != "PER":
                 continue
             # Keep the leading run of capitalised, non-common words ("Jean Martin du SAV").
-            run = []
+            run: list[Any] = []
             for tok in ent:
                 low = tok.text.lower()
                 if not tok.text[:1].isupper() or low in self._stop or low in keep:

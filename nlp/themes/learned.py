@@ -25,10 +25,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from nlp.errors import VerbatimError
 from nlp.sentiment.lexicon import ClauseScore, LexiconSentiment
 from nlp.taxonomy import Taxonomy, load_taxonomy
 from nlp.text.french import tokenize
@@ -55,7 +56,7 @@ _THRESHOLD_RANGE = (0.3, 0.7)
 VARIANTS = ("lite", "full")
 
 
-class ThemeModelError(ValueError):
+class ThemeModelError(VerbatimError, ValueError):
     """A theme model directory that cannot be loaded or does not fit the taxonomy."""
 
 
@@ -298,8 +299,8 @@ class LearnedThemeDetector:
             self.vector_scale = vectors.std(0) + 1e-6
             self.vector_signature = self.signals.vector_signature
             variants["full"] = vectors
-        for variant, vectors in variants.items():
-            x = self._features(variant, text_x, rule_x, vectors)
+        for variant, variant_vectors in variants.items():
+            x = self._features(variant, text_x, rule_x, variant_vectors)
             self.coef[variant], self.intercept[variant], self.thresholds[variant] = self._fit_heads(
                 x, y, tune_thresholds
             )
@@ -472,7 +473,7 @@ class LearnedThemeDetector:
         polarities = self._polarities([c for *_, c in flat])
         out: list[list[ThemeMention]] = [[] for _ in texts]
         for (r, theme, score, ctx), pol in zip(flat, polarities, strict=True):
-            out[r].append(ThemeMention(theme, pol, score, ctx.evidence))  # type: ignore[arg-type]
+            out[r].append(ThemeMention(theme, pol, score, ctx.evidence))
         for mentions in out:
             mentions.sort(key=lambda m: order.get(m.theme, 99))
         return out
@@ -541,7 +542,7 @@ class LearnedThemeDetector:
         (path / "vocabulary.json").write_text(
             json.dumps(vocab, ensure_ascii=False) + "\n", encoding="utf-8"
         )
-        np.savez_compressed(path / "arrays.npz", **arrays)
+        np.savez_compressed(path / "arrays.npz", **cast(dict[str, Any], arrays))
         return path
 
     @classmethod

@@ -125,8 +125,9 @@ class ThemeMatcher:
     ) -> dict[str, float]:
         counts: dict[str, int] = {}
         for i in members:
-            for tid in {self._resolve(t) for t in doc_themes[i]} - {None}:
-                counts[tid] = counts.get(tid, 0) + 1  # type: ignore[index]
+            for tid in {self._resolve(t) for t in doc_themes[i]}:
+                if tid is not None:
+                    counts[tid] = counts.get(tid, 0) + 1
         return {t: c / max(1, len(members)) for t, c in counts.items()}
 
     def _seed_hits(self, keywords: Sequence[str]) -> dict[str, int]:

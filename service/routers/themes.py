@@ -23,11 +23,11 @@ from nlp.taxonomy import Taxonomy
 from service.auth import require
 from service.deps import (
     MAX_DAYS,
-    cached_json,
+    SessionDep,
+    app_state,
+    cached_view,
     decode_cursor,
     encode_cursor,
-    get_session,
-    json_body,
     pick_taxonomy,
     previous_period,
     resolve_period,
@@ -54,8 +54,6 @@ router = APIRouter(
     dependencies=[Depends(require("read"))],
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
-
-SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def _iso_day(value: object) -> object:
@@ -135,9 +133,8 @@ def list_themes(
     first, last = resolve_period(session, start, end, days)
     tax = pick_taxonomy(request, taxonomy)
     key = _cache_key(session, tax, "themes", taxonomy, first, last, channel, source)
-    cache = request.app.state.view_cache
 
-    def compute() -> tuple[bytes, str]:
+    def build() -> ThemesOut:
         view = themes_view(
             session,
             tax,
@@ -146,7 +143,7 @@ def list_themes(
             end=last,
             channel=channel,
             source=source,
-            keywords=request.app.state.keyword_cache,
+            keywords=app_state(request).keyword_cache,
         )
         impacts = rating_impacts(
             session,
@@ -158,11 +155,9 @@ def list_themes(
         )
         for item in view.themes:
             item.rating_impact = _impact_out(impacts[item.id])
-        return json_body(view)
+        return view
 
-    # Single flight: identical concurrent cold requests compute once, the others wait.
-    prepared = cache.get_or_compute(key, compute)
-    return cached_json(request, prepared=prepared)
+    return cached_view(request, key, build)
 
 
 @router.get(
@@ -185,9 +180,8 @@ def get_theme(
     tax, theme = _theme_or_404(request, theme_id, taxonomy)
     first, last = resolve_period(session, start, end, days)
     key = _cache_key(session, tax, theme.id, taxonomy, first, last, channel, source)
-    cache = request.app.state.view_cache
 
-    def compute() -> tuple[bytes, str]:
+    def build() -> ThemeDetailOut:
         view = theme_detail_view(
             session,
             tax,
@@ -196,7 +190,7 @@ def get_theme(
             end=last,
             channel=channel,
             source=source,
-            keywords=request.app.state.keyword_cache,
+            keywords=app_state(request).keyword_cache,
         )
         impact = rating_impacts(
             session,
@@ -207,11 +201,9 @@ def get_theme(
             source=source,
         )[theme.id]
         view.summary.rating_impact = _impact_out(impact)
-        return json_body(view)
+        return view
 
-    # Single flight: identical concurrent cold requests compute once, the others wait.
-    prepared = cache.get_or_compute(key, compute)
-    return cached_json(request, prepared=prepared)
+    return cached_view(request, key, build)
 
 
 @router.get(
@@ -246,9 +238,8 @@ def get_theme_trend(
     key = _cache_key(
         session, tax, "trend", theme.id, taxonomy, granularity, split, first, last, channel, source
     )
-    cache = request.app.state.view_cache
 
-    def compute() -> tuple[bytes, str]:
+    def build() -> ThemeTrendOut:
         keys = theme_keys(tax, theme.id)
         points = theme_trend(
             session,
@@ -290,11 +281,9 @@ def get_theme_trend(
                 for p in points
             ],
         )
-        return json_body(view)
+        return view
 
-    # Single flight: identical concurrent cold requests compute once, the others wait.
-    prepared = cache.get_or_compute(key, compute)
-    return cached_json(request, prepared=prepared)
+    return cached_view(request, key, build)
 
 
 @router.get(

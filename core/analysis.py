@@ -1,4 +1,8 @@
-"""Build the analysis stack once from settings (used by CLI jobs, the pipeline and the API)."""
+"""Build the analysis stack once from settings, and the JSON record of one analysed document.
+
+Shared by the CLI jobs, the pipeline and the API: `analysis_record` is both the `verbatim analyze`
+JSONL line and the API's per-document shape, so it lives here, below jobs and service.
+"""
 
 from __future__ import annotations
 
