@@ -50,6 +50,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if build_analyzer_at_startup:
             await run_in_threadpool(state.get_analyzer)
+            await run_in_threadpool(state.get_masker)  # spaCy NER: not at the first write
         yield
         if owns_engine:
             engine.dispose()
