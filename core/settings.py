@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     detection_warmup_days: int = Field(default=21, ge=1)
 
     max_text_chars: int = 20_000
+    # PII masking also runs spaCy's French NER for names without a cue ("Merci Sophie").
+    pii_ner: bool = True
     batch_size: int = 500
 
     cors_origins: list[str] = Field(default_factory=list)

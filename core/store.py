@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -83,8 +83,28 @@ _PERSONAL_TOKENS = re.compile(r"<(EMAIL|PHONE|CARD|IBAN)>")
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 
 
+def _written_date(text: str) -> datetime | None:
+    """Slow path for dates written out ("26 février 2021", "mardi 3 mars 2025 à 14h"), French
+    then English, by `dateparser`; absolute dates only (no "hier", no "il y a 3 jours")."""
+    if len(text) > 64 or not any(ch.isalpha() for ch in text):
+        return None
+    import dateparser
+
+    return dateparser.parse(
+        text,
+        languages=["fr", "en"],
+        settings={
+            "DATE_ORDER": "DMY",
+            "STRICT_PARSING": True,  # day, month and year must all be there
+            "PARSERS": ["absolute-time"],
+            "RETURN_AS_TIMEZONE_AWARE": False,
+        },
+    )
+
+
 def parse_datetime(value: Any, *, now: datetime | None = None) -> datetime:
-    """ISO 8601, `YYYY-MM-DD`, `DD/MM/YYYY[ HH:MM[:SS]]` (or with - .), epoch s/ms -> UTC.
+    """ISO 8601, `YYYY-MM-DD`, `DD/MM/YYYY[ HH:MM[:SS]]` (or with - .), epoch s/ms, and dates
+    written out in French or English ("26 février 2021") -> UTC.
 
     Naive times are taken as UTC. Dates before 1990 or more than a day ahead are rejected.
     """
@@ -117,7 +137,10 @@ def parse_datetime(value: Any, *, now: datetime | None = None) -> datetime:
             else:
                 parsed = datetime.fromisoformat(text)
         except ValueError as exc:
-            raise InvalidValue(f"{text[:40]!r} is not a date") from exc
+            written = _written_date(text)
+            if written is None:
+                raise InvalidValue(f"{text[:40]!r} is not a date") from exc
+            parsed = written
     parsed = as_utc(parsed)
     if parsed.year < MIN_YEAR:
         raise InvalidValue(f"{value!r} is before {MIN_YEAR}")
@@ -216,6 +239,7 @@ def prepare_feedback(
     extra: Mapping[str, Any] | None = None,
     run_id: int | None = None,
     now: datetime | None = None,
+    mask: Callable[[str], str] | None = None,
 ) -> dict[str, Any] | Rejection:
     """Canonical fields (see FIELDS) -> column values for `feedback`, or why the row is rejected.
 
@@ -223,8 +247,13 @@ def prepare_feedback(
     text (+ the raw date and customer when the row has them, so that two customers who both
     wrote "Très bien" on different days are not merged; re-reading a file still gives the same
     key).
+
+    `mask` is the PII masker (a `nlp.text.PiiMasker`, built once by the caller with its NER
+    pipeline); without one the rules-only masker runs.
     """
     from nlp.text import detect_language, is_french, mask_pii, normalize_text
+
+    mask = mask or mask_pii
 
     now = now or utcnow()
     try:
@@ -300,11 +329,9 @@ def prepare_feedback(
             parts.append(customer)
         dedup_key = "h:" + sha256(_clean("\x1f".join(parts)))
 
-    masked = mask_pii(text)
+    masked = mask(text)
     language, confidence = detect_language(masked[:2000])  # the start is enough to tell
-    meta = {
-        str(k): _meta_value(v, mask_pii) for k, v in (extra or {}).items() if v not in ("", None)
-    }
+    meta = {str(k): _meta_value(v, mask) for k, v in (extra or {}).items() if v not in ("", None)}
     return {
         "source": source,
         "channel": row_channel,
@@ -325,7 +352,7 @@ def prepare_feedback(
     }
 
 
-def _insert(session: Session) -> Any:
+def dialect_insert(session: Session) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING for the dialects we run on."""
     name = session.get_bind().dialect.name
     if name == "sqlite":
@@ -365,7 +392,7 @@ def insert_feedback(session: Session, rows: Sequence[dict[str, Any]]) -> tuple[i
         table = Feedback.__table__
         values = [{("metadata" if k == "meta" else k): v for k, v in r.items()} for r in fresh]
         # ON CONFLICT: a concurrent writer (API + job) may have stored the same key meanwhile.
-        stmt = _insert(session)(table).on_conflict_do_nothing(
+        stmt = dialect_insert(session)(table).on_conflict_do_nothing(
             index_elements=["source", "dedup_key"]
         )
         result = cast("CursorResult[Any]", session.execute(stmt, values))
@@ -384,11 +411,14 @@ def add_quarantine(
     source: str,
     run_id: int | None,
     now: datetime | None = None,
+    mask: Callable[[str], str] | None = None,
 ) -> int:
-    """Store rejected rows (row number, rejection, raw text); raw is truncated and PII-masked."""
+    """Store rejected rows (row number, rejection, raw text); raw and reason are PII-masked."""
     if not items:
         return 0
     from nlp.text import mask_pii
+
+    mask = mask or mask_pii
 
     now = now or utcnow()
     session.add_all(
@@ -396,9 +426,9 @@ def add_quarantine(
             run_id=run_id,
             source=source,
             row_number=number,
-            reason=rejection.message[:200],
+            reason=mask(rejection.message)[:200],
             field=rejection.field,
-            raw=mask_pii(_clean(raw[:MAX_RAW])),
+            raw=mask(_clean(raw[:MAX_RAW])),
             created_at=now,
         )
         for number, rejection, raw in items

@@ -5,6 +5,16 @@ a 2xx, so two runs never post the same (alert, revision, route) twice. 429 honou
 Retry-After (bounded), 5xx and network errors back off exponentially for a few attempts;
 then the row stays pending with `next_attempt_at` so a later run delivers it. 4xx other than
 429 (bad webhook) are permanent: the row becomes `dead` with the error kept.
+
+Ambiguous outcomes (policy: at most once). Slack incoming webhooks take no idempotency key, so
+a post whose body was sent but whose answer never came (read timeout, connection dropped
+after the request) may or may not be in the channel. Such a message becomes `unknown` and is
+NOT re-posted automatically (a duplicate alert is worse than asking a human); `verbatim alert
+--retry-unknown` re-queues them after checking Slack. Failures before the body left (refused
+connection, connect timeout, DNS) are safe to retry and are. The attempt state is recorded:
+`sending` (claimed, nothing in flight) and `posting` (a request in flight), each with a lease
+in `next_attempt_at`; after a crash an expired `sending` row is reclaimed at once (lease of
+about a minute, not 10), an expired `posting` row becomes `unknown`.
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
@@ -37,7 +47,7 @@ class DeliveryPolicy:
     later_base_s: float = 300.0  # next run: 5 min, 10, 20 ... (capped at 6 h)
     max_total_attempts: int = 30  # then the message is `dead`
     timeout_s: float = 10.0
-    stale_claim_s: float = 600.0  # a `sending` row older than this was left by a crash
+    claim_lease_s: float = 60.0  # a `sending` row whose lease ran out was left by a crash
 
 
 @dataclass
@@ -45,6 +55,7 @@ class DeliveryResult:
     sent: int = 0
     deferred: int = 0
     dead: int = 0
+    unknown: int = 0  # body sent, no answer: maybe delivered, not re-posted (see above)
     skipped: int = 0  # not due yet
     printed: list[dict[str, Any]] = field(default_factory=list)
 
@@ -71,21 +82,31 @@ def _retry_after(resp: httpx.Response) -> float:
         return 1.0
 
 
+# The request may have reached Slack: re-posting could show the message twice.
+AMBIGUOUS = (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError)
+
+
 def post_with_retries(
     client: httpx.Client,
     url: str,
     payload: dict[str, Any],
     policy: DeliveryPolicy,
     sleep: Callable[[float], None] = time.sleep,
+    before_post: Callable[[], None] | None = None,
 ) -> tuple[str, str | None, int]:
     """Post once with bounded retries. Returns (outcome, error, posts) where outcome is
-    "sent", "retry" (try again in a later run) or "dead" (permanent failure)."""
+    "sent", "retry" (try again in a later run), "dead" (permanent failure) or "unknown"
+    (the body was sent and no answer came: never retried blindly)."""
     error: str | None = None
     posts = 0
     for attempt in range(policy.attempts_per_run):
         posts += 1
+        if before_post is not None:
+            before_post()
         try:
             resp = client.post(url, json=payload, timeout=policy.timeout_s)
+        except AMBIGUOUS as exc:
+            return "unknown", f"no answer after sending: {type(exc).__name__}: {exc}", posts
         except httpx.HTTPError as exc:
             error = f"network error: {type(exc).__name__}: {exc}"
             wait = min(policy.backoff_base_s * 2**attempt, policy.backoff_max_s)
@@ -108,11 +129,12 @@ def post_with_retries(
 
 
 def _due(session: Session, now: datetime, policy: DeliveryPolicy) -> list[OutboxMessage]:
-    stale = now - timedelta(seconds=policy.stale_claim_s)
+    """Pending rows that are due, and `sending` rows whose lease ran out (a crashed run).
+    `posting` rows whose lease ran out crashed with a request in flight: marked `unknown`."""
     rows = (
         session.execute(
             select(OutboxMessage)
-            .where(or_(OutboxMessage.status == "pending", OutboxMessage.status == "sending"))
+            .where(OutboxMessage.status.in_(("pending", "sending", "posting")))
             .order_by(OutboxMessage.id)
         )
         .scalars()
@@ -121,23 +143,61 @@ def _due(session: Session, now: datetime, policy: DeliveryPolicy) -> list[Outbox
     due = []
     for row in rows:
         nxt = _aware(row.next_attempt_at)
-        if row.status == "sending" and (nxt is None or nxt > stale):
-            continue  # claimed by a run still in progress
+        if row.status in ("sending", "posting") and nxt is not None and nxt > now:
+            continue  # leased by a run still in progress
+        if row.status == "posting":
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row.id, OutboxMessage.status == "posting")
+                .values(
+                    status="unknown",
+                    next_attempt_at=None,
+                    last_error="a run stopped while posting: Slack may have the message "
+                    "(verbatim alert --retry-unknown re-queues it)",
+                )
+            )
+            continue
         if row.status == "pending" and nxt is not None and nxt > now:
             continue
         due.append(row)
     return due
 
 
+def _set_posting(sessions: sessionmaker[Session], row_id: int, policy: DeliveryPolicy) -> None:
+    """Record that a request is about to leave (lease: the request timeout + a margin)."""
+    lease = _now() + timedelta(seconds=policy.timeout_s + 30)
+    with session_scope(sessions) as session:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row_id)
+            .values(status="posting", next_attempt_at=lease)
+        )
+
+
+def retry_unknown(sessions: sessionmaker[Session]) -> int:
+    """Re-queue `unknown` messages (after a human checked Slack). Returns how many."""
+    with session_scope(sessions) as session:
+        res = session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.status == "unknown")
+            .values(status="pending", next_attempt_at=None)
+        )
+        return res.rowcount or 0
+
+
 def _claim(
-    sessions: sessionmaker[Session], row_id: int, expected_status: str, now: datetime
+    sessions: sessionmaker[Session],
+    row_id: int,
+    expected_status: str,
+    now: datetime,
+    lease_s: float = 60.0,
 ) -> bool:
     """Atomically move a row to `sending`; False when another run got it first."""
     with session_scope(sessions) as session:
         res = session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == row_id, OutboxMessage.status == expected_status)
-            .values(status="sending", next_attempt_at=now)
+            .values(status="sending", next_attempt_at=now + timedelta(seconds=lease_s))
         )
         return (res.rowcount or 0) == 1
 
@@ -193,15 +253,27 @@ def deliver_pending(
                 )
                 result.deferred += 1
                 continue
-            if not _claim(sessions, row_id, status, _now()):
+            if not _claim(sessions, row_id, status, _now(), policy.claim_lease_s):
                 result.skipped += 1
                 continue
             try:
-                outcome, error, posts = post_with_retries(client, url, payload, policy, sleep)
+                outcome, error, posts = post_with_retries(
+                    client,
+                    url,
+                    payload,
+                    policy,
+                    sleep,
+                    before_post=lambda rid=row_id: _set_posting(sessions, rid, policy),
+                )
             except BaseException:
-                _finish(sessions, row_id, "pending", attempts, 1, "interrupted", None, policy)
+                # Interrupted (Ctrl-C) with a request maybe in flight: same rule, unknown.
+                _finish(sessions, row_id, "unknown", attempts, 1, "interrupted", None, policy)
                 raise
-            if outcome == "sent":
+            if outcome == "unknown":
+                _finish(sessions, row_id, "unknown", attempts, posts, error, None, policy)
+                result.unknown += 1
+                log.warning("outbox %d: %s; not re-posted (maybe delivered)", row_id, error)
+            elif outcome == "sent":
                 _finish(sessions, row_id, "sent", attempts, posts, None, _now(), policy)
                 result.sent += 1
             elif outcome == "dead":
@@ -219,7 +291,11 @@ def deliver_pending(
         if own_client:
             client.close()
     log.info(
-        "alert delivery: %d sent, %d deferred, %d dead", result.sent, result.deferred, result.dead
+        "alert delivery: %d sent, %d deferred, %d dead, %d unknown",
+        result.sent,
+        result.deferred,
+        result.dead,
+        result.unknown,
     )
     return result
 

@@ -74,18 +74,28 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def alert(
         dry_run: bool = typer.Option(False, "--dry-run", help="Print payloads, send nothing."),
+        retry_unknown: bool = typer.Option(
+            False,
+            "--retry-unknown",
+            help="Re-queue messages whose delivery is unknown (sent, no answer) - check Slack "
+            "first: they may already be there.",
+        ),
     ) -> None:
         """Deliver queued alert messages to the Slack webhooks of each team."""
-        from jobs.alerts import deliver_pending
+        from jobs import alerts as outbox
 
         settings = _settings()
-        result = deliver_pending(settings, _sessions(settings), dry_run=dry_run, echo=typer.echo)
+        sessions = _sessions(settings)
+        if retry_unknown and not dry_run:
+            typer.echo(f"{outbox.retry_unknown(sessions)} unknown message(s) re-queued", err=True)
+        result = outbox.deliver_pending(settings, sessions, dry_run=dry_run, echo=typer.echo)
         if dry_run:
             typer.echo(f"dry run: {len(result.printed)} message(s) due, nothing sent", err=True)
             return
         typer.echo(
             f"{result.sent} sent, {result.deferred} deferred (retried later), "
-            f"{result.dead} failed permanently"
+            f"{result.dead} failed permanently, {result.unknown} unknown (sent, no answer: "
+            "not re-posted; see --retry-unknown)"
         )
         if result.dead:
             raise typer.Exit(1)

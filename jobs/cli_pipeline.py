@@ -52,6 +52,14 @@ def _print_ingest(console: Any, result: Any, source: str) -> None:
     if result.run_id is None:
         console.print(f"[yellow]{source}[/]: {result.path} is empty; nothing to ingest")
         return
+    if result.inferred:
+        # Never pick columns silently: say which ones were recognised by name.
+        pairs = ", ".join(f"{f}={result.mapping[f]}" for f in result.mapping)
+        console.print(
+            f"  columns: {pairs} ({', '.join(result.inferred)} recognised by name; "
+            "--map field=column to change)",
+            highlight=False,
+        )
     resumed = f", resumed after row {result.resumed_from}" if result.resumed_from else ""
     console.print(
         f"[bold]{source}[/]: read {result.read}, stored [green]{result.stored}[/], "

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
 from core.models import Analysis, Feedback, ThemeMention
 from core.settings import Settings
-from core.store import as_utc, utcnow
+from core.store import as_utc, dialect_insert, utcnow
 from jobs.progress import ProgressLog
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ class EnrichResult:
     model_version: str = ""
     days: set[date] = field(default_factory=set)  # feedback days touched (for aggregation)
     failed: int = 0  # verbatims the analyzer raised on (left for the next run)
+    skipped: int = 0  # already analysed by this model version (e.g. by a concurrent run)
 
 
 def _analyze(analyzer: Any, texts: list[str]) -> list[Any]:
@@ -153,29 +154,24 @@ def enrich(
                 pairs = [(r, d) for r, d in zip(rows, docs, strict=True) if d is not None]
                 rows, docs = [r for r, _ in pairs], [d for _, d in pairs]
             ids = [r.id for r in rows]
-            done = set(
-                session.execute(
-                    select(Analysis.feedback_id).where(
-                        Analysis.feedback_id.in_(ids), Analysis.model_version == version
-                    )
-                ).scalars()
-            )
             recurrent = _recurrent(session, rows)
             now = utcnow()
+            analyses: list[dict[str, Any]] = []
+            mentions: dict[int, list[dict[str, Any]]] = {}
             for row, doc in zip(rows, docs, strict=True):
                 day = as_utc(row.created_at).date()
                 result.days.add(day)
-                if row.id in done:  # already analysed by this model version
-                    continue
-                analysis = Analysis(
-                    feedback_id=row.id,
-                    model_version=version,
-                    sentiment=doc.sentiment.label,
-                    sentiment_score=float(doc.sentiment.score),
-                    expected_stars=doc.sentiment.stars,
-                    severity=float(doc.severity),
-                    is_recurrent=row.id in recurrent,
-                    analyzed_at=now,
+                analyses.append(
+                    {
+                        "feedback_id": row.id,
+                        "model_version": version,
+                        "sentiment": doc.sentiment.label,
+                        "sentiment_score": float(doc.sentiment.score),
+                        "expected_stars": doc.sentiment.stars,
+                        "severity": float(doc.severity),
+                        "is_recurrent": row.id in recurrent,
+                        "analyzed_at": now,
+                    }
                 )
                 # One mention per theme and document (the most confident), so that volumes
                 # count verbatims, not clauses.
@@ -184,22 +180,41 @@ def enrich(
                     kept = best.get(mention.theme)
                     if kept is None or mention.score > kept.score:
                         best[mention.theme] = mention
-                for mention in best.values():
-                    span = mention.evidence
-                    analysis.mentions.append(
-                        ThemeMention(
-                            feedback_id=row.id,
-                            theme=mention.theme,
-                            polarity=mention.polarity,
-                            score=float(mention.score),
-                            day=day,
-                            evidence_start=span.start if span else None,
-                            evidence_end=span.end if span else None,
-                            evidence_text=span.text if span else None,
-                        )
-                    )
-                result.mentions += len(best)
-                session.add(analysis)
+                mentions[row.id] = [
+                    {
+                        "feedback_id": row.id,
+                        "theme": m.theme,
+                        "polarity": m.polarity,
+                        "score": float(m.score),
+                        "day": day,
+                        "evidence_start": m.evidence.start if m.evidence else None,
+                        "evidence_end": m.evidence.end if m.evidence else None,
+                        "evidence_text": m.evidence.text if m.evidence else None,
+                    }
+                    for m in best.values()
+                ]
+            # Idempotent claim: a concurrent enrich (or an overlapping `verbatim run`) may have
+            # analysed the same rows with the same model meanwhile. ON CONFLICT DO NOTHING keeps
+            # its analysis; RETURNING tells which rows are ours, and only those get mentions.
+            inserted = (
+                session.execute(
+                    dialect_insert(session)(Analysis)
+                    .on_conflict_do_nothing(index_elements=["feedback_id", "model_version"])
+                    .returning(Analysis.id, Analysis.feedback_id),
+                    analyses,
+                ).all()
+                if analyses
+                else []
+            )
+            new_mentions = [
+                {**m, "analysis_id": analysis_id}
+                for analysis_id, feedback_id in inserted
+                for m in mentions[feedback_id]
+            ]
+            if new_mentions:
+                session.execute(insert(ThemeMention), new_mentions)
+            result.mentions += len(new_mentions)
+            result.skipped += len(analyses) - len(inserted)
             session.execute(update(Feedback).where(Feedback.id.in_(ids)).values(analyzed=True))
         result.analyzed += len(rows)
         if not rows:

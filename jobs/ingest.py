@@ -8,6 +8,7 @@ after the last committed record: nothing lost, nothing doubled.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -35,12 +36,14 @@ from jobs.readers import (
     Format,
     ReaderError,
     check_encoding_name,
+    check_text_file,
     columns,
     detect_format,
     fingerprint,
     iter_records,
 )
 from nlp.errors import VerbatimError
+from nlp.text import PiiMasker, load_ner
 
 # Column names recognised without a --map (compared case-insensitively).
 AUTO_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -70,11 +73,18 @@ AUTO_COLUMNS: dict[str, tuple[str, ...]] = {
     "rating": ("rating", "stars", "note", "score", "etoiles", "étoiles"),
     "customer": ("customer", "customer_id", "client", "client_id", "order_id", "commande"),
     "channel": ("channel", "canal"),
-    "title": ("title", "titre"),
     "nps": ("nps", "nps_score", "recommandation"),
     "csat": ("csat", "csat_score", "satisfaction"),
     "ces": ("ces", "ces_score", "effort"),
 }
+# A title is glued in front of the text ("Titre. Texte") only when asked: --map title=titre.
+# Id columns named after the verbatim ("id_avis", "avis_id", "review_ref") are ids, not
+# customers ("client_id", "order_id" are listed as customer above).
+_ID_LIKE = re.compile(
+    r"(?i)^(?:id|ref|num(?:ero)?|no)[ _-]?(?:avis|review|commentaire|comment|message|verbatim|"
+    r"retour|feedback|reponse|post|ticket)s?$|^(?:avis|review|commentaire|comment|message|"
+    r"verbatim|retour|feedback|reponse|post|ticket)s?[ _-]?(?:id|ref|num(?:ero)?|no)$"
+)
 
 # A hook gets (event, number): "row" after each record, "commit" just before a batch commits.
 Hook = Callable[[str, int], None]
@@ -99,6 +109,8 @@ class IngestResult:
     skipped: bool = False  # this exact file content was already ingested completely
     encoding_errors: int = 0  # rows rejected as not decodable (hint: --encoding)
     reasons: dict[str, int] = dataclass_field(default_factory=dict)  # rejection code -> rows
+    mapping: dict[str, str] = dataclass_field(default_factory=dict)  # field -> file column
+    inferred: list[str] = dataclass_field(default_factory=list)  # fields not given by --map
 
 
 def parse_mapping(items: Sequence[str] | str | None) -> dict[str, str]:
@@ -146,6 +158,12 @@ def resolve_mapping(file_columns: Sequence[str], explicit: Mapping[str, str]) ->
                 mapping[field] = column
                 used.add(column)
                 break
+        if field == "id" and "id" not in mapping:
+            for column in available:
+                if column not in used and _ID_LIKE.match(column.strip()):
+                    mapping["id"] = column
+                    used.add(column)
+                    break
     if "text" not in mapping:
         raise MappingError(
             "no text column found; name it with --map text=COLUMN "
@@ -155,7 +173,9 @@ def resolve_mapping(file_columns: Sequence[str], explicit: Mapping[str, str]) ->
 
 
 def _split(fields: Mapping[str, Any], mapping: Mapping[str, str]) -> tuple[dict, dict]:
-    canonical = {field: fields.get(column) for field, column in mapping.items()}
+    # Only the keys the row has: a JSON object without "created_at" has no date (ingest time),
+    # which is not the same as an empty date.
+    canonical = {field: fields[column] for field, column in mapping.items() if column in fields}
     mapped = set(mapping.values())
     extra = {k: v for k, v in fields.items() if k not in mapped}
     return canonical, extra
@@ -216,6 +236,11 @@ class _Progress:
             self.log.finish(self.rows)
 
 
+def build_masker(settings: Settings) -> PiiMasker:
+    """The PII masker for ingestion: rules + spaCy NER for names (when enabled and loadable)."""
+    return PiiMasker(nlp=load_ner() if settings.pii_ner else None)
+
+
 def ingest_file(
     sessions: sessionmaker[Session],
     settings: Settings,
@@ -228,8 +253,11 @@ def ingest_file(
     hook: Hook | None = None,
     progress: bool = False,
     encoding: str = "utf-8",
+    masker: Callable[[str], str] | None = None,
 ) -> IngestResult:
     """Ingest one file; resumes an interrupted run of the same file content.
+
+    `masker`: the PII masker to reuse (see `build_masker`); built once here when not given.
 
     Raises MappingError / ReaderError / FileNotFoundError before writing anything when the
     file or the mapping is unusable.
@@ -243,6 +271,7 @@ def ingest_file(
     if not source or len(source) > 100:
         raise MappingError("--source must be a non-empty name of at most 100 characters")
     encoding = check_encoding_name(encoding)
+    check_text_file(path)
     fmt: Format = detect_format(path)
     location = str(path.resolve())
     file_columns = columns(path, fmt, encoding=encoding)
@@ -250,6 +279,7 @@ def ingest_file(
         return IngestResult(None, location)  # an empty export: nothing to do, not an error
     resolved = resolve_mapping(file_columns, mapping or {})
     digest = fingerprint(path)
+    mask = masker or build_masker(settings)
 
     with session_scope(sessions) as session:
         previous = find_resumable_run(session, source=source, location=location, fingerprint=digest)
@@ -262,7 +292,8 @@ def ingest_file(
                 session, source=source, channel=channel, location=location, fingerprint=digest
             )
             run_id, watermark = run.id, 0
-    result = IngestResult(run_id, location, resumed_from=watermark)
+    result = IngestResult(run_id, location, resumed_from=watermark, mapping=dict(resolved))
+    result.inferred = [f for f in resolved if f not in (mapping or {})]
 
     bar = _Progress(progress, path.stat().st_size, f"{source} ← {path.name}")
     batch: list[dict[str, Any]] = []
@@ -274,7 +305,7 @@ def ingest_file(
         nonlocal batch, rejected, batch_read
         with session_scope(sessions) as session:
             stored, dup = insert_feedback(session, batch)
-            add_quarantine(session, rejected, source=source, run_id=run_id)
+            add_quarantine(session, rejected, source=source, run_id=run_id, mask=mask)
             advance_run(
                 session,
                 run_id,
@@ -316,6 +347,7 @@ def ingest_file(
                     extra=extra,
                     run_id=run_id,
                     now=now,
+                    mask=mask,
                 )
                 if isinstance(prepared, Rejection):
                     rejected.append((record.number, prepared, record.raw))
@@ -349,6 +381,7 @@ __all__ = [
     "IngestResult",
     "MappingError",
     "ReaderError",
+    "build_masker",
     "ingest_file",
     "parse_mapping",
     "resolve_mapping",

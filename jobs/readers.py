@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,6 +55,34 @@ def fingerprint(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+# Signatures of files people export by mistake instead of CSV/JSONL.
+_MAGIC = {
+    b"PK\x03\x04": "a ZIP archive (an .xlsx/.ods spreadsheet?)",
+    b"\x1f\x8b": "gzip-compressed",
+    b"%PDF": "a PDF",
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"SQLite format 3": "an SQLite database",
+    b"\xd0\xcf\x11\xe0": "an old Excel/Word (.xls/.doc) file",
+    b"\x7fELF": "a program",
+}
+
+
+def check_text_file(path: Path) -> None:
+    """Refuse binary files up front with one clear line (instead of garbage rows)."""
+    with path.open("rb") as fh:
+        head = fh.read(8192)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ReaderError(f"{path}: the file is UTF-16; save it as UTF-8 and retry")
+    for magic, what in _MAGIC.items():
+        if head.startswith(magic):
+            raise ReaderError(f"{path}: this is {what}, not CSV or JSONL; export it as CSV (UTF-8)")
+    # Text has almost no control bytes; a few NULs in a CSV are tolerated (and cleaned).
+    control = sum(1 for b in head if b < 9 or 13 < b < 32)
+    if head and control / len(head) > 0.05:
+        raise ReaderError(f"{path}: binary content, not CSV or JSONL text")
 
 
 def _check_encoding(head: bytes, path: Path) -> None:
@@ -120,7 +149,10 @@ def _read_header(path: Path, encoding: str = "utf-8") -> tuple[list[str], str]:
             except StopIteration:
                 return [], ","
     delimiter = sniff_delimiter(first, path)
-    header = next(csv.reader([first], delimiter=delimiter))
+    try:
+        header = next(csv.reader([first], delimiter=delimiter))
+    except csv.Error as exc:
+        raise ReaderError(f"{path}: unreadable CSV header ({exc})") from None
     return _unique_names(header), delimiter
 
 
@@ -138,81 +170,232 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-def columns(path: Path, fmt: Format, sample: int = 200, encoding: str = "utf-8") -> list[str]:
-    """Column names: the CSV header, or the keys seen in the first `sample` JSON objects."""
+MAX_JSON_KEYS = 10_000  # distinct keys remembered by `columns` (memory stays bounded)
+
+
+def columns(path: Path, fmt: Format, encoding: str = "utf-8") -> list[str]:
+    """Column names: the CSV header, or every key of every JSON object in the file (in order
+    of first appearance). JSONL rows are self-describing: a key that first appears at row
+    100 000 is a column all the same, so the whole file is scanned (one streaming pass)."""
     if fmt == "csv":
         return _read_header(path, encoding)[0]
     keys: dict[str, None] = {}
-    seen = 0
     for record in iter_jsonl(path, encoding):
-        if record.fields is not None:
+        if record.fields is not None and len(keys) < MAX_JSON_KEYS:
             keys.update(dict.fromkeys(record.fields))
-            seen += 1
-            if seen >= sample:
-                break
     return list(keys)
 
 
+MAX_RECORD_LINES = 10_000  # a quoted field spanning more physical lines is a broken quote
+RAW_KEEP = 2_000  # characters of a broken record kept for the quarantine
+
+
+def _scan_quotes(line: str, delimiter: str, in_quote: bool) -> tuple[bool, bool]:
+    """(quoted field still open at the end of `line`, text right after a closing quote).
+
+    RFC 4180: a quote opens a field only at its start; inside, "" is an escaped quote and a
+    lone quote closes the field, which must then end (delimiter or end of line)."""
+    if '"' not in line:
+        return in_quote, False
+    at_start = not in_quote
+    closed_at = -1
+    stray = False
+    i, n = 0, len(line)
+    while i < n:
+        ch = line[i]
+        if in_quote:
+            if ch == '"':
+                if i + 1 < n and line[i + 1] == '"':
+                    i += 1
+                else:
+                    in_quote = False
+                    closed_at = i
+        elif ch == '"' and at_start:
+            in_quote = True
+        elif closed_at == i - 1 and ch not in (delimiter, "\r", "\n"):
+            stray = True
+        at_start = ch == delimiter and not in_quote
+        i += 1
+    return in_quote, stray
+
+
+def _quote_state(line: str, delimiter: str, in_quote: bool) -> bool:
+    return _scan_quotes(line, delimiter, in_quote)[0]
+
+
+def _physical_lines(fh: BinaryIO, encoding: str) -> Iterator[tuple[str, bool, int]]:
+    """(decoded line, undecodable, quotes). `quotes` is -1 for a normal line; a line longer
+    than CSV_FIELD_LIMIT comes back as its first RAW_KEEP characters with `quotes` = the number
+    of quote characters in the whole line (so the quote state stays right): the rest is read
+    and dropped, never held in memory."""
+    first = True
+    while True:
+        chunk = fh.readline(CSV_FIELD_LIMIT + 1)
+        if not chunk:
+            return
+        if first:
+            first = False
+            chunk = chunk.removeprefix(BOM)
+        if len(chunk) > CSV_FIELD_LIMIT and not chunk.endswith(b"\n"):
+            head = chunk[:RAW_KEEP].decode(encoding, errors="replace")
+            quotes = chunk.count(b'"')
+            while chunk and not chunk.endswith(b"\n"):
+                chunk = fh.readline(CSV_FIELD_LIMIT + 1)
+                quotes += chunk.count(b'"')
+            yield head, False, quotes
+            continue
+        try:
+            yield chunk.decode(encoding), False, -1
+        except UnicodeDecodeError:
+            yield chunk.decode(encoding, errors="replace"), True, -1
+
+
 def iter_csv(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
+    """CSV records, one at a time. Records are assembled from physical lines by their quote
+    state, so a broken quote costs one quarantined record, never the records after it: when a
+    quote is still open and the next line is a complete record on its own, the open record
+    is rejected as `unterminated_quote` and reading goes on with that line."""
     csv.field_size_limit(CSV_FIELD_LIMIT)
     header, delimiter = _read_header(path, encoding)
     if not header:
         return
+    width = len(header)
     with path.open("rb") as fh:
-        lines = _Lines(fh, encoding)
-        reader = csv.reader(lines, delimiter=delimiter)
-        # Skip blank lines before the header, then the header itself.
-        for row in reader:
-            if row and any(cell.strip() for cell in row):
+        lines = _physical_lines(fh, encoding)
+        # Skip blank lines before the header, then the header itself (it may span lines).
+        in_quote = False
+        for line, _bad, quotes in lines:
+            if not line.strip() and not in_quote:
+                continue
+            if quotes >= 0:
+                in_quote = in_quote ^ (quotes % 2 == 1)
+            else:
+                in_quote = _quote_state(line, delimiter, in_quote)
+            if not in_quote:
                 break
-        lines.bad = False
         number = 0
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                number += 1
-                lines.bad = False
-                yield RawRecord(number, None, "", ("csv_error", None, str(exc)[:150]), fh.tell())
-                continue
-            if not row or not any(cell.strip() for cell in row):
-                lines.bad = False
-                continue
+        buffer: list[str] = []
+        bad = oversized = False
+        size = 0
+
+        def starts_a_record(line: str) -> bool:
+            """While a quote is open: does `line` rather begin a new record (so the quote
+            before it was never closed)? Yes if it is a whole record on its own, or if the
+            open quote would close on it with text glued after the closing quote."""
+            if width < 2:
+                return False
+            if _scan_quotes(line, delimiter, True)[1]:
+                return True
+            if _quote_state(line, delimiter, False):
+                return False
+            return len(next(csv.reader([line], delimiter=delimiter), [])) == width
+
+        def emit() -> RawRecord | None:
+            nonlocal number
+            text = "".join(buffer)
+            if not text.strip():
+                return None
             number += 1
+            raw = text.rstrip("\r\n")
+            if oversized:
+                return RawRecord(
+                    number,
+                    None,
+                    raw[:RAW_KEEP],
+                    ("oversized_field", None, f"a field over {CSV_FIELD_LIMIT:,} bytes"),
+                    fh.tell(),
+                )
+            try:
+                rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
+            except csv.Error as exc:
+                return RawRecord(
+                    number, None, raw[:RAW_KEEP], ("csv_error", None, str(exc)[:150]), fh.tell()
+                )
+            row = rows[0] if len(rows) == 1 else []
+            if not any(cell.strip() for cell in row):
+                number -= 1
+                return None
             raw = delimiter.join(row)
-            if lines.bad:
-                lines.bad = False
-                yield RawRecord(
+            if bad:
+                return RawRecord(
                     number,
                     None,
                     raw,
-                    ("encoding_error", None, f"bytes that are not {lines.encoding}"),
+                    ("encoding_error", None, f"bytes that are not {encoding}"),
                     fh.tell(),
                 )
-                continue
-            if len(row) != len(header):
-                yield RawRecord(
+            if len(row) != width:
+                return RawRecord(
                     number,
                     None,
                     raw,
-                    (
-                        "wrong_field_count",
-                        None,
-                        f"{len(row)} fields, the header has {len(header)}",
-                    ),
+                    ("wrong_field_count", None, f"{len(row)} fields, the header has {width}"),
                     fh.tell(),
                 )
+            return RawRecord(number, dict(zip(header, row, strict=True)), raw, None, fh.tell())
+
+        def unterminated() -> RawRecord:
+            nonlocal number
+            number += 1
+            raw = "".join(buffer)[:RAW_KEEP].rstrip("\r\n")
+            return RawRecord(
+                number,
+                None,
+                raw,
+                ("unterminated_quote", None, "a quoted field is never closed"),
+                fh.tell(),
+            )
+
+        in_quote = False
+        for line, line_bad, quotes in lines:
+            line_big = quotes >= 0
+            if in_quote and (starts_a_record(line) or len(buffer) >= MAX_RECORD_LINES):
+                yield unterminated()
+                buffer, bad, oversized, size, in_quote = [], False, False, 0, False
+            if not in_quote and not buffer and not line.strip():
                 continue
-            yield RawRecord(number, dict(zip(header, row, strict=True)), raw, None, fh.tell())
+            if line_big:  # only its start was kept: the quote count says where it ends
+                in_quote = in_quote ^ (quotes % 2 == 1)
+            else:
+                in_quote = _quote_state(line, delimiter, in_quote)
+            size += len(line)
+            bad = bad or line_bad
+            if line_big or size > CSV_FIELD_LIMIT:
+                oversized = True
+                if len(buffer) < 2:  # keep the start for the quarantine, drop the rest
+                    buffer.append(line[:RAW_KEEP])
+            else:
+                buffer.append(line)
+            if not in_quote:
+                record = emit()
+                buffer, bad, oversized, size = [], False, False, 0
+                if record is not None:
+                    yield record
+        if buffer and in_quote:
+            yield unterminated()
+
+
+def _json_array_file(fh: BinaryIO) -> bool:
+    """A JSON array document ("[" alone, or a first line that is a list of objects), as
+    opposed to a JSONL feed whose first row happens to be an array (one rejected row)."""
+    fh.seek(0)
+    first = b""
+    while not first.strip():
+        first = fh.readline(1 << 20)
+        if not first:
+            return False
+    try:
+        value = json.loads(first.removeprefix(BOM))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return True
+    return isinstance(value, list) and any(isinstance(v, dict) for v in value)
 
 
 def iter_jsonl(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
     with path.open("rb") as fh:
         head = fh.read(4096)
         _check_encoding(head, path)
-        if head.lstrip(BOM).lstrip().startswith(b"["):
+        if head.lstrip(BOM).lstrip().startswith(b"[") and _json_array_file(fh):
             raise ReaderError(
                 f"{path}: a JSON array is not supported; write one JSON object per line (JSONL)"
             )

@@ -6,15 +6,110 @@ resolvable so stored mentions and alert routes survive a change.
 
 from __future__ import annotations
 
+import functools
+import re
+import unicodedata
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import yaml
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from nlp.errors import VerbatimError
+
+# --- patterns: linear-time engine for anything a user wrote ---------------------------------
+
+
+class PatternMatch(Protocol):
+    def start(self) -> int: ...
+    def end(self) -> int: ...
+
+
+class CompiledPattern(Protocol):
+    def finditer(self, text: str) -> Iterator[Any]: ...
+
+
+@functools.cache
+def _fold_table() -> dict[int, str]:
+    """Accented Latin letters -> their base letter, one character for one (offsets stay)."""
+    table: dict[int, str] = {}
+    for cp in range(0xC0, 0x250):
+        base = unicodedata.normalize("NFD", chr(cp))[0]
+        if base.isascii() and base.isalpha():
+            table[cp] = base
+    return table
+
+
+def fold_same_length(text: str) -> str:
+    return text.translate(_fold_table())
+
+
+@functools.cache
+def packaged_patterns() -> frozenset[str]:
+    """Regexes shipped in the packaged taxonomies: reviewed with the code, so they may use
+    Python `re` features (lookarounds). Package data, read once."""
+    found: set[str] = set()
+    folder = resources.files("nlp.resources.taxonomies")
+    for name in BUILTIN_TAXONOMIES:
+        data = yaml.safe_load(folder.joinpath(f"{name}.yaml").read_text(encoding="utf-8"))
+        found.update(data.get("positive_cues", []) + data.get("negative_cues", []))
+        for theme in data.get("themes", []):
+            for key in ("patterns", "positive_cues", "negative_cues"):
+                found.update(theme.get(key, []))
+    return frozenset(found)
+
+
+class LinearPattern:
+    """A user pattern run by RE2 (linear time, no catastrophic backtracking), case-insensitive.
+
+    RE2's `\\b` and `\\w` are ASCII: both the pattern and the text are matched with accents
+    folded one character for one ("abîmé" -> "abime"), so `\\bab[îi]m[ée]\\b` still ends at
+    a word boundary and match offsets index the original text."""
+
+    engine = "re2"
+
+    def __init__(self, pattern: str) -> None:
+        import re2
+
+        self.pattern = pattern
+        options = re2.Options()
+        options.case_sensitive = False
+        options.log_errors = False  # the error is raised, not printed by the C++ library
+        try:
+            self._compiled = re2.compile(fold_same_length(pattern), options)
+        except re2.error as exc:
+            detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+            raise ValueError(
+                f"bad pattern {pattern!r}: not a linear-time (RE2) regex ({detail}); "
+                "lookarounds and backreferences are not supported"
+            ) from None
+
+    def finditer(self, text: str) -> Iterator[Any]:
+        return self._compiled.finditer(fold_same_length(text))
+
+
+def compile_pattern(pattern: str) -> CompiledPattern:
+    """Compile a taxonomy regex: packaged ones with Python `re`, any other with RE2.
+
+    Raises ValueError (naming the pattern) when it cannot be compiled."""
+    if pattern in packaged_patterns():
+        try:
+            return re.compile(pattern, re.IGNORECASE)
+        except re.error as exc:  # pragma: no cover - packaged files are tested
+            raise ValueError(f"bad pattern {pattern!r}: {exc}") from exc
+    if len(pattern) > 1000:
+        raise ValueError(f"pattern of {len(pattern)} characters refused (at most 1000)")
+    return LinearPattern(pattern)
+
+
+def _check_patterns(patterns: list[str]) -> list[str]:
+    for pattern in patterns:
+        compile_pattern(pattern)
+    return patterns
+
 
 Stage = Literal["pre-purchase", "purchase", "delivery", "after-sales", "experience"]
 
@@ -48,6 +143,12 @@ class Theme(BaseModel):
     aliases: list[str] = Field(default_factory=list)  # former ids that now resolve here
     retired: bool = False
 
+    # Wherever a taxonomy comes from (YAML, API, database), its regexes are checked here.
+    @field_validator("patterns", "positive_cues", "negative_cues")
+    @classmethod
+    def _patterns_ok(cls, patterns: list[str]) -> list[str]:
+        return _check_patterns(patterns)
+
 
 class HistoryEntry(BaseModel):
     action: Literal["add", "rename", "merge", "retire", "update"]
@@ -65,6 +166,11 @@ class Taxonomy(BaseModel):
     negative_cues: list[str] = Field(default_factory=list)
     themes: list[Theme]
     history: list[HistoryEntry] = Field(default_factory=list)
+
+    @field_validator("positive_cues", "negative_cues")
+    @classmethod
+    def _cues_ok(cls, patterns: list[str]) -> list[str]:
+        return _check_patterns(patterns)
 
     @field_validator("themes")
     @classmethod

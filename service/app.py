@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
@@ -57,11 +58,15 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if build_analyzer_at_startup:
             await run_in_threadpool(state.get_analyzer)
+            await run_in_threadpool(state.get_masker)  # spaCy NER: not at the first write
         yield
         if owns_engine:
             engine.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc served from assets packaged by fastapi-offline (Swagger UI 5, ReDoc 2):
+    # the default pages load them from a CDN and are blank on an offline server.
+    app = FastAPIOffline(
+        static_url="/docs-assets",
         title="Verbatim API",
         version=__version__,
         description=DESCRIPTION,

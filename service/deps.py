@@ -45,6 +45,17 @@ class AppState:
     analyzer_version: int | str | None = None
     builtin_taxonomies: dict[str, Taxonomy] = field(default_factory=dict)
     _analyzer_lock: threading.Lock = field(default_factory=threading.Lock)
+    pii_masker: Any | None = None  # nlp.text.PiiMasker, built at the first write
+    _masker_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get_masker(self) -> Any:
+        """The PII masker (rules + spaCy NER when `pii_ner`), built once at first use."""
+        with self._masker_lock:
+            if self.pii_masker is None:
+                from nlp.text import PiiMasker, load_ner
+
+                self.pii_masker = PiiMasker(nlp=load_ner() if self.settings.pii_ner else None)
+            return self.pii_masker
 
     def current_taxonomy(self) -> Current:
         """The current taxonomy: one cheap version query, a reload only when it moved (so
@@ -103,10 +114,8 @@ def cached_view(request: Request, key: tuple[Any, ...], build: Callable[[], Base
     """The JSON of `build()` through the app's view cache (get, else build and put), with an
     ETag (304 when the client has it)."""
     cache = app_state(request).view_cache
-    prepared = cache.get(key)
-    if prepared is None:
-        prepared = json_body(build())
-        cache.put(key, prepared)
+    # Single flight: identical concurrent cold requests build once, the others wait for it.
+    prepared = cache.get_or_compute(key, lambda: json_body(build()))
     return cached_json(request, prepared=prepared)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -21,6 +22,7 @@ from core.store import (
     start_run,
     utcnow,
 )
+from nlp.text import mask_pii
 from service.schemas import FeedbackBatch, FeedbackResult, RowStatus
 
 
@@ -38,8 +40,14 @@ def _existing(session: Session, source: str, keys: list[str]) -> dict[str, tuple
     return out
 
 
-def ingest_batch(session: Session, settings: Settings, batch: FeedbackBatch) -> FeedbackResult:
-    """Store a batch in the caller's transaction (all rows or, on failure, none)."""
+def ingest_batch(
+    session: Session,
+    settings: Settings,
+    batch: FeedbackBatch,
+    mask: Callable[[str], str] | None = None,
+) -> FeedbackResult:
+    """Store a batch in the caller's transaction (all rows or, on failure, none). `mask` is
+    the app's PII masker; rejection reasons echoed back are masked too."""
     source = batch.source.strip()
     now = utcnow()
     run: IngestionRun = start_run(
@@ -59,9 +67,11 @@ def ingest_batch(session: Session, settings: Settings, batch: FeedbackBatch) -> 
             extra=extra,
             run_id=run.id,
             now=now,
+            mask=mask,
         )
         if isinstance(row, Rejection):
-            statuses[i] = RowStatus(index=i, status="rejected", reason=row.message, field=row.field)
+            reason = (mask or mask_pii)(row.message)
+            statuses[i] = RowStatus(index=i, status="rejected", reason=reason, field=row.field)
             raw = json.dumps(item, ensure_ascii=False, default=str)
             rejected.append((i + 1, row, raw))
         else:
@@ -89,7 +99,7 @@ def ingest_batch(session: Session, settings: Settings, batch: FeedbackBatch) -> 
     rows = [s for s in statuses if s is not None]
     stored = sum(s.status == "stored" for s in rows)
     duplicates = sum(s.status == "duplicate" for s in rows)
-    add_quarantine(session, rejected, source=source, run_id=run.id, now=now)
+    add_quarantine(session, rejected, source=source, run_id=run.id, now=now, mask=mask)
     advance_run(
         session,
         run.id,

@@ -219,13 +219,22 @@ class AlertsOut(BaseModel):
 
 class AddOp(BaseModel):
     op: Literal["add"]
-    theme: dict[str, Any] = Field(description="a theme as in the taxonomy YAML (id, label, ...)")
+    theme: dict[str, Any] = Field(
+        description="a theme as in the taxonomy YAML (id, label, ...)",
+        json_schema_extra={
+            "required": ["id", "label"],
+            "properties": {
+                "id": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,40}$"},
+                "label": {"type": "string", "minLength": 1},
+            },
+        },
+    )
 
 
 class RenameOp(BaseModel):
     op: Literal["rename"]
     id: str
-    new_id: str
+    new_id: str = Field(json_schema_extra={"pattern": "^[a-z][a-z0-9_]*$"})
     label: str | None = None
 
 
@@ -246,8 +255,42 @@ Operation = Annotated[AddOp | RenameOp | MergeOp | RetireOp, Field(discriminator
 class TaxonomyUpdate(BaseModel):
     """Either `operations` (applied in order) or a full `taxonomy` document, not both."""
 
-    operations: list[Operation] | None = Field(default=None, max_length=200)
-    taxonomy: dict[str, Any] | None = None
+    # The schema states what the handler checks, so that clients (and fuzzers) generating
+    # from the OpenAPI document send acceptable requests: exactly one of the two keys, and a
+    # taxonomy with a name and themes that have an id and a label.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["operations"], "properties": {"operations": {"type": "array"}}},
+                {"required": ["taxonomy"], "properties": {"taxonomy": {"type": "object"}}},
+            ],
+        },
+    )
+
+    operations: list[Operation] | None = Field(default=None, min_length=1, max_length=200)
+    taxonomy: dict[str, Any] | None = Field(
+        default=None,
+        json_schema_extra={
+            "required": ["name", "themes"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1},
+                "themes": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "label"],
+                        "properties": {
+                            "id": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,40}$"},
+                            "label": {"type": "string", "minLength": 1},
+                            "retired": {"const": False},
+                        },
+                    },
+                },
+            },
+        },
+    )
 
 
 class TaxonomyOut(BaseModel):
@@ -313,7 +356,10 @@ class FeedbackBatch(BaseModel):
             "`csat` (1-5), `ces` (1-7), `customer`, "
             "`channel`, `title`; other keys are kept as metadata"
         ),
-        json_schema_extra={"items": {"type": "object", "example": {"id": "r1", "text": "..."}}},
+        json_schema_extra={
+            "minItems": 1,
+            "items": {"type": "object", "example": {"id": "r1", "text": "..."}},
+        },
     )
 
 
@@ -335,7 +381,15 @@ class FeedbackResult(BaseModel):
 
 class AnalyzeIn(BaseModel):
     items: list[dict[str, Any]] = Field(
-        description="rows with a `text` string; other fields are echoed back"
+        description="rows with a `text` string; other fields are echoed back",
+        json_schema_extra={
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["text"],
+                "properties": {"text": {"type": "string", "minLength": 1, "pattern": "\\S"}},
+            },
+        },
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import date, timedelta
 
 from sqlalchemy.orm import Session
@@ -69,6 +70,14 @@ class KeywordCache:
         return out
 
 
+class _Flight:
+    """One computation in progress; waiters block on `done`."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: tuple[bytes, str] | None = None
+
+
 class ViewCache:
     """Small LRU of rendered responses. Keys must include a data version (see
     `core.queries.aggregates_version` / `alerts_version`) so that a rebuild invalidates them."""
@@ -77,6 +86,8 @@ class ViewCache:
         self.size = size
         self._data: OrderedDict[tuple, tuple[bytes, str]] = OrderedDict()
         self._lock = threading.Lock()
+        self._flights: dict[tuple, _Flight] = {}
+        self.stats = {"hits": 0, "shared": 0, "computed": 0}
 
     def get(self, key: tuple) -> tuple[bytes, str] | None:
         with self._lock:
@@ -91,6 +102,41 @@ class ViewCache:
             self._data.move_to_end(key)
             while len(self._data) > self.size:
                 self._data.popitem(last=False)
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self.stats[name] += 1
+
+    def get_or_compute(
+        self, key: tuple, compute: Callable[[], tuple[bytes, str]], wait_s: float = 60.0
+    ) -> tuple[bytes, str]:
+        """The cached value, else compute it once however many requests ask at the same time
+        (single flight per key): the first computes, the others wait for its result instead
+        of each running the same queries (a cold-cache stampede)."""
+        hit = self.get(key)
+        if hit is not None:
+            self._count("hits")
+            return hit
+        with self._lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+        if not leader:
+            if flight.done.wait(wait_s) and flight.value is not None:
+                self._count("shared")
+                return flight.value
+            return compute()  # the leader failed or is stuck: answer this request anyway
+        try:
+            value = compute()
+            self.put(key, value)
+            flight.value = value
+            self._count("computed")
+            return value
+        finally:
+            with self._lock:
+                self._flights.pop(key, None)
+            flight.done.set()
 
 
 def _period(start: date, end: date) -> Period:

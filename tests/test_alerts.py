@@ -389,3 +389,95 @@ def test_cli_detect_and_alert(wired, monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(server.requests) == 1
     bad = runner.invoke(app, ["detect", "--day", "31/01/2026"])
     assert bad.exit_code == 2 and "2026-01-31" in bad.output
+
+
+# --- ambiguous outcomes and crashes -----------------------------------------------------------
+
+
+@pytest.fixture
+def hanging_hook() -> Iterator[tuple[list[bytes], str, threading.Event]]:
+    """A webhook that reads the whole request body, then never answers (until released)."""
+    received: list[bytes] = []
+    release = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server API
+            received.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            release.wait(timeout=30)  # hangs past the client's timeout
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield received, f"http://127.0.0.1:{server.server_address[1]}", release
+    release.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_timeout_after_body_sent_is_unknown_and_never_reposted(
+    settings, sessions, hanging_hook
+) -> None:
+    received, url, _release = hanging_hook
+    settings.slack_webhooks = {"default": f"{url}/hook"}
+    with sessions() as s:
+        seed_aggregates(s)
+        s.commit()
+    run_detect(settings, sessions)
+    policy = DeliveryPolicy(
+        backoff_base_s=0.01, later_base_s=0.0, attempts_per_run=3, timeout_s=0.5
+    )
+    res = deliver_pending(settings, sessions, policy=policy)
+    assert (res.sent, res.unknown, res.deferred) == (0, 1, 0)
+    assert len(received) == 1  # posted once, not three times
+    with sessions() as s:
+        msg = s.execute(select(OutboxMessage)).scalar_one()
+        assert msg.status == "unknown" and "no answer after sending" in msg.last_error
+    # Later runs leave it alone: Slack may already show it.
+    again = deliver_pending(settings, sessions, policy=policy)
+    assert again.sent == again.unknown == 0 and len(received) == 1
+    # A human checked Slack and re-queues it.
+    from jobs.alerts import retry_unknown
+
+    assert retry_unknown(sessions) == 1
+    with sessions() as s:
+        assert s.execute(select(OutboxMessage.status)).scalar_one() == "pending"
+
+
+def test_crashed_claims_are_reclaimed_after_a_short_lease(wired) -> None:
+    settings, sessions, server = wired
+    run_detect(settings, sessions)
+    with sessions() as s:
+        msg = s.execute(select(OutboxMessage)).scalar_one()
+        # A run crashed 2 minutes ago right after claiming (nothing posted yet).
+        msg.status = "sending"
+        msg.next_attempt_at = datetime.now(UTC) - timedelta(seconds=60)
+        s.commit()
+    res = deliver_pending(settings, sessions, policy=FAST)
+    assert res.sent == 1 and len(server.requests) == 1
+    with sessions() as s:
+        msg = s.execute(select(OutboxMessage)).scalar_one()
+        assert msg.status == "sent"
+        # A run that crashed with the request in flight: unknown, not re-posted.
+        msg.status = "posting"
+        msg.next_attempt_at = datetime.now(UTC) - timedelta(seconds=1)
+        s.commit()
+    res = deliver_pending(settings, sessions, policy=FAST)
+    assert res.sent == 0 and len(server.requests) == 1
+    with sessions() as s:
+        assert s.execute(select(OutboxMessage.status)).scalar_one() == "unknown"
+
+
+def test_a_live_claim_is_not_taken_over(wired) -> None:
+    settings, sessions, server = wired
+    run_detect(settings, sessions)
+    with sessions() as s:
+        msg = s.execute(select(OutboxMessage)).scalar_one()
+        msg.status = "posting"
+        msg.next_attempt_at = datetime.now(UTC) + timedelta(seconds=30)  # lease still running
+        s.commit()
+    res = deliver_pending(settings, sessions, policy=FAST)
+    assert res.sent == 0 and not server.requests

@@ -438,6 +438,45 @@ def test_taxonomy_errors_name_the_field(
     assert not (settings.data_dir / "taxonomy.yaml").exists()  # nothing saved
 
 
+def test_taxonomy_patterns_cannot_freeze_the_server(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    """The audit's ReDoS: `(a+)+$` through PUT /taxonomy then a 27+ character /analyze. User
+    patterns run on RE2 (linear time); what RE2 cannot run is refused with a 422."""
+    import threading
+    import time
+
+    lookahead = {
+        "operations": [
+            {"op": "add", "theme": {"id": "lent", "label": "Lent", "patterns": ["(?:a+)+(?=!)"]}}
+        ]
+    }
+    res = client.put("/taxonomy", json=lookahead, headers=wh(keys))
+    assert res.status_code == 422 and "linear-time" in res.json()["detail"], res.text
+    assert res.json()["field"] == "operations[0]"
+
+    evil = {
+        "operations": [
+            {"op": "add", "theme": {"id": "redos", "label": "ReDoS", "patterns": ["(a+)+$"]}}
+        ]
+    }
+    assert client.put("/taxonomy", json=evil, headers=wh(keys)).status_code == 200
+    results: dict[str, int] = {}
+
+    def analyze() -> None:
+        body = {"items": [{"text": "a" * 40 + "!"}]}
+        results["analyze"] = client.post("/analyze", json=body, headers=wh(keys)).status_code
+
+    worker = threading.Thread(target=analyze)
+    start = time.perf_counter()
+    worker.start()
+    results["health"] = client.get("/health").status_code
+    worker.join(timeout=120)
+    # Generous bound: with a backtracking engine this input takes hours.
+    assert not worker.is_alive() and time.perf_counter() - start < 120
+    assert results == {"analyze": 200, "health": 200}
+
+
 # --- /feedback ------------------------------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - sche
         database_url=f"sqlite:///{data_dir / 'verbatim.db'}",
         max_batch_rows=20,
         max_body_bytes=200_000,
+        pii_ner=False,  # the schema is under test, not the NER (tests/test_pii.py)
     )
     engine = make_engine(cfg.resolved_database_url)
     migrate(engine)

@@ -305,3 +305,39 @@ def test_correct_and_promote_in_browser(live: tuple[str, dict[str, str], Seeded]
             assert body.startswith("theme,libellé,mentions") and "livraison" in body
         finally:
             browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed")
+def test_api_docs_render_offline(live_server: tuple[str, str]) -> None:
+    """/docs and /redoc load their assets from this server: with every other host blocked,
+    Swagger UI still lists the operations and ReDoc renders."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, _token = live_server
+    outside: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--headless=new", "--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page()
+
+            def only_loopback(route) -> None:  # type: ignore[no-untyped-def]
+                if route.request.url.startswith(url):
+                    route.continue_()
+                else:
+                    # ReDoc's footer links a Redocly logo image: cosmetic, not needed.
+                    if route.request.resource_type != "image":
+                        outside.append(route.request.url)
+                    route.abort()
+
+            page.route("**/*", only_loopback)
+            page.goto(url + "/docs")
+            expect(page.locator(".opblock").first).to_be_visible(timeout=20_000)
+            assert page.locator(".opblock").count() > 5
+            page.goto(url + "/redoc")
+            expect(page.get_by_text("Verbatim API").first).to_be_visible(timeout=20_000)
+        finally:
+            browser.close()
+    assert not outside, outside

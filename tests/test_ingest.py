@@ -118,20 +118,22 @@ def test_jsonl_with_broken_lines(
             {"id": 3, "text": "Parcel arrived late, awful", "created_at": 1762164900, "tags": ["a"]}
         ),
         json.dumps({"id": 4, "text": "   ", "created_at": "2026-11-01"}),
-        # The feed has dates: a row without one is rejected, not silently dated today.
+        # A JSON object without the key has no date (stored at ingest time, like a dateless
+        # feed); only an explicit empty date is a bad date.
         json.dumps({"id": 5, "text": "sans date"}),
+        json.dumps({"id": 55, "text": "date vide", "created_at": ""}),
         '{"id": 6, "text": "surrogate \\ud800 seul", "created_at": "2026-11-01", "x": "\\udc00"}',
     ]
     path = tmp_path / "feed.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = ingest_file(sessions, settings, path, source="s", channel="social")
-    assert (result.read, result.stored, result.rejected) == (7, 2, 5)
+    assert (result.read, result.stored, result.rejected) == (8, 3, 5)
     assert _reasons(session) == {
         2: ("invalid_json", None),
         3: ("not_an_object", None),
         5: ("empty_text", "text"),
-        6: ("bad_date", "created_at"),
-        7: ("encoding_error", "text"),
+        7: ("bad_date", "created_at"),
+        8: ("encoding_error", "text"),
     }
     english = session.scalars(select(Feedback).where(Feedback.external_id == "3")).one()
     assert english.is_french is False and english.language == "en"  # stored, not dropped

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
 
-from nlp.taxonomy import load_taxonomy, parse_taxonomy
+from nlp.taxonomy import (
+    Taxonomy,
+    TaxonomyError,
+    Theme,
+    compile_pattern,
+    load_taxonomy,
+    parse_taxonomy,
+)
 from nlp.themes import RuleThemeDetector
 from nlp.themes.stem import light_stem
 from nlp.types import ThemeModel
@@ -97,9 +107,32 @@ def test_patterns_and_custom_taxonomy() -> None:
 
 
 def test_bad_pattern_is_a_clear_error() -> None:
-    tax = parse_taxonomy('name: t\nthemes:\n  - id: x\n    label: X\n    patterns: ["("]\n')
-    with pytest.raises(ValueError, match="bad pattern"):
-        RuleThemeDetector(tax)
+    # Refused when the taxonomy is read, wherever it comes from (file, API, database).
+    with pytest.raises(TaxonomyError, match="bad pattern"):
+        parse_taxonomy('name: t\nthemes:\n  - id: x\n    label: X\n    patterns: ["("]\n')
+
+
+@pytest.mark.parametrize("pattern", [r"colis(?! perdu)", r"(\w+) \1", r"(?<=très )lent"])
+def test_user_patterns_needing_backtracking_are_refused(pattern: str) -> None:
+    with pytest.raises(ValueError, match="linear-time"):
+        Theme(id="x", label="X", patterns=[pattern])
+
+
+def test_user_patterns_run_on_re2_in_linear_time() -> None:
+    # (a+)+$ is exponential for a backtracking engine on "aaa…a!"; RE2 refuses to backtrack.
+    tax = Taxonomy(name="t", themes=[Theme(id="x", label="X", patterns=["(a+)+$"])])
+    detector = RuleThemeDetector(tax)
+    assert {type(p).engine for _, p in detector._patterns} == {"re2"}
+    start = time.perf_counter()
+    assert detector.detect(["a" * 40 + "!"]) == [[]]
+    assert time.perf_counter() - start < 5  # generous: backtracking would need hours
+    # Packaged patterns keep Python re (lookarounds), user ones are matched accent-folded.
+    assert isinstance(compile_pattern(r"\bR\.?A\.?S\b(?! le bol)"), re.Pattern)
+    spans = [
+        (m.start(), m.end())
+        for m in compile_pattern(r"\bab[îi]m[ée]e?\b").finditer("Colis ABÎMÉ, boîte abîmée, abîmés")
+    ]
+    assert spans == [(6, 11), (19, 25)]
 
 
 def test_light_stem() -> None:
@@ -150,9 +183,8 @@ def test_polarity_cues_theme_and_negation() -> None:
 
 
 def test_bad_cue_is_a_clear_error() -> None:
-    tax = parse_taxonomy('name: t\nthemes:\n  - id: x\n    label: X\n    negative_cues: ["("]\n')
-    with pytest.raises(ValueError, match="bad cue"):
-        RuleThemeDetector(tax)
+    with pytest.raises(TaxonomyError, match=r"(?s)negative_cues.*bad pattern '\('"):
+        parse_taxonomy('name: t\nthemes:\n  - id: x\n    label: X\n    negative_cues: ["("]\n')
 
 
 def test_builtin_cues_read_french_idioms(detector: RuleThemeDetector) -> None:

@@ -2,6 +2,15 @@
 
 from nlp.text.language import detect_language, is_french
 from nlp.text.normalize import fold_accents, normalize_text
-from nlp.text.pii import mask_pii
+from nlp.text.pii import PiiConfig, PiiMasker, load_ner, mask_pii
 
-__all__ = ["detect_language", "fold_accents", "is_french", "mask_pii", "normalize_text"]
+__all__ = [
+    "PiiConfig",
+    "PiiMasker",
+    "detect_language",
+    "fold_accents",
+    "is_french",
+    "load_ner",
+    "mask_pii",
+    "normalize_text",
+]

@@ -1,22 +1,64 @@
-"""Mask personal data in feedback before it is stored or shown (emails, phones, IBAN, cards,
-order numbers, URLs). Dates, prices and short numbers are left alone."""
+"""Mask personal data in feedback before it is stored, analysed or shown.
+
+Placeholders: <EMAIL>, <URL>, <IBAN>, <CARD>, <NIR>, <PHONE>, <ORDER>, <PERSON>, <ADDRESS>.
+Dates, prices and short numbers are left alone.
+
+Regexes only *find candidates*; checksums and number plans come from well-kept libraries:
+`python-stdnum` (IBAN mod-97, French NIR key, Luhn for cards) and `phonenumbers` (the
+libphonenumber plan for France, which also knows national numbers written without their 0).
+Names are found by cues ("Mme Dupont", "le livreur Karim") and, when a spaCy French pipeline
+with NER is passed in (`load_ner`), by its PER entities. The pipeline is loaded once by the
+caller and handed to `PiiMasker`; this module keeps no global model.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
-_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-zA-Z]{2,}\b")
+import phonenumbers
+from stdnum import iban as _stdnum_iban
+from stdnum import luhn as _stdnum_luhn
+
+# --- URLs and e-mails ------------------------------------------------------------------------
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"']+[^\s<>\"'.,;:!?)\]]", re.IGNORECASE)
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
-# Card candidates: 13-19 digits, optionally grouped by spaces or dashes; kept only if Luhn-valid.
-_CARD = re.compile(r"\b\d(?:[ -]?\d){12,18}\b")
-# French phones: +33 / 0033 / 0 then 9 digits, grouped by spaces, dots or dashes.
-_PHONE = re.compile(
-    r"(?<![\w+])(?:(?:\+|00)33[ .-]?(?:\(0\)[ .-]?)?[1-9]|0[1-9])(?:[ .-]?\d{2}){4}(?!\d)"
+# A bare domain followed by a path or a query ("exemple.fr/reset?token=..."): a link too.
+_BARE_URL = re.compile(
+    r"\b(?:[a-z0-9-]+\.)+(?:fr|com|net|org|eu|io|be|ch|info|biz|co|me|app)"
+    r"(?:/[^\s<>\"']*|\?[^\s<>\"']+)",
+    re.IGNORECASE,
 )
+# Query tokens left anywhere ("<EMAIL>?token=abc", "&session=..."): secrets, not words.
+_QUERY = re.compile(r"[?&][\w.-]{1,40}=[^\s&<>\"']+(?:&[\w.-]{1,40}=[^\s&<>\"']+)*")
+_AT = r"(?:@|\s*[\[({]\s*(?:at|arobase|@)\s*[\])}]\s*|\s+(?:at|arobase)\s+)"
+_DOT = r"(?:\.|\s*[\[({]\s*(?:dot|point)\s*[\])}]\s*|\s+(?:dot|point)\s+)"
+_TLD = r"(?:fr|com|net|org|eu|io|be|ch|info|biz|co|me|de|es|it|uk)"
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-zA-Z]{2,}\b")
+# Obfuscated forms: jean[at]exemple.fr, jean (at) exemple (dot) fr, jean arobase exemple point fr.
+_EMAIL_OBFUSCATED = re.compile(
+    rf"\b[\w.+-]{{1,64}}{_AT}[\w-]{{1,63}}(?:{_DOT}[\w-]{{1,63}}){{0,3}}?{_DOT}{_TLD}\b",
+    re.IGNORECASE,
+)
+
+# --- bank and identity numbers ---------------------------------------------------------------
+# IBAN candidates, any case, grouped by 4 (or by RIB fields 5/5/11/2), spaces/dots/dashes.
+_IBAN_START = re.compile(r"\b[A-Za-z]{2}\d{2}(?:[ .-]?[A-Za-z0-9]){11,40}")
+# A bare French RIB: bank (5) branch (5) account (11) key (2).
+_RIB = re.compile(r"\b(\d{5})[ .-]?(\d{5})[ .-]?([A-Za-z0-9]{11})[ .-]?(\d{2})\b")
+_CARD = re.compile(r"\b\d(?:[ .-]?\d){12,18}\b")
+# NIR: sex, year, month, department (2A/2B for Corsica), commune, order, key; any grouping.
+_NIR = re.compile(
+    r"\b[1-478][ .-]?\d{2}[ .-]?(?:0[1-9]|1[0-2]|[2-9]\d)[ .-]?(?:\d{2}|2[ABab])[ .-]?"
+    r"\d{3}[ .-]?\d{3}(?:[ .-]?\d{2})?\b"
+)
+# Cheap gate before asking libphonenumber (it is the slowest rule).
+_PHONE_SHAPED = re.compile(r"\+\d|\b00\d|\b0\d(?:[ .()-]{0,2}\d){8}\b|\b[1-9](?:[ .-]\d{2}){4}\b")
+_GROUPED_NO_ZERO = re.compile(r"[1-9](?:[ .-]\d{2}){4}")
 _INTL_PHONE = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\d{2,4}){3,5}(?!\d)")
-# Order references: after an order keyword ("commande n° 123456", "n° de commande : AB123"),
-# "#A12345678"-style ids, and any bare run of 7+ digits (tracking, client or order numbers).
+
+# --- order references ------------------------------------------------------------------------
 _ORDER_KEYWORD = re.compile(
     r"(?i)\b((?:commande|cde|cmd|order|facture|colis|suivi|dossier|ticket|réf(?:érence)?|ref)"
     r"(?:\s+(?:n°|no|num(?:éro)?|nº|#)\s*|\s*(?:n°|nº|#)\s*|\s*:\s*|\s+))"
@@ -25,40 +67,398 @@ _ORDER_KEYWORD = re.compile(
 _HASH_ID = re.compile(r"(?<!\w)#\s?(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]{5,}\b")
 _LONG_DIGITS = re.compile(r"(?<![\d,.])\d{7,}(?![\d,]|\.\d)")
 
+# --- names and addresses ---------------------------------------------------------------------
+_UPPER = "A-ZÀÂÄÇÉÈÊËÎÏÔÖÙÛÜŸ"
+_WORD = r"[\w][\w'’-]*"
+_NAME_WORD = rf"[{_UPPER}][\w'’-]*"
+_HONORIFIC = re.compile(
+    r"(?<![\w.])(?:M\.|Mr\.?|MM\.|(?i:mme|mlle|monsieur|madame|mademoiselle|docteur|dr\.?))"
+    rf"\s+({_WORD})(\s+{_NAME_WORD})?"
+)
+_ROLE = re.compile(
+    r"(?i:\b(?:le|la|l['’]|un|une|votre|notre|mon|ma|du|au|de\s+la|ce|cette)\s*"
+    r"(?:livreur|livreuse|conseiller|conseillère|technicien|technicienne|vendeur|vendeuse|"
+    r"chauffeur|agent|opérateur|opératrice|responsable|gérant|gérante|coursier|coursière|"
+    r"facteur|factrice|caissier|caissière|hôtesse|commercial|commerciale|serveur|serveuse|"
+    r"manager|directeur|directrice|interlocuteur|interlocutrice))"
+    rf"\s+({_NAME_WORD})(\s+{_NAME_WORD})?"
+)
+_STREET = (
+    r"(?:rue|avenue|av\.?|boulevard|bd|place|pl\.|chemin|allée|allee|impasse|quai|route|rte|"
+    r"cours|square|résidence|lotissement|voie|passage|faubourg|fbg|sentier|hameau)"
+)
+_ADDRESS = re.compile(
+    rf"(?i:\b\d{{1,4}}(?:\s?(?:bis|ter|b))?,?\s+{_STREET}\b)"
+    rf"(?:\s+(?:d['’]|l['’])?{_WORD}){{1,4}}?"
+    rf"(?:(?:\s*,)?\s+(\d{{5}})(?:\s+{_NAME_WORD}(?:[ -]{_NAME_WORD}){{0,2}})?"
+    rf"|(?=\s*(?:[,.;:!?)]|$)))"
+)
+# A postal code and a capitalised town alone ("75011 Paris", "69003 Lyon").
+_POSTCODE_TOWN = re.compile(rf"\b(?:0[1-9]|[1-8]\d|9[0-8])\d{{3}}\s+{_NAME_WORD}(?:-{_NAME_WORD})*")
+# A capitalised word that does not open a sentence: only then is NER worth running.
+_MID_CAPITAL = re.compile(rf"(?<=[\w,;:)’'] )[{_UPPER}][a-zàâäçéèêëîïôöùûüÿ-]+\b(?!['’])")
 
-def _luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
+# Words that spaCy's small model tags as PER/LOC but are carriers, brands or greetings.
+DEFAULT_KEEP = frozenset(
+    [
+        "merci",
+        "bonjour",
+        "bonsoir",
+        "salut",
+        "cordialement",
+        "bravo",
+        "super",
+        "top",
+        "nul",
+        "sav",
+        "service",
+        "client",
+        "clients",
+        "colissimo",
+        "chronopost",
+        "poste",
+        "dpd",
+        "ups",
+        "dhl",
+        "gls",
+        "fedex",
+        "relay",
+        "mondial",
+        "relais",
+        "amazon",
+        "cdiscount",
+        "fnac",
+        "darty",
+        "boulanger",
+        "leclerc",
+        "carrefour",
+        "auchan",
+        "vinted",
+        "leboncoin",
+        "paypal",
+        "visa",
+        "mastercard",
+        "apple",
+        "samsung",
+        "iphone",
+        "android",
+        "google",
+        "facebook",
+        "instagram",
+        "twitter",
+        "whatsapp",
+        "sfr",
+        "orange",
+        "free",
+        "bouygues",
+        "livraison",
+        "colis",
+        "commande",
+        "remboursement",
+        "emballage",
+        "produit",
+        "article",
+        "retour",
+    ]
+)
 
 
-def _card(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group(0))
-    return "<CARD>" if 13 <= len(digits) <= 19 and _luhn_ok(digits) else match.group(0)
+# Words that follow a cue ("Monsieur le directeur", "la conseillère du SAV") but are no
+# names. A short list on purpose: importing spaCy's stop words would import spaCy itself.
+_NOT_NAMES = frozenset(
+    [
+        "le",
+        "la",
+        "les",
+        "l",
+        "un",
+        "une",
+        "des",
+        "de",
+        "du",
+        "d",
+        "au",
+        "aux",
+        "et",
+        "ou",
+        "où",
+        "à",
+        "a",
+        "en",
+        "pour",
+        "par",
+        "sur",
+        "sous",
+        "avec",
+        "sans",
+        "chez",
+        "ce",
+        "cet",
+        "cette",
+        "ces",
+        "mon",
+        "ma",
+        "mes",
+        "ton",
+        "ta",
+        "tes",
+        "son",
+        "sa",
+        "ses",
+        "notre",
+        "nos",
+        "votre",
+        "vos",
+        "leur",
+        "leurs",
+        "qui",
+        "que",
+        "quoi",
+        "dont",
+        "il",
+        "elle",
+        "ils",
+        "elles",
+        "on",
+        "nous",
+        "vous",
+        "je",
+        "tu",
+        "me",
+        "te",
+        "se",
+        "lui",
+        "y",
+        "ne",
+        "pas",
+        "plus",
+        "très",
+        "trop",
+        "bien",
+        "mal",
+        "est",
+        "était",
+        "sont",
+        "a",
+        "ai",
+        "as",
+        "avait",
+        "été",
+        "être",
+        "avoir",
+        "fait",
+        "dit",
+        "m",
+        "s",
+        "n",
+        "c",
+        "j",
+        "qu",
+    ]
+)
 
 
-def _iban(match: re.Match[str]) -> str:
-    compact = match.group(0).replace(" ", "")
-    return "<IBAN>" if 15 <= len(compact) <= 34 else match.group(0)
+@dataclass(frozen=True)
+class PiiConfig:
+    """What to mask. `keep_words` are never masked as names (carriers, brands, greetings)."""
+
+    names: bool = True
+    addresses: bool = True
+    phone_region: str = "FR"
+    keep_words: frozenset[str] = field(default=DEFAULT_KEEP)
 
 
-def mask_pii(text: str) -> str:
-    """Replace PII with placeholders: <EMAIL>, <URL>, <IBAN>, <CARD>, <PHONE>, <ORDER>."""
-    if not text:
+def load_ner(name: str = "fr_core_news_sm") -> Any | None:
+    """A spaCy pipeline reduced to what NER needs, or None when it cannot load."""
+    try:
+        import spacy
+
+        return spacy.load(
+            name, exclude=["parser", "lemmatizer", "attribute_ruler", "morphologizer", "senter"]
+        )
+    except Exception:  # noqa: BLE001 - names then rely on the cue rules only
+        return None
+
+
+def _compact(s: str) -> str:
+    return re.sub(r"[\s.-]", "", s)
+
+
+def _rib_key_ok(bank: str, branch: str, account: str, key: str) -> bool:
+    # The RIB key: 97 - (89*bank + 15*branch + 3*account) mod 97, letters mapped to digits.
+    letters = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "12345678912345678923456789")
+    acc = int(account.upper().translate(letters))
+    return 97 - (89 * int(bank) + 15 * int(branch) + 3 * acc) % 97 == int(key)
+
+
+class PiiMasker:
+    """Callable text -> masked text. Build once (with an optional spaCy NER pipeline) and reuse.
+
+    Masking is idempotent: placeholders contain no digits, letters-only cues never re-match them.
+    """
+
+    def __init__(self, config: PiiConfig | None = None, nlp: Any | None = None) -> None:
+        self.config = config or PiiConfig()
+        self.nlp = nlp if nlp is not None and "ner" in getattr(nlp, "pipe_names", ()) else None
+        self._stop = _NOT_NAMES
+
+    def __call__(self, text: str) -> str:
+        return self.mask(text)
+
+    # -- rules ----------------------------------------------------------------------------
+    @staticmethod
+    def _iban(text: str) -> str:
+        out: list[str] = []
+        pos = 0
+        for m in _IBAN_START.finditer(text):
+            if m.start() < pos:
+                continue
+            raw = m.group(0)
+            # The candidate may run into the next words: keep the longest prefix that is valid.
+            best = 0
+            chars = 0
+            for i, ch in enumerate(raw):
+                if ch.isalnum():
+                    chars += 1
+                    if 15 <= chars <= 34 and _stdnum_iban.is_valid(_compact(raw[: i + 1])):
+                        best = i + 1
+            if best:
+                out.append(text[pos : m.start()])
+                out.append("<IBAN>")
+                pos = m.start() + best
+        out.append(text[pos:])
+        return "".join(out)
+
+    @staticmethod
+    def _rib(m: re.Match[str]) -> str:
+        try:
+            ok = _rib_key_ok(*m.groups())
+        except ValueError:
+            ok = False
+        return "<IBAN>" if ok else m.group(0)
+
+    @staticmethod
+    def _card(m: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", m.group(0))
+        return "<CARD>" if 13 <= len(digits) <= 19 and _stdnum_luhn.is_valid(digits) else m.group(0)
+
+    @staticmethod
+    def _nir(m: re.Match[str]) -> str:
+        # The shape (sex, year, month, department, commune, order) is already specific; a wrong
+        # key is a typo, not a reason to leave a social-security number in clear.
+        compact = _compact(m.group(0)).upper()
+        return "<NIR>" if len(compact) in (13, 15) else m.group(0)
+
+    def _phones(self, text: str) -> str:
+        if not _PHONE_SHAPED.search(text):
+            return text
+        spans: list[tuple[int, int]] = []
+        for match in phonenumbers.PhoneNumberMatcher(
+            text, self.config.phone_region, leniency=phonenumbers.Leniency.POSSIBLE
+        ):
+            number = match.number
+            national = str(number.national_number)
+            # POSSIBLE also finds national numbers without their 0 ("6 12 34 56 78"); dates and
+            # prices are shorter than a full national number, so require one.
+            if len(national) < 9 or not phonenumbers.is_possible_number(number):
+                continue
+            raw = match.raw_string
+            if raw[0] not in "+0(" and not _GROUPED_NO_ZERO.fullmatch(raw):
+                continue  # a bare 9-digit run is an id, not "6 12 34 56 78"
+            spans.append((match.start, match.end))
+        for start, end in reversed(spans):
+            text = text[:start] + "<PHONE>" + text[end:]
         return text
-    text = _EMAIL.sub("<EMAIL>", text)
-    text = _URL.sub("<URL>", text)
-    text = _IBAN.sub(_iban, text)
-    text = _CARD.sub(_card, text)
-    text = _PHONE.sub("<PHONE>", text)
-    text = _INTL_PHONE.sub("<PHONE>", text)
-    text = _HASH_ID.sub("<ORDER>", text)
-    text = _ORDER_KEYWORD.sub(lambda m: m.group(1) + "<ORDER>", text)
-    text = _LONG_DIGITS.sub("<ORDER>", text)
-    return text
+
+    def _honorific(self, m: re.Match[str]) -> str:
+        first, second = m.group(1), m.group(2)
+        if first.lower() in self._stop or first.lower() in self.config.keep_words:
+            return m.group(0)
+        if not first[0].isupper() and second:
+            second = None  # "madame dupont Colis" : only the word right after the cue
+        end = m.end(2) if second else m.end(1)
+        return m.string[m.start() : m.start(1)] + "<PERSON>" + m.string[end : m.end()]
+
+    def _role(self, m: re.Match[str]) -> str:
+        if m.group(1).lower() in self._stop or m.group(1).lower() in self.config.keep_words:
+            return m.group(0)
+        end = m.end(2) if m.group(2) else m.end(1)
+        return m.string[m.start() : m.start(1)] + "<PERSON>" + m.string[end : m.end()]
+
+    def _ner_names(self, text: str) -> str:
+        if self.nlp is None:
+            return text
+        keep = self.config.keep_words
+        # NER costs ~100x the rules: only run it when a capitalised word inside a sentence is
+        # neither a stop word nor a known trade word ("Colissimo", "La Poste", "Produit").
+        if not any(
+            w.lower() not in keep and w.lower() not in self._stop
+            for w in _MID_CAPITAL.findall(text)
+        ):
+            return text
+        spans: list[tuple[int, int]] = []
+        for ent in self.nlp(text).ents:
+            if ent.label_ != "PER":
+                continue
+            # Keep the leading run of capitalised, non-common words ("Jean Martin du SAV").
+            run: list[Any] = []
+            for tok in ent:
+                low = tok.text.lower()
+                if not tok.text[:1].isupper() or low in self._stop or low in keep:
+                    if run:
+                        break
+                    continue
+                run.append(tok)
+            if not run:
+                continue
+            if len(run) == 1 and run[0].is_sent_start:
+                continue  # a lone capitalised word opening a sentence is too ambiguous
+            spans.append((run[0].idx, run[-1].idx + len(run[-1].text)))
+        for start, end in reversed(spans):
+            text = text[:start] + "<PERSON>" + text[end:]
+        return text
+
+    # -- entry points ---------------------------------------------------------------------
+    def mask(self, text: str) -> str:
+        if not text:
+            return text
+        text = _URL.sub("<URL>", text)
+        text = _EMAIL_OBFUSCATED.sub("<EMAIL>", text)
+        text = _EMAIL.sub("<EMAIL>", text)
+        text = _BARE_URL.sub("<URL>", text)
+        text = _QUERY.sub("<URL>", text)
+        if any(ch.isdigit() for ch in text):
+            text = self._iban(text)
+            text = _RIB.sub(self._rib, text)
+            text = _CARD.sub(self._card, text)
+            text = _NIR.sub(self._nir, text)
+            text = self._phones(text)
+            text = _INTL_PHONE.sub("<PHONE>", text)
+            if self.config.addresses:
+                text = _ADDRESS.sub("<ADDRESS>", text)
+                text = _POSTCODE_TOWN.sub("<ADDRESS>", text)
+            text = _HASH_ID.sub("<ORDER>", text)
+            text = _ORDER_KEYWORD.sub(lambda m: m.group(1) + "<ORDER>", text)
+            text = _LONG_DIGITS.sub("<ORDER>", text)
+        if self.config.names:
+            text = _HONORIFIC.sub(self._honorific, text)
+            text = _ROLE.sub(self._role, text)
+            text = self._ner_names(text)
+        return text
+
+    def mask_many(self, texts: Iterable[str]) -> list[str]:
+        return [self.mask(t) for t in texts]
+
+
+_RULES_ONLY: dict[str, PiiMasker] = {}
+
+
+def mask_pii(text: str, masker: Callable[[str], str] | None = None) -> str:
+    """Mask with `masker`, else with the rules (no NER). Kept for callers without a masker."""
+    if masker is not None:
+        return masker(text)
+    # A rules-only masker holds no model: caching it is a compiled-regex cache, not state.
+    rules = _RULES_ONLY.get("default")
+    if rules is None:
+        rules = _RULES_ONLY["default"] = PiiMasker()
+    return rules.mask(text)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from nlp.sentiment.lexicon import ClauseScore, LexiconSentiment
-from nlp.taxonomy import Taxonomy
+from nlp.taxonomy import CompiledPattern, Taxonomy, compile_pattern
 from nlp.text.french import Token, tokenize
 from nlp.text.normalize import fold_accents
 from nlp.themes.stem import light_stem
@@ -87,9 +87,9 @@ class RuleThemeDetector:
         self.fallback = fallback
         self.version = VERSION
         self._seeds: dict[str, list[_Seed]] = {}
-        self._patterns: list[tuple[str, re.Pattern[str]]] = []
+        self._patterns: list[tuple[str, CompiledPattern]] = []
         # Polarity cues: "" = for every theme; a theme id = only for that theme.
-        self._cues: dict[str, list[tuple[float, re.Pattern[str]]]] = {}
+        self._cues: dict[str, list[tuple[float, CompiledPattern]]] = {}
         self._compile()
 
     # --- compilation --------------------------------------------------------------------
@@ -97,9 +97,9 @@ class RuleThemeDetector:
         for sign, items in ((1.0, positive), (-1.0, negative)):
             for pattern in items:
                 try:
-                    compiled = re.compile(pattern, re.IGNORECASE)
-                except re.error as exc:
-                    raise ValueError(f"{owner or 'taxonomy'}: bad cue {pattern!r}: {exc}") from exc
+                    compiled = compile_pattern(pattern)
+                except ValueError as exc:
+                    raise ValueError(f"{owner or 'taxonomy'}: bad cue: {exc}") from exc
                 self._cues.setdefault(owner, []).append((sign, compiled))
 
     def _compile(self) -> None:
@@ -111,9 +111,9 @@ class RuleThemeDetector:
             phrases.extend((theme.id, seed) for seed in theme.seeds if seed.strip("~ "))
             for pattern in theme.patterns:
                 try:
-                    self._patterns.append((theme.id, re.compile(pattern, re.IGNORECASE)))
-                except re.error as exc:
-                    raise ValueError(f"theme {theme.id}: bad pattern {pattern!r}: {exc}") from exc
+                    self._patterns.append((theme.id, compile_pattern(pattern)))
+                except ValueError as exc:
+                    raise ValueError(f"theme {theme.id}: {exc}") from exc
         clean = [seed.lstrip("~").strip() for _, seed in phrases]
         lemma_maps = self._lemmas(clean)
         for (theme_id, seed), text, lemmas in zip(phrases, clean, lemma_maps, strict=True):

@@ -45,7 +45,7 @@ def post_feedback(request: Request, batch: FeedbackBatch) -> FeedbackResult:
     _check_batch(request, batch.items)
     state = app_state(request)
     with session_scope(state.sessions) as session:
-        result = ingest_batch(session, state.settings, batch)
+        result = ingest_batch(session, state.settings, batch, mask=state.get_masker())
     for status, count in (
         ("stored", result.stored),
         ("duplicate", result.duplicates),
@@ -72,14 +72,19 @@ def post_analyze(request: Request, body: AnalyzeIn) -> AnalyzeOut:
         if len(text) > max_chars:
             raise ApiError(422, f"text longer than {max_chars} characters", f"items[{i}].text")
         texts.append(text)
-    analyzer = app_state(request).get_analyzer()
+    # Mask before analysis: evidence spans are cut from the masked text, and no field of the
+    # response echoes raw personal data.
+    state = app_state(request)
+    mask = state.get_masker()
+    texts = [mask(t) for t in texts]
+    analyzer = state.get_analyzer()
     from core.analysis import analysis_record
 
     docs = analyzer.analyze(texts)
     items = []
     for item, doc in zip(body.items, docs, strict=True):
         record = analysis_record(doc)
-        out = dict(item)
+        out = {k: mask(v) if isinstance(v, str) else v for k, v in item.items()}
         out["sentiment"] = record["sentiment"]
         out["themes"] = record["themes"]
         for extra in ("severity", "language"):

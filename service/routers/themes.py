@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BeforeValidator
 from sqlalchemy.orm import Session
 
 from core.exports import themes_table, verbatims_table
@@ -56,9 +58,21 @@ router = APIRouter(
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
 
-StartQ = Annotated[date | None, Query(description="first day (inclusive)")]
+
+def _iso_day(value: object) -> object:
+    """Days are YYYY-MM-DD only: pydantic would read "0" or "1700000000" as a Unix time
+    (?start=0 -> 1970-01-01)."""
+    if isinstance(value, str) and not _ISO_DAY.fullmatch(value.strip()):
+        raise ValueError("expected a day as YYYY-MM-DD")
+    return value
+
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+IsoDay = Annotated[date, BeforeValidator(_iso_day)]
+StartQ = Annotated[IsoDay | None, Query(description="first day (inclusive), YYYY-MM-DD")]
 EndQ = Annotated[
-    date | None, Query(description="last day (inclusive); default: last day with data")
+    IsoDay | None,
+    Query(description="last day (inclusive), YYYY-MM-DD; default: last day with data"),
 ]
 ChannelQ = Annotated[ChannelName | None, Query()]
 SourceQ = Annotated[str | None, Query(max_length=100)]
@@ -315,8 +329,8 @@ def get_theme_verbatims(
     severity_min: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
     channel: ChannelQ = None,
     source: SourceQ = None,
-    start: Annotated[date | None, Query()] = None,
-    end: Annotated[date | None, Query()] = None,
+    start: StartQ = None,
+    end: EndQ = None,
     language: Annotated[str | None, Query(max_length=8, description="e.g. fr, en")] = None,
     taxonomy: TaxonomyQ = None,
     format: FormatQ = "json",

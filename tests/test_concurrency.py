@@ -1,0 +1,166 @@
+"""Concurrent writers and readers: two enrich runs over the same rows (SQLite and PostgreSQL)
+and identical cold GET /themes computed once."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.models import Analysis, Feedback, ThemeMention
+from core.settings import Settings
+from jobs.demo import DemoSpec, write_demo
+from jobs.enrich import enrich
+from jobs.ingest import ingest_file
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Any:
+    from core.analysis import build_analyzer
+
+    return build_analyzer(Settings(data_dir=Path("unused"), sentiment_backend="lexicon"))
+
+
+class InLockstep:
+    """Analyzer wrapper: both runs analyse the same batch before either writes it, so they
+    always collide on UNIQUE(feedback_id, model_version)."""
+
+    def __init__(self, inner: Any, barrier: threading.Barrier) -> None:
+        self.inner, self.barrier = inner, barrier
+        self.model_version = inner.model_version
+
+    def analyze(self, texts: list[str]) -> Any:
+        docs = self.inner.analyze(texts)
+        # BrokenBarrierError: the other run is done, nothing left to collide with.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            self.barrier.wait(timeout=20)
+        return docs
+
+
+def _two_concurrent_enrich_runs(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker[Session], analyzer: Any
+) -> None:
+    feed = tmp_path / "feed.jsonl"
+    count = write_demo(feed, DemoSpec(days=3, seed=3, end=date(2026, 11, 10), per_day=10))
+    ingest_file(sessions, settings, feed, source="demo")
+    small = settings.model_copy(update={"batch_size": 8})
+    barrier = threading.Barrier(2)
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(enrich(sessions, small, analyzer=InLockstep(analyzer, barrier)))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            barrier.abort()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    with sessions() as session:
+        analyses = session.scalar(select(func.count()).select_from(Analysis))
+        pending = session.scalar(
+            select(func.count()).select_from(Feedback).where(Feedback.analyzed.is_(False))
+        )
+        dup_mentions = session.execute(
+            select(ThemeMention.feedback_id, ThemeMention.theme)
+            .group_by(ThemeMention.feedback_id, ThemeMention.theme)
+            .having(func.count() > 1)
+        ).all()
+        mentions = session.scalar(select(func.count()).select_from(ThemeMention))
+    assert analyses == count and pending == 0 and not dup_mentions
+    assert sum(r.skipped for r in results) > 0  # they did collide
+    assert sum(r.mentions for r in results) == mentions
+
+
+def test_two_enrich_runs_at_once_sqlite(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker[Session], analyzer: Any
+) -> None:
+    _two_concurrent_enrich_runs(tmp_path, settings, sessions, analyzer)
+
+
+@pytest.mark.postgres
+def test_two_enrich_runs_at_once_postgres(
+    tmp_path: Path, settings: Settings, pg_sessions: sessionmaker[Session], analyzer: Any
+) -> None:
+    _two_concurrent_enrich_runs(tmp_path, settings, pg_sessions, analyzer)
+
+
+# --- cache stampede --------------------------------------------------------------------------
+
+
+def test_view_cache_single_flight() -> None:
+    from service.views import ViewCache
+
+    cache = ViewCache()
+    calls: list[int] = []
+    start = threading.Barrier(20)
+
+    def compute() -> tuple[bytes, str]:
+        calls.append(1)
+        time.sleep(0.3)  # a slow cold query: the other 19 requests arrive meanwhile
+        return b"{}", '"etag"'
+
+    out: list[tuple[bytes, str]] = []
+
+    def request() -> None:
+        start.wait(timeout=10)
+        out.append(cache.get_or_compute(("themes", 1), compute))
+
+    threads = [threading.Thread(target=request) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(calls) == 1 and len(out) == 20 and set(out) == {(b"{}", '"etag"')}
+    assert cache.stats["computed"] == 1 and cache.stats["shared"] + cache.stats["hits"] == 19
+
+    # A failing leader does not poison the key: the next request computes again.
+    def boom() -> tuple[bytes, str]:
+        raise RuntimeError("database gone")
+
+    with pytest.raises(RuntimeError):
+        cache.get_or_compute(("themes", 2), boom)
+    assert cache.get_or_compute(("themes", 2), compute) == (b"{}", '"etag"')
+
+
+def test_identical_cold_themes_requests_compute_once(
+    settings: Settings, sessions: sessionmaker[Session], engine: Any
+) -> None:
+    from api_seed import seed
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    seed(sessions)
+    open_read = settings.model_copy(update={"dashboard_read_without_key": True})
+    client = TestClient(create_app(open_read, engine=engine))
+    bodies: list[bytes] = []
+    gate = threading.Barrier(12)
+
+    def get() -> None:
+        gate.wait(timeout=10)
+        res = client.get("/themes?days=30")
+        assert res.status_code == 200
+        bodies.append(res.content)
+
+    threads = [threading.Thread(target=get) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    stats = client.app.state.verbatim.view_cache.stats  # type: ignore[attr-defined]
+    assert len(bodies) == 12 and len(set(bodies)) == 1
+    assert stats["computed"] == 1 and stats["shared"] + stats["hits"] == 11

@@ -1,0 +1,362 @@
+"""PII masking: the audit's spellings, then Hypothesis-generated French PII in many spellings,
+embedded in French sentences, through the masker, storage (prepare_feedback + quarantine) and
+the API (POST /feedback, POST /analyze, GET /themes/{id}/verbatims)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+from stdnum import iban as stdnum_iban
+from stdnum import luhn
+from stdnum.fr import nir as stdnum_nir
+
+from core.db import session_scope
+from core.models import Feedback, Quarantine, ThemeMention
+from core.settings import Settings
+from core.store import Rejection, add_quarantine, prepare_feedback
+from nlp.text import PiiMasker, load_ner, mask_pii
+from service.app import create_app
+from service.auth import create_key
+
+
+@pytest.fixture(scope="module")
+def masker() -> PiiMasker:
+    return PiiMasker(nlp=load_ner())
+
+
+AUDIT = [
+    ("iban fr76 3000 6000 0112 3456 7890 189 débité", "iban <IBAN> débité"),
+    ("IBAN FR76 30006 00001 12345678901 89 svp", "IBAN <IBAN> svp"),
+    ("mon RIB 30006 00001 12345678901 89 merci", "mon RIB <IBAN> merci"),
+    ("carte 4111.1111.1111.1111 refusée", "carte <CARD> refusée"),
+    ("carte 4111-1111-1111-1111 refusée", "carte <CARD> refusée"),
+    ("tel 6 12 34 56 78 svp", "tel <PHONE> svp"),
+    ("joignable au +33 6 12 34 56 78", "joignable au <PHONE>"),
+    ("joignable au +33 (0)6 12 34 56 78", "joignable au <PHONE>"),
+    ("appelez le 0033 6 12 34 56 78", "appelez le <PHONE>"),
+    ("sécu 1 85 05 78 006 084 91 ok", "sécu <NIR> ok"),
+    ("écrivez à jean[at]exemple.fr svp", "écrivez à <EMAIL> svp"),
+    ("jean (at) exemple (dot) fr merci", "<EMAIL> merci"),
+    ("jean.dupont@exemple.fr?token=ab12CD34 lien", "<EMAIL><URL> lien"),
+    ("lien exemple.fr/reset?token=ab12CD34 cassé", "lien <URL> cassé"),
+    ("Mme Dupont a été odieuse", "Mme <PERSON> a été odieuse"),
+    ("M. Martin m'a rappelé", "M. <PERSON> m'a rappelé"),
+    ("le livreur Karim a jeté le colis", "le livreur <PERSON> a jeté le colis"),
+    ("livré au 12 rue des Lilas 75011 Paris, abîmé", "livré au <ADDRESS>, abîmé"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), AUDIT)
+def test_audit_spellings_are_masked_by_the_rules(text: str, expected: str) -> None:
+    assert mask_pii(text) == expected
+
+
+def test_ner_masks_names_without_a_cue(masker: PiiMasker) -> None:
+    out = masker("Merci beaucoup à Sophie Lambert pour son aide")
+    assert "Sophie" not in out and "Lambert" not in out and "<PERSON>" in out
+    # Carriers and the words of the trade are not names.
+    text = "Colis remis à Colissimo, le Service Client injoignable."
+    assert masker(text) == text
+
+
+def test_masking_keeps_ordinary_text_and_is_idempotent(masker: PiiMasker) -> None:
+    for text in [
+        "livré le 12/03/2024 pour 29,99 €",
+        "payé 1 299,00 euros le 2024-03-12",
+        "code postal 75011",
+        "Monsieur le directeur, le colis est arrivé abîmé.",
+        "commande de 3 articles sur 4, note 4/5",
+    ]:
+        assert masker(text) == text
+    once = masker(AUDIT[0][0] + " " + AUDIT[14][0])
+    assert masker(once) == once
+
+
+# --- generated PII ---------------------------------------------------------------------------
+
+_CONS = "bcdfghjklmnpqrstvwxz"  # consonant runs never occur in the sentence templates
+_word = st.text(_CONS, min_size=4, max_size=8)
+_SEPS = st.sampled_from([" ", ".", "-"])
+
+
+def _digits(n: int) -> st.SearchStrategy[str]:
+    return st.text("0123456789", min_size=n, max_size=n)
+
+
+def _group(s: str, sizes: list[int], sep: str) -> str:
+    out, i = [], 0
+    for n in sizes:
+        out.append(s[i : i + n])
+        i += n
+    if i < len(s):
+        out.append(s[i:])
+    return sep.join(p for p in out if p)
+
+
+@st.composite
+def ibans(draw: st.DrawFn) -> tuple[str, list[str]]:
+    bank, branch = draw(_digits(5)), draw(_digits(5))
+    account = draw(_digits(11))
+    acc = int(account)
+    key = f"{97 - (89 * int(bank) + 15 * int(branch) + 3 * acc) % 97:02d}"
+    bban = bank + branch + account + key
+    full = "FR" + stdnum_iban.calc_check_digits("FR00" + bban) + bban
+    style = draw(st.sampled_from(["four", "rib", "compact", "bare_rib"]))
+    sep = draw(st.sampled_from([" ", " ", "-"]))
+    if style == "four":
+        text = _group(full, [4] * 8, sep)
+    elif style == "rib":
+        text = _group(full, [4, 5, 5, 11, 2], sep)
+    elif style == "compact":
+        text = full
+    else:
+        text = _group(bban, [5, 5, 11, 2], sep)
+    if draw(st.booleans()):
+        text = text.lower()
+    return text, [bank, branch, account]
+
+
+@st.composite
+def cards(draw: st.DrawFn) -> tuple[str, list[str]]:
+    body = draw(st.sampled_from(["4", "51", "37"])) + draw(_digits(13))
+    body = body[:15]
+    number = body + luhn.calc_check_digit(body)
+    sep = draw(st.sampled_from([" ", ".", "-", ""]))
+    return _group(number, [4, 4, 4, 4], sep), [number[4:12]]
+
+
+@st.composite
+def phones(draw: st.DrawFn) -> tuple[str, list[str]]:
+    first = draw(st.sampled_from("67"))
+    rest = draw(_digits(8))
+    pairs = [rest[i : i + 2] for i in range(0, 8, 2)]
+    sep = draw(_SEPS)
+    style = draw(st.sampled_from(["0", "+33", "+33 ", "0033 ", "+33 (0)", "none"]))
+    if style == "0":
+        text = sep.join(["0" + first, *pairs])
+    elif style == "none":
+        text = " ".join([first, *pairs])  # "tel 6 12 34 56 78"
+    else:
+        text = style + sep.join([first, *pairs])
+    return text, [first + rest]
+
+
+@st.composite
+def nirs(draw: st.DrawFn) -> tuple[str, list[str]]:
+    sex = draw(st.sampled_from("12"))
+    year = draw(_digits(2))
+    month = f"{draw(st.integers(1, 12)):02d}"
+    dept = f"{draw(st.integers(1, 95)):02d}"
+    if dept == "20":
+        dept = "21"
+    commune = f"{draw(st.integers(1, 990)):03d}"
+    order = f"{draw(st.integers(1, 999)):03d}"
+    base = sex + year + month + dept + commune + order
+    number = base + stdnum_nir.calc_check_digits(base)
+    if draw(st.booleans()):
+        return _group(number, [1, 2, 2, 2, 3, 3, 2], " "), [base]
+    return number, [base]
+
+
+@st.composite
+def emails(draw: st.DrawFn) -> tuple[str, list[str]]:
+    local, domain = draw(_word), draw(_word)
+    digits = draw(st.sampled_from(["", "12", "2024"]))
+    tld = draw(st.sampled_from(["fr", "com"]))
+    style = draw(st.sampled_from(["plain", "brackets", "parens", "words", "token"]))
+    if style == "plain":
+        text = f"{local}{digits}@{domain}.{tld}"
+    elif style == "brackets":
+        text = f"{local}{digits}[at]{domain}.{tld}"
+    elif style == "parens":
+        text = f"{local}{digits} (at) {domain} (dot) {tld}"
+    elif style == "words":
+        text = f"{local}{digits} arobase {domain} point {tld}"
+    else:
+        token = draw(
+            st.text(
+                "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ0123456789", min_size=8, max_size=16
+            )
+        )
+        text = f"{local}@{domain}.{tld}?token={token}"
+        return text, [local, domain, token]
+    return text, [local, domain]
+
+
+NAMES = ["Dupont", "Karim", "Martin", "Nguyen", "Lefèvre", "Benali", "Morel", "Yasmine"]
+
+
+@st.composite
+def people(draw: st.DrawFn) -> tuple[str, list[str]]:
+    name = draw(st.sampled_from(NAMES))
+    cue = draw(
+        st.sampled_from(
+            ["Mme", "M.", "Madame", "Monsieur", "le livreur", "la conseillère", "le technicien"]
+        )
+    )
+    return f"{cue} {name}", [name]
+
+
+@st.composite
+def addresses(draw: st.DrawFn) -> tuple[str, list[str]]:
+    number = draw(st.integers(1, 250))
+    street = draw(st.sampled_from(["rue", "avenue", "boulevard", "chemin", "allée", "impasse"]))
+    name = draw(st.sampled_from(["des Lilas", "Victor Hugo", "du Moulin", "de la Gare"]))
+    code = f"{draw(st.integers(1, 95)):02d}{draw(st.integers(0, 999)):03d}"
+    town = draw(st.sampled_from(["Paris", "Lyon", "Marseille", "Saint-Étienne"]))
+    return f"{number} {street} {name} {code} {town}", [name.split()[-1], code]
+
+
+PII = st.one_of(ibans(), cards(), phones(), nirs(), emails(), people(), addresses())
+TEMPLATES = [
+    "Bonjour, {} et mon colis n'est jamais arrivé.",
+    "Livraison en retard ! Contact : {}",
+    "{}, je suis très déçu du SAV.",
+    "Remboursement pas reçu, voici : {} merci de me rappeler",
+    "C'est inadmissible : {} !!! 😡",
+]
+sentences = st.tuples(st.sampled_from(TEMPLATES), PII).map(
+    lambda tp: (tp[0].format(tp[1][0]), tp[1][1])
+)
+
+
+def _leaks(out: str, secrets: list[str]) -> list[str]:
+    digits = re.sub(r"\D", "", out)
+    found = [s for s in secrets if s.lower() in out.lower()]
+    # Templates hold no digits: any digit run of 4+ left over is a piece of the PII.
+    if re.search(r"\d{4}", digits):
+        found.append(f"digits {digits}")
+    return found
+
+
+@hsettings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sentences)
+def test_generated_pii_never_survives_masking(sentence: tuple[str, list[str]]) -> None:
+    text, secrets = sentence
+    out = mask_pii(text)
+    assert not _leaks(out, secrets), (text, out)
+
+
+NOW = datetime(2025, 3, 1, tzinfo=UTC)
+
+
+@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sentences, st.sampled_from(["2025-03-01", "pas une date"]))
+def test_generated_pii_never_reaches_storage_columns(
+    masker: PiiMasker, sentence: tuple[str, list[str]], day: str
+) -> None:
+    """prepare_feedback (text, metadata) and the quarantine (raw row, reason) are masked."""
+    text, secrets = sentence
+    row = prepare_feedback(
+        {"text": text, "created_at": day},
+        source="s",
+        channel="review",
+        max_text_chars=2000,
+        extra={"note_client": text},
+        now=NOW,
+        mask=masker,
+    )
+    if isinstance(row, Rejection):
+        assert not _leaks(row.message, secrets) or day in row.message
+        return
+    assert not _leaks(row["text"], secrets), (text, row["text"])
+    assert not _leaks(str(row["meta"]), secrets)
+
+
+def test_quarantine_masks_raw_rows_and_reasons(
+    sessions: sessionmaker[Session], masker: PiiMasker
+) -> None:
+    raw = "u9,Mme Dupont 06 12 34 56 78,pas une date"
+    with session_scope(sessions) as session:
+        add_quarantine(
+            session,
+            [(3, Rejection("bad_date", "created_at", "bad date 'tel 6 12 34 56 78'"), raw)],
+            source="s",
+            run_id=None,
+            mask=masker,
+        )
+    with session_scope(sessions) as session:
+        q = session.execute(select(Quarantine)).scalar_one()
+        assert "Dupont" not in q.raw and "12 34" not in q.raw and "12 34" not in q.reason
+
+
+# --- through the API -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    with_ner = settings.model_copy(update={"pii_ner": True})
+    yield TestClient(create_app(with_ner, engine=engine))
+
+
+@pytest.fixture
+def write_key(sessions: sessionmaker[Session]) -> str:
+    with session_scope(sessions) as session:
+        _, key = create_key(session, "ecriture", "write")
+    return key
+
+
+@pytest.mark.slow
+@hsettings(
+    max_examples=3,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(st.lists(sentences, min_size=30, max_size=30))
+def test_generated_pii_never_stored_nor_served_by_the_api(
+    client: TestClient,
+    write_key: str,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    drawn: list[tuple[str, list[str]]],
+) -> None:
+    """Hypothesis draws batches of PII sentences; after POST /feedback and enrich, every API
+    response and every stored text column is free of them."""
+    from jobs.enrich import enrich
+
+    # Themed so that the verbatims endpoint serves them: every sentence mentions the parcel.
+    items = [{"text": text + " Colis abîmé.", "created_at": "2025-03-01"} for text, _s in drawn]
+    secrets = [s for _t, ss in drawn for s in ss]
+    headers = {"X-API-Key": write_key}
+
+    def clean(body: str) -> None:
+        leaks = [s for s in secrets if s.lower() in body.lower()]
+        assert not leaks, leaks
+
+    res = client.post(
+        "/feedback", json={"source": "t", "channel": "review", "items": items}, headers=headers
+    )
+    assert res.status_code == 200, res.text
+    clean(res.text)
+    analysed = client.post("/analyze", json={"items": items[:20]}, headers=headers)
+    assert analysed.status_code == 200, analysed.text
+    clean(analysed.text)
+    for rec in analysed.json()["items"]:
+        assert not re.search(r"\d{4}", re.sub(r"\D", "", rec["text"])), rec["text"]
+        for theme in rec["themes"]:
+            if "evidence" in theme:
+                clean(theme["evidence"]["text"])
+    enrich(sessions, settings)
+    with session_scope(sessions) as session:
+        themes = sorted(set(session.execute(select(ThemeMention.theme)).scalars()))
+        stored = [t for (t,) in session.execute(select(Feedback.text))]
+        stored += [str(m) for (m,) in session.execute(select(Feedback.meta))]
+        stored += [e or "" for (e,) in session.execute(select(ThemeMention.evidence_text))]
+    assert themes
+    for text in stored:
+        clean(text)
+    for theme in themes:
+        page = client.get(
+            f"/themes/{theme}/verbatims?limit=200&days=366&end=2025-03-01", headers=headers
+        )
+        assert page.status_code == 200, page.text
+        clean(page.text)

@@ -1,0 +1,249 @@
+"""Damaged feeds never lose the rest of the data: JSONL columns from the whole file, broken
+CSV quotes and oversized fields cost one quarantined row, and (Hypothesis) whatever the damage,
+every input row is stored, rejected with a reason, or reported as a duplicate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, note
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import session_scope
+from core.models import Feedback, IngestionRun, Quarantine
+from core.settings import Settings
+from jobs import readers
+from jobs.ingest import ingest_file
+
+
+def _stored(sessions: sessionmaker[Session]) -> dict[str, Feedback]:
+    with sessions() as session:
+        return {f.external_id: f for f in session.scalars(select(Feedback))}
+
+
+def _quarantine(sessions: sessionmaker[Session]) -> list[Quarantine]:
+    with sessions() as session:
+        return list(session.scalars(select(Quarantine)))
+
+
+def test_jsonl_keys_appearing_late_are_columns(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    lines = [json.dumps({"id": f"a{i}", "text": f"Avis {i} correct"}) for i in range(250)]
+    lines += [
+        json.dumps({"id": "late", "text": "Colis abîmé", "created_at": "2021-02-26", "rating": 2}),
+        # Lacks the keys the row before had: not a bad date, just no date.
+        json.dumps({"id": "after", "text": "Livraison rapide"}),
+    ]
+    path = tmp_path / "feed.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = ingest_file(sessions, settings, path, source="s")
+    assert (result.read, result.stored, result.rejected) == (252, 252, 0)
+    stored = _stored(sessions)
+    assert stored["late"].created_at.date().isoformat() == "2021-02-26"
+    assert stored["late"].rating == 2
+    assert stored["after"].rating is None
+
+
+def test_unterminated_quote_costs_one_row(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    rows = [f"u{i},Avis {i} correct,2025-03-0{1 + i % 9}" for i in range(1, 11)]
+    rows[1] = 'u2,"abîmé,2025-03-01'  # the audit's row: the quote is never closed
+    rows[6] = 'u7,"Très bien, ""vraiment""\net soigné",2025-03-02'  # a legit multi-line field
+    path = tmp_path / "avis.csv"
+    path.write_text("id,text,created_at\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    result = ingest_file(sessions, settings, path, source="s")
+    assert (result.read, result.stored, result.rejected) == (10, 9, 1)
+    assert result.reasons == {"unterminated_quote": 1}
+    stored = _stored(sessions)
+    assert "u3" in stored and "u2" not in stored
+    assert stored["u7"].text == 'Très bien, "vraiment"\net soigné'
+    (q,) = _quarantine(sessions)
+    assert q.row_number == 2 and "abîmé" in q.raw and "never closed" in q.reason
+
+    # At the end of the file, an open quote is one rejected row too.
+    tail = tmp_path / "tail.csv"
+    tail.write_text('id,text\nv1,ok\nv2,"jamais fermé\n', encoding="utf-8")
+    result = ingest_file(sessions, settings, tail, source="t")
+    assert (result.read, result.stored, result.rejected) == (2, 1, 1)
+
+
+@pytest.mark.parametrize("multiline", [False, True])
+def test_oversized_quoted_field_does_not_desync(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker[Session], multiline: bool
+) -> None:
+    # A real >10 MB field (the reader's limit), inside quotes, on one line or many.
+    chunk = "x" * 1000 + ("\n" if multiline else "")
+    huge = '"' + chunk * 10_500 + ' fin"'
+    content = (
+        "id,text,created_at\nb1,avant,2025-03-01\n"
+        f'b2,{huge},2025-03-01\nb3,"après, ok",2025-03-02\n'
+    )
+    path = tmp_path / "big.csv"
+    path.write_text(content, encoding="utf-8")
+    result = ingest_file(sessions, settings, path, source=f"s{multiline}")
+    assert (result.read, result.stored, result.rejected) == (3, 2, 1)
+    assert result.reasons == {"oversized_field": 1}
+    stored = _stored(sessions)
+    assert stored["b3"].text == "après, ok" and stored["b1"].text == "avant"
+    (q,) = _quarantine(sessions)
+    assert q.row_number == 2 and len(q.raw) <= 2000
+
+
+# --- Hypothesis: random damage ---------------------------------------------------------------
+
+WORDS = ["colis", "abîmé", "livraison", "rapide", "SAV", "nul", "très", "bien", "déçu", "😡"]
+
+
+def _text(draw: st.DrawFn) -> str:
+    return " ".join(draw(st.lists(st.sampled_from(WORDS), min_size=1, max_size=6)))
+
+
+DAMAGE = [
+    "none",
+    "none",
+    "none",
+    "open_quote",  # a quote opened and never closed
+    "stray_quote",  # a quote inside an unquoted field (legal, literal)
+    "extra_field",
+    "missing_field",
+    "bad_utf8",
+    "empty_text",
+    "bad_date",
+    "quoted_newline",  # legit multi-line quoted text
+    "duplicate",  # the same id again
+    "blank_line_after",
+]
+
+
+@st.composite
+def damaged_csv(draw: st.DrawFn) -> tuple[bytes, list[str], int]:
+    """(file bytes, ids of the input rows, how many duplicate rows were added)."""
+    n = draw(st.integers(3, 25))
+    lines: list[bytes] = [b"id,text,created_at,rating"]
+    ids: list[str] = []
+    dups = 0
+    for i in range(n):
+        rid = f"id{i}x"
+        text, day = _text(draw), f"2025-03-{1 + i % 28:02d}"
+        damage = draw(st.sampled_from(DAMAGE))
+        fields = [rid, text, day, str(1 + i % 5)]
+        if damage == "open_quote":
+            fields[1] = '"' + text
+        elif damage == "stray_quote":
+            fields[1] = text + ' 5" écran'
+        elif damage == "extra_field":
+            fields.append("en trop")
+        elif damage == "missing_field":
+            fields = fields[:2]
+        elif damage == "empty_text":
+            fields[1] = ""
+        elif damage == "bad_date":
+            fields[2] = "32/13/2025"
+        elif damage == "quoted_newline":
+            fields[1] = f'"{text},\n""suite"""'
+        line = ",".join(fields).encode("utf-8")
+        if damage == "bad_utf8":
+            line = line.replace(b"2025", b"\xff2025", 1)
+        lines.append(line)
+        ids.append(rid)
+        if damage == "duplicate":
+            lines.append(line)
+            dups += 1
+        if damage == "blank_line_after":
+            lines.append(b"")
+    return b"\n".join(lines) + b"\n", ids, dups
+
+
+@st.composite
+def damaged_jsonl(draw: st.DrawFn) -> tuple[bytes, list[str], int]:
+    n = draw(st.integers(3, 25))
+    lines: list[bytes] = []
+    ids: list[str] = []
+    dups = 0
+    for i in range(n):
+        rid = f"id{i}x"
+        obj: dict = {"id": rid, "text": _text(draw)}
+        if draw(st.booleans()):
+            obj["created_at"] = f"2025-03-{1 + i % 28:02d}"
+        if draw(st.booleans()):
+            obj["rating"] = 1 + i % 5
+        line = json.dumps(obj, ensure_ascii=False).encode()
+        damage = draw(st.sampled_from(["none", "none", "truncate", "array", "bad_utf8", "dup"]))
+        if damage == "truncate":
+            # Cut anywhere after the id (so that the rejected row still names it).
+            line = line[: draw(st.integers(line.index(b'"text"'), len(line) - 1))]
+        elif damage == "array":
+            line = json.dumps([rid]).encode()
+        elif damage == "bad_utf8":
+            line = line.replace(b'"text"', b'"te\xffxt"')
+        lines.append(line)
+        ids.append(rid)
+        if damage == "dup":
+            lines.append(line)
+            dups += 1
+    return b"\n".join(lines) + b"\n", ids, dups
+
+
+def _check_every_row_accounted(
+    sessions: sessionmaker[Session], settings: Settings, path: Path, ids: list[str], dups: int
+) -> None:
+    note(repr(path.read_bytes()))
+    with session_scope(sessions) as session:  # a fresh database state per example
+        for model in (Feedback, Quarantine, IngestionRun):
+            session.execute(delete(model))
+    result = ingest_file(sessions, settings, path, source="s", force=True)
+    assert result.read == result.stored + result.duplicates + result.rejected
+    stored = set(_stored(sessions))
+    quarantined = _quarantine(sessions)
+    assert len(quarantined) == result.rejected
+    assert all(q.reason for q in quarantined)
+    for rid in ids:
+        assert rid in stored or any(rid in (q.raw or "") for q in quarantined), rid
+    assert result.duplicates <= dups
+
+
+@hsettings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(damaged_csv())
+def test_damaged_csv_loses_no_row(
+    tmp_path: Path,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    case: tuple[bytes, list[str], int],
+) -> None:
+    content, ids, dups = case
+    path = tmp_path / "damaged.csv"
+    path.write_bytes(content)
+    _check_every_row_accounted(sessions, settings, path, ids, dups)
+
+
+@hsettings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(damaged_jsonl())
+def test_damaged_jsonl_loses_no_row(
+    tmp_path: Path,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    case: tuple[bytes, list[str], int],
+) -> None:
+    content, ids, dups = case
+    path = tmp_path / "damaged.jsonl"
+    path.write_bytes(content)
+    _check_every_row_accounted(sessions, settings, path, ids, dups)
+
+
+def test_reader_module_limits_are_sane() -> None:
+    assert readers.CSV_FIELD_LIMIT >= 10_000_000 and readers.RAW_KEEP <= 2_000
