@@ -35,6 +35,7 @@ def _user_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from sqlalchemy.exc import OperationalError
 
+        from jobs.connectors import ConnectorError, SourceConfigError
         from jobs.ingest import MappingError
         from jobs.readers import ReaderError
         from jobs.run import AlreadyRunning
@@ -42,9 +43,15 @@ def _user_errors(func: F) -> F:
 
         try:
             return func(*args, **kwargs)
-        except (MappingError, ReaderError, TaxonomyError, FileNotFoundError) as exc:
+        except (
+            MappingError,
+            ReaderError,
+            TaxonomyError,
+            FileNotFoundError,
+            SourceConfigError,
+        ) as exc:
             raise _err(str(exc)) from None
-        except AlreadyRunning as exc:
+        except (AlreadyRunning, ConnectorError) as exc:
             raise _err(str(exc), EXIT_FAILED) from None
         except OperationalError as exc:
             raise _err(f"database error: {exc.orig}", EXIT_FAILED) from None
@@ -98,6 +105,26 @@ def _settings() -> Any:
 
 
 def _print_ingest(console: Any, result: Any, source: str) -> None:
+    from jobs.connectors import PullResult
+
+    if isinstance(result, PullResult):
+        if result.run_id is None:
+            console.print(f"[bold]{source}[/]: nothing new")
+            return
+        console.print(
+            f"[bold]{source}[/]: read {result.read}, stored [green]{result.stored}[/], "
+            f"duplicates {result.duplicates}, rejected [red]{result.rejected}[/] "
+            f"(run #{result.run_id})"
+        )
+        if result.rejected:
+            console.print(
+                "  rejected: "
+                + ", ".join(
+                    f"{c} ×{n}" for c, n in sorted(result.reasons.items(), key=lambda kv: -kv[1])
+                ),
+                highlight=False,
+            )
+        return
     if result.skipped:
         console.print(
             f"[yellow]{source}[/]: {result.path} already ingested (run #{result.run_id}); "
@@ -135,7 +162,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     @_user_errors
     def ingest(
-        path: Path = typer.Argument(..., help="CSV (, ; or tab) or JSONL file"),
+        path: Path = typer.Argument(..., help="CSV (, ; or tab) or JSONL file; - reads stdin"),
         source: str = typer.Option(..., "--source", "-s", help="name of the feed"),
         channel: str = typer.Option(
             "review", "--channel", "-c", help="review | social | complaint | survey"
@@ -160,6 +187,19 @@ def register(app: typer.Typer) -> None:
         settings = _settings()
         mapping = parse_mapping(map_)
         sessions = _open(settings)
+        if str(path) == "-":
+            from jobs.connectors import pull
+            from jobs.connectors.stdin import StdinConnector
+            from jobs.readers import check_encoding_name
+
+            connector = StdinConnector(
+                batch_size=settings.batch_size, encoding=check_encoding_name(encoding)
+            )
+            pulled = pull(
+                sessions, settings, connector, source=source, channel=channel, mapping=mapping
+            )
+            _print_ingest(Console(), pulled, source)
+            return
         result = ingest_file(
             sessions,
             settings,
@@ -172,6 +212,38 @@ def register(app: typer.Typer) -> None:
             encoding=encoding,
         )
         _print_ingest(Console(), result, source)
+
+    @app.command()
+    @_user_errors
+    def pull(
+        source: list[str] = typer.Option(
+            None, "--source", "-s", help="only these configured sources (default: all)"
+        ),
+    ) -> None:
+        """Ingest the configured [[sources]] (files, folders, HTTP APIs): only what is new."""
+        from rich.console import Console
+        from rich.markup import escape
+
+        from jobs.connectors import pull_source
+
+        settings = _settings()
+        chosen = [s for s in settings.sources if not source or s.source in source]
+        unknown = sorted(set(source or []) - {s.source for s in settings.sources})
+        if unknown:
+            raise _err(f"no configured source named {', '.join(unknown)}")
+        if not chosen:
+            raise _err("no source configured: add [[sources]] to verbatim.toml")
+        sessions = _open(settings)
+        out, err = Console(), Console(stderr=True)
+        failed = False
+        for src in chosen:
+            result = pull_source(sessions, settings, src)
+            _print_ingest(out, result, src.source)
+            for message in getattr(result, "errors", []):
+                failed = True
+                err.print(f"[bold red]error:[/] {escape(src.source)}: {escape(message)}")
+        if failed:
+            raise typer.Exit(EXIT_FAILED)
 
     @app.command()
     @_user_errors
