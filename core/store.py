@@ -430,3 +430,57 @@ def finish_run(session: Session, run_id: int, *, status: str, error: str | None 
         .where(IngestionRun.id == run_id)
         .values(status=status, error=error[:2000] if error else None, finished_at=utcnow())
     )
+
+
+# --- scheduler job runs ---------------------------------------------------------------------
+
+
+def claim_job_run(
+    session: Session, *, job: str, command: str, tick: datetime, host: str
+) -> int | None:
+    """Insert the (job, tick) row; None when another scheduler already claimed that tick.
+
+    The unique constraint decides, so two schedulers on one database run each tick once even
+    when their clocks or start-up differ."""
+    from core.models import JobRun
+
+    now = utcnow()
+    tick = as_utc(tick).replace(microsecond=0)
+    stmt = (
+        _insert(session)(JobRun.__table__)
+        .values(
+            job=job,
+            command=command,
+            scheduled_for=tick,
+            started_at=now,
+            status="running",
+            lag_seconds=max(0.0, (now - tick).total_seconds()),
+            host=host[:200],
+        )
+        .on_conflict_do_nothing(index_elements=["job", "scheduled_for"])
+        .returning(JobRun.__table__.c.id)
+    )
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def finish_job_run(session: Session, run_id: int, *, status: str, detail: str | None) -> None:
+    from core.models import JobRun
+
+    session.execute(
+        update(JobRun)
+        .where(JobRun.id == run_id)
+        .values(status=status, detail=(detail or "")[:4000] or None, finished_at=utcnow())
+    )
+
+
+def interrupt_stale_job_runs(session: Session) -> int:
+    """Rows left `running` by a scheduler that died (SIGKILL, power loss). Only called by the
+    holder of the run lock: nothing else can be running, so they are stale."""
+    from core.models import JobRun
+
+    result = session.execute(
+        update(JobRun)
+        .where(JobRun.status == "running")
+        .values(status="interrupted", finished_at=utcnow())
+    )
+    return int(result.rowcount or 0)

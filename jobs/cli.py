@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "jobs.cli_train",  # setup (build the offline encoder), train sentiment|themes
     "jobs.cli_alerts",  # detect, alert, backtest
     "jobs.cli_topics",  # topics
+    "jobs.cli_ops",  # scheduler
     "service.cli",  # serve, apikey
 )
 

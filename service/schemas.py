@@ -177,7 +177,8 @@ class TopicOut(BaseModel):
     first_seen: UtcDatetime
     last_seen: UtcDatetime
     trend: list[TopicDay] = Field(
-        default_factory=list, description="verbatims assigned per day (last `trend_days` days)")
+        default_factory=list, description="verbatims assigned per day (last `trend_days` days)"
+    )
 
 
 class TopicsOut(BaseModel):
@@ -295,7 +296,24 @@ class AnalyzeOut(BaseModel):
     items: list[dict[str, Any]]
 
 
+class JobRunOut(BaseModel):
+    """The latest run of one `verbatim scheduler` job."""
+
+    job: str
+    command: str
+    status: str  # running | ok | failed | aborted | interrupted
+    scheduled_for: str
+    started_at: str
+    finished_at: str | None
+    lag_seconds: float  # start - scheduled tick
+    duration_seconds: float | None
+    last_success_at: str | None
+    host: str
+    detail: str | None
+
+
 class HealthOut(BaseModel):
     status: str
     database: str
     version: str
+    jobs: list[JobRunOut] = []  # scheduler jobs, latest run each (empty without a scheduler)
