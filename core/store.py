@@ -484,3 +484,81 @@ def interrupt_stale_job_runs(session: Session) -> int:
         .values(status="interrupted", finished_at=utcnow())
     )
     return int(result.rowcount or 0)
+
+
+# --- analyses -------------------------------------------------------------------------------
+
+
+def store_analyses(
+    session: Session,
+    rows: Sequence[Any],
+    docs: Sequence[Any],
+    *,
+    model_version: str,
+    recurrent: set[int] | frozenset[int] = frozenset(),
+    now: datetime | None = None,
+) -> int:
+    """Write the analyses of `rows` (with `.id`, `.created_at`) and mark them analysed, in the
+    caller's transaction; returns the theme mentions written.
+
+    Idempotent: INSERT ... ON CONFLICT (feedback_id, model_version) DO NOTHING, and mentions
+    only for the analyses this call inserted. A re-run, two concurrent `enrich` runs, or a Ray
+    worker retried after a crash never count a verbatim twice. One mention per theme and
+    document (the most confident), so volumes count verbatims, not clauses."""
+    from core.models import Analysis, ThemeMention
+
+    if not rows:
+        return 0
+    now = now or utcnow()
+    values = [
+        {
+            "feedback_id": row.id,
+            "model_version": model_version,
+            "sentiment": doc.sentiment.label,
+            "sentiment_score": float(doc.sentiment.score),
+            "expected_stars": doc.sentiment.stars,
+            "severity": float(doc.severity),
+            "is_recurrent": row.id in recurrent,
+            "analyzed_at": now,
+        }
+        for row, doc in zip(rows, docs, strict=True)
+    ]
+    table = Analysis.__table__
+    stmt = (
+        _insert(session)(table)
+        .on_conflict_do_nothing(index_elements=["feedback_id", "model_version"])
+        .returning(table.c.id, table.c.feedback_id)
+    )
+    inserted = {fid: aid for aid, fid in session.execute(stmt, values).all()}
+    mentions = []
+    for row, doc in zip(rows, docs, strict=True):
+        analysis_id = inserted.get(row.id)
+        if analysis_id is None:  # already analysed by this model version
+            continue
+        best: dict[str, Any] = {}
+        for mention in doc.themes:
+            kept = best.get(mention.theme)
+            if kept is None or mention.score > kept.score:
+                best[mention.theme] = mention
+        day = as_utc(row.created_at).date()
+        for mention in best.values():
+            span = mention.evidence
+            mentions.append(
+                {
+                    "analysis_id": analysis_id,
+                    "feedback_id": row.id,
+                    "theme": mention.theme,
+                    "polarity": mention.polarity,
+                    "score": float(mention.score),
+                    "day": day,
+                    "evidence_start": span.start if span else None,
+                    "evidence_end": span.end if span else None,
+                    "evidence_text": span.text if span else None,
+                }
+            )
+    if mentions:
+        session.execute(ThemeMention.__table__.insert(), mentions)
+    session.execute(
+        update(Feedback).where(Feedback.id.in_([r.id for r in rows])).values(analyzed=True)
+    )
+    return len(mentions)

@@ -253,6 +253,14 @@ def register(app: typer.Typer) -> None:
         reanalyze: bool = typer.Option(
             False, help="also re-analyse verbatims analysed by another model version"
         ),
+        engine: str = typer.Option(
+            "local", help="local (this process) or ray (pip install 'verbatim[ray]')"
+        ),
+        address: str = typer.Option(
+            None, help="ray: cluster address ('auto', 'ray://head:10001'); default: local Ray"
+        ),
+        workers: int = typer.Option(2, min=1, help="ray: actors, each loads the analyzer once"),
+        range_size: int = typer.Option(500, min=1, help="ray: verbatims per id range"),
     ) -> None:
         """Analyse stored verbatims not analysed yet (sentiment, themes, severity)."""
         from rich.console import Console
@@ -260,11 +268,34 @@ def register(app: typer.Typer) -> None:
         from jobs.enrich import enrich as run_enrich
         from jobs.enrich import has_pending
 
+        if engine not in ("local", "ray"):
+            raise _err(f"--engine: {engine!r} is not local or ray")
+        if engine == "ray" and (limit is not None or reanalyze):
+            raise _err("--engine ray analyses every pending verbatim: no --limit / --reanalyze")
         settings = _settings()
         sessions = _open(settings)
         console = Console(stderr=True)
         if not reanalyze and not has_pending(sessions):
             Console().print("nothing to analyse: every stored verbatim is analysed")
+            return
+        if engine == "ray":
+            from jobs.enrich_ray import RayOptions, enrich_ray
+
+            try:
+                import ray  # noqa: F401
+            except ImportError:
+                raise _err("Ray is not installed: pip install 'verbatim[ray]'") from None
+            with console.status(f"analysing on Ray ({workers} workers)…"):
+                result = enrich_ray(
+                    settings,
+                    sessions,
+                    options=RayOptions(address=address, workers=workers, range_size=range_size),
+                    backend=backend,
+                )
+            Console().print(
+                f"analysed [green]{result.analyzed}[/] verbatims on Ray ({result.mentions} "
+                f"theme mentions, model {result.model_version}) over {len(result.days)} day(s)"
+            )
             return
         with console.status("loading the analyzer…"):
             analyzer = _analyzer(settings, backend)

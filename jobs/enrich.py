@@ -16,9 +16,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
-from core.models import Analysis, Feedback, ThemeMention
+from core.models import Analysis, Feedback
 from core.settings import Settings
-from core.store import as_utc, utcnow
+from core.store import as_utc, store_analyses, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -149,55 +149,11 @@ def enrich(
                 log.warning("analyzer failed on feedback ids %s", failed[:20])
                 pairs = [(r, d) for r, d in zip(rows, docs, strict=True) if d is not None]
                 rows, docs = [r for r, _ in pairs], [d for _, d in pairs]
-            ids = [r.id for r in rows]
-            done = set(
-                session.execute(
-                    select(Analysis.feedback_id).where(
-                        Analysis.feedback_id.in_(ids), Analysis.model_version == version
-                    )
-                ).scalars()
-            )
             recurrent = _recurrent(session, rows)
-            now = utcnow()
-            for row, doc in zip(rows, docs, strict=True):
-                day = as_utc(row.created_at).date()
-                result.days.add(day)
-                if row.id in done:  # already analysed by this model version
-                    continue
-                analysis = Analysis(
-                    feedback_id=row.id,
-                    model_version=version,
-                    sentiment=doc.sentiment.label,
-                    sentiment_score=float(doc.sentiment.score),
-                    expected_stars=doc.sentiment.stars,
-                    severity=float(doc.severity),
-                    is_recurrent=row.id in recurrent,
-                    analyzed_at=now,
-                )
-                # One mention per theme and document (the most confident), so that volumes
-                # count verbatims, not clauses.
-                best: dict[str, Any] = {}
-                for mention in doc.themes:
-                    kept = best.get(mention.theme)
-                    if kept is None or mention.score > kept.score:
-                        best[mention.theme] = mention
-                for mention in best.values():
-                    span = mention.evidence
-                    analysis.mentions.append(
-                        ThemeMention(
-                            feedback_id=row.id,
-                            theme=mention.theme,
-                            polarity=mention.polarity,
-                            score=float(mention.score),
-                            day=day,
-                            evidence_start=span.start if span else None,
-                            evidence_end=span.end if span else None,
-                            evidence_text=span.text if span else None,
-                        )
-                    )
-                result.mentions += len(best)
-                session.add(analysis)
-            session.execute(update(Feedback).where(Feedback.id.in_(ids)).values(analyzed=True))
+            result.days.update(as_utc(r.created_at).date() for r in rows)
+            result.mentions += store_analyses(
+                session, rows, docs, model_version=version, recurrent=recurrent, now=utcnow()
+            )
         result.analyzed += len(rows)
         if not rows:
             continue
