@@ -27,8 +27,10 @@ from nlp.types import POLARITIES  # noqa: E402
 def scores(gold: list[str], pred: list[str]) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, f1_score
 
-    return {"macro_f1": f1_score(gold, pred, labels=list(POLARITIES), average="macro"),
-            "accuracy": accuracy_score(gold, pred)}
+    return {
+        "macro_f1": f1_score(gold, pred, labels=list(POLARITIES), average="macro"),
+        "accuracy": accuracy_score(gold, pred),
+    }
 
 
 def build(name: str, model_path: str | None):  # noqa: ANN201
@@ -36,8 +38,7 @@ def build(name: str, model_path: str | None):  # noqa: ANN201
         from nlp.sentiment.baseline import TfidfSentiment
 
         train = training_rows()
-        return TfidfSentiment().fit([r["text"] for r in train],
-                                    [gold_sentiment(r) for r in train])
+        return TfidfSentiment().fit([r["text"] for r in train], [gold_sentiment(r) for r in train])
     settings = load_settings()
     return build_sentiment(name, path=model_path, model_dir=settings.resolved_model_dir)
 
@@ -58,8 +59,11 @@ def main() -> None:
             pred = [r.label for r in model.predict([r["text"] for r in rows])]
             rate = len(rows) / (time.perf_counter() - t0)
             s = scores(gold, pred)
-            print(f"{name:<10} {set_name:<24} {len(rows):>5} {s['macro_f1']:>9.4f} "
-                  f"{s['accuracy']:>6.3f} {rate:>8.1f}", flush=True)
+            print(
+                f"{name:<10} {set_name:<24} {len(rows):>5} {s['macro_f1']:>9.4f} "
+                f"{s['accuracy']:>6.3f} {rate:>8.1f}",
+                flush=True,
+            )
             if args.confusion:
                 from sklearn.metrics import confusion_matrix
 

@@ -34,18 +34,22 @@ def training_rows(shared: Path = SHARED) -> list[dict]:
     out += list(rows(shared / "deft2017_tweets" / "train.jsonl")) * TWEET_REPEATS
     out += list(rows(shared / "tripadvisor_fr" / "train.jsonl"))
     tp = [r for r in rows(shared / "trustpilot_fr" / "reviews.jsonl") if not trustpilot_is_test(r)]
-    positives = sorted((r for r in tp if r.get("sentiment") == "positive"),
-                       key=lambda r: stable_bucket("tp-pos:" + str(r["id"]), 1_000_000))
+    positives = sorted(
+        (r for r in tp if r.get("sentiment") == "positive"),
+        key=lambda r: stable_bucket("tp-pos:" + str(r["id"]), 1_000_000),
+    )
     out += [r for r in tp if r.get("sentiment") != "positive"] + positives[:TRUSTPILOT_POSITIVES]
-    return [{k: r[k] for k in ("id", "text", "stars", "sentiment", "source") if k in r}
-            for r in out]
+    return [
+        {k: r[k] for k in ("id", "text", "stars", "sentiment", "source") if k in r} for r in out
+    ]
 
 
 def eval_sets(shared: Path = SHARED) -> dict[str, list[dict]]:
     return {
         "marc_fr/dev": list(rows(shared / "marc_fr" / "dev.jsonl")),
-        "trustpilot_fr/test20": [r for r in rows(shared / "trustpilot_fr" / "reviews.jsonl")
-                                 if trustpilot_is_test(r)],
+        "trustpilot_fr/test20": [
+            r for r in rows(shared / "trustpilot_fr" / "reviews.jsonl") if trustpilot_is_test(r)
+        ],
         "deft2017_tweets/dev": list(rows(shared / "deft2017_tweets" / "dev.jsonl")),
         "tripadvisor_fr/dev": list(rows(shared / "tripadvisor_fr" / "dev.jsonl")),
     }

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from jobs.cli_pipeline import _err, _settings, _user_errors
+from core.cli import bootstrap
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    @_user_errors
     def scheduler(
         list_: bool = typer.Option(
             False, "--list", help="print the jobs and their next run times, then exit"
@@ -21,28 +20,17 @@ def register(app: typer.Typer) -> None:
 
         from rich.console import Console
 
-        from core.db import make_engine, migrate, session_factory
-        from jobs.scheduler import Scheduler, SchedulerConfigError
+        from core.store import utcnow
+        from jobs.scheduler import Scheduler
 
-        settings = _settings()
-        engine = make_engine(settings.resolved_database_url)
-        migrate(engine)
-        try:
-            sched = Scheduler(settings, engine, session_factory(engine))
-        except SchedulerConfigError as exc:
-            raise _err(str(exc)) from None
+        ctx = bootstrap()
+        sched = Scheduler(ctx.settings, ctx.engine, ctx.sessions)
         if list_:
-            from core.store import utcnow
-
             out = Console()
-            for job in settings.scheduler.jobs:
+            for job in ctx.settings.scheduler.jobs:
                 fire = sched.triggers[job.name].get_next_fire_time(None, utcnow())
                 out.print(f"{job.name}: {job.command} on '{job.cron}', next {fire.isoformat()}")
             return
-        logging.basicConfig(
-            level=logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            force=True,
-        )
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        # A long-running service: its own start/finish lines are the point of its log.
+        logging.getLogger("jobs.scheduler").setLevel(logging.INFO)
         sched.serve()

@@ -53,8 +53,8 @@ class RangeAnalyzer:
     """A Ray actor: the analyzer and a database engine, loaded once per actor."""
 
     def __init__(self, settings: dict[str, Any], backend: str | None = None) -> None:
+        from core.analysis import build_analyzer
         from core.db import make_engine, session_factory
-        from jobs.factory import build_analyzer
 
         self.settings = Settings(**settings)
         self.engine = make_engine(self.settings.resolved_database_url)

@@ -23,6 +23,7 @@ from jobs.connectors import ConnectorError, PullResult, pull_source
 from jobs.detect import DetectResult
 from jobs.enrich import EnrichResult, enrich
 from jobs.ingest import IngestResult, MappingError, ReaderError
+from nlp.errors import VerbatimError
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,10 @@ class Stopped(RuntimeError):
     batches, everything before is committed, the next run continues from there."""
 
 
-class AlreadyRunning(RuntimeError):
+class AlreadyRunning(VerbatimError, RuntimeError):
     """Another `verbatim run` holds the lock (overlapping cron runs)."""
+
+    exit_code = 1  # not the user's input: a later run succeeds
 
 
 @contextmanager

@@ -35,13 +35,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.db import session_scope
 from core.settings import SchedulerJob, Settings
 from core.store import claim_job_run, finish_job_run, interrupt_stale_job_runs, utcnow
+from nlp.errors import VerbatimError
 
 log = logging.getLogger(__name__)
 
 Stop = Callable[[], bool]
 
 
-class SchedulerConfigError(ValueError):
+class SchedulerConfigError(VerbatimError, ValueError):
     """No job, or a cron expression / timezone that does not parse: one clear message."""
 
 
@@ -49,7 +50,7 @@ class SchedulerConfigError(ValueError):
 
 
 def _cmd_run(settings: Settings, sessions: sessionmaker[Session], stop: Stop) -> str:
-    from jobs.factory import build_analyzer
+    from core.analysis import build_analyzer
     from jobs.run import run_pipeline
 
     summary = run_pipeline(

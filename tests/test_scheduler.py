@@ -110,7 +110,7 @@ def _start(tmp_path: Path, db_url: str, config: str, name: str) -> subprocess.Po
     )
     log = (tmp_path / f"{name}.log").open("wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "jobs.cli", "scheduler"], stdout=log, stderr=log, env=env
+        [sys.executable, "-m", "verbatim_cli", "scheduler"], stdout=log, stderr=log, env=env
     )
 
 

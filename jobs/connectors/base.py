@@ -16,14 +16,19 @@ from typing import Any, Protocol
 
 from core.settings import Settings, SourceConfig
 from jobs.readers import RawRecord
+from nlp.errors import VerbatimError
 
 
-class ConnectorError(RuntimeError):
+class ConnectorError(VerbatimError, RuntimeError):
     """The source cannot be read now (remote down, bad answer...): one clear message."""
+
+    exit_code = 1  # not the user's input: a later pull may succeed
 
 
 class SourceConfigError(ConnectorError):
     """The source is misconfigured (unknown kind, missing folder or token): a user error."""
+
+    exit_code = 2
 
 
 @dataclass

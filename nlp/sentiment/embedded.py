@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from nlp.encoder import TextEncoder, mean_pool
+from nlp.errors import VerbatimError
 from nlp.text.french import sentences
 from nlp.text.normalize import normalize_text
 from nlp.types import POLARITIES, SentimentResult
@@ -30,7 +31,7 @@ META_FILE = "meta.json"
 STARS = (1, 2, 3, 4, 5)
 
 
-class SentimentModelError(ValueError):
+class SentimentModelError(VerbatimError, ValueError):
     """A sentiment model directory that cannot be loaded onto this encoder."""
 
 
@@ -96,8 +97,10 @@ def read_config(path: Path) -> SentimentHeadConfig:
     path = Path(path)
     meta_file, delta_file = path / META_FILE, path / DELTA_FILE
     if not meta_file.is_file() or not delta_file.is_file():
-        raise SentimentModelError(f"{path} has no {META_FILE} + {DELTA_FILE}: train one with "
-                                  "`verbatim train sentiment` or reinstall the package")
+        raise SentimentModelError(
+            f"{path} has no {META_FILE} + {DELTA_FILE}: train one with "
+            "`verbatim train sentiment` or reinstall the package"
+        )
     try:
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
         if meta.get("format") != FORMAT:
@@ -125,8 +128,9 @@ class EmbeddedSentiment:
 
     # --- persistence ---------------------------------------------------------------------
     @classmethod
-    def load(cls, path: Path, encoder: TextEncoder, *, inference_dtype: str = "auto"
-             ) -> EmbeddedSentiment:
+    def load(
+        cls, path: Path, encoder: TextEncoder, *, inference_dtype: str = "auto"
+    ) -> EmbeddedSentiment:
         """Apply the delta in `path` onto `encoder` (its top layers are replaced in place).
 
         `inference_dtype` "auto" casts the encoder to bf16 where the CPU has native bf16
@@ -138,13 +142,16 @@ class EmbeddedSentiment:
         path = Path(path)
         config = read_config(path)
         tensors = dequantize_delta(load_file(str(path / DELTA_FILE)))
-        layer_state = {k[len("encoder."):]: v for k, v in tensors.items()
-                       if k.startswith("encoder.")}
-        head_state = {k[len("heads."):]: v for k, v in tensors.items()
-                      if k.startswith("heads.")}
+        layer_state = {
+            k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")
+        }
+        head_state = {k[len("heads.") :]: v for k, v in tensors.items() if k.startswith("heads.")}
         model_state = encoder.model.state_dict()
-        wrong = [k for k, v in layer_state.items()
-                 if k not in model_state or model_state[k].shape != v.shape]
+        wrong = [
+            k
+            for k, v in layer_state.items()
+            if k not in model_state or model_state[k].shape != v.shape
+        ]
         if wrong:
             raise SentimentModelError(f"{path} does not fit encoder {encoder.name}: {wrong[:3]}")
         with torch.no_grad():
@@ -152,8 +159,9 @@ class EmbeddedSentiment:
         if inference_dtype == "bfloat16" or (inference_dtype == "auto" and bf16_supported()):
             encoder.model.to(torch.bfloat16)
         elif inference_dtype not in ("auto", "float32"):
-            raise ValueError(f"inference_dtype must be auto, float32 or bfloat16: "
-                             f"{inference_dtype!r}")
+            raise ValueError(
+                f"inference_dtype must be auto, float32 or bfloat16: {inference_dtype!r}"
+            )
         heads = make_heads(encoder.hidden_size, config.dropout)
         heads.load_state_dict(head_state)
         return cls(encoder, heads, config)
@@ -168,14 +176,18 @@ class EmbeddedSentiment:
         for name, value in self.encoder.model.state_dict().items():
             parts = name.split(".")
             if parts[:2] == ["encoder", "layer"] and int(parts[2]) >= start_layer:
-                tensors.update(quantize_tensor("encoder." + name, value.detach().float(),
-                                               self.config.delta_dtype))
+                tensors.update(
+                    quantize_tensor(
+                        "encoder." + name, value.detach().float(), self.config.delta_dtype
+                    )
+                )
         for name, value in self.heads.state_dict().items():
             tensors["heads." + name] = value.detach().float().contiguous()
         save_file(tensors, str(path / DELTA_FILE))
         meta = {"format": FORMAT, "config": asdict(self.config)}
-        (path / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
-                                      encoding="utf-8")
+        (path / META_FILE).write_text(
+            json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
 
     # --- inference -----------------------------------------------------------------------
     def logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -191,8 +203,9 @@ class EmbeddedSentiment:
         ids = self.encoder.token_ids([normalize_text(t) for t in texts], self.config.max_length)
         with torch.inference_mode(), autocast():
             for rows, input_ids, mask in self.encoder.batches(ids):
-                hidden = self.encoder.model(input_ids=input_ids,
-                                            attention_mask=mask).last_hidden_state
+                hidden = self.encoder.model(
+                    input_ids=input_ids, attention_mask=mask
+                ).last_hidden_state
                 s, r = self.heads(mean_pool(hidden.float(), mask))
                 sent[rows], stars[rows] = s.float().numpy(), r.float().numpy()
         return sent, stars
@@ -207,10 +220,14 @@ class EmbeddedSentiment:
         out = []
         for p, e in zip(probs, expected, strict=True):
             k = int(np.argmax(p))
-            out.append(SentimentResult(
-                label=POLARITIES[k], score=float(p[k]), stars=float(e),
-                probs={c: float(v) for c, v in zip(POLARITIES, p, strict=True)},
-            ))
+            out.append(
+                SentimentResult(
+                    label=POLARITIES[k],
+                    score=float(p[k]),
+                    stars=float(e),
+                    probs={c: float(v) for c, v in zip(POLARITIES, p, strict=True)},
+                )
+            )
         return out
 
     def predict_sentences(self, text: str) -> list[tuple[int, int, SentimentResult]]:
@@ -240,7 +257,7 @@ def dequantize_delta(tensors: dict[str, Any]) -> dict[str, Any]:
         if name.endswith(".scale"):
             continue
         if name.endswith(".int8"):
-            base = name[:-len(".int8")]
+            base = name[: -len(".int8")]
             out[base] = value.float() * tensors[base + ".scale"].float()
         else:
             out[name] = value.float()
@@ -265,8 +282,9 @@ def bf16_supported() -> bool:
     import torch
 
     try:
-        return bool(torch.backends.mkldnn.is_available()
-                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return bool(
+            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        )
     except (AttributeError, RuntimeError):
         return False
 

@@ -89,13 +89,18 @@ class _Cache:
         hidden = torch.zeros((len(rows), width, self.states[rows[0]].shape[1]))
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for r, i in enumerate(rows):
-            hidden[r, :self.lengths[i]] = self.states[i].float()
-            mask[r, :self.lengths[i]] = 1
+            hidden[r, : self.lengths[i]] = self.states[i].float()
+            mask[r, : self.lengths[i]] = 1
         return hidden.to(device), mask.to(device)
 
 
-def cache_frozen(encoder: TextEncoder, texts: Sequence[str], stop: int, max_length: int,
-                 progress: Callable[[int, int], None] | None = None) -> _Cache:
+def cache_frozen(
+    encoder: TextEncoder,
+    texts: Sequence[str],
+    stop: int,
+    max_length: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> _Cache:
     import torch
 
     ids = encoder.token_ids([normalize_text(t) for t in texts], max_length)
@@ -104,39 +109,39 @@ def cache_frozen(encoder: TextEncoder, texts: Sequence[str], stop: int, max_leng
     device = str(next(encoder.model.parameters()).device)
     with torch.inference_mode(), autocast(device):
         for rows, input_ids, mask in encoder.batches(ids):
-            hidden = run_bottom_layers(encoder.model, input_ids.to(device), mask.to(device),
-                                       stop)
+            hidden = run_bottom_layers(encoder.model, input_ids.to(device), mask.to(device), stop)
             for r, i in enumerate(rows):  # cached in host memory, bf16: half of fp32
-                states[i] = hidden[r, :len(ids[i])].to("cpu", torch.bfloat16).clone()
+                states[i] = hidden[r, : len(ids[i])].to("cpu", torch.bfloat16).clone()
             done += len(rows)
             if progress:
                 progress(done, len(ids))
     return _Cache(states)
 
 
-def _length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random
-                    ) -> list[list[int]]:
+def _length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
     """Shuffled batches of similar-length rows (sorted inside chunks of 50 batches)."""
     order = list(range(len(lengths)))
     rng.shuffle(order)
     chunk = batch_size * 50
     batches = []
     for start in range(0, len(order), chunk):
-        part = sorted(order[start:start + chunk], key=lambda i: lengths[i])
-        batches += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
+        part = sorted(order[start : start + chunk], key=lambda i: lengths[i])
+        batches += [part[j : j + batch_size] for j in range(0, len(part), batch_size)]
     rng.shuffle(batches)
     return batches
 
 
-def _forward(encoder: TextEncoder, heads: Any, cache: _Cache, rows: Sequence[int],
-             start: int) -> tuple[Any, Any]:
+def _forward(
+    encoder: TextEncoder, heads: Any, cache: _Cache, rows: Sequence[int], start: int
+) -> tuple[Any, Any]:
     hidden, mask = cache.batch(rows, str(next(heads.parameters()).device))
     top = run_top_layers(encoder.model, hidden, mask, start)
     return heads(mean_pool(top.float(), mask))
 
 
-def _predict_logits(encoder: TextEncoder, heads: Any, cache: _Cache, start: int,
-                    batch_size: int = 64) -> np.ndarray:
+def _predict_logits(
+    encoder: TextEncoder, heads: Any, cache: _Cache, start: int, batch_size: int = 64
+) -> np.ndarray:
     import torch
 
     encoder.model.eval()
@@ -146,7 +151,7 @@ def _predict_logits(encoder: TextEncoder, heads: Any, cache: _Cache, start: int,
     device = str(next(heads.parameters()).device)
     with torch.inference_mode(), autocast(device):
         for j in range(0, len(order), batch_size):
-            rows = order[j:j + batch_size]
+            rows = order[j : j + batch_size]
             logits, _ = _forward(encoder, heads, cache, rows, start)
             out[rows] = logits.float().cpu().numpy()
     return out
@@ -155,8 +160,9 @@ def _predict_logits(encoder: TextEncoder, heads: Any, cache: _Cache, start: int,
 MIN_GROUP_ROWS = 30  # smaller groups are pooled into one for calibration
 
 
-def grouped_macro_f1(gold: Sequence[int], pred: Sequence[int],
-                     groups: Sequence[str] | None) -> float:
+def grouped_macro_f1(
+    gold: Sequence[int], pred: Sequence[int], groups: Sequence[str] | None
+) -> float:
     """Mean of per-group macro-F1 (one source must not drown the others), or plain macro-F1."""
     if not groups:
         return macro_f1(gold, pred)
@@ -171,8 +177,9 @@ def grouped_macro_f1(gold: Sequence[int], pred: Sequence[int],
     return float(np.mean(scores))
 
 
-def fit_calibration(logits: np.ndarray, gold: Sequence[int],
-                    groups: Sequence[str] | None = None) -> tuple[float, list[float]]:
+def fit_calibration(
+    logits: np.ndarray, gold: Sequence[int], groups: Sequence[str] | None = None
+) -> tuple[float, list[float]]:
     """Temperature (min NLL), then class biases (max mean per-group macro-F1) on held-out
     logits."""
     y = np.asarray(gold)
@@ -190,16 +197,21 @@ def fit_calibration(logits: np.ndarray, gold: Sequence[int],
             pred = calibrated_probs(logits, best_t, bias).argmax(1)
             f1 = grouped_macro_f1(y.tolist(), pred.tolist(), groups)
             # Prefer small shifts on ties: they generalise better.
-            if f1 > best_f1 + 1e-9 or (abs(f1 - best_f1) <= 1e-9
-                                        and abs(b_neg) + abs(b_neu) < sum(map(abs, best_bias))):
+            if f1 > best_f1 + 1e-9 or (
+                abs(f1 - best_f1) <= 1e-9 and abs(b_neg) + abs(b_neu) < sum(map(abs, best_bias))
+            ):
                 best_bias, best_f1 = bias, f1
     return best_t, [round(b, 2) for b in best_bias]
 
 
-def fit_sentiment(encoder: TextEncoder, train: LabelledTexts, val: LabelledTexts,
-                  head_config: SentimentHeadConfig | None = None,
-                  config: TrainConfig | None = None,
-                  report: Callable[[str], None] = log.info) -> EmbeddedSentiment:
+def fit_sentiment(
+    encoder: TextEncoder,
+    train: LabelledTexts,
+    val: LabelledTexts,
+    head_config: SentimentHeadConfig | None = None,
+    config: TrainConfig | None = None,
+    report: Callable[[str], None] = log.info,
+) -> EmbeddedSentiment:
     """Fine-tune `encoder`'s top layers in place and return the calibrated model."""
     import torch
 
@@ -224,8 +236,7 @@ def fit_sentiment(encoder: TextEncoder, train: LabelledTexts, val: LabelledTexts
 
     train_cache = cache_frozen(encoder, train.texts, start, hc.max_length, progress)
     val_cache = cache_frozen(encoder, val.texts, start, hc.max_length)
-    report(f"cached {len(train.texts)} + {len(val.texts)} texts in "
-           f"{time.perf_counter() - t0:.0f}s")
+    report(f"cached {len(train.texts)} + {len(val.texts)} texts in {time.perf_counter() - t0:.0f}s")
 
     for p in encoder.model.parameters():
         p.requires_grad_(False)
@@ -233,10 +244,13 @@ def fit_sentiment(encoder: TextEncoder, train: LabelledTexts, val: LabelledTexts
     for p in top_params:
         p.requires_grad_(True)
     heads = make_heads(encoder.hidden_size, hc.dropout).to(device)
-    optimizer = torch.optim.AdamW([
-        {"params": top_params, "lr": tc.lr_layers},
-        {"params": list(heads.parameters()), "lr": tc.lr_heads},
-    ], weight_decay=tc.weight_decay)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": top_params, "lr": tc.lr_layers},
+            {"params": list(heads.parameters()), "lr": tc.lr_heads},
+        ],
+        weight_decay=tc.weight_decay,
+    )
 
     counts = np.bincount(np.asarray(train.labels), minlength=len(POLARITIES)) + 1
     class_weight = torch.tensor((counts.sum() / counts) ** 0.5, dtype=torch.float32)
@@ -250,7 +264,8 @@ def fit_sentiment(encoder: TextEncoder, train: LabelledTexts, val: LabelledTexts
     total = steps_per_epoch * tc.epochs
     warm = max(1, int(total * tc.warmup))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (total - s) / (total - warm + 1)))
+        optimizer, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (total - s) / (total - warm + 1))
+    )
 
     best_f1, best_state, history = -1.0, None, []
     step = 0
@@ -274,19 +289,28 @@ def fit_sentiment(encoder: TextEncoder, train: LabelledTexts, val: LabelledTexts
             running += float(loss.detach())
             if (b + 1) % 100 == 0:
                 rate = (b + 1) * tc.batch_size / (time.perf_counter() - t_epoch)
-                report(f"epoch {epoch + 1} step {b + 1}/{steps_per_epoch} "
-                       f"loss {running / (b + 1):.4f} ({rate:.1f} ex/s)")
+                report(
+                    f"epoch {epoch + 1} step {b + 1}/{steps_per_epoch} "
+                    f"loss {running / (b + 1):.4f} ({rate:.1f} ex/s)"
+                )
         val_logits = _predict_logits(encoder, heads, val_cache, start)
         f1 = macro_f1(val.labels, val_logits.argmax(1).tolist())
-        history.append({"epoch": epoch + 1, "val_macro_f1": round(f1, 4),
-                        "seconds": round(time.perf_counter() - t_epoch)})
-        report(f"epoch {epoch + 1}: val macro-F1 {f1:.4f} "
-               f"({time.perf_counter() - t_epoch:.0f}s)")
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "val_macro_f1": round(f1, 4),
+                "seconds": round(time.perf_counter() - t_epoch),
+            }
+        )
+        report(f"epoch {epoch + 1}: val macro-F1 {f1:.4f} ({time.perf_counter() - t_epoch:.0f}s)")
         if f1 > best_f1:
             best_f1 = f1
             best_state = (
-                {k: v.detach().clone() for k, v in encoder.model.state_dict().items()
-                 if _layer_index(k) >= start},
+                {
+                    k: v.detach().clone()
+                    for k, v in encoder.model.state_dict().items()
+                    if _layer_index(k) >= start
+                },
                 {k: v.detach().clone() for k, v in heads.state_dict().items()},
                 val_logits,
             )
@@ -301,17 +325,24 @@ def fit_sentiment(encoder: TextEncoder, train: LabelledTexts, val: LabelledTexts
     calibrated = calibrated_probs(best_state[2], temperature, bias).argmax(1).tolist()
     hc.temperature, hc.class_bias = temperature, bias
     hc.training = {
-        "train_rows": len(train.texts), "val_rows": len(val.texts), "epochs": tc.epochs,
-        "history": history, "batch_size": tc.batch_size, "lr_layers": tc.lr_layers,
+        "train_rows": len(train.texts),
+        "val_rows": len(val.texts),
+        "epochs": tc.epochs,
+        "history": history,
+        "batch_size": tc.batch_size,
+        "lr_layers": tc.lr_layers,
         "device": device,
         "val_macro_f1_raw": round(best_f1, 4),
         "val_macro_f1_calibrated": round(macro_f1(val.labels, calibrated), 4),
         "val_group_macro_f1_calibrated": round(
-            grouped_macro_f1(val.labels, calibrated, val.groups), 4),
+            grouped_macro_f1(val.labels, calibrated, val.groups), 4
+        ),
         "seconds": round(time.perf_counter() - t0),
     }
-    report(f"calibration: temperature {temperature:.2f}, biases {bias}; "
-           f"val macro-F1 {hc.training['val_macro_f1_calibrated']:.4f}")
+    report(
+        f"calibration: temperature {temperature:.2f}, biases {bias}; "
+        f"val macro-F1 {hc.training['val_macro_f1_calibrated']:.4f}"
+    )
     return EmbeddedSentiment(encoder, heads.eval(), hc)
 
 
