@@ -163,7 +163,8 @@ def make_trigger(cron: str, timezone: str) -> Any:
 
 def current_tick(trigger: Any, now: datetime, horizon_s: float) -> datetime:
     """The latest fire time of `trigger` at or before `now` (looking back `horizon_s`): the
-    tick this run stands for, the same in every scheduler process."""
+    tick this run stands for, the same in every scheduler process. A run that starts after
+    the next tick already passed (a busy machine) stands for that newer tick: coalescing."""
     last = None
     fire = trigger.get_next_fire_time(None, now - timedelta(seconds=horizon_s + 1))
     while fire is not None and fire <= now:
