@@ -58,6 +58,23 @@ def migrate(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as conn:
+    # Several processes may start on a fresh database at once (API + scheduler containers,
+    # two schedulers): one migrates, the others wait and then find it done.
+    with _migration_lock(engine), engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("select pg_advisory_xact_lock(7401208815)")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    """A file lock next to a SQLite database file (PostgreSQL uses an advisory lock)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    from filelock import FileLock
+
+    with FileLock(str(Path(database).resolve()) + ".migrate.lock", timeout=300):
+        yield

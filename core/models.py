@@ -379,4 +379,36 @@ class DetectionState(Base):
 
     scope: Mapped[str] = mapped_column(String(40), primary_key=True)  # themes | channels
     last_day: Mapped[date] = mapped_column(Date)
+
+
+class JobRun(Base):
+    """One scheduled tick of one scheduler job. (job, scheduled_for) is unique: the process that
+    inserts the row owns the tick, so two schedulers on one database run each tick once."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job", "scheduled_for", name="uq_job_runs_job_tick"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job: Mapped[str] = mapped_column(String(64), index=True)
+    command: Mapped[str] = mapped_column(String(32))
+    scheduled_for: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # running | ok | failed | aborted (stopped by SIGTERM between steps)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    lag_seconds: Mapped[float] = mapped_column(Float, default=0.0)  # start - scheduled tick
+    host: Mapped[str] = mapped_column(String(200))  # hostname:pid of the scheduler that ran it
+    detail: Mapped[str | None] = mapped_column(Text)  # summary, or the error
+
+
+class SourceState(Base):
+    """The persisted cursor of one connector source (files seen, HTTP `since` cursor...).
+
+    Updated in the same transaction as the rows it covers: a restart resumes exactly there."""
+
+    __tablename__ = "source_state"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

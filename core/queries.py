@@ -1080,3 +1080,48 @@ def theme_gravity(
     have = {d: (int(n), int(s or 0), int(r or 0)) for d, n, s, r in session.execute(stmt)}
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     return [GravityPoint(d, *have.get(d, (0, 0, 0))) for d in days]
+
+
+# --- scheduler ------------------------------------------------------------------------------
+
+
+def job_runs_status(session: Session) -> list[dict[str, object]]:
+    """Per scheduler job: its latest run (status, tick, lag, duration) and its last success."""
+
+    from core.models import JobRun
+    from core.store import as_utc
+
+    latest = select(JobRun.job, func.max(JobRun.id).label("id")).group_by(JobRun.job).subquery()
+    last_ok = dict(
+        session.execute(
+            select(JobRun.job, func.max(JobRun.finished_at))
+            .where(JobRun.status == "ok")
+            .group_by(JobRun.job)
+        ).all()
+    )
+    out: list[dict[str, Any]] = []
+    for run in session.scalars(
+        select(JobRun).join(latest, JobRun.id == latest.c.id).order_by(JobRun.job)
+    ):
+        finished = as_utc(run.finished_at) if run.finished_at else None
+        ok_at = last_ok.get(run.job)
+        out.append(
+            {
+                "job": run.job,
+                "command": run.command,
+                "status": run.status,
+                "scheduled_for": as_utc(run.scheduled_for).isoformat(),
+                "started_at": as_utc(run.started_at).isoformat(),
+                "finished_at": finished.isoformat() if finished else None,
+                "lag_seconds": round(float(run.lag_seconds), 3),
+                "duration_seconds": (
+                    round((finished - as_utc(run.started_at)).total_seconds(), 3)
+                    if finished
+                    else None
+                ),
+                "last_success_at": as_utc(ok_at).isoformat() if ok_at else None,
+                "host": run.host,
+                "detail": run.detail,
+            }
+        )
+    return out

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,13 +21,69 @@ Channel = Literal["review", "social", "complaint", "survey"]
 
 
 class SourceConfig(BaseModel):
-    """One feed that `verbatim run` ingests on each run."""
+    """One feed that `verbatim run` (and the scheduler's `ingest` job) pulls on each run.
 
-    path: Path
+    `kind` picks the connector (jobs/connectors): `file` (one CSV/JSONL file, resumable),
+    `folder` (new files matching `pattern`, each read once), `http` (a JSON API pulled with a
+    `since` cursor), or a third-party connector registered under its own name (its options in
+    `options`).
+    """
+
     source: str
+    kind: str = "file"
     channel: Channel = "review"
     # Maps our field names (text, id, created_at, rating, customer, ...) to file columns.
     mapping: dict[str, str] = Field(default_factory=dict)
+    path: Path | None = None  # file: the file; folder: the folder
+    # folder: glob below `path` ("*.csv", "**/*.jsonl"); files still being written (modified
+    # less than `settle_seconds` ago, or named *.part / *.tmp / .*) wait for the next poll.
+    pattern: str = "*"
+    settle_seconds: float = 30.0
+    encoding: str = "utf-8"
+    # http: GET `url` (+ `params`), the auth header's value read from the environment variable
+    # `auth_env` (never from the file), `since_param=<cursor>` where the cursor is the largest
+    # `cursor_field` seen so far, the records at `records_path` (dotted; "" = the body is the
+    # list), the next page at `next_path` (a URL in the body) or else `page_param` (1, 2...).
+    url: str | None = None
+    params: dict[str, str] = Field(default_factory=dict)
+    auth_env: str | None = None
+    auth_header: str = "Authorization"
+    auth_scheme: str = "Bearer"  # prefix of the header value ("" for none)
+    since_param: str = "since"
+    cursor_field: str | None = None
+    records_path: str = "data"
+    next_path: str | None = "next"
+    page_param: str | None = None
+    timeout_seconds: float = 30.0
+    max_retries: int = 5  # on 429 / 5xx / network errors, with exponential backoff
+    options: dict[str, Any] = Field(default_factory=dict)  # third-party connectors
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> SourceConfig:
+        if self.kind in ("file", "folder") and self.path is None:
+            raise ValueError(f"source {self.source!r}: kind {self.kind!r} needs a path")
+        if self.kind == "http" and not self.url:
+            raise ValueError(f"source {self.source!r}: kind 'http' needs a url")
+        return self
+
+
+class SchedulerJob(BaseModel):
+    """One `verbatim scheduler` job: a command run on a cron expression."""
+
+    name: str
+    # 5 fields (minute hour day month weekday), or 6 with seconds first ("*/10 * * * * *").
+    cron: str
+    command: Literal["run", "ingest", "enrich", "aggregate", "detect", "alert"] = "run"
+
+
+class SchedulerSettings(BaseModel):
+    jobs: list[SchedulerJob] = Field(default_factory=list)
+    timezone: str = "UTC"
+    # A tick missed by less than this (machine asleep, previous run still going) still runs;
+    # several missed ticks of one job run once (coalescing).
+    misfire_grace_seconds: int = 600
+    # How long a tick waits for another job's run (any process) to finish before giving up.
+    lock_wait_seconds: float = 300.0
 
 
 def _config_file() -> Path | None:
@@ -56,6 +112,7 @@ class Settings(BaseSettings):
     taxonomy_path: Path | None = None  # None: the packaged e-commerce taxonomy
 
     sources: list[SourceConfig] = Field(default_factory=list)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
 
     # Slack: team name (from the taxonomy) -> incoming-webhook URL; "default" catches the rest.
     slack_webhooks: dict[str, str] = Field(default_factory=dict)

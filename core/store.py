@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from core.models import Feedback, IngestionRun, Quarantine
@@ -507,3 +507,141 @@ def finish_run(session: Session, run_id: int, *, status: str, error: str | None 
         .where(IngestionRun.id == run_id)
         .values(status=status, error=error[:2000] if error else None, finished_at=utcnow())
     )
+
+
+# --- scheduler job runs ---------------------------------------------------------------------
+
+
+def claim_job_run(
+    session: Session, *, job: str, command: str, tick: datetime, host: str
+) -> int | None:
+    """Insert the (job, tick) row; None when another scheduler already claimed that tick.
+
+    The unique constraint decides, so two schedulers on one database run each tick once even
+    when their clocks or start-up differ."""
+    from core.models import JobRun
+
+    now = utcnow()
+    tick = as_utc(tick).replace(microsecond=0)
+    stmt = (
+        dialect_insert(session)(JobRun.__table__)
+        .values(
+            job=job,
+            command=command,
+            scheduled_for=tick,
+            started_at=now,
+            status="running",
+            lag_seconds=max(0.0, (now - tick).total_seconds()),
+            host=host[:200],
+        )
+        .on_conflict_do_nothing(index_elements=["job", "scheduled_for"])
+        .returning(JobRun.__table__.c.id)
+    )
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def finish_job_run(session: Session, run_id: int, *, status: str, detail: str | None) -> None:
+    from core.models import JobRun
+
+    session.execute(
+        update(JobRun)
+        .where(JobRun.id == run_id)
+        .values(status=status, detail=(detail or "")[:4000] or None, finished_at=utcnow())
+    )
+
+
+def interrupt_stale_job_runs(session: Session) -> int:
+    """Rows left `running` by a scheduler that died (SIGKILL, power loss). Only called by the
+    holder of the run lock: nothing else can be running, so they are stale."""
+    from core.models import JobRun
+
+    result = session.execute(
+        update(JobRun)
+        .where(JobRun.status == "running")
+        .values(status="interrupted", finished_at=utcnow())
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- analyses -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnalyses:
+    analyses: int  # inserted by this call (the others were already analysed by this model)
+    mentions: int
+
+
+def store_analyses(
+    session: Session,
+    rows: Sequence[Any],
+    docs: Sequence[Any],
+    *,
+    model_version: str,
+    recurrent: set[int] | frozenset[int] = frozenset(),
+    now: datetime | None = None,
+) -> StoredAnalyses:
+    """Write the analyses of `rows` (with `.id`, `.created_at`) and mark them analysed, in the
+    caller's transaction; says how many analyses and theme mentions this call wrote.
+
+    Idempotent: INSERT ... ON CONFLICT (feedback_id, model_version) DO NOTHING, and mentions
+    only for the analyses this call inserted. A re-run, two concurrent `enrich` runs, or a Ray
+    worker retried after a crash never count a verbatim twice. One mention per theme and
+    document (the most confident), so volumes count verbatims, not clauses."""
+    from core.models import Analysis, ThemeMention
+
+    if not rows:
+        return StoredAnalyses(0, 0)
+    now = now or utcnow()
+    values = [
+        {
+            "feedback_id": row.id,
+            "model_version": model_version,
+            "sentiment": doc.sentiment.label,
+            "sentiment_score": float(doc.sentiment.score),
+            "expected_stars": doc.sentiment.stars,
+            "severity": float(doc.severity),
+            "is_recurrent": row.id in recurrent,
+            "analyzed_at": now,
+        }
+        for row, doc in zip(rows, docs, strict=True)
+    ]
+    table = Analysis.__table__
+    stmt = (
+        dialect_insert(session)(table)
+        .on_conflict_do_nothing(index_elements=["feedback_id", "model_version"])
+        .returning(table.c.id, table.c.feedback_id)
+    )
+    inserted = {fid: aid for aid, fid in session.execute(stmt, values).all()}
+    mentions = []
+    for row, doc in zip(rows, docs, strict=True):
+        analysis_id = inserted.get(row.id)
+        if analysis_id is None:  # already analysed by this model version
+            continue
+        best: dict[str, Any] = {}
+        for mention in doc.themes:
+            kept = best.get(mention.theme)
+            if kept is None or mention.score > kept.score:
+                best[mention.theme] = mention
+        day = as_utc(row.created_at).date()
+        for mention in best.values():
+            span = mention.evidence
+            mentions.append(
+                {
+                    "analysis_id": analysis_id,
+                    "feedback_id": row.id,
+                    "theme": mention.theme,
+                    "polarity": mention.polarity,
+                    "score": float(mention.score),
+                    "day": day,
+                    "evidence_start": span.start if span else None,
+                    "evidence_end": span.end if span else None,
+                    "evidence_text": span.text if span else None,
+                }
+            )
+    if mentions:
+        session.execute(insert(ThemeMention), mentions)
+    session.execute(
+        update(Feedback).where(Feedback.id.in_([r.id for r in rows])).values(analyzed=True)
+    )
+    return StoredAnalyses(len(inserted), len(mentions))

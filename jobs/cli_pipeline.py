@@ -43,6 +43,21 @@ def _settings() -> Any:
 
 
 def _print_ingest(console: Any, result: Any, source: str) -> None:
+    from jobs.connectors import PullResult
+
+    if isinstance(result, PullResult):
+        if result.run_id is None:
+            console.print(f"[bold]{source}[/]: nothing new")
+            return
+        console.print(
+            f"[bold]{source}[/]: read {result.read}, stored [green]{result.stored}[/], "
+            f"duplicates {result.duplicates}, rejected [red]{result.rejected}[/] "
+            f"(run #{result.run_id})"
+        )
+        if result.rejected:
+            top = sorted(result.reasons.items(), key=lambda kv: -kv[1])
+            console.print("  rejected: " + ", ".join(f"{c} ×{n}" for c, n in top), highlight=False)
+        return
     if result.skipped:
         console.print(
             f"[yellow]{source}[/]: {result.path} already ingested (run #{result.run_id}); "
@@ -87,7 +102,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def ingest(
-        path: Path = typer.Argument(..., help="CSV (, ; or tab) or JSONL file"),
+        path: Path = typer.Argument(..., help="CSV (, ; or tab) or JSONL file; - reads stdin"),
         source: str = typer.Option(..., "--source", "-s", help="name of the feed"),
         channel: str = typer.Option(
             "review", "--channel", "-c", help="review | social | complaint | survey"
@@ -112,6 +127,19 @@ def register(app: typer.Typer) -> None:
         settings = _settings()
         mapping = parse_mapping(map_)
         sessions = _open(settings)
+        if str(path) == "-":
+            from jobs.connectors import pull
+            from jobs.connectors.stdin import StdinConnector
+            from jobs.readers import check_encoding_name
+
+            connector = StdinConnector(
+                batch_size=settings.batch_size, encoding=check_encoding_name(encoding)
+            )
+            pulled = pull(
+                sessions, settings, connector, source=source, channel=channel, mapping=mapping
+            )
+            _print_ingest(Console(), pulled, source)
+            return
         result = ingest_file(
             sessions,
             settings,
@@ -126,12 +154,51 @@ def register(app: typer.Typer) -> None:
         _print_ingest(Console(), result, source)
 
     @app.command()
+    def pull(
+        source: list[str] = typer.Option(
+            None, "--source", "-s", help="only these configured sources (default: all)"
+        ),
+    ) -> None:
+        """Ingest the configured [[sources]] (files, folders, HTTP APIs): only what is new."""
+        from rich.console import Console
+        from rich.markup import escape
+
+        from jobs.connectors import pull_source
+
+        settings = _settings()
+        chosen = [s for s in settings.sources if not source or s.source in source]
+        unknown = sorted(set(source or []) - {s.source for s in settings.sources})
+        if unknown:
+            raise fail(f"no configured source named {', '.join(unknown)}")
+        if not chosen:
+            raise fail("no source configured: add [[sources]] to verbatim.toml")
+        sessions = _open(settings)
+        out, err = Console(), Console(stderr=True)
+        failed = False
+        for src in chosen:
+            result = pull_source(sessions, settings, src)
+            _print_ingest(out, result, src.source)
+            for message in getattr(result, "errors", []):
+                failed = True
+                err.print(f"[bold red]error:[/] {escape(src.source)}: {escape(message)}")
+        if failed:
+            raise typer.Exit(EXIT_FAILED)
+
+    @app.command()
     def enrich(
         limit: int = typer.Option(None, help="analyse at most this many verbatims"),
         backend: str = typer.Option(None, help="sentiment backend (default: settings)"),
         reanalyze: bool = typer.Option(
             False, help="also re-analyse verbatims analysed by another model version"
         ),
+        engine: str = typer.Option(
+            "local", help="local (this process) or ray (pip install 'verbatim[ray]')"
+        ),
+        address: str = typer.Option(
+            None, help="ray: cluster address ('auto', 'ray://head:10001'); default: local Ray"
+        ),
+        workers: int = typer.Option(2, min=1, help="ray: actors, each loads the analyzer once"),
+        range_size: int = typer.Option(500, min=1, help="ray: verbatims per id range"),
     ) -> None:
         """Analyse stored verbatims not analysed yet (sentiment, themes, severity)."""
         from rich.console import Console
@@ -139,11 +206,34 @@ def register(app: typer.Typer) -> None:
         from jobs.enrich import enrich as run_enrich
         from jobs.enrich import has_pending
 
+        if engine not in ("local", "ray"):
+            raise fail(f"--engine: {engine!r} is not local or ray")
+        if engine == "ray" and (limit is not None or reanalyze):
+            raise fail("--engine ray analyses every pending verbatim: no --limit / --reanalyze")
         settings = _settings()
         sessions = _open(settings)
         console = Console(stderr=True)
         if not reanalyze and not has_pending(sessions):
             Console().print("nothing to analyse: every stored verbatim is analysed")
+            return
+        if engine == "ray":
+            from jobs.enrich_ray import RayOptions, enrich_ray
+
+            try:
+                import ray  # noqa: F401
+            except ImportError:
+                raise fail("Ray is not installed: pip install 'verbatim[ray]'") from None
+            with console.status(f"analysing on Ray ({workers} workers)…"):
+                result = enrich_ray(
+                    settings,
+                    sessions,
+                    options=RayOptions(address=address, workers=workers, range_size=range_size),
+                    backend=backend,
+                )
+            Console().print(
+                f"analysed [green]{result.analyzed}[/] verbatims on Ray ({result.mentions} "
+                f"theme mentions, model {result.model_version}) over {len(result.days)} day(s)"
+            )
             return
         with console.status("loading the analyzer…"):
             analyzer = _analyzer(settings, backend, sessions)

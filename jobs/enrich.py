@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
-from core.models import Analysis, Feedback, ThemeMention
+from core.models import Analysis, Feedback
 from core.settings import Settings
-from core.store import as_utc, dialect_insert, utcnow
+from core.store import as_utc, store_analyses, utcnow
 from jobs.progress import ProgressLog
 
 log = logging.getLogger(__name__)
@@ -153,69 +153,13 @@ def enrich(
                 log.warning("analyzer failed on feedback ids %s", failed[:20])
                 pairs = [(r, d) for r, d in zip(rows, docs, strict=True) if d is not None]
                 rows, docs = [r for r, _ in pairs], [d for _, d in pairs]
-            ids = [r.id for r in rows]
             recurrent = _recurrent(session, rows)
-            now = utcnow()
-            analyses: list[dict[str, Any]] = []
-            mentions: dict[int, list[dict[str, Any]]] = {}
-            for row, doc in zip(rows, docs, strict=True):
-                day = as_utc(row.created_at).date()
-                result.days.add(day)
-                analyses.append(
-                    {
-                        "feedback_id": row.id,
-                        "model_version": version,
-                        "sentiment": doc.sentiment.label,
-                        "sentiment_score": float(doc.sentiment.score),
-                        "expected_stars": doc.sentiment.stars,
-                        "severity": float(doc.severity),
-                        "is_recurrent": row.id in recurrent,
-                        "analyzed_at": now,
-                    }
-                )
-                # One mention per theme and document (the most confident), so that volumes
-                # count verbatims, not clauses.
-                best: dict[str, Any] = {}
-                for mention in doc.themes:
-                    kept = best.get(mention.theme)
-                    if kept is None or mention.score > kept.score:
-                        best[mention.theme] = mention
-                mentions[row.id] = [
-                    {
-                        "feedback_id": row.id,
-                        "theme": m.theme,
-                        "polarity": m.polarity,
-                        "score": float(m.score),
-                        "day": day,
-                        "evidence_start": m.evidence.start if m.evidence else None,
-                        "evidence_end": m.evidence.end if m.evidence else None,
-                        "evidence_text": m.evidence.text if m.evidence else None,
-                    }
-                    for m in best.values()
-                ]
-            # Idempotent claim: a concurrent enrich (or an overlapping `verbatim run`) may have
-            # analysed the same rows with the same model meanwhile. ON CONFLICT DO NOTHING keeps
-            # its analysis; RETURNING tells which rows are ours, and only those get mentions.
-            inserted = (
-                session.execute(
-                    dialect_insert(session)(Analysis)
-                    .on_conflict_do_nothing(index_elements=["feedback_id", "model_version"])
-                    .returning(Analysis.id, Analysis.feedback_id),
-                    analyses,
-                ).all()
-                if analyses
-                else []
+            result.days.update(as_utc(r.created_at).date() for r in rows)
+            stored = store_analyses(
+                session, rows, docs, model_version=version, recurrent=recurrent, now=utcnow()
             )
-            new_mentions = [
-                {**m, "analysis_id": analysis_id}
-                for analysis_id, feedback_id in inserted
-                for m in mentions[feedback_id]
-            ]
-            if new_mentions:
-                session.execute(insert(ThemeMention), new_mentions)
-            result.mentions += len(new_mentions)
-            result.skipped += len(analyses) - len(inserted)
-            session.execute(update(Feedback).where(Feedback.id.in_(ids)).values(analyzed=True))
+            result.mentions += stored.mentions
+            result.skipped += len(rows) - stored.analyses
         result.analyzed += len(rows)
         if not rows:
             continue

@@ -19,9 +19,10 @@ from core.db import session_scope
 from core.settings import Settings, SourceConfig
 from jobs.aggregate import aggregate
 from jobs.alerts import DeliveryResult
+from jobs.connectors import ConnectorError, PullResult, pull_source
 from jobs.detect import DetectResult
 from jobs.enrich import EnrichResult, enrich
-from jobs.ingest import IngestResult, MappingError, ReaderError, ingest_file
+from jobs.ingest import IngestResult, MappingError, ReaderError
 from jobs.retheme import RethemeResult, retheme
 from nlp.errors import VerbatimError
 
@@ -33,7 +34,7 @@ DEMO_MAPPING = {"channel": "channel"}
 
 @dataclass
 class RunSummary:
-    ingested: list[tuple[SourceConfig, IngestResult]] = field(default_factory=list)
+    ingested: list[tuple[SourceConfig, IngestResult | PullResult]] = field(default_factory=list)
     errors: list[tuple[SourceConfig, str]] = field(default_factory=list)
     enriched: EnrichResult | None = None
     aggregated_rows: int = 0
@@ -85,6 +86,11 @@ def post_aggregate_steps(
         return detected, None
 
 
+class Stopped(RuntimeError):
+    """A stop was requested (the scheduler got SIGTERM): the run ended between two steps or
+    batches, everything before is committed, the next run continues from there."""
+
+
 class AlreadyRunning(VerbatimError, RuntimeError):
     """Another `verbatim run` holds the lock (overlapping cron runs)."""
 
@@ -122,10 +128,13 @@ def run_pipeline(
     analyzer: object | None = None,
     on_enrich_batch: Callable[[int], None] | None = None,
     analyzer_factory: Callable[[], object] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> RunSummary:
     """Run the pipeline once. A source that fails is reported and the others still run.
 
     Give `analyzer`, or `analyzer_factory` (called only when there is something to analyse).
+    `stop()` is checked between steps and batches: when it turns true the run raises
+    `Stopped` at the next safe point (what was stored stays stored).
     """
     with run_lock(settings):
         return _run(
@@ -135,6 +144,7 @@ def run_pipeline(
             analyzer=analyzer,
             on_batch=on_enrich_batch,
             analyzer_factory=analyzer_factory,
+            stop=stop,
         )
 
 
@@ -146,6 +156,7 @@ def _run(
     analyzer: object | None,
     on_batch: Callable[[int], None] | None,
     analyzer_factory: Callable[[], object] | None,
+    stop: Callable[[], bool] | None = None,
 ) -> RunSummary:
     summary = RunSummary()
     sources = list(settings.sources)
@@ -154,18 +165,20 @@ def _run(
         summary.demo = True
     for src in sources:
         try:
-            result = ingest_file(
-                sessions,
-                settings,
-                src.path,
-                source=src.source,
-                channel=src.channel,
-                mapping=src.mapping,
-                progress=progress,
-            )
+            result = pull_source(sessions, settings, src, progress=progress, stop=stop)
             summary.ingested.append((src, result))
-        except (MappingError, ReaderError, FileNotFoundError, OSError) as exc:
+            summary.errors.extend((src, error) for error in getattr(result, "errors", []))
+        except (MappingError, ReaderError, ConnectorError, FileNotFoundError, OSError) as exc:
             summary.errors.append((src, str(exc)))
+        if stop is not None and stop():
+            raise Stopped("stop requested after ingestion")
+
+    def batch_done(done: int) -> None:
+        if on_batch is not None:
+            on_batch(done)
+        if stop is not None and stop():
+            raise Stopped(f"stop requested after {done} verbatims analysed")
+
     with session_scope(sessions) as session:
         from core import taxonomy_store
 
@@ -182,7 +195,7 @@ def _run(
         sessions,
         settings,
         analyzer=analyzer,
-        on_batch=on_batch,
+        on_batch=batch_done,
         analyzer_factory=analyzer_factory,
     )
     with session_scope(sessions) as session:

@@ -32,12 +32,61 @@ class Metrics:
         self.feedback_stored = Gauge(
             "verbatim_feedback_stored", "Verbatims stored in the database", registry=self.registry
         )
+        self.job_last_start = Gauge(
+            "verbatim_job_last_start_timestamp_seconds",
+            "Start of the latest run of each scheduler job (Unix time)",
+            ["job"],
+            registry=self.registry,
+        )
+        self.job_last_success = Gauge(
+            "verbatim_job_last_success_timestamp_seconds",
+            "End of the latest successful run of each scheduler job (Unix time)",
+            ["job"],
+            registry=self.registry,
+        )
+        self.job_lag = Gauge(
+            "verbatim_job_lag_seconds",
+            "Latest run of each scheduler job: start minus its scheduled tick",
+            ["job"],
+            registry=self.registry,
+        )
+        self.job_duration = Gauge(
+            "verbatim_job_duration_seconds",
+            "Duration of the latest finished run of each scheduler job",
+            ["job"],
+            registry=self.registry,
+        )
+        self.job_status = Gauge(
+            "verbatim_job_last_status",
+            "1 for the status of the latest run of each scheduler job",
+            ["job", "status"],
+            registry=self.registry,
+        )
         self.feedback_ingested = Counter(
             "verbatim_api_feedback_rows",
             "Rows posted to /feedback, by outcome",
             ["status"],
             registry=self.registry,
         )
+
+    def set_jobs(self, jobs: list[dict[str, Any]]) -> None:
+        """Scheduler gauges from `core.queries.job_runs_status` (read at scrape time)."""
+        from datetime import datetime
+
+        self.job_status.clear()
+        for job in jobs:
+            name = job["job"]
+            self.job_last_start.labels(name).set(
+                datetime.fromisoformat(job["started_at"]).timestamp()
+            )
+            if job["last_success_at"]:
+                self.job_last_success.labels(name).set(
+                    datetime.fromisoformat(job["last_success_at"]).timestamp()
+                )
+            self.job_lag.labels(name).set(job["lag_seconds"])
+            if job["duration_seconds"] is not None:
+                self.job_duration.labels(name).set(job["duration_seconds"])
+            self.job_status.labels(name, job["status"]).set(1)
 
 
 class BodyTooLarge(ApiError):

@@ -398,10 +398,27 @@ class AnalyzeOut(BaseModel):
     items: list[dict[str, Any]]
 
 
+class JobRunOut(BaseModel):
+    """The latest run of one `verbatim scheduler` job."""
+
+    job: str
+    command: str
+    status: str  # running | ok | failed | aborted | interrupted
+    scheduled_for: str
+    started_at: str
+    finished_at: str | None
+    lag_seconds: float  # start - scheduled tick
+    duration_seconds: float | None
+    last_success_at: str | None
+    host: str
+    detail: str | None
+
+
 class HealthOut(BaseModel):
     status: str
     database: str
     version: str
+    jobs: list[JobRunOut] = []  # scheduler jobs, latest run each (empty without a scheduler)
 
 
 # --- key drivers, overview, journey, corrections --------------------------------------------

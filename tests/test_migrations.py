@@ -20,6 +20,19 @@ def _diff(engine: Engine) -> list:
         return compare_metadata(ctx, Base.metadata)
 
 
+def _head() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from core.db import MIGRATIONS_DIR
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    heads = ScriptDirectory.from_config(cfg).get_heads()
+    assert len(heads) == 1, f"several Alembic heads: {heads}"
+    return heads[0]
+
+
 def test_fresh_sqlite_matches_models(engine: Engine) -> None:
     # `engine` is migrated by the fixture from an empty file.
     assert set(inspect(engine).get_table_names()) >= set(Base.metadata.tables)

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "jobs.cli_topics",  # topics
     "jobs.cli_taxonomy",  # taxonomy show|export|import|history|retheme
     "jobs.cli_digest",  # digest (weekly Slack summary)
+    "jobs.cli_ops",  # scheduler
     "service.cli",  # serve, apikey
 )
 

@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from core.queries import feedback_count
+from core.queries import feedback_count, job_runs_status
 from service.deps import app_state
 from service.schemas import HealthOut
 
@@ -28,13 +28,18 @@ def _version() -> str:
 
 @router.get("/health", response_model=HealthOut, tags=["system"], summary="Liveness + database")
 def health(request: Request) -> JSONResponse:
+    jobs: list = []
     try:
         with app_state(request).sessions() as session:
             session.execute(text("SELECT 1"))
+            jobs = job_runs_status(session)
         db = "ok"
     except Exception as exc:  # noqa: BLE001 - report, don't crash
         db = f"error: {type(exc).__name__}"
-    body = HealthOut(status="ok" if db == "ok" else "degraded", database=db, version=_version())
+    # A failed scheduled run is reported here, not as a 503: the API itself is fine.
+    body = HealthOut(
+        status="ok" if db == "ok" else "degraded", database=db, version=_version(), jobs=jobs
+    )
     return JSONResponse(body.model_dump(), status_code=200 if db == "ok" else 503)
 
 
@@ -50,6 +55,7 @@ def metrics(request: Request) -> Response:
     try:
         with state.sessions() as session:
             state.metrics.feedback_stored.set(feedback_count(session))
+            state.metrics.set_jobs(job_runs_status(session))
     except Exception:  # noqa: BLE001 - keep serving the request metrics
         pass
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,43 @@
+"""stdin source (`verbatim ingest -`): JSONL or CSV piped in, e.g. from another tool's export.
+
+The stream is spooled to a temporary file first (bounded memory, any size), then read by the
+same readers as a file. There is no cursor: piping the same rows twice stores them once
+(deduplication on id / content).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from jobs.connectors.base import Batch
+from jobs.readers import detect_format, iter_records
+
+
+class StdinConnector:
+    kind = "stdin"
+
+    def __init__(
+        self, stream: IO[bytes] | None = None, *, batch_size: int = 500, encoding: str = "utf-8"
+    ) -> None:
+        self.stream = stream
+        self.batch_size = batch_size
+        self.encoding = encoding
+
+    def read(self, state: Mapping[str, Any]) -> Iterator[Batch]:
+        stream = self.stream if self.stream is not None else sys.stdin.buffer
+        with tempfile.TemporaryDirectory(prefix="verbatim-stdin-") as tmp:
+            path = Path(tmp) / "stdin"
+            with path.open("wb") as out:
+                shutil.copyfileobj(stream, out, 1 << 20)
+            batch: list = []
+            for rec in iter_records(path, detect_format(path), self.encoding):
+                batch.append(rec)
+                if len(batch) >= self.batch_size:
+                    yield Batch(batch, {}, "stdin")
+                    batch = []
+            yield Batch(batch, {}, "stdin")

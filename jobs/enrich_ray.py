@@ -1,0 +1,165 @@
+"""`verbatim enrich --engine ray`: the same analysis, scaled out on a Ray cluster.
+
+The driver cuts the pending verbatims (analyzed = false) into id ranges and hands the ranges,
+not the texts, to Ray Data. `map_batches` runs them on a pool of actors; each actor loads the
+analyzer once, then for each range reads the still-pending rows from the database, analyses
+them and writes the analyses back with `core.store.store_analyses` (ON CONFLICT DO NOTHING on
+(feedback_id, model_version)) in one transaction per range. A range that Ray retries after a
+lost worker, or a second run, finds its rows analysed or its analyses present: nothing is
+counted twice. Every worker needs the code installed and the database reachable
+(PostgreSQL for a real cluster; SQLite works on a single machine).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import session_scope
+from core.models import Feedback
+from core.settings import Settings
+from jobs.enrich import EnrichResult
+
+log = logging.getLogger(__name__)
+
+
+def pending_ranges(sessions: sessionmaker[Session], size: int) -> list[tuple[int, int]]:
+    """Inclusive id ranges of at most `size` pending verbatims each, in id order."""
+    ranges: list[tuple[int, int]] = []
+    with session_scope(sessions) as session:
+        ids = session.execute(
+            select(Feedback.id).where(Feedback.analyzed.is_(False)).order_by(Feedback.id)
+        ).scalars()
+        first = last = None
+        count = 0
+        for fid in ids:
+            if first is None:
+                first = fid
+            last, count = fid, count + 1
+            if count == size:
+                ranges.append((first, last))
+                first, count = None, 0
+        if first is not None and last is not None:
+            ranges.append((first, last))
+    return ranges
+
+
+class RangeAnalyzer:
+    """A Ray actor: the analyzer and a database engine, loaded once per actor."""
+
+    def __init__(self, settings: dict[str, Any], backend: str | None = None) -> None:
+        from core.analysis import build_analyzer
+        from core.db import make_engine, session_factory
+
+        self.settings = Settings(**settings)
+        self.engine = make_engine(self.settings.resolved_database_url)
+        self.sessions = session_factory(self.engine)
+        self.analyzer = build_analyzer(self.settings, backend=backend)
+        self.version = str(getattr(self.analyzer, "model_version", "unknown"))[:100]
+
+    def analyse_range(self, lo: int, hi: int) -> tuple[int, int, int, list[date]]:
+        """(analysed, mentions, failed, days) for the pending rows with lo <= id <= hi."""
+        from core.store import as_utc, store_analyses, utcnow
+        from jobs.enrich import _analyze, _recurrent
+
+        with session_scope(self.sessions) as session:
+            rows = session.execute(
+                select(Feedback.id, Feedback.text, Feedback.created_at, Feedback.customer_key)
+                .where(Feedback.analyzed.is_(False), Feedback.id.between(lo, hi))
+                .order_by(Feedback.id)
+            ).all()
+            if not rows:
+                return 0, 0, 0, []
+            docs = _analyze(self.analyzer, [r.text for r in rows])
+            kept = [(r, d) for r, d in zip(rows, docs, strict=True) if d is not None]
+            failed = len(rows) - len(kept)
+            rows, docs = [r for r, _ in kept], [d for _, d in kept]
+            stored = store_analyses(
+                session,
+                rows,
+                docs,
+                model_version=self.version,
+                recurrent=_recurrent(session, rows),
+                now=utcnow(),
+            )
+            days = sorted({as_utc(r.created_at).date() for r in rows})
+        return len(rows), stored.mentions, failed, days
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        import numpy as np
+
+        out: dict[str, list[Any]] = {"analyzed": [], "mentions": [], "failed": [], "days": []}
+        for lo, hi in zip(batch["lo"], batch["hi"], strict=True):
+            analysed, mentions, failed, days = self.analyse_range(int(lo), int(hi))
+            out["analyzed"].append(analysed)
+            out["mentions"].append(mentions)
+            out["failed"].append(failed)
+            out["days"].append(",".join(d.isoformat() for d in days))
+        return {
+            "analyzed": np.array(out["analyzed"], dtype=np.int64),
+            "mentions": np.array(out["mentions"], dtype=np.int64),
+            "failed": np.array(out["failed"], dtype=np.int64),
+            "days": np.array(out["days"], dtype=object),
+            "version": np.array([self.version] * len(out["days"]), dtype=object),
+        }
+
+
+@dataclass
+class RayOptions:
+    address: str | None = None  # None: a local Ray instance; "auto" or "ray://host:10001"
+    workers: int = 2  # actors in the pool (each loads the analyzer once)
+    cpus_per_worker: float = 1.0
+    range_size: int = 500  # verbatims per id range (one transaction each)
+    num_cpus: int | None = None  # local instance only: CPUs Ray may use (default: all)
+
+
+def enrich_ray(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    *,
+    options: RayOptions | None = None,
+    backend: str | None = None,
+) -> EnrichResult:
+    """Analyse every pending verbatim on Ray; returns the same counts as `jobs.enrich`."""
+    import ray
+    import ray.data
+
+    opts = options or RayOptions()
+    ranges = pending_ranges(sessions, opts.range_size)
+    if not ranges:
+        return EnrichResult()
+    if not ray.is_initialized():
+        ray.init(
+            address=opts.address,
+            num_cpus=opts.num_cpus if opts.address is None else None,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    # Workers build their own Settings from these values (their environment may differ).
+    worker_settings = settings.model_dump(mode="json")
+    worker_settings["database_url"] = settings.resolved_database_url
+    ds = ray.data.from_items([{"lo": lo, "hi": hi} for lo, hi in ranges])
+    results = ds.map_batches(
+        RangeAnalyzer,
+        fn_constructor_kwargs={"settings": worker_settings, "backend": backend},
+        batch_size=1,  # one id range per call: one transaction each
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=max(1, opts.workers)),
+        num_cpus=opts.cpus_per_worker,
+    )
+    result = EnrichResult()
+    for row in results.iter_rows():
+        result.analyzed += int(row["analyzed"])
+        result.mentions += int(row["mentions"])
+        result.failed += int(row["failed"])
+        result.model_version = str(row["version"]) or result.model_version
+        result.days.update(date.fromisoformat(d) for d in str(row["days"]).split(",") if d)
+    return result

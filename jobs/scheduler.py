@@ -1,0 +1,341 @@
+"""`verbatim scheduler`: run ingestion and the pipeline on cron expressions (APScheduler 3).
+
+Guarantees, for any number of schedulers on one database (processes or machines):
+- **one run at a time**: a run holds a lock first, a PostgreSQL advisory lock
+  (`pg_try_advisory_lock`, per database and schema) or, on SQLite, a file lock next to the
+  database file; a tick that finds another run going waits up to `lock_wait_seconds`;
+- **one run per tick**: the run then claims its tick with a row in `job_runs`, unique on
+  (job, tick); a scheduler that finds the tick claimed skips it;
+- **misfires**: a tick late by less than `misfire_grace_seconds` still runs, several missed
+  ticks run once (coalescing);
+- **clean stop**: SIGTERM / SIGINT stop the scheduler; a run in progress ends at its next safe
+  point (between sources, between analysis batches: what it stored stays stored, the run is
+  recorded as `aborted`, the next tick continues from there);
+- status, lag (start - tick) and duration of the last run of each job in `job_runs`, shown by
+  `/health` and `/metrics`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import session_scope
+from core.settings import SchedulerJob, Settings
+from core.store import claim_job_run, finish_job_run, interrupt_stale_job_runs, utcnow
+from nlp.errors import VerbatimError
+
+log = logging.getLogger(__name__)
+
+Stop = Callable[[], bool]
+
+
+class SchedulerConfigError(VerbatimError, ValueError):
+    """No job, or a cron expression / timezone that does not parse: one clear message."""
+
+
+# --- the commands a job can run ---------------------------------------------------------------
+
+
+def _cmd_run(settings: Settings, sessions: sessionmaker[Session], stop: Stop) -> str:
+    from core.analysis import build_analyzer
+    from jobs.run import run_pipeline
+
+    summary = run_pipeline(
+        settings, sessions, analyzer_factory=lambda: build_analyzer(settings), stop=stop
+    )
+    stored = sum(r.stored for _s, r in summary.ingested)
+    analysed = summary.enriched.analyzed if summary.enriched else 0
+    line = f"stored {stored}, analysed {analysed}"
+    if summary.detected is not None:
+        line += f", alerts {summary.detected.new} new / {summary.detected.updated} updated"
+    if summary.errors:
+        line += "; errors: " + "; ".join(f"{s.source}: {m}" for s, m in summary.errors)
+        raise RuntimeError(line)
+    return line
+
+
+def _cmd_ingest(settings: Settings, sessions: sessionmaker[Session], stop: Stop) -> str:
+    from jobs.connectors import pull_source
+    from jobs.run import Stopped
+
+    if not settings.sources:
+        return "no source configured"
+    parts, errors = [], []
+    for src in settings.sources:
+        try:
+            result = pull_source(sessions, settings, src, stop=stop)
+        except Exception as exc:  # noqa: BLE001 - one failing source must not block the others
+            errors.append(f"{src.source}: {exc}")
+            continue
+        parts.append(f"{src.source} stored {result.stored}")
+        errors.extend(f"{src.source}: {e}" for e in getattr(result, "errors", []))
+        if stop():
+            raise Stopped("stop requested between sources")
+    if errors:
+        raise RuntimeError("; ".join(parts + errors))
+    return ", ".join(parts)
+
+
+def _cmd_enrich(settings: Settings, sessions: sessionmaker[Session], stop: Stop) -> str:
+    from jobs.enrich import enrich
+    from jobs.run import Stopped
+
+    def check(done: int) -> None:
+        if stop():
+            raise Stopped(f"stop requested after {done} verbatims analysed")
+
+    result = enrich(sessions, settings, on_batch=check)
+    return f"analysed {result.analyzed}"
+
+
+def _cmd_aggregate(settings: Settings, sessions: sessionmaker[Session], stop: Stop) -> str:
+    from jobs.aggregate import aggregate
+
+    with session_scope(sessions) as session:
+        return f"wrote {aggregate(session)} aggregate rows"
+
+
+def _cmd_detect(settings: Settings, sessions: sessionmaker[Session], stop: Stop) -> str:
+    from jobs.detect import run_detect
+
+    found = run_detect(settings, sessions)
+    return f"alerts {found.new} new, {found.updated} updated, {found.queued} queued"
+
+
+def _cmd_alert(settings: Settings, sessions: sessionmaker[Session], stop: Stop) -> str:
+    from jobs.alerts import deliver_pending
+
+    sent = deliver_pending(settings, sessions)
+    return f"sent {sent.sent}, deferred {sent.deferred}, failed {sent.dead}"
+
+
+COMMANDS: dict[str, Callable[[Settings, sessionmaker[Session], Stop], str]] = {
+    "run": _cmd_run,
+    "ingest": _cmd_ingest,
+    "enrich": _cmd_enrich,
+    "aggregate": _cmd_aggregate,
+    "detect": _cmd_detect,
+    "alert": _cmd_alert,
+}
+
+
+# --- cron -------------------------------------------------------------------------------------
+
+
+def make_trigger(cron: str, timezone: str) -> Any:
+    """5-field crontab, or 6 fields with seconds first (`*/10 * * * * *`)."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    fields = cron.split()
+    try:
+        if len(fields) == 5:
+            return CronTrigger.from_crontab(cron, timezone=timezone)
+        if len(fields) == 6:
+            second, minute, hour, day, month, dow = fields
+            return CronTrigger(
+                second=second,
+                minute=minute,
+                hour=hour,
+                day=day,
+                month=month,
+                day_of_week=dow,
+                timezone=timezone,
+            )
+    except (ValueError, LookupError) as exc:
+        raise SchedulerConfigError(f"cron {cron!r}: {exc}") from None
+    raise SchedulerConfigError(
+        f"cron {cron!r}: expected 5 fields (minute hour day month weekday) or 6 (seconds first)"
+    )
+
+
+def current_tick(trigger: Any, now: datetime, horizon_s: float) -> datetime:
+    """The latest fire time of `trigger` at or before `now` (looking back `horizon_s`): the
+    tick this run stands for, the same in every scheduler process. A run that starts after
+    the next tick already passed (a busy machine) stands for that newer tick: coalescing."""
+    last = None
+    fire = trigger.get_next_fire_time(None, now - timedelta(seconds=horizon_s + 1))
+    while fire is not None and fire <= now:
+        last = fire
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    return (last or now).replace(microsecond=0)
+
+
+# --- the lock ---------------------------------------------------------------------------------
+
+
+class RunLock:
+    """One run at a time across processes: PostgreSQL advisory lock, or a file lock (SQLite)."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.conn: Any = None
+        self.file_lock: Any = None
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as conn:
+                where = conn.execute(text("select current_database(), current_schema()")).one()
+            digest = hashlib.sha256(f"verbatim-scheduler:{where[0]}:{where[1]}".encode()).digest()
+            self.key = int.from_bytes(digest[:8], "big", signed=True)
+        else:
+            from filelock import FileLock
+
+            database = engine.url.database
+            if database and database != ":memory:":
+                path = Path(database).resolve().with_suffix(".scheduler.lock")
+            else:
+                path = settings.data_dir.resolve() / "scheduler.lock"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.file_lock = FileLock(str(path))
+
+    def try_acquire(self) -> bool:
+        if self.file_lock is not None:
+            from filelock import Timeout
+
+            try:
+                self.file_lock.acquire(timeout=0)
+            except Timeout:
+                return False
+            return True
+        conn = self.engine.connect()
+        got = bool(conn.execute(text("select pg_try_advisory_lock(:k)"), {"k": self.key}).scalar())
+        conn.commit()  # the lock is held by the session, not the transaction
+        if got:
+            self.conn = conn
+        else:
+            conn.close()
+        return got
+
+    def acquire(self, wait_s: float, stop: Stop, poll_s: float = 0.5) -> bool:
+        deadline = time.monotonic() + wait_s
+        while True:
+            if self.try_acquire():
+                return True
+            if stop() or time.monotonic() >= deadline:
+                return False
+            time.sleep(poll_s)
+
+    def release(self) -> None:
+        if self.file_lock is not None:
+            self.file_lock.release()
+        elif self.conn is not None:
+            try:
+                self.conn.execute(text("select pg_advisory_unlock(:k)"), {"k": self.key})
+                self.conn.commit()
+            finally:
+                self.conn.close()
+                self.conn = None
+
+
+# --- running ----------------------------------------------------------------------------------
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, engine: Engine, sessions: sessionmaker[Session]) -> None:
+        conf = settings.scheduler
+        if not conf.jobs:
+            raise SchedulerConfigError(
+                "no scheduler job configured: add [scheduler] jobs = "
+                '[{name="pipeline", cron="*/15 * * * *", command="run"}] to verbatim.toml'
+            )
+        names = [j.name for j in conf.jobs]
+        if len(set(names)) != len(names):
+            raise SchedulerConfigError(f"scheduler job names must be unique: {names}")
+        self.settings = settings
+        self.engine = engine
+        self.sessions = sessions
+        self.stop_event = threading.Event()
+        self.host = f"{socket.gethostname()}:{os.getpid()}"
+        self.triggers = {j.name: make_trigger(j.cron, conf.timezone) for j in conf.jobs}
+        self.lock = RunLock(engine, settings)
+
+    def stopping(self) -> bool:
+        return self.stop_event.is_set()
+
+    def run_tick(self, job: SchedulerJob) -> str | None:
+        """One tick of `job`: lock, claim the tick, run, record. Returns the status (None when
+        the tick was skipped: claimed by another scheduler, or no lock before the deadline)."""
+        from jobs.run import Stopped
+
+        conf = self.settings.scheduler
+        tick = current_tick(self.triggers[job.name], utcnow(), conf.misfire_grace_seconds)
+        if not self.lock.acquire(conf.lock_wait_seconds, self.stopping):
+            log.warning(
+                "job %s tick %s: another run held the lock too long; skipped", job.name, tick
+            )
+            return None
+        try:
+            with session_scope(self.sessions) as session:
+                stale = interrupt_stale_job_runs(session)
+                run_id = claim_job_run(
+                    session, job=job.name, command=job.command, tick=tick, host=self.host
+                )
+            if stale:
+                log.warning("marked %d run(s) left 'running' by a dead scheduler", stale)
+            if run_id is None:
+                log.info("job %s tick %s: already run by another scheduler", job.name, tick)
+                return None
+            log.info("job %s tick %s: started (run #%d)", job.name, tick.isoformat(), run_id)
+            try:
+                detail = COMMANDS[job.command](self.settings, self.sessions, self.stopping)
+                status = "ok"
+            except Stopped as exc:
+                status, detail = "aborted", str(exc)
+            except Exception as exc:  # noqa: BLE001 - recorded; the next tick tries again
+                log.exception("job %s failed", job.name)
+                status, detail = "failed", f"{type(exc).__name__}: {exc}"
+            with session_scope(self.sessions) as session:
+                finish_job_run(session, run_id, status=status, detail=detail)
+            log.info("job %s tick %s: %s (%s)", job.name, tick.isoformat(), status, detail)
+            return status
+        finally:
+            self.lock.release()
+
+    def serve(self) -> None:
+        """Run until SIGTERM / SIGINT; the run in progress ends at its next safe point."""
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        conf = self.settings.scheduler
+        sched = BackgroundScheduler(
+            timezone=conf.timezone,
+            # One run at a time in this process too; other processes: the run lock.
+            executors={"default": ThreadPoolExecutor(1)},
+            job_defaults={
+                "coalesce": True,
+                "misfire_grace_time": conf.misfire_grace_seconds,
+                "max_instances": 1,
+            },
+        )
+        for job in conf.jobs:
+            sched.add_job(
+                self.run_tick, self.triggers[job.name], args=[job], id=job.name, name=job.name
+            )
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            log.info("%s received: stopping", signal.Signals(signum).name)
+            self.stop_event.set()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        sched.start()
+        try:
+            for job in sched.get_jobs():
+                log.info("job %s: next run at %s", job.id, job.next_run_time.isoformat())
+            while not self.stop_event.wait(0.5):
+                pass
+        finally:
+            sched.shutdown(wait=True)
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            log.info("scheduler stopped")

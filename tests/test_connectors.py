@@ -1,0 +1,364 @@
+"""Connectors on real parts: a real HTTP server on 127.0.0.1, real files, real SQLite and
+PostgreSQL, and `verbatim` run as a subprocess for the restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import make_engine, migrate, session_factory
+from core.models import Feedback, Quarantine
+from core.settings import Settings, SourceConfig
+from jobs.connectors import ConnectorError, SourceConfigError, build_connector, pull, pull_source
+from jobs.connectors.folder import FolderConnector
+from jobs.connectors.http import HttpConnector
+from tests.pg_schema import pg_schema_url
+
+OLD = time.time() - 3600  # mtime of files that are complete
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'conn.db'}"
+    else:
+        with pg_schema_url() as url:
+            yield url
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(db_url)
+    migrate(engine)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+def _count(sessions: sessionmaker[Session], source: str | None = None) -> int:
+    with sessions() as s:
+        stmt = select(func.count()).select_from(Feedback)
+        if source:
+            stmt = stmt.where(Feedback.source == source)
+        return int(s.scalar(stmt) or 0)
+
+
+def _ids(sessions: sessionmaker[Session]) -> list[str]:
+    with sessions() as s:
+        return sorted(s.scalars(select(Feedback.external_id)))
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+
+
+class FakeApi:
+    """A paginated JSON API: `?since=` filters on `updated_at`, pages of `page_size` linked by
+    `next`, bearer token required; `fail` maps a page number to statuses served before it
+    answers (e.g. [503, 429]); `down_pages` always fail with 500."""
+
+    def __init__(self, page_size: int = 4) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.page_size = page_size
+        self.fail: dict[int, list[int]] = {}
+        self.down_pages: set[int] = set()
+        self.requests: list[dict[str, Any]] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                query = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
+                api.requests.append({"query": query, "auth": self.headers.get("Authorization")})
+                if self.headers.get("Authorization") != "Bearer s3cret":
+                    return self._send(401, {"error": "unauthorized"})
+                page = int(query.get("page", "1"))
+                if page in api.down_pages:
+                    return self._send(500, {"error": "down"})
+                if api.fail.get(page):
+                    status = api.fail[page].pop(0)
+                    return self._send(status, {"error": "busy"}, {"Retry-After": "0"})
+                since = query.get("since")
+                rows = sorted(api.records, key=lambda r: r["updated_at"])
+                if since:
+                    rows = [r for r in rows if r["updated_at"] >= since]  # inclusive, on purpose
+                chunk = rows[(page - 1) * api.page_size : page * api.page_size]
+                body: dict[str, Any] = {"data": chunk}
+                if page * api.page_size < len(rows):
+                    nxt = f"/reviews?page={page + 1}" + (f"&since={since}" if since else "")
+                    body["next"] = nxt
+                self._send(200, body)
+
+            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/reviews"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def add(self, n: int, start: int = 0) -> None:
+        for i in range(start, start + n):
+            self.records.append(
+                {
+                    "review_id": f"r{i:03d}",
+                    "body": f"Avis numéro {i} : livraison en retard, colis abîmé",
+                    "updated_at": f"2026-11-{1 + i // 10:02d}T10:{i % 60:02d}:00Z",
+                    "stars": 1 + i % 5,
+                }
+            )
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApi]:
+    monkeypatch.setenv("REVIEWS_TOKEN", "s3cret")
+    server = FakeApi()
+    yield server
+    server.close()
+
+
+def _http(api: FakeApi, **kw: Any) -> HttpConnector:
+    return HttpConnector(
+        api.url,
+        auth_env="REVIEWS_TOKEN",
+        cursor_field="updated_at",
+        max_retries=kw.pop("max_retries", 3),
+        backoff_base=0.01,
+        **kw,
+    )
+
+
+MAPPING = {"text": "body", "id": "review_id", "created_at": "updated_at", "rating": "stars"}
+
+
+def test_http_pull_each_record_exactly_once_across_restarts(
+    api: FakeApi, db: sessionmaker[Session], settings: Settings
+) -> None:
+    api.add(10)
+    api.down_pages = {2}  # page 2 keeps failing: the pull stops after page 1 was stored
+    with pytest.raises(ConnectorError, match="HTTP 500 after 2 attempts"):
+        pull(db, settings, _http(api, max_retries=1), source="api", mapping=MAPPING)
+    assert _count(db) == 4
+    assert api.requests[0]["query"] == {}  # first pull: no cursor yet
+
+    # "Restart": a fresh engine on the same database, the API is back, with a 503 and a 429
+    # on the way (retried with backoff / Retry-After).
+    api.down_pages = set()
+    api.fail = {2: [503, 429]}
+    result = pull(db, settings, _http(api), source="api", mapping=MAPPING)
+    assert result.stored == 6 and result.duplicates == 4  # the cursor had not moved yet
+    assert _ids(db) == [f"r{i:03d}" for i in range(10)]
+
+    # New records: only the newer ones are asked for (since=cursor) and stored.
+    api.add(3, start=10)
+    api.requests.clear()
+    result = pull(db, settings, _http(api), source="api", mapping=MAPPING)
+    assert api.requests[0]["query"]["since"] == "2026-11-01T10:09:00Z"
+    assert result.stored == 3
+    assert _count(db) == 13
+    assert pull(db, settings, _http(api), source="api", mapping=MAPPING).stored == 0
+    assert len(set(_ids(db))) == 13
+
+
+def test_http_page_param_pagination_and_bad_records(
+    api: FakeApi, db: sessionmaker[Session], settings: Settings
+) -> None:
+    api.add(6)
+    api.records.append({"review_id": "empty", "body": "", "updated_at": "2026-11-01T11:00:00Z"})
+    # page-number pagination: ignore the `next` links, ask page=1, 2, ... until a page is empty
+    conn = _http(api, next_path=None, page_param="page")
+    result = pull(db, settings, conn, source="api", mapping=MAPPING)
+    assert result.stored == 6 and result.rejected == 1
+    pages = [r["query"].get("page") for r in api.requests]
+    assert pages == ["1", "2", "3"]
+    with db() as s:
+        assert s.scalar(select(func.count()).select_from(Quarantine)) == 1
+
+
+def test_http_errors_are_clear(api: FakeApi, db: sessionmaker[Session], settings: Settings) -> None:
+    os.environ.pop("REVIEWS_TOKEN")
+    with pytest.raises(SourceConfigError, match="REVIEWS_TOKEN"):
+        pull(db, settings, _http(api), source="api", mapping=MAPPING)
+    os.environ["REVIEWS_TOKEN"] = "wrong"
+    with pytest.raises(ConnectorError, match="HTTP 401"):  # 4xx: no retry
+        pull(db, settings, _http(api), source="api", mapping=MAPPING)
+    assert len(api.requests) == 1
+    cfg = SourceConfig(source="x", kind="zendesk")
+    with pytest.raises(SourceConfigError, match="unknown kind 'zendesk'"):
+        build_connector(cfg, settings)
+
+
+# --- folder ----------------------------------------------------------------------------------
+
+
+def _write(path: Path, rows: list[dict[str, Any]], mtime: float = OLD) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def _rows(prefix: str, n: int) -> list[dict[str, Any]]:
+    return [
+        {"id": f"{prefix}{i}", "text": f"Commande {prefix}{i} reçue, très déçu du service client"}
+        for i in range(n)
+    ]
+
+
+def test_folder_reads_new_complete_files_once(
+    tmp_path: Path, db: sessionmaker[Session], settings: Settings
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    _write(inbox / "a.jsonl", _rows("a", 5))
+    (inbox / "b.csv").write_text("id;commentaire\nb0;Remboursement jamais reçu\n", "utf-8")
+    os.utime(inbox / "b.csv", (OLD, OLD))
+    _write(inbox / "c.jsonl.part", _rows("c", 3))  # still downloading
+    _write(inbox / "d.jsonl", _rows("d", 2), mtime=time.time())  # being written right now
+    conn = FolderConnector(inbox, "*", settle_seconds=60, batch_size=2)
+
+    # Stop after the first batch: a crash between two batches of a file.
+    first = pull(db, settings, conn, source="inbox", stop=lambda: True)
+    assert first.stored == 2
+    result = pull(db, settings, conn, source="inbox")
+    assert result.stored == 4  # the rest of a.jsonl (resumed after row 2) and b.csv
+    assert _count(db) == 6
+
+    # Renamed / touched copies of a file already read are not read again; a file that became
+    # complete (renamed from .part, older than the settle time) is.
+    (inbox / "a.jsonl").rename(inbox / "a-renamed.jsonl")
+    (inbox / "c.jsonl.part").rename(inbox / "c.jsonl")
+    os.utime(inbox / "d.jsonl", (OLD, OLD))
+    result = pull(db, settings, conn, source="inbox")
+    assert result.stored == 5 and result.duplicates == 0
+    assert pull(db, settings, conn, source="inbox").read == 0  # nothing new: nothing read
+    assert _count(db) == 11
+
+
+def test_folder_unreadable_file_is_reported_and_the_rest_lands(
+    tmp_path: Path, db: sessionmaker[Session], settings: Settings
+) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (inbox / "array.json").write_text('[{"text": "x"}]', "utf-8")
+    os.utime(inbox / "array.json", (OLD, OLD))
+    _write(inbox / "ok.jsonl", _rows("k", 3))
+    result = pull(db, settings, FolderConnector(inbox, "*", settle_seconds=0), source="in")
+    assert result.stored == 3
+    assert len(result.errors) == 1 and "JSON array" in result.errors[0]
+
+
+# --- restarts as real processes (verbatim pull / verbatim ingest -) ---------------------------
+
+
+def _cli(args: list[str], env: dict[str, str], cwd: Path, stdin: bytes | None = None):  # noqa: ANN202
+    return subprocess.run(
+        [sys.executable, "-m", "verbatim_cli", *args],
+        input=stdin,
+        capture_output=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def _env(tmp_path: Path, db_url: str, config: str) -> dict[str, str]:
+    (tmp_path / "verbatim.toml").write_text(config, "utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERBATIM_")}
+    env.update(
+        VERBATIM_CONFIG=str(tmp_path / "verbatim.toml"),
+        VERBATIM_DATABASE_URL=db_url,
+        VERBATIM_DATA_DIR=str(tmp_path / "data"),
+        PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+    )
+    return env
+
+
+@pytest.mark.slow
+def test_verbatim_pull_folder_and_http_across_process_restarts(
+    tmp_path: Path, db_url: str, api: FakeApi
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    _write(inbox / "one.jsonl", _rows("f", 4))
+    api.add(5)
+    config = f"""
+[[sources]]
+source = "inbox"
+kind = "folder"
+path = "{inbox}"
+pattern = "*.jsonl"
+settle_seconds = 5
+
+[[sources]]
+source = "reviews"
+kind = "http"
+url = "{api.url}"
+auth_env = "REVIEWS_TOKEN"
+cursor_field = "updated_at"
+mapping = {{ text = "body", id = "review_id", created_at = "updated_at", rating = "stars" }}
+"""
+    env = _env(tmp_path, db_url, config)
+    out = _cli(["pull"], env, tmp_path)
+    assert out.returncode == 0, out.stderr.decode()
+    assert "inbox: read 4, stored 4" in out.stdout.decode()
+    assert "reviews: read 5, stored 5" in out.stdout.decode()
+    _write(inbox / "two.jsonl", _rows("g", 2))
+    api.add(1, start=5)
+    out = _cli(["pull"], env, tmp_path)
+    assert out.returncode == 0, out.stderr.decode()
+    text = out.stdout.decode()
+    assert "inbox: read 2, stored 2" in text and "stored 1" in text
+    out = _cli(["pull"], env, tmp_path)
+    assert "inbox: nothing new" in out.stdout.decode()
+    engine = make_engine(db_url)
+    sessions = session_factory(engine)
+    assert _count(sessions, "inbox") == 6 and _count(sessions, "reviews") == 6
+    engine.dispose()
+
+
+@pytest.mark.slow
+def test_ingest_from_stdin(tmp_path: Path, db_url: str) -> None:
+    env = _env(tmp_path, db_url, "")
+    feed = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in _rows("s", 3)) + "{oops\n"
+    out = _cli(["ingest", "-", "--source", "pipe"], env, tmp_path, stdin=feed.encode())
+    assert out.returncode == 0, out.stderr.decode()
+    assert "read 4, stored 3" in out.stdout.decode() and "invalid_json" in out.stdout.decode()
+    out = _cli(["ingest", "-", "--source", "pipe"], env, tmp_path, stdin=feed.encode())
+    assert "stored 0, duplicates 3" in out.stdout.decode()
+
+
+def test_run_pulls_configured_sources(tmp_path: Path, settings: Settings) -> None:
+    """`pull_source` keeps the plain file source and adds the connectors."""
+    feed = _write(tmp_path / "feed.jsonl", _rows("p", 3))
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    plain = pull_source(sessions, settings, SourceConfig(source="file", path=feed))
+    assert plain.stored == 3
+    folder = SourceConfig(source="dir", kind="folder", path=tmp_path, pattern="*.jsonl")
+    assert pull_source(sessions, settings, folder).stored == 3  # same rows, another source
+    engine.dispose()

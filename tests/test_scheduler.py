@@ -1,0 +1,207 @@
+"""`verbatim scheduler`: real scheduler processes on one real database (SQLite, PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.db import make_engine, migrate, session_factory
+from core.models import JobRun
+from core.settings import Settings
+from core.store import claim_job_run, finish_job_run
+from jobs.scheduler import RunLock, Scheduler, SchedulerConfigError, current_tick, make_trigger
+from tests.pg_schema import pg_schema_url
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'sched.db'}"
+    else:
+        with pg_schema_url() as url:
+            yield url
+
+
+def test_cron_ticks() -> None:
+    trigger = make_trigger("*/15 * * * *", "UTC")
+    now = datetime(2026, 12, 2, 8, 31, 7, tzinfo=UTC)
+    assert current_tick(trigger, now, 3600) == datetime(2026, 12, 2, 8, 30, tzinfo=UTC)
+    seconds = make_trigger("*/10 * * * * *", "UTC")
+    assert current_tick(seconds, now, 60) == datetime(2026, 12, 2, 8, 31, 0, tzinfo=UTC)
+    with pytest.raises(SchedulerConfigError, match="5 fields"):
+        make_trigger("every hour", "UTC")
+    with pytest.raises(SchedulerConfigError, match="cron"):
+        make_trigger("99 * * * *", "UTC")
+
+
+def test_claim_and_lock_are_exclusive(db_url: str, settings: Settings) -> None:
+    engine = make_engine(db_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    tick = datetime(2026, 12, 2, 8, 30, tzinfo=UTC)
+    with sessions.begin() as s:
+        first = claim_job_run(s, job="p", command="run", tick=tick, host="a")
+    with sessions.begin() as s:
+        assert claim_job_run(s, job="p", command="run", tick=tick, host="b") is None
+        finish_job_run(s, first, status="ok", detail="done")
+    a, b = RunLock(engine, settings), RunLock(engine, settings)
+    assert a.try_acquire()
+    assert not b.try_acquire()  # another connection / file handle: as another process would
+    a.release()
+    assert b.try_acquire()
+    b.release()
+    engine.dispose()
+
+
+def test_no_job_is_a_clear_error(settings: Settings, engine: Engine) -> None:
+    with pytest.raises(SchedulerConfigError, match=r"\[scheduler\] jobs"):
+        Scheduler(settings, engine, session_factory(engine))
+
+
+def test_health_and_metrics_show_the_last_runs(
+    settings: Settings, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    from service.app import create_app
+
+    tick = datetime.now(UTC).replace(microsecond=0)
+    with sessions.begin() as s:
+        ok = claim_job_run(s, job="pipeline", command="run", tick=tick, host="h:1")
+        finish_job_run(s, ok, status="ok", detail="stored 3")
+        bad = claim_job_run(s, job="ingest", command="ingest", tick=tick, host="h:1")
+        finish_job_run(s, bad, status="failed", detail="HTTP 500")
+    client = TestClient(create_app(settings, engine=engine, build_analyzer_at_startup=False))
+    health = client.get("/health").json()
+    jobs = {j["job"]: j for j in health["jobs"]}
+    assert health["status"] == "ok"
+    assert jobs["pipeline"]["status"] == "ok" and jobs["ingest"]["detail"] == "HTTP 500"
+    assert jobs["pipeline"]["lag_seconds"] >= 0 and jobs["ingest"]["last_success_at"] is None
+    text = client.get("/metrics").text
+    assert 'verbatim_job_last_status{job="ingest",status="failed"} 1.0' in text
+    assert 'verbatim_job_lag_seconds{job="pipeline"}' in text
+    assert 'verbatim_job_last_success_timestamp_seconds{job="pipeline"}' in text
+
+
+# --- real processes ---------------------------------------------------------------------------
+
+
+def _start(tmp_path: Path, db_url: str, config: str, name: str) -> subprocess.Popen:
+    (tmp_path / "verbatim.toml").write_text(config, "utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERBATIM_")}
+    env.update(
+        VERBATIM_CONFIG=str(tmp_path / "verbatim.toml"),
+        VERBATIM_DATABASE_URL=db_url,
+        VERBATIM_DATA_DIR=str(tmp_path / "data"),
+        VERBATIM_SENTIMENT_BACKEND="lexicon",
+        PYTHONPATH=str(ROOT),
+    )
+    log = (tmp_path / f"{name}.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "verbatim_cli", "scheduler"], stdout=log, stderr=log, env=env
+    )
+
+
+def _runs(sessions: sessionmaker[Session]) -> list[JobRun]:
+    with sessions() as s:
+        return list(s.scalars(select(JobRun).order_by(JobRun.id)))
+
+
+def _wait(cond, timeout: float) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+@pytest.mark.slow
+def test_two_schedulers_run_each_tick_once(tmp_path: Path, db_url: str) -> None:
+    config = '[scheduler]\njobs = [{name="agg", cron="*/2 * * * * *", command="aggregate"}]\n'
+    procs = [_start(tmp_path, db_url, config, n) for n in ("a", "b")]
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    engine = make_engine(db_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    try:
+        # Both up (each printed its next run time), then at least 4 ticks with both competing.
+        assert _wait(lambda: all("next run at" in p.read_text() for p in logs), 120), [
+            p.read_text()[-2000:] for p in logs
+        ]
+        seen = len(_runs(sessions))
+        assert _wait(lambda: len(_runs(sessions)) >= seen + 4, 60)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        codes = [p.wait(timeout=60) for p in procs]
+    texts = [p.read_text() for p in logs]
+    assert codes == [0, 0], texts
+    assert all("scheduler stopped" in t for t in texts)
+    runs = _runs(sessions)
+    started = sum(t.count(": started (run #") for t in texts)
+    # Each tick ran exactly once: as many executions (counted in both logs) as ticks.
+    assert started == len(runs) == len({r.scheduled_for for r in runs})
+    assert all(r.status == "ok" for r in runs)
+    # ...and the two processes did compete for the same ticks (the losers logged it).
+    assert sum(t.count("already run by another scheduler") for t in texts) >= 2
+    engine.dispose()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_run_cleanly(tmp_path: Path) -> None:
+    """SIGTERM during a pipeline run: the run ends after its current batch, is recorded as
+    aborted (never left 'running'), and the process exits 0."""
+    db_url = f"sqlite:///{tmp_path / 'stop.db'}"
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    rows = [
+        {"id": str(i), "text": f"Colis {i} arrivé abîmé, remboursement refusé"} for i in range(400)
+    ]
+    (inbox / "feed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    old = time.time() - 3600
+    os.utime(inbox / "feed.jsonl", (old, old))
+    config = f"""batch_size = 10
+[[sources]]
+source = "inbox"
+kind = "folder"
+path = "{inbox}"
+
+[scheduler]
+jobs = [{{name="pipeline", cron="* * * * * *", command="run"}}]
+"""
+    proc = _start(tmp_path, db_url, config, "s")
+    engine = make_engine(db_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    try:
+        assert _wait(
+            lambda: (
+                "analysing" in (tmp_path / "s.log").read_text()
+                or any(r.status == "running" for r in _runs(sessions))
+            ),
+            180,
+        ), (tmp_path / "s.log").read_text()[-3000:]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=120)
+    text = (tmp_path / "s.log").read_text()
+    assert code == 0, text[-3000:]
+    assert "scheduler stopped" in text
+    runs = _runs(sessions)
+    assert runs and all(r.status in ("ok", "aborted") for r in runs), [
+        (r.status, r.detail) for r in runs
+    ]
+    engine.dispose()
