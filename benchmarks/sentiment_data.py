@@ -8,12 +8,15 @@ as its test split and never used for training.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from jobs.train_sentiment import stable_bucket
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ../shared/data beside the checkout; VERBATIM_SHARED_DATA points elsewhere (e.g. from a worktree).
+SHARED = Path(os.environ.get("VERBATIM_SHARED_DATA")
+              or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 TRUSTPILOT_TEST_PERCENT = 20
 TRUSTPILOT_POSITIVES = 8000  # the set is 97% positive: keep every negative/neutral row
 TWEET_REPEATS = 2  # the only social-media set is small: seen twice per epoch
