@@ -28,6 +28,8 @@ FORMAT = 1
 DELTA_FILE = "delta.safetensors"
 META_FILE = "meta.json"
 STARS = (1, 2, 3, 4, 5)
+# Eye-roll, upside-down, unamused, expressionless, facepalm (any skin tone / gender variant).
+IRONY_MARKERS = ("\U0001f644", "\U0001f643", "\U0001f612", "\U0001f611", "\U0001f926")
 
 
 class SentimentModelError(ValueError):
@@ -45,6 +47,10 @@ class SentimentHeadConfig:
     version: str = "1.0"
     # How the delta stores layer matrices: "int8" (row-wise scales, half the size) or "fp16".
     delta_dtype: str = "int8"
+    # Exasperation emojis (IRONY_MARKERS) mark irony or annoyance: "Super, encore un colis
+    # perdu, bravo la Poste 🙄" is a complaint whatever its words say. The encoder barely saw
+    # them in training, so their logit shift (positive -> negative) is a fixed prior.
+    irony_margin: float = 1.5
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
 
@@ -96,8 +102,10 @@ def read_config(path: Path) -> SentimentHeadConfig:
     path = Path(path)
     meta_file, delta_file = path / META_FILE, path / DELTA_FILE
     if not meta_file.is_file() or not delta_file.is_file():
-        raise SentimentModelError(f"{path} has no {META_FILE} + {DELTA_FILE}: train one with "
-                                  "`verbatim train sentiment` or reinstall the package")
+        raise SentimentModelError(
+            f"{path} has no {META_FILE} + {DELTA_FILE}: train one with "
+            "`verbatim train sentiment` or reinstall the package"
+        )
     try:
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
         if meta.get("format") != FORMAT:
@@ -125,8 +133,9 @@ class EmbeddedSentiment:
 
     # --- persistence ---------------------------------------------------------------------
     @classmethod
-    def load(cls, path: Path, encoder: TextEncoder, *, inference_dtype: str = "auto"
-             ) -> EmbeddedSentiment:
+    def load(
+        cls, path: Path, encoder: TextEncoder, *, inference_dtype: str = "auto"
+    ) -> EmbeddedSentiment:
         """Apply the delta in `path` onto `encoder` (its top layers are replaced in place).
 
         `inference_dtype` "auto" casts the encoder to bf16 where the CPU has native bf16
@@ -138,13 +147,16 @@ class EmbeddedSentiment:
         path = Path(path)
         config = read_config(path)
         tensors = dequantize_delta(load_file(str(path / DELTA_FILE)))
-        layer_state = {k[len("encoder."):]: v for k, v in tensors.items()
-                       if k.startswith("encoder.")}
-        head_state = {k[len("heads."):]: v for k, v in tensors.items()
-                      if k.startswith("heads.")}
+        layer_state = {
+            k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")
+        }
+        head_state = {k[len("heads.") :]: v for k, v in tensors.items() if k.startswith("heads.")}
         model_state = encoder.model.state_dict()
-        wrong = [k for k, v in layer_state.items()
-                 if k not in model_state or model_state[k].shape != v.shape]
+        wrong = [
+            k
+            for k, v in layer_state.items()
+            if k not in model_state or model_state[k].shape != v.shape
+        ]
         if wrong:
             raise SentimentModelError(f"{path} does not fit encoder {encoder.name}: {wrong[:3]}")
         with torch.no_grad():
@@ -152,8 +164,9 @@ class EmbeddedSentiment:
         if inference_dtype == "bfloat16" or (inference_dtype == "auto" and bf16_supported()):
             encoder.model.to(torch.bfloat16)
         elif inference_dtype not in ("auto", "float32"):
-            raise ValueError(f"inference_dtype must be auto, float32 or bfloat16: "
-                             f"{inference_dtype!r}")
+            raise ValueError(
+                f"inference_dtype must be auto, float32 or bfloat16: {inference_dtype!r}"
+            )
         heads = make_heads(encoder.hidden_size, config.dropout)
         heads.load_state_dict(head_state)
         return cls(encoder, heads, config)
@@ -168,14 +181,18 @@ class EmbeddedSentiment:
         for name, value in self.encoder.model.state_dict().items():
             parts = name.split(".")
             if parts[:2] == ["encoder", "layer"] and int(parts[2]) >= start_layer:
-                tensors.update(quantize_tensor("encoder." + name, value.detach().float(),
-                                               self.config.delta_dtype))
+                tensors.update(
+                    quantize_tensor(
+                        "encoder." + name, value.detach().float(), self.config.delta_dtype
+                    )
+                )
         for name, value in self.heads.state_dict().items():
             tensors["heads." + name] = value.detach().float().contiguous()
         save_file(tensors, str(path / DELTA_FILE))
         meta = {"format": FORMAT, "config": asdict(self.config)}
-        (path / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
-                                      encoding="utf-8")
+        (path / META_FILE).write_text(
+            json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
 
     # --- inference -----------------------------------------------------------------------
     def logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -191,8 +208,9 @@ class EmbeddedSentiment:
         ids = self.encoder.token_ids([normalize_text(t) for t in texts], self.config.max_length)
         with torch.inference_mode(), autocast():
             for rows, input_ids, mask in self.encoder.batches(ids):
-                hidden = self.encoder.model(input_ids=input_ids,
-                                            attention_mask=mask).last_hidden_state
+                hidden = self.encoder.model(
+                    input_ids=input_ids, attention_mask=mask
+                ).last_hidden_state
                 s, r = self.heads(mean_pool(hidden.float(), mask))
                 sent[rows], stars[rows] = s.float().numpy(), r.float().numpy()
         return sent, stars
@@ -201,16 +219,22 @@ class EmbeddedSentiment:
         if not texts:
             return []
         sent, stars = self.logits(texts)
+        sent = irony_shift(sent, texts, self.config.irony_margin)
+        stars = irony_shift(stars, texts, self.config.irony_margin, stars=True)
         probs = calibrated_probs(sent, self.config.temperature, self.config.class_bias)
         star_p = softmax(stars)
         expected = star_p @ np.asarray(STARS, dtype=np.float32)
         out = []
         for p, e in zip(probs, expected, strict=True):
             k = int(np.argmax(p))
-            out.append(SentimentResult(
-                label=POLARITIES[k], score=float(p[k]), stars=float(e),
-                probs={c: float(v) for c, v in zip(POLARITIES, p, strict=True)},
-            ))
+            out.append(
+                SentimentResult(
+                    label=POLARITIES[k],
+                    score=float(p[k]),
+                    stars=float(e),
+                    probs={c: float(v) for c, v in zip(POLARITIES, p, strict=True)},
+                )
+            )
         return out
 
     def predict_sentences(self, text: str) -> list[tuple[int, int, SentimentResult]]:
@@ -218,6 +242,29 @@ class EmbeddedSentiment:
         spans = [(s, e, t) for s, e, t in sentences(text) if t.strip()]
         results = self.predict([t for _, _, t in spans])
         return [(s, e, r) for (s, e, _), r in zip(spans, results, strict=True)]
+
+
+def irony_shift(
+    logits: np.ndarray, texts: Sequence[str], margin: float, *, stars: bool = False
+) -> np.ndarray:
+    """Move `margin` of logit from positive to negative (4-5 to 1-2 stars with `stars`) for
+    texts with an irony marker."""
+    if margin == 0.0:
+        return logits
+    marked = np.fromiter(
+        (any(m in t for m in IRONY_MARKERS) for t in texts), dtype=bool, count=len(texts)
+    )
+    if not marked.any():
+        return logits
+    out = logits.copy()
+    if stars:
+        out[np.ix_(marked, [3, 4])] -= margin
+        out[np.ix_(marked, [0, 1])] += margin
+        return out
+    neg, pos = POLARITIES.index("negative"), POLARITIES.index("positive")
+    out[marked, pos] -= margin
+    out[marked, neg] += margin
+    return out
 
 
 def quantize_tensor(name: str, value: Any, dtype: str) -> dict[str, Any]:
@@ -240,7 +287,7 @@ def dequantize_delta(tensors: dict[str, Any]) -> dict[str, Any]:
         if name.endswith(".scale"):
             continue
         if name.endswith(".int8"):
-            base = name[:-len(".int8")]
+            base = name[: -len(".int8")]
             out[base] = value.float() * tensors[base + ".scale"].float()
         else:
             out[name] = value.float()
@@ -265,8 +312,9 @@ def bf16_supported() -> bool:
     import torch
 
     try:
-        return bool(torch.backends.mkldnn.is_available()
-                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return bool(
+            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        )
     except (AttributeError, RuntimeError):
         return False
 
