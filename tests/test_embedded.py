@@ -193,6 +193,44 @@ def test_cli_train_then_analyze_with_the_trained_delta(
     assert "2 skipped" in res.output
     meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
     assert meta["config"]["encoder"] == str(tiny_dir)
+    assert meta["config"]["training"]["calibration"] == "skewed"
+    common = [
+        "train",
+        "sentiment",
+        "--data",
+        str(data),
+        "--encoder",
+        str(tiny_dir),
+        "--trainable-layers",
+        "1",
+        "--max-length",
+        "16",
+        "--val-percent",
+        "20",
+    ]
+    res = runner.invoke(
+        app,
+        [
+            *common,
+            "--out",
+            str(tmp_path / "more"),
+            "--init",
+            str(out),
+            "--epochs",
+            "1",
+            "--neutral-boost",
+            "1.5",
+            "--calibration",
+            "natural",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    more = json.loads((tmp_path / "more" / "meta.json").read_text(encoding="utf-8"))
+    assert more["config"]["training"]["calibration"] == "natural"
+    bad = runner.invoke(app, [*common, "--out", str(tmp_path / "x"), "--calibration", "odd"])
+    assert bad.exit_code == 2 and "--calibration" in bad.output
+    bad = runner.invoke(app, [*common, "--out", str(tmp_path / "x"), "--init", str(tmp_path)])
+    assert bad.exit_code == 2 and "not a trained delta" in bad.output
 
     src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text(
@@ -270,6 +308,12 @@ def test_the_shipped_model_reads_french_feedback() -> None:
     assert res[0].stars > 4.0 > 2.5 > res[1].stars
     sentences = model.predict_sentences("Livraison rapide. Mais le produit est arrivé cassé !")
     assert [r.label for _, _, r in sentences] == ["positive", "negative"]
+    # Irony marked by an eye-roll (issue 13): a complaint, whatever its words say.
+    ironic, literal = model.predict(
+        ["Super, encore un colis perdu, bravo la Poste 🙄", "Super, colis reçu en avance, bravo !"]
+    )
+    assert ironic.label == "negative" and ironic.stars < 3.0 < literal.stars
+    assert literal.label == "positive"
 
 
 def test_skewed_calibration_keeps_the_rare_classes_of_a_one_sided_source() -> None:

@@ -411,6 +411,7 @@ def recalibrate(
         {
             "calibration": balance,
             "calibration_rows": len(val.texts),
+            "val_macro_f1_calibrated": round(macro_f1(val.labels, pred), 4),
             "val_group_macro_f1_calibrated": round(
                 grouped_macro_f1(val.labels, pred, val.groups), 4
             ),
