@@ -17,6 +17,8 @@ from nlp.sentiment.embedded import (
     EmbeddedSentiment,
     SentimentHeadConfig,
     SentimentModelError,
+    calibrated_probs,
+    class_probs,
     irony_shift,
 )
 from nlp.sentiment.training import (
@@ -24,8 +26,10 @@ from nlp.sentiment.training import (
     TrainConfig,
     class_balanced_weights,
     fit_calibration,
+    fit_head_calibration,
     fit_sentiment,
     grouped_macro_f1,
+    macro_f1,
 )
 from nlp.sentiment.transformers_backend import TransformersSentiment, polarity_map
 from nlp.types import POLARITIES
@@ -342,3 +346,21 @@ def test_irony_markers_move_logits_from_positive_to_negative() -> None:
     )
     assert stars[0].tolist() == [1.0, 1.0, 0.0, -1.0, -1.0]
     assert irony_shift(logits, ["x \U0001f644", "y"], 0.0) is logits
+
+
+def test_star_head_mix_and_its_calibration() -> None:
+    rng = np.random.default_rng(2)
+    gold = rng.integers(0, 3, 400)
+    sent = rng.normal(0, 1, (400, 3)).astype(np.float32)
+    sent[np.arange(400), gold] += 1.5
+    stars = rng.normal(0, 1, (400, 5)).astype(np.float32)
+    stars[np.arange(400), gold * 2] += 2.0  # negative -> 1 star, neutral -> 3, positive -> 5
+    alone = SentimentHeadConfig(temperature=1.3, class_bias=[0.1, 0.2, 0.0])
+    assert np.allclose(class_probs(sent, stars, alone), calibrated_probs(sent, 1.3, [0.1, 0.2, 0]))
+    fitted = fit_head_calibration(sent, stars, gold.tolist(), star_weight=0.5)
+    mixed = SentimentHeadConfig(**fitted)
+    assert mixed.star_weight == 0.5 and 0.5 <= mixed.star_temperature <= 3.0
+    p = class_probs(sent, stars, mixed)
+    assert np.allclose(p.sum(1), 1.0)
+    # Two independent views of the label: the mix beats the sentiment head alone.
+    assert macro_f1(gold, p.argmax(1)) > macro_f1(gold, sent.argmax(1))

@@ -51,6 +51,11 @@ class SentimentHeadConfig:
     # perdu, bravo la Poste 🙄" is a complaint whatever its words say. The encoder barely saw
     # them in training, so their logit shift (positive -> negative) is a fixed prior.
     irony_margin: float = 1.5
+    # Class probabilities mix the sentiment head with the star head read as classes (1-2 stars
+    # negative, 3 neutral, 4-5 positive), each temperature-scaled first: an ordinal second view
+    # from the same pass. 0 = the sentiment head alone (models trained without stars).
+    star_weight: float = 0.0
+    star_temperature: float = 1.0
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
 
@@ -221,7 +226,7 @@ class EmbeddedSentiment:
         sent, stars = self.logits(texts)
         sent = irony_shift(sent, texts, self.config.irony_margin)
         stars = irony_shift(stars, texts, self.config.irony_margin, stars=True)
-        probs = calibrated_probs(sent, self.config.temperature, self.config.class_bias)
+        probs = class_probs(sent, stars, self.config)
         star_p = softmax(stars)
         expected = star_p @ np.asarray(STARS, dtype=np.float32)
         out = []
@@ -323,6 +328,42 @@ def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def star_classes(star_probs: np.ndarray) -> np.ndarray:
+    """(n, 5) star probabilities -> (n, 3) class probabilities (1-2 / 3 / 4-5 stars)."""
+    return np.stack(
+        [
+            star_probs[:, 0] + star_probs[:, 1],
+            star_probs[:, 2],
+            star_probs[:, 3] + star_probs[:, 4],
+        ],
+        axis=1,
+    )
+
+
+def mixed_log_probs(
+    sent: np.ndarray,
+    stars: np.ndarray,
+    temperature: float,
+    star_temperature: float,
+    star_weight: float,
+) -> np.ndarray:
+    """Log of the mix of both heads' temperature-scaled class probabilities."""
+    p = softmax(sent / max(temperature, 1e-3))
+    if star_weight > 0:
+        q = star_classes(softmax(stars / max(star_temperature, 1e-3)))
+        p = (1.0 - star_weight) * p + star_weight * q
+    return np.log(p + 1e-9)
+
+
+def class_probs(sent: np.ndarray, stars: np.ndarray, config: SentimentHeadConfig) -> np.ndarray:
+    """Calibrated class probabilities: mixed heads, then the per-class biases. With
+    star_weight 0 this is calibrated_probs(sent, temperature, class_bias)."""
+    mixed = mixed_log_probs(
+        sent, stars, config.temperature, config.star_temperature, config.star_weight
+    )
+    return softmax(mixed + np.asarray(config.class_bias, dtype=np.float32))
 
 
 def calibrated_probs(logits: np.ndarray, temperature: float, bias: Sequence[float]) -> np.ndarray:

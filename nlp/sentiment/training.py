@@ -26,10 +26,14 @@ from nlp.sentiment.embedded import (
     SentimentHeadConfig,
     autocast,
     calibrated_probs,
+    class_probs,
     irony_shift,
     make_heads,
+    mixed_log_probs,
     run_bottom_layers,
     run_top_layers,
+    softmax,
+    star_classes,
 )
 from nlp.text.normalize import normalize_text
 from nlp.types import POLARITIES
@@ -164,20 +168,23 @@ def _forward(
 
 def _predict_logits(
     encoder: TextEncoder, heads: Any, cache: _Cache, start: int, batch_size: int = 64
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
+    """(sentiment, stars) logits of cached rows."""
     import torch
 
     encoder.model.eval()
     heads.eval()
     order = sorted(range(len(cache.lengths)), key=lambda i: cache.lengths[i])
     out = np.zeros((len(order), len(POLARITIES)), dtype=np.float32)
+    out_stars = np.zeros((len(order), len(STARS)), dtype=np.float32)
     device = str(next(heads.parameters()).device)
     with torch.inference_mode(), autocast(device):
         for j in range(0, len(order), batch_size):
             rows = order[j : j + batch_size]
-            logits, _ = _forward(encoder, heads, cache, rows, start)
+            logits, star_logits = _forward(encoder, heads, cache, rows, start)
             out[rows] = logits.float().cpu().numpy()
-    return out
+            out_stars[rows] = star_logits.float().cpu().numpy()
+    return out, out_stars
 
 
 MIN_GROUP_ROWS = 30  # smaller groups are pooled into one for calibration
@@ -214,6 +221,42 @@ def grouped_macro_f1(
     return float(np.mean(scores))
 
 
+def fit_temperature(probs: Callable[[float], np.ndarray], gold: Sequence[int]) -> float:
+    """The temperature (0.5-3.0) whose probabilities have the lowest NLL on `gold`."""
+    y = np.asarray(gold)
+    best_t, best_nll = 1.0, math.inf
+    for t in np.arange(0.5, 3.01, 0.05):
+        p = probs(float(t))
+        nll = -float(np.mean(np.log(p[np.arange(len(y)), y] + 1e-9)))
+        if nll < best_nll:
+            best_t, best_nll = float(t), nll
+    return best_t
+
+
+def fit_biases(
+    log_probs: np.ndarray,
+    gold: Sequence[int],
+    groups: Sequence[str] | None = None,
+    balance: str = "natural",
+) -> list[float]:
+    """Per-class shifts (negative, neutral; positive fixed at 0) that maximise the mean
+    per-group macro-F1 (see grouped_macro_f1 for `balance`)."""
+    y = np.asarray(gold)
+    grid = np.arange(-1.0, 1.01, 0.1)
+    best_bias, best_f1 = [0.0, 0.0, 0.0], -1.0
+    for b_neg in grid:
+        for b_neu in grid:
+            bias = [float(b_neg), float(b_neu), 0.0]
+            pred = (log_probs + np.asarray(bias)).argmax(1)
+            f1 = grouped_macro_f1(y, pred, groups, balance)
+            # Prefer small shifts on ties: they generalise better.
+            if f1 > best_f1 + 1e-9 or (
+                abs(f1 - best_f1) <= 1e-9 and abs(b_neg) + abs(b_neu) < sum(map(abs, best_bias))
+            ):
+                best_bias, best_f1 = bias, f1
+    return [round(b, 2) for b in best_bias]
+
+
 def fit_calibration(
     logits: np.ndarray,
     gold: Sequence[int],
@@ -222,26 +265,32 @@ def fit_calibration(
 ) -> tuple[float, list[float]]:
     """Temperature (min NLL), then class biases (max mean per-group macro-F1, see
     grouped_macro_f1 for `balance`) on held-out logits."""
-    y = np.asarray(gold)
-    best_t, best_nll = 1.0, math.inf
-    for t in np.arange(0.5, 3.01, 0.05):
-        p = calibrated_probs(logits, float(t), [0.0, 0.0, 0.0])
-        nll = -float(np.mean(np.log(p[np.arange(len(y)), y] + 1e-9)))
-        if nll < best_nll:
-            best_t, best_nll = float(t), nll
-    grid = np.arange(-1.0, 1.01, 0.1)
-    best_bias, best_f1 = [0.0, 0.0, 0.0], -1.0
-    for b_neg in grid:
-        for b_neu in grid:
-            bias = [float(b_neg), float(b_neu), 0.0]
-            pred = calibrated_probs(logits, best_t, bias).argmax(1)
-            f1 = grouped_macro_f1(y, pred, groups, balance)
-            # Prefer small shifts on ties: they generalise better.
-            if f1 > best_f1 + 1e-9 or (
-                abs(f1 - best_f1) <= 1e-9 and abs(b_neg) + abs(b_neu) < sum(map(abs, best_bias))
-            ):
-                best_bias, best_f1 = bias, f1
-    return best_t, [round(b, 2) for b in best_bias]
+    t = fit_temperature(lambda t: calibrated_probs(logits, t, [0.0, 0.0, 0.0]), gold)
+    return t, fit_biases(logits / t, gold, groups, balance)
+
+
+STAR_WEIGHT = 0.5  # equal weights: validation macro-F1 is flat from 0.5 to 0.7
+
+
+def fit_head_calibration(
+    sent: np.ndarray,
+    stars: np.ndarray,
+    gold: Sequence[int],
+    groups: Sequence[str] | None = None,
+    balance: str = "natural",
+    star_weight: float = STAR_WEIGHT,
+) -> dict[str, Any]:
+    """Temperatures of both heads (min NLL of their class probabilities), then the biases of
+    their mix: the calibration fields of SentimentHeadConfig."""
+    t_sent = fit_temperature(lambda t: softmax(sent / t), gold)
+    t_star = fit_temperature(lambda t: star_classes(softmax(stars / t)), gold)
+    mixed = mixed_log_probs(sent, stars, t_sent, t_star, star_weight)
+    return {
+        "temperature": t_sent,
+        "star_temperature": t_star,
+        "star_weight": star_weight,
+        "class_bias": fit_biases(mixed, gold, groups, balance),
+    }
 
 
 def fit_sentiment(
@@ -341,7 +390,7 @@ def fit_sentiment(
                     f"loss {running / (b + 1):.4f} ({rate:.1f} ex/s)"
                 )
         val_logits = _predict_logits(encoder, heads, val_cache, start)
-        f1 = macro_f1(val.labels, val_logits.argmax(1).tolist())
+        f1 = macro_f1(val.labels, val_logits[0].argmax(1).tolist())
         history.append(
             {
                 "epoch": epoch + 1,
@@ -368,10 +417,10 @@ def fit_sentiment(
     heads.to("cpu")
     for p in encoder.model.parameters():
         p.requires_grad_(False)
-    val_logits = irony_shift(best_state[2], val.texts, hc.irony_margin)
-    temperature, bias = fit_calibration(val_logits, val.labels, val.groups, tc.calibration)
-    calibrated = calibrated_probs(val_logits, temperature, bias).argmax(1).tolist()
-    hc.temperature, hc.class_bias = temperature, bias
+    # The star head joins the class probabilities only when it was trained (rows with stars).
+    has_stars = any(s != IGNORE for s in train.stars)
+    calibrated = _calibrate(hc, *best_state[2], val, tc.calibration, has_stars)
+    temperature, bias = hc.temperature, hc.class_bias
     hc.training = {
         "train_rows": len(train.texts),
         "val_rows": len(val.texts),
@@ -398,15 +447,32 @@ def fit_sentiment(
     return EmbeddedSentiment(encoder, heads.eval(), hc)
 
 
+def _calibrate(
+    hc: SentimentHeadConfig,
+    sent: np.ndarray,
+    stars: np.ndarray,
+    val: LabelledTexts,
+    balance: str,
+    use_stars: bool,
+) -> list[int]:
+    """Fit hc's calibration fields on validation logits; returns the calibrated predictions."""
+    sent = irony_shift(sent, val.texts, hc.irony_margin)
+    stars = irony_shift(stars, val.texts, hc.irony_margin, stars=True)
+    fitted = fit_head_calibration(
+        sent, stars, val.labels, val.groups, balance, STAR_WEIGHT if use_stars else 0.0
+    )
+    for key, value in fitted.items():
+        setattr(hc, key, value)
+    return class_probs(sent, stars, hc).argmax(1).tolist()
+
+
 def recalibrate(
-    model: EmbeddedSentiment, val: LabelledTexts, balance: str = "skewed"
+    model: EmbeddedSentiment, val: LabelledTexts, balance: str = "skewed", use_stars: bool = True
 ) -> EmbeddedSentiment:
-    """Re-fit a trained model's temperature and class biases on held-out rows (in place)."""
-    logits, _ = model.logits(val.texts)
-    logits = irony_shift(logits, val.texts, model.config.irony_margin)
-    temperature, bias = fit_calibration(logits, val.labels, val.groups, balance)
-    model.config.temperature, model.config.class_bias = temperature, bias
-    pred = calibrated_probs(logits, temperature, bias).argmax(1)
+    """Re-fit a trained model's calibration (head temperatures, star weight, class biases) on
+    held-out rows, in place; the encoder and the heads are unchanged."""
+    sent, stars = model.logits(val.texts)
+    pred = _calibrate(model.config, sent, stars, val, balance, use_stars)
     model.config.training.update(
         {
             "calibration": balance,
