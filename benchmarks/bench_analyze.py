@@ -32,8 +32,17 @@ sys.path.insert(0, str(ROOT))
 def run_cli(feed: Path, out: Path, backend: str, batch_size: int) -> dict[str, float]:
     """One `verbatim analyze` child: wall s, user+sys CPU s, max RSS MB (of that child)."""
     exe = shutil.which("verbatim") or str(Path(sys.executable).with_name("verbatim"))
-    cmd = [exe, "analyze", str(feed), "-o", str(out), "--backend", backend,
-           "--batch-size", str(batch_size)]
+    cmd = [
+        exe,
+        "analyze",
+        str(feed),
+        "-o",
+        str(out),
+        "--backend",
+        backend,
+        "--batch-size",
+        str(batch_size),
+    ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=ROOT, env=os.environ.copy())

@@ -21,19 +21,16 @@ def register(app: typer.Typer) -> None:
         import time
 
         from core.settings import load_settings
-        from nlp.encoder import EncoderBuildError, ensure_embedded_encoder
+        from nlp.encoder import ensure_embedded_encoder
 
         settings = load_settings()
         start = time.perf_counter()
-        try:
-            path = ensure_embedded_encoder(settings.resolved_model_dir, force=force)
-        except EncoderBuildError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from None
+        path = ensure_embedded_encoder(settings.resolved_model_dir, force=force)
         typer.echo(f"encoder ready: {path} ({time.perf_counter() - start:.1f}s)")
 
-    train_group = typer.Typer(help="Train models on labelled data (themes, sentiment).",
-                              no_args_is_help=True)
+    train_group = typer.Typer(
+        help="Train models on labelled data (themes, sentiment).", no_args_is_help=True
+    )
     register_sentiment(train_group)
     register_themes(train_group)
     app.add_typer(train_group, name="train")

@@ -19,6 +19,7 @@ from core.db import session_scope
 from core.models import Analysis, Feedback, ThemeMention
 from core.settings import Settings
 from core.store import as_utc, utcnow
+from jobs.progress import ProgressLog
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def enrich(
         if not reanalyze and not has_pending(sessions):
             return EnrichResult()
         if analyzer_factory is None:
-            from jobs.factory import build_analyzer
+            from core.analysis import build_analyzer
 
             analyzer = build_analyzer(settings)
         else:
@@ -128,6 +129,7 @@ def enrich(
                 .where(Feedback.analyzed.is_(True), Feedback.id.not_in(done_by_this))
                 .values(analyzed=False)
             )
+    progress = _progress_log(sessions, limit)
     cursor = 0
     while limit is None or result.analyzed < limit:
         take = size if limit is None else min(size, limit - result.analyzed)
@@ -203,4 +205,20 @@ def enrich(
             continue
         if on_batch is not None:
             on_batch(result.analyzed)
+        if progress is not None:
+            progress.update(result.analyzed)
+    if progress is not None:
+        progress.finish(result.analyzed)
     return result
+
+
+def _progress_log(sessions: sessionmaker[Session], limit: int | None) -> ProgressLog | None:
+    """Progress lines (rate, ETA) when they will be shown: INFO enabled (`verbatim -v`)."""
+    if not log.isEnabledFor(logging.INFO):
+        return None  # skip the count query
+    with session_scope(sessions) as session:
+        pending = session.scalar(
+            select(func.count()).select_from(Feedback).where(Feedback.analyzed.is_(False))
+        )
+    total = pending if limit is None else min(pending or 0, limit)
+    return ProgressLog(log, "enrich", total=total)

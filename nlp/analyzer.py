@@ -11,11 +11,8 @@ from dataclasses import dataclass
 
 from nlp.severity import SeverityScorer
 from nlp.taxonomy import Taxonomy
-from nlp.text import detect_language, normalize_text
+from nlp.text import detect_language, is_french, normalize_text
 from nlp.types import SentimentModel, SentimentResult, ThemeMention, ThemeModel
-
-# Below this confidence a non-French guess is not trusted (short texts, names, emojis).
-_LANG_MIN_CONFIDENCE = 0.35
 
 
 @dataclass(frozen=True)
@@ -45,12 +42,13 @@ class Analyzer:
         out = []
         for text, sent, themes in zip(prepared, sentiments, mentions, strict=True):
             lang, conf = detect_language(text)
-            is_french = lang == "fr" or conf < _LANG_MIN_CONFIDENCE
-            out.append(DocAnalysis(
-                language=lang,
-                is_french=is_french,
-                sentiment=sent,
-                themes=list(themes),
-                severity=self.severity.score(text, sent, list(themes)),
-            ))
+            out.append(
+                DocAnalysis(
+                    language=lang,
+                    is_french=is_french(lang, conf),
+                    sentiment=sent,
+                    themes=list(themes),
+                    severity=self.severity.score(text, sent, list(themes)),
+                )
+            )
         return out

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from nlp.encoder import TextEncoder, mean_pool
+from nlp.errors import VerbatimError
 from nlp.text.french import sentences
 from nlp.text.normalize import normalize_text
 from nlp.types import POLARITIES, SentimentResult
@@ -32,7 +33,7 @@ STARS = (1, 2, 3, 4, 5)
 IRONY_MARKERS = ("\U0001f644", "\U0001f643", "\U0001f612", "\U0001f611", "\U0001f926")
 
 
-class SentimentModelError(ValueError):
+class SentimentModelError(VerbatimError, ValueError):
     """A sentiment model directory that cannot be loaded onto this encoder."""
 
 
@@ -263,8 +264,9 @@ def irony_shift(
         return logits
     out = logits.copy()
     if stars:
-        out[np.ix_(marked, [3, 4])] -= margin
-        out[np.ix_(marked, [0, 1])] += margin
+        for high, low in ((3, 0), (4, 1)):
+            out[marked, high] -= margin
+            out[marked, low] += margin
         return out
     neg, pos = POLARITIES.index("negative"), POLARITIES.index("positive")
     out[marked, pos] -= margin

@@ -78,10 +78,10 @@ class LabelledTexts:
 
 
 def macro_f1(
-    gold: Sequence[int],
-    pred: Sequence[int],
+    gold: Sequence[int] | np.ndarray,
+    pred: Sequence[int] | np.ndarray,
     n: int = len(POLARITIES),
-    weights: Sequence[float] | None = None,
+    weights: Sequence[float] | np.ndarray | None = None,
 ) -> float:
     """Macro-F1 over `n` classes; `weights` weigh rows (class-balanced scoring)."""
     g, p = np.asarray(gold), np.asarray(pred)
@@ -195,7 +195,10 @@ CALIBRATIONS = ("natural", "skewed", "balanced")
 
 
 def grouped_macro_f1(
-    gold: Sequence[int], pred: Sequence[int], groups: Sequence[str] | None, balance: str = "natural"
+    gold: Sequence[int] | np.ndarray,
+    pred: Sequence[int] | np.ndarray,
+    groups: Sequence[str] | None,
+    balance: str = "natural",
 ) -> float:
     """Mean of per-group macro-F1 (one source must not drown the others), or plain macro-F1.
 

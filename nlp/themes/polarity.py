@@ -45,8 +45,9 @@ def lexicon_label(value: float) -> Polarity:
     return "neutral"
 
 
-def context_of(theme: str, clauses: Sequence[ClauseScore], idxs: Sequence[int],
-               valence: float | None = None) -> MentionContext:
+def context_of(
+    theme: str, clauses: Sequence[ClauseScore], idxs: Sequence[int], valence: float | None = None
+) -> MentionContext:
     """Context for clauses `idxs`; `valence` defaults to clause -> sentence -> doc fallback."""
     idxs = tuple(sorted(set(idxs)))
     doc = float(sum(c.score for c in clauses))
@@ -54,8 +55,7 @@ def context_of(theme: str, clauses: Sequence[ClauseScore], idxs: Sequence[int],
     sentences = {clauses[k].clause.sentence for k in idxs}
     sent = float(sum(c.score for c in clauses if c.clause.sentence in sentences))
     if valence is None:
-        valence = own if abs(own) >= POLARITY_MIN else (
-            sent if abs(sent) >= POLARITY_MIN else doc)
+        valence = own if abs(own) >= POLARITY_MIN else (sent if abs(sent) >= POLARITY_MIN else doc)
     text = " ".join(clauses[k].clause.text for k in idxs)
     evidence = None
     if idxs:
@@ -67,10 +67,15 @@ def context_of(theme: str, clauses: Sequence[ClauseScore], idxs: Sequence[int],
 
 
 def lexicon_features(ctx: MentionContext) -> list[float]:
-    return [float(np.tanh(ctx.valence / 2)), float(np.tanh(ctx.clause / 2)),
-            float(np.tanh(ctx.sentence / 2)), float(np.tanh(ctx.doc / 3)),
-            1.0 if abs(ctx.clause) < POLARITY_MIN else 0.0,
-            float(np.tanh(abs(ctx.pos) / 2)), float(np.tanh(abs(ctx.neg) / 2))]
+    return [
+        float(np.tanh(ctx.valence / 2)),
+        float(np.tanh(ctx.clause / 2)),
+        float(np.tanh(ctx.sentence / 2)),
+        float(np.tanh(ctx.doc / 3)),
+        1.0 if abs(ctx.clause) < POLARITY_MIN else 0.0,
+        float(np.tanh(abs(ctx.pos) / 2)),
+        float(np.tanh(abs(ctx.neg) / 2)),
+    ]
 
 
 class PolarityHead:
@@ -84,8 +89,9 @@ class PolarityHead:
         self.intercept: np.ndarray | None = None
         self.classes: list[str] = list(POLARITIES)
 
-    def features(self, contexts: Sequence[MentionContext],
-                 probs: np.ndarray | None = None) -> np.ndarray:
+    def features(
+        self, contexts: Sequence[MentionContext], probs: np.ndarray | None = None
+    ) -> np.ndarray:
         cols = {t: i for i, t in enumerate(self.themes)}
         rows = []
         for k, ctx in enumerate(contexts):
@@ -99,8 +105,12 @@ class PolarityHead:
             rows.append(lexicon_features(ctx) + extra + onehot)
         return np.asarray(rows, dtype=np.float32).reshape(len(contexts), -1)
 
-    def fit(self, contexts: Sequence[MentionContext], labels: Sequence[str],
-            probs: np.ndarray | None = None) -> PolarityHead:
+    def fit(
+        self,
+        contexts: Sequence[MentionContext],
+        labels: Sequence[str],
+        probs: np.ndarray | None = None,
+    ) -> PolarityHead:
         from sklearn.linear_model import LogisticRegression
 
         x = self.features(contexts, probs)
@@ -115,8 +125,9 @@ class PolarityHead:
         self.intercept = intercept.astype(np.float32)
         return self
 
-    def predict(self, contexts: Sequence[MentionContext],
-                probs: np.ndarray | None = None) -> list[Polarity]:
+    def predict(
+        self, contexts: Sequence[MentionContext], probs: np.ndarray | None = None
+    ) -> list[Polarity]:
         if not contexts:
             return []
         assert self.coef is not None and self.intercept is not None
@@ -124,8 +135,14 @@ class PolarityHead:
         return [self.classes[int(k)] for k in np.argmax(z, axis=1)]  # type: ignore[misc]
 
     def state(self) -> dict:
-        return {"themes": self.themes, "use_probs": self.use_probs, "C": self.C,
-                "coef": self.coef, "intercept": self.intercept, "classes": self.classes}
+        return {
+            "themes": self.themes,
+            "use_probs": self.use_probs,
+            "C": self.C,
+            "coef": self.coef,
+            "intercept": self.intercept,
+            "classes": self.classes,
+        }
 
     @classmethod
     def from_state(cls, state: dict) -> PolarityHead:
