@@ -28,7 +28,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.models import ALL_THEMES, Analysis, DailyAggregate, DataVersion, Feedback, ThemeMention
-from core.queries import latest_analysis
+from core.queries import AGGREGATED_LANGUAGES, latest_analysis
 
 COLUMNS = (
     "day",
@@ -80,6 +80,8 @@ def aggregate(
     # made SQLite scan theme_mentions once per analysis.)
     # An analyst's correction beats any model analysis (core.queries.latest_analysis).
     is_latest = latest_analysis()
+    # French only: other languages are reported apart (core.queries.other_language_volumes).
+    french = Feedback.language.in_(AGGREGATED_LANGUAGES)
     fday = feedback_day(session)
 
     themes = (
@@ -98,7 +100,7 @@ def aggregate(
         )
         .join(Analysis, Analysis.id == ThemeMention.analysis_id)
         .join(Feedback, Feedback.id == ThemeMention.feedback_id)
-        .where(is_latest)
+        .where(is_latest, french)
         .group_by(ThemeMention.day, ThemeMention.theme, Feedback.channel, Feedback.source)
     )
     totals = (
@@ -116,7 +118,7 @@ def aggregate(
             func.coalesce(func.sum(Analysis.severity), literal(0.0, Float)),
         )
         .join(Analysis, Analysis.feedback_id == Feedback.id)
-        .where(is_latest)
+        .where(is_latest, french)
         .group_by(fday, Feedback.channel, Feedback.source)
     )
     scope: list[

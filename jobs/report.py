@@ -13,7 +13,14 @@ from sqlalchemy.orm import Session
 
 from core.exports import SCORE_UNITS, driver_json, drivers_table, themes_table, to_csv, to_xlsx
 from core.exports import Table as ExportTable
-from core.queries import SCORES, ThemeRow, key_driver_report, latest_day, theme_summary
+from core.queries import (
+    SCORES,
+    ThemeRow,
+    key_driver_report,
+    latest_day,
+    other_language_volumes,
+    theme_summary,
+)
 from nlp.drivers import DriverEffect
 from nlp.taxonomy import Taxonomy
 
@@ -25,6 +32,8 @@ class Report:
     rows: list[ThemeRow]  # themes, then the "*" total last
     drivers: dict[str, list[DriverEffect]] = field(default_factory=dict)  # score -> effects
     driver_start: date | None = None  # drivers are estimated over a longer window
+    # Verbatims in other languages over the period, counted apart (never in the rows above).
+    other_languages: dict[str, int] = field(default_factory=dict)
 
 
 def build_report(
@@ -68,7 +77,8 @@ def build_report(
         )
         if found.effects:
             drivers[score] = found.effects
-    return Report(start, end, rows, drivers, driver_start)
+    others = other_language_volumes(session, start=start, end=end, channel=channel, source=source)
+    return Report(start, end, rows, drivers, driver_start, others)
 
 
 def render_drivers(report: Report) -> list[Table]:
@@ -117,12 +127,21 @@ def _points(value: float) -> str:
     return f"[{color}]{value * 100:+.0f} pts[/]"
 
 
+def _other_languages(counts: dict[str, int]) -> str | None:
+    if not counts:
+        return None
+    parts = ", ".join(f"{lang} {n}" for lang, n in sorted(counts.items(), key=lambda x: -x[1]))
+    return f"Hors français, non comptés ci-dessus : {parts} verbatims"
+
+
 def render_report(report: Report) -> Table:
     days = (report.end - report.start).days + 1
     table = Table(
         title=f"Thèmes du {report.start:%d/%m/%Y} au {report.end:%d/%m/%Y} "
         f"({days} j ; Δ = vs les {days} j précédents)",
         title_justify="left",
+        caption=_other_languages(report.other_languages),
+        caption_justify="left",
     )
     table.add_column("Thème", min_width=10, ratio=1)
     table.add_column("Vol.", justify="right", no_wrap=True)

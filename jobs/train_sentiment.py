@@ -115,13 +115,32 @@ def register_sentiment(group: typer.Typer) -> None:
         delta_dtype: str = typer.Option(
             "int8", "--delta-dtype", help="Storage of the trained layers: int8 or fp16."
         ),
+        calibration: str = typer.Option(
+            "skewed",
+            "--calibration",
+            help="What the class biases maximise: mean per-source macro-F1 'natural', "
+            "'skewed' (a source dominated by one class scored as stratified) or "
+            "'balanced' (every source scored as stratified).",
+        ),
+        init: Path | None = typer.Option(
+            None, "--init", help="Continue training from this delta (same encoder)."
+        ),
+        neutral_boost: float = typer.Option(
+            1.0, "--neutral-boost", min=0.1, help="Extra weight of the neutral class."
+        ),
     ) -> None:
         """Fine-tune the encoder's top layers + heads on rated texts (CPU-friendly)."""
         from core.settings import load_settings
         from nlp.encoder import EncoderConfig, load_encoder
         from nlp.sentiment.embedded import SentimentHeadConfig
-        from nlp.sentiment.training import TrainConfig, fit_sentiment
+        from nlp.sentiment.training import CALIBRATIONS, TrainConfig, fit_sentiment
 
+        if calibration not in CALIBRATIONS:
+            typer.echo(f"error: --calibration must be one of {', '.join(CALIBRATIONS)}", err=True)
+            raise typer.Exit(code=2)
+        if init is not None and not (init / "meta.json").is_file():
+            typer.echo(f"error: --init {init} is not a trained delta (no meta.json)", err=True)
+            raise typer.Exit(code=2)
         missing = [p for p in data if not p.is_file()]
         if missing:
             typer.echo(f"error: data file not found: {missing[0]}", err=True)
@@ -162,13 +181,25 @@ def register_sentiment(group: typer.Typer) -> None:
             encoder=encoder.name,
             delta_dtype=delta_dtype,
         )
+        init_heads = None
+        if init is not None:  # its layers replace the encoder's; its heads are warm-started
+            from nlp.sentiment.embedded import EmbeddedSentiment
+
+            init_heads = EmbeddedSentiment.load(init, encoder, inference_dtype="float32").heads
         model = fit_sentiment(
             encoder,
             train,
             val,
             head_config,
-            TrainConfig(epochs=epochs, batch_size=batch_size, lr_layers=lr),
+            TrainConfig(
+                epochs=epochs,
+                batch_size=batch_size,
+                lr_layers=lr,
+                class_boost=(1.0, neutral_boost, 1.0),
+                calibration=calibration,
+            ),
             report=lambda msg: typer.echo(msg, err=True),
+            init_heads=init_heads,
         )
         start = len(encoder.model.encoder.layer) - trainable_layers
         model.save(out, start_layer=start)

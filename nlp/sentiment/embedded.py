@@ -29,6 +29,8 @@ FORMAT = 1
 DELTA_FILE = "delta.safetensors"
 META_FILE = "meta.json"
 STARS = (1, 2, 3, 4, 5)
+# Eye-roll, upside-down, unamused, expressionless, facepalm (any skin tone / gender variant).
+IRONY_MARKERS = ("\U0001f644", "\U0001f643", "\U0001f612", "\U0001f611", "\U0001f926")
 
 
 class SentimentModelError(VerbatimError, ValueError):
@@ -46,6 +48,15 @@ class SentimentHeadConfig:
     version: str = "1.0"
     # How the delta stores layer matrices: "int8" (row-wise scales, half the size) or "fp16".
     delta_dtype: str = "int8"
+    # Exasperation emojis (IRONY_MARKERS) mark irony or annoyance: "Super, encore un colis
+    # perdu, bravo la Poste 🙄" is a complaint whatever its words say. The encoder barely saw
+    # them in training, so their logit shift (positive -> negative) is a fixed prior.
+    irony_margin: float = 1.5
+    # Class probabilities mix the sentiment head with the star head read as classes (1-2 stars
+    # negative, 3 neutral, 4-5 positive), each temperature-scaled first: an ordinal second view
+    # from the same pass. 0 = the sentiment head alone (models trained without stars).
+    star_weight: float = 0.0
+    star_temperature: float = 1.0
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
 
@@ -214,7 +225,9 @@ class EmbeddedSentiment:
         if not texts:
             return []
         sent, stars = self.logits(texts)
-        probs = calibrated_probs(sent, self.config.temperature, self.config.class_bias)
+        sent = irony_shift(sent, texts, self.config.irony_margin)
+        stars = irony_shift(stars, texts, self.config.irony_margin, stars=True)
+        probs = class_probs(sent, stars, self.config)
         star_p = softmax(stars)
         expected = star_p @ np.asarray(STARS, dtype=np.float32)
         out = []
@@ -235,6 +248,30 @@ class EmbeddedSentiment:
         spans = [(s, e, t) for s, e, t in sentences(text) if t.strip()]
         results = self.predict([t for _, _, t in spans])
         return [(s, e, r) for (s, e, _), r in zip(spans, results, strict=True)]
+
+
+def irony_shift(
+    logits: np.ndarray, texts: Sequence[str], margin: float, *, stars: bool = False
+) -> np.ndarray:
+    """Move `margin` of logit from positive to negative (4-5 to 1-2 stars with `stars`) for
+    texts with an irony marker."""
+    if margin == 0.0:
+        return logits
+    marked = np.fromiter(
+        (any(m in t for m in IRONY_MARKERS) for t in texts), dtype=bool, count=len(texts)
+    )
+    if not marked.any():
+        return logits
+    out = logits.copy()
+    if stars:
+        for high, low in ((3, 0), (4, 1)):
+            out[marked, high] -= margin
+            out[marked, low] += margin
+        return out
+    neg, pos = POLARITIES.index("negative"), POLARITIES.index("positive")
+    out[marked, pos] -= margin
+    out[marked, neg] += margin
+    return out
 
 
 def quantize_tensor(name: str, value: Any, dtype: str) -> dict[str, Any]:
@@ -293,6 +330,42 @@ def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def star_classes(star_probs: np.ndarray) -> np.ndarray:
+    """(n, 5) star probabilities -> (n, 3) class probabilities (1-2 / 3 / 4-5 stars)."""
+    return np.stack(
+        [
+            star_probs[:, 0] + star_probs[:, 1],
+            star_probs[:, 2],
+            star_probs[:, 3] + star_probs[:, 4],
+        ],
+        axis=1,
+    )
+
+
+def mixed_log_probs(
+    sent: np.ndarray,
+    stars: np.ndarray,
+    temperature: float,
+    star_temperature: float,
+    star_weight: float,
+) -> np.ndarray:
+    """Log of the mix of both heads' temperature-scaled class probabilities."""
+    p = softmax(sent / max(temperature, 1e-3))
+    if star_weight > 0:
+        q = star_classes(softmax(stars / max(star_temperature, 1e-3)))
+        p = (1.0 - star_weight) * p + star_weight * q
+    return np.log(p + 1e-9)
+
+
+def class_probs(sent: np.ndarray, stars: np.ndarray, config: SentimentHeadConfig) -> np.ndarray:
+    """Calibrated class probabilities: mixed heads, then the per-class biases. With
+    star_weight 0 this is calibrated_probs(sent, temperature, class_bias)."""
+    mixed = mixed_log_probs(
+        sent, stars, config.temperature, config.star_temperature, config.star_weight
+    )
+    return softmax(mixed + np.asarray(config.class_bias, dtype=np.float32))
 
 
 def calibrated_probs(logits: np.ndarray, temperature: float, bias: Sequence[float]) -> np.ndarray:
