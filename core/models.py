@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -102,6 +103,21 @@ class Analysis(Base):
     mentions: Mapped[list[ThemeMention]] = relationship(
         back_populates="analysis", cascade="all, delete-orphan"
     )
+
+
+class Embedding(Base):
+    """A verbatim's document vector from its analysis pass (float16, L2-normalised), so topics
+    and re-detection never re-encode. One row per verbatim: a re-analysis replaces it."""
+
+    __tablename__ = "embeddings"
+
+    feedback_id: Mapped[int] = mapped_column(
+        ForeignKey("feedback.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(String(100), index=True)  # encoder weights key
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float16, little-endian
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ThemeMention(Base):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -21,6 +22,30 @@ def _day(value: str | None, name: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise _fail(f"{name} must be a date like 2026-01-31, got {value!r}") from None
+
+
+def _has_embeddings(engine: Any) -> bool:
+    from sqlalchemy import select
+
+    from core.models import Embedding
+
+    with engine.connect() as conn:
+        return conn.execute(select(Embedding.feedback_id).limit(1)).first() is not None
+
+
+def _analysis_encoder(settings: Any) -> tuple[Any, str | None]:
+    """The encoder `enrich` analysed with (the embedded backend's, its delta applied) and the
+    key its stored vectors carry; the plain encoder when the backend has none."""
+    from nlp.encoder import load_encoder
+    from nlp.sentiment import build_sentiment
+    from nlp.themes.embed import fingerprint
+
+    if settings.sentiment_backend != "embedded":
+        return load_encoder("embedded", cache_dir=settings.resolved_model_dir), None
+    model = build_sentiment("embedded", path=settings.sentiment_model_path,
+                            model_dir=settings.resolved_model_dir)
+    enc = model.encoder  # type: ignore[attr-defined]
+    return enc, f"{enc.name}:{fingerprint(enc)}"
 
 
 def static_cache_path(model_dir: Path, encoder_name: str) -> Path:
@@ -43,6 +68,10 @@ def register(app: typer.Typer) -> None:
         taxonomy: str | None = typer.Option(None, help="Taxonomy file or builtin name."),
         encoder: str = typer.Option("embedded", help="Encoder: embedded, a directory or an "
                                     "id."),
+        stored: bool = typer.Option(
+            True, "--stored/--no-stored",
+            help="bertopic: reuse the document vectors `enrich` stored (the analysis "
+            "encoder's) and encode only the verbatims without one."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
         """Discover topics (French keywords, 3 examples, emerging flag, stable ids) and store
@@ -81,13 +110,18 @@ def register(app: typer.Typer) -> None:
             migrate(engine)
         except OperationalError as exc:
             raise _fail(f"database error: {exc.orig}", 1) from None
+        key = None
         try:
-            enc = load_encoder(encoder, cache_dir=settings.resolved_model_dir)
+            if stored and method == "bertopic" and encoder == "embedded" \
+                    and _has_embeddings(engine):
+                enc, key = _analysis_encoder(settings)
+            else:
+                enc = load_encoder(encoder, cache_dir=settings.resolved_model_dir)
         except (EncoderBuildError, OSError, ValueError) as exc:
             raise _fail(f"cannot load encoder {encoder!r}: {exc}", 1) from None
         result = run_topics(session_factory(engine), encoder=enc, taxonomy=tax, config=cfg,
                             static_cache=static_cache_path(settings.resolved_model_dir,
-                                                           enc.name))
+                                                           enc.name), embedding_key=key)
         if as_json:
             typer.echo(json.dumps(asdict(result), ensure_ascii=False, default=str, indent=1))
             return
