@@ -166,7 +166,8 @@ class EncoderRuntime:
 
 
 def _pooled(rt: EncoderRuntime, encoder: Any, texts: Sequence[str]) -> np.ndarray:
-    ids = encoder.token_ids(list(texts), 160)
+    limit = min(160, int(getattr(encoder.model.config, "max_position_embeddings", 160)))
+    ids = encoder.token_ids(list(texts), limit)
     out = np.zeros((len(texts), encoder.hidden_size), dtype=np.float32)
     for rows, input_ids, mask in encoder.batches(ids):
         m = mask.numpy()
