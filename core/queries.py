@@ -751,3 +751,36 @@ def rating_impacts(
         name: _impact(*per_theme.get(name, (0.0, 0)), totals.rating_sum, totals.rating_count)
         for name in themes
     }
+
+
+# Aggregates, alerts, /themes and the report count French verbatims only (plus rows with no
+# letters at all, "und"): the sentiment and theme models are trained on French, so rows
+# detected at ingest as another language are kept and analysed but reported apart.
+AGGREGATED_LANGUAGES = ("fr", "und")
+
+
+def other_language_volumes(
+    session: Session,
+    *,
+    start: date,
+    end: date,
+    channel: str | None = None,
+    source: str | None = None,
+) -> dict[str, int]:
+    """Verbatims per detected language outside AGGREGATED_LANGUAGES, UTC days start..end."""
+    lo = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    hi = datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)
+    stmt = (
+        select(Feedback.language, func.count())
+        .where(
+            Feedback.created_at >= lo,
+            Feedback.created_at < hi,
+            Feedback.language.not_in(AGGREGATED_LANGUAGES),
+        )
+        .group_by(Feedback.language)
+    )
+    if channel:
+        stmt = stmt.where(Feedback.channel == channel)
+    if source:
+        stmt = stmt.where(Feedback.source == source)
+    return {str(lang): int(n) for lang, n in session.execute(stmt)}

@@ -3,7 +3,9 @@
 Rows per day x theme x channel x source, plus theme "*" for all analysed verbatims of the day.
 A theme row counts the verbatims mentioning the theme, by the mention's polarity; a "*" row
 counts verbatims by their document sentiment. When a verbatim has several analyses (model
-versions), the latest one counts. Days are UTC days of `feedback.created_at`.
+versions), the latest one counts. Days are UTC days of `feedback.created_at`. Only French
+verbatims are counted (core.queries.AGGREGATED_LANGUAGES): other languages are reported apart
+(`other_language_volumes`), never mixed into French figures.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.models import Analysis, DailyAggregate, Feedback, ThemeMention
+from core.queries import AGGREGATED_LANGUAGES
 
 ALL_THEMES = "*"
 COLUMNS = (
@@ -71,6 +74,7 @@ def aggregate(
         .exists()
     )
     fday = feedback_day(session)
+    french = Feedback.language.in_(AGGREGATED_LANGUAGES)
 
     themes = (
         select(
@@ -88,7 +92,7 @@ def aggregate(
         )
         .join(Analysis, Analysis.id == ThemeMention.analysis_id)
         .join(Feedback, Feedback.id == ThemeMention.feedback_id)
-        .where(is_latest)
+        .where(is_latest, french)
         .group_by(ThemeMention.day, ThemeMention.theme, Feedback.channel, Feedback.source)
     )
     totals = (
@@ -106,7 +110,7 @@ def aggregate(
             func.coalesce(func.sum(Analysis.severity), literal(0.0, Float)),
         )
         .join(Analysis, Analysis.feedback_id == Feedback.id)
-        .where(is_latest)
+        .where(is_latest, french)
         .group_by(fday, Feedback.channel, Feedback.source)
     )
     table = DailyAggregate.__table__

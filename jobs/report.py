@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from core.queries import ThemeRow, latest_day, theme_summary
+from core.queries import ThemeRow, latest_day, other_language_volumes, theme_summary
 from nlp.taxonomy import Taxonomy
 
 
@@ -17,6 +17,8 @@ class Report:
     start: date
     end: date
     rows: list[ThemeRow]  # themes, then the "*" total last
+    # Verbatims in other languages over the period, counted apart (never in the rows above).
+    other_languages: dict[str, int] = field(default_factory=dict)
 
 
 def build_report(
@@ -42,7 +44,8 @@ def build_report(
         taxonomy=taxonomy,
         include_total=True,
     )
-    return Report(start, end, rows)
+    others = other_language_volumes(session, start=start, end=end, channel=channel, source=source)
+    return Report(start, end, rows, others)
 
 
 def _pct(value: float) -> str:
@@ -61,12 +64,21 @@ def _points(value: float) -> str:
     return f"[{color}]{value * 100:+.0f} pts[/]"
 
 
+def _other_languages(counts: dict[str, int]) -> str | None:
+    if not counts:
+        return None
+    parts = ", ".join(f"{lang} {n}" for lang, n in sorted(counts.items(), key=lambda x: -x[1]))
+    return f"Hors français, non comptés ci-dessus : {parts} verbatims"
+
+
 def render_report(report: Report) -> Table:
     days = (report.end - report.start).days + 1
     table = Table(
         title=f"Thèmes du {report.start:%d/%m/%Y} au {report.end:%d/%m/%Y} "
         f"({days} j ; Δ = vs les {days} j précédents)",
         title_justify="left",
+        caption=_other_languages(report.other_languages),
+        caption_justify="left",
     )
     table.add_column("Thème", min_width=10, ratio=1)
     table.add_column("Vol.", justify="right", no_wrap=True)

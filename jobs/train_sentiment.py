@@ -84,17 +84,38 @@ def register_sentiment(group: typer.Typer) -> None:
         batch_size: int = typer.Option(32, "--batch-size", min=1),
         lr: float = typer.Option(1e-4, "--lr"),
         val_percent: int = typer.Option(8, "--val-percent", min=1, max=50),
-        encoder_name: str = typer.Option("embedded", "--encoder",
-                                         help="'embedded' or a local/HF encoder."),
-        delta_dtype: str = typer.Option("int8", "--delta-dtype",
-                                        help="Storage of the trained layers: int8 or fp16."),
+        encoder_name: str = typer.Option(
+            "embedded", "--encoder", help="'embedded' or a local/HF encoder."
+        ),
+        delta_dtype: str = typer.Option(
+            "int8", "--delta-dtype", help="Storage of the trained layers: int8 or fp16."
+        ),
+        calibration: str = typer.Option(
+            "skewed",
+            "--calibration",
+            help="What the class biases maximise: mean per-source macro-F1 'natural', "
+            "'skewed' (a source dominated by one class scored as stratified) or "
+            "'balanced' (every source scored as stratified).",
+        ),
+        init: Path | None = typer.Option(
+            None, "--init", help="Continue training from this delta (same encoder)."
+        ),
+        neutral_boost: float = typer.Option(
+            1.0, "--neutral-boost", min=0.1, help="Extra weight of the neutral class."
+        ),
     ) -> None:
         """Fine-tune the encoder's top layers + heads on rated texts (CPU-friendly)."""
         from core.settings import load_settings
         from nlp.encoder import EncoderConfig, load_encoder
         from nlp.sentiment.embedded import SentimentHeadConfig
-        from nlp.sentiment.training import TrainConfig, fit_sentiment
+        from nlp.sentiment.training import CALIBRATIONS, TrainConfig, fit_sentiment
 
+        if calibration not in CALIBRATIONS:
+            typer.echo(f"error: --calibration must be one of {', '.join(CALIBRATIONS)}", err=True)
+            raise typer.Exit(code=2)
+        if init is not None and not (init / "meta.json").is_file():
+            typer.echo(f"error: --init {init} is not a trained delta (no meta.json)", err=True)
+            raise typer.Exit(code=2)
         missing = [p for p in data if not p.is_file()]
         if missing:
             typer.echo(f"error: data file not found: {missing[0]}", err=True)
@@ -102,24 +123,52 @@ def register_sentiment(group: typer.Typer) -> None:
         labelled = read_labelled(data)
         train, val = split_rows(labelled, val_percent)
         if len(train.texts) < 20 or len(val.texts) < 5 or len(set(train.labels)) < 2:
-            typer.echo("error: need at least 25 labelled rows covering 2+ classes "
-                       f"(got {len(labelled.rows.texts)}; {labelled.skipped} skipped)", err=True)
+            typer.echo(
+                "error: need at least 25 labelled rows covering 2+ classes "
+                f"(got {len(labelled.rows.texts)}; {labelled.skipped} skipped)",
+                err=True,
+            )
             raise typer.Exit(code=2)
-        typer.echo(f"{len(train.texts)} train / {len(val.texts)} validation rows "
-                   f"({labelled.skipped} skipped); stars known for "
-                   f"{sum(s != IGNORE for s in train.stars)}", err=True)
+        typer.echo(
+            f"{len(train.texts)} train / {len(val.texts)} validation rows "
+            f"({labelled.skipped} skipped); stars known for "
+            f"{sum(s != IGNORE for s in train.stars)}",
+            err=True,
+        )
         settings = load_settings()
-        encoder = load_encoder(encoder_name, cache_dir=settings.resolved_model_dir,
-                               config=EncoderConfig(max_length=max_length))
-        head_config = SentimentHeadConfig(trainable_layers=trainable_layers,
-                                          max_length=max_length, encoder=encoder.name,
-                                          delta_dtype=delta_dtype)
+        encoder = load_encoder(
+            encoder_name,
+            cache_dir=settings.resolved_model_dir,
+            config=EncoderConfig(max_length=max_length),
+        )
+        head_config = SentimentHeadConfig(
+            trainable_layers=trainable_layers,
+            max_length=max_length,
+            encoder=encoder.name,
+            delta_dtype=delta_dtype,
+        )
+        init_heads = None
+        if init is not None:  # its layers replace the encoder's; its heads are warm-started
+            from nlp.sentiment.embedded import EmbeddedSentiment
+
+            init_heads = EmbeddedSentiment.load(init, encoder, inference_dtype="float32").heads
         model = fit_sentiment(
-            encoder, train, val, head_config,
-            TrainConfig(epochs=epochs, batch_size=batch_size, lr_layers=lr),
+            encoder,
+            train,
+            val,
+            head_config,
+            TrainConfig(
+                epochs=epochs,
+                batch_size=batch_size,
+                lr_layers=lr,
+                class_boost=(1.0, neutral_boost, 1.0),
+                calibration=calibration,
+            ),
             report=lambda msg: typer.echo(msg, err=True),
+            init_heads=init_heads,
         )
         start = len(encoder.model.encoder.layer) - trainable_layers
         model.save(out, start_layer=start)
-        typer.echo(f"saved {out} (val macro-F1 "
-                   f"{model.config.training['val_macro_f1_calibrated']:.4f})")
+        typer.echo(
+            f"saved {out} (val macro-F1 {model.config.training['val_macro_f1_calibrated']:.4f})"
+        )

@@ -150,7 +150,8 @@ class CachedSignals:
         return DocEncoding(parts[0].model, np.vstack([p.pooled for p in parts]),
                            np.vstack([p.sentiment_logits for p in parts]),
                            np.vstack([p.star_logits for p in parts]),
-                           [p.states[0] for p in parts], [p.spans[0] for p in parts])
+                           [p.states[0] for p in parts], [p.spans[0] for p in parts],
+                           [p.texts[0] for p in parts])
 
     def sentiment_probs(self, texts: Sequence[str]) -> np.ndarray:
         return self._get("probs", texts)

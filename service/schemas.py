@@ -82,6 +82,9 @@ class ThemesOut(BaseModel):
     source: str | None
     total_volume: int
     themes: list[ThemeOut]
+    # Verbatims detected as another language over the period: analysed and stored, but kept
+    # out of the French figures above (language code -> count).
+    other_languages: dict[str, int] = {}
 
 
 class DayOut(BaseModel):

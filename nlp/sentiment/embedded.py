@@ -29,6 +29,8 @@ FORMAT = 1
 DELTA_FILE = "delta.safetensors"
 META_FILE = "meta.json"
 STARS = (1, 2, 3, 4, 5)
+# Eye-roll, upside-down, unamused, expressionless, facepalm (any skin tone / gender variant).
+IRONY_MARKERS = ("\U0001f644", "\U0001f643", "\U0001f612", "\U0001f611", "\U0001f926")
 
 
 class SentimentModelError(ValueError):
@@ -46,6 +48,15 @@ class SentimentHeadConfig:
     version: str = "1.0"
     # How the delta stores layer matrices: "int8" (row-wise scales, half the size) or "fp16".
     delta_dtype: str = "int8"
+    # Exasperation emojis (IRONY_MARKERS) mark irony or annoyance: "Super, encore un colis
+    # perdu, bravo la Poste 🙄" is a complaint whatever its words say. The encoder barely saw
+    # them in training, so their logit shift (positive -> negative) is a fixed prior.
+    irony_margin: float = 1.5
+    # Class probabilities mix the sentiment head with the star head read as classes (1-2 stars
+    # negative, 3 neutral, 4-5 positive), each temperature-scaled first: an ordinal second view
+    # from the same pass. 0 = the sentiment head alone (models trained without stars).
+    star_weight: float = 0.0
+    star_temperature: float = 1.0
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
 
@@ -97,8 +108,10 @@ def read_config(path: Path) -> SentimentHeadConfig:
     path = Path(path)
     meta_file, delta_file = path / META_FILE, path / DELTA_FILE
     if not meta_file.is_file() or not delta_file.is_file():
-        raise SentimentModelError(f"{path} has no {META_FILE} + {DELTA_FILE}: train one with "
-                                  "`verbatim train sentiment` or reinstall the package")
+        raise SentimentModelError(
+            f"{path} has no {META_FILE} + {DELTA_FILE}: train one with "
+            "`verbatim train sentiment` or reinstall the package"
+        )
     try:
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
         if meta.get("format") != FORMAT:
@@ -150,13 +163,16 @@ class EmbeddedSentiment:
         path = Path(path)
         config = read_config(path)
         tensors = dequantize_delta(load_file(str(path / DELTA_FILE)))
-        layer_state = {k[len("encoder."):]: v for k, v in tensors.items()
-                       if k.startswith("encoder.")}
-        head_state = {k[len("heads."):]: v for k, v in tensors.items()
-                      if k.startswith("heads.")}
+        layer_state = {
+            k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")
+        }
+        head_state = {k[len("heads.") :]: v for k, v in tensors.items() if k.startswith("heads.")}
         model_state = encoder.model.state_dict()
-        wrong = [k for k, v in layer_state.items()
-                 if k not in model_state or model_state[k].shape != v.shape]
+        wrong = [
+            k
+            for k, v in layer_state.items()
+            if k not in model_state or model_state[k].shape != v.shape
+        ]
         if wrong:
             raise SentimentModelError(f"{path} does not fit encoder {encoder.name}: {wrong[:3]}")
         with torch.no_grad():
@@ -164,8 +180,9 @@ class EmbeddedSentiment:
         if inference_dtype == "bfloat16" or (inference_dtype == "auto" and bf16_supported()):
             encoder.model.to(torch.bfloat16)
         elif inference_dtype not in ("auto", "float32"):
-            raise ValueError(f"inference_dtype must be auto, float32 or bfloat16: "
-                             f"{inference_dtype!r}")
+            raise ValueError(
+                f"inference_dtype must be auto, float32 or bfloat16: {inference_dtype!r}"
+            )
         heads = make_heads(encoder.hidden_size, config.dropout)
         heads.load_state_dict(head_state)
         rt = None
@@ -186,14 +203,18 @@ class EmbeddedSentiment:
         for name, value in self.encoder.model.state_dict().items():
             parts = name.split(".")
             if parts[:2] == ["encoder", "layer"] and int(parts[2]) >= start_layer:
-                tensors.update(quantize_tensor("encoder." + name, value.detach().float(),
-                                               self.config.delta_dtype))
+                tensors.update(
+                    quantize_tensor(
+                        "encoder." + name, value.detach().float(), self.config.delta_dtype
+                    )
+                )
         for name, value in self.heads.state_dict().items():
             tensors["heads." + name] = value.detach().float().contiguous()
         save_file(tensors, str(path / DELTA_FILE))
         meta = {"format": FORMAT, "config": asdict(self.config)}
-        (path / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
-                                      encoding="utf-8")
+        (path / META_FILE).write_text(
+            json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
 
     # --- inference -----------------------------------------------------------------------
     def logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -217,8 +238,9 @@ class EmbeddedSentiment:
             return sent, stars
         with torch.inference_mode(), autocast():
             for rows, input_ids, mask in self.encoder.batches(ids):
-                hidden = self.encoder.model(input_ids=input_ids,
-                                            attention_mask=mask).last_hidden_state
+                hidden = self.encoder.model(
+                    input_ids=input_ids, attention_mask=mask
+                ).last_hidden_state
                 s, r = self.heads(mean_pool(hidden.float(), mask))
                 sent[rows], stars[rows] = s.float().numpy(), r.float().numpy()
         return sent, stars
@@ -227,17 +249,30 @@ class EmbeddedSentiment:
         w, b = self._head_w[name]
         return pooled.astype(np.float32) @ w + b
 
-    def results(self, sent: np.ndarray, stars: np.ndarray) -> list[SentimentResult]:
-        """SentimentResults from raw (sentiment, stars) logits."""
-        probs = calibrated_probs(sent, self.config.temperature, self.config.class_bias)
-        expected = softmax(stars) @ np.asarray(STARS, dtype=np.float32)
+    def probs(self, sent: np.ndarray, stars: np.ndarray, texts: Sequence[str]
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """(class probabilities, star probabilities) from raw logits of `texts`: irony
+        markers, then both heads mixed and calibrated (see class_probs)."""
+        sent = irony_shift(sent, texts, self.config.irony_margin)
+        stars = irony_shift(stars, texts, self.config.irony_margin, stars=True)
+        return class_probs(sent, stars, self.config), softmax(stars)
+
+    def results(self, sent: np.ndarray, stars: np.ndarray, texts: Sequence[str]
+                ) -> list[SentimentResult]:
+        """SentimentResults from raw (sentiment, stars) logits of `texts`."""
+        probs, star_p = self.probs(sent, stars, texts)
+        expected = star_p @ np.asarray(STARS, dtype=np.float32)
         out = []
         for p, e in zip(probs, expected, strict=True):
             k = int(np.argmax(p))
-            out.append(SentimentResult(
-                label=POLARITIES[k], score=float(p[k]), stars=float(e),
-                probs={c: float(v) for c, v in zip(POLARITIES, p, strict=True)},
-            ))
+            out.append(
+                SentimentResult(
+                    label=POLARITIES[k],
+                    score=float(p[k]),
+                    stars=float(e),
+                    probs={c: float(v) for c, v in zip(POLARITIES, p, strict=True)},
+                )
+            )
         return out
 
     def encode_docs(self, texts: Sequence[str]) -> DocEncoding:
@@ -279,12 +314,12 @@ class EmbeddedSentiment:
                 states[i] = hidden[r, :len(ids[i])]
                 pooled[i] = states[i].mean(0)
         return DocEncoding(self, pooled, self._head("sentiment", pooled),
-                           self._head("stars", pooled), states, spans)
+                           self._head("stars", pooled), states, spans, list(texts))
 
     def predict(self, texts: Sequence[str]) -> list[SentimentResult]:
         if not texts:
             return []
-        return self.results(*self.logits(texts))
+        return self.results(*self.logits(texts), texts)
 
     def predict_sentences(self, text: str) -> list[tuple[int, int, SentimentResult]]:
         """Sentence-level scores (start, end, result), for aspect polarity."""
@@ -297,8 +332,10 @@ class DocEncoding:
     """The result of one encoder pass over a batch (see EmbeddedSentiment.encode_docs)."""
 
     def __init__(self, model: EmbeddedSentiment, pooled: np.ndarray, sentiment: np.ndarray,
-                 stars: np.ndarray, states: list[np.ndarray], spans: list[np.ndarray]) -> None:
+                 stars: np.ndarray, states: list[np.ndarray], spans: list[np.ndarray],
+                 texts: list[str]) -> None:
         self.model = model
+        self.texts = texts
         self.pooled = pooled
         self.sentiment_logits = sentiment
         self.star_logits = stars
@@ -315,7 +352,7 @@ class DocEncoding:
         return self.pooled / np.maximum(norm, 1e-12)
 
     def results(self) -> list[SentimentResult]:
-        return self.model.results(self.sentiment_logits, self.star_logits)
+        return self.model.results(self.sentiment_logits, self.star_logits, self.texts)
 
     def span_pool(self, doc: int, char_spans: Sequence[tuple[int, int]]) -> np.ndarray:
         """Mean of the token states overlapping `char_spans` (the document's if none do)."""
@@ -333,15 +370,17 @@ class DocEncoding:
         if not items:
             return np.zeros((0, len(POLARITIES)), dtype=np.float32)
         pooled = np.stack([self.span_pool(d, s) for d, s in items]).astype(np.float32)
-        cfg = self.model.config
-        return calibrated_probs(self.model._head("sentiment", pooled), cfg.temperature,
-                                cfg.class_bias)
+        # Same calibration as the document's (both heads, irony markers of its text).
+        probs, _ = self.model.probs(self.model._head("sentiment", pooled),
+                                    self.model._head("stars", pooled),
+                                    [self.texts[d] for d, _ in items])
+        return probs
 
     def subset(self, rows: Sequence[int]) -> DocEncoding:
         rows = list(rows)
         return DocEncoding(self.model, self.pooled[rows], self.sentiment_logits[rows],
                            self.star_logits[rows], [self.states[i] for i in rows],
-                           [self.spans[i] for i in rows])
+                           [self.spans[i] for i in rows], [self.texts[i] for i in rows])
 
 
 def runtime_key(encoder: TextEncoder, delta_dir: Path) -> str:
@@ -354,6 +393,29 @@ def runtime_key(encoder: TextEncoder, delta_dir: Path) -> str:
     for name in (DELTA_FILE, META_FILE):
         h.update((Path(delta_dir) / name).read_bytes())
     return f"{fingerprint(encoder)}-{h.hexdigest()[:10]}"
+
+
+def irony_shift(
+    logits: np.ndarray, texts: Sequence[str], margin: float, *, stars: bool = False
+) -> np.ndarray:
+    """Move `margin` of logit from positive to negative (4-5 to 1-2 stars with `stars`) for
+    texts with an irony marker."""
+    if margin == 0.0:
+        return logits
+    marked = np.fromiter(
+        (any(m in t for m in IRONY_MARKERS) for t in texts), dtype=bool, count=len(texts)
+    )
+    if not marked.any():
+        return logits
+    out = logits.copy()
+    if stars:
+        out[np.ix_(marked, [3, 4])] -= margin
+        out[np.ix_(marked, [0, 1])] += margin
+        return out
+    neg, pos = POLARITIES.index("negative"), POLARITIES.index("positive")
+    out[marked, pos] -= margin
+    out[marked, neg] += margin
+    return out
 
 
 def quantize_tensor(name: str, value: Any, dtype: str) -> dict[str, Any]:
@@ -376,7 +438,7 @@ def dequantize_delta(tensors: dict[str, Any]) -> dict[str, Any]:
         if name.endswith(".scale"):
             continue
         if name.endswith(".int8"):
-            base = name[:-len(".int8")]
+            base = name[: -len(".int8")]
             out[base] = value.float() * tensors[base + ".scale"].float()
         else:
             out[name] = value.float()
@@ -401,8 +463,9 @@ def bf16_supported() -> bool:
     import torch
 
     try:
-        return bool(torch.backends.mkldnn.is_available()
-                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return bool(
+            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        )
     except (AttributeError, RuntimeError):
         return False
 
@@ -411,6 +474,42 @@ def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def star_classes(star_probs: np.ndarray) -> np.ndarray:
+    """(n, 5) star probabilities -> (n, 3) class probabilities (1-2 / 3 / 4-5 stars)."""
+    return np.stack(
+        [
+            star_probs[:, 0] + star_probs[:, 1],
+            star_probs[:, 2],
+            star_probs[:, 3] + star_probs[:, 4],
+        ],
+        axis=1,
+    )
+
+
+def mixed_log_probs(
+    sent: np.ndarray,
+    stars: np.ndarray,
+    temperature: float,
+    star_temperature: float,
+    star_weight: float,
+) -> np.ndarray:
+    """Log of the mix of both heads' temperature-scaled class probabilities."""
+    p = softmax(sent / max(temperature, 1e-3))
+    if star_weight > 0:
+        q = star_classes(softmax(stars / max(star_temperature, 1e-3)))
+        p = (1.0 - star_weight) * p + star_weight * q
+    return np.log(p + 1e-9)
+
+
+def class_probs(sent: np.ndarray, stars: np.ndarray, config: SentimentHeadConfig) -> np.ndarray:
+    """Calibrated class probabilities: mixed heads, then the per-class biases. With
+    star_weight 0 this is calibrated_probs(sent, temperature, class_bias)."""
+    mixed = mixed_log_probs(
+        sent, stars, config.temperature, config.star_temperature, config.star_weight
+    )
+    return softmax(mixed + np.asarray(config.class_bias, dtype=np.float32))
 
 
 def calibrated_probs(logits: np.ndarray, temperature: float, bias: Sequence[float]) -> np.ndarray:

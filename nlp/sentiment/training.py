@@ -26,9 +26,14 @@ from nlp.sentiment.embedded import (
     SentimentHeadConfig,
     autocast,
     calibrated_probs,
+    class_probs,
+    irony_shift,
     make_heads,
+    mixed_log_probs,
     run_bottom_layers,
     run_top_layers,
+    softmax,
+    star_classes,
 )
 from nlp.text.normalize import normalize_text
 from nlp.types import POLARITIES
@@ -46,6 +51,13 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup: float = 0.06
     stars_weight: float = 0.5  # weight of the star head's loss
+    # Multiplies the 1/sqrt(frequency) class weights (negative, neutral, positive): the 3-star
+    # class is the one every source under-predicts.
+    class_boost: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    # What the calibration maximises (grouped_macro_f1's `balance`): "skewed" scores a source
+    # dominated by one class as if stratified, so its rare complaints and 3-star reviews are
+    # not traded away for the dominant class.
+    calibration: str = "skewed"
     seed: int = 13
     device: str = "auto"  # "auto": the GPU when torch sees one, else the CPU
 
@@ -65,14 +77,29 @@ class LabelledTexts:
             raise ValueError("groups must have one entry per text")
 
 
-def macro_f1(gold: Sequence[int], pred: Sequence[int], n: int = len(POLARITIES)) -> float:
+def macro_f1(
+    gold: Sequence[int],
+    pred: Sequence[int],
+    n: int = len(POLARITIES),
+    weights: Sequence[float] | None = None,
+) -> float:
+    """Macro-F1 over `n` classes; `weights` weigh rows (class-balanced scoring)."""
+    g, p = np.asarray(gold), np.asarray(pred)
+    w = np.ones(len(g)) if weights is None else np.asarray(weights, dtype=float)
     scores = []
     for c in range(n):
-        tp = sum(1 for g, p in zip(gold, pred, strict=True) if g == c and p == c)
-        fp = sum(1 for g, p in zip(gold, pred, strict=True) if g != c and p == c)
-        fn = sum(1 for g, p in zip(gold, pred, strict=True) if g == c and p != c)
+        tp = w[(g == c) & (p == c)].sum()
+        fp = w[(g != c) & (p == c)].sum()
+        fn = w[(g == c) & (p != c)].sum()
         scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
     return float(np.mean(scores))
+
+
+def class_balanced_weights(gold: Sequence[int]) -> np.ndarray:
+    """Row weights that give every class the same total weight (a stratified test set)."""
+    g = np.asarray(gold)
+    counts = np.bincount(g, minlength=int(g.max(initial=0)) + 1).astype(float)
+    return 1.0 / counts[g]
 
 
 class _Cache:
@@ -89,13 +116,18 @@ class _Cache:
         hidden = torch.zeros((len(rows), width, self.states[rows[0]].shape[1]))
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for r, i in enumerate(rows):
-            hidden[r, :self.lengths[i]] = self.states[i].float()
-            mask[r, :self.lengths[i]] = 1
+            hidden[r, : self.lengths[i]] = self.states[i].float()
+            mask[r, : self.lengths[i]] = 1
         return hidden.to(device), mask.to(device)
 
 
-def cache_frozen(encoder: TextEncoder, texts: Sequence[str], stop: int, max_length: int,
-                 progress: Callable[[int, int], None] | None = None) -> _Cache:
+def cache_frozen(
+    encoder: TextEncoder,
+    texts: Sequence[str],
+    stop: int,
+    max_length: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> _Cache:
     import torch
 
     ids = encoder.token_ids([normalize_text(t) for t in texts], max_length)
@@ -104,103 +136,175 @@ def cache_frozen(encoder: TextEncoder, texts: Sequence[str], stop: int, max_leng
     device = str(next(encoder.model.parameters()).device)
     with torch.inference_mode(), autocast(device):
         for rows, input_ids, mask in encoder.batches(ids):
-            hidden = run_bottom_layers(encoder.model, input_ids.to(device), mask.to(device),
-                                       stop)
+            hidden = run_bottom_layers(encoder.model, input_ids.to(device), mask.to(device), stop)
             for r, i in enumerate(rows):  # cached in host memory, bf16: half of fp32
-                states[i] = hidden[r, :len(ids[i])].to("cpu", torch.bfloat16).clone()
+                states[i] = hidden[r, : len(ids[i])].to("cpu", torch.bfloat16).clone()
             done += len(rows)
             if progress:
                 progress(done, len(ids))
     return _Cache(states)
 
 
-def _length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random
-                    ) -> list[list[int]]:
+def _length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
     """Shuffled batches of similar-length rows (sorted inside chunks of 50 batches)."""
     order = list(range(len(lengths)))
     rng.shuffle(order)
     chunk = batch_size * 50
     batches = []
     for start in range(0, len(order), chunk):
-        part = sorted(order[start:start + chunk], key=lambda i: lengths[i])
-        batches += [part[j:j + batch_size] for j in range(0, len(part), batch_size)]
+        part = sorted(order[start : start + chunk], key=lambda i: lengths[i])
+        batches += [part[j : j + batch_size] for j in range(0, len(part), batch_size)]
     rng.shuffle(batches)
     return batches
 
 
-def _forward(encoder: TextEncoder, heads: Any, cache: _Cache, rows: Sequence[int],
-             start: int) -> tuple[Any, Any]:
+def _forward(
+    encoder: TextEncoder, heads: Any, cache: _Cache, rows: Sequence[int], start: int
+) -> tuple[Any, Any]:
     hidden, mask = cache.batch(rows, str(next(heads.parameters()).device))
     top = run_top_layers(encoder.model, hidden, mask, start)
     return heads(mean_pool(top.float(), mask))
 
 
-def _predict_logits(encoder: TextEncoder, heads: Any, cache: _Cache, start: int,
-                    batch_size: int = 64) -> np.ndarray:
+def _predict_logits(
+    encoder: TextEncoder, heads: Any, cache: _Cache, start: int, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """(sentiment, stars) logits of cached rows."""
     import torch
 
     encoder.model.eval()
     heads.eval()
     order = sorted(range(len(cache.lengths)), key=lambda i: cache.lengths[i])
     out = np.zeros((len(order), len(POLARITIES)), dtype=np.float32)
+    out_stars = np.zeros((len(order), len(STARS)), dtype=np.float32)
     device = str(next(heads.parameters()).device)
     with torch.inference_mode(), autocast(device):
         for j in range(0, len(order), batch_size):
-            rows = order[j:j + batch_size]
-            logits, _ = _forward(encoder, heads, cache, rows, start)
+            rows = order[j : j + batch_size]
+            logits, star_logits = _forward(encoder, heads, cache, rows, start)
             out[rows] = logits.float().cpu().numpy()
-    return out
+            out_stars[rows] = star_logits.float().cpu().numpy()
+    return out, out_stars
 
 
 MIN_GROUP_ROWS = 30  # smaller groups are pooled into one for calibration
 
 
-def grouped_macro_f1(gold: Sequence[int], pred: Sequence[int],
-                     groups: Sequence[str] | None) -> float:
-    """Mean of per-group macro-F1 (one source must not drown the others), or plain macro-F1."""
-    if not groups:
-        return macro_f1(gold, pred)
+SKEWED_SHARE = 0.8  # a group whose dominant class is above this share is "skewed"
+CALIBRATIONS = ("natural", "skewed", "balanced")
+
+
+def grouped_macro_f1(
+    gold: Sequence[int], pred: Sequence[int], groups: Sequence[str] | None, balance: str = "natural"
+) -> float:
+    """Mean of per-group macro-F1 (one source must not drown the others), or plain macro-F1.
+
+    `balance` "balanced" scores every group as if its classes were equally frequent (what a test
+    set stratified by class measures); "skewed" does so only for groups whose dominant class
+    is over SKEWED_SHARE (a 97%-positive review site: its plain macro-F1 rests on a few dozen
+    rare rows, which the calibration would otherwise trade away); "natural": as they come."""
+    if balance not in CALIBRATIONS:
+        raise ValueError(f"balance must be one of {CALIBRATIONS}: {balance!r}")
+    keys = list(groups) if groups else [""] * len(gold)
     sizes: dict[str, int] = {}
-    for g in groups:
+    for g in keys:
         sizes[g] = sizes.get(g, 0) + 1
-    keyed = [g if sizes[g] >= MIN_GROUP_ROWS else "(small)" for g in groups]
+    keyed = np.asarray([g if sizes[g] >= MIN_GROUP_ROWS else "(small)" for g in keys])
+    y, p = np.asarray(gold), np.asarray(pred)
     scores = []
-    for key in sorted(set(keyed)):
-        idx = [i for i, g in enumerate(keyed) if g == key]
-        scores.append(macro_f1([gold[i] for i in idx], [pred[i] for i in idx]))
+    for key in sorted(set(keyed.tolist())):
+        idx = keyed == key
+        share = np.bincount(y[idx]).max() / idx.sum()
+        weigh = balance == "balanced" or (balance == "skewed" and share > SKEWED_SHARE)
+        w = class_balanced_weights(y[idx]) if weigh else None
+        scores.append(macro_f1(y[idx], p[idx], weights=w))
     return float(np.mean(scores))
 
 
-def fit_calibration(logits: np.ndarray, gold: Sequence[int],
-                    groups: Sequence[str] | None = None) -> tuple[float, list[float]]:
-    """Temperature (min NLL), then class biases (max mean per-group macro-F1) on held-out
-    logits."""
+def fit_temperature(probs: Callable[[float], np.ndarray], gold: Sequence[int]) -> float:
+    """The temperature (0.5-3.0) whose probabilities have the lowest NLL on `gold`."""
     y = np.asarray(gold)
     best_t, best_nll = 1.0, math.inf
     for t in np.arange(0.5, 3.01, 0.05):
-        p = calibrated_probs(logits, float(t), [0.0, 0.0, 0.0])
+        p = probs(float(t))
         nll = -float(np.mean(np.log(p[np.arange(len(y)), y] + 1e-9)))
         if nll < best_nll:
             best_t, best_nll = float(t), nll
+    return best_t
+
+
+def fit_biases(
+    log_probs: np.ndarray,
+    gold: Sequence[int],
+    groups: Sequence[str] | None = None,
+    balance: str = "natural",
+) -> list[float]:
+    """Per-class shifts (negative, neutral; positive fixed at 0) that maximise the mean
+    per-group macro-F1 (see grouped_macro_f1 for `balance`)."""
+    y = np.asarray(gold)
     grid = np.arange(-1.0, 1.01, 0.1)
     best_bias, best_f1 = [0.0, 0.0, 0.0], -1.0
     for b_neg in grid:
         for b_neu in grid:
             bias = [float(b_neg), float(b_neu), 0.0]
-            pred = calibrated_probs(logits, best_t, bias).argmax(1)
-            f1 = grouped_macro_f1(y.tolist(), pred.tolist(), groups)
+            pred = (log_probs + np.asarray(bias)).argmax(1)
+            f1 = grouped_macro_f1(y, pred, groups, balance)
             # Prefer small shifts on ties: they generalise better.
-            if f1 > best_f1 + 1e-9 or (abs(f1 - best_f1) <= 1e-9
-                                        and abs(b_neg) + abs(b_neu) < sum(map(abs, best_bias))):
+            if f1 > best_f1 + 1e-9 or (
+                abs(f1 - best_f1) <= 1e-9 and abs(b_neg) + abs(b_neu) < sum(map(abs, best_bias))
+            ):
                 best_bias, best_f1 = bias, f1
-    return best_t, [round(b, 2) for b in best_bias]
+    return [round(b, 2) for b in best_bias]
 
 
-def fit_sentiment(encoder: TextEncoder, train: LabelledTexts, val: LabelledTexts,
-                  head_config: SentimentHeadConfig | None = None,
-                  config: TrainConfig | None = None,
-                  report: Callable[[str], None] = log.info) -> EmbeddedSentiment:
-    """Fine-tune `encoder`'s top layers in place and return the calibrated model."""
+def fit_calibration(
+    logits: np.ndarray,
+    gold: Sequence[int],
+    groups: Sequence[str] | None = None,
+    balance: str = "natural",
+) -> tuple[float, list[float]]:
+    """Temperature (min NLL), then class biases (max mean per-group macro-F1, see
+    grouped_macro_f1 for `balance`) on held-out logits."""
+    t = fit_temperature(lambda t: calibrated_probs(logits, t, [0.0, 0.0, 0.0]), gold)
+    return t, fit_biases(logits / t, gold, groups, balance)
+
+
+STAR_WEIGHT = 0.5  # equal weights: validation macro-F1 is flat from 0.5 to 0.7
+
+
+def fit_head_calibration(
+    sent: np.ndarray,
+    stars: np.ndarray,
+    gold: Sequence[int],
+    groups: Sequence[str] | None = None,
+    balance: str = "natural",
+    star_weight: float = STAR_WEIGHT,
+) -> dict[str, Any]:
+    """Temperatures of both heads (min NLL of their class probabilities), then the biases of
+    their mix: the calibration fields of SentimentHeadConfig."""
+    t_sent = fit_temperature(lambda t: softmax(sent / t), gold)
+    t_star = fit_temperature(lambda t: star_classes(softmax(stars / t)), gold)
+    mixed = mixed_log_probs(sent, stars, t_sent, t_star, star_weight)
+    return {
+        "temperature": t_sent,
+        "star_temperature": t_star,
+        "star_weight": star_weight,
+        "class_bias": fit_biases(mixed, gold, groups, balance),
+    }
+
+
+def fit_sentiment(
+    encoder: TextEncoder,
+    train: LabelledTexts,
+    val: LabelledTexts,
+    head_config: SentimentHeadConfig | None = None,
+    config: TrainConfig | None = None,
+    report: Callable[[str], None] = log.info,
+    init_heads: Any | None = None,
+) -> EmbeddedSentiment:
+    """Fine-tune `encoder`'s top layers in place and return the calibrated model.
+
+    `init_heads` warm-starts from trained heads (continued training of a loaded delta)."""
     import torch
 
     hc = head_config or SentimentHeadConfig()
@@ -224,22 +328,28 @@ def fit_sentiment(encoder: TextEncoder, train: LabelledTexts, val: LabelledTexts
 
     train_cache = cache_frozen(encoder, train.texts, start, hc.max_length, progress)
     val_cache = cache_frozen(encoder, val.texts, start, hc.max_length)
-    report(f"cached {len(train.texts)} + {len(val.texts)} texts in "
-           f"{time.perf_counter() - t0:.0f}s")
+    report(f"cached {len(train.texts)} + {len(val.texts)} texts in {time.perf_counter() - t0:.0f}s")
 
     for p in encoder.model.parameters():
         p.requires_grad_(False)
     top_params = [p for layer in encoder.model.encoder.layer[start:] for p in layer.parameters()]
     for p in top_params:
         p.requires_grad_(True)
-    heads = make_heads(encoder.hidden_size, hc.dropout).to(device)
-    optimizer = torch.optim.AdamW([
-        {"params": top_params, "lr": tc.lr_layers},
-        {"params": list(heads.parameters()), "lr": tc.lr_heads},
-    ], weight_decay=tc.weight_decay)
+    heads = (
+        init_heads if init_heads is not None else make_heads(encoder.hidden_size, hc.dropout)
+    ).to(device)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": top_params, "lr": tc.lr_layers},
+            {"params": list(heads.parameters()), "lr": tc.lr_heads},
+        ],
+        weight_decay=tc.weight_decay,
+    )
 
     counts = np.bincount(np.asarray(train.labels), minlength=len(POLARITIES)) + 1
-    class_weight = torch.tensor((counts.sum() / counts) ** 0.5, dtype=torch.float32)
+    class_weight = torch.tensor(
+        (counts.sum() / counts) ** 0.5 * np.asarray(tc.class_boost), dtype=torch.float32
+    )
     class_weight = class_weight / class_weight.mean()
     sent_loss = torch.nn.CrossEntropyLoss(weight=class_weight.to(device))
     star_loss = torch.nn.CrossEntropyLoss(ignore_index=IGNORE)
@@ -250,7 +360,8 @@ def fit_sentiment(encoder: TextEncoder, train: LabelledTexts, val: LabelledTexts
     total = steps_per_epoch * tc.epochs
     warm = max(1, int(total * tc.warmup))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (total - s) / (total - warm + 1)))
+        optimizer, lambda s: min(1.0, (s + 1) / warm) * max(0.0, (total - s) / (total - warm + 1))
+    )
 
     best_f1, best_state, history = -1.0, None, []
     step = 0
@@ -274,19 +385,28 @@ def fit_sentiment(encoder: TextEncoder, train: LabelledTexts, val: LabelledTexts
             running += float(loss.detach())
             if (b + 1) % 100 == 0:
                 rate = (b + 1) * tc.batch_size / (time.perf_counter() - t_epoch)
-                report(f"epoch {epoch + 1} step {b + 1}/{steps_per_epoch} "
-                       f"loss {running / (b + 1):.4f} ({rate:.1f} ex/s)")
+                report(
+                    f"epoch {epoch + 1} step {b + 1}/{steps_per_epoch} "
+                    f"loss {running / (b + 1):.4f} ({rate:.1f} ex/s)"
+                )
         val_logits = _predict_logits(encoder, heads, val_cache, start)
-        f1 = macro_f1(val.labels, val_logits.argmax(1).tolist())
-        history.append({"epoch": epoch + 1, "val_macro_f1": round(f1, 4),
-                        "seconds": round(time.perf_counter() - t_epoch)})
-        report(f"epoch {epoch + 1}: val macro-F1 {f1:.4f} "
-               f"({time.perf_counter() - t_epoch:.0f}s)")
+        f1 = macro_f1(val.labels, val_logits[0].argmax(1).tolist())
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "val_macro_f1": round(f1, 4),
+                "seconds": round(time.perf_counter() - t_epoch),
+            }
+        )
+        report(f"epoch {epoch + 1}: val macro-F1 {f1:.4f} ({time.perf_counter() - t_epoch:.0f}s)")
         if f1 > best_f1:
             best_f1 = f1
             best_state = (
-                {k: v.detach().clone() for k, v in encoder.model.state_dict().items()
-                 if _layer_index(k) >= start},
+                {
+                    k: v.detach().clone()
+                    for k, v in encoder.model.state_dict().items()
+                    if _layer_index(k) >= start
+                },
                 {k: v.detach().clone() for k, v in heads.state_dict().items()},
                 val_logits,
             )
@@ -297,22 +417,76 @@ def fit_sentiment(encoder: TextEncoder, train: LabelledTexts, val: LabelledTexts
     heads.to("cpu")
     for p in encoder.model.parameters():
         p.requires_grad_(False)
-    temperature, bias = fit_calibration(best_state[2], val.labels, val.groups)
-    calibrated = calibrated_probs(best_state[2], temperature, bias).argmax(1).tolist()
-    hc.temperature, hc.class_bias = temperature, bias
+    # The star head joins the class probabilities only when it was trained (rows with stars).
+    has_stars = any(s != IGNORE for s in train.stars)
+    calibrated = _calibrate(hc, *best_state[2], val, tc.calibration, has_stars)
+    temperature, bias = hc.temperature, hc.class_bias
     hc.training = {
-        "train_rows": len(train.texts), "val_rows": len(val.texts), "epochs": tc.epochs,
-        "history": history, "batch_size": tc.batch_size, "lr_layers": tc.lr_layers,
+        "train_rows": len(train.texts),
+        "val_rows": len(val.texts),
+        "epochs": tc.epochs,
+        "history": history,
+        "batch_size": tc.batch_size,
+        "lr_layers": tc.lr_layers,
         "device": device,
         "val_macro_f1_raw": round(best_f1, 4),
         "val_macro_f1_calibrated": round(macro_f1(val.labels, calibrated), 4),
         "val_group_macro_f1_calibrated": round(
-            grouped_macro_f1(val.labels, calibrated, val.groups), 4),
+            grouped_macro_f1(val.labels, calibrated, val.groups), 4
+        ),
+        "val_group_skewed_macro_f1_calibrated": round(
+            grouped_macro_f1(val.labels, calibrated, val.groups, "skewed"), 4
+        ),
+        "calibration": tc.calibration,
         "seconds": round(time.perf_counter() - t0),
     }
-    report(f"calibration: temperature {temperature:.2f}, biases {bias}; "
-           f"val macro-F1 {hc.training['val_macro_f1_calibrated']:.4f}")
+    report(
+        f"calibration: temperature {temperature:.2f}, biases {bias}; "
+        f"val macro-F1 {hc.training['val_macro_f1_calibrated']:.4f}"
+    )
     return EmbeddedSentiment(encoder, heads.eval(), hc)
+
+
+def _calibrate(
+    hc: SentimentHeadConfig,
+    sent: np.ndarray,
+    stars: np.ndarray,
+    val: LabelledTexts,
+    balance: str,
+    use_stars: bool,
+) -> list[int]:
+    """Fit hc's calibration fields on validation logits; returns the calibrated predictions."""
+    sent = irony_shift(sent, val.texts, hc.irony_margin)
+    stars = irony_shift(stars, val.texts, hc.irony_margin, stars=True)
+    fitted = fit_head_calibration(
+        sent, stars, val.labels, val.groups, balance, STAR_WEIGHT if use_stars else 0.0
+    )
+    for key, value in fitted.items():
+        setattr(hc, key, value)
+    return class_probs(sent, stars, hc).argmax(1).tolist()
+
+
+def recalibrate(
+    model: EmbeddedSentiment, val: LabelledTexts, balance: str = "skewed", use_stars: bool = True
+) -> EmbeddedSentiment:
+    """Re-fit a trained model's calibration (head temperatures, star weight, class biases) on
+    held-out rows, in place; the encoder and the heads are unchanged."""
+    sent, stars = model.logits(val.texts)
+    pred = _calibrate(model.config, sent, stars, val, balance, use_stars)
+    model.config.training.update(
+        {
+            "calibration": balance,
+            "calibration_rows": len(val.texts),
+            "val_macro_f1_calibrated": round(macro_f1(val.labels, pred), 4),
+            "val_group_macro_f1_calibrated": round(
+                grouped_macro_f1(val.labels, pred, val.groups), 4
+            ),
+            "val_group_skewed_macro_f1_calibrated": round(
+                grouped_macro_f1(val.labels, pred, val.groups, "skewed"), 4
+            ),
+        }
+    )
+    return model
 
 
 def _layer_index(name: str) -> int:
