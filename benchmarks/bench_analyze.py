@@ -123,6 +123,7 @@ def main() -> None:
     ap.add_argument("--input", type=Path, default=None, help="JSONL with a 'text' field")
     ap.add_argument("--backend", default="lexicon")
     ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--limit", type=int, default=None, help="only the first N lines of --input")
     ap.add_argument("--reference", action="store_true",
                     help="also run the in-tree former path (one pass off, torch, spaCy)")
     ap.add_argument("--reference-rev", default=None,
@@ -131,7 +132,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="verbatim-bench-analyze-") as tmp:
         root = Path(tmp)
-        if args.input is not None:
+        if args.input is not None and args.limit:
+            feed = root / "input.jsonl"  # a temporary head, deleted with the directory
+            head(args.input.resolve(), feed, args.limit)
+        elif args.input is not None:
             feed = args.input.resolve()
         else:
             from jobs.demo import DemoSpec, write_demo

@@ -229,6 +229,12 @@ def ecommerce_extra(args: argparse.Namespace, nlp: Any, scorer: Any, signals: An
         print(f"  of which themes_fr/dev rows: micro-F1 {dev_part['micro_f1']:.4f}, polarity acc "
               f"{dev_part['polarity_accuracy']:.4f}; predicted polarities "
               f"{polarity_mix(oof[v])}, gold {polarity_mix(uy)}")
+    if args.save is not None:
+        # The shipped heads: every labelled row (the figures above are all out-of-fold).
+        model = fit_model(tax, nlp, scorer, signals, rules, ux, uy, uf)
+        model.rules = RuleThemeDetector(tax, nlp=nlp, scorer=scorer)
+        model.save(args.save)
+        print(f"\nheads trained on all {len(ux)} rows -> {args.save}")
     return res
 
 
@@ -273,6 +279,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write all figures here")
     ap.add_argument("--extra", type=Path, default=None,
                     help="extra e-commerce labels (benchmarks/build_theme_data.py --out, no dev)")
+    ap.add_argument("--save", type=Path, default=None,
+                    help="with --extra: also train on dev + extra and save the heads here")
     args = ap.parse_args()
     nlp = load_lemmatizer(load_settings().lemmatizer)
     scorer = LexiconSentiment()

@@ -364,12 +364,14 @@ class LearnedThemeDetector:
         return self._sigmoid(variant, x)
 
     def _contexts(self, text: str, themes: Sequence[str], found: Sequence[RuleMention],
-                  variant: str) -> dict[str, MentionContext]:
+                  variant: str, clauses: list[ClauseScore] | None = None,
+                  xc: Any | None = None) -> dict[str, MentionContext]:
         """Where each theme is expressed: the rules' clauses when they found it. A theme only
         the head found is implicit ("tombé en panne au bout d'un mois" is about the product):
         its polarity is read from the whole text, its evidence is the clause that the TF-IDF
         part of its head scores highest."""
-        clauses: list[ClauseScore] = self.rules.clause_scores(text)
+        if clauses is None:
+            clauses = self.rules.clause_scores(text)
         if not clauses:
             return {}
         by_rule = {m.mention.theme: m for m in found}
@@ -390,7 +392,8 @@ class LearnedThemeDetector:
         scored = [t for t in need if t in cols and self.vectorizer is not None]
         best: dict[str, int] = {}
         if scored:
-            xc = self.vectorizer.transform([normalize_text(c.clause.text) for c in clauses])
+            if xc is None:
+                xc = self.vectorizer.transform([normalize_text(c.clause.text) for c in clauses])
             w = self.coef.get(variant, self.coef.get("lite"))
             assert w is not None
             z = np.asarray(xc @ w[[cols[t] for t in scored], :self.n_text_features].T)
@@ -401,6 +404,29 @@ class LearnedThemeDetector:
                 c = clauses[best[theme]].clause
                 ctx = replace(ctx, evidence=Span(c.start, c.end, c.text))
             out[theme] = ctx
+        return out
+
+    def _clause_features(self, chosen: list[list[tuple[str, float]]],
+                         rule_mentions: Sequence[Sequence[RuleMention]],
+                         clauses: dict[int, list[ClauseScore]]) -> dict[int, Any]:
+        """TF-IDF rows of the clauses of every text with a theme the rules did not locate,
+        in one vectoriser call (row r -> its clauses' matrix)."""
+        if self.vectorizer is None:
+            return {}
+        learned = set(self.themes)
+        docs = []
+        for r, cl in clauses.items():
+            located = {m.mention.theme for m in rule_mentions[r] if m.clauses}
+            if cl and any(t in learned and t not in located for t, _ in chosen[r]):
+                docs.append(r)
+        if not docs:
+            return {}
+        x = self.vectorizer.transform([normalize_text(c.clause.text)
+                                       for r in docs for c in clauses[r]])
+        out, start = {}, 0
+        for r in docs:
+            out[r] = x[start:start + len(clauses[r])]
+            start += len(clauses[r])
         return out
 
     def predict(self, texts: Sequence[str],
@@ -429,10 +455,13 @@ class LearnedThemeDetector:
             chosen.append(picks)
         # Contexts of every mention, then one batched polarity pass.
         flat: list[tuple[int, str, float, MentionContext]] = []
+        clauses = {r: self.rules.clause_scores(texts[r]) for r in range(len(texts)) if chosen[r]}
+        xcs = self._clause_features(chosen, rule_mentions, clauses)
         for r, text in enumerate(texts):
             if not chosen[r]:
                 continue
-            ctxs = self._contexts(text, [t for t, _ in chosen[r]], rule_mentions[r], variant)
+            ctxs = self._contexts(text, [t for t, _ in chosen[r]], rule_mentions[r], variant,
+                                  clauses[r], xcs.get(r))
             flat.extend((r, t, s, ctxs[t]) for t, s in chosen[r] if t in ctxs)
         polarities = self._polarities([c for *_, c in flat], [r for r, *_ in flat], texts,
                                       encoded)
