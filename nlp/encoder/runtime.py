@@ -177,9 +177,9 @@ def _pooled(rt: EncoderRuntime, encoder: Any, texts: Sequence[str]) -> np.ndarra
     return out
 
 
-def measure(rt: EncoderRuntime, encoder: Any, repeats: int = 6) -> float:
+def measure(rt: EncoderRuntime, encoder: Any, repeats: int = 3) -> float:
     """Probe sentences per second (best of a few rounds: robust to a busy machine)."""
-    texts = _PROBE * 8
+    texts = _PROBE * 4
     _pooled(rt, encoder, texts[:8])  # warm-up (first-call allocations, oneDNN primitives)
     best = 0.0
     for _ in range(repeats):
