@@ -35,17 +35,38 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-REFERENCE_ENV = {"VERBATIM_ONE_PASS": "0", "VERBATIM_ENCODER_RUNTIME": "torch",
-                 "VERBATIM_LEMMATIZER": "spacy"}
+REFERENCE_ENV = {
+    "VERBATIM_ONE_PASS": "0",
+    "VERBATIM_ENCODER_RUNTIME": "torch",
+    "VERBATIM_LEMMATIZER": "spacy",
+}
 
 
-def run_cli(feed: Path, out: Path, backend: str, batch_size: int, *, root: Path = ROOT,
-            env: dict[str, str] | None = None) -> dict[str, float]:
+def run_cli(
+    feed: Path,
+    out: Path,
+    backend: str,
+    batch_size: int,
+    *,
+    root: Path = ROOT,
+    env: dict[str, str] | None = None,
+) -> dict[str, float]:
     """One `verbatim analyze` child: wall s, user+sys CPU s, max RSS MB (of that child).
 
     The child is timed with os.wait4, so its peak RSS is its own (not the largest so far)."""
-    cmd = [sys.executable, "-m", "jobs.cli", "analyze", str(feed),
-           "-o", str(out), "--backend", backend, "--batch-size", str(batch_size)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jobs.cli",
+        "analyze",
+        str(feed),
+        "-o",
+        str(out),
+        "--backend",
+        backend,
+        "--batch-size",
+        str(batch_size),
+    ]
     child_env = dict(os.environ, PYTHONPATH=str(root), **(env or {}))
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, cwd=root, env=child_env)
@@ -54,13 +75,25 @@ def run_cli(feed: Path, out: Path, backend: str, batch_size: int, *, root: Path 
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"verbatim analyze failed (exit {proc.returncode}) in {root}")
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "max_rss_mb": usage.ru_maxrss / 1024}
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "max_rss_mb": usage.ru_maxrss / 1024,
+    }
 
 
-def measure(feed: Path, small: Path, n: int, n_small: int, out: Path, backend: str,
-            batch_size: int, *, root: Path = ROOT, env: dict[str, str] | None = None
-            ) -> dict[str, float]:
+def measure(
+    feed: Path,
+    small: Path,
+    n: int,
+    n_small: int,
+    out: Path,
+    backend: str,
+    batch_size: int,
+    *,
+    root: Path = ROOT,
+    env: dict[str, str] | None = None,
+) -> dict[str, float]:
     start = run_cli(small, out, backend, batch_size, root=root, env=env)
     full = run_cli(feed, out, backend, batch_size, root=root, env=env)
     net_wall = max(full["wall_s"] - start["wall_s"], 1e-9)
@@ -79,14 +112,20 @@ def measure(feed: Path, small: Path, n: int, n_small: int, out: Path, backend: s
 def machine() -> dict[str, object]:
     from nlp.encoder.runtime import cpu_description, kernel_path
 
-    info: dict[str, object] = {"cpu": cpu_description(), "kernels": kernel_path(),
-                               "load_average_1m": round(os.getloadavg()[0], 1)}
+    info: dict[str, object] = {
+        "cpu": cpu_description(),
+        "kernels": kernel_path(),
+        "load_average_1m": round(os.getloadavg()[0], 1),
+    }
     try:
         import torch
 
-        info["torch"] = {"version": torch.__version__, "threads": torch.get_num_threads(),
-                         "mkldnn": torch.backends.mkldnn.is_available(),
-                         "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+        info["torch"] = {
+            "version": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "mkldnn": torch.backends.mkldnn.is_available(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        }
     except Exception:  # noqa: BLE001 - informational only
         pass
     return info
@@ -98,8 +137,7 @@ def runtime_choice() -> str:
         from core.settings import load_settings
 
         root = load_settings().resolved_model_dir / "runtime"
-        records = [json.loads(p.read_text(encoding="utf-8"))
-                   for p in root.glob("*/runtime.json")]
+        records = [json.loads(p.read_text(encoding="utf-8")) for p in root.glob("*/runtime.json")]
         return ", ".join(sorted({r["chosen"] for r in records})) or "torch (no runtime build)"
     except (OSError, ValueError):
         return "unknown"
@@ -124,10 +162,16 @@ def main() -> None:
     ap.add_argument("--backend", default="lexicon")
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--limit", type=int, default=None, help="only the first N lines of --input")
-    ap.add_argument("--reference", action="store_true",
-                    help="also run the in-tree former path (one pass off, torch, spaCy)")
-    ap.add_argument("--reference-rev", default=None,
-                    help="also run this git revision's code (e.g. bf744b6, before issue 12)")
+    ap.add_argument(
+        "--reference",
+        action="store_true",
+        help="also run the in-tree former path (one pass off, torch, spaCy)",
+    )
+    ap.add_argument(
+        "--reference-rev",
+        default=None,
+        help="also run this git revision's code (e.g. bf744b6, before issue 12)",
+    )
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="verbatim-bench-analyze-") as tmp:
@@ -156,8 +200,7 @@ def main() -> None:
             "docs": n,
             "runtime_recorded_by_setup": runtime_choice(),
         }
-        runs = {"default": measure(feed, small, n, n_small, out, args.backend,
-                                   args.batch_size)}
+        runs = {"default": measure(feed, small, n, n_small, out, args.backend, args.batch_size)}
         with out.open(encoding="utf-8") as fh:
             written = sum(1 for _ in fh)
             fh.seek(0)
@@ -166,26 +209,44 @@ def main() -> None:
         figures["written"] = written
         if args.reference:
             runs["reference (in-tree, ONE_PASS=0, torch, spaCy)"] = measure(
-                feed, small, n, n_small, out, args.backend, args.batch_size, env=REFERENCE_ENV)
+                feed, small, n, n_small, out, args.backend, args.batch_size, env=REFERENCE_ENV
+            )
         if args.reference_rev:
             ref_root = root / "ref"
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q",
-                            str(ref_root), args.reference_rev], check=True)
+            subprocess.run(
+                [
+                    "git",
+                    "-C",
+                    str(ROOT),
+                    "worktree",
+                    "add",
+                    "--detach",
+                    "-q",
+                    str(ref_root),
+                    args.reference_rev,
+                ],
+                check=True,
+            )
             try:
                 runs[f"reference rev {args.reference_rev}"] = measure(
-                    feed, small, n, n_small, out, args.backend, args.batch_size,
-                    root=ref_root)
+                    feed, small, n, n_small, out, args.backend, args.batch_size, root=ref_root
+                )
             finally:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
-                                str(ref_root)], check=False)
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(ref_root)],
+                    check=False,
+                )
         base = runs["default"]
         for name, run in runs.items():
             if name != "default":
                 run["default_speed-up_end_to_end"] = round(
-                    base["docs_per_s_end_to_end"] / max(run["docs_per_s_end_to_end"], 1e-9), 2)
+                    base["docs_per_s_end_to_end"] / max(run["docs_per_s_end_to_end"], 1e-9), 2
+                )
                 run["default_speed-up_per_cpu_s"] = round(
                     base["docs_per_cpu_s_net_of_startup"]
-                    / max(run["docs_per_cpu_s_net_of_startup"], 1e-9), 2)
+                    / max(run["docs_per_cpu_s_net_of_startup"], 1e-9),
+                    2,
+                )
         figures["runs"] = runs
         figures["load_average_1m_after"] = round(os.getloadavg()[0], 1)
         print(json.dumps(figures, indent=2, ensure_ascii=False))

@@ -75,9 +75,9 @@ def main() -> None:
         print(f"database file: {db_mb:.0f} MB")
 
         if args.enrich:
+            from core.analysis import build_analyzer
             from jobs.aggregate import aggregate
             from jobs.enrich import enrich
-            from jobs.factory import build_analyzer
 
             analyzer = build_analyzer(settings, backend=args.backend)
             t0, c0 = time.perf_counter(), time.process_time()

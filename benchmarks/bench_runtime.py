@@ -37,19 +37,28 @@ def main() -> None:
 
     settings = load_settings()
     record = build_runtimes(settings.resolved_model_dir)
-    print(json.dumps({"cpu": cpu_description(), "kernels": kernel_path(),
-                      "setup_choice": record["chosen"], "setup_probe": record["measured"]},
-                     indent=1))
+    print(
+        json.dumps(
+            {
+                "cpu": cpu_description(),
+                "kernels": kernel_path(),
+                "setup_choice": record["chosen"],
+                "setup_probe": record["measured"],
+            },
+            indent=1,
+        )
+    )
     for name in args.sets:
-        rows = [json.loads(line) for line in (args.data / name).with_suffix(".jsonl").open(
-            encoding="utf-8")][: args.limit]
+        rows = [
+            json.loads(line)
+            for line in (args.data / name).with_suffix(".jsonl").open(encoding="utf-8")
+        ][: args.limit]
         texts = [r["text"] for r in rows]
         gold = [gold_sentiment(r) for r in rows]
         ref = None
         print(f"{'set':<14} {'runtime':<10} {'n':>5} {'docs/s':>7} {'macro-F1':>9} {'agree':>6}")
         for rt in RUNTIMES:
-            model = build_sentiment("embedded", model_dir=settings.resolved_model_dir,
-                                    runtime=rt)
+            model = build_sentiment("embedded", model_dir=settings.resolved_model_dir, runtime=rt)
             model.predict(texts[:16])  # warm-up
             t0 = time.perf_counter()
             pred = [r.label for r in model.predict(texts)]
@@ -57,8 +66,11 @@ def main() -> None:
             ref = ref or pred
             f1 = f1_score(gold, pred, labels=list(POLARITIES), average="macro")
             agree = sum(a == b for a, b in zip(ref, pred, strict=True)) / len(pred)
-            print(f"{name:<14} {rt:<10} {len(texts):>5} {len(texts) / dt:>7.1f} {f1:>9.3f} "
-                  f"{agree:>6.3f}", flush=True)
+            print(
+                f"{name:<14} {rt:<10} {len(texts):>5} {len(texts) / dt:>7.1f} {f1:>9.3f} "
+                f"{agree:>6.3f}",
+                flush=True,
+            )
             del model
 
 

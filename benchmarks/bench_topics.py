@@ -112,9 +112,13 @@ def _topics_out(model: object, prefix: Path) -> dict:
     np.save(prefix.with_suffix(".labels.npy"), labels)
     topics = model.topics_  # type: ignore[attr-defined]
     prefix.with_suffix(".keywords.json").write_text(
-        json.dumps([list(t.keywords) for t in topics], ensure_ascii=False), encoding="utf-8")
-    return {"topics": len(topics), "outliers": int((labels < 0).sum()),
-            "labels": [t.label for t in topics[:8]]}
+        json.dumps([list(t.keywords) for t in topics], ensure_ascii=False), encoding="utf-8"
+    )
+    return {
+        "topics": len(topics),
+        "outliers": int((labels < 0).sum()),
+        "labels": [t.label for t in topics[:8]],
+    }
 
 
 def child(step: str, args: argparse.Namespace) -> dict:
@@ -244,8 +248,20 @@ def main() -> None:
                 results[step] = {**json.loads(str(data["meta"])), "cached": True}
             print(f"[encode] reused {emb_file} (figures from the run that made it)")
             continue
-        cmd = [sys.executable, __file__, "--child", step, "--data", str(args.data),
-               "--n", str(args.n), "--cache", str(args.cache), "--min-size", str(args.min_size)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            step,
+            "--data",
+            str(args.data),
+            "--n",
+            str(args.n),
+            "--cache",
+            str(args.cache),
+            "--min-size",
+            str(args.min_size),
+        ]
         start = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - start
@@ -259,14 +275,18 @@ def main() -> None:
 
     print("\n== per step: wall s / CPU s, peak RSS (MiB)")
     for step, r in results.items():
-        parts = ", ".join(f"{k[:-2]} {r[k]:.1f}/{r.get(k[:-2] + '_cpu', float('nan')):.1f}"
-                          for k in r if k.endswith("_s") and k != "process_s")
-        print(f"{step:<15} {parts}  peak RSS {r.get('peak_rss_mb', 0):.0f} MiB"
-              + ("  (cached)" if r.get("cached") else ""))
+        parts = ", ".join(
+            f"{k[:-2]} {r[k]:.1f}/{r.get(k[:-2] + '_cpu', float('nan')):.1f}"
+            for k in r
+            if k.endswith("_s") and k != "process_s"
+        )
+        print(
+            f"{step:<15} {parts}  peak RSS {r.get('peak_rss_mb', 0):.0f} MiB"
+            + ("  (cached)" if r.get("cached") else "")
+        )
 
     def work(r: dict, suffix: str = "_s", load: bool = True) -> float:
-        phases = ("load", "embed", "import", "cluster") if load else ("embed", "import",
-                                                                        "cluster")
+        phases = ("load", "embed", "import", "cluster") if load else ("embed", "import", "cluster")
         return sum(r.get(p + suffix, 0.0) or 0.0 for p in phases)
 
     if "encode" in results and "bertopic" in results:
@@ -277,14 +297,18 @@ def main() -> None:
             if name not in results:
                 continue
             r = results[name]
-            print(f"{name} path (static embed + k-means, {r['distilled_pieces']} pieces "
-                  f"distilled): peak RSS {r['peak_rss_mb']:.0f} MiB")
+            print(
+                f"{name} path (static embed + k-means, {r['distilled_pieces']} pieces "
+                f"distilled): peak RSS {r['peak_rss_mb']:.0f} MiB"
+            )
             for suffix, what in (("_s", "wall"), ("_cpu", "CPU")):
                 for load in (True, False):
                     b = work(enc, suffix, load) + work(bt, suffix, load)
                     f = work(r, suffix, load)
-                    print(f"  {what:<4} {'with' if load else 'w/o '} model load: BERTopic "
-                          f"{b:.1f}s vs {name} {f:.1f}s -> {b / f:.1f}x")
+                    print(
+                        f"  {what:<4} {'with' if load else 'w/o '} model load: BERTopic "
+                        f"{b:.1f}s vs {name} {f:.1f}s -> {b / f:.1f}x"
+                    )
 
     print("\n== quality")
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
@@ -295,8 +319,10 @@ def main() -> None:
     start = time.perf_counter()
     detector = RuleThemeDetector(load_taxonomy("ecommerce"))
     doc_themes = [{m.theme for m in ms} for ms in detector.predict(texts)]
-    print(f"rule themes on {len(texts)} reviews in {time.perf_counter() - start:.0f}s; "
-          f"{sum(1 for t in doc_themes if t) / len(texts):.0%} have one")
+    print(
+        f"rule themes on {len(texts)} reviews in {time.perf_counter() - start:.0f}s; "
+        f"{sum(1 for t in doc_themes if t) / len(texts):.0%} have one"
+    )
     labels: dict[str, np.ndarray] = {}
     for step in ("bertopic", "fast-warm", "fast-cold", "kmeans-encoder"):
         lab_file = args.cache / f"{step}.labels.npy"
@@ -308,16 +334,20 @@ def main() -> None:
         purity, good = theme_purity(labels[step], doc_themes)
         coherence = npmi_coherence(texts, keywords)
         accented = sum(1 for kws in keywords for k in kws if not k.isascii())
-        print(f"{step:<15} topics {len(keywords):>3}  outliers {(labels[step] < 0).mean():5.1%}"
-              f"  NPMI {coherence:+.3f}  theme purity {purity:.3f}  topics >=50% one theme "
-              f"{good:.0%}  accented keywords {accented}")
+        print(
+            f"{step:<15} topics {len(keywords):>3}  outliers {(labels[step] < 0).mean():5.1%}"
+            f"  NPMI {coherence:+.3f}  theme purity {purity:.3f}  topics >=50% one theme "
+            f"{good:.0%}  accented keywords {accented}"
+        )
     names = list(labels)
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             both = (labels[a] >= 0) & (labels[b] >= 0)
-            print(f"{a} vs {b}: ARI {adjusted_rand_score(labels[a][both], labels[b][both]):.3f}"
-                  f"  NMI {normalized_mutual_info_score(labels[a][both], labels[b][both]):.3f}"
-                  f"  (on {both.sum()} reviews both assign)")
+            print(
+                f"{a} vs {b}: ARI {adjusted_rand_score(labels[a][both], labels[b][both]):.3f}"
+                f"  NMI {normalized_mutual_info_score(labels[a][both], labels[b][both]):.3f}"
+                f"  (on {both.sum()} reviews both assign)"
+            )
 
 
 if __name__ == "__main__":

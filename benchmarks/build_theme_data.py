@@ -52,7 +52,7 @@ def read_labels(files: list[Path], taxonomy_ids: set[str]) -> list[tuple[str, di
                     row = json.loads(line)
                     rid, themes = str(row["id"]), row["themes"]
                 except (ValueError, KeyError, TypeError):
-                    raise LabelError(f"{path}:{n}: expected {{\"id\", \"themes\"}}") from None
+                    raise LabelError(f'{path}:{n}: expected {{"id", "themes"}}') from None
                 if not isinstance(themes, dict):
                     raise LabelError(f"{path}:{n}: 'themes' must be an object")
                 for key, pol in themes.items():
@@ -67,8 +67,9 @@ def read_labels(files: list[Path], taxonomy_ids: set[str]) -> list[tuple[str, di
     return out
 
 
-def build(labels_dir: Path, data: Path, pattern: str = "out_[A-Z].jsonl",
-          with_dev: bool = False) -> list[dict]:
+def build(
+    labels_dir: Path, data: Path, pattern: str = "out_[A-Z].jsonl", with_dev: bool = False
+) -> list[dict]:
     from nlp.taxonomy import load_taxonomy
 
     files = sorted(labels_dir.glob(pattern))
@@ -101,8 +102,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     if args.out.resolve().is_relative_to(ROOT):
-        print("error: write the training file outside the repository (research data)",
-              file=sys.stderr)
+        print(
+            "error: write the training file outside the repository (research data)", file=sys.stderr
+        )
         raise SystemExit(2)
     try:
         rows = build(args.labels, args.data, args.pattern, args.with_dev)
@@ -114,8 +116,10 @@ def main() -> None:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     counts = Counter((t, p) for r in rows for t, p in r["themes"].items())
-    print(f"{len(rows)} rows -> {args.out} ({sum(1 for r in rows if not r['themes'])} without "
-          "a theme)")
+    print(
+        f"{len(rows)} rows -> {args.out} ({sum(1 for r in rows if not r['themes'])} without "
+        "a theme)"
+    )
     for theme in sorted({t for t, _ in counts}):
         per = {p: counts[(theme, p)] for p in ("negative", "neutral", "positive")}
         print(f"  {theme:<24} {sum(per.values()):>5}  {per}")

@@ -27,8 +27,9 @@ from nlp.types import POLARITIES
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load(path: Path, limit: int | None = None, exclude: set[str] | None = None,
-         seed: int = 0) -> list[tuple[str, str]]:
+def load(
+    path: Path, limit: int | None = None, exclude: set[str] | None = None, seed: int = 0
+) -> list[tuple[str, str]]:
     rows = []
     with path.open(encoding="utf-8") as fh:
         for line in fh:
@@ -52,8 +53,9 @@ def load(path: Path, limit: int | None = None, exclude: set[str] | None = None,
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("--out", type=Path, default=ROOT / "nlp" / "resources"
-                    / "lexicon_calibration.json")
+    ap.add_argument(
+        "--out", type=Path, default=ROOT / "nlp" / "resources" / "lexicon_calibration.json"
+    )
     ap.add_argument("--per-set", type=int, default=6000)
     ap.add_argument("--C", type=float, default=1.0)
     args = ap.parse_args()
@@ -79,11 +81,22 @@ def main() -> None:
     X_arr, w_arr = np.array(X), np.array(w) * len(X) / 4
     clf = LogisticRegression(C=args.C, max_iter=2000, fit_intercept=False)
     clf.fit(X_arr, y, sample_weight=w_arr)
-    weights = {str(lab): [round(float(v), 5) for v in clf.coef_[list(clf.classes_).index(lab)]]
-               for lab in POLARITIES}
-    args.out.write_text(json.dumps({"features": list(FEATURES), "weights": weights,
-                                    "trained_on": {k: len(v) for k, v in sets.items()}},
-                                   indent=1) + "\n", encoding="utf-8")
+    weights = {
+        str(lab): [round(float(v), 5) for v in clf.coef_[list(clf.classes_).index(lab)]]
+        for lab in POLARITIES
+    }
+    args.out.write_text(
+        json.dumps(
+            {
+                "features": list(FEATURES),
+                "weights": weights,
+                "trained_on": {k: len(v) for k, v in sets.items()},
+            },
+            indent=1,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     print("wrote", args.out)
 
 

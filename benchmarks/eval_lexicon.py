@@ -15,8 +15,8 @@ import argparse
 import time
 from pathlib import Path
 
+from core.analysis import load_spacy
 from jobs.evaluate import evaluate, read_rows
-from jobs.factory import load_spacy
 from nlp.analyzer import Analyzer
 from nlp.sentiment.lexicon import LexiconSentiment
 from nlp.taxonomy import load_taxonomy
@@ -40,8 +40,10 @@ def main() -> None:
     args = ap.parse_args()
     nlp = None if args.no_spacy else load_spacy()
     sentiment = LexiconSentiment()
-    print(f"{'dataset':<28}{'n':>6}{'sent acc':>10}{'sent mF1':>10}{'th micro':>10}"
-          f"{'th macro':>10}{'pol acc':>9}{'docs/s':>9}")
+    print(
+        f"{'dataset':<28}{'n':>6}{'sent acc':>10}{'sent mF1':>10}{'th micro':>10}"
+        f"{'th macro':>10}{'pol acc':>9}{'docs/s':>9}"
+    )
     for rel, tax_name in SETS:
         if args.only and args.only not in rel:
             continue
@@ -61,9 +63,11 @@ def main() -> None:
         def f(d: dict, k: str) -> str:
             return f"{d[k]:.4f}" if k in d else "-"
 
-        print(f"{rel:<28}{len(rows.texts):>6}{f(s, 'accuracy'):>10}{f(s, 'macro_f1'):>10}"
-              f"{f(t, 'micro_f1'):>10}{f(t, 'macro_f1'):>10}{f(t, 'polarity_accuracy'):>9}"
-              f"{speed:>9.0f}")
+        print(
+            f"{rel:<28}{len(rows.texts):>6}{f(s, 'accuracy'):>10}{f(s, 'macro_f1'):>10}"
+            f"{f(t, 'micro_f1'):>10}{f(t, 'macro_f1'):>10}{f(t, 'polarity_accuracy'):>9}"
+            f"{speed:>9.0f}"
+        )
 
 
 if __name__ == "__main__":

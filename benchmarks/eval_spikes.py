@@ -43,8 +43,16 @@ from jobs.backtest import replay  # noqa: E402
 from nlp.spikes import DetectorConfig, Series, Signal, SpikeDetector, severity_of  # noqa: E402
 
 START = date(2025, 9, 1)  # a Monday
-THEMES = ["livraison", "emballage", "service_client", "retours_remboursements",
-          "qualite_produit", "prix", "commande_paiement", "site_appli"]
+THEMES = [
+    "livraison",
+    "emballage",
+    "service_client",
+    "retours_remboursements",
+    "qualite_produit",
+    "prix",
+    "commande_paiement",
+    "site_appli",
+]
 SPIKE_LEN = 3
 
 
@@ -56,8 +64,9 @@ class Timeline:
     truth: list[tuple[str, str, int]] = field(default_factory=list)  # theme, kind, onset
 
 
-def make_timeline(rng: np.random.Generator, days: int, dispersion: float,
-                  base_range: tuple[float, float]) -> tuple[Timeline, dict[str, Any]]:
+def make_timeline(
+    rng: np.random.Generator, days: int, dispersion: float, base_range: tuple[float, float]
+) -> tuple[Timeline, dict[str, Any]]:
     """Daily (volume, negatives) per theme with weekly seasonality and NB noise."""
     params: dict[str, Any] = {}
     lo, hi = np.log(base_range[0]), np.log(base_range[1])
@@ -65,20 +74,30 @@ def make_timeline(rng: np.random.Generator, days: int, dispersion: float,
         weekend = rng.uniform(0.55, 1.0)
         weekly = np.array([rng.uniform(0.95, 1.15) for _ in range(5)] + [weekend, weekend])
         weekly = weekly / weekly.mean()
-        params[theme] = {"base": float(np.exp(rng.uniform(lo, hi))), "weekly": weekly,
-                         "share": float(rng.uniform(0.15, 0.45))}
+        params[theme] = {
+            "base": float(np.exp(rng.uniform(lo, hi))),
+            "weekly": weekly,
+            "share": float(rng.uniform(0.15, 0.45)),
+        }
     return Timeline({}, {t: p["base"] for t, p in params.items()}, days), {
-        "params": params, "dispersion": dispersion}
+        "params": params,
+        "dispersion": dispersion,
+    }
 
 
-def sample(rng: np.random.Generator, tl: Timeline, spec: dict[str, Any],
-           inject: list[tuple[str, str, int, float]]) -> Timeline:
+def sample(
+    rng: np.random.Generator,
+    tl: Timeline,
+    spec: dict[str, Any],
+    inject: list[tuple[str, str, int, float]],
+) -> Timeline:
     """Draw the counts; `inject`: (theme, kind, onset, size) with size = volume factor
     (kind volume) or negative-share rise (kind negativity)."""
     disp = spec["dispersion"]
     for theme, p in spec["params"].items():
-        mu = np.array([p["base"] * p["weekly"][(START + timedelta(i)).weekday()]
-                       for i in range(tl.days)])
+        mu = np.array(
+            [p["base"] * p["weekly"][(START + timedelta(i)).weekday()] for i in range(tl.days)]
+        )
         share = np.full(tl.days, p["share"])
         for th, kind, onset, size in inject:
             if th != theme:
@@ -91,8 +110,10 @@ def sample(rng: np.random.Generator, tl: Timeline, spec: dict[str, Any],
         lam = rng.gamma(1 / disp, mu * disp) if disp > 0 else mu
         vols = rng.poisson(lam)
         negs = rng.binomial(vols, share)
-        tl.counts[(theme, None)] = {START + timedelta(i): (int(v), int(n))
-                                    for i, (v, n) in enumerate(zip(vols, negs, strict=True))}
+        tl.counts[(theme, None)] = {
+            START + timedelta(i): (int(v), int(n))
+            for i, (v, n) in enumerate(zip(vols, negs, strict=True))
+        }
     tl.truth = [(th, kind, onset) for th, kind, onset, _ in inject]
     return tl
 
@@ -111,11 +132,24 @@ class NaiveDetector:
             if i < 7:
                 continue
             today = s.volumes[i]
-            mean = float(np.mean(s.volumes[i - 7:i]))
+            mean = float(np.mean(s.volumes[i - 7 : i]))
             if today >= 10 and today > 2 * mean:
                 ratio = today / max(mean, 1e-9)
-                out.append(Signal(s.theme, "volume", day, today, mean, 1.0, ratio,
-                                  severity_of(ratio, 1.0), None, today, s.negatives[i]))
+                out.append(
+                    Signal(
+                        s.theme,
+                        "volume",
+                        day,
+                        today,
+                        mean,
+                        1.0,
+                        ratio,
+                        severity_of(ratio, 1.0),
+                        None,
+                        today,
+                        s.negatives[i],
+                    )
+                )
         return out
 
 
@@ -160,17 +194,24 @@ class Score:
         prec = self.true_alerts / self.alerts if self.alerts else float("nan")
         delay = float(np.mean(self.delays)) if self.delays else float("nan")
         bands = " ".join(f"{b}:{h}/{n}" for b, (h, n) in sorted(self.by_band.items()))
-        return (f"  {name:<8} recall@day1-2 {rec:.3f} ({self.hit2}/{self.events})  "
-                f"recall@spike {self.hit_any / max(self.events, 1):.3f}  precision {prec:.3f} "
-                f"({self.true_alerts}/{self.alerts})  mean delay {delay:.2f} d  [{bands}]")
+        return (
+            f"  {name:<8} recall@day1-2 {rec:.3f} ({self.hit2}/{self.events})  "
+            f"recall@spike {self.hit_any / max(self.events, 1):.3f}  precision {prec:.3f} "
+            f"({self.true_alerts}/{self.alerts})  mean delay {delay:.2f} d  [{bands}]"
+        )
 
 
 def band_of(base: float) -> str:
     return "10-20" if base < 20 else "20-40" if base < 40 else "40+"
 
 
-def quiet_block(rng: np.random.Generator, n: int, disp: float, detectors: dict[str, Any],
-                base_range: tuple[float, float]) -> None:
+def quiet_block(
+    rng: np.random.Generator,
+    n: int,
+    disp: float,
+    detectors: dict[str, Any],
+    base_range: tuple[float, float],
+) -> None:
     totals = {k: [] for k in detectors}
     kinds: dict[str, dict[str, int]] = {k: defaultdict(int) for k in detectors}
     for _ in range(n):
@@ -183,13 +224,22 @@ def quiet_block(rng: np.random.Generator, n: int, disp: float, detectors: dict[s
                 kinds[name][a["kind"]] += 1
     for name, vals in totals.items():
         zero = sum(v == 0 for v in vals)
-        print(f"  {name:<8} quiet 90-day timelines: {sum(vals)} alert(s) over {n} timelines "
-              f"({np.mean(vals):.2f}/timeline), {zero}/{n} with zero alerts  "
-              f"{dict(kinds[name])}")
+        print(
+            f"  {name:<8} quiet 90-day timelines: {sum(vals)} alert(s) over {n} timelines "
+            f"({np.mean(vals):.2f}/timeline), {zero}/{n} with zero alerts  "
+            f"{dict(kinds[name])}"
+        )
 
 
-def spike_block(rng: np.random.Generator, n: int, disp: float, kind: str, size: float,
-                detectors: dict[str, Any], base_range: tuple[float, float]) -> None:
+def spike_block(
+    rng: np.random.Generator,
+    n: int,
+    disp: float,
+    kind: str,
+    size: float,
+    detectors: dict[str, Any],
+    base_range: tuple[float, float],
+) -> None:
     scores = {k: Score() for k in detectors}
     for _ in range(n):
         tl, spec = make_timeline(rng, 90, disp, base_range)
@@ -206,9 +256,9 @@ def spike_block(rng: np.random.Generator, n: int, disp: float, kind: str, size: 
 
 def text_block(args: argparse.Namespace) -> None:
     """End to end: feeds of real review texts pooled by detected theme -> run_backtest."""
+    from core.analysis import build_analyzer
     from core.settings import Settings
     from jobs.backtest import run_backtest
-    from jobs.factory import build_analyzer
     from nlp.taxonomy import load_taxonomy
 
     data = Path(args.data) / "trustpilot_fr"
@@ -239,8 +289,10 @@ def text_block(args: argparse.Namespace) -> None:
             ids = {m.theme for m in doc.themes}
             if len(ids) == 1:
                 pool[ids.pop()].append(text)
-        print(f"  pool: {len(texts)} texts analysed in {time.time() - t0:.0f}s; single-theme "
-              f"texts per theme: { {k: len(v) for k, v in sorted(pool.items())} }")
+        print(
+            f"  pool: {len(texts)} texts analysed in {time.time() - t0:.0f}s; single-theme "
+            f"texts per theme: { {k: len(v) for k, v in sorted(pool.items())} }"
+        )
         themes = [t for t in THEMES if len(pool[t]) >= 30]
         hits = events = alerts_total = true_total = quiet_alerts = 0
         for k in range(args.text_timelines):
@@ -256,10 +308,16 @@ def text_block(args: argparse.Namespace) -> None:
                     if spike and th == theme and onset <= d < onset + SPIKE_LEN:
                         n *= 2
                     for _ in range(n):
-                        lines.append(json.dumps({"id": f"{k}-{len(lines)}",
-                                                 "text": rng.choice(pool[th]),
-                                                 "created_at": f"{day.isoformat()}T12:00:00Z"},
-                                                ensure_ascii=False))
+                        lines.append(
+                            json.dumps(
+                                {
+                                    "id": f"{k}-{len(lines)}",
+                                    "text": rng.choice(pool[th]),
+                                    "created_at": f"{day.isoformat()}T12:00:00Z",
+                                },
+                                ensure_ascii=False,
+                            )
+                        )
             feed, out = Path(tmp) / "feed.jsonl", Path(tmp) / "alerts.jsonl"
             feed.write_text("\n".join(lines) + "\n", encoding="utf-8")
             res = run_backtest(feed, out, analyzer=analyzer, taxonomy=tax, warn=lambda m: None)
@@ -269,15 +327,22 @@ def text_block(args: argparse.Namespace) -> None:
                 quiet_alerts += len(alerts)
                 continue
             events += 1
-            ok = [a for a in alerts if a["theme"] == theme and a["kind"] == "volume"
-                  and 0 <= (date.fromisoformat(a["day"]) - START).days - onset < 6]
+            ok = [
+                a
+                for a in alerts
+                if a["theme"] == theme
+                and a["kind"] == "volume"
+                and 0 <= (date.fromisoformat(a["day"]) - START).days - onset < 6
+            ]
             true_total += len(ok)
             if any((date.fromisoformat(a["day"]) - START).days - onset <= 1 for a in ok):
                 hits += 1
-        print(f"  text feeds (60 days, themes {len(themes)}, ~12 texts/day/theme, +100% x3 days):"
-              f" recall@day1-2 {hits}/{events}; alerts on spiked feeds "
-              f"{alerts_total - quiet_alerts} ({true_total} true); alerts on "
-              f"{args.text_timelines - events} quiet feeds: {quiet_alerts}")
+        print(
+            f"  text feeds (60 days, themes {len(themes)}, ~12 texts/day/theme, +100% x3 days):"
+            f" recall@day1-2 {hits}/{events}; alerts on spiked feeds "
+            f"{alerts_total - quiet_alerts} ({true_total} true); alerts on "
+            f"{args.text_timelines - events} quiet feeds: {quiet_alerts}"
+        )
 
 
 def main() -> None:
@@ -285,8 +350,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--alpha", type=float, default=None, help="override DetectorConfig.alpha")
-    ap.add_argument("--day1-weight", type=float, default=None,
-                    help="override DetectorConfig.day1_weight")
+    ap.add_argument(
+        "--day1-weight", type=float, default=None, help="override DetectorConfig.day1_weight"
+    )
     ap.add_argument("--text", action="store_true", help="also the end-to-end text run")
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data"))
     ap.add_argument("--text-pool", type=int, default=3000)
@@ -306,8 +372,10 @@ def main() -> None:
     print(f"config: {cfg}")
     for disp in (0.0, 0.03):
         noise = "Poisson" if disp == 0 else f"neg. binomial alpha={disp}"
-        print(f"\n== noise: {noise}; 8 themes, baselines log-uniform {base[0]:.0f}-{base[1]:.0f}"
-              "/day, weekly seasonality ==")
+        print(
+            f"\n== noise: {noise}; 8 themes, baselines log-uniform {base[0]:.0f}-{base[1]:.0f}"
+            "/day, weekly seasonality =="
+        )
         quiet_block(rng, n_quiet, disp, detectors, base)
         print(f" volume +100% for {SPIKE_LEN} days, {n_spike} timelines:")
         spike_block(rng, n_spike, disp, "volume", 2.0, detectors, base)
@@ -317,8 +385,10 @@ def main() -> None:
                 spike_block(rng, n_spike // 2, disp, "volume", size, detectors, base)
             print(f" baseline exactly 10-12/day, volume +100%, {n_spike // 2} timelines:")
             spike_block(rng, n_spike // 2, disp, "volume", 2.0, detectors, (10.0, 12.0))
-        print(f" negative share +0.25 for {SPIKE_LEN} days (volume unchanged), "
-              f"{n_spike // 2} timelines:")
+        print(
+            f" negative share +0.25 for {SPIKE_LEN} days (volume unchanged), "
+            f"{n_spike // 2} timelines:"
+        )
         spike_block(rng, n_spike // 2, disp, "negativity", 0.25, detectors, base)
     print(f"\n(count-level part: {time.time() - t0:.0f}s)")
     if args.text:

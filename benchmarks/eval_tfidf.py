@@ -49,8 +49,9 @@ def main() -> None:
         x, y = rows(d / rel)
         pred = [r.label for r in model.predict(x)]
         m = sentiment_metrics(y, pred)
-        print(f"{rel:<28} n={m['n']:>5}  accuracy={m['accuracy']:.4f}"
-              f"  macro-F1={m['macro_f1']:.4f}")
+        print(
+            f"{rel:<28} n={m['n']:>5}  accuracy={m['accuracy']:.4f}  macro-F1={m['macro_f1']:.4f}"
+        )
     if args.save:
         model.save(args.save)
         print("saved to", args.save)

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from core.analysis import load_lemmatizer
 from core.settings import load_settings
 from jobs.evaluate import theme_metrics
-from jobs.factory import load_lemmatizer
 from jobs.train_themes import build_signals
 from nlp.sentiment.lexicon import LexiconSentiment
 from nlp.taxonomy import Taxonomy, load_taxonomy
@@ -37,8 +37,12 @@ from nlp.themes.rules import RuleThemeDetector
 from nlp.types import POLARITIES
 
 ROOT = Path(__file__).resolve().parents[1]
-SEMEVAL_ASPECTS = {"FOOD": "cuisine", "DRINKS": "cuisine", "SERVICE": "service",
-                   "AMBIENCE": "ambiance"}
+SEMEVAL_ASPECTS = {
+    "FOOD": "cuisine",
+    "DRINKS": "cuisine",
+    "SERVICE": "service",
+    "AMBIENCE": "ambiance",
+}
 
 
 def read_jsonl(path: Path, key: str) -> tuple[list[str], list[dict[str, str]]]:
@@ -79,22 +83,27 @@ def read_semeval(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     return texts, labels
 
 
-def polarity_scores(gold: Sequence[dict[str, str]], pred: Sequence[dict[str, str]]
-                    ) -> dict[str, float]:
+def polarity_scores(
+    gold: Sequence[dict[str, str]], pred: Sequence[dict[str, str]]
+) -> dict[str, float]:
     from sklearn.metrics import f1_score
 
     pairs = [(g[t], p[t]) for g, p in zip(gold, pred, strict=True) for t in g if t in p]
     if not pairs:
         return {"polarity_macro_f1": 0.0, "polarity_accuracy": 0.0, "polarity_n": 0}
     y, z = zip(*pairs, strict=True)
-    return {"polarity_macro_f1": round(float(f1_score(y, z, labels=list(POLARITIES),
-                                                      average="macro", zero_division=0)), 4),
-            "polarity_accuracy": round(float(np.mean([a == b for a, b in pairs])), 4),
-            "polarity_n": len(pairs)}
+    return {
+        "polarity_macro_f1": round(
+            float(f1_score(y, z, labels=list(POLARITIES), average="macro", zero_division=0)), 4
+        ),
+        "polarity_accuracy": round(float(np.mean([a == b for a, b in pairs])), 4),
+        "polarity_n": len(pairs),
+    }
 
 
-def score(gold: Sequence[dict[str, str]], pred: Sequence[dict[str, str]],
-          tax: Taxonomy) -> dict[str, Any]:
+def score(
+    gold: Sequence[dict[str, str]], pred: Sequence[dict[str, str]], tax: Taxonomy
+) -> dict[str, Any]:
     out = theme_metrics(list(gold), list(pred), tax.ids)
     out.update(polarity_scores(gold, pred))
     return out
@@ -105,24 +114,30 @@ def as_labels(mentions: Sequence[Sequence[Any]]) -> list[dict[str, str]]:
 
 
 def table(title: str, m: dict[str, Any]) -> str:
-    lines = [f"{title}: micro-F1 {m['micro_f1']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
-             f"polarity acc {m['polarity_accuracy']:.4f} / macro-F1 {m['polarity_macro_f1']:.4f}"
-             f" (on {m['polarity_n']} found)",
-             f"  {'theme':<24}{'P':>7}{'R':>7}{'F1':>7}{'gold':>6}{'pred':>6}"]
+    lines = [
+        f"{title}: micro-F1 {m['micro_f1']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
+        f"polarity acc {m['polarity_accuracy']:.4f} / macro-F1 {m['polarity_macro_f1']:.4f}"
+        f" (on {m['polarity_n']} found)",
+        f"  {'theme':<24}{'P':>7}{'R':>7}{'F1':>7}{'gold':>6}{'pred':>6}",
+    ]
     for t, v in m["per_theme"].items():
-        lines.append(f"  {t:<24}{v['precision']:>7.3f}{v['recall']:>7.3f}{v['f1']:>7.3f}"
-                     f"{v['support']:>6}{v['predicted']:>6}")
+        lines.append(
+            f"  {t:<24}{v['precision']:>7.3f}{v['recall']:>7.3f}{v['f1']:>7.3f}"
+            f"{v['support']:>6}{v['predicted']:>6}"
+        )
     return "\n".join(lines)
 
 
 def summary(runs: list[dict[str, Any]]) -> str:
     keys = ("micro_f1", "macro_f1", "polarity_accuracy", "polarity_macro_f1")
-    return "  ".join(f"{k} {np.mean([r[k] for r in runs]):.4f}±{np.std([r[k] for r in runs]):.4f}"
-                     for k in keys)
+    return "  ".join(
+        f"{k} {np.mean([r[k] for r in runs]):.4f}±{np.std([r[k] for r in runs]):.4f}" for k in keys
+    )
 
 
-def predict_variant(model: LearnedThemeDetector, texts: list[str], rules: list[Any],
-                    variant: str, signals: Any) -> list[dict[str, str]]:
+def predict_variant(
+    model: LearnedThemeDetector, texts: list[str], rules: list[Any], variant: str, signals: Any
+) -> list[dict[str, str]]:
     model.signals = signals if variant == "full" else None
     return as_labels(model.predict(texts, rules))
 
@@ -134,10 +149,16 @@ def ecommerce(args: argparse.Namespace, nlp: Any, scorer: Any, signals: Any) -> 
     texts, gold = read_jsonl(args.data / "themes_fr" / "dev.jsonl", "themes")
     rules = RuleThemeDetector(tax, nlp=nlp, scorer=scorer)
     found = rules.detect(texts)
-    res: dict[str, Any] = {"rules": score(gold, as_labels([[r.mention for r in d]
-                                                             for d in found]), tax)}
-    print(table("themes_fr/dev — rules (seeds/patterns written with this set in view: "
-                "in-sample)", res["rules"]), flush=True)
+    res: dict[str, Any] = {
+        "rules": score(gold, as_labels([[r.mention for r in d] for d in found]), tax)
+    }
+    print(
+        table(
+            "themes_fr/dev — rules (seeds/patterns written with this set in view: in-sample)",
+            res["rules"],
+        ),
+        flush=True,
+    )
     variants = ["lite"] + (["full"] if signals is not None else [])
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     first: dict[str, list[dict[str, str]]] = {}
@@ -148,28 +169,45 @@ def ecommerce(args: argparse.Namespace, nlp: Any, scorer: Any, signals: Any) -> 
             model.rules = rules
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                model.fit([texts[i] for i in tr], [gold[i] for i in tr],
-                          rule_mentions=[found[i] for i in tr])
+                model.fit(
+                    [texts[i] for i in tr],
+                    [gold[i] for i in tr],
+                    rule_mentions=[found[i] for i in tr],
+                )
             for v in variants:
-                preds = predict_variant(model, [texts[i] for i in te], [found[i] for i in te],
-                                        v, signals)
+                preds = predict_variant(
+                    model, [texts[i] for i in te], [found[i] for i in te], v, signals
+                )
                 for i, p in zip(te, preds, strict=True):
                     oof[v][i] = p
         for v in variants:
             runs[v].append(score(gold, oof[v], tax))
             first.setdefault(v, oof[v])
     for v in variants:
-        res[f"learned_{v}_oof"] = {"seeds": list(args.seeds), "folds": args.folds,
-                                   "runs": runs[v], "first_seed": score(gold, first[v], tax)}
-        print(f"\nthemes_fr/dev — learned {v}, {args.folds}-fold out-of-fold over seeds "
-              f"{list(args.seeds)}: {summary(runs[v])}")
+        res[f"learned_{v}_oof"] = {
+            "seeds": list(args.seeds),
+            "folds": args.folds,
+            "runs": runs[v],
+            "first_seed": score(gold, first[v], tax),
+        }
+        print(
+            f"\nthemes_fr/dev — learned {v}, {args.folds}-fold out-of-fold over seeds "
+            f"{list(args.seeds)}: {summary(runs[v])}"
+        )
         print(table(f"  seed {args.seeds[0]}", score(gold, first[v], tax)), flush=True)
     return res
 
 
-def fit_model(tax: Taxonomy, nlp: Any, scorer: Any, signals: Any, rules: Any,
-              texts: list[str], gold: list[dict[str, str]], found: list[Any]
-              ) -> LearnedThemeDetector:
+def fit_model(
+    tax: Taxonomy,
+    nlp: Any,
+    scorer: Any,
+    signals: Any,
+    rules: Any,
+    texts: list[str],
+    gold: list[dict[str, str]],
+    found: list[Any],
+) -> LearnedThemeDetector:
     model = LearnedThemeDetector(tax, nlp=nlp, scorer=scorer, signals=signals)
     model.rules = rules
     with warnings.catch_warnings():
@@ -182,8 +220,9 @@ def polarity_mix(pred: list[dict[str, str]]) -> dict[str, int]:
     return {p: sum(1 for d in pred for v in d.values() if v == p) for p in POLARITIES}
 
 
-def ecommerce_extra(args: argparse.Namespace, nlp: Any, scorer: Any, signals: Any
-                    ) -> dict[str, Any]:
+def ecommerce_extra(
+    args: argparse.Namespace, nlp: Any, scorer: Any, signals: Any
+) -> dict[str, Any]:
     """With --extra (benchmarks/build_theme_data.py output, no dev rows): train on the extra
     labels -> score themes_fr/dev; train on dev -> score the extra labels; k-fold out-of-fold
     over the union. Nothing here was tuned on the scored side of each split."""
@@ -197,24 +236,41 @@ def ecommerce_extra(args: argparse.Namespace, nlp: Any, scorer: Any, signals: An
     variants = ["lite"] + (["full"] if signals is not None else [])
     res: dict[str, Any] = {"n_dev": len(dev_x), "n_extra": len(new_x)}
     for name, (tx, ty, tf), (ex, ey, ef) in (
-            (f"train extra ({len(new_x)}) -> themes_fr/dev ({len(dev_x)})",
-             (new_x, new_y, new_f), (dev_x, dev_y, dev_f)),
-            (f"train themes_fr/dev ({len(dev_x)}) -> extra ({len(new_x)})",
-             (dev_x, dev_y, dev_f), (new_x, new_y, new_f))):
+        (
+            f"train extra ({len(new_x)}) -> themes_fr/dev ({len(dev_x)})",
+            (new_x, new_y, new_f),
+            (dev_x, dev_y, dev_f),
+        ),
+        (
+            f"train themes_fr/dev ({len(dev_x)}) -> extra ({len(new_x)})",
+            (dev_x, dev_y, dev_f),
+            (new_x, new_y, new_f),
+        ),
+    ):
         t0 = time.perf_counter()
         model = fit_model(tax, nlp, scorer, signals, rules, tx, ty, tf)
         res[name] = {}
         for v in variants:
             pred = predict_variant(model, ex, ef, v, signals)
             res[name][v] = dict(score(ey, pred, tax), predicted_polarities=polarity_mix(pred))
-            print(table(f"\n{name} — learned {v} ({time.perf_counter() - t0:.0f}s)",
-                        res[name][v]), flush=True)
+            print(
+                table(f"\n{name} — learned {v} ({time.perf_counter() - t0:.0f}s)", res[name][v]),
+                flush=True,
+            )
             print(f"  predicted polarities: {polarity_mix(pred)}; gold: {polarity_mix(ey)}")
     ux, uy, uf = dev_x + new_x, dev_y + new_y, dev_f + new_f
     oof: dict[str, list[dict[str, str]]] = {v: [{}] * len(ux) for v in variants}
     for tr, te in KFold(args.folds, shuffle=True, random_state=args.seeds[0]).split(ux):
-        model = fit_model(tax, nlp, scorer, signals, rules, [ux[i] for i in tr],
-                          [uy[i] for i in tr], [uf[i] for i in tr])
+        model = fit_model(
+            tax,
+            nlp,
+            scorer,
+            signals,
+            rules,
+            [ux[i] for i in tr],
+            [uy[i] for i in tr],
+            [uf[i] for i in tr],
+        )
         for v in variants:
             preds = predict_variant(model, [ux[i] for i in te], [uf[i] for i in te], v, signals)
             for i, p in zip(te, preds, strict=True):
@@ -224,11 +280,13 @@ def ecommerce_extra(args: argparse.Namespace, nlp: Any, scorer: Any, signals: An
     for v in variants:
         res[name][v] = dict(score(uy, oof[v], tax), predicted_polarities=polarity_mix(oof[v]))
         print(table(f"\n{name} — learned {v}", res[name][v]), flush=True)
-        dev_part = score(dev_y, oof[v][:len(dev_x)], tax)
+        dev_part = score(dev_y, oof[v][: len(dev_x)], tax)
         res[name][v]["dev_rows_only"] = dev_part
-        print(f"  of which themes_fr/dev rows: micro-F1 {dev_part['micro_f1']:.4f}, polarity acc "
-              f"{dev_part['polarity_accuracy']:.4f}; predicted polarities "
-              f"{polarity_mix(oof[v])}, gold {polarity_mix(uy)}")
+        print(
+            f"  of which themes_fr/dev rows: micro-F1 {dev_part['micro_f1']:.4f}, polarity acc "
+            f"{dev_part['polarity_accuracy']:.4f}; predicted polarities "
+            f"{polarity_mix(oof[v])}, gold {polarity_mix(uy)}"
+        )
     if args.save is not None:
         # The shipped heads: every labelled row (the figures above are all out-of-fold).
         model = fit_model(tax, nlp, scorer, signals, rules, ux, uy, uf)
@@ -238,14 +296,15 @@ def ecommerce_extra(args: argparse.Namespace, nlp: Any, scorer: Any, signals: An
     return res
 
 
-def restaurant(args: argparse.Namespace, nlp: Any, scorer: Any, signals: Any
-               ) -> dict[str, Any]:
+def restaurant(args: argparse.Namespace, nlp: Any, scorer: Any, signals: Any) -> dict[str, Any]:
     tax = load_taxonomy("restaurant")
     tr_x, tr_y = read_jsonl(args.data / "tripadvisor_fr" / "train.jsonl", "aspects")
-    sets = {"tripadvisor_fr/dev": read_jsonl(args.data / "tripadvisor_fr" / "dev.jsonl",
-                                             "aspects"),
-            "semeval16_fr/train (never trained on)":
-                read_semeval(args.data / "semeval16_fr" / "train_restaurants.jsonl")}
+    sets = {
+        "tripadvisor_fr/dev": read_jsonl(args.data / "tripadvisor_fr" / "dev.jsonl", "aspects"),
+        "semeval16_fr/train (never trained on)": read_semeval(
+            args.data / "semeval16_fr" / "train_restaurants.jsonl"
+        ),
+    }
     rules = RuleThemeDetector(tax, nlp=nlp, scorer=scorer)
     t0 = time.perf_counter()
     model = LearnedThemeDetector(tax, nlp=nlp, scorer=scorer, signals=signals)
@@ -253,8 +312,11 @@ def restaurant(args: argparse.Namespace, nlp: Any, scorer: Any, signals: Any
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.fit(tr_x, tr_y)
-    print(f"\nrestaurant heads trained on tripadvisor_fr/train ({len(tr_x)} rows, "
-          f"{time.perf_counter() - t0:.0f}s)", flush=True)
+    print(
+        f"\nrestaurant heads trained on tripadvisor_fr/train ({len(tr_x)} rows, "
+        f"{time.perf_counter() - t0:.0f}s)",
+        flush=True,
+    )
     res: dict[str, Any] = {}
     variants = ["lite"] + (["full"] if signals is not None else [])
     for name, (x, y) in sets.items():
@@ -277,10 +339,18 @@ def main() -> None:
     ap.add_argument("--no-encoder", action="store_true", help="lite heads only")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/verbatim-theme-cache"))
     ap.add_argument("--json", type=Path, default=None, help="write all figures here")
-    ap.add_argument("--extra", type=Path, default=None,
-                    help="extra e-commerce labels (benchmarks/build_theme_data.py --out, no dev)")
-    ap.add_argument("--save", type=Path, default=None,
-                    help="with --extra: also train on dev + extra and save the heads here")
+    ap.add_argument(
+        "--extra",
+        type=Path,
+        default=None,
+        help="extra e-commerce labels (benchmarks/build_theme_data.py --out, no dev)",
+    )
+    ap.add_argument(
+        "--save",
+        type=Path,
+        default=None,
+        help="with --extra: also train on dev + extra and save the heads here",
+    )
     args = ap.parse_args()
     nlp = load_lemmatizer(load_settings().lemmatizer)
     scorer = LexiconSentiment()
@@ -295,8 +365,7 @@ def main() -> None:
     if args.only in (None, "restaurant"):
         out["restaurant"] = restaurant(args, nlp, scorer, signals)
     if args.json:
-        args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n",
-                             encoding="utf-8")
+        args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

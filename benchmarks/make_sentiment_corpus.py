@@ -1,7 +1,7 @@
 """Write the default sentiment training corpus (from ../shared/data) to a JSONL file.
 
-    python benchmarks/make_sentiment_corpus.py /tmp/sentiment_train.jsonl
-    verbatim train sentiment --data /tmp/sentiment_train.jsonl --out nlp/resources/sentiment
+python benchmarks/make_sentiment_corpus.py /tmp/sentiment_train.jsonl
+verbatim train sentiment --data /tmp/sentiment_train.jsonl --out nlp/resources/sentiment
 """
 
 from __future__ import annotations

@@ -141,6 +141,10 @@ class ThemeMention(Base):
     analysis: Mapped[Analysis] = relationship(back_populates="mentions")
 
 
+# DailyAggregate.theme of the row that counts every verbatim of the day, whatever its themes.
+ALL_THEMES = "*"
+
+
 class DailyAggregate(Base):
     """Per day x theme x channel x source. theme "*" holds all verbatims of that day."""
 

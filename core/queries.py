@@ -5,18 +5,18 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.models import (
+    ALL_THEMES,
     Alert,
     Analysis,
     DailyAggregate,
@@ -28,8 +28,6 @@ from core.models import (
 
 if TYPE_CHECKING:
     from nlp.taxonomy import Taxonomy
-
-ALL_THEMES = "*"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +84,7 @@ class _Sums:
 
     @property
     def negative_share(self) -> float:
-        return self.negatives / self.volume if self.volume else 0.0
+        return negative_share(self.negatives, self.volume)
 
 
 def _period_sums(
@@ -110,11 +108,12 @@ def _period_sums(
         .where(DailyAggregate.day >= start, DailyAggregate.day <= end)
         .group_by(DailyAggregate.theme)
     )
-    if channel:
-        stmt = stmt.where(DailyAggregate.channel == channel)
-    if source:
-        stmt = stmt.where(DailyAggregate.source == source)
-    return {theme: _Sums(*[v or 0 for v in values]) for theme, *values in session.execute(stmt)}
+    stmt = _channel_source(stmt, DailyAggregate, channel, source)
+    out: dict[str, _Sums] = {}
+    for theme, *values in session.execute(stmt):
+        sums: list[Any] = [v or 0 for v in values]
+        out[theme] = _Sums(*sums)
+    return out
 
 
 def _row(theme: str, label: str, cur: _Sums, prev: _Sums) -> ThemeRow:
@@ -126,7 +125,7 @@ def _row(theme: str, label: str, cur: _Sums, prev: _Sums) -> ThemeRow:
         neutrals=cur.neutrals,
         positives=cur.positives,
         negative_share=cur.negative_share,
-        net_sentiment=(cur.positives - cur.negatives) / cur.volume if cur.volume else 0.0,
+        net_sentiment=net_sentiment(cur.positives, cur.negatives, cur.volume),
         mean_rating=cur.rating_sum / cur.rating_count if cur.rating_count else None,
         severity_mean=cur.severity_sum / cur.volume if cur.volume else None,
         previous_volume=prev.volume,
@@ -200,17 +199,24 @@ def latest_day(session: Session) -> date | None:
 
 # --- API read queries (service helper): /themes drill-down, verbatims, topics, alerts --------
 
-_STOPWORDS = frozenset(
-    """au aux avec ce ces cette dans de des du elle en et eux il ils je la le les leur lui ma
-    mais me meme mes moi mon ne nos notre nous on ou par pas pour qu que qui sa se ses son sur ta
-    te tes toi ton tu un une vos votre vous est sont ete etre avoir ai as avons avez ont plus
-    tres trop bien tout tous toute toutes fait faire comme alors aussi encore deja jamais rien
-    car donc sans sous chez cela ceci ca ça été être très déjà même là où non oui si y a été
-    the and for with this that was not you are have has had its our your their from they
-    quand apres après avant depuis toujours vraiment peu bcp tjrs svp jms pb""".split()  # noqa: SIM905
-)
-_WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
-_ELISION = re.compile(r"\b(?:[ldjmnstc]|qu|jusqu|lorsqu|puisqu)['’]", re.IGNORECASE)
+
+def _channel_source(stmt: Any, table: Any, channel: str | None, source: str | None) -> Any:
+    """`stmt` restricted to one channel and/or one source of `table` (Feedback or aggregates)."""
+    if channel:
+        stmt = stmt.where(table.channel == channel)
+    if source:
+        stmt = stmt.where(table.source == source)
+    return stmt
+
+
+def negative_share(negatives: int, volume: int) -> float:
+    """Share of negative verbatims, 0 on an empty period."""
+    return negatives / volume if volume else 0.0
+
+
+def net_sentiment(positives: int, negatives: int, volume: int) -> float:
+    """(positives - negatives) / volume, in -1..1; 0 on an empty period."""
+    return (positives - negatives) / volume if volume else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,10 +278,7 @@ def daily_series(
     )
     if themes is not None:
         stmt = stmt.where(DailyAggregate.theme.in_(list(themes)))
-    if channel:
-        stmt = stmt.where(DailyAggregate.channel == channel)
-    if source:
-        stmt = stmt.where(DailyAggregate.source == source)
+    stmt = _channel_source(stmt, DailyAggregate, channel, source)
     sums: dict[str, dict[date, list[int]]] = {}
     for theme, day, *values in session.execute(stmt):
         resolved = taxonomy.resolve(theme) if taxonomy is not None and theme != ALL_THEMES else None
@@ -316,8 +319,14 @@ def top_keywords(
 ) -> list[str]:
     """Most frequent content words in the theme's evidence spans (latest `sample` mentions)."""
     found = top_keywords_many(
-        session, {"_": theme_ids}, start=start, end=end, channel=channel, source=source,
-        limit=limit, sample=sample,
+        session,
+        {"_": theme_ids},
+        start=start,
+        end=end,
+        channel=channel,
+        source=source,
+        limit=limit,
+        sample=sample,
     )
     return found.get("_", [])
 
@@ -340,6 +349,10 @@ def top_keywords_many(
     """
     if not themes:
         return {}
+    # nlp's French tokeniser and stop words (accents kept, elisions split): one definition.
+    from nlp.topics.vectorize import FrenchAnalyzer
+
+    words = FrenchAnalyzer(ngram_max=1, min_length=3).words
     parts = []
     for name, ids in themes.items():
         latest = (
@@ -355,10 +368,7 @@ def top_keywords_many(
         )
         if channel or source:
             latest = latest.join(Feedback, Feedback.id == ThemeMention.feedback_id)
-            if channel:
-                latest = latest.where(Feedback.channel == channel)
-            if source:
-                latest = latest.where(Feedback.source == source)
+            latest = _channel_source(latest, Feedback, channel, source)
         sub = latest.subquery()
         parts.append(select(literal(name).label("theme"), sub.c.text))
     spans = union_all(*parts).subquery()
@@ -367,8 +377,7 @@ def top_keywords_many(
     )
     counts: dict[str, Counter[str]] = {name: Counter() for name in themes}
     for name, text, n in session.execute(grouped):
-        words = _WORD.findall(_ELISION.sub(" ", text.lower()))
-        for word in {w for w in words if w not in _STOPWORDS}:
+        for word in {w for clause in words(text) for w in clause}:
             counts[name][word] += n
     return {
         name: [w for w, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
@@ -426,15 +435,12 @@ def theme_verbatims(
         stmt = stmt.where(ThemeMention.polarity == polarity)
     if severity_min is not None:
         stmt = stmt.where(Analysis.severity >= severity_min)
-    if channel:
-        stmt = stmt.where(Feedback.channel == channel)
-    if source:
-        stmt = stmt.where(Feedback.source == source)
+    stmt = _channel_source(stmt, Feedback, channel, source)
     if start is not None:
         stmt = stmt.where(ThemeMention.day >= start)
     if end is not None:
         stmt = stmt.where(ThemeMention.day <= end)
-    rows = [VerbatimRow(*r) for r in session.execute(stmt)]
+    rows = [VerbatimRow(*tuple(r)) for r in session.execute(stmt)]
     more = len(rows) > limit
     rows = rows[:limit]
     cursor = (rows[-1].day, rows[-1].mention_id) if more and rows else None
@@ -557,18 +563,18 @@ class TrendPoint:
 
     @property
     def negative_share(self) -> float:
-        return self.negatives / self.volume if self.volume else 0.0
+        return negative_share(self.negatives, self.volume)
 
     @property
     def net_sentiment(self) -> float:
-        return (self.positives - self.negatives) / self.volume if self.volume else 0.0
+        return net_sentiment(self.positives, self.negatives, self.volume)
 
     @property
     def mean_rating(self) -> float | None:
         return self.rating_sum / self.rating_count if self.rating_count else None
 
 
-def _latest_analysis() -> ColumnElement[bool]:
+def latest_analysis() -> ColumnElement[bool]:
     """No newer analysis of the same verbatim exists (the one the aggregates count)."""
     newer = aliased(Analysis)
     return ~(
@@ -641,14 +647,11 @@ def theme_trend(
             ThemeMention.theme.in_(list(theme_ids)),
             ThemeMention.day >= start,
             ThemeMention.day <= end,
-            _latest_analysis(),
+            latest_analysis(),
         )
         .group_by(bucket, *split)
     )
-    if channel:
-        stmt = stmt.where(Feedback.channel == channel)
-    if source:
-        stmt = stmt.where(Feedback.source == source)
+    stmt = _channel_source(stmt, Feedback, channel, source)
     points: list[TrendPoint] = []
     for row in session.execute(stmt):
         at = _bucket_datetime(row[0])
@@ -657,8 +660,17 @@ def theme_trend(
         src = rest.pop(0) if by_source else None
         vol, neg, neu, pos, rsum, rcount = rest
         points.append(
-            TrendPoint(at, ch, src, int(vol), int(neg or 0), int(neu or 0), int(pos or 0),
-                       float(rsum or 0.0), int(rcount or 0))
+            TrendPoint(
+                at,
+                ch,
+                src,
+                int(vol),
+                int(neg or 0),
+                int(neu or 0),
+                int(pos or 0),
+                float(rsum or 0.0),
+                int(rcount or 0),
+            )
         )
     if not split:
         step = timedelta(days=1) if granularity == "day" else timedelta(hours=1)
@@ -696,12 +708,8 @@ def _impact(w_sum: float, w_n: int, all_sum: float, all_n: int) -> RatingImpact:
     mean_with = w_sum / w_n if w_n else None
     mean_without = o_sum / o_n if o_n else None
     mean_all = all_sum / all_n if all_n else None
-    diff = (
-        mean_with - mean_without if mean_with is not None and mean_without is not None else None
-    )
-    effect = (
-        mean_all - mean_without if mean_all is not None and mean_without is not None else None
-    )
+    diff = mean_with - mean_without if mean_with is not None and mean_without is not None else None
+    effect = mean_all - mean_without if mean_all is not None and mean_without is not None else None
     return RatingImpact(w_n, o_n, mean_with, mean_without, diff, effect)
 
 
@@ -731,14 +739,11 @@ def rating_impacts(
             ThemeMention.day >= start,
             ThemeMention.day <= end,
             Feedback.rating.is_not(None),
-            _latest_analysis(),
+            latest_analysis(),
         )
         .distinct()
     )
-    if channel:
-        pairs = pairs.where(Feedback.channel == channel)
-    if source:
-        pairs = pairs.where(Feedback.source == source)
+    pairs = _channel_source(pairs, Feedback, channel, source)
     sub = pairs.subquery()
     per_theme = {
         name: (float(s or 0.0), int(n or 0))

@@ -14,12 +14,16 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core.models import Feedback, IngestionRun, Quarantine
+from nlp.errors import VerbatimError
+
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
 
 CHANNELS = ("review", "social", "complaint", "survey")
 # Canonical input fields; anything else in a row is kept in `meta`.
@@ -43,7 +47,7 @@ class Rejection:
         return f"{self.reason}: {self.detail}" if self.detail else self.reason
 
 
-class InvalidValue(ValueError):
+class InvalidValue(VerbatimError, ValueError):
     pass
 
 
@@ -187,7 +191,7 @@ def prepare_feedback(
     wrote "Très bien" on different days are not merged; re-reading a file still gives the same
     key).
     """
-    from nlp.text import detect_language, mask_pii, normalize_text
+    from nlp.text import detect_language, is_french, mask_pii, normalize_text
 
     now = now or utcnow()
     try:
@@ -257,7 +261,7 @@ def prepare_feedback(
         dedup_key = "h:" + sha256(_clean("\x1f".join(parts)))
 
     masked = mask_pii(text)
-    language, _confidence = detect_language(masked[:2000])  # the start is enough to tell
+    language, confidence = detect_language(masked[:2000])  # the start is enough to tell
     meta = {
         str(k): _meta_value(v, mask_pii) for k, v in (extra or {}).items() if v not in ("", None)
     }
@@ -271,7 +275,7 @@ def prepare_feedback(
         "rating": rating,
         "text": masked,
         "language": (language or "und")[:8],
-        "is_french": language == "fr",
+        "is_french": is_french(language, confidence),
         "content_hash": content_hash,
         "customer_key": sha256(customer) if customer else None,
         "meta": meta,
@@ -280,16 +284,18 @@ def prepare_feedback(
     }
 
 
-def _insert(session: Session):  # type: ignore[no-untyped-def]
+def _insert(session: Session) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING for the dialects we run on."""
     name = session.get_bind().dialect.name
     if name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    elif name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:  # pragma: no cover - other databases are not supported
-        raise RuntimeError(f"unsupported database dialect {name!r}")
-    return insert
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert
+    if name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    raise RuntimeError(f"unsupported database dialect {name!r}")  # pragma: no cover
 
 
 def insert_feedback(session: Session, rows: Sequence[dict[str, Any]]) -> tuple[int, int]:
@@ -321,7 +327,7 @@ def insert_feedback(session: Session, rows: Sequence[dict[str, Any]]) -> tuple[i
         stmt = _insert(session)(table).on_conflict_do_nothing(
             index_elements=["source", "dedup_key"]
         )
-        result = session.execute(stmt, values)
+        result = cast("CursorResult[Any]", session.execute(stmt, values))
         stored = (
             result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(fresh)
         )

@@ -14,13 +14,12 @@ from collections.abc import Iterable
 from datetime import date
 
 from sqlalchemy import Date, Float, Integer, cast, delete, func, literal, select, type_coerce
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from core.models import Analysis, DailyAggregate, Feedback, ThemeMention
-from core.queries import AGGREGATED_LANGUAGES
+from core.models import ALL_THEMES, Analysis, DailyAggregate, Feedback, ThemeMention
+from core.queries import AGGREGATED_LANGUAGES, latest_analysis
 
-ALL_THEMES = "*"
 COLUMNS = (
     "day",
     "theme",
@@ -67,12 +66,7 @@ def aggregate(
     # "Latest analysis of its verbatim": no newer analysis of the same feedback exists.
     # (A NOT EXISTS on the (feedback_id, model_version) index; a join on a GROUP BY subquery
     # made SQLite scan theme_mentions once per analysis.)
-    newer = aliased(Analysis)
-    is_latest = ~(
-        select(newer.id)
-        .where(newer.feedback_id == Analysis.feedback_id, newer.id > Analysis.id)
-        .exists()
-    )
+    is_latest = latest_analysis()
     fday = feedback_day(session)
     french = Feedback.language.in_(AGGREGATED_LANGUAGES)
 

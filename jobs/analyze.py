@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from jobs.factory import analysis_record
+from core.analysis import analysis_record
 from nlp.analyzer import Analyzer
 
 

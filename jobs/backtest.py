@@ -3,7 +3,7 @@ jobs would, and write the alerts the detector raises.
 
 Input lines: `id`, `text`, `created_at` (ISO date/datetime, or epoch seconds), optional
 `channel`, `source`, `rating`. Bad lines are reported on stderr and skipped; input order does
-not matter. Texts are analysed with `jobs.factory.build_analyzer` (the analysis of a text does
+not matter. Texts are analysed with `core.analysis.build_analyzer` (the analysis of a text does
 not depend on other days, so it is done once for all); mentions are aggregated per UTC day x
 theme (volume = verbatims mentioning the theme, negatives = mentions with negative polarity,
 the same counting as `verbatim aggregate`), then `SpikeDetector.detect` + `update_episodes`

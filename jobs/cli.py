@@ -1,34 +1,15 @@
-"""`verbatim` command line. Each area registers its commands from its own module.
+"""Transitional alias: the root `verbatim` app lives in `verbatim_cli` (above jobs and service).
 
-Command modules keep imports light at module level (torch, spaCy, BERTopic are imported inside
-the commands) so `verbatim --help` stays instant.
+Console scripts installed before 0.2 point at `jobs.cli:app`; this keeps them working until the
+package is reinstalled. The import is dynamic on purpose: jobs must not depend on service, and
+this alias is not a dependency of any job. Delete it once nothing points here.
 """
 
 from __future__ import annotations
 
 import importlib
 
-import typer
-
-app = typer.Typer(
-    name="verbatim",
-    help="Verbatim: French customer-feedback mining (ingest, analyse, themes, spikes, alerts).",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-
-COMMAND_MODULES = (
-    "jobs.cli_pipeline",  # ingest, enrich, aggregate, report, demo, run
-    "jobs.cli_models",  # analyze, evaluate
-    "jobs.cli_train",  # setup (build the offline encoder), train sentiment|themes
-    "jobs.cli_alerts",  # detect, alert, backtest
-    "jobs.cli_topics",  # topics
-    "service.cli",  # serve, apikey
-)
-
-for _name in COMMAND_MODULES:
-    importlib.import_module(_name).register(app)
-
+app = importlib.import_module("verbatim_cli").app
 
 if __name__ == "__main__":
     app()

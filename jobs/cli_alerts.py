@@ -5,40 +5,22 @@ Heavy modules are imported inside the commands so `verbatim --help` stays instan
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import typer
 
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
+from core.cli import bootstrap, fail, parse_day
 
 
 def _settings() -> Any:
-    from pydantic import ValidationError
-
     from core.settings import load_settings
 
-    try:
-        return load_settings()
-    except ValidationError as exc:
-        raise _fail(f"invalid configuration: {exc}") from None
+    return load_settings()
 
 
 def _sessions(settings: Any) -> Any:
-    from sqlalchemy.exc import OperationalError
-
-    from core.db import make_engine, migrate, session_factory
-
-    try:
-        engine = make_engine(settings.resolved_database_url)
-        migrate(engine)
-    except OperationalError as exc:
-        raise _fail(f"database error: {exc.orig}", 1) from None
-    return session_factory(engine)
+    return bootstrap(settings).sessions
 
 
 def _taxonomy(path: str | None, settings: Any) -> Any:
@@ -47,16 +29,7 @@ def _taxonomy(path: str | None, settings: Any) -> Any:
     try:
         return load_taxonomy(path if path is not None else settings.taxonomy_path)
     except TaxonomyError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _parse_day(value: str | None, name: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise _fail(f"{name} must be a date like 2026-01-31, got {value!r}") from None
+        raise fail(str(exc)) from None
 
 
 def register(app: typer.Typer) -> None:
@@ -75,8 +48,8 @@ def register(app: typer.Typer) -> None:
         result = run_detect(
             settings,
             _sessions(settings),
-            day=_parse_day(day, "--day"),
-            since=_parse_day(since, "--since"),
+            day=parse_day(day, "--day"),
+            since=parse_day(since, "--since"),
             taxonomy=tax,
             per_channel=per_channel,
         )
@@ -126,10 +99,10 @@ def register(app: typer.Typer) -> None:
         from jobs.backtest import run_backtest
 
         if not feed.is_file():
-            raise _fail(f"feed not found: {feed}")
+            raise fail(f"feed not found: {feed}")
         settings = _settings()
         tax = _taxonomy(taxonomy, settings)
-        from jobs.factory import build_analyzer
+        from core.analysis import build_analyzer
 
         analyzer = build_analyzer(settings, backend=backend, taxonomy=tax)
         result = run_backtest(

@@ -8,28 +8,25 @@ from pathlib import Path
 
 import typer
 
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=2)
+from core.cli import fail
 
 
 def _analyzer(taxonomy: str | None, themes_model: Path | None, backend: str | None):  # noqa: ANN202
+    from core.analysis import build_analyzer
     from core.settings import load_settings
-    from jobs.factory import build_analyzer
     from nlp.taxonomy import TaxonomyError, load_taxonomy
 
     settings = load_settings()
     try:
         tax = load_taxonomy(taxonomy if taxonomy is not None else settings.taxonomy_path)
     except TaxonomyError as exc:
-        raise _fail(f"bad taxonomy: {exc}") from None
+        raise fail(f"bad taxonomy: {exc}") from None
     if themes_model is not None and not themes_model.exists():
-        raise _fail(f"themes model directory not found: {themes_model}")
+        raise fail(f"themes model directory not found: {themes_model}")
     try:
         return build_analyzer(settings, backend=backend, taxonomy=tax, themes_model=themes_model)
     except (ValueError, FileNotFoundError, ImportError, OSError) as exc:
-        raise _fail(f"cannot build the analyzer: {exc}") from None
+        raise fail(f"cannot build the analyzer: {exc}") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -55,11 +52,11 @@ def register(app: typer.Typer) -> None:
         from jobs.analyze import analyze_file
 
         if not input_path.exists():
-            raise _fail(f"input file not found: {input_path}")
+            raise fail(f"input file not found: {input_path}")
         if input_path.is_dir():
-            raise _fail(f"input is a directory, expected a JSONL file: {input_path}")
+            raise fail(f"input is a directory, expected a JSONL file: {input_path}")
         if output.parent and not output.parent.exists():
-            raise _fail(f"output directory does not exist: {output.parent}")
+            raise fail(f"output directory does not exist: {output.parent}")
         analyzer = _analyzer(taxonomy, themes_model, backend)
         summary = analyze_file(
             analyzer, input_path, output, batch_size=batch_size, text_field=text_field
@@ -90,14 +87,14 @@ def register(app: typer.Typer) -> None:
         from jobs.evaluate import evaluate, format_report, read_rows
 
         if not data.exists():
-            raise _fail(f"data file not found: {data}")
+            raise fail(f"data file not found: {data}")
         rows = read_rows(data, limit=limit)
         if not rows.texts:
-            raise _fail(f"no usable rows (need a non-empty 'text') in {data}")
+            raise fail(f"no usable rows (need a non-empty 'text') in {data}")
         analyzer = _analyzer(taxonomy, themes_model, backend)
         result = evaluate(analyzer, rows, errors_path=errors)
         if "sentiment" not in result and "themes" not in result:
-            raise _fail("no labels found: expected 'sentiment', 'stars', 'themes' or 'aspects'")
+            raise fail("no labels found: expected 'sentiment', 'stars', 'themes' or 'aspects'")
         if as_json:
             sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
         else:

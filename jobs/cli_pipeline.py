@@ -1,100 +1,40 @@
 """Pipeline commands: ingest, enrich, aggregate, report, demo, run, quarantine.
 
 Heavy modules (the analyzer, rich tables) are imported inside the commands so that
-`verbatim --help` stays instant. User errors print one clear line and exit non-zero.
+`verbatim --help` stays instant. User errors print one clear line and exit non-zero
+(core.cli.user_errors wraps every command).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
 
-F = TypeVar("F", bound=Callable[..., Any])
+from core.cli import bootstrap, fail, parse_day
 
-EXIT_USAGE = 2
 EXIT_FAILED = 1
-
-
-def _err(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    from rich.console import Console
-    from rich.markup import escape
-
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    return typer.Exit(code)
-
-
-def _user_errors(func: F) -> F:
-    """Known failures -> one clear message and a non-zero exit, never a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sqlalchemy.exc import OperationalError
-
-        from jobs.ingest import MappingError
-        from jobs.readers import ReaderError
-        from jobs.run import AlreadyRunning
-        from nlp.taxonomy import TaxonomyError
-
-        try:
-            return func(*args, **kwargs)
-        except (MappingError, ReaderError, TaxonomyError, FileNotFoundError) as exc:
-            raise _err(str(exc)) from None
-        except AlreadyRunning as exc:
-            raise _err(str(exc), EXIT_FAILED) from None
-        except OperationalError as exc:
-            raise _err(f"database error: {exc.orig}", EXIT_FAILED) from None
-        except PermissionError as exc:
-            raise _err(str(exc), EXIT_FAILED) from None
-        except KeyboardInterrupt:
-            raise _err("interrupted; run the same command again to resume", 130) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _open(settings: Any) -> Any:
-    """Engine + migrated schema; a bad URL or a missing driver is a user error."""
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-
-    from core.db import make_engine, migrate, session_factory
-
-    url = settings.resolved_database_url
-    try:
-        engine = make_engine(url)
-    except (ArgumentError, NoSuchModuleError) as exc:
-        raise _err(f"invalid database_url {url!r}: {exc}") from None
-    except ModuleNotFoundError as exc:
-        raise _err(
-            f"database driver missing ({exc.name}); "
-            "for PostgreSQL: pip install 'verbatim[postgres]'"
-        ) from None
-    migrate(engine)
-    return session_factory(engine)
 
 
 def _analyzer(settings: Any, backend: str | None = None) -> Any:
     """The analyzer from settings; a bad backend name or missing model is a user error."""
-    from jobs.factory import build_analyzer
+    from core.analysis import build_analyzer
 
     try:
         return build_analyzer(settings, backend=backend)
     except (ValueError, OSError, ImportError) as exc:
-        raise _err(f"cannot build the analyzer: {exc}") from None
+        raise fail(f"cannot build the analyzer: {exc}") from None
+
+
+def _open(settings: Any) -> Any:
+    return bootstrap(settings).sessions
 
 
 def _settings() -> Any:
-    from pydantic import ValidationError
-
     from core.settings import load_settings
 
-    try:
-        return load_settings()
-    except ValidationError as exc:
-        raise _err(f"invalid configuration: {exc}") from None
+    return load_settings()
 
 
 def _print_ingest(console: Any, result: Any, source: str) -> None:
@@ -133,7 +73,6 @@ def register(app: typer.Typer) -> None:
     """Add the pipeline commands to the root app."""
 
     @app.command()
-    @_user_errors
     def ingest(
         path: Path = typer.Argument(..., help="CSV (, ; or tab) or JSONL file"),
         source: str = typer.Option(..., "--source", "-s", help="name of the feed"),
@@ -174,7 +113,6 @@ def register(app: typer.Typer) -> None:
         _print_ingest(Console(), result, source)
 
     @app.command()
-    @_user_errors
     def enrich(
         limit: int = typer.Option(None, help="analyse at most this many verbatims"),
         backend: str = typer.Option(None, help="sentiment backend (default: settings)"),
@@ -216,7 +154,6 @@ def register(app: typer.Typer) -> None:
             )
 
     @app.command()
-    @_user_errors
     def aggregate(
         since: str = typer.Option(
             None, help="recompute only days from this date (YYYY-MM-DD); default: all"
@@ -228,12 +165,7 @@ def register(app: typer.Typer) -> None:
         from core.db import session_scope
         from jobs.aggregate import aggregate as run_aggregate
 
-        first = None
-        if since:
-            try:
-                first = date.fromisoformat(since)
-            except ValueError:
-                raise _err(f"--since: {since!r} is not a YYYY-MM-DD date") from None
+        first = parse_day(since or None, "--since")
         settings = _settings()
         sessions = _open(settings)
         with session_scope(sessions) as session:
@@ -241,7 +173,6 @@ def register(app: typer.Typer) -> None:
         Console().print(f"wrote {written} aggregate rows")
 
     @app.command()
-    @_user_errors
     def report(
         days: int = typer.Option(7, help="length of the period, in days"),
         end: str = typer.Option(None, help="last day (YYYY-MM-DD); default: last day with data"),
@@ -252,7 +183,6 @@ def register(app: typer.Typer) -> None:
         _show_report(days=days, end=end, channel=channel, source=source)
 
     @app.command()
-    @_user_errors
     def demo(
         output: Path = typer.Option(
             Path("demo-feed.jsonl"), "--output", "-o", help="file to write (.jsonl or .csv)"
@@ -273,7 +203,6 @@ def register(app: typer.Typer) -> None:
         )
 
     @app.command()
-    @_user_errors
     def quarantine(
         source: str = typer.Option(None, help="only this source"),
         run_id: int = typer.Option(None, "--run", help="only this ingestion run"),
@@ -333,7 +262,6 @@ def register(app: typer.Typer) -> None:
         console.print(sample)
 
     @app.command()
-    @_user_errors
     def run(
         days: int = typer.Option(7, help="report period, in days"),
         no_report: bool = typer.Option(False, "--no-report", help="skip the report"),
@@ -428,13 +356,8 @@ def _show_report(
 
     settings = _settings()
     if days < 1:
-        raise _err("--days must be at least 1")
-    end_day = None
-    if end:
-        try:
-            end_day = date.fromisoformat(end)
-        except ValueError:
-            raise _err(f"--end: {end!r} is not a YYYY-MM-DD date") from None
+        raise fail("--days must be at least 1")
+    end_day = parse_day(end or None, "--end")
     taxonomy = load_taxonomy(settings.taxonomy_path)
     sessions = sessions or _open(settings)
     with session_scope(sessions) as session:

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import typer
 
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _day(value: str | None, name: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise _fail(f"{name} must be a date like 2026-01-31, got {value!r}") from None
+from core.cli import bootstrap, fail, parse_day
 
 
 def _has_embeddings(engine: Any) -> bool:
@@ -42,8 +29,9 @@ def _analysis_encoder(settings: Any) -> tuple[Any, str | None]:
 
     if settings.sentiment_backend != "embedded":
         return load_encoder("embedded", cache_dir=settings.resolved_model_dir), None
-    model = build_sentiment("embedded", path=settings.sentiment_model_path,
-                            model_dir=settings.resolved_model_dir)
+    model = build_sentiment(
+        "embedded", path=settings.sentiment_model_path, model_dir=settings.resolved_model_dir
+    )
     enc = model.encoder  # type: ignore[attr-defined]
     return enc, f"{enc.name}:{fingerprint(enc)}"
 
@@ -57,71 +45,79 @@ def static_cache_path(model_dir: Path, encoder_name: str) -> Path:
 def register(app: typer.Typer) -> None:
     @app.command()
     def topics(
-        method: str = typer.Option("bertopic", help="bertopic (UMAP+HDBSCAN) or fast "
-                                   "(static embeddings + mini-batch k-means)."),
+        method: str = typer.Option(
+            "bertopic",
+            help="bertopic (UMAP+HDBSCAN) or fast (static embeddings + mini-batch k-means).",
+        ),
         since: str | None = typer.Option(None, help="First day (YYYY-MM-DD) of verbatims."),
         until: str | None = typer.Option(None, help="Last day (inclusive)."),
         max_docs: int | None = typer.Option(None, min=1, help="Only the most recent N."),
         min_topic_size: int | None = typer.Option(None, min=2, help="Smallest topic."),
-        n_topics: int | None = typer.Option(None, min=2, help="fast: number of clusters "
-                                            "(default: about sqrt(N)/3)."),
+        n_topics: int | None = typer.Option(
+            None, min=2, help="fast: number of clusters (default: about sqrt(N)/3)."
+        ),
         taxonomy: str | None = typer.Option(None, help="Taxonomy file or builtin name."),
-        encoder: str = typer.Option("embedded", help="Encoder: embedded, a directory or an "
-                                    "id."),
+        encoder: str = typer.Option("embedded", help="Encoder: embedded, a directory or an id."),
         stored: bool = typer.Option(
-            True, "--stored/--no-stored",
+            True,
+            "--stored/--no-stored",
             help="bertopic: reuse the document vectors `enrich` stored (the analysis "
-            "encoder's) and encode only the verbatims without one."),
+            "encoder's) and encode only the verbatims without one.",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
         """Discover topics (French keywords, 3 examples, emerging flag, stable ids) and store
         them with per-verbatim assignments (sizes per day for trends)."""
         from dataclasses import asdict, replace
 
-        from pydantic import ValidationError
-        from sqlalchemy.exc import OperationalError
-
-        from core.db import make_engine, migrate, session_factory
         from core.settings import load_settings
         from jobs.topics import TopicJobConfig, run_topics
         from nlp.encoder import EncoderBuildError, load_encoder
         from nlp.taxonomy import TaxonomyError, load_taxonomy
 
         if method not in ("bertopic", "fast"):
-            raise _fail(f"--method must be bertopic or fast, got {method!r}")
-        try:
-            settings = load_settings()
-        except ValidationError as exc:
-            raise _fail(f"invalid configuration: {exc}") from None
+            raise fail(f"--method must be bertopic or fast, got {method!r}")
+        settings = load_settings()
         try:
             tax = load_taxonomy(taxonomy if taxonomy is not None else settings.taxonomy_path)
         except TaxonomyError as exc:
-            raise _fail(str(exc)) from None
-        cfg = TopicJobConfig(method=method,  # type: ignore[arg-type]
-                             since=_day(since, "--since"), until=_day(until, "--until"),
-                             max_docs=max_docs)
+            raise fail(str(exc)) from None
+        cfg = TopicJobConfig(
+            method=method,  # type: ignore[arg-type]
+            since=parse_day(since, "--since"),
+            until=parse_day(until, "--until"),
+            max_docs=max_docs,
+        )
         if min_topic_size is not None:
-            cfg = replace(cfg, bertopic=replace(cfg.bertopic, min_topic_size=min_topic_size),
-                          fast=replace(cfg.fast, min_topic_size=min_topic_size))
+            cfg = replace(
+                cfg,
+                bertopic=replace(cfg.bertopic, min_topic_size=min_topic_size),
+                fast=replace(cfg.fast, min_topic_size=min_topic_size),
+            )
         if n_topics is not None:
             cfg = replace(cfg, fast=replace(cfg.fast, n_topics=n_topics))
-        try:
-            engine = make_engine(settings.resolved_database_url)
-            migrate(engine)
-        except OperationalError as exc:
-            raise _fail(f"database error: {exc.orig}", 1) from None
+        ctx = bootstrap(settings)
         key = None
         try:
-            if stored and method == "bertopic" and encoder == "embedded" \
-                    and _has_embeddings(engine):
+            if (
+                stored
+                and method == "bertopic"
+                and encoder == "embedded"
+                and _has_embeddings(ctx.engine)
+            ):
                 enc, key = _analysis_encoder(settings)
             else:
                 enc = load_encoder(encoder, cache_dir=settings.resolved_model_dir)
         except (EncoderBuildError, OSError, ValueError) as exc:
-            raise _fail(f"cannot load encoder {encoder!r}: {exc}", 1) from None
-        result = run_topics(session_factory(engine), encoder=enc, taxonomy=tax, config=cfg,
-                            static_cache=static_cache_path(settings.resolved_model_dir,
-                                                           enc.name), embedding_key=key)
+            raise fail(f"cannot load encoder {encoder!r}: {exc}", 1) from None
+        result = run_topics(
+            ctx.sessions,
+            encoder=enc,
+            taxonomy=tax,
+            config=cfg,
+            static_cache=static_cache_path(settings.resolved_model_dir, enc.name),
+            embedding_key=key,
+        )
         if as_json:
             typer.echo(json.dumps(asdict(result), ensure_ascii=False, default=str, indent=1))
             return
@@ -129,8 +125,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"topics: nothing written ({result.skipped})")
             return
         timing = ", ".join(f"{k} {v:.1f}s" for k, v in result.seconds.items())
-        typer.echo(f"topics ({result.method}): {result.documents} verbatims, "
-                   f"{len(result.topics)} topics, {result.outliers} outliers ({timing})")
+        typer.echo(
+            f"topics ({result.method}): {result.documents} verbatims, "
+            f"{len(result.topics)} topics, {result.outliers} outliers ({timing})"
+        )
         for t in sorted(result.topics, key=lambda t: (not t.is_emerging, -t.size)):
             flag = "EMERGING" if t.is_emerging else (t.theme or "-")
             typer.echo(f"  #{t.id:<4} {t.size:>6}  {t.status:<4}  {flag:<22} {t.label}")

@@ -17,7 +17,8 @@ def register(app: typer.Typer) -> None:
     def setup_cmd(
         force: bool = typer.Option(False, "--force", help="Rebuild even if a valid build exists."),
         runtimes: bool = typer.Option(
-            True, "--runtimes/--no-runtimes",
+            True,
+            "--runtimes/--no-runtimes",
             help="Also export the embedded model to ONNX (fp32, int8), measure the runtimes "
             "here and record the fastest (settings.encoder_runtime=auto uses it).",
         ),
@@ -26,15 +27,11 @@ def register(app: typer.Typer) -> None:
         import time
 
         from core.settings import load_settings
-        from nlp.encoder import EncoderBuildError, ensure_embedded_encoder
+        from nlp.encoder import ensure_embedded_encoder
 
         settings = load_settings()
         start = time.perf_counter()
-        try:
-            path = ensure_embedded_encoder(settings.resolved_model_dir, force=force)
-        except EncoderBuildError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(code=2) from None
+        path = ensure_embedded_encoder(settings.resolved_model_dir, force=force)
         typer.echo(f"encoder ready: {path} ({time.perf_counter() - start:.1f}s)")
         if not runtimes:
             return
@@ -44,16 +41,21 @@ def register(app: typer.Typer) -> None:
 
             record = build_runtimes(settings.resolved_model_dir)
         except Exception as exc:  # noqa: BLE001 - torch stays the (working) fallback
-            typer.echo(f"warning: ONNX runtimes not built ({exc}); the encoder runs on torch",
-                       err=True)
+            typer.echo(
+                f"warning: ONNX runtimes not built ({exc}); the encoder runs on torch", err=True
+            )
             return
-        measured = ", ".join(f"{k} {v['probe_docs_per_s']:.0f}/s"
-                             for k, v in record["measured"].items())
-        typer.echo(f"runtime: {record['chosen']} (measured here: {measured}; "
-                   f"{time.perf_counter() - start:.1f}s) -> {record['path']}")
+        measured = ", ".join(
+            f"{k} {v['probe_docs_per_s']:.0f}/s" for k, v in record["measured"].items()
+        )
+        typer.echo(
+            f"runtime: {record['chosen']} (measured here: {measured}; "
+            f"{time.perf_counter() - start:.1f}s) -> {record['path']}"
+        )
 
-    train_group = typer.Typer(help="Train models on labelled data (themes, sentiment).",
-                              no_args_is_help=True)
+    train_group = typer.Typer(
+        help="Train models on labelled data (themes, sentiment).", no_args_is_help=True
+    )
     register_sentiment(train_group)
     register_themes(train_group)
     app.add_typer(train_group, name="train")

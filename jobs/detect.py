@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
 from core.models import (
+    ALL_THEMES,
     Alert,
     DailyAggregate,
     Feedback,
@@ -30,7 +31,7 @@ from core.models import (
     Topic,
     TopicAssignment,
 )
-from core.queries import topic_trends
+from core.queries import latest_day, topic_trends
 from core.settings import Settings
 from jobs.slack_message import AlertView, build_payload
 from nlp.spikes import (
@@ -49,7 +50,6 @@ from nlp.spikes import (
 from nlp.taxonomy import Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
-ALL_THEMES = "*"
 LOOKBACK_DAYS = 7  # each run re-checks the last week (idempotent), see run_detect
 
 
@@ -64,10 +64,6 @@ class DetectResult:
 
 
 # --- reading --------------------------------------------------------------------------------
-def latest_day(session: Session) -> date | None:
-    return session.execute(select(func.max(DailyAggregate.day))).scalar()
-
-
 def first_day(session: Session) -> date | None:
     return session.execute(select(func.min(DailyAggregate.day))).scalar()
 
@@ -335,11 +331,15 @@ def detect_day(
         cooldown.update({s.theme: cfg.cooldown_days for s in topic_series})
     reach = max([cfg.cooldown_days, *cooldown.values()]) + 2
     # Open episodes, plus resolved ones close enough to absorb a re-checked day.
-    known = session.execute(
-        select(Alert).where(
-            (Alert.status == "open") | (Alert.last_day >= day - timedelta(days=reach))
+    known = (
+        session.execute(
+            select(Alert).where(
+                (Alert.status == "open") | (Alert.last_day >= day - timedelta(days=reach))
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     events = update_episodes([_episode(r) for r in known], signals, day, cooldown)
     for ev in events:
         _apply(session, settings, taxonomy, ev, now, result)

@@ -19,6 +19,7 @@ from core.db import session_scope
 from core.models import Analysis, Embedding, Feedback, ThemeMention
 from core.settings import Settings
 from core.store import as_utc, utcnow
+from jobs.progress import ProgressLog
 
 log = logging.getLogger(__name__)
 
@@ -81,21 +82,31 @@ def _recurrent(session: Session, rows: Sequence[Any]) -> set[int]:
     return out
 
 
-def _store_embeddings(session: Session, rows: Sequence[Any], docs: Sequence[Any],
-                      key: str | None, now: datetime) -> None:
+def _store_embeddings(
+    session: Session, rows: Sequence[Any], docs: Sequence[Any], key: str | None, now: datetime
+) -> None:
     """The analysis pass's document vectors (float16), one row per verbatim (replaced)."""
-    pairs = [(r.id, d.embedding) for r, d in zip(rows, docs, strict=True)
-             if getattr(d, "embedding", None) is not None]
+    pairs = [
+        (r.id, d.embedding)
+        for r, d in zip(rows, docs, strict=True)
+        if getattr(d, "embedding", None) is not None
+    ]
     if not key or not pairs:
         return
     session.execute(delete(Embedding).where(Embedding.feedback_id.in_([i for i, _ in pairs])))
-    session.add_all(Embedding(feedback_id=i, model=key[:100], dim=int(v.shape[0]),
-                              vector=v.astype("<f2").tobytes(), created_at=now)
-                    for i, v in pairs)
+    session.add_all(
+        Embedding(
+            feedback_id=i,
+            model=key[:100],
+            dim=int(v.shape[0]),
+            vector=v.astype("<f2").tobytes(),
+            created_at=now,
+        )
+        for i, v in pairs
+    )
 
 
-def stored_embeddings(session: Session, feedback_ids: Sequence[int], key: str
-                      ) -> dict[int, Any]:
+def stored_embeddings(session: Session, feedback_ids: Sequence[int], key: str) -> dict[int, Any]:
     """feedback id -> float32 vector stored by enrich with weights `key` (others skipped)."""
     import numpy as np
 
@@ -103,7 +114,8 @@ def stored_embeddings(session: Session, feedback_ids: Sequence[int], key: str
     ids = list(feedback_ids)
     for start in range(0, len(ids), 500):
         stmt = select(Embedding.feedback_id, Embedding.vector).where(
-            Embedding.feedback_id.in_(ids[start:start + 500]), Embedding.model == key[:100])
+            Embedding.feedback_id.in_(ids[start : start + 500]), Embedding.model == key[:100]
+        )
         for fid, blob in session.execute(stmt):
             out[fid] = np.frombuffer(blob, dtype="<f2").astype(np.float32)
     return out
@@ -140,7 +152,7 @@ def enrich(
         if not reanalyze and not has_pending(sessions):
             return EnrichResult()
         if analyzer_factory is None:
-            from jobs.factory import build_analyzer
+            from core.analysis import build_analyzer
 
             analyzer = build_analyzer(settings)
         else:
@@ -156,6 +168,7 @@ def enrich(
                 .where(Feedback.analyzed.is_(True), Feedback.id.not_in(done_by_this))
                 .values(analyzed=False)
             )
+    progress = _progress_log(sessions, limit)
     cursor = 0
     while limit is None or result.analyzed < limit:
         take = size if limit is None else min(size, limit - result.analyzed)
@@ -232,4 +245,20 @@ def enrich(
             continue
         if on_batch is not None:
             on_batch(result.analyzed)
+        if progress is not None:
+            progress.update(result.analyzed)
+    if progress is not None:
+        progress.finish(result.analyzed)
     return result
+
+
+def _progress_log(sessions: sessionmaker[Session], limit: int | None) -> ProgressLog | None:
+    """Progress lines (rate, ETA) when they will be shown: INFO enabled (`verbatim -v`)."""
+    if not log.isEnabledFor(logging.INFO):
+        return None  # skip the count query
+    with session_scope(sessions) as session:
+        pending = session.scalar(
+            select(func.count()).select_from(Feedback).where(Feedback.analyzed.is_(False))
+        )
+    total = pending if limit is None else min(pending or 0, limit)
+    return ProgressLog(log, "enrich", total=total)

@@ -7,6 +7,7 @@ after the last committed record: nothing lost, nothing doubled.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -39,6 +40,7 @@ from jobs.readers import (
     fingerprint,
     iter_records,
 )
+from nlp.errors import VerbatimError
 
 # Column names recognised without a --map (compared case-insensitively).
 AUTO_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -75,7 +77,10 @@ AUTO_COLUMNS: dict[str, tuple[str, ...]] = {
 Hook = Callable[[str, int], None]
 
 
-class MappingError(ValueError):
+log = logging.getLogger(__name__)
+
+
+class MappingError(VerbatimError, ValueError):
     """The column mapping does not fit the file; raised before anything is written."""
 
 
@@ -161,11 +166,15 @@ def _blank(path: Path) -> bool:
 
 
 class _Progress:
-    """Rich progress bar on stderr (bytes of the file), or nothing."""
+    """A rich bar on a terminal's stderr (bytes of the file); elsewhere (cron, CI) progress log
+    lines with rate and ETA, shown at INFO (`verbatim -v`)."""
 
     def __init__(self, enabled: bool, total: int, label: str) -> None:
+        from jobs.progress import ProgressLog, stderr_is_terminal
+
         self.bar = None
-        if enabled:
+        self.log: ProgressLog | None = None
+        if enabled and stderr_is_terminal():
             from rich.console import Console
             from rich.progress import (
                 BarColumn,
@@ -186,14 +195,22 @@ class _Progress:
             )
             self.task = self.bar.add_task(label, total=total, rows=0)
             self.bar.start()
+        else:
+            self.log = ProgressLog(log, f"ingest {label}", total=total)
+        self.rows = 0
 
     def update(self, offset: int, rows: int) -> None:
+        self.rows = rows
         if self.bar is not None:
             self.bar.update(self.task, completed=offset, rows=rows)
+        elif self.log is not None:
+            self.log.update(rows, offset)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+        elif self.log is not None:
+            self.log.finish(self.rows)
 
 
 def ingest_file(
@@ -309,6 +326,7 @@ def ingest_file(
                 now = utcnow()
         if batch_read:
             flush()
+        bar.update(path.stat().st_size, result.read)
         with session_scope(sessions) as session:
             finish_run(session, run_id, status="done")
     except BaseException as exc:

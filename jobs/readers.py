@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+from nlp.errors import VerbatimError
+
 Format = Literal["csv", "jsonl"]
 BOM = b"\xef\xbb\xbf"
 DELIMITERS = (",", ";", "\t", "|")
@@ -21,7 +23,7 @@ SINGLE_COLUMN = "\x1f"  # ASCII unit separator: never in text, so each line is o
 CSV_FIELD_LIMIT = 10_000_000  # bigger fields are rejected as rows, not a crash
 
 
-class ReaderError(ValueError):
+class ReaderError(VerbatimError, ValueError):
     """The file as a whole cannot be read (message says why)."""
 
 

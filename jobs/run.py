@@ -22,6 +22,7 @@ from jobs.alerts import DeliveryResult
 from jobs.detect import DetectResult
 from jobs.enrich import EnrichResult, enrich
 from jobs.ingest import IngestResult, MappingError, ReaderError, ingest_file
+from nlp.errors import VerbatimError
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,10 @@ def post_aggregate_steps(
         return detected, None
 
 
-class AlreadyRunning(RuntimeError):
+class AlreadyRunning(VerbatimError, RuntimeError):
     """Another `verbatim run` holds the lock (overlapping cron runs)."""
+
+    exit_code = 1  # not the user's input: a later run succeeds
 
 
 @contextmanager

@@ -19,10 +19,11 @@ from typing import Any, Literal
 
 import numpy as np
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
 from core.models import Analysis, Feedback, ThemeMention, Topic, TopicAssignment
+from core.queries import latest_analysis
 from core.store import as_utc, utcnow
 from nlp.taxonomy import Taxonomy
 from nlp.topics import (
@@ -96,8 +97,13 @@ class TopicJobResult:
 
 
 # --- reading --------------------------------------------------------------------------------
-def load_documents(session: Session, *, since: date | None = None, until: date | None = None,
-                   max_docs: int | None = None) -> list[Doc]:
+def load_documents(
+    session: Session,
+    *,
+    since: date | None = None,
+    until: date | None = None,
+    max_docs: int | None = None,
+) -> list[Doc]:
     """French verbatims of the window, oldest first (the most recent `max_docs` of it)."""
     stmt = select(Feedback.id, Feedback.text, Feedback.created_at).where(
         Feedback.is_french.is_(True)
@@ -121,10 +127,7 @@ def _chunks(ids: Sequence[int]) -> list[list[int]]:
 
 def stored_themes(session: Session, feedback_ids: Sequence[int]) -> dict[int, set[str]]:
     """Themes of each verbatim's latest analysis (verbatims never analysed are absent)."""
-    newer = aliased(Analysis)
-    latest = ~select(newer.id).where(
-        newer.feedback_id == Analysis.feedback_id, newer.id > Analysis.id
-    ).exists()
+    latest = latest_analysis()
     out: dict[int, set[str]] = {}
     for chunk in _chunks(feedback_ids):
         for fid in session.execute(
@@ -157,16 +160,18 @@ def previous_assignments(session: Session, feedback_ids: Sequence[int]) -> dict[
     out: dict[int, int] = {}
     for chunk in _chunks(feedback_ids):
         rows = session.execute(
-            select(TopicAssignment.feedback_id, TopicAssignment.topic_id)
-            .where(TopicAssignment.feedback_id.in_(chunk))
+            select(TopicAssignment.feedback_id, TopicAssignment.topic_id).where(
+                TopicAssignment.feedback_id.in_(chunk)
+            )
         )
         out.update({fid: tid for fid, tid in rows})
     return out
 
 
 # --- modelling ------------------------------------------------------------------------------
-def doc_theme_sets(docs: Sequence[Doc], stored: dict[int, set[str]], taxonomy: Taxonomy,
-                   use_rules: bool) -> list[set[str]]:
+def doc_theme_sets(
+    docs: Sequence[Doc], stored: dict[int, set[str]], taxonomy: Taxonomy, use_rules: bool
+) -> list[set[str]]:
     """Stored themes where the verbatim was analysed, the taxonomy rules elsewhere."""
     missing = [i for i, d in enumerate(docs) if d.feedback_id not in stored]
     ruled: dict[int, set[str]] = {}
@@ -175,15 +180,17 @@ def doc_theme_sets(docs: Sequence[Doc], stored: dict[int, set[str]], taxonomy: T
 
         detector = RuleThemeDetector(taxonomy)
         found = detector.predict([docs[i].text for i in missing])
-        ruled = {i: {m.theme for m in mentions} for i, mentions in zip(missing, found,
-                                                                       strict=True)}
+        ruled = {i: {m.theme for m in mentions} for i, mentions in zip(missing, found, strict=True)}
     return [stored.get(d.feedback_id, ruled.get(i, set())) for i, d in enumerate(docs)]
 
 
-def embed_documents(texts: Sequence[str], encoder: Any, config: TopicJobConfig,
-                    static_cache: Path | None = None,
-                    stored: Sequence[np.ndarray | None] | None = None
-                    ) -> tuple[Any, np.ndarray]:
+def embed_documents(
+    texts: Sequence[str],
+    encoder: Any,
+    config: TopicJobConfig,
+    static_cache: Path | None = None,
+    stored: Sequence[np.ndarray | None] | None = None,
+) -> tuple[Any, np.ndarray]:
     """(embedder, unit embeddings): the encoder for BERTopic, distilled static vectors for
     the fast path (piece vectors cached in `static_cache`). `stored` (BERTopic, aligned with
     `texts`): vectors enrich already stored with this encoder's weights; only the missing
@@ -205,21 +212,34 @@ def embed_documents(texts: Sequence[str], encoder: Any, config: TopicJobConfig,
     raise ValueError(f"unknown topic method {config.method!r} (bertopic or fast)")
 
 
-def fit_model(texts: Sequence[str], embeddings: np.ndarray, config: TopicJobConfig,
-              previous: Sequence[TopicRef] = ()) -> Any:
+def fit_model(
+    texts: Sequence[str],
+    embeddings: np.ndarray,
+    config: TopicJobConfig,
+    previous: Sequence[TopicRef] = (),
+) -> Any:
     """The fitted topic model. The fast path starts k-means from the previous topics'
     centroids (`previous`, largest first, in this run's space), which keeps re-runs close
     to the last run."""
     if config.method == "fast":
-        seeds = [r.centroid for r in previous
-                 if r.centroid is not None and len(r.centroid) == embeddings.shape[1]]
+        seeds = [
+            r.centroid
+            for r in previous
+            if r.centroid is not None and len(r.centroid) == embeddings.shape[1]
+        ]
         return FastTopicModel(config.fast).fit(
-            texts, embeddings, init_centroids=np.stack(seeds) if seeds else None)
+            texts, embeddings, init_centroids=np.stack(seeds) if seeds else None
+        )
     return BertopicTopicModel(config.bertopic).fit(texts, embeddings)
 
 
-def recentred(refs: Sequence[TopicRef], before: dict[int, int], docs: Sequence[Doc],
-              embeddings: np.ndarray, min_docs: int = 3) -> list[TopicRef]:
+def recentred(
+    refs: Sequence[TopicRef],
+    before: dict[int, int],
+    docs: Sequence[Doc],
+    embeddings: np.ndarray,
+    min_docs: int = 3,
+) -> list[TopicRef]:
     """Previous topics with their centroid recomputed in this run's embedding space from
     the documents they held that this run embeds again. Stored centroids are in the space
     of the run that made them (encoder or static vectors): after a change of method they
@@ -233,22 +253,34 @@ def recentred(refs: Sequence[TopicRef], before: dict[int, int], docs: Sequence[D
         members = rows.get(ref.id, [])
         if len(members) >= min_docs:
             mean = embeddings[members].mean(axis=0)
-            ref = TopicRef(ref.id, ref.keywords, (mean / max(1e-12, float(np.linalg.norm(
-                mean)))).astype(np.float32))
+            ref = TopicRef(
+                ref.id,
+                ref.keywords,
+                (mean / max(1e-12, float(np.linalg.norm(mean)))).astype(np.float32),
+            )
         out.append(ref)
     return out
 
 
 # --- writing --------------------------------------------------------------------------------
 def _examples(topic: DiscoveredTopic, docs: Sequence[Doc]) -> list[dict[str, Any]]:
-    return [{"feedback_id": docs[i].feedback_id, "text": docs[i].text[:MAX_EXAMPLE_CHARS]}
-            for i in topic.representatives]
+    return [
+        {"feedback_id": docs[i].feedback_id, "text": docs[i].text[:MAX_EXAMPLE_CHARS]}
+        for i in topic.representatives
+    ]
 
 
-def store_topics(session: Session, docs: Sequence[Doc], labels: np.ndarray,
-                 probabilities: np.ndarray, topics: Sequence[DiscoveredTopic],
-                 matches: Sequence[ThemeMatch], config: MatchConfig,
-                 now: datetime, embeddings: np.ndarray | None = None) -> list[StoredTopic]:
+def store_topics(
+    session: Session,
+    docs: Sequence[Doc],
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    topics: Sequence[DiscoveredTopic],
+    matches: Sequence[ThemeMatch],
+    config: MatchConfig,
+    now: datetime,
+    embeddings: np.ndarray | None = None,
+) -> list[StoredTopic]:
     """Give topics stable ids, upsert them, replace these verbatims' assignments and refresh
     every topic's size (all its stored assignments), in the caller's transaction.
 
@@ -261,7 +293,7 @@ def store_topics(session: Session, docs: Sequence[Doc], labels: np.ndarray,
     refs = previous_topics(session)
     if embeddings is not None:
         refs = recentred(refs, before, docs, embeddings)
-    live_ids = {tid for tid, in session.execute(select(Topic.id).where(Topic.size > 0))}
+    live_ids = {tid for (tid,) in session.execute(select(Topic.id).where(Topic.size > 0))}
     live = [r for r in refs if r.id in live_ids]
     pairs = [(before.get(fid), int(label)) for fid, label in zip(ids, labels, strict=True)]
     kept = match_topics(live, topics, config, member_jaccard(live, topics, pairs))
@@ -288,30 +320,52 @@ def store_topics(session: Session, docs: Sequence[Doc], labels: np.ndarray,
             for key, value in values.items():
                 setattr(row, key, value)
         topic_ids[topic.index] = row.id
-        stored.append(StoredTopic(row.id, topic.label, topic.size, match.is_emerging,
-                                  match.theme, "kept" if topic.index in kept else "new",
-                                  topic.keywords))
+        stored.append(
+            StoredTopic(
+                row.id,
+                topic.label,
+                topic.size,
+                match.is_emerging,
+                match.theme,
+                "kept" if topic.index in kept else "new",
+                topic.keywords,
+            )
+        )
     for chunk in _chunks(ids):
         session.execute(delete(TopicAssignment).where(TopicAssignment.feedback_id.in_(chunk)))
     rows = [
-        {"feedback_id": d.feedback_id, "topic_id": topic_ids[int(label)], "day": d.day,
-         "probability": round(float(p), 4)}
-        for d, label, p in zip(docs, labels, probabilities, strict=True) if label != OUTLIER
+        {
+            "feedback_id": d.feedback_id,
+            "topic_id": topic_ids[int(label)],
+            "day": d.day,
+            "probability": round(float(p), 4),
+        }
+        for d, label, p in zip(docs, labels, probabilities, strict=True)
+        if label != OUTLIER
     ]
     if rows:
         session.execute(TopicAssignment.__table__.insert(), rows)
-    sizes = {tid: n for tid, n in session.execute(
-        select(TopicAssignment.topic_id, func.count()).group_by(TopicAssignment.topic_id)
-    )}
+    sizes = {
+        tid: n
+        for tid, n in session.execute(
+            select(TopicAssignment.topic_id, func.count()).group_by(TopicAssignment.topic_id)
+        )
+    }
     for topic in session.execute(select(Topic)).scalars():
         topic.size = int(sizes.get(topic.id, 0))
     return stored
 
 
-def run_topics(sessions: sessionmaker[Session], *, encoder: Any, taxonomy: Taxonomy,
-               config: TopicJobConfig | None = None, static_cache: Path | None = None,
-               now: datetime | None = None, embedding_key: str | None = None
-               ) -> TopicJobResult:
+def run_topics(
+    sessions: sessionmaker[Session],
+    *,
+    encoder: Any,
+    taxonomy: Taxonomy,
+    config: TopicJobConfig | None = None,
+    static_cache: Path | None = None,
+    now: datetime | None = None,
+    embedding_key: str | None = None,
+) -> TopicJobResult:
     """Discover topics over the configured window and store them (one transaction).
 
     `embedding_key`: the weights key of `encoder` (nlp/analyzer.Analyzer.embedding_key):
@@ -345,15 +399,25 @@ def run_topics(sessions: sessionmaker[Session], *, encoder: Any, taxonomy: Taxon
     start = time.perf_counter()
     doc_themes = doc_theme_sets(docs, themes_stored, taxonomy, cfg.rules_for_unanalysed)
     # Prototypes cost an encoder pass over the taxonomy: only when similarity is used.
-    protos = (theme_prototypes(taxonomy, embedder)
-              if cfg.emerging.min_similarity is not None else None)
+    protos = (
+        theme_prototypes(taxonomy, embedder) if cfg.emerging.min_similarity is not None else None
+    )
     matcher = ThemeMatcher(taxonomy, cfg.emerging, protos, valence=lexicon_valence())
     matches = matcher.match(model.topics_, model.labels_, doc_themes)
     result.seconds["themes"] = time.perf_counter() - start
     start = time.perf_counter()
     with session_scope(sessions) as session:
-        result.topics = store_topics(session, docs, model.labels_, model.probabilities_,
-                                     model.topics_, matches, cfg.matching, now, embeddings)
+        result.topics = store_topics(
+            session,
+            docs,
+            model.labels_,
+            model.probabilities_,
+            model.topics_,
+            matches,
+            cfg.matching,
+            now,
+            embeddings,
+        )
     result.seconds["store"] = time.perf_counter() - start
     result.outliers = int((model.labels_ == OUTLIER).sum())
     return result

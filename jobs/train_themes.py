@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 import typer
 
+from nlp.errors import VerbatimError
 
-class ExamplesError(ValueError):
+
+class ExamplesError(VerbatimError, ValueError):
     """An examples file that cannot be used (message names the file and line)."""
 
 
@@ -41,8 +43,11 @@ def read_examples(path: Path, taxonomy: Any) -> tuple[list[str], list[dict[str, 
                 row = json.loads(line)
             except ValueError as exc:
                 raise ExamplesError(f"{path}:{n}: not valid JSON ({exc})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str) \
-                    or not row["text"].strip():
+            if (
+                not isinstance(row, dict)
+                or not isinstance(row.get("text"), str)
+                or not row["text"].strip()
+            ):
                 raise ExamplesError(f"{path}:{n}: expected an object with a non-empty 'text'")
             themes = row.get("themes", row.get("aspects", {}))
             if not isinstance(themes, dict):
@@ -68,17 +73,28 @@ def read_examples(path: Path, taxonomy: Any) -> tuple[list[str], list[dict[str, 
     return texts, labels
 
 
-def train_from_examples(taxonomy: Any, texts: list[str], labels: list[dict[str, str]], *,
-                        nlp: Any | None = None, use_rules: bool = True,
-                        min_examples: int | None = None, signals: Any | None = None
-                        ) -> tuple[Any, list[str]]:
+def train_from_examples(
+    taxonomy: Any,
+    texts: list[str],
+    labels: list[dict[str, str]],
+    *,
+    nlp: Any | None = None,
+    use_rules: bool = True,
+    min_examples: int | None = None,
+    signals: Any | None = None,
+) -> tuple[Any, list[str]]:
     """Fit a LearnedThemeDetector; returns it and the warnings raised (rule fall-backs).
 
     With `signals` (nlp/themes/embed.TextSignals) the encoder variants are trained as well."""
     from nlp.themes.learned import MIN_EXAMPLES, LearnedThemeDetector
 
-    model = LearnedThemeDetector(taxonomy, nlp=nlp, use_rules=use_rules, signals=signals,
-                                 min_examples=min_examples or MIN_EXAMPLES)
+    model = LearnedThemeDetector(
+        taxonomy,
+        nlp=nlp,
+        use_rules=use_rules,
+        signals=signals,
+        min_examples=min_examples or MIN_EXAMPLES,
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model.fit(texts, labels)
@@ -115,15 +131,15 @@ class CachedSignals:
     def _get(self, kind: str, texts: Sequence[str]) -> np.ndarray:
         store = self._store(kind)
         keys = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in texts]
-        missing = sorted({k: t for k, t in zip(keys, texts, strict=True)
-                          if k not in store}.items())
+        missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in store}.items())
         if missing:
             compute = self.inner.vectors if kind == "vectors" else self.inner.sentiment_probs
             values = compute([t for _, t in missing])
             for (k, _), v in zip(missing, values, strict=True):
                 store[k] = np.asarray(v, dtype=np.float32)
-            np.savez(self._file(kind), keys=np.array(list(store)),
-                     values=np.stack(list(store.values())))
+            np.savez(
+                self._file(kind), keys=np.array(list(store)), values=np.stack(list(store.values()))
+            )
         return np.stack([store[k] for k in keys]) if keys else np.zeros((0, 0), np.float32)
 
     def vectors(self, texts: Sequence[str]) -> np.ndarray:
@@ -147,28 +163,35 @@ class CachedSignals:
         from nlp.sentiment.embedded import DocEncoding
 
         parts = [memo[t] for t in texts]
-        return DocEncoding(parts[0].model, np.vstack([p.pooled for p in parts]),
-                           np.vstack([p.sentiment_logits for p in parts]),
-                           np.vstack([p.star_logits for p in parts]),
-                           [p.states[0] for p in parts], [p.spans[0] for p in parts],
-                           [p.texts[0] for p in parts])
+        return DocEncoding(
+            parts[0].model,
+            np.vstack([p.pooled for p in parts]),
+            np.vstack([p.sentiment_logits for p in parts]),
+            np.vstack([p.star_logits for p in parts]),
+            [p.states[0] for p in parts],
+            [p.spans[0] for p in parts],
+            [p.texts[0] for p in parts],
+        )
 
     def sentiment_probs(self, texts: Sequence[str]) -> np.ndarray:
         return self._get("probs", texts)
 
 
-def build_signals(settings: Any, backend: str | None = None, cache_dir: Path | None = None
-                  ) -> tuple[Any, Any]:
+def build_signals(
+    settings: Any, backend: str | None = None, cache_dir: Path | None = None
+) -> tuple[Any, Any]:
     """(sentiment model, signals) as `verbatim analyze` would build them, so a head trained
     here uses the encoder it will meet at inference."""
-    from jobs.factory import theme_signals
+    from core.analysis import theme_signals
     from nlp.sentiment import build_sentiment
 
-    sentiment = build_sentiment(backend or settings.sentiment_backend,
-                                model=settings.sentiment_model,
-                                path=settings.sentiment_model_path,
-                                model_dir=settings.resolved_model_dir,
-                                runtime=settings.encoder_runtime)
+    sentiment = build_sentiment(
+        backend or settings.sentiment_backend,
+        model=settings.sentiment_model,
+        path=settings.sentiment_model_path,
+        model_dir=settings.resolved_model_dir,
+        runtime=settings.encoder_runtime,
+    )
     signals = theme_signals(sentiment)
     if signals is not None and cache_dir is not None:
         signals = CachedSignals(signals, cache_dir)
@@ -194,7 +217,9 @@ def register_themes(group: typer.Typer) -> None:
             None, "--taxonomy", help="Taxonomy YAML file, or 'ecommerce' / 'restaurant'."
         ),
         min_examples: int = typer.Option(
-            8, "--min-examples", min=1,
+            8,
+            "--min-examples",
+            min=1,
             help="Themes with fewer positive examples fall back to the rule detector.",
         ),
         no_rules: bool = typer.Option(
@@ -204,8 +229,10 @@ def register_themes(group: typer.Typer) -> None:
             False, "--no-encoder", help="Train the encoder-free heads only (rules + TF-IDF)."
         ),
         backend: str | None = typer.Option(
-            None, "--backend", help="Sentiment backend whose encoder the heads use "
-            "(default: settings.sentiment_backend)."
+            None,
+            "--backend",
+            help="Sentiment backend whose encoder the heads use "
+            "(default: settings.sentiment_backend).",
         ),
         cache_dir: Path | None = typer.Option(
             None, "--cache-dir", help="Cache encoder outputs here (repeated trainings)."
@@ -224,8 +251,8 @@ def register_themes(group: typer.Typer) -> None:
             texts, labels = read_examples(examples, tax)
         except (ExamplesError, UnicodeDecodeError) as exc:
             raise _fail(str(exc)) from None
+        from core.analysis import load_lemmatizer
         from core.settings import load_settings
-        from jobs.factory import load_lemmatizer
 
         settings = load_settings()
         signals = None
@@ -233,19 +260,28 @@ def register_themes(group: typer.Typer) -> None:
             try:
                 _, signals = build_signals(settings, backend, cache_dir)
             except Exception as exc:  # noqa: BLE001 - encoder-free heads still train
-                typer.echo(f"warning: no encoder signals ({exc}); training the encoder-free "
-                           "heads only", err=True)
-        model, notes = train_from_examples(tax, texts, labels,
-                                           nlp=load_lemmatizer(settings.lemmatizer),
-                                           use_rules=not no_rules, min_examples=min_examples,
-                                           signals=signals)
+                typer.echo(
+                    f"warning: no encoder signals ({exc}); training the encoder-free heads only",
+                    err=True,
+                )
+        model, notes = train_from_examples(
+            tax,
+            texts,
+            labels,
+            nlp=load_lemmatizer(settings.lemmatizer),
+            use_rules=not no_rules,
+            min_examples=min_examples,
+            signals=signals,
+        )
         for note in notes:
             typer.echo(f"warning: {note}", err=True)
         model.save(out)
         thr = model.thresholds.get("lite", {})
         learned = ", ".join(f"{t} (thr {thr.get(t, 0.5):.2f})" for t in model.themes)
         variants = "+".join(sorted(model.coef)) or "none"
-        typer.echo(f"trained on {len(texts)} examples -> {out}; heads: {variants}; learned: "
-                   f"{learned or 'none'}"
-                   + (f"; rules: {', '.join(model.rule_only)}" if model.rule_only else ""),
-                   err=True)
+        typer.echo(
+            f"trained on {len(texts)} examples -> {out}; heads: {variants}; learned: "
+            f"{learned or 'none'}"
+            + (f"; rules: {', '.join(model.rule_only)}" if model.rule_only else ""),
+            err=True,
+        )

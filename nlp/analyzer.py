@@ -1,6 +1,6 @@
 """Analyzer: one object that runs text prep, sentiment, themes and severity on a batch.
 
-Built once (see jobs/factory.build_analyzer) and passed to whoever needs it.
+Built once (see core/analysis.build_analyzer) and passed to whoever needs it.
 """
 
 from __future__ import annotations
@@ -14,11 +14,8 @@ import numpy as np
 
 from nlp.severity import SeverityScorer
 from nlp.taxonomy import Taxonomy
-from nlp.text import detect_language, normalize_text
+from nlp.text import detect_language, is_french, normalize_text
 from nlp.types import SentimentModel, SentimentResult, ThemeMention, ThemeModel
-
-# Below this confidence a non-French guess is not trusted (short texts, names, emojis).
-_LANG_MIN_CONFIDENCE = 0.35
 
 
 @dataclass(frozen=True)
@@ -34,8 +31,14 @@ class DocAnalysis:
 
 
 class Analyzer:
-    def __init__(self, sentiment: SentimentModel, themes: ThemeModel, taxonomy: Taxonomy, *,
-                 one_pass: bool = True) -> None:
+    def __init__(
+        self,
+        sentiment: SentimentModel,
+        themes: ThemeModel,
+        taxonomy: Taxonomy,
+        *,
+        one_pass: bool = True,
+    ) -> None:
         self.sentiment = sentiment
         self.themes = themes
         # One encoder pass per document when the sentiment backend can share it (embedded):
@@ -69,15 +72,16 @@ class Analyzer:
         out = []
         for text, sent, themes, vec in zip(prepared, sentiments, mentions, vectors, strict=True):
             lang, conf = detect_language(text)
-            is_french = lang == "fr" or conf < _LANG_MIN_CONFIDENCE
-            out.append(DocAnalysis(
-                language=lang,
-                is_french=is_french,
-                sentiment=sent,
-                themes=list(themes),
-                severity=self.severity.score(text, sent, list(themes)),
-                embedding=vec,
-            ))
+            out.append(
+                DocAnalysis(
+                    language=lang,
+                    is_french=is_french(lang, conf),
+                    sentiment=sent,
+                    themes=list(themes),
+                    severity=self.severity.score(text, sent, list(themes)),
+                    embedding=vec,
+                )
+            )
         return out
 
     def _themes(self, texts: list[str], encoded: object) -> list[list[ThemeMention]]:

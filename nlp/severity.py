@@ -17,8 +17,10 @@ from nlp.text.normalize import fold_accents
 from nlp.types import SentimentResult, ThemeMention
 
 # "pas une arnaque", "aucun danger", "sans danger", "n'est pas dangereux": no alarm.
-_NEGATED = re.compile(r"(?:\b(?:pas|aucun|aucune|sans|jamais|ni|nullement)\s+"
-                      r"(?:(?:une?|de|d'|du|des|la|le|l'|trop|tres|si)\s*)?)$")
+_NEGATED = re.compile(
+    r"(?:\b(?:pas|aucun|aucune|sans|jamais|ni|nullement)\s+"
+    r"(?:(?:une?|de|d'|du|des|la|le|l'|trop|tres|si)\s*)?)$"
+)
 ALARM_BUMP = 0.25
 REPEAT_BUMP = 0.1  # per earlier complaint of the same customer / order
 REPEAT_MAX = 3
@@ -27,8 +29,9 @@ REPEAT_MAX = 3
 def alarm_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
     """One regex for a list of alarm terms: accent- and case-insensitive, on word boundaries,
     plural / feminine endings allowed ("arnaques", "dangereuse")."""
-    parts = sorted({re.escape(fold_accents(t.strip())) for t in terms if t.strip()},
-                   key=len, reverse=True)
+    parts = sorted(
+        {re.escape(fold_accents(t.strip())) for t in terms if t.strip()}, key=len, reverse=True
+    )
     if not parts:
         return None
     return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?:e?s|x|se|euse)?(?!\w)")
@@ -63,17 +66,19 @@ class SeverityScorer:
             if pattern is None:
                 continue
             for m in pattern.finditer(folded):
-                if _NEGATED.search(folded[max(0, m.start() - 24):m.start()]):
+                if _NEGATED.search(folded[max(0, m.start() - 24) : m.start()]):
                     continue
                 found.add(self._canonical(m.group(0)))
         return sorted(found)
 
-    def score(self, text: str, sentiment: SentimentResult,
-              themes: list[ThemeMention]) -> float:
+    def score(self, text: str, sentiment: SentimentResult, themes: list[ThemeMention]) -> float:
         p_neg = sentiment.probs.get("negative")
         if p_neg is None:
-            p_neg = sentiment.score if sentiment.label == "negative" else (
-                0.15 if sentiment.label == "neutral" else 0.03)
+            p_neg = (
+                sentiment.score
+                if sentiment.label == "negative"
+                else (0.15 if sentiment.label == "neutral" else 0.03)
+            )
         negative_themes = [m for m in themes if m.polarity == "negative"]
         weight = max((self.weights.get(m.theme, 1.0) for m in negative_themes), default=0.8)
         # Several negative themes at once = a broken experience, not a single irritant.

@@ -84,8 +84,9 @@ class ThemeRules:
     severity_weight: float = 1.0
 
 
-def rules_for(config: DetectorConfig, overrides: object | None = None,
-              severity_weight: float = 1.0) -> ThemeRules:
+def rules_for(
+    config: DetectorConfig, overrides: object | None = None, severity_weight: float = 1.0
+) -> ThemeRules:
     """Merge an `AlertThresholds`-like object (attributes may be None) over the config."""
 
     def pick(name: str, default: float | int) -> float | int:
@@ -130,8 +131,14 @@ class Series:
         return self.start + timedelta(days=len(self.volumes) - 1)
 
     @classmethod
-    def from_days(cls, theme: str, counts: Mapping[date, tuple[int, int]], start: date,
-                  end: date, channel: str | None = None) -> Series:
+    def from_days(
+        cls,
+        theme: str,
+        counts: Mapping[date, tuple[int, int]],
+        start: date,
+        end: date,
+        channel: str | None = None,
+    ) -> Series:
         """Build a dense series from sparse {day: (volume, negatives)}; missing days are 0."""
         n = (end - start).days + 1
         vols, negs = [0] * max(n, 0), [0] * max(n, 0)
@@ -256,8 +263,7 @@ def _robust_dispersion(y: np.ndarray, mu: np.ndarray) -> float:
     if len(y) < 5:
         return 0.0
     r2 = (y - mu) ** 2
-    med = np.median(r2[None, :] / (mu[None, :] + _ALPHA_GRID[:, None] * mu[None, :] ** 2),
-                    axis=1)
+    med = np.median(r2[None, :] / (mu[None, :] + _ALPHA_GRID[:, None] * mu[None, :] ** 2), axis=1)
     below = np.nonzero(med <= _CHI2_1_MEDIAN)[0]
     return float(_ALPHA_GRID[below[0]]) if len(below) else float(_ALPHA_GRID[-1])
 
@@ -265,11 +271,12 @@ def _robust_dispersion(y: np.ndarray, mu: np.ndarray) -> float:
 def _trim_mean(x: np.ndarray, proportion: float) -> float:
     cut = int(proportion * len(x))
     xs = np.sort(x)
-    return float(xs[cut: len(xs) - cut].mean()) if len(xs) > 2 * cut else float(xs.mean())
+    return float(xs[cut : len(xs) - cut].mean()) if len(xs) > 2 * cut else float(xs.mean())
 
 
-def _fit_counts(vols: np.ndarray, dows: np.ndarray, config: DetectorConfig
-                ) -> tuple[float, np.ndarray, float, float]:
+def _fit_counts(
+    vols: np.ndarray, dows: np.ndarray, config: DetectorConfig
+) -> tuple[float, np.ndarray, float, float]:
     """(level, weekday factors, noise dispersion, parameter dispersion) of some window days."""
     n = len(vols)
     mean = float(vols.mean()) if n else 0.0
@@ -280,8 +287,10 @@ def _fit_counts(vols: np.ndarray, dows: np.ndarray, config: DetectorConfig
     factor_var = 0.0
     if mean > 0 and n >= config.min_seasonal_days:
         per_dow = np.array([max(int((dows == d).sum()), 1) for d in range(7)])
-        raw = np.array([vols[dows == d].mean() if (dows == d).any() else mean
-                        for d in range(7)]) / mean
+        raw = (
+            np.array([vols[dows == d].mean() if (dows == d).any() else mean for d in range(7)])
+            / mean
+        )
         noise_var = (1.0 / mean + config.min_dispersion) / per_dow
         spread = float(np.var(raw))
         weight = max(0.0, 1.0 - float(noise_var.mean()) / spread) if spread > 0 else 0.0
@@ -341,8 +350,7 @@ def fit_baseline(series: Series, day: date, config: DetectorConfig) -> Baseline 
         mean_v = float(v.mean())
         if chi > 1 and mean_v > 1:
             rho = min((chi - 1) / (mean_v - 1), 0.5)
-    return Baseline(level, tuple(float(f) for f in factors), noise, param, share, rho,
-                    len(vols))
+    return Baseline(level, tuple(float(f) for f in factors), noise, param, share, rho, len(vols))
 
 
 # --- detector ------------------------------------------------------------------------------
@@ -355,8 +363,9 @@ class _Candidate:
 class SpikeDetector:
     """Tests every series on one day; the same code runs `verbatim detect` and the backtest."""
 
-    def __init__(self, config: DetectorConfig | None = None,
-                 rules: Mapping[str, ThemeRules] | None = None) -> None:
+    def __init__(
+        self, config: DetectorConfig | None = None, rules: Mapping[str, ThemeRules] | None = None
+    ) -> None:
         self.config = config or DetectorConfig()
         self.rules = dict(rules or {})
 
@@ -369,8 +378,9 @@ class SpikeDetector:
             return None
         return fit_baseline(series, day, self.config)
 
-    def candidates(self, series: Series, day: date,
-                   base: Baseline | None = None) -> list[_Candidate]:
+    def candidates(
+        self, series: Series, day: date, base: Baseline | None = None
+    ) -> list[_Candidate]:
         """Raw tests of one series (floors applied, no multiple-testing correction)."""
         cfg, rules = self.config, self.rules_of(series.theme)
         i = (day - series.start).days
@@ -381,11 +391,24 @@ class SpikeDetector:
         exp = base.expected(day)
         out: list[_Candidate] = []
 
-        def make(kind: Kind, observed: float, expected: float, p: float, ratio: float,
-                 window: int = 1) -> _Candidate:
+        def make(
+            kind: Kind, observed: float, expected: float, p: float, ratio: float, window: int = 1
+        ) -> _Candidate:
             sev = severity_of(ratio, p, rules.severity_weight)
-            sig = Signal(series.theme, kind, day, observed, expected, p, ratio, sev,
-                         series.channel, vol, neg, window)
+            sig = Signal(
+                series.theme,
+                kind,
+                day,
+                observed,
+                expected,
+                p,
+                ratio,
+                sev,
+                series.channel,
+                vol,
+                neg,
+                window,
+            )
             return _Candidate(sig, rules.alpha)
 
         if base.level < cfg.emerging_max_level:
@@ -438,7 +461,9 @@ class SpikeDetector:
         disp = [b.dispersion for _, b in fitted if b is not None and b.level >= 5]
         pooled = float(np.median(disp)) if len(disp) >= 3 else 0.0
         cands = [
-            c for s, b in fitted if b is not None
+            c
+            for s, b in fitted
+            if b is not None
             for c in self.candidates(s, day, replace(b, dispersion=max(b.dispersion, pooled)))
         ]
         keep = benjamini_hochberg([c.signal.p_value for c in cands], [c.alpha for c in cands])
@@ -458,12 +483,13 @@ def topic_id_of(theme: str) -> int | None:
     """The topic id of a `topic_theme` name; None for a taxonomy theme."""
     if not theme.startswith(TOPIC_PREFIX):
         return None
-    rest = theme[len(TOPIC_PREFIX):]
+    rest = theme[len(TOPIC_PREFIX) :]
     return int(rest) if rest.isdigit() else None
 
 
-def detect_growth(detector: SpikeDetector, series_list: Iterable[Series], day: date
-                  ) -> list[Signal]:
+def detect_growth(
+    detector: SpikeDetector, series_list: Iterable[Series], day: date
+) -> list[Signal]:
     """Growth of emerging topics on `day`: each series is one topic's verbatims per day
     (theme = `topic_theme(id)`, negatives unused). The volume test (1- and 2-day NB tails,
     min_volume, min_ratio) or, for a topic that was near-absent in its window, the emergence
@@ -549,16 +575,20 @@ def update_episodes(
             continue
         seen.add(scope)
         gap = cool(sig.theme) + 1
-        near = [e for e in by_scope.get(scope, [])
-                if (e.first_day - day).days <= gap and (day - e.last_day).days <= gap]
+        near = [
+            e
+            for e in by_scope.get(scope, [])
+            if (e.first_day - day).days <= gap and (day - e.last_day).days <= gap
+        ]
         if near:
             ep = max(near, key=lambda e: e.last_day)
             touched.add(ep.key)
             if ep.first_day <= day <= ep.last_day:
                 continue  # this day was already applied (re-run): nothing to do
             if day < ep.first_day:
-                earlier = replace(ep, first_day=day, details={
-                    **ep.details, "days_active": _days_active(ep) + 1})
+                earlier = replace(
+                    ep, first_day=day, details={**ep.details, "days_active": _days_active(ep) + 1}
+                )
                 events.append(EpisodeEvent("update", earlier, False))
                 continue
             escalated = SEVERITIES.index(sig.severity) > SEVERITIES.index(ep.severity)
@@ -573,24 +603,42 @@ def update_episodes(
                 severity=sig.severity if escalated else ep.severity,
                 revision=ep.revision + (1 if escalated else 0),
                 peak_ratio=max(ep.peak_ratio, sig.ratio),
-                details={**ep.details, "last_observed": sig.observed,
-                         "last_expected": sig.expected, "days_active": _days_active(ep) + 1},
+                details={
+                    **ep.details,
+                    "last_observed": sig.observed,
+                    "last_expected": sig.expected,
+                    "days_active": _days_active(ep) + 1,
+                },
             )
             events.append(EpisodeEvent("update", updated, escalated))
         else:
             new = Episode(
                 key=episode_key(sig.theme, sig.kind, sig.channel, day),
-                theme=sig.theme, kind=sig.kind, first_day=day, last_day=day,
-                severity=sig.severity, observed=sig.observed, expected=sig.expected,
-                p_value=sig.p_value, channel=sig.channel, peak_ratio=sig.ratio,
-                details={"window": sig.window, "volume": sig.volume,
-                         "negatives": sig.negatives, "days_active": 1},
+                theme=sig.theme,
+                kind=sig.kind,
+                first_day=day,
+                last_day=day,
+                severity=sig.severity,
+                observed=sig.observed,
+                expected=sig.expected,
+                p_value=sig.p_value,
+                channel=sig.channel,
+                peak_ratio=sig.ratio,
+                details={
+                    "window": sig.window,
+                    "volume": sig.volume,
+                    "negatives": sig.negatives,
+                    "days_active": 1,
+                },
             )
             events.append(EpisodeEvent("new", new, True))
     for eps in by_scope.values():
         for ep in eps:
-            if (ep.status == "open" and ep.key not in touched
-                    and (day - ep.last_day).days > cool(ep.theme)):
+            if (
+                ep.status == "open"
+                and ep.key not in touched
+                and (day - ep.last_day).days > cool(ep.theme)
+            ):
                 events.append(EpisodeEvent("resolve", replace(ep, status="resolved"), False))
     return events
 

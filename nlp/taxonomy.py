@@ -14,6 +14,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from nlp.errors import VerbatimError
+
 Stage = Literal["pre-purchase", "purchase", "delivery", "after-sales", "experience"]
 
 
@@ -125,8 +127,11 @@ class Taxonomy(BaseModel):
         if self.resolve(new_id) is not None:
             raise ValueError(f"theme {new_id!r} already exists")
         renamed = theme.model_copy(
-            update={"id": new_id, "label": label or theme.label,
-                    "aliases": [*theme.aliases, theme.id]}
+            update={
+                "id": new_id,
+                "label": label or theme.label,
+                "aliases": [*theme.aliases, theme.id],
+            }
         )
         themes = [renamed if t.id == theme.id else t for t in self.themes]
         return self._edited(themes, HistoryEntry(action="rename", theme=theme.id, target=new_id))
@@ -146,15 +151,12 @@ class Taxonomy(BaseModel):
             }
         )
         themes = [merged if t.id == target.id else t for t in self.themes if t.id != source.id]
-        return self._edited(
-            themes, HistoryEntry(action="merge", theme=source.id, target=target.id)
-        )
+        return self._edited(themes, HistoryEntry(action="merge", theme=source.id, target=target.id))
 
     def retire(self, theme_id: str) -> Taxonomy:
         theme = self.get(theme_id)
         themes = [
-            t.model_copy(update={"retired": True}) if t.id == theme.id else t
-            for t in self.themes
+            t.model_copy(update={"retired": True}) if t.id == theme.id else t for t in self.themes
         ]
         return self._edited(themes, HistoryEntry(action="retire", theme=theme.id))
 
@@ -170,7 +172,7 @@ class Taxonomy(BaseModel):
         path.write_text(self.to_yaml(), encoding="utf-8")
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(VerbatimError, ValueError):
     """A taxonomy file that cannot be read or does not validate (message names the field)."""
 
 
@@ -192,7 +194,8 @@ def load_taxonomy(path: Path | str | None = None) -> Taxonomy:
     if path is None or str(path) in BUILTIN_TAXONOMIES:
         name = "ecommerce" if path is None else str(path)
         text = (
-            resources.files("nlp.resources.taxonomies").joinpath(f"{name}.yaml")
+            resources.files("nlp.resources.taxonomies")
+            .joinpath(f"{name}.yaml")
             .read_text(encoding="utf-8")
         )
         return parse_taxonomy(text, origin=f"builtin:{name}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,8 +12,10 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
+from core import __version__
 from core.db import make_engine, session_factory
 from core.settings import Settings
+from service.deps import AppState
 from service.errors import install_error_handlers
 from service.middleware import LimitsAndMetrics, Metrics
 from service.routers import catalog, ingest, system, taxonomy, themes
@@ -47,45 +48,29 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if build_analyzer_at_startup:
-            await run_in_threadpool(app.state.get_analyzer)
+            await run_in_threadpool(state.get_analyzer)
         yield
         if owns_engine:
             engine.dispose()
 
     app = FastAPI(
         title="Verbatim API",
-        version="0.1.0",
+        version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
     )
-    state = app.state
-    state.settings = settings
-    state.engine = engine
-    state.sessions = session_factory(engine)
-    state.taxonomy = current_taxonomy
-    state.taxonomy_path = taxonomy_path
-    state.taxonomy_lock = threading.Lock()
-    state.builtin_taxonomies = {}
-    state.metrics = metrics
-    state.keyword_cache = KeywordCache()
-    state.view_cache = ViewCache()
-    state.analyzer = analyzer
-    state.analyzer_stale = False
-    analyzer_lock = threading.Lock()
-
-    def get_analyzer() -> Any:
-        with analyzer_lock:
-            if state.analyzer is None or state.analyzer_stale:
-                from jobs.factory import build_analyzer
-
-                # A taxonomy change rebuilds the theme detector; the sentiment model stays.
-                loaded = state.analyzer.sentiment if state.analyzer is not None else None
-                state.analyzer = build_analyzer(settings, taxonomy=state.taxonomy,
-                                                sentiment=loaded)
-                state.analyzer_stale = False
-            return state.analyzer
-
-    state.get_analyzer = get_analyzer
+    state = AppState(
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        taxonomy=current_taxonomy,
+        taxonomy_path=taxonomy_path,
+        metrics=metrics,
+        keyword_cache=KeywordCache(),
+        view_cache=ViewCache(),
+        analyzer=analyzer,
+    )
+    app.state.verbatim = state
 
     install_error_handlers(app)
     for module in (themes, catalog, taxonomy, ingest, system):

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import ApiKey
+from service.deps import app_state
 from service.errors import ApiError
 
 Scope = Literal["read", "write"]
@@ -69,7 +70,7 @@ def require(scope: Scope) -> Callable[..., ApiKey | None]:
     """Dependency: a valid key with `scope` (read endpoints may be open, see settings)."""
 
     def dependency(request: Request, token: str | None = Security(api_key_header)) -> ApiKey | None:
-        state = request.app.state
+        state = app_state(request)
         if not token:
             if scope == "read" and state.settings.dashboard_read_without_key:
                 return None

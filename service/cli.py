@@ -6,19 +6,15 @@ from typing import Annotated
 
 import typer
 
+from core.cli import bootstrap, fail
+
 apikey_app = typer.Typer(
     help="Manage API keys (stored hashed; a token is shown only once).", no_args_is_help=True
 )
 
 
-def _sessions():  # noqa: ANN202 - sessionmaker, imported lazily to keep --help instant
-    from core.db import make_engine, migrate, session_factory
-    from core.settings import load_settings
-
-    settings = load_settings()
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    return session_factory(engine)
+def _sessions():  # noqa: ANN202 - sessionmaker
+    return bootstrap().sessions
 
 
 @apikey_app.command("create")
@@ -33,11 +29,9 @@ def apikey_create(
     from service.auth import create_key
 
     if scope not in ("read", "write"):
-        typer.echo(f"error: --scope must be 'read' or 'write', not {scope!r}", err=True)
-        raise typer.Exit(2)
+        raise fail(f"--scope must be 'read' or 'write', not {scope!r}")
     if not name.strip():
-        typer.echo("error: NAME must not be empty", err=True)
-        raise typer.Exit(2)
+        raise fail("NAME must not be empty")
     with session_scope(_sessions()) as session:
         key, token = create_key(session, name.strip(), scope)  # type: ignore[arg-type]
         key_id = key.id
@@ -71,8 +65,7 @@ def apikey_revoke(key_id: Annotated[int, typer.Argument(help="id from `apikey li
     with session_scope(_sessions()) as session:
         ok = revoke_key(session, key_id)
     if not ok:
-        typer.echo(f"error: no active API key with id {key_id}", err=True)
-        raise typer.Exit(1)
+        raise fail(f"no active API key with id {key_id}", 1)
     typer.echo(f"revoked key {key_id}")
 
 
@@ -87,15 +80,11 @@ def serve(
     """Run the API and the dashboard (http://HOST:PORT/)."""
     import uvicorn
 
-    from core.db import make_engine, migrate
-    from core.settings import load_settings
     from service.app import create_app
 
     overrides = {"dashboard_read_without_key": True} if open_read else {}
-    settings = load_settings(**overrides)
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    app = create_app(settings, engine=engine)
+    ctx = bootstrap(**overrides)
+    app = create_app(ctx.settings, engine=ctx.engine)
     typer.echo(f"Verbatim dashboard: http://{host}:{port}/  (API docs: /docs)")
     uvicorn.run(app, host=host, port=port, log_level="info")
 

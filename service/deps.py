@@ -1,36 +1,100 @@
-"""Shared request helpers: DB session, period parameters, cached JSON responses (ETag)."""
+"""Shared request helpers: the typed app state, DB session, period parameters, cached JSON
+responses (ETag), and the `Annotated` dependencies every router uses (SessionDep, StateDep)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Request, Response
+from fastapi import Depends, Request, Response
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.queries import latest_day
+from core.settings import Settings
 from nlp.taxonomy import Taxonomy, load_taxonomy
 from service.errors import ApiError
+
+if TYPE_CHECKING:
+    from service.middleware import Metrics
+    from service.views import KeywordCache, ViewCache
 
 MAX_DAYS = 366
 
 
+@dataclass
+class AppState:
+    """Everything the routers share, built once by `create_app` (app.state.verbatim)."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    taxonomy: Taxonomy
+    taxonomy_path: Path | None
+    metrics: Metrics
+    keyword_cache: KeywordCache
+    view_cache: ViewCache
+    analyzer: Any | None = None
+    analyzer_stale: bool = False  # a taxonomy edit: rebuild the theme detector once
+    taxonomy_lock: threading.Lock = field(default_factory=threading.Lock)
+    builtin_taxonomies: dict[str, Taxonomy] = field(default_factory=dict)
+    _analyzer_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get_analyzer(self) -> Any:
+        """The analyzer, built at first use (or after a taxonomy edit) and then reused."""
+        with self._analyzer_lock:
+            if self.analyzer is None or self.analyzer_stale:
+                from core.analysis import build_analyzer
+
+                # A taxonomy change rebuilds the theme detector; the sentiment model stays.
+                loaded = self.analyzer.sentiment if self.analyzer is not None else None
+                self.analyzer = build_analyzer(
+                    self.settings, taxonomy=self.taxonomy, sentiment=loaded
+                )
+                self.analyzer_stale = False
+            return self.analyzer
+
+
+def app_state(request: Request) -> AppState:
+    return request.app.state.verbatim  # type: ignore[no-any-return]
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.sessions() as session:
+    with app_state(request).sessions() as session:
         yield session
+
+
+StateDep = Annotated[AppState, Depends(app_state)]
+SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def pick_taxonomy(request: Request, name: str | None) -> Taxonomy:
     """The app's current taxonomy, or a built-in one by name (cached on the app)."""
+    state = app_state(request)
     if name is None:
-        return request.app.state.taxonomy
-    cache: dict[str, Taxonomy] = request.app.state.builtin_taxonomies
+        return state.taxonomy
+    cache = state.builtin_taxonomies
     if name not in cache:
         cache[name] = load_taxonomy(name)
     return cache[name]
+
+
+def cached_view(request: Request, key: tuple[Any, ...], build: Callable[[], BaseModel]) -> Response:
+    """The JSON of `build()` through the app's view cache (get, else build and put), with an
+    ETag (304 when the client has it)."""
+    cache = app_state(request).view_cache
+    prepared = cache.get(key)
+    if prepared is None:
+        prepared = json_body(build())
+        cache.put(key, prepared)
+    return cached_json(request, prepared=prepared)
 
 
 def resolve_period(

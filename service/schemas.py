@@ -180,7 +180,8 @@ class TopicOut(BaseModel):
     first_seen: UtcDatetime
     last_seen: UtcDatetime
     trend: list[TopicDay] = Field(
-        default_factory=list, description="verbatims assigned per day (last `trend_days` days)")
+        default_factory=list, description="verbatims assigned per day (last `trend_days` days)"
+    )
 
 
 class TopicsOut(BaseModel):

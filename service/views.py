@@ -13,6 +13,8 @@ from core.queries import (
     ThemeRow,
     aggregates_version,
     daily_series,
+    negative_share,
+    net_sentiment,
     open_alerts_by_theme,
     other_language_volumes,
     theme_keys,
@@ -261,8 +263,8 @@ def theme_detail_view(
                 negatives=p.negatives,
                 neutrals=p.neutrals,
                 positives=p.positives,
-                negative_share=round(p.negatives / p.volume, 4) if p.volume else 0.0,
-                net_sentiment=round((p.positives - p.negatives) / p.volume, 4) if p.volume else 0.0,
+                negative_share=round(negative_share(p.negatives, p.volume), 4),
+                net_sentiment=round(net_sentiment(p.positives, p.negatives, p.volume), 4),
             )
             for p in series
         ],

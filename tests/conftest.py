@@ -48,8 +48,11 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     # lexicon backend. The default embedded model has its own tests (tests/test_embedded.py).
     monkeypatch.setenv("VERBATIM_SENTIMENT_BACKEND", "lexicon")
     data_dir = tmp_path / "data"
-    return Settings(data_dir=data_dir, database_url=f"sqlite:///{data_dir / 'verbatim.db'}",
-                    sentiment_backend="lexicon")
+    return Settings(
+        data_dir=data_dir,
+        database_url=f"sqlite:///{data_dir / 'verbatim.db'}",
+        sentiment_backend="lexicon",
+    )
 
 
 @pytest.fixture

@@ -12,11 +12,64 @@ from pathlib import Path
 
 import numpy as np
 
-PIECES = ["<s>", "<pad>", "</s>", "<unk>", "▁", "▁bon", "jour", "▁le", "▁monde", "▁l", "'",
-          "emballage", "▁très", "▁mauvais", "▁excellent", "▁produit", "▁nul", "▁super", "s",
-          "▁livraison", "▁rapide", "▁cassé", "▁fi", "▁query", ":", "▁passage", "<mask>"]
-SCORES = [0.0, 0.0, 0.0, 0.0, -3.0, -5.0, -6.0, -4.0, -6.0, -5.0, -4.0, -7.0, -6.0, -7.0,
-          -7.0, -7.0, -7.0, -7.0, -4.5, -7.0, -7.0, -7.0, -8.0, -8.0, -4.0, -8.0, 0.0]
+PIECES = [
+    "<s>",
+    "<pad>",
+    "</s>",
+    "<unk>",
+    "▁",
+    "▁bon",
+    "jour",
+    "▁le",
+    "▁monde",
+    "▁l",
+    "'",
+    "emballage",
+    "▁très",
+    "▁mauvais",
+    "▁excellent",
+    "▁produit",
+    "▁nul",
+    "▁super",
+    "s",
+    "▁livraison",
+    "▁rapide",
+    "▁cassé",
+    "▁fi",
+    "▁query",
+    ":",
+    "▁passage",
+    "<mask>",
+]
+SCORES = [
+    0.0,
+    0.0,
+    0.0,
+    0.0,
+    -3.0,
+    -5.0,
+    -6.0,
+    -4.0,
+    -6.0,
+    -5.0,
+    -4.0,
+    -7.0,
+    -6.0,
+    -7.0,
+    -7.0,
+    -7.0,
+    -7.0,
+    -7.0,
+    -4.5,
+    -7.0,
+    -7.0,
+    -7.0,
+    -8.0,
+    -8.0,
+    -4.0,
+    -8.0,
+    0.0,
+]
 NORMALISATION = {0x01: "", 0x09: " ", 0x200B: " ", 0xFB01: "fi", 0xFF41: "a"}
 
 
@@ -46,7 +99,7 @@ def _q4(rng: np.random.Generator, rows: int, cols: int) -> tuple[bytes, np.ndarr
             nibbles = rng.integers(0, 16, size=32)
             blocks += scale.tobytes()
             blocks += bytes(int(nibbles[j]) | (int(nibbles[j + 16]) << 4) for j in range(16))
-            values[r, b * 32:(b + 1) * 32] = (nibbles - 8) * np.float32(scale)
+            values[r, b * 32 : (b + 1) * 32] = (nibbles - 8) * np.float32(scale)
     return bytes(blocks), values
 
 
@@ -56,8 +109,7 @@ def write_tiny_model(path: Path, spec: TinyModel | None = None) -> TinyModel:
     h, ff = spec.hidden, spec.ffn
     tensors: list[tuple[str, int, int, bytes]] = []
 
-    def add_f32(name: str, shape: tuple[int, ...], scale: float = 0.05, base: float = 0.0
-                ) -> None:
+    def add_f32(name: str, shape: tuple[int, ...], scale: float = 0.05, base: float = 0.0) -> None:
         value = (base + rng.normal(0, scale, size=shape)).astype(np.float32)
         spec.expected[name] = value
         tensors.append((name, 0, value.size, value.tobytes()))
@@ -73,8 +125,14 @@ def write_tiny_model(path: Path, spec: TinyModel | None = None) -> TinyModel:
     add_f32("emb.ln.w", (h,), base=1.0)
     add_f32("emb.ln.b", (h,))
     for layer in range(spec.layers):
-        for short, rows, cols in (("q", h, h), ("k", h, h), ("v", h, h), ("ao", h, h),
-                                  ("fi", ff, h), ("fo", h, ff)):
+        for short, rows, cols in (
+            ("q", h, h),
+            ("k", h, h),
+            ("v", h, h),
+            ("ao", h, h),
+            ("fi", ff, h),
+            ("fo", h, ff),
+        ):
             add_q4(f"l{layer}.{short}.w", rows, cols)
             add_f32(f"l{layer}.{short}.b", (rows,))
         for short in ("aln", "oln"):
@@ -86,12 +144,14 @@ def write_tiny_model(path: Path, spec: TinyModel | None = None) -> TinyModel:
     for p in PIECES:
         pos += len(p.encode("utf-8"))
         offsets.append(pos)
-    norm = b"".join(struct.pack("<IB", cp, len(out)) + b"".join(struct.pack("<I", ord(c))
-                                                                 for c in out)
-                    for cp, out in sorted(NORMALISATION.items()))
+    norm = b"".join(
+        struct.pack("<IB", cp, len(out)) + b"".join(struct.pack("<I", ord(c)) for c in out)
+        for cp, out in sorted(NORMALISATION.items())
+    )
     head = b"E5S1" + struct.pack("<I", 1)
-    head += struct.pack("<7i", h, spec.layers, spec.heads, ff, spec.vocab, spec.max_positions,
-                        spec.type_vocab)
+    head += struct.pack(
+        "<7i", h, spec.layers, spec.heads, ff, spec.vocab, spec.max_positions, spec.type_vocab
+    )
     head += struct.pack("<fi", spec.eps, 32)
     head += struct.pack("<5i", len(PIECES), 0, 2, 1, 3) + struct.pack("<Q", len(blob))
     head += struct.pack(f"<{len(offsets)}I", *offsets)

@@ -69,8 +69,14 @@ def hook() -> Iterator[tuple[Hook, str]]:
 
 
 # --- data ------------------------------------------------------------------------------------
-def seed_aggregates(session: Session, days: int = 51, spike_days: tuple[int, ...] = (50,),
-                    theme: str = "livraison", base: float = 20.0, seed: int = 3) -> None:
+def seed_aggregates(
+    session: Session,
+    days: int = 51,
+    spike_days: tuple[int, ...] = (50,),
+    theme: str = "livraison",
+    base: float = 20.0,
+    seed: int = 3,
+) -> None:
     rng = np.random.default_rng(seed)
     for d in range(days):
         day = START + timedelta(days=d)
@@ -78,31 +84,68 @@ def seed_aggregates(session: Session, days: int = 51, spike_days: tuple[int, ...
         neg = int(rng.binomial(vol, 0.3))
         # Split over two sources/channels: detection sums them.
         half = vol // 2
-        for channel, source, v, n in (("review", "shop", half, neg // 2),
-                                      ("social", "x", vol - half, neg - neg // 2)):
-            session.add(DailyAggregate(day=day, theme=theme, channel=channel, source=source,
-                                       volume=v, negatives=n, positives=v - n))
-        session.add(DailyAggregate(day=day, theme="*", channel="review", source="shop",
-                                   volume=vol * 2, negatives=neg))
+        for channel, source, v, n in (
+            ("review", "shop", half, neg // 2),
+            ("social", "x", vol - half, neg - neg // 2),
+        ):
+            session.add(
+                DailyAggregate(
+                    day=day,
+                    theme=theme,
+                    channel=channel,
+                    source=source,
+                    volume=v,
+                    negatives=n,
+                    positives=v - n,
+                )
+            )
+        session.add(
+            DailyAggregate(
+                day=day, theme="*", channel="review", source="shop", volume=vol * 2, negatives=neg
+            )
+        )
 
 
 def seed_examples(session: Session, day: date, theme: str = "livraison") -> None:
     now = datetime.now(UTC)
-    texts = ["Colis jamais reçu, écrivez-moi à <EMAIL>", "Livraison en retard de 10 jours",
-             "Le livreur a laissé le colis dehors", "Super rapide, merci"]
+    texts = [
+        "Colis jamais reçu, écrivez-moi à <EMAIL>",
+        "Livraison en retard de 10 jours",
+        "Le livreur a laissé le colis dehors",
+        "Super rapide, merci",
+    ]
     for i, text in enumerate(texts):
-        fb = Feedback(source="shop", channel="review", dedup_key=f"id:{i}", text=text,
-                      created_at=datetime(day.year, day.month, day.day, 12, tzinfo=UTC),
-                      ingested_at=now, content_hash=f"h{i}", meta={})
+        fb = Feedback(
+            source="shop",
+            channel="review",
+            dedup_key=f"id:{i}",
+            text=text,
+            created_at=datetime(day.year, day.month, day.day, 12, tzinfo=UTC),
+            ingested_at=now,
+            content_hash=f"h{i}",
+            meta={},
+        )
         session.add(fb)
         session.flush()
-        an = Analysis(feedback_id=fb.id, model_version="t", sentiment="negative",
-                      sentiment_score=0.9, analyzed_at=now)
+        an = Analysis(
+            feedback_id=fb.id,
+            model_version="t",
+            sentiment="negative",
+            sentiment_score=0.9,
+            analyzed_at=now,
+        )
         session.add(an)
         session.flush()
-        session.add(ThemeMention(analysis_id=an.id, feedback_id=fb.id, theme=theme,
-                                 polarity="positive" if i == 3 else "negative",
-                                 score=0.9 - i * 0.1, day=day))
+        session.add(
+            ThemeMention(
+                analysis_id=an.id,
+                feedback_id=fb.id,
+                theme=theme,
+                polarity="positive" if i == 3 else "negative",
+                score=0.9 - i * 0.1,
+                day=day,
+            )
+        )
 
 
 @pytest.fixture
@@ -130,7 +173,11 @@ def test_detect_raises_alert_routes_to_team_and_is_idempotent(wired) -> None:
     with sessions() as s:
         alert = s.execute(select(Alert)).scalar_one()
         assert (alert.theme, alert.kind, alert.team, alert.status) == (
-            "livraison", "volume", "logistics", "open")
+            "livraison",
+            "volume",
+            "logistics",
+            "open",
+        )
         assert alert.first_day == alert.last_day == SPIKE
         assert alert.observed > 1.5 * alert.expected
         msg = s.execute(select(OutboxMessage)).scalar_one()
@@ -307,7 +354,7 @@ def test_dry_run_sends_nothing(wired) -> None:
 
 
 def test_cli_detect_and_alert(wired, monkeypatch: pytest.MonkeyPatch) -> None:
-    from jobs.cli import app
+    from verbatim_cli import app
 
     settings, sessions, server = wired
     monkeypatch.setenv("VERBATIM_DATABASE_URL", settings.resolved_database_url)

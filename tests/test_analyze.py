@@ -10,10 +10,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from core.analysis import analysis_record, build_analyzer
 from core.settings import load_settings
 from jobs import cli_models
 from jobs.analyze import analyze_file
-from jobs.factory import analysis_record, build_analyzer
 from nlp.analyzer import Analyzer, DocAnalysis
 from nlp.sentiment.lexicon import LexiconSentiment
 from nlp.taxonomy import load_taxonomy
@@ -33,7 +33,6 @@ def analyzer() -> Analyzer:
     return Analyzer(sentiment, RuleThemeDetector(tax, scorer=sentiment), tax)
 
 
-
 @pytest.fixture(autouse=True)
 def _clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No developer config leaks in: default lexicon backend, packaged taxonomy."""
@@ -42,14 +41,17 @@ def _clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("VERBATIM_CONFIG", str(tmp_path / "absent.toml"))
 
+
 def test_analyzer_contract(analyzer: Analyzer) -> None:
     docs = analyzer.analyze([r["text"] for r in ROWS] + ["The parcel never arrived, awful"])
     assert all(isinstance(d, DocAnalysis) for d in docs)
     assert analyzer.model_version.startswith("lexicon-")
     r1, r2, r3, en = docs
     assert r1.is_french and r1.language == "fr"
-    assert {m.theme: m.polarity for m in r1.themes} == {"livraison": "positive",
-                                                       "qualite_produit": "negative"}
+    assert {m.theme: m.polarity for m in r1.themes} == {
+        "livraison": "positive",
+        "qualite_produit": "negative",
+    }
     assert r2.sentiment.label == "negative" and r3.sentiment.label == "positive"
     assert r2.severity > r1.severity > r3.severity
     assert r2.severity >= 0.8  # alarm term + negative delivery/service
@@ -60,17 +62,20 @@ def test_analyzer_contract(analyzer: Analyzer) -> None:
     json.dumps(record)  # JSON-able
 
 
-def test_analyze_file_keeps_fields_and_reports_bad_lines(analyzer: Analyzer,
-                                                         tmp_path: Path) -> None:
+def test_analyze_file_keeps_fields_and_reports_bad_lines(
+    analyzer: Analyzer, tmp_path: Path
+) -> None:
     src = tmp_path / "in.jsonl"
-    lines = [json.dumps(ROWS[0], ensure_ascii=False),
-             '{"id": "broken", "text": "pas fini',
-             json.dumps({"id": "no-text"}),
-             json.dumps({"id": "empty", "text": "   "}),
-             json.dumps({"id": "num", "text": 12}),
-             "",
-             json.dumps(ROWS[1], ensure_ascii=False),
-             json.dumps(ROWS[2], ensure_ascii=False)]
+    lines = [
+        json.dumps(ROWS[0], ensure_ascii=False),
+        '{"id": "broken", "text": "pas fini',
+        json.dumps({"id": "no-text"}),
+        json.dumps({"id": "empty", "text": "   "}),
+        json.dumps({"id": "num", "text": 12}),
+        "",
+        json.dumps(ROWS[1], ensure_ascii=False),
+        json.dumps(ROWS[2], ensure_ascii=False),
+    ]
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
     dst = tmp_path / "out.jsonl"
     summary = analyze_file(analyzer, src, dst, batch_size=2)
@@ -80,7 +85,7 @@ def test_analyze_file_keeps_fields_and_reports_bad_lines(analyzer: Analyzer,
     assert out[0]["source"] == "test" and out[0]["stars"] == 2  # input fields kept
     assert out[0]["sentiment"]["label"] in ("negative", "neutral", "positive")
     ev = out[0]["themes"][0]["evidence"]
-    assert ROWS[0]["text"][ev["start"]:ev["end"]] == ev["text"]
+    assert ROWS[0]["text"][ev["start"] : ev["end"]] == ev["text"]
     for bad in out[1:5]:
         assert "error" in bad and "sentiment" not in bad
     assert "invalid JSON" in out[1]["error"]
@@ -92,8 +97,13 @@ def test_cli_analyze_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     cli_models.register(app)
     runner = CliRunner()
     src = tmp_path / "in.jsonl"
-    src.write_text(json.dumps(ROWS[0], ensure_ascii=False) + "\n{oops\n"
-                   + json.dumps(ROWS[2], ensure_ascii=False) + "\n", encoding="utf-8")
+    src.write_text(
+        json.dumps(ROWS[0], ensure_ascii=False)
+        + "\n{oops\n"
+        + json.dumps(ROWS[2], ensure_ascii=False)
+        + "\n",
+        encoding="utf-8",
+    )
     dst = tmp_path / "out.jsonl"
     res = runner.invoke(app, ["analyze", str(src), "-o", str(dst)])
     assert res.exit_code == 0, res.output

@@ -287,8 +287,9 @@ def test_topics(client: TestClient, keys: dict[str, str]) -> None:
     assert client.get("/topics?limit=1&offset=1", headers=rh(keys)).json()["items"][0]["size"] == 12
 
 
-def test_topics_carry_their_daily_sizes(client: TestClient, keys: dict[str, str],
-                                        sessions: sessionmaker[Session]) -> None:
+def test_topics_carry_their_daily_sizes(
+    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
     from datetime import date
 
     from sqlalchemy import select
@@ -298,14 +299,25 @@ def test_topics_carry_their_daily_sizes(client: TestClient, keys: dict[str, str]
     with sessions() as s:
         topic = s.execute(select(Topic).where(Topic.label == "carton trop grand")).scalar_one()
         ids = s.execute(select(Feedback.id).order_by(Feedback.id).limit(5)).scalars().all()
-        days = [date(2026, 3, 1), date(2026, 3, 1), date(2026, 3, 3), date(2026, 3, 3),
-                date(2026, 3, 3)]
-        s.add_all([TopicAssignment(feedback_id=f, topic_id=topic.id, day=d)
-                   for f, d in zip(ids, days, strict=True)])
+        days = [
+            date(2026, 3, 1),
+            date(2026, 3, 1),
+            date(2026, 3, 3),
+            date(2026, 3, 3),
+            date(2026, 3, 3),
+        ]
+        s.add_all(
+            [
+                TopicAssignment(feedback_id=f, topic_id=topic.id, day=d)
+                for f, d in zip(ids, days, strict=True)
+            ]
+        )
         s.commit()
     items = client.get("/topics?emerging=false", headers=rh(keys)).json()["items"]
-    assert items[0]["trend"] == [{"day": "2026-03-01", "count": 2},
-                                 {"day": "2026-03-03", "count": 3}]
+    assert items[0]["trend"] == [
+        {"day": "2026-03-01", "count": 2},
+        {"day": "2026-03-03", "count": 3},
+    ]
     recent = client.get("/topics?emerging=false&trend_days=1", headers=rh(keys)).json()
     assert recent["items"][0]["trend"] == [{"day": "2026-03-03", "count": 3}]
     emerging = client.get("/topics?emerging=true", headers=rh(keys)).json()["items"]
@@ -553,9 +565,9 @@ def test_analyze_matches_the_cli_record_format(client: TestClient, keys: dict[st
     assert first["sentiment"]["label"] == "negative"
     assert "livraison" in {t["id"] for t in first["themes"]}
     # Same analyzer object reused across requests.
-    analyzer = client.app.state.analyzer  # type: ignore[attr-defined]
+    analyzer = client.app.state.verbatim.analyzer  # type: ignore[attr-defined]
     client.post("/analyze", json={"items": [{"text": "Bof"}]}, headers=wh(keys))
-    assert client.app.state.analyzer is analyzer  # type: ignore[attr-defined]
+    assert client.app.state.verbatim.analyzer is analyzer  # type: ignore[attr-defined]
     bad = client.post("/analyze", json={"items": [{"text": 3}]}, headers=wh(keys))
     assert bad.status_code == 422 and bad.json()["field"] == "items[0].text"
 
@@ -612,7 +624,7 @@ def test_cors_from_settings(settings: Settings, engine: Engine, keys: dict[str, 
 def test_apikey_cli(settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from jobs.cli import app
+    from verbatim_cli import app
 
     monkeypatch.setenv("VERBATIM_DATABASE_URL", settings.resolved_database_url)
     runner = CliRunner()
@@ -702,7 +714,7 @@ def test_unexpected_errors_are_json_500(
     def broken_sessions() -> None:
         raise RuntimeError("database exploded")
 
-    app.state.sessions = broken_sessions
+    app.state.verbatim.sessions = broken_sessions
     client = TestClient(app, raise_server_exceptions=False)
     res = client.get("/themes", headers=rh(keys))
     assert res.status_code == 500

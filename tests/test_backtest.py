@@ -51,23 +51,31 @@ def write_feed(path: Path, seed: int = 7, spike: bool = True) -> None:
                 n *= 3
             for _ in range(n):
                 k += 1
-                ts = datetime(day.year, day.month, day.day, rng.randrange(24),
-                              rng.randrange(60), tzinfo=UTC)
-                row = {"id": f"r{k}", "text": rng.choice(templates).format(n=rng.randint(2, 9)),
-                       "created_at": ts.isoformat().replace("+00:00", "Z")}
+                ts = datetime(
+                    day.year, day.month, day.day, rng.randrange(24), rng.randrange(60), tzinfo=UTC
+                )
+                row = {
+                    "id": f"r{k}",
+                    "text": rng.choice(templates).format(n=rng.randint(2, 9)),
+                    "created_at": ts.isoformat().replace("+00:00", "Z"),
+                }
                 if k % 3:
                     row["channel"] = "review" if k % 2 else "social"
                 lines.append(json.dumps(row, ensure_ascii=False))
     rng.shuffle(lines)  # unsorted input
-    lines[10:10] = ["{not json", json.dumps({"id": "x", "text": "sans date"}),
-                    json.dumps({"id": "y", "text": "", "created_at": "2026-02-03"}),
-                    json.dumps({"id": "z", "text": "date invalide", "created_at": "hier"}), ""]
+    lines[10:10] = [
+        "{not json",
+        json.dumps({"id": "x", "text": "sans date"}),
+        json.dumps({"id": "y", "text": "", "created_at": "2026-02-03"}),
+        json.dumps({"id": "z", "text": "date invalide", "created_at": "hier"}),
+        "",
+    ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
 def backtest_run(tmp_path_factory: pytest.TempPathFactory):
-    from jobs.cli import app
+    from verbatim_cli import app
 
     tmp = tmp_path_factory.mktemp("bt")
     feed, out = tmp / "feed.jsonl", tmp / "alerts.jsonl"
@@ -103,9 +111,9 @@ def test_backtest_reports_the_injected_spike_once(backtest_run) -> None:
 
 @pytest.mark.slow
 def test_backtest_quiet_feed_raises_nothing(tmp_path: Path) -> None:
+    from core.analysis import build_analyzer
     from core.settings import Settings
     from jobs.backtest import run_backtest
-    from jobs.factory import build_analyzer
     from nlp.taxonomy import load_taxonomy
 
     feed, out = tmp_path / "feed.jsonl", tmp_path / "alerts.jsonl"
@@ -128,17 +136,25 @@ def test_parse_day_and_bad_lines() -> None:
         with pytest.raises(ValueError):
             parse_day(bad)
     warnings: list[str] = []
-    rows, bad = read_feed(['{"id": 1, "text": "ok", "created_at": "2026-01-01"}', "[1]",
-                           '{"text": "pas de date"}', "   "], warnings.append)
+    rows, bad = read_feed(
+        [
+            '{"id": 1, "text": "ok", "created_at": "2026-01-01"}',
+            "[1]",
+            '{"text": "pas de date"}',
+            "   ",
+        ],
+        warnings.append,
+    )
     assert len(rows) == 1 and bad == 2 and rows[0].channel is None and rows[0].id == "1"
     assert warnings[0].startswith("line 2")
 
 
 def test_cli_backtest_missing_feed(tmp_path: Path) -> None:
-    from jobs.cli import app
+    from verbatim_cli import app
 
-    res = CliRunner().invoke(app, ["backtest", str(tmp_path / "nope.jsonl"), "-o",
-                                   str(tmp_path / "a.jsonl")])
+    res = CliRunner().invoke(
+        app, ["backtest", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "a.jsonl")]
+    )
     assert res.exit_code == 2 and "feed not found" in res.output
 
 

@@ -9,13 +9,30 @@ import pytest
 from nlp.sentiment import build_sentiment
 from nlp.sentiment.baseline import TfidfSentiment
 
-POS = ["livraison rapide, produit parfait", "très bon produit je recommande",
-       "super qualité, ravi de mon achat", "excellent service, merci",
-       "parfait, rien à redire", "produit conforme et très pratique"]
-NEG = ["colis jamais reçu, arnaque", "produit cassé, très déçu", "service client nul",
-       "horrible, à éviter", "remboursement refusé, scandaleux", "ne fonctionne pas, nul"]
-NEU = ["produit correct sans plus", "moyen, ni bon ni mauvais", "bof, c'est correct",
-       "ça fait le job sans plus", "qualité moyenne, correct", "passable, sans plus"]
+POS = [
+    "livraison rapide, produit parfait",
+    "très bon produit je recommande",
+    "super qualité, ravi de mon achat",
+    "excellent service, merci",
+    "parfait, rien à redire",
+    "produit conforme et très pratique",
+]
+NEG = [
+    "colis jamais reçu, arnaque",
+    "produit cassé, très déçu",
+    "service client nul",
+    "horrible, à éviter",
+    "remboursement refusé, scandaleux",
+    "ne fonctionne pas, nul",
+]
+NEU = [
+    "produit correct sans plus",
+    "moyen, ni bon ni mauvais",
+    "bof, c'est correct",
+    "ça fait le job sans plus",
+    "qualité moyenne, correct",
+    "passable, sans plus",
+]
 
 
 def test_fit_predict_save_load(tmp_path: Path) -> None:

@@ -158,7 +158,7 @@ def test_calibration_shifts_an_under_predicted_class() -> None:
 def test_cli_train_then_analyze_with_the_trained_delta(
     tiny_dir: Path, tmp_path: Path, settings, monkeypatch
 ) -> None:
-    from jobs.cli import app
+    from verbatim_cli import app
 
     data = tmp_path / "rated.jsonl"
     with data.open("w", encoding="utf-8") as fh:
@@ -250,7 +250,7 @@ def test_cli_train_then_analyze_with_the_trained_delta(
 
 
 def test_cli_train_rejects_unlabelled_data(tmp_path: Path, settings) -> None:
-    from jobs.cli import app
+    from verbatim_cli import app
 
     data = tmp_path / "plain.jsonl"
     data.write_text(

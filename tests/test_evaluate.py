@@ -14,15 +14,26 @@ from jobs import cli_models
 from jobs.evaluate import gold_sentiment, sentiment_metrics, stars_to_label, theme_metrics
 
 ROWS = [
-    {"id": 1, "text": "Livraison rapide, produit parfait", "sentiment": "positive",
-     "themes": {"livraison": "positive", "qualite_produit": "positive"}},
-    {"id": 2, "text": "Colis jamais reçu, remboursement refusé", "stars": 1,
-     "themes": {"livraison": "negative", "retours_remboursements": "negative"}},
-    {"id": 3, "text": "Prix trop élevé pour ce que c'est", "stars": 2,
-     "themes": {"prix": "negative"}},
+    {
+        "id": 1,
+        "text": "Livraison rapide, produit parfait",
+        "sentiment": "positive",
+        "themes": {"livraison": "positive", "qualite_produit": "positive"},
+    },
+    {
+        "id": 2,
+        "text": "Colis jamais reçu, remboursement refusé",
+        "stars": 1,
+        "themes": {"livraison": "negative", "retours_remboursements": "negative"},
+    },
+    {
+        "id": 3,
+        "text": "Prix trop élevé pour ce que c'est",
+        "stars": 2,
+        "themes": {"prix": "negative"},
+    },
     {"id": 4, "text": "Bof, moyen", "stars": 3, "themes": {}},
 ]
-
 
 
 @pytest.fixture(autouse=True)
@@ -33,21 +44,30 @@ def _clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("VERBATIM_CONFIG", str(tmp_path / "absent.toml"))
 
+
 def test_label_mapping() -> None:
     assert [stars_to_label(s) for s in (1, 2, 3, 4, 5)] == [
-        "negative", "negative", "neutral", "positive", "positive"]
+        "negative",
+        "negative",
+        "neutral",
+        "positive",
+        "positive",
+    ]
     assert gold_sentiment({"sentiment": "neutral", "stars": 5}) == "neutral"
     assert gold_sentiment({"text": "x"}) is None
 
 
 def test_metric_functions() -> None:
-    m = sentiment_metrics(["negative", "neutral", "positive", "positive"],
-                          ["negative", "positive", "positive", "positive"])
+    m = sentiment_metrics(
+        ["negative", "neutral", "positive", "positive"],
+        ["negative", "positive", "positive", "positive"],
+    )
     assert m["accuracy"] == 0.75
     assert m["confusion"] == [[1, 0, 0], [0, 0, 1], [0, 0, 2]]
     assert m["per_class"]["positive"]["precision"] == pytest.approx(2 / 3, abs=1e-3)
-    t = theme_metrics([{"a": "positive", "b": "negative"}, {}],
-                      [{"a": "negative"}, {"b": "neutral"}], ["a", "b"])
+    t = theme_metrics(
+        [{"a": "positive", "b": "negative"}, {}], [{"a": "negative"}, {"b": "neutral"}], ["a", "b"]
+    )
     # TP=1 (a), FP=1 (b in doc 2), FN=1 (b in doc 1): micro-F1 = 0.5
     assert t["micro_f1"] == 0.5
     assert t["polarity_accuracy"] == 0.0 and t["polarity_n"] == 1
@@ -56,8 +76,9 @@ def test_metric_functions() -> None:
 def test_cli_evaluate_json_and_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     data = tmp_path / "dev.jsonl"
-    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in ROWS) + "\n",
-                    encoding="utf-8")
+    data.write_text(
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in ROWS) + "\n", encoding="utf-8"
+    )
     app = typer.Typer()
     cli_models.register(app)
     runner = CliRunner()
@@ -77,16 +98,26 @@ def test_cli_evaluate_json_and_table(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_cli_evaluate_aspects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     data = tmp_path / "resto.jsonl"
-    rows = [{"text": "Serveur adorable, plats délicieux", "stars": 5,
-             "aspects": {"service": "positive", "cuisine": "positive"}},
-            {"text": "Addition salée et cadre bruyant", "stars": 2,
-             "aspects": {"prix": "negative", "ambiance": "negative"}}]
-    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n",
-                    encoding="utf-8")
+    rows = [
+        {
+            "text": "Serveur adorable, plats délicieux",
+            "stars": 5,
+            "aspects": {"service": "positive", "cuisine": "positive"},
+        },
+        {
+            "text": "Addition salée et cadre bruyant",
+            "stars": 2,
+            "aspects": {"prix": "negative", "ambiance": "negative"},
+        },
+    ]
+    data.write_text(
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8"
+    )
     app = typer.Typer()
     cli_models.register(app)
-    res = CliRunner().invoke(app, ["evaluate", "--data", str(data), "--taxonomy", "restaurant",
-                                   "--json"])
+    res = CliRunner().invoke(
+        app, ["evaluate", "--data", str(data), "--taxonomy", "restaurant", "--json"]
+    )
     assert res.exit_code == 0, res.output
     themes = json.loads(res.output)["themes"]
     assert set(themes["per_theme"]) == {"cuisine", "service", "ambiance", "prix"}

@@ -283,7 +283,7 @@ def test_hard_kill_inside_the_commit_then_resume(
 
 
 def test_cli_ingest_and_user_errors(tmp_path: Path, settings: Settings, monkeypatch) -> None:
-    from jobs.cli import app
+    from verbatim_cli import app
 
     monkeypatch.setenv("VERBATIM_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("VERBATIM_DATABASE_URL", settings.resolved_database_url)

@@ -52,8 +52,10 @@ def test_negation_flips_and_contrast_weighs_last_clause(model: LexiconSentiment)
     assert good.label == "positive" and not_good.label == "negative"
     # Mixed reviews: never called positive when the negative part is strong; each clause keeps
     # its own sign (what the theme detector uses).
-    for text in ("Joli emballage mais le produit est vraiment mauvais",
-                 "Le produit est vraiment mauvais mais joli emballage"):
+    for text in (
+        "Joli emballage mais le produit est vraiment mauvais",
+        "Le produit est vraiment mauvais mais joli emballage",
+    ):
         assert model.predict([text])[0].label != "positive"
     clauses = model.clause_scores("Joli emballage mais le produit est vraiment mauvais")
     assert clauses[0].score > 0 > clauses[1].score

@@ -39,19 +39,28 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedSentiment:
     write_tiny_model(root / "tiny.bin", TinyModel(seed=3))
     build_encoder_dir(root / "tiny.bin", root / "encoder")
     encoder = load_encoder(str(root / "encoder"), config=EncoderConfig(prefix=""))
-    return fit_sentiment(encoder, toy_rows(), toy_rows(1),
-                         SentimentHeadConfig(trainable_layers=1, max_length=16, dropout=0.0,
-                                             encoder=str(root / "encoder")),
-                         TrainConfig(epochs=25, batch_size=8, lr_layers=3e-3, lr_heads=3e-2,
-                                     warmup=0.0))
+    return fit_sentiment(
+        encoder,
+        toy_rows(),
+        toy_rows(1),
+        SentimentHeadConfig(
+            trainable_layers=1, max_length=16, dropout=0.0, encoder=str(root / "encoder")
+        ),
+        TrainConfig(epochs=25, batch_size=8, lr_layers=3e-3, lr_heads=3e-2, warmup=0.0),
+    )
 
 
 # --- text helpers -------------------------------------------------------------------------
-@pytest.mark.parametrize("text", [
-    "  Colis\u00a0\u00a0abîmé\r\n\r\n le  service\u2026 l\u2019avis \u200b ok ",
-    "déjà «\u202fsuper\u202f» — vraiment\tbien\n\n\nfin",
-    "", "   ", "a",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "  Colis\u00a0\u00a0abîmé\r\n\r\n le  service\u2026 l\u2019avis \u200b ok ",
+        "déjà «\u202fsuper\u202f» — vraiment\tbien\n\n\nfin",
+        "",
+        "   ",
+        "a",
+    ],
+)
 def test_normalize_with_offsets_maps_back_to_the_input(text: str) -> None:
     norm, index = normalize_with_offsets(text)
     assert norm == normalize_text(text)
@@ -70,8 +79,7 @@ def test_fold_accents_is_per_character_and_keeps_length() -> None:
     assert len(out) == len(text.lower())
     expected = []
     for ch in text.lower():
-        base = "".join(c for c in unicodedata.normalize("NFD", ch)
-                       if not unicodedata.combining(c))
+        base = "".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c))
         expected.append(base if len(base) == 1 else ch)
     assert out == "".join(expected)
 
@@ -85,7 +93,7 @@ def test_lookup_lemmatizer_reads_list_values_and_lower_case() -> None:
 
 
 def test_rules_with_the_spacy_lookup_table_find_the_same_themes() -> None:
-    from jobs.factory import load_spacy
+    from core.analysis import load_spacy
 
     nlp = load_spacy()
     if nlp is None:
@@ -93,9 +101,11 @@ def test_rules_with_the_spacy_lookup_table_find_the_same_themes() -> None:
     lookup = LookupLemmatizer.from_spacy(nlp)
     assert lookup is not None
     tax = load_taxonomy("ecommerce")
-    texts = ["Colis livré en retard et carton abîmé.",
-             "Remboursements jamais reçus, le service client ne répond pas.",
-             "Site très lent, impossible de payer ma commande."]
+    texts = [
+        "Colis livré en retard et carton abîmé.",
+        "Remboursements jamais reçus, le service client ne répond pas.",
+        "Site très lent, impossible de payer ma commande.",
+    ]
     tagged = [{m.theme for m in d} for d in RuleThemeDetector(tax, nlp=nlp).predict(texts)]
     looked = [{m.theme for m in d} for d in RuleThemeDetector(tax, nlp=lookup).predict(texts)]
     assert looked == tagged
@@ -103,8 +113,13 @@ def test_rules_with_the_spacy_lookup_table_find_the_same_themes() -> None:
 
 
 # --- one pass -------------------------------------------------------------------------------
-TEXTS = ["super produit", "produit très mauvais cassé", "le monde",
-         "super livraison,  produit  cassé nul", "excellent"]
+TEXTS = [
+    "super produit",
+    "produit très mauvais cassé",
+    "le monde",
+    "super livraison,  produit  cassé nul",
+    "excellent",
+]
 
 
 def test_one_pass_gives_the_sentiment_of_predict(trained: EmbeddedSentiment) -> None:
@@ -118,8 +133,7 @@ def test_one_pass_gives_the_sentiment_of_predict(trained: EmbeddedSentiment) -> 
     assert np.allclose(np.linalg.norm(enc.vectors, axis=1), 1.0, atol=1e-5)
 
 
-def test_span_pooling_reads_each_clause_from_the_documents_pass(
-        trained: EmbeddedSentiment) -> None:
+def test_span_pooling_reads_each_clause_from_the_documents_pass(trained: EmbeddedSentiment) -> None:
     text = TEXTS[3]
     enc = trained.encode_docs([text])
     spans = enc.spans[0]
@@ -147,8 +161,9 @@ def test_analyzer_one_pass_matches_the_reference_path(trained: EmbeddedSentiment
 
 
 # --- ONNX runtimes ---------------------------------------------------------------------------
-def test_onnx_runtimes_are_built_measured_and_faithful(trained: EmbeddedSentiment,
-                                                       tmp_path: Path) -> None:
+def test_onnx_runtimes_are_built_measured_and_faithful(
+    trained: EmbeddedSentiment, tmp_path: Path
+) -> None:
     pytest.importorskip("onnxruntime")
     record = build_runtime_dir(trained.encoder, tmp_path, fingerprint="k1")
     assert record["chosen"] in RUNTIMES
@@ -168,17 +183,24 @@ def test_onnx_runtimes_are_built_measured_and_faithful(trained: EmbeddedSentimen
 
 
 # --- stored embeddings -----------------------------------------------------------------------
-def test_enrich_stores_embeddings_and_topics_reuse_them(trained: EmbeddedSentiment, sessions,
-                                                        settings) -> None:
+def test_enrich_stores_embeddings_and_topics_reuse_them(
+    trained: EmbeddedSentiment, sessions, settings
+) -> None:
     from core.store import insert_feedback, prepare_feedback
     from jobs.enrich import enrich, stored_embeddings
     from jobs.topics import TopicJobConfig, embed_documents
 
     tax = load_taxonomy("ecommerce")
     analyzer = Analyzer(trained, RuleThemeDetector(tax), tax)
-    rows = [prepare_feedback({"id": str(i), "text": t, "created_at": "2026-11-02"},
-                             source="t", channel="review", max_text_chars=1000)
-            for i, t in enumerate(TEXTS[:4])]
+    rows = [
+        prepare_feedback(
+            {"id": str(i), "text": t, "created_at": "2026-11-02"},
+            source="t",
+            channel="review",
+            max_text_chars=1000,
+        )
+        for i, t in enumerate(TEXTS[:4])
+    ]
     assert all(isinstance(r, dict) for r in rows)
     with sessions() as session, session.begin():
         insert_feedback(session, rows)  # type: ignore[arg-type]
@@ -193,8 +215,9 @@ def test_enrich_stores_embeddings_and_topics_reuse_them(trained: EmbeddedSentime
     enrich(sessions, settings, analyzer=analyzer, reanalyze=True)
     texts = [*TEXTS[:4], TEXTS[4]]
     stored = [found.get(i) for i in ids]
-    _, emb = embed_documents(texts, trained.encoder, TopicJobConfig(method="bertopic"),
-                             stored=stored)
+    _, emb = embed_documents(
+        texts, trained.encoder, TopicJobConfig(method="bertopic"), stored=stored
+    )
     for i in range(4):
         assert np.array_equal(emb[i], stored[i])
     assert np.allclose(emb[4], trained.encoder.encode([TEXTS[4]])[0], atol=1e-5)

@@ -26,7 +26,7 @@ TODAY = datetime.now(UTC).date()
 
 @pytest.fixture(scope="module")
 def analyzer():  # type: ignore[no-untyped-def]
-    from jobs.factory import build_analyzer
+    from core.analysis import build_analyzer
 
     return build_analyzer(Settings(data_dir=Path("unused")))
 
@@ -153,7 +153,7 @@ def _env(settings: Settings, tmp_path: Path) -> dict[str, str]:
 def test_cli_run_then_report(tmp_path: Path, settings: Settings) -> None:
     _small_demo(settings)
     proc = subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "run", "--quiet"],
+        [sys.executable, "-m", "verbatim_cli", "run", "--quiet"],
         cwd=tmp_path,
         env=_env(settings, tmp_path),
         capture_output=True,
@@ -166,7 +166,7 @@ def test_cli_run_then_report(tmp_path: Path, settings: Settings) -> None:
     assert "alerts: " in proc.stdout and "verbatim alert --dry-run" in proc.stdout
 
     runner = CliRunner()
-    from jobs.cli import app
+    from verbatim_cli import app
 
     env = _env(settings, tmp_path)
     res = runner.invoke(app, ["report", "--days", "3", "--channel", "complaint"], env=env)
@@ -182,7 +182,7 @@ def test_cli_run_then_report(tmp_path: Path, settings: Settings) -> None:
 
 
 def test_cli_demo_writes_the_feed(tmp_path: Path) -> None:
-    from jobs.cli import app
+    from verbatim_cli import app
 
     out = tmp_path / "feed.jsonl"
     res = CliRunner().invoke(app, ["demo", "-o", str(out), "--days", "3", "--per-day", "5"])
@@ -262,7 +262,7 @@ def test_cli_run_with_a_toml_config(tmp_path: Path, settings: Settings) -> None:
     env["VERBATIM_CONFIG"] = str(config)
     del env["VERBATIM_DATA_DIR"]
     proc = subprocess.run(
-        [sys.executable, "-m", "jobs.cli", "run", "--quiet", "--days", "30"],
+        [sys.executable, "-m", "verbatim_cli", "run", "--quiet", "--days", "30"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

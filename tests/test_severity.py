@@ -13,13 +13,17 @@ def _neg(p: float) -> SentimentResult:
 
 def test_severity_orders_cases() -> None:
     scorer = SeverityScorer(load_taxonomy("ecommerce"))
-    pos = SentimentResult("positive", 0.9, 4.6, {"negative": 0.02, "neutral": 0.08,
-                                                   "positive": 0.9})
+    pos = SentimentResult(
+        "positive", 0.9, 4.6, {"negative": 0.02, "neutral": 0.08, "positive": 0.9}
+    )
     happy = scorer.score("Super livraison", pos, [ThemeMention("livraison", "positive", 0.9)])
     price = scorer.score("Un peu cher", _neg(0.7), [ThemeMention("prix", "negative", 0.9)])
     late = scorer.score("Colis en retard", _neg(0.7), [ThemeMention("livraison", "negative", 0.9)])
-    scam = scorer.score("Colis jamais reçu, c'est une arnaque", _neg(0.7),
-                        [ThemeMention("livraison", "negative", 0.9)])
+    scam = scorer.score(
+        "Colis jamais reçu, c'est une arnaque",
+        _neg(0.7),
+        [ThemeMention("livraison", "negative", 0.9)],
+    )
     assert 0.0 <= happy < price < late < scam <= 1.0
     assert scorer.alarms("C'est une ARNAQUE, jamais reçu") == ["arnaque", "jamais recu"]
 

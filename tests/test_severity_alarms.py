@@ -33,22 +33,26 @@ def test_negated_alarm_does_not_raise_severity() -> None:
 
 
 def test_theme_weight_and_breadth() -> None:
-    tax = parse_taxonomy("name: t\nthemes:\n  - {id: a, label: A, severity_weight: 2.0}\n"
-                         "  - {id: b, label: B, severity_weight: 0.5}\n"
-                         "  - {id: c, label: C, severity_weight: 0.5}\n")
+    tax = parse_taxonomy(
+        "name: t\nthemes:\n  - {id: a, label: A, severity_weight: 2.0}\n"
+        "  - {id: b, label: B, severity_weight: 0.5}\n"
+        "  - {id: c, label: C, severity_weight: 0.5}\n"
+    )
     scorer = SeverityScorer(tax)
     heavy = scorer.score("x", neg(0.7), [ThemeMention("a", "negative", 0.9)])
     light = scorer.score("x", neg(0.7), [ThemeMention("b", "negative", 0.9)])
-    both = scorer.score("x", neg(0.7), [ThemeMention("b", "negative", 0.9),
-                                        ThemeMention("c", "negative", 0.9)])
+    both = scorer.score(
+        "x", neg(0.7), [ThemeMention("b", "negative", 0.9), ThemeMention("c", "negative", 0.9)]
+    )
     assert heavy > both > light
     # A positive mention of a heavy theme does not make a complaint heavy.
     assert scorer.score("x", neg(0.7), [ThemeMention("a", "positive", 0.9)]) < heavy
 
 
 def test_theme_alarm_terms_only_with_their_theme() -> None:
-    tax = parse_taxonomy("name: t\nthemes:\n  - {id: a, label: A, alarm_terms: [brûlé]}\n"
-                         "  - {id: b, label: B}\n")
+    tax = parse_taxonomy(
+        "name: t\nthemes:\n  - {id: a, label: A, alarm_terms: [brûlé]}\n  - {id: b, label: B}\n"
+    )
     scorer = SeverityScorer(tax)
     assert scorer.alarms("plat brûlé", [ThemeMention("a", "negative", 0.9)]) == ["brule"]
     assert scorer.alarms("plat brûlé", [ThemeMention("b", "negative", 0.9)]) == []

@@ -6,14 +6,25 @@ from datetime import date
 
 from jobs.slack_message import AlertView, build_payload
 
-ALERT = AlertView(theme="livraison", label="Livraison", kind="volume", severity="high",
-                  first_day=date(2026, 3, 2), last_day=date(2026, 3, 3), observed=64,
-                  expected=21.5, p_value=3.2e-9, revision=1, team="logistics")
+ALERT = AlertView(
+    theme="livraison",
+    label="Livraison",
+    kind="volume",
+    severity="high",
+    first_day=date(2026, 3, 2),
+    last_day=date(2026, 3, 3),
+    observed=64,
+    expected=21.5,
+    p_value=3.2e-9,
+    revision=1,
+    team="logistics",
+)
 
 
 def test_french_payload_has_fallback_blocks_examples_and_link() -> None:
-    payload = build_payload(ALERT, ["Colis jamais reçu", "Livreur injoignable", "Retard", "x"],
-                            "http://dash.local/")
+    payload = build_payload(
+        ALERT, ["Colis jamais reçu", "Livreur injoignable", "Retard", "x"], "http://dash.local/"
+    )
     text = payload["text"]
     assert "Alerte élevée : Livraison" in text
     assert "64 contre 21.5 attendues" in text and "+198" in text
@@ -21,17 +32,27 @@ def test_french_payload_has_fallback_blocks_examples_and_link() -> None:
     assert "http://dash.local/#theme=livraison" in text
     kinds = [b["type"] for b in payload["blocks"]]
     assert kinds[0] == "header" and "actions" in kinds
-    examples = next(b for b in payload["blocks"]
-                    if b["type"] == "section" and "Exemples" in b["text"]["text"])
+    examples = next(
+        b for b in payload["blocks"] if b["type"] == "section" and "Exemples" in b["text"]["text"]
+    )
     assert examples["text"]["text"].count("\n> ") == 3  # at most 3 examples
     button = payload["blocks"][-1]["elements"][0]
     assert button["url"] == "http://dash.local/#theme=livraison"
 
 
 def test_negativity_update_and_english() -> None:
-    neg = AlertView(theme="service_client", label="Service client", kind="negativity",
-                    severity="critical", first_day=date(2026, 3, 2), last_day=date(2026, 3, 2),
-                    observed=0.7, expected=0.2, p_value=None, revision=2)
+    neg = AlertView(
+        theme="service_client",
+        label="Service client",
+        kind="negativity",
+        severity="critical",
+        first_day=date(2026, 3, 2),
+        last_day=date(2026, 3, 2),
+        observed=0.7,
+        expected=0.2,
+        p_value=None,
+        revision=2,
+    )
     fr = build_payload(neg, [], "http://d")
     assert "Mise à jour (rév. 2)" in fr["text"] and "70% de négatifs" in fr["text"]
     assert "+50 points" in fr["text"] and "Période : 02/03/2026" in fr["text"]
@@ -42,8 +63,9 @@ def test_negativity_update_and_english() -> None:
 
 def test_long_example_is_clipped() -> None:
     payload = build_payload(ALERT, ["mot " * 500], "http://d")
-    section = next(b for b in payload["blocks"]
-                   if b["type"] == "section" and "Exemples" in b["text"]["text"])
+    section = next(
+        b for b in payload["blocks"] if b["type"] == "section" and "Exemples" in b["text"]["text"]
+    )
     assert len(section["text"]["text"]) < 400 and section["text"]["text"].endswith("…")
 
 

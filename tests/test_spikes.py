@@ -26,8 +26,9 @@ START = date(2026, 1, 5)  # a Monday
 WEEKLY = np.array([1.15, 1.2, 1.1, 1.05, 1.0, 0.75, 0.75])
 
 
-def seasonal(days: int, base: float, seed: int, share: float = 0.3,
-             dispersion: float = 0.0) -> tuple[list[int], list[int]]:
+def seasonal(
+    days: int, base: float, seed: int, share: float = 0.3, dispersion: float = 0.0
+) -> tuple[list[int], list[int]]:
     rng = np.random.default_rng(seed)
     mu = np.array([base * WEEKLY[(START + timedelta(i)).weekday()] for i in range(days)])
     if dispersion:
@@ -42,8 +43,10 @@ def run_days(detector: SpikeDetector, series: list[Series], days: range):
     out = []
     for d in days:
         day = START + timedelta(d)
-        visible = [Series(s.theme, s.start, s.volumes[: d + 1], s.negatives[: d + 1], s.channel)
-                   for s in series]
+        visible = [
+            Series(s.theme, s.start, s.volumes[: d + 1], s.negatives[: d + 1], s.channel)
+            for s in series
+        ]
         out.extend(detector.detect(visible, day))
     return out
 
@@ -74,8 +77,9 @@ def test_short_history_is_not_tested() -> None:
     assert SpikeDetector().detect([series], START + timedelta(3)) == []
 
 
-def spiked(base: float, seed: int, at: int, factor: float, length: int = 3,
-           days: int = 70) -> Series:
+def spiked(
+    base: float, seed: int, at: int, factor: float, length: int = 3, days: int = 70
+) -> Series:
     vols, negs = seasonal(days, base, seed)
     rng = np.random.default_rng(seed + 1000)
     for j in range(length):
@@ -119,8 +123,7 @@ def test_effect_size_floor_for_big_sources() -> None:
     # 1000/day with tiny noise: +20 % is statistically clear but below the 1.5x floor.
     vols = [1000 + (i % 3) for i in range(40)] + [1200]
     negs = [300] * 40 + [360]
-    assert SpikeDetector().detect([Series("prix", START, vols, negs)],
-                                  START + timedelta(40)) == []
+    assert SpikeDetector().detect([Series("prix", START, vols, negs)], START + timedelta(40)) == []
 
 
 def test_negativity_rise_without_volume_rise() -> None:
@@ -129,8 +132,9 @@ def test_negativity_rise_without_volume_rise() -> None:
     negs = [int(rng.binomial(v, 0.2)) for v in vols]
     vols[55] = 30
     negs[55] = 21  # 70 % negative vs ~20 % usual
-    signals = SpikeDetector().detect([Series("service_client", START, vols, negs)],
-                                     START + timedelta(55))
+    signals = SpikeDetector().detect(
+        [Series("service_client", START, vols, negs)], START + timedelta(55)
+    )
     assert [s.kind for s in signals] == ["negativity"]
     sig = signals[0]
     assert sig.observed == pytest.approx(0.7)
@@ -140,15 +144,15 @@ def test_negativity_rise_without_volume_rise() -> None:
 def test_negativity_floor_min_negatives() -> None:
     vols = [12] * 40 + [12]
     negs = [1] * 40 + [4]  # share 33 % vs 8 %, but only 4 negatives (< 5)
-    assert SpikeDetector().detect([Series("prix", START, vols, negs)],
-                                  START + timedelta(40)) == []
+    assert SpikeDetector().detect([Series("prix", START, vols, negs)], START + timedelta(40)) == []
 
 
 def test_emerging_theme() -> None:
     vols = [0] * 30 + [1, 0, 14]
     negs = [0] * 30 + [0, 0, 10]
-    signals = SpikeDetector().detect([Series("site_appli", START, vols, negs)],
-                                     START + timedelta(32))
+    signals = SpikeDetector().detect(
+        [Series("site_appli", START, vols, negs)], START + timedelta(32)
+    )
     assert "emerging" in [s.kind for s in signals]
 
 

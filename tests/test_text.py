@@ -9,10 +9,12 @@ from nlp.text.french import negation_flags, sentences, split_clauses, tokenize
 
 
 def test_normalize_quotes_whitespace_controls_keep_accents_and_emojis() -> None:
-    raw = ("  L\u2019emballage\u00a0\u00ab\u00a0abîmé\u00a0\u00bb\x07 \u200b très   déçu 😡"
-           "\r\n\r\nfin ")
+    raw = (
+        "  L\u2019emballage\u00a0\u00ab\u00a0abîmé\u00a0\u00bb\x07 \u200b très   déçu 😡"
+        "\r\n\r\nfin "
+    )
     out = normalize_text(raw)
-    assert out == "L'emballage \" abîmé \" très déçu 😡\nfin"
+    assert out == 'L\'emballage " abîmé " très déçu 😡\nfin'
 
 
 def test_normalize_nfc() -> None:
@@ -87,7 +89,7 @@ def test_tokenize_elisions_offsets_and_sms() -> None:
     assert norms[:5] == ["j", "ai", "recu", "l", "emballage"]
     assert "toujours" in norms  # SMS "tjrs"
     for t in toks:
-        assert text[t.start:t.end] == t.text
+        assert text[t.start : t.end] == t.text
     assert toks[-1].kind == "emoji"
 
 
@@ -113,6 +115,8 @@ def test_split_clauses_contrast_and_offsets() -> None:
     assert clauses[1].after_contrast
     assert any(c.after_contrast and "par contre" in c.text for c in clauses)
     for c in clauses:
-        assert text[c.start:c.end] == c.text
-    assert [s[2] for s in sentences(text)] == ["Livraison rapide mais produit cassé.",
-                                               "Le SAV, par contre, est top"]
+        assert text[c.start : c.end] == c.text
+    assert [s[2] for s in sentences(text)] == [
+        "Livraison rapide mais produit cassé.",
+        "Le SAV, par contre, est top",
+    ]

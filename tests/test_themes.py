@@ -17,7 +17,7 @@ def detector() -> RuleThemeDetector:
 
 @pytest.fixture(scope="module")
 def spacy_detector() -> RuleThemeDetector:
-    from jobs.factory import load_spacy
+    from core.analysis import load_spacy
 
     nlp = load_spacy()
     if nlp is None:
@@ -52,8 +52,7 @@ def test_clause_polarity(detector: RuleThemeDetector) -> None:
         ("livraison tjrs pas arrivée", {"livraison": "negative"}),
     ],
 )
-def test_single_themes(detector: RuleThemeDetector, text: str,
-                       expected: dict[str, str]) -> None:
+def test_single_themes(detector: RuleThemeDetector, text: str, expected: dict[str, str]) -> None:
     got = themes(detector, text)
     for theme, polarity in expected.items():
         assert got.get(theme) == polarity, (text, got)
@@ -67,8 +66,10 @@ def test_generic_praise_has_no_theme(detector: RuleThemeDetector) -> None:
 def test_weak_seed_needs_opinion(detector: RuleThemeDetector) -> None:
     # "site" in a factual clause is no site_appli mention; with an opinion it is.
     assert "site_appli" not in themes(detector, "J'ai commandé sur le site mardi.")
-    assert themes(detector, "Le site est vraiment très lent et compliqué").get(
-        "site_appli") == "negative"
+    assert (
+        themes(detector, "Le site est vraiment très lent et compliqué").get("site_appli")
+        == "negative"
+    )
 
 
 def test_evidence_offsets_index_input(detector: RuleThemeDetector) -> None:
@@ -77,7 +78,7 @@ def test_evidence_offsets_index_input(detector: RuleThemeDetector) -> None:
     assert {m.theme for m in mentions} >= {"emballage", "livraison"}
     for m in mentions:
         assert m.evidence is not None
-        assert text[m.evidence.start:m.evidence.end] == m.evidence.text
+        assert text[m.evidence.start : m.evidence.end] == m.evidence.text
         assert 0.0 < m.score <= 1.0
     by_theme = {m.theme: m for m in mentions}
     assert "emballage" in by_theme["emballage"].evidence.text.lower()
@@ -88,7 +89,7 @@ def test_evidence_offsets_index_input(detector: RuleThemeDetector) -> None:
 def test_patterns_and_custom_taxonomy() -> None:
     tax = parse_taxonomy(
         "name: t\nthemes:\n  - id: fidelite\n    label: Fidélité\n"
-        "    seeds: [\"carte de fidélité\"]\n    patterns: [\"\\\\bpoints? cadeaux?\\\\b\"]\n"
+        '    seeds: ["carte de fidélité"]\n    patterns: ["\\\\bpoints? cadeaux?\\\\b"]\n'
     )
     det = RuleThemeDetector(tax)
     assert themes(det, "Mes points cadeaux ont disparu, scandaleux") == {"fidelite": "negative"}
@@ -96,7 +97,7 @@ def test_patterns_and_custom_taxonomy() -> None:
 
 
 def test_bad_pattern_is_a_clear_error() -> None:
-    tax = parse_taxonomy("name: t\nthemes:\n  - id: x\n    label: X\n    patterns: [\"(\"]\n")
+    tax = parse_taxonomy('name: t\nthemes:\n  - id: x\n    label: X\n    patterns: ["("]\n')
     with pytest.raises(ValueError, match="bad pattern"):
         RuleThemeDetector(tax)
 
@@ -118,7 +119,8 @@ def test_spacy_lemmas(spacy_detector: RuleThemeDetector) -> None:
 def test_contrast_continuation_and_scope(detector: RuleThemeDetector) -> None:
     # The contrast clause names no theme: it continues about the product.
     assert themes(detector, "Tapis très joli mais il a déteint au premier lavage") == {
-        "qualite_produit": "negative"}
+        "qualite_produit": "negative"
+    }
     got = themes(detector, "Livraison rapide mais le produit n'est pas de très bonne qualité")
     assert got == {"livraison": "positive", "qualite_produit": "negative"}
 
@@ -148,7 +150,7 @@ def test_polarity_cues_theme_and_negation() -> None:
 
 
 def test_bad_cue_is_a_clear_error() -> None:
-    tax = parse_taxonomy("name: t\nthemes:\n  - id: x\n    label: X\n    negative_cues: [\"(\"]\n")
+    tax = parse_taxonomy('name: t\nthemes:\n  - id: x\n    label: X\n    negative_cues: ["("]\n')
     with pytest.raises(ValueError, match="bad cue"):
         RuleThemeDetector(tax)
 
@@ -161,11 +163,17 @@ def test_builtin_cues_read_french_idioms(detector: RuleThemeDetector) -> None:
 
 def test_shared_clause_split_between_themes() -> None:
     det = RuleThemeDetector(load_taxonomy("restaurant"))
-    assert themes(det, "Service rapide et plats froids") == {"service": "positive",
-                                                             "cuisine": "negative"}
-    assert themes(det, "Cuisine excellente et service déplorable") == {"cuisine": "positive",
-                                                                     "service": "negative"}
+    assert themes(det, "Service rapide et plats froids") == {
+        "service": "positive",
+        "cuisine": "negative",
+    }
+    assert themes(det, "Cuisine excellente et service déplorable") == {
+        "cuisine": "positive",
+        "service": "negative",
+    }
     # No opinion in one part: both themes keep the clause's opinion.
     eco = RuleThemeDetector(load_taxonomy("ecommerce"))
-    assert themes(eco, "livraison et emballage au top") == {"livraison": "positive",
-                                                            "emballage": "positive"}
+    assert themes(eco, "livraison et emballage au top") == {
+        "livraison": "positive",
+        "emballage": "positive",
+    }

@@ -40,40 +40,84 @@ themes:
     label: Produit
     seeds: [produit, qualité]
 """
-LOYALTY = ["mes points de la carte ont disparu, c'est nul", "la carte membre ne donne rien",
-           "super programme de points, merci", "les points cadeaux sont bien pratiques",
-           "je cumule des points sur ma carte membre, génial",
-           "impossible d'utiliser mes points, déçu", "carte membre très avantageuse",
-           "plus aucun point sur la carte, honteux", "mes points ont été crédités, parfait",
-           "les avantages de la carte membre sont top"]
-LOYALTY_POL = ["negative", "negative", "positive", "positive", "positive", "negative",
-               "positive", "negative", "positive", "positive"]
-DELIVERY = ["colis livré en deux jours, parfait", "livraison très lente, déçu",
-            "livraison rapide et soignée", "colis jamais arrivé, nul",
-            "livré à temps, merci", "la livraison a pris trois semaines, honteux",
-            "colis perdu par le livreur", "livraison en 24h, top", "colis abîmé et en retard",
-            "livraison impeccable"]
-DELIVERY_POL = ["positive", "negative", "positive", "negative", "positive", "negative",
-                "negative", "positive", "negative", "positive"]
-PRODUCT = ["produit de très bonne qualité", "produit cassé au bout d'une semaine",
-           "qualité médiocre, je regrette", "le produit est superbe",
-           "produit conforme, très content", "qualité décevante"]
+LOYALTY = [
+    "mes points de la carte ont disparu, c'est nul",
+    "la carte membre ne donne rien",
+    "super programme de points, merci",
+    "les points cadeaux sont bien pratiques",
+    "je cumule des points sur ma carte membre, génial",
+    "impossible d'utiliser mes points, déçu",
+    "carte membre très avantageuse",
+    "plus aucun point sur la carte, honteux",
+    "mes points ont été crédités, parfait",
+    "les avantages de la carte membre sont top",
+]
+LOYALTY_POL = [
+    "negative",
+    "negative",
+    "positive",
+    "positive",
+    "positive",
+    "negative",
+    "positive",
+    "negative",
+    "positive",
+    "positive",
+]
+DELIVERY = [
+    "colis livré en deux jours, parfait",
+    "livraison très lente, déçu",
+    "livraison rapide et soignée",
+    "colis jamais arrivé, nul",
+    "livré à temps, merci",
+    "la livraison a pris trois semaines, honteux",
+    "colis perdu par le livreur",
+    "livraison en 24h, top",
+    "colis abîmé et en retard",
+    "livraison impeccable",
+]
+DELIVERY_POL = [
+    "positive",
+    "negative",
+    "positive",
+    "negative",
+    "positive",
+    "negative",
+    "negative",
+    "positive",
+    "negative",
+    "positive",
+]
+PRODUCT = [
+    "produit de très bonne qualité",
+    "produit cassé au bout d'une semaine",
+    "qualité médiocre, je regrette",
+    "le produit est superbe",
+    "produit conforme, très content",
+    "qualité décevante",
+]
 PRODUCT_POL = ["positive", "negative", "negative", "positive", "positive", "negative"]
 NONE = ["bonjour", "rien à dire", "merci beaucoup", "je recommande", "bof", "ok"]
 
 
 def examples() -> tuple[list[str], list[dict[str, str]]]:
     texts, labels = [], []
-    for group, pols, theme in ((LOYALTY, LOYALTY_POL, "fidelite"),
-                               (DELIVERY, DELIVERY_POL, "livraison"),
-                               (PRODUCT, PRODUCT_POL, "produit")):
+    for group, pols, theme in (
+        (LOYALTY, LOYALTY_POL, "fidelite"),
+        (DELIVERY, DELIVERY_POL, "livraison"),
+        (PRODUCT, PRODUCT_POL, "produit"),
+    ):
         for text, pol in zip(group, pols, strict=True):
             texts.append(text)
             labels.append({theme: pol})
     for a, b in zip(LOYALTY[:4], DELIVERY[:4], strict=True):  # two themes in one text
         texts.append(f"{b}, mais {a}")
-        labels.append({"livraison": DELIVERY_POL[DELIVERY.index(b)],
-                       "fidelite": LOYALTY_POL[LOYALTY.index(a)]})
+        labels.append(
+            {
+                "livraison": DELIVERY_POL[DELIVERY.index(b)],
+                "fidelite": LOYALTY_POL[LOYALTY.index(a)],
+            }
+        )
     texts += NONE
     labels += [{}] * len(NONE)
     return texts, labels
@@ -118,7 +162,7 @@ def test_each_mention_takes_the_polarity_of_its_clause(lite: LearnedThemeDetecto
     assert mentions["livraison"].polarity == "negative"
     for m in mentions.values():  # evidence indexes the input
         assert m.evidence is not None
-        assert text[m.evidence.start:m.evidence.end] == m.evidence.text
+        assert text[m.evidence.start : m.evidence.end] == m.evidence.text
         assert 0.0 <= m.score <= 1.0
 
 
@@ -130,8 +174,9 @@ def test_unknown_labels_are_clear_errors(taxonomy) -> None:  # noqa: ANN001
         model.fit(["a", "b"], [{"livraison": "bad"}, {}])
 
 
-def test_save_load_round_trip_and_taxonomy_edits(lite: LearnedThemeDetector, tmp_path: Path,
-                                                 taxonomy) -> None:  # noqa: ANN001
+def test_save_load_round_trip_and_taxonomy_edits(
+    lite: LearnedThemeDetector, tmp_path: Path, taxonomy
+) -> None:  # noqa: ANN001
     lite.save(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "meta.json").read_text(encoding="utf-8"))
     assert meta["variants"] == ["lite"] and meta["vector_signature"] is None
@@ -150,8 +195,11 @@ def test_save_load_round_trip_and_taxonomy_edits(lite: LearnedThemeDetector, tmp
 def test_polarity_head_reads_valence_and_theme() -> None:
     scorer = LexiconSentiment()
     contexts, labels = [], []
-    for text, pol in [("très bien", "positive"), ("vraiment nul", "negative"),
-                      ("reçu mardi", "neutral")] * 12:
+    for text, pol in [
+        ("très bien", "positive"),
+        ("vraiment nul", "negative"),
+        ("reçu mardi", "neutral"),
+    ] * 12:
         clauses = scorer.clause_scores(text)
         contexts.append(context_of("livraison", clauses, range(len(clauses))))
         labels.append(pol)
@@ -190,22 +238,24 @@ def test_encoder_signals_and_cache(tiny_encoders: tuple, tmp_path: Path) -> None
 
 
 def test_full_variant_only_with_the_encoder_it_was_trained_with(
-        tiny_encoders: tuple, taxonomy, tmp_path: Path) -> None:  # noqa: ANN001
+    tiny_encoders: tuple, taxonomy, tmp_path: Path
+) -> None:  # noqa: ANN001
     enc, other = tiny_encoders
     scorer = LexiconSentiment()
     texts, labels = examples()
-    model, notes = train_from_examples(taxonomy, texts, labels, min_examples=4,
-                                       signals=EncoderSignals(enc, scorer))
+    model, notes = train_from_examples(
+        taxonomy, texts, labels, min_examples=4, signals=EncoderSignals(enc, scorer)
+    )
     assert sorted(model.coef) == ["full", "lite"] and sorted(model.polarity) == ["full", "lite"]
     assert model.detection_variant == "full" and model.polarity_variant == "full"
     model.save(tmp_path / "m")
-    same = LearnedThemeDetector.load(tmp_path / "m", taxonomy,
-                                     signals=EncoderSignals(enc, scorer))
+    same = LearnedThemeDetector.load(tmp_path / "m", taxonomy, signals=EncoderSignals(enc, scorer))
     assert same.detection_variant == "full"
     probe = ["livraison rapide mais produit cassé", "mes points de carte membre, génial"]
     assert same.predict(probe) == model.predict(probe)
-    moved = LearnedThemeDetector.load(tmp_path / "m", taxonomy,
-                                      signals=EncoderSignals(other, scorer))
+    moved = LearnedThemeDetector.load(
+        tmp_path / "m", taxonomy, signals=EncoderSignals(other, scorer)
+    )
     assert moved.detection_variant == "lite"  # another encoder: encoder-free heads
     bare = LearnedThemeDetector.load(tmp_path / "m", taxonomy)
     assert bare.detection_variant == "lite" and bare.polarity_variant == "lite"
@@ -236,7 +286,7 @@ def test_packaged_ecommerce_head_reads_french_feedback() -> None:
 
 
 def test_factory_uses_the_packaged_head_and_degrades(monkeypatch) -> None:  # noqa: ANN001
-    from jobs.factory import build_theme_model
+    from core.analysis import build_theme_model
 
     tax = load_taxonomy("ecommerce")
     model = build_theme_model(tax, None, LexiconSentiment())
@@ -248,33 +298,79 @@ def test_factory_uses_the_packaged_head_and_degrades(monkeypatch) -> None:  # no
 
 
 def test_cli_train_then_analyze(tmp_path: Path, settings) -> None:  # noqa: ANN001
-    from jobs.cli import app
+    from verbatim_cli import app
 
     texts, labels = examples()
     data = tmp_path / "examples.jsonl"
-    data.write_text("".join(json.dumps({"text": t, "themes": lab}, ensure_ascii=False) + "\n"
-                            for t, lab in zip(texts, labels, strict=True)), encoding="utf-8")
+    data.write_text(
+        "".join(
+            json.dumps({"text": t, "themes": lab}, ensure_ascii=False) + "\n"
+            for t, lab in zip(texts, labels, strict=True)
+        ),
+        encoding="utf-8",
+    )
     tax = tmp_path / "shop.yaml"
     tax.write_text(TAXONOMY, encoding="utf-8")
     runner = CliRunner()
-    res = runner.invoke(app, ["train", "themes", "--taxonomy", str(tax), "--examples",
-                              str(data), "--out", str(tmp_path / "m"), "--min-examples", "4",
-                              "--no-encoder"])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "themes",
+            "--taxonomy",
+            str(tax),
+            "--examples",
+            str(data),
+            "--out",
+            str(tmp_path / "m"),
+            "--min-examples",
+            "4",
+            "--no-encoder",
+        ],
+    )
     assert res.exit_code == 0, res.output
     src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
-    src.write_text(json.dumps({"id": 1, "text": "ma carte membre a perdu mes points, nul"})
-                   + "\n", encoding="utf-8")
-    res = runner.invoke(app, ["analyze", str(src), "-o", str(dst), "--backend", "lexicon",
-                              "--taxonomy", str(tax), "--themes-model", str(tmp_path / "m")])
+    src.write_text(
+        json.dumps({"id": 1, "text": "ma carte membre a perdu mes points, nul"}) + "\n",
+        encoding="utf-8",
+    )
+    res = runner.invoke(
+        app,
+        [
+            "analyze",
+            str(src),
+            "-o",
+            str(dst),
+            "--backend",
+            "lexicon",
+            "--taxonomy",
+            str(tax),
+            "--themes-model",
+            str(tmp_path / "m"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     line = json.loads(dst.read_text(encoding="utf-8"))
     assert [set(t) >= {"id", "polarity", "score"} for t in line["themes"]] == [True]
     assert line["themes"][0]["id"] == "fidelite"
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(json.dumps({"text": "x", "themes": {"nope": "positive"}}) + "\n",
-                   encoding="utf-8")
-    res = runner.invoke(app, ["train", "themes", "--taxonomy", str(tax), "--examples", str(bad),
-                              "--out", str(tmp_path / "m2"), "--no-encoder"])
+    bad.write_text(
+        json.dumps({"text": "x", "themes": {"nope": "positive"}}) + "\n", encoding="utf-8"
+    )
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "themes",
+            "--taxonomy",
+            str(tax),
+            "--examples",
+            str(bad),
+            "--out",
+            str(tmp_path / "m2"),
+            "--no-encoder",
+        ],
+    )
     assert res.exit_code == 2 and "unknown theme id 'nope'" in res.output
 
 
@@ -282,8 +378,8 @@ def test_cli_train_then_analyze(tmp_path: Path, settings) -> None:  # noqa: ANN0
 def test_packaged_heads_match_the_shipped_sentiment_encoder(name: str) -> None:
     """A new sentiment delta changes the shared encoder: the packaged heads then silently run
     their encoder-free variant. Retrain them (MODEL_CARD.md of each) when this fails."""
+    from core.analysis import build_theme_model
     from core.settings import load_settings
-    from jobs.factory import build_theme_model
     from nlp.sentiment import build_sentiment
 
     if not (default_model_dir(name) / "meta.json").is_file():
@@ -293,4 +389,5 @@ def test_packaged_heads_match_the_shipped_sentiment_encoder(name: str) -> None:
     assert isinstance(model, LearnedThemeDetector)
     assert (model.detection_variant, model.polarity_variant) == ("full", "full"), (
         f"retrain: verbatim train themes --taxonomy {name} --examples ... "
-        f"--out {default_model_dir(name)}")
+        f"--out {default_model_dir(name)}"
+    )

@@ -60,26 +60,36 @@ def test_detect_growth_volume_and_emergence() -> None:
 
 def test_quiet_topics_raise_nothing() -> None:
     det = SpikeDetector(DetectorConfig())
-    series = [Series(topic_theme(i), START, _poisson(15, 90, 100 + i), [0] * 90)
-              for i in range(25)]
-    raised = [s for d in range(30, 90) for s in
-              detect_growth(det, series, START + timedelta(days=d))]
+    series = [Series(topic_theme(i), START, _poisson(15, 90, 100 + i), [0] * 90) for i in range(25)]
+    raised = [
+        s for d in range(30, 90) for s in detect_growth(det, series, START + timedelta(days=d))
+    ]
     assert raised == []
 
 
 # --- the job on a real database ---------------------------------------------------------------
 
-def _seed(sessions: sessionmaker[Session], counts: dict[str, list[int]],
-          emerging: dict[str, bool]) -> dict[str, int]:
+
+def _seed(
+    sessions: sessionmaker[Session], counts: dict[str, list[int]], emerging: dict[str, bool]
+) -> dict[str, int]:
     """Verbatims per day per topic (+ 5 unassigned a day), analysed and aggregated."""
     n = 0
     ids: dict[str, int] = {}
     with session_scope(sessions) as s:
         now = datetime.combine(START, time(0), tzinfo=UTC)
         for name in counts:
-            topic = Topic(label=f"sujet {name}", keywords=[name], representatives=[],
-                          theme=None, is_emerging=emerging[name], size=0, centroid=[],
-                          first_seen=now, last_seen=now)
+            topic = Topic(
+                label=f"sujet {name}",
+                keywords=[name],
+                representatives=[],
+                theme=None,
+                is_emerging=emerging[name],
+                size=0,
+                centroid=[],
+                first_seen=now,
+                last_seen=now,
+            )
             s.add(topic)
             s.flush()
             ids[name] = topic.id
@@ -90,17 +100,36 @@ def _seed(sessions: sessionmaker[Session], counts: dict[str, list[int]],
                 for _ in range(k):
                     n += 1
                     at = datetime.combine(day, time(9), tzinfo=UTC) + timedelta(seconds=n)
-                    fb = Feedback(source="tests", channel="review", dedup_key=f"id:g{n}",
-                                  created_at=at, ingested_at=at, rating=2.0,
-                                  text=f"Le {name} pose souci {n}", content_hash=f"{n:064d}",
-                                  meta={}, analyzed=True)
+                    fb = Feedback(
+                        source="tests",
+                        channel="review",
+                        dedup_key=f"id:g{n}",
+                        created_at=at,
+                        ingested_at=at,
+                        rating=2.0,
+                        text=f"Le {name} pose souci {n}",
+                        content_hash=f"{n:064d}",
+                        meta={},
+                        analyzed=True,
+                    )
                     s.add(fb)
                     s.flush()
-                    s.add(Analysis(feedback_id=fb.id, model_version="t", sentiment="negative",
-                                   sentiment_score=0.9, severity=0.5, analyzed_at=at))
+                    s.add(
+                        Analysis(
+                            feedback_id=fb.id,
+                            model_version="t",
+                            sentiment="negative",
+                            sentiment_score=0.9,
+                            severity=0.5,
+                            analyzed_at=at,
+                        )
+                    )
                     if name is not None:
-                        s.add(TopicAssignment(feedback_id=fb.id, topic_id=ids[name], day=day,
-                                              probability=0.9))
+                        s.add(
+                            TopicAssignment(
+                                feedback_id=fb.id, topic_id=ids[name], day=day, probability=0.9
+                            )
+                        )
         aggregate_all(s)
     return ids
 
@@ -126,8 +155,9 @@ def test_job_raises_updates_and_resolves_topic_growth(
     growing = [*base[:35], 32, 35, 38, *base[38:]]
     steady = _poisson(10, DAYS, 8)
     not_emerging = list(growing)  # same growth, but a plain (non-emerging) topic
-    ids = _seed(sessions, {"a": growing, "b": steady, "c": not_emerging},
-                {"a": True, "b": True, "c": False})
+    ids = _seed(
+        sessions, {"a": growing, "b": steady, "c": not_emerging}, {"a": True, "b": True, "c": False}
+    )
 
     first = START + timedelta(days=35)
     run_detect(settings, sessions, since=START + timedelta(days=30), day=first)
@@ -174,6 +204,11 @@ def test_run_detect_step_includes_topic_growth(
     assert detected is not None and delivered is None  # no webhooks: messages stay queued
     assert any(s.theme == f"topic:{ids['a']}" and s.kind == "emerging" for s in detected.signals)
     with sessions() as s:
-        n = s.scalar(select(func.count()).select_from(Alert).where(
-            Alert.theme == f"topic:{ids['a']}", Alert.last_day == START + timedelta(DAYS - 1)))
+        n = s.scalar(
+            select(func.count())
+            .select_from(Alert)
+            .where(
+                Alert.theme == f"topic:{ids['a']}", Alert.last_day == START + timedelta(DAYS - 1)
+            )
+        )
     assert n == 1

@@ -45,34 +45,58 @@ LIVRAISON = [
     f"{who} {what}."
     for who, what in itertools.product(
         ["Colis", "Ma commande", "Le paquet", "La livraison"],
-        ["arrivé avec deux semaines de retard", "toujours pas livré, le transporteur ne répond "
-         "pas", "livré en retard par le livreur", "perdu par le transporteur, retard énorme"],
+        [
+            "arrivé avec deux semaines de retard",
+            "toujours pas livré, le transporteur ne répond pas",
+            "livré en retard par le livreur",
+            "perdu par le transporteur, retard énorme",
+        ],
     )
 ]
 EMBALLAGE = [
     f"{what}, {how}."
     for what, how in itertools.product(
-        ["Carton écrasé à la réception", "Emballage déchiré et carton éventré",
-         "Boîte cabossée, emballage abîmé", "L'emballage était abîmé, carton écrasé"],
-        ["emballage bâclé", "aucune protection dans le carton", "papier bulle absent",
-         "emballage déchiré"],
+        [
+            "Carton écrasé à la réception",
+            "Emballage déchiré et carton éventré",
+            "Boîte cabossée, emballage abîmé",
+            "L'emballage était abîmé, carton écrasé",
+        ],
+        [
+            "emballage bâclé",
+            "aucune protection dans le carton",
+            "papier bulle absent",
+            "emballage déchiré",
+        ],
     )
 ]
 ECOLOGIE = [  # no taxonomy theme speaks of this: the emerging topic
     f"{what}, {how}."
     for what, how in itertools.product(
-        ["Démarche écologique appréciée", "Bilan carbone affiché, démarche écologique",
-         "Entreprise éco-responsable et engagée", "Empreinte carbone compensée, bravo"],
-        ["zéro déchet, éco-responsable", "arbres plantés pour la planète",
-         "énergie verte et écologique", "engagement écologique sincère"],
+        [
+            "Démarche écologique appréciée",
+            "Bilan carbone affiché, démarche écologique",
+            "Entreprise éco-responsable et engagée",
+            "Empreinte carbone compensée, bravo",
+        ],
+        [
+            "zéro déchet, éco-responsable",
+            "arbres plantés pour la planète",
+            "énergie verte et écologique",
+            "engagement écologique sincère",
+        ],
     )
 ]
 GUICHET = [  # a fourth topic for the second run only (a genuinely new one)
     f"{what} {how}."
     for what, how in itertools.product(
         ["Horaires d'ouverture", "Accueil au guichet", "Guichet fermé", "Accueil du guichet"],
-        ["du guichet trop courts", "au guichet vraiment désagréable", "samedi matin",
-         "guichet ouvert tard"],
+        [
+            "du guichet trop courts",
+            "au guichet vraiment désagréable",
+            "samedi matin",
+            "guichet ouvert tard",
+        ],
     )
 ]
 ALL_SENTENCES = LIVRAISON + EMBALLAGE + ECOLOGIE + GUICHET
@@ -91,17 +115,27 @@ def tiny_encoder(sentences: list[str], hidden: int = 256, seed: int = 0) -> Text
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
-                                   cls_token="[CLS]", sep_token="[SEP]")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+    )
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=hidden,
-                        max_position_embeddings=128, pad_token_id=0)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=hidden,
+        max_position_embeddings=128,
+        pad_token_id=0,
+    )
     model = BertModel(config, add_pooling_layer=False)
     with torch.no_grad():  # words, not positions, should dominate what a piece's vector says
         model.embeddings.word_embeddings.weight.mul_(10.0)
-    return TextEncoder(model, fast, name=f"tiny-{seed}", config=EncoderConfig(prefix="",
-                                                                              threads=1))
+    return TextEncoder(model, fast, name=f"tiny-{seed}", config=EncoderConfig(prefix="", threads=1))
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +152,9 @@ def _ascii_mangled(word: str) -> str:
 
 # --- analyzer and stop words --------------------------------------------------------------
 def test_analyzer_keeps_accents_and_drops_elisions_and_stop_words() -> None:
-    terms = FrenchAnalyzer()("L’emballage était abîmé, qu’il soit livré aujourd'hui ! jai "
-                             "pas reçu le colis <EMAIL>")
+    terms = FrenchAnalyzer()(
+        "L’emballage était abîmé, qu’il soit livré aujourd'hui ! jai pas reçu le colis <EMAIL>"
+    )
     assert "emballage abîmé" in terms and "abîmé" in terms and "reçu" in terms
     # elided forms, auxiliaries, SMS spellings and PII placeholders are no keywords
     for word in ("l", "qu", "était", "il", "jai", "pas", "aujourd", "hui", "email"):
@@ -136,8 +171,10 @@ def test_stop_words_cover_elisions_sms_and_unaccented_forms() -> None:
 
 
 def test_label_skips_words_said_by_a_phrase() -> None:
-    assert make_label(["emballage", "emballage abîmé", "carton", "abîmé", "bulle"]) == \
-        "emballage, emballage abîmé, carton"
+    assert (
+        make_label(["emballage", "emballage abîmé", "carton", "abîmé", "bulle"])
+        == "emballage, emballage abîmé, carton"
+    )
     assert make_label(["colis abîmé", "colis", "abîmé", "livreur"]) == "colis abîmé, livreur"
 
 
@@ -145,8 +182,9 @@ def test_label_skips_words_said_by_a_phrase() -> None:
 def _fit_fast(encoder: TextEncoder, docs: list[str], seed: int = 0) -> FastTopicModel:
     embedder = StaticEmbedder(encoder)
     x = embedder.fit_transform(docs)
-    model = FastTopicModel(FastTopicConfig(n_topics=3, min_topic_size=5, n_init=10,
-                                           random_state=seed))
+    model = FastTopicModel(
+        FastTopicConfig(n_topics=3, min_topic_size=5, n_init=10, random_state=seed)
+    )
     return model.fit(docs, x)
 
 
@@ -188,8 +226,9 @@ def test_online_fast_path_in_chunks(encoder: TextEncoder) -> None:
     assert (labels == model.labels_).mean() >= 0.9 and (sims > 0).all()
 
 
-def test_static_embedder_distils_each_piece_once_and_caches(encoder: TextEncoder,
-                                                            tmp_path: Path) -> None:
+def test_static_embedder_distils_each_piece_once_and_caches(
+    encoder: TextEncoder, tmp_path: Path
+) -> None:
     cache = tmp_path / "static.npz"
     first = StaticEmbedder(encoder, cache_path=cache)
     x1 = first.fit_transform(LIVRAISON + EMBALLAGE)
@@ -207,16 +246,21 @@ def test_static_embedder_distils_each_piece_once_and_caches(encoder: TextEncoder
 # --- stable ids -----------------------------------------------------------------------------
 def _topic(index: int, keywords: tuple[str, ...], centroid: list[float]) -> DiscoveredTopic:
     c = np.asarray(centroid, dtype=np.float32)
-    return DiscoveredTopic(index, ", ".join(keywords), keywords, (1.0,) * len(keywords), 10,
-                           c / np.linalg.norm(c), ())
+    return DiscoveredTopic(
+        index, ", ".join(keywords), keywords, (1.0,) * len(keywords), 10, c / np.linalg.norm(c), ()
+    )
 
 
 def test_match_keeps_ids_of_reordered_topics_and_leaves_new_ones_unmatched() -> None:
-    old = [TopicRef(7, ("retard", "colis", "transporteur"), np.array([1.0, 0, 0], np.float32)),
-           TopicRef(9, ("carton", "écrasé", "emballage"), np.array([0, 1.0, 0], np.float32))]
-    new = [_topic(0, ("carton", "emballage", "déchiré"), [0.1, 1, 0]),
-           _topic(1, ("guichet", "horaires", "accueil"), [0, 0, 1]),
-           _topic(2, ("colis", "retard", "livreur"), [1, 0.1, 0])]
+    old = [
+        TopicRef(7, ("retard", "colis", "transporteur"), np.array([1.0, 0, 0], np.float32)),
+        TopicRef(9, ("carton", "écrasé", "emballage"), np.array([0, 1.0, 0], np.float32)),
+    ]
+    new = [
+        _topic(0, ("carton", "emballage", "déchiré"), [0.1, 1, 0]),
+        _topic(1, ("guichet", "horaires", "accueil"), [0, 0, 1]),
+        _topic(2, ("colis", "retard", "livreur"), [1, 0.1, 0]),
+    ]
     assert match_topics(old, new) == {0: 9, 2: 7}
 
 
@@ -233,8 +277,10 @@ def test_member_overlap_decides_when_keywords_drift() -> None:
 # --- emerging -------------------------------------------------------------------------------
 def test_emerging_flag_from_detector_hits_and_seed_keywords() -> None:
     tax = load_taxonomy("ecommerce")
-    topics = [_topic(0, ("colis", "retard", "transporteur"), [1, 0]),
-              _topic(1, ("écologique", "carbone", "planète"), [0, 1])]
+    topics = [
+        _topic(0, ("colis", "retard", "transporteur"), [1, 0]),
+        _topic(1, ("écologique", "carbone", "planète"), [0, 1]),
+    ]
     labels = np.array([0, 0, 1, 1])
     matches = ThemeMatcher(tax).match(topics, labels, [{"livraison"}, set(), set(), set()])
     assert matches[0].theme == "livraison" and not matches[0].is_emerging
@@ -253,8 +299,7 @@ def test_emerging_flag_from_detector_hits_and_seed_keywords() -> None:
 
 def test_sizes_per_day() -> None:
     d1, d2 = date(2026, 3, 1), date(2026, 3, 2)
-    assert sizes_per_day([4, 4, -1, 5, 4], [d1, d2, d2, d2, d2]) == {
-        4: {d1: 1, d2: 2}, 5: {d2: 1}}
+    assert sizes_per_day([4, 4, -1, 5, 4], [d1, d2, d2, d2, d2]) == {4: {d1: 1, d2: 2}, 5: {d2: 1}}
 
 
 # --- the job and storage --------------------------------------------------------------------
@@ -266,9 +311,13 @@ def _ingest(session: Session, texts: list[str], start: datetime, seed: int) -> N
     rows = []
     for n, text in enumerate(texts):
         at = start + timedelta(days=rng.randrange(5), hours=n % 7)
-        row = prepare_feedback({"text": text, "created_at": at.isoformat(),
-                                "id": f"{seed}-{n}"}, source="shop", channel="review",
-                               max_text_chars=1000, now=START + timedelta(days=30))
+        row = prepare_feedback(
+            {"text": text, "created_at": at.isoformat(), "id": f"{seed}-{n}"},
+            source="shop",
+            channel="review",
+            max_text_chars=1000,
+            now=START + timedelta(days=30),
+        )
         assert isinstance(row, dict) and row["is_french"], text
         rows.append(row)
     insert_feedback(session, rows)
@@ -276,8 +325,11 @@ def _ingest(session: Session, texts: list[str], start: datetime, seed: int) -> N
 
 
 def _job(seed: int) -> TopicJobConfig:
-    return TopicJobConfig(method="fast", fast=FastTopicConfig(
-        n_topics=None, min_topic_size=5, random_state=seed), min_docs=10)
+    return TopicJobConfig(
+        method="fast",
+        fast=FastTopicConfig(n_topics=None, min_topic_size=5, random_state=seed),
+        min_docs=10,
+    )
 
 
 def _by_theme(session: Session) -> dict[str | None, list[Topic]]:
@@ -288,15 +340,25 @@ def _by_theme(session: Session) -> dict[str | None, list[Topic]]:
 
 
 def test_job_stores_stable_topics_with_emerging_flag_and_trends(
-        sessions: sessionmaker[Session], encoder: TextEncoder, tmp_path: Path) -> None:
+    sessions: sessionmaker[Session], encoder: TextEncoder, tmp_path: Path
+) -> None:
     tax = load_taxonomy("ecommerce")
     with sessions() as s:
         _ingest(s, LIVRAISON + EMBALLAGE + ECOLOGIE, START, seed=1)
     cfg = _job(seed=1)
-    cfg = TopicJobConfig(method="fast", fast=FastTopicConfig(n_topics=3, min_topic_size=5,
-                                                             random_state=1), min_docs=10)
-    first = run_topics(sessions, encoder=encoder, taxonomy=tax, config=cfg,
-                       static_cache=tmp_path / "static.npz", now=START + timedelta(days=6))
+    cfg = TopicJobConfig(
+        method="fast",
+        fast=FastTopicConfig(n_topics=3, min_topic_size=5, random_state=1),
+        min_docs=10,
+    )
+    first = run_topics(
+        sessions,
+        encoder=encoder,
+        taxonomy=tax,
+        config=cfg,
+        static_cache=tmp_path / "static.npz",
+        now=START + timedelta(days=6),
+    )
     assert first.skipped is None and len(first.topics) == 3
     assert all(t.status == "new" for t in first.topics)
     with sessions() as s:
@@ -314,10 +376,14 @@ def test_job_stores_stable_topics_with_emerging_flag_and_trends(
 
         shown = TopicOut.model_validate(page[0]).model_dump()
         assert shown["is_emerging"] and shown["keywords"] == emerging.keywords
-        assert [e["feedback_id"] for e in shown["representatives"]] == \
-            [e["feedback_id"] for e in examples]
-        counted = s.execute(select(func.count()).select_from(TopicAssignment)
-                            .where(TopicAssignment.topic_id == emerging.id)).scalar_one()
+        assert [e["feedback_id"] for e in shown["representatives"]] == [
+            e["feedback_id"] for e in examples
+        ]
+        counted = s.execute(
+            select(func.count())
+            .select_from(TopicAssignment)
+            .where(TopicAssignment.topic_id == emerging.id)
+        ).scalar_one()
         assert emerging.size == counted == len(ECOLOGIE)
         trend = topic_trends(s, [emerging.id])[emerging.id]
         assert sum(n for _, n in trend) == emerging.size
@@ -327,29 +393,39 @@ def test_job_stores_stable_topics_with_emerging_flag_and_trends(
     # Second run: more verbatims, a new topic, another k-means seed (local indices move).
     with sessions() as s:
         _ingest(s, GUICHET, START + timedelta(days=5), seed=2)
-    cfg2 = TopicJobConfig(method="fast", fast=FastTopicConfig(n_topics=4, min_topic_size=5,
-                                                              random_state=7), min_docs=10)
-    second = run_topics(sessions, encoder=encoder, taxonomy=tax, config=cfg2,
-                        static_cache=tmp_path / "static.npz", now=START + timedelta(days=12))
+    cfg2 = TopicJobConfig(
+        method="fast",
+        fast=FastTopicConfig(n_topics=4, min_topic_size=5, random_state=7),
+        min_docs=10,
+    )
+    second = run_topics(
+        sessions,
+        encoder=encoder,
+        taxonomy=tax,
+        config=cfg2,
+        static_cache=tmp_path / "static.npz",
+        now=START + timedelta(days=12),
+    )
     assert sorted(t.status for t in second.topics) == ["kept", "kept", "kept", "new"]
     with sessions() as s:
         themes = _by_theme(s)
         for theme, old_id in ids_before.items():
             assert any(t.id == old_id for t in themes[theme]), theme
-        new = [t for t in s.execute(select(Topic)).scalars() if t.id not in
-               ids_before.values()]
+        new = [t for t in s.execute(select(Topic)).scalars() if t.id not in ids_before.values()]
         assert len(new) == 1 and new[0].is_emerging
         assert any("guichet" in kw for kw in new[0].keywords)
         total = s.execute(select(func.count()).select_from(TopicAssignment)).scalar_one()
-        assert total == sum(t.size for t in s.execute(select(Topic)).scalars()) == \
-            len(ALL_SENTENCES)
+        assert (
+            total == sum(t.size for t in s.execute(select(Topic)).scalars()) == len(ALL_SENTENCES)
+        )
 
 
 def test_job_skips_small_windows(sessions: sessionmaker[Session], encoder: TextEncoder) -> None:
     with sessions() as s:
         _ingest(s, LIVRAISON[:5], START, seed=3)
-    result = run_topics(sessions, encoder=encoder, taxonomy=load_taxonomy("ecommerce"),
-                        config=_job(seed=0))
+    result = run_topics(
+        sessions, encoder=encoder, taxonomy=load_taxonomy("ecommerce"), config=_job(seed=0)
+    )
     assert result.skipped and result.topics == []
     with sessions() as s:
         assert s.execute(select(func.count()).select_from(Topic)).scalar_one() == 0
@@ -379,8 +455,9 @@ def test_bertopic_path_keeps_accents_in_topic_words(encoder: TextEncoder) -> Non
 def test_job_on_postgres(pg_sessions: sessionmaker[Session], encoder: TextEncoder) -> None:
     with pg_sessions() as s:
         _ingest(s, LIVRAISON + ECOLOGIE, START, seed=4)
-    cfg = TopicJobConfig(method="fast", fast=FastTopicConfig(n_topics=2, min_topic_size=5),
-                         min_docs=10)
+    cfg = TopicJobConfig(
+        method="fast", fast=FastTopicConfig(n_topics=2, min_topic_size=5), min_docs=10
+    )
     tax = load_taxonomy("ecommerce")
     first = run_topics(pg_sessions, encoder=encoder, taxonomy=tax, config=cfg)
     again = run_topics(pg_sessions, encoder=encoder, taxonomy=tax, config=cfg)
@@ -392,13 +469,18 @@ def test_job_on_postgres(pg_sessions: sessionmaker[Session], encoder: TextEncode
         assert sum(n for _, n in topic_trends(s)[page[0].id]) == len(ECOLOGIE)
 
 
-def test_cli_topics(settings: Settings, sessions: sessionmaker[Session], encoder: TextEncoder,
-                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_topics(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    encoder: TextEncoder,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import json
 
     from typer.testing import CliRunner
 
-    from jobs.cli import app
+    from verbatim_cli import app
 
     model_dir = tmp_path / "tiny-encoder"
     encoder.model.save_pretrained(model_dir)
@@ -408,8 +490,17 @@ def test_cli_topics(settings: Settings, sessions: sessionmaker[Session], encoder
     monkeypatch.setenv("VERBATIM_DATABASE_URL", settings.resolved_database_url)
     monkeypatch.setenv("VERBATIM_MODEL_DIR", str(tmp_path / "models"))
     runner = CliRunner()
-    args = ["topics", "--method", "fast", "--encoder", str(model_dir), "--n-topics", "3",
-            "--min-topic-size", "5"]
+    args = [
+        "topics",
+        "--method",
+        "fast",
+        "--encoder",
+        str(model_dir),
+        "--n-topics",
+        "3",
+        "--min-topic-size",
+        "5",
+    ]
     out = runner.invoke(app, [*args, "--json"])
     assert out.exit_code == 0, out.output
     result = json.loads(out.output)
@@ -422,15 +513,17 @@ def test_cli_topics(settings: Settings, sessions: sessionmaker[Session], encoder
     assert bad.exit_code == 2 and "bertopic or fast" in bad.output
 
 
-def test_ids_survive_a_change_of_embedding_space(sessions: sessionmaker[Session],
-                                                 encoder: TextEncoder) -> None:
+def test_ids_survive_a_change_of_embedding_space(
+    sessions: sessionmaker[Session], encoder: TextEncoder
+) -> None:
     """Stored centroids are in the space of the run that made them; another encoder (as
     after switching between the BERTopic and fast paths) must still find its topics."""
     tax = load_taxonomy("ecommerce")
     with sessions() as s:
         _ingest(s, LIVRAISON + EMBALLAGE + ECOLOGIE, START, seed=6)
-    cfg = TopicJobConfig(method="fast", fast=FastTopicConfig(n_topics=3, min_topic_size=5),
-                         min_docs=10)
+    cfg = TopicJobConfig(
+        method="fast", fast=FastTopicConfig(n_topics=3, min_topic_size=5), min_docs=10
+    )
     first = run_topics(sessions, encoder=encoder, taxonomy=tax, config=cfg)
     other = tiny_encoder(ALL_SENTENCES, seed=3)
     second = run_topics(sessions, encoder=other, taxonomy=tax, config=cfg)

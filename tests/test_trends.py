@@ -35,9 +35,19 @@ def _verbatim(
     model: str = "v1",
 ) -> Feedback:
     fb = Feedback(
-        source=source, channel=channel, external_id=f"x{n}", dedup_key=f"id:x{n}",
-        created_at=at, ingested_at=at, rating=rating, text=f"texte {n}", language="fr",
-        is_french=True, content_hash=f"{n:064d}", meta={}, analyzed=True,
+        source=source,
+        channel=channel,
+        external_id=f"x{n}",
+        dedup_key=f"id:x{n}",
+        created_at=at,
+        ingested_at=at,
+        rating=rating,
+        text=f"texte {n}",
+        language="fr",
+        is_french=True,
+        content_hash=f"{n:064d}",
+        meta={},
+        analyzed=True,
     )
     session.add(fb)
     session.flush()
@@ -47,13 +57,24 @@ def _verbatim(
 
 def _analysis(session: Session, fb: Feedback, model: str, mentions: list[tuple[str, str]]) -> None:
     sentiment = mentions[0][1] if mentions else "neutral"
-    analysis = Analysis(feedback_id=fb.id, model_version=model, sentiment=sentiment,
-                        sentiment_score=0.9, severity=0.5, analyzed_at=fb.created_at)
+    analysis = Analysis(
+        feedback_id=fb.id,
+        model_version=model,
+        sentiment=sentiment,
+        sentiment_score=0.9,
+        severity=0.5,
+        analyzed_at=fb.created_at,
+    )
     for theme, polarity in mentions:
-        analysis.mentions.append(ThemeMention(
-            feedback_id=fb.id, theme=theme, polarity=polarity, score=0.9,
-            day=fb.created_at.date(),
-        ))
+        analysis.mentions.append(
+            ThemeMention(
+                feedback_id=fb.id,
+                theme=theme,
+                polarity=polarity,
+                score=0.9,
+                day=fb.created_at.date(),
+            )
+        )
     session.add(analysis)
     session.flush()
 
@@ -64,8 +85,14 @@ def _fill(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
 
     with session_scope(sessions) as s:
         _verbatim(s, 1, at(8, 15), 1.0, [("livraison", "negative")])
-        _verbatim(s, 2, at(8, 45), 2.0, [("livraison", "negative"), ("prix", "negative")],
-                  channel="social")
+        _verbatim(
+            s,
+            2,
+            at(8, 45),
+            2.0,
+            [("livraison", "negative"), ("prix", "negative")],
+            channel="social",
+        )
         # Two mentions of the same theme in one verbatim: counted twice in the trend (as the
         # aggregates do), but the verbatim's rating counts once in the impact.
         _verbatim(s, 3, at(17, 5), 5.0, [("livraison", "positive"), ("livraison", "neutral")])
@@ -118,8 +145,7 @@ def _check_hourly(small: sessionmaker[Session]) -> None:
 def test_daily_trend_matches_aggregates_and_splits(small: sessionmaker[Session]) -> None:
     with small() as s:
         daily = theme_trend(s, ["livraison"], start=DAY, end=DAY + timedelta(days=2))
-        split = theme_trend(s, ["livraison"], start=DAY, end=DAY, by_channel=True,
-                            by_source=True)
+        split = theme_trend(s, ["livraison"], start=DAY, end=DAY, by_channel=True, by_source=True)
         only_social = theme_trend(s, ["livraison"], start=DAY, end=DAY, channel="social")
         from core.queries import daily_series
 
@@ -127,7 +153,8 @@ def test_daily_trend_matches_aggregates_and_splits(small: sessionmaker[Session])
     assert [p.volume for p in daily] == [p.volume for p in agg["livraison"]] == [5, 1, 0]
     assert [p.negatives for p in daily] == [p.negatives for p in agg["livraison"]]
     assert {(p.channel, p.source): p.volume for p in split} == {
-        ("review", "shop"): 4, ("social", "shop"): 1
+        ("review", "shop"): 4,
+        ("social", "shop"): 1,
     }
     assert [p.volume for p in only_social] == [1]
     with pytest.raises(ValueError):
@@ -136,8 +163,12 @@ def test_daily_trend_matches_aggregates_and_splits(small: sessionmaker[Session])
 
 def test_rating_impact(small: sessionmaker[Session]) -> None:
     with small() as s:
-        impacts = rating_impacts(s, {"livraison": ["livraison"], "prix": ["prix"],
-                                     "absent": ["absent"]}, start=DAY, end=DAY)
+        impacts = rating_impacts(
+            s,
+            {"livraison": ["livraison"], "prix": ["prix"], "absent": ["absent"]},
+            start=DAY,
+            end=DAY,
+        )
     # Rated verbatims of the day: 1 (1*), 2 (2*), 3 (5*), 4 (4*), 5 (5*), 7 (3*): mean 20/6.
     liv = impacts["livraison"]  # 1, 2, 3 (once although two mentions)
     assert (liv.rated_with, liv.rated_without) == (3, 3)
@@ -156,16 +187,18 @@ def test_rating_impact(small: sessionmaker[Session]) -> None:
 
 
 @pytest.fixture
-def api(settings: Settings, engine: Engine, sessions: sessionmaker[Session]
-        ) -> Iterator[tuple[TestClient, dict[str, str], Seeded]]:
+def api(
+    settings: Settings, engine: Engine, sessions: sessionmaker[Session]
+) -> Iterator[tuple[TestClient, dict[str, str], Seeded]]:
     seeded = seed(sessions)
     with session_scope(sessions) as s:
         _, key = create_key(s, "lecture", "read")
     yield TestClient(create_app(settings, engine=engine)), {"X-API-Key": key}, seeded
 
 
-def test_api_trend_day_and_hour(api: tuple[TestClient, dict[str, str], Seeded],
-                                sessions: sessionmaker[Session]) -> None:
+def test_api_trend_day_and_hour(
+    api: tuple[TestClient, dict[str, str], Seeded], sessions: sessionmaker[Session]
+) -> None:
     client, headers, seeded = api
     day = client.get("/themes/livraison/trend", headers=headers).json()
     assert day["granularity"] == "day" and day["period"]["end"] == LAST_DAY.isoformat()
@@ -174,21 +207,26 @@ def test_api_trend_day_and_hour(api: tuple[TestClient, dict[str, str], Seeded],
     assert sum(p["negatives"] for p in day["points"]) == seeded.livraison_current_negative
     assert day["rating_impact"]["mean_with"] < day["rating_impact"]["mean_without"]
 
-    hour = client.get("/themes/livraison/trend", headers=headers,
-                      params={"granularity": "hour", "days": 1}).json()
+    hour = client.get(
+        "/themes/livraison/trend", headers=headers, params={"granularity": "hour", "days": 1}
+    ).json()
     assert len(hour["points"]) == 24
     # Independent count of the last day's livraison mentions per UTC hour.
     with sessions() as s:
-        rows = s.query(Feedback.created_at).join(
-            ThemeMention, ThemeMention.feedback_id == Feedback.id
-        ).filter(ThemeMention.theme == "livraison", ThemeMention.day == LAST_DAY).all()
+        rows = (
+            s.query(Feedback.created_at)
+            .join(ThemeMention, ThemeMention.feedback_id == Feedback.id)
+            .filter(ThemeMention.theme == "livraison", ThemeMention.day == LAST_DAY)
+            .all()
+        )
     expected = Counter(r[0].hour for r in rows)
     got = {datetime.fromisoformat(p["start"]).hour: p["volume"] for p in hour["points"]}
     assert {h: v for h, v in got.items() if v} == dict(expected)
     assert all(p["start"].endswith(("+00:00", "Z")) for p in hour["points"])
 
-    split = client.get("/themes/livraison/trend", headers=headers,
-                       params={"split": "channel"}).json()
+    split = client.get(
+        "/themes/livraison/trend", headers=headers, params={"split": "channel"}
+    ).json()
     assert {p["channel"] for p in split["points"]} == {"review", "social"}
     assert all(p["source"] is None for p in split["points"])
     assert sum(p["volume"] for p in split["points"]) == seeded.livraison_current
@@ -198,8 +236,9 @@ def test_api_trend_errors(api: tuple[TestClient, dict[str, str], Seeded]) -> Non
     client, headers, _ = api
     r = client.get("/themes/nope/trend", headers=headers)
     assert r.status_code == 404
-    r = client.get("/themes/livraison/trend", headers=headers,
-                   params={"granularity": "hour", "days": 40})
+    r = client.get(
+        "/themes/livraison/trend", headers=headers, params={"granularity": "hour", "days": 40}
+    )
     assert r.status_code == 422 and r.json()["field"] == "start"
     r = client.get("/themes/livraison/trend", headers=headers, params={"granularity": "week"})
     assert r.status_code == 422
@@ -212,9 +251,13 @@ def test_api_rating_impact_on_theme_rows(api: tuple[TestClient, dict[str, str], 
     # Seed ratings: negative mentions 1*, others 5*; one theme per verbatim.
     assert liv["rated_with"] == seeded.livraison_current
     assert liv["mean_with"] == pytest.approx(
-        (seeded.livraison_current_negative * 1
-         + (seeded.livraison_current - seeded.livraison_current_negative) * 5)
-        / seeded.livraison_current, abs=1e-3)
+        (
+            seeded.livraison_current_negative * 1
+            + (seeded.livraison_current - seeded.livraison_current_negative) * 5
+        )
+        / seeded.livraison_current,
+        abs=1e-3,
+    )
     assert liv["difference"] == pytest.approx(liv["mean_with"] - liv["mean_without"], abs=2e-3)
     empty = themes["site_appli"]["rating_impact"]
     assert empty["rated_with"] == 0 and empty["mean_with"] is None

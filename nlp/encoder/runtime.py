@@ -56,10 +56,12 @@ def cpu_description() -> dict[str, Any]:
                 flags = set(value.split())
     except OSError:
         pass
-    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8",
-              "avx_vnni")
-    return {"model": model, "cores": os.cpu_count() or 1,
-            "features": [f for f in wanted if f in flags]}
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "avx_vnni")
+    return {
+        "model": model,
+        "cores": os.cpu_count() or 1,
+        "features": [f for f in wanted if f in flags],
+    }
 
 
 def kernel_path(cpu: dict[str, Any] | None = None) -> dict[str, str]:
@@ -98,8 +100,9 @@ class _Wrapper:  # built lazily: torch is imported inside functions only
                 self.inner = inner
 
             def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-                return self.inner(input_ids=input_ids,
-                                  attention_mask=attention_mask).last_hidden_state
+                return self.inner(
+                    input_ids=input_ids, attention_mask=attention_mask
+                ).last_hidden_state
 
         return Encoder(model).eval()
 
@@ -117,18 +120,32 @@ def export_onnx(model: Any, out: Path) -> None:
     ids = torch.ones((2, 16), dtype=torch.long)
     mask = torch.ones((2, 16), dtype=torch.long)
     with torch.inference_mode(False), torch.no_grad():
-        torch.onnx.export(wrapper, (ids, mask), str(out), input_names=["input_ids",
-                          "attention_mask"], output_names=["hidden"], opset_version=17,
-                          dynamic_axes={"input_ids": {0: "b", 1: "t"},
-                                        "attention_mask": {0: "b", 1: "t"},
-                                        "hidden": {0: "b", 1: "t"}}, dynamo=False)
+        torch.onnx.export(
+            wrapper,
+            (ids, mask),
+            str(out),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["hidden"],
+            opset_version=17,
+            dynamic_axes={
+                "input_ids": {0: "b", 1: "t"},
+                "attention_mask": {0: "b", 1: "t"},
+                "hidden": {0: "b", 1: "t"},
+            },
+            dynamo=False,
+        )
 
 
 def quantize_int8(src: Path, dst: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul"])
+    quantize_dynamic(
+        str(src),
+        str(dst),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul"],
+    )
 
 
 def onnx_session(path: Path, n_threads: int | None = None) -> Any:
@@ -153,15 +170,15 @@ class EncoderRuntime:
 
     def hidden(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if self.session is not None:
-            return self.session.run(["hidden"], {"input_ids": input_ids,
-                                                 "attention_mask": mask})[0]
+            return self.session.run(["hidden"], {"input_ids": input_ids, "attention_mask": mask})[0]
         import torch
 
         from nlp.sentiment.embedded import autocast
 
         with torch.inference_mode(), autocast():
-            out = self.encoder.model(input_ids=torch.from_numpy(input_ids),
-                                     attention_mask=torch.from_numpy(mask)).last_hidden_state
+            out = self.encoder.model(
+                input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(mask)
+            ).last_hidden_state
         return out.float().numpy()
 
 
@@ -210,14 +227,22 @@ def build_runtime_dir(encoder: Any, out_dir: Path, *, fingerprint: str) -> dict[
             session = onnx_session(out_dir / (ONNX_FP32 if name == "onnx-fp32" else ONNX_INT8))
         rt = EncoderRuntime(name, encoder, session)
         cos = float((_pooled(rt, encoder, _PROBE) * ref).sum(1).min())
-        results[name] = {"probe_docs_per_s": round(measure(rt, encoder), 1),
-                         "min_cosine_vs_fp32": round(cos, 4)}
+        results[name] = {
+            "probe_docs_per_s": round(measure(rt, encoder), 1),
+            "min_cosine_vs_fp32": round(cos, 4),
+        }
     ok = [n for n in RUNTIMES if results[n]["min_cosine_vs_fp32"] >= MIN_COSINE] or ["torch"]
     chosen = max(ok, key=lambda n: results[n]["probe_docs_per_s"])
-    record = {"format": RUNTIME_FORMAT, "fingerprint": fingerprint, "chosen": chosen,
-              "measured": results, "cpu": cpu_description(), "kernels": kernel_path(),
-              "torch_dtype": str(dtype).replace("torch.", ""),
-              "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    record = {
+        "format": RUNTIME_FORMAT,
+        "fingerprint": fingerprint,
+        "chosen": chosen,
+        "measured": results,
+        "cpu": cpu_description(),
+        "kernels": kernel_path(),
+        "torch_dtype": str(dtype).replace("torch.", ""),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     (out_dir / RUNTIME_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
 
@@ -237,8 +262,9 @@ def read_runtime_dir(out_dir: Path, fingerprint: str) -> dict[str, Any] | None:
     return record
 
 
-def load_runtime(encoder: Any, out_dir: Path, fingerprint: str, *, prefer: str = "auto"
-                 ) -> EncoderRuntime:
+def load_runtime(
+    encoder: Any, out_dir: Path, fingerprint: str, *, prefer: str = "auto"
+) -> EncoderRuntime:
     """The runtime to use: `prefer` ("auto" = the recorded measurement, else torch)."""
     if prefer == "torch":
         return EncoderRuntime("torch", encoder)

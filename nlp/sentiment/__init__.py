@@ -40,8 +40,11 @@ def _embedded(**kw: Any) -> SentimentModel:
     if encoder is None:
         # The delta names the encoder it was trained on: the built e5, or a local/HF model.
         name = read_config(path).encoder
-        encoder = load_encoder("embedded" if name == ENCODER_NAME else name,
-                               cache_dir=kw.get("model_dir"), config=EncoderConfig())
+        encoder = load_encoder(
+            "embedded" if name == ENCODER_NAME else name,
+            cache_dir=kw.get("model_dir"),
+            config=EncoderConfig(),
+        )
     model_dir = kw.get("model_dir")
     runtime = kw.get("runtime") or "torch"
     root = Path(model_dir) / RUNTIME_SUBDIR if model_dir is not None else None
@@ -81,8 +84,10 @@ def _transformers(**kw: Any) -> SentimentModel:
 
     model = kw.get("model") or kw.get("path")
     if not model:
-        raise ValueError("the 'transformers' backend needs a model id or directory "
-                         "(VERBATIM_SENTIMENT_MODEL=...)")
+        raise ValueError(
+            "the 'transformers' backend needs a model id or directory "
+            "(VERBATIM_SENTIMENT_MODEL=...)"
+        )
     return TransformersSentiment.load(str(model), label_map=kw.get("label_map"))
 
 

@@ -30,12 +30,30 @@ class TfidfSentiment:
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import FeatureUnion, Pipeline
 
-        features = FeatureUnion([
-            ("word", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True,
-                                     max_features=self.max_features, lowercase=True)),
-            ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3,
-                                     sublinear_tf=True, max_features=self.max_features)),
-        ])
+        features = FeatureUnion(
+            [
+                (
+                    "word",
+                    TfidfVectorizer(
+                        ngram_range=(1, 2),
+                        min_df=2,
+                        sublinear_tf=True,
+                        max_features=self.max_features,
+                        lowercase=True,
+                    ),
+                ),
+                (
+                    "char",
+                    TfidfVectorizer(
+                        analyzer="char_wb",
+                        ngram_range=(2, 5),
+                        min_df=3,
+                        sublinear_tf=True,
+                        max_features=self.max_features,
+                    ),
+                ),
+            ]
+        )
         clf = LogisticRegression(C=self.C, max_iter=2000, class_weight="balanced")
         return Pipeline([("features", features), ("clf", clf)])
 
@@ -60,9 +78,14 @@ class TfidfSentiment:
             probs = {k: probs.get(k, 0.0) for k in POLARITIES}
             label = max(POLARITIES, key=lambda k: probs[k])
             stars = sum(_STAR_MEANS[k] * v for k, v in probs.items())
-            out.append(SentimentResult(label=label, score=round(probs[label], 4),
-                                       stars=round(stars, 2),
-                                       probs={k: round(v, 4) for k, v in probs.items()}))
+            out.append(
+                SentimentResult(
+                    label=label,
+                    score=round(probs[label], 4),
+                    stars=round(stars, 2),
+                    probs={k: round(v, 4) for k, v in probs.items()},
+                )
+            )
         return out
 
     def save(self, path: Path | str) -> None:
@@ -73,9 +96,18 @@ class TfidfSentiment:
         folder.mkdir(parents=True, exist_ok=True)
         with (folder / "model.pkl").open("wb") as fh:
             pickle.dump(self.pipeline, fh)
-        (folder / "meta.json").write_text(json.dumps(
-            {"name": self.name, "version": self.version, "C": self.C,
-             "max_features": self.max_features}, indent=1), encoding="utf-8")
+        (folder / "meta.json").write_text(
+            json.dumps(
+                {
+                    "name": self.name,
+                    "version": self.version,
+                    "C": self.C,
+                    "max_features": self.max_features,
+                },
+                indent=1,
+            ),
+            encoding="utf-8",
+        )
 
     @classmethod
     def load(cls, path: Path | str) -> TfidfSentiment:

@@ -21,6 +21,7 @@ import numpy as np
 
 from nlp.encoder import TextEncoder, mean_pool
 from nlp.encoder.runtime import EncoderRuntime, load_runtime
+from nlp.errors import VerbatimError
 from nlp.text.french import sentences
 from nlp.text.normalize import normalize_text
 from nlp.types import POLARITIES, SentimentResult
@@ -33,7 +34,7 @@ STARS = (1, 2, 3, 4, 5)
 IRONY_MARKERS = ("\U0001f644", "\U0001f643", "\U0001f612", "\U0001f611", "\U0001f926")
 
 
-class SentimentModelError(ValueError):
+class SentimentModelError(VerbatimError, ValueError):
     """A sentiment model directory that cannot be loaded onto this encoder."""
 
 
@@ -131,8 +132,13 @@ class EmbeddedSentiment:
 
     name = "embedded"
 
-    def __init__(self, encoder: TextEncoder, heads: Any, config: SentimentHeadConfig,
-                 runtime: EncoderRuntime | None = None) -> None:
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        heads: Any,
+        config: SentimentHeadConfig,
+        runtime: EncoderRuntime | None = None,
+    ) -> None:
         self.encoder = encoder
         self.heads = heads.eval()
         self.config = config
@@ -140,16 +146,27 @@ class EmbeddedSentiment:
         # Token states come from `runtime` (torch, or ONNX Runtime built at `verbatim setup`).
         self.runtime = runtime or EncoderRuntime("torch", encoder)
         self._head_w = {  # numpy copies: pooling and heads run outside torch in one pass
-            "sentiment": (heads.sentiment.weight.detach().float().numpy().T.copy(),
-                          heads.sentiment.bias.detach().float().numpy().copy()),
-            "stars": (heads.stars.weight.detach().float().numpy().T.copy(),
-                      heads.stars.bias.detach().float().numpy().copy()),
+            "sentiment": (
+                heads.sentiment.weight.detach().float().numpy().T.copy(),
+                heads.sentiment.bias.detach().float().numpy().copy(),
+            ),
+            "stars": (
+                heads.stars.weight.detach().float().numpy().T.copy(),
+                heads.stars.bias.detach().float().numpy().copy(),
+            ),
         }
 
     # --- persistence ---------------------------------------------------------------------
     @classmethod
-    def load(cls, path: Path, encoder: TextEncoder, *, inference_dtype: str = "auto",
-             runtime: str = "torch", runtime_root: Path | None = None) -> EmbeddedSentiment:
+    def load(
+        cls,
+        path: Path,
+        encoder: TextEncoder,
+        *,
+        inference_dtype: str = "auto",
+        runtime: str = "torch",
+        runtime_root: Path | None = None,
+    ) -> EmbeddedSentiment:
         """Apply the delta in `path` onto `encoder` (its top layers are replaced in place).
 
         `inference_dtype` "auto" casts the encoder to bf16 where the CPU has native bf16
@@ -249,16 +266,18 @@ class EmbeddedSentiment:
         w, b = self._head_w[name]
         return pooled.astype(np.float32) @ w + b
 
-    def probs(self, sent: np.ndarray, stars: np.ndarray, texts: Sequence[str]
-              ) -> tuple[np.ndarray, np.ndarray]:
+    def probs(
+        self, sent: np.ndarray, stars: np.ndarray, texts: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(class probabilities, star probabilities) from raw logits of `texts`: irony
         markers, then both heads mixed and calibrated (see class_probs)."""
         sent = irony_shift(sent, texts, self.config.irony_margin)
         stars = irony_shift(stars, texts, self.config.irony_margin, stars=True)
         return class_probs(sent, stars, self.config), softmax(stars)
 
-    def results(self, sent: np.ndarray, stars: np.ndarray, texts: Sequence[str]
-                ) -> list[SentimentResult]:
+    def results(
+        self, sent: np.ndarray, stars: np.ndarray, texts: Sequence[str]
+    ) -> list[SentimentResult]:
         """SentimentResults from raw (sentiment, stars) logits of `texts`."""
         probs, star_p = self.probs(sent, stars, texts)
         expected = star_p @ np.asarray(STARS, dtype=np.float32)
@@ -286,14 +305,18 @@ class EmbeddedSentiment:
         normed = [normalize_with_offsets(t or "") for t in texts]
         tok = self.encoder.tokenizer
         prefix = self.encoder.config.prefix
-        enc = tok([prefix + t for t, _ in normed], add_special_tokens=False, truncation=False,
-                  return_offsets_mapping=True, verbose=False)
+        enc = tok(
+            [prefix + t for t, _ in normed],
+            add_special_tokens=False,
+            truncation=False,
+            return_offsets_mapping=True,
+            verbose=False,
+        )
         budget = self.config.max_length - 2
         head_n = int(budget * self.encoder.config.head_fraction)
         ids: list[list[int]] = []
         spans: list[np.ndarray] = []
-        for k, (raw, offs) in enumerate(zip(enc["input_ids"], enc["offset_mapping"],
-                                            strict=True)):
+        for k, (raw, offs) in enumerate(zip(enc["input_ids"], enc["offset_mapping"], strict=True)):
             if len(raw) > budget:
                 cut = len(raw) - (budget - head_n)
                 raw, offs = raw[:head_n] + raw[cut:], offs[:head_n] + offs[cut:]
@@ -311,10 +334,17 @@ class EmbeddedSentiment:
             m = mask.numpy()
             hidden = self.runtime.hidden(input_ids.numpy(), m)
             for r, i in enumerate(rows):
-                states[i] = hidden[r, :len(ids[i])]
+                states[i] = hidden[r, : len(ids[i])]
                 pooled[i] = states[i].mean(0)
-        return DocEncoding(self, pooled, self._head("sentiment", pooled),
-                           self._head("stars", pooled), states, spans, list(texts))
+        return DocEncoding(
+            self,
+            pooled,
+            self._head("sentiment", pooled),
+            self._head("stars", pooled),
+            states,
+            spans,
+            list(texts),
+        )
 
     def predict(self, texts: Sequence[str]) -> list[SentimentResult]:
         if not texts:
@@ -331,9 +361,16 @@ class EmbeddedSentiment:
 class DocEncoding:
     """The result of one encoder pass over a batch (see EmbeddedSentiment.encode_docs)."""
 
-    def __init__(self, model: EmbeddedSentiment, pooled: np.ndarray, sentiment: np.ndarray,
-                 stars: np.ndarray, states: list[np.ndarray], spans: list[np.ndarray],
-                 texts: list[str]) -> None:
+    def __init__(
+        self,
+        model: EmbeddedSentiment,
+        pooled: np.ndarray,
+        sentiment: np.ndarray,
+        stars: np.ndarray,
+        states: list[np.ndarray],
+        spans: list[np.ndarray],
+        texts: list[str],
+    ) -> None:
         self.model = model
         self.texts = texts
         self.pooled = pooled
@@ -371,16 +408,24 @@ class DocEncoding:
             return np.zeros((0, len(POLARITIES)), dtype=np.float32)
         pooled = np.stack([self.span_pool(d, s) for d, s in items]).astype(np.float32)
         # Same calibration as the document's (both heads, irony markers of its text).
-        probs, _ = self.model.probs(self.model._head("sentiment", pooled),
-                                    self.model._head("stars", pooled),
-                                    [self.texts[d] for d, _ in items])
+        probs, _ = self.model.probs(
+            self.model._head("sentiment", pooled),
+            self.model._head("stars", pooled),
+            [self.texts[d] for d, _ in items],
+        )
         return probs
 
     def subset(self, rows: Sequence[int]) -> DocEncoding:
         rows = list(rows)
-        return DocEncoding(self.model, self.pooled[rows], self.sentiment_logits[rows],
-                           self.star_logits[rows], [self.states[i] for i in rows],
-                           [self.spans[i] for i in rows], [self.texts[i] for i in rows])
+        return DocEncoding(
+            self.model,
+            self.pooled[rows],
+            self.sentiment_logits[rows],
+            self.star_logits[rows],
+            [self.states[i] for i in rows],
+            [self.spans[i] for i in rows],
+            [self.texts[i] for i in rows],
+        )
 
 
 def runtime_key(encoder: TextEncoder, delta_dir: Path) -> str:

@@ -28,15 +28,83 @@ from nlp.types import POLARITIES, Polarity, SentimentResult
 VERSION = "0.3"
 GENERAL_SCALE = 0.5  # weight of the general-vocabulary backoff lexicon vs our own entries
 # Hedges and reservations: typical of mixed / 3-star feedback.
-_HEDGES = {"correct", "correcte", "corrects", "moyen", "moyenne", "assez", "plutot", "peu",
-           "sinon", "bemol", "dommage", "mitige", "mitigee", "passable", "bof", "mouais",
-           "quelques", "ok", "convenable", "acceptable", "basique", "simple", "neanmoins",
-           "cependant", "toutefois", "reste", "malgre", "hormis", "sauf", "seul", "juste"}
-_CONTENT_STOP = {"le", "la", "les", "un", "une", "de", "du", "des", "l", "d", "et", "a", "en",
-                 "au", "aux", "ce", "c", "est", "je", "j", "il", "elle", "on", "se", "s", "y"}
-FEATURES = ("bias", "pos", "neg", "compound", "last",
-            "n_pos", "n_neg", "excl", "length", "neg_events", "gen_pos", "gen_neg", "hedge",
-            "contrast")
+_HEDGES = {
+    "correct",
+    "correcte",
+    "corrects",
+    "moyen",
+    "moyenne",
+    "assez",
+    "plutot",
+    "peu",
+    "sinon",
+    "bemol",
+    "dommage",
+    "mitige",
+    "mitigee",
+    "passable",
+    "bof",
+    "mouais",
+    "quelques",
+    "ok",
+    "convenable",
+    "acceptable",
+    "basique",
+    "simple",
+    "neanmoins",
+    "cependant",
+    "toutefois",
+    "reste",
+    "malgre",
+    "hormis",
+    "sauf",
+    "seul",
+    "juste",
+}
+_CONTENT_STOP = {
+    "le",
+    "la",
+    "les",
+    "un",
+    "une",
+    "de",
+    "du",
+    "des",
+    "l",
+    "d",
+    "et",
+    "a",
+    "en",
+    "au",
+    "aux",
+    "ce",
+    "c",
+    "est",
+    "je",
+    "j",
+    "il",
+    "elle",
+    "on",
+    "se",
+    "s",
+    "y",
+}
+FEATURES = (
+    "bias",
+    "pos",
+    "neg",
+    "compound",
+    "last",
+    "n_pos",
+    "n_neg",
+    "excl",
+    "length",
+    "neg_events",
+    "gen_pos",
+    "gen_neg",
+    "hedge",
+    "contrast",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +120,11 @@ def _general_lexicon(scale: float) -> dict[str, float]:
     """General-vocabulary backoff: the French VADER lexicon of the `vaderSentiment-fr` package
     (MIT) when installed, accent-folded and scaled down; {} otherwise."""
     try:
-        text = resources.files("vaderSentiment_fr").joinpath("fr_lexicon.txt").read_text(
-            encoding="utf-8")
+        text = (
+            resources.files("vaderSentiment_fr")
+            .joinpath("fr_lexicon.txt")
+            .read_text(encoding="utf-8")
+        )
     except (ModuleNotFoundError, FileNotFoundError, OSError):
         return {}
     out: dict[str, float] = {}
@@ -76,8 +147,7 @@ class _Lexicon:
         self.words, self.prefixes, phrases = build_lexicon()
         self.phrases = {tuple(k.split()): v for k, v in phrases.items()}
         self.max_phrase = max((len(k) for k in self.phrases), default=1)
-        self.intens_phrases = {tuple(k.split("_")): v for k, v in INTENSIFIERS.items()
-                               if "_" in k}
+        self.intens_phrases = {tuple(k.split("_")): v for k, v in INTENSIFIERS.items() if "_" in k}
         self.intens = {k: v for k, v in INTENSIFIERS.items() if "_" not in k}
 
     def word(self, norm: str) -> float:
@@ -93,7 +163,7 @@ class _Lexicon:
 def _modifier(tokens: list[Token], i: int, lex: _Lexicon) -> float:
     """Product of intensifiers just before token i (up to two words back)."""
     mult = 1.0
-    back = [t.norm for t in tokens[max(0, i - 2):i] if t.is_word]
+    back = [t.norm for t in tokens[max(0, i - 2) : i] if t.is_word]
     if len(back) == 2 and tuple(back) in lex.intens_phrases:
         return lex.intens_phrases[tuple(back)]
     if back and back[-1] in lex.intens:
@@ -103,8 +173,9 @@ def _modifier(tokens: list[Token], i: int, lex: _Lexicon) -> float:
     return mult
 
 
-def score_tokens(tokens: list[Token], lex: _Lexicon,
-                 opinion_at: list[int] | None = None) -> tuple[float, float, int]:
+def score_tokens(
+    tokens: list[Token], lex: _Lexicon, opinion_at: list[int] | None = None
+) -> tuple[float, float, int]:
     """(positive sum, negative sum as a positive number, negated-event count) of tokens.
 
     `opinion_at`, when given, receives the indices of the tokens that carry an opinion.
@@ -112,6 +183,7 @@ def score_tokens(tokens: list[Token], lex: _Lexicon,
     flags = negation_flags(tokens)
     n = len(tokens)
     pos = neg = 0.0
+
     # A negation flips the first opinion word of its scope only ("aucune livraison, 4 jours
     # de retard" keeps "retard" negative): once used, the rest of the scope is released.
     def release(k: int) -> None:
@@ -130,7 +202,7 @@ def score_tokens(tokens: list[Token], lex: _Lexicon,
         elif tok.kind in ("word", "num"):
             # Multi-word expressions first; they encode their own negation ("pas terrible").
             for size in range(min(lex.max_phrase, n - i), 1, -1):
-                key = tuple(t.norm for t in tokens[i:i + size])
+                key = tuple(t.norm for t in tokens[i : i + size])
                 if key in lex.phrases:
                     value, consumed = lex.phrases[key], size
                     break
@@ -140,9 +212,14 @@ def score_tokens(tokens: list[Token], lex: _Lexicon,
                     value = NEGATED_EVENTS[tok.norm]
                     events += 1
                     release(i + 1)
-                elif value == 0.0 and i > 0 and tokens[i - 1].norm == "trop" \
-                        and tok.norm not in _CONTENT_STOP and len(tok.norm) > 3 \
-                        and not flags[i]:
+                elif (
+                    value == 0.0
+                    and i > 0
+                    and tokens[i - 1].norm == "trop"
+                    and tok.norm not in _CONTENT_STOP
+                    and len(tok.norm) > 3
+                    and not flags[i]
+                ):
                     value = -1.0  # "trop grand", "trop long": excess is a complaint
                 elif value != 0.0:
                     if tok.text.isupper() and len(tok.text) > 2:
@@ -190,8 +267,11 @@ class LexiconSentiment:
         path = calibration
         try:
             if path is None:
-                text = resources.files("nlp.resources").joinpath(
-                    "lexicon_calibration.json").read_text(encoding="utf-8")
+                text = (
+                    resources.files("nlp.resources")
+                    .joinpath("lexicon_calibration.json")
+                    .read_text(encoding="utf-8")
+                )
             else:
                 text = Path(path).read_text(encoding="utf-8")
             data = json.loads(text)
@@ -230,8 +310,11 @@ class LexiconSentiment:
                 weight = 1.5
                 contrast_pos += cp
                 contrast_neg += cn
-            elif idx + 1 < len(clauses) and clauses[idx + 1].after_contrast \
-                    and clauses[idx + 1].sentence == clause.sentence:
+            elif (
+                idx + 1 < len(clauses)
+                and clauses[idx + 1].after_contrast
+                and clauses[idx + 1].sentence == clause.sentence
+            ):
                 weight = 0.6
             pos += cp
             neg += cn
@@ -283,8 +366,7 @@ class LexiconSentiment:
     def _probs(self, feats: dict[str, float]) -> dict[str, float]:
         if self.weights is not None:
             logits = {
-                label: sum(w * feats[f] for w, f in zip(self.weights[label], FEATURES,
-                                                        strict=True))
+                label: sum(w * feats[f] for w, f in zip(self.weights[label], FEATURES, strict=True))
                 for label in POLARITIES
             }
         else:
@@ -300,8 +382,12 @@ class LexiconSentiment:
         label: Polarity = max(POLARITIES, key=lambda k: probs[k])
         # Expected stars: negative ~1.5, neutral 3, positive ~4.6 (distribution means).
         stars = 1.5 * probs["negative"] + 3.0 * probs["neutral"] + 4.6 * probs["positive"]
-        return SentimentResult(label=label, score=round(probs[label], 4), stars=round(stars, 2),
-                               probs={k: round(v, 4) for k, v in probs.items()})
+        return SentimentResult(
+            label=label,
+            score=round(probs[label], 4),
+            stars=round(stars, 2),
+            probs={k: round(v, 4) for k, v in probs.items()},
+        )
 
     def predict(self, texts: Sequence[str]) -> list[SentimentResult]:
         return [self.predict_one(t) for t in texts]

@@ -18,9 +18,17 @@ from nlp.text.normalize import normalize_text
 from nlp.types import POLARITIES, Polarity, SentimentResult
 
 _NAMED = {
-    "negative": "negative", "neg": "negative", "négatif": "negative", "negatif": "negative",
-    "neutral": "neutral", "neu": "neutral", "neutre": "neutral", "mixed": "neutral",
-    "positive": "positive", "pos": "positive", "positif": "positive",
+    "negative": "negative",
+    "neg": "negative",
+    "négatif": "negative",
+    "negatif": "negative",
+    "neutral": "neutral",
+    "neu": "neutral",
+    "neutre": "neutral",
+    "mixed": "neutral",
+    "positive": "positive",
+    "pos": "positive",
+    "positif": "positive",
 }
 
 
@@ -35,8 +43,9 @@ def star_of(label: str, n_labels: int) -> int | None:
     return None
 
 
-def polarity_map(id2label: Mapping[int, str], override: Mapping[str, str] | None = None
-                 ) -> dict[int, Polarity]:
+def polarity_map(
+    id2label: Mapping[int, str], override: Mapping[str, str] | None = None
+) -> dict[int, Polarity]:
     """Model label index -> polarity; `override` maps label names to polarities."""
     n = len(id2label)
     out: dict[int, Polarity] = {}
@@ -50,17 +59,26 @@ def polarity_map(id2label: Mapping[int, str], override: Mapping[str, str] | None
         if target is None and n == 3 and re.match(r"^LABEL_\d$", name):
             target = POLARITIES[int(name[-1])]
         if target not in POLARITIES:
-            raise ValueError(f"cannot map model label {name!r} to a polarity; pass a label map "
-                             f"(label=negative|neutral|positive)")
-        out[int(idx)] = target  # type: ignore[assignment]
+            raise ValueError(
+                f"cannot map model label {name!r} to a polarity; pass a label map "
+                f"(label=negative|neutral|positive)"
+            )
+        out[int(idx)] = target
     return out
 
 
 class TransformersSentiment:
     name = "transformers"
 
-    def __init__(self, model: Any, tokenizer: Any, *, label_map: Mapping[str, str] | None = None,
-                 max_length: int = 256, batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        label_map: Mapping[str, str] | None = None,
+        max_length: int = 256,
+        batch_size: int = 32,
+    ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_length = max_length
@@ -83,9 +101,14 @@ class TransformersSentiment:
 
         out: list[SentimentResult] = []
         for start in range(0, len(texts), self.batch_size):
-            chunk = [normalize_text(t) for t in texts[start:start + self.batch_size]]
-            enc = self.tokenizer(chunk, padding=True, truncation=True,
-                                 max_length=self.max_length, return_tensors="pt")
+            chunk = [normalize_text(t) for t in texts[start : start + self.batch_size]]
+            enc = self.tokenizer(
+                chunk,
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            )
             with torch.inference_mode():
                 logits = self.model(**enc).logits.float().numpy()
             probs = np.exp(logits - logits.max(1, keepdims=True))
@@ -94,11 +117,14 @@ class TransformersSentiment:
         return out
 
     def _result(self, row: np.ndarray) -> SentimentResult:
-        agg = dict.fromkeys(POLARITIES, 0.0)
+        agg: dict[str, float] = dict.fromkeys(POLARITIES, 0.0)
         for idx, p in enumerate(row):
             agg[self.polarity[idx]] += float(p)
         label = max(POLARITIES, key=lambda k: agg[k])
         known = [(s, float(row[i])) for i, s in self.stars.items() if s is not None]
-        stars = (sum(s * p for s, p in known) / max(sum(p for _, p in known), 1e-9)
-                 if len(known) == len(row) else None)
+        stars = (
+            sum(s * p for s, p in known) / max(sum(p for _, p in known), 1e-9)
+            if len(known) == len(row)
+            else None
+        )
         return SentimentResult(label=label, score=agg[label], stars=stars, probs=agg)

@@ -13,40 +13,134 @@ from nlp.text.normalize import fold_accents
 
 # SMS / informal spellings -> standard (accent-folded) French, applied to token norms only.
 SMS_MAP: dict[str, str] = {
-    "tjrs": "toujours", "tjs": "toujours", "tjr": "toujours", "toujour": "toujours",
-    "pb": "probleme", "pbs": "problemes", "pbm": "probleme", "prob": "probleme",
-    "svp": "svp", "stp": "svp", "bcp": "beaucoup", "bcq": "beaucoup", "jms": "jamais",
-    "jamai": "jamais", "pr": "pour", "ds": "dans", "ms": "mais", "mm": "meme", "tt": "tout",
-    "tte": "toute", "tts": "tous", "vs": "vous", "ns": "nous", "qd": "quand", "qq": "quelque",
-    "qqs": "quelques", "qqch": "quelque chose", "rdv": "rendez-vous", "cmd": "commande",
-    "cde": "commande", "cmde": "commande", "liv": "livraison", "rmb": "remboursement",
-    "rembourst": "remboursement", "sav": "sav", "c": "c", "ct": "c'etait", "chui": "je suis",
-    "jsuis": "je suis", "jpp": "j'en peux plus", "mdr": "mdr", "ptdr": "mdr", "lol": "lol",
-    "nul": "nul", "nulle": "nul", "pk": "pourquoi", "pq": "pourquoi", "pcq": "parce que",
-    "pck": "parce que", "koi": "quoi", "kan": "quand", "ke": "que", "ki": "qui", "bi1": "bien",
-    "bien1": "bien", "rien2": "rien", "dsl": "desole", "slt": "salut", "bjr": "bonjour",
-    "mrc": "merci", "mci": "merci", "tkt": "t'inquiete", "grave": "grave", "trop": "trop",
-    "tres": "tres", "tr": "tres", "vrmt": "vraiment", "vrm": "vraiment", "vraimen": "vraiment",
-    "rapid": "rapide", "recu": "recu", "recus": "recu", "nn": "non", "ouai": "oui",
-    "ouais": "oui", "bof": "bof", "dja": "deja", "dj": "deja", "mauvai": "mauvais",
-    "arnak": "arnaque", "arnac": "arnaque", "pa": "pas", "pô": "pas",
+    "tjrs": "toujours",
+    "tjs": "toujours",
+    "tjr": "toujours",
+    "toujour": "toujours",
+    "pb": "probleme",
+    "pbs": "problemes",
+    "pbm": "probleme",
+    "prob": "probleme",
+    "svp": "svp",
+    "stp": "svp",
+    "bcp": "beaucoup",
+    "bcq": "beaucoup",
+    "jms": "jamais",
+    "jamai": "jamais",
+    "pr": "pour",
+    "ds": "dans",
+    "ms": "mais",
+    "mm": "meme",
+    "tt": "tout",
+    "tte": "toute",
+    "tts": "tous",
+    "vs": "vous",
+    "ns": "nous",
+    "qd": "quand",
+    "qq": "quelque",
+    "qqs": "quelques",
+    "qqch": "quelque chose",
+    "rdv": "rendez-vous",
+    "cmd": "commande",
+    "cde": "commande",
+    "cmde": "commande",
+    "liv": "livraison",
+    "rmb": "remboursement",
+    "rembourst": "remboursement",
+    "sav": "sav",
+    "c": "c",
+    "ct": "c'etait",
+    "chui": "je suis",
+    "jsuis": "je suis",
+    "jpp": "j'en peux plus",
+    "mdr": "mdr",
+    "ptdr": "mdr",
+    "lol": "lol",
+    "nul": "nul",
+    "nulle": "nul",
+    "pk": "pourquoi",
+    "pq": "pourquoi",
+    "pcq": "parce que",
+    "pck": "parce que",
+    "koi": "quoi",
+    "kan": "quand",
+    "ke": "que",
+    "ki": "qui",
+    "bi1": "bien",
+    "bien1": "bien",
+    "rien2": "rien",
+    "dsl": "desole",
+    "slt": "salut",
+    "bjr": "bonjour",
+    "mrc": "merci",
+    "mci": "merci",
+    "tkt": "t'inquiete",
+    "grave": "grave",
+    "trop": "trop",
+    "tres": "tres",
+    "tr": "tres",
+    "vrmt": "vraiment",
+    "vrm": "vraiment",
+    "vraimen": "vraiment",
+    "rapid": "rapide",
+    "recu": "recu",
+    "recus": "recu",
+    "nn": "non",
+    "ouai": "oui",
+    "ouais": "oui",
+    "bof": "bof",
+    "dja": "deja",
+    "dj": "deja",
+    "mauvai": "mauvais",
+    "arnak": "arnaque",
+    "arnac": "arnaque",
+    "pa": "pas",
+    "pô": "pas",
 }
 
 # Negators; "plus"/"rien"/"personne"/"que" only negate when "ne" precedes them.
-_STRONG_NEGATORS = {"pas", "jamais", "aucun", "aucune", "sans", "guere", "nullement", "ni",
-                    "point", "non"}
+_STRONG_NEGATORS = {
+    "pas",
+    "jamais",
+    "aucun",
+    "aucune",
+    "sans",
+    "guere",
+    "nullement",
+    "ni",
+    "point",
+    "non",
+}
 _NE_ONLY_NEGATORS = {"plus", "rien", "personne"}
 _NE_FORMS = {"ne", "n"}
 NEGATION_WINDOW = 3  # content tokens after the negator that it still scopes over
 
 # Contrast connectors: what follows them usually carries the customer's verdict.
-CONTRAST_MARKERS = ("mais", "par contre", "cependant", "toutefois", "neanmoins", "en revanche",
-                    "sauf que", "pourtant", "malgre", "hormis", "alors que", "bien que",
-                    "meme si", "seul bemol", "seul hic", "dommage que", "dommage", "but",
-                    "however")
+CONTRAST_MARKERS = (
+    "mais",
+    "par contre",
+    "cependant",
+    "toutefois",
+    "neanmoins",
+    "en revanche",
+    "sauf que",
+    "pourtant",
+    "malgre",
+    "hormis",
+    "alors que",
+    "bien que",
+    "meme si",
+    "seul bemol",
+    "seul hic",
+    "dommage que",
+    "dommage",
+    "but",
+    "however",
+)
 _APOS = "'\u2019\u02bc\u2018`\u00b4"
-_ELISION = re.compile(r"^(?P<pre>[ljcdnmtsq]|qu|jusqu|lorsqu|puisqu|quoiqu)['\u2019\u02bc](?=\w)",
-                      re.IGNORECASE)
+_ELISION = re.compile(
+    r"^(?P<pre>[ljcdnmtsq]|qu|jusqu|lorsqu|puisqu|quoiqu)['\u2019\u02bc](?=\w)", re.IGNORECASE
+)
 _TOKEN = re.compile(
     r"<[A-Z]+>"  # PII placeholders stay one token
     r"|\d+(?:[.,]\d+)?"  # numbers, prices
@@ -105,7 +199,7 @@ def tokenize(text: str) -> list[Token]:
             if el and el.end() < len(raw):  # "l'emballage" matched as one hyphen/apostrophe word
                 pre = el.group(0)
                 tokens.append(Token(pre, start, start + len(pre), fold_accents(pre[:-1]), "word"))
-                raw, start = raw[len(pre):], start + len(pre)
+                raw, start = raw[len(pre) :], start + len(pre)
             if raw[-1] in _APOS:
                 tokens.append(Token(raw, start, end, fold_accents(raw[:-1]), "word"))
                 continue
@@ -144,8 +238,11 @@ def negation_flags(tokens: list[Token]) -> list[bool]:
                 if tokens[j].norm in _STRONG_NEGATORS | _NE_ONLY_NEGATORS | {"que"}:
                     break
                 j += 1
-            if j < n and j - i <= 6 and tokens[j].is_word and (
-                tokens[j].norm in _STRONG_NEGATORS | _NE_ONLY_NEGATORS
+            if (
+                j < n
+                and j - i <= 6
+                and tokens[j].is_word
+                and (tokens[j].norm in _STRONG_NEGATORS | _NE_ONLY_NEGATORS)
             ):
                 for k in range(i + 1, j):
                     flags[k] = True
@@ -159,8 +256,12 @@ def negation_flags(tokens: list[Token]) -> list[bool]:
             _scope_forward(tokens, flags, i)
             i += 1
             continue
-        if tok.norm == "loin" and i + 2 < n and tokens[i + 1].norm in ("d", "de") \
-                and tokens[i + 2].norm in ("etre", "avoir"):
+        if (
+            tok.norm == "loin"
+            and i + 2 < n
+            and tokens[i + 1].norm in ("d", "de")
+            and tokens[i + 2].norm in ("etre", "avoir")
+        ):
             _scope_forward(tokens, flags, i + 2)  # "loin d'être sympa" = "pas sympa"
             i += 3
             continue
@@ -175,8 +276,23 @@ def negation_flags(tokens: list[Token]) -> list[bool]:
 
 
 # Degree words do not use up a negation's scope ("pas de très bonne qualité").
-_SCOPE_TRANSPARENT = {"tres", "vraiment", "trop", "assez", "aussi", "super", "hyper", "si",
-                      "tellement", "bien", "forcement", "toujours", "encore", "tout", "du"}
+_SCOPE_TRANSPARENT = {
+    "tres",
+    "vraiment",
+    "trop",
+    "assez",
+    "aussi",
+    "super",
+    "hyper",
+    "si",
+    "tellement",
+    "bien",
+    "forcement",
+    "toujours",
+    "encore",
+    "tout",
+    "du",
+}
 # Negators that scope over one noun phrase only ("aucune livraison, 4 jours de retard").
 _SHORT_SCOPE = {"aucun", "aucune", "sans", "non", "ni"}
 
@@ -208,14 +324,15 @@ def _contrast_starts(tokens: list[Token]) -> dict[int, int]:
     for i in range(len(tokens)):
         for marker in CONTRAST_MARKERS:
             parts = marker.split()
-            if words[i:i + len(parts)] == parts:
+            if words[i : i + len(parts)] == parts:
                 out[i] = len(parts)
                 break
     return out
 
 
-def split_clauses(text: str, tokens: list[Token] | None = None,
-                  split_commas: bool = True) -> list[Clause]:
+def split_clauses(
+    text: str, tokens: list[Token] | None = None, split_commas: bool = True
+) -> list[Clause]:
     """Clauses of `text`: split at sentence punctuation, line breaks, contrast connectors and
     (optionally) commas. Each clause keeps its offsets and tokens."""
     tokens = tokenize(text) if tokens is None else tokens
@@ -230,14 +347,15 @@ def split_clauses(text: str, tokens: list[Token] | None = None,
         words = [t for t in current if t.kind != "punct"]
         if words:
             start, end = current[0].start, current[-1].end
-            clauses.append(Clause(start, end, text[start:end], tuple(current), sentence,
-                                  opened_by_contrast))
+            clauses.append(
+                Clause(start, end, text[start:end], tuple(current), sentence, opened_by_contrast)
+            )
         current = []
         opened_by_contrast = next_contrast
 
     prev_end = 0
     for i, tok in enumerate(tokens):
-        if "\n" in text[prev_end:tok.start] and current:
+        if "\n" in text[prev_end : tok.start] and current:
             flush(False)
             sentence += 1
         prev_end = tok.end

@@ -6,15 +6,34 @@ import re
 import unicodedata
 
 # Typographic variants mapped to plain ASCII: customers type both, lexicons use one.
-_QUOTES = str.maketrans({
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u00b4": "'",
-    "\u0060": "'", "\u02bc": "'", "\uff07": "'",
-    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u00ab": '"', "\u00bb": '"',
-    "\u2033": '"',
-    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-",
-    "\u2212": "-",
-    "\u2026": "...",
-})
+_QUOTES = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u2032": "'",
+        "\u00b4": "'",
+        "\u0060": "'",
+        "\u02bc": "'",
+        "\uff07": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u201f": '"',
+        "\u00ab": '"',
+        "\u00bb": '"',
+        "\u2033": '"',
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2015": "-",
+        "\u2212": "-",
+        "\u2026": "...",
+    }
+)
 # Zero-width joiners (U+200D) are kept: they glue multi-codepoint emojis together.
 _INVISIBLE = {"\u200b", "\u200c", "\u2060", "\ufeff", "\u00ad"}
 _SPACES = re.compile(r"[ \t\u00a0\u202f\u2000-\u200a\u3000]+")
@@ -70,13 +89,14 @@ def fold_accents(text: str) -> str:
     return text.lower().translate(_FOLD)
 
 
-def _sub_mapped(pattern: re.Pattern[str], repl: str, text: str, index: list[int]
-                ) -> tuple[str, list[int]]:
+def _sub_mapped(
+    pattern: re.Pattern[str], repl: str, text: str, index: list[int]
+) -> tuple[str, list[int]]:
     """re.sub that also carries each output character's source index (repl: one char)."""
     out, idx, pos = [], [], 0
     for m in pattern.finditer(text):
-        out.append(text[pos:m.start()])
-        idx.extend(index[pos:m.start()])
+        out.append(text[pos : m.start()])
+        idx.extend(index[pos : m.start()])
         out.append(repl)
         idx.append(index[m.start()])
         pos = m.end()

@@ -38,8 +38,9 @@ def fingerprint(encoder: Any, layer: int | None = None) -> str:
     return h.hexdigest()[:16]
 
 
-def encode_layer(encoder: Any, texts: Sequence[str], layer: int | None = None,
-                 max_length: int | None = None) -> np.ndarray:
+def encode_layer(
+    encoder: Any, texts: Sequence[str], layer: int | None = None, max_length: int | None = None
+) -> np.ndarray:
     """(n, hidden) float32: L2-normalised mean pool of layer `layer` (default: the last)."""
     import torch
 
@@ -53,8 +54,9 @@ def encode_layer(encoder: Any, texts: Sequence[str], layer: int | None = None,
     if not texts:
         return out
     model = encoder.model
-    limit = min(max_length or MAX_TOKENS,
-                int(getattr(model.config, "max_position_embeddings", MAX_TOKENS)))
+    limit = min(
+        max_length or MAX_TOKENS, int(getattr(model.config, "max_position_embeddings", MAX_TOKENS))
+    )
     ids = encoder.token_ids([normalize_text(t or "") for t in texts], limit)
     with torch.inference_mode():
         for rows, input_ids, mask in encoder.batches(ids):
@@ -92,8 +94,9 @@ class EncoderSignals:
         if sentiment is not None:
             inner = getattr(sentiment, "encoder", None)
             weights = fingerprint(inner) if inner is not None else "-"
-            self.sentiment_signature = (f"{sentiment.name}-{getattr(sentiment, 'version', '0')}"
-                                        f":{weights}")
+            self.sentiment_signature = (
+                f"{sentiment.name}-{getattr(sentiment, 'version', '0')}:{weights}"
+            )
 
     def vectors(self, texts: Sequence[str]) -> np.ndarray:
         if self.encoder is None:
@@ -104,8 +107,11 @@ class EncoderSignals:
         """One encoder pass (nlp/sentiment/embedded.DocEncoding) when the sentiment model can
         give one and shares the vectors' encoder; else None (callers use the methods above)."""
         encode_docs = getattr(self.sentiment, "encode_docs", None)
-        if encode_docs is None or self.encoder is None \
-                or getattr(self.sentiment, "encoder", None) is not self.encoder:
+        if (
+            encode_docs is None
+            or self.encoder is None
+            or getattr(self.sentiment, "encoder", None) is not self.encoder
+        ):
             return None
         return encode_docs(list(texts))
 

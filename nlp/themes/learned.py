@@ -25,10 +25,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from nlp.errors import VerbatimError
 from nlp.sentiment.lexicon import ClauseScore, LexiconSentiment
 from nlp.taxonomy import Taxonomy, load_taxonomy
 from nlp.text.french import tokenize
@@ -55,15 +56,18 @@ _THRESHOLD_RANGE = (0.3, 0.7)
 VARIANTS = ("lite", "full")
 
 
-class ThemeModelError(ValueError):
+class ThemeModelError(VerbatimError, ValueError):
     """A theme model directory that cannot be loaded or does not fit the taxonomy."""
 
 
 # --- text features (module-level functions so the fitted vectorisers pickle) -----------------
 def stem_analyzer(text: str) -> list[str]:
     """Unigrams + bigrams of light stems; negators kept (they matter: "pas reçu")."""
-    words = [light_stem(t.norm) for t in tokenize(normalize_text(text))
-             if t.kind in ("word", "num", "emoji")]
+    words = [
+        light_stem(t.norm)
+        for t in tokenize(normalize_text(text))
+        if t.kind in ("word", "num", "emoji")
+    ]
     words = [w for w in words if w]
     return words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
 
@@ -76,13 +80,34 @@ def _vectorizer(max_word: int, max_char: int) -> Any:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import FeatureUnion
 
-    return FeatureUnion([
-        ("word", TfidfVectorizer(analyzer=stem_analyzer, min_df=2, max_df=0.5,
-                                 sublinear_tf=True, max_features=max_word, dtype=np.float32)),
-        ("char", TfidfVectorizer(analyzer="char_wb", preprocessor=char_preprocessor,
-                                 ngram_range=(3, 5), min_df=3, max_df=0.5, sublinear_tf=True,
-                                 max_features=max_char, dtype=np.float32)),
-    ])
+    return FeatureUnion(
+        [
+            (
+                "word",
+                TfidfVectorizer(
+                    analyzer=stem_analyzer,
+                    min_df=2,
+                    max_df=0.5,
+                    sublinear_tf=True,
+                    max_features=max_word,
+                    dtype=np.float32,
+                ),
+            ),
+            (
+                "char",
+                TfidfVectorizer(
+                    analyzer="char_wb",
+                    preprocessor=char_preprocessor,
+                    ngram_range=(3, 5),
+                    min_df=3,
+                    max_df=0.5,
+                    sublinear_tf=True,
+                    max_features=max_char,
+                    dtype=np.float32,
+                ),
+            ),
+        ]
+    )
 
 
 def _best_threshold(y: np.ndarray, p: np.ndarray) -> float:
@@ -91,8 +116,10 @@ def _best_threshold(y: np.ndarray, p: np.ndarray) -> float:
         return DEFAULT_THRESHOLD
     best_t, best_f = DEFAULT_THRESHOLD, -1.0
     # Ties go to the value nearest 0.5: thresholds tuned on few examples are noisy.
-    grid = sorted(np.arange(_THRESHOLD_RANGE[0], _THRESHOLD_RANGE[1] + 1e-9, 0.05),
-                  key=lambda t: abs(t - DEFAULT_THRESHOLD))
+    grid = sorted(
+        np.arange(_THRESHOLD_RANGE[0], _THRESHOLD_RANGE[1] + 1e-9, 0.05),
+        key=lambda t: abs(t - DEFAULT_THRESHOLD),
+    )
     for t in grid:
         pred = p >= t
         tp = float((pred & (y == 1)).sum())
@@ -110,8 +137,9 @@ def encode_with(signals: TextSignals | None, texts: Sequence[str]) -> Any | None
     return encode(list(texts)) if encode is not None else None
 
 
-def span_features(encoded: Any, docs: Sequence[int], contexts: Sequence[MentionContext]
-                  ) -> np.ndarray:
+def span_features(
+    encoded: Any, docs: Sequence[int], contexts: Sequence[MentionContext]
+) -> np.ndarray:
     """(k, 6): sentiment probabilities of each mention's clauses (span-pooled token states of
     its document's pass), then of the whole document."""
     clause = encoded.span_probs([(d, c.spans) for d, c in zip(docs, contexts, strict=True)])
@@ -128,12 +156,22 @@ class LearnedThemeDetector:
 
     name = "learned"
 
-    def __init__(self, taxonomy: Taxonomy, *, nlp: Any | None = None,
-                 scorer: LexiconSentiment | None = None, signals: TextSignals | None = None,
-                 use_rules: bool = True, min_examples: int = MIN_EXAMPLES, C: float = 4.0,
-                 max_word_features: int = 12000, max_char_features: int = 12000,
-                 rule_weight: float = 3.0, vector_weight: float = 0.05,
-                 use_examples: bool = True) -> None:
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        *,
+        nlp: Any | None = None,
+        scorer: LexiconSentiment | None = None,
+        signals: TextSignals | None = None,
+        use_rules: bool = True,
+        min_examples: int = MIN_EXAMPLES,
+        C: float = 4.0,
+        max_word_features: int = 12000,
+        max_char_features: int = 12000,
+        rule_weight: float = 3.0,
+        vector_weight: float = 0.05,
+        use_examples: bool = True,
+    ) -> None:
         self.taxonomy = taxonomy
         self.scorer = scorer or LexiconSentiment()
         self.rules = RuleThemeDetector(taxonomy, nlp=nlp, scorer=self.scorer)
@@ -165,16 +203,22 @@ class LearnedThemeDetector:
     # --- which variant runs -----------------------------------------------------------------
     @property
     def detection_variant(self) -> str:
-        ok = ("full" in self.coef and self.signals is not None
-              and self.signals.vector_signature is not None
-              and self.signals.vector_signature == self.vector_signature)
+        ok = (
+            "full" in self.coef
+            and self.signals is not None
+            and self.signals.vector_signature is not None
+            and self.signals.vector_signature == self.vector_signature
+        )
         return "full" if ok else "lite"
 
     @property
     def polarity_variant(self) -> str | None:
-        ok = ("full" in self.polarity and self.signals is not None
-              and self.signals.sentiment_signature is not None
-              and self.signals.sentiment_signature == self.sentiment_signature)
+        ok = (
+            "full" in self.polarity
+            and self.signals is not None
+            and self.signals.sentiment_signature is not None
+            and self.signals.sentiment_signature == self.sentiment_signature
+        )
         if ok:
             return "full"
         return "lite" if "lite" in self.polarity else None
@@ -193,8 +237,9 @@ class LearnedThemeDetector:
                     out[r, cols[m.mention.theme]] = m.mention.score * self.rule_weight
         return out
 
-    def _features(self, variant: str, text_x: Any, rule_x: np.ndarray,
-                  vectors: np.ndarray | None) -> Any:
+    def _features(
+        self, variant: str, text_x: Any, rule_x: np.ndarray, vectors: np.ndarray | None
+    ) -> Any:
         from scipy import sparse
 
         blocks = [text_x]
@@ -208,9 +253,14 @@ class LearnedThemeDetector:
         return sparse.hstack(blocks, format="csr")
 
     # --- training ---------------------------------------------------------------------------
-    def fit(self, texts: Sequence[str], labels: Sequence[Mapping[str, str]], *,
-            rule_mentions: Sequence[Sequence[RuleMention]] | None = None,
-            tune_thresholds: bool = True) -> LearnedThemeDetector:
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[Mapping[str, str]],
+        *,
+        rule_mentions: Sequence[Sequence[RuleMention]] | None = None,
+        tune_thresholds: bool = True,
+    ) -> LearnedThemeDetector:
         """Fit on `texts` and their gold `labels` ({theme id: polarity}; {} = no theme).
 
         Theme ids go through the taxonomy's aliases; unknown ids raise ThemeModelError.
@@ -222,8 +272,11 @@ class LearnedThemeDetector:
         texts = list(texts)
         gold = [self._resolve_labels(lab, i) for i, lab in enumerate(labels)]
         counts = {t: sum(1 for g in gold if t in g) for t in self.taxonomy.ids}
-        self.themes = [t for t in self.taxonomy.ids if counts[t] >= self.min_examples
-                       and counts[t] < len(texts)]
+        self.themes = [
+            t
+            for t in self.taxonomy.ids
+            if counts[t] >= self.min_examples and counts[t] < len(texts)
+        ]
         self.rule_only = [t for t in self.taxonomy.ids if t not in self.themes]
         for t in self.rule_only:
             warnings.warn(
@@ -239,13 +292,17 @@ class LearnedThemeDetector:
             return self
         # The taxonomy's own `examples:` are extra positives for presence (not for polarity:
         # they carry none), and never count towards `min_examples`.
-        extra = [(ex, t.id) for t in self.taxonomy.active if t.id in self.themes
-                 for ex in t.examples] if self.use_examples else []
+        extra = (
+            [(ex, t.id) for t in self.taxonomy.active if t.id in self.themes for ex in t.examples]
+            if self.use_examples
+            else []
+        )
         self.info["taxonomy_examples"] = len(extra)
         det_texts = texts + [ex for ex, _ in extra]
         det_gold = gold + [{t: "neutral"} for _, t in extra]
-        det_rules = list(rule_mentions) + (self.rules.detect([ex for ex, _ in extra])
-                                           if extra else [])
+        det_rules = list(rule_mentions) + (
+            self.rules.detect([ex for ex, _ in extra]) if extra else []
+        )
         self.vectorizer = _vectorizer(self.max_word_features, self.max_char_features)
         text_x = self.vectorizer.fit_transform([normalize_text(t) for t in det_texts])
         self.n_text_features = text_x.shape[1]
@@ -254,28 +311,38 @@ class LearnedThemeDetector:
         variants: dict[str, np.ndarray | None] = {"lite": None}
         encoded = encode_with(self.signals, det_texts)
         if self.signals is not None and self.signals.vector_signature is not None:
-            vectors = (encoded.vectors if encoded is not None
-                       else np.asarray(self.signals.vectors(det_texts), dtype=np.float32))
+            vectors = (
+                encoded.vectors
+                if encoded is not None
+                else np.asarray(self.signals.vectors(det_texts), dtype=np.float32)
+            )
             self.vector_mean = vectors.mean(0)
             self.vector_scale = vectors.std(0) + 1e-6
             self.vector_signature = self.signals.vector_signature
             variants["full"] = vectors
-        for variant, vectors in variants.items():
-            x = self._features(variant, text_x, rule_x, vectors)
-            self.coef[variant], self.intercept[variant], self.thresholds[variant] = \
-                self._fit_heads(x, y, tune_thresholds)
-        self._fit_polarity(texts, gold, rule_mentions,
-                           encoded.subset(range(len(texts))) if encoded is not None else None)
+        for variant, variant_vectors in variants.items():
+            x = self._features(variant, text_x, rule_x, variant_vectors)
+            self.coef[variant], self.intercept[variant], self.thresholds[variant] = self._fit_heads(
+                x, y, tune_thresholds
+            )
+        self._fit_polarity(
+            texts,
+            gold,
+            rule_mentions,
+            encoded.subset(range(len(texts))) if encoded is not None else None,
+        )
         return self
 
-    def _fit_heads(self, x: Any, y: np.ndarray, tune: bool
-                   ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    def _fit_heads(
+        self, x: Any, y: np.ndarray, tune: bool
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import StratifiedKFold
 
         def model() -> Any:
-            return LogisticRegression(C=self.C, class_weight="balanced", max_iter=3000,
-                                      solver="liblinear")
+            return LogisticRegression(
+                C=self.C, class_weight="balanced", max_iter=3000, solver="liblinear"
+            )
 
         coefs, intercepts, thresholds = [], [], {}
         for j, theme in enumerate(self.themes):
@@ -294,9 +361,13 @@ class LearnedThemeDetector:
             thresholds[theme] = threshold
         return np.vstack(coefs), np.array(intercepts, dtype=np.float32), thresholds
 
-    def _fit_polarity(self, texts: list[str], gold: list[dict[str, str]],
-                      rule_mentions: Sequence[Sequence[RuleMention]],
-                      encoded: Any | None = None) -> None:
+    def _fit_polarity(
+        self,
+        texts: list[str],
+        gold: list[dict[str, str]],
+        rule_mentions: Sequence[Sequence[RuleMention]],
+        encoded: Any | None = None,
+    ) -> None:
         """Polarity heads on the gold mentions, located as at inference time."""
         contexts: list[MentionContext] = []
         labels: list[str] = []
@@ -320,7 +391,8 @@ class LearnedThemeDetector:
             else:
                 kind, probs = "text", self.signals.sentiment_probs([c.text for c in contexts])
             self.polarity["full"] = PolarityHead(ids, use_probs=True, probs_kind=kind).fit(
-                contexts, labels, probs)
+                contexts, labels, probs
+            )
             self.sentiment_signature = self.signals.sentiment_signature
 
     def _resolve_labels(self, labels: Mapping[str, str], row: int) -> dict[str, str]:
@@ -345,9 +417,12 @@ class LearnedThemeDetector:
         z = np.asarray(x @ self.coef[variant].T) + self.intercept[variant]
         return 1.0 / (1.0 + np.exp(-z))
 
-    def predict_proba(self, texts: Sequence[str],
-                      rule_mentions: Sequence[Sequence[RuleMention]] | None = None,
-                      encoded: Any | None = None) -> np.ndarray:
+    def predict_proba(
+        self,
+        texts: Sequence[str],
+        rule_mentions: Sequence[Sequence[RuleMention]] | None = None,
+        encoded: Any | None = None,
+    ) -> np.ndarray:
         """(n_texts, n_learned_themes) presence probabilities, columns in `self.themes`."""
         if not self.themes or not texts:
             return np.zeros((len(texts), len(self.themes)))
@@ -357,15 +432,24 @@ class LearnedThemeDetector:
         vectors = None
         if variant == "full":
             assert self.signals is not None
-            vectors = (encoded.vectors if encoded is not None
-                       else np.asarray(self.signals.vectors(list(texts)), dtype=np.float32))
+            vectors = (
+                encoded.vectors
+                if encoded is not None
+                else np.asarray(self.signals.vectors(list(texts)), dtype=np.float32)
+            )
         text_x = self.vectorizer.transform([normalize_text(t) for t in texts])
         x = self._features(variant, text_x, self._rule_matrix(rule_mentions), vectors)
         return self._sigmoid(variant, x)
 
-    def _contexts(self, text: str, themes: Sequence[str], found: Sequence[RuleMention],
-                  variant: str, clauses: list[ClauseScore] | None = None,
-                  xc: Any | None = None) -> dict[str, MentionContext]:
+    def _contexts(
+        self,
+        text: str,
+        themes: Sequence[str],
+        found: Sequence[RuleMention],
+        variant: str,
+        clauses: list[ClauseScore] | None = None,
+        xc: Any | None = None,
+    ) -> dict[str, MentionContext]:
         """Where each theme is expressed: the rules' clauses when they found it. A theme only
         the head found is implicit ("tombé en panne au bout d'un mois" is about the product):
         its polarity is read from the whole text, its evidence is the clause that the TF-IDF
@@ -380,8 +464,9 @@ class LearnedThemeDetector:
         for theme in themes:
             rule = by_rule.get(theme)
             if rule is not None and rule.clauses:
-                ctx = context_of(theme, self.rules.with_cues(text, clauses, theme),
-                                 rule.clauses, rule.valence)
+                ctx = context_of(
+                    theme, self.rules.with_cues(text, clauses, theme), rule.clauses, rule.valence
+                )
                 out[theme] = replace(ctx, evidence=rule.mention.evidence or ctx.evidence)
             else:
                 need.append(theme)
@@ -396,7 +481,7 @@ class LearnedThemeDetector:
                 xc = self.vectorizer.transform([normalize_text(c.clause.text) for c in clauses])
             w = self.coef.get(variant, self.coef.get("lite"))
             assert w is not None
-            z = np.asarray(xc @ w[[cols[t] for t in scored], :self.n_text_features].T)
+            z = np.asarray(xc @ w[[cols[t] for t in scored], : self.n_text_features].T)
             best = {t: int(np.argmax(z[:, col])) for col, t in enumerate(scored)}
         for theme in need:
             ctx = context_of(theme, self.rules.with_cues(text, clauses, theme), whole)
@@ -406,9 +491,12 @@ class LearnedThemeDetector:
             out[theme] = ctx
         return out
 
-    def _clause_features(self, chosen: list[list[tuple[str, float]]],
-                         rule_mentions: Sequence[Sequence[RuleMention]],
-                         clauses: dict[int, list[ClauseScore]]) -> dict[int, Any]:
+    def _clause_features(
+        self,
+        chosen: list[list[tuple[str, float]]],
+        rule_mentions: Sequence[Sequence[RuleMention]],
+        clauses: dict[int, list[ClauseScore]],
+    ) -> dict[int, Any]:
         """TF-IDF rows of the clauses of every text with a theme the rules did not locate,
         in one vectoriser call (row r -> its clauses' matrix)."""
         if self.vectorizer is None:
@@ -421,17 +509,21 @@ class LearnedThemeDetector:
                 docs.append(r)
         if not docs:
             return {}
-        x = self.vectorizer.transform([normalize_text(c.clause.text)
-                                       for r in docs for c in clauses[r]])
+        x = self.vectorizer.transform(
+            [normalize_text(c.clause.text) for r in docs for c in clauses[r]]
+        )
         out, start = {}, 0
         for r in docs:
-            out[r] = x[start:start + len(clauses[r])]
+            out[r] = x[start : start + len(clauses[r])]
             start += len(clauses[r])
         return out
 
-    def predict(self, texts: Sequence[str],
-                rule_mentions: Sequence[Sequence[RuleMention]] | None = None,
-                encoded: Any | None = None) -> list[list[ThemeMention]]:
+    def predict(
+        self,
+        texts: Sequence[str],
+        rule_mentions: Sequence[Sequence[RuleMention]] | None = None,
+        encoded: Any | None = None,
+    ) -> list[list[ThemeMention]]:
         """Mentions per text. `encoded`: the texts' one encoder pass (the sentiment backend's
         `encode_docs`), from which document vectors and clause polarities are read; without
         it the encoder runs here (as many passes as the heads need)."""
@@ -450,8 +542,11 @@ class LearnedThemeDetector:
         for r in range(len(texts)):
             by_rule = {m.mention.theme: m.mention for m in rule_mentions[r]}
             picks = [(t, by_rule[t].score) for t in self.rule_only if t in by_rule]
-            picks += [(t, round(float(probs[r, j]), 4)) for j, t in enumerate(self.themes)
-                      if t in active and probs[r, j] >= thresholds.get(t, DEFAULT_THRESHOLD)]
+            picks += [
+                (t, round(float(probs[r, j]), 4))
+                for j, t in enumerate(self.themes)
+                if t in active and probs[r, j] >= thresholds.get(t, DEFAULT_THRESHOLD)
+            ]
             chosen.append(picks)
         # Contexts of every mention, then one batched polarity pass.
         flat: list[tuple[int, str, float, MentionContext]] = []
@@ -460,20 +555,21 @@ class LearnedThemeDetector:
         for r, text in enumerate(texts):
             if not chosen[r]:
                 continue
-            ctxs = self._contexts(text, [t for t, _ in chosen[r]], rule_mentions[r], variant,
-                                  clauses[r], xcs.get(r))
+            ctxs = self._contexts(
+                text, [t for t, _ in chosen[r]], rule_mentions[r], variant, clauses[r], xcs.get(r)
+            )
             flat.extend((r, t, s, ctxs[t]) for t, s in chosen[r] if t in ctxs)
-        polarities = self._polarities([c for *_, c in flat], [r for r, *_ in flat], texts,
-                                      encoded)
+        polarities = self._polarities([c for *_, c in flat], [r for r, *_ in flat], texts, encoded)
         out: list[list[ThemeMention]] = [[] for _ in texts]
         for (r, theme, score, ctx), pol in zip(flat, polarities, strict=True):
-            out[r].append(ThemeMention(theme, pol, score, ctx.evidence))  # type: ignore[arg-type]
+            out[r].append(ThemeMention(theme, pol, score, ctx.evidence))
         for mentions in out:
             mentions.sort(key=lambda m: order.get(m.theme, 99))
         return out
 
-    def _polarities(self, contexts: list[MentionContext], docs: list[int], texts: list[str],
-                    encoded: Any | None) -> list[Polarity]:
+    def _polarities(
+        self, contexts: list[MentionContext], docs: list[int], texts: list[str], encoded: Any | None
+    ) -> list[Polarity]:
         variant = self.polarity_variant
         if not contexts:
             return []
@@ -538,41 +634,58 @@ class LearnedThemeDetector:
             "n_text_features": self.n_text_features,
             "info": self.info,
         }
-        (path / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1) + "\n",
-                                        encoding="utf-8")
-        (path / "vocabulary.json").write_text(json.dumps(vocab, ensure_ascii=False) + "\n",
-                                              encoding="utf-8")
-        np.savez_compressed(path / "arrays.npz", **arrays)
+        (path / "meta.json").write_text(
+            json.dumps(meta, ensure_ascii=False, indent=1) + "\n", encoding="utf-8"
+        )
+        (path / "vocabulary.json").write_text(
+            json.dumps(vocab, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        np.savez_compressed(path / "arrays.npz", **cast(dict[str, Any], arrays))
         return path
 
     @classmethod
-    def load(cls, directory: Path | str, taxonomy: Taxonomy | None = None, *,
-             nlp: Any | None = None, scorer: LexiconSentiment | None = None,
-             signals: TextSignals | None = None) -> LearnedThemeDetector:
+    def load(
+        cls,
+        directory: Path | str,
+        taxonomy: Taxonomy | None = None,
+        *,
+        nlp: Any | None = None,
+        scorer: LexiconSentiment | None = None,
+        signals: TextSignals | None = None,
+    ) -> LearnedThemeDetector:
         """Load a saved model. With `taxonomy`, learned themes missing from it are dropped
         (retired / removed) and its new themes use the rules."""
         path = Path(directory)
         files = [path / "meta.json", path / "vocabulary.json", path / "arrays.npz"]
         if not all(f.is_file() for f in files):
-            raise ThemeModelError(f"{path}: not a theme model (needs meta.json, "
-                                  "vocabulary.json and arrays.npz)")
+            raise ThemeModelError(
+                f"{path}: not a theme model (needs meta.json, vocabulary.json and arrays.npz)"
+            )
         try:
             meta = json.loads(files[0].read_text(encoding="utf-8"))
             vocab = json.loads(files[1].read_text(encoding="utf-8"))
         except ValueError as exc:
             raise ThemeModelError(f"{path}: not valid JSON: {exc}") from exc
         if meta.get("format") != FORMAT:
-            raise ThemeModelError(f"{path}: unsupported format {meta.get('format')!r} "
-                                  f"(this version reads {FORMAT}; retrain it)")
+            raise ThemeModelError(
+                f"{path}: unsupported format {meta.get('format')!r} "
+                f"(this version reads {FORMAT}; retrain it)"
+            )
         taxonomy = taxonomy or load_taxonomy(meta.get("taxonomy") or None)
-        model = cls(taxonomy, nlp=nlp, scorer=scorer, signals=signals,
-                    use_rules=bool(meta["use_rules"]),
-                    min_examples=int(meta.get("min_examples", MIN_EXAMPLES)),
-                    C=float(meta.get("C", 4.0)), rule_weight=float(meta.get("rule_weight", 3.0)),
-                    vector_weight=float(meta.get("vector_weight", 0.05)),
-                    use_examples=bool(meta.get("use_examples", True)),
-                    max_word_features=int(meta.get("max_word_features", 12000)),
-                    max_char_features=int(meta.get("max_char_features", 12000)))
+        model = cls(
+            taxonomy,
+            nlp=nlp,
+            scorer=scorer,
+            signals=signals,
+            use_rules=bool(meta["use_rules"]),
+            min_examples=int(meta.get("min_examples", MIN_EXAMPLES)),
+            C=float(meta.get("C", 4.0)),
+            rule_weight=float(meta.get("rule_weight", 3.0)),
+            vector_weight=float(meta.get("vector_weight", 0.05)),
+            use_examples=bool(meta.get("use_examples", True)),
+            max_word_features=int(meta.get("max_word_features", 12000)),
+            max_char_features=int(meta.get("max_char_features", 12000)),
+        )
         with np.load(files[2]) as data:
             arrays = {k: data[k] for k in data.files}
         if vocab:
@@ -603,8 +716,11 @@ class LearnedThemeDetector:
             for variant, values in meta["thresholds"].items()
         }
         for variant, state in meta.get("polarity", {}).items():
-            state = dict(state, coef=arrays[f"polarity_coef_{variant}"],
-                         intercept=arrays[f"polarity_intercept_{variant}"])
+            state = dict(
+                state,
+                coef=arrays[f"polarity_coef_{variant}"],
+                intercept=arrays[f"polarity_intercept_{variant}"],
+            )
             head = PolarityHead.from_state(state)
             head.themes = [current(t) for t in head.themes]
             model.polarity[variant] = head
@@ -612,9 +728,11 @@ class LearnedThemeDetector:
         model.info = dict(meta.get("info", {}))
         model.version = str(meta.get("version", VERSION))
         if signals is not None and model.detection_variant == "lite" and "full" in model.coef:
-            log.warning("theme model %s: the encoder differs from the one it was trained with; "
-                        "using its encoder-free heads (retrain with `verbatim train themes`)",
-                        path)
+            log.warning(
+                "theme model %s: the encoder differs from the one it was trained with; "
+                "using its encoder-free heads (retrain with `verbatim train themes`)",
+                path,
+            )
         return model
 
 
@@ -623,10 +741,16 @@ def default_model_dir(taxonomy: str = "ecommerce") -> Path:
     return Path(str(resources.files("nlp.resources").joinpath(f"models/themes_{taxonomy}")))
 
 
-def load_theme_model(path: Path | str | None = None, taxonomy: Taxonomy | None = None, *,
-                     nlp: Any | None = None, scorer: LexiconSentiment | None = None,
-                     signals: TextSignals | None = None) -> LearnedThemeDetector:
+def load_theme_model(
+    path: Path | str | None = None,
+    taxonomy: Taxonomy | None = None,
+    *,
+    nlp: Any | None = None,
+    scorer: LexiconSentiment | None = None,
+    signals: TextSignals | None = None,
+) -> LearnedThemeDetector:
     """A saved LearnedThemeDetector (None: the packaged default of `taxonomy`)."""
     name = taxonomy.name if taxonomy is not None else "ecommerce"
-    return LearnedThemeDetector.load(path or default_model_dir(name), taxonomy, nlp=nlp,
-                                     scorer=scorer, signals=signals)
+    return LearnedThemeDetector.load(
+        path or default_model_dir(name), taxonomy, nlp=nlp, scorer=scorer, signals=signals
+    )

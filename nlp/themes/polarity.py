@@ -46,8 +46,9 @@ def lexicon_label(value: float) -> Polarity:
     return "neutral"
 
 
-def context_of(theme: str, clauses: Sequence[ClauseScore], idxs: Sequence[int],
-               valence: float | None = None) -> MentionContext:
+def context_of(
+    theme: str, clauses: Sequence[ClauseScore], idxs: Sequence[int], valence: float | None = None
+) -> MentionContext:
     """Context for clauses `idxs`; `valence` defaults to clause -> sentence -> doc fallback."""
     idxs = tuple(sorted(set(idxs)))
     doc = float(sum(c.score for c in clauses))
@@ -55,8 +56,7 @@ def context_of(theme: str, clauses: Sequence[ClauseScore], idxs: Sequence[int],
     sentences = {clauses[k].clause.sentence for k in idxs}
     sent = float(sum(c.score for c in clauses if c.clause.sentence in sentences))
     if valence is None:
-        valence = own if abs(own) >= POLARITY_MIN else (
-            sent if abs(sent) >= POLARITY_MIN else doc)
+        valence = own if abs(own) >= POLARITY_MIN else (sent if abs(sent) >= POLARITY_MIN else doc)
     text = " ".join(clauses[k].clause.text for k in idxs)
     evidence = None
     if idxs:
@@ -65,22 +65,29 @@ def context_of(theme: str, clauses: Sequence[ClauseScore], idxs: Sequence[int],
     pos = float(sum(clauses[k].pos for k in idxs))
     neg = float(sum(clauses[k].neg for k in idxs))
     spans = tuple((clauses[k].clause.start, clauses[k].clause.end) for k in idxs)
-    return MentionContext(theme, idxs, text, float(valence), own, sent, doc, pos, neg, evidence,
-                          spans)
+    return MentionContext(
+        theme, idxs, text, float(valence), own, sent, doc, pos, neg, evidence, spans
+    )
 
 
 def lexicon_features(ctx: MentionContext) -> list[float]:
-    return [float(np.tanh(ctx.valence / 2)), float(np.tanh(ctx.clause / 2)),
-            float(np.tanh(ctx.sentence / 2)), float(np.tanh(ctx.doc / 3)),
-            1.0 if abs(ctx.clause) < POLARITY_MIN else 0.0,
-            float(np.tanh(abs(ctx.pos) / 2)), float(np.tanh(abs(ctx.neg) / 2))]
+    return [
+        float(np.tanh(ctx.valence / 2)),
+        float(np.tanh(ctx.clause / 2)),
+        float(np.tanh(ctx.sentence / 2)),
+        float(np.tanh(ctx.doc / 3)),
+        1.0 if abs(ctx.clause) < POLARITY_MIN else 0.0,
+        float(np.tanh(abs(ctx.pos) / 2)),
+        float(np.tanh(abs(ctx.neg) / 2)),
+    ]
 
 
 class PolarityHead:
     """Multinomial logistic regression over mention features (see module doc)."""
 
-    def __init__(self, themes: Sequence[str], use_probs: bool, C: float = 0.1,
-                 probs_kind: str = "span") -> None:
+    def __init__(
+        self, themes: Sequence[str], use_probs: bool, C: float = 0.1, probs_kind: str = "span"
+    ) -> None:
         self.themes = list(themes)
         self.use_probs = use_probs
         # "span": sentiment head over the clause's token states in the document's own encoder
@@ -91,8 +98,9 @@ class PolarityHead:
         self.intercept: np.ndarray | None = None
         self.classes: list[str] = list(POLARITIES)
 
-    def features(self, contexts: Sequence[MentionContext],
-                 probs: np.ndarray | None = None) -> np.ndarray:
+    def features(
+        self, contexts: Sequence[MentionContext], probs: np.ndarray | None = None
+    ) -> np.ndarray:
         cols = {t: i for i, t in enumerate(self.themes)}
         rows = []
         for k, ctx in enumerate(contexts):
@@ -107,8 +115,12 @@ class PolarityHead:
             rows.append(lexicon_features(ctx) + extra + onehot)
         return np.asarray(rows, dtype=np.float32).reshape(len(contexts), -1)
 
-    def fit(self, contexts: Sequence[MentionContext], labels: Sequence[str],
-            probs: np.ndarray | None = None) -> PolarityHead:
+    def fit(
+        self,
+        contexts: Sequence[MentionContext],
+        labels: Sequence[str],
+        probs: np.ndarray | None = None,
+    ) -> PolarityHead:
         from sklearn.linear_model import LogisticRegression
 
         x = self.features(contexts, probs)
@@ -123,8 +135,9 @@ class PolarityHead:
         self.intercept = intercept.astype(np.float32)
         return self
 
-    def predict(self, contexts: Sequence[MentionContext],
-                probs: np.ndarray | None = None) -> list[Polarity]:
+    def predict(
+        self, contexts: Sequence[MentionContext], probs: np.ndarray | None = None
+    ) -> list[Polarity]:
         if not contexts:
             return []
         assert self.coef is not None and self.intercept is not None
@@ -132,14 +145,24 @@ class PolarityHead:
         return [self.classes[int(k)] for k in np.argmax(z, axis=1)]  # type: ignore[misc]
 
     def state(self) -> dict:
-        return {"themes": self.themes, "use_probs": self.use_probs, "C": self.C,
-                "probs_kind": self.probs_kind,
-                "coef": self.coef, "intercept": self.intercept, "classes": self.classes}
+        return {
+            "themes": self.themes,
+            "use_probs": self.use_probs,
+            "C": self.C,
+            "probs_kind": self.probs_kind,
+            "coef": self.coef,
+            "intercept": self.intercept,
+            "classes": self.classes,
+        }
 
     @classmethod
     def from_state(cls, state: dict) -> PolarityHead:
-        head = cls(state["themes"], bool(state["use_probs"]), float(state.get("C", 0.1)),
-                   str(state.get("probs_kind", "text")))
+        head = cls(
+            state["themes"],
+            bool(state["use_probs"]),
+            float(state.get("C", 0.1)),
+            str(state.get("probs_kind", "text")),
+        )
         head.coef, head.intercept = state["coef"], state["intercept"]
         head.classes = list(state["classes"])
         return head

@@ -27,9 +27,11 @@ POLARITY_MIN = 0.3  # |clause valence| under this is "no opinion" in that clause
 WEAK_WINDOW = 4  # max tokens between a weak seed and the opinion word that makes it count
 CUE_VALENCE = 1.5  # a taxonomy cue weighs like a clear opinion word of the lexicon
 # A cue right after a negator reads the other way ("pas dans les temps", "non respecté").
-_CUE_NEGATED = re.compile(r"(?:\b(?:pas|non|jamais|plus|aucun|aucune|sans|ni|gu[èe]re|ne)\b|\bn')"
-                          r"(?:\s+(?:du\s+tout|tr[èe]s|vraiment|toujours|encore|assez|si))?\s*$",
-                          re.IGNORECASE)
+_CUE_NEGATED = re.compile(
+    r"(?:\b(?:pas|non|jamais|plus|aucun|aucune|sans|ni|gu[èe]re|ne)\b|\bn')"
+    r"(?:\s+(?:du\s+tout|tr[èe]s|vraiment|toujours|encore|assez|si))?\s*$",
+    re.IGNORECASE,
+)
 # Where a clause naming two themes is cut ("service rapide et plats froids").
 _SHARED_SPLIT = {"et", ";", "/", "+", "puis", "ni", "&"}
 # Same-length substitutions so spaCy sees plain apostrophes while offsets stay identical.
@@ -80,8 +82,13 @@ class RuleThemeDetector:
 
     name = "rules"
 
-    def __init__(self, taxonomy: Taxonomy, nlp: Any | None = None,
-                 scorer: LexiconSentiment | None = None, fallback: str = "doc") -> None:
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        nlp: Any | None = None,
+        scorer: LexiconSentiment | None = None,
+        fallback: str = "doc",
+    ) -> None:
         self.taxonomy = taxonomy
         self.nlp = nlp
         # A lookup table instead of a spaCy pipeline: lemmas per word, no tagger run.
@@ -160,8 +167,15 @@ class RuleThemeDetector:
                     if i + size > len(words):
                         continue
                     if all(seed.keys[k] & keys[i + k] for k in range(1, size)):
-                        hits.append(_Hit(seed.theme, words[i].start, words[i + size - 1].end,
-                                         seed.weight, seed.weak))
+                        hits.append(
+                            _Hit(
+                                seed.theme,
+                                words[i].start,
+                                words[i + size - 1].end,
+                                seed.weight,
+                                seed.weak,
+                            )
+                        )
         plain = text.translate(_SPACY_SAFE)  # same length: offsets stay valid
         for theme_id, pattern in self._patterns:
             for m in pattern.finditer(plain):
@@ -200,8 +214,13 @@ class RuleThemeDetector:
         return doc_value
 
     @staticmethod
-    def _weak_ok(hit: _Hit, idx: int, clauses: list[ClauseScore],
-                 strong: list[tuple[_Hit, int]], word_pos: dict[int, int]) -> bool:
+    def _weak_ok(
+        hit: _Hit,
+        idx: int,
+        clauses: list[ClauseScore],
+        strong: list[tuple[_Hit, int]],
+        word_pos: dict[int, int],
+    ) -> bool:
         """A generic word ("site", "produit", "rapide") counts only when an opinion word sits
         within WEAK_WINDOW tokens of it in the same clause, and no other theme is named
         explicitly right next to it ("prix raisonnable, commande reçue")."""
@@ -219,8 +238,9 @@ class RuleThemeDetector:
                 return False
         return True
 
-    def with_cues(self, text: str, clauses: list[ClauseScore], theme: str = ""
-                  ) -> list[ClauseScore]:
+    def with_cues(
+        self, text: str, clauses: list[ClauseScore], theme: str = ""
+    ) -> list[ClauseScore]:
         """Clause scores shifted by the taxonomy's polarity cues (`theme` "" = the cues for
         every theme; a theme id = that theme's own cues)."""
         cues = self._cues.get(theme)
@@ -234,24 +254,37 @@ class RuleThemeDetector:
                 if m.end() <= m.start():
                     continue
                 k = self._clause_of(clauses, m.start())
-                negated = _CUE_NEGATED.search(plain[max(0, m.start() - 24):m.start()])
+                negated = _CUE_NEGATED.search(plain[max(0, m.start() - 24) : m.start()])
                 delta[k] += -sign * CUE_VALENCE if negated else sign * CUE_VALENCE
                 starts[k].append(m.start())
-        return [cs if not d and not st else
-                replace(cs, score=cs.score + max(-2 * CUE_VALENCE, min(2 * CUE_VALENCE, d)),
-                        pos=cs.pos + max(0.0, d), neg=cs.neg + max(0.0, -d),
-                        opinion_starts=tuple(sorted({*cs.opinion_starts, *st})))
-                for cs, d, st in zip(clauses, delta, starts, strict=True)]
+        return [
+            cs
+            if not d and not st
+            else replace(
+                cs,
+                score=cs.score + max(-2 * CUE_VALENCE, min(2 * CUE_VALENCE, d)),
+                pos=cs.pos + max(0.0, d),
+                neg=cs.neg + max(0.0, -d),
+                opinion_starts=tuple(sorted({*cs.opinion_starts, *st})),
+            )
+            for cs, d, st in zip(clauses, delta, starts, strict=True)
+        ]
 
-    def clause_scores(self, text: str, theme: str = "",
-                      tokens: list[Token] | None = None) -> list[ClauseScore]:
+    def clause_scores(
+        self, text: str, theme: str = "", tokens: list[Token] | None = None
+    ) -> list[ClauseScore]:
         """The lexicon's clause scores with the cues for every theme (and `theme`'s own)."""
         clauses = self.with_cues(text, self.scorer.clause_scores(text, tokens or tokenize(text)))
         return self.with_cues(text, clauses, theme) if theme else clauses
 
-    def _split_shared(self, text: str, tokens: list[Token], clauses: list[ClauseScore],
-                      per_theme: dict[str, list[tuple[_Hit, int, float]]]) -> None:
-        """"Service rapide et plats froids": one clause, two themes, two opinions. Where a
+    def _split_shared(
+        self,
+        text: str,
+        tokens: list[Token],
+        clauses: list[ClauseScore],
+        per_theme: dict[str, list[tuple[_Hit, int, float]]],
+    ) -> None:
+        """ "Service rapide et plats froids": one clause, two themes, two opinions. Where a
         clause names several themes, cut it at "et" / ";" between them and give each theme
         the valence of its own part, when that part carries an opinion."""
         by_clause: dict[int, list[_Hit]] = {}
@@ -267,8 +300,11 @@ class RuleThemeDetector:
             for a, b in zip(hits, hits[1:], strict=False):
                 if a.theme == b.theme:
                     continue
-                between = [t for t in tokens if a.end <= t.start and t.end <= b.start
-                           and t.norm in _SHARED_SPLIT]
+                between = [
+                    t
+                    for t in tokens
+                    if a.end <= t.start and t.end <= b.start and t.norm in _SHARED_SPLIT
+                ]
                 if between:
                     cuts.append(between[-1].start)
             if not cuts:
@@ -282,8 +318,9 @@ class RuleThemeDetector:
                     if abs(value) >= POLARITY_MIN:
                         values[theme] = values.get(theme, 0.0) + value
             for theme, value in values.items():
-                per_theme[theme] = [(h, i, value if i == idx else v)
-                                    for h, i, v in per_theme[theme]]
+                per_theme[theme] = [
+                    (h, i, value if i == idx else v) for h, i, v in per_theme[theme]
+                ]
 
     # --- public -------------------------------------------------------------------------
     def predict_one(self, text: str, lemmas: dict[int, str] | None = None) -> list[ThemeMention]:
@@ -318,10 +355,13 @@ class RuleThemeDetector:
         for items in per_theme.values():
             for _, idx, _ in list(items):
                 nxt = idx + 1
-                if nxt < len(clauses) and nxt not in hit_clauses \
-                        and clauses[nxt].clause.after_contrast \
-                        and clauses[nxt].clause.sentence == clauses[idx].clause.sentence \
-                        and abs(clauses[nxt].score) >= POLARITY_MIN:
+                if (
+                    nxt < len(clauses)
+                    and nxt not in hit_clauses
+                    and clauses[nxt].clause.after_contrast
+                    and clauses[nxt].clause.sentence == clauses[idx].clause.sentence
+                    and abs(clauses[nxt].score) >= POLARITY_MIN
+                ):
                     # What follows "mais" is the verdict: it outweighs the praise before it.
                     items.append((_Hit("", 0, 0, 0.0), nxt, 2.0 * clauses[nxt].score))
         mentions: list[RuleMention] = []
@@ -335,8 +375,7 @@ class RuleThemeDetector:
                 by_clause[idx] = valence
             # Clauses that carry an opinion themselves outrank sentence/document fallbacks.
             own_scores = themed[theme_id]
-            explicit = [v for k, v in by_clause.items()
-                        if abs(own_scores[k].score) >= POLARITY_MIN]
+            explicit = [v for k, v in by_clause.items() if abs(own_scores[k].score) >= POLARITY_MIN]
             total = sum(explicit) if explicit else sum(by_clause.values())
             own = [idx for hit, idx, _ in items if hit.theme] or list(by_clause)
             best_idx = max(own, key=lambda k: abs(by_clause[k]))

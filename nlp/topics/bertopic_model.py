@@ -110,7 +110,10 @@ class BertopicTopicModel:
         topics, _ = model.fit_transform(docs, embeddings=x)
         if cfg.outlier_threshold is not None and OUTLIER in topics and len(set(topics)) > 1:
             topics = model.reduce_outliers(
-                docs, topics, strategy="embeddings", embeddings=x,
+                docs,
+                topics,
+                strategy="embeddings",
+                embeddings=x,
                 threshold=cfg.outlier_threshold,
             )
             # update_topics warns that custom assignments must come last: they do here.
@@ -118,27 +121,41 @@ class BertopicTopicModel:
             level = bt_log.level
             bt_log.setLevel(logging.ERROR)
             try:
-                model.update_topics(docs, topics=topics, top_n_words=cfg.top_n_words,
-                                    vectorizer_model=make_vectorizer(cfg.vectorizer),
-                                    ctfidf_model=model.ctfidf_model)
+                model.update_topics(
+                    docs,
+                    topics=topics,
+                    top_n_words=cfg.top_n_words,
+                    vectorizer_model=make_vectorizer(cfg.vectorizer),
+                    ctfidf_model=model.ctfidf_model,
+                )
             finally:
                 bt_log.setLevel(level)
         raw = np.asarray(topics, dtype=np.int64)
         labels = relabel_by_size(raw)
         # BERTopic's own c-TF-IDF keywords, re-indexed to our size order.
-        by_new: dict[int, int] = {int(n): int(o) for o, n in zip(raw, labels, strict=True)
-                                  if n >= 0}
+        by_new: dict[int, int] = {
+            int(n): int(o) for o, n in zip(raw, labels, strict=True) if n >= 0
+        }
         keywords = [
             [(w, float(s)) for w, s in (model.get_topic(by_new[k]) or []) if w]
             for k in range(len(by_new))
         ]
-        self.topics_ = describe(docs, x, labels, keywords, n_label_words=cfg.n_label_words,
-                                n_representatives=cfg.n_representatives)
+        self.topics_ = describe(
+            docs,
+            x,
+            labels,
+            keywords,
+            n_label_words=cfg.n_label_words,
+            n_representatives=cfg.n_representatives,
+        )
         self.centroids_ = np.stack([t.centroid for t in self.topics_]) if self.topics_ else None
         self.model_ = model
         self.labels_ = labels
-        sims = (np.einsum("ij,ij->i", x, self.centroids_[np.maximum(labels, 0)])
-                if self.centroids_ is not None else np.zeros(len(x)))
+        sims = (
+            np.einsum("ij,ij->i", x, self.centroids_[np.maximum(labels, 0)])
+            if self.centroids_ is not None
+            else np.zeros(len(x))
+        )
         self.probabilities_ = np.where(labels >= 0, sims, 0.0).astype(np.float32)
         return self
 

@@ -13,8 +13,9 @@ import numpy as np
 from scipy import sparse
 
 
-def class_term_matrix(counts: sparse.csr_matrix, labels: np.ndarray, n_classes: int
-                      ) -> sparse.csr_matrix:
+def class_term_matrix(
+    counts: sparse.csr_matrix, labels: np.ndarray, n_classes: int
+) -> sparse.csr_matrix:
     """Sum document rows per class (label -1 rows are ignored): (n_classes, n_terms)."""
     keep = labels >= 0
     rows = labels[keep]
@@ -38,8 +39,9 @@ def ctfidf(class_terms: sparse.csr_matrix, reduce_frequent_words: bool = True) -
     return tf * idf
 
 
-def top_terms(weights: np.ndarray, vocabulary: Sequence[str], n: int
-              ) -> list[list[tuple[str, float]]]:
+def top_terms(
+    weights: np.ndarray, vocabulary: Sequence[str], n: int
+) -> list[list[tuple[str, float]]]:
     """The n best (term, weight) per class, best first; zero weights are left out."""
     out = []
     for row in weights:

@@ -44,8 +44,11 @@ def relabel_by_size(labels: np.ndarray, min_size: int = 1) -> np.ndarray:
     """Renumber clusters 0..k-1 by decreasing size; clusters under min_size become -1."""
     labels = np.asarray(labels)
     ids, counts = np.unique(labels[labels >= 0], return_counts=True)
-    order = [i for i, c in sorted(zip(ids, counts, strict=True), key=lambda p: (-p[1], p[0]))
-             if c >= min_size]
+    order = [
+        i
+        for i, c in sorted(zip(ids, counts, strict=True), key=lambda p: (-p[1], p[0]))
+        if c >= min_size
+    ]
     mapping = {int(old): new for new, old in enumerate(order)}
     return np.array([mapping.get(int(x), OUTLIER) for x in labels], dtype=np.int64)
 
@@ -68,8 +71,9 @@ def make_label(keywords: Sequence[str], n: int = 3) -> str:
     return ", ".join(chosen)[:200]
 
 
-def representatives(embeddings: np.ndarray, labels: np.ndarray, centers: np.ndarray,
-                    docs: Sequence[str], n: int = 3) -> list[tuple[int, ...]]:
+def representatives(
+    embeddings: np.ndarray, labels: np.ndarray, centers: np.ndarray, docs: Sequence[str], n: int = 3
+) -> list[tuple[int, ...]]:
     """Per topic, the n members closest to its centroid, one per distinct text."""
     out: list[tuple[int, ...]] = []
     for k in range(len(centers)):
@@ -89,9 +93,15 @@ def representatives(embeddings: np.ndarray, labels: np.ndarray, centers: np.ndar
     return out
 
 
-def describe(docs: Sequence[str], embeddings: np.ndarray, labels: np.ndarray,
-             keywords: Sequence[Sequence[tuple[str, float]]], *, n_label_words: int = 3,
-             n_representatives: int = 3) -> list[DiscoveredTopic]:
+def describe(
+    docs: Sequence[str],
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    keywords: Sequence[Sequence[tuple[str, float]]],
+    *,
+    n_label_words: int = 3,
+    n_representatives: int = 3,
+) -> list[DiscoveredTopic]:
     """Topics 0..k-1 from labels (relabelled by size beforehand) and their keyword lists."""
     k = len(keywords)
     centers = centroids(embeddings, labels, k)

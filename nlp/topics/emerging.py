@@ -99,9 +99,13 @@ class ThemeMatcher:
     """`match(topics, labels, doc_themes)` -> one ThemeMatch per topic. `valence` (word ->
     polarity, e.g. `lexicon_valence()`) lets it tell generic topics from emerging ones."""
 
-    def __init__(self, taxonomy: Taxonomy, config: EmergingConfig | None = None,
-                 prototypes: tuple[list[str], np.ndarray] | None = None,
-                 valence: Callable[[str], float] | None = None) -> None:
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        config: EmergingConfig | None = None,
+        prototypes: tuple[list[str], np.ndarray] | None = None,
+        valence: Callable[[str], float] | None = None,
+    ) -> None:
         self.taxonomy = taxonomy
         self.config = config or EmergingConfig()
         self.prototypes = prototypes
@@ -116,12 +120,14 @@ class ThemeMatcher:
         theme = self.taxonomy.resolve(theme_id)
         return theme.id if theme is not None and not theme.retired else None
 
-    def _shares(self, members: np.ndarray, doc_themes: Sequence[Collection[str]]
-                ) -> dict[str, float]:
+    def _shares(
+        self, members: np.ndarray, doc_themes: Sequence[Collection[str]]
+    ) -> dict[str, float]:
         counts: dict[str, int] = {}
         for i in members:
-            for tid in {self._resolve(t) for t in doc_themes[i]} - {None}:
-                counts[tid] = counts.get(tid, 0) + 1  # type: ignore[index]
+            for tid in {self._resolve(t) for t in doc_themes[i]}:
+                if tid is not None:
+                    counts[tid] = counts.get(tid, 0) + 1
         return {t: c / max(1, len(members)) for t, c in counts.items()}
 
     def _seed_hits(self, keywords: Sequence[str]) -> dict[str, int]:
@@ -137,8 +143,12 @@ class ThemeMatcher:
         strong = sum(1 for w in words if abs(self.valence(w)) >= self.config.min_valence)
         return strong / len(words)
 
-    def match(self, topics: Sequence[DiscoveredTopic], labels: np.ndarray | None = None,
-              doc_themes: Sequence[Collection[str]] | None = None) -> list[ThemeMatch]:
+    def match(
+        self,
+        topics: Sequence[DiscoveredTopic],
+        labels: np.ndarray | None = None,
+        doc_themes: Sequence[Collection[str]] | None = None,
+    ) -> list[ThemeMatch]:
         cfg = self.config
         out: list[ThemeMatch] = []
         for topic in topics:
@@ -158,17 +168,29 @@ class ThemeMatcher:
                 theme, evidence = best_share[0], "detector"
             elif best_kw[0] is not None and best_kw[1] >= cfg.min_seed_keywords:
                 theme, evidence = best_kw[0], "keywords"
-            elif (cfg.min_similarity is not None and best_sim[1] is not None
-                  and best_sim[1] >= cfg.min_similarity):
+            elif (
+                cfg.min_similarity is not None
+                and best_sim[1] is not None
+                and best_sim[1] >= cfg.min_similarity
+            ):
                 theme, evidence = best_sim[0], "similarity"
             opinion = self._opinion_share(topic.keywords)
-            if theme is None and cfg.generic_share is not None and self.valence is not None \
-                    and opinion >= cfg.generic_share:
+            if (
+                theme is None
+                and cfg.generic_share is not None
+                and self.valence is not None
+                and opinion >= cfg.generic_share
+            ):
                 evidence = "generic"
-            out.append(ThemeMatch(
-                theme=theme, is_emerging=theme is None and evidence != "generic",
-                share=round(best_share[1], 4), seed_keywords=int(best_kw[1]),
-                similarity=None if best_sim[1] is None else round(best_sim[1], 4),
-                evidence=evidence, opinion_share=round(opinion, 4),
-            ))
+            out.append(
+                ThemeMatch(
+                    theme=theme,
+                    is_emerging=theme is None and evidence != "generic",
+                    share=round(best_share[1], 4),
+                    seed_keywords=int(best_kw[1]),
+                    similarity=None if best_sim[1] is None else round(best_sim[1], 4),
+                    evidence=evidence,
+                    opinion_share=round(opinion, 4),
+                )
+            )
         return out

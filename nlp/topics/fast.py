@@ -80,12 +80,20 @@ class FastTopicModel:
         from sklearn.cluster import KMeans, MiniBatchKMeans
 
         cfg = self.config
-        k = len(init) if not isinstance(init, str) else \
-            min(cfg.n_topics or auto_n_topics(n_docs), max(1, n_docs))
+        k = (
+            len(init)
+            if not isinstance(init, str)
+            else min(cfg.n_topics or auto_n_topics(n_docs), max(1, n_docs))
+        )
         n_init = 1 if not isinstance(init, str) else cfg.n_init
         if not online and n_docs <= cfg.minibatch_above:
-            return KMeans(n_clusters=k, init=init, n_init=n_init, max_iter=cfg.max_iter,
-                          random_state=cfg.random_state)
+            return KMeans(
+                n_clusters=k,
+                init=init,
+                n_init=n_init,
+                max_iter=cfg.max_iter,
+                random_state=cfg.random_state,
+            )
         return MiniBatchKMeans(
             n_clusters=k,
             init=init,
@@ -95,8 +103,9 @@ class FastTopicModel:
             random_state=cfg.random_state,
         )
 
-    def partial_fit(self, embeddings: np.ndarray, expected_docs: int | None = None
-                    ) -> FastTopicModel:
+    def partial_fit(
+        self, embeddings: np.ndarray, expected_docs: int | None = None
+    ) -> FastTopicModel:
         """Update the clustering with one chunk (online); call `describe_docs` at the end.
 
         `expected_docs` sizes the automatic number of topics for the whole stream.
@@ -120,7 +129,8 @@ class FastTopicModel:
         rng = np.random.default_rng(self.config.random_state)
         # Unit vectors: squared distance = 2 - 2 cos.
         d2 = np.maximum(0.0, 2.0 - 2.0 * (x @ np.stack(centers).T).max(axis=1)).astype(
-            np.float64)  # float64: rng.choice wants probabilities that sum to 1
+            np.float64
+        )  # float64: rng.choice wants probabilities that sum to 1
         trials = 2 + int(math.log(k))
         while len(centers) < k and d2.sum() > 0:
             picks = rng.choice(len(x), size=trials, p=d2 / d2.sum())
@@ -130,15 +140,19 @@ class FastTopicModel:
             d2 = new_d2[best]
         return np.stack(centers).astype(np.float32)
 
-    def fit(self, docs: Sequence[str], embeddings: np.ndarray,
-            init_centroids: np.ndarray | None = None) -> FastTopicModel:
+    def fit(
+        self, docs: Sequence[str], embeddings: np.ndarray, init_centroids: np.ndarray | None = None
+    ) -> FastTopicModel:
         """Cluster and describe. `init_centroids`: the previous run's topic centroids (same
         embedding space, most important first) to start from."""
         if len(docs) != len(embeddings):
             raise ValueError(f"{len(docs)} documents but {len(embeddings)} embeddings")
         x = normalize_rows(np.asarray(embeddings, dtype=np.float32))
-        init = "k-means++" if init_centroids is None or not len(init_centroids) else \
-            self._seeded_init(x, init_centroids)
+        init = (
+            "k-means++"
+            if init_centroids is None or not len(init_centroids)
+            else self._seeded_init(x, init_centroids)
+        )
         self._kmeans = self._new_kmeans(len(x), init=init)
         with blas_limits(self.config.blas_threads):
             self._kmeans.fit(x)
@@ -164,15 +178,22 @@ class FastTopicModel:
             labels = relabel_by_size(labels, cfg.min_topic_size)
             k = int(labels.max()) + 1 if (labels >= 0).any() else 0
         keywords = self._keywords(docs, labels, k)
-        self.topics_ = describe(docs, x, labels, keywords, n_label_words=cfg.n_label_words,
-                                n_representatives=cfg.n_representatives)
+        self.topics_ = describe(
+            docs,
+            x,
+            labels,
+            keywords,
+            n_label_words=cfg.n_label_words,
+            n_representatives=cfg.n_representatives,
+        )
         self.centroids_ = np.stack([t.centroid for t in self.topics_]) if k else None
         self.labels_ = labels
         self.probabilities_ = self._similarity(x, labels)
         return self
 
-    def _keywords(self, docs: Sequence[str], labels: np.ndarray, k: int
-                  ) -> list[list[tuple[str, float]]]:
+    def _keywords(
+        self, docs: Sequence[str], labels: np.ndarray, k: int
+    ) -> list[list[tuple[str, float]]]:
         if k == 0:
             return []
         vectorizer = make_vectorizer(self.config.vectorizer, n_docs=len(docs))

@@ -53,8 +53,11 @@ def _centroid_score(a: np.ndarray | None, b: np.ndarray, floor: float) -> float 
     return max(0.0, (cos - floor) / (1.0 - floor))
 
 
-def member_jaccard(previous: Sequence[TopicRef], current: Sequence[DiscoveredTopic],
-                   pairs: Sequence[tuple[int | None, int]]) -> np.ndarray:
+def member_jaccard(
+    previous: Sequence[TopicRef],
+    current: Sequence[DiscoveredTopic],
+    pairs: Sequence[tuple[int | None, int]],
+) -> np.ndarray:
     """(len(current), len(previous)) Jaccard of member sets on the documents both runs saw.
 
     `pairs`: per document of this run, (its previous topic id or None, its current topic
@@ -79,9 +82,12 @@ def member_jaccard(previous: Sequence[TopicRef], current: Sequence[DiscoveredTop
         return np.where(union > 0, both / union, np.nan)
 
 
-def match_scores(previous: Sequence[TopicRef], current: Sequence[DiscoveredTopic],
-                 config: MatchConfig | None = None, members: np.ndarray | None = None
-                 ) -> np.ndarray:
+def match_scores(
+    previous: Sequence[TopicRef],
+    current: Sequence[DiscoveredTopic],
+    config: MatchConfig | None = None,
+    members: np.ndarray | None = None,
+) -> np.ndarray:
     """(len(current), len(previous)) scores in 0..1. `members`: `member_jaccard` output,
     or None when runs share no documents."""
     cfg = config or MatchConfig()
@@ -89,8 +95,9 @@ def match_scores(previous: Sequence[TopicRef], current: Sequence[DiscoveredTopic
     for i, topic in enumerate(current):
         kw_now = topic.keywords[: cfg.top_keywords]
         for j, ref in enumerate(previous):
-            parts = [(cfg.keyword_weight,
-                      keyword_overlap(kw_now, ref.keywords[: cfg.top_keywords]))]
+            parts = [
+                (cfg.keyword_weight, keyword_overlap(kw_now, ref.keywords[: cfg.top_keywords]))
+            ]
             cen = _centroid_score(ref.centroid, topic.centroid, cfg.centroid_floor)
             if cen is not None:
                 parts.append((cfg.centroid_weight, cen))
@@ -101,9 +108,12 @@ def match_scores(previous: Sequence[TopicRef], current: Sequence[DiscoveredTopic
     return scores
 
 
-def match_topics(previous: Sequence[TopicRef], current: Sequence[DiscoveredTopic],
-                 config: MatchConfig | None = None,
-                 members: np.ndarray | None = None) -> dict[int, int]:
+def match_topics(
+    previous: Sequence[TopicRef],
+    current: Sequence[DiscoveredTopic],
+    config: MatchConfig | None = None,
+    members: np.ndarray | None = None,
+) -> dict[int, int]:
     """{current topic index: previous id} for the pairs of the best one-to-one assignment
     that score at least `min_score`."""
     from scipy.optimize import linear_sum_assignment

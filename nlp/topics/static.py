@@ -53,8 +53,9 @@ class StaticEmbedder:
     `transform(texts)` -> (n, dim) unit vectors. `encode` is an alias of `transform`, so it
     can stand wherever a `TextEncoder` is used for embeddings."""
 
-    def __init__(self, encoder: Any, config: StaticConfig | None = None,
-                 cache_path: Path | None = None) -> None:
+    def __init__(
+        self, encoder: Any, config: StaticConfig | None = None, cache_path: Path | None = None
+    ) -> None:
         self.encoder = encoder
         self.config = config or StaticConfig()
         self.cache_path = cache_path
@@ -84,8 +85,7 @@ class StaticEmbedder:
             return
         try:
             with np.load(path, allow_pickle=False) as data:
-                if int(data["format"]) != CACHE_FORMAT or str(data["encoder"]) != \
-                        self._fingerprint:
+                if int(data["format"]) != CACHE_FORMAT or str(data["encoder"]) != self._fingerprint:
                     log.info("static cache %s is for another encoder; ignored", path)
                     return
                 ids = data["ids"].astype(np.int64)
@@ -105,8 +105,13 @@ class StaticEmbedder:
         ids = np.flatnonzero(self._row >= 0)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, format=CACHE_FORMAT, encoder=self._fingerprint, ids=ids.astype(np.int32),
-                 vectors=self._table[self._row[ids]].astype(np.float16))
+        np.savez(
+            tmp,
+            format=CACHE_FORMAT,
+            encoder=self._fingerprint,
+            ids=ids.astype(np.int32),
+            vectors=self._table[self._row[ids]].astype(np.float16),
+        )
         tmp.replace(path)
         self._dirty = False
         return path
@@ -127,9 +132,10 @@ class StaticEmbedder:
             for start in range(0, len(missing), self.config.batch_size):
                 chunk = torch.as_tensor(missing[start : start + self.config.batch_size])
                 n = len(chunk)
-                input_ids = torch.stack([
-                    torch.full((n,), tok.cls_token_id), chunk, torch.full((n,), tok.sep_token_id)
-                ], dim=1)
+                input_ids = torch.stack(
+                    [torch.full((n,), tok.cls_token_id), chunk, torch.full((n,), tok.sep_token_id)],
+                    dim=1,
+                )
                 mask = torch.ones_like(input_ids)
                 hidden = self.encoder.model(input_ids=input_ids, attention_mask=mask)
                 pooled = mean_pool(hidden.last_hidden_state, mask)

@@ -48,8 +48,12 @@ class FrenchAnalyzer:
             for word in _WORD.findall(clause):
                 if "-" in word:
                     kept.extend(self._compound(word))
-                elif (len(word) >= size and word not in stops and word not in extra
-                      and word != word[0] * len(word)):  # "aaa", "zz": keyboard noise
+                elif (
+                    len(word) >= size
+                    and word not in stops
+                    and word not in extra
+                    and word != word[0] * len(word)
+                ):  # "aaa", "zz": keyboard noise
                     kept.append(word)
             if kept:
                 clauses.append(kept)

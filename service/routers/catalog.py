@@ -6,11 +6,10 @@ from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from sqlalchemy.orm import Session
 
 from core.queries import list_alerts, list_topics, theme_keys, topic_trends
 from service.auth import require
-from service.deps import cached_json, get_session, pick_taxonomy
+from service.deps import SessionDep, cached_json, pick_taxonomy
 from service.errors import ApiError
 from service.schemas import AlertOut, AlertsOut, ErrorOut, TopicDay, TopicOut, TopicsOut
 
@@ -18,7 +17,6 @@ router = APIRouter(
     dependencies=[Depends(require("read"))],
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
-SessionDep = Annotated[Session, Depends(get_session)]
 
 
 @router.get("/topics", response_model=TopicsOut, tags=["topics"], summary="Discovered topics")
@@ -38,8 +36,9 @@ def get_topics(
         if days:  # the window ends on the last day any of these topics was seen
             first = max(days) - timedelta(days=trend_days - 1)
             for item in items:
-                item.trend = [TopicDay(day=d, count=n) for d, n in trends.get(item.id, [])
-                              if d >= first]
+                item.trend = [
+                    TopicDay(day=d, count=n) for d, n in trends.get(item.id, []) if d >= first
+                ]
     out = TopicsOut(items=items, total=total, limit=limit, offset=offset)
     return cached_json(request, out)
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 
 from core.db import session_scope
 from service.auth import require
+from service.deps import app_state
 from service.errors import ApiError
 from service.ingest import ingest_batch
 from service.schemas import AnalyzeIn, AnalyzeOut, ErrorOut, FeedbackBatch, FeedbackResult
@@ -24,7 +25,7 @@ router = APIRouter(
 
 
 def _check_batch(request: Request, items: list[Any]) -> None:
-    limit = request.app.state.settings.max_batch_rows
+    limit = app_state(request).settings.max_batch_rows
     if len(items) > limit:
         raise ApiError(413, f"batch of {len(items)} rows exceeds max_batch_rows={limit}", "items")
     if not items:
@@ -42,7 +43,7 @@ def post_feedback(request: Request, batch: FeedbackBatch) -> FeedbackResult:
     is `stored`, `duplicate` (same id, or same text + date + customer) or `rejected` with
     the reason and field. The batch is one transaction."""
     _check_batch(request, batch.items)
-    state = request.app.state
+    state = app_state(request)
     with session_scope(state.sessions) as session:
         result = ingest_batch(session, state.settings, batch)
     for status, count in (
@@ -62,7 +63,7 @@ def post_feedback(request: Request, batch: FeedbackBatch) -> FeedbackResult:
 )
 def post_analyze(request: Request, body: AnalyzeIn) -> AnalyzeOut:
     _check_batch(request, body.items)
-    max_chars = request.app.state.settings.max_text_chars
+    max_chars = app_state(request).settings.max_text_chars
     texts: list[str] = []
     for i, item in enumerate(body.items):
         text = item.get("text")
@@ -71,8 +72,8 @@ def post_analyze(request: Request, body: AnalyzeIn) -> AnalyzeOut:
         if len(text) > max_chars:
             raise ApiError(422, f"text longer than {max_chars} characters", f"items[{i}].text")
         texts.append(text)
-    analyzer = request.app.state.get_analyzer()
-    from jobs.factory import analysis_record
+    analyzer = app_state(request).get_analyzer()
+    from core.analysis import analysis_record
 
     docs = analyzer.analyze(texts)
     items = []

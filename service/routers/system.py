@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from core.queries import feedback_count
+from service.deps import app_state
 from service.schemas import HealthOut
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -28,7 +29,7 @@ def _version() -> str:
 @router.get("/health", response_model=HealthOut, tags=["system"], summary="Liveness + database")
 def health(request: Request) -> JSONResponse:
     try:
-        with request.app.state.sessions() as session:
+        with app_state(request).sessions() as session:
             session.execute(text("SELECT 1"))
         db = "ok"
     except Exception as exc:  # noqa: BLE001 - report, don't crash
@@ -45,7 +46,7 @@ def health(request: Request) -> JSONResponse:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
 def metrics(request: Request) -> Response:
-    state = request.app.state
+    state = app_state(request)
     try:
         with state.sessions() as session:
             state.metrics.feedback_stored.set(feedback_count(session))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 
 from service.auth import require
-from service.deps import cached_json
+from service.deps import app_state, cached_json
 from service.errors import ApiError
 from service.schemas import ErrorOut, TaxonomyOut, TaxonomyUpdate
 from service.taxonomy_store import apply_update, save, taxonomy_file
@@ -17,7 +17,7 @@ router = APIRouter(
 
 
 def _out(request: Request) -> TaxonomyOut:
-    state = request.app.state
+    state = app_state(request)
     path = state.taxonomy_path
     return TaxonomyOut(
         path=str(path) if path else None, taxonomy=state.taxonomy.model_dump(mode="json")
@@ -41,7 +41,7 @@ def get_taxonomy(request: Request) -> Response:
     summary="Edit the taxonomy (old ids stay resolvable through aliases)",
 )
 def put_taxonomy(request: Request, update: TaxonomyUpdate) -> TaxonomyOut:
-    state = request.app.state
+    state = app_state(request)
     with state.taxonomy_lock:  # one edit at a time: each builds on the previous version
         current = state.taxonomy
         new = apply_update(current, update)

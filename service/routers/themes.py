@@ -21,11 +21,11 @@ from nlp.taxonomy import Taxonomy
 from service.auth import require
 from service.deps import (
     MAX_DAYS,
-    cached_json,
+    SessionDep,
+    app_state,
+    cached_view,
     decode_cursor,
     encode_cursor,
-    get_session,
-    json_body,
     pick_taxonomy,
     previous_period,
     resolve_period,
@@ -53,7 +53,6 @@ router = APIRouter(
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
 
-SessionDep = Annotated[Session, Depends(get_session)]
 StartQ = Annotated[date | None, Query(description="first day (inclusive)")]
 EndQ = Annotated[
     date | None, Query(description="last day (inclusive); default: last day with data")
@@ -120,9 +119,8 @@ def list_themes(
     first, last = resolve_period(session, start, end, days)
     tax = pick_taxonomy(request, taxonomy)
     key = _cache_key(session, tax, "themes", taxonomy, first, last, channel, source)
-    cache = request.app.state.view_cache
-    prepared = cache.get(key)
-    if prepared is None:
+
+    def build() -> ThemesOut:
         view = themes_view(
             session,
             tax,
@@ -131,7 +129,7 @@ def list_themes(
             end=last,
             channel=channel,
             source=source,
-            keywords=request.app.state.keyword_cache,
+            keywords=app_state(request).keyword_cache,
         )
         impacts = rating_impacts(
             session,
@@ -143,9 +141,9 @@ def list_themes(
         )
         for item in view.themes:
             item.rating_impact = _impact_out(impacts[item.id])
-        prepared = json_body(view)
-        cache.put(key, prepared)
-    return cached_json(request, prepared=prepared)
+        return view
+
+    return cached_view(request, key, build)
 
 
 @router.get(
@@ -168,9 +166,8 @@ def get_theme(
     tax, theme = _theme_or_404(request, theme_id, taxonomy)
     first, last = resolve_period(session, start, end, days)
     key = _cache_key(session, tax, theme.id, taxonomy, first, last, channel, source)
-    cache = request.app.state.view_cache
-    prepared = cache.get(key)
-    if prepared is None:
+
+    def build() -> ThemeDetailOut:
         view = theme_detail_view(
             session,
             tax,
@@ -179,7 +176,7 @@ def get_theme(
             end=last,
             channel=channel,
             source=source,
-            keywords=request.app.state.keyword_cache,
+            keywords=app_state(request).keyword_cache,
         )
         impact = rating_impacts(
             session,
@@ -190,9 +187,9 @@ def get_theme(
             source=source,
         )[theme.id]
         view.summary.rating_impact = _impact_out(impact)
-        prepared = json_body(view)
-        cache.put(key, prepared)
-    return cached_json(request, prepared=prepared)
+        return view
+
+    return cached_view(request, key, build)
 
 
 @router.get(
@@ -227,9 +224,8 @@ def get_theme_trend(
     key = _cache_key(
         session, tax, "trend", theme.id, taxonomy, granularity, split, first, last, channel, source
     )
-    cache = request.app.state.view_cache
-    prepared = cache.get(key)
-    if prepared is None:
+
+    def build() -> ThemeTrendOut:
         keys = theme_keys(tax, theme.id)
         points = theme_trend(
             session,
@@ -271,9 +267,9 @@ def get_theme_trend(
                 for p in points
             ],
         )
-        prepared = json_body(view)
-        cache.put(key, prepared)
-    return cached_json(request, prepared=prepared)
+        return view
+
+    return cached_view(request, key, build)
 
 
 @router.get(

@@ -1,4 +1,8 @@
-"""Build the analysis stack once from settings (used by CLI jobs, the pipeline and the API)."""
+"""Build the analysis stack once from settings, and the JSON record of one analysed document.
+
+Shared by the CLI jobs, the pipeline and the API: `analysis_record` is both the `verbatim analyze`
+JSONL line and the API's per-document shape, so it lives here, below jobs and service.
+"""
 
 from __future__ import annotations
 
@@ -49,8 +53,9 @@ def theme_signals(sentiment: Any) -> Any:
         return None
 
 
-def build_theme_model(taxonomy: Taxonomy, themes_model: Path | None, sentiment: Any,
-                      lemmatizer: str = "lookup") -> Any:
+def build_theme_model(
+    taxonomy: Taxonomy, themes_model: Path | None, sentiment: Any, lemmatizer: str = "lookup"
+) -> Any:
     """Rules, or a trained theme head: `themes_model` if given, else the packaged default head
     of a built-in taxonomy when it fits (any failure there falls back to the rules). Heads use
     the sentiment backend's encoder when it is the one they were trained with."""
@@ -62,8 +67,9 @@ def build_theme_model(taxonomy: Taxonomy, themes_model: Path | None, sentiment: 
     if themes_model is not None:
         from nlp.themes.learned import load_theme_model
 
-        return load_theme_model(Path(themes_model), taxonomy, nlp=nlp, scorer=scorer,
-                                signals=theme_signals(sentiment))
+        return load_theme_model(
+            Path(themes_model), taxonomy, nlp=nlp, scorer=scorer, signals=theme_signals(sentiment)
+        )
     try:
         from nlp.themes.learned import default_model_dir, load_theme_model
 
@@ -74,17 +80,22 @@ def build_theme_model(taxonomy: Taxonomy, themes_model: Path | None, sentiment: 
             # A packaged head was trained for one taxonomy: never reuse its heads for another
             # one (a restaurant "prix" is not an e-commerce "prix").
             if meta.get("taxonomy") == taxonomy.name:
-                return load_theme_model(default, taxonomy, nlp=nlp, scorer=scorer,
-                                        signals=theme_signals(sentiment))
+                return load_theme_model(
+                    default, taxonomy, nlp=nlp, scorer=scorer, signals=theme_signals(sentiment)
+                )
     except Exception as exc:  # noqa: BLE001 - the rules always work
         log.warning("packaged theme model unusable (%s); using the taxonomy rules", exc)
     return RuleThemeDetector(taxonomy, nlp=nlp, scorer=scorer)
 
 
-def build_analyzer(settings: Settings, *, backend: str | None = None,
-                   taxonomy: Taxonomy | None = None,
-                   themes_model: Path | None = None,
-                   sentiment: Any | None = None) -> Analyzer:
+def build_analyzer(
+    settings: Settings,
+    *,
+    backend: str | None = None,
+    taxonomy: Taxonomy | None = None,
+    themes_model: Path | None = None,
+    sentiment: Any | None = None,
+) -> Analyzer:
     """Analyzer for `backend` (default settings.sentiment_backend) and the given taxonomy.
 
     Pass `sentiment` to reuse an already loaded model (e.g. when only the taxonomy changed)."""
@@ -92,29 +103,44 @@ def build_analyzer(settings: Settings, *, backend: str | None = None,
 
     taxonomy = taxonomy or load_taxonomy(settings.taxonomy_path)
     if sentiment is None:
-        sentiment = build_sentiment(backend or settings.sentiment_backend,
-                                    model=settings.sentiment_model,
-                                    path=settings.sentiment_model_path,
-                                    model_dir=settings.resolved_model_dir,
-                                    runtime=settings.encoder_runtime)
-    themes = build_theme_model(taxonomy, themes_model or settings.themes_model, sentiment,
-                               settings.lemmatizer)
+        sentiment = build_sentiment(
+            backend or settings.sentiment_backend,
+            model=settings.sentiment_model,
+            path=settings.sentiment_model_path,
+            model_dir=settings.resolved_model_dir,
+            runtime=settings.encoder_runtime,
+        )
+    themes = build_theme_model(
+        taxonomy, themes_model or settings.themes_model, sentiment, settings.lemmatizer
+    )
     return Analyzer(sentiment, themes, taxonomy, one_pass=settings.one_pass)
 
 
 def analysis_record(doc: DocAnalysis) -> dict:
     """The JSON-able result of one document: {"sentiment": {...}, "themes": [...], ...}."""
-    sentiment: dict[str, Any] = {"label": doc.sentiment.label,
-                                 "score": round(float(doc.sentiment.score), 4)}
+    sentiment: dict[str, Any] = {
+        "label": doc.sentiment.label,
+        "score": round(float(doc.sentiment.score), 4),
+    }
     if doc.sentiment.stars is not None:
         sentiment["stars"] = round(float(doc.sentiment.stars), 2)
     themes = []
     for m in doc.themes:
-        item: dict[str, Any] = {"id": m.theme, "polarity": m.polarity,
-                                "score": round(float(m.score), 4)}
+        item: dict[str, Any] = {
+            "id": m.theme,
+            "polarity": m.polarity,
+            "score": round(float(m.score), 4),
+        }
         if m.evidence is not None:
-            item["evidence"] = {"start": m.evidence.start, "end": m.evidence.end,
-                                "text": m.evidence.text}
+            item["evidence"] = {
+                "start": m.evidence.start,
+                "end": m.evidence.end,
+                "text": m.evidence.text,
+            }
         themes.append(item)
-    return {"sentiment": sentiment, "themes": themes, "severity": doc.severity,
-            "language": doc.language}
+    return {
+        "sentiment": sentiment,
+        "themes": themes,
+        "severity": doc.severity,
+        "language": doc.language,
+    }

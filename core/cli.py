@@ -1,0 +1,154 @@
+"""The CLI kit every command module uses: `bootstrap()`, `fail()`, `parse_day()`, `user_errors`.
+
+It sits in core (below jobs and service) so both sides' command modules share one copy. The root
+app (verbatim_cli) wraps every command in `user_errors`, so a command only raises: a
+`VerbatimError`, a bad setting or a bad TOML file becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import typer
+
+from nlp.errors import VerbatimError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from core.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    """Print `error: message` (one line) on stderr; return the Exit to raise."""
+    typer.echo(f"error: {' '.join(message.split())}", err=True)
+    return typer.Exit(code)
+
+
+def parse_day(value: str | None, name: str) -> date | None:
+    """An ISO day from an option (`name` is the option, for the message), or None."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise fail(f"{name}: {value!r} is not a YYYY-MM-DD date (like 2026-01-31)") from None
+
+
+def _validation_line(exc: Any) -> str:
+    """A pydantic ValidationError as one line: `field: message; field: message`."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ())) or "settings"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def user_errors(func: F) -> F:
+    """Known failures -> one clear line on stderr and a non-zero exit, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import tomllib
+
+        from pydantic import ValidationError
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+        try:
+            return func(*args, **kwargs)
+        except VerbatimError as exc:
+            raise fail(str(exc), exc.exit_code) from None
+        except ValidationError as exc:
+            raise fail(f"invalid configuration: {_validation_line(exc)}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise fail(f"invalid configuration file (TOML): {exc}") from None
+        except (ArgumentError, NoSuchModuleError) as exc:
+            raise fail(f"invalid database_url: {exc}") from None
+        except OperationalError as exc:
+            raise fail(f"database error: {exc.orig}", EXIT_FAILED) from None
+        except FileNotFoundError as exc:
+            raise fail(str(exc)) from None
+        except PermissionError as exc:
+            raise fail(str(exc), EXIT_FAILED) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted; run the same command again to resume", 130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _with_verbose(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add `-v/--verbose` to a command (so `verbatim run -v` works like `verbatim -v run`)."""
+    sig = inspect.signature(func)
+    if "verbose" in sig.parameters:
+        return func
+    option = typer.Option(
+        0, "--verbose", "-v", count=True, help="More log lines on stderr (-v info, -vv debug)."
+    )
+    extra = inspect.Parameter("verbose", inspect.Parameter.KEYWORD_ONLY, default=option)
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, verbose: int = 0, **kwargs: Any) -> Any:
+        if verbose:
+            from core.logs import configure_logging
+
+            configure_logging(verbose=verbose)
+        return func(*args, **kwargs)
+
+    params = list(sig.parameters.values())
+    at = next((i for i, p in enumerate(params) if p.kind is p.VAR_KEYWORD), len(params))
+    params.insert(at, extra)
+    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {**getattr(func, "__annotations__", {}), "verbose": int}
+    return wrapper
+
+
+def wrap_commands(app: typer.Typer) -> None:
+    """Wrap every command (and sub-group command) of `app` in `user_errors` and give it
+    `-v/--verbose`, once."""
+    for info in app.registered_commands:
+        if info.callback is not None and not getattr(info.callback, "_wrapped_cli", False):
+            info.callback = user_errors(_with_verbose(info.callback))
+            info.callback._wrapped_cli = True  # type: ignore[attr-defined]
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            wrap_commands(group.typer_instance)
+
+
+@dataclass(frozen=True)
+class CliContext:
+    """What a command needs from the environment: settings, the engine, a session factory."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+
+def bootstrap(settings: Settings | None = None, **overrides: Any) -> CliContext:
+    """Load settings (unless given), open the database, migrate it, make sessions.
+
+    A bad setting, URL or missing driver raises what `user_errors` turns into one line."""
+    from core.db import make_engine, migrate, session_factory
+    from core.settings import load_settings
+
+    if settings is None:
+        settings = load_settings(**overrides)
+    try:
+        engine = make_engine(settings.resolved_database_url)
+    except ModuleNotFoundError as exc:
+        raise fail(
+            f"database driver missing ({exc.name}); "
+            "for PostgreSQL: pip install 'verbatim[postgres]'"
+        ) from None
+    migrate(engine)
+    return CliContext(settings, engine, session_factory(engine))

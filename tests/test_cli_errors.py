@@ -1,0 +1,118 @@
+"""Every command group turns a bad configuration into one `error:` line and exit code 2, and
+`verbatim run -v` logs progress lines (rate, ETA) when stderr is not a terminal."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from jobs.demo import DemoSpec, write_demo
+
+COMMANDS = {
+    "pipeline-ingest": ["ingest", "{feed}", "--source", "s"],
+    "pipeline-enrich": ["enrich"],
+    "pipeline-aggregate": ["aggregate"],
+    "pipeline-report": ["report"],
+    "pipeline-run": ["run"],
+    "pipeline-quarantine": ["quarantine"],
+    "models-analyze": ["analyze", "{feed}", "-o", "{tmp}/out.jsonl"],
+    "models-evaluate": ["evaluate", "--data", "{feed}"],
+    "train-setup": ["setup"],
+    "alerts-detect": ["detect"],
+    "alerts-alert": ["alert"],
+    "alerts-backtest": ["backtest", "{feed}", "-o", "{tmp}/alerts.jsonl"],
+    "topics": ["topics", "--method", "fast"],
+    "serve": ["serve"],
+    "apikey-list": ["apikey", "list"],
+    "apikey-create": ["apikey", "create", "bot"],
+}
+
+BAD_CONFIGS = {
+    # A TOML file that does not parse.
+    "bad-toml": ({}, 'data_dir = "unterminated\n'),
+    # A value of the wrong type (pydantic ValidationError).
+    "bad-value": ({"VERBATIM_BATCH_SIZE": "lots"}, None),
+    # A database URL no driver understands.
+    "bad-database-url": ({"VERBATIM_DATABASE_URL": "nosuchdb://nowhere/x"}, None),
+}
+
+
+def _env(tmp_path: Path, extra: dict[str, str], toml: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERBATIM_")}
+    config = tmp_path / "verbatim.toml"
+    if toml is not None:
+        config.write_text(toml, encoding="utf-8")
+    env.update(
+        VERBATIM_CONFIG=str(config),
+        VERBATIM_DATA_DIR=str(tmp_path / "data"),
+        VERBATIM_SENTIMENT_BACKEND="lexicon",
+        **extra,
+    )
+    return env
+
+
+@pytest.mark.parametrize("config", sorted(BAD_CONFIGS))
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_bad_config_is_one_line_and_exit_2(tmp_path: Path, command: str, config: str) -> None:
+    from verbatim_cli import app
+
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"text": "Livraison en retard", "sentiment": "negative"}\n', "utf-8")
+    args = [a.format(feed=feed, tmp=tmp_path) for a in COMMANDS[command]]
+    extra, toml = BAD_CONFIGS[config]
+    if config == "bad-database-url" and command in (
+        "models-analyze",
+        "models-evaluate",
+        "train-setup",
+        "alerts-backtest",
+    ):
+        pytest.skip("this command never opens the database")
+    res = CliRunner().invoke(app, args, env=_env(tmp_path, extra, toml))
+    assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
+    assert isinstance(res.exception, SystemExit)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    assert "Traceback" not in res.output
+    expected = {
+        "bad-toml": "invalid configuration file",
+        "bad-value": "batch_size",
+        "bad-database-url": "database_url",
+    }[config]
+    assert expected in lines[0]
+
+
+def test_verbose_run_logs_progress_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
+    from verbatim_cli import app
+
+    feed = tmp_path / "feed.jsonl"
+    write_demo(feed, DemoSpec(days=2, seed=3, per_day=6))
+    env = _env(tmp_path, {}, None)
+    env["VERBATIM_SOURCES"] = (
+        f'[{{"path": "{feed}", "source": "shop", "mapping": {{"channel": "channel"}}}}]'
+    )
+    res = CliRunner().invoke(app, ["run", "-v", "--no-report"], env=env)
+    assert res.exit_code == 0, (res.output, res.exception)
+    progress = [line for line in res.stderr.splitlines() if "rows/s" in line]
+    assert any("ingest shop" in line and "ETA" in line for line in progress), res.stderr
+    assert any("enrich" in line and "ETA" in line for line in progress), res.stderr
+    assert any("done" in line for line in progress), res.stderr
+    # Without -v the log stays at WARNING: no progress lines.
+    res = CliRunner().invoke(app, ["run", "--no-report"], env=env)
+    assert res.exit_code == 0 and "rows/s" not in res.stderr
+
+
+def test_json_log_lines(tmp_path: Path) -> None:
+    import json
+
+    from verbatim_cli import app
+
+    feed = tmp_path / "feed.jsonl"
+    write_demo(feed, DemoSpec(days=1, seed=4, per_day=5))
+    env = _env(tmp_path, {"VERBATIM_LOG_FORMAT": "json", "VERBATIM_LOG_LEVEL": "INFO"}, None)
+    res = CliRunner().invoke(app, ["ingest", str(feed), "--source", "s"], env=env)
+    assert res.exit_code == 0, res.output
+    records = [json.loads(line) for line in res.stderr.splitlines() if line.startswith("{")]
+    assert any(r["logger"] == "jobs.ingest" and "rows/s" in r["message"] for r in records)

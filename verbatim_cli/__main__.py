@@ -1,0 +1,5 @@
+"""`python -m verbatim_cli ...` is `verbatim ...`."""
+
+from verbatim_cli import app
+
+app()
