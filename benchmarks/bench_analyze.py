@@ -3,12 +3,20 @@
     nice -n 10 python benchmarks/bench_analyze.py                      # 20k demo rows, lexicon
     nice -n 10 python benchmarks/bench_analyze.py --rows 5000 --backend embedded
     nice -n 10 python benchmarks/bench_analyze.py --input ../shared/data/marc_fr/dev.jsonl
+    python benchmarks/bench_analyze.py --backend embedded --input ../shared/data/marc_fr/dev.jsonl \
+        --reference --reference-rev bf744b6      # + the former paths, same run: ratios
+
+`--reference` also runs the in-tree former path (VERBATIM_ONE_PASS=0: separate encoder passes
+for sentiment and themes, torch runtime, spaCy tagger lemmas); `--reference-rev REV` runs the
+code of an older commit (a temporary `git worktree`), i.e. exactly the path of that time.
+Ratios measured in one run are the figures to quote on a shared machine; the CPU model and
+the kernels each runtime reaches are printed with them.
 
 Input: a synthetic demo feed (`jobs.demo`, generated here), or any JSONL with a `text` field
 given by `--input` (read in place, never copied). The CLI runs twice: on the first 50 lines
 (start-up: imports, spaCy, taxonomy, model load) and on all of them; docs/s is reported both
-end to end and net of start-up. Peak RSS is the child process's maximum resident set
-(getrusage RUSAGE_CHILDREN, one child at a time). Prints figures; asserts nothing.
+end to end and net of start-up. Peak RSS is each child process's own maximum resident set
+(os.wait4). Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -17,8 +25,6 @@ import argparse
 import itertools
 import json
 import os
-import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,11 +35,29 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def run_cli(feed: Path, out: Path, backend: str, batch_size: int) -> dict[str, float]:
-    """One `verbatim analyze` child: wall s, user+sys CPU s, max RSS MB (of that child)."""
-    exe = shutil.which("verbatim") or str(Path(sys.executable).with_name("verbatim"))
+REFERENCE_ENV = {
+    "VERBATIM_ONE_PASS": "0",
+    "VERBATIM_ENCODER_RUNTIME": "torch",
+    "VERBATIM_LEMMATIZER": "spacy",
+}
+
+
+def run_cli(
+    feed: Path,
+    out: Path,
+    backend: str,
+    batch_size: int,
+    *,
+    root: Path = ROOT,
+    env: dict[str, str] | None = None,
+) -> dict[str, float]:
+    """One `verbatim analyze` child: wall s, user+sys CPU s, max RSS MB (of that child).
+
+    The child is timed with os.wait4, so its peak RSS is its own (not the largest so far)."""
     cmd = [
-        exe,
+        sys.executable,
+        "-m",
+        "jobs.cli",
         "analyze",
         str(feed),
         "-o",
@@ -43,14 +67,80 @@ def run_cli(feed: Path, out: Path, backend: str, batch_size: int) -> dict[str, f
         "--batch-size",
         str(batch_size),
     ]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    child_env = dict(os.environ, PYTHONPATH=str(root), **(env or {}))
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=ROOT, env=os.environ.copy())
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, cwd=root, env=child_env)
+    _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    # ru_maxrss of RUSAGE_CHILDREN is the largest child so far: run the big one last.
-    return {"wall_s": wall, "cpu_s": cpu, "max_rss_mb": after.ru_maxrss / 1024}
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"verbatim analyze failed (exit {proc.returncode}) in {root}")
+    return {
+        "wall_s": wall,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "max_rss_mb": usage.ru_maxrss / 1024,
+    }
+
+
+def measure(
+    feed: Path,
+    small: Path,
+    n: int,
+    n_small: int,
+    out: Path,
+    backend: str,
+    batch_size: int,
+    *,
+    root: Path = ROOT,
+    env: dict[str, str] | None = None,
+) -> dict[str, float]:
+    start = run_cli(small, out, backend, batch_size, root=root, env=env)
+    full = run_cli(feed, out, backend, batch_size, root=root, env=env)
+    net_wall = max(full["wall_s"] - start["wall_s"], 1e-9)
+    net_cpu = max(full["cpu_s"] - start["cpu_s"], 1e-9)
+    return {
+        "startup_wall_s (50 docs)": round(start["wall_s"], 2),
+        "total_wall_s": round(full["wall_s"], 2),
+        "total_cpu_s": round(full["cpu_s"], 2),
+        "docs_per_s_end_to_end": round(n / full["wall_s"], 1),
+        "docs_per_s_net_of_startup": round((n - n_small) / net_wall, 1),
+        "docs_per_cpu_s_net_of_startup": round((n - n_small) / net_cpu, 1),
+        "peak_rss_mb": round(full["max_rss_mb"], 0),
+    }
+
+
+def machine() -> dict[str, object]:
+    from nlp.encoder.runtime import cpu_description, kernel_path
+
+    info: dict[str, object] = {
+        "cpu": cpu_description(),
+        "kernels": kernel_path(),
+        "load_average_1m": round(os.getloadavg()[0], 1),
+    }
+    try:
+        import torch
+
+        info["torch"] = {
+            "version": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "mkldnn": torch.backends.mkldnn.is_available(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        }
+    except Exception:  # noqa: BLE001 - informational only
+        pass
+    return info
+
+
+def runtime_choice() -> str:
+    """The encoder runtime `verbatim setup` recorded for the packaged model (or torch)."""
+    try:
+        from core.settings import load_settings
+
+        root = load_settings().resolved_model_dir / "runtime"
+        records = [json.loads(p.read_text(encoding="utf-8")) for p in root.glob("*/runtime.json")]
+        return ", ".join(sorted({r["chosen"] for r in records})) or "torch (no runtime build)"
+    except (OSError, ValueError):
+        return "unknown"
 
 
 def head(src: Path, dst: Path, n: int) -> int:
@@ -71,11 +161,25 @@ def main() -> None:
     ap.add_argument("--input", type=Path, default=None, help="JSONL with a 'text' field")
     ap.add_argument("--backend", default="lexicon")
     ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--limit", type=int, default=None, help="only the first N lines of --input")
+    ap.add_argument(
+        "--reference",
+        action="store_true",
+        help="also run the in-tree former path (one pass off, torch, spaCy)",
+    )
+    ap.add_argument(
+        "--reference-rev",
+        default=None,
+        help="also run this git revision's code (e.g. bf744b6, before issue 12)",
+    )
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="verbatim-bench-analyze-") as tmp:
         root = Path(tmp)
-        if args.input is not None:
+        if args.input is not None and args.limit:
+            feed = root / "input.jsonl"  # a temporary head, deleted with the directory
+            head(args.input.resolve(), feed, args.limit)
+        elif args.input is not None:
             feed = args.input.resolve()
         else:
             from jobs.demo import DemoSpec, write_demo
@@ -89,29 +193,62 @@ def main() -> None:
         n_small = head(feed, small, 50)
         out = root / "out.jsonl"
 
-        start = run_cli(small, out, args.backend, args.batch_size)
-        full = run_cli(feed, out, args.backend, args.batch_size)
-        written = count_lines(out)
-        with out.open(encoding="utf-8") as fh:
-            first = json.loads(fh.readline())
-        assert {"sentiment", "themes"} <= set(first), "unexpected output record"
-
-        net_wall = max(full["wall_s"] - start["wall_s"], 1e-9)
-        net_cpu = max(full["cpu_s"] - start["cpu_s"], 1e-9)
-        figures = {
+        figures: dict[str, object] = {
+            "machine": machine(),
             "backend": args.backend,
             "input": str(args.input) if args.input else f"demo feed ({n} rows)",
             "docs": n,
-            "written": written,
-            "startup_wall_s (50 docs)": round(start["wall_s"], 2),
-            "total_wall_s": round(full["wall_s"], 2),
-            "total_cpu_s": round(full["cpu_s"], 2),
-            "docs_per_s_end_to_end": round(n / full["wall_s"], 1),
-            "docs_per_s_net_of_startup": round((n - n_small) / net_wall, 1),
-            "docs_per_cpu_s_net_of_startup": round((n - n_small) / net_cpu, 1),
-            "peak_rss_mb": round(full["max_rss_mb"], 0),
-            "startup_peak_rss_mb": round(start["max_rss_mb"], 0),
+            "runtime_recorded_by_setup": runtime_choice(),
         }
+        runs = {"default": measure(feed, small, n, n_small, out, args.backend, args.batch_size)}
+        with out.open(encoding="utf-8") as fh:
+            written = sum(1 for _ in fh)
+            fh.seek(0)
+            first = json.loads(fh.readline())
+        assert {"sentiment", "themes"} <= set(first), "unexpected output record"
+        figures["written"] = written
+        if args.reference:
+            runs["reference (in-tree, ONE_PASS=0, torch, spaCy)"] = measure(
+                feed, small, n, n_small, out, args.backend, args.batch_size, env=REFERENCE_ENV
+            )
+        if args.reference_rev:
+            ref_root = root / "ref"
+            subprocess.run(
+                [
+                    "git",
+                    "-C",
+                    str(ROOT),
+                    "worktree",
+                    "add",
+                    "--detach",
+                    "-q",
+                    str(ref_root),
+                    args.reference_rev,
+                ],
+                check=True,
+            )
+            try:
+                runs[f"reference rev {args.reference_rev}"] = measure(
+                    feed, small, n, n_small, out, args.backend, args.batch_size, root=ref_root
+                )
+            finally:
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(ref_root)],
+                    check=False,
+                )
+        base = runs["default"]
+        for name, run in runs.items():
+            if name != "default":
+                run["default_speed-up_end_to_end"] = round(
+                    base["docs_per_s_end_to_end"] / max(run["docs_per_s_end_to_end"], 1e-9), 2
+                )
+                run["default_speed-up_per_cpu_s"] = round(
+                    base["docs_per_cpu_s_net_of_startup"]
+                    / max(run["docs_per_cpu_s_net_of_startup"], 1e-9),
+                    2,
+                )
+        figures["runs"] = runs
+        figures["load_average_1m_after"] = round(os.getloadavg()[0], 1)
         print(json.dumps(figures, indent=2, ensure_ascii=False))
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from core.analysis import load_spacy
+from core.analysis import load_lemmatizer
 from core.settings import load_settings
 from jobs.evaluate import theme_metrics
 from jobs.train_themes import build_signals
@@ -198,6 +198,104 @@ def ecommerce(args: argparse.Namespace, nlp: Any, scorer: Any, signals: Any) -> 
     return res
 
 
+def fit_model(
+    tax: Taxonomy,
+    nlp: Any,
+    scorer: Any,
+    signals: Any,
+    rules: Any,
+    texts: list[str],
+    gold: list[dict[str, str]],
+    found: list[Any],
+) -> LearnedThemeDetector:
+    model = LearnedThemeDetector(tax, nlp=nlp, scorer=scorer, signals=signals)
+    model.rules = rules
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(texts, gold, rule_mentions=found)
+    return model
+
+
+def polarity_mix(pred: list[dict[str, str]]) -> dict[str, int]:
+    return {p: sum(1 for d in pred for v in d.values() if v == p) for p in POLARITIES}
+
+
+def ecommerce_extra(
+    args: argparse.Namespace, nlp: Any, scorer: Any, signals: Any
+) -> dict[str, Any]:
+    """With --extra (benchmarks/build_theme_data.py output, no dev rows): train on the extra
+    labels -> score themes_fr/dev; train on dev -> score the extra labels; k-fold out-of-fold
+    over the union. Nothing here was tuned on the scored side of each split."""
+    from sklearn.model_selection import KFold
+
+    tax = load_taxonomy("ecommerce")
+    dev_x, dev_y = read_jsonl(args.data / "themes_fr" / "dev.jsonl", "themes")
+    new_x, new_y = read_jsonl(args.extra, "themes")
+    rules = RuleThemeDetector(tax, nlp=nlp, scorer=scorer)
+    dev_f, new_f = rules.detect(dev_x), rules.detect(new_x)
+    variants = ["lite"] + (["full"] if signals is not None else [])
+    res: dict[str, Any] = {"n_dev": len(dev_x), "n_extra": len(new_x)}
+    for name, (tx, ty, tf), (ex, ey, ef) in (
+        (
+            f"train extra ({len(new_x)}) -> themes_fr/dev ({len(dev_x)})",
+            (new_x, new_y, new_f),
+            (dev_x, dev_y, dev_f),
+        ),
+        (
+            f"train themes_fr/dev ({len(dev_x)}) -> extra ({len(new_x)})",
+            (dev_x, dev_y, dev_f),
+            (new_x, new_y, new_f),
+        ),
+    ):
+        t0 = time.perf_counter()
+        model = fit_model(tax, nlp, scorer, signals, rules, tx, ty, tf)
+        res[name] = {}
+        for v in variants:
+            pred = predict_variant(model, ex, ef, v, signals)
+            res[name][v] = dict(score(ey, pred, tax), predicted_polarities=polarity_mix(pred))
+            print(
+                table(f"\n{name} — learned {v} ({time.perf_counter() - t0:.0f}s)", res[name][v]),
+                flush=True,
+            )
+            print(f"  predicted polarities: {polarity_mix(pred)}; gold: {polarity_mix(ey)}")
+    ux, uy, uf = dev_x + new_x, dev_y + new_y, dev_f + new_f
+    oof: dict[str, list[dict[str, str]]] = {v: [{}] * len(ux) for v in variants}
+    for tr, te in KFold(args.folds, shuffle=True, random_state=args.seeds[0]).split(ux):
+        model = fit_model(
+            tax,
+            nlp,
+            scorer,
+            signals,
+            rules,
+            [ux[i] for i in tr],
+            [uy[i] for i in tr],
+            [uf[i] for i in tr],
+        )
+        for v in variants:
+            preds = predict_variant(model, [ux[i] for i in te], [uf[i] for i in te], v, signals)
+            for i, p in zip(te, preds, strict=True):
+                oof[v][i] = p
+    name = f"union ({len(ux)}), {args.folds}-fold out-of-fold"
+    res[name] = {}
+    for v in variants:
+        res[name][v] = dict(score(uy, oof[v], tax), predicted_polarities=polarity_mix(oof[v]))
+        print(table(f"\n{name} — learned {v}", res[name][v]), flush=True)
+        dev_part = score(dev_y, oof[v][: len(dev_x)], tax)
+        res[name][v]["dev_rows_only"] = dev_part
+        print(
+            f"  of which themes_fr/dev rows: micro-F1 {dev_part['micro_f1']:.4f}, polarity acc "
+            f"{dev_part['polarity_accuracy']:.4f}; predicted polarities "
+            f"{polarity_mix(oof[v])}, gold {polarity_mix(uy)}"
+        )
+    if args.save is not None:
+        # The shipped heads: every labelled row (the figures above are all out-of-fold).
+        model = fit_model(tax, nlp, scorer, signals, rules, ux, uy, uf)
+        model.rules = RuleThemeDetector(tax, nlp=nlp, scorer=scorer)
+        model.save(args.save)
+        print(f"\nheads trained on all {len(ux)} rows -> {args.save}")
+    return res
+
+
 def restaurant(args: argparse.Namespace, nlp: Any, scorer: Any, signals: Any) -> dict[str, Any]:
     tax = load_taxonomy("restaurant")
     tr_x, tr_y = read_jsonl(args.data / "tripadvisor_fr" / "train.jsonl", "aspects")
@@ -241,14 +339,28 @@ def main() -> None:
     ap.add_argument("--no-encoder", action="store_true", help="lite heads only")
     ap.add_argument("--cache", type=Path, default=Path("/tmp/verbatim-theme-cache"))
     ap.add_argument("--json", type=Path, default=None, help="write all figures here")
+    ap.add_argument(
+        "--extra",
+        type=Path,
+        default=None,
+        help="extra e-commerce labels (benchmarks/build_theme_data.py --out, no dev)",
+    )
+    ap.add_argument(
+        "--save",
+        type=Path,
+        default=None,
+        help="with --extra: also train on dev + extra and save the heads here",
+    )
     args = ap.parse_args()
-    nlp = load_spacy()
+    nlp = load_lemmatizer(load_settings().lemmatizer)
     scorer = LexiconSentiment()
     signals = None
     if not args.no_encoder:
         _, signals = build_signals(load_settings(), args.backend, args.cache)
     out: dict[str, Any] = {}
-    if args.only in (None, "ecommerce"):
+    if args.only in (None, "ecommerce") and args.extra is not None:
+        out["ecommerce_extra"] = ecommerce_extra(args, nlp, scorer, signals)
+    elif args.only in (None, "ecommerce"):
         out["ecommerce"] = ecommerce(args, nlp, scorer, signals)
     if args.only in (None, "restaurant"):
         out["restaurant"] = restaurant(args, nlp, scorer, signals)

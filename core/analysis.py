@@ -29,6 +29,18 @@ def load_spacy(name: str = "fr_core_news_sm") -> Any | None:
         return None
 
 
+def load_lemmatizer(kind: str = "lookup") -> Any | None:
+    """What the theme rules read lemmas from: "lookup" (the spaCy model's lemma table, no
+    tagger: the fast default), "spacy" (the full tagger + rule lemmatiser), None without
+    spaCy (the light stemmer alone)."""
+    nlp = load_spacy()
+    if kind == "spacy" or nlp is None:
+        return nlp
+    from nlp.text.lemmas import LookupLemmatizer
+
+    return LookupLemmatizer.from_spacy(nlp) or nlp
+
+
 def theme_signals(sentiment: Any) -> Any:
     """Encoder signals for theme heads from the sentiment backend: its encoder (never a second
     copy) and its probabilities; None when it cannot provide them."""
@@ -41,7 +53,9 @@ def theme_signals(sentiment: Any) -> Any:
         return None
 
 
-def build_theme_model(taxonomy: Taxonomy, themes_model: Path | None, sentiment: Any) -> Any:
+def build_theme_model(
+    taxonomy: Taxonomy, themes_model: Path | None, sentiment: Any, lemmatizer: str = "lookup"
+) -> Any:
     """Rules, or a trained theme head: `themes_model` if given, else the packaged default head
     of a built-in taxonomy when it fits (any failure there falls back to the rules). Heads use
     the sentiment backend's encoder when it is the one they were trained with."""
@@ -49,7 +63,7 @@ def build_theme_model(taxonomy: Taxonomy, themes_model: Path | None, sentiment: 
     from nlp.themes import RuleThemeDetector
 
     scorer = sentiment if isinstance(sentiment, LexiconSentiment) else LexiconSentiment()
-    nlp = load_spacy()
+    nlp = load_lemmatizer(lemmatizer)
     if themes_model is not None:
         from nlp.themes.learned import load_theme_model
 
@@ -94,9 +108,12 @@ def build_analyzer(
             model=settings.sentiment_model,
             path=settings.sentiment_model_path,
             model_dir=settings.resolved_model_dir,
+            runtime=settings.encoder_runtime,
         )
-    themes = build_theme_model(taxonomy, themes_model or settings.themes_model, sentiment)
-    return Analyzer(sentiment, themes, taxonomy)
+    themes = build_theme_model(
+        taxonomy, themes_model or settings.themes_model, sentiment, settings.lemmatizer
+    )
+    return Analyzer(sentiment, themes, taxonomy, one_pass=settings.one_pass)
 
 
 def analysis_record(doc: DocAnalysis) -> dict:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -127,6 +128,20 @@ class Correction(Base):
     themes: Mapped[list[Any] | None] = mapped_column(JSON)
     author: Mapped[str] = mapped_column(String(100))  # API key name
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class Embedding(Base):
+    """A verbatim's document vector from its analysis pass (float16, L2-normalised), so topics
+    and re-detection never re-encode. One row per verbatim: a re-analysis replaces it."""
+
+    __tablename__ = "embeddings"
+
+    feedback_id: Mapped[int] = mapped_column(
+        ForeignKey("feedback.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(String(100), index=True)  # encoder weights key
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float16, little-endian
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

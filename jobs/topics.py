@@ -93,6 +93,7 @@ class TopicJobResult:
     topics: list[StoredTopic] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     skipped: str | None = None  # why nothing was written
+    from_store: int = 0  # document vectors read from the enrich-time store (not re-encoded)
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -184,15 +185,30 @@ def doc_theme_sets(
 
 
 def embed_documents(
-    texts: Sequence[str], encoder: Any, config: TopicJobConfig, static_cache: Path | None = None
+    texts: Sequence[str],
+    encoder: Any,
+    config: TopicJobConfig,
+    static_cache: Path | None = None,
+    stored: Sequence[np.ndarray | None] | None = None,
 ) -> tuple[Any, np.ndarray]:
     """(embedder, unit embeddings): the encoder for BERTopic, distilled static vectors for
-    the fast path (piece vectors cached in `static_cache`)."""
+    the fast path (piece vectors cached in `static_cache`). `stored` (BERTopic, aligned with
+    `texts`): vectors enrich already stored with this encoder's weights; only the missing
+    ones are encoded."""
     if config.method == "fast":
         embedder: Any = StaticEmbedder(encoder, config.static, cache_path=static_cache)
         return embedder, embedder.fit_transform(texts)
     if config.method == "bertopic":
-        return encoder, encoder.encode(list(texts))
+        if stored is None:
+            return encoder, encoder.encode(list(texts))
+        missing = [i for i, v in enumerate(stored) if v is None]
+        out = np.zeros((len(texts), encoder.hidden_size), dtype=np.float32)
+        for i, v in enumerate(stored):
+            if v is not None:
+                out[i] = v
+        if missing:
+            out[missing] = encoder.encode([texts[i] for i in missing])
+        return encoder, out
     raise ValueError(f"unknown topic method {config.method!r} (bertopic or fast)")
 
 
@@ -348,8 +364,12 @@ def run_topics(
     config: TopicJobConfig | None = None,
     static_cache: Path | None = None,
     now: datetime | None = None,
+    embedding_key: str | None = None,
 ) -> TopicJobResult:
-    """Discover topics over the configured window and store them (one transaction)."""
+    """Discover topics over the configured window and store them (one transaction).
+
+    `embedding_key`: the weights key of `encoder` (nlp/analyzer.Analyzer.embedding_key):
+    vectors enrich stored under it are reused instead of encoding those verbatims again."""
     cfg = config or TopicJobConfig()
     now = now or utcnow()
     result = TopicJobResult(method=cfg.method)
@@ -362,9 +382,16 @@ def run_topics(
         themes_stored = stored_themes(session, [d.feedback_id for d in docs])
         before = previous_assignments(session, [d.feedback_id for d in docs])
         live = previous_topics(session, live_only=True)
+        stored = None
+        if embedding_key and cfg.method == "bertopic":
+            from jobs.enrich import stored_embeddings
+
+            found = stored_embeddings(session, [d.feedback_id for d in docs], embedding_key)
+            stored = [found.get(d.feedback_id) for d in docs]
+            result.from_store = len(found)
     texts = [d.text for d in docs]
     start = time.perf_counter()
-    embedder, embeddings = embed_documents(texts, encoder, cfg, static_cache)
+    embedder, embeddings = embed_documents(texts, encoder, cfg, static_cache, stored)
     result.seconds["embed"] = time.perf_counter() - start
     start = time.perf_counter()
     model = fit_model(texts, embeddings, cfg, recentred(live, before, docs, embeddings))

@@ -161,6 +161,34 @@ class CachedSignals:
     def vectors(self, texts: Sequence[str]) -> np.ndarray:
         return self._get("vectors", texts)
 
+    def encode(self, texts: Sequence[str]) -> Any | None:
+        """One encoder pass per distinct text, kept in memory (token states are too big for
+        the disk cache); None when the inner signals cannot give one."""
+        if getattr(self.inner, "encode", None) is None:
+            return None
+        memo = self.__dict__.setdefault("_encoded", {})
+        missing = sorted({t for t in texts if t not in memo})
+        if missing:
+            enc = self.inner.encode(missing)
+            if enc is None:
+                return None
+            for i, t in enumerate(missing):
+                memo[t] = enc.subset([i])
+        if not texts:
+            return self.inner.encode([])
+        from nlp.sentiment.embedded import DocEncoding
+
+        parts = [memo[t] for t in texts]
+        return DocEncoding(
+            parts[0].model,
+            np.vstack([p.pooled for p in parts]),
+            np.vstack([p.sentiment_logits for p in parts]),
+            np.vstack([p.star_logits for p in parts]),
+            [p.states[0] for p in parts],
+            [p.spans[0] for p in parts],
+            [p.texts[0] for p in parts],
+        )
+
     def sentiment_probs(self, texts: Sequence[str]) -> np.ndarray:
         return self._get("probs", texts)
 
@@ -178,6 +206,7 @@ def build_signals(
         model=settings.sentiment_model,
         path=settings.sentiment_model_path,
         model_dir=settings.resolved_model_dir,
+        runtime=settings.encoder_runtime,
     )
     signals = theme_signals(sentiment)
     if signals is not None and cache_dir is not None:
@@ -257,13 +286,14 @@ def register_themes(group: typer.Typer) -> None:
             typer.echo(f"{len(rows)} corrected verbatims merged", err=True)
         if not texts:
             raise _fail("no examples: the examples file and the corrections are empty")
-        from core.analysis import load_spacy
+        from core.analysis import load_lemmatizer
         from core.settings import load_settings
 
+        settings = load_settings()
         signals = None
         if not no_encoder:
             try:
-                _, signals = build_signals(load_settings(), backend, cache_dir)
+                _, signals = build_signals(settings, backend, cache_dir)
             except Exception as exc:  # noqa: BLE001 - encoder-free heads still train
                 typer.echo(
                     f"warning: no encoder signals ({exc}); training the encoder-free heads only",
@@ -273,7 +303,7 @@ def register_themes(group: typer.Typer) -> None:
             tax,
             texts,
             labels,
-            nlp=load_spacy(),
+            nlp=load_lemmatizer(settings.lemmatizer),
             use_rules=not no_rules,
             min_examples=min_examples,
             signals=signals,

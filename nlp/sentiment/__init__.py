@@ -45,7 +45,38 @@ def _embedded(**kw: Any) -> SentimentModel:
             cache_dir=kw.get("model_dir"),
             config=EncoderConfig(),
         )
-    return EmbeddedSentiment.load(path, encoder)
+    model_dir = kw.get("model_dir")
+    runtime = kw.get("runtime") or "torch"
+    root = Path(model_dir) / RUNTIME_SUBDIR if model_dir is not None else None
+    if root is None and runtime == "auto":
+        runtime = "torch"
+    return EmbeddedSentiment.load(path, encoder, runtime=runtime, runtime_root=root)
+
+
+RUNTIME_SUBDIR = "runtime"  # under settings.model_dir: ONNX builds of encoder + delta
+
+
+def build_runtimes(model_dir: Path, path: Path | None = None) -> dict[str, Any]:
+    """Export the embedded model (encoder + delta `path`, default the packaged one) to ONNX
+    fp32/int8 under model_dir/runtime/<key>, measure each runtime here and record the fastest
+    that stays faithful (nlp/encoder/runtime.py). Idempotent: an existing build is kept."""
+    from nlp.encoder.runtime import build_runtime_dir, read_runtime_dir
+    from nlp.sentiment.embedded import runtime_key
+
+    model = _embedded(model_dir=model_dir, path=path, runtime="torch")
+    delta = Path(path or _packaged())
+    key = runtime_key(model.encoder, delta)  # type: ignore[attr-defined]
+    out = Path(model_dir) / RUNTIME_SUBDIR / key
+    record = read_runtime_dir(out, key)
+    if record is None:
+        record = build_runtime_dir(model.encoder, out, fingerprint=key)  # type: ignore[attr-defined]
+    return dict(record, path=str(out))
+
+
+def _packaged() -> Path:
+    from nlp.sentiment.embedded import packaged_model_dir
+
+    return packaged_model_dir()
 
 
 def _transformers(**kw: Any) -> SentimentModel:
@@ -79,4 +110,4 @@ def build_sentiment(name: str, **kw: Any) -> SentimentModel:
     return loader(**kw)
 
 
-__all__ = ["REGISTRY", "build_sentiment"]
+__all__ = ["REGISTRY", "RUNTIME_SUBDIR", "build_runtimes", "build_sentiment"]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from nlp.encoder import TextEncoder, mean_pool
+from nlp.encoder.runtime import EncoderRuntime, load_runtime
 from nlp.errors import VerbatimError
 from nlp.text.french import sentences
 from nlp.text.normalize import normalize_text
@@ -131,22 +132,48 @@ class EmbeddedSentiment:
 
     name = "embedded"
 
-    def __init__(self, encoder: TextEncoder, heads: Any, config: SentimentHeadConfig) -> None:
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        heads: Any,
+        config: SentimentHeadConfig,
+        runtime: EncoderRuntime | None = None,
+    ) -> None:
         self.encoder = encoder
         self.heads = heads.eval()
         self.config = config
         self.version = config.version
+        # Token states come from `runtime` (torch, or ONNX Runtime built at `verbatim setup`).
+        self.runtime = runtime or EncoderRuntime("torch", encoder)
+        self._head_w = {  # numpy copies: pooling and heads run outside torch in one pass
+            "sentiment": (
+                heads.sentiment.weight.detach().float().numpy().T.copy(),
+                heads.sentiment.bias.detach().float().numpy().copy(),
+            ),
+            "stars": (
+                heads.stars.weight.detach().float().numpy().T.copy(),
+                heads.stars.bias.detach().float().numpy().copy(),
+            ),
+        }
 
     # --- persistence ---------------------------------------------------------------------
     @classmethod
     def load(
-        cls, path: Path, encoder: TextEncoder, *, inference_dtype: str = "auto"
+        cls,
+        path: Path,
+        encoder: TextEncoder,
+        *,
+        inference_dtype: str = "auto",
+        runtime: str = "torch",
+        runtime_root: Path | None = None,
     ) -> EmbeddedSentiment:
         """Apply the delta in `path` onto `encoder` (its top layers are replaced in place).
 
         `inference_dtype` "auto" casts the encoder to bf16 where the CPU has native bf16
         (AMX/AVX512-BF16): ~35% faster and half the memory, macro-F1 unchanged to 3 decimals on
-        the dev sets. Use "float32" to keep full precision."""
+        the dev sets. Use "float32" to keep full precision. `runtime` "auto" uses the runtime
+        `verbatim setup` measured fastest here (nlp/encoder/runtime.py; built under
+        `runtime_root`), "torch" always torch, "onnx-int8"/"onnx-fp32" that ONNX build."""
         import torch
         from safetensors.torch import load_file
 
@@ -175,7 +202,13 @@ class EmbeddedSentiment:
             )
         heads = make_heads(encoder.hidden_size, config.dropout)
         heads.load_state_dict(head_state)
-        return cls(encoder, heads, config)
+        rt = None
+        if runtime != "torch":
+            if runtime_root is None:
+                raise ValueError(f"runtime {runtime!r} needs runtime_root (settings.model_dir)")
+            key = runtime_key(encoder, path)
+            rt = load_runtime(encoder, Path(runtime_root) / key, key, prefer=runtime)
+        return cls(encoder, heads, config, rt)
 
     def save(self, path: Path, *, start_layer: int) -> None:
         """Write the delta: layers >= start_layer (int8 or fp16), heads (fp32), the config."""
@@ -212,6 +245,14 @@ class EmbeddedSentiment:
         sent = np.zeros((n, len(POLARITIES)), dtype=np.float32)
         stars = np.zeros((n, len(STARS)), dtype=np.float32)
         ids = self.encoder.token_ids([normalize_text(t) for t in texts], self.config.max_length)
+        if self.runtime.session is not None:
+            for rows, input_ids, mask in self.encoder.batches(ids):
+                m = mask.numpy()
+                hidden = self.runtime.hidden(input_ids.numpy(), m)
+                pooled = (hidden * m[..., None]).sum(1) / np.maximum(m.sum(1, keepdims=True), 1)
+                sent[rows] = self._head("sentiment", pooled)
+                stars[rows] = self._head("stars", pooled)
+            return sent, stars
         with torch.inference_mode(), autocast():
             for rows, input_ids, mask in self.encoder.batches(ids):
                 hidden = self.encoder.model(
@@ -221,14 +262,24 @@ class EmbeddedSentiment:
                 sent[rows], stars[rows] = s.float().numpy(), r.float().numpy()
         return sent, stars
 
-    def predict(self, texts: Sequence[str]) -> list[SentimentResult]:
-        if not texts:
-            return []
-        sent, stars = self.logits(texts)
+    def _head(self, name: str, pooled: np.ndarray) -> np.ndarray:
+        w, b = self._head_w[name]
+        return pooled.astype(np.float32) @ w + b
+
+    def probs(
+        self, sent: np.ndarray, stars: np.ndarray, texts: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(class probabilities, star probabilities) from raw logits of `texts`: irony
+        markers, then both heads mixed and calibrated (see class_probs)."""
         sent = irony_shift(sent, texts, self.config.irony_margin)
         stars = irony_shift(stars, texts, self.config.irony_margin, stars=True)
-        probs = class_probs(sent, stars, self.config)
-        star_p = softmax(stars)
+        return class_probs(sent, stars, self.config), softmax(stars)
+
+    def results(
+        self, sent: np.ndarray, stars: np.ndarray, texts: Sequence[str]
+    ) -> list[SentimentResult]:
+        """SentimentResults from raw (sentiment, stars) logits of `texts`."""
+        probs, star_p = self.probs(sent, stars, texts)
         expected = star_p @ np.asarray(STARS, dtype=np.float32)
         out = []
         for p, e in zip(probs, expected, strict=True):
@@ -243,11 +294,150 @@ class EmbeddedSentiment:
             )
         return out
 
+    def encode_docs(self, texts: Sequence[str]) -> DocEncoding:
+        """One encoder pass over `texts` (NFC; normalised here as `predict` does): per-document
+        token states with their character spans *in the given texts*, pooled vectors and
+        sentiment/star logits. Theme heads read document vectors and clause polarities from
+        it (span pooling) instead of running the encoder again."""
+        from nlp.text.normalize import normalize_with_offsets
+
+        n = len(texts)
+        normed = [normalize_with_offsets(t or "") for t in texts]
+        tok = self.encoder.tokenizer
+        prefix = self.encoder.config.prefix
+        enc = tok(
+            [prefix + t for t, _ in normed],
+            add_special_tokens=False,
+            truncation=False,
+            return_offsets_mapping=True,
+            verbose=False,
+        )
+        budget = self.config.max_length - 2
+        head_n = int(budget * self.encoder.config.head_fraction)
+        ids: list[list[int]] = []
+        spans: list[np.ndarray] = []
+        for k, (raw, offs) in enumerate(zip(enc["input_ids"], enc["offset_mapping"], strict=True)):
+            if len(raw) > budget:
+                cut = len(raw) - (budget - head_n)
+                raw, offs = raw[:head_n] + raw[cut:], offs[:head_n] + offs[cut:]
+            ids.append([tok.cls_token_id, *raw, tok.sep_token_id])
+            index = normed[k][1]
+            sp = np.full((len(raw) + 2, 2), -1, dtype=np.int32)
+            for j, (a, b) in enumerate(offs, start=1):
+                a, b = a - len(prefix), b - len(prefix)
+                if a >= 0 and b > a and b <= len(index):
+                    sp[j] = (index[a], index[b - 1] + 1)
+            spans.append(sp)
+        pooled = np.zeros((n, self.encoder.hidden_size), dtype=np.float32)
+        states: list[np.ndarray] = [np.zeros((0, 0), dtype=np.float32)] * n
+        for rows, input_ids, mask in self.encoder.batches(ids):
+            m = mask.numpy()
+            hidden = self.runtime.hidden(input_ids.numpy(), m)
+            for r, i in enumerate(rows):
+                states[i] = hidden[r, : len(ids[i])]
+                pooled[i] = states[i].mean(0)
+        return DocEncoding(
+            self,
+            pooled,
+            self._head("sentiment", pooled),
+            self._head("stars", pooled),
+            states,
+            spans,
+            list(texts),
+        )
+
+    def predict(self, texts: Sequence[str]) -> list[SentimentResult]:
+        if not texts:
+            return []
+        return self.results(*self.logits(texts), texts)
+
     def predict_sentences(self, text: str) -> list[tuple[int, int, SentimentResult]]:
         """Sentence-level scores (start, end, result), for aspect polarity."""
         spans = [(s, e, t) for s, e, t in sentences(text) if t.strip()]
         results = self.predict([t for _, _, t in spans])
         return [(s, e, r) for (s, e, _), r in zip(spans, results, strict=True)]
+
+
+class DocEncoding:
+    """The result of one encoder pass over a batch (see EmbeddedSentiment.encode_docs)."""
+
+    def __init__(
+        self,
+        model: EmbeddedSentiment,
+        pooled: np.ndarray,
+        sentiment: np.ndarray,
+        stars: np.ndarray,
+        states: list[np.ndarray],
+        spans: list[np.ndarray],
+        texts: list[str],
+    ) -> None:
+        self.model = model
+        self.texts = texts
+        self.pooled = pooled
+        self.sentiment_logits = sentiment
+        self.star_logits = stars
+        self.states = states
+        self.spans = spans  # per doc (tokens, 2) char spans in the input text; -1: special
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """(n, hidden) L2-normalised document vectors."""
+        norm = np.linalg.norm(self.pooled, axis=1, keepdims=True)
+        return self.pooled / np.maximum(norm, 1e-12)
+
+    def results(self) -> list[SentimentResult]:
+        return self.model.results(self.sentiment_logits, self.star_logits, self.texts)
+
+    def span_pool(self, doc: int, char_spans: Sequence[tuple[int, int]]) -> np.ndarray:
+        """Mean of the token states overlapping `char_spans` (the document's if none do)."""
+        sp = self.spans[doc]
+        sel = np.zeros(len(sp), dtype=bool)
+        for a, b in char_spans:
+            sel |= (sp[:, 0] < b) & (sp[:, 1] > a) & (sp[:, 0] >= 0)
+        if not sel.any():
+            return self.pooled[doc]
+        return self.states[doc][sel].mean(0)
+
+    def span_probs(self, items: Sequence[tuple[int, Sequence[tuple[int, int]]]]) -> np.ndarray:
+        """(k, 3) calibrated sentiment probabilities (POLARITIES order) of span-pooled states:
+        the polarity of a clause read from the document's own pass."""
+        if not items:
+            return np.zeros((0, len(POLARITIES)), dtype=np.float32)
+        pooled = np.stack([self.span_pool(d, s) for d, s in items]).astype(np.float32)
+        # Same calibration as the document's (both heads, irony markers of its text).
+        probs, _ = self.model.probs(
+            self.model._head("sentiment", pooled),
+            self.model._head("stars", pooled),
+            [self.texts[d] for d, _ in items],
+        )
+        return probs
+
+    def subset(self, rows: Sequence[int]) -> DocEncoding:
+        rows = list(rows)
+        return DocEncoding(
+            self.model,
+            self.pooled[rows],
+            self.sentiment_logits[rows],
+            self.star_logits[rows],
+            [self.states[i] for i in rows],
+            [self.spans[i] for i in rows],
+            [self.texts[i] for i in rows],
+        )
+
+
+def runtime_key(encoder: TextEncoder, delta_dir: Path) -> str:
+    """Directory name of the runtime build for this encoder + delta (weights fingerprint)."""
+    import hashlib
+
+    from nlp.themes.embed import fingerprint
+
+    h = hashlib.sha256()
+    for name in (DELTA_FILE, META_FILE):
+        h.update((Path(delta_dir) / name).read_bytes())
+    return f"{fingerprint(encoder)}-{h.hexdigest()[:10]}"
 
 
 def irony_shift(

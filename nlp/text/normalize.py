@@ -66,12 +66,69 @@ def normalize_text(text: str) -> str:
     return text.strip()
 
 
-def fold_accents(text: str) -> str:
-    """Lower-case and strip diacritics ("Reçu" -> "recu"); same length for Latin text."""
-    out = []
-    for ch in text.lower():
+class _FoldTable(dict[int, str]):
+    """str.translate table filled on demand: each character maps to its base letter when its
+    decomposition is one base + combining marks (1:1, so offsets stay valid)."""
+
+    def __missing__(self, code: int) -> str:
+        ch = chr(code)
         decomposed = unicodedata.normalize("NFD", ch)
         base = "".join(c for c in decomposed if not unicodedata.combining(c))
         # Keep a 1:1 character mapping so offsets stay valid (œ, æ keep their own char).
-        out.append(base if len(base) == 1 else ch)
-    return "".join(out)
+        value = base if len(base) == 1 else ch
+        self[code] = value
+        return value
+
+
+_FOLD = _FoldTable()
+
+
+def fold_accents(text: str) -> str:
+    """Lower-case and strip diacritics ("Reçu" -> "recu"); same length for Latin text."""
+    # One C-level translate with a per-character memo: this runs on every token of every text.
+    return text.lower().translate(_FOLD)
+
+
+def _sub_mapped(
+    pattern: re.Pattern[str], repl: str, text: str, index: list[int]
+) -> tuple[str, list[int]]:
+    """re.sub that also carries each output character's source index (repl: one char)."""
+    out, idx, pos = [], [], 0
+    for m in pattern.finditer(text):
+        out.append(text[pos : m.start()])
+        idx.extend(index[pos : m.start()])
+        out.append(repl)
+        idx.append(index[m.start()])
+        pos = m.end()
+    out.append(text[pos:])
+    idx.extend(index[pos:])
+    return "".join(out), idx
+
+
+def normalize_with_offsets(text: str) -> tuple[str, list[int]]:
+    """normalize_text(text) and, for each of its characters, the index in `text` it came from
+    (so spans found in the original text can be located in what the encoder reads). `text`
+    should already be NFC (the analyzer's input is); otherwise indices refer to its NFC form."""
+    if not text:
+        return "", []
+    text = unicodedata.normalize("NFC", text)
+    chars: list[str] = []
+    index: list[int] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\r":
+            ch = "\n"
+            if i + 1 < n and text[i + 1] == "\n":
+                i += 1
+        rep = ch.translate(_QUOTES)
+        for c in rep:
+            if _keep(c):
+                chars.append(c)
+                index.append(i)
+        i += 1
+    out, index = _sub_mapped(_SPACES, " ", "".join(chars), index)
+    out, index = _sub_mapped(_NEWLINES, "\n", out, index)
+    start = len(out) - len(out.lstrip())
+    end = len(out.rstrip())
+    return out[start:end], index[start:end]

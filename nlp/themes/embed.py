@@ -103,6 +103,18 @@ class EncoderSignals:
             raise RuntimeError("no encoder: document vectors are unavailable")
         return encode_layer(self.encoder, list(texts))
 
+    def encode(self, texts: Sequence[str]) -> Any | None:
+        """One encoder pass (nlp/sentiment/embedded.DocEncoding) when the sentiment model can
+        give one and shares the vectors' encoder; else None (callers use the methods above)."""
+        encode_docs = getattr(self.sentiment, "encode_docs", None)
+        if (
+            encode_docs is None
+            or self.encoder is None
+            or getattr(self.sentiment, "encoder", None) is not self.encoder
+        ):
+            return None
+        return encode_docs(list(texts))
+
     def sentiment_probs(self, texts: Sequence[str]) -> np.ndarray:
         """(n, 3) probabilities in POLARITIES order."""
         if self.sentiment is None:

@@ -131,6 +131,22 @@ def _best_threshold(y: np.ndarray, p: np.ndarray) -> float:
     return round(best_t, 3)
 
 
+def encode_with(signals: TextSignals | None, texts: Sequence[str]) -> Any | None:
+    """One encoder pass over `texts` when the signals can give one (else None)."""
+    encode = getattr(signals, "encode", None)
+    return encode(list(texts)) if encode is not None else None
+
+
+def span_features(
+    encoded: Any, docs: Sequence[int], contexts: Sequence[MentionContext]
+) -> np.ndarray:
+    """(k, 6): sentiment probabilities of each mention's clauses (span-pooled token states of
+    its document's pass), then of the whole document."""
+    clause = encoded.span_probs([(d, c.spans) for d, c in zip(docs, contexts, strict=True)])
+    whole = encoded.span_probs([(d, ()) for d in docs])
+    return np.hstack([clause, whole]).astype(np.float32)
+
+
 class LearnedThemeDetector:
     """Multi-label theme detector with learned per-theme heads; ThemeModel protocol.
 
@@ -272,7 +288,7 @@ class LearnedThemeDetector:
         if rule_mentions is None:
             rule_mentions = self.rules.detect(texts)
         if not self.themes:
-            self._fit_polarity(texts, gold, rule_mentions)
+            self._fit_polarity(texts, gold, rule_mentions, encode_with(self.signals, texts))
             return self
         # The taxonomy's own `examples:` are extra positives for presence (not for polarity:
         # they carry none), and never count towards `min_examples`.
@@ -293,8 +309,13 @@ class LearnedThemeDetector:
         rule_x = self._rule_matrix(det_rules)
         y = np.array([[1 if t in g else 0 for t in self.themes] for g in det_gold], dtype=int)
         variants: dict[str, np.ndarray | None] = {"lite": None}
+        encoded = encode_with(self.signals, det_texts)
         if self.signals is not None and self.signals.vector_signature is not None:
-            vectors = np.asarray(self.signals.vectors(det_texts), dtype=np.float32)
+            vectors = (
+                encoded.vectors
+                if encoded is not None
+                else np.asarray(self.signals.vectors(det_texts), dtype=np.float32)
+            )
             self.vector_mean = vectors.mean(0)
             self.vector_scale = vectors.std(0) + 1e-6
             self.vector_signature = self.signals.vector_signature
@@ -304,7 +325,12 @@ class LearnedThemeDetector:
             self.coef[variant], self.intercept[variant], self.thresholds[variant] = self._fit_heads(
                 x, y, tune_thresholds
             )
-        self._fit_polarity(texts, gold, rule_mentions)
+        self._fit_polarity(
+            texts,
+            gold,
+            rule_mentions,
+            encoded.subset(range(len(texts))) if encoded is not None else None,
+        )
         return self
 
     def _fit_heads(
@@ -340,25 +366,33 @@ class LearnedThemeDetector:
         texts: list[str],
         gold: list[dict[str, str]],
         rule_mentions: Sequence[Sequence[RuleMention]],
+        encoded: Any | None = None,
     ) -> None:
         """Polarity heads on the gold mentions, located as at inference time."""
         contexts: list[MentionContext] = []
         labels: list[str] = []
-        for text, g, found in zip(texts, gold, rule_mentions, strict=True):
+        docs: list[int] = []
+        for r, (text, g, found) in enumerate(zip(texts, gold, rule_mentions, strict=True)):
             if not g:
                 continue
             located = self._contexts(text, list(g), found, "lite")
             for theme, ctx in located.items():
                 contexts.append(ctx)
                 labels.append(g[theme])
+                docs.append(r)
         self.info["polarity_mentions"] = len(contexts)
         if len(contexts) < MIN_MENTIONS or len(set(labels)) < 2:
             return
         ids = self.taxonomy.ids
         self.polarity["lite"] = PolarityHead(ids, use_probs=False).fit(contexts, labels)
         if self.signals is not None and self.signals.sentiment_signature is not None:
-            probs = self.signals.sentiment_probs([c.text for c in contexts])
-            self.polarity["full"] = PolarityHead(ids, use_probs=True).fit(contexts, labels, probs)
+            if encoded is not None:
+                kind, probs = "span", span_features(encoded, docs, contexts)
+            else:
+                kind, probs = "text", self.signals.sentiment_probs([c.text for c in contexts])
+            self.polarity["full"] = PolarityHead(ids, use_probs=True, probs_kind=kind).fit(
+                contexts, labels, probs
+            )
             self.sentiment_signature = self.signals.sentiment_signature
 
     def _resolve_labels(self, labels: Mapping[str, str], row: int) -> dict[str, str]:
@@ -384,7 +418,10 @@ class LearnedThemeDetector:
         return 1.0 / (1.0 + np.exp(-z))
 
     def predict_proba(
-        self, texts: Sequence[str], rule_mentions: Sequence[Sequence[RuleMention]] | None = None
+        self,
+        texts: Sequence[str],
+        rule_mentions: Sequence[Sequence[RuleMention]] | None = None,
+        encoded: Any | None = None,
     ) -> np.ndarray:
         """(n_texts, n_learned_themes) presence probabilities, columns in `self.themes`."""
         if not self.themes or not texts:
@@ -395,19 +432,30 @@ class LearnedThemeDetector:
         vectors = None
         if variant == "full":
             assert self.signals is not None
-            vectors = np.asarray(self.signals.vectors(list(texts)), dtype=np.float32)
+            vectors = (
+                encoded.vectors
+                if encoded is not None
+                else np.asarray(self.signals.vectors(list(texts)), dtype=np.float32)
+            )
         text_x = self.vectorizer.transform([normalize_text(t) for t in texts])
         x = self._features(variant, text_x, self._rule_matrix(rule_mentions), vectors)
         return self._sigmoid(variant, x)
 
     def _contexts(
-        self, text: str, themes: Sequence[str], found: Sequence[RuleMention], variant: str
+        self,
+        text: str,
+        themes: Sequence[str],
+        found: Sequence[RuleMention],
+        variant: str,
+        clauses: list[ClauseScore] | None = None,
+        xc: Any | None = None,
     ) -> dict[str, MentionContext]:
         """Where each theme is expressed: the rules' clauses when they found it. A theme only
         the head found is implicit ("tombé en panne au bout d'un mois" is about the product):
         its polarity is read from the whole text, its evidence is the clause that the TF-IDF
         part of its head scores highest."""
-        clauses: list[ClauseScore] = self.rules.clause_scores(text)
+        if clauses is None:
+            clauses = self.rules.clause_scores(text)
         if not clauses:
             return {}
         by_rule = {m.mention.theme: m for m in found}
@@ -429,7 +477,8 @@ class LearnedThemeDetector:
         scored = [t for t in need if t in cols and self.vectorizer is not None]
         best: dict[str, int] = {}
         if scored:
-            xc = self.vectorizer.transform([normalize_text(c.clause.text) for c in clauses])
+            if xc is None:
+                xc = self.vectorizer.transform([normalize_text(c.clause.text) for c in clauses])
             w = self.coef.get(variant, self.coef.get("lite"))
             assert w is not None
             z = np.asarray(xc @ w[[cols[t] for t in scored], : self.n_text_features].T)
@@ -442,13 +491,49 @@ class LearnedThemeDetector:
             out[theme] = ctx
         return out
 
+    def _clause_features(
+        self,
+        chosen: list[list[tuple[str, float]]],
+        rule_mentions: Sequence[Sequence[RuleMention]],
+        clauses: dict[int, list[ClauseScore]],
+    ) -> dict[int, Any]:
+        """TF-IDF rows of the clauses of every text with a theme the rules did not locate,
+        in one vectoriser call (row r -> its clauses' matrix)."""
+        if self.vectorizer is None:
+            return {}
+        learned = set(self.themes)
+        docs = []
+        for r, cl in clauses.items():
+            located = {m.mention.theme for m in rule_mentions[r] if m.clauses}
+            if cl and any(t in learned and t not in located for t, _ in chosen[r]):
+                docs.append(r)
+        if not docs:
+            return {}
+        x = self.vectorizer.transform(
+            [normalize_text(c.clause.text) for r in docs for c in clauses[r]]
+        )
+        out, start = {}, 0
+        for r in docs:
+            out[r] = x[start : start + len(clauses[r])]
+            start += len(clauses[r])
+        return out
+
     def predict(
-        self, texts: Sequence[str], rule_mentions: Sequence[Sequence[RuleMention]] | None = None
+        self,
+        texts: Sequence[str],
+        rule_mentions: Sequence[Sequence[RuleMention]] | None = None,
+        encoded: Any | None = None,
     ) -> list[list[ThemeMention]]:
+        """Mentions per text. `encoded`: the texts' one encoder pass (the sentiment backend's
+        `encode_docs`), from which document vectors and clause polarities are read; without
+        it the encoder runs here (as many passes as the heads need)."""
         texts = list(texts)
         if rule_mentions is None:
             rule_mentions = self.rules.detect(texts)
-        probs = self.predict_proba(texts, rule_mentions)
+        span_head = self.polarity_variant == "full" and self.polarity["full"].probs_kind == "span"
+        if encoded is None and texts and (self.detection_variant == "full" or span_head):
+            encoded = encode_with(self.signals, texts)  # one pass for vectors and clauses
+        probs = self.predict_proba(texts, rule_mentions, encoded)
         variant = self.detection_variant
         thresholds = self.thresholds.get(variant, {})
         order = {t: i for i, t in enumerate(self.taxonomy.ids)}
@@ -465,12 +550,16 @@ class LearnedThemeDetector:
             chosen.append(picks)
         # Contexts of every mention, then one batched polarity pass.
         flat: list[tuple[int, str, float, MentionContext]] = []
+        clauses = {r: self.rules.clause_scores(texts[r]) for r in range(len(texts)) if chosen[r]}
+        xcs = self._clause_features(chosen, rule_mentions, clauses)
         for r, text in enumerate(texts):
             if not chosen[r]:
                 continue
-            ctxs = self._contexts(text, [t for t, _ in chosen[r]], rule_mentions[r], variant)
+            ctxs = self._contexts(
+                text, [t for t, _ in chosen[r]], rule_mentions[r], variant, clauses[r], xcs.get(r)
+            )
             flat.extend((r, t, s, ctxs[t]) for t, s in chosen[r] if t in ctxs)
-        polarities = self._polarities([c for *_, c in flat])
+        polarities = self._polarities([c for *_, c in flat], [r for r, *_ in flat], texts, encoded)
         out: list[list[ThemeMention]] = [[] for _ in texts]
         for (r, theme, score, ctx), pol in zip(flat, polarities, strict=True):
             out[r].append(ThemeMention(theme, pol, score, ctx.evidence))
@@ -478,7 +567,9 @@ class LearnedThemeDetector:
             mentions.sort(key=lambda m: order.get(m.theme, 99))
         return out
 
-    def _polarities(self, contexts: list[MentionContext]) -> list[Polarity]:
+    def _polarities(
+        self, contexts: list[MentionContext], docs: list[int], texts: list[str], encoded: Any | None
+    ) -> list[Polarity]:
         variant = self.polarity_variant
         if not contexts:
             return []
@@ -488,7 +579,14 @@ class LearnedThemeDetector:
         probs = None
         if head.use_probs:
             assert self.signals is not None
-            probs = self.signals.sentiment_probs([c.text for c in contexts])
+            if head.probs_kind == "span":
+                if encoded is None:
+                    encoded = encode_with(self.signals, texts)
+                if encoded is None:  # cannot happen when the signatures match; be safe
+                    return [lexicon_label(c.valence) for c in contexts]
+                probs = span_features(encoded, docs, contexts)
+            else:
+                probs = self.signals.sentiment_probs([c.text for c in contexts])
         return list(head.predict(contexts, probs))
 
     # --- persistence ------------------------------------------------------------------------

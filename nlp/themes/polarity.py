@@ -35,6 +35,7 @@ class MentionContext:
     pos: float = 0.0  # positive / negative valence mass in the clauses ("bien mais cher")
     neg: float = 0.0
     evidence: Span | None = None  # the most opinionated of those clauses
+    spans: tuple[tuple[int, int], ...] = ()  # character spans of those clauses in the text
 
 
 def lexicon_label(value: float) -> Polarity:
@@ -63,7 +64,10 @@ def context_of(
         evidence = Span(best.start, best.end, best.text)
     pos = float(sum(clauses[k].pos for k in idxs))
     neg = float(sum(clauses[k].neg for k in idxs))
-    return MentionContext(theme, idxs, text, float(valence), own, sent, doc, pos, neg, evidence)
+    spans = tuple((clauses[k].clause.start, clauses[k].clause.end) for k in idxs)
+    return MentionContext(
+        theme, idxs, text, float(valence), own, sent, doc, pos, neg, evidence, spans
+    )
 
 
 def lexicon_features(ctx: MentionContext) -> list[float]:
@@ -81,9 +85,14 @@ def lexicon_features(ctx: MentionContext) -> list[float]:
 class PolarityHead:
     """Multinomial logistic regression over mention features (see module doc)."""
 
-    def __init__(self, themes: Sequence[str], use_probs: bool, C: float = 0.1) -> None:
+    def __init__(
+        self, themes: Sequence[str], use_probs: bool, C: float = 0.1, probs_kind: str = "span"
+    ) -> None:
         self.themes = list(themes)
         self.use_probs = use_probs
+        # "span": sentiment head over the clause's token states in the document's own encoder
+        # pass (one pass); "text": the sentiment model re-run on the clause text (older heads).
+        self.probs_kind = probs_kind
         self.C = C
         self.coef: np.ndarray | None = None  # (3, n_features)
         self.intercept: np.ndarray | None = None
@@ -101,6 +110,7 @@ class PolarityHead:
             extra: list[float] = []
             if self.use_probs:
                 assert probs is not None, "this head needs sentiment probabilities"
+                # Clause probabilities, then (span heads) the whole document's: contrast.
                 extra = list(np.log(np.clip(probs[k], 1e-4, 1.0)))
             rows.append(lexicon_features(ctx) + extra + onehot)
         return np.asarray(rows, dtype=np.float32).reshape(len(contexts), -1)
@@ -139,6 +149,7 @@ class PolarityHead:
             "themes": self.themes,
             "use_probs": self.use_probs,
             "C": self.C,
+            "probs_kind": self.probs_kind,
             "coef": self.coef,
             "intercept": self.intercept,
             "classes": self.classes,
@@ -146,7 +157,12 @@ class PolarityHead:
 
     @classmethod
     def from_state(cls, state: dict) -> PolarityHead:
-        head = cls(state["themes"], bool(state["use_probs"]), float(state.get("C", 0.1)))
+        head = cls(
+            state["themes"],
+            bool(state["use_probs"]),
+            float(state.get("C", 0.1)),
+            str(state.get("probs_kind", "text")),
+        )
         head.coef, head.intercept = state["coef"], state["intercept"]
         head.classes = list(state["classes"])
         return head

@@ -8,6 +8,7 @@ loaded once by the caller) or without one (surface forms + light stemmer).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -16,6 +17,7 @@ from typing import Any
 from nlp.sentiment.lexicon import ClauseScore, LexiconSentiment
 from nlp.taxonomy import CompiledPattern, Taxonomy, compile_pattern
 from nlp.text.french import Token, tokenize
+from nlp.text.lemmas import LookupLemmatizer
 from nlp.text.normalize import fold_accents
 from nlp.themes.stem import light_stem
 from nlp.types import Polarity, Span, ThemeMention
@@ -63,7 +65,13 @@ class _Hit:
 
 
 def _token_keys(token: Token, lemma: str | None) -> frozenset[str]:
-    keys = {light_stem(token.norm)}
+    return _keys(token.norm, lemma)
+
+
+@functools.lru_cache(maxsize=65536)
+def _keys(norm: str, lemma: str | None) -> frozenset[str]:
+    # Memoised: the same words recur across a batch, and stemming is pure Python.
+    keys = {light_stem(norm)}
     if lemma:
         keys.add(light_stem(fold_accents(lemma)))
     return frozenset(keys)
@@ -83,6 +91,8 @@ class RuleThemeDetector:
     ) -> None:
         self.taxonomy = taxonomy
         self.nlp = nlp
+        # A lookup table instead of a spaCy pipeline: lemmas per word, no tagger run.
+        self.lookup = nlp if isinstance(nlp, LookupLemmatizer) else None
         self.scorer = scorer or LexiconSentiment()
         self.fallback = fallback
         self.version = VERSION
@@ -120,7 +130,7 @@ class RuleThemeDetector:
             tokens = [t for t in tokenize(text) if t.kind in ("word", "num", "emoji")]
             if not tokens:
                 continue
-            keys = tuple(_token_keys(t, lemmas.get(t.start)) for t in tokens)
+            keys = tuple(_token_keys(t, self._lemma(t, lemmas)) for t in tokens)
             weak = seed.lstrip().startswith("~")
             weight = 0.6 if weak else (0.9 if len(tokens) > 1 else 0.75)
             entry = _Seed(theme_id, keys, weight, weak)
@@ -129,17 +139,22 @@ class RuleThemeDetector:
 
     def _lemmas(self, texts: Sequence[str]) -> list[dict[int, str]]:
         """Start offset -> lemma for every spaCy token (empty maps without spaCy)."""
-        if self.nlp is None:
+        if self.nlp is None or self.lookup is not None:
             return [{} for _ in texts]
         out = []
         for doc in self.nlp.pipe([t.translate(_SPACY_SAFE) for t in texts], batch_size=64):
             out.append({tok.idx: tok.lemma_ for tok in doc if not tok.is_space})
         return out
 
+    def _lemma(self, token: Token, lemmas: dict[int, str]) -> str | None:
+        if self.lookup is not None and token.kind == "word":
+            return self.lookup.lemma(token.text)
+        return lemmas.get(token.start)
+
     # --- matching -----------------------------------------------------------------------
     def _hits(self, text: str, tokens: list[Token], lemmas: dict[int, str]) -> list[_Hit]:
         words = [t for t in tokens if t.kind in ("word", "num", "emoji")]
-        keys = [_token_keys(t, lemmas.get(t.start)) for t in words]
+        keys = [_token_keys(t, self._lemma(t, lemmas)) for t in words]
         hits: list[_Hit] = []
         for i, token_keys in enumerate(keys):
             seen: set[int] = set()

