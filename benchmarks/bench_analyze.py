@@ -57,7 +57,8 @@ def run_cli(
     cmd = [
         sys.executable,
         "-m",
-        "jobs.cli",
+        # The CLI's module: verbatim_cli since 0.2, jobs.cli in older trees (--reference-rev).
+        "verbatim_cli" if (root / "verbatim_cli").is_dir() else "jobs.cli",
         "analyze",
         str(feed),
         "-o",

@@ -159,7 +159,7 @@ def test_train_themes_uses_corrections(
     keys: dict[str, str],
     sessions: sessionmaker[Session],
 ) -> None:
-    from jobs.cli import app
+    from verbatim_cli import app
 
     fid = _known_id(sessions)
     client.post(

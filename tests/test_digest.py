@@ -84,7 +84,7 @@ def test_digest_posts_movers_and_open_alerts_once(
 def test_digest_cli(
     tmp_path: Path, settings: Settings, sessions: sessionmaker[Session], slack: tuple[Slack, str]
 ) -> None:
-    from jobs.cli import app
+    from verbatim_cli import app
 
     state, url = slack
     seed(sessions)

@@ -112,7 +112,7 @@ def _env(settings: Settings, tmp_path: Path) -> dict[str, str]:
 def test_report_exports(tmp_path: Path, settings: Settings, engine: Engine, seeded: Seeded) -> None:
     from openpyxl import load_workbook
 
-    from jobs.cli import app
+    from verbatim_cli import app
 
     runner = CliRunner()
     env = _env(settings, tmp_path)

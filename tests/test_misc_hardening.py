@@ -40,7 +40,7 @@ def test_binary_file_is_one_clear_error(
 def test_cli_binary_file_exits_2_without_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings
 ) -> None:
-    from jobs.cli import app
+    from verbatim_cli import app
 
     monkeypatch.setenv("VERBATIM_DATA_DIR", str(tmp_path / "data"))
     path = tmp_path / "avis.xlsx"
@@ -55,7 +55,7 @@ def test_inferred_mapping_is_printed_and_sane(
 ) -> None:
     """The audit's file: `id_avis` is the id, `titre` is not glued to the text, two reviews
     with the same text but different ids are two reviews; the CLI says what it picked."""
-    from jobs.cli import app
+    from verbatim_cli import app
 
     monkeypatch.setenv("VERBATIM_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("VERBATIM_PII_NER", "0")
