@@ -128,6 +128,7 @@ class Correction(Base):
     themes: Mapped[list[Any] | None] = mapped_column(JSON)
     author: Mapped[str] = mapped_column(String(100))  # API key name
     note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Embedding(Base):
@@ -394,6 +395,7 @@ class DetectionState(Base):
 
     scope: Mapped[str] = mapped_column(String(40), primary_key=True)  # themes | channels
     last_day: Mapped[date] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class JobRun(Base):
