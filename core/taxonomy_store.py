@@ -197,7 +197,11 @@ class TaxonomyCache:
         if cached is not None and version == cached.version:
             return cached
         with self._lock:
-            self._current = current(session, self.settings)
+            # Checked again under the lock: concurrent cold requests load it once and share
+            # one object (view cache keys include its identity).
+            cached = self._current
+            if cached is None or version is None or version != cached.version:
+                self._current = current(session, self.settings)
             return self._current
 
     def put(self, value: Current) -> None:

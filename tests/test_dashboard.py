@@ -309,12 +309,12 @@ def test_correct_and_promote_in_browser(live: tuple[str, dict[str, str], Seeded]
 
 @pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed")
-def test_api_docs_render_offline(live_server: tuple[str, str]) -> None:
+def test_api_docs_render_offline(live: tuple[str, dict[str, str], Seeded]) -> None:
     """/docs and /redoc load their assets from this server: with every other host blocked,
     Swagger UI still lists the operations and ReDoc renders."""
     from playwright.sync_api import expect, sync_playwright
 
-    url, _token = live_server
+    url, _tokens, _seeded = live
     outside: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(

@@ -503,7 +503,7 @@ def test_cli_topics(
     ]
     out = runner.invoke(app, [*args, "--json"])
     assert out.exit_code == 0, out.output
-    result = json.loads(out.output)
+    result = json.loads(out.stdout)  # stderr carries the taxonomy version line
     assert result["documents"] == 48 and len(result["topics"]) == 3
     assert sum(t["is_emerging"] for t in result["topics"]) == 1
     assert list((tmp_path / "models").glob("static-*.npz"))  # piece cache kept

@@ -115,7 +115,7 @@ def _cache_key(session: Session, tax: Taxonomy, *params: object) -> tuple:
         *params,
         aggregates_version(session),
         alerts_version(session),
-        id(tax),
+        tax.name,  # with `taxonomy` in params: the database's current version or a built-in one
         tax.version,
     )
 
