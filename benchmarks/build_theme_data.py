@@ -1,9 +1,9 @@
 """Rebuild the e-commerce theme training file from label files (ids + themes) and the texts.
 
-    python benchmarks/build_theme_data.py --labels ../labels --out /tmp/verbatim-themes/train.jsonl
+    python benchmarks/build_theme_data.py --out /tmp/verbatim-themes/train.jsonl
 
-The extra hand-labelled rows are stored as `{"id", "themes"}` lines only (`out_*.jsonl` under
-`--labels`, kept outside this repository like the rest of the research data); their texts are
+The extra labelled rows are our own annotations, stored as `{"ref", "themes"}` lines only
+(`benchmarks/theme_labels/extra_*.jsonl`: a source id and the labels, never a text); their texts are
 joined here, at run time, from `../shared/data` (trustpilot_fr/reviews.jsonl,
 marc_fr/train.jsonl; ids `tp-…` / `marc-tr-…`). Rows of themes_fr/dev are refused (dev stays a
 held-out set), as are unknown ids, unknown themes or polarities, and duplicated ids: the script
@@ -50,9 +50,9 @@ def read_labels(files: list[Path], taxonomy_ids: set[str]) -> list[tuple[str, di
                     continue
                 try:
                     row = json.loads(line)
-                    rid, themes = str(row["id"]), row["themes"]
-                except (ValueError, KeyError, TypeError):
-                    raise LabelError(f'{path}:{n}: expected {{"id", "themes"}}') from None
+                    rid, themes = str(row.get("ref", row.get("id"))), row["themes"]
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    raise LabelError(f'{path}:{n}: expected {{"ref", "themes"}}') from None
                 if not isinstance(themes, dict):
                     raise LabelError(f"{path}:{n}: 'themes' must be an object")
                 for key, pol in themes.items():
@@ -68,7 +68,7 @@ def read_labels(files: list[Path], taxonomy_ids: set[str]) -> list[tuple[str, di
 
 
 def build(
-    labels_dir: Path, data: Path, pattern: str = "out_[A-Z].jsonl", with_dev: bool = False
+    labels_dir: Path, data: Path, pattern: str = "extra_[A-Z].jsonl", with_dev: bool = False
 ) -> list[dict]:
     from nlp.taxonomy import load_taxonomy
 
@@ -95,9 +95,9 @@ def build(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--labels", type=Path, default=ROOT.parent / "labels")
+    ap.add_argument("--labels", type=Path, default=ROOT / "benchmarks" / "theme_labels")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    ap.add_argument("--pattern", default="out_[A-Z].jsonl", help="label files (glob)")
+    ap.add_argument("--pattern", default="extra_[A-Z].jsonl", help="label files (glob)")
     ap.add_argument("--with-dev", action="store_true", help="append themes_fr/dev (300)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
