@@ -201,8 +201,8 @@ class TaxonomyCache:
             # one object (view cache keys include its identity).
             cached = self._current
             if cached is None or version is None or version != cached.version:
-                self._current = current(session, self.settings)
-            return self._current
+                cached = self._current = current(session, self.settings)
+            return cached
 
     def put(self, value: Current) -> None:
         with self._lock:
