@@ -171,23 +171,7 @@ def build_payload(
             ],
         },
     ]
-    if clipped:
-        quotes = "\n".join(f"> {e}" for e in clipped)
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"{t['examples']}\n{quotes}"}}
-        )
-    else:
-        blocks.append(
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": t["no_examples"]}]}
-        )
-    blocks.append(
-        {
-            "type": "actions",
-            "elements": [
-                {"type": "button", "text": {"type": "plain_text", "text": t["link"]}, "url": link}
-            ],
-        }
-    )
+    blocks.extend(_examples_and_link(clipped, link, t))
     text = f"{title} — {what}. {period}. {link}"
     return {"text": text, "blocks": blocks}
 
@@ -277,24 +261,22 @@ def build_incident_payload(
         }
     )
     clipped = [_clip(e) for e in (incident.examples or [])[:3] if e and e.strip()]
-    if clipped:
-        quotes = "\n".join(f"> {e}" for e in clipped)
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"{t['examples']}\n{quotes}"}}
-        )
-    else:
-        blocks.append(
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": t["no_examples"]}]}
-        )
-    blocks.append(
-        {
-            "type": "actions",
-            "elements": [
-                {"type": "button", "text": {"type": "plain_text", "text": t["link"]}, "url": link}
-            ],
-        }
-    )
+    blocks.extend(_examples_and_link(clipped, link, t))
     summary = "; ".join(lines)
     drivers_text = (" " + " ".join(driver_lines)) if driver_lines else ""
     text = f"{title} — {summary}. {period}.{drivers_text} {link}"
     return {"text": text, "blocks": blocks}
+
+
+def _examples_and_link(clipped: list[str], link: str, t: dict[str, str]) -> list[dict[str, Any]]:
+    """The closing blocks of every message: quoted examples (or why there are none), the link."""
+    if clipped:
+        quotes = "\n".join(f"> {e}" for e in clipped)
+        examples: dict[str, Any] = {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": f"{t['examples']}\n{quotes}"},
+        }
+    else:
+        examples = {"type": "context", "elements": [{"type": "mrkdwn", "text": t["no_examples"]}]}
+    button = {"type": "button", "text": {"type": "plain_text", "text": t["link"]}, "url": link}
+    return [examples, {"type": "actions", "elements": [button]}]
