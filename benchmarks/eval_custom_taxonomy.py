@@ -133,24 +133,21 @@ def preload_encodings(signals: CachedSignals, cache: Path, texts: Sequence[str])
     file = _encoding_file(cache, signals)
     memo: dict[str, Any] = signals.__dict__.setdefault("_encoded", {})
     model = getattr(signals.inner, "sentiment", None)
-    stored: dict[str, int] = {}
     if file.is_file():
-        with np.load(file) as data:
-            keys = data["keys"].tolist()
-            offsets = data["offsets"]
-            for i, key in enumerate(keys):
-                a, b = int(offsets[i]), int(offsets[i + 1])
-                memo_key = data["texts"][i]
-                memo[str(memo_key)] = DocEncoding(
-                    model,
-                    data["pooled"][i : i + 1],
-                    data["sentiment"][i : i + 1],
-                    data["stars"][i : i + 1],
-                    [data["states"][a:b]],
-                    [data["spans"][a:b]],
-                    [str(memo_key)],
-                )
-                stored[key] = i
+        with np.load(file) as npz:
+            data = {k: npz[k] for k in npz.files}  # each npz[k] access reads the file again
+        offsets = data["offsets"]
+        for i, text in enumerate(data["texts"].tolist()):
+            a, b = int(offsets[i]), int(offsets[i + 1])
+            memo[text] = DocEncoding(
+                model,
+                data["pooled"][i : i + 1],
+                data["sentiment"][i : i + 1],
+                data["stars"][i : i + 1],
+                [data["states"][a:b]],
+                [data["spans"][a:b]],
+                [text],
+            )
     missing = sorted({t for t in texts if t not in memo})
     if not missing:
         return

@@ -32,7 +32,7 @@ from jobs.evaluate import theme_metrics
 from jobs.train_themes import build_signals
 from nlp.sentiment.lexicon import LexiconSentiment
 from nlp.taxonomy import Taxonomy, load_taxonomy
-from nlp.themes.learned import LearnedThemeDetector
+from nlp.themes.learned import LearnedThemeDetector, load_theme_model
 from nlp.themes.rules import RuleThemeDetector
 from nlp.types import POLARITIES
 
@@ -307,16 +307,20 @@ def restaurant(args: argparse.Namespace, nlp: Any, scorer: Any, signals: Any) ->
     }
     rules = RuleThemeDetector(tax, nlp=nlp, scorer=scorer)
     t0 = time.perf_counter()
-    model = LearnedThemeDetector(tax, nlp=nlp, scorer=scorer, signals=signals)
+    if args.model is not None:  # a saved model (e.g. the shipped heads), not retrained here
+        model = load_theme_model(args.model, tax, nlp=nlp, scorer=scorer, signals=signals)
+        print(f"\nrestaurant heads loaded from {args.model}", flush=True)
+    else:
+        model = LearnedThemeDetector(tax, nlp=nlp, scorer=scorer, signals=signals)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(tr_x, tr_y)
+        print(
+            f"\nrestaurant heads trained on tripadvisor_fr/train ({len(tr_x)} rows, "
+            f"{time.perf_counter() - t0:.0f}s)",
+            flush=True,
+        )
     model.rules = rules
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.fit(tr_x, tr_y)
-    print(
-        f"\nrestaurant heads trained on tripadvisor_fr/train ({len(tr_x)} rows, "
-        f"{time.perf_counter() - t0:.0f}s)",
-        flush=True,
-    )
     res: dict[str, Any] = {}
     variants = ["lite"] + (["full"] if signals is not None else [])
     for name, (x, y) in sets.items():
@@ -350,6 +354,13 @@ def main() -> None:
         type=Path,
         default=None,
         help="with --extra: also train on dev + extra and save the heads here",
+    )
+    ap.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="restaurant: score this saved model (e.g. nlp/resources/models/themes_restaurant) "
+        "instead of training one on tripadvisor_fr/train",
     )
     args = ap.parse_args()
     nlp = load_lemmatizer(load_settings().lemmatizer)

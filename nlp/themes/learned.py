@@ -41,6 +41,7 @@ from nlp.themes.polarity import (
     PolarityHead,
     context_of,
     lexicon_label,
+    tune_head,
 )
 from nlp.themes.rules import RuleMention, RuleThemeDetector
 from nlp.themes.stem import light_stem
@@ -53,6 +54,7 @@ FORMAT = 2
 MIN_EXAMPLES = 8  # positives per theme below which the theme falls back to the rules
 DEFAULT_THRESHOLD = 0.5
 _THRESHOLD_RANGE = (0.3, 0.7)
+C_STEP = 4.0  # presence heads try C and C * C_STEP (internal CV picks one per taxonomy)
 VARIANTS = ("lite", "full")
 
 
@@ -131,6 +133,11 @@ def _best_threshold(y: np.ndarray, p: np.ndarray) -> float:
     return round(best_t, 3)
 
 
+def _micro_f1(y: np.ndarray, pred: np.ndarray) -> float:
+    tp = float((pred & (y == 1)).sum())
+    return 2 * tp / max(1.0, 2 * tp + float((pred & (y == 0)).sum() + (~pred & (y == 1)).sum()))
+
+
 def encode_with(signals: TextSignals | None, texts: Sequence[str]) -> Any | None:
     """One encoder pass over `texts` when the signals can give one (else None)."""
     encode = getattr(signals, "encode", None)
@@ -145,6 +152,15 @@ def span_features(
     clause = encoded.span_probs([(d, c.spans) for d, c in zip(docs, contexts, strict=True)])
     whole = encoded.span_probs([(d, ()) for d in docs])
     return np.hstack([clause, whole]).astype(np.float32)
+
+
+def span_states(
+    encoded: Any, docs: Sequence[int], contexts: Sequence[MentionContext]
+) -> np.ndarray:
+    """(k, hidden): each mention's clause token states mean-pooled from its document's pass."""
+    return np.stack(
+        [encoded.span_pool(d, c.spans) for d, c in zip(docs, contexts, strict=True)]
+    ).astype(np.float32)
 
 
 class LearnedThemeDetector:
@@ -323,7 +339,7 @@ class LearnedThemeDetector:
         for variant, variant_vectors in variants.items():
             x = self._features(variant, text_x, rule_x, variant_vectors)
             self.coef[variant], self.intercept[variant], self.thresholds[variant] = self._fit_heads(
-                x, y, tune_thresholds
+                x, y, tune_thresholds, variant
             )
         self._fit_polarity(
             texts,
@@ -334,31 +350,50 @@ class LearnedThemeDetector:
         return self
 
     def _fit_heads(
-        self, x: Any, y: np.ndarray, tune: bool
+        self, x: Any, y: np.ndarray, tune: bool, variant: str = "lite"
     ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        """One head per theme. With `tune`, 3-fold out-of-fold probabilities on the training
+        rows pick the regularisation (self.C or self.C * C_STEP, one for the whole taxonomy:
+        the best micro-F1 after threshold tuning) and each theme's threshold."""
         from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import StratifiedKFold
+        from sklearn.model_selection import KFold
 
-        def model() -> Any:
+        # Fewer rows than features (the usual case): liblinear's dual is 5-10x faster than
+        # its primal here, same optimum.
+        dual = x.shape[0] < x.shape[1]
+
+        def model(c: float) -> Any:
             return LogisticRegression(
-                C=self.C, class_weight="balanced", max_iter=3000, solver="liblinear"
+                C=c, class_weight="balanced", max_iter=3000, solver="liblinear", dual=dual
             )
 
-        coefs, intercepts, thresholds = [], [], {}
-        for j, theme in enumerate(self.themes):
-            yj = y[:, j]
-            clf = model().fit(x, yj)
+        n_pos = y.sum(0)
+        tunable = [j for j in range(y.shape[1]) if n_pos[j] >= 3 and len(y) - n_pos[j] >= 3]
+        thresholds = {t: DEFAULT_THRESHOLD for t in self.themes}
+        chosen = self.C
+        if tune and tunable and len(y) >= 30:
+            folds = list(KFold(3, shuffle=True, random_state=0).split(y))
+            best = (-1.0, self.C, thresholds)
+            for c in (self.C, self.C * C_STEP):
+                oof = np.zeros(y.shape, dtype=np.float64)
+                for tr, te in folds:
+                    for j in tunable:
+                        if 0 < y[tr, j].sum() < len(tr):
+                            oof[te, j] = model(c).fit(x[tr], y[tr, j]).predict_proba(x[te])[:, 1]
+                cand = dict(thresholds)
+                for j in tunable:
+                    cand[self.themes[j]] = _best_threshold(y[:, j], oof[:, j])
+                cut = np.array([cand[self.themes[j]] for j in tunable])
+                f1 = _micro_f1(y[:, tunable], oof[:, tunable] >= cut)
+                if f1 > best[0] + 0.002:  # ties keep the stronger regularisation
+                    best = (f1, c, cand)
+            _, chosen, thresholds = best
+        self.info.setdefault("C", {})[variant] = chosen
+        coefs, intercepts = [], []
+        for j in range(len(self.themes)):
+            clf = model(chosen).fit(x, y[:, j])
             coefs.append(clf.coef_[0].astype(np.float32))
             intercepts.append(float(clf.intercept_[0]))
-            threshold = DEFAULT_THRESHOLD
-            n_pos = int(yj.sum())
-            if tune and n_pos >= 3 and len(yj) - n_pos >= 3:
-                folds = min(3, n_pos, len(yj) - n_pos)
-                oof = np.zeros(len(yj))
-                for tr, te in StratifiedKFold(folds, shuffle=True, random_state=0).split(x, yj):
-                    oof[te] = model().fit(x[tr], yj[tr]).predict_proba(x[te])[:, 1]
-                threshold = _best_threshold(yj, oof)
-            thresholds[theme] = threshold
         return np.vstack(coefs), np.array(intercepts, dtype=np.float32), thresholds
 
     def _fit_polarity(
@@ -384,14 +419,25 @@ class LearnedThemeDetector:
         if len(contexts) < MIN_MENTIONS or len(set(labels)) < 2:
             return
         ids = self.taxonomy.ids
-        self.polarity["lite"] = PolarityHead(ids, use_probs=False).fit(contexts, labels)
+        self.polarity["lite"], self.info["polarity_lite"] = tune_head(
+            ids, contexts, labels, docs, use_probs=False
+        )
         if self.signals is not None and self.signals.sentiment_signature is not None:
+            states = None
             if encoded is not None:
                 kind, probs = "span", span_features(encoded, docs, contexts)
+                states = span_states(encoded, docs, contexts)
             else:
                 kind, probs = "text", self.signals.sentiment_probs([c.text for c in contexts])
-            self.polarity["full"] = PolarityHead(ids, use_probs=True, probs_kind=kind).fit(
-                contexts, labels, probs
+            self.polarity["full"], self.info["polarity_full"] = tune_head(
+                ids,
+                contexts,
+                labels,
+                docs,
+                use_probs=True,
+                probs_kind=kind,
+                probs=probs,
+                states=states,
             )
             self.sentiment_signature = self.signals.sentiment_signature
 
@@ -576,7 +622,7 @@ class LearnedThemeDetector:
         if variant is None:
             return [lexicon_label(c.valence) for c in contexts]
         head = self.polarity[variant]
-        probs = None
+        probs = states = None
         if head.use_probs:
             assert self.signals is not None
             if head.probs_kind == "span":
@@ -585,9 +631,11 @@ class LearnedThemeDetector:
                 if encoded is None:  # cannot happen when the signatures match; be safe
                     return [lexicon_label(c.valence) for c in contexts]
                 probs = span_features(encoded, docs, contexts)
+                if head.uses_states:
+                    states = span_states(encoded, docs, contexts)
             else:
                 probs = self.signals.sentiment_probs([c.text for c in contexts])
-        return list(head.predict(contexts, probs))
+        return list(head.predict(contexts, probs, states))
 
     # --- persistence ------------------------------------------------------------------------
     def save(self, directory: Path | str) -> Path:
@@ -611,6 +659,9 @@ class LearnedThemeDetector:
             state = head.state()
             arrays[f"polarity_coef_{variant}"] = state.pop("coef")
             arrays[f"polarity_intercept_{variant}"] = state.pop("intercept")
+            for key in ("state_mean", "state_scale"):
+                if key in state:
+                    arrays[f"polarity_{key}_{variant}"] = state.pop(key)
             polarity[variant] = state
         meta = {
             "format": FORMAT,
@@ -721,6 +772,9 @@ class LearnedThemeDetector:
                 coef=arrays[f"polarity_coef_{variant}"],
                 intercept=arrays[f"polarity_intercept_{variant}"],
             )
+            for key in ("state_mean", "state_scale"):
+                if f"polarity_{key}_{variant}" in arrays:
+                    state[key] = arrays[f"polarity_{key}_{variant}"]
             head = PolarityHead.from_state(state)
             head.themes = [current(t) for t in head.themes]
             model.polarity[variant] = head

@@ -83,10 +83,21 @@ def lexicon_features(ctx: MentionContext) -> list[float]:
 
 
 class PolarityHead:
-    """Multinomial logistic regression over mention features (see module doc)."""
+    """Multinomial logistic regression over mention features (see module doc).
+
+    `state_weight` > 0 (span heads): the mention's clause token states pooled from the
+    document's own encoder pass (standardised, times the weight) are features too: what the
+    clause says about its aspect, beyond the sentiment head's three probabilities.
+    `neutral_weight` > 1 weighs neutral (factual or mixed) mentions up in training."""
 
     def __init__(
-        self, themes: Sequence[str], use_probs: bool, C: float = 0.1, probs_kind: str = "span"
+        self,
+        themes: Sequence[str],
+        use_probs: bool,
+        C: float = 0.1,
+        probs_kind: str = "span",
+        state_weight: float = 0.0,
+        neutral_weight: float = 1.0,
     ) -> None:
         self.themes = list(themes)
         self.use_probs = use_probs
@@ -94,12 +105,23 @@ class PolarityHead:
         # pass (one pass); "text": the sentiment model re-run on the clause text (older heads).
         self.probs_kind = probs_kind
         self.C = C
+        self.state_weight = state_weight
+        self.neutral_weight = neutral_weight
+        self.state_mean: np.ndarray | None = None
+        self.state_scale: np.ndarray | None = None
         self.coef: np.ndarray | None = None  # (3, n_features)
         self.intercept: np.ndarray | None = None
         self.classes: list[str] = list(POLARITIES)
 
+    @property
+    def uses_states(self) -> bool:
+        return self.state_weight > 0
+
     def features(
-        self, contexts: Sequence[MentionContext], probs: np.ndarray | None = None
+        self,
+        contexts: Sequence[MentionContext],
+        probs: np.ndarray | None = None,
+        states: np.ndarray | None = None,
     ) -> np.ndarray:
         cols = {t: i for i, t in enumerate(self.themes)}
         rows = []
@@ -113,18 +135,30 @@ class PolarityHead:
                 # Clause probabilities, then (span heads) the whole document's: contrast.
                 extra = list(np.log(np.clip(probs[k], 1e-4, 1.0)))
             rows.append(lexicon_features(ctx) + extra + onehot)
-        return np.asarray(rows, dtype=np.float32).reshape(len(contexts), -1)
+        x = np.asarray(rows, dtype=np.float32).reshape(len(contexts), -1)
+        if self.uses_states:
+            assert states is not None, "this head needs the clauses' token states"
+            assert self.state_mean is not None and self.state_scale is not None
+            z = (np.asarray(states, dtype=np.float32) - self.state_mean) / self.state_scale
+            x = np.hstack([x, (z * self.state_weight).astype(np.float32)])
+        return x
 
     def fit(
         self,
         contexts: Sequence[MentionContext],
         labels: Sequence[str],
         probs: np.ndarray | None = None,
+        states: np.ndarray | None = None,
     ) -> PolarityHead:
         from sklearn.linear_model import LogisticRegression
 
-        x = self.features(contexts, probs)
-        clf = LogisticRegression(C=self.C, max_iter=3000)
+        if self.uses_states:
+            assert states is not None, "this head needs the clauses' token states"
+            self.state_mean = np.asarray(states, dtype=np.float32).mean(0)
+            self.state_scale = np.asarray(states, dtype=np.float32).std(0) + 1e-6
+        x = self.features(contexts, probs, states)
+        weights = {"neutral": self.neutral_weight} if self.neutral_weight != 1.0 else None
+        clf = LogisticRegression(C=self.C, max_iter=3000, class_weight=weights)
         clf.fit(x, list(labels))
         self.classes = [str(c) for c in clf.classes_]
         coef, intercept = clf.coef_, clf.intercept_
@@ -136,24 +170,32 @@ class PolarityHead:
         return self
 
     def predict(
-        self, contexts: Sequence[MentionContext], probs: np.ndarray | None = None
+        self,
+        contexts: Sequence[MentionContext],
+        probs: np.ndarray | None = None,
+        states: np.ndarray | None = None,
     ) -> list[Polarity]:
         if not contexts:
             return []
         assert self.coef is not None and self.intercept is not None
-        z = self.features(contexts, probs) @ self.coef.T + self.intercept
+        z = self.features(contexts, probs, states) @ self.coef.T + self.intercept
         return [self.classes[int(k)] for k in np.argmax(z, axis=1)]  # type: ignore[misc]
 
     def state(self) -> dict:
-        return {
+        out = {
             "themes": self.themes,
             "use_probs": self.use_probs,
             "C": self.C,
             "probs_kind": self.probs_kind,
+            "state_weight": self.state_weight,
+            "neutral_weight": self.neutral_weight,
             "coef": self.coef,
             "intercept": self.intercept,
             "classes": self.classes,
         }
+        if self.uses_states:
+            out["state_mean"], out["state_scale"] = self.state_mean, self.state_scale
+        return out
 
     @classmethod
     def from_state(cls, state: dict) -> PolarityHead:
@@ -162,7 +204,85 @@ class PolarityHead:
             bool(state["use_probs"]),
             float(state.get("C", 0.1)),
             str(state.get("probs_kind", "text")),
+            float(state.get("state_weight", 0.0)),
+            float(state.get("neutral_weight", 1.0)),
         )
         head.coef, head.intercept = state["coef"], state["intercept"]
+        head.state_mean, head.state_scale = state.get("state_mean"), state.get("state_scale")
         head.classes = list(state["classes"])
         return head
+
+
+# Polarity settings tried at fit time, (state_weight, C, neutral_weight); the first is the
+# former default. Grouped 3-fold CV over the training documents picks one (see tune_head).
+POLARITY_GRID = (
+    (0.0, 0.1, 1.0),
+    (0.0, 0.3, 1.0),
+    (0.0, 0.1, 2.0),
+    (0.1, 0.3, 1.0),
+    (0.2, 0.1, 1.0),
+    (0.2, 0.3, 1.0),
+    (0.2, 0.3, 2.0),
+)
+
+
+def tune_head(
+    themes: Sequence[str],
+    contexts: Sequence[MentionContext],
+    labels: Sequence[str],
+    docs: Sequence[int],
+    *,
+    use_probs: bool,
+    probs_kind: str = "span",
+    probs: np.ndarray | None = None,
+    states: np.ndarray | None = None,
+    grid: Sequence[tuple[float, float, float]] = POLARITY_GRID,
+) -> tuple[PolarityHead, dict]:
+    """The head of `grid` with the best out-of-fold accuracy (3 folds grouped by document;
+    among those within half a point of it, the best macro-F1: neutral recall when it is
+    free), refitted on every mention. Without `states`, settings that need them are skipped."""
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import GroupKFold
+
+    options = [g for g in grid if g[0] == 0 or states is not None]
+    y = np.asarray(labels)
+    groups = np.asarray(docs)
+    scores = []
+    if len(set(docs)) >= 3 and len(options) > 1:
+        folds = list(GroupKFold(3).split(y, y, groups))
+        for w, c, nw in options:
+            pred = np.empty(len(y), dtype=object)
+
+            def part(a: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
+                return None if a is None else a[idx]
+
+            for tr, te in folds:
+                if len(set(y[tr])) < 2:
+                    pred[te] = y[tr][0]
+                    continue
+                head = PolarityHead(themes, use_probs, c, probs_kind, w, nw)
+                head.fit([contexts[i] for i in tr], y[tr], part(probs, tr), part(states, tr))
+                held = [contexts[i] for i in te]
+                pred[te] = head.predict(held, part(probs, te), part(states, te))
+            acc = float(np.mean(pred == y))
+            f1 = float(f1_score(y, pred.astype(str), average="macro", zero_division=0))
+            scores.append((acc, f1))
+        top = max(a for a, _ in scores)
+        pick = max(
+            (k for k, (a, _) in enumerate(scores) if a >= top - 0.005), key=lambda k: scores[k][1]
+        )
+    else:
+        pick = 0
+    w, c, nw = options[pick]
+    head = PolarityHead(themes, use_probs, c, probs_kind, w, nw)
+    head.fit(contexts, labels, probs, states if w > 0 else None)
+    report = {
+        "state_weight": w,
+        "C": c,
+        "neutral_weight": nw,
+        "cv": [
+            {"setting": list(g), "accuracy": round(a, 4), "macro_f1": round(f, 4)}
+            for g, (a, f) in zip(options, scores, strict=True)
+        ],
+    }
+    return head, report
