@@ -247,6 +247,11 @@ def main() -> None:
         model = train(tax, [texts[i] for i in tr], [labels[i] for i in tr], nlp, signals)
     fit_s = time.perf_counter() - t0
     gold_te = [labels[i] for i in te]
+    chosen = {k: v for k, v in model.info.items() if k == "C" or k.startswith("polarity_")}
+    for v in chosen.values():
+        if isinstance(v, dict):
+            v.pop("cv", None)
+    print(f"settings picked by internal CV on the training part: {chosen}")
     for variant, sig in (("full", signals), ("lite", None)):
         if variant == "full" and signals is None:
             continue

@@ -250,6 +250,12 @@ def ecommerce_extra(
     for name, (tx, ty, tf), (ex, ey, ef) in splits[:1] if args.quick else splits:
         t0 = time.perf_counter()
         model = fit_model(tax, nlp, scorer, signals, rules, tx, ty, tf)
+        picked = {
+            k: {a: b for a, b in v.items() if a != "cv"} if isinstance(v, dict) else v
+            for k, v in model.info.items()
+            if k == "C" or k.startswith("polarity_")
+        }
+        print(f"\n{name}: settings picked by internal CV: {picked}", flush=True)
         res[name] = {}
         for v in variants:
             pred = predict_variant(model, ex, ef, v, signals)

@@ -310,6 +310,17 @@ def test_packaged_heads_load_and_are_small(name: str) -> None:
     assert model.taxonomy.name == name and model.themes
 
 
+@pytest.mark.parametrize("name", ["ecommerce", "restaurant"])
+def test_packaged_heads_read_clause_polarity_from_the_one_pass(name: str) -> None:
+    """A "text" polarity head re-runs the encoder on every clause at inference: the packaged
+    heads read it from the document's own pass ("span")."""
+    meta_file = default_model_dir(name) / "meta.json"
+    if not meta_file.is_file():
+        pytest.skip(f"no packaged head for {name}")
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    assert meta["polarity"]["full"]["probs_kind"] == "span"
+
+
 def test_packaged_ecommerce_head_reads_french_feedback() -> None:
     if not (default_model_dir("ecommerce") / "meta.json").is_file():
         pytest.skip("no packaged head")
