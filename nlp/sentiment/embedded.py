@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from nlp.encoder.build import ENCODER_NAME, MANIFEST, sha256_file
+from nlp.encoder.build import MANIFEST, sha256_file
 from nlp.encoder.model import EncoderConfig, TextEncoder, mean_pool
 from nlp.encoder.runtime import EncoderRuntime, load_runtime
 from nlp.errors import VerbatimError
@@ -250,13 +250,13 @@ class EmbeddedSentiment:
             model = AutoModel.from_pretrained(
                 str(encoder_dir), add_pooling_layer=False, local_files_only=True
             )
-            apply_delta(model, path, "auto", name=ENCODER_NAME)
+            apply_delta(model, path, "auto", name=fast["encoder"])
             return model
 
         encoder = TextEncoder(
             None,
             tokenizer,
-            name=ENCODER_NAME,
+            name=fast["encoder"],
             config=config or EncoderConfig(),
             hidden_size=fast["hidden_size"],
             num_layers=fast["num_layers"],
@@ -559,6 +559,7 @@ def record_fast_start(encoder: TextEncoder, encoder_dir: Path, out_dir: Path) ->
     tok = encoder.tokenizer
     fast = {
         "format": FAST_START_FORMAT,
+        "encoder": encoder.name,
         "fingerprint": fingerprint(encoder),
         "hidden_size": encoder.hidden_size,
         "num_layers": encoder.num_layers,
