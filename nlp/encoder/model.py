@@ -110,6 +110,7 @@ class TextEncoder:
     def model(self) -> Any:
         """The torch module (loaded on first use when built with a `model_loader`)."""
         if self._model is None:
+            assert self._model_loader is not None  # checked in __init__
             self._model = self._model_loader().eval()
         return self._model
 

@@ -44,8 +44,10 @@ def _embedded(**kw: Any) -> SentimentModel:
         runtime = "torch"
     # The delta names the encoder it was trained on: the built e5, or a local/HF model.
     name = read_config(path).encoder
-    encoder_dir = Path(model_dir) / ENCODER_NAME if model_dir is not None else None
-    if encoder is None and name == ENCODER_NAME and root is not None and runtime != "torch":
+    encoder_dir = None  # the encoder `verbatim setup` built, when the delta is for it
+    if name == ENCODER_NAME and model_dir is not None:
+        encoder_dir = Path(model_dir) / ENCODER_NAME
+    if encoder is None and encoder_dir is not None and root is not None and runtime != "torch":
         # An ONNX build recorded at `verbatim setup`: start without torch or transformers.
         fast = EmbeddedSentiment.load_fast(path, encoder_dir, root, runtime=runtime)
         if fast is not None:
@@ -56,8 +58,6 @@ def _embedded(**kw: Any) -> SentimentModel:
             cache_dir=model_dir,
             config=EncoderConfig(),
         )
-    if name != ENCODER_NAME:
-        encoder_dir = None  # fast start is for the built encoder only
     return EmbeddedSentiment.load(
         path, encoder, runtime=runtime, runtime_root=root, encoder_dir=encoder_dir
     )

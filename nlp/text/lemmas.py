@@ -33,7 +33,7 @@ def spacy_hash64() -> Callable[[bytes, int, int], int]:
     (spacy/strings.pyx: hash_utf8 = hash64(bytes, len, 1)), called through its C-API capsule."""
     from murmurhash import mrmr
 
-    capsule = mrmr.__pyx_capi__["hash64"]  # type: ignore[attr-defined]
+    capsule = mrmr.__pyx_capi__["hash64"]
     # Fresh function objects (item access): never retype ctypes.pythonapi's shared ones.
     get_name = ctypes.pythonapi["PyCapsule_GetName"]
     get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
