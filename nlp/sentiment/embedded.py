@@ -154,9 +154,7 @@ class EmbeddedSentiment:
         self.runtime = runtime or EncoderRuntime("torch", encoder)
         self._heads = heads.eval() if heads is not None else None
         if heads is not None:
-            head_weights = {
-                k: v.detach().float().numpy() for k, v in heads.state_dict().items()
-            }
+            head_weights = {k: v.detach().float().numpy() for k, v in heads.state_dict().items()}
         if head_weights is None:
             raise ValueError("EmbeddedSentiment needs heads or head_weights")
         self._head_state = head_weights
