@@ -1,4 +1,5 @@
-"""Rebuild `daily_aggregates` with SQL GROUP BY (INSERT ... SELECT).
+"""Rebuild `daily_aggregates`, `daily_facets` and `hourly_aggregates` with SQL GROUP BY
+(INSERT ... SELECT).
 
 Rows per day x theme x channel x source, plus theme "*" for all analysed verbatims of the day.
 A theme row counts the verbatims mentioning the theme, by the mention's polarity; a "*" row
@@ -9,12 +10,14 @@ versions), the latest one counts. Days are UTC days of `feedback.created_at`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     Date,
     Float,
     Integer,
+    case,
     cast,
     delete,
     func,
@@ -27,7 +30,16 @@ from sqlalchemy import (
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from core.models import ALL_THEMES, Analysis, DailyAggregate, DataVersion, Feedback, ThemeMention
+from core.models import (
+    ALL_THEMES,
+    Analysis,
+    DailyAggregate,
+    DailyFacet,
+    DataVersion,
+    Feedback,
+    HourlyAggregate,
+    ThemeMention,
+)
 from core.queries import AGGREGATED_LANGUAGES, latest_analysis
 
 COLUMNS = (
@@ -52,13 +64,66 @@ def feedback_day(session: Session) -> ColumnElement[date]:
     return type_coerce(func.date(Feedback.created_at), Date)
 
 
+def feedback_hour(session: Session) -> ColumnElement[int]:
+    """The UTC hour (0-23) of feedback.created_at, in the dialect's SQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.extract("hour", func.timezone("UTC", Feedback.created_at)), Integer)
+    return cast(func.strftime("%H", Feedback.created_at), Integer)
+
+
 def _count(
     polarity_col: ColumnElement[str] | InstrumentedAttribute[str], label: str
 ) -> ColumnElement[int]:
     return func.sum(cast(polarity_col == label, Integer))
 
 
+def _sum_if(condition: ColumnElement[bool], value: Any = 1) -> ColumnElement[Any]:
+    return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
+
+
+def severity_band(severity: Any) -> ColumnElement[int]:
+    """Index of core.queries.SEVERITY_BANDS (faible < 0.25 <= moyenne < 0.5 <= haute < 0.75)."""
+    sev = func.coalesce(severity, 0.0)
+    return case((sev < 0.25, 0), (sev < 0.5, 1), (sev < 0.75, 2), else_=3)
+
+
 MAX_DAY_LIST = 500  # beyond this, recompute the whole span (bounded SQL parameters)
+
+FACET_KEYS = ("day", "theme", "channel", "source", "language", "band")
+FACET_VALUES = (
+    "volume",
+    "negatives",
+    "neutrals",
+    "positives",
+    "rating_sum",
+    "rating_count",
+    "severity_sum",
+    "severe",
+    "recurrent",
+    "nps_count",
+    "nps_points",
+    "csat_count",
+    "csat_points",
+    "ces_count",
+    "ces_sum",
+)
+HOURLY_COLUMNS = (
+    "day",
+    "hour",
+    "theme",
+    "channel",
+    "source",
+    "volume",
+    "negatives",
+    "neutrals",
+    "positives",
+    "rating_sum",
+    "rating_count",
+)
+
+
+def _utc_midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def aggregate(
@@ -67,7 +132,10 @@ def aggregate(
     """Recompute the given days (or every day from `since`, or all days when both are None)
     in the caller's transaction. Recomputing is idempotent: rows are replaced, never added to.
 
-    Returns the number of aggregate rows written.
+    One pass over the analyses of those days fills `daily_facets` and `hourly_aggregates`
+    (every language); `daily_aggregates` (French only) is then summed from the facets. The
+    jobs call this with the days they touched, so the precomputed views stay current
+    incrementally. Returns the number of `daily_aggregates` rows written.
     """
     day_list = None if days is None else sorted(set(days))
     if day_list is not None and not day_list:
@@ -80,68 +148,159 @@ def aggregate(
     # made SQLite scan theme_mentions once per analysis.)
     # An analyst's correction beats any model analysis (core.queries.latest_analysis).
     is_latest = latest_analysis()
-    # French only: other languages are reported apart (core.queries.other_language_volumes).
-    french = Feedback.language.in_(AGGREGATED_LANGUAGES)
     fday = feedback_day(session)
+    band = severity_band(Analysis.severity)
+    rating_sum = func.coalesce(func.sum(Feedback.rating), literal(0.0, Float))
+    severity_sum = func.coalesce(func.sum(Analysis.severity), literal(0.0, Float))
+    severe = _sum_if(Analysis.severity >= 0.5)
+    recurrent = _sum_if(Analysis.is_recurrent.is_(True))
+    zero, zero_f = literal(0), literal(0.0, Float)
 
-    themes = (
+    def counts(col: Any) -> tuple[Any, ...]:
+        return (
+            func.count(),
+            _count(col, "negative"),
+            _count(col, "neutral"),
+            _count(col, "positive"),
+        )
+
+    theme_facets = (
         select(
             ThemeMention.day,
             ThemeMention.theme,
             Feedback.channel,
             Feedback.source,
-            func.count(),
-            _count(ThemeMention.polarity, "negative"),
-            _count(ThemeMention.polarity, "neutral"),
-            _count(ThemeMention.polarity, "positive"),
-            func.coalesce(func.sum(Feedback.rating), literal(0.0, Float)),
+            Feedback.language,
+            band,
+            *counts(ThemeMention.polarity),
+            rating_sum,
             func.count(Feedback.rating),
-            func.coalesce(func.sum(Analysis.severity), literal(0.0, Float)),
+            severity_sum,
+            severe,
+            recurrent,
+            zero,
+            zero_f,
+            zero,
+            zero_f,
+            zero,
+            zero_f,
         )
         .join(Analysis, Analysis.id == ThemeMention.analysis_id)
         .join(Feedback, Feedback.id == ThemeMention.feedback_id)
-        .where(is_latest, french)
-        .group_by(ThemeMention.day, ThemeMention.theme, Feedback.channel, Feedback.source)
+        .where(is_latest)
+        .group_by(
+            ThemeMention.day,
+            ThemeMention.theme,
+            Feedback.channel,
+            Feedback.source,
+            Feedback.language,
+            band,
+        )
     )
-    totals = (
+    nps_points = case((Feedback.nps >= 9, 100.0), (Feedback.nps >= 7, 0.0), else_=-100.0)
+    total_facets = (
         select(
             fday,
             literal(ALL_THEMES),
             Feedback.channel,
             Feedback.source,
-            func.count(),
-            _count(Analysis.sentiment, "negative"),
-            _count(Analysis.sentiment, "neutral"),
-            _count(Analysis.sentiment, "positive"),
-            func.coalesce(func.sum(Feedback.rating), literal(0.0, Float)),
+            Feedback.language,
+            band,
+            *counts(Analysis.sentiment),
+            rating_sum,
             func.count(Feedback.rating),
-            func.coalesce(func.sum(Analysis.severity), literal(0.0, Float)),
+            severity_sum,
+            severe,
+            recurrent,
+            func.count(Feedback.nps),
+            _sum_if(Feedback.nps.is_not(None), nps_points),
+            func.count(Feedback.csat),
+            _sum_if(Feedback.csat >= 4, 100.0),
+            func.count(Feedback.ces),
+            func.coalesce(func.sum(Feedback.ces), literal(0.0, Float)),
         )
         .join(Analysis, Analysis.feedback_id == Feedback.id)
-        .where(is_latest, french)
-        .group_by(fday, Feedback.channel, Feedback.source)
+        .where(is_latest)
+        .group_by(fday, Feedback.channel, Feedback.source, Feedback.language, band)
     )
-    scope: list[
-        ColumnElement[bool]
-    ] = []  # conditions on DailyAggregate.day, mirrored on the two queries
+    hour = feedback_hour(session)
+    hourly = (
+        select(
+            ThemeMention.day,
+            hour,
+            ThemeMention.theme,
+            Feedback.channel,
+            Feedback.source,
+            *counts(ThemeMention.polarity),
+            rating_sum,
+            func.count(Feedback.rating),
+        )
+        .join(Analysis, Analysis.id == ThemeMention.analysis_id)
+        .join(Feedback, Feedback.id == ThemeMention.feedback_id)
+        .where(is_latest)
+        .group_by(ThemeMention.day, hour, ThemeMention.theme, Feedback.channel, Feedback.source)
+    )
+    # Conditions on each table's day, mirrored on the source queries. The verbatim totals
+    # also get a created_at range so the index is used (the UTC day itself is an expression).
+    lo = day_list[0] if day_list is not None else since
+    hi = day_list[-1] if day_list is not None else until
+    mention_scope: list[ColumnElement[bool]] = []
+    total_scope: list[ColumnElement[bool]] = []
     if day_list is not None:
-        scope.append(DailyAggregate.day.in_(day_list))
-        themes = themes.where(ThemeMention.day.in_(day_list))
-        totals = totals.where(fday.in_(day_list))
+        mention_scope.append(ThemeMention.day.in_(day_list))
+        total_scope.append(fday.in_(day_list))
     if since is not None:
-        scope.append(DailyAggregate.day >= since)
-        themes = themes.where(ThemeMention.day >= since)
-        totals = totals.where(fday >= since)
+        mention_scope.append(ThemeMention.day >= since)
+        total_scope.append(fday >= since)
     if until is not None:
-        scope.append(DailyAggregate.day <= until)
-        themes = themes.where(ThemeMention.day <= until)
-        totals = totals.where(fday <= until)
-    session.execute(delete(DailyAggregate).where(*scope))
-    for query in (themes, totals):
-        session.execute(insert(DailyAggregate).from_select(COLUMNS, query))
+        mention_scope.append(ThemeMention.day <= until)
+        total_scope.append(fday <= until)
+    if lo is not None:  # a day starts at 00:00 UTC; one day of margin for stored offsets
+        total_scope.append(Feedback.created_at >= _utc_midnight(lo) - timedelta(days=1))
+    if hi is not None:
+        total_scope.append(Feedback.created_at < _utc_midnight(hi) + timedelta(days=2))
+
+    def scope(table: Any) -> list[ColumnElement[bool]]:
+        out = []
+        if day_list is not None:
+            out.append(table.day.in_(day_list))
+        if since is not None:
+            out.append(table.day >= since)
+        if until is not None:
+            out.append(table.day <= until)
+        return out
+
+    for table in (DailyFacet, HourlyAggregate, DailyAggregate):
+        session.execute(delete(table).where(*scope(table)))
+    facet_columns = (*FACET_KEYS, *FACET_VALUES)
+    session.execute(
+        insert(DailyFacet).from_select(facet_columns, theme_facets.where(*mention_scope))
+    )
+    session.execute(insert(DailyFacet).from_select(facet_columns, total_facets.where(*total_scope)))
+    session.execute(
+        insert(HourlyAggregate).from_select(HOURLY_COLUMNS, hourly.where(*mention_scope))
+    )
+    # French only: other languages are reported apart (core.queries.other_language_volumes).
+    french = (
+        select(
+            DailyFacet.day,
+            DailyFacet.theme,
+            DailyFacet.channel,
+            DailyFacet.source,
+            *(func.sum(getattr(DailyFacet, c)) for c in COLUMNS[4:]),
+        )
+        .where(DailyFacet.language.in_(AGGREGATED_LANGUAGES), *scope(DailyFacet))
+        .group_by(DailyFacet.day, DailyFacet.theme, DailyFacet.channel, DailyFacet.source)
+    )
+    session.execute(insert(DailyAggregate).from_select(COLUMNS, french))
     bump_version(session, "aggregates")
     # Counted afterwards: drivers disagree on rowcount for INSERT ... SELECT (psycopg: -1).
-    return int(session.scalar(select(func.count()).select_from(DailyAggregate).where(*scope)) or 0)
+    return int(
+        session.scalar(
+            select(func.count()).select_from(DailyAggregate).where(*scope(DailyAggregate))
+        )
+        or 0
+    )
 
 
 def bump_version(session: Session, name: str) -> None:
