@@ -100,6 +100,8 @@ FACET_VALUES = (
     "severity_sum",
     "severe",
     "recurrent",
+    "rated",
+    "rated_sum",
     "nps_count",
     "nps_points",
     "csat_count",
@@ -164,39 +166,6 @@ def aggregate(
             _count(col, "positive"),
         )
 
-    theme_facets = (
-        select(
-            ThemeMention.day,
-            ThemeMention.theme,
-            Feedback.channel,
-            Feedback.source,
-            Feedback.language,
-            band,
-            *counts(ThemeMention.polarity),
-            rating_sum,
-            func.count(Feedback.rating),
-            severity_sum,
-            severe,
-            recurrent,
-            zero,
-            zero_f,
-            zero,
-            zero_f,
-            zero,
-            zero_f,
-        )
-        .join(Analysis, Analysis.id == ThemeMention.analysis_id)
-        .join(Feedback, Feedback.id == ThemeMention.feedback_id)
-        .where(is_latest)
-        .group_by(
-            ThemeMention.day,
-            ThemeMention.theme,
-            Feedback.channel,
-            Feedback.source,
-            Feedback.language,
-            band,
-        )
-    )
     nps_points = case((Feedback.nps >= 9, 100.0), (Feedback.nps >= 7, 0.0), else_=-100.0)
     total_facets = (
         select(
@@ -212,6 +181,8 @@ def aggregate(
             severity_sum,
             severe,
             recurrent,
+            func.count(Feedback.rating),
+            rating_sum,
             func.count(Feedback.nps),
             _sum_if(Feedback.nps.is_not(None), nps_points),
             func.count(Feedback.csat),
@@ -270,12 +241,65 @@ def aggregate(
             out.append(table.day <= until)
         return out
 
+    # Mentions first summed per verbatim and theme (a verbatim may name a theme twice): the
+    # rating impact counts each rated verbatim once per theme; the other figures count
+    # mentions, as the daily aggregates always have.
+    per_verbatim = (
+        select(
+            ThemeMention.analysis_id.label("analysis_id"),
+            ThemeMention.feedback_id.label("feedback_id"),
+            ThemeMention.day.label("day"),
+            ThemeMention.theme.label("theme"),
+            func.count().label("n"),
+            _count(ThemeMention.polarity, "negative").label("neg"),
+            _count(ThemeMention.polarity, "neutral").label("neu"),
+            _count(ThemeMention.polarity, "positive").label("pos"),
+        )
+        .where(*mention_scope)
+        .group_by(
+            ThemeMention.analysis_id,
+            ThemeMention.feedback_id,
+            ThemeMention.day,
+            ThemeMention.theme,
+        )
+        .subquery()
+    )
+    m = per_verbatim.c
+    theme_facets = (
+        select(
+            m.day,
+            m.theme,
+            Feedback.channel,
+            Feedback.source,
+            Feedback.language,
+            band,
+            func.sum(m.n),
+            func.sum(m.neg),
+            func.sum(m.neu),
+            func.sum(m.pos),
+            func.coalesce(func.sum(Feedback.rating * m.n), literal(0.0, Float)),
+            _sum_if(Feedback.rating.is_not(None), m.n),
+            func.coalesce(func.sum(Analysis.severity * m.n), literal(0.0, Float)),
+            _sum_if(Analysis.severity >= 0.5, m.n),
+            _sum_if(Analysis.is_recurrent.is_(True), m.n),
+            func.count(Feedback.rating),
+            func.coalesce(func.sum(Feedback.rating), literal(0.0, Float)),
+            zero,
+            zero_f,
+            zero,
+            zero_f,
+            zero,
+            zero_f,
+        )
+        .join(Analysis, Analysis.id == m.analysis_id)
+        .join(Feedback, Feedback.id == m.feedback_id)
+        .where(is_latest)
+        .group_by(m.day, m.theme, Feedback.channel, Feedback.source, Feedback.language, band)
+    )
     for table in (DailyFacet, HourlyAggregate, DailyAggregate):
         session.execute(delete(table).where(*scope(table)))
     facet_columns = (*FACET_KEYS, *FACET_VALUES)
-    session.execute(
-        insert(DailyFacet).from_select(facet_columns, theme_facets.where(*mention_scope))
-    )
+    session.execute(insert(DailyFacet).from_select(facet_columns, theme_facets))
     session.execute(insert(DailyFacet).from_select(facet_columns, total_facets.where(*total_scope)))
     session.execute(
         insert(HourlyAggregate).from_select(HOURLY_COLUMNS, hourly.where(*mention_scope))

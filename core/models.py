@@ -238,6 +238,9 @@ class DailyFacet(Base):
     severity_sum: Mapped[float] = mapped_column(Float, default=0.0)
     severe: Mapped[int] = mapped_column(Integer, default=0)  # severity >= 0.5
     recurrent: Mapped[int] = mapped_column(Integer, default=0)
+    # Rated verbatims, each once however many mentions of the theme it has (rating impact).
+    rated: Mapped[int] = mapped_column(Integer, default=0)
+    rated_sum: Mapped[float] = mapped_column(Float, default=0.0)
     # Survey scores ("*" rows): answers and the sum of coded points (NPS +100/0/-100, CSAT
     # 100 for 4-5), CES as given.
     nps_count: Mapped[int] = mapped_column(Integer, default=0)

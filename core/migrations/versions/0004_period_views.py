@@ -38,6 +38,8 @@ def upgrade() -> None:
         sa.Column("severity_sum", sa.Float(), nullable=False),
         sa.Column("severe", sa.Integer(), nullable=False),
         sa.Column("recurrent", sa.Integer(), nullable=False),
+        sa.Column("rated", sa.Integer(), nullable=False),
+        sa.Column("rated_sum", sa.Float(), nullable=False),
         sa.Column("nps_count", sa.Integer(), nullable=False),
         sa.Column("nps_points", sa.Float(), nullable=False),
         sa.Column("csat_count", sa.Integer(), nullable=False),
