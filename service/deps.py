@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.queries import latest_day
+from core.queries import aggregates_version, alerts_version, latest_day
 from core.settings import Settings
 from core.taxonomy_store import Current, TaxonomyCache
 from nlp.taxonomy import Taxonomy, load_taxonomy
@@ -117,6 +117,18 @@ def cached_view(request: Request, key: tuple[Any, ...], build: Callable[[], Base
     # Single flight: identical concurrent cold requests build once, the others wait for it.
     prepared = cache.get_or_compute(key, lambda: json_body(build()))
     return cached_json(request, prepared=prepared)
+
+
+def view_key(session: Session, tax: Taxonomy, *params: object) -> tuple[Any, ...]:
+    """Cache key of a rendered view: reused until the aggregates, the alerts or the taxonomy
+    change (a few index lookups, no scan)."""
+    return (
+        *params,
+        aggregates_version(session),
+        alerts_version(session),
+        tax.name,  # with `taxonomy` in params: the database's current version or a built-in one
+        tax.version,
+    )
 
 
 def resolve_period(
