@@ -301,17 +301,27 @@ def daily_series(
     }
 
 
-def open_alerts_by_theme(session: Session, taxonomy: Taxonomy | None = None) -> dict[str, Alert]:
-    """The most severe open alert per (current) theme id."""
+def open_alerts_by_theme(session: Session, taxonomy: Taxonomy | None = None) -> dict[str, Any]:
+    """The most severe open alert per (current) theme id (rows with id, theme, kind,
+    severity, first_day, last_day: no ORM objects, this runs on every /themes build)."""
     rank = {"critical": 4, "high": 3, "medium": 2, "low": 1}
-    out: dict[str, Alert] = {}
-    for alert in session.execute(select(Alert).where(Alert.status == "open")).scalars():
+    out: dict[str, Any] = {}
+    stmt = select(
+        Alert.id, Alert.theme, Alert.kind, Alert.severity, Alert.first_day, Alert.last_day
+    ).where(Alert.status == "open")
+    for alert in session.execute(stmt):
         resolved = taxonomy.resolve(alert.theme) if taxonomy is not None else None
         key = resolved.id if resolved is not None else alert.theme
         kept = out.get(key)
         if kept is None or rank.get(alert.severity, 0) > rank.get(kept.severity, 0):
             out[key] = alert
     return out
+
+
+def open_alerts_count(session: Session) -> int:
+    return int(
+        session.scalar(select(func.count()).select_from(Alert).where(Alert.status == "open")) or 0
+    )
 
 
 def top_keywords(
@@ -1022,8 +1032,15 @@ def score_summary(
 
 
 def list_sources(session: Session, limit: int = 200) -> list[str]:
-    """Source names present in the aggregates (cheap: the aggregates are small)."""
-    stmt = select(DailyAggregate.source).distinct().order_by(DailyAggregate.source).limit(limit)
+    """Source names present in the aggregates (the "*" rows only, on the theme index: a
+    source with data has them)."""
+    stmt = (
+        select(DailyAggregate.source)
+        .where(DailyAggregate.theme == ALL_THEMES)
+        .distinct()
+        .order_by(DailyAggregate.source)
+        .limit(limit)
+    )
     return list(session.scalars(stmt))
 
 

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from core.exports import SCORE_UNITS, driver_json
 from core.queries import (
     key_driver_report,
-    list_alerts,
     list_sources,
+    open_alerts_count,
     score_summary,
     theme_breakdown,
     theme_gravity,
@@ -198,7 +198,7 @@ def _overview(
             )
             for r in movers
         ],
-        open_alerts=len(list_alerts(session, status="open", limit=1000)[0]),
+        open_alerts=open_alerts_count(session),
         sources=list_sources(session),
     )
     return out
