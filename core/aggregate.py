@@ -35,6 +35,7 @@ from core.models import (
     Analysis,
     DailyAggregate,
     DailyFacet,
+    DailyKeyword,
     DataVersion,
     Feedback,
     HourlyAggregate,
@@ -296,7 +297,7 @@ def aggregate(
         .where(is_latest)
         .group_by(m.day, m.theme, Feedback.channel, Feedback.source, Feedback.language, band)
     )
-    for table in (DailyFacet, HourlyAggregate, DailyAggregate):
+    for table in (DailyFacet, HourlyAggregate, DailyAggregate, DailyKeyword):
         session.execute(delete(table).where(*scope(table)))
     facet_columns = (*FACET_KEYS, *FACET_VALUES)
     session.execute(insert(DailyFacet).from_select(facet_columns, theme_facets))
@@ -317,6 +318,7 @@ def aggregate(
         .group_by(DailyFacet.day, DailyFacet.theme, DailyFacet.channel, DailyFacet.source)
     )
     session.execute(insert(DailyAggregate).from_select(COLUMNS, french))
+    _keywords(session, mention_scope)
     bump_version(session, "aggregates")
     # Counted afterwards: drivers disagree on rowcount for INSERT ... SELECT (psycopg: -1).
     return int(
@@ -325,6 +327,43 @@ def aggregate(
         )
         or 0
     )
+
+
+KEYWORDS_PER_DAY = 30  # words kept per day x theme
+_KEYWORD_CHUNK = 20_000
+
+
+def _keywords(session: Session, mention_scope: list[ColumnElement[bool]]) -> None:
+    """Fill `daily_keywords` for the scope (already emptied): identical spans are counted by
+    SQL and tokenised once, with nlp's French analyser (accents kept, elisions split, stop
+    words out), each word once per span."""
+    from nlp.topics.vectorize import FrenchAnalyzer
+
+    words = FrenchAnalyzer(ngram_max=1, min_length=3).words
+    spans = (
+        select(ThemeMention.day, ThemeMention.theme, ThemeMention.evidence_text, func.count())
+        .join(Analysis, Analysis.id == ThemeMention.analysis_id)
+        .where(latest_analysis(), ThemeMention.evidence_text.is_not(None), *mention_scope)
+        .group_by(ThemeMention.day, ThemeMention.theme, ThemeMention.evidence_text)
+    )
+    counts: dict[tuple[date, str], dict[str, int]] = {}
+    cache: dict[str, set[str]] = {}
+    for day, theme, text, n in session.execute(spans):
+        found = cache.get(text)
+        if found is None:
+            found = {w for clause in words(text) for w in clause if len(w) <= 100}
+            if len(cache) < 100_000:
+                cache[text] = found
+        acc = counts.setdefault((day, theme), {})
+        for word in found:
+            acc[word] = acc.get(word, 0) + int(n)
+    rows = [
+        {"day": day, "theme": theme, "word": word, "count": c}
+        for (day, theme), acc in counts.items()
+        for word, c in sorted(acc.items(), key=lambda kv: (-kv[1], kv[0]))[:KEYWORDS_PER_DAY]
+    ]
+    for i in range(0, len(rows), _KEYWORD_CHUNK):
+        session.execute(insert(DailyKeyword), rows[i : i + _KEYWORD_CHUNK])
 
 
 def bump_version(session: Session, name: str) -> None:

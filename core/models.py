@@ -251,6 +251,24 @@ class DailyFacet(Base):
     ces_sum: Mapped[float] = mapped_column(Float, default=0.0)
 
 
+class DailyKeyword(Base):
+    """Per day x theme: the most frequent content words of its evidence spans (latest analysis
+    of each verbatim, the top 30 of the day), so /themes sums a period's keywords instead of
+    tokenising spans per request. Rebuilt with daily_aggregates, for the same days."""
+
+    __tablename__ = "daily_keywords"
+    __table_args__ = (
+        UniqueConstraint("day", "theme", "word", name="uq_daily_keyword"),
+        Index("ix_daily_keywords_theme_day", "theme", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    theme: Mapped[str] = mapped_column(String(64))
+    word: Mapped[str] = mapped_column(String(100))
+    count: Mapped[int] = mapped_column(Integer)
+
+
 class HourlyAggregate(Base):
     """Per UTC day x hour x theme x channel x source (every language): hourly theme trends
     without scanning mentions. Rebuilt with daily_aggregates, for the same days."""

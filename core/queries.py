@@ -23,6 +23,7 @@ from core.models import (
     Analysis,
     DailyAggregate,
     DailyFacet,
+    DailyKeyword,
     DataVersion,
     Feedback,
     HourlyAggregate,
@@ -362,11 +363,15 @@ def top_keywords_many(
 ) -> dict[str, list[str]]:
     """`top_keywords` for several themes (name -> stored ids) in one SQL round trip.
 
-    Sampling the latest mentions per theme keeps this bounded on large databases (index on
-    theme, day); identical spans are counted by SQL and tokenised once.
+    Without a channel/source filter: the period's words from the precomputed `daily_keywords`
+    (every span of the period, each day's top words). With one: sampling the latest `sample`
+    mentions per theme keeps this bounded on large databases (index on theme, day);
+    identical spans are counted by SQL and tokenised once.
     """
     if not themes:
         return {}
+    if not channel and not source:
+        return _period_keywords(session, themes, start=start, end=end, limit=limit)
     # nlp's French tokeniser and stop words (accents kept, elisions split): one definition.
     from nlp.topics.vectorize import FrenchAnalyzer
 
@@ -397,6 +402,33 @@ def top_keywords_many(
     for name, text, n in session.execute(grouped):
         for word in {w for clause in words(text) for w in clause}:
             counts[name][word] += n
+    return {
+        name: [w for w, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+        for name, c in counts.items()
+    }
+
+
+def _period_keywords(
+    session: Session,
+    themes: Mapping[str, Sequence[str]],
+    *,
+    start: date,
+    end: date,
+    limit: int,
+) -> dict[str, list[str]]:
+    name_of = {stored: name for name, ids in themes.items() for stored in ids}
+    stmt = (
+        select(DailyKeyword.theme, DailyKeyword.word, func.sum(DailyKeyword.count))
+        .where(
+            DailyKeyword.theme.in_(list(name_of)),
+            DailyKeyword.day >= start,
+            DailyKeyword.day <= end,
+        )
+        .group_by(DailyKeyword.theme, DailyKeyword.word)
+    )
+    counts: dict[str, Counter[str]] = {name: Counter() for name in themes}
+    for stored, word, n in session.execute(stmt):
+        counts[name_of[stored]][word] += int(n or 0)
     return {
         name: [w for w, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
         for name, c in counts.items()

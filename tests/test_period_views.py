@@ -39,6 +39,7 @@ from core.queries import (
     theme_breakdown,
     theme_gravity,
     theme_trend,
+    top_keywords,
 )
 from core.settings import Settings
 from jobs.enrich import enrich
@@ -313,6 +314,21 @@ def _check(sessions: sessionmaker[Session]) -> None:
             if START <= k[0] <= END and k[4] not in AGGREGATED_LANGUAGES:
                 want_other[k[4]] += int(v[0])
         assert other == dict(want_other) and other
+        # Keywords: the period's evidence spans of the latest analyses, tokenised.
+        from collections import Counter
+
+        from nlp.topics.vectorize import FrenchAnalyzer
+
+        words = FrenchAnalyzer(ngram_max=1, min_length=3).words
+        latest = _latest(s)
+        counted: Counter[str] = Counter()
+        for m in s.scalars(select(ThemeMention).where(ThemeMention.theme == "livraison")):
+            fresh = latest[m.feedback_id].id == m.analysis_id and START <= m.day <= END
+            if fresh and m.evidence_text:
+                counted.update({w for clause in words(m.evidence_text) for w in clause})
+        want_words = [w for w, _ in sorted(counted.items(), key=lambda kv: (-kv[1], kv[0]))[:5]]
+        assert top_keywords(s, ["livraison"], start=START, end=END) == want_words
+        assert want_words
 
 
 def _snapshot(s: Session) -> dict[str, set]:

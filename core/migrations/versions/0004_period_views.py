@@ -1,5 +1,6 @@
 """Precomputed period views: `daily_facets` (day x theme x channel x source x language x
-severity band, with survey scores on "*" rows) and `hourly_aggregates`, plus the indexes that
+severity band, with survey scores on "*" rows), `hourly_aggregates` and `daily_keywords`
+(each day's top words per theme), plus the indexes that
 keep re-aggregation of given days and topic trends off full scans. Existing data is
 aggregated once here, so the API reads complete tables from the first request.
 
@@ -67,6 +68,17 @@ def upgrade() -> None:
         sa.UniqueConstraint("day", "hour", "theme", "channel", "source", name="uq_hourly_key"),
     )
     op.create_index("ix_hourly_theme_day", "hourly_aggregates", ["theme", "day"])
+    op.create_table(
+        "daily_keywords",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("theme", sa.String(length=64), nullable=False),
+        sa.Column("word", sa.String(length=100), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("day", "theme", "word", name="uq_daily_keyword"),
+    )
+    op.create_index("ix_daily_keywords_theme_day", "daily_keywords", ["theme", "day"])
     op.create_index("ix_mentions_day", "theme_mentions", ["day"])
     op.create_index("ix_topic_assignments_topic_day", "topic_assignments", ["topic_id", "day"])
     # Backfill from the stored analyses (the same code as `verbatim aggregate`).
@@ -82,6 +94,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_topic_assignments_topic_day", table_name="topic_assignments")
     op.drop_index("ix_mentions_day", table_name="theme_mentions")
+    op.drop_index("ix_daily_keywords_theme_day", table_name="daily_keywords")
+    op.drop_table("daily_keywords")
     op.drop_index("ix_hourly_theme_day", table_name="hourly_aggregates")
     op.drop_table("hourly_aggregates")
     op.drop_index("ix_daily_facets_theme_day", table_name="daily_facets")
