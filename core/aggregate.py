@@ -23,6 +23,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     type_coerce,
     update,
@@ -37,6 +38,7 @@ from core.models import (
     DailyFacet,
     DailyKeyword,
     DataVersion,
+    DriverCell,
     Feedback,
     HourlyAggregate,
     ThemeMention,
@@ -297,7 +299,7 @@ def aggregate(
         .where(is_latest)
         .group_by(m.day, m.theme, Feedback.channel, Feedback.source, Feedback.language, band)
     )
-    for table in (DailyFacet, HourlyAggregate, DailyAggregate, DailyKeyword):
+    for table in (DailyFacet, HourlyAggregate, DailyAggregate, DailyKeyword, DriverCell):
         session.execute(delete(table).where(*scope(table)))
     facet_columns = (*FACET_KEYS, *FACET_VALUES)
     session.execute(insert(DailyFacet).from_select(facet_columns, theme_facets))
@@ -319,6 +321,7 @@ def aggregate(
     )
     session.execute(insert(DailyAggregate).from_select(COLUMNS, french))
     _keywords(session, mention_scope)
+    _driver_cells(session, total_scope)
     bump_version(session, "aggregates")
     # Counted afterwards: drivers disagree on rowcount for INSERT ... SELECT (psycopg: -1).
     return int(
@@ -364,6 +367,57 @@ def _keywords(session: Session, mention_scope: list[ColumnElement[bool]]) -> Non
     ]
     for i in range(0, len(rows), _KEYWORD_CHUNK):
         session.execute(insert(DailyKeyword), rows[i : i + _KEYWORD_CHUNK])
+
+
+SCORE_COLUMNS = ("nps", "csat", "ces", "rating")
+
+
+def _driver_cells(session: Session, total_scope: list[ColumnElement[bool]]) -> None:
+    """Fill `driver_cells` for the scope (already emptied), streaming the answered verbatims
+    with their latest analysis' themes (one row per verbatim x theme, in feedback order)."""
+    fday = feedback_day(session)
+    scores = [getattr(Feedback, c) for c in SCORE_COLUMNS]
+    stmt = (
+        select(Feedback.id, fday, Feedback.channel, Feedback.source, *scores, ThemeMention.theme)
+        .join(Analysis, Analysis.feedback_id == Feedback.id)
+        .outerjoin(ThemeMention, ThemeMention.analysis_id == Analysis.id)
+        .where(latest_analysis(), or_(*(c.is_not(None) for c in scores)), *total_scope)
+        .order_by(Feedback.id)
+    )
+    cells: dict[tuple[Any, ...], int] = {}
+
+    def flush(row: Any, themes: set[str]) -> None:
+        signature = ",".join(sorted(themes))
+        for name, value in zip(SCORE_COLUMNS, row[4:8], strict=True):
+            if value is not None:
+                key = (row[1], row[2], row[3], name, float(value), signature)
+                cells[key] = cells.get(key, 0) + 1
+
+    current: Any = None
+    themes: set[str] = set()
+    for row in session.execute(stmt.execution_options(yield_per=10_000)):
+        if current is not None and row[0] != current[0]:
+            flush(current, themes)
+            themes = set()
+        current = row
+        if row[8] is not None:
+            themes.add(row[8])
+    if current is not None:
+        flush(current, themes)
+    rows = [
+        {
+            "day": k[0],
+            "channel": k[1],
+            "source": k[2],
+            "score": k[3],
+            "value": k[4],
+            "themes": k[5],
+            "count": n,
+        }
+        for k, n in cells.items()
+    ]
+    for i in range(0, len(rows), _KEYWORD_CHUNK):
+        session.execute(insert(DriverCell), rows[i : i + _KEYWORD_CHUNK])
 
 
 def bump_version(session: Session, name: str) -> None:

@@ -269,6 +269,25 @@ class DailyKeyword(Base):
     count: Mapped[int] = mapped_column(Integer)
 
 
+class DriverCell(Base):
+    """Key-driver input, grouped: analysed verbatims per day x channel x source x score x
+    answer x set of themes (stored ids of the latest analysis, sorted, comma-separated). The
+    regression runs on these counts (frequency weights) instead of one row per verbatim.
+    Rebuilt with daily_aggregates, for the same days."""
+
+    __tablename__ = "driver_cells"
+    __table_args__ = (Index("ix_driver_cells_score_day", "score", "day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    channel: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(100))
+    score: Mapped[str] = mapped_column(String(8))  # nps | csat | ces | rating
+    value: Mapped[float] = mapped_column(Float)
+    themes: Mapped[str] = mapped_column(Text)
+    count: Mapped[int] = mapped_column(Integer)
+
+
 class HourlyAggregate(Base):
     """Per UTC day x hour x theme x channel x source (every language): hourly theme trends
     without scanning mentions. Rebuilt with daily_aggregates, for the same days."""

@@ -25,6 +25,7 @@ from core.models import (
     DailyFacet,
     DailyKeyword,
     DataVersion,
+    DriverCell,
     Feedback,
     HourlyAggregate,
     Incident,
@@ -908,45 +909,44 @@ def key_driver_report(
     config: DriverConfig | None = None,
 ) -> DriverReport:
     """Regress the (coded) score of each analysed verbatim of [start, end] on the presence of
-    each theme in its latest analysis (former theme ids folded into the current one)."""
+    each theme in its latest analysis (former theme ids folded into the current one, retired
+    themes left out). Reads the precomputed `driver_cells` (verbatims grouped by answer and
+    set of themes) and regresses the groups with frequency weights: the same figures as one
+    row per verbatim, without reading the verbatims."""
     if score not in SCORES:
         raise ValueError(f"score must be one of {', '.join(SCORES)}")
-    column = getattr(Feedback, score)
-    lo = datetime(start.year, start.month, start.day, tzinfo=UTC)
-    hi = datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)
-    answered = (
-        select(Feedback.id, column)
-        .join(Analysis, Analysis.feedback_id == Feedback.id)
-        .where(column.is_not(None), Feedback.created_at >= lo, Feedback.created_at < hi)
-        .where(_latest_analysis())
+    stmt = (
+        select(DriverCell.themes, DriverCell.value, func.sum(DriverCell.count))
+        .where(DriverCell.score == score, DriverCell.day >= start, DriverCell.day <= end)
+        .group_by(DriverCell.themes, DriverCell.value)
     )
-    if channel:
-        answered = answered.where(Feedback.channel == channel)
-    if source:
-        answered = answered.where(Feedback.source == source)
-    rows = session.execute(answered).all()
-    index = {fid: i for i, (fid, _) in enumerate(rows)}
-    values = [float(v) for _, v in rows]
-    if not rows:
+    stmt = _channel_source(stmt, DriverCell, channel, source)
+    cells = [(themes, float(value), int(n)) for themes, value, n in session.execute(stmt) if n]
+    if not cells:
         return DriverReport(score, start, end, 0, None, [])
-    sub = answered.subquery()
-    mentions = (
-        select(ThemeMention.feedback_id, ThemeMention.theme)
-        .join(Analysis, Analysis.id == ThemeMention.analysis_id)
-        .where(ThemeMention.feedback_id.in_(select(sub.c.id)), _latest_analysis())
-        .distinct()
-    )
-    presence: dict[str, np.ndarray] = {}
-    for fid, theme in session.execute(mentions):
-        resolved = taxonomy.resolve(theme) if taxonomy is not None else None
-        if resolved is not None and resolved.retired:
+    folded: dict[str, set[str]] = {}
+    for signature, _, _ in cells:
+        if signature in folded:
             continue
-        key = resolved.id if resolved is not None else theme
-        flags = presence.setdefault(key, np.zeros(len(rows), dtype=bool))
-        flags[index[fid]] = True
-    coded = _code_score(score, values)
-    effects = key_drivers({k: v.tolist() for k, v in presence.items()}, coded.tolist(), config)
-    return DriverReport(score, start, end, len(rows), float(coded.mean()), effects)
+        keys = set()
+        for theme in filter(None, signature.split(",")):
+            resolved = taxonomy.resolve(theme) if taxonomy is not None else None
+            if resolved is not None and resolved.retired:
+                continue
+            keys.add(resolved.id if resolved is not None else theme)
+        folded[signature] = keys
+    presence: dict[str, np.ndarray] = {}
+    for i, (signature, _, _) in enumerate(cells):
+        for key in folded[signature]:
+            presence.setdefault(key, np.zeros(len(cells), dtype=bool))[i] = True
+    weights = np.array([n for _, _, n in cells], dtype=float)
+    coded = _code_score(score, [v for _, v, _ in cells])
+    effects = key_drivers(
+        {k: v.tolist() for k, v in presence.items()}, coded.tolist(), config, weights.tolist()
+    )
+    answers = int(weights.sum())
+    mean = float((coded * weights).sum() / weights.sum())
+    return DriverReport(score, start, end, answers, mean, effects)
 
 
 # --- dashboard read models: a theme's breakdown, the overview's score summary ---------------

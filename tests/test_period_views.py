@@ -33,6 +33,7 @@ from core.models import (
 from core.queries import (
     AGGREGATED_LANGUAGES,
     SEVERITY_BANDS,
+    key_driver_report,
     other_language_volumes,
     rating_impacts,
     score_summary,
@@ -44,6 +45,7 @@ from core.queries import (
 from core.settings import Settings
 from jobs.enrich import enrich
 from jobs.ingest import ingest_file
+from nlp.drivers import DriverConfig, key_drivers
 from nlp.taxonomy import load_taxonomy
 
 FR = (
@@ -329,6 +331,31 @@ def _check(sessions: sessionmaker[Session]) -> None:
         want_words = [w for w, _ in sorted(counted.items(), key=lambda kv: (-kv[1], kv[0]))[:5]]
         assert top_keywords(s, ["livraison"], start=START, end=END) == want_words
         assert want_words
+        # Key drivers from the grouped cells = the per-verbatim regression.
+        themes_of: dict[int, set[str]] = defaultdict(set)
+        for m in s.scalars(select(ThemeMention)):
+            if latest[m.feedback_id].id == m.analysis_id:
+                themes_of[m.feedback_id].add(m.theme)
+        rows = [
+            f
+            for f in want["fbs"].values()
+            if f.rating is not None and f.id in latest and START <= _utc(f.created_at).date() <= END
+        ]
+        named = {t for f in rows for t in themes_of[f.id]}
+        presence = {t: [t in themes_of[f.id] for f in rows] for t in named}
+        expected = key_drivers(presence, [f.rating for f in rows], DriverConfig(min_mentions=5))
+        found_drivers = key_driver_report(
+            s, "rating", start=START, end=END, config=DriverConfig(min_mentions=5)
+        )
+        assert found_drivers.answers == len(rows)
+        got_effects = {e.theme: e for e in found_drivers.effects}
+        assert len(expected) >= 2 and set(got_effects) == {e.theme for e in expected}
+        for e in expected:
+            got = got_effects[e.theme]
+            assert got.mentions == e.mentions
+            assert (got.effect, got.ci_low, got.ci_high) == pytest.approx(
+                (e.effect, e.ci_low, e.ci_high), rel=1e-6, abs=1e-9
+            )
 
 
 def _snapshot(s: Session) -> dict[str, set]:

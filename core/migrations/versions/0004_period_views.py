@@ -1,7 +1,7 @@
 """Precomputed period views: `daily_facets` (day x theme x channel x source x language x
-severity band, with survey scores on "*" rows), `hourly_aggregates` and `daily_keywords`
-(each day's top words per theme), plus the indexes that
-keep re-aggregation of given days and topic trends off full scans. Existing data is
+severity band, with survey scores on "*" rows), `hourly_aggregates`, `daily_keywords`
+(each day's top words per theme) and `driver_cells` (grouped key-driver input), plus the
+indexes that keep re-aggregation of given days and topic trends off full scans. Existing data is
 aggregated once here, so the API reads complete tables from the first request.
 
 Revision ID: 0004_period_views
@@ -79,6 +79,19 @@ def upgrade() -> None:
         sa.UniqueConstraint("day", "theme", "word", name="uq_daily_keyword"),
     )
     op.create_index("ix_daily_keywords_theme_day", "daily_keywords", ["theme", "day"])
+    op.create_table(
+        "driver_cells",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("channel", sa.String(length=20), nullable=False),
+        sa.Column("source", sa.String(length=100), nullable=False),
+        sa.Column("score", sa.String(length=8), nullable=False),
+        sa.Column("value", sa.Float(), nullable=False),
+        sa.Column("themes", sa.Text(), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_driver_cells_score_day", "driver_cells", ["score", "day"])
     op.create_index("ix_mentions_day", "theme_mentions", ["day"])
     op.create_index("ix_topic_assignments_topic_day", "topic_assignments", ["topic_id", "day"])
     # Backfill from the stored analyses (the same code as `verbatim aggregate`).
@@ -94,6 +107,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_topic_assignments_topic_day", table_name="topic_assignments")
     op.drop_index("ix_mentions_day", table_name="theme_mentions")
+    op.drop_index("ix_driver_cells_score_day", table_name="driver_cells")
+    op.drop_table("driver_cells")
     op.drop_index("ix_daily_keywords_theme_day", table_name="daily_keywords")
     op.drop_table("daily_keywords")
     op.drop_index("ix_hourly_theme_day", table_name="hourly_aggregates")
