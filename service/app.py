@@ -50,6 +50,7 @@ def create_app(
 ) -> FastAPI:
     """Build the API. The analyzer is built once (at start-up, or at the first /analyze when
     the lifespan does not run) and reused; a taxonomy edit rebuilds it once."""
+    build_analyzer_at_startup = build_analyzer_at_startup and settings.api_preload_models
     owns_engine = engine is None
     engine = engine or make_engine(settings.resolved_database_url)
     metrics = Metrics()
@@ -101,6 +102,14 @@ def create_app(
             expose_headers=["ETag"],
         )
     return app
+
+
+def app_from_settings() -> FastAPI:
+    """The app from the environment / verbatim.toml settings: the factory each uvicorn worker
+    process calls (`verbatim serve --workers N`)."""
+    from core.settings import load_settings
+
+    return create_app(load_settings())
 
 
 def _document_limits(app: FastAPI, settings: Settings) -> None:
