@@ -371,7 +371,11 @@ def main() -> None:
         sampling.set()
         sampler.join()
         figures["achieved_rps"] = round(len([r for r in rows if not r[3]]) / wall, 1)
-        figures["server_cpu_ms_per_request"] = round(server_cpu * 1000 / max(1, len(rows)), 2)
+        answered = sum(1 for r in rows if not r[3].startswith("dropped"))
+        figures["server_cpu_s"] = round(server_cpu, 1)
+        figures["server_cpu_ms_per_answered_request"] = round(
+            server_cpu * 1000 / max(1, answered), 2
+        )
         figures["server_rss_peak_mb"] = round(peak[0], 1)
         figures["all"] = summary(rows)
         figures["first_10_s (cold)"] = summary([r for r in rows if r[1] < 10])
