@@ -306,6 +306,11 @@ def load(url: str, rows: int, days: int, seed: int = 7) -> dict[str, Any]:
     figures["load_s"] = round(time.perf_counter() - t0, 1)
     figures.update(counts)
     _alerts(engine)
+    from core import taxonomy_store
+    from core.settings import Settings
+
+    # Seeded the way the first job seeds it (the API reads it from the first request).
+    taxonomy_store.for_job(session_factory(engine), Settings(database_url=url))
     t0 = time.perf_counter()
     from core.aggregate import aggregate_all
 

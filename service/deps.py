@@ -16,9 +16,10 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.db import session_scope
 from core.queries import aggregates_version, alerts_version, latest_day
 from core.settings import Settings
-from core.taxonomy_store import Current, TaxonomyCache
+from core.taxonomy_store import Current, TaxonomyCache, latest_version
 from nlp.taxonomy import Taxonomy, load_taxonomy
 from service.errors import ApiError
 
@@ -57,11 +58,17 @@ class AppState:
                 self.pii_masker = PiiMasker(nlp=load_ner() if self.settings.pii_ner else None)
             return self.pii_masker
 
-    def current_taxonomy(self) -> Current:
+    def current_taxonomy(self, session: Session | None = None) -> Current:
         """The current taxonomy: one cheap version query, a reload only when it moved (so
-        several API replicas agree from their next request)."""
-        with self.sessions() as session:
+        several API replicas agree from their next request). With the request's `session`
+        no second connection is taken (a request holding one while waiting for another can
+        exhaust the pool under load); seeding version 1 on first use commits in its own
+        short transaction (left uncommitted, it would hold the seed row's lock, and block
+        every other writer, until the request ends)."""
+        if session is not None and latest_version(session) is not None:
             return self.taxonomy_cache.get(session)
+        with session_scope(self.sessions) as own:
+            return self.taxonomy_cache.get(own)
 
     def get_analyzer(self) -> Any:
         """The analyzer, built at first use (or after a taxonomy edit) and then reused."""
@@ -87,6 +94,7 @@ def app_state(request: Request) -> AppState:
 
 def get_session(request: Request) -> Iterator[Session]:
     with app_state(request).sessions() as session:
+        request.state.db = session  # reused by pick_taxonomy: one connection per request
         yield session
 
 
@@ -103,7 +111,7 @@ def pick_taxonomy(request: Request, name: str | None) -> Taxonomy:
     """The current taxonomy, or a built-in one by name (cached on the app)."""
     state = app_state(request)
     if name is None:
-        return state.current_taxonomy().taxonomy
+        return state.current_taxonomy(getattr(request.state, "db", None)).taxonomy
     cache = state.builtin_taxonomies
     if name not in cache:
         cache[name] = load_taxonomy(name)
