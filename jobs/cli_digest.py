@@ -17,9 +17,9 @@ def register(app: typer.Typer) -> None:
         dry_run: bool = typer.Option(False, "--dry-run", help="print the payload, send nothing"),
         force: bool = typer.Option(False, help="resend a digest already sent for this period"),
     ) -> None:
-        """Post the weekly digest (top movers, open alerts) to Slack."""
+        """Post the weekly digest (top movers, incidents in progress) to Slack."""
+        from core.taxonomy_store import for_job
         from jobs.digest import send_digest
-        from nlp.taxonomy import load_taxonomy
 
         last = parse_day(end, "--end")
         ctx = bootstrap()
@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
             result = send_digest(
                 ctx.settings,
                 ctx.sessions,
-                load_taxonomy(ctx.settings.taxonomy_path),
+                for_job(ctx.sessions, ctx.settings).taxonomy,
                 days=days,
                 end=last,
                 dry_run=dry_run,
@@ -44,6 +44,6 @@ def register(app: typer.Typer) -> None:
         elif result.outcome == "already_sent":
             typer.echo(f"digest {period} already sent (--force resends it)")
         elif result.outcome == "sent":
-            typer.echo(f"digest {period} sent: {d.movers} movers, {d.open_alerts} open alerts")
+            typer.echo(f"digest {period} sent: {d.movers} movers, {d.incidents} incidents open")
         else:
             raise fail(f"digest {period} not delivered: {result.error}", EXIT_FAILED)

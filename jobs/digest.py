@@ -1,7 +1,10 @@
 """`verbatim digest`: the weekly summary posted to Slack (for the scheduler to call weekly).
 
 Top movers (themes whose mentions rose most vs the week before), the period's volume, negative
-share and NPS/CSAT when the feed has them, and the open alerts, with a dashboard deep link.
+share and NPS/CSAT when the feed has them, and the incidents still in progress (open or
+acknowledged; an incident groups every alert of one theme on overlapping days, so a team reads
+one line per problem, with its main driver), with dashboard deep links. The taxonomy is the
+versioned one from the database, like every other job.
 Posted to `slack_webhooks["digest"]` (else "default") with the alerts' retry policy
 (Retry-After on 429, backoff on 5xx). A digest of a given period is sent once: a marker row
 in `data_versions` ("digest:<last day>") makes a second run a no-op (`--force` resends).
@@ -18,8 +21,14 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
-from core.models import DataVersion
-from core.queries import latest_day, list_alerts, score_summary, theme_summary
+from core.models import DataVersion, Incident
+from core.queries import (
+    dashboard_link,
+    latest_day,
+    list_incidents,
+    score_summary,
+    theme_summary,
+)
 from core.settings import Settings
 from jobs.alerts import DeliveryPolicy, post_with_retries, webhook_for
 from nlp.taxonomy import Taxonomy
@@ -27,6 +36,8 @@ from nlp.taxonomy import Taxonomy
 SEVERITY = {"low": "faible", "medium": "moyenne", "high": "haute", "critical": "critique"}
 KIND = {"volume": "pic de volume", "negativity": "hausse de négativité", "emerging": "émergent"}
 RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+STATUS = {"open": "", "acknowledged": " · pris en charge"}
+MAX_LINES = 10
 
 
 def _num(n: float) -> str:
@@ -43,7 +54,7 @@ class Digest:
     end: date
     payload: dict[str, Any]
     movers: int
-    open_alerts: int
+    incidents: int
 
 
 def build_digest(
@@ -63,9 +74,13 @@ def build_digest(
         (r for r in rows if r.volume > r.previous_volume),
         key=lambda r: (-(r.volume - r.previous_volume), r.theme),
     )[:top]
-    alerts = sorted(
-        list_alerts(session, status="open", limit=200)[0],
-        key=lambda a: (RANK.get(a.severity, 9), a.first_day),
+    incidents = sorted(
+        (
+            inc
+            for status in STATUS
+            for inc in list_incidents(session, status=status, include_historical=False, limit=200)
+        ),
+        key=lambda i: (RANK.get(i.severity, 9), i.first_day, i.id),
     )
     link = f"{dashboard_url.rstrip('/')}/#view=overview&start={start}&end={end}"
 
@@ -84,13 +99,11 @@ def build_digest(
         for r in movers
     ] or ["Aucun thème en hausse."]
     labels = {t.id: t.label for t in taxonomy.themes}
-    alert_lines = [
-        f"• {SEVERITY.get(a.severity, a.severity)} — *{labels.get(a.theme, a.theme)}* "
-        f"({KIND.get(a.kind, a.kind)}) depuis le {_day(a.first_day)}"
-        for a in alerts[:10]
-    ] or ["Aucune alerte ouverte."]
-    if len(alerts) > 10:
-        alert_lines.append(f"… et {len(alerts) - 10} autres")
+    incident_lines = [
+        _incident_line(inc, labels, dashboard_url) for inc in incidents[:MAX_LINES]
+    ] or ["Aucun incident en cours."]
+    if len(incidents) > MAX_LINES:
+        incident_lines.append(f"… et {len(incidents) - MAX_LINES} autres")
     title = f"Verbatim — synthèse du {_day(start)} au {_day(end)}"
     text = "\n".join(
         [
@@ -98,8 +111,8 @@ def build_digest(
             headline,
             "Thèmes en hausse :",
             *mover_lines,
-            f"Alertes ouvertes ({len(alerts)}) :",
-            *alert_lines,
+            f"Incidents en cours ({len(incidents)}) :",
+            *incident_lines,
             link,
         ]
     )
@@ -114,7 +127,7 @@ def build_digest(
             "type": "section",
             "text": {
                 "type": "mrkdwn",
-                "text": f"*Alertes ouvertes ({len(alerts)})*\n" + "\n".join(alert_lines),
+                "text": f"*Incidents en cours ({len(incidents)})*\n" + "\n".join(incident_lines),
             },
         },
         {
@@ -122,7 +135,21 @@ def build_digest(
             "elements": [{"type": "mrkdwn", "text": f"<{link}|Ouvrir le tableau de bord>"}],
         },
     ]
-    return Digest(start, end, {"text": text, "blocks": blocks}, len(movers), len(alerts))
+    return Digest(start, end, {"text": text, "blocks": blocks}, len(movers), len(incidents))
+
+
+def _incident_line(inc: Incident, labels: dict[str, str], dashboard_url: str) -> str:
+    """One line a team can act on: severity, theme, what moved, since when, the main driver."""
+    kinds = ", ".join(KIND.get(k, k) for k in inc.kinds or []) or "signal"
+    line = (
+        f"• {SEVERITY.get(inc.severity, inc.severity)} — *{labels.get(inc.theme, inc.theme)}* "
+        f"({kinds}) depuis le {_day(inc.first_day)}{STATUS.get(inc.status, '')}"
+    )
+    driver = next(iter(inc.drivers or []), None)
+    if isinstance(driver, dict) and driver.get("field") and driver.get("value"):
+        line += f", surtout {driver['field']} = {driver['value']}"
+    link = dashboard_link(dashboard_url, inc.theme, inc.first_day, inc.last_day)
+    return f"{line} (<{link}|voir>)"
 
 
 @dataclass

@@ -122,6 +122,16 @@ def _cmd_alert(settings: Settings, sessions: sessionmaker[Session], stop: Stop) 
     return f"sent {sent.sent}, deferred {sent.deferred}, failed {sent.dead}"
 
 
+def _cmd_digest(settings: Settings, sessions: sessionmaker[Session], stop: Stop) -> str:
+    from core.taxonomy_store import for_job
+    from jobs.digest import send_digest
+
+    result = send_digest(settings, sessions, for_job(sessions, settings).taxonomy)
+    if result.outcome in ("retry", "dead"):
+        raise RuntimeError(f"digest not delivered: {result.error}")
+    return f"digest {result.outcome}: {result.digest.incidents} incidents in progress"
+
+
 COMMANDS: dict[str, Callable[[Settings, sessionmaker[Session], Stop], str]] = {
     "run": _cmd_run,
     "ingest": _cmd_ingest,
@@ -129,6 +139,7 @@ COMMANDS: dict[str, Callable[[Settings, sessionmaker[Session], Stop], str]] = {
     "aggregate": _cmd_aggregate,
     "detect": _cmd_detect,
     "alert": _cmd_alert,
+    "digest": _cmd_digest,
 }
 
 

@@ -51,7 +51,7 @@ def slack() -> Iterator[tuple[Slack, str]]:
     server.server_close()
 
 
-def test_digest_posts_movers_and_open_alerts_once(
+def test_digest_posts_movers_and_incidents_once(
     settings: Settings, sessions: sessionmaker[Session], slack: tuple[Slack, str]
 ) -> None:
     state, url = slack
@@ -68,8 +68,14 @@ def test_digest_posts_movers_and_open_alerts_once(
     assert text.startswith("Verbatim — synthèse du 22/03/2026 au 28/03/2026")
     # livraison: 21 mentions the week before, seeded.livraison_current this week.
     assert f"*Livraison* : 21 → {seeded.livraison_current} mentions (+205 %)" in text
-    assert "haute — *Livraison* (pic de volume) depuis le 26/03/2026" in text
-    assert "Alertes ouvertes (1)" in text and "Prix" not in text.split("Alertes")[1]
+    # One line per incident (not per alert), with its main driver and a deep link.
+    assert "Incidents en cours (1) :" in text
+    incidents = text.split("Incidents en cours")[1]
+    assert (
+        "haute — *Livraison* (pic de volume) depuis le 26/03/2026, "
+        "surtout transporteur = Colissimo (<https://cx.example.fr/#theme=livraison" in incidents
+    )
+    assert "Prix" not in incidents
     assert "NPS " in text and "CSAT " in text
     assert f"https://cx.example.fr/#view=overview&start=2026-03-22&end={LAST_DAY}" in text
     assert state.bodies[-1]["blocks"][0]["type"] == "header"
@@ -101,7 +107,7 @@ def test_digest_cli(
     assert state.bodies == []
     env["VERBATIM_SLACK_WEBHOOKS__DEFAULT"] = url
     res = runner.invoke(app, ["digest"], env=env)
-    assert res.exit_code == 0 and "sent: 1 movers, 1 open alerts" in res.output
+    assert res.exit_code == 0 and "sent: 1 movers, 1 incidents open" in res.output
     res = runner.invoke(app, ["digest"], env=env)
     assert res.exit_code == 0 and "already sent" in res.output
     assert len(state.bodies) == 1
@@ -110,3 +116,67 @@ def test_digest_cli(
     state.answers = [404]
     res = runner.invoke(app, ["digest", "--force"], env=env)
     assert res.exit_code == 1 and "HTTP 404" in res.output
+
+
+def test_digest_reads_the_stored_taxonomy_and_skips_closed_incidents(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """The CLI digest labels themes from the database taxonomy (as edited through the API) and
+    lists acknowledged incidents, never resolved or historical ones."""
+    from core import taxonomy_store
+    from core.db import session_scope
+    from core.models import Incident
+    from verbatim_cli import app
+
+    seed(sessions)
+    with session_scope(sessions) as session:
+        tax = taxonomy_store.current(session, settings).taxonomy
+        themes = [
+            t.model_copy(update={"label": "Transport"}) if t.id == "livraison" else t
+            for t in tax.themes
+        ]
+        taxonomy_store.save(
+            session, settings, tax.model_copy(update={"themes": themes}), "test", "rename"
+        )
+        live = session.query(Incident).one()
+        live.status = "acknowledged"
+        for status, historical in (("resolved", False), ("open", True)):
+            session.add(
+                Incident(
+                    theme="prix",
+                    status=status,
+                    first_day=live.first_day,
+                    last_day=live.last_day,
+                    severity="critical",
+                    kinds=["negativity"],
+                    historical=historical,
+                    created_at=live.created_at,
+                    updated_at=live.updated_at,
+                )
+            )
+    env = {
+        "VERBATIM_DATA_DIR": str(settings.data_dir),
+        "VERBATIM_DATABASE_URL": settings.resolved_database_url,
+        "VERBATIM_CONFIG": str(tmp_path / "none.toml"),
+    }
+    res = CliRunner().invoke(app, ["digest", "--dry-run"], env=env)
+    assert res.exit_code == 0, res.output
+    text = json.loads(res.stdout)["text"]
+    incidents = text.split("Incidents en cours")[1]
+    assert incidents.startswith(" (1) :")
+    assert "*Transport* (pic de volume) depuis le 26/03/2026 · pris en charge" in incidents
+    assert "Prix" not in incidents and "critique" not in incidents
+
+
+def test_scheduler_digest_command_posts_once_per_period(
+    settings: Settings, sessions: sessionmaker[Session], slack: tuple[Slack, str]
+) -> None:
+    from jobs.scheduler import COMMANDS
+
+    state, url = slack
+    seed(sessions)
+    settings.slack_webhooks = {"digest": url}
+    never = lambda: False  # noqa: E731 - the scheduler's stop flag
+    assert COMMANDS["digest"](settings, sessions, never) == "digest sent: 1 incidents in progress"
+    assert COMMANDS["digest"](settings, sessions, never).startswith("digest already_sent")
+    assert len(state.bodies) == 1
