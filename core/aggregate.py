@@ -351,7 +351,8 @@ def _keywords(session: Session, mention_scope: list[ColumnElement[bool]]) -> Non
     )
     counts: dict[tuple[date, str], dict[str, int]] = {}
     cache: dict[str, set[str]] = {}
-    for day, theme, text, n in session.execute(spans):
+    for day, theme, span, n in session.execute(spans):
+        text = str(span or "")
         found = cache.get(text)
         if found is None:
             found = {w for clause in words(text) for w in clause if len(w) <= 100}
