@@ -200,7 +200,10 @@ def decode_cursor(cursor: str) -> tuple[date, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         day, ident = raw.split("|", 1)
-        return date.fromisoformat(day), int(ident)
+        number = int(ident)
+        if not 0 <= number < 2**62:  # beyond a database integer
+            raise ValueError(ident)
+        return date.fromisoformat(day), number
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(
             422, "invalid cursor (use next_cursor from the previous page)", "cursor"

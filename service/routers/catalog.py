@@ -58,7 +58,10 @@ def get_alerts(
     status: Annotated[Literal["open", "resolved"] | None, Query()] = None,
     theme: Annotated[str | None, Query(max_length=64, description="theme id or former id")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=20, pattern=r"^[0-9]+$")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=18, pattern=r"^[0-9]+$", description="next_cursor of the previous page"),
+    ] = None,
     format: FormatQ = "json",
 ) -> Response:
     """Newest first. `format=csv`: every matching alert (from `cursor` on), not one page."""
