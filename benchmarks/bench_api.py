@@ -259,10 +259,9 @@ def writer_loop(url: str, rows: int, every: float, stop_file: Path) -> None:
         with session_scope(sessions) as session:
             aggregate(session, days=enriched.days)
         batches += 1
+        summary = {"batches": batches, "stored": stored, "last_batch_s": time.monotonic() - t0}
+        (stop_file.parent / "writer.json").write_text(json.dumps(summary))
         time.sleep(max(0.0, every - (time.monotonic() - t0)))
-    (stop_file.parent / "writer.json").write_text(
-        json.dumps({"batches": batches, "stored": stored})
-    )
     engine.dispose()
 
 
@@ -396,7 +395,10 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 writer.kill()
             done = workdir / "writer.json"
-            figures["writer"] = json.loads(done.read_text()) if done.exists() else "no summary"
+            # Batches done while the load ran (a batch in flight at the stop is not counted).
+            figures["writer"] = (
+                json.loads(done.read_text()) if done.exists() else "no batch finished"
+            )
         server.send_signal(signal.SIGINT)
         try:
             server.wait(timeout=30)
