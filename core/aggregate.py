@@ -375,7 +375,8 @@ SCORE_COLUMNS = ("nps", "csat", "ces", "rating")
 
 def _driver_cells(session: Session, total_scope: list[ColumnElement[bool]]) -> None:
     """Fill `driver_cells` for the scope (already emptied), streaming the answered verbatims
-    with their latest analysis' themes (one row per verbatim x theme, in feedback order)."""
+    with their latest analysis' themes (one row per verbatim x theme, a verbatim's rows
+    together)."""
     fday = feedback_day(session)
     scores = [getattr(Feedback, c) for c in SCORE_COLUMNS]
     stmt = (
@@ -383,7 +384,9 @@ def _driver_cells(session: Session, total_scope: list[ColumnElement[bool]]) -> N
         .join(Analysis, Analysis.feedback_id == Feedback.id)
         .outerjoin(ThemeMention, ThemeMention.analysis_id == Analysis.id)
         .where(latest_analysis(), or_(*(c.is_not(None) for c in scores)), *total_scope)
-        .order_by(Feedback.id)
+        # created_at first: the scope's range is read in index order (one feedback's rows
+        # stay together); ordering by id alone made PostgreSQL walk the whole table.
+        .order_by(Feedback.created_at, Feedback.id)
     )
     cells: dict[tuple[Any, ...], int] = {}
 
