@@ -29,15 +29,30 @@ def load_spacy(name: str = "fr_core_news_sm") -> Any | None:
         return None
 
 
-def load_lemmatizer(kind: str = "lookup") -> Any | None:
+def load_lemmatizer(kind: str = "lookup", cache_dir: Path | None = None) -> Any | None:
     """What the theme rules read lemmas from: "lookup" (the spaCy model's lemma table, no
     tagger: the fast default), "spacy" (the full tagger + rule lemmatiser), None without
-    spaCy (the light stemmer alone)."""
+    spaCy (the light stemmer alone).
+
+    With `cache_dir` (settings.model_dir) the lookup table is read from the copy kept there
+    (`verbatim setup` writes it; else the first use does): no spaCy pipeline is loaded."""
+    from nlp.text.lemmas import LemmaTable, LookupLemmatizer, table_path
+
+    path = table_path(cache_dir) if cache_dir is not None and kind == "lookup" else None
+    if path is not None:
+        table = LemmaTable.load(path)
+        if table is not None:
+            return LookupLemmatizer(table)
     nlp = load_spacy()
     if kind == "spacy" or nlp is None:
         return nlp
-    from nlp.text.lemmas import LookupLemmatizer
-
+    if path is not None:
+        table = LemmaTable.from_spacy(nlp)
+        if table is not None:
+            try:
+                table.save(path)
+            except OSError as exc:  # a read-only cache: spaCy's own table serves this run
+                log.warning("cannot keep the lemma table in %s (%s)", path, exc)
     return LookupLemmatizer.from_spacy(nlp) or nlp
 
 
@@ -54,7 +69,11 @@ def theme_signals(sentiment: Any) -> Any:
 
 
 def build_theme_model(
-    taxonomy: Taxonomy, themes_model: Path | None, sentiment: Any, lemmatizer: str = "lookup"
+    taxonomy: Taxonomy,
+    themes_model: Path | None,
+    sentiment: Any,
+    lemmatizer: str = "lookup",
+    cache_dir: Path | None = None,
 ) -> Any:
     """Rules, or a trained theme head: `themes_model` if given, else the packaged default head
     of a built-in taxonomy when it fits (any failure there falls back to the rules). Heads use
@@ -63,7 +82,7 @@ def build_theme_model(
     from nlp.themes import RuleThemeDetector
 
     scorer = sentiment if isinstance(sentiment, LexiconSentiment) else LexiconSentiment()
-    nlp = load_lemmatizer(lemmatizer)
+    nlp = load_lemmatizer(lemmatizer, cache_dir)
     if themes_model is not None:
         from nlp.themes.learned import load_theme_model
 
@@ -111,7 +130,11 @@ def build_analyzer(
             runtime=settings.encoder_runtime,
         )
     themes = build_theme_model(
-        taxonomy, themes_model or settings.themes_model, sentiment, settings.lemmatizer
+        taxonomy,
+        themes_model or settings.themes_model,
+        sentiment,
+        settings.lemmatizer,
+        settings.resolved_model_dir,
     )
     return Analyzer(sentiment, themes, taxonomy, one_pass=settings.one_pass)
 

@@ -33,6 +33,10 @@ def register(app: typer.Typer) -> None:
         start = time.perf_counter()
         path = ensure_embedded_encoder(settings.resolved_model_dir, force=force)
         typer.echo(f"encoder ready: {path} ({time.perf_counter() - start:.1f}s)")
+        from core.analysis import load_lemmatizer
+
+        # The theme rules' lemma table, kept beside the encoder: analyses never load spaCy.
+        load_lemmatizer(settings.lemmatizer, settings.resolved_model_dir)
         if not runtimes:
             return
         start = time.perf_counter()

@@ -57,7 +57,11 @@ def theme_model_for(settings: Settings, taxonomy: Any, sentiment: Any | None = N
 
     encoder = getattr(sentiment, "encoder", None) if sentiment is not None else None
     return build_theme_model(
-        taxonomy, settings.themes_model, _EncoderOnly(encoder) if encoder is not None else None
+        taxonomy,
+        settings.themes_model,
+        _EncoderOnly(encoder) if encoder is not None else None,
+        settings.lemmatizer,
+        settings.resolved_model_dir,
     )
 
 

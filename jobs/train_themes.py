@@ -303,7 +303,7 @@ def register_themes(group: typer.Typer) -> None:
             tax,
             texts,
             labels,
-            nlp=load_lemmatizer(settings.lemmatizer),
+            nlp=load_lemmatizer(settings.lemmatizer, settings.resolved_model_dir),
             use_rules=not no_rules,
             min_examples=min_examples,
             signals=signals,

@@ -43,17 +43,80 @@ def set_torch_threads(threads: int | None) -> None:
         torch.set_num_threads(n)
 
 
+class FastTokenizer:
+    """The subset of a transformers fast tokenizer the encoder uses, straight over the
+    `tokenizers` library: loading it imports neither torch nor transformers (the ONNX path).
+    `tokenizer.json` is the very file transformers' fast tokenizer loads, so ids and offsets
+    are the same (tested)."""
+
+    def __init__(self, path: Path, *, cls_token_id: int, sep_token_id: int, pad_token_id: int):
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_file(str(path))
+        # As transformers calls it with truncation=False and no padding.
+        self._tok.no_truncation()
+        self._tok.no_padding()
+        self.cls_token_id = cls_token_id
+        self.sep_token_id = sep_token_id
+        self.pad_token_id = pad_token_id
+
+    def __call__(
+        self,
+        texts: Sequence[str],
+        *,
+        add_special_tokens: bool = False,
+        return_offsets_mapping: bool = False,
+        **_: Any,
+    ) -> dict[str, list[Any]]:
+        encs = self._tok.encode_batch(list(texts), add_special_tokens=add_special_tokens)
+        out: dict[str, list[Any]] = {"input_ids": [e.ids for e in encs]}
+        if return_offsets_mapping:
+            out["offset_mapping"] = [e.offsets for e in encs]
+        return out
+
+
 class TextEncoder:
-    """Tokenizer + encoder module (a `BertModel`-like `transformers` model)."""
+    """Tokenizer + encoder module (a `BertModel`-like `transformers` model).
+
+    The module may be loaded lazily (`model_loader`): the ONNX path runs without it, so torch
+    and transformers are only imported by whoever really asks for `.model` (training, topics,
+    the torch runtime). `fingerprint` is then the recorded weights fingerprint
+    (nlp/themes/embed.fingerprint of the loaded module), so signatures need no module either."""
 
     def __init__(
-        self, model: Any, tokenizer: Any, *, name: str, config: EncoderConfig | None = None
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str,
+        config: EncoderConfig | None = None,
+        hidden_size: int | None = None,
+        num_layers: int | None = None,
+        model_loader: Any | None = None,
+        fingerprint: str | None = None,
     ) -> None:
-        self.model = model.eval()
+        if model is None and model_loader is None:
+            raise ValueError("TextEncoder needs a model or a model_loader")
+        self._model = model.eval() if model is not None else None
+        self._model_loader = model_loader
         self.tokenizer = tokenizer
         self.name = name
         self.config = config or EncoderConfig()
-        self.hidden_size = int(model.config.hidden_size)
+        self.hidden_size = int(hidden_size or model.config.hidden_size)
+        self.num_layers = int(num_layers or len(model.encoder.layer))
+        self.recorded_fingerprint = fingerprint
+
+    @property
+    def model(self) -> Any:
+        """The torch module (loaded on first use when built with a `model_loader`)."""
+        if self._model is None:
+            assert self._model_loader is not None  # checked in __init__
+            self._model = self._model_loader().eval()
+        return self._model
+
+    @property
+    def model_loaded(self) -> bool:
+        return self._model is not None
 
     # --- tokenisation --------------------------------------------------------------------
     def token_ids(self, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
@@ -71,10 +134,8 @@ class TextEncoder:
             out.append([tok.cls_token_id, *ids, tok.sep_token_id])
         return out
 
-    def batches(self, ids: list[list[int]]) -> Iterator[tuple[list[int], Any, Any]]:
-        """(row indices, input_ids, attention_mask) batches of similar length."""
-        import torch
-
+    def np_batches(self, ids: list[list[int]]) -> Iterator[tuple[list[int], Any, Any]]:
+        """(row indices, input_ids, attention_mask) int64 numpy batches of similar length."""
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         pad = self.tokenizer.pad_token_id
         start = 0
@@ -88,13 +149,20 @@ class TextEncoder:
                 end += 1
             rows = order[start:end]
             width = max(len(ids[i]) for i in rows)
-            input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            input_ids = np.full((len(rows), width), pad, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
             for r, i in enumerate(rows):
-                input_ids[r, : len(ids[i])] = torch.tensor(ids[i])
+                input_ids[r, : len(ids[i])] = ids[i]
                 mask[r, : len(ids[i])] = 1
             yield rows, input_ids, mask
             start = end
+
+    def batches(self, ids: list[list[int]]) -> Iterator[tuple[list[int], Any, Any]]:
+        """`np_batches` as torch tensors (the torch paths)."""
+        import torch
+
+        for rows, input_ids, mask in self.np_batches(ids):
+            yield rows, torch.from_numpy(input_ids), torch.from_numpy(mask)
 
     # --- inference -----------------------------------------------------------------------
     def encode(self, texts: Sequence[str], *, normalize: bool = True) -> np.ndarray:

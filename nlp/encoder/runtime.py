@@ -187,9 +187,8 @@ def _pooled(rt: EncoderRuntime, encoder: Any, texts: Sequence[str]) -> np.ndarra
     limit = min(160, int(getattr(encoder.model.config, "max_position_embeddings", 160)))
     ids = encoder.token_ids(list(texts), limit)
     out = np.zeros((len(texts), encoder.hidden_size), dtype=np.float32)
-    for rows, input_ids, mask in encoder.batches(ids):
-        m = mask.numpy()
-        h = rt.hidden(input_ids.numpy(), m)
+    for rows, input_ids, m in encoder.np_batches(ids):
+        h = rt.hidden(input_ids, m)
         pooled = (h * m[..., None]).sum(1) / np.maximum(m.sum(1, keepdims=True), 1)
         out[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
     return out

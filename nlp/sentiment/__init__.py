@@ -37,20 +37,30 @@ def _embedded(**kw: Any) -> SentimentModel:
 
     path = Path(kw.get("path") or packaged_model_dir())
     encoder = kw.get("encoder")
-    if encoder is None:
-        # The delta names the encoder it was trained on: the built e5, or a local/HF model.
-        name = read_config(path).encoder
-        encoder = load_encoder(
-            "embedded" if name == ENCODER_NAME else name,
-            cache_dir=kw.get("model_dir"),
-            config=EncoderConfig(),
-        )
     model_dir = kw.get("model_dir")
     runtime = kw.get("runtime") or "torch"
     root = Path(model_dir) / RUNTIME_SUBDIR if model_dir is not None else None
     if root is None and runtime == "auto":
         runtime = "torch"
-    return EmbeddedSentiment.load(path, encoder, runtime=runtime, runtime_root=root)
+    # The delta names the encoder it was trained on: the built e5, or a local/HF model.
+    name = read_config(path).encoder
+    encoder_dir = None  # the encoder `verbatim setup` built, when the delta is for it
+    if name == ENCODER_NAME and model_dir is not None:
+        encoder_dir = Path(model_dir) / ENCODER_NAME
+    if encoder is None and encoder_dir is not None and root is not None and runtime != "torch":
+        # An ONNX build recorded at `verbatim setup`: start without torch or transformers.
+        fast = EmbeddedSentiment.load_fast(path, encoder_dir, root, runtime=runtime)
+        if fast is not None:
+            return fast
+    if encoder is None:
+        encoder = load_encoder(
+            "embedded" if name == ENCODER_NAME else name,
+            cache_dir=model_dir,
+            config=EncoderConfig(),
+        )
+    return EmbeddedSentiment.load(
+        path, encoder, runtime=runtime, runtime_root=root, encoder_dir=encoder_dir
+    )
 
 
 RUNTIME_SUBDIR = "runtime"  # under settings.model_dir: ONNX builds of encoder + delta
@@ -60,8 +70,9 @@ def build_runtimes(model_dir: Path, path: Path | None = None) -> dict[str, Any]:
     """Export the embedded model (encoder + delta `path`, default the packaged one) to ONNX
     fp32/int8 under model_dir/runtime/<key>, measure each runtime here and record the fastest
     that stays faithful (nlp/encoder/runtime.py). Idempotent: an existing build is kept."""
+    from nlp.encoder import ENCODER_NAME
     from nlp.encoder.runtime import build_runtime_dir, read_runtime_dir
-    from nlp.sentiment.embedded import runtime_key
+    from nlp.sentiment.embedded import read_config, record_fast_start, runtime_key
 
     model = _embedded(model_dir=model_dir, path=path, runtime="torch")
     delta = Path(path or _packaged())
@@ -70,6 +81,10 @@ def build_runtimes(model_dir: Path, path: Path | None = None) -> dict[str, Any]:
     record = read_runtime_dir(out, key)
     if record is None:
         record = build_runtime_dir(model.encoder, out, fingerprint=key)  # type: ignore[attr-defined]
+    if read_config(delta).encoder == ENCODER_NAME:
+        # What the next start needs to skip torch and transformers (EmbeddedSentiment.load_fast).
+        record_fast_start(model.encoder, Path(model_dir) / ENCODER_NAME, out)  # type: ignore[attr-defined]
+        record = read_runtime_dir(out, key) or record
     return dict(record, path=str(out))
 
 

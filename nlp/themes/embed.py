@@ -22,12 +22,20 @@ MAX_TOKENS = 256
 
 
 def n_layers(encoder: Any) -> int:
-    return len(encoder.model.encoder.layer)
+    known = getattr(encoder, "num_layers", None)
+    return int(known) if known else len(encoder.model.encoder.layer)
 
 
 def fingerprint(encoder: Any, layer: int | None = None) -> str:
-    """Short hash of the weights the features depend on (embeddings + layer `layer`)."""
-    layer = layer or n_layers(encoder)
+    """Short hash of the weights the features depend on (embeddings + layer `layer`).
+
+    An encoder loaded for ONNX (no torch module) carries the fingerprint recorded at
+    `verbatim setup` from its module (nlp/sentiment/embedded.record_fast_start)."""
+    last = n_layers(encoder)
+    layer = layer or last
+    recorded = getattr(encoder, "recorded_fingerprint", None)
+    if recorded and layer == last and not getattr(encoder, "model_loaded", True):
+        return str(recorded)
     h = hashlib.sha1()
     model = encoder.model
     h.update(f"{encoder.name}|{layer}|{encoder.config.prefix}".encode())

