@@ -1,295 +1,418 @@
-"""Benchmark `GET /themes` (and the verbatims drill-down) over a large synthetic database.
+"""Load benchmark of the read API at scale: open-loop requests/s against `verbatim serve`.
 
-    nice -n 10 python benchmarks/bench_api.py --rows 1000000 --requests 200
+    # 1. a database with 1M analysed verbatims (benchmarks/load_data.py, minutes)
+    python benchmarks/load_data.py --url sqlite:////tmp/verbatim_bench/bench.db
+    # 2. 200 requests/s for 60 s on the read endpoints, fresh server (cold caches), while an
+    #    ingest + enrich + aggregate writer runs
+    python benchmarks/bench_api.py --url sqlite:////tmp/verbatim_bench/bench.db --rate 200 \
+        --duration 60 --writer
 
-Loads N synthetic verbatims (feedback + analyses + theme_mentions, bulk executemany), builds
-`daily_aggregates` with the real aggregate job, then times requests through the ASGI app
-over HTTP against a live uvicorn on 127.0.0.1 with a keep-alive httpx client (default), or
-in-process through FastAPI's TestClient (`--transport testclient`, which adds its own
-per-request thread/event-loop overhead).
-Texts are synthetic. Prints figures; asserts nothing.
+The server is started the way production runs it: `verbatim serve` (one uvicorn process,
+the analyzer built at start-up), in a fresh process, and requests start as soon as /health
+answers, so the first (cold: empty view caches) requests are counted. Requests follow a fixed
+schedule (open loop: request i is sent at t0 + i/rate whatever the previous ones did) over a
+mix of the dashboard's read endpoints with varying periods, themes and filters; latency is
+measured from the scheduled send time, so a server that falls behind shows it. At most
+`--max-inflight` requests are in flight (bounded); a request that cannot be sent, times out
+(`--timeout`) or gets a status other than 200 is an error. The API process's RSS is sampled
+every 0.2 s. The writer (`--writer`) is one process that, every `--writer-every` seconds,
+ingests `--writer-rows` new verbatims (CSV, real ingest path with PII masking), enriches them
+with the lexicon backend and re-aggregates the touched days (what `verbatim run` does), so
+the view caches are invalidated while the load runs. Prints figures and the CPU model;
+asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import csv
 import json
 import os
 import random
-import sqlite3
-import statistics
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
+import threading
 import time
+from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+ROOT = Path(__file__).resolve().parent.parent
 THEMES = (
     "livraison",
-    "emballage",
     "service_client",
-    "retours_remboursements",
     "qualite_produit",
+    "retours_remboursements",
+    "emballage",
     "prix",
     "commande_paiement",
     "site_appli",
 )
-CHANNELS = ("review", "social", "complaint", "survey")
-SOURCES = ("boutique", "appli", "twitter")
-POLARITIES = ("negative", "neutral", "positive")
-PHRASES = (
-    "colis en retard de trois jours",
-    "emballage abîmé à la réception",
-    "service client injoignable",
-    "remboursement toujours pas reçu",
-    "produit de mauvaise qualité",
-    "prix trop élevé",
-    "paiement refusé deux fois",
-    "application qui plante",
-)
 
 
-def load(db: Path, rows: int, days: int, seed: int = 7) -> float:
-    from core.db import make_engine, migrate
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
 
-    engine = make_engine(f"sqlite:///{db}")
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (MB), from /proc."""
+    total = 0.0
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return total
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_key(url: str) -> str:
+    from core.db import make_engine, migrate, session_factory, session_scope
+    from service.auth import create_key
+
+    engine = make_engine(url)
     migrate(engine)
-    engine.dispose()
-    rng = random.Random(seed)
-    end = datetime.now(UTC).date()
-    start = time.perf_counter()
-    con = sqlite3.connect(db)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=OFF")
-    batch = 50_000
-    mention_id = 0
-    for base in range(0, rows, batch):
-        fb, an, me = [], [], []
-        for i in range(base + 1, min(rows, base + batch) + 1):
-            day = end - timedelta(days=int(rng.triangular(0, days, 0)))
-            ts = f"{day.isoformat()} {rng.randrange(24):02d}:{rng.randrange(60):02d}:00.000000"
-            theme_i = rng.randrange(len(THEMES))
-            polarity = rng.choices(POLARITIES, (0.55, 0.15, 0.30))[0]
-            text = f"Commande {i}: {PHRASES[theme_i]}, vraiment déçu."
-            fb.append(
-                (
-                    i,
-                    rng.choice(SOURCES),
-                    rng.choice(CHANNELS),
-                    f"x{i}",
-                    f"id:x{i}",
-                    ts,
-                    ts,
-                    float(rng.randint(1, 5)),
-                    text,
-                    "fr",
-                    1,
-                    f"{i:064x}",
-                    None,
-                    "{}",
-                    None,
-                    1,
-                )
-            )
-            an.append((i, i, "bench", polarity, 0.8, None, rng.random(), 0, ts))
-            themes = [theme_i] + ([rng.randrange(len(THEMES))] if rng.random() < 0.2 else [])
-            for t in dict.fromkeys(themes):
-                mention_id += 1
-                ev = PHRASES[t] if t == theme_i else None
-                s = text.find(ev) if ev else None
-                me.append(
-                    (
-                        mention_id,
-                        i,
-                        i,
-                        THEMES[t],
-                        polarity,
-                        0.9,
-                        day.isoformat(),
-                        s,
-                        (s + len(ev)) if ev else None,
-                        ev,
-                    )
-                )
-        con.executemany(
-            "INSERT INTO feedback (id, source, channel, external_id, dedup_key, "
-            "created_at, ingested_at, rating, text, language, is_french, "
-            "content_hash, customer_key, metadata, run_id, analyzed) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            fb,
-        )
-        con.executemany(
-            "INSERT INTO analyses (id, feedback_id, model_version, sentiment, "
-            "sentiment_score, expected_stars, severity, is_recurrent, analyzed_at) "
-            "VALUES (?,?,?,?,?,?,?,?,?)",
-            an,
-        )
-        con.executemany(
-            "INSERT INTO theme_mentions (id, analysis_id, feedback_id, theme, "
-            "polarity, score, day, evidence_start, evidence_end, evidence_text) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?)",
-            me,
-        )
-        con.commit()
-        print(f"  loaded {min(rows, base + batch):,} verbatims", flush=True)
-    con.close()
-    return time.perf_counter() - start
-
-
-def aggregate(db: Path) -> float:
-    from core.db import make_engine, session_factory, session_scope
-    from jobs.aggregate import aggregate_all
-
-    engine = make_engine(f"sqlite:///{db}")
-    start = time.perf_counter()
     with session_scope(session_factory(engine)) as session:
-        aggregate_all(session)
+        _, token = create_key(session, "bench", "read")
     engine.dispose()
-    return time.perf_counter() - start
+    return token
+
+
+def last_day(url: str) -> date:
+    from core.db import make_engine, session_factory
+    from core.queries import latest_day
+
+    engine = make_engine(url)
+    with session_factory(engine)() as session:
+        day = latest_day(session) or datetime.now(UTC).date()
+    engine.dispose()
+    return day
+
+
+def request_mix(end: date, n: int, seed: int = 11) -> list[tuple[str, str]]:
+    """(endpoint name, path) for each scheduled request: the dashboard's reads, with periods,
+    themes and filters varied so that most distinct views are built during the run."""
+    rng = random.Random(seed)
+    out: list[tuple[str, str]] = []
+    for i in range(n):
+        theme = THEMES[rng.randrange(len(THEMES))]
+        back = rng.randrange(60)
+        e = end - timedelta(days=back)
+        choices = [
+            ("/themes", "/themes"),
+            ("/themes?days=30", "/themes?days=30"),
+            ("/themes?days=7&end=D", f"/themes?days=7&end={e}"),
+            ("/themes?days=30&channel=C", f"/themes?days=30&channel=review&end={e}"),
+            ("/themes/{id}", f"/themes/{theme}?days=90"),
+            ("/themes/{id}?end=D", f"/themes/{theme}?days=30&end={e}"),
+            ("/themes/{id}/verbatims", f"/themes/{theme}/verbatims?limit=20"),
+            (
+                "/themes/{id}/verbatims?polarity&channel",
+                f"/themes/{theme}/verbatims?limit=20&polarity=negative&channel=review",
+            ),
+            ("/themes/{id}/trend", f"/themes/{theme}/trend?days=30&end={e}"),
+            ("/themes/{id}/trend?hour", f"/themes/{theme}/trend?granularity=hour&days=7"),
+            ("/themes/{id}/trend?split", f"/themes/{theme}/trend?days=14&split=channel_source"),
+            ("/themes/{id}/breakdown", f"/themes/{theme}/breakdown?days=30&end={e}"),
+            ("/overview", f"/overview?end={e}"),
+            ("/alerts", "/alerts"),
+            ("/alerts?status=open&theme", f"/alerts?status=open&theme={theme}"),
+            ("/incidents", "/incidents"),
+            ("/topics", "/topics"),
+            ("/drivers", "/drivers?score=nps"),
+            ("/drivers?end=D", f"/drivers?score=csat&days=30&end={e}"),
+        ]
+        out.append(choices[i % len(choices)] if i < len(choices) else rng.choice(choices))
+    return out
+
+
+async def open_loop(
+    base: str,
+    token: str,
+    plan: list[tuple[str, str]],
+    rate: float,
+    timeout: float,
+    max_inflight: int,
+) -> list[tuple[str, float, float, str]]:
+    """Send plan[i] at t0 + i/rate; returns (endpoint, scheduled offset s, latency ms, error)."""
+    import httpx
+
+    limits = httpx.Limits(max_connections=max_inflight, max_keepalive_connections=max_inflight)
+    results: list[tuple[str, float, float, str]] = []
+    inflight = 0
+    async with httpx.AsyncClient(
+        base_url=base, headers={"X-API-Key": token}, timeout=timeout, limits=limits
+    ) as client:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time() + 0.05
+
+        async def one(name: str, path: str, at: float) -> None:
+            nonlocal inflight
+            err = ""
+            try:
+                res = await client.get(path)
+                if res.status_code != 200:
+                    err = f"HTTP {res.status_code}"
+            except Exception as exc:  # noqa: BLE001 - every failure is counted as an error
+                err = type(exc).__name__
+            finally:
+                inflight -= 1
+            results.append((name, at - t0, (loop.time() - at) * 1000, err))
+
+        tasks = []
+        for i, (name, path) in enumerate(plan):
+            at = t0 + i / rate
+            delay = at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if inflight >= max_inflight:  # bounded: never more than max_inflight at once
+                results.append((name, at - t0, 0.0, "dropped (too many in flight)"))
+                continue
+            inflight += 1
+            tasks.append(asyncio.create_task(one(name, path, at)))
+        await asyncio.gather(*tasks)
+    return results
 
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
+    if not ordered:
+        return float("nan")
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def measure(client, path: str, headers: dict[str, str], n: int) -> dict[str, float]:  # noqa: ANN001
-    for _ in range(3):  # warm-up (page cache, first-call imports)
-        assert client.get(path, headers=headers).status_code == 200
-    times = []
-    c0 = time.process_time()
-    for _ in range(n):
-        t0 = time.perf_counter()
-        res = client.get(path, headers=headers)
-        times.append((time.perf_counter() - t0) * 1000)
-        if res.status_code != 200:
-            raise RuntimeError(f"{path}: HTTP {res.status_code} {res.text[:200]}")
-    return summarise(times, time.process_time() - c0)
-
-
-def summarise(times: list[float], cpu_s: float) -> dict[str, float]:
-    """Latency percentiles, plus CPU ms per request of this process (server thread and
-    client together): the load-independent figure when other jobs share the cores."""
+def summary(rows: list[tuple[str, float, float, str]]) -> dict[str, object]:
+    ok = [r[2] for r in rows if not r[3]]
     return {
-        "p50_ms": round(statistics.median(times), 2),
-        "p95_ms": round(pct(times, 0.95), 2),
-        "p99_ms": round(pct(times, 0.99), 2),
-        "max_ms": round(max(times), 2),
-        "cpu_ms_per_req": round(cpu_s * 1000 / len(times), 2),
-        "n": len(times),
+        "n": len(rows),
+        "errors": sum(1 for r in rows if r[3]),
+        "p50_ms": round(pct(ok, 0.5), 1),
+        "p95_ms": round(pct(ok, 0.95), 1),
+        "p99_ms": round(pct(ok, 0.99), 1),
+        "max_ms": round(max(ok), 1) if ok else None,
     }
 
 
-def live_client(app):  # noqa: ANN001, ANN201 - (httpx.Client, uvicorn.Server)
-    """Serve `app` with uvicorn on a free loopback port, in a thread."""
-    import socket
-    import threading
+def writer_loop(url: str, rows: int, every: float, stop_file: Path) -> None:
+    """Ingest + enrich (lexicon) + re-aggregate the touched days, every `every` seconds."""
+    from core.aggregate import aggregate
+    from core.analysis import build_analyzer
+    from core.db import make_engine, session_factory, session_scope
+    from core.settings import Settings
+    from jobs.enrich import enrich
+    from jobs.ingest import ingest_file
 
-    import httpx
-    import uvicorn
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    workdir = Path(tempfile.mkdtemp(prefix="verbatim_writer_"))
+    settings = Settings(data_dir=workdir, database_url=url, sentiment_backend="lexicon")
+    engine = make_engine(url)
+    sessions = session_factory(engine)
+    analyzer = build_analyzer(settings)
+    rng = random.Random(5)
+    phrases = (
+        "Colis livré avec une semaine de retard, appelez-moi au 06 12 34 56 78.",
+        "L'emballage était déchiré.",
+        "Service client injoignable depuis lundi.",
+        "Très bon produit, livraison rapide.",
+        "Remboursement toujours pas reçu.",
     )
-    threading.Thread(target=server.run, daemon=True).start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    return httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30), server
+    batches = stored = 0
+    while not stop_file.exists():
+        t0 = time.monotonic()
+        path = workdir / f"feed_{batches}.csv"
+        now = datetime.now(UTC)
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            out = csv.writer(fh)
+            out.writerow(["id", "date", "text", "note"])
+            for i in range(rows):
+                text = f"{rng.choice(phrases)} (lot {batches}, avis {i})"
+                out.writerow([f"w{os.getpid()}-{batches}-{i}", now.isoformat(), text, 1 + i % 5])
+        result = ingest_file(sessions, settings, path, source="writer", channel="review")
+        stored += result.stored
+        enriched = enrich(sessions, settings, analyzer=analyzer)
+        with session_scope(sessions) as session:
+            aggregate(session, days=enriched.days)
+        batches += 1
+        summary = {"batches": batches, "stored": stored, "last_batch_s": time.monotonic() - t0}
+        (stop_file.parent / "writer.json").write_text(json.dumps(summary))
+        time.sleep(max(0.0, every - (time.monotonic() - t0)))
+    engine.dispose()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--db", type=Path, default=Path("/tmp/verbatim_bench/bench.db"))
-    parser.add_argument("--reuse", action="store_true", help="keep an existing database")
-    parser.add_argument("--transport", choices=("live", "testclient"), default="live")
-    args = parser.parse_args()
-
-    from fastapi.testclient import TestClient
-
-    from core.db import make_engine, session_factory, session_scope
-    from core.settings import Settings
-    from service.app import create_app
-    from service.auth import create_key
-
-    db: Path = args.db
-    db.parent.mkdir(parents=True, exist_ok=True)
-    figures: dict[str, object] = {"rows": args.rows}
-    if not (args.reuse and db.exists()):
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{db}{suffix}").unlink(missing_ok=True)
-        print(f"loading {args.rows:,} synthetic verbatims into {db} ...", flush=True)
-        figures["load_s"] = round(load(db, args.rows, args.days), 1)
-        print("aggregating (jobs.aggregate.aggregate_all) ...", flush=True)
-        figures["aggregate_s"] = round(aggregate(db), 1)
-    settings = Settings(data_dir=db.parent, database_url=f"sqlite:///{db}")
-    engine = make_engine(settings.resolved_database_url)
-    with session_scope(session_factory(engine)) as session:
-        _, token = create_key(session, "bench", "read")
-        figures["feedback_rows"] = session.execute(
-            __import__("sqlalchemy").text("SELECT count(*) FROM feedback")
-        ).scalar_one()
-        figures["aggregate_rows"] = session.execute(
-            __import__("sqlalchemy").text("SELECT count(*) FROM daily_aggregates")
-        ).scalar_one()
-    app = create_app(settings, engine=engine, build_analyzer_at_startup=False)
-    server = None
-    if args.transport == "live":
-        client, server = live_client(app)
-    else:
-        client = TestClient(app)
-    figures["transport"] = args.transport
-    headers = {"X-API-Key": token}
-    n = args.requests
-    results = {
-        "GET /themes": measure(client, "/themes", headers, n),
-        "GET /themes?days=30&channel=review": measure(
-            client, "/themes?days=30&channel=review", headers, n
-        ),
-        "GET /themes/livraison?days=90": measure(client, "/themes/livraison?days=90", headers, n),
-        "GET /themes/livraison/verbatims?polarity=negative": measure(
-            client, "/themes/livraison/verbatims?polarity=negative&limit=20", headers, n
-        ),
-    }
-    # Cold: every request a different period, so no rendered view or keyword list is reused.
-    last = date.fromisoformat(client.get("/themes", headers=headers).json()["period"]["end"])
-    cold = []
-    c0 = time.process_time()
-    for i in range(n):
-        path = f"/themes?days=7&end={last - timedelta(days=i + 1)}"
-        t0 = time.perf_counter()
-        assert client.get(path, headers=headers).status_code == 200
-        cold.append((time.perf_counter() - t0) * 1000)
-    results["GET /themes (cold: a new period each request)"] = summarise(
-        cold, time.process_time() - c0
+    parser.add_argument("--url", required=True, help="database filled by load_data.py")
+    parser.add_argument("--rate", type=float, default=200.0, help="requests per second")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds")
+    parser.add_argument("--timeout", type=float, default=10.0, help="per request, seconds")
+    parser.add_argument("--max-inflight", type=int, default=256)
+    parser.add_argument("--writer", action="store_true", help="run the ingest+enrich writer")
+    parser.add_argument("--writer-rows", type=int, default=200)
+    parser.add_argument("--writer-every", type=float, default=5.0)
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment of the server (e.g. VERBATIM_SENTIMENT_BACKEND=lexicon)",
     )
-    etag = client.get("/themes", headers=headers).headers["etag"]
-    t = []
-    c0 = time.process_time()
-    for _ in range(n):
-        t0 = time.perf_counter()
-        assert client.get("/themes", headers={**headers, "If-None-Match": etag}).status_code == 304
-        t.append((time.perf_counter() - t0) * 1000)
-    results["GET /themes (If-None-Match -> 304)"] = summarise(t, time.process_time() - c0)
-    figures["latency"] = results
+    parser.add_argument("--writer-loop", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.writer_loop:
+        url, rows, every, stop = args.writer_loop
+        writer_loop(url, int(rows), float(every), Path(stop))
+        return
+
+    figures: dict[str, object] = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
+        "database": args.url.split("@")[-1],
+        "rate": args.rate,
+        "duration_s": args.duration,
+    }
+    token = make_key(args.url)
+    end = last_day(args.url)
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="verbatim_bench_api_"))
+    env = {
+        **os.environ,
+        "VERBATIM_DATABASE_URL": args.url,
+        "VERBATIM_DATA_DIR": str(workdir),
+        "PYTHONPATH": str(ROOT),
+    }
+    env.update(kv.split("=", 1) for kv in args.server_env)
+    cmd = [sys.executable, "-m", "verbatim_cli", "serve", "--host", "127.0.0.1"]
+    t_start = time.monotonic()
+    server = subprocess.Popen(
+        [*cmd, "--port", str(port)],
+        env=env,
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / "server.log", "w"),  # noqa: SIM115 - closed with the process
+    )
+    writer = None
+    stop_file = workdir / "stop"
+    try:
+        import httpx
+
+        base = f"http://127.0.0.1:{port}"
+        while True:
+            if server.poll() is not None:
+                raise SystemExit(f"server exited: {(workdir / 'server.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() - t_start > 300:
+                raise SystemExit("server did not start in 300 s")
+            time.sleep(0.1)
+        figures["server_start_s"] = round(time.monotonic() - t_start, 1)
+        figures["server_rss_idle_mb"] = round(rss_mb(server.pid), 1)
+        if args.writer:
+            writer = subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--url",
+                    args.url,
+                    "--writer-loop",
+                    args.url,
+                    str(args.writer_rows),
+                    str(args.writer_every),
+                    str(stop_file),
+                ],
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
+            time.sleep(2.0)  # the writer's imports and first ingest overlap the first requests
+        peak = [0.0]
+        sampling = threading.Event()
+
+        def sample() -> None:
+            while not sampling.is_set():
+                peak[0] = max(peak[0], rss_mb(server.pid))
+                time.sleep(0.2)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        plan = request_mix(end, int(args.rate * args.duration))
+        cpu0, w0 = cpu_seconds(server.pid), time.monotonic()
+        rows = asyncio.run(open_loop(base, token, plan, args.rate, args.timeout, args.max_inflight))
+        wall = time.monotonic() - w0
+        server_cpu = cpu_seconds(server.pid) - cpu0
+        sampling.set()
+        sampler.join()
+        figures["achieved_rps"] = round(len([r for r in rows if not r[3]]) / wall, 1)
+        answered = sum(1 for r in rows if not r[3].startswith("dropped"))
+        figures["server_cpu_s"] = round(server_cpu, 1)
+        figures["server_cpu_ms_per_answered_request"] = round(
+            server_cpu * 1000 / max(1, answered), 2
+        )
+        figures["server_rss_peak_mb"] = round(peak[0], 1)
+        figures["all"] = summary(rows)
+        figures["first_10_s (cold)"] = summary([r for r in rows if r[1] < 10])
+        per: dict[str, list] = defaultdict(list)
+        for r in rows:
+            per[r[0]].append(r)
+        figures["per_endpoint"] = {k: summary(v) for k, v in sorted(per.items())}
+        errors: dict[str, int] = defaultdict(int)
+        for r in rows:
+            if r[3]:
+                errors[f"{r[0]}: {r[3]}"] += 1
+        figures["error_kinds"] = dict(errors)
+    finally:
+        if writer is not None:
+            stop_file.touch()
+            try:
+                writer.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                writer.kill()
+            done = workdir / "writer.json"
+            # Batches done while the load ran (a batch in flight at the stop is not counted).
+            figures["writer"] = (
+                json.loads(done.read_text()) if done.exists() else "no batch finished"
+            )
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    figures["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(figures, indent=2, ensure_ascii=False))
-    print(f"machine load average (1/5/15 min) at the end: {os.getloadavg()}")
-    for name in ("GET /themes", "GET /themes (cold: a new period each request)"):
-        p99 = results[name]["p99_ms"]
-        print(f"{name}: p99 = {p99} ms (target <= 50 ms): {'OK' if p99 <= 50 else 'MISSED'}")
-    if server is not None:
-        client.close()
-        server.should_exit = True
-    engine.dispose()
+    a = figures["all"]
+    assert isinstance(a, dict)
+    print(
+        f"{args.rate:g} req/s for {args.duration:g} s: achieved {figures['achieved_rps']} req/s, "
+        f"errors {a['errors']}, p50 {a['p50_ms']} ms, p99 {a['p99_ms']} ms (target <= 50), "
+        f"API RSS peak {figures['server_rss_peak_mb']} MB (target <= 1024); CPU {figures['cpu']}"
+    )
 
 
 if __name__ == "__main__":

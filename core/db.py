@@ -19,7 +19,12 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False},
+            # Enough connections for the API's thread pool (40 threads, one a request).
+            **({"pool_size": 10, "max_overflow": 30} if path and path != ":memory:" else {}),
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -31,7 +36,8 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # Enough connections for the API's thread pool (40 threads, one connection a request).
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -151,6 +151,7 @@ class ThemeMention(Base):
     __table_args__ = (
         Index("ix_mentions_theme_day", "theme", "day"),
         Index("ix_mentions_feedback", "feedback_id"),
+        Index("ix_mentions_day", "day"),  # re-aggregating given days
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -204,6 +205,111 @@ class DailyAggregate(Base):
     @property
     def mean_rating(self) -> float | None:
         return self.rating_sum / self.rating_count if self.rating_count else None
+
+
+class DailyFacet(Base):
+    """Per day x theme x channel x source x language x severity band: what the period views
+    (breakdowns, day trends, rating impact, survey scores, other languages) read instead of
+    scanning mentions per request. Every language (daily_aggregates keeps French only and is
+    derived from this table); theme "*" counts verbatims by document sentiment and carries
+    the survey scores. Rebuilt with daily_aggregates by core.aggregate, for the same days."""
+
+    __tablename__ = "daily_facets"
+    __table_args__ = (
+        UniqueConstraint(
+            "day", "theme", "channel", "source", "language", "band", name="uq_daily_facet_key"
+        ),
+        Index("ix_daily_facets_theme_day", "theme", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    theme: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(100))
+    language: Mapped[str] = mapped_column(String(8))
+    band: Mapped[int] = mapped_column(Integer)  # index in core.queries.SEVERITY_BANDS
+    volume: Mapped[int] = mapped_column(Integer, default=0)
+    negatives: Mapped[int] = mapped_column(Integer, default=0)
+    neutrals: Mapped[int] = mapped_column(Integer, default=0)
+    positives: Mapped[int] = mapped_column(Integer, default=0)
+    rating_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    rating_count: Mapped[int] = mapped_column(Integer, default=0)
+    severity_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    severe: Mapped[int] = mapped_column(Integer, default=0)  # severity >= 0.5
+    recurrent: Mapped[int] = mapped_column(Integer, default=0)
+    # Rated verbatims, each once however many mentions of the theme it has (rating impact).
+    rated: Mapped[int] = mapped_column(Integer, default=0)
+    rated_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    # Survey scores ("*" rows): answers and the sum of coded points (NPS +100/0/-100, CSAT
+    # 100 for 4-5), CES as given.
+    nps_count: Mapped[int] = mapped_column(Integer, default=0)
+    nps_points: Mapped[float] = mapped_column(Float, default=0.0)
+    csat_count: Mapped[int] = mapped_column(Integer, default=0)
+    csat_points: Mapped[float] = mapped_column(Float, default=0.0)
+    ces_count: Mapped[int] = mapped_column(Integer, default=0)
+    ces_sum: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class DailyKeyword(Base):
+    """Per day x theme: the most frequent content words of its evidence spans (latest analysis
+    of each verbatim, the top 30 of the day), so /themes sums a period's keywords instead of
+    tokenising spans per request. Rebuilt with daily_aggregates, for the same days."""
+
+    __tablename__ = "daily_keywords"
+    __table_args__ = (
+        UniqueConstraint("day", "theme", "word", name="uq_daily_keyword"),
+        Index("ix_daily_keywords_theme_day", "theme", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    theme: Mapped[str] = mapped_column(String(64))
+    word: Mapped[str] = mapped_column(String(100))
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class DriverCell(Base):
+    """Key-driver input, grouped: analysed verbatims per day x channel x source x score x
+    answer x set of themes (stored ids of the latest analysis, sorted, comma-separated). The
+    regression runs on these counts (frequency weights) instead of one row per verbatim.
+    Rebuilt with daily_aggregates, for the same days."""
+
+    __tablename__ = "driver_cells"
+    __table_args__ = (Index("ix_driver_cells_score_day", "score", "day"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    channel: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(100))
+    score: Mapped[str] = mapped_column(String(8))  # nps | csat | ces | rating
+    value: Mapped[float] = mapped_column(Float)
+    themes: Mapped[str] = mapped_column(Text)
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class HourlyAggregate(Base):
+    """Per UTC day x hour x theme x channel x source (every language): hourly theme trends
+    without scanning mentions. Rebuilt with daily_aggregates, for the same days."""
+
+    __tablename__ = "hourly_aggregates"
+    __table_args__ = (
+        UniqueConstraint("day", "hour", "theme", "channel", "source", name="uq_hourly_key"),
+        Index("ix_hourly_theme_day", "theme", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    hour: Mapped[int] = mapped_column(Integer)  # 0-23, UTC
+    theme: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(100))
+    volume: Mapped[int] = mapped_column(Integer, default=0)
+    negatives: Mapped[int] = mapped_column(Integer, default=0)
+    neutrals: Mapped[int] = mapped_column(Integer, default=0)
+    positives: Mapped[int] = mapped_column(Integer, default=0)
+    rating_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    rating_count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class DataVersion(Base):
@@ -345,6 +451,7 @@ class Topic(Base):
 
 class TopicAssignment(Base):
     __tablename__ = "topic_assignments"
+    __table_args__ = (Index("ix_topic_assignments_topic_day", "topic_id", "day"),)
 
     feedback_id: Mapped[int] = mapped_column(
         ForeignKey("feedback.id", ondelete="CASCADE"), primary_key=True

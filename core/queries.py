@@ -22,8 +22,12 @@ from core.models import (
     Alert,
     Analysis,
     DailyAggregate,
+    DailyFacet,
+    DailyKeyword,
     DataVersion,
+    DriverCell,
     Feedback,
+    HourlyAggregate,
     Incident,
     ThemeMention,
     Topic,
@@ -299,17 +303,27 @@ def daily_series(
     }
 
 
-def open_alerts_by_theme(session: Session, taxonomy: Taxonomy | None = None) -> dict[str, Alert]:
-    """The most severe open alert per (current) theme id."""
+def open_alerts_by_theme(session: Session, taxonomy: Taxonomy | None = None) -> dict[str, Any]:
+    """The most severe open alert per (current) theme id (rows with id, theme, kind,
+    severity, first_day, last_day: no ORM objects, this runs on every /themes build)."""
     rank = {"critical": 4, "high": 3, "medium": 2, "low": 1}
-    out: dict[str, Alert] = {}
-    for alert in session.execute(select(Alert).where(Alert.status == "open")).scalars():
+    out: dict[str, Any] = {}
+    stmt = select(
+        Alert.id, Alert.theme, Alert.kind, Alert.severity, Alert.first_day, Alert.last_day
+    ).where(Alert.status == "open")
+    for alert in session.execute(stmt):
         resolved = taxonomy.resolve(alert.theme) if taxonomy is not None else None
         key = resolved.id if resolved is not None else alert.theme
         kept = out.get(key)
         if kept is None or rank.get(alert.severity, 0) > rank.get(kept.severity, 0):
             out[key] = alert
     return out
+
+
+def open_alerts_count(session: Session) -> int:
+    return int(
+        session.scalar(select(func.count()).select_from(Alert).where(Alert.status == "open")) or 0
+    )
 
 
 def top_keywords(
@@ -350,11 +364,15 @@ def top_keywords_many(
 ) -> dict[str, list[str]]:
     """`top_keywords` for several themes (name -> stored ids) in one SQL round trip.
 
-    Sampling the latest mentions per theme keeps this bounded on large databases (index on
-    theme, day); identical spans are counted by SQL and tokenised once.
+    Without a channel/source filter: the period's words from the precomputed `daily_keywords`
+    (every span of the period, each day's top words). With one: sampling the latest `sample`
+    mentions per theme keeps this bounded on large databases (index on theme, day);
+    identical spans are counted by SQL and tokenised once.
     """
     if not themes:
         return {}
+    if not channel and not source:
+        return _period_keywords(session, themes, start=start, end=end, limit=limit)
     # nlp's French tokeniser and stop words (accents kept, elisions split): one definition.
     from nlp.topics.vectorize import FrenchAnalyzer
 
@@ -385,6 +403,33 @@ def top_keywords_many(
     for name, text, n in session.execute(grouped):
         for word in {w for clause in words(text) for w in clause}:
             counts[name][word] += n
+    return {
+        name: [w for w, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+        for name, c in counts.items()
+    }
+
+
+def _period_keywords(
+    session: Session,
+    themes: Mapping[str, Sequence[str]],
+    *,
+    start: date,
+    end: date,
+    limit: int,
+) -> dict[str, list[str]]:
+    name_of = {stored: name for name, ids in themes.items() for stored in ids}
+    stmt = (
+        select(DailyKeyword.theme, DailyKeyword.word, func.sum(DailyKeyword.count))
+        .where(
+            DailyKeyword.theme.in_(list(name_of)),
+            DailyKeyword.day >= start,
+            DailyKeyword.day <= end,
+        )
+        .group_by(DailyKeyword.theme, DailyKeyword.word)
+    )
+    counts: dict[str, Counter[str]] = {name: Counter() for name in themes}
+    for stored, word, n in session.execute(stmt):
+        counts[name_of[stored]][word] += int(n or 0)
     return {
         name: [w for w, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
         for name, c in counts.items()
@@ -550,6 +595,19 @@ def topic_trends(
     return out
 
 
+def topics_last_day(session: Session, topic_ids: Sequence[int]) -> date | None:
+    """The last day any of these topics was seen (one index seek per topic on
+    (topic_id, day), not a scan of the assignments)."""
+    last: date | None = None
+    for topic_id in topic_ids:
+        day = session.scalar(
+            select(func.max(TopicAssignment.day)).where(TopicAssignment.topic_id == topic_id)
+        )
+        if day is not None and (last is None or day > last):
+            last = day
+    return last
+
+
 # --- trends by day / hour and a theme's impact on ratings ----------------------------------
 
 Granularity = str  # "day" | "hour"
@@ -609,16 +667,6 @@ def latest_analysis() -> ColumnElement[bool]:
 _latest_analysis = latest_analysis
 
 
-def _hour_bucket(session: Session) -> ColumnElement[str]:
-    """Start of the UTC hour of feedback.created_at, as 'YYYY-MM-DD HH:00:00' text."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.to_char(
-            func.date_trunc("hour", func.timezone("UTC", Feedback.created_at)),
-            "YYYY-MM-DD HH24:00:00",
-        )
-    return func.strftime("%Y-%m-%d %H:00:00", Feedback.created_at)
-
-
 def _bucket_datetime(value: object) -> datetime:
     if isinstance(value, datetime):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value
@@ -643,8 +691,8 @@ def theme_trend(
     by_source: bool = False,
 ) -> list[TrendPoint]:
     """Figures of one theme (its stored ids: `theme_keys`) per UTC day or hour of
-    [start, end], read from the stored mentions (latest analysis of each verbatim, as the
-    daily aggregates count them: a mention's polarity, the verbatim's rating).
+    [start, end], read from the precomputed `daily_facets` / `hourly_aggregates` (latest
+    analysis of each verbatim, every language: a mention's polarity, the verbatim's rating).
 
     Split by channel and/or source when asked (one point per non-empty bucket x split);
     unsplit, the series is dense (empty buckets are zeros). Ordered by bucket, then split.
@@ -653,34 +701,30 @@ def theme_trend(
         raise ValueError(f"granularity must be one of {GRANULARITIES}")
     if end < start:
         raise ValueError("end must not be before start")
-    bucket = ThemeMention.day if granularity == "day" else _hour_bucket(session)
-    split = [c for c, on in ((Feedback.channel, by_channel), (Feedback.source, by_source)) if on]
+    table: Any = DailyFacet if granularity == "day" else HourlyAggregate
+    bucket = [table.day] if granularity == "day" else [table.day, table.hour]
+    split = [c for c, on in ((table.channel, by_channel), (table.source, by_source)) if on]
     stmt = (
         select(
-            bucket,
+            *bucket,
             *split,
-            func.count(),
-            func.sum(case((ThemeMention.polarity == "negative", 1), else_=0)),
-            func.sum(case((ThemeMention.polarity == "neutral", 1), else_=0)),
-            func.sum(case((ThemeMention.polarity == "positive", 1), else_=0)),
-            func.coalesce(func.sum(Feedback.rating), 0.0),
-            func.count(Feedback.rating),
+            func.sum(table.volume),
+            func.sum(table.negatives),
+            func.sum(table.neutrals),
+            func.sum(table.positives),
+            func.sum(table.rating_sum),
+            func.sum(table.rating_count),
         )
-        .join(Analysis, Analysis.id == ThemeMention.analysis_id)
-        .join(Feedback, Feedback.id == ThemeMention.feedback_id)
-        .where(
-            ThemeMention.theme.in_(list(theme_ids)),
-            ThemeMention.day >= start,
-            ThemeMention.day <= end,
-            latest_analysis(),
-        )
-        .group_by(bucket, *split)
+        .where(table.theme.in_(list(theme_ids)), table.day >= start, table.day <= end)
+        .group_by(*bucket, *split)
     )
-    stmt = _channel_source(stmt, Feedback, channel, source)
+    stmt = _channel_source(stmt, table, channel, source)
     points: list[TrendPoint] = []
     for row in session.execute(stmt):
-        at = _bucket_datetime(row[0])
-        rest = list(row[1:])
+        rest = list(row)
+        at = _bucket_datetime(rest.pop(0))
+        if granularity == "hour":
+            at += timedelta(hours=int(rest.pop(0)))
         ch = rest.pop(0) if by_channel else None
         src = rest.pop(0) if by_source else None
         vol, neg, neu, pos, rsum, rcount = rest
@@ -689,7 +733,7 @@ def theme_trend(
                 at,
                 ch,
                 src,
-                int(vol),
+                int(vol or 0),
                 int(neg or 0),
                 int(neu or 0),
                 int(pos or 0),
@@ -747,35 +791,28 @@ def rating_impacts(
     channel: str | None = None,
     source: str | None = None,
 ) -> dict[str, RatingImpact]:
-    """`RatingImpact` per theme (name -> stored ids) over [start, end], in two queries.
-
-    A verbatim counts once per theme however many mentions it has (its latest analysis);
-    "without" is every other analysed, rated verbatim of the period (same filters)."""
+    """`RatingImpact` per theme (name -> stored ids) over [start, end], from the precomputed
+    `daily_facets` (rated verbatims mentioning the theme in their latest analysis, each once;
+    one naming both a theme and its former id counts twice) and the period's French "*"
+    aggregates ("without" is every other analysed, rated verbatim of the period, same
+    filters)."""
     if not themes:
         return {}
     name_of = {stored: name for name, ids in themes.items() for stored in ids}
-    theme_name = case(name_of, value=ThemeMention.theme, else_=ThemeMention.theme)
-    pairs = (
-        select(theme_name.label("name"), Feedback.id.label("fid"), Feedback.rating.label("r"))
-        .join(Analysis, Analysis.id == ThemeMention.analysis_id)
-        .join(Feedback, Feedback.id == ThemeMention.feedback_id)
+    stmt = (
+        select(DailyFacet.theme, func.sum(DailyFacet.rated_sum), func.sum(DailyFacet.rated))
         .where(
-            ThemeMention.theme.in_(list(name_of)),
-            ThemeMention.day >= start,
-            ThemeMention.day <= end,
-            Feedback.rating.is_not(None),
-            latest_analysis(),
+            DailyFacet.theme.in_(list(name_of)),
+            DailyFacet.day >= start,
+            DailyFacet.day <= end,
         )
-        .distinct()
+        .group_by(DailyFacet.theme)
     )
-    pairs = _channel_source(pairs, Feedback, channel, source)
-    sub = pairs.subquery()
-    per_theme = {
-        name: (float(s or 0.0), int(n or 0))
-        for name, s, n in session.execute(
-            select(sub.c.name, func.sum(sub.c.r), func.count(sub.c.r)).group_by(sub.c.name)
-        )
-    }
+    stmt = _channel_source(stmt, DailyFacet, channel, source)
+    per_theme: dict[str, tuple[float, int]] = {}
+    for stored, summed, n in session.execute(stmt):
+        have = per_theme.get(name_of[stored], (0.0, 0))
+        per_theme[name_of[stored]] = (have[0] + float(summed or 0.0), have[1] + int(n or 0))
     totals = _period_sums(session, start, end, channel, source).get(ALL_THEMES, _Sums())
     return {
         name: _impact(*per_theme.get(name, (0.0, 0)), totals.rating_sum, totals.rating_count)
@@ -872,45 +909,44 @@ def key_driver_report(
     config: DriverConfig | None = None,
 ) -> DriverReport:
     """Regress the (coded) score of each analysed verbatim of [start, end] on the presence of
-    each theme in its latest analysis (former theme ids folded into the current one)."""
+    each theme in its latest analysis (former theme ids folded into the current one, retired
+    themes left out). Reads the precomputed `driver_cells` (verbatims grouped by answer and
+    set of themes) and regresses the groups with frequency weights: the same figures as one
+    row per verbatim, without reading the verbatims."""
     if score not in SCORES:
         raise ValueError(f"score must be one of {', '.join(SCORES)}")
-    column = getattr(Feedback, score)
-    lo = datetime(start.year, start.month, start.day, tzinfo=UTC)
-    hi = datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)
-    answered = (
-        select(Feedback.id, column)
-        .join(Analysis, Analysis.feedback_id == Feedback.id)
-        .where(column.is_not(None), Feedback.created_at >= lo, Feedback.created_at < hi)
-        .where(_latest_analysis())
+    stmt = (
+        select(DriverCell.themes, DriverCell.value, func.sum(DriverCell.count))
+        .where(DriverCell.score == score, DriverCell.day >= start, DriverCell.day <= end)
+        .group_by(DriverCell.themes, DriverCell.value)
     )
-    if channel:
-        answered = answered.where(Feedback.channel == channel)
-    if source:
-        answered = answered.where(Feedback.source == source)
-    rows = session.execute(answered).all()
-    index = {fid: i for i, (fid, _) in enumerate(rows)}
-    values = [float(v) for _, v in rows]
-    if not rows:
+    stmt = _channel_source(stmt, DriverCell, channel, source)
+    cells = [(themes, float(value), int(n)) for themes, value, n in session.execute(stmt) if n]
+    if not cells:
         return DriverReport(score, start, end, 0, None, [])
-    sub = answered.subquery()
-    mentions = (
-        select(ThemeMention.feedback_id, ThemeMention.theme)
-        .join(Analysis, Analysis.id == ThemeMention.analysis_id)
-        .where(ThemeMention.feedback_id.in_(select(sub.c.id)), _latest_analysis())
-        .distinct()
-    )
-    presence: dict[str, np.ndarray] = {}
-    for fid, theme in session.execute(mentions):
-        resolved = taxonomy.resolve(theme) if taxonomy is not None else None
-        if resolved is not None and resolved.retired:
+    folded: dict[str, set[str]] = {}
+    for signature, _, _ in cells:
+        if signature in folded:
             continue
-        key = resolved.id if resolved is not None else theme
-        flags = presence.setdefault(key, np.zeros(len(rows), dtype=bool))
-        flags[index[fid]] = True
-    coded = _code_score(score, values)
-    effects = key_drivers({k: v.tolist() for k, v in presence.items()}, coded.tolist(), config)
-    return DriverReport(score, start, end, len(rows), float(coded.mean()), effects)
+        keys = set()
+        for theme in filter(None, signature.split(",")):
+            resolved = taxonomy.resolve(theme) if taxonomy is not None else None
+            if resolved is not None and resolved.retired:
+                continue
+            keys.add(resolved.id if resolved is not None else theme)
+        folded[signature] = keys
+    presence: dict[str, np.ndarray] = {}
+    for i, (signature, _, _) in enumerate(cells):
+        for key in folded[signature]:
+            presence.setdefault(key, np.zeros(len(cells), dtype=bool))[i] = True
+    weights = np.array([n for _, _, n in cells], dtype=float)
+    coded = _code_score(score, [v for _, v, _ in cells])
+    effects = key_drivers(
+        {k: v.tolist() for k, v in presence.items()}, coded.tolist(), config, weights.tolist()
+    )
+    answers = int(weights.sum())
+    mean = float((coded * weights).sum() / weights.sum())
+    return DriverReport(score, start, end, answers, mean, effects)
 
 
 # --- dashboard read models: a theme's breakdown, the overview's score summary ---------------
@@ -937,31 +973,22 @@ def theme_breakdown(
     end: date,
 ) -> dict[str, list[BreakdownRow]]:
     """A theme's mentions over [start, end] split by channel, source, language and severity
-    band (latest analysis of each verbatim), biggest first."""
+    band (latest analysis of each verbatim), biggest first; read from `daily_facets`."""
     stmt = (
         select(
-            Feedback.channel,
-            Feedback.source,
-            Feedback.language,
-            Analysis.severity,
-            ThemeMention.polarity,
-            func.count(),
+            DailyFacet.channel,
+            DailyFacet.source,
+            DailyFacet.language,
+            DailyFacet.band,
+            func.sum(DailyFacet.volume),
+            func.sum(DailyFacet.negatives),
         )
-        .join(Analysis, Analysis.id == ThemeMention.analysis_id)
-        .join(Feedback, Feedback.id == ThemeMention.feedback_id)
         .where(
-            ThemeMention.theme.in_(list(theme_ids)),
-            ThemeMention.day >= start,
-            ThemeMention.day <= end,
-            latest_analysis(),
+            DailyFacet.theme.in_(list(theme_ids)),
+            DailyFacet.day >= start,
+            DailyFacet.day <= end,
         )
-        .group_by(
-            Feedback.channel,
-            Feedback.source,
-            Feedback.language,
-            Analysis.severity,
-            ThemeMention.polarity,
-        )
+        .group_by(DailyFacet.channel, DailyFacet.source, DailyFacet.language, DailyFacet.band)
     )
     sums: dict[str, dict[str, list[int]]] = {
         "channel": {},
@@ -969,17 +996,17 @@ def theme_breakdown(
         "language": {},
         "severity": {},
     }
-    for channel, source, language, severity, polarity, n in session.execute(stmt):
+    for channel, source, language, band, n, neg in session.execute(stmt):
         keys = {
             "channel": channel,
             "source": source,
             "language": language,
-            "severity": severity_band(float(severity or 0.0)),
+            "severity": SEVERITY_BANDS[int(band)][0],
         }
         for split, key in keys.items():
             acc = sums[split].setdefault(key, [0, 0])
-            acc[0] += int(n)
-            acc[1] += int(n) if polarity == "negative" else 0
+            acc[0] += int(n or 0)
+            acc[1] += int(neg or 0)
     out: dict[str, list[BreakdownRow]] = {}
     for split, by_key in sums.items():
         rows = [BreakdownRow(k, v[0], v[1]) for k, v in by_key.items()]
@@ -1011,31 +1038,25 @@ def score_summary(
     source: str | None = None,
 ) -> ScoreSummary:
     """The period's NPS / CSAT / CES / mean rating and the previous period's, over every
-    stored verbatim that carries the score."""
+    analysed verbatim that carries the score (the "*" rows of `daily_facets`)."""
     if score not in SCORES:
         raise ValueError(f"score must be one of {', '.join(SCORES)}")
-    column = getattr(Feedback, score)
+    count, total = {
+        "nps": (DailyFacet.nps_count, DailyFacet.nps_points),
+        "csat": (DailyFacet.csat_count, DailyFacet.csat_points),
+        "ces": (DailyFacet.ces_count, DailyFacet.ces_sum),
+        "rating": (DailyFacet.rating_count, DailyFacet.rating_sum),
+    }[score]
     length = (end - start).days + 1
     prev_start = start - timedelta(days=length)
 
     def one(lo_day: date, hi_day: date) -> tuple[int, float | None]:
-        lo = datetime(lo_day.year, lo_day.month, lo_day.day, tzinfo=UTC)
-        hi = datetime(hi_day.year, hi_day.month, hi_day.day, tzinfo=UTC) + timedelta(days=1)
-        if score == "nps":
-            coded = case((column >= 9, 100.0), (column >= 7, 0.0), else_=-100.0)
-        elif score == "csat":
-            coded = case((column >= 4, 100.0), else_=0.0)
-        else:
-            coded = column
-        stmt = select(func.count(column), func.avg(coded)).where(
-            column.is_not(None), Feedback.created_at >= lo, Feedback.created_at < hi
+        stmt = select(func.sum(count), func.sum(total)).where(
+            DailyFacet.theme == ALL_THEMES, DailyFacet.day >= lo_day, DailyFacet.day <= hi_day
         )
-        if channel:
-            stmt = stmt.where(Feedback.channel == channel)
-        if source:
-            stmt = stmt.where(Feedback.source == source)
-        n, mean = session.execute(stmt).one()
-        return int(n or 0), (None if not n else float(mean))
+        stmt = _channel_source(stmt, DailyFacet, channel, source)
+        n, summed = session.execute(stmt).one()
+        return int(n or 0), (None if not n else float(summed or 0.0) / int(n))
 
     n, value = one(start, end)
     pn, pvalue = one(prev_start, start - timedelta(days=1))
@@ -1043,8 +1064,15 @@ def score_summary(
 
 
 def list_sources(session: Session, limit: int = 200) -> list[str]:
-    """Source names present in the aggregates (cheap: the aggregates are small)."""
-    stmt = select(DailyAggregate.source).distinct().order_by(DailyAggregate.source).limit(limit)
+    """Source names present in the aggregates (the "*" rows only, on the theme index: a
+    source with data has them)."""
+    stmt = (
+        select(DailyAggregate.source)
+        .where(DailyAggregate.theme == ALL_THEMES)
+        .distinct()
+        .order_by(DailyAggregate.source)
+        .limit(limit)
+    )
     return list(session.scalars(stmt))
 
 
@@ -1060,24 +1088,22 @@ def theme_gravity(
     session: Session, theme_ids: Sequence[str], *, start: date, end: date
 ) -> list[GravityPoint]:
     """Per day of [start, end] (dense): a theme's mentions, the severe ones and the ones from
-    repeat complainers (latest analysis of each verbatim)."""
+    repeat complainers (latest analysis of each verbatim), from `daily_facets`."""
     stmt = (
         select(
-            ThemeMention.day,
-            func.count(),
-            func.sum(case((Analysis.severity >= 0.5, 1), else_=0)),
-            func.sum(case((Analysis.is_recurrent.is_(True), 1), else_=0)),
+            DailyFacet.day,
+            func.sum(DailyFacet.volume),
+            func.sum(DailyFacet.severe),
+            func.sum(DailyFacet.recurrent),
         )
-        .join(Analysis, Analysis.id == ThemeMention.analysis_id)
         .where(
-            ThemeMention.theme.in_(list(theme_ids)),
-            ThemeMention.day >= start,
-            ThemeMention.day <= end,
-            latest_analysis(),
+            DailyFacet.theme.in_(list(theme_ids)),
+            DailyFacet.day >= start,
+            DailyFacet.day <= end,
         )
-        .group_by(ThemeMention.day)
+        .group_by(DailyFacet.day)
     )
-    have = {d: (int(n), int(s or 0), int(r or 0)) for d, n, s, r in session.execute(stmt)}
+    have = {d: (int(n or 0), int(s or 0), int(r or 0)) for d, n, s, r in session.execute(stmt)}
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     return [GravityPoint(d, *have.get(d, (0, 0, 0))) for d in days]
 
@@ -1141,20 +1167,17 @@ def other_language_volumes(
     channel: str | None = None,
     source: str | None = None,
 ) -> dict[str, int]:
-    """Verbatims per detected language outside AGGREGATED_LANGUAGES, UTC days start..end."""
-    lo = datetime(start.year, start.month, start.day, tzinfo=UTC)
-    hi = datetime(end.year, end.month, end.day, tzinfo=UTC) + timedelta(days=1)
+    """Analysed verbatims per detected language outside AGGREGATED_LANGUAGES, UTC days
+    start..end (the "*" rows of `daily_facets`)."""
     stmt = (
-        select(Feedback.language, func.count())
+        select(DailyFacet.language, func.sum(DailyFacet.volume))
         .where(
-            Feedback.created_at >= lo,
-            Feedback.created_at < hi,
-            Feedback.language.not_in(AGGREGATED_LANGUAGES),
+            DailyFacet.theme == ALL_THEMES,
+            DailyFacet.day >= start,
+            DailyFacet.day <= end,
+            DailyFacet.language.not_in(AGGREGATED_LANGUAGES),
         )
-        .group_by(Feedback.language)
+        .group_by(DailyFacet.language)
     )
-    if channel:
-        stmt = stmt.where(Feedback.channel == channel)
-    if source:
-        stmt = stmt.where(Feedback.source == source)
-    return {str(lang): int(n) for lang, n in session.execute(stmt)}
+    stmt = _channel_source(stmt, DailyFacet, channel, source)
+    return {str(lang): int(n) for lang, n in session.execute(stmt) if n}

@@ -58,37 +58,46 @@ def key_drivers(
     presence: Mapping[str, Sequence[bool]],
     scores: Sequence[float],
     config: DriverConfig | None = None,
+    weights: Sequence[float] | None = None,
 ) -> list[DriverEffect]:
     """Per-theme effects on `scores`, largest negative impact first.
 
     `presence[theme][i]` says whether verbatim i names the theme; every sequence has the length
     of `scores`. Themes under `config.min_mentions` (or named everywhere) are left out.
+    `weights[i]` (frequency weights) says how many identical verbatims row i stands for: the
+    result is the one of the expanded data (HC3 included: identical rows share a leverage), so
+    grouped counts can be regressed without expanding them.
     """
     config = config or DriverConfig()
     y = np.asarray(scores, dtype=float)
     n = y.size
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    if w.size != n:
+        raise ValueError(f"weights have {w.size} rows, scores have {n}")
+    total = float(w.sum())
     kept: list[str] = []
     columns: list[np.ndarray] = []
     for theme, flags in presence.items():
         x = np.asarray(flags, dtype=float)
         if x.size != n:
             raise ValueError(f"presence of {theme!r} has {x.size} rows, scores have {n}")
-        mentions = int(x.sum())
-        if config.min_mentions <= mentions < n:
+        mentions = float(x @ w)
+        if config.min_mentions <= mentions < total:
             kept.append(theme)
             columns.append(x)
-    if not kept or n <= len(kept) + 1:
+    if not kept or total <= len(kept) + 1:
         return []
 
     design = np.column_stack([np.ones(n), *columns])
-    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    root = np.sqrt(w)
+    coef, *_ = np.linalg.lstsq(design * root[:, None], y * root, rcond=None)
     residuals = y - design @ coef
-    bread = np.linalg.pinv(design.T @ design)
+    bread = np.linalg.pinv(design.T @ (design * w[:, None]))
     # HC3: each squared residual inflated by its leverage, robust in small groups.
     leverage = np.einsum("ij,jk,ik->i", design, bread, design)
-    weights = residuals**2 / np.clip(1.0 - leverage, 1e-9, None) ** 2
-    cov = bread @ (design.T * weights) @ design @ bread
-    dof = n - design.shape[1]
+    hc = w * residuals**2 / np.clip(1.0 - leverage, 1e-9, None) ** 2
+    cov = bread @ (design.T * hc) @ design @ bread
+    dof = total - design.shape[1]
     t_crit = float(stats.t.ppf(0.5 + config.confidence / 2, dof))
 
     effects = []
@@ -97,17 +106,18 @@ def key_drivers(
         se = float(np.sqrt(max(cov[j, j], 0.0)))
         beta = float(coef[j])
         p_value = float(2 * stats.t.sf(abs(beta) / se, dof)) if se > 0 else 0.0
+        named = float(w[x].sum())
         effects.append(
             DriverEffect(
                 theme=theme,
-                mentions=int(x.sum()),
-                mean_with=float(y[x].mean()),
-                mean_without=float(y[~x].mean()),
+                mentions=int(round(named)),
+                mean_with=float((y[x] * w[x]).sum() / named),
+                mean_without=float((y[~x] * w[~x]).sum() / (total - named)),
                 effect=beta,
                 ci_low=beta - t_crit * se,
                 ci_high=beta + t_crit * se,
                 p_value=p_value,
-                impact=beta * float(x.mean()),
+                impact=beta * named / total,
             )
         )
     return sorted(effects, key=lambda e: e.impact)

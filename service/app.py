@@ -50,6 +50,7 @@ def create_app(
 ) -> FastAPI:
     """Build the API. The analyzer is built once (at start-up, or at the first /analyze when
     the lifespan does not run) and reused; a taxonomy edit rebuilds it once."""
+    build_analyzer_at_startup = build_analyzer_at_startup and settings.api_preload_models
     owns_engine = engine is None
     engine = engine or make_engine(settings.resolved_database_url)
     metrics = Metrics()
@@ -85,6 +86,7 @@ def create_app(
     )
     app.state.verbatim = state
 
+    _document_limits(app, settings)
     install_error_handlers(app)
     for module in (themes, catalog, insights, corrections, incidents, taxonomy, ingest, system):
         app.include_router(module.router)
@@ -100,3 +102,30 @@ def create_app(
             expose_headers=["ETag"],
         )
     return app
+
+
+def app_from_settings() -> FastAPI:
+    """The app from the environment / verbatim.toml settings: the factory each uvicorn worker
+    process calls (`verbatim serve --workers N`)."""
+    from core.settings import load_settings
+
+    return create_app(load_settings())
+
+
+def _document_limits(app: FastAPI, settings: Settings) -> None:
+    """State this instance's batch limit (`max_batch_rows`) in the OpenAPI schema as maxItems,
+    so that a client (or a fuzzer) knows a bigger batch is refused with a 413."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for name in ("FeedbackBatch", "AnalyzeIn"):
+                items = schema.get("components", {}).get("schemas", {}).get(name, {})
+                prop = items.get("properties", {}).get("items")
+                if prop is not None:
+                    prop["maxItems"] = settings.max_batch_rows
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -76,16 +76,35 @@ def serve(
         bool,
         typer.Option("--open-read", help="read endpoints without API key (local single user)"),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="uvicorn worker processes (default: setting api_workers, 1)", min=1),
+    ] = None,
 ) -> None:
     """Run the API and the dashboard (http://HOST:PORT/)."""
+    import os
+
     import uvicorn
 
     from service.app import create_app
 
-    overrides = {"dashboard_read_without_key": True} if open_read else {}
-    ctx = bootstrap(**overrides)
-    app = create_app(ctx.settings, engine=ctx.engine)
+    if open_read:  # also seen by worker processes, which read the settings themselves
+        os.environ["VERBATIM_DASHBOARD_READ_WITHOUT_KEY"] = "1"
+    ctx = bootstrap()  # settings checked and the schema migrated once, before any worker
+    count = workers or ctx.settings.api_workers
     typer.echo(f"Verbatim dashboard: http://{host}:{port}/  (API docs: /docs)")
+    if count > 1:
+        ctx.engine.dispose()
+        uvicorn.run(
+            "service.app:app_from_settings",
+            factory=True,
+            host=host,
+            port=port,
+            workers=count,
+            log_level="info",
+        )
+        return
+    app = create_app(ctx.settings, engine=ctx.engine)
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 

@@ -16,9 +16,10 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.queries import latest_day
+from core.db import session_scope
+from core.queries import aggregates_version, alerts_version, latest_day
 from core.settings import Settings
-from core.taxonomy_store import Current, TaxonomyCache
+from core.taxonomy_store import Current, TaxonomyCache, latest_version
 from nlp.taxonomy import Taxonomy, load_taxonomy
 from service.errors import ApiError
 
@@ -57,11 +58,17 @@ class AppState:
                 self.pii_masker = PiiMasker(nlp=load_ner() if self.settings.pii_ner else None)
             return self.pii_masker
 
-    def current_taxonomy(self) -> Current:
+    def current_taxonomy(self, session: Session | None = None) -> Current:
         """The current taxonomy: one cheap version query, a reload only when it moved (so
-        several API replicas agree from their next request)."""
-        with self.sessions() as session:
+        several API replicas agree from their next request). With the request's `session`
+        no second connection is taken (a request holding one while waiting for another can
+        exhaust the pool under load); seeding version 1 on first use commits in its own
+        short transaction (left uncommitted, it would hold the seed row's lock, and block
+        every other writer, until the request ends)."""
+        if session is not None and latest_version(session) is not None:
             return self.taxonomy_cache.get(session)
+        with session_scope(self.sessions) as own:
+            return self.taxonomy_cache.get(own)
 
     def get_analyzer(self) -> Any:
         """The analyzer, built at first use (or after a taxonomy edit) and then reused."""
@@ -87,6 +94,7 @@ def app_state(request: Request) -> AppState:
 
 def get_session(request: Request) -> Iterator[Session]:
     with app_state(request).sessions() as session:
+        request.state.db = session  # reused by pick_taxonomy: one connection per request
         yield session
 
 
@@ -103,7 +111,7 @@ def pick_taxonomy(request: Request, name: str | None) -> Taxonomy:
     """The current taxonomy, or a built-in one by name (cached on the app)."""
     state = app_state(request)
     if name is None:
-        return state.current_taxonomy().taxonomy
+        return state.current_taxonomy(getattr(request.state, "db", None)).taxonomy
     cache = state.builtin_taxonomies
     if name not in cache:
         cache[name] = load_taxonomy(name)
@@ -117,6 +125,18 @@ def cached_view(request: Request, key: tuple[Any, ...], build: Callable[[], Base
     # Single flight: identical concurrent cold requests build once, the others wait for it.
     prepared = cache.get_or_compute(key, lambda: json_body(build()))
     return cached_json(request, prepared=prepared)
+
+
+def view_key(session: Session, tax: Taxonomy, *params: object) -> tuple[Any, ...]:
+    """Cache key of a rendered view: reused until the aggregates, the alerts or the taxonomy
+    change (a few index lookups, no scan)."""
+    return (
+        *params,
+        aggregates_version(session),
+        alerts_version(session),
+        tax.name,  # with `taxonomy` in params: the database's current version or a built-in one
+        tax.version,
+    )
 
 
 def resolve_period(
@@ -180,7 +200,10 @@ def decode_cursor(cursor: str) -> tuple[date, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         day, ident = raw.split("|", 1)
-        return date.fromisoformat(day), int(ident)
+        number = int(ident)
+        if not 0 <= number < 2**62:  # beyond a database integer
+            raise ValueError(ident)
+        return date.fromisoformat(day), number
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(
             422, "invalid cursor (use next_cursor from the previous page)", "cursor"

@@ -307,9 +307,9 @@ class TaxonomyOut(BaseModel):
 class TaxonomyVersionOut(BaseModel):
     version: int
     author: str
-    created_at: datetime
+    created_at: UtcDatetime
     summary: str = Field(description="what changed versus the previous version")
-    rethemed_at: datetime | None = Field(description="when recent themes were re-detected")
+    rethemed_at: UtcDatetime | None = Field(description="when recent themes were re-detected")
 
 
 class TaxonomyHistoryOut(BaseModel):
@@ -332,10 +332,10 @@ class IncidentOut(BaseModel):
     revision: int
     link: str = Field(description="dashboard URL of the theme and period")
     acknowledged_by: str | None
-    acknowledged_at: datetime | None
+    acknowledged_at: UtcDatetime | None
     ack_note: str | None
     resolved_by: str | None
-    resolved_at: datetime | None
+    resolved_at: UtcDatetime | None
     resolve_note: str | None
 
 

@@ -273,6 +273,8 @@ def test_verbatims_filters(client: TestClient, keys: dict[str, str]) -> None:
         ("severity_min=2", "severity_min"),
         ("limit=0", "limit"),
         ("cursor=%%%", "cursor"),
+        # An id beyond a database integer: a 422, not an overflow (found by schemathesis).
+        ("cursor=MjAyNi0wMS0wMXw5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk", "cursor"),
     ):
         res = client.get(f"/themes/prix/verbatims?{query}", headers=rh(keys))
         assert res.status_code == 422, query
@@ -338,6 +340,8 @@ def test_alerts(client: TestClient, keys: dict[str, str], seeded: Seeded) -> Non
     rest = client.get(f"/alerts?limit=1&cursor={page['next_cursor']}", headers=rh(keys)).json()
     assert rest["items"][0]["theme"] == "prix" and rest["next_cursor"] is None
     assert client.get("/alerts?status=closed", headers=rh(keys)).json()["field"] == "status"
+    huge = client.get("/alerts?cursor=" + "9" * 19, headers=rh(keys))  # beyond an integer
+    assert huge.status_code == 422 and huge.json()["field"] == "cursor"
 
 
 # --- taxonomy -------------------------------------------------------------------------------

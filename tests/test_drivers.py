@@ -81,3 +81,29 @@ def test_nps_and_csat_codings():
     nps_with = nps_points(answers[late]).mean()
     nps_without = nps_points(answers[~late]).mean()
     assert effects[0].effect == pytest.approx(nps_with - nps_without)  # one theme: plain gap
+
+
+def test_frequency_weights_equal_the_expanded_data():
+    # Grouped counts (what the precomputed driver cells hold) give the expanded data's result.
+    rng = np.random.default_rng(4)
+    a = rng.random(400) < 0.3
+    b = rng.random(400) < 0.4
+    y = np.round(7 - 2 * a - 1 * b + rng.normal(0, 1.5, 400)).clip(0, 10)
+    cells: dict[tuple[bool, bool, float], int] = {}
+    for key in zip(a.tolist(), b.tolist(), y.tolist(), strict=True):
+        cells[key] = cells.get(key, 0) + 1
+    keys = list(cells)
+    grouped = key_drivers(
+        {"a": [k[0] for k in keys], "b": [k[1] for k in keys]},
+        [k[2] for k in keys],
+        weights=[cells[k] for k in keys],
+    )
+    expanded = key_drivers({"a": a.tolist(), "b": b.tolist()}, y.tolist())
+    assert len(keys) < 100 and len(grouped) == len(expanded) == 2
+    for g, e in zip(grouped, expanded, strict=True):
+        assert g.theme == e.theme and g.mentions == e.mentions
+        for field in ("mean_with", "mean_without", "effect", "ci_low", "ci_high", "impact"):
+            assert getattr(g, field) == pytest.approx(getattr(e, field), rel=1e-9, abs=1e-9)
+        assert g.p_value == pytest.approx(e.p_value, rel=1e-6, abs=1e-12)
+    with pytest.raises(ValueError):
+        key_drivers({"a": [True]}, [1.0], weights=[1.0, 2.0])

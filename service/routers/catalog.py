@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from core.exports import alerts_table
-from core.queries import list_alerts, list_topics, theme_keys, topic_trends
+from core.queries import list_alerts, list_topics, theme_keys, topic_trends, topics_last_day
 from service.auth import require
 from service.deps import SessionDep, cached_json, pick_taxonomy
 from service.errors import ApiError
@@ -33,14 +33,14 @@ def get_topics(
     rows, total = list_topics(session, emerging=emerging, limit=limit, offset=offset)
     items = [TopicOut.model_validate(r) for r in rows]
     if items and trend_days:
-        trends = topic_trends(session, [t.id for t in items])
-        days = [d for series in trends.values() for d, _ in series]
-        if days:  # the window ends on the last day any of these topics was seen
-            first = max(days) - timedelta(days=trend_days - 1)
+        # The window ends on the last day any of these topics was seen; only its days are
+        # read (index on topic_id, day), not every assignment of the page's topics.
+        last = topics_last_day(session, [t.id for t in items])
+        if last is not None:
+            first = last - timedelta(days=trend_days - 1)
+            trends = topic_trends(session, [t.id for t in items], start=first, end=last)
             for item in items:
-                item.trend = [
-                    TopicDay(day=d, count=n) for d, n in trends.get(item.id, []) if d >= first
-                ]
+                item.trend = [TopicDay(day=d, count=n) for d, n in trends.get(item.id, [])]
     out = TopicsOut(items=items, total=total, limit=limit, offset=offset)
     return cached_json(request, out)
 
@@ -58,7 +58,10 @@ def get_alerts(
     status: Annotated[Literal["open", "resolved"] | None, Query()] = None,
     theme: Annotated[str | None, Query(max_length=64, description="theme id or former id")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=20, pattern=r"^[0-9]+$")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=18, pattern=r"^[0-9]+$", description="next_cursor of the previous page"),
+    ] = None,
     format: FormatQ = "json",
 ) -> Response:
     """Newest first. `format=csv`: every matching alert (from `cursor` on), not one page."""

@@ -6,12 +6,13 @@ from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from sqlalchemy.orm import Session
 
 from core.exports import SCORE_UNITS, driver_json
 from core.queries import (
     key_driver_report,
-    list_alerts,
     list_sources,
+    open_alerts_count,
     score_summary,
     theme_breakdown,
     theme_gravity,
@@ -19,8 +20,16 @@ from core.queries import (
     theme_summary,
 )
 from nlp.drivers import DriverConfig
+from nlp.taxonomy import Taxonomy, Theme
 from service.auth import require
-from service.deps import MAX_DAYS, SessionDep, cached_json, pick_taxonomy, resolve_period
+from service.deps import (
+    MAX_DAYS,
+    SessionDep,
+    cached_view,
+    pick_taxonomy,
+    resolve_period,
+    view_key,
+)
 from service.errors import ApiError
 from service.schemas import (
     BreakdownItem,
@@ -64,6 +73,28 @@ def get_drivers(
     answer, so in CSAT points; CES and rating as given. Default period: 90 days."""
     first, last = resolve_period(session, start, end, days)
     tax = pick_taxonomy(request, taxonomy)
+    key = view_key(
+        session, tax, "drivers", score, taxonomy, first, last, channel, source, min_mentions
+    )
+    # A regression over the period's verbatims: computed once per data version, then served
+    # from the view cache (single flight).
+    return cached_view(
+        request,
+        key,
+        lambda: _drivers(session, tax, score, first, last, channel, source, min_mentions),
+    )
+
+
+def _drivers(
+    session: Session,
+    tax: Taxonomy,
+    score: str,
+    first: date,
+    last: date,
+    channel: str | None,
+    source: str | None,
+    min_mentions: int,
+) -> DriversOut:
     found = key_driver_report(
         session,
         score,
@@ -86,7 +117,7 @@ def get_drivers(
             DriverOut(label=labels.get(d.theme, d.theme), **driver_json(d)) for d in found.effects
         ],
     )
-    return cached_json(request, out)
+    return out
 
 
 @router.get(
@@ -105,6 +136,18 @@ def get_overview(
 ) -> Response:
     first, last = resolve_period(session, start, end, days)
     tax = pick_taxonomy(request, None)
+    key = view_key(session, tax, "overview", first, last, channel, source)
+    return cached_view(request, key, lambda: _overview(session, tax, first, last, channel, source))
+
+
+def _overview(
+    session: Session,
+    tax: Taxonomy,
+    first: date,
+    last: date,
+    channel: str | None,
+    source: str | None,
+) -> OverviewOut:
     rows = theme_summary(
         session,
         start=first,
@@ -155,10 +198,10 @@ def get_overview(
             )
             for r in movers
         ],
-        open_alerts=len(list_alerts(session, status="open", limit=1000)[0]),
+        open_alerts=open_alerts_count(session),
         sources=list_sources(session),
     )
-    return cached_json(request, out, max_age=10)
+    return out
 
 
 @router.get(
@@ -181,6 +224,13 @@ def get_breakdown(
     if theme is None:
         raise ApiError(404, f"unknown theme {theme_id!r}", "theme_id")
     first, last = resolve_period(session, start, end, days)
+    key = view_key(session, tax, "breakdown", theme.id, first, last)
+    return cached_view(request, key, lambda: _breakdown(session, tax, theme, first, last))
+
+
+def _breakdown(
+    session: Session, tax: Taxonomy, theme: Theme, first: date, last: date
+) -> ThemeBreakdownOut:
     keys = theme_keys(tax, theme.id)
     found = theme_breakdown(session, keys, start=first, end=last)
     gravity = theme_gravity(session, keys, start=first, end=last)
@@ -211,4 +261,4 @@ def get_breakdown(
             for p in gravity
         ],
     )
-    return cached_json(request, out)
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from fastapi import APIRouter, Request, Response
@@ -17,6 +18,7 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 router = APIRouter()
 
 
+@cache  # a distribution lookup: not on every /health
 def _version() -> str:
     try:
         from importlib.metadata import version

@@ -8,20 +8,16 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BeforeValidator
-from sqlalchemy.orm import Session
 
 from core.exports import themes_table, verbatims_table
 from core.queries import (
     RatingImpact,
-    aggregates_version,
-    alerts_version,
     rating_impacts,
     theme_keys,
     theme_summary,
     theme_trend,
     theme_verbatims,
 )
-from nlp.taxonomy import Taxonomy
 from service.auth import require
 from service.deps import (
     MAX_DAYS,
@@ -33,6 +29,7 @@ from service.deps import (
     pick_taxonomy,
     previous_period,
     resolve_period,
+    view_key,
 )
 from service.errors import ApiError
 from service.exporting import CSV_RESPONSE, MAX_EXPORT_ROWS, FormatQ, csv_response
@@ -109,15 +106,7 @@ def _impact_out(impact: RatingImpact) -> RatingImpactOut:
     )
 
 
-def _cache_key(session: Session, tax: Taxonomy, *params: object) -> tuple:
-    """Rendered views are reused until the aggregates, the alerts or the taxonomy change."""
-    return (
-        *params,
-        aggregates_version(session),
-        alerts_version(session),
-        tax.name,  # with `taxonomy` in params: the database's current version or a built-in one
-        tax.version,
-    )
+_cache_key = view_key
 
 
 @router.get(

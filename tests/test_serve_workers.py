@@ -1,0 +1,103 @@
+"""`verbatim serve --workers 2`: several uvicorn processes answer on one port (real server on
+127.0.0.1), each building the app from the settings; `api_preload_models = false` keeps the
+models out of a read replica until the first write."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.db import make_engine, migrate, session_factory, session_scope
+from core.settings import Settings
+from service.app import create_app
+from service.auth import create_key
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.slow
+def test_serve_with_two_workers(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    with session_scope(session_factory(engine)) as session:
+        _, token = create_key(session, "t", "read")
+    engine.dispose()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("VERBATIM_")},
+        "VERBATIM_CONFIG": str(tmp_path / "absent.toml"),
+        "VERBATIM_DATABASE_URL": url,
+        "VERBATIM_DATA_DIR": str(tmp_path),
+        "VERBATIM_API_PRELOAD_MODELS": "false",
+        "PYTHONPATH": str(ROOT),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "verbatim_cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group: the workers are stopped with it
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)
+        workers = [
+            c for c in _children(proc.pid) if "python" in Path(f"/proc/{c}/cmdline").read_text()
+        ]
+        assert len(workers) >= 2
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(6):
+                assert client.get("/themes", headers={"X-API-Key": token}).status_code == 200
+            assert client.get("/themes").status_code == 401
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=90)  # graceful: workers finish their requests
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_models_not_preloaded_when_asked(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'v.db'}",
+        sentiment_backend="lexicon",
+        api_preload_models=False,
+    )
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    app = create_app(settings, engine=engine)
+    with TestClient(app) as client:  # runs the lifespan
+        assert client.get("/health").status_code == 200
+        assert app.state.verbatim.analyzer is None and app.state.verbatim.pii_masker is None
+    engine.dispose()
