@@ -172,14 +172,9 @@ class ThemeMention(Base):
 ALL_THEMES = "*"
 
 
-class DailyAggregate(Base):
-    """Per day x theme x channel x source. theme "*" holds all verbatims of that day."""
-
-    __tablename__ = "daily_aggregates"
-    __table_args__ = (
-        UniqueConstraint("day", "theme", "channel", "source", name="uq_daily_key"),
-        Index("ix_daily_theme_day", "theme", "day"),
-    )
+class _ThemeDayCounts:
+    """The key and counts every per-day (or per-hour) aggregate table has: day x theme x
+    channel x source, the mentions by polarity and the ratings (declared once for three)."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     day: Mapped[date] = mapped_column(Date)
@@ -192,6 +187,17 @@ class DailyAggregate(Base):
     positives: Mapped[int] = mapped_column(Integer, default=0)
     rating_sum: Mapped[float] = mapped_column(Float, default=0.0)
     rating_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DailyAggregate(_ThemeDayCounts, Base):
+    """Per day x theme x channel x source. theme "*" holds all verbatims of that day."""
+
+    __tablename__ = "daily_aggregates"
+    __table_args__ = (
+        UniqueConstraint("day", "theme", "channel", "source", name="uq_daily_key"),
+        Index("ix_daily_theme_day", "theme", "day"),
+    )
+
     severity_sum: Mapped[float] = mapped_column(Float, default=0.0)
 
     @property
@@ -207,7 +213,7 @@ class DailyAggregate(Base):
         return self.rating_sum / self.rating_count if self.rating_count else None
 
 
-class DailyFacet(Base):
+class DailyFacet(_ThemeDayCounts, Base):
     """Per day x theme x channel x source x language x severity band: what the period views
     (breakdowns, day trends, rating impact, survey scores, other languages) read instead of
     scanning mentions per request. Every language (daily_aggregates keeps French only and is
@@ -222,19 +228,8 @@ class DailyFacet(Base):
         Index("ix_daily_facets_theme_day", "theme", "day"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    day: Mapped[date] = mapped_column(Date)
-    theme: Mapped[str] = mapped_column(String(64))
-    channel: Mapped[str] = mapped_column(String(20))
-    source: Mapped[str] = mapped_column(String(100))
     language: Mapped[str] = mapped_column(String(8))
     band: Mapped[int] = mapped_column(Integer)  # index in core.queries.SEVERITY_BANDS
-    volume: Mapped[int] = mapped_column(Integer, default=0)
-    negatives: Mapped[int] = mapped_column(Integer, default=0)
-    neutrals: Mapped[int] = mapped_column(Integer, default=0)
-    positives: Mapped[int] = mapped_column(Integer, default=0)
-    rating_sum: Mapped[float] = mapped_column(Float, default=0.0)
-    rating_count: Mapped[int] = mapped_column(Integer, default=0)
     severity_sum: Mapped[float] = mapped_column(Float, default=0.0)
     severe: Mapped[int] = mapped_column(Integer, default=0)  # severity >= 0.5
     recurrent: Mapped[int] = mapped_column(Integer, default=0)
@@ -288,7 +283,7 @@ class DriverCell(Base):
     count: Mapped[int] = mapped_column(Integer)
 
 
-class HourlyAggregate(Base):
+class HourlyAggregate(_ThemeDayCounts, Base):
     """Per UTC day x hour x theme x channel x source (every language): hourly theme trends
     without scanning mentions. Rebuilt with daily_aggregates, for the same days."""
 
@@ -298,18 +293,7 @@ class HourlyAggregate(Base):
         Index("ix_hourly_theme_day", "theme", "day"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    day: Mapped[date] = mapped_column(Date)
     hour: Mapped[int] = mapped_column(Integer)  # 0-23, UTC
-    theme: Mapped[str] = mapped_column(String(64))
-    channel: Mapped[str] = mapped_column(String(20))
-    source: Mapped[str] = mapped_column(String(100))
-    volume: Mapped[int] = mapped_column(Integer, default=0)
-    negatives: Mapped[int] = mapped_column(Integer, default=0)
-    neutrals: Mapped[int] = mapped_column(Integer, default=0)
-    positives: Mapped[int] = mapped_column(Integer, default=0)
-    rating_sum: Mapped[float] = mapped_column(Float, default=0.0)
-    rating_count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class DataVersion(Base):
