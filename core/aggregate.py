@@ -43,21 +43,12 @@ from core.models import (
     HourlyAggregate,
     ThemeMention,
 )
-from core.queries import AGGREGATED_LANGUAGES, latest_analysis
+from core.queries import AGGREGATED_LANGUAGES, SEVERITY_BANDS, latest_analysis
 
-COLUMNS = (
-    "day",
-    "theme",
-    "channel",
-    "source",
-    "volume",
-    "negatives",
-    "neutrals",
-    "positives",
-    "rating_sum",
-    "rating_count",
-    "severity_sum",
-)
+KEY_COLUMNS = ("day", "theme", "channel", "source")
+# The polarity and rating counts every aggregate table has (core.models._ThemeDayCounts).
+COUNT_COLUMNS = ("volume", "negatives", "neutrals", "positives", "rating_sum", "rating_count")
+COLUMNS = (*KEY_COLUMNS, *COUNT_COLUMNS, "severity_sum")
 
 
 def feedback_day(session: Session) -> ColumnElement[date]:
@@ -84,22 +75,18 @@ def _sum_if(condition: ColumnElement[bool], value: Any = 1) -> ColumnElement[Any
     return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
 
 
-def severity_band(severity: Any) -> ColumnElement[int]:
-    """Index of core.queries.SEVERITY_BANDS (faible < 0.25 <= moyenne < 0.5 <= haute < 0.75)."""
+def severity_band_index(severity: Any) -> ColumnElement[int]:
+    """Index of core.queries.SEVERITY_BANDS, in SQL (the bands' upper bounds, in order)."""
     sev = func.coalesce(severity, 0.0)
-    return case((sev < 0.25, 0), (sev < 0.5, 1), (sev < 0.75, 2), else_=3)
+    *lower, _ = SEVERITY_BANDS
+    return case(*((sev < upper, i) for i, (_, upper) in enumerate(lower)), else_=len(lower))
 
 
 MAX_DAY_LIST = 500  # beyond this, recompute the whole span (bounded SQL parameters)
 
 FACET_KEYS = ("day", "theme", "channel", "source", "language", "band")
 FACET_VALUES = (
-    "volume",
-    "negatives",
-    "neutrals",
-    "positives",
-    "rating_sum",
-    "rating_count",
+    *COUNT_COLUMNS,
     "severity_sum",
     "severe",
     "recurrent",
@@ -112,19 +99,7 @@ FACET_VALUES = (
     "ces_count",
     "ces_sum",
 )
-HOURLY_COLUMNS = (
-    "day",
-    "hour",
-    "theme",
-    "channel",
-    "source",
-    "volume",
-    "negatives",
-    "neutrals",
-    "positives",
-    "rating_sum",
-    "rating_count",
-)
+HOURLY_COLUMNS = ("day", "hour", *KEY_COLUMNS[1:], *COUNT_COLUMNS)
 
 
 def _utc_midnight(day: date) -> datetime:
@@ -154,7 +129,7 @@ def aggregate(
     # An analyst's correction beats any model analysis (core.queries.latest_analysis).
     is_latest = latest_analysis()
     fday = feedback_day(session)
-    band = severity_band(Analysis.severity)
+    band = severity_band_index(Analysis.severity)
     rating_sum = func.coalesce(func.sum(Feedback.rating), literal(0.0, Float))
     severity_sum = func.coalesce(func.sum(Analysis.severity), literal(0.0, Float))
     severe = _sum_if(Analysis.severity >= 0.5)
@@ -314,7 +289,7 @@ def aggregate(
             DailyFacet.theme,
             DailyFacet.channel,
             DailyFacet.source,
-            *(func.sum(getattr(DailyFacet, c)) for c in COLUMNS[4:]),
+            *(func.sum(getattr(DailyFacet, c)) for c in COLUMNS[len(KEY_COLUMNS) :]),
         )
         .where(DailyFacet.language.in_(AGGREGATED_LANGUAGES), *scope(DailyFacet))
         .group_by(DailyFacet.day, DailyFacet.theme, DailyFacet.channel, DailyFacet.source)
