@@ -33,6 +33,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from core.models import (
     ALL_THEMES,
+    AggregateChange,
     Analysis,
     DailyAggregate,
     DailyFacet,
@@ -297,7 +298,7 @@ def aggregate(
     session.execute(insert(DailyAggregate).from_select(COLUMNS, french))
     _keywords(session, mention_scope)
     _driver_cells(session, total_scope)
-    bump_version(session, "aggregates")
+    _record_change(session, day_list, since, until)
     # Counted afterwards: drivers disagree on rowcount for INSERT ... SELECT (psycopg: -1).
     return int(
         session.scalar(
@@ -408,6 +409,29 @@ def bump_version(session: Session, name: str) -> None:
     session.execute(
         update(DataVersion).where(DataVersion.name == name).values(version=DataVersion.version + 1)
     )
+
+
+def _record_change(
+    session: Session, day_list: list[date] | None, since: date | None, until: date | None
+) -> None:
+    """Bump the "aggregates" version and log the day range this rebuild touched under it.
+    The row is added after the bump's row lock is taken, so concurrent rebuilds log their
+    versions in commit order and a reader never misses one (core.versions.ChangeLog)."""
+    bump_version(session, "aggregates")
+    if day_list:
+        first, last = day_list[0], day_list[-1]
+    else:
+        first, last = since or date.min, until or date.max
+    version = session.execute(
+        select(DataVersion.version).where(DataVersion.name == "aggregates")
+    ).scalar_one()
+    session.add(AggregateChange(version=version, first_day=first, last_day=last, changed_at=_now()))
+    # Bounded: readers only keep the latest few hundred (older versions read as "all days").
+    session.execute(delete(AggregateChange).where(AggregateChange.version <= version - 5000))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def aggregate_all(session: Session) -> int:

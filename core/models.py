@@ -307,6 +307,20 @@ class DataVersion(Base):
     version: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class AggregateChange(Base):
+    """Which days one rebuild of the aggregates touched, keyed by the "aggregates" data
+    version it set: a cached view of a period that no later change touched stays valid (a
+    new day of data does not invalidate last month's views). Written in the rebuild's
+    transaction, after the version bump, so versions are in commit order."""
+
+    __tablename__ = "aggregate_changes"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class Alert(Base):
     """A raised spike. `alert_key` identifies an episode: a persisting spike updates its row."""
 

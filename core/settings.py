@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     # replica stays small, ~0.3 GB instead of ~1.8 GB with the embedded model).
     api_workers: int = Field(default=1, ge=1, le=64)
     api_preload_models: bool = True
+    # Memory for rendered read views kept per API process (0: off). A view is served from it
+    # only while the data it was computed from is unchanged (service.response_cache).
+    api_response_cache_mb: int = Field(default=64, ge=0, le=4096)
 
     @classmethod
     def settings_customise_sources(

@@ -21,6 +21,7 @@ import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.aggregate import bump_version
 from core.db import session_scope
 from core.models import Analysis, Feedback, ThemeMention, Topic, TopicAssignment
 from core.queries import latest_analysis
@@ -353,6 +354,7 @@ def store_topics(
     }
     for topic in session.execute(select(Topic)).scalars():
         topic.size = int(sizes.get(topic.id, 0))
+    bump_version(session, "topics")  # the API's cached /topics pages (core.versions)
     return stored
 
 

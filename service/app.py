@@ -20,6 +20,7 @@ from core.taxonomy_store import TaxonomyCache
 from service.deps import AppState
 from service.errors import install_error_handlers
 from service.middleware import LimitsAndMetrics, Metrics
+from service.response_cache import ResponseCache, ResponseStore
 from service.routers import (
     catalog,
     corrections,
@@ -81,6 +82,7 @@ def create_app(
         metrics=metrics,
         keyword_cache=KeywordCache(),
         view_cache=ViewCache(),
+        responses=ResponseStore(settings.api_response_cache_mb * 1024 * 1024),
         analyzer=analyzer,
         analyzer_version=None if analyzer is None else "given",
     )
@@ -92,6 +94,7 @@ def create_app(
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=system.STATIC), name="static")
 
+    app.add_middleware(ResponseCache, state=state)  # innermost: the metrics count its hits
     app.add_middleware(LimitsAndMetrics, max_body_bytes=settings.max_body_bytes, metrics=metrics)
     if settings.cors_origins:
         app.add_middleware(

@@ -17,14 +17,16 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
-from core.queries import aggregates_version, alerts_version, latest_day
+from core.queries import latest_day
 from core.settings import Settings
 from core.taxonomy_store import Current, TaxonomyCache, latest_version
+from core.versions import ChangeLog, ViewDeps, read_versions, view_token
 from nlp.taxonomy import Taxonomy, load_taxonomy
 from service.errors import ApiError
 
 if TYPE_CHECKING:
     from service.middleware import Metrics
+    from service.response_cache import ResponseStore
     from service.views import KeywordCache, ViewCache
 
 MAX_DAYS = 366
@@ -41,6 +43,8 @@ class AppState:
     metrics: Metrics
     keyword_cache: KeywordCache
     view_cache: ViewCache
+    responses: ResponseStore  # the front cache of rendered views (service.response_cache)
+    changes: ChangeLog = field(default_factory=ChangeLog)  # day ranges of recent rebuilds
     analyzer: Any | None = None
     # Taxonomy version the analyzer was built with ("given": a caller's, kept until an edit).
     analyzer_version: int | str | None = None
@@ -127,16 +131,36 @@ def cached_view(request: Request, key: tuple[Any, ...], build: Callable[[], Base
     return cached_json(request, prepared=prepared)
 
 
-def view_key(session: Session, tax: Taxonomy, *params: object) -> tuple[Any, ...]:
-    """Cache key of a rendered view: reused until the aggregates, the alerts or the taxonomy
-    change (a few index lookups, no scan)."""
+def view_key(
+    request: Request,
+    session: Session,
+    tax: Taxonomy,
+    *params: object,
+    period: tuple[date, date],
+) -> tuple[Any, ...]:
+    """Cache key of a rendered view of `period`: reused until the aggregates of that period or
+    of the previous one (the comparison), the alerts or the taxonomy change."""
+    days = (previous_period(*period)[0], period[1])
+    token = declare_view(request, session, ViewDeps(days=days))
     return (
         *params,
-        aggregates_version(session),
-        alerts_version(session),
+        token,
         tax.name,  # with `taxonomy` in params: the database's current version or a built-in one
         tax.version,
     )
+
+
+def declare_view(request: Request, session: Session, deps: ViewDeps) -> tuple[object, ...]:
+    """The data token of a view that reads `deps` (one statement of index lookups, no
+    scan), also left for the front response cache (`service.response_cache`): a 200 JSON
+    response with an ETag is then kept and reused while the token holds."""
+    state = app_state(request)
+    versions = read_versions(session)
+    state.changes.refresh(session, versions.aggregates)
+    token = view_token(versions, state.changes, deps)
+    request.state.view_deps = deps
+    request.state.view_token = token
+    return token
 
 
 def resolve_period(

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from core.exports import alerts_table
 from core.queries import list_alerts, list_topics, theme_keys, topic_trends, topics_last_day
+from core.versions import ViewDeps
 from service.auth import require
-from service.deps import SessionDep, cached_json, pick_taxonomy
+from service.deps import SessionDep, cached_json, declare_view, pick_taxonomy
 from service.errors import ApiError
 from service.exporting import CSV_RESPONSE, MAX_EXPORT_ROWS, FormatQ, csv_response
 from service.schemas import AlertOut, AlertsOut, ErrorOut, TopicDay, TopicOut, TopicsOut
@@ -30,6 +31,7 @@ def get_topics(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     trend_days: Annotated[int, Query(ge=0, le=366, description="days of per-day sizes")] = 28,
 ) -> Response:
+    declare_view(request, session, ViewDeps(topics=True))
     rows, total = list_topics(session, emerging=emerging, limit=limit, offset=offset)
     items = [TopicOut.model_validate(r) for r in rows]
     if items and trend_days:
@@ -81,6 +83,7 @@ def get_alerts(
             if before is None:
                 break
         return csv_response(alerts_table(found), "alerts")
+    declare_view(request, session, ViewDeps())  # alerts and taxonomy are in every token
     rows, nxt = list_alerts(session, status=status, themes=keys, limit=limit, before_id=before)
     out = AlertsOut(
         items=[AlertOut.model_validate(r) for r in rows],

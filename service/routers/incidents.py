@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from core.models import ApiKey, Incident
 from core.queries import dashboard_link, list_incidents, set_incident_status
+from core.versions import ViewDeps
 from service.auth import require
-from service.deps import app_state, get_session, pick_taxonomy
+from service.deps import app_state, cached_json, declare_view, get_session, pick_taxonomy
 from service.errors import ApiError
 from service.schemas import ErrorOut, IncidentAction, IncidentList, IncidentOut
 
@@ -59,15 +60,16 @@ def get_incidents(
     historical: bool = Query(True, description="include incidents raised on old days"),
     limit: int = Query(50, ge=1, le=500),
     session: Session = Depends(get_session),
-) -> IncidentList:
+) -> Response:
     themes = None
     if theme is not None:
         resolved = pick_taxonomy(request, None).resolve(theme)
         themes = [theme] if resolved is None else [resolved.id, *resolved.aliases]
+    declare_view(request, session, ViewDeps(incidents=True))
     rows = list_incidents(
         session, status=status, themes=themes, include_historical=historical, limit=limit
     )
-    return IncidentList(items=[_out(request, r) for r in rows])
+    return cached_json(request, IncidentList(items=[_out(request, r) for r in rows]), max_age=10)
 
 
 def _act(

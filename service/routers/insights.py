@@ -74,7 +74,18 @@ def get_drivers(
     first, last = resolve_period(session, start, end, days)
     tax = pick_taxonomy(request, taxonomy)
     key = view_key(
-        session, tax, "drivers", score, taxonomy, first, last, channel, source, min_mentions
+        request,
+        session,
+        tax,
+        "drivers",
+        score,
+        taxonomy,
+        first,
+        last,
+        channel,
+        source,
+        min_mentions,
+        period=(first, last),
     )
     # A regression over the period's verbatims: computed once per data version, then served
     # from the view cache (single flight).
@@ -136,7 +147,9 @@ def get_overview(
 ) -> Response:
     first, last = resolve_period(session, start, end, days)
     tax = pick_taxonomy(request, None)
-    key = view_key(session, tax, "overview", first, last, channel, source)
+    key = view_key(
+        request, session, tax, "overview", first, last, channel, source, period=(first, last)
+    )
     return cached_view(request, key, lambda: _overview(session, tax, first, last, channel, source))
 
 
@@ -224,7 +237,7 @@ def get_breakdown(
     if theme is None:
         raise ApiError(404, f"unknown theme {theme_id!r}", "theme_id")
     first, last = resolve_period(session, start, end, days)
-    key = view_key(session, tax, "breakdown", theme.id, first, last)
+    key = view_key(request, session, tax, "breakdown", theme.id, first, last, period=(first, last))
     return cached_view(request, key, lambda: _breakdown(session, tax, theme, first, last))
 
 

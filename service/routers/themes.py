@@ -18,12 +18,15 @@ from core.queries import (
     theme_trend,
     theme_verbatims,
 )
+from core.versions import ViewDeps
 from service.auth import require
 from service.deps import (
     MAX_DAYS,
     SessionDep,
     app_state,
+    cached_json,
     cached_view,
+    declare_view,
     decode_cursor,
     encode_cursor,
     pick_taxonomy,
@@ -106,9 +109,6 @@ def _impact_out(impact: RatingImpact) -> RatingImpactOut:
     )
 
 
-_cache_key = view_key
-
-
 @router.get(
     "/themes",
     response_model=ThemesOut,
@@ -148,7 +148,18 @@ def list_themes(
             if (t := tax.resolve(r.theme)) is None or not t.retired
         ]
         return csv_response(themes_table(rows, first, last), f"themes_{first}_{last}")
-    key = _cache_key(session, tax, "themes", taxonomy, first, last, channel, source)
+    key = view_key(
+        request,
+        session,
+        tax,
+        "themes",
+        taxonomy,
+        first,
+        last,
+        channel,
+        source,
+        period=(first, last),
+    )
 
     def build() -> ThemesOut:
         view = themes_view(
@@ -195,7 +206,18 @@ def get_theme(
 ) -> Response:
     tax, theme = _theme_or_404(request, theme_id, taxonomy)
     first, last = resolve_period(session, start, end, days)
-    key = _cache_key(session, tax, theme.id, taxonomy, first, last, channel, source)
+    key = view_key(
+        request,
+        session,
+        tax,
+        theme.id,
+        taxonomy,
+        first,
+        last,
+        channel,
+        source,
+        period=(first, last),
+    )
 
     def build() -> ThemeDetailOut:
         view = theme_detail_view(
@@ -251,8 +273,20 @@ def get_theme_trend(
     first, last = resolve_period(session, start, end, days)
     if granularity == "hour" and (last - first).days + 1 > MAX_HOURLY_DAYS:
         raise ApiError(422, f"an hourly trend spans at most {MAX_HOURLY_DAYS} days", "start")
-    key = _cache_key(
-        session, tax, "trend", theme.id, taxonomy, granularity, split, first, last, channel, source
+    key = view_key(
+        request,
+        session,
+        tax,
+        "trend",
+        theme.id,
+        taxonomy,
+        granularity,
+        split,
+        first,
+        last,
+        channel,
+        source,
+        period=(first, last),
     )
 
     def build() -> ThemeTrendOut:
@@ -323,7 +357,7 @@ def get_theme_verbatims(
     language: Annotated[str | None, Query(max_length=8, description="e.g. fr, en")] = None,
     taxonomy: TaxonomyQ = None,
     format: FormatQ = "json",
-) -> VerbatimsOut | Response:
+) -> Response:
     """`format=csv`: every matching verbatim (from `cursor` on), not one page."""
     tax, theme = _theme_or_404(request, theme_id, taxonomy)
     after = decode_cursor(cursor) if cursor else None
@@ -346,6 +380,7 @@ def get_theme_verbatims(
             if after is None:
                 break
         return csv_response(verbatims_table(theme.id, found), f"verbatims_{theme.id}")
+    declare_view(request, session, ViewDeps(analyses=True))
     rows, nxt = theme_verbatims(
         session,
         theme_keys(tax, theme.id),
@@ -353,7 +388,7 @@ def get_theme_verbatims(
         after=after,
         **filters,
     )
-    return VerbatimsOut(
+    out = VerbatimsOut(
         theme=theme.id,
         label=theme.label,
         items=[
@@ -377,3 +412,4 @@ def get_theme_verbatims(
         ],
         next_cursor=encode_cursor(*nxt) if nxt else None,
     )
+    return cached_json(request, out, max_age=10)

@@ -1,0 +1,162 @@
+"""Data versions: what a cached view depends on, read in one query per request.
+
+A rendered view (API response) stays valid while its *token* is unchanged: the version of the
+aggregates over the days it reads (a rebuild of other days does not count, see `ChangeLog`),
+the alerts' version, the taxonomy version and the last day with data (the default period
+ends there), plus, for views that read them, the latest analysis, the topics or the
+incidents.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from core.models import (
+    AggregateChange,
+    Alert,
+    Analysis,
+    ApiKey,
+    DailyAggregate,
+    DataVersion,
+    Incident,
+    TaxonomyVersion,
+)
+
+ALL_DAYS = (date.min, date.max)
+
+
+@dataclass(frozen=True, slots=True)
+class Versions:
+    aggregates: int  # the "aggregates" data version (bumped by every rebuild)
+    aggregate_ids: tuple[int, int]  # max/min row id: rows written by code older than the counter
+    alerts: tuple[int, str, int]  # count, last update, open alerts
+    taxonomy: int | None
+    latest_day: date | None
+    analyses: int  # latest analysis id: a new or corrected analysis
+    topics: int  # the "topics" data version (bumped by every topic run)
+    incidents: tuple[int, str]  # count, last update
+    key_scopes: str | None = None  # scopes of the API key asked about (None: no such live key)
+
+
+@dataclass(frozen=True, slots=True)
+class ViewDeps:
+    """What a view reads besides the alerts, taxonomy and last day (always in its token)."""
+
+    days: tuple[date, date] | None = None  # the aggregates of these days (None: not read)
+    analyses: bool = False  # stored verbatims and their analyses (any aggregate rebuild too)
+    topics: bool = False
+    incidents: bool = False
+
+
+def read_versions(session: Session, key_hash: str | None = None) -> Versions:
+    """Every version a view token needs, in one statement of indexed lookups (and, given
+    an API key's hash, that key's scopes when it is live)."""
+    columns = [
+        select(DataVersion.version).where(DataVersion.name == "aggregates").scalar_subquery(),
+        # (Scalar subqueries: SQLite only uses the index shortcut for a lone min() or max().)
+        select(func.max(DailyAggregate.id)).scalar_subquery(),
+        select(func.min(DailyAggregate.id)).scalar_subquery(),
+        select(func.count()).select_from(Alert).scalar_subquery(),
+        select(func.max(Alert.updated_at)).scalar_subquery(),
+        select(func.coalesce(func.sum(case((Alert.status == "open", 1), else_=0)), 0))
+        .select_from(Alert)
+        .scalar_subquery(),
+        select(func.max(TaxonomyVersion.version)).scalar_subquery(),
+        select(func.max(DailyAggregate.day)).scalar_subquery(),
+        select(func.max(Analysis.id)).scalar_subquery(),
+        select(DataVersion.version).where(DataVersion.name == "topics").scalar_subquery(),
+        select(func.count()).select_from(Incident).scalar_subquery(),
+        select(func.max(Incident.updated_at)).scalar_subquery(),
+    ]
+    if key_hash is not None:
+        columns.append(
+            select(ApiKey.scopes)
+            .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+            .scalar_subquery()
+        )
+    row = session.execute(select(*columns)).one()
+    return Versions(
+        aggregates=int(row[0] or 0),
+        aggregate_ids=(int(row[1] or 0), int(row[2] or 0)),
+        alerts=(int(row[3] or 0), str(row[4]), int(row[5] or 0)),
+        taxonomy=row[6],
+        latest_day=row[7],
+        analyses=int(row[8] or 0),
+        topics=int(row[9] or 0),
+        incidents=(int(row[10] or 0), str(row[11])),
+        key_scopes=row[12] if key_hash is not None else None,
+    )
+
+
+class ChangeLog:
+    """In-process copy of the latest `aggregate_changes` rows: the version of a day range.
+
+    `version(first, last)` is the latest aggregates version whose rebuild touched a day of
+    [first, last], so a view of last month keeps its token while today's data is rebuilt
+    every few minutes. Versions with no logged range (older code, pruned rows) count as
+    touching every day. The copy is refreshed from `Versions.aggregates` (a no-op unless
+    a rebuild happened) and trimmed in blocks, so tokens of old periods change only once
+    per `keep` rebuilds."""
+
+    def __init__(self, keep: int = 512) -> None:
+        self.keep = keep
+        self._rows: list[tuple[int, date, date]] = []  # (version, first day, last day), ascending
+        self._floor = 0  # versions <= floor are not in _rows: they may have touched any day
+        self._seen = 0
+        self._lock = threading.Lock()
+
+    def refresh(self, session: Session, current: int) -> None:
+        """Fetch the ranges of versions after the last seen one, up to `current`."""
+        if current == self._seen:
+            return
+        with self._lock:
+            if current < self._seen:  # another database, or the counter was reset
+                self._rows, self._floor, self._seen = [], 0, 0
+            if current <= self._seen:
+                return
+            start = max(self._seen, current - self.keep)
+            found = {
+                v: (a, b)
+                for v, a, b in session.execute(
+                    select(
+                        AggregateChange.version, AggregateChange.first_day, AggregateChange.last_day
+                    ).where(AggregateChange.version > start, AggregateChange.version <= current)
+                )
+            }
+            if start > self._seen:  # versions between were skipped: unknown ranges
+                self._rows, self._floor = [], start
+            for v in range(start + 1, current + 1):
+                first, last = found.get(v, ALL_DAYS)
+                self._rows.append((v, first, last))
+            self._seen = current
+            if len(self._rows) > 2 * self.keep:
+                cut = len(self._rows) - self.keep
+                self._floor = self._rows[cut - 1][0]
+                self._rows = self._rows[cut:]
+
+    def version(self, first: date, last: date) -> int:
+        """Latest version that touched a day in [first, last] (the floor when none did)."""
+        rows = self._rows
+        for v, a, b in reversed(rows):
+            if a <= last and b >= first:
+                return v
+        return self._floor
+
+
+def view_token(versions: Versions, changes: ChangeLog, deps: ViewDeps) -> tuple[object, ...]:
+    """The token of a view with these dependencies (`changes` refreshed first)."""
+    every_rebuild = (versions.aggregates, versions.aggregate_ids)
+    return (
+        versions.alerts,
+        versions.taxonomy,
+        versions.latest_day,
+        None if deps.days is None else changes.version(*deps.days),
+        (versions.analyses, every_rebuild) if deps.analyses else None,
+        (versions.topics, every_rebuild) if deps.topics else None,
+        versions.incidents if deps.incidents else None,
+    )

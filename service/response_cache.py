@@ -1,0 +1,156 @@
+"""Front cache of rendered read views (pure ASGI middleware, before routing).
+
+A view endpoint that calls `service.deps.view_key` states what its response depends on (the
+days it reads and the data token of those days). This middleware keeps such 200 JSON
+responses per (path, query, API key) and answers a repeated request from memory after one
+statement of index lookups (`core.versions.read_versions`: the data versions and the key's
+scopes), without the router, the dependency graph or the thread pool: that overhead, not the
+queries, is most of a cached request's cost. An entry is served only while its token is
+unchanged, so it never answers stale data; a rebuild of other days (today's new verbatims)
+leaves the views of past periods in place. Any doubt (unknown key, missing scope, changed
+token) falls through to the app, which answers (and errs) as it always does.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from core.versions import ViewDeps, read_versions, view_token
+from service.auth import hash_token
+
+if TYPE_CHECKING:
+    from service.deps import AppState
+
+_CacheKey = tuple[str, bytes, str | None]
+
+
+@dataclass(slots=True)
+class _Entry:
+    deps: ViewDeps
+    token: tuple[object, ...]
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    etag: bytes
+    route: Any  # the matched route, for the request metrics of a hit
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + 200
+
+
+class ResponseStore:
+    """The kept responses, LRU, bounded in bytes (one per app: `AppState.responses`)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.entries: OrderedDict[_CacheKey, _Entry] = OrderedDict()
+        self.bytes = 0
+        self.stats = {"hits": 0, "not_modified": 0, "stale": 0, "stored": 0}
+
+    def put(self, key: _CacheKey, entry: _Entry) -> None:
+        if entry.size > self.max_bytes // 8:  # one huge view must not evict everything
+            return
+        self.drop(key)
+        self.entries[key] = entry
+        self.bytes += entry.size
+        self.stats["stored"] += 1
+        while self.bytes > self.max_bytes and self.entries:
+            self.drop(next(iter(self.entries)))
+
+    def drop(self, key: _CacheKey) -> None:
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self.bytes -= old.size
+
+
+class ResponseCache:
+    """The middleware over `state.responses` (added innermost: metrics still count hits)."""
+
+    def __init__(self, app: Any, *, state: AppState) -> None:
+        self.app = app
+        self.state = state
+        self.store: ResponseStore = state.responses
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET" or self.store.max_bytes <= 0:
+            await self.app(scope, receive, send)
+            return
+        api_key = _header(scope, b"x-api-key")
+        key: _CacheKey = (
+            scope["path"],
+            scope.get("query_string", b""),
+            hash_token(api_key) if api_key else None,
+        )
+        entry = self.store.entries.get(key)
+        if entry is not None and await self._answer(key, entry, scope, send):
+            return
+        await self._pass_and_keep(key, scope, receive, send)
+
+    async def _answer(self, key: _CacheKey, entry: _Entry, scope: dict, send: Any) -> bool:
+        """Serve `entry` when it is still valid for this caller; False: let the app answer."""
+        # One short indexed statement, run inline: a thread hop would cost more than it.
+        with self.state.sessions() as session:
+            versions = read_versions(session, key[2])
+            self.state.changes.refresh(session, versions.aggregates)
+        if key[2] is None:
+            if not self.state.settings.dashboard_read_without_key:
+                return False
+        elif versions.key_scopes is None or "read" not in versions.key_scopes.split(","):
+            return False
+        if view_token(versions, self.state.changes, entry.deps) != entry.token:
+            self.store.drop(key)
+            self.store.stats["stale"] += 1
+            return False
+        self.store.entries.move_to_end(key)
+        scope["route"] = entry.route
+        match = _header(scope, b"if-none-match")
+        if match and _etag_matches(match, entry.etag):
+            self.store.stats["not_modified"] += 1
+            headers = [(k, v) for k, v in entry.headers if k != b"content-length"]
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return True
+        self.store.stats["hits"] += 1
+        await send({"type": "http.response.start", "status": 200, "headers": entry.headers})
+        await send({"type": "http.response.body", "body": entry.body})
+        return True
+
+    async def _pass_and_keep(self, key: _CacheKey, scope: dict, receive: Any, send: Any) -> None:
+        """Let the app answer; keep its response when the endpoint stated its dependencies."""
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+        complete = [False]
+
+        async def capture(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                complete[0] = not message.get("more_body", False)
+            await send(message)
+
+        await self.app(scope, receive, capture)
+        state = scope.get("state") or {}
+        deps, token = state.get("view_deps"), state.get("view_token")
+        if deps is None or token is None or start.get("status") != 200 or not complete[0]:
+            return
+        headers = list(start.get("headers", []))
+        etag = next((v for k, v in headers if k.lower() == b"etag"), None)
+        if etag is None:
+            return
+        entry = _Entry(deps, token, headers, b"".join(chunks), etag, scope.get("route"))
+        self.store.put(key, entry)
+
+
+def _header(scope: dict, name: bytes) -> str | None:
+    for k, v in scope.get("headers") or ():
+        if k == name:
+            return v.decode("latin-1")
+    return None
+
+
+def _etag_matches(header: str, etag: bytes) -> bool:
+    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
+    return etag.decode("latin-1") in tags or "*" in tags

@@ -1,0 +1,174 @@
+"""Range-scoped data versions (core.versions) and the front response cache
+(service.response_cache): a kept view is served only while the data it was computed from is
+unchanged, never to a caller the app would refuse, and survives rebuilds of other days."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.aggregate import aggregate, bump_version
+from core.db import session_scope
+from core.models import Alert
+from core.settings import Settings
+from core.versions import ChangeLog, read_versions
+from service.app import create_app
+from service.auth import create_key, revoke_key
+from tests.api_seed import FIRST_DAY, LAST_DAY, _add, seed
+
+PAST_WEEK = f"/themes?end={FIRST_DAY + timedelta(days=13)}&days=7"  # previous week included
+CURRENT_WEEK = "/themes?days=7"  # ends on the last day with data
+
+
+@pytest.fixture
+def client(settings: Settings, engine: Engine, sessions: sessionmaker[Session]) -> TestClient:
+    seed(sessions)
+    return TestClient(create_app(settings, engine=engine))
+
+
+@pytest.fixture
+def read_key(sessions: sessionmaker[Session]) -> Iterator[str]:
+    with session_scope(sessions) as session:
+        _, token = create_key(session, "lecture", "read")
+    yield token
+
+
+def _stats(client: TestClient) -> dict[str, int]:
+    return dict(client.app.state.verbatim.responses.stats)  # type: ignore[attr-defined]
+
+
+def _add_review(sessions: sessionmaker[Session], n: int, day: object) -> None:
+    """One more negative `livraison` review on `day`, then that day re-aggregated."""
+    with session_scope(sessions) as session:
+        _add(
+            session,
+            n,
+            day,
+            "livraison",
+            "negative",
+            "Colis perdu, encore.",
+            "Colis perdu",
+            "review",
+        )  # type: ignore[arg-type]
+    with session_scope(sessions) as session:
+        aggregate(session, days=[day])  # type: ignore[list-item]
+
+
+def _livraison(body: dict) -> int:
+    return next(t["volume"] for t in body["themes"] if t["id"] == "livraison")
+
+
+def test_change_log_gives_each_day_range_its_own_version(
+    sessions: sessionmaker[Session],
+) -> None:
+    seed(sessions)
+    log = ChangeLog()
+    past = (FIRST_DAY, FIRST_DAY + timedelta(days=6))
+    current = (LAST_DAY - timedelta(days=6), LAST_DAY)
+
+    def versions() -> tuple[int, int]:
+        with sessions() as session:
+            log.refresh(session, read_versions(session).aggregates)
+        return log.version(*past), log.version(*current)
+
+    before_past, before_current = versions()
+    with session_scope(sessions) as session:
+        aggregate(session, days=[LAST_DAY])
+    after_past, after_current = versions()
+    assert after_past == before_past  # a rebuild of the last day leaves last month alone
+    assert after_current > before_current
+    with session_scope(sessions) as session:
+        aggregate(session, days=[FIRST_DAY + timedelta(days=3)])
+    assert versions()[0] > after_past
+    # A version bumped without a logged range (older code) counts as touching every day.
+    moved = versions()
+    with session_scope(sessions) as session:
+        bump_version(session, "aggregates")
+    unknown = versions()
+    assert unknown[0] > moved[0] and unknown[1] > moved[1]
+    with session_scope(sessions) as session:
+        aggregate(session)  # a full rebuild touches every day
+    full = versions()
+    assert full[0] > unknown[0] and full[1] > unknown[1]
+
+
+def test_a_kept_view_survives_other_days_and_never_serves_stale_data(
+    client: TestClient, sessions: sessionmaker[Session], read_key: str
+) -> None:
+    h = {"X-API-Key": read_key}
+    first = client.get(PAST_WEEK, headers=h)
+    assert first.status_code == 200
+    again = client.get(PAST_WEEK, headers=h)
+    assert again.content == first.content and _stats(client)["hits"] == 1
+    current = client.get(CURRENT_WEEK, headers=h).json()
+
+    _add_review(sessions, 10_001, LAST_DAY)  # today's new data
+    assert client.get(PAST_WEEK, headers=h).content == first.content
+    assert _stats(client)["hits"] == 2  # last month's view was not recomputed
+    assert _livraison(client.get(CURRENT_WEEK, headers=h).json()) == _livraison(current) + 1
+
+    _add_review(sessions, 10_002, FIRST_DAY + timedelta(days=10))  # a late review, in the period
+    late = client.get(PAST_WEEK, headers=h)
+    assert _livraison(late.json()) == _livraison(first.json()) + 1
+    assert _stats(client)["stale"] >= 1
+
+
+def test_conditional_requests_are_answered_from_the_kept_view(
+    client: TestClient, read_key: str
+) -> None:
+    h = {"X-API-Key": read_key}
+    etag = client.get(PAST_WEEK, headers=h).headers["etag"]
+    res = client.get(PAST_WEEK, headers={**h, "If-None-Match": etag})
+    assert res.status_code == 304 and res.headers["etag"] == etag
+    assert _stats(client)["not_modified"] == 1
+    assert client.get(PAST_WEEK, headers={**h, "If-None-Match": '"other"'}).status_code == 200
+
+
+def test_a_kept_view_is_never_served_to_a_caller_the_app_would_refuse(
+    client: TestClient, sessions: sessionmaker[Session], read_key: str
+) -> None:
+    assert client.get(PAST_WEEK, headers={"X-API-Key": read_key}).status_code == 200
+    assert client.get(PAST_WEEK).status_code == 401  # no key: not the kept view
+    assert client.get(PAST_WEEK, headers={"X-API-Key": "vb_forged"}).status_code == 401
+    with session_scope(sessions) as session:
+        from core.models import ApiKey
+
+        key_id = session.query(ApiKey.id).filter(ApiKey.name == "lecture").scalar()
+        assert revoke_key(session, key_id)
+    res = client.get(PAST_WEEK, headers={"X-API-Key": read_key})
+    assert res.status_code == 401 and "revoked" in res.json()["detail"]
+
+
+def test_alerts_incidents_topics_and_verbatims_follow_their_own_data(
+    client: TestClient, sessions: sessionmaker[Session], read_key: str
+) -> None:
+    h = {"X-API-Key": read_key}
+    alerts = client.get("/alerts?status=open", headers=h).json()
+    assert client.get("/alerts?status=open", headers=h).json() == alerts
+    hits = _stats(client)["hits"]
+    assert hits >= 1
+    with session_scope(sessions) as session:
+        session.execute(update(Alert).values(status="resolved", updated_at=datetime.now(UTC)))
+    assert client.get("/alerts?status=open", headers=h).json()["items"] == []
+
+    page = "/themes/livraison/verbatims?limit=1"
+    newest = client.get(page, headers=h).json()["items"][0]
+    assert client.get(page, headers=h).json()["items"][0] == newest
+    with session_scope(sessions) as session:  # analysed, not yet aggregated: still listed
+        _add(session, 20_001, LAST_DAY + timedelta(days=1), "livraison", "negative",
+             "Toujours rien reçu.", "rien reçu", "review")  # fmt: skip
+    assert client.get(page, headers=h).json()["items"][0]["text"] == "Toujours rien reçu."
+
+    topics = client.get("/topics", headers=h).json()
+    with session_scope(sessions) as session:
+        from core.models import Topic
+
+        session.execute(update(Topic).values(label="renommé"))
+        bump_version(session, "topics")  # what the topic job does with its writes
+    assert client.get("/topics", headers=h).json() != topics
+    assert client.get("/incidents", headers=h).status_code == 200
