@@ -387,6 +387,13 @@ def main() -> None:
             if r[3]:
                 errors[f"{r[0]}: {r[3]}"] += 1
         figures["error_kinds"] = dict(errors)
+        # What the front response cache did (service.response_cache), from /metrics.
+        scraped = httpx.get(f"{base}/metrics", timeout=30).text
+        figures["response_cache"] = {
+            line.split('"')[1]: float(line.rsplit(" ", 1)[1])
+            for line in scraped.splitlines()
+            if line.startswith("verbatim_response_cache_events{")
+        }
     finally:
         if writer is not None:
             stop_file.touch()

@@ -153,6 +153,9 @@ class Settings(BaseSettings):
     api_preload_models: bool = True
     # Memory for rendered read views kept per API process (0: off). A view is served from it
     # only while the data it was computed from is unchanged (service.response_cache).
+    # Threads that run the API's blocking endpoints (anyio's default is 40): a few are enough
+    # to keep both cores busy between SQL calls; more add GIL contention under load.
+    api_threads: int = Field(default=40, ge=1, le=256)
     api_response_cache_mb: int = Field(default=64, ge=0, le=4096)
 
     @classmethod

@@ -191,8 +191,9 @@ class TaxonomyCache:
         self._lock = threading.Lock()
         self._current: Current | None = None
 
-    def get(self, session: Session) -> Current:
-        version = latest_version(session)
+    def get(self, session: Session, version: int | None = None) -> Current:
+        """The current taxonomy (`version`: the caller's fresh `latest_version`, if it has one)."""
+        version = latest_version(session) if version is None else version
         cached = self._current
         if cached is not None and version == cached.version:
             return cached

@@ -13,8 +13,9 @@ import threading
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Connection, Date, column, select, text
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import TextualSelect
 
 from core.models import (
     AggregateChange,
@@ -53,33 +54,52 @@ class ViewDeps:
     incidents: bool = False
 
 
-def read_versions(session: Session, key_hash: str | None = None) -> Versions:
-    """Every version a view token needs, in one statement of indexed lookups (and, given
-    an API key's hash, that key's scopes when it is live)."""
-    columns = [
-        select(DataVersion.version).where(DataVersion.name == "aggregates").scalar_subquery(),
-        # (Scalar subqueries: SQLite only uses the index shortcut for a lone min() or max().)
-        select(func.max(DailyAggregate.id)).scalar_subquery(),
-        select(func.min(DailyAggregate.id)).scalar_subquery(),
-        select(func.count()).select_from(Alert).scalar_subquery(),
-        select(func.max(Alert.updated_at)).scalar_subquery(),
-        select(func.coalesce(func.sum(case((Alert.status == "open", 1), else_=0)), 0))
-        .select_from(Alert)
-        .scalar_subquery(),
-        select(func.max(TaxonomyVersion.version)).scalar_subquery(),
-        select(func.max(DailyAggregate.day)).scalar_subquery(),
-        select(func.max(Analysis.id)).scalar_subquery(),
-        select(DataVersion.version).where(DataVersion.name == "topics").scalar_subquery(),
-        select(func.count()).select_from(Incident).scalar_subquery(),
-        select(func.max(Incident.updated_at)).scalar_subquery(),
+def _versions_sql(with_key: bool) -> TextualSelect:
+    """One statement of scalar subqueries, each an indexed lookup (or a count over the small
+    alerts/incidents tables). Written as text: building and cache-keying the equivalent
+    expression cost more than running it, on every request."""
+    t = {
+        m.__name__: m.__tablename__
+        for m in (Alert, Analysis, ApiKey, DailyAggregate, DataVersion, Incident, TaxonomyVersion)
+    }
+    # (Separate subqueries: SQLite only uses the index shortcut for a lone min() or max().)
+    parts = [
+        f"(SELECT version FROM {t['DataVersion']} WHERE name = 'aggregates') AS aggregates",
+        f"(SELECT max(id) FROM {t['DailyAggregate']}) AS agg_max",
+        f"(SELECT min(id) FROM {t['DailyAggregate']}) AS agg_min",
+        f"(SELECT count(*) FROM {t['Alert']}) AS alerts_n",
+        f"(SELECT max(updated_at) FROM {t['Alert']}) AS alerts_updated",
+        f"(SELECT count(*) FROM {t['Alert']} WHERE status = 'open') AS alerts_open",
+        f"(SELECT max(version) FROM {t['TaxonomyVersion']}) AS taxonomy",
+        f"(SELECT max(day) FROM {t['DailyAggregate']}) AS latest_day",
+        f"(SELECT max(id) FROM {t['Analysis']}) AS analyses",
+        f"(SELECT version FROM {t['DataVersion']} WHERE name = 'topics') AS topics",
+        f"(SELECT count(*) FROM {t['Incident']}) AS incidents_n",
+        f"(SELECT max(updated_at) FROM {t['Incident']}) AS incidents_updated",
     ]
-    if key_hash is not None:
-        columns.append(
-            select(ApiKey.scopes)
-            .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
-            .scalar_subquery()
+    if with_key:
+        parts.append(
+            f"(SELECT scopes FROM {t['ApiKey']} WHERE key_hash = :key_hash"
+            " AND revoked_at IS NULL) AS key_scopes"
         )
-    row = session.execute(select(*columns)).one()
+    return text("SELECT " + ", ".join(parts)).columns(
+        *(column(p.rsplit(" AS ", 1)[1]) for p in parts[:7]),
+        column("latest_day", Date()),
+        *(column(p.rsplit(" AS ", 1)[1]) for p in parts[8:]),
+    )
+
+
+_WITHOUT_KEY = _versions_sql(False)
+_WITH_KEY = _versions_sql(True)
+
+
+def read_versions(conn: Session | Connection, key_hash: str | None = None) -> Versions:
+    """Every version a view token needs, in one statement (and, given an API key's hash,
+    that key's scopes when it is live)."""
+    if key_hash is None:
+        row = conn.execute(_WITHOUT_KEY).one()
+    else:
+        row = conn.execute(_WITH_KEY, {"key_hash": key_hash}).one()
     return Versions(
         aggregates=int(row[0] or 0),
         aggregate_ids=(int(row[1] or 0), int(row[2] or 0)),
@@ -110,7 +130,7 @@ class ChangeLog:
         self._seen = 0
         self._lock = threading.Lock()
 
-    def refresh(self, session: Session, current: int) -> None:
+    def refresh(self, session: Session | Connection, current: int) -> None:
         """Fetch the ranges of versions after the last seen one, up to `current`."""
         if current == self._seen:
             return

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
@@ -58,10 +59,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         if build_analyzer_at_startup:
             await run_in_threadpool(state.get_analyzer)
             await run_in_threadpool(state.get_masker)  # spaCy NER: not at the first write
         yield
+        state.responses.close()
         if owns_engine:
             engine.dispose()
 

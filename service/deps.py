@@ -69,8 +69,8 @@ class AppState:
         exhaust the pool under load); seeding version 1 on first use commits in its own
         short transaction (left uncommitted, it would hold the seed row's lock, and block
         every other writer, until the request ends)."""
-        if session is not None and latest_version(session) is not None:
-            return self.taxonomy_cache.get(session)
+        if session is not None and (version := latest_version(session)) is not None:
+            return self.taxonomy_cache.get(session, version)
         with session_scope(self.sessions) as own:
             return self.taxonomy_cache.get(own)
 

@@ -62,6 +62,13 @@ class Metrics:
             ["job", "status"],
             registry=self.registry,
         )
+        self.response_cache = Gauge(
+            "verbatim_response_cache_events",
+            "Front response cache of this process since start: hits, not_modified (304), "
+            "stale (data changed: recomputed), stored",
+            ["event"],
+            registry=self.registry,
+        )
         self.feedback_ingested = Counter(
             "verbatim_api_feedback_rows",
             "Rows posted to /feedback, by outcome",

@@ -13,11 +13,15 @@ token) falls through to the app, which answers (and errs) as it always does.
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from core.versions import ViewDeps, read_versions, view_token
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.versions import Versions, ViewDeps, read_versions, view_token
 from service.auth import hash_token
 
 if TYPE_CHECKING:
@@ -48,6 +52,7 @@ class ResponseStore:
         self.entries: OrderedDict[_CacheKey, _Entry] = OrderedDict()
         self.bytes = 0
         self.stats = {"hits": 0, "not_modified": 0, "stale": 0, "stored": 0}
+        self._conn: Connection | None = None
 
     def put(self, key: _CacheKey, entry: _Entry) -> None:
         if entry.size > self.max_bytes // 8:  # one huge view must not evict everything
@@ -58,6 +63,18 @@ class ResponseStore:
         self.stats["stored"] += 1
         while self.bytes > self.max_bytes and self.entries:
             self.drop(next(iter(self.entries)))
+
+    def connection(self, engine: Engine) -> Connection:
+        """The front cache's own connection (used by the event loop thread only)."""
+        if self._conn is None:
+            self._conn = engine.connect()
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(SQLAlchemyError):
+                conn.invalidate()
 
     def drop(self, key: _CacheKey) -> None:
         old = self.entries.pop(key, None)
@@ -90,10 +107,9 @@ class ResponseCache:
 
     async def _answer(self, key: _CacheKey, entry: _Entry, scope: dict, send: Any) -> bool:
         """Serve `entry` when it is still valid for this caller; False: let the app answer."""
-        # One short indexed statement, run inline: a thread hop would cost more than it.
-        with self.state.sessions() as session:
-            versions = read_versions(session, key[2])
-            self.state.changes.refresh(session, versions.aggregates)
+        versions = self._versions(key[2])
+        if versions is None:
+            return False
         if key[2] is None:
             if not self.state.settings.dashboard_read_without_key:
                 return False
@@ -116,6 +132,23 @@ class ResponseCache:
         await send({"type": "http.response.start", "status": 200, "headers": entry.headers})
         await send({"type": "http.response.body", "body": entry.body})
         return True
+
+    def _versions(self, key_hash: str | None) -> Versions | None:
+        """The current data versions, read inline (one short indexed statement: a thread hop
+        would cost more) on the store's own connection: taking one from the pool here could
+        block the event loop while the pool's connections wait on it. None on a database
+        error (the app then answers, and reports it)."""
+        try:
+            conn = self.store.connection(self.state.engine)
+            try:
+                versions = read_versions(conn, key_hash)
+                self.state.changes.refresh(conn, versions.aggregates)
+            finally:
+                conn.rollback()  # end the read transaction: the next one sees new commits
+        except SQLAlchemyError:
+            self.store.close()
+            return None
+        return versions
 
     async def _pass_and_keep(self, key: _CacheKey, scope: dict, receive: Any, send: Any) -> None:
         """Let the app answer; keep its response when the endpoint stated its dependencies."""

@@ -54,6 +54,8 @@ def health(request: Request) -> JSONResponse:
 )
 def metrics(request: Request) -> Response:
     state = app_state(request)
+    for event, count in state.responses.stats.items():
+        state.metrics.response_cache.labels(event).set(count)
     try:
         with state.sessions() as session:
             state.metrics.feedback_stored.set(feedback_count(session))
