@@ -33,6 +33,7 @@ from core.models import (
     Topic,
     TopicAssignment,
 )
+from core.versions import PERIOD_MEMO
 from nlp.drivers import DriverConfig, DriverEffect, csat_points, key_drivers, nps_points
 
 if TYPE_CHECKING:
@@ -97,6 +98,26 @@ class _Sums:
 
 
 def _period_sums(
+    session: Session,
+    start: date,
+    end: date,
+    channel: str | None,
+    source: str | None,
+) -> dict[str, _Sums]:
+    """Sums of `daily_aggregates` per theme over [start, end] (read-only result: through a
+    `core.versions.PeriodMemo` in `session.info`, the API shares it between views)."""
+    memo = session.info.get(PERIOD_MEMO)
+    if memo is None:
+        return _sum_period(session, start, end, channel, source)
+    key = memo.key(session, channel, source, days=(start, end))
+    found = memo.get(key)
+    if found is None:
+        found = _sum_period(session, start, end, channel, source)
+        memo.put(key, found)
+    return found
+
+
+def _sum_period(
     session: Session,
     start: date,
     end: date,

@@ -180,3 +180,35 @@ def view_token(versions: Versions, changes: ChangeLog, deps: ViewDeps) -> tuple[
         (versions.topics, every_rebuild) if deps.topics else None,
         versions.incidents if deps.incidents else None,
     )
+
+
+class PeriodMemo:
+    """Per-period sums of the aggregates kept across requests (`core.queries` reads it from
+    `session.info[PERIOD_MEMO]`): the views of one period (every theme's detail, trend,
+    breakdown, the overview) share its sums instead of each summing the same rows. Keyed by
+    the period's aggregates version, refreshed on each use (one primary-key lookup), so a
+    rebuild of those days is seen at once."""
+
+    def __init__(self, changes: ChangeLog, size: int = 4096) -> None:
+        self.changes = changes
+        self.size = size
+        self._data: dict[tuple[object, ...], object] = {}
+        self._lock = threading.Lock()
+
+    def key(self, session: Session, *params: object, days: tuple[date, date]) -> tuple:
+        current = session.execute(_AGGREGATES_VERSION).scalar()
+        self.changes.refresh(session, int(current or 0))
+        return (*params, *days, self.changes.version(*days))
+
+    def get(self, key: tuple[object, ...]) -> object | None:
+        return self._data.get(key)
+
+    def put(self, key: tuple[object, ...], value: object) -> None:
+        with self._lock:
+            if len(self._data) >= self.size:
+                self._data.clear()  # simple bound: recomputing a period is cheap
+            self._data[key] = value
+
+
+PERIOD_MEMO = "verbatim.period_memo"  # the session.info key of a PeriodMemo
+_AGGREGATES_VERSION = select(DataVersion.version).where(DataVersion.name == "aggregates")

@@ -20,7 +20,7 @@ from core.db import session_scope
 from core.queries import latest_day
 from core.settings import Settings
 from core.taxonomy_store import Current, TaxonomyCache, latest_version
-from core.versions import ChangeLog, ViewDeps, read_versions, view_token
+from core.versions import PERIOD_MEMO, ChangeLog, PeriodMemo, ViewDeps, read_versions, view_token
 from nlp.taxonomy import Taxonomy, load_taxonomy
 from service.errors import ApiError
 
@@ -45,6 +45,7 @@ class AppState:
     view_cache: ViewCache
     responses: ResponseStore  # the front cache of rendered views (service.response_cache)
     changes: ChangeLog = field(default_factory=ChangeLog)  # day ranges of recent rebuilds
+    period_memo: PeriodMemo = field(init=False)  # period sums shared by views (core.versions)
     analyzer: Any | None = None
     # Taxonomy version the analyzer was built with ("given": a caller's, kept until an edit).
     analyzer_version: int | str | None = None
@@ -52,6 +53,9 @@ class AppState:
     _analyzer_lock: threading.Lock = field(default_factory=threading.Lock)
     pii_masker: Any | None = None  # nlp.text.PiiMasker, built at the first write
     _masker_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.period_memo = PeriodMemo(self.changes)
 
     def get_masker(self) -> Any:
         """The PII masker (rules + spaCy NER when `pii_ner`), built once at first use."""
@@ -97,8 +101,10 @@ def app_state(request: Request) -> AppState:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    with app_state(request).sessions() as session:
+    state = app_state(request)
+    with state.sessions() as session:
         request.state.db = session  # reused by pick_taxonomy: one connection per request
+        session.info[PERIOD_MEMO] = state.period_memo
         yield session
 
 

@@ -172,3 +172,19 @@ def test_alerts_incidents_topics_and_verbatims_follow_their_own_data(
         bump_version(session, "topics")  # what the topic job does with its writes
     assert client.get("/topics", headers=h).json() != topics
     assert client.get("/incidents", headers=h).status_code == 200
+
+
+def test_views_of_one_period_share_its_sums_until_those_days_change(
+    client: TestClient, sessions: sessionmaker[Session], read_key: str
+) -> None:
+    h = {"X-API-Key": read_key}
+    memo = client.app.state.verbatim.period_memo  # type: ignore[attr-defined]
+    end = FIRST_DAY + timedelta(days=20)
+    first = client.get(f"/themes/livraison?days=7&end={end}", headers=h).json()
+    kept = len(memo._data)
+    assert kept >= 2  # the period and the previous one
+    client.get(f"/themes/prix?days=7&end={end}", headers=h)
+    assert len(memo._data) == kept  # another theme's view reused the period's sums
+    _add_review(sessions, 30_001, end)
+    again = client.get(f"/themes/livraison?days=7&end={end}", headers=h).json()
+    assert again["summary"]["volume"] == first["summary"]["volume"] + 1
