@@ -67,7 +67,8 @@ class ResponseStore:
     def connection(self, engine: Engine) -> Connection:
         """The front cache's own connection (used by the event loop thread only)."""
         if self._conn is None:
-            self._conn = engine.connect()
+            # Autocommit: each statement reads the latest commit, without BEGIN/ROLLBACK trips.
+            self._conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         return self._conn
 
     def close(self) -> None:

@@ -100,6 +100,18 @@ def test_change_log_gives_each_day_range_its_own_version(
 def test_a_kept_view_survives_other_days_and_never_serves_stale_data(
     client: TestClient, sessions: sessionmaker[Session], read_key: str
 ) -> None:
+    _check_kept_views(client, sessions, read_key)
+
+
+def test_kept_views_on_postgres(settings: Settings, pg_sessions: sessionmaker[Session]) -> None:
+    seed(pg_sessions)
+    with session_scope(pg_sessions) as session:
+        _, token = create_key(session, "lecture", "read")
+    engine = pg_sessions.kw["bind"]
+    _check_kept_views(TestClient(create_app(settings, engine=engine)), pg_sessions, token)
+
+
+def _check_kept_views(client: TestClient, sessions: sessionmaker[Session], read_key: str) -> None:
     h = {"X-API-Key": read_key}
     first = client.get(PAST_WEEK, headers=h)
     assert first.status_code == 200
