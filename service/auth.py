@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import ApiKey
-from service.deps import app_state
+from service.deps import SessionDep, app_state
 from service.errors import ApiError
 
 Scope = Literal["read", "write"]
@@ -69,7 +69,10 @@ def find_key(session: Session, token: str) -> ApiKey | None:
 def require(scope: Scope) -> Callable[..., ApiKey | None]:
     """Dependency: a valid key with `scope` (read endpoints may be open, see settings)."""
 
-    def dependency(request: Request, token: str | None = Security(api_key_header)) -> ApiKey | None:
+    def dependency(
+        request: Request, session: SessionDep, token: str | None = Security(api_key_header)
+    ) -> ApiKey | None:
+        # The request's own session (FastAPI shares it with the endpoint): one connection.
         state = app_state(request)
         if not token:
             if scope == "read" and state.settings.dashboard_read_without_key:
@@ -80,8 +83,7 @@ def require(scope: Scope) -> Callable[..., ApiKey | None]:
                 "X-API-Key",
                 headers={"WWW-Authenticate": "ApiKey"},
             )
-        with state.sessions() as session:
-            key = find_key(session, token)
+        key = find_key(session, token)
         if key is None:
             raise ApiError(
                 401,
