@@ -388,12 +388,17 @@ def main() -> None:
                 errors[f"{r[0]}: {r[3]}"] += 1
         figures["error_kinds"] = dict(errors)
         # What the front response cache did (service.response_cache), from /metrics.
-        scraped = httpx.get(f"{base}/metrics", timeout=30).text
-        figures["response_cache"] = {
-            line.split('"')[1]: float(line.rsplit(" ", 1)[1])
-            for line in scraped.splitlines()
-            if line.startswith("verbatim_response_cache_events{")
-        }
+        try:
+            t_scrape = time.monotonic()
+            scraped = httpx.get(f"{base}/metrics", timeout=60).text
+            figures["metrics_scrape_s"] = round(time.monotonic() - t_scrape, 2)
+            figures["response_cache"] = {
+                line.split('"')[1]: float(line.rsplit(" ", 1)[1])
+                for line in scraped.splitlines()
+                if line.startswith("verbatim_response_cache_events{")
+            }
+        except httpx.HTTPError as exc:
+            figures["response_cache"] = f"/metrics unavailable: {type(exc).__name__}"
     finally:
         if writer is not None:
             stop_file.touch()

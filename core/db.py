@@ -13,6 +13,10 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
+POOL_SIZE, POOL_OVERFLOW = 10, 30
+POOL_CONNECTIONS = POOL_SIZE + POOL_OVERFLOW  # the most one engine opens at once
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL + foreign keys so readers never block the jobs."""
     if url.startswith("sqlite"):
@@ -22,8 +26,12 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False},
-            # Enough connections for the API's thread pool (40 threads, one a request).
-            **({"pool_size": 10, "max_overflow": 30} if path and path != ":memory:" else {}),
+            # The API admits POOL_CONNECTIONS // 2 requests at once (service.middleware).
+            **(
+                {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
+                if path and path != ":memory:"
+                else {}
+            ),
         )
 
         @event.listens_for(engine, "connect")
@@ -36,8 +44,8 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    # Enough connections for the API's thread pool (40 threads, one connection a request).
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
+    # The API admits POOL_CONNECTIONS // 2 requests at once (service.middleware).
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -156,6 +156,10 @@ class Settings(BaseSettings):
     # Threads that run the API's blocking endpoints (anyio's default is 40): a few are enough
     # to keep both cores busy between SQL calls; more add GIL contention under load.
     api_threads: int = Field(default=40, ge=1, le=256)
+    # Requests inside the API at once (others wait, no error): at most half the connection
+    # pool (core.db.POOL_CONNECTIONS, 40) and at most `api_threads`, or under load requests
+    # holding connections wait for threads held by requests waiting for connections.
+    api_max_inflight: int = Field(default=20, ge=1, le=256)
     api_response_cache_mb: int = Field(default=64, ge=0, le=4096)
 
     @classmethod

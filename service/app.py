@@ -20,7 +20,7 @@ from core.settings import Settings
 from core.taxonomy_store import TaxonomyCache
 from service.deps import AppState
 from service.errors import install_error_handlers
-from service.middleware import LimitsAndMetrics, Metrics
+from service.middleware import AdmissionLimit, LimitsAndMetrics, Metrics
 from service.response_cache import ResponseCache, ResponseStore
 from service.routers import (
     catalog,
@@ -97,7 +97,9 @@ def create_app(
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=system.STATIC), name="static")
 
-    app.add_middleware(ResponseCache, state=state)  # innermost: the metrics count its hits
+    # Innermost first: admission (not for cache hits), front cache, then limits and metrics.
+    app.add_middleware(AdmissionLimit, limit=min(settings.api_max_inflight, settings.api_threads))
+    app.add_middleware(ResponseCache, state=state)
     app.add_middleware(LimitsAndMetrics, max_body_bytes=settings.max_body_bytes, metrics=metrics)
     if settings.cors_origins:
         app.add_middleware(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
@@ -100,12 +100,21 @@ def app_state(request: Request) -> AppState:
     return request.app.state.verbatim  # type: ignore[no-any-return]
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """The request's session (auth, taxonomy and endpoint share it: one connection).
+
+    An async dependency on purpose: its cleanup, which gives the connection back to the
+    pool, then runs on the event loop. Run on a worker thread (a sync dependency), it would
+    wait for a free thread while every thread waits for a free connection: under load the
+    pool and the thread pool deadlock until the pool timeout."""
     state = app_state(request)
-    with state.sessions() as session:
-        request.state.db = session  # reused by pick_taxonomy: one connection per request
-        session.info[PERIOD_MEMO] = state.period_memo
+    session = state.sessions()
+    request.state.db = session  # reused by pick_taxonomy
+    session.info[PERIOD_MEMO] = state.period_memo
+    try:
         yield session
+    finally:
+        session.close()
 
 
 StateDep = Annotated[AppState, Depends(app_state)]

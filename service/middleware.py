@@ -1,7 +1,9 @@
-"""Pure ASGI middleware: request body size limit (413) and Prometheus request metrics."""
+"""Pure ASGI middleware: request body size limit (413), Prometheus request metrics, and the
+admission limit that keeps the connection pool and the thread pool from deadlocking."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from time import perf_counter
 from typing import Any
@@ -164,3 +166,23 @@ class LimitsAndMetrics:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class AdmissionLimit:
+    """At most `limit` HTTP requests inside the app at once; the others wait on the event loop
+    (no error, no thread). A request holds its pooled connection across thread hops (auth,
+    then the endpoint): unbounded, requests that hold every connection wait for a thread
+    while every thread waits for a connection. With `limit` x 2 <= the pool size (a request
+    takes at most two connections) and `limit` <= the threads, one always finishes. Also caps
+    how many requests contend for the GIL. Answers from the front cache do not enter."""
+
+    def __init__(self, app: Any, *, limit: int) -> None:
+        self.app = app
+        self.slots = asyncio.Semaphore(limit)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        async with self.slots:
+            await self.app(scope, receive, send)

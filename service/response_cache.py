@@ -14,10 +14,12 @@ token) falls through to the app, which answers (and errs) as it always does.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from anyio import to_thread
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -53,6 +55,7 @@ class ResponseStore:
         self.bytes = 0
         self.stats = {"hits": 0, "not_modified": 0, "stale": 0, "stored": 0}
         self._conn: Connection | None = None
+        self._connecting = threading.Lock()
 
     def put(self, key: _CacheKey, entry: _Entry) -> None:
         if entry.size > self.max_bytes // 8:  # one huge view must not evict everything
@@ -64,11 +67,14 @@ class ResponseStore:
         while self.bytes > self.max_bytes and self.entries:
             self.drop(next(iter(self.entries)))
 
-    def connection(self, engine: Engine) -> Connection:
-        """The front cache's own connection (used by the event loop thread only)."""
-        if self._conn is None:
-            # Autocommit: each statement reads the latest commit, without BEGIN/ROLLBACK trips.
-            self._conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    def connect(self, engine: Engine) -> None:
+        """Take the front cache's own connection (kept; used by the event loop only)."""
+        with self._connecting:  # two first hits at once take one connection, not two
+            if self._conn is None:
+                # Autocommit: each statement reads the latest commit, no BEGIN/ROLLBACK trips.
+                self._conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def connection_or_none(self) -> Connection | None:
         return self._conn
 
     def close(self) -> None:
@@ -108,6 +114,14 @@ class ResponseCache:
 
     async def _answer(self, key: _CacheKey, entry: _Entry, scope: dict, send: Any) -> bool:
         """Serve `entry` when it is still valid for this caller; False: let the app answer."""
+        if self.store.connection_or_none() is None:
+            # Taken from the pool on a worker thread: waiting for a free connection on the
+            # event loop would deadlock with the requests that hold them (they need the loop
+            # to finish and give them back).
+            try:
+                await to_thread.run_sync(self.store.connect, self.state.engine)
+            except SQLAlchemyError:
+                return False
         versions = self._versions(key[2])
         if versions is None:
             return False
@@ -139,8 +153,10 @@ class ResponseCache:
         would cost more) on the store's own connection: taking one from the pool here could
         block the event loop while the pool's connections wait on it. None on a database
         error (the app then answers, and reports it)."""
+        conn = self.store.connection_or_none()
+        if conn is None:
+            return None
         try:
-            conn = self.store.connection(self.state.engine)
             try:
                 versions = read_versions(conn, key_hash)
                 self.state.changes.refresh(conn, versions.aggregates)

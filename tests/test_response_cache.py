@@ -200,3 +200,36 @@ def test_views_of_one_period_share_its_sums_until_those_days_change(
     _add_review(sessions, 30_001, end)
     again = client.get(f"/themes/livraison?days=7&end={end}", headers=h).json()
     assert again["summary"]["volume"] == first["summary"]["volume"] + 1
+
+
+def test_a_burst_of_slow_reads_never_deadlocks_the_pool(
+    settings: Settings, sessions: sessionmaker[Session], read_key: str
+) -> None:
+    """60 concurrent uncached views with a 4-connection pool: every request holds its
+    connection across thread hops, so without the admission limit threads wait for
+    connections held by requests waiting for threads (pool timeout: 500s)."""
+    import asyncio
+
+    import httpx
+    from sqlalchemy import create_engine
+
+    seed(sessions)
+    url = settings.resolved_database_url
+    small = create_engine(url, pool_size=2, max_overflow=2, pool_timeout=3)
+    # Admission at half the pool (with api_max_inflight=60 this test fails: 500s).
+    app = create_app(settings.model_copy(update={"api_max_inflight": 2}), engine=small)
+
+    async def burst() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            paths = [
+                f"/themes/livraison?days=7&end={FIRST_DAY + timedelta(days=i % 27)}&source=s{i}"
+                for i in range(60)
+            ]
+            found = await asyncio.gather(
+                *(client.get(p, headers={"X-API-Key": read_key}) for p in paths)
+            )
+        return [r.status_code for r in found]
+
+    assert asyncio.run(burst()) == [200] * 60
+    small.dispose()
