@@ -523,7 +523,8 @@ class LearnedThemeDetector:
         """Where each theme is expressed: the rules' clauses when they found it. A theme only
         the head found is implicit ("tombé en panne au bout d'un mois" is about the product):
         its polarity is read from the whole text, its evidence is the clause that the TF-IDF
-        part of its head scores highest."""
+        part of its head scores highest. `clauses`: `self.rules.clause_scores(text)` (passed
+        when the caller has them)."""
         if clauses is None:
             clauses = self.rules.clause_scores(text)
         if not clauses:
@@ -535,7 +536,7 @@ class LearnedThemeDetector:
             rule = by_rule.get(theme)
             if rule is not None and rule.clauses:
                 ctx = context_of(
-                    theme, self.rules.with_cues(text, clauses, theme), rule.clauses, rule.valence
+                    theme, self.rules.clause_scores(text, theme), rule.clauses, rule.valence
                 )
                 out[theme] = replace(ctx, evidence=rule.mention.evidence or ctx.evidence)
             else:
@@ -554,7 +555,7 @@ class LearnedThemeDetector:
             z = np.asarray(xc @ w[[cols[t] for t in scored], : self.n_text_features].T)
             best = {t: int(np.argmax(z[:, col])) for col, t in enumerate(scored)}
         for theme in need:
-            ctx = context_of(theme, self.rules.with_cues(text, clauses, theme), whole)
+            ctx = context_of(theme, self.rules.clause_scores(text, theme), whole)
             if theme in best:
                 c = clauses[best[theme]].clause
                 ctx = replace(ctx, evidence=Span(c.start, c.end, c.text))

@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from nlp.sentiment.lexicon import ClauseScore, LexiconSentiment
+from nlp.sentiment.lexicon import MEMO_CHARS, ClauseScore, LexiconSentiment
 from nlp.taxonomy import CompiledPattern, Taxonomy, compile_pattern
 from nlp.text.french import Token, tokenize
 from nlp.text.lemmas import LookupLemmatizer
+from nlp.text.memo import TextMemo
 from nlp.text.normalize import fold_accents
 from nlp.themes.stem import light_stem
 from nlp.types import Polarity, Span, ThemeMention
@@ -101,6 +102,10 @@ class RuleThemeDetector:
         # Polarity cues: "" = for every theme; a theme id = only for that theme.
         self._cues: dict[str, list[tuple[float, CompiledPattern]]] = {}
         self._compile()
+        # Cued clause scores per (text, theme), once: detection and the learned heads share them.
+        self._cued: TextMemo[tuple[str, str], tuple[ClauseScore, ...]] = TextMemo(
+            self._cued_clauses, MEMO_CHARS, size=lambda key: len(key[0])
+        )
 
     # --- compilation --------------------------------------------------------------------
     def _compile_cues(self, owner: str, positive: list[str], negative: list[str]) -> None:
@@ -273,9 +278,17 @@ class RuleThemeDetector:
     def clause_scores(
         self, text: str, theme: str = "", tokens: list[Token] | None = None
     ) -> list[ClauseScore]:
-        """The lexicon's clause scores with the cues for every theme (and `theme`'s own)."""
-        clauses = self.with_cues(text, self.scorer.clause_scores(text, tokens or tokenize(text)))
+        """The lexicon's clause scores with the cues for every theme (and `theme`'s own);
+        without `tokens`, computed once per (text, theme) and shared by whoever asks."""
+        if tokens is None:
+            return list(self._cued((text, theme)))
+        clauses = self.with_cues(text, self.scorer.clause_scores(text, tokens))
         return self.with_cues(text, clauses, theme) if theme else clauses
+
+    def _cued_clauses(self, key: tuple[str, str]) -> tuple[ClauseScore, ...]:
+        text, theme = key
+        clauses = self.with_cues(text, self.scorer.clause_scores(text))
+        return tuple(self.with_cues(text, clauses, theme) if theme else clauses)
 
     def _split_shared(
         self,
@@ -329,15 +342,15 @@ class RuleThemeDetector:
     def detect_one(self, text: str, lemmas: dict[int, str] | None = None) -> list[RuleMention]:
         if not text or not text.strip():
             return []
-        tokens = tokenize(text)
+        tokens = self.scorer.tokens(text)
         hits = self._hits(text, tokens, lemmas or {})
         if not hits:
             return []
-        clauses = self.with_cues(text, self.scorer.clause_scores(text, tokens))
+        clauses = self.clause_scores(text)
         if not clauses:
             return []
         doc_value = sum(c.score for c in clauses)
-        themed = {t: self.with_cues(text, clauses, t) for t in {h.theme for h in hits}}
+        themed = {t: self.clause_scores(text, t) for t in {h.theme for h in hits}}
         located = [(hit, self._clause_of(clauses, hit.start)) for hit in hits]
         strong = [(hit, idx) for hit, idx in located if not hit.weak]
         word_pos = {t.start: k for k, t in enumerate(tokens)}
