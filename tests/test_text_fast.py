@@ -134,3 +134,30 @@ def test_text_memo_under_threads() -> None:
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_fast_tfidf_ids_give_the_analyzers_matrix() -> None:
+    """The packaged head's vectoriser through the memoised id extractors (what inference uses)
+    equals the same vectoriser through its analyzers, bit for bit."""
+    import json
+
+    import numpy as np
+
+    from nlp.text.normalize import normalize_text
+    from nlp.themes.learned import default_model_dir, fitted_vectorizer
+
+    path = default_model_dir("ecommerce")
+    vocab = json.loads((path / "vocabulary.json").read_text(encoding="utf-8"))
+    with np.load(path / "arrays.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    texts = [normalize_text(t) for t in SENTENCES * 2] + ["pas reçu pas reçu pas reçu", "a"]
+    plain = fitted_vectorizer(vocab, arrays).transform(texts)
+    fast = fitted_vectorizer(vocab, arrays, Tokenizer()).transform(texts)
+    assert plain.shape == fast.shape and plain.nnz > 0
+    for attr in ("indptr", "indices", "data"):
+        assert np.array_equal(getattr(plain, attr), getattr(fast, attr))
+    for name, part in fitted_vectorizer(vocab, arrays, Tokenizer()).transformer_list:
+        for text in texts:
+            assert sorted(part.ids(text)) == sorted(
+                j for f in part.analyzer(text) if (j := part.vocabulary_.get(f)) is not None
+            ), name
