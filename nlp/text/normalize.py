@@ -34,6 +34,7 @@ _QUOTES = str.maketrans(
         "\u2026": "...",
     }
 )
+_QUOTED = re.compile("[" + re.escape("".join(chr(c) for c in _QUOTES)) + "]")
 # Zero-width joiners (U+200D) are kept: they glue multi-codepoint emojis together.
 _INVISIBLE = {"\u200b", "\u200c", "\u2060", "\ufeff", "\u00ad"}
 # What `_keep` drops, as one character class (a C-level `sub` instead of a Python call per
@@ -65,7 +66,9 @@ def normalize_text(text: str) -> str:
     """
     if not text:
         return ""
-    text = unicodedata.normalize("NFC", text).translate(_QUOTES)
+    text = unicodedata.normalize("NFC", text)
+    if _QUOTED.search(text):  # translate costs a failed dict lookup per non-ASCII character
+        text = text.translate(_QUOTES)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _DROPPED.sub("", text)
     text = _SPACES.sub(" ", text)

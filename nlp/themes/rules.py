@@ -20,6 +20,7 @@ from nlp.text.french import Token, tokenize
 from nlp.text.lemmas import LookupLemmatizer
 from nlp.text.memo import TextMemo
 from nlp.text.normalize import fold_accents
+from nlp.text.prefilter import PatternFilter
 from nlp.themes.stem import light_stem
 from nlp.types import Polarity, Span, ThemeMention
 
@@ -36,7 +37,15 @@ _CUE_NEGATED = re.compile(
 # Where a clause naming two themes is cut ("service rapide et plats froids").
 _SHARED_SPLIT = {"et", ";", "/", "+", "puis", "ni", "&"}
 # Same-length substitutions so spaCy sees plain apostrophes while offsets stay identical.
-_SPACY_SAFE = str.maketrans({"\u2019": "'", "\u02bc": "'", "\u2018": "'"})
+_SPACY_SAFE = ("\u2019", "\u02bc", "\u2018")
+
+
+def _plain(text: str) -> str:
+    """Typographic apostrophes as "'" (same length: offsets stay valid). Three C-level
+    replaces: `str.translate` with a dict costs a failed lookup per accented character."""
+    for quote in _SPACY_SAFE:
+        text = text.replace(quote, "'")
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +111,11 @@ class RuleThemeDetector:
         # Polarity cues: "" = for every theme; a theme id = only for that theme.
         self._cues: dict[str, list[tuple[float, CompiledPattern]]] = {}
         self._compile()
+        # Which patterns / cues can match a text, in one pass over it (nlp/text/prefilter).
+        self._pattern_filter = PatternFilter([p for _, p in self._patterns])
+        self._cue_filters = {
+            owner: PatternFilter([p for _, p in cues]) for owner, cues in self._cues.items()
+        }
         # Cued clause scores per (text, theme), once: detection and the learned heads share them.
         self._cued: TextMemo[tuple[str, str], tuple[ClauseScore, ...]] = TextMemo(
             self._cued_clauses, MEMO_CHARS, size=lambda key: len(key[0])
@@ -147,7 +161,7 @@ class RuleThemeDetector:
         if self.nlp is None or self.lookup is not None:
             return [{} for _ in texts]
         out = []
-        for doc in self.nlp.pipe([t.translate(_SPACY_SAFE) for t in texts], batch_size=64):
+        for doc in self.nlp.pipe([_plain(t) for t in texts], batch_size=64):
             out.append({tok.idx: tok.lemma_ for tok in doc if not tok.is_space})
         return out
 
@@ -181,8 +195,9 @@ class RuleThemeDetector:
                                 seed.weak,
                             )
                         )
-        plain = text.translate(_SPACY_SAFE)  # same length: offsets stay valid
-        for theme_id, pattern in self._patterns:
+        plain = _plain(text)  # same length: offsets stay valid
+        for k in self._pattern_filter.candidates(plain):
+            theme_id, pattern = self._patterns[k]
             for m in pattern.finditer(plain):
                 if m.end() > m.start():
                     hits.append(_Hit(theme_id, m.start(), m.end(), 0.85))
@@ -251,10 +266,11 @@ class RuleThemeDetector:
         cues = self._cues.get(theme)
         if not cues or not clauses:
             return clauses
-        plain = text.translate(_SPACY_SAFE)
+        plain = _plain(text)
         delta = [0.0] * len(clauses)
         starts: list[list[int]] = [[] for _ in clauses]
-        for sign, pattern in cues:
+        for k in self._cue_filters[theme].candidates(plain):
+            sign, pattern = cues[k]
             for m in pattern.finditer(plain):
                 if m.end() <= m.start():
                     continue
