@@ -161,3 +161,23 @@ def test_fast_tfidf_ids_give_the_analyzers_matrix() -> None:
             assert sorted(part.ids(text)) == sorted(
                 j for f in part.analyzer(text) if (j := part.vocabulary_.get(f)) is not None
             ), name
+
+
+def test_clause_at_matches_the_scan_it_replaced() -> None:
+    from nlp.themes.rules import _clause_at
+
+    def scan(spans: list[tuple[int, int]], offset: int) -> int:
+        for idx, (start, end) in enumerate(spans):
+            if start <= offset < end:
+                return idx
+        best = 0
+        for idx, (start, _) in enumerate(spans):
+            if start <= offset:
+                best = idx
+        return best
+
+    for text in SENTENCES:
+        clauses = LexiconSentiment().clause_scores(text)
+        spans = [(c.clause.start, c.clause.end) for c in clauses]
+        for offset in range(-1, len(text) + 2):
+            assert _clause_at([s for s, _ in spans], offset) == scan(spans, offset)

@@ -8,6 +8,7 @@ loaded once by the caller) or without one (surface forms + light stemmer).
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from collections.abc import Sequence
@@ -46,6 +47,13 @@ def _plain(text: str) -> str:
     for quote in _SPACY_SAFE:
         text = text.replace(quote, "'")
     return text
+
+
+def _clause_at(starts: list[int], offset: int) -> int:
+    """Index of the clause holding char `offset`, given the clauses' (increasing, disjoint)
+    start offsets: the last one starting at or before it, which is also the nearest preceding
+    clause when the offset falls in punctuation between clauses (0 before the first)."""
+    return max(0, bisect.bisect_right(starts, offset) - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,17 +220,6 @@ class RuleThemeDetector:
             return "negative"
         return "neutral"
 
-    def _clause_of(self, clauses: list[ClauseScore], offset: int) -> int:
-        for idx, cs in enumerate(clauses):
-            if cs.clause.start <= offset < cs.clause.end:
-                return idx
-        # Offset in punctuation between clauses: take the nearest preceding clause.
-        best = 0
-        for idx, cs in enumerate(clauses):
-            if cs.clause.start <= offset:
-                best = idx
-        return best
-
     def _mention_valence(self, clauses: list[ClauseScore], idx: int, doc_value: float) -> float:
         value = clauses[idx].score
         if abs(value) >= POLARITY_MIN or self.fallback == "none":
@@ -269,12 +266,13 @@ class RuleThemeDetector:
         plain = _plain(text)
         delta = [0.0] * len(clauses)
         starts: list[list[int]] = [[] for _ in clauses]
+        clause_starts = [cs.clause.start for cs in clauses]
         for k in self._cue_filters[theme].candidates(plain):
             sign, pattern = cues[k]
             for m in pattern.finditer(plain):
                 if m.end() <= m.start():
                     continue
-                k = self._clause_of(clauses, m.start())
+                k = _clause_at(clause_starts, m.start())
                 negated = _CUE_NEGATED.search(plain[max(0, m.start() - 24) : m.start()])
                 delta[k] += -sign * CUE_VALENCE if negated else sign * CUE_VALENCE
                 starts[k].append(m.start())
@@ -303,8 +301,9 @@ class RuleThemeDetector:
 
     def _cued_clauses(self, key: tuple[str, str]) -> tuple[ClauseScore, ...]:
         text, theme = key
-        clauses = self.with_cues(text, self.scorer.clause_scores(text))
-        return tuple(self.with_cues(text, clauses, theme) if theme else clauses)
+        if theme:  # a theme's cues apply on top of the shared ones (memoised themselves)
+            return tuple(self.with_cues(text, list(self._cued((text, ""))), theme))
+        return tuple(self.with_cues(text, self.scorer.clause_scores(text)))
 
     def _split_shared(
         self,
@@ -367,7 +366,8 @@ class RuleThemeDetector:
             return []
         doc_value = sum(c.score for c in clauses)
         themed = {t: self.clause_scores(text, t) for t in {h.theme for h in hits}}
-        located = [(hit, self._clause_of(clauses, hit.start)) for hit in hits]
+        clause_starts = [cs.clause.start for cs in clauses]
+        located = [(hit, _clause_at(clause_starts, hit.start)) for hit in hits]
         strong = [(hit, idx) for hit, idx in located if not hit.weak]
         word_pos = {t.start: k for k, t in enumerate(tokens)}
         per_theme: dict[str, list[tuple[_Hit, int, float]]] = {}
