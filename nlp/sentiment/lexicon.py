@@ -186,7 +186,7 @@ class _Lexicon:
 def _modifier(tokens: list[Token], i: int, lex: _Lexicon) -> float:
     """Product of intensifiers just before token i (up to two words back)."""
     mult = 1.0
-    back = [t.norm for t in tokens[max(0, i - 2) : i] if t.is_word]
+    back = [t.norm for t in tokens[max(0, i - 2) : i] if t.kind == "word"]
     if len(back) == 2 and tuple(back) in lex.intens_phrases:
         return lex.intens_phrases[tuple(back)]
     if back and back[-1] in lex.intens:
@@ -231,7 +231,7 @@ def score_tokens(
                 if key in lex.phrases:
                     value, consumed = lex.phrases[key], size
                     break
-            if consumed == 1 and tok.is_word:
+            if consumed == 1 and tok.kind == "word":
                 value = lex.word(tok.norm)
                 if value == 0.0 and flags[i] and tok.norm in NEGATED_EVENTS:
                     value = NEGATED_EVENTS[tok.norm]

@@ -116,6 +116,7 @@ _NE_ONLY_NEGATORS = {"plus", "rien", "personne"}
 _NE_FORMS = {"ne", "n"}
 _NEGATORS = _STRONG_NEGATORS | _NE_ONLY_NEGATORS
 _NEGATORS_OR_QUE = _NEGATORS | {"que"}
+_SCOPE_OPENERS = _NE_FORMS | _STRONG_NEGATORS | {"loin"}  # what negation_flags acts on
 NEGATION_WINDOW = 3  # content tokens after the negator that it still scopes over
 
 # Contrast connectors: what follows them usually carries the customer's verdict.
@@ -277,11 +278,13 @@ def negation_flags(tokens: list[Token]) -> list[bool]:
     rapide", "jamais reçu") scope forward only. Punctuation and contrast words end a scope.
     """
     flags = [False] * len(tokens)
+    if _SCOPE_OPENERS.isdisjoint([t.norm for t in tokens]):
+        return flags  # most clauses: no word that can open a negation scope
     n = len(tokens)
     i = 0
     while i < n:
         tok = tokens[i]
-        if not tok.is_word:
+        if tok.kind != "word":
             i += 1
             continue
         if tok.norm in _NE_FORMS:
@@ -291,7 +294,7 @@ def negation_flags(tokens: list[Token]) -> list[bool]:
                 if tokens[j].norm in _NEGATORS_OR_QUE:
                     break
                 j += 1
-            if j < n and j - i <= 6 and tokens[j].is_word and tokens[j].norm in _NEGATORS:
+            if j < n and j - i <= 6 and tokens[j].kind == "word" and tokens[j].norm in _NEGATORS:
                 for k in range(i + 1, j):
                     flags[k] = True
                 _scope_forward(tokens, flags, j)
