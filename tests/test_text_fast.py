@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from nlp.sentiment.lexicon import LexiconSentiment, score_tokens
 from nlp.taxonomy import load_taxonomy
@@ -181,3 +183,35 @@ def test_clause_at_matches_the_scan_it_replaced() -> None:
         spans = [(c.clause.start, c.clause.end) for c in clauses]
         for offset in range(-1, len(text) + 2):
             assert _clause_at([s for s, _ in spans], offset) == scan(spans, offset)
+
+
+_TRICKY = (
+    "aé e\u0301’'\"«»…\r\n\t\u00a0\u202f\u2009\u3000\u200b\u00ad\x07\x85\u2028\ufeff😡\ue000-—"
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.text(alphabet="ab \n", max_size=8)
+    | st.text(alphabet="aé’ \n\t\u00a0\u2028", max_size=8)
+    | st.text(alphabet=_TRICKY, max_size=12)
+    | st.text(max_size=12)
+)
+@example("a \nb")
+@example("a\n b")
+@example("a  b")
+@example(" a")
+@example("a\u2028")
+def test_normalize_shortcut_returns_what_the_full_normalisation_gives(text: str) -> None:
+    from nlp.text.normalize import _normalize, normalize_text
+
+    assert normalize_text(text) == (_normalize(text) if text else "")
+
+
+def test_language_index_lists_each_stopword_languages_in_order() -> None:
+    from nlp.text.language import _LANGUAGES_OF, _STOPWORDS
+
+    words = set().union(*_STOPWORDS.values())
+    assert set(_LANGUAGES_OF) == words
+    for word in words:
+        assert _LANGUAGES_OF[word] == tuple(k for k, s in _STOPWORDS.items() if word in s)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from nlp.text.normalize import fold_accents
 
@@ -170,8 +171,10 @@ _SENT_PUNCT = re.compile(r"^(?:[.!?;\u2026\u2014\u2013]+|\.{2,}|\n)$")
 _EMOJI_RANGES = ((0x1F300, 0x1FAFF), (0x2600, 0x27BF), (0x1F000, 0x1F2FF))
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+class Token(NamedTuple):
+    """One token (immutable). A named tuple: the tokenizer builds millions of them, and a
+    tuple is created at C speed where a frozen dataclass runs a Python __init__."""
+
     text: str
     start: int
     end: int
@@ -181,6 +184,9 @@ class Token:
     @property
     def is_word(self) -> bool:
         return self.kind == "word"
+
+
+_new_token = tuple.__new__  # Token's fields in order, without NamedTuple's Python __new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +244,7 @@ def _tokens(text: str, pieces: Callable[[str], tuple[Piece, ...]]) -> list[Token
     for m in _TOKEN.finditer(text):
         at = m.start()
         for raw, start, end, norm, kind in pieces(m.group()):
-            append(Token(raw, at + start, at + end, norm, kind))
+            append(_new_token(Token, (raw, at + start, at + end, norm, kind)))
     return tokens
 
 
@@ -395,8 +401,7 @@ def split_clauses(
 
     def flush(next_contrast: bool) -> None:
         nonlocal current, opened_by_contrast
-        words = [t for t in current if t.kind != "punct"]
-        if words:
+        if any(t.kind != "punct" for t in current):
             start, end = current[0].start, current[-1].end
             clauses.append(
                 Clause(start, end, text[start:end], tuple(current), sentence, opened_by_contrast)

@@ -46,6 +46,15 @@ _DROPPED = re.compile(
 )
 _SPACES = re.compile(r"[ \t\u00a0\u202f\u2000-\u200a\u3000]+")
 _NEWLINES = re.compile(r"\s*\n\s*")
+# Anything a step of normalize_text would change (besides NFC): absent, the text is returned as
+# it is. Quotes, dropped characters, CR, any space but a lone " ", whitespace at a line break
+# or at either end.
+_TO_CHANGE = re.compile(
+    _QUOTED.pattern[:-1]
+    + _DROPPED.pattern[1:-1]
+    + "\r\t\u00a0\u202f\u2000-\u200a\u3000]"
+    + r"| {2,}|\s\n|\n\s|^\s|\s\Z"
+)
 
 
 def _keep(ch: str) -> bool:
@@ -66,6 +75,12 @@ def normalize_text(text: str) -> str:
     """
     if not text:
         return ""
+    if unicodedata.is_normalized("NFC", text) and not _TO_CHANGE.search(text):
+        return text  # already normalised (most texts, and every text normalised before)
+    return _normalize(text)
+
+
+def _normalize(text: str) -> str:
     text = unicodedata.normalize("NFC", text)
     if _QUOTED.search(text):  # translate costs a failed dict lookup per non-ASCII character
         text = text.translate(_QUOTES)
