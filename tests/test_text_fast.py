@@ -110,12 +110,12 @@ def test_text_memo_computes_once_and_stays_within_its_budget() -> None:
     assert memo("abcd") == "ABCD" and memo("abcd") == "ABCD"
     assert calls == ["abcd"]
     memo("efgh")
-    memo("ijkl")  # 12 characters: the least recently used ("abcd") goes
+    memo("ijkl")  # 12 characters: the oldest ("abcd") goes
     assert len(memo) == 2
     memo("abcd")
     assert calls == ["abcd", "efgh", "ijkl", "abcd"]
     assert memo("x" * 11) == "X" * 11  # larger than the budget: computed, never kept
-    assert len(memo) <= 2 and "x" * 11 not in memo._cache
+    assert len(memo) <= 2 and "x" * 11 not in memo
 
 
 def test_text_memo_under_threads() -> None:
@@ -215,3 +215,15 @@ def test_language_index_lists_each_stopword_languages_in_order() -> None:
     assert set(_LANGUAGES_OF) == words
     for word in words:
         assert _LANGUAGES_OF[word] == tuple(k for k, s in _STOPWORDS.items() if word in s)
+
+
+def test_rule_seed_keys_memo_matches_the_per_token_keys() -> None:
+    from nlp.text.lemmas import LookupLemmatizer
+    from nlp.themes.rules import _token_keys
+
+    lookup = LookupLemmatizer({"livrés": "livrer", "colis": "colis", "abîmés": "abîmer"})
+    for nlp in (None, lookup):
+        rules = RuleThemeDetector(load_taxonomy(None), nlp=nlp)
+        for text in [*SENTENCES, "Colis livrés abîmés", "colis livrés"] * 2:
+            words = [t for t in tokenize(text) if t.kind in ("word", "num", "emoji")]
+            assert rules._keys_of(words, {}) == [_token_keys(t, rules._lemma(t, {})) for t in words]

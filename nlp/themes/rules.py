@@ -27,6 +27,7 @@ from nlp.types import Polarity, Span, ThemeMention
 
 VERSION = "0.3"
 POLARITY_MIN = 0.3  # |clause valence| under this is "no opinion" in that clause
+WORD_MEMO_MAX = 200_000  # distinct words whose seed keys a detector remembers (then starts over)
 WEAK_WINDOW = 4  # max tokens between a weak seed and the opinion word that makes it count
 CUE_VALENCE = 1.5  # a taxonomy cue weighs like a clear opinion word of the lexicon
 # A cue right after a negator reads the other way ("pas dans les temps", "non respecté").
@@ -118,6 +119,7 @@ class RuleThemeDetector:
         self._patterns: list[tuple[str, CompiledPattern]] = []
         # Polarity cues: "" = for every theme; a theme id = only for that theme.
         self._cues: dict[str, list[tuple[float, CompiledPattern]]] = {}
+        self._word_keys: dict[str, frozenset[str]] = {}  # token text -> seed keys (see _keys_of)
         self._compile()
         # Which patterns / cues can match a text, in one pass over it (nlp/text/prefilter).
         self._pattern_filter = PatternFilter([p for _, p in self._patterns])
@@ -179,9 +181,24 @@ class RuleThemeDetector:
         return lemmas.get(token.start)
 
     # --- matching -----------------------------------------------------------------------
+    def _keys_of(self, words: list[Token], lemmas: dict[int, str]) -> list[frozenset[str]]:
+        if self.nlp is not None and self.lookup is None:  # spaCy lemmas depend on the context
+            return [_token_keys(t, self._lemma(t, lemmas)) for t in words]
+        # Lookup lemmas (or none): a word's keys depend on its text alone, memoised here.
+        memo = self._word_keys
+        out = []
+        for t in words:
+            keys = memo.get(t.text)
+            if keys is None:
+                if len(memo) >= WORD_MEMO_MAX:
+                    memo.clear()
+                keys = memo[t.text] = _token_keys(t, self._lemma(t, lemmas))
+            out.append(keys)
+        return out
+
     def _hits(self, text: str, tokens: list[Token], lemmas: dict[int, str]) -> list[_Hit]:
         words = [t for t in tokens if t.kind in ("word", "num", "emoji")]
-        keys = [_token_keys(t, self._lemma(t, lemmas)) for t in words]
+        keys = self._keys_of(words, lemmas)
         hits: list[_Hit] = []
         for i, token_keys in enumerate(keys):
             seen: set[int] = set()
