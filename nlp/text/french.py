@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from nlp.text.normalize import fold_accents
@@ -186,11 +185,12 @@ class Token(NamedTuple):
         return self.kind == "word"
 
 
-_new_token = tuple.__new__  # Token's fields in order, without NamedTuple's Python __new__
+_new_tuple = tuple.__new__  # fields in order, without NamedTuple's Python __new__
 
 
-@dataclass(frozen=True, slots=True)
-class Clause:
+class Clause(NamedTuple):
+    """A clause of a text (immutable; a named tuple for the same reason as Token)."""
+
     start: int
     end: int
     text: str
@@ -244,7 +244,7 @@ def _tokens(text: str, pieces: Callable[[str], tuple[Piece, ...]]) -> list[Token
     for m in _TOKEN.finditer(text):
         at = m.start()
         for raw, start, end, norm, kind in pieces(m.group()):
-            append(_new_token(Token, (raw, at + start, at + end, norm, kind)))
+            append(_new_tuple(Token, (raw, at + start, at + end, norm, kind)))
     return tokens
 
 
@@ -404,7 +404,10 @@ def split_clauses(
         if any(t.kind != "punct" for t in current):
             start, end = current[0].start, current[-1].end
             clauses.append(
-                Clause(start, end, text[start:end], tuple(current), sentence, opened_by_contrast)
+                _new_tuple(
+                    Clause,
+                    (start, end, text[start:end], tuple(current), sentence, opened_by_contrast),
+                )
             )
         current = []
         opened_by_contrast = next_contrast
