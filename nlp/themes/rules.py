@@ -311,7 +311,7 @@ class RuleThemeDetector:
     ) -> list[ClauseScore]:
         """The lexicon's clause scores with the cues for every theme (and `theme`'s own);
         without `tokens`, computed once per (text, theme) and shared by whoever asks."""
-        if tokens is None:
+        if not tokens:  # (an empty list meant "tokenise it" too)
             return list(self._cued((text, theme)))
         clauses = self.with_cues(text, self.scorer.clause_scores(text, tokens))
         return self.with_cues(text, clauses, theme) if theme else clauses
