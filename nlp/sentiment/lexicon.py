@@ -21,12 +21,15 @@ from nlp.sentiment.lexicon_fr import (
     NEGATED_EVENTS,
     build_lexicon,
 )
-from nlp.text.french import Clause, Token, negation_flags, split_clauses, tokenize
+from nlp.text.french import Clause, Token, Tokenizer, negation_flags, split_clauses
+from nlp.text.memo import TextMemo
 from nlp.text.normalize import fold_accents, normalize_text
 from nlp.types import POLARITIES, Polarity, SentimentResult
 
 VERSION = "0.3"
 GENERAL_SCALE = 0.5  # weight of the general-vocabulary backoff lexicon vs our own entries
+WORD_MEMO_MAX = 200_000  # distinct words whose valence a lexicon remembers (then starts over)
+MEMO_CHARS = 1_000_000  # characters of recent texts whose tokens / clause scores are kept
 # Hedges and reservations: typical of mixed / 3-star feedback.
 _HEDGES = {
     "correct",
@@ -114,6 +117,7 @@ class ClauseScore:
     pos: float
     neg: float
     opinion_starts: tuple[int, ...] = ()  # char offsets of the opinion-bearing tokens
+    events: int = 0  # negated events ("jamais reçu") among its tokens
 
 
 def _general_lexicon(scale: float) -> dict[str, float]:
@@ -147,10 +151,29 @@ class _Lexicon:
         self.words, self.prefixes, phrases = build_lexicon()
         self.phrases = {tuple(k.split()): v for k, v in phrases.items()}
         self.max_phrase = max((len(k) for k in self.phrases), default=1)
+        # First word -> lengths of the multi-word expressions starting with it, longest first:
+        # a token that starts none costs one dict lookup instead of a tuple per length.
+        sizes: dict[str, set[int]] = {}
+        for key in self.phrases:
+            if len(key) > 1:
+                sizes.setdefault(key[0], set()).add(len(key))
+        self.phrase_sizes = {w: tuple(sorted(s, reverse=True)) for w, s in sizes.items()}
         self.intens_phrases = {tuple(k.split("_")): v for k, v in INTENSIFIERS.items() if "_" in k}
         self.intens = {k: v for k, v in INTENSIFIERS.items() if "_" not in k}
+        self._word_memo: dict[str, float] = {}
 
     def word(self, norm: str) -> float:
+        # Memoised: a word the lexicon lacks costs a prefix lookup per length otherwise.
+        try:
+            return self._word_memo[norm]
+        except KeyError:
+            pass
+        if len(self._word_memo) >= WORD_MEMO_MAX:
+            self._word_memo = {}
+        value = self._word_memo[norm] = self._word(norm)
+        return value
+
+    def _word(self, norm: str) -> float:
         if norm in self.words:
             return self.words[norm]
         for size in range(len(norm), 3, -1):
@@ -163,7 +186,7 @@ class _Lexicon:
 def _modifier(tokens: list[Token], i: int, lex: _Lexicon) -> float:
     """Product of intensifiers just before token i (up to two words back)."""
     mult = 1.0
-    back = [t.norm for t in tokens[max(0, i - 2) : i] if t.is_word]
+    back = [t.norm for t in tokens[max(0, i - 2) : i] if t.kind == "word"]
     if len(back) == 2 and tuple(back) in lex.intens_phrases:
         return lex.intens_phrases[tuple(back)]
     if back and back[-1] in lex.intens:
@@ -201,12 +224,14 @@ def score_tokens(
             value = EMOJI_VALENCE.get(tok.text, 0.0)
         elif tok.kind in ("word", "num"):
             # Multi-word expressions first; they encode their own negation ("pas terrible").
-            for size in range(min(lex.max_phrase, n - i), 1, -1):
+            for size in lex.phrase_sizes.get(tok.norm, ()):
+                if size > n - i:
+                    continue
                 key = tuple(t.norm for t in tokens[i : i + size])
                 if key in lex.phrases:
                     value, consumed = lex.phrases[key], size
                     break
-            if consumed == 1 and tok.is_word:
+            if consumed == 1 and tok.kind == "word":
                 value = lex.word(tok.norm)
                 if value == 0.0 and flags[i] and tok.norm in NEGATED_EVENTS:
                     value = NEGATED_EVENTS[tok.norm]
@@ -263,6 +288,14 @@ class LexiconSentiment:
     def __init__(self, calibration: Path | None = None) -> None:
         self.lex = _Lexicon()
         self.version = VERSION
+        self.tokenizer = Tokenizer()
+        # Per text, once: its tokens and scored clauses (see nlp/text/memo).
+        self._tokens: TextMemo[str, tuple[Token, ...]] = TextMemo(
+            lambda text: tuple(self.tokenizer(text)), MEMO_CHARS
+        )
+        self._clauses: TextMemo[str, tuple[ClauseScore, ...]] = TextMemo(
+            lambda text: self._score_clauses(text, self._tokens(text)), MEMO_CHARS
+        )
         self.weights: dict[str, list[float]] | None = None
         path = calibration
         try:
@@ -281,39 +314,49 @@ class LexiconSentiment:
             self.weights = None
 
     # --- clause level (shared with the theme detector) --------------------------------------
+    def tokens(self, text: str) -> list[Token]:
+        """`tokenize(text)`, computed once per text (memoised with the clause scores)."""
+        return list(self._tokens(text))
+
     def clause_scores(self, text: str, tokens: list[Token] | None = None) -> list[ClauseScore]:
-        tokens = tokenize(text) if tokens is None else tokens
+        """Scored clauses of `text`; without `tokens`, computed once per text (memoised: the
+        sentiment, the theme rules and the learned heads all read the same clauses)."""
+        if tokens is None:
+            return list(self._clauses(text))
+        return list(self._score_clauses(text, tokens))
+
+    def _score_clauses(self, text: str, tokens: Sequence[Token]) -> tuple[ClauseScore, ...]:
         out = []
-        for clause in split_clauses(text, tokens):
+        for clause in split_clauses(text, list(tokens)):
             at: list[int] = []
-            pos, neg, _ = score_tokens(list(clause.tokens), self.lex, at)
+            pos, neg, events = score_tokens(list(clause.tokens), self.lex, at)
             starts = tuple(clause.tokens[k].start for k in at)
-            out.append(ClauseScore(clause, pos - neg, pos, neg, starts))
-        return out
+            out.append(ClauseScore(clause, pos - neg, pos, neg, starts, events))
+        return tuple(out)
 
     # --- document level ---------------------------------------------------------------------
     def features(self, text: str) -> dict[str, float]:
         text = normalize_text(text)
-        tokens = tokenize(text)
-        clauses = split_clauses(text, tokens)
+        tokens = self._tokens(text)
+        scored = self._clauses(text)
         pos = neg = 0.0
         n_pos = n_neg = 0
         events = 0
         contrast_pos = contrast_neg = 0.0
         weighted = 0.0
         last = 0.0
-        for idx, clause in enumerate(clauses):
-            cp, cn, ev = score_tokens(list(clause.tokens), self.lex)
-            events += ev
+        for idx, cs in enumerate(scored):
+            clause, cp, cn = cs.clause, cs.pos, cs.neg
+            events += cs.events
             weight = 1.0
             if clause.after_contrast:
                 weight = 1.5
                 contrast_pos += cp
                 contrast_neg += cn
             elif (
-                idx + 1 < len(clauses)
-                and clauses[idx + 1].after_contrast
-                and clauses[idx + 1].sentence == clause.sentence
+                idx + 1 < len(scored)
+                and scored[idx + 1].clause.after_contrast
+                and scored[idx + 1].clause.sentence == clause.sentence
             ):
                 weight = 0.6
             pos += cp
@@ -343,13 +386,13 @@ class LexiconSentiment:
             "gen_pos": math.log1p(gen_pos),
             "gen_neg": math.log1p(gen_neg),
             "hedge": math.log1p(sum(1 for t in tokens if t.norm in _HEDGES)),
-            "contrast": 1.0 if any(c.after_contrast for c in clauses) else 0.0,
+            "contrast": 1.0 if any(c.clause.after_contrast for c in scored) else 0.0,
         }
 
-    def _general_sums(self, tokens: list[Token]) -> tuple[float, float]:
+    def _general_sums(self, tokens: Sequence[Token]) -> tuple[float, float]:
         if not self.lex.general:
             return 0.0, 0.0
-        flags = negation_flags(tokens)
+        flags = negation_flags(list(tokens))
         pos = neg = 0.0
         for tok, negated in zip(tokens, flags, strict=True):
             if not tok.is_word or self.lex.word(tok.norm) != 0.0:

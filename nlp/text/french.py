@@ -7,7 +7,8 @@ shown to users. Call `normalize_text` first for typographic apostrophes.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import NamedTuple
 
 from nlp.text.normalize import fold_accents
 
@@ -113,6 +114,9 @@ _STRONG_NEGATORS = {
 }
 _NE_ONLY_NEGATORS = {"plus", "rien", "personne"}
 _NE_FORMS = {"ne", "n"}
+_NEGATORS = _STRONG_NEGATORS | _NE_ONLY_NEGATORS
+_NEGATORS_OR_QUE = _NEGATORS | {"que"}
+_SCOPE_OPENERS = _NE_FORMS | _STRONG_NEGATORS | {"loin"}  # what negation_flags acts on
 NEGATION_WINDOW = 3  # content tokens after the negator that it still scopes over
 
 # Contrast connectors: what follows them usually carries the customer's verdict.
@@ -137,6 +141,18 @@ CONTRAST_MARKERS = (
     "but",
     "however",
 )
+
+
+def _by_first_word(markers: tuple[str, ...]) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """First word -> the markers' words, in list order ("dommage que" before "dommage")."""
+    out: dict[str, tuple[tuple[str, ...], ...]] = {}
+    for marker in markers:
+        parts = tuple(marker.split())
+        out[parts[0]] = (*out.get(parts[0], ()), parts)
+    return out
+
+
+_CONTRAST_BY_FIRST = _by_first_word(CONTRAST_MARKERS)
 _APOS = "'\u2019\u02bc\u2018`\u00b4"
 _ELISION = re.compile(
     r"^(?P<pre>[ljcdnmtsq]|qu|jusqu|lorsqu|puisqu|quoiqu)['\u2019\u02bc](?=\w)", re.IGNORECASE
@@ -154,8 +170,10 @@ _SENT_PUNCT = re.compile(r"^(?:[.!?;\u2026\u2014\u2013]+|\.{2,}|\n)$")
 _EMOJI_RANGES = ((0x1F300, 0x1FAFF), (0x2600, 0x27BF), (0x1F000, 0x1F2FF))
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+class Token(NamedTuple):
+    """One token (immutable). A named tuple: the tokenizer builds millions of them, and a
+    tuple is created at C speed where a frozen dataclass runs a Python __init__."""
+
     text: str
     start: int
     end: int
@@ -167,8 +185,12 @@ class Token:
         return self.kind == "word"
 
 
-@dataclass(frozen=True, slots=True)
-class Clause:
+_new_tuple = tuple.__new__  # fields in order, without NamedTuple's Python __new__
+
+
+class Clause(NamedTuple):
+    """A clause of a text (immutable; a named tuple for the same reason as Token)."""
+
     start: int
     end: int
     text: str
@@ -182,38 +204,76 @@ def _is_emoji(ch: str) -> bool:
     return any(lo <= cp <= hi for lo, hi in _EMOJI_RANGES)
 
 
+# One match of _TOKEN -> its tokens: (text, start, end, norm, kind), offsets in the match.
+Piece = tuple[str, int, int, str, str]
+_REPEATS = re.compile(r"(\w)\1{2,}")
+
+
+def _pieces(raw: str) -> tuple[Piece, ...]:
+    """The tokens of one match of _TOKEN (a pure function of it: Tokenizer memoises it)."""
+    end = len(raw)
+    if raw.startswith("<") and raw.endswith(">") and end > 2:
+        return ((raw, 0, end, raw, "pii"),)
+    if raw[0].isdigit():
+        return ((raw, 0, end, raw.replace(",", "."), "num"),)
+    if raw[0].isalpha():
+        out: list[Piece] = []
+        start = 0
+        el = _ELISION.match(raw)
+        if el and el.end() < len(raw):  # "l'emballage" matched as one hyphen/apostrophe word
+            pre = el.group(0)
+            out.append((pre, 0, len(pre), fold_accents(pre[:-1]), "word"))
+            raw, start = raw[len(pre) :], len(pre)
+        if raw[-1] in _APOS:
+            out.append((raw, start, end, fold_accents(raw[:-1]), "word"))
+            return tuple(out)
+        norm = fold_accents(raw).replace("\u2019", "'").replace("\u02bc", "'")
+        norm = SMS_MAP.get(norm, norm)
+        # Letters repeated for emphasis ("nuuuul", "supeeer") -> at most two.
+        norm = _REPEATS.sub(r"\1", norm)
+        out.append((raw, start, end, norm, "word"))
+        return tuple(out)
+    if len(raw) == 1 and _is_emoji(raw):
+        return ((raw, 0, end, raw, "emoji"),)
+    return ((raw, 0, end, raw, "punct"),)
+
+
+def _tokens(text: str, pieces: Callable[[str], tuple[Piece, ...]]) -> list[Token]:
+    tokens: list[Token] = []
+    append = tokens.append
+    for m in _TOKEN.finditer(text):
+        at = m.start()
+        for raw, start, end, norm, kind in pieces(m.group()):
+            append(_new_tuple(Token, (raw, at + start, at + end, norm, kind)))
+    return tokens
+
+
 def tokenize(text: str) -> list[Token]:
     """Tokens with offsets into `text`; elisions split ("l'emballage" -> l', emballage)."""
-    tokens: list[Token] = []
-    for m in _TOKEN.finditer(text):
-        raw = m.group(0)
-        start, end = m.span()
-        if raw.startswith("<") and raw.endswith(">") and len(raw) > 2:
-            tokens.append(Token(raw, start, end, raw, "pii"))
-            continue
-        if raw[0].isdigit():
-            tokens.append(Token(raw, start, end, raw.replace(",", "."), "num"))
-            continue
-        if raw[0].isalpha():
-            el = _ELISION.match(raw)
-            if el and el.end() < len(raw):  # "l'emballage" matched as one hyphen/apostrophe word
-                pre = el.group(0)
-                tokens.append(Token(pre, start, start + len(pre), fold_accents(pre[:-1]), "word"))
-                raw, start = raw[len(pre) :], start + len(pre)
-            if raw[-1] in _APOS:
-                tokens.append(Token(raw, start, end, fold_accents(raw[:-1]), "word"))
-                continue
-            norm = fold_accents(raw).replace("\u2019", "'").replace("\u02bc", "'")
-            norm = SMS_MAP.get(norm, norm)
-            # Letters repeated for emphasis ("nuuuul", "supeeer") -> at most two.
-            norm = re.sub(r"(\w)\1{2,}", r"\1", norm)
-            tokens.append(Token(raw, start, end, norm, "word"))
-            continue
-        if len(raw) == 1 and _is_emoji(raw):
-            tokens.append(Token(raw, start, end, raw, "emoji"))
-            continue
-        tokens.append(Token(raw, start, end, raw, "punct"))
-    return tokens
+    return _tokens(text, _pieces)
+
+
+class Tokenizer:
+    """`tokenize` with the work on each distinct word done once: the pieces of every match
+    (norm, elision split, kind) are memoised on this object, up to `max_words` of them (then
+    the memo starts over). Build one and keep it (the lexicon scorer holds one)."""
+
+    def __init__(self, max_words: int = 200_000) -> None:
+        self.max_words = max_words
+        self._memo: dict[str, tuple[Piece, ...]] = {}
+
+    def _cached(self, raw: str) -> tuple[Piece, ...]:
+        try:
+            return self._memo[raw]
+        except KeyError:
+            pass
+        if len(self._memo) >= self.max_words:
+            self._memo = {}  # words seen once are most of a full memo: starting over is cheap
+        value = self._memo[raw] = _pieces(raw)
+        return value
+
+    def __call__(self, text: str) -> list[Token]:
+        return _tokens(text, self._cached)
 
 
 def negation_flags(tokens: list[Token]) -> list[bool]:
@@ -224,26 +284,23 @@ def negation_flags(tokens: list[Token]) -> list[bool]:
     rapide", "jamais reçu") scope forward only. Punctuation and contrast words end a scope.
     """
     flags = [False] * len(tokens)
+    if _SCOPE_OPENERS.isdisjoint([t.norm for t in tokens]):
+        return flags  # most clauses: no word that can open a negation scope
     n = len(tokens)
     i = 0
     while i < n:
         tok = tokens[i]
-        if not tok.is_word:
+        if tok.kind != "word":
             i += 1
             continue
         if tok.norm in _NE_FORMS:
             # Look ahead for the second half of the negation within the clause.
             j = i + 1
             while j < n and j - i <= 6 and tokens[j].kind in ("word", "num"):
-                if tokens[j].norm in _STRONG_NEGATORS | _NE_ONLY_NEGATORS | {"que"}:
+                if tokens[j].norm in _NEGATORS_OR_QUE:
                     break
                 j += 1
-            if (
-                j < n
-                and j - i <= 6
-                and tokens[j].is_word
-                and (tokens[j].norm in _STRONG_NEGATORS | _NE_ONLY_NEGATORS)
-            ):
+            if j < n and j - i <= 6 and tokens[j].kind == "word" and tokens[j].norm in _NEGATORS:
                 for k in range(i + 1, j):
                     flags[k] = True
                 _scope_forward(tokens, flags, j)
@@ -320,10 +377,10 @@ def _scope_forward(tokens: list[Token], flags: list[bool], idx: int) -> None:
 def _contrast_starts(tokens: list[Token]) -> dict[int, int]:
     """Token index -> number of tokens of a contrast marker starting there."""
     out: dict[int, int] = {}
-    words = [t.norm for t in tokens]
-    for i in range(len(tokens)):
-        for marker in CONTRAST_MARKERS:
-            parts = marker.split()
+    words = tuple(t.norm for t in tokens)
+    for i, word in enumerate(words):
+        # Only the markers that start with this word can start here (one dict lookup a token).
+        for parts in _CONTRAST_BY_FIRST.get(word, ()):
             if words[i : i + len(parts)] == parts:
                 out[i] = len(parts)
                 break
@@ -344,11 +401,13 @@ def split_clauses(
 
     def flush(next_contrast: bool) -> None:
         nonlocal current, opened_by_contrast
-        words = [t for t in current if t.kind != "punct"]
-        if words:
+        if any(t.kind != "punct" for t in current):
             start, end = current[0].start, current[-1].end
             clauses.append(
-                Clause(start, end, text[start:end], tuple(current), sentence, opened_by_contrast)
+                _new_tuple(
+                    Clause,
+                    (start, end, text[start:end], tuple(current), sentence, opened_by_contrast),
+                )
             )
         current = []
         opened_by_contrast = next_contrast

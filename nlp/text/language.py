@@ -460,6 +460,18 @@ _STOPWORDS: dict[str, frozenset[str]] = {
         ]
     ),
 }
+
+
+def _languages_of(stopwords: dict[str, frozenset[str]]) -> dict[str, tuple[str, ...]]:
+    """Stop word -> the languages listing it (in the lists' order)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for lang, stops in stopwords.items():
+        for stop in stops:
+            out[stop] = (*out.get(stop, ()), lang)
+    return out
+
+
+_LANGUAGES_OF = _languages_of(_STOPWORDS)
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 # Orthographic hints that split close languages (fr vs others) on short texts.
 _HINTS: dict[str, re.Pattern[str]] = {
@@ -472,16 +484,18 @@ _HINTS: dict[str, re.Pattern[str]] = {
 
 def detect_language(text: str) -> tuple[str, float]:
     """Return (ISO 639-1 code, confidence 0-1). No letters at all -> ("und", 0.0)."""
-    words = [fold_accents(w) for w in _WORD.findall(text or "")]
+    # ASCII words only need lower case (accent folding leaves ASCII letters as they are).
+    words = [w.lower() if w.isascii() else fold_accents(w) for w in _WORD.findall(text or "")]
     if not words:
         # Emoji-only feedback ("😡😡") is still feedback: French by default, barely confident.
         has_symbols = any(
             not ch.isspace() and not ch.isdigit() and ord(ch) > 0x2000 for ch in text or ""
         )
         return ("fr", 0.1) if has_symbols else ("und", 0.0)
-    scores: dict[str, float] = {
-        lang: sum(1 for w in words if w in stops) for lang, stops in _STOPWORDS.items()
-    }
+    scores: dict[str, float] = dict.fromkeys(_STOPWORDS, 0)
+    for w in words:  # one lookup a word instead of one per language
+        for lang in _LANGUAGES_OF.get(w, ()):
+            scores[lang] += 1
     for lang, pattern in _HINTS.items():
         scores[lang] += 0.5 * min(3, len(pattern.findall(text)))
     best = max(scores, key=lambda k: (scores[k], k == "fr"))

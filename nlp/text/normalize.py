@@ -34,10 +34,27 @@ _QUOTES = str.maketrans(
         "\u2026": "...",
     }
 )
+_QUOTED = re.compile("[" + re.escape("".join(chr(c) for c in _QUOTES)) + "]")
 # Zero-width joiners (U+200D) are kept: they glue multi-codepoint emojis together.
 _INVISIBLE = {"\u200b", "\u200c", "\u2060", "\ufeff", "\u00ad"}
+# What `_keep` drops, as one character class (a C-level `sub` instead of a Python call per
+# character): control characters but tab and newline (Cc), surrogates (Cs), private use (Co) and
+# the invisible characters above. These categories are closed by Unicode's stability policy.
+_DROPPED = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u200b\u200c\u2060\ufeff"
+    "\ud800-\udfff\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd]"
+)
 _SPACES = re.compile(r"[ \t\u00a0\u202f\u2000-\u200a\u3000]+")
 _NEWLINES = re.compile(r"\s*\n\s*")
+# Anything a step of normalize_text would change (besides NFC): absent, the text is returned as
+# it is. Quotes, dropped characters, CR, any space but a lone " ", whitespace at a line break
+# or at either end.
+_TO_CHANGE = re.compile(
+    _QUOTED.pattern[:-1]
+    + _DROPPED.pattern[1:-1]
+    + "\r\t\u00a0\u202f\u2000-\u200a\u3000]"
+    + r"| {2,}|\s\n|\n\s|^\s|\s\Z"
+)
 
 
 def _keep(ch: str) -> bool:
@@ -58,9 +75,17 @@ def normalize_text(text: str) -> str:
     """
     if not text:
         return ""
-    text = unicodedata.normalize("NFC", text).translate(_QUOTES)
+    if unicodedata.is_normalized("NFC", text) and not _TO_CHANGE.search(text):
+        return text  # already normalised (most texts, and every text normalised before)
+    return _normalize(text)
+
+
+def _normalize(text: str) -> str:
+    text = unicodedata.normalize("NFC", text)
+    if _QUOTED.search(text):  # translate costs a failed dict lookup per non-ASCII character
+        text = text.translate(_QUOTES)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = "".join(ch for ch in text if _keep(ch))
+    text = _DROPPED.sub("", text)
     text = _SPACES.sub(" ", text)
     text = _NEWLINES.sub("\n", text)
     return text.strip()

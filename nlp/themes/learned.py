@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -32,7 +32,7 @@ import numpy as np
 from nlp.errors import VerbatimError
 from nlp.sentiment.lexicon import ClauseScore, LexiconSentiment
 from nlp.taxonomy import Taxonomy, load_taxonomy
-from nlp.text.french import tokenize
+from nlp.text.french import Token, tokenize
 from nlp.text.normalize import fold_accents, normalize_text
 from nlp.themes.embed import TextSignals
 from nlp.themes.polarity import (
@@ -88,12 +88,85 @@ def char_analyzer(text: str) -> list[str]:
     return char_wb_ngrams(char_preprocessor(text), *CHAR_NGRAMS)
 
 
-def fitted_vectorizer(vocab: Mapping[str, Mapping[str, int]], arrays: Mapping[str, Any]) -> Any:
-    """The saved vectoriser for transforms only (nlp/themes/tfidf: no scikit-learn import)."""
+WORD_MEMO_MAX = 200_000  # distinct words whose features an id extractor remembers
+
+
+class StemIds:
+    """`stem_analyzer`'s features as vocabulary ids, with the text's tokens read from
+    `tokens` (the lexicon scorer's memo: the sentiment already tokenised the same normalised
+    text) and each word's stem and id memoised here."""
+
+    def __init__(self, vocabulary: Mapping[str, int], tokens: Callable[[str], list[Token]]):
+        self.vocabulary = vocabulary
+        self.tokens = tokens
+        self._stems: dict[str, str] = {}
+
+    def _stem(self, norm: str) -> str:
+        try:
+            return self._stems[norm]
+        except KeyError:
+            pass
+        if len(self._stems) >= WORD_MEMO_MAX:
+            self._stems = {}
+        stem = self._stems[norm] = light_stem(norm)
+        return stem
+
+    def __call__(self, text: str) -> list[int]:
+        words = [
+            stem
+            for t in self.tokens(normalize_text(text))
+            if t.kind in ("word", "num", "emoji") and (stem := self._stem(t.norm))
+        ]
+        get = self.vocabulary.get
+        ids = [j for j in map(get, words) if j is not None]
+        ids.extend(
+            j for a, b in zip(words, words[1:], strict=False) if (j := get(f"{a} {b}")) is not None
+        )
+        return ids
+
+
+class CharIds:
+    """`char_analyzer`'s features as vocabulary ids: char_wb n-grams never cross a word, so
+    each distinct word's ids are computed once (memoised here)."""
+
+    def __init__(self, vocabulary: Mapping[str, int]) -> None:
+        self.vocabulary = vocabulary
+        self._words: dict[str, tuple[int, ...]] = {}
+
+    def _word(self, word: str) -> tuple[int, ...]:
+        try:
+            return self._words[word]
+        except KeyError:
+            pass
+        if len(self._words) >= WORD_MEMO_MAX:
+            self._words = {}
+        get = self.vocabulary.get
+        ids = tuple(j for j in map(get, char_wb_ngrams(word, *CHAR_NGRAMS)) if j is not None)
+        self._words[word] = ids
+        return ids
+
+    def __call__(self, text: str) -> list[int]:
+        # char_wb_ngrams collapses whitespace then splits on it: split() alone gives the words.
+        ids: list[int] = []
+        for word in char_preprocessor(text).split():
+            ids.extend(self._word(word))
+        return ids
+
+
+def fitted_vectorizer(
+    vocab: Mapping[str, Mapping[str, int]],
+    arrays: Mapping[str, Any],
+    tokens: Callable[[str], list[Token]] | None = None,
+) -> Any:
+    """The saved vectoriser for transforms only (nlp/themes/tfidf: no scikit-learn import).
+    With `tokens` (a memoised tokenizer), features are read through the fast id extractors."""
     analyzers = {"word": stem_analyzer, "char": char_analyzer}
+    ids: dict[str, Callable[[str], list[int]] | None] = {"word": None, "char": None}
+    if tokens is not None:
+        ids = {"word": StemIds(vocab["word"], tokens), "char": CharIds(vocab["char"])}
     return FittedTfidf(
         [
-            (name, FittedTfidfPart(analyzers[name], vocab[name], arrays[f"idf_{name}"]))
+            (name, FittedTfidfPart(analyzers[name], vocab[name], arrays[f"idf_{name}"], ids[name]))
             for name in ("word", "char")
         ]
     )
@@ -523,7 +596,8 @@ class LearnedThemeDetector:
         """Where each theme is expressed: the rules' clauses when they found it. A theme only
         the head found is implicit ("tombé en panne au bout d'un mois" is about the product):
         its polarity is read from the whole text, its evidence is the clause that the TF-IDF
-        part of its head scores highest."""
+        part of its head scores highest. `clauses`: `self.rules.clause_scores(text)` (passed
+        when the caller has them)."""
         if clauses is None:
             clauses = self.rules.clause_scores(text)
         if not clauses:
@@ -535,7 +609,7 @@ class LearnedThemeDetector:
             rule = by_rule.get(theme)
             if rule is not None and rule.clauses:
                 ctx = context_of(
-                    theme, self.rules.with_cues(text, clauses, theme), rule.clauses, rule.valence
+                    theme, self.rules.clause_scores(text, theme), rule.clauses, rule.valence
                 )
                 out[theme] = replace(ctx, evidence=rule.mention.evidence or ctx.evidence)
             else:
@@ -554,7 +628,7 @@ class LearnedThemeDetector:
             z = np.asarray(xc @ w[[cols[t] for t in scored], : self.n_text_features].T)
             best = {t: int(np.argmax(z[:, col])) for col, t in enumerate(scored)}
         for theme in need:
-            ctx = context_of(theme, self.rules.with_cues(text, clauses, theme), whole)
+            ctx = context_of(theme, self.rules.clause_scores(text, theme), whole)
             if theme in best:
                 c = clauses[best[theme]].clause
                 ctx = replace(ctx, evidence=Span(c.start, c.end, c.text))
@@ -764,7 +838,7 @@ class LearnedThemeDetector:
         with np.load(files[2]) as data:
             arrays = {k: data[k] for k in data.files}
         if vocab:
-            model.vectorizer = fitted_vectorizer(vocab, arrays)
+            model.vectorizer = fitted_vectorizer(vocab, arrays, model.scorer.tokens)
         model.n_text_features = int(meta.get("n_text_features", 0))
         for variant in meta.get("variants", []):
             model.coef[variant] = arrays[f"coef_{variant}"]

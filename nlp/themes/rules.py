@@ -8,22 +8,26 @@ loaded once by the caller) or without one (surface forms + light stemmer).
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from nlp.sentiment.lexicon import ClauseScore, LexiconSentiment
+from nlp.sentiment.lexicon import MEMO_CHARS, ClauseScore, LexiconSentiment
 from nlp.taxonomy import CompiledPattern, Taxonomy, compile_pattern
 from nlp.text.french import Token, tokenize
 from nlp.text.lemmas import LookupLemmatizer
+from nlp.text.memo import TextMemo
 from nlp.text.normalize import fold_accents
+from nlp.text.prefilter import PatternFilter
 from nlp.themes.stem import light_stem
 from nlp.types import Polarity, Span, ThemeMention
 
 VERSION = "0.3"
 POLARITY_MIN = 0.3  # |clause valence| under this is "no opinion" in that clause
+WORD_MEMO_MAX = 200_000  # distinct words whose seed keys a detector remembers (then starts over)
 WEAK_WINDOW = 4  # max tokens between a weak seed and the opinion word that makes it count
 CUE_VALENCE = 1.5  # a taxonomy cue weighs like a clear opinion word of the lexicon
 # A cue right after a negator reads the other way ("pas dans les temps", "non respecté").
@@ -35,7 +39,22 @@ _CUE_NEGATED = re.compile(
 # Where a clause naming two themes is cut ("service rapide et plats froids").
 _SHARED_SPLIT = {"et", ";", "/", "+", "puis", "ni", "&"}
 # Same-length substitutions so spaCy sees plain apostrophes while offsets stay identical.
-_SPACY_SAFE = str.maketrans({"\u2019": "'", "\u02bc": "'", "\u2018": "'"})
+_SPACY_SAFE = ("\u2019", "\u02bc", "\u2018")
+
+
+def _plain(text: str) -> str:
+    """Typographic apostrophes as "'" (same length: offsets stay valid). Three C-level
+    replaces: `str.translate` with a dict costs a failed lookup per accented character."""
+    for quote in _SPACY_SAFE:
+        text = text.replace(quote, "'")
+    return text
+
+
+def _clause_at(starts: list[int], offset: int) -> int:
+    """Index of the clause holding char `offset`, given the clauses' (increasing, disjoint)
+    start offsets: the last one starting at or before it, which is also the nearest preceding
+    clause when the offset falls in punctuation between clauses (0 before the first)."""
+    return max(0, bisect.bisect_right(starts, offset) - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +119,17 @@ class RuleThemeDetector:
         self._patterns: list[tuple[str, CompiledPattern]] = []
         # Polarity cues: "" = for every theme; a theme id = only for that theme.
         self._cues: dict[str, list[tuple[float, CompiledPattern]]] = {}
+        self._word_keys: dict[str, frozenset[str]] = {}  # token text -> seed keys (see _keys_of)
         self._compile()
+        # Which patterns / cues can match a text, in one pass over it (nlp/text/prefilter).
+        self._pattern_filter = PatternFilter([p for _, p in self._patterns])
+        self._cue_filters = {
+            owner: PatternFilter([p for _, p in cues]) for owner, cues in self._cues.items()
+        }
+        # Cued clause scores per (text, theme), once: detection and the learned heads share them.
+        self._cued: TextMemo[tuple[str, str], tuple[ClauseScore, ...]] = TextMemo(
+            self._cued_clauses, MEMO_CHARS, size=lambda key: len(key[0])
+        )
 
     # --- compilation --------------------------------------------------------------------
     def _compile_cues(self, owner: str, positive: list[str], negative: list[str]) -> None:
@@ -142,7 +171,7 @@ class RuleThemeDetector:
         if self.nlp is None or self.lookup is not None:
             return [{} for _ in texts]
         out = []
-        for doc in self.nlp.pipe([t.translate(_SPACY_SAFE) for t in texts], batch_size=64):
+        for doc in self.nlp.pipe([_plain(t) for t in texts], batch_size=64):
             out.append({tok.idx: tok.lemma_ for tok in doc if not tok.is_space})
         return out
 
@@ -152,9 +181,24 @@ class RuleThemeDetector:
         return lemmas.get(token.start)
 
     # --- matching -----------------------------------------------------------------------
+    def _keys_of(self, words: list[Token], lemmas: dict[int, str]) -> list[frozenset[str]]:
+        if self.nlp is not None and self.lookup is None:  # spaCy lemmas depend on the context
+            return [_token_keys(t, self._lemma(t, lemmas)) for t in words]
+        # Lookup lemmas (or none): a word's keys depend on its text alone, memoised here.
+        memo = self._word_keys
+        out = []
+        for t in words:
+            keys = memo.get(t.text)
+            if keys is None:
+                if len(memo) >= WORD_MEMO_MAX:
+                    memo.clear()
+                keys = memo[t.text] = _token_keys(t, self._lemma(t, lemmas))
+            out.append(keys)
+        return out
+
     def _hits(self, text: str, tokens: list[Token], lemmas: dict[int, str]) -> list[_Hit]:
         words = [t for t in tokens if t.kind in ("word", "num", "emoji")]
-        keys = [_token_keys(t, self._lemma(t, lemmas)) for t in words]
+        keys = self._keys_of(words, lemmas)
         hits: list[_Hit] = []
         for i, token_keys in enumerate(keys):
             seen: set[int] = set()
@@ -176,8 +220,9 @@ class RuleThemeDetector:
                                 seed.weak,
                             )
                         )
-        plain = text.translate(_SPACY_SAFE)  # same length: offsets stay valid
-        for theme_id, pattern in self._patterns:
+        plain = _plain(text)  # same length: offsets stay valid
+        for k in self._pattern_filter.candidates(plain):
+            theme_id, pattern = self._patterns[k]
             for m in pattern.finditer(plain):
                 if m.end() > m.start():
                     hits.append(_Hit(theme_id, m.start(), m.end(), 0.85))
@@ -191,17 +236,6 @@ class RuleThemeDetector:
         if value <= -POLARITY_MIN:
             return "negative"
         return "neutral"
-
-    def _clause_of(self, clauses: list[ClauseScore], offset: int) -> int:
-        for idx, cs in enumerate(clauses):
-            if cs.clause.start <= offset < cs.clause.end:
-                return idx
-        # Offset in punctuation between clauses: take the nearest preceding clause.
-        best = 0
-        for idx, cs in enumerate(clauses):
-            if cs.clause.start <= offset:
-                best = idx
-        return best
 
     def _mention_valence(self, clauses: list[ClauseScore], idx: int, doc_value: float) -> float:
         value = clauses[idx].score
@@ -246,14 +280,16 @@ class RuleThemeDetector:
         cues = self._cues.get(theme)
         if not cues or not clauses:
             return clauses
-        plain = text.translate(_SPACY_SAFE)
+        plain = _plain(text)
         delta = [0.0] * len(clauses)
         starts: list[list[int]] = [[] for _ in clauses]
-        for sign, pattern in cues:
+        clause_starts = [cs.clause.start for cs in clauses]
+        for k in self._cue_filters[theme].candidates(plain):
+            sign, pattern = cues[k]
             for m in pattern.finditer(plain):
                 if m.end() <= m.start():
                     continue
-                k = self._clause_of(clauses, m.start())
+                k = _clause_at(clause_starts, m.start())
                 negated = _CUE_NEGATED.search(plain[max(0, m.start() - 24) : m.start()])
                 delta[k] += -sign * CUE_VALENCE if negated else sign * CUE_VALENCE
                 starts[k].append(m.start())
@@ -273,9 +309,18 @@ class RuleThemeDetector:
     def clause_scores(
         self, text: str, theme: str = "", tokens: list[Token] | None = None
     ) -> list[ClauseScore]:
-        """The lexicon's clause scores with the cues for every theme (and `theme`'s own)."""
-        clauses = self.with_cues(text, self.scorer.clause_scores(text, tokens or tokenize(text)))
+        """The lexicon's clause scores with the cues for every theme (and `theme`'s own);
+        without `tokens`, computed once per (text, theme) and shared by whoever asks."""
+        if not tokens:  # (an empty list meant "tokenise it" too)
+            return list(self._cued((text, theme)))
+        clauses = self.with_cues(text, self.scorer.clause_scores(text, tokens))
         return self.with_cues(text, clauses, theme) if theme else clauses
+
+    def _cued_clauses(self, key: tuple[str, str]) -> tuple[ClauseScore, ...]:
+        text, theme = key
+        if theme:  # a theme's cues apply on top of the shared ones (memoised themselves)
+            return tuple(self.with_cues(text, list(self._cued((text, ""))), theme))
+        return tuple(self.with_cues(text, self.scorer.clause_scores(text)))
 
     def _split_shared(
         self,
@@ -329,16 +374,17 @@ class RuleThemeDetector:
     def detect_one(self, text: str, lemmas: dict[int, str] | None = None) -> list[RuleMention]:
         if not text or not text.strip():
             return []
-        tokens = tokenize(text)
+        tokens = self.scorer.tokens(text)
         hits = self._hits(text, tokens, lemmas or {})
         if not hits:
             return []
-        clauses = self.with_cues(text, self.scorer.clause_scores(text, tokens))
+        clauses = self.clause_scores(text)
         if not clauses:
             return []
         doc_value = sum(c.score for c in clauses)
-        themed = {t: self.with_cues(text, clauses, t) for t in {h.theme for h in hits}}
-        located = [(hit, self._clause_of(clauses, hit.start)) for hit in hits]
+        themed = {t: self.clause_scores(text, t) for t in {h.theme for h in hits}}
+        clause_starts = [cs.clause.start for cs in clauses]
+        located = [(hit, _clause_at(clause_starts, hit.start)) for hit in hits]
         strong = [(hit, idx) for hit, idx in located if not hit.weak]
         word_pos = {t.start: k for k, t in enumerate(tokens)}
         per_theme: dict[str, list[tuple[_Hit, int, float]]] = {}
