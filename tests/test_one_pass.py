@@ -20,7 +20,10 @@ from nlp.encoder.runtime import (
     ONNX_FP32,
     RUNTIMES,
     build_runtime_dir,
+    export_onnx,
+    gather_tables_fp16,
     load_runtime,
+    onnx_session,
     read_runtime_dir,
 )
 from nlp.sentiment.embedded import EmbeddedSentiment, SentimentHeadConfig
@@ -181,6 +184,70 @@ def test_onnx_runtimes_are_built_measured_and_faithful(
     with pytest.raises(FileNotFoundError, match="verbatim setup"):
         load_runtime(trained.encoder, tmp_path, "k1", prefer="onnx-fp32")
     assert load_runtime(trained.encoder, tmp_path, "nothing built", prefer="auto").name == "torch"
+
+
+def test_embedding_tables_are_stored_fp16_and_give_the_same_states(
+    trained: EmbeddedSentiment, tmp_path: Path
+) -> None:
+    """The int8 build keeps the tables only Gather reads (word embeddings) in fp16: the
+    looked-up rows are cast back to fp32, so token states stay within fp16 rounding."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, numpy_helper
+
+    export_onnx(trained.encoder.model, tmp_path / ONNX_FP32)
+    model = onnx.load(str(tmp_path / ONNX_FP32))
+    before = {t.name: t for t in model.graph.initializer}
+    done = gather_tables_fp16(model, min_elements=1)
+    word = [n for n in done if "word_embeddings" in n]
+    assert word, done
+    tables = {t.name: t for t in model.graph.initializer}
+    assert word[0] not in tables and tables[word[0] + "_fp16"].data_type == TensorProto.FLOAT16
+    # Tables read by anything but a Gather (and the small ones, by default) stay fp32.
+    assert all(before[n].data_type == TensorProto.FLOAT for n in done)
+    assert gather_tables_fp16(onnx.load(str(tmp_path / ONNX_FP32))) == []  # tiny: under the bar
+    onnx.save(model, str(tmp_path / "fp16.onnx"))
+    ids = trained.encoder.token_ids(TEXTS, 32)
+    for _, input_ids, mask in trained.encoder.np_batches(ids):
+        feed = {"input_ids": input_ids, "attention_mask": mask}
+        ref = onnx_session(tmp_path / ONNX_FP32).run(["hidden"], feed)[0]
+        got = onnx_session(tmp_path / "fp16.onnx").run(["hidden"], feed)[0]
+        assert got.dtype == np.float32
+        assert np.abs(got - ref).max() < 2e-2
+        table = numpy_helper.to_array(before[word[0]])
+        assert not np.array_equal(table, table.astype(np.float16).astype(np.float32))
+
+
+def test_fp16_tables_leave_shared_and_small_initializers_alone(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    big = rng.normal(size=(64, 8)).astype(np.float32)
+    shared = rng.normal(size=(64, 8)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gather", ["big", "ids"], ["a"]),
+            helper.make_node("Gather", ["shared", "ids"], ["b"]),
+            helper.make_node("Transpose", ["shared"], ["shared_t"]),
+            helper.make_node("MatMul", ["b", "shared_t"], ["c"]),
+            helper.make_node("Add", ["a", "b"], ["out"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [None])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 8])],
+        [numpy_helper.from_array(big, "big"), numpy_helper.from_array(shared, "shared")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert gather_tables_fp16(model, min_elements=64 * 8 + 1) == []
+    assert gather_tables_fp16(model, min_elements=64 * 8) == ["big"]  # "shared" feeds a MatMul
+    onnx.checker.check_model(model)
+    onnx.save(model, str(tmp_path / "g.onnx"))
+    ids = np.array([3, 0, 63, 3], dtype=np.int64)
+    out = ort.InferenceSession(str(tmp_path / "g.onnx")).run(["out"], {"ids": ids})[0]
+    want = big.astype(np.float16).astype(np.float32)[ids] + shared[ids]
+    assert out.dtype == np.float32 and np.allclose(out, want, atol=1e-6)
 
 
 # --- stored embeddings -----------------------------------------------------------------------
