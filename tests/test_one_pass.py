@@ -18,6 +18,8 @@ from nlp.encoder import EncoderConfig, load_encoder
 from nlp.encoder.build import build_encoder_dir
 from nlp.encoder.runtime import (
     ONNX_FP32,
+    RUNTIME_FILE,
+    RUNTIME_FORMAT,
     RUNTIMES,
     build_runtime_dir,
     compact_gather_tables,
@@ -185,6 +187,22 @@ def test_onnx_runtimes_are_built_measured_and_faithful(
     with pytest.raises(FileNotFoundError, match="verbatim setup"):
         load_runtime(trained.encoder, tmp_path, "k1", prefer="onnx-fp32")
     assert load_runtime(trained.encoder, tmp_path, "nothing built", prefer="auto").name == "torch"
+
+
+def test_a_build_of_an_older_format_is_not_loaded_and_says_so(
+    trained: EmbeddedSentiment, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    current = tmp_path / f"abc-r{RUNTIME_FORMAT}"
+    with caplog.at_level("WARNING", logger="nlp.encoder.runtime"):
+        assert load_runtime(trained.encoder, current, current.name).name == "torch"
+    assert not caplog.records  # nothing ever built here: torch, silently as before
+    (tmp_path / "abc").mkdir()
+    (tmp_path / "abc" / RUNTIME_FILE).write_text(
+        json.dumps({"format": 1, "fingerprint": "abc", "chosen": "onnx-int8"}), encoding="utf-8"
+    )
+    with caplog.at_level("WARNING", logger="nlp.encoder.runtime"):
+        assert load_runtime(trained.encoder, current, current.name).name == "torch"
+    assert "verbatim setup" in caplog.text and "older format" in caplog.text
 
 
 def test_embedding_tables_are_compacted_and_give_the_same_states(

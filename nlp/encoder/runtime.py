@@ -401,6 +401,20 @@ def read_runtime_dir(out_dir: Path, fingerprint: str) -> dict[str, Any] | None:
     return record
 
 
+def _older_builds(out_dir: Path) -> list[Path]:
+    """Builds of the same weights in another format beside `out_dir` (an upgrade without
+    `verbatim setup`: worth a warning, unlike a machine where nothing was ever built)."""
+    stem = out_dir.name.removesuffix(f"-r{RUNTIME_FORMAT}")
+    try:
+        return [
+            p
+            for p in out_dir.parent.glob(f"{stem}*")
+            if p != out_dir and (p / RUNTIME_FILE).is_file()
+        ]
+    except OSError:
+        return []
+
+
 def load_runtime(
     encoder: Any, out_dir: Path, fingerprint: str, *, prefer: str = "auto"
 ) -> EncoderRuntime:
@@ -408,10 +422,10 @@ def load_runtime(
     if prefer == "torch":
         return EncoderRuntime("torch", encoder)
     record = read_runtime_dir(out_dir, fingerprint)
-    if record is None and prefer == "auto":
+    if record is None and prefer == "auto" and _older_builds(Path(out_dir)):
         log.warning(
-            "no current ONNX build of this encoder in %s: it runs on torch (slower, more "
-            "memory); run `verbatim setup` to build it",
+            "the ONNX build of this encoder is of an older format (%s): it runs on torch "
+            "(slower, more memory) until `verbatim setup` builds the current one",
             out_dir,
         )
     name = prefer if prefer != "auto" else (record or {}).get("chosen", "torch")
