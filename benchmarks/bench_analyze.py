@@ -150,10 +150,12 @@ def runtime_choice() -> str:
     """The encoder runtime `verbatim setup` recorded for the packaged model (or torch)."""
     try:
         from core.settings import load_settings
+        from nlp.encoder.runtime import RUNTIME_FORMAT
 
         root = load_settings().resolved_model_dir / "runtime"
         records = [json.loads(p.read_text(encoding="utf-8")) for p in root.glob("*/runtime.json")]
-        return ", ".join(sorted({r["chosen"] for r in records})) or "torch (no runtime build)"
+        current = {r["chosen"] for r in records if r.get("format") == RUNTIME_FORMAT}
+        return ", ".join(sorted(current)) or "torch (no current runtime build)"
     except (OSError, ValueError):
         return "unknown"
 

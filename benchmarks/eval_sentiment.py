@@ -48,14 +48,19 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def build(name: str, model_path: str | None):  # noqa: ANN201
+def build(name: str, model_path: str | None, runtime: str | None = None):  # noqa: ANN201
     if name == "tfidf":
         from nlp.sentiment.baseline import TfidfSentiment
 
         train = training_rows()
         return TfidfSentiment().fit([r["text"] for r in train], [gold_sentiment(r) for r in train])
     settings = load_settings()
-    return build_sentiment(name, path=model_path, model_dir=settings.resolved_model_dir)
+    return build_sentiment(
+        name,
+        path=model_path,
+        model_dir=settings.resolved_model_dir,
+        runtime=runtime or settings.encoder_runtime,
+    )
 
 
 def main() -> None:
@@ -63,6 +68,12 @@ def main() -> None:
     ap.add_argument("--backends", default="embedded,lexicon,tfidf")
     ap.add_argument("--sets", default=None, help="comma-separated subset of the eval sets")
     ap.add_argument("--model-path", default=None, help="delta dir for the embedded backend")
+    ap.add_argument(
+        "--runtime",
+        default=None,
+        help="encoder runtime of the embedded backend: auto (default: settings.encoder_runtime, "
+        "what `verbatim analyze` uses), torch, onnx-int8, onnx-fp32",
+    )
     ap.add_argument("--confusion", action="store_true")
     args = ap.parse_args()
     sets = eval_sets()
@@ -71,7 +82,10 @@ def main() -> None:
     print(f"CPU: {cpu_model()}")
     print(f"{'backend':<10} {'set':<28} {'n':>5} {'macro-F1':>9} {'acc':>6} {'docs/s':>8}")
     for name in args.backends.split(","):
-        model = build(name, args.model_path)
+        model = build(name, args.model_path, args.runtime)
+        runtime = getattr(getattr(model, "runtime", None), "name", None)
+        if runtime:
+            print(f"{name}: encoder runtime {runtime}", flush=True)
         for set_name, rows in sets.items():
             gold = [gold_sentiment(r) for r in rows]
             t0 = time.perf_counter()

