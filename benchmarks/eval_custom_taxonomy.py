@@ -37,12 +37,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.eval_themes import polarity_mix, score, table  # noqa: E402
+from benchmarks.eval_themes import (  # noqa: E402
+    polarity_mix,
+    preload_encodings,
+    score,
+    table,
+)
 from core.analysis import load_lemmatizer  # noqa: E402
 from core.settings import load_settings  # noqa: E402
 from jobs.train_themes import CachedSignals, build_signals, train_from_examples  # noqa: E402
@@ -117,56 +120,6 @@ def kfold_splits(reviews: Sequence[str], folds: int) -> list[tuple[list[int], li
         held = set(test)
         out.append(([i for i in range(len(reviews)) if i not in held], test))
     return out
-
-
-# --- encoder cache: the one-pass encodings (token states) kept on disk between runs -------------
-def _encoding_file(cache: Path, signals: Any) -> Path:
-    sig = str(signals.sentiment_signature)
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in sig)
-    return cache / f"encodings-{safe}.npz"
-
-
-def preload_encodings(signals: CachedSignals, cache: Path, texts: Sequence[str]) -> None:
-    """Fill `signals`' in-memory pass memo from disk, encode what is missing, save."""
-    from nlp.sentiment.embedded import DocEncoding
-
-    file = _encoding_file(cache, signals)
-    memo: dict[str, Any] = signals.__dict__.setdefault("_encoded", {})
-    model = getattr(signals.inner, "sentiment", None)
-    if file.is_file():
-        with np.load(file) as npz:
-            data = {k: npz[k] for k in npz.files}  # each npz[k] access reads the file again
-        offsets = data["offsets"]
-        for i, text in enumerate(data["texts"].tolist()):
-            a, b = int(offsets[i]), int(offsets[i + 1])
-            memo[text] = DocEncoding(
-                model,
-                data["pooled"][i : i + 1],
-                data["sentiment"][i : i + 1],
-                data["stars"][i : i + 1],
-                [data["states"][a:b]],
-                [data["spans"][a:b]],
-                [text],
-            )
-    missing = sorted({t for t in texts if t not in memo})
-    if not missing:
-        return
-    t0 = time.perf_counter()
-    signals.encode(missing)
-    print(f"encoded {len(missing)} texts in {time.perf_counter() - t0:.0f}s", flush=True)
-    items = list(memo.items())
-    lengths = [len(e.states[0]) for _, e in items]
-    np.savez(
-        file,
-        keys=np.array([hashlib.sha1(t.encode("utf-8")).hexdigest() for t, _ in items]),
-        texts=np.array([t for t, _ in items]),
-        offsets=np.concatenate([[0], np.cumsum(lengths)]),
-        pooled=np.vstack([e.pooled for _, e in items]),
-        sentiment=np.vstack([e.sentiment_logits for _, e in items]),
-        stars=np.vstack([e.star_logits for _, e in items]),
-        states=np.vstack([e.states[0] for _, e in items]).astype(np.float32),
-        spans=np.vstack([e.spans[0] for _, e in items]),
-    )
 
 
 # --- train and score ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ outputs are cached under --cache (texts hashed, never copied).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 import warnings
@@ -29,7 +30,7 @@ import numpy as np
 from core.analysis import load_lemmatizer
 from core.settings import load_settings
 from jobs.evaluate import theme_metrics
-from jobs.train_themes import build_signals
+from jobs.train_themes import CachedSignals, build_signals
 from nlp.sentiment.lexicon import LexiconSentiment
 from nlp.taxonomy import Taxonomy, load_taxonomy
 from nlp.themes.learned import LearnedThemeDetector, load_theme_model
@@ -43,6 +44,56 @@ SEMEVAL_ASPECTS = {
     "SERVICE": "service",
     "AMBIENCE": "ambiance",
 }
+
+
+# --- encoder cache: the one-pass encodings (token states) kept on disk between runs -------------
+def _encoding_file(cache: Path, signals: Any) -> Path:
+    sig = str(signals.sentiment_signature)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in sig)
+    return cache / f"encodings-{safe}.npz"
+
+
+def preload_encodings(signals: CachedSignals, cache: Path, texts: Sequence[str]) -> None:
+    """Fill `signals`' in-memory pass memo from disk, encode what is missing, save."""
+    from nlp.sentiment.embedded import DocEncoding
+
+    file = _encoding_file(cache, signals)
+    memo: dict[str, Any] = signals.__dict__.setdefault("_encoded", {})
+    model = getattr(signals.inner, "sentiment", None)
+    if file.is_file():
+        with np.load(file) as npz:
+            data = {k: npz[k] for k in npz.files}  # each npz[k] access reads the file again
+        offsets = data["offsets"]
+        for i, text in enumerate(data["texts"].tolist()):
+            a, b = int(offsets[i]), int(offsets[i + 1])
+            memo[text] = DocEncoding(
+                model,
+                data["pooled"][i : i + 1],
+                data["sentiment"][i : i + 1],
+                data["stars"][i : i + 1],
+                [data["states"][a:b]],
+                [data["spans"][a:b]],
+                [text],
+            )
+    missing = sorted({t for t in texts if t not in memo})
+    if not missing:
+        return
+    t0 = time.perf_counter()
+    signals.encode(missing)
+    print(f"encoded {len(missing)} texts in {time.perf_counter() - t0:.0f}s", flush=True)
+    items = list(memo.items())
+    lengths = [len(e.states[0]) for _, e in items]
+    np.savez(
+        file,
+        keys=np.array([hashlib.sha1(t.encode("utf-8")).hexdigest() for t, _ in items]),
+        texts=np.array([t for t, _ in items]),
+        offsets=np.concatenate([[0], np.cumsum(lengths)]),
+        pooled=np.vstack([e.pooled for _, e in items]),
+        sentiment=np.vstack([e.sentiment_logits for _, e in items]),
+        stars=np.vstack([e.star_logits for _, e in items]),
+        states=np.vstack([e.states[0] for _, e in items]).astype(np.float32),
+        spans=np.vstack([e.spans[0] for _, e in items]),
+    )
 
 
 def read_jsonl(path: Path, key: str) -> tuple[list[str], list[dict[str, str]]]:
@@ -382,6 +433,10 @@ def main() -> None:
     signals = None
     if not args.no_encoder:
         _, signals = build_signals(load_settings(), args.backend, args.cache)
+    if isinstance(signals, CachedSignals) and args.extra is not None:
+        # The one-pass encodings (token states) of every scored text, kept on disk.
+        dev_x, _ = read_jsonl(args.data / "themes_fr" / "dev.jsonl", "themes")
+        preload_encodings(signals, args.cache, dev_x + read_jsonl(args.extra, "themes")[0])
     out: dict[str, Any] = {}
     if args.only in (None, "ecommerce") and args.extra is not None:
         out["ecommerce_extra"] = ecommerce_extra(args, nlp, scorer, signals)

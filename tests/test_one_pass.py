@@ -156,6 +156,39 @@ def test_span_pooling_reads_each_clause_from_the_documents_pass(trained: Embedde
     assert whole == pytest.approx([doc[c] for c in POLARITIES], abs=1e-5)
 
 
+def test_clause_features_read_each_clause_and_its_surroundings(trained: EmbeddedSentiment) -> None:
+    """Version-2 span features: per-clause extremes (a praised and a faulted clause of one
+    theme stay apart instead of averaging out), the neighbours and the rest of the text, all
+    from the document's one pass."""
+    from nlp.sentiment.lexicon import LexiconSentiment
+    from nlp.themes.learned import span_features
+    from nlp.themes.polarity import context_of
+
+    text = "super livraison, produit cassé nul, le monde"
+    clauses = LexiconSentiment().clause_scores(text)
+    assert len(clauses) == 3
+    enc = trained.encode_docs([text])
+    both = context_of("livraison", clauses, [0, 1])
+    alone = context_of("produit", clauses, [1])
+    whole = context_of("prix", clauses, [0, 1, 2])
+    old = span_features(enc, [0, 0, 0], [both, alone, whole])
+    new = span_features(enc, [0, 0, 0], [both, alone, whole], version=2)
+    assert old.shape == (3, 6) and new.shape == (3, 17)
+    assert np.allclose(new[:, :6], old)
+    each = enc.span_probs([(0, (s,)) for s in both.spans])
+    neg, pos = POLARITIES.index("negative"), POLARITIES.index("positive")
+    assert np.allclose(new[0, 6:9], each.max(0), atol=1e-6)
+    assert new[0, 9] == pytest.approx(each[:, neg].min(), abs=1e-6)
+    assert new[0, 10] == pytest.approx(each[:, pos].min(), abs=1e-6)
+    # The per-clause maxima keep the praise that the pooled probability dilutes.
+    assert new[0, 6 + pos] >= old[0, pos] and new[0, 6 + neg] >= old[0, neg]
+    # Neighbours of "produit cassé nul" are the other two clauses, as is the rest.
+    assert np.allclose(new[1, 11:14], enc.span_probs([(0, alone.around)])[0], atol=1e-6)
+    assert np.allclose(new[1, 14:17], new[1, 11:14], atol=1e-6)
+    # A mention over the whole text has no surroundings: its own probabilities stand in.
+    assert np.allclose(new[2, 11:14], old[2, :3]) and np.allclose(new[2, 14:17], old[2, :3])
+
+
 def test_analyzer_one_pass_matches_the_reference_path(trained: EmbeddedSentiment) -> None:
     tax = load_taxonomy("ecommerce")
     rules = RuleThemeDetector(tax)

@@ -437,3 +437,52 @@ def test_packaged_heads_match_the_shipped_sentiment_encoder(name: str) -> None:
         f"retrain: verbatim train themes --taxonomy {name} --examples ... "
         f"--out {default_model_dir(name)}"
     )
+
+
+def test_mention_context_keeps_its_clauses_neighbours_and_the_rest() -> None:
+    """Version-2 polarity features see each clause of a mention on its own (praise in one,
+    fault in another = mixed), what follows "mais", and the text around the mention."""
+    from nlp.themes.polarity import lexicon_features
+
+    scorer = LexiconSentiment()
+    text = "Le colis est arrivé vite, mais la livraison était horrible. Le produit est top."
+    clauses = scorer.clause_scores(text)
+    assert len(clauses) == 3 and clauses[1].clause.after_contrast
+    ctx = context_of("livraison", clauses, [0, 1])
+    assert ctx.values == (clauses[0].score, clauses[1].score)
+    assert ctx.contrast == (False, True)
+    own = {(c.clause.start, c.clause.end) for c in clauses[:2]}
+    third = (clauses[2].clause.start, clauses[2].clause.end)
+    assert set(ctx.spans) == own and ctx.around == (third,) and ctx.rest == (third,)
+    old, new = lexicon_features(ctx), lexicon_features(ctx, 2)
+    assert new[: len(old)] == old and len(new) == len(old) + 7
+    top, low, mixed, after_mais, has_mais = new[len(old) : len(old) + 5]
+    assert top > 0 > low and mixed == 1.0 and after_mais < 0 and has_mais == 1.0
+    # One clause of one opinion: not mixed, nothing after "mais", the rest is the others.
+    single = context_of("produit", clauses, [2])
+    feats = lexicon_features(single, 2)[len(old) :]
+    assert feats[2] == 0.0 and feats[4] == 0.0 and single.around == ((ctx.spans[1]),)
+    assert len(single.rest) == 2
+
+
+def test_polarity_head_feature_version_survives_state_and_old_heads_load() -> None:
+    scorer = LexiconSentiment()
+    contexts, labels = [], []
+    for text, pol in [
+        ("livraison rapide, très bien", "positive"),
+        ("livraison lente, vraiment nul", "negative"),
+        ("livraison rapide mais vraiment nul", "neutral"),
+    ] * 12:
+        clauses = scorer.clause_scores(text)
+        contexts.append(context_of("livraison", clauses, range(len(clauses))))
+        labels.append(pol)
+    head = PolarityHead(["livraison"], use_probs=False, version=2).fit(contexts, labels)
+    assert head.coef is not None and head.coef.shape[1] == 7 + 7 + 1
+    again = PolarityHead.from_state(head.state())
+    assert again.version == 2 and again.predict(contexts) == head.predict(contexts)
+    # A head saved before versions existed reads the 7 version-1 lexicon features.
+    old = PolarityHead(["livraison"], use_probs=False).fit(contexts, labels)
+    state = old.state()
+    del state["version"]
+    legacy = PolarityHead.from_state(state)
+    assert legacy.version == 1 and legacy.predict(contexts) == old.predict(contexts)

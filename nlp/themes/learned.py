@@ -36,6 +36,7 @@ from nlp.text.french import Token, tokenize
 from nlp.text.normalize import fold_accents, normalize_text
 from nlp.themes.embed import TextSignals
 from nlp.themes.polarity import (
+    FEATURES,
     MIN_MENTIONS,
     POLARITY_GRID,
     MentionContext,
@@ -239,13 +240,35 @@ def encode_with(signals: TextSignals | None, texts: Sequence[str]) -> Any | None
 
 
 def span_features(
-    encoded: Any, docs: Sequence[int], contexts: Sequence[MentionContext]
+    encoded: Any, docs: Sequence[int], contexts: Sequence[MentionContext], version: int = 1
 ) -> np.ndarray:
     """(k, 6): sentiment probabilities of each mention's clauses (span-pooled token states of
-    its document's pass), then of the whole document."""
-    clause = encoded.span_probs([(d, c.spans) for d, c in zip(docs, contexts, strict=True)])
+    its document's pass), then of the whole document. Version 2 (k, 17) adds, from the same
+    pass: the highest positive / negative / neutral probability of any one of its clauses
+    (praise and fault of one theme in two clauses: mixed) and the lowest positive / negative
+    one, then the clauses around the mention and the rest of the text (the document's mood
+    apart from the theme's own clauses; the mention's own probabilities where there are none)."""
+    pairs = list(zip(docs, contexts, strict=True))
+    clause = encoded.span_probs([(d, c.spans) for d, c in pairs])
     whole = encoded.span_probs([(d, ()) for d in docs])
-    return np.hstack([clause, whole]).astype(np.float32)
+    if version < 2:
+        return np.hstack([clause, whole]).astype(np.float32)
+    # One batched head call over every single clause, the neighbours and the rests.
+    singles = [(d, (s,)) for d, c in pairs for s in c.spans]
+    items = singles + [(d, c.around) for d, c in pairs] + [(d, c.rest) for d, c in pairs]
+    probs = encoded.span_probs(items)
+    one, around, rest = np.split(probs, [len(singles), len(singles) + len(pairs)])
+    extremes = np.zeros((len(pairs), 5), dtype=np.float32)
+    start = 0
+    for k, (_, c) in enumerate(pairs):
+        block = one[start : start + len(c.spans)] if c.spans else clause[k : k + 1]
+        start += len(c.spans)
+        extremes[k] = [*block.max(0), block[:, 0].min(), block[:, 2].min()]
+    no_around = np.array([not c.around for _, c in pairs])
+    no_rest = np.array([not c.rest for _, c in pairs])
+    around[no_around] = clause[no_around]
+    rest[no_rest] = clause[no_rest]
+    return np.hstack([clause, whole, extremes, around, rest]).astype(np.float32)
 
 
 def span_states(
@@ -282,6 +305,7 @@ class LearnedThemeDetector:
         vector_weight: float = 0.05,
         use_examples: bool = True,
         polarity_grid: Sequence[tuple[float, float, float]] = POLARITY_GRID,
+        polarity_version: int = FEATURES,
     ) -> None:
         self.taxonomy = taxonomy
         self.scorer = scorer or LexiconSentiment()
@@ -296,6 +320,7 @@ class LearnedThemeDetector:
         self.vector_weight = vector_weight
         self.use_examples = use_examples
         self.polarity_grid = tuple(polarity_grid)  # polarity settings tried at fit time
+        self.polarity_version = polarity_version  # feature set of the heads fitted here
         self.version = VERSION
         self.themes: list[str] = []  # themes with a learned head
         self.rule_only: list[str] = []  # themes that fall back to the rules
@@ -515,13 +540,14 @@ class LearnedThemeDetector:
         if len(contexts) < MIN_MENTIONS or len(set(labels)) < 2:
             return
         ids = self.taxonomy.ids
+        version = self.polarity_version
         self.polarity["lite"], self.info["polarity_lite"] = tune_head(
-            ids, contexts, labels, docs, use_probs=False, grid=self.polarity_grid
+            ids, contexts, labels, docs, use_probs=False, grid=self.polarity_grid, version=version
         )
         if self.signals is not None and self.signals.sentiment_signature is not None:
             states = None
             if encoded is not None:
-                kind, probs = "span", span_features(encoded, docs, contexts)
+                kind, probs = "span", span_features(encoded, docs, contexts, version)
                 states = span_states(encoded, docs, contexts)
             else:
                 kind, probs = "text", self.signals.sentiment_probs([c.text for c in contexts])
@@ -535,6 +561,7 @@ class LearnedThemeDetector:
                 probs=probs,
                 states=states,
                 grid=self.polarity_grid,
+                version=version,
             )
             self.sentiment_signature = self.signals.sentiment_signature
 
@@ -728,7 +755,7 @@ class LearnedThemeDetector:
                     encoded = encode_with(self.signals, texts)
                 if encoded is None:  # cannot happen when the signatures match; be safe
                     return [lexicon_label(c.valence) for c in contexts]
-                probs = span_features(encoded, docs, contexts)
+                probs = span_features(encoded, docs, contexts, head.version)
                 if head.uses_states:
                     states = span_states(encoded, docs, contexts)
             else:

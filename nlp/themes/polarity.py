@@ -19,6 +19,7 @@ from nlp.types import POLARITIES, Polarity, Span
 
 POLARITY_MIN = 0.3  # |valence| under this is "no opinion"
 MIN_MENTIONS = 30  # gold mentions under which no polarity head is fitted
+FEATURES = 2  # feature set of newly fitted heads (PolarityHead.version; saved heads keep theirs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,13 @@ class MentionContext:
     neg: float = 0.0
     evidence: Span | None = None  # the most opinionated of those clauses
     spans: tuple[tuple[int, int], ...] = ()  # character spans of those clauses in the text
+    # Per clause of the mention: its valence, and whether "mais"/"par contre" opened it.
+    values: tuple[float, ...] = ()
+    contrast: tuple[bool, ...] = ()
+    # The clauses right before/after the mention's (not its own) and the rest of the text:
+    # what the mention says against what surrounds it (document mood leaking into a theme).
+    around: tuple[tuple[int, int], ...] = ()
+    rest: tuple[tuple[int, int], ...] = ()
 
 
 def lexicon_label(value: float) -> Polarity:
@@ -65,13 +73,34 @@ def context_of(
     pos = float(sum(clauses[k].pos for k in idxs))
     neg = float(sum(clauses[k].neg for k in idxs))
     spans = tuple((clauses[k].clause.start, clauses[k].clause.end) for k in idxs)
+    own_set = set(idxs)
+    near = sorted({j for k in idxs for j in (k - 1, k + 1)} - own_set)
     return MentionContext(
-        theme, idxs, text, float(valence), own, sent, doc, pos, neg, evidence, spans
+        theme,
+        idxs,
+        text,
+        float(valence),
+        own,
+        sent,
+        doc,
+        pos,
+        neg,
+        evidence,
+        spans,
+        tuple(float(clauses[k].score) for k in idxs),
+        tuple(bool(clauses[k].clause.after_contrast) for k in idxs),
+        tuple(
+            (clauses[j].clause.start, clauses[j].clause.end) for j in near if 0 <= j < len(clauses)
+        ),
+        tuple((c.clause.start, c.clause.end) for j, c in enumerate(clauses) if j not in own_set),
     )
 
 
-def lexicon_features(ctx: MentionContext) -> list[float]:
-    return [
+def lexicon_features(ctx: MentionContext, version: int = 1) -> list[float]:
+    """Version 1: the mention's valences. Version 2 adds its clauses one by one (a theme
+    praised in one clause and faulted in another is mixed, not the sum), the contrast
+    structure and the valence of the rest of the text."""
+    out = [
         float(np.tanh(ctx.valence / 2)),
         float(np.tanh(ctx.clause / 2)),
         float(np.tanh(ctx.sentence / 2)),
@@ -79,6 +108,20 @@ def lexicon_features(ctx: MentionContext) -> list[float]:
         1.0 if abs(ctx.clause) < POLARITY_MIN else 0.0,
         float(np.tanh(abs(ctx.pos) / 2)),
         float(np.tanh(abs(ctx.neg) / 2)),
+    ]
+    if version < 2:
+        return out
+    values = ctx.values or (ctx.clause,)
+    top, low = max(values), min(values)
+    contrast = [v for v, c in zip(values, ctx.contrast, strict=False) if c]
+    return out + [
+        float(np.tanh(max(top, 0.0) / 2)),
+        float(np.tanh(min(low, 0.0) / 2)),
+        1.0 if top >= POLARITY_MIN and low <= -POLARITY_MIN else 0.0,  # praised and faulted
+        float(np.tanh(sum(contrast) / 2)) if contrast else 0.0,  # what follows "mais"
+        1.0 if contrast else 0.0,
+        float(np.tanh((ctx.doc - ctx.clause) / 3)),  # the rest of the text
+        float(np.log1p(len(values))),
     ]
 
 
@@ -88,7 +131,9 @@ class PolarityHead:
     `state_weight` > 0 (span heads): the mention's clause token states pooled from the
     document's own encoder pass (standardised, times the weight) are features too: what the
     clause says about its aspect, beyond the sentiment head's three probabilities.
-    `neutral_weight` > 1 weighs neutral (factual or mixed) mentions up in training."""
+    `neutral_weight` > 1 weighs neutral (factual or mixed) mentions up in training.
+    `version` 2 (FEATURES): the mention's clauses one by one, its neighbours and the rest of
+    the text (lexicon, and in span heads the sentiment head over each); 1: older heads."""
 
     def __init__(
         self,
@@ -98,8 +143,10 @@ class PolarityHead:
         probs_kind: str = "span",
         state_weight: float = 0.0,
         neutral_weight: float = 1.0,
+        version: int = 1,
     ) -> None:
         self.themes = list(themes)
+        self.version = version
         self.use_probs = use_probs
         # "span": sentiment head over the clause's token states in the document's own encoder
         # pass (one pass); "text": the sentiment model re-run on the clause text (older heads).
@@ -134,7 +181,7 @@ class PolarityHead:
                 assert probs is not None, "this head needs sentiment probabilities"
                 # Clause probabilities, then (span heads) the whole document's: contrast.
                 extra = list(np.log(np.clip(probs[k], 1e-4, 1.0)))
-            rows.append(lexicon_features(ctx) + extra + onehot)
+            rows.append(lexicon_features(ctx, self.version) + extra + onehot)
         x = np.asarray(rows, dtype=np.float32).reshape(len(contexts), -1)
         if self.uses_states:
             assert states is not None, "this head needs the clauses' token states"
@@ -189,6 +236,7 @@ class PolarityHead:
             "probs_kind": self.probs_kind,
             "state_weight": self.state_weight,
             "neutral_weight": self.neutral_weight,
+            "version": self.version,
             "coef": self.coef,
             "intercept": self.intercept,
             "classes": self.classes,
@@ -206,6 +254,7 @@ class PolarityHead:
             str(state.get("probs_kind", "text")),
             float(state.get("state_weight", 0.0)),
             float(state.get("neutral_weight", 1.0)),
+            int(state.get("version", 1)),
         )
         head.coef, head.intercept = state["coef"], state["intercept"]
         head.state_mean, head.state_scale = state.get("state_mean"), state.get("state_scale")
@@ -237,6 +286,7 @@ def tune_head(
     probs: np.ndarray | None = None,
     states: np.ndarray | None = None,
     grid: Sequence[tuple[float, float, float]] = POLARITY_GRID,
+    version: int = 1,
 ) -> tuple[PolarityHead, dict]:
     """The head of `grid` with the best out-of-fold accuracy (3 folds grouped by document;
     near-ties go to the earlier, simpler setting), refitted on every mention. Without
@@ -260,7 +310,7 @@ def tune_head(
                 if len(set(y[tr])) < 2:
                     pred[te] = y[tr][0]
                     continue
-                head = PolarityHead(themes, use_probs, c, probs_kind, w, nw)
+                head = PolarityHead(themes, use_probs, c, probs_kind, w, nw, version)
                 head.fit([contexts[i] for i in tr], y[tr], part(probs, tr), part(states, tr))
                 held = [contexts[i] for i in te]
                 pred[te] = head.predict(held, part(probs, te), part(states, te))
@@ -274,7 +324,7 @@ def tune_head(
     else:
         pick = 0
     w, c, nw = options[pick]
-    head = PolarityHead(themes, use_probs, c, probs_kind, w, nw)
+    head = PolarityHead(themes, use_probs, c, probs_kind, w, nw, version)
     head.fit(contexts, labels, probs, states if w > 0 else None)
     report = {
         "state_weight": w,
