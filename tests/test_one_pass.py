@@ -18,6 +18,7 @@ from nlp.encoder import EncoderConfig, load_encoder
 from nlp.encoder.build import build_encoder_dir
 from nlp.encoder.runtime import (
     ONNX_FP32,
+    ONNX_INT8,
     RUNTIME_FILE,
     RUNTIME_FORMAT,
     RUNTIMES,
@@ -26,6 +27,7 @@ from nlp.encoder.runtime import (
     export_onnx,
     load_runtime,
     onnx_session,
+    output_projections,
     q4_blocks,
     read_runtime_dir,
 )
@@ -216,6 +218,16 @@ def test_onnx_runtimes_are_built_measured_and_faithful(
     ref = trained.predict(TEXTS)
     got = onnx_model.encode_docs(TEXTS).results()
     assert [r.label for r in got] == [r.label for r in ref]
+    # The int8 build keeps each layer's output projections fp32 (their inputs carry the
+    # outliers per-tensor int8 clips), and quantises the other weight MatMuls.
+    import onnx
+
+    kept = output_projections(tmp_path / ONNX_FP32)
+    assert kept and all(name.endswith("output/dense/MatMul") for name in kept)
+    int8 = onnx.load(str(tmp_path / ONNX_INT8)).graph.node
+    names = {n.name for n in int8 if n.op_type == "MatMul"}
+    assert set(kept) <= names
+    assert sum(n.op_type == "MatMulInteger" for n in int8) == 4 * len(kept) // 2
     (tmp_path / ONNX_FP32).unlink()
     with pytest.raises(FileNotFoundError, match="verbatim setup"):
         load_runtime(trained.encoder, tmp_path, "k1", prefer="onnx-fp32")
