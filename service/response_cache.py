@@ -90,7 +90,8 @@ class ResponseStore:
 
 
 class ResponseCache:
-    """The middleware over `state.responses` (added innermost: metrics still count hits)."""
+    """The middleware over `state.responses` (inside limits and metrics, which count its hits;
+    outside the admission limit, which its hits skip)."""
 
     def __init__(self, app: Any, *, state: AppState) -> None:
         self.app = app
