@@ -27,7 +27,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -49,6 +48,7 @@ from benchmarks.eval_themes import (  # noqa: E402
 from core.analysis import load_lemmatizer  # noqa: E402
 from core.settings import load_settings  # noqa: E402
 from jobs.train_themes import CachedSignals, build_signals, train_from_examples  # noqa: E402
+from nlp.encoder.runtime import cpu_description  # noqa: E402
 from nlp.taxonomy import Taxonomy, load_taxonomy  # noqa: E402
 from nlp.themes.learned import LearnedThemeDetector, load_theme_model  # noqa: E402
 
@@ -61,16 +61,6 @@ def default_data() -> Path:
         if (base / "shared" / "data").is_dir():
             return base / "shared" / "data"
     return ROOT.parent / "shared" / "data"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def category_id(category: str) -> str:
@@ -174,7 +164,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = ap.parse_args()
 
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical cores)")
+    print(f"CPU: {cpu_description()['model']} ({os.cpu_count()} logical cores)")
     tax = load_taxonomy(args.taxonomy)
     texts, labels, reviews = read_semeval(args.data / "semeval16_fr" / "train_restaurants.jsonl")
     unknown = {c for lab in labels for c in lab} - set(tax.ids)
@@ -187,7 +177,11 @@ def main() -> None:
         _, signals = build_signals(settings, args.backend, args.cache)
         if isinstance(signals, CachedSignals):
             preload_encodings(signals, args.cache, texts)
-    out: dict[str, Any] = {"cpu": cpu_model(), "n": len(texts), "reviews": len(set(reviews))}
+    out: dict[str, Any] = {
+        "cpu": cpu_description()["model"],
+        "n": len(texts),
+        "reviews": len(set(reviews)),
+    }
     tr, te = holdout_split(reviews, args.test_share)
     print(
         f"{len(texts)} sentences, {len(set(reviews))} reviews; train {len(tr)} sentences, "

@@ -579,18 +579,6 @@ def aggregates_version(session: Session) -> tuple[int, int, int]:
     return int(top or 0), int(bottom or 0), int(counter or 0)
 
 
-def alerts_version(session: Session) -> tuple[int, str, int]:
-    """Changes whenever an alert is added, updated (updated_at) or changes status."""
-    count, updated, opened = session.execute(
-        select(
-            func.count(),
-            func.max(Alert.updated_at),
-            func.coalesce(func.sum(case((Alert.status == "open", 1), else_=0)), 0),
-        ).select_from(Alert)
-    ).one()
-    return int(count or 0), str(updated), int(opened or 0)
-
-
 def topic_trends(
     session: Session,
     topic_ids: Sequence[int] | None = None,

@@ -159,6 +159,7 @@ def view_key(
     token = declare_view(request, session, ViewDeps(days=days))
     return (
         *params,
+        *period,
         token,
         tax.name,  # with `taxonomy` in params: the database's current version or a built-in one
         tax.version,

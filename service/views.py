@@ -80,8 +80,8 @@ class _Flight:
 
 
 class ViewCache:
-    """Small LRU of rendered responses. Keys must include a data version (see
-    `core.queries.aggregates_version` / `alerts_version`) so that a rebuild invalidates them."""
+    """Small LRU of rendered responses. Keys must include the view's data token
+    (`service.deps.view_key`) so that a rebuild of what it reads invalidates them."""
 
     def __init__(self, size: int = 256) -> None:
         self.size = size

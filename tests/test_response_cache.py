@@ -183,7 +183,16 @@ def test_alerts_incidents_topics_and_verbatims_follow_their_own_data(
         session.execute(update(Topic).values(label="renommé"))
         bump_version(session, "topics")  # what the topic job does with its writes
     assert client.get("/topics", headers=h).json() != topics
-    assert client.get("/incidents", headers=h).status_code == 200
+    incidents = client.get("/incidents", headers=h).json()["items"]
+    assert incidents and client.get("/incidents", headers=h).json()["items"] == incidents
+    with session_scope(sessions) as session:
+        from core.models import Incident
+
+        session.execute(
+            update(Incident).values(status="acknowledged", updated_at=datetime.now(UTC))
+        )
+    again = client.get("/incidents", headers=h).json()["items"]
+    assert {i["status"] for i in again} == {"acknowledged"}
 
 
 def test_views_of_one_period_share_its_sums_until_those_days_change(

@@ -80,8 +80,6 @@ def get_drivers(
         "drivers",
         score,
         taxonomy,
-        first,
-        last,
         channel,
         source,
         min_mentions,
@@ -147,9 +145,7 @@ def get_overview(
 ) -> Response:
     first, last = resolve_period(session, start, end, days)
     tax = pick_taxonomy(request, None)
-    key = view_key(
-        request, session, tax, "overview", first, last, channel, source, period=(first, last)
-    )
+    key = view_key(request, session, tax, "overview", channel, source, period=(first, last))
     return cached_view(request, key, lambda: _overview(session, tax, first, last, channel, source))
 
 
@@ -237,7 +233,7 @@ def get_breakdown(
     if theme is None:
         raise ApiError(404, f"unknown theme {theme_id!r}", "theme_id")
     first, last = resolve_period(session, start, end, days)
-    key = view_key(request, session, tax, "breakdown", theme.id, first, last, period=(first, last))
+    key = view_key(request, session, tax, "breakdown", theme.id, period=(first, last))
     return cached_view(request, key, lambda: _breakdown(session, tax, theme, first, last))
 
 
