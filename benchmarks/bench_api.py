@@ -87,6 +87,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def busy(marks: list[tuple[float, float]], start: float, end: float) -> float:
+    """Cores the server kept busy between two monotonic times, from (time, CPU s) samples."""
+    inside = [m for m in marks if start <= m[0] <= end]
+    if len(inside) < 2:
+        return float("nan")
+    return round((inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]), 2)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -153,6 +161,69 @@ def request_mix(end: date, n: int, seed: int = 11) -> list[tuple[str, str]]:
     return out
 
 
+class _Http:
+    """A minimal keep-alive HTTP/1.1 GET client over asyncio streams (loopback only).
+
+    httpx's AsyncClient spent ~0.65 of a core to send 200 requests/s: on a 2-core machine the
+    load generator then took the CPU the server under test needs. This one parses just the
+    status line, Content-Length and chunked bodies, at a few percent of that cost."""
+
+    def __init__(self, host: str, port: int, headers: dict[str, str]) -> None:
+        self.host, self.port = host, port
+        extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.head = f"Host: {host}:{port}\r\n{extra}\r\n"
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+
+    async def get(self, path: str) -> int:
+        """Status code of GET `path` (the body is read and dropped). A kept-alive connection
+        the server closed meanwhile (uvicorn drops idle ones after 5 s) is retried once on a
+        fresh one, as HTTP clients do for idempotent requests that got no response byte."""
+        now = time.monotonic()
+        while self.idle:
+            reader, writer, used = self.idle.pop()
+            if now - used < 4.0:
+                try:
+                    return await self._send(reader, writer, path)
+                except asyncio.IncompleteReadError as exc:
+                    if exc.partial:
+                        raise
+            else:
+                writer.close()
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        return await self._send(reader, writer, path)
+
+    async def _send(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str
+    ) -> int:
+        try:
+            writer.write(f"GET {path} HTTP/1.1\r\n{self.head}".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            status = int(lines[0].split(" ", 2)[1])
+            fields = {
+                k.strip().lower(): v.strip()
+                for k, _, v in (line.partition(":") for line in lines[1:] if line)
+            }
+            if "content-length" in fields:
+                await reader.readexactly(int(fields["content-length"]))
+            elif fields.get("transfer-encoding", "").lower() == "chunked":
+                while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                    await reader.readexactly(size + 2)
+                await reader.readuntil(b"\r\n")
+        except BaseException:
+            writer.close()  # a half-read response: the connection cannot be reused
+            raise
+        if fields.get("connection", "").lower() == "close":
+            writer.close()
+        else:
+            self.idle.append((reader, writer, time.monotonic()))
+        return status
+
+    def close(self) -> None:
+        for _, writer, _ in self.idle:
+            writer.close()
+
+
 async def open_loop(
     base: str,
     token: str,
@@ -162,42 +233,39 @@ async def open_loop(
     max_inflight: int,
 ) -> list[tuple[str, float, float, str]]:
     """Send plan[i] at t0 + i/rate; returns (endpoint, scheduled offset s, latency ms, error)."""
-    import httpx
-
-    limits = httpx.Limits(max_connections=max_inflight, max_keepalive_connections=max_inflight)
+    host, port = base.removeprefix("http://").split(":")
+    client = _Http(host, int(port), {"X-API-Key": token})
     results: list[tuple[str, float, float, str]] = []
     inflight = 0
-    async with httpx.AsyncClient(
-        base_url=base, headers={"X-API-Key": token}, timeout=timeout, limits=limits
-    ) as client:
-        loop = asyncio.get_running_loop()
-        t0 = loop.time() + 0.05
+    loop = asyncio.get_running_loop()
+    t0 = loop.time() + 0.05
 
-        async def one(name: str, path: str, at: float) -> None:
-            nonlocal inflight
-            err = ""
-            try:
-                res = await client.get(path)
-                if res.status_code != 200:
-                    err = f"HTTP {res.status_code}"
-            except Exception as exc:  # noqa: BLE001 - every failure is counted as an error
-                err = type(exc).__name__
-            finally:
-                inflight -= 1
-            results.append((name, at - t0, (loop.time() - at) * 1000, err))
+    async def one(name: str, path: str, at: float) -> None:
+        nonlocal inflight
+        err = ""
+        try:
+            status = await asyncio.wait_for(client.get(path), timeout)
+            if status != 200:
+                err = f"HTTP {status}"
+        except Exception as exc:  # noqa: BLE001 - every failure is counted as an error
+            err = type(exc).__name__
+        finally:
+            inflight -= 1
+        results.append((name, at - t0, (loop.time() - at) * 1000, err))
 
-        tasks = []
-        for i, (name, path) in enumerate(plan):
-            at = t0 + i / rate
-            delay = at - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if inflight >= max_inflight:  # bounded: never more than max_inflight at once
-                results.append((name, at - t0, 0.0, "dropped (too many in flight)"))
-                continue
-            inflight += 1
-            tasks.append(asyncio.create_task(one(name, path, at)))
-        await asyncio.gather(*tasks)
+    tasks = []
+    for i, (name, path) in enumerate(plan):
+        at = t0 + i / rate
+        delay = at - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if inflight >= max_inflight:  # bounded: never more than max_inflight at once
+            results.append((name, at - t0, 0.0, "dropped (too many in flight)"))
+            continue
+        inflight += 1
+        tasks.append(asyncio.create_task(one(name, path, at)))
+    await asyncio.gather(*tasks)
+    client.close()
     return results
 
 
@@ -272,6 +340,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds")
     parser.add_argument("--timeout", type=float, default=10.0, help="per request, seconds")
     parser.add_argument("--max-inflight", type=int, default=256)
+    parser.add_argument(
+        "--dump", type=Path, help="write every request (endpoint, send offset s, ms, error) here"
+    )
     parser.add_argument("--writer", action="store_true", help="run the ingest+enrich writer")
     parser.add_argument("--writer-rows", type=int, default=200)
     parser.add_argument("--writer-every", type=float, default=5.0)
@@ -355,17 +426,23 @@ def main() -> None:
         peak = [0.0]
         sampling = threading.Event()
 
+        cpu_marks: list[tuple[float, float]] = []  # (monotonic, server CPU s), every 0.2 s
+
         def sample() -> None:
             while not sampling.is_set():
                 peak[0] = max(peak[0], rss_mb(server.pid))
+                cpu_marks.append((time.monotonic(), cpu_seconds(server.pid)))
                 time.sleep(0.2)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         plan = request_mix(end, int(args.rate * args.duration))
         cpu0, w0 = cpu_seconds(server.pid), time.monotonic()
+        client_cpu0 = time.process_time()
         rows = asyncio.run(open_loop(base, token, plan, args.rate, args.timeout, args.max_inflight))
         wall = time.monotonic() - w0
+        if args.dump:
+            args.dump.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
         server_cpu = cpu_seconds(server.pid) - cpu0
         sampling.set()
         sampler.join()
@@ -378,6 +455,15 @@ def main() -> None:
         figures["server_rss_peak_mb"] = round(peak[0], 1)
         figures["all"] = summary(rows)
         figures["first_10_s (cold)"] = summary([r for r in rows if r[1] < 10])
+        # Latency over time (10-s windows by scheduled send time): stalls show here.
+        figures["timeline_10s"] = {
+            f"{w * 10}-{w * 10 + 10}s": {
+                **summary([r for r in rows if w * 10 <= r[1] < w * 10 + 10]),
+                "server_cores": busy(cpu_marks, w0 + w * 10, w0 + w * 10 + 10),
+            }
+            for w in range(int(args.duration // 10))
+        }
+        figures["client_cpu_s"] = round(time.process_time() - client_cpu0, 1)
         per: dict[str, list] = defaultdict(list)
         for r in rows:
             per[r[0]].append(r)

@@ -20,10 +20,10 @@ log = logging.getLogger(__name__)
 
 def load_spacy(name: str = "fr_core_news_sm") -> Any | None:
     """spaCy French pipeline for lemmas (parser/NER off), or None when it cannot load."""
-    try:
-        import spacy
+    from nlp.text.spacy_loader import load_pipeline
 
-        return spacy.load(name, disable=["parser", "ner"])
+    try:
+        return load_pipeline(name, disable=["parser", "ner"])
     except Exception as exc:  # noqa: BLE001 - any failure: fall back to the light stemmer
         log.warning("spaCy %s unavailable (%s); theme seeds use the light stemmer", name, exc)
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -63,7 +64,13 @@ def create_app(
         if build_analyzer_at_startup:
             await run_in_threadpool(state.get_analyzer)
             await run_in_threadpool(state.get_masker)  # spaCy NER: not at the first write
+        # What start-up loaded lives as long as the process: out of the collector's sight, a
+        # full collection under load walks only request garbage (measured: 250 ms pauses that
+        # stalled every request down to ~40 ms).
+        gc.collect()
+        gc.freeze()
         yield
+        gc.unfreeze()  # an app built in a longer-lived process (tests) leaves nothing pinned
         state.responses.close()
         if owns_engine:
             engine.dispose()
@@ -98,7 +105,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=system.STATIC), name="static")
 
     # Innermost first: admission (not for cache hits), front cache, then limits and metrics.
-    app.add_middleware(AdmissionLimit, limit=min(settings.api_max_inflight, settings.api_threads))
+    app.add_middleware(AdmissionLimit, limit=settings.api_admission)
     app.add_middleware(ResponseCache, state=state)
     app.add_middleware(LimitsAndMetrics, max_body_bytes=settings.max_body_bytes, metrics=metrics)
     if settings.cors_origins:

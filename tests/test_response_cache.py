@@ -4,9 +4,13 @@ unchanged, never to a caller the app would refuse, and survives rebuilds of othe
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
@@ -242,3 +246,58 @@ def test_a_burst_of_slow_reads_never_deadlocks_the_pool(
 
     assert asyncio.run(burst()) == [200] * 60
     small.dispose()
+
+
+def test_concurrent_hits_on_a_database_server_share_their_versions_reads(
+    settings: Settings, pg_sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the versions statement is a round trip, read off the event loop: the hits
+    that arrive while one is pending take its result (one read, not thirty)."""
+    from service import response_cache
+
+    seed(pg_sessions)
+    with session_scope(pg_sessions) as session:
+        _, token = create_key(session, "lecture", "read")
+    app = create_app(settings, engine=pg_sessions.kw["bind"])
+    reads: list[str | None] = []
+    real = response_cache.read_versions
+
+    def counted(conn: object, key_hash: str | None = None) -> object:
+        reads.append(key_hash)
+        return real(conn, key_hash)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(response_cache, "read_versions", counted)
+
+    async def burst() -> tuple[httpx.Response, list[httpx.Response]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://t", headers={"X-API-Key": token}
+        ) as c:
+            first = await c.get(PAST_WEEK)
+            reads.clear()
+            return first, list(await asyncio.gather(*(c.get(PAST_WEEK) for _ in range(30))))
+
+    first, answers = asyncio.run(burst())
+    assert first.status_code == 200
+    assert all(a.status_code == 200 and a.content == first.content for a in answers)
+    assert _stats(TestClient(app))["hits"] == 30
+    assert 1 <= len(reads) <= 2
+
+
+def test_admission_follows_the_database_unless_set() -> None:
+    cores = os.cpu_count() or 1
+    sqlite = Settings(database_url="sqlite:////tmp/x.db")
+    server = Settings(database_url="postgresql+psycopg://u@127.0.0.1/db")
+    assert sqlite.api_admission == min(2 * cores, 20)
+    assert server.api_admission == min(5 * cores, 20)
+    assert Settings(database_url="sqlite:////tmp/x.db", api_max_inflight=7).api_admission == 7
+    assert server.model_copy(update={"api_max_inflight": 99, "api_threads": 8}).api_admission == 8
+
+
+def test_start_up_objects_are_frozen_while_serving_and_released_after(
+    settings: Settings, engine: Engine
+) -> None:
+    with TestClient(create_app(settings, engine=engine)) as client:
+        assert client.get("/health").status_code == 200
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0

@@ -315,3 +315,23 @@ def test_lemma_table_answers_as_spacy_does(tmp_path: Path) -> None:
     # The analysis path reads the kept copy: no spaCy pipeline when it exists.
     assert load_lemmatizer("lookup", tmp_path)._table.__class__ is LemmaTable  # type: ignore[union-attr]
     assert LemmaTable.load(tmp_path / "missing.npz") is None
+
+
+def test_pii_ner_loads_without_torch_and_torch_still_imports_after() -> None:
+    """spaCy's thinc imports torch when installed (~180 MB in the API for a CNN pipeline that
+    never uses it): the NER loader keeps it out, and leaves torch importable."""
+    code = (
+        "import json, sys\n"
+        "from nlp.text import PiiMasker, load_ner\n"
+        "nlp = load_ner()\n"
+        "masked = PiiMasker(nlp=nlp)('Mme Dupont a appelé le livreur Karim.')\n"
+        "torch_before = 'torch' in sys.modules\n"
+        "import torch\n"
+        "print(json.dumps({'loaded': nlp is not None, 'masked': masked,\n"
+        "    'torch_before': torch_before, 'torch_after': float(torch.ones(2).sum())}))"
+    )
+    out = _child(code, {})
+    assert out["loaded"]
+    assert "Dupont" not in out["masked"] and "Karim" not in out["masked"]
+    assert out["torch_before"] is False
+    assert out["torch_after"] == 2.0

@@ -270,10 +270,10 @@ class PiiConfig:
 
 def load_ner(name: str = "fr_core_news_sm") -> Any | None:
     """A spaCy pipeline reduced to what NER needs, or None when it cannot load."""
-    try:
-        import spacy
+    from nlp.text.spacy_loader import load_pipeline
 
-        return spacy.load(
+    try:
+        return load_pipeline(
             name, exclude=["parser", "lemmatizer", "attribute_ruler", "morphologizer", "senter"]
         )
     except Exception:  # noqa: BLE001 - names then rely on the cue rules only
