@@ -18,11 +18,11 @@ measured from the scheduled send time, so a server that falls behind shows it. A
 keep-alive HTTP/1.1 client (`_Http`): httpx took ~0.65 of a core at 200 requests/s, CPU the
 server under test then lacked on a 2-core machine. The API process's RSS and CPU are sampled
 every 0.2 s; `timeline_10s` gives latency and the server's busy cores per 10 s window (stalls
-show there), `--dump FILE` every request. The writer (`--writer`) is one process that, every `--writer-every` seconds,
-ingests `--writer-rows` new verbatims (CSV, real ingest path with PII masking), enriches them
-with the lexicon backend and re-aggregates the touched days (what `verbatim run` does), so
-the view caches are invalidated while the load runs. Prints figures and the CPU model;
-asserts nothing.
+show there), `--dump FILE` every request. The writer (`--writer`) is one process that, every
+`--writer-every` seconds, ingests `--writer-rows` new verbatims (CSV, real ingest path with
+PII masking), enriches them with the lexicon backend and re-aggregates the touched days (what
+`verbatim run` does), so the view caches are invalidated while the load runs. Prints figures
+and the CPU model; asserts nothing.
 """
 
 from __future__ import annotations

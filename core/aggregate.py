@@ -33,6 +33,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from core.models import (
     ALL_THEMES,
+    KEYWORDS_ALL,
     AggregateChange,
     Analysis,
     DailyAggregate,
@@ -308,38 +309,60 @@ def aggregate(
     )
 
 
-KEYWORDS_PER_DAY = 30  # words kept per day x theme
+KEYWORDS_PER_DAY = 30  # words kept per day x theme (x channel x source)
 _KEYWORD_CHUNK = 20_000
 
 
 def _keywords(session: Session, mention_scope: list[ColumnElement[bool]]) -> None:
-    """Fill `daily_keywords` for the scope (already emptied): identical spans are counted by
-    SQL and tokenised once, with nlp's French analyser (accents kept, elisions split, stop
-    words out), each word once per span."""
+    """Fill `daily_keywords` for the scope (already emptied): per day x theme x channel x
+    source, per channel over its sources (source "*") and over every channel ("*", "*").
+    Identical spans are counted by SQL and
+    tokenised once, with nlp's French analyser (accents kept, elisions split, stop words
+    out), each word once per span."""
     from nlp.topics.vectorize import FrenchAnalyzer
 
     words = FrenchAnalyzer(ngram_max=1, min_length=3).words
     spans = (
-        select(ThemeMention.day, ThemeMention.theme, ThemeMention.evidence_text, func.count())
+        select(
+            ThemeMention.day,
+            ThemeMention.theme,
+            Feedback.channel,
+            Feedback.source,
+            ThemeMention.evidence_text,
+            func.count(),
+        )
         .join(Analysis, Analysis.id == ThemeMention.analysis_id)
+        .join(Feedback, Feedback.id == ThemeMention.feedback_id)
         .where(latest_analysis(), ThemeMention.evidence_text.is_not(None), *mention_scope)
-        .group_by(ThemeMention.day, ThemeMention.theme, ThemeMention.evidence_text)
+        .group_by(
+            ThemeMention.day,
+            ThemeMention.theme,
+            Feedback.channel,
+            Feedback.source,
+            ThemeMention.evidence_text,
+        )
     )
-    counts: dict[tuple[date, str], dict[str, int]] = {}
+    counts: dict[tuple[date, str, str, str], dict[str, int]] = {}
     cache: dict[str, set[str]] = {}
-    for day, theme, span, n in session.execute(spans):
+    for day, theme, channel, source, span, n in session.execute(spans):
         text = str(span or "")
         found = cache.get(text)
         if found is None:
             found = {w for clause in words(text) for w in clause if len(w) <= 100}
             if len(cache) < 100_000:
                 cache[text] = found
-        acc = counts.setdefault((day, theme), {})
-        for word in found:
-            acc[word] = acc.get(word, 0) + int(n)
+        cells = (
+            (day, theme, channel, source),
+            (day, theme, channel, KEYWORDS_ALL),
+            (day, theme, KEYWORDS_ALL, KEYWORDS_ALL),
+        )
+        for key in cells:
+            acc = counts.setdefault(key, {})
+            for word in found:
+                acc[word] = acc.get(word, 0) + int(n)
     rows = [
-        {"day": day, "theme": theme, "word": word, "count": c}
-        for (day, theme), acc in counts.items()
+        {"day": day, "theme": theme, "channel": ch, "source": src, "word": word, "count": c}
+        for (day, theme, ch, src), acc in counts.items()
         for word, c in sorted(acc.items(), key=lambda kv: (-kv[1], kv[0]))[:KEYWORDS_PER_DAY]
     ]
     for i in range(0, len(rows), _KEYWORD_CHUNK):

@@ -79,6 +79,29 @@ def migrate(engine: Engine) -> None:
             conn.exec_driver_sql("select pg_advisory_xact_lock(7401208815)")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+        _run_pending_rebuild(conn)
+
+
+# A migration that changes what the aggregates hold sets this `data_versions` row; the rebuild
+# then runs here, with the schema at head (code run inside a migration meets an older schema).
+REBUILD_MARKER = "rebuild:aggregates"
+
+
+def _run_pending_rebuild(conn: Any) -> None:
+    from sqlalchemy import text
+
+    marker = {"n": REBUILD_MARKER}
+    if conn.execute(text("SELECT 1 FROM data_versions WHERE name = :n"), marker).first() is None:
+        return
+    from core.aggregate import aggregate_all
+
+    session = Session(bind=conn)
+    try:
+        aggregate_all(session)
+        session.flush()
+    finally:
+        session.close()
+    conn.execute(text("DELETE FROM data_versions WHERE name = :n"), marker)
 
 
 @contextmanager

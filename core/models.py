@@ -246,20 +246,27 @@ class DailyFacet(_ThemeDayCounts, Base):
     ces_sum: Mapped[float] = mapped_column(Float, default=0.0)
 
 
+KEYWORDS_ALL = "*"  # daily_keywords' channel and source of the all-channel rows
+
+
 class DailyKeyword(Base):
-    """Per day x theme: the most frequent content words of its evidence spans (latest analysis
-    of each verbatim, the top 30 of the day), so /themes sums a period's keywords instead of
-    tokenising spans per request. Rebuilt with daily_aggregates, for the same days."""
+    """Per day x theme x cell: the most frequent content words of its evidence spans (latest
+    analysis of each verbatim, the top 30 of the cell), so /themes sums a period's keywords
+    instead of tokenising spans per request, with or without a channel or source filter.
+    Cells: (channel, source), (channel, "*") over the channel's sources, ("*", "*") over
+    everything. Rebuilt with daily_aggregates, for the same days."""
 
     __tablename__ = "daily_keywords"
     __table_args__ = (
-        UniqueConstraint("day", "theme", "word", name="uq_daily_keyword"),
-        Index("ix_daily_keywords_theme_day", "theme", "day"),
+        UniqueConstraint("day", "theme", "channel", "source", "word", name="uq_daily_keyword"),
+        Index("ix_daily_keywords_theme_channel_day", "theme", "channel", "day"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     day: Mapped[date] = mapped_column(Date)
     theme: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(20), server_default=KEYWORDS_ALL)
+    source: Mapped[str] = mapped_column(String(100), server_default=KEYWORDS_ALL)
     word: Mapped[str] = mapped_column(String(100))
     count: Mapped[int] = mapped_column(Integer)
 

@@ -12,13 +12,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import and_, case, func, literal, or_, select, union_all
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.models import (
     ALL_THEMES,
     CORRECTION_MODEL,
+    KEYWORDS_ALL,
     Alert,
     Analysis,
     DailyAggregate,
@@ -356,9 +357,8 @@ def top_keywords(
     channel: str | None = None,
     source: str | None = None,
     limit: int = 5,
-    sample: int = 120,
 ) -> list[str]:
-    """Most frequent content words in the theme's evidence spans (latest `sample` mentions)."""
+    """Most frequent content words in the theme's evidence spans over the period."""
     found = top_keywords_many(
         session,
         {"_": theme_ids},
@@ -367,7 +367,6 @@ def top_keywords(
         channel=channel,
         source=source,
         limit=limit,
-        sample=sample,
     )
     return found.get("_", [])
 
@@ -381,70 +380,27 @@ def top_keywords_many(
     channel: str | None = None,
     source: str | None = None,
     limit: int = 5,
-    sample: int = 120,
 ) -> dict[str, list[str]]:
-    """`top_keywords` for several themes (name -> stored ids) in one SQL round trip.
-
-    Without a channel/source filter: the period's words from the precomputed `daily_keywords`
-    (every span of the period, each day's top words). With one: sampling the latest `sample`
-    mentions per theme keeps this bounded on large databases (index on theme, day);
-    identical spans are counted by SQL and tokenised once.
-    """
+    """`top_keywords` for several themes (name -> stored ids) in one SQL statement, summed
+    from the precomputed `daily_keywords` (each day's top words per theme and cell)."""
     if not themes:
         return {}
-    if not channel and not source:
-        return _period_keywords(session, themes, start=start, end=end, limit=limit)
-    # nlp's French tokeniser and stop words (accents kept, elisions split): one definition.
-    from nlp.topics.vectorize import FrenchAnalyzer
-
-    words = FrenchAnalyzer(ngram_max=1, min_length=3).words
-    parts = []
-    for name, ids in themes.items():
-        latest = (
-            select(ThemeMention.evidence_text.label("text"))
-            .where(
-                ThemeMention.theme.in_(list(ids)),
-                ThemeMention.day >= start,
-                ThemeMention.day <= end,
-                ThemeMention.evidence_text.is_not(None),
-            )
-            .order_by(ThemeMention.day.desc())
-            .limit(sample)
-        )
-        if channel or source:
-            latest = latest.join(Feedback, Feedback.id == ThemeMention.feedback_id)
-            latest = _channel_source(latest, Feedback, channel, source)
-        sub = latest.subquery()
-        parts.append(select(literal(name).label("theme"), sub.c.text))
-    spans = union_all(*parts).subquery()
-    grouped = select(spans.c.theme, spans.c.text, func.count()).group_by(
-        spans.c.theme, spans.c.text
-    )
-    counts: dict[str, Counter[str]] = {name: Counter() for name in themes}
-    for name, text, n in session.execute(grouped):
-        for word in {w for clause in words(text) for w in clause}:
-            counts[name][word] += n
-    return {
-        name: [w for w, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
-        for name, c in counts.items()
-    }
-
-
-def _period_keywords(
-    session: Session,
-    themes: Mapping[str, Sequence[str]],
-    *,
-    start: date,
-    end: date,
-    limit: int,
-) -> dict[str, list[str]]:
     name_of = {stored: name for name, ids in themes.items() for stored in ids}
+    # One kind of row per filter: a channel's own "*" rows, a source's (channel, source)
+    # cells, or the all-channel rows.
+    cells = [
+        DailyKeyword.channel == channel if channel else DailyKeyword.channel != KEYWORDS_ALL,
+        DailyKeyword.source == (source or KEYWORDS_ALL),
+    ]
+    if not channel and not source:
+        cells = [DailyKeyword.channel == KEYWORDS_ALL, DailyKeyword.source == KEYWORDS_ALL]
     stmt = (
         select(DailyKeyword.theme, DailyKeyword.word, func.sum(DailyKeyword.count))
         .where(
             DailyKeyword.theme.in_(list(name_of)),
             DailyKeyword.day >= start,
             DailyKeyword.day <= end,
+            *cells,
         )
         .group_by(DailyKeyword.theme, DailyKeyword.word)
     )

@@ -108,3 +108,36 @@ def test_downgrade_then_upgrade(tmp_path) -> None:
     migrate(eng)
     assert _diff(eng) == []
     eng.dispose()
+
+
+def test_an_upgrade_with_data_rebuilds_the_aggregates_once_at_head(tmp_path) -> None:
+    """0006 splits daily_keywords by channel and source: on a database with data, the rows
+    of every channel are rebuilt by `migrate` once the schema is at head (today's aggregate
+    code run inside an older revision would meet an older schema)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from core.db import MIGRATIONS_DIR, REBUILD_MARKER, session_factory
+    from tests.api_seed import seed
+
+    eng = make_engine(f"sqlite:///{tmp_path / 'up.db'}")
+    migrate(eng)
+    seed(session_factory(eng))
+    count = "SELECT count(*) FROM daily_keywords WHERE channel <> '*'"
+    with eng.connect() as conn:
+        per_channel = conn.execute(text(count)).scalar()
+    assert per_channel > 0
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with eng.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0005_aggregate_changes")
+    columns = {c["name"] for c in inspect(eng).get_columns("daily_keywords")}
+    assert "channel" not in columns
+    migrate(eng)
+    with eng.connect() as conn:
+        assert conn.execute(text(count)).scalar() == per_channel
+        marker = "SELECT count(*) FROM data_versions WHERE name = :n"
+        assert conn.execute(text(marker), {"n": REBUILD_MARKER}).scalar() == 0
+    assert _diff(eng) == []
+    eng.dispose()

@@ -331,6 +331,26 @@ def _check(sessions: sessionmaker[Session]) -> None:
         want_words = [w for w, _ in sorted(counted.items(), key=lambda kv: (-kv[1], kv[0]))[:5]]
         assert top_keywords(s, ["livraison"], start=START, end=END) == want_words
         assert want_words
+        # Filtered by channel or by source: the same count over that slice's verbatims only.
+        feedback = {f.id: f for f in s.scalars(select(Feedback))}
+        for field in ("channel", "source"):
+            slices = sorted({getattr(f, field) for f in feedback.values()})
+            assert len(slices) == 2
+            for value in slices:
+                counted = Counter()
+                for m in s.scalars(select(ThemeMention).where(ThemeMention.theme == "livraison")):
+                    fresh = latest[m.feedback_id].id == m.analysis_id and START <= m.day <= END
+                    if (
+                        fresh
+                        and m.evidence_text
+                        and getattr(feedback[m.feedback_id], field) == value
+                    ):
+                        counted.update({w for clause in words(m.evidence_text) for w in clause})
+                want_slice = [
+                    w for w, _ in sorted(counted.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+                ]
+                got = top_keywords(s, ["livraison"], start=START, end=END, **{field: value})
+                assert got == want_slice, (field, value)
         # Key drivers from the grouped cells = the per-verbatim regression.
         themes_of: dict[int, set[str]] = defaultdict(set)
         for m in s.scalars(select(ThemeMention)):
