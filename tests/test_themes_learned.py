@@ -486,3 +486,32 @@ def test_polarity_head_feature_version_survives_state_and_old_heads_load() -> No
     del state["version"]
     legacy = PolarityHead.from_state(state)
     assert legacy.version == 1 and legacy.predict(contexts) == old.predict(contexts)
+
+
+class _Signals:
+    """TextSignals with given signatures (no call to vectors/probs happens at load)."""
+
+    def __init__(self, vector: str | None, sentiment: str | None) -> None:
+        self.vector_signature = vector
+        self.sentiment_signature = sentiment
+
+    def vectors(self, texts: object) -> np.ndarray:
+        raise AssertionError("not called at load")
+
+    def sentiment_probs(self, texts: object) -> np.ndarray:
+        raise AssertionError("not called at load")
+
+
+def test_only_a_foreign_encoder_warns_at_load(caplog: pytest.LogCaptureFixture) -> None:
+    """Without an encoder (the lexicon tier) the encoder-free heads are the intended path;
+    an encoder other than the training one is worth a warning."""
+    from nlp.themes.learned import load_theme_model
+
+    taxonomy = load_taxonomy()
+    with caplog.at_level("WARNING", logger="nlp.themes.learned"):
+        model = load_theme_model(taxonomy=taxonomy, signals=_Signals(None, None))
+    assert model.detection_variant == "lite"
+    assert not [r for r in caplog.records if "encoder differs" in r.getMessage()]
+    with caplog.at_level("WARNING", logger="nlp.themes.learned"):
+        load_theme_model(taxonomy=taxonomy, signals=_Signals("another-encoder", None))
+    assert [r for r in caplog.records if "encoder differs" in r.getMessage()]

@@ -902,7 +902,10 @@ class LearnedThemeDetector:
         model.rule_only = [t for t in taxonomy.ids if t not in model.themes]
         model.info = dict(meta.get("info", {}))
         model.version = str(meta.get("version", VERSION))
-        if signals is not None and model.detection_variant == "lite" and "full" in model.coef:
+        # Only an encoder other than the training one deserves a warning: without any (the
+        # lexicon tier) the encoder-free heads are the intended path.
+        has_encoder = signals is not None and signals.vector_signature is not None
+        if has_encoder and model.detection_variant == "lite" and "full" in model.coef:
             log.warning(
                 "theme model %s: the encoder differs from the one it was trained with; "
                 "using its encoder-free heads (retrain with `verbatim train themes`)",
