@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
+from collections.abc import Callable
 from time import perf_counter
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from service.errors import ApiError
+
+T = TypeVar("T")
 
 
 class Metrics:
@@ -168,6 +172,25 @@ class LimitsAndMetrics:
         await send({"type": "http.response.body", "body": body})
 
 
+class LoopLocal(Generic[T]):
+    """One `factory()` object per running event loop. asyncio primitives belong to the loop
+    that first waits on them; an app driven from several loops (a test client's threads,
+    one loop each) would otherwise fail with "bound to a different event loop"."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._items: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self) -> T:
+        loop = asyncio.get_running_loop()
+        item = self._items.get(loop)
+        if item is None:
+            item = self._items[loop] = self._factory()
+        return item
+
+
 class AdmissionLimit:
     """At most `limit` HTTP requests inside the app at once; the others wait on the event loop
     (no error, no thread). A request holds its pooled connection across thread hops (auth,
@@ -178,11 +201,11 @@ class AdmissionLimit:
 
     def __init__(self, app: Any, *, limit: int) -> None:
         self.app = app
-        self.slots = asyncio.Semaphore(limit)
+        self.slots = LoopLocal(lambda: asyncio.Semaphore(limit))  # per loop: see LoopLocal
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        async with self.slots:
+        async with self.slots.get():
             await self.app(scope, receive, send)

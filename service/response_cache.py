@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core.versions import Versions, ViewDeps, read_versions, view_token
 from service.auth import hash_token
+from service.middleware import LoopLocal
 
 if TYPE_CHECKING:
     from service.deps import AppState
@@ -57,6 +58,7 @@ class ResponseStore:
         self.stats = {"hits": 0, "not_modified": 0, "stale": 0, "stored": 0}
         self._conn: Connection | None = None
         self._connecting = threading.Lock()
+        self.reading = threading.Lock()
 
     def put(self, key: _CacheKey, entry: _Entry) -> None:
         if entry.size > self.max_bytes // 8:  # one huge view must not evict everything
@@ -90,6 +92,14 @@ class ResponseStore:
             self.bytes -= old.size
 
 
+@dataclass(slots=True)
+class _Reads:
+    """The shared versions reads of one event loop (`ResponseCache._shared_versions`)."""
+
+    running: asyncio.Lock = field(default_factory=asyncio.Lock)
+    next: dict[str | None, asyncio.Future[Versions | None]] = field(default_factory=dict)
+
+
 class ResponseCache:
     """The middleware over `state.responses` (inside limits and metrics, which count its hits;
     outside the admission limit, which its hits skip)."""
@@ -101,8 +111,7 @@ class ResponseCache:
         # SQLite answers the versions statement in-process in ~0.2 ms: read inline. A database
         # server takes a round trip: read on a thread, one read at a time, shared (below).
         self.inline = state.engine.dialect.name == "sqlite"
-        self._reading = asyncio.Lock()
-        self._next_read: dict[str | None, asyncio.Future[Versions | None]] = {}
+        self._reads: LoopLocal[_Reads] = LoopLocal(_Reads)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "GET" or self.store.max_bytes <= 0:
@@ -160,17 +169,20 @@ class ResponseCache:
         running wait for the next one and take its result. That read starts after they all
         arrived, so none is answered from versions older than its own arrival, and a burst
         of hits costs one round trip per read in flight instead of one per request."""
-        pending = self._next_read.get(key_hash)
+        reads = self._reads.get()
+        pending = reads.next.get(key_hash)
         if pending is None:
             pending = asyncio.get_running_loop().create_future()
-            self._next_read[key_hash] = pending
-            asyncio.ensure_future(self._read_for(key_hash, pending))
+            reads.next[key_hash] = pending
+            asyncio.ensure_future(self._read_for(reads, key_hash, pending))
         return await asyncio.shield(pending)
 
-    async def _read_for(self, key_hash: str | None, done: asyncio.Future[Versions | None]) -> None:
-        async with self._reading:  # one read at a time on the store's connection
-            if self._next_read.get(key_hash) is done:
-                del self._next_read[key_hash]  # later arrivals wait for the read after this
+    async def _read_for(
+        self, reads: _Reads, key_hash: str | None, done: asyncio.Future[Versions | None]
+    ) -> None:
+        async with reads.running:  # one read at a time (per loop; `_versions` locks too)
+            if reads.next.get(key_hash) is done:
+                del reads.next[key_hash]  # later arrivals wait for the read after this
             try:
                 done.set_result(await to_thread.run_sync(self._versions, key_hash))
             except BaseException as exc:  # noqa: BLE001 - handed to every waiter
@@ -181,19 +193,20 @@ class ResponseCache:
         short indexed statement, cheaper than a thread hop): taking one from the pool here
         could block the event loop while the pool's connections wait on it. None on a database
         error (the app then answers, and reports it)."""
-        conn = self.store.connection_or_none()
-        if conn is None:
-            return None
-        try:
+        with self.store.reading:  # one connection: one statement at a time
+            conn = self.store.connection_or_none()
+            if conn is None:
+                return None
             try:
-                versions = read_versions(conn, key_hash)
-                self.state.changes.refresh(conn, versions.aggregates)
-            finally:
-                conn.rollback()  # end the read transaction: the next one sees new commits
-        except SQLAlchemyError:
-            self.store.close()
-            return None
-        return versions
+                try:
+                    versions = read_versions(conn, key_hash)
+                    self.state.changes.refresh(conn, versions.aggregates)
+                finally:
+                    conn.rollback()  # end the read transaction: the next one sees new commits
+            except SQLAlchemyError:
+                self.store.close()
+                return None
+            return versions
 
     async def _pass_and_keep(self, key: _CacheKey, scope: dict, receive: Any, send: Any) -> None:
         """Let the app answer; keep its response when the endpoint stated its dependencies."""
