@@ -277,7 +277,12 @@ def ingest_file(
     file_columns = columns(path, fmt, encoding=encoding)
     if not file_columns and _blank(path):
         return IngestResult(None, location)  # an empty export: nothing to do, not an error
-    resolved = resolve_mapping(file_columns, mapping or {})
+    if not file_columns and fmt == "jsonl":
+        # Not one line is a JSON object (the whole file was scanned): nothing to map, and
+        # every line is quarantined with its own reason rather than the file refused.
+        resolved: dict[str, str] = {}
+    else:
+        resolved = resolve_mapping(file_columns, mapping or {})
     digest = fingerprint(path)
     mask = masker or build_masker(settings)
 

@@ -247,3 +247,17 @@ def test_damaged_jsonl_loses_no_row(
 
 def test_reader_module_limits_are_sane() -> None:
     assert readers.CSV_FIELD_LIMIT >= 10_000_000 and readers.RAW_KEEP <= 2_000
+
+
+def test_a_jsonl_file_without_any_object_quarantines_every_line(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """Found by the property above: when no line is a JSON object there is nothing to map,
+    and each line is still accounted for (quarantined with its reason), not the file refused."""
+    path = tmp_path / "arrays.jsonl"
+    path.write_bytes(b'["id0x"]\n["id1x"]\n42\n')
+    result = ingest_file(sessions, settings, path, source="s")
+    assert (result.read, result.stored, result.rejected) == (3, 0, 3)
+    quarantined = _quarantine(sessions)
+    assert len(quarantined) == 3 and all(q.reason for q in quarantined)
+    assert all(any(rid in (q.raw or "") for q in quarantined) for rid in ("id0x", "id1x"))
