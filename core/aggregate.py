@@ -316,9 +316,8 @@ _KEYWORD_CHUNK = 20_000
 def _keywords(session: Session, mention_scope: list[ColumnElement[bool]]) -> None:
     """Fill `daily_keywords` for the scope (already emptied): per day x theme x channel x
     source, per channel over its sources (source "*") and over every channel ("*", "*").
-    Identical spans are counted by SQL and
-    tokenised once, with nlp's French analyser (accents kept, elisions split, stop words
-    out), each word once per span."""
+    Identical spans are counted by SQL and tokenised once, with nlp's French analyser
+    (accents kept, elisions split, stop words out), each word once per span."""
     from nlp.topics.vectorize import FrenchAnalyzer
 
     words = FrenchAnalyzer(ngram_max=1, min_length=3).words

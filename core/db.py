@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -88,8 +88,6 @@ REBUILD_MARKER = "rebuild:aggregates"
 
 
 def _run_pending_rebuild(conn: Any) -> None:
-    from sqlalchemy import text
-
     marker = {"n": REBUILD_MARKER}
     if conn.execute(text("SELECT 1 FROM data_versions WHERE name = :n"), marker).first() is None:
         return

@@ -388,11 +388,12 @@ def top_keywords_many(
     name_of = {stored: name for name, ids in themes.items() for stored in ids}
     # One kind of row per filter: a channel's own "*" rows, a source's (channel, source)
     # cells, or the all-channel rows.
-    cells = [
-        DailyKeyword.channel == channel if channel else DailyKeyword.channel != KEYWORDS_ALL,
-        DailyKeyword.source == (source or KEYWORDS_ALL),
-    ]
-    if not channel and not source:
+    if channel or source:
+        cells = [
+            DailyKeyword.channel == channel if channel else DailyKeyword.channel != KEYWORDS_ALL,
+            DailyKeyword.source == (source or KEYWORDS_ALL),
+        ]
+    else:
         cells = [DailyKeyword.channel == KEYWORDS_ALL, DailyKeyword.source == KEYWORDS_ALL]
     stmt = (
         select(DailyKeyword.theme, DailyKeyword.word, func.sum(DailyKeyword.count))

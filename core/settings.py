@@ -151,8 +151,6 @@ class Settings(BaseSettings):
     # replica stays small, ~0.3 GB instead of ~1.8 GB with the embedded model).
     api_workers: int = Field(default=1, ge=1, le=64)
     api_preload_models: bool = True
-    # Memory for rendered read views kept per API process (0: off). A view is served from it
-    # only while the data it was computed from is unchanged (service.response_cache).
     # Threads that run the API's blocking endpoints (anyio's default is 40): a few are enough
     # to keep both cores busy between SQL calls; more add GIL contention under load.
     api_threads: int = Field(default=40, ge=1, le=256)
@@ -161,6 +159,8 @@ class Settings(BaseSettings):
     # holding connections wait for threads held by requests waiting for connections.
     # 0: chosen from the database (`api_admission`).
     api_max_inflight: int = Field(default=0, ge=0, le=256)
+    # Memory for rendered read views kept per API process (0: off). A view is served from it
+    # only while the data it was computed from is unchanged (service.response_cache).
     api_response_cache_mb: int = Field(default=64, ge=0, le=4096)
 
     @classmethod

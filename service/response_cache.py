@@ -71,7 +71,7 @@ class ResponseStore:
             self.drop(next(iter(self.entries)))
 
     def connect(self, engine: Engine) -> None:
-        """Take the front cache's own connection (kept; used by the event loop only)."""
+        """Take the front cache's own connection (kept; one statement at a time: `reading`)."""
         with self._connecting:  # two first hits at once take one connection, not two
             if self._conn is None:
                 # Autocommit: each statement reads the latest commit, no BEGIN/ROLLBACK trips.

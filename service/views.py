@@ -28,11 +28,9 @@ from service.schemas import DayOut, Period, SpikeOut, ThemeDetailOut, ThemeOut, 
 
 
 class KeywordCache:
-    """Top keywords per (theme ids, period, filters), valid while the aggregates are unchanged.
-
-    Keywords come from a text scan of evidence spans, the one part of /themes that is not a
-    lookup in the aggregates table; the aggregate job's rebuild changes the version key.
-    """
+    """Top keywords per (theme ids, period, filters), valid while the aggregates are unchanged
+    (the aggregate job's rebuild changes the version key): /themes and each theme's detail
+    share one period's words instead of each summing `daily_keywords`."""
 
     def __init__(self, size: int = 2048) -> None:
         self.size = size
