@@ -73,7 +73,7 @@ class SchedulerJob(BaseModel):
     name: str
     # 5 fields (minute hour day month weekday), or 6 with seconds first ("*/10 * * * * *").
     cron: str
-    command: Literal["run", "ingest", "enrich", "aggregate", "detect", "alert"] = "run"
+    command: Literal["run", "ingest", "enrich", "aggregate", "detect", "alert", "digest"] = "run"
 
 
 class SchedulerSettings(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -241,6 +242,23 @@ def build_masker(settings: Settings) -> PiiMasker:
     return PiiMasker(nlp=load_ner() if settings.pii_ner else None)
 
 
+class LazyMasker:
+    """`build_masker(settings)` on the first text masked, then reused: a run or a scheduler
+    shares one masker over all its sources, and spaCy loads only when something is masked."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._masker: PiiMasker | None = None
+        self._building = threading.Lock()
+
+    def __call__(self, text: str) -> str:
+        if self._masker is None:
+            with self._building:
+                if self._masker is None:
+                    self._masker = build_masker(self.settings)
+        return self._masker(text)
+
+
 def ingest_file(
     sessions: sessionmaker[Session],
     settings: Settings,
@@ -386,6 +404,7 @@ __all__ = [
     "IngestResult",
     "MappingError",
     "ReaderError",
+    "LazyMasker",
     "build_masker",
     "ingest_file",
     "parse_mapping",

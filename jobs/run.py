@@ -22,7 +22,7 @@ from jobs.alerts import DeliveryResult
 from jobs.connectors import ConnectorError, PullResult, pull_source
 from jobs.detect import DetectResult
 from jobs.enrich import EnrichResult, enrich
-from jobs.ingest import IngestResult, MappingError, ReaderError
+from jobs.ingest import IngestResult, LazyMasker, MappingError, ReaderError
 from jobs.retheme import RethemeResult, retheme
 from nlp.errors import VerbatimError
 
@@ -129,10 +129,12 @@ def run_pipeline(
     on_enrich_batch: Callable[[int], None] | None = None,
     analyzer_factory: Callable[[], object] | None = None,
     stop: Callable[[], bool] | None = None,
+    masker: Callable[[str], str] | None = None,
 ) -> RunSummary:
     """Run the pipeline once. A source that fails is reported and the others still run.
 
     Give `analyzer`, or `analyzer_factory` (called only when there is something to analyse).
+    `masker`: the PII masker to reuse (a scheduler keeps one); one per run otherwise.
     `stop()` is checked between steps and batches: when it turns true the run raises
     `Stopped` at the next safe point (what was stored stays stored).
     """
@@ -145,6 +147,7 @@ def run_pipeline(
             on_batch=on_enrich_batch,
             analyzer_factory=analyzer_factory,
             stop=stop,
+            masker=masker or LazyMasker(settings),
         )
 
 
@@ -157,6 +160,7 @@ def _run(
     on_batch: Callable[[int], None] | None,
     analyzer_factory: Callable[[], object] | None,
     stop: Callable[[], bool] | None = None,
+    masker: Callable[[str], str] | None = None,
 ) -> RunSummary:
     summary = RunSummary()
     sources = list(settings.sources)
@@ -165,7 +169,9 @@ def _run(
         summary.demo = True
     for src in sources:
         try:
-            result = pull_source(sessions, settings, src, progress=progress, stop=stop)
+            result = pull_source(
+                sessions, settings, src, progress=progress, stop=stop, masker=masker
+            )
             summary.ingested.append((src, result))
             summary.errors.extend((src, error) for error in getattr(result, "errors", []))
         except (MappingError, ReaderError, ConnectorError, FileNotFoundError, OSError) as exc:

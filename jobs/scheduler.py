@@ -46,15 +46,44 @@ class SchedulerConfigError(VerbatimError, ValueError):
     """No job, or a cron expression / timezone that does not parse: one clear message."""
 
 
+class JobResources:
+    """What a scheduler's runs share from tick to tick: the PII masker (spaCy NER) and the
+    analyzer (encoder, theme heads), loaded at the first tick that needs them instead of at
+    every tick. The analyzer follows the database's current taxonomy, as `verbatim run` does:
+    a new version rebuilds the theme heads and keeps the loaded sentiment model."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
+        from jobs.ingest import LazyMasker
+
+        self.settings = settings
+        self.sessions = sessions
+        self.masker = LazyMasker(settings)
+        self._analyzer: Any = None
+        self._taxonomy_version: int | None = None
+
+    def analyzer(self) -> Any:
+        from core.analysis import build_analyzer
+        from core.taxonomy_store import for_job
+
+        current = for_job(self.sessions, self.settings)
+        if self._analyzer is None or current.version != self._taxonomy_version:
+            self._analyzer = build_analyzer(
+                self.settings,
+                taxonomy=current.taxonomy,
+                sentiment=getattr(self._analyzer, "sentiment", None),
+            )
+            self._taxonomy_version = current.version
+        return self._analyzer
+
+
 # --- the commands a job can run ---------------------------------------------------------------
 
 
-def _cmd_run(settings: Settings, sessions: sessionmaker[Session], stop: Stop) -> str:
-    from core.analysis import build_analyzer
+def _cmd_run(res: JobResources, stop: Stop) -> str:
     from jobs.run import run_pipeline
 
     summary = run_pipeline(
-        settings, sessions, analyzer_factory=lambda: build_analyzer(settings), stop=stop
+        res.settings, res.sessions, analyzer_factory=res.analyzer, stop=stop, masker=res.masker
     )
     stored = sum(r.stored for _s, r in summary.ingested)
     analysed = summary.enriched.analyzed if summary.enriched else 0
@@ -67,16 +96,16 @@ def _cmd_run(settings: Settings, sessions: sessionmaker[Session], stop: Stop) ->
     return line
 
 
-def _cmd_ingest(settings: Settings, sessions: sessionmaker[Session], stop: Stop) -> str:
+def _cmd_ingest(res: JobResources, stop: Stop) -> str:
     from jobs.connectors import pull_source
     from jobs.run import Stopped
 
-    if not settings.sources:
+    if not res.settings.sources:
         return "no source configured"
     parts, errors = [], []
-    for src in settings.sources:
+    for src in res.settings.sources:
         try:
-            result = pull_source(sessions, settings, src, stop=stop)
+            result = pull_source(res.sessions, res.settings, src, stop=stop, masker=res.masker)
         except Exception as exc:  # noqa: BLE001 - one failing source must not block the others
             errors.append(f"{src.source}: {exc}")
             continue
@@ -89,7 +118,7 @@ def _cmd_ingest(settings: Settings, sessions: sessionmaker[Session], stop: Stop)
     return ", ".join(parts)
 
 
-def _cmd_enrich(settings: Settings, sessions: sessionmaker[Session], stop: Stop) -> str:
+def _cmd_enrich(res: JobResources, stop: Stop) -> str:
     from jobs.enrich import enrich
     from jobs.run import Stopped
 
@@ -97,42 +126,42 @@ def _cmd_enrich(settings: Settings, sessions: sessionmaker[Session], stop: Stop)
         if stop():
             raise Stopped(f"stop requested after {done} verbatims analysed")
 
-    result = enrich(sessions, settings, on_batch=check)
+    result = enrich(res.sessions, res.settings, analyzer_factory=res.analyzer, on_batch=check)
     return f"analysed {result.analyzed}"
 
 
-def _cmd_aggregate(settings: Settings, sessions: sessionmaker[Session], stop: Stop) -> str:
+def _cmd_aggregate(res: JobResources, stop: Stop) -> str:
     from jobs.aggregate import aggregate
 
-    with session_scope(sessions) as session:
+    with session_scope(res.sessions) as session:
         return f"wrote {aggregate(session)} aggregate rows"
 
 
-def _cmd_detect(settings: Settings, sessions: sessionmaker[Session], stop: Stop) -> str:
+def _cmd_detect(res: JobResources, stop: Stop) -> str:
     from jobs.detect import run_detect
 
-    found = run_detect(settings, sessions)
+    found = run_detect(res.settings, res.sessions)
     return f"alerts {found.new} new, {found.updated} updated, {found.queued} queued"
 
 
-def _cmd_alert(settings: Settings, sessions: sessionmaker[Session], stop: Stop) -> str:
+def _cmd_alert(res: JobResources, stop: Stop) -> str:
     from jobs.alerts import deliver_pending
 
-    sent = deliver_pending(settings, sessions)
+    sent = deliver_pending(res.settings, res.sessions)
     return f"sent {sent.sent}, deferred {sent.deferred}, failed {sent.dead}"
 
 
-def _cmd_digest(settings: Settings, sessions: sessionmaker[Session], stop: Stop) -> str:
+def _cmd_digest(res: JobResources, stop: Stop) -> str:
     from core.taxonomy_store import for_job
     from jobs.digest import send_digest
 
-    result = send_digest(settings, sessions, for_job(sessions, settings).taxonomy)
+    result = send_digest(res.settings, res.sessions, for_job(res.sessions, res.settings).taxonomy)
     if result.outcome in ("retry", "dead"):
         raise RuntimeError(f"digest not delivered: {result.error}")
     return f"digest {result.outcome}: {result.digest.incidents} incidents in progress"
 
 
-COMMANDS: dict[str, Callable[[Settings, sessionmaker[Session], Stop], str]] = {
+COMMANDS: dict[str, Callable[[JobResources, Stop], str]] = {
     "run": _cmd_run,
     "ingest": _cmd_ingest,
     "enrich": _cmd_enrich,
@@ -270,6 +299,7 @@ class Scheduler:
         self.host = f"{socket.gethostname()}:{os.getpid()}"
         self.triggers = {j.name: make_trigger(j.cron, conf.timezone) for j in conf.jobs}
         self.lock = RunLock(engine, settings)
+        self.resources = JobResources(settings, sessions)
 
     def stopping(self) -> bool:
         return self.stop_event.is_set()
@@ -299,7 +329,7 @@ class Scheduler:
                 return None
             log.info("job %s tick %s: started (run #%d)", job.name, tick.isoformat(), run_id)
             try:
-                detail = COMMANDS[job.command](self.settings, self.sessions, self.stopping)
+                detail = COMMANDS[job.command](self.resources, self.stopping)
                 status = "ok"
             except Stopped as exc:
                 status, detail = "aborted", str(exc)

@@ -258,6 +258,31 @@ def test_folder_reads_new_complete_files_once(
     assert _count(db) == 11
 
 
+def test_connector_rows_are_masked_with_ner_like_file_rows(
+    tmp_path: Path, db: sessionmaker[Session], settings: Settings
+) -> None:
+    """A name has no pattern for the rules to see: connectors mask with spaCy's NER as file
+    ingestion does (they once ran the rules alone), stored rows and quarantined raw alike."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    _write(
+        inbox / "a.jsonl",
+        [
+            {"id": "n1", "text": "Merci beaucoup à Sophie Lambert pour son aide"},
+            {"id": "n2", "text": "Colis parfait", "date": "Sophie Lambert"},  # bad date
+        ],
+    )
+    with_ner = settings.model_copy(update={"pii_ner": True})
+    result = pull(db, with_ner, FolderConnector(inbox, "*", settle_seconds=0), source="inbox")
+    assert (result.stored, result.rejected) == (1, 1)
+    with db() as s:
+        stored = s.scalars(select(Feedback.text)).all()
+        raw = s.scalars(select(Quarantine.raw)).all()
+    assert len(stored) == 1 and "<PERSON>" in stored[0]
+    for text in [*stored, *raw]:
+        assert "Sophie" not in text and "Lambert" not in text
+
+
 def test_folder_unreadable_file_is_reported_and_the_rest_lands(
     tmp_path: Path, db: sessionmaker[Session], settings: Settings
 ) -> None:

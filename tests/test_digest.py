@@ -171,12 +171,13 @@ def test_digest_reads_the_stored_taxonomy_and_skips_closed_incidents(
 def test_scheduler_digest_command_posts_once_per_period(
     settings: Settings, sessions: sessionmaker[Session], slack: tuple[Slack, str]
 ) -> None:
-    from jobs.scheduler import COMMANDS
+    from jobs.scheduler import COMMANDS, JobResources
 
     state, url = slack
     seed(sessions)
     settings.slack_webhooks = {"digest": url}
     never = lambda: False  # noqa: E731 - the scheduler's stop flag
-    assert COMMANDS["digest"](settings, sessions, never) == "digest sent: 1 incidents in progress"
-    assert COMMANDS["digest"](settings, sessions, never).startswith("digest already_sent")
+    res = JobResources(settings, sessions)
+    assert COMMANDS["digest"](res, never) == "digest sent: 1 incidents in progress"
+    assert COMMANDS["digest"](res, never).startswith("digest already_sent")
     assert len(state.bodies) == 1

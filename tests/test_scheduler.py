@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import typing
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,10 +19,18 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import make_engine, migrate, session_factory
-from core.models import JobRun
-from core.settings import Settings
+from core.models import JobRun, ThemeMention
+from core.settings import SchedulerJob, Settings, SourceConfig
 from core.store import claim_job_run, finish_job_run
-from jobs.scheduler import RunLock, Scheduler, SchedulerConfigError, current_tick, make_trigger
+from jobs.scheduler import (
+    COMMANDS,
+    JobResources,
+    RunLock,
+    Scheduler,
+    SchedulerConfigError,
+    current_tick,
+    make_trigger,
+)
 from tests.pg_schema import pg_schema_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,6 +74,62 @@ def test_claim_and_lock_are_exclusive(db_url: str, settings: Settings) -> None:
     assert b.try_acquire()
     b.release()
     engine.dispose()
+
+
+def test_every_command_can_be_configured() -> None:
+    """The settings accept exactly the commands the scheduler runs (the README's `digest` job
+    was once refused by the settings' own list)."""
+    allowed = set(typing.get_args(SchedulerJob.model_fields["command"].annotation))
+    assert allowed == set(COMMANDS)
+    Settings(scheduler={"jobs": [{"name": "weekly", "cron": "0 8 * * mon", "command": "digest"}]})
+
+
+def test_ticks_read_the_database_taxonomy_and_keep_their_models(
+    tmp_path: Path, settings: Settings, engine: Engine
+) -> None:
+    """A scheduled `run` analyses with the taxonomy version the API edits (as `verbatim run`
+    does), not the packaged file; the masker and the analyzer load once, not at every tick,
+    and a new taxonomy version rebuilds the theme heads but keeps the sentiment model."""
+    from core import taxonomy_store
+    from nlp.taxonomy import Theme
+
+    sessions = session_factory(engine)
+    feed = tmp_path / "feed.jsonl"
+    rows = [
+        {"id": "a1", "text": "Le parapluie est arrivé cassé, très déçu"},
+        {"id": "a2", "text": "Livraison rapide, parapluie parfait"},
+    ]
+    feed.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    settings.sources = [SourceConfig(source="shop", path=feed)]
+    with sessions.begin() as s:
+        tax = taxonomy_store.current(s, settings).taxonomy
+        umbrella = Theme(id="parapluies", label="Parapluies", seeds=["parapluie"])
+        taxonomy_store.save(
+            s, settings, tax.model_copy(update={"themes": [*tax.themes, umbrella]}), "test"
+        )
+    res = JobResources(settings, sessions)
+    never = lambda: False  # noqa: E731 - the scheduler's stop flag
+
+    assert COMMANDS["run"](res, never).startswith("stored 2, analysed 2")
+    with sessions() as s:
+        themes = set(s.scalars(select(ThemeMention.theme)))
+    assert "parapluies" in themes
+    first = res.analyzer()
+    masker = res.masker._masker
+    assert first.taxonomy.resolve("parapluies") is not None and masker is not None
+
+    rows.append({"id": "a3", "text": "Parapluie jamais reçu"})
+    feed.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    assert COMMANDS["run"](res, never).startswith("stored 1, analysed 1")
+    assert res.analyzer() is first and res.masker._masker is masker  # loaded once
+
+    with sessions.begin() as s:
+        cur = taxonomy_store.current(s, settings)
+        kept = [t for t in cur.taxonomy.themes if t.id != "parapluies"]
+        taxonomy_store.save(s, settings, cur.taxonomy.model_copy(update={"themes": kept}), "t")
+    second = res.analyzer()
+    assert second is not first and second.taxonomy.resolve("parapluies") is None
+    assert second.sentiment is first.sentiment
 
 
 def test_no_job_is_a_clear_error(settings: Settings, engine: Engine) -> None:

@@ -94,8 +94,15 @@ def pull(
     channel: str = "review",
     mapping: Mapping[str, str] | None = None,
     stop: Callable[[], bool] | None = None,
+    masker: Callable[[str], str] | None = None,
 ) -> PullResult:
-    """Read every new batch of `connector` into `feedback`; `stop()` is checked between batches."""
+    """Read every new batch of `connector` into `feedback`; `stop()` is checked between batches.
+
+    `masker`: the PII masker to reuse (`jobs.ingest.LazyMasker`); one is made here when not
+    given, with spaCy's NER like a file ingest (names have no pattern the rules could see)."""
+    from jobs.ingest import LazyMasker
+
+    mask = masker or LazyMasker(settings)
     mapper = _Mapper(mapping or {})
     result = PullResult(source=source)
     with session_scope(sessions) as session:
@@ -134,13 +141,14 @@ def pull(
                         extra={k: v for k, v in fields.items() if k not in mapped},
                         run_id=result.run_id,
                         now=now,
+                        mask=mask,
                     )
                     if isinstance(prepared, Rejection):
                         rejected.append((rec.number, prepared, rec.raw))
                     else:
                         rows.append(prepared)
                 stored, dups = insert_feedback(session, rows)
-                add_quarantine(session, rejected, source=source, run_id=result.run_id)
+                add_quarantine(session, rejected, source=source, run_id=result.run_id, mask=mask)
                 save_state(session, source, connector.kind, batch.state)
                 advance_run(
                     session,
@@ -186,9 +194,11 @@ def pull_source(
     *,
     progress: bool = False,
     stop: Callable[[], bool] | None = None,
+    masker: Callable[[str], str] | None = None,
 ) -> Any:
     """One configured source: a `file` goes through the resumable file ingester, any other
-    kind through its connector. Returns an IngestResult (file) or a PullResult."""
+    kind through its connector. Returns an IngestResult (file) or a PullResult. `masker`:
+    the PII masker to share between sources (made per source when not given)."""
     if cfg.kind == "file":
         from jobs.ingest import ingest_file
 
@@ -201,6 +211,7 @@ def pull_source(
             channel=cfg.channel,
             mapping=cfg.mapping,
             progress=progress,
+            masker=masker,
         )
     connector = build_connector(cfg, settings)
     return pull(
@@ -211,6 +222,7 @@ def pull_source(
         channel=cfg.channel,
         mapping=cfg.mapping,
         stop=stop,
+        masker=masker,
     )
 
 
