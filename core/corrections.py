@@ -82,6 +82,8 @@ def apply_correction(
                     f"polarity must be one of {', '.join(POLARITIES)}", f"themes[{i}].polarity"
                 )
             resolved[theme.id] = polarity
+    from nlp.text import mask_pii
+
     base = _model_analysis(session, feedback_id)
     now = datetime.now(UTC)
     correction = Correction(
@@ -91,7 +93,8 @@ def apply_correction(
         if resolved is None
         else [{"theme": t, "polarity": p} for t, p in resolved.items()],
         author=author[:100],
-        note=note,
+        # Masked like any stored text (rules): a note may quote the customer's e-mail or IBAN.
+        note=mask_pii(note) if note else note,
         created_at=now,
     )
     session.add(correction)

@@ -814,10 +814,14 @@ def set_incident_status(
     session: Session, incident_id: int, action: str, who: str, note: str
 ) -> Incident | None:
     """Acknowledge or resolve an incident (who, when, note); None when it does not exist.
-    Acknowledging a resolved incident leaves it resolved; resolving twice keeps the first."""
+    Acknowledging a resolved incident leaves it resolved; resolving twice keeps the first.
+    The note is PII-masked (rules): an analyst may paste a customer's e-mail or phone."""
+    from nlp.text import mask_pii
+
     inc = session.get(Incident, incident_id)
     if inc is None:
         return None
+    note = mask_pii(note) if note else note
     now = datetime.now(UTC)
     if action == "acknowledge":
         if inc.status == "open":

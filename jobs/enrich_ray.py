@@ -50,16 +50,19 @@ def pending_ranges(sessions: sessionmaker[Session], size: int) -> list[tuple[int
 
 
 class RangeAnalyzer:
-    """A Ray actor: the analyzer and a database engine, loaded once per actor."""
+    """A Ray actor: the analyzer and a database engine, loaded once per actor. The analyzer
+    uses the database's current taxonomy, as the in-process `verbatim enrich` does."""
 
     def __init__(self, settings: dict[str, Any], backend: str | None = None) -> None:
         from core.analysis import build_analyzer
         from core.db import make_engine, session_factory
+        from core.taxonomy_store import for_job
 
         self.settings = Settings(**settings)
         self.engine = make_engine(self.settings.resolved_database_url)
         self.sessions = session_factory(self.engine)
-        self.analyzer = build_analyzer(self.settings, backend=backend)
+        taxonomy = for_job(self.sessions, self.settings).taxonomy
+        self.analyzer = build_analyzer(self.settings, backend=backend, taxonomy=taxonomy)
         self.version = str(getattr(self.analyzer, "model_version", "unknown"))[:100]
 
     def analyse_range(self, lo: int, hi: int) -> tuple[int, int, int, list[date]]:

@@ -805,6 +805,10 @@ def test_incidents_list_acknowledge_resolve(client: TestClient, keys: dict[str, 
     )
     assert body["acknowledged_at"] is not None
     done = client.post(path + "/resolve", json={"note": "transporteur changé"}, headers=wh(keys))
+    masked = client.post(
+        path + "/acknowledge", json={"note": "vu avec marc@shop.fr"}, headers=wh(keys)
+    )
+    assert masked.json()["ack_note"] == "vu avec <EMAIL>"  # notes are PII-masked
     assert done.json()["status"] == "resolved" and done.json()["resolved_by"] == "ecriture"
     assert done.json()["resolve_note"] == "transporteur changé"
     assert client.get("/incidents?status=open", headers=rh(keys)).json()["items"] == []

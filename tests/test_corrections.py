@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from core.aggregate import aggregate_all
 from core.corrections import training_rows
 from core.db import session_scope
-from core.models import Analysis, Feedback, ThemeMention
+from core.models import Analysis, Correction, Feedback, ThemeMention
 from core.settings import Settings
 from service.app import create_app
 from service.auth import create_key
@@ -63,11 +63,16 @@ def test_correction_overrides_the_model_everywhere(
     assert client.post(url, json=body).status_code == 401
     assert client.post(url, json=body, headers={"X-API-Key": keys["read"]}).status_code == 403
     wh = {"X-API-Key": keys["write"]}
-    res = client.post(url, json={**body, "note": "c'est le carton"}, headers=wh)
+    note = "c'est le carton, client rappelé au 06 12 34 56 78 (jean.dupont@exemple.fr)"
+    res = client.post(url, json={**body, "note": note}, headers=wh)
     assert res.status_code == 201, res.text
     out = res.json()
     assert out["correction"]["author"] == "analyste.marie"
-    assert out["correction"]["note"] == "c'est le carton"
+    # Notes are stored and served PII-masked, like the verbatims.
+    assert out["correction"]["note"].startswith("c'est le carton, client rappelé au <PHONE>")
+    with session_scope(sessions) as session:
+        stored = session.scalars(select(Correction.note)).one()
+    assert "06 12" not in stored and "dupont" not in stored and "<EMAIL>" in stored
     assert out["reaggregated_days"] == [str(LAST_DAY)]
     assert [m["theme"] for m in out["feedback"]["model"]["themes"]] == ["livraison"]
     assert out["feedback"]["current"]["themes"] == [

@@ -13,10 +13,12 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import taxonomy_store
 from core.db import make_engine, migrate, session_factory
 from core.models import Analysis, Feedback, ThemeMention
 from core.settings import Settings
 from core.store import insert_feedback, prepare_feedback
+from nlp.taxonomy import Theme
 from tests.pg_schema import pg_schema_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
@@ -91,12 +93,19 @@ def test_ray_engine_analyses_each_verbatim_once(
     sessions = session_factory(engine)
     _seed(sessions, 50)
     assert pending_ranges(sessions, 10)[0][1] - pending_ranges(sessions, 10)[0][0] == 9
+    with sessions.begin() as s:  # an edited taxonomy: actors analyse with it, as enrich does
+        tax = taxonomy_store.current(s, settings).taxonomy
+        cartons = Theme(id="cartons", label="Cartons", seeds=["carton"])
+        edited = tax.model_copy(update={"themes": [*tax.themes, cartons]})
+        taxonomy_store.save(s, settings, edited, "test")
 
     result = enrich_ray(settings, sessions, options=RayOptions(workers=2, range_size=10))
     assert result.analyzed == 50 and result.failed == 0
     analyses, distinct, mentions = _counts(sessions)
     assert analyses == distinct == 50
     assert mentions == result.mentions > 0
+    with sessions() as s:
+        assert s.scalar(select(func.count()).where(ThemeMention.theme == "cartons")) == 10
     assert len(result.days) >= 4
 
     # A worker lost after its commit makes Ray run the range again; simulate it by flagging
