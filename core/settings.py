@@ -5,11 +5,12 @@ The file is `$VERBATIM_CONFIG` if set, else `./verbatim.toml` when it exists.
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -17,7 +18,25 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from nlp.errors import VerbatimError
+
 Channel = Literal["review", "social", "complaint", "survey"]
+
+
+class ConfigFileError(VerbatimError, ValueError):
+    """The configuration file names a setting that does not exist: a typo (`databse_url`)
+    would otherwise be ignored silently and the default used instead."""
+
+
+def _unknown_keys(data: dict[str, Any], known: Any, where: str) -> str | None:
+    unknown = sorted(set(data) - set(known))
+    if not unknown:
+        return None
+    parts = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, list(known), n=1)
+        parts.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return f"{where}: unknown setting {', '.join(parts)}"
 
 
 class SourceConfig(BaseModel):
@@ -28,6 +47,8 @@ class SourceConfig(BaseModel):
     `since` cursor), or a third-party connector registered under its own name (its options in
     `options`).
     """
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt option is an error, not ignored
 
     source: str
     kind: str = "file"
@@ -70,6 +91,8 @@ class SourceConfig(BaseModel):
 class SchedulerJob(BaseModel):
     """One `verbatim scheduler` job: a command run on a cron expression."""
 
+    model_config = ConfigDict(extra="forbid")
+
     name: str
     # 5 fields (minute hour day month weekday), or 6 with seconds first ("*/10 * * * * *").
     cron: str
@@ -77,6 +100,8 @@ class SchedulerJob(BaseModel):
 
 
 class SchedulerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     jobs: list[SchedulerJob] = Field(default_factory=list)
     timezone: str = "UTC"
     # A tick missed by less than this (machine asleep, previous run still going) still runs;
@@ -175,7 +200,11 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         path = _config_file()
         if path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            toml = TomlConfigSettingsSource(settings_cls, toml_file=path)
+            problem = _unknown_keys(toml.toml_data, settings_cls.model_fields, str(path))
+            if problem:
+                raise ConfigFileError(problem)
+            sources.append(toml)
         return tuple(sources)
 
     @property

@@ -37,6 +37,9 @@ BAD_CONFIGS = {
     "bad-value": ({"VERBATIM_BATCH_SIZE": "lots"}, None),
     # A database URL no driver understands.
     "bad-database-url": ({"VERBATIM_DATABASE_URL": "nosuchdb://nowhere/x"}, None),
+    # A misspelt setting, and a misspelt option of a section: errors, not silently ignored.
+    "unknown-setting": ({}, 'databse_url = "sqlite:///elsewhere.db"\n'),
+    "unknown-option": ({}, "[scheduler]\nlock_wait_second = 5\n"),
 }
 
 
@@ -80,6 +83,8 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path: Path, command: str, config:
         "bad-toml": "invalid configuration file",
         "bad-value": "batch_size",
         "bad-database-url": "database_url",
+        "unknown-setting": "unknown setting 'databse_url' (did you mean 'database_url'?)",
+        "unknown-option": "scheduler.lock_wait_second: Extra inputs are not permitted",
     }[config]
     assert expected in lines[0]
 

@@ -1,0 +1,110 @@
+"""A smaller student for the embedded sentiment model (issue 12): is it worth shipping?
+
+    python benchmarks/make_sentiment_corpus.py /tmp/sentiment_train.jsonl
+    python benchmarks/eval_student.py --data /tmp/sentiment_train.jsonl \\
+        [--layers 0,2,4,7,9,11] [--trainable 5] [--epochs 2] [--work /tmp/verbatim-student]
+
+The student keeps `--layers` of the shipped model (the encoder with the packaged delta
+applied), starts from its heads, and is fine-tuned by the project's trainer
+(`nlp.sentiment.training.fit_sentiment`, same corpus, split and calibration as the shipped
+delta). Then, in one process: its ONNX int8 build (`verbatim setup`'s builder) against the
+teacher's recorded runtime, `predict` docs/s on marc_fr/dev (alternated, twice), and 3-class
+macro-F1 of both on the dev sets of `eval_sentiment.py`. Prints figures; ships nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from eval_sentiment import scores  # noqa: E402
+from sentiment_data import eval_sets  # noqa: E402
+
+from core.settings import load_settings  # noqa: E402
+from jobs.evaluate import gold_sentiment  # noqa: E402
+from jobs.train_sentiment import read_labelled, split_rows  # noqa: E402
+from nlp.encoder import EncoderConfig, load_encoder  # noqa: E402
+from nlp.encoder.runtime import (  # noqa: E402
+    ONNX_INT8,
+    EncoderRuntime,
+    build_runtime_dir,
+    cpu_description,
+    onnx_session,
+)
+from nlp.sentiment import build_sentiment  # noqa: E402
+from nlp.sentiment.embedded import (  # noqa: E402
+    EmbeddedSentiment,
+    make_heads,
+    packaged_model_dir,
+    read_config,
+)
+from nlp.sentiment.training import TrainConfig, fit_sentiment  # noqa: E402
+
+
+def main() -> None:
+    import torch
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, required=True, help="make_sentiment_corpus.py output")
+    ap.add_argument("--layers", default="0,2,4,7,9,11", help="teacher layers the student keeps")
+    ap.add_argument("--trainable", type=int, default=5, help="top student layers trained")
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/verbatim-student"))
+    args = ap.parse_args()
+    keep = [int(x) for x in args.layers.split(",")]
+    model_dir = load_settings().resolved_model_dir
+    delta = packaged_model_dir()
+    print(f"CPU: {cpu_description()}", flush=True)
+
+    encoder = load_encoder("embedded", cache_dir=model_dir, config=EncoderConfig())
+    teacher_torch = EmbeddedSentiment.load(delta, encoder, inference_dtype="float32")
+    heads = make_heads(encoder.hidden_size, teacher_torch.config.dropout)
+    heads.load_state_dict({k: torch.from_numpy(v) for k, v in teacher_torch._head_state.items()})
+    layers = encoder.model.encoder.layer
+    encoder.model.encoder.layer = torch.nn.ModuleList([layers[i] for i in keep])
+    encoder.model.config.num_hidden_layers = len(keep)
+
+    train, val = split_rows(read_labelled([args.data]), 8)
+    config = read_config(delta)
+    config.trainable_layers = args.trainable
+    t0 = time.perf_counter()
+    student = fit_sentiment(
+        encoder,
+        train,
+        val,
+        config,
+        TrainConfig(epochs=args.epochs),
+        report=lambda m: print(m, flush=True),
+        init_heads=heads,
+    )
+    print(f"trained in {time.perf_counter() - t0:.0f}s: {student.config.training}", flush=True)
+
+    encoder.model.float().eval()
+    build_runtime_dir(encoder, args.work, fingerprint="student")
+    student.runtime = EncoderRuntime("onnx-int8", encoder, onnx_session(args.work / ONNX_INT8))
+    teacher = build_sentiment("embedded", model_dir=model_dir, runtime="auto")
+    print(f"teacher runtime {teacher.runtime.name}; student onnx-int8, {len(keep)} layers")
+    sets = {k: v for k, v in eval_sets().items() if k != "trustpilot_fr/test20"}
+    marc = [r["text"] for r in sets["marc_fr/dev"]]
+    for rnd in range(2):
+        for name, model in (("teacher", teacher), ("student", student)):
+            t = time.perf_counter()
+            model.predict(marc)
+            rate = len(marc) / (time.perf_counter() - t)
+            print(f"round {rnd} {name}: {rate:.1f} docs/s (predict, marc_fr/dev)", flush=True)
+    for set_name, rows in sets.items():
+        gold = [gold_sentiment(r) for r in rows]
+        for name, model in (("teacher", teacher), ("student", student)):
+            pred = [r.label for r in model.predict([r["text"] for r in rows])]
+            f1 = scores(gold, pred)["macro_f1"]
+            print(f"{name} {set_name:<28} {len(rows):>5} macro-F1 {f1:.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
