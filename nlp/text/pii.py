@@ -36,9 +36,11 @@ _AT = r"(?:@|\s*[\[({]\s*(?:at|arobase|@)\s*[\])}]\s*|\s+(?:at|arobase)\s+)"
 _DOT = r"(?:\.|\s*[\[({]\s*(?:dot|point)\s*[\])}]\s*|\s+(?:dot|point)\s+)"
 _TLD = r"(?:fr|com|net|org|eu|io|be|ch|info|biz|co|me|de|es|it|uk)"
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-zA-Z]{2,}\b")
-# Obfuscated forms: jean[at]exemple.fr, jean (at) exemple (dot) fr, jean arobase exemple point fr.
+# Obfuscated forms: jean[at]exemple.fr, jean (at) exemple (dot) fr, jean arobase exemple point fr,
+# jean point dupont arobase gmail point com (the spelt-out dots of the local part too).
 _EMAIL_OBFUSCATED = re.compile(
-    rf"\b[\w.+-]{{1,64}}{_AT}[\w-]{{1,63}}(?:{_DOT}[\w-]{{1,63}}){{0,3}}?{_DOT}{_TLD}\b",
+    rf"\b[\w.+-]{{1,64}}(?:{_DOT}[\w+-]{{1,64}}){{0,3}}{_AT}[\w-]{{1,63}}"
+    rf"(?:{_DOT}[\w-]{{1,63}}){{0,3}}?{_DOT}{_TLD}\b",
     re.IGNORECASE,
 )
 
