@@ -75,6 +75,14 @@ class JobResources:
             self._taxonomy_version = current.version
         return self._analyzer
 
+    def release(self) -> None:
+        """Drop the loaded models (`scheduler.keep_models = false`): the next tick reloads."""
+        from jobs.ingest import LazyMasker
+
+        self.masker = LazyMasker(self.settings)
+        self._analyzer = None
+        self._taxonomy_version = None
+
 
 # --- the commands a job can run ---------------------------------------------------------------
 
@@ -336,6 +344,8 @@ class Scheduler:
             except Exception as exc:  # noqa: BLE001 - recorded; the next tick tries again
                 log.exception("job %s failed", job.name)
                 status, detail = "failed", f"{type(exc).__name__}: {exc}"
+            if not conf.keep_models:
+                self.resources.release()
             with session_scope(self.sessions) as session:
                 finish_job_run(session, run_id, status=status, detail=detail)
             log.info("job %s tick %s: %s (%s)", job.name, tick.isoformat(), status, detail)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import make_engine, migrate, session_factory
 from core.models import JobRun, ThemeMention
-from core.settings import SchedulerJob, Settings, SourceConfig
+from core.settings import SchedulerJob, SchedulerSettings, Settings, SourceConfig
 from core.store import claim_job_run, finish_job_run
 from jobs.scheduler import (
     COMMANDS,
@@ -130,6 +130,26 @@ def test_ticks_read_the_database_taxonomy_and_keep_their_models(
     second = res.analyzer()
     assert second is not first and second.taxonomy.resolve("parapluies") is None
     assert second.sentiment is first.sentiment
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_keep_models_between_ticks_or_not(
+    tmp_path: Path, settings: Settings, engine: Engine, keep: bool
+) -> None:
+    """`scheduler.keep_models = false` frees the masker and analyzer after each tick."""
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"id": "k1", "text": "Colis arrivé abîmé"}\n', "utf-8")
+    conf = {"jobs": [{"name": "p", "cron": "* * * * * *"}], "keep_models": keep}
+    settings = settings.model_copy(
+        update={
+            "sources": [SourceConfig(source="shop", path=feed)],
+            "scheduler": SchedulerSettings(**conf),
+        }
+    )
+    scheduler = Scheduler(settings, engine, session_factory(engine))
+    assert scheduler.run_tick(settings.scheduler.jobs[0]) == "ok"
+    assert (scheduler.resources._analyzer is not None) is keep
+    assert (scheduler.resources.masker._masker is not None) is keep
 
 
 def test_no_job_is_a_clear_error(settings: Settings, engine: Engine) -> None:
