@@ -236,7 +236,10 @@ def register_themes(group: typer.Typer) -> None:
         ),
         out: Path = typer.Option(..., "--out", help="Directory to write the theme model to."),
         taxonomy: str | None = typer.Option(
-            None, "--taxonomy", help="Taxonomy YAML file, or 'ecommerce' / 'restaurant'."
+            None,
+            "--taxonomy",
+            help="Taxonomy YAML file, or 'ecommerce' / 'restaurant' (default: with "
+            "--corrections the database's current taxonomy, else the taxonomy_path setting).",
         ),
         min_examples: int = typer.Option(
             8,
@@ -261,14 +264,22 @@ def register_themes(group: typer.Typer) -> None:
         ),
     ) -> None:
         """Train theme heads on your own labelled examples (use with analyze --themes-model)."""
+        from core.settings import load_settings
         from nlp.taxonomy import TaxonomyError, load_taxonomy
 
-        try:
-            tax = load_taxonomy(taxonomy)
-        except TaxonomyError as exc:
-            raise _fail(f"bad taxonomy: {exc}") from None
         if examples is None and not corrections:
             raise _fail("give --examples FILE and/or --corrections")
+        settings = load_settings()
+        try:
+            if taxonomy is None and corrections:
+                from jobs.corrections import database_taxonomy
+
+                # Corrections name the themes of the database's version (edited by the API).
+                tax = database_taxonomy()
+            else:
+                tax = load_taxonomy(taxonomy if taxonomy is not None else settings.taxonomy_path)
+        except TaxonomyError as exc:
+            raise _fail(f"bad taxonomy: {exc}") from None
         texts: list[str] = []
         labels: list[dict[str, str]] = []
         if examples is not None:
@@ -287,9 +298,7 @@ def register_themes(group: typer.Typer) -> None:
         if not texts:
             raise _fail("no examples: the examples file and the corrections are empty")
         from core.analysis import load_lemmatizer
-        from core.settings import load_settings
 
-        settings = load_settings()
         signals = None
         if not no_encoder:
             try:

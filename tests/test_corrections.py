@@ -15,11 +15,13 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
+from core import taxonomy_store
 from core.aggregate import aggregate_all
 from core.corrections import training_rows
 from core.db import session_scope
 from core.models import Analysis, Correction, Feedback, ThemeMention
 from core.settings import Settings
+from nlp.taxonomy import Theme
 from service.app import create_app
 from service.auth import create_key
 
@@ -167,11 +169,23 @@ def test_train_themes_uses_corrections(
     from verbatim_cli import app
 
     fid = _known_id(sessions)
-    client.post(
+    with session_scope(sessions) as session:  # a theme added through the API's taxonomy
+        tax = taxonomy_store.current(session, settings).taxonomy
+        fidelite = Theme(id="fidelite", label="Fidélité", seeds=["carte fidélité"])
+        taxonomy_store.save(
+            session, settings, tax.model_copy(update={"themes": [*tax.themes, fidelite]}), "t"
+        )
+    res = client.post(
         f"/feedback/{fid}/corrections",
         headers={"X-API-Key": keys["write"]},
-        json={"themes": [{"theme": "emballage", "polarity": "negative"}]},
+        json={
+            "themes": [
+                {"theme": "emballage", "polarity": "negative"},
+                {"theme": "fidelite", "polarity": "negative"},
+            ]
+        },
     )
+    assert res.status_code == 201, res.text
     examples = tmp_path / "ex.jsonl"
     lines = (
         [
@@ -211,6 +225,8 @@ def test_train_themes_uses_corrections(
     assert "1 corrected verbatims merged" in res.output
     assert "trained on 21 examples" in res.output
     assert (out / "meta.json").is_file()
+    # Trained for the database's taxonomy (the corrections' themes), not the packaged file.
+    assert "fidelite" in res.output.split("rules: ")[-1]
 
     res = runner.invoke(app, ["train", "sentiment", "--out", str(tmp_path / "s")], env=env)
     assert res.exit_code == 2 and "--corrections" in res.output
