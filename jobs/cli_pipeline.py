@@ -186,7 +186,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def enrich(
-        limit: int = typer.Option(None, help="analyse at most this many verbatims"),
+        limit: int = typer.Option(None, help="analyse at most this many verbatims", min=1),
         backend: str = typer.Option(None, help="sentiment backend (default: settings)"),
         reanalyze: bool = typer.Option(
             False, help="also re-analyse verbatims analysed by another model version"
@@ -320,7 +320,7 @@ def register(app: typer.Typer) -> None:
     def quarantine(
         source: str = typer.Option(None, help="only this source"),
         run_id: int = typer.Option(None, "--run", help="only this ingestion run"),
-        limit: int = typer.Option(10, help="example rows to show"),
+        limit: int = typer.Option(10, help="example rows to show", min=0),
     ) -> None:
         """Rejected input rows: counts by reason, then the latest examples."""
         from rich.console import Console

@@ -121,3 +121,12 @@ def test_json_log_lines(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     records = [json.loads(line) for line in res.stderr.splitlines() if line.startswith("{")]
     assert any(r["logger"] == "jobs.ingest" and "rows/s" in r["message"] for r in records)
+
+
+@pytest.mark.parametrize("args", [["quarantine", "--limit", "-5"], ["enrich", "--limit", "0"]])
+def test_negative_limits_are_refused(tmp_path: Path, args: list[str]) -> None:
+    """A negative LIMIT reached SQL: SQLite reads it as "no limit", PostgreSQL refuses it."""
+    from verbatim_cli import app
+
+    res = CliRunner().invoke(app, args, env=_env(tmp_path, {}, None))
+    assert res.exit_code == 2 and "--limit" in res.output, res.output
