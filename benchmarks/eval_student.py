@@ -39,7 +39,7 @@ from nlp.encoder.runtime import (  # noqa: E402
 )
 from nlp.sentiment import build_sentiment  # noqa: E402
 from nlp.sentiment.embedded import (  # noqa: E402
-    EmbeddedSentiment,
+    apply_delta,
     make_heads,
     packaged_model_dir,
     read_config,
@@ -63,15 +63,15 @@ def main() -> None:
     print(f"CPU: {cpu_description()}", flush=True)
 
     encoder = load_encoder("embedded", cache_dir=model_dir, config=EncoderConfig())
-    teacher_torch = EmbeddedSentiment.load(delta, encoder, inference_dtype="float32")
-    heads = make_heads(encoder.hidden_size, teacher_torch.config.dropout)
-    heads.load_state_dict({k: torch.from_numpy(v) for k, v in teacher_torch._head_state.items()})
+    config = read_config(delta)
+    head_state = apply_delta(encoder.model, delta, "float32", name=encoder.name)
+    heads = make_heads(encoder.hidden_size, config.dropout)
+    heads.load_state_dict({k: torch.from_numpy(v) for k, v in head_state.items()})
     layers = encoder.model.encoder.layer
     encoder.model.encoder.layer = torch.nn.ModuleList([layers[i] for i in keep])
     encoder.model.config.num_hidden_layers = len(keep)
 
     train, val = split_rows(read_labelled([args.data]), 8)
-    config = read_config(delta)
     config.trainable_layers = args.trainable
     t0 = time.perf_counter()
     student = fit_sentiment(

@@ -107,6 +107,23 @@ def build_theme_model(
     return RuleThemeDetector(taxonomy, nlp=nlp, scorer=scorer)
 
 
+def analyzer_for(
+    settings: Settings,
+    taxonomy: Taxonomy,
+    version: int,
+    loaded: Analyzer | None,
+    loaded_version: int | None,
+) -> Analyzer:
+    """`loaded` when it was built for taxonomy `version`, else a new analyzer for it that keeps
+    `loaded`'s sentiment model: a taxonomy edit rebuilds only the theme detector. Long-lived
+    holders (the API, the scheduler) call it before each use to follow the database's
+    current taxonomy."""
+    if loaded is not None and loaded_version == version:
+        return loaded
+    sentiment = loaded.sentiment if loaded is not None else None
+    return build_analyzer(settings, taxonomy=taxonomy, sentiment=sentiment)
+
+
 def build_analyzer(
     settings: Settings,
     *,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,7 +29,7 @@ class ConfigFileError(VerbatimError, ValueError):
     would otherwise be ignored silently and the default used instead."""
 
 
-def _unknown_keys(data: dict[str, Any], known: Any, where: str) -> str | None:
+def _unknown_keys(data: dict[str, Any], known: Collection[str], where: str) -> str | None:
     unknown = sorted(set(data) - set(known))
     if not unknown:
         return None

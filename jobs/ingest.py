@@ -275,7 +275,7 @@ def ingest_file(
 ) -> IngestResult:
     """Ingest one file; resumes an interrupted run of the same file content.
 
-    `masker`: the PII masker to reuse (see `build_masker`); built once here when not given.
+    `masker`: the PII masker to reuse (`LazyMasker`); one is made here when not given.
 
     Raises MappingError / ReaderError / FileNotFoundError before writing anything when the
     file or the mapping is unusable.
@@ -302,7 +302,7 @@ def ingest_file(
     else:
         resolved = resolve_mapping(file_columns, mapping or {})
     digest = fingerprint(path)
-    mask = masker or build_masker(settings)
+    mask = masker or LazyMasker(settings)
 
     with session_scope(sessions) as session:
         previous = find_resumable_run(session, source=source, location=location, fingerprint=digest)

@@ -62,17 +62,18 @@ class JobResources:
         self._taxonomy_version: int | None = None
 
     def analyzer(self) -> Any:
-        from core.analysis import build_analyzer
+        from core.analysis import analyzer_for
         from core.taxonomy_store import for_job
 
         current = for_job(self.sessions, self.settings)
-        if self._analyzer is None or current.version != self._taxonomy_version:
-            self._analyzer = build_analyzer(
-                self.settings,
-                taxonomy=current.taxonomy,
-                sentiment=getattr(self._analyzer, "sentiment", None),
-            )
-            self._taxonomy_version = current.version
+        self._analyzer = analyzer_for(
+            self.settings,
+            current.taxonomy,
+            current.version,
+            self._analyzer,
+            self._taxonomy_version,
+        )
+        self._taxonomy_version = current.version
         return self._analyzer
 
     def release(self) -> None:

@@ -152,7 +152,7 @@ def register_sentiment(group: typer.Typer) -> None:
         if corrections:
             from jobs.corrections import corrected_rows
 
-            rows = corrected_rows("sentiment")
+            rows, _ = corrected_rows("sentiment")
             add_rows(labelled, rows)
             typer.echo(f"{len(rows)} corrected verbatims merged", err=True)
         train, val = split_rows(labelled, val_percent)

@@ -270,16 +270,19 @@ def register_themes(group: typer.Typer) -> None:
         if examples is None and not corrections:
             raise _fail("give --examples FILE and/or --corrections")
         settings = load_settings()
-        try:
-            if taxonomy is None and corrections:
-                from jobs.corrections import database_taxonomy
+        rows: list[dict[str, Any]] = []
+        tax = None
+        if corrections:
+            from jobs.corrections import corrected_rows
 
-                # Corrections name the themes of the database's version (edited by the API).
-                tax = database_taxonomy()
-            else:
+            rows, stored = corrected_rows("themes")
+            # Corrections name the themes of the database's version (edited by the API).
+            tax = stored if taxonomy is None else None
+        if tax is None:
+            try:
                 tax = load_taxonomy(taxonomy if taxonomy is not None else settings.taxonomy_path)
-        except TaxonomyError as exc:
-            raise _fail(f"bad taxonomy: {exc}") from None
+            except TaxonomyError as exc:
+                raise _fail(f"bad taxonomy: {exc}") from None
         texts: list[str] = []
         labels: list[dict[str, str]] = []
         if examples is not None:
@@ -290,9 +293,6 @@ def register_themes(group: typer.Typer) -> None:
             except (ExamplesError, UnicodeDecodeError) as exc:
                 raise _fail(str(exc)) from None
         if corrections:
-            from jobs.corrections import corrected_rows
-
-            rows = corrected_rows("themes")
             texts, labels = merge_corrections(texts, labels, rows, tax)
             typer.echo(f"{len(rows)} corrected verbatims merged", err=True)
         if not texts:

@@ -80,19 +80,17 @@ class AppState:
 
     def get_analyzer(self) -> Any:
         """The analyzer, built at first use (or after a taxonomy edit) and then reused."""
+        from core.analysis import analyzer_for
+
         with self._analyzer_lock:
             cur = self.current_taxonomy()
             if self.analyzer is not None and self.analyzer_version in (None, "given"):
-                self.analyzer_version = cur.version
-            if self.analyzer is None or self.analyzer_version != cur.version:
-                from core.analysis import build_analyzer
-
-                # A taxonomy change rebuilds the theme detector; the sentiment model stays.
-                loaded = self.analyzer.sentiment if self.analyzer is not None else None
-                self.analyzer = build_analyzer(
-                    self.settings, taxonomy=cur.taxonomy, sentiment=loaded
-                )
-                self.analyzer_version = cur.version
+                self.analyzer_version = cur.version  # a caller's analyzer: kept until an edit
+            built = self.analyzer_version if isinstance(self.analyzer_version, int) else None
+            self.analyzer = analyzer_for(
+                self.settings, cur.taxonomy, cur.version, self.analyzer, built
+            )
+            self.analyzer_version = cur.version
             return self.analyzer
 
 
