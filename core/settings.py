@@ -191,6 +191,12 @@ class Settings(BaseSettings):
     # Memory for rendered read views kept per API process (0: off). A view is served from it
     # only while the data it was computed from is unchanged (service.response_cache).
     api_response_cache_mb: int = Field(default=64, ge=0, le=4096)
+    # How far behind the database a kept view may be served while it is rebuilt in the
+    # background (stale-while-revalidate), when only job-written data changed (new verbatims,
+    # analyses, aggregates, topics); alerts, taxonomy, incidents and API keys are always
+    # current, and so are reads sent with `Cache-Control: no-cache` or after a write through
+    # the same process. 0: every changed view is rebuilt before it is answered.
+    api_stale_while_revalidate_s: float = Field(default=10.0, ge=0, le=3600)
 
     @classmethod
     def settings_customise_sources(

@@ -168,6 +168,19 @@ class ChangeLog:
         return self._floor
 
 
+# Positions in a view token of what only the jobs write (ingest, enrich, aggregate, topics):
+# the last day, the period's aggregates, the analyses and the topics. The others (alerts,
+# taxonomy, incidents) change through the API too (an acknowledgement, a taxonomy edit).
+_JOB_DATA = frozenset({2, 3, 4, 5})
+
+
+def only_job_data_differs(kept: tuple[object, ...], current: tuple[object, ...]) -> bool:
+    """True when two tokens of a view differ only in job-written data (see `_JOB_DATA`)."""
+    return len(kept) == len(current) and all(
+        a == b for i, (a, b) in enumerate(zip(kept, current, strict=True)) if i not in _JOB_DATA
+    )
+
+
 def view_token(versions: Versions, changes: ChangeLog, deps: ViewDeps) -> tuple[object, ...]:
     """The token of a view with these dependencies (`changes` refreshed first)."""
     every_rebuild = (versions.aggregates, versions.aggregate_ids)

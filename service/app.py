@@ -113,8 +113,8 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "OPTIONS"],
-            allow_headers=["X-API-Key", "Content-Type", "If-None-Match"],
-            expose_headers=["ETag"],
+            allow_headers=["X-API-Key", "Content-Type", "If-None-Match", "Cache-Control"],
+            expose_headers=["ETag", "Cache-Status"],
         )
     return app
 

@@ -71,7 +71,8 @@ class Metrics:
         self.response_cache = Gauge(
             "verbatim_response_cache_events",
             "Front response cache of this process since start: hits, not_modified (304), "
-            "stale (data changed: recomputed), stored",
+            "stale (data changed: recomputed), served_stale (answered while rebuilt in the "
+            "background), refreshed (background rebuilds), stored",
             ["event"],
             registry=self.registry,
         )

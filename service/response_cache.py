@@ -6,16 +6,28 @@ responses per (path, query, API key) and answers a repeated request from memory 
 statement of index lookups (`core.versions.read_versions`: the data versions and the key's
 scopes), without the router, the dependency graph or the thread pool: that overhead, not the
 queries, is most of a cached request's cost. An entry is served only while its token is
-unchanged, so it never answers stale data; a rebuild of other days (today's new verbatims)
-leaves the views of past periods in place. Any doubt (unknown key, missing scope, changed
-token) falls through to the app, which answers (and errs) as it always does.
+unchanged; a rebuild of other days (today's new verbatims) leaves the views of past periods
+in place. Any doubt (unknown key, missing scope, changed token) falls through to the app,
+which answers (and errs) as it always does.
+
+Stale-while-revalidate: when only job-written data changed since an entry was kept (a
+scheduled ingest + enrich + aggregate wrote, `core.versions.only_job_data_differs`), the
+entry is answered at once, marked `Cache-Status: verbatim; hit; detail=stale`, while one
+background request rebuilds it, for at most `api_stale_while_revalidate_s` after it went
+stale. Without that, a writer that touches today every few seconds sends every view of a
+period that includes today back to the queries, and those rebuilds queue behind each
+other. Alerts, taxonomy, incidents and key scopes are always current; a read that asks
+`Cache-Control: no-cache` (the dashboard after its own writes) or that follows a write
+through this process is never answered stale.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,7 +36,7 @@ from anyio import to_thread
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.versions import Versions, ViewDeps, read_versions, view_token
+from core.versions import Versions, ViewDeps, only_job_data_differs, read_versions, view_token
 from service.auth import hash_token
 from service.middleware import LoopLocal
 
@@ -32,6 +44,9 @@ if TYPE_CHECKING:
     from service.deps import AppState
 
 _CacheKey = tuple[str, bytes, str | None]
+log = logging.getLogger(__name__)
+# Requests that write nothing: they do not end stale answers (see `ResponseStore.fresh_after`).
+_READ_ONLY_POSTS = frozenset({"/analyze"})
 
 
 @dataclass(slots=True)
@@ -42,6 +57,8 @@ class _Entry:
     body: bytes
     etag: bytes
     route: Any  # the matched route, for the request metrics of a hit
+    stored_at: float = field(default_factory=time.monotonic)
+    stale_since: float | None = None  # first seen behind the database (monotonic)
 
     @property
     def size(self) -> int:
@@ -55,7 +72,18 @@ class ResponseStore:
         self.max_bytes = max_bytes
         self.entries: OrderedDict[_CacheKey, _Entry] = OrderedDict()
         self.bytes = 0
-        self.stats = {"hits": 0, "not_modified": 0, "stale": 0, "stored": 0}
+        self.stats = {
+            "hits": 0,
+            "not_modified": 0,
+            "stale": 0,
+            "stored": 0,
+            "served_stale": 0,
+            "refreshed": 0,
+        }
+        # Monotonic time of the last write answered by this process: entries kept before it
+        # are not served stale (a client reads its own writes on this process at once).
+        self.fresh_after = 0.0
+        self.refreshing: set[_CacheKey] = set()  # keys with a background rebuild in flight
         self._conn: Connection | None = None
         self._connecting = threading.Lock()
         self.reading = threading.Lock()
@@ -112,10 +140,16 @@ class ResponseCache:
         # server takes a round trip: read on a thread, one read at a time, shared (below).
         self.inline = state.engine.dialect.name == "sqlite"
         self._reads: LoopLocal[_Reads] = LoopLocal(_Reads)
+        self.stale_s = state.settings.api_stale_while_revalidate_s
+        self._tasks: set[asyncio.Task[None]] = set()  # background rebuilds (kept referenced)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "GET" or self.store.max_bytes <= 0:
-            await self.app(scope, receive, send)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                if scope["type"] == "http" and _writes(scope):
+                    self.store.fresh_after = time.monotonic()
             return
         api_key = _header(scope, b"x-api-key")
         key: _CacheKey = (
@@ -146,23 +180,72 @@ class ResponseCache:
                 return False
         elif versions.key_scopes is None or "read" not in versions.key_scopes.split(","):
             return False
-        if view_token(versions, self.state.changes, entry.deps) != entry.token:
-            self.store.drop(key)
-            self.store.stats["stale"] += 1
-            return False
+        headers = entry.headers
+        token = view_token(versions, self.state.changes, entry.deps)
+        if token != entry.token:
+            if not self._may_serve_stale(entry, token, scope):
+                self.store.drop(key)
+                self.store.stats["stale"] += 1
+                return False
+            self._refresh(key, scope)
+            self.store.stats["served_stale"] += 1
+            headers = [*headers, (b"cache-status", b"verbatim; hit; detail=stale")]
         self.store.entries.move_to_end(key)
         scope["route"] = entry.route
         match = _header(scope, b"if-none-match")
         if match and _etag_matches(match, entry.etag):
             self.store.stats["not_modified"] += 1
-            headers = [(k, v) for k, v in entry.headers if k != b"content-length"]
+            headers = [(k, v) for k, v in headers if k != b"content-length"]
             await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return True
         self.store.stats["hits"] += 1
-        await send({"type": "http.response.start", "status": 200, "headers": entry.headers})
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": entry.body})
         return True
+
+    def _may_serve_stale(self, entry: _Entry, token: tuple[object, ...], scope: dict) -> bool:
+        """Whether `entry`, behind the database (`token`), may still answer this request."""
+        if self.stale_s <= 0 or entry.stored_at <= self.store.fresh_after:
+            return False
+        if not only_job_data_differs(entry.token, token):
+            return False
+        asked = f"{_header(scope, b'cache-control') or ''},{_header(scope, b'pragma') or ''}"
+        if "no-cache" in asked.lower():
+            return False
+        now = time.monotonic()
+        if entry.stale_since is None:
+            entry.stale_since = now
+        return now - entry.stale_since <= self.stale_s
+
+    def _refresh(self, key: _CacheKey, scope: dict) -> None:
+        """Rebuild `key` in the background (once at a time per key) through the app, as
+        the request `scope` would; `_pass_and_keep` replaces the entry when it answers 200."""
+        if key in self.store.refreshing:
+            return
+        self.store.refreshing.add(key)
+        inner = {k: v for k, v in scope.items() if k not in ("route", "endpoint", "path_params")}
+        inner["state"] = dict(scope.get("state") or {})
+        inner["headers"] = [(k, v) for k, v in scope["headers"] if k != b"if-none-match"]
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def discard(message: dict) -> None:
+            return None
+
+        async def rebuild() -> None:
+            try:
+                await self._pass_and_keep(key, inner, receive, discard)
+                self.store.stats["refreshed"] += 1
+            except Exception:  # noqa: BLE001 - the stale entry stays until its bound ends
+                log.exception("background rebuild of %s failed", scope["path"])
+            finally:
+                self.store.refreshing.discard(key)
+
+        task = asyncio.ensure_future(rebuild())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _shared_versions(self, key_hash: str | None) -> Versions | None:
         """`_versions` off the event loop, shared: the requests that arrive while a read is
@@ -233,6 +316,12 @@ class ResponseCache:
             return
         entry = _Entry(deps, token, headers, b"".join(chunks), etag, scope.get("route"))
         self.store.put(key, entry)
+
+
+def _writes(scope: dict) -> bool:
+    return scope["method"] in ("POST", "PUT", "PATCH", "DELETE") and (
+        scope["path"] not in _READ_ONLY_POSTS
+    )
 
 
 def _header(scope: dict, name: bytes) -> str | None:

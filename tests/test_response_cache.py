@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import time as time_mod
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -29,10 +30,16 @@ PAST_WEEK = f"/themes?end={FIRST_DAY + timedelta(days=13)}&days=7"  # previous w
 CURRENT_WEEK = "/themes?days=7"  # ends on the last day with data
 
 
+def _strict(settings: Settings) -> Settings:
+    """Without stale-while-revalidate: every changed view is rebuilt before it is answered
+    (the token mechanics these tests check; the stale answers have their own tests)."""
+    return settings.model_copy(update={"api_stale_while_revalidate_s": 0})
+
+
 @pytest.fixture
 def client(settings: Settings, engine: Engine, sessions: sessionmaker[Session]) -> TestClient:
     seed(sessions)
-    return TestClient(create_app(settings, engine=engine))
+    return TestClient(create_app(_strict(settings), engine=engine))
 
 
 @pytest.fixture
@@ -112,7 +119,7 @@ def test_kept_views_on_postgres(settings: Settings, pg_sessions: sessionmaker[Se
     with session_scope(pg_sessions) as session:
         _, token = create_key(session, "lecture", "read")
     engine = pg_sessions.kw["bind"]
-    _check_kept_views(TestClient(create_app(settings, engine=engine)), pg_sessions, token)
+    _check_kept_views(TestClient(create_app(_strict(settings), engine=engine)), pg_sessions, token)
 
 
 def _check_kept_views(client: TestClient, sessions: sessionmaker[Session], read_key: str) -> None:
@@ -132,6 +139,110 @@ def _check_kept_views(client: TestClient, sessions: sessionmaker[Session], read_
     late = client.get(PAST_WEEK, headers=h)
     assert _livraison(late.json()) == _livraison(first.json()) + 1
     assert _stats(client)["stale"] >= 1
+
+
+STALE = "verbatim; hit; detail=stale"
+
+
+def _wait_for_rebuilds(client: TestClient, count: int) -> None:
+    """Until `count` background rebuilds finished (they run on the client's event loop)."""
+    for _ in range(200):
+        if _stats(client)["refreshed"] >= count:
+            return
+        client.get("/health")  # lets the portal's loop run the rebuild task
+        time_mod.sleep(0.02)
+    raise AssertionError(f"no background rebuild finished: {_stats(client)}")
+
+
+def _check_stale_while_revalidate(
+    client: TestClient, sessions: sessionmaker[Session], read_key: str, write_key: str
+) -> None:
+    h = {"X-API-Key": read_key}
+    first = client.get(CURRENT_WEEK, headers=h)
+    before = _livraison(first.json())
+    assert "cache-status" not in first.headers
+
+    # A job writes today's data: the kept view answers at once, marked, and is rebuilt once.
+    _add_review(sessions, 40_001, LAST_DAY)
+    stale = client.get(CURRENT_WEEK, headers=h)
+    assert stale.content == first.content and stale.headers["cache-status"] == STALE
+    _wait_for_rebuilds(client, 1)
+    fresh = client.get(CURRENT_WEEK, headers=h)
+    assert _livraison(fresh.json()) == before + 1 and "cache-status" not in fresh.headers
+    assert _stats(client)["served_stale"] == 1
+
+    # A reader that asks for current data gets it.
+    _add_review(sessions, 40_002, LAST_DAY)
+    asked = client.get(CURRENT_WEEK, headers={**h, "Cache-Control": "no-cache"})
+    assert _livraison(asked.json()) == before + 2 and "cache-status" not in asked.headers
+
+    # Alerts are never answered late, even when job data changed too (the spike disappears).
+    assert next(t for t in fresh.json()["themes"] if t["id"] == "livraison")["spike"]
+    _add_review(sessions, 40_003, LAST_DAY)
+    with session_scope(sessions) as session:
+        session.execute(update(Alert).values(status="resolved", updated_at=datetime.now(UTC)))
+    after_alert = client.get(CURRENT_WEEK, headers=h)
+    assert "cache-status" not in after_alert.headers
+    assert next(t for t in after_alert.json()["themes"] if t["id"] == "livraison")["spike"] is None
+    assert _livraison(after_alert.json()) == before + 3
+
+    # After a write through this process, its reader sees current data (read-your-writes).
+    _add_review(sessions, 40_004, LAST_DAY)
+    posted = client.post(
+        "/feedback",
+        headers={"X-API-Key": write_key},
+        json={"source": "api", "items": [{"id": "swr-1", "text": "Colis arrivé ouvert."}]},
+    )
+    assert posted.status_code == 200, posted.text
+    mine = client.get(CURRENT_WEEK, headers=h)
+    assert "cache-status" not in mine.headers and _livraison(mine.json()) == before + 4
+
+
+def test_job_writes_are_answered_from_the_kept_view_while_one_rebuild_runs(
+    settings: Settings, engine: Engine, sessions: sessionmaker[Session], read_key: str
+) -> None:
+    seed(sessions)
+    with session_scope(sessions) as session:
+        _, write_key = create_key(session, "ecriture", "write")
+    with TestClient(create_app(settings, engine=engine)) as client:  # one event loop
+        _check_stale_while_revalidate(client, sessions, read_key, write_key)
+
+
+def test_stale_while_revalidate_on_postgres(
+    settings: Settings, pg_sessions: sessionmaker[Session]
+) -> None:
+    seed(pg_sessions)
+    with session_scope(pg_sessions) as session:
+        _, read_key = create_key(session, "lecture", "read")
+        _, write_key = create_key(session, "ecriture", "write")
+    app = create_app(settings, engine=pg_sessions.kw["bind"])
+    with TestClient(app) as client:
+        _check_stale_while_revalidate(client, pg_sessions, read_key, write_key)
+
+
+def test_a_stale_view_is_answered_only_within_its_bound(
+    settings: Settings,
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    read_key: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With its rebuild never finishing, a kept view goes on answering late only for
+    `api_stale_while_revalidate_s`, then the request rebuilds it."""
+    from service.response_cache import ResponseCache
+
+    seed(sessions)
+    monkeypatch.setattr(ResponseCache, "_refresh", lambda self, key, scope: None)
+    bounded = settings.model_copy(update={"api_stale_while_revalidate_s": 0.5})
+    h = {"X-API-Key": read_key}
+    with TestClient(create_app(bounded, engine=engine)) as client:
+        before = _livraison(client.get(CURRENT_WEEK, headers=h).json())
+        _add_review(sessions, 50_001, LAST_DAY)
+        assert client.get(CURRENT_WEEK, headers=h).headers["cache-status"] == STALE
+        time_mod.sleep(0.6)
+        late = client.get(CURRENT_WEEK, headers=h)
+        assert "cache-status" not in late.headers and _livraison(late.json()) == before + 1
+        assert _stats(client)["stale"] == 1
 
 
 def test_conditional_requests_are_answered_from_the_kept_view(

@@ -295,7 +295,7 @@ def test_overlapping_runs_are_refused(settings: Settings, sessions: sessionmaker
 @pytest.mark.postgres
 def test_pipeline_on_postgres(tmp_path: Path, settings: Settings, pg_sessions, analyzer) -> None:
     from core.db import session_scope
-    from core.queries import theme_summary
+    from core.queries import other_language_volumes, theme_summary
     from jobs.aggregate import aggregate
 
     feed = tmp_path / "f.jsonl"
@@ -306,10 +306,13 @@ def test_pipeline_on_postgres(tmp_path: Path, settings: Settings, pg_sessions, a
     assert summary.ingested[0][1].stored == summary.enriched.analyzed == count
     with session_scope(pg_sessions) as session:
         assert aggregate(session) > 0
-        rows = theme_summary(
-            session, start=TODAY - timedelta(days=4), end=TODAY, include_total=True
-        )
-        assert rows[-1].theme == "*" and rows[-1].volume == count
+        period = {"start": TODAY - timedelta(days=4), "end": TODAY}
+        rows = theme_summary(session, **period, include_total=True)
+        # The demo mixes in a few English rows (which ones depends on the date): they are
+        # counted apart from the French aggregates, never lost.
+        others = sum(other_language_volumes(session, **period).values())
+        assert rows[-1].theme == "*" and rows[-1].volume + others == count
+        assert rows[-1].volume >= count * 0.9
 
 
 class _Versioned:

@@ -71,11 +71,20 @@ function keyHeaders(extra = {}) {
   return headers;
 }
 
+// The server may answer a view a few seconds behind the scheduled jobs' writes while it
+// rebuilds it (stale-while-revalidate); for a while after one of our own writes we ask for
+// current data, so a correction or a taxonomy edit shows at once on every API worker.
+const READ_YOUR_WRITES_MS = 60000;
+let lastWriteAt = -Infinity;
+
 async function api(path, options = {}) {
   let res;
+  const extra = { ...(options.headers || {}) };
+  if (!options.method && Date.now() - lastWriteAt < READ_YOUR_WRITES_MS) extra["Cache-Control"] = "no-cache";
   try {
-    // no-cache: always revalidate (ETag -> cheap 304), so a correction shows at once.
-    res = await fetch(path, { cache: "no-cache", ...options, headers: keyHeaders(options.headers || {}) });
+    // cache "no-cache": the browser always revalidates (ETag -> cheap 304).
+    res = await fetch(path, { cache: "no-cache", ...options, headers: keyHeaders(extra) });
+    if (options.method) lastWriteAt = Date.now();
   } catch (e) {
     throw new ApiError(0, "Serveur injoignable : vérifiez que « verbatim serve » tourne.");
   }
