@@ -83,7 +83,7 @@ class ResponseStore:
         # Monotonic time of the last write answered by this process: entries kept before it
         # are not served stale (a client reads its own writes on this process at once).
         self.fresh_after = 0.0
-        self.refreshing: set[_CacheKey] = set()  # keys with a background rebuild in flight
+        self.refreshing: dict[_CacheKey, asyncio.Task[None]] = {}  # background rebuilds
         self._conn: Connection | None = None
         self._connecting = threading.Lock()
         self.reading = threading.Lock()
@@ -141,7 +141,6 @@ class ResponseCache:
         self.inline = state.engine.dialect.name == "sqlite"
         self._reads: LoopLocal[_Reads] = LoopLocal(_Reads)
         self.stale_s = state.settings.api_stale_while_revalidate_s
-        self._tasks: set[asyncio.Task[None]] = set()  # background rebuilds (kept referenced)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "GET" or self.store.max_bytes <= 0:
@@ -221,9 +220,10 @@ class ResponseCache:
     def _refresh(self, key: _CacheKey, scope: dict) -> None:
         """Rebuild `key` in the background (once at a time per key) through the app, as
         the request `scope` would; `_pass_and_keep` replaces the entry when it answers 200."""
-        if key in self.store.refreshing:
+        running = self.store.refreshing.get(key)
+        # (A task whose loop closed, e.g. a test client's per-request loop, never finishes.)
+        if running is not None and not running.done() and not running.get_loop().is_closed():
             return
-        self.store.refreshing.add(key)
         inner = {k: v for k, v in scope.items() if k not in ("route", "endpoint", "path_params")}
         inner["state"] = dict(scope.get("state") or {})
         inner["headers"] = [(k, v) for k, v in scope["headers"] if k != b"if-none-match"]
@@ -241,11 +241,11 @@ class ResponseCache:
             except Exception:  # noqa: BLE001 - the stale entry stays until its bound ends
                 log.exception("background rebuild of %s failed", scope["path"])
             finally:
-                self.store.refreshing.discard(key)
+                if self.store.refreshing.get(key) is task:
+                    del self.store.refreshing[key]
 
         task = asyncio.ensure_future(rebuild())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.store.refreshing[key] = task  # also keeps the task referenced until it ends
 
     async def _shared_versions(self, key_hash: str | None) -> Versions | None:
         """`_versions` off the event loop, shared: the requests that arrive while a read is
