@@ -168,30 +168,31 @@ class ChangeLog:
         return self._floor
 
 
-# Positions in a view token of what only the jobs write (ingest, enrich, aggregate, topics):
-# the last day, the period's aggregates, the analyses and the topics. The others (alerts,
-# taxonomy, incidents) change through the API too (an acknowledgement, a taxonomy edit).
-_JOB_DATA = frozenset({2, 3, 4, 5})
+ViewToken = tuple[tuple[object, ...], tuple[object, ...]]
 
 
-def only_job_data_differs(kept: tuple[object, ...], current: tuple[object, ...]) -> bool:
-    """True when two tokens of a view differ only in job-written data (see `_JOB_DATA`)."""
-    return len(kept) == len(current) and all(
-        a == b for i, (a, b) in enumerate(zip(kept, current, strict=True)) if i not in _JOB_DATA
-    )
+def only_job_data_differs(kept: ViewToken, current: ViewToken) -> bool:
+    """True when two tokens of a view differ only in what the jobs write (see `view_token`)."""
+    return kept[0] == current[0]
 
 
-def view_token(versions: Versions, changes: ChangeLog, deps: ViewDeps) -> tuple[object, ...]:
-    """The token of a view with these dependencies (`changes` refreshed first)."""
+def view_token(versions: Versions, changes: ChangeLog, deps: ViewDeps) -> ViewToken:
+    """The token of a view with these dependencies (`changes` refreshed first), in two parts:
+    what the API changes too (alerts, taxonomy, incidents: an acknowledgement, a taxonomy
+    edit), then what only the jobs write (ingest, enrich, aggregate, topics)."""
     every_rebuild = (versions.aggregates, versions.aggregate_ids)
     return (
-        versions.alerts,
-        versions.taxonomy,
-        versions.latest_day,
-        None if deps.days is None else changes.version(*deps.days),
-        (versions.analyses, every_rebuild) if deps.analyses else None,
-        (versions.topics, every_rebuild) if deps.topics else None,
-        versions.incidents if deps.incidents else None,
+        (
+            versions.alerts,
+            versions.taxonomy,
+            versions.incidents if deps.incidents else None,
+        ),
+        (
+            versions.latest_day,
+            None if deps.days is None else changes.version(*deps.days),
+            (versions.analyses, every_rebuild) if deps.analyses else None,
+            (versions.topics, every_rebuild) if deps.topics else None,
+        ),
     )
 
 

@@ -20,7 +20,15 @@ from core.db import session_scope
 from core.queries import latest_day
 from core.settings import Settings
 from core.taxonomy_store import Current, TaxonomyCache, latest_version
-from core.versions import PERIOD_MEMO, ChangeLog, PeriodMemo, ViewDeps, read_versions, view_token
+from core.versions import (
+    PERIOD_MEMO,
+    ChangeLog,
+    PeriodMemo,
+    ViewDeps,
+    ViewToken,
+    read_versions,
+    view_token,
+)
 from nlp.taxonomy import Taxonomy, load_taxonomy
 from service.errors import ApiError
 
@@ -164,7 +172,7 @@ def view_key(
     )
 
 
-def declare_view(request: Request, session: Session, deps: ViewDeps) -> tuple[object, ...]:
+def declare_view(request: Request, session: Session, deps: ViewDeps) -> ViewToken:
     """The data token of a view that reads `deps` (one statement of index lookups, no
     scan), also left for the front response cache (`service.response_cache`): a 200 JSON
     response with an ETag is then kept and reused while the token holds."""

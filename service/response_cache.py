@@ -36,7 +36,14 @@ from anyio import to_thread
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.versions import Versions, ViewDeps, only_job_data_differs, read_versions, view_token
+from core.versions import (
+    Versions,
+    ViewDeps,
+    ViewToken,
+    only_job_data_differs,
+    read_versions,
+    view_token,
+)
 from service.auth import hash_token
 from service.middleware import LoopLocal
 
@@ -52,7 +59,7 @@ _READ_ONLY_POSTS = frozenset({"/analyze"})
 @dataclass(slots=True)
 class _Entry:
     deps: ViewDeps
-    token: tuple[object, ...]
+    token: ViewToken
     headers: list[tuple[bytes, bytes]]
     body: bytes
     etag: bytes
@@ -203,7 +210,7 @@ class ResponseCache:
         await send({"type": "http.response.body", "body": entry.body})
         return True
 
-    def _may_serve_stale(self, entry: _Entry, token: tuple[object, ...], scope: dict) -> bool:
+    def _may_serve_stale(self, entry: _Entry, token: ViewToken, scope: dict) -> bool:
         """Whether `entry`, behind the database (`token`), may still answer this request."""
         if self.stale_s <= 0 or entry.stored_at <= self.store.fresh_after:
             return False
