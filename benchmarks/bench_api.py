@@ -473,6 +473,10 @@ def main() -> None:
         figures["server_rss_peak_mb"] = round(peak[0], 1)
         figures["all"] = summary(rows)
         figures["first_10_s (cold)"] = summary([r for r in rows if r[1] < 10])
+        # How the cold start drains: p99 per second of the first ten.
+        figures["first_10_s_p99_ms_by_second"] = [
+            summary([r for r in rows if w <= r[1] < w + 1])["p99_ms"] for w in range(10)
+        ]
         # Latency over time (10-s windows by scheduled send time): stalls show here.
         figures["timeline_10s"] = {
             f"{w * 10}-{w * 10 + 10}s": {

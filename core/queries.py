@@ -118,6 +118,17 @@ def _period_sums(
     return found
 
 
+_SUM_COLUMNS = (
+    "volume",
+    "negatives",
+    "neutrals",
+    "positives",
+    "rating_sum",
+    "rating_count",
+    "severity_sum",
+)  # the order of _Sums' fields
+
+
 def _sum_period(
     session: Session,
     start: date,
@@ -125,23 +136,17 @@ def _sum_period(
     channel: str | None,
     source: str | None,
 ) -> dict[str, _Sums]:
-    stmt = (
-        select(
-            DailyAggregate.theme,
-            func.sum(DailyAggregate.volume),
-            func.sum(DailyAggregate.negatives),
-            func.sum(DailyAggregate.neutrals),
-            func.sum(DailyAggregate.positives),
-            func.sum(DailyAggregate.rating_sum),
-            func.sum(DailyAggregate.rating_count),
-            func.sum(DailyAggregate.severity_sum),
-        )
-        .where(DailyAggregate.day >= start, DailyAggregate.day <= end)
-        .group_by(DailyAggregate.theme)
+    rows = _group_sums(
+        session,
+        DailyAggregate,
+        _SUM_COLUMNS,
+        start=start,
+        end=end,
+        by=("theme",),
+        where=_cells(channel, source),
     )
-    stmt = _channel_source(stmt, DailyAggregate, channel, source)
     out: dict[str, _Sums] = {}
-    for theme, *values in session.execute(stmt):
+    for theme, *values in rows:
         sums: list[Any] = [v or 0 for v in values]
         out[theme] = _Sums(*sums)
     return out
@@ -240,6 +245,49 @@ def _channel_source(stmt: Any, table: Any, channel: str | None, source: str | No
     return stmt
 
 
+def _cells(channel: str | None, source: str | None, **where: object) -> dict[str, object]:
+    """The `where` of `_group_sums` for an optional channel and source, plus `where`."""
+    return {
+        **where,
+        **({"channel": channel} if channel else {}),
+        **({"source": source} if source else {}),
+    }
+
+
+def _group_sums(
+    session: Session,
+    model: Any,
+    columns: Sequence[str],
+    *,
+    start: date,
+    end: date,
+    by: Sequence[str] = (),
+    where: Mapping[str, object] | None = None,
+    exclude: Mapping[str, object] | None = None,
+) -> list[tuple[Any, ...]]:
+    """Rows `(*by, *SUM(columns))` of a per-day table (`DailyAggregate`, `DailyFacet`) over
+    days start..end, grouped by `by`; `where` / `exclude` keep / drop rows whose column is a
+    value (or in a list of values). Read from the API's in-memory copy of the table when the
+    session carries one (`core.day_table`), else from the database: the same rows either way
+    (sums of an empty selection are 0 in memory, NULL in SQL; callers read both as 0)."""
+    memo = session.info.get(PERIOD_MEMO)
+    table = memo.table(session, model) if memo is not None else None
+    if table is not None:
+        return table.sums(start, end, columns, by=by, where=where, exclude=exclude)
+    stmt = select(
+        *(getattr(model, c) for c in by), *(func.sum(getattr(model, c)) for c in columns)
+    ).where(model.day >= start, model.day <= end)
+    for name, value in (where or {}).items():
+        col = getattr(model, name)
+        many = isinstance(value, list | tuple | set | frozenset)
+        stmt = stmt.where(col.in_(list(value)) if many else col == value)  # type: ignore[call-overload]
+    for name, value in (exclude or {}).items():
+        stmt = stmt.where(getattr(model, name).not_in(list(value)))  # type: ignore[call-overload]
+    if by:
+        stmt = stmt.group_by(*(getattr(model, c) for c in by))
+    return [tuple(row) for row in session.execute(stmt)]
+
+
 def negative_share(negatives: int, volume: int) -> float:
     """Share of negative verbatims, 0 on an empty period."""
     return negatives / volume if volume else 0.0
@@ -296,23 +344,18 @@ def daily_series(
     taxonomy: Taxonomy | None = None,
 ) -> dict[str, list[DayPoint]]:
     """Dense per-day figures for [start, end] per theme (former ids folded with a taxonomy)."""
-    stmt = (
-        select(
-            DailyAggregate.theme,
-            DailyAggregate.day,
-            func.sum(DailyAggregate.volume),
-            func.sum(DailyAggregate.negatives),
-            func.sum(DailyAggregate.neutrals),
-            func.sum(DailyAggregate.positives),
-        )
-        .where(DailyAggregate.day >= start, DailyAggregate.day <= end)
-        .group_by(DailyAggregate.theme, DailyAggregate.day)
+    where = _cells(channel, source, **({"theme": list(themes)} if themes is not None else {}))
+    rows = _group_sums(
+        session,
+        DailyAggregate,
+        ("volume", "negatives", "neutrals", "positives"),
+        start=start,
+        end=end,
+        by=("theme", "day"),
+        where=where,
     )
-    if themes is not None:
-        stmt = stmt.where(DailyAggregate.theme.in_(list(themes)))
-    stmt = _channel_source(stmt, DailyAggregate, channel, source)
     sums: dict[str, dict[date, list[int]]] = {}
-    for theme, day, *values in session.execute(stmt):
+    for theme, day, *values in rows:
         resolved = taxonomy.resolve(theme) if taxonomy is not None and theme != ALL_THEMES else None
         key = resolved.id if resolved is not None else theme
         acc = sums.setdefault(key, {}).setdefault(day, [0, 0, 0, 0])
@@ -668,25 +711,26 @@ def theme_trend(
     if end < start:
         raise ValueError("end must not be before start")
     table: Any = DailyFacet if granularity == "day" else HourlyAggregate
-    bucket = [table.day] if granularity == "day" else [table.day, table.hour]
-    split = [c for c, on in ((table.channel, by_channel), (table.source, by_source)) if on]
-    stmt = (
-        select(
-            *bucket,
-            *split,
-            func.sum(table.volume),
-            func.sum(table.negatives),
-            func.sum(table.neutrals),
-            func.sum(table.positives),
-            func.sum(table.rating_sum),
-            func.sum(table.rating_count),
+    bucket = ["day"] if granularity == "day" else ["day", "hour"]
+    split = [c for c, on in (("channel", by_channel), ("source", by_source)) if on]
+    columns = ("volume", "negatives", "neutrals", "positives", "rating_sum", "rating_count")
+    where = _cells(channel, source, theme=list(theme_ids))
+    if granularity == "day":
+        found = _group_sums(
+            session, table, columns, start=start, end=end, by=(*bucket, *split), where=where
         )
-        .where(table.theme.in_(list(theme_ids)), table.day >= start, table.day <= end)
-        .group_by(*bucket, *split)
-    )
-    stmt = _channel_source(stmt, table, channel, source)
+    else:  # hourly_aggregates: read from the database
+        stmt = (
+            select(
+                *(getattr(table, c) for c in (*bucket, *split)),
+                *(func.sum(getattr(table, c)) for c in columns),
+            )
+            .where(table.theme.in_(list(theme_ids)), table.day >= start, table.day <= end)
+            .group_by(*(getattr(table, c) for c in (*bucket, *split)))
+        )
+        found = list(session.execute(_channel_source(stmt, table, channel, source)))
     points: list[TrendPoint] = []
-    for row in session.execute(stmt):
+    for row in found:
         rest = list(row)
         at = _bucket_datetime(rest.pop(0))
         if granularity == "hour":
@@ -765,18 +809,17 @@ def rating_impacts(
     if not themes:
         return {}
     name_of = {stored: name for name, ids in themes.items() for stored in ids}
-    stmt = (
-        select(DailyFacet.theme, func.sum(DailyFacet.rated_sum), func.sum(DailyFacet.rated))
-        .where(
-            DailyFacet.theme.in_(list(name_of)),
-            DailyFacet.day >= start,
-            DailyFacet.day <= end,
-        )
-        .group_by(DailyFacet.theme)
+    rows = _group_sums(
+        session,
+        DailyFacet,
+        ("rated_sum", "rated"),
+        start=start,
+        end=end,
+        by=("theme",),
+        where=_cells(channel, source, theme=list(name_of)),
     )
-    stmt = _channel_source(stmt, DailyFacet, channel, source)
     per_theme: dict[str, tuple[float, int]] = {}
-    for stored, summed, n in session.execute(stmt):
+    for stored, summed, n in rows:
         have = per_theme.get(name_of[stored], (0.0, 0))
         per_theme[name_of[stored]] = (have[0] + float(summed or 0.0), have[1] + int(n or 0))
     totals = _period_sums(session, start, end, channel, source).get(ALL_THEMES, _Sums())
@@ -944,21 +987,14 @@ def theme_breakdown(
 ) -> dict[str, list[BreakdownRow]]:
     """A theme's mentions over [start, end] split by channel, source, language and severity
     band (latest analysis of each verbatim), biggest first; read from `daily_facets`."""
-    stmt = (
-        select(
-            DailyFacet.channel,
-            DailyFacet.source,
-            DailyFacet.language,
-            DailyFacet.band,
-            func.sum(DailyFacet.volume),
-            func.sum(DailyFacet.negatives),
-        )
-        .where(
-            DailyFacet.theme.in_(list(theme_ids)),
-            DailyFacet.day >= start,
-            DailyFacet.day <= end,
-        )
-        .group_by(DailyFacet.channel, DailyFacet.source, DailyFacet.language, DailyFacet.band)
+    found = _group_sums(
+        session,
+        DailyFacet,
+        ("volume", "negatives"),
+        start=start,
+        end=end,
+        by=("channel", "source", "language", "band"),
+        where={"theme": list(theme_ids)},
     )
     sums: dict[str, dict[str, list[int]]] = {
         "channel": {},
@@ -966,7 +1002,7 @@ def theme_breakdown(
         "language": {},
         "severity": {},
     }
-    for channel, source, language, band, n, neg in session.execute(stmt):
+    for channel, source, language, band, n, neg in found:
         keys = {
             "channel": channel,
             "source": source,
@@ -1012,20 +1048,23 @@ def score_summary(
     if score not in SCORES:
         raise ValueError(f"score must be one of {', '.join(SCORES)}")
     count, total = {
-        "nps": (DailyFacet.nps_count, DailyFacet.nps_points),
-        "csat": (DailyFacet.csat_count, DailyFacet.csat_points),
-        "ces": (DailyFacet.ces_count, DailyFacet.ces_sum),
-        "rating": (DailyFacet.rating_count, DailyFacet.rating_sum),
+        "nps": ("nps_count", "nps_points"),
+        "csat": ("csat_count", "csat_points"),
+        "ces": ("ces_count", "ces_sum"),
+        "rating": ("rating_count", "rating_sum"),
     }[score]
     length = (end - start).days + 1
     prev_start = start - timedelta(days=length)
 
     def one(lo_day: date, hi_day: date) -> tuple[int, float | None]:
-        stmt = select(func.sum(count), func.sum(total)).where(
-            DailyFacet.theme == ALL_THEMES, DailyFacet.day >= lo_day, DailyFacet.day <= hi_day
+        ((n, summed),) = _group_sums(
+            session,
+            DailyFacet,
+            (count, total),
+            start=lo_day,
+            end=hi_day,
+            where=_cells(channel, source, theme=ALL_THEMES),
         )
-        stmt = _channel_source(stmt, DailyFacet, channel, source)
-        n, summed = session.execute(stmt).one()
         return int(n or 0), (None if not n else float(summed or 0.0) / int(n))
 
     n, value = one(start, end)
@@ -1059,21 +1098,16 @@ def theme_gravity(
 ) -> list[GravityPoint]:
     """Per day of [start, end] (dense): a theme's mentions, the severe ones and the ones from
     repeat complainers (latest analysis of each verbatim), from `daily_facets`."""
-    stmt = (
-        select(
-            DailyFacet.day,
-            func.sum(DailyFacet.volume),
-            func.sum(DailyFacet.severe),
-            func.sum(DailyFacet.recurrent),
-        )
-        .where(
-            DailyFacet.theme.in_(list(theme_ids)),
-            DailyFacet.day >= start,
-            DailyFacet.day <= end,
-        )
-        .group_by(DailyFacet.day)
+    rows = _group_sums(
+        session,
+        DailyFacet,
+        ("volume", "severe", "recurrent"),
+        start=start,
+        end=end,
+        by=("day",),
+        where={"theme": list(theme_ids)},
     )
-    have = {d: (int(n or 0), int(s or 0), int(r or 0)) for d, n, s, r in session.execute(stmt)}
+    have = {d: (int(n or 0), int(s or 0), int(r or 0)) for d, n, s, r in rows}
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     return [GravityPoint(d, *have.get(d, (0, 0, 0))) for d in days]
 
@@ -1139,15 +1173,14 @@ def other_language_volumes(
 ) -> dict[str, int]:
     """Analysed verbatims per detected language outside AGGREGATED_LANGUAGES, UTC days
     start..end (the "*" rows of `daily_facets`)."""
-    stmt = (
-        select(DailyFacet.language, func.sum(DailyFacet.volume))
-        .where(
-            DailyFacet.theme == ALL_THEMES,
-            DailyFacet.day >= start,
-            DailyFacet.day <= end,
-            DailyFacet.language.not_in(AGGREGATED_LANGUAGES),
-        )
-        .group_by(DailyFacet.language)
+    rows = _group_sums(
+        session,
+        DailyFacet,
+        ("volume",),
+        start=start,
+        end=end,
+        by=("language",),
+        where=_cells(channel, source, theme=ALL_THEMES),
+        exclude={"language": list(AGGREGATED_LANGUAGES)},
     )
-    stmt = _channel_source(stmt, DailyFacet, channel, source)
-    return {str(lang): int(n) for lang, n in session.execute(stmt) if n}
+    return {str(lang): int(n) for lang, n in rows if n}

@@ -197,6 +197,10 @@ class Settings(BaseSettings):
     # current, and so are reads sent with `Cache-Control: no-cache` or after a write through
     # the same process. 0: every changed view is rebuilt before it is answered.
     api_stale_while_revalidate_s: float = Field(default=10.0, ge=0, le=3600)
+    # Rows of each per-day aggregate table (daily_aggregates, daily_facets) the API keeps in
+    # memory to answer period views without SQL (core.day_table; up to ~180 bytes a row). A table
+    # over this size is read from the database instead. 0: always read from the database.
+    api_day_table_rows: int = Field(default=500_000, ge=0, le=50_000_000)
 
     @classmethod
     def settings_customise_sources(

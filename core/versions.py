@@ -12,17 +12,20 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
-from sqlalchemy import Connection, Date, column, select, text
+from sqlalchemy import Connection, Date, column, event, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import TextualSelect
 
+from core.day_table import DayTable
 from core.models import (
     AggregateChange,
     Alert,
     Analysis,
     ApiKey,
     DailyAggregate,
+    DailyFacet,
     DataVersion,
     Incident,
     TaxonomyVersion,
@@ -131,12 +134,13 @@ class ChangeLog:
         self._lock = threading.Lock()
 
     def refresh(self, session: Session | Connection, current: int) -> None:
-        """Fetch the ranges of versions after the last seen one, up to `current`."""
-        if current == self._seen:
+        """Fetch the ranges of versions after the last seen one, up to `current`. An older
+        `current` (a reader whose snapshot predates another's: readers alternate under
+        PostgreSQL's read-committed) changes nothing: resetting the copy for it dropped the
+        ranges a newer reader was about to read (core.day_table)."""
+        if current <= self._seen:
             return
         with self._lock:
-            if current < self._seen:  # another database, or the counter was reset
-                self._rows, self._floor, self._seen = [], 0, 0
             if current <= self._seen:
                 return
             start = max(self._seen, current - self.keep)
@@ -158,6 +162,16 @@ class ChangeLog:
                 cut = len(self._rows) - self.keep
                 self._floor = self._rows[cut - 1][0]
                 self._rows = self._rows[cut:]
+
+    def touched_after(self, version: int) -> tuple[date, date] | None:
+        """The day range covering every rebuild after `version` (None: there was none;
+        ALL_DAYS when one of them is no longer, or never was, in the copy)."""
+        if version < self._floor:
+            return ALL_DAYS
+        spans = [(a, b) for v, a, b in self._rows if v > version]
+        if not spans:
+            return None
+        return min(a for a, _ in spans), max(b for _, b in spans)
 
     def version(self, first: date, last: date) -> int:
         """Latest version that touched a day in [first, last] (the floor when none did)."""
@@ -197,22 +211,46 @@ def view_token(versions: Versions, changes: ChangeLog, deps: ViewDeps) -> ViewTo
 
 
 class PeriodMemo:
-    """Per-period sums of the aggregates kept across requests (`core.queries` reads it from
-    `session.info[PERIOD_MEMO]`): the views of one period (every theme's detail, trend,
-    breakdown, the overview) share its sums instead of each summing the same rows. Keyed by
-    the period's aggregates version, refreshed on each use (one primary-key lookup), so a
-    rebuild of those days is seen at once."""
+    """What the API's period views share across requests (`core.queries` reads it from
+    `session.info[PERIOD_MEMO]`):
+    - per-period sums of the aggregates, so the views of one period (every theme's detail,
+      trend, breakdown, the overview) do not each sum the same rows; keyed by the period's
+      aggregates version, refreshed on each use (one primary-key lookup), so a rebuild of
+      those days is seen at once;
+    - in-memory copies of `daily_aggregates` and `daily_facets` (`core.day_table`) that the
+      period queries read instead of the database, up to `table_rows` rows each (0: off)."""
 
-    def __init__(self, changes: ChangeLog, size: int = 4096) -> None:
+    def __init__(self, changes: ChangeLog, size: int = 4096, table_rows: int = 0) -> None:
         self.changes = changes
         self.size = size
         self._data: dict[tuple[object, ...], object] = {}
         self._lock = threading.Lock()
+        self.tables = {
+            model.__tablename__: DayTable(model, keys, values, table_rows)
+            for model, keys, values in DAY_TABLES
+        }
+
+    def current(self, session: Session) -> int:
+        """The aggregates version `session` reads (the change log refreshed to it), read once
+        per transaction (the views of one request share it; a commit forgets it)."""
+        current = session.info.get(_SEEN_VERSION)
+        if current is None:
+            current = int(session.execute(_AGGREGATES_VERSION).scalar() or 0)
+            session.info[_SEEN_VERSION] = current
+            self.changes.refresh(session, current)
+        return int(current)
 
     def key(self, session: Session, *params: object, days: tuple[date, date]) -> tuple:
-        current = session.execute(_AGGREGATES_VERSION).scalar()
-        self.changes.refresh(session, int(current or 0))
+        self.current(session)
         return (*params, *days, self.changes.version(*days))
+
+    def table(self, session: Session, model: Any) -> DayTable | None:
+        """The in-memory copy of `model`'s table, up to date for `session`; None when it is
+        not kept (off, or too big)."""
+        table = self.tables.get(model.__tablename__)
+        if table is None or table.max_rows <= 0:
+            return None
+        return table if table.sync(session, self.current(session), self.changes) else None
 
     def get(self, key: tuple[object, ...]) -> object | None:
         return self._data.get(key)
@@ -224,5 +262,36 @@ class PeriodMemo:
             self._data[key] = value
 
 
-PERIOD_MEMO = "verbatim.period_memo"  # the session.info key of a PeriodMemo
+_COUNTS = ("volume", "negatives", "neutrals", "positives", "rating_sum", "rating_count")
+# The per-day tables the period views read, their key columns and their summed columns.
+DAY_TABLES: tuple[tuple[Any, tuple[str, ...], tuple[str, ...]], ...] = (
+    (DailyAggregate, ("theme", "channel", "source"), (*_COUNTS, "severity_sum")),
+    (
+        DailyFacet,
+        ("theme", "channel", "source", "language", "band"),
+        (
+            *_COUNTS,
+            "severe",
+            "recurrent",
+            "rated",
+            "rated_sum",
+            "nps_count",
+            "nps_points",
+            "csat_count",
+            "csat_points",
+            "ces_count",
+            "ces_sum",
+        ),
+    ),
+)
+
+PERIOD_MEMO = "verbatim.period_memo"
+_SEEN_VERSION = "verbatim.aggregates_version"  # session.info: what PeriodMemo.current read
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_seen_version(session: Session, _transaction: object) -> None:
+    session.info.pop(_SEEN_VERSION, None)  # the session.info key of a PeriodMemo
+
+
 _AGGREGATES_VERSION = select(DataVersion.version).where(DataVersion.name == "aggregates")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -14,9 +15,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
+from core.models import DailyAggregate, DailyFacet
 from core.queries import latest_day
 from core.settings import Settings
 from core.taxonomy_store import Current, TaxonomyCache, latest_version
@@ -31,6 +34,8 @@ from core.versions import (
 )
 from nlp.taxonomy import Taxonomy, load_taxonomy
 from service.errors import ApiError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from service.middleware import Metrics
@@ -63,7 +68,17 @@ class AppState:
     _masker_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self.period_memo = PeriodMemo(self.changes)
+        self.period_memo = PeriodMemo(self.changes, table_rows=self.settings.api_day_table_rows)
+
+    def load_day_tables(self) -> None:
+        """Fill the period memo's in-memory aggregate tables (a failure, e.g. a database
+        not migrated yet, is logged: the first request that needs them loads them)."""
+        try:
+            with session_scope(self.sessions) as session:
+                for model in (DailyAggregate, DailyFacet):
+                    self.period_memo.table(session, model)
+        except SQLAlchemyError as exc:
+            log.warning("aggregate tables not loaded at start-up (%s)", exc)
 
     def get_masker(self) -> Any:
         """The PII masker (rules + spaCy NER when `pii_ner`), built once at first use."""

@@ -21,7 +21,7 @@ from core.aggregate import aggregate, bump_version
 from core.db import session_scope
 from core.models import Alert
 from core.settings import Settings
-from core.versions import ChangeLog, read_versions
+from core.versions import ALL_DAYS, ChangeLog, read_versions
 from service.app import create_app
 from service.auth import create_key, revoke_key
 from tests.api_seed import FIRST_DAY, LAST_DAY, _add, seed
@@ -106,6 +106,14 @@ def test_change_log_gives_each_day_range_its_own_version(
         aggregate(session)  # a full rebuild touches every day
     full = versions()
     assert full[0] > unknown[0] and full[1] > unknown[1]
+    # A reader whose snapshot is older (read-committed readers alternate) changes nothing:
+    # the ranges after its version stay there for the newer readers.
+    assert log.touched_after(full[0] - 1) == ALL_DAYS
+    with sessions() as session:
+        log.refresh(session, 1)
+    assert log.touched_after(full[0] - 1) == ALL_DAYS
+    assert log.touched_after(full[0]) is None
+    assert (log.version(*past), log.version(*current)) == full
 
 
 def test_a_kept_view_survives_other_days_and_never_serves_stale_data(
