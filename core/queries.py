@@ -579,6 +579,17 @@ def aggregates_version(session: Session) -> tuple[int, int, int]:
     return int(top or 0), int(bottom or 0), int(counter or 0)
 
 
+def period_version(session: Session, start: date, end: date) -> tuple[int, ...]:
+    """A version of the aggregates over days start..end, for caches of values derived from
+    them: with the API's period memo in the session, the latest rebuild that touched one of
+    those days (no query when the request already read the version); else `aggregates_version`
+    (any rebuild)."""
+    memo = session.info.get(PERIOD_MEMO)
+    if memo is None:
+        return aggregates_version(session)
+    return (memo.key(session, days=(start, end))[-1],)
+
+
 def topic_trends(
     session: Session,
     topic_ids: Sequence[int] | None = None,

@@ -240,6 +240,11 @@ class PeriodMemo:
             self.changes.refresh(session, current)
         return int(current)
 
+    def note(self, session: Session, current: int) -> None:
+        """`current` is the aggregates version `session` read with the view token's
+        statement (the change log refreshed to it): `current()` then needs no query."""
+        session.info[_SEEN_VERSION] = current
+
     def key(self, session: Session, *params: object, days: tuple[date, date]) -> tuple:
         self.current(session)
         return (*params, *days, self.changes.version(*days))

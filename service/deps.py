@@ -194,6 +194,7 @@ def declare_view(request: Request, session: Session, deps: ViewDeps) -> ViewToke
     state = app_state(request)
     versions = read_versions(session)
     state.changes.refresh(session, versions.aggregates)
+    state.period_memo.note(session, versions.aggregates)
     token = view_token(versions, state.changes, deps)
     request.state.view_deps = deps
     request.state.view_token = token

@@ -12,12 +12,12 @@ from sqlalchemy.orm import Session
 from core.queries import (
     DayPoint,
     ThemeRow,
-    aggregates_version,
     daily_series,
     negative_share,
     net_sentiment,
     open_alerts_by_theme,
     other_language_volumes,
+    period_version,
     theme_keys,
     theme_summary,
     top_keywords_many,
@@ -28,9 +28,10 @@ from service.schemas import DayOut, Period, SpikeOut, ThemeDetailOut, ThemeOut, 
 
 
 class KeywordCache:
-    """Top keywords per (theme ids, period, filters), valid while the aggregates are unchanged
-    (the aggregate job's rebuild changes the version key): /themes and each theme's detail
-    share one period's words instead of each summing `daily_keywords`."""
+    """Top keywords per (theme ids, period, filters), valid while the period's aggregates are
+    unchanged (`core.queries.period_version`: a rebuild of the period's days changes the key):
+    /themes and each theme's detail share one period's words instead of each summing
+    `daily_keywords`."""
 
     def __init__(self, size: int = 2048) -> None:
         self.size = size
@@ -218,7 +219,7 @@ def themes_view(
         end=end,
         channel=channel,
         source=source,
-        version=aggregates_version(session),
+        version=period_version(session, start, end),
     )
     themes = [
         _theme_out(
@@ -283,7 +284,7 @@ def theme_detail_view(
             end=end,
             channel=channel,
             source=source,
-            version=aggregates_version(session),
+            version=period_version(session, start, end),
         )
         .get(theme.id, [])
     )

@@ -37,6 +37,7 @@ from core.queries import (
     daily_series,
     key_driver_report,
     other_language_volumes,
+    period_version,
     rating_impacts,
     score_summary,
     theme_breakdown,
@@ -462,12 +463,23 @@ def _memory_follows_rebuilds(
 ) -> None:
     memo = PeriodMemo(ChangeLog(), table_rows=100_000)
     _in_memory_agrees(sessions, memo)
+    old = (START - timedelta(days=40), START - timedelta(days=20))
+
+    def versions() -> tuple[object, object]:
+        with sessions() as s:
+            s.info[PERIOD_MEMO] = memo
+            return period_version(s, START, END), period_version(s, *old)
+
+    before = versions()
     # Days re-aggregated by the jobs (an existing day and a new one): only those are read
     # again, and the copy still agrees; then a full rebuild (every day) is followed too.
     touched = _ingest(sessions, settings, tmp, "c", n=12, first=END - timedelta(days=1), days=2)
     with session_scope(sessions) as s:
         aggregate(s, days=touched)
     _in_memory_agrees(sessions, memo)
+    # The version that keys the period's cached keywords moved; an untouched period's did not.
+    after = versions()
+    assert after[0] != before[0] and after[1] == before[1]
     with session_scope(sessions) as s:
         aggregate(s)
     _in_memory_agrees(sessions, memo)
