@@ -33,6 +33,11 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from core.models import (
     ALL_THEMES,
+    COLUMNS,
+    COUNT_COLUMNS,
+    FACET_KEYS,
+    FACET_VALUES,
+    KEY_COLUMNS,
     KEYWORDS_ALL,
     AggregateChange,
     Analysis,
@@ -46,11 +51,6 @@ from core.models import (
     ThemeMention,
 )
 from core.queries import AGGREGATED_LANGUAGES, SEVERITY_BANDS, latest_analysis
-
-KEY_COLUMNS = ("day", "theme", "channel", "source")
-# The polarity and rating counts every aggregate table has (core.models._ThemeDayCounts).
-COUNT_COLUMNS = ("volume", "negatives", "neutrals", "positives", "rating_sum", "rating_count")
-COLUMNS = (*KEY_COLUMNS, *COUNT_COLUMNS, "severity_sum")
 
 
 def feedback_day(session: Session) -> ColumnElement[date]:
@@ -86,21 +86,6 @@ def severity_band_index(severity: Any) -> ColumnElement[int]:
 
 MAX_DAY_LIST = 500  # beyond this, recompute the whole span (bounded SQL parameters)
 
-FACET_KEYS = ("day", "theme", "channel", "source", "language", "band")
-FACET_VALUES = (
-    *COUNT_COLUMNS,
-    "severity_sum",
-    "severe",
-    "recurrent",
-    "rated",
-    "rated_sum",
-    "nps_count",
-    "nps_points",
-    "csat_count",
-    "csat_points",
-    "ces_count",
-    "ces_sum",
-)
 HOURLY_COLUMNS = ("day", "hour", *KEY_COLUMNS[1:], *COUNT_COLUMNS)
 
 

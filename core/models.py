@@ -171,6 +171,28 @@ class ThemeMention(Base):
 # DailyAggregate.theme of the row that counts every verbatim of the day, whatever its themes.
 ALL_THEMES = "*"
 
+# The columns of the per-day aggregate tables, as the aggregate job writes them and the API's
+# in-memory copies (core.day_table) read them: keys, then summed counts.
+KEY_COLUMNS = ("day", "theme", "channel", "source")
+# The polarity and rating counts every aggregate table has (_ThemeDayCounts).
+COUNT_COLUMNS = ("volume", "negatives", "neutrals", "positives", "rating_sum", "rating_count")
+COLUMNS = (*KEY_COLUMNS, *COUNT_COLUMNS, "severity_sum")  # daily_aggregates
+FACET_KEYS = (*KEY_COLUMNS, "language", "band")
+FACET_VALUES = (
+    *COUNT_COLUMNS,
+    "severity_sum",
+    "severe",
+    "recurrent",
+    "rated",
+    "rated_sum",
+    "nps_count",
+    "nps_points",
+    "csat_count",
+    "csat_points",
+    "ces_count",
+    "ces_sum",
+)
+
 
 class _ThemeDayCounts:
     """The key and counts every per-day (or per-hour) aggregate table has: day x theme x

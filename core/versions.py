@@ -20,6 +20,10 @@ from sqlalchemy.sql.selectable import TextualSelect
 
 from core.day_table import DayTable
 from core.models import (
+    COLUMNS,
+    FACET_KEYS,
+    FACET_VALUES,
+    KEY_COLUMNS,
     AggregateChange,
     Alert,
     Analysis,
@@ -267,27 +271,11 @@ class PeriodMemo:
             self._data[key] = value
 
 
-_COUNTS = ("volume", "negatives", "neutrals", "positives", "rating_sum", "rating_count")
-# The per-day tables the period views read, their key columns and their summed columns.
+# The per-day tables the period views read, their key columns (the day apart) and their
+# summed columns.
 DAY_TABLES: tuple[tuple[Any, tuple[str, ...], tuple[str, ...]], ...] = (
-    (DailyAggregate, ("theme", "channel", "source"), (*_COUNTS, "severity_sum")),
-    (
-        DailyFacet,
-        ("theme", "channel", "source", "language", "band"),
-        (
-            *_COUNTS,
-            "severe",
-            "recurrent",
-            "rated",
-            "rated_sum",
-            "nps_count",
-            "nps_points",
-            "csat_count",
-            "csat_points",
-            "ces_count",
-            "ces_sum",
-        ),
-    ),
+    (DailyAggregate, KEY_COLUMNS[1:], COLUMNS[len(KEY_COLUMNS) :]),
+    (DailyFacet, FACET_KEYS[1:], FACET_VALUES),
 )
 
 PERIOD_MEMO = "verbatim.period_memo"
