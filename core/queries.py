@@ -18,7 +18,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from core.models import (
     ALL_THEMES,
+    COLUMNS,
     CORRECTION_MODEL,
+    KEY_COLUMNS,
     KEYWORDS_ALL,
     Alert,
     Analysis,
@@ -118,15 +120,7 @@ def _period_sums(
     return found
 
 
-_SUM_COLUMNS = (
-    "volume",
-    "negatives",
-    "neutrals",
-    "positives",
-    "rating_sum",
-    "rating_count",
-    "severity_sum",
-)  # the order of _Sums' fields
+_SUM_COLUMNS = COLUMNS[len(KEY_COLUMNS) :]  # daily_aggregates' sums, in _Sums' field order
 
 
 def _sum_period(
@@ -726,20 +720,10 @@ def theme_trend(
     split = [c for c, on in (("channel", by_channel), ("source", by_source)) if on]
     columns = ("volume", "negatives", "neutrals", "positives", "rating_sum", "rating_count")
     where = _cells(channel, source, theme=list(theme_ids))
-    if granularity == "day":
-        found = _group_sums(
-            session, table, columns, start=start, end=end, by=(*bucket, *split), where=where
-        )
-    else:  # hourly_aggregates: read from the database
-        stmt = (
-            select(
-                *(getattr(table, c) for c in (*bucket, *split)),
-                *(func.sum(getattr(table, c)) for c in columns),
-            )
-            .where(table.theme.in_(list(theme_ids)), table.day >= start, table.day <= end)
-            .group_by(*(getattr(table, c) for c in (*bucket, *split)))
-        )
-        found = list(session.execute(_channel_source(stmt, table, channel, source)))
+    # hourly_aggregates has no in-memory copy: _group_sums reads it from the database.
+    found = _group_sums(
+        session, table, columns, start=start, end=end, by=(*bucket, *split), where=where
+    )
     points: list[TrendPoint] = []
     for row in found:
         rest = list(row)

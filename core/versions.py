@@ -245,9 +245,10 @@ class PeriodMemo:
         return int(current)
 
     def note(self, session: Session, current: int) -> None:
-        """`current` is the aggregates version `session` read with the view token's
-        statement (the change log refreshed to it): `current()` then needs no query."""
+        """`current` is the aggregates version `session` read elsewhere (with the view
+        token's statement): the change log is refreshed to it and `current()` needs no query."""
         session.info[_SEEN_VERSION] = current
+        self.changes.refresh(session, current)
 
     def key(self, session: Session, *params: object, days: tuple[date, date]) -> tuple:
         self.current(session)
@@ -278,13 +279,13 @@ DAY_TABLES: tuple[tuple[Any, tuple[str, ...], tuple[str, ...]], ...] = (
     (DailyFacet, FACET_KEYS[1:], FACET_VALUES),
 )
 
-PERIOD_MEMO = "verbatim.period_memo"
+PERIOD_MEMO = "verbatim.period_memo"  # the session.info key of a PeriodMemo
 _SEEN_VERSION = "verbatim.aggregates_version"  # session.info: what PeriodMemo.current read
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _forget_seen_version(session: Session, _transaction: object) -> None:
-    session.info.pop(_SEEN_VERSION, None)  # the session.info key of a PeriodMemo
+    session.info.pop(_SEEN_VERSION, None)
 
 
 _AGGREGATES_VERSION = select(DataVersion.version).where(DataVersion.name == "aggregates")

@@ -193,8 +193,7 @@ def declare_view(request: Request, session: Session, deps: ViewDeps) -> ViewToke
     response with an ETag is then kept and reused while the token holds."""
     state = app_state(request)
     versions = read_versions(session)
-    state.changes.refresh(session, versions.aggregates)
-    state.period_memo.note(session, versions.aggregates)
+    state.period_memo.note(session, versions.aggregates)  # refreshes state.changes too
     token = view_token(versions, state.changes, deps)
     request.state.view_deps = deps
     request.state.view_token = token
