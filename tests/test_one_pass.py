@@ -22,14 +22,18 @@ from nlp.encoder.runtime import (
     RUNTIME_FILE,
     RUNTIME_FORMAT,
     RUNTIMES,
+    TORCH_MARGIN,
     build_runtime_dir,
+    choose,
     compact_gather_tables,
     export_onnx,
     load_runtime,
     onnx_session,
     output_projections,
     q4_blocks,
+    quantize_int8,
     read_runtime_dir,
+    smooth_for_int8,
 )
 from nlp.sentiment.embedded import EmbeddedSentiment, SentimentHeadConfig
 from nlp.sentiment.training import TrainConfig, fit_sentiment
@@ -228,10 +232,90 @@ def test_onnx_runtimes_are_built_measured_and_faithful(
     names = {n.name for n in int8 if n.op_type == "MatMul"}
     assert set(kept) <= names
     assert sum(n.op_type == "MatMulInteger" for n in int8) == 4 * len(kept) // 2
+    smoothing = record["int8_smoothing"]
+    assert smoothing["inputs_int8"] == len(kept)  # per layer: Q/K/V's input, the FFN's input
+    assert (
+        sum(n.op_type == "Mul" and n.output[0].endswith("/smoothed") for n in int8)
+        == (smoothing["inputs_smoothed"])
+    )
     (tmp_path / ONNX_FP32).unlink()
     with pytest.raises(FileNotFoundError, match="verbatim setup"):
         load_runtime(trained.encoder, tmp_path, "k1", prefer="onnx-fp32")
     assert load_runtime(trained.encoder, tmp_path, "nothing built", prefer="auto").name == "torch"
+
+
+def test_smoothing_leaves_the_fp32_encoder_unchanged(
+    trained: EmbeddedSentiment, tmp_path: Path
+) -> None:
+    """Every int8 input smoothed (min_ratio 0): the rewritten graph computes the same states."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    export_onnx(trained.encoder.model, tmp_path / ONNX_FP32)
+    ids = trained.encoder.token_ids(TEXTS, 32)
+    feeds = [
+        {"input_ids": input_ids, "attention_mask": mask}
+        for _, input_ids, mask in trained.encoder.np_batches(ids)
+    ]
+    model = onnx.load(str(tmp_path / ONNX_FP32))
+    done = smooth_for_int8(model, feeds, skip=output_projections(tmp_path / ONNX_FP32), min_ratio=0)
+    assert done["inputs_smoothed"] == done["inputs_int8"] > 0
+    onnx.checker.check_model(model)
+    onnx.save(model, str(tmp_path / "smoothed.onnx"))
+    ref, got = onnx_session(tmp_path / ONNX_FP32), onnx_session(tmp_path / "smoothed.onnx")
+    for feed in feeds:
+        a, b = ref.run(["hidden"], feed)[0], got.run(["hidden"], feed)[0]
+        assert np.allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_smoothing_outlier_channels_brings_int8_closer_to_fp32(tmp_path: Path) -> None:
+    """One input channel 200x the others sets the per-tensor int8 step for all of them; moved
+    into the (per-channel-quantised) weights, the int8 output is several times closer."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(64, 48)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="proj")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 48])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+        str(tmp_path / "f.onnx"),
+    )
+
+    def batch(seed: int) -> np.ndarray:
+        x = np.random.default_rng(seed).normal(size=(32, 64)).astype(np.float32)
+        x[:, 3] *= 200.0  # the outlier channel
+        return x
+
+    calibration = [{"x": batch(2)}]
+    assert quantize_int8(tmp_path / "f.onnx", tmp_path / "plain.onnx") == {}
+    done = quantize_int8(tmp_path / "f.onnx", tmp_path / "smooth.onnx", calibration)
+    assert done["inputs_smoothed"] == done["inputs_int8"] == 1
+    x = batch(3)  # not the calibration batch
+    want = x @ w
+    error = {
+        name: np.abs(onnx_session(tmp_path / f"{name}.onnx").run(["y"], {"x": x})[0] - want).mean()
+        for name in ("plain", "smooth")
+    }
+    assert error["smooth"] < error["plain"] / 3
+
+
+def test_runtime_choice_prefers_onnx_unless_torch_is_clearly_faster() -> None:
+    def measured(torch: float, fp32: float, int8: float, int8_cos: float = 0.99) -> dict:
+        cos = {"torch": 0.9999, "onnx-fp32": 1.0, "onnx-int8": int8_cos}
+        speed = {"torch": torch, "onnx-fp32": fp32, "onnx-int8": int8}
+        return {n: {"probe_docs_per_s": speed[n], "min_cosine_vs_fp32": cos[n]} for n in RUNTIMES}
+
+    assert choose(measured(125, 90, 100)) == "onnx-int8"  # within the margin: start-up, memory
+    assert choose(measured(TORCH_MARGIN * 100 + 1, 90, 100)) == "torch"  # AMX bf16
+    assert choose(measured(100, 90, 120, int8_cos=0.5)) == "onnx-fp32"  # int8 unfaithful
+    assert choose(measured(200, 90, 120, int8_cos=0.5)) == "torch"
 
 
 def test_a_build_of_an_older_format_is_not_loaded_and_says_so(
