@@ -23,6 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from sentiment_data import eval_sets  # noqa: E402
 
 from core.settings import load_settings  # noqa: E402
 from jobs.evaluate import gold_sentiment  # noqa: E402
@@ -59,11 +62,16 @@ def main() -> None:
             indent=1,
         )
     )
+    held_out = eval_sets(args.data)  # also the Trustpilot splits no file holds
     for name in args.sets:
-        rows = [
-            json.loads(line)
-            for line in (args.data / name).with_suffix(".jsonl").open(encoding="utf-8")
-        ][: args.limit]
+        rows = (
+            held_out[name]
+            if name in held_out
+            else [
+                json.loads(line)
+                for line in (args.data / name).with_suffix(".jsonl").open(encoding="utf-8")
+            ]
+        )[: args.limit]
         texts = [r["text"] for r in rows]
         gold = [gold_sentiment(r) for r in rows]
         print(
