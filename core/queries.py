@@ -36,7 +36,7 @@ from core.models import (
     Topic,
     TopicAssignment,
 )
-from core.versions import PERIOD_MEMO
+from core.versions import PERIOD_MEMO, session_versions
 from nlp.drivers import DriverConfig, DriverEffect, csat_points, key_drivers, nps_points
 
 if TYPE_CHECKING:
@@ -364,7 +364,24 @@ def daily_series(
 
 def open_alerts_by_theme(session: Session, taxonomy: Taxonomy | None = None) -> dict[str, Any]:
     """The most severe open alert per (current) theme id (rows with id, theme, kind,
-    severity, first_day, last_day: no ORM objects, this runs on every /themes build)."""
+    severity, first_day, last_day: no ORM objects, this runs on every /themes build).
+
+    With the API's period memo in the session, kept per alerts version and taxonomy: every
+    change to an alert moves that version (count, latest update, open count), and most views
+    of a cold start would otherwise each read the same rows."""
+    memo = session.info.get(PERIOD_MEMO)
+    if memo is None:
+        return _open_alerts_by_theme(session, taxonomy)
+    key = ("open_alerts", session_versions(session).alerts, id(taxonomy))
+    kept = memo.get(key)
+    if isinstance(kept, tuple) and kept[0] is taxonomy:  # the same object, not a reused id
+        return kept[1]
+    out = _open_alerts_by_theme(session, taxonomy)
+    memo.put(key, (taxonomy, out))
+    return out
+
+
+def _open_alerts_by_theme(session: Session, taxonomy: Taxonomy | None) -> dict[str, Any]:
     rank = {"critical": 4, "high": 3, "medium": 2, "low": 1}
     out: dict[str, Any] = {}
     stmt = select(
@@ -423,6 +440,34 @@ def top_keywords_many(
     if not themes:
         return {}
     name_of = {stored: name for name, ids in themes.items() for stored in ids}
+    counts: dict[str, Counter[str]] = {name: Counter() for name in themes}
+    memo = session.info.get(PERIOD_MEMO)
+    table = memo.table(session, DailyKeyword) if memo is not None else None
+    if table is not None:  # the API's in-memory copy (core.day_table): same cells as below
+        where: dict[str, object] = {"theme": list(name_of), "source": source or KEYWORDS_ALL}
+        exclude = None
+        if channel:
+            where["channel"] = channel
+        elif source:
+            exclude = {"channel": [KEYWORDS_ALL]}
+        else:
+            where["channel"] = KEYWORDS_ALL
+        rows = table.sums(
+            start, end, ("count",), by=("theme", "word"), where=where, exclude=exclude
+        )
+    else:
+        rows = session.execute(_keywords_statement(name_of, start, end, channel, source))
+    for stored, word, n in rows:
+        counts[name_of[stored]][word] += int(n or 0)
+    return {
+        name: [w for w, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+        for name, c in counts.items()
+    }
+
+
+def _keywords_statement(
+    name_of: Mapping[str, str], start: date, end: date, channel: str | None, source: str | None
+) -> Any:
     # One kind of row per filter: a channel's own "*" rows, a source's (channel, source)
     # cells, or the all-channel rows.
     if channel or source:
@@ -432,7 +477,7 @@ def top_keywords_many(
         ]
     else:
         cells = [DailyKeyword.channel == KEYWORDS_ALL, DailyKeyword.source == KEYWORDS_ALL]
-    stmt = (
+    return (
         select(DailyKeyword.theme, DailyKeyword.word, func.sum(DailyKeyword.count))
         .where(
             DailyKeyword.theme.in_(list(name_of)),
@@ -442,13 +487,6 @@ def top_keywords_many(
         )
         .group_by(DailyKeyword.theme, DailyKeyword.word)
     )
-    counts: dict[str, Counter[str]] = {name: Counter() for name in themes}
-    for stored, word, n in session.execute(stmt):
-        counts[name_of[stored]][word] += int(n or 0)
-    return {
-        name: [w for w, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
-        for name, c in counts.items()
-    }
 
 
 def theme_verbatims(

@@ -19,17 +19,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
-from core.models import DailyAggregate, DailyFacet
-from core.queries import latest_day
+from core.models import DailyAggregate, DailyFacet, DailyKeyword
 from core.settings import Settings
-from core.taxonomy_store import Current, TaxonomyCache, latest_version
+from core.taxonomy_store import Current, TaxonomyCache
 from core.versions import (
     PERIOD_MEMO,
     ChangeLog,
     PeriodMemo,
     ViewDeps,
     ViewToken,
-    read_versions,
+    forget_versions,
+    session_versions,
     view_token,
 )
 from nlp.taxonomy import Taxonomy, load_taxonomy
@@ -75,7 +75,7 @@ class AppState:
         not migrated yet, is logged: the first request that needs them loads them)."""
         try:
             with session_scope(self.sessions) as session:
-                for model in (DailyAggregate, DailyFacet):
+                for model in (DailyAggregate, DailyFacet, DailyKeyword):
                     self.period_memo.table(session, model)
         except SQLAlchemyError as exc:
             log.warning("aggregate tables not loaded at start-up (%s)", exc)
@@ -96,10 +96,13 @@ class AppState:
         exhaust the pool under load); seeding version 1 on first use commits in its own
         short transaction (left uncommitted, it would hold the seed row's lock, and block
         every other writer, until the request ends)."""
-        if session is not None and (version := latest_version(session)) is not None:
+        if session is not None and (version := session_versions(session).taxonomy) is not None:
             return self.taxonomy_cache.get(session, version)
         with session_scope(self.sessions) as own:
-            return self.taxonomy_cache.get(own)
+            found = self.taxonomy_cache.get(own)
+        if session is not None:
+            forget_versions(session)  # read before the seed: the view token must see it
+        return found
 
     def get_analyzer(self) -> Any:
         """The analyzer, built at first use (or after a taxonomy edit) and then reused."""
@@ -192,7 +195,7 @@ def declare_view(request: Request, session: Session, deps: ViewDeps) -> ViewToke
     scan), also left for the front response cache (`service.response_cache`): a 200 JSON
     response with an ETag is then kept and reused while the token holds."""
     state = app_state(request)
-    versions = read_versions(session)
+    versions = session_versions(session)  # usually already read by the key check
     state.period_memo.note(session, versions.aggregates)  # refreshes state.changes too
     token = view_token(versions, state.changes, deps)
     request.state.view_deps = deps
@@ -207,7 +210,7 @@ def resolve_period(
     if start is not None and end is None:
         end = start + timedelta(days=days - 1)
     if end is None:
-        end = latest_day(session) or datetime.now(UTC).date()
+        end = session_versions(session).latest_day or datetime.now(UTC).date()
     if start is None:
         start = end - timedelta(days=days - 1)
     if end < start:

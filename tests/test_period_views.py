@@ -27,6 +27,7 @@ from core.models import (
     Analysis,
     DailyAggregate,
     DailyFacet,
+    DailyKeyword,
     Feedback,
     HourlyAggregate,
     ThemeMention,
@@ -45,6 +46,7 @@ from core.queries import (
     theme_summary,
     theme_trend,
     top_keywords,
+    top_keywords_many,
 )
 from core.settings import Settings
 from core.versions import PERIOD_MEMO, ChangeLog, PeriodMemo
@@ -425,6 +427,8 @@ def _period_answers(s: Session) -> list[object]:
             out.extend(score_summary(s, score, **cell) for score in ("nps", "csat", "rating"))
             out.append(rating_impacts(s, {"liv": ["livraison"], "px": ["prix"]}, **cell))
             out.append(theme_trend(s, ["livraison", "emballage"], **cell))
+            themes = {"liv": ["livraison"], "deux": ["emballage", "prix"], "none": ["zzz"]}
+            out.append(top_keywords_many(s, themes, **cell))
         period = {"start": first, "end": last}
         out.append(theme_trend(s, ["livraison"], **period, by_channel=True, by_source=True))
         out.append(theme_breakdown(s, ["livraison", "emballage"], **period))
@@ -438,7 +442,7 @@ def _in_memory_agrees(sessions: sessionmaker[Session], memo: PeriodMemo) -> None
         want = _period_answers(s)
     with sessions() as s:
         s.info[PERIOD_MEMO] = memo
-        assert all(memo.table(s, t) is not None for t in (DailyAggregate, DailyFacet))
+        assert all(memo.table(s, t) is not None for t in (DailyAggregate, DailyFacet, DailyKeyword))
         got = _period_answers(s)
     assert len(got) == len(want)
     for i, (a, b) in enumerate(zip(got, want, strict=True)):

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, event, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.aggregate import aggregate, bump_version
@@ -26,6 +26,7 @@ from service.app import create_app
 from service.auth import create_key, revoke_key
 from tests.api_seed import FIRST_DAY, LAST_DAY, _add, seed
 
+LATER = datetime(2030, 1, 1, tzinfo=UTC)  # an alert update after the seed's
 PAST_WEEK = f"/themes?end={FIRST_DAY + timedelta(days=13)}&days=7"  # previous week included
 CURRENT_WEEK = "/themes?days=7"  # ends on the last day with data
 
@@ -420,3 +421,63 @@ def test_start_up_objects_are_frozen_while_serving_and_released_after(
         assert client.get("/health").status_code == 200
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
+
+
+def _statements(engine: Engine) -> tuple[list[str], object]:
+    """Every SQL statement `engine` runs from now on (and the listener, to remove)."""
+    seen: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", note)
+    return seen, note
+
+
+def test_sqlite_versions_are_read_again_only_after_a_write(
+    engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    seed(sessions)
+    seen, note = _statements(engine)
+    try:
+        with engine.connect() as conn:
+            first = read_versions(conn)
+            assert read_versions(conn) is first  # nothing written: no second statement
+            assert sum("AS agg_max" in s for s in seen) == 1
+            with session_scope(sessions) as session:  # another connection commits
+                session.execute(update(Alert).values(status="resolved", updated_at=LATER))
+            second = read_versions(conn)
+            assert second.alerts != first.alerts and sum("AS agg_max" in s for s in seen) == 2
+            conn.execute(update(Alert).values(status="open", updated_at=LATER + timedelta(days=1)))
+            conn.commit()  # its own write (SQLite's data_version does not move for those)
+            third = read_versions(conn)
+            assert third.alerts[2] > second.alerts[2] and sum("AS agg_max" in s for s in seen) == 3
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
+def test_a_cold_view_reads_versions_once_and_open_alerts_once_per_change(
+    client: TestClient, engine: Engine, sessions: sessionmaker[Session], read_key: str
+) -> None:
+    h = {"X-API-Key": read_key}
+    assert client.get("/taxonomy", headers=h).status_code == 200  # seeds version 1
+    seen, note = _statements(engine)
+    try:
+        assert client.get(PAST_WEEK, headers=h).status_code == 200
+        # The key check, the default period, the taxonomy and the view token share one read;
+        # no ORM lookup of the key, no separate max(day) or taxonomy version statements.
+        assert sum("AS agg_max" in s for s in seen) == 1
+        assert not [s for s in seen if "FROM api_keys" in s and "AS agg_max" not in s]
+        assert not [s for s in seen if "max(daily_aggregates.day)" in s]
+        open_alerts = [s for s in seen if "alerts.severity" in s]
+        assert len(open_alerts) == 1
+        first = client.get(f"/themes/livraison?days=30&end={LAST_DAY}", headers=h).json()
+        assert first["summary"]["spike"] is not None
+        assert len([s for s in seen if "alerts.severity" in s]) == 1  # kept: same alerts
+        with session_scope(sessions) as session:
+            session.execute(update(Alert).values(status="resolved", updated_at=LATER))
+        again = client.get(f"/themes/livraison?days=30&end={LAST_DAY}", headers=h).json()
+        assert again["summary"]["spike"] is None
+        assert len([s for s in seen if "alerts.severity" in s]) == 2
+    finally:
+        event.remove(engine, "before_cursor_execute", note)

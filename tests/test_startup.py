@@ -132,6 +132,22 @@ def test_fast_start_loads_torch_only_when_asked(built: dict[str, Path]) -> None:
         assert np.array_equal(fast.heads.state_dict()[name].numpy(), value.numpy())
 
 
+def test_weights_fingerprint_does_not_depend_on_the_inference_dtype(built: dict[str, Path]) -> None:
+    """Heads trained where the encoder runs in bf16 (AMX, AVX512-BF16) keep their encoder
+    variant where it runs in fp32 (AVX2): both hash the same weights. They used to hash the
+    values as run, and the shipped theme heads fell back to their encoder-free variant on
+    CPUs without native bf16."""
+    import torch
+
+    encoder = _encoder(built["encoder_dir"])
+    as_fp32 = fingerprint(encoder)
+    encoder.model.to(torch.bfloat16)
+    assert fingerprint(encoder) == as_fp32
+    with torch.no_grad():  # other weights: another fingerprint
+        next(encoder.model.encoder.layer[-1].parameters()).view(-1)[0] += 1.0
+    assert fingerprint(encoder) != as_fp32
+
+
 def test_fast_start_refuses_stale_or_other_builds(built: dict[str, Path], tmp_path: Path) -> None:
     import shutil
 

@@ -32,7 +32,9 @@ from nlp.types import POLARITIES, SentimentResult
 FORMAT = 1
 DELTA_FILE = "delta.safetensors"
 META_FILE = "meta.json"
-FAST_START_FORMAT = 1  # the "fast_start" part of runtime.json (see record_fast_start)
+# The "fast_start" part of runtime.json (see record_fast_start). 2: the weights fingerprint
+# no longer depends on the inference dtype (records of 1 on fp32 CPUs hold another one).
+FAST_START_FORMAT = 2
 STARS = (1, 2, 3, 4, 5)
 # Eye-roll, upside-down, unamused, expressionless, facepalm (any skin tone / gender variant).
 IRONY_MARKERS = ("\U0001f644", "\U0001f643", "\U0001f612", "\U0001f611", "\U0001f926")

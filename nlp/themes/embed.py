@@ -39,11 +39,21 @@ def fingerprint(encoder: Any, layer: int | None = None) -> str:
     h = hashlib.sha1()
     model = encoder.model
     h.update(f"{encoder.name}|{layer}|{encoder.config.prefix}".encode())
-    emb = model.embeddings.word_embeddings.weight.detach()
-    h.update(emb[:64].float().numpy().round(4).tobytes())
+    emb = model.embeddings.word_embeddings.weight
+    h.update(_as_bf16(emb[:64]).round(4).tobytes())
     for _, param in sorted(model.encoder.layer[layer - 1].named_parameters()):
-        h.update(param.detach().float().numpy().ravel()[:4096].round(4).tobytes())
+        h.update(_as_bf16(param).ravel()[:4096].round(4).tobytes())
     return h.hexdigest()[:16]
+
+
+def _as_bf16(tensor: Any) -> np.ndarray:
+    """The values rounded to bfloat16, as float32: the same for a module kept in float32 (CPUs
+    without native bf16) and for the same weights cast to bf16 (AMX, AVX512-BF16). Hashed
+    as they were, the two gave two fingerprints, and heads trained on one machine class fell
+    back to their encoder-free variant on the other."""
+    import torch
+
+    return tensor.detach().to(torch.bfloat16).float().numpy()
 
 
 def encode_layer(
