@@ -131,9 +131,8 @@ def main() -> None:
     from bench_api import cpu_model
 
     trees = {"this tree": ROOT}
-    work = Path(tempfile.mkdtemp(prefix="verbatim_cold_ref_"))
     if args.reference_rev:
-        ref = work / "ref"
+        ref = Path(tempfile.mkdtemp(prefix="verbatim_cold_ref_")) / "ref"
         git = ["git", "-C", str(ROOT), "worktree"]
         subprocess.run([*git, "add", "--detach", "-q", str(ref), args.reference_rev], check=True)
         trees[f"rev {args.reference_rev}"] = ref

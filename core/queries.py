@@ -259,7 +259,7 @@ def _group_sums(
     where: Mapping[str, object] | None = None,
     exclude: Mapping[str, object] | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Rows `(*by, *SUM(columns))` of a per-day table (`DailyAggregate`, `DailyFacet`) over
+    """Rows `(*by, *SUM(columns))` of a per-day table (`core.versions.DAY_TABLES`) over
     days start..end, grouped by `by`; `where` / `exclude` keep / drop rows whose column is a
     value (or in a list of values). Read from the API's in-memory copy of the table when the
     session carries one (`core.day_table`), else from the database: the same rows either way
@@ -435,58 +435,39 @@ def top_keywords_many(
     source: str | None = None,
     limit: int = 5,
 ) -> dict[str, list[str]]:
-    """`top_keywords` for several themes (name -> stored ids) in one SQL statement, summed
-    from the precomputed `daily_keywords` (each day's top words per theme and cell)."""
+    """`top_keywords` for several themes (name -> stored ids) in one pass, summed from the
+    precomputed `daily_keywords` (each day's top words per theme and cell; the API's in-memory
+    copy when the session carries one, see `_group_sums`)."""
     if not themes:
         return {}
     name_of = {stored: name for name, ids in themes.items() for stored in ids}
-    counts: dict[str, Counter[str]] = {name: Counter() for name in themes}
-    memo = session.info.get(PERIOD_MEMO)
-    table = memo.table(session, DailyKeyword) if memo is not None else None
-    if table is not None:  # the API's in-memory copy (core.day_table): same cells as below
-        where: dict[str, object] = {"theme": list(name_of), "source": source or KEYWORDS_ALL}
-        exclude = None
-        if channel:
-            where["channel"] = channel
-        elif source:
-            exclude = {"channel": [KEYWORDS_ALL]}
-        else:
-            where["channel"] = KEYWORDS_ALL
-        rows = table.sums(
-            start, end, ("count",), by=("theme", "word"), where=where, exclude=exclude
-        )
+    # One kind of row per filter: a channel's own "*" rows, a source's (channel, source)
+    # cells, or the all-channel rows.
+    where: dict[str, object] = {"theme": list(name_of), "source": source or KEYWORDS_ALL}
+    exclude = None
+    if channel:
+        where["channel"] = channel
+    elif source:
+        exclude = {"channel": [KEYWORDS_ALL]}
     else:
-        rows = session.execute(_keywords_statement(name_of, start, end, channel, source))
+        where["channel"] = KEYWORDS_ALL
+    rows = _group_sums(
+        session,
+        DailyKeyword,
+        ("count",),
+        start=start,
+        end=end,
+        by=("theme", "word"),
+        where=where,
+        exclude=exclude,
+    )
+    counts: dict[str, Counter[str]] = {name: Counter() for name in themes}
     for stored, word, n in rows:
         counts[name_of[stored]][word] += int(n or 0)
     return {
         name: [w for w, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
         for name, c in counts.items()
     }
-
-
-def _keywords_statement(
-    name_of: Mapping[str, str], start: date, end: date, channel: str | None, source: str | None
-) -> Any:
-    # One kind of row per filter: a channel's own "*" rows, a source's (channel, source)
-    # cells, or the all-channel rows.
-    if channel or source:
-        cells = [
-            DailyKeyword.channel == channel if channel else DailyKeyword.channel != KEYWORDS_ALL,
-            DailyKeyword.source == (source or KEYWORDS_ALL),
-        ]
-    else:
-        cells = [DailyKeyword.channel == KEYWORDS_ALL, DailyKeyword.source == KEYWORDS_ALL]
-    return (
-        select(DailyKeyword.theme, DailyKeyword.word, func.sum(DailyKeyword.count))
-        .where(
-            DailyKeyword.theme.in_(list(name_of)),
-            DailyKeyword.day >= start,
-            DailyKeyword.day <= end,
-            *cells,
-        )
-        .group_by(DailyKeyword.theme, DailyKeyword.word)
-    )
 
 
 def theme_verbatims(

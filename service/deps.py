@@ -19,10 +19,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
-from core.models import DailyAggregate, DailyFacet, DailyKeyword
 from core.settings import Settings
 from core.taxonomy_store import Current, TaxonomyCache
 from core.versions import (
+    DAY_TABLES,
     PERIOD_MEMO,
     ChangeLog,
     PeriodMemo,
@@ -75,7 +75,7 @@ class AppState:
         not migrated yet, is logged: the first request that needs them loads them)."""
         try:
             with session_scope(self.sessions) as session:
-                for model in (DailyAggregate, DailyFacet, DailyKeyword):
+                for model, _keys, _values in DAY_TABLES:
                     self.period_memo.table(session, model)
         except SQLAlchemyError as exc:
             log.warning("aggregate tables not loaded at start-up (%s)", exc)
