@@ -942,13 +942,18 @@ def key_driver_report(
     row per verbatim, without reading the verbatims."""
     if score not in SCORES:
         raise ValueError(f"score must be one of {', '.join(SCORES)}")
-    stmt = (
-        select(DriverCell.themes, DriverCell.value, func.sum(DriverCell.count))
-        .where(DriverCell.score == score, DriverCell.day >= start, DriverCell.day <= end)
-        .group_by(DriverCell.themes, DriverCell.value)
+    found = _group_sums(
+        session,
+        DriverCell,
+        ["count"],
+        start=start,
+        end=end,
+        by=("themes", "value"),
+        where=_cells(channel, source, score=score),
     )
-    stmt = _channel_source(stmt, DriverCell, channel, source)
-    cells = [(themes, float(value), int(n)) for themes, value, n in session.execute(stmt) if n]
+    # In one order whatever read them (SQL groups come back in any order): the regression's
+    # last digits then do not depend on the database or the in-memory copy.
+    cells = sorted((themes, float(value), int(n)) for themes, value, n in found if n)
     if not cells:
         return DriverReport(score, start, end, 0, None, [])
     folded: dict[str, set[str]] = {}

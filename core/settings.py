@@ -201,6 +201,10 @@ class Settings(BaseSettings):
     # memory to answer period views without SQL (core.day_table; up to ~180 bytes a row). A table
     # over this size is read from the database instead. 0: always read from the database.
     api_day_table_rows: int = Field(default=500_000, ge=0, le=50_000_000)
+    # Build the dashboard's landing views (default periods) once at start-up, before the
+    # server accepts requests, so that the first callers do not queue behind one-time costs
+    # (service.warmup; ~0.5-1 s more start-up).
+    api_warm_up: bool = True
 
     @classmethod
     def settings_customise_sources(

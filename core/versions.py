@@ -32,6 +32,7 @@ from core.models import (
     DailyFacet,
     DailyKeyword,
     DataVersion,
+    DriverCell,
     Incident,
     TaxonomyVersion,
 )
@@ -341,6 +342,8 @@ DAY_TABLES: tuple[tuple[Any, tuple[str, ...], tuple[str, ...]], ...] = (
     (DailyFacet, FACET_KEYS[1:], FACET_VALUES),
     # Rebuilt by the same aggregate runs (same logged day ranges): each day's top words.
     (DailyKeyword, ("theme", "channel", "source", "word"), ("count",)),
+    # The key-driver regression's input (answers per set of themes), rebuilt with them too.
+    (DriverCell, ("channel", "source", "score", "value", "themes"), ("count",)),
 )
 
 PERIOD_MEMO = "verbatim.period_memo"  # the session.info key of a PeriodMemo

@@ -34,6 +34,7 @@ from service.routers import (
     themes,
 )
 from service.views import KeywordCache, ViewCache
+from service.warmup import warm_up
 
 DESCRIPTION = """French customer-feedback mining: themes, verbatims, topics, spike alerts.
 
@@ -67,6 +68,8 @@ def create_app(
         # The period views' in-memory tables (core.day_table): read once here, not by the
         # first requests while others queue behind them.
         await run_in_threadpool(state.load_day_tables)
+        if settings.api_warm_up:  # the landing views, before the first request (see module)
+            await warm_up(app, state)
         # What start-up loaded lives as long as the process: out of the collector's sight, a
         # full collection under load walks only request garbage (measured: 250 ms pauses that
         # stalled every request down to ~40 ms).

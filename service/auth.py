@@ -84,6 +84,9 @@ def require(scope: Scope) -> Callable[..., ApiKey | None]:
                 "X-API-Key",
                 headers={"WWW-Authenticate": "ApiKey"},
             )
+        warming = state.warm_up_token
+        if scope == "read" and warming is not None and secrets.compare_digest(token, warming):
+            return None  # the start-up warm-up (service.warmup), in process
         if scope == "read":
             # The key's scopes come with the data versions the view needs anyway (one read
             # per request, kept while nothing was written on SQLite): no ORM lookup.

@@ -65,6 +65,8 @@ class AppState:
     builtin_taxonomies: dict[str, Taxonomy] = field(default_factory=dict)
     _analyzer_lock: threading.Lock = field(default_factory=threading.Lock)
     pii_masker: Any | None = None  # nlp.text.PiiMasker, built at the first write
+    # Accepted as a read key while the start-up warm-up runs (service.warmup), else None.
+    warm_up_token: str | None = None
     _masker_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
