@@ -41,6 +41,19 @@ THEME_PATHS = (
 )
 
 
+# What an ASGI server puts in every request's scope, as for a loopback client.
+_REQUEST: dict[str, Any] = {
+    "type": "http",
+    "asgi": {"version": "3.0"},
+    "http_version": "1.1",
+    "method": "GET",
+    "scheme": "http",
+    "root_path": "",
+    "client": ("127.0.0.1", 0),
+    "server": ("127.0.0.1", 0),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class WarmUpReport:
     requests: int
@@ -85,18 +98,11 @@ async def _get(app: FastAPI, path: str, token: str) -> int:
     limits or error pages); the response status."""
     route, _, query = path.partition("?")
     scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
+        **_REQUEST,
         "path": route,
         "raw_path": route.encode(),
         "query_string": query.encode(),
-        "root_path": "",
         "headers": [(b"host", b"127.0.0.1"), (b"x-api-key", token.encode())],
-        "client": ("127.0.0.1", 0),
-        "server": ("127.0.0.1", 0),
         "app": app,
         "state": {},
     }
