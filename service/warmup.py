@@ -6,9 +6,10 @@ builds its serialisers, the current taxonomy is parsed. Measured on the load ben
 (`benchmarks/bench_cold_views.py`), the first 100 requests cost ~3x the CPU of later ones,
 and under a steady load the queue they leave takes seconds to drain.
 
-`warm_up` sends the landing views with their default parameters (the theme list, the
-overview, alerts, incidents, topics, drivers, and each theme's detail, trend, breakdown and
-verbatims) through the app's router, in process, before uvicorn accepts connections. The
+`warm_up` sends what the dashboard asks when it opens (the theme list and overview of its
+default period, alerts, incidents, topics, drivers, and each theme's page: detail, breakdown,
+trend, verbatims, alerts) and the API's default views through the app's router, in process,
+before uvicorn accepts connections. The
 views land in the view cache that every caller shares; the front response cache, the
 request metrics and the access log never see these requests. They authenticate with a
 random token that lives in this process only for the warm-up (`AppState.warm_up_token`).
@@ -32,12 +33,26 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LANDING_PATHS = ("/themes", "/overview", "/alerts", "/incidents", "/topics", "/drivers")
+# What the dashboard asks when it opens (service/static/app.js: its default period is 7 days,
+# a theme page's 30, drivers' 90) and the API's own defaults.
+LANDING_PATHS = (
+    "/themes?days=7",
+    "/overview?days=7",
+    "/themes",
+    "/overview",
+    "/incidents?historical=false&limit=50",
+    "/alerts?status=open&limit=5",
+    "/alerts?limit=50",
+    "/topics?limit=50",
+    "/drivers?days=90&score=nps",
+    "/drivers?days=90&score=nps&min_mentions=5",
+)
 THEME_PATHS = (
-    "/themes/{id}",
+    "/themes/{id}?days=30",
+    "/themes/{id}/breakdown?days=30",
     "/themes/{id}/trend",
-    "/themes/{id}/breakdown",
-    "/themes/{id}/verbatims",
+    "/themes/{id}/verbatims?limit=20",
+    "/alerts?theme={id}&limit=50",
 )
 
 

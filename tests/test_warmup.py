@@ -48,11 +48,13 @@ def test_landing_views_are_built_before_the_first_request(
         assert 'route="/themes' not in metrics and 'route="/overview"' not in metrics
         assert state.warm_up_token is None
         computed = views["computed"]
-        for path in ("/themes", "/overview", "/themes/livraison", "/themes/livraison/trend"):
+        # What the dashboard asks first (its default period is 7 days, a theme page's 30).
+        first = ("/themes?days=7", "/overview?days=7", "/themes/livraison?days=30")
+        for path in (*first, "/themes/livraison/breakdown?days=30", "/themes"):
             response = client.get(path, headers={"X-API-Key": token})
             assert response.status_code == 200, (path, response.text)
         assert views["computed"] == computed  # each answered from what start-up built
-        assert views["hits"] >= 4
+        assert views["hits"] >= 5
         assert 'route="/themes"' in client.get("/metrics").text  # what counting looks like
 
 
