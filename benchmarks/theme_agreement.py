@@ -8,7 +8,8 @@
 Label files are `{"ref", "themes"}` lines (benchmarks/theme_labels). Rows are joined on `ref`;
 only rows labelled in both annotations count. Presence: Cohen's kappa over every (row, theme)
 pair of the e-commerce taxonomy, "mentioned or not". Polarity: Cohen's kappa over the themes
-both annotations found. Kappa comes from scikit-learn (`cohen_kappa_score`).
+both annotations found. A row found in several files of one side counts once, as labelled in
+the last of them. Kappa comes from scikit-learn (`cohen_kappa_score`).
 """
 
 from __future__ import annotations
@@ -38,10 +39,14 @@ def read_labels(paths: list[Path]) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for path in paths:
         with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
+            for n, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
                     row = json.loads(line)
                     out[str(row["ref"])] = dict(row["themes"])
+                except (ValueError, KeyError, TypeError):
+                    raise ValueError(f'{path}:{n}: expected {{"ref", "themes"}}') from None
     return out
 
 
@@ -77,7 +82,7 @@ def main() -> None:
             read_labels(args.second),
             list(load_taxonomy("ecommerce").ids),
         )
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     print(
