@@ -15,11 +15,11 @@ the last of them. Kappa comes from scikit-learn (`cohen_kappa_score`).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from build_theme_data import read_labels
 from sklearn.metrics import cohen_kappa_score
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,18 +35,12 @@ class Agreement:
     identical_rows: float
 
 
-def read_labels(paths: list[Path]) -> dict[str, dict[str, str]]:
+def read_annotation(paths: list[Path], theme_ids: set[str]) -> dict[str, dict[str, str]]:
+    """ref -> themes over `paths`, checked by `build_theme_data.read_labels` file by file (a
+    ref may appear in several files of one side: the last one counts)."""
     out: dict[str, dict[str, str]] = {}
     for path in paths:
-        with path.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    out[str(row["ref"])] = dict(row["themes"])
-                except (ValueError, KeyError, TypeError):
-                    raise ValueError(f'{path}:{n}: expected {{"ref", "themes"}}') from None
+        out.update(read_labels([path], theme_ids))
     return out
 
 
@@ -76,11 +70,12 @@ def main() -> None:
     ap.add_argument("first", type=Path, nargs="+", help="label files of the first annotation")
     ap.add_argument("--second", type=Path, nargs="+", required=True)
     args = ap.parse_args()
+    themes = list(load_taxonomy("ecommerce").ids)
     try:
         result = agreement(
-            read_labels(args.first),
-            read_labels(args.second),
-            list(load_taxonomy("ecommerce").ids),
+            read_annotation(args.first, set(themes)),
+            read_annotation(args.second, set(themes)),
+            themes,
         )
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
