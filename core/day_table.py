@@ -131,6 +131,8 @@ class DayTable:
         self._names: dict[str, list[object]] = {k: [] for k in keys}
         self._days = _DayNames()
         self._snap: _Snapshot | None = None
+        # (snapshot, (column, filter) -> values): what `distinct` answered for that snapshot.
+        self._distinct: tuple[_Snapshot, dict[tuple[Any, ...], list[Any]]] | None = None
         self._seen = -1  # the aggregates version the copy holds (-1: none yet)
         self._too_big = max_rows <= 0
         self._lock = threading.Lock()
@@ -309,6 +311,30 @@ class DayTable:
             names = self._days if by[i] == "day" else self._names[by[i]]
             decoded[i] = list(map(names.__getitem__, codes))
         return list(zip(*decoded, *self._typed(columns, summed), strict=True))
+
+    def distinct(self, column: str, *, where: Filter | None = None) -> list[Any]:
+        """The values of key `column` over every day, in rows kept by `where` (like SQL's
+        `SELECT DISTINCT`), sorted. Kept per snapshot: computed once per rebuild."""
+        snap = self._snap
+        if snap is None:
+            raise RuntimeError("DayTable.distinct before a successful sync")
+        key = (column, tuple(sorted((where or {}).items(), key=lambda kv: kv[0])))
+        kept = self._distinct
+        if kept is not None and kept[0] is snap and key in kept[1]:
+            return kept[1][key]
+        codes = []
+        for block in (snap.base, snap.recent):
+            coded = block.keys[column]
+            for name, want in (where or {}).items():
+                coded = coded[self._member(name, block.keys[name], want)]
+            codes.append(np.unique(coded))
+        names = self._names[column]
+        found = sorted(names[c] for c in np.unique(np.concatenate(codes)).tolist())
+        if kept is None or kept[0] is not snap:
+            kept = (snap, {})
+            self._distinct = kept
+        kept[1][key] = found
+        return found
 
     def _typed(self, columns: Sequence[str], summed: np.ndarray) -> list[list[Any]]:
         """The summed columns as lists: ints for integer columns (like SQL), else floats."""

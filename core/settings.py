@@ -205,6 +205,10 @@ class Settings(BaseSettings):
     # server accepts requests, so that the first callers do not queue behind one-time costs
     # (service.warmup; ~0.5-1 s more start-up).
     api_warm_up: bool = True
+    # PostgreSQL: the API reuses its last read of the data versions (one statement per request
+    # otherwise) until a change is notified (LISTEN/NOTIFY, core.change_feed), and for at most
+    # this long. 0: read them on every request.
+    api_versions_max_age_s: float = Field(default=1.0, ge=0, le=60)
 
     @classmethod
     def settings_customise_sources(

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from core import __version__
+from core.change_feed import ChangeFeed
 from core.db import make_engine, session_factory
 from core.settings import Settings
 from core.taxonomy_store import TaxonomyCache
@@ -62,6 +63,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
+        if state.change_feed is not None:
+            state.change_feed.start()
         if build_analyzer_at_startup:
             await run_in_threadpool(state.get_analyzer)
             await run_in_threadpool(state.get_masker)  # spaCy NER: not at the first write
@@ -77,6 +80,8 @@ def create_app(
         gc.freeze()
         yield
         gc.unfreeze()  # an app built in a longer-lived process (tests) leaves nothing pinned
+        if state.change_feed is not None:
+            state.change_feed.stop()
         state.responses.close()
         if owns_engine:
             engine.dispose()
@@ -102,6 +107,8 @@ def create_app(
         analyzer=analyzer,
         analyzer_version=None if analyzer is None else "given",
     )
+    if engine.dialect.name == "postgresql" and settings.api_versions_max_age_s > 0:
+        state.change_feed = ChangeFeed(engine, max_age_s=settings.api_versions_max_age_s)
     app.state.verbatim = state
 
     _document_limits(app, settings)

@@ -22,10 +22,12 @@ from core.db import session_scope
 from core.settings import Settings
 from core.taxonomy_store import Current, TaxonomyCache
 from core.versions import (
+    CHANGE_FEED,
     DAY_TABLES,
     PERIOD_MEMO,
     ChangeLog,
     PeriodMemo,
+    Versions,
     ViewDeps,
     ViewToken,
     forget_versions,
@@ -38,6 +40,7 @@ from service.errors import ApiError
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from core.change_feed import ChangeFeed
     from service.middleware import Metrics
     from service.response_cache import ResponseStore
     from service.views import KeywordCache, ViewCache
@@ -59,6 +62,7 @@ class AppState:
     responses: ResponseStore  # the front cache of rendered views (service.response_cache)
     changes: ChangeLog = field(default_factory=ChangeLog)  # day ranges of recent rebuilds
     period_memo: PeriodMemo = field(init=False)  # period sums shared by views (core.versions)
+    change_feed: ChangeFeed[Versions] | None = None  # PostgreSQL's (core.change_feed)
     analyzer: Any | None = None
     # Taxonomy version the analyzer was built with ("given": a caller's, kept until an edit).
     analyzer_version: int | str | None = None
@@ -137,6 +141,8 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     session = state.sessions()
     request.state.db = session  # reused by pick_taxonomy
     session.info[PERIOD_MEMO] = state.period_memo
+    if state.change_feed is not None:
+        session.info[CHANGE_FEED] = state.change_feed
     try:
         yield session
     finally:

@@ -76,6 +76,14 @@ class Metrics:
             ["event"],
             registry=self.registry,
         )
+        self.change_feed = Gauge(
+            "verbatim_change_feed_events",
+            "PostgreSQL change feed of this process since start (core.change_feed): "
+            "listening (1 while it listens), connects, notifications, local_writes, reads "
+            "(versions statements run), reused (reads skipped)",
+            ["event"],
+            registry=self.registry,
+        )
         self.feedback_ingested = Counter(
             "verbatim_api_feedback_rows",
             "Rows posted to /feedback, by outcome",

@@ -178,7 +178,12 @@ class ResponseCache:
                 await to_thread.run_sync(self.store.connect, self.state.engine)
             except SQLAlchemyError:
                 return False
-        versions = self._versions(key[2]) if self.inline else await self._shared_versions(key[2])
+        feed = self.state.change_feed
+        versions = (
+            self._versions(key[2])
+            if self.inline
+            else (feed is not None and feed.peek(key[2])) or await self._shared_versions(key[2])
+        )
         if versions is None:
             return False
         if key[2] is None:
@@ -289,7 +294,7 @@ class ResponseCache:
                 return None
             try:
                 try:
-                    versions = read_versions(conn, key_hash)
+                    versions = read_versions(conn, key_hash, self.state.change_feed)
                     self.state.changes.refresh(conn, versions.aggregates)
                 finally:
                     conn.rollback()  # end the read transaction: the next one sees new commits

@@ -39,6 +39,7 @@ from core.queries import (
     SEVERITY_BANDS,
     daily_series,
     key_driver_report,
+    list_sources,
     other_language_volumes,
     period_version,
     rating_impacts,
@@ -419,6 +420,7 @@ def _period_answers(s: Session) -> list[object]:
     """What every period query answers for a few periods, filters and themes."""
     tax = load_taxonomy()
     out: list[object] = []
+    out.append(list_sources(s))
     for first, last in ((START, END), (END, END), (START - timedelta(days=30), START)):
         for channel, source in ((None, None), ("review", None), (None, "enquete"), ("x", None)):
             cell = {"start": first, "end": last, "channel": channel, "source": source}

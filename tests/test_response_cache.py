@@ -372,7 +372,8 @@ def test_concurrent_hits_on_a_database_server_share_their_versions_reads(
     settings: Settings, pg_sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On PostgreSQL the versions statement is a round trip, read off the event loop: the hits
-    that arrive while one is pending take its result (one read, not thirty)."""
+    that arrive while one is pending take its result (one read, not thirty). (This app's
+    lifespan does not run: no change feed listens, the path taken while it is down.)"""
     from service import response_cache
 
     seed(pg_sessions)
@@ -382,9 +383,9 @@ def test_concurrent_hits_on_a_database_server_share_their_versions_reads(
     reads: list[str | None] = []
     real = response_cache.read_versions
 
-    def counted(conn: object, key_hash: str | None = None) -> object:
+    def counted(conn: object, key_hash: str | None = None, feed: object = None) -> object:
         reads.append(key_hash)
-        return real(conn, key_hash)  # type: ignore[arg-type]
+        return real(conn, key_hash, feed)  # type: ignore[arg-type]
 
     monkeypatch.setattr(response_cache, "read_versions", counted)
 

@@ -56,6 +56,11 @@ def metrics(request: Request) -> Response:
     state = app_state(request)
     for event, count in state.responses.stats.items():
         state.metrics.response_cache.labels(event).set(count)
+    if state.change_feed is not None:
+        feed = state.change_feed
+        state.metrics.change_feed.labels("listening").set(feed.generation is not None)
+        for event, count in feed.stats.items():
+            state.metrics.change_feed.labels(event).set(count)
     try:
         with state.sessions() as session:
             state.metrics.feedback_stored.set(feedback_count(session))
