@@ -27,12 +27,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, event
 
+if TYPE_CHECKING:
+    from core.versions import Versions
+
 CHANNEL = "verbatim_versions"
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 # Statements that cannot change a table (anything else counts as a write, to be safe).
@@ -40,7 +42,7 @@ _READS = ("SELECT", "SHOW", "LISTEN", "SET", "BEGIN", "COMMIT", "ROLLBACK", "SAV
 _WROTE = "verbatim.change_feed.wrote"  # connection info: a write since the last commit
 
 
-class ChangeFeed(Generic[T]):
+class ChangeFeed:
     """One per engine (and process): see the module docstring. `start()` it, `stop()` it."""
 
     def __init__(self, engine: Engine, *, max_age_s: float = 1.0, retry_s: float = 2.0) -> None:
@@ -51,11 +53,10 @@ class ChangeFeed(Generic[T]):
         self.retry_s = retry_s
         self._generation = 0
         self._live = False
-        self._memo: tuple[int, float, dict[str | None, T]] | None = None
+        self._memo: tuple[int, float, dict[str | None, Versions]] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._raw: Any = None  # the listening DBAPI connection
         self.stats = {"connects": 0, "notifications": 0, "local_writes": 0, "reads": 0, "reused": 0}
 
     @property
@@ -69,7 +70,7 @@ class ChangeFeed(Generic[T]):
             self._generation += 1
             self._memo = None
 
-    def versions(self, key: str | None, read: Callable[[], T]) -> T:
+    def versions(self, key: str | None, read: Callable[[], Versions]) -> Versions:
         """The result of `read()` for `key`, reused while the generation is unchanged and
         it is at most `max_age_s` old."""
         kept = self.peek(key)
@@ -91,7 +92,7 @@ class ChangeFeed(Generic[T]):
             memo[2][key] = found
         return found
 
-    def peek(self, key: str | None) -> T | None:
+    def peek(self, key: str | None) -> Versions | None:
         """The kept result for `key` when it may be reused, else None (no database access:
         the caller may be on the event loop)."""
         memo = self._memo
@@ -191,25 +192,22 @@ class ChangeFeed(Generic[T]):
         fairy.detach()  # ours for as long as it lives, not the pool's
         if raw is None:
             raise RuntimeError("no database connection")
-        self._raw = raw
-        raw.autocommit = True
-        raw.execute(f"LISTEN {CHANNEL}")
-        with self._lock:  # from here no change is missed: drop what was read before
-            self._generation += 1
-            self._memo = None
+        try:
+            raw.autocommit = True
+            raw.execute(f"LISTEN {CHANNEL}")
+            self.bump()  # from here no change is missed: drop what was read before
             self._live = True
-        self.stats["connects"] += 1
-        log.info("change feed listening on %s", CHANNEL)
-        while not self._stop.is_set():
-            for _ in raw.notifies(timeout=0.5, stop_after=1000):
-                self.stats["notifications"] += 1
-                self.bump()
+            self.stats["connects"] += 1
+            log.info("change feed listening on %s", CHANNEL)
+            while not self._stop.is_set():
+                for _ in raw.notifies(timeout=0.5, stop_after=1000):
+                    self.stats["notifications"] += 1
+                    self.bump()
+        finally:
+            with contextlib.suppress(Exception):  # closing a broken connection
+                raw.close()
 
     def _go_dark(self) -> None:
         with self._lock:
             self._live = False
             self._memo = None
-        raw, self._raw = self._raw, None
-        if raw is not None:
-            with contextlib.suppress(Exception):  # closing a broken connection
-                raw.close()

@@ -108,7 +108,7 @@ _WITH_KEY = _versions_sql(True)
 def read_versions(
     conn: Session | Connection,
     key_hash: str | None = None,
-    feed: ChangeFeed[Versions] | None = None,
+    feed: ChangeFeed | None = None,
 ) -> Versions:
     """Every version a view token needs, in one statement (and, given an API key's hash,
     that key's scopes when it is live).

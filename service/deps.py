@@ -27,7 +27,6 @@ from core.versions import (
     PERIOD_MEMO,
     ChangeLog,
     PeriodMemo,
-    Versions,
     ViewDeps,
     ViewToken,
     forget_versions,
@@ -62,7 +61,7 @@ class AppState:
     responses: ResponseStore  # the front cache of rendered views (service.response_cache)
     changes: ChangeLog = field(default_factory=ChangeLog)  # day ranges of recent rebuilds
     period_memo: PeriodMemo = field(init=False)  # period sums shared by views (core.versions)
-    change_feed: ChangeFeed[Versions] | None = None  # PostgreSQL's (core.change_feed)
+    change_feed: ChangeFeed | None = None  # PostgreSQL's (core.change_feed)
     analyzer: Any | None = None
     # Taxonomy version the analyzer was built with ("given": a caller's, kept until an edit).
     analyzer_version: int | str | None = None

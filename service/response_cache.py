@@ -179,11 +179,11 @@ class ResponseCache:
             except SQLAlchemyError:
                 return False
         feed = self.state.change_feed
-        versions = (
-            self._versions(key[2])
-            if self.inline
-            else (feed is not None and feed.peek(key[2])) or await self._shared_versions(key[2])
-        )
+        versions = feed.peek(key[2]) if feed is not None else None  # PostgreSQL, kept: no trip
+        if versions is None:
+            versions = (
+                self._versions(key[2]) if self.inline else await self._shared_versions(key[2])
+            )
         if versions is None:
             return False
         if key[2] is None:

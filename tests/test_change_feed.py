@@ -18,7 +18,7 @@ from core.aggregate import bump_version
 from core.change_feed import CHANNEL, ChangeFeed
 from core.db import IDLE_PING_S, make_engine, session_scope
 from core.settings import Settings
-from core.versions import Versions, read_versions
+from core.versions import read_versions
 from service.app import create_app
 from service.auth import create_key, revoke_key
 from tests.api_seed import seed
@@ -28,10 +28,11 @@ pytestmark = pytest.mark.postgres
 VERSIONS_STATEMENT = "AS incidents_updated"  # a piece of core.versions' statement
 
 
-def _other_process(sessions: sessionmaker[Session]) -> Iterator[Engine]:
+@pytest.fixture
+def other(pg_sessions: sessionmaker[Session]) -> Iterator[Engine]:
     """An engine on the same schema that is not the feed's: it stands for the jobs, the CLI
     or another API replica (its writes reach the feed only through PostgreSQL)."""
-    engine = sessions.kw["bind"]
+    engine = pg_sessions.kw["bind"]
     with engine.connect() as conn:
         schema = conn.execute(text("select current_schema()")).scalar_one()
     other = create_engine(engine.url, connect_args={"options": f"-csearch_path={schema}"})
@@ -40,13 +41,8 @@ def _other_process(sessions: sessionmaker[Session]) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def other(pg_sessions: sessionmaker[Session]) -> Iterator[Engine]:
-    yield from _other_process(pg_sessions)
-
-
-@pytest.fixture
-def feed(pg_sessions: sessionmaker[Session]) -> Iterator[ChangeFeed[Versions]]:
-    found: ChangeFeed[Versions] = ChangeFeed(pg_sessions.kw["bind"], max_age_s=60, retry_s=0.1)
+def feed(pg_sessions: sessionmaker[Session]) -> Iterator[ChangeFeed]:
+    found: ChangeFeed = ChangeFeed(pg_sessions.kw["bind"], max_age_s=60, retry_s=0.1)
     found.start()
     assert found.wait_live(10), "the feed did not start listening"
     yield found
@@ -71,7 +67,7 @@ def _until(check: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-def _topics_version(sessions: sessionmaker[Session], feed: ChangeFeed[Versions] | None) -> int:
+def _topics_version(sessions: sessionmaker[Session], feed: ChangeFeed | None) -> int:
     with sessions() as session:
         return read_versions(session, None, feed).topics
 
@@ -82,7 +78,7 @@ def _bump_topics(engine: Engine) -> None:
 
 
 def test_versions_are_read_once_until_another_process_writes(
-    pg_sessions: sessionmaker[Session], feed: ChangeFeed[Versions], other: Engine
+    pg_sessions: sessionmaker[Session], feed: ChangeFeed, other: Engine
 ) -> None:
     reads = _count_versions_reads(pg_sessions.kw["bind"])
     before = _topics_version(pg_sessions, feed)
@@ -97,7 +93,7 @@ def test_versions_are_read_once_until_another_process_writes(
 
 
 def test_a_write_through_the_same_engine_is_seen_at_once(
-    pg_sessions: sessionmaker[Session], feed: ChangeFeed[Versions]
+    pg_sessions: sessionmaker[Session], feed: ChangeFeed
 ) -> None:
     with session_scope(pg_sessions) as session:  # no notification can come: only the engine
         session.execute(text("DROP TRIGGER verbatim_versions_notify ON data_versions"))
@@ -127,7 +123,7 @@ def _drop_listener(other: Engine) -> None:
 def test_while_not_listening_every_read_goes_to_the_database(
     pg_sessions: sessionmaker[Session], other: Engine
 ) -> None:
-    feed: ChangeFeed[Versions] = ChangeFeed(pg_sessions.kw["bind"], max_age_s=60, retry_s=60)
+    feed: ChangeFeed = ChangeFeed(pg_sessions.kw["bind"], max_age_s=60, retry_s=60)
     feed.start()
     try:
         assert feed.wait_live(10)
@@ -144,7 +140,7 @@ def test_while_not_listening_every_read_goes_to_the_database(
 
 
 def test_the_feed_listens_again_and_forgets_what_it_kept(
-    pg_sessions: sessionmaker[Session], feed: ChangeFeed[Versions], other: Engine
+    pg_sessions: sessionmaker[Session], feed: ChangeFeed, other: Engine
 ) -> None:
     before = _topics_version(pg_sessions, feed)
     generation = feed.generation
@@ -161,7 +157,7 @@ def test_the_feed_listens_again_and_forgets_what_it_kept(
 
 
 def test_a_kept_read_is_dropped_after_its_age_bound(pg_sessions: sessionmaker[Session]) -> None:
-    feed: ChangeFeed[Versions] = ChangeFeed(pg_sessions.kw["bind"], max_age_s=0.05)
+    feed: ChangeFeed = ChangeFeed(pg_sessions.kw["bind"], max_age_s=0.05)
     feed.start()
     try:
         assert feed.wait_live(10)
