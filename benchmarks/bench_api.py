@@ -23,7 +23,10 @@ show there), `--dump FILE` every request. The writer (`--writer`) is one process
 PII masking), enriches them with the lexicon backend and re-aggregates the touched days (what
 `verbatim run` does), so the view caches are invalidated while the load runs. It loads its
 models (and its PII masker, once) before the load starts, like a long-running scheduled job,
-and writes from the first second. Prints figures and the CPU model; asserts nothing.
+and writes from the first second. Prints figures and the CPU model, a single-core speed probe
+before and after the run and the machine's busy and steal shares during it (on a shared VM the
+same code ran 1.4-2.3 ms of server CPU per request from run to run: these tell a slow machine
+from a slow server); asserts nothing.
 """
 
 from __future__ import annotations
@@ -65,6 +68,27 @@ def cpu_model() -> str:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return "unknown"
+
+
+def speed_probe(rounds: int = 5) -> dict[str, float]:
+    """Milliseconds a fixed pure-Python loop takes on one core (best and worst of `rounds`).
+    On the shared 2-vCPU VM of 2026-12-04 this varied from 22 to 39 ms within minutes on an
+    idle machine, and the same server code ran 1.4-2.3 ms of CPU per request from run to run:
+    the probe, printed before and after the load, tells a slow machine from a slow server."""
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        total = 0
+        for i in range(300_000):
+            total += i * i % 7
+        times.append((time.perf_counter() - t) * 1000)
+    return {"best_ms": round(min(times), 1), "worst_ms": round(max(times), 1)}
+
+
+def cpu_ticks() -> tuple[int, int, int]:
+    """(all, idle + iowait, steal) jiffies of the whole machine, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields[:8]), fields[3] + fields[4], fields[7] if len(fields) > 7 else 0
 
 
 def rss_mb(pid: int) -> float:
@@ -374,6 +398,7 @@ def main() -> None:
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "load_average_before": [round(x, 2) for x in os.getloadavg()],
+        "speed_probe_before": speed_probe(),
         "database": args.url.split("@")[-1],
         "rate": args.rate,
         "duration_s": args.duration,
@@ -456,12 +481,18 @@ def main() -> None:
         sampler.start()
         plan = request_mix(end, int(args.rate * args.duration))
         cpu0, w0 = cpu_seconds(server.pid), time.monotonic()
+        ticks0 = cpu_ticks()
         client_cpu0 = time.process_time()
         rows = asyncio.run(open_loop(base, token, plan, args.rate, args.timeout, args.max_inflight))
         wall = time.monotonic() - w0
         if args.dump:
             args.dump.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
         server_cpu = cpu_seconds(server.pid) - cpu0
+        ticks = [b - a for a, b in zip(ticks0, cpu_ticks(), strict=True)]
+        # The whole machine while the load ran: busy share of all cores, and the share the
+        # hypervisor gave to other guests (steal).
+        figures["machine_busy"] = round(1 - ticks[1] / max(ticks[0], 1), 3)
+        figures["machine_steal"] = round(ticks[2] / max(ticks[0], 1), 3)
         sampling.set()
         sampler.join()
         figures["achieved_rps"] = round(len([r for r in rows if not r[3]]) / wall, 1)
@@ -529,13 +560,15 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             server.kill()
     figures["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    figures["speed_probe_after"] = speed_probe()
     print(json.dumps(figures, indent=2, ensure_ascii=False))
     a = figures["all"]
     assert isinstance(a, dict)
     print(
         f"{args.rate:g} req/s for {args.duration:g} s: achieved {figures['achieved_rps']} req/s, "
         f"errors {a['errors']}, p50 {a['p50_ms']} ms, p99 {a['p99_ms']} ms (target <= 50), "
-        f"API RSS peak {figures['server_rss_peak_mb']} MB (target <= 1024); CPU {figures['cpu']}"
+        f"API RSS peak {figures['server_rss_peak_mb']} MB (target <= 1024); CPU {figures['cpu']}, "
+        f"speed probe {figures['speed_probe_before']} before, {figures['speed_probe_after']} after"
     )
 
 
