@@ -318,16 +318,17 @@ class DayTable:
         snap = self._snap
         if snap is None:
             raise RuntimeError("DayTable.distinct before a successful sync")
-        key = (column, tuple(sorted((where or {}).items(), key=lambda kv: kv[0])))
+        filters = sorted((where or {}).items(), key=lambda kv: kv[0])
+        key = (column, tuple((name, frozenset(_many(want))) for name, want in filters))
         kept = self._distinct
         if kept is not None and kept[0] is snap and key in kept[1]:
             return kept[1][key]
         codes = []
         for block in (snap.base, snap.recent):
-            coded = block.keys[column]
-            for name, want in (where or {}).items():
-                coded = coded[self._member(name, block.keys[name], want)]
-            codes.append(np.unique(coded))
+            keep = np.ones(len(block), dtype=bool)  # every filter over the same rows
+            for name, want in filters:
+                keep &= self._member(name, block.keys[name], want)
+            codes.append(np.unique(block.keys[column][keep]))
         names = self._names[column]
         found = sorted(names[c] for c in np.unique(np.concatenate(codes)).tolist())
         if kept is None or kept[0] is not snap:

@@ -470,11 +470,32 @@ def _rounded(value: object) -> object:
     return value
 
 
+def _distinct_agrees(sessions: sessionmaker[Session], memo: PeriodMemo) -> None:
+    """`DayTable.distinct` answers SELECT DISTINCT, with one filter or several, of one value or
+    a list."""
+    with sessions() as s:
+        table = memo.table(s, DailyAggregate)
+        assert table is not None
+        for where in (
+            {"theme": "*"},
+            {"theme": "*", "channel": "review"},
+            {"theme": ["*", "livraison"], "channel": ["review", "x"]},
+        ):
+            stmt = select(DailyAggregate.source).distinct()
+            for name, want in where.items():
+                stmt = stmt.where(
+                    getattr(DailyAggregate, name).in_(want if isinstance(want, list) else [want])
+                )
+            found = table.distinct("source", where=where)
+            assert found == sorted(s.scalars(stmt)) and found, where
+
+
 def _memory_follows_rebuilds(
     sessions: sessionmaker[Session], settings: Settings, tmp: Path
 ) -> None:
     memo = PeriodMemo(ChangeLog(), table_rows=100_000)
     _in_memory_agrees(sessions, memo)
+    _distinct_agrees(sessions, memo)
     old = (START - timedelta(days=40), START - timedelta(days=20))
 
     def versions() -> tuple[object, object]:
