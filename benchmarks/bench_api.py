@@ -24,9 +24,8 @@ PII masking), enriches them with the lexicon backend and re-aggregates the touch
 `verbatim run` does), so the view caches are invalidated while the load runs. It loads its
 models (and its PII masker, once) before the load starts, like a long-running scheduled job,
 and writes from the first second. Prints figures and the CPU model, a single-core speed probe
-before and after the run and the machine's busy and steal shares during it (on a shared VM the
-same code ran 1.4-2.3 ms of server CPU per request from run to run: these tell a slow machine
-from a slow server); asserts nothing.
+before and after the run (`speed_probe`) and the machine's busy and steal shares during it;
+asserts nothing.
 """
 
 from __future__ import annotations
