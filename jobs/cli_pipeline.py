@@ -133,7 +133,9 @@ def register(app: typer.Typer) -> None:
             from jobs.readers import check_encoding_name
 
             connector = StdinConnector(
-                batch_size=settings.batch_size, encoding=check_encoding_name(encoding)
+                batch_size=settings.batch_size,
+                encoding=check_encoding_name(encoding),
+                mapping=mapping,
             )
             pulled = pull(
                 sessions, settings, connector, source=source, channel=channel, mapping=mapping

@@ -259,6 +259,24 @@ class LazyMasker:
         return self._masker(text)
 
 
+def check_file(
+    path: Path, mapping: Mapping[str, str] | None, encoding: str = "utf-8"
+) -> tuple[Format, dict[str, str]] | None:
+    """What is checked before a file is read: (its format, the column mapping), or None for
+    an empty file. Raises ReaderError (binary, UTF-16, a JSON array) or MappingError (no text
+    column, unknown columns) before anything is written."""
+    check_text_file(path)
+    fmt: Format = detect_format(path)
+    file_columns = columns(path, fmt, encoding=encoding)
+    if not file_columns and _blank(path):
+        return None
+    if not file_columns and fmt == "jsonl":
+        # Not one line is a JSON object (the whole file was scanned): nothing to map, and
+        # every line is quarantined with its own reason rather than the file refused.
+        return fmt, {}
+    return fmt, resolve_mapping(file_columns, mapping or {})
+
+
 def ingest_file(
     sessions: sessionmaker[Session],
     settings: Settings,
@@ -289,18 +307,11 @@ def ingest_file(
     if not source or len(source) > 100:
         raise MappingError("--source must be a non-empty name of at most 100 characters")
     encoding = check_encoding_name(encoding)
-    check_text_file(path)
-    fmt: Format = detect_format(path)
     location = str(path.resolve())
-    file_columns = columns(path, fmt, encoding=encoding)
-    if not file_columns and _blank(path):
+    checked = check_file(path, mapping, encoding)
+    if checked is None:
         return IngestResult(None, location)  # an empty export: nothing to do, not an error
-    if not file_columns and fmt == "jsonl":
-        # Not one line is a JSON object (the whole file was scanned): nothing to map, and
-        # every line is quarantined with its own reason rather than the file refused.
-        resolved: dict[str, str] = {}
-    else:
-        resolved = resolve_mapping(file_columns, mapping or {})
+    fmt, resolved = checked
     digest = fingerprint(path)
     mask = masker or LazyMasker(settings)
 
@@ -408,5 +419,6 @@ __all__ = [
     "build_masker",
     "ingest_file",
     "parse_mapping",
+    "check_file",
     "resolve_mapping",
 ]

@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,8 @@ def detect_format(path: Path) -> Format:
         return "csv"
     with path.open("rb") as fh:
         head = fh.read(4096).lstrip(BOM).lstrip()
-    return "jsonl" if head.startswith(b"{") else "csv"
+    # "[": a JSON array, which the JSONL reader refuses with a clear message.
+    return "jsonl" if head.startswith((b"{", b"[")) else "csv"
 
 
 def fingerprint(path: Path) -> str:
@@ -188,6 +190,9 @@ def columns(path: Path, fmt: Format, encoding: str = "utf-8") -> list[str]:
 
 MAX_RECORD_LINES = 10_000  # a quoted field spanning more physical lines is a broken quote
 RAW_KEEP = 2_000  # characters of a broken record kept for the quarantine
+# While a quote is open, the lines read ahead to see whether it closes into a whole record.
+LOOKAHEAD_LINES = 50
+LOOKAHEAD_CHARS = 1_000_000
 
 
 def _scan_quotes(line: str, delimiter: str, in_quote: bool) -> tuple[bool, bool]:
@@ -250,18 +255,44 @@ def _physical_lines(fh: BinaryIO, encoding: str) -> Iterator[tuple[str, bool, in
             yield chunk.decode(encoding, errors="replace"), True, -1
 
 
+class _Peekable:
+    """An iterator of physical lines that can look ahead without consuming."""
+
+    def __init__(self, lines: Iterator[tuple[str, bool, int]]) -> None:
+        self.lines = lines
+        self.ahead: deque[tuple[str, bool, int]] = deque()
+
+    def __iter__(self) -> _Peekable:
+        return self
+
+    def __next__(self) -> tuple[str, bool, int]:
+        return self.ahead.popleft() if self.ahead else next(self.lines)
+
+    def peek(self, k: int) -> tuple[str, bool, int] | None:
+        """The k-th line after the current one (0: the next), or None at the end."""
+        while len(self.ahead) <= k:
+            item = next(self.lines, None)
+            if item is None:
+                return None
+            self.ahead.append(item)
+        return self.ahead[k]
+
+
 def iter_csv(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
     """CSV records, one at a time. Records are assembled from physical lines by their quote
-    state, so a broken quote costs one quarantined record, never the records after it: when a
-    quote is still open and the next line is a complete record on its own, the open record
-    is rejected as `unterminated_quote` and reading goes on with that line."""
+    state, so a broken quote costs one quarantined record, never the records after it. While
+    a quote is open, the next line continues the record when the quote closes on it or a few
+    lines later (LOOKAHEAD_LINES) into a record of the header's width with nothing glued after
+    the closing quote (a comment over several lines); otherwise, when that line is a complete
+    record on its own, the open record is rejected as `unterminated_quote` and reading goes on
+    with that line."""
     csv.field_size_limit(CSV_FIELD_LIMIT)
     header, delimiter = _read_header(path, encoding)
     if not header:
         return
     width = len(header)
     with path.open("rb") as fh:
-        lines = _physical_lines(fh, encoding)
+        lines = _Peekable(_physical_lines(fh, encoding))
         # Skip blank lines before the header, then the header itself (it may span lines).
         in_quote = False
         for line, _bad, quotes in lines:
@@ -277,17 +308,54 @@ def iter_csv(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
         buffer: list[str] = []
         bad = oversized = False
         size = 0
+        confirmed = 0  # lines ahead known to continue the open record
+
+        def closes_into_record(line: str) -> bool:
+            """While a quote is open: does it close on `line` or within the next few lines,
+            with nothing glued after the closing quote, into a record of `width` fields?"""
+            nonlocal confirmed
+            if confirmed > 0:  # an earlier look ahead already saw it close
+                confirmed -= 1
+                return True
+            if oversized or size > LOOKAHEAD_CHARS:
+                return False  # too big to look through
+            parts, state, k, total = [*buffer], True, 0, size
+            current: tuple[str, bool, int] | None = (line, False, -1)
+            while current is not None and k <= LOOKAHEAD_LINES:
+                part, _bad, quotes = current
+                total += len(part)
+                if quotes >= 0 or total > LOOKAHEAD_CHARS:
+                    return False
+                state, stray = _scan_quotes(part, delimiter, state)
+                if stray:
+                    return False
+                parts.append(part)
+                if not state:
+                    try:
+                        rows = list(csv.reader(io.StringIO("".join(parts)), delimiter=delimiter))
+                    except csv.Error:
+                        return False
+                    if len(rows) == 1 and len(rows[0]) == width:
+                        confirmed = k
+                        return True
+                    return False
+                current = lines.peek(k)
+                k += 1
+            return False
 
         def starts_a_record(line: str) -> bool:
             """While a quote is open: does `line` rather begin a new record (so the quote
-            before it was never closed)? Yes if it is a whole record on its own, or if the
-            open quote would close on it with text glued after the closing quote."""
-            if width < 2:
-                return False
+            before it was never closed)? No if the quote closes into a whole record on it or
+            soon after; yes if it is a whole record on its own, or if the open quote would
+            close on it with text glued after the closing quote."""
             if _scan_quotes(line, delimiter, True)[1]:
                 return True
+            if closes_into_record(line):
+                return False
             if _quote_state(line, delimiter, False):
                 return False
+            if width < 2:
+                return True
             return len(next(csv.reader([line], delimiter=delimiter), [])) == width
 
         def emit() -> RawRecord | None:
@@ -352,6 +420,8 @@ def iter_csv(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
             if in_quote and (starts_a_record(line) or len(buffer) >= MAX_RECORD_LINES):
                 yield unterminated()
                 buffer, bad, oversized, size, in_quote = [], False, False, 0, False
+            if not in_quote:
+                confirmed = 0
             if not in_quote and not buffer and not line.strip():
                 continue
             if line_big:  # only its start was kept: the quote count says where it ends

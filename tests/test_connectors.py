@@ -296,6 +296,45 @@ def test_folder_unreadable_file_is_reported_and_the_rest_lands(
     assert len(result.errors) == 1 and "JSON array" in result.errors[0]
 
 
+def test_folder_binary_file_is_one_clear_error(
+    tmp_path: Path, db: sessionmaker[Session], settings: Settings
+) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (inbox / "photo.csv").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+    os.utime(inbox / "photo.csv", (OLD, OLD))
+    _write(inbox / "ok.jsonl", _rows("b", 2))
+    result = pull(db, settings, FolderConnector(inbox, "*", settle_seconds=0), source="in")
+    assert (result.stored, result.rejected) == (2, 0)  # no garbage rows from the image
+    assert len(result.errors) == 1 and "PNG image" in result.errors[0]
+
+
+@pytest.mark.parametrize(
+    ("piped", "message"),
+    [
+        (b'[{"id": "x1", "text": "Bien"}]', "stdin: a JSON array is not supported"),
+        (b'[\n  {"id": "x1", "text": "Bien"}\n]\n', "stdin: a JSON array is not supported"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8, "stdin: this is a PNG image"),
+        (b"a,b,c\n1,2,3\n", "no text column found"),
+    ],
+)
+def test_stdin_refuses_what_a_file_would_refuse(
+    db: sessionmaker[Session], settings: Settings, piped: bytes, message: str
+) -> None:
+    """Piped input gets a file's checks up front: before, a JSON array on one line was read
+    as an empty CSV (nothing stored, nothing said) and a PNG became quarantined rows."""
+    import io
+
+    from jobs.connectors.stdin import StdinConnector
+    from nlp.errors import VerbatimError
+
+    with pytest.raises(VerbatimError, match=message):
+        pull(db, settings, StdinConnector(io.BytesIO(piped)), source="pipe")
+    assert _count(db) == 0
+    with db() as s:
+        assert s.scalar(select(func.count()).select_from(Quarantine)) == 0
+
+
 # --- restarts as real processes (verbatim pull / verbatim ingest -) ---------------------------
 
 

@@ -74,6 +74,59 @@ def test_unterminated_quote_costs_one_row(
     assert (result.read, result.stored, result.rejected) == (2, 1, 1)
 
 
+@pytest.mark.parametrize(
+    ("content", "texts"),
+    [
+        # The audit's cases: a comment over two lines whose second line, read alone, has as
+        # many fields as the header; it was split into a quarantined row and a garbage row.
+        (
+            'id,text\nu1,"Bonjour,\nje suis déçu, vraiment"\nu2,Rien à dire\n',
+            {"u1": "Bonjour,\nje suis déçu, vraiment", "u2": "Rien à dire"},
+        ),
+        (
+            'id,text,date\nu1,"Livraison en retard.\nService client absent, produit abîmé",'
+            "2025-03-01\nu2,ok,2025-03-02\n",
+            {"u1": "Livraison en retard.\nService client absent, produit abîmé", "u2": "ok"},
+        ),
+        # The quote closes two lines later, the middle line looking like a record.
+        (
+            'id,text,date\nu1,"Bonjour,\nligne deux, avec, virgules\nfin",2025-01-01\n'
+            "u2,x,2025-01-02\n",
+            {"u1": "Bonjour,\nligne deux, avec, virgules\nfin", "u2": "x"},
+        ),
+    ],
+)
+def test_multiline_comment_is_one_record(
+    tmp_path: Path,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    content: str,
+    texts: dict[str, str],
+) -> None:
+    path = tmp_path / "avis.csv"
+    path.write_text(content, encoding="utf-8")
+    result = ingest_file(sessions, settings, path, source="s")
+    assert (result.read, result.stored, result.rejected) == (2, 2, 0)
+    assert {k: f.text for k, f in _stored(sessions).items()} == texts
+
+
+def test_broken_quote_in_a_one_column_csv_costs_one_row(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    # Every row after the open quote was swallowed into one quarantined record.
+    path = tmp_path / "avis.csv"
+    path.write_text(
+        'commentaire\nTrès bien\n"abîmé et cassé\nLivraison rapide\nNul\nCorrect\nParfait\n',
+        encoding="utf-8",
+    )
+    result = ingest_file(sessions, settings, path, source="s")
+    assert (result.read, result.stored, result.rejected) == (6, 5, 1)
+    assert result.reasons == {"unterminated_quote": 1}
+    with sessions() as session:
+        texts = set(session.scalars(select(Feedback.text)))
+    assert texts == {"Très bien", "Livraison rapide", "Nul", "Correct", "Parfait"}
+
+
 @pytest.mark.parametrize("multiline", [False, True])
 def test_oversized_quoted_field_does_not_desync(
     tmp_path: Path, settings: Settings, sessions: sessionmaker[Session], multiline: bool

@@ -19,7 +19,13 @@ from typing import Any
 
 from core.settings import Settings, SourceConfig
 from jobs.connectors.base import Batch, SourceConfigError, register
-from jobs.readers import ReaderError, detect_format, fingerprint, iter_records
+from jobs.readers import (
+    ReaderError,
+    check_text_file,
+    detect_format,
+    fingerprint,
+    iter_records,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +89,7 @@ class FolderConnector:
             batch: list = []
             last = start_after
             try:
+                check_text_file(path)  # a binary file dropped in the folder: one clear error
                 for rec in iter_records(path, detect_format(path), self.encoding):
                     if rec.number <= start_after:
                         continue

@@ -15,27 +15,44 @@ from pathlib import Path
 from typing import IO, Any
 
 from jobs.connectors.base import Batch
-from jobs.readers import detect_format, iter_records
+from jobs.readers import iter_records
+from nlp.errors import VerbatimError
 
 
 class StdinConnector:
     kind = "stdin"
 
     def __init__(
-        self, stream: IO[bytes] | None = None, *, batch_size: int = 500, encoding: str = "utf-8"
+        self,
+        stream: IO[bytes] | None = None,
+        *,
+        batch_size: int = 500,
+        encoding: str = "utf-8",
+        mapping: Mapping[str, str] | None = None,
     ) -> None:
         self.stream = stream
         self.batch_size = batch_size
         self.encoding = encoding
+        self.mapping = dict(mapping or {})  # checked against the piped columns up front
 
     def read(self, state: Mapping[str, Any]) -> Iterator[Batch]:
+        from jobs.ingest import check_file
+
         stream = self.stream if self.stream is not None else sys.stdin.buffer
         with tempfile.TemporaryDirectory(prefix="verbatim-stdin-") as tmp:
             path = Path(tmp) / "stdin"
             with path.open("wb") as out:
                 shutil.copyfileobj(stream, out, 1 << 20)
+            # The checks a file gets (binary data, a JSON array, no text column), refused
+            # before anything is stored; the message names stdin, not the spooled copy.
+            try:
+                checked = check_file(path, self.mapping, self.encoding)
+            except VerbatimError as exc:
+                raise type(exc)(str(exc).replace(str(path), "stdin")) from None
+            if checked is None:
+                return
             batch: list = []
-            for rec in iter_records(path, detect_format(path), self.encoding):
+            for rec in iter_records(path, checked[0], self.encoding):
                 batch.append(rec)
                 if len(batch) >= self.batch_size:
                     yield Batch(batch, {}, "stdin")
