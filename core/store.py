@@ -149,8 +149,14 @@ def parse_datetime(value: Any, *, now: datetime | None = None) -> datetime:
     return parsed
 
 
+# "★★★★☆" (filled stars count) and a unit after the number ("5 étoiles", "4 stars", "4*").
+_STAR_GLYPHS = re.compile(r"^[★⭐☆✩✰\s]+$")
+_RATING_UNIT = re.compile(r"\s*(?:[ée]toiles?|stars?|\*|sur\s+\d+)$", re.IGNORECASE)
+
+
 def parse_rating(value: Any) -> float | None:
-    """A number in 0..10 (stars 1-5 or a 0-10 score), kept as given; "4,5" and "4/5" accepted."""
+    """A number in 0..10 (stars 1-5 or a 0-10 score), kept as given; "4,5", "4/5", "★★★★" and
+    "5 étoiles" accepted."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -161,6 +167,9 @@ def parse_rating(value: Any) -> float | None:
         text = str(value).strip().replace(",", ".")
         if not text:
             return None
+        if _STAR_GLYPHS.match(text):
+            text = str(text.count("★") + text.count("⭐"))
+        text = _RATING_UNIT.sub("", text)
         if "/" in text:  # "4/5", "8/10": keep the numerator
             text = text.split("/", 1)[0].strip()
         try:

@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -135,6 +136,18 @@ def sniff_delimiter(header_line: str, path: Path) -> str:
     return best if counts[best] else SINGLE_COLUMN
 
 
+# Excel's "sep=;" first line names the delimiter; the header comes after it.
+_EXCEL_SEP = re.compile(r"^sep=(.)\s*$")
+
+
+def _cr_only(line: str, path: Path) -> None:
+    if "\r" in line.rstrip("\r\n"):
+        raise ReaderError(
+            f"{path}: lines end with a carriage return only (old Mac format); convert them to "
+            "\\n, e.g. `tr '\\r' '\\n' < in.csv > out.csv`"
+        )
+
+
 def _read_header(path: Path, encoding: str = "utf-8") -> tuple[list[str], str]:
     with path.open("rb") as fh:
         head = fh.read(4)
@@ -145,17 +158,26 @@ def _read_header(path: Path, encoding: str = "utf-8") -> tuple[list[str], str]:
             first = next(lines)
         except StopIteration:
             return [], ","
-        while not first.strip():
+        while not first.strip() or _EXCEL_SEP.match(first):
+            sep = _EXCEL_SEP.match(first)
             try:
                 first = next(lines)
             except StopIteration:
                 return [], ","
+            if sep:
+                _cr_only(first, path)
+                header = _parse_header(first, sep.group(1), path)
+                return _unique_names(header), sep.group(1)
+    _cr_only(first, path)
     delimiter = sniff_delimiter(first, path)
+    return _unique_names(_parse_header(first, delimiter, path)), delimiter
+
+
+def _parse_header(first: str, delimiter: str, path: Path) -> list[str]:
     try:
-        header = next(csv.reader([first], delimiter=delimiter))
+        return next(csv.reader([first], delimiter=delimiter))
     except csv.Error as exc:
         raise ReaderError(f"{path}: unreadable CSV header ({exc})") from None
-    return _unique_names(header), delimiter
 
 
 def _unique_names(names: list[str]) -> list[str]:
@@ -296,7 +318,7 @@ def iter_csv(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
         # Skip blank lines before the header, then the header itself (it may span lines).
         in_quote = False
         for line, _bad, quotes in lines:
-            if not line.strip() and not in_quote:
+            if not in_quote and (not line.strip() or _EXCEL_SEP.match(line)):
                 continue
             if quotes >= 0:
                 in_quote = in_quote ^ (quotes % 2 == 1)
@@ -468,6 +490,13 @@ def iter_jsonl(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
         if head.lstrip(BOM).lstrip().startswith(b"[") and _json_array_file(fh):
             raise ReaderError(
                 f"{path}: a JSON array is not supported; write one JSON object per line (JSONL)"
+            )
+        if b"\r" in head and b"\n" not in head:
+            _cr_only(head.decode(encoding, errors="replace"), path)
+        if head.lstrip(BOM).lstrip().split(b"\n", 1)[0].strip() == b"{":
+            raise ReaderError(
+                f"{path}: a JSON document spread over several lines is not JSONL; write one "
+                "object per line, e.g. `jq -c . in.json > out.jsonl`"
             )
         fh.seek(0)
         lines = _Lines(fh, encoding)

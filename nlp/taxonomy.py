@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from nlp.errors import VerbatimError
+from nlp.text.validity import non_text
 
 # --- patterns: linear-time engine for anything a user wrote ---------------------------------
 
@@ -43,7 +44,9 @@ def _fold_table() -> dict[int, str]:
     return table
 
 
+@functools.lru_cache(maxsize=8)
 def fold_same_length(text: str) -> str:
+    # Memoised: every user pattern of a taxonomy folds the same text in turn.
     return text.translate(_fold_table())
 
 
@@ -116,6 +119,12 @@ def compile_pattern(pattern: str) -> CompiledPattern:
     if len(pattern) > 1000:
         raise ValueError(f"pattern of {len(pattern)} characters refused (at most 1000)")
     return LinearPattern(pattern)
+
+
+# What one taxonomy may hold: each user regex scans every analysed text, so their number
+# bounds the work of one request (RE2 keeps each scan linear; this keeps their sum bounded).
+MAX_THEMES = 200
+MAX_USER_PATTERNS = 1000  # patterns and cues not shipped with Verbatim, all themes together
 
 
 def _check_patterns(patterns: list[str]) -> list[str]:
@@ -196,10 +205,41 @@ class Taxonomy(BaseModel):
                 seen.add(key)
         return themes
 
+    @model_validator(mode="before")
+    @classmethod
+    def _only_text(cls, data: Any) -> Any:
+        problem = non_text(data)
+        if problem:
+            raise ValueError(problem)
+        return data
+
     @model_validator(mode="after")
     def _has_active_theme(self) -> Taxonomy:
         if not self.active:
             raise ValueError("a taxonomy needs at least one theme that is not retired")
+        if len(self.themes) > MAX_THEMES:
+            raise ValueError(f"{len(self.themes)} themes: a taxonomy holds at most {MAX_THEMES}")
+        shipped = packaged_patterns()
+        written = [
+            p
+            for group in (
+                self.positive_cues,
+                self.negative_cues,
+                *(
+                    getattr(theme, key)
+                    for theme in self.themes
+                    for key in ("patterns", "positive_cues", "negative_cues")
+                ),
+            )
+            for p in group
+            if p not in shipped
+        ]
+        if len(written) > MAX_USER_PATTERNS:
+            raise ValueError(
+                f"{len(written)} regex patterns and cues of your own: a taxonomy holds at most "
+                f"{MAX_USER_PATTERNS} (each one scans every text; seeds are matched on words "
+                "in one pass and are not limited)"
+            )
         return self
 
     @property

@@ -210,10 +210,17 @@ def declare_view(request: Request, session: Session, deps: ViewDeps) -> ViewToke
     return token
 
 
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2999, 12, 31)
+
+
 def resolve_period(
     session: Session, start: date | None, end: date | None, days: int
 ) -> tuple[date, date]:
     """[start, end] inclusive. Default end: the last day with data (else today, UTC)."""
+    for name, day in (("start", start), ("end", end)):
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            # Day arithmetic near 0001-01-01 / 9999-12-31 overflows Python's date.
+            raise ApiError(422, f"{name}: dates run from {FIRST_DAY} to {LAST_DAY}", name)
     if start is not None and end is None:
         end = start + timedelta(days=days - 1)
     if end is None:

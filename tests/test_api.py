@@ -481,6 +481,60 @@ def test_taxonomy_patterns_cannot_freeze_the_server(
     assert results == {"analyze": 200, "health": 200}
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        (
+            "PUT",
+            "/taxonomy",
+            '{"operations": [{"op": "add", "theme": {"id": "x", "label": "L \\ud800"}}]}',
+            "operations[0].theme.label",
+        ),
+        (
+            "POST",
+            "/analyze",
+            '{"items": [{"text": "colis ab\\udfff\\u00eem\\u00e9"}]}',
+            "items[0].text",
+        ),
+        (
+            "POST",
+            "/feedback",
+            '{"source": "s", "items": [{"id": "a", "text": "ok", "extra": {"\\ud83d": 1}}]}',
+            "items[0].extra",
+        ),
+    ],
+)
+def test_lone_surrogates_are_a_422_not_a_broken_store(
+    client: TestClient, keys: dict[str, str], method: str, path: str, body: str, field: str
+) -> None:
+    """The audit's 500s: JSON may spell a lone UTF-16 surrogate, which cannot be encoded as
+    UTF-8. A taxonomy saved with one made every later /taxonomy and /themes a 500."""
+    headers = {**wh(keys), "content-type": "application/json"}
+    res = client.request(method, path, content=body, headers=headers)
+    assert res.status_code == 422, res.text
+    assert res.json()["field"] == field and "surrogate" in res.json()["detail"]
+    assert client.get("/taxonomy", headers=rh(keys)).status_code == 200
+    assert client.get("/themes", headers=rh(keys)).status_code == 200
+    # A surrogate pair (an emoji written as two escapes) is text and goes through.
+    paired = '{"items": [{"text": "colis perdu \\ud83d\\ude44"}]}'
+    res = client.post("/analyze", content=paired, headers=headers)
+    assert res.status_code == 200 and "\U0001f644" in res.json()["items"][0]["text"], res.text
+
+
+@pytest.mark.parametrize("query", ["start=0001-01-01", "end=9999-12-31", "start=0001-01-02&days=1"])
+@pytest.mark.parametrize(
+    "path", ["/themes", "/overview", "/drivers", "/themes/livraison/trend", "/themes/livraison"]
+)
+def test_dates_at_the_calendar_edges_are_a_422(
+    client: TestClient, keys: dict[str, str], path: str, query: str
+) -> None:
+    # Day arithmetic around 0001-01-01 overflowed Python's date: a 500 on every period view.
+    res = client.get(f"{path}?{query}", headers=rh(keys))
+    assert res.status_code == 422, res.text
+    assert res.json()["field"] in ("start", "end") and "1900-01-01" in res.json()["detail"]
+    assert client.get(f"{path}?start=1900-01-01", headers=rh(keys)).status_code == 200
+
+
 # --- /feedback ------------------------------------------------------------------------------
 
 

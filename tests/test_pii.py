@@ -53,6 +53,41 @@ AUDIT = [
     ("M. Martin m'a rappelé", "M. <PERSON> m'a rappelé"),
     ("le livreur Karim a jeté le colis", "le livreur <PERSON> a jeté le colis"),
     ("livré au 12 rue des Lilas 75011 Paris, abîmé", "livré au <ADDRESS>, abîmé"),
+    # The second audit (2026-12-04): 58 of 266 spellings leaked; these are what it found.
+    ("IBAN FR 76 3000 6000 0112 3456 7890 189 ok", "IBAN <IBAN> ok"),
+    ("IBAN FR76/3000/6000/0112/3456/7890/189 ok", "IBAN <IBAN> ok"),
+    ("IBAN FR76_3000_6000_0112_3456_7890_189 ok", "IBAN <IBAN> ok"),
+    ("mon iban FR76 3000 6000 0112 3456\n7890 189 ok", "mon iban <IBAN> ok"),
+    ("IBAN FR76 3000 6000 0112 3456 7890 188 (typo)", "IBAN <IBAN> (typo)"),
+    ("n° de compte 12345678901, clé 89", "n° de compte <ORDER>, clé 89"),
+    ("carte 4111/1111/1111/1111 ok", "carte <CARD> ok"),
+    ("carte 4111 1111\n1111 1111 ok", "carte <CARD> ok"),
+    ("CB 4111 1111 1111 1112 (typo)", "CB <CARD> (typo)"),
+    ("CB:4000056655665556 exp 12/26 cvv 123", "CB:<CARD> exp 12/26 cvv <CVV>"),
+    ("cryptogramme : 456 merci", "cryptogramme : <CVV> merci"),
+    ("06 12 34 56 78merci", "<PHONE>merci"),
+    ("portable 06/12/34/56/78", "portable <PHONE>"),
+    ("mon 06 : 12 34 56 78", "mon <PHONE>"),
+    ("écrivez à jean.dupont @ gmail . com", "écrivez à <EMAIL>"),
+    ("écrivez à jean @ exemple.fr", "écrivez à <EMAIL>"),
+    ("écrivez à jean.dupont%40exemple.fr", "écrivez à <EMAIL>"),
+    ("écrivez à jean.dupont\uff20exemple.fr", "écrivez à <EMAIL>"),
+    ("écrivez à jean@exemple", "écrivez à <EMAIL>"),
+    ("écrivez à jean.dupont@gmail,com", "écrivez à <EMAIL>"),
+    ("Merci Mme. Dupont", "Merci Mme. <PERSON>"),
+    ("Pr. Martin est génial", "Pr. <PERSON> est génial"),
+    ("le livreur, Karim, a jeté le colis", "le livreur, <PERSON>, a jeté le colis"),
+    ("le technicien (Mohamed) en retard", "le technicien (<PERSON>) en retard"),
+    ("nom: Dupont prénom: Jean", "nom: <PERSON> prénom: <PERSON>"),
+    ("je m'appelle jean dupont", "je m'appelle <PERSON>"),
+    (
+        "Le chauffeur, un certain Kevin, a été impoli",
+        "Le chauffeur, un certain <PERSON>, a été impoli",
+    ),
+    ("livré au 12 rue des Lilas alors que", "livré au <ADDRESS> alors que"),
+    ("j'habite au 3 avenue de la République et", "j'habite au <ADDRESS> et"),
+    ("12 r. des Lilas 75011 Paris", "<ADDRESS>"),
+    ("je suis au 27 rue Lamartine depuis 3 ans", "je suis au <ADDRESS> depuis 3 ans"),
 ]
 
 
@@ -76,6 +111,9 @@ def test_masking_keeps_ordinary_text_and_is_idempotent(masker: PiiMasker) -> Non
         "code postal 75011",
         "Monsieur le directeur, le colis est arrivé abîmé.",
         "commande de 3 articles sur 4, note 4/5",
+        "livré le 06 12 2023 au lieu du 08 12 2023",
+        "RDV le 06/12 à 12h34, montant prélevé 1234567,89 €",
+        "Merci @SNCF pour le retard, 2 colis sur 3 reçus",
     ]:
         assert masker(text) == text
     once = masker(AUDIT[0][0] + " " + AUDIT[15][0])  # an IBAN and "Mme Dupont"
@@ -112,7 +150,7 @@ def ibans(draw: st.DrawFn) -> tuple[str, list[str]]:
     bban = bank + branch + account + key
     full = "FR" + stdnum_iban.calc_check_digits("FR00" + bban) + bban
     style = draw(st.sampled_from(["four", "rib", "compact", "bare_rib"]))
-    sep = draw(st.sampled_from([" ", " ", "-"]))
+    sep = draw(st.sampled_from([" ", " ", "-"] + ([] if style == "bare_rib" else ["/", "_", "\n"])))
     if style == "four":
         text = _group(full, [4] * 8, sep)
     elif style == "rib":
@@ -131,7 +169,7 @@ def cards(draw: st.DrawFn) -> tuple[str, list[str]]:
     body = draw(st.sampled_from(["4", "51", "37"])) + draw(_digits(13))
     body = body[:15]
     number = body + luhn.calc_check_digit(body)
-    sep = draw(st.sampled_from([" ", ".", "-", ""]))
+    sep = draw(st.sampled_from([" ", ".", "-", "", "/", "_", "\n"]))
     return _group(number, [4, 4, 4, 4], sep), [number[4:12]]
 
 
@@ -173,9 +211,15 @@ def emails(draw: st.DrawFn) -> tuple[str, list[str]]:
     local, domain = draw(_word), draw(_word)
     digits = draw(st.sampled_from(["", "12", "2024"]))
     tld = draw(st.sampled_from(["fr", "com"]))
-    style = draw(st.sampled_from(["plain", "brackets", "parens", "words", "token"]))
+    style = draw(
+        st.sampled_from(["plain", "brackets", "parens", "words", "token", "spaced", "pct", "wide"])
+    )
     if style == "plain":
         text = f"{local}{digits}@{domain}.{tld}"
+    elif style == "spaced":
+        text = f"{local}{digits} @ {domain} . {tld}"
+    elif style in ("pct", "wide"):
+        text = f"{local}{digits}{'%40' if style == 'pct' else chr(0xFF20)}{domain}.{tld}"
     elif style == "brackets":
         text = f"{local}{digits}[at]{domain}.{tld}"
     elif style == "parens":
@@ -325,7 +369,11 @@ def test_generated_pii_never_stored_nor_served_by_the_api(
     from jobs.enrich import enrich
 
     # Themed so that the verbatims endpoint serves them: every sentence mentions the parcel.
-    items = [{"text": text + " Colis abîmé.", "created_at": "2025-03-01"} for text, _s in drawn]
+    # Nested extra fields too: /analyze echoes them, /feedback keeps them as metadata.
+    items = [
+        {"text": text + " Colis abîmé.", "created_at": "2025-03-01", "client": {"notes": [text]}}
+        for text, _s in drawn
+    ]
     secrets = [s for _t, ss in drawn for s in ss]
     headers = {"X-API-Key": write_key}
 

@@ -127,6 +127,42 @@ def test_broken_quote_in_a_one_column_csv_costs_one_row(
     assert texts == {"Très bien", "Livraison rapide", "Nul", "Correct", "Parfait"}
 
 
+def test_excel_sep_line_names_the_delimiter(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    # Excel's "sep=;" first line was read as the header ("no text column found").
+    path = tmp_path / "export.csv"
+    path.write_text("sep=;\nid;commentaire;date\na1;Colis abîmé, déçu;2025-03-01\n", "utf-8")
+    result = ingest_file(sessions, settings, path, source="s")
+    assert (result.read, result.stored) == (1, 1)
+    assert _stored(sessions)["a1"].text == "Colis abîmé, déçu"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("mac.csv", b"id,text\ra1,Bien\ra2,Nul\r", "carriage return only"),
+        ("mac.jsonl", b'{"id": "a1", "text": "Bien"}\r{"id": "a2", "text": "Nul"}\r', "carriage"),
+        ("pretty.json", b'{\n  "id": "x1",\n  "text": "Bien"\n}\n', "several lines is not JSONL"),
+    ],
+)
+def test_files_that_are_not_line_records_are_one_clear_error(
+    tmp_path: Path,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    name: str,
+    content: bytes,
+    message: str,
+) -> None:
+    """Old-Mac line endings failed with Python's "new-line character seen in unquoted field";
+    a pretty-printed JSON object became 5 quarantined "rows"."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(readers.ReaderError, match=message):
+        ingest_file(sessions, settings, path, source="s")
+    assert not _stored(sessions) and not _quarantine(sessions)
+
+
 @pytest.mark.parametrize("multiline", [False, True])
 def test_oversized_quoted_field_does_not_desync(
     tmp_path: Path, settings: Settings, sessions: sessionmaker[Session], multiline: bool

@@ -47,7 +47,20 @@ def test_parse_datetime_rejects(value: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("4", 4.0), ("4,5", 4.5), ("4/5", 4.0), (8, 8.0), ("", None), (None, None)],
+    [
+        ("4", 4.0),
+        ("4,5", 4.5),
+        ("4/5", 4.0),
+        (8, 8.0),
+        ("", None),
+        (None, None),
+        # Star glyphs and units, as review exports write them (the audit quarantined these).
+        ("★★★★", 4.0),
+        ("★★★☆☆", 3.0),
+        ("5 étoiles", 5.0),
+        ("4 stars", 4.0),
+        ("4*", 4.0),
+    ],
 )
 def test_parse_rating(value: object, expected: float | None) -> None:
     assert parse_rating(value) == expected

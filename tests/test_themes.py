@@ -135,6 +135,57 @@ def test_user_patterns_run_on_re2_in_linear_time() -> None:
     assert spans == [(6, 11), (19, 25)]
 
 
+def test_matches_per_theme_are_bounded() -> None:
+    """The audit's slow request: patterns that match everywhere ("." x 1,000) made one long
+    /analyze build millions of hits. Matches are taken up to MAX_HITS per theme and text,
+    which changes nothing for a review (confidence saturates after a few hits)."""
+    from nlp.themes.rules import MAX_HITS
+
+    tax = Taxonomy(
+        name="t",
+        themes=[
+            Theme(id="partout", label="Partout", patterns=["."] * 50),
+            Theme(id="colis", label="Colis", seeds=["colis"], positive_cues=["."] * 5),
+        ],
+    )
+    detector = RuleThemeDetector(tax)
+    long_text = "Colis arrivé, super. " * 400  # 8,400 characters
+    hits = detector._hits(long_text, detector.scorer.tokens(long_text), {})
+    per_theme = {t: sum(h.theme == t for h in hits) for t in ("partout", "colis")}
+    # Without the bound: 50 x 8,400 pattern hits, 400 seed hits.
+    assert per_theme == {"partout": MAX_HITS, "colis": MAX_HITS}
+    found = {m.theme: m.polarity for m in detector.predict([long_text])[0]}
+    assert found == {"partout": "positive", "colis": "positive"}
+
+
+def test_taxonomy_bounds_what_one_request_can_cost() -> None:
+    from nlp.taxonomy import MAX_THEMES, MAX_USER_PATTERNS
+
+    many = [Theme(id=f"t{k}", label=f"T{k}", patterns=[f"motif{k}"]) for k in range(2)]
+    per_theme = MAX_USER_PATTERNS // 2 + 1
+    with pytest.raises(ValueError, match=f"at most {MAX_USER_PATTERNS}"):
+        Taxonomy(
+            name="t", themes=[t.model_copy(update={"patterns": ["x"] * per_theme}) for t in many]
+        )
+    with pytest.raises(ValueError, match=f"at most {MAX_THEMES}"):
+        Taxonomy(name="t", themes=[Theme(id=f"t{k}", label="T") for k in range(MAX_THEMES + 1)])
+    # The packaged patterns are Verbatim's own: they do not count against the user's share.
+    shipped = load_taxonomy("ecommerce")
+    assert Taxonomy.model_validate(shipped.model_dump()) == shipped
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("label", "Livraison \ud800"), ("seeds", ["colis\x00"]), ("description", "\udfff")],
+)
+def test_taxonomy_strings_must_be_text(field: str, value: object) -> None:
+    """A lone surrogate cannot be stored as UTF-8 nor served as JSON: saved once, it broke
+    every later read of the taxonomy (the audit's 500s). Refused where the taxonomy is read."""
+    data = {"name": "t", "themes": [{"id": "x", "label": "X", field: value}]}
+    with pytest.raises(ValueError, match=r"themes\[0\]\." + field + r".*U\+(D[89A-F]|0000)"):
+        Taxonomy.model_validate(data)
+
+
 def test_light_stem() -> None:
     assert light_stem("livrée") == light_stem("livré") == light_stem("livrer")
     assert light_stem("remboursement") == light_stem("remboursé")

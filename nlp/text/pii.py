@@ -36,6 +36,16 @@ _AT = r"(?:@|\s*[\[({]\s*(?:at|arobase|@)\s*[\])}]\s*|\s+(?:at|arobase)\s+)"
 _DOT = r"(?:\.|\s*[\[({]\s*(?:dot|point)\s*[\])}]\s*|\s+(?:dot|point)\s+)"
 _TLD = r"(?:fr|com|net|org|eu|io|be|ch|info|biz|co|me|de|es|it|uk)"
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[a-zA-Z]{2,}\b")
+# What the strict form leaves: "jean@exemple", "jean%40exemple.fr", "jean＠exemple.fr",
+# "jean@gmail,com" (no space around the @), and "jean.dupont @ gmail . com" (spaces, but then
+# a known TLD is required: "merci @SNCF" is a mention, not an address).
+_EMAIL_LOOSE = re.compile(
+    # Without a TLD the domain is lower case: "RT@SeaShepherd", "via@Bastamag" are handles.
+    rf"\b(?!(?:rt|via|cc|by|par|merci)[@\uff20])[\w.+-]+(?:@|\uff20|%40)"
+    rf"(?:[\w-]+\s?[.,]\s?{_TLD}\b|(?-i:[a-z0-9-]+)\b)"
+    rf"|\b[\w.+-]+\s?[@\uff20]\s?[\w-]+(?:\s?\.\s?[\w-]+)*?\s?\.\s?{_TLD}\b",
+    re.IGNORECASE,
+)
 # Obfuscated forms: jean[at]exemple.fr, jean (at) exemple (dot) fr, jean arobase exemple point fr,
 # jean point dupont arobase gmail point com (the spelt-out dots of the local part too).
 _EMAIL_OBFUSCATED = re.compile(
@@ -46,10 +56,20 @@ _EMAIL_OBFUSCATED = re.compile(
 
 # --- bank and identity numbers ---------------------------------------------------------------
 # IBAN candidates, any case, grouped by 4 (or by RIB fields 5/5/11/2), spaces/dots/dashes.
-_IBAN_START = re.compile(r"\b[A-Za-z]{2}\d{2}(?:[ .-]?[A-Za-z0-9]){11,40}")
+_SEP = r"(?:[ ./_-]|[ \t]*\r?\n[ \t]*)"  # between groups: space . / _ - or a line break
+_IBAN_START = re.compile(rf"\b[A-Za-z]{{2}} ?\d{{2}}(?:{_SEP}?[A-Za-z0-9]){{11,40}}")
+_IBAN_CUE = re.compile(r"(?i)\b(?:iban|rib|bic)\b")
+_IBAN_DIGITS = re.compile(rf"[A-Za-z]{{2}} ?\d{{2}}(?:{_SEP}?\d)+")
 # A bare French RIB: bank (5) branch (5) account (11) key (2).
 _RIB = re.compile(r"\b(\d{5})[ .-]?(\d{5})[ .-]?([A-Za-z0-9]{11})[ .-]?(\d{2})\b")
 _CARD = re.compile(r"\b\d(?:[ .-]?\d){12,18}\b")
+_CARD_GROUPED = re.compile(rf"\b\d{{4}}(?:{_SEP}\d{{4}}){{2}}{_SEP}\d{{1,4}}(?:{_SEP}\d{{1,3}})?\b")
+_CARD_CUE = re.compile(r"(?i)\b(?:cb|carte|visa|mastercard|amex|card)\b")
+# The security code given with a card ("cvv 123", "cryptogramme : 456").
+_CVV = re.compile(
+    r"(?i)\b((?:cvv2?|cvc2?|cryptogramme(?:\s+visuel)?|crypto|code\s+de\s+s[ée]curit[ée])"
+    r"\s*(?:[:=]\s*)?)\d{3,4}\b"
+)
 # NIR: sex, year, month, department (2A/2B for Corsica), commune, order, key; any grouping.
 _NIR = re.compile(
     r"\b[1-478][ .-]?\d{2}[ .-]?(?:0[1-9]|1[0-2]|[2-9]\d)[ .-]?(?:\d{2}|2[ABab])[ .-]?"
@@ -57,6 +77,12 @@ _NIR = re.compile(
 )
 # Cheap gate before asking libphonenumber (it is the slowest rule).
 _PHONE_SHAPED = re.compile(r"\+\d|\b00\d|\b0\d(?:[ .()-]{0,2}\d){8}\b|\b[1-9](?:[ .-]\d{2}){4}\b")
+# One separator used throughout ("06/12/34/56/78", "06 12 34 56 78merci"), or "06 : 12 34 56 78":
+# consistent grouping keeps dates ("06 12 2023", "01.02.2024 10") out.
+_FR_PHONE = re.compile(
+    r"(?<![\d/.,])0[1-9](?:(?P<sep>[ ./_-]?)\d{2}(?:(?P=sep)\d{2}){3}"
+    r"|\s*:\s*\d{2}(?:[ .]?\d{2}){3})(?![\d/])"
+)
 _GROUPED_NO_ZERO = re.compile(r"[1-9](?:[ .-]\d{2}){4}")
 _INTL_PHONE = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\d{2,4}){3,5}(?!\d)")
 
@@ -67,14 +93,15 @@ _ORDER_KEYWORD = re.compile(
     r"(?=[A-Z0-9-]*\d)([A-Z0-9][A-Z0-9-]{4,})\b"
 )
 _HASH_ID = re.compile(r"(?<!\w)#\s?(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]{5,}\b")
-_LONG_DIGITS = re.compile(r"(?<![\d,.])\d{7,}(?![\d,]|\.\d)")
+_LONG_DIGITS = re.compile(r"(?<![\d,.])\d{7,}(?!\d|[,.]\d)")  # not 1234567,89
 
 # --- names and addresses ---------------------------------------------------------------------
 _UPPER = "A-ZÀÂÄÇÉÈÊËÎÏÔÖÙÛÜŸ"
 _WORD = r"[\w][\w'’-]*"
 _NAME_WORD = rf"[{_UPPER}][\w'’-]*"
 _HONORIFIC = re.compile(
-    r"(?<![\w.])(?:M\.|Mr\.?|MM\.|(?i:mme|mlle|monsieur|madame|mademoiselle|docteur|dr\.?))"
+    r"(?<![\w.])(?:M\.|Mr\.?|MM\.|Pr\.|(?i:mmes?\.?|mlle\.?|monsieur|madame|mademoiselle|"
+    r"docteur|dr\.?|professeur))"
     rf"\s+({_WORD})(\s+{_NAME_WORD})?"
 )
 _ROLE = re.compile(
@@ -83,10 +110,10 @@ _ROLE = re.compile(
     r"chauffeur|agent|opérateur|opératrice|responsable|gérant|gérante|coursier|coursière|"
     r"facteur|factrice|caissier|caissière|hôtesse|commercial|commerciale|serveur|serveuse|"
     r"manager|directeur|directrice|interlocuteur|interlocutrice))"
-    rf"\s+({_NAME_WORD})(\s+{_NAME_WORD})?"
+    rf"(?:\s+|\s*[,(]\s*)({_NAME_WORD})(\s+{_NAME_WORD})?"
 )
 _STREET = (
-    r"(?:rue|avenue|av\.?|boulevard|bd|place|pl\.|chemin|allée|allee|impasse|quai|route|rte|"
+    r"(?:rue|r\.|avenue|av\.?|boulevard|bd|place|pl\.|chemin|allée|allee|impasse|quai|route|rte|"
     r"cours|square|résidence|lotissement|voie|passage|faubourg|fbg|sentier|hameau)"
 )
 _ADDRESS = re.compile(
@@ -95,6 +122,24 @@ _ADDRESS = re.compile(
     rf"(?:(?:\s*,)?\s+(\d{{5}})(?:\s+{_NAME_WORD}(?:[ -]{_NAME_WORD}){{0,2}})?"
     rf"|(?=\s*(?:[,.;:!?)]|$)))"
 )
+# A number, a street type and a capitalised name without a postcode: "12 rue des Lilas alors
+# que...", "3 avenue de la République et ...", "5, rue de la Paix à Paris".
+_PARTICLE = r"(?:(?i:de|des|du|la|le|les|aux|au|sur|en)\s+|(?i:d|l)['’])"
+_ADDRESS_NAMED = re.compile(
+    rf"(?i:\b\d{{1,4}}(?:\s?(?:bis|ter|b))?,?\s+{_STREET})"
+    rf"(?:\s+{_PARTICLE}*{_NAME_WORD}){{1,5}}"
+    rf"(?:(?:\s*,)?\s+\d{{5}}(?:\s+{_NAME_WORD}(?:[ -]{_NAME_WORD}){{0,2}})?)?"
+)
+# Words that introduce a name, whatever its case: "je m'appelle jean dupont", "un certain Kevin".
+_NAME_CUE = re.compile(
+    r"(?i:\b(?:je\s+m['’]appelle|(?:il|elle)\s+s['’]appel(?:l?e|ait))\s+)"
+    rf"({_WORD})(?:\s+({_WORD}))?"
+    # "un certain poids", "une fonction appelée turbo": these cues take capitalised names only.
+    r"|(?i:\b(?:un\s+certain|une\s+certaine|(?:nomm|prénomm)ée?)\s+)"
+    rf"({_NAME_WORD})(?:\s+({_NAME_WORD}))?"
+)
+# Labelled fields: "nom : Dupont", "prénom: Jean".
+_NAME_FIELD = re.compile(rf"(?i:\b(?:nom|pr[ée]nom|nom\s+de\s+famille)\s*:\s*)({_WORD})")
 # A postal code and a capitalised town alone ("75011 Paris", "69003 Lyon").
 _POSTCODE_TOWN = re.compile(rf"\b(?:0[1-9]|[1-8]\d|9[0-8])\d{{3}}\s+{_NAME_WORD}(?:-{_NAME_WORD})*")
 # A capitalised word that does not open a sentence: only then is NER worth running.
@@ -283,7 +328,7 @@ def load_ner(name: str = "fr_core_news_sm") -> Any | None:
 
 
 def _compact(s: str) -> str:
-    return re.sub(r"[\s.-]", "", s)
+    return re.sub(r"[\s./_-]", "", s)
 
 
 def _rib_key_ok(bank: str, branch: str, account: str, key: str) -> bool:
@@ -324,6 +369,11 @@ class PiiMasker:
                     chars += 1
                     if 15 <= chars <= 34 and _stdnum_iban.is_valid(_compact(raw[: i + 1])):
                         best = i + 1
+            if not best and _IBAN_CUE.search(text, max(0, m.start() - 24), m.start()):
+                # Right after "IBAN": a mistyped or cut number is still someone's account.
+                digits = _IBAN_DIGITS.match(raw)
+                if digits and sum(ch.isdigit() for ch in digits.group(0)) >= 12:
+                    best = digits.end()
             if best:
                 out.append(text[pos : m.start()])
                 out.append("<IBAN>")
@@ -342,7 +392,11 @@ class PiiMasker:
     @staticmethod
     def _card(m: re.Match[str]) -> str:
         digits = re.sub(r"\D", "", m.group(0))
-        return "<CARD>" if 13 <= len(digits) <= 19 and _stdnum_luhn.is_valid(digits) else m.group(0)
+        if 13 <= len(digits) <= 19 and _stdnum_luhn.is_valid(digits):
+            return "<CARD>"
+        # Right after "carte" / "CB": a mistyped 16-digit number is still someone's card.
+        cued = _CARD_CUE.search(m.string, max(0, m.start() - 24), m.start())
+        return "<CARD>" if cued and len(digits) == 16 else m.group(0)
 
     @staticmethod
     def _nir(m: re.Match[str]) -> str:
@@ -380,6 +434,25 @@ class PiiMasker:
             second = None  # "madame dupont Colis" : only the word right after the cue
         end = m.end(2) if second else m.end(1)
         return m.string[m.start() : m.start(1)] + "<PERSON>" + m.string[end : m.end()]
+
+    def _name_cue(self, m: re.Match[str]) -> str:
+        k = 1 if m.group(1) is not None else 3  # which alternative matched
+        first, second = m.group(k), m.group(k + 1)
+        if first.lower() in self._stop or first.startswith("<"):
+            return m.group(0)
+        both = (
+            second is not None
+            and second.lower() not in self._stop
+            and not second.startswith("<")
+            and second[0].isupper() == first[0].isupper()  # "jean dupont", "Jean Dupont"
+        )
+        end = m.end(k + 1) if both else m.end(k)
+        return m.string[m.start() : m.start(k)] + "<PERSON>" + m.string[end : m.end()]
+
+    def _name_field(self, m: re.Match[str]) -> str:
+        if m.group(1).lower() in self._stop or m.group(1).startswith("<"):
+            return m.group(0)
+        return m.string[m.start() : m.start(1)] + "<PERSON>"
 
     def _role(self, m: re.Match[str]) -> str:
         if m.group(1).lower() in self._stop or m.group(1).lower() in self.config.keep_words:
@@ -427,16 +500,22 @@ class PiiMasker:
         text = _URL.sub("<URL>", text)
         text = _EMAIL_OBFUSCATED.sub("<EMAIL>", text)
         text = _EMAIL.sub("<EMAIL>", text)
+        if "@" in text or "\uff20" in text or "%40" in text:
+            text = _EMAIL_LOOSE.sub("<EMAIL>", text)
         text = _BARE_URL.sub("<URL>", text)
         text = _QUERY.sub("<URL>", text)
         if any(ch.isdigit() for ch in text):
             text = self._iban(text)
             text = _RIB.sub(self._rib, text)
+            text = _CARD_GROUPED.sub(self._card, text)
             text = _CARD.sub(self._card, text)
+            text = _CVV.sub(lambda m: m.group(1) + "<CVV>", text)
             text = _NIR.sub(self._nir, text)
+            text = _FR_PHONE.sub("<PHONE>", text)
             text = self._phones(text)
             text = _INTL_PHONE.sub("<PHONE>", text)
             if self.config.addresses:
+                text = _ADDRESS_NAMED.sub("<ADDRESS>", text)
                 text = _ADDRESS.sub("<ADDRESS>", text)
                 text = _POSTCODE_TOWN.sub("<ADDRESS>", text)
             text = _HASH_ID.sub("<ORDER>", text)
@@ -445,6 +524,11 @@ class PiiMasker:
         if self.config.names:
             text = _HONORIFIC.sub(self._honorific, text)
             text = _ROLE.sub(self._role, text)
+            low = text.lower()
+            if "nom" in low:
+                text = _NAME_FIELD.sub(self._name_field, text)
+            if "appel" in low or "certain" in low or "nomm" in low:
+                text = _NAME_CUE.sub(self._name_cue, text)
             text = self._ner_names(text)
         return text
 

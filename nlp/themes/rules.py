@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -29,6 +30,10 @@ VERSION = "0.3"
 POLARITY_MIN = 0.3  # |clause valence| under this is "no opinion" in that clause
 WORD_MEMO_MAX = 200_000  # distinct words whose seed keys a detector remembers (then starts over)
 WEAK_WINDOW = 4  # max tokens between a weak seed and the opinion word that makes it count
+# Matches taken per text: a theme's confidence saturates after a few hits and a clause's cue
+# shift is clamped, so more add nothing but work ("." as a pattern matches every character).
+MAX_HITS = 256  # per theme and text, seeds and patterns together
+MAX_CUE_MATCHES = 64  # per cue
 CUE_VALENCE = 1.5  # a taxonomy cue weighs like a clear opinion word of the lexicon
 # A cue right after a negator reads the other way ("pas dans les temps", "non respecté").
 _CUE_NEGATED = re.compile(
@@ -200,6 +205,7 @@ class RuleThemeDetector:
         words = [t for t in tokens if t.kind in ("word", "num", "emoji")]
         keys = self._keys_of(words, lemmas)
         hits: list[_Hit] = []
+        taken: dict[str, int] = {}  # hits per theme, seeds and patterns, up to MAX_HITS
         for i, token_keys in enumerate(keys):
             seen: set[int] = set()
             for key in token_keys:
@@ -210,7 +216,10 @@ class RuleThemeDetector:
                     size = len(seed.keys)
                     if i + size > len(words):
                         continue
+                    if taken.get(seed.theme, 0) >= MAX_HITS:
+                        continue
                     if all(seed.keys[k] & keys[i + k] for k in range(1, size)):
+                        taken[seed.theme] = taken.get(seed.theme, 0) + 1
                         hits.append(
                             _Hit(
                                 seed.theme,
@@ -223,9 +232,15 @@ class RuleThemeDetector:
         plain = _plain(text)  # same length: offsets stay valid
         for k in self._pattern_filter.candidates(plain):
             theme_id, pattern = self._patterns[k]
-            for m in pattern.finditer(plain):
+            left = MAX_HITS - taken.get(theme_id, 0)
+            if left <= 0:
+                continue
+            used = 0  # empty matches count too: they cost a step each
+            for m in itertools.islice(pattern.finditer(plain), left):
+                used += 1
                 if m.end() > m.start():
                     hits.append(_Hit(theme_id, m.start(), m.end(), 0.85))
+            taken[theme_id] = taken.get(theme_id, 0) + used
         return hits
 
     # --- polarity -----------------------------------------------------------------------
@@ -237,12 +252,21 @@ class RuleThemeDetector:
             return "negative"
         return "neutral"
 
-    def _mention_valence(self, clauses: list[ClauseScore], idx: int, doc_value: float) -> float:
+    def _mention_valence(
+        self,
+        clauses: list[ClauseScore],
+        idx: int,
+        doc_value: float,
+        sentence_sums: dict[int, float] | None = None,
+    ) -> float:
         value = clauses[idx].score
         if abs(value) >= POLARITY_MIN or self.fallback == "none":
             return value
         sentence = clauses[idx].clause.sentence
-        same = sum(c.score for c in clauses if c.clause.sentence == sentence)
+        if sentence_sums is None:
+            same = sum(c.score for c in clauses if c.clause.sentence == sentence)
+        else:
+            same = sentence_sums[sentence]
         if abs(same) >= POLARITY_MIN or self.fallback == "sentence":
             return same
         return doc_value
@@ -286,7 +310,7 @@ class RuleThemeDetector:
         clause_starts = [cs.clause.start for cs in clauses]
         for k in self._cue_filters[theme].candidates(plain):
             sign, pattern = cues[k]
-            for m in pattern.finditer(plain):
+            for m in itertools.islice(pattern.finditer(plain), MAX_CUE_MATCHES):
                 if m.end() <= m.start():
                     continue
                 k = _clause_at(clause_starts, m.start())
@@ -333,6 +357,8 @@ class RuleThemeDetector:
         clause names several themes, cut it at "et" / ";" between them and give each theme
         the valence of its own part, when that part carries an opinion."""
         by_clause: dict[int, list[_Hit]] = {}
+        splits = [t for t in tokens if t.norm in _SHARED_SPLIT]
+        split_starts = [t.start for t in splits]
         for items in per_theme.values():
             for hit, idx, _ in items:
                 by_clause.setdefault(idx, []).append(hit)
@@ -345,13 +371,13 @@ class RuleThemeDetector:
             for a, b in zip(hits, hits[1:], strict=False):
                 if a.theme == b.theme:
                     continue
-                between = [
-                    t
-                    for t in tokens
-                    if a.end <= t.start and t.end <= b.start and t.norm in _SHARED_SPLIT
-                ]
-                if between:
-                    cuts.append(between[-1].start)
+                # The last "et" / ";" lying wholly between the two hits (a bisection: a
+                # clause may hold hundreds of hits).
+                k = bisect.bisect_left(split_starts, b.start) - 1
+                while k >= 0 and splits[k].end > b.start:
+                    k -= 1
+                if k >= 0 and splits[k].start >= a.end:
+                    cuts.append(splits[k].start)
             if not cuts:
                 continue
             bounds = [clause.start, *sorted(set(cuts)), clause.end]
@@ -388,12 +414,21 @@ class RuleThemeDetector:
         strong = [(hit, idx) for hit, idx in located if not hit.weak]
         word_pos = {t.start: k for k, t in enumerate(tokens)}
         per_theme: dict[str, list[tuple[_Hit, int, float]]] = {}
+        valences: dict[tuple[str, int], float] = {}
+        sentence_sums: dict[str, dict[int, float]] = {}
         for hit, idx in located:
             if hit.weak and not self._weak_ok(hit, idx, clauses, strong, word_pos):
                 continue
-            per_theme.setdefault(hit.theme, []).append(
-                (hit, idx, self._mention_valence(themed[hit.theme], idx, doc_value))
-            )
+            valence = valences.get((hit.theme, idx))
+            if valence is None:
+                sums = sentence_sums.get(hit.theme)
+                if sums is None:  # per theme, once: a long text has thousands of clauses
+                    sums = sentence_sums[hit.theme] = {}
+                    for c in themed[hit.theme]:
+                        sums[c.clause.sentence] = sums.get(c.clause.sentence, 0.0) + c.score
+                valence = self._mention_valence(themed[hit.theme], idx, doc_value, sums)
+                valences[hit.theme, idx] = valence
+            per_theme.setdefault(hit.theme, []).append((hit, idx, valence))
         self._split_shared(text, tokens, clauses, per_theme)
         # "Puzzle très beau mais il manque 1 pièce": a contrast clause that names no theme
         # of its own continues about the theme of the clause before it.

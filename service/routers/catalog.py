@@ -15,8 +15,10 @@ from service.deps import SessionDep, cached_json, declare_view, pick_taxonomy
 from service.errors import ApiError
 from service.exporting import CSV_RESPONSE, MAX_EXPORT_ROWS, FormatQ, csv_response
 from service.schemas import AlertOut, AlertsOut, ErrorOut, TopicDay, TopicOut, TopicsOut
+from service.text_route import TextRoute
 
 router = APIRouter(
+    route_class=TextRoute,
     dependencies=[Depends(require("read"))],
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )

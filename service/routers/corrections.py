@@ -24,8 +24,10 @@ from service.schemas import (
     FeedbackOut,
     MentionOut,
 )
+from service.text_route import TextRoute
 
 router = APIRouter(
+    route_class=TextRoute,
     tags=["corrections"],
     responses={
         401: {"model": ErrorOut},

@@ -14,8 +14,10 @@ from service.auth import require
 from service.deps import app_state, cached_json, declare_view, get_session, pick_taxonomy
 from service.errors import ApiError
 from service.schemas import ErrorOut, IncidentAction, IncidentList, IncidentOut
+from service.text_route import TextRoute
 
 router = APIRouter(
+    route_class=TextRoute,
     tags=["incidents"],
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )

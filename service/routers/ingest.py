@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -12,8 +13,10 @@ from service.deps import app_state
 from service.errors import ApiError
 from service.ingest import ingest_batch
 from service.schemas import AnalyzeIn, AnalyzeOut, ErrorOut, FeedbackBatch, FeedbackResult
+from service.text_route import TextRoute
 
 router = APIRouter(
+    route_class=TextRoute,
     dependencies=[Depends(require("write"))],
     responses={
         401: {"model": ErrorOut},
@@ -55,6 +58,17 @@ def post_feedback(request: Request, batch: FeedbackBatch) -> FeedbackResult:
     return result
 
 
+def _masked(value: Any, mask: Callable[[str], str]) -> Any:
+    """Echoed fields masked at any depth ({"client": {"tel": "06 12 34 56 78"}})."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {k: _masked(v, mask) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, mask) for v in value]
+    return value
+
+
 @router.post(
     "/analyze",
     response_model=AnalyzeOut,
@@ -84,7 +98,7 @@ def post_analyze(request: Request, body: AnalyzeIn) -> AnalyzeOut:
     items = []
     for item, doc in zip(body.items, docs, strict=True):
         record = analysis_record(doc)
-        out = {k: mask(v) if isinstance(v, str) else v for k, v in item.items()}
+        out = {k: _masked(v, mask) for k, v in item.items()}
         out["sentiment"] = record["sentiment"]
         out["themes"] = record["themes"]
         for extra in ("severity", "language"):

@@ -45,9 +45,11 @@ from service.schemas import (
     ScoreOut,
     ThemeBreakdownOut,
 )
+from service.text_route import TextRoute
 from service.views import _period
 
 router = APIRouter(
+    route_class=TextRoute,
     tags=["insights"],
     dependencies=[Depends(require("read"))],
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},

@@ -13,9 +13,10 @@ from sqlalchemy import text
 from core.queries import feedback_count, job_runs_status
 from service.deps import app_state
 from service.schemas import HealthOut
+from service.text_route import TextRoute
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
-router = APIRouter()
+router = APIRouter(route_class=TextRoute)
 
 
 @cache  # a distribution lookup: not on every /health

@@ -22,8 +22,10 @@ from service.schemas import (
     TaxonomyVersionOut,
 )
 from service.taxonomy_store import apply_update
+from service.text_route import TextRoute
 
 router = APIRouter(
+    route_class=TextRoute,
     tags=["taxonomy"],
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )

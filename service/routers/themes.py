@@ -50,9 +50,11 @@ from service.schemas import (
     VerbatimOut,
     VerbatimsOut,
 )
+from service.text_route import TextRoute
 from service.views import theme_detail_view, themes_view
 
 router = APIRouter(
+    route_class=TextRoute,
     tags=["themes"],
     dependencies=[Depends(require("read"))],
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},

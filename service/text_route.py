@@ -1,0 +1,46 @@
+"""JSON bodies whose strings are not text are refused with a 422 naming the field.
+
+JSON may spell a lone UTF-16 surrogate ("\\ud800"); Python decodes it into a str that cannot
+be encoded as UTF-8, so storing it or serialising a response that echoes it failed with a
+500 (and a taxonomy saved with one broke every later read). Every router uses this route
+class; the check costs one bytes search unless the body holds such an escape."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+
+from nlp.text.validity import non_text
+from service.errors import ApiError
+
+# A surrogate escape, paired or not: only then are the decoded strings walked.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+class _TextOnlyRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            data = json.loads(body)
+            if _SURROGATE_ESCAPE.search(body):
+                problem = non_text(data, allow_nul=True)  # NULs are dropped when stored
+                if problem:
+                    field = problem.split(":", 1)[0]
+                    raise ApiError(422, f"{problem} (a lone UTF-16 surrogate)", field)
+            self._json = data
+        return self._json
+
+
+class TextRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+
+        async def text_only(request: Request) -> Response:
+            return await handler(_TextOnlyRequest(request.scope, request.receive))
+
+        return text_only
