@@ -9,6 +9,7 @@ before it ever reaches the database, language detected, dedup key computed.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -236,7 +237,21 @@ def _meta_value(value: Any, mask: Any) -> Any:
         return mask(_clean(value[:MAX_META_VALUE]))
     if value is None or isinstance(value, bool | int | float):
         return value
+    if isinstance(value, dict | list):
+        # Masked leaf by leaf, then written as JSON: masking str(value) met "\\n" escapes
+        # where the text had line breaks ("FR76\\n3000…" kept an IBAN whole).
+        return _clean(json.dumps(_masked_leaves(value, mask), ensure_ascii=False)[:MAX_META_VALUE])
     return mask(_clean(str(value)[:MAX_META_VALUE]))
+
+
+def _masked_leaves(value: Any, mask: Any) -> Any:
+    if isinstance(value, str):
+        return mask(_clean(value[:MAX_META_VALUE]))
+    if isinstance(value, dict):
+        return {str(k): _masked_leaves(v, mask) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked_leaves(v, mask) for v in value]
+    return value if value is None or isinstance(value, bool | int | float) else str(value)
 
 
 def prepare_feedback(

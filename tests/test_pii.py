@@ -181,6 +181,7 @@ def phones(draw: st.DrawFn) -> tuple[str, list[str]]:
     sep = draw(_SEPS)
     style = draw(st.sampled_from(["0", "+33", "+33 ", "0033 ", "+33 (0)", "none"]))
     if style == "0":
+        sep = draw(st.sampled_from([sep, "/"]))
         text = sep.join(["0" + first, *pairs])
     elif style == "none":
         text = " ".join([first, *pairs])  # "tel 6 12 34 56 78"
@@ -245,7 +246,20 @@ def people(draw: st.DrawFn) -> tuple[str, list[str]]:
     name = draw(st.sampled_from(NAMES))
     cue = draw(
         st.sampled_from(
-            ["Mme", "M.", "Madame", "Monsieur", "le livreur", "la conseillère", "le technicien"]
+            [
+                "Mme",
+                "M.",
+                "Madame",
+                "Monsieur",
+                "le livreur",
+                "la conseillère",
+                "le technicien",
+                "Mme.",
+                "Pr.",
+                "le livreur,",
+                "un certain",
+                "nom :",
+            ]
         )
     )
     return f"{cue} {name}", [name]
@@ -258,6 +272,8 @@ def addresses(draw: st.DrawFn) -> tuple[str, list[str]]:
     name = draw(st.sampled_from(["des Lilas", "Victor Hugo", "du Moulin", "de la Gare"]))
     code = f"{draw(st.integers(1, 95)):02d}{draw(st.integers(0, 999)):03d}"
     town = draw(st.sampled_from(["Paris", "Lyon", "Marseille", "Saint-Étienne"]))
+    if draw(st.booleans()):  # no postcode: "12 rue des Lilas"
+        return f"{number} {street} {name}", [name.split()[-1]]
     return f"{number} {street} {name} {code} {town}", [name.split()[-1], code]
 
 
