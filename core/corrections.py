@@ -9,7 +9,7 @@ re-aggregated. `training_rows` turns corrections into rows for `verbatim train`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -59,10 +59,12 @@ def apply_correction(
     sentiment: str | None = None,
     themes: Sequence[tuple[str, str]] | None = None,
     note: str | None = None,
+    mask: Callable[[str], str] | None = None,
 ) -> AppliedCorrection:
     """Store the correction and materialise it (in the caller's transaction); the caller
     re-aggregates `days`. `themes` is the complete corrected list of (theme id, polarity):
-    [] means "no theme"; None keeps the model's themes. Former theme ids resolve."""
+    [] means "no theme"; None keeps the model's themes. Former theme ids resolve. `mask`:
+    the caller's PII masker (the API's has NER: a note may name the customer), else rules."""
     feedback = session.get(Feedback, feedback_id)
     if feedback is None:
         raise CorrectionError(f"no verbatim with id {feedback_id}", "feedback_id", 404)
@@ -94,7 +96,7 @@ def apply_correction(
         else [{"theme": t, "polarity": p} for t, p in resolved.items()],
         author=author[:100],
         # Masked like any stored text (rules): a note may quote the customer's e-mail or IBAN.
-        note=mask_pii(note) if note else note,
+        note=(mask or mask_pii)(note) if note else note,
         created_at=now,
     )
     session.add(correction)

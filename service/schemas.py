@@ -344,7 +344,7 @@ class IncidentList(BaseModel):
 
 
 class IncidentAction(BaseModel):
-    note: str = Field(default="", max_length=2000, description="Stored PII-masked (rules)")
+    note: str = Field(default="", max_length=2000, description="Stored PII-masked")
 
 
 # --- feedback / analyze ---------------------------------------------------------------------
@@ -469,7 +469,7 @@ class CorrectionIn(BaseModel):
         max_length=50,
         description="the complete corrected theme list ([]: none); null: keep the model's",
     )
-    note: str | None = Field(default=None, max_length=1000, description="Stored PII-masked (rules)")
+    note: str | None = Field(default=None, max_length=1000, description="Stored PII-masked")
 
 
 class CorrectionOut(BaseModel):

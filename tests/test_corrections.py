@@ -235,3 +235,31 @@ def test_train_themes_uses_corrections(
         app, ["train", "sentiment", "--corrections", "--out", str(tmp_path / "s")], env=env
     )
     assert res.exit_code == 2 and "got 0" in res.output
+
+
+def test_notes_are_masked_like_texts_names_included(
+    settings: Settings,
+    engine: Engine,
+    keys: dict[str, str],
+    sessions: sessionmaker[Session],
+    seeded: Seeded,
+) -> None:
+    """Notes were masked by the rules alone: a customer's name with no cue ("Sophie Lambert")
+    was stored as written. They now go through the API's masker, NER included when on."""
+    from nlp.text.pii import load_ner
+
+    if load_ner() is None:
+        pytest.skip("fr_core_news_sm not installed")
+    with_ner = settings.model_copy(update={"pii_ner": True})
+    client = TestClient(create_app(with_ner, engine=engine, build_analyzer_at_startup=False))
+    fid = _known_id(sessions)
+    note = "Rappel fait, merci beaucoup à Sophie Lambert pour son aide"
+    res = client.post(
+        f"/feedback/{fid}/corrections",
+        json={"sentiment": "neutral", "note": note},
+        headers={"X-API-Key": keys["write"]},
+    )
+    assert res.status_code == 201, res.text
+    with session_scope(sessions) as session:
+        stored = session.scalars(select(Correction.note)).one()
+    assert "Lambert" not in stored and "<PERSON>" in stored, stored

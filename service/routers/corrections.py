@@ -120,6 +120,7 @@ def post_correction(
             sentiment=body.sentiment,
             themes=None if body.themes is None else [(t.theme, t.polarity) for t in body.themes],
             note=body.note,
+            mask=app_state(request).get_masker(),
         )
         aggregate(session, days=applied.days)
         session.commit()

@@ -83,7 +83,8 @@ def _act(
     session: Session,
 ) -> IncidentOut:
     who = key.name if key is not None else "api"
-    inc = set_incident_status(session, incident_id, action, who, body.note.strip())
+    mask = app_state(request).get_masker()  # with NER: a note may name the customer
+    inc = set_incident_status(session, incident_id, action, who, body.note.strip(), mask)
     if inc is None:
         raise ApiError(404, f"no incident {incident_id}", "incident_id")
     session.commit()
