@@ -68,6 +68,8 @@ AUDIT = [
     ("06 12 34 56 78merci", "<PHONE>merci"),
     ("portable 06/12/34/56/78", "portable <PHONE>"),
     ("mon 06 : 12 34 56 78", "mon <PHONE>"),
+    ("tel 0 6 1 2 3 4 5 6 7 8.", "tel <PHONE>."),
+    ("O6 12 34 56 78 (la lettre O)", "<PHONE> (la lettre O)"),
     ("écrivez à jean.dupont @ gmail . com", "écrivez à <EMAIL>"),
     ("écrivez à jean @ exemple.fr", "écrivez à <EMAIL>"),
     ("écrivez à jean.dupont%40exemple.fr", "écrivez à <EMAIL>"),
@@ -114,6 +116,7 @@ def test_masking_keeps_ordinary_text_and_is_idempotent(masker: PiiMasker) -> Non
         "livré le 06 12 2023 au lieu du 08 12 2023",
         "RDV le 06/12 à 12h34, montant prélevé 1234567,89 €",
         "Merci @SNCF pour le retard, 2 colis sur 3 reçus",
+        "notez de 0 1 2 3 4 5 6 7 8 9 10",
     ]:
         assert masker(text) == text
     once = masker(AUDIT[0][0] + " " + AUDIT[15][0])  # an IBAN and "Mme Dupont"

@@ -82,6 +82,9 @@ _PHONE_SHAPED = re.compile(r"\+\d|\b00\d|\b0\d(?:[ .()-]{0,2}\d){8}\b|\b[1-9](?:
 _FR_PHONE = re.compile(
     r"(?<![\d/.,])0[1-9](?:(?P<sep>[ ./_-]?)\d{2}(?:(?P=sep)\d{2}){3}"
     r"|\s*:\s*\d{2}(?:[ .]?\d{2}){3})(?![\d/])"
+    # One digit at a time ("0 6 1 2 3 4 5 6 7 8"), or the letter O for the zero ("O6 12 …").
+    r"|(?<!\d )(?<![\w/.,])0 [1-9](?: \d){8}(?![\d/]| \d)"
+    r"|(?<![\w/.,])[Oo][1-9](?P<o>[ .]?)\d{2}(?:(?P=o)\d{2}){3}(?![\d/])"
 )
 _GROUPED_NO_ZERO = re.compile(r"[1-9](?:[ .-]\d{2}){4}")
 _INTL_PHONE = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\d{2,4}){3,5}(?!\d)")
