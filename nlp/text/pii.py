@@ -107,13 +107,28 @@ _HONORIFIC = re.compile(
     r"docteur|dr\.?|professeur))"
     rf"\s+({_WORD})(\s+{_NAME_WORD})?"
 )
-_ROLE = re.compile(
-    r"(?i:\b(?:le|la|l['’]|un|une|votre|notre|mon|ma|du|au|de\s+la|ce|cette)\s*"
+_ROLE_WORDS = (
     r"(?:livreur|livreuse|conseiller|conseillère|technicien|technicienne|vendeur|vendeuse|"
     r"chauffeur|agent|opérateur|opératrice|responsable|gérant|gérante|coursier|coursière|"
     r"facteur|factrice|caissier|caissière|hôtesse|commercial|commerciale|serveur|serveuse|"
-    r"manager|directeur|directrice|interlocuteur|interlocutrice))"
+    r"manager|directeur|directrice|interlocuteur|interlocutrice)"
+)
+_ROLE = re.compile(
+    r"(?i:\b(?:le|la|l['’]|un|une|votre|notre|mon|ma|du|au|de\s+la|ce|cette)\s*"
+    rf"{_ROLE_WORDS})"
     rf"(?:\s+|\s*[,(]\s*)({_NAME_WORD})(\s+{_NAME_WORD})?"
+)
+_ADDRESS_WORDS = frozenset(
+    {"monsieur", "madame", "mademoiselle", "messieurs", "mesdames", "docteur", "maître", "maitre"}
+)
+_PLACE_BEFORE = re.compile(
+    r"(?i:\b(?:à|a|au|aux|de|du|des|en|sur|chez|vers|depuis|dans|près|pour|par|d['’]))\s*$"
+)
+# A capitalised word right before its role ("Karim le livreur", "Nathalie, la conseillère"):
+# only a candidate, since "Enfin le livreur" has the same shape; NER must see a proper noun.
+_NAME_BEFORE_ROLE = re.compile(
+    rf"({_NAME_WORD})(?:\s*,\s*|\s+)"
+    rf"(?i:(?:le|la|l['’]|notre|votre|mon|ma)\s*{_ROLE_WORDS})\b"
 )
 _STREET = (
     r"(?:rue|r\.|avenue|av\.?|boulevard|bd|place|pl\.|chemin|allée|allee|impasse|quai|route|rte|"
@@ -469,13 +484,26 @@ class PiiMasker:
         keep = self.config.keep_words
         # NER costs ~100x the rules: only run it when a capitalised word inside a sentence is
         # neither a stop word nor a known trade word ("Colissimo", "La Poste", "Produit").
-        if not any(
+        before_role = [
+            m.span(1)
+            for m in _NAME_BEFORE_ROLE.finditer(text)
+            if m.group(1).lower() not in keep
+            and m.group(1).lower() not in self._stop
+            and m.group(1).lower() not in _ADDRESS_WORDS  # "Monsieur le directeur"
+            and not _PLACE_BEFORE.search(text, 0, m.start(1))  # "à Paris le livreur…"
+        ]
+        if not before_role and not any(
             w.lower() not in keep and w.lower() not in self._stop
             for w in _MID_CAPITAL.findall(text)
         ):
             return text
         spans: list[tuple[int, int]] = []
-        for ent in self.nlp(text).ents:
+        doc = self.nlp(text)
+        for start, end in before_role:
+            # Any entity label: the small model calls "Karim" a LOC as often as a PER.
+            if any(ent.start_char <= start and end <= ent.end_char for ent in doc.ents):
+                spans.append((start, end))
+        for ent in doc.ents:
             if ent.label_ != "PER":
                 continue
             # Keep the leading run of capitalised, non-common words ("Jean Martin du SAV").
@@ -491,7 +519,10 @@ class PiiMasker:
                 continue
             if len(run) == 1 and run[0].is_sent_start:
                 continue  # a lone capitalised word opening a sentence is too ambiguous
-            spans.append((run[0].idx, run[-1].idx + len(run[-1].text)))
+            span = (run[0].idx, run[-1].idx + len(run[-1].text))
+            if not any(a < span[1] and span[0] < b for a, b in spans):
+                spans.append(span)
+        spans.sort()
         for start, end in reversed(spans):
             text = text[:start] + "<PERSON>" + text[end:]
         return text
