@@ -105,7 +105,7 @@ _NAME_WORD = rf"[{_UPPER}][\w'’-]*"
 _HONORIFIC = re.compile(
     r"(?<![\w.])(?:M\.|Mr\.?|MM\.|Pr\.|(?i:mmes?\.?|mlle\.?|monsieur|madame|mademoiselle|"
     r"docteur|dr\.?|professeur))"
-    rf"\s+({_WORD})(\s+{_NAME_WORD})?"
+    rf"\s+({_WORD})(\s+(?:(?:van|von|der|den)\s+)*{_NAME_WORD})?"  # "M. Van der Berg"
 )
 _ROLE_WORDS = (
     r"(?:livreur|livreuse|conseiller|conseillère|technicien|technicienne|vendeur|vendeuse|"
@@ -123,6 +123,10 @@ _ADDRESS_WORDS = frozenset(
 )
 _PLACE_BEFORE = re.compile(
     r"(?i:\b(?:à|a|au|aux|de|du|des|en|sur|chez|vers|depuis|dans|près|pour|par|d['’]))\s*$"
+)
+# A role opening a sentence, without its article: "Vendeuse Léa au top !".
+_ROLE_OPENING = re.compile(
+    rf"(?:^|(?<=[.!?;]\s))(?i:{_ROLE_WORDS})\s+({_NAME_WORD})(\s+{_NAME_WORD})?"
 )
 # A capitalised word right before its role ("Karim le livreur", "Nathalie, la conseillère"):
 # only a candidate, since "Enfin le livreur" has the same shape; NER must see a proper noun.
@@ -156,6 +160,13 @@ _NAME_CUE = re.compile(
     r"|(?i:\b(?:un\s+certain|une\s+certaine|(?:nomm|prénomm)ée?)\s+)"
     rf"({_NAME_WORD})(?:\s+({_NAME_WORD}))?"
 )
+# Places named without a street number: "Résidence Les Pins", "lieu-dit La Croix", and the
+# postal boxes "BP 123" / "CS 70001" of business addresses.
+_NAMED_PLACE = re.compile(
+    rf"(?i:\b(?:résidence|residence|lieu-dit|lieudit|hameau|lotissement))"
+    rf"(?:\s+{_PARTICLE}*{_NAME_WORD}){{1,3}}"
+    r"|\b(?:BP|CS)\s?\d{2,6}\b"
+)
 # Labelled fields: "nom : Dupont", "prénom: Jean".
 _NAME_FIELD = re.compile(rf"(?i:\b(?:nom|pr[ée]nom|nom\s+de\s+famille)\s*:\s*)({_WORD})")
 # A postal code and a capitalised town alone ("75011 Paris", "69003 Lyon").
@@ -166,6 +177,91 @@ _MID_CAPITAL = re.compile(rf"(?<=[\w,;:)’'] )[{_UPPER}][a-zàâäçéèêëî�
 # Words that spaCy's small model tags as PER/LOC but are carriers, brands or greetings.
 DEFAULT_KEEP = frozenset(
     [
+        # Departments and trade words that follow a role ("Responsable Qualité").
+        "qualité",
+        "clientèle",
+        "logistique",
+        "rayon",
+        "magasin",
+        "technique",
+        "commercial",
+        "marketing",
+        "communication",
+        "relation",
+        "relations",
+        "support",
+        "boutique",
+        "agence",
+        "réclamation",
+        "réclamations",
+        "expédition",
+        "expéditions",
+        "satisfaction",
+        "compte",
+        "comptes",
+        "achats",
+        "caisse",
+        "accueil",
+        "vente",
+        "ventes",
+        "après-vente",
+        # Review words that open a sentence: spaCy's small model often calls them a PER when
+        # the sentence boundary is missed ("… superbe ! Accueil chaleureux", "Cuisine top").
+        "cuisine",
+        "bonne",
+        "bon",
+        "sinon",
+        "personnel",
+        "personnels",
+        "salle",
+        "facile",
+        "nourriture",
+        "carte",
+        "inutile",
+        "juste",
+        "hâte",
+        "dessert",
+        "desserts",
+        "salade",
+        "plat",
+        "plats",
+        "adresse",
+        "rapide",
+        "entrée",
+        "entrées",
+        "menu",
+        "ambiance",
+        "cadre",
+        "prix",
+        "accueillant",
+        "serveurs",
+        "serveuse",
+        "équipe",
+        "repas",
+        "déco",
+        "décoration",
+        "terrasse",
+        "parking",
+        "vin",
+        "vins",
+        "boissons",
+        "portions",
+        "portion",
+        "tarifs",
+        "tarif",
+        "excellent",
+        "excellente",
+        "parfait",
+        "parfaite",
+        "délicieux",
+        "produits",
+        "articles",
+        "site",
+        "appli",
+        "application",
+        "livreur",
+        "monsieur",
+        "madame",
         "merci",
         "bonjour",
         "bonsoir",
@@ -550,6 +646,7 @@ class PiiMasker:
             text = _INTL_PHONE.sub("<PHONE>", text)
             if self.config.addresses:
                 text = _ADDRESS_NAMED.sub("<ADDRESS>", text)
+                text = _NAMED_PLACE.sub("<ADDRESS>", text)
                 text = _ADDRESS.sub("<ADDRESS>", text)
                 text = _POSTCODE_TOWN.sub("<ADDRESS>", text)
             text = _HASH_ID.sub("<ORDER>", text)
@@ -558,6 +655,7 @@ class PiiMasker:
         if self.config.names:
             text = _HONORIFIC.sub(self._honorific, text)
             text = _ROLE.sub(self._role, text)
+            text = _ROLE_OPENING.sub(self._role, text)
             low = text.lower()
             if "nom" in low:
                 text = _NAME_FIELD.sub(self._name_field, text)
