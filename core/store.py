@@ -238,20 +238,13 @@ def _meta_value(value: Any, mask: Any) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, dict | list):
+        from nlp.text import mask_nested
+
         # Masked leaf by leaf, then written as JSON: masking str(value) met "\\n" escapes
         # where the text had line breaks ("FR76\\n3000…" kept an IBAN whole).
-        return _clean(json.dumps(_masked_leaves(value, mask), ensure_ascii=False)[:MAX_META_VALUE])
+        leaves = mask_nested(value, lambda s: mask(_clean(s[:MAX_META_VALUE])))
+        return _clean(json.dumps(leaves, ensure_ascii=False, default=str)[:MAX_META_VALUE])
     return mask(_clean(str(value)[:MAX_META_VALUE]))
-
-
-def _masked_leaves(value: Any, mask: Any) -> Any:
-    if isinstance(value, str):
-        return mask(_clean(value[:MAX_META_VALUE]))
-    if isinstance(value, dict):
-        return {str(k): _masked_leaves(v, mask) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_masked_leaves(v, mask) for v in value]
-    return value if value is None or isinstance(value, bool | int | float) else str(value)
 
 
 def prepare_feedback(

@@ -417,8 +417,8 @@ __all__ = [
     "ReaderError",
     "LazyMasker",
     "build_masker",
+    "check_file",
     "ingest_file",
     "parse_mapping",
-    "check_file",
     "resolve_mapping",
 ]

@@ -158,26 +158,21 @@ def _read_header(path: Path, encoding: str = "utf-8") -> tuple[list[str], str]:
             first = next(lines)
         except StopIteration:
             return [], ","
+        named: str | None = None  # the delimiter an Excel "sep=" line gives
         while not first.strip() or _EXCEL_SEP.match(first):
-            sep = _EXCEL_SEP.match(first)
+            if sep := _EXCEL_SEP.match(first):
+                named = sep.group(1)
             try:
                 first = next(lines)
             except StopIteration:
                 return [], ","
-            if sep:
-                _cr_only(first, path)
-                header = _parse_header(first, sep.group(1), path)
-                return _unique_names(header), sep.group(1)
     _cr_only(first, path)
-    delimiter = sniff_delimiter(first, path)
-    return _unique_names(_parse_header(first, delimiter, path)), delimiter
-
-
-def _parse_header(first: str, delimiter: str, path: Path) -> list[str]:
+    delimiter = named or sniff_delimiter(first, path)
     try:
-        return next(csv.reader([first], delimiter=delimiter))
+        header = next(csv.reader([first], delimiter=delimiter))
     except csv.Error as exc:
         raise ReaderError(f"{path}: unreadable CSV header ({exc})") from None
+    return _unique_names(header), delimiter
 
 
 def _unique_names(names: list[str]) -> list[str]:

@@ -210,13 +210,17 @@ class Taxonomy(BaseModel):
     def _only_text(cls, data: Any) -> Any:
         problem = non_text(data)
         if problem:
-            raise ValueError(problem)
+            raise ValueError(problem[1])
         return data
 
     @model_validator(mode="after")
     def _has_active_theme(self) -> Taxonomy:
         if not self.active:
             raise ValueError("a taxonomy needs at least one theme that is not retired")
+        return self
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Taxonomy:
         if len(self.themes) > MAX_THEMES:
             raise ValueError(f"{len(self.themes)} themes: a taxonomy holds at most {MAX_THEMES}")
         shipped = packaged_patterns()

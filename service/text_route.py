@@ -30,8 +30,8 @@ class _TextOnlyRequest(Request):
             if _SURROGATE_ESCAPE.search(body):
                 problem = non_text(data, allow_nul=True)  # NULs are dropped when stored
                 if problem:
-                    field = problem.split(":", 1)[0]
-                    raise ApiError(422, f"{problem} (a lone UTF-16 surrogate)", field)
+                    field, message = problem
+                    raise ApiError(422, f"{message} (a lone UTF-16 surrogate)", field)
             self._json = data
         return self._json
 

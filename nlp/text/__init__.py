@@ -2,7 +2,7 @@
 
 from nlp.text.language import detect_language, is_french
 from nlp.text.normalize import fold_accents, normalize_text
-from nlp.text.pii import PiiConfig, PiiMasker, load_ner, mask_pii
+from nlp.text.pii import PiiConfig, PiiMasker, load_ner, mask_nested, mask_pii
 
 __all__ = [
     "PiiConfig",
@@ -11,6 +11,7 @@ __all__ = [
     "fold_accents",
     "is_french",
     "load_ner",
+    "mask_nested",
     "mask_pii",
     "normalize_text",
 ]

@@ -118,9 +118,6 @@ _ROLE = re.compile(
     rf"{_ROLE_WORDS})"
     rf"(?:\s+|\s*[,(]\s*)({_NAME_WORD})(\s+{_NAME_WORD})?"
 )
-_ADDRESS_WORDS = frozenset(
-    {"monsieur", "madame", "mademoiselle", "messieurs", "mesdames", "docteur", "maître", "maitre"}
-)
 _PLACE_BEFORE = re.compile(
     r"(?i:\b(?:à|a|au|aux|de|du|des|en|sur|chez|vers|depuis|dans|près|pour|par|d['’]))\s*$"
 )
@@ -260,8 +257,15 @@ DEFAULT_KEEP = frozenset(
         "appli",
         "application",
         "livreur",
+        # Titles: "Monsieur le directeur" is not "Karim le livreur".
         "monsieur",
         "madame",
+        "mademoiselle",
+        "messieurs",
+        "mesdames",
+        "docteur",
+        "maître",
+        "maitre",
         "merci",
         "bonjour",
         "bonsoir",
@@ -540,9 +544,14 @@ class PiiMasker:
             text = text[:start] + "<PHONE>" + text[end:]
         return text
 
+    def _common(self, word: str) -> bool:
+        """A stop word or a word that is never a name (carriers, trade words, titles)."""
+        low = word.lower()
+        return low in self._stop or low in self.config.keep_words
+
     def _honorific(self, m: re.Match[str]) -> str:
         first, second = m.group(1), m.group(2)
-        if first.lower() in self._stop or first.lower() in self.config.keep_words:
+        if self._common(first):
             return m.group(0)
         if not first[0].isupper() and second:
             second = None  # "madame dupont Colis" : only the word right after the cue
@@ -552,24 +561,23 @@ class PiiMasker:
     def _name_cue(self, m: re.Match[str]) -> str:
         k = 1 if m.group(1) is not None else 3  # which alternative matched
         first, second = m.group(k), m.group(k + 1)
-        if first.lower() in self._stop or first.startswith("<"):
+        if self._common(first):
             return m.group(0)
         both = (
             second is not None
-            and second.lower() not in self._stop
-            and not second.startswith("<")
+            and not self._common(second)
             and second[0].isupper() == first[0].isupper()  # "jean dupont", "Jean Dupont"
         )
         end = m.end(k + 1) if both else m.end(k)
         return m.string[m.start() : m.start(k)] + "<PERSON>" + m.string[end : m.end()]
 
     def _name_field(self, m: re.Match[str]) -> str:
-        if m.group(1).lower() in self._stop or m.group(1).startswith("<"):
+        if self._common(m.group(1)):
             return m.group(0)
         return m.string[m.start() : m.start(1)] + "<PERSON>"
 
     def _role(self, m: re.Match[str]) -> str:
-        if m.group(1).lower() in self._stop or m.group(1).lower() in self.config.keep_words:
+        if self._common(m.group(1)):
             return m.group(0)
         end = m.end(2) if m.group(2) else m.end(1)
         return m.string[m.start() : m.start(1)] + "<PERSON>" + m.string[end : m.end()]
@@ -577,21 +585,15 @@ class PiiMasker:
     def _ner_names(self, text: str) -> str:
         if self.nlp is None:
             return text
-        keep = self.config.keep_words
         # NER costs ~100x the rules: only run it when a capitalised word inside a sentence is
         # neither a stop word nor a known trade word ("Colissimo", "La Poste", "Produit").
         before_role = [
             m.span(1)
             for m in _NAME_BEFORE_ROLE.finditer(text)
-            if m.group(1).lower() not in keep
-            and m.group(1).lower() not in self._stop
-            and m.group(1).lower() not in _ADDRESS_WORDS  # "Monsieur le directeur"
+            if not self._common(m.group(1))  # "Monsieur le directeur", "Enfin le livreur"…
             and not _PLACE_BEFORE.search(text, 0, m.start(1))  # "à Paris le livreur…"
         ]
-        if not before_role and not any(
-            w.lower() not in keep and w.lower() not in self._stop
-            for w in _MID_CAPITAL.findall(text)
-        ):
+        if not before_role and not any(not self._common(w) for w in _MID_CAPITAL.findall(text)):
             return text
         spans: list[tuple[int, int]] = []
         doc = self.nlp(text)
@@ -605,8 +607,7 @@ class PiiMasker:
             # Keep the leading run of capitalised, non-common words ("Jean Martin du SAV").
             run: list[Any] = []
             for tok in ent:
-                low = tok.text.lower()
-                if not tok.text[:1].isupper() or low in self._stop or low in keep:
+                if not tok.text[:1].isupper() or self._common(tok.text):
                     if run:
                         break
                     continue
@@ -669,6 +670,18 @@ class PiiMasker:
 
 
 _RULES_ONLY: dict[str, PiiMasker] = {}
+
+
+def mask_nested(value: Any, mask: Callable[[str], str]) -> Any:
+    """`value` with every string in it masked, at any depth of dicts and lists (extra fields
+    such as {"client": {"tel": "06 12 34 56 78"}}); other values as they are."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {k: mask_nested(v, mask) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_nested(v, mask) for v in value]
+    return value
 
 
 def mask_pii(text: str, masker: Callable[[str], str] | None = None) -> str:

@@ -9,10 +9,10 @@ from typing import Any
 from pydantic import BaseModel
 
 
-def non_text(value: Any, where: str = "", *, allow_nul: bool = False) -> str | None:
-    """A message naming the first string under `value` (str, list, tuple, dict keys and
+def non_text(value: Any, where: str = "", *, allow_nul: bool = False) -> tuple[str, str] | None:
+    """(where, message) for the first string under `value` (str, list, tuple, dict keys and
     values, pydantic models) that holds a lone surrogate (or a NUL, unless `allow_nul`);
-    None when all are text."""
+    None when all are text. `where` reads like the API's field names: `items[0].text`."""
     if isinstance(value, str):
         try:
             value.encode("utf-8")
@@ -21,7 +21,8 @@ def non_text(value: Any, where: str = "", *, allow_nul: bool = False) -> str | N
             pos = exc.start
         if pos < 0:
             return None
-        return f"{where or 'value'}: character U+{ord(value[pos]):04X} at {pos} is not text"
+        where = where or "value"
+        return where, f"{where}: character U+{ord(value[pos]):04X} at {pos} is not text"
     if isinstance(value, BaseModel):
         items: Any = value.__dict__.items()
     elif isinstance(value, dict):

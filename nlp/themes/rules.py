@@ -257,16 +257,14 @@ class RuleThemeDetector:
         clauses: list[ClauseScore],
         idx: int,
         doc_value: float,
-        sentence_sums: dict[int, float] | None = None,
+        sentence_sums: dict[int, float],
     ) -> float:
+        """The clause's valence, else its sentence's (`sentence_sums`: sentence -> summed
+        clause scores, computed once per theme), else the document's."""
         value = clauses[idx].score
         if abs(value) >= POLARITY_MIN or self.fallback == "none":
             return value
-        sentence = clauses[idx].clause.sentence
-        if sentence_sums is None:
-            same = sum(c.score for c in clauses if c.clause.sentence == sentence)
-        else:
-            same = sentence_sums[sentence]
+        same = sentence_sums[clauses[idx].clause.sentence]
         if abs(same) >= POLARITY_MIN or self.fallback == "sentence":
             return same
         return doc_value

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
 from core.db import session_scope
+from nlp.text import mask_nested
 from service.auth import require
 from service.deps import app_state
 from service.errors import ApiError
@@ -58,17 +58,6 @@ def post_feedback(request: Request, batch: FeedbackBatch) -> FeedbackResult:
     return result
 
 
-def _masked(value: Any, mask: Callable[[str], str]) -> Any:
-    """Echoed fields masked at any depth ({"client": {"tel": "06 12 34 56 78"}})."""
-    if isinstance(value, str):
-        return mask(value)
-    if isinstance(value, dict):
-        return {k: _masked(v, mask) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_masked(v, mask) for v in value]
-    return value
-
-
 @router.post(
     "/analyze",
     response_model=AnalyzeOut,
@@ -98,7 +87,7 @@ def post_analyze(request: Request, body: AnalyzeIn) -> AnalyzeOut:
     items = []
     for item, doc in zip(body.items, docs, strict=True):
         record = analysis_record(doc)
-        out = {k: _masked(v, mask) for k, v in item.items()}
+        out = {k: mask_nested(v, mask) for k, v in item.items()}  # echoed fields, any depth
         out["sentiment"] = record["sentiment"]
         out["themes"] = record["themes"]
         for extra in ("severity", "language"):
