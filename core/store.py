@@ -55,6 +55,9 @@ class Rejection:
     reason: str
     field: str | None = None
     detail: str = ""
+    # False when `detail` is ours alone (sizes, limits): nothing in it to mask, and the masker
+    # would take "1000001 characters" for an order number.
+    quotes_input: bool = True
 
     @property
     def message(self) -> str:
@@ -285,7 +288,8 @@ def prepare_feedback(
     elif title:
         raw_text = title
     if len(raw_text) > max_text_chars:
-        return Rejection("text_too_long", "text", f"{len(raw_text)} characters > {max_text_chars}")
+        detail = f"{len(raw_text)} characters > {max_text_chars}"
+        return Rejection("text_too_long", "text", detail, quotes_input=False)
     text = _clean(normalize_text(raw_text))
     if not text.strip():
         return Rejection("empty_text", "text", "no text")
@@ -443,7 +447,7 @@ def add_quarantine(
             run_id=run_id,
             source=source,
             row_number=number,
-            reason=mask(rejection.message)[:200],
+            reason=(mask(rejection.message) if rejection.quotes_input else rejection.message)[:200],
             field=rejection.field,
             raw=mask(_clean(raw[:MAX_RAW])),
             created_at=now,

@@ -153,6 +153,19 @@ def test_oversized_text_is_quarantined(
     assert _reasons(session) == {1: ("text_too_long", "text")}
 
 
+def test_oversized_text_reason_keeps_its_figures(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
+) -> None:
+    """The limit's figures are ours, not PII: a 7-digit length is not an order number."""
+    limit = 1_000_000
+    path = tmp_path / "f.jsonl"
+    path.write_text(json.dumps({"text": "x" * (limit + 1)}) + "\n")
+    big = settings.model_copy(update={"max_text_chars": limit})
+    assert ingest_file(sessions, big, path, source="s").rejected == 1
+    reason = session.scalars(select(Quarantine.reason)).one()
+    assert reason == f"text_too_long: {limit + 1} characters > {limit}"
+
+
 def test_reingest_adds_nothing(
     tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
 ) -> None:
