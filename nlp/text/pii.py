@@ -6,9 +6,11 @@ Dates, prices and short numbers are left alone.
 Regexes only *find candidates*; checksums and number plans come from well-kept libraries:
 `python-stdnum` (IBAN mod-97, French NIR key, Luhn for cards) and `phonenumbers` (the
 libphonenumber plan for France, which also knows national numbers written without their 0).
-Names are found by cues ("Mme Dupont", "le livreur Karim") and, when a spaCy French pipeline
-with NER is passed in (`load_ner`), by its PER entities. The pipeline is loaded once by the
-caller and handed to `PiiMasker`; this module keeps no global model.
+Phone numbers spelt in words ("zéro six douze …") are read as their digits.
+Names are found by cues ("Mme Dupont", "le livreur Karim", "merci à Nathalie qui …") and,
+when a spaCy French pipeline with NER is passed in (`load_ner`), by its PER entities. The
+pipeline is loaded once by the caller and handed to `PiiMasker`; this module keeps no global
+model.
 """
 
 from __future__ import annotations
@@ -53,13 +55,38 @@ _EMAIL_OBFUSCATED = re.compile(
     rf"(?:{_DOT}[\w-]{{1,63}}){{0,3}}?{_DOT}{_TLD}\b",
     re.IGNORECASE,
 )
+# "jean.dupont chez gmail point com": "chez" is an ordinary word ("commandé chez darty point
+# com", "produit.Commandé chez amazon.fr", "mon point relais chez …"), so only at a mail
+# provider, and after a local part that looks like one: a dot, an underscore or a digit, or a
+# spelt dot (checked by _email_chez). Possessive: a long word without "chez" fails at once.
+_MAIL_PROVIDER = (
+    r"(?:gmail|googlemail|hotmail|yahoo|outlook|live|msn|icloud|laposte|orange|wanadoo|free|"
+    r"sfr|neuf|bbox|aol|gmx|proton(?:mail)?|yopmail)"
+)
+_EMAIL_CHEZ = re.compile(
+    r"(?<![\w.+-])([^\W\d_][\w.+-]*+|[^\W\d_][\w+-]*+(?:\s+(?:point|dot)\s+[\w+-]++)++)"
+    rf"\s+chez\s+{_MAIL_PROVIDER}{_DOT}{_TLD}\b",
+    re.IGNORECASE,
+)
+
+
+def _email_chez(m: re.Match[str]) -> str:
+    local = m.group(1)
+    if re.search(r"\s", local):
+        # A spelt dot: "jean point dupont", not "mon point relais".
+        ok = local.split()[0].lower() not in _NOT_NAMES
+    else:
+        ok = re.search(r"[._\d]", local) is not None
+    return "<EMAIL>" if ok else m.group(0)
+
 
 # --- bank and identity numbers ---------------------------------------------------------------
 # IBAN candidates, any case, grouped by 4 (or by RIB fields 5/5/11/2), spaces/dots/dashes.
 _SEP = r"(?:[ ./_-]|[ \t]*\r?\n[ \t]*)"  # between groups: space . / _ - or a line break
-_IBAN_START = re.compile(rf"\b[A-Za-z]{{2}} ?\d{{2}}(?:{_SEP}?[A-Za-z0-9]){{11,40}}")
+# "F R 7 6 3 0 0 0 …": the country and check digits may be spelt one character at a time too.
+_IBAN_START = re.compile(rf"\b[A-Za-z] ?[A-Za-z] ?\d ?\d(?:{_SEP}?[A-Za-z0-9]){{11,40}}")
 _IBAN_CUE = re.compile(r"(?i)\b(?:iban|rib|bic)\b")
-_IBAN_DIGITS = re.compile(rf"[A-Za-z]{{2}} ?\d{{2}}(?:{_SEP}?\d)+")
+_IBAN_DIGITS = re.compile(rf"[A-Za-z] ?[A-Za-z] ?\d ?\d(?:{_SEP}?\d)+")
 # A bare French RIB: bank (5) branch (5) account (11) key (2).
 _RIB = re.compile(r"\b(\d{5})[ .-]?(\d{5})[ .-]?([A-Za-z0-9]{11})[ .-]?(\d{2})\b")
 _CARD = re.compile(r"\b\d(?:[ .-]?\d){12,18}\b")
@@ -87,6 +114,46 @@ _FR_PHONE = re.compile(
     r"|(?<![\w/.,])[Oo][1-9](?P<o>[ .]?)\d{2}(?:(?P=o)\d{2}){3}(?![\d/])"
 )
 _GROUPED_NO_ZERO = re.compile(r"[1-9](?:[ .-]\d{2}){4}")
+# A number spelt in words, 0 to 99 ("zéro", "six", "trente-quatre", "soixante et onze",
+# "quatre-vingt-dix-huit", Belgian/Swiss "septante"), or a group of 1-2 digits.
+_UNIT = r"(?:un|deux|trois|quatre|cinq|six|sept|huit|neuf)"
+
+
+def _num_word(join: str) -> str:
+    """0-99 in words, the parts of a compound joined by `join` ("-" or "-| +")."""
+    teen = rf"(?:dix(?:{join})(?:sept|huit|neuf)|dix|onze|douze|treize|quatorze|quinze|seize)"
+    return (
+        r"(?:z[ée]ro"
+        r"|(?:vingt|trente|quarante|cinquante|soixante|septante|octante|huitante|nonante)"
+        rf"(?:(?:-et-|\s+et\s+)(?:un|onze)|(?:{join})(?:{teen}|{_UNIT}))?"
+        rf"|quatre(?:{join})vingts?(?:(?:{join})(?:{teen}|{_UNIT}))?"
+        rf"|{teen}|{_UNIT})"
+    )
+
+
+_NUM_WORD = _num_word(r"-|\s+")
+# "zéro quatre vingt …" is 04 20 … as often as 0 80: the second reading splits at spaces.
+_NUM_TOKENS = (
+    re.compile(rf"(?i)(?:\d{{1,2}}|{_NUM_WORD})(?!\w)"),
+    re.compile(rf"(?i)(?:\d{{1,2}}|{_num_word('-')})(?!\w)"),
+)
+# A run of 5+ such numbers: only then can it spell a phone number (2 digits at a time or 1).
+_NUM_RUN = re.compile(
+    rf"(?i)(?<![\w.,])(?:\d{{1,2}}|{_NUM_WORD})"
+    rf"(?:(?:\s+|\s*[,.-]\s*)(?:\d{{1,2}}|{_NUM_WORD})(?!\w)){{4,}}"
+)
+_NUM_VALUES = {
+    "zéro": 0, "zero": 0, "un": 1, "deux": 2, "trois": 3, "quatre": 4, "cinq": 5, "six": 6,
+    "sept": 7, "huit": 8, "neuf": 9, "dix": 10, "onze": 11, "douze": 12, "treize": 13,
+    "quatorze": 14, "quinze": 15, "seize": 16, "vingt": 20, "vingts": 20, "trente": 30,
+    "quarante": 40, "cinquante": 50, "soixante": 60, "septante": 70, "octante": 80,
+    "huitante": 80, "nonante": 90,
+}  # fmt: skip
+# Without its leading zero ("six douze trente-quatre …"), only right after a phone word.
+_PHONE_CUE = re.compile(
+    r"(?i)\b(?:t[ée]l(?:[ée]phone)?|portable|mobile|fixe|num[ée]ro|r?appel\w*|joindre|joignable)"
+    r"\b(?:-moi)?[\s:.]*(?:(?:le|au|mon|est|c['’]est)\s+)?$"
+)
 _INTL_PHONE = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\d{2,4}){3,5}(?!\d)")
 
 # --- order references ------------------------------------------------------------------------
@@ -121,6 +188,29 @@ _ROLE = re.compile(
 _PLACE_BEFORE = re.compile(
     r"(?i:\b(?:à|a|au|aux|de|du|des|en|sur|chez|vers|depuis|dans|près|pour|par|d['’]))\s*$"
 )
+# A name in apposition after the role and its company: "le livreur de DPD, Karim, a jeté …".
+# The closing comma or bracket is required: "le livreur de DPD, Impossible à joindre" is not one.
+_ROLE_OF = re.compile(
+    r"(?i:\b(?:le|la|l['’]|un|une|votre|notre|mon|ma|du|au|de\s+la|ce|cette)\s*"
+    rf"{_ROLE_WORDS}\s+(?:de|du|chez|d['’])\s*)(?:[\w&.'’-]+\s+){{0,2}}?[\w&.'’-]+"
+    rf"\s*[,(]\s*({_NAME_WORD})(\s+{_NAME_WORD})?(?=\s*[,)])"
+)
+# Staff thanked by first name: "merci à Nathalie qui …", "merci à Bruno et Simon". Shops are
+# thanked the same way ("merci à Oliquide"), so one capitalised word alone is a name only when
+# what follows speaks of a person; two or more joined by "et" are. All-caps, CamelCase and
+# two-word names ("Pinot Bleu", "Vert Tige") are brands as often: left to NER.
+_LOWER = "a-zàâäçéèêëîïôöùûüÿ"
+_TITLE_WORD = rf"[{_UPPER}][{_LOWER}]+(?:-[{_UPPER}][{_LOWER}]+)?"
+_THANKS = re.compile(
+    r"(?i:\bmerci(?:\s+(?:beaucoup|encore|aussi|également|infiniment|bien))?\s+[àa]\s+)"
+    rf"({_TITLE_WORD}(?:(?:\s*,\s*{_TITLE_WORD})*\s+(?i:et)\s+(?:(?i:à)\s+)?{_TITLE_WORD})?)"
+    rf"(?![\w'’]|\s*[{_UPPER}])"
+)
+_THANKS_PERSON = re.compile(
+    r"(?i)\s*,?\s*(?:qui\b|pour\s+(?:son|sa|ses)\b|du\s+(?:service|sav|support)\b|d['’]avoir\b"
+    rf"|de\s+(?:nous|m['’]|son|sa|ses)\b|(?:notre|votre)\s+{_ROLE_WORDS}\b)"
+)
+_THANKS_SPLIT = re.compile(r"(?i)\s*,\s*|\s+et\s+(?:à\s+)?")
 # A role opening a sentence, without its article: "Vendeuse Léa au top !".
 _ROLE_OPENING = re.compile(
     rf"(?:^|(?<=[.!?;]\s))(?i:{_ROLE_WORDS})\s+({_NAME_WORD})(\s+{_NAME_WORD})?"
@@ -419,6 +509,14 @@ _NOT_NAMES = frozenset(
         "c",
         "j",
         "qu",
+        # "merci à Tous et à Toutes".
+        "tous",
+        "toutes",
+        "tout",
+        "toute",
+        "moi",
+        "toi",
+        "eux",
     ]
 )
 
@@ -447,6 +545,44 @@ def load_ner(name: str = "fr_core_news_sm") -> Any | None:
 
 def _compact(s: str) -> str:
     return re.sub(r"[\s./_-]", "", s)
+
+
+def _spelt_digits(token: str) -> str:
+    """'06' -> '06', 'zéro' -> '0', 'trente-quatre' -> '34', 'quatre-vingt-dix-huit' -> '98'."""
+    if token[0].isdigit():
+        return token
+    parts = [p for p in re.split(r"[\s-]+", token.lower()) if p != "et"]
+    if len(parts) > 1 and parts[0] == "quatre" and parts[1].startswith("vingt"):
+        parts = ["octante", *parts[2:]]  # quatre-vingts = 80
+    return str(sum(_NUM_VALUES[p] for p in parts))
+
+
+def _spelt_phone_spans(toks: list[tuple[int, int, str, bool]], cued: bool) -> list[tuple[int, int]]:
+    """Spans of the tokens (start, end, digits, is a word) that spell a phone number: 10
+    digits from a 0, or 9 from the first token when a phone word comes right before."""
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i < len(toks):
+        first = toks[i][2]
+        if first[0] == "0":
+            need = 10
+        elif i == 0 and cued and toks[0][3] and len(first) == 1:
+            need = 9  # "tel six douze trente-quatre …"
+        else:
+            i += 1
+            continue
+        digits, j = "", i
+        while j < len(toks) and len(digits) < need:
+            digits += toks[j][2]
+            j += 1
+        # "00" opens an international number, not a French one; and at least one word:
+        # runs of digits alone are the other rules' business.
+        if len(digits) == need and digits[:2] != "00" and any(t[3] for t in toks[i:j]):
+            spans.append((toks[i][0], toks[j - 1][1]))
+            i = j
+        else:
+            i += 1
+    return spans
 
 
 def _rib_key_ok(bank: str, branch: str, account: str, key: str) -> bool:
@@ -582,6 +718,37 @@ class PiiMasker:
         end = m.end(2) if m.group(2) else m.end(1)
         return m.string[m.start() : m.start(1)] + "<PERSON>" + m.string[end : m.end()]
 
+    def _thanks(self, m: re.Match[str]) -> str:
+        names = _THANKS_SPLIT.split(m.group(1))
+        if any(self._common(n) for n in names):
+            return m.group(0)
+        if len(names) == 1 and not _THANKS_PERSON.match(m.string, m.end()):
+            return m.group(0)
+        masked = re.sub(_TITLE_WORD, "<PERSON>", m.group(1))
+        return m.string[m.start() : m.start(1)] + masked
+
+    @staticmethod
+    def _spelt_phones(text: str) -> str:
+        """Phone numbers spelt in words, whole or in part: "zéro six douze trente-quatre …",
+        "06 douze 34 56 78"; without their 0 only right after a phone word."""
+        spans: list[tuple[int, int]] = []
+        for run in _NUM_RUN.finditer(text):
+            cued = _PHONE_CUE.search(text, max(0, run.start() - 40), run.start()) is not None
+            for token in _NUM_TOKENS:
+                found = _spelt_phone_spans(
+                    [
+                        (t.start(), t.end(), _spelt_digits(t.group(0)), t.group(0)[0].isalpha())
+                        for t in token.finditer(text, run.start(), run.end())
+                    ],
+                    cued,
+                )
+                if found:
+                    spans += found
+                    break
+        for start, end in reversed(spans):
+            text = text[:start] + "<PHONE>" + text[end:]
+        return text
+
     def _ner_names(self, text: str) -> str:
         if self.nlp is None:
             return text
@@ -631,6 +798,8 @@ class PiiMasker:
         text = _URL.sub("<URL>", text)
         text = _EMAIL_OBFUSCATED.sub("<EMAIL>", text)
         text = _EMAIL.sub("<EMAIL>", text)
+        if "chez" in text.lower():
+            text = _EMAIL_CHEZ.sub(_email_chez, text)
         if "@" in text or "\uff20" in text or "%40" in text:
             text = _EMAIL_LOOSE.sub("<EMAIL>", text)
         text = _BARE_URL.sub("<URL>", text)
@@ -653,11 +822,15 @@ class PiiMasker:
             text = _HASH_ID.sub("<ORDER>", text)
             text = _ORDER_KEYWORD.sub(lambda m: m.group(1) + "<ORDER>", text)
             text = _LONG_DIGITS.sub("<ORDER>", text)
+        text = self._spelt_phones(text)
         if self.config.names:
             text = _HONORIFIC.sub(self._honorific, text)
             text = _ROLE.sub(self._role, text)
+            text = _ROLE_OF.sub(self._role, text)
             text = _ROLE_OPENING.sub(self._role, text)
             low = text.lower()
+            if "merci" in low:
+                text = _THANKS.sub(self._thanks, text)
             if "nom" in low:
                 text = _NAME_FIELD.sub(self._name_field, text)
             if "appel" in low or "certain" in low or "nomm" in low:
