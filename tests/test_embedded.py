@@ -249,6 +249,55 @@ def test_cli_train_then_analyze_with_the_trained_delta(
     assert 1.0 <= line["sentiment"]["stars"] <= 5.0
 
 
+def test_cli_distils_a_student_with_fewer_layers(
+    trained: EmbeddedSentiment, tiny_dir: Path, tmp_path: Path, settings
+) -> None:
+    """`--teacher` + `--student-layers`: the student keeps one of the teacher's two layers,
+    learns its logits, and loads onto the full encoder as a one-layer model."""
+    from verbatim_cli import app
+
+    teacher = tmp_path / "teacher"
+    trained.save(teacher, start_layer=1)
+    data = tmp_path / "rated.jsonl"
+    with data.open("w", encoding="utf-8") as fh:
+        for i in range(3):
+            for label, texts in TOY.items():
+                for j, t in enumerate(texts):
+                    row = {"id": f"{label}-{i}-{j}", "text": t, "stars": STARS[label]}
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    common = ["train", "sentiment", "--data", str(data), "--encoder", str(tiny_dir)]
+    common += ["--max-length", "16", "--val-percent", "20", "--teacher", str(teacher)]
+    student = tmp_path / "student"
+    runner = CliRunner()
+    res = runner.invoke(
+        app,
+        [*common, "--out", str(student), "--student-layers", "1", "--epochs", "20"]
+        + ["--lr", "3e-3", "--batch-size", "8"],
+    )
+    assert res.exit_code == 0, res.output
+    config = json.loads((student / "meta.json").read_text(encoding="utf-8"))["config"]
+    assert config["encoder_layers"] == [1] and config["trainable_layers"] == 1
+    assert config["training"]["distill_weight"] == 0.9
+
+    def load(delta: Path) -> EmbeddedSentiment:
+        encoder = load_encoder(str(tiny_dir), config=EncoderConfig(max_length=16))
+        return EmbeddedSentiment.load(delta, encoder, inference_dtype="float32")
+
+    small, big = load(student), load(teacher)
+    assert len(small.encoder.model.encoder.layer) == small.encoder.num_layers == 1
+    assert len(big.encoder.model.encoder.layer) == 2
+    texts = toy_rows(1).texts
+    pairs = zip(small.predict(texts), big.predict(texts), strict=True)
+    agree = [a.label == b.label for a, b in pairs]
+    assert np.mean(agree) >= 0.8
+
+    for bad in (["--student-layers", "1,0"], ["--student-layers", "x"], ["--student-layers", "2"]):
+        res = runner.invoke(app, [*common, "--out", str(tmp_path / "x"), *bad])
+        assert res.exit_code == 2 and "--student-layers" in res.output, res.output
+    res = runner.invoke(app, [*common[:-2], "--out", str(tmp_path / "x"), "--student-layers", "1"])
+    assert res.exit_code == 2 and "go together" in res.output
+
+
 def test_cli_train_rejects_unlabelled_data(tmp_path: Path, settings) -> None:
     from verbatim_cli import app
 

@@ -64,6 +64,9 @@ class SentimentHeadConfig:
     # from the same pass. 0 = the sentiment head alone (models trained without stars).
     star_weight: float = 0.0
     star_temperature: float = 1.0
+    # A student (`verbatim train sentiment --teacher`): the encoder layers it keeps, in order;
+    # the delta then holds all of them, renumbered from 0. None: all layers.
+    encoder_layers: list[int] | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
 
@@ -203,6 +206,7 @@ class EmbeddedSentiment:
         path = Path(path)
         config = read_config(path)
         head_state = apply_delta(encoder.model, path, inference_dtype, name=encoder.name)
+        encoder.num_layers = len(encoder.model.encoder.layer)  # fewer for a student
         rt = None
         if runtime != "torch":
             if runtime_root is None:
@@ -504,6 +508,9 @@ def apply_delta(model: Any, path: Path, inference_dtype: str = "auto", *, name: 
     import torch
     from safetensors.torch import load_file
 
+    layers = read_config(path).encoder_layers
+    if layers is not None:
+        keep_layers(model, layers, name=name)
     tensors = dequantize_delta(load_file(str(Path(path) / DELTA_FILE)))
     layer_state = {k[len("encoder.") :]: v for k, v in tensors.items() if k.startswith("encoder.")}
     model_state = model.state_dict()
@@ -521,6 +528,19 @@ def apply_delta(model: Any, path: Path, inference_dtype: str = "auto", *, name: 
     return {
         k[len("heads.") :]: v.float().numpy() for k, v in tensors.items() if k.startswith("heads.")
     }
+
+
+def keep_layers(model: Any, layers: Sequence[int], *, name: str = "") -> None:
+    """Cut a BertModel down to its encoder layers `layers` (in place): a student's encoder."""
+    import torch
+
+    n = len(model.encoder.layer)
+    if not layers or list(layers) != sorted(set(layers)) or not 0 <= layers[0] <= layers[-1] < n:
+        raise SentimentModelError(
+            f"encoder_layers {list(layers)} must be increasing indices below {n} ({name})"
+        )
+    model.encoder.layer = torch.nn.ModuleList([model.encoder.layer[i] for i in layers])
+    model.config.num_hidden_layers = len(layers)
 
 
 def read_heads(path: Path) -> dict[str, np.ndarray]:

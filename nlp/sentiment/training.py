@@ -60,6 +60,10 @@ class TrainConfig:
     calibration: str = "skewed"
     seed: int = 13
     device: str = "auto"  # "auto": the GPU when torch sees one, else the CPU
+    # Distillation (with fit_sentiment's `teacher_logits`): the loss is (1 - w) x the labels'
+    # loss + w x T^2 x KL(teacher || student) on both heads' logits softened by T.
+    distill_weight: float = 0.0
+    distill_temperature: float = 2.0
 
 
 @dataclass
@@ -304,10 +308,13 @@ def fit_sentiment(
     config: TrainConfig | None = None,
     report: Callable[[str], None] = log.info,
     init_heads: Any | None = None,
+    teacher_logits: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> EmbeddedSentiment:
     """Fine-tune `encoder`'s top layers in place and return the calibrated model.
 
-    `init_heads` warm-starts from trained heads (continued training of a loaded delta)."""
+    `init_heads` warm-starts from trained heads (continued training of a loaded delta).
+    `teacher_logits` (sentiment (n, 3), stars (n, 5), one row per training text) are what a
+    student learns from with TrainConfig.distill_weight > 0."""
     import torch
 
     hc = head_config or SentimentHeadConfig()
@@ -317,6 +324,10 @@ def fit_sentiment(
         raise ValueError(f"trainable_layers must be in 1..{n_layers}")
     if not train.texts or not val.texts:
         raise ValueError("training and validation sets must not be empty")
+    if teacher_logits is not None and any(len(t) != len(train.texts) for t in teacher_logits):
+        raise ValueError("teacher_logits need one row per training text")
+    if tc.distill_weight > 0 and teacher_logits is None:
+        raise ValueError("distill_weight > 0 needs teacher_logits")
     start = n_layers - hc.trainable_layers
     device = ("cuda" if torch.cuda.is_available() else "cpu") if tc.device == "auto" else tc.device
     encoder.model.to(device)
@@ -358,6 +369,11 @@ def fit_sentiment(
     star_loss = torch.nn.CrossEntropyLoss(ignore_index=IGNORE)
     labels = torch.tensor(train.labels, device=device)
     stars = torch.tensor(train.stars, device=device)
+    teacher = (
+        [torch.tensor(t, dtype=torch.float32, device=device) for t in teacher_logits]
+        if teacher_logits is not None and tc.distill_weight > 0
+        else None
+    )
 
     steps_per_epoch = math.ceil(len(train.texts) / tc.batch_size)
     total = steps_per_epoch * tc.epochs
@@ -379,6 +395,12 @@ def fit_sentiment(
             loss = sent_loss(s_logits.float(), labels[idx])
             if (stars[idx] != IGNORE).any():
                 loss = loss + tc.stars_weight * star_loss(r_logits.float(), stars[idx])
+            if teacher is not None:
+                soft = _distill_loss(s_logits, teacher[0][idx], tc.distill_temperature)
+                soft = soft + tc.stars_weight * _distill_loss(
+                    r_logits, teacher[1][idx], tc.distill_temperature
+                )
+                loss = (1 - tc.distill_weight) * loss + tc.distill_weight * soft
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(top_params, 1.0)
@@ -431,6 +453,11 @@ def fit_sentiment(
         "history": history,
         "batch_size": tc.batch_size,
         "lr_layers": tc.lr_layers,
+        **(
+            {"distill_weight": tc.distill_weight, "distill_temperature": tc.distill_temperature}
+            if teacher is not None
+            else {}
+        ),
         "device": device,
         "val_macro_f1_raw": round(best_f1, 4),
         "val_macro_f1_calibrated": round(macro_f1(val.labels, calibrated), 4),
@@ -448,6 +475,15 @@ def fit_sentiment(
         f"val macro-F1 {hc.training['val_macro_f1_calibrated']:.4f}"
     )
     return EmbeddedSentiment(encoder, heads.eval(), hc)
+
+
+def _distill_loss(student: Any, teacher: Any, temperature: float) -> Any:
+    """T^2 x KL(teacher || student) of temperature-softened logits (Hinton et al., 2015)."""
+    import torch.nn.functional as F
+
+    log_p = F.log_softmax(student.float() / temperature, dim=-1)
+    log_q = F.log_softmax(teacher / temperature, dim=-1)
+    return F.kl_div(log_p, log_q, log_target=True, reduction="batchmean") * temperature**2
 
 
 def _calibrate(
