@@ -43,7 +43,8 @@ def register(app: typer.Typer) -> None:
         try:
             from nlp.sentiment import build_runtimes
 
-            record = build_runtimes(settings.resolved_model_dir)
+            # Your own delta (settings sentiment_model_path) gets its build too.
+            record = build_runtimes(settings.resolved_model_dir, settings.sentiment_model_path)
         except Exception as exc:  # noqa: BLE001 - torch stays the (working) fallback
             typer.echo(
                 f"warning: ONNX runtimes not built ({exc}); the encoder runs on torch", err=True
