@@ -4,9 +4,14 @@ the API (POST /feedback, POST /analyze, GET /themes/{id}/verbatims)."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -182,6 +187,69 @@ def test_masking_keeps_ordinary_text_and_is_idempotent(masker: PiiMasker) -> Non
         assert masker(text) == text
     once = masker(AUDIT[0][0] + " " + AUDIT[15][0])  # an IBAN and "Mme Dupont"
     assert masker(once) == once
+
+
+# --- hostile text ----------------------------------------------------------------------------
+
+# Long tokens on which the e-mail, URL and name patterns were tried again from each word
+# boundary (prefix, repeated unit, suffix; a suffix arms the rules gated on "@" or "chez").
+# Masking them all at 20,000 characters (settings.max_text_chars) took minutes (10-30 s for
+# each dotted or dashed one).
+_HOSTILE = [
+    ("", "a.", ""),
+    ("", "a.", "@"),
+    ("", "a-", "@"),
+    ("", "a_", "@"),
+    ("", "1.", "@"),
+    ("", "1-", "@"),
+    ("", "1 ", ""),
+    ("", "1/", ""),
+    ("", "é.", "@"),
+    ("", "a.", "/"),
+    ("", "a@", ""),
+    ("", "a.a@", ""),
+    ("", "www.", ""),
+    ("http://", "a.", ""),
+    ("", "a point ", " chez"),
+    ("", "A", ""),
+    ("", "Jean Dupont, Karim le livreur. ", ""),
+    ("", "a.b-c_1/é@x.fr ", ""),
+]
+_MASK_HOSTILE = """
+import json, sys
+from nlp.text.pii import PiiMasker
+
+class NoEntities:  # the NER path's own patterns and bookkeeping, without a model to wait for
+    pipe_names = ("ner",)
+    def __call__(self, text):
+        return type("Doc", (), {"ents": ()})()
+
+masker = PiiMasker(nlp=NoEntities())
+for prefix, unit, suffix in json.loads(sys.argv[1]):
+    n = 20_000 - len(prefix) - len(suffix)
+    assert len(masker.mask(prefix + (unit * n)[:n] + suffix)) > 0
+print("done")
+"""
+
+
+def test_hostile_long_tokens_do_not_hang_the_masker() -> None:
+    # Not a timing: a child process with a minute for what now takes about two seconds and
+    # took minutes, so that a hang fails the test instead of freezing the suite.
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _MASK_HOSTILE, json.dumps(_HOSTILE)],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("masking 20,000-character hostile tokens did not finish within 60 s")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "done"
 
 
 # --- generated PII ---------------------------------------------------------------------------
