@@ -40,6 +40,7 @@ from nlp.encoder.runtime import (  # noqa: E402
 from nlp.sentiment import build_sentiment  # noqa: E402
 from nlp.sentiment.embedded import (  # noqa: E402
     apply_delta,
+    keep_layers,
     make_heads,
     packaged_model_dir,
     read_config,
@@ -67,9 +68,7 @@ def main() -> None:
     head_state = apply_delta(encoder.model, delta, "float32", name=encoder.name)
     heads = make_heads(encoder.hidden_size, config.dropout)
     heads.load_state_dict({k: torch.from_numpy(v) for k, v in head_state.items()})
-    layers = encoder.model.encoder.layer
-    encoder.model.encoder.layer = torch.nn.ModuleList([layers[i] for i in keep])
-    encoder.model.config.num_hidden_layers = len(keep)
+    keep_layers(encoder.model, keep)
 
     train, val = split_rows(read_labelled([args.data]), 8)
     config.trainable_layers = args.trainable

@@ -339,7 +339,13 @@ def make_student(
     teacher's heads (the student starts from them), its training logits and dev figures."""
     import torch
 
-    from nlp.sentiment.embedded import apply_delta, make_heads, packaged_model_dir, read_config
+    from nlp.sentiment.embedded import (
+        apply_delta,
+        keep_layers,
+        make_heads,
+        packaged_model_dir,
+        read_config,
+    )
 
     delta = packaged_model_dir()
     config = read_config(delta)
@@ -355,9 +361,7 @@ def make_student(
         sent, stars = pass_logits(encoder, heads, ids, device)
         dev["teacher:" + set_name] = round(calibrated_f1(sent, stars, labelled, config), 4)
     encoder.model.to("cpu")
-    layers = encoder.model.encoder.layer
-    encoder.model.encoder.layer = torch.nn.ModuleList([layers[i] for i in keep])
-    encoder.model.config.num_hidden_layers = len(keep)
+    keep_layers(encoder.model, keep)
     return heads.to("cpu"), teacher, dev
 
 

@@ -180,7 +180,9 @@ def register_sentiment(group: typer.Typer) -> None:
             raise typer.Exit(code=2)
         keep = _student_layers(student_layers, teacher)
         if teacher is not None and init is not None:
-            typer.echo("error: --init continues a model, --teacher starts a student: not both")
+            typer.echo(
+                "error: --init continues a model, --teacher starts a student: not both", err=True
+            )
             raise typer.Exit(code=2)
         missing = [p for p in data if not p.is_file()]
         if missing:
