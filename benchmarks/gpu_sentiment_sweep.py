@@ -70,6 +70,13 @@ STUDENTS: dict[str, dict[str, Any]] = {
     "S6_kd09_lr2e4": {"keep": SIX, "kd": 0.9, "lr": 2e-4},
     "S8_kd09": {"keep": [0, 1, 3, 5, 7, 9, 10, 11], "kd": 0.9},
     "S4_kd09": {"keep": [0, 4, 8, 11], "kd": 0.9},
+    # 2026-12-04 (second GPU session): the 8-layer student again, another seed, longer.
+    "S8_kd09_s7": {"keep": [0, 1, 3, 5, 7, 9, 10, 11], "kd": 0.9, "seed": 7},
+    "S8_kd09_e7": {"keep": [0, 1, 3, 5, 7, 9, 10, 11], "kd": 0.9, "epochs": 7},
+    # + the teacher's pooled vectors (cosine loss, weight `cos`): the theme heads read them.
+    "S8_kd09_cos1": {"keep": [0, 1, 3, 5, 7, 9, 10, 11], "kd": 0.9, "cos": 1.0},
+    "S8_kd09_cos5": {"keep": [0, 1, 3, 5, 7, 9, 10, 11], "kd": 0.9, "cos": 5.0},
+    "S8_kd09_cos20": {"keep": [0, 1, 3, 5, 7, 9, 10, 11], "kd": 0.9, "cos": 20.0},
 }
 SETTINGS.update(STUDENTS)
 CRITERION = "val_group_skewed_macro_f1_calibrated"
@@ -263,7 +270,11 @@ def run_one(
     if "keep" in spec:  # a student of the shipped model
         init_heads, teacher, teacher_dev = make_student(encoder, spec["keep"], sets, device)
         spec = {**spec, "layers": len(spec["keep"]), "epochs": spec.get("epochs", 5)}
-    hc = SentimentHeadConfig(trainable_layers=spec["layers"], max_length=MAX_LENGTH)
+    hc = SentimentHeadConfig(
+        trainable_layers=spec["layers"],
+        max_length=MAX_LENGTH,
+        encoder_layers=spec.get("keep"),  # the loader cuts the encoder to these
+    )
     tc = TrainConfig(
         epochs=spec.get("epochs", 3),
         lr_layers=spec.get("lr", 1e-4),
@@ -273,6 +284,7 @@ def run_one(
         device=device,
         distill_weight=spec.get("kd", 0.0),
         distill_temperature=spec.get("t", 2.0),
+        vector_weight=spec.get("cos", 0.0),
     )
     trained = fit_sentiment(
         encoder,
@@ -282,7 +294,8 @@ def run_one(
         tc,
         report=lambda msg: print(name, msg, flush=True),
         init_heads=init_heads,
-        teacher_logits=teacher,
+        teacher_logits=teacher[:2] if teacher else None,
+        teacher_vectors=teacher[2] if teacher else None,
     )
     result: dict[str, Any] = {"name": name, "spec": spec, "training": hc.training, **teacher_dev}
     model.to(device)
@@ -299,8 +312,11 @@ def run_one(
     print(name, "done", {k: result[k] for k in EVAL_SETS}, flush=True)
 
 
-def pass_logits(encoder: Any, heads: Any, ids: list[list[int]], device: str) -> tuple:
-    """(sentiment, stars) logits of tokenised rows, one batched pass (bf16 on a GPU)."""
+def pass_logits(
+    encoder: Any, heads: Any, ids: list[list[int]], device: str, pooled_out: list | None = None
+) -> tuple:
+    """(sentiment, stars) logits of tokenised rows, one batched pass (bf16 on a GPU); their
+    pooled vectors are appended to `pooled_out` when given."""
     import torch
 
     from nlp.encoder.model import mean_pool
@@ -309,12 +325,17 @@ def pass_logits(encoder: Any, heads: Any, ids: list[list[int]], device: str) -> 
     model = encoder.model
     sent = np.zeros((len(ids), 3), np.float32)
     stars = np.zeros((len(ids), 5), np.float32)
+    pooled = np.zeros((len(ids), encoder.hidden_size), np.float32)
     with torch.inference_mode(), autocast(device):
         for rows, input_ids, mask in encoder.batches(ids):
             input_ids, mask = input_ids.to(device), mask.to(device)
             hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
-            s, r = heads(mean_pool(hidden.float(), mask))
+            vec = mean_pool(hidden.float(), mask)
+            s, r = heads(vec)
             sent[rows], stars[rows] = s.float().cpu().numpy(), r.float().cpu().numpy()
+            pooled[rows] = vec.float().cpu().numpy()
+    if pooled_out is not None:
+        pooled_out.append(pooled)
     return sent, stars
 
 
@@ -333,10 +354,11 @@ def calibrated_f1(sent: np.ndarray, stars: np.ndarray, labelled: Any, hc: Any) -
 
 def make_student(
     encoder: Any, keep: list[int], sets: dict, device: str
-) -> tuple[Any, tuple[np.ndarray, np.ndarray], dict[str, float]]:
+) -> tuple[Any, tuple[np.ndarray, np.ndarray, np.ndarray], dict[str, float]]:
     """Apply the shipped delta (the teacher), take its logits on the training rows and its dev
     figures, then cut the encoder down to the teacher layers `keep` (in place). Returns the
-    teacher's heads (the student starts from them), its training logits and dev figures."""
+    teacher's heads (the student starts from them), its training logits (+ pooled vectors) and
+    dev figures."""
     import torch
 
     from nlp.sentiment.embedded import (
@@ -354,7 +376,8 @@ def make_student(
     heads.load_state_dict({k: torch.from_numpy(v) for k, v in head_state.items()})
     encoder.model.to(device).eval()
     heads.to(device).eval()
-    teacher = pass_logits(encoder, heads, sets["train"][1], device)
+    vectors: list[np.ndarray] = []
+    teacher = (*pass_logits(encoder, heads, sets["train"][1], device, vectors), vectors[0])
     dev = {}
     for set_name in EVAL_SETS:
         labelled, ids = sets[set_name]

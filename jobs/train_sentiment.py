@@ -164,6 +164,13 @@ def register_sentiment(group: typer.Typer) -> None:
         distill_weight: float = typer.Option(
             0.9, "--distill-weight", min=0.0, max=1.0, help="Weight of the teacher's logits."
         ),
+        vector_weight: float = typer.Option(
+            20.0,
+            "--vector-weight",
+            min=0.0,
+            help="With --teacher: weight of 1 - cosine between the student's and the teacher's "
+            "document vectors, which the theme heads read (0: logits only).",
+        ),
     ) -> None:
         """Fine-tune the encoder's top layers + heads on rated texts (CPU-friendly), or distil
         a student with fewer layers from a trained delta (--teacher, --student-layers)."""
@@ -218,7 +225,7 @@ def register_sentiment(group: typer.Typer) -> None:
             cache_dir=settings.resolved_model_dir,
             config=EncoderConfig(max_length=max_length),
         )
-        init_heads, teacher_logits, encoder_layers = None, None, None
+        init_heads, teacher_logits, teacher_vectors, encoder_layers = None, None, None, None
         if teacher is not None:  # the student keeps `keep` of its layers and learns its logits
             from nlp.sentiment.embedded import EmbeddedSentiment, keep_layers
 
@@ -229,7 +236,8 @@ def register_sentiment(group: typer.Typer) -> None:
                 raise typer.Exit(code=2)
             init_heads = teacher_model.heads  # built before inference mode: trainable
             typer.echo(f"teacher logits over {len(train.texts)} rows", err=True)
-            teacher_logits = teacher_model.logits(train.texts)
+            t_sent, t_stars, teacher_vectors = teacher_model.logits_and_vectors(train.texts)
+            teacher_logits = (t_sent, t_stars)
             base = teacher_model.config.encoder_layers or list(range(n_teacher))
             encoder_layers = [base[i] for i in keep]
             keep_layers(encoder.model, keep, name=encoder.name)
@@ -257,10 +265,12 @@ def register_sentiment(group: typer.Typer) -> None:
                 class_boost=(1.0, neutral_boost, 1.0),
                 calibration=calibration,
                 distill_weight=distill_weight if teacher is not None else 0.0,
+                vector_weight=vector_weight if teacher is not None else 0.0,
             ),
             report=lambda msg: typer.echo(msg, err=True),
             init_heads=init_heads,
             teacher_logits=teacher_logits,
+            teacher_vectors=teacher_vectors,
         )
         start = len(encoder.model.encoder.layer) - trainable_layers
         model.save(out, start_layer=start)

@@ -278,6 +278,7 @@ def test_cli_distils_a_student_with_fewer_layers(
     config = json.loads((student / "meta.json").read_text(encoding="utf-8"))["config"]
     assert config["encoder_layers"] == [1] and config["trainable_layers"] == 1
     assert config["training"]["distill_weight"] == 0.9
+    assert config["training"]["vector_weight"] == 20.0  # the theme heads read the vectors
 
     def load(delta: Path) -> EmbeddedSentiment:
         encoder = load_encoder(str(tiny_dir), config=EncoderConfig(max_length=16))
@@ -296,6 +297,54 @@ def test_cli_distils_a_student_with_fewer_layers(
         assert res.exit_code == 2 and "--student-layers" in res.output, res.output
     res = runner.invoke(app, [*common[:-2], "--out", str(tmp_path / "x"), "--student-layers", "1"])
     assert res.exit_code == 2 and "go together" in res.output
+
+
+def test_vector_distillation_pulls_the_students_vectors_to_the_teachers(
+    trained: EmbeddedSentiment, tiny_dir: Path
+) -> None:
+    """`vector_weight` (1 - cosine to the teacher's pooled vectors, which the theme heads
+    read): the student's document vectors end closer to the teacher's than without it."""
+    train, val = toy_rows(), toy_rows(1)
+    t_sent, t_stars, t_vectors = trained.logits_and_vectors(train.texts)
+    assert t_vectors.shape == (len(train.texts), trained.encoder.hidden_size)
+    np.testing.assert_allclose(trained.logits(train.texts)[0], t_sent, atol=1e-5)
+
+    def student_cosine(vector_weight: float) -> float:
+        encoder = load_encoder(str(tiny_dir), config=EncoderConfig(prefix=""))
+        student = fit_sentiment(
+            encoder,
+            train,
+            val,
+            SentimentHeadConfig(trainable_layers=1, max_length=16, dropout=0.0),
+            TrainConfig(
+                epochs=15,
+                batch_size=8,
+                lr_layers=3e-3,
+                lr_heads=3e-2,
+                warmup=0.0,
+                distill_weight=0.5,
+                vector_weight=vector_weight,
+            ),
+            teacher_logits=(t_sent, t_stars),
+            teacher_vectors=t_vectors,
+        )
+        vectors = student.logits_and_vectors(train.texts)[2]
+        norms = np.linalg.norm(vectors, axis=1) * np.linalg.norm(t_vectors, axis=1)
+        if vector_weight:
+            assert student.config.training["vector_weight"] == vector_weight
+        return float(np.mean((vectors * t_vectors).sum(1) / norms))
+
+    without, with_vectors = student_cosine(0.0), student_cosine(20.0)
+    # cosine distance to the teacher's vectors (the tiny model's are all close): cut 3x at least
+    assert 1 - with_vectors < 0.3 * (1 - without), (without, with_vectors)
+    with pytest.raises(ValueError, match="teacher_vectors"):
+        fit_sentiment(
+            load_encoder(str(tiny_dir), config=EncoderConfig(prefix="")),
+            train,
+            val,
+            SentimentHeadConfig(trainable_layers=1, max_length=16),
+            TrainConfig(epochs=1, vector_weight=1.0),
+        )
 
 
 def test_cli_train_rejects_unlabelled_data(tmp_path: Path, settings) -> None:

@@ -296,9 +296,16 @@ class EmbeddedSentiment:
     # --- inference -----------------------------------------------------------------------
     def logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Raw (sentiment, stars) logits, (n, 3) and (n, 5)."""
+        sent, stars, _ = self.logits_and_vectors(texts)
+        return sent, stars
+
+    def logits_and_vectors(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw (sentiment, stars) logits, (n, 3) and (n, 5), and the mean-pooled vectors the
+        heads read, (n, hidden): what a student distils (`TrainConfig.vector_weight`)."""
         n = len(texts)
         sent = np.zeros((n, len(POLARITIES)), dtype=np.float32)
         stars = np.zeros((n, len(STARS)), dtype=np.float32)
+        vectors = np.zeros((n, self.encoder.hidden_size), dtype=np.float32)
         ids = self.encoder.token_ids([normalize_text(t) for t in texts], self.config.max_length)
         if self.runtime.session is not None:
             for rows, input_ids, m in self.encoder.np_batches(ids):
@@ -306,7 +313,8 @@ class EmbeddedSentiment:
                 pooled = (hidden * m[..., None]).sum(1) / np.maximum(m.sum(1, keepdims=True), 1)
                 sent[rows] = self._head("sentiment", pooled)
                 stars[rows] = self._head("stars", pooled)
-            return sent, stars
+                vectors[rows] = pooled
+            return sent, stars, vectors
         import torch
 
         from nlp.encoder.model import set_torch_threads
@@ -317,9 +325,11 @@ class EmbeddedSentiment:
                 hidden = self.encoder.model(
                     input_ids=input_ids, attention_mask=mask
                 ).last_hidden_state
-                s, r = self.heads(mean_pool(hidden.float(), mask))
+                pooled_t = mean_pool(hidden.float(), mask)
+                s, r = self.heads(pooled_t)
                 sent[rows], stars[rows] = s.float().numpy(), r.float().numpy()
-        return sent, stars
+                vectors[rows] = pooled_t.float().numpy()
+        return sent, stars, vectors
 
     def _head(self, name: str, pooled: np.ndarray) -> np.ndarray:
         w, b = self._head_w[name]

@@ -64,6 +64,10 @@ class TrainConfig:
     # loss + w x T^2 x KL(teacher || student) on both heads' logits softened by T.
     distill_weight: float = 0.0
     distill_temperature: float = 2.0
+    # With fit_sentiment's `teacher_vectors`: + v x (1 - cosine) between the student's pooled
+    # vector and the teacher's, so what reads the document vector (the theme heads) keeps
+    # working on a student's vectors.
+    vector_weight: float = 0.0
 
 
 @dataclass
@@ -162,12 +166,18 @@ def _length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random)
     return batches
 
 
+def _pooled(
+    encoder: TextEncoder, heads: Any, cache: _Cache, rows: Sequence[int], start: int
+) -> Any:
+    hidden, mask = cache.batch(rows, str(next(heads.parameters()).device))
+    top = run_top_layers(encoder.model, hidden, mask, start)
+    return mean_pool(top.float(), mask)
+
+
 def _forward(
     encoder: TextEncoder, heads: Any, cache: _Cache, rows: Sequence[int], start: int
 ) -> tuple[Any, Any]:
-    hidden, mask = cache.batch(rows, str(next(heads.parameters()).device))
-    top = run_top_layers(encoder.model, hidden, mask, start)
-    return heads(mean_pool(top.float(), mask))
+    return heads(_pooled(encoder, heads, cache, rows, start))
 
 
 def _predict_logits(
@@ -309,12 +319,14 @@ def fit_sentiment(
     report: Callable[[str], None] = log.info,
     init_heads: Any | None = None,
     teacher_logits: tuple[np.ndarray, np.ndarray] | None = None,
+    teacher_vectors: np.ndarray | None = None,
 ) -> EmbeddedSentiment:
     """Fine-tune `encoder`'s top layers in place and return the calibrated model.
 
     `init_heads` warm-starts from trained heads (continued training of a loaded delta).
     `teacher_logits` (sentiment (n, 3), stars (n, 5), one row per training text) are what a
-    student learns from with TrainConfig.distill_weight > 0."""
+    student learns from with TrainConfig.distill_weight > 0; `teacher_vectors` (n, hidden), the
+    teacher's pooled vectors, with TrainConfig.vector_weight > 0."""
     import torch
 
     hc = head_config or SentimentHeadConfig()
@@ -328,6 +340,10 @@ def fit_sentiment(
         raise ValueError("teacher_logits need one row per training text")
     if tc.distill_weight > 0 and teacher_logits is None:
         raise ValueError("distill_weight > 0 needs teacher_logits")
+    if teacher_vectors is not None and len(teacher_vectors) != len(train.texts):
+        raise ValueError("teacher_vectors need one row per training text")
+    if tc.vector_weight > 0 and teacher_vectors is None:
+        raise ValueError("vector_weight > 0 needs teacher_vectors")
     start = n_layers - hc.trainable_layers
     device = ("cuda" if torch.cuda.is_available() else "cpu") if tc.device == "auto" else tc.device
     encoder.model.to(device)
@@ -374,6 +390,11 @@ def fit_sentiment(
         if teacher_logits is not None and tc.distill_weight > 0
         else None
     )
+    teacher_vec = (
+        torch.tensor(teacher_vectors, dtype=torch.float32, device=device)
+        if teacher_vectors is not None and tc.vector_weight > 0
+        else None
+    )
 
     steps_per_epoch = math.ceil(len(train.texts) / tc.batch_size)
     total = steps_per_epoch * tc.epochs
@@ -390,7 +411,8 @@ def fit_sentiment(
         t_epoch, running = time.perf_counter(), 0.0
         for b, rows in enumerate(_length_batches(train_cache.lengths, tc.batch_size, rng)):
             with autocast(device):
-                s_logits, r_logits = _forward(encoder, heads, train_cache, rows, start)
+                pooled = _pooled(encoder, heads, train_cache, rows, start)
+                s_logits, r_logits = heads(pooled)
             idx = torch.tensor(rows, device=device)
             loss = sent_loss(s_logits.float(), labels[idx])
             if (stars[idx] != IGNORE).any():
@@ -401,6 +423,9 @@ def fit_sentiment(
                     r_logits, teacher[1][idx], tc.distill_temperature
                 )
                 loss = (1 - tc.distill_weight) * loss + tc.distill_weight * soft
+            if teacher_vec is not None:
+                cosine = torch.nn.functional.cosine_similarity(pooled.float(), teacher_vec[idx])
+                loss = loss + tc.vector_weight * (1 - cosine).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(top_params, 1.0)
@@ -458,6 +483,7 @@ def fit_sentiment(
             if teacher is not None
             else {}
         ),
+        **({"vector_weight": tc.vector_weight} if teacher_vec is not None else {}),
         "device": device,
         "val_macro_f1_raw": round(best_f1, 4),
         "val_macro_f1_calibrated": round(macro_f1(val.labels, calibrated), 4),
