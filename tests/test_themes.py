@@ -60,6 +60,8 @@ def test_clause_polarity(detector: RuleThemeDetector) -> None:
         ("Paiement refusé deux fois et double prélèvement", {"commande_paiement": "negative"}),
         ("Impossible de me connecter à mon compte sur l'appli", {"site_appli": "negative"}),
         ("livraison tjrs pas arrivée", {"livraison": "negative"}),
+        ("Ma commande a été perdue par la Poste", {"livraison": "negative"}),
+        ("Perte de mon paquet, aucune nouvelle", {"livraison": "negative"}),
     ],
 )
 def test_single_themes(detector: RuleThemeDetector, text: str, expected: dict[str, str]) -> None:

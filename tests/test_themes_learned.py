@@ -329,6 +329,10 @@ def test_packaged_ecommerce_head_reads_french_feedback() -> None:
     assert got.get("livraison") == "positive" and got.get("qualite_produit") == "negative"
     got = themes(model, "Le service client ne répond jamais à mes mails")
     assert got.get("service_client") == "negative"
+    # A lost parcel is livraison; "colis" alone once read as packaging (emballage).
+    for text in ("Mon colis est perdu.", "colis égaré, toujours rien"):
+        got = themes(model, text)
+        assert got.get("livraison") == "negative" and "emballage" not in got, (text, got)
 
 
 def test_factory_uses_the_packaged_head_and_degrades(monkeypatch) -> None:  # noqa: ANN001
