@@ -61,6 +61,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
 # all their layers trained on the labels and/or the shipped model's logits (`kd`: the weight of
 # the distillation loss, at temperature `t`).
 SIX = [0, 2, 4, 7, 9, 11]
+EIGHT = [0, 1, 3, 5, 7, 9, 10, 11]
 STUDENTS: dict[str, dict[str, Any]] = {
     "S6_gold": {"keep": SIX, "kd": 0.0},
     "S6_kd05": {"keep": SIX, "kd": 0.5},
@@ -68,15 +69,15 @@ STUDENTS: dict[str, dict[str, Any]] = {
     "S6_kd10": {"keep": SIX, "kd": 1.0},
     "S6_kd09_t1": {"keep": SIX, "kd": 0.9, "t": 1.0},
     "S6_kd09_lr2e4": {"keep": SIX, "kd": 0.9, "lr": 2e-4},
-    "S8_kd09": {"keep": [0, 1, 3, 5, 7, 9, 10, 11], "kd": 0.9},
+    "S8_kd09": {"keep": EIGHT, "kd": 0.9},
     "S4_kd09": {"keep": [0, 4, 8, 11], "kd": 0.9},
     # 2026-12-04 (second GPU session): the 8-layer student again, another seed, longer.
-    "S8_kd09_s7": {"keep": [0, 1, 3, 5, 7, 9, 10, 11], "kd": 0.9, "seed": 7},
-    "S8_kd09_e7": {"keep": [0, 1, 3, 5, 7, 9, 10, 11], "kd": 0.9, "epochs": 7},
+    "S8_kd09_s7": {"keep": EIGHT, "kd": 0.9, "seed": 7},
+    "S8_kd09_e7": {"keep": EIGHT, "kd": 0.9, "epochs": 7},
     # + the teacher's pooled vectors (cosine loss, weight `cos`): the theme heads read them.
-    "S8_kd09_cos1": {"keep": [0, 1, 3, 5, 7, 9, 10, 11], "kd": 0.9, "cos": 1.0},
-    "S8_kd09_cos5": {"keep": [0, 1, 3, 5, 7, 9, 10, 11], "kd": 0.9, "cos": 5.0},
-    "S8_kd09_cos20": {"keep": [0, 1, 3, 5, 7, 9, 10, 11], "kd": 0.9, "cos": 20.0},
+    "S8_kd09_cos1": {"keep": EIGHT, "kd": 0.9, "cos": 1.0},
+    "S8_kd09_cos5": {"keep": EIGHT, "kd": 0.9, "cos": 5.0},
+    "S8_kd09_cos20": {"keep": EIGHT, "kd": 0.9, "cos": 20.0},
 }
 SETTINGS.update(STUDENTS)
 CRITERION = "val_group_skewed_macro_f1_calibrated"
@@ -302,7 +303,7 @@ def run_one(
     heads = trained.heads.to(device)
     for set_name in EVAL_SETS:
         labelled, ids = sets[set_name]
-        sent, stars = pass_logits(encoder, heads, ids, device)
+        sent, stars, _ = pass_logits(encoder, heads, ids, device)
         result[set_name] = round(calibrated_f1(sent, stars, labelled, hc), 4)
     model.to("cpu")
     heads.to("cpu")
@@ -312,11 +313,9 @@ def run_one(
     print(name, "done", {k: result[k] for k in EVAL_SETS}, flush=True)
 
 
-def pass_logits(
-    encoder: Any, heads: Any, ids: list[list[int]], device: str, pooled_out: list | None = None
-) -> tuple:
-    """(sentiment, stars) logits of tokenised rows, one batched pass (bf16 on a GPU); their
-    pooled vectors are appended to `pooled_out` when given."""
+def pass_logits(encoder: Any, heads: Any, ids: list[list[int]], device: str) -> tuple:
+    """(sentiment, stars) logits and the pooled vectors the heads read, of tokenised rows:
+    one batched pass (bf16 on a GPU)."""
     import torch
 
     from nlp.encoder.model import mean_pool
@@ -334,9 +333,7 @@ def pass_logits(
             s, r = heads(vec)
             sent[rows], stars[rows] = s.float().cpu().numpy(), r.float().cpu().numpy()
             pooled[rows] = vec.float().cpu().numpy()
-    if pooled_out is not None:
-        pooled_out.append(pooled)
-    return sent, stars
+    return sent, stars, pooled
 
 
 def calibrated_f1(sent: np.ndarray, stars: np.ndarray, labelled: Any, hc: Any) -> float:
@@ -376,12 +373,11 @@ def make_student(
     heads.load_state_dict({k: torch.from_numpy(v) for k, v in head_state.items()})
     encoder.model.to(device).eval()
     heads.to(device).eval()
-    vectors: list[np.ndarray] = []
-    teacher = (*pass_logits(encoder, heads, sets["train"][1], device, vectors), vectors[0])
+    teacher = pass_logits(encoder, heads, sets["train"][1], device)
     dev = {}
     for set_name in EVAL_SETS:
         labelled, ids = sets[set_name]
-        sent, stars = pass_logits(encoder, heads, ids, device)
+        sent, stars, _ = pass_logits(encoder, heads, ids, device)
         dev["teacher:" + set_name] = round(calibrated_f1(sent, stars, labelled, config), 4)
     encoder.model.to("cpu")
     keep_layers(encoder.model, keep)
