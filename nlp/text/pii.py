@@ -25,6 +25,8 @@ import phonenumbers
 from stdnum import iban as _stdnum_iban
 from stdnum import luhn as _stdnum_luhn
 
+from nlp.text.names import WORD_NAMES, NameLists, faker_names
+
 # --- URLs and e-mails ------------------------------------------------------------------------
 # Every pattern below may be tried from each word boundary of a long token ("a.a.a…", 20,000
 # characters are accepted): what one try may read is bounded (a domain <= 253 characters, a
@@ -250,6 +252,23 @@ _ADDRESS_NAMED = re.compile(
     rf"(?i:\b\d{{1,4}}(?:\s?(?:bis|ter|b))?,?\s+{_STREET})"
     rf"(?:\s+{_PARTICLE}*{_NAME_WORD}){{1,5}}"
     rf"(?:(?:\s*,)?\s+\d{{5}}(?:\s+{_NAME_WORD}(?:[ -]{_NAME_WORD}){{0,2}})?)?"
+)
+# Names written in lower case are read only where a known first name (`nlp/text/names.py`)
+# stands in a name's place: after a role ("le livreur karim a jeté …"), after "j'ai eu" /
+# "j'ai parlé à", or as a compound of two first names ("jean-pierre dupont"). A last name
+# right after is taken with it when it is a known one.
+_LOWER_WORD = rf"[{_LOWER}][{_LOWER}'’-]*"
+_ROLE_LOWER = re.compile(
+    r"(?i:\b(?:le|la|l['’]|un|une|votre|notre|mon|ma|du|au|de\s+la|ce|cette)\s*"
+    rf"{_ROLE_WORDS})"
+    rf"(?:\s+|\s*[,(]\s*)({_LOWER_WORD})(?:\s+({_LOWER_WORD}))?"
+)
+_SPOKE_TO = re.compile(
+    r"(?i:\bj['’]ai\s+(?:eu|parlé\s+(?:à|avec)|appelé)|\bje\s+suis\s+tomb[ée]e?\s+sur)\s+"
+    rf"({_LOWER_WORD})(?:\s+({_LOWER_WORD}))?"
+)
+_COMPOUND_FIRST = re.compile(
+    rf"(?<![\w'’-])([{_LOWER}]{{2,}})-([{_LOWER}]{{2,}})(?![\w'’-])(?:\s+({_LOWER_WORD}))?"
 )
 # Words that introduce a name, whatever its case: "je m'appelle jean dupont", "un certain Kevin".
 _NAME_CUE = re.compile(
@@ -535,12 +554,14 @@ _NOT_NAMES = frozenset(
 
 @dataclass(frozen=True)
 class PiiConfig:
-    """What to mask. `keep_words` are never masked as names (carriers, brands, greetings)."""
+    """What to mask. `keep_words` are never masked as names (carriers, brands, greetings);
+    `known_names` are the first and last names read in lower case (None: Faker's lists)."""
 
     names: bool = True
     addresses: bool = True
     phone_region: str = "FR"
     keep_words: frozenset[str] = field(default=DEFAULT_KEEP)
+    known_names: NameLists | None = None
 
 
 def load_ner(name: str = "fr_core_news_sm") -> Any | None:
@@ -635,6 +656,7 @@ class PiiMasker:
         self.config = config or PiiConfig()
         self.nlp = nlp if nlp is not None and "ner" in getattr(nlp, "pipe_names", ()) else None
         self._stop = _NOT_NAMES
+        self.known_names = self.config.known_names or faker_names()
 
     def __call__(self, text: str) -> str:
         return self.mask(text)
@@ -748,6 +770,28 @@ class PiiMasker:
             return m.group(0)
         end = m.end(2) if m.group(2) else m.end(1)
         return m.string[m.start() : m.start(1)] + "<PERSON>" + m.string[end : m.end()]
+
+    def _lower_name(self, m: re.Match[str]) -> str:
+        """A known first name in a name's place, and a known last name right after it."""
+        first, last = m.group(1), m.group(2)
+        if self._common(first) or not self.known_names.is_first(first):
+            return m.group(0)
+        both = last is not None and not self._common(last) and self.known_names.is_last(last)
+        end = m.end(2) if both else m.end(1)
+        return m.string[m.start() : m.start(1)] + "<PERSON>" + m.string[end : m.end()]
+
+    def _compound_first(self, m: re.Match[str]) -> str:
+        """ "jean-pierre", "marie-rose": both halves first names, one of them not a word."""
+        names = self.known_names
+        halves = (m.group(1), m.group(2))
+        if not all(names.is_first(h) or h in WORD_NAMES for h in halves):
+            return m.group(0)
+        if not any(names.is_first(h) for h in halves) or any(self._common(h) for h in halves):
+            return m.group(0)
+        last = m.group(3)
+        if last is not None and not self._common(last) and names.is_last(last):
+            return "<PERSON>"
+        return "<PERSON>" + m.string[m.end(2) : m.end()]
 
     def _thanks(self, m: re.Match[str]) -> str:
         names = _THANKS_SPLIT.split(m.group(1))
@@ -864,7 +908,12 @@ class PiiMasker:
             text = _ROLE.sub(self._role, text)
             text = _ROLE_OF.sub(self._role, text)
             text = _ROLE_OPENING.sub(self._role, text)
+            text = _ROLE_LOWER.sub(self._lower_name, text)
             low = text.lower()
+            if "j'" in low or "j’" in low or "je suis" in low:
+                text = _SPOKE_TO.sub(self._lower_name, text)
+            if "-" in text:
+                text = _COMPOUND_FIRST.sub(self._compound_first, text)
             if "merci" in low:
                 text = _THANKS.sub(self._thanks, text)
             if "nom" in low:
