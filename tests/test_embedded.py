@@ -416,6 +416,11 @@ def test_the_shipped_model_reads_french_feedback() -> None:
     )
     assert ironic.label == "negative" and ironic.stars < 3.0 < literal.stars
     assert literal.label == "positive"
+    # The same without the emoji: the words state the mishap; "encore une fois" is praise.
+    ironic, literal = model.predict(
+        ["Super, encore un colis perdu, bravo la Poste", "Super produit, encore une fois, bravo !"]
+    )
+    assert ironic.label == "negative" and literal.label == "positive"
 
 
 def test_skewed_calibration_keeps_the_rare_classes_of_a_one_sided_source() -> None:
@@ -444,6 +449,15 @@ def test_irony_markers_move_logits_from_positive_to_negative() -> None:
     )
     assert stars[0].tolist() == [1.0, 1.0, 0.0, -1.0, -1.0]
     assert irony_shift(logits, ["x \U0001f644", "y"], 0.0) is logits
+    # Praise around a stated mishap weighs two margins; praise alone, or "encore" praise, none.
+    texts = [
+        "Top, encore un retard de livraison",
+        "Encore en retard, merci Chronopost !",
+        "Super produit, encore une fois satisfait",
+        "Super produit. Encore un colis abîmé.",  # two sentences: a mixed review, not irony
+    ]
+    out = irony_shift(np.tile(logits[:1], (4, 1)), texts, 1.5)
+    assert out.tolist() == [[3.0, 0.0, -1.0]] * 2 + [[0.0, 0.0, 2.0]] * 2
 
 
 def test_star_head_mix_and_its_calibration() -> None:

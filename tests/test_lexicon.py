@@ -29,6 +29,10 @@ def model() -> LexiconSentiment:
         ("Ce n'est pas cher et ça marche très bien", "positive"),
         ("C'est vraiment nul, à éviter", "negative"),
         ("Pas terrible, l'emballage était déchiré", "negative"),
+        # Stated irony (nlp/sentiment/irony.py): praise around a mishap that happened again.
+        ("Super, encore un colis perdu, bravo la Poste", "negative"),
+        ("Génial, encore une commande annulée sans prévenir", "negative"),
+        ("Super produit, encore une fois satisfait, bravo", "positive"),
     ],
 )
 def test_labels(model: LexiconSentiment, text: str, label: str) -> None:

@@ -25,6 +25,7 @@ from nlp.encoder.build import MANIFEST, sha256_file
 from nlp.encoder.model import EncoderConfig, TextEncoder, mean_pool
 from nlp.encoder.runtime import EncoderRuntime, load_runtime
 from nlp.errors import VerbatimError
+from nlp.sentiment.irony import irony_weight
 from nlp.text.french import sentences
 from nlp.text.normalize import normalize_text
 from nlp.types import POLARITIES, SentimentResult
@@ -36,8 +37,6 @@ META_FILE = "meta.json"
 # no longer depends on the inference dtype (records of 1 on fp32 CPUs hold another one).
 FAST_START_FORMAT = 2
 STARS = (1, 2, 3, 4, 5)
-# Eye-roll, upside-down, unamused, expressionless, facepalm (any skin tone / gender variant).
-IRONY_MARKERS = ("\U0001f644", "\U0001f643", "\U0001f612", "\U0001f611", "\U0001f926")
 
 
 class SentimentModelError(VerbatimError, ValueError):
@@ -55,7 +54,7 @@ class SentimentHeadConfig:
     version: str = "1.0"
     # How the delta stores layer matrices: "int8" (row-wise scales, half the size) or "fp16".
     delta_dtype: str = "int8"
-    # Exasperation emojis (IRONY_MARKERS) mark irony or annoyance: "Super, encore un colis
+    # Irony markers (nlp/sentiment/irony.py) mark irony or annoyance: "Super, encore un colis
     # perdu, bravo la Poste 🙄" is a complaint whatever its words say. The encoder barely saw
     # them in training, so their logit shift (positive -> negative) is a fixed prior.
     irony_margin: float = 1.5
@@ -677,24 +676,22 @@ def find_fast_start(
 def irony_shift(
     logits: np.ndarray, texts: Sequence[str], margin: float, *, stars: bool = False
 ) -> np.ndarray:
-    """Move `margin` of logit from positive to negative (4-5 to 1-2 stars with `stars`) for
-    texts with an irony marker."""
+    """Move `margin` of logit (times `irony_weight`) from positive to negative (4-5 to 1-2
+    stars with `stars`) for texts with an irony marker."""
     if margin == 0.0:
         return logits
-    marked = np.fromiter(
-        (any(m in t for m in IRONY_MARKERS) for t in texts), dtype=bool, count=len(texts)
-    )
-    if not marked.any():
+    shift = margin * np.fromiter((irony_weight(t) for t in texts), np.float32, len(texts))
+    if not shift.any():
         return logits
     out = logits.copy()
     if stars:
         for high, low in ((3, 0), (4, 1)):
-            out[marked, high] -= margin
-            out[marked, low] += margin
+            out[:, high] -= shift
+            out[:, low] += shift
         return out
     neg, pos = POLARITIES.index("negative"), POLARITIES.index("positive")
-    out[marked, pos] -= margin
-    out[marked, neg] += margin
+    out[:, pos] -= shift
+    out[:, neg] += shift
     return out
 
 
