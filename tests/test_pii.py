@@ -126,6 +126,12 @@ AUDIT = [
     ("j'ai parlé à sophie du sav", "j'ai parlé à <PERSON> du sav"),
     ("je suis tombé sur kevin, très sympa", "je suis tombé sur <PERSON>, très sympa"),
     ("marie-claire m'a rappelé", "<PERSON> m'a rappelé"),
+    ("merci à nathalie pour son aide", "merci à <PERSON> pour son aide"),
+    ("cordialement, marie lefèvre", "cordialement, <PERSON>"),
+    ("karim le livreur a jeté le colis", "<PERSON> le livreur a jeté le colis"),
+    ("sophie du service client a été top", "<PERSON> du service client a été top"),
+    ("le livreur s'appelait karim", "le livreur s'appelait <PERSON>"),
+    ("Top. vendeuse léa au top !", "Top. vendeuse <PERSON> au top !"),
 ]
 
 
@@ -166,6 +172,10 @@ def test_lower_case_names_need_a_known_name_in_a_names_place() -> None:
         "le vendeur très sympa",
         "au rez-de-chaussée, un rendez-vous raté, peut-être demain",
         "karim est passé",  # a known first name, but nothing says it is one here
+        "Je suis ravi du service, le livreur courtois",  # "Ravi", "Courtois": names elsewhere
+        "merci beaucoup pour tout, merci à tous",
+        "bravo le livreur, enfin le livreur est passé",
+        "cordialement, un client déçu",
     ]:
         assert mask_pii(text) == text
     # The lists are configuration: a team's own names, or none.
@@ -459,7 +469,11 @@ def lower_case_people(draw: st.DrawFn) -> tuple[str, list[str]]:
     """Names typed without capitals, where a name stands: "le livreur karim dupont"."""
     first = draw(st.sampled_from(["karim", "sophie", "kévin", "yasmine", "jean-pierre", "inès"]))
     last = draw(st.sampled_from(["", " dupont", " benali", " nguyen", " rousseau"]))
-    cue = draw(st.sampled_from(["le livreur", "ma conseillère", "j'ai eu", "j'ai parlé à"]))
+    cue = draw(
+        st.sampled_from(
+            ["le livreur", "ma conseillère", "j'ai eu", "j'ai parlé à", "merci à", "cordialement,"]
+        )
+    )
     return f"{cue} {first}{last}", [first] + ([last.strip()] if last else [])
 
 

@@ -31,7 +31,8 @@ LOCALES = (
 
 # Names that are also everyday French (or common loan) words, so never read as a name when
 # written in lower case: "la conseillère claire et précise", "j'ai eu beau appeler", "au max".
-# Picked by hand from the providers' names found in spaCy's French lemma table.
+# Picked by hand from the providers' names found in spaCy's French lemma table or in the
+# sentiment lexicons ("ravi du service", "le livreur courtois"); they leave both lists.
 _WORD_NAMES_TEXT = """
     aimé aimée ale alpin ambre art aura aurore bas beau ben bibi bill blanche bravo canal
     capucine chance charlotte che claire clémence constance crin divan dom don dora edu engin
@@ -39,6 +40,9 @@ _WORD_NAMES_TEXT = """
     jolie joy kick lance liane limon lot magret mar mare marguerite marin marine martial max
     maxi merle mélodie modeste nazi noël nova page pascal paye perle prudence ramadan rich roman
     rose salami sep sil sol sole summer tan thi toy victoire violette will
+    beguin champagne courtois culot desiree dieu frère gagné good grand graves long love léger
+    mignon mur noble paradis petit piquer pire pires plante ravi ravie sauvage vaillant vilain
+    vives
 """
 WORD_NAMES = frozenset(_WORD_NAMES_TEXT.split())
 

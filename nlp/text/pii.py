@@ -255,8 +255,8 @@ _ADDRESS_NAMED = re.compile(
 )
 # Names written in lower case are read only where a known first name (`nlp/text/names.py`)
 # stands in a name's place: after a role ("le livreur karim a jeté …"), after "j'ai eu" /
-# "j'ai parlé à", or as a compound of two first names ("jean-pierre dupont"). A last name
-# right after is taken with it when it is a known one.
+# "j'ai parlé à", after the cues below, before a role, or as a compound of two first names
+# ("jean-pierre dupont"). A last name right after is taken with it when it is a known one.
 _LOWER_WORD = rf"[{_LOWER}][{_LOWER}'’-]*"
 _ROLE_LOWER = re.compile(
     r"(?i:\b(?:le|la|l['’]|un|une|votre|notre|mon|ma|du|au|de\s+la|ce|cette)\s*"
@@ -266,6 +266,21 @@ _ROLE_LOWER = re.compile(
 _SPOKE_TO = re.compile(
     r"(?i:\bj['’]ai\s+(?:eu|parlé\s+(?:à|avec)|appelé)|\bje\s+suis\s+tomb[ée]e?\s+sur)\s+"
     rf"({_LOWER_WORD})(?:\s+({_LOWER_WORD}))?"
+)
+# The capitalised cues' shapes, in lower case: thanks ("merci à nathalie"), sign-offs
+# ("cordialement, marie lefèvre"), "affaire à", "s'appelait", a role opening a sentence.
+_LOWER_CUE = re.compile(
+    r"(?i:\bmerci(?:\s+(?:beaucoup|encore|aussi|également|infiniment|bien))?(?:\s+[àa])?"
+    r"|\b(?:cordialement|salutations|bien\s+[àa]\s+vous|sign[ée])\s*[,:]?"
+    r"|\baffaire\s+[àa]|\bs['’]appel(?:le|ait|aient|lent))\s+"
+    rf"({_LOWER_WORD})(?:\s+({_LOWER_WORD}))?"
+    rf"|(?:^|(?<=[.!?;]\s))(?i:{_ROLE_WORDS})\s+({_LOWER_WORD})(?:\s+({_LOWER_WORD}))?"
+)
+# A lower-case first name right before its role or service: "karim le livreur", "sophie du
+# service client".
+_LOWER_BEFORE_ROLE = re.compile(
+    rf"(?<![\w'’-])({_LOWER_WORD})(?:\s*,\s*|\s+)"
+    rf"(?i:(?:le|la|l['’]|notre|votre|mon|ma)\s*{_ROLE_WORDS}\b|du\s+(?:service|sav|support)\b)"
 )
 _COMPOUND_FIRST = re.compile(
     rf"(?<![\w'’-])([{_LOWER}]{{2,}})-([{_LOWER}]{{2,}})(?![\w'’-])(?:\s+({_LOWER_WORD}))?"
@@ -780,6 +795,22 @@ class PiiMasker:
         end = m.end(2) if both else m.end(1)
         return m.string[m.start() : m.start(1)] + "<PERSON>" + m.string[end : m.end()]
 
+    def _lower_cue(self, m: re.Match[str]) -> str:
+        """`_lower_name` for whichever alternative of `_LOWER_CUE` matched."""
+        k = 1 if m.group(1) is not None else 3
+        first, last = m.group(k), m.group(k + 1)
+        if self._common(first) or not self.known_names.is_first(first):
+            return m.group(0)
+        both = last is not None and not self._common(last) and self.known_names.is_last(last)
+        end = m.end(k + 1) if both else m.end(k)
+        return m.string[m.start() : m.start(k)] + "<PERSON>" + m.string[end : m.end()]
+
+    def _lower_before_role(self, m: re.Match[str]) -> str:
+        name = m.group(1)
+        if self._common(name) or not self.known_names.is_first(name):
+            return m.group(0)
+        return "<PERSON>" + m.string[m.end(1) : m.end()]
+
     def _compound_first(self, m: re.Match[str]) -> str:
         """ "jean-pierre", "marie-rose": both halves first names, one of them not a word."""
         names = self.known_names
@@ -914,6 +945,8 @@ class PiiMasker:
                 text = _SPOKE_TO.sub(self._lower_name, text)
             if "-" in text:
                 text = _COMPOUND_FIRST.sub(self._compound_first, text)
+            text = _LOWER_CUE.sub(self._lower_cue, text)
+            text = _LOWER_BEFORE_ROLE.sub(self._lower_before_role, text)
             if "merci" in low:
                 text = _THANKS.sub(self._thanks, text)
             if "nom" in low:
