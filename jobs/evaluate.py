@@ -7,6 +7,7 @@ Theme gold: `themes` or `aspects` ({id: polarity}); rows without either are not 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +124,17 @@ def theme_metrics(
     macro = float(np.mean([f[i] for i in supported])) if supported else 0.0
     both = [(g[t], q[t]) for g, q in zip(gold, pred, strict=True) for t in g if t in q]
     pol_acc = sum(1 for a, b in both if a == b) / len(both) if both else 0.0
+    pol_by_theme: dict[str, list[int]] = {}  # theme -> [right, found]
+    swaps: Counter[tuple[str, str]] = Counter()  # (gold theme missed, theme predicted instead)
+    for g, q in zip(gold, pred, strict=True):
+        for t in g:
+            if t in q:
+                cell = pol_by_theme.setdefault(t, [0, 0])
+                cell[0] += g[t] == q[t]
+                cell[1] += 1
+        swaps.update((m, x) for m in g if m not in q for x in q if x not in g)
+    labels = list(POLARITIES)
+    pol_confusion = [[sum(1 for a, b in both if a == r and b == c) for c in labels] for r in labels]
     return {
         "n": len(gold),
         "micro_f1": round(float(f1_score(y_true, y_pred, average="micro", zero_division=0)), 4),
@@ -140,9 +152,20 @@ def theme_metrics(
                 "f1": round(float(f[i]), 4),
                 "support": int(s[i]),
                 "predicted": int(y_pred[:, i].sum()),
+                "polarity_accuracy": round(
+                    pol_by_theme[t][0] / pol_by_theme[t][1] if t in pol_by_theme else 0.0, 4
+                ),
+                "polarity_n": pol_by_theme.get(t, [0, 0])[1],
             }
             for i, t in enumerate(ids)
         },
+        "polarity_labels": labels,
+        "polarity_confusion": pol_confusion,  # rows = gold, on themes found
+        # Where a gold theme was missed and another predicted in the same text: the pairs a
+        # team should read first (a seed or an example in the wrong theme, an ambiguous word).
+        "confusions": [
+            {"gold": a, "predicted": b, "count": n} for (a, b), n in swaps.most_common(8) if n >= 2
+        ],
     }
 
 
@@ -232,10 +255,20 @@ def format_report(result: dict[str, Any]) -> str:
             f"  macro-F1={th['macro_f1']:.4f}  polarity-acc={th['polarity_accuracy']:.4f}"
             f" (on {th['polarity_n']} found)  exact={th['exact_match']:.4f}"
         )
-        lines.append(f"  {'theme':<24}{'P':>8}{'R':>8}{'F1':>8}{'gold':>7}{'pred':>7}")
+        lines.append(
+            f"  {'theme':<24}{'P':>8}{'R':>8}{'F1':>8}{'gold':>7}{'pred':>7}{'pol-acc':>9}"
+        )
         for t, m in th["per_theme"].items():
+            pol = f"{m['polarity_accuracy']:>9.3f}" if m["polarity_n"] else f"{'-':>9}"
             lines.append(
                 f"  {t:<24}{m['precision']:>8.3f}{m['recall']:>8.3f}{m['f1']:>8.3f}"
-                f"{m['support']:>7}{m['predicted']:>7}"
+                f"{m['support']:>7}{m['predicted']:>7}{pol}"
             )
+        lines.append("  polarity on found themes (rows = gold, cols = predicted: neg neu pos)")
+        for lab, row in zip(th["polarity_labels"], th["polarity_confusion"], strict=True):
+            lines.append(f"  {lab:<10}" + "".join(f"{v:>7}" for v in row))
+        if th["confusions"]:
+            lines.append("  most confused (gold theme missed -> theme predicted in its place)")
+            for c in th["confusions"]:
+                lines.append(f"  {c['gold']:>24} -> {c['predicted']:<24}{c['count']:>5}")
     return "\n".join(lines)

@@ -71,6 +71,23 @@ def test_metric_functions() -> None:
     # TP=1 (a), FP=1 (b in doc 2), FN=1 (b in doc 1): micro-F1 = 0.5
     assert t["micro_f1"] == 0.5
     assert t["polarity_accuracy"] == 0.0 and t["polarity_n"] == 1
+    # Polarity confusion (rows = gold) and per-theme polarity accuracy on the found themes.
+    assert t["polarity_labels"] == ["negative", "neutral", "positive"]
+    assert t["polarity_confusion"] == [[0, 0, 0], [0, 0, 0], [1, 0, 0]]
+    assert t["per_theme"]["a"]["polarity_accuracy"] == 0.0
+    assert t["per_theme"]["a"]["polarity_n"] == 1 and t["per_theme"]["b"]["polarity_n"] == 0
+    # A theme missed where another was predicted, twice: the pair a team should read first.
+    t = theme_metrics(
+        [
+            {"emballage": "negative"},
+            {"emballage": "negative", "prix": "positive"},
+            {"a": "neutral"},
+        ],
+        [{"qualite": "negative"}, {"qualite": "negative", "prix": "positive"}, {"b": "neutral"}],
+        ["emballage", "qualite", "prix"],
+    )
+    assert t["confusions"] == [{"gold": "emballage", "predicted": "qualite", "count": 2}]
+    assert t["per_theme"]["prix"]["polarity_accuracy"] == 1.0
 
 
 def test_cli_evaluate_json_and_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,6 +108,7 @@ def test_cli_evaluate_json_and_table(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert result["themes"]["micro_f1"] > 0.5
     res = runner.invoke(app, ["evaluate", "--data", str(data)])
     assert res.exit_code == 0 and "macro-F1" in res.output and "micro-F1" in res.output
+    assert "polarity on found themes" in res.output and "pol-acc" in res.output
     res = runner.invoke(app, ["evaluate", "--data", str(tmp_path / "none.jsonl")])
     assert res.exit_code == 2 and "not found" in res.output
 
