@@ -13,24 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
+from nlp.encoder.runtime import cpu_description
 from nlp.text.names import NameLists, faker_names
 from nlp.text.pii import PiiConfig, PiiMasker
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
@@ -55,7 +45,8 @@ def main() -> None:
                 spent["without"] += time.perf_counter() - t1
                 if a != b:
                     changed.append((path.parent.name, text, a))
-    print(f"CPU: {cpu_model()}")
+    cpu = cpu_description()
+    print(f"CPU: {cpu['model']}, {cpu['cores']} cores")
     print(
         f"{n} texts, {len(changed)} changed by the name lists; masking time (rules, one run): "
         f"{spent['with']:.1f} s with them, {spent['without']:.1f} s without"
