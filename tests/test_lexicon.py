@@ -90,3 +90,11 @@ def test_works_without_calibration_file(tmp_path) -> None:  # noqa: ANN001
     assert m.weights is None
     assert m.predict(["horrible, arnaque"])[0].label == "negative"
     assert m.predict(["excellent, parfait"])[0].label == "positive"
+
+
+def test_stated_irony_reads_its_praise_clauses_as_complaints(model: LexiconSentiment) -> None:
+    # The theme polarities read these clauses: "bravo la Poste" must not make livraison positive.
+    ironic = model.clause_scores("Super, encore un colis perdu, bravo la Poste")
+    assert ironic and all(c.score <= 0 for c in ironic) and any(c.score < 0 for c in ironic)
+    literal = model.clause_scores("Super, colis reçu en avance, bravo la Poste")
+    assert any(c.score > 0 for c in literal)

@@ -329,9 +329,14 @@ class LexiconSentiment:
 
     def _score_clauses(self, text: str, tokens: Sequence[Token]) -> tuple[ClauseScore, ...]:
         out = []
+        # In stated irony the praise is the complaint: "bravo la Poste" after "encore un colis
+        # perdu" reads as negative for the theme it names, as for the document.
+        ironic = stated_irony(text)
         for clause in split_clauses(text, list(tokens)):
             at: list[int] = []
             pos, neg, events = score_tokens(list(clause.tokens), self.lex, at)
+            if ironic and pos > neg:
+                pos, neg = neg, pos
             starts = tuple(clause.tokens[k].start for k in at)
             out.append(ClauseScore(clause, pos - neg, pos, neg, starts, events))
         return tuple(out)
