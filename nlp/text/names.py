@@ -45,6 +45,8 @@ _WORD_NAMES_TEXT = """
     vives
 """
 WORD_NAMES = frozenset(_WORD_NAMES_TEXT.split())
+# Shops and brands spelt as a first and a last name: "merci à yves rocher" thanks a brand.
+NAMED_BRANDS = frozenset(["yves rocher", "leroy merlin", "jacques dessange", "franck provost"])
 
 
 @dataclass(frozen=True)

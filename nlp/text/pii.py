@@ -25,7 +25,7 @@ import phonenumbers
 from stdnum import iban as _stdnum_iban
 from stdnum import luhn as _stdnum_luhn
 
-from nlp.text.names import WORD_NAMES, NameLists, faker_names
+from nlp.text.names import NAMED_BRANDS, WORD_NAMES, NameLists, faker_names
 
 # --- URLs and e-mails ------------------------------------------------------------------------
 # Every pattern below may be tried from each word boundary of a long token ("a.a.a…", 20,000
@@ -786,24 +786,21 @@ class PiiMasker:
         end = m.end(2) if m.group(2) else m.end(1)
         return m.string[m.start() : m.start(1)] + "<PERSON>" + m.string[end : m.end()]
 
-    def _lower_name(self, m: re.Match[str]) -> str:
-        """A known first name in a name's place, and a known last name right after it."""
-        first, last = m.group(1), m.group(2)
-        if self._common(first) or not self.known_names.is_first(first):
-            return m.group(0)
-        both = last is not None and not self._common(last) and self.known_names.is_last(last)
-        end = m.end(2) if both else m.end(1)
-        return m.string[m.start() : m.start(1)] + "<PERSON>" + m.string[end : m.end()]
-
-    def _lower_cue(self, m: re.Match[str]) -> str:
-        """`_lower_name` for whichever alternative of `_LOWER_CUE` matched."""
-        k = 1 if m.group(1) is not None else 3
+    def _lower_name(self, m: re.Match[str], k: int = 1) -> str:
+        """A known first name (group `k`) in a name's place, and a known last name right after
+        it (group `k + 1`); a brand spelt with a name ("yves rocher") stays."""
         first, last = m.group(k), m.group(k + 1)
         if self._common(first) or not self.known_names.is_first(first):
+            return m.group(0)
+        if last is not None and f"{first} {last}".lower() in NAMED_BRANDS:
             return m.group(0)
         both = last is not None and not self._common(last) and self.known_names.is_last(last)
         end = m.end(k + 1) if both else m.end(k)
         return m.string[m.start() : m.start(k)] + "<PERSON>" + m.string[end : m.end()]
+
+    def _lower_cue(self, m: re.Match[str]) -> str:
+        """`_lower_name` for whichever alternative of `_LOWER_CUE` matched."""
+        return self._lower_name(m, 1 if m.group(1) is not None else 3)
 
     def _lower_before_role(self, m: re.Match[str]) -> str:
         name = m.group(1)
