@@ -169,9 +169,11 @@ _PHONE_CUE = re.compile(
 _INTL_PHONE = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\d{2,4}){3,5}(?!\d)")
 
 # --- order references ------------------------------------------------------------------------
+# The reference follows its keyword on the same line: across a line break "colis" ends one
+# record of a quarantined CSV row and "id10x" starts the next (its id, kept for the audit).
 _ORDER_KEYWORD = re.compile(
     r"(?i)\b((?:commande|cde|cmd|order|facture|colis|suivi|dossier|ticket|réf(?:érence)?|ref)"
-    r"(?:\s+(?:n°|no|num(?:éro)?|nº|#)\s*|\s*(?:n°|nº|#)\s*|\s*:\s*|\s+))"
+    r"(?:[ \t]+(?:n°|no|num(?:éro)?|nº|#)[ \t]*|[ \t]*(?:n°|nº|#)[ \t]*|[ \t]*:[ \t]*|[ \t]+))"
     r"(?=[A-Z0-9-]*\d)([A-Z0-9][A-Z0-9-]{4,})\b"
 )
 _HASH_ID = re.compile(r"(?<!\w)#\s?(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]{5,}\b")
