@@ -114,7 +114,7 @@ def theme_metrics(
     gold: list[dict[str, str]], pred: list[dict[str, str]], theme_ids: list[str]
 ) -> dict[str, Any]:
     import numpy as np
-    from sklearn.metrics import f1_score, precision_recall_fscore_support
+    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
 
     ids = sorted(set(theme_ids) | {k for g in gold for k in g} | {k for p in pred for k in p})
     y_true = np.array([[1 if t in g else 0 for t in ids] for g in gold], dtype=int)
@@ -134,7 +134,11 @@ def theme_metrics(
                 cell[1] += 1
         swaps.update((m, x) for m in g if m not in q for x in q if x not in g)
     labels = list(POLARITIES)
-    pol_confusion = [[sum(1 for a, b in both if a == r and b == c) for c in labels] for r in labels]
+    pol_confusion = (
+        confusion_matrix([g for g, _ in both], [x for _, x in both], labels=labels).tolist()
+        if both
+        else [[0] * len(labels) for _ in labels]
+    )
     return {
         "n": len(gold),
         "micro_f1": round(float(f1_score(y_true, y_pred, average="micro", zero_division=0)), 4),

@@ -31,7 +31,6 @@ VERSION = "0.3"
 GENERAL_SCALE = 0.5  # weight of the general-vocabulary backoff lexicon vs our own entries
 WORD_MEMO_MAX = 200_000  # distinct words whose valence a lexicon remembers (then starts over)
 MEMO_CHARS = 1_000_000  # characters of recent texts whose tokens / clause scores are kept
-IRONY_LOGIT_SHIFT = 3.0  # the embedded backend's 2 x 1.5 for stated irony (a fixed prior)
 # Hedges and reservations: typical of mixed / 3-star feedback.
 _HEDGES = {
     "correct",
@@ -330,7 +329,8 @@ class LexiconSentiment:
     def _score_clauses(self, text: str, tokens: Sequence[Token]) -> tuple[ClauseScore, ...]:
         out = []
         # In stated irony the praise is the complaint: "bravo la Poste" after "encore un colis
-        # perdu" reads as negative for the theme it names, as for the document.
+        # perdu" reads as negative, for the theme it names and for the document, whose
+        # features are these clauses. (Exasperation emojis are lexicon entries already.)
         ironic = stated_irony(text)
         for clause in split_clauses(text, list(tokens)):
             at: list[int] = []
@@ -413,7 +413,7 @@ class LexiconSentiment:
                 neg -= value
         return pos, neg
 
-    def _probs(self, feats: dict[str, float], irony: bool = False) -> dict[str, float]:
+    def _probs(self, feats: dict[str, float]) -> dict[str, float]:
         if self.weights is not None:
             logits = {
                 label: sum(w * feats[f] for w, f in zip(self.weights[label], FEATURES, strict=True))
@@ -422,18 +422,13 @@ class LexiconSentiment:
         else:
             c = feats["compound"]
             logits = {"negative": -4.0 * c - 0.6, "neutral": 0.0, "positive": 4.0 * c - 0.6}
-        if irony:
-            # "Super, encore un colis perdu, bravo la Poste": the praise words are the irony.
-            # (Exasperation emojis are lexicon entries already.)
-            logits["positive"] -= IRONY_LOGIT_SHIFT
-            logits["negative"] += IRONY_LOGIT_SHIFT
         top = max(logits.values())
         exp = {k: math.exp(v - top) for k, v in logits.items()}
         total = sum(exp.values())
         return {k: exp[k] / total for k in POLARITIES}
 
     def predict_one(self, text: str) -> SentimentResult:
-        probs = self._probs(self.features(text), irony=stated_irony(text))
+        probs = self._probs(self.features(text))
         label: Polarity = max(POLARITIES, key=lambda k: probs[k])
         # Expected stars: negative ~1.5, neutral 3, positive ~4.6 (distribution means).
         stars = 1.5 * probs["negative"] + 3.0 * probs["neutral"] + 4.6 * probs["positive"]

@@ -194,19 +194,18 @@ _ROLE_WORDS = (
     r"facteur|factrice|caissier|caissière|hôtesse|commercial|commerciale|serveur|serveuse|"
     r"manager|directeur|directrice|interlocuteur|interlocutrice)"
 )
-_ROLE = re.compile(
-    r"(?i:\b(?:le|la|l['’]|un|une|votre|notre|mon|ma|du|au|de\s+la|ce|cette)\s*"
-    rf"{_ROLE_WORDS})"
-    rf"(?:\s+|\s*[,(]\s*)({_NAME_WORD})(\s+{_NAME_WORD})?"
-)
+# "le livreur", "votre conseillère", "de la vendeuse": a role word with its article.
+_ROLE_ARTICLE = r"\b(?:le|la|l['’]|un|une|votre|notre|mon|ma|du|au|de\s+la|ce|cette)\s*"
+_ROLE_PREFIX = rf"(?i:{_ROLE_ARTICLE}{_ROLE_WORDS})"
+_ROLE = re.compile(_ROLE_PREFIX + rf"(?:\s+|\s*[,(]\s*)({_NAME_WORD})(\s+{_NAME_WORD})?")
 _PLACE_BEFORE = re.compile(
     r"(?i:\b(?:à|a|au|aux|de|du|des|en|sur|chez|vers|depuis|dans|près|pour|par|d['’]))\s*$"
 )
 # A name in apposition after the role and its company: "le livreur de DPD, Karim, a jeté …".
 # The closing comma or bracket is required: "le livreur de DPD, Impossible à joindre" is not one.
 _ROLE_OF = re.compile(
-    r"(?i:\b(?:le|la|l['’]|un|une|votre|notre|mon|ma|du|au|de\s+la|ce|cette)\s*"
-    rf"{_ROLE_WORDS}\s+(?:de|du|chez|d['’])\s*)(?:[\w&.'’-]+\s+){{0,2}}?[\w&.'’-]+"
+    rf"(?i:{_ROLE_ARTICLE}{_ROLE_WORDS}\s+(?:de|du|chez|d['’])\s*)"
+    rf"(?:[\w&.'’-]+\s+){{0,2}}?[\w&.'’-]+"
     rf"\s*[,(]\s*({_NAME_WORD})(\s+{_NAME_WORD})?(?=\s*[,)])"
 )
 # Staff thanked by first name: "merci à Nathalie qui …", "merci à Bruno et Simon". Shops are
@@ -261,9 +260,7 @@ _ADDRESS_NAMED = re.compile(
 # ("jean-pierre dupont"). A last name right after is taken with it when it is a known one.
 _LOWER_WORD = rf"[{_LOWER}][{_LOWER}'’-]*"
 _ROLE_LOWER = re.compile(
-    r"(?i:\b(?:le|la|l['’]|un|une|votre|notre|mon|ma|du|au|de\s+la|ce|cette)\s*"
-    rf"{_ROLE_WORDS})"
-    rf"(?:\s+|\s*[,(]\s*)({_LOWER_WORD})(?:\s+({_LOWER_WORD}))?"
+    _ROLE_PREFIX + rf"(?:\s+|\s*[,(]\s*)({_LOWER_WORD})(?:\s+({_LOWER_WORD}))?"
 )
 _SPOKE_TO = re.compile(
     r"(?i:\bj['’]ai\s+(?:eu|parlé\s+(?:à|avec)|appelé)|\bje\s+suis\s+tomb[ée]e?\s+sur)\s+"
@@ -788,16 +785,21 @@ class PiiMasker:
         end = m.end(2) if m.group(2) else m.end(1)
         return m.string[m.start() : m.start(1)] + "<PERSON>" + m.string[end : m.end()]
 
+    def _known_first(self, word: str) -> bool:
+        return not self._common(word) and self.known_names.is_first(word)
+
+    def _known_last(self, word: str | None) -> bool:
+        return word is not None and not self._common(word) and self.known_names.is_last(word)
+
     def _lower_name(self, m: re.Match[str], k: int = 1) -> str:
         """A known first name (group `k`) in a name's place, and a known last name right after
         it (group `k + 1`); a brand spelt with a name ("yves rocher") stays."""
         first, last = m.group(k), m.group(k + 1)
-        if self._common(first) or not self.known_names.is_first(first):
+        if not self._known_first(first):
             return m.group(0)
         if last is not None and f"{first} {last}".lower() in NAMED_BRANDS:
             return m.group(0)
-        both = last is not None and not self._common(last) and self.known_names.is_last(last)
-        end = m.end(k + 1) if both else m.end(k)
+        end = m.end(k + 1) if self._known_last(last) else m.end(k)
         return m.string[m.start() : m.start(k)] + "<PERSON>" + m.string[end : m.end()]
 
     def _lower_cue(self, m: re.Match[str]) -> str:
@@ -805,8 +807,7 @@ class PiiMasker:
         return self._lower_name(m, 1 if m.group(1) is not None else 3)
 
     def _lower_before_role(self, m: re.Match[str]) -> str:
-        name = m.group(1)
-        if self._common(name) or not self.known_names.is_first(name):
+        if not self._known_first(m.group(1)):
             return m.group(0)
         return "<PERSON>" + m.string[m.end(1) : m.end()]
 
@@ -818,10 +819,8 @@ class PiiMasker:
             return m.group(0)
         if not any(names.is_first(h) for h in halves) or any(self._common(h) for h in halves):
             return m.group(0)
-        last = m.group(3)
-        if last is not None and not self._common(last) and names.is_last(last):
-            return "<PERSON>"
-        return "<PERSON>" + m.string[m.end(2) : m.end()]
+        end = m.end(3) if self._known_last(m.group(3)) else m.end(2)
+        return "<PERSON>" + m.string[end : m.end()]
 
     def _thanks(self, m: re.Match[str]) -> str:
         names = _THANKS_SPLIT.split(m.group(1))
