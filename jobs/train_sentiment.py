@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from nlp.sentiment.training import IGNORE, LabelledTexts, star_index
+from nlp.sentiment.labelled import IGNORE, LabelledTexts, star_index
 from nlp.types import POLARITIES
 
 

@@ -35,11 +35,11 @@ from nlp.sentiment.embedded import (
     softmax,
     star_classes,
 )
+from nlp.sentiment.labelled import IGNORE, LabelledTexts  # LabelledTexts: re-exported
 from nlp.text.normalize import normalize_text
 from nlp.types import POLARITIES
 
 log = logging.getLogger(__name__)
-IGNORE = -100
 
 
 @dataclass
@@ -68,21 +68,6 @@ class TrainConfig:
     # vector and the teacher's, so what reads the document vector (the theme heads) keeps
     # working on a student's vectors.
     vector_weight: float = 0.0
-
-
-@dataclass
-class LabelledTexts:
-    texts: list[str]
-    labels: list[int]  # index into POLARITIES
-    stars: list[int]  # 0..4, or IGNORE when unknown
-    # Where each row comes from (a source or file): calibration weighs each group equally.
-    groups: list[str] | None = None
-
-    def __post_init__(self) -> None:
-        if not (len(self.texts) == len(self.labels) == len(self.stars)):
-            raise ValueError("texts, labels and stars must have the same length")
-        if self.groups is not None and len(self.groups) != len(self.texts):
-            raise ValueError("groups must have one entry per text")
 
 
 def macro_f1(
@@ -559,12 +544,3 @@ def _layer_index(name: str) -> int:
     if parts[:2] == ["encoder", "layer"]:
         return int(parts[2])
     return -1
-
-
-def star_index(stars: Any) -> int:
-    """1..5 stars -> 0..4 (IGNORE when missing or out of range)."""
-    try:
-        value = round(float(stars))
-    except (TypeError, ValueError):
-        return IGNORE
-    return value - 1 if value in STARS else IGNORE

@@ -13,6 +13,7 @@ module global.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -33,7 +34,10 @@ class TextMemo(Generic[K, V]):
         self._fn = fn
         self._size = size
         self.max_chars = max_chars
-        self._data: dict[K, tuple[int, V]] = {}  # insertion-ordered: oldest first
+        # Oldest first. An OrderedDict, not a dict: a dict's `next(iter(...))` walks past the
+        # slots of every key evicted before it (until the next resize), which made the eviction
+        # of a full memo a twentieth of the fast tier's time.
+        self._data: OrderedDict[K, tuple[int, V]] = OrderedDict()
         self._chars = 0
         self._lock = threading.Lock()  # writers only: a read is one atomic dict lookup
 
@@ -49,7 +53,7 @@ class TextMemo(Generic[K, V]):
                     self._data[key] = (cost, value)
                     self._chars += cost
                 while self._chars > self.max_chars:
-                    self._chars -= self._data.pop(next(iter(self._data)))[0]
+                    self._chars -= self._data.popitem(last=False)[1][0]
         return value
 
     def __len__(self) -> int:

@@ -46,15 +46,25 @@ _DROPPED = re.compile(
 )
 _SPACES = re.compile(r"[ \t\u00a0\u202f\u2000-\u200a\u3000]+")
 _NEWLINES = re.compile(r"\s*\n\s*")
-# Anything a step of normalize_text would change (besides NFC): absent, the text is returned as
-# it is. Quotes, dropped characters, CR, any space but a lone " ", whitespace at a line break
-# or at either end.
+# A character that a step of normalize_text would change or drop (besides NFC): quotes, dropped
+# characters, CR, any space but " ". One character class: `search` scans it in C without
+# trying an alternation at each position (×3–4 faster than one pattern for everything).
 _TO_CHANGE = re.compile(
-    _QUOTED.pattern[:-1]
-    + _DROPPED.pattern[1:-1]
-    + "\r\t\u00a0\u202f\u2000-\u200a\u3000]"
-    + r"| {2,}|\s\n|\n\s|^\s|\s\Z"
+    _QUOTED.pattern[:-1] + _DROPPED.pattern[1:-1] + "\r\t\u00a0\u202f\u2000-\u200a\u3000]"
 )
+_SPACED_NEWLINE = re.compile(r"\s\n|\n\s")
+
+
+def _unchanged(text: str) -> bool:
+    """True when normalize_text would return `text` as it is (a non-empty text)."""
+    return (
+        unicodedata.is_normalized("NFC", text)
+        and not _TO_CHANGE.search(text)
+        and "  " not in text
+        and not text[0].isspace()
+        and not text[-1].isspace()
+        and ("\n" not in text or not _SPACED_NEWLINE.search(text))
+    )
 
 
 def _keep(ch: str) -> bool:
@@ -75,7 +85,7 @@ def normalize_text(text: str) -> str:
     """
     if not text:
         return ""
-    if unicodedata.is_normalized("NFC", text) and not _TO_CHANGE.search(text):
+    if _unchanged(text):
         return text  # already normalised (most texts, and every text normalised before)
     return _normalize(text)
 
