@@ -421,6 +421,12 @@ def test_the_shipped_model_reads_french_feedback() -> None:
         ["Super, encore un colis perdu, bravo la Poste", "Super produit, encore une fois, bravo !"]
     )
     assert ironic.label == "negative" and literal.label == "positive"
+    # Emojis newer than the encoder's vocabulary (unknown tokens to it) read as older ones of
+    # the same feeling: "🤬" as "😡" (the text alone reads positive).
+    cursing, pouting = model.predict(
+        ["le colis est arrivé ouvert 🤬", "le colis est arrivé ouvert 😡"]
+    )
+    assert cursing.label == "negative" and cursing.probs == pouting.probs
 
 
 def test_skewed_calibration_keeps_the_rare_classes_of_a_one_sided_source() -> None:

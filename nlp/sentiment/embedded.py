@@ -27,7 +27,7 @@ from nlp.encoder.runtime import EncoderRuntime, load_runtime
 from nlp.errors import VerbatimError
 from nlp.sentiment.irony import irony_weight
 from nlp.text.french import sentences
-from nlp.text.normalize import normalize_text
+from nlp.text.normalize import encoder_text
 from nlp.types import POLARITIES, SentimentResult
 
 FORMAT = 1
@@ -305,7 +305,7 @@ class EmbeddedSentiment:
         sent = np.zeros((n, len(POLARITIES)), dtype=np.float32)
         stars = np.zeros((n, len(STARS)), dtype=np.float32)
         vectors = np.zeros((n, self.encoder.hidden_size), dtype=np.float32)
-        ids = self.encoder.token_ids([normalize_text(t) for t in texts], self.config.max_length)
+        ids = self.encoder.token_ids([encoder_text(t) for t in texts], self.config.max_length)
         if self.runtime.session is not None:
             for rows, input_ids, m in self.encoder.np_batches(ids):
                 hidden = self.runtime.hidden(input_ids, m)
@@ -367,14 +367,14 @@ class EmbeddedSentiment:
         token states with their character spans *in the given texts*, pooled vectors and
         sentiment/star logits. Theme heads read document vectors and clause polarities from
         it (span pooling) instead of running the encoder again."""
-        from nlp.text.normalize import normalize_with_offsets
+        from nlp.text.normalize import encoder_text_with_offsets
 
         n = len(texts)
-        normed = [normalize_with_offsets(t or "") for t in texts]
+        normed = [encoder_text_with_offsets(t or "") for t in texts]
         tok = self.encoder.tokenizer
         prefix = self.encoder.config.prefix
         enc = tok(
-            [prefix + t for t, _ in normed],
+            self.encoder.model_texts([t for t, _ in normed]),
             add_special_tokens=False,
             truncation=False,
             return_offsets_mapping=True,

@@ -36,7 +36,7 @@ from nlp.sentiment.embedded import (
     star_classes,
 )
 from nlp.sentiment.labelled import IGNORE, LabelledTexts  # LabelledTexts: re-exported
-from nlp.text.normalize import normalize_text
+from nlp.text.normalize import encoder_text
 from nlp.types import POLARITIES
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def cache_frozen(
 ) -> _Cache:
     import torch
 
-    ids = encoder.token_ids([normalize_text(t) for t in texts], max_length)
+    ids = encoder.token_ids([encoder_text(t) for t in texts], max_length)
     states: list[Any] = [None] * len(ids)
     done = 0
     device = str(next(encoder.model.parameters()).device)

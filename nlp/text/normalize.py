@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from nlp.text.informal import lower_shouting, spell_out, spell_out_with_offsets
+
 # Typographic variants mapped to plain ASCII: customers type both, lexicons use one.
 _QUOTES = str.maketrans(
     {
@@ -167,3 +169,16 @@ def normalize_with_offsets(text: str) -> tuple[str, list[int]]:
     start = len(out) - len(out.lstrip())
     end = len(out.rstrip())
     return out[start:end], index[start:end]
+
+
+def encoder_text(text: str) -> str:
+    """What an encoder reads for `text`: `normalize_text`, then informal writing as plain
+    French (`nlp/text/informal.py`: "tjrs" -> "toujours", "NUL" -> "nul")."""
+    return lower_shouting(spell_out(normalize_text(text)))
+
+
+def encoder_text_with_offsets(text: str) -> tuple[str, list[int]]:
+    """`encoder_text(text)` and, for each of its characters, the index in `text` it stands for
+    (see `normalize_with_offsets`)."""
+    out, index = spell_out_with_offsets(*normalize_with_offsets(text))
+    return lower_shouting(out), index  # same length

@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from nlp.text.normalize import normalize_text
+from nlp.text.normalize import encoder_text
 from nlp.types import POLARITIES
 
 MAX_TOKENS = 256
@@ -75,7 +75,7 @@ def encode_layer(
     limit = min(
         max_length or MAX_TOKENS, int(getattr(model.config, "max_position_embeddings", MAX_TOKENS))
     )
-    ids = encoder.token_ids([normalize_text(t or "") for t in texts], limit)
+    ids = encoder.token_ids([encoder_text(t or "") for t in texts], limit)
     with torch.inference_mode():
         for rows, input_ids, mask in encoder.batches(ids):
             hidden = model.embeddings(input_ids=input_ids)
