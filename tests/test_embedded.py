@@ -427,6 +427,9 @@ def test_the_shipped_model_reads_french_feedback() -> None:
         ["le colis est arrivé ouvert 🤬", "le colis est arrivé ouvert 😡"]
     )
     assert cursing.label == "negative" and cursing.probs == pouting.probs
+    # Shouting and chat spellings read as plain French (both were positive).
+    shouted, chat = model.predict(["NUL, A FUIR", "le sav répond jms"])
+    assert shouted.label == chat.label == "negative"
 
 
 def test_skewed_calibration_keeps_the_rare_classes_of_a_one_sided_source() -> None:

@@ -118,6 +118,9 @@ def test_chat_spellings_are_written_out_as_whole_words_only() -> None:
     # Inside words, elisions, dotted or hyphenated names, units and products stay.
     kept = "pbx l'pb pb.com pb-2 jeu ds 5 mm c g"
     assert spell_out(kept) == kept
+    # Shouted words in lower case, one character for one ("A" may be "à": it stays).
+    assert encoder_text("NUL, A FUIR !! Le SAV de DHL") == "nul, A fuir !! Le sav de dhl"
+    assert encoder_text("GROS PB") == "gros problème"
 
 
 def test_fold_accents_is_per_character_and_keeps_length() -> None:
