@@ -8,6 +8,7 @@ e-commerce taxonomy. YAML stays the exchange format (`body`, import/export).
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +20,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.db import session_scope
 from core.models import TaxonomyVersion
 from core.settings import Settings
-from nlp.taxonomy import BUILTIN_TAXONOMIES, Taxonomy, load_taxonomy, parse_taxonomy
+from nlp.taxonomy import (
+    BUILTIN_TAXONOMIES,
+    Taxonomy,
+    TaxonomyError,
+    load_taxonomy,
+    parse_taxonomy,
+)
+
+log = logging.getLogger(__name__)
 
 SEED_AUTHOR = "seed"
 
@@ -92,13 +101,20 @@ def save(
 ) -> Current:
     """Store `new` as the next version (raises IntegrityError if another writer got there
     first: callers retry on the new current). Returns the stored version."""
-    old = current(session, settings)
-    version = old.version + 1
+    old: Taxonomy | None
+    try:
+        cur = current(session, settings)
+        old, version = cur.taxonomy, cur.version + 1
+    except TaxonomyError as exc:
+        # Stored by a release that checked less (an alert threshold out of range, an id too
+        # long for its column): it cannot be read, so it is replaced, never a dead end.
+        log.warning("replacing a current taxonomy that no longer validates: %s", exc)
+        old, version = None, (latest_version(session) or 0) + 1
     new = new.model_copy(update={"version": version})
-    text = summary or diff_summary(old.taxonomy, new)
+    text = summary or diff_summary(old, new)
     row = _row(new, version, author, text)
     # New themes have no stored mentions before the re-detection: their day is set by it.
-    row.theme_since = {t.id: "" for t in new.active if old.taxonomy.resolve(t.id) is None}
+    row.theme_since = {t.id: "" for t in new.active if old is None or old.resolve(t.id) is None}
     session.add(row)
     session.flush()
     return Current(new, version)

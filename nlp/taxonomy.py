@@ -6,6 +6,7 @@ resolvable so stored mentions and alert routes survive a change.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 import unicodedata
@@ -16,7 +17,15 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import yaml
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from nlp.errors import VerbatimError
 from nlp.text.validity import non_text
@@ -135,18 +144,103 @@ def _check_patterns(patterns: list[str]) -> list[str]:
 
 Stage = Literal["pre-purchase", "purchase", "delivery", "after-sales", "experience"]
 
+# Taxonomy strings stored in bounded database columns (core/models.py): a longer one is
+# refused here, where the taxonomy is read, not by PostgreSQL at the next re-detection.
+MAX_ID_CHARS = 64  # theme_mentions.theme, alerts.theme, incidents.theme, daily_*.theme
+MAX_TEAM_CHARS = 64  # alerts.team, incidents.team, alert_outbox.route
+MAX_NAME_CHARS = 100  # taxonomy_versions.name
 
-class AlertThresholds(BaseModel):
-    """Per-theme overrides for the spike detector (None: detector defaults)."""
+# Common names for a field, beyond what difflib finds close ("keywords" -> "seeds").
+_SYNONYMS = {
+    "keywords": "seeds",
+    "keyword": "seeds",
+    "words": "seeds",
+    "regex": "patterns",
+    "regexes": "patterns",
+    "regexps": "patterns",
+    "threshold": "alerts",
+    "thresholds": "alerts",
+    "alert": "alerts",
+    "owner": "team",
+    "name": "label",
+}
+
+
+def _unknown_keys(data: Any, known: Any, where: str) -> None:
+    """Raise ValueError naming every key of `data` that is not a field (a typo such as `seed`
+    or `patern` would otherwise be ignored: a theme that never matches), with the close one."""
+    if not isinstance(data, dict):
+        return  # a model instance (edits) or a type error pydantic reports itself
+    names = [str(k) for k in known]
+    unknown = [k for k in data if str(k) not in names]
+    if not unknown:
+        return
+    parts = []
+    for key in unknown:
+        close = difflib.get_close_matches(str(key), names, n=1)
+        hint = close[0] if close else _SYNONYMS.get(str(key).lower())
+        parts.append(f"{key!r}" + (f" (did you mean {hint!r}?)" if hint in names else ""))
+    raise ValueError(
+        (f"{where}: " if where else "")
+        + f"unknown key {', '.join(parts)}; the keys are {', '.join(sorted(names))}"
+    )
+
+
+class _Strict(BaseModel):
+    """Unknown keys are an error at every level of a taxonomy, named with the intended one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def _where(cls, data: dict[Any, Any]) -> str:
+        return ""  # the error's location says where (`themes[0].alerts`, `history[1]`)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            _unknown_keys(data, cls.model_fields, cls._where(data))
+        return data
+
+
+# Per-theme alert settings: (smallest, largest, what the number counts). alpha is apart.
+ALERT_BOUNDS: dict[str, tuple[int, int, str]] = {
+    "min_volume": (0, 1_000_000, "mentions of the theme in a day needed for an alert"),
+    "min_negatives": (0, 1_000_000, "negative mentions in a day needed for a negativity alert"),
+    "cooldown_days": (0, 365, "quiet days after an episode before a new one may start"),
+}
+
+
+class AlertThresholds(_Strict):
+    """Per-theme overrides for the spike detector (None: detector defaults, nlp/spikes.py)."""
 
     min_volume: int | None = None
     min_negatives: int | None = None
-    alpha: float | None = None
+    alpha: float | None = None  # false-discovery level of the day's tests (default 3e-4)
     cooldown_days: int | None = None
     enabled: bool = True
 
+    @field_validator("min_volume", "min_negatives", "cooldown_days")
+    @classmethod
+    def _count_in_range(cls, value: int | None, info: ValidationInfo) -> int | None:
+        name = info.field_name or ""
+        low, high, what = ALERT_BOUNDS[name]
+        if value is not None and not low <= value <= high:
+            raise ValueError(f"{value} is out of range for {name}: {what}, {low} to {high}")
+        return value
 
-class Theme(BaseModel):
+    @field_validator("alpha")
+    @classmethod
+    def _alpha_is_a_probability(cls, value: float | None) -> float | None:
+        if value is not None and not 0.0 < value < 1.0:  # also refuses NaN
+            raise ValueError(
+                f"{value} is out of range for alpha: the false-alarm probability of the "
+                "theme's tests, strictly between 0 and 1 (the detector's default is 0.0003)"
+            )
+        return value
+
+
+class Theme(_Strict):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     label: str
     description: str = ""
@@ -165,22 +259,56 @@ class Theme(BaseModel):
     aliases: list[str] = Field(default_factory=list)  # former ids that now resolve here
     retired: bool = False
 
+    @classmethod
+    def _where(cls, data: dict[Any, Any]) -> str:
+        theme_id = data.get("id")
+        return f"theme {theme_id!r}" if isinstance(theme_id, str) else "theme"
+
     # Wherever a taxonomy comes from (YAML, API, database), its regexes are checked here.
     @field_validator("patterns", "positive_cues", "negative_cues")
     @classmethod
     def _patterns_ok(cls, patterns: list[str]) -> list[str]:
         return _check_patterns(patterns)
 
+    @field_validator("id")
+    @classmethod
+    def _id_fits(cls, value: str) -> str:
+        if len(value) > MAX_ID_CHARS:
+            raise ValueError(
+                f"theme id of {len(value)} characters: at most {MAX_ID_CHARS} "
+                "(it is stored with every mention and alert)"
+            )
+        return value
 
-class HistoryEntry(BaseModel):
+    @field_validator("team")
+    @classmethod
+    def _team_fits(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("team is empty: name a team, or leave the key out for 'default'")
+        if len(value) > MAX_TEAM_CHARS:
+            raise ValueError(
+                f"team name of {len(value)} characters: at most {MAX_TEAM_CHARS} "
+                "(it is stored with every alert)"
+            )
+        return value
+
+    @field_validator("label")
+    @classmethod
+    def _label_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("label is empty: it is the theme's name in alerts and dashboards")
+        return value
+
+
+class HistoryEntry(_Strict):
     action: Literal["add", "rename", "merge", "retire", "update"]
     theme: str
     target: str | None = None
     at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
-class Taxonomy(BaseModel):
-    name: str
+class Taxonomy(_Strict):
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
     language: str = "fr"
     version: int = 1
     alarm_terms: list[str] = Field(default_factory=list)  # apply to every theme
@@ -188,6 +316,10 @@ class Taxonomy(BaseModel):
     negative_cues: list[str] = Field(default_factory=list)
     themes: list[Theme]
     history: list[HistoryEntry] = Field(default_factory=list)
+
+    @classmethod
+    def _where(cls, data: dict[Any, Any]) -> str:
+        return "taxonomy"
 
     @field_validator("positive_cues", "negative_cues")
     @classmethod
@@ -339,6 +471,30 @@ class TaxonomyError(VerbatimError, ValueError):
     """A taxonomy file that cannot be read or does not validate (message names the field)."""
 
 
+def describe_errors(exc: ValidationError, data: Any = None, limit: int = 5) -> str:
+    """One line per problem, `themes[2].alerts.alpha (theme 'livraison'): message`, without
+    pydantic's input echo and documentation links (the CLI prints it on one line)."""
+    lines = []
+    for err in exc.errors()[:limit]:
+        loc = err.get("loc", ())
+        where = ""
+        for part in loc:
+            where += f"[{part}]" if isinstance(part, int) else f".{part}"
+        where = where.lstrip(".")
+        if len(loc) >= 2 and loc[0] == "themes" and isinstance(loc[1], int):
+            themes = data.get("themes") if isinstance(data, dict) else None
+            theme = themes[loc[1]] if isinstance(themes, list) and loc[1] < len(themes) else None
+            theme_id = theme.get("id") if isinstance(theme, dict) else None
+            if isinstance(theme_id, str) and len(loc) > 2 and len(theme_id) <= MAX_ID_CHARS:
+                where += f" (theme {theme_id!r})"
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        lines.append(f"{where}: {msg}" if where else msg)
+    more = exc.error_count() - limit
+    if more > 0:
+        lines.append(f"and {more} more problem(s)")
+    return "; ".join(lines)
+
+
 def parse_taxonomy(text: str, origin: str = "<string>") -> Taxonomy:
     try:
         data = load_yaml(text)
@@ -348,6 +504,8 @@ def parse_taxonomy(text: str, origin: str = "<string>") -> Taxonomy:
         raise TaxonomyError(f"{origin}: expected a mapping with 'name' and 'themes'")
     try:
         return Taxonomy.model_validate(data)
+    except ValidationError as exc:
+        raise TaxonomyError(f"{origin}: {describe_errors(exc, data)}") from exc
     except ValueError as exc:
         raise TaxonomyError(f"{origin}: {exc}") from exc
 

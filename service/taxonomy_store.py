@@ -12,6 +12,7 @@ from nlp.taxonomy import (
     Taxonomy,
     TaxonomyError,
     Theme,
+    describe_errors,
 )
 from service.errors import ApiError
 from service.schemas import AddOp, MergeOp, RenameOp, RetireOp, TaxonomyUpdate
@@ -19,9 +20,7 @@ from service.schemas import AddOp, MergeOp, RenameOp, RetireOp, TaxonomyUpdate
 
 def _error_text(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first.get("loc", ()))
-        return f"{loc}: {first.get('msg')}" if loc else str(first.get("msg"))
+        return describe_errors(exc)  # every problem (up to 5), named as the files' errors are
     if isinstance(exc, KeyError):
         return str(exc.args[0]) if exc.args else str(exc)
     return str(exc)
@@ -41,6 +40,8 @@ def apply_update(current: Taxonomy, update: TaxonomyUpdate) -> Taxonomy:
             language=proposed.language,
             version=current.version + 1,
             alarm_terms=proposed.alarm_terms,
+            positive_cues=proposed.positive_cues,  # dropped before: the document's own idioms
+            negative_cues=proposed.negative_cues,
             themes=proposed.themes,
             history=[*current.history, HistoryEntry(action="update", theme="*")],
         )

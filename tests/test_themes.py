@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
+import yaml
+from sqlalchemy.orm import Session, sessionmaker
 
+from core.settings import Settings
 from nlp.taxonomy import (
     Taxonomy,
     TaxonomyError,
@@ -238,6 +242,158 @@ def test_polarity_cues_theme_and_negation() -> None:
 def test_bad_cue_is_a_clear_error() -> None:
     with pytest.raises(TaxonomyError, match=r"(?s)negative_cues.*bad pattern '\('"):
         parse_taxonomy('name: t\nthemes:\n  - id: x\n    label: X\n    negative_cues: ["("]\n')
+
+
+def _one_theme(**extra: object) -> dict:
+    return {"name": "t", "themes": [{"id": "x", "label": "X", "seeds": ["colis"], **extra}]}
+
+
+@pytest.mark.parametrize(
+    ("alerts", "match"),
+    [
+        # The audit's document: detection then crashed on timedelta(days=10**12) every run.
+        (
+            {"cooldown_days": 1000000000000, "alpha": 7, "min_volume": -5},
+            r"cooldown_days.*1000000000000 is out of range.*0 to 365",
+        ),
+        ({"cooldown_days": -1}, r"-1 is out of range for cooldown_days"),
+        ({"cooldown_days": 366}, r"out of range for cooldown_days.*0 to 365"),
+        ({"alpha": 5}, r"alerts\.alpha.*strictly between 0 and 1"),
+        ({"alpha": 1}, r"alerts\.alpha.*strictly between 0 and 1"),
+        ({"alpha": 0}, r"alerts\.alpha.*strictly between 0 and 1"),
+        ({"alpha": float("nan")}, r"alerts\.alpha.*strictly between 0 and 1"),
+        ({"min_volume": -5}, r"alerts\.min_volume.*-5 is out of range"),
+        ({"min_negatives": 10**7}, r"alerts\.min_negatives.*0 to 1000000"),
+        ({"enable": False}, r"unknown key 'enable' \(did you mean 'enabled'\?\)"),
+    ],
+)
+def test_alert_thresholds_are_bounded(alerts: dict, match: str) -> None:
+    """Refused wherever the taxonomy is read (file, API, database), naming the bound."""
+    with pytest.raises(TaxonomyError, match=match):
+        parse_taxonomy(yaml.safe_dump(_one_theme(alerts=alerts)), origin="t.yaml")
+    with pytest.raises(ValueError, match=match.split(".*")[-1]):
+        Taxonomy.model_validate(_one_theme(alerts=alerts))
+
+
+def test_alert_thresholds_at_their_bounds_are_usable() -> None:
+    from datetime import timedelta
+
+    from nlp.spikes import DetectorConfig, rules_from_taxonomy
+
+    edge = {"cooldown_days": 365, "alpha": 0.5, "min_volume": 0, "min_negatives": 1_000_000}
+    tax = Taxonomy.model_validate(_one_theme(alerts={**edge, "enabled": False}))
+    rules = rules_from_taxonomy(tax, DetectorConfig())["x"]
+    assert (rules.cooldown_days, rules.alpha, rules.enabled) == (365, 0.5, False)
+    assert timedelta(days=rules.cooldown_days + 2)  # jobs/detect.py's reach: no overflow
+
+
+@pytest.mark.parametrize(
+    ("doc", "match"),
+    [
+        # The audit's theme: it was stored and never matched anything.
+        (
+            _one_theme(seed=["colis"], patern=["x"]),
+            r"themes\[0\]: theme 'x': unknown key (?=.*'seed' \(did you mean 'seeds'\?\))"
+            r"(?=.*'patern' \(did you mean 'patterns'\?\))",
+        ),
+        (_one_theme(keywords=["colis"]), r"unknown key 'keywords' \(did you mean 'seeds'\?\)"),
+        ({**_one_theme(), "themse": []}, r"taxonomy: unknown key 'themse'"),
+        ({**_one_theme(), "colour": "red"}, r"taxonomy: unknown key 'colour'; the keys are"),
+        (
+            {**_one_theme(), "history": [{"action": "add", "theme": "x", "when": "2024"}]},
+            r"history\[0\]: unknown key 'when'",
+        ),
+    ],
+)
+def test_unknown_keys_are_errors_at_every_level(doc: dict, match: str) -> None:
+    with pytest.raises(TaxonomyError, match=match):
+        parse_taxonomy(yaml.safe_dump(doc), origin="t.yaml")
+
+
+def test_ids_and_teams_fit_their_database_columns() -> None:
+    """theme_mentions.theme, alerts.theme and alerts.team are VARCHAR(64): a longer id was
+    accepted, then every re-detection failed on PostgreSQL (StringDataRightTruncation)."""
+    ok = Taxonomy.model_validate(_one_theme(id="a" * 64, team="b" * 64))
+    assert ok.themes[0].id == "a" * 64
+    with pytest.raises(TaxonomyError, match=r"themes\[0\]\.id: theme id of 65 .*at most 64"):
+        parse_taxonomy(yaml.safe_dump(_one_theme(id="a" * 65)))
+    with pytest.raises(TaxonomyError, match=r"themes\[0\]\.team.*65 characters: at most 64"):
+        parse_taxonomy(yaml.safe_dump(_one_theme(team="b" * 65)))
+    with pytest.raises(TaxonomyError, match=r"themes\[0\]\.team.*team is empty"):
+        parse_taxonomy(yaml.safe_dump(_one_theme(team=" ")))
+    with pytest.raises(TaxonomyError, match=r"themes\[0\]\.label.*label is empty"):
+        parse_taxonomy(yaml.safe_dump(_one_theme(label="")))
+    with pytest.raises(TaxonomyError, match=r"name: String should have at most 100"):
+        parse_taxonomy(yaml.safe_dump({**_one_theme(), "name": "n" * 101}))
+    # Edits validate the new id the same way (the API's rename op checks it with Theme).
+    with pytest.raises(ValueError, match="at most 64"):
+        Theme(id="c" * 65, label="C")
+
+
+@pytest.mark.parametrize(
+    "source", ["ecommerce", "restaurant", "benchmarks/taxonomies/semeval_restaurant.yaml"]
+)
+def test_shipped_taxonomies_still_validate_and_round_trip(source: str) -> None:
+    tax = load_taxonomy(source)
+    assert parse_taxonomy(tax.to_yaml()) == tax
+    edited = tax.rename(tax.ids[0], "renomme").retire(tax.ids[1]).add(Theme(id="n", label="N"))
+    assert parse_taxonomy(edited.to_yaml()) == edited
+
+
+def test_cli_import_refuses_an_invalid_taxonomy_with_one_clear_line(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from verbatim_cli import app
+
+    monkeypatch.setenv("VERBATIM_DATABASE_URL", settings.resolved_database_url)
+    monkeypatch.setenv("VERBATIM_DATA_DIR", str(settings.data_dir))
+    runner = CliRunner()
+    assert runner.invoke(app, ["taxonomy", "show"]).exit_code == 0  # seeds version 1
+    cases = {
+        "seed": (_one_theme(seed=["colis"]), "did you mean 'seeds'?"),
+        "top": ({**_one_theme(), "themse": []}, "unknown key 'themse'"),
+        "alerts": (
+            _one_theme(alerts={"cooldown_days": 10**12, "alpha": 7, "min_volume": -5}),
+            "0 to 365",
+        ),
+        "long": (_one_theme(id="a" * 65), "at most 64"),
+    }
+    for name, (doc, expected) in cases.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+        res = runner.invoke(app, ["taxonomy", "import", str(path), "--no-retheme"])
+        assert res.exit_code == 2, (name, res.output)
+        assert res.output.startswith("error: ") and res.output.count("\n") == 1, res.output
+        assert expected in res.output and "https://" not in res.output, res.output
+    assert "v2" not in runner.invoke(app, ["taxonomy", "history"]).output  # nothing stored
+
+
+def test_a_stored_version_that_no_longer_validates_can_be_replaced(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """A release that checked less stored alert thresholds out of range: reading it now
+    fails with a clear error, and importing a corrected taxonomy replaces it."""
+    from core import taxonomy_store
+    from core.db import session_scope
+    from core.models import TaxonomyVersion
+
+    bad = yaml.safe_dump(_one_theme(alerts={"alpha": 7}))
+    with session_scope(sessions) as session:
+        taxonomy_store.current(session, settings)  # seeds version 1
+        row = session.get(TaxonomyVersion, 1)
+        assert row is not None
+        row.body = bad
+    with session_scope(sessions) as session, pytest.raises(TaxonomyError, match="alpha"):
+        taxonomy_store.current(session, settings)
+    with session_scope(sessions) as session:
+        stored = taxonomy_store.import_yaml(
+            session, settings, yaml.safe_dump(_one_theme()), author="fix"
+        )
+    assert stored.version == 2
+    with session_scope(sessions) as session:
+        assert taxonomy_store.current(session, settings).taxonomy.ids == stored.taxonomy.ids
 
 
 def test_builtin_cues_read_french_idioms(detector: RuleThemeDetector) -> None:
