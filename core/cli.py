@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
@@ -35,6 +36,21 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     """Print `error: message` (one line) on stderr; return the Exit to raise."""
     typer.echo(f"error: {' '.join(message.split())}", err=True)
     return typer.Exit(code)
+
+
+def not_a_file(path: Path, what: str) -> str:
+    """Why `path` cannot be read as the `what` file: a directory, or nothing there."""
+    if path.is_dir():
+        return f"{what} is a directory, expected a file: {path}"
+    return f"{what} not found: {path}"
+
+
+def check_output_file(path: Path, what: str = "output") -> None:
+    """Refuse, before any work, an output path that cannot be written as a file."""
+    if path.is_dir():
+        raise fail(f"{what} is a directory, expected a file path: {path}")
+    if not path.parent.is_dir():
+        raise fail(f"{what} directory does not exist: {path.parent}")
 
 
 def parse_day(value: str | None, name: str) -> date | None:
@@ -89,7 +105,7 @@ def user_errors(func: F) -> F:
             if isinstance(exc, OperationalError):
                 raise fail(f"database error: {exc.orig}", EXIT_FAILED) from None
             raise fail(f"invalid database_url: {exc}") from None
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
             raise fail(str(exc)) from None
         except PermissionError as exc:
             raise fail(str(exc), EXIT_FAILED) from None
@@ -101,7 +117,10 @@ def user_errors(func: F) -> F:
 
 def _with_verbose(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add `-v/--verbose` to a command (so `verbatim run -v` works like `verbatim -v run`)."""
-    sig = inspect.signature(func)
+    # Annotations evaluated: typer reads a given __signature__ as it is, and string annotations
+    # (`from __future__ import annotations`) would hide `Annotated[int, typer.Option(min=1)]`:
+    # the option then kept its name but lost its help and bounds (`serve --port 99999`).
+    sig = inspect.signature(func, eval_str=True)
     if "verbose" in sig.parameters:
         return func
     option = typer.Option(

@@ -44,15 +44,36 @@ def _salvage_id(line: str) -> dict[str, Any]:
     return {}
 
 
+# A JSON escape of a UTF-16 surrogate: valid in pairs (an escaped emoji), not alone.
+_SURROGATE_ESCAPE = re.compile(r"\\[uU][dD][89a-fA-F]")
+
+
+def _writable(row: Any) -> bool:
+    """Whether `row` can be written back as UTF-8 JSON (no lone surrogate anywhere in it)."""
+    try:
+        json.dumps(row, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _broken(line: str) -> dict[str, Any]:
+    """What is kept of a line that cannot be read or written back: its id, its raw text."""
+    kept = _salvage_id(line)
+    return {**(kept if _writable(kept) else {}), "raw": line[:2000]}
+
+
 def _parse_line(line: str, text_field: str) -> tuple[dict[str, Any], str | None]:
     """(record, error). The record is what we could recover (at least the raw line)."""
     try:
         row = json.loads(line)
     except json.JSONDecodeError as exc:
-        return {
-            **_salvage_id(line),
-            "raw": line[:2000],
-        }, f"invalid JSON: {exc.msg} (column {exc.colno})"
+        return _broken(line), f"invalid JSON: {exc.msg} (column {exc.colno})"
+    except RecursionError:
+        return _broken(line), "invalid JSON: nested too deeply"
+    if _SURROGATE_ESCAPE.search(line) and not _writable(row):
+        # "\ud800" alone decodes to a character UTF-8 cannot write: the whole output would stop.
+        return _broken(line), "encoding error: a lone UTF-16 surrogate escape (like \\ud800)"
     if not isinstance(row, dict):
         return {"raw": row}, "line is not a JSON object"
     if text_field not in row:

@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from core.cli import bootstrap, fail, parse_day
+from core.cli import bootstrap, check_output_file, fail, not_a_file, parse_day
 
 
 def _settings() -> Any:
@@ -113,7 +113,8 @@ def register(app: typer.Typer) -> None:
         from jobs.backtest import run_backtest
 
         if not feed.is_file():
-            raise fail(f"feed not found: {feed}")
+            raise fail(not_a_file(feed, "feed"))
+        check_output_file(output)
         settings = _settings()
         tax = _taxonomy(taxonomy, settings)
         from core.analysis import build_analyzer

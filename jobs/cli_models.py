@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from core.cli import fail
+from core.cli import check_output_file, fail, not_a_file
 
 
 def _analyzer(taxonomy: str | None, themes_model: Path | None, backend: str | None):  # noqa: ANN202
@@ -51,12 +51,9 @@ def register(app: typer.Typer) -> None:
         """Add sentiment, themes (with clause polarity and evidence) and severity to each line."""
         from jobs.analyze import analyze_file
 
-        if not input_path.exists():
-            raise fail(f"input file not found: {input_path}")
-        if input_path.is_dir():
-            raise fail(f"input is a directory, expected a JSONL file: {input_path}")
-        if output.parent and not output.parent.exists():
-            raise fail(f"output directory does not exist: {output.parent}")
+        if not input_path.is_file():
+            raise fail(not_a_file(input_path, "input file"))
+        check_output_file(output)
         analyzer = _analyzer(taxonomy, themes_model, backend)
         summary = analyze_file(
             analyzer, input_path, output, batch_size=batch_size, text_field=text_field
@@ -86,8 +83,8 @@ def register(app: typer.Typer) -> None:
         """Accuracy, macro-F1, per-class table and confusion; theme micro/macro-F1."""
         from jobs.evaluate import evaluate, format_report, read_rows
 
-        if not data.exists():
-            raise fail(f"data file not found: {data}")
+        if not data.is_file():
+            raise fail(not_a_file(data, "data file"))
         rows = read_rows(data, limit=limit)
         if not rows.texts:
             raise fail(f"no usable rows (need a non-empty 'text') in {data}")

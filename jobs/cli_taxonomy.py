@@ -12,6 +12,8 @@ from typing import Any
 
 import typer
 
+from core.cli import not_a_file
+
 taxonomy_app = typer.Typer(help="The taxonomy in the database: show, export, import, history.")
 
 
@@ -114,7 +116,7 @@ def import_(
     from nlp.taxonomy import TaxonomyError
 
     if not path.is_file():
-        raise _fail(f"taxonomy file not found: {path}")
+        raise _fail(not_a_file(path, "taxonomy file"))
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -39,6 +39,7 @@ from core.models import (
 from core.queries import latest_day, topic_trends
 from core.settings import Settings
 from jobs import incidents
+from nlp.errors import VerbatimError
 from nlp.spikes import (
     DetectorConfig,
     Episode,
@@ -326,6 +327,10 @@ def detect_day(
     return result
 
 
+class DetectDaysError(VerbatimError, ValueError):
+    """Days to detect on that cannot be tested (after the data, or in the wrong order)."""
+
+
 def run_detect(
     settings: Settings,
     sessions: sessionmaker[Session],
@@ -353,12 +358,24 @@ def run_detect(
     if config is None:
         config = DetectorConfig(warmup_days=settings.detection_warmup_days)
     detector = SpikeDetector(config, rules_from_taxonomy(taxonomy, config))
+    if day is not None and since is not None and since > day:
+        raise DetectDaysError(f"--since {since} is after --day {day}")
     with session_scope(sessions) as session:
-        last = day or latest_day(session)
+        latest = latest_day(session)
+        if day is not None and latest is not None and day > latest:
+            # A day without aggregates reads as zero volume: it would resolve every live
+            # incident and move the watermark past the days still to come.
+            raise DetectDaysError(
+                f"--day {day} is after the last aggregated day ({latest}): "
+                "run `verbatim aggregate` after ingesting that day, or pick an earlier day"
+            )
+        last = day or latest
         if last is None:
             return result
         begin = first_day(session) or last
-        if since is None:
+        if since is not None:
+            since = max(since, begin)  # days before the first data hold nothing to test
+        else:
             since = max(last - timedelta(days=max(lookback_days, 1) - 1), begin)
             mark = session.get(DetectionState, "channels" if per_channel else "themes")
             if mark is None:

@@ -300,7 +300,8 @@ def ingest_file(
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+        kind = "is a directory, expected a file" if path.is_dir() else "no such file"
+        raise FileNotFoundError(f"{kind}: {path}")
     if channel not in CHANNELS:
         raise MappingError(f"unknown channel {channel!r}; use one of {', '.join(CHANNELS)}")
     source = source.strip()

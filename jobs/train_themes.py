@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import typer
 
+from core.cli import not_a_file
 from nlp.errors import VerbatimError
 
 
@@ -269,6 +270,8 @@ def register_themes(group: typer.Typer) -> None:
 
         if examples is None and not corrections:
             raise _fail("give --examples FILE and/or --corrections")
+        if out.exists() and not out.is_dir():  # found before training, not after it
+            raise _fail(f"--out exists and is not a directory: {out}")
         settings = load_settings()
         rows: list[dict[str, Any]] = []
         tax = None
@@ -287,7 +290,7 @@ def register_themes(group: typer.Typer) -> None:
         labels: list[dict[str, str]] = []
         if examples is not None:
             if not examples.is_file():
-                raise _fail(f"examples file not found: {examples}")
+                raise _fail(not_a_file(examples, "examples file"))
             try:
                 texts, labels = read_examples(examples, tax)
             except (ExamplesError, UnicodeDecodeError) as exc:

@@ -71,7 +71,7 @@ def apikey_revoke(key_id: Annotated[int, typer.Argument(help="id from `apikey li
 
 def serve(
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    port: Annotated[int, typer.Option(help="TCP port", min=1, max=65535)] = 8000,
     open_read: Annotated[
         bool,
         typer.Option("--open-read", help="read endpoints without API key (local single user)"),

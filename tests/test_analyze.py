@@ -73,6 +73,13 @@ def test_analyze_file_keeps_fields_and_reports_bad_lines(
         json.dumps({"id": "empty", "text": "   "}),
         json.dumps({"id": "num", "text": 12}),
         "",
+        # A lone surrogate escape (in the text, in an extra field) and nesting too deep for
+        # the JSON reader: each stopped the run, and the lines after it were lost.
+        '{"id": "lone", "text": "mauvais \\ud800 produit"}',
+        '{"id": "lone-extra", "text": "colis ok", "note": "x \\udfff"}',
+        '{"id": "deep", "text": "ok", "meta": ' + "[" * 5000 + "]" * 5000 + "}",
+        # An escaped emoji is a valid surrogate pair: analysed as any text.
+        '{"id": "pair", "text": "Colis abîmé \\ud83d\\ude21"}',
         json.dumps(ROWS[1], ensure_ascii=False),
         json.dumps(ROWS[2], ensure_ascii=False),
     ]
@@ -80,15 +87,19 @@ def test_analyze_file_keeps_fields_and_reports_bad_lines(
     dst = tmp_path / "out.jsonl"
     summary = analyze_file(analyzer, src, dst, batch_size=2)
     out = [json.loads(line) for line in dst.read_text(encoding="utf-8").splitlines()]
-    assert [o.get("id") for o in out] == ["r1", "broken", "no-text", "empty", "num", "r2", "r3"]
-    assert summary.total == 7 and summary.analyzed == 3 and summary.errors == 4
+    ids = ["r1", "broken", "no-text", "empty", "num", "lone", "lone-extra", "deep", "pair"]
+    assert [o.get("id") for o in out] == [*ids, "r2", "r3"]
+    assert summary.total == 11 and summary.analyzed == 4 and summary.errors == 7
     assert out[0]["source"] == "test" and out[0]["stars"] == 2  # input fields kept
     assert out[0]["sentiment"]["label"] in ("negative", "neutral", "positive")
     ev = out[0]["themes"][0]["evidence"]
     assert ROWS[0]["text"][ev["start"] : ev["end"]] == ev["text"]
-    for bad in out[1:5]:
+    for bad in out[1:8]:
         assert "error" in bad and "sentiment" not in bad
     assert "invalid JSON" in out[1]["error"]
+    assert all("surrogate" in o["error"] for o in out[5:7])
+    assert "nested too deeply" in out[7]["error"]
+    assert out[8]["text"] == "Colis abîmé 😡" and out[8]["sentiment"]["label"] == "negative"
 
 
 def test_cli_analyze_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -130,3 +130,39 @@ def test_negative_limits_are_refused(tmp_path: Path, args: list[str]) -> None:
 
     res = CliRunner().invoke(app, args, env=_env(tmp_path, {}, None))
     assert res.exit_code == 2 and "--limit" in res.output, res.output
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["analyze", "{feed}", "-o", "{tmp}"], "output is a directory"),
+        (["backtest", "{feed}", "-o", "{tmp}"], "output is a directory"),
+        (["analyze", "{feed}", "-o", "{tmp}/no/such/out.jsonl"], "output directory does not"),
+        (["analyze", "{tmp}", "-o", "{tmp}/out.jsonl"], "input file is a directory"),
+        (["ingest", "{tmp}", "--source", "s"], "is a directory, expected a file"),
+        (["evaluate", "--data", "{tmp}"], "data file is a directory"),
+        (["taxonomy", "import", "{tmp}"], "taxonomy file is a directory"),
+        (
+            ["train", "themes", "--examples", "{feed}", "--out", "{feed}", "--no-encoder"],
+            "--out exists and is not a directory",
+        ),
+        (["detect", "--day", "2026-01-02", "--since", "2026-01-05"], "is after --day"),
+        (["serve", "--port", "99999"], "65535"),
+    ],
+)
+def test_paths_days_and_ports_a_command_cannot_use_are_one_error_line(
+    tmp_path: Path, args: list[str], expected: str
+) -> None:
+    """Each was a traceback (IsADirectoryError, FileExistsError after a full training), a
+    wrong message ("no such file" for a directory) or a silent misuse (port 99999 listened on
+    34463) in an audit."""
+    from verbatim_cli import app
+
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"text": "Livraison en retard", "themes": ["livraison"]}\n', "utf-8")
+    res = CliRunner().invoke(
+        app, [a.format(feed=feed, tmp=tmp_path) for a in args], env=_env(tmp_path, {}, None)
+    )
+    assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
+    assert "Traceback" not in res.output
+    assert expected in " ".join(res.output.split()), res.output

@@ -193,6 +193,35 @@ def test_history_then_live_spike_sends_exactly_one_message_postgres(
     _check(pg_sessions, hook)
 
 
+def test_detect_refuses_days_after_the_data_and_keeps_the_live_incident(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """`detect --day` after the last aggregated day read zero volume there: it resolved the
+    live incident and moved the watermark past the days to come (audit finding)."""
+    from jobs.detect import DetectDaysError
+
+    feed = Feed(sessions)
+    start = TODAY - timedelta(days=40)
+    for i in range(40):
+        feed.day(start + timedelta(days=i), extra_packaging=30 if i >= 38 else 0)
+    run_detect(settings, sessions)
+    with sessions() as s:
+        open_before = s.execute(select(Incident.id, Incident.status)).all()
+        mark = s.get(DetectionState, "themes").last_day
+    assert any(status != "resolved" for _, status in open_before)
+    last = start + timedelta(days=39)
+    with pytest.raises(DetectDaysError, match="after the last aggregated day"):
+        run_detect(settings, sessions, day=last + timedelta(days=10))
+    with pytest.raises(DetectDaysError, match="is after --day"):
+        run_detect(settings, sessions, day=last - timedelta(days=5), since=last)
+    with sessions() as s:
+        assert s.execute(select(Incident.id, Incident.status)).all() == open_before
+        assert s.get(DetectionState, "themes").last_day == mark
+    # A --since long before the data starts at the first day (not ~80,000 empty days).
+    far = run_detect(settings, sessions, day=last, since=date(1800, 1, 1))
+    assert far.days[0] == start and len(far.days) == 40
+
+
 def test_examples_skip_near_duplicates() -> None:
     texts = [
         "Carton écrasé à l'arrivée, commande n°12",
