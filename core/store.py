@@ -12,9 +12,10 @@ import hashlib
 import json
 import math
 import re
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import insert, select, update
@@ -46,6 +47,11 @@ MAX_EXTERNAL_ID = 200
 MAX_META_VALUE = 1_000
 MAX_RAW = 2_000
 MIN_YEAR = 1990
+# Lists and dicts inside one field may nest this deep; a deeper row is rejected `too_deep`
+# (JSON allows any depth, but masking, storing and serialising it would meet Python's
+# recursion limit: a 600-level field used to stop a whole ingest with RecursionError).
+MAX_NESTING = 32
+QUOTED_CHARS = 40  # characters of a rejected value quoted in its rejection reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +71,62 @@ class Rejection:
 
 
 class InvalidValue(VerbatimError, ValueError):
-    pass
+    """A value that cannot be read. `value` (when set) is the input it quotes: a rejection
+    quotes it masked, then cut (`quoted`), so a cut never splits an IBAN or a phone number
+    into a piece the masker no longer recognises; `template` has "{}" where it goes."""
+
+    def __init__(self, message: str, value: Any = None, template: str | None = None) -> None:
+        super().__init__(message)
+        self.value = value
+        self.template = template
+
+    @classmethod
+    def quoting(cls, value: Any, template: str) -> InvalidValue:
+        """An error whose message quotes `value` (cut, unmasked: for our own logs and the
+        callers that mask nothing); `detail(mask)` is the masked form for rejections."""
+        if value is None or isinstance(value, bool | int | float):
+            return cls(template.format(repr(value)))  # nothing to mask, nothing to cut
+        return cls(template.format(repr(str(value)[:QUOTED_CHARS])), value, template)
+
+    def detail(self, mask: Callable[[str], str]) -> str:
+        if self.template is None:
+            return str(self)
+        return self.template.format(quoted(self.value, mask))
+
+
+def quoted(value: Any, mask: Callable[[str], str]) -> str:
+    """`value` as quoted in a rejection reason: masked whole (up to MAX_META_VALUE
+    characters), then cut to QUOTED_CHARS. Cutting first left "FR76 3000 6000 0112 3456 78",
+    too short to be seen as an IBAN, in clear."""
+    masked = mask(_clean(str(value)[:MAX_META_VALUE]))
+    if len(masked) > QUOTED_CHARS:
+        masked = masked[:QUOTED_CHARS] + "…"
+    return repr(masked)
+
+
+def nesting_depth(value: Any, limit: int = MAX_NESTING) -> int:
+    """How deep lists and dicts nest in `value` (a string or number: 0, `[]`: 1, `[[1]]`: 2),
+    counted without recursion and only up to `limit` + 1 (enough to say "too deep")."""
+    if not isinstance(value, dict | list):
+        return 0
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def too_deep(fields: Mapping[str, Any], limit: int = MAX_NESTING) -> str | None:
+    """The first field of a row whose value nests deeper than `limit`, else None."""
+    for name, value in fields.items():
+        if nesting_depth(value, limit) > limit:
+            return str(name)
+    return None
 
 
 def utcnow() -> datetime:
@@ -81,7 +142,10 @@ def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-_DMY = re.compile(r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4})(?:[ T,]+(\d{1,2})[:h](\d{2})(?::(\d{2}))?)?")
+_DMY = re.compile(
+    r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4})"
+    r"(?:[ T,]+(\d{1,2})[:h](\d{2})(?::(\d{2}))?(?:\s*(Z|[+-]\d{2}(?::?\d{2})?))?)?"
+)
 _COMPACT = re.compile(r"(19|20)\d{6}")  # 20261103: ISO basic format, not an epoch
 _PERSONAL_TOKENS = re.compile(r"<(EMAIL|PHONE|CARD|IBAN)>")
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
@@ -89,7 +153,11 @@ _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 
 def _written_date(text: str) -> datetime | None:
     """Slow path for dates written out ("26 février 2021", "mardi 3 mars 2025 à 14h"), French
-    then English, by `dateparser`; absolute dates only (no "hier", no "il y a 3 jours")."""
+    then English, by `dateparser`; absolute dates only (no "hier", no "il y a 3 jours").
+
+    A zone in the text ("20:00 PST", "CET", "UTC+2", RFC 2822's "-0500") is applied: the
+    result is aware and converted to UTC like an ISO offset (it used to come back as the local
+    clock time, the zone dropped). Without a zone the time is taken as UTC, as before."""
     if len(text) > 64 or not any(ch.isalpha() for ch in text):
         return None
     import dateparser
@@ -101,9 +169,20 @@ def _written_date(text: str) -> datetime | None:
             "DATE_ORDER": "DMY",
             "STRICT_PARSING": True,  # day, month and year must all be there
             "PARSERS": ["absolute-time"],
-            "RETURN_AS_TIMEZONE_AWARE": False,
+            "RETURN_AS_TIMEZONE_AWARE": True,
+            "TIMEZONE": "UTC",  # the zone of a time written without one
+            "TO_TIMEZONE": "UTC",
         },
     )
+
+
+def _utc_offset(text: str) -> timezone:
+    """ "Z", "+01", "+0100", "-05:30" -> a fixed zone (ValueError beyond ±24 h)."""
+    if text == "Z":
+        return UTC
+    digits = text[1:].replace(":", "")
+    minutes = int(digits[:2]) * 60 + int(digits[2:] or 0)
+    return timezone((-1 if text[0] == "-" else 1) * timedelta(minutes=minutes))
 
 
 def parse_datetime(value: Any, *, now: datetime | None = None) -> datetime:
@@ -136,20 +215,22 @@ def parse_datetime(value: Any, *, now: datetime | None = None) -> datetime:
         match = _DMY.fullmatch(text)
         try:
             if match:
-                d, _sep, m, y, hh, mm, ss = match.groups()
+                d, _sep, m, y, hh, mm, ss, offset = match.groups()
                 parsed = datetime(int(y), int(m), int(d), int(hh or 0), int(mm or 0), int(ss or 0))
+                if offset:  # "01/11/2026 20:00 +0100": the zone is applied, never dropped
+                    parsed = parsed.replace(tzinfo=_utc_offset(offset))
             else:
                 parsed = datetime.fromisoformat(text)
         except ValueError as exc:
             written = _written_date(text)
             if written is None:
-                raise InvalidValue(f"{text[:40]!r} is not a date") from exc
+                raise InvalidValue.quoting(text, "{} is not a date") from exc
             parsed = written
     parsed = as_utc(parsed)
     if parsed.year < MIN_YEAR:
-        raise InvalidValue(f"{value!r} is before {MIN_YEAR}")
+        raise InvalidValue.quoting(value, "{} is before " + str(MIN_YEAR))
     if parsed > now + timedelta(days=1):
-        raise InvalidValue(f"{value!r} is in the future")
+        raise InvalidValue.quoting(value, "{} is in the future")
     return parsed
 
 
@@ -179,9 +260,9 @@ def parse_rating(value: Any) -> float | None:
         try:
             number = float(text)
         except ValueError as exc:
-            raise InvalidValue(f"{str(value)[:40]!r} is not a number") from exc
+            raise InvalidValue.quoting(value, "{} is not a number") from exc
     if not math.isfinite(number) or not 0.0 <= number <= 10.0:
-        raise InvalidValue(f"{value!r} is outside 0..10")
+        raise InvalidValue.quoting(value, "{} is outside 0..10")
     return number
 
 
@@ -199,9 +280,9 @@ def parse_score(name: str, value: Any) -> float | None:
     try:
         number = float(text)
     except ValueError as exc:
-        raise InvalidValue(f"{str(value)[:40]!r} is not a number") from exc
+        raise InvalidValue.quoting(value, "{} is not a number") from exc
     if not math.isfinite(number) or number != int(number) or not low <= number <= high:
-        raise InvalidValue(f"{str(value)[:40]!r} is not a whole number in {low}..{high}")
+        raise InvalidValue.quoting(value, f"{{}} is not a whole number in {low}..{high}")
     return number
 
 
@@ -234,6 +315,40 @@ def _encodable(text: str) -> bool:
     return True
 
 
+_KEY_CACHE: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
+_KEY_CACHE_SIZE = 10_000
+
+
+def masked_key(key: str, mask: Callable[[str], str]) -> str:
+    """A metadata key, PII-masked and bounded like a value ({"jean@x.fr": "ok"} kept the
+    address). Remembered per masker: a CSV repeats its extra column names on every row, and
+    a masker with NER costs a spaCy call per string."""
+    try:
+        cache = _KEY_CACHE.setdefault(mask, {})
+    except TypeError:  # not weakly referenceable: mask every time
+        cache = {}
+    masked = cache.get(key)
+    if masked is None:
+        masked = mask(_clean(key[:MAX_META_VALUE]))
+        if len(cache) < _KEY_CACHE_SIZE:
+            cache[key] = masked
+    return masked
+
+
+def _meta(extra: Mapping[str, Any], mask: Callable[[str], str]) -> dict[str, Any]:
+    """Extra fields -> `feedback.metadata`: keys and values masked. Keys that mask alike keep
+    both values ("<EMAIL>", "<EMAIL>#2"; see `nlp.text.pii.mask_nested`)."""
+    from nlp.text.pii import free_key
+
+    meta: dict[str, Any] = {}
+    for key, value in extra.items():
+        if value in ("", None):
+            continue
+        name = masked_key(str(key), mask)
+        meta[free_key(meta, name)] = _meta_value(value, mask)
+    return meta
+
+
 def _meta_value(value: Any, mask: Any) -> Any:
     """Extra columns are kept, but free text in them is PII-masked and bounded too."""
     if isinstance(value, str):
@@ -245,7 +360,11 @@ def _meta_value(value: Any, mask: Any) -> Any:
 
         # Masked leaf by leaf, then written as JSON: masking str(value) met "\\n" escapes
         # where the text had line breaks ("FR76\\n3000…" kept an IBAN whole).
-        leaves = mask_nested(value, lambda s: mask(_clean(s[:MAX_META_VALUE])))
+        leaves = mask_nested(
+            value,
+            lambda s: mask(_clean(s[:MAX_META_VALUE])),
+            mask_key=lambda k: masked_key(k, mask),
+        )
         return _clean(json.dumps(leaves, ensure_ascii=False, default=str)[:MAX_META_VALUE])
     return mask(_clean(str(value)[:MAX_META_VALUE]))
 
@@ -276,6 +395,12 @@ def prepare_feedback(
     mask = mask or mask_pii
 
     now = now or utcnow()
+    # First: every later step (str(), masking, JSON) would meet the recursion limit.
+    deep = too_deep(fields) or too_deep(extra or {})
+    if deep is not None:
+        field = deep if deep in FIELDS else masked_key(deep, mask)[:100]  # its column: 100
+        detail = f"lists or objects nested deeper than {MAX_NESTING} levels"
+        return Rejection("too_deep", field, detail, quotes_input=False)
     try:
         raw_text = _text_value(fields.get("text"))
         title = _text_value(fields.get("title")).strip()
@@ -303,27 +428,27 @@ def prepare_feedback(
         try:
             created_at = parse_datetime(raw_date, now=now)
         except InvalidValue as exc:
-            return Rejection("bad_date", "created_at", str(exc))
+            return Rejection("bad_date", "created_at", exc.detail(mask))
 
     try:
         rating = parse_rating(fields.get("rating"))
     except InvalidValue as exc:
-        return Rejection("bad_rating", "rating", str(exc))
+        return Rejection("bad_rating", "rating", exc.detail(mask))
 
     scores: dict[str, float | None] = {}
     for name in SCORE_RANGES:
         try:
             scores[name] = parse_score(name, fields.get(name))
         except InvalidValue as exc:
-            return Rejection(f"bad_{name}", name, str(exc))
+            return Rejection(f"bad_{name}", name, exc.detail(mask))
 
     row_channel = fields.get("channel")
     if row_channel is not None and str(row_channel).strip():
         row_channel = str(row_channel).strip().lower()
         if row_channel not in CHANNELS:
-            return Rejection(
-                "bad_channel", "channel", f"{row_channel[:30]!r} not in {', '.join(CHANNELS)}"
-            )
+            # Masked whole, then cut: cutting first left a truncated IBAN in clear.
+            shown = quoted(row_channel, mask)
+            return Rejection("bad_channel", "channel", f"{shown} not in {', '.join(CHANNELS)}")
     else:
         row_channel = channel
 
@@ -352,7 +477,7 @@ def prepare_feedback(
 
     masked = mask(text)
     language, confidence = detect_language(masked[:2000])  # the start is enough to tell
-    meta = {str(k): _meta_value(v, mask) for k, v in (extra or {}).items() if v not in ("", None)}
+    meta = _meta(extra or {}, mask)
     return {
         "source": source,
         "channel": row_channel,

@@ -475,6 +475,8 @@ def _json_array_file(fh: BinaryIO) -> bool:
         value = json.loads(first.removeprefix(BOM))
     except (json.JSONDecodeError, UnicodeDecodeError):
         return True
+    except RecursionError:  # one row nested too deep to parse: a JSONL feed, that row rejected
+        return False
     return isinstance(value, list) and any(isinstance(v, dict) for v in value)
 
 
@@ -516,6 +518,12 @@ def iter_jsonl(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
                 obj = json.loads(raw)
             except json.JSONDecodeError as exc:
                 yield RawRecord(number, None, raw, ("invalid_json", None, exc.msg), fh.tell())
+                continue
+            except RecursionError:
+                # Arrays or objects nested ~1000 deep: the parser gives up. One rejected row
+                # (the same reason as a row that parses but nests past MAX_NESTING).
+                detail = "lists or objects nested too deep to parse"
+                yield RawRecord(number, None, raw, ("too_deep", None, detail), fh.tell())
                 continue
             if not isinstance(obj, dict):
                 yield RawRecord(

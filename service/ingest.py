@@ -13,16 +13,21 @@ from core.models import Feedback, IngestionRun
 from core.settings import Settings
 from core.store import (
     FIELDS,
+    MAX_NESTING,
     Rejection,
+    _clean,
     add_quarantine,
     advance_run,
     finish_run,
     insert_feedback,
+    nesting_depth,
     prepare_feedback,
     start_run,
+    too_deep,
     utcnow,
 )
 from nlp.text import mask_pii
+from nlp.text.validity import non_text
 from service.schemas import FeedbackBatch, FeedbackResult, RowStatus
 
 
@@ -38,6 +43,29 @@ def _existing(session: Session, source: str, keys: list[str]) -> dict[str, tuple
         )
         out.update({key: (fid, run) for key, fid, run in rows})
     return out
+
+
+def _not_text(item: dict[str, Any], mask: Callable[[str], str]) -> Rejection | None:
+    """A row holding a lone UTF-16 surrogate anywhere (JSON's "\\ud800" escape) is rejected
+    on its own, `encoding_error` as `verbatim ingest` quarantines an undecodable line: the
+    other rows of the batch are stored (the whole batch used to be a 422)."""
+    if too_deep(item) is not None:
+        return None  # prepare_feedback rejects it as too_deep; non_text would recurse
+    for key, value in item.items():
+        if non_text(key, allow_nul=True) or non_text(value, allow_nul=True):
+            field = key if key in FIELDS else mask(_clean(key))[:100]
+            detail = "invalid unicode (lone surrogate)"
+            return Rejection("encoding_error", field, detail, quotes_input=False)
+    return None
+
+
+def _raw(item: dict[str, Any]) -> str:
+    """The row as JSON for the quarantine; fields nested too deep are summarised."""
+    shallow = {
+        k: v if nesting_depth(v) <= MAX_NESTING else f"<nested over {MAX_NESTING} levels>"
+        for k, v in item.items()
+    }
+    return json.dumps(shallow, ensure_ascii=False, default=str)
 
 
 def ingest_batch(
@@ -59,7 +87,7 @@ def ingest_batch(
     for i, item in enumerate(batch.items):
         canonical = {k: v for k, v in item.items() if k in FIELDS}
         extra = {k: v for k, v in item.items() if k not in FIELDS}
-        row = prepare_feedback(
+        row = _not_text(item, mask or mask_pii) or prepare_feedback(
             canonical,
             source=source,
             channel=batch.channel,
@@ -70,10 +98,9 @@ def ingest_batch(
             mask=mask,
         )
         if isinstance(row, Rejection):
-            reason = (mask or mask_pii)(row.message)
+            reason = (mask or mask_pii)(row.message) if row.quotes_input else row.message
             statuses[i] = RowStatus(index=i, status="rejected", reason=reason, field=row.field)
-            raw = json.dumps(item, ensure_ascii=False, default=str)
-            rejected.append((i + 1, row, raw))
+            rejected.append((i + 1, row, _raw(item)))
         else:
             prepared.append((i, row))
 

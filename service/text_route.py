@@ -23,12 +23,20 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 class _TextOnlyRequest(Request):
+    row_keys: frozenset[str] = frozenset()
+
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
             data = json.loads(body)
             if _SURROGATE_ESCAPE.search(body):
-                problem = non_text(data, allow_nul=True)  # NULs are dropped when stored
+                checked = data
+                if self.row_keys and isinstance(data, dict):  # rows are checked one by one
+                    checked = {k: v for k, v in data.items() if k not in self.row_keys}
+                try:
+                    problem = non_text(checked, allow_nul=True)  # NULs are dropped when stored
+                except RecursionError:
+                    raise ApiError(422, "lists or objects nested too deep", "body") from None
                 if problem:
                     field, message = problem
                     raise ApiError(422, f"{message} (a lone UTF-16 surrogate)", field)
@@ -37,10 +45,17 @@ class _TextOnlyRequest(Request):
 
 
 class TextRoute(APIRoute):
+    # Body keys holding rows that the endpoint checks one by one (POST /feedback rejects the
+    # one row with a lone surrogate, `encoding_error`, and stores the others).
+    row_keys: frozenset[str] = frozenset()
+
     def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
         handler = super().get_route_handler()
+        row_keys = self.row_keys
 
         async def text_only(request: Request) -> Response:
-            return await handler(_TextOnlyRequest(request.scope, request.receive))
+            text_request = _TextOnlyRequest(request.scope, request.receive)
+            text_request.row_keys = row_keys
+            return await handler(text_request)
 
         return text_only

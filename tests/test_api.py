@@ -405,9 +405,13 @@ def test_taxonomy_add_and_full_replace(client: TestClient, keys: dict[str, str])
     assert "fidelite" in ids
     full = client.get("/taxonomy", headers=rh(keys)).json()["taxonomy"]
     full["themes"] = [t for t in full["themes"] if t["id"] != "fidelite"]
+    full["negative_cues"] = [*full.get("negative_cues", []), r"\bplus jamais\b"]
     res = client.put("/taxonomy", json={"taxonomy": full}, headers=wh(keys))
     assert res.status_code == 200
     assert res.json()["taxonomy"]["history"][-1]["action"] == "update"
+    # The document's taxonomy-wide cues are kept (a full replace dropped them).
+    kept = client.get("/taxonomy", headers=rh(keys)).json()["taxonomy"]
+    assert kept["negative_cues"] == full["negative_cues"]
 
 
 @pytest.mark.parametrize(
@@ -440,6 +444,51 @@ def test_taxonomy_errors_name_the_field(
     assert res.status_code == 422, res.text
     assert res.json()["field"].startswith(field)
     assert not (settings.data_dir / "taxonomy.yaml").exists()  # nothing saved
+
+
+@pytest.mark.parametrize(
+    ("theme", "detail"),
+    [
+        # The audit's write-key request: stored, then every `verbatim detect` crashed.
+        (
+            {"alerts": {"cooldown_days": 1000000000000, "alpha": 7, "min_volume": -5}},
+            "-5 is out of range for min_volume",
+        ),
+        ({"alerts": {"cooldown_days": 1000000000000}}, "out of range for cooldown_days"),
+        ({"alerts": {"alpha": 5}}, "strictly between 0 and 1"),
+        ({"alerts": {"cooldown_days": -3}}, "out of range for cooldown_days"),
+        ({"alerts": {"alpah": 0.01}}, "unknown key 'alpah' (did you mean 'alpha'?)"),
+        ({"seed": ["carte"], "patern": ["x"]}, "unknown key"),
+        ({"id": "f" * 65}, "at most 64"),
+        ({"team": "t" * 65}, "at most 64"),
+        ({"team": ""}, "team is empty"),
+    ],
+)
+def test_taxonomy_put_refuses_what_the_loader_refuses(
+    client: TestClient, keys: dict[str, str], theme: dict, detail: str
+) -> None:
+    """Both forms of PUT /taxonomy (an `add` operation, a full document) answer 422 with the
+    loader's message, and store nothing."""
+    before = client.get("/taxonomy", headers=rh(keys)).json()
+    bad = {"id": "fidelite", "label": "Fidélité", "seeds": ["carte"], **theme}
+    add = client.put(
+        "/taxonomy", json={"operations": [{"op": "add", "theme": bad}]}, headers=wh(keys)
+    )
+    assert add.status_code == 422, add.text
+    assert add.json()["field"] == "operations[0]" and detail in add.json()["detail"], add.text
+    full = {**before["taxonomy"], "themes": [*before["taxonomy"]["themes"], bad]}
+    res = client.put("/taxonomy", json={"taxonomy": full}, headers=wh(keys))
+    assert res.status_code == 422, res.text
+    assert res.json()["field"] == "taxonomy" and detail in res.json()["detail"], res.text
+    assert client.get("/taxonomy", headers=rh(keys)).json()["version"] == before["version"]
+
+
+def test_taxonomy_put_refuses_unknown_top_level_keys(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    full = client.get("/taxonomy", headers=rh(keys)).json()["taxonomy"]
+    res = client.put("/taxonomy", json={"taxonomy": {**full, "themse": []}}, headers=wh(keys))
+    assert res.status_code == 422 and "unknown key 'themse'" in res.json()["detail"], res.text
 
 
 def test_taxonomy_patterns_cannot_freeze_the_server(
@@ -499,8 +548,8 @@ def test_taxonomy_patterns_cannot_freeze_the_server(
         (
             "POST",
             "/feedback",
-            '{"source": "s", "items": [{"id": "a", "text": "ok", "extra": {"\\ud83d": 1}}]}',
-            "items[0].extra",
+            '{"source": "s \\ud83d", "items": [{"id": "a", "text": "ok"}]}',
+            "source",
         ),
     ],
 )
@@ -604,6 +653,130 @@ def test_feedback_batch_is_idempotent(
     ]
     assert again["stored"] == 0
     assert _count(sessions, "boutique") == 2
+
+
+def test_feedback_rejects_a_row_with_a_lone_surrogate_alone(
+    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    """One row with "\\ud800" made the whole batch a 422 (rows 0 and 2 lost); the README
+    promises per-row status, as for a list-typed text."""
+    body = (
+        '{"source": "sur", "items": ['
+        '{"id": "a", "text": "premier avis"},'
+        '{"id": "b", "text": "bad \\ud800"},'
+        '{"id": "c", "text": "troisième avis"},'
+        '{"id": "d", "text": "ok", "extra": {"\\ud83d": 1}},'
+        '{"id": "e", "text": ["une", "liste"]}]}'
+    )
+    headers = {**wh(keys), "content-type": "application/json"}
+    res = client.post("/feedback", content=body, headers=headers)
+    assert res.status_code == 200, res.text
+    out = res.json()
+    assert [(r["status"], r["field"]) for r in out["rows"]] == [
+        ("stored", None),
+        ("rejected", "text"),
+        ("stored", None),
+        ("rejected", "extra"),
+        ("rejected", "text"),
+    ]
+    assert out["rows"][1]["reason"].startswith("encoding_error")
+    assert out["rows"][3]["reason"].startswith("encoding_error")
+    assert (out["stored"], out["duplicates"], out["rejected"]) == (2, 0, 3)
+    assert _count(sessions, "sur") == 2
+    with sessions() as session:
+        reasons = session.scalars(select(Quarantine.reason).where(Quarantine.source == "sur"))
+        assert sorted(r.split(":")[0] for r in reasons) == [
+            "bad_text",
+            "encoding_error",
+            "encoding_error",
+        ]
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_feedback_deeply_nested_rows_are_rejected_per_row(
+    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    """500 levels in an extra field was a 500 (RecursionError masking it)."""
+    items = [
+        {"id": "a", "text": "premier"},
+        {"id": "b", "text": "profond", "meta": _nested(500)},
+        {"id": "c", "text": "limite", "meta": _nested(32)},
+        {"id": "d", "text": "identifiant profond", "customer": _nested(900)},
+    ]
+    body = {"source": "deep", "items": items}
+    res = client.post("/feedback", json=body, headers=wh(keys))
+    assert res.status_code == 200, res.text
+    out = res.json()
+    assert [(r["status"], r["field"]) for r in out["rows"]] == [
+        ("stored", None),
+        ("rejected", "meta"),
+        ("stored", None),
+        ("rejected", "customer"),
+    ]
+    assert out["rows"][1]["reason"].startswith("too_deep")
+    assert (out["stored"], out["rejected"]) == (2, 2)
+    assert _count(sessions, "deep") == 2
+    # Deeper than the JSON parser goes: a clear 4xx, not a 500.
+    raw = '{"source": "deep", "items": [{"text": "x", "m": ' + "[" * 5000 + "]" * 5000 + "}]}"
+    res = client.post(
+        "/feedback", content=raw, headers={**wh(keys), "content-type": "application/json"}
+    )
+    assert 400 <= res.status_code < 500, res.text
+
+
+def test_feedback_masks_metadata_keys_and_rejection_reasons(
+    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    iban = "FR76 3000 6000 0112 3456 7890 189"
+    items = [
+        {
+            "id": "k",
+            "text": "Très bien",
+            "marie.curie@orange.fr": "ok",
+            "contact": {"jean.dupont@gmail.com": "06 12 34 56 78"},
+        },
+        {"id": "c", "text": "ok", "channel": f"ab {iban}"},
+    ]
+    res = client.post("/feedback", json={"source": "keys", "items": items}, headers=wh(keys))
+    assert res.status_code == 200, res.text
+    rows = res.json()["rows"]
+    assert rows[0]["status"] == "stored"
+    reason = rows[1]["reason"]
+    assert reason.startswith("bad_channel") and "<IBAN>" in reason and "3000" not in reason
+    with sessions() as session:
+        stored = session.get(Feedback, rows[0]["feedback_id"])
+        assert stored is not None
+        dumped = str(stored.meta)
+        assert "@" not in dumped and "curie" not in dumped and "dupont" not in dumped, dumped
+        assert stored.meta["<EMAIL>"] == "ok"
+        quarantined = session.scalars(select(Quarantine.reason).where(Quarantine.source == "keys"))
+        assert all("3000" not in r and "<IBAN>" in r for r in quarantined)
+
+
+def test_analyze_masks_echoed_keys_and_refuses_deep_fields(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    item = {
+        "id": 1,
+        "text": "Colis en retard",
+        "marie.curie@orange.fr": "ok",
+        "client": {"jean.dupont@gmail.com": "06 12 34 56 78"},
+    }
+    res = client.post("/analyze", json={"items": [item]}, headers=wh(keys))
+    assert res.status_code == 200, res.text
+    echoed = res.json()["items"][0]
+    assert "@" not in str(echoed) and "06 12" not in str(echoed), echoed
+    assert echoed["<EMAIL>"] == "ok" and echoed["client"] == {"<EMAIL>": "<PHONE>"}
+    deep = {"items": [{"text": "ok"}, {"text": "profond", "meta": _nested(300)}]}
+    res = client.post("/analyze", json=deep, headers=wh(keys))
+    assert res.status_code == 422, res.text
+    assert res.json()["field"] == "items[1]" and "nested" in res.json()["detail"]
 
 
 def test_feedback_limits(settings: Settings, engine: Engine, keys: dict[str, str]) -> None:

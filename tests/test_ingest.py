@@ -377,3 +377,128 @@ def test_single_column_file_keeps_commas(
     assert (result.stored, result.rejected) == (2, 0)
     texts = set(session.scalars(select(Feedback.text)))
     assert texts == {"Bien reçu, rapide, merci", 'Déçu; emballage "léger"'}
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_deeply_nested_rows_are_quarantined_not_a_crash(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
+) -> None:
+    """A 600-level field stopped the whole ingest in mask_nested, a 1,200-level one in
+    json.loads (RecursionError, exit 1, nothing stored): now each is one `too_deep` row."""
+    lines = [
+        json.dumps({"id": "1", "text": "Livraison rapide"}),
+        '{"id":"2","text":"deep","meta":' + _nested(600) + "}",
+        '{"id":"3","text":"deeper","meta":' + _nested(1200) + "}",
+        '{"id":"4","text":"just over","meta":' + _nested(33) + "}",
+        '{"id":"5","text":"at the limit","meta":' + _nested(32) + "}",
+        _nested(1500),  # the first line of a file once in a while: still one row
+        json.dumps({"id": "6", "text": "Colis abîmé"}),
+    ]
+    path = tmp_path / "deep.jsonl"
+    path.write_text("\n".join([lines[5], *lines[:5], lines[6]]) + "\n", encoding="utf-8")
+    result = ingest_file(sessions, settings, path, source="s", channel="review")
+    assert (result.read, result.stored, result.rejected, result.duplicates) == (7, 3, 4, 0)
+    assert result.reasons == {"too_deep": 4}
+    reasons = _reasons(session)
+    assert reasons == {
+        1: ("too_deep", None),
+        3: ("too_deep", "meta"),
+        4: ("too_deep", None),
+        5: ("too_deep", "meta"),
+    }
+    stored = set(session.scalars(select(Feedback.external_id)))
+    assert stored == {"1", "5", "6"}
+
+    # Through the CLI: exit 0 and a summary, never a traceback.
+    from verbatim_cli import app
+
+    again = tmp_path / "again.jsonl"
+    again.write_text(lines[2] + "\n" + json.dumps({"id": "7", "text": "ok"}) + "\n")
+    env = {
+        "VERBATIM_DATA_DIR": str(settings.data_dir),
+        "VERBATIM_DATABASE_URL": settings.resolved_database_url,
+        "VERBATIM_PII_NER": "false",
+    }
+    out = CliRunner().invoke(app, ["ingest", str(again), "-s", "s2", "-q"], env=env)
+    assert out.exit_code == 0, out.output
+    assert "Traceback" not in out.output and "stored 1" in out.output
+
+
+def test_dates_with_a_zone_are_converted_to_utc(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
+) -> None:
+    """A zone written after the time was dropped (the local clock time stored as UTC) unless
+    it was an ISO offset; every spelling is now applied, or the row rejected."""
+    rows = {
+        "pst": ("2026-11-01 20:00:00 PST", "2026-11-02 04:00"),
+        "rfc": ('"Sun, 01 Nov 2026 23:30:00 -0500"', "2026-11-02 04:30"),
+        "cet": ("2026-11-01 20:00:00 CET", "2026-11-01 19:00"),
+        "gmt": ("2026-11-01 20:00:00 GMT", "2026-11-01 20:00"),
+        "utc2": ("2026-11-01 20:00:00 UTC+2", "2026-11-01 18:00"),
+        "off": ("2026-11-01 20:00:00 +0100", "2026-11-01 19:00"),
+        "dmy": ("01/11/2026 20:00 +0100", "2026-11-01 19:00"),
+        "dmycet": ("01/11/2026 20:00 CET", "2026-11-01 19:00"),
+        "iso": ("2026-11-01T20:00:00-08:00", "2026-11-02 04:00"),
+        "naive": ("2026-11-01 20:00:00", "2026-11-01 20:00"),
+        "dmynaive": ("01/11/2026 20:00", "2026-11-01 20:00"),
+        "written": ("1 novembre 2026 20h00", "2026-11-01 20:00"),
+    }
+    lines = ["id,date,text"] + [f"{k},{date},Avis {k}" for k, (date, _) in rows.items()]
+    lines.append("bad,2026-11-01 20:00:00 Europe/Nowhere,Avis bad")
+    path = tmp_path / "zones.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = ingest_file(sessions, settings, path, source="s", channel="review")
+    assert (result.stored, result.rejected) == (len(rows), 1)
+    assert result.reasons == {"bad_date": 1}
+    stored = {
+        f.external_id: f.created_at.strftime("%Y-%m-%d %H:%M")
+        for f in session.scalars(select(Feedback))
+    }
+    assert stored == {k: utc for k, (_, utc) in rows.items()}
+
+
+def test_rejection_reasons_mask_the_whole_value_before_cutting(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
+) -> None:
+    """`row_channel[:30]` cut an IBAN to a piece the masker no longer saw as one, and the
+    piece was quoted in clear in the reason (and quarantine.reason)."""
+    iban = "FR76 3000 6000 0112 3456 7890 189"
+    rows = [
+        {"id": "1", "text": "ok", "channel": f"ab {iban}"},
+        {"id": "2", "text": "ok", "created_at": f"le {iban} hier"},
+        {"id": "3", "text": "ok", "rating": f"x {iban}"},
+        {"id": "4", "text": "ok", "nps": f"x {iban}"},
+    ]
+    path = tmp_path / "pii.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = ingest_file(sessions, settings, path, source="s", channel="review")
+    assert result.rejected == 4
+    reasons = list(session.scalars(select(Quarantine.reason)))
+    assert len(reasons) == 4
+    for reason in reasons:
+        assert "<IBAN>" in reason, reason
+        assert "3000" not in reason and "0112" not in reason and "fr76" not in reason.lower()
+
+
+def test_metadata_keys_are_masked(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
+) -> None:
+    row = {
+        "id": "1",
+        "text": "ok",
+        "marie.curie@orange.fr": "ok",
+        "paul.martin@free.fr": "aussi",
+        "contact": {"jean.dupont@gmail.com": "06 12 34 56 78"},
+    }
+    path = tmp_path / "keys.jsonl"
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    assert ingest_file(sessions, settings, path, source="s", channel="review").stored == 1
+    meta = session.scalars(select(Feedback)).one().meta
+    dumped = json.dumps(meta)
+    assert "@" not in dumped and "06 12" not in dumped, dumped
+    # Two keys masked alike both keep their value.
+    assert meta["<EMAIL>"] == "ok" and meta["<EMAIL>#2"] == "aussi"
+    assert json.loads(meta["contact"]) == {"<EMAIL>": "<PHONE>"}

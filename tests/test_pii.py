@@ -640,3 +640,31 @@ def test_generated_pii_never_stored_nor_served_by_the_api(
         )
         assert page.status_code == 200, page.text
         clean(page.text)
+
+
+def test_mask_nested_masks_keys_keeps_colliding_values_and_any_depth() -> None:
+    from nlp.text.pii import mask_nested
+
+    value = {
+        "marie.curie@orange.fr": "ok",
+        "paul.martin@free.fr": "aussi",
+        "<EMAIL>": "déjà là",
+        "contact": {"jean.dupont@gmail.com": "06 12 34 56 78", "n": [1, None, "RAS"]},
+    }
+    out = mask_nested(value, mask_pii)
+    assert out == {
+        "<EMAIL>": "ok",
+        "<EMAIL>#2": "aussi",
+        "<EMAIL>#3": "déjà là",
+        "contact": {"<EMAIL>": "<PHONE>", "n": [1, None, "RAS"]},
+    }
+    assert list(out) == ["<EMAIL>", "<EMAIL>#2", "<EMAIL>#3", "contact"]  # order kept
+    # Iterative: 5,000 levels (Python's recursion limit is 1,000) come back whole.
+    deep: list = ["06 12 34 56 78"]
+    for _ in range(5_000):
+        deep = [deep]
+    masked = mask_nested({"k": deep}, mask_pii)["k"]
+    depth = 0
+    while isinstance(masked, list) and masked and isinstance(masked[0], list):
+        masked, depth = masked[0], depth + 1
+    assert depth == 5_000 and masked == ["<PHONE>"]

@@ -369,3 +369,14 @@ def test_a_jsonl_file_without_any_object_quarantines_every_line(
     quarantined = _quarantine(sessions)
     assert len(quarantined) == 3 and all(q.reason for q in quarantined)
     assert all(any(rid in (q.raw or "") for q in quarantined) for rid in ("id0x", "id1x"))
+
+
+def test_json_nested_past_the_parser_is_one_rejected_row(tmp_path: Path) -> None:
+    """json.loads raises RecursionError (not JSONDecodeError) ~1,000 levels down: the line is
+    one `too_deep` record, not the end of the file."""
+    path = tmp_path / "deep.jsonl"
+    deep = '{"id": "2", "text": "deep", "meta": ' + "[" * 3000 + "]" * 3000 + "}"
+    path.write_text("[" * 3000 + "]" * 3000 + "\n" + json.dumps({"text": "a"}) + "\n" + deep + "\n")
+    records = list(readers.iter_jsonl(path))
+    assert [r.error[0] if r.error else None for r in records] == ["too_deep", None, "too_deep"]
+    assert readers.columns(path, "jsonl") == ["text"]

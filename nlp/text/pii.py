@@ -961,16 +961,54 @@ class PiiMasker:
 _RULES_ONLY: dict[str, PiiMasker] = {}
 
 
-def mask_nested(value: Any, mask: Callable[[str], str]) -> Any:
+def free_key(out: dict[Any, Any], key: Any) -> Any:
+    """`key`, or `key#2`, `key#3`… when `out` already holds it (two keys masked alike)."""
+    if key not in out or not isinstance(key, str):
+        return key
+    n = 2
+    while f"{key}#{n}" in out:
+        n += 1
+    return f"{key}#{n}"
+
+
+def mask_nested(
+    value: Any, mask: Callable[[str], str], mask_key: Callable[[str], str] | None = None
+) -> Any:
     """`value` with every string in it masked, at any depth of dicts and lists (extra fields
-    such as {"client": {"tel": "06 12 34 56 78"}}); other values as they are."""
+    such as {"client": {"tel": "06 12 34 56 78"}}); other values as they are.
+
+    Dict keys are masked too (with `mask_key`, else `mask`): {"jean@x.fr": "ok"} would keep
+    the address otherwise. Two keys that mask to the same string both keep their value: the
+    second becomes "<EMAIL>#2", the third "<EMAIL>#3" (first come, first named).
+
+    Iterative, so any depth costs memory, never Python's recursion limit; callers that
+    serialise the result bound the depth first (`core.store.MAX_NESTING`)."""
     if isinstance(value, str):
         return mask(value)
-    if isinstance(value, dict):
-        return {k: mask_nested(v, mask) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_nested(v, mask) for v in value]
-    return value
+    if not isinstance(value, dict | list):
+        return value
+    key_mask = mask_key or mask
+    root: dict[Any, Any] | list[Any] = {} if isinstance(value, dict) else []
+    stack: list[tuple[Any, Any]] = [(value, root)]
+
+    def copy(item: Any) -> Any:
+        if isinstance(item, str):
+            return mask(item)
+        if isinstance(item, dict | list):
+            target: dict[Any, Any] | list[Any] = {} if isinstance(item, dict) else []
+            stack.append((item, target))
+            return target
+        return item
+
+    while stack:
+        source, target = stack.pop()
+        if isinstance(source, dict):
+            for key, item in source.items():
+                name = key_mask(key) if isinstance(key, str) else key
+                target[free_key(target, name)] = copy(item)
+        else:
+            target.extend(copy(item) for item in source)
+    return root
 
 
 def mask_pii(text: str, masker: Callable[[str], str] | None = None) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from core.db import session_scope
+from core.store import MAX_NESTING, masked_key, too_deep
 from nlp.text import mask_nested
 from service.auth import require
 from service.deps import app_state
@@ -35,12 +36,12 @@ def _check_batch(request: Request, items: list[Any]) -> None:
         raise ApiError(422, "items must hold at least one row", "items")
 
 
-@router.post(
-    "/feedback",
-    response_model=FeedbackResult,
-    tags=["feedback"],
-    summary="Store a batch of verbatims (re-posting the same rows is a no-op)",
-)
+class _RowsRoute(TextRoute):
+    """POST /feedback: a row with a lone surrogate is rejected on its own (service.ingest)."""
+
+    row_keys = frozenset({"items"})
+
+
 def post_feedback(request: Request, batch: FeedbackBatch) -> FeedbackResult:
     """Same preparation (normalisation, PII masking) and dedup as `verbatim ingest`: each row
     is `stored`, `duplicate` (same id, or same text + date + customer) or `rejected` with
@@ -56,6 +57,17 @@ def post_feedback(request: Request, batch: FeedbackBatch) -> FeedbackResult:
     ):
         state.metrics.feedback_ingested.labels(status).inc(count)
     return result
+
+
+router.add_api_route(
+    "/feedback",
+    post_feedback,
+    methods=["POST"],
+    response_model=FeedbackResult,
+    tags=["feedback"],
+    summary="Store a batch of verbatims (re-posting the same rows is a no-op)",
+    route_class_override=_RowsRoute,
+)
 
 
 @router.post(
@@ -74,6 +86,10 @@ def post_analyze(request: Request, body: AnalyzeIn) -> AnalyzeOut:
             raise ApiError(422, "each item needs a non-empty string 'text'", f"items[{i}].text")
         if len(text) > max_chars:
             raise ApiError(422, f"text longer than {max_chars} characters", f"items[{i}].text")
+        deep = too_deep(item)
+        if deep is not None:  # echoing it would meet the recursion limit: a 500
+            detail = f"lists or objects nested deeper than {MAX_NESTING} levels"
+            raise ApiError(422, detail, f"items[{i}]")
         texts.append(text)
     # Mask before analysis: evidence spans are cut from the masked text, and no field of the
     # response echoes raw personal data.
@@ -87,7 +103,8 @@ def post_analyze(request: Request, body: AnalyzeIn) -> AnalyzeOut:
     items = []
     for item, doc in zip(body.items, docs, strict=True):
         record = analysis_record(doc)
-        out = {k: mask_nested(v, mask) for k, v in item.items()}  # echoed fields, any depth
+        # Echoed fields, keys and values, at any depth ({"jean@x.fr": …} -> {"<EMAIL>": …}).
+        out = mask_nested(item, mask, mask_key=lambda key: masked_key(key, mask))
         out["sentiment"] = record["sentiment"]
         out["themes"] = record["themes"]
         for extra in ("severity", "language"):
