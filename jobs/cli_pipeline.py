@@ -296,6 +296,10 @@ def register(app: typer.Typer) -> None:
             raise fail(f"--format must be one of {', '.join(FORMATS)}")
         if format_ == "xlsx" and output is None:
             raise fail("--format xlsx needs an output file: -o report.xlsx")
+        from core.store import CHANNELS
+
+        if channel is not None and channel not in CHANNELS:
+            raise fail(f"unknown channel {channel!r}; use one of {', '.join(CHANNELS)}")
         _show_report(days=days, end=end, channel=channel, source=source, fmt=format_, output=output)
 
     @app.command()

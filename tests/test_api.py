@@ -204,6 +204,24 @@ def test_themes_validation_names_the_field(
     assert field in body["detail"] or body["detail"]
 
 
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        # The verbatims list answered 200 with no items where /themes says 422.
+        ("/themes/livraison/verbatims?start=2026-03-10&end=2026-03-01", "end"),
+        # An empty source filtered on a source named "" (zero rows) instead of being refused.
+        ("/themes?source=", "source"),
+        ("/themes/livraison/verbatims?source=", "source"),
+    ],
+)
+def test_filters_that_select_nothing_by_mistake_are_a_422(
+    client: TestClient, keys: dict[str, str], path: str, field: str
+) -> None:
+    res = client.get(path, headers=rh(keys))
+    assert res.status_code == 422, res.text
+    assert res.json()["field"] == field
+
+
 def test_etag_and_304(client: TestClient, keys: dict[str, str]) -> None:
     first = client.get("/themes", headers=rh(keys))
     etag = first.headers["etag"]

@@ -148,6 +148,7 @@ def test_negative_limits_are_refused(tmp_path: Path, args: list[str]) -> None:
         ),
         (["detect", "--day", "2026-01-02", "--since", "2026-01-05"], "is after --day"),
         (["serve", "--port", "99999"], "65535"),
+        (["report", "--channel", "fax"], "unknown channel 'fax'"),
     ],
 )
 def test_paths_days_and_ports_a_command_cannot_use_are_one_error_line(

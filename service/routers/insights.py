@@ -65,7 +65,7 @@ def get_drivers(
     end: Annotated[date | None, Query()] = None,
     days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = 90,
     channel: Annotated[ChannelName | None, Query()] = None,
-    source: Annotated[str | None, Query(max_length=100)] = None,
+    source: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
     min_mentions: Annotated[int, Query(ge=5, le=10_000)] = 20,
     taxonomy: Annotated[Literal["ecommerce", "restaurant"] | None, Query()] = None,
 ) -> Response:
@@ -143,7 +143,7 @@ def get_overview(
     end: Annotated[date | None, Query()] = None,
     days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = 7,
     channel: Annotated[ChannelName | None, Query()] = None,
-    source: Annotated[str | None, Query(max_length=100)] = None,
+    source: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
 ) -> Response:
     first, last = resolve_period(session, start, end, days)
     tax = pick_taxonomy(request, None)

@@ -77,7 +77,7 @@ EndQ = Annotated[
     Query(description="last day (inclusive), YYYY-MM-DD; default: last day with data"),
 ]
 ChannelQ = Annotated[ChannelName | None, Query()]
-SourceQ = Annotated[str | None, Query(max_length=100)]
+SourceQ = Annotated[str | None, Query(min_length=1, max_length=100)]
 TaxonomyQ = Annotated[
     Literal["ecommerce", "restaurant"] | None,
     Query(description="a built-in taxonomy; default: the service's current taxonomy"),
@@ -355,6 +355,8 @@ def get_theme_verbatims(
     format: FormatQ = "json",
 ) -> Response:
     """`format=csv`: every matching verbatim (from `cursor` on), not one page."""
+    if start is not None and end is not None and end < start:  # as the period views say
+        raise ApiError(422, "end must not be before start", "end")
     tax, theme = _theme_or_404(request, theme_id, taxonomy)
     after = decode_cursor(cursor) if cursor else None
     filters = dict(
