@@ -23,6 +23,7 @@ maximum resident set (os.wait4). Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -160,6 +162,20 @@ def runtime_choice() -> str:
         return "unknown"
 
 
+@contextlib.contextmanager
+def reference_tree(rev: str, where: Path) -> Iterator[Path]:
+    """A checkout of git revision `rev` at `where` (a worktree), removed afterwards."""
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(where), rev], check=True
+    )
+    try:
+        yield where
+    finally:
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(where)], check=False
+        )
+
+
 def head(src: Path, dst: Path, n: int) -> int:
     with src.open(encoding="utf-8") as fin, dst.open("w", encoding="utf-8") as fout:
         lines = list(itertools.islice(fin, n))
@@ -242,22 +258,7 @@ def main() -> None:
                 repeats=args.repeats,
             )
         if args.reference_rev:
-            ref_root = root / "ref"
-            subprocess.run(
-                [
-                    "git",
-                    "-C",
-                    str(ROOT),
-                    "worktree",
-                    "add",
-                    "--detach",
-                    "-q",
-                    str(ref_root),
-                    args.reference_rev,
-                ],
-                check=True,
-            )
-            try:
+            with reference_tree(args.reference_rev, root / "ref") as ref_root:
                 runs[f"reference rev {args.reference_rev}"] = measure(
                     feed,
                     small,
@@ -268,11 +269,6 @@ def main() -> None:
                     args.batch_size,
                     root=ref_root,
                     repeats=args.repeats,
-                )
-            finally:
-                subprocess.run(
-                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(ref_root)],
-                    check=False,
                 )
         base = runs["default"]
         for name, run in runs.items():

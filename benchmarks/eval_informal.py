@@ -15,9 +15,9 @@ they measure robustness to the writing, not accuracy on real informal posts. Pri
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_analyze import run_cli  # noqa: E402
+from bench_analyze import reference_tree, run_cli  # noqa: E402
 from sentiment_data import SHARED  # noqa: E402
 
 from jobs.evaluate import gold_sentiment  # noqa: E402
@@ -83,7 +83,9 @@ def main() -> None:
         k: sum(a != b for a, b in zip(v, variants["original"], strict=True))
         for k, v in variants.items()
     }
-    print(f"CPU: {cpu_description()}; {len(rows)} reviews from {args.data}")
+    cpu = cpu_description()
+    print(f"CPU: {cpu['model']}, {cpu['cores']} cores, {' '.join(cpu['features'])}")
+    print(f"{len(rows)} reviews from {args.data}")
     with tempfile.TemporaryDirectory(prefix="verbatim-informal-") as tmp:
         root = Path(tmp)
         feeds = {}
@@ -93,24 +95,10 @@ def main() -> None:
                 for i, text in enumerate(texts):
                     fh.write(json.dumps({"id": str(i), "text": text}, ensure_ascii=False) + "\n")
         trees = {"this tree": ROOT}
-        if args.reference_rev:
-            ref = root / "ref"
-            subprocess.run(
-                [
-                    "git",
-                    "-C",
-                    str(ROOT),
-                    "worktree",
-                    "add",
-                    "--detach",
-                    "-q",
-                    str(ref),
-                    args.reference_rev,
-                ],
-                check=True,
-            )
-            trees[f"rev {args.reference_rev}"] = ref
-        try:
+        with contextlib.ExitStack() as stack:
+            if args.reference_rev:
+                ref = stack.enter_context(reference_tree(args.reference_rev, root / "ref"))
+                trees[f"rev {args.reference_rev}"] = ref
             head = ("tree", "variant", "texts changed", "macro-F1", "labels != original")
             print(f"{head[0]:<16} {head[1]:<16} {head[2]:>13} {head[3]:>9} {head[4]:>19}")
             for tree, tree_root in trees.items():
@@ -123,12 +111,6 @@ def main() -> None:
                     moved = sum(a != b for a, b in zip(pred, preds["original"], strict=True))
                     f1 = macro_f1(gold, pred)
                     print(f"{tree:<16} {name:<16} {changed[name]:>13} {f1:>9.4f} {moved:>19}")
-        finally:
-            if args.reference_rev:
-                subprocess.run(
-                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(root / "ref")],
-                    check=False,
-                )
 
 
 if __name__ == "__main__":
