@@ -71,7 +71,7 @@ def build_runtimes(model_dir: Path, path: Path | None = None) -> dict[str, Any]:
     fp32/int8 under model_dir/runtime/<key>, measure each runtime here and record the fastest
     that stays faithful (nlp/encoder/runtime.py). Idempotent: an existing build is kept."""
     from nlp.encoder import ENCODER_NAME
-    from nlp.encoder.runtime import build_runtime_dir, read_runtime_dir
+    from nlp.encoder.runtime import add_batch_tokens, build_runtime_dir, read_runtime_dir
     from nlp.sentiment.embedded import read_config, record_fast_start, runtime_key
 
     model = _embedded(model_dir=model_dir, path=path, runtime="torch")
@@ -81,6 +81,8 @@ def build_runtimes(model_dir: Path, path: Path | None = None) -> dict[str, Any]:
     record = read_runtime_dir(out, key)
     if record is None:
         record = build_runtime_dir(model.encoder, out, fingerprint=key)  # type: ignore[attr-defined]
+    elif "batch_tokens" not in record:  # built before batch sizes were measured
+        record = add_batch_tokens(model.encoder, out, record)  # type: ignore[attr-defined]
     if read_config(delta).encoder == ENCODER_NAME:
         # What the next start needs to skip torch and transformers (EmbeddedSentiment.load_fast).
         record_fast_start(model.encoder, Path(model_dir) / ENCODER_NAME, out)  # type: ignore[attr-defined]
