@@ -53,9 +53,11 @@ def register(app: typer.Typer) -> None:
         measured = ", ".join(
             f"{k} {v['probe_docs_per_s']:.0f}/s" for k, v in record["measured"].items()
         )
+        batch = record.get("batch_tokens")
         typer.echo(
-            f"runtime: {record['chosen']} (measured here: {measured}; "
-            f"{time.perf_counter() - start:.1f}s) -> {record['path']}"
+            f"runtime: {record['chosen']} (measured here: {measured}"
+            + (f"; batches of {batch} tokens" if batch else "")
+            + f"; {time.perf_counter() - start:.1f}s) -> {record['path']}"
         )
 
     train_group = typer.Typer(
