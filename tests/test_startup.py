@@ -411,6 +411,15 @@ def test_setup_records_the_batch_size_it_measured_and_loads_use_it(
     fast = _fast(built)
     assert fast is not None and fast.encoder.config.batch_tokens == record["batch_tokens"]
     assert _slow(built).encoder.config.batch_tokens == record["batch_tokens"]
+    # A build recorded before batch sizes were measured gets them at the next setup.
+    from nlp.encoder.runtime import add_batch_tokens
+
+    older = {k: v for k, v in record.items() if not k.startswith("batch_tokens")}
+    (built["out"] / RUNTIME_FILE).write_text(json.dumps(older), encoding="utf-8")
+    assert _fast(built).encoder.config.batch_tokens == EncoderConfig().batch_tokens
+    again = add_batch_tokens(_slow(built).encoder, built["out"], older)
+    assert again["batch_tokens"] in BATCH_TOKENS and again["fast_start"] == record["fast_start"]
+    assert read_runtime_dir(built["out"], built["out"].name) == again
     # Another size is taken only when clearly faster than the configured one.
     assert choose_batch_tokens({"1024": 104.0, "8192": 100.0}, 8192) == 8192
     assert choose_batch_tokens({"1024": 190.0, "2048": 189.0, "8192": 140.0}, 8192) == 1024
