@@ -492,9 +492,10 @@ def probe_reviews(n: int = 128) -> list[str]:
     return [" ".join(_PROBE[(i + j) % len(_PROBE)] for j in range(1 + i % 4)) for i in range(n)]
 
 
-def measure(rt: EncoderRuntime, encoder: Any, repeats: int = 2) -> float:
-    """Probe reviews per second (best of a few rounds: robust to a busy machine)."""
-    texts = probe_reviews()
+def measure(rt: EncoderRuntime, encoder: Any, repeats: int = 2, n: int = 128) -> float:
+    """Probe reviews per second over `n` of them (best of a few rounds: robust to a busy
+    machine)."""
+    texts = probe_reviews(n)
     _pooled(rt, encoder, texts[:8])  # warm-up (first-call allocations, oneDNN primitives)
     best = 0.0
     for _ in range(repeats):
@@ -538,19 +539,12 @@ def measure_batch_tokens(
     rt: EncoderRuntime, encoder: Any, n: int = 256, repeats: int = 2
 ) -> dict[str, float]:
     """Probe reviews per second with each of BATCH_TOKENS (best of `repeats` rounds)."""
-    texts = probe_reviews(n)
     configured = encoder.config
     out: dict[str, float] = {}
     try:
         for size in BATCH_TOKENS:
             encoder.config = dataclasses.replace(configured, batch_tokens=size)
-            _pooled(rt, encoder, texts[:8])  # warm-up at this shape
-            best = 0.0
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                _pooled(rt, encoder, texts)
-                best = max(best, len(texts) / (time.perf_counter() - t0))
-            out[str(size)] = round(best, 1)
+            out[str(size)] = round(measure(rt, encoder, repeats, n), 1)
     finally:
         encoder.config = configured
     return out
@@ -578,7 +572,7 @@ def _batch_tokens_record(encoder: Any, out_dir: Path, chosen: str) -> dict[str, 
 def add_batch_tokens(encoder: Any, out_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
     """A build recorded before batch sizes were measured: measure them now, record them."""
     record = {**record, **_batch_tokens_record(encoder, Path(out_dir), record["chosen"])}
-    (Path(out_dir) / RUNTIME_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_runtime_record(Path(out_dir), record)
     return record
 
 
@@ -620,8 +614,16 @@ def build_runtime_dir(encoder: Any, out_dir: Path, *, fingerprint: str) -> dict[
         "torch_dtype": str(dtype).replace("torch.", ""),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    (out_dir / RUNTIME_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_runtime_record(out_dir, record)
     return record
+
+
+def write_runtime_record(out_dir: Path, record: dict[str, Any]) -> None:
+    """`runtime.json`, replaced whole (a server starting meanwhile never reads half of it)."""
+    file = Path(out_dir) / RUNTIME_FILE
+    tmp = file.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, file)
 
 
 def read_runtime_dir(out_dir: Path, fingerprint: str) -> dict[str, Any] | None:

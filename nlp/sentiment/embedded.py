@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -26,6 +25,7 @@ from nlp.encoder.model import EncoderConfig, TextEncoder, mean_pool
 from nlp.encoder.runtime import EncoderRuntime, load_runtime
 from nlp.errors import VerbatimError
 from nlp.sentiment.irony import irony_weight
+from nlp.sentiment.labelled import STARS
 from nlp.text.french import sentences
 from nlp.text.normalize import encoder_text
 from nlp.types import POLARITIES, SentimentResult
@@ -36,7 +36,6 @@ META_FILE = "meta.json"
 # The "fast_start" part of runtime.json (see record_fast_start). 2: the weights fingerprint
 # no longer depends on the inference dtype (records of 1 on fp32 CPUs hold another one).
 FAST_START_FORMAT = 2
-STARS = (1, 2, 3, 4, 5)
 
 
 class SentimentModelError(VerbatimError, ValueError):
@@ -589,7 +588,7 @@ def record_fast_start(encoder: TextEncoder, encoder_dir: Path, out_dir: Path) ->
     """Add to `out_dir`'s runtime.json what `load_fast` needs (weights fingerprint, tokenizer
     ids, the encoder build and CPU it is valid for). Written by `verbatim setup`, or by the
     first torch-path load of an older build; atomic."""
-    from nlp.encoder.runtime import RUNTIME_FILE, cpu_description
+    from nlp.encoder.runtime import RUNTIME_FILE, cpu_description, write_runtime_record
     from nlp.themes.embed import fingerprint
 
     file = Path(out_dir) / RUNTIME_FILE
@@ -616,9 +615,7 @@ def record_fast_start(encoder: TextEncoder, encoder_dir: Path, out_dir: Path) ->
     if record.get("fast_start") == fast:
         return
     record["fast_start"] = fast
-    tmp = file.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, file)
+    write_runtime_record(Path(out_dir), record)
 
 
 def find_fast_start(
