@@ -5,7 +5,6 @@ The file is `$VERBATIM_CONFIG` if set, else `./verbatim.toml` when it exists.
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Collection
 from pathlib import Path
@@ -19,7 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from nlp.errors import VerbatimError
+from nlp.errors import VerbatimError, unknown_names
 
 Channel = Literal["review", "social", "complaint", "survey"]
 
@@ -30,14 +29,8 @@ class ConfigFileError(VerbatimError, ValueError):
 
 
 def _unknown_keys(data: dict[str, Any], known: Collection[str], where: str) -> str | None:
-    unknown = sorted(set(data) - set(known))
-    if not unknown:
-        return None
-    parts = []
-    for key in unknown:
-        close = difflib.get_close_matches(key, list(known), n=1)
-        parts.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    return f"{where}: unknown setting {', '.join(parts)}"
+    parts = unknown_names(sorted(data), known)
+    return f"{where}: unknown setting {', '.join(parts)}" if parts else None
 
 
 class SourceConfig(BaseModel):

@@ -51,6 +51,7 @@ MIN_YEAR = 1990
 # (JSON allows any depth, but masking, storing and serialising it would meet Python's
 # recursion limit: a 600-level field used to stop a whole ingest with RecursionError).
 MAX_NESTING = 32
+TOO_DEEP = f"lists or objects nested deeper than {MAX_NESTING} levels"  # the rejection's detail
 QUOTED_CHARS = 40  # characters of a rejected value quoted in its rejection reason
 
 
@@ -399,8 +400,7 @@ def prepare_feedback(
     deep = too_deep(fields) or too_deep(extra or {})
     if deep is not None:
         field = deep if deep in FIELDS else masked_key(deep, mask)[:100]  # its column: 100
-        detail = f"lists or objects nested deeper than {MAX_NESTING} levels"
-        return Rejection("too_deep", field, detail, quotes_input=False)
+        return Rejection("too_deep", field, TOO_DEEP, quotes_input=False)
     try:
         raw_text = _text_value(fields.get("text"))
         title = _text_value(fields.get("title")).strip()

@@ -6,7 +6,6 @@ resolvable so stored mentions and alert routes survive a change.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 import unicodedata
@@ -27,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from nlp.errors import VerbatimError
+from nlp.errors import VerbatimError, unknown_names
 from nlp.text.validity import non_text
 
 # --- patterns: linear-time engine for anything a user wrote ---------------------------------
@@ -171,19 +170,12 @@ def _unknown_keys(data: Any, known: Any, where: str) -> None:
     or `patern` would otherwise be ignored: a theme that never matches), with the close one."""
     if not isinstance(data, dict):
         return  # a model instance (edits) or a type error pydantic reports itself
-    names = [str(k) for k in known]
-    unknown = [k for k in data if str(k) not in names]
-    if not unknown:
-        return
-    parts = []
-    for key in unknown:
-        close = difflib.get_close_matches(str(key), names, n=1)
-        hint = close[0] if close else _SYNONYMS.get(str(key).lower())
-        parts.append(f"{key!r}" + (f" (did you mean {hint!r}?)" if hint in names else ""))
-    raise ValueError(
-        (f"{where}: " if where else "")
-        + f"unknown key {', '.join(parts)}; the keys are {', '.join(sorted(names))}"
-    )
+    parts = unknown_names(data, known, _SYNONYMS)
+    if parts:
+        raise ValueError(
+            (f"{where}: " if where else "")
+            + f"unknown key {', '.join(parts)}; the keys are {', '.join(sorted(known))}"
+        )
 
 
 class _Strict(BaseModel):

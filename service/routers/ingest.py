@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from core.db import session_scope
-from core.store import MAX_NESTING, masked_key, too_deep
+from core.store import TOO_DEEP, masked_key, too_deep
 from nlp.text import mask_nested
 from service.auth import require
 from service.deps import app_state
@@ -88,8 +88,7 @@ def post_analyze(request: Request, body: AnalyzeIn) -> AnalyzeOut:
             raise ApiError(422, f"text longer than {max_chars} characters", f"items[{i}].text")
         deep = too_deep(item)
         if deep is not None:  # echoing it would meet the recursion limit: a 500
-            detail = f"lists or objects nested deeper than {MAX_NESTING} levels"
-            raise ApiError(422, detail, f"items[{i}]")
+            raise ApiError(422, TOO_DEEP, f"items[{i}]")
         texts.append(text)
     # Mask before analysis: evidence spans are cut from the masked text, and no field of the
     # response echoes raw personal data.
