@@ -74,6 +74,27 @@ def webhook_for(settings: Settings, route: str) -> str | None:
     return settings.slack_webhooks.get(route) or settings.slack_webhooks.get("default")
 
 
+def webhook_problem(url: str) -> str | None:
+    """Why a configured webhook cannot be posted to (a typo, a stray newline), or None.
+    Checked before claiming: httpx raises InvalidURL outside its HTTPError family, which
+    used to end the run and leave the message `unknown` though nothing was sent."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        return f"not a valid URL ({exc})"
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        return "not a valid URL (expected https://...)"
+    return None
+
+
+def _route_problem(route: str, url: str | None) -> str | None:
+    """Why a message of `route` must wait for its webhook `url` to be set or fixed, or None."""
+    if url is None:
+        return f"no webhook configured for route {route!r} nor 'default'"
+    problem = webhook_problem(url)
+    return None if problem is None else f"webhook for route {route!r}: {problem}"
+
+
 def _retry_after(resp: httpx.Response) -> float:
     value = resp.headers.get("Retry-After", "")
     try:
@@ -93,39 +114,43 @@ def post_with_retries(
     policy: DeliveryPolicy,
     sleep: Callable[[float], None] = time.sleep,
     before_post: Callable[[], None] | None = None,
-) -> tuple[str, str | None, int]:
-    """Post once with bounded retries. Returns (outcome, error, posts) where outcome is
-    "sent", "retry" (try again in a later run), "dead" (permanent failure) or "unknown"
-    (the body was sent and no answer came: never retried blindly)."""
+) -> tuple[str, str | None, int, float]:
+    """Post once with bounded retries. Returns (outcome, error, posts, retry_after) where
+    outcome is "sent", "retry" (try again in a later run), "dead" (permanent failure) or
+    "unknown" (the body was sent and no answer came: never retried blindly), and
+    retry_after the Retry-After of a last 429 (seconds; 0 otherwise), for the later run."""
     error: str | None = None
     posts = 0
+    retry_after = 0.0
     for attempt in range(policy.attempts_per_run):
         posts += 1
+        retry_after = 0.0  # only a last 429 carries over to the next run
         if before_post is not None:
             before_post()
         try:
             resp = client.post(url, json=payload, timeout=policy.timeout_s)
         except AMBIGUOUS as exc:
-            return "unknown", f"no answer after sending: {type(exc).__name__}: {exc}", posts
+            return "unknown", f"no answer after sending: {type(exc).__name__}: {exc}", posts, 0.0
         except httpx.HTTPError as exc:
             error = f"network error: {type(exc).__name__}: {exc}"
             wait = min(policy.backoff_base_s * 2**attempt, policy.backoff_max_s)
         else:
             if 200 <= resp.status_code < 300:
-                return "sent", None, posts
+                return "sent", None, posts, 0.0
             body = resp.text[:200]
             error = f"HTTP {resp.status_code}: {body}"
             if resp.status_code == 429:
-                wait = _retry_after(resp)
+                wait = retry_after = _retry_after(resp)
                 if wait > policy.max_retry_after_s:
-                    return "retry", error + f" (Retry-After {wait:.0f}s: later run)", posts
+                    error += f" (Retry-After {wait:.0f}s: later run)"
+                    return "retry", error, posts, wait
             elif resp.status_code >= 500:
                 wait = min(policy.backoff_base_s * 2**attempt, policy.backoff_max_s)
-            else:
-                return "dead", error, posts  # 4xx: bad URL / token / payload: retrying won't help
+            else:  # 4xx: bad URL / token / payload: retrying won't help
+                return "dead", error, posts, 0.0
         if attempt + 1 < policy.attempts_per_run:
             sleep(wait)
-    return "retry", error, posts
+    return "retry", error, posts, retry_after
 
 
 def _due(session: Session, now: datetime, policy: DeliveryPolicy) -> list[OutboxMessage]:
@@ -240,24 +265,16 @@ def deliver_pending(
     try:
         for row_id, route, status, payload, attempts, _alert, _rev in due:
             url = webhook_for(settings, route)
-            if url is None:
-                _finish(
-                    sessions,
-                    row_id,
-                    "pending",
-                    attempts,
-                    0,
-                    f"no webhook configured for route {route!r} nor 'default'",
-                    None,
-                    policy,
-                )
+            problem = _route_problem(route, url)
+            if url is None or problem is not None:  # waits, unposted, until the setting is fixed
+                _finish(sessions, row_id, "pending", attempts, 0, problem, None, policy)
                 result.deferred += 1
                 continue
             if not _claim(sessions, row_id, status, _now(), policy.claim_lease_s):
                 result.skipped += 1
                 continue
             try:
-                outcome, error, posts = post_with_retries(
+                outcome, error, posts, retry_after = post_with_retries(
                     client,
                     url,
                     payload,
@@ -281,7 +298,7 @@ def deliver_pending(
                 result.dead += 1
             else:
                 status_after = _finish(
-                    sessions, row_id, "pending", attempts, posts, error, None, policy
+                    sessions, row_id, "pending", attempts, posts, error, None, policy, retry_after
                 )
                 if status_after == "dead":
                     result.dead += 1
@@ -309,6 +326,7 @@ def _finish(
     error: str | None,
     sent_at: datetime | None,
     policy: DeliveryPolicy,
+    retry_after: float = 0.0,
 ) -> str:
     total = attempts + posts
     nxt: datetime | None = None
@@ -320,6 +338,8 @@ def _finish(
                 policy.later_base_s * 2 ** max(total // max(policy.attempts_per_run, 1) - 1, 0),
                 6 * 3600,
             )
+            # Slack said when to come back: a run before that would only be refused again.
+            delay = max(delay, min(retry_after, 6 * 3600))
             nxt = _now() + timedelta(seconds=delay) if posts else None
     with session_scope(sessions) as session:
         session.execute(

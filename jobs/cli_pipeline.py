@@ -166,6 +166,7 @@ def register(app: typer.Typer) -> None:
         from rich.markup import escape
 
         from jobs.connectors import pull_source
+        from nlp.errors import VerbatimError
 
         settings = _settings()
         chosen = [s for s in settings.sources if not source or s.source in source]
@@ -176,15 +177,21 @@ def register(app: typer.Typer) -> None:
             raise fail("no source configured: add [[sources]] to verbatim.toml")
         sessions = _open(settings)
         out, err = Console(), Console(stderr=True)
-        failed = False
+        code = 0
         for src in chosen:
-            result = pull_source(sessions, settings, src)
+            try:
+                result = pull_source(sessions, settings, src)
+            except (VerbatimError, OSError) as exc:  # an API down must not block the folder
+                code = max(code, getattr(exc, "exit_code", EXIT_FAILED))
+                line = f"[bold red]error:[/] {escape(src.source)}: {escape(str(exc))}"
+                err.print(line, soft_wrap=True)
+                continue
             _print_ingest(out, result, src.source)
             for message in getattr(result, "errors", []):
-                failed = True
+                code = max(code, EXIT_FAILED)
                 err.print(f"[bold red]error:[/] {escape(src.source)}: {escape(message)}")
-        if failed:
-            raise typer.Exit(EXIT_FAILED)
+        if code:
+            raise typer.Exit(code)
 
     @app.command()
     def enrich(

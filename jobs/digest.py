@@ -30,7 +30,8 @@ from core.queries import (
     theme_summary,
 )
 from core.settings import Settings
-from jobs.alerts import DeliveryPolicy, post_with_retries, webhook_for
+from jobs.alerts import DeliveryPolicy, post_with_retries, webhook_for, webhook_problem
+from jobs.slack_message import escape
 from nlp.taxonomy import Taxonomy
 
 SEVERITY = {"low": "faible", "medium": "moyenne", "high": "haute", "critical": "critique"}
@@ -147,7 +148,8 @@ def _incident_line(inc: Incident, labels: dict[str, str], dashboard_url: str) ->
     )
     driver = next(iter(inc.drivers or []), None)
     if isinstance(driver, dict) and driver.get("field") and driver.get("value"):
-        line += f", surtout {driver['field']} = {driver['value']}"
+        field, value = escape(str(driver["field"])), escape(str(driver["value"]))
+        line += f", surtout {field} = {value}"
     link = dashboard_link(dashboard_url, inc.theme, inc.first_day, inc.last_day)
     return f"{line} (<{link}|voir>)"
 
@@ -186,11 +188,14 @@ def send_digest(
     url = webhook_for(settings, "digest")
     if not url:
         raise ValueError("no Slack webhook for the digest: set slack_webhooks.digest (or .default)")
+    problem = webhook_problem(url)
+    if problem is not None:
+        raise ValueError(f"Slack webhook for the digest: {problem}")
     own = client is None
     client = client or httpx.Client()
     try:
         kwargs: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
-        outcome, error, _ = post_with_retries(
+        outcome, error, _, _ = post_with_retries(
             client, url, digest.payload, policy or DeliveryPolicy(), **kwargs
         )
     finally:

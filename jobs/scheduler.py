@@ -97,11 +97,17 @@ def _cmd_run(res: JobResources, stop: Stop) -> str:
     stored = sum(r.stored for _s, r in summary.ingested)
     analysed = summary.enriched.analyzed if summary.enriched else 0
     line = f"stored {stored}, analysed {analysed}"
-    if summary.detected is not None:
+    errors = [f"{s.source}: {m}" for s, m in summary.errors]
+    # The pipeline logs and survives a failed detection or delivery (what was stored stays
+    # stored); the tick must not read `ok` in /health while no alert can go out.
+    if summary.detected is None:
+        errors.append("spike detection failed (see the log)")
+    else:
         line += f", alerts {summary.detected.new} new / {summary.detected.updated} updated"
-    if summary.errors:
-        line += "; errors: " + "; ".join(f"{s.source}: {m}" for s, m in summary.errors)
-        raise RuntimeError(line)
+        if res.settings.slack_webhooks and summary.delivered is None:
+            errors.append("alert delivery failed (see the log)")
+    if errors:
+        raise RuntimeError(line + "; errors: " + "; ".join(errors))
     return line
 
 
@@ -157,7 +163,10 @@ def _cmd_alert(res: JobResources, stop: Stop) -> str:
     from jobs.alerts import deliver_pending
 
     sent = deliver_pending(res.settings, res.sessions)
-    return f"sent {sent.sent}, deferred {sent.deferred}, failed {sent.dead}"
+    line = f"sent {sent.sent}, deferred {sent.deferred}, failed {sent.dead}"
+    if sent.dead:  # refused for good (bad webhook): `verbatim alert` exits 1 for it too
+        raise RuntimeError(line)
+    return line
 
 
 def _cmd_digest(res: JobResources, stop: Stop) -> str:
@@ -185,7 +194,16 @@ COMMANDS: dict[str, Callable[[JobResources, Stop], str]] = {
 
 
 def make_trigger(cron: str, timezone: str) -> Any:
-    """5-field crontab, or 6 fields with seconds first (`*/10 * * * * *`)."""
+    """5-field crontab, or 6 fields with seconds first (`*/10 * * * * *`), that fires."""
+    trigger = _cron_trigger(cron, timezone)
+    # A valid expression can name a date that never comes (`0 8 31 2 *`): the job then has
+    # no next run time, and `verbatim scheduler` died on it with a traceback.
+    if trigger.get_next_fire_time(None, utcnow()) is None:
+        raise SchedulerConfigError(f"cron {cron!r} never fires (no such date)")
+    return trigger
+
+
+def _cron_trigger(cron: str, timezone: str) -> Any:
     from apscheduler.triggers.cron import CronTrigger
 
     fields = cron.split()
@@ -301,6 +319,11 @@ class Scheduler:
         names = [j.name for j in conf.jobs]
         if len(set(names)) != len(names):
             raise SchedulerConfigError(f"scheduler job names must be unique: {names}")
+        if conf.misfire_grace_seconds < 1:  # APScheduler refuses it with a TypeError
+            raise SchedulerConfigError(
+                "scheduler.misfire_grace_seconds must be at least 1 "
+                f"(got {conf.misfire_grace_seconds})"
+            )
         self.settings = settings
         self.engine = engine
         self.sessions = sessions

@@ -121,6 +121,14 @@ def _fmt_day(day: date, lang: str) -> str:
     return day.strftime("%d/%m/%Y") if lang == "fr" else day.isoformat()
 
 
+def escape(text: str) -> str:
+    """Customer text (verbatims, metadata values) as Slack should show it. `&`, `<` and `>`
+    are mrkdwn's control characters: unescaped, a verbatim containing `<!channel>` pinged the
+    whole channel, `<https://x|cliquez>` became a disguised link and a masked `<EMAIL>`
+    vanished."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _clip(text: str, limit: int = 280) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
@@ -235,9 +243,10 @@ def build_incident_payload(
         )
     driver_lines = []
     for d in incident.drivers or []:
-        field = t.get(f"field_{d['field']}", d["field"])
+        field = t.get(f"field_{d['field']}", escape(str(d["field"])))
         pct = f"{round(float(d['share_of_extra']) * 100):d}"
-        driver_lines.append("• " + t["driver"].format(pct=pct, field=field, value=d["value"]))
+        value = escape(str(d["value"]))
+        driver_lines.append("• " + t["driver"].format(pct=pct, field=field, value=value))
     if driver_lines:
         blocks.append(
             {
@@ -271,7 +280,7 @@ def build_incident_payload(
 def _examples_and_link(clipped: list[str], link: str, t: dict[str, str]) -> list[dict[str, Any]]:
     """The closing blocks of every message: quoted examples (or why there are none), the link."""
     if clipped:
-        quotes = "\n".join(f"> {e}" for e in clipped)
+        quotes = "\n".join(f"> {escape(e)}" for e in clipped)
         examples: dict[str, Any] = {
             "type": "section",
             "text": {"type": "mrkdwn", "text": f"{t['examples']}\n{quotes}"},

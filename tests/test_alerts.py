@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,7 +26,7 @@ from core.models import (
     ThemeMention,
 )
 from core.settings import Settings
-from jobs.alerts import DeliveryPolicy, deliver_pending
+from jobs.alerts import DeliveryPolicy, _aware, deliver_pending
 from jobs.detect import run_detect
 
 # Data ends today: detection sends only incidents on days within the freshness window.
@@ -194,7 +195,8 @@ def test_detect_raises_alert_routes_to_team_and_is_idempotent(wired) -> None:
         assert (msg.route, msg.revision, msg.status) == ("logistics", 1, "pending")
         text = json.dumps(msg.payload, ensure_ascii=False)
         assert "Livraison" in text and "#theme=livraison&start=" in text
-        assert "Colis jamais reçu" in text and "<EMAIL>" in text
+        # The masked address, escaped for Slack's markup (a bare `<EMAIL>` would vanish).
+        assert "Colis jamais reçu" in text and "&lt;EMAIL&gt;" in text
         assert msg.incident_id == alert.incident_id is not None
     again = run_detect(settings, sessions)
     assert len(again.days) == 7  # then only the last week is re-checked (late data)
@@ -303,6 +305,28 @@ def test_429_with_long_retry_after_defers_to_a_later_run(wired) -> None:
     assert res.sent == 0 and res.deferred == 1 and len(server.requests) == 1
 
 
+@pytest.mark.parametrize("retry_after", ["3600", "20"])
+def test_429_retry_after_holds_for_the_next_runs(wired, retry_after: str) -> None:
+    """A Retry-After longer than a run waits (or a 429 on the last attempt) is kept in
+    `next_attempt_at`: the next scheduled run (every 5 minutes) used to post again after
+    the 5-minute backoff, an hour early, and be refused again."""
+    settings, sessions, server = wired
+    server.script = [(429, {"Retry-After": retry_after})] * 3
+    run_detect(settings, sessions)
+    policy = DeliveryPolicy(backoff_base_s=0.01, later_base_s=1.0, attempts_per_run=3)
+    before = datetime.now(UTC)
+    res = deliver_pending(settings, sessions, policy=policy, sleep=lambda s: None)
+    posted = len(server.requests)
+    assert res.deferred == 1 and posted == (1 if retry_after == "3600" else 3)
+    with sessions() as s:
+        msg = s.execute(select(OutboxMessage)).scalar_one()
+        wait = (_aware(msg.next_attempt_at) - before).total_seconds()
+    assert int(retry_after) <= wait < int(retry_after) + 60
+    time.sleep(1.1)  # past the run's own backoff (1 s): only Retry-After holds it now
+    assert deliver_pending(settings, sessions, policy=policy, sleep=lambda s: None).sent == 0
+    assert len(server.requests) == posted
+
+
 def test_500_then_200_is_retried_with_backoff(wired) -> None:
     settings, sessions, server = wired
     server.script = [(500, {}), (503, {})]
@@ -358,6 +382,72 @@ def test_unreachable_webhook_keeps_message_pending(settings, sessions) -> None:
     with sessions() as s:
         msg = s.execute(select(OutboxMessage)).scalar_one()
         assert msg.status == "pending" and "network error" in msg.last_error
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        lambda url: url + "\n",
+        lambda url: url.replace("/logistics", "x/logistics"),
+        lambda url: url[7:],
+    ],
+    ids=["stray-newline", "bad-port", "no-scheme"],
+)
+def test_malformed_webhook_waits_and_the_other_messages_go(wired, broken) -> None:
+    """A webhook with a typo made httpx raise InvalidURL (outside its HTTPError family): the
+    run died and the message became `unknown` though nothing was sent; without a scheme it
+    was posted and failed every run until `dead`. It now waits, never posted, with why."""
+    settings, sessions, server = wired
+    with sessions() as s:  # a second theme, routed to "default", spikes on the same day
+        rows = s.execute(select(DailyAggregate).where(DailyAggregate.theme == "livraison"))
+        for row in rows.scalars().all():
+            s.add(
+                DailyAggregate(
+                    day=row.day,
+                    theme="prix",
+                    channel=row.channel,
+                    source=row.source,
+                    volume=row.volume,
+                    negatives=row.negatives,
+                    positives=row.positives,
+                )
+            )
+        s.commit()
+    good = settings.slack_webhooks["logistics"]
+    settings.slack_webhooks["logistics"] = broken(good)
+    assert run_detect(settings, sessions).queued == 2
+    res = deliver_pending(settings, sessions, policy=FAST)
+    assert (res.sent, res.deferred, res.unknown, res.dead) == (1, 1, 0, 0)
+    assert [r["path"] for r in server.requests] == ["/default"]
+    with sessions() as s:
+        msg = s.execute(
+            select(OutboxMessage).where(OutboxMessage.route == "logistics")
+        ).scalar_one()
+        assert (msg.status, msg.attempts) == ("pending", 0)
+        assert "webhook for route 'logistics': not a valid URL" in msg.last_error
+    settings.slack_webhooks["logistics"] = good  # the setting is fixed: it goes
+    assert deliver_pending(settings, sessions, policy=FAST).sent == 1
+    assert [r["path"] for r in server.requests] == ["/default", "/logistics"]
+
+
+def test_scheduled_alert_job_that_loses_a_message_is_not_ok(wired, engine) -> None:
+    """Slack refused the message for good (404: a deleted webhook): `verbatim alert` exits 1,
+    but the scheduler's `alert` job recorded the tick `ok`, so /health stayed green."""
+    from core.models import JobRun
+    from core.settings import SchedulerSettings
+    from jobs.scheduler import Scheduler
+
+    settings, sessions, server = wired
+    server.script = [(404, {})]
+    run_detect(settings, sessions)
+    job = {"name": "alert", "cron": "* * * * *", "command": "alert"}
+    settings = settings.model_copy(update={"scheduler": SchedulerSettings(jobs=[job])})
+    scheduler = Scheduler(settings, engine, sessions)
+    assert scheduler.run_tick(settings.scheduler.jobs[0]) == "failed"
+    with sessions() as s:
+        run = s.execute(select(JobRun)).scalar_one()
+        assert run.status == "failed" and "failed 1" in (run.detail or "")
+    assert len(server.requests) == 1
 
 
 def test_dry_run_sends_nothing(wired) -> None:

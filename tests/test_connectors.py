@@ -212,6 +212,73 @@ def test_http_errors_are_clear(api: FakeApi, db: sessionmaker[Session], settings
         build_connector(cfg, settings)
 
 
+class LinkApi:
+    """An API whose `next` link is computed by `link(page)` from the page asked (`?p=N`):
+    None ends the feed. Each page holds one record `r<N>`."""
+
+    def __init__(self, link: Any) -> None:
+        self.requests: list[str] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                api.requests.append(self.path)
+                query = parse_qs(urlparse(self.path).query)
+                page = int(query.get("p", ["1"])[0])
+                body: dict[str, Any] = {
+                    "data": [{"id": f"r{page}", "text": f"Colis {page} perdu, très déçu"}]
+                }
+                nxt = link(page)
+                if nxt is not None and len(api.requests) < 20:  # the test's own safety stop
+                    body["next"] = nxt
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/feed"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_http_next_link_back_to_a_read_page_ends_the_pull(
+    db: sessionmaker[Session], settings: Settings
+) -> None:
+    """An API whose last page links to itself (end of stream). The pull used to request
+    it forever (MAX_PAGES only counted `page_param` pages); it now ends there."""
+    api = LinkApi(lambda page: "/feed?p=2")  # page 1 -> page 2 -> page 2 -> ...
+    try:
+        result = pull(db, settings, HttpConnector(api.url), source="api")
+    finally:
+        api.close()
+    assert (result.read, result.stored, result.duplicates) == (2, 2, 0)
+    assert api.requests == ["/feed", "/feed?p=2"]
+    assert _ids(db) == ["r1", "r2"]
+
+
+def test_http_next_links_are_bounded_by_max_pages(
+    db: sessionmaker[Session], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobs.connectors import http
+
+    monkeypatch.setattr(http, "MAX_PAGES", 5)
+    api = LinkApi(lambda page: f"/feed?p={page + 1}" if page < 50 else None)
+    try:
+        with pytest.raises(ConnectorError, match="more than 5 pages"):
+            pull(db, settings, HttpConnector(api.url), source="api")
+    finally:
+        api.close()
+    assert len(api.requests) == 5 and _count(db) == 5
+
+
 # --- folder ----------------------------------------------------------------------------------
 
 
@@ -256,6 +323,30 @@ def test_folder_reads_new_complete_files_once(
     assert result.stored == 5 and result.duplicates == 0
     assert pull(db, settings, conn, source="inbox").read == 0  # nothing new: nothing read
     assert _count(db) == 11
+
+
+def test_folder_file_moved_away_mid_poll_does_not_stop_the_others(
+    tmp_path: Path, db: sessionmaker[Session], settings: Settings
+) -> None:
+    """Another tool archives b.jsonl while a.jsonl is being stored: the pull used to die on
+    FileNotFoundError and leave c.jsonl (and any later file) for a later poll."""
+    inbox, archive = tmp_path / "inbox", tmp_path / "archive"
+    inbox.mkdir()
+    archive.mkdir()
+    for i, name in enumerate("abc"):
+        _write(inbox / f"{name}.jsonl", _rows(name, 3), mtime=OLD + i)
+
+    def archive_b() -> bool:  # runs between two stored batches, as another process would
+        if (inbox / "b.jsonl").exists():
+            (inbox / "b.jsonl").rename(archive / "b.jsonl")
+        return False
+
+    conn = FolderConnector(inbox, "*", settle_seconds=0, batch_size=2)
+    result = pull(db, settings, conn, source="inbox", stop=archive_b)
+    assert (result.stored, result.errors) == (6, [])
+    assert _ids(db) == ["a0", "a1", "a2", "c0", "c1", "c2"]
+    (archive / "b.jsonl").rename(inbox / "b.jsonl")  # put back: never read, so read now
+    assert pull(db, settings, conn, source="inbox").stored == 3
 
 
 def test_connector_rows_are_masked_with_ner_like_file_rows(
@@ -413,6 +504,43 @@ def test_ingest_from_stdin(tmp_path: Path, db_url: str) -> None:
     assert "read 4, stored 3" in out.stdout.decode() and "invalid_json" in out.stdout.decode()
     out = _cli(["ingest", "-", "--source", "pipe"], env, tmp_path, stdin=feed.encode())
     assert "stored 0, duplicates 3" in out.stdout.decode()
+
+
+def test_verbatim_pull_goes_on_after_a_source_that_fails(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An API that is down (first in the list) ended `verbatim pull` with its error: the
+    folder after it was never read by a cron'd `verbatim pull`. The scheduler's `ingest`
+    job and `verbatim run` already went on; `pull` now does too, and still exits 1."""
+    from typer.testing import CliRunner
+
+    from verbatim_cli import app
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    _write(inbox / "one.jsonl", _rows("f", 2))
+    config = f"""
+[[sources]]
+source = "api"
+kind = "http"
+url = "http://127.0.0.1:9/reviews"
+max_retries = 0
+
+[[sources]]
+source = "inbox"
+kind = "folder"
+path = "{inbox}"
+"""
+    (tmp_path / "verbatim.toml").write_text(config, "utf-8")
+    monkeypatch.setenv("VERBATIM_CONFIG", str(tmp_path / "verbatim.toml"))
+    monkeypatch.setenv("VERBATIM_DATABASE_URL", settings.resolved_database_url)
+    out = CliRunner().invoke(app, ["pull"])
+    assert out.exit_code == 1, out.output
+    assert "inbox: read 2, stored 2" in out.stdout
+    assert "error: api: http://127.0.0.1:9/reviews: ConnectError" in out.stderr
+    engine = make_engine(settings.resolved_database_url)
+    assert _count(session_factory(engine), "inbox") == 2
+    engine.dispose()
 
 
 def test_run_pulls_configured_sources(tmp_path: Path, settings: Settings) -> None:

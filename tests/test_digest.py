@@ -116,6 +116,11 @@ def test_digest_cli(
     state.answers = [404]
     res = runner.invoke(app, ["digest", "--force"], env=env)
     assert res.exit_code == 1 and "HTTP 404" in res.output
+    # A typo in the webhook: one clear line, not an httpx.InvalidURL traceback.
+    env["VERBATIM_SLACK_WEBHOOKS__DEFAULT"] = url.replace("/hook", "x/hook")
+    res = runner.invoke(app, ["digest", "--force"], env=env)
+    assert res.exit_code == 2 and "webhook for the digest: not a valid URL" in res.output
+    assert len(state.bodies) == 2
 
 
 def test_digest_reads_the_stored_taxonomy_and_skips_closed_incidents(
@@ -166,6 +171,25 @@ def test_digest_reads_the_stored_taxonomy_and_skips_closed_incidents(
     assert incidents.startswith(" (1) :")
     assert "*Transport* (pic de volume) depuis le 26/03/2026 · pris en charge" in incidents
     assert "Prix" not in incidents and "critique" not in incidents
+
+
+def test_digest_driver_values_cannot_ping_the_channel(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """An incident's driver value is a metadata value from the feed: `<!channel>` in it used
+    to reach Slack as a channel-wide ping."""
+    from core.db import session_scope
+    from core.models import Incident
+
+    seed(sessions)
+    with session_scope(sessions) as session:
+        live = session.query(Incident).one()
+        live.drivers = [{**live.drivers[0], "value": "<!channel> Colis&Co"}]
+    tax = load_taxonomy(None)
+    payload = send_digest(settings, sessions, tax, dry_run=True).digest.payload
+    for text in (payload["text"], payload["blocks"][3]["text"]["text"]):
+        assert "surtout transporteur = &lt;!channel&gt; Colis&amp;Co (<" in text
+        assert "<!channel>" not in text
 
 
 def test_scheduler_digest_command_posts_once_per_period(

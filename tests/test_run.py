@@ -144,6 +144,27 @@ def test_run_continues_after_a_bad_source(
     assert not demo_feed_path(settings).exists()  # configured sources: no demo
 
 
+@pytest.mark.parametrize("pattern", ["", "/srv/exports/*.csv", "**.csv"])
+def test_run_continues_after_a_folder_source_with_a_bad_pattern(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session, analyzer, pattern
+) -> None:
+    """An empty, absolute or malformed glob raised ValueError / NotImplementedError from
+    pathlib: a traceback that ended `verbatim run` before the other sources were read."""
+    good = tmp_path / "good.csv"
+    good.write_text("text,date\nColis jamais reçu,2026-11-01\n")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    bad = SourceConfig(source="inbox", kind="folder", path=inbox, pattern=pattern)
+    configured = settings.model_copy(
+        update={"sources": [bad, SourceConfig(path=good, source="shop")]}
+    )
+    summary = run_pipeline(configured, sessions, analyzer=analyzer)
+    [(src, message)] = summary.errors
+    assert src.source == "inbox" and "is not a glob relative to the folder" in message
+    assert [s.source for s, _ in summary.ingested] == ["shop"]
+    assert summary.ingested[0][1].stored == 1
+
+
 def _env(settings: Settings, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERBATIM_")}
     env.update(

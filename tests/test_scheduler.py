@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import make_engine, migrate, session_factory
-from core.models import JobRun, ThemeMention
+from core.models import Feedback, JobRun, ThemeMention
 from core.settings import SchedulerJob, SchedulerSettings, Settings, SourceConfig
 from core.store import claim_job_run, finish_job_run
 from jobs.scheduler import (
@@ -55,6 +55,33 @@ def test_cron_ticks() -> None:
         make_trigger("every hour", "UTC")
     with pytest.raises(SchedulerConfigError, match="cron"):
         make_trigger("99 * * * *", "UTC")
+
+
+def test_cron_that_never_fires_is_a_clear_error(tmp_path: Path) -> None:
+    """February 31st parses: APScheduler then drops the job silently, and `verbatim
+    scheduler` (and `--list`) died on its missing next run time with a traceback."""
+    with pytest.raises(SchedulerConfigError, match="never fires"):
+        make_trigger("0 8 31 2 *", "Europe/Paris")
+    assert make_trigger("0 8 29 2 *", "Europe/Paris") is not None  # leap years only: fine
+    config = '[scheduler]\njobs = [{ name = "p", cron = "0 8 31 2 *", command = "run" }]\n'
+    (tmp_path / "verbatim.toml").write_text(config, "utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERBATIM_")}
+    env.update(
+        VERBATIM_CONFIG=str(tmp_path / "verbatim.toml"),
+        VERBATIM_DATA_DIR=str(tmp_path / "data"),
+        PYTHONPATH=str(ROOT),
+    )
+    for args in (["scheduler", "--list"], ["scheduler"]):
+        out = subprocess.run(
+            [sys.executable, "-m", "verbatim_cli", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=120,
+        )
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.strip() == "error: cron '0 8 31 2 *' never fires (no such date)"
 
 
 def test_claim_and_lock_are_exclusive(db_url: str, settings: Settings) -> None:
@@ -152,8 +179,51 @@ def test_keep_models_between_ticks_or_not(
     assert (scheduler.resources.masker._masker is not None) is keep
 
 
+@pytest.mark.parametrize(
+    ("table", "why"),
+    [("detection_state", "spike detection failed"), ("outbox", "alert delivery failed")],
+)
+def test_a_run_tick_whose_alerting_fails_is_not_recorded_ok(
+    tmp_path: Path, settings: Settings, engine: Engine, table: str, why: str
+) -> None:
+    """`run_pipeline` logs a failed spike detection or delivery and carries on (the data
+    stays stored); the tick was then recorded `ok`, so /health and `last_success` hid that
+    no alert could go out. It is now `failed`, with why, and the stored rows stay stored."""
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"id": "d1", "text": "Colis arrivé abîmé"}\n', "utf-8")
+    job = {"name": "p", "cron": "* * * * * *", "command": "run"}
+    settings = settings.model_copy(
+        update={
+            "sources": [SourceConfig(source="shop", path=feed)],
+            "scheduler": SchedulerSettings(jobs=[job]),
+            "slack_webhooks": {"default": "http://127.0.0.1:9/hook"},
+        }
+    )
+    with engine.begin() as conn:  # a database alerting cannot use (as after a bad restore)
+        conn.execute(text(f"drop table {table}"))
+    sessions = session_factory(engine)
+    scheduler = Scheduler(settings, engine, sessions)
+    assert scheduler.run_tick(settings.scheduler.jobs[0]) == "failed"
+    run = _runs(sessions)[-1]
+    assert run.status == "failed" and run.detail is not None
+    assert "stored 1, analysed 1" in run.detail
+    assert why in run.detail
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Feedback)) == 1
+
+
 def test_no_job_is_a_clear_error(settings: Settings, engine: Engine) -> None:
     with pytest.raises(SchedulerConfigError, match=r"\[scheduler\] jobs"):
+        Scheduler(settings, engine, session_factory(engine))
+
+
+@pytest.mark.parametrize("grace", [0, -5])
+def test_no_misfire_grace_is_a_clear_error(settings: Settings, engine: Engine, grace: int) -> None:
+    """`misfire_grace_seconds = 0` ("never run a late tick") passed the settings, then
+    APScheduler's TypeError killed `verbatim scheduler` with a traceback once it started."""
+    conf = SchedulerSettings(jobs=[{"name": "p", "cron": "0 8 * * *"}], misfire_grace_seconds=grace)
+    settings = settings.model_copy(update={"scheduler": conf})
+    with pytest.raises(SchedulerConfigError, match="misfire_grace_seconds must be at least 1"):
         Scheduler(settings, engine, session_factory(engine))
 
 

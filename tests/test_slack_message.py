@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from jobs.slack_message import AlertView, build_payload
+from core.models import Incident
+from jobs.slack_message import AlertView, build_incident_payload, build_payload
 
 ALERT = AlertView(
     theme="livraison",
@@ -67,6 +68,36 @@ def test_long_example_is_clipped() -> None:
         b for b in payload["blocks"] if b["type"] == "section" and "Exemples" in b["text"]["text"]
     )
     assert len(section["text"]["text"]) < 400 and section["text"]["text"].endswith("…")
+
+
+HOSTILE = "<!channel> colis perdu, suivi sur <https://phish.example|La Poste> & <EMAIL>"
+
+
+def test_customer_text_cannot_ping_or_hide_links_in_slack() -> None:
+    """Verbatims and metadata values are customer text: `<!channel>` in a review used to
+    ping the whole channel, `<url|label>` made a disguised link and `<EMAIL>` vanished."""
+    incident = Incident(
+        id=7,
+        theme="livraison",
+        team="logistics",
+        severity="high",
+        revision=1,
+        first_day=date(2026, 3, 2),
+        last_day=date(2026, 3, 2),
+        kinds=["volume"],
+        signals={"volume": {"observed": 64, "expected": 21.5}},
+        drivers=[{"field": "transporteur", "value": "<!here> Colis&Co", "share_of_extra": 0.8}],
+        examples=[HOSTILE],
+    )
+    inc_payload = build_incident_payload(incident, "Livraison", "http://d/#theme=livraison")
+    for payload in (build_payload(ALERT, [HOSTILE], "http://d"), inc_payload):
+        dumped = json_text(payload)
+        assert "<!" not in dumped and "<https://phish" not in dumped and "<EMAIL>" not in dumped
+        assert (
+            "> &lt;!channel&gt; colis perdu, suivi sur &lt;https://phish.example|La Poste&gt; "
+            "&amp; &lt;EMAIL&gt;" in dumped
+        )
+    assert "transporteur « &lt;!here&gt; Colis&amp;Co »" in inc_payload["text"]
 
 
 def json_text(block: dict) -> str:

@@ -55,27 +55,44 @@ class FolderConnector:
         if not self.root.is_dir():
             raise SourceConfigError(f"folder {self.root} does not exist")
         now = time.time() if now is None else now
+        try:
+            found = list(self.root.glob(self.pattern))
+        except (ValueError, NotImplementedError) as exc:  # "", "/abs/*.csv", "**.csv"
+            raise SourceConfigError(
+                f"folder {self.root}: pattern {self.pattern!r} is not a glob relative to the "
+                f"folder, like '*.csv' ({exc})"
+            ) from None
         out = []
-        for path in self.root.glob(self.pattern):
+        for path in found:
             if not path.is_file() or path.name.startswith((".", "~")):
                 continue
             if path.name.lower().endswith(PARTIAL_SUFFIXES):
                 continue
-            if now - path.stat().st_mtime < self.settle_seconds:
+            try:
+                mtime = path.stat().st_mtime
+            except FileNotFoundError:
+                continue  # moved away since the listing
+            if now - mtime < self.settle_seconds:
                 log.info("%s was modified less than %ss ago: next poll", path, self.settle_seconds)
                 continue
-            out.append(path)
-        return sorted(out, key=lambda p: (p.stat().st_mtime, str(p)))
+            out.append((mtime, str(path), path))
+        return [path for _m, _s, path in sorted(out)]
 
     def read(self, state: Mapping[str, Any]) -> Iterator[Batch]:
         files: dict[str, dict[str, Any]] = {k: dict(v) for k, v in state.get("files", {}).items()}
         seen = {(v["path"], v["size"], v["mtime"]) for v in files.values() if v.get("done")}
         for path in self.candidates():
-            stat = path.stat()
-            quick = (str(path), stat.st_size, stat.st_mtime)
-            if quick in seen:
+            try:
+                stat = path.stat()
+                quick = (str(path), stat.st_size, stat.st_mtime)
+                if quick in seen:
+                    continue
+                digest = fingerprint(path)
+            except FileNotFoundError:
+                # Moved away (archived by another tool) while earlier files were stored: it
+                # is not there to read, and the files after it still are.
+                log.info("%s disappeared before it was read: skipped", path)
                 continue
-            digest = fingerprint(path)
             entry = files.get(digest)
             if entry is not None and entry.get("done"):
                 continue  # same content already read (renamed, copied or touched)

@@ -40,6 +40,11 @@ def _dig(body: Any, path: str) -> Any:
     return body
 
 
+def _page_key(url: str, params: Mapping[str, Any]) -> str:
+    """The page a request asks for (its URL with the query it is sent with)."""
+    return str(httpx.URL(url).copy_merge_params(dict(params)) if params else httpx.URL(url))
+
+
 def _later(a: Any, b: Any) -> Any:
     """The larger cursor value (numbers numerically, anything else as text, e.g. ISO dates)."""
     if a is None:
@@ -132,13 +137,18 @@ class HttpConnector:
             params[self.since_param] = cursor
         newest = cursor
         url: str | None = self.url
-        page, number = 1, 0
+        page, pages, number = 1, 0, 0
+        visited: set[str] = set()
         if self.page_param:
             params[self.page_param] = page
         with httpx.Client(
             headers=self._headers(), timeout=self.timeout, transport=self.transport
         ) as client:
             while url is not None:
+                pages += 1
+                if pages > MAX_PAGES:
+                    raise ConnectorError(f"{self.url}: more than {MAX_PAGES} pages")
+                visited.add(_page_key(url, params))
                 body = self._get(client, url, params)
                 items = _dig(body, self.records_path) if isinstance(body, dict) else body
                 if items is None:
@@ -155,13 +165,16 @@ class HttpConnector:
                 location = url
                 if isinstance(link, str) and link:
                     url, params = urljoin(url, link), {}  # a next link carries its own query
+                    if _page_key(url, params) in visited:
+                        # Some APIs keep a next link on their last page, back to a page
+                        # already read (the end is flagged elsewhere in the body): the end.
+                        log.info("%s: next link back to a page already read: end", self.url)
+                        url = None
                 elif self.page_param and items:
                     page += 1
                     params[self.page_param] = page
                 else:
                     url = None
-                if page > MAX_PAGES:
-                    raise ConnectorError(f"{self.url}: more than {MAX_PAGES} pages")
                 # The cursor moves only with the last page (see the module docstring).
                 yield Batch(records, {"cursor": newest if url is None else cursor}, location)
 
