@@ -9,7 +9,7 @@ re-aggregated. `training_rows` turns corrections into rows for `verbatim train`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -178,14 +178,28 @@ def history(session: Session, feedback_id: int) -> list[Correction]:
     )
 
 
+def themes_corrected(session: Session, feedback_ids: Collection[int] | None = None) -> set[int]:
+    """Verbatims whose themes an analyst corrected (among `feedback_ids`, else all). Read in
+    Python: a sentiment-only correction stores `themes` as JSON null, which SQL's `IS NOT
+    NULL` counts as a value (its analysis only copies the model's themes)."""
+    query = select(Correction.feedback_id, Correction.themes)
+    if feedback_ids is not None:
+        query = query.where(Correction.feedback_id.in_(list(feedback_ids)))
+    return {fid for fid, themes in session.execute(query) if themes is not None}
+
+
 def training_rows(session: Session, *, need: str) -> list[dict[str, Any]]:
     """Corrected verbatims as training rows (`need`: "sentiment" or "themes"): the current
     corrected analysis of each verbatim that has a correction of that kind. Rows look like
     the training files: {"id", "text", "sentiment"} or {"id", "text", "themes": {id: pol}}."""
     if need not in ("sentiment", "themes"):
         raise ValueError("need must be 'sentiment' or 'themes'")
-    kind = Correction.sentiment if need == "sentiment" else Correction.themes
-    ids = select(Correction.feedback_id).where(kind.is_not(None)).distinct()
+    if need == "sentiment":
+        ids = set(
+            session.scalars(select(Correction.feedback_id).where(Correction.sentiment.is_not(None)))
+        )
+    else:  # the model's themes copied into a sentiment-only correction are no label
+        ids = themes_corrected(session)
     rows = session.execute(
         select(Feedback.id, Feedback.text, Analysis)
         .join(Analysis, Analysis.feedback_id == Feedback.id)

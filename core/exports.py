@@ -54,6 +54,18 @@ def to_csv(table: Table) -> str:
     return out.getvalue()
 
 
+def _xlsx_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, str):
+        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+        # A control character (a taxonomy label edited through the API may hold one) made
+        # openpyxl refuse the whole workbook.
+        value = ILLEGAL_CHARACTERS_RE.sub("", value)
+    return _safe(value)
+
+
 def to_xlsx(tables: Sequence[Table], target: Path | io.BytesIO) -> None:
     """One sheet per table, bold frozen header, dates as Excel dates, widths fitted."""
     from openpyxl import Workbook
@@ -69,9 +81,7 @@ def to_xlsx(tables: Sequence[Table], target: Path | io.BytesIO) -> None:
             cell.font = Font(bold=True)
         sheet.freeze_panes = "A2"
         for row in table.rows:
-            sheet.append(
-                [v.replace(tzinfo=None) if isinstance(v, datetime) else _safe(v) for v in row]
-            )
+            sheet.append([_xlsx_value(v) for v in row])
         for i, name in enumerate(table.columns, start=1):
             longest = max([len(name), *(len(str(r[i - 1] or "")) for r in table.rows[:200])])
             sheet.column_dimensions[get_column_letter(i)].width = min(60, max(8, longest + 2))

@@ -819,7 +819,8 @@ def rating_impacts(
     `daily_facets` (rated verbatims mentioning the theme in their latest analysis, each once;
     one naming both a theme and its former id counts twice) and the period's French "*"
     aggregates ("without" is every other analysed, rated verbatim of the period, same
-    filters)."""
+    filters). French only on both sides, as /themes: "without" is the French total less
+    "with", so another language's ratings in "with" skewed both means."""
     if not themes:
         return {}
     name_of = {stored: name for name, ids in themes.items() for stored in ids}
@@ -830,7 +831,7 @@ def rating_impacts(
         start=start,
         end=end,
         by=("theme",),
-        where=_cells(channel, source, theme=list(name_of)),
+        where=_cells(channel, source, theme=list(name_of), language=list(AGGREGATED_LANGUAGES)),
     )
     per_theme: dict[str, tuple[float, int]] = {}
     for stored, summed, n in rows:
@@ -1009,9 +1010,12 @@ def theme_breakdown(
     *,
     start: date,
     end: date,
+    channel: str | None = None,
+    source: str | None = None,
 ) -> dict[str, list[BreakdownRow]]:
-    """A theme's mentions over [start, end] split by channel, source, language and severity
-    band (latest analysis of each verbatim), biggest first; read from `daily_facets`."""
+    """A theme's mentions over [start, end] (optionally one channel and/or source) split by
+    channel, source, language and severity band (latest analysis of each verbatim), biggest
+    first; read from `daily_facets`."""
     found = _group_sums(
         session,
         DailyFacet,
@@ -1019,7 +1023,7 @@ def theme_breakdown(
         start=start,
         end=end,
         by=("channel", "source", "language", "band"),
-        where={"theme": list(theme_ids)},
+        where=_cells(channel, source, theme=list(theme_ids)),
     )
     sums: dict[str, dict[str, list[int]]] = {
         "channel": {},
@@ -1125,10 +1129,17 @@ class GravityPoint:
 
 
 def theme_gravity(
-    session: Session, theme_ids: Sequence[str], *, start: date, end: date
+    session: Session,
+    theme_ids: Sequence[str],
+    *,
+    start: date,
+    end: date,
+    channel: str | None = None,
+    source: str | None = None,
 ) -> list[GravityPoint]:
     """Per day of [start, end] (dense): a theme's mentions, the severe ones and the ones from
-    repeat complainers (latest analysis of each verbatim), from `daily_facets`."""
+    repeat complainers (latest analysis of each verbatim, optionally one channel and/or
+    source), from `daily_facets`."""
     rows = _group_sums(
         session,
         DailyFacet,
@@ -1136,7 +1147,7 @@ def theme_gravity(
         start=start,
         end=end,
         by=("day",),
-        where={"theme": list(theme_ids)},
+        where=_cells(channel, source, theme=list(theme_ids)),
     )
     have = {d: (int(n or 0), int(s or 0), int(r or 0)) for d, n, s, r in rows}
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]

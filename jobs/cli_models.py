@@ -81,11 +81,18 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Accuracy, macro-F1, per-class table and confusion; theme micro/macro-F1."""
-        from jobs.evaluate import evaluate, format_report, read_rows
+        from jobs.evaluate import LabelError, evaluate, format_report, read_rows
 
         if not data.is_file():
             raise fail(not_a_file(data, "data file"))
-        rows = read_rows(data, limit=limit)
+        if errors is not None:
+            check_output_file(errors, "--errors")  # before the analysis, not after it
+        try:
+            rows = read_rows(data, limit=limit)
+        except LabelError as exc:
+            raise fail(str(exc)) from None
+        except UnicodeDecodeError:
+            raise fail(f"{data} is not UTF-8 text: save it as UTF-8 and run again") from None
         if not rows.texts:
             raise fail(f"no usable rows (need a non-empty 'text') in {data}")
         analyzer = _analyzer(taxonomy, themes_model, backend)

@@ -6,7 +6,30 @@ each trainer adds its sub-command (sentiment: jobs/train_sentiment, themes: jobs
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+
+
+def out_problem(out: Path, marker: str, what: str) -> str | None:
+    """Why `--out` cannot take a model of this kind, found before training: a file, or a
+    non-empty directory holding something else (a sentiment delta and theme heads both
+    write meta.json: one trained into the other's folder silently broke it). A model of
+    the same kind (its meta.json has `marker`) is replaced: retraining in place is normal."""
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        return f"--out exists and is not a directory: {out}"
+    if not any(out.iterdir()):
+        return None
+    try:
+        meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = None
+    if isinstance(meta, dict) and marker in meta:
+        return None
+    return f"--out {out} is not empty and holds no {what}: give a new or empty directory"
 
 
 def register(app: typer.Typer) -> None:

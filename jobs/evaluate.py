@@ -1,12 +1,15 @@
 """`verbatim evaluate`: score the analyzer on a labelled JSONL file (scikit-learn metrics).
 
-Sentiment gold: `sentiment` (negative/neutral/positive) or `stars` (1-2 / 3 / 4-5).
-Theme gold: `themes` or `aspects` ({id: polarity}); rows without either are not theme-scored.
+Sentiment gold: `sentiment` (negative/neutral/positive, any case, or négatif/neutre/positif)
+or `stars` (1-2 / 3 / 4-5). Theme gold: `themes` or `aspects` ({id: polarity}); rows without
+either are not theme-scored. A label that is given but cannot be read is an error naming
+its line: scoring the file without it would report figures on other rows than the team's.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,13 +17,40 @@ from pathlib import Path
 from typing import Any
 
 from nlp.analyzer import Analyzer
+from nlp.errors import VerbatimError
 from nlp.types import POLARITIES
+
+# Labels as teams write them (French exports, capitalised spreadsheets) -> the polarity.
+_POLARITY_NAMES = {
+    **{p: p for p in POLARITIES},
+    "négatif": "negative",
+    "negatif": "negative",
+    "neutre": "neutral",
+    "positif": "positive",
+}
+
+
+class LabelError(VerbatimError, ValueError):
+    """A labelled row whose label cannot be read (message names the file and line)."""
+
+
+def polarity_label(value: Any) -> str | None:
+    """negative / neutral / positive from a label in any case, English or French."""
+    if not isinstance(value, str):
+        return None
+    return _POLARITY_NAMES.get(value.strip().lower())
 
 
 def stars_to_label(stars: Any) -> str | None:
+    """1-2 negative, 3 neutral, 4-5 positive; anything off the 1-5 scale (0, 6, a 0-10 score,
+    NaN) is no label rather than a wrong one."""
+    if isinstance(stars, bool):
+        return None
     try:
         value = float(stars)
     except (TypeError, ValueError):
+        return None
+    if not math.isfinite(value) or not 1 <= value <= 5:
         return None
     if value <= 2:
         return "negative"
@@ -30,18 +60,43 @@ def stars_to_label(stars: Any) -> str | None:
 
 
 def gold_sentiment(row: dict[str, Any]) -> str | None:
-    label = row.get("sentiment")
-    if isinstance(label, str) and label in POLARITIES:
+    label = polarity_label(row.get("sentiment"))
+    if label is not None:
         return label
     return stars_to_label(row.get("stars")) if "stars" in row else None
 
 
 def gold_themes(row: dict[str, Any]) -> dict[str, str] | None:
+    """{theme id: polarity}, or None when the row has no theme label (LabelError when it has
+    one that cannot be read: a list of ids, an unknown polarity)."""
     for key in ("themes", "aspects"):
         value = row.get(key)
-        if isinstance(value, dict):
-            return {str(k): str(v) for k, v in value.items()}
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise LabelError(f"'{key}' must be an object {{theme id: polarity}}")
+        out: dict[str, str] = {}
+        for theme, pol in value.items():
+            label = polarity_label(pol)
+            if label is None:
+                raise LabelError(
+                    f"theme {theme!r} has polarity {pol!r}; expected one of {', '.join(POLARITIES)}"
+                )
+            out[str(theme)] = label
+        return out
     return None
+
+
+def _checked_sentiment(row: dict[str, Any]) -> str | None:
+    label = gold_sentiment(row)
+    given = {k: row[k] for k in ("sentiment", "stars") if row.get(k) is not None}
+    if label is None and given:
+        shown = ", ".join(f"{k} {v!r}" for k, v in given.items())
+        raise LabelError(
+            f"unreadable sentiment label ({shown}): 'sentiment' is one of "
+            f"{', '.join(POLARITIES)}, 'stars' a number from 1 to 5"
+        )
+    return label
 
 
 @dataclass
@@ -54,9 +109,11 @@ class EvalRows:
 
 
 def read_rows(path: Path, limit: int | None = None) -> EvalRows:
+    """Rows with a non-empty text (others counted in `skipped`). A BOM (Excel, Notepad) is
+    not part of the first row; LabelError names the line of an unreadable label."""
     rows = EvalRows()
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
+    with path.open(encoding="utf-8-sig") as fh:
+        for n, line in enumerate(fh, start=1):
             if limit is not None and len(rows.texts) >= limit:
                 break
             try:
@@ -68,9 +125,13 @@ def read_rows(path: Path, limit: int | None = None) -> EvalRows:
             if not isinstance(text, str) or not text.strip():
                 rows.skipped += 1
                 continue
+            try:
+                sentiment, themes = _checked_sentiment(row), gold_themes(row)
+            except LabelError as exc:
+                raise LabelError(f"{path}:{n}: {exc}") from None
             rows.texts.append(text)
-            rows.sentiment.append(gold_sentiment(row))
-            rows.themes.append(gold_themes(row))
+            rows.sentiment.append(sentiment)
+            rows.themes.append(themes)
             rows.ids.append(row.get("id"))
     return rows
 
@@ -90,11 +151,14 @@ def sentiment_metrics(gold: list[str], pred: list[str]) -> dict[str, Any]:
 
     labels = list(POLARITIES)
     p, r, f, s = precision_recall_fscore_support(gold, pred, labels=labels, zero_division=0)
+    # Macro over the classes in gold or predictions: a class absent from both (no neutral
+    # in the file, none predicted) is no error and must not count as an F1 of 0.
+    seen = [lab for lab in labels if lab in set(gold) | set(pred)]
     return {
         "n": len(gold),
         "accuracy": round(float(accuracy_score(gold, pred)), 4),
         "macro_f1": round(
-            float(f1_score(gold, pred, labels=labels, average="macro", zero_division=0)), 4
+            float(f1_score(gold, pred, labels=seen, average="macro", zero_division=0)), 4
         ),
         "per_class": {
             lab: {

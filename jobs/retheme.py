@@ -2,9 +2,10 @@
 
 Cheap by design: no sentiment pass. Stored sentiment (and severity) is kept; only the theme
 detector runs on the stored (masked) texts of the last `settings.retheme_days` days of data,
-and the theme mentions of their latest analysis are replaced. The theme detector gets the
-encoder for its document vectors but no sentiment model, so theme polarity uses its
-lexicon-based variant for these verbatims (no clause goes through the sentiment model).
+and the theme mentions of their latest model analysis are replaced (an analyst's theme
+correction is kept as it is). The theme detector gets the encoder for its document vectors
+but no sentiment model, so theme polarity uses its lexicon-based variant for these
+verbatims (no clause goes through the sentiment model).
 Mentions older than the window keep their ids: renamed and merged themes still resolve
 through aliases; a theme added by the edit is warmed up by detection from the window's start.
 """
@@ -20,8 +21,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import taxonomy_store
+from core.corrections import themes_corrected
 from core.db import session_scope
-from core.models import Analysis, Feedback, TaxonomyVersion, ThemeMention
+from core.models import CORRECTION_MODEL, Analysis, Feedback, TaxonomyVersion, ThemeMention
 from core.settings import Settings
 from core.store import as_utc
 from jobs.aggregate import aggregate
@@ -130,41 +132,60 @@ def _redetect(
             _apply(session, model, rows, result)
 
 
+def _targets(session: Session, ids: list[int]) -> dict[int, list[int]]:
+    """Per verbatim, the analyses whose mentions are replaced: its latest model analysis, and
+    its correction's analysis unless an analyst corrected the themes (a correction beats any
+    model, re-detection included; a sentiment-only one copies the model's themes)."""
+    targets: dict[int, list[int]] = {}
+    latest = session.execute(
+        select(Analysis.feedback_id, func.max(Analysis.id))
+        .where(Analysis.feedback_id.in_(ids), Analysis.model_version != CORRECTION_MODEL)
+        .group_by(Analysis.feedback_id)
+    ).all()
+    corrections = session.execute(
+        select(Analysis.feedback_id, Analysis.id).where(
+            Analysis.feedback_id.in_(ids), Analysis.model_version == CORRECTION_MODEL
+        )
+    ).all()
+    kept = themes_corrected(session, ids) if corrections else set()
+    for feedback_id, analysis_id in latest:
+        targets.setdefault(feedback_id, []).append(analysis_id)
+    for feedback_id, analysis_id in corrections:
+        if feedback_id not in kept:
+            targets.setdefault(feedback_id, []).append(analysis_id)
+    return targets
+
+
 def _apply(session: Session, model: Any, rows: list[Any], result: RethemeResult) -> None:
-    ids = [r.id for r in rows]
-    latest = dict(
-        session.execute(
-            select(Analysis.feedback_id, func.max(Analysis.id))
-            .where(Analysis.feedback_id.in_(ids))
-            .group_by(Analysis.feedback_id)
-        ).all()
-    )
+    targets = _targets(session, [r.id for r in rows])
     predicted = model.predict([r.text for r in rows])
-    session.execute(delete(ThemeMention).where(ThemeMention.analysis_id.in_(latest.values())))
+    replaced = [a for ids in targets.values() for a in ids]
+    session.execute(delete(ThemeMention).where(ThemeMention.analysis_id.in_(replaced)))
     for row, mentions in zip(rows, predicted, strict=True):
-        analysis_id = latest.get(row.id)
-        if analysis_id is None:
+        analyses = targets.get(row.id)
+        if not analyses:
             continue
         day = as_utc(row.created_at).date()
         best: dict[str, Any] = {}
         for m in mentions:  # one mention per theme and verbatim, as `enrich` stores them
             if m.theme not in best or m.score > best[m.theme].score:
                 best[m.theme] = m
-        for m in best.values():
-            span = m.evidence
-            session.add(
-                ThemeMention(
-                    analysis_id=analysis_id,
-                    feedback_id=row.id,
-                    theme=m.theme,
-                    polarity=m.polarity,
-                    score=float(m.score),
-                    day=day,
-                    evidence_start=span.start if span else None,
-                    evidence_end=span.end if span else None,
-                    evidence_text=span.text if span else None,
+        for analysis_id in analyses:
+            for m in best.values():
+                span = m.evidence
+                session.add(
+                    ThemeMention(
+                        analysis_id=analysis_id,
+                        feedback_id=row.id,
+                        theme=m.theme,
+                        polarity=m.polarity,
+                        score=float(m.score),
+                        day=day,
+                        evidence_start=span.start if span else None,
+                        evidence_end=span.end if span else None,
+                        evidence_text=span.text if span else None,
+                    )
                 )
-            )
         result.mentions += len(best)
         result.verbatims += 1
         result.days.add(day)

@@ -35,7 +35,8 @@ def read_labelled(paths: list[Path]) -> LabelledFile:
     """Rows with a usable text and label; others are counted in `skipped`, never fatal."""
     out = LabelledFile()
     for path in paths:
-        with path.open(encoding="utf-8", errors="replace") as fh:
+        # utf-8-sig: a BOM (Excel, Notepad) would make the first row unreadable JSON.
+        with path.open(encoding="utf-8-sig", errors="replace") as fh:
             for n, line in enumerate(fh, 1):
                 try:
                     row = json.loads(line)
@@ -57,16 +58,20 @@ def read_labelled(paths: list[Path]) -> LabelledFile:
 
 def add_rows(out: LabelledFile, rows: list[dict]) -> None:
     """Append in-memory rows (e.g. corrections) in the same way as file rows; a row whose
-    text is already there replaces its label (an analyst's correction wins)."""
-    position = {t: i for i, t in enumerate(out.rows.texts)}
+    text is already there replaces its label (an analyst's correction wins), every copy of
+    it: a file may hold the same text twice, and one stale copy would still teach the old label."""
+    positions: dict[str, list[int]] = {}
+    for i, t in enumerate(out.rows.texts):
+        positions.setdefault(t, []).append(i)
     for row in rows:
         label = _label(row)
         if label is None or not str(row.get("text") or "").strip():
             out.skipped += 1
             continue
-        i = position.get(row["text"])
-        if i is not None:
-            out.rows.labels[i] = POLARITIES.index(label)
+        same = positions.get(row["text"])
+        if same:
+            for i in same:
+                out.rows.labels[i] = POLARITIES.index(label)
             continue
         out.rows.texts.append(row["text"])
         out.rows.labels.append(POLARITIES.index(label))
@@ -190,6 +195,12 @@ def register_sentiment(group: typer.Typer) -> None:
             typer.echo(
                 "error: --init continues a model, --teacher starts a student: not both", err=True
             )
+            raise typer.Exit(code=2)
+        from jobs.cli_train import out_problem
+
+        problem = out_problem(out, "config", "sentiment delta")  # minutes before saving it
+        if problem:
+            typer.echo(f"error: {problem}", err=True)
             raise typer.Exit(code=2)
         missing = [p for p in data if not p.is_file()]
         if missing:

@@ -29,14 +29,16 @@ class ExamplesError(VerbatimError, ValueError):
 def read_examples(path: Path, taxonomy: Any) -> tuple[list[str], list[dict[str, str]]]:
     """`text` + `themes: {id: polarity}` per JSONL line (the themes_fr format).
 
-    Theme ids resolve through taxonomy aliases; an unknown id or polarity is an error that names
-    the line. Blank lines are skipped.
+    Theme ids resolve through taxonomy aliases; polarities are read as `verbatim evaluate`
+    reads them (any case, or French); an unknown id or polarity is an error that names the
+    line. Blank lines and a BOM (Excel, Notepad) are skipped.
     """
+    from jobs.evaluate import polarity_label
     from nlp.types import POLARITIES
 
     texts: list[str] = []
     labels: list[dict[str, str]] = []
-    with Path(path).open(encoding="utf-8") as fh:
+    with Path(path).open(encoding="utf-8-sig") as fh:
         for n, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -61,12 +63,13 @@ def read_examples(path: Path, taxonomy: Any) -> tuple[list[str], list[dict[str, 
                         f"{path}:{n}: unknown theme id {key!r} (taxonomy {taxonomy.name!r} "
                         f"has: {', '.join(taxonomy.ids)})"
                     )
-                if pol not in POLARITIES:
+                label = polarity_label(pol)
+                if label is None:
                     raise ExamplesError(
                         f"{path}:{n}: theme {key!r} has polarity {pol!r}; expected one of "
                         f"{', '.join(POLARITIES)}"
                     )
-                out[theme.id] = pol
+                out[theme.id] = label
             texts.append(row["text"])
             labels.append(out)
     if not texts:
@@ -270,8 +273,11 @@ def register_themes(group: typer.Typer) -> None:
 
         if examples is None and not corrections:
             raise _fail("give --examples FILE and/or --corrections")
-        if out.exists() and not out.is_dir():  # found before training, not after it
-            raise _fail(f"--out exists and is not a directory: {out}")
+        from jobs.cli_train import out_problem
+
+        problem = out_problem(out, "thresholds", "theme model")  # before training, not after
+        if problem:
+            raise _fail(problem)
         settings = load_settings()
         rows: list[dict[str, Any]] = []
         tax = None

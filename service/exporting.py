@@ -2,17 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import Query, Response
 
 from core.exports import Table, to_csv
+from service.errors import ApiError
 
 FormatQ = Annotated[
     Literal["json", "csv"],
     Query(description="json (default) or csv (UTF-8 with BOM, comma-separated, every row)"),
 ]
 MAX_EXPORT_ROWS = 50_000  # a CSV export pages through the whole list, up to this many rows
+
+Row = TypeVar("Row")
+Cursor = TypeVar("Cursor")
+
+
+def every_row(
+    page: Callable[[Cursor | None], tuple[list[Row], Cursor | None]], cursor: Cursor | None
+) -> list[Row]:
+    """Every row of a paged list from `cursor` on, for a CSV export. More than
+    MAX_EXPORT_ROWS is a 422: a file cut at the newest rows looked complete."""
+    found: list[Row] = []
+    while True:
+        rows, cursor = page(cursor)
+        found.extend(rows)
+        if len(found) > MAX_EXPORT_ROWS:
+            raise ApiError(
+                422,
+                f"more than {MAX_EXPORT_ROWS} rows to export: narrow the period or the filters",
+                "format",
+            )
+        if cursor is None:
+            return found
 
 
 def csv_response(table: Table, filename: str) -> Response:

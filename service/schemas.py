@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 
 def _utc(value: datetime) -> datetime:
@@ -14,6 +15,18 @@ def _utc(value: datetime) -> datetime:
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+
+
+def _iso_day(value: object) -> object:
+    """Days are YYYY-MM-DD only: pydantic would read "0" or "1700000000" as a Unix time
+    (?start=0 -> 1970-01-01)."""
+    if isinstance(value, str) and not _ISO_DAY.fullmatch(value.strip()):
+        raise ValueError("expected a day as YYYY-MM-DD")
+    return value
+
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+IsoDay = Annotated[date, BeforeValidator(_iso_day)]  # every day query parameter of the API
 
 Polarity = Literal["negative", "neutral", "positive"]
 ChannelName = Literal["review", "social", "complaint", "survey"]

@@ -982,6 +982,21 @@ def test_retired_theme_is_hidden_from_list_but_resolvable(
     assert detail["retired"] is True and detail["summary"]["volume"] == 14
 
 
+def test_theme_named_like_a_view_gets_its_own_page(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    """The view cache keyed a theme's page by its id alone: a theme "themes" was answered the
+    theme list of the same period (or the list, the theme's page, whichever came first)."""
+    add = {"operations": [{"op": "add", "theme": {"id": "themes", "label": "Thèmes"}}]}
+    assert client.put("/taxonomy", json=add, headers=wh(keys)).status_code == 200
+    period = {"start": str(LAST_DAY - timedelta(days=6)), "end": str(LAST_DAY)}
+    listing = client.get("/themes", params=period, headers=rh(keys)).json()
+    assert "themes" in {t["id"] for t in listing["themes"]}
+    page = client.get("/themes/themes", params=period, headers=rh(keys)).json()
+    assert page["id"] == "themes" and page["summary"]["volume"] == 0
+    assert len(page["series"]) == 7
+
+
 def test_cached_views_follow_the_data(
     client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
 ) -> None:

@@ -263,3 +263,79 @@ def test_notes_are_masked_like_texts_names_included(
     with session_scope(sessions) as session:
         stored = session.scalars(select(Correction.note)).one()
     assert "Lambert" not in stored and "<PERSON>" in stored, stored
+
+
+def _one_sentiment_fix_one_themes_fix(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> tuple[int, int]:
+    """The known verbatim gets its themes corrected; another its sentiment only."""
+    from core.corrections import apply_correction
+
+    fid = _known_id(sessions)
+    with session_scope(sessions) as session:
+        tax = taxonomy_store.current(session, settings).taxonomy
+        other = session.scalars(
+            select(Feedback.id).where(Feedback.id != fid).order_by(Feedback.id.desc()).limit(1)
+        ).one()
+        apply_correction(
+            session, fid, author="marie", taxonomy=tax, themes=[("emballage", "negative")]
+        )
+        apply_correction(session, other, author="marie", taxonomy=tax, sentiment="positive")
+    return fid, other
+
+
+def test_retheme_after_a_taxonomy_edit_keeps_the_analysts_themes(
+    settings: Settings, sessions: sessionmaker[Session], seeded: Seeded
+) -> None:
+    """Re-detection replaced the mentions of each verbatim's latest analysis, a correction's
+    included: importing a taxonomy silently undid every theme correction (aggregates and
+    `train --corrections` then read the model's themes again)."""
+    from jobs.retheme import retheme
+
+    fid, other = _one_sentiment_fix_one_themes_fix(settings, sessions)
+    with session_scope(sessions) as session:
+        tax = taxonomy_store.current(session, settings).taxonomy
+        fidelite = Theme(id="fidelite", label="Fidélité", seeds=["carte fidélité"])
+        taxonomy_store.save(session, settings, tax.add(fidelite), "t")
+        # The sentiment-only correction's themes are the model's: re-detection may change them.
+        stale = session.scalars(select(ThemeMention).where(ThemeMention.feedback_id == other)).all()
+        for mention in stale:
+            mention.theme = "emballage"
+    result = retheme(settings, sessions)
+    assert result is not None and result.verbatims > 0
+    with session_scope(sessions) as session:
+        by_model = {
+            a.model_version: {m.theme: m.polarity for m in a.mentions}
+            for a in session.scalars(select(Analysis).where(Analysis.feedback_id == fid))
+        }
+        assert by_model["correction"] == {"emballage": "negative"}
+        assert by_model["seed"] == {"livraison": "negative"}  # the model's, re-detected
+        rows = {r["id"]: r["themes"] for r in training_rows(session, need="themes")}
+        assert rows[f"correction:{fid}"] == {"emballage": "negative"}
+        redetected = {
+            m.theme
+            for m in session.scalars(select(ThemeMention).where(ThemeMention.feedback_id == other))
+        }
+        assert "emballage" not in redetected
+
+
+def test_a_sentiment_fix_is_no_theme_label_for_training(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    seeded: Seeded,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A sentiment-only correction stores its themes as JSON null, which SQL counted as a
+    theme correction: the model's own themes came back as an analyst's labels (and replaced
+    a same-text example of the team's file)."""
+    from jobs.corrections import corrected_rows
+
+    fid, _ = _one_sentiment_fix_one_themes_fix(settings, sessions)
+    monkeypatch.setenv("VERBATIM_DATABASE_URL", settings.resolved_database_url)
+    monkeypatch.setenv("VERBATIM_DATA_DIR", str(settings.data_dir))
+    rows, _ = corrected_rows("themes")
+    assert [(r["id"], r["themes"]) for r in rows] == [
+        (f"correction:{fid}", {"emballage": "negative"})
+    ]
+    rows, _ = corrected_rows("sentiment")
+    assert [r["sentiment"] for r in rows] == ["positive"]

@@ -11,7 +11,16 @@ import typer
 from typer.testing import CliRunner
 
 from jobs import cli_models
-from jobs.evaluate import gold_sentiment, sentiment_metrics, stars_to_label, theme_metrics
+from jobs.evaluate import (
+    gold_sentiment,
+    read_rows,
+    sentiment_metrics,
+    stars_to_label,
+    theme_metrics,
+)
+from jobs.train_sentiment import add_rows, read_labelled
+from jobs.train_themes import read_examples
+from nlp.taxonomy import load_taxonomy
 
 ROWS = [
     {
@@ -140,3 +149,110 @@ def test_cli_evaluate_aspects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     themes = json.loads(res.output)["themes"]
     assert set(themes["per_theme"]) == {"cuisine", "service", "ambiance", "prix"}
     assert themes["micro_f1"] >= 0.75
+
+
+def test_stars_off_the_scale_are_no_label_and_french_labels_are_read() -> None:
+    """0, 6, a 0-10 score or NaN (json.loads reads `NaN`) were mapped to negative/positive:
+    a wrong gold label, silently. French and capitalised labels were silently dropped."""
+    assert [stars_to_label(s) for s in ("4", 4.5, 2.5, "1")] == [
+        "positive",
+        "positive",
+        "neutral",
+        "negative",
+    ]
+    for off in (0, 6, 10, -1, float("nan"), float("inf"), True, "", "4 étoiles"):
+        assert stars_to_label(off) is None, off
+    for text, label in [("Positif", "positive"), ("négatif", "negative"), (" NEUTRE", "neutral")]:
+        assert gold_sentiment({"sentiment": text}) == label
+    assert gold_sentiment({"sentiment": "Negative", "stars": 5}) == "negative"
+
+
+def test_sentiment_macro_f1_ignores_a_class_absent_from_gold_and_predictions() -> None:
+    """A perfect run on a file without neutral rows scored macro-F1 0.667: neutral (no gold,
+    never predicted) counted as an F1 of 0."""
+    m = sentiment_metrics(["negative", "positive"], ["negative", "positive"])
+    assert m["accuracy"] == 1.0 and m["macro_f1"] == 1.0
+    # A class predicted but absent from gold still counts (its false positives are errors).
+    m = sentiment_metrics(["negative", "positive"], ["neutral", "positive"])
+    assert m["macro_f1"] == pytest.approx((0 + 0 + 1) / 3, abs=1e-4)
+
+
+def test_labelled_files_from_spreadsheets_read_the_same_everywhere(tmp_path: Path) -> None:
+    """A UTF-8 BOM (Excel, Notepad) made the first row unreadable JSON: evaluate and train
+    sentiment dropped it silently, train themes refused the file; French or capitalised
+    polarities were refused by train themes."""
+    rows = [
+        {
+            "id": 1,
+            "text": "Colis en retard",
+            "sentiment": "Négatif",
+            "themes": {"livraison": "NEGATIVE"},
+        },
+        {"id": 2, "text": "Prix correct", "stars": "4", "themes": {"prix": "positif"}},
+    ]
+    path = tmp_path / "excel.jsonl"
+    body = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n"
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode("utf-8"))
+    read = read_rows(path)
+    assert (len(read.texts), read.skipped) == (2, 0)
+    assert read.sentiment == ["negative", "positive"]
+    assert read.themes == [{"livraison": "negative"}, {"prix": "positive"}]
+    labelled = read_labelled([path])
+    assert (len(labelled.rows.texts), labelled.skipped) == (2, 0)
+    texts, labels = read_examples(path, load_taxonomy("ecommerce"))
+    assert texts == ["Colis en retard", "Prix correct"]
+    assert labels == [{"livraison": "negative"}, {"prix": "positive"}]
+
+
+def test_cli_evaluate_unreadable_input_is_one_error_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cp1252 file, a theme polarity the metrics cannot read ('neg': sklearn raised) or a
+    list of theme ids were tracebacks or silently unscored; --errors pointing at a directory
+    failed only after the whole analysis."""
+    monkeypatch.chdir(tmp_path)
+    app = typer.Typer()
+    cli_models.register(app)
+    runner = CliRunner()
+    good = json.dumps({"text": "Livraison rapide", "sentiment": "positive"})
+    cases = {
+        "cp1252": ('{"text": "Très bien", "sentiment": "positive"}\n'.encode("cp1252"), "UTF-8"),
+        "pol": (
+            (
+                good + "\n" + json.dumps({"text": "Colis perdu", "themes": {"livraison": "neg"}})
+            ).encode(),
+            "pol.jsonl:2: theme 'livraison' has polarity 'neg'",
+        ),
+        "list": (json.dumps({"text": "Colis perdu", "themes": ["livraison"]}).encode(), "object"),
+        "stars": (json.dumps({"text": "Bien", "stars": 8}).encode(), "from 1 to 5"),
+    }
+    for name, (body, expected) in cases.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_bytes(body)
+        res = runner.invoke(app, ["evaluate", "--data", str(path), "--backend", "lexicon"])
+        assert res.exit_code == 2, (name, res.output)
+        assert res.output.startswith("error: ") and res.output.count("\n") == 1, res.output
+        assert expected in res.output, res.output
+    path = tmp_path / "ok.jsonl"
+    path.write_text(good + "\n", encoding="utf-8")
+    res = runner.invoke(
+        app, ["evaluate", "--data", str(path), "--backend", "lexicon", "--errors", str(tmp_path)]
+    )
+    assert res.exit_code == 2 and "--errors is a directory" in res.output, res.output
+
+
+def test_a_sentiment_correction_replaces_every_copy_of_its_text(tmp_path: Path) -> None:
+    """Only the last same-text row took the analyst's label: a file holding the text twice
+    still trained on the stale label once (the README: a correction wins over a row)."""
+    text = "Colis arrivé ouvert, service client injoignable"
+    path = tmp_path / "dups.jsonl"
+    rows = [
+        {"id": "a", "text": text, "stars": 5},
+        {"id": "b", "text": "Parfait", "stars": 5},
+        {"id": "c", "text": text, "sentiment": "positive"},
+    ]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    labelled = read_labelled([path])
+    add_rows(labelled, [{"id": "correction:7", "text": text, "sentiment": "negative"}])
+    assert labelled.rows.labels == [0, 2, 0]  # negative, positive, negative
+    assert len(labelled.rows.texts) == 3

@@ -10,14 +10,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from api_seed import KNOWN_TEXT, LAST_DAY, Seeded, seed
+from api_seed import KNOWN_TEXT, LAST_DAY, Seeded, _add, seed
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from core.db import session_scope
-from core.exports import Table, to_csv
+from core.exports import Table, to_csv, to_xlsx
 from core.models import Feedback
 from core.settings import Settings
 from service.app import create_app
@@ -83,6 +83,37 @@ def test_verbatims_csv_pages_through_everything(client: TestClient) -> None:
     assert len(client.get("/themes/livraison/verbatims").json()["items"]) == 20
 
 
+def test_csv_export_past_the_cap_is_a_clear_error(
+    client: TestClient, sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export stopped at MAX_EXPORT_ROWS and answered a 200 that looked complete (the
+    newest rows only); the cap is lowered here to 1,000 rows (one page of the export)."""
+    import service.exporting
+
+    with session_scope(sessions) as session:
+        for n in range(1001 - LIVRAISON_ALL):  # 1,001 livraison mentions in all
+            _add(
+                session,
+                10_000 + n,
+                LAST_DAY,
+                "livraison",
+                "neutral",
+                f"Colis {n}",
+                "Colis",
+                "review",
+            )
+    monkeypatch.setattr(service.exporting, "MAX_EXPORT_ROWS", 1000)
+    res = client.get("/themes/livraison/verbatims", params={"format": "csv"})
+    assert res.status_code == 422, res.headers
+    assert res.json()["field"] == "format" and "1000" in res.json()["detail"]
+    # Under the cap, every row still comes.
+    monkeypatch.setattr(service.exporting, "MAX_EXPORT_ROWS", 1001)
+    assert len(_csv(client.get("/themes/livraison/verbatims", params={"format": "csv"}))) == 1001
+    monkeypatch.setattr(service.exporting, "MAX_EXPORT_ROWS", 1)
+    assert client.get("/alerts", params={"format": "csv"}).status_code == 422
+    assert len(_csv(client.get("/alerts", params={"format": "csv", "status": "open"}))) == 1
+
+
 def test_alerts_csv(client: TestClient, seeded: Seeded) -> None:
     rows = _csv(client.get("/alerts", params={"format": "csv"}))
     assert [int(r["id"]) for r in rows] == sorted([seeded.alert_id, seeded.alert_id - 1])[::-1]
@@ -98,6 +129,20 @@ def test_csv_cells_cannot_run_formulas() -> None:
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[1] == ['\'=HYPERLINK("x")', "-3"]  # numbers stay numbers
     assert rows[2][0] == "'@SUM(A1)"
+
+
+def test_xlsx_drops_control_characters_instead_of_failing() -> None:
+    """A taxonomy label with a control character (PUT /taxonomy accepts "\u0007") made
+    `verbatim report --format xlsx` fail with openpyxl's IllegalCharacterError."""
+    from openpyxl import load_workbook
+
+    out = io.BytesIO()
+    to_xlsx([Table("t", ["libellé", "n"], [["Délai\x07 SAV\x1b", 3], ["=1+1\x00", 1]])], out)
+    sheet = load_workbook(io.BytesIO(out.getvalue())).worksheets[0]
+    assert [[c.value for c in r] for r in sheet.iter_rows(min_row=2)] == [
+        ["Délai SAV", 3],
+        ["'=1+1", 1],
+    ]
 
 
 def _env(settings: Settings, tmp_path: Path) -> dict[str, str]:

@@ -15,6 +15,7 @@ from core.db import session_scope
 from core.models import Analysis, Feedback, ThemeMention
 from core.settings import Settings
 from service.app import create_app
+from service.auth import create_key
 
 START = LAST_DAY - timedelta(days=6)
 
@@ -94,6 +95,40 @@ def test_breakdown_and_gravity(
         }
     ]
     assert client.get("/themes/meteo/breakdown").status_code == 404
+
+
+@pytest.mark.parametrize("cell", [{"channel": "social"}, {"source": "tests", "channel": "review"}])
+def test_breakdown_follows_the_theme_pages_channel_and_source(
+    client: TestClient, cell: dict[str, str]
+) -> None:
+    """The theme page sends its filters to /breakdown as to /themes/{id}: the split tables
+    and gravity counts covered every channel beside a one-channel summary."""
+    period = {"start": str(START), "end": str(LAST_DAY), **cell}
+    summary = client.get("/themes/livraison", params=period).json()["summary"]
+    body = client.get("/themes/livraison/breakdown", params=period).json()
+    assert {r["key"] for r in body["by_channel"]} == {cell["channel"]}
+    for split in ("by_channel", "by_source", "by_severity"):
+        assert sum(r["mentions"] for r in body[split]) == summary["volume"] > 0
+    assert sum(r["negatives"] for r in body["by_channel"]) == summary["negatives"]
+    assert sum(d["mentions"] for d in body["by_day"]) == summary["volume"]
+    assert body["severe"] == summary["negatives"]  # seeded: negatives are the severe ones
+    assert client.get("/themes/livraison/breakdown", params={"channel": "fax"}).status_code == 422
+
+
+def test_retired_theme_is_not_a_top_mover(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    """/themes hides a retired theme; the overview's movers listed it (livraison, the seed's
+    only riser) beside a theme list without it."""
+    with session_scope(sessions) as session:
+        _, write = create_key(session, "ecriture", "write")
+    retire = {"operations": [{"op": "retire", "id": "livraison"}]}
+    assert client.put("/taxonomy", json=retire, headers={"X-API-Key": write}).status_code == 200
+    period = {"start": str(START), "end": str(LAST_DAY)}
+    listed = {t["id"] for t in client.get("/themes", params=period).json()["themes"]}
+    movers = client.get("/overview", params=period).json()["top_movers"]
+    assert "livraison" not in listed
+    assert [m["id"] for m in movers] == []
 
 
 def test_verbatims_language_filter(client: TestClient, sessions: sessionmaker[Session]) -> None:

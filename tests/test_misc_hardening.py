@@ -116,3 +116,18 @@ def test_days_are_iso_only(settings: Settings, engine: Engine, query: str) -> No
     assert res.status_code == 422, res.text
     assert res.json()["field"] == query.split("=")[0]
     assert client.get("/themes?start=2025-03-01").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/overview", "/drivers", "/themes/livraison/breakdown"])
+@pytest.mark.parametrize("query", ["start=0", "end=86400"])
+def test_every_period_view_takes_iso_days_only(
+    settings: Settings, engine: Engine, path: str, query: str
+) -> None:
+    """/overview, /drivers and a theme's breakdown read "?start=0" as 1970-01-01 (a Unix
+    time) and answered an empty 1970 period with a 200, as /themes no longer does."""
+    open_read = settings.model_copy(update={"dashboard_read_without_key": True})
+    client = TestClient(create_app(open_read, engine=engine))
+    res = client.get(f"{path}?{query}")
+    assert res.status_code == 422, res.text
+    assert res.json()["field"] == query.split("=")[0]
+    assert client.get(f"{path}?start=2025-03-01").status_code == 200

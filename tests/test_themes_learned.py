@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -422,6 +423,54 @@ def test_cli_train_then_analyze(tmp_path: Path, settings) -> None:  # noqa: ANN0
         ],
     )
     assert res.exit_code == 2 and "unknown theme id 'nope'" in res.output
+
+
+def test_train_never_overwrites_another_model(tmp_path: Path, settings) -> None:  # noqa: ANN001
+    """Theme heads and a sentiment delta both write meta.json: `train themes --out` a
+    sentiment delta's folder replaced its meta.json (the delta no longer loaded), and
+    `train sentiment --out` a theme model's folder did the same after minutes of training."""
+    import shutil
+
+    from verbatim_cli import app
+
+    texts, labels = examples()
+    data = tmp_path / "examples.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"text": t, "themes": lab}, ensure_ascii=False) + "\n"
+            for t, lab in zip(texts, labels, strict=True)
+        ),
+        encoding="utf-8",
+    )
+    tax = tmp_path / "shop.yaml"
+    tax.write_text(TAXONOMY, encoding="utf-8")
+    delta = tmp_path / "delta"
+    delta.mkdir()
+    shutil.copy(
+        Path(__file__).parents[1] / "nlp/resources/sentiment/meta.json", delta / "meta.json"
+    )
+    before = (delta / "meta.json").read_bytes()
+    runner = CliRunner()
+
+    def themes(out: Path) -> Any:
+        args = ["train", "themes", "--taxonomy", str(tax), "--examples", str(data)]
+        return runner.invoke(app, [*args, "--out", str(out), "--no-encoder"])
+
+    res = themes(delta)
+    assert res.exit_code == 2 and "holds no theme model" in res.output, res.output
+    assert (delta / "meta.json").read_bytes() == before
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("x", encoding="utf-8")
+    assert themes(tmp_path / "notes").exit_code == 2
+    # A theme model is retrained in place; an empty folder is fine.
+    (tmp_path / "m").mkdir()
+    assert themes(tmp_path / "m").exit_code == 0
+    assert themes(tmp_path / "m").exit_code == 0
+    res = runner.invoke(
+        app, ["train", "sentiment", "--data", str(data), "--out", str(tmp_path / "m")]
+    )
+    assert res.exit_code == 2 and "holds no sentiment delta" in res.output, res.output
+    assert "thresholds" in json.loads((tmp_path / "m" / "meta.json").read_text("utf-8"))
 
 
 @pytest.mark.parametrize("name", ["ecommerce", "restaurant"])

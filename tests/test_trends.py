@@ -183,6 +183,22 @@ def test_rating_impact(small: sessionmaker[Session]) -> None:
     assert none.effect_on_mean == pytest.approx(0.0)
 
 
+def test_rating_impact_counts_french_verbatims_only(small: sessionmaker[Session]) -> None:
+    """ "Without" is the French total less "with": an English 5* verbatim naming livraison was
+    counted in "with" (4 rated with, 2 without, mean with 13/4) though not in the total."""
+    with session_scope(small) as s:
+        english = _verbatim(
+            s, 9, datetime(2026, 5, 4, 15, tzinfo=UTC), 5.0, [("livraison", "negative")]
+        )
+        english.language, english.is_french = "en", False
+        aggregate_all(s)
+    with small() as s:
+        liv = rating_impacts(s, {"livraison": ["livraison"]}, start=DAY, end=DAY)["livraison"]
+    assert (liv.rated_with, liv.rated_without) == (3, 3)  # as in test_rating_impact
+    assert liv.mean_with == pytest.approx(8 / 3)
+    assert liv.mean_without == pytest.approx(12 / 3)
+
+
 # --- API ------------------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from core.versions import ViewDeps
 from service.auth import require
 from service.deps import SessionDep, cached_json, declare_view, pick_taxonomy
 from service.errors import ApiError
-from service.exporting import CSV_RESPONSE, MAX_EXPORT_ROWS, FormatQ, csv_response
+from service.exporting import CSV_RESPONSE, FormatQ, csv_response, every_row
 from service.schemas import AlertOut, AlertsOut, ErrorOut, TopicDay, TopicOut, TopicsOut
 from service.text_route import TextRoute
 
@@ -76,14 +76,10 @@ def get_alerts(
         before = int(cursor)
     keys = theme_keys(pick_taxonomy(request, None), theme) if theme else None
     if format == "csv":
-        found: list = []
-        while len(found) < MAX_EXPORT_ROWS:
-            page, before = list_alerts(
-                session, status=status, themes=keys, limit=1000, before_id=before
-            )
-            found.extend(page)
-            if before is None:
-                break
+        found = every_row(
+            lambda at: list_alerts(session, status=status, themes=keys, limit=1000, before_id=at),
+            before,
+        )
         return csv_response(alerts_table(found), "alerts")
     declare_view(request, session, ViewDeps())  # alerts and taxonomy are in every token
     rows, nxt = list_alerts(session, status=status, themes=keys, limit=limit, before_id=before)

@@ -38,6 +38,7 @@ from service.schemas import (
     DriversOut,
     ErrorOut,
     GravityDay,
+    IsoDay,
     MoverOut,
     OverviewOut,
     Period,
@@ -61,8 +62,8 @@ def get_drivers(
     request: Request,
     session: SessionDep,
     score: Annotated[ScoreName, Query(description="nps | csat | ces | rating")] = "nps",
-    start: Annotated[date | None, Query()] = None,
-    end: Annotated[date | None, Query()] = None,
+    start: Annotated[IsoDay | None, Query()] = None,
+    end: Annotated[IsoDay | None, Query()] = None,
     days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = 90,
     channel: Annotated[ChannelName | None, Query()] = None,
     source: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
@@ -139,8 +140,8 @@ def _drivers(
 def get_overview(
     request: Request,
     session: SessionDep,
-    start: Annotated[date | None, Query()] = None,
-    end: Annotated[date | None, Query()] = None,
+    start: Annotated[IsoDay | None, Query()] = None,
+    end: Annotated[IsoDay | None, Query()] = None,
     days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = 7,
     channel: Annotated[ChannelName | None, Query()] = None,
     source: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
@@ -149,6 +150,12 @@ def get_overview(
     tax = pick_taxonomy(request, None)
     key = view_key(request, session, tax, "overview", channel, source, period=(first, last))
     return cached_view(request, key, lambda: _overview(session, tax, first, last, channel, source))
+
+
+def _retired(tax: Taxonomy, theme_id: str) -> bool:
+    """Retired themes are left out of the movers as out of /themes (their page still opens)."""
+    theme = tax.resolve(theme_id)
+    return theme is not None and theme.retired
 
 
 def _overview(
@@ -171,7 +178,7 @@ def _overview(
     total = rows.pop()
     stages = {t.id: t.stage for t in tax.themes}
     movers = sorted(
-        (r for r in rows if r.volume > r.previous_volume),
+        (r for r in rows if r.volume > r.previous_volume and not _retired(tax, r.theme)),
         key=lambda r: (-(r.volume - r.previous_volume), r.theme),
     )[:5]
     scores = [
@@ -226,25 +233,39 @@ def get_breakdown(
     request: Request,
     session: SessionDep,
     theme_id: Annotated[str, Path(min_length=1, max_length=64)],
-    start: Annotated[date | None, Query()] = None,
-    end: Annotated[date | None, Query()] = None,
+    start: Annotated[IsoDay | None, Query()] = None,
+    end: Annotated[IsoDay | None, Query()] = None,
     days: Annotated[int, Query(ge=1, le=MAX_DAYS)] = 30,
+    channel: Annotated[ChannelName | None, Query()] = None,
+    source: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
 ) -> Response:
+    """The theme page sends its channel and source filters here too: without them its
+    split tables and gravity counts covered every channel beside a filtered summary."""
     tax = pick_taxonomy(request, None)
     theme = tax.resolve(theme_id)
     if theme is None:
         raise ApiError(404, f"unknown theme {theme_id!r}", "theme_id")
     first, last = resolve_period(session, start, end, days)
-    key = view_key(request, session, tax, "breakdown", theme.id, period=(first, last))
-    return cached_view(request, key, lambda: _breakdown(session, tax, theme, first, last))
+    key = view_key(
+        request, session, tax, "breakdown", theme.id, channel, source, period=(first, last)
+    )
+    return cached_view(
+        request, key, lambda: _breakdown(session, tax, theme, first, last, channel, source)
+    )
 
 
 def _breakdown(
-    session: Session, tax: Taxonomy, theme: Theme, first: date, last: date
+    session: Session,
+    tax: Taxonomy,
+    theme: Theme,
+    first: date,
+    last: date,
+    channel: str | None,
+    source: str | None,
 ) -> ThemeBreakdownOut:
     keys = theme_keys(tax, theme.id)
-    found = theme_breakdown(session, keys, start=first, end=last)
-    gravity = theme_gravity(session, keys, start=first, end=last)
+    found = theme_breakdown(session, keys, start=first, end=last, channel=channel, source=source)
+    gravity = theme_gravity(session, keys, start=first, end=last, channel=channel, source=source)
 
     def items(split: str) -> list[BreakdownItem]:
         return [

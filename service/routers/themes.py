@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import re
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BeforeValidator
 
 from core.exports import themes_table, verbatims_table
 from core.queries import (
@@ -35,11 +32,12 @@ from service.deps import (
     view_key,
 )
 from service.errors import ApiError
-from service.exporting import CSV_RESPONSE, MAX_EXPORT_ROWS, FormatQ, csv_response
+from service.exporting import CSV_RESPONSE, FormatQ, csv_response, every_row
 from service.schemas import (
     ChannelName,
     ErrorOut,
     EvidenceOut,
+    IsoDay,
     Period,
     Polarity,
     RatingImpactOut,
@@ -61,16 +59,6 @@ router = APIRouter(
 )
 
 
-def _iso_day(value: object) -> object:
-    """Days are YYYY-MM-DD only: pydantic would read "0" or "1700000000" as a Unix time
-    (?start=0 -> 1970-01-01)."""
-    if isinstance(value, str) and not _ISO_DAY.fullmatch(value.strip()):
-        raise ValueError("expected a day as YYYY-MM-DD")
-    return value
-
-
-_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-IsoDay = Annotated[date, BeforeValidator(_iso_day)]
 StartQ = Annotated[IsoDay | None, Query(description="first day (inclusive), YYYY-MM-DD")]
 EndQ = Annotated[
     IsoDay | None,
@@ -210,6 +198,7 @@ def get_theme(
         request,
         session,
         tax,
+        "theme",  # the view's name first: a theme id "themes" shared the list's key
         theme.id,
         taxonomy,
         channel,
@@ -369,14 +358,10 @@ def get_theme_verbatims(
         language=language,
     )
     if format == "csv":
-        found: list = []
-        while len(found) < MAX_EXPORT_ROWS:
-            page, after = theme_verbatims(
-                session, theme_keys(tax, theme.id), limit=1000, after=after, **filters
-            )
-            found.extend(page)
-            if after is None:
-                break
+        keys = theme_keys(tax, theme.id)
+        found = every_row(
+            lambda at: theme_verbatims(session, keys, limit=1000, after=at, **filters), after
+        )
         return csv_response(verbatims_table(theme.id, found), f"verbatims_{theme.id}")
     declare_view(request, session, ViewDeps(analyses=True))
     rows, nxt = theme_verbatims(
