@@ -18,6 +18,7 @@ COPY core core
 COPY nlp nlp
 COPY jobs jobs
 COPY service service
+COPY verbatim_cli verbatim_cli
 # Extras: postgres (psycopg 3). Add ",ray" to scale `verbatim enrich --engine ray` out.
 ARG EXTRAS="postgres"
 RUN pip install ".[${EXTRAS}]" \

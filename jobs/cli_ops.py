@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
             False, "--list", help="print the jobs and their next run times, then exit"
         ),
     ) -> None:
-        """Run the jobs of [scheduler] in verbatim.toml on their cron expressions, until
+        """Run the jobs of \\[scheduler] in verbatim.toml on their cron expressions, until
         SIGTERM; one run at a time across every scheduler on the same database."""
         import logging
 

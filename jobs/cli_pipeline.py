@@ -161,7 +161,7 @@ def register(app: typer.Typer) -> None:
             None, "--source", "-s", help="only these configured sources (default: all)"
         ),
     ) -> None:
-        """Ingest the configured [[sources]] (files, folders, HTTP APIs): only what is new."""
+        """Ingest the configured \\[\\[sources]] (files, folders, HTTP APIs): only what is new."""
         from rich.console import Console
         from rich.markup import escape
 
@@ -200,8 +200,9 @@ def register(app: typer.Typer) -> None:
         reanalyze: bool = typer.Option(
             False, help="also re-analyse verbatims analysed by another model version"
         ),
+        # Help texts are Rich markup: "\\[" keeps a literal "[" (else "[ray]" is eaten).
         engine: str = typer.Option(
-            "local", help="local (this process) or ray (pip install 'verbatim[ray]')"
+            "local", help="local (this process) or ray (pip install 'verbatim\\[ray]')"
         ),
         address: str = typer.Option(
             None, help="ray: cluster address ('auto', 'ray://head:10001'); default: local Ray"

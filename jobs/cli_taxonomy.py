@@ -14,7 +14,9 @@ import typer
 
 from core.cli import not_a_file
 
-taxonomy_app = typer.Typer(help="The taxonomy in the database: show, export, import, history.")
+taxonomy_app = typer.Typer(
+    help="The taxonomy in the database: show, export, import, history, retheme."
+)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:

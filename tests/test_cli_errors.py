@@ -167,3 +167,33 @@ def test_paths_days_and_ports_a_command_cannot_use_are_one_error_line(
     assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
     assert "Traceback" not in res.output
     assert expected in " ".join(res.output.split()), res.output
+
+
+def test_help_texts_say_what_the_options_do(tmp_path: Path) -> None:
+    """Help texts are Rich markup: `[[sources]]`, `[scheduler]` and `verbatim[ray]` were
+    eaten as style tags ("Ingest the configured [] ..."); `--quiet` said "warnings and errors"
+    while it keeps errors only."""
+    import logging
+
+    from verbatim_cli import app
+
+    env = {**_env(tmp_path, {}, None), "COLUMNS": "200"}
+    expected = {
+        ("pull", "--help"): "Ingest the configured [[sources]] (files",
+        ("scheduler", "--help"): "Run the jobs of [scheduler] in verbatim.toml",
+        ("enrich", "--help"): "pip install 'verbatim[ray]'",
+        ("--help",): "Only errors in the log.",
+    }
+    for args, text in expected.items():
+        res = CliRunner().invoke(app, list(args), env=env)
+        assert res.exit_code == 0, res.output
+        assert text in res.stdout, (args, res.stdout)
+
+    root = logging.getLogger()
+    before = root.level
+    try:
+        res = CliRunner().invoke(app, ["--quiet", "quarantine"], env=env)
+        assert res.exit_code == 0, res.output
+        assert root.level == logging.ERROR  # warnings are not shown
+    finally:
+        root.setLevel(before)

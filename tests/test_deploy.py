@@ -60,3 +60,20 @@ def test_shipped_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     for job in settings.scheduler.jobs:
         make_trigger(job.cron, settings.scheduler.timezone)
     assert settings.scheduler.jobs[0].command == "run"
+
+
+def test_image_copies_every_package_the_console_script_needs() -> None:
+    """`pip install .` in the image installs what was copied: a package left out (the
+    `verbatim_cli` root command) made `verbatim setup` fail during `docker build`."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+    packages = [p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]]
+    script = project["project"]["scripts"]["verbatim"].split(":")[0]
+    assert script in packages
+    dockerfile = (ROOT / "Dockerfile").read_text("utf-8")
+    copied = set(re.findall(r"^COPY\s+(\S+)\s+\S+\s*$", dockerfile, re.M))
+    ignored = set((ROOT / ".dockerignore").read_text("utf-8").split())
+    for package in packages:
+        assert package in copied or "." in copied, f"Dockerfile does not COPY {package}"
+        assert package not in ignored, f".dockerignore drops {package}"

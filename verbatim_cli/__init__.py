@@ -47,7 +47,7 @@ def main(
     verbose: int = typer.Option(
         0, "--verbose", "-v", count=True, help="More log lines on stderr (-v info, -vv debug)."
     ),
-    quiet: bool = typer.Option(False, "--quiet", help="Only warnings and errors in the log."),
+    quiet: bool = typer.Option(False, "--quiet", help="Only errors in the log."),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version."
     ),
