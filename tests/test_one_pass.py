@@ -276,6 +276,15 @@ def test_onnx_runtimes_are_built_measured_and_faithful(
         sum(n.op_type == "Mul" and n.output[0].endswith("/smoothed") for n in int8)
         == (smoothing["inputs_smoothed"])
     )
+    # A variant (benchmarks/build_int8_variant.py) keeps only the attention outputs fp32.
+    quantize_int8(
+        tmp_path / ONNX_FP32, tmp_path / "variant.onnx", keep_fp32=lambda n: "/attention/" in n
+    )
+    variant = onnx.load(str(tmp_path / "variant.onnx")).graph.node
+    assert {n.name for n in variant if n.op_type == "MatMul"} & set(kept) == {
+        n for n in kept if "/attention/" in n
+    }
+    assert sum(n.op_type == "MatMulInteger" for n in variant) == 5 * len(kept) // 2
     (tmp_path / ONNX_FP32).unlink()
     with pytest.raises(FileNotFoundError, match="verbatim setup"):
         load_runtime(trained.encoder, tmp_path, "k1", prefer="onnx-fp32")

