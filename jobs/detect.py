@@ -164,11 +164,20 @@ def load_topic_series(session: Session, until: date, *, span_days: int) -> list[
 
 
 # --- episodes <-> rows ----------------------------------------------------------------------
-def _episode(row: Alert) -> Episode:
+def current_theme(taxonomy: Taxonomy, theme_id: str) -> str:
+    """The current id of a stored theme id (a rename or merge keeps the old one as alias);
+    topics and unknown ids are kept as they are."""
+    theme = taxonomy.resolve(theme_id)
+    return theme.id if theme is not None else theme_id
+
+
+def _episode(row: Alert, taxonomy: Taxonomy) -> Episode:
     details = dict(row.details or {})
     return Episode(
         key=row.alert_key,
-        theme=row.theme,
+        # Under its current id: after a rename or merge mid-episode, the renamed theme's
+        # signals continue this episode instead of opening a second incident (and message).
+        theme=current_theme(taxonomy, row.theme),
         kind=row.kind,
         first_day=row.first_day,
         last_day=row.last_day,
@@ -237,6 +246,7 @@ def _apply(
     elif row is None:
         return
     elif ev.action == "update":
+        row.theme = ep.theme  # the current id, after a rename or merge
         row.first_day, row.last_day, row.status = ep.first_day, ep.last_day, ep.status
         row.severity, row.revision = ep.severity, ep.revision
         row.observed, row.expected, row.p_value = ep.observed, ep.expected, ep.p_value
@@ -287,9 +297,12 @@ def detect_day(
     series = load_series(session, taxonomy, day, span_days=span, since=since)
     signals = detector.detect(series, day)
     # A theme lifted by another theme's burst (the same verbatims) joins that incident.
-    active = session.execute(select(Alert.theme).where(Alert.status == "open")).scalars()
+    active = {
+        current_theme(taxonomy, t)
+        for t in session.execute(select(Alert.theme).where(Alert.status == "open")).scalars()
+    }
     signals, joined = absorb_related(
-        detector, series, signals, day, co_mentions(session, taxonomy, day), active=set(active)
+        detector, series, signals, day, co_mentions(session, taxonomy, day), active=active
     )
     if joined:
         log.info("%s: %s", day, ", ".join(f"{b} joins {a}" for b, a in sorted(joined.items())))
@@ -316,7 +329,7 @@ def detect_day(
         .scalars()
         .all()
     )
-    events = update_episodes([_episode(r) for r in known], signals, day, cooldown)
+    events = update_episodes([_episode(r, taxonomy) for r in known], signals, day, cooldown)
     for ev in events:
         gap = cooldown.get(ev.episode.theme, cfg.cooldown_days) + 1
         _apply(session, settings, taxonomy, ev, now, result, today=today, gap=gap)

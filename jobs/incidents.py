@@ -65,12 +65,15 @@ def _sev(value: str | None) -> int:
     return SEVERITIES.index(value) if value in SEVERITIES else -1
 
 
-def find_open(session: Session, theme: str, first: date, last: date, gap: int) -> Incident | None:
-    """The live incident of `theme` whose days, widened by `gap`, overlap [first, last]."""
+def find_open(
+    session: Session, themes: Sequence[str], first: date, last: date, gap: int
+) -> Incident | None:
+    """The live incident of the theme (`themes`: its id and former ids, so an incident opened
+    before a rename or merge is found) whose days, widened by `gap`, overlap [first, last]."""
     rows = session.execute(
         select(Incident)
         .where(
-            Incident.theme == theme,
+            Incident.theme.in_(themes),
             Incident.status.in_(("open", "acknowledged")),
             Incident.first_day <= last + timedelta(days=gap),
             Incident.last_day >= first - timedelta(days=gap),
@@ -96,7 +99,8 @@ def attach(
     if alert.incident_id is not None:
         inc = session.get(Incident, alert.incident_id)
     if inc is None:
-        inc = find_open(session, alert.theme, alert.first_day, alert.last_day, gap)
+        ids = _theme_ids(taxonomy, alert.theme)
+        inc = find_open(session, ids, alert.first_day, alert.last_day, gap)
     fresh = is_fresh(alert.last_day, today, settings)
     if inc is None:
         inc = Incident(
@@ -119,6 +123,7 @@ def attach(
         )
         session.add(inc)
         session.flush()
+    inc.theme = alert.theme  # the current id, when the incident predates a rename or merge
     inc.first_day = min(inc.first_day, alert.first_day)
     inc.last_day = max(inc.last_day, alert.last_day)
     if _sev(alert.severity) > _sev(inc.severity):

@@ -280,6 +280,21 @@ def _robust_dispersion(y: np.ndarray, mu: np.ndarray) -> float:
     return float(_ALPHA_GRID[below[0]]) if len(below) else float(_ALPHA_GRID[-1])
 
 
+def _weekday_outliers(high: np.ndarray, low: np.ndarray, dows: np.ndarray) -> np.ndarray:
+    """Days flagged (high or low) whose weekday is off in the same direction on at least 3 of
+    its days in the window, all but at most one: that is seasonality (every Monday busy,
+    every Sunday empty), not an outlier. A past spike does not cover its weekday's other
+    weeks, so it stays flagged."""
+    seasonal = np.zeros(len(dows), dtype=bool)
+    for d in range(7):
+        same = dows == d
+        need = max(3, int(same.sum()) - 1)
+        for flag in (high, low):
+            if int((flag & same).sum()) >= need:
+                seasonal |= flag & same
+    return seasonal
+
+
 def _trim_mean(x: np.ndarray, proportion: float) -> float:
     cut = int(proportion * len(x))
     xs = np.sort(x)
@@ -346,9 +361,11 @@ def fit_baseline(series: Series, day: date, config: DetectorConfig) -> Baseline 
     if med > 0:
         a0 = _robust_dispersion(vols, np.full(len(vols), med)) + 1.0 / len(vols)
         r = 1.0 / a0
-        upper = stats.nbinom.sf(np.ceil(vols) - 1, r, r / (r + med))
-        lower = stats.nbinom.cdf(np.floor(vols), r, r / (r + med))
-        keep = (upper > config.outlier_p) & (lower > config.outlier_p)
+        high = stats.nbinom.sf(np.ceil(vols) - 1, r, r / (r + med)) <= config.outlier_p
+        low = stats.nbinom.cdf(np.floor(vols), r, r / (r + med)) <= config.outlier_p
+        # Against the flat median alone every (3x) Monday, or every empty Sunday, was left
+        # out: the weekday factors never saw them and each Monday alerted.
+        keep = ~(high | low) | _weekday_outliers(high, low, dows)
         if config.min_history_days <= keep.sum() < len(vols):
             vols, negs, dows = vols[keep], negs[keep], dows[keep]
     level, factors, noise, param = _fit_counts(vols, dows, config)
@@ -419,9 +436,15 @@ class SpikeDetector:
         out: list[_Candidate] = []
 
         def make(
-            kind: Kind, observed: float, expected: float, p: float, ratio: float, window: int = 1
+            kind: Kind,
+            observed: float,
+            expected: float,
+            p: float,
+            ratio: float,
+            window: int = 1,
+            graded: float | None = None,
         ) -> _Candidate:
-            sev = severity_of(ratio, p, rules.severity_weight)
+            sev = severity_of(ratio if graded is None else graded, p, rules.severity_weight)
             sig = Signal(
                 series.theme,
                 kind,
@@ -443,7 +466,12 @@ class SpikeDetector:
             ratio = vol / max(exp, 0.5)
             if vol >= max(cfg.emerging_min_volume, 1) and ratio >= cfg.emerging_min_ratio:
                 p = nb_sf(vol, max(exp, 0.5), base.alpha())
-                out.append(make("emerging", vol, exp, p, ratio))
+                # Graded on volume against the emergence floor: against a near-zero baseline
+                # the ratio is at least 10 at the floor, and every new theme was "critical"
+                # (now, with no history and the defaults: 6 mentions medium, 7-11 high, 12+
+                # critical).
+                graded = vol / max(cfg.emerging_min_volume / 2, exp, 0.5)
+                out.append(make("emerging", vol, exp, p, ratio, graded=graded))
         elif vol >= rules.min_volume and vol >= cfg.min_ratio * exp:
             p = nb_sf(vol, exp, base.alpha())
             ratio, window, obs, expct = vol / max(exp, 1e-9), 1, float(vol), exp

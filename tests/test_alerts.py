@@ -28,6 +28,7 @@ from core.models import (
 from core.settings import Settings
 from jobs.alerts import DeliveryPolicy, _aware, deliver_pending
 from jobs.detect import run_detect
+from nlp.taxonomy import load_taxonomy
 
 # Data ends today: detection sends only incidents on days within the freshness window.
 SPIKE = datetime.now(UTC).date()
@@ -248,6 +249,35 @@ def test_daily_reruns_never_duplicate_a_resolved_episode(settings, sessions) -> 
         incident = s.get(Incident, alerts[0].incident_id)
         assert incident.status == "resolved" and incident.resolved_by == "detector"
         assert count(sessions, OutboxMessage) == incident.revision
+
+
+@pytest.mark.parametrize("edit", ["rename", "merge"])
+def test_taxonomy_edit_mid_episode_continues_the_same_incident(
+    settings, sessions, edit: str
+) -> None:
+    """A rename (or merge) while a spike is live: stored alerts kept the old id, so the
+    renamed theme's signals opened a second alert, a second incident and a second Slack
+    message for the same episode (audit finding)."""
+    with sessions() as s:
+        seed_aggregates(s, days=56, spike_days=(50, 51, 52, 53, 54))
+        s.commit()
+    before = load_taxonomy()
+    after = (
+        before.rename("livraison", "expedition")
+        if edit == "rename"
+        else before.merge("livraison", "emballage")
+    )
+    for d in range(48, 56):  # one scheduled run a day; the edit lands on day 52
+        day = START + timedelta(days=d)
+        run_detect(settings, sessions, day=day, today=day, taxonomy=before if d < 52 else after)
+    current = "expedition" if edit == "rename" else "emballage"
+    with sessions() as s:
+        alert = s.execute(select(Alert)).scalar_one()
+        assert alert.theme == current and alert.status == "open"
+        assert alert.last_day == START + timedelta(days=54)
+        incident = s.execute(select(Incident)).scalar_one()
+        assert incident.theme == current and alert.incident_id == incident.id
+    assert count(sessions, OutboxMessage) == 1
 
 
 def test_theme_without_team_webhook_falls_back_to_default(settings, sessions, hook) -> None:

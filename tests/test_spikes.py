@@ -156,6 +156,19 @@ def test_emerging_theme() -> None:
     assert "emerging" in [s.kind for s in signals]
 
 
+@pytest.mark.parametrize(("today", "severity"), [(6, "medium"), (9, "high"), (20, "critical")])
+def test_an_emerging_theme_is_graded_on_its_volume(today: int, severity: str) -> None:
+    """Against a near-zero baseline the ratio is huge at any volume: six new mentions of a
+    theme were "critical" like fifty. The grade follows the volume over the emergence floor."""
+    vols = [0] * 40 + [today]
+    found = SpikeDetector().detect(
+        [Series("site_appli", START, vols, [0] * 40 + [today])], START + timedelta(40)
+    )
+    assert [(s.kind, s.severity) for s in found if s.kind == "emerging"] == [
+        ("emerging", severity)
+    ]
+
+
 def test_per_theme_thresholds_from_taxonomy() -> None:
     tax = load_taxonomy("ecommerce")
     cfg = DetectorConfig()
@@ -292,3 +305,36 @@ def test_no_alert_before_the_warm_up() -> None:
         "fidelite", start, [0] * 30 + [3] * 8, [0] * 38, history_from=start + timedelta(days=30)
     )
     assert det.detect([late], start + timedelta(days=37)) == []
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_busy_mondays_are_seasonality_not_spikes(seed: int) -> None:
+    # Every Monday at 3x the other days: the robust first pass flagged all Mondays as
+    # outliers against the flat median and left them out, so the weekday factors never saw
+    # them and each Monday alerted (13 alerts over 120 days for seed 3).
+    rng = np.random.default_rng(seed)
+    lam = [180.0 if (START + timedelta(i)).weekday() == 0 else 60.0 for i in range(120)]
+    vols = rng.poisson(lam)
+    series = Series("sav", START, vols.tolist(), rng.binomial(vols, 0.3).tolist())
+    base = fit_baseline(series, START + timedelta(112), DetectorConfig())  # a Monday
+    assert base is not None and base.dow_factors[0] > 2.0
+    assert run_days(SpikeDetector(), [series], range(120)) == []
+    # A real surge on a Monday is still one: 3x the Monday level.
+    vols[112] = 3 * 180
+    surged = Series("sav", START, vols.tolist(), series.negatives)
+    assert [s.day for s in run_days(SpikeDetector(), [surged], range(112, 113))] == [
+        START + timedelta(112)
+    ]
+
+
+def test_a_past_spike_on_one_weekday_stays_out_of_the_baseline() -> None:
+    # Two spiked Tuesdays out of four must not pass for seasonality.
+    vols, negs = seasonal(71, 20.0, 31)
+    for d in (50, 51, 52, 53, 56, 57):
+        vols[d] += 40
+    base = fit_baseline(
+        Series("livraison", START, vols, negs), START + timedelta(70), DetectorConfig()
+    )
+    assert (
+        base is not None and base.history_days <= 22 and base.expected(START + timedelta(70)) < 25
+    )
