@@ -164,9 +164,7 @@ def test_an_emerging_theme_is_graded_on_its_volume(today: int, severity: str) ->
     found = SpikeDetector().detect(
         [Series("site_appli", START, vols, [0] * 40 + [today])], START + timedelta(40)
     )
-    assert [(s.kind, s.severity) for s in found if s.kind == "emerging"] == [
-        ("emerging", severity)
-    ]
+    assert [(s.kind, s.severity) for s in found if s.kind == "emerging"] == [("emerging", severity)]
 
 
 def test_per_theme_thresholds_from_taxonomy() -> None:
