@@ -40,11 +40,11 @@ from nlp.encoder.runtime import (  # noqa: E402
     ONNX_FP32,
     ONNX_INT8,
     EncoderRuntime,
-    _probe_feeds,
     cpu_description,
     kernel_path,
     measure,
     onnx_session,
+    probe_feeds,
     quantize_int8,
 )
 from nlp.sentiment import build_runtimes, build_sentiment  # noqa: E402
@@ -152,7 +152,7 @@ def main() -> None:
     else:
         ffn = set(range(64)) if args.all_int8 else args.int8_ffn_layers
         keep = keep_fp32(ffn, args.all_int8 or args.int8_attention_output)
-        done = quantize_int8(built / ONNX_FP32, args.out, _probe_feeds(encoder), keep_fp32=keep)
+        done = quantize_int8(built / ONNX_FP32, args.out, probe_feeds(encoder), keep_fp32=keep)
         print(f"{args.out}: smoothing {done}")
     if args.rounds:
         print(f"cpu {cpu_description()}, kernels {kernel_path()}")
