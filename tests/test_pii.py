@@ -132,6 +132,29 @@ AUDIT = [
     ("sophie du service client a été top", "<PERSON> du service client a été top"),
     ("le livreur s'appelait karim", "le livreur s'appelait <PERSON>"),
     ("Top. vendeuse léa au top !", "Top. vendeuse <PERSON> au top !"),
+    # The fifth audit: spellings that leaked with NER too (or with the rules alone).
+    ("écrivez à jean.dupont(a)gmail.com", "écrivez à <EMAIL>"),
+    ("jean(at)orange(dot)lu merci", "<EMAIL> merci"),
+    ("jean point dupont arobase post point lu", "<EMAIL>"),
+    ("écrivez à jean.dupont @ yahoo . ca", "écrivez à <EMAIL>"),
+    ("n° sécu 2 85 03 971 12 345 67 ok", "n° sécu <NIR> ok"),
+    ("12 Grande Rue 25000 Besançon", "<ADDRESS>"),
+    ("livré au 12 Grande Rue alors que", "livré au <ADDRESS> alors que"),
+    ("j'habite 4 promenade des Anglais à Nice", "j'habite <ADDRESS> à Nice"),
+    ("25 montée du Gourguillon, Lyon", "<ADDRESS>, Lyon"),
+    ("8 traverse des Lilas 13012 Marseille", "<ADDRESS>"),
+    ("9 clos des Vignes, rien reçu", "<ADDRESS>, rien reçu"),
+    ("livré au 12 rue des lilas alors que j'étais là", "livré au <ADDRESS> alors que j'étais là"),
+    ("j'habite 3 avenue de la république depuis 2 ans", "j'habite <ADDRESS> depuis 2 ans"),
+    ("Mme Le Gall a été odieuse", "Mme <PERSON> a été odieuse"),
+    ("Monsieur De La Fontaine est super", "Monsieur <PERSON> est super"),
+    ("Melle Martin très aimable", "Melle <PERSON> très aimable"),
+    ("Maître Durand n'a jamais répondu", "Maître <PERSON> n'a jamais répondu"),
+    ("Mr. et Mme Dupont", "Mr. et Mme <PERSON>"),
+    ("Cordialement\nSophie", "Cordialement\n<PERSON>"),
+    ("Cordialement,\nSophie Martin", "Cordialement,\n<PERSON>"),
+    ("Cordialement, Jean-Pierre DUPONT", "Cordialement, <PERSON>"),
+    ("Jean-Pierre a été top", "<PERSON> a été top"),
 ]
 
 
@@ -179,6 +202,23 @@ def test_lower_case_names_need_a_known_name_in_a_names_place() -> None:
         "merci à yves rocher pour le cadeau, merci à leroy merlin",  # brands spelt as names
     ]:
         assert mask_pii(text) == text
+
+
+def test_counted_street_words_and_titles_are_no_address_nor_name() -> None:
+    # "cours", "place" count things when lower-case words follow, up to the end of a clause.
+    for text in [
+        "j'ai raté 3 cours de yoga.",
+        "il ne restait qu'1 place de libre.",
+        "Monsieur Le Directeur, rien ne va",
+        "Madame La Maire, bonjour",
+        "le maître d'hôtel était charmant",
+        "Cordialement, Orange",
+        "Saint-Denis et Paris-Nice",
+    ]:
+        assert mask_pii(text) == text
+    # The addresses they could be are still masked.
+    assert mask_pii("3 cours Mirabeau.") == "<ADDRESS>."
+    assert mask_pii("3 place de la bourse 75002 paris") == "<ADDRESS> paris"
     # The lists are configuration: a team's own names, or none.
     own = PiiMasker(PiiConfig(known_names=NameLists(frozenset({"zorglub"}), frozenset())))
     assert own("le livreur zorglub a sonné") == "le livreur <PERSON> a sonné"

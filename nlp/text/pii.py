@@ -43,9 +43,11 @@ _BARE_URL = re.compile(
 )
 # Query tokens left anywhere ("<EMAIL>?token=abc", "&session=..."): secrets, not words.
 _QUERY = re.compile(r"[?&][\w.-]{1,40}=[^\s&<>\"']+(?:&[\w.-]{1,40}=[^\s&<>\"']+)*")
-_AT = r"(?:@|\s*[\[({]\s*(?:at|arobase|@)\s*[\])}]\s*|\s+(?:at|arobase)\s+)"
+# "jean(a)gmail.com": the bracketed "a" is an at sign as often as "(at)".
+_AT = r"(?:@|\s*[\[({]\s*(?:at|a|arobase|@)\s*[\])}]\s*|\s+(?:at|arobase)\s+)"
 _DOT = r"(?:\.|\s*[\[({]\s*(?:dot|point)\s*[\])}]\s*|\s+(?:dot|point)\s+)"
-_TLD = r"(?:fr|com|net|org|eu|io|be|ch|info|biz|co|me|de|es|it|uk)"
+# French-speaking countries and neighbours too: "jean(at)post(dot)lu", "… @ yahoo . ca".
+_TLD = r"(?:fr|com|net|org|eu|io|be|ch|lu|mc|ca|ma|tn|dz|sn|re|info|biz|co|me|de|es|it|nl|pt|uk)"
 _EMAIL = re.compile(r"\b[\w.+-]{1,64}+@[\w-]++(?:\.[\w-]++)*\.[a-zA-Z]{2,}\b")
 # What the strict form leaves: "jean@exemple", "jean%40exemple.fr", "jean＠exemple.fr",
 # "jean@gmail,com" (no space around the @), and "jean.dupont @ gmail . com" (spaces, but then
@@ -111,8 +113,10 @@ _CVV = re.compile(
 )
 # NIR: sex, year, month, department (2A/2B for Corsica), commune, order, key; any grouping.
 _NIR = re.compile(
-    r"\b[1-478][ .-]?\d{2}[ .-]?(?:0[1-9]|1[0-2]|[2-9]\d)[ .-]?(?:\d{2}|2[ABab])[ .-]?"
-    r"\d{3}[ .-]?\d{3}(?:[ .-]?\d{2})?\b"
+    r"\b[1-478][ .-]?\d{2}[ .-]?(?:0[1-9]|1[0-2]|[2-9]\d)[ .-]?"
+    # Overseas departments have 3 digits and their communes 2: "971 12", not "97 112".
+    r"(?:(?:\d{2}|2[ABab])[ .-]?\d{3}|97[1-8][ .-]?\d{2})[ .-]?"
+    r"\d{3}(?:[ .-]?\d{2})?\b"
 )
 # Cheap gate before asking libphonenumber (it is the slowest rule).
 _PHONE_SHAPED = re.compile(r"\+\d|\b00\d|\b0\d(?:[ .()-]{0,2}\d){8}\b|\b[1-9](?:[ .-]\d{2}){4}\b")
@@ -183,16 +187,25 @@ _LONG_DIGITS = re.compile(r"(?<![\d,.])\d{7,}(?!\d|[,.]\d)")  # not 1234567,89
 _UPPER = "A-ZÀÂÄÇÉÈÊËÎÏÔÖÙÛÜŸ"
 _WORD = r"[\w][\w'’-]*"
 _NAME_WORD = rf"[{_UPPER}][\w'’-]*"
+# "Melle" is how "Mlle" is often spelt; "Maître" (a lawyer) only before a capital: "maître
+# d'hôtel". "Mr. et Mme Dupont": "et" is no name, and must leave "Mme Dupont" to be read.
 _HONORIFIC = re.compile(
-    r"(?<![\w.])(?:M\.|Mr\.?|MM\.|Pr\.|(?i:mmes?\.?|mlle\.?|monsieur|madame|mademoiselle|"
-    r"docteur|dr\.?|professeur))"
-    rf"\s+({_WORD})(\s+(?:(?:van|von|der|den)\s+)*{_NAME_WORD})?"  # "M. Van der Berg"
+    r"(?<![\w.])(?:M\.|Mr\.?|MM\.|Pr\.|Ma[îi]tre(?=\s+[A-ZÀÂÄÇÉÈÊËÎÏÔÖÙÛÜŸ])"
+    r"|(?i:mmes?\.?|m(?:e|)lle\.?|monsieur|madame|mademoiselle|docteur|dr\.?|professeur))"
+    r"\s+(?!(?i:et|ou)\s)"
+    rf"({_WORD})(\s+(?:(?:van|von|der|den|La|Le)\s+)*{_NAME_WORD})?"  # "M. Van der Berg"
 )
+# Surnames that open with a particle, "Mme Le Gall", "M. De La Fontaine": capitalised, and
+# not before a title ("Monsieur Le Directeur", "Madame La Maire").
+_NAME_PARTICLES = frozenset(["Le", "La", "De", "Du", "Des"])
 _ROLE_WORDS = (
     r"(?:livreur|livreuse|conseiller|conseillère|technicien|technicienne|vendeur|vendeuse|"
     r"chauffeur|agent|opérateur|opératrice|responsable|gérant|gérante|coursier|coursière|"
     r"facteur|factrice|caissier|caissière|hôtesse|commercial|commerciale|serveur|serveuse|"
     r"manager|directeur|directrice|interlocuteur|interlocutrice)"
+)
+_TITLES = re.compile(
+    rf"(?i:{_ROLE_WORDS}|maire|président|présidente|préfet|préfète|ministre|juge|député|députée)"
 )
 # "le livreur", "votre conseillère", "de la vendeuse": a role word with its article.
 _ROLE_ARTICLE = r"\b(?:le|la|l['’]|un|une|votre|notre|mon|ma|du|au|de\s+la|ce|cette)\s*"
@@ -238,20 +251,30 @@ _NAME_BEFORE_ROLE = re.compile(
 )
 _STREET = (
     r"(?:rue|r\.|avenue|av\.?|boulevard|bd|place|pl\.|chemin|allée|allee|impasse|quai|route|rte|"
-    r"cours|square|résidence|lotissement|voie|passage|faubourg|fbg|sentier|hameau)"
+    r"cours|square|résidence|lotissement|voie|passage|faubourg|fbg|sentier|hameau|promenade|"
+    r"esplanade|montée|traverse|rond-point|cité|clos|ruelle|venelle|parvis|sente)"
 )
+# Street types that are also things counted ("3 cours de yoga.", "1 place de libre."): with
+# lower-case words after them, an address only before a postcode.
+_STREET_COUNTED = r"(?:cours|place|voie|passage)\b"
+_NUMBER = r"\b\d{1,4}(?:\s?(?:bis|ter|b))?,?\s+"
+_PARTICLE = r"(?:(?i:de|des|du|la|le|les|aux|au|sur|en)\s+|(?i:d|l)['’])"
 _ADDRESS = re.compile(
-    rf"(?i:\b\d{{1,4}}(?:\s?(?:bis|ter|b))?,?\s+{_STREET}\b)"
+    rf"(?i:{_NUMBER}{_STREET}\b)"
     rf"(?:\s+(?:d['’]|l['’])?{_WORD}){{1,4}}?"
-    rf"(?:(?:\s*,)?\s+(\d{{5}})(?:\s+{_NAME_WORD}(?:[ -]{_NAME_WORD}){{0,2}})?"
-    rf"|(?=\s*(?:[,.;:!?)]|$)))"
+    rf"(?:\s*,)?\s+(\d{{5}})(?:\s+{_NAME_WORD}(?:[ -]{_NAME_WORD}){{0,2}})?"
+    rf"|(?i:{_NUMBER}(?!{_STREET_COUNTED}){_STREET}\b)"
+    rf"(?:(?:\s+(?:d['’]|l['’])?{_WORD}){{1,4}}?(?=\s*(?:[,.;:!?)]|$))"
+    # Typed in lower case, the street's name still follows its particle: "12 rue des lilas
+    # alors que", "3 avenue de la république depuis".
+    rf"|\s+{_PARTICLE}+[{_LOWER}][\w'’-]*)"
 )
 # A number, a street type and a capitalised name without a postcode: "12 rue des Lilas alors
-# que...", "3 avenue de la République et ...", "5, rue de la Paix à Paris".
-_PARTICLE = r"(?:(?i:de|des|du|la|le|les|aux|au|sur|en)\s+|(?i:d|l)['’])"
+# que...", "3 avenue de la République et ...", "5, rue de la Paix à Paris"; "Grande Rue" is
+# a name in itself.
+_MAIN_STREET = r"(?:grande?[- ]rue|grand['’]rue)\b"
 _ADDRESS_NAMED = re.compile(
-    rf"(?i:\b\d{{1,4}}(?:\s?(?:bis|ter|b))?,?\s+{_STREET})"
-    rf"(?:\s+{_PARTICLE}*{_NAME_WORD}){{1,5}}"
+    rf"(?i:{_NUMBER})(?:(?i:{_STREET})(?:\s+{_PARTICLE}*{_NAME_WORD}){{1,5}}|(?i:{_MAIN_STREET}))"
     rf"(?:(?:\s*,)?\s+\d{{5}}(?:\s+{_NAME_WORD}(?:[ -]{_NAME_WORD}){{0,2}})?)?"
 )
 # Names written in lower case are read only where a known first name (`nlp/text/names.py`)
@@ -281,8 +304,17 @@ _LOWER_BEFORE_ROLE = re.compile(
     rf"(?<![\w'’-])({_LOWER_WORD})(?:\s*,\s*|\s+)"
     rf"(?i:(?:le|la|l['’]|notre|votre|mon|ma)\s*{_ROLE_WORDS}\b|du\s+(?:service|sav|support)\b)"
 )
+# Capitalised too: "Jean-Pierre a été top" opens its sentence, where NER leaves a lone name.
 _COMPOUND_FIRST = re.compile(
-    rf"(?<![\w'’-])([{_LOWER}]{{2,}})-([{_LOWER}]{{2,}})(?![\w'’-])(?:\s+({_LOWER_WORD}))?"
+    rf"(?<![\w'’-])([{_UPPER}{_LOWER}][{_LOWER}]+)-([{_UPPER}{_LOWER}][{_LOWER}]+)(?![\w'’-])"
+    rf"(?:\s+({_WORD}))?"
+)
+# A capitalised name signing off, on the same line or the next: "Cordialement,\nSophie
+# Martin". NER leaves a lone word opening a line; a known first name is required here.
+_SIGN_OFF = re.compile(
+    r"(?i:\b(?:cordialement|salutations(?:\s+distinguées)?|bien\s+[àa]\s+vous|sign[ée]"
+    r"|sincèrement|bonne\s+(?:journée|soirée)|merci\s+d['’]avance))\s*[,:.!]?\s+"
+    rf"({_NAME_WORD})(?:\s+({_NAME_WORD}))?"
 )
 # Words that introduce a name, whatever its case: "je m'appelle jean dupont", "un certain Kevin".
 _NAME_CUE = re.compile(
@@ -754,6 +786,11 @@ class PiiMasker:
 
     def _honorific(self, m: re.Match[str]) -> str:
         first, second = m.group(1), m.group(2)
+        if first in _NAME_PARTICLES and second is not None:
+            last = second.split()[-1]
+            if self._common(last) or _TITLES.fullmatch(last):
+                return m.group(0)
+            return m.string[m.start() : m.start(1)] + "<PERSON>" + m.string[m.end(2) : m.end()]
         if self._common(first):
             return m.group(0)
         if not first[0].isupper() and second:
@@ -944,6 +981,7 @@ class PiiMasker:
             if "-" in text:
                 text = _COMPOUND_FIRST.sub(self._compound_first, text)
             text = _LOWER_CUE.sub(self._lower_cue, text)
+            text = _SIGN_OFF.sub(self._lower_name, text)
             text = _LOWER_BEFORE_ROLE.sub(self._lower_before_role, text)
             if "merci" in low:
                 text = _THANKS.sub(self._thanks, text)
