@@ -50,6 +50,8 @@ AUDIT = [
     ("joignable au +33 (0)6 12 34 56 78", "joignable au <PHONE>"),
     ("appelez le 0033 6 12 34 56 78", "appelez le <PHONE>"),
     ("sécu 1 85 05 78 006 084 91 ok", "sécu <NIR> ok"),
+    ("appelez le ０６ １２ ３４ ５６ ７８ svp", "appelez le <PHONE> svp"),  # full width
+    ("mail ｊｅａｎ＠ｅｘｅｍｐｌｅ．ｆｒ merci", "mail <EMAIL> merci"),
     ("écrivez à jean[at]exemple.fr svp", "écrivez à <EMAIL> svp"),
     ("jean (at) exemple (dot) fr merci", "<EMAIL> merci"),
     ("mail jean point dupont arobase gmail point com", "mail <EMAIL>"),
