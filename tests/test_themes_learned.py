@@ -101,6 +101,22 @@ PRODUCT_POL = ["positive", "negative", "negative", "positive", "positive", "nega
 NONE = ["bonjour", "rien à dire", "merci beaucoup", "je recommande", "bof", "ok"]
 
 
+def write_examples(folder: Path) -> tuple[Path, Path]:
+    """examples() as a training file, and the taxonomy they use, in `folder`."""
+    texts, labels = examples()
+    data = folder / "examples.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"text": t, "themes": lab}, ensure_ascii=False) + "\n"
+            for t, lab in zip(texts, labels, strict=True)
+        ),
+        encoding="utf-8",
+    )
+    tax = folder / "shop.yaml"
+    tax.write_text(TAXONOMY, encoding="utf-8")
+    return data, tax
+
+
 def examples() -> tuple[list[str], list[dict[str, str]]]:
     texts, labels = [], []
     for group, pols, theme in (
@@ -351,17 +367,7 @@ def test_factory_uses_the_packaged_head_and_degrades(monkeypatch) -> None:  # no
 def test_cli_train_then_analyze(tmp_path: Path, settings) -> None:  # noqa: ANN001
     from verbatim_cli import app
 
-    texts, labels = examples()
-    data = tmp_path / "examples.jsonl"
-    data.write_text(
-        "".join(
-            json.dumps({"text": t, "themes": lab}, ensure_ascii=False) + "\n"
-            for t, lab in zip(texts, labels, strict=True)
-        ),
-        encoding="utf-8",
-    )
-    tax = tmp_path / "shop.yaml"
-    tax.write_text(TAXONOMY, encoding="utf-8")
+    data, tax = write_examples(tmp_path)
     runner = CliRunner()
     res = runner.invoke(
         app,
@@ -433,17 +439,7 @@ def test_train_never_overwrites_another_model(tmp_path: Path, settings) -> None:
 
     from verbatim_cli import app
 
-    texts, labels = examples()
-    data = tmp_path / "examples.jsonl"
-    data.write_text(
-        "".join(
-            json.dumps({"text": t, "themes": lab}, ensure_ascii=False) + "\n"
-            for t, lab in zip(texts, labels, strict=True)
-        ),
-        encoding="utf-8",
-    )
-    tax = tmp_path / "shop.yaml"
-    tax.write_text(TAXONOMY, encoding="utf-8")
+    data, tax = write_examples(tmp_path)
     delta = tmp_path / "delta"
     delta.mkdir()
     shutil.copy(
