@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nlp.text import detect_language, mask_pii, normalize_text
+from nlp.text import detect_language, is_french, mask_pii, normalize_text
 from nlp.text.french import negation_flags, sentences, split_clauses, tokenize
 
 
@@ -80,6 +80,34 @@ def test_detect_language_short_and_empty() -> None:
     assert code == "fr" and conf < 0.3
     assert detect_language("") == ("und", 0.0)
     assert detect_language("12345")[0] == "und"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "On reviendra !",  # "on" was English only
+        "Se décharge chaque minute",  # "se" was Spanish only
+        "Commande non livrée . Délais non respectés.",  # "non" was Italian only
+    ],
+)
+def test_detect_language_keeps_french_function_words(text: str) -> None:
+    assert is_french(*detect_language(text)), detect_language(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Highly recommended!", "en"),
+        ("Leider defekt angekommen.", "de"),
+        ("Ottima qualità, lo consiglio.", "it"),
+        ("Ótima qualidade, adorei!", "pt"),
+        ("Goede kwaliteit, aanrader!", "nl"),
+    ],
+)
+def test_detect_language_short_foreign_review_without_stop_words(text: str, lang: str) -> None:
+    # No stop word at all used to mean "French, low confidence": counted in French figures.
+    code, conf = detect_language(text)
+    assert code == lang and not is_french(code, conf)
 
 
 def test_tokenize_elisions_offsets_and_sms() -> None:

@@ -462,6 +462,61 @@ _STOPWORDS: dict[str, frozenset[str]] = {
 }
 
 
+# Frequent review words and the function words the lists above lacked ("on", "se", "non" made
+# short French reviews look English, Spanish or Italian). A short foreign review ("Leider defekt
+# angekommen.") often has no stop word at all and defaulted to French, mixed into the French
+# figures. Foreign words common in French reviews once accents are folded ("experience", "me",
+# "des") are left out. Accent-folded, as the text's words are.
+_REVIEW_WORDS: dict[str, str] = {
+    "fr": (
+        "se on non oui trop peu ni dont quand meme vos nos avait sera va vais peut fois "
+        "ici parfait rapide conforme recommande vendeur article qualite prix envoi delai "
+        "client probleme jour jours decu nul vraiment chose pendant depuis"
+    ),
+    "en": (
+        "all after again about more if there here them than then out up too only really well "
+        "time quality price money fast quick slow shipping item items arrived broken damaged "
+        "refund customer staff friendly helpful recommend recommended highly never ever worst "
+        "best love happy disappointed waiting still works working easy avoid perfect value "
+        "thank you awful amazing"
+    ),
+    "es": (
+        "pero mucho calidad precio envio rapido llego roto tarde dinero compra recomiendo "
+        "recomendable bueno buena malo mala nunca nadie servicio atencion esperando semanas "
+        "dias correcto excelente pesimo talla tambien esto este eso ya hay porque cuando "
+        "donde"
+    ),
+    "de": (
+        "leider schnell schnelle ware versand alles bestens zufrieden gerne wieder kaputt "
+        "defekt paket geld zuruck preis qualitat empfehlen empfehlenswert kundenservice "
+        "freundlich funktioniert immer nur dem den mein meine hat habe wurde wird kann nach "
+        "seit bin ganz toll vielen dank einfach angekommen geliefert bestellt"
+    ),
+    "it": (
+        "ottimo ottima pessimo pessima spedizione arrivato arrivata rotto qualita prezzo "
+        "consiglio consigliato servizio clienti gentile veloce soddisfatto soddisfatta "
+        "perfetto ancora rimborso giorni settimana mese pacco ritardo nessuno sempre questo "
+        "questa ha hanno stato stata dopo troppo funziona niente nel nella alla dei delle "
+        "degli cosa tutti"
+    ),
+    "pt": (
+        "chegou rapida recomendo qualidade preco otimo otima pessimo atendimento ninguem "
+        "reembolso esperando tamanho defeito quebrou prazo certo encomenda obrigada nunca "
+        "ainda voce isso esse essa este foto cor bom boa ruim horrivel adorei gostei comprar "
+        "compra dias semanas tambem aqui sempre estou esta tem"
+    ),
+    "nl": (
+        "snel snelle goede prima kwaliteit prijs klantenservice niemand pakket beschadigd "
+        "kapot aanrader tevreden heel erg werkt wacht weken geld terug duurde lang veel "
+        "vriendelijk personeel kopen gekocht geleverd bezorgd netjes tijd dank wel nooit meer "
+        "winkel mijn om zo alles helaas dus toch wordt werd kan"
+    ),
+}
+_PROFILES: dict[str, frozenset[str]] = {
+    lang: stops | frozenset(_REVIEW_WORDS[lang].split()) for lang, stops in _STOPWORDS.items()
+}
+
+
 def _languages_of(stopwords: dict[str, frozenset[str]]) -> dict[str, tuple[str, ...]]:
     """Stop word -> the languages listing it (in the lists' order)."""
     out: dict[str, tuple[str, ...]] = {}
@@ -471,7 +526,7 @@ def _languages_of(stopwords: dict[str, frozenset[str]]) -> dict[str, tuple[str, 
     return out
 
 
-_LANGUAGES_OF = _languages_of(_STOPWORDS)
+_LANGUAGES_OF = _languages_of(_PROFILES)
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 # Orthographic hints that split close languages (fr vs others) on short texts.
 _HINTS: dict[str, re.Pattern[str]] = {
@@ -492,7 +547,7 @@ def detect_language(text: str) -> tuple[str, float]:
             not ch.isspace() and not ch.isdigit() and ord(ch) > 0x2000 for ch in text or ""
         )
         return ("fr", 0.1) if has_symbols else ("und", 0.0)
-    scores: dict[str, float] = dict.fromkeys(_STOPWORDS, 0)
+    scores: dict[str, float] = dict.fromkeys(_PROFILES, 0)
     for w in words:  # one lookup a word instead of one per language
         for lang in _LANGUAGES_OF.get(w, ()):
             scores[lang] += 1
