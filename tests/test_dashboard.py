@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -25,6 +25,8 @@ from live_dashboard import (
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.db import session_scope
+from core.models import Incident
 from core.settings import Settings
 from service.app import create_app
 
@@ -74,7 +76,8 @@ def _api(url: str, token: str, path: str, **params: str) -> dict:
 
 
 def _axe(page) -> list[dict]:  # noqa: ANN001
-    page.add_script_tag(path=str(AXE))
+    # Evaluated by the driver: the page's Content-Security-Policy refuses an inline <script>.
+    page.evaluate(AXE.read_text(encoding="utf-8"))
     result = page.evaluate(
         "async () => (await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa']})).violations"
         ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target.join(' '))}))"
@@ -303,6 +306,119 @@ def test_correct_and_promote_in_browser(live: tuple[str, dict[str, str], Seeded]
             with open(info.value.path(), encoding="utf-8-sig") as fh:
                 body = fh.read()
             assert body.startswith("theme,libellé,mentions") and "livraison" in body
+        finally:
+            browser.close()
+
+
+def test_dashboard_security_headers(settings: Settings, engine: Engine) -> None:
+    page = TestClient(create_app(settings, engine=engine)).get("/")
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp and "connect-src 'self'" in csp
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["referrer-policy"] == "no-referrer"
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@skip_no_chromium
+def test_csp_blocks_injected_markup_in_browser(live: tuple[str, dict[str, str], Seeded]) -> None:
+    """Markup that reached the page (a verbatim or theme label rendered as HTML by a future
+    change) cannot run; the dashboard itself runs under the policy without a violation."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, tokens, _ = live
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = open_with_key(browser, url, tokens["read"])
+            page.add_init_script(
+                "window.__csp = []; document.addEventListener('securitypolicyviolation',"
+                " (e) => window.__csp.push(e.violatedDirective))"
+            )
+            for view in ("overview", "journey"):
+                page.goto(f"{url}/#view={view}&end={LAST_DAY}&start={START}")
+                expect(page.locator(f"body[data-ready={view}]")).to_have_count(1)
+            # Bars are sized through the CSSOM, which the policy allows.
+            width = page.locator("#funnel li[data-stage=delivery] .fill").evaluate(
+                "n => n.getBoundingClientRect().width"
+            )
+            assert width > 0
+            assert page.evaluate("window.__csp") == []
+            page.evaluate(
+                """() => document.querySelector('#status').insertAdjacentHTML('beforeend',
+                '<img src="data:," onerror="window.__xss = 1"><svg onload="window.__xss = 2">')"""
+            )
+            page.wait_for_timeout(300)
+            assert page.evaluate("window.__xss") is None
+            assert page.evaluate("window.__csp.length") > 0
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@skip_no_chromium
+def test_error_and_empty_states_in_browser(
+    live: tuple[str, dict[str, str], Seeded], sessions: sessionmaker[Session]
+) -> None:
+    """An unknown theme says so in French and leaves no other theme's figures on screen; a
+    period without data shows a message instead of an empty chart; an incident's negativity
+    signal is a share (« 92 % »), not a rounded ratio (« 1 »)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, tokens, _ = live
+    now = datetime.now(UTC)
+    with session_scope(sessions) as session:
+        incident = Incident(
+            theme="emballage",
+            status="open",
+            first_day=LAST_DAY - timedelta(days=1),
+            last_day=LAST_DAY,
+            severity="medium",
+            kinds=["negativity"],
+            signals={"negativity": {"observed": 0.92, "expected": 0.552}},
+            drivers=[],
+            examples=[],
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(incident)
+        session.flush()
+        incident_id = incident.id
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = open_with_key(browser, url, tokens["read"])
+            page.goto(f"{url}/#view=overview&end={LAST_DAY}&start={START}")
+            expect(page.locator("body[data-ready=overview]")).to_have_count(1)
+            expect(
+                page.locator(f"#overview-alerts li[data-incident='{incident_id}']")
+            ).to_contain_text("hausse de négativité : observé 92 %, attendu 55 %")
+
+            # Unknown theme, reached from another theme's page (e.g. an old Slack link).
+            page.goto(f"{url}/#theme=livraison&start={START}&end={LAST_DAY}")
+            expect(page.locator("body[data-ready=theme]")).to_have_count(1)
+            expect(page.locator("#detail-title")).to_have_text("Livraison")
+            page.goto(f"{url}/#theme=inconnu&start={START}&end={LAST_DAY}")
+            expect(page.locator("#status")).to_contain_text("le thème « inconnu » n'existe pas")
+            expect(page.locator("#view-theme")).to_be_hidden()
+            expect(page.locator("#detail-title")).to_be_hidden()  # not « Livraison » any more
+
+            # A period without data: a French message, no chart drawn.
+            page.goto(f"{url}/#theme=livraison&start=2020-01-01&end=2020-01-07")
+            expect(page.locator("#detail-meta")).to_contain_text("du 01/01/2020 au 07/01/2020")
+            expect(page.locator("#chart")).to_have_text(
+                "Aucune mention de ce thème du 01/01/2020 au 07/01/2020."
+            )
+            expect(page.locator("#view-theme svg")).to_have_count(0)
+            expect(page.locator("#verbatims")).to_contain_text("Aucun verbatim pour ces filtres.")
+            page.goto(f"{url}/#view=overview&start=2020-01-01&end=2020-01-07")
+            expect(page.locator("#kpis .kpi").first).to_contain_text("Verbatims0")
+            expect(page.locator("#drivers-note")).to_contain_text(
+                "sur la période du 01/01/2020 au 07/01/2020."
+            )
         finally:
             browser.close()
 

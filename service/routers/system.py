@@ -71,6 +71,21 @@ def metrics(request: Request) -> Response:
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+# The dashboard loads only its own script and style sheet and talks only to this API: anything
+# injected into the page (a verbatim, a theme label) could neither run nor call elsewhere, and
+# no other site may frame it (its buttons write with the key kept in this origin's storage).
+DASHBOARD_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
 @router.get("/", include_in_schema=False)
 def dashboard() -> FileResponse:
-    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+    return FileResponse(STATIC / "index.html", headers=DASHBOARD_HEADERS)

@@ -297,8 +297,10 @@ function incidentItem(i) {
     themeLink(i.theme), ` — du ${fmtDay(i.first_day)} au ${fmtDay(i.last_day)} · ${INCIDENT_STATUS[i.status] || i.status}`,
     i.acknowledged_by ? el("span", { class: "muted incident-status" }, ` (par ${i.acknowledged_by})`) : "");
   // What moved (observed vs expected per signal) and where (drivers), as in the Slack message.
-  const signals = Object.entries(i.signals || {}).map(([kind, v]) =>
-    `${KIND[kind] || kind} : observé ${fmtNum(Math.round(v.observed))}, attendu ${fmtNum(Math.round(v.expected))}`);
+  const signals = Object.entries(i.signals || {}).map(([kind, v]) => {
+    const fmt = kind === "negativity" ? fmtPct : (x) => fmtNum(Math.round(x));  // a share, or a count
+    return `${KIND[kind] || kind} : observé ${fmt(v.observed)}, attendu ${fmt(v.expected)}`;
+  });
   if (signals.length) li.append(el("div", { class: "muted" }, signals.join(" ; ")));
   const drivers = (i.drivers || []).map((d) =>
     `${fmtNum(Math.round(d.share_of_extra * 100))} % des mentions en plus : ${d.field} « ${d.value} »`);
@@ -393,7 +395,7 @@ async function renderDrivers() {
   if (!d.drivers.length) {
     $("#drivers-note").textContent = d.answers
       ? `${fmtNum(d.answers)} réponses : pas assez de mentions par thème pour estimer un effet.`
-      : `Aucune réponse ${SCORE[d.score]} sur ${periodText(d.period)}.`;
+      : `Aucune réponse ${SCORE[d.score]} sur la période ${periodText(d.period)}.`;
     block.replaceChildren();
     return;
   }
@@ -482,9 +484,13 @@ function gravityChart(days) {
 async function renderTheme() {
   const id = state.theme;
   const p = filters("30");
+  const themeApi = (path) => api(path).catch((e) => {
+    if (e.status === 404) throw new ApiError(404, `le thème « ${id} » n'existe pas (renommé, retiré ou lien erroné).`);
+    throw e;
+  });
   const [detail, breakdown, alerts] = await Promise.all([
-    api(`/themes/${encodeURIComponent(id)}?` + p),
-    api(`/themes/${encodeURIComponent(id)}/breakdown?` + p),
+    themeApi(`/themes/${encodeURIComponent(id)}?` + p),
+    themeApi(`/themes/${encodeURIComponent(id)}/breakdown?` + p),
     api(`/alerts?theme=${encodeURIComponent(id)}&limit=50`),
   ]);
   labels[detail.id] = detail.label;
@@ -511,13 +517,14 @@ async function renderTheme() {
       `IC 95 % [${fmtSigned(mine.ci_low, 1)} ; ${fmtSigned(mine.ci_high, 1)}]`, mine.ci_high < 0 ? "up" : ""));
   } catch (e) { /* no NPS in this feed */ }
   $("#theme-kpis").replaceChildren(...cards);
-  $("#chart").replaceChildren(chart(detail.series, alerts.items));
+  $("#chart").replaceChildren(s.volume ? chart(detail.series, alerts.items)
+    : el("p", { class: "muted" }, `Aucune mention de ce thème ${periodText(detail.period)}.`));
   breakdownTable($("#by-channel"), breakdown.by_channel, "Canal");
   breakdownTable($("#by-source"), breakdown.by_source, "Source");
   $("#severity-mix").replaceChildren(severityMix(breakdown.by_severity),
     el("p", { class: "gravity-note" }, `Graves (gravité ≥ 50 %) : ${fmtNum(breakdown.severe)} · ` +
       `clients récurrents : ${fmtNum(breakdown.recurrent)} (${fmtPct(s.volume ? breakdown.recurrent / s.volume : 0)})`),
-    gravityChart(breakdown.by_day));
+    s.volume ? gravityChart(breakdown.by_day) : "");
   const counts = { "": s.volume, negative: s.negatives, neutral: s.neutrals, positive: s.positives };
   document.querySelectorAll("#polarity button").forEach((b) => {
     const name = { "": "Tous", negative: "Négatifs", neutral: "Neutres", positive: "Positifs" }[b.dataset.polarity];
@@ -752,6 +759,8 @@ async function render() {
     await RENDER[state.view]();
     document.body.dataset.ready = state.view;
   } catch (err) {
+    // No figures of another theme or period left on screen under the error.
+    $("#view-" + state.view).hidden = true;
     if (err.message !== "auth") setStatus("Erreur : " + err.message);
   }
 }
