@@ -110,6 +110,30 @@ def test_detect_language_short_foreign_review_without_stop_words(text: str, lang
     assert code == lang and not is_french(code, conf)
 
 
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("El repartidor dejó la caja bajo la lluvia.", "es"),
+        ("O entregador deixou a caixa na chuva.", "pt"),
+        ("Il corriere ha lasciato la scatola sotto la pioggia.", "it"),
+    ],
+)
+def test_a_review_the_word_lists_call_weakly_french_gets_a_second_opinion(
+    text: str, lang: str
+) -> None:
+    # "la", "a", "sotto"...: the word lists alone said French (weakly); py3langid's model knows.
+    code, conf = detect_language(text)
+    assert code == lang and not is_french(code, conf)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Top !", "Nickel, rien à dire", "RAS", "Bof bof", "Très bon thé", "Livraison ok", "Super"],
+)
+def test_short_french_reviews_stay_french_after_the_second_opinion(text: str) -> None:
+    assert is_french(*detect_language(text)), detect_language(text)
+
+
 def test_tokenize_elisions_offsets_and_sms() -> None:
     text = "J’ai reçu l'emballage, livraison tjrs pas arrivée 😡"
     toks = tokenize(text)
