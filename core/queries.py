@@ -539,9 +539,12 @@ def theme_verbatims(
 def list_topics(
     session: Session, *, emerging: bool | None = None, limit: int = 50, offset: int = 0
 ) -> tuple[list[Topic], int]:
-    """Topics, emerging first then by size; returns (page, total)."""
-    stmt = select(Topic)
-    count = select(func.count()).select_from(Topic)
+    """Live topics (holding verbatims), emerging first then by size; returns (page, total).
+
+    A topic whose verbatims all went to other topics in a later run keeps its row (and id,
+    should a later run revive it) with size 0: it is no longer a topic to show."""
+    stmt = select(Topic).where(Topic.size > 0)
+    count = select(func.count()).select_from(Topic).where(Topic.size > 0)
     if emerging is not None:
         stmt = stmt.where(Topic.is_emerging.is_(emerging))
         count = count.where(Topic.is_emerging.is_(emerging))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.models import Topic, TopicAssignment
@@ -163,6 +163,12 @@ def test_analyzer_keeps_accents_and_drops_elisions_and_stop_words() -> None:
     assert "abîmé livré" not in terms
 
 
+def test_analyzer_keeps_rendez_vous_whole_and_drops_c_est_a_dire() -> None:
+    terms = FrenchAnalyzer()("Rendez-vous annulé, c'est-à-dire aucun créneau. Pouvez-vous ?")
+    assert "rendez-vous" in terms and "rendez-vous annulé" in terms
+    assert not {"rendez", "est-à-dire", "pouvez"} & set(terms)
+
+
 def test_stop_words_cover_elisions_sms_and_unaccented_forms() -> None:
     for word in ("qu", "jusqu", "d", "l", "bcp", "jsp", "pcq", "tjrs", "etait", "deja", "très"):
         assert word in FRENCH_STOP_WORDS
@@ -210,6 +216,44 @@ def test_fast_path_finds_the_topics_with_accented_keywords(encoder: TextEncoder)
         assert len(topic.representatives) == 3
         assert len({docs[i] for i in topic.representatives}) == 3
         assert all(model.labels_[i] == topic.index for i in topic.representatives)
+
+
+def test_fast_path_names_a_topic_that_holds_most_of_the_corpus(encoder: TextEncoder) -> None:
+    """The complaint most customers write about is in over half the documents: its words
+    must still be its keywords (a document-frequency cap left it none, labelled "topic 0")."""
+    late = [d for d in LIVRAISON if "retard" in d]
+    for dominant in (late * 4, [LIVRAISON[0]] * 40):  # near-identical, then identical texts
+        docs = dominant + ECOLOGIE
+        model = FastTopicModel(FastTopicConfig(n_topics=2, min_topic_size=5)).fit(
+            docs, StaticEmbedder(encoder).fit_transform(docs)
+        )
+        biggest = model.topics_[0]
+        assert biggest.size > len(ECOLOGIE)
+        assert "retard" in {w for kw in biggest.keywords for w in kw.split()}, biggest.label
+        assert not biggest.label.startswith("topic")
+
+
+def test_topic_without_keywords_is_generic_not_emerging(encoder: TextEncoder) -> None:
+    """Verbatims made only of stop words ("Très bien, merci !") cluster together; with no
+    keyword nothing new is named, so the topic is no emerging one topping the dashboard."""
+    fillers = [
+        f"{a} {b}"
+        for a, b in itertools.product(
+            ["Très bien", "Toujours au top", "Rien à dire", "Super, merci"], ["!", ".", "!!", "…"]
+        )
+    ]
+    docs = LIVRAISON + ECOLOGIE + fillers
+    model = _fit_fast(encoder, docs)
+    empty = [t for t in model.topics_ if not t.keywords]
+    assert empty, [t.label for t in model.topics_]
+    matches = ThemeMatcher(load_taxonomy("ecommerce"), valence=lexicon_valence()).match(
+        model.topics_
+    )
+    by_index = {t.index: m for t, m in zip(model.topics_, matches, strict=True)}
+    assert all(not by_index[t.index].is_emerging for t in empty)
+    assert all(by_index[t.index].evidence == "generic" for t in empty)
+    # the ecology topic, which names something, still is emerging
+    assert any(m.is_emerging for m in matches)
 
 
 def test_online_fast_path_in_chunks(encoder: TextEncoder) -> None:
@@ -418,6 +462,49 @@ def test_job_stores_stable_topics_with_emerging_flag_and_trends(
         assert (
             total == sum(t.size for t in s.execute(select(Topic)).scalars()) == len(ALL_SENTENCES)
         )
+
+
+def test_api_lists_only_topics_that_still_hold_verbatims(
+    settings: Settings, engine: Engine, sessions: sessionmaker[Session], encoder: TextEncoder
+) -> None:
+    """A re-run with fewer topics leaves the others without verbatims (size 0): their rows
+    stay so a later run can revive their ids, but /topics must not show them (an emerging
+    topic of 0 verbatims topped the list)."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    tax = load_taxonomy("ecommerce")
+    with sessions() as s:
+        _ingest(s, LIVRAISON + EMBALLAGE + ECOLOGIE, START, seed=8)
+
+    def run(n_topics: int) -> None:
+        cfg = TopicJobConfig(
+            method="fast",
+            fast=FastTopicConfig(n_topics=n_topics, min_topic_size=5, random_state=1),
+            min_docs=10,
+        )
+        assert not run_topics(sessions, encoder=encoder, taxonomy=tax, config=cfg).skipped
+
+    run(3)
+    run(1)
+    with sessions() as s:
+        sizes = {t.id: t.size for t in s.execute(select(Topic)).scalars()}
+    live = {tid for tid, n in sizes.items() if n > 0}
+    assert len(live) == 1 and len(sizes) >= 3  # the retired rows are kept
+    client = TestClient(
+        create_app(
+            settings.model_copy(update={"dashboard_read_without_key": True, "api_warm_up": False}),
+            engine=engine,
+        )
+    )
+    for query in ("", "?emerging=true", "?emerging=false"):
+        page = client.get(f"/topics{query}")
+        assert page.status_code == 200
+        items = page.json()["items"]
+        assert {t["id"] for t in items} <= live and all(t["size"] > 0 for t in items)
+        assert page.json()["total"] == len(items)
+    assert client.get("/topics").json()["total"] == 1
 
 
 def test_job_skips_small_windows(sessions: sessionmaker[Session], encoder: TextEncoder) -> None:

@@ -1,7 +1,8 @@
 """Match discovered topics to taxonomy themes; topics that match none are *emerging*.
 
-A topic whose keywords are mostly opinion words ("parfait, nickel, rien redire") is
-*generic*: satisfaction or anger about nothing in particular, neither a theme nor emerging.
+A topic whose keywords are mostly opinion words ("parfait, nickel, rien redire"), or that has
+no keyword at all (only stop words, emoji, punctuation), is *generic*: satisfaction or anger
+about nothing in particular, neither a theme nor emerging.
 
 Three independent kinds of evidence, any one of which matches a theme:
 - the theme detector's hits on the topic's documents (share of docs that mention theme t),
@@ -175,7 +176,11 @@ class ThemeMatcher:
             ):
                 theme, evidence = best_sim[0], "similarity"
             opinion = self._opinion_share(topic.keywords)
-            if (
+            if theme is None and not topic.keywords:
+                # No content word at all ("Très bien merci", "Toujours au top !", "....."):
+                # nothing new is named, so nothing to flag as emerging.
+                evidence = "generic"
+            elif (
                 theme is None
                 and cfg.generic_share is not None
                 and self.valence is not None

@@ -27,6 +27,13 @@ from nlp.topics.describe import (
 from nlp.topics.vectorize import VectorizerConfig, make_vectorizer
 
 
+def _document_level_vectorizer() -> VectorizerConfig:
+    # No document-frequency cap: a topic holding over half the corpus (the one complaint
+    # everyone writes about) would lose every word that names it and get no keywords at all.
+    # c-TF-IDF's idf already weighs down the words that every topic shares.
+    return VectorizerConfig(max_df=1.0)
+
+
 @dataclass(frozen=True)
 class FastTopicConfig:
     n_topics: int | None = None  # None: about sqrt(n)/3 (47 for 20k documents), 2..80
@@ -46,7 +53,7 @@ class FastTopicConfig:
     # BLAS threads while clustering: small matrix products gain little from more threads,
     # and a busy machine makes spinning BLAS threads 10x slower (None: library default).
     blas_threads: int | None = 1
-    vectorizer: VectorizerConfig = field(default_factory=VectorizerConfig)
+    vectorizer: VectorizerConfig = field(default_factory=_document_level_vectorizer)
 
 
 @contextmanager

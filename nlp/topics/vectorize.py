@@ -16,7 +16,8 @@ from nlp.topics.stopwords import FRENCH_STOP_WORDS
 _PLACEHOLDER = re.compile(r"<[A-Z_]+>")  # PII masks (<EMAIL>, <PHONE>) are no topic words
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "´": "'"})
-_FIXED = re.compile(r"\baujourd'hui\b")  # one word with an apostrophe inside
+# Stop words with an apostrophe inside: "c'est-à-dire" would otherwise leave "est-à-dire".
+_FIXED = re.compile(r"\b(?:aujourd'hui|c'est-à-dire)\b")
 # Letters only (accented included); hyphens glue compounds ("sèche-cheveux", "après-vente").
 _WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
 # Clause breaks: no bigram spans them ("rapide. Emballage" is not a phrase).
@@ -24,6 +25,8 @@ _BREAK = re.compile(r"[.!?;:,()\[\]\"\n]+")
 # Hyphenated clitics: "pouvez-vous", "a-t-il", "est-ce" split into (stop) words.
 _CLITIC_WORDS = "je tu il elle on nous vous ils elles ce le la les lui leur moi toi t y en là ci"
 _CLITICS = frozenset(_CLITIC_WORDS.split())
+# Nouns shaped like a verb and its clitic: kept whole ("rendez" alone reads as the verb).
+_CLITIC_NOUNS = frozenset({"rendez-vous"})
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class FrenchAnalyzer:
 
     def _compound(self, word: str) -> list[str]:
         parts = word.split("-")
+        if word in _CLITIC_NOUNS and word not in self.extra_stop_words:
+            return [word]
         if word not in FRENCH_STOP_WORDS and not any(p in _CLITICS for p in parts):
             return [word] if len(word) >= self.min_length else []
         return [p for p in parts if self._keep(p)]
