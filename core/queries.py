@@ -38,6 +38,7 @@ from core.models import (
 )
 from core.versions import PERIOD_MEMO, session_versions
 from nlp.drivers import DriverConfig, DriverEffect, csat_points, key_drivers, nps_points
+from nlp.spikes import topic_id_of
 
 if TYPE_CHECKING:
     from nlp.taxonomy import Taxonomy
@@ -902,9 +903,12 @@ def set_incident_status(
 
 
 def dashboard_link(base_url: str, theme: str, first: date, last: date) -> str:
-    """Opens the dashboard on the theme and an incident's period (a week of context before)."""
+    """Opens the dashboard on the theme and an incident's period (a week of context before).
+    A topic's incident ("topic:12") opens the topics view: there is no page per topic, and
+    `#theme=topic:12` showed "unknown theme"."""
     start = first - timedelta(days=7)
-    return f"{base_url.rstrip('/')}/#theme={theme}&start={start.isoformat()}&end={last.isoformat()}"
+    target = "view=topics" if topic_id_of(theme) is not None else f"theme={theme}"
+    return f"{base_url.rstrip('/')}/#{target}&start={start.isoformat()}&end={last.isoformat()}"
 
 
 # --- key drivers: how much a theme's presence moves a score (rating, NPS, CSAT, CES) --------

@@ -46,6 +46,18 @@ def _poisson(base: float, days: int, seed: int) -> list[int]:
     return np.random.default_rng(seed).poisson(base, days).tolist()
 
 
+def test_a_topic_incident_links_to_the_topics_view() -> None:
+    from core.queries import dashboard_link
+
+    day = date(2026, 3, 10)
+    assert dashboard_link("http://x/", topic_theme(12), day, day) == (
+        "http://x/#view=topics&start=2026-03-03&end=2026-03-10"
+    )
+    assert dashboard_link("http://x", "livraison", day, day).startswith(
+        "http://x/#theme=livraison&"
+    )
+
+
 def test_detect_growth_volume_and_emergence() -> None:
     det = SpikeDetector(DetectorConfig())
     steady = _poisson(12, 40, 1)
