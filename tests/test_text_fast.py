@@ -209,12 +209,12 @@ def test_normalize_shortcut_returns_what_the_full_normalisation_gives(text: str)
 
 
 def test_language_index_lists_each_stopword_languages_in_order() -> None:
-    from nlp.text.language import _LANGUAGES_OF, _STOPWORDS
+    from nlp.text.language import _LANGUAGES_OF, _PROFILES
 
-    words = set().union(*_STOPWORDS.values())
+    words = set().union(*_PROFILES.values())
     assert set(_LANGUAGES_OF) == words
     for word in words:
-        assert _LANGUAGES_OF[word] == tuple(k for k, s in _STOPWORDS.items() if word in s)
+        assert _LANGUAGES_OF[word] == tuple(k for k, s in _PROFILES.items() if word in s)
 
 
 def test_rule_seed_keys_memo_matches_the_per_token_keys() -> None:
