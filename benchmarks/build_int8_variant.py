@@ -41,6 +41,7 @@ from nlp.encoder.runtime import (  # noqa: E402
     ONNX_INT8,
     EncoderRuntime,
     cpu_description,
+    input_uses,
     kernel_path,
     measure,
     onnx_session,
@@ -81,10 +82,7 @@ def to_nbits(src: Path, dst: Path, bits: int) -> int:
     model = onnx.load(str(src))
     graph = model.graph
     weights = {t.name: t for t in graph.initializer}
-    uses: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            uses[name] = uses.get(name, 0) + 1
+    uses = input_uses(graph)
     nodes, done = list(graph.node), 0
     for i, node in enumerate(nodes):
         if node.op_type != "MatMul" or node.input[1] not in weights:

@@ -355,6 +355,15 @@ def activation_ranges(
     return ranges
 
 
+def input_uses(graph: Any) -> dict[str, int]:
+    """How many node inputs of an ONNX graph read each tensor (a weight read twice is tied)."""
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    return uses
+
+
 def smooth_for_int8(
     model: Any,
     feeds: Sequence[Feed],
@@ -370,10 +379,7 @@ def smooth_for_int8(
 
     graph = model.graph
     weights = {t.name: t for t in graph.initializer}
-    uses: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            uses[name] = uses.get(name, 0) + 1
+    uses = input_uses(graph)
     readers: dict[str, list[Any]] = {}
     for node in graph.node:
         if node.op_type == "MatMul" and node.input[1] in weights and node.name not in skip:
