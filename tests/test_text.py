@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from nlp.text import detect_language, is_french, mask_pii, normalize_text
@@ -172,3 +174,23 @@ def test_split_clauses_contrast_and_offsets() -> None:
         "Livraison rapide mais produit cassé.",
         "Le SAV, par contre, est top",
     ]
+
+
+def test_the_second_opinion_model_is_kept_uncompressed_and_read_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nlp.text import language
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    text = "El repartidor dejó la caja bajo la lluvia."
+    language._identifier.cache_clear()
+    try:
+        want = language._identifier().classify(text)  # from the wheel's xz file
+        (copy,) = (tmp_path / "verbatim").glob("py3langid-*.npz")
+        language._identifier.cache_clear()
+        assert language._identifier().classify(text) == want  # from the uncompressed copy
+        copy.write_bytes(b"not a model")  # a damaged copy: the wheel's file again
+        language._identifier.cache_clear()
+        assert language._identifier().classify(text) == want
+    finally:
+        language._identifier.cache_clear()
