@@ -142,10 +142,7 @@ def apply_correction(
         wanted = {m.theme: m.polarity for m in model_mentions.values()}
     else:
         wanted = resolved
-    by_current = {}
-    for stored, mention in model_mentions.items():
-        theme = taxonomy.resolve(stored)
-        by_current[theme.id if theme is not None else stored] = mention
+    by_current = {taxonomy.current_id(stored): m for stored, m in model_mentions.items()}
     for theme_id, polarity in wanted.items():
         source = by_current.get(theme_id)  # keep the model's evidence span when it had one
         analysis.mentions.append(
@@ -194,11 +191,8 @@ def training_rows(session: Session, *, need: str) -> list[dict[str, Any]]:
     the training files: {"id", "text", "sentiment"} or {"id", "text", "themes": {id: pol}}."""
     if need not in ("sentiment", "themes"):
         raise ValueError("need must be 'sentiment' or 'themes'")
-    if need == "sentiment":
-        ids = set(
-            session.scalars(select(Correction.feedback_id).where(Correction.sentiment.is_not(None)))
-        )
-    else:  # the model's themes copied into a sentiment-only correction are no label
+    ids: Any = select(Correction.feedback_id).where(Correction.sentiment.is_not(None))
+    if need == "themes":  # the model's themes copied into a sentiment-only correction: no label
         ids = themes_corrected(session)
     rows = session.execute(
         select(Feedback.id, Feedback.text, Analysis)

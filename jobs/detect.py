@@ -164,20 +164,13 @@ def load_topic_series(session: Session, until: date, *, span_days: int) -> list[
 
 
 # --- episodes <-> rows ----------------------------------------------------------------------
-def current_theme(taxonomy: Taxonomy, theme_id: str) -> str:
-    """The current id of a stored theme id (a rename or merge keeps the old one as alias);
-    topics and unknown ids are kept as they are."""
-    theme = taxonomy.resolve(theme_id)
-    return theme.id if theme is not None else theme_id
-
-
 def _episode(row: Alert, taxonomy: Taxonomy) -> Episode:
     details = dict(row.details or {})
     return Episode(
         key=row.alert_key,
         # Under its current id: after a rename or merge mid-episode, the renamed theme's
         # signals continue this episode instead of opening a second incident (and message).
-        theme=current_theme(taxonomy, row.theme),
+        theme=taxonomy.current_id(row.theme),
         kind=row.kind,
         first_day=row.first_day,
         last_day=row.last_day,
@@ -298,7 +291,7 @@ def detect_day(
     signals = detector.detect(series, day)
     # A theme lifted by another theme's burst (the same verbatims) joins that incident.
     active = {
-        current_theme(taxonomy, t)
+        taxonomy.current_id(t)
         for t in session.execute(select(Alert.theme).where(Alert.status == "open")).scalars()
     }
     signals, joined = absorb_related(

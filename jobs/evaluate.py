@@ -18,16 +18,7 @@ from typing import Any
 
 from nlp.analyzer import Analyzer
 from nlp.errors import VerbatimError
-from nlp.types import POLARITIES
-
-# Labels as teams write them (French exports, capitalised spreadsheets) -> the polarity.
-_POLARITY_NAMES = {
-    **{p: p for p in POLARITIES},
-    "négatif": "negative",
-    "negatif": "negative",
-    "neutre": "neutral",
-    "positif": "positive",
-}
+from nlp.types import POLARITIES, POLARITY_NAMES
 
 
 class LabelError(VerbatimError, ValueError):
@@ -38,7 +29,7 @@ def polarity_label(value: Any) -> str | None:
     """negative / neutral / positive from a label in any case, English or French."""
     if not isinstance(value, str):
         return None
-    return _POLARITY_NAMES.get(value.strip().lower())
+    return POLARITY_NAMES.get(value.strip().lower())
 
 
 def stars_to_label(stars: Any) -> str | None:

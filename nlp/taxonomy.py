@@ -385,6 +385,12 @@ class Taxonomy(_Strict):
                 return theme
         return None
 
+    def current_id(self, theme_id: str) -> str:
+        """The current id of a stored id (a renamed or merged theme's former id); an id the
+        taxonomy does not know (a topic, a removed theme) is returned as it is."""
+        theme = self.resolve(theme_id)
+        return theme.id if theme is not None else theme_id
+
     def get(self, theme_id: str) -> Theme:
         theme = self.resolve(theme_id)
         if theme is None:

@@ -8,6 +8,14 @@ from typing import Literal, Protocol, runtime_checkable
 
 Polarity = Literal["negative", "neutral", "positive"]
 POLARITIES: tuple[Polarity, ...] = ("negative", "neutral", "positive")
+# Polarity names as people write them, lower-cased: English or French (labelled files, models).
+POLARITY_NAMES: dict[str, Polarity] = {
+    **{p: p for p in POLARITIES},
+    "négatif": "negative",
+    "negatif": "negative",
+    "neutre": "neutral",
+    "positif": "positive",
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,20 +15,15 @@ from typing import Any
 import numpy as np
 
 from nlp.text.normalize import normalize_text
-from nlp.types import POLARITIES, Polarity, SentimentResult
+from nlp.types import POLARITIES, POLARITY_NAMES, Polarity, SentimentResult
 
+# Models' label names: the usual ones, and their abbreviations.
 _NAMED = {
-    "negative": "negative",
+    **POLARITY_NAMES,
     "neg": "negative",
-    "négatif": "negative",
-    "negatif": "negative",
-    "neutral": "neutral",
     "neu": "neutral",
-    "neutre": "neutral",
     "mixed": "neutral",
-    "positive": "positive",
     "pos": "positive",
-    "positif": "positive",
 }
 
 

@@ -875,16 +875,14 @@ class LearnedThemeDetector:
         model.vector_signature = meta.get("vector_signature")
         model.sentiment_signature = meta.get("sentiment_signature")
 
-        def current(theme_id: str) -> str:
-            # Ids resolve through aliases (a renamed/merged theme keeps its head); heads of
-            # themes the taxonomy no longer has stay in the matrix but are never emitted.
-            theme = taxonomy.resolve(theme_id)
-            return theme.id if theme is not None else theme_id
-
+        # Ids resolve through aliases (a renamed/merged theme keeps its head); heads of
+        # themes the taxonomy no longer has stay in the matrix but are never emitted.
         learned = list(meta["themes"])
-        model.themes = [current(t) for t in learned]
+        model.themes = [taxonomy.current_id(t) for t in learned]
         model.thresholds = {
-            variant: {current(t): float(values.get(t, DEFAULT_THRESHOLD)) for t in learned}
+            variant: {
+                taxonomy.current_id(t): float(values.get(t, DEFAULT_THRESHOLD)) for t in learned
+            }
             for variant, values in meta["thresholds"].items()
         }
         for variant, state in meta.get("polarity", {}).items():
@@ -897,7 +895,7 @@ class LearnedThemeDetector:
                 if f"polarity_{key}_{variant}" in arrays:
                     state[key] = arrays[f"polarity_{key}_{variant}"]
             head = PolarityHead.from_state(state)
-            head.themes = [current(t) for t in head.themes]
+            head.themes = [taxonomy.current_id(t) for t in head.themes]
             model.polarity[variant] = head
         model.rule_only = [t for t in taxonomy.ids if t not in model.themes]
         model.info = dict(meta.get("info", {}))
