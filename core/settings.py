@@ -28,6 +28,20 @@ class ConfigFileError(VerbatimError, ValueError):
     would otherwise be ignored silently and the default used instead."""
 
 
+def _refuse_non_utf8(path: Path) -> None:
+    """TOML is UTF-8: a file saved as Latin-1 ("café" in a label) ended every command in a
+    UnicodeDecodeError traceback."""
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigFileError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            "save the configuration file as UTF-8"
+        ) from None
+    except OSError:
+        return  # unreadable: the TOML source reports it as before
+
+
 def _unknown_keys(data: dict[str, Any], known: Collection[str], where: str) -> str | None:
     parts = unknown_names(sorted(data), known)
     return f"{where}: unknown setting {', '.join(parts)}" if parts else None
@@ -215,6 +229,7 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         path = _config_file()
         if path is not None:
+            _refuse_non_utf8(path)
             toml = TomlConfigSettingsSource(settings_cls, toml_file=path)
             problem = _unknown_keys(toml.toml_data, settings_cls.model_fields, str(path))
             if problem:

@@ -493,6 +493,26 @@ def describe_errors(exc: ValidationError, data: Any = None, limit: int = 5) -> s
     return "; ".join(lines)
 
 
+def shares_a_container(data: Any) -> bool:
+    """True when one list or mapping is reached twice: a YAML alias (`*name`) to a collection.
+
+    PyYAML builds an alias as a reference, so nine nested aliases of nine items each parse
+    into a few hundred bytes but validate as 9**8 items (the "billion laughs"): a 1 KB
+    taxonomy then held the CLI, or an API worker, for minutes. The walk visits each
+    distinct container once."""
+    seen: set[int] = set()
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        if id(node) in seen:
+            return True
+        seen.add(id(node))
+        stack.extend(node.values() if isinstance(node, dict) else node)
+    return False
+
+
 def parse_taxonomy(text: str, origin: str = "<string>") -> Taxonomy:
     try:
         data = load_yaml(text)
@@ -500,6 +520,11 @@ def parse_taxonomy(text: str, origin: str = "<string>") -> Taxonomy:
         raise TaxonomyError(f"{origin}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise TaxonomyError(f"{origin}: expected a mapping with 'name' and 'themes'")
+    if shares_a_container(data):
+        raise TaxonomyError(
+            f"{origin}: YAML aliases of lists or mappings (`&name` … `*name`) are not accepted "
+            "in a taxonomy: write each theme and list out"
+        )
     try:
         return Taxonomy.model_validate(data)
     except ValidationError as exc:

@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 
 from jobs.demo import DemoSpec, write_demo
 
+ROOT = Path(__file__).resolve().parents[1]
+
 COMMANDS = {
     "pipeline-ingest": ["ingest", "{feed}", "--source", "s"],
     "pipeline-enrich": ["enrich"],
@@ -40,13 +42,17 @@ BAD_CONFIGS = {
     # A misspelt setting, and a misspelt option of a section: errors, not silently ignored.
     "unknown-setting": ({}, 'databse_url = "sqlite:///elsewhere.db"\n'),
     "unknown-option": ({}, "[scheduler]\nlock_wait_second = 5\n"),
+    # A file saved as Latin-1: a UnicodeDecodeError traceback before.
+    "not-utf8": ({}, b"[scheduler]\n# r\xe9sum\xe9 du lundi\n"),
 }
 
 
-def _env(tmp_path: Path, extra: dict[str, str], toml: str | None) -> dict[str, str]:
+def _env(tmp_path: Path, extra: dict[str, str], toml: str | bytes | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERBATIM_")}
     config = tmp_path / "verbatim.toml"
-    if toml is not None:
+    if isinstance(toml, bytes):
+        config.write_bytes(toml)
+    elif toml is not None:
         config.write_text(toml, encoding="utf-8")
     env.update(
         VERBATIM_CONFIG=str(config),
@@ -85,6 +91,7 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path: Path, command: str, config:
         "bad-database-url": "database_url",
         "unknown-setting": "unknown setting 'databse_url' (did you mean 'database_url'?)",
         "unknown-option": "scheduler.lock_wait_second: Extra inputs are not permitted",
+        "not-utf8": "not UTF-8 text (byte 0xe9",
     }[config]
     assert expected in lines[0]
 
@@ -167,6 +174,32 @@ def test_paths_days_and_ports_a_command_cannot_use_are_one_error_line(
     assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
     assert "Traceback" not in res.output
     assert expected in " ".join(res.output.split()), res.output
+
+
+def test_a_taxonomy_of_nested_yaml_aliases_is_refused_at_once(tmp_path: Path) -> None:
+    """A 1 KB "billion laughs" taxonomy (nine aliases of nine) parsed into shared references
+    and validated as 9**8 themes: `verbatim taxonomy import` ran for minutes and grew without
+    bound. Aliases of collections are refused; an alias of a single value still works."""
+    from nlp.taxonomy import load_taxonomy
+    from verbatim_cli import app
+
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for prev, name in zip("abcdefg", "bcdefgh", strict=True):
+        lines.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join([*lines, "name: x", "themes: *h"]) + "\n", "utf-8")
+    res = CliRunner().invoke(app, ["taxonomy", "import", str(bomb)], env=_env(tmp_path, {}, None))
+    assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
+    assert "aliases" in " ".join(res.output.split()), res.output
+
+    shipped = (ROOT / "nlp/resources/taxonomies/ecommerce.yaml").read_text("utf-8")
+    one_value = shipped.replace("team: logistics", "team: &t logistics", 1).replace(
+        "team: logistics", "team: *t", 1
+    )
+    assert "*t" in one_value
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text(one_value, "utf-8")
+    assert load_taxonomy(scalar).themes
 
 
 def test_help_texts_say_what_the_options_do(tmp_path: Path) -> None:
