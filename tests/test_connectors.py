@@ -554,3 +554,73 @@ def test_run_pulls_configured_sources(tmp_path: Path, settings: Settings) -> Non
     folder = SourceConfig(source="dir", kind="folder", path=tmp_path, pattern="*.jsonl")
     assert pull_source(sessions, settings, folder).stored == 3  # same rows, another source
     engine.dispose()
+
+
+def test_http_next_link_to_another_host_is_not_sent_the_token(
+    db: sessionmaker[Session], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The auth header went with every request of the client, a next link on another host
+    included: an API (or a tampered page) could have the token sent anywhere. The pull now
+    stops there with the reason; the other host gets no request. Without a token a next
+    link may go anywhere, as before."""
+    monkeypatch.setenv("REVIEWS_TOKEN", "s3cret")
+    other = LinkApi(lambda page: None)
+    elsewhere = f"http://localhost:{other.server.server_port}/feed?p=2"
+    api = LinkApi(lambda page: elsewhere if page == 1 else None)
+    try:
+        conn = HttpConnector(api.url, auth_env="REVIEWS_TOKEN")
+        with pytest.raises(ConnectorError, match="another host.*REVIEWS_TOKEN"):
+            pull(db, settings, conn, source="api")
+        assert other.requests == [] and api.requests == ["/feed"]
+        result = pull(db, settings, HttpConnector(api.url), source="open")
+    finally:
+        other.close()
+        api.close()
+    assert other.requests == ["/feed?p=2"] and result.read == 2
+
+
+def test_http_page_too_large_or_trickling_ends_with_a_reason(
+    db: sessionmaker[Session], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page was read whole into memory whatever its size, and httpx's timeout is per read:
+    a server sending a byte every few seconds held the pull for ever."""
+    from jobs.connectors import http
+
+    api = LinkApi(lambda page: None)
+    try:
+        monkeypatch.setattr(http, "MAX_PAGE_BYTES", 40)
+        with pytest.raises(ConnectorError, match="a page of .* bytes"):
+            pull(db, settings, HttpConnector(api.url, max_retries=0), source="api")
+    finally:
+        api.close()
+    assert _count(db) == 0
+
+    class Trickle(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for _ in range(200):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except OSError:
+                pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(http, "PAGE_DEADLINE_TIMEOUTS", 2)
+    started = time.monotonic()
+    try:
+        conn = HttpConnector(
+            f"http://127.0.0.1:{server.server_port}/slow", timeout=0.25, max_retries=0
+        )
+        with pytest.raises(ConnectorError, match="took more than 0.5 s"):
+            pull(db, settings, conn, source="slow")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert time.monotonic() - started < 5  # 10 s of trickle otherwise

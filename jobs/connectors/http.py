@@ -11,6 +11,7 @@ their id, so nothing is lost if the API does not sort by the cursor field.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 MAX_PAGES = 100_000  # a next link that loops forever is an API bug, not an endless feed
 MAX_RETRY_AFTER_S = 60.0
+MAX_PAGE_BYTES = 64 * 1024 * 1024  # one page of JSON held in memory; a runaway export is refused
+PAGE_DEADLINE_TIMEOUTS = 10  # a page must arrive within this many `timeout`s, however it trickles
 
 
 def _dig(body: Any, path: str) -> Any:
@@ -43,6 +46,11 @@ def _dig(body: Any, path: str) -> Any:
 def _page_key(url: str, params: Mapping[str, Any]) -> str:
     """The page a request asks for (its URL with the query it is sent with)."""
     return str(httpx.URL(url).copy_merge_params(dict(params)) if params else httpx.URL(url))
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parsed = httpx.URL(url)
+    return parsed.scheme, parsed.host, parsed.port
 
 
 def _later(a: Any, b: Any) -> Any:
@@ -108,27 +116,66 @@ class HttpConnector:
         while True:
             wait = self.backoff_base * 2**attempt
             try:
-                # httpx replaces the URL's own query with `params`: a next link goes as it is.
-                resp = client.get(url, params=params or None)
+                status, headers, content = self._fetch(client, url, params)
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             else:
-                if resp.status_code < 300:
+                if status < 300:
                     try:
-                        return resp.json()
+                        return json.loads(content)
                     except ValueError:
                         raise ConnectorError(f"{url}: the response is not JSON") from None
-                problem = f"HTTP {resp.status_code}"
-                if resp.status_code == 429:
+                problem = f"HTTP {status}"
+                if status == 429:
                     with contextlib.suppress(ValueError):
-                        wait = max(wait, float(resp.headers.get("Retry-After", "")))
-                elif resp.status_code < 500:  # 4xx: our request is wrong, retrying won't help
-                    raise ConnectorError(f"{url}: {problem}: {resp.text[:200]}")
+                        wait = max(wait, float(headers.get("Retry-After", "")))
+                elif status < 500:  # 4xx: our request is wrong, retrying won't help
+                    text = content[:200].decode("utf-8", "replace")
+                    raise ConnectorError(f"{url}: {problem}: {text}")
             if attempt >= self.max_retries:
                 raise ConnectorError(f"{url}: {problem} after {attempt + 1} attempts")
             log.warning("%s: %s, retry in %.1fs", url, problem, wait)
             time.sleep(min(wait, MAX_RETRY_AFTER_S))
             attempt += 1
+
+    def _fetch(
+        self, client: httpx.Client, url: str, params: Mapping[str, Any]
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """One GET, its body read in chunks: httpx's timeout is per read, so a server that
+        trickles a byte every few seconds held the pull for ever, and a runaway export was
+        read whole into memory. Both end the page now (a TransportError: retried)."""
+        deadline = time.monotonic() + self.timeout * PAGE_DEADLINE_TIMEOUTS
+        # httpx replaces the URL's own query with `params`: a next link goes as it is.
+        with client.stream("GET", url, params=params or None) as resp:
+            declared = resp.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > MAX_PAGE_BYTES:
+                raise ConnectorError(
+                    f"{url}: a page of {int(declared):,} bytes (at most {MAX_PAGE_BYTES:,})"
+                )
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in resp.iter_bytes():
+                size += len(chunk)
+                if size > MAX_PAGE_BYTES:
+                    raise ConnectorError(f"{url}: a page of more than {MAX_PAGE_BYTES:,} bytes")
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(
+                        f"the page took more than {self.timeout * PAGE_DEADLINE_TIMEOUTS:g} s"
+                    )
+                chunks.append(chunk)
+            return resp.status_code, resp.headers, b"".join(chunks)
+
+    def _follow(self, url: str, link: str) -> str:
+        """The next page's URL. One on another host would get the auth token: refused."""
+        target = urljoin(url, link)
+        if self.auth_env and _origin(target) != _origin(self.url):
+            scheme, host, port = _origin(target)
+            raise ConnectorError(
+                f"{self.url}: the next link goes to another host ({scheme}://{host}"
+                f"{f':{port}' if port else ''}); not followed, it would be sent the "
+                f"{self.auth_env} token"
+            )
+        return target
 
     def read(self, state: Mapping[str, Any]) -> Iterator[Batch]:
         cursor = state.get("cursor")
@@ -164,7 +211,7 @@ class HttpConnector:
                 link = _dig(body, self.next_path) if self.next_path else None
                 location = url
                 if isinstance(link, str) and link:
-                    url, params = urljoin(url, link), {}  # a next link carries its own query
+                    url, params = self._follow(url, link), {}  # it carries its own query
                     if _page_key(url, params) in visited:
                         # Some APIs keep a next link on their last page, back to a page
                         # already read (the end is flagged elsewhere in the body): the end.
