@@ -950,10 +950,11 @@ def key_driver_report(
     config: DriverConfig | None = None,
 ) -> DriverReport:
     """Regress the (coded) score of each analysed verbatim of [start, end] on the presence of
-    each theme in its latest analysis (former theme ids folded into the current one, retired
-    themes left out). Reads the precomputed `driver_cells` (verbatims grouped by answer and
-    set of themes) and regresses the groups with frequency weights: the same figures as one
-    row per verbatim, without reading the verbatims."""
+    each theme in its latest analysis (former theme ids folded into the current one; retired
+    themes and, with a taxonomy, themes it no longer has left out). Reads the precomputed
+    `driver_cells` (verbatims grouped by answer and set of themes) and regresses the groups
+    with frequency weights: the same figures as one row per verbatim, without reading the
+    verbatims."""
     if score not in SCORES:
         raise ValueError(f"score must be one of {', '.join(SCORES)}")
     found = _group_sums(
@@ -976,10 +977,13 @@ def key_driver_report(
             continue
         keys = set()
         for theme in filter(None, signature.split(",")):
-            resolved = taxonomy.resolve(theme) if taxonomy is not None else None
-            if resolved is not None and resolved.retired:
+            if taxonomy is None:
+                keys.add(theme)
                 continue
-            keys.add(resolved.id if resolved is not None else theme)
+            resolved = taxonomy.resolve(theme)
+            if resolved is None or resolved.retired:  # removed from the taxonomy, or retired
+                continue
+            keys.add(resolved.id)
         folded[signature] = keys
     presence: dict[str, np.ndarray] = {}
     for i, (signature, _, _) in enumerate(cells):

@@ -7,8 +7,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import date, timedelta
 
+from fastapi import Request
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.models import TaxonomyVersion
 from core.queries import (
     DayPoint,
     ThemeRow,
@@ -22,8 +25,9 @@ from core.queries import (
     theme_summary,
     top_keywords_many,
 )
-from nlp.taxonomy import Taxonomy
-from service.deps import previous_period
+from nlp.taxonomy import Taxonomy, TaxonomyError, Theme, parse_taxonomy
+from service.deps import pick_taxonomy, previous_period
+from service.errors import ApiError
 from service.schemas import DayOut, Period, SpikeOut, ThemeDetailOut, ThemeOut, ThemesOut
 
 
@@ -144,6 +148,76 @@ def _period(start: date, end: date) -> Period:
     return Period(start=start, end=end, previous_start=prev_start, previous_end=prev_end)
 
 
+def listed(taxonomy: Taxonomy, theme_id: str) -> bool:
+    """Whether a stored theme id belongs in the theme lists (/themes, its CSV, the overview's
+    movers): a theme of the taxonomy, not retired. A retired theme keeps its page
+    (/themes/{id}); the mentions of a theme removed from the taxonomy (a new version without
+    it) are listed nowhere, under its bare id, until a version adds it back."""
+    theme = taxonomy.resolve(theme_id)
+    return theme is not None and not theme.retired
+
+
+_REMOVED: OrderedDict[tuple[int, str], tuple[Taxonomy, tuple[Taxonomy, Theme] | None]] = (
+    OrderedDict()
+)
+_REMOVED_LOCK = threading.Lock()
+
+
+def with_removed_theme(
+    session: Session, taxonomy: Taxonomy, theme_id: str
+) -> tuple[Taxonomy, Theme] | None:
+    """For an id the current taxonomy no longer knows but an earlier stored version had (a
+    new version was saved without the theme): the taxonomy with that theme appended as
+    retired (its former ids the current taxonomy does not use kept), so its page, trend,
+    verbatims and breakdown open on its stored mentions, saying it is retired, while every
+    list leaves it out. None for an id no version had. Only the versions whose text names
+    the id are parsed, newest first; answers are kept per taxonomy object and id."""
+    key = (id(taxonomy), theme_id)
+    with _REMOVED_LOCK:
+        kept = _REMOVED.get(key)
+    if kept is not None and kept[0] is taxonomy:  # the same object, not a reused id
+        return kept[1]
+    found: tuple[Taxonomy, Theme] | None = None
+    bodies = session.execute(
+        select(TaxonomyVersion.version, TaxonomyVersion.body)
+        .where(TaxonomyVersion.body.contains(theme_id, autoescape=True))
+        .order_by(TaxonomyVersion.version.desc())
+    )
+    for version, body in bodies:
+        try:
+            old = parse_taxonomy(body, origin=f"taxonomy version {version}").resolve(theme_id)
+        except TaxonomyError:
+            continue
+        if old is None:
+            continue
+        if taxonomy.resolve(old.id) is None:  # else a current theme owns it: not removed
+            aliases = [a for a in old.aliases if taxonomy.resolve(a) is None]
+            theme = old.model_copy(update={"retired": True, "aliases": aliases})
+            found = (taxonomy.model_copy(update={"themes": [*taxonomy.themes, theme]}), theme)
+        break
+    with _REMOVED_LOCK:
+        _REMOVED[key] = (taxonomy, found)
+        while len(_REMOVED) > 256:
+            _REMOVED.popitem(last=False)
+    return found
+
+
+def theme_or_404(
+    request: Request, session: Session, theme_id: str, taxonomy_name: str | None
+) -> tuple[Taxonomy, Theme]:
+    """The taxonomy (the current one or a built-in by name) and the theme of an id or former
+    id; with the current taxonomy, also a theme removed by a later version (retired, see
+    `with_removed_theme`). ApiError(404) for an id it never had."""
+    taxonomy = pick_taxonomy(request, taxonomy_name)
+    theme = taxonomy.resolve(theme_id)
+    if theme is not None:
+        return taxonomy, theme
+    removed = with_removed_theme(session, taxonomy, theme_id) if taxonomy_name is None else None
+    if removed is None:
+        raise ApiError(404, f"unknown theme {theme_id!r}", "theme_id")
+    return removed
+
+
 def _theme_out(
     row: ThemeRow,
     taxonomy: Taxonomy,
@@ -207,11 +281,7 @@ def themes_view(
     )
     spikes = open_alerts_by_theme(session, taxonomy)
     empty = [DayPoint(start + timedelta(days=i), 0, 0, 0, 0) for i in range((end - start).days + 1)]
-    rows = [
-        r
-        for r in rows
-        if (t := taxonomy.resolve(r.theme)) is None or not t.retired  # retired: /themes/{id} only
-    ]
+    rows = [r for r in rows if listed(taxonomy, r.theme)]
     words = (keywords or KeywordCache()).get_many(
         session,
         {r.theme: theme_keys(taxonomy, r.theme) for r in rows if r.volume},

@@ -982,6 +982,42 @@ def test_retired_theme_is_hidden_from_list_but_resolvable(
     assert detail["retired"] is True and detail["summary"]["volume"] == 14
 
 
+def test_theme_removed_from_the_taxonomy_is_listed_nowhere(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    """A new taxonomy version without a theme (full document) left its stored mentions
+    listed by /themes (and its CSV, the drivers) under the bare id, as if still a theme."""
+    full = client.get("/taxonomy", headers=rh(keys)).json()["taxonomy"]
+    assert "prix" in {t["id"] for t in client.get("/themes", headers=rh(keys)).json()["themes"]}
+    full["themes"] = [t for t in full["themes"] if t["id"] != "prix"]
+    res = client.put("/taxonomy", json={"taxonomy": full}, headers=wh(keys))
+    assert res.status_code == 200
+    listing = client.get("/themes", headers=rh(keys)).json()
+    assert {t["id"] for t in listing["themes"]} == {t["id"] for t in full["themes"]}
+    assert listing["total_volume"] > 0  # the verbatims themselves still count
+    csv_ids = [
+        line.split(",")[0].lstrip("\ufeff")
+        for line in client.get("/themes?format=csv", headers=rh(keys)).text.splitlines()[1:]
+    ]
+    assert "prix" not in csv_ids and csv_ids[-1] == "*"
+    movers = client.get("/overview", headers=rh(keys)).json()["top_movers"]
+    assert "prix" not in {m["id"] for m in movers}
+    drivers = client.get("/drivers?score=nps&min_mentions=5", headers=rh(keys)).json()
+    assert "prix" not in {d["theme"] for d in drivers["drivers"]}
+    # Its history stays reachable by id (an old alert's link), as a retired theme's.
+    detail = client.get("/themes/prix?days=7", headers=rh(keys)).json()
+    assert detail["retired"] is True and detail["label"] == "Prix"
+    assert detail["summary"]["volume"] == 14
+    for path in ("/themes/prix/verbatims?limit=1", "/themes/prix/trend", "/themes/prix/breakdown"):
+        assert client.get(path, headers=rh(keys)).status_code == 200, path
+    assert client.get("/themes/nope", headers=rh(keys)).status_code == 404
+    # Added back, it is listed again with its history.
+    full["themes"].append({"id": "prix", "label": "Prix"})
+    assert client.put("/taxonomy", json={"taxonomy": full}, headers=wh(keys)).status_code == 200
+    back = {t["id"]: t for t in client.get("/themes", headers=rh(keys)).json()["themes"]}
+    assert back["prix"]["label"] == "Prix" and back["prix"]["volume"] == 14
+
+
 def test_theme_named_like_a_view_gets_its_own_page(
     client: TestClient, keys: dict[str, str]
 ) -> None:

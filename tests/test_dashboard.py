@@ -457,3 +457,126 @@ def test_api_docs_render_offline(live: tuple[str, dict[str, str], Seeded]) -> No
         finally:
             browser.close()
     assert not outside, outside
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@skip_no_chromium
+def test_verbatim_buttons_say_when_the_server_fails(
+    live: tuple[str, dict[str, str], Seeded],
+) -> None:
+    """« Voir plus » and « Corriger » did nothing visible when their request failed (server
+    unreachable, an error answer): a French message under the list, the button enabled
+    again, the list, its cursor and the correction being written kept (a retry works)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, tokens, _ = live
+    next_page = re.compile(r"/themes/livraison/verbatims\?.*cursor=")
+    feedback = re.compile(r"/feedback/\d+$")
+    corrections = re.compile(r"/feedback/\d+/corrections$")
+
+    def fail(status: int):  # noqa: ANN202
+        body = '{"detail": "panne", "field": null}'
+        return lambda route: route.fulfill(
+            status=status, content_type="application/json", body=body
+        )
+
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = open_with_key(browser, url, tokens["read"])
+            page.goto(f"{url}/#theme=livraison&start={START}&end={LAST_DAY}")
+            expect(page.locator("body[data-ready=theme]")).to_have_count(1)
+            items = page.locator("#verbatims li.verbatim")
+            expect(items).to_have_count(20)
+            more, status = page.locator("#more"), page.locator("#verbatims-status")
+            expect(status).to_be_hidden()
+
+            # « Voir plus »: the server unreachable, then a 500.
+            page.route(next_page, lambda route: route.abort())
+            more.click()
+            expect(status).to_have_text(
+                "Impossible de charger plus de verbatims : Serveur injoignable : "
+                "vérifiez que « verbatim serve » tourne."
+            )
+            expect(more).to_be_enabled()
+            expect(more).to_be_visible()
+            expect(items).to_have_count(20)
+            page.unroute(next_page)
+            page.route(next_page, fail(500))
+            more.click()
+            expect(status).to_contain_text("(code 500)")
+            expect(more).to_be_enabled()
+            expect(items).to_have_count(20)
+            page.unroute(next_page)
+            more.click()  # the same cursor: the next page, once
+            expect(items).to_have_count(40)
+            expect(status).to_be_hidden()
+            ids = items.evaluate_all("els => els.map((e) => e.dataset.feedback)")
+            assert len(set(ids)) == 40
+
+            # « Corriger »: the verbatim cannot be read.
+            fix = items.first.locator("button.fix")
+            page.route(feedback, fail(503))
+            fix.click()
+            expect(status).to_have_text(
+                "Impossible d'ouvrir la correction : "
+                "Le serveur a répondu par une erreur (code 503)."
+            )
+            expect(page.locator("#fix-dialog")).to_be_hidden()
+            expect(fix).to_be_enabled()
+            page.unroute(feedback)
+            fix.click()
+            expect(page.locator("#fix-dialog")).to_be_visible()
+            expect(status).to_be_hidden()
+
+            # Sending it: unreachable, then a 500; the dialog keeps the analyst's choices.
+            page.select_option("#fix-sentiment", "neutral")
+            page.fill("#fix-note", "à renvoyer")
+            page.route(corrections, lambda route: route.abort())
+            page.click("#fix-save")
+            expect(page.locator("#fix-status")).to_contain_text(
+                "Correction refusée : Serveur injoignable"
+            )
+            page.unroute(corrections)
+            page.route(corrections, fail(500))
+            page.click("#fix-save")
+            expect(page.locator("#fix-status")).to_contain_text("(code 500)")
+            expect(page.locator("#fix-dialog")).to_be_visible()
+            expect(page.locator("#fix-save")).to_be_enabled()
+            expect(page.locator("#fix-sentiment")).to_have_value("neutral")
+            expect(page.locator("#fix-note")).to_have_value("à renvoyer")
+            assert _axe(page) == []
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@skip_no_chromium
+def test_removed_theme_in_browser(live: tuple[str, dict[str, str], Seeded]) -> None:
+    """A theme left out of a new taxonomy version is gone from the themes table (it stayed
+    there under its bare id) and its old link opens its history, said to be retired."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, tokens, _ = live
+    full = _api(url, tokens["read"], "/taxonomy")["taxonomy"]
+    full["themes"] = [t for t in full["themes"] if t["id"] != "emballage"]
+    res = httpx.put(
+        url + "/taxonomy", json={"taxonomy": full}, headers={"X-API-Key": tokens["write"]}
+    )
+    assert res.status_code == 200, res.text
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = open_with_key(browser, url, tokens["read"])
+            page.goto(f"{url}/#view=themes&end={LAST_DAY}&start={START}")
+            expect(page.locator("body[data-ready=themes]")).to_have_count(1)
+            expect(page.locator("#themes tbody tr[data-theme=livraison]")).to_have_count(1)
+            expect(page.locator("#themes tbody tr[data-theme=emballage]")).to_have_count(0)
+            page.goto(f"{url}/#theme=emballage&start={START}&end={LAST_DAY}")
+            expect(page.locator("body[data-ready=theme]")).to_have_count(1)
+            expect(page.locator("#detail-title")).to_have_text("Emballage")
+            expect(page.locator("#detail-meta")).to_contain_text("thème retiré de la taxonomie")
+        finally:
+            browser.close()

@@ -30,7 +30,6 @@ from service.deps import (
     resolve_period,
     view_key,
 )
-from service.errors import ApiError
 from service.schemas import (
     BreakdownItem,
     ChannelName,
@@ -47,7 +46,7 @@ from service.schemas import (
     ThemeBreakdownOut,
 )
 from service.text_route import TextRoute
-from service.views import _period
+from service.views import _period, listed, theme_or_404
 
 router = APIRouter(
     route_class=TextRoute,
@@ -152,12 +151,6 @@ def get_overview(
     return cached_view(request, key, lambda: _overview(session, tax, first, last, channel, source))
 
 
-def _retired(tax: Taxonomy, theme_id: str) -> bool:
-    """Retired themes are left out of the movers as out of /themes (their page still opens)."""
-    theme = tax.resolve(theme_id)
-    return theme is not None and theme.retired
-
-
 def _overview(
     session: Session,
     tax: Taxonomy,
@@ -178,7 +171,7 @@ def _overview(
     total = rows.pop()
     stages = {t.id: t.stage for t in tax.themes}
     movers = sorted(
-        (r for r in rows if r.volume > r.previous_volume and not _retired(tax, r.theme)),
+        (r for r in rows if r.volume > r.previous_volume and listed(tax, r.theme)),
         key=lambda r: (-(r.volume - r.previous_volume), r.theme),
     )[:5]
     scores = [
@@ -241,10 +234,7 @@ def get_breakdown(
 ) -> Response:
     """The theme page sends its channel and source filters here too: without them its
     split tables and gravity counts covered every channel beside a filtered summary."""
-    tax = pick_taxonomy(request, None)
-    theme = tax.resolve(theme_id)
-    if theme is None:
-        raise ApiError(404, f"unknown theme {theme_id!r}", "theme_id")
+    tax, theme = theme_or_404(request, session, theme_id, None)
     first, last = resolve_period(session, start, end, days)
     key = view_key(
         request, session, tax, "breakdown", theme.id, channel, source, period=(first, last)

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from core.exports import themes_table, verbatims_table
+from core.models import ALL_THEMES
 from core.queries import (
     RatingImpact,
     rating_impacts,
@@ -49,7 +50,7 @@ from service.schemas import (
     VerbatimsOut,
 )
 from service.text_route import TextRoute
-from service.views import theme_detail_view, themes_view
+from service.views import listed, theme_detail_view, theme_or_404, themes_view
 
 router = APIRouter(
     route_class=TextRoute,
@@ -71,14 +72,6 @@ TaxonomyQ = Annotated[
     Query(description="a built-in taxonomy; default: the service's current taxonomy"),
 ]
 ThemeId = Annotated[str, Path(min_length=1, max_length=64, description="theme id or former id")]
-
-
-def _theme_or_404(request: Request, theme_id: str, taxonomy_name: str | None):  # noqa: ANN202
-    taxonomy = pick_taxonomy(request, taxonomy_name)
-    theme = taxonomy.resolve(theme_id)
-    if theme is None:
-        raise ApiError(404, f"unknown theme {theme_id!r}", "theme_id")
-    return taxonomy, theme
 
 
 MAX_HOURLY_DAYS = 31  # an hourly trend spans at most this many days (744 buckets)
@@ -135,7 +128,7 @@ def list_themes(
                 taxonomy=tax,
                 include_total=True,
             )
-            if (t := tax.resolve(r.theme)) is None or not t.retired
+            if r.theme == ALL_THEMES or listed(tax, r.theme)
         ]
         return csv_response(themes_table(rows, first, last), f"themes_{first}_{last}")
     key = view_key(
@@ -192,7 +185,7 @@ def get_theme(
     source: SourceQ = None,
     taxonomy: TaxonomyQ = None,
 ) -> Response:
-    tax, theme = _theme_or_404(request, theme_id, taxonomy)
+    tax, theme = theme_or_404(request, session, theme_id, taxonomy)
     first, last = resolve_period(session, start, end, days)
     key = view_key(
         request,
@@ -256,7 +249,7 @@ def get_theme_trend(
     """Volume, negatives and share, net sentiment and mean rating per bucket, read from the
     stored mentions; with `split=none` the series is dense (empty buckets are zeros). Hourly
     trends span at most 31 days. Also the theme's impact on ratings over the period."""
-    tax, theme = _theme_or_404(request, theme_id, taxonomy)
+    tax, theme = theme_or_404(request, session, theme_id, taxonomy)
     first, last = resolve_period(session, start, end, days)
     if granularity == "hour" and (last - first).days + 1 > MAX_HOURLY_DAYS:
         raise ApiError(422, f"an hourly trend spans at most {MAX_HOURLY_DAYS} days", "start")
@@ -346,7 +339,7 @@ def get_theme_verbatims(
     """`format=csv`: every matching verbatim (from `cursor` on), not one page."""
     if start is not None and end is not None and end < start:  # as the period views say
         raise ApiError(422, "end must not be before start", "end")
-    tax, theme = _theme_or_404(request, theme_id, taxonomy)
+    tax, theme = theme_or_404(request, session, theme_id, taxonomy)
     after = decode_cursor(cursor) if cursor else None
     filters = dict(
         polarity=polarity,

@@ -497,7 +497,8 @@ async function renderTheme() {
   state.theme = detail.id;
   const s = detail.summary;
   $("#detail-title").textContent = detail.label;
-  $("#detail-meta").textContent = `Équipe ${detail.team} · étape ${STAGE[detail.stage] || detail.stage} · ${periodText(detail.period)}`;
+  $("#detail-meta").textContent = `Équipe ${detail.team} · étape ${STAGE[detail.stage] || detail.stage} · ${periodText(detail.period)}` +
+    (detail.retired ? " · thème retiré de la taxonomie (historique seul)" : "");
   const impact = s.rating_impact;
   const cards = [
     kpi("Mentions", fmtNum(s.volume), s.previous_volume ? `${fmtNum(s.previous_volume)} la période précédente` : "pas de période précédente"),
@@ -563,12 +564,13 @@ function verbatimParams() {
 async function loadVerbatims(append) {
   const p = verbatimParams();
   if (append && state.cursor) p.set("cursor", state.cursor);
+  if (!append) $("#verbatims-status").textContent = "";
   const data = await api(`/themes/${encodeURIComponent(state.theme)}/verbatims?` + p);
   const list = $("#verbatims");
   if (!append) list.replaceChildren();
   for (const v of data.items) {
     const fix = el("button", { type: "button", class: "ghost small fix", "aria-label": `Corriger le verbatim ${v.feedback_id}` }, "Corriger");
-    fix.addEventListener("click", () => openFix(v.feedback_id));
+    fix.addEventListener("click", () => busy(fix, () => openFix(v.feedback_id), "Impossible d'ouvrir la correction : "));
     list.append(el("li", { class: "verbatim", "data-feedback": v.feedback_id },
       el("div", { class: "verbatim-meta" },
         el("span", { class: "pol " + v.polarity }, POLARITY[v.polarity] || v.polarity),
@@ -581,6 +583,22 @@ async function loadVerbatims(append) {
   if (!append && !data.items.length) list.append(el("li", { class: "muted" }, "Aucun verbatim pour ces filtres."));
   state.cursor = data.next_cursor;
   $("#more").hidden = !data.next_cursor;
+}
+
+// A verbatims-list button ("Voir plus", "Corriger"): disabled while its request runs, then
+// enabled again; a failure (server unreachable, 4xx/5xx) is said in French under the list
+// and changes nothing else (the cursor moves only with a page received).
+async function busy(button, action, prefix) {
+  if (button.disabled) return;
+  button.disabled = true;
+  $("#verbatims-status").textContent = "";
+  try {
+    await action();
+  } catch (e) {
+    if (e.message !== "auth") $("#verbatims-status").textContent = prefix + e.message;
+  } finally {
+    button.disabled = false;
+  }
 }
 
 // --- corrections ----------------------------------------------------------------------------
@@ -618,12 +636,19 @@ async function saveFix() {
   const body = { themes };
   if ($("#fix-sentiment").value) body.sentiment = $("#fix-sentiment").value;
   if ($("#fix-note").value.trim()) body.note = $("#fix-note").value.trim();
+  const save = $("#fix-save");
+  if (save.disabled) return;
+  save.disabled = true;
+  $("#fix-status").textContent = "";
   try {
     await api(`/feedback/${fb.id}/corrections`, { method: "POST", body: JSON.stringify(body),
       headers: { "Content-Type": "application/json" } });
   } catch (e) {
+    // The dialog stays open with the analyst's choices, to send again.
     $("#fix-status").textContent = "Correction refusée : " + e.message;
     return;
+  } finally {
+    save.disabled = false;
   }
   $("#fix-dialog").close();
   await render();
@@ -776,7 +801,7 @@ function init() {
   });
   for (const id of ["#channel", "#source", "#language"]) $(id).addEventListener("change", refilter);
   $("#driver-score").addEventListener("change", () => renderDrivers().catch((e) => setStatus("Erreur : " + e.message)));
-  $("#more").addEventListener("click", () => loadVerbatims(true));
+  $("#more").addEventListener("click", () => busy($("#more"), () => loadVerbatims(true), "Impossible de charger plus de verbatims : "));
   document.querySelectorAll("#polarity button").forEach((b) => b.addEventListener("click", () => {
     state.polarity = b.dataset.polarity;
     refilter();
