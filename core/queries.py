@@ -179,7 +179,8 @@ def theme_summary(
     """Per-theme figures for [start, end] (inclusive) vs the previous period of equal length.
 
     With a taxonomy, former ids (renamed/merged themes) are folded into the current theme,
-    labels come from it and every active theme is listed, even at zero volume. Sorted by
+    labels come from it, every active theme is listed, even at zero volume, and ids it does
+    not know (themes a later version removed) are left out. Sorted by
     negatives, then volume (descending). `include_total` appends the "*" row (all verbatims,
     by document sentiment) last.
     """
@@ -201,6 +202,8 @@ def theme_summary(
             if theme == ALL_THEMES:
                 continue
             resolved = taxonomy.resolve(theme) if taxonomy is not None else None
+            if taxonomy is not None and resolved is None:
+                continue  # removed by a later version: not a theme of this taxonomy any more
             key = resolved.id if resolved is not None else theme
             if resolved is not None:
                 labels.setdefault(key, resolved.label)
