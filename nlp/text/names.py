@@ -47,6 +47,26 @@ _WORD_NAMES_TEXT = """
 WORD_NAMES = frozenset(_WORD_NAMES_TEXT.split())
 # Shops and brands spelt as a first and a last name: "merci à yves rocher" thanks a brand.
 NAMED_BRANDS = frozenset(["yves rocher", "leroy merlin", "jacques dessange", "franck provost"])
+# Brands spelt as a doctor: "mes Dr Martens", "la levure Dr. Oetker" (lower case, the words
+# after "Dr"); the title of a real doctor ("Dr Martin") is still read as a name.
+DOCTOR_BRANDS = frozenset(
+    [
+        "martens",
+        "marten's",
+        "oetker",
+        "pepper",
+        "scholl",
+        "scholl's",
+        "hauschka",
+        "brandt",
+        "bronner",
+        "bronner's",
+        "jart",
+        "beckmann",
+        "organic",
+        "pierre ricaud",
+    ]
+)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ Dates, prices and short numbers are left alone.
 
 Regexes only *find candidates*; checksums and number plans come from well-kept libraries:
 `python-stdnum` (IBAN mod-97, French NIR key, Luhn for cards) and `phonenumbers` (the
-libphonenumber plan for France, which also knows national numbers written without their 0).
+libphonenumber plan for France, which also knows national numbers written without their 0;
+Belgium's for its 9-digit landlines, "02 512 34 56").
 Phone numbers spelt in words ("zéro six douze …") are read as their digits.
 Names are found by cues ("Mme Dupont", "le livreur Karim", "merci à Nathalie qui …") and,
 when a spaCy French pipeline with NER is passed in (`load_ner`), by its PER entities. The
@@ -25,7 +26,7 @@ import phonenumbers
 from stdnum import iban as _stdnum_iban
 from stdnum import luhn as _stdnum_luhn
 
-from nlp.text.names import NAMED_BRANDS, WORD_NAMES, NameLists, faker_names
+from nlp.text.names import DOCTOR_BRANDS, NAMED_BRANDS, WORD_NAMES, NameLists, faker_names
 
 # --- URLs and e-mails ------------------------------------------------------------------------
 # Every pattern below may be tried from each word boundary of a long token ("a.a.a…", 20,000
@@ -171,6 +172,39 @@ _PHONE_CUE = re.compile(
     r"\b(?:-moi)?[\s:.]*(?:(?:le|au|mon|est|c['’]est)\s+)?$"
 )
 _INTL_PHONE = re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\d{2,4}){3,5}(?!\d)")
+# Between the groups of a phone number as typed or pasted: spaces (the no-break and narrow
+# no-break ones of word processors and phones too), or . / - – with spaces around them.
+_PH_SPACE = "[ \u00a0\u202f]"
+_PH_SEP = rf"(?:{_PH_SPACE}*[./\-\u2013]{_PH_SPACE}*|{_PH_SPACE}+)"
+# What may follow a number without it being the start of a longer one: "… 78. 3 jours" ends a
+# sentence, "… 78 90" or "… 78-90" continue a list.
+_PH_END = rf"(?![\d/]|{_PH_SPACE}*[/\-\u2013]?{_PH_SPACE}*\d|\.\d)"
+# A French 10-digit number in the groupings `_FR_PHONE` and libphonenumber leave: "0 612 345
+# 678", "0-612-34-56-78", "06 / 12 / 34 / 56 / 78", "06–12–34–56–78", no-break spaces. Groups
+# of 2-4 digits after the "0X" (a lone digit is a list: "notez de 0 1 2 3 …"); the digits are
+# counted and checked by phonenumbers, and dates ("01/02/2024 10h") are left (`_DATE_LIKE`).
+_FR_PHONE_GROUPED = re.compile(
+    rf"(?<![\w/.,+])0(?:{_PH_SEP}[1-9]\d{{2,3}}|[1-9]\d{{0,3}})(?:{_PH_SEP}\d{{2,4}}){{1,4}}{_PH_END}"
+)
+_SIZE_CUE = re.compile(r"(?i)\b(?:tailles?|pointures?|sizes?)\s*:?\s*$")
+_DATE_LIKE = re.compile(r"[0-3]?\d[ ./-]+[01]?\d[ ./-]+(?:19|20)\d{2}\b")
+# Belgian landlines written nationally: "02 512 34 56" (Brussels, Liège: 0X XXX XX XX),
+# "010 23 45 67" (0XX XX XX XX), "04/123.45.67". Nine digits, which no French number has;
+# mobiles (04XX XX XX XX) have ten and are the French rules' already. See `_be_phone`.
+_BE_PHONE = re.compile(
+    rf"(?<![\w/.,+])0(?:[1-9]{_PH_SEP}?\d{{3}}|[1-9]\d{_PH_SEP}?\d{{2}})"
+    rf"(?:{_PH_SEP}\d{{2}}){{2}}{_PH_END}"
+)
+# What makes digits right before them a phone number ("tel", "appelez le", "joignable au",
+# "au") or an order reference ("commande", "dossier n°").
+_BE_PHONE_CUE = re.compile(
+    r"(?i)(?:\b(?:t[ée]l(?:[ée]phone)?|gsm|portable|mobile|fixe|num[ée]ro|r?appel\w*|joindre"
+    r"|joignable|contact\w*|fax)\b(?:-moi)?[\s:.]*(?:(?:le|au|mon|est|c['’]est)\s+)?|\bau\s+)$"
+)
+_ORDER_CUE = re.compile(
+    r"(?i)\b(?:commande|cde|cmd|order|facture|colis|suivi|dossier|ticket|réf(?:érence)?|ref)"
+    r"(?:\s*(?:n°|no|num(?:éro)?|nº|#|:))?\s*$"
+)
 
 # --- order references ------------------------------------------------------------------------
 # The reference follows its keyword on the same line: across a line break "colis" ends one
@@ -189,8 +223,10 @@ _WORD = r"[\w][\w'’-]*"
 _NAME_WORD = rf"[{_UPPER}][\w'’-]*"
 # "Melle" is how "Mlle" is often spelt; "Maître" (a lawyer) only before a capital: "maître
 # d'hôtel". "Mr. et Mme Dupont": "et" is no name, and must leave "Mme Dupont" to be read.
+# "Me", Maître abbreviated, only before a capitalised word (the pronoun: "il me dit"), and
+# then only before a known name (`_honorific`): "Me voilà", "Me Faire rembourser" stay.
 _HONORIFIC = re.compile(
-    r"(?<![\w.])(?:M\.|Mr\.?|MM\.|Pr\.|Ma[îi]tre(?=\s+[A-ZÀÂÄÇÉÈÊËÎÏÔÖÙÛÜŸ])"
+    r"(?<![\w.])(?:M\.|Mr\.?|MM\.|Pr\.|(?:Ma[îi]tre|Me)(?=\s+[A-ZÀÂÄÇÉÈÊËÎÏÔÖÙÛÜŸ])"
     r"|(?i:mmes?\.?|m(?:e|)lle\.?|monsieur|madame|mademoiselle|docteur|dr\.?|professeur))"
     r"\s+(?!(?i:et|ou)\s)"
     rf"({_WORD})(\s+(?:(?:van|von|der|den|La|Le)\s+)*{_NAME_WORD})?"  # "M. Van der Berg"
@@ -334,7 +370,31 @@ _NAMED_PLACE = re.compile(
 # Labelled fields: "nom : Dupont", "prénom: Jean".
 _NAME_FIELD = re.compile(rf"(?i:\b(?:nom|pr[ée]nom|nom\s+de\s+famille)\s*:\s*)({_WORD})")
 # A postal code and a capitalised town alone ("75011 Paris", "69003 Lyon").
-_POSTCODE_TOWN = re.compile(rf"\b(?:0[1-9]|[1-8]\d|9[0-8])\d{{3}}\s+{_NAME_WORD}(?:-{_NAME_WORD})*")
+# Not a quantity with its unit, capitalised or shouted: "12000 BTU", "75000 KM", "5000 Mah".
+_MEASURE_UNIT = (
+    r"(?i:btu|mah|k?wh|kw|w|watts?|v|volts?|kms?|kg|mm|cm|m|ml|l|litres?|euros?|eur|usd|chf|"
+    r"francs?|dollars?|[kmgt]o|[kmgt]b|[kmg]?hz|lumens?|lm|pts?|points?|miles|k?cal|calories|"
+    r"tr|rpm|dpi|mp|ppm)\b"
+)
+_POSTCODE_TOWN = re.compile(
+    rf"\b(?:0[1-9]|[1-8]\d|9[0-8])\d{{3}}\s+(?!{_MEASURE_UNIT}){_NAME_WORD}(?:-{_NAME_WORD})*"
+)
+# Compound first names by their initials and a surname: "J-P Dupont", "J.-P. Dupont",
+# "M.-C. LEROY". The surname is capitalised and no common word ("de A-Z Livraison").
+_INITIALS_NAME = re.compile(rf"(?<![\w.'’-])[{_UPPER}]\.?-[{_UPPER}](?:\.\s*|\s+)({_NAME_WORD})")
+# Thanks shouted or capitalised, without a person cue: "MERCI KARIM !!!", "merci à SOPHIE",
+# "Merci Tony". Shops are thanked the same way ("MERCI A VINTAGE", "Merci Oliquide"), so the
+# word must be a known first name (`nlp/text/names.py`), as in lower case; so must each of
+# those joined to it ("Merci Rémy et Daniel", "MYRIAM ET CORALIE", "Martine & Denis").
+_THANKS_NAME = re.compile(
+    r"(?i:\bmerci(?:\s+(?:beaucoup|encore|aussi|également|infiniment|bien))?(?:\s+[àa])?)\s+"
+    rf"([{_UPPER}][\w'’-]*)(?:\s+(?!(?i:et)\s)([{_UPPER}][\w'’-]*))?"
+    rf"((?:\s*(?:,|&|\s(?i:et)\s)\s*(?:(?i:à)\s+)?[{_UPPER}][\w'’-]*){{0,5}})"
+)
+_THANKS_MORE = re.compile(rf"(\s*(?:,|&|\s(?i:et)\s)\s*(?:(?i:à)\s+)?)([{_UPPER}][\w'’-]*)")
+# After "Dr", a brand: "Dr Martens", "Dr. Oetker" (the title before an entity, or in it).
+_DOCTOR = re.compile(r"(?i)\b(?:dr\.?|docteur)\s*$")
+_DOCTOR_START = re.compile(r"(?i)(?:dr\b\.?|docteur\b)\s*")
 # A capitalised word that does not open a sentence: only then is NER worth running.
 _MID_CAPITAL = re.compile(rf"(?<=[\w,;:)’'] )[{_UPPER}][a-zàâäçéèêëîïôöùûüÿ-]+\b(?!['’])")
 
@@ -676,6 +736,22 @@ def _replace_spans(text: str, spans: list[tuple[int, int]], placeholder: str) ->
     return "".join(parts)
 
 
+def _doctor_brand(first: str, second: str | None = None) -> bool:
+    """ "Dr Martens", "Dr. Oetker", "Dr Pierre Ricaud": a brand after the title."""
+    words = f"{first} {second}" if second else first
+    return first.lower() in DOCTOR_BRANDS or " ".join(words.lower().split()) in DOCTOR_BRANDS
+
+
+def _doctor_brand_span(text: str, start: int, end: int) -> bool:
+    """An entity that is a brand spelt with "Dr": "Dr Martens" in it, or "Martens" after it."""
+    title = _DOCTOR_START.match(text, start, end)
+    if title:
+        start = title.end()
+    elif not _DOCTOR.search(text, max(0, start - 12), start):
+        return False
+    return start < end and _doctor_brand(text[start:end])
+
+
 def _place_before(text: str, pos: int) -> bool:
     """A preposition of place right before `pos` ("à Paris le livreur"). The search starts at
     the word before the blanks: searched from 0, each name read the whole text before it."""
@@ -769,15 +845,49 @@ class PiiMasker:
         ):
             number = match.number
             national = str(number.national_number)
-            # POSSIBLE also finds national numbers without their 0 ("6 12 34 56 78"); dates and
-            # prices are shorter than a full national number, so require one.
-            if len(national) < 9 or not phonenumbers.is_possible_number(number):
-                continue
             raw = match.raw_string
+            # POSSIBLE also finds national numbers without their 0 ("6 12 34 56 78"); dates and
+            # prices are shorter than a full national number, so require one. Other countries'
+            # numbers given with their code may be shorter ("+32 2 512 34 56", 8 digits): a
+            # valid number in its own plan then.
+            if len(national) < 9 or not phonenumbers.is_possible_number(number):
+                if not (raw[0] == "+" or raw.startswith("00")):
+                    continue
+                if len(national) < 8 or not phonenumbers.is_valid_number(number):
+                    continue
+            if _DATE_LIKE.match(raw):
+                continue  # "le 01.02.2024 10 h": a date and an hour
             if raw[0] not in "+0(" and not _GROUPED_NO_ZERO.fullmatch(raw):
                 continue  # a bare 9-digit run is an id, not "6 12 34 56 78"
             spans.append((match.start, match.end))
         return _replace_spans(text, spans, "<PHONE>")
+
+    @staticmethod
+    def _fr_grouped(m: re.Match[str]) -> str:
+        raw = m.group(0)
+        digits = re.sub(r"\D", "", raw)
+        if len(digits) != 10 or _DATE_LIKE.match(raw):
+            return raw
+        if _SIZE_CUE.search(m.string, max(0, m.start() - 30), m.start()):
+            return raw  # "tailles 02 - 04 - 06 - 08 - 10": a size run, not a number
+        ok = phonenumbers.is_possible_number(phonenumbers.parse(digits, "FR"))
+        return "<PHONE>" if ok else raw
+
+    @staticmethod
+    def _be_phone(m: re.Match[str]) -> str:
+        """Nine digits in a Belgian grouping. After a phone word ("tel", "appelez le", "au") a
+        possible Belgian number is a phone; after an order word ("commande 02 512 34 56") it is
+        read as the reference it is said to be (masked either way); without a cue, only a
+        number valid in the Belgian plan is taken (an order or a count rarely has this shape,
+        but a cue is what tells)."""
+        raw = m.group(0)
+        number = phonenumbers.parse(re.sub(r"\D", "", raw), "BE")
+        before = max(0, m.start() - 40)
+        if _ORDER_CUE.search(m.string, before, m.start()):
+            return "<ORDER>" if phonenumbers.is_possible_number(number) else raw
+        if _BE_PHONE_CUE.search(m.string, before, m.start()):
+            return "<PHONE>" if phonenumbers.is_possible_number(number) else raw
+        return "<PHONE>" if phonenumbers.is_valid_number(number) else raw
 
     def _common(self, word: str) -> bool:
         """A stop word or a word that is never a name (carriers, trade words, titles)."""
@@ -786,6 +896,13 @@ class PiiMasker:
 
     def _honorific(self, m: re.Match[str]) -> str:
         first, second = m.group(1), m.group(2)
+        title = m.string[m.start() : m.start(1)].rstrip()
+        if title == "Me" and not (
+            self._known_last(first) or (self._known_first(first) and second is not None)
+        ):
+            return m.group(0)  # "Me voilà", "Me Faire rembourser": the pronoun
+        if title.lower().rstrip(".") in ("dr", "docteur") and _doctor_brand(first, second):
+            return m.group(0)  # "Dr Martens", "Dr. Oetker"
         if first in _NAME_PARTICLES and second is not None:
             last = second.split()[-1]
             if self._common(last) or _TITLES.fullmatch(last):
@@ -859,6 +976,30 @@ class PiiMasker:
         end = m.end(3) if self._known_last(m.group(3)) else m.end(2)
         return "<PERSON>" + m.string[end : m.end()]
 
+    def _initials_name(self, m: re.Match[str]) -> str:
+        if self._common(m.group(1)):
+            return m.group(0)
+        return "<PERSON>" + m.string[m.end(1) : m.end()]
+
+    def _thanks_name(self, m: re.Match[str]) -> str:
+        first, second, more = m.group(1), m.group(2), m.group(3)
+        if not self._known_first(first):
+            return m.group(0)
+        if second is not None and f"{first} {second}".lower() in NAMED_BRANDS:
+            return m.group(0)  # "Merci Yves Rocher"
+        out = [m.string[m.start() : m.start(1)], "<PERSON>"]
+        if second is not None and not self._known_last(second):
+            if not self._known_first(second):
+                return "".join(out) + m.string[m.end(1) : m.end()]
+            out += [m.string[m.end(1) : m.start(2)], "<PERSON>"]  # "Myriam Kevin et Stella"
+        # The others joined to it, while they are known first names.
+        for part in _THANKS_MORE.finditer(more):
+            if not self._known_first(part.group(2)):
+                out.append(more[part.start() :])
+                break
+            out += [part.group(1), "<PERSON>"]
+        return "".join(out)
+
     def _thanks(self, m: re.Match[str]) -> str:
         names = _THANKS_SPLIT.split(m.group(1))
         if any(self._common(n) for n in names):
@@ -931,6 +1072,8 @@ class PiiMasker:
             if len(run) == 1 and run[0].is_sent_start:
                 continue  # a lone capitalised word opening a sentence is too ambiguous
             span = (run[0].idx, run[-1].idx + len(run[-1].text))
+            if _doctor_brand_span(text, *span):
+                continue  # "mes Dr Martens"
             k = bisect.bisect_left(taken_starts, span[1]) - 1
             if k < 0 or taken[k][1] <= span[0]:
                 spans.append(span)
@@ -960,8 +1103,10 @@ class PiiMasker:
             text = _CVV.sub(lambda m: m.group(1) + "<CVV>", text)
             text = _NIR.sub(self._nir, text)
             text = _FR_PHONE.sub("<PHONE>", text)
+            text = _FR_PHONE_GROUPED.sub(self._fr_grouped, text)
             text = self._phones(text)
             text = _INTL_PHONE.sub("<PHONE>", text)
+            text = _BE_PHONE.sub(self._be_phone, text)
             if self.config.addresses:
                 text = _ADDRESS_NAMED.sub("<ADDRESS>", text)
                 text = _NAMED_PLACE.sub("<ADDRESS>", text)
@@ -987,6 +1132,9 @@ class PiiMasker:
             text = _LOWER_BEFORE_ROLE.sub(self._lower_before_role, text)
             if "merci" in low:
                 text = _THANKS.sub(self._thanks, text)
+                text = _THANKS_NAME.sub(self._thanks_name, text)
+            if "-" in text:
+                text = _INITIALS_NAME.sub(self._initials_name, text)
             if "nom" in low:
                 text = _NAME_FIELD.sub(self._name_field, text)
             if "appel" in low or "certain" in low or "nomm" in low:
