@@ -136,6 +136,44 @@ def test_short_french_reviews_stay_french_after_the_second_opinion(text: str) ->
     assert is_french(*detect_language(text)), detect_language(text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Excellent thé",  # was English: folded, "thé" is "the"
+        "Super thé",
+        "Thé glacé",
+        "Bon thé vert",
+        "Très bon thé",
+        "Café parfait",
+        "Super été",
+        "Prix élevé",
+        "Livré à temps",
+        "Où est mon colis ?",
+    ],
+)
+def test_accented_french_words_count_only_for_languages_that_write_those_accents(
+    text: str,
+) -> None:
+    # The word lists are accent-folded: "thé" met English "the", "où" Portuguese "ou", "à"
+    # English "a". A word now counts only for the languages whose spelling has its accents.
+    assert detect_language(text)[0] == "fr", detect_language(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("Não chegou até hoje", "pt"),
+        ("Llegó tarde, está roto", "es"),
+        ("Qualità pessima, non più", "it"),
+        ("Für den Preis zurück", "de"),
+        ("Excellent tea, the best", "en"),
+    ],
+)
+def test_accented_words_still_count_for_languages_that_write_them(text: str, lang: str) -> None:
+    code, conf = detect_language(text)
+    assert code == lang and not is_french(code, conf)
+
+
 def test_tokenize_elisions_offsets_and_sms() -> None:
     text = "J’ai reçu l'emballage, livraison tjrs pas arrivée 😡"
     toks = tokenize(text)

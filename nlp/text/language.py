@@ -533,6 +533,32 @@ def _languages_of(stopwords: dict[str, frozenset[str]]) -> dict[str, tuple[str, 
 
 
 _LANGUAGES_OF = _languages_of(_PROFILES)
+# The accented letters each language writes. The lists are accent-folded, so a folded word
+# only counts for the languages whose spelling has its accents: "thé" folds to English "the",
+# "où" to Portuguese "ou", "là" to Spanish "la", but English writes no accent, Portuguese no
+# "ù", Spanish no "à" ("Excellent thé" was English). Letters the folding keeps (œ, ß) never
+# meet a listed word anyway.
+_ACCENTED: dict[str, frozenset[str]] = {
+    "fr": frozenset("àâäçéèêëîïôöùûüÿœæ"),
+    "en": frozenset(),
+    "es": frozenset("áéíóúüñ"),
+    "de": frozenset("äöüß"),
+    "it": frozenset("àèéìíîòóùú"),
+    "nl": frozenset("áàäéèëêíïóöúü"),
+    "pt": frozenset("áàâãçéêíóôõúü"),
+}
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _languages_of_accented(word: str) -> tuple[str, ...]:
+    """The languages listing a lower-case word with accents, among those that write them."""
+    langs = _LANGUAGES_OF.get(fold_accents(word), ())
+    if not langs:
+        return langs
+    accents = {ch for ch in word if not ch.isascii()}
+    return tuple(lang for lang in langs if accents <= _ACCENTED[lang])
+
+
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 # Orthographic hints that split close languages (fr vs others) on short texts.
 _HINTS: dict[str, re.Pattern[str]] = {
@@ -617,8 +643,9 @@ def _keep_uncompressed(source: Path, target: Path) -> None:
 
 def detect_language(text: str) -> tuple[str, float]:
     """Return (ISO 639-1 code, confidence 0-1). No letters at all -> ("und", 0.0)."""
-    # ASCII words only need lower case (accent folding leaves ASCII letters as they are).
-    words = [w.lower() if w.isascii() else fold_accents(w) for w in _WORD.findall(text or "")]
+    # Lower case, accents kept: the word lists are looked up folded, in the languages whose
+    # spelling has the word's accents (see _languages_of_accented).
+    words = [w.lower() for w in _WORD.findall(text or "")]
     language, confidence = _from_word_lists(text, words)
     trusted = language == "fr" and confidence >= SECOND_OPINION_BELOW
     if len(words) >= 2 and is_french(language, confidence) and not trusted:
@@ -629,7 +656,8 @@ def detect_language(text: str) -> tuple[str, float]:
 
 
 def _from_word_lists(text: str, words: list[str]) -> tuple[str, float]:
-    """(language, confidence) from the profiled words of `text` and orthographic hints."""
+    """(language, confidence) from the profiled words of `text` (lower-cased, accents kept)
+    and orthographic hints."""
     if not words:
         # Emoji-only feedback ("😡😡") is still feedback: French by default, barely confident.
         has_symbols = any(
@@ -638,7 +666,8 @@ def _from_word_lists(text: str, words: list[str]) -> tuple[str, float]:
         return ("fr", 0.1) if has_symbols else ("und", 0.0)
     scores: dict[str, float] = dict.fromkeys(_PROFILES, 0)
     for w in words:  # one lookup a word instead of one per language
-        for lang in _LANGUAGES_OF.get(w, ()):
+        langs = _LANGUAGES_OF.get(w, ()) if w.isascii() else _languages_of_accented(w)
+        for lang in langs:
             scores[lang] += 1
     for lang, pattern in _HINTS.items():
         scores[lang] += 0.5 * min(3, len(pattern.findall(text)))
