@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.aggregate import bump_version
@@ -281,12 +281,15 @@ def store_topics(
     config: MatchConfig,
     now: datetime,
     embeddings: np.ndarray | None = None,
+    settle: Callable[[ThemeMatch, str | None], ThemeMatch] | None = None,
 ) -> list[StoredTopic]:
     """Give topics stable ids, upsert them, replace these verbatims' assignments and refresh
     every topic's size (all its stored assignments), in the caller's transaction.
 
     `embeddings` (this run's, row per doc) lets previous topics be compared in this run's
-    space (see `recentred`)."""
+    space (see `recentred`). `settle(match, stored theme)` (`ThemeMatcher.settle_theme`)
+    decides the theme of a topic that continues a stored one: a re-run's reshuffle of the
+    evidence near a threshold does not flip it."""
     ids = [d.feedback_id for d in docs]
     before = previous_assignments(session, ids)
     # Live topics (holding verbatims) first: a topic continues the one whose verbatims it
@@ -303,6 +306,9 @@ def store_topics(
     stored: list[StoredTopic] = []
     topic_ids: dict[int, int] = {}
     for topic, match in zip(topics, matches, strict=True):
+        row = session.get(Topic, kept[topic.index]) if topic.index in kept else None
+        if row is not None and settle is not None:
+            match = settle(match, row.theme)
         values = {
             "label": topic.label,
             "keywords": list(topic.keywords),
@@ -312,7 +318,6 @@ def store_topics(
             "centroid": [round(float(v), 6) for v in topic.centroid],
             "last_seen": now,
         }
-        row = session.get(Topic, kept[topic.index]) if topic.index in kept else None
         if row is None:
             row = Topic(first_seen=now, size=0, **values)
             session.add(row)
@@ -345,15 +350,15 @@ def store_topics(
         if label != OUTLIER
     ]
     if rows:
-        session.execute(TopicAssignment.__table__.insert(), rows)
+        session.execute(cast(Table, TopicAssignment.__table__).insert(), rows)
     sizes = {
         tid: n
         for tid, n in session.execute(
             select(TopicAssignment.topic_id, func.count()).group_by(TopicAssignment.topic_id)
         )
     }
-    for topic in session.execute(select(Topic)).scalars():
-        topic.size = int(sizes.get(topic.id, 0))
+    for row in session.execute(select(Topic)).scalars():
+        row.size = int(sizes.get(row.id, 0))
     bump_version(session, "topics")  # the API's cached /topics pages (core.versions)
     return stored
 
@@ -419,6 +424,7 @@ def run_topics(
             cfg.matching,
             now,
             embeddings,
+            settle=matcher.settle_theme,
         )
     result.seconds["store"] = time.perf_counter() - start
     result.outliers = int((model.labels_ == OUTLIER).sum())

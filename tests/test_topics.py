@@ -220,7 +220,8 @@ def test_fast_path_finds_the_topics_with_accented_keywords(encoder: TextEncoder)
 
 def test_fast_path_names_a_topic_that_holds_most_of_the_corpus(encoder: TextEncoder) -> None:
     """The complaint most customers write about is in over half the documents: its words
-    must still be its keywords (a document-frequency cap left it none, labelled "topic 0")."""
+    must still be its keywords (a document-frequency cap left it none, labelled "topic 0",
+    now "Sujet n°1")."""
     late = [d for d in LIVRAISON if "retard" in d]
     for dominant in (late * 4, [LIVRAISON[0]] * 40):  # near-identical, then identical texts
         docs = dominant + ECOLOGIE
@@ -230,7 +231,7 @@ def test_fast_path_names_a_topic_that_holds_most_of_the_corpus(encoder: TextEnco
         biggest = model.topics_[0]
         assert biggest.size > len(ECOLOGIE)
         assert "retard" in {w for kw in biggest.keywords for w in kw.split()}, biggest.label
-        assert not biggest.label.startswith("topic")
+        assert not biggest.label.startswith("Sujet n°")
 
 
 def test_topic_without_keywords_is_generic_not_emerging(encoder: TextEncoder) -> None:
@@ -246,6 +247,8 @@ def test_topic_without_keywords_is_generic_not_emerging(encoder: TextEncoder) ->
     model = _fit_fast(encoder, docs)
     empty = [t for t in model.topics_ if not t.keywords]
     assert empty, [t.label for t in model.topics_]
+    # No keyword to name it: a French fallback label, numbered from 1.
+    assert all(t.label == f"Sujet n°{t.index + 1}" for t in empty), [t.label for t in empty]
     matches = ThemeMatcher(load_taxonomy("ecommerce"), valence=lexicon_valence()).match(
         model.topics_
     )

@@ -110,7 +110,7 @@ def describe(
     return [
         DiscoveredTopic(
             index=i,
-            label=make_label([w for w, _ in keywords[i]], n_label_words) or f"topic {i}",
+            label=make_label([w for w, _ in keywords[i]], n_label_words) or f"Sujet n°{i + 1}",
             keywords=tuple(w for w, _ in keywords[i]),
             weights=tuple(round(s, 5) for _, s in keywords[i]),
             size=int(sizes[i]),

@@ -9,12 +9,17 @@ Three independent kinds of evidence, any one of which matches a theme:
 - topic keywords that are theme seeds (compared on light stems: "colis" ~ "colis"),
 - the topic centroid's cosine to a theme prototype (mean embedding of the theme's label,
   description, seeds and examples), in the same embedding space as the topic.
+
+Ties go to the theme with more of the other kinds of evidence, then to the one listed first in
+the taxonomy. A re-run re-clusters the same verbatims a little differently (k-means starts from
+the last run's topics), which moves evidence near a threshold: `settle_theme` keeps a matched
+topic's stored theme (or its absence of theme) unless the evidence clearly changed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -35,6 +40,13 @@ class EmergingConfig:
     # generic rather than emerging (needs a valence function; None: never generic).
     generic_share: float | None = 0.5
     min_valence: float = 1.0  # |valence| of an opinion word
+    # Hysteresis for a topic matched to a stored one (`settle_theme`), on the evidence
+    # strength scale (1.0: just enough to match a theme). The stored theme stays while its
+    # strength is at least 1 - keep_margin (half the bar: a share of 0.175, one seed keyword
+    # of two; keywords are few, a re-run often trades one for another) and no theme is
+    # switch_margin stronger; a topic stored without a theme gets one from 1 + switch_margin.
+    keep_margin: float = 0.5
+    switch_margin: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -44,8 +56,13 @@ class ThemeMatch:
     share: float  # detector share of the best theme by share
     seed_keywords: int  # keyword-seed overlap of the best theme by overlap
     similarity: float | None  # cosine to the closest prototype
-    evidence: str  # "detector" | "keywords" | "similarity" | "generic" | "none"
+    evidence: str  # "detector" | "keywords" | "similarity" | "kept" | "generic" | "none"
     opinion_share: float = 0.0  # share of keyword words that are opinion words
+    # Per theme with evidence, its strength: the best of detector share / min_theme_share,
+    # seed keywords / min_seed_keywords and similarity / min_similarity (1.0: just enough to
+    # match), strongest first, then in taxonomy order.
+    strengths: tuple[tuple[str, float], ...] = ()
+    generic: bool = False  # without a theme, the topic is generic rather than emerging
 
 
 def _stems(phrase: str) -> tuple[str, ...]:
@@ -112,6 +129,9 @@ class ThemeMatcher:
         self.prototypes = prototypes
         self.valence = valence
         self._seeds: dict[str, set[tuple[str, ...]]] = {}
+        # Taxonomy order breaks the ties that the evidence leaves (deterministic, and the
+        # same from run to run whatever order the evidence was gathered in).
+        self._order = {theme.id: n for n, theme in enumerate(taxonomy.active)}
         for theme in taxonomy.active:
             keys = {_stems(s.lstrip("~")) for s in theme.seeds if s.strip("~ ")}
             keys.add(_stems(theme.id.replace("_", " ")))
@@ -144,6 +164,28 @@ class ThemeMatcher:
         strong = sum(1 for w in words if abs(self.valence(w)) >= self.config.min_valence)
         return strong / len(words)
 
+    def _strengths(
+        self, shares: dict[str, float], hits: dict[str, int], sims: dict[str, float]
+    ) -> tuple[tuple[str, float], ...]:
+        cfg = self.config
+        out: dict[str, float] = {}
+
+        def add(tid: str, value: float, bar: float | None) -> None:
+            if bar is not None and bar > 0 and value > 0:
+                out[tid] = max(out.get(tid, 0.0), value / bar)
+
+        for tid, share in shares.items():
+            add(tid, share, cfg.min_theme_share)
+        for tid, n in hits.items():
+            add(tid, float(n), float(cfg.min_seed_keywords))
+        for tid, sim in sims.items():
+            add(tid, sim, cfg.min_similarity)
+        ranked = sorted(out.items(), key=lambda p: (-p[1], self._rank(p[0])))
+        return tuple((tid, round(v, 4)) for tid, v in ranked)
+
+    def _rank(self, theme_id: str) -> int:
+        return self._order.get(theme_id, len(self._order))
+
     def match(
         self,
         topics: Sequence[DiscoveredTopic],
@@ -156,14 +198,25 @@ class ThemeMatcher:
             shares: dict[str, float] = {}
             if doc_themes is not None and labels is not None:
                 shares = self._shares(np.flatnonzero(labels == topic.index), doc_themes)
-            best_share = max(shares.items(), key=lambda p: (p[1], p[0]), default=(None, 0.0))
             hits = self._seed_hits(topic.keywords)
-            best_kw = max(hits.items(), key=lambda p: (p[1], p[0]), default=(None, 0))
+            # Ties: more of the other evidence, then the taxonomy's order.
+            best_share = max(
+                shares.items(),
+                key=lambda p: (p[1], hits.get(p[0], 0), -self._rank(p[0])),
+                default=(None, 0.0),
+            )
+            best_kw = max(
+                hits.items(),
+                key=lambda p: (p[1], shares.get(p[0], 0.0), -self._rank(p[0])),
+                default=(None, 0),
+            )
+            sims: dict[str, float] = {}
             best_sim: tuple[str | None, float | None] = (None, None)
             if self.prototypes is not None and self.prototypes[1].shape[1] == len(topic.centroid):
-                sims = self.prototypes[1] @ topic.centroid
-                j = int(np.argmax(sims))
-                best_sim = (self.prototypes[0][j], float(sims[j]))
+                values = self.prototypes[1] @ topic.centroid
+                sims = {tid: float(v) for tid, v in zip(self.prototypes[0], values, strict=True)}
+                j = int(np.argmax(values))  # the first of equals: prototypes in taxonomy order
+                best_sim = (self.prototypes[0][j], float(values[j]))
             theme, evidence = None, "none"
             if best_share[0] is not None and best_share[1] >= cfg.min_theme_share:
                 theme, evidence = best_share[0], "detector"
@@ -176,26 +229,51 @@ class ThemeMatcher:
             ):
                 theme, evidence = best_sim[0], "similarity"
             opinion = self._opinion_share(topic.keywords)
-            if theme is None and not topic.keywords:
-                # No content word at all ("Très bien merci", "Toujours au top !", "....."):
-                # nothing new is named, so nothing to flag as emerging.
-                evidence = "generic"
-            elif (
-                theme is None
-                and cfg.generic_share is not None
+            # No content word at all ("Très bien merci", "Toujours au top !", "....."): nothing
+            # new is named, so nothing to flag as emerging; nor when opinion words dominate.
+            generic = not topic.keywords or (
+                cfg.generic_share is not None
                 and self.valence is not None
                 and opinion >= cfg.generic_share
-            ):
+            )
+            if theme is None and generic:
                 evidence = "generic"
             out.append(
                 ThemeMatch(
                     theme=theme,
-                    is_emerging=theme is None and evidence != "generic",
+                    is_emerging=theme is None and not generic,
                     share=round(best_share[1], 4),
                     seed_keywords=int(best_kw[1]),
                     similarity=None if best_sim[1] is None else round(best_sim[1], 4),
                     evidence=evidence,
                     opinion_share=round(opinion, 4),
+                    strengths=self._strengths(shares, hits, sims if cfg.min_similarity else {}),
+                    generic=generic,
                 )
             )
         return out
+
+    def settle_theme(self, match: ThemeMatch, previous: str | None) -> ThemeMatch:
+        """`match` for a topic that continues a stored one whose theme was `previous` (None:
+        stored without a theme). The stored choice stays unless the evidence clearly changed
+        (`EmergingConfig.keep_margin`, `switch_margin`): re-runs over the same verbatims
+        re-cluster them a little differently, and a theme should not flip with them."""
+        cfg = self.config
+        strength = dict(match.strengths)
+        fresh = strength.get(match.theme, 0.0) if match.theme is not None else 0.0
+        if previous is None:
+            if match.theme is None or fresh >= 1.0 + cfg.switch_margin:
+                return match
+            return replace(
+                match,
+                theme=None,
+                is_emerging=not match.generic,
+                evidence="generic" if match.generic else "none",
+            )
+        kept = self._resolve(previous)
+        if kept is None or kept == match.theme:  # retired since (nothing to keep), or same
+            return match
+        held = strength.get(kept, 0.0)
+        if held >= 1.0 - cfg.keep_margin and fresh < held + cfg.switch_margin:
+            return replace(match, theme=kept, is_emerging=False, evidence="kept")
+        return match
