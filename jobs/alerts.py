@@ -15,6 +15,12 @@ connection, connect timeout, DNS) are safe to retry and are. The attempt state i
 `sending` (claimed, nothing in flight) and `posting` (a request in flight), each with a lease
 in `next_attempt_at`; after a crash an expired `sending` row is reclaimed at once (lease of
 about a minute, not 10), an expired `posting` row becomes `unknown`.
+
+Stopping (SIGTERM / SIGINT through `stop`): the message being posted is finished (its answer
+recorded), a retry wait is cut short (the message stays pending), the messages not reached stay
+pending for the next run; one warning line says so. The weekly digest (jobs/digest.py) is an
+outbox row too (route "digest", no alert nor incident): a digest Slack refused for a while is
+delivered by the next run, under the same rules.
 """
 
 from __future__ import annotations
@@ -57,6 +63,8 @@ class DeliveryResult:
     dead: int = 0
     unknown: int = 0  # body sent, no answer: maybe delivered, not re-posted (see above)
     skipped: int = 0  # not due yet
+    left: int = 0  # due but not reached: a stop was requested (they stay pending)
+    stopped: bool = False
     printed: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -114,15 +122,21 @@ def post_with_retries(
     policy: DeliveryPolicy,
     sleep: Callable[[float], None] = time.sleep,
     before_post: Callable[[], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> tuple[str, str | None, int, float]:
     """Post once with bounded retries. Returns (outcome, error, posts, retry_after) where
     outcome is "sent", "retry" (try again in a later run), "dead" (permanent failure) or
     "unknown" (the body was sent and no answer came: never retried blindly), and
-    retry_after the Retry-After of a last 429 (seconds; 0 otherwise), for the later run."""
+    retry_after the Retry-After of a last 429 (seconds; 0 otherwise), for the later run.
+    `stop()` true after a failed post: no more retries in this run ("retry")."""
     error: str | None = None
     posts = 0
     retry_after = 0.0
+    if stop is not None:
+        sleep = _sleep_unless(stop, sleep)
     for attempt in range(policy.attempts_per_run):
+        if attempt and stop is not None and stop():
+            return "retry", f"{error} (stop requested before the next retry)", posts, retry_after
         posts += 1
         retry_after = 0.0  # only a last 429 carries over to the next run
         if before_post is not None:
@@ -153,18 +167,29 @@ def post_with_retries(
     return "retry", error, posts, retry_after
 
 
-def _due(session: Session, now: datetime, policy: DeliveryPolicy) -> list[OutboxMessage]:
+def _sleep_unless(
+    stop: Callable[[], bool], sleep: Callable[[float], None]
+) -> Callable[[float], None]:
+    """`sleep`, cut short (checked every 0.2 s) once `stop()` turns true."""
+
+    def wait(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not stop() and (left := end - time.monotonic()) > 0:
+            sleep(min(left, 0.2))
+
+    return wait
+
+
+def _due(
+    session: Session, now: datetime, policy: DeliveryPolicy, ids: list[int] | None = None
+) -> list[OutboxMessage]:
     """Pending rows that are due, and `sending` rows whose lease ran out (a crashed run).
-    `posting` rows whose lease ran out crashed with a request in flight: marked `unknown`."""
-    rows = (
-        session.execute(
-            select(OutboxMessage)
-            .where(OutboxMessage.status.in_(("pending", "sending", "posting")))
-            .order_by(OutboxMessage.id)
-        )
-        .scalars()
-        .all()
-    )
+    `posting` rows whose lease ran out crashed with a request in flight: marked `unknown`.
+    `ids`: only these rows."""
+    query = select(OutboxMessage).where(OutboxMessage.status.in_(("pending", "sending", "posting")))
+    if ids is not None:
+        query = query.where(OutboxMessage.id.in_(ids))
+    rows = session.execute(query.order_by(OutboxMessage.id)).scalars().all()
     due = []
     for row in rows:
         nxt = _aware(row.next_attempt_at)
@@ -236,8 +261,10 @@ def deliver_pending(
     client: httpx.Client | None = None,
     sleep: Callable[[float], None] = time.sleep,
     echo: Callable[[str], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> DeliveryResult:
-    """Send every due outbox message; `dry_run` prints the payloads and changes nothing."""
+    """Send every due outbox message; `dry_run` prints the payloads and changes nothing.
+    `stop()` is checked between messages: once true, the rest stay pending (`result.stopped`)."""
     policy = policy or DeliveryPolicy()
     result = DeliveryResult()
     now = _now()
@@ -263,50 +290,33 @@ def deliver_pending(
     own_client = client is None
     client = client or httpx.Client()
     try:
-        for row_id, route, status, payload, attempts, _alert, _rev in due:
-            url = webhook_for(settings, route)
-            problem = _route_problem(route, url)
-            if url is None or problem is not None:  # waits, unposted, until the setting is fixed
-                _finish(sessions, row_id, "pending", attempts, 0, problem, None, policy)
-                result.deferred += 1
-                continue
-            if not _claim(sessions, row_id, status, _now(), policy.claim_lease_s):
-                result.skipped += 1
-                continue
-            try:
-                outcome, error, posts, retry_after = post_with_retries(
-                    client,
-                    url,
-                    payload,
-                    policy,
-                    sleep,
-                    before_post=lambda rid=row_id: _set_posting(sessions, rid, policy),
-                )
-            except BaseException:
-                # Interrupted (Ctrl-C) with a request maybe in flight: same rule, unknown.
-                _finish(sessions, row_id, "unknown", attempts, 1, "interrupted", None, policy)
-                raise
-            if outcome == "unknown":
-                _finish(sessions, row_id, "unknown", attempts, posts, error, None, policy)
-                result.unknown += 1
-                log.warning("outbox %d: %s; not re-posted (maybe delivered)", row_id, error)
-            elif outcome == "sent":
-                _finish(sessions, row_id, "sent", attempts, posts, None, _now(), policy)
-                result.sent += 1
-            elif outcome == "dead":
-                _finish(sessions, row_id, "dead", attempts, posts, error, None, policy)
-                result.dead += 1
-            else:
-                status_after = _finish(
-                    sessions, row_id, "pending", attempts, posts, error, None, policy, retry_after
-                )
-                if status_after == "dead":
-                    result.dead += 1
-                else:
-                    result.deferred += 1
+        for done, (row_id, route, status, payload, attempts, _alert, _rev) in enumerate(due):
+            if stop is not None and stop():
+                result.stopped, result.left = True, len(due) - done
+                break
+            outcome, _error = _deliver_row(
+                settings,
+                sessions,
+                client,
+                policy,
+                sleep,
+                stop,
+                row_id,
+                route,
+                status,
+                payload,
+                attempts,
+            )
+            setattr(result, outcome, getattr(result, outcome) + 1)
     finally:
         if own_client:
             client.close()
+    if result.stopped:
+        log.warning(
+            "alert delivery stopped on request: %d sent, %d left pending for the next run",
+            result.sent,
+            result.left + result.deferred,
+        )
     log.info(
         "alert delivery: %d sent, %d deferred, %d dead, %d unknown",
         result.sent,
@@ -315,6 +325,99 @@ def deliver_pending(
         result.unknown,
     )
     return result
+
+
+def _deliver_row(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    client: httpx.Client,
+    policy: DeliveryPolicy,
+    sleep: Callable[[float], None],
+    stop: Callable[[], bool] | None,
+    row_id: int,
+    route: str,
+    status: str,
+    payload: dict[str, Any],
+    attempts: int,
+) -> tuple[str, str | None]:
+    """Claim, post and record one due row. Returns (outcome, error), outcome one of the
+    DeliveryResult counters: sent | deferred | dead | unknown | skipped (another run has it)."""
+    url = webhook_for(settings, route)
+    problem = _route_problem(route, url)
+    if url is None or problem is not None:  # waits, unposted, until the setting is fixed
+        _finish(sessions, row_id, "pending", attempts, 0, problem, None, policy)
+        return "deferred", problem
+    if not _claim(sessions, row_id, status, _now(), policy.claim_lease_s):
+        return "skipped", None
+    try:
+        outcome, error, posts, retry_after = post_with_retries(
+            client,
+            url,
+            payload,
+            policy,
+            sleep,
+            before_post=lambda: _set_posting(sessions, row_id, policy),
+            stop=stop,
+        )
+    except BaseException:
+        # Interrupted (Ctrl-C) with a request maybe in flight: same rule, unknown.
+        _finish(sessions, row_id, "unknown", attempts, 1, "interrupted", None, policy)
+        raise
+    if outcome == "unknown":
+        _finish(sessions, row_id, "unknown", attempts, posts, error, None, policy)
+        log.warning("outbox %d: %s; not re-posted (maybe delivered)", row_id, error)
+        return "unknown", error
+    if outcome == "sent":
+        _finish(sessions, row_id, "sent", attempts, posts, None, _now(), policy)
+        return "sent", None
+    if outcome == "dead":
+        _finish(sessions, row_id, "dead", attempts, posts, error, None, policy)
+        return "dead", error
+    status_after = _finish(
+        sessions, row_id, "pending", attempts, posts, error, None, policy, retry_after
+    )
+    return ("dead" if status_after == "dead" else "deferred"), error
+
+
+def deliver_one(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    row_id: int,
+    *,
+    policy: DeliveryPolicy | None = None,
+    client: httpx.Client | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    stop: Callable[[], bool] | None = None,
+) -> tuple[str, str | None]:
+    """Deliver one outbox row now, under the rules of `deliver_pending` (not before its
+    `next_attempt_at`, never a row another run holds). Returns (outcome, error): sent |
+    deferred | dead | unknown | skipped, or `waiting` (not due yet) / the row's status when
+    there is nothing to post (sent, dead, unknown), with the last error kept."""
+    policy = policy or DeliveryPolicy()
+    with session_scope(sessions) as session:
+        due = [
+            (r.id, r.route, r.status, r.payload, r.attempts)
+            for r in _due(session, _now(), policy, ids=[row_id])
+        ]
+    if not due:
+        with session_scope(sessions) as session:
+            row = session.get(OutboxMessage, row_id)
+            if row is None:
+                return "missing", None
+            if row.status == "pending":
+                nxt = _aware(row.next_attempt_at)
+                when = f"next attempt after {nxt:%Y-%m-%d %H:%M} UTC" if nxt else "pending"
+                return "waiting", f"{row.last_error} ({when})" if row.last_error else when
+            if row.status in ("sending", "posting"):
+                return "skipped", "another run is posting it"
+            return row.status, row.last_error
+    own_client = client is None
+    client = client or httpx.Client()
+    try:
+        return _deliver_row(settings, sessions, client, policy, sleep, stop, *due[0])
+    finally:
+        if own_client:
+            client.close()
 
 
 def _finish(

@@ -42,19 +42,25 @@ def register(app: typer.Typer) -> None:
             None, help="Taxonomy file or builtin name (default: the database's current one)."
         ),
     ) -> None:
-        """Detect spikes on every day not evaluated yet; raise/update incidents, queue messages."""
+        """Detect spikes on every day not evaluated yet; raise/update incidents, queue messages.
+
+        SIGTERM / SIGINT: the day in progress is finished, the next run continues after it
+        (exit 143 / 130)."""
         from jobs.detect import run_detect
+        from jobs.scheduler import stop_on_signals
 
         settings = _settings()
         tax = _taxonomy(taxonomy, settings) if taxonomy is not None else None
-        result = run_detect(
-            settings,
-            _sessions(settings),
-            day=parse_day(day, "--day"),
-            since=parse_day(since, "--since"),
-            taxonomy=tax,
-            per_channel=per_channel,
-        )
+        with stop_on_signals(second_interrupts=True) as stop:
+            result = run_detect(
+                settings,
+                _sessions(settings),
+                day=parse_day(day, "--day"),
+                since=parse_day(since, "--since"),
+                taxonomy=tax,
+                per_channel=per_channel,
+                stop=stop,
+            )
         typer.echo(f"taxonomy version {result.taxonomy_version}", err=True)
         if not result.days:
             typer.echo("no aggregated data yet: run `verbatim aggregate` first")
@@ -70,6 +76,8 @@ def register(app: typer.Typer) -> None:
             f"{len(result.incidents)} incident(s) ({result.historical} historical, never "
             f"sent); {result.queued} message(s) queued"
         )
+        if result.stopped:
+            raise typer.Exit(stop.exit_code)
 
     @app.command()
     def alert(
@@ -81,14 +89,22 @@ def register(app: typer.Typer) -> None:
             "first: they may already be there.",
         ),
     ) -> None:
-        """Deliver queued alert messages to the Slack webhooks of each team."""
+        """Deliver queued alert messages (and pending digests) to the Slack webhooks of each
+        team.
+
+        SIGTERM / SIGINT: the message being posted is finished, the others stay pending for
+        the next run (exit 143 / 130)."""
         from jobs import alerts as outbox
+        from jobs.scheduler import stop_on_signals
 
         settings = _settings()
         sessions = _sessions(settings)
         if retry_unknown and not dry_run:
             typer.echo(f"{outbox.retry_unknown(sessions)} unknown message(s) re-queued", err=True)
-        result = outbox.deliver_pending(settings, sessions, dry_run=dry_run, echo=typer.echo)
+        with stop_on_signals(second_interrupts=True) as stop:
+            result = outbox.deliver_pending(
+                settings, sessions, dry_run=dry_run, echo=typer.echo, stop=stop
+            )
         if dry_run:
             typer.echo(f"dry run: {len(result.printed)} message(s) due, nothing sent", err=True)
             return
@@ -97,6 +113,8 @@ def register(app: typer.Typer) -> None:
             f"{result.dead} failed permanently, {result.unknown} unknown (sent, no answer: "
             "not re-posted; see --retry-unknown)"
         )
+        if result.stopped:
+            raise typer.Exit(stop.exit_code)
         if result.dead:
             raise typer.Exit(1)
 

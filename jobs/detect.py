@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -71,6 +71,7 @@ class DetectResult:
     incidents: set[int] = field(default_factory=set)  # incidents opened or updated
     historical: int = 0  # of those, historical (never sent)
     taxonomy_version: int | None = None
+    stopped: bool = False  # a stop was requested: days after `days` are left for the next run
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -349,11 +350,14 @@ def run_detect(
     lookback_days: int = LOOKBACK_DAYS,
     topics: bool = True,
     today: date | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> DetectResult:
     """Detect on every day not evaluated yet (after the scope's watermark; on a first run the
     whole history) and the last `lookback_days` (late data; episodes absorb re-checked days),
     up to `day` (default: the latest aggregated day). `since` forces the first day.
-    `today` (default: the UTC date) decides which incidents are fresh enough to be sent."""
+    `today` (default: the UTC date) decides which incidents are fresh enough to be sent.
+    `stop()` is checked between days (SIGTERM): the day in progress is finished and committed
+    with its watermark, the next run continues after it (`result.stopped`)."""
     result = DetectResult()
     with session_scope(sessions) as session:
         if taxonomy is None:
@@ -390,7 +394,16 @@ def run_detect(
                 since = max(mark.last_day + timedelta(days=1), begin)
         since = min(since, last)
         days: Sequence[date] = [since + timedelta(days=i) for i in range((last - since).days + 1)]
-    for d in days:  # one transaction per day: a failure keeps the days already done
+    for i, d in enumerate(days):  # one transaction per day: a failure keeps the days done
+        if stop is not None and stop():
+            result.stopped = True
+            log.warning(
+                "detect stopped on request: %d of %d day(s) done; the next run continues from %s",
+                i,
+                len(days),
+                d,
+            )
+            break
         with session_scope(sessions) as session:
             detect_day(
                 session,

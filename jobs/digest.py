@@ -5,23 +5,30 @@ share and NPS/CSAT when the feed has them, and the incidents still in progress (
 acknowledged; an incident groups every alert of one theme on overlapping days, so a team reads
 one line per problem, with its main driver), with dashboard deep links. The taxonomy is the
 versioned one from the database, like every other job.
-Posted to `slack_webhooks["digest"]` (else "default") with the alerts' retry policy
-(Retry-After on 429, backoff on 5xx). A digest of a given period is sent once: a marker row
-in `data_versions` ("digest:<last day>") makes a second run a no-op (`--force` resends).
+Posted to `slack_webhooks["digest"]` (else "default") through the alerts' outbox: one row per
+period (route "digest", `revision` = the ordinal of its last day), so Slack down (5xx, 429,
+timeout before sending) leaves it pending and the next `verbatim alert` (scheduler alert tick)
+or `verbatim digest` posts it, with the alerts' backoff and Retry-After; a 4xx (deleted
+webhook, channel_not_found) leaves it `dead` with the reason. A digest of a given period is
+sent once: its outbox row, and a marker row in `data_versions` ("digest:<last day>", also
+written by versions that posted without the outbox) make a second run a no-op (`--force`
+resends).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
-from core.models import DataVersion, Incident
+from core.models import DataVersion, Incident, OutboxMessage, Topic
 from core.queries import (
     dashboard_link,
     latest_day,
@@ -30,7 +37,7 @@ from core.queries import (
     theme_summary,
 )
 from core.settings import Settings
-from jobs.alerts import DeliveryPolicy, post_with_retries, webhook_for, webhook_problem
+from jobs.alerts import DeliveryPolicy, deliver_one, webhook_for, webhook_problem
 from jobs.slack_message import escape
 from nlp.taxonomy import Taxonomy
 
@@ -39,6 +46,9 @@ KIND = {"volume": "pic de volume", "negativity": "hausse de négativité", "emer
 RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 STATUS = {"open": "", "acknowledged": " · pris en charge"}
 MAX_LINES = 10
+# Slack refuses (400 invalid_blocks: the digest is lost) a section text over 3000 characters.
+SECTION_CHARS = 3000
+LABEL_CHARS = 80  # a theme label or a driver value (feed metadata) in a line
 
 
 def _num(n: float) -> str:
@@ -85,26 +95,38 @@ def build_digest(
     )
     link = f"{dashboard_url.rstrip('/')}/#view=overview&start={start}&end={end}"
 
-    headline = (
-        f"{_num(total.volume)} verbatims, {total.negative_share * 100:.0f} % négatifs "
-        f"({(total.negative_share - total.previous_negative_share) * 100:+.0f} pts)"
-    )
+    if total.volume:
+        headline = (
+            f"{_num(total.volume)} verbatims, {total.negative_share * 100:.0f} % négatifs "
+            f"({(total.negative_share - total.previous_negative_share) * 100:+.0f} pts)"
+        )
+    else:  # not "0 % négatifs (-62 pts)": an empty week is an ingestion to check
+        headline = (
+            f"Aucun verbatim sur la période ({_num(total.previous_volume)} la semaine "
+            "précédente) : vérifier l'ingestion des sources"
+        )
     for score in ("nps", "csat"):
         s = score_summary(session, score, start=start, end=end)
         if s.value is not None:
             headline += f" · NPS {s.value:+.0f}" if score == "nps" else f" · CSAT {s.value:.0f} %"
-    mover_lines = [
-        f"• *{r.label}* : {_num(r.previous_volume)} → {_num(r.volume)} mentions "
-        f"({'nouveau' if r.volume_change is None else f'{r.volume_change * 100:+.0f} %'}), "
-        f"{r.negative_share * 100:.0f} % négatives"
-        for r in movers
-    ] or ["Aucun thème en hausse."]
-    labels = {t.id: t.label for t in taxonomy.themes}
-    incident_lines = [
-        _incident_line(inc, labels, dashboard_url) for inc in incidents[:MAX_LINES]
-    ] or ["Aucun incident en cours."]
-    if len(incidents) > MAX_LINES:
-        incident_lines.append(f"… et {len(incidents) - MAX_LINES} autres")
+    mover_lines = _fit(
+        "*Thèmes en hausse*\n",
+        [
+            f"• *{_label(r.label)}* : {_num(r.previous_volume)} → {_num(r.volume)} mentions "
+            f"({'nouveau' if r.volume_change is None else f'{r.volume_change * 100:+.0f} %'}), "
+            f"{r.negative_share * 100:.0f} % négatives"
+            for r in movers
+        ],
+        len(movers),
+    ) or ["Aucun thème en hausse."]
+    incident_lines = _fit(
+        f"*Incidents en cours ({len(incidents)})*\n",
+        [
+            _incident_line(inc, _incident_label(session, taxonomy, inc.theme), dashboard_url)
+            for inc in incidents[:MAX_LINES]
+        ],
+        len(incidents),
+    ) or ["Aucun incident en cours."]
     title = f"Verbatim — synthèse du {_day(start)} au {_day(end)}"
     text = "\n".join(
         [
@@ -139,26 +161,128 @@ def build_digest(
     return Digest(start, end, {"text": text, "blocks": blocks}, len(movers), len(incidents))
 
 
-def _incident_line(inc: Incident, labels: dict[str, str], dashboard_url: str) -> str:
+def _label(text: str) -> str:
+    """A label or metadata value as one short, escaped piece of a line."""
+    text = " ".join(text.split())
+    if len(text) > LABEL_CHARS:
+        text = text[: LABEL_CHARS - 1].rstrip() + "…"
+    return escape(text)
+
+
+def _fit(heading: str, lines: list[str], total: int) -> list[str]:
+    """`lines` (the first of `total` items), cut so that the section (heading + lines +
+    "… et N autres") stays within Slack's 3000 characters."""
+    kept: list[str] = []
+    size = len(heading)
+    for i, line in enumerate(lines):
+        more = f"… et {total - i - 1} autres" if total > i + 1 else ""
+        rest = f"… et {total - i} autres"
+        if size + len(line) + 1 + len(more) + 1 > SECTION_CHARS:
+            return [*kept, rest]
+        kept.append(line)
+        size += len(line) + 1
+    if total > len(lines):
+        kept.append(f"… et {total - len(lines)} autres")
+    return kept
+
+
+def _incident_label(session: Session, taxonomy: Taxonomy, theme: str) -> tuple[str, str]:
+    """(label, current theme id) of an incident: after a rename its stored former id reads as
+    the new theme; a topic's incident ("topic:12") as the topic's label."""
+    current = taxonomy.resolve(theme)
+    if current is not None:
+        return current.label, current.id
+    if theme.startswith("topic:") and theme[6:].isdigit():
+        topic = session.get(Topic, int(theme[6:]))
+        if topic is not None and topic.label:
+            return f"sujet émergent « {topic.label} »", theme
+    return theme, theme
+
+
+def _incident_line(inc: Incident, label: tuple[str, str], dashboard_url: str) -> str:
     """One line a team can act on: severity, theme, what moved, since when, the main driver."""
     kinds = ", ".join(KIND.get(k, k) for k in inc.kinds or []) or "signal"
+    name, theme = label
     line = (
-        f"• {SEVERITY.get(inc.severity, inc.severity)} — *{labels.get(inc.theme, inc.theme)}* "
+        f"• {SEVERITY.get(inc.severity, inc.severity)} — *{_label(name)}* "
         f"({kinds}) depuis le {_day(inc.first_day)}{STATUS.get(inc.status, '')}"
     )
     driver = next(iter(inc.drivers or []), None)
     if isinstance(driver, dict) and driver.get("field") and driver.get("value"):
-        field, value = escape(str(driver["field"])), escape(str(driver["value"]))
+        field, value = _label(str(driver["field"])), _label(str(driver["value"]))
         line += f", surtout {field} = {value}"
-    link = dashboard_link(dashboard_url, inc.theme, inc.first_day, inc.last_day)
+    link = dashboard_link(dashboard_url, theme, inc.first_day, inc.last_day)
     return f"{line} (<{link}|voir>)"
 
 
 @dataclass
 class DigestResult:
     digest: Digest
-    outcome: str  # sent | already_sent | dry_run | retry | dead
+    # sent | already_sent | dry_run | retry (kept pending: the next `verbatim alert` or
+    # `verbatim digest` posts it) | dead (refused for good, reason in `error`) | unknown
+    # (posted, no answer: maybe in the channel; `verbatim alert --retry-unknown` re-queues it)
+    outcome: str
     error: str | None = None
+    # Digests of earlier periods still pending, delivered by this run first: (last day, outcome)
+    earlier: list[tuple[date, str]] = field(default_factory=list)
+
+
+DIGEST_ROUTE = "digest"
+
+
+def _digest_rows() -> Select[OutboxMessage]:
+    """The outbox rows of digests: route "digest", no alert nor incident; `revision` holds
+    the ordinal of the period's last day (one row per period)."""
+    return select(OutboxMessage).where(
+        OutboxMessage.route == DIGEST_ROUTE,
+        OutboxMessage.alert_id.is_(None),
+        OutboxMessage.incident_id.is_(None),
+    )
+
+
+def _queue(
+    sessions: sessionmaker[Session], digest: Digest, marker: str, *, force: bool
+) -> tuple[int | None, str | None]:
+    """(outbox row id, None) of the period's digest, queued now when it is not yet; or
+    (None, status) when there is nothing to post: "sent" (or sent by a version without the
+    outbox: the marker alone), "dead" or "unknown" (the row's status).
+    `force` puts the row back to pending with the digest just built. The marker row (primary
+    key) makes two concurrent runs queue one digest, not two."""
+    with session_scope(sessions) as session:
+        row = session.execute(
+            _digest_rows().where(OutboxMessage.revision == digest.end.toordinal())
+        ).scalar_one_or_none()
+        if row is None:
+            if session.get(DataVersion, marker) is not None and not force:
+                return None, "sent"  # sent before digests went through the outbox
+            row = OutboxMessage(
+                alert_id=None,
+                incident_id=None,
+                revision=digest.end.toordinal(),
+                route=DIGEST_ROUTE,
+                payload=digest.payload,
+                status="pending",
+                attempts=0,
+            )
+            session.add(row)
+            if session.get(DataVersion, marker) is None:
+                session.add(DataVersion(name=marker, version=1))
+            try:
+                session.flush()
+            except IntegrityError:  # another run queued it first: deliver_one sorts it out
+                session.rollback()
+                row = session.execute(
+                    _digest_rows().where(OutboxMessage.revision == digest.end.toordinal())
+                ).scalar_one_or_none()
+                return (row.id, None) if row is not None else (None, "sent")
+            return row.id, None
+        if force and row.status not in ("sending", "posting"):
+            row.status, row.payload, row.attempts = "pending", digest.payload, 0
+            row.next_attempt_at = row.sent_at = row.last_error = None
+            return row.id, None
+        if row.status in ("pending", "sending", "posting"):
+            return row.id, None
+        return None, row.status
 
 
 def send_digest(
@@ -173,36 +297,62 @@ def send_digest(
     client: httpx.Client | None = None,
     policy: DeliveryPolicy | None = None,
     sleep: Callable[[float], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> DigestResult:
-    """Build and post the digest. Raises ValueError when no webhook is configured."""
+    """Build, queue and post the digest. Raises ValueError when no webhook is configured.
+
+    The digest is an outbox row (jobs/alerts.py): Slack down (5xx, 429, no connection) keeps
+    it pending and the next `verbatim alert` or `verbatim digest` posts it, with the alerts'
+    backoff and Retry-After; a 4xx leaves it `dead` with the reason. Digests of earlier
+    periods still pending are posted first."""
     with session_scope(sessions) as session:
         digest = build_digest(
             session, taxonomy, dashboard_url=settings.dashboard_url, days=days, end=end
         )
-        marker = f"digest:{digest.end.isoformat()}"
-        sent_before = session.get(DataVersion, marker) is not None
+    marker = f"digest:{digest.end.isoformat()}"
     if dry_run:
         return DigestResult(digest, "dry_run")
-    if sent_before and not force:
-        return DigestResult(digest, "already_sent")
-    url = webhook_for(settings, "digest")
+    url = webhook_for(settings, DIGEST_ROUTE)
     if not url:
         raise ValueError("no Slack webhook for the digest: set slack_webhooks.digest (or .default)")
     problem = webhook_problem(url)
     if problem is not None:
         raise ValueError(f"Slack webhook for the digest: {problem}")
+    row_id, status = _queue(sessions, digest, marker, force=force)
     own = client is None
     client = client or httpx.Client()
+    kwargs: dict[str, Any] = {"policy": policy, "client": client, "stop": stop}
+    if sleep is not None:
+        kwargs["sleep"] = sleep
     try:
-        kwargs: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
-        outcome, error, _, _ = post_with_retries(
-            client, url, digest.payload, policy or DeliveryPolicy(), **kwargs
-        )
+        earlier = []
+        with session_scope(sessions) as session:
+            waiting = [
+                (r.id, r.revision)
+                for r in session.execute(
+                    _digest_rows()
+                    .where(
+                        OutboxMessage.status == "pending",
+                        OutboxMessage.revision < digest.end.toordinal(),
+                    )
+                    .order_by(OutboxMessage.revision)
+                ).scalars()
+            ]
+        for old_id, ordinal in waiting:
+            outcome, _ = deliver_one(settings, sessions, old_id, **kwargs)
+            earlier.append((date.fromordinal(ordinal), outcome))
+        if row_id is None:
+            if status == "sent":
+                return DigestResult(digest, "already_sent", earlier=earlier)
+            with session_scope(sessions) as session:
+                row = session.execute(
+                    _digest_rows().where(OutboxMessage.revision == digest.end.toordinal())
+                ).scalar_one()
+                return DigestResult(digest, row.status, row.last_error, earlier)
+        outcome, error = deliver_one(settings, sessions, row_id, **kwargs)
     finally:
         if own:
             client.close()
-    if outcome == "sent":
-        with session_scope(sessions) as session:
-            if session.get(DataVersion, marker) is None:
-                session.add(DataVersion(name=marker, version=1))
-    return DigestResult(digest, outcome, error)
+    if outcome in ("deferred", "waiting", "skipped"):
+        outcome = "retry"
+    return DigestResult(digest, outcome, error, earlier)

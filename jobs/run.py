@@ -59,31 +59,39 @@ def demo_source(settings: Settings) -> SourceConfig:
 
 
 def post_aggregate_steps(
-    settings: Settings, session_factory: sessionmaker[Session]
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    stop: Callable[[], bool] | None = None,
 ) -> tuple[DetectResult | None, DeliveryResult | None]:
     """Hook run after aggregation, before the report: spike detection, then alert delivery.
 
     Detection runs on the latest aggregated day (idempotent: re-runs add nothing). Delivery
     only runs when webhooks are configured; otherwise messages stay queued for later. A
     failure here is logged and does not fail the run: ingested data is already committed and
-    the next run retries (pending outbox rows are kept).
+    the next run retries (pending outbox rows are kept). `stop()` (SIGTERM) is checked between
+    detected days and between messages: `Stopped` once the day / message in progress is done.
     """
     from jobs.alerts import deliver_pending
     from jobs.detect import run_detect
 
     try:
-        detected = run_detect(settings, session_factory)
+        detected = run_detect(settings, session_factory, stop=stop)
     except Exception:  # noqa: BLE001 - alerts must not fail the ingestion run
         log.exception("spike detection failed; the next run retries")
         return None, None
+    if detected.stopped:
+        raise Stopped(f"stop requested after {len(detected.days)} day(s) of spike detection")
     if not settings.slack_webhooks:
         log.info("no slack_webhooks configured: alert messages stay queued")
         return detected, None
     try:
-        return detected, deliver_pending(settings, session_factory)
+        delivered = deliver_pending(settings, session_factory, stop=stop)
     except Exception:  # noqa: BLE001
         log.exception("alert delivery failed; pending messages are retried next run")
         return detected, None
+    if delivered.stopped:
+        raise Stopped(f"stop requested: {delivered.sent} message(s) sent, the rest pending")
+    return detected, delivered
 
 
 class Stopped(RuntimeError):
@@ -209,7 +217,7 @@ def _run(
         if _needs_full(session):
             days = None
         summary.aggregated_rows = aggregate(session, days=days)
-    summary.detected, summary.delivered = post_aggregate_steps(settings, sessions)
+    summary.detected, summary.delivered = post_aggregate_steps(settings, sessions, stop)
     return summary
 
 

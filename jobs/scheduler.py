@@ -24,7 +24,8 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,56 @@ from nlp.errors import VerbatimError
 log = logging.getLogger(__name__)
 
 Stop = Callable[[], bool]
+
+
+class StopRequest:
+    """The stop flag SIGTERM / SIGINT set (see `stop_on_signals`), callable as a `Stop`: jobs
+    check it at their safe points (between sources, batches, days, messages)."""
+
+    def __init__(self, event: threading.Event | None = None) -> None:
+        self.event = event or threading.Event()
+        self.signum: int | None = None
+
+    def __call__(self) -> bool:
+        return self.event.is_set()
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else "stop"
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number, as a shell reports a process the signal ended: 143 for
+        SIGTERM, 130 for SIGINT (the code of an interrupted command, core.cli)."""
+        return 128 + (self.signum or signal.SIGTERM)
+
+
+@contextmanager
+def stop_on_signals(
+    event: threading.Event | None = None, *, second_interrupts: bool = False
+) -> Iterator[StopRequest]:
+    """SIGTERM / SIGINT set the returned stop flag instead of killing the process, for the
+    time of the block (the previous handlers are restored after). With `second_interrupts`
+    a second signal raises KeyboardInterrupt (an impatient Ctrl-C still stops at once).
+    Outside the main thread (signals cannot be caught there) the flag is only a flag."""
+    stop = StopRequest(event)
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if stop() and second_interrupts:
+            raise KeyboardInterrupt
+        stop.signum = stop.signum or signum
+        log.info("%s received: stopping", signal.Signals(signum).name)
+        stop.event.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 class SchedulerConfigError(VerbatimError, ValueError):
@@ -154,16 +205,23 @@ def _cmd_aggregate(res: JobResources, stop: Stop) -> str:
 
 def _cmd_detect(res: JobResources, stop: Stop) -> str:
     from jobs.detect import run_detect
+    from jobs.run import Stopped
 
-    found = run_detect(res.settings, res.sessions)
-    return f"alerts {found.new} new, {found.updated} updated, {found.queued} queued"
+    found = run_detect(res.settings, res.sessions, stop=stop)
+    line = f"alerts {found.new} new, {found.updated} updated, {found.queued} queued"
+    if found.stopped:  # the days done are committed; the next tick continues after them
+        raise Stopped(f"stop requested after {len(found.days)} day(s) detected; {line}")
+    return line
 
 
 def _cmd_alert(res: JobResources, stop: Stop) -> str:
     from jobs.alerts import deliver_pending
+    from jobs.run import Stopped
 
-    sent = deliver_pending(res.settings, res.sessions)
+    sent = deliver_pending(res.settings, res.sessions, stop=stop)
     line = f"sent {sent.sent}, deferred {sent.deferred}, failed {sent.dead}"
+    if sent.stopped:  # the message in flight was finished; the rest wait for the next tick
+        raise Stopped(f"stop requested: {line}, {sent.left} left pending")
     if sent.dead:  # refused for good (bad webhook): `verbatim alert` exits 1 for it too
         raise RuntimeError(line)
     return line
@@ -173,9 +231,13 @@ def _cmd_digest(res: JobResources, stop: Stop) -> str:
     from core.taxonomy_store import for_job
     from jobs.digest import send_digest
 
-    result = send_digest(res.settings, res.sessions, for_job(res.sessions, res.settings).taxonomy)
-    if result.outcome in ("retry", "dead"):
-        raise RuntimeError(f"digest not delivered: {result.error}")
+    result = send_digest(
+        res.settings, res.sessions, for_job(res.sessions, res.settings).taxonomy, stop=stop
+    )
+    if result.outcome == "retry":
+        raise RuntimeError(f"digest kept pending (the next alert tick posts it): {result.error}")
+    if result.outcome in ("dead", "unknown"):
+        raise RuntimeError(f"digest not delivered ({result.outcome}): {result.error}")
     return f"digest {result.outcome}: {result.digest.incidents} incidents in progress"
 
 
@@ -398,19 +460,13 @@ class Scheduler:
                 self.run_tick, self.triggers[job.name], args=[job], id=job.name, name=job.name
             )
 
-        def on_signal(signum: int, _frame: Any) -> None:
-            log.info("%s received: stopping", signal.Signals(signum).name)
-            self.stop_event.set()
-
-        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        sched.start()
-        try:
-            for job in sched.get_jobs():
-                log.info("job %s: next run at %s", job.id, job.next_run_time.isoformat())
-            while not self.stop_event.wait(0.5):
-                pass
-        finally:
-            sched.shutdown(wait=True)
-            for s, handler in previous.items():
-                signal.signal(s, handler)
-            log.info("scheduler stopped")
+        with stop_on_signals(self.stop_event):
+            sched.start()
+            try:
+                for job in sched.get_jobs():
+                    log.info("job %s: next run at %s", job.id, job.next_run_time.isoformat())
+                while not self.stop_event.wait(0.5):
+                    pass
+            finally:
+                sched.shutdown(wait=True)
+                log.info("scheduler stopped")

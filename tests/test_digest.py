@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from api_seed import LAST_DAY, seed
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
+from core.models import OutboxMessage
 from core.settings import Settings
-from jobs.alerts import DeliveryPolicy
+from jobs.alerts import DeliveryPolicy, _aware, deliver_pending
 from jobs.digest import send_digest
 from nlp.taxonomy import load_taxonomy
 
@@ -22,7 +25,8 @@ from nlp.taxonomy import load_taxonomy
 class Slack:
     def __init__(self) -> None:
         self.bodies: list[dict] = []
-        self.answers: list[int] = []
+        # Scripted answers, then 200: a status, or (status, headers) e.g. Retry-After.
+        self.answers: list[int | tuple[int, dict[str, str]]] = []
         self.lock = threading.Lock()
 
 
@@ -35,8 +39,11 @@ def slack() -> Iterator[tuple[Slack, str]]:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             with state.lock:
                 state.bodies.append(json.loads(body))
-                status = state.answers.pop(0) if state.answers else 200
+                answer = state.answers.pop(0) if state.answers else 200
+            status, headers = answer if isinstance(answer, tuple) else (answer, {})
             self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"ok")
@@ -205,3 +212,278 @@ def test_scheduler_digest_command_posts_once_per_period(
     assert COMMANDS["digest"](res, never) == "digest sent: 1 incidents in progress"
     assert COMMANDS["digest"](res, never).startswith("digest already_sent")
     assert len(state.bodies) == 1
+
+
+# --- a digest Slack did not take: kept, retried, never posted twice ---------------------------
+def _digest_row(sessions: sessionmaker[Session]) -> OutboxMessage:
+    with sessions() as s:
+        return s.execute(select(OutboxMessage).where(OutboxMessage.route == "digest")).scalar_one()
+
+
+def test_digest_refused_for_a_while_is_kept_and_posted_by_the_next_alert_run(
+    settings: Settings, sessions: sessionmaker[Session], slack: tuple[Slack, str]
+) -> None:
+    """Slack answered 5xx for the whole run: the digest used to be lost until the next weekly
+    tick (a new week). It stays pending; the next `verbatim alert` posts it, once."""
+    state, url = slack
+    seed(sessions)
+    settings.slack_webhooks = {"digest": url}
+    tax = load_taxonomy(None)
+    policy = DeliveryPolicy(backoff_base_s=0.0, later_base_s=0.0, attempts_per_run=2)
+    state.answers = [503, 502]
+    result = send_digest(settings, sessions, tax, policy=policy)
+    assert result.outcome == "retry" and "HTTP 502" in (result.error or "")
+    assert len(state.bodies) == 2
+    row = _digest_row(sessions)
+    assert (row.status, row.attempts) == ("pending", 2) and "HTTP 502" in (row.last_error or "")
+
+    delivered = deliver_pending(settings, sessions, policy=policy)  # the next alert tick
+    assert delivered.sent == 1 and len(state.bodies) == 3
+    assert state.bodies[-1] == state.bodies[0]  # the digest built for that week
+    assert state.bodies[-1]["text"].startswith("Verbatim — synthèse du 22/03/2026 au 28/03/2026")
+    assert _digest_row(sessions).status == "sent"
+    # Sent: neither a digest run nor an alert run posts it again.
+    assert send_digest(settings, sessions, tax, policy=policy).outcome == "already_sent"
+    assert deliver_pending(settings, sessions, policy=policy).sent == 0
+    assert len(state.bodies) == 3
+
+
+def test_digest_retry_after_holds_it_and_the_next_digest_run_posts_it(
+    settings: Settings, sessions: sessionmaker[Session], slack: tuple[Slack, str]
+) -> None:
+    """A 429 with a long Retry-After: no run posts before that time (alert nor digest run);
+    once it passed, the next `verbatim digest` posts the pending one, once."""
+    state, url = slack
+    seed(sessions)
+    settings.slack_webhooks = {"default": url}
+    tax = load_taxonomy(None)
+    policy = DeliveryPolicy(backoff_base_s=0.0, later_base_s=0.0, attempts_per_run=3)
+    state.answers = [(429, {"Retry-After": "3600"})]
+    before = datetime.now(UTC)
+    result = send_digest(settings, sessions, tax, policy=policy)
+    assert result.outcome == "retry" and len(state.bodies) == 1
+    row = _digest_row(sessions)
+    assert row.status == "pending" and row.next_attempt_at is not None
+    assert (_aware(row.next_attempt_at) - before).total_seconds() >= 3600
+    again = send_digest(settings, sessions, tax, policy=policy)
+    assert again.outcome == "retry" and "next attempt after" in (again.error or "")
+    assert deliver_pending(settings, sessions, policy=policy).sent == 0
+    assert len(state.bodies) == 1
+    with sessions() as s:  # an hour later
+        s.execute(update(OutboxMessage).values(next_attempt_at=before - timedelta(seconds=1)))
+        s.commit()
+    assert send_digest(settings, sessions, tax, policy=policy).outcome == "sent"
+    assert deliver_pending(settings, sessions, policy=policy).sent == 0
+    assert len(state.bodies) == 2 and _digest_row(sessions).attempts == 2
+
+
+def test_digest_refused_for_good_is_recorded_failed_with_the_reason(
+    settings: Settings, sessions: sessionmaker[Session], slack: tuple[Slack, str]
+) -> None:
+    state, url = slack
+    seed(sessions)
+    settings.slack_webhooks = {"digest": url}
+    tax = load_taxonomy(None)
+    policy = DeliveryPolicy(backoff_base_s=0.0, later_base_s=0.0)
+    state.answers = [404]
+    result = send_digest(settings, sessions, tax, policy=policy)
+    assert result.outcome == "dead" and "HTTP 404" in (result.error or "")
+    row = _digest_row(sessions)
+    assert row.status == "dead" and "HTTP 404" in (row.last_error or "")
+    # Not retried by later runs (a human fixes the webhook, then --force)...
+    assert deliver_pending(settings, sessions, policy=policy).sent == 0
+    later = send_digest(settings, sessions, tax, policy=policy)
+    assert later.outcome == "dead" and "HTTP 404" in (later.error or "")
+    assert len(state.bodies) == 1
+    # ...and the scheduler's digest tick says why it failed.
+    from jobs.scheduler import COMMANDS, JobResources
+
+    with pytest.raises(RuntimeError, match="HTTP 404"):
+        COMMANDS["digest"](JobResources(settings, sessions), lambda: False)
+    forced = send_digest(settings, sessions, tax, policy=policy, force=True)
+    assert forced.outcome == "sent" and len(state.bodies) == 2
+
+
+def test_digest_cli_keeps_it_pending_while_slack_is_unreachable(
+    tmp_path: Path,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    slack: tuple[Slack, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Connection refused (nothing was sent: safe to retry): exit 1, kept pending; the next
+    `verbatim digest` posts it. Then a scheduler alert tick has nothing left to post."""
+    from verbatim_cli import app
+
+    state, url = slack
+    seed(sessions)
+    env = {
+        "VERBATIM_DATA_DIR": str(settings.data_dir),
+        "VERBATIM_DATABASE_URL": settings.resolved_database_url,
+        "VERBATIM_CONFIG": str(tmp_path / "none.toml"),
+        "VERBATIM_SLACK_WEBHOOKS__DEFAULT": "http://127.0.0.1:9/hook",  # discard port: refused
+    }
+    runner = CliRunner()
+    fast = DeliveryPolicy(backoff_base_s=0.0, later_base_s=0.0)
+    monkeypatch.setattr("jobs.alerts.DeliveryPolicy", lambda: fast)  # no 1+2+4 s of backoff
+    res = runner.invoke(app, ["digest"], env=env)
+    assert res.exit_code == 1 and "kept pending" in res.output, res.output
+    assert _digest_row(sessions).status == "pending"
+    env["VERBATIM_SLACK_WEBHOOKS__DEFAULT"] = url
+    res = runner.invoke(app, ["digest"], env=env)
+    assert res.exit_code == 0 and "sent: 1 movers" in res.output, res.output
+    res = runner.invoke(app, ["alert"], env=env)
+    assert res.exit_code == 0 and "0 sent" in res.output
+    assert len(state.bodies) == 1 and _digest_row(sessions).status == "sent"
+
+
+def test_last_weeks_pending_digest_goes_out_before_this_weeks(
+    settings: Settings, sessions: sessionmaker[Session], slack: tuple[Slack, str]
+) -> None:
+    """Only the weekly digest job is scheduled (no alert job): last week's digest, kept pending
+    by an outage, is posted by this week's run, before this week's."""
+    state, url = slack
+    seed(sessions)
+    settings.slack_webhooks = {"digest": url}
+    tax = load_taxonomy(None)
+    policy = DeliveryPolicy(backoff_base_s=0.0, later_base_s=0.0, attempts_per_run=1)
+    state.answers = [500]
+    week_before = LAST_DAY - timedelta(days=7)
+    assert send_digest(settings, sessions, tax, end=week_before, policy=policy).outcome == "retry"
+    result = send_digest(settings, sessions, tax, policy=policy)
+    assert result.outcome == "sent" and result.earlier == [(week_before, "sent")]
+    titles = [b["text"].split("\n")[0] for b in state.bodies]
+    assert titles == [
+        "Verbatim — synthèse du 15/03/2026 au 21/03/2026",
+        "Verbatim — synthèse du 15/03/2026 au 21/03/2026",
+        "Verbatim — synthèse du 22/03/2026 au 28/03/2026",
+    ]
+
+
+def test_scheduler_alert_tick_posts_a_pending_digest(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    engine: Engine,
+    slack: tuple[Slack, str],
+) -> None:
+    from core.settings import SchedulerSettings
+    from jobs.scheduler import Scheduler
+
+    state, url = slack
+    seed(sessions)
+    settings.slack_webhooks = {"digest": url}
+    policy = DeliveryPolicy(backoff_base_s=0.0, later_base_s=0.0, attempts_per_run=1)
+    state.answers = [503]
+    send_digest(settings, sessions, load_taxonomy(None), policy=policy)
+    job = {"name": "alert", "cron": "* * * * *", "command": "alert"}
+    settings = settings.model_copy(update={"scheduler": SchedulerSettings(jobs=[job])})
+    assert Scheduler(settings, engine, sessions).run_tick(settings.scheduler.jobs[0]) == "ok"
+    assert len(state.bodies) == 2 and _digest_row(sessions).status == "sent"
+
+
+# --- what a CX team reads: renamed themes, topics, empty weeks, long digests ------------------
+def test_digest_names_a_renamed_theme_and_a_topic_incident_by_their_labels(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """A theme renamed (new id) after its incident opened showed the raw former id
+    (`*livraison*`, linking to `#theme=livraison`) next to the mover `*Transport*`; an
+    emerging topic's incident showed `*topic:7*`."""
+    from core import taxonomy_store
+    from core.db import session_scope
+    from core.models import Incident, Topic
+
+    seed(sessions)
+    with session_scope(sessions) as session:
+        tax = taxonomy_store.current(session, settings).taxonomy
+        taxonomy_store.save(
+            session, settings, tax.rename("livraison", "transport", "Transport"), "t", "rename"
+        )
+        live = session.query(Incident).one()
+        session.add(
+            Topic(
+                id=7,
+                label="remboursement bloqué",
+                size=12,
+                first_seen=live.created_at,
+                last_seen=live.created_at,
+            )
+        )
+        session.add(
+            Incident(
+                theme="topic:7",
+                status="open",
+                first_day=live.first_day,
+                last_day=live.last_day,
+                severity="medium",
+                kinds=["emerging"],
+                created_at=live.created_at,
+                updated_at=live.updated_at,
+            )
+        )
+    with session_scope(sessions) as session:
+        tax = taxonomy_store.current(session, settings).taxonomy
+    settings.dashboard_url = "https://cx.example.fr"
+    text = send_digest(settings, sessions, tax, dry_run=True).digest.payload["text"]
+    incidents = text.split("Incidents en cours")[1]
+    assert "haute — *Transport* (pic de volume)" in incidents
+    assert "#theme=transport&" in incidents and "livraison" not in incidents
+    assert "moyenne — *sujet émergent « remboursement bloqué »* (émergent)" in incidents
+    assert "#view=topics&" in incidents and "topic:7" not in incidents
+
+
+def test_digest_of_an_empty_week_says_so(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """A week without data read "0 verbatims, 0 % négatifs (-62 pts)": a drop in negativity
+    that is only the missing data."""
+    seed(sessions)
+    digest = send_digest(
+        settings, sessions, load_taxonomy(None), dry_run=True, end=LAST_DAY + timedelta(days=7)
+    ).digest
+    headline = digest.payload["blocks"][1]["text"]["text"]
+    assert headline == (
+        "Aucun verbatim sur la période (92 la semaine précédente) : "
+        "vérifier l'ingestion des sources"
+    )
+    assert "pts" not in digest.payload["text"]
+
+
+def test_long_digest_stays_within_slack_block_limits(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """Long theme labels and driver values (feed metadata) on ten incidents made the incidents
+    section longer than Slack's 3000 characters: Slack answers 400 invalid_blocks and the
+    digest is lost. Lines are clipped and cut, with the count of the ones left out."""
+    from core import taxonomy_store
+    from core.db import session_scope
+    from core.models import Incident
+
+    seed(sessions)
+    with session_scope(sessions) as session:
+        tax = taxonomy_store.current(session, settings).taxonomy
+        themes = [t.model_copy(update={"label": t.label + " — " + "x" * 300}) for t in tax.themes]
+        live = session.query(Incident).one()
+        for i in range(14):
+            session.add(
+                Incident(
+                    theme=themes[i % len(themes)].id,
+                    status="open",
+                    first_day=live.first_day,
+                    last_day=live.last_day,
+                    severity="high",
+                    kinds=["volume", "negativity"],
+                    drivers=[{"field": "commentaire_" + "y" * 200, "value": "z" * 500}],
+                    created_at=live.created_at,
+                    updated_at=live.updated_at,
+                )
+            )
+    tax = tax.model_copy(update={"themes": themes})
+    payload = send_digest(settings, sessions, tax, dry_run=True).digest.payload
+    sections = [b["text"]["text"] for b in payload["blocks"] if b["type"] == "section"]
+    assert all(len(text) <= 3000 for text in sections), [len(t) for t in sections]
+    assert len(payload["blocks"][0]["text"]["text"]) <= 150
+    incidents = sections[2]
+    assert incidents.startswith("*Incidents en cours (15)*\n")
+    shown = incidents.count("\n• ")
+    assert shown >= 5 and f"… et {15 - shown} autres" in incidents
+    assert "…" in incidents.split("\n")[1]  # the long label and value are clipped
