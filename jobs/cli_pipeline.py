@@ -399,7 +399,8 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.markup import escape
 
-        from jobs.run import run_pipeline
+        from jobs.run import Stopped, run_pipeline
+        from jobs.scheduler import stop_on_signals
 
         settings = _settings()
         sessions = _open(settings)
@@ -426,13 +427,24 @@ def register(app: typer.Typer) -> None:
             status.update(f"analysing… {done} verbatims done")
 
         try:
-            summary = run_pipeline(
-                settings,
-                sessions,
-                progress=not quiet,
-                analyzer_factory=load_analyzer,
-                on_enrich_batch=analysing,
+            # SIGTERM / SIGINT: the step in progress reaches its next safe point (a batch, a
+            # source, a detected day, a message), what is stored stays, exit 143 / 130.
+            with stop_on_signals(second_interrupts=True) as stop:
+                summary = run_pipeline(
+                    settings,
+                    sessions,
+                    progress=not quiet,
+                    analyzer_factory=load_analyzer,
+                    on_enrich_batch=analysing,
+                    stop=stop,
+                )
+        except Stopped as exc:
+            err.print(
+                f"stopped on request ({stop.name}): {escape(str(exc))}; what was stored stays, "
+                "run the same command again to continue",
+                highlight=False,
             )
+            raise typer.Exit(stop.exit_code) from None
         finally:
             if status is not None:
                 status.stop()

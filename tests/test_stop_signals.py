@@ -21,7 +21,14 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.models import DailyAggregate, DetectionState, JobRun, OutboxMessage
+from core.models import (
+    Analysis,
+    DailyAggregate,
+    DetectionState,
+    Feedback,
+    JobRun,
+    OutboxMessage,
+)
 from core.settings import SchedulerSettings, Settings
 from jobs.alerts import DeliveryPolicy, deliver_pending
 from jobs.detect import run_detect
@@ -267,3 +274,57 @@ def test_stop_cuts_a_retry_wait_short_and_keeps_the_message_pending(
     assert time.monotonic() - started < 10
     assert (res.sent, res.deferred) == (0, 1) and len(state.bodies) == 1
     assert statuses(sessions) == ["pending"]
+
+
+def test_sigterm_during_verbatim_run_stops_at_the_next_safe_point(
+    settings: Settings, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """`verbatim run` had stop points (the scheduler's) but the command caught no signal: a
+    SIGTERM killed it wherever it was. Now the page being pulled is stored, the run stops
+    before the analysis with one line and exit 143, and the next run goes on."""
+    arrived, release = threading.Event(), threading.Event()
+
+    class Held(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server API
+            arrived.set()
+            release.wait(timeout=30)
+            body = json.dumps({"data": [{"id": "r1", "text": "Colis perdu, très déçu"}]})
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body.encode())))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Held)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/feed"
+    source = json.dumps([{"source": "api", "kind": "http", "url": url}])
+    env = cli_env(settings, tmp_path, VERBATIM_SOURCES=source)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "verbatim_cli", "run", "--no-report", "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert arrived.wait(timeout=90), "the pull never reached the API"
+        proc.send_signal(signal.SIGTERM)  # while the API holds the page
+        time.sleep(0.5)
+        release.set()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        release.set()
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 143, (out, err)
+    assert "stopped on request (SIGTERM)" in " ".join(err.split()), err
+    assert "Traceback" not in err
+    with sessions() as s:
+        assert s.scalars(select(Feedback.external_id)).all() == ["r1"]  # the page is stored
+        assert s.scalars(select(Analysis.id)).all() == []  # stopped before the analysis
