@@ -9,6 +9,7 @@ a repeat complaint (`escalate`, applied by whoever knows the customer's history)
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 
@@ -16,14 +17,22 @@ from nlp.taxonomy import Taxonomy
 from nlp.text.normalize import fold_accents
 from nlp.types import SentimentResult, ThemeMention
 
-# "pas une arnaque", "aucun danger", "sans danger", "n'est pas dangereux": no alarm.
+# "pas une arnaque", "aucun danger", "sans danger", "n'est pas dangereux", "pas du tout une
+# arnaque", "rien de dangereux", "non dangereux", "en aucun cas une arnaque", "loin d'etre une
+# arnaque", "pas vraiment une arnaque", "pas une seule arnaque": no alarm. Matched on the folded
+# text (lower case, no accents) right before the alarm term.
 _NEGATED = re.compile(
-    r"(?:\b(?:pas|aucun|aucune|sans|jamais|ni|nullement)\s+"
-    r"(?:(?:une?|de|d'|du|des|la|le|l'|trop|tres|si)\s*)?)$"
+    r"(?:\b(?:(?:pas|aucun|aucune|sans|jamais|ni|nullement|aucunement|rien|non)"
+    r"(?:\s+(?:du\s+tout|vraiment|absolument|forcement|cas))?"
+    r"|loin\s+d'(?:etre|en\s+etre))\s*"
+    r"(?:(?:une?|de|d'|du|des|la|le|l'|trop|tres|si|seule?|etre)\s*){0,2})$"
 )
 ALARM_BUMP = 0.25
 REPEAT_BUMP = 0.1  # per earlier complaint of the same customer / order
 REPEAT_MAX = 3
+# Each further distinct alarm term adds 0.05, at most this many: a list of alarm words is not a
+# reason for a positive review to reach "haute" (>= 0.5).
+EXTRA_ALARMS_MAX = 3
 
 
 def alarm_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
@@ -73,26 +82,30 @@ class SeverityScorer:
 
     def score(self, text: str, sentiment: SentimentResult, themes: list[ThemeMention]) -> float:
         p_neg = sentiment.probs.get("negative")
-        if p_neg is None:
-            p_neg = (
-                sentiment.score
-                if sentiment.label == "negative"
-                else (0.15 if sentiment.label == "neutral" else 0.03)
-            )
-        negative_themes = [m for m in themes if m.polarity == "negative"]
-        weight = max((self.weights.get(m.theme, 1.0) for m in negative_themes), default=0.8)
+        if p_neg is None or not math.isfinite(p_neg):
+            if sentiment.label == "negative":
+                p_neg = sentiment.score if math.isfinite(sentiment.score) else 0.5
+            else:
+                p_neg = 0.15 if sentiment.label == "neutral" else 0.03
+        p_neg = min(1.0, max(0.0, p_neg))  # a probability: a NaN must not read as critical
+        # One theme named twice is one irritant, not two.
+        negative_themes = {m.theme for m in themes if m.polarity == "negative"}
+        weight = max((self.weights.get(t, 1.0) for t in negative_themes), default=0.8)
         # Several negative themes at once = a broken experience, not a single irritant.
         breadth = 1.0 + 0.1 * max(0, len(negative_themes) - 1)
         base = p_neg * min(1.0, 0.55 + 0.35 * weight) * breadth
         alarms = self.alarms(text, themes)
         if alarms:
-            base += ALARM_BUMP + 0.05 * (len(alarms) - 1)
+            base += ALARM_BUMP + 0.05 * min(len(alarms) - 1, EXTRA_ALARMS_MAX)
         return round(max(0.0, min(1.0, base)), 4)
 
 
 def escalate(severity: float, previous_complaints: int) -> float:
     """Severity of a complaint from a customer / order that already complained
     `previous_complaints` times: a repeat means the first answer did not solve it."""
+    if not math.isfinite(severity):
+        raise ValueError("severity must be a number in [0, 1]")
+    severity = min(1.0, max(0.0, severity))
     if previous_complaints <= 0:
         return round(severity, 4)
     # Scaled by how bad this one is: a happy returning customer is no escalation.

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from nlp.severity import SeverityScorer, alarm_pattern, escalate
 from nlp.taxonomy import load_taxonomy, parse_taxonomy
 from nlp.types import SentimentResult, ThemeMention
@@ -65,3 +69,142 @@ def test_escalate_repeat_complaints() -> None:
     assert many == escalate(0.5, 3)  # capped
     assert escalate(0.05, 3) < 0.1  # a happy returning customer is no escalation
     assert escalate(0.95, 3) == 1.0
+
+
+# --- statistical-correctness audit: regressions --------------------------------------------
+
+ECOMMERCE = SeverityScorer(load_taxonomy("ecommerce"))
+POSITIVE = SentimentResult(
+    "positive", 0.9, 4.6, {"negative": 0.02, "neutral": 0.08, "positive": 0.9}
+)
+# Alarm terms of one word (a negator before "60 millions" or "jamais reçu" reads oddly).
+SINGLE_WORD_ALARMS = sorted(
+    t for t in ECOMMERCE.taxonomy.alarm_terms if t.isalpha() and t not in ("vol", "police")
+)
+NEGATIONS = [
+    "pas une",
+    "pas du tout une",
+    "absolument pas une",
+    "pas vraiment une",
+    "pas une seule",
+    "en aucun cas une",
+    "aucunement",
+    "rien de",
+    "non",
+    "loin d'être une",
+    "aucun",
+    "sans",
+]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Pas du tout une arnaque, super produit",
+        "Rien de dangereux, je recommande",
+        "Produit non dangereux, parfait",
+        "En aucun cas une arnaque, top",
+        "Loin d'être une arnaque, livré en 2 jours",
+        "Pas vraiment une arnaque, bon vendeur",
+        "Aucunement dangereux pour les enfants",
+        "Pas une seule arnaque en dix commandes",
+    ],
+)
+def test_more_negation_forms_cancel_the_alarm(text: str) -> None:
+    # Each of these used to add the alarm bump (+0.25) to a five-star review.
+    assert ECOMMERCE.alarms(text) == []
+    assert ECOMMERCE.score(text, POSITIVE, []) < 0.05
+
+
+@pytest.mark.parametrize(
+    "text, found",
+    [
+        ("Je ne l'ai pas c'est une arnaque", ["arnaque"]),  # no comma: still an accusation
+        ("Ce n'est rien d'autre qu'une arnaque", ["arnaque"]),
+        ("Non seulement une arnaque mais du vol", ["arnaque", "vol"]),
+        ("Pas une arnaque mais une ARNAQUE", ["arnaque"]),
+        ("Pas livré. Arnaque !", ["arnaque"]),
+    ],
+)
+def test_negators_elsewhere_do_not_cancel_the_alarm(text: str, found: list[str]) -> None:
+    assert ECOMMERCE.alarms(text) == found
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    term=st.sampled_from(SINGLE_WORD_ALARMS),
+    negation=st.sampled_from(NEGATIONS),
+    before=st.sampled_from(["", "Commande reçue, ", "Franchement, ", "Vendeur sérieux : "]),
+    after=st.sampled_from(["", ", je recommande", " !", " 😀👍"]),
+)
+def test_negated_alarm_in_a_positive_review_is_not_severe(
+    term: str, negation: str, before: str, after: str
+) -> None:
+    plain = ECOMMERCE.score(before + after, POSITIVE, [])
+    negated = ECOMMERCE.score(f"{before}{negation} {term}{after}", POSITIVE, [])
+    assert negated == plain < 0.25
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(terms=st.lists(st.sampled_from(SINGLE_WORD_ALARMS), min_size=1, unique=True))
+def test_alarm_words_alone_do_not_make_a_positive_review_severe(terms: list[str]) -> None:
+    # Each alarm term added 0.05 without bound: fourteen of them made a 5-star review "critique".
+    text = "Super vendeur, livré vite. " + " ".join(terms)
+    severity = ECOMMERCE.score(text, POSITIVE, [])
+    assert 0.25 <= severity < 0.5
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
+    text=st.one_of(
+        st.text(max_size=200),
+        st.sampled_from(["", "😡😡😡", "🙂", "This is a scam, dangerous, call my lawyer", "詐欺"]),
+        st.builds(lambda n: "arnaque dangereux avocat " * n, st.integers(1, 20_000)),
+    ),
+    p_low=st.floats(allow_nan=True, allow_infinity=True, width=32),
+    p_high=st.floats(0.0, 1.0),
+    themes=st.lists(
+        st.builds(
+            ThemeMention,
+            st.sampled_from(["livraison", "prix", "service_client", "inconnu"]),
+            st.sampled_from(["negative", "neutral", "positive"]),
+            st.just(0.9),
+        ),
+        max_size=4,
+    ),
+)
+def test_bounded_and_monotone_in_negativity(
+    text: str, p_low: float, p_high: float, themes: list[ThemeMention]
+) -> None:
+    lo = ECOMMERCE.score(text, neg(p_low), themes)
+    hi = ECOMMERCE.score(text, neg(p_high), themes)
+    assert 0.0 <= lo <= 1.0 and 0.0 <= hi <= 1.0
+    if 0.0 <= p_low <= p_high:
+        assert lo <= hi  # more negative: never less severe
+    # One more un-negated alarm term never lowers the severity.
+    assert ECOMMERCE.score(text + ". Une escroquerie.", neg(p_high), themes) >= hi
+
+
+def test_unusable_probabilities_are_not_read_as_critical() -> None:
+    nan = float("nan")
+    # NaN (a degenerate model output) went through min(1, nan) -> 1.0: "critique".
+    for result in (
+        SentimentResult("negative", 0.5, None, {"negative": nan}),
+        SentimentResult("negative", nan),
+        SentimentResult("positive", 0.9, None, {"negative": nan}),
+    ):
+        assert ECOMMERCE.score("Colis en retard", result, []) < 0.75
+    assert (
+        ECOMMERCE.score("ok", SentimentResult("positive", 0.9, None, {"negative": nan}), []) < 0.1
+    )
+
+
+def test_a_theme_listed_twice_is_one_irritant() -> None:
+    once = [ThemeMention("prix", "negative", 0.9)]
+    assert ECOMMERCE.score("x", neg(0.6), once * 3) == ECOMMERCE.score("x", neg(0.6), once)
+
+
+def test_escalate_stays_within_bounds() -> None:
+    assert escalate(1.5, 0) == 1.0 and escalate(-0.2, 2) == 0.0
+    with pytest.raises(ValueError):
+        escalate(float("nan"), 2)  # was 1.0: a NaN escalated to the maximum
