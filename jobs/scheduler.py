@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -227,18 +227,38 @@ def _cmd_alert(res: JobResources, stop: Stop) -> str:
     return line
 
 
+def scheduled_digest_end(latest: date | None, today: date, days: int = 7) -> date | None:
+    """The last day of a scheduled digest: None (the last day with data, as `verbatim digest`)
+    unless the data stopped more than a period ago; then yesterday, so the digest says the
+    week was empty ("vérifier l'ingestion"). Before, a stalled feed kept the digest on its
+    last data day, already sent: the weekly ticks said `already_sent` and nothing was posted."""
+    if latest is not None and latest >= today - timedelta(days=days):
+        return None
+    return today - timedelta(days=1)
+
+
 def _cmd_digest(res: JobResources, stop: Stop) -> str:
+    from core.db import session_scope
+    from core.queries import latest_day
     from core.taxonomy_store import for_job
     from jobs.digest import send_digest
 
+    with session_scope(res.sessions) as session:
+        latest = latest_day(session)
+    end = scheduled_digest_end(latest, date.today())
     result = send_digest(
-        res.settings, res.sessions, for_job(res.sessions, res.settings).taxonomy, stop=stop
+        res.settings,
+        res.sessions,
+        for_job(res.sessions, res.settings).taxonomy,
+        end=end,
+        stop=stop,
     )
     if result.outcome == "retry":
         raise RuntimeError(f"digest kept pending (the next alert tick posts it): {result.error}")
     if result.outcome in ("dead", "unknown"):
         raise RuntimeError(f"digest not delivered ({result.outcome}): {result.error}")
-    return f"digest {result.outcome}: {result.digest.incidents} incidents in progress"
+    stale = f"; no data since {latest}" if end is not None and latest is not None else ""
+    return f"digest {result.outcome}: {result.digest.incidents} incidents in progress{stale}"
 
 
 COMMANDS: dict[str, Callable[[JobResources, Stop], str]] = {

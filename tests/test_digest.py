@@ -209,7 +209,7 @@ def test_scheduler_digest_command_posts_once_per_period(
     settings.slack_webhooks = {"digest": url}
     never = lambda: False  # noqa: E731 - the scheduler's stop flag
     res = JobResources(settings, sessions)
-    assert COMMANDS["digest"](res, never) == "digest sent: 1 incidents in progress"
+    assert COMMANDS["digest"](res, never).startswith("digest sent: 1 incidents in progress")
     assert COMMANDS["digest"](res, never).startswith("digest already_sent")
     assert len(state.bodies) == 1
 
@@ -295,13 +295,15 @@ def test_digest_refused_for_good_is_recorded_failed_with_the_reason(
     later = send_digest(settings, sessions, tax, policy=policy)
     assert later.outcome == "dead" and "HTTP 404" in (later.error or "")
     assert len(state.bodies) == 1
-    # ...and the scheduler's digest tick says why it failed.
+    # ...and the scheduler's digest tick says why it failed (its own period: the seeded
+    # feed stalled long ago, see test_scheduled_digest_of_a_stalled_feed_says_the_week_was_empty).
     from jobs.scheduler import COMMANDS, JobResources
 
+    state.answers = [404]
     with pytest.raises(RuntimeError, match="HTTP 404"):
         COMMANDS["digest"](JobResources(settings, sessions), lambda: False)
     forced = send_digest(settings, sessions, tax, policy=policy, force=True)
-    assert forced.outcome == "sent" and len(state.bodies) == 2
+    assert forced.outcome == "sent" and len(state.bodies) == 3
 
 
 def test_digest_cli_keeps_it_pending_while_slack_is_unreachable(
@@ -487,3 +489,29 @@ def test_long_digest_stays_within_slack_block_limits(
     shown = incidents.count("\n• ")
     assert shown >= 5 and f"… et {15 - shown} autres" in incidents
     assert "…" in incidents.split("\n")[1]  # the long label and value are clipped
+
+
+def test_scheduled_digest_of_a_stalled_feed_says_the_week_was_empty(
+    settings: Settings, sessions: sessionmaker[Session], slack: tuple[Slack, str]
+) -> None:
+    """The scheduled digest ended on the last day with data: once a feed stalled, every
+    weekly tick found that period's digest already sent and posted nothing, so nobody heard
+    that ingestion had stopped. A feed silent for more than a period now gets the digest of
+    the week just ended, which says it was empty."""
+    from datetime import date
+
+    from jobs.scheduler import COMMANDS, JobResources, scheduled_digest_end
+
+    today = date(2026, 12, 7)
+    assert scheduled_digest_end(today - timedelta(days=1), today) is None  # fresh data
+    assert scheduled_digest_end(today - timedelta(days=7), today) is None
+    assert scheduled_digest_end(today - timedelta(days=8), today) == date(2026, 12, 6)
+    assert scheduled_digest_end(None, today) == date(2026, 12, 6)  # nothing ingested yet
+
+    state, url = slack
+    seed(sessions)  # data up to LAST_DAY, long before today
+    settings.slack_webhooks = {"digest": url}
+    line = COMMANDS["digest"](JobResources(settings, sessions), lambda: False)
+    assert line.startswith("digest sent") and f"no data since {LAST_DAY}" in line
+    text = state.bodies[-1]["text"]
+    assert "Aucun verbatim sur la période" in text and "vérifier l'ingestion" in text
