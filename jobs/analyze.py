@@ -1,25 +1,91 @@
-"""`verbatim analyze`: stream a JSONL file through the analyzer, batch by batch.
+"""`verbatim analyze`: stream a JSONL or CSV file through the analyzer, batch by batch.
 
 Every input field is kept; `sentiment` and `themes` (+ `severity`, `language` when the input
-has no such field) are added. Bad lines are written back with an `error` field, never dropped.
+has no such field) are added. Bad lines are written back with an `error` field, never dropped:
+a line that is not UTF-8 (a Latin-1 export) is one such line, not silently garbled text.
+A UTF-8 BOM and CRLF line ends are fine. CSV (`,` `;` tab `|`, as `verbatim ingest` reads it)
+is written out as JSONL, one object per row with the CSV's columns.
+
+The output is written whole or not at all: a temporary file next to it, renamed at the end.
+An interrupted run (Ctrl-C, SIGTERM) leaves the previous output as it was; run it again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
-from collections.abc import Iterator
+import signal
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 from core.analysis import analysis_record
 from nlp.analyzer import Analyzer
+from nlp.errors import VerbatimError
+
+BOM = "\ufeff"
+
+
+class OutputError(VerbatimError, ValueError):
+    """The output path cannot be used (it is the input file itself)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the output is being written (exit 143 rather than 130)."""
+
+
+class InputError(VerbatimError, ValueError):
+    """The input as a whole cannot be analysed (no text column, binary file...)."""
+
+
+def check_not_input(input_path: Path, output: Path) -> None:
+    """Refuse writing over the input: it would be gone before (or while) it is read."""
+    try:
+        same = output.exists() and os.path.samefile(input_path, output)
+    except OSError:
+        same = False
+    if same:
+        raise OutputError(
+            f"the output {output} is the input file itself: write to another file "
+            "(the input would be overwritten)"
+        )
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[IO[str]]:
+    """A text file that appears at `path` only once complete: written to a temporary file in
+    the same folder, renamed over `path` at the end. On any error or interruption (Ctrl-C,
+    SIGTERM: turned into KeyboardInterrupt for the time of the block) the temporary file is
+    removed and `path` is left as it was."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+
+        def on_term(_signum: int, _frame: Any) -> None:
+            raise Terminated
+
+        previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        with tmp.open("w", encoding="utf-8", newline="\n") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass
 class AnalyzeSummary:
-    total: int = 0
+    total: int = 0  # total == analyzed + errors
     analyzed: int = 0
     errors: int = 0
     error_lines: list[int] = field(default_factory=list)  # 1-based line numbers (first 20)
@@ -96,16 +162,40 @@ def _merge(row: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def iter_lines(stream: IO[str]) -> Iterator[tuple[int, str]]:
+def iter_lines(stream: Iterable[str]) -> Iterator[tuple[int, str]]:
     for line_no, line in enumerate(stream, start=1):
-        stripped = line.strip()
+        stripped = line.strip().lstrip(BOM).strip() if line_no == 1 else line.strip()
         if stripped:
             yield line_no, stripped
 
 
+def _encoding_hint(encoding: str) -> str:
+    return (
+        f"encoding error: bytes that are not {encoding} (save the file as UTF-8, "
+        "or give its encoding: --encoding cp1252)"
+    )
+
+
+def iter_binary_lines(
+    stream: BinaryIO, encoding: str = "utf-8"
+) -> Iterator[tuple[int, str, str | None]]:
+    """(line number, stripped text, error): a line that does not decode comes back decoded
+    with replacement characters and an error, instead of garbled text analysed as good."""
+    for line_no, raw in enumerate(stream, start=1):
+        if line_no == 1:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
+        try:
+            text, err = raw.decode(encoding), None
+        except UnicodeDecodeError:
+            text, err = raw.decode(encoding, errors="replace"), _encoding_hint(encoding)
+        stripped = text.strip()
+        if stripped:
+            yield line_no, stripped, err
+
+
 def analyze_stream(
     analyzer: Analyzer,
-    src: IO[str],
+    src: Iterable[str],
     dst: IO[str],
     *,
     batch_size: int = 256,
@@ -113,6 +203,35 @@ def analyze_stream(
     max_chars: int = 20_000,
 ) -> AnalyzeSummary:
     """Analyze JSONL from `src` into `dst`, keeping order; only one batch is held in memory."""
+    return _analyze_records(
+        analyzer,
+        ((n, *_parse_line(line, text_field)) for n, line in iter_lines(src)),
+        dst,
+        batch_size=batch_size,
+        text_field=text_field,
+        max_chars=max_chars,
+    )
+
+
+def _jsonl_records(
+    lines: Iterable[tuple[int, str, str | None]], text_field: str
+) -> Iterator[tuple[int, dict[str, Any], str | None]]:
+    for line_no, line, err in lines:
+        if err is not None:
+            yield line_no, _broken(line), err
+        else:
+            yield (line_no, *_parse_line(line, text_field))
+
+
+def _analyze_records(
+    analyzer: Analyzer,
+    records: Iterable[tuple[int, dict[str, Any], str | None]],
+    dst: IO[str],
+    *,
+    batch_size: int = 256,
+    text_field: str = "text",
+    max_chars: int = 20_000,
+) -> AnalyzeSummary:
     summary = AnalyzeSummary()
     batch: list[tuple[int, dict[str, Any], str | None]] = []
 
@@ -127,7 +246,8 @@ def analyze_stream(
             except Exception:  # noqa: BLE001 - retry one by one so one bad text can't sink all
                 for i, row in good:
                     try:
-                        results[i] = analysis_record(analyzer.analyze([row[text_field]])[0])
+                        doc = analyzer.analyze([row[text_field][:max_chars]])[0]
+                        results[i] = analysis_record(doc)
                     except Exception as exc:  # noqa: BLE001
                         batch[i] = (batch[i][0], row, f"analysis failed: {exc}")
         for i, (line_no, row, err) in enumerate(batch):
@@ -142,15 +262,58 @@ def analyze_stream(
                 summary.note_error(line_no)
         batch.clear()
 
-    for line_no, line in iter_lines(src):
+    for line_no, row, err in records:
         summary.total += 1
-        row, err = _parse_line(line, text_field)
         batch.append((line_no, row, err))
         if len(batch) >= batch_size:
             flush()
     if batch:
         flush()
     return summary
+
+
+def _csv_records(
+    path: Path, text_field: str, encoding: str
+) -> tuple[str, Iterator[tuple[int, dict[str, Any], str | None]]]:
+    """(the text column, records) of a CSV file, read as `verbatim ingest` reads it. When the
+    file has no `text_field` column and it is the default "text", ingest's names for a text
+    column (commentaire, avis, verbatim...) are tried."""
+    from jobs.ingest import AUTO_COLUMNS
+    from jobs.readers import ReaderError, columns, iter_csv
+
+    try:
+        names = columns(path, "csv", encoding)
+    except ReaderError as exc:
+        raise InputError(str(exc)) from None
+    column = text_field
+    if names and text_field not in names and text_field == "text":
+        lowered = {n.lower().strip(): n for n in names}
+        column = next((lowered[c] for c in AUTO_COLUMNS["text"] if c in lowered), text_field)
+    if names and column not in names:
+        raise InputError(
+            f"{path}: no {text_field!r} column; name the text column with --text-field "
+            f"(file columns: {', '.join(names)})"
+        )
+
+    def records() -> Iterator[tuple[int, dict[str, Any], str | None]]:
+        try:
+            for rec in iter_csv(path, encoding):
+                if rec.fields is None:
+                    reason, _f, detail = rec.error or ("bad_row", None, "unreadable")
+                    if reason == "encoding_error":
+                        yield rec.number, {"raw": rec.raw}, _encoding_hint(encoding)
+                    else:
+                        yield rec.number, {"raw": rec.raw}, f"{reason}: {detail}"
+                    continue
+                row: dict[str, Any] = dict(rec.fields)
+                if not str(row.get(column) or "").strip():
+                    yield rec.number, row, f"field {column!r} is empty"
+                else:
+                    yield rec.number, row, None
+        except ReaderError as exc:
+            raise InputError(str(exc)) from None
+
+    return column, records()
 
 
 def analyze_file(
@@ -161,11 +324,47 @@ def analyze_file(
     batch_size: int = 256,
     text_field: str = "text",
     max_chars: int = 20_000,
+    encoding: str = "utf-8",
 ) -> AnalyzeSummary:
-    with (
-        input_path.open(encoding="utf-8", errors="replace") as src,
-        output_path.open("w", encoding="utf-8") as dst,
-    ):
-        return analyze_stream(
-            analyzer, src, dst, batch_size=batch_size, text_field=text_field, max_chars=max_chars
-        )
+    """Analyze a JSONL or CSV file (format from the name, else the content; "-": JSONL on
+    stdin) into JSONL at `output_path` ("-": stdout), written whole or not at all (see
+    `atomic_output`)."""
+    import sys
+
+    from jobs.readers import (
+        ReaderError,
+        check_encoding_name,
+        check_text_file,
+        detect_format,
+        iter_jsonl,
+    )
+
+    try:
+        encoding = check_encoding_name(encoding)
+    except ReaderError as exc:
+        raise InputError(str(exc)) from None
+    stdin = str(input_path) == "-"
+    fmt = "jsonl"
+    if not stdin:
+        check_not_input(input_path, output_path)
+        try:
+            check_text_file(input_path)
+            fmt = detect_format(input_path)
+            if fmt == "jsonl":  # a JSON array or a pretty-printed document: one clear error
+                next(iter_jsonl(input_path, encoding), None)
+        except ReaderError as exc:
+            raise InputError(str(exc)) from None
+    out: contextlib.AbstractContextManager[IO[str]] = (
+        contextlib.nullcontext(sys.stdout)
+        if str(output_path) == "-"
+        else atomic_output(output_path)
+    )
+    options: dict[str, Any] = {"batch_size": batch_size, "max_chars": max_chars}
+    with out as dst:
+        if fmt == "csv":
+            column, records = _csv_records(input_path, text_field, encoding)
+            return _analyze_records(analyzer, records, dst, text_field=column, **options)
+        with contextlib.ExitStack() as stack:
+            src = sys.stdin.buffer if stdin else stack.enter_context(input_path.open("rb"))
+            lines = _jsonl_records(iter_binary_lines(src, encoding), text_field)
+            return _analyze_records(analyzer, lines, dst, text_field=text_field, **options)

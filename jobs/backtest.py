@@ -1,13 +1,25 @@
-"""`verbatim backtest FEED.jsonl -o ALERTS.jsonl`: replay a feed day by day, as the scheduled
-jobs would, and write the alerts the detector raises.
+"""`verbatim backtest FEED -o ALERTS.jsonl`: replay a feed day by day, as the scheduled jobs
+would, and write the alerts the detector raises.
 
-Input lines: `id`, `text`, `created_at` (ISO date/datetime, or epoch seconds), optional
-`channel`, `source`, `rating`. Bad lines are reported on stderr and skipped; input order does
-not matter. Texts are analysed with `core.analysis.build_analyzer` (the analysis of a text does
-not depend on other days, so it is done once for all); mentions are aggregated per UTC day x
-theme (volume = verbatims mentioning the theme, negatives = mentions with negative polarity,
-the same counting as `verbatim aggregate`), then `SpikeDetector.detect` + `update_episodes`
-(the very code `verbatim detect` runs) are applied on every day from the first to the last.
+Input: the files `verbatim ingest` reads (JSONL, or CSV with `,` `;` tab or `|`; a BOM, CRLF
+line ends, an Excel `sep=` line are fine), with the same column names (`text`/`commentaire`/...,
+`id`, `created_at`/`date`/..., optional `channel`, `rating`...). Each row goes through the very
+checks of `verbatim ingest` (`core.store.prepare_feedback`: dates in ISO with or without an
+offset, DD/MM/YYYY, epoch seconds or milliseconds, written out in French or English; no date
+before 1990 or in the future; text normalised and PII-masked), plus one of its own: a row
+without a date is rejected (ingest would date it "now"). Bad rows are reported on stderr
+(the first ones one by one, then counts by reason) and skipped; a row whose id (else text +
+date) was already read is a duplicate and counts once, as ingest stores it once. Input order
+does not matter.
+
+Texts are analysed with `core.analysis.build_analyzer` (the analysis of a text does not
+depend on other days, so it is done once for all); mentions are aggregated per UTC day x
+theme as `verbatim aggregate` does (volume = verbatims mentioning the theme, negatives =
+mentions with negative polarity; only verbatims in French or of unknown language, like
+`daily_aggregates`), then `SpikeDetector.detect` + `absorb_related` + `update_episodes` (the
+very code `verbatim detect` runs, on the same look-back window) are applied on every day from
+the first to the last. With `per_channel`, per-channel series are tested as well as the
+overall ones (`verbatim detect --per-channel`); a row without a channel is a "review".
 
 Output: one line per alert episode, on the day it was raised:
   {"theme", "kind", "day", "severity", "observed", "expected", "p_value", "ratio",
@@ -17,21 +29,37 @@ With `include_updates`, each later day the episode escalates adds a line with "u
 Each line also names its `incident` ("theme|first day"): the alerts of one theme within
 cooldown + 1 days of each other, whatever their kind, are one incident (`group_incidents`),
 as `verbatim detect` groups them into one Slack message. The detector's warm-up applies from
-the feed's first day: no alert in its first `warmup_days` days.
+the feed's first day: no alert in its first `warmup_days` days. Emerging topics (`verbatim
+topics`) are not replayed: only the taxonomy's themes.
+
+The output file is written whole or not at all (a temporary file renamed at the end): an
+interrupted run leaves the previous output as it was, and running again starts over.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sys
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from core.store import InvalidValue, Rejection, parse_datetime, prepare_feedback, utcnow
+from jobs.analyze import OutputError, atomic_output, check_not_input
+from jobs.ingest import MappingError, resolve_mapping
+from jobs.readers import (
+    RawRecord,
+    ReaderError,
+    check_encoding_name,
+    check_text_file,
+    columns,
+    detect_format,
+    iter_records,
+)
+from nlp.errors import VerbatimError
 from nlp.spikes import (
     DetectorConfig,
     Episode,
@@ -44,6 +72,16 @@ from nlp.spikes import (
 )
 from nlp.taxonomy import Taxonomy
 
+DEFAULT_CHANNEL = "review"  # what `verbatim ingest` gives a row without a channel
+# Languages `daily_aggregates` counts (core.queries.AGGREGATED_LANGUAGES, kept in step by a test).
+AGGREGATED_LANGUAGES = ("fr", "und")
+MAX_TEXT_CHARS = 20_000  # Settings.max_text_chars' default
+SHOWN_BAD = 20  # bad rows reported one by one; the rest are counted by reason
+
+
+class FeedError(VerbatimError, ValueError):
+    """The feed as a whole cannot be replayed (no text or date column, not text...)."""
+
 
 @dataclass(frozen=True)
 class FeedRow:
@@ -52,88 +90,221 @@ class FeedRow:
     day: date
     channel: str | None = None
     source: str | None = None
+    language: str = "und"
 
 
 @dataclass
 class BacktestResult:
-    rows: int = 0
-    bad: int = 0
+    rows: int = 0  # distinct verbatims replayed
+    bad: int = 0  # rows rejected (reasons in `reasons`)
     days: int = 0
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    read: int = 0  # records read: read == rows + bad + duplicates
+    duplicates: int = 0  # rows whose id (else text + date) was read before: counted once
+    not_aggregated: int = 0  # verbatims in another language: not in the theme series
+    reasons: dict[str, int] = field(default_factory=dict)
 
 
-def parse_day(value: Any) -> date:
-    """UTC day of an ISO date/datetime string or epoch seconds/milliseconds."""
-    if isinstance(value, bool) or value is None:
+def parse_day(value: Any, now: datetime | None = None) -> date:
+    """UTC day of a date as `verbatim ingest` reads it (`core.store.parse_datetime`)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
         raise ValueError("missing created_at")
-    if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise ValueError("created_at is not finite")
-        secs = value / 1000 if value > 1e11 else value
-        return datetime.fromtimestamp(secs, tz=UTC).date()
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("created_at must be an ISO date string")
-    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
-    if len(text) == 10:
-        return date.fromisoformat(text)
     try:
-        ts = datetime.fromisoformat(text.replace(" ", "T", 1) if "T" not in text else text)
-    except ValueError as exc:
-        raise ValueError(f"created_at {value!r} is not an ISO date") from exc
-    if ts.tzinfo is not None:
-        ts = ts.astimezone(UTC)
-    return ts.date()
+        return parse_datetime(value, now=now).date()
+    except InvalidValue as exc:
+        raise ValueError(str(exc)) from None
 
 
-def read_feed(lines: Iterable[str], warn: Callable[[str], None]) -> tuple[list[FeedRow], int]:
-    """Parse JSONL lines; bad ones are reported through `warn` and skipped."""
+@dataclass
+class _Reader:
+    """Turns raw records into FeedRows with ingest's checks; counts what it skips."""
+
+    warn: Callable[[str], None]
+    now: datetime
+    max_text_chars: int = MAX_TEXT_CHARS
+    label: str = "line"
+    read: int = 0
+    bad: int = 0
+    duplicates: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    keys: set[str] = field(default_factory=set)
+
+    def reject(self, number: int, reason: str, detail: str) -> None:
+        self.bad += 1
+        self.reasons[reason] += 1
+        if self.bad <= SHOWN_BAD:
+            self.warn(f"{self.label} {number}: skipped ({reason}: {detail})")
+
+    def row(
+        self, number: int, fields: Mapping[str, Any], mapping: Mapping[str, str]
+    ) -> FeedRow | None:
+        self.read += 1
+        canonical = {f: fields[c] for f, c in mapping.items() if c in fields}
+        raw_date = canonical.get("created_at")
+        if raw_date is None or (isinstance(raw_date, str) and not raw_date.strip()):
+            # Ingest dates such a row "now"; a replay cannot place it on any day.
+            self.reject(number, "bad_date", "missing created_at")
+            return None
+        try:
+            prepared = prepare_feedback(
+                canonical,
+                source="backtest",
+                channel=DEFAULT_CHANNEL,
+                max_text_chars=self.max_text_chars,
+                now=self.now,
+            )
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # never a crash
+            self.reject(number, "bad_row", str(exc)[:200])
+            return None
+        if isinstance(prepared, Rejection):
+            self.reject(number, prepared.reason, prepared.detail)
+            return None
+        if prepared["dedup_key"] in self.keys:
+            self.duplicates += 1
+            return None
+        self.keys.add(prepared["dedup_key"])
+        ident = canonical.get("id")
+        return FeedRow(
+            id=str(ident) if ident not in (None, "") else str(number),
+            text=prepared["text"],
+            day=prepared["created_at"].astimezone(UTC).date(),
+            channel=prepared["channel"],
+            source=None,
+            language=prepared["language"],
+        )
+
+    def record(self, rec: RawRecord, mapping: Mapping[str, str]) -> FeedRow | None:
+        if rec.error is not None or rec.fields is None:
+            self.read += 1
+            reason, _field, detail = rec.error or ("bad_row", None, "unreadable")
+            self.reject(rec.number, reason, detail)
+            return None
+        return self.row(rec.number, rec.fields, mapping)
+
+    def summary(self) -> None:
+        if self.bad > SHOWN_BAD:
+            by = ", ".join(f"{r} ×{n}" for r, n in self.reasons.most_common())
+            self.warn(f"... {self.bad - SHOWN_BAD} more bad row(s) not shown; all: {by}")
+        if self.reasons.get("encoding_error"):
+            self.warn(
+                f"{self.reasons['encoding_error']} row(s) are not UTF-8 text: save the file as "
+                "UTF-8 (Excel: CSV UTF-8) and run again"
+            )
+        if self.duplicates:
+            self.warn(
+                f"{self.duplicates} duplicate row(s) counted once (same id, else same text and "
+                "date), as `verbatim ingest` stores them once"
+            )
+
+
+def read_feed(
+    lines: Iterable[str],
+    warn: Callable[[str], None],
+    *,
+    now: datetime | None = None,
+    max_text_chars: int = MAX_TEXT_CHARS,
+) -> tuple[list[FeedRow], int]:
+    """Parse JSONL lines with ingest's checks; bad ones are reported through `warn` and
+    skipped, duplicates counted once. (Files: `read_feed_file`, which also reads CSV.)"""
+    reader = _Reader(warn, now or utcnow(), max_text_chars)
     rows: list[FeedRow] = []
-    bad = 0
+    identity = {name: name for name in ("text", "id", "created_at", "channel", "rating")}
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-            if not isinstance(obj, dict):
-                raise ValueError("not a JSON object")
-            text = obj.get("text")
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError("missing or empty text")
-            day = parse_day(obj.get("created_at"))
-            channel = obj.get("channel")
-            source = obj.get("source")
-            rows.append(
-                FeedRow(
-                    id=str(obj.get("id", n)),
-                    text=text,
-                    day=day,
-                    channel=str(channel) if channel not in (None, "") else None,
-                    source=str(source) if source not in (None, "") else None,
-                )
+            obj = json.loads(line.lstrip("\ufeff"))
+        except json.JSONDecodeError as exc:
+            reader.read += 1
+            reader.reject(n, "invalid_json", exc.msg)
+            continue
+        except RecursionError:
+            reader.read += 1
+            reader.reject(n, "too_deep", "lists or objects nested too deep to parse")
+            continue
+        if not isinstance(obj, dict):
+            reader.read += 1
+            reader.reject(n, "not_an_object", f"got {type(obj).__name__}")
+            continue
+        row = reader.row(n, obj, identity)
+        if row is not None:
+            rows.append(row)
+    reader.summary()
+    return rows, reader.bad
+
+
+def _blank(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return not any(
+            chunk.strip(b" \t\r\n\xef\xbb\xbf") for chunk in iter(lambda: fh.read(1 << 16), b"")
+        )
+
+
+def read_feed_file(
+    path: Path,
+    warn: Callable[[str], None],
+    *,
+    encoding: str = "utf-8",
+    now: datetime | None = None,
+    max_text_chars: int = MAX_TEXT_CHARS,
+) -> tuple[list[FeedRow], _Reader]:
+    """Read a CSV or JSONL feed as `verbatim ingest` would; raise FeedError when the file as a
+    whole cannot be replayed (binary, UTF-16, no text or date column)."""
+    try:
+        encoding = check_encoding_name(encoding)
+        check_text_file(path)
+        fmt = detect_format(path)
+        names = columns(path, fmt, encoding)
+        if not names and _blank(path):
+            raise FeedError(f"{path}: no rows to replay (the file is empty)")
+        if not names:  # JSONL without one readable object: each line is reported below
+            mapping = {"text": "text", "created_at": "created_at"}
+        else:
+            try:
+                mapping = resolve_mapping(names, {})
+            except MappingError as exc:
+                raise FeedError(f"{path}: {exc}") from None
+        if "created_at" not in mapping:
+            raise FeedError(
+                f"{path}: no date column (created_at, date, timestamp...); a backtest needs "
+                f"the day of each verbatim (file columns: {', '.join(names)})"
             )
-        except (ValueError, TypeError) as exc:
-            bad += 1
-            warn(f"line {n}: skipped ({exc})")
-    return rows, bad
+        reader = _Reader(warn, now or utcnow(), max_text_chars, "row" if fmt == "csv" else "line")
+        rows: list[FeedRow] = []
+        for rec in iter_records(path, fmt, encoding):
+            row = reader.record(rec, mapping)
+            if row is not None:
+                rows.append(row)
+    except ReaderError as exc:
+        raise FeedError(str(exc)) from None
+    reader.summary()
+    return rows, reader
 
 
 def aggregate_mentions(
     rows: list[FeedRow], analyses: list[Any], taxonomy: Taxonomy, per_channel: bool = False
 ) -> dict[tuple[str, str | None], dict[date, tuple[int, int]]]:
-    """(theme, channel) -> {day: (volume, negatives)}, one count per verbatim and theme."""
+    """(theme, channel) -> {day: (volume, negatives)}, one count per verbatim and theme, as
+    `daily_aggregates`: verbatims in AGGREGATED_LANGUAGES only. Overall series have channel
+    None; with `per_channel`, each (theme, channel) series is there too."""
     counts: dict[tuple[str, str | None], dict[date, list[int]]] = defaultdict(
         lambda: defaultdict(lambda: [0, 0])
     )
     for row, doc in zip(rows, analyses, strict=True):
+        if row.language not in AGGREGATED_LANGUAGES:
+            continue
         seen: set[str] = set()
         for mention in doc.themes:
             theme = taxonomy.resolve(mention.theme)
             if theme is None or theme.retired or theme.id in seen:
                 continue
             seen.add(theme.id)
-            cell = counts[(theme.id, row.channel if per_channel else None)][row.day]
-            cell[0] += 1
-            cell[1] += int(mention.polarity == "negative")
+            negative = int(mention.polarity == "negative")
+            scopes = [None, row.channel or DEFAULT_CHANNEL] if per_channel else [None]
+            for channel in scopes:
+                cell = counts[(theme.id, channel)][row.day]
+                cell[0] += 1
+                cell[1] += negative
     return {k: {d: (c[0], c[1]) for d, c in v.items()} for k, v in counts.items()}
 
 
@@ -164,33 +335,57 @@ def replay(
     include_updates: bool = False,
     co_mentions: dict[date, dict[tuple[str, str], int]] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Run the detector on every day of [start, end] with the data up to that day.
-    `co_mentions` (day -> theme pair -> verbatims naming both) lets a theme lifted by another
-    theme's burst join that incident (`absorb_related`) instead of raising its own."""
+    """Run the detector on every day of [start, end] with the data up to that day, as
+    `verbatim detect` does on a first run: each day sees the series over its look-back window
+    (window + guard days; the history starts on `start`), signals on the overall series
+    (channel None) go through `absorb_related` (`co_mentions`: day -> theme pair -> verbatims
+    naming both), those of per-channel series are added, and `update_episodes` gets the open
+    episodes plus the recently resolved ones."""
     keys = set(counts) | {(t, None) for t in themes}
     full = {k: Series.from_days(k[0], counts.get(k, {}), start, end, k[1]) for k in keys}
+    ordered = [s for _, s in sorted(full.items(), key=lambda kv: str(kv[0]))]
     episodes: dict[str, Episode] = {}
+    cfg = detector.config
+    span = cfg.window_days + cfg.guard_days + 1  # jobs.detect.detect_day
     cooldown = {t: r.cooldown_days for t, r in detector.rules.items()}
+    reach = max([cfg.cooldown_days, *cooldown.values()]) + 2
     day = start
     while day <= end:
         i = (day - start).days + 1
+        lo = max(0, i - 1 - span)
         # Only data up to `day` is visible, as in the scheduled job.
-        visible = [
-            Series(s.theme, s.start, s.volumes[:i], s.negatives[:i], s.channel)
-            for _, s in sorted(full.items(), key=lambda kv: str(kv[0]))
+        window = [
+            Series(
+                s.theme,
+                s.start + timedelta(days=lo),
+                s.volumes[lo:i],
+                s.negatives[lo:i],
+                s.channel,
+                start,
+            )
+            for s in ordered
         ]
-        signals = detector.detect(visible, day)
+        overall = [s for s in window if s.channel is None]
+        signals = detector.detect(overall, day)
         opened = [e for e in episodes.values() if e.status == "open"]
         if co_mentions is not None:
             signals, _ = absorb_related(
                 detector,
-                visible,
+                overall,
                 signals,
                 day,
                 co_mentions.get(day, {}),
                 active={e.theme for e in opened},
             )
-        events = update_episodes(opened, signals, day, cooldown or detector.config.cooldown_days)
+        by_channel = [s for s in window if s.channel is not None]
+        if by_channel:
+            signals += detector.detect(by_channel, day)
+        known = [
+            e
+            for e in episodes.values()
+            if e.status == "open" or e.last_day >= day - timedelta(days=reach)
+        ]
+        events = update_episodes(known, signals, day, cooldown or cfg.cooldown_days)
         apply_events(episodes, events)
         for ev in events:
             if ev.action == "new" or (include_updates and ev.action == "update" and ev.notify):
@@ -198,16 +393,20 @@ def replay(
         day += timedelta(days=1)
 
 
-def group_incidents(alerts: Iterable[dict[str, Any]], gap: int = 4) -> list[dict[str, Any]]:
+def group_incidents(
+    alerts: Iterable[dict[str, Any]], gap: int | Mapping[str, int] = 4, default_gap: int = 4
+) -> list[dict[str, Any]]:
     """Alert lines -> incidents, as `verbatim detect` groups them: every alert of one theme
-    whose day is within `gap` days (cooldown + 1) of the incident's last day joins it, whatever
-    its kind or channel. Each incident: theme, first_day, last_day, kinds, alerts (count)."""
+    whose day is within `gap` days (the theme's cooldown + 1: a number, or theme -> days with
+    `default_gap` for the others) of the incident's last day joins it, whatever its kind or
+    channel. Each incident: theme, first_day, last_day, kinds, alerts (count)."""
     out: list[dict[str, Any]] = []
     current: dict[str, dict[str, Any]] = {}
     for a in sorted(alerts, key=lambda a: (a["day"], a["theme"])):
         day = date.fromisoformat(a["day"])
         inc = current.get(a["theme"])
-        if inc is not None and (day - inc["last"]).days <= gap:
+        limit = gap.get(a["theme"], default_gap) if isinstance(gap, Mapping) else gap
+        if inc is not None and (day - inc["last"]).days <= limit:
             inc["last"] = max(inc["last"], day)
             inc["kinds"].add(a["kind"])
             inc["alerts"] += 1
@@ -257,18 +456,38 @@ def run_backtest(
     include_updates: bool = False,
     batch_size: int = 256,
     warn: Callable[[str], None] | None = None,
+    encoding: str = "utf-8",
+    now: datetime | None = None,
+    max_text_chars: int = MAX_TEXT_CHARS,
 ) -> BacktestResult:
-    """Replay `feed` and write alerts to `output` (JSONL). `analyzer` has `.analyze(texts)`."""
+    """Replay `feed` and write alerts to `output` (JSONL, written whole or not at all).
+    `analyzer` has `.analyze(texts)`. Raises FeedError / OutputError (VerbatimError) when the
+    feed cannot be replayed or `output` is the feed itself."""
     warn = warn or (lambda msg: print(msg, file=sys.stderr))
-    with feed.open(encoding="utf-8", errors="replace") as fh:
-        rows, bad = read_feed(fh, warn)
-    result = BacktestResult(rows=len(rows), bad=bad)
+    if str(output) == "-":  # the summary goes to stdout: the alerts need a file of their own
+        raise OutputError("-o -: write the alerts to a file, e.g. -o alerts.jsonl")
+    check_not_input(feed, output)
+    rows, reader = read_feed_file(
+        feed, warn, encoding=encoding, now=now, max_text_chars=max_text_chars
+    )
+    result = BacktestResult(
+        rows=len(rows),
+        bad=reader.bad,
+        read=reader.read,
+        duplicates=reader.duplicates,
+        reasons=dict(reader.reasons),
+    )
     analyses: list[Any] = []
-    for i in range(0, len(rows), batch_size):
+    for i in range(0, len(rows), max(batch_size, 1)):
         analyses.extend(analyzer.analyze([r.text for r in rows[i : i + batch_size]]))
+    result.not_aggregated = sum(r.language not in AGGREGATED_LANGUAGES for r in rows)
+    if result.not_aggregated:
+        warn(
+            f"{result.not_aggregated} verbatim(s) not in French: analysed but not counted in "
+            "the theme series (as in `verbatim aggregate`)"
+        )
     config = config or DetectorConfig()
     detector = SpikeDetector(config, rules_from_taxonomy(taxonomy, config))
-    output.parent.mkdir(parents=True, exist_ok=True)
     if rows:
         start, end = min(r.day for r in rows), max(r.day for r in rows)
         result.days = (end - start).days + 1
@@ -277,21 +496,37 @@ def run_backtest(
         result.alerts = list(
             replay(counts, start, end, detector, taxonomy.ids, include_updates, co_mentions=co)
         )
-        # Each line names its incident (theme|first day): what `verbatim detect` would send.
-        gap = config.cooldown_days + 1
-        for inc in group_incidents(result.alerts, gap):
+        # Each line names its incident (theme|first day): what `verbatim detect` would send,
+        # with each theme's own cooldown (a taxonomy may set one per theme).
+        gaps = {t: r.cooldown_days + 1 for t, r in detector.rules.items()}
+        for inc in group_incidents(result.alerts, gaps, config.cooldown_days + 1):
             for line in result.alerts:
                 if (
                     line["theme"] == inc["theme"]
                     and inc["first_day"] <= line["day"] <= inc["last_day"]
                 ):
                     line["incident"] = f"{inc['theme']}|{inc['first_day']}"
-    with output.open("w", encoding="utf-8") as out:
-        for line in result.alerts:
-            out.write(json.dumps(line, ensure_ascii=False) + "\n")
+    with atomic_output(output) as out:
+        write_lines(result.alerts, out)
     return result
 
 
 def write_lines(lines: Iterable[dict[str, Any]], fh: TextIO) -> None:
     for line in lines:
         fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+
+__all__ = [
+    "BacktestResult",
+    "FeedError",
+    "FeedRow",
+    "OutputError",
+    "aggregate_mentions",
+    "alert_line",
+    "group_incidents",
+    "parse_day",
+    "read_feed",
+    "read_feed_file",
+    "replay",
+    "run_backtest",
+]

@@ -126,9 +126,17 @@ def register(app: typer.Typer) -> None:
         backend: str | None = typer.Option(None, help="Sentiment backend (default: settings)."),
         updates: bool = typer.Option(False, help="Also write escalation lines (update: true)."),
         per_channel: bool = typer.Option(False, help="One series per channel."),
+        encoding: str = typer.Option(
+            "utf-8", help="Encoding of the feed, e.g. cp1252 for a Windows export."
+        ),
     ) -> None:
-        """Replay a feed day by day through analysis + the spike detector; write alerts."""
+        """Replay a feed day by day through analysis + the spike detector; write alerts.
+
+        The feed is read as `verbatim ingest` reads it (JSONL or CSV, same dates, same
+        duplicate rule, French rows only in the theme series) and the detector runs with the
+        settings `verbatim detect` uses, so both raise the same alerts on the same feed."""
         from jobs.backtest import run_backtest
+        from nlp.spikes import DetectorConfig
 
         if not feed.is_file():
             raise fail(not_a_file(feed, "feed"))
@@ -147,8 +155,13 @@ def register(app: typer.Typer) -> None:
             include_updates=updates,
             batch_size=settings.batch_size,
             warn=lambda m: typer.echo(m, err=True),
+            # As `verbatim detect` (jobs.detect.run_detect) and `verbatim ingest` read them.
+            config=DetectorConfig(warmup_days=settings.detection_warmup_days),
+            max_text_chars=settings.max_text_chars,
+            encoding=encoding,
         )
         typer.echo(
-            f"{result.rows} verbatim(s) over {result.days} day(s), {result.bad} bad "
-            f"line(s) skipped; {len(result.alerts)} alert line(s) -> {output}"
+            f"read {result.read} row(s): {result.rows} verbatim(s) over {result.days} day(s), "
+            f"{result.duplicates} duplicate(s), {result.bad} rejected; "
+            f"{len(result.alerts)} alert line(s) -> {output}"
         )

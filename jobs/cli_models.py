@@ -33,9 +33,14 @@ def register(app: typer.Typer) -> None:
     @app.command("analyze")
     def analyze_cmd(
         input_path: Path = typer.Argument(
-            ..., metavar="INPUT.jsonl", help="JSONL with a 'text' field per line."
+            ...,
+            metavar="INPUT",
+            help="JSONL with a 'text' field per line, or CSV with a text column; - reads "
+            "JSONL from stdin.",
         ),
-        output: Path = typer.Option(..., "-o", "--output", help="Output JSONL."),
+        output: Path = typer.Option(
+            ..., "-o", "--output", help="Output JSONL (written whole, once complete)."
+        ),
         taxonomy: str | None = typer.Option(
             None, "--taxonomy", help="Taxonomy YAML file, or 'ecommerce' / 'restaurant'."
         ),
@@ -47,17 +52,37 @@ def register(app: typer.Typer) -> None:
         ),
         batch_size: int = typer.Option(256, "--batch-size", min=1),
         text_field: str = typer.Option("text", "--text-field"),
+        encoding: str = typer.Option(
+            "utf-8", "--encoding", help="Input encoding, e.g. cp1252 for old Excel exports."
+        ),
     ) -> None:
         """Add sentiment, themes (with clause polarity and evidence) and severity to each line."""
-        from jobs.analyze import analyze_file
+        from jobs.analyze import Terminated, analyze_file
+        from jobs.readers import ReaderError, check_encoding_name
 
-        if not input_path.is_file():
+        if str(input_path) != "-" and not input_path.is_file():
             raise fail(not_a_file(input_path, "input file"))
         check_output_file(output)
+        try:
+            check_encoding_name(encoding)
+        except ReaderError as exc:
+            raise fail(str(exc)) from None
         analyzer = _analyzer(taxonomy, themes_model, backend)
-        summary = analyze_file(
-            analyzer, input_path, output, batch_size=batch_size, text_field=text_field
-        )
+        try:
+            summary = analyze_file(
+                analyzer,
+                input_path,
+                output,
+                batch_size=batch_size,
+                text_field=text_field,
+                encoding=encoding,
+            )
+        except KeyboardInterrupt as exc:
+            raise fail(
+                f"interrupted: {output} was not written (it is written only once complete); "
+                "run the same command again",
+                143 if isinstance(exc, Terminated) else 130,
+            ) from None
         msg = (
             f"analyzed {summary.analyzed}/{summary.total} lines -> {output}"
             f" ({analyzer.model_version})"

@@ -43,8 +43,10 @@ def detect_format(path: Path) -> Format:
     suffix = path.suffix.lower()
     if suffix in {".jsonl", ".ndjson", ".json"}:
         return "jsonl"
-    if suffix in {".csv", ".tsv", ".txt"}:
+    if suffix in {".csv", ".tsv"}:
         return "csv"
+    # Anything else, ".txt" included (JSONL saved as text: `verbatim analyze` read it as JSONL
+    # for years), is told by its content.
     with path.open("rb") as fh:
         head = fh.read(4096).lstrip(BOM).lstrip()
     # "[": a JSON array, which the JSONL reader refuses with a clear message.

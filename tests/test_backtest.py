@@ -92,7 +92,7 @@ def backtest_run(tmp_path_factory: pytest.TempPathFactory):
 def test_backtest_reports_the_injected_spike_once(backtest_run) -> None:
     result, out = backtest_run
     assert result.exit_code == 0, result.output
-    assert "4 bad line(s) skipped" in result.output
+    assert "4 rejected" in result.output
     assert "line 11" in result.output  # bad lines are reported with their number
     alerts = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     for a in alerts:
@@ -145,7 +145,7 @@ def test_parse_day_and_bad_lines() -> None:
         ],
         warnings.append,
     )
-    assert len(rows) == 1 and bad == 2 and rows[0].channel is None and rows[0].id == "1"
+    assert len(rows) == 1 and bad == 2 and rows[0].channel == "review" and rows[0].id == "1"
     assert warnings[0].startswith("line 2")
 
 

@@ -1,0 +1,380 @@
+"""`verbatim backtest` and `verbatim analyze` on the files analysts really export: BOM, CRLF,
+`;` CSV with French column names, Latin-1 lines, written-out dates, duplicates, other
+languages, the output named as the input, interruptions. Small feeds, lexicon backend."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import jobs.analyze as an
+import jobs.backtest as bt
+from nlp.analyzer import Analyzer
+from nlp.sentiment.lexicon import LexiconSentiment
+from nlp.taxonomy import Taxonomy, load_taxonomy
+from nlp.themes import RuleThemeDetector
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def tax() -> Taxonomy:
+    return load_taxonomy("ecommerce")
+
+
+@pytest.fixture(scope="module")
+def analyzer(tax: Taxonomy) -> Analyzer:
+    sentiment = LexiconSentiment()
+    return Analyzer(sentiment, RuleThemeDetector(tax, scorer=sentiment), tax)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("VERBATIM_") and not key.startswith("VERBATIM_TEST_"):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("VERBATIM_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("VERBATIM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("VERBATIM_SENTIMENT_BACKEND", "lexicon")
+
+
+# --- backtest: reading ------------------------------------------------------------------
+
+
+def test_parse_day_reads_the_dates_ingest_reads() -> None:
+    assert bt.parse_day("26 février 2026", NOW) == date(2026, 2, 26)
+    assert bt.parse_day("01/03/2026 14h30", NOW) == date(2026, 3, 1)  # DD/MM, not MM/DD
+    assert bt.parse_day(1772323200000, NOW) == date(2026, 3, 1)  # epoch milliseconds
+    assert bt.parse_day("2026-03-01T23:30:00-02:00", NOW) == date(2026, 3, 2)
+    # 1e20 crashed the whole run (OSError from fromtimestamp); a typo'd year in the future
+    # stretched the replay over millennia. Both are now one rejected row.
+    for bad in (1e20, -1e20, "9999-12-31", "2062-01-01", "1901-01-01", "hier", None, True):
+        with pytest.raises(ValueError):
+            bt.parse_day(bad, NOW)
+
+
+def test_read_feed_bom_duplicates_and_ingest_rejections() -> None:
+    warnings: list[str] = []
+    line = {"id": "a1", "text": "Colis jamais reçu", "created_at": "2026-03-01"}
+    rows, bad = bt.read_feed(
+        [
+            "\ufeff" + json.dumps(line, ensure_ascii=False),  # a BOM on the first line
+            json.dumps(line, ensure_ascii=False),  # the same id again: counted once
+            json.dumps({**line, "id": "a2", "channel": "fax"}),  # ingest refuses the channel
+            json.dumps({**line, "id": "a3", "created_at": 1e20}),
+        ],
+        warnings.append,
+        now=NOW,
+    )
+    assert [r.id for r in rows] == ["a1"] and bad == 2
+    assert any("bad_channel" in w for w in warnings)
+    assert any("1 duplicate row(s) counted once" in w for w in warnings)
+
+
+def _csv_feed(path: Path) -> None:
+    lines = [
+        "sep=;",
+        "identifiant;commentaire;date;canal",
+        "1;Colis jamais reçu, livraison en retard;26 février 2026;review",
+        "2;Livraison en retard encore;01/03/2026 14h30;social",
+        "2;Livraison en retard encore;01/03/2026 14h30;social",  # duplicate id
+        "3;Livraison ok;;",  # no date
+        "4;Prix trop cher;2026-03-01",  # a field short
+    ]
+    data = ("\r\n".join(lines) + "\r\n").encode("utf-8")
+    latin1 = "5;Livraison très en retard;2026-03-02;review\r\n".encode("latin-1")
+    path.write_bytes(b"\xef\xbb\xbf" + data + latin1)
+
+
+def test_backtest_reads_a_semicolon_csv_export(
+    analyzer: Analyzer, tax: Taxonomy, tmp_path: Path
+) -> None:
+    feed, out = tmp_path / "export.csv", tmp_path / "alerts.jsonl"
+    _csv_feed(feed)
+    warnings: list[str] = []
+    res = bt.run_backtest(feed, out, analyzer=analyzer, taxonomy=tax, warn=warnings.append, now=NOW)
+    assert res.rows == 2 and res.duplicates == 1 and res.bad == 3
+    assert res.read == res.rows + res.bad + res.duplicates == 6  # everything accounted for
+    assert res.reasons == {"bad_date": 1, "wrong_field_count": 1, "encoding_error": 1}
+    assert res.days == 4  # 2026-02-26 .. 2026-03-01
+    assert any("UTF-8" in w for w in warnings)
+    assert out.read_text(encoding="utf-8") == ""
+
+
+def test_backtest_whole_file_errors_are_one_clear_line(
+    analyzer: Analyzer, tax: Taxonomy, tmp_path: Path
+) -> None:
+    out = tmp_path / "alerts.jsonl"
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    nodate = tmp_path / "nodate.csv"
+    nodate.write_text("id;text\n1;Colis jamais reçu\n", encoding="utf-8")
+    for feed, words in ((empty, "empty"), (nodate, "no date column")):
+        with pytest.raises(bt.FeedError, match=words):
+            bt.run_backtest(feed, out, analyzer=analyzer, taxonomy=tax, now=NOW)
+    # The output named as the feed: the feed used to be replaced by the (empty) alerts.
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"text": "Colis perdu", "created_at": "2026-03-01"}\n', encoding="utf-8")
+    with pytest.raises(an.OutputError):
+        bt.run_backtest(feed, feed, analyzer=analyzer, taxonomy=tax, now=NOW)
+    assert "Colis perdu" in feed.read_text(encoding="utf-8")
+    with pytest.raises(an.OutputError):  # wrote a file named "-"
+        bt.run_backtest(feed, Path("-"), analyzer=analyzer, taxonomy=tax, now=NOW)
+
+
+def test_cli_backtest_bad_dates_never_crash(tmp_path: Path) -> None:
+    from verbatim_cli import app
+
+    feed, out = tmp_path / "feed.jsonl", tmp_path / "alerts.jsonl"
+    feed.write_text(
+        '{"id": 1, "text": "Colis jamais reçu", "created_at": "2026-03-01"}\n'
+        '{"id": 2, "text": "Colis perdu", "created_at": 1e20}\n'
+        '{"id": 3, "text": "Colis perdu", "created_at": "2026-03-02"}\n',
+        encoding="utf-8",
+    )
+    res = CliRunner().invoke(app, ["backtest", str(feed), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "read 3 row(s): 2 verbatim(s) over 2 day(s), 0 duplicate(s), 1 rejected" in res.output
+    assert "line 2: skipped" in res.output and out.exists()
+
+
+# --- backtest: the same counts as aggregate + detect --------------------------------------
+
+
+class _Doc:
+    def __init__(self, *themes: tuple[str, str]) -> None:
+        self.themes = [type("M", (), {"theme": t, "polarity": p})() for t, p in themes]
+
+
+def test_backtest_counts_what_daily_aggregates_counts(tax: Taxonomy) -> None:
+    """English verbatims are not in `daily_aggregates` (French and unknown only): the backtest
+    counted them, and raised alerts `verbatim detect` never raises on the same feed."""
+    day = date(2026, 3, 1)
+    rows = [
+        bt.FeedRow("1", "Colis jamais reçu", day, "review", language="fr"),
+        bt.FeedRow("2", "Parcel never came", day, "social", language="en"),
+        bt.FeedRow("3", "ok", day, None, language="und"),
+    ]
+    docs = [_Doc(("livraison", "negative"))] * 3
+    assert set(bt.AGGREGATED_LANGUAGES) == {"fr", "und"}
+    counts = bt.aggregate_mentions(rows, docs, tax)
+    assert counts == {("livraison", None): {day: (2, 2)}}
+    # --per-channel tests the overall series too (as `detect --per-channel`), and a row
+    # without a channel is a "review" (ingest's default).
+    by_channel = bt.aggregate_mentions(rows, docs, tax, per_channel=True)
+    assert by_channel == {
+        ("livraison", None): {day: (2, 2)},
+        ("livraison", "review"): {day: (2, 2)},
+    }
+
+
+def test_aggregated_languages_match_core() -> None:
+    from core.queries import AGGREGATED_LANGUAGES as CORE
+
+    assert tuple(CORE) == bt.AGGREGATED_LANGUAGES
+
+
+# --- analyze ------------------------------------------------------------------------------
+
+
+def test_analyze_bom_crlf_and_latin1_lines(analyzer: Analyzer, tmp_path: Path) -> None:
+    src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_bytes(
+        b"\xef\xbb\xbf"
+        + '{"id": 1, "text": "Colis jamais reçu"}\r\n'.encode()
+        + '{"id": 2, "text": "Livraison très en retard"}\r\n'.encode("latin-1")
+        + b'{"id": 3, "text": "Parfait, je recommande"}\r\n'
+    )
+    summary = an.analyze_file(analyzer, src, dst)
+    out = [json.loads(x) for x in dst.read_text(encoding="utf-8").splitlines()]
+    assert [o.get("id") for o in out] == [1, 2, 3]
+    assert "sentiment" in out[0] and "sentiment" in out[2]  # the BOM line is analysed
+    assert "encoding error" in out[1]["error"] and "sentiment" not in out[1]  # not garbled
+    assert summary.total == 3 == summary.analyzed + summary.errors and summary.errors == 1
+    # With its encoding named, the Latin-1 file reads whole.
+    src.write_bytes('{"id": 2, "text": "Livraison très en retard"}\n'.encode("latin-1"))
+    an.analyze_file(analyzer, src, dst, encoding="cp1252")
+    row = json.loads(dst.read_text(encoding="utf-8"))
+    assert row["text"] == "Livraison très en retard" and "sentiment" in row
+
+
+def test_analyze_reads_csv(analyzer: Analyzer, tmp_path: Path) -> None:
+    src, dst = tmp_path / "export.csv", tmp_path / "out.jsonl"
+    src.write_bytes(
+        b"\xef\xbb\xbfid;commentaire;note\r\n1;Colis ab\xc3\xaem\xc3\xa9, rembours\xc3\xa9 "
+        b"jamais;1\r\n2;;3\r\n"
+    )
+    summary = an.analyze_file(analyzer, src, dst)
+    out = [json.loads(x) for x in dst.read_text(encoding="utf-8").splitlines()]
+    assert out[0]["commentaire"].startswith("Colis abîmé") and out[0]["note"] == "1"
+    assert out[0]["sentiment"]["label"] == "negative"
+    assert "empty" in out[1]["error"]
+    assert summary.total == 2 and summary.analyzed == 1 and summary.errors == 1
+    src.write_text("id;body_x\n1;Colis\n", encoding="utf-8")
+    with pytest.raises(an.InputError, match="--text-field"):
+        an.analyze_file(analyzer, src, dst)
+
+
+def test_analyze_reads_jsonl_whatever_its_name(analyzer: Analyzer, tmp_path: Path) -> None:
+    """The `analyze` contract is JSONL in, JSONL out: a JSONL file named `.txt` (or with no
+    extension) was read as CSV once CSV input came, and refused ("no 'text' column")."""
+    line = '{"id": "1", "text": "Colis abîmé, livreur désagréable; remboursé"}\n'
+    for name in ("feed.txt", "feed", "feed.json"):
+        src, dst = tmp_path / name, tmp_path / f"{name}.out.jsonl"
+        src.write_text(line, encoding="utf-8")
+        summary = an.analyze_file(analyzer, src, dst)
+        assert summary.analyzed == 1, name
+        assert json.loads(dst.read_text(encoding="utf-8"))["sentiment"]["label"] == "negative"
+    src = tmp_path / "export.txt"  # a CSV saved as .txt is still read as CSV
+    src.write_text("id;texte\n1;Colis abîmé\n", encoding="utf-8")
+    assert an.analyze_file(analyzer, src, tmp_path / "csv.out.jsonl").analyzed == 1
+
+
+def test_analyze_never_overwrites_its_input(analyzer: Analyzer, tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "Colis perdu"}\n', encoding="utf-8")
+    with pytest.raises(an.OutputError):
+        an.analyze_file(analyzer, src, src)
+    assert src.read_text(encoding="utf-8") == '{"text": "Colis perdu"}\n'
+
+
+def test_analyze_json_array_is_one_clear_error(analyzer: Analyzer, tmp_path: Path) -> None:
+    src, dst = tmp_path / "export.json", tmp_path / "out.jsonl"
+    src.write_text('[\n  {"text": "Colis perdu"},\n  {"text": "Top"}\n]\n', encoding="utf-8")
+    with pytest.raises(an.InputError, match="JSON array"):  # was one error line per line
+        an.analyze_file(analyzer, src, dst)
+    assert not dst.exists()
+
+
+def test_analyze_to_stdout(
+    analyzer: Analyzer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "Colis perdu"}\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    an.analyze_file(analyzer, src, Path("-"))
+    assert json.loads(capsys.readouterr().out)["sentiment"]["label"] == "negative"
+    assert not (tmp_path / "-").exists()  # it used to write a file named "-"
+
+
+class _Interrupting:
+    """Analyses the first batch, then is interrupted (Ctrl-C) in the second."""
+
+    def __init__(self, inner: Analyzer) -> None:
+        self.inner, self.calls = inner, 0
+
+    def analyze(self, texts: list[str]):  # noqa: ANN201
+        self.calls += 1
+        if self.calls > 1:
+            raise KeyboardInterrupt
+        return self.inner.analyze(texts)
+
+
+def test_interrupted_analyze_leaves_the_previous_output(analyzer: Analyzer, tmp_path: Path) -> None:
+    src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text(
+        "".join(json.dumps({"id": i, "text": f"Colis perdu {i}"}) + "\n" for i in range(6)),
+        encoding="utf-8",
+    )
+    dst.write_text("previous\n", encoding="utf-8")
+    with pytest.raises(KeyboardInterrupt):
+        an.analyze_file(_Interrupting(analyzer), src, dst, batch_size=2)  # type: ignore[arg-type]
+    assert dst.read_text(encoding="utf-8") == "previous\n"  # not half a file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]
+    with an.atomic_output(dst) as fh:
+        fh.write("new\n")
+    assert dst.read_text(encoding="utf-8") == "new\n"
+
+
+def test_cli_analyze_stdin_and_encoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from verbatim_cli import app
+
+    monkeypatch.chdir(tmp_path)
+    dst = tmp_path / "out.jsonl"
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["analyze", "-", "-o", str(dst)], input='{"text": "Colis jamais reçu"}\n'
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(dst.read_text(encoding="utf-8"))["sentiment"]["label"] == "negative"
+    src = tmp_path / "latin.jsonl"
+    src.write_bytes('{"text": "Livraison très en retard"}\n'.encode("latin-1"))
+    res = runner.invoke(app, ["analyze", str(src), "-o", str(dst), "--encoding", "cp1252"])
+    assert res.exit_code == 0 and "analyzed 1/1" in res.output
+    res = runner.invoke(app, ["analyze", str(src), "-o", str(dst), "--encoding", "klingon"])
+    assert res.exit_code == 2 and "unknown encoding" in res.output
+    res = runner.invoke(app, ["analyze", str(src), "-o", str(src)])
+    assert res.exit_code == 2 and "is the input file" in res.output
+
+
+def test_incidents_use_each_themes_cooldown() -> None:
+    """A taxonomy may give a theme its own cooldown: `verbatim detect` groups its alerts with
+    that gap, the backtest used the global one for every theme."""
+    alerts = [
+        {"theme": "livraison", "kind": "volume", "day": "2026-03-01"},
+        {"theme": "livraison", "kind": "negativity", "day": "2026-03-09"},
+        {"theme": "prix", "kind": "volume", "day": "2026-03-01"},
+        {"theme": "prix", "kind": "negativity", "day": "2026-03-09"},
+    ]
+    incs = bt.group_incidents(alerts, {"livraison": 11}, 4)
+    assert [(i["theme"], i["first_day"], i["alerts"]) for i in incs] == [
+        ("livraison", "2026-03-01", 2),
+        ("prix", "2026-03-01", 1),
+        ("prix", "2026-03-09", 1),
+    ]
+
+
+def test_backtest_feed_of_broken_lines_reports_each(
+    analyzer: Analyzer, tax: Taxonomy, tmp_path: Path
+) -> None:
+    feed, out = tmp_path / "feed.jsonl", tmp_path / "alerts.jsonl"
+    feed.write_text("{oops\n{\"text\": 'single quotes'}\n", encoding="utf-8")
+    warnings: list[str] = []
+    res = bt.run_backtest(feed, out, analyzer=analyzer, taxonomy=tax, warn=warnings.append)
+    assert res.rows == 0 and res.bad == 2 == res.read and len(warnings) == 2
+    blank = tmp_path / "blank.jsonl"
+    blank.write_bytes(b"\xef\xbb\xbf\r\n\n  \n")
+    with pytest.raises(bt.FeedError, match="empty"):
+        bt.run_backtest(blank, out, analyzer=analyzer, taxonomy=tax)
+
+
+def test_cli_backtest_reads_a_latin1_export_and_uses_the_detect_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command passed neither `--encoding` (the reader had it) nor the settings
+    `verbatim detect` runs with (`detection_warmup_days`, `max_text_chars`), so a team that
+    had changed the warm-up got other alerts from the backtest than from detect."""
+    from verbatim_cli import app
+
+    seen: dict[str, object] = {}
+    real = bt.run_backtest
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.update(kwargs)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bt, "run_backtest", spy)
+    monkeypatch.setenv("VERBATIM_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("VERBATIM_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("VERBATIM_SENTIMENT_BACKEND", "lexicon")
+    monkeypatch.setenv("VERBATIM_DETECTION_WARMUP_DAYS", "5")
+    monkeypatch.setenv("VERBATIM_MAX_TEXT_CHARS", "300")
+    feed, out = tmp_path / "feed.csv", tmp_path / "alerts.jsonl"
+    feed.write_bytes(
+        "id;texte;date\n1;Colis abîmé, très déçu;2026-03-01\n2;Livré à temps;2026-03-02\n".encode(
+            "cp1252"
+        )
+    )
+    res = CliRunner().invoke(app, ["backtest", str(feed), "-o", str(out), "--encoding", "cp1252"])
+    assert res.exit_code == 0, res.output
+    assert "read 2 row(s): 2 verbatim(s)" in res.output and "rejected" in res.output
+    assert seen["config"].warmup_days == 5  # type: ignore[attr-defined]
+    assert seen["max_text_chars"] == 300 and seen["encoding"] == "cp1252"
