@@ -1116,19 +1116,21 @@ def score_summary(
 
 
 def list_sources(session: Session, limit: int = 200) -> list[str]:
-    """Source names present in the aggregates (the "*" rows only, on the theme index: a
-    source with data has them). From the API's in-memory copy when the session carries one:
-    on PostgreSQL the DISTINCT walks most of the table (measured 0.3 s at 1M verbatims), for
-    every /overview built."""
+    """Source names present in the aggregates: the "*" rows of `daily_facets` (on the theme
+    index: a source with analysed verbatims has them), every language. `daily_aggregates`
+    is French only, so a source of English verbatims only was missing from the filters
+    while /trend and /breakdown count it. From the API's in-memory copy when the session
+    carries one: on PostgreSQL the DISTINCT walks most of the table (measured 0.3 s at 1M
+    verbatims), for every /overview built."""
     memo = session.info.get(PERIOD_MEMO)
-    table = memo.table(session, DailyAggregate) if memo is not None else None
+    table = memo.table(session, DailyFacet) if memo is not None else None
     if table is not None:
         return table.distinct("source", where={"theme": ALL_THEMES})[:limit]
     stmt = (
-        select(DailyAggregate.source)
-        .where(DailyAggregate.theme == ALL_THEMES)
+        select(DailyFacet.source)
+        .where(DailyFacet.theme == ALL_THEMES)
         .distinct()
-        .order_by(DailyAggregate.source)
+        .order_by(DailyFacet.source)
         .limit(limit)
     )
     return list(session.scalars(stmt))

@@ -28,6 +28,7 @@ from core.models import (
     Alert,
     Analysis,
     ApiKey,
+    Correction,
     DailyAggregate,
     DailyFacet,
     DailyKeyword,
@@ -53,6 +54,9 @@ class Versions:
     analyses: int  # latest analysis id: a new or corrected analysis
     topics: int  # the "topics" data version (bumped by every topic run)
     incidents: tuple[int, str]  # count, last update
+    # latest analyst correction: every view's token changes at once, in every API process
+    # (a job's write may be served stale while the view is rebuilt; an analyst's own fix not)
+    corrections: int = 0
     key_scopes: str | None = None  # scopes of the API key asked about (None: no such live key)
 
 
@@ -72,7 +76,16 @@ def _versions_sql(with_key: bool) -> TextualSelect:
     expression cost more than running it, on every request."""
     t = {
         m.__name__: m.__tablename__
-        for m in (Alert, Analysis, ApiKey, DailyAggregate, DataVersion, Incident, TaxonomyVersion)
+        for m in (
+            Alert,
+            Analysis,
+            ApiKey,
+            Correction,
+            DailyAggregate,
+            DataVersion,
+            Incident,
+            TaxonomyVersion,
+        )
     }
     # (Separate subqueries: SQLite only uses the index shortcut for a lone min() or max().)
     parts = [
@@ -88,6 +101,7 @@ def _versions_sql(with_key: bool) -> TextualSelect:
         f"(SELECT version FROM {t['DataVersion']} WHERE name = 'topics') AS topics",
         f"(SELECT count(*) FROM {t['Incident']}) AS incidents_n",
         f"(SELECT max(updated_at) FROM {t['Incident']}) AS incidents_updated",
+        f"(SELECT max(id) FROM {t['Correction']}) AS corrections",
     ]
     if with_key:
         parts.append(
@@ -115,7 +129,7 @@ def read_versions(
 
     On SQLite the result is kept with the connection and reused while `PRAGMA data_version`
     (commits by any other connection) and the connection's own change count are unchanged:
-    two integer reads instead of 13 subqueries, on every cached and cold API read. On
+    two integer reads instead of 14 subqueries, on every cached and cold API read. On
     PostgreSQL, given the process's change `feed`, it is reused until a change is notified
     (`core.change_feed`): no statement at all."""
     if feed is not None:
@@ -170,7 +184,8 @@ def _read_versions(conn: Session | Connection, key_hash: str | None) -> Versions
         analyses=int(row[8] or 0),
         topics=int(row[9] or 0),
         incidents=(int(row[10] or 0), str(row[11])),
-        key_scopes=row[12] if key_hash is not None else None,
+        corrections=int(row[12] or 0),
+        key_scopes=row[13] if key_hash is not None else None,
     )
 
 
@@ -270,14 +285,16 @@ def only_job_data_differs(kept: ViewToken, current: ViewToken) -> bool:
 
 def view_token(versions: Versions, changes: ChangeLog, deps: ViewDeps) -> ViewToken:
     """The token of a view with these dependencies (`changes` refreshed first), in two parts:
-    what the API changes too (alerts, taxonomy, incidents: an acknowledgement, a taxonomy
-    edit), then what only the jobs write (ingest, enrich, aggregate, topics)."""
+    what the API changes too (alerts, taxonomy, incidents, corrections: an acknowledgement, a
+    taxonomy edit, an analyst's fix), then what only the jobs write (ingest, enrich,
+    aggregate, topics)."""
     every_rebuild = (versions.aggregates, versions.aggregate_ids)
     return (
         (
             versions.alerts,
             versions.taxonomy,
             versions.incidents if deps.incidents else None,
+            versions.corrections,
         ),
         (
             versions.latest_day,
