@@ -8,9 +8,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import DatabaseError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+from nlp.errors import VerbatimError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -93,21 +95,108 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
+class SchemaError(VerbatimError):
+    """The database cannot be migrated by this version: newer than the code, not Verbatim's,
+    or not a database at all. The CLI prints it as one line."""
+
+    exit_code = 1
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the latest Alembic revision (idempotent)."""
+    """Bring the schema to the latest Alembic revision (idempotent).
+
+    Refuses, with one `SchemaError`, a database this code cannot own: one migrated by a newer
+    Verbatim (a downgraded package), Verbatim tables without a migration record, a SQLite file
+    with other tables or not a SQLite database. Nothing is created in those."""
     from alembic import command
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    script = ScriptDirectory.from_config(cfg)
     # Several processes may start on a fresh database at once (API + scheduler containers,
     # two schedulers): one migrates, the others wait and then find it done.
-    with _migration_lock(engine), engine.begin() as conn:
+    with _migration_lock(engine), _connect(engine) as conn, foreign_keys_off(conn), conn.begin():
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("select pg_advisory_xact_lock(7401208815)")
+        _check_owned(conn, {s.revision for s in script.walk_revisions()}, list(script.get_heads()))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         _run_pending_rebuild(conn)
+
+
+def _connect(engine: Engine) -> Connection:
+    try:
+        return engine.connect()
+    except DatabaseError as exc:
+        # "file is not a database" (a text file, an encrypted file): not an OperationalError
+        # such as a missing directory, which the CLI already says in one line.
+        if engine.dialect.name != "sqlite" or isinstance(exc, OperationalError):
+            raise
+        raise SchemaError(
+            f"{engine.url.database} is not a SQLite database ({exc.orig}); "
+            "point database_url at a Verbatim database or a new file"
+        ) from None
+
+
+@contextmanager
+def foreign_keys_off(conn: Connection) -> Iterator[None]:
+    """SQLite: foreign keys off while migrations run, on again after.
+
+    Batch mode rewrites a table as copy, DROP, rename; with foreign keys on, SQLite's DROP
+    TABLE first deletes every row, and ON DELETE CASCADE then emptied the referencing tables
+    (0002_incidents_taxonomy rewrote `alerts`, and every `outbox` row was gone). The pragma
+    is a no-op inside a transaction: it runs before `conn.begin()`."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    off = conn.exec_driver_sql("PRAGMA foreign_keys").scalar()
+    conn.commit()
+    if off != 0:
+        raise RuntimeError("SQLite foreign keys could not be turned off for the migration")
+    try:
+        yield
+    finally:
+        if conn.in_transaction():
+            conn.rollback()
+        conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+        conn.commit()
+
+
+def _check_owned(conn: Connection, known: set[str], heads: list[str]) -> None:
+    """Raise SchemaError unless `conn`'s database is Verbatim's at a known revision or new."""
+    from core.models import Base
+
+    tables = set(inspect(conn).get_table_names())
+    versions: list[str] = []
+    if "alembic_version" in tables:
+        versions = list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    where = conn.engine.url.database if conn.dialect.name == "sqlite" else "the database"
+    unknown = [v for v in versions if v not in known]
+    if unknown:
+        raise SchemaError(
+            f"{where} is at schema revision {', '.join(unknown)}, newer than this Verbatim "
+            f"knows (latest: {', '.join(heads)}): it was migrated by a newer version. Install "
+            "that version again, or restore a backup taken before the upgrade"
+        )
+    if versions:
+        return
+    ours = sorted(tables & set(Base.metadata.tables))
+    if ours:
+        raise SchemaError(
+            f"{where} has Verbatim tables ({', '.join(ours[:3])}, ...) but no migration record "
+            "(alembic_version): it was not created by `verbatim`'s migrations. Restore it "
+            "from a backup or point database_url at a new database"
+        )
+    others = sorted(tables - {"alembic_version"})
+    if others and conn.dialect.name == "sqlite":
+        raise SchemaError(
+            f"{where} is not a Verbatim database (it holds other tables: "
+            f"{', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); "
+            "point database_url at a Verbatim database or a new file"
+        )
 
 
 # A migration that changes what the aggregates hold sets this `data_versions` row; the rebuild
