@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.db import session_scope
 from core.models import TaxonomyVersion
 from core.settings import Settings
+from nlp.errors import VerbatimError
 from nlp.taxonomy import (
     BUILTIN_TAXONOMIES,
     Taxonomy,
@@ -37,6 +38,39 @@ SEED_AUTHOR = "seed"
 class Current:
     taxonomy: Taxonomy
     version: int
+    changed: bool = True  # from `save`/`import_yaml`: False when nothing was stored
+
+
+class TaxonomyConflict(VerbatimError):
+    """The taxonomy changed since the version an edit was based on (a lost update refused)."""
+
+    def __init__(self, message: str, current: int) -> None:
+        super().__init__(message)
+        self.current = current
+
+
+def changes_since(session: Session, version: int) -> str:
+    """`v3 (author): summary; v4 ...`: what the versions after `version` changed."""
+    rows = session.execute(
+        select(TaxonomyVersion)
+        .where(TaxonomyVersion.version > version)
+        .order_by(TaxonomyVersion.version)
+    ).scalars()
+    return "; ".join(f"v{r.version} by {r.author}: {r.summary}" for r in rows)
+
+
+def check_base(session: Session, base: int, current_version: int, what: str) -> None:
+    """Raise TaxonomyConflict when an edit based on version `base` would overwrite later ones."""
+    if base != current_version:
+        later = changes_since(session, base) if base < current_version else ""
+        raise TaxonomyConflict(
+            f"{what} is based on taxonomy version {base}, but the current version is "
+            f"{current_version}"
+            + (f" ({later[:500]})" if later else "")
+            + ": storing it would undo those changes. Export the current version and redo "
+            "your edit",
+            current_version,
+        )
 
 
 def _seed_taxonomy(settings: Settings) -> tuple[Taxonomy, str]:
@@ -97,34 +131,76 @@ def _row(tax: Taxonomy, version: int, author: str, summary: str) -> TaxonomyVers
 
 
 def save(
-    session: Session, settings: Settings, new: Taxonomy, author: str, summary: str | None = None
+    session: Session,
+    settings: Settings,
+    new: Taxonomy,
+    author: str,
+    summary: str | None = None,
+    *,
+    base: int | None = None,
 ) -> Current:
     """Store `new` as the next version (raises IntegrityError if another writer got there
-    first: callers retry on the new current). Returns the stored version."""
+    first: callers retry on the new current). Returns the stored version.
+
+    `base`: the version `new` was made from; TaxonomyConflict when it is no longer the
+    current one (else an edit of a copy read just before another writer's commit would be
+    stored over that writer's version, undoing it)."""
     old: Taxonomy | None
     try:
         cur = current(session, settings)
         old, version = cur.taxonomy, cur.version + 1
+        if base is not None:
+            check_base(session, base, cur.version, "the edit")
     except TaxonomyError as exc:
         # Stored by a release that checked less (an alert threshold out of range, an id too
         # long for its column): it cannot be read, so it is replaced, never a dead end.
         log.warning("replacing a current taxonomy that no longer validates: %s", exc)
         old, version = None, (latest_version(session) or 0) + 1
+    if old is not None and old.same_content(new):
+        # The same document again (an import run twice, a retire of a retired theme): a new
+        # version would only say "no change" and ask for a re-detection.
+        return Current(old, version - 1, changed=False)
     new = new.model_copy(update={"version": version})
     text = summary or diff_summary(old, new)
     row = _row(new, version, author, text)
-    # New themes have no stored mentions before the re-detection: their day is set by it.
-    row.theme_since = {t.id: "" for t in new.active if old is None or old.resolve(t.id) is None}
+    # New themes have no stored mentions before the re-detection: their day is set by it. A
+    # renamed theme is not new: its mentions under its former id are its history.
+    row.theme_since = {
+        t.id: ""
+        for t in new.active
+        if old is None or all(old.resolve(i) is None for i in (t.id, *t.aliases))
+    }
     session.add(row)
     session.flush()
     return Current(new, version)
 
 
 def import_yaml(
-    session: Session, settings: Settings, text: str, author: str, origin: str = "<import>"
+    session: Session,
+    settings: Settings,
+    text: str,
+    author: str,
+    origin: str = "<import>",
+    *,
+    force: bool = False,
 ) -> Current:
-    """Validate a YAML document and store it as the next version (TaxonomyError if invalid)."""
-    return save(session, settings, parse_taxonomy(text, origin=origin), author)
+    """Validate a YAML document and store it as the next version (TaxonomyError if invalid).
+
+    The same taxonomy as the current one stores nothing (`changed` False). A document that
+    states the `version` it was exported from, older than the current one, would silently
+    undo the changes made since: TaxonomyConflict, unless `force` (last writer wins)."""
+    doc = parse_taxonomy(text, origin=origin)
+    try:
+        cur: Current | None = current(session, settings)
+    except TaxonomyError:
+        cur = None  # unreadable current version: `save` replaces it
+    if cur is None:
+        return save(session, settings, doc, author)
+    if cur.taxonomy.same_content(doc):
+        return Current(cur.taxonomy, cur.version, changed=False)
+    if not force and "version" in doc.model_fields_set and doc.version < cur.version:
+        check_base(session, doc.version, cur.version, origin)
+    return save(session, settings, cur.taxonomy.replaced_by(doc), author)
 
 
 def history(session: Session) -> list[TaxonomyVersion]:
@@ -184,6 +260,9 @@ def diff_summary(old: Taxonomy | None, new: Taxonomy) -> str:
             continue
         if theme.retired and not prev.retired:
             parts.append(f"retired {tid}")
+            continue
+        if prev.retired and not theme.retired:
+            parts.append(f"added {tid} again")
             continue
         fields = [
             name

@@ -109,8 +109,18 @@ def import_(
         "--retheme/--no-retheme",
         help="re-detect the recent window's themes now (else the next `verbatim run` does)",
     ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="store the file even if it was exported from an older version than the current "
+        "one (the changes made since are undone: last writer wins)",
+    ),
 ) -> None:
-    """Store a YAML file as the next version (validated first; nothing stored if invalid)."""
+    """Store a YAML file as the next version (validated first; nothing stored if invalid).
+
+    The same taxonomy as the current one stores nothing. A file exported from an older
+    version than the current one is refused (it would undo the changes made since) unless
+    `--force`; a file without `version` replaces the taxonomy."""
     from sqlalchemy.exc import IntegrityError
 
     from core import taxonomy_store
@@ -127,12 +137,19 @@ def import_(
     who = author or f"cli:{getpass.getuser()}"
     try:
         with session_scope(sessions) as session:
-            stored = taxonomy_store.import_yaml(session, settings, text, who, origin=str(path))
+            stored = taxonomy_store.import_yaml(
+                session, settings, text, who, origin=str(path), force=force
+            )
             summary = taxonomy_store.history(session)[0].summary
     except TaxonomyError as exc:
         raise _fail(str(exc)) from None
+    except taxonomy_store.TaxonomyConflict as exc:
+        raise _fail(f"{exc}, or import with --force to replace it anyway", 1) from None
     except IntegrityError:
         raise _fail("the taxonomy changed concurrently; run the import again", 1) from None
+    if not stored.changed:
+        typer.echo(f"no change: {path} is the current taxonomy (version {stored.version})")
+        return
     typer.echo(f"taxonomy version {stored.version} stored ({summary})")
     if retheme_now:
         _retheme(settings, sessions)

@@ -95,13 +95,19 @@ def retheme(
     with session_scope(sessions) as session:
         if result.days:
             aggregate(session, days=result.days)
-        stored = session.execute(
-            select(TaxonomyVersion).where(TaxonomyVersion.version == version)
-        ).scalar_one()
-        since = dict(stored.theme_since or {})
+        # This version and any earlier one never re-detected (imported with --no-retheme,
+        # then edited again): their added themes' mentions start at this window too. Left
+        # "" (not re-detected), such a theme was skipped by detection for good.
         origin = (result.start or datetime.now(UTC).date()).isoformat()
-        stored.theme_since = {k: (v or origin) for k, v in since.items()}
-        stored.rethemed_at = datetime.now(UTC)
+        pending = session.execute(
+            select(TaxonomyVersion).where(
+                TaxonomyVersion.version <= version, TaxonomyVersion.rethemed_at.is_(None)
+            )
+        ).scalars()
+        for stored in pending:
+            since = dict(stored.theme_since or {})
+            stored.theme_since = {k: (v or origin) for k, v in since.items()}
+            stored.rethemed_at = datetime.now(UTC)
     log.info(
         "taxonomy v%d: themes re-detected on %d verbatims since %s (%d mentions)",
         version,

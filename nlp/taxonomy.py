@@ -135,9 +135,16 @@ MAX_THEMES = 200
 MAX_USER_PATTERNS = 1000  # patterns and cues not shipped with Verbatim, all themes together
 
 
+@functools.lru_cache(maxsize=4096)
+def _checked(pattern: str) -> None:
+    compile_pattern(pattern)  # a refused pattern raises, and is not cached
+
+
 def _check_patterns(patterns: list[str]) -> list[str]:
+    # Memoised: each edit of a taxonomy validates all its patterns again (a list of 200
+    # operations on a taxonomy of 1000 patterns would compile 200,000 regexes).
     for pattern in patterns:
-        compile_pattern(pattern)
+        _checked(pattern)
     return patterns
 
 
@@ -292,6 +299,13 @@ class Theme(_Strict):
         return value
 
 
+def _changed(theme: Theme, **update: Any) -> Theme:
+    """`theme` with `update`, validated as the loader validates a theme: `model_copy` alone
+    skips the checks, so a rename to a blank label or a bad id was stored and every later
+    read of that version failed."""
+    return Theme.model_validate({**theme.model_dump(), **update})
+
+
 class HistoryEntry(_Strict):
     action: Literal["add", "rename", "merge", "retire", "update"]
     theme: str
@@ -411,20 +425,43 @@ class Taxonomy(_Strict):
         )
 
     def add(self, theme: Theme) -> Taxonomy:
-        if self.resolve(theme.id) is not None:
+        """Add a theme. Its id may be a retired theme's (re-added: the new definition replaces
+        it, former ids kept) or a former id of another theme (un-merge: the id leaves that
+        theme's aliases, so its stored mentions are this theme's again)."""
+        existing = self.resolve(theme.id)
+        if existing is None:
+            themes = [*self.themes, theme]
+        elif existing.id == theme.id and existing.retired:
+            aliases = [*existing.aliases, *(a for a in theme.aliases if a not in existing.aliases)]
+            back = _changed(theme, aliases=aliases, retired=False)
+            themes = [back if t.id == existing.id else t for t in self.themes]
+        elif existing.id == theme.id:
             raise ValueError(f"theme {theme.id!r} already exists")
-        return self._edited([*self.themes, theme], HistoryEntry(action="add", theme=theme.id))
+        else:
+            freed = _changed(existing, aliases=[a for a in existing.aliases if a != theme.id])
+            themes = [freed if t.id == existing.id else t for t in self.themes]
+            themes.append(theme)
+        return self._edited(themes, HistoryEntry(action="add", theme=theme.id))
 
     def rename(self, old_id: str, new_id: str, label: str | None = None) -> Taxonomy:
+        """Rename a theme (its former id becomes an alias). Renaming back to one of its own
+        former ids is allowed; another theme's id or former id is not."""
         theme = self.get(old_id)
-        if self.resolve(new_id) is not None:
-            raise ValueError(f"theme {new_id!r} already exists")
-        renamed = theme.model_copy(
-            update={
-                "id": new_id,
-                "label": label or theme.label,
-                "aliases": [*theme.aliases, theme.id],
-            }
+        other = self.resolve(new_id)
+        if other is not None and other.id != theme.id:
+            if other.id == new_id:
+                raise ValueError(f"theme {new_id!r} already exists")
+            raise ValueError(
+                f"{new_id!r} is a former id of theme {other.id!r} (renamed or merged: its "
+                f"stored mentions and alerts count for {other.id!r}); choose another id"
+            )
+        if new_id == theme.id:
+            raise ValueError(f"theme {new_id!r} already has this id")
+        renamed = _changed(
+            theme,
+            id=new_id,
+            label=label or theme.label,
+            aliases=[*(a for a in theme.aliases if a != new_id), theme.id],
         )
         themes = [renamed if t.id == theme.id else t for t in self.themes]
         return self._edited(themes, HistoryEntry(action="rename", theme=theme.id, target=new_id))
@@ -433,15 +470,19 @@ class Taxonomy(_Strict):
         source, target = self.get(source_id), self.get(target_id)
         if source.id == target.id:
             raise ValueError("cannot merge a theme into itself")
-        merged = target.model_copy(
-            update={
-                "aliases": [*target.aliases, source.id, *source.aliases],
-                "seeds": sorted({*target.seeds, *source.seeds}),
-                "patterns": [*target.patterns, *source.patterns],
-                "examples": [*target.examples, *source.examples],
-                "positive_cues": [*target.positive_cues, *source.positive_cues],
-                "negative_cues": [*target.negative_cues, *source.negative_cues],
-            }
+        if target.retired:
+            raise ValueError(
+                f"cannot merge into {target.id!r}: it is retired (the merged theme's mentions "
+                "would be hidden); add it again first, or merge into an active theme"
+            )
+        merged = _changed(
+            target,
+            aliases=[*target.aliases, source.id, *source.aliases],
+            seeds=sorted({*target.seeds, *source.seeds}),
+            patterns=_union(target.patterns, source.patterns),
+            examples=_union(target.examples, source.examples),
+            positive_cues=_union(target.positive_cues, source.positive_cues),
+            negative_cues=_union(target.negative_cues, source.negative_cues),
         )
         themes = [merged if t.id == target.id else t for t in self.themes if t.id != source.id]
         return self._edited(themes, HistoryEntry(action="merge", theme=source.id, target=target.id))
@@ -453,16 +494,43 @@ class Taxonomy(_Strict):
         ]
         return self._edited(themes, HistoryEntry(action="retire", theme=theme.id))
 
+    def replaced_by(self, document: Taxonomy) -> Taxonomy:
+        """`document` as the next version (a full replacement: API document, YAML import).
+        History is kept: this taxonomy's entries, then the document's that it lacks (a
+        document from another database), then one `update` entry."""
+        known = {(h.action, h.theme, h.target, h.at) for h in self.history}
+        extra = [h for h in document.history if (h.action, h.theme, h.target, h.at) not in known]
+        return document.model_copy(
+            update={
+                "version": self.version + 1,
+                "history": [*self.history, *extra, HistoryEntry(action="update", theme="*")],
+            }
+        )
+
+    def same_content(self, other: Taxonomy) -> bool:
+        """True when both define the same taxonomy (version and history aside): storing
+        `other` over this one would change nothing."""
+        skip = {"version", "history"}
+        return self.model_dump(exclude=skip) == other.model_dump(exclude=skip)
+
     # --- files --------------------------------------------------------------------------
     def to_yaml(self) -> str:
-        return yaml.safe_dump(
+        # libyaml's emitter when PyYAML has it: every stored version is written as YAML, and
+        # the pure Python one took 0.2 s for a taxonomy near the limits (read back the same).
+        return yaml.dump(
             self.model_dump(mode="json", exclude_defaults=False),
+            Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
             allow_unicode=True,
             sort_keys=False,
         )
 
     def save(self, path: Path) -> None:
         path.write_text(self.to_yaml(), encoding="utf-8")
+
+
+def _union(first: list[str], second: list[str]) -> list[str]:
+    """`first` then the items of `second` it lacks (a merge does not repeat a pattern)."""
+    return [*first, *(x for x in second if x not in first)]
 
 
 class TaxonomyError(VerbatimError, ValueError):

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from nlp.taxonomy import (
-    HistoryEntry,
     Taxonomy,
     TaxonomyError,
     Theme,
@@ -27,7 +26,10 @@ def _error_text(exc: Exception) -> str:
 
 
 def apply_update(current: Taxonomy, update: TaxonomyUpdate) -> Taxonomy:
-    """Apply operations in order, or replace with a full document; ApiError(422) names the field."""
+    """Apply operations in order, or replace with a full document; ApiError(422) names the field.
+
+    A full document replaces the taxonomy whatever changed since it was read (its `version`
+    is not checked: last writer wins); `If-Match` makes it conditional (the router)."""
     if (update.operations is None) == (update.taxonomy is None):
         raise ApiError(422, "send either 'operations' or 'taxonomy' (exactly one)", "operations")
     if update.taxonomy is not None:
@@ -35,16 +37,9 @@ def apply_update(current: Taxonomy, update: TaxonomyUpdate) -> Taxonomy:
             proposed = Taxonomy.model_validate(update.taxonomy)
         except (ValidationError, TaxonomyError, ValueError) as exc:
             raise ApiError(422, f"invalid taxonomy: {_error_text(exc)}", "taxonomy") from exc
-        return Taxonomy(
-            name=proposed.name,
-            language=proposed.language,
-            version=current.version + 1,
-            alarm_terms=proposed.alarm_terms,
-            positive_cues=proposed.positive_cues,  # dropped before: the document's own idioms
-            negative_cues=proposed.negative_cues,
-            themes=proposed.themes,
-            history=[*current.history, HistoryEntry(action="update", theme="*")],
-        )
+        if current.same_content(proposed):
+            return current  # nothing to store (the caller keeps the version)
+        return current.replaced_by(proposed)
     taxonomy = current
     for i, op in enumerate(update.operations or []):
         field = f"operations[{i}]"

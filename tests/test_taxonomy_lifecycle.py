@@ -1,0 +1,435 @@
+"""The taxonomy's life cycle as a CX team lives it: export/import round trips, repeated and
+concurrent edits, renames and merges undone, re-detection after a change."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from api_seed import Seeded, seed
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
+
+from core import taxonomy_store
+from core.db import session_scope
+from core.models import TaxonomyVersion
+from core.settings import Settings
+from nlp.taxonomy import Taxonomy, Theme, load_taxonomy, parse_taxonomy
+from service.app import create_app
+from service.auth import create_key
+from verbatim_cli import app as cli
+
+
+@pytest.fixture
+def keys(sessions: sessionmaker[Session]) -> dict[str, str]:
+    with session_scope(sessions) as session:
+        _, read = create_key(session, "lecture", "read")
+        _, write = create_key(session, "ecriture", "write")
+    return {"read": read, "write": write}
+
+
+@pytest.fixture
+def client(settings: Settings, engine: Engine) -> Iterator[TestClient]:
+    yield TestClient(create_app(settings, engine=engine))
+
+
+@pytest.fixture
+def runner(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("VERBATIM_DATABASE_URL", settings.resolved_database_url)
+    monkeypatch.setenv("VERBATIM_DATA_DIR", str(settings.data_dir))
+    return CliRunner()
+
+
+def rh(keys: dict[str, str]) -> dict[str, str]:
+    return {"X-API-Key": keys["read"]}
+
+
+def wh(keys: dict[str, str], **extra: str) -> dict[str, str]:
+    return {"X-API-Key": keys["write"], **extra}
+
+
+def _versions(sessions: sessionmaker[Session]) -> list[int]:
+    with session_scope(sessions) as session:
+        return [r.version for r in taxonomy_store.history(session)]
+
+
+NASTY = ["no", "on", "null", "~", "123", "1e3", ": x", "#c", " lead", "é€😀", "multi\nline", "*a"]
+
+
+def _rich() -> dict:
+    """Every field set, unicode and YAML look-alikes, a retired theme, aliases, alerts."""
+    return {
+        "name": "cx « équipe »",
+        "language": "fr",
+        "alarm_terms": ["arnaque", *NASTY],
+        "positive_cues": [r"\bnickel\b"],
+        "negative_cues": [r"\bplus jamais\b"],
+        "themes": [
+            {
+                "id": "livraison",
+                "label": "Livraison — délais",
+                "description": "Colis, retards\n« transporteur »",
+                "team": "logistique",
+                "stage": "delivery",
+                "severity_weight": 2.5,
+                "seeds": ["colis", "livreur", *NASTY],
+                "patterns": [r"\bretard(s)?\b"],
+                "examples": ["Colis arrivé en retard 😡"],
+                "positive_cues": [r"\bà l'heure\b"],
+                "negative_cues": [r"\bjamais reçu\b"],
+                "alarm_terms": ["perdu"],
+                "alerts": {"min_volume": 3, "alpha": 0.001, "cooldown_days": 2, "enabled": False},
+                "aliases": ["expedition"],
+            },
+            {"id": "prix", "label": "Prix", "seeds": ["cher"]},
+            {"id": "ancien", "label": "Ancien", "retired": True},
+        ],
+    }
+
+
+# --- export / import ------------------------------------------------------------------------
+
+
+def test_export_import_round_trip_is_lossless_and_idempotent(
+    settings: Settings, sessions: sessionmaker[Session], runner: CliRunner, tmp_path: Path
+) -> None:
+    """Importing the document just exported (or the same file twice) stored a new version
+    each time, summary "no change", and asked for a re-detection."""
+    source = tmp_path / "rich.yaml"
+    source.write_text(yaml.safe_dump(_rich(), allow_unicode=True), encoding="utf-8")
+    res = runner.invoke(cli, ["taxonomy", "import", str(source), "--no-retheme"])
+    assert res.exit_code == 0 and "version 2 stored" in res.output, res.output
+    exported = tmp_path / "export.yaml"
+    assert runner.invoke(cli, ["taxonomy", "export", "-o", str(exported)]).exit_code == 0
+    back = parse_taxonomy(exported.read_text(encoding="utf-8"))
+    expected = Taxonomy.model_validate(_rich())
+    assert back.same_content(expected)
+    assert [t.id for t in back.themes] == ["livraison", "prix", "ancien"]  # order kept
+    assert back.themes[0] == expected.themes[0]  # every field, unicode, cues, alerts
+    for path in (exported, source):  # the export, and the same file again
+        again = runner.invoke(cli, ["taxonomy", "import", str(path)])
+        assert again.exit_code == 0, again.output
+        assert "no change" in again.output and "re-detected" not in again.output, again.output
+    assert _versions(sessions) == [2, 1]
+    with session_scope(sessions) as session:
+        assert not taxonomy_store.import_yaml(session, settings, back.to_yaml(), "t").changed
+
+
+def test_an_edit_that_changes_nothing_stores_no_version(
+    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    full = client.get("/taxonomy", headers=rh(keys)).json()["taxonomy"]
+    res = client.put("/taxonomy", json={"taxonomy": full}, headers=wh(keys))
+    assert res.status_code == 200 and res.json()["version"] == 1, res.text
+    retire = {"operations": [{"op": "retire", "id": "prix"}]}
+    assert client.put("/taxonomy", json=retire, headers=wh(keys)).json()["version"] == 2
+    res = client.put("/taxonomy", json=retire, headers=wh(keys))  # already retired
+    assert res.status_code == 200 and res.json()["version"] == 2
+    assert _versions(sessions) == [2, 1]
+
+
+def test_a_stale_export_is_refused_unless_forced_and_history_is_kept(
+    settings: Settings, sessions: sessionmaker[Session], runner: CliRunner, tmp_path: Path
+) -> None:
+    """A file exported at v1, edited while a colleague renamed a theme (v2), was imported
+    over v2: the rename (and its alias) silently undone, and the history replaced by the
+    file's."""
+    exported = tmp_path / "v1.yaml"
+    assert runner.invoke(cli, ["taxonomy", "export", "-o", str(exported)]).exit_code == 0
+    with session_scope(sessions) as session:
+        cur = taxonomy_store.current(session, settings)
+        taxonomy_store.save(session, settings, cur.taxonomy.rename("prix", "tarif"), "alice")
+    doc = yaml.safe_load(exported.read_text(encoding="utf-8"))
+    doc["themes"].append({"id": "fidelite", "label": "Fidélité"})
+    exported.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    res = runner.invoke(cli, ["taxonomy", "import", str(exported), "--no-retheme"])
+    assert res.exit_code == 1, res.output
+    assert "based on taxonomy version 1" in res.output and "--force" in res.output
+    assert "renamed prix -> tarif" in res.output  # what would be undone
+    assert _versions(sessions) == [2, 1]
+    res = runner.invoke(cli, ["taxonomy", "import", str(exported), "--no-retheme", "--force"])
+    assert res.exit_code == 0 and "version 3 stored" in res.output, res.output
+    with session_scope(sessions) as session:
+        tax = taxonomy_store.current(session, settings).taxonomy
+    assert [h.action for h in tax.history] == ["rename", "update"]  # v2's entry kept
+    # A file without `version` is a deliberate replacement: no check.
+    del doc["version"]
+    doc["themes"].append({"id": "retour", "label": "Retours"})
+    exported.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    res = runner.invoke(cli, ["taxonomy", "import", str(exported), "--no-retheme"])
+    assert res.exit_code == 0 and "version 4 stored" in res.output, res.output
+
+
+# --- concurrent edits -----------------------------------------------------------------------
+
+
+def test_if_match_refuses_an_edit_of_a_version_changed_since(
+    client: TestClient, keys: dict[str, str], settings: Settings, engine: Engine
+) -> None:
+    got = client.get("/taxonomy", headers=rh(keys))
+    etag, doc = got.headers["etag"], got.json()["taxonomy"]
+    other = TestClient(create_app(settings, engine=engine))  # a colleague, another replica
+    rename = {"operations": [{"op": "rename", "id": "prix", "new_id": "tarif"}]}
+    assert other.put("/taxonomy", json=rename, headers=wh(keys)).status_code == 200
+    doc["themes"].append({"id": "fidelite", "label": "Fidélité"})
+    res = client.put("/taxonomy", json={"taxonomy": doc}, headers=wh(keys, **{"If-Match": etag}))
+    assert res.status_code == 412, res.text
+    assert res.json()["field"] == "If-Match" and "version 2" in res.json()["detail"]
+    current = client.get("/taxonomy", headers=rh(keys))
+    assert "tarif" in {t["id"] for t in current.json()["taxonomy"]["themes"]}  # not undone
+    add = {"operations": [{"op": "add", "theme": {"id": "fidelite", "label": "Fidélité"}}]}
+    res = client.put(
+        "/taxonomy", json=add, headers=wh(keys, **{"If-Match": current.headers["etag"]})
+    )
+    assert res.status_code == 200 and res.json()["version"] == 3, res.text
+    again = {"operations": [{"op": "retire", "id": "fidelite"}]}
+    res = client.put("/taxonomy", json=again, headers=wh(keys, **{"If-Match": '"2"'}))
+    assert res.status_code == 412, res.text  # a version number works too: 3 is current
+    res = client.put("/taxonomy", json=again, headers=wh(keys, **{"If-Match": "3"}))
+    assert res.status_code == 200 and res.json()["version"] == 4, res.text
+
+
+def test_an_edit_made_from_a_version_no_longer_current_is_not_stored_over_it(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """Read v1, a colleague stores v2, store the edit of v1: it was saved as v3 and v2's
+    change vanished (the API read its copy from the cache before the colleague's commit)."""
+    with session_scope(sessions) as session:
+        v1 = taxonomy_store.current(session, settings)
+        taxonomy_store.save(session, settings, v1.taxonomy.retire("prix"), "bob")
+    with session_scope(sessions) as session, pytest.raises(taxonomy_store.TaxonomyConflict):
+        taxonomy_store.save(
+            session, settings, v1.taxonomy.retire("emballage"), "ann", base=v1.version
+        )
+    assert _versions(sessions) == [2, 1]
+
+
+def test_concurrent_operation_lists_all_apply(
+    client: TestClient, keys: dict[str, str], settings: Settings, engine: Engine
+) -> None:
+    replica = TestClient(create_app(settings, engine=engine))
+    ids = ["livraison", "emballage", "prix", "sav", "qualite_produit", "site_appli"]
+    known = {
+        t["id"] for t in client.get("/taxonomy", headers=rh(keys)).json()["taxonomy"]["themes"]
+    }
+    ids = [i for i in ids if i in known][:6]
+    codes: list[int] = []
+
+    def retire(i: int) -> None:
+        body = {"operations": [{"op": "retire", "id": ids[i]}]}
+        codes.append(
+            (client if i % 2 else replica).put("/taxonomy", json=body, headers=wh(keys)).status_code
+        )
+
+    threads = [threading.Thread(target=retire, args=(i,)) for i in range(len(ids))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes == [200] * len(ids)
+    tax = client.get("/taxonomy", headers=rh(keys)).json()
+    assert tax["version"] == 1 + len(ids)
+    assert {t["id"] for t in tax["taxonomy"]["themes"] if t["retired"]} == set(ids)
+
+
+# --- undoing an edit ------------------------------------------------------------------------
+
+
+def test_rename_then_rename_back() -> None:
+    tax = load_taxonomy("ecommerce")
+    back = tax.rename("livraison", "delivery").rename("delivery", "livraison")
+    theme = back.get("livraison")
+    assert theme.id == "livraison" and theme.aliases == ["delivery"]
+    assert back.get("delivery").id == "livraison"  # mentions stored meanwhile still count
+    assert parse_taxonomy(back.to_yaml()) == back
+
+
+def test_merge_then_unmerge_by_adding_the_theme_again() -> None:
+    tax = load_taxonomy("ecommerce").merge("emballage", "livraison")
+    assert tax.get("emballage").id == "livraison"
+    split = tax.add(Theme(id="emballage", label="Emballage", seeds=["carton"]))
+    assert split.get("emballage").id == "emballage"
+    assert "emballage" not in split.get("livraison").aliases
+    assert parse_taxonomy(split.to_yaml()) == split
+
+
+def test_retire_then_add_the_same_id_again() -> None:
+    tax = load_taxonomy("ecommerce").rename("prix", "tarif").retire("tarif")
+    back = tax.add(Theme(id="tarif", label="Tarifs", seeds=["cher"]))
+    theme = back.get("tarif")
+    assert not theme.retired and theme.label == "Tarifs" and theme.aliases == ["prix"]
+    assert back.get("prix").id == "tarif"
+    with pytest.raises(ValueError, match="already exists"):
+        back.add(Theme(id="tarif", label="Doublon"))  # an active theme stays unique
+
+
+def test_rename_onto_another_themes_former_id_is_refused_clearly() -> None:
+    tax = load_taxonomy("ecommerce").rename("livraison", "delivery")
+    with pytest.raises(ValueError, match="former id of theme 'delivery'"):
+        tax.rename("prix", "livraison")
+
+
+def test_merge_into_a_retired_theme_is_refused() -> None:
+    """The source's mentions would resolve to a retired theme: hidden everywhere."""
+    tax = load_taxonomy("ecommerce").retire("prix")
+    with pytest.raises(ValueError, match="retired"):
+        tax.merge("livraison", "prix")
+
+
+def test_operations_apply_to_the_previous_operations_result(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    ops = [
+        {"op": "add", "theme": {"id": "fidelite", "label": "Fidélité"}},
+        {"op": "rename", "id": "fidelite", "new_id": "programme"},
+        {"op": "merge", "source": "emballage", "target": "programme"},
+        {"op": "rename", "id": "livraison", "new_id": "delivery"},
+        {"op": "rename", "id": "delivery", "new_id": "livraison"},  # back
+        {"op": "retire", "id": "prix"},
+        {"op": "add", "theme": {"id": "prix", "label": "Prix bis"}},  # again
+        {"op": "add", "theme": {"id": "emballage", "label": "Emballage"}},  # un-merge
+    ]
+    res = client.put("/taxonomy", json={"operations": ops}, headers=wh(keys))
+    assert res.status_code == 200, res.text
+    themes = {t["id"]: t for t in res.json()["taxonomy"]["themes"]}
+    assert res.json()["version"] == 2
+    assert themes["programme"]["aliases"] == ["fidelite"]
+    assert themes["livraison"]["aliases"] == ["delivery"]
+    assert themes["prix"]["label"] == "Prix bis" and not themes["prix"]["retired"]
+    assert not themes["emballage"]["retired"]
+
+
+@pytest.mark.parametrize(
+    ("op", "detail"),
+    [
+        ({"op": "rename", "id": "prix", "new_id": "tarif", "label": "   "}, "label is empty"),
+        ({"op": "rename", "id": "prix", "new_id": "t" * 65}, "at most 64"),
+        ({"op": "rename", "id": "prix", "new_id": "tarif", "label": "a\u0000b"}, "not text"),
+        ({"op": "merge", "source": "livraison", "target": "prix"}, "retired"),
+    ],
+)
+def test_an_edit_is_checked_as_the_loader_reads_it(
+    client: TestClient,
+    keys: dict[str, str],
+    settings: Settings,
+    engine: Engine,
+    op: dict,
+    detail: str,
+) -> None:
+    """A rename to a blank label was stored (`model_copy` skips the checks), then every
+    process that read that version from the database answered 500."""
+    retire = {"operations": [{"op": "retire", "id": "prix"}]} if op["op"] == "merge" else None
+    if retire:
+        assert client.put("/taxonomy", json=retire, headers=wh(keys)).status_code == 200
+    res = client.put("/taxonomy", json={"operations": [op]}, headers=wh(keys))
+    assert res.status_code == 422, res.text
+    assert res.json()["field"] == "operations[0]" and detail in res.json()["detail"], res.text
+    fresh = TestClient(create_app(settings, engine=engine), raise_server_exceptions=False)
+    assert fresh.get("/taxonomy", headers=rh(keys)).status_code == 200
+
+
+# --- after a change: re-detection, history, alerts -------------------------------------------
+
+
+@pytest.fixture
+def seeded(sessions: sessionmaker[Session]) -> Seeded:
+    return seed(sessions)
+
+
+def test_retheme_settles_every_version_imported_without_it(
+    settings: Settings, sessions: sessionmaker[Session], seeded: Seeded
+) -> None:
+    """v2 added a theme (`import --no-retheme`), v3 edited again, then `retheme`: only v3
+    was settled, so v2's theme kept "" (not re-detected) and detection skipped it for good."""
+    from jobs.retheme import retheme
+
+    with session_scope(sessions) as session:
+        cur = taxonomy_store.current(session, settings).taxonomy
+        v2 = cur.add(Theme(id="fidelite", label="Fidélité", seeds=["carte fidélité"]))
+        taxonomy_store.save(session, settings, v2, "t")
+        taxonomy_store.save(session, settings, v2.retire("prix"), "t")
+    result = retheme(settings, sessions)
+    assert result is not None and result.version == 3 and result.start is not None
+    with session_scope(sessions) as session:
+        assert taxonomy_store.theme_since(session)["fidelite"] == result.start.isoformat()
+        rows = session.execute(select(TaxonomyVersion)).scalars().all()
+        assert all(r.rethemed_at is not None for r in rows)
+    assert retheme(settings, sessions) is None  # idempotent: nothing pending
+
+
+def test_a_renamed_theme_keeps_its_detection_history(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """A rename marked the new id as a theme added by the edit: its series started at the
+    re-detected window, and the mentions under its former id were no baseline any more."""
+    with session_scope(sessions) as session:
+        cur = taxonomy_store.current(session, settings).taxonomy
+        taxonomy_store.save(session, settings, cur.rename("livraison", "delivery"), "t")
+        added = cur.rename("livraison", "delivery").add(Theme(id="neuf", label="Neuf"))
+        taxonomy_store.save(session, settings, added, "t")
+        assert taxonomy_store.theme_since(session) == {"neuf": ""}
+
+
+def test_history_is_readable_after_100_versions(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    runner: CliRunner,
+    client: TestClient,
+    keys: dict[str, str],
+) -> None:
+    with session_scope(sessions) as session:
+        tax = taxonomy_store.current(session, settings).taxonomy
+        for i in range(100):
+            tax = tax.rename(tax.ids[0], f"theme_{i}")
+            taxonomy_store.save(session, settings, tax, "t")
+    res = runner.invoke(cli, ["taxonomy", "history"])
+    assert res.exit_code == 0 and len(res.output.splitlines()) == 101, res.output[-500:]
+    assert res.output.splitlines()[0].startswith("v101")
+    items = client.get("/taxonomy/history", headers=rh(keys)).json()["items"]
+    assert len(items) == 101 and items[0]["summary"].startswith("renamed theme_98 -> theme_99")
+    assert client.get("/themes/livraison", headers=rh(keys)).json()["id"] == "theme_99"
+
+
+def test_incidents_of_a_renamed_then_restored_theme_stay_reachable(
+    client: TestClient, keys: dict[str, str], seeded: Seeded
+) -> None:
+    def incidents(theme: str) -> list[int]:
+        items = client.get(f"/incidents?theme={theme}", headers=rh(keys)).json()["items"]
+        return [i["id"] for i in items]
+
+    before = incidents("livraison")
+    assert before  # the seed's open incident
+    ops = [{"op": "rename", "id": "livraison", "new_id": "delivery"}]
+    assert client.put("/taxonomy", json={"operations": ops}, headers=wh(keys)).status_code == 200
+    assert incidents("delivery") == before
+    ops = [{"op": "rename", "id": "delivery", "new_id": "livraison"}]
+    assert client.put("/taxonomy", json={"operations": ops}, headers=wh(keys)).status_code == 200
+    assert incidents("livraison") == incidents("delivery") == before
+    assert client.get("/themes/delivery", headers=rh(keys)).json()["id"] == "livraison"
+
+
+def test_a_taxonomy_near_the_limits_round_trips_through_the_api(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    themes = [
+        {"id": f"t{i}", "label": f"Thème {i} é", "patterns": [rf"\bmot{i}x{j}\b" for j in range(5)]}
+        for i in range(200)
+    ]
+    doc = {"name": "grand", "themes": themes}
+    res = client.put("/taxonomy", json={"taxonomy": doc}, headers=wh(keys))
+    assert res.status_code == 200, res.text[:300]
+    res = client.put(
+        "/taxonomy",
+        json={"operations": [{"op": "rename", "id": "t0", "new_id": "u0"}]},
+        headers=wh(keys),
+    )
+    assert res.status_code == 200 and res.json()["version"] == 3
+    too_many = {"name": "grand", "themes": [*themes, {"id": "z", "label": "Z"}]}
+    res = client.put("/taxonomy", json={"taxonomy": too_many}, headers=wh(keys))
+    assert res.status_code == 422 and "at most 200" in res.json()["detail"]
+    assert client.get("/taxonomy", headers=rh(keys)).json()["version"] == 3
