@@ -1083,6 +1083,23 @@ def test_unexpected_errors_are_json_500(
 # --- incidents ------------------------------------------------------------------------------
 
 
+def test_incidents_and_alerts_of_a_renamed_theme_show_its_current_id(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    """After livraison -> transport, /incidents and /alerts showed `livraison` (the id stored
+    when they opened) and linked to it, beside /themes and the digest saying `transport`."""
+    rename = {"operations": [{"op": "rename", "id": "livraison", "new_id": "transport"}]}
+    assert client.put("/taxonomy", json=rename, headers=wh(keys)).status_code == 200
+    items = client.get("/incidents", headers=rh(keys)).json()["items"]
+    assert [i["theme"] for i in items] == ["transport"]
+    assert "#theme=transport&" in items[0]["link"]
+    alerts = client.get("/alerts", headers=rh(keys)).json()["items"]
+    assert {a["theme"] for a in alerts} == {"transport", "prix"}
+    # Filtering by the former id still finds them.
+    by_old = client.get("/alerts", params={"theme": "livraison"}, headers=rh(keys)).json()
+    assert [a["theme"] for a in by_old["items"]] == ["transport"]
+
+
 def test_incidents_list_acknowledge_resolve(client: TestClient, keys: dict[str, str]) -> None:
     items = client.get("/incidents", headers=rh(keys)).json()["items"]
     assert [i["theme"] for i in items] == ["livraison"]

@@ -83,8 +83,12 @@ def get_alerts(
         return csv_response(alerts_table(found), "alerts")
     declare_view(request, session, ViewDeps())  # alerts and taxonomy are in every token
     rows, nxt = list_alerts(session, status=status, themes=keys, limit=limit, before_id=before)
+    tax = pick_taxonomy(request, None)
     out = AlertsOut(
-        items=[AlertOut.model_validate(r) for r in rows],
+        items=[  # a former id (renamed or merged since) shown as the current one
+            AlertOut.model_validate(r).model_copy(update={"theme": tax.current_id(r.theme)})
+            for r in rows
+        ],
         next_cursor=str(nxt) if nxt is not None else None,
     )
     return cached_json(request, out, max_age=10)

@@ -25,9 +25,12 @@ router = APIRouter(
 
 def _out(request: Request, inc: Incident) -> IncidentOut:
     url = app_state(request).settings.dashboard_url
+    # The id stored when it opened may be a former id (renamed or merged since): show the
+    # current one, as the digest and the theme pages do.
+    theme = pick_taxonomy(request, None).current_id(inc.theme)
     return IncidentOut(
         id=inc.id,
-        theme=inc.theme,
+        theme=theme,
         team=inc.team,
         status=inc.status,  # type: ignore[arg-type]
         first_day=inc.first_day,
@@ -39,7 +42,7 @@ def _out(request: Request, inc: Incident) -> IncidentOut:
         examples=list(inc.examples or []),
         historical=inc.historical,
         revision=inc.revision,
-        link=dashboard_link(url, inc.theme, inc.first_day, inc.last_day),
+        link=dashboard_link(url, theme, inc.first_day, inc.last_day),
         acknowledged_by=inc.acknowledged_by,
         acknowledged_at=inc.acknowledged_at,
         ack_note=inc.ack_note,
