@@ -74,7 +74,10 @@ def get_alerts(
         if not cursor.isdigit():
             raise ApiError(422, "invalid cursor (use next_cursor from the previous page)", "cursor")
         before = int(cursor)
-    keys = theme_keys(pick_taxonomy(request, None), theme) if theme else None
+    # Read before declare_view: a first read seeds the taxonomy, which the view's token
+    # must already include (else the next identical request misses the kept view).
+    tax = pick_taxonomy(request, None)
+    keys = theme_keys(tax, theme) if theme else None
     if format == "csv":
         found = every_row(
             lambda at: list_alerts(session, status=status, themes=keys, limit=1000, before_id=at),
@@ -83,7 +86,6 @@ def get_alerts(
         return csv_response(alerts_table(found), "alerts")
     declare_view(request, session, ViewDeps())  # alerts and taxonomy are in every token
     rows, nxt = list_alerts(session, status=status, themes=keys, limit=limit, before_id=before)
-    tax = pick_taxonomy(request, None)
     out = AlertsOut(
         items=[  # a former id (renamed or merged since) shown as the current one
             AlertOut.model_validate(r).model_copy(update={"theme": tax.current_id(r.theme)})

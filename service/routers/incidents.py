@@ -66,9 +66,12 @@ def get_incidents(
     limit: int = Query(50, ge=1, le=500),
     session: Session = Depends(get_session),
 ) -> Response:
+    # Read before declare_view: a first read seeds the taxonomy, which the view's token
+    # must already include (else the next identical request misses the kept view).
+    tax = pick_taxonomy(request, None)
     themes = None
     if theme is not None:
-        resolved = pick_taxonomy(request, None).resolve(theme)
+        resolved = tax.resolve(theme)
         themes = [theme] if resolved is None else [resolved.id, *resolved.aliases]
     declare_view(request, session, ViewDeps(incidents=True))
     rows = list_incidents(
