@@ -10,18 +10,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import Engine, MetaData, create_engine, text
+from sqlalchemy import Engine, MetaData, text
 
 from core.db import MIGRATIONS_DIR, REBUILD_MARKER, make_engine, migrate
+from tests.pg_schema import pg_schema_url
 
 ROOT = Path(__file__).resolve().parents[1]
 DIALECTS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -45,20 +44,8 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'v.db'}"
         return
-    url = os.environ.get("VERBATIM_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("VERBATIM_TEST_POSTGRES_URL not set")
-    schema = f"u_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f"create schema {schema}"))
-    sep = "&" if "?" in url else "?"
-    try:
-        yield f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"drop schema {schema} cascade"))
-        admin.dispose()
+    with pg_schema_url() as url:
+        yield url
 
 
 def _config() -> Any:
