@@ -67,10 +67,13 @@ def register(app: typer.Typer) -> None:
             return
         start = time.perf_counter()
         try:
+            from jobs.demo import calibration_texts
             from nlp.sentiment import build_runtimes
 
             # Your own delta (settings sentiment_model_path) gets its build too.
-            record = build_runtimes(settings.resolved_model_dir, settings.sentiment_model_path)
+            record = build_runtimes(
+                settings.resolved_model_dir, settings.sentiment_model_path, calibration_texts()
+            )
         except Exception as exc:  # noqa: BLE001 - torch stays the (working) fallback
             typer.echo(
                 f"warning: ONNX runtimes not built ({exc}); the encoder runs on torch", err=True

@@ -468,3 +468,19 @@ def write_demo(path: Path, spec: DemoSpec | None = None) -> int:
                 count += 1
     tmp.replace(path)  # never leave a half-written feed behind
     return count
+
+
+# A fixed feed (the end day pinned) so that every set-up calibrates on the same texts.
+CALIBRATION_SPEC = DemoSpec(end=date(2026, 1, 5))
+
+
+def calibration_texts(n: int = 600) -> list[str]:
+    """Review-length synthetic texts for the encoder's static int8 scales (`verbatim setup`):
+    1 to 4 consecutive demo verbatims joined, like the research reviews' lengths (demo
+    verbatims alone are one sentence; scales calibrated on those moved more dev labels off
+    fp32, 0.45 % against 0.32 %). Never research data: this ships."""
+    rows = iter_demo(CALIBRATION_SPEC)
+    texts = []
+    for k in range(n):
+        texts.append(" ".join(next(rows)["text"] for _ in range(1 + k % 4)))
+    return texts

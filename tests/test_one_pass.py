@@ -16,6 +16,7 @@ import pytest
 from nlp.analyzer import Analyzer
 from nlp.encoder import EncoderConfig, load_encoder
 from nlp.encoder.build import build_encoder_dir
+from nlp.encoder.openvino_int8 import WORD_TABLE, OpenVinoSession, WordTable
 from nlp.encoder.runtime import (
     ONNX_FP32,
     ONNX_INT8,
@@ -285,10 +286,54 @@ def test_onnx_runtimes_are_built_measured_and_faithful(
         n for n in kept if "/attention/" in n
     }
     assert sum(n.op_type == "MatMulInteger" for n in variant) == 5 * len(kept) // 2
+    # The static int8 build for OpenVINO: every MatMul with weights int8 but the FFN output
+    # projections, the same labels as fp32 on the toy texts, states close to fp32's.
+    static = record["static_int8"]
+    assert static["kept_fp32"] == len(kept) // 2 and static["calibration_batches"] == 256
+    assert record["measured"]["openvino-int8"]["min_cosine_vs_fp32"] >= 0.95
+    ov_rt = load_runtime(trained.encoder, tmp_path, "k1", prefer="openvino-int8")
+    assert isinstance(ov_rt.session, OpenVinoSession)
+    # The word table is read from a mapped file, not compiled into the graph.
+    assert [p.any_name for p in ov_rt.session.compiled.inputs] == [
+        "inputs_embeds",
+        "attention_mask",
+    ]
+    table = trained.encoder.model.get_input_embeddings().weight.detach().float().numpy()
+    np.testing.assert_allclose(
+        WordTable(tmp_path / WORD_TABLE)[np.arange(len(table))], table, atol=1e-3
+    )
+    assert not (tmp_path / "encoder-embeds-fp32.onnx").exists()  # a temporary of the build
+    ov_model = EmbeddedSentiment(trained.encoder, trained.heads, trained.config, ov_rt)
+    assert [r.label for r in ov_model.encode_docs(TEXTS).results()] == [r.label for r in ref]
+    _, ids, mask = next(trained.encoder.np_batches(trained.encoder.token_ids(TEXTS, 32)))
+    fp32_states = rt.hidden(ids, mask)
+    ov_states = ov_rt.hidden(ids, mask)
+    assert ov_states.shape == fp32_states.shape and ov_states.dtype == np.float32
+    cos = (ov_states * fp32_states).sum(-1) / (
+        np.linalg.norm(ov_states, axis=-1) * np.linalg.norm(fp32_states, axis=-1)
+    )
+    assert float(cos[mask.astype(bool)].min()) > 0.9
+    # Static scales: a text's states do not depend on its batch neighbours (dynamic ones do).
+    alone = ov_rt.hidden(ids[:1, : int(mask[0].sum())], mask[:1, : int(mask[0].sum())])
+    np.testing.assert_allclose(alone[0], ov_states[0, : int(mask[0].sum())], atol=1e-4)
     (tmp_path / ONNX_FP32).unlink()
     with pytest.raises(FileNotFoundError, match="verbatim setup"):
         load_runtime(trained.encoder, tmp_path, "k1", prefer="onnx-fp32")
     assert load_runtime(trained.encoder, tmp_path, "nothing built", prefer="auto").name == "torch"
+
+
+def test_word_table_gives_the_exact_rows_of_int4_blocks_else_fp16(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    scales = rng.uniform(0.01, 0.1, (50, 2, 1)).astype(np.float16).astype(np.float32)
+    q4 = (rng.integers(-8, 8, (50, 2, 32)) * scales).astype(np.float32).reshape(50, 64)
+    assert WordTable.save(q4, tmp_path / "q4.npz") == "int4"
+    ids = np.array([[3, 0, 49], [7, 7, 1]])
+    got = WordTable(tmp_path / "q4.npz")[ids]
+    assert got.dtype == np.float32 and got.shape == (2, 3, 64)
+    np.testing.assert_array_equal(got, q4[ids])  # the very same fp32 rows
+    trained = rng.normal(size=(50, 64)).astype(np.float32)  # not int4 blocks
+    assert WordTable.save(trained, tmp_path / "fp16.npz") == "fp16"
+    np.testing.assert_allclose(WordTable(tmp_path / "fp16.npz")[ids], trained[ids], rtol=1e-3)
 
 
 def test_smoothing_leaves_the_fp32_encoder_unchanged(
@@ -354,15 +399,30 @@ def test_smoothing_outlier_channels_brings_int8_closer_to_fp32(tmp_path: Path) -
 
 
 def test_runtime_choice_prefers_onnx_unless_torch_is_clearly_faster() -> None:
-    def measured(torch: float, fp32: float, int8: float, int8_cos: float = 0.99) -> dict:
-        cos = {"torch": 0.9999, "onnx-fp32": 1.0, "onnx-int8": int8_cos}
-        speed = {"torch": torch, "onnx-fp32": fp32, "onnx-int8": int8}
-        return {n: {"probe_docs_per_s": speed[n], "min_cosine_vs_fp32": cos[n]} for n in RUNTIMES}
+    def measured(
+        torch: float,
+        fp32: float,
+        int8: float,
+        int8_cos: float = 0.99,
+        ov: float | None = None,
+        ov_cos: float = 0.99,
+    ) -> dict:
+        cos = {"torch": 0.9999, "onnx-fp32": 1.0, "onnx-int8": int8_cos, "openvino-int8": ov_cos}
+        speed = {"torch": torch, "onnx-fp32": fp32, "onnx-int8": int8, "openvino-int8": ov}
+        return {
+            n: {"probe_docs_per_s": speed[n], "min_cosine_vs_fp32": cos[n]}
+            for n in RUNTIMES
+            if speed[n] is not None  # OpenVINO not built (no wheels for this platform)
+        }
 
     assert choose(measured(125, 90, 100)) == "onnx-int8"  # within the margin: start-up, memory
     assert choose(measured(TORCH_MARGIN * 100 + 1, 90, 100)) == "torch"  # AMX bf16
     assert choose(measured(100, 90, 120, int8_cos=0.5)) == "onnx-fp32"  # int8 unfaithful
     assert choose(measured(200, 90, 120, int8_cos=0.5)) == "torch"
+    assert choose(measured(100, 90, 120, ov=170)) == "openvino-int8"  # static int8, faster
+    assert choose(measured(100, 90, 120, ov=110)) == "onnx-int8"  # measured slower here
+    assert choose(measured(100, 90, 120, ov=170, ov_cos=0.5)) == "onnx-int8"  # unfaithful
+    assert choose(measured(TORCH_MARGIN * 170 + 1, 90, 120, ov=170)) == "torch"
 
 
 def test_a_build_of_an_older_format_is_not_loaded_and_says_so(

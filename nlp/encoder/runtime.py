@@ -1,11 +1,13 @@
-"""Inference runtimes for the encoder: torch (training path, fallback) or ONNX Runtime.
+"""Inference runtimes for the encoder: torch (training path, fallback), ONNX Runtime or OpenVINO.
 
 `build_runtime_dir` exports the encoder *with its fine-tuned layers applied* (the sentiment
 delta) to ONNX, quantises a copy to int8 (dynamic, per-channel: VNNI kernels on AVX-512 / AMX /
-AVX2; outlier input channels smoothed first; the word-embedding table compacted, same rows),
-then measures torch, ONNX fp32 and ONNX int8 on this machine over a fixed set of synthetic
-reviews and records the fastest one whose pooled vectors stay close to torch fp32 (torch only
-when clearly faster, TORCH_MARGIN) in `runtime.json` in the directory, with the batch size
+AVX2; outlier input channels smoothed first; the word-embedding table compacted, same rows)
+and another to static int8 for OpenVINO (nlp/encoder/openvino_int8.py, calibrated on the
+caller's texts), then measures torch, ONNX fp32, ONNX int8 and OpenVINO int8 on this machine
+over a fixed set of synthetic reviews and records the fastest one whose pooled vectors stay
+close to torch fp32 (torch only when clearly faster, TORCH_MARGIN) in `runtime.json` in the
+directory, with the batch size
 (padded tokens per forward pass, BATCH_TOKENS) it runs fastest at here. `verbatim setup` does
 this once; `EncoderRuntime` loads the recorded choice. The directory is keyed by the
 weights' fingerprint and the build format, so another delta, encoder or format gets its own
@@ -26,6 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from nlp.encoder.openvino_int8 import OV_INT8, WORD_TABLE, OpenVinoSession, quantize_openvino
+from nlp.encoder.openvino_int8 import available as openvino_available
+
 log = logging.getLogger(__name__)
 
 RUNTIME_FILE = "runtime.json"
@@ -33,11 +38,14 @@ RUNTIME_FILE = "runtime.json"
 # of its 407 MB). 3: the output projections stay fp32 (see quantize_int8). 4: the inputs of
 # the int8 MatMuls with outlier channels are smoothed first (smooth_for_int8). Part of the
 # directory key too (sentiment.embedded.runtime_key): a build of another format is never
-# loaded nor overwritten, `verbatim setup` builds the current one beside.
-RUNTIME_FORMAT = 4
+# loaded nor overwritten, `verbatim setup` builds the current one beside. 5: a static int8
+# build for OpenVINO beside (openvino_int8.py), measured with the others.
+RUNTIME_FORMAT = 5
 ONNX_FP32 = "encoder-fp32.onnx"
 ONNX_INT8 = "encoder-int8.onnx"
-RUNTIMES = ("torch", "onnx-fp32", "onnx-int8")
+RUNTIMES = ("torch", "onnx-fp32", "onnx-int8", "openvino-int8")
+# The file each runtime but torch loads, in the build directory.
+RUNTIME_FILES = {"onnx-fp32": ONNX_FP32, "onnx-int8": ONNX_INT8, "openvino-int8": OV_INT8}
 # Pooled-vector agreement with torch fp32 a runtime must keep to be chosen. int8 (dynamic,
 # per-channel) reaches ~0.97 on the probe and keeps MARC dev macro-F1 within 0.01
 # (benchmarks/bench_runtime.py); a broken export or kernel lands far below.
@@ -95,7 +103,11 @@ def kernel_path(cpu: dict[str, Any] | None = None) -> dict[str, str]:
         int8 = "AVX-VNNI"
     else:
         int8 = "AVX2 (no VNNI)"
-    return {"torch_bf16": bf16, "onnx_int8": f"ONNX Runtime MLAS {int8}"}
+    return {
+        "torch_bf16": bf16,
+        "onnx_int8": f"ONNX Runtime MLAS {int8}",
+        "openvino_int8": f"OpenVINO CPU {int8}",
+    }
 
 
 def threads() -> int:
@@ -440,6 +452,18 @@ def _output_projection_names(graph: Any) -> list[str]:
     ]
 
 
+def open_session(out_dir: Path, name: str) -> Any:
+    """The inference session of runtime `name` (not torch) from the build in `out_dir`."""
+    file = Path(out_dir) / RUNTIME_FILES[name]
+    needed = [file, file.with_name(WORD_TABLE)] if name == "openvino-int8" else [file]
+    for path in needed:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} missing: run `verbatim setup` to build the runtimes")
+    if name == "openvino-int8":
+        return OpenVinoSession(file, threads())
+    return onnx_session(file)
+
+
 def onnx_session(path: Path, n_threads: int | None = None) -> Any:
     import onnxruntime as ort
 
@@ -499,6 +523,19 @@ def probe_feeds(encoder: Any) -> list[Feed]:
     ]
 
 
+def calibration_feeds(encoder: Any, texts: Sequence[str]) -> list[Feed]:
+    """`texts` as one-text batches, truncated like the analyses' inputs: the static int8
+    build's calibration (no padding: the scales are the real tokens')."""
+    limit = min(160, int(getattr(encoder.model.config, "max_position_embeddings", 160)))
+    return [
+        {
+            "input_ids": np.asarray([ids], dtype=np.int64),
+            "attention_mask": np.ones((1, len(ids)), dtype=np.int64),
+        }
+        for ids in encoder.token_ids(list(texts), limit)
+    ]
+
+
 def probe_reviews(n: int = 128) -> list[str]:
     """Review-length texts (1 to 4 probe sentences, ~50 tokens, like MARC's 47) in batches of
     the size analyses run: the 8 probe sentences alone (~22 tokens, one small batch) ranked
@@ -529,8 +566,11 @@ TORCH_MARGIN = 1.5
 
 
 def choose(results: dict[str, dict[str, float]]) -> str:
-    """The fastest faithful runtime, torch only by TORCH_MARGIN (see there)."""
-    ok = [n for n in RUNTIMES if results[n]["min_cosine_vs_fp32"] >= MIN_COSINE] or ["torch"]
+    """The fastest faithful runtime, torch only by TORCH_MARGIN (see there). A runtime not
+    built here (OpenVINO on a platform without its wheels) is not in `results`."""
+    ok = [
+        n for n in RUNTIMES if n in results and results[n]["min_cosine_vs_fp32"] >= MIN_COSINE
+    ] or ["torch"]
     speed = {n: results[n]["probe_docs_per_s"] for n in ok}
     onnx = [n for n in ok if n != "torch"]
     if not onnx:
@@ -573,9 +613,7 @@ def choose_batch_tokens(measured: dict[str, float], configured: int) -> int:
 
 
 def _batch_tokens_record(encoder: Any, out_dir: Path, chosen: str) -> dict[str, Any]:
-    session = None
-    if chosen != "torch":
-        session = onnx_session(out_dir / (ONNX_FP32 if chosen == "onnx-fp32" else ONNX_INT8))
+    session = None if chosen == "torch" else open_session(out_dir, chosen)
     measured = measure_batch_tokens(EncoderRuntime(chosen, encoder, session), encoder)
     return {
         "batch_tokens": choose_batch_tokens(measured, encoder.config.batch_tokens),
@@ -590,14 +628,33 @@ def add_batch_tokens(encoder: Any, out_dir: Path, record: dict[str, Any]) -> dic
     return record
 
 
-def build_runtime_dir(encoder: Any, out_dir: Path, *, fingerprint: str) -> dict[str, Any]:
-    """Export + quantise + measure; writes runtime.json and returns it (idempotent)."""
+def build_runtime_dir(
+    encoder: Any,
+    out_dir: Path,
+    *,
+    fingerprint: str,
+    calibration_texts: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Export + quantise + measure; writes runtime.json and returns it (idempotent).
+    `calibration_texts` set the static int8 build's activation scales (review-like text;
+    default: the probe reviews)."""
     import torch
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     export_onnx(encoder.model, out_dir / ONNX_FP32)
     smoothing = quantize_int8(out_dir / ONNX_FP32, out_dir / ONNX_INT8, probe_feeds(encoder))
+    runtimes = list(RUNTIMES)
+    static_int8: dict[str, Any] = {}
+    if openvino_available():
+        static_int8 = quantize_openvino(
+            encoder.model,
+            out_dir / OV_INT8,
+            calibration_feeds(encoder, calibration_texts or probe_reviews(256)),
+        )
+    else:
+        log.warning("OpenVINO/NNCF not installed: the static int8 build is skipped")
+        runtimes.remove("openvino-int8")
     # Reference: torch fp32 vectors of the probe.
     dtype = next(encoder.model.parameters()).dtype
     encoder.model.float()
@@ -605,10 +662,8 @@ def build_runtime_dir(encoder: Any, out_dir: Path, *, fingerprint: str) -> dict[
         ref = _pooled(EncoderRuntime("torch", encoder), encoder, _PROBE)
     encoder.model.to(dtype)
     results: dict[str, dict[str, float]] = {}
-    for name in RUNTIMES:
-        session = None
-        if name != "torch":
-            session = onnx_session(out_dir / (ONNX_FP32 if name == "onnx-fp32" else ONNX_INT8))
+    for name in runtimes:
+        session = None if name == "torch" else open_session(out_dir, name)
         rt = EncoderRuntime(name, encoder, session)
         cos = float((_pooled(rt, encoder, _PROBE) * ref).sum(1).min())
         results[name] = {
@@ -625,6 +680,7 @@ def build_runtime_dir(encoder: Any, out_dir: Path, *, fingerprint: str) -> dict[
         "cpu": cpu_description(),
         "kernels": kernel_path(),
         "int8_smoothing": smoothing,
+        "static_int8": static_int8,
         "torch_dtype": str(dtype).replace("torch.", ""),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -649,7 +705,7 @@ def read_runtime_dir(out_dir: Path, fingerprint: str) -> dict[str, Any] | None:
         return None
     if record.get("format") != RUNTIME_FORMAT or record.get("fingerprint") != fingerprint:
         return None
-    needed = {"onnx-fp32": ONNX_FP32, "onnx-int8": ONNX_INT8}.get(record.get("chosen"))
+    needed = RUNTIME_FILES.get(record.get("chosen", ""))
     if needed and not (Path(out_dir) / needed).is_file():
         return None
     return record
@@ -689,7 +745,4 @@ def load_runtime(
         encoder.config = dataclasses.replace(
             encoder.config, batch_tokens=int(record["batch_tokens"])
         )
-    file = Path(out_dir) / (ONNX_FP32 if name == "onnx-fp32" else ONNX_INT8)
-    if not file.is_file():
-        raise FileNotFoundError(f"{file} missing: run `verbatim setup` to build the runtimes")
-    return EncoderRuntime(name, encoder, onnx_session(file))
+    return EncoderRuntime(name, encoder, open_session(Path(out_dir), name))

@@ -9,7 +9,7 @@ Loaders import their heavy dependencies lazily, so importing this package stays 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +66,13 @@ def _embedded(**kw: Any) -> SentimentModel:
 RUNTIME_SUBDIR = "runtime"  # under settings.model_dir: ONNX builds of encoder + delta
 
 
-def build_runtimes(model_dir: Path, path: Path | None = None) -> dict[str, Any]:
+def build_runtimes(
+    model_dir: Path, path: Path | None = None, calibration_texts: Sequence[str] | None = None
+) -> dict[str, Any]:
     """Export the embedded model (encoder + delta `path`, default the packaged one) to ONNX
-    fp32/int8 under model_dir/runtime/<key>, measure each runtime here and record the fastest
-    that stays faithful (nlp/encoder/runtime.py). Idempotent: an existing build is kept."""
+    fp32/int8 and OpenVINO static int8 (scales from `calibration_texts`) under
+    model_dir/runtime/<key>, measure each runtime here and record the fastest that stays
+    faithful (nlp/encoder/runtime.py). Idempotent: an existing build is kept."""
     from nlp.encoder import ENCODER_NAME
     from nlp.encoder.runtime import add_batch_tokens, build_runtime_dir, read_runtime_dir
     from nlp.sentiment.embedded import read_config, record_fast_start, runtime_key
@@ -80,7 +83,12 @@ def build_runtimes(model_dir: Path, path: Path | None = None) -> dict[str, Any]:
     out = Path(model_dir) / RUNTIME_SUBDIR / key
     record = read_runtime_dir(out, key)
     if record is None:
-        record = build_runtime_dir(model.encoder, out, fingerprint=key)  # type: ignore[attr-defined]
+        record = build_runtime_dir(
+            model.encoder,  # type: ignore[attr-defined]
+            out,
+            fingerprint=key,
+            calibration_texts=calibration_texts,
+        )
     elif "batch_tokens" not in record:  # built before batch sizes were measured
         record = add_batch_tokens(model.encoder, out, record)  # type: ignore[attr-defined]
     if read_config(delta).encoder == ENCODER_NAME:

@@ -22,7 +22,7 @@ import numpy as np
 
 from nlp.encoder.build import MANIFEST, sha256_file
 from nlp.encoder.model import EncoderConfig, TextEncoder, mean_pool
-from nlp.encoder.runtime import EncoderRuntime, load_runtime
+from nlp.encoder.runtime import RUNTIME_FILES, EncoderRuntime, load_runtime
 from nlp.errors import VerbatimError
 from nlp.sentiment.irony import irony_weight
 from nlp.sentiment.labelled import STARS
@@ -198,7 +198,7 @@ class EmbeddedSentiment:
         (AMX/AVX512-BF16): ~35% faster and half the memory, macro-F1 unchanged to 3 decimals on
         the dev sets. Use "float32" to keep full precision. `runtime` "auto" uses the runtime
         `verbatim setup` measured fastest here (nlp/encoder/runtime.py; built under
-        `runtime_root`), "torch" always torch, "onnx-int8"/"onnx-fp32" that ONNX build.
+        `runtime_root`), "torch" always torch, "onnx-int8"/"onnx-fp32"/"openvino-int8" that build.
         With `encoder_dir` (the built encoder's directory) an ONNX build also records what
         `load_fast` needs to start without torch next time."""
         path = Path(path)
@@ -664,7 +664,7 @@ def find_fast_start(
             if not same_content:
                 continue
         name = record["chosen"] if prefer == "auto" else prefer
-        if name not in ("onnx-fp32", "onnx-int8"):
+        if name not in RUNTIME_FILES:
             return None  # torch was measured fastest (or asked for): the torch path
         return out, record, name
     return None
