@@ -6,9 +6,10 @@
 
 Builds (or reuses) the ONNX exports of the encoder + packaged delta under the model dir, as
 `verbatim setup` does, then scores the same dev texts (read at run time from ../shared/data)
-with torch (bf16 where the CPU has it, the training path), ONNX Runtime fp32 and ONNX Runtime
-int8, and prints docs/s of the sentiment pass, macro-F1, label agreement with torch and with
-ONNX fp32 (what int8 quantisation changed), and the CPU model + kernel path. `--compare-int8`
+with torch (bf16 where the CPU has it, the training path), ONNX Runtime fp32, ONNX Runtime
+int8 and OpenVINO static int8, and prints docs/s of the sentiment pass, macro-F1, label
+agreement with torch and with ONNX fp32 (what int8 quantisation changed), and the CPU model +
+kernel path. `--compare-int8`
 also scores another int8 file of the same weights in the same run (e.g. the build of a former
 format, which `verbatim setup` leaves beside the current one). Prints figures; asserts nothing.
 """
@@ -79,7 +80,8 @@ def main() -> None:
             f"{'=torch':>7} {'=fp32':>7}"
         )
         preds: dict[str, list[str]] = {}
-        for rt in [*RUNTIMES, *(["compared"] if args.compare_int8 else [])]:
+        built = [rt for rt in RUNTIMES if rt in record["measured"]]  # OpenVINO: if installed
+        for rt in [*built, *(["compared"] if args.compare_int8 else [])]:
             model = build_sentiment(
                 "embedded",
                 model_dir=settings.resolved_model_dir,
