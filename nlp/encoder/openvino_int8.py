@@ -55,43 +55,12 @@ def export_without_words(model: Any, out_dir: Path) -> Path:
     """fp32 ONNX of a BertModel-like encoder taking (inputs_embeds, attention_mask), and its
     word-embedding table as WORD_TABLE, both in `out_dir`. Returns the ONNX file (a temporary
     of the build: quantize_openvino reads it)."""
-    import copy
+    from nlp.encoder.runtime import export_onnx
 
-    import torch
-
-    fp32 = copy.deepcopy(model).float().eval()
-    if hasattr(fp32, "set_attn_implementation"):
-        fp32.set_attn_implementation("eager")  # plain ops export; sdpa has no clean mapping
-    table = fp32.get_input_embeddings().weight.detach().numpy()
+    table = model.get_input_embeddings().weight.detach().float().numpy()
     WordTable.save(table, out_dir / WORD_TABLE)
-
-    class Encoder(torch.nn.Module):
-        def __init__(self, inner: Any) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, inputs_embeds: Any, attention_mask: Any) -> Any:
-            out = self.inner(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
-            return out.last_hidden_state
-
     file = out_dir / "encoder-embeds-fp32.onnx"
-    embeds = torch.zeros((2, 16, table.shape[1]), dtype=torch.float32)
-    mask = torch.ones((2, 16), dtype=torch.long)
-    with torch.inference_mode(False), torch.no_grad():
-        torch.onnx.export(
-            Encoder(fp32).eval(),
-            (embeds, mask),
-            str(file),
-            input_names=["inputs_embeds", "attention_mask"],
-            output_names=["hidden"],
-            opset_version=17,
-            dynamic_axes={
-                "inputs_embeds": {0: "b", 1: "t"},
-                "attention_mask": {0: "b", 1: "t"},
-                "hidden": {0: "b", 1: "t"},
-            },
-            dynamo=False,
-        )
+    export_onnx(model, file, first_input="inputs_embeds")
     return file
 
 

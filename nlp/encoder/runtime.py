@@ -116,7 +116,7 @@ def threads() -> int:
 
 class _Wrapper:  # built lazily: torch is imported inside functions only
     @staticmethod
-    def make(model: Any) -> Any:
+    def make(model: Any, first_input: str) -> Any:
         import torch
 
         class Encoder(torch.nn.Module):
@@ -124,16 +124,17 @@ class _Wrapper:  # built lazily: torch is imported inside functions only
                 super().__init__()
                 self.inner = inner
 
-            def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-                return self.inner(
-                    input_ids=input_ids, attention_mask=attention_mask
-                ).last_hidden_state
+            def forward(self, first: Any, attention_mask: Any) -> Any:
+                out = self.inner(**{first_input: first}, attention_mask=attention_mask)
+                return out.last_hidden_state
 
         return Encoder(model).eval()
 
 
-def export_onnx(model: Any, out: Path) -> None:
-    """Export a BertModel-like encoder (fp32 copy) to ONNX: (ids, mask) -> token states."""
+def export_onnx(model: Any, out: Path, *, first_input: str = "input_ids") -> None:
+    """Export a BertModel-like encoder (fp32 copy) to ONNX: (ids, mask) -> token states; with
+    `first_input="inputs_embeds"`, (word vectors, mask) -> token states (the OpenVINO build,
+    whose word table stays out of the graph)."""
     import copy
 
     import torch
@@ -141,19 +142,22 @@ def export_onnx(model: Any, out: Path) -> None:
     fp32 = copy.deepcopy(model).float().eval()
     if hasattr(fp32, "set_attn_implementation"):
         fp32.set_attn_implementation("eager")  # plain ops export; sdpa has no clean mapping
-    wrapper = _Wrapper.make(fp32)
-    ids = torch.ones((2, 16), dtype=torch.long)
+    wrapper = _Wrapper.make(fp32, first_input)
+    if first_input == "input_ids":
+        first = torch.ones((2, 16), dtype=torch.long)
+    else:
+        first = torch.zeros((2, 16, fp32.config.hidden_size), dtype=torch.float32)
     mask = torch.ones((2, 16), dtype=torch.long)
     with torch.inference_mode(False), torch.no_grad():
         torch.onnx.export(
             wrapper,
-            (ids, mask),
+            (first, mask),
             str(out),
-            input_names=["input_ids", "attention_mask"],
+            input_names=[first_input, "attention_mask"],
             output_names=["hidden"],
             opset_version=17,
             dynamic_axes={
-                "input_ids": {0: "b", 1: "t"},
+                first_input: {0: "b", 1: "t"},
                 "attention_mask": {0: "b", 1: "t"},
                 "hidden": {0: "b", 1: "t"},
             },
