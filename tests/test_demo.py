@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.models import Feedback
 from core.settings import Settings
-from jobs.demo import DemoSpec, iter_demo, write_demo
+from jobs.demo import CALIBRATION_SPEC, DemoSpec, calibration_texts, iter_demo, write_demo
 from jobs.ingest import ingest_file
 
 END = date(2026, 11, 22)
@@ -29,6 +29,16 @@ def test_deterministic_with_the_seed() -> None:
     first = list(iter_demo(SPEC))
     assert first == list(iter_demo(SPEC))
     assert first != list(iter_demo(DemoSpec(days=60, seed=8, end=END)))
+
+
+def test_calibration_texts_are_fixed_and_review_length() -> None:
+    """The encoder's static int8 scales (verbatim setup) come from these: the same texts on
+    every day and machine, 1 to 4 demo verbatims joined like real reviews."""
+    texts = calibration_texts(40)
+    assert texts == calibration_texts(40) and len(texts) == 40
+    rows = [r["text"] for r in iter_demo(CALIBRATION_SPEC)]
+    assert texts[:4] == [rows[0], " ".join(rows[1:3]), " ".join(rows[3:6]), " ".join(rows[6:10])]
+    assert CALIBRATION_SPEC.end is not None  # not today's feed
 
 
 def test_shape_of_the_feed() -> None:
