@@ -16,7 +16,7 @@ import pytest
 from nlp.analyzer import Analyzer
 from nlp.encoder import EncoderConfig, load_encoder
 from nlp.encoder.build import build_encoder_dir
-from nlp.encoder.openvino_int8 import WORD_TABLE, OpenVinoSession, WordTable
+from nlp.encoder.openvino_int8 import COMPILE_CACHE, WORD_TABLE, OpenVinoSession, WordTable
 from nlp.encoder.runtime import (
     ONNX_FP32,
     ONNX_INT8,
@@ -303,6 +303,7 @@ def test_onnx_runtimes_are_built_measured_and_faithful(
         WordTable(tmp_path / WORD_TABLE)[np.arange(len(table))], table, atol=1e-3
     )
     assert not (tmp_path / "encoder-embeds-fp32.onnx").exists()  # a temporary of the build
+    assert any((tmp_path / COMPILE_CACHE).iterdir())  # the next start skips the compilation
     ov_model = EmbeddedSentiment(trained.encoder, trained.heads, trained.config, ov_rt)
     assert [r.label for r in ov_model.encode_docs(TEXTS).results()] == [r.label for r in ref]
     _, ids, mask = next(trained.encoder.np_batches(trained.encoder.token_ids(TEXTS, 32)))
