@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.db import make_engine, migrate, session_factory
+from core.db import make_engine, migrate, session_factory, session_scope
 from core.settings import Settings
 
 # Kinds of test that must run, never skip, here: a comma list of markers among
@@ -68,6 +68,17 @@ def engine(settings: Settings) -> Iterator[Engine]:
 @pytest.fixture
 def sessions(engine: Engine) -> sessionmaker[Session]:
     return session_factory(engine)
+
+
+@pytest.fixture
+def keys(sessions: sessionmaker[Session]) -> dict[str, str]:
+    """A read and a write API key (tokens) in the test database."""
+    from service.auth import create_key
+
+    with session_scope(sessions) as session:
+        _, read = create_key(session, "lecture", "read")
+        _, write = create_key(session, "ecriture", "write")
+    return {"read": read, "write": write}
 
 
 @pytest.fixture

@@ -25,14 +25,6 @@ def seeded(sessions: sessionmaker[Session]) -> Seeded:
 
 
 @pytest.fixture
-def keys(sessions: sessionmaker[Session]) -> dict[str, str]:
-    with session_scope(sessions) as session:
-        _, read = create_key(session, "lecture", "read")
-        _, write = create_key(session, "ecriture", "write")
-    return {"read": read, "write": write}
-
-
-@pytest.fixture
 def client(settings: Settings, engine: Engine, seeded: Seeded) -> Iterator[TestClient]:
     # No lifespan: the analyzer is built lazily, only by the /analyze tests.
     yield TestClient(create_app(settings, engine=engine))

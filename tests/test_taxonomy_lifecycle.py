@@ -21,16 +21,7 @@ from core.models import TaxonomyVersion
 from core.settings import Settings
 from nlp.taxonomy import Taxonomy, Theme, load_taxonomy, parse_taxonomy
 from service.app import create_app
-from service.auth import create_key
 from verbatim_cli import app as cli
-
-
-@pytest.fixture
-def keys(sessions: sessionmaker[Session]) -> dict[str, str]:
-    with session_scope(sessions) as session:
-        _, read = create_key(session, "lecture", "read")
-        _, write = create_key(session, "ecriture", "write")
-    return {"read": read, "write": write}
 
 
 @pytest.fixture

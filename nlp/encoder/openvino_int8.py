@@ -107,9 +107,7 @@ class WordTable:
 _SIGNED = np.array([n - 16 if n > 7 else n for n in range(16)], dtype=np.int8)
 
 
-def with_word_vectors(
-    feed: dict[str, np.ndarray], table: WordTable | np.ndarray
-) -> dict[str, np.ndarray]:
+def with_word_vectors(feed: dict[str, np.ndarray], table: WordTable) -> dict[str, np.ndarray]:
     """A token batch as the graph takes it: the ids replaced by their rows of `table`."""
     return {"inputs_embeds": table[feed["input_ids"]], "attention_mask": feed["attention_mask"]}
 

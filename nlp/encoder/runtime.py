@@ -504,8 +504,12 @@ class EncoderRuntime:
 
 def _batches(encoder: Any, texts: Sequence[str]) -> Any:
     """(rows, input_ids, mask) batches of probe texts, truncated like the analyses' inputs."""
-    limit = min(160, int(getattr(encoder.model.config, "max_position_embeddings", 160)))
-    return encoder.np_batches(encoder.token_ids(list(texts), limit))
+    return encoder.np_batches(encoder.token_ids(list(texts), _input_limit(encoder)))
+
+
+def _input_limit(encoder: Any) -> int:
+    """Tokens per text, as the analyses truncate them."""
+    return min(160, int(getattr(encoder.model.config, "max_position_embeddings", 160)))
 
 
 def _pooled(rt: EncoderRuntime, encoder: Any, texts: Sequence[str]) -> np.ndarray:
@@ -530,13 +534,12 @@ def probe_feeds(encoder: Any) -> list[Feed]:
 def calibration_feeds(encoder: Any, texts: Sequence[str]) -> list[Feed]:
     """`texts` as one-text batches, truncated like the analyses' inputs: the static int8
     build's calibration (no padding: the scales are the real tokens')."""
-    limit = min(160, int(getattr(encoder.model.config, "max_position_embeddings", 160)))
     return [
         {
             "input_ids": np.asarray([ids], dtype=np.int64),
             "attention_mask": np.ones((1, len(ids)), dtype=np.int64),
         }
-        for ids in encoder.token_ids(list(texts), limit)
+        for ids in encoder.token_ids(list(texts), _input_limit(encoder))
     ]
 
 
