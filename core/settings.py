@@ -117,7 +117,7 @@ class SchedulerSettings(BaseModel):
     misfire_grace_seconds: int = 600
     # How long a tick waits for another job's run (any process) to finish before giving up.
     lock_wait_seconds: float = 300.0
-    # Keep the masker and the analyzer loaded between ticks (~1 GB with the embedded model);
+    # Keep the masker and the analyzer loaded between ticks (~0.5–0.85 GB, embedded model);
     # false frees them after each tick and reloads them at the next (a few seconds each).
     keep_models: bool = True
 

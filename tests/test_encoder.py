@@ -181,3 +181,94 @@ def test_the_encoder_reads_emojis_its_vocabulary_lacks_as_ones_it_has(tmp_path: 
         None, fast_all, name="toy", hidden_size=4, num_layers=1, model_loader=lambda: None
     )
     assert enc_all.model_texts(["colis 🤬"]) == [enc_all.config.prefix + "colis 🤬"]
+
+
+# French review text in the spellings the encoder meets: accents, elisions, emoji sequences
+# (with zero-width joiners), SMS, odd spaces and compatibility characters.
+TOKENIZER_TEXTS = [
+    "query: Colis reçu en retard et carton écrasé 😡",
+    "query: j'ai jamais reçu ma commande, c'est une arnaque !!!",
+    "query: Service client au top 👍👍 merci",
+    "query: l’emballage n’était pas abîmé… mais le produit ne marche plus",
+    "query: slt jsuis trop dég, livraison ko 👨‍👩‍👧 mdr",
+    "query: prix :  29,99 €   (livraison offerte)",
+    "query: ＴＲÈＳ bien ﬁni, № 1, ½ prix",
+    "query: sans\u00a0souci\u2009!\tonglet\nsuivant",
+    "query: été ; déçu ; DÉÇU ; Œuvre",  # texts reach the tokenizer NFC (encoder_text)
+    "query: ",
+]
+
+
+def _real_encoder_dir() -> Path:
+    from core.settings import load_settings
+
+    return ensure_embedded_encoder(load_settings().resolved_model_dir)
+
+
+def _sentencepiece_copy(encoder_dir: Path, tmp_path: Path) -> Path:
+    from nlp.encoder.sentencepiece_tokenizer import unigram_data, write_sentencepiece_model
+
+    out = tmp_path / "tokenizer.spm"
+    write_sentencepiece_model(
+        unigram_data(encoder_dir / "tokenizer.json", bos=0, eos=2, pad=1), out
+    )
+    return out
+
+
+def test_sentencepiece_tokenizer_reads_like_tokenizer_json(tmp_path: Path) -> None:
+    """The built SentencePiece model and `tokenizer.json` give the same ids and the same
+    character offsets on the real 250,002-piece vocabulary (the fast path reads the first)."""
+    from nlp.encoder.model import FastTokenizer
+    from nlp.encoder.sentencepiece_tokenizer import SentencePieceTokenizer
+
+    path = _real_encoder_dir()
+    specials = {"cls_token_id": 0, "sep_token_id": 2, "pad_token_id": 1}
+    ours = SentencePieceTokenizer(_sentencepiece_copy(path, tmp_path), **specials)
+    reference = FastTokenizer(path / "tokenizer.json", **specials)
+    texts = [*TOKENIZER_TEXTS, "fin  ", "\t"]
+    got = ours(texts, return_offsets_mapping=True)
+    want = reference(texts, return_offsets_mapping=True)
+    assert got["input_ids"] == want["input_ids"]
+    assert got["offset_mapping"] == [[tuple(o) for o in row] for row in want["offset_mapping"]]
+    with_specials = ours(texts[:1], add_special_tokens=True)["input_ids"][0]
+    assert with_specials == [0, *got["input_ids"][0], 2]
+    assert ours(texts[:2])["input_ids"] == got["input_ids"][:2]  # the same without offsets
+    assert "écrasé" in ours.decode(got["input_ids"][0])
+
+
+def test_sentencepiece_normaliser_is_the_engine_one(tmp_path: Path) -> None:
+    """Character by character over the Basic and Supplementary planes, the SentencePiece
+    model normalises as `tokenizer.json` does (NFKC, controls dropped, odd spaces to " "), or
+    as today's Unicode does where `tokenizers`' tables are older (characters added since
+    Unicode 12), but for two marks no French text holds."""
+    import unicodedata
+
+    import sentencepiece as spm
+    from tokenizers import Tokenizer
+
+    from nlp.encoder.sentencepiece_tokenizer import ENGINE_READS
+
+    path = _real_encoder_dir()
+    sp = spm.SentencePieceProcessor(model_file=str(_sentencepiece_copy(path, tmp_path)))
+    normaliser = Tokenizer.from_file(str(path / "tokenizer.json")).normalizer
+    assert normaliser is not None
+    skipped = {0x61C, 0x344}  # Arabic letter mark (a space here); Greek dialytika tonos
+    chars = [
+        chr(cp)
+        for cp in range(0x21, 0x30000)
+        if not 0xD800 <= cp < 0xE000 and unicodedata.category(chr(cp)) != "Cn"
+    ]
+    texts = ["a" + c + "b" for c in chars if ord(c) not in skipped]
+    got = sp.normalize([t.translate(ENGINE_READS) for t in texts])
+
+    def pieces(text: str) -> str:
+        return "\u2581" + text.strip(" ").replace(" ", "\u2581")
+
+    differ = [
+        (text, normalised)
+        for text, normalised in zip(texts, got, strict=True)
+        if normalised != pieces(normaliser.normalize_str(text))
+        and normalised != pieces(unicodedata.normalize("NFKC", text))
+    ]
+    assert differ == []
+    assert sp.normalize(["a\u200db"]) != [pieces("a b")]  # what ENGINE_READS is for

@@ -327,14 +327,40 @@ def test_word_table_gives_the_exact_rows_of_int4_blocks_else_fp16(tmp_path: Path
     rng = np.random.default_rng(0)
     scales = rng.uniform(0.01, 0.1, (50, 2, 1)).astype(np.float16).astype(np.float32)
     q4 = (rng.integers(-8, 8, (50, 2, 32)) * scales).astype(np.float32).reshape(50, 64)
-    assert WordTable.save(q4, tmp_path / "q4.npz") == "int4"
+    assert WordTable.save(q4, tmp_path / "q4.npy") == "int4"
     ids = np.array([[3, 0, 49], [7, 7, 1]])
-    got = WordTable(tmp_path / "q4.npz")[ids]
+    got = WordTable(tmp_path / "q4.npy")[ids]
     assert got.dtype == np.float32 and got.shape == (2, 3, 64)
     np.testing.assert_array_equal(got, q4[ids])  # the very same fp32 rows
     trained = rng.normal(size=(50, 64)).astype(np.float32)  # not int4 blocks
-    assert WordTable.save(trained, tmp_path / "fp16.npz") == "fp16"
-    np.testing.assert_allclose(WordTable(tmp_path / "fp16.npz")[ids], trained[ids], rtol=1e-3)
+    assert WordTable.save(trained, tmp_path / "fp16.npy") == "fp16"
+    np.testing.assert_allclose(WordTable(tmp_path / "fp16.npy")[ids], trained[ids], rtol=1e-3)
+
+
+def test_row_file_reads_only_the_rows_asked_for_once(tmp_path: Path) -> None:
+    """The word table is read row by row as texts need them (not all 250,002 rows of the real
+    one), each row once, into dense places; concurrent readers agree."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nlp.encoder.openvino_int8 import RowFile
+
+    table = np.arange(1000 * 8, dtype=np.float16).reshape(1000, 8)
+    np.save(tmp_path / "t.npy", table)
+    rows = RowFile(tmp_path / "t.npy")
+    assert rows.shape == (1000, 8) and rows.dtype == np.float16
+    ids = np.array([[999, 5, 5], [0, 999, 17]])
+    np.testing.assert_array_equal(rows[ids], table[ids])
+    assert rows.filled == 4  # 999, 5, 0, 17: nothing else read
+    np.testing.assert_array_equal(rows[np.array([17, 5])], table[[17, 5]])
+    assert rows.filled == 4
+    batches = [np.random.default_rng(k).integers(0, 1000, 64) for k in range(16)]
+    with ThreadPoolExecutor(4) as pool:
+        for got, want in zip(pool.map(rows.__getitem__, batches), batches, strict=True):
+            np.testing.assert_array_equal(got, table[want])
+    assert rows.filled == len(np.unique(np.concatenate([ids.ravel(), *batches])))
+    np.save(tmp_path / "cube.npy", np.zeros((2, 2, 2), dtype=np.float16))
+    with pytest.raises(ValueError, match="row-major table"):
+        RowFile(tmp_path / "cube.npy")
 
 
 def test_smoothing_leaves_the_fp32_encoder_unchanged(

@@ -19,7 +19,9 @@ import pytest
 
 from nlp.encoder import ENCODER_NAME, EncoderConfig, load_encoder
 from nlp.encoder.build import build_encoder_dir
+from nlp.encoder.model import FastTokenizer
 from nlp.encoder.runtime import RUNTIME_FILE, RUNTIME_FORMAT, build_runtime_dir, read_runtime_dir
+from nlp.encoder.sentencepiece_tokenizer import SENTENCEPIECE_FILE, SentencePieceTokenizer
 from nlp.sentiment.embedded import (
     EmbeddedSentiment,
     SentimentHeadConfig,
@@ -103,7 +105,8 @@ def test_fast_start_gives_the_torch_loaded_model_outputs(built: dict[str, Path])
     fast, slow = _fast(built), _slow(built)
     assert fast is not None and not fast.encoder.model_loaded
     assert fast.runtime.name == "onnx-fp32"
-    # Same tokens and character spans (tokenizers vs transformers' fast tokenizer) ...
+    assert isinstance(fast.encoder.tokenizer, SentencePieceTokenizer)  # written at set-up
+    # Same tokens and character spans (SentencePiece vs transformers' fast tokenizer) ...
     assert fast.encoder.token_ids(TEXTS) == slow.encoder.token_ids(TEXTS)
     got, ref = fast.encode_docs(TEXTS), slow.encode_docs(TEXTS)
     for a, b in zip(got.spans, ref.spans, strict=True):
@@ -179,6 +182,14 @@ def test_fast_start_refuses_stale_or_other_builds(built: dict[str, Path], tmp_pa
     former.rename(current)
     (current / RUNTIME_FILE).write_text(json.dumps(record), encoding="utf-8")
     assert EmbeddedSentiment.load_fast(*args, runtime="onnx-fp32") is not None
+    # A damaged SentencePiece copy: the fast path reads tokenizer.json instead.
+    spm = current / SENTENCEPIECE_FILE
+    spm.write_bytes(spm.read_bytes()[:-1])
+    fallback = EmbeddedSentiment.load_fast(*args, runtime="onnx-fp32")
+    assert fallback is not None and isinstance(fallback.encoder.tokenizer, FastTokenizer)
+    reference = _fast(built)  # the untouched build: SentencePiece
+    assert reference is not None
+    assert fallback.encoder.token_ids(TEXTS) == reference.encoder.token_ids(TEXTS)
     # Another encoder build (manifest changed) or a damaged tokenizer: not this record.
     tok = encoder_dir / "tokenizer.json"
     tok.write_bytes(tok.read_bytes() + b" ")

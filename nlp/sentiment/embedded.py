@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -21,8 +22,14 @@ from typing import Any
 import numpy as np
 
 from nlp.encoder.build import MANIFEST, sha256_file
-from nlp.encoder.model import EncoderConfig, TextEncoder, mean_pool
+from nlp.encoder.model import EncoderConfig, FastTokenizer, TextEncoder, mean_pool
 from nlp.encoder.runtime import RUNTIME_FILES, EncoderRuntime, load_runtime
+from nlp.encoder.sentencepiece_tokenizer import (
+    SENTENCEPIECE_FILE,
+    SentencePieceTokenizer,
+    unigram_data,
+    write_sentencepiece_model,
+)
 from nlp.errors import VerbatimError
 from nlp.sentiment.irony import irony_weight
 from nlp.sentiment.labelled import STARS
@@ -33,6 +40,8 @@ from nlp.types import POLARITIES, SentimentResult
 FORMAT = 1
 DELTA_FILE = "delta.safetensors"
 META_FILE = "meta.json"
+log = logging.getLogger(__name__)
+
 # The "fast_start" part of runtime.json (see record_fast_start). 2: the weights fingerprint
 # no longer depends on the inference dtype (records of 1 on fp32 CPUs hold another one).
 FAST_START_FORMAT = 2
@@ -230,21 +239,13 @@ class EmbeddedSentiment:
         tokenizer is read with `tokenizers`, the heads from the delta, the weights fingerprint
         from the record. None when no complete, current record fits (then use `load`). The
         torch module stays loadable on demand (`encoder.model`: training, topics)."""
-        from nlp.encoder.model import FastTokenizer, TextEncoder
-
         path, encoder_dir = Path(path), Path(encoder_dir)
         found = find_fast_start(path, encoder_dir, Path(runtime_root), runtime)
         if found is None:
             return None
         out, record, name = found
         fast = record["fast_start"]
-        tok_ids = fast["tokenizer"]
-        tokenizer = FastTokenizer(
-            encoder_dir / "tokenizer.json",
-            cls_token_id=tok_ids["cls"],
-            sep_token_id=tok_ids["sep"],
-            pad_token_id=tok_ids["pad"],
-        )
+        tokenizer = fast_tokenizer(out, encoder_dir, fast)
 
         def torch_model() -> Any:  # only when a torch path asks for the module
             from transformers import AutoModel
@@ -612,10 +613,52 @@ def record_fast_start(encoder: TextEncoder, encoder_dir: Path, out_dir: Path) ->
         "source": _source_stat(),
         "cpu_features": cpu_description()["features"],
     }
+    if (digest := _sentencepiece_model(encoder, encoder_dir, out_dir)) is not None:
+        fast["sentencepiece_sha256"] = digest
     if record.get("fast_start") == fast:
         return
     record["fast_start"] = fast
     write_runtime_record(Path(out_dir), record)
+
+
+def fast_tokenizer(out_dir: Path, encoder_dir: Path, fast: dict[str, Any]) -> Any:
+    """The tokenizer of the fast path: the runtime build's SentencePiece model where it has
+    one (a twelfth of the memory, see `nlp/encoder/sentencepiece_tokenizer.py`), else the
+    encoder's `tokenizer.json`."""
+    ids = fast["tokenizer"]
+    specials = {"cls_token_id": ids["cls"], "sep_token_id": ids["sep"], "pad_token_id": ids["pad"]}
+    model = Path(out_dir) / SENTENCEPIECE_FILE
+    digest = fast.get("sentencepiece_sha256")
+    if digest is not None and model.is_file() and sha256_file(model) == digest:
+        return SentencePieceTokenizer(model, **specials)
+    return FastTokenizer(Path(encoder_dir) / "tokenizer.json", **specials)
+
+
+def _sentencepiece_model(encoder: TextEncoder, encoder_dir: Path, out_dir: Path) -> str | None:
+    """sha256 of the runtime build's SentencePiece copy of the embedded encoder's tokenizer,
+    written once; None for another encoder or when it cannot be written (the fast path then
+    reads `tokenizer.json`)."""
+    from nlp.encoder.build import ENCODER_NAME
+
+    if encoder.name != ENCODER_NAME:
+        return None  # its normaliser is only known to be SentencePiece's nmt_nfkc for ours
+    model = Path(out_dir) / SENTENCEPIECE_FILE
+    try:
+        if not model.is_file():
+            tok = encoder.tokenizer
+            data = unigram_data(
+                Path(encoder_dir) / "tokenizer.json",
+                bos=tok.cls_token_id,
+                eos=tok.sep_token_id,
+                pad=tok.pad_token_id,
+            )
+            tmp = model.with_name(model.name + ".tmp")
+            write_sentencepiece_model(data, tmp)
+            tmp.replace(model)
+        return sha256_file(model)
+    except (ImportError, OSError, ValueError, KeyError, RuntimeError) as exc:
+        log.warning("the fast path keeps tokenizer.json: no SentencePiece copy (%s)", exc)
+        return None
 
 
 def find_fast_start(
