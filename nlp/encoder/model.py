@@ -46,7 +46,8 @@ def set_torch_threads(threads: int | None) -> None:
 
 class FastTokenizer:
     """The subset of a transformers fast tokenizer the encoder uses, straight over the
-    `tokenizers` library: loading it imports neither torch nor transformers (the ONNX path).
+    `tokenizers` library: loading it imports neither torch nor transformers. The fast path's
+    tokenizer where the runtime build has no SentencePiece copy (sentencepiece_tokenizer.py).
     `tokenizer.json` is the very file transformers' fast tokenizer loads, so ids and offsets
     are the same (tested)."""
 

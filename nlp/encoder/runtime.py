@@ -39,7 +39,8 @@ RUNTIME_FILE = "runtime.json"
 # the int8 MatMuls with outlier channels are smoothed first (smooth_for_int8). Part of the
 # directory key too (sentiment.embedded.runtime_key): a build of another format is never
 # loaded nor overwritten, `verbatim setup` builds the current one beside. 5: a static int8
-# build for OpenVINO beside (openvino_int8.py), measured with the others.
+# build for OpenVINO beside (openvino_int8.py), measured with the others. 6: its word table
+# is a .npy read row by row (RowFile); the build holds the SentencePiece tokenizer too.
 RUNTIME_FORMAT = 6
 ONNX_FP32 = "encoder-fp32.onnx"
 ONNX_INT8 = "encoder-int8.onnx"
