@@ -195,6 +195,7 @@ TOKENIZER_TEXTS = [
     "query: ＴＲÈＳ bien ﬁni, № 1, ½ prix",
     "query: sans\u00a0souci\u2009!\tonglet\nsuivant",
     "query: été ; déçu ; DÉÇU ; Œuvre",  # texts reach the tokenizer NFC (encoder_text)
+    "query: colis 𓀀𓀁 abîmé 🫠 ok",  # characters the vocabulary lacks: one unknown piece
     "query: ",
 ]
 

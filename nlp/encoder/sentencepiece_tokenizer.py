@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,9 @@ class SentencePieceTokenizer:
         self.cls_token_id = cls_token_id
         self.sep_token_id = sep_token_id
         self.pad_token_id = pad_token_id
-        self._threads = threads or -1  # -1: SentencePiece's default pool
+        # Batches are split over this many threads (SentencePiece's -1 is one per core, which
+        # a many-core server does not want for a request's few texts); as the encoder's.
+        self._threads = threads or min(8, os.cpu_count() or 1)
         self._space_id = int(self._sp.piece_to_id("\u2581"))
 
     def __call__(
