@@ -196,6 +196,10 @@ TOKENIZER_TEXTS = [
     "query: sans\u00a0souci\u2009!\tonglet\nsuivant",
     "query: été ; déçu ; DÉÇU ; Œuvre",  # texts reach the tokenizer NFC (encoder_text)
     "query: colis 𓀀𓀁 abîmé 🫠 ok",  # characters the vocabulary lacks: one unknown piece
+    "query: ligne un\nligne deux\tfin\r\nfin",
+    "query: \u200e merci\u200f et \ufeffbravo",  # marks the engine reads as spaces
+    "query: très bien \ufffd",  # ends in a character the engine reads as a space
+    "query: colis\u2581",
     "query: ",
 ]
 

@@ -358,6 +358,20 @@ def test_row_file_reads_only_the_rows_asked_for_once(tmp_path: Path) -> None:
         for got, want in zip(pool.map(rows.__getitem__, batches), batches, strict=True):
             np.testing.assert_array_equal(got, table[want])
     assert rows.filled == len(np.unique(np.concatenate([ids.ravel(), *batches])))
+    with pytest.raises(IndexError):
+        rows[np.array([-1])]
+    with pytest.raises(IndexError):
+        rows[np.array([1000])]
+    # The build replaced on disk (written beside, renamed): this reader keeps the old file.
+    old_rows = RowFile(tmp_path / "t.npy")
+    WordTable.save(np.ones((1000, 8), dtype=np.float32), tmp_path / "t.npy")
+    np.testing.assert_array_equal(old_rows[np.array([3])], table[[3]])
+    # Cut short in place: a clear error, not stale memory.
+    cut = RowFile(tmp_path / "t.npy")
+    with open(tmp_path / "t.npy", "r+b") as f:
+        f.truncate(200)
+    with pytest.raises(OSError, match="cut short"):
+        cut[np.array([999])]
     np.save(tmp_path / "cube.npy", np.zeros((2, 2, 2), dtype=np.float16))
     with pytest.raises(ValueError, match="row-major table"):
         RowFile(tmp_path / "cube.npy")

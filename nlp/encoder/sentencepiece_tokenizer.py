@@ -32,8 +32,15 @@ SENTENCEPIECE_FILE = "tokenizer.spm"
 
 # SentencePiece's built-in "nmt_nfkc" is the engine's normalisation (NFKC, control characters
 # dropped, odd spaces made " ") but for these characters, which the engine reads otherwise
-# (the zero-width joiner of emoji sequences: a space). One character for one: offsets hold.
-ENGINE_READS = str.maketrans({"\u200d": " ", "\uff5e": "~"})
+# (zero-width and direction marks, the replacement character, "▁" itself: a space; the
+# fullwidth tilde: "~"). One character for one: offsets hold.
+ENGINE_READS = str.maketrans(
+    {**dict.fromkeys("\u200b\u200c\u200d\u200e\u200f\ufeff\ufffd\u2581", " "), "\uff5e": "~"}
+)
+# Characters Python calls spaces that the engine drops: no space for the trailing-"▁" rule.
+_ENGINE_DROPS = "".join(map(chr, [*range(0x09), 0x0B, *range(0x0E, 0x20), 0x7F]))
+# What the engine reads as one space, one character each: the cheap offsets path takes them.
+_SINGLE_SPACES = str.maketrans(dict.fromkeys("\t\n\r\x0c", " "))
 
 
 def unigram_data(tokenizer_json: Path, *, bos: int, eos: int, pad: int) -> TokenizerData:
@@ -118,7 +125,7 @@ class SentencePieceTokenizer:
         # `tokenizers` ends a text that ends in a space with a lone "▁" piece (SentencePiece
         # drops it): an empty review is "query: ", read so by the trained heads.
         for k, text in enumerate(read):
-            if text[-1:].isspace():
+            if text.rstrip(_ENGINE_DROPS)[-1:].isspace():
                 ids[k].append(self._space_id)
                 if offsets is not None:
                     offsets[k].append((len(text) - 1, len(text)))
@@ -136,14 +143,14 @@ class SentencePieceTokenizer:
 
     def _offsets(self, texts: list[str]) -> list[list[tuple[int, int]]]:
         """Character spans of each text's pieces. A text the normaliser leaves as it is (most:
-        spaces become "▁" and one is put in front) is cut where its pieces' lengths add up;
-        the others are read from SentencePiece's byte spans (one protobuf object per piece:
-        three times slower)."""
+        each whitespace character becomes "▁" and one is put in front) is cut where its
+        pieces' lengths add up; the others are read from SentencePiece's byte spans (one
+        protobuf object per piece: three times slower)."""
         pieces = self._sp.encode(texts, out_type=str, num_threads=self._threads)
         normalised = self._sp.normalize(texts)
         out = []
         for text, norm, row in zip(texts, normalised, pieces, strict=True):
-            if norm == "\u2581" + text.replace(" ", "\u2581"):
+            if norm == "\u2581" + text.translate(_SINGLE_SPACES).replace(" ", "\u2581"):
                 lengths = np.fromiter(map(len, row), dtype=np.int64, count=len(row))
                 ends = np.cumsum(lengths) - 1  # the "▁" put in front is no character of text
                 starts = np.maximum(ends - lengths, 0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -629,8 +630,11 @@ def fast_tokenizer(out_dir: Path, encoder_dir: Path, fast: dict[str, Any]) -> An
     specials = {"cls_token_id": ids["cls"], "sep_token_id": ids["sep"], "pad_token_id": ids["pad"]}
     model = Path(out_dir) / SENTENCEPIECE_FILE
     digest = fast.get("sentencepiece_sha256")
-    if digest is not None and model.is_file() and sha256_file(model) == digest:
-        return SentencePieceTokenizer(model, **specials)
+    try:
+        if digest is not None and model.is_file() and sha256_file(model) == digest:
+            return SentencePieceTokenizer(model, **specials)
+    except (OSError, RuntimeError) as exc:  # unreadable model: tokenizer.json still works
+        log.warning("%s unusable (%s); reading tokenizer.json", model, exc)
     return FastTokenizer(Path(encoder_dir) / "tokenizer.json", **specials)
 
 
@@ -643,17 +647,26 @@ def _sentencepiece_model(encoder: TextEncoder, encoder_dir: Path, out_dir: Path)
     if encoder.name != ENCODER_NAME:
         return None  # its normaliser is only known to be SentencePiece's nmt_nfkc for ours
     model = Path(out_dir) / SENTENCEPIECE_FILE
-    try:
-        if not model.is_file():
-            tok = encoder.tokenizer
-            data = unigram_data(
-                Path(encoder_dir) / "tokenizer.json",
-                bos=tok.cls_token_id,
-                eos=tok.sep_token_id,
-                pad=tok.pad_token_id,
+    tok = encoder.tokenizer
+    ids = {"bos": tok.cls_token_id, "eos": tok.sep_token_id, "pad": tok.pad_token_id}
+
+    def loads(path: Path) -> bool:
+        try:
+            SentencePieceTokenizer(
+                path, cls_token_id=ids["bos"], sep_token_id=ids["eos"], pad_token_id=ids["pad"]
             )
-            tmp = model.with_name(model.name + ".tmp")
+        except (OSError, RuntimeError):
+            return False
+        return True
+
+    try:
+        if not (model.is_file() and loads(model)):  # missing or damaged: (re)written
+            data = unigram_data(Path(encoder_dir) / "tokenizer.json", **ids)
+            tmp = model.with_name(f"{model.name}.tmp{os.getpid()}")
             write_sentencepiece_model(data, tmp)
+            if not loads(tmp):
+                tmp.unlink()
+                raise ValueError(f"{tmp} does not load")
             tmp.replace(model)
         return sha256_file(model)
     except (ImportError, OSError, ValueError, KeyError, RuntimeError) as exc:
