@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 from nlp.encoder.runtime import cpu_description  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
-VERBATIM = str(Path(sys.executable).with_name("verbatim"))
+# This checkout's code (as bench_api.py runs it), not whichever `verbatim` is installed.
+VERBATIM = [sys.executable, "-m", "verbatim_cli"]
 
 
 def rss_mb(pid: int) -> int:
@@ -63,11 +64,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="verbatim-servemem-") as tmp:
         data_dir = args.data_dir or Path(tmp)
         env = dict(
-            os.environ, VERBATIM_DATA_DIR=str(data_dir), VERBATIM_ENCODER_RUNTIME=args.runtime
+            os.environ,
+            PYTHONPATH=str(ROOT),
+            VERBATIM_DATA_DIR=str(data_dir),
+            VERBATIM_ENCODER_RUNTIME=args.runtime,
         )
         log = open(Path(tmp) / "serve.log", "w")  # noqa: SIM115 - lives as long as the server
         server = subprocess.Popen(
-            [VERBATIM, "serve", "--port", str(args.port)], env=env, stdout=log, stderr=log
+            [*VERBATIM, "serve", "--port", str(args.port)], env=env, stdout=log, stderr=log
         )
         url = f"http://127.0.0.1:{args.port}"
         try:
@@ -82,7 +86,7 @@ def main() -> None:
                     raise SystemExit(f"the server did not start: see {log.name}")
                 time.sleep(0.5)
             made = subprocess.run(
-                [VERBATIM, "apikey", "create", f"servemem-{os.getpid()}", "--scope", "write"],
+                [*VERBATIM, "apikey", "create", f"servemem-{os.getpid()}", "--scope", "write"],
                 env=env,
                 capture_output=True,
                 text=True,

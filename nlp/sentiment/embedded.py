@@ -236,10 +236,11 @@ class EmbeddedSentiment:
         runtime: str = "auto",
         config: EncoderConfig | None = None,
     ) -> EmbeddedSentiment | None:
-        """The ONNX runtime recorded at `verbatim setup`, without torch nor transformers: the
-        tokenizer is read with `tokenizers`, the heads from the delta, the weights fingerprint
-        from the record. None when no complete, current record fits (then use `load`). The
-        torch module stays loadable on demand (`encoder.model`: training, topics)."""
+        """The ONNX or OpenVINO runtime recorded at `verbatim setup`, without torch nor
+        transformers: the tokenizer is the build's SentencePiece copy (`fast_tokenizer`), the
+        heads come from the delta, the weights fingerprint from the record. None when no
+        complete, current record fits (then use `load`). The torch module stays loadable on
+        demand (`encoder.model`: training, topics)."""
         path, encoder_dir = Path(path), Path(encoder_dir)
         found = find_fast_start(path, encoder_dir, Path(runtime_root), runtime)
         if found is None:
@@ -648,12 +649,14 @@ def _sentencepiece_model(encoder: TextEncoder, encoder_dir: Path, out_dir: Path)
         return None  # its normaliser is only known to be SentencePiece's nmt_nfkc for ours
     model = Path(out_dir) / SENTENCEPIECE_FILE
     tok = encoder.tokenizer
-    ids = {"bos": tok.cls_token_id, "eos": tok.sep_token_id, "pad": tok.pad_token_id}
 
     def loads(path: Path) -> bool:
         try:
             SentencePieceTokenizer(
-                path, cls_token_id=ids["bos"], sep_token_id=ids["eos"], pad_token_id=ids["pad"]
+                path,
+                cls_token_id=tok.cls_token_id,
+                sep_token_id=tok.sep_token_id,
+                pad_token_id=tok.pad_token_id,
             )
         except (OSError, RuntimeError):
             return False
@@ -661,7 +664,12 @@ def _sentencepiece_model(encoder: TextEncoder, encoder_dir: Path, out_dir: Path)
 
     try:
         if not (model.is_file() and loads(model)):  # missing or damaged: (re)written
-            data = unigram_data(Path(encoder_dir) / "tokenizer.json", **ids)
+            data = unigram_data(
+                Path(encoder_dir) / "tokenizer.json",
+                bos=tok.cls_token_id,
+                eos=tok.sep_token_id,
+                pad=tok.pad_token_id,
+            )
             tmp = model.with_name(f"{model.name}.tmp{os.getpid()}")
             write_sentencepiece_model(data, tmp)
             if not loads(tmp):
