@@ -20,6 +20,7 @@ from nlp.sentiment.embedded import (
     calibrated_probs,
     class_probs,
     irony_shift,
+    short_text_weights,
 )
 from nlp.sentiment.training import (
     LabelledTexts,
@@ -430,6 +431,41 @@ def test_the_shipped_model_reads_french_feedback() -> None:
     # Shouting and chat spellings read as plain French (both were positive).
     shouted, chat = model.predict(["NUL, A FUIR", "le sav répond jms"])
     assert shouted.label == chat.label == "negative"
+
+
+def test_very_short_verdicts_read_as_their_words_say() -> None:
+    """One-to-four-word verdicts: the heads learnt shortness as praise ("Nul." was positive,
+    4.8 stars); the lexicon's reading decides them now, both labels and stars."""
+    from dataclasses import replace
+
+    from core.settings import load_settings
+
+    model = build_sentiment("embedded", model_dir=load_settings().resolved_model_dir)
+    short = ["Nul.", "Décevant", "Médiocre", "Fuyez !!!", "grosse deception"]
+    praise = ["Parfait", "Top 👍", "Rien à redire", "Je recommande"]
+    res = model.predict(short + praise)
+    assert [r.label for r in res] == ["negative"] * len(short) + ["positive"] * len(praise)
+    assert max(r.stars for r in res[: len(short)]) < 3.0 < min(r.stars for r in res[len(short) :])
+    assert model.version.endswith("-short") and model.probs_version == model.config.version
+    # The prior is what decides them: without it the same texts read as praise.
+    configured = model.config
+    try:
+        model.config = replace(configured, short_text_weight=0.0)
+        assert sum(r.label == "positive" for r in model.predict(short)) >= 3
+    finally:
+        model.config = configured
+    # A review of more words is read by the heads alone (its scores do not move).
+    long_text = "Nul, le colis est arrivé avec deux semaines de retard et abîmé."
+    encoded = model.encode_docs([long_text])
+    shifted = model.short_text_prior(encoded.sentiment_logits, encoded.star_logits, [long_text])
+    assert shifted[0] is encoded.sentiment_logits
+
+
+def test_short_text_weights_taper_to_zero_past_the_word_limit() -> None:
+    texts = ["", "👍", "Nul", "Pas top", "pas top du tout", "c'est pas top du", "un " * 10_000]
+    w = short_text_weights(texts, 3.0, 4)
+    assert w.tolist() == [3.0, 3.0, 3.0, 2.25, 0.75, 0.0, 0.0]
+    assert not short_text_weights(["Nul"], 0.0, 4).any()
 
 
 def test_skewed_calibration_keeps_the_rare_classes_of_a_one_sided_source() -> None:

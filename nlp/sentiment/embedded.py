@@ -11,9 +11,11 @@ affordable: the frozen lower layers are run once and their outputs cached (jobs/
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -72,6 +74,14 @@ class SentimentHeadConfig:
     # from the same pass. 0 = the sentiment head alone (models trained without stars).
     star_weight: float = 0.0
     star_temperature: float = 1.0
+    # Texts of at most `short_text_words` words ("Nul.", "Décevant", "Pas top"): the heads
+    # read shortness as praise (the short reviews they learnt from are Trustpilot's, 99 %
+    # positive: "Nul." came out positive, 4.8 stars). The lexicon's class log-probabilities
+    # are added to both heads' logits, times `short_text_weight` for one word, tapering to 0
+    # past `short_text_words`. Document labels only: clause polarities (span_probs) are what
+    # the theme heads were fitted on, unchanged. 0 = off.
+    short_text_weight: float = 3.0
+    short_text_words: int = 4
     # A student (`verbatim train sentiment --teacher`): the encoder layers it keeps, in order;
     # the delta then holds all of them, renumbered from 0. None: all layers.
     encoder_layers: list[int] | None = None
@@ -162,7 +172,11 @@ class EmbeddedSentiment:
         delta's "heads.*" arrays): the ONNX path then never builds a torch module."""
         self.encoder = encoder
         self.config = config
-        self.version = config.version
+        # `probs_version`: what clause probabilities depend on (theme heads match on it);
+        # `version` also names the document-level short-text prior (stored analyses say it).
+        self.probs_version = config.version
+        self.version = config.version + ("-short" if config.short_text_weight > 0 else "")
+        self._lexicon: Any | None = None  # LexiconSentiment, built at the first short text
         # Token states come from `runtime` (torch, or ONNX Runtime built at `verbatim setup`).
         self.runtime = runtime or EncoderRuntime("torch", encoder)
         self._heads = heads.eval() if heads is not None else None
@@ -345,10 +359,34 @@ class EmbeddedSentiment:
         stars = irony_shift(stars, texts, self.config.irony_margin, stars=True)
         return class_probs(sent, stars, self.config), softmax(stars)
 
+    def short_text_prior(
+        self, sent: np.ndarray, stars: np.ndarray, texts: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Raw logits with the lexicon's reading added for very short texts (see
+        SentimentHeadConfig.short_text_weight); the same arrays when no text is short."""
+        weights = short_text_weights(
+            texts, self.config.short_text_weight, self.config.short_text_words
+        )
+        rows = np.flatnonzero(weights)
+        if not rows.size:
+            return sent, stars
+        if self._lexicon is None:
+            from nlp.sentiment.lexicon import LexiconSentiment
+
+            self._lexicon = LexiconSentiment()
+        read = self._lexicon.predict([texts[int(i)] for i in rows])
+        lex = np.array([[r.probs.get(c, 0.0) for c in POLARITIES] for r in read], np.float32)
+        shift = np.log(np.clip(lex, 1e-4, 1.0)) * weights[rows, None]
+        sent, stars = sent.copy(), stars.copy()
+        sent[rows] += shift
+        stars[rows] += shift[:, STAR_CLASS]
+        return sent, stars
+
     def results(
         self, sent: np.ndarray, stars: np.ndarray, texts: Sequence[str]
     ) -> list[SentimentResult]:
         """SentimentResults from raw (sentiment, stars) logits of `texts`."""
+        sent, stars = self.short_text_prior(sent, stars, texts)
         probs, star_p = self.probs(sent, stars, texts)
         expected = star_p @ np.asarray(STARS, dtype=np.float32)
         out = []
@@ -812,6 +850,24 @@ def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+STAR_CLASS = [0, 0, 1, 2, 2]  # POLARITIES index of 1..5 stars
+_WORD = re.compile(r"\w+")
+
+
+def short_text_weights(texts: Sequence[str], weight: float, words: int) -> np.ndarray:
+    """Per text, the weight of the lexicon's reading: `weight` up to one word, then
+    1 - (n - 1) / `words` of it for n words (0 past `words`)."""
+    if weight <= 0 or words <= 0:
+        return np.zeros(len(texts), dtype=np.float32)
+    # Counting stops past `words`: a long review costs a few regex steps, not a full scan.
+    n = np.fromiter(
+        (sum(1 for _ in itertools.islice(_WORD.finditer(t or ""), words + 1)) for t in texts),
+        np.float32,
+        len(texts),
+    )
+    return (weight * np.clip(1.0 - (n - 1.0) / words, 0.0, 1.0)).astype(np.float32)
 
 
 def star_classes(star_probs: np.ndarray) -> np.ndarray:

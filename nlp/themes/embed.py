@@ -112,8 +112,11 @@ class EncoderSignals:
         if sentiment is not None:
             inner = getattr(sentiment, "encoder", None)
             weights = fingerprint(inner) if inner is not None else "-"
+            # What clause probabilities depend on: a document-level rule (the embedded
+            # model's short-text prior) does not make trained heads stale.
+            version = getattr(sentiment, "version", "0")
             self.sentiment_signature = (
-                f"{sentiment.name}-{getattr(sentiment, 'version', '0')}:{weights}"
+                f"{sentiment.name}-{getattr(sentiment, 'probs_version', version)}:{weights}"
             )
 
     def vectors(self, texts: Sequence[str]) -> np.ndarray:
