@@ -83,11 +83,14 @@ def apply_correction(
                 raise CorrectionError(
                     f"polarity must be one of {', '.join(POLARITIES)}", f"themes[{i}].polarity"
                 )
+            if resolved.get(theme.id, polarity) != polarity:  # "the last one wins" would hide it
+                raise CorrectionError(
+                    f"theme {theme.id!r} is given twice with different polarities",
+                    f"themes[{i}].polarity",
+                )
             resolved[theme.id] = polarity
     from nlp.text import mask_pii
 
-    base = _model_analysis(session, feedback_id)
-    now = datetime.now(UTC)
     correction = Correction(
         feedback_id=feedback_id,
         sentiment=sentiment,
@@ -97,10 +100,48 @@ def apply_correction(
         author=author[:100],
         # Masked like any stored text (rules): a note may quote the customer's e-mail or IBAN.
         note=(mask or mask_pii)(note) if note else note,
-        created_at=now,
+        created_at=datetime.now(UTC),
     )
     session.add(correction)
+    days = _materialise(session, feedback, taxonomy, sentiment, resolved)
+    return AppliedCorrection(correction, days)
 
+
+def refresh_corrections(session: Session, feedback_ids: Collection[int]) -> list[date]:
+    """Rebuild the corrected analyses of `feedback_ids` (those that have corrections) over
+    their latest model analysis: what the analyst left to the model (the themes after a
+    sentiment-only fix, severity, stars) follows a new analysis, and a verbatim corrected
+    before it was ever analysed gets its model's part once it is. Returns the days to
+    re-aggregate. Called where model analyses are stored (core.store.store_analyses)."""
+    if not feedback_ids:
+        return []
+    corrected = session.scalars(
+        select(Correction.feedback_id)
+        .where(Correction.feedback_id.in_(list(feedback_ids)))
+        .distinct()
+    ).all()
+    days: set[date] = set()
+    for feedback_id in corrected:
+        feedback = session.get(Feedback, feedback_id)
+        if feedback is not None:
+            days.update(_materialise(session, feedback, None, None, None))
+    return sorted(days)
+
+
+def _materialise(
+    session: Session,
+    feedback: Feedback,
+    taxonomy: Taxonomy | None,
+    sentiment: str | None,
+    resolved: dict[str, str] | None,
+) -> list[date]:
+    """Replace the verbatim's correction analysis: the corrections folded (newest first;
+    `sentiment` / `resolved` are the one being applied, if any) over its latest model
+    analysis. `taxonomy` maps the model's stored theme ids to current ones (None: as
+    stored). Returns the days whose aggregates change."""
+    feedback_id = feedback.id
+    base = _model_analysis(session, feedback_id)
+    now = datetime.now(UTC)
     # Fold in earlier corrections: a sentiment fix followed by a themes fix keeps both.
     earlier = session.scalars(
         select(Correction)
@@ -142,7 +183,8 @@ def apply_correction(
         wanted = {m.theme: m.polarity for m in model_mentions.values()}
     else:
         wanted = resolved
-    by_current = {taxonomy.current_id(stored): m for stored, m in model_mentions.items()}
+    current = taxonomy.current_id if taxonomy is not None else str
+    by_current = {current(stored): m for stored, m in model_mentions.items()}
     for theme_id, polarity in wanted.items():
         source = by_current.get(theme_id)  # keep the model's evidence span when it had one
         analysis.mentions.append(
@@ -160,9 +202,12 @@ def apply_correction(
         if source is not None:
             days.add(source.day)
     session.add(analysis)
-    feedback.analyzed = True
+    if base is not None:
+        # Not before: `enrich` analyses a verbatim corrected before it was ever analysed
+        # (its severity, stars and unfixed themes come from that analysis).
+        feedback.analyzed = True
     session.flush()
-    return AppliedCorrection(correction, sorted(days))
+    return sorted(days)
 
 
 def history(session: Session, feedback_id: int) -> list[Correction]:

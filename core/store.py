@@ -790,4 +790,10 @@ def store_analyses(
     session.execute(
         update(Feedback).where(Feedback.id.in_([r.id for r in rows])).values(analyzed=True)
     )
+    if inserted:
+        from core.corrections import refresh_corrections
+
+        # An analyst's correction keeps what it fixed and takes the rest from this analysis
+        # (same days as the rows': the caller re-aggregates them).
+        refresh_corrections(session, list(inserted))
     return StoredAnalyses(len(inserted), len(mentions))

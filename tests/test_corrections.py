@@ -369,3 +369,94 @@ def test_a_correction_is_fresh_in_every_api_process_at_once(
         after = {t["id"]: t for t in view.json()["themes"]}
     assert after != before
     assert after["emballage"]["negatives"] >= before["emballage"]["negatives"]
+
+
+def test_the_correction_form_sees_renamed_themes_by_their_current_id(
+    settings: Settings,
+    client: TestClient,
+    keys: dict[str, str],
+    sessions: sessionmaker[Session],
+) -> None:
+    """`/feedback/{id}` said a theme's former id after a rename, which the dashboard's
+    correction form (it lists current ids) showed as not cited and dropped: a sentiment-only
+    fix through the form erased the verbatim's theme."""
+    fid = _known_id(sessions)
+    with session_scope(sessions) as session:
+        tax = taxonomy_store.current(session, settings).taxonomy
+        taxonomy_store.save(session, settings, tax.rename("livraison", "expedition"), "t")
+    rh, wh = {"X-API-Key": keys["read"]}, {"X-API-Key": keys["write"]}
+    detail = client.get(f"/feedback/{fid}", headers=rh).json()
+    assert [m["theme"] for m in detail["model"]["themes"]] == ["expedition"]
+    assert [m["theme"] for m in detail["current"]["themes"]] == ["expedition"]
+    # What the form sends back: the sentiment changed, the themes as it read them.
+    themes = [{"theme": m["theme"], "polarity": m["polarity"]} for m in detail["current"]["themes"]]
+    res = client.post(
+        f"/feedback/{fid}/corrections", json={"sentiment": "neutral", "themes": themes}, headers=wh
+    )
+    assert res.status_code == 201, res.text
+    current = res.json()["feedback"]["current"]
+    assert [(m["theme"], m["evidence"]["text"]) for m in current["themes"]] == [
+        ("expedition", "dix jours de retard")
+    ]
+
+
+def test_contradictory_theme_polarities_are_refused(
+    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    fid = _known_id(sessions)
+    twice = [
+        {"theme": "emballage", "polarity": "negative"},
+        {"theme": "emballage", "polarity": "positive"},
+    ]
+    res = client.post(
+        f"/feedback/{fid}/corrections", json={"themes": twice}, headers={"X-API-Key": keys["write"]}
+    )
+    assert res.status_code == 422 and res.json()["field"] == "themes[1].polarity"
+    assert "twice" in res.json()["detail"]
+    same = [twice[0], dict(twice[0])]  # the same mention twice is harmless
+    res = client.post(
+        f"/feedback/{fid}/corrections", json={"themes": same}, headers={"X-API-Key": keys["write"]}
+    )
+    assert res.status_code == 201
+    assert res.json()["feedback"]["current"]["themes"][0]["polarity"] == "negative"
+
+
+def test_a_verbatim_corrected_before_its_analysis_is_still_analysed(
+    settings: Settings, client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    """A correction marked the verbatim analysed, so `enrich` skipped it for good: no model
+    themes, no severity, missing from every figure the analyst did not fix. The model's part
+    now arrives with the analysis, and a later re-analysis refreshes it the same way."""
+    from core.analysis import build_analyzer
+    from jobs.enrich import enrich
+
+    posted = client.post(
+        "/feedback",
+        json={
+            "source": "tests-late",
+            "items": [{"id": "late-1", "text": "Carton éventré, produit cassé, très déçu."}],
+        },
+        headers={"X-API-Key": keys["write"]},
+    )
+    assert posted.status_code in (200, 201), posted.text
+    with session_scope(sessions) as session:
+        fid = session.scalars(select(Feedback.id).where(Feedback.external_id == "late-1")).one()
+    wh = {"X-API-Key": keys["write"]}
+    res = client.post(f"/feedback/{fid}/corrections", json={"sentiment": "negative"}, headers=wh)
+    assert res.status_code == 201
+    assert res.json()["feedback"]["model"] is None
+    with session_scope(sessions) as session:
+        assert session.get(Feedback, fid).analyzed is False
+
+    result = enrich(sessions, settings, analyzer=build_analyzer(settings))
+    assert result.analyzed >= 1
+    detail = client.get(f"/feedback/{fid}", headers={"X-API-Key": keys["read"]}).json()
+    model, current = detail["model"], detail["current"]
+    assert model is not None and "emballage" in {m["theme"] for m in model["themes"]}
+    assert current["sentiment"] == "negative" and current["model_version"] == "correction"
+    assert current["themes"] == model["themes"] and current["severity"] == model["severity"] > 0
+    # The themes count in the figures (re-aggregated by the job).
+    week = client.get(
+        "/themes/emballage/verbatims", headers={"X-API-Key": keys["read"]}, params={"limit": 200}
+    ).json()["items"]
+    assert fid in {v["feedback_id"] for v in week}

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from core.aggregate import aggregate
 from core.corrections import CorrectionError, apply_correction, history
 from core.models import CORRECTION_MODEL, Analysis, ApiKey, Feedback
+from nlp.taxonomy import Taxonomy
 from service.auth import require
 from service.deps import SessionDep, app_state
 from service.errors import ApiError
@@ -39,27 +40,34 @@ router = APIRouter(
 FeedbackId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-def _analysis_out(a: Analysis | None) -> AnalysisOut | None:
+def _analysis_out(a: Analysis | None, taxonomy: Taxonomy) -> AnalysisOut | None:
+    """Theme ids as the current taxonomy names them: a mention stored before a rename says
+    the former id, which a client (the dashboard's correction form) would not recognise and
+    would drop from the corrected list. Merged themes keep their first mention."""
     if a is None:
         return None
-    return AnalysisOut(
-        model_version=a.model_version,
-        sentiment=a.sentiment,
-        severity=round(a.severity, 3),
-        themes=[
+    themes: dict[str, MentionOut] = {}
+    for m in a.mentions:
+        theme = taxonomy.current_id(m.theme)
+        themes.setdefault(
+            theme,
             MentionOut(
-                theme=m.theme,
+                theme=theme,
                 polarity=m.polarity,
                 evidence=None
                 if m.evidence_start is None and m.evidence_text is None
                 else EvidenceOut(start=m.evidence_start, end=m.evidence_end, text=m.evidence_text),
-            )
-            for m in a.mentions
-        ],
+            ),
+        )
+    return AnalysisOut(
+        model_version=a.model_version,
+        sentiment=a.sentiment,
+        severity=round(a.severity, 3),
+        themes=list(themes.values()),
     )
 
 
-def feedback_out(session: Session, feedback_id: int) -> FeedbackOut:
+def feedback_out(session: Session, feedback_id: int, taxonomy: Taxonomy) -> FeedbackOut:
     fb = session.get(Feedback, feedback_id)
     if fb is None:
         raise ApiError(404, f"no verbatim with id {feedback_id}", "feedback_id")
@@ -79,8 +87,8 @@ def feedback_out(session: Session, feedback_id: int) -> FeedbackOut:
         csat=fb.csat,
         ces=fb.ces,
         text=fb.text,
-        model=_analysis_out(model),
-        current=_analysis_out(corrected or model),
+        model=_analysis_out(model, taxonomy),
+        current=_analysis_out(corrected or model, taxonomy),
         corrections=[CorrectionOut.model_validate(c) for c in history(session, feedback_id)],
     )
 
@@ -91,8 +99,8 @@ def feedback_out(session: Session, feedback_id: int) -> FeedbackOut:
     dependencies=[Depends(require("read"))],
     summary="One verbatim: model analysis, what counts, corrections",
 )
-def get_feedback(session: SessionDep, feedback_id: FeedbackId) -> FeedbackOut:
-    return feedback_out(session, feedback_id)
+def get_feedback(request: Request, session: SessionDep, feedback_id: FeedbackId) -> FeedbackOut:
+    return feedback_out(session, feedback_id, app_state(request).current_taxonomy().taxonomy)
 
 
 @router.post(
@@ -111,12 +119,13 @@ def post_correction(
     """Stored with the API key's name and the time; the verbatim's days are re-aggregated at
     once, so every figure (themes, trends, alerts to come) counts the corrected analysis.
     `themes` is the complete list after correction."""
+    taxonomy = app_state(request).current_taxonomy().taxonomy
     try:
         applied = apply_correction(
             session,
             feedback_id,
             author=key.name if key is not None else "anonymous",
-            taxonomy=app_state(request).current_taxonomy().taxonomy,
+            taxonomy=taxonomy,
             sentiment=body.sentiment,
             themes=None if body.themes is None else [(t.theme, t.polarity) for t in body.themes],
             note=body.note,
@@ -130,5 +139,5 @@ def post_correction(
     return CorrectionResult(
         correction=CorrectionOut.model_validate(applied.correction),
         reaggregated_days=applied.days,
-        feedback=feedback_out(session, feedback_id),
+        feedback=feedback_out(session, feedback_id, taxonomy),
     )
