@@ -38,6 +38,7 @@ from core.models import (
 )
 from core.versions import PERIOD_MEMO, session_versions
 from nlp.drivers import DriverConfig, DriverEffect, csat_points, key_drivers, nps_points
+from nlp.errors import VerbatimError
 from nlp.spikes import topic_id_of
 
 if TYPE_CHECKING:
@@ -884,25 +885,45 @@ def set_incident_status(
     mask: Callable[[str], str] | None = None,
 ) -> Incident | None:
     """Acknowledge or resolve an incident (who, when, note); None when it does not exist.
-    Acknowledging a resolved incident leaves it resolved; resolving twice keeps the first.
-    The note is PII-masked (`mask`, else the rules): an analyst may paste a customer's
-    e-mail, phone or name."""
+    An action already taken raises IncidentConflict instead of overwriting it (a second
+    resolution's note was dropped while the API answered 200; an acknowledgement after the
+    resolution replaced the first one's note and dated it after the resolution). An incident
+    the detector closed can still be resolved by an analyst. The note is PII-masked (`mask`,
+    else the rules): an analyst may paste a customer's e-mail, phone or name."""
     from nlp.text import mask_pii
 
     inc = session.get(Incident, incident_id)
     if inc is None:
         return None
+    if inc.status == "resolved" and inc.resolved_by != "detector":
+        raise IncidentConflict(
+            f"incident {incident_id} was resolved by {inc.resolved_by} at "
+            f"{_when(inc.resolved_at)}: nothing left to {action}"
+        )
+    if action == "acknowledge" and inc.acknowledged_by is not None:
+        raise IncidentConflict(
+            f"incident {incident_id} was acknowledged by {inc.acknowledged_by} at "
+            f"{_when(inc.acknowledged_at)}"
+        )
     note = (mask or mask_pii)(note) if note else note
     now = datetime.now(UTC)
     if action == "acknowledge":
         if inc.status == "open":
             inc.status = "acknowledged"
         inc.acknowledged_by, inc.acknowledged_at, inc.ack_note = who, now, note or None
-    elif inc.status != "resolved" or inc.resolved_by == "detector":
+    else:
         inc.status, inc.resolved_by, inc.resolved_at = "resolved", who, now
         inc.resolve_note = note or None
     inc.updated_at = now
     return inc
+
+
+class IncidentConflict(VerbatimError):
+    """An incident action that was already taken (answered 409: nothing is overwritten)."""
+
+
+def _when(moment: datetime | None) -> str:
+    return "an unknown time" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def dashboard_link(base_url: str, theme: str, first: date, last: date) -> str:

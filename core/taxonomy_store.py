@@ -95,7 +95,7 @@ def latest_version(session: Session) -> int | None:
 
 
 def _parse(row: TaxonomyVersion) -> Taxonomy:
-    tax = parse_taxonomy(row.body, origin=f"taxonomy version {row.version}")
+    tax = parse_taxonomy(row.body, origin=f"taxonomy version {row.version}", stored=True)
     return tax if tax.version == row.version else tax.model_copy(update={"version": row.version})
 
 

@@ -140,6 +140,19 @@ def _checked(pattern: str) -> None:
     compile_pattern(pattern)  # a refused pattern raises, and is not cached
 
 
+@functools.lru_cache(maxsize=4096)
+def _matches_nothing_in_particular(pattern: str) -> bool:
+    """ "" or "a*" match at every position: the theme (or cue) would be in every text."""
+    return next(iter(compile_pattern(pattern).finditer("")), None) is not None
+
+
+def _new_input(info: ValidationInfo) -> bool:
+    """Checks added after a taxonomy could be stored are made on what users write, never on
+    versions already in the database (`parse_taxonomy(..., stored=True)`): those must stay
+    readable after an upgrade."""
+    return not (isinstance(info.context, dict) and info.context.get("stored"))
+
+
 def _check_patterns(patterns: list[str]) -> list[str]:
     # Memoised: each edit of a taxonomy validates all its patterns again (a list of 200
     # operations on a taxonomy of 1000 patterns would compile 200,000 regexes).
@@ -155,6 +168,7 @@ Stage = Literal["pre-purchase", "purchase", "delivery", "after-sales", "experien
 MAX_ID_CHARS = 64  # theme_mentions.theme, alerts.theme, incidents.theme, daily_*.theme
 MAX_TEAM_CHARS = 64  # alerts.team, incidents.team, alert_outbox.route
 MAX_NAME_CHARS = 100  # taxonomy_versions.name
+MAX_LABEL_CHARS = 200  # shown in every /themes answer, export, chart and Slack message
 
 # Common names for a field, beyond what difflib finds close ("keywords" -> "seeds").
 _SYNONYMS = {
@@ -266,8 +280,16 @@ class Theme(_Strict):
     # Wherever a taxonomy comes from (YAML, API, database), its regexes are checked here.
     @field_validator("patterns", "positive_cues", "negative_cues")
     @classmethod
-    def _patterns_ok(cls, patterns: list[str]) -> list[str]:
-        return _check_patterns(patterns)
+    def _patterns_ok(cls, patterns: list[str], info: ValidationInfo) -> list[str]:
+        _check_patterns(patterns)
+        if _new_input(info):
+            for pattern in patterns:
+                if _matches_nothing_in_particular(pattern):
+                    raise ValueError(
+                        f"bad pattern {pattern!r}: it matches the empty string, so it would "
+                        "match every text"
+                    )
+        return patterns
 
     @field_validator("id")
     @classmethod
@@ -293,9 +315,14 @@ class Theme(_Strict):
 
     @field_validator("label")
     @classmethod
-    def _label_not_empty(cls, value: str) -> str:
+    def _label_not_empty(cls, value: str, info: ValidationInfo) -> str:
         if not value.strip():
             raise ValueError("label is empty: it is the theme's name in alerts and dashboards")
+        if len(value) > MAX_LABEL_CHARS and _new_input(info):
+            raise ValueError(
+                f"label of {len(value)} characters: at most {MAX_LABEL_CHARS} (it is the "
+                "theme's name in alerts, exports and dashboards)"
+            )
         return value
 
 
@@ -581,7 +608,9 @@ def shares_a_container(data: Any) -> bool:
     return False
 
 
-def parse_taxonomy(text: str, origin: str = "<string>") -> Taxonomy:
+def parse_taxonomy(text: str, origin: str = "<string>", *, stored: bool = False) -> Taxonomy:
+    """A taxonomy from YAML text; `stored`: a version read back from the database (checks
+    added since it was written are not made again, see _new_input)."""
     try:
         data = load_yaml(text)
     except yaml.YAMLError as exc:
@@ -594,7 +623,7 @@ def parse_taxonomy(text: str, origin: str = "<string>") -> Taxonomy:
             "in a taxonomy: write each theme and list out"
         )
     try:
-        return Taxonomy.model_validate(data)
+        return Taxonomy.model_validate(data, context={"stored": stored})
     except ValidationError as exc:
         raise TaxonomyError(f"{origin}: {describe_errors(exc, data)}") from exc
     except ValueError as exc:

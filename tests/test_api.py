@@ -113,6 +113,8 @@ def test_open_read_mode(settings: Settings, engine: Engine, seeded: Seeded) -> N
 
 def test_health_metrics_dashboard_are_open(client: TestClient) -> None:
     assert client.get("/health").json()["status"] == "ok"
+    head = client.head("/health")  # uptime checkers probe with HEAD
+    assert head.status_code == 200 and head.content == b""
     assert client.get("/metrics").status_code == 200
     page = client.get("/")
     assert page.status_code == 200 and "Thèmes" in page.text
@@ -1103,22 +1105,27 @@ def test_incidents_list_acknowledge_resolve(client: TestClient, keys: dict[str, 
     assert client.post(path + "/acknowledge", json={}, headers=rh(keys)).status_code == 403
     missing = client.post("/incidents/999/resolve", json={"note": "x"}, headers=wh(keys))
     assert missing.status_code == 404 and missing.json()["field"] == "incident_id"
-    ack = client.post(path + "/acknowledge", json={"note": "on regarde"}, headers=wh(keys))
+    ack = client.post(path + "/acknowledge", headers=wh(keys))  # no body: the note is optional
     assert ack.status_code == 200, ack.text
     body = ack.json()
     assert (body["status"], body["acknowledged_by"], body["ack_note"]) == (
         "acknowledged",
         "ecriture",
-        "on regarde",
+        None,
     )
     assert body["acknowledged_at"] is not None
-    done = client.post(path + "/resolve", json={"note": "transporteur changé"}, headers=wh(keys))
-    masked = client.post(
-        path + "/acknowledge", json={"note": "vu avec marc@shop.fr"}, headers=wh(keys)
-    )
-    assert masked.json()["ack_note"] == "vu avec <EMAIL>"  # notes are PII-masked
+    note = "transporteur changé, vu avec marc@shop.fr"
+    done = client.post(path + "/resolve", json={"note": note}, headers=wh(keys))
     assert done.json()["status"] == "resolved" and done.json()["resolved_by"] == "ecriture"
-    assert done.json()["resolve_note"] == "transporteur changé"
+    assert done.json()["resolve_note"] == "transporteur changé, vu avec <EMAIL>"  # PII-masked
+    # An action already taken is a 409 naming who took it, never a silent overwrite (a second
+    # note was dropped under a 200; a late acknowledgement replaced the first one's note).
+    for action in ("acknowledge", "resolve"):
+        again = client.post(f"{path}/{action}", json={"note": "autre"}, headers=wh(keys))
+        assert again.status_code == 409, again.text
+        assert "ecriture" in again.json()["detail"]
+    kept = client.get("/incidents?status=resolved", headers=rh(keys)).json()["items"][0]
+    assert (kept["resolve_note"], kept["ack_note"]) == (done.json()["resolve_note"], None)
     assert client.get("/incidents?status=open", headers=rh(keys)).json()["items"] == []
     by_theme = client.get("/incidents?theme=livraison&status=resolved", headers=rh(keys)).json()
     assert len(by_theme["items"]) == 1

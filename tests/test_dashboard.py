@@ -406,6 +406,12 @@ def test_error_and_empty_states_in_browser(
             expect(page.locator("#view-theme")).to_be_hidden()
             expect(page.locator("#detail-title")).to_be_hidden()  # not « Livraison » any more
 
+            # A request the server refuses: its own reason follows the French message.
+            page.goto(f"{url}/#view=overview&start={LAST_DAY}&end={LAST_DAY - timedelta(days=9)}")
+            expect(page.locator("#status")).to_contain_text(
+                "Paramètres refusés par le serveur. (end must not be before start"
+            )
+
             # A period without data: a French message, no chart drawn.
             page.goto(f"{url}/#theme=livraison&start=2020-01-01&end=2020-01-07")
             expect(page.locator("#detail-meta")).to_contain_text("du 01/01/2020 au 07/01/2020")

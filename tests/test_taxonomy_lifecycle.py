@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from core import taxonomy_store
 from core.db import session_scope
 from core.models import TaxonomyVersion
 from core.settings import Settings
-from nlp.taxonomy import Taxonomy, Theme, load_taxonomy, parse_taxonomy
+from nlp.taxonomy import Taxonomy, TaxonomyError, Theme, load_taxonomy, parse_taxonomy
 from service.app import create_app
 from verbatim_cli import app as cli
 
@@ -424,3 +425,39 @@ def test_a_taxonomy_near_the_limits_round_trips_through_the_api(
     res = client.put("/taxonomy", json={"taxonomy": too_many}, headers=wh(keys))
     assert res.status_code == 422 and "at most 200" in res.json()["detail"]
     assert client.get("/taxonomy", headers=rh(keys)).json()["version"] == 3
+
+
+def test_a_pattern_matching_every_text_and_a_huge_label_are_refused_but_old_versions_load(
+    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    """ "" or "a*" put the theme in every verbatim (an alert storm at the next run), and a
+    100,000-character label went out in every /themes answer, export and Slack message. Both
+    are refused where a taxonomy is written; a version stored before the check still reads."""
+    doc = _rich()
+    for theme_patch, field in (
+        ({"patterns": [""]}, "patterns"),
+        ({"negative_cues": ["(jamais)?"]}, "negative_cues"),
+        ({"label": "L" * 201}, "label"),
+    ):
+        bad = {**doc, "themes": [{**doc["themes"][1], **theme_patch}, *doc["themes"][::2]]}
+        res = client.put("/taxonomy", json={"taxonomy": bad}, headers=wh(keys))
+        assert res.status_code == 422, res.text
+        assert field in res.text and ("empty string" in res.text or "at most 200" in res.text)
+    old = {**doc, "themes": [{**doc["themes"][1], "label": "P" * 300, "patterns": ["x*"]}]}
+    with pytest.raises(TaxonomyError, match="at most 200"):
+        parse_taxonomy(yaml.safe_dump(old))
+    with session_scope(sessions) as session:
+        session.add(
+            TaxonomyVersion(
+                version=99,
+                name=old["name"],
+                author="an older Verbatim",
+                created_at=datetime.now(UTC),
+                summary="stored before the checks",
+                body=yaml.safe_dump(old, allow_unicode=True),
+            )
+        )
+    current = client.get("/taxonomy", headers=rh(keys))
+    assert current.status_code == 200, current.text
+    assert current.json()["taxonomy"]["themes"][0]["label"] == "P" * 300
+    assert client.get("/themes", headers=rh(keys)).status_code == 200

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from core.models import ApiKey, Incident
-from core.queries import dashboard_link, list_incidents, set_incident_status
+from core.queries import IncidentConflict, dashboard_link, list_incidents, set_incident_status
 from core.versions import ViewDeps
 from service.auth import require
 from service.deps import app_state, cached_json, declare_view, get_session, pick_taxonomy
@@ -84,13 +84,18 @@ def _act(
     request: Request,
     incident_id: int,
     action: str,
-    body: IncidentAction,
+    body: IncidentAction | None,
     key: ApiKey | None,
     session: Session,
 ) -> IncidentOut:
     who = key.name if key is not None else "api"
     mask = app_state(request).get_masker()  # with NER: a note may name the customer
-    inc = set_incident_status(session, incident_id, action, who, body.note.strip(), mask)
+    note = body.note.strip() if body is not None else ""
+    try:
+        inc = set_incident_status(session, incident_id, action, who, note, mask)
+    except IncidentConflict as exc:
+        session.rollback()
+        raise ApiError(409, str(exc), "incident_id") from None
     if inc is None:
         raise ApiError(404, f"no incident {incident_id}", "incident_id")
     session.commit()
@@ -100,12 +105,12 @@ def _act(
 @router.post(
     "/incidents/{incident_id}/acknowledge",
     response_model=IncidentOut,
-    responses={404: {"model": ErrorOut}},
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
     summary="Acknowledge an incident (who and when are recorded, with an optional note)",
 )
 def acknowledge(
     request: Request,
-    body: IncidentAction,
+    body: IncidentAction | None = None,  # the note is optional: no body at all is fine
     incident_id: int = Path(ge=1, le=2**31 - 1),
     key: ApiKey | None = Depends(require("write")),
     session: Session = Depends(get_session),
@@ -116,12 +121,12 @@ def acknowledge(
 @router.post(
     "/incidents/{incident_id}/resolve",
     response_model=IncidentOut,
-    responses={404: {"model": ErrorOut}},
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
     summary="Resolve an incident with a note (who and when are recorded)",
 )
 def resolve(
     request: Request,
-    body: IncidentAction,
+    body: IncidentAction | None = None,  # the note is optional: no body at all is fine
     incident_id: int = Path(ge=1, le=2**31 - 1),
     key: ApiKey | None = Depends(require("write")),
     session: Session = Depends(get_session),

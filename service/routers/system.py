@@ -46,6 +46,13 @@ def health(request: Request) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if db == "ok" else 503)
 
 
+# Uptime checkers and load balancers often probe with HEAD (it was a 405): the same check,
+# no body; kept out of the schema (one operation per route there).
+@router.head("/health", include_in_schema=False)
+def health_head(request: Request) -> Response:
+    return Response(status_code=health(request).status_code)
+
+
 @router.get(
     "/metrics",
     tags=["system"],

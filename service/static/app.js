@@ -93,8 +93,19 @@ async function api(path, options = {}) {
     $("#key-dialog").showModal();
     throw new ApiError(401, "auth");
   }
-  if (!res.ok) throw new ApiError(res.status, frMessage(res.status));
+  if (!res.ok) throw new ApiError(res.status, frMessage(res.status) + await serverDetail(res));
   return res.json();
+}
+
+// The server's own reason ("end must not be before start", "incident 3 was resolved by …"):
+// the generic French message alone left the analyst guessing what to change.
+async function serverDetail(res) {
+  try {
+    const detail = (await res.json()).detail;
+    return typeof detail === "string" && detail ? ` (${detail})` : "";
+  } catch (e) {
+    return "";  // not JSON
+  }
 }
 
 // Authenticated CSV download (a plain link could not send the key header).
