@@ -453,6 +453,15 @@ def prepare_feedback(
         row_channel = channel
 
     external = fields.get("id")
+    for name in ("id", "customer"):
+        if isinstance(fields.get(name), dict | list):
+            # str() stored a Python repr ("{'x': 1}") as the id, deduplicating nothing useful.
+            return Rejection(
+                f"bad_{name}",
+                name,
+                f"{name} must be a string or a number, not an object or a list",
+                quotes_input=False,
+            )
     external_id = None if external is None else _clean(str(external)).strip() or None
     customer_raw = fields.get("customer")
     customer = None if customer_raw is None else _clean(str(customer_raw)).strip().lower() or None

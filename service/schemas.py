@@ -363,8 +363,26 @@ class IncidentAction(BaseModel):
 # --- feedback / analyze ---------------------------------------------------------------------
 
 
+_PERSONAL = re.compile(r"<(EMAIL|PHONE|CARD|IBAN)>")
+
+
+def _not_personal(source: str) -> str:
+    """A source is shown unmasked in every answer and export (it names a channel or tool):
+    an e-mail or phone number there would be the one PII left in clear."""
+    from nlp.text import mask_pii
+
+    if _PERSONAL.search(mask_pii(source)):
+        raise ValueError(
+            "source looks like personal data (an e-mail, phone number or bank details): "
+            "name the tool or channel instead, e.g. 'zendesk'"
+        )
+    return source
+
+
 class FeedbackBatch(BaseModel):
-    source: str = Field(min_length=1, max_length=100, pattern=r"\S")
+    source: Annotated[
+        str, Field(min_length=1, max_length=100, pattern=r"\S"), AfterValidator(_not_personal)
+    ]
     channel: ChannelName = "review"
     items: list[dict[str, Any]] = Field(
         description=(

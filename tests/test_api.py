@@ -667,6 +667,21 @@ def test_feedback_batch_is_idempotent(
     assert _count(sessions, "boutique") == 2
 
 
+def test_feedback_refuses_a_source_that_is_personal_data(
+    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    """The source is answered unmasked everywhere (it names a tool): an e-mail there came
+    back in clear from /themes/{id}/verbatims and its CSV."""
+    for source in ("jean.dupont@gmail.com", "+33 6 12 34 56 78"):
+        body = {"source": source, "items": [{"text": "Colis abîmé"}]}
+        res = client.post("/feedback", json=body, headers=wh(keys))
+        assert res.status_code == 422 and res.json()["field"] == "source", res.text
+        assert "personal data" in res.json()["detail"]
+    ok = {"source": "zendesk-2026", "items": [{"text": "Colis abîmé"}]}
+    assert client.post("/feedback", json=ok, headers=wh(keys)).status_code == 200
+    assert _count(sessions, "jean.dupont@gmail.com") == 0
+
+
 def test_feedback_rejects_a_row_with_a_lone_surrogate_alone(
     client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
 ) -> None:
@@ -678,7 +693,9 @@ def test_feedback_rejects_a_row_with_a_lone_surrogate_alone(
         '{"id": "b", "text": "bad \\ud800"},'
         '{"id": "c", "text": "troisième avis"},'
         '{"id": "d", "text": "ok", "extra": {"\\ud83d": 1}},'
-        '{"id": "e", "text": ["une", "liste"]}]}'
+        '{"id": "e", "text": ["une", "liste"]},'
+        '{"id": {"x": 1}, "text": "un avis"},'
+        '{"id": "g", "customer": ["a"], "text": "un autre avis"}]}'
     )
     headers = {**wh(keys), "content-type": "application/json"}
     res = client.post("/feedback", content=body, headers=headers)
@@ -690,14 +707,19 @@ def test_feedback_rejects_a_row_with_a_lone_surrogate_alone(
         ("stored", None),
         ("rejected", "extra"),
         ("rejected", "text"),
+        ("rejected", "id"),  # was stored with the id "{'x': 1}"
+        ("rejected", "customer"),
     ]
     assert out["rows"][1]["reason"].startswith("encoding_error")
     assert out["rows"][3]["reason"].startswith("encoding_error")
-    assert (out["stored"], out["duplicates"], out["rejected"]) == (2, 0, 3)
+    assert out["rows"][5]["reason"].startswith("bad_id: id must be a string or a number")
+    assert (out["stored"], out["duplicates"], out["rejected"]) == (2, 0, 5)
     assert _count(sessions, "sur") == 2
     with sessions() as session:
         reasons = session.scalars(select(Quarantine.reason).where(Quarantine.source == "sur"))
         assert sorted(r.split(":")[0] for r in reasons) == [
+            "bad_customer",
+            "bad_id",
             "bad_text",
             "encoding_error",
             "encoding_error",
