@@ -527,7 +527,7 @@ def test_verbatim_buttons_say_when_the_server_fails(
             fix.click()
             expect(status).to_have_text(
                 "Impossible d'ouvrir la correction : "
-                "Le serveur a répondu par une erreur (code 503)."
+                "Le serveur a répondu par une erreur (code 503). (panne)"  # the server's reason
             )
             expect(page.locator("#fix-dialog")).to_be_hidden()
             expect(fix).to_be_enabled()
