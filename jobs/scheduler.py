@@ -285,22 +285,62 @@ def make_trigger(cron: str, timezone: str) -> Any:
     return trigger
 
 
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab numbers 0..6 (7 = sun)
+
+
+def crontab_weekdays(field: str) -> str:
+    """A crontab weekday field (0 or 7 = Sunday, 1 = Monday; names; lists, ranges, steps) as
+    day names, which APScheduler reads like crontab. Its own numbers start at Monday = 0, so
+    `1-5` ran Tuesday to Saturday and `0` on Monday. Raises ValueError on a bad field."""
+    if field == "*":
+        return field
+    days: set[int] = set()
+    for part in field.lower().split(","):
+        span, _, step_text = part.partition("/")
+        if step_text and not (step_text.isdigit() and int(step_text) > 0):
+            raise ValueError(f"weekday step {step_text!r} is not a positive number")
+        step = int(step_text) if step_text else 1
+        if span == "*":
+            first, last = 0, 6
+        else:
+            start, _, end = span.partition("-")
+            first = _weekday(start)
+            last = _weekday(end) if end else (6 if step_text else first)
+            if end and last == 0 and first > 0:
+                last = 7  # "5-0": Friday to Sunday
+            if end and _weekday(end) == 7:
+                last = 7
+        if last < first:
+            raise ValueError(f"weekday range {span!r} goes backwards")
+        days.update(d % 7 for d in range(first, last + 1, step))
+    if len(days) == 7:
+        return "*"
+    return ",".join(_WEEKDAYS[d] for d in sorted(days))
+
+
+def _weekday(token: str) -> int:
+    if token in _WEEKDAYS:
+        return _WEEKDAYS.index(token)
+    if token.isdigit() and int(token) <= 7:
+        return int(token)
+    raise ValueError(f"weekday {token!r}: use 0-7 (0 and 7 are Sunday) or sun..sat")
+
+
 def _cron_trigger(cron: str, timezone: str) -> Any:
     from apscheduler.triggers.cron import CronTrigger
 
     fields = cron.split()
     try:
-        if len(fields) == 5:
-            return CronTrigger.from_crontab(cron, timezone=timezone)
-        if len(fields) == 6:
-            second, minute, hour, day, month, dow = fields
+        if len(fields) in (5, 6):
+            second = fields[0] if len(fields) == 6 else "0"
+            minute, hour, day, month, dow = fields[-5:]
             return CronTrigger(
                 second=second,
                 minute=minute,
                 hour=hour,
                 day=day,
                 month=month,
-                day_of_week=dow,
+                day_of_week=crontab_weekdays(dow),
                 timezone=timezone,
             )
     except (ValueError, LookupError) as exc:

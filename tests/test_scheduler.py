@@ -10,7 +10,7 @@ import sys
 import time
 import typing
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -55,6 +55,30 @@ def test_cron_ticks() -> None:
         make_trigger("every hour", "UTC")
     with pytest.raises(SchedulerConfigError, match="cron"):
         make_trigger("99 * * * *", "UTC")
+
+
+def test_cron_weekdays_are_numbered_as_in_crontab() -> None:
+    """APScheduler counts weekdays from Monday = 0: `0 8 * * 1-5` ran Tuesday to Saturday and
+    skipped Monday, `0` ran on Monday, `7` was refused. Crontab: 0 and 7 are Sunday."""
+    saturday = datetime(2026, 12, 5, 12, tzinfo=UTC)
+
+    def days(cron: str, n: int = 7) -> list[str]:
+        trigger, at, out = make_trigger(cron, "UTC"), saturday, []
+        for _ in range(n):
+            at = trigger.get_next_fire_time(None, at + timedelta(seconds=1))
+            out.append(at.strftime("%a"))
+        return out
+
+    assert days("0 8 * * 1-5", 5) == ["Mon", "Tue", "Wed", "Thu", "Fri"]
+    assert days("0 8 * * 0", 2) == days("0 8 * * 7", 2) == days("0 8 * * sun", 2) == ["Sun"] * 2
+    assert days("0 8 * * 6,0", 2) == ["Sun", "Sat"]
+    assert days("0 8 * * */2", 4) == ["Sun", "Tue", "Thu", "Sat"]
+    assert days("0 8 * * mon-fri", 5) == days("0 8 * * 1-5", 5)
+    assert days("0 0 8 * * 1", 1) == ["Mon"]  # six fields, seconds first
+    assert days("0 8 * * *", 7) == ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    for bad in ("0 8 * * 8", "0 8 * * 5-1", "0 8 * * 1/0", "0 8 * * lundi"):
+        with pytest.raises(SchedulerConfigError, match="weekday"):
+            make_trigger(bad, "UTC")
 
 
 def test_cron_that_never_fires_is_a_clear_error(tmp_path: Path) -> None:
