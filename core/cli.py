@@ -90,6 +90,7 @@ def user_errors(func: F) -> F:
         import tomllib
 
         from pydantic import ValidationError
+        from pydantic_settings import SettingsError
 
         try:
             return func(*args, **kwargs)
@@ -99,6 +100,16 @@ def user_errors(func: F) -> F:
             raise fail(f"invalid configuration: {_validation_line(exc)}") from None
         except tomllib.TOMLDecodeError as exc:
             raise fail(f"invalid configuration file (TOML): {exc}") from None
+        except SettingsError as exc:  # a list/map setting in the environment that is not JSON
+            raise fail(
+                f"invalid configuration: {exc}; list and map settings in the environment are "
+                """JSON (VERBATIM_CORS_ORIGINS='["https://cx.example.fr"]')"""
+            ) from None
+        except OverflowError:  # date arithmetic past year 1 or 9999 (--days 10000000)
+            raise fail(
+                "a date or period out of range (years 1 to 9999): check --day, --days, "
+                "--since, --start and --end"
+            ) from None
         except _database_errors() as exc:
             from sqlalchemy.exc import OperationalError
 

@@ -643,7 +643,15 @@ def load_taxonomy(path: Path | str | None = None) -> Taxonomy:
     file = Path(path)
     if not file.exists():
         raise TaxonomyError(f"taxonomy file not found: {file}")
-    return parse_taxonomy(file.read_text(encoding="utf-8"), origin=str(file))
+    try:
+        text = file.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is fine
+    except UnicodeDecodeError as exc:  # a Windows-1252 save was a traceback
+        raise TaxonomyError(
+            f"{file}: not UTF-8 text (byte {exc.start}): save it as UTF-8 and try again"
+        ) from None
+    except OSError as exc:
+        raise TaxonomyError(f"{file}: cannot be read ({exc.strerror or exc})") from None
+    return parse_taxonomy(text, origin=str(file))
 
 
 BUILTIN_TAXONOMIES = ("ecommerce", "restaurant")

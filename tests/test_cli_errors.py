@@ -44,6 +44,9 @@ BAD_CONFIGS = {
     "unknown-option": ({}, "[scheduler]\nlock_wait_second = 5\n"),
     # A file saved as Latin-1: a UnicodeDecodeError traceback before.
     "not-utf8": ({}, b"[scheduler]\n# r\xe9sum\xe9 du lundi\n"),
+    # A list setting in the environment without its JSON brackets (a docker .env): a
+    # SettingsError traceback in every command, the API and the scheduler included.
+    "env-list-not-json": ({"VERBATIM_CORS_ORIGINS": "https://cx.example.fr"}, None),
 }
 
 
@@ -92,6 +95,7 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path: Path, command: str, config:
         "unknown-setting": "unknown setting 'databse_url' (did you mean 'database_url'?)",
         "unknown-option": "scheduler.lock_wait_second: Extra inputs are not permitted",
         "not-utf8": "not UTF-8 text (byte 0xe9",
+        "env-list-not-json": "are JSON (VERBATIM_CORS_ORIGINS='[",
     }[config]
     assert expected in lines[0]
 
@@ -156,6 +160,14 @@ def test_negative_limits_are_refused(tmp_path: Path, args: list[str]) -> None:
         (["detect", "--day", "2026-01-02", "--since", "2026-01-05"], "is after --day"),
         (["serve", "--port", "99999"], "65535"),
         (["report", "--channel", "fax"], "unknown channel 'fax'"),
+        # Dates past year 1 or 9999 were OverflowError tracebacks.
+        (["report", "--days", "10000000"], "out of range"),
+        (["report", "--end", "0001-01-05"], "out of range"),
+        (["digest", "--end", "0001-01-03"], "out of range"),
+        (["detect", "--day", "0001-01-01"], "out of range"),
+        (["aggregate", "--since", "0001-01-01"], "out of range"),
+        # A taxonomy saved as Windows-1252: a UnicodeDecodeError traceback.
+        (["analyze", "{feed}", "-o", "{tmp}/o.jsonl", "--taxonomy", "{cp1252}"], "not UTF-8"),
     ],
 )
 def test_paths_days_and_ports_a_command_cannot_use_are_one_error_line(
@@ -168,8 +180,12 @@ def test_paths_days_and_ports_a_command_cannot_use_are_one_error_line(
 
     feed = tmp_path / "feed.jsonl"
     feed.write_text('{"text": "Livraison en retard", "themes": ["livraison"]}\n', "utf-8")
+    cp1252 = tmp_path / "taxo.yaml"
+    cp1252.write_bytes("name: t\nthemes:\n  - id: prix\n    label: Prix élevé\n".encode("cp1252"))
     res = CliRunner().invoke(
-        app, [a.format(feed=feed, tmp=tmp_path) for a in args], env=_env(tmp_path, {}, None)
+        app,
+        [a.format(feed=feed, tmp=tmp_path, cp1252=cp1252) for a in args],
+        env=_env(tmp_path, {}, None),
     )
     assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
     assert "Traceback" not in res.output
