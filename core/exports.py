@@ -126,7 +126,7 @@ def themes_table(rows: Iterable[ThemeRow], start: date, end: date) -> Table:
                 _r(r.mean_rating, 3),
                 r.previous_volume,
                 _r(r.volume_change),
-                _r(r.negative_share_change * 100, 2),
+                _r(None if r.negative_share_change is None else r.negative_share_change * 100, 2),
             ]
         )
     return table

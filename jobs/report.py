@@ -122,7 +122,9 @@ def _change(value: float | None) -> str:
     return f"[{color}]{value * 100:+.0f} %[/]"
 
 
-def _points(value: float) -> str:
+def _points(value: float | None) -> str:
+    if value is None:  # no previous period to compare with
+        return "–"
     color = "red" if value > 0.05 else "green" if value < -0.05 else "white"
     return f"[{color}]{value * 100:+.0f} pts[/]"
 
@@ -197,7 +199,9 @@ def report_json(report: Report) -> dict[str, Any]:
             "mean_rating": None if r.mean_rating is None else round(r.mean_rating, 3),
             "previous_mentions": r.previous_volume,
             "volume_change": None if r.volume_change is None else round(r.volume_change, 4),
-            "negative_share_change": round(r.negative_share_change, 4),
+            "negative_share_change": None
+            if r.negative_share_change is None
+            else round(r.negative_share_change, 4),
         }
         for r in report.rows
         if r.theme != "*"

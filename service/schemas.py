@@ -79,7 +79,9 @@ class ThemeOut(BaseModel):
     mean_rating: float | None
     previous_volume: int
     volume_change: float | None = Field(description="relative change; null when previous is 0")
-    negative_share_change: float = Field(description="difference in share points (0.1 = +10)")
+    negative_share_change: float | None = Field(
+        description="difference in share points (0.1 = +10); null when previous is 0"
+    )
     spike: SpikeOut | None = Field(description="the most severe open alert on the theme")
     keywords: list[str]
     trend: list[int] = Field(description="daily volume over the period, oldest first")
@@ -595,7 +597,7 @@ class MoverOut(BaseModel):
     previous_volume: int
     volume_change: float | None
     negative_share: float
-    negative_share_change: float
+    negative_share_change: float | None  # null when the previous period had no mention
 
 
 class OverviewOut(BaseModel):

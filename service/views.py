@@ -240,7 +240,9 @@ def _theme_out(
         mean_rating=None if row.mean_rating is None else round(row.mean_rating, 3),
         previous_volume=row.previous_volume,
         volume_change=None if row.volume_change is None else round(row.volume_change, 4),
-        negative_share_change=round(row.negative_share_change, 4),
+        negative_share_change=None
+        if row.negative_share_change is None
+        else round(row.negative_share_change, 4),
         spike=None
         if spike is None
         else SpikeOut(
@@ -332,7 +334,7 @@ def theme_detail_view(
     )
     row = next((r for r in rows if r.theme == theme.id), None)
     if row is None:  # a retired theme without data in the period
-        row = ThemeRow(theme.id, theme.label, 0, 0, 0, 0, 0.0, 0.0, None, None, 0, 0.0, None, 0.0)
+        row = ThemeRow(theme.id, theme.label, 0, 0, 0, 0, 0.0, 0.0, None, None, 0, 0.0, None, None)
     series = daily_series(
         session,
         start=start,

@@ -196,6 +196,16 @@ def test_theme_summary_with_previous_period(session: Session) -> None:
     assert emb.mean_rating == 1.0
     assert set(taxonomy.ids) <= set(by_id)  # every active theme listed, zeros included
     assert by_id["prix"].volume == 0 and by_id["prix"].volume_change is None
+    # A theme new this week has no share to rise from: its change is unknown, not "+100 pts".
+    livraison_new = {"livraison": "negative"}
+    add(session, end, "negative", livraison_new)
+    session.commit()
+    aggregate(session)
+    session.commit()
+    again = theme_summary(session, start=end - timedelta(days=6), end=end, taxonomy=taxonomy)
+    new = next(r for r in again if r.theme == "livraison")
+    assert (new.volume, new.negative_share, new.previous_volume) == (1, 1.0, 0)
+    assert new.volume_change is None and new.negative_share_change is None
     # An id the taxonomy does not know (a theme a later version removed) is no theme row:
     # it was listed under its bare id by `verbatim report` and the digest, and not by /themes.
     assert "old_theme" not in by_id

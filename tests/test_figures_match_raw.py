@@ -10,8 +10,9 @@ stale cached view), recomputed here from what the test generated, by the documen
 definitions:
 
 * what counts for a verbatim: its latest correction (a sentiment fix and a themes fix fold
-  together; a themes-less correction keeps the model's themes) beats any model analysis, else
-  the newest model analysis (`core.queries.latest_analysis`);
+  together; what they did not fix, the themes of a themes-less one and the severity, comes
+  from the newest model analysis, a re-analysis after them included) beats any model
+  analysis, else the newest model analysis (`core.queries.latest_analysis`);
 * a verbatim's day is the UTC day of its timestamp (`core.aggregate`);
 * /themes, /themes/{id} and /overview's verbatim counts are French (and "und") only; theme rows
   count mentions by their polarity, the "*" row verbatims by document sentiment; former ids
@@ -109,10 +110,11 @@ class Verbatim:
         self, fixes: list[tuple[str | None, dict[str, str] | None]], third: bool = False
     ) -> Model:
         """What counts after these corrections (as sent, theme ids resolved) and, with
-        `third`, the re-analysis that followed them."""
-        model = self.second or self.first  # the model analysis the corrections started from
+        `third`, the re-analysis that followed them: what the corrections did not fix comes
+        from the newest model analysis, that one included."""
+        model = (self.third if third else None) or self.second or self.first
         if not fixes:
-            return (self.third if third else None) or model
+            return model
         sentiment = next((s for s, _ in reversed(fixes) if s is not None), None)
         themes = next((t for _, t in reversed(fixes) if t is not None), None)
         return Model(
@@ -459,10 +461,10 @@ class Oracle:
             if prev["vol"]
             else None,
             "negative_share_change": round(
-                (cur["neg"] / cur["vol"] if cur["vol"] else 0.0)
-                - (prev["neg"] / prev["vol"] if prev["vol"] else 0.0),
-                4,
-            ),
+                (cur["neg"] / cur["vol"] if cur["vol"] else 0.0) - prev["neg"] / prev["vol"], 4
+            )
+            if prev["vol"]
+            else None,
             "trend": [self.theme_sums(q, d, d, theme)["vol"] for d in days(q.start, q.end)],
         }
 

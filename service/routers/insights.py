@@ -205,7 +205,9 @@ def _overview(
                 previous_volume=r.previous_volume,
                 volume_change=None if r.volume_change is None else round(r.volume_change, 4),
                 negative_share=round(r.negative_share, 4),
-                negative_share_change=round(r.negative_share_change, 4),
+                negative_share_change=None
+                if r.negative_share_change is None
+                else round(r.negative_share_change, 4),
             )
             for r in movers
         ],
