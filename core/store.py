@@ -240,10 +240,21 @@ _STAR_GLYPHS = re.compile(r"^[★⭐☆✩✰\s]+$")
 _RATING_UNIT = re.compile(r"\s*(?:[ée]toiles?|stars?|\*|sur\s+\d+)$", re.IGNORECASE)
 
 
+# What exports write for "no answer" (a survey question skipped, a review without stars):
+# the verbatim is stored without the score. A rejected row lost its text to the quarantine.
+_NO_ANSWER = frozenset(
+    {"n/a", "na", "n.a", "nc", "n.c", "-", "–", "—", "?", "null", "none", "sans note", "non noté"}
+)
+
+
+def _no_answer(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().lower().rstrip(".") in _NO_ANSWER
+
+
 def parse_rating(value: Any) -> float | None:
     """A number in 0..10 (stars 1-5 or a 0-10 score), kept as given; "4,5", "4/5", "★★★★" and
-    "5 étoiles" accepted."""
-    if value is None:
+    "5 étoiles" accepted; empty or "N/A" ("-", "nc", …) is None."""
+    if value is None or _no_answer(value):
         return None
     if isinstance(value, bool):
         raise InvalidValue(f"{value!r} is not a rating")
@@ -269,8 +280,8 @@ def parse_rating(value: Any) -> float | None:
 
 def parse_score(name: str, value: Any) -> float | None:
     """An NPS (0-10), CSAT (1-5) or CES (1-7) answer: a whole number in its range; "8/10" and
-    "4,0" accepted; empty is None."""
-    if value is None or (isinstance(value, str) and not value.strip()):
+    "4,0" accepted; empty or "N/A" ("-", "nc", …) is None."""
+    if value is None or (isinstance(value, str) and not value.strip()) or _no_answer(value):
         return None
     low, high = SCORE_RANGES[name]
     if isinstance(value, bool):

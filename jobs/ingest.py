@@ -129,6 +129,11 @@ def parse_mapping(items: Sequence[str] | str | None) -> dict[str, str]:
             field, column = field.strip(), column.strip()
             if not sep or not field or not column:
                 raise MappingError(f"bad --map entry {part!r}: expected field=column")
+            if mapping.get(field, column) != column:  # the last one silently won
+                raise MappingError(
+                    f"--map gives {field!r} twice ({field}={mapping[field]}, {field}={column}): "
+                    "keep one"
+                )
             mapping[field] = column
     return mapping
 

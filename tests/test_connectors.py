@@ -189,10 +189,19 @@ def test_http_page_param_pagination_and_bad_records(
 ) -> None:
     api.add(6)
     api.records.append({"review_id": "empty", "body": "", "updated_at": "2026-11-01T11:00:00Z"})
+    # A record without a mapped optional field (no "stars") is stored without a rating; it was
+    # rejected whole ("column(s) not in the file: rating=stars"). Its "note" is not taken for
+    # the rating either: the user mapped the rating to "stars".
+    api.records.append(
+        {"review_id": "nostars", "body": "Colis jamais reçu", "note": 5, "updated_at": "2026-11-01"}
+    )
     # page-number pagination: ignore the `next` links, ask page=1, 2, ... until a page is empty
     conn = _http(api, next_path=None, page_param="page")
     result = pull(db, settings, conn, source="api", mapping=MAPPING)
-    assert result.stored == 6 and result.rejected == 1
+    assert result.stored == 7 and result.rejected == 1
+    with db() as s:
+        stored = s.scalars(select(Feedback).where(Feedback.external_id == "nostars")).one()
+        assert stored.rating is None and stored.text == "Colis jamais reçu"
     pages = [r["query"].get("page") for r in api.requests]
     assert pages == ["1", "2", "3"]
     with db() as s:

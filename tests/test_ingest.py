@@ -102,6 +102,10 @@ def test_tab_separated_and_explicit_mapping(
         {"extra": "z"},
     )
     assert row.created_at.year == 2025
+    # One field mapped twice: the last one won silently (the id column read as the text).
+    with pytest.raises(MappingError, match="'text' twice"):
+        parse_mapping(["text=avis,text=id"])
+    assert parse_mapping(["text=avis", "text=avis"]) == {"text": "avis"}
 
 
 def test_jsonl_with_broken_lines(

@@ -60,10 +60,22 @@ def test_parse_datetime_rejects(value: str) -> None:
         ("5 étoiles", 5.0),
         ("4 stars", 4.0),
         ("4*", 4.0),
+        # "No answer" as exports write it: the verbatim is kept without a rating (the audit
+        # found whole verbatims quarantined for "N/A").
+        ("N/A", None),
+        (" nc ", None),
+        ("-", None),
+        ("n.c.", None),
     ],
 )
 def test_parse_rating(value: object, expected: float | None) -> None:
     assert parse_rating(value) == expected
+
+
+def test_a_no_answer_score_keeps_the_verbatim() -> None:
+    row = _prep(text="Livraison rapide", rating="N/A", nps="-", csat="nc")
+    assert isinstance(row, dict), row
+    assert (row["rating"], row["nps"], row["csat"]) == (None, None, None)
 
 
 @pytest.mark.parametrize("value", ["11", "-1", "cinq", "nan", True])

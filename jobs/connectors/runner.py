@@ -78,10 +78,18 @@ class _Mapper:
 
         keys = frozenset(fields)
         if keys not in self.cache:
+            # A record without a mapped optional field (a review with no rating) is that
+            # field left empty, as in a file; only the text must be there. It rejected the
+            # whole record, whose text went to the quarantine.
+            absent = {f for f, c in self.explicit.items() if c not in keys and f != "text"}
+            present = {f: c for f, c in self.explicit.items() if f not in absent}
             try:
-                self.cache[keys] = resolve_mapping(sorted(keys), self.explicit)
+                resolved = resolve_mapping(sorted(keys), present)
             except MappingError as exc:
                 self.cache[keys] = Rejection("bad_mapping", None, str(exc)[:200])
+            else:
+                # Never another column guessed by name for a field the user mapped.
+                self.cache[keys] = {f: c for f, c in resolved.items() if f not in absent}
         return self.cache[keys]
 
 
