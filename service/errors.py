@@ -61,11 +61,27 @@ async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse
     )
 
 
-async def _http_handler(_request: Request, exc: Exception) -> JSONResponse:
+# FastAPI's answer to a body it cannot decode (a form, a gzip-compressed body, JSON nested
+# past the parser's recursion limit): said as what to send instead.
+_UNPARSED_BODY = "There was an error parsing the body"
+_BODY_HELP = (
+    "the body could not be read: send uncompressed JSON with Content-Type: application/json "
+    "(objects nested at most 32 levels)"
+)
+
+
+async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    detail, field = str(exc.detail), getattr(exc, "field", None)
+    if exc.status_code == 400 and detail == _UNPARSED_BODY:
+        encoding = request.headers.get("content-encoding", "identity").lower()
+        detail = _BODY_HELP + (
+            f" (Content-Encoding {encoding} is not accepted)" if encoding != "identity" else ""
+        )
+        field = "body"
     return JSONResponse(
         status_code=exc.status_code,
-        content={"detail": str(exc.detail), "field": getattr(exc, "field", None)},
+        content={"detail": detail, "field": field},
         headers=getattr(exc, "headers", None),
     )
 

@@ -682,6 +682,24 @@ def test_feedback_refuses_a_source_that_is_personal_data(
     assert _count(sessions, "jean.dupont@gmail.com") == 0
 
 
+def test_an_unreadable_body_says_what_to_send(client: TestClient, keys: dict[str, str]) -> None:
+    """A gzip-compressed body or JSON nested thousands of levels deep got FastAPI's generic
+    400 "There was an error parsing the body"."""
+    import gzip
+    import json
+
+    body = json.dumps({"source": "x", "items": [{"text": "Bien"}]}).encode()
+    headers = {**wh(keys), "Content-Type": "application/json"}
+    zipped = client.post(
+        "/feedback", content=gzip.compress(body), headers={**headers, "Content-Encoding": "gzip"}
+    )
+    deep = client.post("/feedback", content=b"[" * 5000 + b"]" * 5000, headers=headers)
+    for res in (zipped, deep):
+        assert res.status_code == 400 and res.json()["field"] == "body", res.text
+        assert "send uncompressed JSON with Content-Type: application/json" in res.json()["detail"]
+    assert "Content-Encoding gzip" in zipped.json()["detail"]
+
+
 def test_feedback_rejects_a_row_with_a_lone_surrogate_alone(
     client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
 ) -> None:
