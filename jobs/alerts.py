@@ -64,6 +64,8 @@ class DeliveryResult:
     unknown: int = 0  # body sent, no answer: maybe delivered, not re-posted (see above)
     skipped: int = 0  # not due yet
     left: int = 0  # due but not reached: a stop was requested (they stay pending)
+    waiting: int = 0  # pending, due later (a retry's backoff, a digest held to its hour)
+    next_due: datetime | None = None  # the earliest of those
     stopped: bool = False
     printed: list[dict[str, Any]] = field(default_factory=list)
 
@@ -273,6 +275,21 @@ def deliver_pending(
             (r.id, r.route, r.status, r.payload, r.attempts, r.alert_id, r.revision)
             for r in _due(session, now, policy)
         ]
+        # Said by `verbatim alert`: "0 sent" alone read as "nothing is queued".
+        later = [
+            at
+            for at in map(
+                _aware,
+                session.scalars(
+                    select(OutboxMessage.next_attempt_at).where(
+                        OutboxMessage.status == "pending",
+                        OutboxMessage.next_attempt_at.is_not(None),
+                    )
+                ),
+            )
+            if at is not None and at > now
+        ]
+        result.waiting, result.next_due = len(later), min(later, default=None)
     if dry_run:
         for row_id, route, _status, payload, _a, alert_id, revision in due:
             out = {

@@ -108,10 +108,15 @@ def register(app: typer.Typer) -> None:
         if dry_run:
             typer.echo(f"dry run: {len(result.printed)} message(s) due, nothing sent", err=True)
             return
+        waiting = (
+            f"; {result.waiting} waiting, the next due {result.next_due:%Y-%m-%d %H:%M} UTC"
+            if result.waiting and result.next_due is not None
+            else ""
+        )
         typer.echo(
             f"{result.sent} sent, {result.deferred} deferred (retried later), "
             f"{result.dead} failed permanently, {result.unknown} unknown (sent, no answer: "
-            "not re-posted; see --retry-unknown)"
+            f"not re-posted; see --retry-unknown){waiting}"
         )
         if result.stopped:
             raise typer.Exit(stop.exit_code)

@@ -387,8 +387,12 @@ def test_not_due_messages_wait_for_next_attempt(wired) -> None:
     run_detect(settings, sessions)
     slow = DeliveryPolicy(backoff_base_s=0.01, attempts_per_run=3, later_base_s=600)
     deliver_pending(settings, sessions, policy=slow)
-    assert deliver_pending(settings, sessions, policy=slow).sent == 0
+    later = deliver_pending(settings, sessions, policy=slow)
+    assert later.sent == 0
     assert len(server.requests) == 3
+    # Said, so that "0 sent" does not read as "nothing queued".
+    assert later.waiting >= 1 and later.next_due is not None
+    assert later.next_due > datetime.now(UTC) + timedelta(seconds=300)
 
 
 def test_client_error_is_permanent(wired) -> None:
