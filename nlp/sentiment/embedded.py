@@ -861,7 +861,7 @@ def short_text_weights(texts: Sequence[str], weight: float, words: int) -> np.nd
     1 - (n - 1) / `words` of it for n words (0 past `words`)."""
     if weight <= 0 or words <= 0:
         return np.zeros(len(texts), dtype=np.float32)
-    # Counting stops past `words`: a long review costs a few regex steps, not a full scan.
+    # Counting stops at word `words` + 1: a long review is not split whole.
     n = np.fromiter(
         (sum(1 for _ in itertools.islice(_WORD.finditer(t or ""), words + 1)) for t in texts),
         np.float32,
