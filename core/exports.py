@@ -63,7 +63,7 @@ def _xlsx_value(value: Any) -> Any:
         # A control character (a taxonomy label edited through the API may hold one) made
         # openpyxl refuse the whole workbook.
         value = ILLEGAL_CHARACTERS_RE.sub("", value)
-    return _safe(value)
+    return value
 
 
 def to_xlsx(tables: Sequence[Table], target: Path | io.BytesIO) -> None:
@@ -82,6 +82,11 @@ def to_xlsx(tables: Sequence[Table], target: Path | io.BytesIO) -> None:
         sheet.freeze_panes = "A2"
         for row in table.rows:
             sheet.append([_xlsx_value(v) for v in row])
+            for cell in sheet[sheet.max_row]:
+                # Text is stored as text: "=…" never becomes a formula. The CSV's leading
+                # apostrophe showed as a literal "'" in Excel here (the cell was already text).
+                if isinstance(cell.value, str) and cell.data_type == "f":
+                    cell.data_type = "s"
         for i, name in enumerate(table.columns, start=1):
             longest = max([len(name), *(len(str(r[i - 1] or "")) for r in table.rows[:200])])
             sheet.column_dimensions[get_column_letter(i)].width = min(60, max(8, longest + 2))
@@ -103,7 +108,7 @@ THEME_COLUMNS = [
     "sentiment net",
     "note moyenne",
     "mentions période précédente",
-    "évolution volume",
+    "évolution volume (ratio, 0.5 = +50 %)",
     "évolution part négative (points)",
 ]
 

@@ -516,6 +516,15 @@ def _show_report(
     taxonomy = cur.taxonomy
     Console(stderr=True).print(f"taxonomy version {cur.version}", highlight=False)
     with session_scope(sessions) as session:
+        if source is not None:
+            from sqlalchemy import select
+
+            from core.models import Feedback
+
+            known = session.scalars(select(Feedback.source).distinct()).all()
+            if source not in known:  # a typo read as "no data: run ingest" (or zeros exported)
+                shown = ", ".join(sorted(known)[:20]) or "none yet"
+                raise fail(f"unknown source {source!r}; the sources stored: {shown}")
         rep = build_report(
             session, taxonomy, days=days, end=end_day, channel=channel, source=source
         )

@@ -77,28 +77,39 @@ def build_digest(
     end: date | None = None,
     top: int = 5,
 ) -> Digest:
-    end = end or latest_day(session) or date.today()
+    latest = latest_day(session)
+    end = end or latest or date.today()
     start = end - timedelta(days=days - 1)
+    past = latest is not None and end < latest  # a resent old week, not the current one
     rows = theme_summary(session, start=start, end=end, taxonomy=taxonomy, include_total=True)
     total = rows.pop()
     movers = sorted(
         (r for r in rows if r.volume > r.previous_volume),
         key=lambda r: (-(r.volume - r.previous_volume), r.theme),
     )[:top]
+    # Open incidents begun by the end of the period; for an old week, only those live in it
+    # (a digest of a past week listed today's incidents, some begun after it ended).
     incidents = sorted(
         (
             inc
             for status in STATUS
             for inc in list_incidents(session, status=status, include_historical=False, limit=200)
+            if inc.first_day <= end and not (past and inc.last_day < start)
         ),
         key=lambda i: (RANK.get(i.severity, 9), i.first_day, i.id),
     )
     link = f"{dashboard_url.rstrip('/')}/#view=overview&start={start}&end={end}"
 
     if total.volume:
+        # No change against a week without verbatims ("+42 pts" from nothing), as `report`.
+        change = (
+            f" ({(total.negative_share - total.previous_negative_share) * 100:+.0f} pts)"
+            if total.previous_volume
+            else ""
+        )
         headline = (
-            f"{_num(total.volume)} verbatims, {total.negative_share * 100:.0f} % négatifs "
-            f"({(total.negative_share - total.previous_negative_share) * 100:+.0f} pts)"
+            f"{_num(total.volume)} verbatim{'s' if total.volume > 1 else ''}, "
+            f"{total.negative_share * 100:.0f} % négatifs{change}"
         )
     else:  # not "0 % négatifs (-62 pts)": an empty week is an ingestion to check
         headline = (

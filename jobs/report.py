@@ -81,12 +81,17 @@ def build_report(
     return Report(start, end, rows, drivers, driver_start, others)
 
 
+SCORE_NAMES = {"rating": "de la note", "nps": "du NPS", "csat": "du CSAT", "ces": "du CES"}
+
+
 def render_drivers(report: Report) -> list[Table]:
     """One rich table per score: effect of each theme with its 95 % interval."""
     out = []
+    labels = {r.theme: r.label for r in report.rows}  # "Commande et paiement", not its id
     for score, effects in report.drivers.items():
         table = Table(
-            title=f"Facteurs clés {score.upper()} du {report.driver_start:%d/%m/%Y} au "
+            title=f"Facteurs clés {SCORE_NAMES.get(score, score)} du "
+            f"{report.driver_start:%d/%m/%Y} au "
             f"{report.end:%d/%m/%Y} (effet en {SCORE_UNITS[score]}, IC 95 %)",
             title_justify="left",
         )
@@ -101,7 +106,7 @@ def render_drivers(report: Report) -> list[Table]:
         for d in effects:
             color = "red" if d.ci_high < 0 else "green" if d.ci_low > 0 else "white"
             table.add_row(
-                d.theme,
+                labels.get(d.theme, d.theme),
                 str(d.mentions),
                 f"[{color}]{d.effect:+.1f}[/]",
                 f"[{d.ci_low:+.1f} ; {d.ci_high:+.1f}]",
@@ -129,11 +134,26 @@ def _points(value: float | None) -> str:
     return f"[{color}]{value * 100:+.0f} pts[/]"
 
 
+# The languages the detector names (nlp/text/language.py), as a French reader says them:
+# "en 8 verbatims" read as "in 8 verbatims".
+LANGUAGE_NAMES = {
+    "en": "anglais",
+    "es": "espagnol",
+    "de": "allemand",
+    "it": "italien",
+    "pt": "portugais",
+    "nl": "néerlandais",
+}
+
+
 def _other_languages(counts: dict[str, int]) -> str | None:
     if not counts:
         return None
-    parts = ", ".join(f"{lang} {n}" for lang, n in sorted(counts.items(), key=lambda x: -x[1]))
-    return f"Hors français, non comptés ci-dessus : {parts} verbatims"
+    parts = ", ".join(
+        f"{LANGUAGE_NAMES.get(lang, lang)} : {n}"
+        for lang, n in sorted(counts.items(), key=lambda x: -x[1])
+    )
+    return f"Hors français, non comptés ci-dessus (verbatims) : {parts}"
 
 
 def render_report(report: Report) -> Table:

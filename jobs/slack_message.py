@@ -44,8 +44,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "sev_medium": "moyenne",
         "sev_high": "élevée",
         "sev_critical": "critique",
-        "inc_new": "Incident {severity} : {label}",
-        "inc_update": "Incident aggravé (rév. {revision}) — {severity} : {label}",
+        "inc_new": "Incident de gravité {severity} : {label}",
+        "inc_update": "Incident aggravé (rév. {revision}) — gravité {severity} : {label}",
         "drivers": "Ce qui tire la hausse :",
         "driver": "{pct} % des mentions supplémentaires : {field} « {value} »",
         "channels": "Par canal :",
@@ -106,6 +106,18 @@ class AlertView:
     team: str = "default"
 
 
+class _FrenchNumber(float):
+    """A number formatted the French way in the templates: "3,4" and "89 %" (as the digest
+    and the dashboard write them), not "3.4" and "89%"."""
+
+    def __format__(self, spec: str) -> str:
+        return float(self).__format__(spec).replace(".", ",").replace("%", "\u202f%")
+
+
+def _number(value: float, lang: str) -> float:
+    return _FrenchNumber(value) if lang == "fr" else value
+
+
 def _change(observed: float, expected: float, kind: str, lang: str) -> str:
     if kind == "negativity":
         pts = (observed - expected) * 100
@@ -144,8 +156,8 @@ def build_payload(
     title = t[title_key].format(severity=sev, label=alert.label, revision=alert.revision)
     what = t.get(alert.kind, t["volume"]).format(
         label=alert.label,
-        observed=alert.observed,
-        expected=alert.expected,
+        observed=_number(alert.observed, language),
+        expected=_number(alert.expected, language),
         change=_change(alert.observed, alert.expected, alert.kind, language),
     )
     first, last = _fmt_day(alert.first_day, language), _fmt_day(alert.last_day, language)
@@ -187,7 +199,10 @@ def build_payload(
 def _kind_line(t: dict[str, str], kind: str, label: str, sig: dict[str, Any], lang: str) -> str:
     obs, exp = float(sig.get("observed", 0.0)), float(sig.get("expected", 0.0))
     return t.get(kind, t["volume"]).format(
-        label=label, observed=obs, expected=exp, change=_change(obs, exp, kind, lang)
+        label=label,
+        observed=_number(obs, lang),
+        expected=_number(exp, lang),
+        change=_change(obs, exp, kind, lang),
     )
 
 

@@ -123,7 +123,7 @@ def test_other_languages_are_reported_apart_not_mixed_into_french_figures(
     report = build_report(data, load_taxonomy(), days=2, end=D2)
     assert report.rows[-1].volume == 6 and report.other_languages == {"en": 2, "es": 1}
     assert render_report(report).caption == (
-        "Hors français, non comptés ci-dessus : en 2, es 1 verbatims"
+        "Hors français, non comptés ci-dessus (verbatims) : anglais : 2, espagnol : 1"
     )
 
 

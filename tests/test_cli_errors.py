@@ -160,6 +160,8 @@ def test_negative_limits_are_refused(tmp_path: Path, args: list[str]) -> None:
         (["detect", "--day", "2026-01-02", "--since", "2026-01-05"], "is after --day"),
         (["serve", "--port", "99999"], "65535"),
         (["report", "--channel", "fax"], "unknown channel 'fax'"),
+        # A misspelt source advised to "run verbatim ingest" (the data was there).
+        (["report", "--source", "Demo"], "unknown source 'Demo'; the sources stored: none yet"),
         # Dates past year 1 or 9999 were OverflowError tracebacks.
         (["report", "--days", "10000000"], "out of range"),
         (["report", "--end", "0001-01-05"], "out of range"),

@@ -450,6 +450,23 @@ def test_digest_of_an_empty_week_says_so(
     assert "pts" not in digest.payload["text"]
 
 
+def test_digest_of_a_past_first_week_compares_nothing_and_lists_its_own_incidents(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """The first week of data read "+42 pts" against an empty week, and a digest of a past
+    week listed today's incidents as in progress, begun after that week ended."""
+    seed(sessions)
+    first_week_end = LAST_DAY - timedelta(days=21)
+    digest = send_digest(
+        settings, sessions, load_taxonomy(None), dry_run=True, end=first_week_end
+    ).digest
+    headline = digest.payload["blocks"][1]["text"]["text"]
+    assert headline.startswith("49 verbatims, 57 % négatifs") and "pts" not in headline, headline
+    assert digest.incidents == 0 and "Aucun incident en cours." in digest.payload["text"]
+    latest = send_digest(settings, sessions, load_taxonomy(None), dry_run=True).digest
+    assert latest.incidents == 1 and "pts)" in latest.payload["blocks"][1]["text"]["text"]
+
+
 def test_long_digest_stays_within_slack_block_limits(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> None:

@@ -137,12 +137,25 @@ def test_xlsx_drops_control_characters_instead_of_failing() -> None:
     from openpyxl import load_workbook
 
     out = io.BytesIO()
-    to_xlsx([Table("t", ["libellé", "n"], [["Délai\x07 SAV\x1b", 3], ["=1+1\x00", 1]])], out)
+    to_xlsx([Table("t", ["libellé", "n"], [["Délai\x07 SAV\x1b", 3], ["-Prix @promo", 1]])], out)
     sheet = load_workbook(io.BytesIO(out.getvalue())).worksheets[0]
     assert [[c.value for c in r] for r in sheet.iter_rows(min_row=2)] == [
         ["Délai SAV", 3],
-        ["'=1+1", 1],
+        ["-Prix @promo", 1],  # text as written: no apostrophe shown in Excel
     ]
+
+
+def test_xlsx_text_starting_like_a_formula_is_text_without_an_apostrophe() -> None:
+    """The CSV's guard (a leading "'") was applied to xlsx cells too, where Excel showed the
+    apostrophe: text cells hold the text itself, and "=…" is stored as text, not a formula."""
+    from openpyxl import load_workbook
+
+    out = io.BytesIO()
+    to_xlsx([Table("t", ["libellé", "n"], [["Délai\x07 SAV\x1b", 3], ["=1+1\x00", 1]])], out)
+    sheet = load_workbook(io.BytesIO(out.getvalue())).worksheets[0]
+    rows = list(sheet.iter_rows(min_row=2))
+    assert [[c.value for c in r] for r in rows] == [["Délai SAV", 3], ["=1+1", 1]]
+    assert rows[1][0].data_type == "s"  # text: never evaluated
 
 
 def _env(settings: Settings, tmp_path: Path) -> dict[str, str]:

@@ -143,3 +143,14 @@ def test_key_drivers_recover_known_effects(
     assert {"Facteurs NPS", "Facteurs CSAT"} <= set(book.sheetnames)
     sheet = book["Facteurs NPS"]
     assert sheet.cell(2, 1).value == "livraison" and sheet.cell(2, 10).value == "oui"
+    # The table names themes by label and scores in French (it showed ids and "RATING").
+    from rich.console import Console
+
+    from jobs.report import render_drivers
+
+    console = Console(record=True, width=160)
+    for table in render_drivers(rep):
+        console.print(table)
+    shown = console.export_text()
+    assert "Facteurs clés du NPS du " in shown and "Livraison" in shown
+    assert "livraison" not in shown

@@ -28,7 +28,7 @@ def test_french_payload_has_fallback_blocks_examples_and_link() -> None:
     )
     text = payload["text"]
     assert "Alerte élevée : Livraison" in text
-    assert "64 contre 21.5 attendues" in text and "+198" in text
+    assert "64 contre 21,5 attendues" in text and "+198" in text  # French decimal comma
     assert "du 02/03/2026 au 03/03/2026" in text
     assert "http://dash.local/#theme=livraison" in text
     kinds = [b["type"] for b in payload["blocks"]]
@@ -55,7 +55,7 @@ def test_negativity_update_and_english() -> None:
         revision=2,
     )
     fr = build_payload(neg, [], "http://d")
-    assert "Mise à jour (rév. 2)" in fr["text"] and "70% de négatifs" in fr["text"]
+    assert "Mise à jour (rév. 2)" in fr["text"] and "70\u202f% de négatifs" in fr["text"]
     assert "+50 points" in fr["text"] and "Période : 02/03/2026" in fr["text"]
     assert any("Aucun exemple" in json_text(b) for b in fr["blocks"])
     en = build_payload(neg, ["Nobody answers"], "http://d", language="en")
@@ -98,6 +98,9 @@ def test_customer_text_cannot_ping_or_hide_links_in_slack() -> None:
             "&amp; &lt;EMAIL&gt;" in dumped
         )
     assert "transporteur « &lt;!here&gt; Colis&amp;Co »" in inc_payload["text"]
+    # "Incident élevée" read as a typo: the adjective goes with "gravité".
+    assert inc_payload["blocks"][0]["text"]["text"] == "Incident de gravité élevée : Livraison"
+    assert "64 contre 21,5 attendues" in inc_payload["text"]
 
 
 def json_text(block: dict) -> str:
