@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,6 +83,10 @@ def _database_errors() -> tuple[type[BaseException], ...]:
     return (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, sa_exc.OperationalError)
 
 
+# What datetime/timedelta say when arithmetic leaves years 1..9999.
+_DATE_OVERFLOW = re.compile(r"date value out of range|year -?\d+ is out of range|days=")
+
+
 def user_errors(func: F) -> F:
     """Known failures -> one clear line on stderr and a non-zero exit, never a traceback."""
 
@@ -105,7 +110,10 @@ def user_errors(func: F) -> F:
                 f"invalid configuration: {exc}; list and map settings in the environment are "
                 """JSON (VERBATIM_CORS_ORIGINS='["https://cx.example.fr"]')"""
             ) from None
-        except OverflowError:  # date arithmetic past year 1 or 9999 (--days 10000000)
+        except OverflowError as exc:
+            if not _DATE_OVERFLOW.search(str(exc)):
+                raise  # not a date: a real fault, with its traceback
+            # Date arithmetic past year 1 or 9999 (`report --days 10000000`).
             raise fail(
                 "a date or period out of range (years 1 to 9999): check --day, --days, "
                 "--since, --start and --end"

@@ -140,6 +140,10 @@ def _materialise(
     analysis. `taxonomy` maps the model's stored theme ids to current ones (None: as
     stored). Returns the days whose aggregates change."""
     feedback_id = feedback.id
+    # One rebuild at a time per verbatim (PostgreSQL; SQLite serialises writers anyway): an
+    # analyst's correction and an `enrich` batch storing its analysis both rebuild this row,
+    # and the second one failed its whole transaction on the unique (verbatim, model) key.
+    session.execute(select(Feedback.id).where(Feedback.id == feedback_id).with_for_update())
     base = _model_analysis(session, feedback_id)
     now = datetime.now(UTC)
     # Fold in earlier corrections: a sentiment fix followed by a themes fix keeps both.

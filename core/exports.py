@@ -85,8 +85,8 @@ def to_xlsx(tables: Sequence[Table], target: Path | io.BytesIO) -> None:
             for cell in sheet[sheet.max_row]:
                 # Text is stored as text: "=…" never becomes a formula. The CSV's leading
                 # apostrophe showed as a literal "'" in Excel here (the cell was already text).
-                if isinstance(cell.value, str) and cell.data_type == "f":
-                    cell.data_type = "s"
+                if isinstance(cell.value, str) and cell.data_type in ("f", "e"):
+                    cell.data_type = "s"  # "=…" a formula, "#N/A" an error value otherwise
         for i, name in enumerate(table.columns, start=1):
             longest = max([len(name), *(len(str(r[i - 1] or "")) for r in table.rows[:200])])
             sheet.column_dimensions[get_column_letter(i)].width = min(60, max(8, longest + 2))

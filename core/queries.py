@@ -894,7 +894,8 @@ def set_incident_status(
     else the rules): an analyst may paste a customer's e-mail, phone or name."""
     from nlp.text import mask_pii
 
-    inc = session.get(Incident, incident_id)
+    # Locked (PostgreSQL): two analysts resolving at once both passed the check below.
+    inc = session.get(Incident, incident_id, with_for_update=True)
     if inc is None:
         return None
     if inc.status == "resolved" and inc.resolved_by != "detector":

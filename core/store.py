@@ -579,10 +579,7 @@ def add_quarantine(
     now: datetime | None = None,
     mask: Callable[[str], str] | None = None,
 ) -> int:
-    """Store rejected rows (row number, rejection, raw text); raw and reason are PII-masked.
-    A row already in the quarantine of `source` (same raw text and reason) is not stored
-    again: a file read twice (`--force`, a copy, stdin, an HTTP source asked again) grew the
-    "rows by reason" counts with copies. Returns the rows rejected (stored or not)."""
+    """Store rejected rows (row number, rejection, raw text); raw and reason are PII-masked."""
     if not items:
         return 0
     from nlp.text import mask_pii
@@ -590,7 +587,7 @@ def add_quarantine(
     mask = mask or mask_pii
 
     now = now or utcnow()
-    rows = [
+    session.add_all(
         Quarantine(
             run_id=run_id,
             source=source,
@@ -601,18 +598,7 @@ def add_quarantine(
             created_at=now,
         )
         for number, rejection, raw in items
-    ]
-    known = set(
-        session.execute(
-            select(Quarantine.raw, Quarantine.reason).where(
-                Quarantine.source == source, Quarantine.raw.in_({q.raw for q in rows})
-            )
-        ).tuples()
     )
-    for row in rows:
-        if (row.raw, row.reason) not in known:
-            known.add((row.raw, row.reason))
-            session.add(row)
     return len(items)
 
 

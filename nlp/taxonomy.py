@@ -140,10 +140,24 @@ def _checked(pattern: str) -> None:
     compile_pattern(pattern)  # a refused pattern raises, and is not cached
 
 
+_PROBE = "Colis abîmé, livré en 3 jours !"
+
+
 @functools.lru_cache(maxsize=4096)
-def _matches_nothing_in_particular(pattern: str) -> bool:
-    """ "" or "a*" match at every position: the theme (or cue) would be in every text."""
-    return next(iter(compile_pattern(pattern).finditer("")), None) is not None
+def _matches_empty(pattern: str) -> bool:
+    """ "", "a*", "\\b" or "retard|" match an empty string: at every position, or at every
+    word boundary, where they use up the rules' matches per text with nothing found."""
+    compiled = compile_pattern(pattern)
+    return any(m.start() == m.end() for text in ("", _PROBE) for m in compiled.finditer(text))
+
+
+def _refuse_empty_matches(patterns: list[str]) -> None:
+    for pattern in patterns:
+        if _matches_empty(pattern):
+            raise ValueError(
+                f"bad pattern {pattern!r}: it can match an empty string (no word found), "
+                "e.g. with '*', '?', '|' at an end or '\\b' alone"
+            )
 
 
 def _new_input(info: ValidationInfo) -> bool:
@@ -283,12 +297,7 @@ class Theme(_Strict):
     def _patterns_ok(cls, patterns: list[str], info: ValidationInfo) -> list[str]:
         _check_patterns(patterns)
         if _new_input(info):
-            for pattern in patterns:
-                if _matches_nothing_in_particular(pattern):
-                    raise ValueError(
-                        f"bad pattern {pattern!r}: it matches the empty string, so it would "
-                        "match every text"
-                    )
+            _refuse_empty_matches(patterns)
         return patterns
 
     @field_validator("id")
@@ -329,8 +338,12 @@ class Theme(_Strict):
 def _changed(theme: Theme, **update: Any) -> Theme:
     """`theme` with `update`, validated as the loader validates a theme: `model_copy` alone
     skips the checks, so a rename to a blank label or a bad id was stored and every later
-    read of that version failed."""
-    return Theme.model_validate({**theme.model_dump(), **update})
+    read of that version failed. Checks added since a theme was stored apply to what this
+    edit changes, not to the fields it keeps (renaming a theme stored with a pattern that a
+    newer check refuses was refused over that pattern)."""
+    changed = Theme.model_validate({**theme.model_dump(), **update}, context={"stored": True})
+    Theme.model_validate({"id": changed.id, "label": "x", **update})  # the edit: new input
+    return changed
 
 
 class HistoryEntry(_Strict):
@@ -356,8 +369,11 @@ class Taxonomy(_Strict):
 
     @field_validator("positive_cues", "negative_cues")
     @classmethod
-    def _cues_ok(cls, patterns: list[str]) -> list[str]:
-        return _check_patterns(patterns)
+    def _cues_ok(cls, patterns: list[str], info: ValidationInfo) -> list[str]:
+        _check_patterns(patterns)
+        if _new_input(info):
+            _refuse_empty_matches(patterns)
+        return patterns
 
     @field_validator("themes")
     @classmethod
@@ -487,8 +503,8 @@ class Taxonomy(_Strict):
         renamed = _changed(
             theme,
             id=new_id,
-            label=label or theme.label,
             aliases=[*(a for a in theme.aliases if a != new_id), theme.id],
+            **({"label": label} if label else {}),
         )
         themes = [renamed if t.id == theme.id else t for t in self.themes]
         return self._edited(themes, HistoryEntry(action="rename", theme=theme.id, target=new_id))

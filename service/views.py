@@ -185,7 +185,9 @@ def with_removed_theme(
     )
     for version, body in bodies:
         try:
-            old = parse_taxonomy(body, origin=f"taxonomy version {version}").resolve(theme_id)
+            old = parse_taxonomy(body, origin=f"taxonomy version {version}", stored=True).resolve(
+                theme_id
+            )
         except TaxonomyError:
             continue
         if old is None:

@@ -459,6 +459,14 @@ def test_very_short_verdicts_read_as_their_words_say() -> None:
     encoded = model.encode_docs([long_text])
     shifted = model.short_text_prior(encoded.sentiment_logits, encoded.star_logits, [long_text])
     assert shifted[0] is encoded.sentiment_logits
+    # A short text without an opinion word is not moved either: the lexicon's lean for such
+    # texts (half positive) is taken away ("0/10" was pushed from negative to neutral).
+    sent, stars = model.logits(["0/10"])
+    moved = model.short_text_prior(sent, stars, ["0/10"])
+    assert np.allclose(moved[0], sent) and np.allclose(moved[1], stars)
+    # Clause probabilities (theme polarity heads of the "text" kind) stay without the prior.
+    plain = model.probs(*model.logits(["Nul."]), ["Nul."])[0]
+    assert np.allclose(model.clause_probs(["Nul."]), plain)
 
 
 def test_short_text_weights_taper_to_zero_past_the_word_limit() -> None:

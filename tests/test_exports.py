@@ -151,11 +151,12 @@ def test_xlsx_text_starting_like_a_formula_is_text_without_an_apostrophe() -> No
     from openpyxl import load_workbook
 
     out = io.BytesIO()
-    to_xlsx([Table("t", ["libellé", "n"], [["Délai\x07 SAV\x1b", 3], ["=1+1\x00", 1]])], out)
+    rows_in = [["Délai\x07 SAV\x1b", 3], ["=1+1\x00", 1], ["#N/A", 2]]
+    to_xlsx([Table("t", ["libellé", "n"], rows_in)], out)
     sheet = load_workbook(io.BytesIO(out.getvalue())).worksheets[0]
     rows = list(sheet.iter_rows(min_row=2))
-    assert [[c.value for c in r] for r in rows] == [["Délai SAV", 3], ["=1+1", 1]]
-    assert rows[1][0].data_type == "s"  # text: never evaluated
+    assert [[c.value for c in r] for r in rows] == [["Délai SAV", 3], ["=1+1", 1], ["#N/A", 2]]
+    assert rows[1][0].data_type == rows[2][0].data_type == "s"  # text: never evaluated
 
 
 def _env(settings: Settings, tmp_path: Path) -> dict[str, str]:

@@ -437,6 +437,7 @@ def test_a_pattern_matching_every_text_and_a_huge_label_are_refused_but_old_vers
     for theme_patch, field in (
         ({"patterns": [""]}, "patterns"),
         ({"negative_cues": ["(jamais)?"]}, "negative_cues"),
+        ({"patterns": [r"retard|\b"]}, "patterns"),  # empty at every word boundary
         ({"label": "L" * 201}, "label"),
     ):
         bad = {**doc, "themes": [{**doc["themes"][1], **theme_patch}, *doc["themes"][::2]]}
@@ -461,3 +462,10 @@ def test_a_pattern_matching_every_text_and_a_huge_label_are_refused_but_old_vers
     assert current.status_code == 200, current.text
     assert current.json()["taxonomy"]["themes"][0]["label"] == "P" * 300
     assert client.get("/themes", headers=rh(keys)).status_code == 200
+    # Editing such a version: what the edit changes is checked, not what it keeps (the
+    # rename was refused over the stored label and pattern).
+    rename = {"operations": [{"op": "rename", "id": "prix", "new_id": "tarifs"}]}
+    res = client.put("/taxonomy", json=rename, headers=wh(keys))
+    assert res.status_code == 200, res.text
+    # The renamed-away id still has its page (former versions are read as stored).
+    assert client.get("/themes/prix", headers=rh(keys)).status_code == 200

@@ -76,10 +76,11 @@ class SentimentHeadConfig:
     star_temperature: float = 1.0
     # Texts of at most `short_text_words` words ("Nul.", "Décevant", "Pas top"): the heads
     # read shortness as praise (the short reviews they learnt from are Trustpilot's, 99 %
-    # positive: "Nul." came out positive, 4.8 stars). The lexicon's class log-probabilities
-    # are added to both heads' logits, times `short_text_weight` for one word, tapering to 0
-    # past `short_text_words`. Document labels only: clause polarities (span_probs) are what
-    # the theme heads were fitted on, unchanged. 0 = off.
+    # positive: "Nul." came out positive, 4.8 stars). The lexicon's class log-probabilities,
+    # less those it gives a text without opinion words, are added to both heads' logits,
+    # times `short_text_weight` for one word, tapering to 0 past `short_text_words`.
+    # Document labels only: clause polarities (span_probs, clause_probs) are what the theme
+    # heads were fitted on, unchanged. 0 = off.
     short_text_weight: float = 3.0
     short_text_words: int = 4
     # A student (`verbatim train sentiment --teacher`): the encoder layers it keeps, in order;
@@ -177,6 +178,7 @@ class EmbeddedSentiment:
         self.probs_version = config.version
         self.version = config.version + ("-short" if config.short_text_weight > 0 else "")
         self._lexicon: Any | None = None  # LexiconSentiment, built at the first short text
+        self._no_cue = np.zeros(len(POLARITIES), dtype=np.float32)
         # Token states come from `runtime` (torch, or ONNX Runtime built at `verbatim setup`).
         self.runtime = runtime or EncoderRuntime("torch", encoder)
         self._heads = heads.eval() if heads is not None else None
@@ -373,10 +375,14 @@ class EmbeddedSentiment:
         if self._lexicon is None:
             from nlp.sentiment.lexicon import LexiconSentiment
 
-            self._lexicon = LexiconSentiment()
+            lexicon = LexiconSentiment()
+            # What the lexicon says of a text with no opinion word (0.18 / 0.31 / 0.51): taken
+            # away, so that only the words it knows move a label ("Remboursement ?" was
+            # pushed to positive by that lean alone).
+            self._no_cue = _log_probs(lexicon.predict([""]))[0]
+            self._lexicon = lexicon
         read = self._lexicon.predict([texts[int(i)] for i in rows])
-        lex = np.array([[r.probs.get(c, 0.0) for c in POLARITIES] for r in read], np.float32)
-        shift = np.log(np.clip(lex, 1e-4, 1.0)) * weights[rows, None]
+        shift = (_log_probs(read) - self._no_cue) * weights[rows, None]
         sent, stars = sent.copy(), stars.copy()
         sent[rows] += shift
         stars[rows] += shift[:, STAR_CLASS]
@@ -457,6 +463,15 @@ class EmbeddedSentiment:
         if not texts:
             return []
         return self.results(*self.logits(texts), texts)
+
+    def clause_probs(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, 3) class probabilities of clause texts, as `predict` gives them without the
+        document-level short-text prior: what theme polarity heads of the "text" kind were
+        fitted on (a clause is often four words or fewer)."""
+        if not texts:
+            return np.zeros((0, len(POLARITIES)), dtype=np.float32)
+        sent, stars = self.logits(texts)
+        return self.probs(sent, stars, texts)[0]
 
     def predict_sentences(self, text: str) -> list[tuple[int, int, SentimentResult]]:
         """Sentence-level scores (start, end, result), for aspect polarity."""
@@ -853,6 +868,13 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 
 STAR_CLASS = [0, 0, 1, 2, 2]  # POLARITIES index of 1..5 stars
+
+
+def _log_probs(results: Sequence[SentimentResult]) -> np.ndarray:
+    probs = [[(r.probs or {}).get(c, 0.0) for c in POLARITIES] for r in results]
+    return np.log(np.clip(np.asarray(probs, dtype=np.float32), 1e-4, 1.0))
+
+
 _WORD = re.compile(r"\w+")
 
 

@@ -140,6 +140,9 @@ class EncoderSignals:
         """(n, 3) probabilities in POLARITIES order."""
         if self.sentiment is None:
             raise RuntimeError("no sentiment model: probabilities are unavailable")
+        clause_probs = getattr(self.sentiment, "clause_probs", None)
+        if clause_probs is not None:  # without document-level rules (embedded: short texts)
+            return np.asarray(clause_probs(list(texts)), dtype=np.float32)
         out = np.zeros((len(texts), len(POLARITIES)), dtype=np.float32)
         for i, res in enumerate(self.sentiment.predict(list(texts))):
             if res.probs:
