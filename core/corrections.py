@@ -206,10 +206,9 @@ def _materialise(
         if source is not None:
             days.add(source.day)
     session.add(analysis)
-    if base is not None:
-        # Not before: `enrich` analyses a verbatim corrected before it was ever analysed
-        # (its severity, stars and unfixed themes come from that analysis).
-        feedback.analyzed = True
+    # `feedback.analyzed` is left as it is: a verbatim not analysed yet (never, or again after
+    # `enrich --reanalyze`) is analysed by the next `enrich`, and its correction is rebuilt
+    # over that analysis. Marking it analysed here took it out of both for good.
     session.flush()
     return sorted(days)
 

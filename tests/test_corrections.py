@@ -455,6 +455,14 @@ def test_a_verbatim_corrected_before_its_analysis_is_still_analysed(
     assert model is not None and "emballage" in {m["theme"] for m in model["themes"]}
     assert current["sentiment"] == "negative" and current["model_version"] == "correction"
     assert current["themes"] == model["themes"] and current["severity"] == model["severity"] > 0
+    # A verbatim waiting for re-analysis (`enrich --reanalyze` marks it) stays in it when an
+    # analyst corrects it meanwhile (the correction marked it analysed again).
+    with session_scope(sessions) as session:
+        session.get(Feedback, fid).analyzed = False
+    res = client.post(f"/feedback/{fid}/corrections", json={"sentiment": "neutral"}, headers=wh)
+    assert res.status_code == 201
+    with session_scope(sessions) as session:
+        assert session.get(Feedback, fid).analyzed is False
     # The themes count in the figures (re-aggregated by the job).
     week = client.get(
         "/themes/emballage/verbatims", headers={"X-API-Key": keys["read"]}, params={"limit": 200}
