@@ -149,6 +149,16 @@ _DMY = re.compile(
 )
 _COMPACT = re.compile(r"(19|20)\d{6}")  # 20261103: ISO basic format, not an epoch
 _PERSONAL_TOKENS = re.compile(r"<(EMAIL|PHONE|CARD|IBAN)>")
+
+
+def looks_personal(value: str) -> bool:
+    """An e-mail, phone, card or IBAN where an identifier is expected (an id, a source):
+    personal data that would otherwise be stored or shown in clear."""
+    from nlp.text import mask_pii
+
+    return _PERSONAL_TOKENS.search(mask_pii(value)) is not None
+
+
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 
 
@@ -478,7 +488,7 @@ def prepare_feedback(
     customer = None if customer_raw is None else _clean(str(customer_raw)).strip().lower() or None
 
     content_hash = sha256(text)
-    if external_id and _PERSONAL_TOKENS.search(mask_pii(external_id)):
+    if external_id and looks_personal(external_id):
         # An id that is an e-mail or a phone number is personal data: keep only its hash.
         # (Long numeric ids look like order numbers to mask_pii; those are kept as they are.)
         external_id = "sha256:" + sha256(external_id)

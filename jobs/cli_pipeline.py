@@ -521,8 +521,9 @@ def _show_report(
 
             from core.models import Feedback
 
-            known = session.scalars(select(Feedback.source).distinct()).all()
-            if source not in known:  # a typo read as "no data: run ingest" (or zeros exported)
+            stored = select(Feedback.id).where(Feedback.source == source).limit(1)
+            if session.scalar(stored) is None:  # a typo read as "no data: run ingest"
+                known = session.scalars(select(Feedback.source).distinct()).all()
                 shown = ", ".join(sorted(known)[:20]) or "none yet"
                 raise fail(f"unknown source {source!r}; the sources stored: {shown}")
         rep = build_report(

@@ -308,8 +308,6 @@ def crontab_weekdays(field: str) -> str:
             last = _weekday(end) if end else (6 if step_text else first)
             if end and last == 0 and first > 0:
                 last = 7  # "5-0": Friday to Sunday
-            if end and _weekday(end) == 7:
-                last = 7
         if last < first:
             raise ValueError(f"weekday range {span!r} goes backwards")
         days.update(d % 7 for d in range(first, last + 1, step))

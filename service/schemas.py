@@ -365,15 +365,12 @@ class IncidentAction(BaseModel):
 # --- feedback / analyze ---------------------------------------------------------------------
 
 
-_PERSONAL = re.compile(r"<(EMAIL|PHONE|CARD|IBAN)>")
-
-
 def _not_personal(source: str) -> str:
     """A source is shown unmasked in every answer and export (it names a channel or tool):
     an e-mail or phone number there would be the one PII left in clear."""
-    from nlp.text import mask_pii
+    from core.store import looks_personal
 
-    if _PERSONAL.search(mask_pii(source)):
+    if looks_personal(source):
         raise ValueError(
             "source looks like personal data (an e-mail, phone number or bank details): "
             "name the tool or channel instead, e.g. 'zendesk'"
