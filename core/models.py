@@ -457,7 +457,12 @@ class Quarantine(Base):
     reason: Mapped[str] = mapped_column(String(200))
     field: Mapped[str | None] = mapped_column(String(100))
     raw: Mapped[str] = mapped_column(Text)  # truncated raw row (PII-masked)
+    # Hash of (reason, raw) as stored: a row rejected again by a later read of the same
+    # data is recognised through the index instead of comparing texts (`add_quarantine`).
+    digest: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_quarantine_source_digest", "source", "digest"),)
 
 
 class Topic(Base):

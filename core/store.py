@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.models import Feedback, IngestionRun, Quarantine
@@ -580,6 +580,12 @@ def insert_feedback(session: Session, rows: Sequence[dict[str, Any]]) -> tuple[i
     return stored, len(rows) - stored
 
 
+def quarantine_digest(reason: str, raw: str) -> str:
+    """Identity of a quarantined row: its reason and raw text as stored (masked, truncated).
+    Migration 0008 holds a frozen copy: change both or neither."""
+    return hashlib.blake2b(f"{reason}\0{raw}".encode(), digest_size=16).hexdigest()
+
+
 def add_quarantine(
     session: Session,
     items: Sequence[tuple[int | None, Rejection, str]],
@@ -589,7 +595,12 @@ def add_quarantine(
     now: datetime | None = None,
     mask: Callable[[str], str] | None = None,
 ) -> int:
-    """Store rejected rows (row number, rejection, raw text); raw and reason are PII-masked."""
+    """Store rejected rows (row number, rejection, raw text); raw and reason are PII-masked.
+
+    A row that an EARLIER run of `source` already quarantined (same reason, same raw text) is
+    not stored again: reading the same data twice (`ingest --force`, a file that grew, an HTTP
+    source asked again, a retried `POST /feedback`) kept adding copies. Identical rows of one
+    run are distinct rows of the input and are all kept. Returns the rows stored."""
     if not items:
         return 0
     from nlp.text import mask_pii
@@ -597,19 +608,34 @@ def add_quarantine(
     mask = mask or mask_pii
 
     now = now or utcnow()
-    session.add_all(
-        Quarantine(
-            run_id=run_id,
-            source=source,
-            row_number=number,
-            reason=(mask(rejection.message) if rejection.quotes_input else rejection.message)[:200],
-            field=rejection.field,
-            raw=mask(_clean(raw[:MAX_RAW])),
-            created_at=now,
+    rows = []
+    for number, rejection, raw in items:
+        reason = (mask(rejection.message) if rejection.quotes_input else rejection.message)[:200]
+        text = mask(_clean(raw[:MAX_RAW]))
+        rows.append(
+            Quarantine(
+                run_id=run_id,
+                source=source,
+                row_number=number,
+                reason=reason,
+                field=rejection.field,
+                raw=text,
+                digest=quarantine_digest(reason, text),
+                created_at=now,
+            )
         )
-        for number, rejection, raw in items
-    )
-    return len(items)
+    digests = sorted({q.digest for q in rows if q.digest is not None})
+    known: set[str | None] = set()
+    for start in range(0, len(digests), 900):  # under SQLite's bound-parameter limit
+        earlier = select(Quarantine.digest).where(
+            Quarantine.source == source, Quarantine.digest.in_(digests[start : start + 900])
+        )
+        if run_id is not None:
+            earlier = earlier.where(or_(Quarantine.run_id.is_(None), Quarantine.run_id != run_id))
+        known.update(session.scalars(earlier))
+    fresh = [q for q in rows if q.digest not in known]
+    session.add_all(fresh)
+    return len(fresh)
 
 
 # --- ingestion runs -------------------------------------------------------------------------

@@ -92,8 +92,14 @@ def _print_ingest(console: Any, result: Any, source: str) -> None:
             "  rejected: " + ", ".join(f"{code} ×{count}" for code, count in top),
             highlight=False,
         )
+        again = (
+            f" ({result.requarantined} of them already there from an earlier read)"
+            if result.requarantined
+            else ""
+        )
         console.print(
-            "  the rows are kept in quarantine: see [bold]verbatim quarantine[/]", style="dim"
+            f"  the rows are kept in quarantine{again}: see [bold]verbatim quarantine[/]",
+            style="dim",
         )
 
 

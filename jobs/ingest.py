@@ -109,6 +109,7 @@ class IngestResult:
     resumed_from: int = 0  # watermark the run resumed after (0 = from the start)
     skipped: bool = False  # this exact file content was already ingested completely
     encoding_errors: int = 0  # rows rejected as not decodable (hint: --encoding)
+    requarantined: int = 0  # rejected rows an earlier read had already quarantined
     reasons: dict[str, int] = dataclass_field(default_factory=dict)  # rejection code -> rows
     mapping: dict[str, str] = dataclass_field(default_factory=dict)  # field -> file column
     inferred: list[str] = dataclass_field(default_factory=list)  # fields not given by --map
@@ -345,7 +346,7 @@ def ingest_file(
         nonlocal batch, rejected, batch_read
         with session_scope(sessions) as session:
             stored, dup = insert_feedback(session, batch)
-            add_quarantine(session, rejected, source=source, run_id=run_id, mask=mask)
+            kept = add_quarantine(session, rejected, source=source, run_id=run_id, mask=mask)
             advance_run(
                 session,
                 run_id,
@@ -361,6 +362,7 @@ def ingest_file(
         result.stored += stored
         result.duplicates += dup
         result.rejected += len(rejected)
+        result.requarantined += len(rejected) - kept
         for _number, rejection, _raw in rejected:
             result.reasons[rejection.reason] = result.reasons.get(rejection.reason, 0) + 1
         batch, rejected, batch_read = [], [], 0

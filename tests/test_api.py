@@ -665,6 +665,8 @@ def test_feedback_batch_is_idempotent(
     ]
     assert again["stored"] == 0
     assert _count(sessions, "boutique") == 2
+    with sessions() as session:  # the retried batch's rejected rows are quarantined once
+        assert session.execute(select(func.count()).select_from(Quarantine)).scalar_one() == 4
 
 
 def test_feedback_refuses_a_source_that_is_personal_data(

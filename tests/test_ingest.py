@@ -186,6 +186,27 @@ def test_reingest_adds_nothing(
     assert _count(session, Feedback) == 40
 
 
+def test_a_row_rejected_again_by_a_later_read_is_quarantined_once(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
+) -> None:
+    path = tmp_path / "q.csv"
+    lines = ["id,date,text,note", "r1,2026-10-01,Colis abîmé,2", "r2,pas une date,Lent,1"]
+    lines += ["r3,2026-10-02,,3", "r3,2026-10-02,,3"]  # two identical rows: both kept
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    first = ingest_file(sessions, settings, path, source="s")
+    assert (first.rejected, first.requarantined, _count(session, Quarantine)) == (3, 0, 3)
+    forced = ingest_file(sessions, settings, path, source="s", force=True)
+    assert (forced.rejected, forced.requarantined, _count(session, Quarantine)) == (3, 3, 3)
+    # The export grew: only its new bad row is added; another source keeps its own.
+    path.write_text("\n".join([*lines, "r4,hier?,Cher,1"]) + "\n", encoding="utf-8")
+    grown = ingest_file(sessions, settings, path, source="s")
+    assert (grown.rejected, grown.requarantined, _count(session, Quarantine)) == (4, 3, 4)
+    other = ingest_file(sessions, settings, path, source="t")
+    assert (other.requarantined, _count(session, Quarantine)) == (0, 8)
+    runs = session.scalars(select(IngestionRun).order_by(IngestionRun.id)).all()
+    assert [r.rows_rejected for r in runs] == [3, 3, 4, 4]  # the run counts stay what was read
+
+
 @pytest.mark.parametrize(
     ("mapping", "message"),
     [

@@ -141,3 +141,40 @@ def test_an_upgrade_with_data_rebuilds_the_aggregates_once_at_head(tmp_path) -> 
         assert conn.execute(text(marker), {"n": REBUILD_MARKER}).scalar() == 0
     assert _diff(eng) == []
     eng.dispose()
+
+
+def test_upgrade_fills_the_quarantine_digests(tmp_path) -> None:
+    """0008 gives the rows quarantined before it their digest, so a later read of the same
+    data recognises them (`core.store.add_quarantine`)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from core.db import MIGRATIONS_DIR, session_factory
+    from core.models import Quarantine
+    from core.store import Rejection, add_quarantine, quarantine_digest
+
+    eng = make_engine(f"sqlite:///{tmp_path / 'q.db'}")
+    migrate(eng)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with eng.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0007_change_feed")
+    with eng.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO quarantine (source, row_number, reason, field, raw, created_at)"
+                " VALUES ('s', 2, 'empty_text: no text', 'text', 'r3,2026-10-02,,3',"
+                " '2026-12-01 10:00:00')"
+            )
+        )
+    migrate(eng)
+    assert _diff(eng) == []
+    sessions = session_factory(eng)
+    with sessions() as session:
+        row = session.query(Quarantine).one()
+        assert row.digest == quarantine_digest(row.reason, row.raw)
+        rejection = Rejection("empty_text", "text", "no text")
+        assert rejection.message == row.reason
+        assert add_quarantine(session, [(2, rejection, row.raw)], source="s", run_id=1) == 0
+    eng.dispose()
