@@ -6,13 +6,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -391,9 +391,11 @@ def open_alerts_by_theme(session: Session, taxonomy: Taxonomy | None = None) -> 
 def _open_alerts_by_theme(session: Session, taxonomy: Taxonomy | None) -> dict[str, Any]:
     rank = {"critical": 4, "high": 3, "medium": 2, "low": 1}
     out: dict[str, Any] = {}
-    stmt = select(
-        Alert.id, Alert.theme, Alert.kind, Alert.severity, Alert.first_day, Alert.last_day
-    ).where(Alert.status == "open")
+    stmt = (
+        select(Alert.id, Alert.theme, Alert.kind, Alert.severity, Alert.first_day, Alert.last_day)
+        .outerjoin(Incident, Incident.id == Alert.incident_id)
+        .where(Alert.status == "open", _incident_not_closed())
+    )
     for alert in session.execute(stmt):
         resolved = taxonomy.resolve(alert.theme) if taxonomy is not None else None
         key = resolved.id if resolved is not None else alert.theme
@@ -403,10 +405,20 @@ def _open_alerts_by_theme(session: Session, taxonomy: Taxonomy | None) -> dict[s
     return out
 
 
+def _incident_not_closed() -> ColumnElement[bool]:
+    """An alert still to handle: no incident, or its incident not resolved by a person (an
+    analyst's « Résoudre » closes the incident only; its alerts stay open for the detector)."""
+    return or_(Alert.incident_id.is_(None), Incident.status != "resolved")
+
+
 def open_alerts_count(session: Session) -> int:
-    return int(
-        session.scalar(select(func.count()).select_from(Alert).where(Alert.status == "open")) or 0
+    stmt = (
+        select(func.count())
+        .select_from(Alert)
+        .outerjoin(Incident, Incident.id == Alert.incident_id)
+        .where(Alert.status == "open", _incident_not_closed())
     )
+    return int(session.scalar(stmt) or 0)
 
 
 def top_keywords(
@@ -580,6 +592,15 @@ def list_alerts(
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (rows[-1].id if more and rows else None)
+
+
+def incident_statuses(session: Session, ids: Iterable[int | None]) -> dict[int | None, str]:
+    """Status of each of these incidents (absent ids are left out)."""
+    wanted = [i for i in ids if i is not None]
+    if not wanted:
+        return {}
+    rows = session.execute(select(Incident.id, Incident.status).where(Incident.id.in_(wanted)))
+    return {int(i): str(status) for i, status in rows}
 
 
 def feedback_count(session: Session) -> int:
@@ -917,6 +938,9 @@ def set_incident_status(
     else:
         inc.status, inc.resolved_by, inc.resolved_at = "resolved", who, now
         inc.resolve_note = note or None
+        # Its alerts leave the open counts and spike badges (_incident_not_closed): move the
+        # alerts' version so that kept views (/overview, /themes) are rebuilt.
+        session.execute(update(Alert).where(Alert.incident_id == inc.id).values(updated_at=now))
     inc.updated_at = now
     return inc
 
@@ -1070,12 +1094,9 @@ def theme_breakdown(
         "severity": {},
     }
     for channel, source, language, band, n, neg in found:
-        keys = {
-            "channel": channel,
-            "source": source,
-            "language": language,
-            "severity": SEVERITY_BANDS[int(band)][0],
-        }
+        keys = {"language": language}
+        if language in AGGREGATED_LANGUAGES:  # as the theme's summary counts: French only
+            keys.update(channel=channel, source=source, severity=SEVERITY_BANDS[int(band)][0])
         for split, key in keys.items():
             acc = sums[split].setdefault(key, [0, 0])
             acc[0] += int(n or 0)
@@ -1187,7 +1208,7 @@ def theme_gravity(
         start=start,
         end=end,
         by=("day",),
-        where=_cells(channel, source, theme=list(theme_ids)),
+        where=_cells(channel, source, theme=list(theme_ids), language=list(AGGREGATED_LANGUAGES)),
     )
     have = {d: (int(n or 0), int(s or 0), int(r or 0)) for d, n, s, r in rows}
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]

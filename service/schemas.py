@@ -225,6 +225,12 @@ class AlertOut(BaseModel):
     details: dict[str, Any]
     created_at: UtcDatetime
     updated_at: UtcDatetime
+    incident_id: int | None = None
+    incident_status: str | None = Field(
+        None,
+        description="status of the incident the alert feeds (open | acknowledged | resolved):"
+        " an alert of an incident a person resolved is not counted as open",
+    )
 
 
 class AlertsOut(BaseModel):

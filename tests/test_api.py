@@ -1156,8 +1156,26 @@ def test_incidents_list_acknowledge_resolve(client: TestClient, keys: dict[str, 
         None,
     )
     assert body["acknowledged_at"] is not None
+    open_before = client.get("/overview", headers=rh(keys)).json()["open_alerts"]
+    livraison = next(
+        t
+        for t in client.get("/themes", headers=rh(keys)).json()["themes"]
+        if t["id"] == "livraison"
+    )
+    assert open_before >= 1 and livraison["spike"] is not None
     note = "transporteur changé, vu avec marc@shop.fr"
     done = client.post(path + "/resolve", json={"note": note}, headers=wh(keys))
+    # Its alerts are handled: out of the open count and the theme's spike badge, and the
+    # alerts list says why they are still "open" (the detector closes them, not a person).
+    assert client.get("/overview", headers=rh(keys)).json()["open_alerts"] == open_before - 1
+    livraison = next(
+        t
+        for t in client.get("/themes", headers=rh(keys)).json()["themes"]
+        if t["id"] == "livraison"
+    )
+    assert livraison["spike"] is None
+    alerts = client.get("/alerts?theme=livraison&status=open", headers=rh(keys)).json()["items"]
+    assert alerts and {a["incident_status"] for a in alerts} == {"resolved"}
     assert done.json()["status"] == "resolved" and done.json()["resolved_by"] == "ecriture"
     assert done.json()["resolve_note"] == "transporteur changé, vu avec <EMAIL>"  # PII-masked
     # An action already taken is a 409 naming who took it, never a silent overwrite (a second

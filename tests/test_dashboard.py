@@ -162,6 +162,12 @@ def test_views_in_browser(live: tuple[str, dict[str, str], Seeded]) -> None:
             expect(total).to_contain_text(fr_int(themes["total_volume"]))
             expect(total).to_contain_text("plusieurs thèmes")
             assert _axe(page) == []
+            # The theme's page keeps the table's period (it read 30 days under "7 jours").
+            period = page.locator("#view-themes .period").first.inner_text().split(" · ")[0]
+            row.locator("a.theme-link").click()
+            expect(page.locator("body[data-ready=theme]")).to_have_count(1)
+            expect(page.locator("#days")).to_have_value("7")
+            expect(page.locator("#detail-meta")).to_contain_text(period)
 
             # Theme page by deep link (the Slack link form), custom date range.
             page.goto(f"{url}/#theme=livraison&start={START}&end={LAST_DAY}")
@@ -250,6 +256,9 @@ def test_correct_and_promote_in_browser(live: tuple[str, dict[str, str], Seeded]
             expect(page.locator("body[data-ready=theme]")).to_have_count(1)
             page.locator("#verbatims li.verbatim").first.locator("button.fix").click()
             expect(page.locator("#fix-dialog")).to_be_visible()
+            page.click("#fix-save")  # nothing changed: nothing sent
+            expect(page.locator("#fix-status")).to_contain_text("Rien à corriger")
+            page.select_option("#fix-sentiment", "neutral")
             page.click("#fix-save")
             expect(page.locator("#fix-status")).to_contain_text("droits")
             page.keyboard.press("Escape")
@@ -276,6 +285,19 @@ def test_correct_and_promote_in_browser(live: tuple[str, dict[str, str], Seeded]
             assert next(t for t in after["themes"] if t["id"] == "livraison")["volume"] == (
                 live_before - 1
             )
+            # A sentiment-only fix sends the sentiment alone: the themes stay the model's
+            # (the form's theme list was sent too, which froze them).
+            second = page.locator("#verbatims li.verbatim").first
+            label = second.locator("button.fix").get_attribute("aria-label") or ""
+            fid = label.rsplit(" ", 1)[-1]
+            second.locator("button.fix").click()
+            expect(page.locator("#fix-sentiment option").first).to_contain_text("inchangé : ")
+            page.select_option("#fix-sentiment", "positive")
+            page.click("#fix-save")
+            expect(page.locator("#fix-dialog")).to_be_hidden()
+            fixed = _api(url, tokens["read"], f"/feedback/{fid}")
+            assert fixed["corrections"][0]["sentiment"] == "positive"
+            assert fixed["corrections"][0]["themes"] is None
 
             # Topics: emerging first, examples; promote the unmatched one to a theme.
             page.goto(f"{url}/#view=topics")
@@ -406,10 +428,11 @@ def test_error_and_empty_states_in_browser(
             expect(page.locator("#view-theme")).to_be_hidden()
             expect(page.locator("#detail-title")).to_be_hidden()  # not « Livraison » any more
 
-            # A request the server refuses: its own reason follows the French message.
+            # A request the server refuses: its reason (said in French when it is a usual
+            # one) follows the French message.
             page.goto(f"{url}/#view=overview&start={LAST_DAY}&end={LAST_DAY - timedelta(days=9)}")
             expect(page.locator("#status")).to_contain_text(
-                "Paramètres refusés par le serveur. (end must not be before start"
+                "Paramètres refusés par le serveur. (la date de fin est avant la date de début)"
             )
 
             # A period without data: a French message, no chart drawn.

@@ -139,3 +139,29 @@ def test_verbatims_language_filter(client: TestClient, sessions: sessionmaker[Se
     assert [v["feedback_id"] for v in en] == [fid] and en[0]["language"] == "en"
     fr = client.get("/themes/livraison/verbatims", params={"language": "fr"}).json()["items"]
     assert fid not in {v["feedback_id"] for v in fr}
+
+
+def test_breakdown_splits_count_french_like_the_summary(
+    client: TestClient, sessions: sessionmaker[Session], seeded: Seeded
+) -> None:
+    """Another language's mention is listed under `by_language` only: the channel, source and
+    gravity splits added it to the French-only summary (323 by channel under 322 mentions)."""
+    with session_scope(sessions) as session:
+        fid = session.scalars(
+            select(ThemeMention.feedback_id)
+            .where(ThemeMention.theme == "livraison", ThemeMention.day == LAST_DAY)
+            .limit(1)
+        ).one()
+        session.execute(update(Feedback).where(Feedback.id == fid).values(language="en"))
+        aggregate_all(session)
+    period = {"start": str(START), "end": str(LAST_DAY)}
+    summary = client.get("/themes/livraison", params=period).json()["summary"]
+    body = client.get("/themes/livraison/breakdown", params=period).json()
+    assert summary["volume"] == seeded.livraison_current - 1
+    for split in ("by_channel", "by_source", "by_severity"):
+        assert sum(r["mentions"] for r in body[split]) == summary["volume"]
+    assert sum(d["mentions"] for d in body["by_day"]) == summary["volume"]
+    assert {r["key"]: r["mentions"] for r in body["by_language"]} == {
+        "fr": summary["volume"],
+        "en": 1,
+    }

@@ -8,7 +8,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from core.exports import alerts_table
-from core.queries import list_alerts, list_topics, theme_keys, topic_trends, topics_last_day
+from core.queries import (
+    incident_statuses,
+    list_alerts,
+    list_topics,
+    theme_keys,
+    topic_trends,
+    topics_last_day,
+)
 from core.versions import ViewDeps
 from service.auth import require
 from service.deps import SessionDep, cached_json, declare_view, pick_taxonomy
@@ -86,9 +93,15 @@ def get_alerts(
         return csv_response(alerts_table(found), "alerts")
     declare_view(request, session, ViewDeps())  # alerts and taxonomy are in every token
     rows, nxt = list_alerts(session, status=status, themes=keys, limit=limit, before_id=before)
+    incidents = incident_statuses(session, {r.incident_id for r in rows} - {None})
     out = AlertsOut(
         items=[  # a former id (renamed or merged since) shown as the current one
-            AlertOut.model_validate(r).model_copy(update={"theme": tax.current_id(r.theme)})
+            AlertOut.model_validate(r).model_copy(
+                update={
+                    "theme": tax.current_id(r.theme),
+                    "incident_status": incidents.get(r.incident_id),
+                }
+            )
             for r in rows
         ],
         next_cursor=str(nxt) if nxt is not None else None,

@@ -21,7 +21,10 @@ const fmtSigned = (x, digits = 0) => {
 };
 // ISO day "2026-12-02" -> "02/12/2026" (no Date(): no time-zone shift).
 const fmtDay = (iso) => (iso ? iso.slice(0, 10).split("-").reverse().join("/") : "—");
-const fmtDateTime = (iso) => new Date(iso).toLocaleDateString("fr-FR", { day: "2-digit", month: "2-digit", year: "numeric" });
+// UTC day and time, as the periods are UTC days: the browser's zone put a verbatim of
+// 04/12 23:30 UTC on 05/12 in Paris, outside the period "du 04/12 au 04/12" it was listed for.
+const fmtDateTime = (iso) => (iso ? new Date(iso).toLocaleString("fr-FR", { timeZone: "UTC",
+  day: "2-digit", month: "2-digit", year: "numeric", hour: "2-digit", minute: "2-digit" }) + " UTC" : "—");
 const SEVERITY = { low: "faible", medium: "moyenne", high: "haute", critical: "critique" };
 const KIND = { volume: "pic de volume", negativity: "hausse de négativité", emerging: "sujet émergent" };
 const STAGE = { "pre-purchase": "Avant-achat", purchase: "Achat", delivery: "Livraison",
@@ -62,6 +65,14 @@ const MESSAGES = {
   413: "Envoi trop volumineux.",
   422: "Paramètres refusés par le serveur.",
 };
+// The server's reasons are English: the usual ones said in French.
+const DETAILS = [
+  [/^end must not be before start/, "la date de fin est avant la date de début"],
+  [/^a period spans at most (\d+) days/, "une période couvre au plus $1 jours"],
+  [/^unknown theme/, "thème inconnu"],
+  [/has no 'write' scope/, "clé en lecture seule"],
+  [/was (resolved|acknowledged) by/, "déjà traité par un autre analyste"],
+];
 const frMessage = (status) => MESSAGES[status] || `Le serveur a répondu par une erreur (code ${status}).`;
 
 function keyHeaders(extra = {}) {
@@ -102,7 +113,9 @@ async function api(path, options = {}) {
 async function serverDetail(res) {
   try {
     const detail = (await res.json()).detail;
-    return typeof detail === "string" && detail ? ` (${detail})` : "";
+    if (typeof detail !== "string" || !detail) return "";
+    const known = DETAILS.find(([re]) => re.test(detail));
+    return ` (${known ? detail.replace(new RegExp(`^.*?${known[0].source}.*$`), known[1]) : detail})`;
   } catch (e) {
     return "";  // not JSON
   }
@@ -131,8 +144,11 @@ function readHash() {
     $("#days").value = "custom";
     $("#start").value = p.get("start");
     $("#end").value = p.get("end");
-  } else if (p.get("days") && [...$("#days").options].some((o) => o.value === p.get("days"))) {
-    $("#days").value = p.get("days");
+  } else {
+    // No period in the link: the default one, not whatever the select last held (Back after
+    // "90 derniers jours" kept 90 days under a URL that says 7).
+    const days = p.get("days");
+    $("#days").value = days && [...$("#days").options].some((o) => o.value === days) ? days : "7";
   }
   $("#channel").value = p.get("channel") || "";
   ensureOption($("#source"), p.get("source"));
@@ -297,8 +313,12 @@ function alertItem(a) {
     el("span", { class: "badge " + a.severity }, SEVERITY[a.severity] || a.severity), " ",
     labels[a.theme] ? themeLink(a.theme) : el("strong", {}, a.theme),
     ` — ${KIND[a.kind] || a.kind}, du ${fmtDay(a.first_day)} au ${fmtDay(a.last_day)} `,
-    el("span", { class: "muted" }, `(observé ${fmt(a.observed)}, attendu ${fmt(a.expected)}) · ${a.status === "open" ? "ouverte" : "résolue"}`));
+    el("span", { class: "muted" }, `(observé ${fmt(a.observed)}, attendu ${fmt(a.expected)}) · ${alertStatus(a)}`));
 }
+
+// An open signal of an incident an analyst resolved is handled: not "ouverte".
+const alertStatus = (a) => a.status !== "open" ? "résolue"
+  : a.incident_status === "resolved" ? "incident résolu" : "ouverte";
 
 const INCIDENT_STATUS = { open: "ouvert", acknowledged: "pris en charge", resolved: "résolu" };
 
@@ -350,9 +370,10 @@ async function renderOverview() {
   const volChange = ov.previous_verbatims ? (ov.verbatims - ov.previous_verbatims) / ov.previous_verbatims : null;
   const cards = [
     kpi("Verbatims", fmtNum(ov.verbatims), volChange == null ? "pas de période précédente" : `${fmtSigned(volChange * 100)} % vs période précédente`),
-    kpi("Part négative", fmtPct(ov.negative_share),
-      `${fmtSigned((ov.negative_share - ov.previous_negative_share) * 100)} pts`,
-      ov.negative_share > ov.previous_negative_share ? "up" : "down"),
+    kpi("Part négative", ov.verbatims ? fmtPct(ov.negative_share) : "—",
+      ov.verbatims && ov.previous_verbatims
+        ? `${fmtSigned((ov.negative_share - ov.previous_negative_share) * 100)} pts` : "pas de période précédente",
+      ov.verbatims && ov.previous_verbatims ? (ov.negative_share > ov.previous_negative_share ? "up" : "down") : ""),
   ];
   for (const s of ov.scores) {
     if (s.score === "ces") continue;
@@ -418,8 +439,10 @@ async function renderDrivers() {
 
 async function renderThemes() {
   const data = await loadThemes();
+  const others = Object.entries(data.other_languages || {});
   document.querySelectorAll("#view-themes .period").forEach((n) => {
-    n.textContent = `${periodText(data.period)} · ${fmtNum(data.total_volume)} verbatims`;
+    n.textContent = `${periodText(data.period)} · ${fmtNum(data.total_volume)} verbatims` +
+      (others.length ? ` (hors français, non comptés : ${others.map(([l, v]) => `${l} ${fmtNum(v)}`).join(", ")})` : "");
   });
   const body = $("#themes tbody");
   body.replaceChildren();
@@ -494,7 +517,9 @@ function gravityChart(days) {
 
 async function renderTheme() {
   const id = state.theme;
-  const p = filters("30");
+  // The period the select shows (the themes table's): a 30-day default here made the page
+  // count 322 mentions under "7 derniers jours" where the table had just said 123.
+  const p = filters();
   const themeApi = (path) => api(path).catch((e) => {
     if (e.status === 404) throw new ApiError(404, `le thème « ${id} » n'existe pas (renommé, retiré ou lien erroné).`);
     throw e;
@@ -538,6 +563,13 @@ async function renderTheme() {
       `clients récurrents : ${fmtNum(breakdown.recurrent)} (${fmtPct(s.volume ? breakdown.recurrent / s.volume : 0)})`),
     s.volume ? gravityChart(breakdown.by_day) : "");
   const counts = { "": s.volume, negative: s.negatives, neutral: s.neutrals, positive: s.positives };
+  // The counts are French verbatims (the aggregates); the list shows every language.
+  const foreign = breakdown.by_language.filter((r) => !["fr", "und"].includes(r.key));
+  let langNote = $("#lang-note");
+  if (!langNote) { langNote = el("p", { id: "lang-note", class: "muted" }); $(".vfilters").after(langNote); }
+  langNote.textContent = foreign.length
+    ? `Les compteurs ne comptent que le français ; la liste montre aussi : ${foreign.map((r) => `${r.key} (${fmtNum(r.mentions)})`).join(", ")}.`
+    : "";
   document.querySelectorAll("#polarity button").forEach((b) => {
     const name = { "": "Tous", negative: "Négatifs", neutral: "Neutres", positive: "Positifs" }[b.dataset.polarity];
     b.textContent = `${name} (${fmtNum(counts[b.dataset.polarity])})`;
@@ -627,8 +659,14 @@ async function openFix(feedbackId) {
   $("#fix-note").value = "";
   $("#fix-status").textContent = "";
   const current = Object.fromEntries((fb.current?.themes || []).map((m) => [m.theme, m.polarity]));
+  state.fixInitial = current;
+  $("#fix-sentiment").options[0].textContent = `(inchangé : ${POLARITY[fb.current?.sentiment] || "—"})`;
   const box = $("#fix-themes");
   box.replaceChildren();
+  const offered = new Set(tax.themes.filter((t) => !t.retired).map((t) => t.id));
+  for (const [id, pol] of Object.entries(current)) {
+    if (!offered.has(id)) box.append(el("p", { class: "muted" }, `${labels[id] || id} : ${POLARITY[pol] || pol} (thème retiré : perdu si vous modifiez les thèmes)`));
+  }
   for (const t of tax.themes.filter((t) => !t.retired)) {
     const select = el("select", { "aria-label": `Polarité pour ${t.label}`, "data-theme": t.id },
       el("option", { value: "" }, "non cité"),
@@ -642,10 +680,14 @@ async function openFix(feedbackId) {
 
 async function saveFix() {
   const fb = state.fixing;
-  const themes = [...document.querySelectorAll("#fix-themes select")]
-    .filter((s) => s.value).map((s) => ({ theme: s.dataset.theme, polarity: s.value }));
-  const body = { themes };
+  const selects = [...document.querySelectorAll("#fix-themes select")];
+  const themes = selects.filter((s) => s.value).map((s) => ({ theme: s.dataset.theme, polarity: s.value }));
+  // Only what the analyst changed: a sentiment-only fix leaves the themes to the model
+  // (sending the form's list froze them, and dropped a retired theme the form cannot show).
+  const changed = selects.some((s) => s.value !== (state.fixInitial[s.dataset.theme] || ""));
+  const body = changed ? { themes } : {};
   if ($("#fix-sentiment").value) body.sentiment = $("#fix-sentiment").value;
+  if (!body.themes && !body.sentiment) { $("#fix-status").textContent = "Rien à corriger : changez le sentiment ou un thème."; return; }
   if ($("#fix-note").value.trim()) body.note = $("#fix-note").value.trim();
   const save = $("#fix-save");
   if (save.disabled) return;
@@ -791,6 +833,11 @@ async function render() {
   });
   $("#back-link").href = hashFor("themes");
   state.cursor = null;
+  // Sources come with /overview: load them once whatever view the dashboard opens on.
+  if (!state.sourcesLoaded && state.view !== "overview") {
+    state.sourcesLoaded = true;
+    api("/overview?days=1").then((ov) => ov.sources.forEach((s) => ensureOption($("#source"), s))).catch(() => {});
+  }
   try {
     await RENDER[state.view]();
     document.body.dataset.ready = state.view;
@@ -808,7 +855,9 @@ function init() {
     if ($("#days").value !== "custom") refilter();
   });
   for (const id of ["#start", "#end"]) $(id).addEventListener("change", () => {
-    if ($("#start").value && $("#end").value) refilter();
+    if (!$("#start").value || !$("#end").value) return;
+    if ($("#start").value > $("#end").value) { setStatus("La date de début est après la date de fin."); return; }
+    refilter();
   });
   for (const id of ["#channel", "#source", "#language"]) $(id).addEventListener("change", refilter);
   $("#driver-score").addEventListener("change", () => renderDrivers().catch((e) => setStatus("Erreur : " + e.message)));
