@@ -241,6 +241,7 @@ def _apply(
         return
     elif ev.action == "update":
         row.theme = ep.theme  # the current id, after a rename or merge
+        row.team = team  # the theme's current team, after its team was changed
         row.first_day, row.last_day, row.status = ep.first_day, ep.last_day, ep.status
         row.severity, row.revision = ep.severity, ep.revision
         row.observed, row.expected, row.p_value = ep.observed, ep.expected, ep.p_value
@@ -359,6 +360,13 @@ def run_detect(
     `stop()` is checked between days (SIGTERM): the day in progress is finished and committed
     with its watermark, the next run continues after it (`result.stopped`)."""
     result = DetectResult()
+    if taxonomy is None:
+        from jobs.retheme import retheme
+
+        # A taxonomy edit not re-detected yet (PUT /taxonomy, `import --no-retheme`) when the
+        # pipeline runs `enrich` + `detect` rather than `run`: re-detect its window first, else
+        # a theme it added keeps `theme_since` "" and load_series skips it for good.
+        retheme(settings, sessions)
     with session_scope(sessions) as session:
         if taxonomy is None:
             cur = taxonomy_store.current(session, settings)

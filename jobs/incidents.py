@@ -124,6 +124,7 @@ def attach(
         session.add(inc)
         session.flush()
     inc.theme = alert.theme  # the current id, when the incident predates a rename or merge
+    inc.team = alert.team  # and its current team: the next message goes to the owning team
     inc.first_day = min(inc.first_day, alert.first_day)
     inc.last_day = max(inc.last_day, alert.last_day)
     if _sev(alert.severity) > _sev(inc.severity):

@@ -58,17 +58,52 @@ def fold_same_length(text: str) -> str:
     return text.translate(_fold_table())
 
 
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+def _strict_loader(base: Any) -> Any:
+    """`base` (a safe loader) that refuses a key given twice in one mapping (YAML keeps the
+    last one: a second `seeds:` silently dropped the first list) and reads unquoted dates as
+    text (`2024-02-30` as a seed or a history date was a ValueError traceback, not an error
+    naming the field; pydantic parses the dates a taxonomy holds)."""
+
+    class Loader(base):  # type: ignore[misc, valid-type]
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[str] = set()
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.value != "<<":
+                    if key_node.value in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None,
+                            None,
+                            f"key {key_node.value!r} given twice in one mapping (the second "
+                            "would silently replace the first)",
+                            key_node.start_mark,
+                        )
+                    seen.add(key_node.value)
+            return super().construct_mapping(node, deep)
+
+    Loader.yaml_implicit_resolvers = {
+        first: [r for r in resolvers if r[0] != _TIMESTAMP]
+        for first, resolvers in base.yaml_implicit_resolvers.items()
+    }
+    return Loader
+
+
+_FAST_LOADER = _strict_loader(yaml.CSafeLoader) if hasattr(yaml, "CSafeLoader") else None
+_SAFE_LOADER = _strict_loader(yaml.SafeLoader)
+
+
 def load_yaml(text: str) -> Any:
     """yaml.safe_load with libyaml's parser when PyYAML has it (same documents, ~10x faster:
     taxonomies are read at every start); a document it refuses is read again by the pure
     Python parser, so errors are reported as they always were."""
-    loader = getattr(yaml, "CSafeLoader", None)
-    if loader is not None:
+    if _FAST_LOADER is not None:
         try:
-            return yaml.load(text, Loader=loader)  # noqa: S506 - CSafeLoader is the safe loader
+            return yaml.load(text, Loader=_FAST_LOADER)  # noqa: S506 - a safe loader
         except yaml.YAMLError:
             pass
-    return yaml.safe_load(text)
+    return yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
 
 
 @functools.cache
@@ -213,6 +248,25 @@ def _unknown_keys(data: Any, known: Any, where: str) -> None:
         )
 
 
+def _nfc(value: Any) -> Any:
+    """Every string of a taxonomy in NFC, as the analyzer prepares texts: a seed, pattern or
+    alarm term typed decomposed ("e" + U+0301, macOS, some copy-pastes) never matched."""
+    if isinstance(value, str):
+        try:
+            return (
+                value
+                if unicodedata.is_normalized("NFC", value)
+                else (unicodedata.normalize("NFC", value))
+            )
+        except ValueError:  # not text (a lone surrogate): refused by `non_text` with its field
+            return value
+    if isinstance(value, list):
+        return [_nfc(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _nfc(v) for k, v in value.items()}
+    return value
+
+
 class _Strict(BaseModel):
     """Unknown keys are an error at every level of a taxonomy, named with the intended one."""
 
@@ -227,6 +281,7 @@ class _Strict(BaseModel):
     def _known_keys(cls, data: Any) -> Any:
         if isinstance(data, dict):
             _unknown_keys(data, cls.model_fields, cls._where(data))
+            data = _nfc(data)
         return data
 
 
@@ -629,7 +684,7 @@ def parse_taxonomy(text: str, origin: str = "<string>", *, stored: bool = False)
     added since it was written are not made again, see _new_input)."""
     try:
         data = load_yaml(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:  # a constructor's own errors too
         raise TaxonomyError(f"{origin}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise TaxonomyError(f"{origin}: expected a mapping with 'name' and 'themes'")

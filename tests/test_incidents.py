@@ -391,3 +391,44 @@ def test_cli_taxonomy_show_export_import_history(
     res = runner.invoke(app, ["taxonomy", "import", str(bad)])
     assert res.exit_code == 2 and res.output.count("\n") == 1 and "error:" in res.output
     assert "v3" not in runner.invoke(app, ["taxonomy", "history"]).output  # nothing stored
+
+
+def test_a_theme_moved_to_another_team_takes_its_open_incident_along(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """`emballage` moved from logistics to packaging while its incident was open: /alerts and
+    /incidents kept "logistics" and the escalation was queued for the logistics channel."""
+    from core import taxonomy_store
+    from core.models import OutboxMessage
+
+    settings.retheme_days = 0  # the feed's mentions are the test's, not re-detected
+    feed = Feed(sessions)
+    start = TODAY - timedelta(days=62)
+    for i in range(60):
+        feed.day(start + timedelta(days=i))
+    feed.day(TODAY - timedelta(days=2), extra_packaging=20)
+    run_detect(settings, sessions)
+    with session_scope(sessions) as session:
+        inc = session.execute(select(Incident).where(Incident.theme == "emballage")).scalar_one()
+        assert inc.team == "logistics"
+        cur = taxonomy_store.current(session, settings).taxonomy
+        themes = [
+            t.model_copy(update={"team": "packaging"}) if t.id == "emballage" else t
+            for t in cur.themes
+        ]
+        taxonomy_store.save(
+            session, settings, cur.replaced_by(cur.model_copy(update={"themes": themes})), "t"
+        )
+    feed.day(TODAY - timedelta(days=1), extra_packaging=60)  # the spike goes on, worse
+    run_detect(settings, sessions)
+    with session_scope(sessions) as session:
+        alerts = session.execute(select(Alert).where(Alert.theme == "emballage")).scalars().all()
+        assert alerts and {a.team for a in alerts} == {"packaging"}
+        inc = session.execute(select(Incident).where(Incident.theme == "emballage")).scalar_one()
+        assert inc.team == "packaging"
+        routes = session.execute(
+            select(OutboxMessage.route, OutboxMessage.revision).where(
+                OutboxMessage.incident_id == inc.id
+            )
+        ).all()
+        assert routes and max(routes, key=lambda r: r[1])[0] == "packaging"

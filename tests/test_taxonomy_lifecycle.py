@@ -354,6 +354,25 @@ def test_retheme_settles_every_version_imported_without_it(
     assert retheme(settings, sessions) is None  # idempotent: nothing pending
 
 
+def test_detect_applies_an_edit_not_re_detected_yet(
+    settings: Settings, sessions: sessionmaker[Session], seeded: Seeded
+) -> None:
+    """A theme added through `PUT /taxonomy` kept `theme_since` "" when the pipeline runs
+    `enrich` + `detect` (the scheduler's separate jobs) rather than `run`: detection skipped
+    it for good. `detect` re-detects a pending edit's window first."""
+    from jobs.detect import run_detect
+
+    with session_scope(sessions) as session:
+        cur = taxonomy_store.current(session, settings).taxonomy
+        added = cur.add(Theme(id="fidelite", label="Fidélité", seeds=["carte fidélité"]))
+        taxonomy_store.save(session, settings, added, "api:t")
+        assert taxonomy_store.theme_since(session)["fidelite"] == ""
+    run_detect(settings, sessions)
+    with session_scope(sessions) as session:
+        assert taxonomy_store.theme_since(session)["fidelite"] != ""
+        assert taxonomy_store.pending_retheme(session) is None
+
+
 def test_a_renamed_theme_keeps_its_detection_history(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> None:

@@ -112,6 +112,48 @@ def test_patterns_and_custom_taxonomy() -> None:
     assert themes(det, "Les cartes de fidélité sont top") == {"fidelite": "positive"}
 
 
+def test_decomposed_accents_in_a_taxonomy_still_match() -> None:
+    """Seeds and patterns pasted decomposed ("e" + U+0301, macOS) look the same but matched
+    nothing: the analyzer reads texts in NFC, and so is the taxonomy now."""
+    import unicodedata
+
+    nfd = unicodedata.normalize(
+        "NFD",
+        "name: t\nthemes:\n  - id: emballage\n    label: Emballage abîmé\n"
+        '    seeds: ["carton écrasé", "abîmé"]\n'
+        '    patterns: ["\\\\bbo[iî]te d[ée]chir[ée]e\\\\b"]\n',
+    )
+    tax = parse_taxonomy(nfd)
+    assert tax.themes[0].label == "Emballage abîmé"  # NFC
+    det = RuleThemeDetector(tax)
+    assert "emballage" in themes(det, "Colis abîmé, carton écrasé.")
+    assert "emballage" in themes(det, "Boîte déchirée à l'arrivée")
+
+
+@pytest.mark.parametrize(
+    ("doc", "match"),
+    [
+        (  # a key written twice: YAML keeps the last one silently
+            "name: t\nthemes:\n  - id: x\n    label: X\n    seeds: [colis]\n    seeds: [retard]\n",
+            "'seeds' given twice",
+        ),
+        (  # an impossible date: a ValueError traceback from YAML's timestamp reader
+            "name: t\nthemes:\n  - id: x\n    label: X\n    seeds: [2024-02-30]\n"
+            "history:\n  - {version: 1, at: 2024-13-45}\n",
+            "",
+        ),
+    ],
+)
+def test_yaml_slips_are_clear_errors(doc: str, match: str) -> None:
+    with pytest.raises(TaxonomyError, match=match):
+        parse_taxonomy(doc)
+
+
+def test_a_date_like_seed_is_text() -> None:
+    tax = parse_taxonomy("name: t\nthemes:\n  - id: x\n    label: X\n    seeds: [2024-02-03]\n")
+    assert tax.themes[0].seeds == ["2024-02-03"]
+
+
 def test_bad_pattern_is_a_clear_error() -> None:
     # Refused when the taxonomy is read, wherever it comes from (file, API, database).
     with pytest.raises(TaxonomyError, match="bad pattern"):

@@ -328,6 +328,9 @@ class LearnedThemeDetector:
         self.n_text_features = 0
         # Per variant: thresholds, (n_themes, n_features) coefficients, intercepts.
         self.thresholds: dict[str, dict[str, float]] = {}
+        # Per variant, per column of `themes`: the threshold of the head's own (trained) id.
+        # After a merge two heads carry the same current id: each keeps its own threshold.
+        self.column_thresholds: dict[str, list[float]] = {}
         self.coef: dict[str, np.ndarray] = {}
         self.intercept: dict[str, np.ndarray] = {}
         self.vector_mean: np.ndarray | None = None
@@ -366,12 +369,14 @@ class LearnedThemeDetector:
 
     # --- features ---------------------------------------------------------------------------
     def _rule_matrix(self, mentions: Sequence[Sequence[RuleMention]]) -> np.ndarray:
-        cols = {t: i for i, t in enumerate(self.themes)}
+        cols: dict[str, list[int]] = {}
+        for i, t in enumerate(self.themes):  # a merged theme feeds every head it absorbed
+            cols.setdefault(t, []).append(i)
         out = np.zeros((len(mentions), len(self.themes)), dtype=np.float32)
         for r, doc in enumerate(mentions):
             for m in doc:
-                if m.mention.theme in cols:
-                    out[r, cols[m.mention.theme]] = m.mention.score * self.rule_weight
+                for i in cols.get(m.mention.theme, ()):
+                    out[r, i] = m.mention.score * self.rule_weight
         return out
 
     def _features(
@@ -707,17 +712,20 @@ class LearnedThemeDetector:
         probs = self.predict_proba(texts, rule_mentions, encoded)
         variant = self.detection_variant
         thresholds = self.thresholds.get(variant, {})
+        per_column = self.column_thresholds.get(variant) or [
+            thresholds.get(t, DEFAULT_THRESHOLD) for t in self.themes
+        ]
         order = {t: i for i, t in enumerate(self.taxonomy.ids)}
         active = set(self.taxonomy.ids)
         chosen: list[list[tuple[str, float]]] = []
         for r in range(len(texts)):
             by_rule = {m.mention.theme: m.mention for m in rule_mentions[r]}
             picks = [(t, by_rule[t].score) for t in self.rule_only if t in by_rule]
-            picks += [
-                (t, round(float(probs[r, j]), 4))
-                for j, t in enumerate(self.themes)
-                if t in active and probs[r, j] >= thresholds.get(t, DEFAULT_THRESHOLD)
-            ]
+            heads: dict[str, float] = {}  # one mention per theme: its best head that fires
+            for j, t in enumerate(self.themes):
+                if t in active and probs[r, j] >= per_column[j]:
+                    heads[t] = max(heads.get(t, 0.0), round(float(probs[r, j]), 4))
+            picks += list(heads.items())
             chosen.append(picks)
         # Contexts of every mention, then one batched polarity pass.
         flat: list[tuple[int, str, float, MentionContext]] = []
@@ -883,6 +891,10 @@ class LearnedThemeDetector:
             variant: {
                 taxonomy.current_id(t): float(values.get(t, DEFAULT_THRESHOLD)) for t in learned
             }
+            for variant, values in meta["thresholds"].items()
+        }
+        model.column_thresholds = {
+            variant: [float(values.get(t, DEFAULT_THRESHOLD)) for t in learned]
             for variant, values in meta["thresholds"].items()
         }
         for variant, state in meta.get("polarity", {}).items():
