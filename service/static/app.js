@@ -329,8 +329,9 @@ function incidentItem(i) {
     i.acknowledged_by ? el("span", { class: "muted incident-status" }, ` (par ${i.acknowledged_by})`) : "");
   // What moved (observed vs expected per signal) and where (drivers), as in the Slack message.
   const signals = Object.entries(i.signals || {}).map(([kind, v]) => {
-    const fmt = kind === "negativity" ? fmtPct : (x) => fmtNum(Math.round(x));  // a share, or a count
-    return `${KIND[kind] || kind} : observé ${fmt(v.observed)}, attendu ${fmt(v.expected)}`;
+    // A share, or a count observed against an expected mean (7,5: as the Alertes view says).
+    const [obs, exp] = kind === "negativity" ? [fmtPct, fmtPct] : [(x) => fmtNum(Math.round(x)), fmtDec];
+    return `${KIND[kind] || kind} : observé ${obs(v.observed)}, attendu ${exp(v.expected)}`;
   });
   if (signals.length) li.append(el("div", { class: "muted" }, signals.join(" ; ")));
   const drivers = (i.drivers || []).map((d) =>
@@ -441,7 +442,7 @@ async function renderThemes() {
   const data = await loadThemes();
   const others = Object.entries(data.other_languages || {});
   document.querySelectorAll("#view-themes .period").forEach((n) => {
-    n.textContent = `${periodText(data.period)} · ${fmtNum(data.total_volume)} verbatims` +
+    n.textContent = `${periodText(data.period)} · ${fmtNum(data.total_volume)} verbatim${data.total_volume > 1 ? "s" : ""}` +
       (others.length ? ` (hors français, non comptés : ${others.map(([l, v]) => `${l} ${fmtNum(v)}`).join(", ")})` : "");
   });
   const body = $("#themes tbody");
