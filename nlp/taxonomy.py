@@ -67,7 +67,7 @@ def _strict_loader(base: Any) -> Any:
     text (`2024-02-30` as a seed or a history date was a ValueError traceback, not an error
     naming the field; pydantic parses the dates a taxonomy holds)."""
 
-    class Loader(base):  # type: ignore[misc, valid-type]
+    class Loader(base):
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             seen: set[str] = set()
             for key_node, _ in node.value:

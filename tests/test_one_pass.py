@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -317,10 +318,46 @@ def test_onnx_runtimes_are_built_measured_and_faithful(
     # Static scales: a text's states do not depend on its batch neighbours (dynamic ones do).
     alone = ov_rt.hidden(ids[:1, : int(mask[0].sum())], mask[:1, : int(mask[0].sum())])
     np.testing.assert_allclose(alone[0], ov_states[0, : int(mask[0].sum())], atol=1e-4)
+    _measured_on_another_cpu(trained, tmp_path, record)
     (tmp_path / ONNX_FP32).unlink()
     with pytest.raises(FileNotFoundError, match="verbatim setup"):
         load_runtime(trained.encoder, tmp_path, "k1", prefer="onnx-fp32")
     assert load_runtime(trained.encoder, tmp_path, "nothing built", prefer="auto").name == "torch"
+
+
+def _measured_on_another_cpu(trained: EmbeddedSentiment, out: Path, record: dict[str, Any]) -> None:
+    """A build measured on another CPU (an image built on an AMX machine, run on an AVX-512
+    VM): its choice is not applied blindly, and `verbatim setup` here measures again."""
+    from unittest import mock
+
+    import nlp.encoder.runtime as runtime
+
+    def cpu(*features: str) -> Any:
+        return mock.patch.object(
+            runtime,
+            "cpu_description",
+            return_value={"model": "test", "cores": 2, "features": list(features)},
+        )
+
+    elsewhere = {**record, "chosen": "torch", "cpu": {"model": "x", "features": ["amx_bf16"]}}
+    runtime.write_runtime_record(out, elsewhere)
+    fastest_int8 = max(
+        ("openvino-int8", "onnx-int8"), key=lambda n: record["measured"][n]["probe_docs_per_s"]
+    )
+    with cpu("avx2", "avx512f", "avx512_vnni"):
+        assert runtime.measured_elsewhere(elsewhere)
+        assert load_runtime(trained.encoder, out, "k1").name == fastest_int8
+    with cpu("avx2", "avx512f", "amx_bf16"):
+        assert load_runtime(trained.encoder, out, "k1").name == "torch"  # bf16 on AMX
+    with cpu("amx_bf16"):  # the CPU it was measured on: its choice
+        assert not runtime.measured_elsewhere(elsewhere)
+        assert load_runtime(trained.encoder, out, "k1").name == "torch"
+    with cpu("avx2"):
+        again = runtime.remeasure_runtime_dir(trained.encoder, out, elsewhere)
+        assert again["cpu"]["features"] == ["avx2"] and not runtime.measured_elsewhere(again)
+        assert set(again["measured"]) == set(RUNTIMES)
+        assert read_runtime_dir(out, "k1") == again
+    runtime.write_runtime_record(out, record)
 
 
 def test_word_table_gives_the_exact_rows_of_int4_blocks_else_fp16(tmp_path: Path) -> None:

@@ -646,7 +646,6 @@ def build_runtime_dir(
     """Export + quantise + measure; writes runtime.json and returns it (idempotent).
     `calibration_texts` set the static int8 build's activation scales (review-like text;
     default: the probe reviews)."""
-    import torch
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -663,6 +662,23 @@ def build_runtime_dir(
     else:
         log.warning("OpenVINO/NNCF not installed: the static int8 build is skipped")
         runtimes.remove("openvino-int8")
+    record = {
+        "format": RUNTIME_FORMAT,
+        "fingerprint": fingerprint,
+        **_measured_here(encoder, out_dir, runtimes),
+        "int8_smoothing": smoothing,
+        "static_int8": static_int8,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_runtime_record(out_dir, record)
+    return record
+
+
+def _measured_here(encoder: Any, out_dir: Path, runtimes: Sequence[str]) -> dict[str, Any]:
+    """Speed and faithfulness of each built runtime on this CPU, the choice, its batch size,
+    and the CPU they were measured on (part of runtime.json)."""
+    import torch
+
     # Reference: torch fp32 vectors of the probe.
     dtype = next(encoder.model.parameters()).dtype
     encoder.model.float()
@@ -679,21 +695,31 @@ def build_runtime_dir(
             "min_cosine_vs_fp32": round(cos, 4),
         }
     chosen = choose(results)
-    record = {
-        "format": RUNTIME_FORMAT,
-        "fingerprint": fingerprint,
+    return {
         "chosen": chosen,
         "measured": results,
         **_batch_tokens_record(encoder, out_dir, chosen),
         "cpu": cpu_description(),
         "kernels": kernel_path(),
-        "int8_smoothing": smoothing,
-        "static_int8": static_int8,
         "torch_dtype": str(dtype).replace("torch.", ""),
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    write_runtime_record(out_dir, record)
-    return record
+
+
+def measured_elsewhere(record: dict[str, Any]) -> bool:
+    """Whether runtime.json's choice was measured on a CPU with other matmul features (an
+    image or a cache built on another machine)."""
+    built_on = (record.get("cpu") or {}).get("features")
+    return built_on is not None and sorted(built_on) != sorted(cpu_description()["features"])
+
+
+def remeasure_runtime_dir(encoder: Any, out_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """Measure the runtimes already built in `out_dir` again on this CPU and record the new
+    choice (`verbatim setup` on a machine other than the one that built them)."""
+    built = [n for n in RUNTIMES if n == "torch" or (Path(out_dir) / RUNTIME_FILES[n]).is_file()]
+    updated = {**record, **_measured_here(encoder, Path(out_dir), built)}
+    updated["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    write_runtime_record(out_dir, updated)
+    return updated
 
 
 def write_runtime_record(out_dir: Path, record: dict[str, Any]) -> None:
@@ -733,6 +759,39 @@ def _older_builds(out_dir: Path) -> list[Path]:
         return []
 
 
+def _for_this_cpu(record: dict[str, Any], out_dir: Path) -> str:
+    """The recorded choice, unless it was measured on a CPU with other matmul features (an
+    image built on one machine, run on another): then torch where bf16 runs on AMX (2-3x
+    its int8 rivals), else the int8 runtime the build measured fastest, with a warning that
+    `verbatim setup` on this machine measures again."""
+    chosen = str(record.get("chosen", "torch"))
+    if not measured_elsewhere(record):
+        return chosen
+    built_on = (record.get("cpu") or {}).get("features") or []
+    here = cpu_description()
+    measured = record.get("measured") or {}
+    int8 = [
+        n
+        for n in ("openvino-int8", "onnx-int8")
+        if n in measured and (out_dir / RUNTIME_FILES[n]).is_file()
+    ]
+    if "amx_bf16" in here["features"] or not int8:
+        pick = "torch"
+    else:
+        pick = max(int8, key=lambda n: float(measured[n].get("probe_docs_per_s", 0.0)))
+    if pick != chosen:
+        log.warning(
+            "the encoder runtime was measured on another CPU (%s, %s): %s is used here (%s) "
+            "instead of %s; `verbatim setup` on this machine measures again",
+            (record.get("cpu") or {}).get("model", "unknown"),
+            ", ".join(built_on) or "no AVX2",
+            pick,
+            ", ".join(here["features"]) or "no AVX2",
+            chosen,
+        )
+    return pick
+
+
 def load_runtime(
     encoder: Any, out_dir: Path, fingerprint: str, *, prefer: str = "auto"
 ) -> EncoderRuntime:
@@ -747,6 +806,8 @@ def load_runtime(
             out_dir,
         )
     name = prefer if prefer != "auto" else (record or {}).get("chosen", "torch")
+    if prefer == "auto" and record is not None:
+        name = _for_this_cpu(record, Path(out_dir))
     if name == "torch" or (record is None and prefer == "auto"):
         return EncoderRuntime("torch", encoder)
     if record is not None and record.get("batch_tokens"):  # measured at set-up (older: none)

@@ -72,9 +72,16 @@ def build_runtimes(
     """Export the embedded model (encoder + delta `path`, default the packaged one) to ONNX
     fp32/int8 and OpenVINO static int8 (scales from `calibration_texts`) under
     model_dir/runtime/<key>, measure each runtime here and record the fastest that stays
-    faithful (nlp/encoder/runtime.py). Idempotent: an existing build is kept."""
+    faithful (nlp/encoder/runtime.py). Idempotent: an existing build is kept (measured
+    again when it was measured on a CPU with other matmul features)."""
     from nlp.encoder import ENCODER_NAME
-    from nlp.encoder.runtime import add_batch_tokens, build_runtime_dir, read_runtime_dir
+    from nlp.encoder.runtime import (
+        add_batch_tokens,
+        build_runtime_dir,
+        measured_elsewhere,
+        read_runtime_dir,
+        remeasure_runtime_dir,
+    )
     from nlp.sentiment.embedded import read_config, record_fast_start, runtime_key
 
     model = _embedded(model_dir=model_dir, path=path, runtime="torch")
@@ -89,6 +96,8 @@ def build_runtimes(
             fingerprint=key,
             calibration_texts=calibration_texts,
         )
+    elif measured_elsewhere(record):  # built on another machine: its choice is not ours
+        record = remeasure_runtime_dir(model.encoder, out, record)  # type: ignore[attr-defined]
     elif "batch_tokens" not in record:  # built before batch sizes were measured
         record = add_batch_tokens(model.encoder, out, record)  # type: ignore[attr-defined]
     if read_config(delta).encoder == ENCODER_NAME:
