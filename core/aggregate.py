@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from core.db import lock_aggregates
 from core.models import (
     ALL_THEMES,
     COLUMNS,
@@ -107,6 +108,7 @@ def aggregate(
     day_list = None if days is None else sorted(set(days))
     if day_list is not None and not day_list:
         return 0
+    lock_aggregates(session)  # one rebuild at a time, no analysis batch committing mid-way
     until: date | None = None
     if day_list is not None and len(day_list) > MAX_DAY_LIST:
         since, until, day_list = day_list[0], day_list[-1], None

@@ -6,8 +6,10 @@ JSONL line and the API's per-document shape, so it lives here, below jobs and se
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +155,44 @@ def build_analyzer(
         settings.lemmatizer,
         settings.resolved_model_dir,
     )
-    return Analyzer(sentiment, themes, taxonomy, one_pass=settings.one_pass)
+    analyzer = Analyzer(sentiment, themes, taxonomy, one_pass=settings.one_pass)
+    trained = trained_weights(settings, backend, themes_model)
+    if trained:
+        # A trained model keeps its backend's version ("tfidf-0.1", "embedded-1.0", every head
+        # "learned-0.3"): without its weights' digest, `enrich --reanalyze` after re-training
+        # found every verbatim "already analysed by this version" and re-scored none.
+        analyzer.model_version = f"{analyzer.model_version}@{weights_digest(trained)}"
+    return analyzer
+
+
+def trained_weights(
+    settings: Settings, backend: str | None, themes_model: Path | None
+) -> list[Path]:
+    """The user-trained model files this analyzer reads (`sentiment_model_path` is read by
+    the embedded and tfidf backends; a model id of the transformers backend names itself)."""
+    paths = []
+    if settings.sentiment_model_path and (backend or settings.sentiment_backend) in (
+        "embedded",
+        "tfidf",
+    ):
+        paths.append(Path(settings.sentiment_model_path))
+    themes = themes_model or settings.themes_model
+    if themes:
+        paths.append(Path(themes))
+    return [p for p in paths if p.exists()]
+
+
+def weights_digest(paths: Sequence[Path]) -> str:
+    """8 hex digits over the files of these models (relative names and contents)."""
+    digest = hashlib.sha256()
+    for root in paths:
+        files = sorted(f for f in root.rglob("*") if f.is_file()) if root.is_dir() else [root]
+        for file in files:
+            digest.update(str(file.relative_to(root) if root.is_dir() else file.name).encode())
+            with file.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+    return digest.hexdigest()[:8]
 
 
 def analysis_record(doc: DocAnalysis) -> dict:

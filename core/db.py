@@ -78,6 +78,22 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError("pooled connection failed its ping") from exc
 
 
+AGGREGATES_LOCK = 7401208816  # pg_advisory_xact_lock key: aggregate rebuilds vs analysis writes
+
+
+def lock_aggregates(session: Session, *, shared: bool = False) -> None:
+    """PostgreSQL: serialise aggregate rebuilds (exclusive) against each other and against
+    transactions that write analyses (shared), until the transaction ends. Take it before any
+    row lock of the transaction (no lock-order cycle). READ COMMITTED gives each statement of
+    a rebuild its own snapshot: without it, a concurrent rebuild's rows make the second one
+    fail on the unique keys, and a batch committed mid-rebuild lands in the '*' rows but not
+    in the theme rows. SQLite serialises writers anyway: nothing to do."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    session.execute(text(f"select {fn}(:k)"), {"k": AGGREGATES_LOCK})
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 

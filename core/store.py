@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from core.db import lock_aggregates
 from core.models import Feedback, IngestionRun, Quarantine
 from nlp.errors import VerbatimError
 
@@ -794,6 +795,8 @@ def store_analyses(
 
     if not rows:
         return StoredAnalyses(0, 0)
+    # Before any row lock: no aggregate rebuild reads half of this batch (core.db).
+    lock_aggregates(session, shared=True)
     now = now or utcnow()
     values = [
         {

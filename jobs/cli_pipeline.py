@@ -262,9 +262,14 @@ def register(app: typer.Typer) -> None:
                 on_batch=lambda n: status.update(f"analysing… {n} done"),
                 reanalyze=reanalyze,
             )
+        # Rows another run (a second enrich, the scheduler) stored first are not ours.
+        meanwhile = (
+            f"; {result.skipped} analysed meanwhile by another run" if result.skipped else ""
+        )
         Console().print(
-            f"analysed [green]{result.analyzed}[/] verbatims ({result.mentions} theme mentions, "
-            f"model {result.model_version}) over {len(result.days)} day(s)"
+            f"analysed [green]{result.analyzed - result.skipped}[/] verbatims "
+            f"({result.mentions} theme mentions, model {result.model_version}) over "
+            f"{len(result.days)} day(s){meanwhile}"
         )
         if result.failed:
             Console(stderr=True).print(

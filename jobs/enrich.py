@@ -13,10 +13,10 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from core.db import session_scope
-from core.models import Analysis, Embedding, Feedback
+from core.models import CORRECTION_MODEL, Analysis, Embedding, Feedback
 from core.settings import Settings
 from core.store import as_utc, store_analyses, utcnow
 from jobs.progress import ProgressLog
@@ -164,12 +164,31 @@ def enrich(
     result = EnrichResult(model_version=version)
     if reanalyze:
         with session_scope(sessions) as session:
-            done_by_this = select(Analysis.feedback_id).where(Analysis.model_version == version)
-            session.execute(
-                update(Feedback)
-                .where(Feedback.analyzed.is_(True), Feedback.id.not_in(done_by_this))
-                .values(analyzed=False)
+            # Re-score every verbatim whose counted model analysis is not by this version,
+            # including one this version analysed before another model did (a roll-back):
+            # its old analysis would stay behind the other model's newer row, and
+            # store_analyses' ON CONFLICT DO NOTHING would skip the new one.
+            newer = aliased(Analysis)
+            counted = select(Analysis.feedback_id).where(
+                Analysis.model_version == version,
+                ~select(newer.id)
+                .where(
+                    newer.feedback_id == Analysis.feedback_id,
+                    newer.model_version != CORRECTION_MODEL,
+                    newer.id > Analysis.id,
+                )
+                .exists(),
             )
+            stale = select(Feedback.id).where(
+                Feedback.analyzed.is_(True), Feedback.id.not_in(counted)
+            )
+            # Its mentions go with it (ON DELETE CASCADE); the newer analysis counts meanwhile.
+            session.execute(
+                delete(Analysis).where(
+                    Analysis.model_version == version, Analysis.feedback_id.in_(stale)
+                )
+            )
+            session.execute(update(Feedback).where(Feedback.id.in_(stale)).values(analyzed=False))
     progress = _progress_log(sessions, limit)
     cursor = 0
     while limit is None or result.analyzed < limit:

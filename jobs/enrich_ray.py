@@ -91,7 +91,8 @@ class RangeAnalyzer:
                 now=utcnow(),
             )
             days = sorted({as_utc(r.created_at).date() for r in rows})
-        return len(rows), stored.mentions, failed, days
+        # Stored by this worker: rows another run stored first are not counted twice.
+        return stored.analyses, stored.mentions, failed, days
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core import taxonomy_store
 from core.corrections import themes_corrected
-from core.db import session_scope
+from core.db import lock_aggregates, session_scope
 from core.models import CORRECTION_MODEL, Analysis, Feedback, TaxonomyVersion, ThemeMention
 from core.settings import Settings
 from core.store import as_utc
@@ -135,6 +135,7 @@ def _redetect(
             if not rows:
                 return
             cursor = rows[-1].id
+            lock_aggregates(session, shared=True)  # it rewrites mentions: as enrich does
             _apply(session, model, rows, result)
 
 

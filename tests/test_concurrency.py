@@ -164,3 +164,41 @@ def test_identical_cold_themes_requests_compute_once(
     stats = client.app.state.verbatim.view_cache.stats  # type: ignore[attr-defined]
     assert len(bodies) == 12 and len(set(bodies)) == 1
     assert stats["computed"] == 1 and stats["shared"] + stats["hits"] == 11
+
+
+@pytest.mark.postgres
+def test_two_aggregate_rebuilds_of_one_day_at_once_postgres(
+    pg_sessions: sessionmaker[Session],
+) -> None:
+    """`verbatim run` rebuilding a day while a correction re-aggregates it: the second rebuild's
+    delete could not see the first one's rows (READ COMMITTED), and its insert failed on the
+    unique keys (the correction answered 500, rolled back). Rebuilds now take turns."""
+    from api_seed import LAST_DAY, seed
+
+    from core.aggregate import aggregate
+    from core.models import DailyAggregate
+
+    seed(pg_sessions)
+    first = pg_sessions()
+    aggregate(first, days=[LAST_DAY])  # job A: rebuilt, not committed yet
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with pg_sessions.begin() as session:
+                aggregate(session, days=[LAST_DAY])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    time.sleep(1.0)  # B waits for A
+    first.commit()
+    first.close()
+    thread.join(timeout=30)
+    assert not thread.is_alive() and errors == []
+    with pg_sessions() as session:
+        rows = session.scalar(
+            select(func.count()).select_from(DailyAggregate).where(DailyAggregate.day == LAST_DAY)
+        )
+        assert rows and rows > 0

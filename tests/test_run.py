@@ -374,6 +374,47 @@ def test_reanalyze_with_a_new_model_version(
     assert total == 2  # the latest analysis counts, not both
 
 
+def test_reanalyze_goes_back_to_an_earlier_model(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session, analyzer
+) -> None:
+    """old-1, then new-2 with --reanalyze, then old-1 again with --reanalyze: "analysed 0",
+    every verbatim kept counting new-2 (old-1's rows were there, older than new-2's)."""
+    from core.queries import latest_analysis
+
+    path = tmp_path / "f.csv"
+    path.write_text("text,date\nColis jamais reçu,2026-11-01\nTrès bon produit,2026-11-02\n")
+    ingest_file(sessions, settings, path, source="s")
+    enrich(sessions, settings, analyzer=_Versioned(analyzer, "old-1"))
+    enrich(sessions, settings, analyzer=_Versioned(analyzer, "new-2"), reanalyze=True)
+    back = enrich(sessions, settings, analyzer=_Versioned(analyzer, "old-1"), reanalyze=True)
+    assert back.analyzed == 2
+    counted = session.scalars(select(Analysis.model_version).where(latest_analysis())).all()
+    assert counted == ["old-1", "old-1"]
+    mentions = session.scalar(select(func.count()).select_from(ThemeMention))
+    kept = session.scalars(select(Analysis.model_version)).all()
+    assert sorted(kept) == ["new-2", "new-2", "old-1", "old-1"] and mentions is not None
+
+
+def test_a_retrained_model_has_its_own_version(tmp_path: Path, settings: Settings) -> None:
+    """Two trainings into one directory gave one version ("tfidf-0.1"): `enrich --reanalyze`
+    after re-training re-scored nothing. User-trained weights are named by their digest."""
+    from core.analysis import build_analyzer
+    from nlp.sentiment.baseline import TfidfSentiment
+
+    texts = ["super produit top", "colis jamais reçu", "produit moyen bof", "top merci"] * 3
+    labels = ["positive", "negative", "neutral", "positive"] * 3
+    model_dir = tmp_path / "tfidf"
+    TfidfSentiment().fit(texts, labels).save(model_dir)
+    tuned = settings.model_copy(
+        update={"sentiment_backend": "tfidf", "sentiment_model_path": model_dir}
+    )
+    first = build_analyzer(tuned).model_version
+    assert first.startswith("tfidf-") and "@" in first
+    TfidfSentiment().fit(texts, list(reversed(labels))).save(model_dir)
+    assert build_analyzer(tuned).model_version != first
+    assert "@" not in build_analyzer(settings).model_version  # the packaged models: unchanged
+
+
 def test_enrich_interrupted_then_resumed(
     tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session, analyzer
 ) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from core.aggregate import aggregate
 from core.corrections import CorrectionError, apply_correction, history
+from core.db import lock_aggregates
 from core.models import CORRECTION_MODEL, Analysis, ApiKey, Feedback
 from nlp.taxonomy import Taxonomy
 from service.auth import require
@@ -120,6 +121,9 @@ def post_correction(
     once, so every figure (themes, trends, alerts to come) counts the corrected analysis.
     `themes` is the complete list after correction."""
     taxonomy = app_state(request).current_taxonomy().taxonomy
+    # The rebuild below takes this lock anyway: take it before apply_correction's row locks
+    # (an enrich batch holds the shared lock and waits for this verbatim's row otherwise).
+    lock_aggregates(session)
     try:
         applied = apply_correction(
             session,
