@@ -81,7 +81,14 @@ def _aware(ts: datetime | None) -> datetime | None:
 
 
 def webhook_for(settings: Settings, route: str) -> str | None:
-    return settings.slack_webhooks.get(route) or settings.slack_webhooks.get("default")
+    """The team's webhook, its name compared without case: pydantic-settings lowercases the
+    keys of VERBATIM_SLACK_WEBHOOKS__<TEAM> (the README's way), so team "SAV" or "Logistique"
+    found no webhook and its incidents went to the `default` channel."""
+    hooks = settings.slack_webhooks
+    if route in hooks:
+        return hooks[route] or hooks.get("default")
+    folded = {k.casefold(): v for k, v in hooks.items()}
+    return folded.get(route.casefold()) or folded.get("default")
 
 
 def webhook_problem(url: str) -> str | None:

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -140,11 +140,25 @@ class JobResources:
 
 
 def _cmd_run(res: JobResources, stop: Stop) -> str:
-    from jobs.run import run_pipeline
+    from jobs.run import AlreadyRunning, run_pipeline
 
-    summary = run_pipeline(
-        res.settings, res.sessions, analyzer_factory=res.analyzer, stop=stop, masker=res.masker
-    )
+    # An operator's `verbatim run` holds <data_dir>/.run.lock, not the scheduler's lock: wait
+    # for it like for another scheduler's run (lock_wait_seconds) instead of failing the tick.
+    deadline = time.monotonic() + res.settings.scheduler.lock_wait_seconds
+    while True:
+        try:
+            summary = run_pipeline(
+                res.settings,
+                res.sessions,
+                analyzer_factory=res.analyzer,
+                stop=stop,
+                masker=res.masker,
+            )
+            break
+        except AlreadyRunning:
+            if stop() or time.monotonic() >= deadline:
+                raise
+            time.sleep(1.0)
     stored = sum(r.stored for _s, r in summary.ingested)
     analysed = summary.enriched.analyzed if summary.enriched else 0
     line = f"stored {stored}, analysed {analysed}"
@@ -356,7 +370,12 @@ def current_tick(trigger: Any, now: datetime, horizon_s: float) -> datetime:
     fire = trigger.get_next_fire_time(None, now - timedelta(seconds=horizon_s + 1))
     while fire is not None and fire <= now:
         last = fire
-        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+        # Step in UTC: arithmetic on a zone-aware time is wall-clock and drops `fold`, so in
+        # the repeated autumn hour 02:00+01:00 + 1 s became 02:00:01+02:00, an hour back,
+        # and this loop never ended (the scheduler's only worker thread, at 100 % CPU).
+        fire = trigger.get_next_fire_time(fire, fire.astimezone(UTC) + timedelta(seconds=1))
+        if fire is not None and fire.astimezone(UTC) <= last.astimezone(UTC):
+            break  # never step backwards, whatever the trigger answers
     return (last or now).replace(microsecond=0)
 
 

@@ -605,3 +605,20 @@ def test_a_live_claim_is_not_taken_over(wired) -> None:
         s.commit()
     res = deliver_pending(settings, sessions, policy=FAST)
     assert res.sent == 0 and not server.requests
+
+
+def test_team_webhooks_from_the_environment_match_the_team_whatever_its_case(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    """pydantic-settings lowercases the keys of VERBATIM_SLACK_WEBHOOKS__<TEAM> (the README's
+    way to set them): team "SAV" found no webhook and its incidents went to `default`."""
+    from core.settings import load_settings
+    from jobs.alerts import webhook_for
+
+    monkeypatch.setenv("VERBATIM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("VERBATIM_SLACK_WEBHOOKS__SAV", "http://127.0.0.1:9/sav")
+    monkeypatch.setenv("VERBATIM_SLACK_WEBHOOKS__DEFAULT", "http://127.0.0.1:9/default")
+    settings = load_settings()
+    assert webhook_for(settings, "SAV") == "http://127.0.0.1:9/sav"
+    assert webhook_for(settings, "sav") == "http://127.0.0.1:9/sav"
+    assert webhook_for(settings, "Logistique") == "http://127.0.0.1:9/default"

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import make_engine, migrate, session_factory
-from core.models import Feedback, Quarantine
+from core.models import Feedback, IngestionRun, Quarantine, SourceState
 from core.settings import Settings, SourceConfig
 from jobs.connectors import ConnectorError, SourceConfigError, build_connector, pull, pull_source
 from jobs.connectors.folder import FolderConnector
@@ -633,3 +633,106 @@ def test_http_page_too_large_or_trickling_ends_with_a_reason(
         server.shutdown()
         server.server_close()
     assert time.monotonic() - started < 5  # 10 s of trickle otherwise
+
+
+class ShapedApi:
+    """An API whose answer for page N is `pages[N - 1]` (the last one again past the end, as
+    Django's Paginator.get_page does), any JSON body."""
+
+    def __init__(self, pages: list[Any]) -> None:
+        self.pages = pages
+        self.asked: list[int] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                query = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
+                page = int(query.get("page", "1"))
+                api.asked.append(page)
+                data = json.dumps(api.pages[min(page, len(api.pages)) - 1]).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/reviews"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _records(ids: range) -> list[dict[str, Any]]:
+    return [{"id": str(i), "text": f"Avis {i} : colis en retard", "seq": str(i)} for i in ids]
+
+
+def test_http_answers_that_are_not_pages(db: sessionmaker[Session], settings: Settings) -> None:
+    """A 200 without the records key ({"error": "quota"}) was read as an empty last page: the
+    cursor jumped past the pages not fetched yet. A page past the end answered with the last
+    page again made the pull ask 100,000 pages. A cursor of whole numbers sent as text stuck
+    at "9" ("9" > "12" as text) and every pull read it all again."""
+    mapping = {"text": "text", "id": "id"}
+    quota = ShapedApi([{"data": _records(range(1, 5))}, {"error": "quota exceeded"}])
+    try:
+        conn = HttpConnector(quota.url, page_param="page", cursor_field="seq", backoff_base=0.01)
+        with pytest.raises(ConnectorError, match="no 'data' in the answer.*quota exceeded"):
+            pull(db, settings, conn, source="quota", mapping=mapping)
+        with db() as s:
+            state = s.get(SourceState, "quota")
+            assert state is None or not (state.state or {}).get("cursor")
+    finally:
+        quota.close()
+    clamped = ShapedApi([{"data": _records(range(1, 10))}, {"data": _records(range(10, 13))}])
+    try:
+        conn = HttpConnector(clamped.url, page_param="page", cursor_field="seq")
+        result = pull(db, settings, conn, source="clamped", mapping=mapping)
+        assert result.stored == 12 and clamped.asked == [1, 2, 3]
+        with db() as s:
+            assert s.get(SourceState, "clamped").state["cursor"] == "12"
+    finally:
+        clamped.close()
+    empty = ShapedApi([{"data": None}])  # `"data": null`: an empty page, not an error
+    try:
+        conn = HttpConnector(empty.url, page_param="page", cursor_field="seq")
+        assert pull(db, settings, conn, source="empty", mapping=mapping).stored == 0
+    finally:
+        empty.close()
+
+
+def test_folder_file_names_that_are_not_utf8_or_not_readable(
+    tmp_path: Path, db: sessionmaker[Session], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Latin-1 file name (a Windows share) could not be stored as the run's location: the
+    pull, and `verbatim run`, died at every poll. A file another user wrote 0600 stopped every
+    file after it. Both are reported; the rest lands, and the unreadable one is read later."""
+    import jobs.connectors.folder as folder
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    latin1 = os.fsdecode(b"avis_\xe9t\xe9.jsonl")  # not UTF-8: surrogates in Python's str
+    _write(inbox / latin1, _rows("e", 2), mtime=OLD)
+    _write(inbox / "locked.jsonl", _rows("l", 2), mtime=OLD + 1)
+    _write(inbox / "z.jsonl", _rows("z", 2), mtime=OLD + 2)
+    real = folder.fingerprint
+
+    def locked(path: Path) -> str:
+        if path.name == "locked.jsonl":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(folder, "fingerprint", locked)
+    conn = FolderConnector(inbox, "*", settle_seconds=0)
+    result = pull(db, settings, conn, source="inbox")
+    assert result.stored == 4 and sorted(_ids(db)) == ["e0", "e1", "z0", "z1"]
+    assert len(result.errors) == 1 and "locked.jsonl" in result.errors[0]
+    monkeypatch.setattr(folder, "fingerprint", real)  # readable now: read at the next poll
+    assert pull(db, settings, conn, source="inbox").stored == 2
+    with db() as s:
+        locations = s.scalars(select(IngestionRun.location)).all()
+    assert any("\\xe9t\\xe9" in loc for loc in locations)

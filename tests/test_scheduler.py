@@ -57,6 +57,34 @@ def test_cron_ticks() -> None:
         make_trigger("99 * * * *", "UTC")
 
 
+def test_cron_ticks_through_the_autumn_dst_change() -> None:
+    """Europe/Paris, 2026-10-25: 02:00-03:00 happens twice. Stepping through it in local
+    wall-clock time went an hour back and never ended (the scheduler's only thread, 100 % CPU,
+    no job ever again). Run in a subprocess: a regression must fail, not hang the suite."""
+    code = (
+        "from datetime import UTC, datetime\n"
+        "from jobs.scheduler import current_tick, make_trigger\n"
+        "for cron in ('*/15 * * * *', '30 2 * * *', '0 * * * *'):\n"
+        "    trigger = make_trigger(cron, 'Europe/Paris')\n"
+        "    for minute in range(0, 180, 7):\n"
+        "        now = datetime(2026, 10, 25, 0, 0, tzinfo=UTC).timestamp() + minute * 60\n"
+        "        now = datetime.fromtimestamp(now, UTC)\n"
+        "        tick = current_tick(trigger, now, 3 * 3600)\n"
+        "        assert tick <= now, (cron, now, tick)\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+    trigger = make_trigger("*/15 * * * *", "Europe/Paris")
+    # 01:40 UTC is 02:40 CET, the second 02:40 of the night: the tick is 02:30 CET (01:30 UTC).
+    now = datetime(2026, 10, 25, 1, 40, tzinfo=UTC)
+    assert current_tick(trigger, now, 3600).astimezone(UTC) == datetime(
+        2026, 10, 25, 1, 30, tzinfo=UTC
+    )
+
+
 def test_cron_weekdays_are_numbered_as_in_crontab() -> None:
     """APScheduler counts weekdays from Monday = 0: `0 8 * * 1-5` ran Tuesday to Saturday and
     skipped Monday, `0` ran on Monday, `7` was refused. Crontab: 0 and 7 are Sunday."""
@@ -234,6 +262,44 @@ def test_a_run_tick_whose_alerting_fails_is_not_recorded_ok(
     assert why in run.detail
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(Feedback)) == 1
+
+
+def test_a_run_tick_waits_for_an_operators_run(
+    tmp_path: Path, settings: Settings, engine: Engine
+) -> None:
+    """An operator's `verbatim run` holds <data_dir>/.run.lock, not the scheduler's lock: the
+    tick failed at once with AlreadyRunning (`failed` in /health) instead of waiting for it
+    as for another scheduler's run (lock_wait_seconds)."""
+    import threading
+
+    from jobs.run import run_lock
+
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"id": "d1", "text": "Colis arrivé abîmé"}\n', "utf-8")
+    job = {"name": "p", "cron": "* * * * * *", "command": "run"}
+    settings = settings.model_copy(
+        update={
+            "sources": [SourceConfig(source="shop", path=feed)],
+            "scheduler": SchedulerSettings(jobs=[job], lock_wait_seconds=30),
+        }
+    )
+    held, release = threading.Event(), threading.Event()
+
+    def operator() -> None:
+        with run_lock(settings):
+            held.set()
+            release.wait(timeout=30)
+
+    thread = threading.Thread(target=operator)
+    thread.start()
+    assert held.wait(timeout=10)
+    threading.Timer(1.5, release.set).start()
+    sessions = session_factory(engine)
+    started = time.monotonic()
+    assert Scheduler(settings, engine, sessions).run_tick(settings.scheduler.jobs[0]) == "ok"
+    assert time.monotonic() - started >= 1.0
+    thread.join(timeout=10)
+    assert "stored 1" in (_runs(sessions)[-1].detail or "")
 
 
 def test_no_job_is_a_clear_error(settings: Settings, engine: Engine) -> None:

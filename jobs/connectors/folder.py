@@ -12,6 +12,7 @@ stored row.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -30,6 +31,14 @@ from jobs.readers import (
 log = logging.getLogger(__name__)
 
 PARTIAL_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", ".swp")
+
+
+def shown(path: Path | str) -> str:
+    """The path as text the database can store: a name that is not UTF-8 (a Latin-1 file
+    from a Windows share) has lone surrogates in Python's str, which SQLite refuses to encode
+    (UnicodeEncodeError: the whole pull, and `verbatim run`, died on it at every poll) and
+    PostgreSQL's JSON refuses too. Its bytes are written as \\xNN escapes instead."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 class FolderConnector:
@@ -84,7 +93,7 @@ class FolderConnector:
         for path in self.candidates():
             try:
                 stat = path.stat()
-                quick = (str(path), stat.st_size, stat.st_mtime)
+                quick = (shown(path), stat.st_size, stat.st_mtime)
                 if quick in seen:
                     continue
                 digest = fingerprint(path)
@@ -93,11 +102,19 @@ class FolderConnector:
                 # is not there to read, and the files after it still are.
                 log.info("%s disappeared before it was read: skipped", path)
                 continue
+            except OSError as exc:
+                # Not readable now (mode 0600 of another user, a share gone stale): reported,
+                # retried at the next poll (not marked done), and the files after it are read.
+                # Raised, it stopped the whole source at every poll, behind this one file.
+                error = f"{path}: cannot be read yet ({exc.strerror or exc}); next poll"
+                log.warning("%s", error)
+                yield Batch([], {"files": {k: dict(v) for k, v in files.items()}}, "", [error])
+                continue
             entry = files.get(digest)
             if entry is not None and entry.get("done"):
                 continue  # same content already read (renamed, copied or touched)
             start_after = int(entry["rows"]) if entry else 0
-            entry = {"path": str(path), "size": stat.st_size, "mtime": stat.st_mtime}
+            entry = {"path": shown(path), "size": stat.st_size, "mtime": stat.st_mtime}
 
             def mark(rows: int, done: bool, **extra: Any) -> dict[str, Any]:
                 files[digest] = {**entry, "rows": rows, "done": done, **extra}  # noqa: B023
@@ -113,12 +130,13 @@ class FolderConnector:
                     batch.append(rec)
                     last = rec.number
                     if len(batch) >= self.batch_size:
-                        yield Batch(batch, mark(last, False), str(path))
+                        yield Batch(batch, mark(last, False), shown(path))
                         batch = []
             except (ReaderError, OSError) as exc:
-                yield Batch(batch, mark(last, True, error=str(exc)[:300]), str(path), [str(exc)])
+                error = shown(str(exc))
+                yield Batch(batch, mark(last, True, error=error[:300]), shown(path), [error])
                 continue
-            yield Batch(batch, mark(last, True), str(path))
+            yield Batch(batch, mark(last, True), shown(path))
 
 
 @register("folder")

@@ -32,14 +32,17 @@ MAX_PAGE_BYTES = 64 * 1024 * 1024  # one page of JSON held in memory; a runaway 
 PAGE_DEADLINE_TIMEOUTS = 10  # a page must arrive within this many `timeout`s, however it trickles
 
 
-def _dig(body: Any, path: str) -> Any:
-    """`a.b.c` in nested dicts ("" = the body itself); None when absent."""
+_ABSENT = object()
+
+
+def _dig(body: Any, path: str, absent: Any = None) -> Any:
+    """`a.b.c` in nested dicts ("" = the body itself); `absent` when a key is missing."""
     if not path:
         return body
     for part in path.split("."):
-        if not isinstance(body, dict):
-            return None
-        body = body.get(part)
+        if not isinstance(body, dict) or part not in body:
+            return absent
+        body = body[part]
     return body
 
 
@@ -53,14 +56,28 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parsed.scheme, parsed.host, parsed.port
 
 
+def _as_number(value: Any) -> int | float | None:
+    """A number, or a whole number sent as a string ("9", "10": 64-bit ids often are)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    return None
+
+
 def _later(a: Any, b: Any) -> Any:
-    """The larger cursor value (numbers numerically, anything else as text, e.g. ISO dates)."""
+    """The larger cursor value (numbers numerically, numeric strings too, anything else as
+    text, e.g. ISO dates). As text "9" > "12": the cursor stuck and each pull re-read it all."""
     if a is None:
         return b
     if b is None:
         return a
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return max(a, b)
+    na, nb = _as_number(a), _as_number(b)
+    if na is not None and nb is not None:
+        return a if na >= nb else b
     return max(str(a), str(b))
 
 
@@ -186,6 +203,7 @@ class HttpConnector:
         url: str | None = self.url
         page, pages, number = 1, 0, 0
         visited: set[str] = set()
+        previous: list[Any] | None = None  # the records of the page before (page_param)
         if self.page_param:
             params[self.page_param] = page
         with httpx.Client(
@@ -197,11 +215,27 @@ class HttpConnector:
                     raise ConnectorError(f"{self.url}: more than {MAX_PAGES} pages")
                 visited.add(_page_key(url, params))
                 body = self._get(client, url, params)
-                items = _dig(body, self.records_path) if isinstance(body, dict) else body
-                if items is None:
+                items = _dig(body, self.records_path, _ABSENT) if isinstance(body, dict) else body
+                if items is None:  # `"data": null`: an empty page
                     items = []
+                if items is _ABSENT:
+                    # No records key at all is not an empty page: a 200 that carries an error
+                    # ({"error": "quota"}, a proxy's body). Read as the end, it moved the
+                    # cursor past every page not fetched yet (newest-first APIs: lost rows).
+                    preview = json.dumps(body, ensure_ascii=False)[:200]
+                    raise ConnectorError(
+                        f"{url}: no {self.records_path!r} in the answer (not a page of "
+                        f"records): {preview}"
+                    )
                 if not isinstance(items, list):
                     raise ConnectorError(f"{url}: {self.records_path!r} is not a list of records")
+                if self.page_param and page > 1 and items and items == previous:
+                    # Some APIs answer their last page again for any page past the end
+                    # (Django's Paginator.get_page): that is the end, not 100,000 more pages.
+                    log.info("%s: page %d repeats page %d: end", self.url, page, page - 1)
+                    yield Batch([], {"cursor": newest}, url)
+                    return
+                previous = items
                 records = []
                 for obj in items:
                     number += 1
