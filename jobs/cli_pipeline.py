@@ -476,7 +476,8 @@ def register(app: typer.Typer) -> None:
         if summary.enriched is not None:
             failed = summary.enriched.failed
             note = f" ({failed} could not be analysed, retried next run)" if failed else ""
-            out.print(f"analysed {summary.enriched.analyzed} new verbatims{note}")
+            mine = summary.enriched.analyzed - summary.enriched.skipped
+            out.print(f"analysed {mine} new verbatims{note}")
         _print_alerts(out, summary, webhooks=bool(settings.slack_webhooks))
         if not no_report:
             _show_report(days=days, end=None, channel=None, source=None, sessions=sessions)

@@ -160,7 +160,7 @@ def _cmd_run(res: JobResources, stop: Stop) -> str:
                 raise
             time.sleep(1.0)
     stored = sum(r.stored for _s, r in summary.ingested)
-    analysed = summary.enriched.analyzed if summary.enriched else 0
+    analysed = summary.enriched.analyzed - summary.enriched.skipped if summary.enriched else 0
     line = f"stored {stored}, analysed {analysed}"
     errors = [f"{s.source}: {m}" for s, m in summary.errors]
     # The pipeline logs and survives a failed detection or delivery (what was stored stays
