@@ -244,6 +244,18 @@ def retry_unknown(sessions: sessionmaker[Session]) -> int:
         return res.rowcount or 0
 
 
+def retry_dead(sessions: sessionmaker[Session]) -> int:
+    """Re-queue `dead` messages with a fresh attempt budget (a revoked or mistyped webhook was
+    fixed: they were given up for good). Returns how many."""
+    with session_scope(sessions) as session:
+        res = session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.status == "dead")
+            .values(status="pending", next_attempt_at=None, attempts=0)
+        )
+        return res.rowcount or 0
+
+
 def _claim(
     sessions: sessionmaker[Session],
     row_id: int,

@@ -88,6 +88,12 @@ def register(app: typer.Typer) -> None:
             help="Re-queue messages whose delivery is unknown (sent, no answer) - check Slack "
             "first: they may already be there.",
         ),
+        retry_dead: bool = typer.Option(
+            False,
+            "--retry-dead",
+            help="Re-queue messages given up for good (a webhook refused them, or too many "
+            "attempts), once the webhook is fixed.",
+        ),
     ) -> None:
         """Deliver queued alert messages (and pending digests) to the Slack webhooks of each
         team.
@@ -101,6 +107,8 @@ def register(app: typer.Typer) -> None:
         sessions = _sessions(settings)
         if retry_unknown and not dry_run:
             typer.echo(f"{outbox.retry_unknown(sessions)} unknown message(s) re-queued", err=True)
+        if retry_dead and not dry_run:
+            typer.echo(f"{outbox.retry_dead(sessions)} dead message(s) re-queued", err=True)
         with stop_on_signals(second_interrupts=True) as stop:
             result = outbox.deliver_pending(
                 settings, sessions, dry_run=dry_run, echo=typer.echo, stop=stop

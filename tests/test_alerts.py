@@ -403,6 +403,13 @@ def test_client_error_is_permanent(wired) -> None:
     assert res.dead == 1 and len(server.requests) == 1
     assert deliver_pending(settings, sessions, policy=FAST).sent == 0
     assert len(server.requests) == 1
+    # The webhook fixed, `verbatim alert --retry-dead` re-queues it: it had no way back.
+    from jobs.alerts import retry_dead
+
+    server.script = []
+    assert retry_dead(sessions) == 1
+    assert deliver_pending(settings, sessions, policy=FAST).sent == 1
+    assert len(server.requests) == 2 and retry_dead(sessions) == 0
 
 
 def test_unreachable_webhook_keeps_message_pending(settings, sessions) -> None:
