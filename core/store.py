@@ -290,16 +290,26 @@ def parse_rating(value: Any) -> float | None:
 
 
 def parse_score(name: str, value: Any) -> float | None:
-    """An NPS (0-10), CSAT (1-5) or CES (1-7) answer: a whole number in its range; "8/10" and
-    "4,0" accepted; empty or "N/A" ("-", "nc", …) is None."""
+    """An NPS (0-10), CSAT (1-5) or CES (1-7) answer: a whole number in its range; "8/10"
+    (NPS), "4/5" (CSAT) and "4,0" accepted, an answer written on another scale ("4/10" for a
+    CSAT: its numerator was kept, read as "satisfied") refused; empty or "N/A" ("-", "nc",
+    …) is None."""
     if value is None or (isinstance(value, str) and not value.strip()) or _no_answer(value):
         return None
     low, high = SCORE_RANGES[name]
     if isinstance(value, bool):
         raise InvalidValue(f"{value!r} is not a {name.upper()} answer")
     text = str(value).strip().replace(",", ".")
-    if "/" in text:
-        text = text.split("/", 1)[0].strip()
+    if "/" in text:  # "8/10": the denominator must be this score's own scale
+        text, scale = (part.strip() for part in text.split("/", 1))
+        try:
+            out_of = float(scale)
+        except ValueError as exc:
+            raise InvalidValue.quoting(value, "{} is not a number") from exc
+        if out_of != high:
+            raise InvalidValue.quoting(
+                value, f"{{}} is on a 0..{scale} scale, not the {name.upper()} {low}..{high} one"
+            )
     try:
         number = float(text)
     except ValueError as exc:

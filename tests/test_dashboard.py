@@ -187,7 +187,7 @@ def test_views_in_browser(live: tuple[str, dict[str, str], Seeded]) -> None:
                 f"Graves (gravité ≥ 50 %) : {fr_int(bd['severe'])}"
             )
             expect(page.locator("#severity-mix svg.gravity polyline.severe")).to_have_count(1)
-            expect(page.locator("#theme-kpis")).to_contain_text("Impact NPS")
+            expect(page.locator("#theme-kpis")).to_contain_text("Effet sur le NPS")
             first = page.locator("#verbatims li.verbatim").first
             expect(first.locator(".verbatim-text")).to_have_text(KNOWN_TEXT)
             expect(first.locator("mark")).to_have_text(KNOWN_EVIDENCE)

@@ -78,6 +78,17 @@ def test_a_no_answer_score_keeps_the_verbatim() -> None:
     assert (row["rating"], row["nps"], row["csat"]) == (None, None, None)
 
 
+def test_a_score_written_on_another_scale_is_refused_not_misread() -> None:
+    """"4/10" for a CSAT kept its numerator (4: "satisfied") while "9/10" was quarantined, and
+    an NPS "5/5" (the top answer) became 5, a detractor: an answer says its own scale."""
+    row = _prep(text="Bien", nps="9/10", csat="4/5", ces="6/7")
+    assert isinstance(row, dict) and (row["nps"], row["csat"], row["ces"]) == (9.0, 4.0, 6.0)
+    for field, value in (("csat", "4/10"), ("nps", "5/5"), ("ces", "5/5")):
+        rejected = _prep(text="Bien", **{field: value})
+        assert isinstance(rejected, Rejection) and rejected.field == field, (field, rejected)
+        assert "scale" in rejected.message
+
+
 @pytest.mark.parametrize("value", ["11", "-1", "cinq", "nan", True])
 def test_parse_rating_rejects(value: object) -> None:
     with pytest.raises(InvalidValue):

@@ -138,3 +138,34 @@ def test_re_runs_on_the_same_verbatims_keep_each_topic_theme(
             != (after[tid].theme, after[tid].is_emerging)
         }
         assert not flips, flips
+
+
+def test_a_phrase_seed_matches_the_keyword_without_its_stop_words() -> None:
+    """Keywords lose their stop words ("frais de port" -> "frais port"); the seeds were
+    compared with theirs, so 39 e-commerce seeds could never match and the biggest topic,
+    "sav, frais port, remboursez", was flagged emerging."""
+    no_detector = [set()] * 20
+    got = ThemeMatcher(load_taxonomy("ecommerce")).match(
+        [_topic(("frais port", "alpha", "beta"))], np.zeros(20, dtype=np.int64), no_detector
+    )[0]
+    assert got.seed_keywords == 1 and dict(got.strengths).get("prix", 0) > 0
+
+
+def test_topic_examples_and_keywords_say_each_thing_once() -> None:
+    """One sentence with other punctuation or an emoji was shown two or three times among a
+    topic's examples; "passée" and "passee" took two of its ten keywords."""
+    from nlp.topics.describe import describe
+
+    docs = [
+        "Le paiement par carte est refusé à chaque fois.",
+        "Le paiement par carte est refusé à chaque fois... 🤬",
+        "le paiement par carte est refusé à chaque fois",
+        "Paiement refusé, carte bloquée",
+    ]
+    x = np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (4, 1))
+    x[3] = [0.8, 0.6]
+    keywords = [[("passée", 0.9), ("passee", 0.8), ("carte", 0.7), ("refusé", 0.6)]]
+    topic = describe(docs, x, np.zeros(4, dtype=np.int64), keywords, n_representatives=3)[0]
+    examples = [docs[i] for i in topic.representatives]
+    assert len(examples) == 2 and examples[1] == "Paiement refusé, carte bloquée"
+    assert topic.keywords == ("passée", "carte", "refusé")

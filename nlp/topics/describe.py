@@ -3,12 +3,14 @@ label, representative verbatims, and the `DiscoveredTopic` contract handed to jo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 OUTLIER = -1
+_WORDS = re.compile(r"[^\W_]+")
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ def representatives(
         picked: list[int] = []
         seen: set[str] = set()
         for i in members[np.argsort(-sims, kind="stable")]:
-            key = " ".join(docs[i].lower().split())
+            # Words only: "Refusé à chaque fois." and "Refusé à chaque fois... 🤬" are one example.
+            key = " ".join(_WORDS.findall(docs[i].lower()))
             if key in seen:
                 continue
             seen.add(key)
@@ -90,6 +93,21 @@ def representatives(
             if len(picked) == n:
                 break
         out.append(tuple(picked))
+    return out
+
+
+def _distinct_folded(keywords: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Keywords best first, without a later one that differs only by accents ("passée" and
+    "passee", customers type both): one concept, one keyword."""
+    from nlp.text.normalize import fold_accents
+
+    seen: set[str] = set()
+    out = []
+    for word, weight in keywords:
+        folded = fold_accents(word)
+        if folded not in seen:
+            seen.add(folded)
+            out.append((word, weight))
     return out
 
 
@@ -104,6 +122,7 @@ def describe(
 ) -> list[DiscoveredTopic]:
     """Topics 0..k-1 from labels (relabelled by size beforehand) and their keyword lists."""
     k = len(keywords)
+    keywords = [_distinct_folded(kws) for kws in keywords]
     centers = centroids(embeddings, labels, k)
     reps = representatives(embeddings, labels, centers, docs, n_representatives)
     sizes = np.bincount(labels[labels >= 0], minlength=k)

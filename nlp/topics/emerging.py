@@ -132,8 +132,17 @@ class ThemeMatcher:
         # Taxonomy order breaks the ties that the evidence leaves (deterministic, and the
         # same from run to run whatever order the evidence was gathered in).
         self._order = {theme.id: n for n, theme in enumerate(taxonomy.active)}
+        from nlp.topics.vectorize import FrenchAnalyzer
+
+        content = FrenchAnalyzer(ngram_max=1)
         for theme in taxonomy.active:
             keys = {_stems(s.lstrip("~")) for s in theme.seeds if s.strip("~ ")}
+            # Topic keywords have their stop words taken out ("frais de port" -> "frais
+            # port"): a phrase seed is also matched in that form (when two words are left).
+            for seed in theme.seeds:
+                words = content(seed.lstrip("~"))
+                if len(words) == 2:
+                    keys.add(_stems(" ".join(words)))
             keys.add(_stems(theme.id.replace("_", " ")))
             self._seeds[theme.id] = {k for k in keys if k}
 

@@ -377,9 +377,11 @@ async function renderOverview() {
       ov.verbatims && ov.previous_verbatims ? (ov.negative_share > ov.previous_negative_share ? "up" : "down") : ""),
   ];
   for (const s of ov.scores) {
-    if (s.score === "ces") continue;
-    const value = s.score === "nps" ? fmtSigned(s.value) : fmtPct(s.value == null ? null : s.value / 100);
-    const delta = s.value != null && s.previous_value != null ? `${fmtSigned(s.value - s.previous_value, 1)} pts · ${fmtNum(s.answers)} réponses` : `${fmtNum(s.answers)} réponses`;
+    // CES: a mean on the 1-7 agreement scale (7 = easiest), not a share.
+    const value = s.score === "nps" ? fmtSigned(s.value) : s.score === "ces" ? (s.value == null ? "—" : fmtDec(s.value) + " / 7")
+      : fmtPct(s.value == null ? null : s.value / 100);
+    const unit = s.score === "ces" ? "" : " pts";
+    const delta = s.value != null && s.previous_value != null ? `${fmtSigned(s.value - s.previous_value, 1)}${unit} · ${fmtNum(s.answers)} réponses` : `${fmtNum(s.answers)} réponses`;
     cards.push(kpi(SCORE[s.score], value, delta, s.value != null && s.previous_value != null && s.value < s.previous_value ? "up" : ""));
   }
   cards.push(kpi("Alertes ouvertes", fmtNum(ov.open_alerts), ov.open_alerts ? "à traiter" : "rien à signaler", ov.open_alerts ? "up" : ""));
@@ -548,11 +550,11 @@ async function renderTheme() {
   try {
     const dp = filters("90");
     if ($("#days").value !== "custom") dp.set("days", "90");
-    dp.set("score", "nps"); dp.set("min_mentions", "5");
+    dp.set("score", "nps");  // the documented min_mentions (20): fewer answers estimate nothing
     const drivers = await api("/drivers?" + dp);
     const mine = drivers.drivers.find((d) => d.theme === detail.id);
-    if (mine) cards.push(kpi("Impact NPS", `${fmtSigned(mine.effect, 1)} pts`,
-      `IC 95 % [${fmtSigned(mine.ci_low, 1)} ; ${fmtSigned(mine.ci_high, 1)}]`, mine.ci_high < 0 ? "up" : ""));
+    if (mine) cards.push(kpi("Effet sur le NPS", `${fmtSigned(mine.effect, 1)} pts`,
+      `IC 95 % [${fmtSigned(mine.ci_low, 1)} ; ${fmtSigned(mine.ci_high, 1)}] · ${fmtNum(mine.mentions)} réponses`, mine.ci_high < 0 ? "up" : ""));
   } catch (e) { /* no NPS in this feed */ }
   $("#theme-kpis").replaceChildren(...cards);
   $("#chart").replaceChildren(s.volume ? chart(detail.series, alerts.items)
@@ -779,7 +781,21 @@ function openPromote(topic) {
   state.promoting = topic;
   $("#promote-id").value = slug(topic.label);
   $("#promote-label").value = topic.label.charAt(0).toUpperCase() + topic.label.slice(1);
-  $("#promote-seeds").value = (topic.keywords || []).slice(0, 6).join(", ");
+  // Seeds are matched on the verbatims' words in order: a keyword phrase lost its stop words
+  // ("frais port" for "frais de port") and matches nothing unless an example has it as such;
+  // a single word already said by a chosen phrase ("passée" after "commande passée") only
+  // widens the theme to every other use of that word.
+  const examples = (topic.representatives || []).map((r) => (r && r.text ? r.text.toLowerCase() : ""));
+  const seeds = [];
+  for (const kw of topic.keywords || []) {
+    const phrase = kw.includes(" ");
+    if (phrase && !examples.some((x) => x.includes(kw))) continue;
+    const fold = (w) => w.normalize("NFD").replace(/[\u0300-\u036f]/g, "");
+    if (!phrase && seeds.some((s) => s.split(" ").some((w) => fold(w).startsWith(fold(kw))))) continue;
+    seeds.push(kw);
+    if (seeds.length === 6) break;
+  }
+  $("#promote-seeds").value = seeds.join(", ");
   $("#promote-stage").value = "experience";
   $("#promote-status").textContent = "";
   $("#promote-dialog").showModal();
