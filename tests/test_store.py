@@ -79,7 +79,7 @@ def test_a_no_answer_score_keeps_the_verbatim() -> None:
 
 
 def test_a_score_written_on_another_scale_is_refused_not_misread() -> None:
-    """"4/10" for a CSAT kept its numerator (4: "satisfied") while "9/10" was quarantined, and
+    """ "4/10" for a CSAT kept its numerator (4: "satisfied") while "9/10" was quarantined, and
     an NPS "5/5" (the top answer) became 5, a detractor: an answer says its own scale."""
     row = _prep(text="Bien", nps="9/10", csat="4/5", ces="6/7")
     assert isinstance(row, dict) and (row["nps"], row["csat"], row["ces"]) == (9.0, 4.0, 6.0)
