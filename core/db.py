@@ -81,7 +81,13 @@ def _ping_when_idle(engine: Engine) -> None:
 AGGREGATES_LOCK = 7401208816  # pg_advisory_xact_lock key: aggregate rebuilds vs analysis writes
 
 
-def lock_aggregates(session: Session, *, shared: bool = False) -> None:
+class AggregatesBusy(VerbatimError):
+    """`lock_aggregates` waited its `timeout_s`: a long rebuild holds the lock."""
+
+
+def lock_aggregates(
+    session: Session, *, shared: bool = False, timeout_s: float | None = None
+) -> None:
     """PostgreSQL: serialise aggregate rebuilds (exclusive) against each other and against
     transactions that write analyses (shared), until the transaction ends. Take it before any
     row lock of the transaction (no lock-order cycle). READ COMMITTED gives each statement of
@@ -91,7 +97,21 @@ def lock_aggregates(session: Session, *, shared: bool = False) -> None:
     if session.get_bind().dialect.name != "postgresql":
         return
     fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-    session.execute(text(f"select {fn}(:k)"), {"k": AGGREGATES_LOCK})
+    if timeout_s is None:
+        session.execute(text(f"select {fn}(:k)"), {"k": AGGREGATES_LOCK})
+        return
+    # A request must not wait for a full rebuild (minutes at 1M rows): `timeout_s`, then
+    # AggregatesBusy. A savepoint keeps the transaction usable after the timeout.
+    session.execute(text(f"SET LOCAL lock_timeout = '{int(timeout_s * 1000)}ms'"))
+    try:
+        with session.begin_nested():
+            session.execute(text(f"select {fn}(:k)"), {"k": AGGREGATES_LOCK})
+    except OperationalError as exc:
+        raise AggregatesBusy(
+            "the aggregates are being rebuilt (verbatim aggregate / run): retry in a moment"
+        ) from exc
+    finally:
+        session.execute(text("RESET lock_timeout"))
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

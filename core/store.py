@@ -638,8 +638,10 @@ def add_quarantine(
     digests = sorted({q.digest for q in rows if q.digest is not None})
     known: set[str | None] = set()
     for start in range(0, len(digests), 900):  # under SQLite's bound-parameter limit
-        earlier = select(Quarantine.digest).where(
-            Quarantine.source == source, Quarantine.digest.in_(digests[start : start + 900])
+        earlier = (
+            select(Quarantine.digest)
+            .where(Quarantine.source == source, Quarantine.digest.in_(digests[start : start + 900]))
+            .distinct()
         )
         if run_id is not None:
             earlier = earlier.where(or_(Quarantine.run_id.is_(None), Quarantine.run_id != run_id))

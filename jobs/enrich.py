@@ -164,31 +164,33 @@ def enrich(
     result = EnrichResult(model_version=version)
     if reanalyze:
         with session_scope(sessions) as session:
-            # Re-score every verbatim whose counted model analysis is not by this version,
-            # including one this version analysed before another model did (a roll-back):
-            # its old analysis would stay behind the other model's newer row, and
-            # store_analyses' ON CONFLICT DO NOTHING would skip the new one.
+            # A roll-back: this version's analysis of a verbatim that another model analysed
+            # since is never counted (the latest wins), and store_analyses' ON CONFLICT DO
+            # NOTHING would skip the new one: it goes (its mentions with it, ON DELETE
+            # CASCADE), so that the verbatim is re-scored below like any other.
             newer = aliased(Analysis)
-            counted = select(Analysis.feedback_id).where(
-                Analysis.model_version == version,
-                ~select(newer.id)
-                .where(
-                    newer.feedback_id == Analysis.feedback_id,
-                    newer.model_version != CORRECTION_MODEL,
-                    newer.id > Analysis.id,
-                )
-                .exists(),
-            )
-            stale = select(Feedback.id).where(
-                Feedback.analyzed.is_(True), Feedback.id.not_in(counted)
-            )
-            # Its mentions go with it (ON DELETE CASCADE); the newer analysis counts meanwhile.
             session.execute(
                 delete(Analysis).where(
-                    Analysis.model_version == version, Analysis.feedback_id.in_(stale)
+                    Analysis.model_version == version,
+                    select(newer.id)
+                    .where(
+                        newer.feedback_id == Analysis.feedback_id,
+                        newer.model_version != CORRECTION_MODEL,
+                        newer.id > Analysis.id,
+                    )
+                    .exists(),
                 )
             )
-            session.execute(update(Feedback).where(Feedback.id.in_(stale)).values(analyzed=False))
+            # Every verbatim without an analysis by this version is re-scored. NOT EXISTS (an
+            # index probe per row): NOT IN over a subquery was quadratic on PostgreSQL.
+            mine = select(Analysis.id).where(
+                Analysis.feedback_id == Feedback.id, Analysis.model_version == version
+            )
+            session.execute(
+                update(Feedback)
+                .where(Feedback.analyzed.is_(True), ~mine.exists())
+                .values(analyzed=False)
+            )
     progress = _progress_log(sessions, limit)
     cursor = 0
     while limit is None or result.analyzed < limit:

@@ -156,9 +156,14 @@ def attach(
         inc.historical = False  # history that continues into live days: now worth telling
     if inc.historical:
         return inc, False
-    if inc.notified_severity is None:
-        return inc, True
-    return inc, _sev(inc.severity) >= _sev(inc.notified_severity) + NOTIFY_STEP
+    notify = inc.notified_severity is None or (
+        _sev(inc.severity) >= _sev(inc.notified_severity) + NOTIFY_STEP
+    )
+    if notify and inc.status == "resolved" and inc.resolved_by not in (None, "detector"):
+        # Resolved by an analyst, then it grew enough to tell the team again: open again
+        # (its alerts count as open and show on the theme; the resolution stays on record).
+        inc.status = "open"
+    return inc, notify
 
 
 def close_quiet(session: Session, now: datetime) -> int:

@@ -139,12 +139,16 @@ class JobResources:
 # --- the commands a job can run ---------------------------------------------------------------
 
 
+RUN_WAIT_S = 60.0  # the longest a `run` tick waits for an operator's `verbatim run`
+
+
 def _cmd_run(res: JobResources, stop: Stop) -> str:
-    from jobs.run import AlreadyRunning, run_pipeline
+    from jobs.run import AlreadyRunning, Stopped, run_pipeline
 
     # An operator's `verbatim run` holds <data_dir>/.run.lock, not the scheduler's lock: wait
-    # for it like for another scheduler's run (lock_wait_seconds) instead of failing the tick.
-    deadline = time.monotonic() + res.settings.scheduler.lock_wait_seconds
+    # for it a while instead of failing the tick at once; not the whole lock_wait_seconds,
+    # the scheduler's one worker (alert delivery, the digest) waits behind this tick.
+    deadline = time.monotonic() + min(RUN_WAIT_S, res.settings.scheduler.lock_wait_seconds)
     while True:
         try:
             summary = run_pipeline(
@@ -156,7 +160,9 @@ def _cmd_run(res: JobResources, stop: Stop) -> str:
             )
             break
         except AlreadyRunning:
-            if stop() or time.monotonic() >= deadline:
+            if stop():
+                raise Stopped("stop requested while another `verbatim run` held the lock") from None
+            if time.monotonic() >= deadline:
                 raise
             time.sleep(1.0)
     stored = sum(r.stored for _s, r in summary.ingested)

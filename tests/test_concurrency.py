@@ -202,3 +202,28 @@ def test_two_aggregate_rebuilds_of_one_day_at_once_postgres(
             select(func.count()).select_from(DailyAggregate).where(DailyAggregate.day == LAST_DAY)
         )
         assert rows and rows > 0
+
+
+@pytest.mark.postgres
+def test_a_correction_does_not_wait_through_a_rebuild_postgres(
+    pg_sessions: sessionmaker[Session],
+) -> None:
+    """A full rebuild holds the aggregates lock for minutes at 1M rows: a correction request
+    waited that long, holding a connection and a worker. It gives up after its timeout (the
+    API answers 503), with its transaction still usable."""
+    from sqlalchemy import text
+
+    from core.db import AggregatesBusy, lock_aggregates
+
+    rebuild = pg_sessions()
+    lock_aggregates(rebuild)  # held until the rebuild's transaction ends
+    with pg_sessions() as request:
+        started = time.monotonic()
+        with pytest.raises(AggregatesBusy, match="being rebuilt"):
+            lock_aggregates(request, timeout_s=0.3)
+        assert time.monotonic() - started < 5
+        assert request.execute(text("select 1")).scalar() == 1
+        rebuild.rollback()
+        rebuild.close()
+        lock_aggregates(request, timeout_s=0.3)  # free now
+        assert request.execute(text("show lock_timeout")).scalar() in ("0", "0ms")

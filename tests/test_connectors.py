@@ -678,11 +678,14 @@ def test_http_answers_that_are_not_pages(db: sessionmaker[Session], settings: Se
     page again made the pull ask 100,000 pages. A cursor of whole numbers sent as text stuck
     at "9" ("9" > "12" as text) and every pull read it all again."""
     mapping = {"text": "text", "id": "id"}
-    quota = ShapedApi([{"data": _records(range(1, 5))}, {"error": "quota exceeded"}])
+    quota = ShapedApi(
+        [{"data": _records(range(1, 5))}, {"error": "quota exceeded for jean.dupont@mail.fr"}]
+    )
     try:
         conn = HttpConnector(quota.url, page_param="page", cursor_field="seq", backoff_base=0.01)
-        with pytest.raises(ConnectorError, match="no 'data' in the answer.*quota exceeded"):
+        with pytest.raises(ConnectorError, match="no 'data' in the answer.*quota exceeded") as e:
             pull(db, settings, conn, source="quota", mapping=mapping)
+        assert "jean.dupont" not in str(e.value)  # the answer may echo customer text: masked
         with db() as s:
             state = s.get(SourceState, "quota")
             assert state is None or not (state.state or {}).get("cursor")
@@ -697,12 +700,22 @@ def test_http_answers_that_are_not_pages(db: sessionmaker[Session], settings: Se
             assert s.get(SourceState, "clamped").state["cursor"] == "12"
     finally:
         clamped.close()
-    empty = ShapedApi([{"data": None}])  # `"data": null`: an empty page, not an error
-    try:
-        conn = HttpConnector(empty.url, page_param="page", cursor_field="seq")
-        assert pull(db, settings, conn, source="empty", mapping=mapping).stored == 0
-    finally:
-        empty.close()
+    # `"data": null`, a null parent of the records, or no key at all (proto3 JSON leaves an
+    # empty list out, as Google's APIs do): an empty page, not an error.
+    for n, (path, last) in enumerate(
+        [("data", {"data": None}), ("data.items", {"data": None}), ("data", {"total": 4})]
+    ):
+        first = {"data": _records(range(1, 5))}
+        if path == "data.items":
+            first = {"data": {"items": _records(range(1, 5))}}
+        empty = ShapedApi([first, last])
+        try:
+            conn = HttpConnector(
+                empty.url, page_param="page", cursor_field="seq", records_path=path
+            )
+            assert pull(db, settings, conn, source=f"empty{n}", mapping=mapping).stored == 4
+        finally:
+            empty.close()
 
 
 def test_folder_file_names_that_are_not_utf8_or_not_readable(
@@ -717,12 +730,13 @@ def test_folder_file_names_that_are_not_utf8_or_not_readable(
     inbox.mkdir()
     latin1 = os.fsdecode(b"avis_\xe9t\xe9.jsonl")  # not UTF-8: surrogates in Python's str
     _write(inbox / latin1, _rows("e", 2), mtime=OLD)
-    _write(inbox / "locked.jsonl", _rows("l", 2), mtime=OLD + 1)
+    locked_name = os.fsdecode(b"verrouill\xe9.jsonl")  # unreadable, and not UTF-8 either
+    _write(inbox / locked_name, _rows("l", 2), mtime=OLD + 1)
     _write(inbox / "z.jsonl", _rows("z", 2), mtime=OLD + 2)
     real = folder.fingerprint
 
     def locked(path: Path) -> str:
-        if path.name == "locked.jsonl":
+        if path.name == locked_name:
             raise PermissionError(13, "Permission denied", str(path))
         return real(path)
 
@@ -730,7 +744,13 @@ def test_folder_file_names_that_are_not_utf8_or_not_readable(
     conn = FolderConnector(inbox, "*", settle_seconds=0)
     result = pull(db, settings, conn, source="inbox")
     assert result.stored == 4 and sorted(_ids(db)) == ["e0", "e1", "z0", "z1"]
-    assert len(result.errors) == 1 and "locked.jsonl" in result.errors[0]
+    assert len(result.errors) == 1 and "verrouill\\xe9.jsonl" in result.errors[0]
+    with db() as s:
+        runs = s.scalar(select(func.count()).select_from(IngestionRun))
+    nothing = pull(db, settings, conn, source="inbox")  # only the unreadable file: no new run
+    assert nothing.stored == 0 and len(nothing.errors) == 1
+    with db() as s:
+        assert s.scalar(select(func.count()).select_from(IngestionRun)) == runs
     monkeypatch.setattr(folder, "fingerprint", real)  # readable now: read at the next poll
     assert pull(db, settings, conn, source="inbox").stored == 2
     with db() as s:

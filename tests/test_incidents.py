@@ -432,3 +432,31 @@ def test_a_theme_moved_to_another_team_takes_its_open_incident_along(
             )
         ).all()
         assert routes and max(routes, key=lambda r: r[1])[0] == "packaging"
+
+
+def test_an_incident_resolved_by_an_analyst_opens_again_when_it_escalates(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """Resolved by an analyst, the spike grew: Slack was told of the escalation, but the
+    incident stayed "resolved" and its alerts left the dashboard's open count and badge."""
+    from core.queries import open_alerts_by_theme, open_alerts_count, set_incident_status
+
+    settings.retheme_days = 0
+    feed = Feed(sessions)
+    start = TODAY - timedelta(days=62)
+    for i in range(60):
+        feed.day(start + timedelta(days=i))
+    feed.day(TODAY - timedelta(days=2), extra_packaging=20)
+    run_detect(settings, sessions)
+    with session_scope(sessions) as s:
+        inc = s.execute(select(Incident).where(Incident.theme == "emballage")).scalar_one()
+        set_incident_status(s, inc.id, "resolve", "analyste", "vu")
+        inc_id = inc.id
+    with session_scope(sessions) as s:
+        assert open_alerts_count(s) == 0 and "emballage" not in open_alerts_by_theme(s)
+    feed.day(TODAY - timedelta(days=1), extra_packaging=80)  # much worse
+    run_detect(settings, sessions)
+    with session_scope(sessions) as s:
+        inc = s.get(Incident, inc_id)
+        assert inc is not None and inc.status == "open" and inc.resolve_note == "vu"
+        assert open_alerts_count(s) >= 1 and "emballage" in open_alerts_by_theme(s)

@@ -106,7 +106,7 @@ class FolderConnector:
                 # Not readable now (mode 0600 of another user, a share gone stale): reported,
                 # retried at the next poll (not marked done), and the files after it are read.
                 # Raised, it stopped the whole source at every poll, behind this one file.
-                error = f"{path}: cannot be read yet ({exc.strerror or exc}); next poll"
+                error = f"{shown(path)}: cannot be read yet ({exc.strerror or exc}); next poll"
                 log.warning("%s", error)
                 yield Batch([], {"files": {k: dict(v) for k, v in files.items()}}, "", [error])
                 continue

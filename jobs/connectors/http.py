@@ -36,14 +36,41 @@ _ABSENT = object()
 
 
 def _dig(body: Any, path: str, absent: Any = None) -> Any:
-    """`a.b.c` in nested dicts ("" = the body itself); `absent` when a key is missing."""
+    """`a.b.c` in nested dicts ("" = the body itself); None where a level is null, `absent`
+    where a key is missing."""
     if not path:
         return body
     for part in path.split("."):
+        if body is None:
+            return None
         if not isinstance(body, dict) or part not in body:
             return absent
         body = body[part]
     return body
+
+
+# Keys of an answer that reports a failure instead of records (a quota, an expired token
+# answered 200, a proxy's page).
+_ERROR_KEYS = ("error", "errors", "fault", "message", "detail")
+
+
+def _error_answer(body: Any) -> str | None:
+    """What a 200 answer without records says of its failure, or None when it says none (an
+    API that leaves an empty list out, as proto3 JSON does: an empty page). Key names and a
+    short masked reason only: the body may echo customer text."""
+    if not isinstance(body, dict):
+        return None
+    found = [k for k in _ERROR_KEYS if body.get(k)]
+    if not found:
+        return None
+    from nlp.text import mask_pii
+
+    reason = body[found[0]]
+    if isinstance(reason, dict):
+        reason = reason.get("message") or reason.get("code")
+    said = f" ({mask_pii(reason)[:120]})" if isinstance(reason, str | int) else ""
+    keys = ", ".join(list(body)[:10])
+    return f"{found[0]}{said}; keys of the answer: {keys}"
 
 
 def _page_key(url: str, params: Mapping[str, Any]) -> str:
@@ -219,14 +246,16 @@ class HttpConnector:
                 if items is None:  # `"data": null`: an empty page
                     items = []
                 if items is _ABSENT:
-                    # No records key at all is not an empty page: a 200 that carries an error
-                    # ({"error": "quota"}, a proxy's body). Read as the end, it moved the
-                    # cursor past every page not fetched yet (newest-first APIs: lost rows).
-                    preview = json.dumps(body, ensure_ascii=False)[:200]
-                    raise ConnectorError(
-                        f"{url}: no {self.records_path!r} in the answer (not a page of "
-                        f"records): {preview}"
-                    )
+                    # A 200 that carries an error ({"error": "quota"}) is not an empty page:
+                    # read as the end, it moved the cursor past every page not fetched yet
+                    # (newest-first APIs: lost rows). Without one, the key was left out
+                    # because the list is empty.
+                    failure = _error_answer(body)
+                    if failure is not None:
+                        raise ConnectorError(
+                            f"{url}: no {self.records_path!r} in the answer but {failure}"
+                        )
+                    items = []
                 if not isinstance(items, list):
                     raise ConnectorError(f"{url}: {self.records_path!r} is not a list of records")
                 if self.page_param and page > 1 and items and items == previous:

@@ -118,6 +118,15 @@ def pull(
     try:
         for batch in connector.read(state):
             result.errors.extend(batch.errors)
+            if not batch.records and result.run_id is None:
+                # Nothing read yet (a file not readable this poll, an empty last page): the
+                # state moves, no ingestion run is opened for it at every poll.
+                with session_scope(sessions) as session:
+                    save_state(session, source, connector.kind, batch.state)
+                result.batches += 1
+                if stop is not None and stop():
+                    break
+                continue
             with session_scope(sessions) as session:
                 if result.run_id is None:
                     run = start_run(

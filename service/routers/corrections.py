@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from core.aggregate import aggregate
 from core.corrections import CorrectionError, apply_correction, history
-from core.db import lock_aggregates
+from core.db import AggregatesBusy, lock_aggregates
 from core.models import CORRECTION_MODEL, Analysis, ApiKey, Feedback
 from nlp.taxonomy import Taxonomy
 from service.auth import require
@@ -27,6 +27,8 @@ from service.schemas import (
     MentionOut,
 )
 from service.text_route import TextRoute
+
+CORRECTION_LOCK_WAIT_S = 5.0  # PostgreSQL: the longest a correction waits for a rebuild
 
 router = APIRouter(
     route_class=TextRoute,
@@ -122,8 +124,13 @@ def post_correction(
     `themes` is the complete list after correction."""
     taxonomy = app_state(request).current_taxonomy().taxonomy
     # The rebuild below takes this lock anyway: take it before apply_correction's row locks
-    # (an enrich batch holds the shared lock and waits for this verbatim's row otherwise).
-    lock_aggregates(session)
+    # (an enrich batch holds the shared lock and waits for this verbatim's row otherwise),
+    # and answer 503 rather than hold the request through a full rebuild.
+    try:
+        lock_aggregates(session, timeout_s=CORRECTION_LOCK_WAIT_S)
+    except AggregatesBusy as exc:
+        session.rollback()
+        raise ApiError(503, str(exc)) from None
     try:
         applied = apply_correction(
             session,
