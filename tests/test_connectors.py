@@ -221,11 +221,11 @@ def test_http_errors_are_clear(api: FakeApi, db: sessionmaker[Session], settings
         build_connector(cfg, settings)
 
 
-class LinkApi:
-    """An API whose `next` link is computed by `link(page)` from the page asked (`?p=N`):
-    None ends the feed. Each page holds one record `r<N>`."""
+class JsonApi:
+    """A JSON API on 127.0.0.1 whose answer to each GET is `answer(query)`; `requests` holds
+    the paths asked, in order."""
 
-    def __init__(self, link: Any) -> None:
+    def __init__(self, answer: Any, path: str = "/feed") -> None:
         self.requests: list[str] = []
         api = self
 
@@ -235,27 +235,39 @@ class LinkApi:
 
             def do_GET(self) -> None:  # noqa: N802
                 api.requests.append(self.path)
-                query = parse_qs(urlparse(self.path).query)
-                page = int(query.get("p", ["1"])[0])
-                body: dict[str, Any] = {
-                    "data": [{"id": f"r{page}", "text": f"Colis {page} perdu, très déçu"}]
-                }
-                nxt = link(page)
-                if nxt is not None and len(api.requests) < 20:  # the test's own safety stop
-                    body["next"] = nxt
-                data = json.dumps(body).encode()
+                query = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
+                data = json.dumps(answer(query)).encode()
                 self.send_response(200)
+                self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/feed"
+        self.url = f"http://127.0.0.1:{self.server.server_port}{path}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class LinkApi(JsonApi):
+    """An API whose `next` link is computed by `link(page)` from the page asked (`?p=N`):
+    None ends the feed. Each page holds one record `r<N>`."""
+
+    def __init__(self, link: Any) -> None:
+        def answer(query: dict[str, str]) -> dict[str, Any]:
+            page = int(query.get("p", "1"))
+            body: dict[str, Any] = {
+                "data": [{"id": f"r{page}", "text": f"Colis {page} perdu, très déçu"}]
+            }
+            nxt = link(page)
+            if nxt is not None and len(self.requests) < 20:  # the test's own safety stop
+                body["next"] = nxt
+            return body
+
+        super().__init__(answer)
 
 
 def test_http_next_link_back_to_a_read_page_ends_the_pull(
@@ -635,37 +647,19 @@ def test_http_page_too_large_or_trickling_ends_with_a_reason(
     assert time.monotonic() - started < 5  # 10 s of trickle otherwise
 
 
-class ShapedApi:
+class ShapedApi(JsonApi):
     """An API whose answer for page N is `pages[N - 1]` (the last one again past the end, as
-    Django's Paginator.get_page does), any JSON body."""
+    Django's Paginator.get_page does), any JSON body; `asked` holds the pages asked."""
 
     def __init__(self, pages: list[Any]) -> None:
-        self.pages = pages
         self.asked: list[int] = []
-        api = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
+        def answer(query: dict[str, str]) -> Any:
+            page = int(query.get("page", "1"))
+            self.asked.append(page)
+            return pages[min(page, len(pages)) - 1]
 
-            def do_GET(self) -> None:  # noqa: N802
-                query = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
-                page = int(query.get("page", "1"))
-                api.asked.append(page)
-                data = json.dumps(api.pages[min(page, len(api.pages)) - 1]).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/reviews"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(answer, path="/reviews")
 
 
 def _records(ids: range) -> list[dict[str, Any]]:

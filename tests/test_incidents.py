@@ -393,6 +393,18 @@ def test_cli_taxonomy_show_export_import_history(
     assert "v3" not in runner.invoke(app, ["taxonomy", "history"]).output  # nothing stored
 
 
+def _packaging_spike(settings: Settings, sessions: sessionmaker[Session]) -> Feed:
+    """60 quiet days, then a packaging spike two days ago, detected: one open incident."""
+    settings.retheme_days = 0  # the feed's mentions are the test's, not re-detected
+    feed = Feed(sessions)
+    start = TODAY - timedelta(days=62)
+    for i in range(60):
+        feed.day(start + timedelta(days=i))
+    feed.day(TODAY - timedelta(days=2), extra_packaging=20)
+    run_detect(settings, sessions)
+    return feed
+
+
 def test_a_theme_moved_to_another_team_takes_its_open_incident_along(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
@@ -401,13 +413,7 @@ def test_a_theme_moved_to_another_team_takes_its_open_incident_along(
     from core import taxonomy_store
     from core.models import OutboxMessage
 
-    settings.retheme_days = 0  # the feed's mentions are the test's, not re-detected
-    feed = Feed(sessions)
-    start = TODAY - timedelta(days=62)
-    for i in range(60):
-        feed.day(start + timedelta(days=i))
-    feed.day(TODAY - timedelta(days=2), extra_packaging=20)
-    run_detect(settings, sessions)
+    feed = _packaging_spike(settings, sessions)
     with session_scope(sessions) as session:
         inc = session.execute(select(Incident).where(Incident.theme == "emballage")).scalar_one()
         assert inc.team == "logistics"
@@ -441,13 +447,7 @@ def test_an_incident_resolved_by_an_analyst_opens_again_when_it_escalates(
     incident stayed "resolved" and its alerts left the dashboard's open count and badge."""
     from core.queries import open_alerts_by_theme, open_alerts_count, set_incident_status
 
-    settings.retheme_days = 0
-    feed = Feed(sessions)
-    start = TODAY - timedelta(days=62)
-    for i in range(60):
-        feed.day(start + timedelta(days=i))
-    feed.day(TODAY - timedelta(days=2), extra_packaging=20)
-    run_detect(settings, sessions)
+    feed = _packaging_spike(settings, sessions)
     with session_scope(sessions) as s:
         inc = s.execute(select(Incident).where(Incident.theme == "emballage")).scalar_one()
         set_incident_status(s, inc.id, "resolve", "analyste", "vu")

@@ -231,6 +231,20 @@ def test_keep_models_between_ticks_or_not(
     assert (scheduler.resources.masker._masker is not None) is keep
 
 
+def _one_row_run_job(tmp_path: Path, settings: Settings, **update: object) -> Settings:
+    """Settings with one source of one verbatim and one `run` job every second."""
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"id": "d1", "text": "Colis arrivé abîmé"}\n', "utf-8")
+    job = {"name": "p", "cron": "* * * * * *", "command": "run"}
+    return settings.model_copy(
+        update={
+            "sources": [SourceConfig(source="shop", path=feed)],
+            "scheduler": SchedulerSettings(jobs=[job]),
+            **update,
+        }
+    )
+
+
 @pytest.mark.parametrize(
     ("table", "why"),
     [("detection_state", "spike detection failed"), ("outbox", "alert delivery failed")],
@@ -241,15 +255,8 @@ def test_a_run_tick_whose_alerting_fails_is_not_recorded_ok(
     """`run_pipeline` logs a failed spike detection or delivery and carries on (the data
     stays stored); the tick was then recorded `ok`, so /health and `last_success` hid that
     no alert could go out. It is now `failed`, with why, and the stored rows stay stored."""
-    feed = tmp_path / "feed.jsonl"
-    feed.write_text('{"id": "d1", "text": "Colis arrivé abîmé"}\n', "utf-8")
-    job = {"name": "p", "cron": "* * * * * *", "command": "run"}
-    settings = settings.model_copy(
-        update={
-            "sources": [SourceConfig(source="shop", path=feed)],
-            "scheduler": SchedulerSettings(jobs=[job]),
-            "slack_webhooks": {"default": "http://127.0.0.1:9/hook"},
-        }
+    settings = _one_row_run_job(
+        tmp_path, settings, slack_webhooks={"default": "http://127.0.0.1:9/hook"}
     )
     with engine.begin() as conn:  # a database alerting cannot use (as after a bad restore)
         conn.execute(text(f"drop table {table}"))
@@ -274,15 +281,7 @@ def test_a_run_tick_waits_for_an_operators_run(
 
     from jobs.run import run_lock
 
-    feed = tmp_path / "feed.jsonl"
-    feed.write_text('{"id": "d1", "text": "Colis arrivé abîmé"}\n', "utf-8")
-    job = {"name": "p", "cron": "* * * * * *", "command": "run"}
-    settings = settings.model_copy(
-        update={
-            "sources": [SourceConfig(source="shop", path=feed)],
-            "scheduler": SchedulerSettings(jobs=[job], lock_wait_seconds=30),
-        }
-    )
+    settings = _one_row_run_job(tmp_path, settings)
     held, release = threading.Event(), threading.Event()
 
     def operator() -> None:
