@@ -45,6 +45,7 @@ from sqlalchemy import select
 from core.aggregate import aggregate, aggregate_all
 from core.db import make_engine, migrate, session_factory, session_scope
 from core.models import Feedback
+from core.queries import AGGREGATED_LANGUAGES
 from core.settings import Settings
 from core.store import parse_datetime, store_analyses
 from service.app import create_app
@@ -545,12 +546,14 @@ class Oracle:
             for stored, polarity in m.themes.items():
                 if not self.counts_for(stored, theme):
                     continue
-                for split, key in (
-                    ("channel", v.channel),
-                    ("source", v.source),
-                    ("language", v.language),
-                    ("severity", _band(m.severity)),
-                ):
+                splits = [("language", v.language)]
+                if v.language in AGGREGATED_LANGUAGES:  # French, as the theme's summary
+                    splits += [
+                        ("channel", v.channel),
+                        ("source", v.source),
+                        ("severity", _band(m.severity)),
+                    ]
+                for split, key in splits:
                     out[split][key][0] += 1
                     out[split][key][1] += polarity == "negative"
         return {k: dict(v) for k, v in out.items()}
@@ -712,7 +715,8 @@ def check_figures(world: World, q: Query) -> None:
         assert [_point(p, ()) for p in hourly["points"]] == oracle.trend(
             q, theme, (), hourly=True
         ), theme
-        # /themes/{id}/breakdown: every language.
+        # /themes/{id}/breakdown: every language by language, French by channel, source and
+        # severity (as the summary counts).
         got_b = world.get(f"/themes/{theme}/breakdown", **period)
         want_b = oracle.breakdown(q, theme)
         for split_name, key in (
