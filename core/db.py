@@ -102,6 +102,7 @@ def lock_aggregates(
         return
     # A request must not wait for a full rebuild (minutes at 1M rows): `timeout_s`, then
     # AggregatesBusy. A savepoint keeps the transaction usable after the timeout.
+    before = session.execute(text("select current_setting('lock_timeout')")).scalar()
     session.execute(text(f"SET LOCAL lock_timeout = '{int(timeout_s * 1000)}ms'"))
     try:
         with session.begin_nested():
@@ -110,8 +111,8 @@ def lock_aggregates(
         raise AggregatesBusy(
             "the aggregates are being rebuilt (verbatim aggregate / run): retry in a moment"
         ) from exc
-    finally:
-        session.execute(text("RESET lock_timeout"))
+    finally:  # this transaction's value back (RESET would change the connection's default)
+        session.execute(text("select set_config('lock_timeout', :v, true)"), {"v": before})
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -161,8 +161,10 @@ def attach(
     )
     if notify and inc.status == "resolved" and inc.resolved_by not in (None, "detector"):
         # Resolved by an analyst, then it grew enough to tell the team again: open again
-        # (its alerts count as open and show on the theme; the resolution stays on record).
+        # (its alerts count as open and show on the theme; the resolution stays on record),
+        # to be taken in charge again.
         inc.status = "open"
+        inc.acknowledged_by = inc.acknowledged_at = inc.ack_note = None
     return inc, notify
 
 

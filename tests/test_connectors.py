@@ -694,6 +694,22 @@ def test_http_answers_that_are_not_pages(db: sessionmaker[Session], settings: Se
             assert s.get(SourceState, "clamped").state["cursor"] == "12"
     finally:
         clamped.close()
+    # An error value that is a number, GraphQL's null data with errors, records under
+    # another key (a wrong records_path): errors, not empty pages.
+    for n, (path, answer, reason) in enumerate(
+        [
+            ("data", {"error": 429}, "error \\(429\\)"),
+            ("data.items", {"data": None, "errors": [{"message": "x"}]}, "errors"),
+            ("data", {"results": _records(range(1, 3)), "count": 2}, "'results' holds 2"),
+        ]
+    ):
+        bad = ShapedApi([answer])
+        try:
+            conn = HttpConnector(bad.url, page_param="page", cursor_field="seq", records_path=path)
+            with pytest.raises(ConnectorError, match=reason):
+                pull(db, settings, conn, source=f"bad{n}", mapping=mapping)
+        finally:
+            bad.close()
     # `"data": null`, a null parent of the records, or no key at all (proto3 JSON leaves an
     # empty list out, as Google's APIs do): an empty page, not an error.
     for n, (path, last) in enumerate(

@@ -17,8 +17,9 @@ definitions:
 * /themes, /themes/{id} and /overview's verbatim counts are French (and "und") only; theme rows
   count mentions by their polarity, the "*" row verbatims by document sentiment; former ids
   fold into the current theme, retired and removed themes are not listed;
-* /themes/{id}/trend, /breakdown and the scores count every language
-  (`core.queries.theme_trend`, `theme_breakdown`, `score_summary`);
+* /themes/{id}/trend and the scores count every language (`core.queries.theme_trend`,
+  `score_summary`); /breakdown counts every language by language and French by channel,
+  source and severity, as the theme's summary (`theme_breakdown`);
 * the previous period is the one of equal length just before.
 """
 

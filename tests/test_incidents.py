@@ -450,6 +450,7 @@ def test_an_incident_resolved_by_an_analyst_opens_again_when_it_escalates(
     feed = _packaging_spike(settings, sessions)
     with session_scope(sessions) as s:
         inc = s.execute(select(Incident).where(Incident.theme == "emballage")).scalar_one()
+        set_incident_status(s, inc.id, "acknowledge", "analyste", None)
         set_incident_status(s, inc.id, "resolve", "analyste", "vu")
         inc_id = inc.id
     with session_scope(sessions) as s:
@@ -460,3 +461,5 @@ def test_an_incident_resolved_by_an_analyst_opens_again_when_it_escalates(
         inc = s.get(Incident, inc_id)
         assert inc is not None and inc.status == "open" and inc.resolve_note == "vu"
         assert open_alerts_count(s) >= 1 and "emballage" in open_alerts_by_theme(s)
+        # To be taken in charge again (the former acknowledgement made that a 409).
+        assert set_incident_status(s, inc_id, "acknowledge", "analyste2", None) is not None

@@ -68,9 +68,20 @@ def _error_answer(body: Any) -> str | None:
     reason = body[found[0]]
     if isinstance(reason, dict):
         reason = reason.get("message") or reason.get("code")
-    said = f" ({mask_pii(reason)[:120]})" if isinstance(reason, str | int) else ""
+    said = f" ({mask_pii(str(reason))[:120]})" if isinstance(reason, str | int | float) else ""
     keys = ", ".join(list(body)[:10])
     return f"{found[0]}{said}; keys of the answer: {keys}"
+
+
+def _other_records(body: Any) -> str | None:
+    """A key of the answer that holds what looks like the records (a non-empty list of
+    objects) when `records_path` found none: the path is likely wrong."""
+    if not isinstance(body, dict):
+        return None
+    for key, value in body.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value[:5]):
+            return f"{key!r} holds {len(value)} records"
+    return None
 
 
 def _page_key(url: str, params: Mapping[str, Any]) -> str:
@@ -243,14 +254,16 @@ class HttpConnector:
                 visited.add(_page_key(url, params))
                 body = self._get(client, url, params)
                 items = _dig(body, self.records_path, _ABSENT) if isinstance(body, dict) else body
-                if items is None:  # `"data": null`: an empty page
-                    items = []
-                if items is _ABSENT:
-                    # A 200 that carries an error ({"error": "quota"}) is not an empty page:
-                    # read as the end, it moved the cursor past every page not fetched yet
-                    # (newest-first APIs: lost rows). Without one, the key was left out
-                    # because the list is empty.
+                if items is None or items is _ABSENT:
+                    # A 200 that carries an error ({"error": "quota"}, GraphQL's {"data":
+                    # null, "errors": [...]}) is not an empty page: read as the end, it moved
+                    # the cursor past every page not fetched yet (newest-first APIs: lost
+                    # rows). Records under another key mean a wrong `records_path`. Else the
+                    # list is empty (null, or left out as proto3 JSON does).
                     failure = _error_answer(body)
+                    if failure is None and items is _ABSENT:
+                        other = _other_records(body)
+                        failure = f"{other} (records_path?)" if other else None
                     if failure is not None:
                         raise ConnectorError(
                             f"{url}: no {self.records_path!r} in the answer but {failure}"
