@@ -406,8 +406,8 @@ def _open_alerts_by_theme(session: Session, taxonomy: Taxonomy | None) -> dict[s
 
 
 def _incident_not_closed() -> ColumnElement[bool]:
-    """An alert still to handle: no incident, or its incident not resolved by a person (an
-    analyst's « Résoudre » closes the incident only; its alerts stay open for the detector)."""
+    """An alert still to handle: no incident, or its incident not resolved (an analyst's
+    « Résoudre » closes the incident only; its alerts stay open for the detector)."""
     return or_(Alert.incident_id.is_(None), Incident.status != "resolved")
 
 

@@ -635,8 +635,8 @@ def add_quarantine(
                 created_at=now,
             )
         )
-    digests = sorted({q.digest for q in rows if q.digest is not None})
-    known: set[str | None] = set()
+    digests = sorted({str(q.digest) for q in rows})
+    known: set[str] = set()
     for start in range(0, len(digests), 900):  # under SQLite's bound-parameter limit
         earlier = (
             select(Quarantine.digest)

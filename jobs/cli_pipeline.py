@@ -267,7 +267,7 @@ def register(app: typer.Typer) -> None:
             f"; {result.skipped} analysed meanwhile by another run" if result.skipped else ""
         )
         Console().print(
-            f"analysed [green]{result.analyzed - result.skipped}[/] verbatims "
+            f"analysed [green]{result.stored}[/] verbatims "
             f"({result.mentions} theme mentions, model {result.model_version}) over "
             f"{len(result.days)} day(s){meanwhile}"
         )
@@ -476,8 +476,7 @@ def register(app: typer.Typer) -> None:
         if summary.enriched is not None:
             failed = summary.enriched.failed
             note = f" ({failed} could not be analysed, retried next run)" if failed else ""
-            mine = summary.enriched.analyzed - summary.enriched.skipped
-            out.print(f"analysed {mine} new verbatims{note}")
+            out.print(f"analysed {summary.enriched.stored} new verbatims{note}")
         _print_alerts(out, summary, webhooks=bool(settings.slack_webhooks))
         if not no_report:
             _show_report(days=days, end=None, channel=None, source=None, sessions=sessions)

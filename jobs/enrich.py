@@ -33,6 +33,11 @@ class EnrichResult:
     failed: int = 0  # verbatims the analyzer raised on (left for the next run)
     skipped: int = 0  # already analysed by this model version (e.g. by a concurrent run)
 
+    @property
+    def stored(self) -> int:
+        """Verbatims this run analysed and stored (not those another run stored first)."""
+        return self.analyzed - self.skipped
+
 
 def _analyze(analyzer: Any, texts: list[str]) -> list[Any]:
     """The batch at once; if it raises, text by text so one bad text cannot block the rest.

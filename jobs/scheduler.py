@@ -166,7 +166,7 @@ def _cmd_run(res: JobResources, stop: Stop) -> str:
                 raise
             time.sleep(1.0)
     stored = sum(r.stored for _s, r in summary.ingested)
-    analysed = summary.enriched.analyzed - summary.enriched.skipped if summary.enriched else 0
+    analysed = summary.enriched.stored if summary.enriched else 0
     line = f"stored {stored}, analysed {analysed}"
     errors = [f"{s.source}: {m}" for s, m in summary.errors]
     # The pipeline logs and survives a failed detection or delivery (what was stored stays
@@ -213,7 +213,7 @@ def _cmd_enrich(res: JobResources, stop: Stop) -> str:
             raise Stopped(f"stop requested after {done} verbatims analysed")
 
     result = enrich(res.sessions, res.settings, analyzer_factory=res.analyzer, on_batch=check)
-    return f"analysed {result.analyzed}"
+    return f"analysed {result.stored}"
 
 
 def _cmd_aggregate(res: JobResources, stop: Stop) -> str:

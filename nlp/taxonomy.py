@@ -252,14 +252,7 @@ def _nfc(value: Any) -> Any:
     """Every string of a taxonomy in NFC, as the analyzer prepares texts: a seed, pattern or
     alarm term typed decomposed ("e" + U+0301, macOS, some copy-pastes) never matched."""
     if isinstance(value, str):
-        try:
-            return (
-                value
-                if unicodedata.is_normalized("NFC", value)
-                else (unicodedata.normalize("NFC", value))
-            )
-        except ValueError:  # not text (a lone surrogate): refused by `non_text` with its field
-            return value
+        return unicodedata.normalize("NFC", value)  # lone surrogates pass: `non_text` refuses them
     if isinstance(value, list):
         return [_nfc(v) for v in value]
     if isinstance(value, dict):

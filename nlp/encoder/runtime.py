@@ -705,11 +705,12 @@ def _measured_here(encoder: Any, out_dir: Path, runtimes: Sequence[str]) -> dict
     }
 
 
-def measured_elsewhere(record: dict[str, Any]) -> bool:
-    """Whether runtime.json's choice was measured on a CPU with other matmul features (an
-    image or a cache built on another machine)."""
+def measured_elsewhere(record: dict[str, Any], here: dict[str, Any] | None = None) -> bool:
+    """Whether runtime.json's choice was measured on a CPU with other matmul features than
+    `here` (default this one): an image or a cache built on another machine."""
     built_on = (record.get("cpu") or {}).get("features")
-    return built_on is not None and sorted(built_on) != sorted(cpu_description()["features"])
+    here = here or cpu_description()
+    return built_on is not None and sorted(built_on) != sorted(here["features"])
 
 
 def remeasure_runtime_dir(encoder: Any, out_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
@@ -765,10 +766,10 @@ def _for_this_cpu(record: dict[str, Any], out_dir: Path) -> str:
     its int8 rivals), else the int8 runtime the build measured fastest, with a warning that
     `verbatim setup` on this machine measures again."""
     chosen = str(record.get("chosen", "torch"))
-    if not measured_elsewhere(record):
+    here = cpu_description()
+    if not measured_elsewhere(record, here):
         return chosen
     built_on = (record.get("cpu") or {}).get("features") or []
-    here = cpu_description()
     measured = record.get("measured") or {}
     int8 = [
         n

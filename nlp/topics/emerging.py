@@ -27,6 +27,7 @@ import numpy as np
 from nlp.taxonomy import Taxonomy
 from nlp.themes.stem import light_stem
 from nlp.topics.describe import DiscoveredTopic, normalize_rows
+from nlp.topics.vectorize import FrenchAnalyzer
 
 
 @dataclass(frozen=True)
@@ -132,8 +133,6 @@ class ThemeMatcher:
         # Taxonomy order breaks the ties that the evidence leaves (deterministic, and the
         # same from run to run whatever order the evidence was gathered in).
         self._order = {theme.id: n for n, theme in enumerate(taxonomy.active)}
-        from nlp.topics.vectorize import FrenchAnalyzer
-
         content = FrenchAnalyzer(ngram_max=1)
         for theme in taxonomy.active:
             keys = {_stems(s.lstrip("~")) for s in theme.seeds if s.strip("~ ")}

@@ -93,7 +93,7 @@ def get_alerts(
         return csv_response(alerts_table(found), "alerts")
     declare_view(request, session, ViewDeps())  # alerts and taxonomy are in every token
     rows, nxt = list_alerts(session, status=status, themes=keys, limit=limit, before_id=before)
-    incidents = incident_statuses(session, {r.incident_id for r in rows} - {None})
+    incidents = incident_statuses(session, {r.incident_id for r in rows})
     out = AlertsOut(
         items=[  # a former id (renamed or merged since) shown as the current one
             AlertOut.model_validate(r).model_copy(

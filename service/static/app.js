@@ -114,8 +114,11 @@ async function serverDetail(res) {
   try {
     const detail = (await res.json()).detail;
     if (typeof detail !== "string" || !detail) return "";
-    const known = DETAILS.find(([re]) => re.test(detail));
-    return ` (${known ? detail.replace(new RegExp(`^.*?${known[0].source}.*$`), known[1]) : detail})`;
+    for (const [re, french] of DETAILS) {
+      const found = detail.match(re);
+      if (found) return ` (${french.replace("$1", found[1] ?? "")})`;
+    }
+    return ` (${detail})`;
   } catch (e) {
     return "";  // not JSON
   }
@@ -751,7 +754,8 @@ async function renderJourney() {
 
 // --- topics ---------------------------------------------------------------------------------
 
-const slug = (text) => text.normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase()
+const foldAccents = (text) => text.normalize("NFD").replace(/[\u0300-\u036f]/g, "");
+const slug = (text) => foldAccents(text).toLowerCase()
   .replace(/[^a-z0-9]+/g, "_").replace(/^_+|_+$/g, "").replace(/^([^a-z])/, "t_$1").slice(0, 60) || "sujet";
 
 async function renderTopics() {
@@ -790,8 +794,7 @@ function openPromote(topic) {
   for (const kw of topic.keywords || []) {
     const phrase = kw.includes(" ");
     if (phrase && !examples.some((x) => x.includes(kw))) continue;
-    const fold = (w) => w.normalize("NFD").replace(/[\u0300-\u036f]/g, "");
-    if (!phrase && seeds.some((s) => s.split(" ").some((w) => fold(w).startsWith(fold(kw))))) continue;
+    if (!phrase && seeds.some((s) => s.split(" ").some((w) => foldAccents(w).startsWith(foldAccents(kw))))) continue;
     seeds.push(kw);
     if (seeds.length === 6) break;
   }
