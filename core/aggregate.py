@@ -301,9 +301,9 @@ _KEYWORD_CHUNK = 20_000
 
 
 def _keywords(session: Session, mention_scope: list[ColumnElement[bool]]) -> None:
-    """Fill `daily_keywords` for the scope (already emptied): per day x theme x channel x
-    source, per channel over its sources (source "*") and over every channel ("*", "*").
-    Identical spans are counted by SQL and tokenised once, with nlp's French analyser
+    """Fill `daily_keywords` for the scope (already emptied), French verbatims only: per day x
+    theme x channel x source, per channel over its sources (source "*") and over every channel
+    ("*", "*"). Identical spans are counted by SQL and tokenised once, with nlp's French analyser
     (accents kept, elisions split, stop words out), each word once per span."""
     from nlp.topics.vectorize import FrenchAnalyzer
 
@@ -319,7 +319,14 @@ def _keywords(session: Session, mention_scope: list[ColumnElement[bool]]) -> Non
         )
         .join(Analysis, Analysis.id == ThemeMention.analysis_id)
         .join(Feedback, Feedback.id == ThemeMention.feedback_id)
-        .where(latest_analysis(), ThemeMention.evidence_text.is_not(None), *mention_scope)
+        .where(
+            latest_analysis(),
+            ThemeMention.evidence_text.is_not(None),
+            # French only, as the theme's figures: "delivery", "and", "arrived" were Livraison's
+            # top keywords on /themes when English reviews named it.
+            Feedback.language.in_(AGGREGATED_LANGUAGES),
+            *mention_scope,
+        )
         .group_by(
             ThemeMention.day,
             ThemeMention.theme,

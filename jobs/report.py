@@ -232,6 +232,9 @@ def report_json(report: Report) -> dict[str, Any]:
         "end": report.end.isoformat(),
         "verbatims": total.volume if total else 0,
         "verbatims_negative": total.negatives if total else 0,
+        # Counted apart, as the table's caption says: without it the JSON's figures read as
+        # every verbatim of the period.
+        "other_languages": report.other_languages,
         "themes": themes,
         "drivers": {
             score: [driver_json(d) for d in drivers] for score, drivers in report.drivers.items()

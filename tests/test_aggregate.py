@@ -125,6 +125,28 @@ def test_other_languages_are_reported_apart_not_mixed_into_french_figures(
     assert render_report(report).caption == (
         "Hors français, non comptés ci-dessus (verbatims) : anglais : 2, espagnol : 1"
     )
+    # The JSON export says so too (it gave 6 verbatims and nothing of the 3 left out).
+    from jobs.report import report_json
+
+    assert report_json(report)["other_languages"] == {"en": 2, "es": 1}
+
+
+def test_theme_keywords_are_french_like_the_theme_figures(session: Session) -> None:
+    # An English review naming Livraison put "delivery" first among its /themes keywords.
+    from core.queries import top_keywords
+
+    for text, language in (
+        ("Colis livré en retard", "fr"),
+        ("The delivery was late", "en"),
+        ("The delivery was late again", "en"),
+    ):
+        fb = add(session, D1, "negative", {"livraison": "negative"}, language=language)
+        mention = session.scalars(select(ThemeMention).where(ThemeMention.feedback_id == fb.id))
+        mention.one().evidence_text = text
+    session.commit()
+    aggregate(session)
+    words = top_keywords(session, ["livraison"], start=D1, end=D1)
+    assert words and "delivery" not in words and "late" not in words, words
 
 
 def test_aggregate_is_a_recompute_and_can_be_incremental(data: Session) -> None:

@@ -338,16 +338,17 @@ def _check(sessions: sessionmaker[Session]) -> None:
 
         words = FrenchAnalyzer(ngram_max=1, min_length=3).words
         latest = _latest(s)
+        feedback = {f.id: f for f in s.scalars(select(Feedback))}
         counted: Counter[str] = Counter()
         for m in s.scalars(select(ThemeMention).where(ThemeMention.theme == "livraison")):
             fresh = latest[m.feedback_id].id == m.analysis_id and START <= m.day <= END
-            if fresh and m.evidence_text:
+            french = feedback[m.feedback_id].language in AGGREGATED_LANGUAGES
+            if fresh and french and m.evidence_text:
                 counted.update({w for clause in words(m.evidence_text) for w in clause})
         want_words = [w for w, _ in sorted(counted.items(), key=lambda kv: (-kv[1], kv[0]))[:5]]
         assert top_keywords(s, ["livraison"], start=START, end=END) == want_words
         assert want_words
         # Filtered by channel or by source: the same count over that slice's verbatims only.
-        feedback = {f.id: f for f in s.scalars(select(Feedback))}
         for field in ("channel", "source"):
             slices = sorted({getattr(f, field) for f in feedback.values()})
             assert len(slices) == 2
@@ -359,6 +360,7 @@ def _check(sessions: sessionmaker[Session]) -> None:
                         fresh
                         and m.evidence_text
                         and getattr(feedback[m.feedback_id], field) == value
+                        and feedback[m.feedback_id].language in AGGREGATED_LANGUAGES
                     ):
                         counted.update({w for clause in words(m.evidence_text) for w in clause})
                 want_slice = [

@@ -115,6 +115,19 @@ def test_prepare_masks_pii_and_detects_language() -> None:
     assert len(row["customer_key"]) == 64
 
 
+@pytest.mark.parametrize(
+    "text", ["Impeccable ! No souci !", "meilleur site de e-cig.", "Game of Thrones coffret abîmé"]
+)
+def test_prepare_stores_a_weak_foreign_guess_as_french(text: str) -> None:
+    # is_french said French, the language column "en"/"pt": topics counted the row French, the
+    # aggregates, `other_languages` and the report (which read the language) foreign.
+    from core.queries import AGGREGATED_LANGUAGES
+
+    row = _prep(text=text)
+    assert isinstance(row, dict)
+    assert row["is_french"] is True and row["language"] in AGGREGATED_LANGUAGES, row
+
+
 def test_prepare_keeps_english_as_not_french() -> None:
     row = _prep(text="The parcel never arrived and customer service never answered my emails")
     assert isinstance(row, dict)

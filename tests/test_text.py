@@ -232,3 +232,25 @@ def test_the_second_opinion_model_is_kept_uncompressed_and_read_back(
         assert language._identifier().classify(text) == want
     finally:
         language._identifier.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Le vendeur m'a répondu \"We are sorry, the item is out of stock and we cannot send "
+        'another one". Inadmissible.',
+        "Réponse du SAV : « We are sorry for the inconvenience, your refund will be processed "
+        "within 30 days ». Ça fait 2 mois.",
+    ],
+)
+def test_a_french_review_quoting_an_english_reply_stays_french(text: str) -> None:
+    # The quoted reply outweighed the writer's own words: the complaint left the French figures.
+    assert detect_language(text)[0] == "fr", detect_language(text)
+
+
+@pytest.mark.parametrize(
+    "text", ['Juicy tasty burgers "the best in town, no doubt"', '"Great product, fast delivery"']
+)
+def test_an_english_review_with_quotes_stays_english(text: str) -> None:
+    code, conf = detect_language(text)
+    assert code == "en" and not is_french(code, conf)

@@ -656,8 +656,26 @@ def _keep_uncompressed(source: Path, target: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+# Quoted passages: a French complaint quoting the seller's English reply ("Le vendeur m'a
+# répondu "We are sorry, the item is out of stock..." Inadmissible.") was scored English.
+_QUOTED = re.compile(r'"[^"]*"|“[^”]*”|«[^»]*»|„[^“”]*[“”]')
+QUOTING_MIN_WORDS = 3  # fewer words around the quote ("Inadmissible : « … »"): all of it
+
+
 def detect_language(text: str) -> tuple[str, float]:
     """Return (ISO 639-1 code, confidence 0-1). No letters at all -> ("und", 0.0)."""
+    outside = _QUOTED.sub(" ", text or "")
+    if outside != (text or "") and len(_WORD.findall(outside)) >= QUOTING_MIN_WORDS:
+        own = _detect(outside)
+        # Only to keep French, and on French words (not the unknown-words default): a French
+        # headline shared with "good read" stays French, "Juicy tasty burgers "the best in
+        # town"" English.
+        if own[0] == "fr" and own[1] >= FRENCH_MIN_CONFIDENCE:
+            return own  # the writer's own words are French, whatever they quote
+    return _detect(text)
+
+
+def _detect(text: str) -> tuple[str, float]:
     # Lower case, accents kept: the word lists are looked up folded, in the languages whose
     # spelling has the word's accents (see _languages_of_accented).
     words = [w.lower() for w in _WORD.findall(text or "")]
@@ -667,6 +685,11 @@ def detect_language(text: str) -> tuple[str, float]:
         other, p = _identifier().classify(text)
         if other != "fr" and p >= SECOND_OPINION_MIN_P:
             return (other, round(float(p), 3))
+    if language != "und" and is_french(language, confidence):
+        # A foreign guess too weak to trust is French (is_french). The stored language is what
+        # the aggregates, `other_languages` and the report read, the flag what topics read:
+        # "Impeccable ! No souci !" stored as "en" was French in topics, English elsewhere.
+        return ("fr", confidence)
     return (language, confidence)
 
 
