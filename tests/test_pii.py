@@ -270,6 +270,15 @@ def test_belgian_numbers_are_masked(text: str, expected: str) -> None:
     assert mask_pii(text) == expected
 
 
+def test_a_phone_number_split_by_one_line_break_is_masked() -> None:
+    # Wrapped e-mails and form fields break a number in two; normalize_text keeps the break.
+    for text in ["mon numéro 06 12 34\n56 78 merci", "mon numéro 06 12\n34 56 78 merci"]:
+        assert mask_pii(text) == "mon numéro <PHONE> merci", text
+    # Numbers one per line, and a date split the same way, stay.
+    for text in ["notes\n04\n12\n15\n18\n20", "le 01/02\n2024 10h"]:
+        assert mask_pii(text) == text
+
+
 def test_phone_groupings_keep_dates_hours_and_counts() -> None:
     for text in [
         "livré le 01.02.2024 10 h comme prévu",
@@ -322,6 +331,66 @@ def test_shouted_or_capitalised_thanks_to_a_known_first_name_are_masked() -> Non
         "Merci Orange et Free",
     ]:
         assert mask_pii(text) == text
+
+
+def test_an_unknown_surname_after_a_known_first_name_is_masked_with_it() -> None:
+    # Only surnames in the name lists were taken: "Kowalczyk" was stored, rules or NER.
+    for text, expected in [
+        ("Cordialement, Sophie Kowalczyk", "Cordialement, <PERSON>"),
+        ("Bien à vous,\nMarc AUMAILLEY", "Bien à vous,\n<PERSON>"),
+        ("Merci Sophie Kowalczyk pour votre aide", "Merci <PERSON> pour votre aide"),
+        ("merci à Sophie Kowalczyk qui m'a aidé", "merci à <PERSON> qui m'a aidé"),
+        # Shouted, or on the next line, the word after a first name is any word.
+        ("MERCI KARIM POUR TOUT", "MERCI <PERSON> POUR TOUT"),
+        ("Cordialement, Sophie\nNuméro client", "Cordialement, <PERSON>\nNuméro client"),
+        ("Cordialement, Sophie Service client", "Cordialement, <PERSON> Service client"),
+    ]:
+        assert mask_pii(text) == expected, text
+
+
+def test_capitalised_known_first_names_in_a_names_place_are_masked(masker: PiiMasker) -> None:
+    # These places were read in lower case only; capitalised, NER (spaCy's small model)
+    # missed a lone first name there too, so the name was stored.
+    for text, expected in [
+        ("j'ai eu Kevin au téléphone, très aimable", "j'ai eu <PERSON> au téléphone, très aimable"),
+        ("J'ai parlé à Nathalie hier", "J'ai parlé à <PERSON> hier"),
+        ("j'ai parlé avec Karim du SAV", "j'ai parlé avec <PERSON> du SAV"),
+        ("Kevin du SAV m'a répondu", "<PERSON> du SAV m'a répondu"),
+        ("Sophie du service client m'a rappelé", "<PERSON> du service client m'a rappelé"),
+        (
+            "Muriel, notre interlocutrice, a su cibler",
+            "<PERSON>, notre interlocutrice, a su cibler",
+        ),
+        # Brands and places in the same places are no known first names.
+        ("j'ai eu Orange au téléphone", "j'ai eu Orange au téléphone"),
+        ("j'ai appelé Darty hier", "j'ai appelé Darty hier"),
+    ]:
+        assert masker(text) == expected, text
+        assert mask_pii(text) == expected, text
+
+
+def test_customer_and_member_numbers_are_masked_like_order_numbers() -> None:
+    # "commande 123456" was masked, "n° client 123456" stored: both identify one customer.
+    for text, expected in [
+        ("mon n° client 123456 svp", "mon n° client <ORDER> svp"),
+        ("numéro client AB123456 merci", "numéro client <ORDER> merci"),
+        ("mon numéro d'adhérent 12345", "mon numéro d'adhérent <ORDER>"),
+        ("n° d'abonné : 2024-7781", "n° d'abonné : <ORDER>"),
+        ("contrat n° 98765 résilié", "contrat n° <ORDER> résilié"),
+    ]:
+        assert mask_pii(text) == expected, text
+    for text in ["client depuis 2015", "15 clients 39,90 €", "client 1234 fois déçu"]:
+        assert mask_pii(text) == text
+
+
+def test_e_mails_with_angle_brackets_or_the_small_at_sign_are_masked() -> None:
+    for text in [
+        "mail jean.dupont<at>gmail<dot>com merci",
+        "mail jean.dupont <arobase> gmail <point> com merci",
+        "mail jean.dupont\ufe6bgmail.com merci",  # the small at sign, like the full-width one
+    ]:
+        assert mask_pii(text) == "mail <EMAIL> merci", text
+    assert mask_pii("voir<a>exemple.fr</a>") == "voir<a>exemple.fr</a>"  # an HTML link
 
 
 def test_quantities_with_a_unit_are_no_postcode_and_town() -> None:
@@ -726,6 +795,33 @@ def test_quarantine_masks_raw_rows_and_reasons(
     with session_scope(sessions) as session:
         q = session.execute(select(Quarantine)).scalar_one()
         assert "Dupont" not in q.raw and "12 34" not in q.raw and "12 34" not in q.reason
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u202f", "\u2009"])
+def test_numbers_grouped_by_unicode_spaces_are_masked_in_extra_fields(space: str) -> None:
+    # Extra fields are masked without normalize_text: French typography groups digits with
+    # (narrow) no-break spaces, and the IBAN, card and NIR rules read only ASCII spaces.
+    secrets = {
+        "iban": "FR76 3000 6000 0112 3456 7890 189",
+        "carte": "4970 1012 3456 7899",
+        "sécu": "1 85 05 78 006 084 36",
+    }
+    extra = {k: f"{k} {v.replace(' ', space)} merci" for k, v in secrets.items()}
+    row = prepare_feedback(
+        {"text": "Colis abîmé.", "created_at": "2025-03-01"},
+        source="s",
+        channel="review",
+        max_text_chars=2000,
+        extra=extra,
+        now=NOW,
+        mask=mask_pii,
+    )
+    assert not isinstance(row, Rejection)
+    assert row["meta"] == {
+        "iban": "iban <IBAN> merci",
+        "carte": "carte <CARD> merci",
+        "sécu": "sécu <NIR> merci",
+    }
 
 
 # --- through the API -------------------------------------------------------------------------
