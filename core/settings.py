@@ -93,7 +93,41 @@ class SourceConfig(BaseModel):
             raise ValueError(f"source {self.source!r}: kind {self.kind!r} needs a path")
         if self.kind == "http" and not self.url:
             raise ValueError(f"source {self.source!r}: kind 'http' needs a url")
+        # An option of another kind (`url` on a folder, `pattern` on a file) was accepted and
+        # then ignored. Third-party connectors get the whole table: anything goes there.
+        readable = _KIND_OPTIONS.get(self.kind)
+        if readable is not None:
+            ignored = sorted(self.model_fields_set - readable - _COMMON_OPTIONS)
+            if ignored:
+                raise ValueError(
+                    f"source {self.source!r}: kind {self.kind!r} does not read "
+                    f"{', '.join(ignored)} (its options: {', '.join(sorted(readable))})"
+                )
         return self
+
+
+_COMMON_OPTIONS = frozenset({"source", "kind", "channel", "mapping"})
+# What each built-in connector reads (jobs/connectors): the rest would be ignored silently.
+_KIND_OPTIONS: dict[str, frozenset[str]] = {
+    "file": frozenset({"path", "encoding"}),
+    "folder": frozenset({"path", "pattern", "settle_seconds", "encoding"}),
+    "http": frozenset(
+        {
+            "url",
+            "params",
+            "auth_env",
+            "auth_header",
+            "auth_scheme",
+            "since_param",
+            "cursor_field",
+            "records_path",
+            "next_path",
+            "page_param",
+            "timeout_seconds",
+            "max_retries",
+        }
+    ),
+}
 
 
 class SchedulerJob(BaseModel):

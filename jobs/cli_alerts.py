@@ -133,7 +133,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def backtest(
-        feed: Path = typer.Argument(..., help="JSONL feed: id, text, created_at[, channel...]"),
+        feed: Path = typer.Argument(
+            ...,
+            help="JSONL or CSV feed (read as `verbatim ingest` reads it): id, text, "
+            "created_at[, channel...]",
+        ),
         output: Path = typer.Option(..., "-o", "--output", help="Alerts JSONL to write."),
         taxonomy: str | None = typer.Option(None, help="Taxonomy file or builtin name."),
         backend: str | None = typer.Option(None, help="Sentiment backend (default: settings)."),

@@ -158,6 +158,14 @@ def test_cli_backtest_missing_feed(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "feed not found" in res.output
 
 
+def test_cli_backtest_help_says_it_reads_csv() -> None:
+    """The help said "JSONL feed" while the command reads CSV as `verbatim ingest` does."""
+    from verbatim_cli import app
+
+    res = CliRunner().invoke(app, ["backtest", "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and "JSONL or CSV feed" in res.output
+
+
 def test_replay_reports_an_episode_once_and_escalations_on_request() -> None:
     import numpy as np
 

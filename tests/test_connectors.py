@@ -221,6 +221,26 @@ def test_http_errors_are_clear(api: FakeApi, db: sessionmaker[Session], settings
         build_connector(cfg, settings)
 
 
+@pytest.mark.parametrize(
+    ("table", "ignored"),
+    [
+        ({"kind": "folder", "path": "/srv/x", "url": "https://x.fr/api"}, "url"),
+        ({"path": "avis.csv", "pattern": "*.csv", "settle_seconds": 5}, "pattern, settle_seconds"),
+        ({"kind": "http", "url": "https://x.fr/api", "encoding": "cp1252"}, "encoding"),
+        ({"kind": "folder", "path": "/srv/x", "options": {"a": 1}}, "options"),
+    ],
+)
+def test_source_option_of_another_kind_is_refused(table: dict[str, Any], ignored: str) -> None:
+    """A valid option under the wrong kind (`url` on a folder, `pattern` on a file) was
+    accepted and never read: the pull silently did something else than the file said."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=f"does not read {ignored} "):
+        SourceConfig(source="s", **table)
+    # Third-party connectors get the whole table; their own options are theirs to read.
+    SourceConfig(source="z", kind="zendesk", url="https://x.fr", options={"subdomain": "m"})
+
+
 class JsonApi:
     """A JSON API on 127.0.0.1 whose answer to each GET is `answer(query)`; `requests` holds
     the paths asked, in order."""
@@ -574,6 +594,22 @@ def test_run_pulls_configured_sources(tmp_path: Path, settings: Settings) -> Non
     assert plain.stored == 3
     folder = SourceConfig(source="dir", kind="folder", path=tmp_path, pattern="*.jsonl")
     assert pull_source(sessions, settings, folder).stored == 3  # same rows, another source
+    engine.dispose()
+
+
+def test_file_source_reads_its_configured_encoding(tmp_path: Path, settings: Settings) -> None:
+    """`encoding = "cp1252"` on a plain file source was accepted and then ignored: the file
+    was read as UTF-8 and every accented row went to the quarantine as `encoding_error`."""
+    feed = tmp_path / "caisse.csv"
+    feed.write_bytes("id;avis\n1;Café froid, service très lent\n".encode("cp1252"))
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    cfg = SourceConfig(source="caisse", path=feed, encoding="cp1252")
+    result = pull_source(sessions, settings, cfg)
+    assert (result.stored, result.rejected) == (1, 0)
+    with sessions() as s:
+        assert s.scalar(select(Feedback.text)) == "Café froid, service très lent"
     engine.dispose()
 
 

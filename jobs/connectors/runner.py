@@ -228,6 +228,7 @@ def pull_source(
             channel=cfg.channel,
             mapping=cfg.mapping,
             progress=progress,
+            encoding=cfg.encoding,
             masker=masker,
         )
     connector = build_connector(cfg, settings)
