@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Accuracy, macro-F1, per-class table and confusion; theme micro/macro-F1."""
-        from jobs.evaluate import LabelError, evaluate, format_report, read_rows
+        from jobs.evaluate import LabelError, check_theme_ids, evaluate, format_report, read_rows
 
         if not data.is_file():
             raise fail(not_a_file(data, "data file"))
@@ -118,9 +118,25 @@ def register(app: typer.Typer) -> None:
             raise fail(str(exc)) from None
         except UnicodeDecodeError:
             raise fail(f"{data} is not UTF-8 text: save it as UTF-8 and run again") from None
+        if not rows.texts and rows.skipped:
+            with data.open(encoding="utf-8-sig") as fh:
+                first = next((line for line in fh if line.strip()), "")
+            try:
+                json.loads(first)
+            except ValueError:
+                # A CSV or Excel export: "need a non-empty 'text'" sent the team looking for
+                # the text column their file has, not for the format.
+                raise fail(
+                    f"{data} is not JSONL: evaluate reads one JSON object per line with 'text' "
+                    "and a label (sentiment, stars or themes)"
+                ) from None
         if not rows.texts:
             raise fail(f"no usable rows (need a non-empty 'text') in {data}")
         analyzer = _analyzer(taxonomy, themes_model, backend)
+        try:
+            check_theme_ids(rows, analyzer.taxonomy, data)
+        except LabelError as exc:
+            raise fail(str(exc)) from None
         result = evaluate(analyzer, rows, errors_path=errors)
         if "sentiment" not in result and "themes" not in result:
             raise fail("no labels found: expected 'sentiment', 'stars', 'themes' or 'aspects'")

@@ -96,6 +96,7 @@ class EvalRows:
     sentiment: list[str | None] = field(default_factory=list)
     themes: list[dict[str, str] | None] = field(default_factory=list)
     ids: list[Any] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # line of each row in the file
     skipped: int = 0
 
 
@@ -124,7 +125,22 @@ def read_rows(path: Path, limit: int | None = None) -> EvalRows:
             rows.sentiment.append(sentiment)
             rows.themes.append(themes)
             rows.ids.append(row.get("id"))
+            rows.lines.append(n)
     return rows
+
+
+def check_theme_ids(rows: EvalRows, taxonomy: Any, path: Path) -> None:
+    """LabelError naming the first line whose gold theme the taxonomy does not know (or has
+    retired), as `verbatim train themes` refuses it: a typo or another taxonomy's id was
+    scored as a missed theme, and the prediction beside it as a false one."""
+    for themes, n in zip(rows.themes, rows.lines, strict=True):
+        for key in themes or {}:
+            theme = taxonomy.resolve(key)
+            if theme is None or theme.retired:
+                raise LabelError(
+                    f"{path}:{n}: unknown theme id {key!r} (taxonomy {taxonomy.name!r} "
+                    f"has: {', '.join(taxonomy.ids)})"
+                )
 
 
 def _batches(n: int, size: int) -> Iterator[slice]:

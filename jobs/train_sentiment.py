@@ -32,27 +32,38 @@ class LabelledFile:
 
 
 def read_labelled(paths: list[Path]) -> LabelledFile:
-    """Rows with a usable text and label; others are counted in `skipped`, never fatal."""
+    """Rows with a usable text and label; others (not JSON, no text, no label) are counted in
+    `skipped`. As in `verbatim evaluate`, a label that is given but cannot be read (stars 8,
+    'neg') and a file that is not UTF-8 are a LabelError naming the file: skipped rows trained
+    on part of the file (a 0-10 score kept its 1-5 rows), replaced bytes on mangled texts."""
+    from jobs.evaluate import LabelError, _checked_sentiment
+
     out = LabelledFile()
     for path in paths:
-        # utf-8-sig: a BOM (Excel, Notepad) would make the first row unreadable JSON.
-        with path.open(encoding="utf-8-sig", errors="replace") as fh:
-            for n, line in enumerate(fh, 1):
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    out.skipped += 1
-                    continue
-                text = row.get("text") if isinstance(row, dict) else None
-                label = _label(row) if isinstance(row, dict) else None
-                if not isinstance(text, str) or not text.strip() or label is None:
-                    out.skipped += 1
-                    continue
-                out.rows.texts.append(text)
-                out.rows.labels.append(POLARITIES.index(label))
-                out.rows.stars.append(star_index(row.get("stars")))
-                out.rows.groups.append(str(row.get("source") or path.name))
-                out.keys.append(str(row.get("id") or f"{path.name}:{n}:{text}"))
+        try:
+            # utf-8-sig: a BOM (Excel, Notepad) would make the first row unreadable JSON.
+            with path.open(encoding="utf-8-sig") as fh:
+                for n, line in enumerate(fh, 1):
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError:
+                        out.skipped += 1
+                        continue
+                    text = row.get("text") if isinstance(row, dict) else None
+                    try:
+                        label = _checked_sentiment(row) if isinstance(row, dict) else None
+                    except LabelError as exc:
+                        raise LabelError(f"{path}:{n}: {exc}") from None
+                    if not isinstance(text, str) or not text.strip() or label is None:
+                        out.skipped += 1
+                        continue
+                    out.rows.texts.append(text)
+                    out.rows.labels.append(POLARITIES.index(label))
+                    out.rows.stars.append(star_index(row.get("stars")))
+                    out.rows.groups.append(str(row.get("source") or path.name))
+                    out.keys.append(str(row.get("id") or f"{path.name}:{n}:{text}"))
+        except UnicodeDecodeError:
+            raise LabelError(f"{path} is not UTF-8 text: save it as UTF-8 and run again") from None
     return out
 
 
@@ -209,7 +220,13 @@ def register_sentiment(group: typer.Typer) -> None:
         if not data and not corrections:
             typer.echo("error: give --data FILE and/or --corrections", err=True)
             raise typer.Exit(code=2)
-        labelled = read_labelled(data)
+        from jobs.evaluate import LabelError
+
+        try:
+            labelled = read_labelled(data)
+        except LabelError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=2) from None
         if corrections:
             from jobs.corrections import corrected_rows
 
@@ -218,9 +235,18 @@ def register_sentiment(group: typer.Typer) -> None:
             typer.echo(f"{len(rows)} corrected verbatims merged", err=True)
         train, val = split_rows(labelled, val_percent)
         if len(train.texts) < 20 or len(val.texts) < 5 or len(set(train.labels)) < 2:
+            # The split, not only the total: 40 rows "got 40" against "need at least 25" read
+            # as a contradiction when --val-percent 8 left 3 validation rows.
             typer.echo(
-                "error: need at least 25 labelled rows covering 2+ classes "
-                f"(got {len(labelled.rows.texts)}; {labelled.skipped} skipped)",
+                "error: need at least 20 training and 5 validation rows covering 2+ classes "
+                f"(got {len(labelled.rows.texts)} labelled rows, {labelled.skipped} skipped: "
+                f"{len(train.texts)} train / {len(val.texts)} validation at --val-percent "
+                f"{val_percent}, {len(set(train.labels))} class(es) in train); add rows"
+                + (
+                    " or raise --val-percent"
+                    if len(val.texts) < 5 and len(train.texts) >= 20
+                    else ""
+                ),
                 err=True,
             )
             raise typer.Exit(code=2)

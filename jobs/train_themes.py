@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -78,10 +79,15 @@ def read_examples(path: Path, taxonomy: Any) -> tuple[list[str], list[dict[str, 
 
 
 def merge_corrections(
-    texts: list[str], labels: list[dict[str, str]], rows: list[dict[str, Any]], taxonomy: Any
+    texts: list[str],
+    labels: list[dict[str, str]],
+    rows: list[dict[str, Any]],
+    taxonomy: Any,
+    dropped: Counter[str] | None = None,
 ) -> tuple[list[str], list[dict[str, str]]]:
     """Examples + corrected verbatims ({"text", "themes"}); a correction wins over an example
-    with the same text. Themes retired since the correction are dropped."""
+    with the same text. Themes retired since the correction, or that `taxonomy` does not have
+    (another --taxonomy than the corrections'), are dropped and counted in `dropped`."""
     merged: dict[str, dict[str, str]] = dict(zip(texts, labels, strict=True))
     for row in rows:
         themes = {}
@@ -89,6 +95,8 @@ def merge_corrections(
             theme = taxonomy.resolve(key)
             if theme is not None and not theme.retired:
                 themes[theme.id] = pol
+            elif dropped is not None:
+                dropped[key] += 1
         merged[row["text"]] = themes
     return list(merged), list(merged.values())
 
@@ -302,8 +310,16 @@ def register_themes(group: typer.Typer) -> None:
             except (ExamplesError, UnicodeDecodeError) as exc:
                 raise _fail(str(exc)) from None
         if corrections:
-            texts, labels = merge_corrections(texts, labels, rows, tax)
+            dropped: Counter[str] = Counter()
+            texts, labels = merge_corrections(texts, labels, rows, tax, dropped)
             typer.echo(f"{len(rows)} corrected verbatims merged", err=True)
+            if dropped:  # said, not silent: those texts now teach "not this theme"
+                shown = ", ".join(f"{t} ({n})" for t, n in dropped.most_common())
+                typer.echo(
+                    f"warning: corrected themes that taxonomy {tax.name!r} does not have "
+                    f"(or has retired) were left out: {shown}",
+                    err=True,
+                )
         if not texts:
             raise _fail("no examples: the examples file and the corrections are empty")
         from core.analysis import load_lemmatizer

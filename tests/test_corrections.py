@@ -237,6 +237,52 @@ def test_train_themes_uses_corrections(
     assert res.exit_code == 2 and "got 0" in res.output
 
 
+def test_train_themes_says_which_corrected_themes_another_taxonomy_lacks(
+    tmp_path: Path,
+    settings: Settings,
+    client: TestClient,
+    keys: dict[str, str],
+    sessions: sessionmaker[Session],
+) -> None:
+    """With --taxonomy naming a file without a theme the analysts corrected against (added
+    through the API), the correction's theme was dropped without a word: the text then
+    trained as "none of these themes" and the output only said "1 corrected verbatims
+    merged"."""
+    from verbatim_cli import app
+
+    fid = _known_id(sessions)
+    with session_scope(sessions) as session:
+        tax = taxonomy_store.current(session, settings).taxonomy
+        fidelite = Theme(id="fidelite", label="Fidélité", seeds=["carte fidélité"])
+        taxonomy_store.save(
+            session, settings, tax.model_copy(update={"themes": [*tax.themes, fidelite]}), "t"
+        )
+    res = client.post(
+        f"/feedback/{fid}/corrections",
+        headers={"X-API-Key": keys["write"]},
+        json={
+            "themes": [
+                {"theme": "emballage", "polarity": "negative"},
+                {"theme": "fidelite", "polarity": "negative"},
+            ]
+        },
+    )
+    assert res.status_code == 201, res.text
+    env = {
+        "VERBATIM_DATA_DIR": str(settings.data_dir),
+        "VERBATIM_DATABASE_URL": settings.resolved_database_url,
+        "VERBATIM_CONFIG": str(tmp_path / "none.toml"),
+    }
+    args = ["train", "themes", "--corrections", "--no-encoder", "--out", str(tmp_path / "h")]
+    res = CliRunner().invoke(app, [*args, "--taxonomy", "ecommerce"], env=env)
+    assert res.exit_code == 0, res.output
+    assert "1 corrected verbatims merged" in res.output
+    assert "left out: fidelite (1)" in res.output, res.output
+    # Trained for the database's own taxonomy, nothing is left out and nothing is said.
+    res = CliRunner().invoke(app, args, env=env)
+    assert res.exit_code == 0 and "left out" not in res.output, res.output
+
+
 def test_notes_are_masked_like_texts_names_included(
     settings: Settings,
     engine: Engine,

@@ -151,6 +151,22 @@ def test_cli_evaluate_aspects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert themes["micro_f1"] >= 0.75
 
 
+def test_cli_evaluate_on_a_csv_says_it_reads_jsonl(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CSV export with a text column was refused as "no usable rows (need a non-empty
+    'text')": the team looked for the column their file has, not for the format."""
+    monkeypatch.chdir(tmp_path)
+    app = typer.Typer()
+    cli_models.register(app)
+    path = tmp_path / "labels.csv"
+    path.write_bytes("\ufeffid;text;stars\n1;Livraison rapide;5\n2;Colis cassé;1\n".encode())
+    res = CliRunner().invoke(app, ["evaluate", "--data", str(path), "--backend", "lexicon"])
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith("error: ") and res.output.count("\n") == 1, res.output
+    assert "labels.csv is not JSONL" in res.output, res.output
+
+
 def test_stars_off_the_scale_are_no_label_and_french_labels_are_read() -> None:
     """0, 6, a 0-10 score or NaN (json.loads reads `NaN`) were mapped to negative/positive:
     a wrong gold label, silently. French and capitalised labels were silently dropped."""
@@ -204,6 +220,28 @@ def test_labelled_files_from_spreadsheets_read_the_same_everywhere(tmp_path: Pat
     assert labels == [{"livraison": "negative"}, {"prix": "positive"}]
 
 
+def test_train_sentiment_refuses_what_it_cannot_read(tmp_path: Path) -> None:
+    """Train sentiment skipped a given but unreadable label (a 0-10 score kept its 1-5 rows
+    as stars, 'neg' dropped half a file) and read a cp1252 file with replaced bytes, training
+    on mangled texts; `verbatim evaluate` refuses both, naming the file."""
+    from jobs.evaluate import LabelError
+
+    good = json.dumps({"id": 1, "text": "Colis en retard", "stars": 1}) + "\n"
+    for body, expected in (
+        (good + json.dumps({"id": 2, "text": "Top", "stars": 9}) + "\n", "scores.jsonl:2:"),
+        (good + json.dumps({"id": 2, "text": "Nul", "sentiment": "neg"}) + "\n", "'neg'"),
+        ('{"text": "Très déçu", "stars": 1}\n'.encode("cp1252"), "not UTF-8"),
+    ):
+        path = tmp_path / "scores.jsonl"
+        path.write_bytes(body if isinstance(body, bytes) else body.encode("utf-8"))
+        with pytest.raises(LabelError, match=expected):
+            read_labelled([path])
+    # Rows with no label at all (or not JSON) are still skipped and counted, as before.
+    path.write_text(good + "not json\n" + json.dumps({"text": "sans note"}) + "\n", "utf-8")
+    labelled = read_labelled([path])
+    assert (len(labelled.rows.texts), labelled.skipped) == (1, 2)
+
+
 def test_cli_evaluate_unreadable_input_is_one_error_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -241,6 +279,30 @@ def test_cli_evaluate_unreadable_input_is_one_error_line(
     assert res.exit_code == 2 and "--errors is a directory" in res.output, res.output
 
 
+def test_cli_evaluate_refuses_a_theme_the_taxonomy_does_not_know(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gold theme id the taxonomy does not know ('Livraison', another taxonomy's id) was
+    scored as a missed theme and the right prediction beside it as a false one, with no word
+    of why; `verbatim train themes` refuses the same file naming the line."""
+    monkeypatch.chdir(tmp_path)
+    app = typer.Typer()
+    cli_models.register(app)
+    rows = [
+        {"text": "Livraison rapide", "themes": {"livraison": "positive"}},
+        {"text": "Colis en retard", "themes": {"Livraison": "negative"}},
+    ]
+    path = tmp_path / "typo.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    res = CliRunner().invoke(app, ["evaluate", "--data", str(path), "--backend", "lexicon"])
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith("error: ") and res.output.count("\n") == 1, res.output
+    assert "typo.jsonl:2: unknown theme id 'Livraison'" in res.output, res.output
+    path.write_text(json.dumps(rows[0]) + "\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["evaluate", "--data", str(path), "--backend", "lexicon"])
+    assert res.exit_code == 0 and "THEMES  n=1" in res.output, res.output
+
+
 def test_a_sentiment_correction_replaces_every_copy_of_its_text(tmp_path: Path) -> None:
     """Only the last same-text row took the analyst's label: a file holding the text twice
     still trained on the stale label once (the README: a correction wins over a row)."""
@@ -256,3 +318,25 @@ def test_a_sentiment_correction_replaces_every_copy_of_its_text(tmp_path: Path) 
     add_rows(labelled, [{"id": "correction:7", "text": text, "sentiment": "negative"}])
     assert labelled.rows.labels == [0, 2, 0]  # negative, positive, negative
     assert len(labelled.rows.texts) == 3
+
+
+def test_train_sentiment_too_small_says_which_part_is_short(tmp_path: Path) -> None:
+    """40 labelled rows over 3 classes were refused as "need at least 25 labelled rows
+    covering 2+ classes (got 40; ...)": the default --val-percent 8 left under 5
+    validation rows, which the message did not say."""
+    from verbatim_cli import app
+
+    path = tmp_path / "forty.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"id": f"r{i}", "text": f"avis numéro {i}", "stars": 1 + i % 5}) + "\n"
+            for i in range(40)
+        ),
+        encoding="utf-8",
+    )
+    res = CliRunner().invoke(
+        app, ["train", "sentiment", "--data", str(path), "--out", str(tmp_path / "out")]
+    )
+    assert res.exit_code == 2, res.output
+    assert "got 40 labelled rows" in res.output and "validation at --val-percent 8" in res.output
+    assert "raise --val-percent" in res.output
