@@ -91,6 +91,8 @@ def apply_correction(
             resolved[theme.id] = polarity
     from nlp.text import mask_pii
 
+    if note:
+        note = note.replace("\x00", "")  # as in stored texts: PostgreSQL refuses NUL (a 500)
     correction = Correction(
         feedback_id=feedback_id,
         sentiment=sentiment,

@@ -929,6 +929,8 @@ def set_incident_status(
             f"incident {incident_id} was acknowledged by {inc.acknowledged_by} at "
             f"{_when(inc.acknowledged_at)}"
         )
+    if note:
+        note = note.replace("\x00", "")  # as in stored texts: PostgreSQL refuses NUL (a 500)
     note = (mask or mask_pii)(note) if note else note
     now = datetime.now(UTC)
     if action == "acknowledge":

@@ -238,7 +238,13 @@ def parse_datetime(value: Any, *, now: datetime | None = None) -> datetime:
             if written is None:
                 raise InvalidValue.quoting(text, "{} is not a date") from exc
             parsed = written
-    parsed = as_utc(parsed)
+    try:
+        parsed = as_utc(parsed)
+    except OverflowError:  # year 9999 with a negative offset (or year 1, positive): a 500
+        late = parsed.year > MIN_YEAR
+        raise InvalidValue.quoting(
+            value, "{} is in the future" if late else "{} is before " + str(MIN_YEAR)
+        ) from None
     if parsed.year < MIN_YEAR:
         raise InvalidValue.quoting(value, "{} is before " + str(MIN_YEAR))
     if parsed > now + timedelta(days=1):
@@ -386,6 +392,8 @@ def _meta_value(value: Any, mask: Any) -> Any:
     """Extra columns are kept, but free text in them is PII-masked and bounded too."""
     if isinstance(value, str):
         return mask(_clean(value[:MAX_META_VALUE]))
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or Infinity: PostgreSQL's json refused the row (500)
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, dict | list):

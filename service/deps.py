@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from service.views import KeywordCache, ViewCache
 
 MAX_DAYS = 366
+# Row ids are INTEGER columns: 32-bit on PostgreSQL, where a larger bound is a DataError (500).
+MAX_ID = 2**31 - 1
 
 
 @dataclass
@@ -279,7 +281,7 @@ def decode_cursor(cursor: str) -> tuple[date, int]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         day, ident = raw.split("|", 1)
         number = int(ident)
-        if not 0 <= number < 2**62:  # beyond a database integer
+        if not 0 <= number <= MAX_ID:  # beyond a database integer
             raise ValueError(ident)
         return date.fromisoformat(day), number
     except (ValueError, UnicodeDecodeError) as exc:

@@ -42,8 +42,23 @@ def field_name(loc: tuple[Any, ...] | list[Any]) -> str:
     return out or "body"
 
 
-async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse:
+def _not_json(request: Request, exc: RequestValidationError) -> str | None:
+    """The Content-Type of a body FastAPI did not read as JSON (a form, text/plain, CSV): it
+    reaches validation as bytes, and the error said the body was not an object."""
+    if not isinstance(exc.body, bytes) or not exc.body:
+        return None
+    kind = request.headers.get("content-type", "")
+    main = kind.split(";", 1)[0].strip().lower()
+    return None if main == "application/json" or main.endswith("+json") else kind
+
+
+async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    kind = _not_json(request, exc)
+    if kind is not None:
+        sent = f"not {kind[:80]!r}" if kind else "none was sent"
+        detail = f"the body is read as JSON only: send Content-Type: application/json ({sent})"
+        return JSONResponse(status_code=422, content={"detail": detail, "field": "Content-Type"})
     errors = exc.errors()
     first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
     field = field_name(first.get("loc", ("body",)))

@@ -384,9 +384,19 @@ def _not_personal(source: str) -> str:
     return source
 
 
+def _no_nul(source: str) -> str:
+    """PostgreSQL refuses a NUL in text (a 500); SQLite stored it in every answer's source."""
+    if "\x00" in source:
+        raise ValueError(f"character U+0000 at {source.index(chr(0))} is not text")
+    return source
+
+
 class FeedbackBatch(BaseModel):
     source: Annotated[
-        str, Field(min_length=1, max_length=100, pattern=r"\S"), AfterValidator(_not_personal)
+        str,
+        Field(min_length=1, max_length=100, pattern=r"\S"),
+        AfterValidator(_no_nul),
+        AfterValidator(_not_personal),
     ]
     channel: ChannelName = "review"
     items: list[dict[str, Any]] = Field(

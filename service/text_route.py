@@ -1,4 +1,5 @@
-"""JSON bodies whose strings are not text are refused with a 422 naming the field.
+"""JSON bodies whose strings are not text, and path or query parameters holding a NUL, are
+refused with a 422 naming the field.
 
 JSON may spell a lone UTF-16 surrogate ("\\ud800"); Python decodes it into a str that cannot
 be encoded as UTF-8, so storing it or serialising a response that echoes it failed with a
@@ -44,6 +45,15 @@ class _TextOnlyRequest(Request):
         return self._json
 
 
+def _refuse_nul_parameters(request: Request) -> None:
+    """No id, theme, source or language holds a NUL, and PostgreSQL refuses one in any
+    comparison: a path or query parameter with one was a 500 there (200 on SQLite)."""
+    for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
+        problem = non_text(value, str(name))
+        if problem:
+            raise ApiError(422, problem[1], problem[0])
+
+
 class TextRoute(APIRoute):
     # Body keys holding rows that the endpoint checks one by one (POST /feedback rejects the
     # one row with a lone surrogate, `encoding_error`, and stores the others).
@@ -54,6 +64,7 @@ class TextRoute(APIRoute):
         row_keys = self.row_keys
 
         async def text_only(request: Request) -> Response:
+            _refuse_nul_parameters(request)
             text_request = _TextOnlyRequest(request.scope, request.receive)
             text_request.row_keys = row_keys
             return await handler(text_request)

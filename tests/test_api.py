@@ -287,6 +287,8 @@ def test_verbatims_filters(client: TestClient, keys: dict[str, str]) -> None:
         ("cursor=%%%", "cursor"),
         # An id beyond a database integer: a 422, not an overflow (found by schemathesis).
         ("cursor=MjAyNi0wMS0wMXw5OTk5OTk5OTk5OTk5OTk5OTk5OTk5OTk", "cursor"),
+        # 2026-01-01|2147483648: past PostgreSQL's 32-bit INTEGER ids (a 500 there).
+        ("cursor=MjAyNi0wMS0wMXwyMTQ3NDgzNjQ4", "cursor"),
     ):
         res = client.get(f"/themes/prix/verbatims?{query}", headers=rh(keys))
         assert res.status_code == 422, query
@@ -354,6 +356,9 @@ def test_alerts(client: TestClient, keys: dict[str, str], seeded: Seeded) -> Non
     assert client.get("/alerts?status=closed", headers=rh(keys)).json()["field"] == "status"
     huge = client.get("/alerts?cursor=" + "9" * 19, headers=rh(keys))  # beyond an integer
     assert huge.status_code == 422 and huge.json()["field"] == "cursor"
+    # Past PostgreSQL's 32-bit INTEGER ids: a DataError (500) there.
+    int32 = client.get(f"/alerts?cursor={2**31}", headers=rh(keys))
+    assert int32.status_code == 422 and int32.json()["field"] == "cursor"
 
 
 # --- taxonomy -------------------------------------------------------------------------------
@@ -684,6 +689,24 @@ def test_feedback_refuses_a_source_that_is_personal_data(
     assert _count(sessions, "jean.dupont@gmail.com") == 0
 
 
+def test_a_nul_in_a_stored_body_string_never_reaches_the_database(
+    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    """PostgreSQL refuses a NUL in text: a source or a note with one was a 500 there (SQLite
+    stored it). Texts drop NULs (core.store._clean); the source, an identifier, is a 422."""
+    body = {"source": "zen\x00desk", "items": [{"text": "Colis abîmé"}]}
+    res = client.post("/feedback", json=body, headers=wh(keys))
+    assert res.status_code == 422 and res.json()["field"] == "source", res.text
+    assert "U+0000" in res.json()["detail"]
+    ack = client.post("/incidents/1/acknowledge", json={"note": "vu\x00"}, headers=wh(keys))
+    assert ack.status_code == 200 and ack.json()["ack_note"] == "vu", ack.text
+    with sessions() as session:
+        fid = session.execute(select(func.min(Feedback.id))).scalar_one()
+    fix = {"sentiment": "positive", "note": "relu\x00"}
+    res = client.post(f"/feedback/{fid}/corrections", json=fix, headers=wh(keys))
+    assert res.status_code == 201 and res.json()["correction"]["note"] == "relu", res.text
+
+
 def test_an_unreadable_body_says_what_to_send(client: TestClient, keys: dict[str, str]) -> None:
     """A gzip-compressed body or JSON nested thousands of levels deep got FastAPI's generic
     400 "There was an error parsing the body"."""
@@ -872,6 +895,40 @@ def test_feedback_validation_names_the_field(
     res = client.post("/feedback", json=body, headers=wh(keys))
     assert res.status_code == 422, res.text
     assert res.json()["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/themes/liv%00raison", "theme_id"),
+        ("/themes/livraison/verbatims?source=a%00b", "source"),
+        ("/themes/livraison/verbatims?format=csv&language=f%00", "language"),
+        ("/alerts?theme=a%00b", "theme"),
+        ("/incidents?theme=a%00b", "theme"),
+    ],
+)
+def test_a_nul_in_a_parameter_is_a_422(
+    client: TestClient, keys: dict[str, str], path: str, field: str
+) -> None:
+    """PostgreSQL refuses a NUL in any text comparison: these were 500s there."""
+    res = client.get(path, headers=rh(keys))
+    assert res.status_code == 422, res.text
+    assert res.json()["field"] == field and "U+0000" in res.json()["detail"]
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/csv", None])
+def test_a_body_not_sent_as_json_names_the_content_type(
+    client: TestClient, keys: dict[str, str], content_type: str | None
+) -> None:
+    """JSON sent as a form (curl -d), CSV or without a Content-Type was answered "body: Input
+    should be a valid dictionary", the body being one: the field at fault is the header."""
+    body = b'{"source": "s", "items": [{"text": "Bien"}]}'
+    headers = {**wh(keys), "Content-Type": content_type or ""}
+    for path in ("/feedback", "/incidents/1/acknowledge"):
+        res = client.post(path, content=body, headers=headers)
+        assert res.status_code == 422, res.text
+        assert res.json()["field"] == "Content-Type"
+        assert "Content-Type: application/json" in res.json()["detail"]
 
 
 def test_invalid_json_body(client: TestClient, keys: dict[str, str]) -> None:

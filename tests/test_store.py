@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -39,7 +40,14 @@ def test_parse_datetime_formats(value: object, expected: datetime) -> None:
     assert parse_datetime(value, now=NOW) == expected
 
 
-@pytest.mark.parametrize("value", ["hier", "31/02/2026", "2026-13-01", "2024", "", "2030-01-01"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        *("hier", "31/02/2026", "2026-13-01", "2024", "", "2030-01-01"),
+        # Past datetime's range once converted to UTC: an OverflowError (POST /feedback: 500).
+        *("9999-12-31T23:59:59-05:00", "31/12/9999 23:00 -0500", "0001-01-01T00:00:00+05:00"),
+    ],
+)
 def test_parse_datetime_rejects(value: str) -> None:
     with pytest.raises(InvalidValue):
         parse_datetime(value, now=NOW)
@@ -201,6 +209,25 @@ def test_title_is_prepended_and_meta_is_masked() -> None:
     assert row["text"] == "Déçu. colis arrivé ouvert"
     assert row["meta"]["votes"] == 3 and "vide" not in row["meta"]
     assert "marie.dupont" not in row["meta"]["auteur"]
+
+
+def test_meta_is_strict_json() -> None:
+    """A JSON body may send NaN or 1e400 (inf): stored as numbers, PostgreSQL's json column
+    refused them and POST /feedback answered 500."""
+    row = prepare_feedback(
+        {"text": "colis arrivé ouvert"},
+        source="s",
+        channel="review",
+        max_text_chars=200,
+        extra={"x": float("nan"), "y": float("inf"), "z": 1.5},
+        now=NOW,
+    )
+    assert isinstance(row, dict)
+    assert json.loads(json.dumps(row["meta"], allow_nan=False)) == {
+        "x": "nan",
+        "y": "inf",
+        "z": 1.5,
+    }
 
 
 def test_personal_ids_are_hashed() -> None:

@@ -18,7 +18,7 @@ from core.queries import (
 )
 from core.versions import ViewDeps
 from service.auth import require
-from service.deps import SessionDep, cached_json, declare_view, pick_taxonomy
+from service.deps import MAX_ID, SessionDep, cached_json, declare_view, pick_taxonomy
 from service.errors import ApiError
 from service.exporting import CSV_RESPONSE, FormatQ, csv_response, every_row
 from service.schemas import AlertOut, AlertsOut, ErrorOut, TopicDay, TopicOut, TopicsOut
@@ -78,7 +78,7 @@ def get_alerts(
     """Newest first. `format=csv`: every matching alert (from `cursor` on), not one page."""
     before = None
     if cursor is not None:
-        if not cursor.isdigit():
+        if not cursor.isdigit() or int(cursor) > MAX_ID:
             raise ApiError(422, "invalid cursor (use next_cursor from the previous page)", "cursor")
         before = int(cursor)
     # Read before declare_view: a first read seeds the taxonomy, which the view's token
