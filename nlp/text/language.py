@@ -562,7 +562,7 @@ def _languages_of_accented(word: str) -> tuple[str, ...]:
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 # Orthographic hints that split close languages (fr vs others) on short texts.
 _HINTS: dict[str, re.Pattern[str]] = {
-    "fr": re.compile(r"[çœèêëàâîôû]|\b[jlcdnmtsq]'", re.IGNORECASE),
+    "fr": re.compile(r"[çœèêëàâîôû]|\b[jlcdnmtsq]['’]", re.IGNORECASE),
     "es": re.compile(r"[ñ¿¡]", re.IGNORECASE),
     "de": re.compile(r"[ßäöü]", re.IGNORECASE),
     "pt": re.compile(r"[ãõ]|ção\b", re.IGNORECASE),
