@@ -100,8 +100,10 @@ def aggregate(
     """Recompute the given days (or every day from `since`, or all days when both are None)
     in the caller's transaction. Recomputing is idempotent: rows are replaced, never added to.
 
-    One pass over the analyses of those days fills `daily_facets` and `hourly_aggregates`
-    (every language); `daily_aggregates` (French only) is then summed from the facets. The
+    One pass over the analyses of those days fills `daily_facets` (every language, by
+    language) and `hourly_aggregates` (French only: it has no language column); then
+    `daily_aggregates` (French only) is summed from the facets, and `daily_keywords` and
+    `driver_cells` (French only) are built. The
     jobs call this with the days they touched, so the precomputed views stay current
     incrementally. Returns the number of `daily_aggregates` rows written.
     """
@@ -175,7 +177,9 @@ def aggregate(
         )
         .join(Analysis, Analysis.id == ThemeMention.analysis_id)
         .join(Feedback, Feedback.id == ThemeMention.feedback_id)
-        .where(is_latest)
+        # French only, as the theme's figures and its alerts: the hourly trend counted every
+        # language (6 mentions an hour against 3 in the theme's summary).
+        .where(is_latest, Feedback.language.in_(AGGREGATED_LANGUAGES))
         .group_by(ThemeMention.day, hour, ThemeMention.theme, Feedback.channel, Feedback.source)
     )
     # Conditions on each table's day, mirrored on the source queries. The verbatim totals
@@ -366,16 +370,22 @@ SCORE_COLUMNS = ("nps", "csat", "ces", "rating")
 
 
 def _driver_cells(session: Session, total_scope: list[ColumnElement[bool]]) -> None:
-    """Fill `driver_cells` for the scope (already emptied), streaming the answered verbatims
-    with their latest analysis' themes (one row per verbatim x theme, a verbatim's rows
-    together)."""
+    """Fill `driver_cells` for the scope (already emptied), streaming the answered French
+    verbatims with their latest analysis' themes (one row per verbatim x theme, a verbatim's
+    rows together). French only, as the theme figures: the theme models mislabel other
+    languages, and /drivers counted them (60 answers, 30 of them English)."""
     fday = feedback_day(session)
     scores = [getattr(Feedback, c) for c in SCORE_COLUMNS]
     stmt = (
         select(Feedback.id, fday, Feedback.channel, Feedback.source, *scores, ThemeMention.theme)
         .join(Analysis, Analysis.feedback_id == Feedback.id)
         .outerjoin(ThemeMention, ThemeMention.analysis_id == Analysis.id)
-        .where(latest_analysis(), or_(*(c.is_not(None) for c in scores)), *total_scope)
+        .where(
+            latest_analysis(),
+            Feedback.language.in_(AGGREGATED_LANGUAGES),
+            or_(*(c.is_not(None) for c in scores)),
+            *total_scope,
+        )
         # created_at first: the scope's range is read in index order (one feedback's rows
         # stay together); ordering by id alone made PostgreSQL walk the whole table.
         .order_by(Feedback.created_at, Feedback.id)

@@ -756,7 +756,9 @@ def theme_trend(
 ) -> list[TrendPoint]:
     """Figures of one theme (its stored ids: `theme_keys`) per UTC day or hour of
     [start, end], read from the precomputed `daily_facets` / `hourly_aggregates` (latest
-    analysis of each verbatim, every language: a mention's polarity, the verbatim's rating).
+    analysis of each verbatim: a mention's polarity, the verbatim's rating). French only
+    (AGGREGATED_LANGUAGES), as the theme's summary and its alerts: the chart read under a
+    spike alert shows the alert's counts (`hourly_aggregates` is built French only).
 
     Split by channel and/or source when asked (one point per non-empty bucket x split);
     unsplit, the series is dense (empty buckets are zeros). Ordered by bucket, then split.
@@ -770,6 +772,8 @@ def theme_trend(
     split = [c for c, on in (("channel", by_channel), ("source", by_source)) if on]
     columns = ("volume", "negatives", "neutrals", "positives", "rating_sum", "rating_count")
     where = _cells(channel, source, theme=list(theme_ids))
+    if granularity == "day":  # hourly_aggregates holds French verbatims only
+        where["language"] = list(AGGREGATED_LANGUAGES)
     # hourly_aggregates has no in-memory copy: _group_sums reads it from the database.
     found = _group_sums(
         session, table, columns, start=start, end=end, by=(*bucket, *split), where=where
@@ -978,7 +982,7 @@ class DriverReport:
     score: str
     start: date
     end: date
-    answers: int  # analysed verbatims of the period that carry this score
+    answers: int  # analysed French verbatims of the period that carry this score
     coded_mean: float | None
     effects: list[DriverEffect]
 
@@ -1002,12 +1006,12 @@ def key_driver_report(
     taxonomy: Taxonomy | None = None,
     config: DriverConfig | None = None,
 ) -> DriverReport:
-    """Regress the (coded) score of each analysed verbatim of [start, end] on the presence of
-    each theme in its latest analysis (former theme ids folded into the current one; retired
-    themes and, with a taxonomy, themes it no longer has left out). Reads the precomputed
-    `driver_cells` (verbatims grouped by answer and set of themes) and regresses the groups
-    with frequency weights: the same figures as one row per verbatim, without reading the
-    verbatims."""
+    """Regress the (coded) score of each analysed French verbatim (AGGREGATED_LANGUAGES) of
+    [start, end] on the presence of each theme in its latest analysis (former theme ids
+    folded into the current one; retired themes and, with a taxonomy, themes it no longer
+    has left out). Reads the precomputed `driver_cells` (verbatims grouped by answer and set
+    of themes) and regresses the groups with frequency weights: the same figures as one row
+    per verbatim, without reading the verbatims."""
     if score not in SCORES:
         raise ValueError(f"score must be one of {', '.join(SCORES)}")
     found = _group_sums(
@@ -1133,8 +1137,12 @@ def score_summary(
     channel: str | None = None,
     source: str | None = None,
 ) -> ScoreSummary:
-    """The period's NPS / CSAT / CES / mean rating and the previous period's, over every
-    analysed verbatim that carries the score (the "*" rows of `daily_facets`)."""
+    """The period's NPS / CSAT / CES / mean rating and the previous period's, over the
+    analysed French verbatims (AGGREGATED_LANGUAGES) that carry the score (the "*" rows of
+    `daily_facets`): the population of every other figure beside it (/overview's verbatim
+    count, the key drivers, the digest's headline). Other languages' answers are counted
+    apart with their verbatims (`other_language_volumes`); they made "NPS, 42 answers" sit
+    beside "21 verbatims"."""
     if score not in SCORES:
         raise ValueError(f"score must be one of {', '.join(SCORES)}")
     count, total = {
@@ -1153,7 +1161,7 @@ def score_summary(
             (count, total),
             start=lo_day,
             end=hi_day,
-            where=_cells(channel, source, theme=ALL_THEMES),
+            where=_cells(channel, source, theme=ALL_THEMES, language=list(AGGREGATED_LANGUAGES)),
         )
         return int(n or 0), (None if not n else float(summed or 0.0) / int(n))
 
@@ -1166,9 +1174,9 @@ def list_sources(session: Session, limit: int = 200) -> list[str]:
     """Source names present in the aggregates: the "*" rows of `daily_facets` (on the theme
     index: a source with analysed verbatims has them), every language. `daily_aggregates`
     is French only, so a source of English verbatims only was missing from the filters
-    while /trend and /breakdown count it. From the API's in-memory copy when the session
-    carries one: on PostgreSQL the DISTINCT walks most of the table (measured 0.3 s at 1M
-    verbatims), for every /overview built."""
+    while /breakdown (by language), `other_languages` and the verbatim list count it. From
+    the API's in-memory copy when the session carries one: on PostgreSQL the DISTINCT walks
+    most of the table (measured 0.3 s at 1M verbatims), for every /overview built."""
     memo = session.info.get(PERIOD_MEMO)
     table = memo.table(session, DailyFacet) if memo is not None else None
     if table is not None:
@@ -1262,9 +1270,10 @@ def job_runs_status(session: Session) -> list[dict[str, object]]:
     return out
 
 
-# Aggregates, alerts, /themes and the report count French verbatims only (plus rows with no
-# letters at all, "und"): the sentiment and theme models are trained on French, so rows
-# detected at ingest as another language are kept and analysed but reported apart.
+# Aggregates, alerts, /themes (and a theme's trend), /overview (its scores too), the key
+# drivers and the report count French verbatims only (plus rows with no letters at all,
+# "und"): the sentiment and theme models are trained on French, so rows detected at ingest as
+# another language are kept and analysed but reported apart.
 AGGREGATED_LANGUAGES = ("fr", "und")
 
 

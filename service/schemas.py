@@ -496,7 +496,9 @@ class DriversOut(BaseModel):
     score: ScoreName
     unit: str = Field(description="unit of the effects")
     period: Period
-    answers: int = Field(description="analysed verbatims of the period carrying the score")
+    answers: int = Field(
+        description="analysed French verbatims of the period carrying the score (as /overview)"
+    )
     coded_mean: float | None = Field(
         description="NPS (-100..100) / CSAT (% of 4-5) / mean CES or rating of the period"
     )
@@ -596,8 +598,14 @@ class ThemeBreakdownOut(BaseModel):
 
 class ScoreOut(BaseModel):
     score: ScoreName
-    answers: int
-    value: float | None
+    answers: int = Field(
+        description="analysed French verbatims of the period carrying the score (the "
+        "population of `verbatims`; other languages' answers are counted apart with them, "
+        "`other_languages`)"
+    )
+    value: float | None = Field(
+        description="NPS (-100..100), CSAT (% of 4-5 answers), CES mean, over those answers"
+    )
     previous_answers: int
     previous_value: float | None
 
@@ -624,3 +632,8 @@ class OverviewOut(BaseModel):
     top_movers: list[MoverOut] = Field(description="largest rise in mentions first")
     open_alerts: int
     sources: list[str] = Field(description="every source name (for filters)")
+    other_languages: dict[str, int] = Field(
+        default={},
+        description="verbatims of the period detected as another language (language code -> "
+        "count): analysed and stored, but not in the French figures and scores above",
+    )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.models import Analysis, DailyAggregate, Feedback, ThemeMention
 from core.queries import other_language_volumes, theme_summary
@@ -31,6 +32,7 @@ def add(
     severity: float = 0.5,
     hour: int = 10,
     language: str = "fr",
+    nps: float | None = None,
 ) -> Feedback:
     global _n
     _n += 1
@@ -43,6 +45,7 @@ def add(
         created_at=at,
         ingested_at=at,
         rating=rating,
+        nps=nps,
         text=f"verbatim {_n}",
         language=language,
         is_french=language == "fr",
@@ -147,6 +150,59 @@ def test_theme_keywords_are_french_like_the_theme_figures(session: Session) -> N
     aggregate(session)
     words = top_keywords(session, ["livraison"], start=D1, end=D1)
     assert words and "delivery" not in words and "late" not in words, words
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def either(request: pytest.FixtureRequest) -> Iterator[Session]:
+    """A migrated session on SQLite or on a throwaway PostgreSQL schema."""
+    name = "sessions" if request.param == "sqlite" else "pg_sessions"
+    factory: sessionmaker[Session] = request.getfixturevalue(name)
+    with factory() as s:
+        yield s
+
+
+def test_trend_drivers_and_scores_count_french_like_the_theme_figures(either: Session) -> None:
+    """The audit: /themes/{id}/trend said 6 mentions a day (hourly too) where the theme's
+    summary and its spike alert say 3, /drivers regressed 60 answers of which 30 English, and
+    /overview's NPS counted 42 answers beside 21 verbatims. Every one of them now counts the
+    French verbatims (AGGREGATED_LANGUAGES) only, other languages apart."""
+    from core.queries import key_driver_report, score_summary, theme_trend
+
+    s = either
+    for day in (D1, D2):
+        for polarity, nps in (("negative", 0), ("negative", 2), ("positive", 10)):
+            add(s, day, polarity, {"livraison": polarity}, rating=2, nps=nps, hour=9)
+        add(s, day, "neutral", {}, nps=8, hour=9, language="und")  # no letters: French
+        for _ in range(3):  # English reviews, all detractors
+            add(
+                s,
+                day,
+                "negative",
+                {"livraison": "negative"},
+                rating=1,
+                nps=0,
+                hour=9,
+                language="en",
+            )
+    s.commit()
+    aggregate(s)
+    s.commit()
+    summary = {r.theme: r for r in theme_summary(s, start=D1, end=D2)}
+    assert summary["livraison"].volume == 6  # 3 French a day
+    daily = theme_trend(s, ["livraison"], start=D1, end=D2)
+    assert [(p.volume, p.negatives, p.rating_count) for p in daily] == [(3, 2, 3), (3, 2, 3)]
+    split = theme_trend(s, ["livraison"], start=D1, end=D1, by_channel=True, by_source=True)
+    assert [p.volume for p in split] == [3]
+    hourly = theme_trend(s, ["livraison"], start=D1, end=D1, granularity="hour")
+    assert [(p.bucket.hour, p.volume, p.negatives) for p in hourly if p.volume] == [(9, 3, 2)]
+    # NPS: French answers -100, -100, +100 and a passive (8) each day: 8 answers, -25.
+    nps = score_summary(s, "nps", start=D1, end=D2)
+    assert (nps.answers, nps.value) == (8, -25.0)
+    assert score_summary(s, "rating", start=D1, end=D2).answers == 6
+    drivers = key_driver_report(s, "nps", start=D1, end=D2)
+    assert (drivers.answers, drivers.coded_mean) == (8, -25.0)
+    assert key_driver_report(s, "rating", start=D1, end=D2).answers == 6
+    assert other_language_volumes(s, start=D1, end=D2) == {"en": 6}
 
 
 def test_aggregate_is_a_recompute_and_can_be_incremental(data: Session) -> None:

@@ -14,12 +14,15 @@ definitions:
   from the newest model analysis, a re-analysis after them included) beats any model
   analysis, else the newest model analysis (`core.queries.latest_analysis`);
 * a verbatim's day is the UTC day of its timestamp (`core.aggregate`);
-* /themes, /themes/{id} and /overview's verbatim counts are French (and "und") only; theme rows
-  count mentions by their polarity, the "*" row verbatims by document sentiment; former ids
-  fold into the current theme, retired and removed themes are not listed;
-* /themes/{id}/trend and the scores count every language (`core.queries.theme_trend`,
-  `score_summary`); /breakdown counts every language by language and French by channel,
-  source and severity, as the theme's summary (`theme_breakdown`);
+* /themes, /themes/{id}, /themes/{id}/trend (daily and hourly) and /overview (its verbatim
+  counts and its NPS / CSAT) are French (and "und") only; theme rows count mentions by their
+  polarity, the "*" row verbatims by document sentiment; former ids fold into the current
+  theme, retired and removed themes are not listed;
+* /drivers' answers and coded mean: the French verbatims of the period that carry the score
+  (`core.queries.key_driver_report`), as the scores beside it;
+* other languages are counted apart: `other_languages` of /themes and /overview, /breakdown
+  by language (French by channel, source and severity, as the theme's summary:
+  `theme_breakdown`), the verbatim list's `language` filter, and the filters' source names;
 * the previous period is the one of equal length just before.
 """
 
@@ -480,9 +483,9 @@ class Oracle:
     def trend(
         self, q: Query, theme: str, split: tuple[str, ...] = (), hourly: bool = False
     ) -> list[tuple[Any, ...]]:
-        """Per UTC day or hour, every language (dense without a split)."""
+        """Per UTC day or hour, French only as the theme's summary (dense without a split)."""
         cells: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0, 0, 0, 0, 0.0, 0])
-        for v, m in self.rows(q, q.start, q.end, french=False):
+        for v, m in self.rows(q, q.start, q.end):
             at = datetime.combine(v.utc_day, time(v.utc_hour if hourly else 0), tzinfo=UTC)
             for stored, polarity in m.themes.items():
                 if not self.counts_for(stored, theme):
@@ -559,16 +562,31 @@ class Oracle:
                     out[split][key][1] += polarity == "negative"
         return {k: dict(v) for k, v in out.items()}
 
+    def points(self, name: str, q: Query, start: date, end: date) -> list[float]:
+        """The coded answers of the French verbatims: NPS in points (+100 / 0 / -100), CSAT
+        100 for a 4-5 answer, the rating as given."""
+        out = []
+        for v, _ in self.rows(q, start, end):
+            value = getattr(v, name)
+            if value is None:
+                continue
+            if name == "nps":
+                out.append(100.0 if value >= 9 else 0.0 if value >= 7 else -100.0)
+            elif name == "csat":
+                out.append(100.0 if value >= 4 else 0.0)
+            else:
+                out.append(float(value))
+        return out
+
     def score(self, name: str, q: Query, start: date, end: date) -> tuple[int, float | None]:
-        """NPS in points, CSAT in % of 4-5 answers, over every language."""
-        points = [
-            (100.0 if v.nps >= 9 else 0.0 if v.nps >= 7 else -100.0)
-            if name == "nps"
-            else (100.0 if v.csat >= 4 else 0.0)  # type: ignore[operator]
-            for v, _ in self.rows(q, start, end, french=False)
-            if getattr(v, name) is not None
-        ]
+        """NPS in points, CSAT in % of 4-5 answers, French only (as the verbatims beside)."""
+        points = self.points(name, q, start, end)
         return len(points), (round(sum(points) / len(points), 2) if points else None)
+
+    def driver_answers(self, name: str, q: Query) -> tuple[int, float | None]:
+        """/drivers' answers and coded mean over the period: French only."""
+        points = self.points(name, q, q.start, q.end)
+        return len(points), (round(sum(points) / len(points), 3) if points else None)
 
     def verbatim_ids(self, theme: str, language: str, q: Query) -> set[int]:
         return {
@@ -654,7 +672,7 @@ def check_figures(world: World, q: Query) -> None:
     assert float(star[6]) == _share(total["neg"], total["vol"])
     assert float(star[7]) == _net(total["pos"], total["neg"], total["vol"])
 
-    # /overview: the "*" figures and NPS (every language), previous period.
+    # /overview: the "*" figures and NPS / CSAT (French, as the verbatims), previous period.
     over = world.get("/overview", **period)
     assert (over["verbatims"], over["negatives"], over["previous_verbatims"]) == (
         total["vol"],
@@ -663,8 +681,9 @@ def check_figures(world: World, q: Query) -> None:
     )
     assert over["negative_share"] == _share(total["neg"], total["vol"])
     assert over["previous_negative_share"] == _share(prev_total["neg"], prev_total["vol"])
-    # Every source name, for the filters (a source of English verbatims only too: /trend and
-    # /breakdown count them).
+    assert over["other_languages"] == oracle.other_languages(q)  # what the scores leave out
+    # Every source name, for the filters (a source of English verbatims only too: /breakdown
+    # lists them by language, /themes counts them in `other_languages`).
     assert over["sources"] == sorted({v.source for v in world.verbatims})
     scores = {s["score"]: s for s in over["scores"]}
     for name in ("nps", "csat"):
@@ -680,6 +699,11 @@ def check_figures(world: World, q: Query) -> None:
             ), name
         else:
             assert got_score is None, name
+    # /drivers: the same French answers as the scores (the regression's input).
+    for name in ("nps", "csat", "rating"):
+        drivers = world.get("/drivers", score=name, **period)
+        want_answers, want_mean = oracle.driver_answers(name, q)
+        assert (drivers["answers"], drivers["coded_mean"]) == (want_answers, want_mean), name
     movers = [(t, oracle.theme_out(q, t)) for t in listed]
     movers = sorted(
         ((t, o) for t, o in movers if o["volume"] > o["previous_volume"]),
@@ -698,7 +722,7 @@ def check_figures(world: World, q: Query) -> None:
         assert [p["volume"] for p in detail["series"]] == want["trend"]
         series_neg = [oracle.theme_sums(q, d, d, theme)["neg"] for d in days(q.start, q.end)]
         assert [p["negatives"] for p in detail["series"]] == series_neg
-        # /themes/{id}/trend: per UTC day, every language; split by channel.
+        # /themes/{id}/trend: per UTC day or hour, French as the summary; split by channel.
         impact = oracle.rating_impact(q, theme)
         item = next(i for i in got["themes"] if i["id"] == theme)
         assert {k: item["rating_impact"][k] for k in impact} == impact, theme
@@ -835,7 +859,7 @@ def _one(day: int, source: str, language: str, themes: dict[str, str]) -> Verbat
 def test_overview_lists_a_source_of_other_languages_only(template: Path, tmp_path: Path) -> None:
     """Regression: /overview's `sources` (the dashboard's filter list) came from the French
     "*" aggregates, so a source of English verbatims only was missing, while its mentions
-    show in /themes/{id}/trend and /breakdown."""
+    show in /breakdown (by language) and `other_languages`."""
     world = World(
         template,
         tmp_path,

@@ -165,3 +165,41 @@ def test_breakdown_splits_count_french_like_the_summary(
         "fr": summary["volume"],
         "en": 1,
     }
+
+
+def test_trend_scores_and_drivers_count_french_like_the_summary(
+    client: TestClient, sessions: sessionmaker[Session], seeded: Seeded
+) -> None:
+    """Half of the last day's Livraison verbatims in English: the chart under a spike alert
+    (/themes/{id}/trend, daily and hourly) showed every language beside the French-only
+    summary and alert, /drivers regressed the English answers too, and /overview's NPS counted
+    more answers than verbatims. All of them now count the French verbatims only."""
+    with session_scope(sessions) as session:
+        ids = session.scalars(
+            select(ThemeMention.feedback_id)
+            .where(ThemeMention.theme == "livraison", ThemeMention.day == LAST_DAY)
+            .distinct()
+        ).all()
+        english = ids[: len(ids) // 2]
+        assert english
+        session.execute(update(Feedback).where(Feedback.id.in_(english)).values(language="en"))
+        aggregate_all(session)
+    period = {"start": str(START), "end": str(LAST_DAY)}
+    detail = client.get("/themes/livraison", params=period).json()
+    daily = client.get("/themes/livraison/trend", params=period).json()["points"]
+    assert [p["volume"] for p in daily] == [p["volume"] for p in detail["series"]]
+    assert [p["negatives"] for p in daily] == [p["negatives"] for p in detail["series"]]
+    hourly = client.get("/themes/livraison/trend", params={**period, "granularity": "hour"})
+    by_day: dict[str, int] = {}
+    for p in hourly.json()["points"]:
+        by_day[p["start"][:10]] = by_day.get(p["start"][:10], 0) + p["volume"]
+    assert list(by_day.values()) == [p["volume"] for p in detail["series"]]
+    assert sum(by_day.values()) == detail["summary"]["volume"]
+    over = client.get("/overview", params=period).json()
+    nps = next(s for s in over["scores"] if s["score"] == "nps")
+    # Every seeded verbatim carries an NPS: as many French answers as French verbatims.
+    assert nps["answers"] == over["verbatims"] == len(_week(sessions)) - len(english)
+    assert over["other_languages"] == {"en": len(english)}  # said apart, not in the NPS
+    drivers = client.get("/drivers", params={**period, "score": "nps"}).json()
+    assert drivers["answers"] == nps["answers"]
+    assert drivers["coded_mean"] == pytest.approx(nps["value"], abs=0.01)

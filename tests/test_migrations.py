@@ -8,7 +8,7 @@ import uuid
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import Engine, create_engine, func, inspect, text
 
 from core.db import make_engine, migrate
 from core.models import Base
@@ -178,3 +178,123 @@ def test_upgrade_fills_the_quarantine_digests(tmp_path) -> None:
         assert rejection.message == row.reason
         assert add_quarantine(session, [(2, rejection, row.raw)], source="s", run_id=1) == 0
     eng.dispose()
+
+
+@pytest.mark.parametrize(
+    "dialect", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_upgrade_rebuilds_the_hourly_trend_and_drivers_french_only(tmp_path, dialect) -> None:
+    """0009: `hourly_aggregates` and `driver_cells` written before counted every language
+    (the hourly trend showed twice the alert's mentions, /drivers regressed English answers);
+    neither has a language column, so the upgrade marks a rebuild that `migrate` runs at
+    head. Rows written while some verbatims counted stand in for the old code's rows."""
+    from contextlib import ExitStack
+
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import select, update
+
+    from core.db import MIGRATIONS_DIR, REBUILD_MARKER, session_factory
+    from core.models import Feedback, ThemeMention
+    from tests.api_seed import seed
+    from tests.pg_schema import pg_schema_url
+
+    with ExitStack() as stack:
+        url = (
+            f"sqlite:///{tmp_path / 'fr.db'}"
+            if dialect == "sqlite"
+            else stack.enter_context(pg_schema_url())
+        )
+        eng = make_engine(url)
+        stack.callback(eng.dispose)
+        migrate(eng)
+        sessions = session_factory(eng)
+        seed(sessions)
+        with sessions() as session:
+            ids = session.scalars(select(Feedback.id).where(Feedback.id % 3 == 0)).all()
+            session.execute(
+                update(Feedback).where(Feedback.id.in_(ids)).values(language="en", is_french=False)
+            )
+            session.commit()
+            french = select(Feedback.id).where(Feedback.language.in_(("fr", "und")))
+            mentions = session.scalar(
+                select(func.count())
+                .select_from(ThemeMention)
+                .where(ThemeMention.feedback_id.in_(french))
+            )
+            answers = session.scalar(
+                select(func.count()).where(Feedback.nps.is_not(None), Feedback.id.in_(french))
+            )
+        hourly = "SELECT sum(volume) FROM hourly_aggregates"
+        cells = "SELECT sum(count) FROM driver_cells WHERE score = 'nps'"
+        with eng.connect() as conn:  # as the code before 0009 wrote them: every language
+            assert conn.execute(text(hourly)).scalar() > mentions
+            assert conn.execute(text(cells)).scalar() > answers
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with eng.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0008_quarantine_digest")
+        migrate(eng)
+        with eng.connect() as conn:
+            assert conn.execute(text(hourly)).scalar() == mentions
+            assert conn.execute(text(cells)).scalar() == answers
+            marker = "SELECT count(*) FROM data_versions WHERE name = :n"
+            assert conn.execute(text(marker), {"n": REBUILD_MARKER}).scalar() == 0
+        assert _diff(eng) == []
+
+
+@pytest.mark.parametrize(
+    "dialect", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_upgrade_stores_weak_foreign_guesses_as_french(tmp_path, dialect) -> None:
+    """0009: a row flagged French but stored under a weak foreign guess ("en") left the French
+    figures while topics counted it; the upgrade gives it "fr" (what detection now stores) and
+    rebuilds the aggregates, so the theme counts take it in. Real foreign rows stay."""
+    from contextlib import ExitStack
+
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import select, update
+
+    from core.db import MIGRATIONS_DIR, session_factory
+    from core.models import ALL_THEMES, DailyAggregate, Feedback
+    from tests.api_seed import seed
+    from tests.pg_schema import pg_schema_url
+
+    with ExitStack() as stack:
+        url = (
+            f"sqlite:///{tmp_path / 'weak.db'}"
+            if dialect == "sqlite"
+            else stack.enter_context(pg_schema_url())
+        )
+        eng = make_engine(url)
+        stack.callback(eng.dispose)
+        migrate(eng)
+        sessions = session_factory(eng)
+        seed(sessions)
+        volume = select(func.sum(DailyAggregate.volume)).where(DailyAggregate.theme == ALL_THEMES)
+        with sessions() as session:
+            total = session.scalar(volume)
+            assert total
+            weak = session.scalars(select(Feedback.id).where(Feedback.id % 4 == 0)).all()
+            foreign = session.scalars(select(Feedback.id).where(Feedback.id % 4 == 1)).all()
+            session.execute(update(Feedback).where(Feedback.id.in_(weak)).values(language="en"))
+            session.execute(
+                update(Feedback)
+                .where(Feedback.id.in_(foreign))
+                .values(language="de", is_french=False)
+            )
+            session.commit()
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        with eng.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0008_quarantine_digest")
+        migrate(eng)
+        with sessions() as session:
+            languages = dict(session.execute(select(Feedback.id, Feedback.language)).all())
+            assert {languages[i] for i in weak} == {"fr"}
+            assert {languages[i] for i in foreign} == {"de"}
+            # The rebuilt aggregates count the relabelled rows, not the real foreign ones.
+            assert session.scalar(volume) == total - len(foreign)

@@ -199,6 +199,8 @@ def _oracle(s: Session) -> dict[str, Any]:
         acc[7] += bool(a.is_recurrent)
         if f.rating is not None:
             rated[key].add(f.id)
+        if f.language not in AGGREGATED_LANGUAGES:  # the hourly trend counts French only
+            continue
         h = hourly[(m.day, _utc(f.created_at).hour, m.theme, f.channel, f.source)]
         h[0] += 1
         h[pol[m.polarity]] += 1
@@ -322,7 +324,11 @@ def _check(sessions: sessionmaker[Session]) -> None:
         ids = set().union(*(want["rated"][k] for k in french_liv)) if french_liv else set()
         assert impact["livraison"].rated_with == len(ids) > 0
         nps = score_summary(s, "nps", start=START, end=END)
-        tot = [v for k, v in want["totals"].items() if START <= k[0] <= END]
+        tot = [
+            v
+            for k, v in want["totals"].items()
+            if START <= k[0] <= END and k[4] in AGGREGATED_LANGUAGES  # French, as /overview
+        ]
         assert nps.answers == sum(int(v[6]) for v in tot) > 0
         assert nps.value == pytest.approx(sum(v[7] for v in tot) / nps.answers)
         other = other_language_volumes(s, start=START, end=END)
@@ -373,10 +379,13 @@ def _check(sessions: sessionmaker[Session]) -> None:
         for m in s.scalars(select(ThemeMention)):
             if latest[m.feedback_id].id == m.analysis_id:
                 themes_of[m.feedback_id].add(m.theme)
-        rows = [
+        rows = [  # French only, as the theme figures
             f
             for f in want["fbs"].values()
-            if f.rating is not None and f.id in latest and START <= _utc(f.created_at).date() <= END
+            if f.rating is not None
+            and f.id in latest
+            and START <= _utc(f.created_at).date() <= END
+            and f.language in AGGREGATED_LANGUAGES
         ]
         named = {t for f in rows for t in themes_of[f.id]}
         presence = {t: [t in themes_of[f.id] for f in rows] for t in named}

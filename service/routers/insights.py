@@ -13,6 +13,7 @@ from core.queries import (
     key_driver_report,
     list_sources,
     open_alerts_count,
+    other_language_volumes,
     score_summary,
     theme_breakdown,
     theme_gravity,
@@ -213,6 +214,9 @@ def _overview(
         ],
         open_alerts=open_alerts_count(session),
         sources=list_sources(session),
+        other_languages=other_language_volumes(
+            session, start=first, end=last, channel=channel, source=source
+        ),
     )
     return out
 

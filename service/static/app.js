@@ -370,7 +370,12 @@ async function loadThemes() {
 async function renderOverview() {
   const [ov] = await Promise.all([api("/overview?" + filters()), loadThemes()]);
   for (const s of ov.sources) ensureOption($("#source"), s);
-  document.querySelectorAll("#view-overview .period").forEach((n) => { n.textContent = periodText(ov.period); });
+  // The verbatims and the NPS / CSAT / CES below count French verbatims; the others apart.
+  const others = Object.entries(ov.other_languages || {});
+  document.querySelectorAll("#view-overview .period").forEach((n) => {
+    n.textContent = periodText(ov.period) +
+      (others.length ? ` (hors français, non comptés : ${others.map(([l, v]) => `${l} ${fmtNum(v)}`).join(", ")})` : "");
+  });
   const volChange = ov.previous_verbatims ? (ov.verbatims - ov.previous_verbatims) / ov.previous_verbatims : null;
   const cards = [
     kpi("Verbatims", fmtNum(ov.verbatims), volChange == null ? "pas de période précédente" : `${fmtSigned(volChange * 100)} % vs période précédente`),
