@@ -279,6 +279,18 @@ def test_a_phone_number_split_by_one_line_break_is_masked() -> None:
         assert mask_pii(text) == text
 
 
+def test_a_phone_split_after_a_separator_or_with_a_late_letter_o_is_masked() -> None:
+    for text in [
+        "06.12.34.\n56.78 merci",  # the dot stayed before the line break
+        "06-12-34-\n56-78 merci",
+        "06 12 34 56 7O merci",  # the letter O for the last zero
+        "06 1O 34 56 78 merci",
+    ]:
+        assert mask_pii(text) == "<PHONE> merci", text
+    for text in ["note 10/10.\n20 euros", "tailles 02.04.06.\n08.10", "le 01.02.\n2024 10h"]:
+        assert mask_pii(text) == text, text
+
+
 def test_phone_groupings_keep_dates_hours_and_counts() -> None:
     for text in [
         "livré le 01.02.2024 10 h comme prévu",
@@ -393,6 +405,95 @@ def test_e_mails_with_angle_brackets_or_the_small_at_sign_are_masked() -> None:
     assert mask_pii("voir<a>exemple.fr</a>") == "voir<a>exemple.fr</a>"  # an HTML link
 
 
+def test_e_mails_to_multi_level_and_punycode_domains_are_masked_whole() -> None:
+    # "….co.uk" became "<EMAIL>.uk": the rules stopped at the first known TLD.
+    for text in [
+        "écrire à jean.dupont@sub.domaine.co.uk merci",
+        "écrire à jean@exemple.com.au merci",
+        "écrire à jean@exemple.xn--p1ai merci",
+        "écrire à jean@пример.рф merci",
+        "écrire à jean%40sub.domaine.co.uk merci",
+        "écrire à jean @ sub.domaine.co.uk merci",
+        "écrire à jean[at]mail.exemple.co.uk merci",
+        "écrire à jean (at) exemple (dot) co (dot) uk merci",
+        "écrire à jean arobase exemple point co point uk merci",
+    ]:
+        assert mask_pii(text) == "écrire à <EMAIL> merci", text
+    assert mask_pii("jean@exemple.fr.Merci") == "<EMAIL>.Merci"  # the next sentence
+    assert mask_pii("jean arobase gmail point com point de vue") == "<EMAIL> point de vue"
+
+
+def test_ean_barcodes_are_no_social_security_numbers() -> None:
+    # A 13-digit NIR without its key was taken on its shape alone: "EAN 3017620422003" too.
+    for text in [
+        "EAN 3017620422003 sur la boîte",
+        "code-barre : 3017620422003",
+        "code barre 3 017620 422003 illisible",
+        "GTIN 03017620422003",
+        "EAN 3841079958710",  # its digits pass Luhn as well: no card either
+    ]:
+        assert mask_pii(text) == text, text
+    assert mask_pii("réf 3017620422003 épuisée") == "réf <ORDER> épuisée"
+    assert mask_pii("EAN 2850378006083 faux") == "EAN <ORDER> faux"  # a mistyped barcode
+    assert mask_pii("produit 3017620422003") == "produit <ORDER>"  # a long number, no cue
+    # NIRs with or without their key, grouped or not, stay NIRs; so does one whose 13 digits
+    # happen to have a valid EAN check digit, after a social-security word.
+    for text in [
+        "sécu 1850578006084 ok",
+        "sécu 185057800608491 ok",
+        "sécu 1 85 05 78 006 084 ok",
+        "sécu 2850378006083 ok",
+        "n° de carte vitale : 1850578006084 ok",
+    ]:
+        assert mask_pii(text).endswith("<NIR> ok"), text
+    assert mask_pii("1 85 05 78 006 084") == "<NIR>"
+    assert mask_pii("2850378006083") == "<NIR>"  # no valid EAN check digit
+
+
+def test_identity_document_numbers_after_their_name_are_masked() -> None:
+    for text, expected in [
+        ("passeport 12AB34567 perdu", "passeport <ID> perdu"),
+        ("mon passeport n° 12AB34567.", "mon passeport n° <ID>."),
+        ("CNI X4RTBPFW4 ok", "CNI <ID> ok"),
+        ("cni x4rtbpfw4 ok", "cni <ID> ok"),
+        ("CNI 123456789012 ok", "CNI <ID> ok"),  # the 12 digits of the old card
+        ("permis n° 12AB34567890 ok", "permis n° <ID> ok"),  # had kept "12AB"
+        ("permis de conduire : 12AB34567890", "permis de conduire : <ID>"),
+        ("carte d'identité n°123456789012 expirée", "carte d'identité n°<ID> expirée"),
+        ("pièce d'identité 12 AB 34567 ok", "pièce d'identité <ID> ok"),
+        ("titre de séjour 1234567890", "titre de séjour <ID>"),
+        ("n° 12AB34567890 ok", "n° <ORDER> ok"),  # glued letters go with the digits
+    ]:
+        assert mask_pii(text) == expected, text
+    for text in [
+        "passeport perdu",
+        "passeport 2024 expiré",
+        "permis B depuis 2010",
+        "permis de construire 2023",
+        "permis 12 points",
+        "produit 12AB34567 top",  # a product reference without an identity word
+        "CNI ET PASSEPORT OK",
+    ]:
+        assert mask_pii(text) == text, text
+
+
+def test_surnames_with_a_particle_and_a_name_given_after_mon_nom_est_are_masked() -> None:
+    for text, expected in [
+        ("Madame Aïcha Ben Ali est venue", "Madame <PERSON> est venue"),  # had kept "Ali"
+        ("M. Karim El Amrani a appelé", "M. <PERSON> a appelé"),
+        ("Madame Maria Da Silva a appelé", "Madame <PERSON> a appelé"),
+        ("mon nom est jean martin", "mon nom est <PERSON>"),
+        ("Mon nom est Kowalczyk, merci", "Mon nom est <PERSON>, merci"),
+    ]:
+        assert mask_pii(text) == expected, text
+    for text in [
+        "mon nom est mal orthographié",
+        "mon nom est sur la liste",
+        "Monsieur le directeur",
+    ]:
+        assert mask_pii(text) == text, text
+
+
 def test_quantities_with_a_unit_are_no_postcode_and_town() -> None:
     for text in [
         "climatiseur 12000 BTU top",
@@ -438,6 +539,34 @@ def test_ner_masks_names_without_a_cue(masker: PiiMasker) -> None:
         "Réputé pour la qualité de sa viande. Accueil chaleureux et efficace. Bon service.",
     ]:
         assert masker(text) == text
+
+
+def test_ner_keeps_an_abbreviated_title_as_the_rules_do(masker: PiiMasker) -> None:
+    # NER took "Mme" of "Bonjour Mme <PERSON>" for a name: "Bonjour <PERSON> <PERSON>".
+    for text, expected in [
+        ("Bonjour Mme Martin", "Bonjour Mme <PERSON>"),
+        ("Bonjour Mlle Dupont, merci", "Bonjour Mlle <PERSON>, merci"),
+        ("Bonjour Mr Martin", "Bonjour Mr <PERSON>"),
+        ("Merci M. Martin pour tout", "Merci M. <PERSON> pour tout"),
+        ("Bonjour Mme Martin et M. Durand", "Bonjour Mme <PERSON> et M. <PERSON>"),
+    ]:
+        assert mask_pii(text) == expected, text
+        assert masker(text) == expected, text
+
+
+def test_ner_reads_a_capitalised_word_right_after_a_placeholder(masker: PiiMasker) -> None:
+    # The rules mask "Jean-Michel"; the NER gate skipped a word after "<PERSON> ", so NER never
+    # ran and the surname was stored.
+    for text, expected in [
+        (
+            "Le sommelier Jean-Michel Deluc est d'une grande expérience",
+            "Le sommelier <PERSON> <PERSON> est d'une grande expérience",
+        ),
+        ("Livraison rapide, Marie-Thérèse Brenner", "Livraison rapide, <PERSON> <PERSON>"),
+    ]:
+        assert masker(text) == expected, text
+    for text in ["commande 123456789 Livraison rapide", "Colis 12345678 Colissimo a perdu"]:
+        assert "<PERSON>" not in masker(text), text
 
 
 def test_masking_keeps_ordinary_text_and_is_idempotent(masker: PiiMasker) -> None:

@@ -1,6 +1,7 @@
 """Mask personal data in feedback before it is stored, analysed or shown.
 
-Placeholders: <EMAIL>, <URL>, <IBAN>, <CARD>, <NIR>, <PHONE>, <ORDER>, <PERSON>, <ADDRESS>.
+Placeholders: <EMAIL>, <URL>, <IBAN>, <CARD>, <NIR>, <ID>, <PHONE>, <ORDER>, <PERSON>,
+<ADDRESS>.
 Dates, prices and short numbers are left alone.
 
 Regexes only *find candidates*; checksums and number plans come from well-kept libraries:
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import phonenumbers
+from stdnum import ean as _stdnum_ean
 from stdnum import iban as _stdnum_iban
 from stdnum import luhn as _stdnum_luhn
 
@@ -53,7 +55,10 @@ _AT = (
 _DOT = r"(?:\.|\s*[\[({<]\s*(?:dot|point)\s*[\])}>]\s*|\s+(?:dot|point)\s+)"
 # French-speaking countries and neighbours too: "jean(at)post(dot)lu", "… @ yahoo . ca".
 _TLD = r"(?:fr|com|net|org|eu|io|be|ch|lu|mc|ca|ma|tn|dz|sn|re|info|biz|co|me|de|es|it|nl|pt|uk)"
-_EMAIL = re.compile(r"\b[\w.+-]{1,64}+@[\w-]++(?:\.[\w-]++)*\.[a-zA-Z]{2,}\b")
+# The last label is letters (any script: "x@пример.рф") or punycode ("x@exemple.xn--p1ai").
+_EMAIL = re.compile(
+    r"\b[\w.+-]{1,64}+@[\w-]++(?:\.[\w-]++)*\.(?:xn--[a-zA-Z0-9-]++|[^\W\d_]{2,})\b"
+)
 # What the strict form leaves: "jean@exemple", "jean%40exemple.fr", "jean＠exemple.fr",
 # "jean@gmail,com" (no space around the @), and "jean.dupont @ gmail . com" (spaces, but then
 # a known TLD is required: "merci @SNCF" is a mention, not an address).
@@ -71,6 +76,16 @@ _EMAIL_LOOSE = re.compile(
 _EMAIL_OBFUSCATED = re.compile(
     rf"\b[\w.+-]{{1,64}}+(?:{_DOT}[\w+-]{{1,64}}+){{0,3}}{_AT}[\w-]{{1,63}}+"
     rf"(?:{_DOT}[\w-]{{1,63}}+){{0,3}}?{_DOT}{_TLD}\b",
+    re.IGNORECASE,
+)
+# The rules above stop at the first known TLD ("jean@sub.domaine.co" of "….co.uk", "….com.au",
+# "jean (at) exemple (dot) co (dot) uk"); the labels left glued to the placeholder are the same
+# address. A spelt " point X" only for the country codes that take a second level ("co.uk"):
+# "<EMAIL> point de vue" stays. Possessive, from the placeholder only: linear.
+_EMAIL_TAIL = re.compile(
+    # A capitalised word after a bare dot opens the next sentence: "….fr.Merci".
+    r"<EMAIL>(?:(?:\.(?-i:(?![A-ZÀ-Ý][a-zà-ÿ]))|\s*[\[({<]\s*(?:dot|point)\s*[\])}>]\s*)[\w-]{1,63}+"
+    r"|\s+(?:dot|point)\s+(?:uk|au|nz|za|jp|br|il|in|kr|tr|mx|ar|cn|tw|hk|sg)\b)++",
     re.IGNORECASE,
 )
 # "jean.dupont chez gmail point com": "chez" is an ordinary word ("commandé chez darty point
@@ -123,6 +138,21 @@ _NIR = re.compile(
     r"(?:(?:\d{2}|2[ABab])[ .-]?\d{3}|97[1-8][ .-]?\d{2})[ .-]?"
     r"\d{3}(?:[ .-]?\d{2})?\b"
 )
+# A 13-digit NIR without its key has the length of an EAN-13 barcode ("EAN 3017620422003"):
+# ungrouped or printed 1-6-6, it is a product code after "EAN", "GTIN", "code-barre", "réf"
+# (kept, or an <ORDER> as other references), and so is one with a valid EAN check digit unless
+# a social-security word comes before it. Grouped the NIR's way ("1 85 05 78 006 084") or with
+# its key (15 digits), a NIR.
+_NIR_CUE = re.compile(r"(?i)\b(?:s[ée]cu\w*|nir|insee|ss|vitale|assur[ée]e?\s+social\w*)\b")
+_EAN_CUE = re.compile(
+    r"(?i)\b(?:ean(?:[- ]?1[34])?|gtin(?:[- ]?1[234])?|upc|code[- ]?barres?|code\s+ean)\b"
+    r"[ \t]*(?:(?:n°|no|nº|#|:)[ \t]*)?$"
+)
+_PRODUCT_CUE = re.compile(
+    r"(?i)\b(?:ean(?:[- ]?1[34])?|gtin(?:[- ]?1[234])?|upc|code[- ]?barres?|code\s+ean"
+    r"|r[ée]f(?:[ée]rence)?|article|sku)\b[ \t]*(?:(?:n°|no|nº|#|:)[ \t]*)?$"
+)
+_EAN_PRINTED = re.compile(r"\d[ ]?\d{6}[ ]?\d{6}")
 # Cheap gate before asking libphonenumber (it is the slowest rule).
 _PHONE_SHAPED = re.compile(r"\+\d|\b00\d|\b0\d(?:[ .()-]{0,2}\d){8}\b|\b[1-9](?:[ .-]\d{2}){4}\b")
 # One separator used throughout ("06/12/34/56/78", "06 12 34 56 78merci"), or "06 : 12 34 56 78":
@@ -133,6 +163,9 @@ _FR_PHONE = re.compile(
     # One digit at a time ("0 6 1 2 3 4 5 6 7 8"), or the letter O for the zero ("O6 12 …").
     r"|(?<!\d )(?<![\w/.,])0 [1-9](?: \d){8}(?![\d/]| \d)"
     r"|(?<![\w/.,])[Oo][1-9](?P<o>[ .]?)\d{2}(?:(?P=o)\d{2}){3}(?![\d/])"
+    # ... or for a zero further on ("06 12 34 56 7O", "06 1O 34 56 78").
+    r"|(?<![\w/.,])0[1-9](?P<z>[ .]?)(?=[\dOo. ]{0,12}[Oo])[\dOo]{2}(?:(?P=z)[\dOo]{2}){3}"
+    r"(?![\w/])"
 )
 _GROUPED_NO_ZERO = re.compile(r"[1-9](?:[ .-]\d{2}){4}")
 # A number spelt in words, 0 to 99 ("zéro", "six", "trente-quatre", "soixante et onze",
@@ -187,8 +220,9 @@ _PH_END = rf"(?![\d/]|{_PH_SPACE}*[/\-\u2013]?{_PH_SPACE}*\d|\.\d)"
 # 678", "0-612-34-56-78", "06 / 12 / 34 / 56 / 78", "06–12–34–56–78", no-break spaces. Groups
 # of 2-4 digits after the "0X" (a lone digit is a list: "notez de 0 1 2 3 …"); the digits are
 # counted and checked by phonenumbers, and dates ("01/02/2024 10h") are left (`_DATE_LIKE`).
-# A line break may split the groups once ("06 12 34\n56 78": a wrapped e-mail or form field).
-_PH_SEP_NL = rf"(?:{_PH_SEP}|{_PH_SPACE}*\n{_PH_SPACE}*)"
+# A line break may split the groups once ("06 12 34\n56 78": a wrapped e-mail or form field),
+# after a separator too.
+_PH_SEP_NL = rf"(?:{_PH_SEP}|{_PH_SPACE}*[./\-\u2013]?{_PH_SPACE}*\n{_PH_SPACE}*)"
 _FR_PHONE_GROUPED = re.compile(
     rf"(?<![\w/.,+])0(?:{_PH_SEP}[1-9]\d{{2,3}}|[1-9]\d{{0,3}})(?:{_PH_SEP_NL}\d{{2,4}}){{1,4}}"
     rf"{_PH_END}"
@@ -224,8 +258,23 @@ _ORDER_KEYWORD = re.compile(
     r"(?:[ \t]+(?:n°|no|num(?:éro)?|nº|#)[ \t]*|[ \t]*(?:n°|nº|#)[ \t]*|[ \t]*:[ \t]*|[ \t]+))"
     r"(?=[A-Z0-9-]*\d)([A-Z0-9][A-Z0-9-]{4,})\b"
 )
+# Identity documents after their name: "passeport 12AB34567" (2 digits, 2 letters, 5 digits),
+# "CNI X4RTBPFW4" (9 characters since 2021) or 12 digits before, "permis n° 12AB34567890",
+# "carte d'identité n° …", "titre de séjour : …". The number is one token of 6-18 letters and
+# digits with a digit in it ("passeport perdu" stays), or groups of capitals and digits
+# ("12 AB 34567"); product references without such a word are left to the other rules.
+_ID_DOC = re.compile(
+    r"(?i:\b(?:passeports?|passport|cni|carte[ \t]+(?:nationale[ \t]+)?d['’][ \t]?identit[ée]"
+    r"|pi[èe]ce[ \t]+d['’][ \t]?identit[ée]|permis(?:[ \t]+(?:de[ \t]+)?conduire)?"
+    r"|titre[ \t]+de[ \t]+s[ée]jour)"
+    r"(?:[ \t]+(?:n°|no|nº|num(?:[ée]ro)?|#)[ \t]*|[ \t]*(?:n°|nº|#)[ \t]*|[ \t]*:[ \t]*|[ \t]+))"
+    r"((?=[A-Za-z]{0,18}\d)[A-Za-z0-9]{6,18}+(?![\w-])"
+    r"|(?=[A-Z ]{0,18}\d)[A-Z0-9]{1,12}+(?:[ -][A-Z0-9]{1,12}+){1,4}+(?![\w-]))"
+)
 _HASH_ID = re.compile(r"(?<!\w)#\s?(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]{5,}\b")
-_LONG_DIGITS = re.compile(r"(?<![\d,.])\d{7,}(?!\d|[,.]\d)")  # not 1234567,89
+# Not 1234567,89; letters glued before the digits are the same reference ("12AB34567890" had
+# left "12AB").
+_LONG_DIGITS = re.compile(r"(?<![\d,.])(?:\b\d{0,4}[A-Za-z]{1,4}(?=\d{7}))?\d{7,}(?!\d|[,.]\d)")
 
 # --- names and addresses ---------------------------------------------------------------------
 _UPPER = "A-ZÀÂÄÇÉÈÊËÎÏÔÖÙÛÜŸ"
@@ -239,7 +288,9 @@ _HONORIFIC = re.compile(
     r"(?<![\w.])(?:M\.|Mr\.?|MM\.|Pr\.|(?:Ma[îi]tre|Me)(?=\s+[A-ZÀÂÄÇÉÈÊËÎÏÔÖÙÛÜŸ])"
     r"|(?i:mmes?\.?|m(?:e|)lle\.?|monsieur|madame|mademoiselle|docteur|dr\.?|professeur))"
     r"\s+(?!(?i:et|ou)\s)"
-    rf"({_WORD})(\s+(?:(?:van|von|der|den|La|Le)\s+)*{_NAME_WORD})?"  # "M. Van der Berg"
+    # "M. Van der Berg", "Mme Aïcha Ben Ali" (had kept "Ali"), "M. Karim El Amrani".
+    rf"({_WORD})(\s+(?:(?:van|von|der|den|La|Le|Ben|Bin|El|Al|Da|Di|Del|Della|Dos|De)\s+)*"
+    rf"{_NAME_WORD})?"
 )
 # Surnames that open with a particle, "Mme Le Gall", "M. De La Fontaine": capitalised, and
 # not before a title ("Monsieur Le Directeur", "Madame La Maire").
@@ -367,7 +418,9 @@ _SIGN_OFF = re.compile(
 )
 # Words that introduce a name, whatever its case: "je m'appelle jean dupont", "un certain Kevin".
 _NAME_CUE = re.compile(
-    r"(?i:\b(?:je\s+m['’]appelle|(?:il|elle)\s+s['’]appel(?:l?e|ait))\s+)"
+    # "mon nom est jean martin" as well, in any case.
+    r"(?i:\b(?:je\s+m['’]appelle|(?:il|elle)\s+s['’]appel(?:l?e|ait)|mon\s+nom\s+(?:est|c['’]est))"
+    r"\s+)"
     rf"({_WORD})(?:\s+({_WORD}))?"
     # "un certain poids", "une fonction appelée turbo": these cues take capitalised names only.
     r"|(?i:\b(?:un\s+certain|une\s+certaine|(?:nomm|prénomm)ée?)\s+)"
@@ -408,9 +461,21 @@ _THANKS_MORE = re.compile(rf"(\s*(?:,|&|\s(?i:et)\s)\s*(?:(?i:à)\s+)?)([{_UPPER
 # After "Dr", a brand: "Dr Martens", "Dr. Oetker" (the title before an entity, or in it).
 _DOCTOR = re.compile(r"(?i)\b(?:dr\.?|docteur)\s*$")
 _DOCTOR_START = re.compile(r"(?i)(?:dr\b\.?|docteur\b)\s*")
-# A capitalised word that does not open a sentence: only then is NER worth running.
-_MID_CAPITAL = re.compile(rf"(?<=[\w,;:)’'] )[{_UPPER}][a-zàâäçéèêëîïôöùûüÿ-]+\b(?!['’])")
+# A capitalised word that does not open a sentence: only then is NER worth running. After a
+# placeholder too ("commande <ORDER> Karim a été super", "le <PHONE> Nathalie"): the gate had
+# stayed shut there, and the name was stored.
+_MID_CAPITAL = re.compile(rf"(?<=[\w,;:)’'>] )[{_UPPER}][a-zàâäçéèêëîïôöùûüÿ-]+\b(?!['’])")
 
+# Titles NER puts inside a PER entity ("Mme Martin"): kept before the name, as the rules keep
+# them ("Bonjour Mme <PERSON>", not "Bonjour <PERSON> <PERSON>"). Not words that are never names:
+# a title still opens the NER gate for what follows it ("Mme C. Lecomte").
+_NER_TITLES = frozenset(
+    ["m", "m.", "mme", "mme.", "mmes", "mlle", "mlle.", "melle", "mr", "mr.", "mrs", "ms", "me"]
+)
+# A placeholder's word inside an entity ("<PERSON> Jeanne"): "<", "PERSON", ">" for spaCy.
+_PLACEHOLDER_WORDS = frozenset(
+    ["EMAIL", "URL", "IBAN", "CARD", "CVV", "NIR", "ID", "PHONE", "ORDER", "PERSON", "ADDRESS"]
+)
 # Words that spaCy's small model tags as PER/LOC but are carriers, brands or greetings.
 DEFAULT_KEEP = frozenset(
     [
@@ -836,6 +901,12 @@ class PiiMasker:
     @staticmethod
     def _card(m: re.Match[str]) -> str:
         digits = re.sub(r"\D", "", m.group(0))
+        if (
+            len(digits) in (13, 14)
+            and _EAN_CUE.search(m.string, max(0, m.start() - 24), m.start())
+            and _stdnum_ean.is_valid(digits)
+        ):
+            return m.group(0)  # "EAN 3841079958710": a barcode whose digits pass Luhn too
         if 13 <= len(digits) <= 19 and _stdnum_luhn.is_valid(digits):
             return "<CARD>"
         # Right after "carte" / "CB": a mistyped 16-digit number is still someone's card.
@@ -846,8 +917,38 @@ class PiiMasker:
     def _nir(m: re.Match[str]) -> str:
         # The shape (sex, year, month, department, commune, order) is already specific; a wrong
         # key is a typo, not a reason to leave a social-security number in clear.
-        compact = _compact(m.group(0)).upper()
-        return "<NIR>" if len(compact) in (13, 15) else m.group(0)
+        raw = m.group(0)
+        compact = _compact(raw).upper()
+        if len(compact) not in (13, 15):
+            return raw
+        if len(compact) == 13 and _EAN_PRINTED.fullmatch(raw):
+            if _PRODUCT_CUE.search(m.string, max(0, m.start() - 24), m.start()):
+                return raw  # "EAN …", "réf …": kept or an <ORDER>, as other long numbers
+            before = m.string[max(0, m.start() - 40) : m.start()]
+            if _stdnum_ean.is_valid(compact) and not _NIR_CUE.search(before):
+                return raw
+        return "<NIR>"
+
+    @staticmethod
+    def _id_doc(m: re.Match[str]) -> str:
+        number = m.group(1)
+        alnum = sum(ch.isalnum() for ch in number)
+        if not 6 <= alnum <= 18:
+            return m.group(0)
+        return m.string[m.start() : m.start(1)] + "<ID>"
+
+    @staticmethod
+    def _long_digits(m: re.Match[str]) -> str:
+        """A long number is a reference (<ORDER>), except a barcode said to be one: "EAN
+        3017620422003", "code-barre : 12345670" (GS1 check digit valid)."""
+        raw = m.group(0)
+        if (
+            len(raw) in (8, 12, 13, 14)
+            and _EAN_CUE.search(m.string, max(0, m.start() - 24), m.start())
+            and _stdnum_ean.is_valid(raw)
+        ):
+            return raw
+        return "<ORDER>"
 
     def _phones(self, text: str) -> str:
         if not _PHONE_SHAPED.search(text):
@@ -933,6 +1034,9 @@ class PiiMasker:
         first, second = m.group(k), m.group(k + 1)
         if self._common(first):
             return m.group(0)
+        cue = m.string[m.start() : m.start(k)].lower()
+        if "nom" in cue and first.islower() and not self._known_first(first):
+            return m.group(0)  # "mon nom est mal orthographié"; "mon nom est jean martin"
         both = (
             second is not None
             and not self._common(second)
@@ -1090,7 +1194,12 @@ class PiiMasker:
             # Keep the leading run of capitalised, non-common words ("Jean Martin du SAV").
             run: list[Any] = []
             for tok in ent:
-                if not tok.text[:1].isupper() or self._common(tok.text):
+                if (
+                    not tok.text[:1].isupper()
+                    or self._common(tok.text)
+                    or tok.text.lower() in _NER_TITLES
+                    or tok.text in _PLACEHOLDER_WORDS
+                ):
                     if run:
                         break
                     continue
@@ -1121,11 +1230,14 @@ class PiiMasker:
             text = _EMAIL_CHEZ.sub(_email_chez, text)
         if "@" in text or "\uff20" in text or "%40" in text:
             text = _EMAIL_LOOSE.sub("<EMAIL>", text)
+        if "<EMAIL>" in text:
+            text = _EMAIL_TAIL.sub("<EMAIL>", text)
         text = _BARE_URL.sub("<URL>", text)
         text = _QUERY.sub("<URL>", text)
         if any(ch.isdigit() for ch in text):
             text = self._iban(text)
             text = _RIB.sub(self._rib, text)
+            text = _ID_DOC.sub(self._id_doc, text)
             text = _CARD_GROUPED.sub(self._card, text)
             text = _CARD.sub(self._card, text)
             text = _CVV.sub(lambda m: m.group(1) + "<CVV>", text)
@@ -1142,7 +1254,7 @@ class PiiMasker:
                 text = _POSTCODE_TOWN.sub("<ADDRESS>", text)
             text = _HASH_ID.sub("<ORDER>", text)
             text = _ORDER_KEYWORD.sub(lambda m: m.group(1) + "<ORDER>", text)
-            text = _LONG_DIGITS.sub("<ORDER>", text)
+            text = _LONG_DIGITS.sub(self._long_digits, text)
         text = self._spelt_phones(text)
         if self.config.names:
             text = _HONORIFIC.sub(self._honorific, text)
@@ -1165,7 +1277,7 @@ class PiiMasker:
                 text = _INITIALS_NAME.sub(self._initials_name, text)
             if "nom" in low:
                 text = _NAME_FIELD.sub(self._name_field, text)
-            if "appel" in low or "certain" in low or "nomm" in low:
+            if "appel" in low or "certain" in low or "nom" in low:
                 text = _NAME_CUE.sub(self._name_cue, text)
             text = self._ner_names(text)
         return text
