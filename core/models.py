@@ -294,7 +294,7 @@ class DailyKeyword(Base):
 
 
 class DriverCell(Base):
-    """Key-driver input, grouped: analysed verbatims per day x channel x source x score x
+    """Key-driver input, grouped: analysed French verbatims per day x channel x source x score x
     answer x set of themes (stored ids of the latest analysis, sorted, comma-separated). The
     regression runs on these counts (frequency weights) instead of one row per verbatim.
     Rebuilt with daily_aggregates, for the same days."""
@@ -313,8 +313,8 @@ class DriverCell(Base):
 
 
 class HourlyAggregate(_ThemeDayCounts, Base):
-    """Per UTC day x hour x theme x channel x source (every language): hourly theme trends
-    without scanning mentions. Rebuilt with daily_aggregates, for the same days."""
+    """Per UTC day x hour x theme x channel x source, French verbatims only (as the theme
+    figures and alerts): hourly theme trends without scanning mentions. Rebuilt with daily_aggregates, for the same days."""
 
     __tablename__ = "hourly_aggregates"
     __table_args__ = (

@@ -395,6 +395,23 @@ def test_customer_and_member_numbers_are_masked_like_order_numbers() -> None:
         assert mask_pii(text) == text
 
 
+def test_hours_year_spans_and_counts_after_an_account_word_are_no_reference() -> None:
+    # "client", "contrat", "fidélité" open no reference here: the figures after them were
+    # stored as <ORDER> once they became reference keywords.
+    for text in [
+        "Service client 24h24 injoignable",
+        "service client : 24h24 et 7j7",
+        "contrat 2023-2024 résilié",
+        "abonné 2024-2025, déçu",
+        "carte fidélité 15000 points perdus",
+        "client 100000 fois déçu",
+        "contrat 24000 € par an",
+    ]:
+        assert mask_pii(text) == text
+    assert mask_pii("n° client 12345678 svp") == "n° client <ORDER> svp"
+    assert mask_pii("commande 2024-77812 perdue") == "commande <ORDER> perdue"
+
+
 def test_e_mails_with_angle_brackets_or_the_small_at_sign_are_masked() -> None:
     for text in [
         "mail jean.dupont<at>gmail<dot>com merci",

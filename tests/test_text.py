@@ -263,3 +263,16 @@ def test_curly_apostrophes_read_as_straight_ones(text: str) -> None:
     # `POST /analyze` and `verbatim analyze` only NFC the text: "c’est" (U+2019, what phones
     # type) lost the elision hint and some French confidence there.
     assert detect_language(text.replace("'", "\u2019")) == detect_language(text)
+
+
+@pytest.mark.parametrize("mark", ["„", "«", "“"])
+def test_unclosed_quotes_cost_linear_time(mark: str) -> None:
+    # Every opening mark without its closing one scanned the rest of the text: 40,000 "„"
+    # (a text twice the default max_text_chars) took about 15 s, each /analyze item as long.
+    import time
+
+    text = mark * 40_000
+    start = time.perf_counter()
+    assert detect_language(text)[0] in ("fr", "und")
+    assert detect_language("Le colis est arrivé " + mark + " " + "mot " * 10_000)[0] == "fr"
+    assert time.perf_counter() - start < 2.0

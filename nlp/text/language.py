@@ -658,7 +658,9 @@ def _keep_uncompressed(source: Path, target: Path) -> None:
 
 # Quoted passages: a French complaint quoting the seller's English reply ("Le vendeur m'a
 # répondu "We are sorry, the item is out of stock..." Inadmissible.") was scored English.
-_QUOTED = re.compile(r'"[^"]*"|“[^”]*”|«[^»]*»|„[^“”]*[“”]')
+# A quote ends at its closing mark or gives way to the next opening one: "[^»]*" let every
+# "«" of a text without "»" scan to its end (quadratic: 20,000 "„" took 4 s per text).
+_QUOTED = re.compile(r'"[^"]*"|“[^“”]*”|«[^«»]*»|„[^„“”]*[“”]')
 QUOTING_MIN_WORDS = 3  # fewer words around the quote ("Inadmissible : « … »"): all of it
 
 

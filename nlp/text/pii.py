@@ -256,7 +256,12 @@ _ORDER_KEYWORD = re.compile(
     r"(?i)\b((?:commande|cde|cmd|order|facture|colis|suivi|dossier|ticket|réf(?:érence)?|ref"
     r"|client|adh[ée]rent|abonn[ée]|contrat|fid[ée]lit[ée])"
     r"(?:[ \t]+(?:n°|no|num(?:éro)?|nº|#)[ \t]*|[ \t]*(?:n°|nº|#)[ \t]*|[ \t]*:[ \t]*|[ \t]+))"
+    # Not an hour span ("service client 24h24"), a span of years ("contrat 2023-2024") or a
+    # count ("carte fidélité 15000 points"): "client", "contrat" and "fidélité" are words of
+    # every review, followed by such figures far more often than by a reference.
+    r"(?!\d{1,2}h\d{0,2}\b|(?:19|20)\d{2}-(?:19|20)\d{2}\b)"
     r"(?=[A-Z0-9-]*\d)([A-Z0-9][A-Z0-9-]{4,})\b"
+    r"(?![ \t]*(?:points?|fois|ans|mois|jours|euros?)\b|[ \t]*€)"
 )
 # Identity documents after their name: "passeport 12AB34567" (2 digits, 2 letters, 5 digits),
 # "CNI X4RTBPFW4" (9 characters since 2021) or 12 digits before, "permis n° 12AB34567890",
