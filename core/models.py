@@ -314,7 +314,8 @@ class DriverCell(Base):
 
 class HourlyAggregate(_ThemeDayCounts, Base):
     """Per UTC day x hour x theme x channel x source, French verbatims only (as the theme
-    figures and alerts): hourly theme trends without scanning mentions. Rebuilt with daily_aggregates, for the same days."""
+    figures and alerts): hourly theme trends without scanning mentions. Rebuilt with
+    daily_aggregates, for the same days."""
 
     __tablename__ = "hourly_aggregates"
     __table_args__ = (
