@@ -126,7 +126,15 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "OPTIONS"],
-            allow_headers=["X-API-Key", "Content-Type", "If-None-Match", "Cache-Control"],
+            # If-Match: the conditional PUT /taxonomy; If-None-Match: the 304s; the ETag
+            # both need is exposed to the page's script.
+            allow_headers=[
+                "X-API-Key",
+                "Content-Type",
+                "If-Match",
+                "If-None-Match",
+                "Cache-Control",
+            ],
             expose_headers=["ETag", "Cache-Status"],
         )
     return app

@@ -215,14 +215,20 @@ def declare_view(request: Request, session: Session, deps: ViewDeps) -> ViewToke
 FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2999, 12, 31)
 
 
+def check_days(**days: date | None) -> None:
+    """Every day parameter of the API (`start`, `end`) lies in [FIRST_DAY, LAST_DAY]; a 422
+    names the first one outside. Day arithmetic near 0001-01-01 / 9999-12-31 overflows
+    Python's date, and one bound for every endpoint is what a client can rely on."""
+    for name, day in days.items():
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            raise ApiError(422, f"{name}: dates run from {FIRST_DAY} to {LAST_DAY}", name)
+
+
 def resolve_period(
     session: Session, start: date | None, end: date | None, days: int
 ) -> tuple[date, date]:
     """[start, end] inclusive. Default end: the last day with data (else today, UTC)."""
-    for name, day in (("start", start), ("end", end)):
-        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
-            # Day arithmetic near 0001-01-01 / 9999-12-31 overflows Python's date.
-            raise ApiError(422, f"{name}: dates run from {FIRST_DAY} to {LAST_DAY}", name)
+    check_days(start=start, end=end)
     if start is not None and end is None:
         end = start + timedelta(days=days - 1)
     if end is None:

@@ -61,41 +61,49 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": detail, "field": "Content-Type"})
     errors = exc.errors()
     first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
-    field = field_name(first.get("loc", ("body",)))
-    if first.get("type") == "json_invalid":
-        field = "body"
+    field = _field(first)
     details = [
-        {"field": field_name(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type")}
-        for e in errors[:20]
+        {"field": _field(e), "message": _message(e), "type": e.get("type")} for e in errors[:20]
     ]
     return JSONResponse(
         status_code=422,
         content=jsonable_encoder(
-            {"detail": f"{field}: {first.get('msg', 'invalid')}", "field": field, "errors": details}
+            {"detail": f"{field}: {_message(first)}", "field": field, "errors": details}
         ),
     )
 
 
-# FastAPI's answer to a body it cannot decode (a form, a gzip-compressed body, JSON nested
-# past the parser's recursion limit): said as what to send instead.
+def _field(error: Any) -> str:
+    # FastAPI locates malformed JSON at ("body", character offset): "[10]" is no field.
+    return "body" if error.get("type") == "json_invalid" else field_name(error.get("loc", ()))
+
+
+def _message(error: Any) -> str:
+    kind = error.get("type")
+    if kind == "extra_forbidden":  # pydantic: "Extra inputs are not permitted"
+        return "unknown key: not a field of this body (misspelt?)"
+    if kind == "json_invalid":  # "JSON decode error": say what and where
+        loc, why = error.get("loc", ()), (error.get("ctx") or {}).get("error")
+        where = f" at character {loc[-1]}" if len(loc) > 1 and isinstance(loc[-1], int) else ""
+        return f"invalid JSON{': ' + str(why) if why else ''}{where}"
+    return str(error.get("msg", "invalid"))
+
+
+# FastAPI's answer to a body it cannot decode: `service.text_route` names the usual causes
+# (not UTF-8, compressed, nested too deep, a number too long) with a 422, as a JSON syntax
+# error is; anything else is said in the same terms.
 _UNPARSED_BODY = "There was an error parsing the body"
-_BODY_HELP = (
-    "the body could not be read: send uncompressed JSON with Content-Type: application/json "
-    "(objects nested at most 32 levels)"
-)
 
 
 async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail, field = str(exc.detail), getattr(exc, "field", None)
-    if exc.status_code == 400 and detail == _UNPARSED_BODY:
-        encoding = request.headers.get("content-encoding", "identity").lower()
-        detail = _BODY_HELP + (
-            f" (Content-Encoding {encoding} is not accepted)" if encoding != "identity" else ""
-        )
-        field = "body"
+    status = exc.status_code
+    if status == 400 and detail == _UNPARSED_BODY:
+        status, field = 422, "body"
+        detail = "the body could not be read: send JSON encoded as UTF-8, uncompressed"
     return JSONResponse(
-        status_code=exc.status_code,
+        status_code=status,
         content={"detail": detail, "field": field},
         headers=getattr(exc, "headers", None),
     )

@@ -31,6 +31,11 @@ IsoDay = Annotated[date, BeforeValidator(_iso_day)]  # every day query parameter
 Polarity = Literal["negative", "neutral", "positive"]
 ChannelName = Literal["review", "social", "complaint", "survey"]
 
+# Request bodies refuse a key they do not know, with a 422 naming it: ignored, a misspelt key
+# (`"themse"`) lost the analyst's fix while the answer said it was stored. (The rows of
+# POST /feedback and /analyze keep their other keys: metadata, echoed.)
+STRICT = ConfigDict(extra="forbid")
+
 
 class ErrorOut(BaseModel):
     detail: str
@@ -242,6 +247,8 @@ class AlertsOut(BaseModel):
 
 
 class AddOp(BaseModel):
+    model_config = STRICT
+
     op: Literal["add"]
     theme: dict[str, Any] = Field(
         description="a theme as in the taxonomy YAML (id, label, ...)",
@@ -256,6 +263,8 @@ class AddOp(BaseModel):
 
 
 class RenameOp(BaseModel):
+    model_config = STRICT
+
     op: Literal["rename"]
     id: str
     new_id: str = Field(json_schema_extra={"pattern": "^[a-z][a-z0-9_]*$"})
@@ -263,12 +272,16 @@ class RenameOp(BaseModel):
 
 
 class MergeOp(BaseModel):
+    model_config = STRICT
+
     op: Literal["merge"]
     source: str
     target: str
 
 
 class RetireOp(BaseModel):
+    model_config = STRICT
+
     op: Literal["retire"]
     id: str
 
@@ -365,6 +378,8 @@ class IncidentList(BaseModel):
 
 
 class IncidentAction(BaseModel):
+    model_config = STRICT
+
     note: str = Field(default="", max_length=2000, description="Stored PII-masked")
 
 
@@ -392,6 +407,8 @@ def _no_nul(source: str) -> str:
 
 
 class FeedbackBatch(BaseModel):
+    model_config = STRICT
+
     source: Annotated[
         str,
         Field(min_length=1, max_length=100, pattern=r"\S"),
@@ -429,6 +446,8 @@ class FeedbackResult(BaseModel):
 
 
 class AnalyzeIn(BaseModel):
+    model_config = STRICT
+
     items: list[dict[str, Any]] = Field(
         description="rows with a `text` string; other fields are echoed back",
         json_schema_extra={
@@ -506,11 +525,15 @@ class DriversOut(BaseModel):
 
 
 class ThemeFix(BaseModel):
+    model_config = STRICT
+
     theme: str = Field(min_length=1, max_length=64, description="theme id (or a former id)")
     polarity: Polarity
 
 
 class CorrectionIn(BaseModel):
+    model_config = STRICT
+
     sentiment: Polarity | None = Field(default=None, description="null: keep the model's")
     themes: list[ThemeFix] | None = Field(
         default=None,

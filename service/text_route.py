@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,13 +24,49 @@ from service.errors import ApiError
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
+TOO_DEEP = "lists or objects nested too deep"
+
+
+def _read_json(body: bytes, encoding: str) -> Any:
+    """The body as JSON, or a 422 naming why it cannot be read. FastAPI answered its generic
+    400 "There was an error parsing the body" to everything but a JSON syntax error (which it
+    answers with a 422, `json_invalid`): a body not in UTF-8 (Latin-1, cp1252), compressed,
+    nested past the parser's recursion limit, or holding an integer too long to convert."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        encoding = encoding.strip().lower()
+        if (encoding not in ("", "identity")) or body[:2] == b"\x1f\x8b":  # gzip's magic
+            sent = f"Content-Encoding {encoding[:40]!r}" if encoding else "gzip data"
+            raise ApiError(
+                422, f"the body is compressed ({sent}): send it uncompressed", "body"
+            ) from None
+        if isinstance(exc, json.JSONDecodeError):
+            raise  # FastAPI's 422 `json_invalid`, with the position
+        if isinstance(exc, UnicodeDecodeError):
+            raise ApiError(
+                422,
+                f"the body is not UTF-8 (byte 0x{body[exc.start]:02x} at offset {exc.start}):"
+                " send JSON encoded as UTF-8",
+                "body",
+            ) from None
+        if isinstance(exc, RecursionError):
+            raise ApiError(422, f"{TOO_DEEP} to be read", "body") from None
+        if "digits" in str(exc):  # int(): "Exceeds the limit (4300 digits) ..."
+            limit = sys.get_int_max_str_digits()
+            raise ApiError(
+                422, f"a number in the body is longer than {limit} digits", "body"
+            ) from None
+        raise
+
+
 class _TextOnlyRequest(Request):
     row_keys: frozenset[str] = frozenset()
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
-            data = json.loads(body)
+            data = _read_json(body, self.headers.get("content-encoding", ""))
             if _SURROGATE_ESCAPE.search(body):
                 checked = data
                 if self.row_keys and isinstance(data, dict):  # rows are checked one by one
@@ -37,7 +74,7 @@ class _TextOnlyRequest(Request):
                 try:
                     problem = non_text(checked, allow_nul=True)  # NULs are dropped when stored
                 except RecursionError:
-                    raise ApiError(422, "lists or objects nested too deep", "body") from None
+                    raise ApiError(422, TOO_DEEP, "body") from None
                 if problem:
                     field, message = problem
                     raise ApiError(422, f"{message} (a lone UTF-16 surrogate)", field)

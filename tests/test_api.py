@@ -129,6 +129,51 @@ def test_openapi_declares_api_key_scheme(client: TestClient) -> None:
     assert "security" not in spec["paths"]["/health"]["get"]
 
 
+def test_openapi_declares_the_error_statuses_of_each_write(
+    client: TestClient, keys: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A correction answered a 503 (aggregates being rebuilt) and every body-taking endpoint
+    a 413 (over `max_body_bytes`) that its OpenAPI operation did not list: a client
+    generated from the schema had no type for them."""
+    spec = client.get("/openapi.json").json()
+    with_body = [
+        (path, method, op)
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+        if "requestBody" in op
+    ]
+    assert {(p, m) for p, m, _ in with_body} >= {
+        ("/feedback/{feedback_id}/corrections", "post"),
+        ("/incidents/{incident_id}/acknowledge", "post"),
+        ("/incidents/{incident_id}/resolve", "post"),
+        ("/taxonomy", "put"),
+        ("/feedback", "post"),
+        ("/analyze", "post"),
+    }
+    wanted = [(p, m, op, code) for p, m, op in with_body for code in ("413", "422")]
+    corrections = spec["paths"]["/feedback/{feedback_id}/corrections"]["post"]
+    wanted.append(("/feedback/{feedback_id}/corrections", "post", corrections, "503"))
+    for path, method, op, code in wanted:
+        declared = op["responses"].get(code)
+        assert declared is not None, (method, path, code)
+        ref = declared["content"]["application/json"]["schema"]["$ref"]
+        assert ref.endswith("/ErrorOut"), (method, path, code, ref)
+    # ... and they do answer them.
+    big = {"note": "x" * 6_000_000}
+    assert client.post("/incidents/1/resolve", json=big, headers=wh(keys)).status_code == 413
+    assert client.post("/feedback/1/corrections", json=big, headers=wh(keys)).status_code == 413
+
+    from core.db import AggregatesBusy
+    from service.routers import corrections as module
+
+    def busy(*args: object, **kwargs: object) -> None:
+        raise AggregatesBusy("the aggregates are being rebuilt: retry in a minute")
+
+    monkeypatch.setattr(module, "lock_aggregates", busy)
+    res = client.post("/feedback/1/corrections", json={"sentiment": "positive"}, headers=wh(keys))
+    assert res.status_code == 503, res.text
+
+
 # --- /themes --------------------------------------------------------------------------------
 
 
@@ -587,18 +632,43 @@ def test_lone_surrogates_are_a_422_not_a_broken_store(
     assert res.status_code == 200 and "\U0001f644" in res.json()["items"][0]["text"], res.text
 
 
-@pytest.mark.parametrize("query", ["start=0001-01-01", "end=9999-12-31", "start=0001-01-02&days=1"])
 @pytest.mark.parametrize(
-    "path", ["/themes", "/overview", "/drivers", "/themes/livraison/trend", "/themes/livraison"]
+    "query",
+    [
+        "start=0001-01-01",
+        "end=9999-12-31",
+        "start=0001-01-02&days=1",
+        "start=1899-12-31",
+        "end=3000-01-01",
+        "start=2024-01-01&end=3000-01-01",
+    ],
+)
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/themes",
+        "/overview",
+        "/drivers",
+        "/themes/livraison/trend",
+        "/themes/livraison",
+        "/themes/livraison/breakdown",
+        "/themes/livraison/verbatims",
+    ],
 )
 def test_dates_at_the_calendar_edges_are_a_422(
     client: TestClient, keys: dict[str, str], path: str, query: str
 ) -> None:
     # Day arithmetic around 0001-01-01 overflowed Python's date: a 500 on every period view.
+    # /themes/{id}/verbatims took any day from year 1 to 9999: one bound for every endpoint.
     res = client.get(f"{path}?{query}", headers=rh(keys))
     assert res.status_code == 422, res.text
-    assert res.json()["field"] in ("start", "end") and "1900-01-01" in res.json()["detail"]
+    field = "end" if "end=" in query else "start"
+    assert res.json() == {
+        "detail": f"{field}: dates run from 1900-01-01 to 2999-12-31",
+        "field": field,
+    }
     assert client.get(f"{path}?start=1900-01-01", headers=rh(keys)).status_code == 200
+    assert client.get(f"{path}?end=2999-12-31", headers=rh(keys)).status_code == 200
 
 
 # --- /feedback ------------------------------------------------------------------------------
@@ -707,22 +777,98 @@ def test_a_nul_in_a_stored_body_string_never_reaches_the_database(
     assert res.status_code == 201 and res.json()["correction"]["note"] == "relu", res.text
 
 
-def test_an_unreadable_body_says_what_to_send(client: TestClient, keys: dict[str, str]) -> None:
-    """A gzip-compressed body or JSON nested thousands of levels deep got FastAPI's generic
-    400 "There was an error parsing the body"."""
+def test_an_unknown_body_key_is_refused_naming_it(
+    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    """`{"sentiment": "positive", "themse": [...]}` stored the sentiment alone and answered
+    201: the analyst's misspelt theme fix was lost without a word. Every request body (and
+    its nested objects) refuses a key it does not know; the rows of POST /feedback keep
+    theirs as metadata."""
+    with sessions() as session:
+        fid = session.execute(select(func.min(Feedback.id))).scalar_one()
+    themes = [{"theme": "livraison", "polarity": "negative"}]
+    cases = [
+        (f"/feedback/{fid}/corrections", {"sentiment": "positive", "themse": themes}, "themse"),
+        (
+            f"/feedback/{fid}/corrections",
+            {"themes": [{**themes[0], "polarite": "positive"}]},
+            "themes[0].polarite",
+        ),
+        ("/incidents/1/acknowledge", {"nte": "vu par le support"}, "nte"),
+        ("/incidents/1/resolve", {"note": "ok", "status": "resolved"}, "status"),
+        ("/feedback", {"source": "api", "chanel": "social", "items": [{"text": "Bien"}]}, "chanel"),
+        ("/analyze", {"items": [{"text": "Bien"}], "lang": "fr"}, "lang"),
+    ]
+    for path, body, field in cases:
+        res = client.post(path, json=body, headers=wh(keys))
+        assert res.status_code == 422, (path, res.text)
+        assert res.json()["field"] == field, res.text
+        assert res.json()["detail"].startswith(f"{field}: unknown key"), res.text
+    rename = {"operations": [{"op": "rename", "id": "livraison", "new_id": "x", "lable": "X"}]}
+    res = client.put("/taxonomy", json=rename, headers=wh(keys))
+    assert res.status_code == 422 and res.json()["field"] == "operations[0].rename.lable", res.text
+    with sessions() as session:  # nothing was stored by the refused correction
+        from core.models import Correction
+
+        assert session.scalar(select(func.count()).select_from(Correction)) == 0
+    # Row keys stay metadata, as documented.
+    body = {"source": "api", "items": [{"text": "Très bien", "magasin": "Lyon"}]}
+    res = client.post("/feedback", json=body, headers=wh(keys))
+    assert res.status_code == 200 and res.json()["stored"] == 1, res.text
+
+
+def test_an_unreadable_body_names_its_cause(client: TestClient, keys: dict[str, str]) -> None:
+    """A body FastAPI could not decode got its generic 400 "There was an error parsing the
+    body", then one catch-all message ("send uncompressed JSON ... nested at most 32
+    levels") whatever the cause, while malformed JSON was a 422. Each cause is named now,
+    with the 422 of malformed JSON."""
     import gzip
     import json
 
     body = json.dumps({"source": "x", "items": [{"text": "Bien"}]}).encode()
     headers = {**wh(keys), "Content-Type": "application/json"}
-    zipped = client.post(
-        "/feedback", content=gzip.compress(body), headers={**headers, "Content-Encoding": "gzip"}
-    )
-    deep = client.post("/feedback", content=b"[" * 5000 + b"]" * 5000, headers=headers)
-    for res in (zipped, deep):
-        assert res.status_code == 400 and res.json()["field"] == "body", res.text
-        assert "send uncompressed JSON with Content-Type: application/json" in res.json()["detail"]
-    assert "Content-Encoding gzip" in zipped.json()["detail"]
+    latin1 = json.dumps({"source": "x", "items": [{"text": "Très bien"}]}, ensure_ascii=False)
+    cases = [
+        (gzip.compress(body), {"Content-Encoding": "gzip"}, "compressed (Content-Encoding 'gzip')"),
+        (gzip.compress(body), {}, "compressed (gzip data)"),
+        (latin1.encode("latin-1"), {}, "not UTF-8 (byte 0xe8 at offset 38)"),
+        (b'{"source": "x", "items": [{"text": "\xff"}]}', {}, "not UTF-8 (byte 0xff"),
+        (b'{"source": "x", "items": [{"n": ' + b"9" * 5000 + b"}]}", {}, "4300 digits"),
+        (b"[" * 5000 + b"]" * 5000, {}, "nested too deep"),
+    ]
+    for content, extra, cause in cases:
+        res = client.post("/feedback", content=content, headers={**headers, **extra})
+        assert res.status_code == 422 and res.json()["field"] == "body", res.text
+        assert cause in res.json()["detail"], res.text
+        assert "nested at most 32" not in res.json()["detail"]
+    for path in ("/feedback/1/corrections", "/incidents/1/resolve"):  # every body, every route
+        res = client.post(path, content=latin1.encode("latin-1"), headers=headers)
+        assert res.status_code == 422 and "not UTF-8" in res.json()["detail"], res.text
+    res = client.put("/taxonomy", content=b'{"operations": ' + b"1" * 4400 + b"}", headers=headers)
+    assert res.status_code == 422 and "digits" in res.json()["detail"], res.text
+    # Malformed JSON: the same status, and still FastAPI's position of the error.
+    broken = client.post("/feedback", content=b'{"source": ', headers=headers)
+    assert broken.status_code == 422 and broken.json()["field"] == "body", broken.text
+    # Well-formed UTF-8 with a BOM is read.
+    ok = client.post("/feedback", content=b"\xef\xbb\xbf" + body, headers=headers)
+    assert ok.status_code == 200, ok.text
+
+
+def test_malformed_json_names_the_body_in_every_error_entry(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    """A JSON syntax error answered `field: "body"` but `errors[0].field: "[10]"` (FastAPI's
+    character offset): the two must agree; the offset is said in the message."""
+    headers = {**wh(keys), "Content-Type": "application/json"}
+    for path in ("/feedback", "/feedback/1/corrections", "/incidents/1/resolve"):
+        res = client.post(path, content=b'{"source": }', headers=headers)
+        assert res.status_code == 422, res.text
+        data = res.json()
+        assert data["field"] == "body"
+        assert [e["field"] for e in data["errors"]] == ["body"], data
+        assert data["errors"][0]["type"] == "json_invalid"
+        assert "Expecting value at character 11" in data["detail"], data
+        assert data["detail"] == f"body: {data['errors'][0]['message']}"
 
 
 def test_feedback_rejects_a_row_with_a_lone_surrogate_alone(
@@ -1011,6 +1157,40 @@ def test_cors_from_settings(settings: Settings, engine: Engine, keys: dict[str, 
     assert res.headers["access-control-allow-origin"] == "http://intranet.local"
     other = client.get("/health", headers={"Origin": "http://evil.example"})
     assert "access-control-allow-origin" not in other.headers
+
+
+def test_cors_allows_the_conditional_requests(
+    settings: Settings, engine: Engine, keys: dict[str, str]
+) -> None:
+    """`If-Match` was not an allowed header: a browser on another origin could not make the
+    documented conditional `PUT /taxonomy` (its preflight failed). The ETag it sends back
+    must be readable, and `If-None-Match` allowed, for the 304s."""
+    cors = settings.model_copy(update={"cors_origins": ["http://intranet.local"]})
+    client = TestClient(create_app(cors, engine=engine))
+    origin = {"Origin": "http://intranet.local"}
+    for method, path, header in (
+        ("PUT", "/taxonomy", "x-api-key, content-type, if-match"),
+        ("GET", "/themes", "x-api-key, if-none-match, cache-control"),
+    ):
+        res = client.options(
+            path,
+            headers={
+                **origin,
+                "Access-Control-Request-Method": method,
+                "Access-Control-Request-Headers": header,
+            },
+        )
+        assert res.status_code == 200, (method, res.text)
+        allowed = {
+            h.strip().lower() for h in res.headers["access-control-allow-headers"].split(",")
+        }
+        assert set(header.split(", ")) <= allowed, allowed
+    got = client.get("/taxonomy", headers={**origin, **rh(keys)})
+    exposed = {h.strip().lower() for h in got.headers["access-control-expose-headers"].split(",")}
+    assert "etag" in exposed and got.headers["etag"]
+    edit = {"operations": [{"op": "add", "theme": {"id": "fidelite", "label": "Fidélité"}}]}
+    put = client.put("/taxonomy", json=edit, headers={**origin, **wh(keys), "If-Match": "nope"})
+    assert put.status_code == 412 and put.headers["access-control-allow-origin"] == origin["Origin"]
 
 
 # --- CLI ------------------------------------------------------------------------------------

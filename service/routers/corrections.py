@@ -110,6 +110,10 @@ def get_feedback(request: Request, session: SessionDep, feedback_id: FeedbackId)
     "/feedback/{feedback_id}/corrections",
     response_model=CorrectionResult,
     status_code=201,
+    responses={
+        413: {"model": ErrorOut, "description": "body over `max_body_bytes`"},
+        503: {"model": ErrorOut, "description": "aggregates being rebuilt: retry later"},
+    },
     summary="Correct a verbatim's sentiment and/or themes (overrides the model)",
 )
 def post_correction(

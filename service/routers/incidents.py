@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.orm import Session
@@ -21,6 +21,13 @@ router = APIRouter(
     tags=["incidents"],
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
+
+
+ACTION_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut},
+    409: {"model": ErrorOut},
+    413: {"model": ErrorOut, "description": "body over `max_body_bytes`"},
+}
 
 
 def _out(request: Request, inc: Incident) -> IncidentOut:
@@ -105,7 +112,7 @@ def _act(
 @router.post(
     "/incidents/{incident_id}/acknowledge",
     response_model=IncidentOut,
-    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+    responses=ACTION_ERRORS,
     summary="Acknowledge an incident (who and when are recorded, with an optional note)",
 )
 def acknowledge(
@@ -121,7 +128,7 @@ def acknowledge(
 @router.post(
     "/incidents/{incident_id}/resolve",
     response_model=IncidentOut,
-    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+    responses=ACTION_ERRORS,
     summary="Resolve an incident with a note (who and when are recorded)",
 )
 def resolve(

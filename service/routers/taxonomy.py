@@ -99,7 +99,11 @@ def check_if_match(header: str | None, cur: taxonomy_store.Current) -> None:
 @router.put(
     "/taxonomy",
     response_model=TaxonomyOut,
-    responses={409: {"model": ErrorOut}, 412: {"model": ErrorOut}},
+    responses={
+        409: {"model": ErrorOut},
+        412: {"model": ErrorOut},
+        413: {"model": ErrorOut, "description": "body over `max_body_bytes`"},
+    },
     summary="Edit the taxonomy (old ids stay resolvable through aliases)",
     description=(
         "Operations (add, rename, merge, retire; applied in order, each to the previous "

@@ -24,6 +24,7 @@ from service.deps import (
     app_state,
     cached_json,
     cached_view,
+    check_days,
     declare_view,
     decode_cursor,
     encode_cursor,
@@ -337,6 +338,7 @@ def get_theme_verbatims(
     format: FormatQ = "json",
 ) -> Response:
     """`format=csv`: every matching verbatim (from `cursor` on), not one page."""
+    check_days(start=start, end=end)  # the period views' bounds
     if start is not None and end is not None and end < start:  # as the period views say
         raise ApiError(422, "end must not be before start", "end")
     tax, theme = theme_or_404(request, session, theme_id, taxonomy)
