@@ -183,10 +183,15 @@ def trained_weights(
 
 
 def weights_digest(paths: Sequence[Path]) -> str:
-    """8 hex digits over the files of these models (relative names and contents)."""
+    """8 hex digits over the files of these models (relative names and contents), their
+    documentation left out: editing a MODEL_CARD.md changes no analysis."""
     digest = hashlib.sha256()
     for root in paths:
-        files = sorted(f for f in root.rglob("*") if f.is_file()) if root.is_dir() else [root]
+        files = (
+            sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() != ".md")
+            if root.is_dir()
+            else [root]
+        )
         for file in files:
             digest.update(str(file.relative_to(root) if root.is_dir() else file.name).encode())
             with file.open("rb") as fh:

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import CORRECTION_MODEL, Analysis, Correction, Feedback, ThemeMention
+from nlp.errors import VerbatimError
 
 if TYPE_CHECKING:
     from nlp.taxonomy import Taxonomy
@@ -25,8 +26,10 @@ if TYPE_CHECKING:
 POLARITIES = ("negative", "neutral", "positive")
 
 
-class CorrectionError(ValueError):
-    """A correction that cannot be applied; `field` names the culprit."""
+class CorrectionError(VerbatimError, ValueError):
+    """A correction that cannot be applied; `field` names the culprit. A VerbatimError (the
+    CLI's `user_errors` prints it as one line), still a ValueError for older callers; the API
+    answers it with `status` (service/routers/corrections.py)."""
 
     def __init__(self, message: str, field: str | None = None, status: int = 422) -> None:
         super().__init__(message)

@@ -132,6 +132,9 @@ def register(app: typer.Typer) -> None:
                 ) from None
         if not rows.texts:
             raise fail(f"no usable rows (need a non-empty 'text') in {data}")
+        conflicts = rows.conflicts.warning()
+        if conflicts:
+            typer.echo(conflicts, err=True)
         analyzer = _analyzer(taxonomy, themes_model, backend)
         try:
             check_theme_ids(rows, analyzer.taxonomy, data)

@@ -1,9 +1,10 @@
 """`verbatim evaluate`: score the analyzer on a labelled JSONL file (scikit-learn metrics).
 
-Sentiment gold: `sentiment` (negative/neutral/positive, any case, or négatif/neutre/positif)
-or `stars` (1-2 / 3 / 4-5). Theme gold: `themes` or `aspects` ({id: polarity}); rows without
-either are not theme-scored. A label that is given but cannot be read is an error naming
-its line: scoring the file without it would report figures on other rows than the team's.
+Sentiment gold: `sentiment` (negative/neutral/positive, neg/neu/pos or négatif/neutre/positif,
+any case) or `stars` (1-2 / 3 / 4-5). Theme gold: `themes` or `aspects` ({id: polarity});
+rows without either are not theme-scored. A label that is given but cannot be read is an
+error naming its line: scoring the file without it would report figures on other rows than
+the team's.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any
 
 from nlp.analyzer import Analyzer
 from nlp.errors import VerbatimError
-from nlp.types import POLARITIES, POLARITY_NAMES
+from nlp.sentiment.labelled import LabelConflicts
+from nlp.types import POLARITIES, POLARITY_FORMS, polarity_name
 
 
 class LabelError(VerbatimError, ValueError):
@@ -26,10 +28,9 @@ class LabelError(VerbatimError, ValueError):
 
 
 def polarity_label(value: Any) -> str | None:
-    """negative / neutral / positive from a label in any case, English or French."""
-    if not isinstance(value, str):
-        return None
-    return POLARITY_NAMES.get(value.strip().lower())
+    """negative / neutral / positive from a label in any case, English, French or short
+    (neg/neu/pos): the one reading of every labelled file (nlp.types.polarity_name)."""
+    return polarity_name(value)
 
 
 def stars_to_label(stars: Any) -> str | None:
@@ -70,24 +71,37 @@ def gold_themes(row: dict[str, Any]) -> dict[str, str] | None:
         for theme, pol in value.items():
             label = polarity_label(pol)
             if label is None:
-                raise LabelError(
-                    f"theme {theme!r} has polarity {pol!r}; expected one of {', '.join(POLARITIES)}"
-                )
+                raise LabelError(f"theme {theme!r} has polarity {pol!r}; expected {POLARITY_FORMS}")
             out[str(theme)] = label
         return out
     return None
 
 
 def _checked_sentiment(row: dict[str, Any]) -> str | None:
+    """The row's sentiment gold; LabelError when a label is given but cannot be read. A
+    `sentiment` that cannot be read is an error even beside readable `stars`: falling back to
+    the stars hid a column of typos. (Readable `stars` beside a readable `sentiment` that
+    disagrees: see `labels_disagree`.)"""
     label = gold_sentiment(row)
     given = {k: row[k] for k in ("sentiment", "stars") if row.get(k) is not None}
+    if "sentiment" in given and polarity_label(given["sentiment"]) is None:
+        given.pop("stars", None)
+        label = None
     if label is None and given:
         shown = ", ".join(f"{k} {v!r}" for k, v in given.items())
         raise LabelError(
-            f"unreadable sentiment label ({shown}): 'sentiment' is one of "
-            f"{', '.join(POLARITIES)}, 'stars' a number from 1 to 5"
+            f"unreadable sentiment label ({shown}): 'sentiment' is {POLARITY_FORMS}, "
+            "'stars' a number from 1 to 5"
         )
     return label
+
+
+def labels_disagree(row: dict[str, Any]) -> bool:
+    """A readable `sentiment` and readable `stars` that say different things ("positive",
+    stars 1): `sentiment` is the gold, but the file deserves a look."""
+    said = polarity_label(row.get("sentiment"))
+    rated = stars_to_label(row.get("stars"))
+    return said is not None and rated is not None and said != rated
 
 
 @dataclass
@@ -98,16 +112,20 @@ class EvalRows:
     ids: list[Any] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)  # line of each row in the file
     skipped: int = 0
+    conflicts: LabelConflicts = field(default_factory=LabelConflicts)
 
 
 def read_rows(path: Path, limit: int | None = None) -> EvalRows:
-    """Rows with a non-empty text (others counted in `skipped`). A BOM (Excel, Notepad) is
-    not part of the first row; LabelError names the line of an unreadable label."""
+    """Rows with a non-empty text (others counted in `skipped`; blank lines ignored). A BOM
+    (Excel, Notepad) is not part of the first row; LabelError names the line of an unreadable
+    label."""
     rows = EvalRows()
     with path.open(encoding="utf-8-sig") as fh:
         for n, line in enumerate(fh, start=1):
             if limit is not None and len(rows.texts) >= limit:
                 break
+            if not line.strip():  # a blank line (the trailing one of many exports) is no row
+                continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
@@ -121,6 +139,8 @@ def read_rows(path: Path, limit: int | None = None) -> EvalRows:
                 sentiment, themes = _checked_sentiment(row), gold_themes(row)
             except LabelError as exc:
                 raise LabelError(f"{path}:{n}: {exc}") from None
+            if labels_disagree(row):
+                rows.conflicts.add(f"{path}:{n}")
             rows.texts.append(text)
             rows.sentiment.append(sentiment)
             rows.themes.append(themes)

@@ -1,6 +1,7 @@
 """`verbatim train sentiment`: fine-tune the embedded encoder on a company's own rated feedback.
 
-Input: JSONL lines with `text` and `stars` (1-5) or `sentiment` (negative/neutral/positive).
+Input: JSONL lines with `text` and `stars` (1-5) or `sentiment` (negative/neutral/positive,
+neg/neu/pos or négatif/neutre/positif, any case).
 A validation split (by a hash of each row's id or text, so it is stable across runs) picks the
 best epoch and fits the calibration. Output: a small delta directory loadable with
 `VERBATIM_SENTIMENT_MODEL_PATH=DIR` (or settings `sentiment_model_path`).
@@ -12,10 +13,11 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from nlp.sentiment.labelled import IGNORE, LabelledTexts, star_index
+from nlp.sentiment.labelled import IGNORE, LabelConflicts, LabelledTexts, star_index
 from nlp.types import POLARITIES
 
 
@@ -29,21 +31,30 @@ class LabelledFile:
     rows: LabelledTexts = field(default_factory=lambda: LabelledTexts([], [], [], []))
     keys: list[str] = field(default_factory=list)
     skipped: int = 0
+    # One entry per file read: path as given, sha256, rows read / used / skipped (model card).
+    files: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: LabelConflicts = field(default_factory=LabelConflicts)
 
 
 def read_labelled(paths: list[Path]) -> LabelledFile:
     """Rows with a usable text and label; others (not JSON, no text, no label) are counted in
-    `skipped`. As in `verbatim evaluate`, a label that is given but cannot be read (stars 8,
-    'neg') and a file that is not UTF-8 are a LabelError naming the file: skipped rows trained
-    on part of the file (a 0-10 score kept its 1-5 rows), replaced bytes on mangled texts."""
-    from jobs.evaluate import LabelError, _checked_sentiment
+    `skipped`, blank lines ignored. As in `verbatim evaluate`, a label that is given but cannot
+    be read (stars 8, 'bof') and a file that is not UTF-8 are a LabelError naming the file:
+    skipped rows trained on part of the file (a 0-10 score kept its 1-5 rows), replaced bytes
+    on mangled texts."""
+    from jobs.evaluate import LabelError, _checked_sentiment, labels_disagree
+    from jobs.model_card import file_entry
 
     out = LabelledFile()
     for path in paths:
+        used, skipped, read = len(out.keys), out.skipped, 0
         try:
             # utf-8-sig: a BOM (Excel, Notepad) would make the first row unreadable JSON.
             with path.open(encoding="utf-8-sig") as fh:
                 for n, line in enumerate(fh, 1):
+                    if not line.strip():  # a blank line is no row (nor a skipped one)
+                        continue
+                    read += 1
                     try:
                         row = json.loads(line)
                     except json.JSONDecodeError:
@@ -57,6 +68,8 @@ def read_labelled(paths: list[Path]) -> LabelledFile:
                     if not isinstance(text, str) or not text.strip() or label is None:
                         out.skipped += 1
                         continue
+                    if labels_disagree(row):
+                        out.conflicts.add(f"{path}:{n}")
                     out.rows.texts.append(text)
                     out.rows.labels.append(POLARITIES.index(label))
                     out.rows.stars.append(star_index(row.get("stars")))
@@ -64,6 +77,7 @@ def read_labelled(paths: list[Path]) -> LabelledFile:
                     out.keys.append(str(row.get("id") or f"{path.name}:{n}:{text}"))
         except UnicodeDecodeError:
             raise LabelError(f"{path} is not UTF-8 text: save it as UTF-8 and run again") from None
+        out.files.append(file_entry(path, read, len(out.keys) - used, out.skipped - skipped))
     return out
 
 
@@ -227,11 +241,16 @@ def register_sentiment(group: typer.Typer) -> None:
         except LabelError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from None
+        conflicts = labelled.conflicts.warning()
+        if conflicts:
+            typer.echo(conflicts, err=True)
+        merged: int | None = None
         if corrections:
             from jobs.corrections import corrected_rows
 
             rows, _ = corrected_rows("sentiment")
             add_rows(labelled, rows)
+            merged = len(rows)
             typer.echo(f"{len(rows)} corrected verbatims merged", err=True)
         train, val = split_rows(labelled, val_percent)
         if len(train.texts) < 20 or len(val.texts) < 5 or len(set(train.labels)) < 2:
@@ -262,6 +281,9 @@ def register_sentiment(group: typer.Typer) -> None:
             cache_dir=settings.resolved_model_dir,
             config=EncoderConfig(max_length=max_length),
         )
+        from nlp.themes.embed import fingerprint
+
+        base_model: dict[str, Any] = {"encoder": encoder.name, "fingerprint": fingerprint(encoder)}
         init_heads, teacher_logits, teacher_vectors, encoder_layers = None, None, None, None
         if teacher is not None:  # the student keeps `keep` of its layers and learns its logits
             from nlp.sentiment.embedded import EmbeddedSentiment, keep_layers
@@ -311,6 +333,71 @@ def register_sentiment(group: typer.Typer) -> None:
         )
         start = len(encoder.model.encoder.layer) - trainable_layers
         model.save(out, start_layer=start)
+        _write_card(
+            out,
+            labelled,
+            merged,
+            base_model,
+            init=init,
+            teacher=teacher,
+            settings={
+                "epochs": epochs,
+                "trainable_layers": trainable_layers,
+                "max_length": max_length,
+                "batch_size": batch_size,
+                "lr": lr,
+                "val_percent": val_percent,
+                "delta_dtype": delta_dtype,
+                "calibration": calibration,
+                "neutral_boost": neutral_boost,
+                **(
+                    {
+                        "student_layers": student_layers,
+                        "distill_weight": distill_weight,
+                        "vector_weight": vector_weight,
+                    }
+                    if teacher is not None
+                    else {}
+                ),
+            },
+            training=model.config.training,
+        )
         typer.echo(
             f"saved {out} (val macro-F1 {model.config.training['val_macro_f1_calibrated']:.4f})"
         )
+
+
+def _write_card(
+    out: Path,
+    labelled: LabelledFile,
+    corrections: int | None,
+    base: dict[str, Any],
+    *,
+    init: Path | None,
+    teacher: Path | None,
+    settings: dict[str, Any],
+    training: dict[str, Any],
+) -> None:
+    """MODEL_CARD.md + meta.json's `training_record`: the data this delta inherits its terms
+    from, the base encoder, the settings and the validation figures printed at the end."""
+    from jobs.model_card import add_to_meta, build_record, write_card
+    from nlp.sentiment.embedded import delta_digest
+
+    for key, path in (("init", init), ("teacher", teacher)):
+        if path is not None:
+            base[key] = str(path)
+            base[f"{key}_digest"] = delta_digest(path)
+    record = build_record(
+        kind="sentiment",
+        files=labelled.files,
+        corrections=corrections,
+        base=base,
+        settings=settings,
+        validation={
+            "train_rows": training.get("train_rows"),
+            "val_rows": training.get("val_rows"),
+            **{k: v for k, v in training.items() if k.startswith("val_") and "macro_f1" in k},
+        },
+    )
+    add_to_meta(out, record)
+    write_card(out, record, f"sentiment delta trained on your data (`{out.name}`)")

@@ -31,11 +31,11 @@ def read_examples(path: Path, taxonomy: Any) -> tuple[list[str], list[dict[str, 
     """`text` + `themes: {id: polarity}` per JSONL line (the themes_fr format).
 
     Theme ids resolve through taxonomy aliases; polarities are read as `verbatim evaluate`
-    reads them (any case, or French); an unknown id or polarity is an error that names the
-    line. Blank lines and a BOM (Excel, Notepad) are skipped.
+    reads them (any case, French or neg/neu/pos); an unknown id or polarity is an error that
+    names the line. Blank lines and a BOM (Excel, Notepad) are skipped.
     """
     from jobs.evaluate import polarity_label
-    from nlp.types import POLARITIES
+    from nlp.types import POLARITY_FORMS
 
     texts: list[str] = []
     labels: list[dict[str, str]] = []
@@ -67,8 +67,7 @@ def read_examples(path: Path, taxonomy: Any) -> tuple[list[str], list[dict[str, 
                 label = polarity_label(pol)
                 if label is None:
                     raise ExamplesError(
-                        f"{path}:{n}: theme {key!r} has polarity {pol!r}; expected one of "
-                        f"{', '.join(POLARITIES)}"
+                        f"{path}:{n}: theme {key!r} has polarity {pol!r}; expected {POLARITY_FORMS}"
                     )
                 out[theme.id] = label
             texts.append(row["text"])
@@ -309,6 +308,7 @@ def register_themes(group: typer.Typer) -> None:
                 texts, labels = read_examples(examples, tax)
             except (ExamplesError, UnicodeDecodeError) as exc:
                 raise _fail(str(exc)) from None
+        n_examples = len(texts)
         if corrections:
             dropped: Counter[str] = Counter()
             texts, labels = merge_corrections(texts, labels, rows, tax, dropped)
@@ -348,9 +348,67 @@ def register_themes(group: typer.Typer) -> None:
         thr = model.thresholds.get("lite", {})
         learned = ", ".join(f"{t} (thr {thr.get(t, 0.5):.2f})" for t in model.themes)
         variants = "+".join(sorted(model.coef)) or "none"
+        _write_card(
+            out,
+            model,
+            tax,
+            examples,
+            n_examples,
+            len(rows) if corrections else None,
+            examples_total=len(texts),
+            base={
+                "sentiment_backend": backend or settings.sentiment_backend,
+                "sentiment_model_path": settings.sentiment_model_path,
+                "vector_signature": model.vector_signature,
+                "sentiment_signature": model.sentiment_signature,
+            },
+            options={
+                "min_examples": min_examples,
+                "rule_features": not no_rules,
+                "encoder": not no_encoder,
+            },
+        )
         typer.echo(
             f"trained on {len(texts)} examples -> {out}; heads: {variants}; learned: "
             f"{learned or 'none'}"
             + (f"; rules: {', '.join(model.rule_only)}" if model.rule_only else ""),
             err=True,
         )
+
+
+def _write_card(
+    out: Path,
+    model: Any,
+    taxonomy: Any,
+    examples: Path | None,
+    n_examples: int,
+    corrections: int | None,
+    *,
+    examples_total: int,
+    base: dict[str, Any],
+    options: dict[str, Any],
+) -> None:
+    """MODEL_CARD.md + meta.json's `training_record`: the data these heads inherit their terms
+    from, the taxonomy, the encoder signatures, the settings and what training reported."""
+    from jobs.model_card import add_to_meta, build_record, file_entry, write_card
+
+    files = [] if examples is None else [file_entry(examples, n_examples, n_examples, 0)]
+    thr = model.thresholds.get("lite", {})
+    validation: dict[str, Any] = {
+        "examples_trained_on": examples_total,
+        "heads": "+".join(sorted(model.coef)) or "none",
+        "learned_themes": ", ".join(f"{t} (thr {thr.get(t, 0.5):.2f})" for t in model.themes)
+        or "none",
+        "rule_only_themes": ", ".join(model.rule_only) or "none",
+    }
+    record = build_record(
+        kind="themes",
+        files=files,
+        corrections=corrections,
+        base=base,
+        settings=options,
+        validation=validation,
+        taxonomy={"name": taxonomy.name, "version": taxonomy.version},
+    )
+    add_to_meta(out, record)
+    write_card(out, record, f"theme heads trained on your data (`{Path(out).name}`)")

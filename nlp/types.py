@@ -8,14 +8,30 @@ from typing import Literal, Protocol, runtime_checkable
 
 Polarity = Literal["negative", "neutral", "positive"]
 POLARITIES: tuple[Polarity, ...] = ("negative", "neutral", "positive")
-# Polarity names as people write them, lower-cased: English or French (labelled files, models).
+# Polarity names as people write them, lower-cased: English or French, and the short forms
+# of DEFT and many exports (labelled files, models). Read through `polarity_name`.
 POLARITY_NAMES: dict[str, Polarity] = {
     **{p: p for p in POLARITIES},
     "négatif": "negative",
     "negatif": "negative",
+    "négative": "negative",
     "neutre": "neutral",
     "positif": "positive",
+    "neg": "negative",
+    "nég": "negative",
+    "neu": "neutral",
+    "pos": "positive",
 }
+# How an error names what is accepted.
+POLARITY_FORMS = "negative/neutral/positive, neg/neu/pos or négatif/neutre/positif (any case)"
+
+
+def polarity_name(value: object) -> Polarity | None:
+    """negative / neutral / positive from a label as written (any case, surrounding spaces,
+    English, French or short form); None for anything else."""
+    if not isinstance(value, str):
+        return None
+    return POLARITY_NAMES.get(value.strip().lower())
 
 
 @dataclass(frozen=True, slots=True)

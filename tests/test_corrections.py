@@ -514,3 +514,32 @@ def test_a_verbatim_corrected_before_its_analysis_is_still_analysed(
         "/themes/emballage/verbatims", headers={"X-API-Key": keys["read"]}, params={"limit": 200}
     ).json()["items"]
     assert fid in {v["feedback_id"] for v in week}
+
+
+def test_a_correction_error_is_a_verbatim_error(
+    settings: Settings, sessions: sessionmaker[Session], seeded: Seeded
+) -> None:
+    """CorrectionError derived from ValueError alone: a script or job calling apply_correction
+    through the CLI's `user_errors` got a traceback instead of one line, and `except
+    VerbatimError` (the project's one user-error base) missed it. It stays a ValueError."""
+    import typer
+
+    from core.cli import user_errors
+    from core.corrections import CorrectionError, apply_correction
+    from nlp.errors import VerbatimError
+
+    assert issubclass(CorrectionError, VerbatimError) and issubclass(CorrectionError, ValueError)
+    fid = _known_id(sessions)
+
+    @user_errors
+    def correct() -> None:
+        with session_scope(sessions) as session:
+            tax = taxonomy_store.current(session, settings).taxonomy
+            apply_correction(session, fid, author="marie", taxonomy=tax, sentiment="furieux")
+
+    with pytest.raises(typer.Exit) as exited:
+        correct()
+    assert exited.value.exit_code == 2
+    with session_scope(sessions) as session, pytest.raises(VerbatimError, match="sentiment"):
+        tax = taxonomy_store.current(session, settings).taxonomy
+        apply_correction(session, fid, author="marie", taxonomy=tax, sentiment="furieux")

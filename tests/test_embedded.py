@@ -280,6 +280,9 @@ def test_cli_distils_a_student_with_fewer_layers(
     assert config["encoder_layers"] == [1] and config["trainable_layers"] == 1
     assert config["training"]["distill_weight"] == 0.9
     assert config["training"]["vector_weight"] == 20.0  # the theme heads read the vectors
+    record = json.loads((student / "meta.json").read_text(encoding="utf-8"))["training_record"]
+    assert record["base"]["teacher"] == str(teacher) and record["base"]["teacher_digest"]
+    assert record["settings"]["student_layers"] == "1" and (student / "MODEL_CARD.md").is_file()
 
     def load(delta: Path) -> EmbeddedSentiment:
         encoder = load_encoder(str(tiny_dir), config=EncoderConfig(max_length=16))
@@ -529,3 +532,101 @@ def test_star_head_mix_and_its_calibration() -> None:
     assert np.allclose(p.sum(1), 1.0)
     # Two independent views of the label: the mix beats the sentiment head alone.
     assert macro_f1(gold, p.argmax(1)) > macro_f1(gold, sent.argmax(1))
+
+
+def _rated_file(path: Path) -> Path:
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(3):
+            for label, texts in TOY.items():
+                for j, t in enumerate(texts):
+                    row = {"id": f"{label}-{i}-{j}", "text": t}
+                    row.update({"stars": STARS[label]} if j % 2 else {"sentiment": label})
+                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        fh.write(json.dumps({"id": "x", "text": "sans note"}) + "\n")
+    return path
+
+
+def test_train_sentiment_writes_a_model_card_naming_its_data(
+    tiny_dir: Path, tmp_path: Path, settings
+) -> None:
+    """A user-trained delta carried no record of what it was trained on: a model trained on
+    research-only data could be deployed without anyone being told. The card names each file
+    with its digest and row counts, the base encoder, settings and validation figures, and
+    the delta still loads with the card beside it."""
+    import hashlib
+
+    from verbatim_cli import app
+
+    research = tmp_path / "shared" / "data" / "rated"
+    research.mkdir(parents=True)
+    data = _rated_file(research / "rated.jsonl")
+    out = tmp_path / "delta"
+    args = ["train", "sentiment", "--data", str(data), "--out", str(out)]
+    args += ["--encoder", str(tiny_dir), "--epochs", "1", "--trainable-layers", "1"]
+    res = CliRunner().invoke(app, [*args, "--max-length", "16", "--val-percent", "20"])
+    assert res.exit_code == 0, res.output
+    card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
+    digest = hashlib.sha256(data.read_bytes()).hexdigest()
+    assert str(data) in card and digest in card
+    assert "research" in card.lower() and "evaluation only" in card
+    assert str(tiny_dir) in card and "val_percent: 20" in card
+    meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+    record = meta["training_record"]
+    assert record["data"] == [
+        {
+            "path": str(data),
+            "sha256": digest,
+            "rows_read": 73,
+            "rows_used": 72,
+            "rows_skipped": 1,
+        }
+    ]
+    assert record["research_only"] is True and record["corrections_merged"] is None
+    assert record["base"]["fingerprint"] and record["settings"]["epochs"] == 1
+    val_f1 = meta["config"]["training"]["val_macro_f1_calibrated"]
+    assert record["validation"]["val_macro_f1_calibrated"] == val_f1
+    assert f"saved {out} (val macro-F1 {val_f1:.4f})" in res.output
+    assert f"val_macro_f1_calibrated: {val_f1:.4f}".rstrip("0").rstrip(".") in card
+    loaded = EmbeddedSentiment.load(out, load_encoder(str(tiny_dir)), inference_dtype="float32")
+    assert loaded.predict(["super produit"])[0].label in POLARITIES
+    # Retraining into the same directory (card and all) is still allowed.
+    res = CliRunner().invoke(app, [*args, "--max-length", "16", "--val-percent", "20"])
+    assert res.exit_code == 0, res.output
+
+
+def test_validation_macro_f1_counts_the_classes_present_as_evaluate_does(tiny_dir: Path) -> None:
+    """1/5-star data (no neutral) was scored over all three classes: a perfect run printed
+    0.667 where `verbatim evaluate` says 1.0. The printed/recorded figure now follows
+    evaluate; the calibration's objective (macro_f1_all_classes) is unchanged, so a re-fit of
+    the shipped model finds the same biases."""
+    from jobs.evaluate import sentiment_metrics
+    from nlp.sentiment.training import macro_f1_all_classes
+
+    gold, pred = [0, 2, 0, 2, 2], [0, 2, 0, 2, 0]
+    names = [POLARITIES[i] for i in gold], [POLARITIES[i] for i in pred]
+    assert macro_f1(gold, pred) == pytest.approx(sentiment_metrics(*names)["macro_f1"], abs=1e-4)
+    assert macro_f1([0, 2], [0, 2]) == 1.0
+    assert macro_f1([0, 2], [1, 2]) == pytest.approx(1 / 3)  # a predicted class still counts
+    # The calibration objective: all three classes, as before.
+    assert macro_f1_all_classes([0, 2], [0, 2]) == pytest.approx(2 / 3)
+    assert grouped_macro_f1([0, 2] * 20, [0, 2] * 20, None) == pytest.approx(2 / 3)
+    # Skewed groups (class-weighted) too: a 90%-positive group without neutral.
+    y = [0] * 4 + [2] * 36
+    assert grouped_macro_f1(y, y, ["shop"] * 40, "skewed") == pytest.approx(2 / 3)
+
+    rows = LabelledTexts([], [], [])
+    for label in ("negative", "positive"):
+        for t in TOY[label] * 2:
+            rows.texts.append(t)
+            rows.labels.append(POLARITIES.index(label))
+            rows.stars.append(STARS[label] - 1)
+    model = fit_sentiment(
+        load_encoder(str(tiny_dir), config=EncoderConfig(prefix="")),
+        rows,
+        rows,
+        SentimentHeadConfig(trainable_layers=1, max_length=16, dropout=0.0, encoder=str(tiny_dir)),
+        TrainConfig(epochs=15, batch_size=8, lr_layers=3e-3, lr_heads=3e-2, warmup=0.0),
+    )
+    training = model.config.training
+    assert training["val_macro_f1_raw"] > 0.9, training  # at most 0.667 over three classes
+    assert training["val_macro_f1_calibrated"] > 0.9, training

@@ -21,6 +21,7 @@ from jobs.evaluate import (
 from jobs.train_sentiment import add_rows, read_labelled
 from jobs.train_themes import read_examples
 from nlp.taxonomy import load_taxonomy
+from nlp.types import POLARITIES
 
 ROWS = [
     {
@@ -229,7 +230,7 @@ def test_train_sentiment_refuses_what_it_cannot_read(tmp_path: Path) -> None:
     good = json.dumps({"id": 1, "text": "Colis en retard", "stars": 1}) + "\n"
     for body, expected in (
         (good + json.dumps({"id": 2, "text": "Top", "stars": 9}) + "\n", "scores.jsonl:2:"),
-        (good + json.dumps({"id": 2, "text": "Nul", "sentiment": "neg"}) + "\n", "'neg'"),
+        (good + json.dumps({"id": 2, "text": "Nul", "sentiment": "bof"}) + "\n", "'bof'"),
         ('{"text": "Très déçu", "stars": 1}\n'.encode("cp1252"), "not UTF-8"),
     ):
         path = tmp_path / "scores.jsonl"
@@ -257,9 +258,9 @@ def test_cli_evaluate_unreadable_input_is_one_error_line(
         "cp1252": ('{"text": "Très bien", "sentiment": "positive"}\n'.encode("cp1252"), "UTF-8"),
         "pol": (
             (
-                good + "\n" + json.dumps({"text": "Colis perdu", "themes": {"livraison": "neg"}})
+                good + "\n" + json.dumps({"text": "Colis perdu", "themes": {"livraison": "nope"}})
             ).encode(),
-            "pol.jsonl:2: theme 'livraison' has polarity 'neg'",
+            "pol.jsonl:2: theme 'livraison' has polarity 'nope'",
         ),
         "list": (json.dumps({"text": "Colis perdu", "themes": ["livraison"]}).encode(), "object"),
         "stars": (json.dumps({"text": "Bien", "stars": 8}).encode(), "from 1 to 5"),
@@ -340,3 +341,140 @@ def test_train_sentiment_too_small_says_which_part_is_short(tmp_path: Path) -> N
     assert res.exit_code == 2, res.output
     assert "got 40 labelled rows" in res.output and "validation at --val-percent 8" in res.output
     assert "raise --val-percent" in res.output
+
+
+def test_short_and_french_sentiment_labels_are_read_everywhere(tmp_path: Path) -> None:
+    """neg/neu/pos (the DEFT convention) were refused by evaluate and train sentiment as
+    unreadable labels; theme polarities too. One parser reads every labelled file; junk is
+    still an error naming the file and line."""
+    from jobs.evaluate import LabelError
+
+    forms = {
+        "negative": ["neg", "NEG", " nég ", "négatif", "negatif", "Négative", "negative"],
+        "neutral": ["neu", "Neu", "neutre", "neutral"],
+        "positive": ["pos", "POS", "positif", "positive"],
+    }
+    for label, written in forms.items():
+        for w in written:
+            assert gold_sentiment({"sentiment": w}) == label, w
+    rows = [
+        {"id": i, "text": f"avis {i}", "sentiment": w, "themes": {"livraison": w}}
+        for i, w in enumerate(["neg", "neu", "pos", "Négatif", "neutre", "POSITIF"])
+    ]
+    path = tmp_path / "deft.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", "utf-8")
+    want = ["negative", "neutral", "positive"] * 2
+    read = read_rows(path)
+    assert read.sentiment == want and read.skipped == 0
+    assert [t["livraison"] for t in read.themes if t] == want
+    labelled = read_labelled([path])
+    assert [POLARITIES[i] for i in labelled.rows.labels] == want and labelled.skipped == 0
+    _, labels = read_examples(path, load_taxonomy("ecommerce"))
+    assert [t["livraison"] for t in labels] == want
+    path.write_text(
+        json.dumps(rows[0]) + "\n" + json.dumps({"text": "x", "sentiment": "bof"}) + "\n", "utf-8"
+    )
+    for read_file in (read_rows, lambda p: read_labelled([p])):
+        with pytest.raises(LabelError, match=r"deft.jsonl:2: .*'bof'.*neg/neu/pos"):
+            read_file(path)
+
+
+def test_sentiment_and_stars_that_disagree_are_counted_and_junk_sentiment_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "positive" with stars 1 was scored and trained as positive without a word; an
+    unreadable `sentiment` beside valid stars silently fell back to the stars. Now the
+    disagreements are one warning line (count, first line) in evaluate and train sentiment,
+    and an unreadable `sentiment` is an error naming its line, stars or not."""
+    from jobs.evaluate import LabelError
+    from verbatim_cli import app
+
+    monkeypatch.chdir(tmp_path)
+    rows = [
+        {"id": 1, "text": "Parfait", "sentiment": "positive", "stars": 5},
+        {"id": 2, "text": "Bof", "sentiment": "positive", "stars": 1},
+        {"id": 3, "text": "Nul", "sentiment": "neg", "stars": 1},
+        {"id": 4, "text": "Moyen", "sentiment": "négatif", "stars": 3},
+        {"id": 5, "text": "Sans note", "sentiment": "neutral"},
+    ]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    read = read_rows(path)
+    assert read.sentiment == ["positive", "positive", "negative", "negative", "neutral"]
+    assert (read.conflicts.count, read.conflicts.first) == (2, f"{path}:2")
+    labelled = read_labelled([path])
+    assert (labelled.conflicts.count, labelled.conflicts.first) == (2, f"{path}:2")
+    warning = (
+        f"warning: 2 row(s) have a 'sentiment' that disagrees with their 'stars' "
+        f"(first: {path}:2); 'sentiment' was used"
+    )
+    app_eval = typer.Typer()
+    cli_models.register(app_eval)
+    res = CliRunner().invoke(app_eval, ["evaluate", "--data", str(path), "--backend", "lexicon"])
+    assert res.exit_code == 0, res.output
+    assert res.output.count(warning) == 1, res.output
+    res = CliRunner().invoke(
+        app, ["train", "sentiment", "--data", str(path), "--out", str(tmp_path / "out")]
+    )
+    assert res.exit_code == 2 and res.output.count(warning) == 1, res.output  # too few rows
+
+    bad = tmp_path / "typo.jsonl"
+    bad.write_text(
+        json.dumps(rows[0]) + "\n" + json.dumps({"text": "Top", "sentiment": "postive", "stars": 5})
+    )
+    for read_file in (read_rows, lambda p: read_labelled([p])):
+        with pytest.raises(LabelError, match=r"typo.jsonl:2: .*'postive'"):
+            read_file(bad)
+    res = CliRunner().invoke(app_eval, ["evaluate", "--data", str(bad), "--backend", "lexicon"])
+    assert res.exit_code == 2 and "typo.jsonl:2:" in res.output, res.output
+
+
+def test_blank_lines_are_no_rows_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trailing blank line (or a blank line between rows) printed "skipped: 1" in evaluate
+    and train sentiment, as if a row had been dropped; train themes ignored it."""
+    from verbatim_cli import app
+
+    monkeypatch.chdir(tmp_path)
+    rows = [
+        {
+            "id": 1,
+            "text": "Colis en retard",
+            "sentiment": "negative",
+            "themes": {"livraison": "neg"},
+        },
+        {"id": 2, "text": "Prix correct", "stars": 4, "themes": {"prix": "positive"}},
+    ]
+    path = tmp_path / "blank.jsonl"
+    path.write_text(
+        "\n" + json.dumps(rows[0]) + "\n  \n" + json.dumps(rows[1]) + "\n\n\r\n", "utf-8"
+    )
+    read = read_rows(path)
+    assert (len(read.texts), read.skipped, read.lines) == (2, 0, [2, 4])
+    labelled = read_labelled([path])
+    assert (len(labelled.rows.texts), labelled.skipped) == (2, 0)
+    assert (labelled.files[0]["rows_read"], labelled.files[0]["rows_skipped"]) == (2, 0)
+    assert len(read_examples(path, load_taxonomy("ecommerce"))[0]) == 2
+    app_eval = typer.Typer()
+    cli_models.register(app_eval)
+    res = CliRunner().invoke(app_eval, ["evaluate", "--data", str(path), "--backend", "lexicon"])
+    assert res.exit_code == 0 and "rows: 2  skipped: 0" in res.output, res.output
+    res = CliRunner().invoke(
+        app, ["train", "sentiment", "--data", str(path), "--out", str(tmp_path / "out")]
+    )
+    assert res.exit_code == 2 and "0 skipped" in res.output, res.output
+
+
+def test_a_model_card_edit_keeps_the_model_version(tmp_path: Path) -> None:
+    """`train` writes MODEL_CARD.md beside the weights; the model version's digest covers the
+    weights only, so correcting the card does not make `enrich --reanalyze` re-score all."""
+    from core.analysis import weights_digest
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "heads.npz").write_bytes(b"weights")
+    (model / "MODEL_CARD.md").write_text("# card\n", encoding="utf-8")
+    before = weights_digest([model])
+    (model / "MODEL_CARD.md").write_text("# card, licence line fixed\n", encoding="utf-8")
+    assert weights_digest([model]) == before
+    (model / "heads.npz").write_bytes(b"retrained")
+    assert weights_digest([model]) != before

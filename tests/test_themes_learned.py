@@ -590,3 +590,45 @@ def test_only_a_foreign_encoder_warns_at_load(caplog: pytest.LogCaptureFixture) 
     with caplog.at_level("WARNING", logger="nlp.themes.learned"):
         load_theme_model(taxonomy=taxonomy, signals=_Signals("another-encoder", None))
     assert [r for r in caplog.records if "encoder differs" in r.getMessage()]
+
+
+def test_train_themes_writes_a_model_card_naming_its_data(tmp_path: Path, settings) -> None:  # noqa: ANN001
+    """Theme heads trained on a user's (or research) file carried no record of it: the card
+    names the file and its digest, the taxonomy and its version; the heads still load."""
+    import hashlib
+
+    from verbatim_cli import app
+
+    data, tax = write_examples(tmp_path)
+    out = tmp_path / "m"
+    res = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "themes",
+            "--taxonomy",
+            str(tax),
+            "--examples",
+            str(data),
+            "--out",
+            str(out),
+            "--min-examples",
+            "4",
+            "--no-encoder",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    card = (out / "MODEL_CARD.md").read_text(encoding="utf-8")
+    digest = hashlib.sha256(data.read_bytes()).hexdigest()
+    assert str(data) in card and digest in card
+    taxonomy = load_taxonomy(str(tax))
+    assert f"`{taxonomy.name}` version {taxonomy.version}" in card
+    assert "inherits the terms of its training data" in card
+    assert "research" not in card.lower()  # a user's file, not the research datasets
+    record = json.loads((out / "meta.json").read_text(encoding="utf-8"))["training_record"]
+    n = sum(1 for line in data.read_text(encoding="utf-8").splitlines() if line.strip())
+    assert record["data"][0]["sha256"] == digest and record["data"][0]["rows_used"] == n
+    assert record["taxonomy"] == {"name": taxonomy.name, "version": taxonomy.version}
+    assert record["settings"]["min_examples"] == 4
+    model = LearnedThemeDetector.load(out, taxonomy)
+    assert model.themes

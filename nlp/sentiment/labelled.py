@@ -34,3 +34,24 @@ def star_index(stars: Any) -> int:
     except (TypeError, ValueError):
         return IGNORE
     return value - 1 if value in STARS else IGNORE
+
+
+@dataclass
+class LabelConflicts:
+    """Rows whose `sentiment` and `stars` disagree: how many, and where the first one is."""
+
+    count: int = 0
+    first: str | None = None  # "file:line"
+
+    def add(self, where: str) -> None:
+        self.count += 1
+        if self.first is None:
+            self.first = where
+
+    def warning(self) -> str | None:
+        if not self.count:
+            return None
+        return (
+            f"warning: {self.count} row(s) have a 'sentiment' that disagrees with their 'stars' "
+            f"(first: {self.first}); 'sentiment' was used"
+        )

@@ -70,22 +70,42 @@ class TrainConfig:
     vector_weight: float = 0.0
 
 
+def _class_f1(g: np.ndarray, p: np.ndarray, w: np.ndarray, c: int) -> float:
+    tp = w[(g == c) & (p == c)].sum()
+    fp = w[(g != c) & (p == c)].sum()
+    fn = w[(g == c) & (p != c)].sum()
+    return 0.0 if tp == 0 else float(2 * tp / (2 * tp + fp + fn))
+
+
 def macro_f1(
     gold: Sequence[int] | np.ndarray,
     pred: Sequence[int] | np.ndarray,
     n: int = len(POLARITIES),
     weights: Sequence[float] | np.ndarray | None = None,
 ) -> float:
-    """Macro-F1 over `n` classes; `weights` weigh rows (class-balanced scoring)."""
+    """Macro-F1 over the classes (of `n`) present in gold or predictions, as `verbatim
+    evaluate` scores: a class absent from both (no neutral in 1/5-star data, none predicted)
+    is no error and does not count as an F1 of 0. The validation figures printed and recorded
+    by training; `weights` weigh rows."""
     g, p = np.asarray(gold), np.asarray(pred)
     w = np.ones(len(g)) if weights is None else np.asarray(weights, dtype=float)
-    scores = []
-    for c in range(n):
-        tp = w[(g == c) & (p == c)].sum()
-        fp = w[(g != c) & (p == c)].sum()
-        fn = w[(g == c) & (p != c)].sum()
-        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(scores))
+    seen = [c for c in range(n) if (g == c).any() or (p == c).any()]
+    return float(np.mean([_class_f1(g, p, w, c) for c in seen])) if seen else 0.0
+
+
+def macro_f1_all_classes(
+    gold: Sequence[int] | np.ndarray,
+    pred: Sequence[int] | np.ndarray,
+    n: int = len(POLARITIES),
+    weights: Sequence[float] | np.ndarray | None = None,
+) -> float:
+    """Macro-F1 over all `n` classes, an absent class counting as 0; `weights` weigh rows
+    (class-balanced scoring). What the calibration maximises (grouped_macro_f1, fit_biases):
+    kept as it was so that a re-fit (benchmarks/recalibrate_sentiment.py) finds the same
+    biases as before; not the figure to report (see macro_f1)."""
+    g, p = np.asarray(gold), np.asarray(pred)
+    w = np.ones(len(g)) if weights is None else np.asarray(weights, dtype=float)
+    return float(np.mean([_class_f1(g, p, w, c) for c in range(n)]))
 
 
 def class_balanced_weights(gold: Sequence[int]) -> np.ndarray:
@@ -199,7 +219,8 @@ def grouped_macro_f1(
     groups: Sequence[str] | None,
     balance: str = "natural",
 ) -> float:
-    """Mean of per-group macro-F1 (one source must not drown the others), or plain macro-F1.
+    """Mean of per-group macro-F1 (one source must not drown the others), or plain macro-F1,
+    each over all three classes (macro_f1_all_classes): the calibration's objective, unchanged.
 
     `balance` "balanced" scores every group as if its classes were equally frequent (what a test
     set stratified by class measures); "skewed" does so only for groups whose dominant class
@@ -219,7 +240,7 @@ def grouped_macro_f1(
         share = np.bincount(y[idx]).max() / idx.sum()
         weigh = balance == "balanced" or (balance == "skewed" and share > SKEWED_SHARE)
         w = class_balanced_weights(y[idx]) if weigh else None
-        scores.append(macro_f1(y[idx], p[idx], weights=w))
+        scores.append(macro_f1_all_classes(y[idx], p[idx], weights=w))
     return float(np.mean(scores))
 
 

@@ -17,14 +17,8 @@ import numpy as np
 from nlp.text.normalize import normalize_text
 from nlp.types import POLARITIES, POLARITY_NAMES, Polarity, SentimentResult
 
-# Models' label names: the usual ones, and their abbreviations.
-_NAMED = {
-    **POLARITY_NAMES,
-    "neg": "negative",
-    "neu": "neutral",
-    "mixed": "neutral",
-    "pos": "positive",
-}
+# Models' label names: the usual ones and their abbreviations (POLARITY_NAMES), and "mixed".
+_NAMED = {**POLARITY_NAMES, "mixed": "neutral"}
 
 
 def star_of(label: str, n_labels: int) -> int | None:
