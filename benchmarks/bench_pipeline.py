@@ -51,7 +51,7 @@ def child_env(data_dir: Path, backend: str, extra: dict[str, str] | None = None)
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERBATIM_")}
     env.update(
         PYTHONPATH=str(ROOT),
-        VERBATIM_CONFIG=str(data_dir / "absent.toml"),
+        VERBATIM_CONFIG=os.devnull,
         VERBATIM_DATA_DIR=str(data_dir),
         VERBATIM_SENTIMENT_BACKEND=backend,
         # Keep the model cache of the caller (built by `verbatim setup`).

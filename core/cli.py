@@ -134,41 +134,68 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _with_verbose(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Add `-v/--verbose` to a command (so `verbatim run -v` works like `verbatim -v run`)."""
+def _with_log_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add `-v/--verbose` and `-q/--quiet` to a command, so `verbatim run -v` works like
+    `verbatim -v run` and `verbatim run --quiet` like `verbatim --quiet run` (only errors in
+    the log). A command with its own `quiet` (ingest, run: no progress bar either) gets it
+    true from either position."""
     # Annotations evaluated: typer reads a given __signature__ as it is, and string annotations
     # (`from __future__ import annotations`) would hide `Annotated[int, typer.Option(min=1)]`:
     # the option then kept its name but lost its help and bounds (`serve --port 99999`).
     sig = inspect.signature(func, eval_str=True)
-    if "verbose" in sig.parameters:
-        return func
-    option = typer.Option(
-        0, "--verbose", "-v", count=True, help="More log lines on stderr (-v info, -vv debug)."
-    )
-    extra = inspect.Parameter("verbose", inspect.Parameter.KEYWORD_ONLY, default=option)
+    own_verbose, own_quiet = "verbose" in sig.parameters, "quiet" in sig.parameters
+    # The command's context, to read the root's `--quiet` (typer fills a typer.Context).
+    extra = [
+        inspect.Parameter("_cli_ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+    ]
+    if not own_verbose:
+        option = typer.Option(
+            0, "--verbose", "-v", count=True, help="More log lines on stderr (-v info, -vv debug)."
+        )
+        extra.append(
+            inspect.Parameter(
+                "verbose", inspect.Parameter.KEYWORD_ONLY, default=option, annotation=int
+            )
+        )
+    if not own_quiet:
+        option = typer.Option(False, "--quiet", "-q", help="Only errors in the log.")
+        extra.append(
+            inspect.Parameter(
+                "quiet", inspect.Parameter.KEYWORD_ONLY, default=option, annotation=bool
+            )
+        )
 
     @functools.wraps(func)
-    def wrapper(*args: Any, verbose: int = 0, **kwargs: Any) -> Any:
-        if verbose:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx: typer.Context | None = kwargs.pop("_cli_ctx", None)
+        root_quiet = bool(ctx is not None and ctx.find_root().params.get("quiet"))
+        verbose = 0 if own_verbose else kwargs.pop("verbose", 0)
+        quiet = (kwargs["quiet"] if own_quiet else kwargs.pop("quiet", False)) or root_quiet
+        if own_quiet:
+            kwargs["quiet"] = quiet
+        if verbose or quiet:
             from core.logs import configure_logging
 
-            configure_logging(verbose=verbose)
+            configure_logging(verbose=verbose, quiet=quiet)
         return func(*args, **kwargs)
 
     params = list(sig.parameters.values())
     at = next((i for i, p in enumerate(params) if p.kind is p.VAR_KEYWORD), len(params))
-    params.insert(at, extra)
+    params[at:at] = extra
     wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {**getattr(func, "__annotations__", {}), "verbose": int}
+    wrapper.__annotations__ = {
+        **getattr(func, "__annotations__", {}),
+        **{p.name: p.annotation for p in extra},
+    }
     return wrapper
 
 
 def wrap_commands(app: typer.Typer) -> None:
     """Wrap every command (and sub-group command) of `app` in `user_errors` and give it
-    `-v/--verbose`, once."""
+    `-v/--verbose` and `-q/--quiet`, once."""
     for info in app.registered_commands:
         if info.callback is not None and not getattr(info.callback, "_wrapped_cli", False):
-            info.callback = user_errors(_with_verbose(info.callback))
+            info.callback = user_errors(_with_log_options(info.callback))
             info.callback._wrapped_cli = True  # type: ignore[attr-defined]
     for group in app.registered_groups:
         if group.typer_instance is not None:

@@ -39,6 +39,7 @@ class IngestionRun(Base):
     channel: Mapped[str] = mapped_column(String(20))
     location: Mapped[str] = mapped_column(Text)  # file path or "api"
     fingerprint: Mapped[str | None] = mapped_column(String(64))  # file content hash
+    encoding: Mapped[str | None] = mapped_column(String(40))  # a file's text encoding
     status: Mapped[str] = mapped_column(String(20), default="running")  # running|done|failed
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

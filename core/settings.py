@@ -1,12 +1,15 @@
 """The one settings object: environment (`VERBATIM_*`) over an optional TOML file over defaults.
 
-The file is `$VERBATIM_CONFIG` if set, else `./verbatim.toml` when it exists.
+The file is `$VERBATIM_CONFIG` if set (it must then be a readable file; `/dev/null` reads none),
+else `./verbatim.toml` when it exists.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,12 +23,27 @@ from pydantic_settings import (
 
 from nlp.errors import VerbatimError, unknown_names
 
+log = logging.getLogger(__name__)
+
 Channel = Literal["review", "social", "complaint", "survey"]
+
+# `VERBATIM_*` variables that other code reads on purpose, not settings: a variable with the
+# prefix that is neither one of these nor a setting is a typo (`VERBATIM_DATABSE_URL`), warned.
+OTHER_VARIABLES = (
+    "VERBATIM_CONFIG",  # the TOML file (this module)
+    "VERBATIM_LOG_LEVEL",  # core.logs
+    "VERBATIM_LOG_FORMAT",  # core.logs
+    "VERBATIM_TEST_POSTGRES_URL",  # tests: the PostgreSQL server of the `postgres` tests
+    "VERBATIM_TEST_REQUIRE",  # tests: kinds of test that must not skip (tests/conftest.py)
+    "VERBATIM_SHARED_DATA",  # benchmarks: the evaluation data sets
+    "VERBATIM_CI_PG_PORT",  # .ci/run: port of CI's throwaway PostgreSQL
+)
 
 
 class ConfigFileError(VerbatimError, ValueError):
-    """The configuration file names a setting that does not exist: a typo (`databse_url`)
-    would otherwise be ignored silently and the default used instead."""
+    """The configuration file names a setting that does not exist (a typo, `databse_url`), or
+    `VERBATIM_CONFIG` names no readable file: either would otherwise be ignored silently and
+    the defaults used instead."""
 
 
 def _refuse_non_utf8(path: Path) -> None:
@@ -157,11 +175,79 @@ class SchedulerSettings(BaseModel):
 
 
 def _config_file() -> Path | None:
+    """The TOML file to read, or None. A `VERBATIM_CONFIG` naming nothing readable is an error:
+    it was ignored, and every setting silently fell back to its default (a typo in the path,
+    or Docker's bind mount of a missing host file, which makes a directory in the container).
+    `VERBATIM_CONFIG=/dev/null` reads no file at all (not even ./verbatim.toml)."""
     explicit = os.environ.get("VERBATIM_CONFIG")
     if explicit:
-        return Path(explicit)
+        path = Path(explicit)
+        if path == Path(os.devnull):
+            return None
+        _check_config_file(path, "VERBATIM_CONFIG")
+        return path
     local = Path("verbatim.toml")
-    return local if local.exists() else None
+    if not local.exists():
+        return None  # the default file is optional: no file, no message
+    _check_config_file(local.resolve(), "default configuration file")
+    return local
+
+
+def _check_config_file(path: Path, name: str) -> None:
+    if path.is_dir():
+        raise ConfigFileError(
+            f"{name}: {path} is a directory, expected a TOML file (a Docker bind mount of a "
+            "missing host file creates a directory)"
+        )
+    if not path.exists():
+        raise ConfigFileError(
+            f"{name}: configuration file not found: {path} (unset VERBATIM_CONFIG, or set it "
+            "to /dev/null, to run without one)"
+        )
+    if not path.is_file():
+        raise ConfigFileError(f"{name}: {path} is not a regular file, expected a TOML file")
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise ConfigFileError(
+            f"{name}: cannot read configuration file {path}: {exc.strerror or exc}"
+        ) from None
+
+
+_warned_variables: set[str] = set()
+
+
+def unknown_variables(
+    environ: Mapping[str, str], fields: Collection[str], read: Collection[str] = ()
+) -> list[str]:
+    """One line per `VERBATIM_*` variable of `environ` that no setting reads (nor
+    OTHER_VARIABLES, nor `read`: the variables the sources name, such as `auth_env`), with
+    the known name it most likely means. Nested values (`__`) are checked on their top-level
+    setting."""
+    known = [f"VERBATIM_{name.upper()}" for name in fields]
+    problems = []
+    for key in sorted(environ):
+        name = key.upper()
+        if not name.startswith("VERBATIM_") or name in OTHER_VARIABLES or key in read:
+            continue
+        top, nested, rest = name.partition("__")
+        if top in known:
+            continue
+        # Compared without the shared prefix, which would make any name "close".
+        candidates = [k.removeprefix("VERBATIM_") for k in (*known, *OTHER_VARIABLES)]
+        close = difflib.get_close_matches(top.removeprefix("VERBATIM_"), candidates, n=1)
+        hint = f" (did you mean VERBATIM_{close[0]}{nested}{rest}?)" if close else ""
+        problems.append(f"environment variable {key} is not a Verbatim setting, ignored{hint}")
+    return problems
+
+
+def _warn_unknown_variables(fields: Collection[str], read: Collection[str]) -> None:
+    """Log each unknown `VERBATIM_*` variable once per process (settings are built often)."""
+    for line in unknown_variables(os.environ, fields, read):
+        if line not in _warned_variables:
+            _warned_variables.add(line)
+            log.warning(line)
 
 
 class Settings(BaseSettings):
@@ -270,6 +356,15 @@ class Settings(BaseSettings):
                 raise ConfigFileError(problem)
             sources.append(toml)
         return tuple(sources)
+
+    @model_validator(mode="after")
+    def _warn_misspelt_variables(self) -> Settings:
+        # A misspelt variable (`VERBATIM_DATABSE_URL`) was ignored without a word. A source's
+        # token variable (`auth_env`, or a third-party connector's option) may share the prefix.
+        read = {s.auth_env for s in self.sources if s.auth_env}
+        read |= {v for s in self.sources for v in s.options.values() if isinstance(v, str)}
+        _warn_unknown_variables(type(self).model_fields, read)
+        return self
 
     @property
     def resolved_database_url(self) -> str:

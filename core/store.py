@@ -678,14 +678,39 @@ def find_resumable_run(
     ).scalar_one_or_none()
 
 
+def encoding_errors_of(
+    session: Session, *, source: str, location: str, fingerprint: str | None
+) -> list[Quarantine]:
+    """The rows quarantined as not decodable by the runs of this exact file content."""
+    runs = select(IngestionRun.id).where(
+        IngestionRun.source == source,
+        IngestionRun.location == location,
+        IngestionRun.fingerprint == fingerprint,
+    )
+    return list(
+        session.scalars(
+            select(Quarantine).where(
+                Quarantine.run_id.in_(runs), Quarantine.reason.startswith("encoding_error")
+            )
+        )
+    )
+
+
 def start_run(
-    session: Session, *, source: str, channel: str, location: str, fingerprint: str | None
+    session: Session,
+    *,
+    source: str,
+    channel: str,
+    location: str,
+    fingerprint: str | None,
+    encoding: str | None = None,
 ) -> IngestionRun:
     run = IngestionRun(
         source=source,
         channel=channel,
         location=location,
         fingerprint=fingerprint,
+        encoding=encoding,
         status="running",
         started_at=utcnow(),
         watermark=0,

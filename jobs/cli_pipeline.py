@@ -42,7 +42,22 @@ def _settings() -> Any:
     return load_settings()
 
 
-def _print_ingest(console: Any, result: Any, source: str) -> None:
+def _encoding_hint(source: str, configured: bool) -> str:
+    """What to do about rows that are not in the encoding they were read with: a configured
+    source (pull, run, the scheduler) has no --encoding option, its `encoding` is in the file."""
+    if configured:
+        return (
+            f'set encoding = "cp1252" (for example) on source {source!r} in the configuration '
+            "file: the next pull (or run) reads this file again"
+        )
+    return "retry with e.g. --encoding cp1252"
+
+
+def _print_ingest(console: Any, result: Any, source: str, *, configured: bool = False) -> None:
+    """`configured`: the source is a configured [[sources]] entry (pull, run), not a file
+    given to `verbatim ingest`: the hints name its settings, not ingest's options."""
+    from rich.markup import escape
+
     from jobs.connectors import PullResult
 
     if isinstance(result, PullResult):
@@ -57,11 +72,22 @@ def _print_ingest(console: Any, result: Any, source: str) -> None:
         if result.rejected:
             top = sorted(result.reasons.items(), key=lambda kv: -kv[1])
             console.print("  rejected: " + ", ".join(f"{c} ×{n}" for c, n in top), highlight=False)
+        undecodable = result.reasons.get("encoding_error", 0)
+        if undecodable and undecodable * 2 >= result.read:
+            console.print(
+                f"[yellow]{undecodable} rows could not be decoded: is a file in another "
+                f"encoding? {escape(_encoding_hint(source, configured))}[/]"
+            )
         return
     if result.skipped:
+        again = (
+            "an unchanged file is read once"
+            if configured
+            else "--force re-reads it, duplicates are still skipped"
+        )
         console.print(
             f"[yellow]{source}[/]: {result.path} already ingested (run #{result.run_id}); "
-            "nothing to do (--force re-reads it, duplicates are still skipped)"
+            f"nothing to do ({again})"
         )
         return
     if result.run_id is None:
@@ -84,7 +110,13 @@ def _print_ingest(console: Any, result: Any, source: str) -> None:
     if result.encoding_errors and result.encoding_errors * 2 >= result.read:
         console.print(
             f"[yellow]{result.encoding_errors} rows could not be decoded: is the file in "
-            "another encoding? once fixed, retry with --force and e.g. --encoding cp1252[/]"
+            f"another encoding? {escape(_encoding_hint(source, configured))}[/]"
+        )
+    if result.reread_undecodable:
+        console.print(
+            f"  read again in this encoding: the {result.reread_undecodable} rows an earlier "
+            "read could not decode left the quarantine (stored, or rejected again with why)",
+            highlight=False,
         )
     if result.rejected:
         top = sorted(result.reasons.items(), key=lambda kv: -kv[1])
@@ -123,7 +155,10 @@ def register(app: typer.Typer) -> None:
         ),
         force: bool = typer.Option(False, help="re-read a file already ingested"),
         encoding: str = typer.Option("utf-8", help="file encoding, e.g. cp1252 for old Excel"),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+        quiet: bool = typer.Option(
+            False, "--quiet", "-q", help="no progress bar, only errors in the log"
+        ),
+        no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
     ) -> None:
         """Load a feedback file (streamed, in batches, resumable); bad rows go to quarantine."""
         from rich.console import Console
@@ -156,7 +191,7 @@ def register(app: typer.Typer) -> None:
             channel=channel,
             mapping=mapping,
             force=force,
-            progress=not quiet,
+            progress=not (quiet or no_progress),
             encoding=encoding,
         )
         _print_ingest(Console(), result, source)
@@ -192,7 +227,7 @@ def register(app: typer.Typer) -> None:
                 line = f"[bold red]error:[/] {escape(src.source)}: {escape(str(exc))}"
                 err.print(line, soft_wrap=True)
                 continue
-            _print_ingest(out, result, src.source)
+            _print_ingest(out, result, src.source, configured=True)
             for message in getattr(result, "errors", []):
                 code = max(code, EXIT_FAILED)
                 err.print(f"[bold red]error:[/] {escape(src.source)}: {escape(message)}")
@@ -404,7 +439,10 @@ def register(app: typer.Typer) -> None:
     def run(
         days: int = typer.Option(7, help="report period, in days"),
         no_report: bool = typer.Option(False, "--no-report", help="skip the report"),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+        quiet: bool = typer.Option(
+            False, "--quiet", "-q", help="no progress bar, only errors in the log"
+        ),
+        no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
     ) -> None:
         """Ingest every configured source, analyse, aggregate, then report (demo if none)."""
         from rich.console import Console
@@ -423,6 +461,8 @@ def register(app: typer.Typer) -> None:
             )
 
         def load_analyzer() -> Any:  # only called when there is something to analyse
+            if quiet or no_progress:
+                return _analyzer(settings, sessions=sessions)
             with err.status("loading the analyzer…"):
                 return _analyzer(settings, sessions=sessions)
 
@@ -430,7 +470,7 @@ def register(app: typer.Typer) -> None:
 
         def analysing(done: int) -> None:
             nonlocal status
-            if quiet:
+            if quiet or no_progress:
                 return
             if status is None:
                 status = err.status("analysing…")
@@ -444,7 +484,7 @@ def register(app: typer.Typer) -> None:
                 summary = run_pipeline(
                     settings,
                     sessions,
-                    progress=not quiet,
+                    progress=not (quiet or no_progress),
                     analyzer_factory=load_analyzer,
                     on_enrich_batch=analysing,
                     stop=stop,
@@ -461,7 +501,7 @@ def register(app: typer.Typer) -> None:
                 status.stop()
         out = Console()
         for src, result in summary.ingested:
-            _print_ingest(out, result, src.source)
+            _print_ingest(out, result, src.source, configured=True)
         for src, message in summary.errors:
             err.print(
                 f"[bold red]error:[/] source {escape(src.source)}: {escape(message)}",

@@ -16,9 +16,11 @@ from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
+from core.models import Quarantine
 from core.settings import Settings
 from core.store import (
     CHANNELS,
@@ -26,6 +28,7 @@ from core.store import (
     Rejection,
     add_quarantine,
     advance_run,
+    encoding_errors_of,
     find_resumable_run,
     finish_run,
     insert_feedback,
@@ -110,6 +113,9 @@ class IngestResult:
     skipped: bool = False  # this exact file content was already ingested completely
     encoding_errors: int = 0  # rows rejected as not decodable (hint: --encoding)
     requarantined: int = 0  # rejected rows an earlier read had already quarantined
+    # Rows an earlier read with another encoding could not decode, read again: their
+    # quarantine entries are gone (stored now, or quarantined again with the new reason).
+    reread_undecodable: int = 0
     reasons: dict[str, int] = dataclass_field(default_factory=dict)  # rejection code -> rows
     mapping: dict[str, str] = dataclass_field(default_factory=dict)  # field -> file column
     inferred: list[str] = dataclass_field(default_factory=list)  # fields not given by --map
@@ -322,16 +328,24 @@ def ingest_file(
     digest = fingerprint(path)
     mask = masker or LazyMasker(settings)
 
+    same_file = {"source": source, "location": location, "fingerprint": digest}
+    undecodable: list[int] = []  # quarantine ids of rows an earlier encoding could not decode
     with session_scope(sessions) as session:
-        previous = find_resumable_run(session, source=source, location=location, fingerprint=digest)
+        previous = find_resumable_run(session, **same_file)
+        if previous is not None and previous.encoding != encoding and not force:
+            # Read before with another encoding (the source's `encoding` fixed since, or
+            # NULL: a run older than the column): rows it could not decode are read again,
+            # not skipped as already read; a resumed run would mix both encodings.
+            undecodable = [q.id for q in encoding_errors_of(session, **same_file)]
+            if previous.status == "done" and not undecodable:
+                return IngestResult(previous.id, location, skipped=True)
+            previous = None
         if previous is not None and previous.status == "done" and not force:
             return IngestResult(previous.id, location, skipped=True)
         if previous is not None and previous.status in ("running", "failed") and not force:
             run_id, watermark = previous.id, previous.watermark
         else:
-            run = start_run(
-                session, source=source, channel=channel, location=location, fingerprint=digest
-            )
+            run = start_run(session, channel=channel, encoding=encoding, **same_file)
             run_id, watermark = run.id, 0
     result = IngestResult(run_id, location, resumed_from=watermark, mapping=dict(resolved))
     result.inferred = [f for f in resolved if f not in (mapping or {})]
@@ -406,6 +420,9 @@ def ingest_file(
         bar.update(path.stat().st_size, result.read)
         with session_scope(sessions) as session:
             finish_run(session, run_id, status="done")
+            if undecodable:  # every row read again: stored, or quarantined anew with why
+                session.execute(delete(Quarantine).where(Quarantine.id.in_(undecodable)))
+                result.reread_undecodable = len(undecodable)
     except BaseException as exc:
         # Keep what was committed; mark the run so the next one resumes after its watermark.
         try:

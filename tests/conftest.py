@@ -43,7 +43,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     for key in list(os.environ):
         if key.startswith("VERBATIM_") and not key.startswith("VERBATIM_TEST_"):
             monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("VERBATIM_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("VERBATIM_CONFIG", os.devnull)
     # Pipeline, API and alert tests exercise mechanics, not model quality: they run the fast
     # lexicon backend. The default embedded model has its own tests (tests/test_embedded.py).
     monkeypatch.setenv("VERBATIM_SENTIMENT_BACKEND", "lexicon")

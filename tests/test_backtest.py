@@ -4,6 +4,7 @@ the real analyzer and detector; check the alert file contract and robustness to 
 from __future__ import annotations
 
 import json
+import os
 import random
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -81,7 +82,7 @@ def backtest_run(tmp_path_factory: pytest.TempPathFactory):
     feed, out = tmp / "feed.jsonl", tmp / "alerts.jsonl"
     write_feed(feed)
     mp = pytest.MonkeyPatch()
-    mp.setenv("VERBATIM_CONFIG", str(tmp / "absent.toml"))
+    mp.setenv("VERBATIM_CONFIG", os.devnull)
     mp.setenv("VERBATIM_DATA_DIR", str(tmp / "data"))
     result = CliRunner().invoke(app, ["backtest", str(feed), "-o", str(out)])
     mp.undo()

@@ -38,7 +38,7 @@ def _clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("VERBATIM_") and not key.startswith("VERBATIM_TEST_"):
             monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("VERBATIM_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("VERBATIM_CONFIG", os.devnull)
     monkeypatch.setenv("VERBATIM_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("VERBATIM_SENTIMENT_BACKEND", "lexicon")
 
@@ -362,7 +362,7 @@ def test_cli_backtest_reads_a_latin1_export_and_uses_the_detect_settings(
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(bt, "run_backtest", spy)
-    monkeypatch.setenv("VERBATIM_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("VERBATIM_CONFIG", os.devnull)
     monkeypatch.setenv("VERBATIM_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("VERBATIM_SENTIMENT_BACKEND", "lexicon")
     monkeypatch.setenv("VERBATIM_DETECTION_WARMUP_DAYS", "5")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -47,6 +48,10 @@ BAD_CONFIGS = {
     # A list setting in the environment without its JSON brackets (a docker .env): a
     # SettingsError traceback in every command, the API and the scheduler included.
     "env-list-not-json": ({"VERBATIM_CORS_ORIGINS": "https://cx.example.fr"}, None),
+    # VERBATIM_CONFIG naming no file, or a directory (Docker's bind mount of a missing host
+    # file): every setting silently fell back to its default. `serve` refuses to start.
+    "config-missing": ({"VERBATIM_CONFIG": "{tmp}/nowhere.toml"}, None),
+    "config-directory": ({"VERBATIM_CONFIG": "{tmp}"}, None),
 }
 
 
@@ -58,11 +63,11 @@ def _env(tmp_path: Path, extra: dict[str, str], toml: str | bytes | None) -> dic
     elif toml is not None:
         config.write_text(toml, encoding="utf-8")
     env.update(
-        VERBATIM_CONFIG=str(config),
+        VERBATIM_CONFIG=str(config) if toml is not None else os.devnull,  # /dev/null: no file
         VERBATIM_DATA_DIR=str(tmp_path / "data"),
         VERBATIM_SENTIMENT_BACKEND="lexicon",
-        **extra,
     )
+    env.update({key: value.format(tmp=tmp_path) for key, value in extra.items()})
     return env
 
 
@@ -96,8 +101,43 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path: Path, command: str, config:
         "unknown-option": "scheduler.lock_wait_second: Extra inputs are not permitted",
         "not-utf8": "not UTF-8 text (byte 0xe9",
         "env-list-not-json": "are JSON (VERBATIM_CORS_ORIGINS='[",
+        "config-missing": f"VERBATIM_CONFIG: configuration file not found: {tmp_path}/nowhere",
+        "config-directory": f"VERBATIM_CONFIG: {tmp_path} is a directory, expected a TOML file",
     }[config]
     assert expected in lines[0]
+
+
+def test_which_config_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default ./verbatim.toml is optional (absent: silent); an explicit VERBATIM_CONFIG
+    must be a readable file, /dev/null meaning none; an empty value is the default."""
+    from core.settings import ConfigFileError, Settings
+
+    for key in list(os.environ):
+        if key.startswith("VERBATIM_") and not key.startswith("VERBATIM_TEST_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    assert Settings().batch_size == 500  # no ./verbatim.toml, no VERBATIM_CONFIG: defaults
+    (tmp_path / "verbatim.toml").write_text("batch_size = 7\n", "utf-8")
+    assert Settings().batch_size == 7
+    monkeypatch.setenv("VERBATIM_CONFIG", "")
+    assert Settings().batch_size == 7
+    monkeypatch.setenv("VERBATIM_CONFIG", os.devnull)
+    assert Settings().batch_size == 500  # /dev/null: no file, not even ./verbatim.toml
+    other = tmp_path / "other.toml"
+    other.write_text("batch_size = 9\n", "utf-8")
+    monkeypatch.setenv("VERBATIM_CONFIG", str(other))
+    assert Settings().batch_size == 9
+    other.unlink()
+    with pytest.raises(ConfigFileError, match="configuration file not found"):
+        Settings()
+    other.mkdir()
+    with pytest.raises(ConfigFileError, match="is a directory"):
+        Settings()
+    monkeypatch.delenv("VERBATIM_CONFIG")
+    (tmp_path / "verbatim.toml").unlink()
+    (tmp_path / "verbatim.toml").mkdir()  # a bind mount of a missing host file
+    with pytest.raises(ConfigFileError, match="default configuration file: .* is a directory"):
+        Settings()
 
 
 def test_verbose_run_logs_progress_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
@@ -248,3 +288,77 @@ def test_help_texts_say_what_the_options_do(tmp_path: Path) -> None:
         assert root.level == logging.ERROR  # warnings are not shown
     finally:
         root.setLevel(before)
+
+
+def test_quiet_means_the_same_before_and_after_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`verbatim run --quiet` was the command's own "no progress bar" and kept warnings in the
+    log, while `verbatim --quiet run` (README's Logs) kept only errors and left the bar."""
+    import logging
+
+    import jobs.ingest
+    from verbatim_cli import app
+
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"text": "Livraison en retard"}\n', "utf-8")
+    calls: list[bool] = []
+
+    def fake_ingest(*args: object, progress: bool = False, **kwargs: object) -> object:
+        calls.append(progress)
+        raise FileNotFoundError("stop here")  # one `error:` line, exit 2
+
+    monkeypatch.setattr(jobs.ingest, "ingest_file", fake_ingest)
+    env = _env(tmp_path, {}, None)
+    root = logging.getLogger()
+    before = root.level
+    ingest = ["ingest", str(feed), "-s", "s"]
+    try:
+        for args, progress, level in (
+            ([*ingest], True, logging.WARNING),
+            ([*ingest, "--quiet"], False, logging.ERROR),
+            ([*ingest, "-q"], False, logging.ERROR),
+            (["--quiet", *ingest], False, logging.ERROR),
+            ([*ingest, "--no-progress"], False, logging.WARNING),
+            (["quarantine", "--quiet"], None, logging.ERROR),  # every command takes it
+            (["quarantine", "-q"], None, logging.ERROR),
+        ):
+            calls.clear()
+            res = CliRunner().invoke(app, args, env=env)
+            assert res.exit_code == (2 if progress is not None else 0), (args, res.output)
+            assert calls == ([] if progress is None else [progress]), args
+            assert root.level == level, args
+    finally:
+        root.setLevel(before)
+
+
+def test_no_command_option_shadows_a_root_option_with_another_meaning() -> None:
+    import typer.main
+
+    from verbatim_cli import app
+
+    root = typer.main.get_command(app)
+    meaning = {
+        opt: (param.name, param.help) for param in root.params for opt in getattr(param, "opts", [])
+    }
+
+    def commands(group: Any, path: str) -> list[tuple[str, Any]]:
+        found = [(path, group)]
+        for name, sub in getattr(group, "commands", {}).items():
+            found += commands(sub, f"{path} {name}")
+        return found
+
+    checked = 0
+    for path, command in commands(root, "verbatim")[1:]:
+        for param in command.params:
+            for opt in getattr(param, "opts", []):
+                if opt in meaning and opt != "--version":
+                    name, text = meaning[opt]
+                    assert param.name == name, (path, opt)
+                    assert (text or "").rstrip(".").lower() in (param.help or "").lower(), (
+                        path,
+                        opt,
+                        param.help,
+                    )
+                    checked += 1
+    assert checked > 40

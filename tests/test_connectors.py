@@ -802,3 +802,75 @@ def test_folder_file_names_that_are_not_utf8_or_not_readable(
     with db() as s:
         locations = s.scalars(select(IngestionRun.location)).all()
     assert any("\\xe9t\\xe9" in loc for loc in locations)
+
+
+def _cp1252_feed(path: Path) -> None:
+    rows = [f"r{i};Livraison très en retard, colis abîmé n°{i};{1 + i % 5}" for i in range(1, 7)]
+    text = "\r\n".join(["id;avis;note", *rows, "r7;Plain ASCII review;4"]) + "\r\n"
+    path.write_bytes(text.encode("cp1252"))
+
+
+def test_a_configured_file_read_with_the_wrong_encoding_is_recovered(
+    tmp_path: Path, db_url: str
+) -> None:
+    """The hint named `verbatim ingest` options (--force, --encoding) that `pull` does not
+    have; and once `encoding` was fixed in the config, the unchanged file was skipped as
+    already read: its rows quarantined as encoding errors were never stored."""
+    feed = tmp_path / "caisse.csv"
+    _cp1252_feed(feed)
+    source = f'[[sources]]\nsource = "caisse"\npath = "{feed}"\n'
+    env = _env(tmp_path, db_url, source)
+    first = _cli(["pull"], env, tmp_path)
+    out = " ".join(first.stdout.decode().split())
+    assert first.returncode == 0, first.stderr
+    assert "read 7, stored 1" in out and "rejected 6" in out
+    assert "set encoding = \"cp1252\" (for example) on source 'caisse'" in out, out
+    assert "--force" not in out and "--encoding" not in out
+    env = _env(tmp_path, db_url, source + 'encoding = "cp1252"\n')
+    fixed = _cli(["pull"], env, tmp_path)
+    out = " ".join(fixed.stdout.decode().split())
+    assert fixed.returncode == 0, fixed.stderr
+    assert "read 7, stored 6, duplicates 1, rejected 0" in out, out
+    assert "the 6 rows an earlier read could not decode left the quarantine" in out
+    again = _cli(["pull"], env, tmp_path)
+    out = " ".join(again.stdout.decode().split())
+    assert "already ingested" in out and "an unchanged file is read once" in out, out
+    assert "--force" not in out
+    engine = make_engine(db_url)
+    with session_factory(engine)() as s:
+        texts = set(s.scalars(select(Feedback.text)))
+        assert "Livraison très en retard, colis abîmé n°3" in texts and len(texts) == 7
+        assert s.scalars(select(Quarantine.reason)).all() == []
+    engine.dispose()
+
+
+def test_an_encoding_change_rereads_only_files_it_could_not_decode(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """Folder sources too; a file that decoded cleanly is not read again (without an id
+    column its rows, read in another encoding, would be new garbled rows)."""
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    _cp1252_feed(inbox / "a.csv")
+    old = time.time() - 120
+    os.utime(inbox / "a.csv", (old, old))
+    utf8 = SourceConfig(source="inbox", kind="folder", path=inbox)
+    assert pull_source(sessions, settings, utf8).stored == 1
+    assert pull_source(sessions, settings, utf8).run_id is None  # read once
+    cp1252 = utf8.model_copy(update={"encoding": "cp1252"})
+    result = pull_source(sessions, settings, cp1252)
+    assert (result.read, result.stored, result.rejected) == (7, 6, 0)
+    assert pull_source(sessions, settings, cp1252).run_id is None  # and then once
+
+    clean = tmp_path / "clean.csv"
+    clean.write_text("avis\nLivraison rapide, très bien\n", "utf-8")
+    file_utf8 = SourceConfig(source="clean", path=clean)
+    assert pull_source(sessions, settings, file_utf8).stored == 1
+    other = file_utf8.model_copy(update={"encoding": "latin-1"})
+    assert pull_source(sessions, settings, other).skipped
+    with sessions() as s:
+        assert s.scalar(select(func.count()).where(Feedback.source == "clean")) == 1
+    engine.dispose()

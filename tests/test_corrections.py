@@ -5,6 +5,7 @@ re-analysis) and feed `verbatim train ... --corrections`."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -202,7 +203,7 @@ def test_train_themes_uses_corrections(
     env = {
         "VERBATIM_DATA_DIR": str(settings.data_dir),
         "VERBATIM_DATABASE_URL": settings.resolved_database_url,
-        "VERBATIM_CONFIG": str(tmp_path / "none.toml"),
+        "VERBATIM_CONFIG": os.devnull,
     }
     runner = CliRunner()
     out = tmp_path / "heads"
@@ -271,7 +272,7 @@ def test_train_themes_says_which_corrected_themes_another_taxonomy_lacks(
     env = {
         "VERBATIM_DATA_DIR": str(settings.data_dir),
         "VERBATIM_DATABASE_URL": settings.resolved_database_url,
-        "VERBATIM_CONFIG": str(tmp_path / "none.toml"),
+        "VERBATIM_CONFIG": os.devnull,
     }
     args = ["train", "themes", "--corrections", "--no-encoder", "--out", str(tmp_path / "h")]
     res = CliRunner().invoke(app, [*args, "--taxonomy", "ecommerce"], env=env)

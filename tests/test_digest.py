@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -104,7 +105,7 @@ def test_digest_cli(
     env = {
         "VERBATIM_DATA_DIR": str(settings.data_dir),
         "VERBATIM_DATABASE_URL": settings.resolved_database_url,
-        "VERBATIM_CONFIG": str(tmp_path / "none.toml"),
+        "VERBATIM_CONFIG": os.devnull,
     }
     runner = CliRunner()
     res = runner.invoke(app, ["digest"], env=env)
@@ -169,7 +170,7 @@ def test_digest_reads_the_stored_taxonomy_and_skips_closed_incidents(
     env = {
         "VERBATIM_DATA_DIR": str(settings.data_dir),
         "VERBATIM_DATABASE_URL": settings.resolved_database_url,
-        "VERBATIM_CONFIG": str(tmp_path / "none.toml"),
+        "VERBATIM_CONFIG": os.devnull,
     }
     res = CliRunner().invoke(app, ["digest", "--dry-run"], env=env)
     assert res.exit_code == 0, res.output
@@ -322,7 +323,7 @@ def test_digest_cli_keeps_it_pending_while_slack_is_unreachable(
     env = {
         "VERBATIM_DATA_DIR": str(settings.data_dir),
         "VERBATIM_DATABASE_URL": settings.resolved_database_url,
-        "VERBATIM_CONFIG": str(tmp_path / "none.toml"),
+        "VERBATIM_CONFIG": os.devnull,
         "VERBATIM_SLACK_WEBHOOKS__DEFAULT": "http://127.0.0.1:9/hook",  # discard port: refused
     }
     runner = CliRunner()

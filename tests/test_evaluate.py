@@ -52,7 +52,7 @@ def _clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("VERBATIM_") and not key.startswith("VERBATIM_TEST_"):
             monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("VERBATIM_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("VERBATIM_CONFIG", os.devnull)
 
 
 def test_label_mapping() -> None:

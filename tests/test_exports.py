@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -163,7 +164,7 @@ def _env(settings: Settings, tmp_path: Path) -> dict[str, str]:
     return {
         "VERBATIM_DATA_DIR": str(settings.data_dir),
         "VERBATIM_DATABASE_URL": settings.resolved_database_url,
-        "VERBATIM_CONFIG": str(tmp_path / "none.toml"),
+        "VERBATIM_CONFIG": os.devnull,
         "COLUMNS": "160",
     }
 

@@ -307,7 +307,7 @@ def test_hard_kill_inside_the_commit_then_resume(
         ingest_file(sessions, settings, {str(path)!r}, source="s", hook=die)
         """
     )
-    env = {**os.environ, "VERBATIM_CONFIG": str(tmp_path / "none.toml")}
+    env = {**os.environ, "VERBATIM_CONFIG": os.devnull}
     proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, timeout=120)
     assert proc.returncode == 3
     assert _count(session, Feedback) == 20

@@ -169,7 +169,7 @@ def _env(settings: Settings, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERBATIM_")}
     env.update(
         VERBATIM_DATA_DIR=str(settings.data_dir),
-        VERBATIM_CONFIG=str(tmp_path / "none.toml"),
+        VERBATIM_CONFIG=os.devnull,
         COLUMNS="160",  # rich wraps long labels on narrow terminals
     )
     return env

@@ -43,7 +43,7 @@ def test_serve_with_two_workers(tmp_path: Path) -> None:
         port = sock.getsockname()[1]
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("VERBATIM_")},
-        "VERBATIM_CONFIG": str(tmp_path / "absent.toml"),
+        "VERBATIM_CONFIG": os.devnull,
         "VERBATIM_DATABASE_URL": url,
         "VERBATIM_DATA_DIR": str(tmp_path),
         "VERBATIM_API_PRELOAD_MODELS": "false",

@@ -245,7 +245,7 @@ def test_default_analyzer_imports_no_torch_transformers_spacy_or_sklearn(
 
     root = built["root"]
     env = {
-        "VERBATIM_CONFIG": str(root / "absent.toml"),
+        "VERBATIM_CONFIG": os.devnull,
         "VERBATIM_DATA_DIR": str(root / "data"),
         "VERBATIM_MODEL_DIR": str(built["models"]),
         "VERBATIM_SENTIMENT_BACKEND": "embedded",
@@ -418,7 +418,7 @@ def test_the_lexicon_analyze_command_imports_no_database_or_training_modules(
         " standalone_mode=False)\n"
         f"print(json.dumps({{'loaded': sorted(m for m in {unwanted!r} if m in sys.modules)}}))"
     )
-    env = {"VERBATIM_DATA_DIR": str(tmp_path / "data"), "VERBATIM_CONFIG": str(tmp_path / "x")}
+    env = {"VERBATIM_DATA_DIR": str(tmp_path / "data"), "VERBATIM_CONFIG": os.devnull}
     assert _child(code, env)["loaded"] == []
     assert json.loads(out.read_text().splitlines()[0])["themes"]
 

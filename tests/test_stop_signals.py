@@ -110,7 +110,7 @@ def statuses(sessions: sessionmaker[Session]) -> list[str]:
 def cli_env(settings: Settings, tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VERBATIM_")}
     env.update(
-        VERBATIM_CONFIG=str(tmp_path / "absent.toml"),
+        VERBATIM_CONFIG=os.devnull,
         VERBATIM_DATA_DIR=str(settings.data_dir),
         VERBATIM_DATABASE_URL=settings.resolved_database_url,
         VERBATIM_SENTIMENT_BACKEND="lexicon",

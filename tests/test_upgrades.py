@@ -297,7 +297,7 @@ def test_the_cli_says_a_newer_database_in_one_line(tmp_path: Path) -> None:
     _stamp(engine, "0099_from_the_future")
     engine.dispose()
     env = {
-        "VERBATIM_CONFIG": str(tmp_path / "absent.toml"),
+        "VERBATIM_CONFIG": os.devnull,
         "VERBATIM_DATA_DIR": str(tmp_path),
         "VERBATIM_DATABASE_URL": url,
     }

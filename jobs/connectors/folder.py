@@ -6,7 +6,8 @@ file already read is skipped after hashing, a file whose content changed is a ne
 rows are still deduplicated on their id / content). Files being written are not read: names
 ending in .part/.tmp/.partial/.crdownload, hidden files, and files modified less than
 `settle_seconds` ago wait for the next poll. A file interrupted mid-way resumes after its last
-stored row.
+stored row. A file with rows its encoding could not decode is read again, from its first row,
+once the source's `encoding` is changed.
 """
 
 from __future__ import annotations
@@ -87,9 +88,18 @@ class FolderConnector:
             out.append((mtime, str(path), path))
         return [path for _m, _s, path in sorted(out)]
 
+    def _read_again(self, entry: Mapping[str, Any]) -> bool:
+        """A file read with another encoding, some of its rows not decodable then: read again
+        (from its first row) now that the source's `encoding` changed, instead of skipped."""
+        return bool(entry.get("undecodable")) and entry.get("encoding") != self.encoding
+
     def read(self, state: Mapping[str, Any]) -> Iterator[Batch]:
         files: dict[str, dict[str, Any]] = {k: dict(v) for k, v in state.get("files", {}).items()}
-        seen = {(v["path"], v["size"], v["mtime"]) for v in files.values() if v.get("done")}
+        seen = {
+            (v["path"], v["size"], v["mtime"])
+            for v in files.values()
+            if v.get("done") and not self._read_again(v)
+        }
         for path in self.candidates():
             try:
                 stat = path.stat()
@@ -111,13 +121,27 @@ class FolderConnector:
                 yield Batch([], {"files": {k: dict(v) for k, v in files.items()}}, "", [error])
                 continue
             entry = files.get(digest)
-            if entry is not None and entry.get("done"):
+            again = entry is not None and self._read_again(entry)
+            if entry is not None and entry.get("done") and not again:
                 continue  # same content already read (renamed, copied or touched)
-            start_after = int(entry["rows"]) if entry else 0
-            entry = {"path": shown(path), "size": stat.st_size, "mtime": stat.st_mtime}
+            start_after = int(entry["rows"]) if entry and not again else 0
+            undecodable = int(entry.get("undecodable", 0)) if entry and not again else 0
+            entry = {
+                "path": shown(path),
+                "size": stat.st_size,
+                "mtime": stat.st_mtime,
+                "encoding": self.encoding,
+            }
 
             def mark(rows: int, done: bool, **extra: Any) -> dict[str, Any]:
-                files[digest] = {**entry, "rows": rows, "done": done, **extra}  # noqa: B023
+                # The loop's current file: called only within this iteration.
+                files[digest] = {  # noqa: B023
+                    **entry,  # noqa: B023
+                    "rows": rows,
+                    "done": done,
+                    "undecodable": undecodable,  # noqa: B023
+                    **extra,
+                }
                 return {"files": {k: dict(v) for k, v in files.items()}}
 
             batch: list = []
@@ -127,6 +151,8 @@ class FolderConnector:
                 for rec in iter_records(path, detect_format(path), self.encoding):
                     if rec.number <= start_after:
                         continue
+                    if rec.error is not None and rec.error[0] == "encoding_error":
+                        undecodable += 1
                     batch.append(rec)
                     last = rec.number
                     if len(batch) >= self.batch_size:
