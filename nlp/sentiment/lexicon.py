@@ -22,7 +22,14 @@ from nlp.sentiment.lexicon_fr import (
     NEGATED_EVENTS,
     build_lexicon,
 )
-from nlp.text.french import Clause, Token, Tokenizer, negation_flags, split_clauses
+from nlp.text.french import (
+    Clause,
+    Token,
+    Tokenizer,
+    negation_flags,
+    pending_question,
+    split_clauses,
+)
 from nlp.text.memo import TextMemo
 from nlp.text.normalize import fold_accents, normalize_text
 from nlp.types import POLARITIES, Polarity, SentimentResult
@@ -216,6 +223,9 @@ def score_tokens(
             k += 1
 
     events = 0
+    # "Quand vais-je être remboursé ?": the first event word of a when/where question reads as
+    # a negated one (not happened yet), as in "pas encore remboursé".
+    pending = pending_question(tokens)
     i = 0
     while i < n:
         tok = tokens[i]
@@ -234,9 +244,10 @@ def score_tokens(
                     break
             if consumed == 1 and tok.kind == "word":
                 value = lex.word(tok.norm)
-                if value == 0.0 and flags[i] and tok.norm in NEGATED_EVENTS:
+                if value == 0.0 and (flags[i] or pending) and tok.norm in NEGATED_EVENTS:
                     value = NEGATED_EVENTS[tok.norm]
                     events += 1
+                    pending = False
                     release(i + 1)
                 elif (
                     value == 0.0

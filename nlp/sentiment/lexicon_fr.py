@@ -43,7 +43,7 @@ en_temps_et_en_heure:1.4 a_temps:0.8 temps_record:1.8 recommandable*:1.8 satisfa
 fonctionnel*:1 reconnaissant*:1.4 top_du_top:2.6 pas_mal:1.3 sans_probleme:1.2 sans_problemes:1.2
 aucun_probleme:1.2 aucun_souci:1.2 sans_souci:1.1 pas_de_probleme:0.9 pas_de_souci:0.9
 rien_a_dire:1.6 rien_a_redire:1.8 comme_prevu:0.8 comme_d_habitude:0.6 ravie:2.3 fan:1.6 love:2
-great:2 good:1.5 perfect:2.5 recommande:1.8 5_etoiles:2
+great:2 good:1.5 perfect:2.5 recommande:1.8 5_etoiles:2 bien_que:0 si_bien_que:0
 """
 
 _NEGATIVE = """
@@ -97,6 +97,9 @@ trop_long:-1.6 trop_longue:-1.6 tres_long:-1.4 tres_longue:-1.4 prohibitif*:-2 t
 chaotique*:-2 dubitati*:-1.2 antediluvien*:-1.5 defaillant*:-2 erron*:-1.3 epuise*:-0.8 tarde*:-1.2
 bemol:-0.8 hic:-0.8 petit_bemol:-0.6 galere:-2 galerer:-2 rate:-1 rater:-1 delai_depasse:-1.8
 inexact*:-1.2 laid*:-1.6 triste*:-1.4 pleure*:-1 mensong*:-2.4 plaint*:-1.6
+serait_bien_que:-0.8 serait_bien_de:-0.8 serait_bien_d:-0.8 serait_bon_que:-0.8 serait_bon_de:-0.8
+serait_mieux_que:-0.8 serait_mieux_de:-0.8 aurais_aime:-0.8 aurions_aime:-0.8 aurais_prefere:-0.8
+aurions_prefere:-0.8 aurais_voulu:-0.6 aurais_souhaite:-0.6
 """
 
 # Words that are neutral alone but a complaint when negated: "jamais reçu", "ne fonctionne

@@ -97,6 +97,9 @@ SMS_MAP: dict[str, str] = {
     "arnac": "arnaque",
     "pa": "pas",
     "pô": "pas",
+    "tro": "trop",
+    "jame": "jamais",  # "jamé", "jamè" (accents folded first)
+    "tps": "temps",
 }
 
 # Negators; "plus"/"rien"/"personne"/"que" only negate when "ne" precedes them.
@@ -116,7 +119,10 @@ _NE_ONLY_NEGATORS = {"plus", "rien", "personne"}
 _NE_FORMS = {"ne", "n"}
 _NEGATORS = _STRONG_NEGATORS | _NE_ONLY_NEGATORS
 _NEGATORS_OR_QUE = _NEGATORS | {"que"}
-_SCOPE_OPENERS = _NE_FORMS | _STRONG_NEGATORS | {"loin"}  # what negation_flags acts on
+# "aurait pu / dû / fallu": the past conditional of a modal states what did not happen ("aurait
+# pu être mieux emballé" = not well packed), so it scopes like a negation.
+_COUNTERFACTUAL = {"aurait", "aurais", "auraient", "aurions", "auriez"}
+_SCOPE_OPENERS = _NE_FORMS | _STRONG_NEGATORS | _COUNTERFACTUAL | {"loin"}  # negation_flags
 NEGATION_WINDOW = 3  # content tokens after the negator that it still scopes over
 
 # Contrast connectors: what follows them usually carries the customer's verdict.
@@ -281,7 +287,8 @@ def negation_flags(tokens: list[Token]) -> list[bool]:
 
     "ne ... pas/jamais/plus/rien": everything between "ne" and the negator, plus up to
     NEGATION_WINDOW words after it; bare "pas", "jamais", "aucun", "sans" (SMS style, "pas
-    rapide", "jamais reçu") scope forward only. Punctuation and contrast words end a scope.
+    rapide", "jamais reçu") and the counterfactual "aurait pu / dû / fallu" ("aurait pu être
+    mieux") scope forward only. Punctuation and contrast words end a scope.
     """
     flags = [False] * len(tokens)
     if _SCOPE_OPENERS.isdisjoint([t.norm for t in tokens]):
@@ -322,6 +329,10 @@ def negation_flags(tokens: list[Token]) -> list[bool]:
             _scope_forward(tokens, flags, i + 2)  # "loin d'être sympa" = "pas sympa"
             i += 3
             continue
+        if tok.norm in _COUNTERFACTUAL and i + 1 < n and _is_modal_participle(tokens, i + 1):
+            _scope_forward(tokens, flags, i + 1)
+            i += 2
+            continue
         if tok.norm in _STRONG_NEGATORS:
             if tok.norm == "pas" and i + 1 < n and tokens[i + 1].norm in ("mal", "trop"):
                 # "pas mal" is praise; "pas trop" is a softener handled by the lexicon.
@@ -330,6 +341,29 @@ def negation_flags(tokens: list[Token]) -> list[bool]:
             _scope_forward(tokens, flags, i)
         i += 1
     return flags
+
+
+def _is_modal_participle(tokens: list[Token], i: int) -> bool:
+    """ "pu", "fallu", "dû" ("du" unaccented only before "être": "aurait du retard")."""
+    norm = tokens[i].norm
+    if norm in ("pu", "fallu"):
+        return True
+    if norm != "du":
+        return False
+    return tokens[i].text.lower() == "dû" or (i + 1 < len(tokens) and tokens[i + 1].norm == "etre")
+
+
+# "Quand vais-je être remboursé ?", "Où est mon colis ?": asking when or where an expected
+# outcome happens says it has not happened yet (the same complaint as "pas encore remboursé").
+_PENDING_ASKERS = {"quand", "où"}  # as written: "ou" without its accent is mostly "or"
+
+
+def pending_question(tokens: list[Token]) -> bool:
+    """True for a clause that asks when or where something is ("quand ... ?", "où ... ?")."""
+    last = next((t for t in reversed(tokens) if t.kind != "emoji"), None)
+    if last is None or last.kind != "punct" or "?" not in last.text:
+        return False
+    return any(t.kind == "word" and t.text.lower() in _PENDING_ASKERS for t in tokens)
 
 
 # Degree words do not use up a negation's scope ("pas de très bonne qualité").
@@ -374,6 +408,26 @@ def _scope_forward(tokens: list[Token], flags: list[bool], idx: int) -> None:
             break
 
 
+# Verbs after which "bien que" is "good that" ("ce serait bien que", "j'aimerais bien que").
+_BIEN_QUE_PREDICATE = {
+    "est",
+    "etait",
+    "serait",
+    "sera",
+    "soit",
+    "serais",
+    "seraient",
+    "aimerais",
+    "aimerait",
+    "aimerions",
+    "voudrais",
+    "voudrait",
+    "voudrions",
+    "faudrait",
+    "faut",
+}
+
+
 def _contrast_starts(tokens: list[Token]) -> dict[int, int]:
     """Token index -> number of tokens of a contrast marker starting there."""
     out: dict[int, int] = {}
@@ -382,6 +436,8 @@ def _contrast_starts(tokens: list[Token]) -> dict[int, int]:
         # Only the markers that start with this word can start here (one dict lookup a token).
         for parts in _CONTRAST_BY_FIRST.get(word, ()):
             if words[i : i + len(parts)] == parts:
+                if word == "bien" and i and words[i - 1] in _BIEN_QUE_PREDICATE:
+                    break  # "ce serait bien que ...": a wish, not "although"
                 out[i] = len(parts)
                 break
     return out
