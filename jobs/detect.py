@@ -204,6 +204,7 @@ def _apply(
     *,
     today: date,
     gap: int,
+    to_notify: dict[int, Incident],
 ) -> None:
     ep = ev.episode
     row = session.execute(select(Alert).where(Alert.alert_key == ep.key)).scalar_one_or_none()
@@ -264,7 +265,8 @@ def _apply(
     )
     result.incidents.add(inc.id)
     if notify:
-        result.queued += incidents.enqueue(session, settings, taxonomy, inc)
+        # Queued once the day's every alert has joined (see detect_day).
+        to_notify[inc.id] = inc
 
 
 # --- the job --------------------------------------------------------------------------------
@@ -325,9 +327,16 @@ def detect_day(
         .all()
     )
     events = update_episodes([_episode(r, taxonomy) for r in known], signals, day, cooldown)
+    # An incident's message is built after all of the day's alerts joined it: built as the
+    # first one joined (negativity before volume), it told one kind, at that kind's severity.
+    to_notify: dict[int, Incident] = {}
     for ev in events:
         gap = cooldown.get(ev.episode.theme, cfg.cooldown_days) + 1
-        _apply(session, settings, taxonomy, ev, now, result, today=today, gap=gap)
+        _apply(
+            session, settings, taxonomy, ev, now, result, today=today, gap=gap, to_notify=to_notify
+        )
+    for inc in to_notify.values():
+        result.queued += incidents.enqueue(session, settings, taxonomy, inc)
     incidents.close_quiet(session, now)
     _set_watermark(session, "channels" if per_channel else "themes", day, now)
     result.days.append(day)

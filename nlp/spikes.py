@@ -698,31 +698,50 @@ def update_episodes(
         if near:
             ep = max(near, key=lambda e: e.last_day)
             touched.add(ep.key)
+            escalated = SEVERITIES.index(sig.severity) > SEVERITIES.index(ep.severity)
+            same_day = day == ep.last_day
             if ep.first_day <= day <= ep.last_day:
-                continue  # this day was already applied (re-run): nothing to do
+                # A past day of the episode was already applied (re-run): nothing to do. Its
+                # latest day evaluated again with more of its data (the scheduler's ticks
+                # during the day, late rows) is refreshed: else the first tick that saw the
+                # signal froze the day's figures and severity (32 mentions, "high", for a day
+                # that ended at 64, "critical", and an escalation never told).
+                last = ep.details.get("last_observed", ep.observed)
+                unchanged = isinstance(last, int | float) and math.isclose(
+                    float(last), sig.observed, rel_tol=1e-9, abs_tol=1e-12
+                )
+                if not same_day or (unchanged and not escalated):
+                    continue
             if day < ep.first_day:
                 earlier = replace(
                     ep, first_day=day, details={**ep.details, "days_active": _days_active(ep) + 1}
                 )
                 events.append(EpisodeEvent("update", earlier, False))
                 continue
-            escalated = SEVERITIES.index(sig.severity) > SEVERITIES.index(ep.severity)
-            keep_peak = sig.kind != "negativity" and not escalated
+            # The peak day's count stays with the peak day's baseline: the latest day's
+            # baseline under the peak's count is a rise no day had (a Friday's 45 against a
+            # Sunday's 2.5 expected read "+1700 %"). The latest day is in `details`.
+            keep_peak = sig.kind != "negativity" and not escalated and ep.observed >= sig.observed
             updated = replace(
                 ep,
                 status="open",
                 last_day=day,
-                observed=max(ep.observed, sig.observed) if keep_peak else sig.observed,
-                expected=sig.expected,
+                observed=ep.observed if keep_peak else sig.observed,
+                expected=ep.expected if keep_peak else sig.expected,
                 p_value=min(ep.p_value if ep.p_value is not None else 1.0, sig.p_value),
                 severity=sig.severity if escalated else ep.severity,
                 revision=ep.revision + (1 if escalated else 0),
                 peak_ratio=max(ep.peak_ratio, sig.ratio),
                 details={
                     **ep.details,
+                    **(
+                        {"volume": sig.volume, "negatives": sig.negatives}
+                        if same_day and day == ep.first_day
+                        else {}
+                    ),
                     "last_observed": sig.observed,
                     "last_expected": sig.expected,
-                    "days_active": _days_active(ep) + 1,
+                    "days_active": _days_active(ep) + (0 if same_day else 1),
                 },
             )
             events.append(EpisodeEvent("update", updated, escalated))

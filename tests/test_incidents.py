@@ -394,14 +394,19 @@ def test_cli_taxonomy_show_export_import_history(
 
 
 def _packaging_spike(settings: Settings, sessions: sessionmaker[Session]) -> Feed:
-    """60 quiet days, then a packaging spike two days ago, detected: one open incident."""
+    """60 quiet days, then a moderate packaging rise three and two days ago, detected: one
+    open incident, told at "medium" (its escalation to "critical" is worth a message)."""
     settings.retheme_days = 0  # the feed's mentions are the test's, not re-detected
     feed = Feed(sessions)
-    start = TODAY - timedelta(days=62)
+    start = TODAY - timedelta(days=63)
     for i in range(60):
         feed.day(start + timedelta(days=i))
-    feed.day(TODAY - timedelta(days=2), extra_packaging=20)
+    feed.day(TODAY - timedelta(days=3), extra_packaging=10)
+    feed.day(TODAY - timedelta(days=2), extra_packaging=10)
     run_detect(settings, sessions)
+    with session_scope(sessions) as session:
+        inc = session.execute(select(Incident).where(Incident.theme == "emballage")).scalar_one()
+        assert inc.notified_severity == "medium"
     return feed
 
 
@@ -463,3 +468,31 @@ def test_an_incident_resolved_by_an_analyst_opens_again_when_it_escalates(
         assert open_alerts_count(s) >= 1 and "emballage" in open_alerts_by_theme(s)
         # To be taken in charge again (the former acknowledgement made that a 409).
         assert set_incident_status(s, inc_id, "acknowledge", "analyste2", None) is not None
+
+
+def test_the_opening_message_tells_every_signal_of_its_first_day(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """Volume and negativity rose on the same day: the message was built as the first alert
+    of the day (negativity, in alphabetical order) joined the incident, before the volume
+    one did. Slack read "gravité élevée" and the negative share alone; the critical rise of
+    the mentions (46 against 6) was in no message."""
+    from core.models import OutboxMessage
+    from jobs.slack_message import TEXTS
+
+    settings.retheme_days = 0
+    feed = Feed(sessions)
+    start = TODAY - timedelta(days=62)
+    for i in range(60):
+        feed.day(start + timedelta(days=i))
+    feed.day(TODAY - timedelta(days=2), extra_packaging=40)
+    run_detect(settings, sessions)
+    with session_scope(sessions) as s:
+        inc = s.execute(select(Incident).where(Incident.theme == "emballage")).scalar_one()
+        assert {"volume", "negativity"} <= set(inc.kinds)
+        (msg,) = s.execute(select(OutboxMessage)).scalars().all()
+        text = msg.payload["text"]
+        assert "Hausse des mentions « Emballage »" in text
+        assert "Hausse des avis négatifs sur « Emballage »" in text
+        assert f"gravité {TEXTS['fr'][f'sev_{inc.severity}']} :" in text
+        assert inc.notified_severity == inc.severity

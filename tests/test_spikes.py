@@ -336,3 +336,77 @@ def test_a_past_spike_on_one_weekday_stays_out_of_the_baseline() -> None:
     assert (
         base is not None and base.history_days <= 22 and base.expected(START + timedelta(70)) < 25
     )
+
+
+def _volume_signal(day: date, observed: float, expected: float, severity: str = "high"):
+    from nlp.spikes import Signal
+
+    return Signal(
+        "emballage",
+        "volume",
+        day,
+        observed,
+        expected,
+        1e-8,
+        observed / expected,
+        severity,
+        volume=int(observed),
+    )
+
+
+def test_an_update_keeps_the_peak_days_observed_and_expected_together() -> None:
+    """The episode keeps its peak day's count: it kept it with the *latest* day's baseline,
+    so the row, the incident and its next message read "45 contre 2,5 attendues (+1700 %)"
+    from a Friday's 45 (9 expected) and a Sunday's baseline, figures of no single day."""
+    friday, sunday = START + timedelta(4), START + timedelta(6)
+    episodes: dict[str, Episode] = {}
+    apply_events(episodes, update_episodes([], [_volume_signal(friday, 45, 9.0)], friday))
+    events = update_episodes(list(episodes.values()), [_volume_signal(sunday, 12, 2.5)], sunday)
+    (ev,) = events
+    assert ev.action == "update" and ev.episode.last_day == sunday
+    assert (ev.episode.observed, ev.episode.expected) == (45, 9.0)  # Friday's, both
+    assert ev.episode.details["last_observed"] == 12  # the latest day stays on record
+    assert ev.episode.details["last_expected"] == 2.5
+    # A higher count on the later day is the new peak, with its own baseline.
+    monday = START + timedelta(7)
+    apply_events(episodes, events)
+    (ev,) = update_episodes(list(episodes.values()), [_volume_signal(monday, 60, 20.0)], monday)
+    assert (ev.episode.observed, ev.episode.expected) == (60, 20.0)
+
+
+def test_the_latest_day_evaluated_again_with_more_data_refreshes_the_episode() -> None:
+    """The scheduler runs `detect` every 15 minutes: the day in progress is evaluated again
+    and again as its verbatims arrive. The first tick that saw a signal froze the day: at the
+    end of the day the alert still read the morning's 32 mentions ("high") while the day had
+    64 ("critical"), and the escalation was never told. Re-running with the same data still
+    changes nothing; a past day of the episode is still left alone."""
+    friday = START + timedelta(4)
+    episodes: dict[str, Episode] = {}
+    apply_events(episodes, update_episodes([], [_volume_signal(friday, 32, 9.3)], friday))
+    (ev,) = update_episodes(
+        list(episodes.values()), [_volume_signal(friday, 64, 9.3, "critical")], friday
+    )
+    assert ev.action == "update" and ev.notify  # an escalation, worth a message
+    assert (ev.episode.severity, ev.episode.revision) == ("critical", 2)
+    assert (ev.episode.observed, ev.episode.expected) == (64, 9.3)
+    assert ev.episode.first_day == ev.episode.last_day == friday
+    assert ev.episode.details["days_active"] == 1  # still one day
+    assert ev.episode.details["volume"] == 64  # the first day's count, complete
+    apply_events(episodes, [ev])
+    # The same data again (a later tick, the look-back): nothing to do.
+    again = [_volume_signal(friday, 64, 9.3, "critical")]
+    assert update_episodes(list(episodes.values()), again, friday) == []
+    # More mentions without a higher severity: the figures follow, silently.
+    (ev,) = update_episodes(
+        list(episodes.values()), [_volume_signal(friday, 70, 9.3, "critical")], friday
+    )
+    assert not ev.notify and ev.episode.revision == 2 and ev.episode.observed == 70
+    apply_events(episodes, [ev])
+    # The next day, then Friday's late rows: a past day of the episode changes nothing.
+    saturday = friday + timedelta(1)
+    apply_events(
+        episodes,
+        update_episodes(list(episodes.values()), [_volume_signal(saturday, 20, 4.0)], saturday),
+    )
+    late = [_volume_signal(friday, 90, 9.3, "critical")]
+    assert update_episodes(list(episodes.values()), late, friday) == []
