@@ -347,6 +347,13 @@ def ingest_file(
         else:
             run = start_run(session, channel=channel, encoding=encoding, **same_file)
             run_id, watermark = run.id, 0
+            if undecodable:
+                # Removed before the file is read again, not after: a row the new read rejects
+                # as the earlier one did (same reason, same text) would otherwise count as
+                # already quarantined, not be stored, and leave with the earlier entry.
+                for start in range(0, len(undecodable), 900):  # bound parameters per statement
+                    chunk = undecodable[start : start + 900]
+                    session.execute(delete(Quarantine).where(Quarantine.id.in_(chunk)))
     result = IngestResult(run_id, location, resumed_from=watermark, mapping=dict(resolved))
     result.inferred = [f for f in resolved if f not in (mapping or {})]
 
@@ -420,9 +427,8 @@ def ingest_file(
         bar.update(path.stat().st_size, result.read)
         with session_scope(sessions) as session:
             finish_run(session, run_id, status="done")
-            if undecodable:  # every row read again: stored, or quarantined anew with why
-                session.execute(delete(Quarantine).where(Quarantine.id.in_(undecodable)))
-                result.reread_undecodable = len(undecodable)
+            # Every row read again: stored, or quarantined anew with why.
+            result.reread_undecodable = len(undecodable)
     except BaseException as exc:
         # Keep what was committed; mark the run so the next one resumes after its watermark.
         try:

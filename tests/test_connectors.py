@@ -874,3 +874,42 @@ def test_an_encoding_change_rereads_only_files_it_could_not_decode(
     with sessions() as s:
         assert s.scalar(select(func.count()).where(Feedback.source == "clean")) == 1
     engine.dispose()
+
+
+def test_an_encoding_reread_of_many_undecodable_rows(
+    tmp_path: Path, db: sessionmaker[Session], settings: Settings
+) -> None:
+    """The earlier encoding errors of a file read again were removed in one statement with a
+    bound parameter each: over 65,535 rows (a year of a Windows till export) PostgreSQL's
+    protocol refused it and the re-read failed at every pull."""
+    from sqlalchemy import insert
+
+    from jobs.ingest import ingest_file
+
+    feed = tmp_path / "caisse.csv"
+    _cp1252_feed(feed)
+    first = ingest_file(db, settings, feed, source="caisse")
+    assert first.encoding_errors == 6
+    with db.begin() as s:  # as many rows as a large export leaves, without reading one
+        row = s.scalars(select(Quarantine)).first()
+        assert row is not None
+        s.execute(
+            insert(Quarantine),
+            [
+                {
+                    "run_id": row.run_id,
+                    "source": row.source,
+                    "row_number": 100 + i,
+                    "reason": row.reason,
+                    "field": row.field,
+                    "raw": f"ligne {i}",
+                    "digest": f"{i:032x}",
+                    "created_at": row.created_at,
+                }
+                for i in range(66_000)
+            ],
+        )
+    fixed = ingest_file(db, settings, feed, source="caisse", encoding="cp1252")
+    assert (fixed.stored, fixed.reread_undecodable) == (6, 66_006)
+    with db() as s:
+        assert s.scalar(select(func.count()).select_from(Quarantine)) == 0

@@ -65,6 +65,7 @@ def test_when_where_questions_read_as_not_happened_yet(model: LexiconSentiment, 
         "Quand je l'ai reçu, il était parfait.",  # not a question
         "Reçu ou pas ?",  # "ou" = or
         "Remboursé rapidement ?",  # no when / where
+        "Quand est-ce que la nouvelle collection arrive ?",  # nothing owed
     ],
 )
 def test_other_clauses_keep_their_events_neutral(model: LexiconSentiment, text: str) -> None:

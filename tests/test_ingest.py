@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -391,6 +391,27 @@ def test_other_encodings(
     assert "Très déçu, colis abîmé" in texts
     with pytest.raises(ReaderError, match="unknown encoding"):
         ingest_file(sessions, settings, path, source="s", encoding="klingon")
+
+
+def test_a_row_undecodable_again_stays_in_quarantine(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
+) -> None:
+    """A run older than migration 0010 has no encoding: its file is read again once, and a row
+    the new read rejects as the old one did (same reason, same text) counted as already
+    quarantined, was not stored, and its earlier entry was then removed: it left the
+    quarantine while the summary said "rejected again"."""
+    path = tmp_path / "broken.csv"
+    path.write_bytes(b"id,text\n1,Livraison rapide\n2,Colis ab\xeem\xe9\n3,Merci\n")
+    first = ingest_file(sessions, settings, path, source="s")
+    assert (first.stored, first.encoding_errors) == (2, 1)
+    with sessions.begin() as s:  # as migration 0010 leaves the runs before it
+        s.execute(update(IngestionRun).values(encoding=None))
+    again = ingest_file(sessions, settings, path, source="s")
+    assert (again.skipped, again.duplicates, again.encoding_errors) == (False, 2, 1)
+    assert again.reread_undecodable == 1
+    reasons = session.scalars(select(Quarantine.reason)).all()
+    assert reasons == ["encoding_error: bytes that are not utf-8"]
+    assert ingest_file(sessions, settings, path, source="s").skipped  # and then once
 
 
 def test_single_column_file_keeps_commas(

@@ -356,14 +356,24 @@ def _is_modal_participle(tokens: list[Token], i: int) -> bool:
 # "Quand vais-je être remboursé ?", "Où est mon colis ?": asking when or where an expected
 # outcome happens says it has not happened yet (the same complaint as "pas encore remboursé").
 _PENDING_ASKERS = {"quand", "où"}  # as written: "ou" without its accent is mostly "or"
+# ... about the writer's own order: "quand est-ce que la nouvelle collection arrive ?" asks
+# about something nobody is owed. First person, or the order's own nouns (folded norms).
+_PENDING_OWN = {
+    *("je", "j", "me", "m", "moi", "mon", "ma", "mes", "nous", "notre", "nos"),
+    *("colis", "commande", "commandes", "livraison", "remboursement", "paquet", "reponse"),
+}
 
 
 def pending_question(tokens: list[Token]) -> bool:
-    """True for a clause that asks when or where something is ("quand ... ?", "où ... ?")."""
+    """True for a clause that asks when or where the writer's own order or refund is
+    ("quand ... ?", "où est mon colis ?")."""
     last = next((t for t in reversed(tokens) if t.kind != "emoji"), None)
     if last is None or last.kind != "punct" or "?" not in last.text:
         return False
-    return any(t.kind == "word" and t.text.lower() in _PENDING_ASKERS for t in tokens)
+    words = [t for t in tokens if t.kind == "word"]
+    return any(t.text.lower() in _PENDING_ASKERS for t in words) and any(
+        t.norm in _PENDING_OWN or t.norm.endswith(("-je", "-nous")) for t in words
+    )
 
 
 # Degree words do not use up a negation's scope ("pas de très bonne qualité").
