@@ -38,7 +38,7 @@ from core.queries import (
 )
 from core.settings import Settings
 from jobs.alerts import DeliveryPolicy, deliver_one, webhook_for, webhook_problem
-from jobs.slack_message import escape
+from jobs.slack_message import escape, share_points
 from nlp.taxonomy import Taxonomy
 
 SEVERITY = {"low": "faible", "medium": "moyenne", "high": "haute", "critical": "critique"}
@@ -103,13 +103,13 @@ def build_digest(
     if total.volume:
         # No change against a week without verbatims ("+42 pts" from nothing), as `report`.
         change = (
-            f" ({(total.negative_share - total.previous_negative_share) * 100:+.0f} pts)"
+            f" ({share_points(total.negative_share, total.previous_negative_share):+d} pts)"
             if total.previous_volume
             else ""
         )
         headline = (
             f"{_num(total.volume)} verbatim{'s' if total.volume > 1 else ''}, "
-            f"{total.negative_share * 100:.0f} % négatifs{change}"
+            f"{round(total.negative_share * 100)} % négatifs{change}"
         )
     else:  # not "0 % négatifs (-62 pts)": an empty week is an ingestion to check
         headline = (

@@ -7,9 +7,14 @@ per-channel signals of `verbatim detect --per-channel`, are ONE incident: the pe
 ones fill its `signals.channels` breakdown.
 
 Notification rule (Slack incoming webhooks cannot edit a message): one message when the
-incident opens; a further one only on a *material escalation*, i.e. its severity climbs at
-least two levels above the severity last sent (low -> high, medium -> critical). Everything
-else (a new day, a second kind, a channel) updates the incident row (API, dashboard) silently.
+incident opens; a further one only on a *material escalation*, i.e. its severity rises above
+the severity last sent to "high" or "critical" (low/medium -> high, anything -> critical), each
+level told at most once since an incident's severity never goes down: at most three messages
+per incident, one thread. The rule was "two levels above the last message": the scheduler's
+first tick of a day opened the incident at its partial "medium", and the day that ended "high"
+(or an incident opened "high" that became "critical") was never told. Everything else (a new
+day, a second kind, a channel, low -> medium) updates the incident row (API, dashboard)
+silently.
 An incident whose days are all older than `alert_freshness_days` when raised is
 `historical`: recorded, never sent; if fresh days then join it, it becomes live and sends its
 opening message.
@@ -49,7 +54,7 @@ MAX_META_VALUES = 50  # a metadata field with more distinct values is an id, not
 MIN_DRIVER_COUNT = 3
 MIN_SHARE_OF_EXTRA = 0.5
 DRIVER_P = 0.01
-NOTIFY_STEP = 2  # severity levels above the last message that make a new message
+NOTIFY_FROM = "high"  # a rise above the last message to this severity or above is told
 
 
 def is_fresh(day: date, today: date, settings: Settings) -> bool:
@@ -157,7 +162,7 @@ def attach(
     if inc.historical:
         return inc, False
     notify = inc.notified_severity is None or (
-        _sev(inc.severity) >= _sev(inc.notified_severity) + NOTIFY_STEP
+        _sev(inc.severity) > _sev(inc.notified_severity) and _sev(inc.severity) >= _sev(NOTIFY_FROM)
     )
     if notify and inc.status == "resolved" and inc.resolved_by not in (None, "detector"):
         # Resolved by an analyst, then it grew enough to tell the team again: open again

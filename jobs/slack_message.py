@@ -118,10 +118,17 @@ def _number(value: float, lang: str) -> float:
     return _FrenchNumber(value) if lang == "fr" else value
 
 
+def share_points(share: float, previous: float) -> int:
+    """The change between two shares in points, as the difference of the whole percentages
+    shown beside it: « 92 % contre 28 % (+64 points) », not the +63 of the unrounded shares
+    (0.9236 - 0.2849). `round` rounds the same double as the `:.0%` / `:.0f` formats do."""
+    return round(share * 100) - round(previous * 100)
+
+
 def _change(observed: float, expected: float, kind: str, lang: str) -> str:
     if kind == "negativity":
-        pts = (observed - expected) * 100
-        return f"+{pts:.0f} points" if lang == "fr" else f"+{pts:.0f} pts"
+        pts = share_points(observed, expected)
+        return f"{pts:+d} points" if lang == "fr" else f"{pts:+d} pts"
     if expected <= 0:
         return "nouveau" if lang == "fr" else "new"
     pct = (observed / expected - 1) * 100

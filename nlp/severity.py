@@ -5,6 +5,12 @@ severity = P(negative)-driven base (scaled by the heaviest negative theme's seve
 by how many themes are negative) + a bump per alarm term of the taxonomy ("arnaque", "jamais
 reçu", "intoxication"; a negated one, "pas une arnaque", does not count) + a bump when this is
 a repeat complaint (`escalate`, applied by whoever knows the customer's history).
+
+The base alone stays below "critique" (0.75): P(negative) is how sure the model is that the text
+is negative, not how bad it is, and « Très déçu du SAV, délai trop long » (P 0.80 on a weight
+1.2 theme: 0.78) outranked « saisir la DGCCRF… escroquerie » (0.776). Above "haute" (0.5) the
+base is compressed into [0.5, TONE_MAX] (order kept, the "haute" count unchanged): "critique"
+takes an alarm term or a repeat complaint.
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ REPEAT_MAX = 3
 # Each further distinct alarm term adds 0.05, at most this many: a list of alarm words is not a
 # reason for a positive review to reach "haute" (>= 0.5).
 EXTRA_ALARMS_MAX = 3
+# The most the tone alone (no alarm term) reaches: just under "critique" (0.75).
+TONE_MAX = 0.74
+HIGH = 0.5  # the "haute" band's floor: the base above it is compressed into [HIGH, TONE_MAX]
 
 
 def alarm_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
@@ -93,7 +102,9 @@ class SeverityScorer:
         weight = max((self.weights.get(t, 1.0) for t in negative_themes), default=0.8)
         # Several negative themes at once = a broken experience, not a single irritant.
         breadth = 1.0 + 0.1 * max(0, len(negative_themes) - 1)
-        base = p_neg * min(1.0, 0.55 + 0.35 * weight) * breadth
+        base = min(1.0, p_neg * min(1.0, 0.55 + 0.35 * weight) * breadth)
+        if base > HIGH:
+            base = HIGH + (base - HIGH) * (TONE_MAX - HIGH) / (1.0 - HIGH)
         alarms = self.alarms(text, themes)
         if alarms:
             base += ALARM_BUMP + 0.05 * min(len(alarms) - 1, EXTRA_ALARMS_MAX)

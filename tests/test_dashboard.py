@@ -5,8 +5,11 @@ axe-core finds no accessibility violation."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -57,6 +60,23 @@ def test_dashboard_page_and_assets(settings: Settings, engine: Engine) -> None:
     for body in (page.text, js):  # no CDN: nothing loaded from elsewhere
         assert not re.search(r"(src|href)=\"https?://", body)
         assert "https://" not in body
+
+
+def test_share_points_are_the_difference_of_the_percentages_shown() -> None:
+    """« 92 % … +63 pts »: the change of negative share was the unrounded difference, a point
+    off the difference of the whole percentages the same view shows."""
+    js = (Path(create_app.__code__.co_filename).parent / "static" / "app.js").read_text()
+    assert not re.search(r"\* 100\)\} pts", js), "a change in points from unrounded shares"
+    assert js.count("fmtSigned(sharePoints(") == 2
+    if not shutil.which("node"):
+        return
+    defs = [line for line in js.splitlines() if line.startswith(("const NF ", "const fmtPct"))]
+    defs += [re.search(r"^const sharePoints = .*$", js, re.M).group(0)]
+    script = "\n".join(
+        [*defs, "console.log(fmtPct(0.917), fmtPct(0.284), sharePoints(0.917, 0.284))"]
+    )
+    out = subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["92", "%", "28", "%", "64"], out.stdout
 
 
 @pytest.fixture

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -533,3 +534,23 @@ def test_scheduled_digest_of_a_stalled_feed_says_the_week_was_empty(
     assert line.startswith("digest sent") and f"no data since {LAST_DAY}" in line
     text = state.bodies[-1]["text"]
     assert "Aucun verbatim sur la période" in text and "vérifier l'ingestion" in text
+
+
+def test_digest_points_are_the_difference_of_the_weeks_percentages(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """« 57 % négatifs (+5 pts) » after a week shown « 53 % »: the points came from the
+    unrounded shares and could disagree with the percentages the two digests show."""
+    seed(sessions)
+
+    def headline(end: date) -> str:
+        digest = send_digest(settings, sessions, load_taxonomy(None), dry_run=True, end=end)
+        return digest.digest.payload["blocks"][1]["text"]["text"]
+
+    for weeks in range(3):
+        end = LAST_DAY - timedelta(days=7 * weeks)
+        now, before = headline(end), headline(end - timedelta(days=7))
+        share = int(re.search(r"(\d+) % négatifs \(([+-]\d+) pts\)", now).group(1))
+        points = int(re.search(r"\(([+-]\d+) pts\)", now).group(1))
+        previous = int(re.search(r"(\d+) % négatifs", before).group(1))
+        assert points == share - previous, (now, before)

@@ -496,3 +496,37 @@ def test_the_opening_message_tells_every_signal_of_its_first_day(
         assert "Hausse des avis négatifs sur « Emballage »" in text
         assert f"gravité {TEXTS['fr'][f'sev_{inc.severity}']} :" in text
         assert inc.notified_severity == inc.severity
+
+
+def test_a_same_day_rise_of_one_level_is_told_once(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """The scheduler's first tick of the day opened the incident at its partial "medium"; the
+    day's later verbatims made it "high", one level: the rule wanted two, and the day that
+    ended "high" was never told (nor a "high" incident that became "critical"). Each rise to
+    high or critical is one more message of the same incident, a tick that changes nothing
+    none."""
+    from core.models import OutboxMessage
+
+    def told() -> list[tuple[int, str]]:
+        with session_scope(sessions) as s:
+            inc = s.execute(select(Incident).where(Incident.theme == "emballage")).scalar_one()
+            assert inc.notified_severity == inc.severity
+            rows = s.execute(
+                select(OutboxMessage)
+                .where(OutboxMessage.incident_id == inc.id)
+                .order_by(OutboxMessage.revision)
+            ).scalars()
+            return [m.payload["text"].split(" : ")[0] for m in rows]
+
+    feed = _packaging_spike(settings, sessions)  # told at "medium"
+    feed.day(TODAY - timedelta(days=2), extra_packaging=3)  # later the same day: "high"
+    run_detect(settings, sessions)
+    first = told()  # one incident (its other themes doubled too: the feed's day is re-fed)
+    assert first == ["Incident de gravité moyenne", "Incident aggravé (rév. 2) — gravité élevée"]
+    run_detect(settings, sessions)  # the next tick, nothing new: no message
+    assert told() == first
+    feed.day(TODAY - timedelta(days=2), extra_packaging=10)  # the day goes on: "critical"
+    run_detect(settings, sessions)
+    run_detect(settings, sessions)
+    assert told()[2:] == ["Incident aggravé (rév. 3) — gravité critique"]

@@ -208,3 +208,44 @@ def test_escalate_stays_within_bounds() -> None:
     assert escalate(1.5, 0) == 1.0 and escalate(-0.2, 2) == 0.0
     with pytest.raises(ValueError):
         escalate(float("nan"), 2)  # was 1.0: a NaN escalated to the maximum
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Le câble a fait une étincelle et a failli électrocuter mon enfant", ["electrocuter"]),
+        ("Risque d'électrocution, prise mal isolée", ["electrocution"]),
+        ("Le chargeur a pris feu, un début d'incendie", ["incendie", "pris feu"]),
+        ("Mon fils s'est brûlé la main, une brûlure au 2e degré", ["brule", "brulure"]),
+        ("Ma fille est blessée, plusieurs blessures", ["blessee", "blessure"]),
+        ("Je vous ai envoyé une mise en demeure", ["mise en demeure"]),
+        ("Colis perdu, 3e relance sans réponse", ["relance"]),
+        ("J'ai relancé 4 fois, personne ne répond", ["relance"]),
+    ],
+)
+def test_harm_legal_and_repeated_contact_are_alarms(text: str, found: list[str]) -> None:
+    """« étincelle… failli électrocuter mon enfant » scored 0.24 ("faible"): no term of the
+    taxonomy named electrocution, fire, injury, a burn as a verb (« brûlé » is not
+    « brûlure »), a formal notice or a reminder."""
+    assert ECOMMERCE.alarms(text) == found
+
+
+def test_tone_alone_is_never_critical() -> None:
+    """« Très déçu du SAV, délai trop long » (P(negative) 0.80, delivery weight 1.2) scored
+    0.78, "critique", above « saisir la DGCCRF… escroquerie » (0.776): the model's certainty
+    that a text is negative read as how bad it is."""
+    livraison = [ThemeMention("livraison", "negative", 0.9)]
+    mild = ECOMMERCE.score("Très déçu du SAV, délai trop long.", neg(0.8), livraison)
+    legal = ECOMMERCE.score(
+        "Je vais saisir la DGCCRF et la justice, c'est de l'escroquerie.",
+        neg(0.53),
+        [ThemeMention("qualite_produit", "negative", 0.9)],
+    )
+    assert 0.5 <= mild < 0.75 <= legal and mild < legal
+    three = [ThemeMention(t, "negative", 0.9) for t in ("livraison", "sav", "prix")]
+    assert ECOMMERCE.score("Nul, nul, nul.", neg(1.0), three) < 0.75  # still "haute"
+    # "haute" is where it was: the compression starts at 0.5.
+    assert ECOMMERCE.score("x", neg(0.5), livraison) == pytest.approx(0.485, abs=1e-4)
+    # An alarm or a repeat complaint is what makes a certain negative "critique".
+    assert ECOMMERCE.score("Délai trop long, j'ai relancé 3 fois.", neg(0.8), livraison) >= 0.75
+    assert escalate(ECOMMERCE.score("Délai trop long.", neg(0.8), livraison), 2) >= 0.75

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 from core.models import Incident
@@ -107,3 +108,40 @@ def json_text(block: dict) -> str:
     import json
 
     return json.dumps(block, ensure_ascii=False)
+
+
+def test_negativity_points_are_the_difference_of_the_percentages_shown() -> None:
+    """« 92 % de négatifs contre 28 % d'habitude (+63 points) »: the points came from the
+    unrounded shares (0.917 - 0.284 = 63,3), and a reader computes 64."""
+    neg = AlertView(
+        theme="service_client",
+        label="Service client",
+        kind="negativity",
+        severity="high",
+        first_day=date(2026, 3, 2),
+        last_day=date(2026, 3, 2),
+        observed=0.917,
+        expected=0.284,
+        p_value=None,
+    )
+    fr = build_payload(neg, [], "http://d")["text"]
+    assert "92\u202f% de négatifs contre 28\u202f% d'habitude (+64 points)" in fr, fr
+    en = build_payload(neg, [], "http://d", language="en")["text"]
+    assert "92% negative vs 28% usually (+64 pts)" in en, en
+    incident = Incident(
+        theme="service_client",
+        team="default",
+        first_day=date(2026, 3, 2),
+        last_day=date(2026, 3, 2),
+        severity="high",
+        revision=1,
+        kinds=["negativity"],
+        signals={"negativity": {"observed": 0.917, "expected": 0.284}},
+        drivers=[],
+        examples=[],
+    )
+    text = build_incident_payload(incident, "Service client", "http://d")["text"]
+    assert "92\u202f% de négatifs contre 28\u202f% d'habitude (+64 points)" in text, text
+    # The other way round: 61,6 % and 28,4 % are shown 62 % and 28 %, so +34, not +33.
+    half = build_payload(replace(neg, observed=0.616, expected=0.284), [], "http://d")["text"]
+    assert "62\u202f% de négatifs contre 28\u202f% d'habitude (+34 points)" in half, half

@@ -14,6 +14,9 @@ const NF1 = new Intl.NumberFormat("fr-FR", { maximumFractionDigits: 1 });
 const fmtNum = (x) => (x == null ? "—" : NF.format(x));
 const fmtDec = (x) => (x == null ? "—" : NF1.format(x));
 const fmtPct = (x) => (x == null ? "—" : NF.format(Math.round(x * 100)) + " %");
+// A change of share in points as the difference of the whole percentages fmtPct shows
+// ("92 % … 28 %": +64 pts, not the +63 of the unrounded shares).
+const sharePoints = (share, previous) => Math.round(share * 100) - Math.round(previous * 100);
 const fmtSigned = (x, digits = 0) => {
   if (x == null) return "—";
   const v = Number(x.toFixed(digits));
@@ -381,7 +384,7 @@ async function renderOverview() {
     kpi("Verbatims", fmtNum(ov.verbatims), volChange == null ? "pas de période précédente" : `${fmtSigned(volChange * 100)} % vs période précédente`),
     kpi("Part négative", ov.verbatims ? fmtPct(ov.negative_share) : "—",
       ov.verbatims && ov.previous_verbatims
-        ? `${fmtSigned((ov.negative_share - ov.previous_negative_share) * 100)} pts` : "pas de période précédente",
+        ? `${fmtSigned(sharePoints(ov.negative_share, ov.previous_negative_share))} pts` : "pas de période précédente",
       ov.verbatims && ov.previous_verbatims ? (ov.negative_share > ov.previous_negative_share ? "up" : "down") : ""),
   ];
   for (const s of ov.scores) {
@@ -550,7 +553,7 @@ async function renderTheme() {
   const cards = [
     kpi("Mentions", fmtNum(s.volume), s.previous_volume ? `${fmtNum(s.previous_volume)} la période précédente` : "pas de période précédente"),
     s.previous_volume
-      ? kpi("Part négative", fmtPct(s.negative_share), `${fmtSigned(s.negative_share_change * 100)} pts vs période précédente`, s.negative_share_change > 0 ? "up" : "down")
+      ? kpi("Part négative", fmtPct(s.negative_share), `${fmtSigned(sharePoints(s.negative_share, s.negative_share - s.negative_share_change))} pts vs période précédente`, s.negative_share_change > 0 ? "up" : "down")
       : kpi("Part négative", fmtPct(s.negative_share), `${fmtNum(s.negatives)} mentions négatives`),
     kpi("Note moyenne", s.mean_rating == null ? "—" : fmtDec(s.mean_rating) + " / 5",
       impact && impact.difference != null ? `${fmtSigned(impact.difference, 1)} vs les autres verbatims` : "pas de note"),
