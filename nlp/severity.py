@@ -25,13 +25,15 @@ from nlp.types import SentimentResult, ThemeMention
 
 # "pas une arnaque", "aucun danger", "sans danger", "n'est pas dangereux", "pas du tout une
 # arnaque", "rien de dangereux", "non dangereux", "en aucun cas une arnaque", "loin d'etre une
-# arnaque", "pas vraiment une arnaque", "pas une seule arnaque": no alarm. Matched on the folded
+# arnaque", "pas vraiment une arnaque", "pas une seule arnaque", "aucun risque d'incendie",
+# "pas été blessé", "pas besoin de relancer", "sans se brûler": no alarm. Matched on the folded
 # text (lower case, no accents) right before the alarm term.
 _NEGATED = re.compile(
     r"(?:\b(?:(?:pas|aucun|aucune|sans|jamais|ni|nullement|aucunement|rien|non)"
     r"(?:\s+(?:du\s+tout|vraiment|absolument|forcement|cas))?"
     r"|loin\s+d'(?:etre|en\s+etre))\s*"
-    r"(?:(?:une?|de|d'|du|des|la|le|l'|trop|tres|si|seule?|etre)\s*){0,2})$"
+    r"(?:(?:une?|de|d'|du|des|la|le|l'|trop|tres|si|seule?|etre|ete|risques?|besoin|se|s'|me|m')"
+    r"\s*){0,3})$"
 )
 ALARM_BUMP = 0.25
 REPEAT_BUMP = 0.1  # per earlier complaint of the same customer / order

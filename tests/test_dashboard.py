@@ -4,6 +4,7 @@ axe-core finds no accessibility violation."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -70,13 +71,40 @@ def test_share_points_are_the_difference_of_the_percentages_shown() -> None:
     assert js.count("fmtSigned(sharePoints(") == 2
     if not shutil.which("node"):
         return
-    defs = [line for line in js.splitlines() if line.startswith(("const NF ", "const fmtPct"))]
+    defs = [
+        line
+        for line in js.splitlines()
+        if line.startswith(("const NF ", "const roundPct", "const fmtPct"))
+    ]
     defs += [re.search(r"^const sharePoints = .*$", js, re.M).group(0)]
     script = "\n".join(
         [*defs, "console.log(fmtPct(0.917), fmtPct(0.284), sharePoints(0.917, 0.284))"]
     )
     out = subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["92", "%", "28", "%", "64"], out.stdout
+
+
+def test_theme_card_points_use_the_previous_share_at_the_api_precision() -> None:
+    """The theme card rebuilt the previous share as share - change: 1 negative of 3 against 11
+    of 40 (27.5 %, shown 28 %) is 0.3333 and 0.0583 from the API, 0.27499999999999997 in
+    floating point, and the card read "+6 pts" where the percentages (33 %, 28 %) and
+    `share_points` say +5."""
+    from jobs.slack_message import share_points
+
+    js = (Path(create_app.__code__.co_filename).parent / "static" / "app.js").read_text()
+    assert "sharePoints(s.negative_share, s.negative_share - s.negative_share_change)" not in js
+    if not shutil.which("node"):
+        return
+    defs = [
+        re.search(rf"^const {name} = .*$", js, re.M).group(0)
+        for name in ("roundPct", "sharePoints", "previousShare")
+    ]
+    share, change = round(1 / 3, 4), round(1 / 3 - 11 / 40, 4)
+    script = "\n".join(
+        [*defs, f"console.log(sharePoints({share}, previousShare({share}, {change})))"]
+    )
+    out = subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True)
+    assert int(out.stdout) == share_points(1 / 3, 11 / 40) == 5, out.stdout
 
 
 @pytest.fixture
@@ -629,3 +657,32 @@ def test_removed_theme_in_browser(live: tuple[str, dict[str, str], Seeded]) -> N
             expect(page.locator("#detail-meta")).to_contain_text("thème retiré de la taxonomie")
         finally:
             browser.close()
+
+
+def test_percentages_and_points_round_halves_as_python() -> None:
+    """1 negative of 8 (12.5 %) against 1 of 2: the digest says « 12 % négatifs (-38 pts) »
+    (Python rounds a half to even), the dashboard said 13 % and -37 pts (Math.round)."""
+    from jobs.slack_message import share_points
+
+    if not shutil.which("node"):
+        return
+    js = (Path(create_app.__code__.co_filename).parent / "static" / "app.js").read_text()
+    defs = [line for line in js.splitlines() if line.startswith(("const NF ", "const fmtPct"))]
+    defs += [
+        re.search(rf"^const {name} = .*$", js, re.M).group(0)
+        for name in ("roundPct", "sharePoints")
+        if re.search(rf"^const {name} = ", js, re.M)
+    ]
+    cases = [
+        (1 / 8, 1 / 2),
+        (3 / 8, 5 / 8),
+        (1 / 200, 0.0),
+        (0.0, 1.0),
+        (1.0, 0.0),
+        (0.9236, 0.2849),
+    ]
+    calls = ", ".join(f"fmtPct({a}), sharePoints({a}, {b})" for a, b in cases)
+    script = "\n".join([*defs, f"console.log(JSON.stringify([{calls}]))"])
+    out = subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True)
+    got = [int(re.sub(r"\D", "", g)) if isinstance(g, str) else g for g in json.loads(out.stdout)]
+    assert got == [v for a, b in cases for v in (round(a * 100), share_points(a, b))]

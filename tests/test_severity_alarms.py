@@ -249,3 +249,29 @@ def test_tone_alone_is_never_critical() -> None:
     # An alarm or a repeat complaint is what makes a certain negative "critique".
     assert ECOMMERCE.score("Délai trop long, j'ai relancé 3 fois.", neg(0.8), livraison) >= 0.75
     assert escalate(ECOMMERCE.score("Délai trop long.", neg(0.8), livraison), 2) >= 0.75
+
+
+def test_new_alarm_terms_negated_as_customers_write_them() -> None:
+    """The harm and repeat-contact terms are mostly written negated through « risque »,
+    « besoin », « été » or a reflexive pronoun: « aucun risque d'incendie » on a 5-star review,
+    « pas besoin de relancer » took the alarm bump (« critique » for a mild complaint)."""
+    scorer = SeverityScorer(load_taxonomy("ecommerce"))
+    for text in (
+        "Aucun risque d'incendie avec ce chargeur, parfait",
+        "Aucun risque de prendre feu",
+        "Je n'ai pas été blessé heureusement",
+        "Pas besoin de relancer, tout est arrivé vite",
+        "Sans se brûler les doigts",
+        "Aucune brûlure, aucun risque de se brûler",
+    ):
+        assert scorer.alarms(text) == [], text
+    # Not negated: still alarms.
+    assert scorer.alarms("Le chargeur a pris feu, il y a un risque d'incendie") == [
+        "incendie",
+        "pris feu",
+    ]
+    assert scorer.alarms("J'ai dû relancer 4 fois, mon fils a été blessé") == [
+        "blesse",
+        "relancer",
+    ]
+    assert scorer.alarms("Je n'ai pas été livré, c'est une arnaque") == ["arnaque"]

@@ -13,10 +13,16 @@ const NF = new Intl.NumberFormat("fr-FR");
 const NF1 = new Intl.NumberFormat("fr-FR", { maximumFractionDigits: 1 });
 const fmtNum = (x) => (x == null ? "—" : NF.format(x));
 const fmtDec = (x) => (x == null ? "—" : NF1.format(x));
-const fmtPct = (x) => (x == null ? "—" : NF.format(Math.round(x * 100)) + " %");
+// A share as a whole percentage, a half to even as Python's `round` / `:.0%` (reports, Slack,
+// digest): 1 of 8 is 12 % there, and Math.round's 13 % here made the digest's -38 pts -37 here.
+const roundPct = (x) => { const v = x * 100, r = Math.round(v); return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r; };
+const fmtPct = (x) => (x == null ? "—" : NF.format(roundPct(x)) + " %");
 // A change of share in points as the difference of the whole percentages fmtPct shows
 // ("92 % … 28 %": +64 pts, not the +63 of the unrounded shares).
-const sharePoints = (share, previous) => Math.round(share * 100) - Math.round(previous * 100);
+const sharePoints = (share, previous) => roundPct(share) - roundPct(previous);
+// The previous share from the API's share and change (both to 4 decimals), at that precision:
+// 0.3333 - 0.0583 is 0.27499999999999997 in floating point, 27 % where 27.5 % rounds to 28 %.
+const previousShare = (share, change) => Math.round((share - change) * 1e4) / 1e4;
 const fmtSigned = (x, digits = 0) => {
   if (x == null) return "—";
   const v = Number(x.toFixed(digits));
@@ -553,7 +559,7 @@ async function renderTheme() {
   const cards = [
     kpi("Mentions", fmtNum(s.volume), s.previous_volume ? `${fmtNum(s.previous_volume)} la période précédente` : "pas de période précédente"),
     s.previous_volume
-      ? kpi("Part négative", fmtPct(s.negative_share), `${fmtSigned(sharePoints(s.negative_share, s.negative_share - s.negative_share_change))} pts vs période précédente`, s.negative_share_change > 0 ? "up" : "down")
+      ? kpi("Part négative", fmtPct(s.negative_share), `${fmtSigned(sharePoints(s.negative_share, previousShare(s.negative_share, s.negative_share_change)))} pts vs période précédente`, s.negative_share_change > 0 ? "up" : "down")
       : kpi("Part négative", fmtPct(s.negative_share), `${fmtNum(s.negatives)} mentions négatives`),
     kpi("Note moyenne", s.mean_rating == null ? "—" : fmtDec(s.mean_rating) + " / 5",
       impact && impact.difference != null ? `${fmtSigned(impact.difference, 1)} vs les autres verbatims` : "pas de note"),
