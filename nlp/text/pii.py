@@ -144,13 +144,11 @@ _NIR = re.compile(
 # a social-security word comes before it. Grouped the NIR's way ("1 85 05 78 006 084") or with
 # its key (15 digits), a NIR.
 _NIR_CUE = re.compile(r"(?i)\b(?:s[ée]cu\w*|nir|insee|ss|vitale|assur[ée]e?\s+social\w*)\b")
-_EAN_CUE = re.compile(
-    r"(?i)\b(?:ean(?:[- ]?1[34])?|gtin(?:[- ]?1[234])?|upc|code[- ]?barres?|code\s+ean)\b"
-    r"[ \t]*(?:(?:n°|no|nº|#|:)[ \t]*)?$"
-)
+_BARCODE_WORDS = r"ean(?:[- ]?1[34])?|gtin(?:[- ]?1[234])?|upc|code[- ]?barres?|code\s+ean"
+_NUMBER_SIGN_AT_END = r"[ \t]*(?:(?:n°|no|nº|#|:)[ \t]*)?$"
+_EAN_CUE = re.compile(rf"(?i)\b(?:{_BARCODE_WORDS})\b{_NUMBER_SIGN_AT_END}")
 _PRODUCT_CUE = re.compile(
-    r"(?i)\b(?:ean(?:[- ]?1[34])?|gtin(?:[- ]?1[234])?|upc|code[- ]?barres?|code\s+ean"
-    r"|r[ée]f(?:[ée]rence)?|article|sku)\b[ \t]*(?:(?:n°|no|nº|#|:)[ \t]*)?$"
+    rf"(?i)\b(?:{_BARCODE_WORDS}|r[ée]f(?:[ée]rence)?|article|sku)\b{_NUMBER_SIGN_AT_END}"
 )
 _EAN_PRINTED = re.compile(r"\d[ ]?\d{6}[ ]?\d{6}")
 # Cheap gate before asking libphonenumber (it is the slowest rule).
