@@ -26,14 +26,44 @@ from nlp.types import SentimentResult, ThemeMention
 # "pas une arnaque", "aucun danger", "sans danger", "n'est pas dangereux", "pas du tout une
 # arnaque", "rien de dangereux", "non dangereux", "en aucun cas une arnaque", "loin d'etre une
 # arnaque", "pas vraiment une arnaque", "pas une seule arnaque", "aucun risque d'incendie",
-# "pas été blessé", "pas besoin de relancer", "sans se brûler": no alarm. Matched on the folded
-# text (lower case, no accents) right before the alarm term.
+# "pas été blessé", "personne n'a été blessé", "pas besoin de relancer", "sans se brûler": no
+# alarm. Matched on the folded text (lower case, no accents) right before the alarm term.
 _NEGATED = re.compile(
-    r"(?:\b(?:(?:pas|aucun|aucune|sans|jamais|ni|nullement|aucunement|rien|non)"
+    r"(?:\b(?:(?:pas|aucun|aucune|sans|jamais|ni|nullement|aucunement|rien|non"
+    r"|personne\s+(?:n'|ne\s+)(?:s'|se\s+)?(?:a|est|sont)?)"
     r"(?:\s+(?:du\s+tout|vraiment|absolument|forcement|cas))?"
     r"|loin\s+d'(?:etre|en\s+etre))\s*"
     r"(?:(?:une?|de|d'|du|des|la|le|l'|trop|tres|si|seule?|etre|ete|risques?|besoin|se|s'|me|m')"
     r"\s*){0,3})$"
+)
+# Harmless senses of alarm terms, as whole phrases on the folded text: an alarm term inside one
+# does not count. A cart reminder (« mail de relance pour mon panier ») or a restart (« relance
+# de la production »), a device or rule named after the fire (« détecteur incendie »,
+# « détecteur de fumée et incendie », « anti-incendie », « alarme incendie »), burnt food or
+# its taste (« pain brûlé », « crème brûlée », « goût de brûlé »: a quality defect, no harm;
+# « odeur de brûlé » from a device stays an alarm), burning calories, a candle that burns, and
+# feelings hurt by a reply (« blessé par votre réponse »). « 3e relance sans réponse »,
+# « risque d'incendie », « mon fils a été blessé », « brûlure au doigt » still count.
+_HARMLESS = re.compile(
+    r"\b(?:"
+    r"(?:(?:e-?)?mails?|courriels?|messages?|sms|notifications?)\s+de\s+relances?\s+"
+    r"(?:(?:pour|de|du|d'|sur|concernant|mon|ma|mes|le|la|les|l'|votre|vos)\s*){0,3}paniers?"
+    r"|relances?\s+(?:de\s+|du\s+|d')?(?:(?:mon|ma|mes|le|la|les|l'|votre|vos)\s*)?paniers?"
+    r"|relances?\s+(?:de\s+la|de\s+l'|du|des)\s*(?:production|fabrication|economie|activite"
+    r"|collection|gamme|ventes)"
+    r"|(?:detecteurs?|alarmes?|avertisseurs?|extincteurs?|securite|protection|consignes?"
+    r"|couvertures?|portes?)\s+(?:de\s+fumee\s+et\s+)?(?:d'|de\s+l'|contre\s+l')?\s*incendies?"
+    r"|anti-?\s*incendies?"
+    r"|(?:pains?|toasts?|tartines?|gateaux?|pizzas?|biscuits?|croissants?|brioches?|tartes?"
+    r"|cremes?|cafes?|caramels?|sucres?|riz)\s+(?:(?:un\s+peu|trop|tout|completement"
+    r"|legerement)\s+)?brulee?s?"
+    r"|gouts?\s+de\s+brule"
+    r"|brul(?:er|e|ent|ez|ons)\s+(?:(?:des|les|plus\s+de|\d+)\s+)?(?:calories|kcal|graisses)"
+    r"|(?:bougies?|meches?)\s+(?:(?:qui|ne|n')\s*)?brul(?:e|ent|er)"
+    r"|blesse(?:e|s|es)?\s+par\s+(?:votre|vos|ta|tes|ce|cet|cette|ces|le|la|les|l'|son|sa|ses)"
+    r"\s*(?:reponses?|remarques?|propos|commentaires?|messages?|mails?|ton|attitude"
+    r"|comportement|mots|manque|indifference|mepris)"
+    r")\b"
 )
 ALARM_BUMP = 0.25
 REPEAT_BUMP = 0.1  # per earlier complaint of the same customer / order
@@ -81,12 +111,15 @@ class SeverityScorer:
     def alarms(self, text: str, themes: Iterable[ThemeMention] = ()) -> list[str]:
         folded = fold_accents(text).replace("\u2019", "'")
         found: set[str] = set()
+        harmless = [h.span() for h in _HARMLESS.finditer(folded)]
         patterns = [self.global_alarm] + [self.theme_alarm.get(m.theme) for m in themes]
         for pattern in patterns:
             if pattern is None:
                 continue
             for m in pattern.finditer(folded):
                 if _NEGATED.search(folded[max(0, m.start() - 24) : m.start()]):
+                    continue
+                if any(s <= m.start() and m.end() <= e for s, e in harmless):
                     continue
                 found.add(self._canonical(m.group(0)))
         return sorted(found)

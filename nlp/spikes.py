@@ -705,12 +705,15 @@ def update_episodes(
                 # latest day evaluated again with more of its data (the scheduler's ticks
                 # during the day, late rows) is refreshed: else the first tick that saw the
                 # signal froze the day's figures and severity (32 mentions, "high", for a day
-                # that ended at 64, "critical", and an escalation never told).
+                # that ended at 64, "critical", and an escalation never told). A resolved
+                # episode's days stay as they were: it was quiet for its whole cooldown, and
+                # late rows for its last day (within the look-back) reopened it for that run
+                # and told an escalation on an incident that stayed resolved.
                 last = ep.details.get("last_observed", ep.observed)
                 unchanged = isinstance(last, int | float) and math.isclose(
                     float(last), sig.observed, rel_tol=1e-9, abs_tol=1e-12
                 )
-                if not same_day or (unchanged and not escalated):
+                if ep.status != "open" or not same_day or (unchanged and not escalated):
                     continue
             if day < ep.first_day:
                 earlier = replace(

@@ -275,3 +275,47 @@ def test_new_alarm_terms_negated_as_customers_write_them() -> None:
         "relancer",
     ]
     assert scorer.alarms("Je n'ai pas été livré, c'est une arnaque") == ["arnaque"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "J'ai reçu un mail de relance pour mon panier, bien pratique",
+        "Encore un e-mail de relance panier",
+        "Bonne nouvelle, la relance de la production est annoncée",
+        "Détecteur incendie reçu, facile à installer",
+        "Détecteur de fumée et incendie conforme",
+        "Porte anti-incendie bien emballée",
+        "Le pain brûlé et la crème brûlée, goût de brûlé sur les toasts",
+        "Montre parfaite pour brûler des calories",
+        "Une bougie qui brûle 40 heures, la mèche brûle proprement",
+        "Franchement blessé par votre réponse au téléphone",
+        "Le colis est tombé mais personne n'a été blessé",
+        "Personne ne s'est blessé",
+    ],
+)
+def test_harmless_senses_of_alarm_terms_are_no_alarm(text: str) -> None:
+    """A cart reminder, a production restart, a fire detector, burnt bread, calories, a
+    candle, hurt feelings, nobody hurt: each added the alarm bump (+0.25) as if it were a
+    repeated complaint, a fire, a burn or an injury."""
+    assert ECOMMERCE.alarms(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Le chargeur a pris feu", ["pris feu"]),
+        ("Risque d'incendie, la batterie chauffe", ["incendie"]),
+        ("Colis perdu, 3e relance sans réponse", ["relance"]),
+        ("J'ai dû relancer 4 fois", ["relancer"]),
+        ("Mon fils a été blessé par le couvercle", ["blesse"]),
+        ("Une brûlure au doigt", ["brulure"]),
+        ("Le grille-pain sent le brûlé, odeur de brûlé", ["brule"]),
+        ("Mail de relance envoyé au SAV, 2e relance sans réponse", ["relance"]),
+        ("Le détecteur a pris feu, un incendie dans la cuisine", ["incendie", "pris feu"]),
+        ("Personne n'a répondu à ma relance", ["relance"]),
+        ("Je me suis brûlé avec la bougie", ["brule"]),
+    ],
+)
+def test_alarm_terms_beside_their_harmless_senses_still_count(text: str, found: list[str]) -> None:
+    assert ECOMMERCE.alarms(text) == found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -410,3 +411,30 @@ def test_the_latest_day_evaluated_again_with_more_data_refreshes_the_episode() -
     )
     late = [_volume_signal(friday, 90, 9.3, "critical")]
     assert update_episodes(list(episodes.values()), late, friday) == []
+
+
+def test_late_rows_on_a_resolved_episodes_last_day_change_nothing() -> None:
+    """Rows arriving late for a resolved episode's last day, within the look-back, reopened
+    the episode when its day was evaluated again (the refresh of the latest day), told an
+    escalation on an incident the detector had resolved (it stayed resolved), and the later
+    days of the same run resolved it again. A resolved episode's days are final; a later day
+    with a signal still reopens it."""
+    friday = START + timedelta(4)
+    episodes: dict[str, Episode] = {}
+    apply_events(episodes, update_episodes([], [_volume_signal(friday, 32, 9.3)], friday))
+    quiet = friday + timedelta(4)  # past the cooldown (3): resolved
+    (ev,) = update_episodes(list(episodes.values()), [], quiet, cooldown=3)
+    assert ev.action == "resolve"
+    apply_events(episodes, [ev])
+    late = [_volume_signal(friday, 90, 9.3, "critical")]
+    assert update_episodes(list(episodes.values()), late, friday, cooldown=3) == []
+    # An open episode's latest day is still refreshed (the scheduler's ticks).
+    (ep,) = episodes.values()
+    (ev,) = update_episodes([replace(ep, status="open")], late, friday, cooldown=3)
+    assert ev.notify and ev.episode.severity == "critical"
+    # A new day with a signal, within the cooldown + 1: the resolved episode goes on.
+    sunday = friday + timedelta(2)
+    (ev,) = update_episodes(
+        list(episodes.values()), [_volume_signal(sunday, 40, 6.0)], sunday, cooldown=3
+    )
+    assert ev.action == "update" and ev.episode.status == "open"
