@@ -126,25 +126,13 @@ class SourceConfig(BaseModel):
 
 _COMMON_OPTIONS = frozenset({"source", "kind", "channel", "mapping"})
 # What each built-in connector reads (jobs/connectors): the rest would be ignored silently.
+_FILE_OPTIONS = frozenset({"path", "encoding"})
+_FOLDER_OPTIONS = _FILE_OPTIONS | {"pattern", "settle_seconds"}
 _KIND_OPTIONS: dict[str, frozenset[str]] = {
-    "file": frozenset({"path", "encoding"}),
-    "folder": frozenset({"path", "pattern", "settle_seconds", "encoding"}),
-    "http": frozenset(
-        {
-            "url",
-            "params",
-            "auth_env",
-            "auth_header",
-            "auth_scheme",
-            "since_param",
-            "cursor_field",
-            "records_path",
-            "next_path",
-            "page_param",
-            "timeout_seconds",
-            "max_retries",
-        }
-    ),
+    "file": _FILE_OPTIONS,
+    "folder": _FOLDER_OPTIONS,
+    # Every other field but `options` (third-party connectors') is the HTTP connector's.
+    "http": frozenset(SourceConfig.model_fields) - _FOLDER_OPTIONS - _COMMON_OPTIONS - {"options"},
 }
 
 

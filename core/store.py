@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.db import lock_aggregates
@@ -678,22 +678,26 @@ def find_resumable_run(
     ).scalar_one_or_none()
 
 
-def encoding_errors_of(
-    session: Session, *, source: str, location: str, fingerprint: str | None
-) -> list[Quarantine]:
-    """The rows quarantined as not decodable by the runs of this exact file content."""
+def _encoding_errors(*, source: str, location: str, fingerprint: str | None) -> tuple[Any, ...]:
+    """Where-clauses of the rows quarantined as not decodable by the runs of this exact file
+    content."""
     runs = select(IngestionRun.id).where(
         IngestionRun.source == source,
         IngestionRun.location == location,
         IngestionRun.fingerprint == fingerprint,
     )
-    return list(
-        session.scalars(
-            select(Quarantine).where(
-                Quarantine.run_id.in_(runs), Quarantine.reason.startswith("encoding_error")
-            )
-        )
-    )
+    return Quarantine.run_id.in_(runs), Quarantine.reason.startswith("encoding_error")
+
+
+def count_encoding_errors(session: Session, **same_file: Any) -> int:
+    query = select(func.count()).select_from(Quarantine).where(*_encoding_errors(**same_file))
+    return session.scalar(query) or 0
+
+
+def delete_encoding_errors(session: Session, **same_file: Any) -> None:
+    """One DELETE with a subquery: no bound parameter per row (PostgreSQL takes 65,535)."""
+    rows = delete(Quarantine).where(*_encoding_errors(**same_file))
+    session.execute(rows.execution_options(synchronize_session=False))
 
 
 def start_run(

@@ -77,7 +77,7 @@ def gold_themes(row: dict[str, Any]) -> dict[str, str] | None:
     return None
 
 
-def _checked_sentiment(row: dict[str, Any]) -> str | None:
+def checked_sentiment(row: dict[str, Any]) -> str | None:
     """The row's sentiment gold; LabelError when a label is given but cannot be read. A
     `sentiment` that cannot be read is an error even beside readable `stars`: falling back to
     the stars hid a column of typos. (Readable `stars` beside a readable `sentiment` that
@@ -136,7 +136,7 @@ def read_rows(path: Path, limit: int | None = None) -> EvalRows:
                 rows.skipped += 1
                 continue
             try:
-                sentiment, themes = _checked_sentiment(row), gold_themes(row)
+                sentiment, themes = checked_sentiment(row), gold_themes(row)
             except LabelError as exc:
                 raise LabelError(f"{path}:{n}: {exc}") from None
             if labels_disagree(row):

@@ -16,11 +16,9 @@ from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
-from core.models import Quarantine
 from core.settings import Settings
 from core.store import (
     CHANNELS,
@@ -28,7 +26,8 @@ from core.store import (
     Rejection,
     add_quarantine,
     advance_run,
-    encoding_errors_of,
+    count_encoding_errors,
+    delete_encoding_errors,
     find_resumable_run,
     finish_run,
     insert_feedback,
@@ -329,14 +328,14 @@ def ingest_file(
     mask = masker or LazyMasker(settings)
 
     same_file = {"source": source, "location": location, "fingerprint": digest}
-    undecodable: list[int] = []  # quarantine ids of rows an earlier encoding could not decode
+    undecodable = 0  # rows an earlier encoding could not decode, quarantined
     with session_scope(sessions) as session:
         previous = find_resumable_run(session, **same_file)
         if previous is not None and previous.encoding != encoding and not force:
             # Read before with another encoding (the source's `encoding` fixed since, or
             # NULL: a run older than the column): rows it could not decode are read again,
             # not skipped as already read; a resumed run would mix both encodings.
-            undecodable = [q.id for q in encoding_errors_of(session, **same_file)]
+            undecodable = count_encoding_errors(session, **same_file)
             if previous.status == "done" and not undecodable:
                 return IngestResult(previous.id, location, skipped=True)
             previous = None
@@ -351,9 +350,7 @@ def ingest_file(
                 # Removed before the file is read again, not after: a row the new read rejects
                 # as the earlier one did (same reason, same text) would otherwise count as
                 # already quarantined, not be stored, and leave with the earlier entry.
-                for start in range(0, len(undecodable), 900):  # bound parameters per statement
-                    chunk = undecodable[start : start + 900]
-                    session.execute(delete(Quarantine).where(Quarantine.id.in_(chunk)))
+                delete_encoding_errors(session, **same_file)
     result = IngestResult(run_id, location, resumed_from=watermark, mapping=dict(resolved))
     result.inferred = [f for f in resolved if f not in (mapping or {})]
 
@@ -428,7 +425,7 @@ def ingest_file(
         with session_scope(sessions) as session:
             finish_run(session, run_id, status="done")
             # Every row read again: stored, or quarantined anew with why.
-            result.reread_undecodable = len(undecodable)
+            result.reread_undecodable = undecodable
     except BaseException as exc:
         # Keep what was committed; mark the run so the next one resumes after its watermark.
         try:

@@ -9,7 +9,6 @@ files by name, so the card is never mistaken for part of the model.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,19 +17,13 @@ CARD_FILE = "MODEL_CARD.md"
 RESEARCH_MARK = "shared/data"  # where the project's research-only datasets live
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def file_entry(path: Path, read: int, used: int, skipped: int) -> dict[str, Any]:
     """One training file: its path as given, sha256 and row counts."""
+    from jobs.readers import fingerprint
+
     return {
         "path": str(path),
-        "sha256": sha256_of(path),
+        "sha256": fingerprint(Path(path)),
         "rows_read": read,
         "rows_used": used,
         "rows_skipped": skipped,

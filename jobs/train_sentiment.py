@@ -42,7 +42,7 @@ def read_labelled(paths: list[Path]) -> LabelledFile:
     be read (stars 8, 'bof') and a file that is not UTF-8 are a LabelError naming the file:
     skipped rows trained on part of the file (a 0-10 score kept its 1-5 rows), replaced bytes
     on mangled texts."""
-    from jobs.evaluate import LabelError, _checked_sentiment, labels_disagree
+    from jobs.evaluate import LabelError, checked_sentiment, labels_disagree
     from jobs.model_card import file_entry
 
     out = LabelledFile()
@@ -62,7 +62,7 @@ def read_labelled(paths: list[Path]) -> LabelledFile:
                         continue
                     text = row.get("text") if isinstance(row, dict) else None
                     try:
-                        label = _checked_sentiment(row) if isinstance(row, dict) else None
+                        label = checked_sentiment(row) if isinstance(row, dict) else None
                     except LabelError as exc:
                         raise LabelError(f"{path}:{n}: {exc}") from None
                     if not isinstance(text, str) or not text.strip() or label is None:

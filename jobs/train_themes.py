@@ -345,9 +345,7 @@ def register_themes(group: typer.Typer) -> None:
         for note in notes:
             typer.echo(f"warning: {note}", err=True)
         model.save(out)
-        thr = model.thresholds.get("lite", {})
-        learned = ", ".join(f"{t} (thr {thr.get(t, 0.5):.2f})" for t in model.themes)
-        variants = "+".join(sorted(model.coef)) or "none"
+        summary = _heads_summary(model)
         _write_card(
             out,
             model,
@@ -369,9 +367,9 @@ def register_themes(group: typer.Typer) -> None:
             },
         )
         typer.echo(
-            f"trained on {len(texts)} examples -> {out}; heads: {variants}; learned: "
-            f"{learned or 'none'}"
-            + (f"; rules: {', '.join(model.rule_only)}" if model.rule_only else ""),
+            f"trained on {len(texts)} examples -> {out}; heads: {summary['heads']}; learned: "
+            f"{summary['learned_themes']}"
+            + (f"; rules: {summary['rule_only_themes']}" if model.rule_only else ""),
             err=True,
         )
 
@@ -393,14 +391,7 @@ def _write_card(
     from jobs.model_card import add_to_meta, build_record, file_entry, write_card
 
     files = [] if examples is None else [file_entry(examples, n_examples, n_examples, 0)]
-    thr = model.thresholds.get("lite", {})
-    validation: dict[str, Any] = {
-        "examples_trained_on": examples_total,
-        "heads": "+".join(sorted(model.coef)) or "none",
-        "learned_themes": ", ".join(f"{t} (thr {thr.get(t, 0.5):.2f})" for t in model.themes)
-        or "none",
-        "rule_only_themes": ", ".join(model.rule_only) or "none",
-    }
+    validation: dict[str, Any] = {"examples_trained_on": examples_total, **_heads_summary(model)}
     record = build_record(
         kind="themes",
         files=files,
@@ -412,3 +403,14 @@ def _write_card(
     )
     add_to_meta(out, record)
     write_card(out, record, f"theme heads trained on your data (`{Path(out).name}`)")
+
+
+def _heads_summary(model: Any) -> dict[str, str]:
+    """What training reports of its heads (printed, and recorded in the card)."""
+    thr = model.thresholds.get("lite", {})
+    return {
+        "heads": "+".join(sorted(model.coef)) or "none",
+        "learned_themes": ", ".join(f"{t} (thr {thr.get(t, 0.5):.2f})" for t in model.themes)
+        or "none",
+        "rule_only_themes": ", ".join(model.rule_only) or "none",
+    }
