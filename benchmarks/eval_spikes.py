@@ -13,6 +13,13 @@ Figures printed:
   on day 1 or 2 of the spike), recall by baseline band, mean delay, precision (alerts that
   match an injected spike / all alerts on those timelines, late matches count as true).
 
+`--mix`: only the source-mix figures. Each theme comes from two sources (reviews, 3/4 of
+its volume at 5-20 % negative; a complaints form, 1/4 at 45-70 %); on 90-day timelines the
+reviews' connector stops for 3 days (every theme; nobody became more negative): negativity
+incidents raised; on others the reviews' own negative share rises by 0.25 on one theme for
+3 days at a constant mix: recall per incident. Replayed with the per-source counts (what
+`verbatim detect` reads from `daily_aggregates`) and pooled over sources (the former test).
+
 Optional `--text`: an end-to-end run through `run_backtest` on feeds assembled from real
 French review texts (../shared/data/trustpilot_fr, read at run time, never stored), pooled by
 the theme the analyzer detects in them.
@@ -326,6 +333,63 @@ def spike_block(
         print(per_incident[name].line(name))
 
 
+def mix_block(rng: np.random.Generator, n: int, det: SpikeDetector) -> None:
+    """Source-mix changes (see the module docstring, `--mix`): by source vs pooled."""
+    days = 90
+    false: dict[str, int] = {"by source": 0, "pooled": 0}
+    scores = {k: IncidentScore() for k in false}
+    for scenario in ("outage", "rise"):
+        for _ in range(n):
+            onset = int(rng.integers(40, days - SPIKE_LEN))
+            spiked = THEMES[int(rng.integers(len(THEMES)))]
+            counts: dict[tuple[str, str | None], dict[date, tuple[int, int]]] = {}
+            sources: dict[tuple[str, str | None], dict[str, dict[date, tuple[int, int]]]] = {}
+            for theme in THEMES:
+                base = float(np.exp(rng.uniform(np.log(10.0), np.log(80.0))))
+                weekend = rng.uniform(0.55, 1.0)
+                weekly = np.array([1.0] * 5 + [weekend] * 2)
+                weekly = weekly / weekly.mean()
+                split = {
+                    "avis": (0.75, rng.uniform(0.05, 0.2)),
+                    "plaintes": (0.25, rng.uniform(0.45, 0.7)),
+                }
+                total: dict[date, tuple[int, int]] = {}
+                per: dict[str, dict[date, tuple[int, int]]] = {}
+                for src, (frac, share) in split.items():
+                    per[src] = {}
+                    for d in range(days):
+                        day = START + timedelta(d)
+                        mu, p = base * frac * weekly[day.weekday()], share
+                        inside = onset <= d < onset + SPIKE_LEN
+                        if src == "avis" and inside and scenario == "outage":
+                            mu = 0.0  # the connector stopped
+                        if src == "avis" and inside and scenario == "rise" and theme == spiked:
+                            p = min(p + 0.25, 0.95)
+                        v = int(rng.poisson(mu))
+                        k = int(rng.binomial(v, p))
+                        per[src][day] = (v, k)
+                        old = total.get(day, (0, 0))
+                        total[day] = (old[0] + v, old[1] + k)
+                counts[(theme, None)], sources[(theme, None)] = total, per
+            end = START + timedelta(days - 1)
+            for name in false:
+                by = sources if name == "by source" else None
+                alerts = list(replay(counts, START, end, det, THEMES, sources=by))
+                negativity = [a for a in alerts if a["kind"] == "negativity"]
+                if scenario == "outage":
+                    false[name] += len(group_incidents(negativity))
+                else:
+                    scores[name].add([(spiked, onset)], negativity, START)
+        if scenario == "outage":
+            print(f" reviews' connector down {SPIKE_LEN} days, {n} timelines x 8 themes:")
+            for name, k in false.items():
+                print(f"  {name:<9} negativity incidents: {k}")
+        else:
+            print(f" reviews' negative share +0.25 on one theme, constant mix, {n} timelines:")
+            for name, sc in scores.items():
+                print(sc.line(name))
+
+
 def text_block(args: argparse.Namespace) -> None:
     """End to end: feeds of real review texts pooled by detected theme -> run_backtest."""
     from core.analysis import build_analyzer
@@ -566,6 +630,9 @@ def main() -> None:
         "--day1-weight", type=float, default=None, help="override DetectorConfig.day1_weight"
     )
     ap.add_argument("--text", action="store_true", help="also the end-to-end text run")
+    ap.add_argument(
+        "--mix", action="store_true", help="only the source-mix figures (by source vs pooled)"
+    )
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data"))
     ap.add_argument("--text-pool", type=int, default=3000)
     ap.add_argument("--text-timelines", type=int, default=6)
@@ -617,6 +684,10 @@ def main() -> None:
         replay_block(args, detectors)
         return
     n_quiet, n_spike = (8, 30) if args.quick else (25, 100)
+    if args.mix:
+        print(f"config: {cfg}\n== source mix (per incident) ==")
+        mix_block(rng, n_spike // 2, detectors["detector"])
+        return
     base = (10.0, 80.0)
     t0 = time.time()
     print(f"config: {cfg}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -147,20 +148,34 @@ def migrate(engine: Engine) -> None:
     with other tables or not a SQLite database. Nothing is created in those."""
     from alembic import command
     from alembic.config import Config
-    from alembic.script import ScriptDirectory
 
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    script = ScriptDirectory.from_config(cfg)
+    known, heads = _revisions()
     # Several processes may start on a fresh database at once (API + scheduler containers,
     # two schedulers): one migrates, the others wait and then find it done.
     with _migration_lock(engine), _connect(engine) as conn, foreign_keys_off(conn), conn.begin():
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("select pg_advisory_xact_lock(7401208815)")
-        _check_owned(conn, {s.revision for s in script.walk_revisions()}, list(script.get_heads()))
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        versions = _check_owned(conn, set(known), list(heads))
+        # Every command and API start calls this: at head, Alembic (which loads each revision
+        # file again, 0.1 s) has nothing to do.
+        if sorted(versions) != sorted(heads):
+            cfg = Config()
+            cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
         _run_pending_rebuild(conn)
+
+
+@functools.cache
+def _revisions() -> tuple[frozenset[str], tuple[str, ...]]:
+    """The known revisions and the heads of the migration scripts (read once per process)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    script = ScriptDirectory.from_config(cfg)
+    return frozenset(s.revision for s in script.walk_revisions()), tuple(script.get_heads())
 
 
 def _connect(engine: Engine) -> Connection:
@@ -202,8 +217,9 @@ def foreign_keys_off(conn: Connection) -> Iterator[None]:
         conn.commit()
 
 
-def _check_owned(conn: Connection, known: set[str], heads: list[str]) -> None:
-    """Raise SchemaError unless `conn`'s database is Verbatim's at a known revision or new."""
+def _check_owned(conn: Connection, known: set[str], heads: list[str]) -> list[str]:
+    """Raise SchemaError unless `conn`'s database is Verbatim's at a known revision or new;
+    return its revisions (none for a new database)."""
     from core.models import Base
 
     tables = set(inspect(conn).get_table_names())
@@ -219,7 +235,7 @@ def _check_owned(conn: Connection, known: set[str], heads: list[str]) -> None:
             "that version again, or restore a backup taken before the upgrade"
         )
     if versions:
-        return
+        return versions
     ours = sorted(tables & set(Base.metadata.tables))
     if ours:
         raise SchemaError(
@@ -234,6 +250,7 @@ def _check_owned(conn: Connection, known: set[str], heads: list[str]) -> None:
             f"{', '.join(others[:3])}{', ...' if len(others) > 3 else ''}); "
             "point database_url at a Verbatim database or a new file"
         )
+    return versions
 
 
 # A migration that changes what the aggregates hold sets this `data_versions` row; the rebuild

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +35,19 @@ def _safe(value: Any) -> Any:
     return value
 
 
+def _utc(value: datetime) -> datetime:
+    """A stored time in UTC: SQLite hands it back naive, PostgreSQL in the session's time
+    zone (the server's TimeZone, often Europe/Paris): one export read 13:59, the other
+    14:59+01:00."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _csv_value(value: Any) -> Any:
     if value is None:
         return ""
-    if isinstance(value, datetime | date):
+    if isinstance(value, datetime):
+        return _utc(value).isoformat().replace("+00:00", "Z")  # said UTC, as the JSON
+    if isinstance(value, date):
         return value.isoformat()
     return _safe(value)
 
@@ -56,7 +65,7 @@ def to_csv(table: Table) -> str:
 
 def _xlsx_value(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.replace(tzinfo=None)
+        return _utc(value).replace(tzinfo=None)  # Excel has no time zones: UTC, as the CSV
     if isinstance(value, str):
         from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
@@ -148,6 +157,9 @@ VERBATIM_COLUMNS = [
     "sévérité",
     "extrait",
     "texte",
+    # Every language is listed (the `language` filter) while /themes counts French only: a
+    # file without it read 259 rows against 257 mentions, the extra ones not to be told apart.
+    "langue",
 ]
 
 
@@ -166,6 +178,7 @@ def verbatims_table(theme: str, rows: Iterable[VerbatimRow]) -> Table:
                 _r(r.severity, 3),
                 r.evidence_text,
                 r.text,
+                r.language,
             ]
         )
     return table
@@ -186,13 +199,15 @@ ALERT_COLUMNS = [
 ]
 
 
-def alerts_table(alerts: Iterable[Alert]) -> Table:
+def alerts_table(alerts: Iterable[Alert], current_id: Callable[[str], str] = str) -> Table:
+    """`current_id` maps the theme id stored when the alert opened to the taxonomy's current
+    one (a renamed or merged theme), as the JSON list shows it."""
     table = Table("Alertes", list(ALERT_COLUMNS))
     for a in alerts:
         table.rows.append(
             [
                 a.id,
-                a.theme,
+                current_id(a.theme),
                 a.kind,
                 a.team,
                 a.status,

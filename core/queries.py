@@ -229,6 +229,14 @@ def theme_summary(
     return rows
 
 
+def listed_theme(taxonomy: Taxonomy, theme_id: str) -> bool:
+    """Whether a row of `theme_summary` belongs in a theme list (the report, the digest's
+    movers), as the API's (service.views.listed): a theme of the taxonomy, not retired. A
+    retired theme keeps its stored mentions, so it still had rows there."""
+    theme = taxonomy.resolve(theme_id)
+    return theme is not None and not theme.retired
+
+
 def latest_day(session: Session) -> date | None:
     """The last day that has aggregates (None on an empty database)."""
     return session.execute(select(func.max(DailyAggregate.day))).scalar_one_or_none()

@@ -141,7 +141,9 @@ class SchedulerJob(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    # `job_runs.job` is 64 characters: a longer name failed every tick on PostgreSQL (nothing
+    # recorded, nothing in /health), ran on SQLite.
+    name: str = Field(min_length=1, max_length=64)
     # 5 fields (minute hour day month weekday), or 6 with seconds first ("*/10 * * * * *").
     cron: str
     command: Literal["run", "ingest", "enrich", "aggregate", "detect", "alert", "digest"] = "run"
@@ -152,8 +154,8 @@ class SchedulerSettings(BaseModel):
 
     jobs: list[SchedulerJob] = Field(default_factory=list)
     timezone: str = "UTC"
-    # A tick missed by less than this (machine asleep, previous run still going) still runs;
-    # several missed ticks of one job run once (coalescing).
+    # A tick missed by less than this (machine asleep, previous run still going, scheduler
+    # restarted) still runs; several missed ticks of one job run once (coalescing).
     misfire_grace_seconds: int = 600
     # How long a tick waits for another job's run (any process) to finish before giving up.
     lock_wait_seconds: float = 300.0

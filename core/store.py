@@ -792,6 +792,15 @@ def claim_job_run(
     return session.execute(stmt).scalar_one_or_none()
 
 
+def job_run_claimed(session: Session, *, job: str, tick: datetime) -> bool:
+    """Whether a scheduler already claimed the (job, tick) row (`claim_job_run`)."""
+    from core.models import JobRun
+
+    tick = as_utc(tick).replace(microsecond=0)
+    found = select(JobRun.id).where(JobRun.job == job, JobRun.scheduled_for == tick).limit(1)
+    return session.execute(found).first() is not None
+
+
 def finish_job_run(session: Session, run_id: int, *, status: str, detail: str | None) -> None:
     from core.models import JobRun
 

@@ -13,10 +13,12 @@ An interrupted run (Ctrl-C, SIGTERM) leaves the previous output as it was; run i
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
 import signal
+import sys
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from typing import IO, Any, BinaryIO
 from core.analysis import analysis_record
 from nlp.analyzer import Analyzer
 from nlp.errors import VerbatimError
+from nlp.text.normalize import normalize_text
 
 BOM = "\ufeff"
 
@@ -55,13 +58,30 @@ def check_not_input(input_path: Path, output: Path) -> None:
         )
 
 
+def is_stdout(path: Path) -> bool:
+    """`-`, or a path naming this process's standard output (`/dev/stdout`, `/dev/fd/1`):
+    written through it, not reopened (that truncated a `>> log` file) nor renamed over (the
+    output redirected to a file: the file was replaced, what went to stdout after it lost)."""
+    if str(path) == "-":
+        return True
+    try:
+        return os.path.samestat(path.stat(), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return False
+
+
 @contextlib.contextmanager
 def atomic_output(path: Path) -> Iterator[IO[str]]:
     """A text file that appears at `path` only once complete: written to a temporary file in
     the same folder, renamed over `path` at the end. On any error or interruption (Ctrl-C,
     SIGTERM: turned into KeyboardInterrupt for the time of the block) the temporary file is
-    removed and `path` is left as it was."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    removed and `path` is left as it was. A device or a named pipe (`-o /dev/stdout`,
+    `/dev/null`, a FIFO) is written in place: renaming over it would replace it with a regular
+    file. A symbolic link is kept: the file it points to is the one replaced."""
+    special = path.exists() and not path.is_file()
+    if path.is_symlink() and not special:
+        path = Path(os.path.realpath(path))
+    tmp = path if special else path.with_name(f".{path.name}.{os.getpid()}.partial")
     previous = None
     if threading.current_thread() is threading.main_thread():
 
@@ -73,10 +93,13 @@ def atomic_output(path: Path) -> Iterator[IO[str]]:
         with tmp.open("w", encoding="utf-8", newline="\n") as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+            if not special:  # a pipe cannot be synced
+                os.fsync(fh.fileno())
+        if not special:
+            os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if not special:
+            tmp.unlink(missing_ok=True)
         raise
     finally:
         if previous is not None:
@@ -147,9 +170,15 @@ def _parse_line(line: str, text_field: str) -> tuple[dict[str, Any], str | None]
     text = row[text_field]
     if not isinstance(text, str):
         return row, f"field {text_field!r} must be a string, got {type(text).__name__}"
-    if not text.strip():
+    if _blank(text):
         return row, f"field {text_field!r} is empty"
     return row, None
+
+
+def _blank(text: str) -> bool:
+    """No text once normalised, as `verbatim ingest` sees it: only spaces, zero-width or
+    control characters (the analyzer scored such a line, "positive 0.92")."""
+    return not normalize_text(text).strip()
 
 
 def _merge(row: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
@@ -298,18 +327,19 @@ def _csv_records(
     def records() -> Iterator[tuple[int, dict[str, Any], str | None]]:
         try:
             for rec in iter_csv(path, encoding):
+                line = rec.line or rec.number  # the file's line (a header, a `sep=` before)
                 if rec.fields is None:
                     reason, _f, detail = rec.error or ("bad_row", None, "unreadable")
                     if reason == "encoding_error":
-                        yield rec.number, {"raw": rec.raw}, _encoding_hint(encoding)
+                        yield line, {"raw": rec.raw}, _encoding_hint(encoding)
                     else:
-                        yield rec.number, {"raw": rec.raw}, f"{reason}: {detail}"
+                        yield line, {"raw": rec.raw}, f"{reason}: {detail}"
                     continue
                 row: dict[str, Any] = dict(rec.fields)
-                if not str(row.get(column) or "").strip():
-                    yield rec.number, row, f"field {column!r} is empty"
+                if _blank(str(row.get(column) or "")):
+                    yield line, row, f"field {column!r} is empty"
                 else:
-                    yield rec.number, row, None
+                    yield line, row, None
         except ReaderError as exc:
             raise InputError(str(exc)) from None
 
@@ -329,7 +359,6 @@ def analyze_file(
     """Analyze a JSONL or CSV file (format from the name, else the content; "-": JSONL on
     stdin) into JSONL at `output_path` ("-": stdout), written whole or not at all (see
     `atomic_output`)."""
-    import sys
 
     from jobs.readers import (
         ReaderError,
@@ -355,9 +384,7 @@ def analyze_file(
         except ReaderError as exc:
             raise InputError(str(exc)) from None
     out: contextlib.AbstractContextManager[IO[str]] = (
-        contextlib.nullcontext(sys.stdout)
-        if str(output_path) == "-"
-        else atomic_output(output_path)
+        contextlib.nullcontext(sys.stdout) if is_stdout(output_path) else atomic_output(output_path)
     )
     options: dict[str, Any] = {"batch_size": batch_size, "max_chars": max_chars}
     with out as dst:

@@ -18,18 +18,21 @@ theme as `verbatim aggregate` does (volume = verbatims mentioning the theme, neg
 mentions with negative polarity; only verbatims in French or of unknown language, like
 `daily_aggregates`), then `SpikeDetector.detect` + `absorb_related` + `update_episodes` (the
 very code `verbatim detect` runs, on the same look-back window) are applied on every day from
-the first to the last. With `per_channel`, per-channel series are tested as well as the
-overall ones (`verbatim detect --per-channel`); a row without a channel is a "review".
+the first to the last day with a verbatim in those languages (`verbatim detect`'s days).
+With `per_channel`, per-channel series are tested as well as the overall ones (`verbatim
+detect --per-channel`); a row without a channel is a "review".
 
 Output: one line per alert episode, on the day it was raised:
   {"theme", "kind", "day", "severity", "observed", "expected", "p_value", "ratio",
    "episode": key, "revision": 1, "channel": null, "update": false}
 With `include_updates`, each later day the episode escalates adds a line with "update": true
 (same episode key, higher revision). Days a persisting episode merely continues add nothing.
-Each line also names its `incident` ("theme|first day"): the alerts of one theme within
-cooldown + 1 days of each other, whatever their kind, are one incident (`group_incidents`),
-as `verbatim detect` groups them into one Slack message. The detector's warm-up applies from
-the feed's first day: no alert in its first `warmup_days` days. Emerging topics (`verbatim
+Each line also names its `incident` ("theme|first day"), grouped as `verbatim detect` groups
+alerts into one Slack message (`jobs.incidents.attach`): an alert of the theme, whatever its
+kind, joins the open incident whose days (its episodes' whole spans, not only the days they
+were raised) are within cooldown + 1 days of its own; an incident closes once all its
+episodes are resolved. The detector's warm-up applies from
+the feed's first day in French: no alert in its first `warmup_days` days. Emerging topics (`verbatim
 topics`) are not replayed: only the taxonomy's themes.
 
 The output file is written whole or not at all (a temporary file renamed at the end): an
@@ -42,13 +45,13 @@ import json
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from core.store import InvalidValue, Rejection, parse_datetime, prepare_feedback, utcnow
-from jobs.analyze import OutputError, atomic_output, check_not_input
+from jobs.analyze import OutputError, atomic_output, check_not_input, is_stdout
 from jobs.ingest import MappingError, resolve_mapping
 from jobs.readers import (
     RawRecord,
@@ -174,12 +177,14 @@ class _Reader:
         )
 
     def record(self, rec: RawRecord, mapping: Mapping[str, str]) -> FeedRow | None:
+        # The file's line where the record starts (blank lines, a CSV header counted).
+        number = rec.line or rec.number
         if rec.error is not None or rec.fields is None:
             self.read += 1
             reason, _field, detail = rec.error or ("bad_row", None, "unreadable")
-            self.reject(rec.number, reason, detail)
+            self.reject(number, reason, detail)
             return None
-        return self.row(rec.number, rec.fields, mapping)
+        return self.row(number, rec.fields, mapping)
 
     def summary(self) -> None:
         if self.bad > SHOWN_BAD:
@@ -269,7 +274,7 @@ def read_feed_file(
                 f"{path}: no date column (created_at, date, timestamp...); a backtest needs "
                 f"the day of each verbatim (file columns: {', '.join(names)})"
             )
-        reader = _Reader(warn, now or utcnow(), max_text_chars, "row" if fmt == "csv" else "line")
+        reader = _Reader(warn, now or utcnow(), max_text_chars)
         rows: list[FeedRow] = []
         for rec in iter_records(path, fmt, encoding):
             row = reader.record(rec, mapping)
@@ -334,17 +339,28 @@ def replay(
     themes: Iterable[str],
     include_updates: bool = False,
     co_mentions: dict[date, dict[tuple[str, str], int]] | None = None,
+    sources: Mapping[tuple[str, str | None], Mapping[str, Mapping[date, tuple[int, int]]]]
+    | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Run the detector on every day of [start, end] with the data up to that day, as
     `verbatim detect` does on a first run: each day sees the series over its look-back window
     (window + guard days; the history starts on `start`), signals on the overall series
     (channel None) go through `absorb_related` (`co_mentions`: day -> theme pair -> verbatims
     naming both), those of per-channel series are added, and `update_episodes` gets the open
-    episodes plus the recently resolved ones."""
+    episodes plus the recently resolved ones. `sources`: the same counts per source
+    ((theme, channel) -> source -> day -> counts), as `verbatim detect` reads them from
+    `daily_aggregates` (a feed replayed alone is one source)."""
     keys = set(counts) | {(t, None) for t in themes}
-    full = {k: Series.from_days(k[0], counts.get(k, {}), start, end, k[1]) for k in keys}
+    full = {
+        k: Series.from_days(
+            k[0], counts.get(k, {}), start, end, k[1], sources=(sources or {}).get(k)
+        )
+        for k in keys
+    }
     ordered = [s for _, s in sorted(full.items(), key=lambda kv: str(kv[0]))]
     episodes: dict[str, Episode] = {}
+    incidents: list[_Incident] = []
+    of_episode: dict[str, _Incident] = {}
     cfg = detector.config
     span = cfg.window_days + cfg.guard_days + 1  # jobs.detect.detect_day
     cooldown = {t: r.cooldown_days for t, r in detector.rules.items()}
@@ -354,17 +370,7 @@ def replay(
         i = (day - start).days + 1
         lo = max(0, i - 1 - span)
         # Only data up to `day` is visible, as in the scheduled job.
-        window = [
-            Series(
-                s.theme,
-                s.start + timedelta(days=lo),
-                s.volumes[lo:i],
-                s.negatives[lo:i],
-                s.channel,
-                start,
-            )
-            for s in ordered
-        ]
+        window = [replace(s.window(lo, i), history_from=start) for s in ordered]
         overall = [s for s in window if s.channel is None]
         signals = detector.detect(overall, day)
         opened = [e for e in episodes.values() if e.status == "open"]
@@ -388,9 +394,58 @@ def replay(
         events = update_episodes(known, signals, day, cooldown or cfg.cooldown_days)
         apply_events(episodes, events)
         for ev in events:
+            if ev.action == "resolve":
+                continue
+            gap = cooldown.get(ev.episode.theme, cfg.cooldown_days) + 1
+            inc = attach_incident(incidents, of_episode, ev.episode, gap)
             if ev.action == "new" or (include_updates and ev.action == "update" and ev.notify):
-                yield alert_line(ev.episode, day, update=ev.action == "update")
+                line = alert_line(ev.episode, day, update=ev.action == "update")
+                line["incident"] = inc.key
+                yield line
+        # `incidents.close_quiet`: an incident whose every episode is resolved is closed.
+        for inc in incidents:
+            if inc.open and all(episodes[k].status == "resolved" for k in inc.episodes):
+                inc.open = False
         day += timedelta(days=1)
+
+
+@dataclass
+class _Incident:
+    theme: str
+    first: date
+    last: date
+    episodes: set[str] = field(default_factory=set)
+    open: bool = True
+
+    @property
+    def key(self) -> str:
+        return f"{self.theme}|{self.first.isoformat()}"
+
+
+def attach_incident(
+    incidents: list[_Incident], of_episode: dict[str, _Incident], ep: Episode, gap: int
+) -> _Incident:
+    """The incident `ep` joins, as `jobs.incidents.attach` does on every new or updated
+    episode: its own, else the theme's open one whose days (the days its episodes lasted,
+    not only the days they were raised) widened by `gap` overlap the episode's."""
+    inc = of_episode.get(ep.key)
+    if inc is None:
+        near = [
+            i
+            for i in incidents
+            if i.open
+            and i.theme == ep.theme
+            and i.first <= ep.last_day + timedelta(days=gap)
+            and i.last >= ep.first_day - timedelta(days=gap)
+        ]
+        inc = max(near, key=lambda i: i.last) if near else None
+    if inc is None:
+        inc = _Incident(ep.theme, ep.first_day, ep.last_day)
+        incidents.append(inc)
+    inc.first, inc.last = min(inc.first, ep.first_day), max(inc.last, ep.last_day)
+    inc.episodes.add(ep.key)
+    of_episode[ep.key] = inc
+    return inc
 
 
 def group_incidents(
@@ -445,6 +500,14 @@ def alert_line(ep: Episode, day: date, update: bool = False) -> dict[str, Any]:
     }
 
 
+def check_output(feed: Path, output: Path) -> None:
+    """Refuse an output the alerts cannot go to; the command checks it before the analyzer
+    loads (half a minute), not after."""
+    if is_stdout(output):  # the summary goes to stdout: the alerts need a file of their own
+        raise OutputError(f"-o {output}: write the alerts to a file, e.g. -o alerts.jsonl")
+    check_not_input(feed, output)
+
+
 def run_backtest(
     feed: Path,
     output: Path,
@@ -464,9 +527,7 @@ def run_backtest(
     `analyzer` has `.analyze(texts)`. Raises FeedError / OutputError (VerbatimError) when the
     feed cannot be replayed or `output` is the feed itself."""
     warn = warn or (lambda msg: print(msg, file=sys.stderr))
-    if str(output) == "-":  # the summary goes to stdout: the alerts need a file of their own
-        raise OutputError("-o -: write the alerts to a file, e.g. -o alerts.jsonl")
-    check_not_input(feed, output)
+    check_output(feed, output)
     rows, reader = read_feed_file(
         feed, warn, encoding=encoding, now=now, max_text_chars=max_text_chars
     )
@@ -488,24 +549,19 @@ def run_backtest(
         )
     config = config or DetectorConfig()
     detector = SpikeDetector(config, rules_from_taxonomy(taxonomy, config))
-    if rows:
-        start, end = min(r.day for r in rows), max(r.day for r in rows)
+    # `verbatim detect` tests the days of `daily_aggregates`, French rows only: a day with
+    # only English rows neither starts the warm-up nor ends the replay.
+    days = [r.day for r in rows if r.language in AGGREGATED_LANGUAGES]
+    if days:
+        start, end = min(days), max(days)
         result.days = (end - start).days + 1
         counts = aggregate_mentions(rows, analyses, taxonomy, per_channel)
         co = co_mention_counts(rows, analyses, taxonomy)
+        # Each line names its incident (theme|first day), grouped in the replay as `verbatim
+        # detect` groups them (each theme's own cooldown: a taxonomy may set one per theme).
         result.alerts = list(
             replay(counts, start, end, detector, taxonomy.ids, include_updates, co_mentions=co)
         )
-        # Each line names its incident (theme|first day): what `verbatim detect` would send,
-        # with each theme's own cooldown (a taxonomy may set one per theme).
-        gaps = {t: r.cooldown_days + 1 for t, r in detector.rules.items()}
-        for inc in group_incidents(result.alerts, gaps, config.cooldown_days + 1):
-            for line in result.alerts:
-                if (
-                    line["theme"] == inc["theme"]
-                    and inc["first_day"] <= line["day"] <= inc["last_day"]
-                ):
-                    line["incident"] = f"{inc['theme']}|{inc['first_day']}"
     with atomic_output(output) as out:
         write_lines(result.alerts, out)
     return result
@@ -523,6 +579,7 @@ __all__ = [
     "OutputError",
     "aggregate_mentions",
     "alert_line",
+    "check_output",
     "group_incidents",
     "parse_day",
     "read_feed",

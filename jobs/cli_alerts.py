@@ -152,12 +152,13 @@ def register(app: typer.Typer) -> None:
         The feed is read as `verbatim ingest` reads it (JSONL or CSV, same dates, same
         duplicate rule, French rows only in the theme series) and the detector runs with the
         settings `verbatim detect` uses, so both raise the same alerts on the same feed."""
-        from jobs.backtest import run_backtest
+        from jobs.backtest import check_output, run_backtest
         from nlp.spikes import DetectorConfig
 
         if not feed.is_file():
             raise fail(not_a_file(feed, "feed"))
         check_output_file(output)
+        check_output(feed, output)
         settings = _settings()
         tax = _taxonomy(taxonomy, settings)
         from core.analysis import build_analyzer

@@ -57,12 +57,14 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Add sentiment, themes (with clause polarity and evidence) and severity to each line."""
-        from jobs.analyze import Terminated, analyze_file
+        from jobs.analyze import Terminated, analyze_file, check_not_input
         from jobs.readers import ReaderError, check_encoding_name
 
         if str(input_path) != "-" and not input_path.is_file():
             raise fail(not_a_file(input_path, "input file"))
         check_output_file(output)
+        if str(input_path) != "-":
+            check_not_input(input_path, output)  # before the analyzer loads, not after
         try:
             check_encoding_name(encoding)
         except ReaderError as exc:

@@ -285,6 +285,11 @@ def register(app: typer.Typer) -> None:
                 f"analysed [green]{result.analyzed}[/] verbatims on Ray ({result.mentions} "
                 f"theme mentions, model {result.model_version}) over {len(result.days)} day(s)"
             )
+            if result.failed:  # as the in-process engine says it
+                Console(stderr=True).print(
+                    f"[yellow]{result.failed} verbatim(s) could not be analysed[/] "
+                    "(left for the next run; see the Ray workers' log)"
+                )
             return
         with console.status("loading the analyzer…"):
             analyzer = _analyzer(settings, backend, sessions)

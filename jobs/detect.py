@@ -89,12 +89,14 @@ def load_series(
     since: dict[str, str] | None = None,
 ) -> list[Series]:
     """Daily theme series ending at `until` (summed over sources, and channels unless
-    `per_channel`); former theme ids are folded into their current theme."""
+    `per_channel`), each with its per-source counts (`Series.sources`: the negativity test
+    compares a day with its own source mix); former theme ids are folded into their current
+    theme."""
     start_all = first_day(session)
     if start_all is None:
         return []
     start = max(start_all, until - timedelta(days=span_days))
-    cols = [DailyAggregate.day, DailyAggregate.theme]
+    cols = [DailyAggregate.day, DailyAggregate.theme, DailyAggregate.source]
     if per_channel:
         cols.append(DailyAggregate.channel)
     rows = session.execute(
@@ -107,14 +109,18 @@ def load_series(
         .group_by(*cols)
     ).all()
     counts: dict[tuple[str, str | None], dict[date, tuple[int, int]]] = defaultdict(dict)
+    by_source: dict[tuple[str, str | None], dict[str, dict[date, tuple[int, int]]]] = defaultdict(
+        lambda: defaultdict(dict)
+    )
     for row in rows:
         theme = taxonomy.resolve(row[1])
         if theme is None or theme.retired:
             continue
-        key = (theme.id, row[2] if per_channel else None)
+        key = (theme.id, row[3] if per_channel else None)
         vol, neg = int(row[-2] or 0), int(row[-1] or 0)
-        old = counts[key].get(row[0], (0, 0))
-        counts[key][row[0]] = (old[0] + vol, old[1] + neg)
+        for cells in (counts[key], by_source[key][str(row[2])]):
+            old = cells.get(row[0], (0, 0))
+            cells[row[0]] = (old[0] + vol, old[1] + neg)
     if not per_channel:
         for theme_id in taxonomy.ids:  # absent themes still get a (zero) series: emergence
             counts.setdefault((theme_id, None), {})
@@ -125,7 +131,8 @@ def load_series(
         if added == "":
             continue  # a theme just added, not re-detected yet: no history at all
         history_from = max(start_all, date.fromisoformat(added)) if added else start_all
-        out.append(Series.from_days(theme, days, start, until, channel, history_from))
+        sources = by_source.get((theme, channel), {})
+        out.append(Series.from_days(theme, days, start, until, channel, history_from, sources))
     return out
 
 

@@ -33,6 +33,7 @@ from core.queries import (
     dashboard_link,
     latest_day,
     list_incidents,
+    listed_theme,
     score_summary,
     theme_summary,
 )
@@ -80,21 +81,24 @@ def build_digest(
     latest = latest_day(session)
     end = end or latest or date.today()
     start = end - timedelta(days=days - 1)
-    past = latest is not None and end < latest  # a resent old week, not the current one
+    # A resent old week, not the current one: the scheduler's digest ends the day before the
+    # day in progress (jobs.scheduler.scheduled_digest_end) and lists the incidents live now.
+    past = latest is not None and end < latest - timedelta(days=1)
     rows = theme_summary(session, start=start, end=end, taxonomy=taxonomy, include_total=True)
     total = rows.pop()
     movers = sorted(
-        (r for r in rows if r.volume > r.previous_volume),
+        # Not a retired theme (its stored mentions), as `/overview`'s movers.
+        (r for r in rows if r.volume > r.previous_volume and listed_theme(taxonomy, r.theme)),
         key=lambda r: (-(r.volume - r.previous_volume), r.theme),
     )[:top]
-    # Open incidents begun by the end of the period; for an old week, only those live in it
-    # (a digest of a past week listed today's incidents, some begun after it ended).
+    # Open incidents; for an old week, only those live in it (a digest of a past week listed
+    # today's incidents, some begun after it ended).
     incidents = sorted(
         (
             inc
             for status in STATUS
             for inc in list_incidents(session, status=status, include_historical=False, limit=200)
-            if inc.first_day <= end and not (past and inc.last_day < start)
+            if not past or start <= inc.last_day and inc.first_day <= end
         ),
         key=lambda i: (RANK.get(i.severity, 9), i.first_day, i.id),
     )
@@ -112,9 +116,10 @@ def build_digest(
             f"{round(total.negative_share * 100)} % négatifs{change}"
         )
     else:  # not "0 % négatifs (-62 pts)": an empty week is an ingestion to check
+        before = "la semaine précédente" if days == 7 else f"les {days} jours précédents"
         headline = (
-            f"Aucun verbatim sur la période ({_num(total.previous_volume)} la semaine "
-            "précédente) : vérifier l'ingestion des sources"
+            f"Aucun verbatim sur la période ({_num(total.previous_volume)} {before}) : "
+            "vérifier l'ingestion des sources"
         )
     for score in ("nps", "csat"):
         s = score_summary(session, score, start=start, end=end)

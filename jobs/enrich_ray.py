@@ -13,8 +13,11 @@ counted twice. Every worker needs the code installed and the database reachable
 from __future__ import annotations
 
 import logging
+import re
+import socket
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -24,8 +27,33 @@ from core.db import session_scope
 from core.models import Feedback
 from core.settings import Settings
 from jobs.enrich import EnrichResult
+from nlp.errors import VerbatimError
 
 log = logging.getLogger(__name__)
+
+
+class RayEngineError(VerbatimError, RuntimeError):
+    """The Ray run cannot start or finish (cluster unreachable, workers dying): one line."""
+
+    exit_code = 1  # not the user's input: a later run may succeed
+
+
+class RayConfigError(RayEngineError, ValueError):
+    """A bad --address or --backend: a user error, said before any worker starts."""
+
+    exit_code = 2
+
+
+# "ValueError: …", "sqlalchemy.exc.OperationalError: …": the worker's exception line.
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception)\b[^:\s]*: \S")
+
+
+def _last_line(exc: BaseException) -> str:
+    """The root cause of a Ray error: the worker's last exception line in its message (not
+    SQLAlchemy's "(Background on this error at: …)" after it), else its last line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    found = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    return found[-1] if found else lines[-1] if lines else type(exc).__name__
 
 
 def pending_ranges(sessions: sessionmaker[Session], size: int) -> list[tuple[int, int]]:
@@ -59,7 +87,15 @@ class RangeAnalyzer:
         from core.taxonomy_store import for_job
 
         self.settings = Settings(**settings)
-        self.engine = make_engine(self.settings.resolved_database_url)
+        url = self.settings.resolved_database_url
+        path = url.split("///", 1)[-1] if url.startswith("sqlite") else ""
+        if path and path != ":memory:" and not Path(path).is_file():
+            # make_engine would create an empty database here, then fail on "no such table".
+            raise RayEngineError(
+                f"the SQLite database {path} is not on this Ray worker "
+                f"({socket.gethostname()}): a cluster of several machines needs PostgreSQL"
+            )
+        self.engine = make_engine(url)
         self.sessions = session_factory(self.engine)
         taxonomy = for_job(self.sessions, self.settings).taxonomy
         self.analyzer = build_analyzer(self.settings, backend=backend, taxonomy=taxonomy)
@@ -68,7 +104,7 @@ class RangeAnalyzer:
     def analyse_range(self, lo: int, hi: int) -> tuple[int, int, int, list[date]]:
         """(analysed, mentions, failed, days) for the pending rows with lo <= id <= hi."""
         from core.store import as_utc, store_analyses, utcnow
-        from jobs.enrich import _analyze, _recurrent
+        from jobs.enrich import _analyze, _recurrent, _store_embeddings
 
         with session_scope(self.sessions) as session:
             rows = session.execute(
@@ -81,6 +117,9 @@ class RangeAnalyzer:
             docs = _analyze(self.analyzer, [r.text for r in rows])
             kept = [(r, d) for r, d in zip(rows, docs, strict=True) if d is not None]
             failed = len(rows) - len(kept)
+            if failed:  # left analyzed=False for the next run, as the in-process engine does
+                bad = sorted({r.id for r in rows} - {r.id for r, _ in kept})
+                log.warning("analyzer failed on feedback ids %s", bad[:20])
             rows, docs = [r for r, _ in kept], [d for _, d in kept]
             stored = store_analyses(
                 session,
@@ -90,6 +129,9 @@ class RangeAnalyzer:
                 recurrent=_recurrent(session, rows),
                 now=utcnow(),
             )
+            # The document vectors too (topics reuse them), as the in-process engine stores.
+            key = getattr(self.analyzer, "embedding_key", None)
+            _store_embeddings(session, rows, docs, key, utcnow())
             days = sorted({as_utc(r.created_at).date() for r in rows})
         # Stored by this worker: rows another run stored first are not counted twice.
         return stored.analyses, stored.mentions, failed, days
@@ -132,19 +174,32 @@ def enrich_ray(
     """Analyse every pending verbatim on Ray; returns the same counts as `jobs.enrich`."""
     import ray
     import ray.data
+    import ray.exceptions
+
+    from nlp.sentiment import REGISTRY
 
     opts = options or RayOptions()
     ranges = pending_ranges(sessions, opts.range_size)
     if not ranges:
         return EnrichResult()
+    name = backend or settings.sentiment_backend
+    if name not in REGISTRY:  # else every actor dies on it, in pages of Ray tracebacks
+        known = ", ".join(sorted(REGISTRY))
+        raise RayConfigError(f"unknown sentiment backend {name!r}; known: {known}")
     if not ray.is_initialized():
-        ray.init(
-            address=opts.address,
-            num_cpus=opts.num_cpus if opts.address is None else None,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.WARNING,
-        )
+        where = opts.address or "a local Ray instance"
+        try:
+            ray.init(
+                address=opts.address,
+                num_cpus=opts.num_cpus if opts.address is None else None,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
+        except ConnectionError as exc:  # no cluster there (or none running for "auto")
+            raise RayEngineError(f"cannot reach the Ray cluster at {where}: {exc}") from None
+        except ValueError as exc:  # a malformed address, ray:// without ray[client]
+            raise RayConfigError(f"--address {opts.address!r}: {exc}") from None
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     # Workers build their own Settings from these values (their environment may differ).
@@ -160,10 +215,16 @@ def enrich_ray(
         num_cpus=opts.cpus_per_worker,
     )
     result = EnrichResult()
-    for row in results.iter_rows():
-        result.analyzed += int(row["analyzed"])
-        result.mentions += int(row["mentions"])
-        result.failed += int(row["failed"])
-        result.model_version = str(row["version"]) or result.model_version
-        result.days.update(date.fromisoformat(d) for d in str(row["days"]).split(",") if d)
+    try:
+        for row in results.iter_rows():
+            result.analyzed += int(row["analyzed"])
+            result.mentions += int(row["mentions"])
+            result.failed += int(row["failed"])
+            result.model_version = str(row["version"]) or result.model_version
+            result.days.update(date.fromisoformat(d) for d in str(row["days"]).split(",") if d)
+    except ray.exceptions.RayError as exc:  # an actor that cannot load, a range that raised
+        raise RayEngineError(
+            f"the Ray run failed: {_last_line(exc)} (the ranges finished before are stored: "
+            "run it again to continue)"
+        ) from None
     return result

@@ -37,6 +37,7 @@ class RawRecord:
     raw: str
     error: tuple[str, str | None, str] | None = None  # (reason, field, detail)
     offset: int = 0  # bytes of the file consumed so far (progress bar)
+    line: int = 0  # 1-based line of the file where the record starts (0: not tracked)
 
 
 def detect_format(path: Path) -> Format:
@@ -314,7 +315,10 @@ def iter_csv(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
         lines = _Peekable(_physical_lines(fh, encoding))
         # Skip blank lines before the header, then the header itself (it may span lines).
         in_quote = False
+        line_no = 0  # physical lines read (the record's first one is `start`)
+        start = 0
         for line, _bad, quotes in lines:
+            line_no += 1
             if not in_quote and (not line.strip() or _EXCEL_SEP.match(line)):
                 continue
             if quotes >= 0:
@@ -391,13 +395,13 @@ def iter_csv(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
                     raw[:RAW_KEEP],
                     ("oversized_field", None, f"a field over {CSV_FIELD_LIMIT:,} bytes"),
                     fh.tell(),
+                    start,
                 )
             try:
                 rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
             except csv.Error as exc:
-                return RawRecord(
-                    number, None, raw[:RAW_KEEP], ("csv_error", None, str(exc)[:150]), fh.tell()
-                )
+                error = ("csv_error", None, str(exc)[:150])
+                return RawRecord(number, None, raw[:RAW_KEEP], error, fh.tell(), start)
             row = rows[0] if len(rows) == 1 else []
             if not any(cell.strip() for cell in row):
                 number -= 1
@@ -410,6 +414,7 @@ def iter_csv(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
                     raw,
                     ("encoding_error", None, f"bytes that are not {encoding}"),
                     fh.tell(),
+                    start,
                 )
             if len(row) != width:
                 return RawRecord(
@@ -418,8 +423,10 @@ def iter_csv(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
                     raw,
                     ("wrong_field_count", None, f"{len(row)} fields, the header has {width}"),
                     fh.tell(),
+                    start,
                 )
-            return RawRecord(number, dict(zip(header, row, strict=True)), raw, None, fh.tell())
+            fields = dict(zip(header, row, strict=True))
+            return RawRecord(number, fields, raw, None, fh.tell(), start)
 
         def unterminated() -> RawRecord:
             nonlocal number
@@ -431,10 +438,12 @@ def iter_csv(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
                 raw,
                 ("unterminated_quote", None, "a quoted field is never closed"),
                 fh.tell(),
+                start,
             )
 
         in_quote = False
         for line, line_bad, quotes in lines:
+            line_no += 1
             line_big = quotes >= 0
             if in_quote and (starts_a_record(line) or len(buffer) >= MAX_RECORD_LINES):
                 yield unterminated()
@@ -447,6 +456,8 @@ def iter_csv(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
                 in_quote = in_quote ^ (quotes % 2 == 1)
             else:
                 in_quote = _quote_state(line, delimiter, in_quote)
+            if not buffer:
+                start = line_no
             size += len(line)
             bad = bad or line_bad
             if line_big or size > CSV_FIELD_LIMIT:
@@ -500,7 +511,7 @@ def iter_jsonl(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
         fh.seek(0)
         lines = _Lines(fh, encoding)
         number = 0
-        for line in lines:
+        for line_no, line in enumerate(lines, start=1):
             if not line.strip():
                 lines.bad = False
                 continue
@@ -514,18 +525,21 @@ def iter_jsonl(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
                     raw,
                     ("encoding_error", None, f"bytes that are not {lines.encoding}"),
                     fh.tell(),
+                    line_no,
                 )
                 continue
             try:
                 obj = json.loads(raw)
             except json.JSONDecodeError as exc:
-                yield RawRecord(number, None, raw, ("invalid_json", None, exc.msg), fh.tell())
+                yield RawRecord(
+                    number, None, raw, ("invalid_json", None, exc.msg), fh.tell(), line_no
+                )
                 continue
             except RecursionError:
                 # Arrays or objects nested ~1000 deep: the parser gives up. One rejected row
                 # (the same reason as a row that parses but nests past MAX_NESTING).
                 detail = "lists or objects nested too deep to parse"
-                yield RawRecord(number, None, raw, ("too_deep", None, detail), fh.tell())
+                yield RawRecord(number, None, raw, ("too_deep", None, detail), fh.tell(), line_no)
                 continue
             if not isinstance(obj, dict):
                 yield RawRecord(
@@ -534,9 +548,10 @@ def iter_jsonl(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
                     raw,
                     ("not_an_object", None, f"got {type(obj).__name__}"),
                     fh.tell(),
+                    line_no,
                 )
                 continue
-            yield RawRecord(number, obj, raw, None, fh.tell())
+            yield RawRecord(number, obj, raw, None, fh.tell(), line_no)
 
 
 def iter_records(path: Path, fmt: Format, encoding: str = "utf-8") -> Iterator[RawRecord]:

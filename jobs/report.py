@@ -13,11 +13,13 @@ from sqlalchemy.orm import Session
 
 from core.exports import SCORE_UNITS, driver_json, drivers_table, themes_table, to_csv, to_xlsx
 from core.exports import Table as ExportTable
+from core.models import ALL_THEMES
 from core.queries import (
     SCORES,
     ThemeRow,
     key_driver_report,
     latest_day,
+    listed_theme,
     other_language_volumes,
     theme_summary,
 )
@@ -54,15 +56,19 @@ def build_report(
         raise ValueError("--days must be at least 1")
     end = end or latest_day(session) or date.today()
     start = end - timedelta(days=days - 1)
-    rows = theme_summary(
-        session,
-        start=start,
-        end=end,
-        channel=channel,
-        source=source,
-        taxonomy=taxonomy,
-        include_total=True,
-    )
+    rows = [  # a retired theme's stored mentions: listed nowhere else (/themes, its CSV)
+        r
+        for r in theme_summary(
+            session,
+            start=start,
+            end=end,
+            channel=channel,
+            source=source,
+            taxonomy=taxonomy,
+            include_total=True,
+        )
+        if r.theme == ALL_THEMES or listed_theme(taxonomy, r.theme)
+    ]
     driver_start = end - timedelta(days=max(driver_days, days) - 1)
     drivers: dict[str, list[DriverEffect]] = {}
     for score in SCORES:
@@ -143,6 +149,16 @@ LANGUAGE_NAMES = {
     "it": "italien",
     "pt": "portugais",
     "nl": "néerlandais",
+    "ar": "arabe",
+    "ru": "russe",
+    "uk": "ukrainien",
+    "el": "grec",
+    "he": "hébreu",
+    "ja": "japonais",
+    "zh": "chinois",
+    "ko": "coréen",
+    "th": "thaï",
+    "hi": "hindi",
 }
 
 

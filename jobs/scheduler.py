@@ -35,7 +35,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
 from core.settings import SchedulerJob, Settings
-from core.store import claim_job_run, finish_job_run, interrupt_stale_job_runs, utcnow
+from core.store import (
+    claim_job_run,
+    finish_job_run,
+    interrupt_stale_job_runs,
+    job_run_claimed,
+    utcnow,
+)
 from nlp.errors import VerbatimError
 
 log = logging.getLogger(__name__)
@@ -251,10 +257,13 @@ def scheduled_digest_end(latest: date | None, today: date, days: int = 7) -> dat
     """The last day of a scheduled digest: None (the last day with data, as `verbatim digest`)
     unless the data stopped more than a period ago; then yesterday, so the digest says the
     week was empty ("vérifier l'ingestion"). Before, a stalled feed kept the digest on its
-    last data day, already sent: the weekly ticks said `already_sent` and nothing was posted."""
-    if latest is not None and latest >= today - timedelta(days=days):
+    last data day, already sent: the weekly ticks said `already_sent` and nothing was posted.
+    `today` (a UTC day, as the aggregates') is never in it: a Monday 8:00 tick summed Tuesday
+    to Monday morning against seven whole days, and the rest of that Monday was in no digest."""
+    yesterday = today - timedelta(days=1)
+    if latest is not None and today - timedelta(days=days) <= latest <= yesterday:
         return None
-    return today - timedelta(days=1)
+    return yesterday
 
 
 def _cmd_digest(res: JobResources, stop: Stop) -> str:
@@ -265,7 +274,7 @@ def _cmd_digest(res: JobResources, stop: Stop) -> str:
 
     with session_scope(res.sessions) as session:
         latest = latest_day(session)
-    end = scheduled_digest_end(latest, date.today())
+    end = scheduled_digest_end(latest, datetime.now(UTC).date())
     result = send_digest(
         res.settings,
         res.sessions,
@@ -277,7 +286,8 @@ def _cmd_digest(res: JobResources, stop: Stop) -> str:
         raise RuntimeError(f"digest kept pending (the next alert tick posts it): {result.error}")
     if result.outcome in ("dead", "unknown"):
         raise RuntimeError(f"digest not delivered ({result.outcome}): {result.error}")
-    stale = f"; no data since {latest}" if end is not None and latest is not None else ""
+    stalled = end is not None and latest is not None and latest < end  # not the day in progress
+    stale = f"; no data since {latest}" if stalled else ""
     return f"digest {result.outcome}: {result.digest.incidents} incidents in progress{stale}"
 
 
@@ -297,12 +307,28 @@ COMMANDS: dict[str, Callable[[JobResources, Stop], str]] = {
 
 def make_trigger(cron: str, timezone: str) -> Any:
     """5-field crontab, or 6 fields with seconds first (`*/10 * * * * *`), that fires."""
+    _check_zone(timezone)
     trigger = _cron_trigger(cron, timezone)
     # A valid expression can name a date that never comes (`0 8 31 2 *`): the job then has
     # no next run time, and `verbatim scheduler` died on it with a traceback.
     if trigger.get_next_fire_time(None, utcnow()) is None:
         raise SchedulerConfigError(f"cron {cron!r} never fires (no such date)")
     return trigger
+
+
+def _check_zone(timezone: str) -> None:
+    """A misspelt zone was reported as an error of the first job's cron expression (`cron
+    '*/5 * * * *': 'No time zone found with key Europe/Pari'`); an empty one (APScheduler
+    reads it as none) ran the jobs on the machine's local time without a word."""
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(timezone)
+    except (ValueError, LookupError):
+        raise SchedulerConfigError(
+            f"scheduler.timezone {timezone!r}: unknown time zone "
+            "(an IANA name such as 'Europe/Paris' or 'UTC')"
+        ) from None
 
 
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab numbers 0..6 (7 = sun)
@@ -489,11 +515,19 @@ class Scheduler:
         conf = self.settings.scheduler
         tick = current_tick(self.triggers[job.name], utcnow(), conf.misfire_grace_seconds)
         if not self.lock.acquire(conf.lock_wait_seconds, self.stopping):
-            log.warning(
-                "job %s tick %s: another run held the lock too long; skipped", job.name, tick
-            )
+            if self.stopping():
+                log.info("job %s tick %s: stop requested; not started", job.name, tick.isoformat())
+            else:
+                log.warning(
+                    "job %s tick %s: another run held the lock too long; skipped", job.name, tick
+                )
             return None
         try:
+            # A tick queued behind the run SIGTERM stopped (one worker) still started once that
+            # run ended: an ingest pulled a whole source, a digest was posted, during the stop.
+            if self.stopping():
+                log.info("job %s tick %s: stop requested; not started", job.name, tick.isoformat())
+                return None
             with session_scope(self.sessions) as session:
                 stale = interrupt_stale_job_runs(session)
                 run_id = claim_job_run(
@@ -522,6 +556,19 @@ class Scheduler:
         finally:
             self.lock.release()
 
+    def missed_tick(self, job: SchedulerJob, now: datetime) -> datetime | None:
+        """The tick of `job` that fell less than `misfire_grace_seconds` before `now` and no
+        scheduler claimed (this one was stopped, or not started yet), else None."""
+        grace = self.settings.scheduler.misfire_grace_seconds
+        trigger = self.triggers[job.name]
+        first = trigger.get_next_fire_time(None, now - timedelta(seconds=grace))
+        if first is None or first > now:
+            return None
+        tick = current_tick(trigger, now, grace)
+        with self.sessions() as session:
+            claimed = job_run_claimed(session, job=job.name, tick=tick)
+        return None if claimed else tick
+
     def serve(self) -> None:
         """Run until SIGTERM / SIGINT; the run in progress ends at its next safe point."""
         from apscheduler.executors.pool import ThreadPoolExecutor
@@ -538,9 +585,22 @@ class Scheduler:
                 "max_instances": 1,
             },
         )
+        now = utcnow()
         for job in conf.jobs:
+            # APScheduler starts a job at its next fire time: a restart (a deploy) a minute
+            # after the Monday 08:00 digest lost that week's digest, whatever the grace said.
+            # A tick missed within the grace runs now, once (the claim still dedups it).
+            missed = self.missed_tick(job, now)
+            first_run: dict[str, Any] = {"next_run_time": now} if missed else {}
+            if missed:
+                log.info("job %s: tick %s missed; running it now", job.name, missed.isoformat())
             sched.add_job(
-                self.run_tick, self.triggers[job.name], args=[job], id=job.name, name=job.name
+                self.run_tick,
+                self.triggers[job.name],
+                args=[job],
+                id=job.name,
+                name=job.name,
+                **first_run,
             )
 
         with stop_on_signals(self.stop_event):

@@ -12,7 +12,13 @@ For a tested day the detector:
      catches a sustained rise one day earlier than two weak single days), overdispersion
      estimated from the window plus the uncertainty of the baseline itself;
    - negativity: beta-binomial tail of today's negatives given today's volume and the
-     baseline negative share (overdispersion of the share estimated from the window);
+     baseline negative share (overdispersion of the share estimated from the window); when
+     the series carries its per-source counts (`Series.sources`), that share is standardised
+     to today's source mix: sum over sources of today's volume x the source's own baseline
+     share (shrunk toward the pooled share when the source has little history), so a mostly
+     positive source going silent, or a mostly negative one taking a bigger part, is not a
+     negativity rise when no source's customers became more negative (a source with no
+     history in the window, e.g. a form connected today, counts at the pooled share);
    - emerging: a theme that was near-absent in the window and now reaches a volume floor;
 3. keeps candidates above floors (min_volume, min_negatives, effect size: observed >= 1.5x
    expected, share rise >= 0.15) and applies Benjamini-Hochberg across all candidates of the
@@ -67,6 +73,9 @@ class DetectorConfig:
     min_ratio: float = 1.5  # effect-size floor: observed >= min_ratio x expected
     min_share_rise: float = 0.15  # negativity: share must rise by >= 15 points ...
     min_share_ratio: float = 1.3  # ... and by >= 30 % relative to the baseline share
+    # Mentions of prior (pooled share) in each source's baseline share: a source with little
+    # history in the window reads as the pooled share, one with hundreds of mentions as its own.
+    source_prior: float = 30.0
     emerging_max_level: float = 1.0  # baseline mentions/day below which a theme is "emerging"
     emerging_min_volume: int = 5
     emerging_min_ratio: float = 3.0
@@ -132,10 +141,30 @@ class Series:
     negatives: Sequence[int]
     channel: str | None = None
     history_from: date | None = None  # first day the theme could be observed (else `start`)
+    # source -> (volumes, negatives) on the same days, summing to the series: lets the
+    # negativity test compare today with today's source mix (None: one pooled series).
+    sources: Mapping[str, tuple[Sequence[int], Sequence[int]]] | None = None
 
     def __post_init__(self) -> None:
         if len(self.volumes) != len(self.negatives):
             raise ValueError("volumes and negatives must have the same length")
+        for name, (vols, negs) in (self.sources or {}).items():
+            if len(vols) != len(self.volumes) or len(negs) != len(self.volumes):
+                raise ValueError(f"source {name!r}: its days must be the series' days")
+
+    def window(self, lo: int, hi: int) -> Series:
+        """Days [lo, hi) of the series (index space), its sources sliced alike."""
+        return replace(
+            self,
+            start=self.start + timedelta(days=lo),
+            volumes=self.volumes[lo:hi],
+            negatives=self.negatives[lo:hi],
+            sources=(
+                {k: (v[lo:hi], n[lo:hi]) for k, (v, n) in self.sources.items()}
+                if self.sources is not None
+                else None
+            ),
+        )
 
     @property
     def end(self) -> date:
@@ -150,15 +179,23 @@ class Series:
         end: date,
         channel: str | None = None,
         history_from: date | None = None,
+        sources: Mapping[str, Mapping[date, tuple[int, int]]] | None = None,
     ) -> Series:
-        """Build a dense series from sparse {day: (volume, negatives)}; missing days are 0."""
+        """Build a dense series from sparse {day: (volume, negatives)}; missing days are 0.
+        `sources`: the same per source ({source: {day: (volume, negatives)}})."""
         n = (end - start).days + 1
-        vols, negs = [0] * max(n, 0), [0] * max(n, 0)
-        for day, (vol, neg) in counts.items():
-            i = (day - start).days
-            if 0 <= i < n:
-                vols[i], negs[i] = int(vol), int(neg)
-        return cls(theme, start, vols, negs, channel, history_from)
+
+        def dense(days: Mapping[date, tuple[int, int]]) -> tuple[list[int], list[int]]:
+            vols, negs = [0] * max(n, 0), [0] * max(n, 0)
+            for day, (vol, neg) in days.items():
+                i = (day - start).days
+                if 0 <= i < n:
+                    vols[i], negs[i] = int(vol), int(neg)
+            return vols, negs
+
+        vols, negs = dense(counts)
+        by_source = {k: dense(v) for k, v in sources.items()} if sources is not None else None
+        return cls(theme, start, vols, negs, channel, history_from, by_source)
 
 
 @dataclass(frozen=True)
@@ -170,6 +207,8 @@ class Baseline:
     neg_share: float
     share_dispersion: float  # beta-binomial intra-class correlation (0: binomial)
     history_days: int
+    # source -> its baseline negative share, shrunk toward `neg_share` (empty: one source).
+    source_shares: Mapping[str, float] = field(default_factory=dict)
 
     def expected(self, day: date) -> float:
         return self.level * self.dow_factors[day.weekday()]
@@ -177,6 +216,27 @@ class Baseline:
     def alpha(self, days: int = 1) -> float:
         """NB alpha of a sum over `days` days: the noise part averages out, the fit part not."""
         return self.dispersion / days + self.param_dispersion
+
+    def expected_negatives(self, series: Series, i: int) -> float:
+        """Negatives expected on day index `i` of `series` given that day's source mix: each
+        source's volume x its own baseline share (a source new to the window, or volume no
+        source accounts for, at the pooled share). One source: volume x pooled share."""
+        vol = float(series.volumes[i])
+        if not self.source_shares or not series.sources:
+            return vol * self.neg_share
+        expected, covered = 0.0, 0.0
+        for name, (vols, _negs) in series.sources.items():
+            v = float(vols[i])
+            expected += v * self.source_shares.get(name, self.neg_share)
+            covered += v
+        return expected + max(vol - covered, 0.0) * self.neg_share
+
+    def expected_share(self, series: Series, i: int) -> float:
+        """Baseline negative share standardised to day `i`'s source mix."""
+        vol = float(series.volumes[i])
+        if not self.source_shares or not series.sources or vol <= 0:
+            return self.neg_share
+        return self.expected_negatives(series, i) / vol
 
 
 @dataclass(frozen=True)
@@ -354,6 +414,12 @@ def fit_baseline(series: Series, day: date, config: DetectorConfig) -> Baseline 
     vols = np.asarray(series.volumes[start_i:end_i], dtype=float)
     negs = np.asarray(series.negatives[start_i:end_i], dtype=float)
     dows = (series.start.weekday() + np.arange(start_i, end_i)) % 7
+    # Per-source window counts (rows: sources); one source needs no standardisation.
+    srcs = series.sources or {}
+    names = sorted(srcs) if len(srcs) > 1 else []
+    src_v = np.array([srcs[k][0][start_i:end_i] for k in names], dtype=float)
+    src_n = np.array([srcs[k][1][start_i:end_i] for k in names], dtype=float)
+    src_v, src_n = src_v.reshape(len(names), len(vols)), src_n.reshape(len(names), len(vols))
 
     # First pass, robust to a past episode covering up to ~40 % of the window: flat median
     # level and median-based dispersion; days too unlikely under it are left out.
@@ -368,17 +434,29 @@ def fit_baseline(series: Series, day: date, config: DetectorConfig) -> Baseline 
         keep = ~(high | low) | _weekday_outliers(high, low, dows)
         if config.min_history_days <= keep.sum() < len(vols):
             vols, negs, dows = vols[keep], negs[keep], dows[keep]
+            src_v, src_n = src_v[:, keep], src_n[:, keep]
     level, factors, noise, param = _fit_counts(vols, dows, config)
 
     # Negative share and its day-to-day overdispersion (beta-binomial rho).
     total_v, total_n = float(vols.sum()), float(negs.sum())
     share = (total_n + 1.0) / (total_v + 2.0)
+    # Each source's own share, shrunk toward the pooled one by `source_prior` mentions.
+    prior = config.source_prior
+    own = (src_n.sum(axis=1) + prior * share) / (src_v.sum(axis=1) + prior)
+    source_shares = {k: float(p) for k, p in zip(names, own, strict=True)}
+    # Each window day's expected share under its own source mix: a mix that varied within
+    # the window is not day-to-day overdispersion of the share.
+    day_share = (
+        (own @ src_v + np.clip(vols - src_v.sum(axis=0), 0, None) * share) / np.maximum(vols, 1)
+        if names
+        else np.full(len(vols), share)
+    )
     rho = 0.0
     used = vols > 0
     if used.sum() >= 3 and 0 < share < 1:
-        v, k = vols[used], negs[used]
+        v, k, e = vols[used], negs[used], np.clip(day_share[used], 1e-6, 1 - 1e-6)
         df = int(used.sum()) - 1
-        chi = float((((k - v * share) ** 2) / (v * share * (1 - share))).sum()) / df
+        chi = float((((k - v * e) ** 2) / (v * e * (1 - e))).sum()) / df
         # One standard error of the statistic off first: on a few weeks of small daily
         # counts, chi scatters by ~sqrt(2/df) around 1 even for a binomial share, and a rho
         # read off that noise widens the tail enough to hide a real shift (replays of real
@@ -387,7 +465,16 @@ def fit_baseline(series: Series, day: date, config: DetectorConfig) -> Baseline 
         mean_v = float(v.mean())
         if chi > 1 and mean_v > 1:
             rho = min((chi - 1) / (mean_v - 1), 0.5)
-    return Baseline(level, tuple(float(f) for f in factors), noise, param, share, rho, len(vols))
+    return Baseline(
+        level,
+        tuple(float(f) for f in factors),
+        noise,
+        param,
+        share,
+        rho,
+        len(vols),
+        source_shares,
+    )
 
 
 # --- detector ------------------------------------------------------------------------------
@@ -490,7 +577,9 @@ class SpikeDetector:
 
         if vol >= rules.min_volume and neg >= rules.min_negatives and base.level > 0:
             share = neg / vol
-            p0 = base.neg_share
+            # Expected for today's source mix (the pooled share when one source): a mostly
+            # positive source gone silent is not customers turning negative.
+            p0 = base.expected_share(series, i)
             if share >= p0 + cfg.min_share_rise and share >= cfg.min_share_ratio * p0:
                 p = betabinom_sf(neg, vol, p0, base.share_dispersion)
                 ratio, window = share / p0, 1
@@ -499,13 +588,19 @@ class SpikeDetector:
                     p = p / w1
                     v2 = vol + int(series.volumes[i - 1])
                     n2 = neg + int(series.negatives[i - 1])
-                    if n2 / v2 >= p0 + cfg.min_share_rise:
+                    # Each day at its own mix's expected share.
+                    p02 = (
+                        (vol * p0 + base.expected_negatives(series, i - 1)) / v2
+                        if base.source_shares
+                        else p0
+                    )
+                    if n2 / v2 >= p02 + cfg.min_share_rise:
                         # rho is a within-day correlation: over two days it weighs on each
                         # day's count, not on the 2-day total as one block.
                         rho2 = base.share_dispersion * max(v2 / 2 - 1, 0) / max(v2 - 1, 1)
-                        p2 = betabinom_sf(n2, v2, p0, rho2) / (1 - w1)
+                        p2 = betabinom_sf(n2, v2, p02, rho2) / (1 - w1)
                         if p2 < p:
-                            p, ratio, window = p2, (n2 / v2) / p0, 2
+                            p, ratio, window = p2, (n2 / v2) / p02, 2
                 p = min(1.0, p)
                 out.append(make("negativity", share, p0, p, ratio, window))
         return out
@@ -563,7 +658,7 @@ def absorb_related(
             excess[theme], strength[theme] = float(vol), 0.0
             continue
         exp = max(base.expected(day), 0.5)
-        share = min(max(base.neg_share, 0.01), 0.99)
+        share = min(max(base.expected_share(series, i), 0.01), 0.99)  # today's source mix
         z_vol = (vol - exp) / math.sqrt(exp + base.alpha() * exp**2)
         z_neg = (neg - share * vol) / math.sqrt(vol * share * (1 - share) + 1.0)
         excess[theme] = max(vol - exp, neg - share * exp, 1.0)

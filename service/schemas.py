@@ -640,6 +640,7 @@ class MoverOut(BaseModel):
     volume: int
     previous_volume: int
     volume_change: float | None
+    negatives: int
     negative_share: float
     negative_share_change: float | None  # null when the previous period had no mention
 

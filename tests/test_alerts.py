@@ -236,6 +236,40 @@ def test_first_run_over_history_dates_the_episode_from_its_start(settings, sessi
         assert alert.first_day == SPIKE and alert.last_day == START + timedelta(days=52)
 
 
+def seed_two_sources(session: Session, days: int, silent_from: int) -> None:
+    """ "livraison" from an app store export (60/day, 10 % negative) that stops on day
+    `silent_from`, and a complaints form (20/day, 60 % negative) all along."""
+    rng = np.random.default_rng(8)
+    for d in range(days):
+        day = START + timedelta(days=d)
+        for source, mu, share in (("appstore", 60, 0.10), ("plaintes", 20, 0.60)):
+            vol = 0 if source == "appstore" and d >= silent_from else int(rng.poisson(mu))
+            if vol:
+                neg = int(rng.binomial(vol, share))
+                session.add(
+                    DailyAggregate(
+                        day=day,
+                        theme="livraison",
+                        channel="review",
+                        source=source,
+                        volume=vol,
+                        negatives=neg,
+                        positives=vol - neg,
+                    )
+                )
+
+
+def test_a_positive_source_going_silent_raises_no_negativity_alert(settings, sessions) -> None:
+    # The app store export stops for the last 3 days: "livraison" reads ~60 % negative
+    # against ~22 % over both sources, but each source's customers are as negative as ever.
+    with sessions() as s:
+        seed_two_sources(s, days=45, silent_from=42)
+        s.commit()
+    res = run_detect(settings, sessions)
+    assert res.days[-1] == START + timedelta(days=44)
+    assert res.signals == [] and count(sessions, Alert) == 0
+
+
 def test_daily_reruns_never_duplicate_a_resolved_episode(settings, sessions) -> None:
     with sessions() as s:
         seed_aggregates(s, days=64, spike_days=(50, 51))

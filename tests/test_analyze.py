@@ -102,6 +102,23 @@ def test_analyze_file_keeps_fields_and_reports_bad_lines(
     assert out[8]["text"] == "Colis abîmé 😡" and out[8]["sentiment"]["label"] == "negative"
 
 
+def test_analyze_invisible_text_is_an_empty_line(analyzer: Analyzer, tmp_path: Path) -> None:
+    """A text of zero-width or control characters only is no text (ingest rejects it): it was
+    analysed, "positive" with a high score, in the JSONL and CSV paths alike."""
+    src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    rows = [{"id": "zw", "text": " \u200b\u200b "}, {"id": "ctl", "text": "\x00\x07"}]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    summary = analyze_file(analyzer, src, dst)
+    out = [json.loads(line) for line in dst.read_text(encoding="utf-8").splitlines()]
+    assert summary.analyzed == 0 and summary.errors == 2
+    assert all(o["error"] == "field 'text' is empty" and "sentiment" not in o for o in out)
+    csv = tmp_path / "in.csv"
+    csv.write_text("id;texte\n1;\u200b\n2;Colis perdu\n", encoding="utf-8")
+    summary = analyze_file(analyzer, csv, dst)
+    out = [json.loads(line) for line in dst.read_text(encoding="utf-8").splitlines()]
+    assert summary.analyzed == 1 and out[0]["error"] == "field 'texte' is empty"
+
+
 def test_cli_analyze_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # no stray verbatim.toml
     app = typer.Typer()

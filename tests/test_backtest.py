@@ -204,3 +204,61 @@ def test_alerts_group_into_incidents() -> None:
         ("livraison", "2026-03-03", ["volume"]),
         ("emballage", "2026-03-20", ["volume"]),
     ]
+
+
+def test_incidents_are_grouped_as_detect_groups_them(settings, sessions) -> None:
+    """A volume episode lasting ten days and a negativity alert raised on its seventh day are
+    one incident for `verbatim detect` (the incident's days run to the episode's last day);
+    the backtest grouped alerts by the days they were raised only (7 days apart > cooldown
+    + 1) and named two incidents."""
+    from sqlalchemy import select
+
+    from core.models import Alert, DailyAggregate
+    from jobs.backtest import replay
+    from jobs.detect import run_detect
+    from nlp.spikes import DetectorConfig, SpikeDetector, rules_from_taxonomy
+    from nlp.taxonomy import load_taxonomy
+
+    series: dict[date, tuple[int, int]] = {}
+    for d in range(50):
+        vol, neg = (40, 8) if 30 <= d < 40 else (10 + d % 3, 2)  # volume x4 on days 30-39
+        series[START + timedelta(days=d)] = (vol, 36 if 37 <= d < 40 else neg)  # negatives
+    with sessions() as s:
+        for day, (vol, neg) in series.items():
+            for theme, v in (("livraison", vol), ("*", 3 * vol)):
+                s.add(
+                    DailyAggregate(
+                        day=day,
+                        theme=theme,
+                        channel="review",
+                        source="x",
+                        volume=v,
+                        negatives=neg,
+                        positives=v - neg,
+                    )
+                )
+        s.commit()
+    run_detect(settings, sessions)
+    with sessions() as s:
+        detected = sorted(
+            (a.kind, a.first_day.isoformat(), a.incident_id)
+            for a in s.execute(select(Alert)).scalars()
+        )
+    assert [k for k, _, _ in detected] == ["negativity", "volume"]
+    assert len({i for _, _, i in detected}) == 1  # one incident, one Slack thread
+    tax = load_taxonomy("ecommerce")
+    config = DetectorConfig(warmup_days=settings.detection_warmup_days)
+    detector = SpikeDetector(config, rules_from_taxonomy(tax, config))
+    lines = list(
+        replay(
+            {("livraison", None): series},
+            START,
+            START + timedelta(days=49),
+            detector,
+            tax.ids,
+            co_mentions={},
+        )
+    )
+    assert sorted((a["kind"], a["day"]) for a in lines) == [(k, d) for k, d, _ in detected]
+    first = min(d for _, d, _ in detected)
+    assert {a["incident"] for a in lines} == {f"livraison|{first}"}

@@ -76,6 +76,21 @@ def test_read_feed_bom_duplicates_and_ingest_rejections() -> None:
     assert any("1 duplicate row(s) counted once" in w for w in warnings)
 
 
+def test_read_feed_file_names_the_line_of_a_bad_row(tmp_path: Path) -> None:
+    """ "line 2: skipped" pointed at a good row when blank lines came before the bad one (the
+    count skipped them): the line given is the file's, as `read_feed` and an editor count."""
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(
+        '{"id": 1, "text": "Colis perdu", "created_at": "2026-03-01"}\n\n\n'
+        '{"id": 2, "text": "Colis perdu", "created_at": "hier"}\n',
+        encoding="utf-8",
+    )
+    warnings: list[str] = []
+    rows, reader = bt.read_feed_file(feed, warnings.append, now=NOW)
+    assert len(rows) == 1 and reader.bad == 1
+    assert warnings == ["line 4: skipped (bad_date: 'hier' is not a date)"]
+
+
 def _csv_feed(path: Path) -> None:
     lines = [
         "sep=;",
@@ -173,6 +188,44 @@ def test_backtest_counts_what_daily_aggregates_counts(tax: Taxonomy) -> None:
     }
 
 
+def test_backtest_warm_up_starts_on_the_first_french_day(
+    analyzer: Analyzer, tax: Taxonomy, tmp_path: Path
+) -> None:
+    """`verbatim detect` tests the days of `daily_aggregates` (French only): a few English
+    reviews weeks before the French ones started the backtest's warm-up early, and it raised
+    an alert on a spike that ingest + detect, still warming up, never raise."""
+    from datetime import timedelta
+
+    first = date(2026, 3, 1)
+    lines = [
+        {"id": f"en{i}", "text": text, "created_at": "2026-02-10T12:00:00Z"}
+        for i, text in enumerate(
+            [
+                "The parcel never arrived and nobody answers the phone, terrible service.",
+                "Great product, fast delivery, I recommend this shop to everyone.",
+            ]
+        )
+    ]
+    for d in range(20):
+        day = (first + timedelta(days=d)).isoformat()
+        late = 30 if d in (15, 16) else 2  # a delivery spike on days 15-16, in the warm-up
+        lines += [
+            {"id": f"{d}-l{k}", "text": f"Colis perdu, livraison en retard ({k})"}
+            | {"created_at": day}
+            for k in range(late)
+        ]
+        lines += [
+            {"id": f"{d}-p{k}", "text": f"Très bon produit, je recommande ({k})", "created_at": day}
+            for k in range(8)
+        ]
+    feed, out = tmp_path / "feed.jsonl", tmp_path / "alerts.jsonl"
+    feed.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    res = bt.run_backtest(feed, out, analyzer=analyzer, taxonomy=tax, warn=lambda _m: None, now=NOW)
+    assert res.not_aggregated == 2
+    assert res.alerts == []  # days 15-16 are in the 21-day warm-up from 2026-03-01
+    assert res.days == 20  # the French days, as `verbatim detect` tests them
+
+
 def test_aggregated_languages_match_core() -> None:
     from core.queries import AGGREGATED_LANGUAGES as CORE
 
@@ -218,6 +271,25 @@ def test_analyze_reads_csv(analyzer: Analyzer, tmp_path: Path) -> None:
     src.write_text("id;body_x\n1;Colis\n", encoding="utf-8")
     with pytest.raises(an.InputError, match="--text-field"):
         an.analyze_file(analyzer, src, dst)
+
+
+def test_analyze_and_backtest_name_the_file_line_of_a_bad_csv_row(
+    analyzer: Analyzer, tmp_path: Path
+) -> None:
+    """A bad CSV row was named by its record number ("line 2" for the file's line 4, after a
+    `sep=` line and the header; a quoted comment over two lines shifted every later one)."""
+    src, dst = tmp_path / "export.csv", tmp_path / "out.jsonl"
+    src.write_text(
+        "sep=;\nid;commentaire;date\n1;Colis perdu;01/03/2026\n2;   ;02/03/2026\n"
+        '3;"Sur deux\nlignes";03/03/2026\n4;trop;de;champs\n5;Top;hier\n',
+        encoding="utf-8",
+    )
+    summary = an.analyze_file(analyzer, src, dst)
+    out = [json.loads(x) for x in dst.read_text(encoding="utf-8").splitlines()]
+    assert summary.error_lines == [4, 7] == [o["line"] for o in out if "error" in o]
+    warnings: list[str] = []
+    bt.read_feed_file(src, warnings.append, now=NOW)
+    assert [w.split(":")[0] for w in warnings] == ["line 4", "line 7", "line 8"]
 
 
 def test_analyze_reads_jsonl_whatever_its_name(analyzer: Analyzer, tmp_path: Path) -> None:
@@ -292,6 +364,61 @@ def test_interrupted_analyze_leaves_the_previous_output(analyzer: Analyzer, tmp_
     with an.atomic_output(dst) as fh:
         fh.write("new\n")
     assert dst.read_text(encoding="utf-8") == "new\n"
+
+
+def test_output_to_a_pipe_or_a_symlink_keeps_it(analyzer: Analyzer, tmp_path: Path) -> None:
+    """`-o /dev/stdout`, `-o /dev/null`, a named pipe: written in place. The temporary file
+    renamed over them replaced the device or the pipe with a regular file (as root: /dev/null
+    itself), and the reader of the pipe got nothing."""
+    import threading
+
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": 1, "text": "Colis perdu"}\n', encoding="utf-8")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(
+        target=lambda: got.append(fifo.read_text(encoding="utf-8")), daemon=True
+    )
+    reader.start()
+    an.analyze_file(analyzer, src, fifo)
+    reader.join(timeout=10)
+    assert fifo.is_fifo()  # still the pipe
+    assert json.loads(got[0])["sentiment"]["label"] == "negative"
+    # A link to the output file stays a link; the file it names gets the output.
+    target, link = tmp_path / "target.jsonl", tmp_path / "link.jsonl"
+    target.write_text("previous\n", encoding="utf-8")
+    link.symlink_to(target)
+    an.analyze_file(analyzer, src, link)
+    assert link.is_symlink()
+    assert json.loads(target.read_text(encoding="utf-8"))["id"] == 1
+
+
+def test_cli_output_to_dev_stdout_redirected_to_a_file(tmp_path: Path) -> None:
+    """`-o /dev/stdout >> log`: the log was replaced by a new file with the output only (its
+    previous lines gone, the summary lost). Written through stdout, as `-o -`; the backtest
+    refuses it as it refuses `-o -` (its summary goes to stdout)."""
+    import subprocess
+    import sys
+
+    src, log = tmp_path / "in.jsonl", tmp_path / "log.txt"
+    src.write_text('{"id": 1, "text": "Colis perdu", "created_at": "2026-03-01"}\n')
+    log.write_text("previous\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    for command, code in (("analyze", 0), ("backtest", 2)):
+        with log.open("a", encoding="utf-8") as out:
+            run = subprocess.run(
+                [sys.executable, "-m", "verbatim_cli", command, str(src), "-o", "/dev/stdout"],
+                stdout=out,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+                timeout=120,
+            )
+        assert run.returncode == code, run.stderr
+    lines = log.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "previous" and json.loads(lines[1])["id"] == 1 and len(lines) == 2
+    assert "-o /dev/stdout: write the alerts to a file" in run.stderr
 
 
 def test_cli_analyze_stdin_and_encoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -378,3 +505,28 @@ def test_cli_backtest_reads_a_latin1_export_and_uses_the_detect_settings(
     assert "read 2 row(s): 2 verbatim(s)" in res.output and "rejected" in res.output
     assert seen["config"].warmup_days == 5  # type: ignore[attr-defined]
     assert seen["max_text_chars"] == 300 and seen["encoding"] == "cp1252"
+
+
+def test_cli_output_errors_come_before_the_analyzer_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`-o -` and an output that is the input itself were refused only once the analyzer had
+    loaded (25-30 s with the default model): they are refused at once."""
+    import core.analysis
+    from verbatim_cli import app
+
+    def no_load(*_a: object, **_k: object) -> None:
+        raise AssertionError("the analyzer was loaded")
+
+    monkeypatch.setattr(core.analysis, "build_analyzer", no_load)
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"text": "Colis perdu", "created_at": "2026-03-01"}\n', encoding="utf-8")
+    runner = CliRunner()
+    for args, words in (
+        (["backtest", str(feed), "-o", "-"], "-o -"),
+        (["backtest", str(feed), "-o", str(feed)], "input file itself"),
+        (["analyze", str(feed), "-o", str(feed)], "input file itself"),
+    ):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2 and words in res.output, (args, res.output)
+    assert "Colis perdu" in feed.read_text(encoding="utf-8")

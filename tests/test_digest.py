@@ -435,6 +435,20 @@ def test_digest_names_a_renamed_theme_and_a_topic_incident_by_their_labels(
     assert "#view=topics&" in incidents and "topic:7" not in incidents
 
 
+def test_digest_movers_leave_out_a_retired_theme_as_the_overview_does(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """A theme retired during the week kept its stored mentions: the digest named it among
+    the themes on the rise while `/overview`'s movers (and `/themes`) left it out."""
+    seed(sessions)
+    tax = load_taxonomy(None)
+    before = send_digest(settings, sessions, tax, dry_run=True).digest
+    assert before.movers == 1 and "*Livraison* : 21 →" in before.payload["text"]
+    after = send_digest(settings, sessions, tax.retire("livraison"), dry_run=True).digest
+    assert after.movers == 0 and "Aucun thème en hausse." in after.payload["text"]
+    assert "*Livraison* : 21 →" not in after.payload["text"]
+
+
 def test_digest_of_an_empty_week_says_so(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
@@ -450,6 +464,17 @@ def test_digest_of_an_empty_week_says_so(
         "vérifier l'ingestion des sources"
     )
     assert "pts" not in digest.payload["text"]
+    # Another length is not "la semaine précédente" (`verbatim digest --days 30`).
+    month = send_digest(
+        settings,
+        sessions,
+        load_taxonomy(None),
+        dry_run=True,
+        days=14,
+        end=LAST_DAY + timedelta(days=14),
+    ).digest
+    headline = month.payload["blocks"][1]["text"]["text"]
+    assert re.match(r"Aucun verbatim sur la période \(\d+ les 14 jours précédents\) : ", headline)
 
 
 def test_digest_of_a_past_first_week_compares_nothing_and_lists_its_own_incidents(
@@ -534,6 +559,54 @@ def test_scheduled_digest_of_a_stalled_feed_says_the_week_was_empty(
     assert line.startswith("digest sent") and f"no data since {LAST_DAY}" in line
     text = state.bodies[-1]["text"]
     assert "Aucun verbatim sur la période" in text and "vérifier l'ingestion" in text
+
+
+def test_scheduled_digest_leaves_out_the_day_in_progress(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    slack: tuple[Slack, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Monday 8:00 tick on a live feed ended the digest on that Monday (the last day with
+    data): Tuesday to Monday morning, compared with seven whole days, and the rest of that
+    Monday was in no digest (the next one began on Tuesday). It ends the day before."""
+    import jobs.scheduler
+    from core.db import session_scope
+    from core.models import Incident
+    from jobs.scheduler import COMMANDS, JobResources, scheduled_digest_end
+
+    today = date(2026, 12, 7)
+    assert scheduled_digest_end(today, today) == date(2026, 12, 6)
+    assert scheduled_digest_end(today + timedelta(days=1), today) == date(2026, 12, 6)
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz: object = None) -> datetime:  # type: ignore[override]
+            return datetime.combine(LAST_DAY, datetime.min.time(), tzinfo=UTC).replace(hour=8)
+
+    state, url = slack
+    seed(sessions)  # data up to LAST_DAY: the tick runs on LAST_DAY at 8:00 UTC
+    with session_scope(sessions) as session:  # opened this morning: in progress all the same
+        live = session.query(Incident).one()
+        session.add(
+            Incident(
+                theme="prix",
+                status="open",
+                first_day=LAST_DAY,
+                last_day=LAST_DAY,
+                severity="medium",
+                kinds=["negativity"],
+                created_at=live.created_at,
+                updated_at=live.updated_at,
+            )
+        )
+    settings.slack_webhooks = {"digest": url}
+    monkeypatch.setattr(jobs.scheduler, "datetime", Clock)
+    line = COMMANDS["digest"](JobResources(settings, sessions), lambda: False)
+    assert line.startswith("digest sent: 2 incidents") and "no data since" not in line, line
+    text = state.bodies[-1]["text"]
+    assert text.startswith("Verbatim — synthèse du 21/03/2026 au 27/03/2026")
+    assert "moyenne — *Prix* (hausse de négativité) depuis le 28/03/2026" in text
 
 
 def test_digest_points_are_the_difference_of_the_weeks_percentages(

@@ -129,3 +129,147 @@ def test_ray_engine_analyses_each_verbatim_once(
     assert local == by_ray
     assert _counts(sessions)[2] == mentions
     engine.dispose()
+
+
+def test_ray_engine_stores_the_document_vectors_as_enrich_does(
+    local_ray: None, tmp_path: Path, settings: Settings
+) -> None:
+    """The embedded backend's vectors were stored by the in-process engine only: after a Ray
+    run `verbatim topics` found none and encoded every verbatim again."""
+    from core.models import Embedding
+    from jobs.enrich import enrich
+    from jobs.enrich_ray import RayOptions, enrich_ray
+
+    settings = settings.model_copy(update={"sentiment_backend": "embedded"})
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    _seed(sessions, 6)
+    result = enrich_ray(settings, sessions, options=RayOptions(workers=1, range_size=10))
+    assert result.analyzed == 6
+    with sessions() as s:
+        by_ray = dict(s.execute(select(Embedding.feedback_id, Embedding.model)).all())
+        s.execute(update(Feedback).values(analyzed=False))
+        s.execute(Analysis.__table__.delete())
+        s.execute(Embedding.__table__.delete())
+        s.commit()
+    enrich(sessions, settings)
+    with sessions() as s:
+        local = dict(s.execute(select(Embedding.feedback_id, Embedding.model)).all())
+    assert len(local) == 6 and by_ray == local
+    engine.dispose()
+
+
+def test_ray_engine_errors_are_one_line(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cluster that cannot be reached, a malformed --address and a bad --backend were Ray
+    tracebacks (pages of them for the backend, once per dying actor): one `error:` line."""
+    ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    from typer.testing import CliRunner
+
+    from verbatim_cli import app
+
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    _seed(session_factory(engine), 3)
+    engine.dispose()
+    env = {
+        "VERBATIM_CONFIG": os.devnull,
+        "VERBATIM_DATA_DIR": str(settings.data_dir),
+        "VERBATIM_SENTIMENT_BACKEND": "lexicon",
+    }
+    started: list[object] = []
+
+    def unreachable(address: str | None = None, **_: object) -> None:
+        started.append(address)
+        if address == "nonsense":
+            raise ValueError("Invalid address format: nonsense")
+        raise ConnectionError(f"Failed to connect to Ray cluster at {address}")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", unreachable)
+    cases = [
+        (["--address", "10.0.0.9:6379"], 1, "cannot reach the Ray cluster at 10.0.0.9:6379"),
+        (["--address", "nonsense"], 2, "--address 'nonsense': Invalid address format"),
+        (["--backend", "nope"], 2, "unknown sentiment backend 'nope'; known: embedded"),
+    ]
+    for args, code, expected in cases:
+        res = CliRunner().invoke(app, ["enrich", "--engine", "ray", *args], env=env)
+        assert res.exit_code == code, (args, res.output, res.exception)
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0]
+    assert started == ["10.0.0.9:6379", "nonsense"]  # a bad backend starts no Ray at all
+
+
+def test_ray_engine_says_how_many_verbatims_failed(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows the analyzer raised on (left pending) were counted by the Ray engine but never
+    shown: the run looked complete. The same warning as the in-process engine."""
+    pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    from typer.testing import CliRunner
+
+    import jobs.enrich_ray
+    from jobs.enrich import EnrichResult
+    from verbatim_cli import app
+
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    _seed(session_factory(engine), 3)
+    engine.dispose()
+    done = EnrichResult(analyzed=2, mentions=1, model_version="m", failed=1)
+    monkeypatch.setattr(jobs.enrich_ray, "enrich_ray", lambda *a, **k: done)
+    env = {
+        "VERBATIM_CONFIG": os.devnull,
+        "VERBATIM_DATA_DIR": str(settings.data_dir),
+        "VERBATIM_SENTIMENT_BACKEND": "lexicon",
+    }
+    res = CliRunner().invoke(app, ["enrich", "--engine", "ray"], env=env)
+    assert res.exit_code == 0, res.output
+    assert "analysed 2 verbatims on Ray" in res.stdout
+    assert "1 verbatim(s) could not be analysed" in res.stderr
+
+
+def test_workers_that_cannot_load_the_analyzer_fail_the_run_in_one_line(
+    local_ray: None, settings: Settings
+) -> None:
+    """A model missing where the actors run killed every actor: the driver got Ray's
+    ActorDiedError, pages long. One line naming the worker's own error."""
+    from jobs.enrich_ray import RayOptions, enrich_ray
+    from nlp.errors import VerbatimError
+
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    _seed(sessions, 3)
+    with pytest.raises(VerbatimError) as caught:  # tfidf without a trained model path
+        enrich_ray(settings, sessions, options=RayOptions(workers=1), backend="tfidf")
+    message = str(caught.value)
+    assert "\n" not in message and "needs a trained model path" in message, message
+    assert caught.value.exit_code == 1
+    engine.dispose()
+
+
+def test_a_worker_without_the_sqlite_file_says_so(
+    local_ray: None, tmp_path: Path, settings: Settings
+) -> None:
+    """SQLite on a cluster: a worker on a machine without the file created an empty database
+    there (and its directory), then the run failed on "(Background on this error at: …)",
+    SQLAlchemy's last line. The worker refuses and says why, and creates nothing."""
+    from jobs.enrich_ray import RayOptions, enrich_ray
+    from nlp.errors import VerbatimError
+
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    _seed(sessions, 3)
+    elsewhere = tmp_path / "other-machine" / "verbatim.db"  # the path the workers are given
+    remote = settings.model_copy(update={"database_url": f"sqlite:///{elsewhere}"})
+    with pytest.raises(VerbatimError) as caught:
+        enrich_ray(remote, sessions, options=RayOptions(workers=1))
+    message = str(caught.value)
+    assert f"the SQLite database {elsewhere} is not on this Ray worker" in message, message
+    assert "needs PostgreSQL" in message and "Background on this error" not in message
+    assert not elsewhere.parent.exists()
+    engine.dispose()

@@ -125,6 +125,47 @@ def test_alerts_csv(client: TestClient, seeded: Seeded) -> None:
     assert client.get("/alerts", params={"format": "pdf"}).status_code == 422
 
 
+def test_alerts_csv_names_a_renamed_theme_by_its_current_id(
+    client: TestClient, settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """After livraison -> transport, `/alerts` said `transport` and its CSV still `livraison`
+    (the id stored when the alert opened): the analyst's pivot split one theme in two."""
+    from core import taxonomy_store
+
+    with session_scope(sessions) as session:
+        tax = taxonomy_store.current(session, settings).taxonomy
+        taxonomy_store.save(
+            session, settings, tax.rename("livraison", "transport", "Transport"), "t", "rename"
+        )
+    listed = client.get("/alerts").json()["items"]
+    rows = _csv(client.get("/alerts", params={"format": "csv"}))
+    assert [r["theme"] for r in rows] == [a["theme"] for a in listed]
+    assert "transport" in {r["theme"] for r in rows} and "livraison" not in {
+        r["theme"] for r in rows
+    }
+
+
+def test_export_times_are_utc_whatever_the_database_hands_back(client: TestClient) -> None:
+    """SQLite hands stored times back naive, PostgreSQL in the server's time zone: the same
+    verbatim's CSV date read "13:59:00" (no zone: read as Paris time in Excel) on one and
+    "14:59:00+01:00" on the other. Both now say UTC, as the JSON answers."""
+    from datetime import UTC, datetime, timezone
+
+    from openpyxl import load_workbook
+
+    naive = datetime(2026, 3, 28, 13, 59)
+    paris = datetime(2026, 3, 28, 14, 59, tzinfo=timezone(timedelta(hours=1)))
+    rows = list(csv.reader(io.StringIO(to_csv(Table("t", ["date"], [[naive], [paris]])))))
+    assert rows[1:] == [["2026-03-28T13:59:00Z"], ["2026-03-28T13:59:00Z"]]
+    out = io.BytesIO()
+    to_xlsx([Table("t", ["date"], [[naive], [paris], [naive.replace(tzinfo=UTC)]])], out)
+    sheet = load_workbook(io.BytesIO(out.getvalue())).worksheets[0]
+    assert {c.value for (c,) in sheet.iter_rows(min_row=2)} == {naive}
+    listed = client.get("/themes/livraison/verbatims", params={"limit": 1}).json()["items"][0]
+    exported = _csv(client.get("/themes/livraison/verbatims", params={"format": "csv"}))[0]
+    assert exported["date"] == listed["created_at"] and exported["date"].endswith("Z")
+
+
 def test_csv_cells_cannot_run_formulas() -> None:
     text = to_csv(Table("t", ["texte", "n"], [['=HYPERLINK("x")', -3], ["@SUM(A1)", 2]]))
     rows = list(csv.reader(io.StringIO(text)))
@@ -225,3 +266,40 @@ def _verbatims_in_week(engine: Engine) -> int:
     lo = datetime.combine(LAST_DAY - timedelta(days=6), datetime.min.time(), tzinfo=UTC)
     with Session(engine) as session:
         return len(session.scalars(select(Feedback.id).where(Feedback.created_at >= lo)).all())
+
+
+def test_report_lists_the_themes_of_the_api_export_after_a_retire(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker[Session], client: TestClient
+) -> None:
+    """A retired theme kept its stored mentions: `verbatim report` (table, csv, xlsx, json)
+    still listed it, beside `/themes` and its CSV without it."""
+    from core import taxonomy_store
+    from verbatim_cli import app
+
+    with session_scope(sessions) as session:
+        tax = taxonomy_store.current(session, settings).taxonomy
+        taxonomy_store.save(session, settings, tax.retire("livraison"), "t", "retire")
+    end = ["--end", str(LAST_DAY)]
+    res = CliRunner().invoke(app, ["report", "-f", "csv", *end], env=_env(settings, tmp_path))
+    assert res.exit_code == 0, res.output
+    reported = [r["theme"] for r in csv.DictReader(io.StringIO(res.stdout.lstrip("\ufeff")))]
+    exported = _csv(client.get("/themes", params={"format": "csv", "end": str(LAST_DAY)}))
+    assert "livraison" not in reported and reported[-1] == "*"
+    assert sorted(reported) == sorted(r["theme"] for r in exported)
+
+
+def test_verbatims_csv_says_each_language_as_the_json_does(
+    client: TestClient, sessions: sessionmaker[Session]
+) -> None:
+    """The list has every language (`/themes` counts French only): the CSV had no language
+    column, so its rows outnumbered the theme's mentions with nothing to tell them apart."""
+    with session_scope(sessions) as session:
+        _add(session, 20_000, LAST_DAY, "livraison", "negative", "Parcel late", "late", "review")
+        session.flush()
+        english = session.scalars(select(Feedback).where(Feedback.text == "Parcel late")).one()
+        english.language, english.is_french = "en", False
+    listed = client.get("/themes/livraison/verbatims", params={"limit": 200}).json()["items"]
+    rows = _csv(client.get("/themes/livraison/verbatims", params={"format": "csv"}))
+    assert [r["langue"] for r in rows] == [i["language"] for i in listed]
+    assert {r["texte"]: r["langue"] for r in rows}["Parcel late"] == "en"
+    assert sum(r["langue"] == "fr" for r in rows) == LIVRAISON_ALL

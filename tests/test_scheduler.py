@@ -85,6 +85,21 @@ def test_cron_ticks_through_the_autumn_dst_change() -> None:
     )
 
 
+def test_unknown_timezone_is_a_clear_error_not_the_crons() -> None:
+    """`timezone = "Europe/Pari"` stopped the scheduler with `cron '*/5 * * * *': 'No time
+    zone found with key Europe/Pari'`, blaming a valid expression; `timezone = ""` ran every
+    job on the machine's local time without a word."""
+    for zone in ("Europe/Pari", "europe/paris", "", "../etc"):
+        with pytest.raises(SchedulerConfigError) as err:
+            make_trigger("*/5 * * * *", zone)
+        assert str(err.value) == (
+            f"scheduler.timezone {zone!r}: unknown time zone "
+            "(an IANA name such as 'Europe/Paris' or 'UTC')"
+        )
+    for zone in ("Europe/Paris", "UTC"):
+        assert make_trigger("*/5 * * * *", zone) is not None
+
+
 def test_cron_weekdays_are_numbered_as_in_crontab() -> None:
     """APScheduler counts weekdays from Monday = 0: `0 8 * * 1-5` ran Tuesday to Saturday and
     skipped Monday, `0` ran on Monday, `7` was refused. Crontab: 0 and 7 are Sunday."""
@@ -161,6 +176,17 @@ def test_every_command_can_be_configured() -> None:
     allowed = set(typing.get_args(SchedulerJob.model_fields["command"].annotation))
     assert allowed == set(COMMANDS)
     Settings(scheduler={"jobs": [{"name": "weekly", "cron": "0 8 * * mon", "command": "digest"}]})
+
+
+def test_a_job_name_longer_than_its_column_is_refused() -> None:
+    """`job_runs.job` holds 64 characters: a longer name passed the settings, then every tick
+    failed on PostgreSQL (value too long) with nothing recorded; SQLite ran it."""
+    from pydantic import ValidationError
+
+    for name in ("x" * 65, ""):
+        with pytest.raises(ValidationError, match="scheduler.jobs.0.name"):
+            Settings(scheduler={"jobs": [{"name": name, "cron": "* * * * *"}]})
+    Settings(scheduler={"jobs": [{"name": "x" * 64, "cron": "* * * * *"}]})
 
 
 def test_ticks_read_the_database_taxonomy_and_keep_their_models(
@@ -299,6 +325,74 @@ def test_a_run_tick_waits_for_an_operators_run(
     assert time.monotonic() - started >= 1.0
     thread.join(timeout=10)
     assert "stored 1" in (_runs(sessions)[-1].detail or "")
+
+
+def test_a_tick_queued_behind_a_stopped_run_does_not_start(
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduler has one worker: a tick that fired during a run waits in its queue, and
+    `shutdown(wait=True)` still ran it once SIGTERM had stopped that run. A digest was then
+    posted (or a whole source pulled) during the stop, and recorded `ok`."""
+    calls: list[bool] = []
+
+    def digest(_res: JobResources, stop: typing.Callable[[], bool]) -> str:
+        calls.append(stop())
+        return "digest sent"
+
+    monkeypatch.setitem(COMMANDS, "digest", digest)
+    job = {"name": "weekly", "cron": "* * * * * *", "command": "digest"}
+    settings = settings.model_copy(update={"scheduler": SchedulerSettings(jobs=[job])})
+    sessions = session_factory(engine)
+    scheduler = Scheduler(settings, engine, sessions)
+    scheduler.stop_event.set()  # what SIGTERM does (stop_on_signals)
+    assert scheduler.run_tick(settings.scheduler.jobs[0]) is None
+    assert calls == [] and _runs(sessions) == []
+    assert scheduler.lock.try_acquire()  # released: the next scheduler can run
+    scheduler.lock.release()
+
+
+def test_a_tick_missed_while_stopped_runs_at_start_within_the_grace(
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """APScheduler starts a job at its next fire time: a scheduler restarted (a deploy) two
+    minutes after the Monday 08:00 digest waited a week, `misfire_grace_seconds = 600`
+    notwithstanding. The tick missed within the grace runs at start, once."""
+    import threading
+
+    calls: list[str] = []
+    monkeypatch.setitem(COMMANDS, "digest", lambda _res, _stop: calls.append("x") or "sent")
+    tick = (datetime.now(UTC) - timedelta(minutes=2)).replace(second=0, microsecond=0)
+    cron = f"{tick.minute} {tick.hour} {tick.day} {tick.month} *"  # next: in a year
+    job = {"name": "weekly", "cron": cron, "command": "digest"}
+    conf = SchedulerSettings(jobs=[job], misfire_grace_seconds=600)
+    settings = settings.model_copy(update={"scheduler": conf})
+    sessions = session_factory(engine)
+
+    def serve_a_while() -> None:
+        scheduler = Scheduler(settings, engine, sessions)
+        thread = threading.Thread(target=scheduler.serve)  # not the main thread: no signals
+        thread.start()
+        _wait(lambda: bool(_runs(sessions)) and _runs(sessions)[-1].status != "running", 60)
+        time.sleep(1.0)
+        scheduler.stop_event.set()
+        thread.join(timeout=30)
+
+    serve_a_while()
+    runs = _runs(sessions)
+    assert calls == ["x"] and [r.status for r in runs] == ["ok"]
+    assert runs[0].scheduled_for.replace(tzinfo=UTC) == tick
+    serve_a_while()  # restarted again: that tick was run, not again
+    assert calls == ["x"] and len(_runs(sessions)) == 1
+    fresh = settings.model_copy(
+        update={
+            "scheduler": conf.model_copy(
+                update={"jobs": [SchedulerJob(name="other", cron=cron, command="digest")]}
+            )
+        }
+    )
+    other = Scheduler(fresh, engine, sessions)
+    assert other.missed_tick(fresh.scheduler.jobs[0], tick + timedelta(seconds=600)) == tick
+    assert other.missed_tick(fresh.scheduler.jobs[0], tick + timedelta(seconds=601)) is None
 
 
 def test_no_job_is_a_clear_error(settings: Settings, engine: Engine) -> None:

@@ -44,10 +44,7 @@ def run_days(detector: SpikeDetector, series: list[Series], days: range):
     out = []
     for d in days:
         day = START + timedelta(d)
-        visible = [
-            Series(s.theme, s.start, s.volumes[: d + 1], s.negatives[: d + 1], s.channel)
-            for s in series
-        ]
+        visible = [s.window(0, d + 1) for s in series]
         out.extend(detector.detect(visible, day))
     return out
 
@@ -140,6 +137,59 @@ def test_negativity_rise_without_volume_rise() -> None:
     sig = signals[0]
     assert sig.observed == pytest.approx(0.7)
     assert 0.15 < sig.expected < 0.27
+
+
+def mixed(
+    days: int, sources: dict[str, tuple[float, float]], change: dict[str, tuple[int, float, float]]
+) -> Series:
+    """ "livraison" summed over sources {name: (mentions/day, negative share)}; `change`:
+    {name: (from day, mentions/day, share)} (a connector stopping, a share rising)."""
+    rng = np.random.default_rng(5)
+    by_source: dict[str, tuple[list[int], list[int]]] = {}
+    for name, (base, share) in sources.items():
+        vols, negs = [], []
+        for d in range(days):
+            mu, p = base, share
+            if name in change and d >= change[name][0]:
+                mu, p = change[name][1], change[name][2]
+            v = int(rng.poisson(mu * WEEKLY[(START + timedelta(d)).weekday()]))
+            vols.append(v)
+            negs.append(int(rng.binomial(v, p)))
+        by_source[name] = (vols, negs)
+    total_v = [sum(v[d] for v, _ in by_source.values()) for d in range(days)]
+    total_n = [sum(n[d] for _, n in by_source.values()) for d in range(days)]
+    return Series("livraison", START, total_v, total_n, sources=by_source)
+
+
+def test_a_positive_source_going_silent_is_not_a_negativity_rise() -> None:
+    # App store 60/day at 10 % negative, complaints form 20/day at 60 %: the app store export
+    # stops for 3 days. The theme reads 60 % negative against 22 % pooled, yet neither
+    # source's customers changed: the expected share is today's mix's (~60 %), no alert.
+    series = mixed(45, {"appstore": (60, 0.10), "plaintes": (20, 0.60)}, {"appstore": (42, 0, 0)})
+    assert series.negatives[43] / series.volumes[43] > 0.45
+    assert run_days(SpikeDetector(), [series], range(30, 45)) == []
+    base = fit_baseline(series, START + timedelta(43), DetectorConfig())
+    assert base is not None and base.neg_share < 0.3
+    assert base.expected_share(series, 43) == pytest.approx(0.6, abs=0.06)
+    # Without its sources the same totals alert (what every source-mix change did).
+    pooled = replace(series, sources=None)
+    assert {s.kind for s in run_days(SpikeDetector(), [pooled], range(30, 45))} == {"negativity"}
+
+
+def test_a_negativity_rise_within_a_source_still_alerts_at_a_constant_mix() -> None:
+    # Same mix all along; the complaints form's share rises from 60 % to 90 %.
+    series = mixed(
+        45, {"appstore": (20, 0.10), "plaintes": (60, 0.60)}, {"plaintes": (42, 60, 0.9)}
+    )
+    signals = run_days(SpikeDetector(), [series], range(30, 45))
+    assert signals and {s.kind for s in signals} == {"negativity"}
+    first = signals[0]
+    assert first.day >= START + timedelta(42)
+    # The alert states the expected share the test used: today's mix at baseline shares.
+    base = fit_baseline(series, first.day, DetectorConfig())
+    assert base is not None
+    assert first.expected == pytest.approx(base.expected_share(series, (first.day - START).days))
+    assert 0.4 < first.expected < 0.55 < 0.65 < first.observed
 
 
 def test_negativity_floor_min_negatives() -> None:
@@ -260,6 +310,13 @@ def test_series_validation_and_from_days() -> None:
     s = Series.from_days("x", {START + timedelta(2): (5, 1)}, START, START + timedelta(3))
     assert s.volumes == [0, 0, 5, 0] and s.negatives == [0, 0, 1, 0]
     assert s.end == START + timedelta(3)
+    with pytest.raises(ValueError, match="source 'a'"):
+        Series("x", START, [1, 2], [1, 1], sources={"a": ([1], [1])})
+    by = Series.from_days(
+        "x", {START: (3, 1)}, START, START + timedelta(1), sources={"a": {START: (3, 1)}}
+    )
+    assert by.sources == {"a": ([3, 0], [1, 0])}
+    assert by.window(1, 2).sources == {"a": ([0], [0])}
 
 
 # --- incidents: related themes, warm-up ------------------------------------------------------

@@ -115,6 +115,37 @@ def test_detect_language_short_foreign_review_without_stop_words(text: str, lang
 @pytest.mark.parametrize(
     ("text", "lang"),
     [
+        ("الطلبية وصلت متأخرة جدا والمنتج مكسور", "ar"),
+        ("Доставка очень медленная, товар сломан", "ru"),
+        ("Товар прийшов зламаний і пізно", "uk"),
+        ("Πολύ αργή παράδοση", "el"),
+        ("配送が遅い、商品が壊れていた", "ja"),
+        ("快递太慢了，商品坏了", "zh"),
+        ("배송이 너무 느려요", "ko"),
+    ],
+)
+def test_a_review_in_another_script_is_not_french(text: str, lang: str) -> None:
+    # No profiled word: they were "French, barely confident", scored by the French heads and
+    # counted in the French figures.
+    code, conf = detect_language(text)
+    assert code == lang and not is_french(code, conf)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Le colis est arrivé, merci محمد",
+        "Livraison rapide, merci Дмитрий !",
+        "Très bon produit 👍 😍",
+    ],
+)
+def test_a_name_in_another_script_leaves_a_french_review_french(text: str) -> None:
+    assert detect_language(text)[0] == "fr"
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
         ("El repartidor dejó la caja bajo la lluvia.", "es"),
         ("O entregador deixou a caixa na chuva.", "pt"),
         ("Il corriere ha lasciato la scatola sotto la pioggia.", "it"),

@@ -677,7 +677,47 @@ def detect_language(text: str) -> tuple[str, float]:
     return _detect(text)
 
 
+# Letters of the scripts the word lists cannot read: a review in Arabic, Russian or Japanese
+# had no profiled word, so it was "French, barely confident" and scored by the French heads.
+# Cyrillic is Russian unless it has letters Russian lacks (і ї є ґ: Ukrainian).
+_SCRIPTS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("ar", re.compile(r"[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff]")),
+    ("ru", re.compile(r"[\u0400-\u04ff]")),
+    ("el", re.compile(r"[\u0370-\u03ff\u1f00-\u1fff]")),
+    ("he", re.compile(r"[\u0590-\u05ff]")),
+    ("ja", re.compile(r"[\u3040-\u30ff]")),
+    ("zh", re.compile(r"[\u4e00-\u9fff]")),
+    ("ko", re.compile(r"[\uac00-\ud7af\u1100-\u11ff]")),
+    ("th", re.compile(r"[\u0e00-\u0e7f]")),
+    ("hi", re.compile(r"[\u0900-\u097f]")),
+)
+_UKRAINIAN = re.compile(r"[іїєґІЇЄҐ]")
+_LETTER = re.compile(r"[^\W\d_]")
+SCRIPT_MIN_LETTERS = 3  # fewer (a name in a French sentence, one symbol): the words decide
+
+
+def _script_language(text: str) -> tuple[str, float] | None:
+    """(language, share of the letters) when most letters are of a script the word lists do
+    not cover; None for Latin-script text."""
+    letters = len(_LETTER.findall(text))
+    if letters < SCRIPT_MIN_LETTERS:
+        return None
+    counts = {lang: len(pattern.findall(text)) for lang, pattern in _SCRIPTS}
+    if counts["ja"]:  # kana with kanji: Japanese
+        counts["ja"] += counts.pop("zh")
+    lang = max(counts, key=counts.__getitem__)
+    count = counts[lang]
+    if count < SCRIPT_MIN_LETTERS or count * 2 <= letters:
+        return None
+    if lang == "ru" and _UKRAINIAN.search(text):
+        lang = "uk"
+    return (lang, round(min(1.0, count / letters), 3))
+
+
 def _detect(text: str) -> tuple[str, float]:
+    script = _script_language(text or "")
+    if script is not None:
+        return script
     # Lower case, accents kept: the word lists are looked up folded, in the languages whose
     # spelling has the word's accents (see _languages_of_accented).
     words = [w.lower() for w in _WORD.findall(text or "")]

@@ -205,6 +205,7 @@ def _overview(
                 volume=r.volume,
                 previous_volume=r.previous_volume,
                 volume_change=None if r.volume_change is None else round(r.volume_change, 4),
+                negatives=r.negatives,
                 negative_share=round(r.negative_share, 4),
                 negative_share_change=None
                 if r.negative_share_change is None

@@ -13,16 +13,24 @@ const NF = new Intl.NumberFormat("fr-FR");
 const NF1 = new Intl.NumberFormat("fr-FR", { maximumFractionDigits: 1 });
 const fmtNum = (x) => (x == null ? "—" : NF.format(x));
 const fmtDec = (x) => (x == null ? "—" : NF1.format(x));
+// A count and its noun, singular up to 1 as French has it: "1 réponse", "0 mention négative".
+const count = (n, one, many) => `${fmtNum(n)} ${Math.abs(n) < 2 ? one : many}`;
 // A share as a whole percentage, a half to even as Python's `round` / `:.0%` (reports, Slack,
 // digest): 1 of 8 is 12 % there, and Math.round's 13 % here made the digest's -38 pts -37 here.
 const roundPct = (x) => { const v = x * 100, r = Math.round(v); return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r; };
-const fmtPct = (x) => (x == null ? "—" : NF.format(roundPct(x)) + " %");
+// A narrow no-break space before % (French typography, as the Slack messages): a plain one let
+// "%" wrap onto the next line ("observé 86\n%, attendu 51 %").
+const PCT = "\u202f%";
+const fmtPct = (x) => (x == null ? "—" : NF.format(roundPct(x)) + PCT);
 // A change of share in points as the difference of the whole percentages fmtPct shows
 // ("92 % … 28 %": +64 pts, not the +63 of the unrounded shares).
 const sharePoints = (share, previous) => roundPct(share) - roundPct(previous);
 // The previous share from the API's share and change (both to 4 decimals), at that precision:
 // 0.3333 - 0.0583 is 0.27499999999999997 in floating point, 27 % where 27.5 % rounds to 28 %.
 const previousShare = (share, change) => Math.round((share - change) * 1e4) / 1e4;
+// A share from the counts it is made of, not the API's 4-decimal share, which rounds twice:
+// 344 negatives of 668 (51.497 %) is 0.515 there, "52 %" beside the report's 51 %. None of 0.
+const shareOf = (part, whole) => (whole ? part / whole : null);
 const fmtSigned = (x, digits = 0) => {
   if (x == null) return "—";
   const v = Number(x.toFixed(digits));
@@ -40,6 +48,12 @@ const STAGE = { "pre-purchase": "Avant-achat", purchase: "Achat", delivery: "Liv
   "after-sales": "Après-vente", experience: "Expérience produit" };
 const CHANNEL = { review: "avis", social: "réseaux sociaux", complaint: "réclamation", survey: "enquête" };
 const POLARITY = { negative: "négatif", neutral: "neutre", positive: "positif" };
+// The languages the detector names, as jobs/report.py says them: "non comptés : en 12" read
+// as "in 12".
+const LANGUAGE = { en: "anglais", es: "espagnol", de: "allemand", it: "italien", pt: "portugais",
+  nl: "néerlandais", ar: "arabe", ru: "russe", uk: "ukrainien", el: "grec", he: "hébreu",
+  ja: "japonais", zh: "chinois", ko: "coréen", th: "thaï", hi: "hindi", und: "indéterminée" };
+const otherLanguages = (counts) => counts.map(([l, v]) => `${fmtNum(v)} en ${LANGUAGE[l] || l}`).join(", ");
 const SCORE = { nps: "NPS", csat: "CSAT", ces: "CES", rating: "Note" };
 const labels = {};
 
@@ -82,6 +96,7 @@ const DETAILS = [
   [/has no 'write' scope/, "clé en lecture seule"],
   [/was (resolved|acknowledged) by/, "déjà traité par un autre analyste"],
 ];
+const UNREACHABLE = "Serveur injoignable : vérifiez que « verbatim serve » tourne.";
 const frMessage = (status) => MESSAGES[status] || `Le serveur a répondu par une erreur (code ${status}).`;
 
 function keyHeaders(extra = {}) {
@@ -106,7 +121,7 @@ async function api(path, options = {}) {
     res = await fetch(path, { cache: "no-cache", ...options, headers: keyHeaders(extra) });
     if (options.method) lastWriteAt = Date.now();
   } catch (e) {
-    throw new ApiError(0, "Serveur injoignable : vérifiez que « verbatim serve » tourne.");
+    throw new ApiError(0, UNREACHABLE);
   }
   if (res.status === 401 && !options.method) {
     setStatus(frMessage(401));
@@ -135,9 +150,17 @@ async function serverDetail(res) {
 
 // Authenticated CSV download (a plain link could not send the key header).
 async function download(path, filename) {
-  const res = await fetch(path, { headers: keyHeaders({ Accept: "text/csv" }) });
-  if (!res.ok) { setStatus("Export impossible : " + frMessage(res.status)); return; }
-  const url = URL.createObjectURL(await res.blob());
+  let blob;
+  try {
+    const res = await fetch(path, { headers: keyHeaders({ Accept: "text/csv" }) });
+    if (!res.ok) { setStatus("Export impossible : " + frMessage(res.status) + await serverDetail(res)); return; }
+    blob = await res.blob();
+  } catch (e) {
+    // The server unreachable (or the answer cut): said, not an uncaught rejection and nothing.
+    setStatus("Export impossible : " + UNREACHABLE);
+    return;
+  }
+  const url = URL.createObjectURL(blob);
   const a = el("a", { href: url, download: filename });
   document.body.append(a); a.click(); a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 1000);
@@ -243,7 +266,7 @@ function chart(series, incidents = []) {
       const r = svg("rect", { x: (pad + i * bw + 1).toFixed(1), width: Math.max(1, bw - 2).toFixed(1),
         y: y(value).toFixed(1), height: (height - pad - y(value)).toFixed(1), fill: color, opacity: op });
       const t = svg("title");
-      t.textContent = `${fmtDay(d.day)} : ${fmtNum(d.volume)} mentions, ${fmtNum(d.negatives)} négatives`;
+      t.textContent = `${fmtDay(d.day)} : ${count(d.volume, "mention", "mentions")}, ${count(d.negatives, "négative", "négatives")}`;
       r.append(t);
       s.append(r);
     }
@@ -305,7 +328,7 @@ function change(row) {
   if (row.volume_change === null) return el("span", { class: "muted" }, row.volume ? "nouveau" : "—");
   const pct = Math.round(row.volume_change * 100);
   const cls = pct > 0 ? "up" : pct < 0 ? "down" : "muted";
-  return el("span", { class: cls }, fmtSigned(pct) + " %");
+  return el("span", { class: cls }, fmtSigned(pct) + PCT);
 }
 
 function spikeBadge(spike) {
@@ -347,7 +370,7 @@ function incidentItem(i) {
   });
   if (signals.length) li.append(el("div", { class: "muted" }, signals.join(" ; ")));
   const drivers = (i.drivers || []).map((d) =>
-    `${fmtNum(Math.round(d.share_of_extra * 100))} % des mentions en plus : ${d.field} « ${d.value} »`);
+    `${fmtNum(Math.round(d.share_of_extra * 100))}${PCT} des mentions en plus : ${d.field} « ${d.value} »`);
   if (drivers.length) li.append(el("div", { class: "drivers" }, drivers.join(" ; ")));
   const act = (action, label) => {
     const b = el("button", { type: "button", class: "ghost small" }, label);
@@ -383,14 +406,14 @@ async function renderOverview() {
   const others = Object.entries(ov.other_languages || {});
   document.querySelectorAll("#view-overview .period").forEach((n) => {
     n.textContent = periodText(ov.period) +
-      (others.length ? ` (hors français, non comptés : ${others.map(([l, v]) => `${l} ${fmtNum(v)}`).join(", ")})` : "");
+      (others.length ? ` (hors français, non comptés : ${otherLanguages(others)})` : "");
   });
   const volChange = ov.previous_verbatims ? (ov.verbatims - ov.previous_verbatims) / ov.previous_verbatims : null;
   const cards = [
-    kpi("Verbatims", fmtNum(ov.verbatims), volChange == null ? "pas de période précédente" : `${fmtSigned(volChange * 100)} % vs période précédente`),
-    kpi("Part négative", ov.verbatims ? fmtPct(ov.negative_share) : "—",
+    kpi("Verbatims", fmtNum(ov.verbatims), volChange == null ? "pas de période précédente" : `${fmtSigned(volChange * 100)}${PCT} vs période précédente`),
+    kpi("Part négative", fmtPct(shareOf(ov.negatives, ov.verbatims)),
       ov.verbatims && ov.previous_verbatims
-        ? `${fmtSigned(sharePoints(ov.negative_share, ov.previous_negative_share))} pts` : "pas de période précédente",
+        ? `${fmtSigned(sharePoints(ov.negatives / ov.verbatims, ov.previous_negative_share))} pts` : "pas de période précédente",
       ov.verbatims && ov.previous_verbatims ? (ov.negative_share > ov.previous_negative_share ? "up" : "down") : ""),
   ];
   for (const s of ov.scores) {
@@ -398,7 +421,7 @@ async function renderOverview() {
     const value = s.score === "nps" ? fmtSigned(s.value) : s.score === "ces" ? (s.value == null ? "—" : fmtDec(s.value) + " / 7")
       : fmtPct(s.value == null ? null : s.value / 100);
     const unit = s.score === "ces" ? "" : " pts";
-    const delta = s.value != null && s.previous_value != null ? `${fmtSigned(s.value - s.previous_value, 1)}${unit} · ${fmtNum(s.answers)} réponses` : `${fmtNum(s.answers)} réponses`;
+    const delta = s.value != null && s.previous_value != null ? `${fmtSigned(s.value - s.previous_value, 1)}${unit} · ${count(s.answers, "réponse", "réponses")}` : count(s.answers, "réponse", "réponses");
     cards.push(kpi(SCORE[s.score], value, delta, s.value != null && s.previous_value != null && s.value < s.previous_value ? "up" : ""));
   }
   cards.push(kpi("Alertes ouvertes", fmtNum(ov.open_alerts), ov.open_alerts ? "à traiter" : "rien à signaler", ov.open_alerts ? "up" : ""));
@@ -410,19 +433,24 @@ async function renderOverview() {
     labels[m.id] = m.label;
     body.append(el("tr", { "data-theme": m.id }, el("td", {}, themeLink(m.id, m.label)),
       el("td", { class: "num" }, fmtNum(m.volume)), el("td", { class: "num" }, fmtNum(m.previous_volume)),
-      el("td", { class: "num" }, fmtPct(m.negative_share))));
+      el("td", { class: "num" }, fmtPct(shareOf(m.negatives, m.volume)))));
   }
   if (!ov.top_movers.length) body.append(el("tr", {}, el("td", { colSpan: 4, class: "muted" }, "Aucun thème en hausse.")));
 
   // Incidents (grouped alerts with acknowledge / resolve) when the server has them, else alerts.
   let incidents = null;
   try {
-    incidents = await api("/incidents?historical=false&limit=50");
+    // The unresolved ones asked for by status: among the latest 50 of every status, one left
+    // open while newer ones were resolved fell out of the list ("Aucun incident ouvert").
+    const lists = await Promise.all(["open", "acknowledged"].map((status) =>
+      api(`/incidents?historical=false&status=${status}&limit=8`)));
+    incidents = lists.flatMap((l) => l.items)
+      .sort((a, b) => b.last_day.localeCompare(a.last_day) || b.id - a.id);
   } catch (e) {
     if (e.status !== 404) throw e;
   }
   if (incidents) {
-    const live = incidents.items.filter((i) => i.status !== "resolved").slice(0, 8);
+    const live = incidents.slice(0, 8);
     $("#overview-alerts-title").textContent = "Incidents ouverts";
     $("#overview-alerts").replaceChildren(...live.map(incidentItem));
     if (!live.length) $("#overview-alerts").append(el("li", { class: "muted" }, "Aucun incident ouvert."));
@@ -446,14 +474,14 @@ async function renderDrivers() {
   const block = $("#drivers");
   if (!d.drivers.length) {
     $("#drivers-note").textContent = d.answers
-      ? `${fmtNum(d.answers)} réponses : pas assez de mentions par thème pour estimer un effet.`
+      ? `${count(d.answers, "réponse", "réponses")} : pas assez de mentions par thème pour estimer un effet.`
       : `Aucune réponse ${SCORE[d.score]} sur la période ${periodText(d.period)}.`;
     block.replaceChildren();
     return;
   }
   const mean = d.score === "nps" ? fmtSigned(d.coded_mean) : d.score === "csat" ? fmtPct(d.coded_mean / 100) : fmtDec(d.coded_mean);
-  $("#drivers-note").textContent = `${SCORE[d.score]} ${mean} sur ${fmtNum(d.answers)} réponses, ${periodText(d.period)}. ` +
-    `Effet de la mention d'un thème (${d.unit}, autres thèmes égaux), intervalle de confiance à 95 %.`;
+  $("#drivers-note").textContent = `${SCORE[d.score]} ${mean} sur ${count(d.answers, "réponse", "réponses")}, ${periodText(d.period)}. ` +
+    `Effet de la mention d'un thème (${d.unit}, autres thèmes égaux), intervalle de confiance à 95${PCT}.`;
   block.replaceChildren(driverPlot(d.drivers, d.unit));
 }
 
@@ -461,8 +489,8 @@ async function renderThemes() {
   const data = await loadThemes();
   const others = Object.entries(data.other_languages || {});
   document.querySelectorAll("#view-themes .period").forEach((n) => {
-    n.textContent = `${periodText(data.period)} · ${fmtNum(data.total_volume)} verbatim${data.total_volume > 1 ? "s" : ""}` +
-      (others.length ? ` (hors français, non comptés : ${others.map(([l, v]) => `${l} ${fmtNum(v)}`).join(", ")})` : "");
+    n.textContent = `${periodText(data.period)} · ${count(data.total_volume, "verbatim", "verbatims")}` +
+      (others.length ? ` (hors français, non comptés : ${otherLanguages(others)})` : "");
   });
   const body = $("#themes tbody");
   body.replaceChildren();
@@ -474,8 +502,8 @@ async function renderThemes() {
       el("td", { class: "num" }, change(row)),
       el("td", { class: "num" }, fmtNum(row.negatives)),
       el("td", { class: "num" }, fmtNum(row.neutrals)),
-      el("td", { class: "num" }, fmtPct(row.negative_share)),
-      el("td", { class: "num" }, fmtSigned(row.net_sentiment, 2)),
+      el("td", { class: "num" }, fmtPct(shareOf(row.negatives, row.volume))),
+      el("td", { class: "num" }, row.volume ? fmtSigned(row.net_sentiment, 2) : "—"),
       el("td", {}, sparkline(row.trend)),
       el("td", {}, spikeBadge(row.spike)),
       el("td", { class: "kw" }, row.keywords.join(", ")),
@@ -495,7 +523,7 @@ function breakdownTable(table, rows, name) {
   const body = el("tbody");
   for (const r of rows) {
     body.append(el("tr", {}, el("td", {}, name === "Canal" ? CHANNEL[r.key] || r.key : r.key),
-      el("td", { class: "num" }, fmtNum(r.mentions)), el("td", { class: "num" }, fmtPct(r.negative_share))));
+      el("td", { class: "num" }, fmtNum(r.mentions)), el("td", { class: "num" }, fmtPct(shareOf(r.negatives, r.mentions)))));
   }
   if (!rows.length) body.append(el("tr", {}, el("td", { colSpan: 3, class: "muted" }, "Aucune mention.")));
   table.replaceChildren(head, body);
@@ -559,10 +587,12 @@ async function renderTheme() {
   const cards = [
     kpi("Mentions", fmtNum(s.volume), s.previous_volume ? `${fmtNum(s.previous_volume)} la période précédente` : "pas de période précédente"),
     s.previous_volume
-      ? kpi("Part négative", fmtPct(s.negative_share), `${fmtSigned(sharePoints(s.negative_share, previousShare(s.negative_share, s.negative_share_change)))} pts vs période précédente`, s.negative_share_change > 0 ? "up" : "down")
-      : kpi("Part négative", fmtPct(s.negative_share), `${fmtNum(s.negatives)} mentions négatives`),
+      ? kpi("Part négative", fmtPct(shareOf(s.negatives, s.volume)), `${fmtSigned(sharePoints(shareOf(s.negatives, s.volume) ?? 0, previousShare(s.negative_share, s.negative_share_change)))} pts vs période précédente`, s.negative_share_change > 0 ? "up" : "down")
+      : kpi("Part négative", fmtPct(shareOf(s.negatives, s.volume)), count(s.negatives, "mention négative", "mentions négatives")),
     kpi("Note moyenne", s.mean_rating == null ? "—" : fmtDec(s.mean_rating) + " / 5",
-      impact && impact.difference != null ? `${fmtSigned(impact.difference, 1)} vs les autres verbatims` : "pas de note"),
+      impact && impact.difference != null ? `${fmtSigned(impact.difference, 1)} vs les autres verbatims`
+        // "pas de note" under "1 / 5": the theme's verbatims are rated, no other one is.
+        : s.mean_rating == null ? "pas de note" : "aucun autre verbatim noté pour comparer"),
   ];
   try {
     const dp = filters("90");
@@ -571,7 +601,10 @@ async function renderTheme() {
     const drivers = await api("/drivers?" + dp);
     const mine = drivers.drivers.find((d) => d.theme === detail.id);
     if (mine) cards.push(kpi("Effet sur le NPS", `${fmtSigned(mine.effect, 1)} pts`,
-      `IC 95 % [${fmtSigned(mine.ci_low, 1)} ; ${fmtSigned(mine.ci_high, 1)}] · ${fmtNum(mine.mentions)} réponses`, mine.ci_high < 0 ? "up" : ""));
+      // Its own period (90 days unless dates are chosen), said: « 64 réponses » read as the
+      // answers of the 7 days the page counts.
+      `IC 95${PCT} [${fmtSigned(mine.ci_low, 1)} ; ${fmtSigned(mine.ci_high, 1)}] · ${count(mine.mentions, "réponse", "réponses")} ${periodText(drivers.period)}`,
+      mine.ci_high < 0 ? "up" : ""));
   } catch (e) { /* no NPS in this feed */ }
   $("#theme-kpis").replaceChildren(...cards);
   $("#chart").replaceChildren(s.volume ? chart(detail.series, alerts.items)
@@ -579,7 +612,7 @@ async function renderTheme() {
   breakdownTable($("#by-channel"), breakdown.by_channel, "Canal");
   breakdownTable($("#by-source"), breakdown.by_source, "Source");
   $("#severity-mix").replaceChildren(severityMix(breakdown.by_severity),
-    el("p", { class: "gravity-note" }, `Graves (gravité ≥ 50 %) : ${fmtNum(breakdown.severe)} · ` +
+    el("p", { class: "gravity-note" }, `Graves (gravité ≥ 50${PCT}) : ${fmtNum(breakdown.severe)} · ` +
       `clients récurrents : ${fmtNum(breakdown.recurrent)} (${fmtPct(s.volume ? breakdown.recurrent / s.volume : 0)})`),
     s.volume ? gravityChart(breakdown.by_day) : "");
   const counts = { "": s.volume, negative: s.negatives, neutral: s.neutrals, positive: s.positives };
@@ -588,7 +621,7 @@ async function renderTheme() {
   let langNote = $("#lang-note");
   if (!langNote) { langNote = el("p", { id: "lang-note", class: "muted" }); $(".vfilters").after(langNote); }
   langNote.textContent = foreign.length
-    ? `Les compteurs ne comptent que le français ; la liste montre aussi : ${foreign.map((r) => `${r.key} (${fmtNum(r.mentions)})`).join(", ")}.`
+    ? `Les compteurs ne comptent que le français ; la liste montre aussi : ${foreign.map((r) => `${LANGUAGE[r.key] || r.key} (${fmtNum(r.mentions)})`).join(", ")}.`
     : "";
   document.querySelectorAll("#polarity button").forEach((b) => {
     const name = { "": "Tous", negative: "Négatifs", neutral: "Neutres", positive: "Positifs" }[b.dataset.polarity];
@@ -639,7 +672,7 @@ async function loadVerbatims(append) {
         el("span", { class: "pol " + v.polarity }, POLARITY[v.polarity] || v.polarity),
         `${fmtDateTime(v.created_at)} · ${CHANNEL[v.channel] || v.channel} · ${v.source}` +
           (v.rating != null ? ` · note ${fmtDec(v.rating)}/5` : "") +
-          (v.language && v.language !== "fr" ? ` · langue ${v.language}` : "") +
+          (v.language && v.language !== "fr" ? ` · langue : ${LANGUAGE[v.language] || v.language}` : "") +
           ` · gravité ${fmtPct(v.severity)}`, " ", fix),
       highlighted(v.text, v.evidence)));
   }
@@ -755,12 +788,12 @@ async function renderJourney() {
     list.append(el("li", { class: "stage" + (stage === "experience" ? " aside" : ""), "data-stage": stage },
       el("div", { class: "stage-name" }, STAGE[stage]),
       el("div", { class: "stage-bar", role: "img",
-        "aria-label": `${STAGE[stage]} : ${fmtNum(s.mentions)} mentions dont ${fmtNum(s.negatives)} négatives` },
+        "aria-label": `${STAGE[stage]} : ${count(s.mentions, "mention", "mentions")} dont ${count(s.negatives, "négative", "négatives")}` },
         el("span", { class: "fill", style: `width:${(100 * s.mentions / max).toFixed(1)}%` },
           el("span", { class: "neg", style: `width:${(100 * share).toFixed(1)}%` }))),
       el("div", { class: "stage-figures" },
         s.mentions ? el("strong", { class: "friction" }, `Friction ${fmtPct(share)}`) : el("span", { class: "muted" }, "Pas de mention"),
-        s.mentions ? ` · ${fmtNum(s.mentions)} mentions, ${fmtNum(s.negatives)} négatives` : ""),
+        s.mentions ? ` · ${count(s.mentions, "mention", "mentions")}, ${count(s.negatives, "négative", "négatives")}` : ""),
       el("div", { class: "stage-themes" }, top.length ? "Principaux irritants : " : s.mentions ? "Aucun irritant." : "",
         ...top.flatMap((t, i) => [i ? ", " : "", themeLink(t.id, t.label), ` (${fmtNum(t.negatives)})`]))));
   }
@@ -785,7 +818,7 @@ async function renderTopics() {
     list.append(el("li", { class: "topic", "data-topic": t.id },
       el("div", { class: "topic-head" },
         t.is_emerging ? el("span", { class: "badge emerging" }, "Émergent") : "",
-        el("strong", {}, t.label), el("span", { class: "muted" }, ` · ${fmtNum(t.size)} verbatims · vu jusqu'au ${fmtDateTime(t.last_seen)}`)),
+        el("strong", {}, t.label), el("span", { class: "muted" }, ` · ${count(t.size, "verbatim", "verbatims")} · vu jusqu'au ${fmtDateTime(t.last_seen)}`)),
       el("div", { class: "kw" }, "Mots-clés : " + (t.keywords || []).join(", ")),
       examples.length ? el("ul", { class: "examples" }, ...examples.map((x) => el("li", {}, "« " + x + " »"))) : "",
       el("div", {}, t.theme && known.has(t.theme)
