@@ -691,6 +691,7 @@ _SCRIPTS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("th", re.compile(r"[\u0e00-\u0e7f]")),
     ("hi", re.compile(r"[\u0900-\u097f]")),
 )
+_ANY_SCRIPT = re.compile("|".join(pattern.pattern for _, pattern in _SCRIPTS))
 _UKRAINIAN = re.compile(r"[іїєґІЇЄҐ]")
 _LETTER = re.compile(r"[^\W\d_]")
 SCRIPT_MIN_LETTERS = 3  # fewer (a name in a French sentence, one symbol): the words decide
@@ -699,6 +700,8 @@ SCRIPT_MIN_LETTERS = 3  # fewer (a name in a French sentence, one symbol): the w
 def _script_language(text: str) -> tuple[str, float] | None:
     """(language, share of the letters) when most letters are of a script the word lists do
     not cover; None for Latin-script text."""
+    if not _ANY_SCRIPT.search(text):  # Latin-script text: one pass, no counting
+        return None
     letters = len(_LETTER.findall(text))
     if letters < SCRIPT_MIN_LETTERS:
         return None
