@@ -513,7 +513,10 @@ class Scheduler:
         from jobs.run import Stopped
 
         conf = self.settings.scheduler
-        tick = current_tick(self.triggers[job.name], utcnow(), conf.misfire_grace_seconds)
+        # Looking back twice the grace: a tick missed up to a grace before the start (see
+        # `missed_tick`) runs up to a grace after it; APScheduler drops later runs.
+        grace = conf.misfire_grace_seconds
+        tick = current_tick(self.triggers[job.name], utcnow(), 2 * grace)
         if not self.lock.acquire(conf.lock_wait_seconds, self.stopping):
             if self.stopping():
                 log.info("job %s tick %s: stop requested; not started", job.name, tick.isoformat())

@@ -395,6 +395,28 @@ def test_a_tick_missed_while_stopped_runs_at_start_within_the_grace(
     assert other.missed_tick(fresh.scheduler.jobs[0], tick + timedelta(seconds=601)) is None
 
 
+def test_a_missed_tick_run_late_at_start_still_claims_that_tick(
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tick missed 50 s before the start (grace 60 s) runs at start; queued behind another
+    job's run (one worker), it began 50 s later, within APScheduler's grace for that run, but
+    the tick was then 100 s old, past the look-back: the run claimed its own start second
+    instead of the tick, so a second scheduler's claim no longer deduplicated it."""
+    import jobs.scheduler as sched_mod
+
+    monkeypatch.setitem(COMMANDS, "digest", lambda _res, _stop: "sent")
+    tick = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    job = SchedulerJob(name="weekly", cron="0 8 2 3 *", command="digest")
+    conf = SchedulerSettings(jobs=[job], misfire_grace_seconds=60)
+    settings = settings.model_copy(update={"scheduler": conf})
+    sessions = session_factory(engine)
+    scheduler = Scheduler(settings, engine, sessions)
+    assert scheduler.missed_tick(job, tick + timedelta(seconds=50)) == tick
+    monkeypatch.setattr(sched_mod, "utcnow", lambda: tick + timedelta(seconds=100))
+    assert scheduler.run_tick(job) == "ok"
+    assert [r.scheduled_for.replace(tzinfo=UTC) for r in _runs(sessions)] == [tick]
+
+
 def test_no_job_is_a_clear_error(settings: Settings, engine: Engine) -> None:
     with pytest.raises(SchedulerConfigError, match=r"\[scheduler\] jobs"):
         Scheduler(settings, engine, session_factory(engine))

@@ -144,6 +144,23 @@ def test_a_name_in_another_script_leaves_a_french_review_french(text: str) -> No
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        # Only letters count toward a script: digits, punctuation, U+FEFF are no Arabic.
+        "Très bien ١٢٣٤٥٦ ، ؟",
+        "Nul \ufeff\ufeff\ufeff\ufeff",
+        "Commande n° ・・・・ reçue",
+        # A full name has more letters than the French words around it: those decide.
+        "Merci Дмитрий Иванович Петров, très bon service",
+        "Super livraison, merci Αλέξανδρος Παπαδόπουλος",
+    ],
+)
+def test_a_french_review_with_other_script_characters_stays_french(text: str) -> None:
+    code, conf = detect_language(text)
+    assert code == "fr" and is_french(code, conf)
+
+
+@pytest.mark.parametrize(
     ("text", "lang"),
     [
         ("El repartidor dejó la caja bajo la lluvia.", "es"),

@@ -699,28 +699,44 @@ SCRIPT_MIN_LETTERS = 3  # fewer (a name in a French sentence, one symbol): the w
 
 def _script_language(text: str) -> tuple[str, float] | None:
     """(language, share of the letters) when most letters are of a script the word lists do
-    not cover; None for Latin-script text."""
+    not cover; None for Latin-script text. Only letters count: Arabic-Indic digits, Arabic
+    punctuation, a zero-width no-break space (U+FEFF, in the Arabic presentation block) or a
+    katakana middle dot made "Très bien ١٢٣ ، ؟" Arabic."""
     if not _ANY_SCRIPT.search(text):  # Latin-script text: one pass, no counting
         return None
-    letters = len(_LETTER.findall(text))
-    if letters < SCRIPT_MIN_LETTERS:
+    letters = "".join(_LETTER.findall(text))
+    if len(letters) < SCRIPT_MIN_LETTERS:
         return None
-    counts = {lang: len(pattern.findall(text)) for lang, pattern in _SCRIPTS}
+    counts = {lang: len(pattern.findall(letters)) for lang, pattern in _SCRIPTS}
     if counts["ja"]:  # kana with kanji: Japanese
         counts["ja"] += counts.pop("zh")
     lang = max(counts, key=counts.__getitem__)
     count = counts[lang]
-    if count < SCRIPT_MIN_LETTERS or count * 2 <= letters:
+    if count < SCRIPT_MIN_LETTERS or count * 2 <= len(letters):
         return None
     if lang == "ru" and _UKRAINIAN.search(text):
         lang = "uk"
-    return (lang, round(min(1.0, count / letters), 3))
+    return (lang, round(min(1.0, count / len(letters)), 3))
+
+
+def _latin_part_is_french(rest: str) -> bool:
+    """Whether the Latin-script words of a text are French on their own: a French review
+    thanking "Дмитрий Иванович Петров" or "Αλέξανδρος Παπαδόπουλος" has more letters of that
+    script than French ones, and was Russian or Greek (not counted, not analysed)."""
+    words = [w.lower() for w in _WORD.findall(rest)]
+    if len(words) < QUOTING_MIN_WORDS:
+        return False
+    language, confidence = _from_word_lists(rest, words)
+    return language == "fr" and confidence >= FRENCH_MIN_CONFIDENCE
 
 
 def _detect(text: str) -> tuple[str, float]:
     script = _script_language(text or "")
     if script is not None:
-        return script
+        rest = _ANY_SCRIPT.sub(" ", text)
+        if not _latin_part_is_french(rest):
+            return script
+        text = rest  # the French words decide, as for a text with a short name in it
     # Lower case, accents kept: the word lists are looked up folded, in the languages whose
     # spelling has the word's accents (see _languages_of_accented).
     words = [w.lower() for w in _WORD.findall(text or "")]
