@@ -139,8 +139,8 @@ def test_decomposed_accents_in_a_taxonomy_still_match() -> None:
         ),
         (  # an impossible date: a ValueError traceback from YAML's timestamp reader
             "name: t\nthemes:\n  - id: x\n    label: X\n    seeds: [2024-02-30]\n"
-            "history:\n  - {version: 1, at: 2024-13-45}\n",
-            "",
+            "history:\n  - {action: retire, theme: y, at: 2024-13-45}\n",
+            r"history\[0\]\.at: .*month value is outside",
         ),
     ],
 )
