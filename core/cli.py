@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -52,6 +53,10 @@ def check_output_file(path: Path, what: str = "output") -> None:
         raise fail(f"{what} is a directory, expected a file path: {path}")
     if not path.parent.is_dir():
         raise fail(f"{what} directory does not exist: {path.parent}")
+    if path.is_symlink() and not path.exists():  # a dangling link: its target is written
+        target = Path(os.path.realpath(path))
+        if not target.parent.is_dir():
+            raise fail(f"{what} is a link into a directory that does not exist: {target}")
 
 
 def parse_day(value: str | None, name: str) -> date | None:

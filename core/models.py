@@ -421,11 +421,11 @@ class Incident(Base):
 class OutboxMessage(Base):
     """Slack deliveries; undelivered ones are retried later, sent ones never again.
 
-    One row per incident revision (older rows: per alert revision), and one per weekly
-    digest (route `digest`, no alert or incident, `revision` the period's last day as a
-    number: it is retried like a message). `route` is the theme's team: its webhook is looked
-    up when the message is *delivered*, so a message queued before the team's webhook existed
-    goes to that team once it is configured.
+    One row per incident revision (older rows: per alert revision), and one per digest
+    (route `digest`, no alert or incident, `revision` the period's last day and length as a
+    number, `jobs.digest.period_revision`: it is retried like a message). `route` is the
+    theme's team: its webhook is looked up when the message is *delivered*, so a message
+    queued before the team's webhook existed goes to that team once it is configured.
     """
 
     __tablename__ = "outbox"

@@ -34,7 +34,7 @@ BOM = "\ufeff"
 
 
 class OutputError(VerbatimError, ValueError):
-    """The output path cannot be used (it is the input file itself)."""
+    """The output path cannot be used (the input file itself, a directory, a missing one)."""
 
 
 class Terminated(KeyboardInterrupt):
@@ -62,12 +62,25 @@ def is_stdout(path: Path) -> bool:
     """`-`, or a path naming this process's standard output (`/dev/stdout`, `/dev/fd/1`):
     written through it, not reopened (that truncated a `>> log` file) nor renamed over (the
     output redirected to a file: the file was replaced, what went to stdout after it lost)."""
-    if str(path) == "-":
-        return True
+    return str(path) == "-" or standard_stream(path) is sys.stdout
+
+
+def standard_stream(path: Path) -> IO[str] | None:
+    """sys.stdout or sys.stderr when `path` names the file or device this process's standard
+    output or error is open on (`/dev/stderr`, `/dev/fd/2`, the `2>> log` file itself), else
+    None. Such an output is written through the stream, where it stands (`>>` appends):
+    `-o /dev/stderr 2>> log` replaced the log with the output, its earlier lines lost."""
     try:
-        return os.path.samestat(path.stat(), os.fstat(sys.stdout.fileno()))
-    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
-        return False
+        st = path.stat()
+    except (OSError, ValueError):
+        return None
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if os.path.samestat(st, os.fstat(stream.fileno())):
+                return stream
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            continue
+    return None
 
 
 @contextlib.contextmanager
@@ -77,10 +90,27 @@ def atomic_output(path: Path) -> Iterator[IO[str]]:
     SIGTERM: turned into KeyboardInterrupt for the time of the block) the temporary file is
     removed and `path` is left as it was. A device or a named pipe (`-o /dev/stdout`,
     `/dev/null`, a FIFO) is written in place: renaming over it would replace it with a regular
-    file. A symbolic link is kept: the file it points to is the one replaced."""
+    file. A symbolic link is kept: the file it points to is the one replaced. The file this
+    process's stdout or stderr is open on (`-o /dev/stderr 2>> log`) is written through that
+    stream (`standard_stream`). A directory, or a directory that does not exist (a link into
+    one), raises OutputError."""
+    stream = standard_stream(path)
+    if stream is not None:
+        yield stream
+        stream.flush()
+        return
+    if path.is_dir():  # a link to a folder too: not IsADirectoryError at the end of the work
+        raise OutputError(f"the output {path} is a directory: name a file")
     special = path.exists() and not path.is_file()
     if path.is_symlink() and not special:
-        path = Path(os.path.realpath(path))
+        target = Path(os.path.realpath(path))
+        if not target.parent.is_dir():
+            raise OutputError(
+                f"the output {path} is a link to {target}, in a directory that does not exist"
+            )
+        path = target
+    elif not special and not path.parent.is_dir():
+        raise OutputError(f"the output directory {path.parent} does not exist")
     tmp = path if special else path.with_name(f".{path.name}.{os.getpid()}.partial")
     previous = None
     if threading.current_thread() is threading.main_thread():

@@ -373,10 +373,12 @@ def register(app: typer.Typer) -> None:
         """Write a synthetic French feedback feed (with a packaging spike in the last days)."""
         from rich.console import Console
 
+        from jobs.analyze import is_stdout
         from jobs.demo import DemoSpec, write_demo
 
         count = write_demo(output, DemoSpec(days=days, seed=seed, per_day=per_day))
-        Console().print(
+        # `-o /dev/stdout | verbatim ingest`: this line is not a verbatim of the feed.
+        Console(stderr=is_stdout(output)).print(
             f"wrote {count} verbatims to {output}\n"
             f"next: verbatim ingest {output} --source demo --map channel=channel"
         )

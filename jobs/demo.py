@@ -450,11 +450,15 @@ def iter_demo(spec: DemoSpec | None = None) -> Iterator[dict[str, Any]]:
 
 
 def write_demo(path: Path, spec: DemoSpec | None = None) -> int:
-    """Write the feed as JSONL (default) or CSV (by extension). Returns the number of rows."""
+    """Write the feed as JSONL (default) or CSV (by extension). Returns the number of rows.
+    Written whole or not at all, as `verbatim analyze -o` (`jobs.analyze.atomic_output`): a
+    ".part" file renamed over `-o /dev/stdout` replaced that link (as root) or was refused,
+    and over a link to the feed replaced the link."""
+    from jobs.analyze import atomic_output
+
     path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
-    tmp = path.with_name(path.name + ".part")
-    with tmp.open("w", encoding="utf-8", newline="") as fh:
+    with atomic_output(path) as fh:
         if path.suffix.lower() == ".csv":
             fields = ["id", "created_at", "channel", "text", "rating", "customer", "platform"]
             writer = csv.DictWriter(fh, fieldnames=fields)
@@ -466,7 +470,6 @@ def write_demo(path: Path, spec: DemoSpec | None = None) -> int:
             for row in iter_demo(spec):
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
                 count += 1
-    tmp.replace(path)  # never leave a half-written feed behind
     return count
 
 

@@ -6,12 +6,13 @@ acknowledged; an incident groups every alert of one theme on overlapping days, s
 one line per problem, with its main driver), with dashboard deep links. The taxonomy is the
 versioned one from the database, like every other job.
 Posted to `slack_webhooks["digest"]` (else "default") through the alerts' outbox: one row per
-period (route "digest", `revision` = the ordinal of its last day), so Slack down (5xx, 429,
-timeout before sending) leaves it pending and the next `verbatim alert` (scheduler alert tick)
-or `verbatim digest` posts it, with the alerts' backoff and Retry-After; a 4xx (deleted
-webhook, channel_not_found) leaves it `dead` with the reason. A digest of a given period is
-sent once: its outbox row, and a marker row in `data_versions` ("digest:<last day>", also
-written by versions that posted without the outbox) make a second run a no-op (`--force`
+period (route "digest", `revision` = `period_revision`: its last day and its length), so Slack
+down (5xx, 429, timeout before sending) leaves it pending and the next `verbatim alert`
+(scheduler alert tick) or `verbatim digest` posts it, with the alerts' backoff and Retry-After;
+a 4xx (deleted webhook, channel_not_found) leaves it `dead` with the reason. A digest of a
+given period is sent once: its outbox row, and a marker row in `data_versions`
+("digest:<last day>" for 7 days, also written by versions that posted without the outbox;
+"digest:<first day>..<last day>" for another length) make a second run a no-op (`--force`
 resends).
 """
 
@@ -244,11 +245,31 @@ class DigestResult:
 
 
 DIGEST_ROUTE = "digest"
+WEEK = 7
+MAX_DAYS = 366
+# Above every day's ordinal (9999-12-31: 3 652 059); MAX_DAYS times it fits the int32 column.
+PERIOD_BASE = 4_000_000
+
+
+def period_revision(start: date, end: date) -> int:
+    """The `revision` of a period's digest row: the ordinal of its last day for the weekly
+    digest (rows stored before lengths were told apart all read as weekly), else length *
+    PERIOD_BASE + that ordinal. Keyed by the last day alone, `digest --days 30` ending on the
+    weekly digest's last day was "already sent", and `--force` overwrote the weekly row."""
+    days = (end - start).days + 1
+    return end.toordinal() if days == WEEK else days * PERIOD_BASE + end.toordinal()
+
+
+def period_marker(start: date, end: date) -> str:
+    """The `data_versions` name that marks a period's digest as queued (see `_queue`)."""
+    if (end - start).days + 1 == WEEK:
+        return f"digest:{end.isoformat()}"  # as written before lengths were told apart
+    return f"digest:{start.isoformat()}..{end.isoformat()}"
 
 
 def _digest_rows() -> Select[OutboxMessage]:
     """The outbox rows of digests: route "digest", no alert nor incident; `revision` holds
-    the ordinal of the period's last day (one row per period)."""
+    `period_revision` (one row per period)."""
     return select(OutboxMessage).where(
         OutboxMessage.route == DIGEST_ROUTE,
         OutboxMessage.alert_id.is_(None),
@@ -264,9 +285,10 @@ def _queue(
     outbox: the marker alone), "dead" or "unknown" (the row's status).
     `force` puts the row back to pending with the digest just built. The marker row (primary
     key) makes two concurrent runs queue one digest, not two."""
+    revision = period_revision(digest.start, digest.end)
     with session_scope(sessions) as session:
         row = session.execute(
-            _digest_rows().where(OutboxMessage.revision == digest.end.toordinal())
+            _digest_rows().where(OutboxMessage.revision == revision)
         ).scalar_one_or_none()
         if row is None:
             if session.get(DataVersion, marker) is not None and not force:
@@ -274,7 +296,7 @@ def _queue(
             row = OutboxMessage(
                 alert_id=None,
                 incident_id=None,
-                revision=digest.end.toordinal(),
+                revision=revision,
                 route=DIGEST_ROUTE,
                 payload=digest.payload,
                 status="pending",
@@ -288,7 +310,7 @@ def _queue(
             except IntegrityError:  # another run queued it first: deliver_one sorts it out
                 session.rollback()
                 row = session.execute(
-                    _digest_rows().where(OutboxMessage.revision == digest.end.toordinal())
+                    _digest_rows().where(OutboxMessage.revision == revision)
                 ).scalar_one_or_none()
                 return (row.id, None) if row is not None else (None, "sent")
             return row.id, None
@@ -321,11 +343,14 @@ def send_digest(
     it pending and the next `verbatim alert` or `verbatim digest` posts it, with the alerts'
     backoff and Retry-After; a 4xx leaves it `dead` with the reason. Digests of earlier
     periods still pending are posted first."""
+    if not 1 <= days <= MAX_DAYS:  # the period's key (`period_revision`) holds up to MAX_DAYS
+        raise ValueError(f"the digest covers 1 to {MAX_DAYS} days, not {days}")
     with session_scope(sessions) as session:
         digest = build_digest(
             session, taxonomy, dashboard_url=settings.dashboard_url, days=days, end=end
         )
-    marker = f"digest:{digest.end.isoformat()}"
+    marker = period_marker(digest.start, digest.end)
+    revision = period_revision(digest.start, digest.end)
     if dry_run:
         return DigestResult(digest, "dry_run")
     url = webhook_for(settings, DIGEST_ROUTE)
@@ -343,26 +368,25 @@ def send_digest(
     try:
         earlier = []
         with session_scope(sessions) as session:
-            waiting = [
-                (r.id, r.revision)
+            # Periods that ended before this one, of any length, oldest first.
+            waiting = sorted(
+                (last, r.id)
                 for r in session.execute(
-                    _digest_rows()
-                    .where(
-                        OutboxMessage.status == "pending",
-                        OutboxMessage.revision < digest.end.toordinal(),
+                    _digest_rows().where(
+                        OutboxMessage.status == "pending", OutboxMessage.revision != revision
                     )
-                    .order_by(OutboxMessage.revision)
                 ).scalars()
-            ]
-        for old_id, ordinal in waiting:
+                if (last := date.fromordinal(r.revision % PERIOD_BASE)) < digest.end
+            )
+        for last, old_id in waiting:
             outcome, _ = deliver_one(settings, sessions, old_id, **kwargs)
-            earlier.append((date.fromordinal(ordinal), outcome))
+            earlier.append((last, outcome))
         if row_id is None:
             if status == "sent":
                 return DigestResult(digest, "already_sent", earlier=earlier)
             with session_scope(sessions) as session:
                 row = session.execute(
-                    _digest_rows().where(OutboxMessage.revision == digest.end.toordinal())
+                    _digest_rows().where(OutboxMessage.revision == revision)
                 ).scalar_one()
                 return DigestResult(digest, row.status, row.last_error, earlier)
         outcome, error = deliver_one(settings, sessions, row_id, **kwargs)

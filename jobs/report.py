@@ -275,5 +275,12 @@ def write_report(report: Report, fmt: str, output: Path | None) -> str | None:
         text = json.dumps(report_json(report), ensure_ascii=False, indent=2) + "\n"
     if output is None:
         return text
+    from jobs.analyze import standard_stream
+
+    stream = standard_stream(output)
+    if stream is not None:  # `-o /dev/stdout >> log`: reopened, the log was truncated
+        stream.write(text)
+        stream.flush()
+        return None
     output.write_text(text, encoding="utf-8-sig" if fmt == "csv" else "utf-8")
     return None

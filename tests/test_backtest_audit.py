@@ -421,6 +421,67 @@ def test_cli_output_to_dev_stdout_redirected_to_a_file(tmp_path: Path) -> None:
     assert "-o /dev/stdout: write the alerts to a file" in run.stderr
 
 
+def test_cli_output_to_dev_stderr_appended_to_a_log_keeps_the_log(tmp_path: Path) -> None:
+    """`-o /dev/stderr 2>> log`: /dev/stderr links (through /proc/self/fd/2) to the log file,
+    which the output renamed over it replaced (its earlier lines and the summary lost). It is
+    written through stderr, where the stream stands (`>>`: at the end)."""
+    import subprocess
+    import sys
+
+    src, log = tmp_path / "in.jsonl", tmp_path / "log.txt"
+    src.write_text('{"id": 1, "text": "Colis perdu", "created_at": "2026-03-01"}\n')
+    log.write_text("previous\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    for command in ("analyze", "backtest"):
+        with log.open("a", encoding="utf-8") as err:
+            run = subprocess.run(
+                [sys.executable, "-m", "verbatim_cli", command, str(src), "-o", "/dev/stderr"],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                env=env,
+                timeout=120,
+            )
+        assert run.returncode == 0, log.read_text(encoding="utf-8")
+    lines = log.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "previous"
+    assert [json.loads(line)["id"] for line in lines if line.startswith("{")] == [1]
+    assert any(line.startswith("analyzed 1/1 lines -> /dev/stderr") for line in lines)
+    assert "alert line(s) -> /dev/stderr" in run.stdout
+
+
+def test_output_link_to_a_directory_or_into_a_missing_one_is_one_clear_error(
+    tmp_path: Path,
+) -> None:
+    """A link to a folder, a dangling link into a folder that does not exist: a raw
+    IsADirectoryError / FileNotFoundError naming the temporary file, once the work was done
+    (the backtest's whole replay). One clear error, before the work in the CLI."""
+    from verbatim_cli import app
+
+    feed, folder = tmp_path / "feed.jsonl", tmp_path / "exports"
+    feed.write_text('{"id": 1, "text": "Colis perdu", "created_at": "2026-03-01"}\n')
+    folder.mkdir()
+    to_folder, dangling = tmp_path / "to_folder.jsonl", tmp_path / "dangling.jsonl"
+    to_folder.symlink_to(folder)
+    dangling.symlink_to(tmp_path / "missing" / "alerts.jsonl")
+    cases = (
+        (to_folder, "is a directory"),
+        (dangling, "is a link to .* in a directory that does not exist"),
+        (tmp_path / "missing" / "out.jsonl", "directory .* does not exist"),
+    )
+    for path, message in cases:
+        with pytest.raises(an.OutputError, match=message), an.atomic_output(path) as fh:
+            fh.write("x\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "dangling.jsonl",
+        "exports",
+        "feed.jsonl",
+        "to_folder.jsonl",
+    ]
+    res = CliRunner().invoke(app, ["backtest", str(feed), "-o", str(dangling)])
+    assert res.exit_code == 2 and "link into a directory that does not exist" in res.output
+
+
 def test_cli_analyze_stdin_and_encoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from verbatim_cli import app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
 from datetime import date, datetime
@@ -86,3 +87,26 @@ def test_csv_output_ingests_and_pii_is_masked(
     assert {f.channel for f in stored} == {"review", "social", "complaint"}
     assert not any(re.search(r"\w+\.\w+\d*@\w+", f.text) for f in stored)
     assert not any(re.search(r"0[67]( \d\d){4}", f.text) for f in stored)
+
+
+def test_cli_demo_to_stdout_or_a_link_keeps_them(tmp_path: Path) -> None:
+    """`verbatim demo -o /dev/fd/1`: the feed went to a "/dev/fd/1.part" file renamed over the
+    path (refused; as root, `-o /dev/stdout` replaced the /dev/stdout link itself), and a link
+    to the feed was replaced by a file. Written through stdout, the "wrote" line on stderr;
+    the file a link names gets the feed."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    command = [sys.executable, "-m", "verbatim_cli", "demo", "--days", "1", "--per-day", "3"]
+    run = subprocess.run(
+        [*command, "-o", "/dev/fd/1"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert all(json.loads(line)["text"] for line in run.stdout.splitlines())
+    assert "wrote" in run.stderr
+    target, link = tmp_path / "feed.jsonl", tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    run = subprocess.run([*command, "-o", str(link)], capture_output=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert link.is_symlink() and json.loads(target.read_text(encoding="utf-8").split("\n")[0])

@@ -216,6 +216,46 @@ def test_scheduler_digest_command_posts_once_per_period(
     assert len(state.bodies) == 1
 
 
+def test_a_digest_of_another_length_is_not_the_weekly_one_ending_that_day(
+    settings: Settings, sessions: sessionmaker[Session], slack: tuple[Slack, str]
+) -> None:
+    """A digest was keyed by its last day alone: after the weekly digest, `digest --days 30`
+    said "already sent" (false), and `--force` overwrote the weekly digest's outbox row. A
+    period is its last day and its length; rows and markers stored before (keyed by the last
+    day) still count as the weekly digest of that day."""
+    from core.models import DataVersion
+
+    state, url = slack
+    seed(sessions)
+    settings.slack_webhooks = {"digest": url}
+    tax = load_taxonomy(None)
+    assert send_digest(settings, sessions, tax).outcome == "sent"
+    month = send_digest(settings, sessions, tax, days=30)
+    assert month.outcome == "sent" and len(state.bodies) == 2
+    assert state.bodies[-1]["text"].startswith("Verbatim — synthèse du 27/02/2026 au 28/03/2026")
+    assert send_digest(settings, sessions, tax).outcome == "already_sent"
+    assert send_digest(settings, sessions, tax, days=30).outcome == "already_sent"
+    assert send_digest(settings, sessions, tax, days=30, force=True).outcome == "sent"
+    with sessions() as s:
+        rows = s.scalars(
+            select(OutboxMessage).where(OutboxMessage.route == "digest").order_by(OutboxMessage.id)
+        ).all()
+        titles = [r.payload["text"].split("\n")[0] for r in rows]
+        # The weekly row kept its key (the last day's ordinal, as earlier versions stored it).
+        assert rows[0].revision == LAST_DAY.toordinal()
+        # A marker written by a version without the outbox: the weekly digest of that day.
+        s.add(DataVersion(name=f"digest:{LAST_DAY - timedelta(days=7)}", version=1))
+        s.commit()
+    assert titles == [
+        "Verbatim — synthèse du 22/03/2026 au 28/03/2026",
+        "Verbatim — synthèse du 27/02/2026 au 28/03/2026",
+    ]
+    before = LAST_DAY - timedelta(days=7)
+    assert send_digest(settings, sessions, tax, end=before).outcome == "already_sent"
+    assert send_digest(settings, sessions, tax, end=before, days=14).outcome == "sent"
+    assert len(state.bodies) == 4
+
+
 # --- a digest Slack did not take: kept, retried, never posted twice ---------------------------
 def _digest_row(sessions: sessionmaker[Session]) -> OutboxMessage:
     with sessions() as s:

@@ -260,6 +260,36 @@ def test_report_exports(tmp_path: Path, settings: Settings, engine: Engine, seed
     assert res.exit_code == 2 and "--format" in res.output
 
 
+def test_report_to_dev_stdout_appended_to_a_log_keeps_the_log(
+    tmp_path: Path, settings: Settings, seeded: Seeded
+) -> None:
+    """`verbatim report -f json -o /dev/stdout >> log`: the report reopened /dev/stdout for
+    writing, which truncated the log (its earlier lines lost). Written through stdout."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "log.txt"
+    log.write_text("previous\n", encoding="utf-8")
+    env = {
+        **os.environ,
+        **_env(settings, tmp_path),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    command = ["report", "-f", "json", "-o", "/dev/stdout", "--end", str(LAST_DAY)]
+    with log.open("a", encoding="utf-8") as out:
+        run = subprocess.run(
+            [sys.executable, "-m", "verbatim_cli", *command],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+    assert run.returncode == 0, run.stderr
+    previous, rest = log.read_text(encoding="utf-8").split("\n", 1)
+    assert previous == "previous" and json.loads(rest)["end"] == str(LAST_DAY)
+
+
 def _verbatims_in_week(engine: Engine) -> int:
     from datetime import UTC, datetime
 
