@@ -230,9 +230,11 @@ def theme_summary(
 
 
 def listed_theme(taxonomy: Taxonomy, theme_id: str) -> bool:
-    """Whether a row of `theme_summary` belongs in a theme list (the report, the digest's
-    movers), as the API's (service.views.listed): a theme of the taxonomy, not retired. A
-    retired theme keeps its stored mentions, so it still had rows there."""
+    """Whether a stored theme id belongs in the theme lists (/themes, its CSV, the overview's
+    and the digest's movers, the report): a theme of the taxonomy, not retired. A retired
+    theme keeps its page (/themes/{id}) and its stored mentions; the mentions of a theme
+    removed from the taxonomy are listed nowhere, under its bare id, until a version adds it
+    back."""
     theme = taxonomy.resolve(theme_id)
     return theme is not None and not theme.retired
 

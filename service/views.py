@@ -16,6 +16,7 @@ from core.queries import (
     DayPoint,
     ThemeRow,
     daily_series,
+    listed_theme,
     negative_share,
     net_sentiment,
     open_alerts_by_theme,
@@ -148,15 +149,6 @@ def _period(start: date, end: date) -> Period:
     return Period(start=start, end=end, previous_start=prev_start, previous_end=prev_end)
 
 
-def listed(taxonomy: Taxonomy, theme_id: str) -> bool:
-    """Whether a stored theme id belongs in the theme lists (/themes, its CSV, the overview's
-    movers): a theme of the taxonomy, not retired. A retired theme keeps its page
-    (/themes/{id}); the mentions of a theme removed from the taxonomy (a new version without
-    it) are listed nowhere, under its bare id, until a version adds it back."""
-    theme = taxonomy.resolve(theme_id)
-    return theme is not None and not theme.retired
-
-
 _REMOVED: OrderedDict[tuple[int, str], tuple[Taxonomy, tuple[Taxonomy, Theme] | None]] = (
     OrderedDict()
 )
@@ -285,7 +277,7 @@ def themes_view(
     )
     spikes = open_alerts_by_theme(session, taxonomy)
     empty = [DayPoint(start + timedelta(days=i), 0, 0, 0, 0) for i in range((end - start).days + 1)]
-    rows = [r for r in rows if listed(taxonomy, r.theme)]
+    rows = [r for r in rows if listed_theme(taxonomy, r.theme)]
     words = (keywords or KeywordCache()).get_many(
         session,
         {r.theme: theme_keys(taxonomy, r.theme) for r in rows if r.volume},

@@ -12,6 +12,7 @@ from core.exports import SCORE_UNITS, driver_json
 from core.queries import (
     key_driver_report,
     list_sources,
+    listed_theme,
     open_alerts_count,
     other_language_volumes,
     score_summary,
@@ -47,7 +48,7 @@ from service.schemas import (
     ThemeBreakdownOut,
 )
 from service.text_route import TextRoute
-from service.views import _period, listed, theme_or_404
+from service.views import _period, theme_or_404
 
 router = APIRouter(
     route_class=TextRoute,
@@ -172,7 +173,7 @@ def _overview(
     total = rows.pop()
     stages = {t.id: t.stage for t in tax.themes}
     movers = sorted(
-        (r for r in rows if r.volume > r.previous_volume and listed(tax, r.theme)),
+        (r for r in rows if r.volume > r.previous_volume and listed_theme(tax, r.theme)),
         key=lambda r: (-(r.volume - r.previous_volume), r.theme),
     )[:5]
     scores = [

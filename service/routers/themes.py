@@ -10,6 +10,7 @@ from core.exports import themes_table, verbatims_table
 from core.models import ALL_THEMES
 from core.queries import (
     RatingImpact,
+    listed_theme,
     rating_impacts,
     theme_keys,
     theme_summary,
@@ -51,7 +52,7 @@ from service.schemas import (
     VerbatimsOut,
 )
 from service.text_route import TextRoute
-from service.views import listed, theme_detail_view, theme_or_404, themes_view
+from service.views import theme_detail_view, theme_or_404, themes_view
 
 router = APIRouter(
     route_class=TextRoute,
@@ -129,7 +130,7 @@ def list_themes(
                 taxonomy=tax,
                 include_total=True,
             )
-            if r.theme == ALL_THEMES or listed(tax, r.theme)
+            if r.theme == ALL_THEMES or listed_theme(tax, r.theme)
         ]
         return csv_response(themes_table(rows, first, last), f"themes_{first}_{last}")
     key = view_key(
