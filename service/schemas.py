@@ -489,6 +489,14 @@ class HealthOut(BaseModel):
     jobs: list[JobRunOut] = []  # scheduler jobs, latest run each (empty without a scheduler)
 
 
+class KeyScopeOut(BaseModel):
+    """What the key sent may do: its name (None when none was sent and reads are open) and
+    scope. Never the token nor its hash."""
+
+    name: str | None
+    scope: Literal["read", "write"]
+
+
 # --- key drivers, overview, journey, corrections --------------------------------------------
 
 ScoreName = Literal["nps", "csat", "ces", "rating"]

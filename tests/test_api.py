@@ -111,6 +111,27 @@ def test_open_read_mode(settings: Settings, engine: Engine, seeded: Seeded) -> N
     assert res.status_code == 401
 
 
+def test_auth_me_says_the_keys_name_and_scope(
+    client: TestClient, keys: dict[str, str], settings: Settings, engine: Engine
+) -> None:
+    """The dashboard could not tell a read key from a write one: it offered « Corriger » and
+    « Résoudre » to a read key and the server refused only the save. /auth/me says the key's
+    name and scope (never the token); no key: a 401, or reading only where reads are open."""
+    read = client.get("/auth/me", headers=rh(keys))
+    assert read.status_code == 200 and read.json() == {"name": "lecture", "scope": "read"}
+    write = client.get("/auth/me", headers=wh(keys))
+    assert write.json() == {"name": "ecriture", "scope": "write"}
+    assert keys["write"] not in write.text and keys["write"][:10] not in write.text
+    assert client.get("/auth/me").status_code == 401
+    assert client.get("/auth/me", headers={"X-API-Key": "vb_not-a-key"}).status_code == 401
+    spec = client.get("/openapi.json").json()["paths"]["/auth/me"]["get"]
+    assert spec["security"] == [{"ApiKey": []}] and "401" in spec["responses"]
+    open_settings = settings.model_copy(update={"dashboard_read_without_key": True})
+    open_client = TestClient(create_app(open_settings, engine=engine))
+    assert open_client.get("/auth/me").json() == {"name": None, "scope": "read"}
+    assert open_client.get("/auth/me", headers=wh(keys)).json()["scope"] == "write"
+
+
 def test_health_metrics_dashboard_are_open(client: TestClient) -> None:
     assert client.get("/health").json()["status"] == "ok"
     head = client.head("/health")  # uptime checkers probe with HEAD

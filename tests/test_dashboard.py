@@ -300,8 +300,19 @@ def test_correct_and_promote_in_browser(live: tuple[str, dict[str, str], Seeded]
         browser = launch(pw)
         try:
             page = open_with_key(browser, url, tokens["read"])
-            # A read key cannot correct: the refusal is explained in French.
+            # A read key sees « Corriger » disabled, the reason in its tooltip (it filled the
+            # form and was refused only when saving).
             page.goto(f"{url}/#theme=livraison&start={START}&end={LAST_DAY}")
+            expect(page.locator("body[data-ready=theme]")).to_have_count(1)
+            fix = page.locator("#verbatims li.verbatim").first.locator("button.fix")
+            expect(fix).to_be_disabled()
+            expect(fix).to_have_attribute("title", re.compile("« navigateur » en lecture seule"))
+            # A refusal all the same (the key changed since the page asked): said in French.
+            page.route(
+                re.compile(r"/auth/me$"),
+                lambda route: route.fulfill(json={"name": "navigateur", "scope": "write"}),
+            )
+            page.reload()
             expect(page.locator("body[data-ready=theme]")).to_have_count(1)
             page.locator("#verbatims li.verbatim").first.locator("button.fix").click()
             expect(page.locator("#fix-dialog")).to_be_visible()
@@ -311,6 +322,7 @@ def test_correct_and_promote_in_browser(live: tuple[str, dict[str, str], Seeded]
             page.click("#fix-save")
             expect(page.locator("#fix-status")).to_contain_text("droits")
             page.keyboard.press("Escape")
+            page.unroute(re.compile(r"/auth/me$"))
 
             page.evaluate("k => localStorage.setItem('verbatim.apiKey', k)", tokens["write"])
             page.reload()
@@ -497,6 +509,107 @@ def test_error_and_empty_states_in_browser(
             expect(page.locator("#drivers-note")).to_contain_text(
                 "sur la période du 01/01/2020 au 07/01/2020."
             )
+
+            # An impossible date in a shared link: said, naming it, and the select shows the
+            # period on screen (« Dates choisies… » over the last 7 days, silently).
+            page.goto(f"{url}/#theme=livraison&start=2026-02-30&end={LAST_DAY}")
+            expect(page.locator("#status")).to_have_text(
+                "Date invalide dans le lien : « 2026-02-30 » (attendu AAAA-MM-JJ) ;"
+                " période affichée : 7 derniers jours."
+            )
+            expect(page.locator("#detail-meta")).to_contain_text(
+                f"du {fr_day(START)} au {fr_day(LAST_DAY)}"
+            )
+            expect(page.locator("#days")).to_have_value("7")
+            expect(page.locator("#custom-range")).to_be_hidden()
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@skip_no_chromium
+def test_write_actions_follow_the_keys_scope_in_browser(
+    settings: Settings, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    """A read key saw « Prendre en charge », « Résoudre », « Promouvoir en thème » enabled and
+    was refused only once it had acted: disabled with the reason, as without a key where reads
+    are open; a write key keeps them."""
+    from playwright.sync_api import expect, sync_playwright
+
+    def check(button, reason: str | None) -> None:  # noqa: ANN001 - a playwright locator
+        if reason:
+            expect(button).to_be_disabled()
+            expect(button).to_have_attribute("title", re.compile(reason))
+        else:
+            expect(button).to_be_enabled()
+            assert not button.get_attribute("title")
+
+    seed_dashboard(sessions)
+    tokens = keys(sessions)
+    open_reads = settings.model_copy(update={"dashboard_read_without_key": True})
+    with serve(open_reads, engine) as url, sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            for token, reason in (
+                (tokens["read"], "Clé API « navigateur » en lecture seule"),
+                (None, "Lecture sans clé API : renseignez une clé « write »"),
+                (tokens["write"], None),
+            ):
+                page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="fr-FR")
+                if token:
+                    page.add_init_script(
+                        f"localStorage.setItem('verbatim.apiKey', {json.dumps(token)})"
+                    )
+                page.goto(f"{url}/#view=overview&end={LAST_DAY}&start={START}")
+                expect(page.locator("body[data-ready=overview]")).to_have_count(1)
+                incident = page.locator("#overview-alerts li[data-incident]").first
+                for name in ("Prendre en charge", "Résoudre"):
+                    check(incident.get_by_role("button", name=name), reason)
+                page.goto(f"{url}/#view=topics")
+                expect(page.locator("body[data-ready=topics]")).to_have_count(1)
+                check(page.get_by_role("button", name="Promouvoir en thème").first, reason)
+                page.close()
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@skip_no_chromium
+def test_enter_in_a_dialog_saves_in_browser(live: tuple[str, dict[str, str], Seeded]) -> None:
+    """Enter in a dialog's field pressed its first submit button, « Effacer » or « Annuler »:
+    the key just pasted was erased (and the dialog came back), a correction with its note
+    closed unsent. Enter saves; Escape still cancels."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, tokens, _ = live
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, locale="fr-FR")
+            page.goto(f"{url}/#theme=livraison&start={START}&end={LAST_DAY}")
+            expect(page.locator("#key-dialog")).to_be_visible()
+            page.fill("#key-input", tokens["write"])
+            page.press("#key-input", "Enter")
+            expect(page.locator("body[data-ready=theme]")).to_have_count(1)
+            expect(page.locator("#key-dialog")).to_be_hidden()
+            assert page.evaluate("localStorage.getItem('verbatim.apiKey')") == tokens["write"]
+
+            first = page.locator("#verbatims li.verbatim").first
+            fid = (first.locator("button.fix").get_attribute("aria-label") or "").rsplit(" ")[-1]
+            first.locator("button.fix").click()
+            expect(page.locator("#fix-dialog")).to_be_visible()
+            page.keyboard.press("Escape")
+            expect(page.locator("#fix-dialog")).to_be_hidden()
+            first.locator("button.fix").click()
+            page.select_option("#fix-sentiment", "neutral")
+            page.fill("#fix-note", "le carton")
+            page.press("#fix-note", "Enter")
+            expect(page.locator("#status")).to_contain_text("Correction enregistrée")
+            fixed = _api(url, tokens["read"], f"/feedback/{fid}")
+            assert fixed["corrections"][0]["sentiment"] == "neutral"
+            assert fixed["corrections"][0]["note"] == "le carton"
         finally:
             browser.close()
 
@@ -562,7 +675,7 @@ def test_verbatim_buttons_say_when_the_server_fails(
     with sync_playwright() as pw:
         browser = launch(pw)
         try:
-            page = open_with_key(browser, url, tokens["read"])
+            page = open_with_key(browser, url, tokens["write"])  # « Corriger »: a write key
             page.goto(f"{url}/#theme=livraison&start={START}&end={LAST_DAY}")
             expect(page.locator("body[data-ready=theme]")).to_have_count(1)
             items = page.locator("#verbatims li.verbatim")
@@ -851,6 +964,38 @@ def test_long_theme_label_in_browser(live: tuple[str, dict[str, str], Seeded]) -
                 " < 1.5 * parseFloat(getComputedStyle(n).lineHeight)"
             )
             assert name.evaluate(one_line)  # not cut inside the word
+
+            # The table in its card at 1,400 px with a « Pic · critique » badge (the twelve
+            # columns filled the 1,280 px page to the pixel), and at 1,024 px with no sideways
+            # page scroll (it needed 1,300 px): the stage, neutrals and team give way there.
+            def critical(route) -> None:  # type: ignore[no-untyped-def]
+                res = route.fetch()
+                body = res.json()
+                for row in body["themes"]:
+                    if row["spike"]:
+                        row["spike"]["severity"] = "critical"
+                route.fulfill(response=res, json=body)
+
+            page.route(re.compile(r"/themes\?"), critical)
+            fits = (
+                "() => { const t = document.querySelector('#themes'), s = t.closest('section');"
+                " return [document.documentElement.scrollWidth, t.getBoundingClientRect().right,"
+                " s.getBoundingClientRect().right"
+                " - parseFloat(getComputedStyle(s).paddingRight)]; }"
+            )
+            for width in (1400, 1024):
+                page.set_viewport_size({"width": width, "height": 1000})
+                page.reload()
+                expect(page.locator("body[data-ready=themes]")).to_have_count(1)
+                expect(page.locator("#themes .badge").first).to_have_text("Pic · critique")
+                scroll, table_right, card_right = page.evaluate(fits)
+                assert scroll <= width and table_right <= card_right + 0.5, (width, scroll)
+            expect(page.locator("#themes thead th", has_text="Étape")).to_be_hidden()
+            # The total stays under « Mentions ».
+            mentions = page.locator("#themes thead th").nth(2).bounding_box()
+            total = page.locator("#themes tfoot td.num").bounding_box()
+            assert mentions and total
+            assert abs(mentions["x"] + mentions["width"] - total["x"] - total["width"]) < 1
         finally:
             browser.close()
 

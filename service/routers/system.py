@@ -1,18 +1,20 @@
-"""Open endpoints: /health, /metrics (Prometheus text) and the dashboard page."""
+"""Open endpoints: /health, /metrics (Prometheus text) and the dashboard page; /auth/me (what
+the caller's key may do)."""
 
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response, Security
 from fastapi.responses import FileResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from core.queries import feedback_count, job_runs_status
-from service.deps import app_state
-from service.schemas import HealthOut
+from service.auth import api_key_header, find_key, require
+from service.deps import SessionDep, app_state
+from service.schemas import ErrorOut, HealthOut, KeyScopeOut
 from service.text_route import TextRoute
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -76,6 +78,24 @@ def metrics(request: Request) -> Response:
     except Exception:  # noqa: BLE001 - keep serving the request metrics
         pass
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get(
+    "/auth/me",
+    response_model=KeyScopeOut,
+    tags=["system"],
+    summary="The API key's name and scope",
+    dependencies=[Depends(require("read"))],
+    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}},
+)
+def whoami(session: SessionDep, token: str | None = Security(api_key_header)) -> KeyScopeOut:
+    """The key sent (none: reads open, `dashboard_read_without_key`) and what it may do: the
+    dashboard disables its write actions for a read key instead of having the analyst fill a
+    correction the server then refuses."""
+    key = find_key(session, token) if token else None
+    if key is None:  # no key (open reads) or the start-up warm-up's token: reading only
+        return KeyScopeOut(name=None, scope="read")
+    return KeyScopeOut(name=key.name, scope="write" if "write" in key.scopes.split(",") else "read")
 
 
 # The dashboard loads only its own script and style sheet and talks only to this API: anything

@@ -168,6 +168,29 @@ async function download(path, filename) {
 
 function setStatus(text) { $("#status").textContent = text; }
 
+// What the key may do (GET /auth/me, once per key): a read key, or none where reads are open,
+// saw « Corriger », « Prendre en charge »… and was refused only once the form was sent.
+async function loadScope() {
+  if (state.me !== undefined) return;
+  try {
+    state.me = await api("/auth/me");
+  } catch (e) {
+    if (e.message === "auth") throw e;
+    state.me = null;  // unknown: the actions stay, the server decides as before
+  }
+}
+
+// A write action's button, disabled with the reason unless the key may write.
+function writeAction(button) {
+  if (state.me && state.me.scope !== "write") {
+    button.disabled = true;
+    button.title = state.me.name == null
+      ? "Lecture sans clé API : renseignez une clé « write » (bouton « Clé API ») pour modifier."
+      : `Clé API « ${state.me.name} » en lecture seule : une clé « write » est requise pour modifier.`;
+  }
+  return button;
+}
+
 // --- deep links -----------------------------------------------------------------------------
 
 function readHash() {
@@ -175,15 +198,23 @@ function readHash() {
   state.theme = p.get("theme");
   const view = p.get("view");
   state.view = state.theme ? "theme" : VIEWS.includes(view) ? view : "overview";
-  if (p.get("start") && p.get("end")) {
+  // The link's dates as the date inputs take them: one they refuse (2026-02-30, 2026-2-3)
+  // became "" and the page showed the last 7 days under « Dates choisies… », unsaid.
+  const start = p.get("start") || "", end = p.get("end") || "";
+  $("#start").value = start;
+  $("#end").value = end;
+  const refused = [[start, $("#start")], [end, $("#end")]].filter(([v, input]) => v && input.value !== v);
+  state.linkProblem = refused.length
+    ? `Date invalide dans le lien : ${refused.map(([v]) => `« ${v.slice(0, 40)} »`).join(", ")} (attendu AAAA-MM-JJ)`
+    : !start !== !end ? "Période incomplète dans le lien : il faut une date de début (start) et de fin (end)" : "";
+  if (start && end && !state.linkProblem) {
     $("#days").value = "custom";
-    $("#start").value = p.get("start");
-    $("#end").value = p.get("end");
   } else {
     // No period in the link: the default one, not whatever the select last held (Back after
     // "90 derniers jours" kept 90 days under a URL that says 7).
     const days = p.get("days");
     $("#days").value = days && [...$("#days").options].some((o) => o.value === days) ? days : "7";
+    if (state.linkProblem) state.linkProblem += ` ; période affichée : ${$("#days").selectedOptions[0].textContent}.`;
   }
   $("#channel").value = p.get("channel") || "";
   ensureOption($("#source"), p.get("source"));
@@ -373,7 +404,7 @@ function incidentItem(i) {
     `${fmtNum(Math.round(d.share_of_extra * 100))}${PCT} des mentions en plus : ${d.field} « ${d.value} »`);
   if (drivers.length) li.append(el("div", { class: "drivers" }, drivers.join(" ; ")));
   const act = (action, label) => {
-    const b = el("button", { type: "button", class: "ghost small" }, label);
+    const b = writeAction(el("button", { type: "button", class: "ghost small" }, label));
     b.addEventListener("click", async () => {
       const note = action === "resolve" ? (prompt("Note de résolution (facultative) :") ?? null) : "";
       if (note === null) return;
@@ -497,22 +528,23 @@ async function renderThemes() {
   for (const row of data.themes) {
     const tr = el("tr", { "data-theme": row.id },
       el("td", {}, themeLink(row.id, row.label)),
-      el("td", { class: "muted" }, STAGE[row.stage] || row.stage),
+      el("td", { class: "muted extra" }, STAGE[row.stage] || row.stage),
       el("td", { class: "num" }, fmtNum(row.volume)),
       el("td", { class: "num" }, change(row)),
       el("td", { class: "num" }, fmtNum(row.negatives)),
-      el("td", { class: "num" }, fmtNum(row.neutrals)),
+      el("td", { class: "num extra" }, fmtNum(row.neutrals)),
       el("td", { class: "num" }, fmtPct(shareOf(row.negatives, row.volume))),
       el("td", { class: "num" }, row.volume ? fmtSigned(row.net_sentiment, 2) : "—"),
       el("td", {}, sparkline(row.trend)),
       el("td", {}, spikeBadge(row.spike)),
       el("td", { class: "kw" }, row.keywords.join(", ")),
-      el("td", { class: "muted" }, row.team));
+      el("td", { class: "muted extra" }, row.team));
     body.append(tr);
   }
   if (!data.themes.length) body.append(el("tr", {}, el("td", { colSpan: 12, class: "muted" }, "Aucune donnée.")));
   $("#themes tfoot").replaceChildren(el("tr", { class: "total" },
-    el("th", { scope: "row", colSpan: 2 }, "Total (verbatims)"),
+    // The stage's cell apart: the total stays under « Mentions » when that column is hidden.
+    el("th", { scope: "row" }, "Total (verbatims)"), el("td", { class: "extra" }),
     el("td", { class: "num" }, fmtNum(data.total_volume)),
     el("td", { colSpan: 9, class: "muted" }, "verbatims distincts ; un verbatim peut citer plusieurs thèmes")));
 }
@@ -665,7 +697,7 @@ async function loadVerbatims(append) {
   const list = $("#verbatims");
   if (!append) list.replaceChildren();
   for (const v of data.items) {
-    const fix = el("button", { type: "button", class: "ghost small fix", "aria-label": `Corriger le verbatim ${v.feedback_id}` }, "Corriger");
+    const fix = writeAction(el("button", { type: "button", class: "ghost small fix", "aria-label": `Corriger le verbatim ${v.feedback_id}` }, "Corriger"));
     fix.addEventListener("click", () => busy(fix, () => openFix(v.feedback_id), "Impossible d'ouvrir la correction : "));
     list.append(el("li", { class: "verbatim", "data-feedback": v.feedback_id },
       el("div", { class: "verbatim-meta" },
@@ -813,7 +845,7 @@ async function renderTopics() {
   list.replaceChildren();
   for (const t of data.items) {
     const examples = (t.representatives || []).map((r) => (typeof r === "object" && r ? r.text : null)).filter(Boolean).slice(0, 3);
-    const promote = el("button", { type: "button", class: "ghost small" }, "Promouvoir en thème");
+    const promote = writeAction(el("button", { type: "button", class: "ghost small" }, "Promouvoir en thème"));
     promote.addEventListener("click", () => openPromote(t));
     list.append(el("li", { class: "topic", "data-topic": t.id },
       el("div", { class: "topic-head" },
@@ -891,7 +923,7 @@ const RENDER = { overview: renderOverview, themes: renderThemes, theme: renderTh
 
 async function render() {
   readHash();
-  setStatus("");
+  setStatus(state.linkProblem);
   for (const v of VIEWS) $("#view-" + v).hidden = v !== state.view;
   document.querySelectorAll("nav a").forEach((a) => {
     const current = a.dataset.view === state.view || (state.view === "theme" && a.dataset.view === "themes");
@@ -906,12 +938,13 @@ async function render() {
     api("/overview?days=1").then((ov) => ov.sources.forEach((s) => ensureOption($("#source"), s))).catch(() => {});
   }
   try {
+    await loadScope();
     await RENDER[state.view]();
     document.body.dataset.ready = state.view;
   } catch (err) {
     // No figures of another theme or period left on screen under the error.
     $("#view-" + state.view).hidden = true;
-    if (err.message !== "auth") setStatus("Erreur : " + err.message);
+    if (err.message !== "auth") setStatus((state.linkProblem ? state.linkProblem + " " : "") + "Erreur : " + err.message);
   }
 }
 
@@ -934,6 +967,12 @@ function init() {
     refilter();
   }));
   $("#fix-save").addEventListener("click", saveFix);
+  // « Effacer », « Annuler » close their dialog; they were its forms' default button, which
+  // Enter in a field presses: a pasted key was erased, a correction closed unsent.
+  document.querySelectorAll("dialog button[data-close]").forEach((b) =>
+    b.addEventListener("click", () => b.closest("dialog").close(b.value)));
+  // Enter in the note: the correction sent (the form has no submit button left to close it).
+  $("#fix-form").addEventListener("submit", (e) => { e.preventDefault(); saveFix(); });
   $("#promote-save").addEventListener("click", savePromote);
   $("#export-themes").addEventListener("click", () => download("/themes?format=csv&" + filters(), "themes.csv"));
   $("#export-alerts").addEventListener("click", () => download("/alerts?format=csv", "alertes.csv"));
@@ -949,7 +988,7 @@ function init() {
     const action = $("#key-dialog").returnValue;
     if (action === "save" && $("#key-input").value.trim()) localStorage.setItem(KEY_STORAGE, $("#key-input").value.trim());
     if (action === "clear") localStorage.removeItem(KEY_STORAGE);
-    if (action) render();
+    if (action) { state.me = undefined; render(); }
   });
   window.addEventListener("hashchange", render);
   render();
