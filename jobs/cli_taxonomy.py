@@ -93,8 +93,12 @@ def export(
     if output is None:
         typer.echo(body, nl=False)
         return
+    from jobs.analyze import atomic_output
+
     try:
-        output.write_text(body, encoding="utf-8")
+        # Not write_text: `-o /dev/stdout >> file` reopened the file with truncation.
+        with atomic_output(output) as fh:
+            fh.write(body)
     except OSError as exc:
         raise _fail(f"cannot write {output}: {exc}", 1) from None
     typer.echo(f"wrote version {version or cur.version} to {output}", err=True)

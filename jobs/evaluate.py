@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jobs.analyze import atomic_output
 from nlp.analyzer import Analyzer
 from nlp.errors import VerbatimError
 from nlp.sentiment.labelled import LabelConflicts
@@ -290,7 +291,8 @@ def evaluate(
             gold, [pred_themes[i] for i in t_idx], analyzer.taxonomy.ids
         )
     if errors_path is not None:
-        with errors_path.open("w", encoding="utf-8") as fh:
+        # `--errors /dev/stderr 2>> log` reopened the log with "w": its earlier lines lost.
+        with atomic_output(errors_path) as fh:
             for i, text in enumerate(rows.texts):
                 g_t = _resolve(rows.themes[i], analyzer) if rows.themes[i] is not None else None
                 wrong_s = rows.sentiment[i] is not None and rows.sentiment[i] != pred_sent[i]

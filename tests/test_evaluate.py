@@ -478,3 +478,42 @@ def test_a_model_card_edit_keeps_the_model_version(tmp_path: Path) -> None:
     assert weights_digest([model]) == before
     (model / "heads.npz").write_bytes(b"retrained")
     assert weights_digest([model]) != before
+
+
+def test_cli_evaluate_errors_to_dev_stderr_appended_to_a_log_keeps_the_log(
+    tmp_path: Path,
+) -> None:
+    """`verbatim evaluate --errors /dev/stderr 2>> log`: the errors file was reopened with "w",
+    which truncated the log (its earlier lines lost). Written through stderr."""
+    import os
+    import subprocess
+    import sys
+
+    data = tmp_path / "gold.jsonl"
+    data.write_text(
+        json.dumps({"text": "Colis perdu, service client injoignable", "sentiment": "positive"})
+        + "\n",
+        encoding="utf-8",
+    )
+    log = tmp_path / "log.txt"
+    log.write_text("previous\n", encoding="utf-8")
+    env = {
+        **os.environ,
+        "VERBATIM_CONFIG": os.devnull,
+        "VERBATIM_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    command = ["evaluate", "--data", str(data), "--backend", "lexicon", "--errors", "/dev/stderr"]
+    with log.open("a", encoding="utf-8") as err:
+        run = subprocess.run(
+            [sys.executable, "-m", "verbatim_cli", *command],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env=env,
+            timeout=180,
+        )
+    assert run.returncode == 0, log.read_text(encoding="utf-8")
+    written = log.read_text(encoding="utf-8")
+    assert written.startswith("previous\n"), written
+    assert "Colis perdu" in written  # the misread row, after the log's own line

@@ -488,3 +488,33 @@ def test_a_pattern_matching_every_text_and_a_huge_label_are_refused_but_old_vers
     assert res.status_code == 200, res.text
     # The renamed-away id still has its page (former versions are read as stored).
     assert client.get("/themes/prix", headers=rh(keys)).status_code == 200
+
+
+def test_export_to_dev_stdout_appended_to_a_file_keeps_the_file(
+    settings: Settings, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """`verbatim taxonomy export -o /dev/stdout >> all.txt` reopened /dev/stdout with
+    truncation: the file's earlier content was lost. Written through stdout."""
+    import os
+    import subprocess
+    import sys
+
+    out_file = tmp_path / "all.txt"
+    out_file.write_text("previous\n", encoding="utf-8")
+    env = {
+        **os.environ,
+        "VERBATIM_DATA_DIR": str(settings.data_dir),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    with out_file.open("a", encoding="utf-8") as out:
+        run = subprocess.run(
+            [sys.executable, "-m", "verbatim_cli", "taxonomy", "export", "-o", "/dev/stdout"],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+    assert run.returncode == 0, run.stderr
+    previous, rest = out_file.read_text(encoding="utf-8").split("\n", 1)
+    assert previous == "previous" and yaml.safe_load(rest)["themes"]
