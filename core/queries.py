@@ -229,6 +229,29 @@ def theme_summary(
     return rows
 
 
+def listed_summary(
+    session: Session,
+    *,
+    start: date,
+    end: date,
+    taxonomy: Taxonomy,
+    channel: str | None = None,
+    source: str | None = None,
+) -> list[ThemeRow]:
+    """`theme_summary` as every theme list shows it: the rows of `listed_theme` themes, then
+    the total row (last)."""
+    rows = theme_summary(
+        session,
+        start=start,
+        end=end,
+        channel=channel,
+        source=source,
+        taxonomy=taxonomy,
+        include_total=True,
+    )
+    return [r for r in rows if r.theme == ALL_THEMES or listed_theme(taxonomy, r.theme)]
+
+
 def listed_theme(taxonomy: Taxonomy, theme_id: str) -> bool:
     """Whether a stored theme id belongs in the theme lists (/themes, its CSV, the overview's
     and the digest's movers, the report): a theme of the taxonomy, not retired. A retired

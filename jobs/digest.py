@@ -34,9 +34,8 @@ from core.queries import (
     dashboard_link,
     latest_day,
     list_incidents,
-    listed_theme,
+    listed_summary,
     score_summary,
-    theme_summary,
 )
 from core.settings import Settings
 from jobs.alerts import DeliveryPolicy, deliver_one, webhook_for, webhook_problem
@@ -85,11 +84,11 @@ def build_digest(
     # A resent old week, not the current one: the scheduler's digest ends the day before the
     # day in progress (jobs.scheduler.scheduled_digest_end) and lists the incidents live now.
     past = latest is not None and end < latest - timedelta(days=1)
-    rows = theme_summary(session, start=start, end=end, taxonomy=taxonomy, include_total=True)
+    # Not a retired theme (its stored mentions), as `/overview`'s movers.
+    rows = listed_summary(session, start=start, end=end, taxonomy=taxonomy)
     total = rows.pop()
     movers = sorted(
-        # Not a retired theme (its stored mentions), as `/overview`'s movers.
-        (r for r in rows if r.volume > r.previous_volume and listed_theme(taxonomy, r.theme)),
+        (r for r in rows if r.volume > r.previous_volume),
         key=lambda r: (-(r.volume - r.previous_volume), r.theme),
     )[:top]
     # Open incidents; for an old week, only those live in it (a digest of a past week listed

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
@@ -88,7 +89,8 @@ class RangeAnalyzer:
 
         self.settings = Settings(**settings)
         url = self.settings.resolved_database_url
-        path = url.split("///", 1)[-1] if url.startswith("sqlite") else ""
+        parsed = make_url(url)
+        path = parsed.database if parsed.get_backend_name() == "sqlite" else None
         if path and path != ":memory:" and not Path(path).is_file():
             # make_engine would create an empty database here, then fail on "no such table".
             raise RayEngineError(

@@ -13,15 +13,13 @@ from sqlalchemy.orm import Session
 
 from core.exports import SCORE_UNITS, driver_json, drivers_table, themes_table, to_csv, to_xlsx
 from core.exports import Table as ExportTable
-from core.models import ALL_THEMES
 from core.queries import (
     SCORES,
     ThemeRow,
     key_driver_report,
     latest_day,
-    listed_theme,
+    listed_summary,
     other_language_volumes,
-    theme_summary,
 )
 from nlp.drivers import DriverEffect
 from nlp.taxonomy import Taxonomy
@@ -56,19 +54,10 @@ def build_report(
         raise ValueError("--days must be at least 1")
     end = end or latest_day(session) or date.today()
     start = end - timedelta(days=days - 1)
-    rows = [  # a retired theme's stored mentions: listed nowhere else (/themes, its CSV)
-        r
-        for r in theme_summary(
-            session,
-            start=start,
-            end=end,
-            channel=channel,
-            source=source,
-            taxonomy=taxonomy,
-            include_total=True,
-        )
-        if r.theme == ALL_THEMES or listed_theme(taxonomy, r.theme)
-    ]
+    # Not a retired theme's stored mentions: listed nowhere else (/themes, its CSV).
+    rows = listed_summary(
+        session, start=start, end=end, channel=channel, source=source, taxonomy=taxonomy
+    )
     driver_start = end - timedelta(days=max(driver_days, days) - 1)
     drivers: dict[str, list[DriverEffect]] = {}
     for score in SCORES:
@@ -275,12 +264,10 @@ def write_report(report: Report, fmt: str, output: Path | None) -> str | None:
         text = json.dumps(report_json(report), ensure_ascii=False, indent=2) + "\n"
     if output is None:
         return text
-    from jobs.analyze import standard_stream
+    from jobs.analyze import BOM, atomic_output
 
-    stream = standard_stream(output)
-    if stream is not None:  # `-o /dev/stdout >> log`: reopened, the log was truncated
-        stream.write(text)
-        stream.flush()
-        return None
-    output.write_text(text, encoding="utf-8-sig" if fmt == "csv" else "utf-8")
+    # As every `-o`: `-o /dev/stdout >> log` appends (write_text truncated the log), a file
+    # is written whole or not at all. The BOM tells Excel the CSV is UTF-8.
+    with atomic_output(output) as fh:
+        fh.write(BOM + text if fmt == "csv" else text)
     return None

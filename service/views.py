@@ -16,7 +16,7 @@ from core.queries import (
     DayPoint,
     ThemeRow,
     daily_series,
-    listed_theme,
+    listed_summary,
     negative_share,
     net_sentiment,
     open_alerts_by_theme,
@@ -262,14 +262,8 @@ def themes_view(
     source: str | None,
     keywords: KeywordCache | None = None,
 ) -> ThemesOut:
-    rows = theme_summary(
-        session,
-        start=start,
-        end=end,
-        channel=channel,
-        source=source,
-        taxonomy=taxonomy,
-        include_total=True,
+    rows = listed_summary(
+        session, start=start, end=end, channel=channel, source=source, taxonomy=taxonomy
     )
     total = rows.pop() if rows and rows[-1].theme == "*" else None
     series = daily_series(
@@ -277,7 +271,6 @@ def themes_view(
     )
     spikes = open_alerts_by_theme(session, taxonomy)
     empty = [DayPoint(start + timedelta(days=i), 0, 0, 0, 0) for i in range((end - start).days + 1)]
-    rows = [r for r in rows if listed_theme(taxonomy, r.theme)]
     words = (keywords or KeywordCache()).get_many(
         session,
         {r.theme: theme_keys(taxonomy, r.theme) for r in rows if r.volume},

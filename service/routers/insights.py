@@ -12,14 +12,13 @@ from core.exports import SCORE_UNITS, driver_json
 from core.queries import (
     key_driver_report,
     list_sources,
-    listed_theme,
+    listed_summary,
     open_alerts_count,
     other_language_volumes,
     score_summary,
     theme_breakdown,
     theme_gravity,
     theme_keys,
-    theme_summary,
 )
 from nlp.drivers import DriverConfig
 from nlp.taxonomy import Taxonomy, Theme
@@ -161,19 +160,13 @@ def _overview(
     channel: str | None,
     source: str | None,
 ) -> OverviewOut:
-    rows = theme_summary(
-        session,
-        start=first,
-        end=last,
-        channel=channel,
-        source=source,
-        taxonomy=tax,
-        include_total=True,
+    rows = listed_summary(
+        session, start=first, end=last, channel=channel, source=source, taxonomy=tax
     )
     total = rows.pop()
     stages = {t.id: t.stage for t in tax.themes}
     movers = sorted(
-        (r for r in rows if r.volume > r.previous_volume and listed_theme(tax, r.theme)),
+        (r for r in rows if r.volume > r.previous_volume),
         key=lambda r: (-(r.volume - r.previous_volume), r.theme),
     )[:5]
     scores = [

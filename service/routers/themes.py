@@ -7,13 +7,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from core.exports import themes_table, verbatims_table
-from core.models import ALL_THEMES
 from core.queries import (
     RatingImpact,
-    listed_theme,
+    listed_summary,
     rating_impacts,
     theme_keys,
-    theme_summary,
     theme_trend,
     theme_verbatims,
 )
@@ -119,19 +117,9 @@ def list_themes(
     first, last = resolve_period(session, start, end, days)
     tax = pick_taxonomy(request, taxonomy)
     if format == "csv":
-        rows = [
-            r
-            for r in theme_summary(
-                session,
-                start=first,
-                end=last,
-                channel=channel,
-                source=source,
-                taxonomy=tax,
-                include_total=True,
-            )
-            if r.theme == ALL_THEMES or listed_theme(tax, r.theme)
-        ]
+        rows = listed_summary(
+            session, start=first, end=last, channel=channel, source=source, taxonomy=tax
+        )
         return csv_response(themes_table(rows, first, last), f"themes_{first}_{last}")
     key = view_key(
         request,
