@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, true, update
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -1261,17 +1261,25 @@ def theme_gravity(
 # --- scheduler ------------------------------------------------------------------------------
 
 
-def job_runs_status(session: Session) -> list[dict[str, object]]:
-    """Per scheduler job: its latest run (status, tick, lag, duration) and its last success."""
+def job_runs_status(session: Session, jobs: Sequence[str] | None = None) -> list[dict[str, object]]:
+    """Per scheduler job: its latest run (status, tick, lag, duration) and its last success.
+    `jobs`: only those (the configured ones); a job removed from the configuration was
+    listed for ever, its last run (`failed`, or a success ever older) paging for nothing."""
 
     from core.models import JobRun
     from core.store import as_utc
 
-    latest = select(JobRun.job, func.max(JobRun.id).label("id")).group_by(JobRun.job).subquery()
+    only = JobRun.job.in_(jobs) if jobs else true()
+    latest = (
+        select(JobRun.job, func.max(JobRun.id).label("id"))
+        .where(only)
+        .group_by(JobRun.job)
+        .subquery()
+    )
     last_ok = dict(
         session.execute(
             select(JobRun.job, func.max(JobRun.finished_at))
-            .where(JobRun.status == "ok")
+            .where(JobRun.status == "ok", only)
             .group_by(JobRun.job)
         ).all()
     )

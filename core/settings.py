@@ -162,6 +162,9 @@ class SchedulerSettings(BaseModel):
     # Keep the masker and the analyzer loaded between ticks (~0.5–0.85 GB, embedded model);
     # false frees them after each tick and reloads them at the next (a few seconds each).
     keep_models: bool = True
+    # Runs kept in `job_runs` (read by /health and /metrics at every call): the scheduler
+    # deletes older ones once a day, except each job's latest run and latest success. 0: all.
+    runs_retention_days: int = Field(default=90, ge=0)
 
 
 def _config_file() -> Path | None:

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from core.store import (
     finish_job_run,
     interrupt_stale_job_runs,
     job_run_claimed,
+    prune_job_runs,
     utcnow,
 )
 from nlp.errors import VerbatimError
@@ -378,7 +380,8 @@ def _cron_trigger(cron: str, timezone: str) -> Any:
         if len(fields) in (5, 6):
             second = fields[0] if len(fields) == 6 else "0"
             minute, hour, day, month, dow = fields[-5:]
-            return CronTrigger(
+            trigger_class = _once_a_night() if _fixed_time(minute, hour) else CronTrigger
+            return trigger_class(
                 second=second,
                 minute=minute,
                 hour=hour,
@@ -392,6 +395,41 @@ def _cron_trigger(cron: str, timezone: str) -> Any:
     raise SchedulerConfigError(
         f"cron {cron!r}: expected 5 fields (minute hour day month weekday) or 6 (seconds first)"
     )
+
+
+def _fixed_time(minute: str, hour: str) -> bool:
+    """Crontab's "fixed-time" job: neither its minute nor its hour starts with `*` (`30 2 * * *`,
+    not `*/15 * * * *` nor `0 * * * *`). Cron runs those once in the hour the autumn change
+    repeats; the others ("wildcard" jobs) run in both, as by the clock."""
+    return not minute.startswith("*") and not hour.startswith("*")
+
+
+@cache
+def _once_a_night() -> type:
+    """A CronTrigger that skips the second occurrence of a wall-clock time (the repeated hour of
+    the autumn change): APScheduler fired `30 2 * * *` in Europe/Paris at 02:30 CEST and again
+    at 02:30 CET, two runs (two ticks, two claims) on the last Sunday of October. Made on first
+    use: APScheduler is imported only by the scheduler, not by every command that imports this
+    module for `stop_on_signals`."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    class OnceANightCronTrigger(CronTrigger):
+        __slots__ = ()
+
+        def get_next_fire_time(self, previous_fire_time: Any, now: datetime) -> Any:
+            fire = super().get_next_fire_time(previous_fire_time, now)
+            while fire is not None and _repeated_wall_time(fire):
+                fire = super().get_next_fire_time(fire, fire.astimezone(UTC) + timedelta(seconds=1))
+            return fire
+
+    return OnceANightCronTrigger
+
+
+def _repeated_wall_time(fire: datetime) -> bool:
+    """Whether `fire` is the second time its zone's clock shows that time (02:30 CET, the
+    clock having shown 02:30 CEST an hour earlier)."""
+    first = fire.replace(fold=0)
+    return first.astimezone(UTC) < fire.astimezone(UTC)
 
 
 def current_tick(trigger: Any, now: datetime, horizon_s: float) -> datetime:
@@ -479,6 +517,9 @@ class RunLock:
 # --- running ----------------------------------------------------------------------------------
 
 
+PRUNE_EVERY = timedelta(days=1)  # how often a scheduler deletes the runs past the retention
+
+
 class Scheduler:
     def __init__(self, settings: Settings, engine: Engine, sessions: sessionmaker[Session]) -> None:
         conf = settings.scheduler
@@ -503,6 +544,7 @@ class Scheduler:
         self.triggers = {j.name: make_trigger(j.cron, conf.timezone) for j in conf.jobs}
         self.lock = RunLock(engine, settings)
         self.resources = JobResources(settings, sessions)
+        self.pruned_at: datetime | None = None  # the first tick of a process prunes
 
     def stopping(self) -> bool:
         return self.stop_event.is_set()
@@ -555,9 +597,42 @@ class Scheduler:
             with session_scope(self.sessions) as session:
                 finish_job_run(session, run_id, status=status, detail=detail)
             log.info("job %s tick %s: %s (%s)", job.name, tick.isoformat(), status, detail)
+            self.prune_runs()
             return status
         finally:
             self.lock.release()
+
+    def prune_runs(self) -> None:
+        """Delete the runs past `runs_retention_days` (`prune_job_runs`), at most once a
+        `PRUNE_EVERY` per process, after a tick and under the run lock (no other run going)."""
+        days = self.settings.scheduler.runs_retention_days
+        now = utcnow()
+        if not days or (self.pruned_at is not None and now - self.pruned_at < PRUNE_EVERY):
+            return
+        self.pruned_at = now
+        jobs = [j.name for j in self.settings.scheduler.jobs]
+        try:
+            with session_scope(self.sessions) as session:
+                gone = prune_job_runs(session, before=now - timedelta(days=days), jobs=jobs)
+        except Exception:  # noqa: BLE001 - housekeeping: the tick's own outcome is recorded
+            log.exception("deleting the job runs older than %d days failed", days)
+            return
+        if gone:
+            log.info("deleted %d job run(s) older than %d days", gone, days)
+
+    def interrupt_stale_runs(self) -> None:
+        """At start, the runs a killed scheduler left `running` (SIGKILL, out of memory) are
+        marked `interrupted` when no other scheduler holds the lock: they stayed `running` in
+        /health and /metrics until this job's next tick, the next night for a nightly job."""
+        if not self.lock.try_acquire():
+            return  # another scheduler's run is going: its next tick's holder marks them
+        try:
+            with session_scope(self.sessions) as session:
+                stale = interrupt_stale_job_runs(session)
+        finally:
+            self.lock.release()
+        if stale:
+            log.warning("marked %d run(s) left 'running' by a dead scheduler", stale)
 
     def missed_tick(self, job: SchedulerJob, now: datetime) -> datetime | None:
         """The tick of `job` that fell less than `misfire_grace_seconds` before `now` and no
@@ -588,6 +663,7 @@ class Scheduler:
                 "max_instances": 1,
             },
         )
+        self.interrupt_stale_runs()
         now = utcnow()
         for job in conf.jobs:
             # APScheduler starts a job at its next fire time: a restart (a deploy) a minute

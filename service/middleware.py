@@ -7,6 +7,7 @@ import asyncio
 import json
 import weakref
 from collections.abc import Callable
+from contextlib import suppress
 from time import perf_counter
 from typing import Any, Generic, TypeVar
 
@@ -38,6 +39,7 @@ class Metrics:
         self.feedback_stored = Gauge(
             "verbatim_feedback_stored", "Verbatims stored in the database", registry=self.registry
         )
+        self.job_names: set[str] = set()  # the jobs of the last `set_jobs`
         self.job_last_start = Gauge(
             "verbatim_job_last_start_timestamp_seconds",
             "Start of the latest run of each scheduler job (Unix time)",
@@ -95,6 +97,20 @@ class Metrics:
         """Scheduler gauges from `core.queries.job_runs_status` (read at scrape time)."""
         from datetime import datetime
 
+        # A job no longer listed (removed from the configuration, its runs pruned) kept its
+        # start, lag and duration until the API restarted; a listed one keeps its duration
+        # (the latest finished run's) while a run is going.
+        listed = {str(job["job"]) for job in jobs}
+        for name in self.job_names - listed:
+            for gauge in (
+                self.job_last_start,
+                self.job_last_success,
+                self.job_lag,
+                self.job_duration,
+            ):
+                with suppress(KeyError):  # never set (no success, no finished run)
+                    gauge.remove(name)
+        self.job_names = listed
         self.job_status.clear()
         for job in jobs:
             name = job["job"]

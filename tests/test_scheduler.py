@@ -85,6 +85,36 @@ def test_cron_ticks_through_the_autumn_dst_change() -> None:
     )
 
 
+def test_a_fixed_time_job_runs_once_on_the_autumn_night() -> None:
+    """Europe/Paris, 2026-10-25: the clock shows 02:30 twice. `30 2 * * *` ran at 02:30 CEST and
+    again at 02:30 CET (two ticks, both claimed); cron runs a fixed-time job once that night,
+    and a wildcard job (`*/15 * * * *`, `0 * * * *`) in both hours, as by the clock."""
+
+    def fires(cron: str) -> list[str]:
+        trigger, at, out = make_trigger(cron, "Europe/Paris"), None, []
+        now = datetime(2026, 10, 24, 22, 0, tzinfo=UTC)
+        while True:
+            at = trigger.get_next_fire_time(at, now)
+            if at.astimezone(UTC) >= datetime(2026, 10, 25, 3, 0, tzinfo=UTC):
+                return out
+            out.append(at.astimezone(UTC).strftime("%H:%M"))
+            now = at.astimezone(UTC) + timedelta(seconds=1)
+
+    assert fires("30 2 * * *") == fires("0 30 2 * * *") == ["00:30"]  # 02:30 CEST only
+    assert fires("0 1-3 * * *") == ["23:00", "00:00", "02:00"]  # 01:00, 02:00 CEST, 03:00 CET
+    # 02:00 CEST (00:00 UTC) and 02:00 CET (01:00 UTC): hourly, as by the clock.
+    assert fires("0 * * * *") == ["22:00", "23:00", "00:00", "01:00", "02:00"]
+    assert len(fires("*/15 * * * *")) == 4 * 5
+    # The tick a run at 02:40 CET stands for is still the night's only 02:30 (CEST).
+    trigger = make_trigger("30 2 * * *", "Europe/Paris")
+    now = datetime(2026, 10, 25, 1, 40, tzinfo=UTC)
+    tick = current_tick(trigger, now, 7200).astimezone(UTC)  # (a repeated time equals no UTC)
+    assert tick == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    # The spring change (2026-03-29, no 02:30 at all): still once, at 03:30 CEST.
+    spring = trigger.get_next_fire_time(None, datetime(2026, 3, 28, 22, 0, tzinfo=UTC))
+    assert spring.astimezone(UTC) == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+
+
 def test_unknown_timezone_is_a_clear_error_not_the_crons() -> None:
     """`timezone = "Europe/Pari"` stopped the scheduler with `cron '*/5 * * * *': 'No time
     zone found with key Europe/Pari'`, blaming a valid expression; `timezone = ""` ran every
@@ -395,6 +425,37 @@ def test_a_tick_missed_while_stopped_runs_at_start_within_the_grace(
     assert other.missed_tick(fresh.scheduler.jobs[0], tick + timedelta(seconds=601)) is None
 
 
+def test_a_run_left_running_by_a_killed_scheduler_is_interrupted_at_start(
+    settings: Settings, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    """A scheduler killed during its nightly run (SIGKILL, out of memory) left the row
+    `running`; the restarted scheduler marked it only at the job's next tick, so /health and
+    /metrics said `running` for a day. It is marked `interrupted` at start, unless another
+    scheduler holds the run lock (its run may be that one)."""
+    import threading
+
+    with sessions.begin() as s:
+        tick = datetime.now(UTC) - timedelta(hours=3)
+        claim_job_run(s, job="nightly", command="aggregate", tick=tick, host="dead:1")
+    job = {"name": "nightly", "cron": "0 3 1 1 *", "command": "aggregate"}  # next: January
+    settings = settings.model_copy(update={"scheduler": SchedulerSettings(jobs=[job])})
+
+    def start_and_stop() -> None:
+        scheduler = Scheduler(settings, engine, sessions)
+        scheduler.stop_event.set()  # serve() sets up, starts, then stops at once
+        thread = threading.Thread(target=scheduler.serve)  # not the main thread: no signals
+        thread.start()
+        thread.join(timeout=60)
+
+    other = RunLock(engine, settings)
+    assert other.try_acquire()  # another scheduler's run is going
+    start_and_stop()
+    assert [r.status for r in _runs(sessions)] == ["running"]
+    other.release()
+    start_and_stop()
+    assert [r.status for r in _runs(sessions)] == ["interrupted"]
+
+
 def test_a_missed_tick_run_late_at_start_still_claims_that_tick(
     settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -415,6 +476,56 @@ def test_a_missed_tick_run_late_at_start_still_claims_that_tick(
     monkeypatch.setattr(sched_mod, "utcnow", lambda: tick + timedelta(seconds=100))
     assert scheduler.run_tick(job) == "ok"
     assert [r.scheduled_for.replace(tzinfo=UTC) for r in _runs(sessions)] == [tick]
+
+
+def test_old_runs_are_pruned_once_a_day_keeping_each_jobs_latest(
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`job_runs` was never pruned: a job every 5 minutes left 105,000 rows a year, read by
+    /health and /metrics at every call. Runs older than `runs_retention_days` are deleted
+    once a day, except each configured job's latest run and latest success."""
+    import jobs.scheduler as sched_mod
+
+    monkeypatch.setitem(COMMANDS, "aggregate", lambda _res, _stop: "wrote 0 aggregate rows")
+    jobs = [
+        SchedulerJob(name="p", cron="*/5 * * * *", command="aggregate"),
+        SchedulerJob(name="weekly", cron="0 8 * * mon", command="aggregate"),
+    ]
+    settings = settings.model_copy(
+        update={"scheduler": SchedulerSettings(jobs=jobs, runs_retention_days=90)}
+    )
+    now = datetime(2026, 12, 6, 10, 0, 30, tzinfo=UTC)
+    sessions = session_factory(engine)
+    old = [("p", 200, "ok"), ("p", 120, "ok"), ("p", 100, "failed"), ("p", 10, "ok")]
+    old += [("weekly", 200, "ok"), ("weekly", 150, "failed"), ("removed", 95, "ok")]
+    with sessions.begin() as s:
+        for name, days, status in old:
+            at = now - timedelta(days=days)
+            s.add(
+                JobRun(job=name, command="aggregate", scheduled_for=at, started_at=at,
+                       finished_at=at, status=status, lag_seconds=0.0, host="h:1")
+            )  # fmt: skip
+
+    def kept() -> list[tuple[str, int]]:
+        return [(r.job, (now - r.started_at.replace(tzinfo=UTC)).days) for r in _runs(sessions)]
+
+    scheduler = Scheduler(settings, engine, sessions)
+    monkeypatch.setattr(sched_mod, "utcnow", lambda: now)
+    assert scheduler.run_tick(jobs[0]) == "ok"
+    # p: the recent run and this tick's; weekly: its latest run (failed) and latest success.
+    assert sorted(kept()) == [("p", 0), ("p", 10), ("weekly", 150), ("weekly", 200)]
+    with sessions.begin() as s:  # a run that passed the retention since
+        at = now - timedelta(days=91)
+        s.add(JobRun(job="p", command="aggregate", scheduled_for=at, started_at=at,
+                     finished_at=at, status="ok", lag_seconds=0.0, host="h:1"))  # fmt: skip
+    monkeypatch.setattr(sched_mod, "utcnow", lambda: now + timedelta(hours=1))
+    assert scheduler.run_tick(jobs[0]) == "ok"
+    assert ("p", 91) in kept()  # once a day, not at every tick
+    monkeypatch.setattr(sched_mod, "utcnow", lambda: now + timedelta(days=1, minutes=5))
+    assert scheduler.run_tick(jobs[0]) == "ok"
+    assert ("p", 91) not in kept() and len(kept()) == 6
+    # 0 keeps every run.
+    assert Settings(scheduler={"runs_retention_days": 0}).scheduler.runs_retention_days == 0
 
 
 def test_no_job_is_a_clear_error(settings: Settings, engine: Engine) -> None:
@@ -453,6 +564,41 @@ def test_health_and_metrics_show_the_last_runs(
     assert 'verbatim_job_last_status{job="ingest",status="failed"} 1.0' in text
     assert 'verbatim_job_lag_seconds{job="pipeline"}' in text
     assert 'verbatim_job_last_success_timestamp_seconds{job="pipeline"}' in text
+
+
+def test_a_job_removed_from_the_configuration_drops_out_of_health_and_metrics(
+    settings: Settings, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    """A job removed from [scheduler] stayed in /health and /metrics for ever with its last
+    run (`failed`, a success ever older): an alert on it paged for a job that no longer
+    exists. Only the configured jobs are reported; and a job that leaves the list (its runs
+    pruned) no longer keeps its start, lag and duration gauges until the API restarts."""
+    from service.app import create_app
+
+    tick = datetime.now(UTC).replace(microsecond=0)
+    with sessions.begin() as s:
+        ok = claim_job_run(s, job="pipeline", command="run", tick=tick, host="h:1")
+        finish_job_run(s, ok, status="ok", detail="stored 3")
+        gone = claim_job_run(s, job="pull", command="ingest", tick=tick, host="h:1")
+        finish_job_run(s, gone, status="failed", detail="HTTP 500")
+    conf = SchedulerSettings(jobs=[SchedulerJob(name="pipeline", cron="*/15 * * * *")])
+    configured = settings.model_copy(update={"scheduler": conf})
+    client = TestClient(create_app(configured, engine=engine, build_analyzer_at_startup=False))
+    assert [j["job"] for j in client.get("/health").json()["jobs"]] == ["pipeline"]
+    metrics = client.get("/metrics").text
+    assert 'job="pipeline"' in metrics and 'job="pull"' not in metrics
+
+    # An API without scheduler jobs in its configuration reports every job in job_runs...
+    client = TestClient(create_app(settings, engine=engine, build_analyzer_at_startup=False))
+    assert [j["job"] for j in client.get("/health").json()["jobs"]] == ["pipeline", "pull"]
+    assert 'verbatim_job_lag_seconds{job="pull"}' in client.get("/metrics").text
+    with sessions.begin() as s:  # ...until its runs are gone (pruned)
+        s.execute(text("delete from job_runs where job = 'pull'"))
+        claim_job_run(s, job="pipeline", command="run", tick=tick + timedelta(minutes=15), host="h")
+    metrics = client.get("/metrics").text
+    assert 'job="pull"' not in metrics
+    # A job still listed keeps the duration of its latest finished run while one is going.
+    assert 'verbatim_job_duration_seconds{job="pipeline"}' in metrics
 
 
 # --- real processes ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from core.queries import feedback_count, job_runs_status
+from core.settings import Settings
 from service.auth import api_key_header, find_key, require
 from service.deps import SessionDep, app_state
 from service.schemas import ErrorOut, HealthOut, KeyScopeOut
@@ -31,13 +32,20 @@ def _version() -> str:
         return "dev"
 
 
+def _configured_jobs(settings: Settings) -> list[str]:
+    """The scheduler jobs of the API's configuration (the scheduler's, when they share one):
+    only they are reported. Without any, every job in `job_runs` is."""
+    return [job.name for job in settings.scheduler.jobs]
+
+
 @router.get("/health", response_model=HealthOut, tags=["system"], summary="Liveness + database")
 def health(request: Request) -> JSONResponse:
     jobs: list = []
+    state = app_state(request)
     try:
-        with app_state(request).sessions() as session:
+        with state.sessions() as session:
             session.execute(text("SELECT 1"))
-            jobs = job_runs_status(session)
+            jobs = job_runs_status(session, _configured_jobs(state.settings))
         db = "ok"
     except Exception as exc:  # noqa: BLE001 - report, don't crash
         db = f"error: {type(exc).__name__}"
@@ -74,7 +82,7 @@ def metrics(request: Request) -> Response:
     try:
         with state.sessions() as session:
             state.metrics.feedback_stored.set(feedback_count(session))
-            state.metrics.set_jobs(job_runs_status(session))
+            state.metrics.set_jobs(job_runs_status(session, _configured_jobs(state.settings)))
     except Exception:  # noqa: BLE001 - keep serving the request metrics
         pass
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
