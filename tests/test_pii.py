@@ -360,6 +360,26 @@ def test_an_unknown_surname_after_a_known_first_name_is_masked_with_it() -> None
         assert mask_pii(text) == expected, text
 
 
+def test_an_initial_and_a_surname_signing_off_are_masked(masker: PiiMasker) -> None:
+    # No first name to look up: "J. Martin" was stored, rules or NER.
+    for text, expected in [
+        ("Salutations,\nJ. Martin", "Salutations,\n<PERSON>"),
+        ("Cordialement J.Dupont", "Cordialement <PERSON>"),
+        ("Bien à vous,\nP. Kowalczyk-Nowak", "Bien à vous,\n<PERSON>"),
+        ("Signé : S. KOWALCZYK\n06 12 34 56 78", "Signé : <PERSON>\n<PHONE>"),
+        ("Cordialement M.Michel MATHELIN", "Cordialement <PERSON>"),
+        ("Cordialement, J. Martin Service client", "Cordialement, <PERSON> Service client"),
+    ]:
+        assert masker(text) == expected, text
+        assert mask_pii(text) == expected, text
+    for text in [
+        "Bonne journée. P.S. Le colis est arrivé",
+        "Bonne journée ! A. Merci encore",
+        "Cordialement, L. SAV",
+    ]:
+        assert mask_pii(text) == text, text
+
+
 def test_capitalised_known_first_names_in_a_names_place_are_masked(masker: PiiMasker) -> None:
     # These places were read in lower case only; capitalised, NER (spaCy's small model)
     # missed a lone first name there too, so the name was stored.
@@ -420,6 +440,27 @@ def test_e_mails_with_angle_brackets_or_the_small_at_sign_are_masked() -> None:
     ]:
         assert mask_pii(text) == "mail <EMAIL> merci", text
     assert mask_pii("voir<a>exemple.fr</a>") == "voir<a>exemple.fr</a>"  # an HTML link
+
+
+def test_a_local_part_spelt_with_a_space_is_masked_whole(masker: PiiMasker) -> None:
+    # The rules took the last word of the local part only: "écrire à jean <EMAIL> merci".
+    for text in [
+        "écrire à jean dupont arobase gmail point com merci",
+        "écrire à jean dupont @ gmail.com merci",
+        "écrire à Jean Dupont (at) gmail (dot) com merci",
+        "écrire à jean . dupont @ gmail . com merci",
+        "écrire à jean pierre dupont arobase free point fr merci",
+        "écrire à marie claire arobase hotmail point fr merci",
+    ]:
+        assert masker(text) == "écrire à <EMAIL> merci", text
+        assert mask_pii(text) == "écrire à <EMAIL> merci", text
+    # Words before an address that are no names stay.
+    for text, expected in [
+        ("écrivez au service client arobase darty point com", "écrivez au service <EMAIL>"),
+        ("le site arobase gmail point com", "le <EMAIL>"),
+        ("Merci. jean.dupont@gmail.com", "Merci. <EMAIL>"),
+    ]:
+        assert mask_pii(text) == expected, text
 
 
 def test_e_mails_to_multi_level_and_punycode_domains_are_masked_whole() -> None:
@@ -494,6 +535,27 @@ def test_identity_document_numbers_after_their_name_are_masked() -> None:
         assert mask_pii(text) == text, text
 
 
+def test_licence_plates_and_card_pins_are_masked() -> None:
+    # A plate names the car's keeper, a PIN opens the card: both were stored in clear.
+    for text, expected in [
+        ("ma voiture FG-456-HJ a été rayée", "ma voiture <ID> a été rayée"),
+        ("le livreur a embouti AB-123-CD", "le livreur a embouti <ID>"),
+        ("plaque d'immatriculation AB 123 CD", "plaque d'immatriculation <ID>"),
+        ("immat : ab-123-cd", "immat : <ID>"),
+        ("véhicule immatriculé 1234 AB 75 abîmé", "véhicule immatriculé <ID> abîmé"),
+        ("code secret 1234 de ma carte", "code secret <CVV> de ma carte"),
+        ("code PIN : 0000", "code PIN : <CVV>"),
+    ]:
+        assert mask_pii(text) == expected, text
+    for text in [
+        "plaque de 100 kg",  # a hot plate's weight has the shape after "plaque"
+        "poids AB 123 CD",  # spaced, without a registration word
+        "meuble en pin 180 cm",
+        "code promo 1234",
+    ]:
+        assert mask_pii(text) == text, text
+
+
 def test_surnames_with_a_particle_and_a_name_given_after_mon_nom_est_are_masked() -> None:
     for text, expected in [
         ("Madame Aïcha Ben Ali est venue", "Madame <PERSON> est venue"),  # had kept "Ali"
@@ -508,6 +570,26 @@ def test_surnames_with_a_particle_and_a_name_given_after_mon_nom_est_are_masked(
         "mon nom est sur la liste",
         "Monsieur le directeur",
     ]:
+        assert mask_pii(text) == text, text
+
+
+def test_both_names_of_a_name_field_and_a_name_after_s_appelle_are_masked(
+    masker: PiiMasker,
+) -> None:
+    # "Nom et prénom : Jean Kowalczyk" kept the surname, "le chauffeur s'appelle Karim" the
+    # name, rules or NER.
+    for text, expected in [
+        ("Nom et prénom : Jean Kowalczyk", "Nom et prénom : <PERSON>"),
+        ("nom : kowalczyk sophie", "nom : <PERSON>"),
+        ("Nom: DUPONT Prénom: Jean", "Nom: <PERSON> Prénom: <PERSON>"),
+        ("Nom : Kowalczyk Adresse : Lyon", "Nom : <PERSON> Adresse : Lyon"),
+        ("nom : dupont merci", "nom : <PERSON> merci"),
+        ("le chauffeur s'appelle Karim, très sympa", "le chauffeur s'appelle <PERSON>, très sympa"),
+        ("le livreur s'appelait Karim Benali et", "le livreur s'appelait <PERSON> et"),
+    ]:
+        assert masker(text) == expected, text
+        assert mask_pii(text) == expected, text
+    for text in ["ça s'appelle Netflix", "le produit s'appelle Nutella"]:
         assert mask_pii(text) == text, text
 
 
@@ -630,6 +712,8 @@ _HOSTILE = [
     ("", "Jean Dupont, Karim le livreur. ", ""),
     ("", "j'ai eu jean-pierre dupont, le livreur karim ", ""),
     ("", "a.b-c_1/é@x.fr ", ""),
+    ("", "jean . ", "a@b.fr"),
+    ("", "Cordialement, J. ", ""),
 ]
 _MASK_HOSTILE = """
 import json, sys

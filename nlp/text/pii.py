@@ -104,6 +104,16 @@ _EMAIL_CHEZ = re.compile(
 )
 
 
+# A local part spelt with a space ("jean dupont arobase gmail point com", "jean . dupont @ …"):
+# the rules above take its last word only, and leave "jean <EMAIL>". The words right before
+# the placeholder are taken with it when they are known first or last names (`_email_head`):
+# "écrivez à service <EMAIL>", "le site <EMAIL>" stay. Two words at most, possessive.
+_EMAIL_HEAD = re.compile(
+    r"(?<![\w.+'’-])(?:([^\W\d_][\w-]{0,63}+)[ \t]*[ \t.][ \t]*)?"
+    r"([^\W\d_][\w-]{0,63}+)[ \t]*[ \t.][ \t]*<EMAIL>"
+)
+
+
 def _email_chez(m: re.Match[str]) -> str:
     local = m.group(1)
     if re.search(r"\s", local):
@@ -126,9 +136,11 @@ _RIB = re.compile(r"\b(\d{5})[ .-]?(\d{5})[ .-]?([A-Za-z0-9]{11})[ .-]?(\d{2})\b
 _CARD = re.compile(r"\b\d(?:[ .-]?\d){12,18}\b")
 _CARD_GROUPED = re.compile(rf"\b\d{{4}}(?:{_SEP}\d{{4}}){{2}}{_SEP}\d{{1,4}}(?:{_SEP}\d{{1,3}})?\b")
 _CARD_CUE = re.compile(r"(?i)\b(?:cb|carte|visa|mastercard|amex|card)\b")
-# The security code given with a card ("cvv 123", "cryptogramme : 456").
+# The security code given with a card ("cvv 123", "cryptogramme : 456"), and its PIN ("code
+# secret 1234", "code PIN : 1234"; "PIN" alone in capitals: "meuble en pin 180 cm").
 _CVV = re.compile(
-    r"(?i)\b((?:cvv2?|cvc2?|cryptogramme(?:\s+visuel)?|crypto|code\s+de\s+s[ée]curit[ée])"
+    r"(?i)\b((?:cvv2?|cvc2?|cryptogramme(?:\s+visuel)?|crypto|code\s+de\s+s[ée]curit[ée]"
+    r"|code\s+(?:pin|secret|confidentiel)|(?-i:PIN))"
     r"\s*(?:[:=]\s*)?)\d{3,4}\b"
 )
 # NIR: sex, year, month, department (2A/2B for Corsica), commune, order, key; any grouping.
@@ -274,6 +286,22 @@ _ID_DOC = re.compile(
     r"((?=[A-Za-z]{0,18}\d)[A-Za-z0-9]{6,18}+(?![\w-])"
     r"|(?=[A-Z ]{0,18}\d)[A-Z0-9]{1,12}+(?:[ -][A-Z0-9]{1,12}+){1,4}+(?![\w-]))"
 )
+# Licence plates (personal data: they name the car's keeper). The SIV form written the
+# official way ("AB-123-CD", capitals and dashes) anywhere; other spellings ("AB 123 CD",
+# "ab-123-cd", "AB123CD") and the former FNI plates ("1234 AB 75") only right after a
+# registration word (`_PLATE_CUE`): "plaque de 100 kg" has the shape, and a plate is a hot
+# plate as often. Letters I, O and U are never used.
+_PLATE_LETTER = "A-HJ-NP-TV-Z"
+_PLATE = re.compile(
+    rf"(?<![\w-])(?:[{_PLATE_LETTER}]{{2}}-\d{{3}}-[{_PLATE_LETTER}]{{2}}"
+    rf"|(?P<cued>[{_PLATE_LETTER}]{{2}}[ -]?\d{{3}}[ -]?[{_PLATE_LETTER}]{{2}}"
+    rf"|(?i:[a-hj-np-tv-z]{{2}}-\d{{3}}-[a-hj-np-tv-z]{{2}})"
+    rf"|\d{{1,4}}[ -]?[{_PLATE_LETTER}]{{1,3}}[ -]?(?:\d{{2}}|2[AB]|97[1-6])))(?![\w-])"
+)
+_PLATE_CUE = re.compile(
+    r"(?i)\b(?:immatricul\w*|immat|plaques?|v[ée]hicule|voiture)\b"
+    r"(?:\s+(?:d['’]\s*immatriculation|min[ée]ralogique))?[ \t]*(?:(?:n°|:|est|c['’]est)[ \t]*)?$"
+)
 _HASH_ID = re.compile(r"(?<!\w)#\s?(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]{5,}\b")
 # Not 1234567,89; letters glued before the digits are the same reference ("12AB34567890" had
 # left "12AB").
@@ -400,6 +428,12 @@ _LOWER_CUE = re.compile(
     rf"({_LOWER_WORD})(?:\s+({_LOWER_WORD}))?"
     rf"|(?:^|(?<=[.!?;]\s))(?i:{_ROLE_WORDS})\s+({_LOWER_WORD})(?:\s+({_LOWER_WORD}))?"
 )
+# "le chauffeur s'appelle Karim": `_LOWER_CUE` reads lower case only and `_NAME_CUE` wants
+# "il"/"elle" before it (it takes any word); capitalised, a known first name ("l'appli
+# s'appelle Lydia" too: a brand as often, the lesser loss), with its surname.
+_CALLED = re.compile(
+    rf"(?i:\bs['’]appel(?:le|ait|aient|lent))\s+({_TITLE_WORD})(?:\s+({_NAME_WORD}))?"
+)
 # A known first name right before its role or service: "karim le livreur", "sophie du
 # service client", "Kevin du SAV m'a répondu" (NER leaves a name opening its sentence); not
 # in capitals, a surname as often ("M.-C. LEROY du SAV").
@@ -414,10 +448,18 @@ _COMPOUND_FIRST = re.compile(
 )
 # A capitalised name signing off, on the same line or the next: "Cordialement,\nSophie
 # Martin". NER leaves a lone word opening a line; a known first name is required here.
-_SIGN_OFF = re.compile(
+_SIGN_OFF_WORDS = (
     r"(?i:\b(?:cordialement|salutations(?:\s+distinguées)?|bien\s+[àa]\s+vous|sign[ée]"
     r"|sincèrement|bonne\s+(?:journée|soirée)|merci\s+d['’]avance))\s*[,:.!]?\s+"
-    rf"({_NAME_WORD})(?:\s+({_NAME_WORD}))?"
+)
+_SIGN_OFF = re.compile(_SIGN_OFF_WORDS + rf"({_NAME_WORD})(?:\s+({_NAME_WORD}))?")
+# An initial and a surname signing off ("Salutations,\nJ. Martin", "Cordialement J.Dupont"):
+# no first name to look up, but after a sign-off a capital, its dot and a capitalised word
+# are a signature. Two letters at least: "P.S. Le colis…" is no name. A second capitalised
+# word on the same line is the surname after a first name ("M.Michel MATHELIN").
+_SIGN_OFF_INITIAL = re.compile(
+    _SIGN_OFF_WORDS + rf"([{_UPPER}]\.[ \t]?)([{_UPPER}][\w'’]+(?:-[{_UPPER}][\w'’]+)?)"
+    rf"(?:[ \t]+([{_UPPER}][\w'’]+(?:-[{_UPPER}][\w'’]+)?))?(?![\w.'’-])"
 )
 # Words that introduce a name, whatever its case: "je m'appelle jean dupont", "un certain Kevin".
 _NAME_CUE = re.compile(
@@ -437,7 +479,13 @@ _NAMED_PLACE = re.compile(
     r"|\b(?:BP|CS)\s?\d{2,6}\b"
 )
 # Labelled fields: "nom : Dupont", "prénom: Jean".
-_NAME_FIELD = re.compile(rf"(?i:\b(?:nom|pr[ée]nom|nom\s+de\s+famille)\s*:\s*)({_WORD})")
+# "Nom et prénom : Jean Kowalczyk" gives both: a second word on the same line is taken too,
+# capitalised after a capitalised one or a known name in lower case ("nom : kowalczyk
+# sophie"), unless it labels the next field ("Nom : Dupont Prénom : Jean").
+_NAME_FIELD = re.compile(
+    rf"(?i:\b(?:nom|pr[ée]nom|nom\s+de\s+famille)\s*:\s*)({_WORD})"
+    rf"(?:[ \t]+({_WORD})(?![\w'’-]|[ \t]*:))?"
+)
 # A postal code and a capitalised town alone ("75011 Paris", "69003 Lyon").
 # Not a quantity with its unit, capitalised or shouted: "12000 BTU", "75000 KM", "5000 Mah".
 _MEASURE_UNIT = (
@@ -941,6 +989,12 @@ class PiiMasker:
         return m.string[m.start() : m.start(1)] + "<ID>"
 
     @staticmethod
+    def _plate(m: re.Match[str]) -> str:
+        if m.group("cued") and not _PLATE_CUE.search(m.string, max(0, m.start() - 40), m.start()):
+            return m.group(0)
+        return "<ID>"
+
+    @staticmethod
     def _long_digits(m: re.Match[str]) -> str:
         """A long number is a reference (<ORDER>), except a barcode said to be one: "EAN
         3017620422003", "code-barre : 12345670" (GS1 check digit valid)."""
@@ -1006,6 +1060,18 @@ class PiiMasker:
             return "<PHONE>" if phonenumbers.is_possible_number(number) else raw
         return "<PHONE>" if phonenumbers.is_valid_number(number) else raw
 
+    def _email_head(self, m: re.Match[str]) -> str:
+        """The words of a spaced local part before `<EMAIL>`, when they are names."""
+        first, last = m.group(1), m.group(2)
+        if not self._known_name(last):
+            return m.group(0)
+        if first is not None and self._known_name(first):
+            return "<EMAIL>"
+        return m.string[m.start() : m.start(2)] + "<EMAIL>"
+
+    def _known_name(self, word: str) -> bool:
+        return self._known_first(word) or self._known_last(word)
+
     def _common(self, word: str) -> bool:
         """A stop word or a word that is never a name (carriers, trade words, titles)."""
         low = word.lower()
@@ -1049,9 +1115,15 @@ class PiiMasker:
         return m.string[m.start() : m.start(k)] + "<PERSON>" + m.string[end : m.end()]
 
     def _name_field(self, m: re.Match[str]) -> str:
-        if self._common(m.group(1)):
+        first, second = m.group(1), m.group(2)
+        if self._common(first):
             return m.group(0)
-        return m.string[m.start() : m.start(1)] + "<PERSON>"
+        both = second is not None and (
+            (first[0].isupper() and second[0].isupper() and not self._common(second))
+            or self._known_name(second)
+        )
+        end = m.end(2) if both else m.end(1)
+        return m.string[m.start() : m.start(1)] + "<PERSON>" + m.string[end : m.end()]
 
     def _role(self, m: re.Match[str]) -> str:
         if self._common(m.group(1)):
@@ -1090,6 +1162,12 @@ class PiiMasker:
             and "\n" not in m.string[m.end(k) : m.start(k + 1)]
             and not self._common(last)
         )
+
+    def _initial_sign_off(self, m: re.Match[str]) -> str:
+        if self._common(m.group(2)):
+            return m.group(0)  # "Cordialement, L. Service client"
+        end = m.end(2) if m.group(3) is None or self._common(m.group(3)) else m.end(3)
+        return m.string[m.start() : m.start(1)] + "<PERSON>" + m.string[end : m.end()]
 
     def _lower_cue(self, m: re.Match[str]) -> str:
         """`_lower_name` for whichever alternative of `_LOWER_CUE` matched."""
@@ -1235,6 +1313,7 @@ class PiiMasker:
             text = _EMAIL_LOOSE.sub("<EMAIL>", text)
         if "<EMAIL>" in text:
             text = _EMAIL_TAIL.sub("<EMAIL>", text)
+            text = _EMAIL_HEAD.sub(self._email_head, text)
         text = _BARE_URL.sub("<URL>", text)
         text = _QUERY.sub("<URL>", text)
         if any(ch.isdigit() for ch in text):
@@ -1257,6 +1336,7 @@ class PiiMasker:
                 text = _POSTCODE_TOWN.sub("<ADDRESS>", text)
             text = _HASH_ID.sub("<ORDER>", text)
             text = _ORDER_KEYWORD.sub(lambda m: m.group(1) + "<ORDER>", text)
+            text = _PLATE.sub(self._plate, text)
             text = _LONG_DIGITS.sub(self._long_digits, text)
         text = self._spelt_phones(text)
         if self.config.names:
@@ -1272,6 +1352,7 @@ class PiiMasker:
                 text = _COMPOUND_FIRST.sub(self._compound_first, text)
             text = _LOWER_CUE.sub(self._lower_cue, text)
             text = _SIGN_OFF.sub(self._lower_name, text)
+            text = _SIGN_OFF_INITIAL.sub(self._initial_sign_off, text)
             text = _LOWER_BEFORE_ROLE.sub(self._lower_before_role, text)
             if "merci" in low:
                 text = _THANKS.sub(self._thanks, text)
@@ -1280,6 +1361,8 @@ class PiiMasker:
                 text = _INITIALS_NAME.sub(self._initials_name, text)
             if "nom" in low:
                 text = _NAME_FIELD.sub(self._name_field, text)
+            if "appel" in low:
+                text = _CALLED.sub(self._lower_name, text)
             if "appel" in low or "certain" in low or "nom" in low:
                 text = _NAME_CUE.sub(self._name_cue, text)
             text = self._ner_names(text)
