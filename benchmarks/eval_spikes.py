@@ -17,8 +17,10 @@ Figures printed:
 its volume at 5-20 % negative; a complaints form, 1/4 at 45-70 %); on 90-day timelines the
 reviews' connector stops for 3 days (every theme; nobody became more negative): negativity
 incidents raised; on others the reviews' own negative share rises by 0.25 on one theme for
-3 days at a constant mix: recall per incident. Replayed with the per-source counts (what
-`verbatim detect` reads from `daily_aggregates`) and pooled over sources (the former test).
+3 days at a constant mix: recall per incident; on others the form is connected mid-timeline
+(no history before; nobody changed): incidents of any kind raised. Replayed with the
+per-source counts (what `verbatim detect` reads from `daily_aggregates`) and pooled over
+sources (the former test).
 
 Optional `--text`: an end-to-end run through `run_backtest` on feeds assembled from real
 French review texts (../shared/data/trustpilot_fr, read at run time, never stored), pooled by
@@ -338,7 +340,8 @@ def mix_block(rng: np.random.Generator, n: int, det: SpikeDetector) -> None:
     days = 90
     false: dict[str, int] = {"by source": 0, "pooled": 0}
     scores = {k: IncidentScore() for k in false}
-    for scenario in ("outage", "rise"):
+    connected: dict[str, dict[str, int]] = {k: defaultdict(int) for k in false}
+    for scenario in ("outage", "rise", "new"):
         for _ in range(n):
             onset = int(rng.integers(40, days - SPIKE_LEN))
             spiked = THEMES[int(rng.integers(len(THEMES)))]
@@ -365,6 +368,8 @@ def mix_block(rng: np.random.Generator, n: int, det: SpikeDetector) -> None:
                             mu = 0.0  # the connector stopped
                         if src == "avis" and inside and scenario == "rise" and theme == spiked:
                             p = min(p + 0.25, 0.95)
+                        if src == "plaintes" and scenario == "new" and d < onset:
+                            mu = 0.0  # the form is connected on day `onset`
                         v = int(rng.poisson(mu))
                         k = int(rng.binomial(v, p))
                         per[src][day] = (v, k)
@@ -378,12 +383,19 @@ def mix_block(rng: np.random.Generator, n: int, det: SpikeDetector) -> None:
                 negativity = [a for a in alerts if a["kind"] == "negativity"]
                 if scenario == "outage":
                     false[name] += len(group_incidents(negativity))
+                elif scenario == "new":  # nobody changed: every incident is a false one
+                    for inc in group_incidents(alerts):
+                        connected[name]["+".join(inc["kinds"])] += 1
                 else:
                     scores[name].add([(spiked, onset)], negativity, START)
         if scenario == "outage":
             print(f" reviews' connector down {SPIKE_LEN} days, {n} timelines x 8 themes:")
             for name, k in false.items():
                 print(f"  {name:<9} negativity incidents: {k}")
+        elif scenario == "new":
+            print(f" complaints form connected on day 40-86, {n} timelines x 8 themes:")
+            for name, kinds in connected.items():
+                print(f"  {name:<9} incidents: {sum(kinds.values())} {dict(kinds)}")
         else:
             print(f" reviews' negative share +0.25 on one theme, constant mix, {n} timelines:")
             for name, sc in scores.items():

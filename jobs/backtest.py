@@ -349,11 +349,26 @@ def replay(
     naming both), those of per-channel series are added, and `update_episodes` gets the open
     episodes plus the recently resolved ones. `sources`: the same counts per source
     ((theme, channel) -> source -> day -> counts), as `verbatim detect` reads them from
-    `daily_aggregates` (a feed replayed alone is one source)."""
+    `daily_aggregates` (a feed replayed alone is one source); a source whose first mention
+    comes after `start` is held out of the tests during its warm-up, as in `verbatim detect`."""
     keys = set(counts) | {(t, None) for t in themes}
+    # Each source's first day with a mention (every theme), as `verbatim detect` reads it:
+    # a source connected after `start` warms up (`DetectorConfig.source_warmup_days`).
+    since: dict[str, date] = {}
+    for per_source in (sources or {}).values():
+        for name, days in per_source.items():
+            first = min((d for d, (v, _n) in days.items() if v > 0), default=None)
+            if first is not None and (name not in since or first < since[name]):
+                since[name] = first
     full = {
         k: Series.from_days(
-            k[0], counts.get(k, {}), start, end, k[1], sources=(sources or {}).get(k)
+            k[0],
+            counts.get(k, {}),
+            start,
+            end,
+            k[1],
+            sources=(sources or {}).get(k),
+            source_since=since or None,
         )
         for k in keys
     }

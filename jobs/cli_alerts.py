@@ -65,6 +65,11 @@ def register(app: typer.Typer) -> None:
         if not result.days:
             typer.echo("no aggregated data yet: run `verbatim aggregate` first")
             return
+        for name, tested_from in sorted(result.warming.items()):
+            typer.echo(
+                f"source {name!r} connected recently: held out of spike tests until "
+                f"{tested_from} (warm-up; its mentions still count in the aggregates)"
+            )
         for sig in result.signals:
             typer.echo(
                 f"{sig.day} {sig.theme} {sig.kind} {sig.severity}: observed "

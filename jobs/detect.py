@@ -3,7 +3,10 @@ group them into incidents (`jobs/incidents.py`) and queue one message per incide
 
 Every day not evaluated yet is evaluated (a per-scope watermark in `detection_state`), plus a
 short look-back for late data; on a first run that is the whole history. Warm-up
-(`detection_warmup_days`): no alert on a theme before it has that many days of history.
+(`detection_warmup_days`): no alert on a theme before it has that many days of history; a
+source connected after the first aggregated day (a new form, a new connector) is held out of
+the tests until its days fill the baseline window (`DetectResult.warming`), its mentions
+still in the aggregates.
 Freshness (`alert_freshness_days`): incidents raised on older days are historical, never sent.
 
 Topics flagged emerging (`topics.is_emerging`) are tested too, on their per-day sizes from
@@ -72,6 +75,9 @@ class DetectResult:
     historical: int = 0  # of those, historical (never sent)
     taxonomy_version: int | None = None
     stopped: bool = False  # a stop was requested: days after `days` are left for the next run
+    # Sources held out of the tests on a detected day (warm-up of a newly connected source):
+    # source -> first day it is tested.
+    warming: dict[str, date] = field(default_factory=dict)
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -124,6 +130,16 @@ def load_series(
     if not per_channel:
         for theme_id in taxonomy.ids:  # absent themes still get a (zero) series: emergence
             counts.setdefault((theme_id, None), {})
+    # Each source's first day with a mention (any theme, whole history): a source connected
+    # after the data's first day warms up (`DetectorConfig.source_warmup_days`).
+    source_since = {
+        str(src): first
+        for src, first in session.execute(
+            select(DailyAggregate.source, func.min(DailyAggregate.day))
+            .where(DailyAggregate.theme != ALL_THEMES, DailyAggregate.volume > 0)
+            .group_by(DailyAggregate.source)
+        )
+    }
     since = since or {}
     out = []
     for (theme, channel), days in sorted(counts.items(), key=lambda kv: str(kv[0])):
@@ -132,7 +148,11 @@ def load_series(
             continue  # a theme just added, not re-detected yet: no history at all
         history_from = max(start_all, date.fromisoformat(added)) if added else start_all
         sources = by_source.get((theme, channel), {})
-        out.append(Series.from_days(theme, days, start, until, channel, history_from, sources))
+        out.append(
+            Series.from_days(
+                theme, days, start, until, channel, history_from, sources, source_since
+            )
+        )
     return out
 
 
@@ -300,6 +320,11 @@ def detect_day(
     since = taxonomy_store.theme_since(session)
     series = load_series(session, taxonomy, day, span_days=span, since=since)
     signals = detector.detect(series, day)
+    for s in series:
+        for name in detector.warming_sources(s, day):
+            tested_from = detector.source_tested_from(s, name)
+            if tested_from is not None:
+                result.warming[name] = tested_from
     # A theme lifted by another theme's burst (the same verbatims) joins that incident.
     active = {
         taxonomy.current_id(t)
@@ -444,6 +469,8 @@ def run_detect(
         result.historical = sum(
             1 for i in result.incidents if (inc := session.get(Incident, i)) and inc.historical
         )
+    for name, tested_from in sorted(result.warming.items()):
+        log.info("source %r connected recently: held out of the tests until %s", name, tested_from)
     log.info(
         "detect %s: %d signal(s), %d new, %d updated, %d resolved, %d queued",
         ",".join(d.isoformat() for d in result.days),

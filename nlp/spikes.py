@@ -18,7 +18,9 @@ For a tested day the detector:
      share (shrunk toward the pooled share when the source has little history), so a mostly
      positive source going silent, or a mostly negative one taking a bigger part, is not a
      negativity rise when no source's customers became more negative (a source with no
-     history in the window, e.g. a form connected today, counts at the pooled share);
+     history in the window counts at the pooled share; a source connected after the
+     series' first day, e.g. a form plugged in today, is held out of every test until its
+     days fill the window: `DetectorConfig.source_warmup_days`);
    - emerging: a theme that was near-absent in the window and now reaches a volume floor;
 3. keeps candidates above floors (min_volume, min_negatives, effect size: observed >= 1.5x
    expected, share rise >= 0.15) and applies Benjamini-Hochberg across all candidates of the
@@ -76,6 +78,11 @@ class DetectorConfig:
     # Mentions of prior (pooled share) in each source's baseline share: a source with little
     # history in the window reads as the pooled share, one with hundreds of mentions as its own.
     source_prior: float = 30.0
+    # Warm-up of a source connected after the series' first day (a complaints form plugged in
+    # today): it is held out of every test, as if not connected yet, until its days fill the
+    # baseline window (None: window_days + guard_days). Counted at the pooled share before,
+    # a form 60 % negative raised negativity (and volume) alerts on many themes at once.
+    source_warmup_days: int | None = None
     emerging_max_level: float = 1.0  # baseline mentions/day below which a theme is "emerging"
     emerging_min_volume: int = 5
     emerging_min_ratio: float = 3.0
@@ -144,6 +151,9 @@ class Series:
     # source -> (volumes, negatives) on the same days, summing to the series: lets the
     # negativity test compare today with today's source mix (None: one pooled series).
     sources: Mapping[str, tuple[Sequence[int], Sequence[int]]] | None = None
+    # source -> first day of its data (the whole feed, every theme): a source that started
+    # after `history_from` (else `start`) warms up (`DetectorConfig.source_warmup_days`).
+    source_since: Mapping[str, date] | None = None
 
     def __post_init__(self) -> None:
         if len(self.volumes) != len(self.negatives):
@@ -166,6 +176,19 @@ class Series:
             ),
         )
 
+    def without(self, names: Iterable[str]) -> Series:
+        """The series with the counts of sources `names` taken out of every day."""
+        gone = [k for k in names if self.sources and k in self.sources]
+        if not gone or self.sources is None:
+            return self
+        vols, negs = list(self.volumes), list(self.negatives)
+        for k in gone:
+            sv, sn = self.sources[k]
+            vols = [max(a - int(b), 0) for a, b in zip(vols, sv, strict=True)]
+            negs = [max(a - int(b), 0) for a, b in zip(negs, sn, strict=True)]
+        kept = {k: v for k, v in self.sources.items() if k not in gone}
+        return replace(self, volumes=vols, negatives=negs, sources=kept)
+
     @property
     def end(self) -> date:
         return self.start + timedelta(days=len(self.volumes) - 1)
@@ -180,6 +203,7 @@ class Series:
         channel: str | None = None,
         history_from: date | None = None,
         sources: Mapping[str, Mapping[date, tuple[int, int]]] | None = None,
+        source_since: Mapping[str, date] | None = None,
     ) -> Series:
         """Build a dense series from sparse {day: (volume, negatives)}; missing days are 0.
         `sources`: the same per source ({source: {day: (volume, negatives)}})."""
@@ -195,7 +219,7 @@ class Series:
 
         vols, negs = dense(counts)
         by_source = {k: dense(v) for k, v in sources.items()} if sources is not None else None
-        return cls(theme, start, vols, negs, channel, history_from, by_source)
+        return cls(theme, start, vols, negs, channel, history_from, by_source, source_since)
 
 
 @dataclass(frozen=True)
@@ -501,6 +525,33 @@ class SpikeDetector:
         origin = series.history_from or series.start
         return (day - origin).days >= self.config.warmup_days
 
+    def source_tested_from(self, series: Series, name: str) -> date | None:
+        """First day source `name` enters the tests of `series`; None when it always did (it
+        started with the series' history, or its first day is unknown)."""
+        since = (series.source_since or {}).get(name)
+        if since is None or since <= (series.history_from or series.start):
+            return None
+        cfg = self.config
+        warmup = cfg.source_warmup_days
+        if warmup is None:  # until its days fill the baseline window
+            warmup = cfg.window_days + cfg.guard_days
+        return since + timedelta(days=warmup)
+
+    def warming_sources(self, series: Series, day: date) -> list[str]:
+        """Sources of `series` still in their warm-up on `day` (held out of its tests)."""
+        return [
+            k
+            for k in sorted(series.sources or {})
+            if (since := self.source_tested_from(series, k)) is not None and day < since
+        ]
+
+    def tested(self, series: Series, day: date) -> Series:
+        """`series` as the tests see it on `day`: warming-up sources taken out of every day
+        (window and today alike), as if not connected yet; the aggregates keep them."""
+        if not series.source_since:
+            return series
+        return series.without(self.warming_sources(series, day))
+
     def baseline(self, series: Series, day: date) -> Baseline | None:
         i = (day - series.start).days
         if not self.rules_of(series.theme).enabled or i < 0 or i >= len(series.volumes):
@@ -610,7 +661,8 @@ class SpikeDetector:
 
         Themes of one feed share its noise: each series' dispersion is at least the median
         of the day's series (guards against a window that happened to look too calm)."""
-        fitted = [(s, self.baseline(s, day)) for s in series_list]
+        tested = [self.tested(s, day) for s in series_list]
+        fitted = [(s, self.baseline(s, day)) for s in tested]
         disp = [b.dispersion for _, b in fitted if b is not None and b.level >= 5]
         pooled = float(np.median(disp)) if len(disp) >= 3 else 0.0
         cands = [
@@ -642,7 +694,7 @@ def absorb_related(
     is not significant yet (it usually is the next day). Two independent incidents share few
     verbatims and both stay. Returns (kept signals, {absorbed theme: theme it joins}).
     Per-channel signals are left alone (they feed their theme's incident anyway)."""
-    overall = {s.theme: s for s in series_list if s.channel is None}
+    overall = {s.theme: detector.tested(s, day) for s in series_list if s.channel is None}
     signalled = {s.theme for s in signals if s.channel is None and s.theme in overall}
     if not signalled or not co_mentions:
         return list(signals), {}
@@ -706,7 +758,7 @@ def detect_growth(
     test (emerging_min_volume, emerging_min_ratio); BH across the day's topic candidates.
     Every kept signal has kind "emerging" (a growing emerging topic)."""
     cands = []
-    for s in series_list:
+    for s in (detector.tested(t, day) for t in series_list):
         base = detector.baseline(s, day)
         if base is None:
             continue

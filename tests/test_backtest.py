@@ -262,3 +262,75 @@ def test_incidents_are_grouped_as_detect_groups_them(settings, sessions) -> None
     assert sorted((a["kind"], a["day"]) for a in lines) == [(k, d) for k, d, _ in detected]
     first = min(d for _, d, _ in detected)
     assert {a["incident"] for a in lines} == {f"livraison|{first}"}
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_source_connected_later_warms_up_in_detect_and_in_the_replay(
+    settings, request: pytest.FixtureRequest, db: str
+) -> None:
+    """A complaints form (40/day, 70 % negative) connected on day 25 next to the app store
+    (60/day, 10 %): counted at the pooled share from its first day, it raised negativity
+    alerts until it had history. Held out until its days fill the baseline window, detect
+    and the replay both raise only the app store's real rise (days 70-72), and detect says
+    which source is warming up."""
+    import numpy as np
+    from sqlalchemy import select
+
+    from core.models import Alert, DailyAggregate
+    from jobs.backtest import replay
+    from jobs.detect import run_detect
+    from nlp.spikes import DetectorConfig, SpikeDetector, rules_from_taxonomy
+    from nlp.taxonomy import load_taxonomy
+
+    sessions = request.getfixturevalue("sessions" if db == "sqlite" else "pg_sessions")
+    rng = np.random.default_rng(11)
+    per: dict[str, dict[date, tuple[int, int]]] = {"appstore": {}, "plaintes": {}}
+    for d in range(76):
+        day = START + timedelta(days=d)
+        for source, mu, share in (("appstore", 60, 0.10), ("plaintes", 40, 0.70)):
+            if source == "plaintes" and d < 25:
+                continue  # the form is connected on day 25
+            share = 0.45 if source == "appstore" and d >= 70 else share  # a real rise
+            vol = int(rng.poisson(mu))
+            per[source][day] = (vol, int(rng.binomial(vol, share)))
+    total: dict[date, tuple[int, int]] = {}
+    with sessions() as s:
+        for source, days in per.items():
+            for day, (vol, neg) in days.items():
+                old = total.get(day, (0, 0))
+                total[day] = (old[0] + vol, old[1] + neg)
+                s.add(
+                    DailyAggregate(
+                        day=day,
+                        theme="livraison",
+                        channel="review",
+                        source=source,
+                        volume=vol,
+                        negatives=neg,
+                        positives=vol - neg,
+                    )
+                )
+        s.commit()
+    res = run_detect(settings, sessions, day=START + timedelta(days=40))
+    assert res.warming == {"plaintes": START + timedelta(days=54)}
+    run_detect(settings, sessions)  # the days after, up to the last one
+    assert run_detect(settings, sessions, since=START + timedelta(days=54)).warming == {}
+    with sessions() as s:
+        detected = sorted(
+            (a.kind, a.first_day.isoformat()) for a in s.execute(select(Alert)).scalars()
+        )
+    assert detected and {k for k, _ in detected} == {"negativity"}
+    assert min(d for _, d in detected) >= (START + timedelta(days=70)).isoformat()
+    tax = load_taxonomy("ecommerce")
+    config = DetectorConfig(warmup_days=settings.detection_warmup_days)
+    detector = SpikeDetector(config, rules_from_taxonomy(tax, config))
+    lines = replay(
+        {("livraison", None): total},
+        START,
+        START + timedelta(days=75),
+        detector,
+        tax.ids,
+        co_mentions={},
+        sources={("livraison", None): per},
+    )
+    assert sorted((a["kind"], a["day"]) for a in lines) == detected

@@ -192,6 +192,46 @@ def test_a_negativity_rise_within_a_source_still_alerts_at_a_constant_mix() -> N
     assert 0.4 < first.expected < 0.55 < 0.65 < first.observed
 
 
+def test_a_source_connected_today_warms_up_before_it_is_tested() -> None:
+    # App store 60/day at 10 % negative all along; a complaints form (20/day, 60 % negative)
+    # connected on day 40. Counted at the pooled share (~10 %) the form read as a negativity
+    # rise on its first days; held out until its days fill the window, nothing alerts.
+    series = mixed(90, {"appstore": (60, 0.10), "plaintes": (0, 0.6)}, {"plaintes": (40, 20, 0.6)})
+    series = replace(series, source_since={"appstore": START, "plaintes": START + timedelta(40)})
+    det = SpikeDetector()
+    assert det.source_tested_from(series, "appstore") is None  # there from the first day
+    assert det.source_tested_from(series, "plaintes") == START + timedelta(40 + 29)
+    assert det.warming_sources(series, START + timedelta(68)) == ["plaintes"]
+    assert det.warming_sources(series, START + timedelta(69)) == []
+    tested = det.tested(series, START + timedelta(45))
+    assert tested.volumes[45] == series.sources["appstore"][0][45]  # type: ignore[index]
+    assert list(tested.sources or {}) == ["appstore"]
+    assert run_days(det, [series], range(30, 90)) == []
+    # Without its first day the same form raised the storm this warm-up prevents.
+    storm = run_days(det, [replace(series, source_since=None)], range(30, 90))
+    assert "negativity" in {s.kind for s in storm}
+
+
+def test_a_warmed_up_source_is_tested_at_its_own_share() -> None:
+    # The form (60/day, 60 % negative) connected on day 10 is tested from day 39 on, at its
+    # own baseline share: no alert as it enters the tests, one when its share rises to 90 %.
+    series = mixed(75, {"appstore": (20, 0.10), "plaintes": (0, 0.6)}, {"plaintes": (10, 60, 0.6)})
+    assert series.sources is not None
+    vols, negs = series.sources["plaintes"]
+    pairs = enumerate(zip(vols, negs, strict=True))
+    risen = [round(0.9 * v) if d >= 70 else n for d, (v, n) in pairs]
+    app_negs = series.sources["appstore"][1]
+    series = replace(
+        series,
+        negatives=[a + b for a, b in zip(app_negs, risen, strict=True)],
+        sources={**series.sources, "plaintes": (vols, risen)},
+        source_since={"appstore": START, "plaintes": START + timedelta(10)},
+    )
+    signals = run_days(SpikeDetector(), [series], range(30, 75))
+    assert signals and {s.kind for s in signals} == {"negativity"}
+    assert signals[0].day >= START + timedelta(70)
+
+
 def test_negativity_floor_min_negatives() -> None:
     vols = [12] * 40 + [12]
     negs = [1] * 40 + [4]  # share 33 % vs 8 %, but only 4 negatives (< 5)
