@@ -310,8 +310,10 @@ def deliver_pending(
         ]
         result.waiting, result.next_due = len(later), min(later, default=None)
     if dry_run:
+        from jobs.digest import DIGEST_ROUTE, period_of  # digest imports this module
+
         for row_id, route, _status, payload, _a, alert_id, revision in due:
-            out = {
+            out: dict[str, Any] = {
                 "outbox_id": row_id,
                 "alert_id": alert_id,
                 "revision": revision,
@@ -319,6 +321,10 @@ def deliver_pending(
                 "webhook_configured": webhook_for(settings, route) is not None,
                 "payload": payload,
             }
+            if route == DIGEST_ROUTE and alert_id is None:
+                # A digest's revision encodes its period (28739393 told an operator nothing).
+                start, end = period_of(revision)
+                out["period"] = f"{start.isoformat()}..{end.isoformat()}"
             result.printed.append(out)
             if echo:
                 echo(json.dumps(out, ensure_ascii=False))

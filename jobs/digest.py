@@ -259,6 +259,14 @@ def period_revision(start: date, end: date) -> int:
     return end.toordinal() if days == WEEK else days * PERIOD_BASE + end.toordinal()
 
 
+def period_of(revision: int) -> tuple[date, date]:
+    """The period (first day, last day) a digest row's `revision` stands for
+    (`period_revision` read back)."""
+    days, ordinal = divmod(revision, PERIOD_BASE)
+    end = date.fromordinal(ordinal)
+    return end - timedelta(days=(days or WEEK) - 1), end
+
+
 def period_marker(start: date, end: date) -> str:
     """The `data_versions` name that marks a period's digest as queued (see `_queue`)."""
     if (end - start).days + 1 == WEEK:

@@ -279,6 +279,9 @@ def test_digest_refused_for_a_while_is_kept_and_posted_by_the_next_alert_run(
     row = _digest_row(sessions)
     assert (row.status, row.attempts) == ("pending", 2) and "HTTP 502" in (row.last_error or "")
 
+    # `verbatim alert --dry-run` names the digest's period, not its encoded revision.
+    dry = deliver_pending(settings, sessions, policy=policy, dry_run=True)
+    assert [m.get("period") for m in dry.printed] == ["2026-03-22..2026-03-28"]
     delivered = deliver_pending(settings, sessions, policy=policy)  # the next alert tick
     assert delivered.sent == 1 and len(state.bodies) == 3
     assert state.bodies[-1] == state.bodies[0]  # the digest built for that week
@@ -667,3 +670,12 @@ def test_digest_points_are_the_difference_of_the_weeks_percentages(
         points = int(re.search(r"\(([+-]\d+) pts\)", now).group(1))
         previous = int(re.search(r"(\d+) % négatifs", before).group(1))
         assert points == share - previous, (now, before)
+
+
+@pytest.mark.parametrize("days", [1, 6, 7, 8, 30, 366])
+def test_a_digest_revision_reads_back_as_its_period(days: int) -> None:
+    from jobs.digest import period_of, period_revision
+
+    end = date(2026, 3, 28)
+    start = end - timedelta(days=days - 1)
+    assert period_of(period_revision(start, end)) == (start, end)
