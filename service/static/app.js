@@ -180,13 +180,21 @@ async function loadScope() {
   }
 }
 
-// A write action's button, disabled with the reason unless the key may write.
+// A write action's button, unavailable with the reason unless the key may write. Not
+// `disabled`: a disabled button takes no focus, so its reason (a tooltip) was out of reach of
+// the keyboard and of screen readers. aria-disabled keeps it in the tab order, the reason is
+// its description (shown on focus too) and pressing it says the reason instead of acting.
 function writeAction(button) {
   if (state.me && state.me.scope !== "write") {
-    button.disabled = true;
-    button.title = state.me.name == null
+    const reason = state.me.name == null
       ? "Lecture sans clé API : renseignez une clé « write » (bouton « Clé API ») pour modifier."
       : `Clé API « ${state.me.name} » en lecture seule : une clé « write » est requise pour modifier.`;
+    $("#readonly-reason").textContent = reason;
+    button.setAttribute("aria-disabled", "true");
+    button.setAttribute("aria-describedby", "readonly-reason");
+    button.title = reason;
+    // Registered before the action's own listener (added by the caller): that one never runs.
+    button.addEventListener("click", (e) => { e.stopImmediatePropagation(); setStatus(reason); });
   }
   return button;
 }
@@ -219,7 +227,10 @@ function readHash() {
   $("#channel").value = p.get("channel") || "";
   ensureOption($("#source"), p.get("source"));
   $("#source").value = p.get("source") || "";
-  state.polarity = p.get("polarity") || "";
+  // One the API refuses (a link cut or mistyped) as the selects take an unknown channel or
+  // language: ignored; it hid the whole theme page under an English 422 reason.
+  const polarity = p.get("polarity") || "";
+  state.polarity = Object.hasOwn(POLARITY, polarity) ? polarity : "";
   $("#language").value = p.get("language") || "";
   $("#custom-range").hidden = $("#days").value !== "custom";
 }
@@ -362,10 +373,13 @@ function change(row) {
   return el("span", { class: cls }, fmtSigned(pct) + PCT);
 }
 
+// The kind (volume, negativity) was only the badge's title, which neither the keyboard nor
+// a screen reader reaches: said in hidden text too.
 function spikeBadge(spike) {
   if (!spike) return "";
-  return el("span", { class: "badge " + spike.severity, title: KIND[spike.kind] || spike.kind },
-    "Pic · " + (SEVERITY[spike.severity] || spike.severity));
+  const kind = KIND[spike.kind] || spike.kind;
+  return el("span", {}, el("span", { class: "badge " + spike.severity, title: kind },
+    "Pic · " + (SEVERITY[spike.severity] || spike.severity)), el("span", { class: "sr" }, ` (${kind})`));
 }
 
 function themeLink(id, label) {
@@ -469,22 +483,24 @@ async function renderOverview() {
   if (!ov.top_movers.length) body.append(el("tr", {}, el("td", { colSpan: 4, class: "muted" }, "Aucun thème en hausse.")));
 
   // Incidents (grouped alerts with acknowledge / resolve) when the server has them, else alerts.
-  let incidents = null;
+  let incidents = null, capped = false;
   try {
     // The unresolved ones asked for by status: among the latest 50 of every status, one left
     // open while newer ones were resolved fell out of the list ("Aucun incident ouvert").
     const lists = await Promise.all(["open", "acknowledged"].map((status) =>
-      api(`/incidents?historical=false&status=${status}&limit=8`)));
+      api(`/incidents?historical=false&status=${status}&limit=${INCIDENTS_ASKED}`)));
     incidents = lists.flatMap((l) => l.items)
       .sort((a, b) => b.last_day.localeCompare(a.last_day) || b.id - a.id);
+    capped = lists.some((l) => l.items.length === INCIDENTS_ASKED);
   } catch (e) {
     if (e.status !== 404) throw e;
   }
   if (incidents) {
-    const live = incidents.slice(0, 8);
+    const live = incidents.slice(0, INCIDENTS_SHOWN);
     $("#overview-alerts-title").textContent = "Incidents ouverts";
     $("#overview-alerts").replaceChildren(...live.map(incidentItem));
     if (!live.length) $("#overview-alerts").append(el("li", { class: "muted" }, "Aucun incident ouvert."));
+    moreIncidents(incidents.slice(INCIDENTS_SHOWN), capped);
   } else {
     const alerts = await api("/alerts?status=open&limit=5");
     $("#overview-alerts").replaceChildren(...alerts.items.map(alertItem));
@@ -495,6 +511,23 @@ async function renderOverview() {
   for (const o of $("#driver-score").options) o.disabled = o.value !== "rating" && !available.has(o.value);
   if ($("#driver-score").selectedOptions[0]?.disabled) $("#driver-score").value = "rating";
   await renderDrivers();
+}
+
+// The first 8 unresolved incidents, then the others on demand: the ninth and later were not
+// listed, nothing said so, and they could not be taken in charge or resolved from here.
+const INCIDENTS_SHOWN = 8, INCIDENTS_ASKED = 100;
+
+function moreIncidents(rest, capped) {
+  if (!rest.length) return;
+  const button = el("button", { type: "button", class: "ghost small", id: "more-incidents" },
+    `Voir ${capped ? "au moins " : ""}${count(rest.length, "autre incident non résolu", "autres incidents non résolus")}`);
+  const item = el("li", {}, button);
+  button.addEventListener("click", () => {
+    const shown = rest.map(incidentItem);
+    item.replaceWith(...shown);
+    shown[0].querySelector("a, button")?.focus();  // not lost with the removed button
+  });
+  $("#overview-alerts").append(item);
 }
 
 async function renderDrivers() {
@@ -534,8 +567,8 @@ async function renderThemes() {
       el("td", { class: "num" }, fmtNum(row.negatives)),
       el("td", { class: "num extra" }, fmtNum(row.neutrals)),
       el("td", { class: "num" }, fmtPct(shareOf(row.negatives, row.volume))),
-      el("td", { class: "num" }, row.volume ? fmtSigned(row.net_sentiment, 2) : "—"),
-      el("td", {}, sparkline(row.trend)),
+      el("td", { class: "num spare" }, row.volume ? fmtSigned(row.net_sentiment, 2) : "—"),
+      el("td", { class: "spare" }, sparkline(row.trend)),
       el("td", {}, spikeBadge(row.spike)),
       el("td", { class: "kw" }, row.keywords.join(", ")),
       el("td", { class: "muted extra" }, row.team));
@@ -713,17 +746,17 @@ async function loadVerbatims(append) {
   $("#more").hidden = !data.next_cursor;
 }
 
-// A verbatims-list button ("Voir plus", "Corriger"): disabled while its request runs, then
-// enabled again; a failure (server unreachable, 4xx/5xx) is said in French under the list
-// and changes nothing else (the cursor moves only with a page received).
-async function busy(button, action, prefix) {
+// A list's button ("Voir plus", "Corriger", older alerts): disabled while its request runs,
+// then enabled again; a failure (server unreachable, 4xx/5xx) is said in French under the
+// list and changes nothing else (the cursor moves only with a page received).
+async function busy(button, action, prefix, status = $("#verbatims-status")) {
   if (button.disabled) return;
   button.disabled = true;
-  $("#verbatims-status").textContent = "";
+  status.textContent = "";
   try {
     await action();
   } catch (e) {
-    if (e.message !== "auth") $("#verbatims-status").textContent = prefix + e.message;
+    if (e.message !== "auth") status.textContent = prefix + e.message;
   } finally {
     button.disabled = false;
   }
@@ -837,27 +870,47 @@ const foldAccents = (text) => text.normalize("NFD").replace(/[\u0300-\u036f]/g, 
 const slug = (text) => foldAccents(text).toLowerCase()
   .replace(/[^a-z0-9]+/g, "_").replace(/^_+|_+$/g, "").replace(/^([^a-z])/, "t_$1").slice(0, 60) || "sujet";
 
+// The first 50, then the next pages on demand (the API's offset): a run finds up to 80 topics
+// and the view stopped at 50 with nothing said.
+const TOPICS_PAGE = 50;
+
 async function renderTopics() {
-  const [data, tax] = await Promise.all([api("/topics?limit=50"), taxonomy()]);
-  const known = new Set(tax.themes.map((t) => t.id));
+  const [data, tax] = await Promise.all([api(`/topics?limit=${TOPICS_PAGE}`), taxonomy()]);
   for (const t of tax.themes) labels[t.id] = labels[t.id] || t.label;
+  $("#topics-status").textContent = "";
   const list = $("#topics");
-  list.replaceChildren();
-  for (const t of data.items) {
-    const examples = (t.representatives || []).map((r) => (typeof r === "object" && r ? r.text : null)).filter(Boolean).slice(0, 3);
-    const promote = writeAction(el("button", { type: "button", class: "ghost small" }, "Promouvoir en thème"));
-    promote.addEventListener("click", () => openPromote(t));
-    list.append(el("li", { class: "topic", "data-topic": t.id },
-      el("div", { class: "topic-head" },
-        t.is_emerging ? el("span", { class: "badge emerging" }, "Émergent") : "",
-        el("strong", {}, t.label), el("span", { class: "muted" }, ` · ${count(t.size, "verbatim", "verbatims")} · vu jusqu'au ${fmtDateTime(t.last_seen)}`)),
-      el("div", { class: "kw" }, "Mots-clés : " + (t.keywords || []).join(", ")),
-      examples.length ? el("ul", { class: "examples" }, ...examples.map((x) => el("li", {}, "« " + x + " »"))) : "",
-      el("div", {}, t.theme && known.has(t.theme)
-        ? el("span", { class: "muted" }, "Rattaché au thème ", themeLink(t.theme))
-        : promote)));
-  }
+  list.replaceChildren(...data.items.map((t) => topicItem(t, tax)));
   if (!data.items.length) list.append(el("li", { class: "muted" }, "Aucun sujet : lancez « verbatim topics »."));
+  showMoreTopics(data);
+}
+
+async function loadMoreTopics() {
+  const [data, tax] = await Promise.all([api(`/topics?limit=${TOPICS_PAGE}&offset=${state.topicsShown}`), taxonomy()]);
+  $("#topics").append(...data.items.map((t) => topicItem(t, tax)));
+  showMoreTopics(data);
+}
+
+function showMoreTopics(data) {
+  state.topicsShown = data.offset + data.items.length;
+  const more = $("#topics-more");
+  more.hidden = !data.items.length || state.topicsShown >= data.total;
+  more.textContent = `Voir plus de sujets (${fmtNum(state.topicsShown)} sur ${fmtNum(data.total)})`;
+}
+
+function topicItem(t, tax) {
+  const known = new Set(tax.themes.map((x) => x.id));
+  const examples = (t.representatives || []).map((r) => (typeof r === "object" && r ? r.text : null)).filter(Boolean).slice(0, 3);
+  const promote = writeAction(el("button", { type: "button", class: "ghost small" }, "Promouvoir en thème"));
+  promote.addEventListener("click", () => openPromote(t));
+  return el("li", { class: "topic", "data-topic": t.id },
+    el("div", { class: "topic-head" },
+      t.is_emerging ? el("span", { class: "badge emerging" }, "Émergent") : "",
+      el("strong", {}, t.label), el("span", { class: "muted" }, ` · ${count(t.size, "verbatim", "verbatims")} · vu jusqu'au ${fmtDateTime(t.last_seen)}`)),
+    el("div", { class: "kw" }, "Mots-clés : " + (t.keywords || []).join(", ")),
+    examples.length ? el("ul", { class: "examples" }, ...examples.map((x) => el("li", {}, "« " + x + " »"))) : "",
+    el("div", {}, t.theme && known.has(t.theme)
+      ? el("span", { class: "muted" }, "Rattaché au thème ", themeLink(t.theme))
+      : promote));
 }
 
 function openPromote(topic) {
@@ -909,11 +962,26 @@ async function savePromote() {
 
 // --- alerts ---------------------------------------------------------------------------------
 
+// The latest 50, then older pages on demand (the API's cursor): the view stopped at 50 and
+// nothing said there were more.
 async function renderAlerts() {
   await loadThemes();
+  $("#alerts-status").textContent = "";
   const data = await api("/alerts?limit=50");
   $("#alerts").replaceChildren(...data.items.map(alertItem));
   if (!data.items.length) $("#alerts").append(el("li", { class: "muted" }, "Aucune alerte."));
+  showMoreAlerts(data.next_cursor);
+}
+
+async function loadMoreAlerts() {
+  const data = await api("/alerts?limit=50&cursor=" + encodeURIComponent(state.alertsCursor));
+  $("#alerts").append(...data.items.map(alertItem));
+  showMoreAlerts(data.next_cursor);
+}
+
+function showMoreAlerts(cursor) {
+  state.alertsCursor = cursor;
+  $("#alerts-more").hidden = !cursor;
 }
 
 // --- routing --------------------------------------------------------------------------------
@@ -962,6 +1030,10 @@ function init() {
   for (const id of ["#channel", "#source", "#language"]) $(id).addEventListener("change", refilter);
   $("#driver-score").addEventListener("change", () => renderDrivers().catch((e) => setStatus("Erreur : " + e.message)));
   $("#more").addEventListener("click", () => busy($("#more"), () => loadVerbatims(true), "Impossible de charger plus de verbatims : "));
+  $("#topics-more").addEventListener("click", () => busy($("#topics-more"), loadMoreTopics,
+    "Impossible de charger plus de sujets : ", $("#topics-status")));
+  $("#alerts-more").addEventListener("click", () => busy($("#alerts-more"), loadMoreAlerts,
+    "Impossible de charger les alertes plus anciennes : ", $("#alerts-status")));
   document.querySelectorAll("#polarity button").forEach((b) => b.addEventListener("click", () => {
     state.polarity = b.dataset.polarity;
     refilter();
