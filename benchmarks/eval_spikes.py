@@ -22,6 +22,12 @@ incidents raised; on others the reviews' own negative share rises by 0.25 on one
 per-source counts (what `verbatim detect` reads from `daily_aggregates`) and pooled over
 sources (the former test).
 
+`--sustained`: 7-day spikes (negative share +0.25, volume +100 %) on one theme of 90-day
+Poisson timelines: is the episode still open on the spike's last day, into how many episodes
+it split, episodes on the quiet themes; with each series' own episode days held out of its
+baselines (the detector) and left in (the former window, where a sustained spike entered its
+own baseline from its third day).
+
 Optional `--text`: an end-to-end run through `run_backtest` on feeds assembled from real
 French review texts (../shared/data/trustpilot_fr, read at run time, never stored), pooled by
 the theme the analyzer detects in them.
@@ -56,7 +62,17 @@ from jobs.backtest import (  # noqa: E402
     group_incidents,
     replay,
 )
-from nlp.spikes import DetectorConfig, Series, Signal, SpikeDetector, severity_of  # noqa: E402
+from nlp.spikes import (  # noqa: E402
+    DetectorConfig,
+    Episode,
+    Series,
+    Signal,
+    SpikeDetector,
+    apply_events,
+    hold_out_episodes,
+    severity_of,
+    update_episodes,
+)
 
 START = date(2025, 9, 1)  # a Monday
 THEMES = [
@@ -106,9 +122,10 @@ def sample(
     tl: Timeline,
     spec: dict[str, Any],
     inject: list[tuple[str, str, int, float]],
+    length: int = SPIKE_LEN,
 ) -> Timeline:
     """Draw the counts; `inject`: (theme, kind, onset, size) with size = volume factor
-    (kind volume) or negative-share rise (kind negativity)."""
+    (kind volume) or negative-share rise (kind negativity), for `length` days."""
     disp = spec["dispersion"]
     for theme, p in spec["params"].items():
         mu = np.array(
@@ -118,7 +135,7 @@ def sample(
         for th, kind, onset, size in inject:
             if th != theme:
                 continue
-            sl = slice(onset, min(onset + SPIKE_LEN, tl.days))
+            sl = slice(onset, min(onset + length, tl.days))
             if kind == "volume":
                 mu[sl] *= size
             else:
@@ -633,6 +650,63 @@ def replay_block(args: argparse.Namespace, detectors: dict[str, Any]) -> None:
         print(sc.line(name) + f"  false incidents by kind {dict(kinds_false[name])}")
 
 
+def episodes_of(detector: SpikeDetector, tl: Timeline, hold_out: bool) -> list[Episode]:
+    """Episodes of a day-by-day run (detect + update_episodes, as `jobs.backtest.replay`);
+    `hold_out`: each series' own episode days left out of its baselines (the detector's way
+    since 2026-12-06), else in them (the former baseline window)."""
+    cooldown = detector.config.cooldown_days
+    end = START + timedelta(tl.days - 1)
+    series = [Series.from_days(t, tl.counts[(t, None)], START, end) for t in THEMES]
+    episodes: dict[str, Episode] = {}
+    for i in range(tl.days):
+        day = START + timedelta(i)
+        visible = [s.window(0, i + 1) for s in series]
+        if hold_out:
+            visible = hold_out_episodes(visible, episodes.values(), cooldown)
+        signals = detector.detect(visible, day)
+        apply_events(episodes, update_episodes(list(episodes.values()), signals, day, cooldown))
+    return list(episodes.values())
+
+
+def sustained_block(rng: np.random.Generator, n: int, detector: SpikeDetector) -> None:
+    """One 7-day spike per 90-day timeline (Poisson, baselines 20-60/day): is its episode
+    still open on the spike's last day (not "resolved" mid-incident), how many episodes it
+    split into, and the episodes of the other (quiet) themes."""
+    length, cooldown = 7, detector.config.cooldown_days
+    for kind, size, label in (
+        ("negativity", 0.25, "negative share +0.25"),
+        ("volume", 2.0, "volume +100 %"),
+    ):
+        print(f" {label} for {length} days, {n} timelines:")
+        runs = []
+        for _ in range(n):
+            tl, spec = make_timeline(rng, 90, 0.0, (20.0, 60.0))
+            theme, onset = str(rng.choice(THEMES)), int(rng.integers(40, 90 - length - 8))
+            runs.append((sample(rng, tl, spec, [(theme, kind, onset, size)], length), theme))
+        for name, hold in (("held out", True), ("former", False)):
+            caught = open_at_end = split = others = 0
+            for tl, theme in runs:
+                onset = tl.truth[0][2]
+                last = START + timedelta(onset + length - 1)
+                eps = episodes_of(detector, tl, hold)
+                own = [
+                    e
+                    for e in eps
+                    if e.theme == theme
+                    and e.kind == kind
+                    and onset <= (e.first_day - START).days < onset + length
+                ]
+                others += sum(e.theme != theme for e in eps)
+                caught += bool(own)
+                split += max(len(own) - 1, 0)
+                open_at_end += any(e.last_day + timedelta(days=cooldown) >= last for e in own)
+            print(
+                f"  {name:<8} caught {caught}/{n}, still open on the spike's last day "
+                f"{open_at_end}/{n}, extra episodes within a spike {split}, "
+                f"episodes on the other themes {others}"
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=0)
@@ -644,6 +718,11 @@ def main() -> None:
     ap.add_argument("--text", action="store_true", help="also the end-to-end text run")
     ap.add_argument(
         "--mix", action="store_true", help="only the source-mix figures (by source vs pooled)"
+    )
+    ap.add_argument(
+        "--sustained",
+        action="store_true",
+        help="only the 7-day spikes: episodes open through the spike (held out vs former)",
     )
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data"))
     ap.add_argument("--text-pool", type=int, default=3000)
@@ -699,6 +778,10 @@ def main() -> None:
     if args.mix:
         print(f"config: {cfg}\n== source mix (per incident) ==")
         mix_block(rng, n_spike // 2, detectors["detector"])
+        return
+    if args.sustained:
+        print(f"config: {cfg}\n== sustained spikes (7 days, per episode) ==")
+        sustained_block(rng, n_spike // 2, SpikeDetector(cfg))
         return
     base = (10.0, 80.0)
     t0 = time.time()

@@ -17,7 +17,8 @@ depend on other days, so it is done once for all); mentions are aggregated per U
 theme as `verbatim aggregate` does (volume = verbatims mentioning the theme, negatives =
 mentions with negative polarity; only verbatims in French or of unknown language, like
 `daily_aggregates`), then `SpikeDetector.detect` + `absorb_related` + `update_episodes` (the
-very code `verbatim detect` runs, on the same look-back window) are applied on every day from
+very code `verbatim detect` runs, on the same look-back window, each series' own episode days
+held out of its baselines by `hold_out_episodes` as there) are applied on every day from
 the first to the last day with a verbatim in those languages (`verbatim detect`'s days).
 With `per_channel`, per-channel series are tested as well as the overall ones (`verbatim
 detect --per-channel`); a row without a channel is a "review".
@@ -70,6 +71,7 @@ from nlp.spikes import (
     SpikeDetector,
     absorb_related,
     apply_events,
+    hold_out_episodes,
     rules_from_taxonomy,
     update_episodes,
 )
@@ -384,8 +386,13 @@ def replay(
     while day <= end:
         i = (day - start).days + 1
         lo = max(0, i - 1 - span)
-        # Only data up to `day` is visible, as in the scheduled job.
-        window = [replace(s.window(lo, i), history_from=start) for s in ordered]
+        # Only data up to `day` is visible, as in the scheduled job; the days of each
+        # series' own episodes stay out of its baselines (`verbatim detect` alike).
+        window = hold_out_episodes(
+            [replace(s.window(lo, i), history_from=start) for s in ordered],
+            episodes.values(),
+            cooldown or cfg.cooldown_days,
+        )
         overall = [s for s in window if s.channel is None]
         signals = detector.detect(overall, day)
         opened = [e for e in episodes.values() if e.status == "open"]

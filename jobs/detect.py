@@ -6,7 +6,9 @@ short look-back for late data; on a first run that is the whole history. Warm-up
 (`detection_warmup_days`): no alert on a theme before it has that many days of history; a
 source connected after the first aggregated day (a new form, a new connector) is held out of
 the tests until its days fill the baseline window (`DetectResult.warming`), its mentions
-still in the aggregates.
+still in the aggregates. The days of a series' own alert episodes (open, or recent enough to
+be in its window) are held out of its baselines (`nlp.spikes.hold_out_episodes`, as in the
+backtest replay): an ongoing incident is compared with the normal before it.
 Freshness (`alert_freshness_days`): incidents raised on older days are historical, never sent.
 
 Topics flagged emerging (`topics.is_emerging`) are tested too, on their per-day sizes from
@@ -52,6 +54,7 @@ from nlp.spikes import (
     SpikeDetector,
     absorb_related,
     detect_growth,
+    hold_out_episodes,
     rules_from_taxonomy,
     topic_id_of,
     topic_theme,
@@ -317,8 +320,25 @@ def detect_day(
     today = today or now.date()
     cfg = detector.config
     span = cfg.window_days + cfg.guard_days + 1
+    cooldown = {t: r.cooldown_days for t, r in detector.rules.items()}
+    topic_series = load_topic_series(session, day, span_days=span) if topics else []
+    cooldown.update({s.theme: cfg.cooldown_days for s in topic_series})  # the detector's
+    reach = max([cfg.cooldown_days, *cooldown.values()]) + 2
+    # Episodes whose days may still be in a baseline window (each series' own are held out
+    # of its baselines, as the backtest replay does): the open ones and those that ended
+    # within the window + their cooldown. Read before the day's signals are applied.
+    recent = [
+        _episode(r, taxonomy)
+        for r in session.execute(
+            select(Alert).where(
+                (Alert.status == "open") | (Alert.last_day >= day - timedelta(days=span + reach))
+            )
+        ).scalars()
+    ]
     since = taxonomy_store.theme_since(session)
-    series = load_series(session, taxonomy, day, span_days=span, since=since)
+    series = hold_out_episodes(
+        load_series(session, taxonomy, day, span_days=span, since=since), recent, cooldown
+    )
     signals = detector.detect(series, day)
     for s in series:
         for name in detector.warming_sources(s, day):
@@ -339,26 +359,12 @@ def detect_day(
         by_channel = load_series(
             session, taxonomy, day, span_days=span, per_channel=True, since=since
         )
-        signals += detector.detect(by_channel, day)
-    cooldown = {t: r.cooldown_days for t, r in detector.rules.items()}
+        signals += detector.detect(hold_out_episodes(by_channel, recent, cooldown), day)
     if topics:
-        topic_series = load_topic_series(
-            session, day, span_days=cfg.window_days + cfg.guard_days + 1
-        )
-        signals += detect_growth(detector, topic_series, day)
-        cooldown.update({s.theme: cfg.cooldown_days for s in topic_series})
-    reach = max([cfg.cooldown_days, *cooldown.values()]) + 2
+        signals += detect_growth(detector, hold_out_episodes(topic_series, recent, cooldown), day)
     # Open episodes, plus resolved ones close enough to absorb a re-checked day.
-    known = (
-        session.execute(
-            select(Alert).where(
-                (Alert.status == "open") | (Alert.last_day >= day - timedelta(days=reach))
-            )
-        )
-        .scalars()
-        .all()
-    )
-    events = update_episodes([_episode(r, taxonomy) for r in known], signals, day, cooldown)
+    known = [e for e in recent if e.status == "open" or e.last_day >= day - timedelta(days=reach)]
+    events = update_episodes(known, signals, day, cooldown)
     # An incident's message is built after all of the day's alerts joined it: built as the
     # first one joined (negativity before volume), it told one kind, at that kind's severity.
     to_notify: dict[int, Incident] = {}

@@ -6,7 +6,12 @@ For a tested day the detector:
 
 1. fits a robust seasonal baseline on the trailing window (default 28 days, ending two days
    before the tested day so a spike that began yesterday does not inflate its own baseline):
-   day-of-week factors shrunk towards 1 (sparse counts) x a trimmed-mean level;
+   day-of-week factors shrunk towards 1 (sparse counts) x a trimmed-mean level. The days of
+   the series' own alert episodes (`Series.held_out`, set by `hold_out_episodes`) are left
+   out: counts without its volume / emerging episodes, the negative share without its
+   negativity ones, so a sustained spike is compared with the normal before it on every
+   one of its days instead of entering its own baseline from its third day (a 7-day +25
+   points negativity shift went silent on day 4 and its incident resolved mid-spike);
 2. runs up to three tests, each giving an upper-tail p-value:
    - volume: negative-binomial tail of today's count (and of the yesterday+today sum, which
      catches a sustained rise one day earlier than two weak single days), overdispersion
@@ -154,6 +159,9 @@ class Series:
     # source -> first day of its data (the whole feed, every theme): a source that started
     # after `history_from` (else `start`) warms up (`DetectorConfig.source_warmup_days`).
     source_since: Mapping[str, date] | None = None
+    # kind -> day spans (inclusive) of the series' own alert episodes, left out of the
+    # baseline of the tests of that kind (`hold_out_episodes`; None: none).
+    held_out: Mapping[str, Sequence[tuple[date, date]]] | None = None
 
     def __post_init__(self) -> None:
         if len(self.volumes) != len(self.negatives):
@@ -423,11 +431,33 @@ def _fit_counts(
     return level, factors, noise, level_var + factor_var
 
 
+COUNT_KINDS: tuple[str, ...] = ("volume", "emerging")  # kinds tested on the count baseline
+
+
+def _kept_days(
+    series: Series, lo: int, hi: int, kinds: Sequence[str], config: DetectorConfig
+) -> np.ndarray:
+    """Mask of the window days [lo, hi) outside the series' own episodes of `kinds`
+    (`Series.held_out`); every day when that would leave fewer than `min_history_days`: a
+    shift lasting most of the window has become the normal (its incident then resolves)."""
+    keep = np.ones(hi - lo, dtype=bool)
+    for kind in kinds:
+        for first, last in (series.held_out or {}).get(kind, ()):
+            a = max((first - series.start).days - lo, 0)
+            b = min((last - series.start).days - lo + 1, hi - lo)
+            if a < b:
+                keep[a:b] = False
+    return keep if int(keep.sum()) >= config.min_history_days else np.ones(hi - lo, dtype=bool)
+
+
 def fit_baseline(series: Series, day: date, config: DetectorConfig) -> Baseline | None:
     """Seasonal baseline from the window before `day`; None when history is too short.
 
     Days that are outliers under a robust first pass (an earlier spike, an outage) are left
-    out of the fit, so a past episode does not hide the next one.
+    out of the fit, so a past episode does not hide the next one. The days of the series' own
+    episodes (`Series.held_out`) are left out beforehand: the counts (level, weekday factors,
+    dispersion) without its volume / emerging episodes, the negative share without its
+    negativity ones, so an ongoing incident is compared with the normal before it.
     """
     end_i = (day - series.start).days - config.guard_days  # exclusive
     start_i = max(0, end_i - config.window_days)
@@ -435,14 +465,33 @@ def fit_baseline(series: Series, day: date, config: DetectorConfig) -> Baseline 
         start_i = max(start_i, (series.history_from - series.start).days)
     if end_i - start_i < config.min_history_days:
         return None
-    vols = np.asarray(series.volumes[start_i:end_i], dtype=float)
-    negs = np.asarray(series.negatives[start_i:end_i], dtype=float)
-    dows = (series.start.weekday() + np.arange(start_i, end_i)) % 7
+    counts = _kept_days(series, start_i, end_i, COUNT_KINDS, config)
+    shares = _kept_days(series, start_i, end_i, ("negativity",), config)
+    base = _fit_window(series, start_i, end_i, counts, config)
+    if np.array_equal(counts, shares):
+        return base
+    other = _fit_window(series, start_i, end_i, shares, config)
+    return replace(
+        base,
+        neg_share=other.neg_share,
+        share_dispersion=other.share_dispersion,
+        source_shares=other.source_shares,
+    )
+
+
+def _fit_window(
+    series: Series, start_i: int, end_i: int, kept: np.ndarray, config: DetectorConfig
+) -> Baseline:
+    """`fit_baseline` on the window days [start_i, end_i) where `kept` is True."""
+    idx = np.arange(start_i, end_i)[kept]
+    vols = np.asarray(series.volumes[start_i:end_i], dtype=float)[kept]
+    negs = np.asarray(series.negatives[start_i:end_i], dtype=float)[kept]
+    dows = (series.start.weekday() + idx) % 7
     # Per-source window counts (rows: sources); one source needs no standardisation.
     srcs = series.sources or {}
     names = sorted(srcs) if len(srcs) > 1 else []
-    src_v = np.array([srcs[k][0][start_i:end_i] for k in names], dtype=float)
-    src_n = np.array([srcs[k][1][start_i:end_i] for k in names], dtype=float)
+    src_v = np.array([np.asarray(srcs[k][0][start_i:end_i])[kept] for k in names], dtype=float)
+    src_n = np.array([np.asarray(srcs[k][1][start_i:end_i])[kept] for k in names], dtype=float)
     src_v, src_n = src_v.reshape(len(names), len(vols)), src_n.reshape(len(names), len(vols))
 
     # First pass, robust to a past episode covering up to ~40 % of the window: flat median
@@ -805,6 +854,36 @@ def episode_key(theme: str, kind: str, channel: str | None, first_day: date) -> 
     return f"{theme}|{kind}|{channel or '*'}|{first_day.isoformat()}"
 
 
+def _cooldown_of(cooldown: Mapping[str, int] | int, theme: str) -> int:
+    return cooldown.get(theme, 3) if isinstance(cooldown, Mapping) else cooldown
+
+
+def hold_out_episodes(
+    series_list: Iterable[Series],
+    episodes: Iterable[Episode],
+    cooldown: Mapping[str, int] | int = 3,
+) -> list[Series]:
+    """Each series with the days of its own episodes (same theme and channel; any status)
+    held out of the baselines of their kind (`Series.held_out`): from the first day the
+    episode's first test used (yesterday too for a 2-day test) to its last signal + the
+    cooldown (the days it stays open). `verbatim detect` and the backtest replay both call
+    this before testing a day, with the episodes known before that day, `cooldown` as for
+    `update_episodes`. The spans depend on the episode's days only, not on whether it is
+    resolved yet: a day re-checked later (the look-back) gets the baseline it first got."""
+    spans: dict[tuple[str, str | None], dict[str, list[tuple[date, date]]]] = {}
+    for ep in episodes:
+        window = ep.details.get("window", 1)
+        lead = int(window) - 1 if isinstance(window, int | float) and window > 1 else 0
+        first = ep.first_day - timedelta(days=lead)
+        last = ep.last_day + timedelta(days=_cooldown_of(cooldown, ep.theme))
+        spans.setdefault((ep.theme, ep.channel), {}).setdefault(ep.kind, []).append((first, last))
+    out = []
+    for s in series_list:
+        own = spans.get((s.theme, s.channel))
+        out.append(replace(s, held_out={k: tuple(v) for k, v in own.items()}) if own else s)
+    return out
+
+
 def update_episodes(
     episodes: Iterable[Episode],
     signals: Iterable[Signal],
@@ -823,7 +902,7 @@ def update_episodes(
     """
 
     def cool(theme: str) -> int:
-        return cooldown.get(theme, 3) if isinstance(cooldown, Mapping) else cooldown
+        return _cooldown_of(cooldown, theme)
 
     by_scope: dict[tuple[str, str, str | None], list[Episode]] = {}
     for ep in episodes:

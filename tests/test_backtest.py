@@ -334,3 +334,74 @@ def test_a_source_connected_later_warms_up_in_detect_and_in_the_replay(
         sources={("livraison", None): per},
     )
     assert sorted((a["kind"], a["day"]) for a in lines) == detected
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_sustained_spike_stays_one_open_incident_in_detect_and_the_replay(
+    settings, request: pytest.FixtureRequest, db: str
+) -> None:
+    """Emballage 40/day at 10 % negative turns 35 % negative for 7 days (days 60-66);
+    livraison 30/day doubles for the same 7 days. Each spike's earlier days entered its own
+    baseline from its third day (the window ends two days before the tested day): the
+    negativity alerts went silent on day 4 and the incident read "résolu" on day 66, packaging
+    complaints still tripled. With the series' own episode days held out of its baseline,
+    each episode signals until the spike's end, is open on its last day and resolves after
+    it, in detect (run to day 66, then on) and in the replay alike."""
+    import numpy as np
+    from sqlalchemy import select
+
+    from core.models import Alert, DailyAggregate, Incident
+    from jobs.backtest import replay
+    from jobs.detect import run_detect
+    from nlp.spikes import DetectorConfig, SpikeDetector, rules_from_taxonomy
+    from nlp.taxonomy import load_taxonomy
+
+    sessions = request.getfixturevalue("sessions" if db == "sqlite" else "pg_sessions")
+    rng = np.random.default_rng(2)
+    spike = range(60, 67)
+    counts: dict[tuple[str, str | None], dict[date, tuple[int, int]]] = {}
+    for theme in ("emballage", "livraison"):
+        days = counts.setdefault((theme, None), {})
+        for d in range(80):
+            mu, share = (40, 0.10) if theme == "emballage" else (30, 0.10)
+            if d in spike:
+                mu, share = (mu, 0.35) if theme == "emballage" else (2 * mu, share)
+            vol = int(rng.poisson(mu))
+            days[START + timedelta(days=d)] = (vol, int(rng.binomial(vol, share)))
+    with sessions() as s:
+        for (theme, _), days in counts.items():
+            for day, (vol, neg) in days.items():
+                s.add(
+                    DailyAggregate(
+                        day=day,
+                        theme=theme,
+                        channel="review",
+                        source="x",
+                        volume=vol,
+                        negatives=neg,
+                        positives=vol - neg,
+                    )
+                )
+        s.commit()
+    last_spike_day = START + timedelta(days=spike[-1])
+    run_detect(settings, sessions, day=last_spike_day)
+    with sessions() as s:
+        live = {(a.theme, a.kind): a.status for a in s.execute(select(Alert)).scalars()}
+    assert live == {("emballage", "negativity"): "open", ("livraison", "volume"): "open"}
+    run_detect(settings, sessions)  # the days after (and the look-back again)
+    with sessions() as s:
+        alerts = list(s.execute(select(Alert)).scalars())
+        detected = sorted((a.kind, a.first_day.isoformat()) for a in alerts)
+        assert len(alerts) == 2  # one episode per spike, none restarted after a resolve
+        for a in alerts:
+            assert a.first_day <= START + timedelta(days=61)
+            assert a.last_day >= last_spike_day - timedelta(days=1)
+            assert a.status == "resolved"
+        assert {i.status for i in s.execute(select(Incident)).scalars()} == {"resolved"}
+    tax = load_taxonomy("ecommerce")
+    config = DetectorConfig(warmup_days=settings.detection_warmup_days)
+    detector = SpikeDetector(config, rules_from_taxonomy(tax, config))
+    lines = list(
+        replay(counts, START, START + timedelta(days=79), detector, tax.ids, co_mentions={})
+    )
+    assert sorted((a["kind"], a["day"]) for a in lines) == detected

@@ -16,6 +16,7 @@ from nlp.spikes import (
     apply_events,
     benjamini_hochberg,
     fit_baseline,
+    hold_out_episodes,
     rules_for,
     rules_from_taxonomy,
     severity_of,
@@ -535,3 +536,35 @@ def test_late_rows_on_a_resolved_episodes_last_day_change_nothing() -> None:
         list(episodes.values()), [_volume_signal(sunday, 40, 6.0)], sunday, cooldown=3
     )
     assert ev.action == "update" and ev.episode.status == "open"
+
+
+def test_a_lasting_shift_is_tested_against_the_normal_before_it_until_it_is_the_normal() -> None:
+    # 40 mentions/day at 10 % negative, 35 % from day 40 on. The episode's days entered its
+    # own baseline from its third day (share 0.10 -> 0.15, rho 0 -> 0.04: silent from day 4,
+    # resolved mid-shift). Held out, the shift keeps alerting against the normal before it,
+    # until it fills all but `min_history_days` of the window: then it is the normal, and its
+    # one episode resolves (no new one).
+    rng = np.random.default_rng(1)
+    vols = [int(v) for v in rng.poisson(40, 100)]
+    negs = [int(rng.binomial(v, 0.35 if d >= 40 else 0.10)) for d, v in enumerate(vols)]
+    det, episodes, log = SpikeDetector(), {}, []
+    for d in range(30, 100):
+        day = START + timedelta(d)
+        visible = hold_out_episodes(
+            [Series("emballage", START, vols[: d + 1], negs[: d + 1])], episodes.values()
+        )
+        signals = det.detect(visible, day)
+        events = update_episodes(list(episodes.values()), signals, day)
+        apply_events(episodes, events)
+        log += [(d, ev.action) for ev in events if ev.action != "update"]
+        if d == 46:
+            held = fit_baseline(visible[0], day, det.config)
+            leaked = fit_baseline(replace(visible[0], held_out=None), day, det.config)
+            assert held is not None and leaked is not None
+            assert held.neg_share < 0.12 < leaked.neg_share
+            assert held.level == pytest.approx(leaked.level)  # counts: no volume episode
+    (ep,) = episodes.values()
+    assert ep.kind == "negativity" and ep.first_day <= START + timedelta(41)
+    assert ep.last_day >= START + timedelta(55)
+    assert [action for _, action in log] == ["new", "resolve"]
+    assert log[1][0] <= 65
