@@ -1,6 +1,6 @@
 """Resident memory of `verbatim serve` with the models loaded, before and after analyses.
 
-    python benchmarks/bench_serve_memory.py [--runtime openvino-int8] [--data-dir DIR]
+    python benchmarks/bench_serve_memory.py [--runtime openvino-int8|openvino-bf16] [--data-dir DIR]
 
 Starts `verbatim serve` on loopback over DIR (default: a fresh temporary data directory, its
 database migrated at start-up; pass the README first run's directory for a filled one), makes a

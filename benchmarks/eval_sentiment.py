@@ -72,7 +72,7 @@ def main() -> None:
         "--runtime",
         default=None,
         help="encoder runtime of the embedded backend: auto (default: settings.encoder_runtime, "
-        "what `verbatim analyze` uses), torch, onnx-int8, onnx-fp32, openvino-int8",
+        "what `verbatim analyze` uses), torch, onnx-int8, onnx-fp32, openvino-int8, openvino-bf16",
     )
     ap.add_argument("--confusion", action="store_true")
     args = ap.parse_args()

@@ -259,8 +259,11 @@ class Settings(BaseSettings):
     sentiment_model_path: Path | None = None
     themes_model: Path | None = None  # trained theme head directory (verbatim train themes)
     # Encoder runtime of the embedded backend: "auto" = what `verbatim setup` measured fastest
-    # on this machine (OpenVINO int8, ONNX Runtime int8/fp32 or torch); "torch" = the training path.
-    encoder_runtime: Literal["auto", "torch", "onnx-int8", "onnx-fp32", "openvino-int8"] = "auto"
+    # on this machine (OpenVINO int8 or bf16, ONNX Runtime int8/fp32 or torch); "torch" = the
+    # training path.
+    encoder_runtime: Literal[
+        "auto", "torch", "onnx-int8", "onnx-fp32", "openvino-int8", "openvino-bf16"
+    ] = "auto"
     # One encoder pass per document (sentiment, theme vectors, clause polarities); False runs
     # the former three-pass path (kept as the benchmarks' reference).
     one_pass: bool = True

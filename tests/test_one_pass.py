@@ -304,6 +304,21 @@ def test_onnx_runtimes_are_built_measured_and_faithful(
         WordTable(tmp_path / WORD_TABLE)[np.arange(len(table))], table, atol=1e-3
     )
     assert not (tmp_path / "encoder-embeds-fp32.onnx").exists()  # a temporary of the build
+    # The unquantised OpenVINO graph, run in bf16 (AMX-BF16 where the CPU has it; fp32 where
+    # it has no bf16 instructions): same word table, the same labels, states close to fp32's.
+    assert record["measured"]["openvino-bf16"]["min_cosine_vs_fp32"] >= 0.99
+    bf16_rt = load_runtime(trained.encoder, tmp_path, "k1", prefer="openvino-bf16")
+    assert isinstance(bf16_rt.session, OpenVinoSession)
+    assert bf16_rt.session.compiled.get_property("INFERENCE_PRECISION_HINT") in (
+        ov_type("bf16"),
+        ov_type("f32"),  # a CPU without bf16 instructions runs it in fp32
+    )
+    assert [p.any_name for p in bf16_rt.session.compiled.inputs] == [
+        "inputs_embeds",
+        "attention_mask",
+    ]
+    bf16_model = EmbeddedSentiment(trained.encoder, trained.heads, trained.config, bf16_rt)
+    assert [r.label for r in bf16_model.encode_docs(TEXTS).results()] == [r.label for r in ref]
     assert any((tmp_path / COMPILE_CACHE).iterdir())  # the next start skips the compilation
     ov_model = EmbeddedSentiment(trained.encoder, trained.heads, trained.config, ov_rt)
     assert [r.label for r in ov_model.encode_docs(TEXTS).results()] == [r.label for r in ref]
@@ -315,6 +330,11 @@ def test_onnx_runtimes_are_built_measured_and_faithful(
         np.linalg.norm(ov_states, axis=-1) * np.linalg.norm(fp32_states, axis=-1)
     )
     assert float(cos[mask.astype(bool)].min()) > 0.9
+    bf16_states = bf16_rt.hidden(ids, mask)
+    cos = (bf16_states * fp32_states).sum(-1) / (
+        np.linalg.norm(bf16_states, axis=-1) * np.linalg.norm(fp32_states, axis=-1)
+    )
+    assert float(cos[mask.astype(bool)].min()) > 0.99
     # Static scales: a text's states do not depend on its batch neighbours (dynamic ones do).
     alone = ov_rt.hidden(ids[:1, : int(mask[0].sum())], mask[:1, : int(mask[0].sum())])
     np.testing.assert_allclose(alone[0], ov_states[0, : int(mask[0].sum())], atol=1e-4)
@@ -323,6 +343,12 @@ def test_onnx_runtimes_are_built_measured_and_faithful(
     with pytest.raises(FileNotFoundError, match="verbatim setup"):
         load_runtime(trained.encoder, tmp_path, "k1", prefer="onnx-fp32")
     assert load_runtime(trained.encoder, tmp_path, "nothing built", prefer="auto").name == "torch"
+
+
+def ov_type(name: str) -> Any:
+    import openvino as ov
+
+    return getattr(ov.Type, name)
 
 
 def _measured_on_another_cpu(trained: EmbeddedSentiment, out: Path, record: dict[str, Any]) -> None:
@@ -347,8 +373,12 @@ def _measured_on_another_cpu(trained: EmbeddedSentiment, out: Path, record: dict
     with cpu("avx2", "avx512f", "avx512_vnni"):
         assert runtime.measured_elsewhere(elsewhere)
         assert load_runtime(trained.encoder, out, "k1").name == fastest_int8
-    with cpu("avx2", "avx512f", "amx_bf16"):
-        assert load_runtime(trained.encoder, out, "k1").name == "torch"  # bf16 on AMX
+    with cpu("avx2", "avx512f", "amx_bf16"):  # bf16 on AMX: OpenVINO's build, else torch
+        assert load_runtime(trained.encoder, out, "k1").name == "openvino-bf16"
+        bf16_ir = out / runtime.RUNTIME_FILES["openvino-bf16"]
+        bf16_ir.rename(bf16_ir.with_suffix(".away"))
+        assert load_runtime(trained.encoder, out, "k1").name == "torch"
+        bf16_ir.with_suffix(".away").rename(bf16_ir)
     with cpu("amx_bf16"):  # the CPU it was measured on: its choice
         assert not runtime.measured_elsewhere(elsewhere)
         assert load_runtime(trained.encoder, out, "k1").name == "torch"
@@ -484,9 +514,22 @@ def test_runtime_choice_prefers_onnx_unless_torch_is_clearly_faster() -> None:
         int8_cos: float = 0.99,
         ov: float | None = None,
         ov_cos: float = 0.99,
+        bf16: float | None = None,
     ) -> dict:
-        cos = {"torch": 0.9999, "onnx-fp32": 1.0, "onnx-int8": int8_cos, "openvino-int8": ov_cos}
-        speed = {"torch": torch, "onnx-fp32": fp32, "onnx-int8": int8, "openvino-int8": ov}
+        cos = {
+            "torch": 0.9999,
+            "onnx-fp32": 1.0,
+            "onnx-int8": int8_cos,
+            "openvino-int8": ov_cos,
+            "openvino-bf16": 0.9998,
+        }
+        speed = {
+            "torch": torch,
+            "onnx-fp32": fp32,
+            "onnx-int8": int8,
+            "openvino-int8": ov,
+            "openvino-bf16": bf16,
+        }
         return {
             n: {"probe_docs_per_s": speed[n], "min_cosine_vs_fp32": cos[n]}
             for n in RUNTIMES
@@ -501,6 +544,9 @@ def test_runtime_choice_prefers_onnx_unless_torch_is_clearly_faster() -> None:
     assert choose(measured(100, 90, 120, ov=110)) == "onnx-int8"  # measured slower here
     assert choose(measured(100, 90, 120, ov=170, ov_cos=0.5)) == "onnx-int8"  # unfaithful
     assert choose(measured(TORCH_MARGIN * 170 + 1, 90, 120, ov=170)) == "torch"
+    # AMX: OpenVINO's bf16 graph measured faster than torch bf16 and the int8 builds.
+    assert choose(measured(59, 30, 39, ov=74, bf16=124)) == "openvino-bf16"
+    assert choose(measured(100, 90, 120, ov=170, bf16=80)) == "openvino-int8"  # no AMX
 
 
 def test_a_build_of_an_older_format_is_not_loaded_and_says_so(

@@ -40,6 +40,9 @@ from typing import Any
 import numpy as np
 
 OV_INT8 = "encoder-int8-ov.xml"  # its weights: the .bin beside it
+# The same graph unquantised, run with bf16 inference precision (`OpenVinoSession(precision=
+# "bf16")`): AMX-BF16 kernels where the CPU has them, closer to fp32 than either int8 build.
+OV_FP32 = "encoder-fp32-ov.xml"
 WORD_TABLE = "encoder-words.npy"  # the word-embedding table the graph reads from its input
 COMPILE_CACHE = "openvino-cache"
 # FFN output projections of a BERT-like export (not the attention's `attention/output/dense`).
@@ -55,7 +58,7 @@ def available() -> bool:
 def export_without_words(model: Any, out_dir: Path) -> Path:
     """fp32 ONNX of a BertModel-like encoder taking (inputs_embeds, attention_mask), and its
     word-embedding table as WORD_TABLE, both in `out_dir`. Returns the ONNX file (a temporary
-    of the build: quantize_openvino reads it)."""
+    of the build: build_openvino reads it)."""
     from nlp.encoder.runtime import export_onnx
 
     table = model.get_input_embeddings().weight.detach().float().numpy()
@@ -182,16 +185,42 @@ def with_word_vectors(feed: dict[str, np.ndarray], table: WordTable) -> dict[str
     return {"inputs_embeds": table[feed["input_ids"]], "attention_mask": feed["attention_mask"]}
 
 
-def quantize_openvino(
-    model_src: Any, dst: Path, calibration: Sequence[dict[str, np.ndarray]]
+def build_openvino(
+    model_src: Any, out_dir: Path, calibration: Sequence[dict[str, np.ndarray]]
 ) -> dict[str, Any]:
-    """Static int8 IR `dst` (.xml + .bin, WORD_TABLE beside it) of the torch encoder
-    `model_src`, scales calibrated on the token batches `calibration`. Returns what was done
-    (recorded in runtime.json)."""
+    """The two OpenVINO builds of the torch encoder `model_src` in `out_dir`, from one export:
+    OV_FP32 (run in bf16) and the static int8 OV_INT8 (`quantize_openvino`), WORD_TABLE
+    beside them. Returns what the int8 build did (recorded in runtime.json)."""
+    import openvino as ov
+
+    src = export_without_words(model_src, out_dir)
+    try:
+        _save_ir(ov.Core().read_model(str(src)), out_dir / OV_FP32, compress=False)
+        return quantize_openvino(src, out_dir / OV_INT8, calibration)
+    finally:
+        src.unlink(missing_ok=True)
+
+
+def _save_ir(model: Any, dst: Path, *, compress: bool) -> None:
+    """`model` as the IR `dst` (.xml + .bin), written beside and renamed: a running process
+    keeps the files it opened."""
+    import openvino as ov
+
+    tmp = dst.with_name(dst.stem + ".tmp.xml")
+    ov.save_model(model, str(tmp), compress_to_fp16=compress)
+    tmp.with_suffix(".bin").replace(dst.with_suffix(".bin"))
+    tmp.replace(dst)
+
+
+def quantize_openvino(
+    src: Path, dst: Path, calibration: Sequence[dict[str, np.ndarray]]
+) -> dict[str, Any]:
+    """Static int8 IR `dst` (.xml + .bin) of the word-less fp32 ONNX export `src`
+    (`export_without_words`, WORD_TABLE beside it), scales calibrated on the token batches
+    `calibration`. Returns what was done (recorded in runtime.json)."""
     import nncf
     import openvino as ov
 
-    src = export_without_words(model_src, dst.parent)
     table = WordTable(dst.parent / WORD_TABLE)
     calibration = [with_word_vectors(feed, table) for feed in calibration]
     model = ov.Core().read_model(str(src))
@@ -210,12 +239,8 @@ def quantize_openvino(
         )
     finally:
         nncf_log.setLevel(level)
-    tmp = dst.with_name(dst.stem + ".tmp.xml")
-    ov.save_model(quantized, str(tmp))  # compressed to int8 where quantised
-    tmp.with_suffix(".bin").replace(dst.with_suffix(".bin"))
-    tmp.replace(dst)
+    _save_ir(quantized, dst, compress=True)  # int8 where quantised
     del model
-    src.unlink()
     return {
         "calibration_batches": len(calibration),
         "kept_fp32": len(kept),
@@ -238,7 +263,7 @@ class OpenVinoSession:
     the token states). One infer request, used under a lock: a request is not thread-safe, and
     the model already uses every core it is given."""
 
-    def __init__(self, path: Path, n_threads: int) -> None:
+    def __init__(self, path: Path, n_threads: int, precision: str = "f32") -> None:
         import openvino as ov
 
         self.table = WordTable(Path(path).parent / WORD_TABLE)
@@ -255,9 +280,10 @@ class OpenVinoSession:
                 "INFERENCE_NUM_THREADS": n_threads,
                 "NUM_STREAMS": 1,
                 "PERFORMANCE_HINT": "LATENCY",
-                # The int8 layers stay int8; what is not quantised stays fp32 (no bf16 rounding,
-                # which OpenVINO would otherwise pick on CPUs with bf16 instructions).
-                "INFERENCE_PRECISION_HINT": "f32",
+                # "f32" for the int8 build: its int8 layers stay int8, what is not quantised
+                # stays fp32 (no bf16 rounding, which OpenVINO would otherwise pick on CPUs
+                # with bf16 instructions). "bf16" for the unquantised build (OV_FP32).
+                "INFERENCE_PRECISION_HINT": precision,
                 # Kernels kept per input shape (5,000 by default): length-bucketed batches of
                 # an API's varied requests kept ~75 MB more with the default, no faster.
                 "CPU_RUNTIME_CACHE_CAPACITY": 50,

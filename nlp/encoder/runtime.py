@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from nlp.encoder.openvino_int8 import OV_INT8, WORD_TABLE, OpenVinoSession, quantize_openvino
+from nlp.encoder.openvino_int8 import OV_FP32, OV_INT8, WORD_TABLE, OpenVinoSession, build_openvino
 from nlp.encoder.openvino_int8 import available as openvino_available
 
 log = logging.getLogger(__name__)
@@ -41,12 +41,19 @@ RUNTIME_FILE = "runtime.json"
 # loaded nor overwritten, `verbatim setup` builds the current one beside. 5: a static int8
 # build for OpenVINO beside (openvino_int8.py), measured with the others. 6: its word table
 # is a .npy read row by row (RowFile); the build holds the SentencePiece tokenizer too.
-RUNTIME_FORMAT = 6
+# 7: the unquantised OpenVINO graph beside, run in bf16 ("openvino-bf16"), measured too.
+RUNTIME_FORMAT = 7
 ONNX_FP32 = "encoder-fp32.onnx"
 ONNX_INT8 = "encoder-int8.onnx"
-RUNTIMES = ("torch", "onnx-fp32", "onnx-int8", "openvino-int8")
+RUNTIMES = ("torch", "onnx-fp32", "onnx-int8", "openvino-int8", "openvino-bf16")
 # The file each runtime but torch loads, in the build directory.
-RUNTIME_FILES = {"onnx-fp32": ONNX_FP32, "onnx-int8": ONNX_INT8, "openvino-int8": OV_INT8}
+RUNTIME_FILES = {
+    "onnx-fp32": ONNX_FP32,
+    "onnx-int8": ONNX_INT8,
+    "openvino-int8": OV_INT8,
+    "openvino-bf16": OV_FP32,
+}
+OPENVINO = ("openvino-int8", "openvino-bf16")  # the runtimes only built where OpenVINO is
 # Pooled-vector agreement with torch fp32 a runtime must keep to be chosen. int8 (dynamic,
 # per-channel) reaches ~0.97 on the probe and keeps MARC dev macro-F1 within 0.01
 # (benchmarks/bench_runtime.py); a broken export or kernel lands far below.
@@ -104,10 +111,15 @@ def kernel_path(cpu: dict[str, Any] | None = None) -> dict[str, str]:
         int8 = "AVX-VNNI"
     else:
         int8 = "AVX2 (no VNNI)"
+    ov_bf16 = {
+        "oneDNN AMX-BF16": "AMX-BF16",
+        "oneDNN AVX512_BF16 (no AMX)": "AVX512_BF16 (no AMX)",
+    }.get(bf16, "f32 (no bf16 instructions: the hint is ignored)")
     return {
         "torch_bf16": bf16,
         "onnx_int8": f"ONNX Runtime MLAS {int8}",
         "openvino_int8": f"OpenVINO CPU {int8}",
+        "openvino_bf16": f"OpenVINO CPU {ov_bf16}",
     }
 
 
@@ -460,12 +472,12 @@ def _output_projection_names(graph: Any) -> list[str]:
 def open_session(out_dir: Path, name: str) -> Any:
     """The inference session of runtime `name` (not torch) from the build in `out_dir`."""
     file = Path(out_dir) / RUNTIME_FILES[name]
-    needed = [file, file.with_name(WORD_TABLE)] if name == "openvino-int8" else [file]
+    needed = [file, file.with_name(WORD_TABLE)] if name in OPENVINO else [file]
     for path in needed:
         if not path.is_file():
             raise FileNotFoundError(f"{path} missing: run `verbatim setup` to build the runtimes")
-    if name == "openvino-int8":
-        return OpenVinoSession(file, threads())
+    if name in OPENVINO:
+        return OpenVinoSession(file, threads(), "bf16" if name == "openvino-bf16" else "f32")
     return onnx_session(file)
 
 
@@ -654,14 +666,14 @@ def build_runtime_dir(
     runtimes = list(RUNTIMES)
     static_int8: dict[str, Any] = {}
     if openvino_available():
-        static_int8 = quantize_openvino(
+        static_int8 = build_openvino(
             encoder.model,
-            out_dir / OV_INT8,
+            out_dir,
             calibration_feeds(encoder, calibration_texts or probe_reviews(256)),
         )
     else:
-        log.warning("OpenVINO/NNCF not installed: the static int8 build is skipped")
-        runtimes.remove("openvino-int8")
+        log.warning("OpenVINO/NNCF not installed: the OpenVINO builds are skipped")
+        runtimes = [n for n in runtimes if n not in OPENVINO]
     record = {
         "format": RUNTIME_FORMAT,
         "fingerprint": fingerprint,
@@ -762,9 +774,10 @@ def _older_builds(out_dir: Path) -> list[Path]:
 
 def _for_this_cpu(record: dict[str, Any], out_dir: Path) -> str:
     """The recorded choice, unless it was measured on a CPU with other matmul features (an
-    image built on one machine, run on another): then torch where bf16 runs on AMX (2-3x
-    its int8 rivals), else the int8 runtime the build measured fastest, with a warning that
-    `verbatim setup` on this machine measures again."""
+    image built on one machine, run on another): then bf16 where it runs on AMX (OpenVINO's
+    build when there is one, else torch: 2-3x their int8 rivals), else the int8 runtime the
+    build measured fastest, with a warning that `verbatim setup` on this machine measures
+    again."""
     chosen = str(record.get("chosen", "torch"))
     here = cpu_description()
     if not measured_elsewhere(record, here):
@@ -777,7 +790,10 @@ def _for_this_cpu(record: dict[str, Any], out_dir: Path) -> str:
         if n in measured and (out_dir / RUNTIME_FILES[n]).is_file()
     ]
     if "amx_bf16" in here["features"] or not int8:
-        pick = "torch"
+        ov_bf16 = (out_dir / RUNTIME_FILES["openvino-bf16"]).is_file() and "amx_bf16" in here[
+            "features"
+        ]
+        pick = "openvino-bf16" if ov_bf16 else "torch"
     else:
         pick = max(int8, key=lambda n: float(measured[n].get("probe_docs_per_s", 0.0)))
     if pick != chosen:

@@ -224,7 +224,8 @@ class EmbeddedSentiment:
         (AMX/AVX512-BF16): ~35% faster and half the memory, macro-F1 unchanged to 3 decimals on
         the dev sets. Use "float32" to keep full precision. `runtime` "auto" uses the runtime
         `verbatim setup` measured fastest here (nlp/encoder/runtime.py; built under
-        `runtime_root`), "torch" always torch, "onnx-int8"/"onnx-fp32"/"openvino-int8" that build.
+        `runtime_root`), "torch" always torch, "onnx-int8"/"onnx-fp32"/"openvino-int8"/
+        "openvino-bf16" that build.
         With `encoder_dir` (the built encoder's directory) an ONNX build also records what
         `load_fast` needs to start without torch next time."""
         path = Path(path)
