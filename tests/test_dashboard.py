@@ -9,8 +9,9 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -44,6 +45,24 @@ def fr_day(day) -> str:  # noqa: ANN001
 def fr_int(n: int) -> str:
     # Intl.NumberFormat("fr-FR") groups thousands with a narrow no-break space.
     return f"{n:,}".replace(",", "\u202f")
+
+
+def volume_incident(
+    theme: str, status: str, first_day: date, last_day: date | None = None, **extra: Any
+) -> Incident:
+    """An incident row of the volume kind, stamped now (the browser tests' seeds)."""
+    now = datetime.now(UTC)
+    fields = {"severity": "medium", "signals": {}, **extra}
+    return Incident(
+        theme=theme,
+        status=status,
+        first_day=first_day,
+        last_day=last_day or first_day,
+        kinds=["volume"],
+        created_at=now,
+        updated_at=now,
+        **fields,
+    )
 
 
 def test_dashboard_page_and_assets(settings: Settings, engine: Engine) -> None:
@@ -917,35 +936,18 @@ def test_open_incident_under_newer_resolved_ones_in_browser(
     from playwright.sync_api import expect, sync_playwright
 
     url, tokens, _ = live
-    now = datetime.now(UTC)
     with session_scope(sessions) as session:
-        left_open = Incident(
-            theme="emballage",
-            status="open",
-            first_day=LAST_DAY - timedelta(days=22),
-            last_day=LAST_DAY - timedelta(days=21),
+        left_open = volume_incident(
+            "emballage",
+            "open",
+            LAST_DAY - timedelta(days=22),
+            LAST_DAY - timedelta(days=21),
             severity="high",
-            kinds=["volume"],
             signals={"volume": {"observed": 40, "expected": 12.5}},
-            created_at=now,
-            updated_at=now,
         )
         session.add(left_open)
         for n in range(60):
-            day = LAST_DAY - timedelta(days=n % 20)
-            session.add(
-                Incident(
-                    theme="livraison",
-                    status="resolved",
-                    first_day=day,
-                    last_day=day,
-                    severity="medium",
-                    kinds=["volume"],
-                    signals={},
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+            session.add(volume_incident("livraison", "resolved", LAST_DAY - timedelta(days=n % 20)))
         session.flush()
         open_id = left_open.id
     with sync_playwright() as pw:
@@ -973,23 +975,10 @@ def test_unresolved_incidents_past_the_first_eight_in_browser(
     from playwright.sync_api import expect, sync_playwright
 
     url, tokens, _ = live
-    now = datetime.now(UTC)
     with session_scope(sessions) as session:
         for n in range(10):  # with the seed's one: 11 unresolved
-            day = LAST_DAY - timedelta(days=n + 1)
-            session.add(
-                Incident(
-                    theme="emballage",
-                    status="open" if n % 2 else "acknowledged",
-                    first_day=day,
-                    last_day=day,
-                    severity="medium",
-                    kinds=["volume"],
-                    signals={},
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+            status = "open" if n % 2 else "acknowledged"
+            session.add(volume_incident("emballage", status, LAST_DAY - timedelta(days=n + 1)))
         session.flush()
         oldest = session.query(Incident).order_by(Incident.last_day, Incident.id).first()
         assert oldest is not None
