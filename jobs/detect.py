@@ -4,7 +4,7 @@ group them into incidents (`jobs/incidents.py`) and queue one message per incide
 Every day not evaluated yet is evaluated (a per-scope watermark in `detection_state`), plus a
 short look-back for late data; on a first run that is the whole history. Warm-up
 (`detection_warmup_days`): no alert on a theme before it has that many days of history; a
-source connected after the first aggregated day (a new form, a new connector) is held out of
+source connected after the first source (a new form, a new connector) is held out of
 the tests until its days fill the baseline window (`DetectResult.warming`), its mentions
 still in the aggregates. The days of a series' own alert episodes (open, or recent enough to
 be in its window) are held out of its baselines (`nlp.spikes.hold_out_episodes`, as in the
@@ -78,8 +78,8 @@ class DetectResult:
     historical: int = 0  # of those, historical (never sent)
     taxonomy_version: int | None = None
     stopped: bool = False  # a stop was requested: days after `days` are left for the next run
-    # Sources held out of the tests on a detected day (warm-up of a newly connected source):
-    # source -> first day it is tested.
+    # Sources still held out of the tests on the last detected day (warm-up of a newly
+    # connected source): source -> first day it is tested.
     warming: dict[str, date] = field(default_factory=dict)
 
 
@@ -134,7 +134,7 @@ def load_series(
         for theme_id in taxonomy.ids:  # absent themes still get a (zero) series: emergence
             counts.setdefault((theme_id, None), {})
     # Each source's first day with a mention (any theme, whole history): a source connected
-    # after the data's first day warms up (`DetectorConfig.source_warmup_days`).
+    # after the first source's first day warms up (`DetectorConfig.source_warmup_days`).
     source_since = {
         str(src): first
         for src, first in session.execute(
@@ -340,6 +340,10 @@ def detect_day(
         load_series(session, taxonomy, day, span_days=span, since=since), recent, cooldown
     )
     signals = detector.detect(series, day)
+    # This day's only (days run in order: the run reports its last day's): kept over the days,
+    # a source warm on the look-back's days or a first run's history alone read "connected
+    # recently: held out until" a day already past, for a week (or a year).
+    result.warming = {}
     for s in series:
         for name in detector.warming_sources(s, day):
             tested_from = detector.source_tested_from(s, name)

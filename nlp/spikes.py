@@ -157,7 +157,7 @@ class Series:
     # negativity test compare today with today's source mix (None: one pooled series).
     sources: Mapping[str, tuple[Sequence[int], Sequence[int]]] | None = None
     # source -> first day of its data (the whole feed, every theme): a source that started
-    # after `history_from` (else `start`) warms up (`DetectorConfig.source_warmup_days`).
+    # after `history_from` (else `start`) and the first source warms up (`source_warmup_days`).
     source_since: Mapping[str, date] | None = None
     # kind -> day spans (inclusive) of the series' own alert episodes, left out of the
     # baseline of the tests of that kind (`hold_out_episodes`; None: none).
@@ -576,9 +576,16 @@ class SpikeDetector:
 
     def source_tested_from(self, series: Series, name: str) -> date | None:
         """First day source `name` enters the tests of `series`; None when it always did (it
-        started with the series' history, or its first day is unknown)."""
-        since = (series.source_since or {}).get(name)
-        if since is None or since <= (series.history_from or series.start):
+        started with the series' history or with the first source, or its first day is
+        unknown)."""
+        firsts = series.source_since or {}
+        since = firsts.get(name)
+        if since is None:
+            return None
+        # The first source to start is the data's start, not one connected later: a first day
+        # with only verbatims of no theme held the one source out of every test for 29 days.
+        origin = max(series.history_from or series.start, min(firsts.values()))
+        if since <= origin:
             return None
         cfg = self.config
         warmup = cfg.source_warmup_days

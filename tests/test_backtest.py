@@ -405,3 +405,94 @@ def test_a_sustained_spike_stays_one_open_incident_in_detect_and_the_replay(
         replay(counts, START, START + timedelta(days=79), detector, tax.ids, co_mentions={})
     )
     assert sorted((a["kind"], a["day"]) for a in lines) == detected
+
+
+def test_the_only_source_does_not_warm_up_after_a_first_day_without_theme(
+    settings, sessions
+) -> None:
+    """One source; its first day has verbatims of no theme (only the "*" total row), its
+    theme mentions start the day after. That one source read as "connected recently" and was
+    held out of every test for 29 days: detect missed livraison tripled on days 25-27, which
+    the replay raises. The first source to start is the data's start."""
+    import numpy as np
+    from sqlalchemy import select
+
+    from core.models import ALL_THEMES, Alert, DailyAggregate
+    from jobs.backtest import replay
+    from jobs.detect import run_detect
+    from nlp.spikes import DetectorConfig, SpikeDetector, rules_from_taxonomy
+    from nlp.taxonomy import load_taxonomy
+
+    rng = np.random.default_rng(3)
+    total: dict[date, tuple[int, int]] = {}
+    with sessions() as s:
+        s.add(
+            DailyAggregate(day=START, theme=ALL_THEMES, channel="review", source="avis", volume=3)
+        )
+        for d in range(1, 40):
+            day = START + timedelta(days=d)
+            vol = int(rng.poisson(90 if d in (25, 26, 27) else 30))
+            neg = int(rng.binomial(vol, 0.1))
+            total[day] = (vol, neg)
+            for theme in ("livraison", ALL_THEMES):
+                s.add(
+                    DailyAggregate(
+                        day=day,
+                        theme=theme,
+                        channel="review",
+                        source="avis",
+                        volume=vol,
+                        negatives=neg,
+                        positives=vol - neg,
+                    )
+                )
+        s.commit()
+    assert run_detect(settings, sessions, day=START + timedelta(days=27)).warming == {}
+    with sessions() as s:
+        detected = sorted(
+            (a.kind, a.first_day.isoformat()) for a in s.execute(select(Alert)).scalars()
+        )
+    assert detected == [("volume", (START + timedelta(days=25)).isoformat())]
+    tax = load_taxonomy("ecommerce")
+    config = DetectorConfig(warmup_days=settings.detection_warmup_days)
+    detector = SpikeDetector(config, rules_from_taxonomy(tax, config))
+    lines = replay(
+        {("livraison", None): total},
+        START,
+        START + timedelta(days=27),
+        detector,
+        tax.ids,
+        co_mentions={},
+        sources={("livraison", None): {"avis": total}},
+    )
+    assert sorted((a["kind"], a["day"]) for a in lines) == detected
+
+
+def test_detect_names_only_the_sources_still_warming_on_its_last_day(settings, sessions) -> None:
+    """A form connected on day 5 is tested from day 34. A run over the whole history (or a
+    daily run whose look-back re-checks days before 34) said "source 'plaintes' connected
+    recently: held out of spike tests until" day 34, a day already past; it names the
+    sources still warming up on the last day it detected."""
+    from core.models import DailyAggregate
+    from jobs.detect import run_detect
+
+    with sessions() as s:
+        for d in range(40):
+            for source in ("avis", "plaintes")[: 1 + (d >= 5)]:
+                s.add(
+                    DailyAggregate(
+                        day=START + timedelta(days=d),
+                        theme="livraison",
+                        channel="review",
+                        source=source,
+                        volume=20,
+                        negatives=2,
+                        positives=18,
+                    )
+                )
+        s.commit()
+    until = START + timedelta(days=30)
+    assert run_detect(settings, sessions, day=until).warming == {
+        "plaintes": START + timedelta(days=34)
+    }
+    assert run_detect(settings, sessions).warming == {}  # days 31-39, the look-back from 33
