@@ -164,7 +164,8 @@ class SchedulerSettings(BaseModel):
     keep_models: bool = True
     # Runs kept in `job_runs` (read by /health and /metrics at every call): the scheduler
     # deletes older ones once a day, except each job's latest run and latest success. 0: all.
-    runs_retention_days: int = Field(default=90, ge=0)
+    # At most 100 years (0 keeps every run): a larger value overflowed the cutoff date.
+    runs_retention_days: int = Field(default=90, ge=0, le=36_500)
 
 
 def _config_file() -> Path | None:

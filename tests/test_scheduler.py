@@ -526,6 +526,11 @@ def test_old_runs_are_pruned_once_a_day_keeping_each_jobs_latest(
     assert ("p", 91) not in kept() and len(kept()) == 6
     # 0 keeps every run.
     assert Settings(scheduler={"runs_retention_days": 0}).scheduler.runs_retention_days == 0
+    # "Keep for ever" written as a huge number: refused at load, not a daily traceback.
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="runs_retention_days"):
+        Settings(scheduler={"runs_retention_days": 1_000_000})
 
 
 def test_no_job_is_a_clear_error(settings: Settings, engine: Engine) -> None:
