@@ -291,7 +291,7 @@ def deliver_pending(
     now = _now()
     with session_scope(sessions) as session:
         due = [
-            (r.id, r.route, r.status, r.payload, r.attempts, r.alert_id, r.revision)
+            (r.id, r.route, r.status, r.payload, r.attempts, r.alert_id, r.revision, r.incident_id)
             for r in _due(session, now, policy)
         ]
         # Said by `verbatim alert`: "0 sent" alone read as "nothing is queued".
@@ -312,7 +312,7 @@ def deliver_pending(
     if dry_run:
         from jobs.digest import DIGEST_ROUTE, period_of  # digest imports this module
 
-        for row_id, route, _status, payload, _a, alert_id, revision in due:
+        for row_id, route, _status, payload, _a, alert_id, revision, incident_id in due:
             out: dict[str, Any] = {
                 "outbox_id": row_id,
                 "alert_id": alert_id,
@@ -321,8 +321,10 @@ def deliver_pending(
                 "webhook_configured": webhook_for(settings, route) is not None,
                 "payload": payload,
             }
-            if route == DIGEST_ROUTE and alert_id is None:
+            if route == DIGEST_ROUTE and alert_id is None and incident_id is None:
                 # A digest's revision encodes its period (28739393 told an operator nothing).
+                # A digest row as `digest._digest_rows` reads it: an incident of a team named
+                # "digest" has that route too, and its revision 1 is no period.
                 start, end = period_of(revision)
                 out["period"] = f"{start.isoformat()}..{end.isoformat()}"
             result.printed.append(out)
@@ -332,7 +334,7 @@ def deliver_pending(
     own_client = client is None
     client = client or httpx.Client()
     try:
-        for done, (row_id, route, status, payload, attempts, _alert, _rev) in enumerate(due):
+        for done, (row_id, route, status, payload, attempts, _alert, _rev, _inc) in enumerate(due):
             if stop is not None and stop():
                 result.stopped, result.left = True, len(due) - done
                 break

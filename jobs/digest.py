@@ -383,7 +383,7 @@ def send_digest(
                         OutboxMessage.status == "pending", OutboxMessage.revision != revision
                     )
                 ).scalars()
-                if (last := date.fromordinal(r.revision % PERIOD_BASE)) < digest.end
+                if (last := period_of(r.revision)[1]) < digest.end
             )
         for last, old_id in waiting:
             outcome, _ = deliver_one(settings, sessions, old_id, **kwargs)

@@ -1119,6 +1119,123 @@ def test_topics_view_loads_more_topics_in_browser(
 @pytest.mark.browser
 @pytest.mark.slow
 @skip_no_chromium
+def test_older_alerts_pressed_from_the_keyboard_keep_the_focus_in_browser(
+    live: tuple[str, dict[str, str], Seeded], sessions: sessionmaker[Session]
+) -> None:
+    """« Voir les alertes plus anciennes » is disabled while its page loads, which dropped the
+    focus to the page's top: pressing Enter again did nothing, and the keyboard started over
+    from the header after each page. It stays on the button, then goes to the first alert of
+    the last page once the button hides."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, tokens, _ = live
+    now = datetime.now(UTC)
+    with session_scope(sessions) as session:
+        for n in range(110):  # with the seed's 2: 112 alerts, three pages of 50
+            day = LAST_DAY - timedelta(days=n)
+            session.add(
+                Alert(
+                    alert_key=f"emballage:volume:focus{n}",
+                    theme="emballage",
+                    kind="volume",
+                    team="default",
+                    status="resolved",
+                    first_day=day,
+                    last_day=day,
+                    severity="medium",
+                    observed=12.0,
+                    expected=4.0,
+                    p_value=0.01,
+                    details={},
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = open_with_key(browser, url, tokens["read"])
+            page.goto(f"{url}/#view=alerts")
+            expect(page.locator("body[data-ready=alerts]")).to_have_count(1)
+            items = page.locator("#alerts li[data-alert]")
+            more = page.locator("#alerts-more")
+            more.focus()
+            page.keyboard.press("Enter")
+            expect(items).to_have_count(100)
+            expect(more).to_be_focused()
+            page.keyboard.press("Enter")
+            expect(items).to_have_count(112)
+            expect(more).to_be_hidden()
+            focused = "document.activeElement.closest('li')?.dataset.alert"
+            assert page.evaluate(focused) == items.nth(100).get_attribute("data-alert")
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@skip_no_chromium
+def test_an_incident_acted_on_past_the_first_eight_stays_in_view_in_browser(
+    live: tuple[str, dict[str, str], Seeded], sessions: sessionmaker[Session]
+) -> None:
+    """Taking in charge or resolving an incident shown by « Voir … autres incidents » drew the
+    overview again folded back to 8: the incident just taken in charge went out of sight, and
+    the focus fell to the page's top. The list stays as it was, the focus on that incident
+    (or the one in its place once resolved)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, tokens, _ = live
+    now = datetime.now(UTC)
+    with session_scope(sessions) as session:
+        for n in range(10):  # with the seed's one: 11 unresolved
+            day = LAST_DAY - timedelta(days=n + 1)
+            session.add(
+                Incident(
+                    theme="emballage",
+                    status="open",
+                    first_day=day,
+                    last_day=day,
+                    severity="medium",
+                    kinds=["volume"],
+                    signals={},
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = open_with_key(browser, url, tokens["write"])
+            page.goto(f"{url}/#view=overview&end={LAST_DAY}&start={START}")
+            expect(page.locator("body[data-ready=overview]")).to_have_count(1)
+            page.locator("#more-incidents").press("Enter")
+            items = page.locator("#overview-alerts li[data-incident]")
+            expect(items).to_have_count(11)
+            focused = "document.activeElement.closest('li')?.dataset.incident ?? null"
+            tenth = items.nth(9).get_attribute("data-incident")
+            items.nth(9).get_by_role("button", name="Prendre en charge").press("Enter")
+            expect(page.locator("#status")).to_contain_text("Incident pris en charge")
+            expect(items).to_have_count(11)
+            expect(page.locator("#more-incidents")).to_have_count(0)
+            assert page.evaluate(focused) == tenth
+            page.on("dialog", lambda d: d.accept(""))  # the resolution note
+            page.keyboard.press("Enter")  # « Résoudre », now its first button
+            expect(page.locator("#status")).to_contain_text("Incident résolu")
+            expect(items).to_have_count(10)
+            assert page.evaluate(focused) == items.nth(9).get_attribute("data-incident")
+            # Another view and back: the first 8 again.
+            page.goto(f"{url}/#view=alerts")
+            expect(page.locator("body[data-ready=alerts]")).to_have_count(1)
+            page.goto(f"{url}/#view=overview&end={LAST_DAY}&start={START}")
+            expect(page.locator("body[data-ready=overview]")).to_have_count(1)
+            expect(items).to_have_count(8)
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@skip_no_chromium
 def test_long_theme_label_in_browser(live: tuple[str, dict[str, str], Seeded]) -> None:
     """A label may be 200 characters, unbroken too: it made the themes table 2,900 px wide
     and the theme's title ran off the page; the other labels still wrap between words."""

@@ -679,3 +679,32 @@ def test_a_digest_revision_reads_back_as_its_period(days: int) -> None:
     end = date(2026, 3, 28)
     start = end - timedelta(days=days - 1)
     assert period_of(period_revision(start, end)) == (start, end)
+
+
+def test_dry_run_reads_a_period_from_digest_rows_only(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    # An incident of a team named "digest" has the digest's route and no alert: its revision
+    # (1) was read as a period, and `verbatim alert --dry-run` died on an OverflowError.
+    from core.db import session_scope
+    from core.models import Incident
+
+    now = datetime.now(UTC)
+    with session_scope(sessions) as session:
+        incident = Incident(
+            theme="livraison",
+            team="digest",
+            status="open",
+            first_day=LAST_DAY,
+            last_day=LAST_DAY,
+            severity="medium",
+            kinds=["volume"],
+            signals={},
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(incident)
+        session.flush()
+        session.add(OutboxMessage(incident_id=incident.id, revision=1, route="digest", payload={}))
+    dry = deliver_pending(settings, sessions, dry_run=True)
+    assert [(m["revision"], m.get("period")) for m in dry.printed] == [(1, None)]

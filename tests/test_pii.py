@@ -593,6 +593,19 @@ def test_both_names_of_a_name_field_and_a_name_after_s_appelle_are_masked(
         assert mask_pii(text) == text, text
 
 
+def test_the_next_label_of_a_form_is_no_surname_of_a_name_field(masker: PiiMasker) -> None:
+    # The second word of a name field was taken as its surname when capitalised: the next
+    # field's label, written without its colon, went with the name.
+    for text, label in [
+        ("Nom : Dupont Prénom Jean", "Prénom"),  # NER masks « Jean », the rules leave it
+        ("Nom : Dupont Email jean@x.fr", "Email <EMAIL>"),
+        ("Nom : Dupont Tél 06 12 34 56 78", "Tél <PHONE>"),
+        ("Nom : Kowalczyk Ville Lyon", "Ville"),
+    ]:
+        for out in (masker(text), mask_pii(text)):
+            assert out.startswith(f"Nom : <PERSON> {label}"), (text, out)
+
+
 def test_quantities_with_a_unit_are_no_postcode_and_town() -> None:
     for text in [
         "climatiseur 12000 BTU top",

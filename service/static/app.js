@@ -205,7 +205,9 @@ function readHash() {
   const p = new URLSearchParams(location.hash.slice(1));
   state.theme = p.get("theme");
   const view = p.get("view");
-  state.view = state.theme ? "theme" : VIEWS.includes(view) ? view : "overview";
+  const shown = state.theme ? "theme" : VIEWS.includes(view) ? view : "overview";
+  if (shown !== state.view) state.incidentsAll = false;  // the overview's list folds again
+  state.view = shown;
   // The link's dates as the date inputs take them: one they refuse (2026-02-30, 2026-2-3)
   // became "" and the page showed the last 7 days under « Dates choisies… », unsaid.
   const start = p.get("start") || "", end = p.get("end") || "";
@@ -426,7 +428,14 @@ function incidentItem(i) {
         await api(`/incidents/${i.id}/${action}`, { method: "POST", headers: { "Content-Type": "application/json" },
           body: JSON.stringify({ note }) });
       } catch (e) { setStatus("Action refusée : " + e.message); return; }
+      // The list is drawn again as it was, and the focus stays on this incident, or the one
+      // now in its place once resolved: the list folded back to 8 (an incident past them,
+      // just taken in charge, out of sight) and the focus fell to the page's top.
+      const place = [...li.parentNode.children].indexOf(li);
       await render();
+      const items = $("#overview-alerts").children;
+      const here = $(`#overview-alerts li[data-incident="${i.id}"]`) || items[Math.min(place, items.length - 1)];
+      if (here && state.view === "overview") focusIn(here, "button");
       announce(action === "resolve" ? "Incident résolu." : "Incident pris en charge.");
     });
     return b;
@@ -496,11 +505,12 @@ async function renderOverview() {
     if (e.status !== 404) throw e;
   }
   if (incidents) {
-    const live = incidents.slice(0, INCIDENTS_SHOWN);
+    // All of them once « Voir … » was pressed, till the dashboard shows another view.
+    const live = state.incidentsAll ? incidents : incidents.slice(0, INCIDENTS_SHOWN);
     $("#overview-alerts-title").textContent = "Incidents ouverts";
     $("#overview-alerts").replaceChildren(...live.map(incidentItem));
     if (!live.length) $("#overview-alerts").append(el("li", { class: "muted" }, "Aucun incident ouvert."));
-    moreIncidents(incidents.slice(INCIDENTS_SHOWN), capped);
+    moreIncidents(incidents.slice(live.length), capped);
   } else {
     const alerts = await api("/alerts?status=open&limit=5");
     $("#overview-alerts").replaceChildren(...alerts.items.map(alertItem));
@@ -525,7 +535,8 @@ function moreIncidents(rest, capped) {
   button.addEventListener("click", () => {
     const shown = rest.map(incidentItem);
     item.replaceWith(...shown);
-    shown[0].querySelector("a, button")?.focus();  // not lost with the removed button
+    state.incidentsAll = true;
+    focusIn(shown[0]);  // not lost with the removed button
   });
   $("#overview-alerts").append(item);
 }
@@ -729,6 +740,7 @@ async function loadVerbatims(append) {
   const data = await api(`/themes/${encodeURIComponent(state.theme)}/verbatims?` + p);
   const list = $("#verbatims");
   if (!append) list.replaceChildren();
+  const shown = list.children.length;
   for (const v of data.items) {
     const fix = writeAction(el("button", { type: "button", class: "ghost small fix", "aria-label": `Corriger le verbatim ${v.feedback_id}` }, "Corriger"));
     fix.addEventListener("click", () => busy(fix, () => openFix(v.feedback_id), "Impossible d'ouvrir la correction : "));
@@ -744,22 +756,38 @@ async function loadVerbatims(append) {
   if (!append && !data.items.length) list.append(el("li", { class: "muted" }, "Aucun verbatim pour ces filtres."));
   state.cursor = data.next_cursor;
   $("#more").hidden = !data.next_cursor;
+  return list.children[shown] ?? null;
 }
 
 // A list's button ("Voir plus", "Corriger", older alerts): disabled while its request runs,
 // then enabled again; a failure (server unreachable, 4xx/5xx) is said in French under the
-// list and changes nothing else (the cursor moves only with a page received).
+// list and changes nothing else (the cursor moves only with a page received). Disabling the
+// focused button drops its focus to the page's top: a keyboard user pressing « Voir plus »
+// again started over from the header. It comes back to the button, or, once the last page
+// hid it, to the first item `action` returns (nothing taken from a dialog it opened).
 async function busy(button, action, prefix, status = $("#verbatims-status")) {
   if (button.disabled) return;
+  const focused = document.activeElement === button;
   button.disabled = true;
   status.textContent = "";
+  let added = null;
   try {
-    await action();
+    added = await action();
   } catch (e) {
     if (e.message !== "auth") status.textContent = prefix + e.message;
   } finally {
     button.disabled = false;
+    if (focused && document.activeElement === document.body) {
+      if (!button.hidden) button.focus();
+      else if (added instanceof Element) focusIn(added);
+    }
   }
+}
+
+// The first link or button (or what `within` names) of a list item, else the item itself.
+function focusIn(item, within = "a, button") {
+  const target = item.querySelector(within) || Object.assign(item, { tabIndex: -1 });
+  target.focus();
 }
 
 // --- corrections ----------------------------------------------------------------------------
@@ -886,8 +914,10 @@ async function renderTopics() {
 
 async function loadMoreTopics() {
   const [data, tax] = await Promise.all([api(`/topics?limit=${TOPICS_PAGE}&offset=${state.topicsShown}`), taxonomy()]);
-  $("#topics").append(...data.items.map((t) => topicItem(t, tax)));
+  const items = data.items.map((t) => topicItem(t, tax));
+  $("#topics").append(...items);
   showMoreTopics(data);
+  return items[0] ?? null;
 }
 
 function showMoreTopics(data) {
@@ -975,8 +1005,10 @@ async function renderAlerts() {
 
 async function loadMoreAlerts() {
   const data = await api("/alerts?limit=50&cursor=" + encodeURIComponent(state.alertsCursor));
-  $("#alerts").append(...data.items.map(alertItem));
+  const items = data.items.map(alertItem);
+  $("#alerts").append(...items);
   showMoreAlerts(data.next_cursor);
+  return items[0] ?? null;
 }
 
 function showMoreAlerts(cursor) {
