@@ -7,9 +7,9 @@
 Builds (or reuses) the ONNX exports of the encoder + packaged delta under the model dir, as
 `verbatim setup` does, then scores the same dev texts (read at run time from ../shared/data)
 with torch (bf16 where the CPU has it, the training path), ONNX Runtime fp32, ONNX Runtime
-int8 and OpenVINO static int8, and prints docs/s of the sentiment pass, macro-F1, label
-agreement with torch and with ONNX fp32 (what int8 quantisation changed), and the CPU model +
-kernel path. `--compare-int8`
+int8, OpenVINO static int8 and OpenVINO bf16, and prints docs/s of the sentiment pass,
+macro-F1, label agreement with torch and with ONNX fp32 (what int8 quantisation changed), and
+the CPU model + kernel path. `--compare-int8`
 also scores another int8 file of the same weights in the same run (e.g. the build of a former
 format, which `verbatim setup` leaves beside the current one). Prints figures; asserts nothing.
 """
@@ -76,7 +76,7 @@ def main() -> None:
         texts = [r["text"] for r in rows]
         gold = [gold_sentiment(r) for r in rows]
         print(
-            f"{'set':<14} {'runtime':<12} {'n':>5} {'docs/s':>7} {'macro-F1':>9} "
+            f"{'set':<14} {'runtime':<13} {'n':>5} {'docs/s':>7} {'macro-F1':>9} "
             f"{'=torch':>7} {'=fp32':>7}"
         )
         preds: dict[str, list[str]] = {}
@@ -101,7 +101,7 @@ def main() -> None:
                 if ref in preds
             }
             print(
-                f"{name:<14} {rt:<12} {len(texts):>5} {len(texts) / dt:>7.1f} {f1:>9.3f} "
+                f"{name:<14} {rt:<13} {len(texts):>5} {len(texts) / dt:>7.1f} {f1:>9.3f} "
                 f"{agree.get('torch', float('nan')):>7.3f} "
                 f"{agree.get('onnx-fp32', float('nan')):>7.3f}",
                 flush=True,

