@@ -545,6 +545,8 @@ def test_licence_plates_and_card_pins_are_masked() -> None:
         ("véhicule immatriculé 1234 AB 75 abîmé", "véhicule immatriculé <ID> abîmé"),
         ("code secret 1234 de ma carte", "code secret <CVV> de ma carte"),
         ("code PIN : 0000", "code PIN : <CVV>"),
+        ("mon code secret est 1234", "mon code secret est <CVV>"),
+        ("le cryptogramme c'est 123", "le cryptogramme c'est <CVV>"),
     ]:
         assert mask_pii(text) == expected, text
     for text in [

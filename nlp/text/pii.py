@@ -141,7 +141,7 @@ _CARD_CUE = re.compile(r"(?i)\b(?:cb|carte|visa|mastercard|amex|card)\b")
 _CVV = re.compile(
     r"(?i)\b((?:cvv2?|cvc2?|cryptogramme(?:\s+visuel)?|crypto|code\s+de\s+s[ée]curit[ée]"
     r"|code\s+(?:pin|secret|confidentiel)|(?-i:PIN))"
-    r"\s*(?:[:=]\s*)?)\d{3,4}\b"
+    r"\s*(?:(?:[:=]|est|c['’]est)\s*)?)\d{3,4}\b"  # "mon code secret est 1234"
 )
 # NIR: sex, year, month, department (2A/2B for Corsica), commune, order, key; any grouping.
 _NIR = re.compile(
