@@ -89,6 +89,8 @@ def register(app: typer.Typer) -> None:
             + (f"; batches of {batch} tokens" if batch else "")
             + f"; {time.perf_counter() - start:.1f}s) -> {record['path']}"
         )
+        for path, size in record.get("removed", ()):
+            typer.echo(f"removed the older runtime build {path} ({size / 1e6:,.0f} MB)")
 
     train_group = typer.Typer(
         help="Train models on labelled data (themes, sentiment).", no_args_is_help=True

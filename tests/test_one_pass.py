@@ -588,6 +588,29 @@ def test_a_build_of_an_older_format_is_not_loaded_and_says_so(
     assert "verbatim setup" in caplog.text and "older format" in caplog.text
 
 
+def test_setup_removes_the_builds_of_older_formats_of_the_same_weights(tmp_path: Path) -> None:
+    """Each format change left the former build (~1 GB) in the model cache for good."""
+    from nlp.encoder.runtime import remove_older_builds
+
+    def build(name: str, fmt: int) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        (path / RUNTIME_FILE).write_text(json.dumps({"format": fmt}), encoding="utf-8")
+        (path / "encoder-int8.onnx").write_bytes(b"x" * 1000)
+        return path
+
+    current = build(f"abc-r{RUNTIME_FORMAT}", RUNTIME_FORMAT)
+    old = [build("abc", 1), build(f"abc-r{RUNTIME_FORMAT - 1}", RUNTIME_FORMAT - 1)]
+    newer = build(f"abc-r{RUNTIME_FORMAT + 1}", RUNTIME_FORMAT + 1)  # a newer install's
+    other = build(f"abcd-r{RUNTIME_FORMAT - 1}", RUNTIME_FORMAT - 1)  # other weights
+    removed = remove_older_builds(current)
+    assert sorted(p for p, _ in removed) == sorted(old)
+    assert all(size > 1000 for _, size in removed)  # the build's files and its record
+    assert not any(p.exists() for p in old)
+    assert current.exists() and newer.exists() and other.exists()
+    assert remove_older_builds(current) == []
+
+
 def test_embedding_tables_are_compacted_and_give_the_same_states(
     trained: EmbeddedSentiment, tmp_path: Path
 ) -> None:

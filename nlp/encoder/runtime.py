@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import platform
+import re
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -762,6 +763,32 @@ def read_runtime_dir(out_dir: Path, fingerprint: str) -> dict[str, Any] | None:
     if needed and not (Path(out_dir) / needed).is_file():
         return None
     return record
+
+
+def remove_older_builds(out_dir: Path) -> list[tuple[Path, int]]:
+    """Delete the builds of the same weights in an older format beside `out_dir` (once the
+    current one is recorded: `verbatim setup`); returns each directory removed and the bytes
+    it held. An upgrade left ~1 GB behind per format. A build of a newer format (a newer
+    install sharing this cache) is kept. A process still reading a removed build keeps the
+    files it opened (Linux frees them when it closes them)."""
+    import shutil
+
+    removed = []
+    stem = out_dir.name.removesuffix(f"-r{RUNTIME_FORMAT}")
+    for path in _older_builds(out_dir):
+        if path.name != stem and not re.fullmatch(rf"{re.escape(stem)}-r\d+", path.name):
+            continue  # other weights whose key merely starts alike
+        try:
+            record = json.loads((path / RUNTIME_FILE).read_text(encoding="utf-8"))
+            if int(record.get("format", 0)) >= RUNTIME_FORMAT:
+                continue
+            size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            shutil.rmtree(path)
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("the older runtime build %s was not removed: %s", path, exc)
+            continue
+        removed.append((path, size))
+    return removed
 
 
 def _older_builds(out_dir: Path) -> list[Path]:

@@ -81,6 +81,7 @@ def build_runtimes(
         measured_elsewhere,
         read_runtime_dir,
         remeasure_runtime_dir,
+        remove_older_builds,
     )
     from nlp.sentiment.embedded import read_config, record_fast_start, runtime_key
 
@@ -104,7 +105,8 @@ def build_runtimes(
         # What the next start needs to skip torch and transformers (EmbeddedSentiment.load_fast).
         record_fast_start(model.encoder, Path(model_dir) / ENCODER_NAME, out)  # type: ignore[attr-defined]
         record = read_runtime_dir(out, key) or record
-    return dict(record, path=str(out))
+    removed = remove_older_builds(out)  # this build is complete: the older formats are dead
+    return dict(record, path=str(out), removed=[(str(p), size) for p, size in removed])
 
 
 def _packaged() -> Path:
