@@ -795,6 +795,107 @@ def test_verbatim_buttons_say_when_the_server_fails(
 @pytest.mark.browser
 @pytest.mark.slow
 @skip_no_chromium
+def test_a_filter_changed_while_more_verbatims_load_in_browser(
+    live: tuple[str, dict[str, str], Seeded],
+) -> None:
+    """A filter changed while « Voir plus » loaded: the former query's page, arriving after the
+    new list, was appended to it (positive verbatims under « Négatifs ») and its cursor kept,
+    so « Voir plus » went on with the former query. A superseded page is dropped."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, tokens, seeded = live
+    next_page = re.compile(r"/themes/livraison/verbatims\?.*cursor=")
+    negatives = seeded.livraison_current_negative
+    assert negatives > 20  # the negative list has a next page too
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = open_with_key(browser, url, tokens["read"])
+            page.goto(f"{url}/#theme=livraison&start={START}&end={LAST_DAY}")
+            expect(page.locator("body[data-ready=theme]")).to_have_count(1)
+            items = page.locator("#verbatims li.verbatim")
+            expect(items).to_have_count(20)
+            held: list = []
+            page.route(next_page, lambda route: held.append(route))  # every polarity: held
+            more = page.locator("#more")
+            more.click()
+            while not held:
+                page.wait_for_timeout(20)
+            page.locator("#polarity button[data-polarity=negative]").click()
+            expect(page.locator("#verbatims .pol:not(.negative)")).to_have_count(0)
+            expect(items).to_have_count(20)
+            with page.expect_response(next_page):
+                held[0].continue_()
+            page.unroute(next_page)
+            expect(more).to_be_enabled()
+            expect(page.locator("#verbatims .pol:not(.negative)")).to_have_count(0)
+            expect(items).to_have_count(20)
+            more.click()  # the negative list's own cursor
+            expect(items).to_have_count(min(40, negatives))
+            expect(page.locator("#verbatims .pol:not(.negative)")).to_have_count(0)
+            ids = items.evaluate_all("els => els.map((e) => e.dataset.feedback)")
+            assert len(set(ids)) == len(ids)
+            assert _axe(page) == []
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@skip_no_chromium
+def test_correction_dialog_gives_the_focus_back_in_browser(
+    live: tuple[str, dict[str, str], Seeded],
+) -> None:
+    """« Corriger » is disabled while the verbatim loads, so the dialog opened with nothing
+    focused and, closed (Escape, « Annuler », saved), dropped the focus to the page's top. It
+    goes back to the button, or to the corrected verbatim once the list is drawn again (the
+    one in its place when the correction takes it out of the list)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, tokens, _ = live
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = open_with_key(browser, url, tokens["write"])
+            page.goto(f"{url}/#theme=livraison&start={START}&end={LAST_DAY}")
+            expect(page.locator("body[data-ready=theme]")).to_have_count(1)
+            items = page.locator("#verbatims li.verbatim")
+            expect(items).to_have_count(20)
+            dialog = page.locator("#fix-dialog")
+            fid = items.nth(2).get_attribute("data-feedback")
+            fix = page.locator(f"#verbatims li[data-feedback='{fid}'] button.fix")
+
+            fix.press("Enter")
+            expect(dialog).to_be_visible()
+            page.keyboard.press("Escape")
+            expect(dialog).to_be_hidden()
+            expect(fix).to_be_focused()
+            page.keyboard.press("Enter")
+            expect(dialog).to_be_visible()
+            dialog.get_by_role("button", name="Annuler").click()
+            expect(fix).to_be_focused()
+            page.keyboard.press("Enter")
+            page.select_option("#fix-sentiment", "positive")
+            page.click("#fix-save")
+            expect(page.locator("#status")).to_contain_text("Correction enregistrée")
+            expect(fix).to_be_focused()  # the list drawn again: the corrected verbatim's
+
+            # Out of livraison: gone from the list, the focus on the verbatim in its place.
+            gone = items.nth(1).get_attribute("data-feedback")
+            items.nth(1).locator("button.fix").press("Enter")
+            page.select_option("#fix-themes select[data-theme=livraison]", "")
+            page.select_option("#fix-themes select[data-theme=emballage]", "negative")
+            page.click("#fix-save")
+            expect(page.locator(f"#verbatims li[data-feedback='{gone}']")).to_have_count(0)
+            expect(items.nth(1).locator("button.fix")).to_be_focused()
+            assert _axe(page) == []
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@skip_no_chromium
 def test_removed_theme_in_browser(live: tuple[str, dict[str, str], Seeded]) -> None:
     """A theme left out of a new taxonomy version is gone from the themes table (it stayed
     there under its bare id) and its old link opens its history, said to be retired."""
@@ -1003,6 +1104,44 @@ def test_unresolved_incidents_past_the_first_eight_in_browser(
             expect(page.locator("#status")).to_contain_text("Incident résolu")
             resolved = _api(url, tokens["read"], "/incidents", status="resolved")["items"]
             assert oldest_id in [i["id"] for i in resolved]
+            assert _axe(page) == []
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@skip_no_chromium
+def test_unresolved_incidents_past_the_cap_are_said_in_browser(
+    live: tuple[str, dict[str, str], Seeded], sessions: sessionmaker[Session]
+) -> None:
+    """The overview asks for the latest 100 incidents of each unresolved state: past them,
+    « Voir au moins N autres incidents » listed the 100 and nothing said others existed."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, tokens, _ = live
+    with session_scope(sessions) as session:
+        for n in range(100):  # with the seed's one: 101 open, 5 acknowledged
+            session.add(volume_incident("emballage", "open", LAST_DAY - timedelta(days=n + 1)))
+        for n in range(5):
+            session.add(volume_incident("prix", "acknowledged", LAST_DAY - timedelta(days=n)))
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = open_with_key(browser, url, tokens["read"])
+            page.goto(f"{url}/#view=overview&end={LAST_DAY}&start={START}")
+            expect(page.locator("body[data-ready=overview]")).to_have_count(1)
+            items = page.locator("#overview-alerts li[data-incident]")
+            expect(items).to_have_count(8)
+            capped = page.locator("#incidents-capped")
+            expect(capped).to_have_count(0)  # the button says « au moins » meanwhile
+            more = page.get_by_role("button", name="Voir au moins 97 autres incidents non résolus")
+            more.press("Enter")
+            expect(items).to_have_count(105)
+            expect(capped).to_have_text(
+                "Plus de 100 incidents ouverts : seuls les 100 plus récents de chaque état sont "
+                "listés ici ; les autres : API /incidents."
+            )
             assert _axe(page) == []
         finally:
             browser.close()

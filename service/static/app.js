@@ -7,7 +7,7 @@ const KEY_STORAGE = "verbatim.apiKey";
 const SVG_NS = "http://www.w3.org/2000/svg";
 const VIEWS = ["overview", "themes", "theme", "journey", "topics", "alerts"];
 const STAGES = ["pre-purchase", "purchase", "delivery", "after-sales"];
-const state = { view: "overview", theme: null, polarity: "", cursor: null, themes: [], taxonomy: null };
+const state = { view: "overview", theme: null, polarity: "", cursor: null, themes: [], taxonomy: null, generation: 0 };
 const $ = (sel) => document.querySelector(sel);
 const NF = new Intl.NumberFormat("fr-FR");
 const NF1 = new Intl.NumberFormat("fr-FR", { maximumFractionDigits: 1 });
@@ -492,15 +492,17 @@ async function renderOverview() {
   if (!ov.top_movers.length) body.append(el("tr", {}, el("td", { colSpan: 4, class: "muted" }, "Aucun thème en hausse.")));
 
   // Incidents (grouped alerts with acknowledge / resolve) when the server has them, else alerts.
-  let incidents = null, capped = false;
+  let incidents = null, capped = [];
   try {
     // The unresolved ones asked for by status: among the latest 50 of every status, one left
     // open while newer ones were resolved fell out of the list ("Aucun incident ouvert").
-    const lists = await Promise.all(["open", "acknowledged"].map((status) =>
-      api(`/incidents?historical=false&status=${status}&limit=${INCIDENTS_ASKED}`)));
-    incidents = lists.flatMap((l) => l.items)
+    // One more than listed: whether a state has more than INCIDENTS_LISTED (the API has no cursor).
+    const statuses = ["open", "acknowledged"];
+    const lists = await Promise.all(statuses.map((status) =>
+      api(`/incidents?historical=false&status=${status}&limit=${INCIDENTS_LISTED + 1}`)));
+    incidents = lists.flatMap((l) => l.items.slice(0, INCIDENTS_LISTED))
       .sort((a, b) => b.last_day.localeCompare(a.last_day) || b.id - a.id);
-    capped = lists.some((l) => l.items.length === INCIDENTS_ASKED);
+    capped = statuses.filter((_, i) => lists[i].items.length > INCIDENTS_LISTED);
   } catch (e) {
     if (e.status !== 404) throw e;
   }
@@ -525,16 +527,21 @@ async function renderOverview() {
 
 // The first 8 unresolved incidents, then the others on demand: the ninth and later were not
 // listed, nothing said so, and they could not be taken in charge or resolved from here.
-const INCIDENTS_SHOWN = 8, INCIDENTS_ASKED = 100;
+const INCIDENTS_SHOWN = 8, INCIDENTS_LISTED = 100;
+const INCIDENT_STATES = { open: "ouverts", acknowledged: "pris en charge" };
 
 function moreIncidents(rest, capped) {
-  if (!rest.length) return;
+  // Past the 100 latest of a state, the others are not listed: once all shown, nothing said so.
+  const note = () => capped.length ? [el("li", { class: "muted", id: "incidents-capped" },
+    `Plus de ${INCIDENTS_LISTED} incidents ${capped.map((s) => INCIDENT_STATES[s]).join(" et plus de " + INCIDENTS_LISTED + " ")} : ` +
+    `seuls les ${INCIDENTS_LISTED} plus récents de chaque état sont listés ici ; les autres : API /incidents.`)] : [];
+  if (!rest.length) { $("#overview-alerts").append(...note()); return; }
   const button = el("button", { type: "button", class: "ghost small", id: "more-incidents" },
-    `Voir ${capped ? "au moins " : ""}${count(rest.length, "autre incident non résolu", "autres incidents non résolus")}`);
+    `Voir ${capped.length ? "au moins " : ""}${count(rest.length, "autre incident non résolu", "autres incidents non résolus")}`);
   const item = el("li", {}, button);
   button.addEventListener("click", () => {
     const shown = rest.map(incidentItem);
-    item.replaceWith(...shown);
+    item.replaceWith(...shown, ...note());
     state.incidentsAll = true;
     focusIn(shown[0]);  // not lost with the removed button
   });
@@ -648,11 +655,13 @@ async function renderTheme() {
     if (e.status === 404) throw new ApiError(404, `le thème « ${id} » n'existe pas (renommé, retiré ou lien erroné).`);
     throw e;
   });
+  const generation = state.generation;
   const [detail, breakdown, alerts] = await Promise.all([
     themeApi(`/themes/${encodeURIComponent(id)}?` + p),
     themeApi(`/themes/${encodeURIComponent(id)}/breakdown?` + p),
     api(`/alerts?theme=${encodeURIComponent(id)}&limit=50`),
   ]);
+  if (generation !== state.generation) return;  // filters changed meanwhile: a newer render draws
   labels[detail.id] = detail.label;
   state.theme = detail.id;
   const s = detail.summary;
@@ -737,13 +746,17 @@ async function loadVerbatims(append) {
   const p = verbatimParams();
   if (append && state.cursor) p.set("cursor", state.cursor);
   if (!append) $("#verbatims-status").textContent = "";
+  const generation = state.generation;
   const data = await api(`/themes/${encodeURIComponent(state.theme)}/verbatims?` + p);
+  // A filter changed while the page loaded (render() moved the generation on): the page is of
+  // the former query; appended, it mixed its verbatims into the new list and kept its cursor.
+  if (generation !== state.generation) return null;
   const list = $("#verbatims");
   if (!append) list.replaceChildren();
   const shown = list.children.length;
   for (const v of data.items) {
     const fix = writeAction(el("button", { type: "button", class: "ghost small fix", "aria-label": `Corriger le verbatim ${v.feedback_id}` }, "Corriger"));
-    fix.addEventListener("click", () => busy(fix, () => openFix(v.feedback_id), "Impossible d'ouvrir la correction : "));
+    fix.addEventListener("click", () => busy(fix, () => openFix(v.feedback_id, fix), "Impossible d'ouvrir la correction : "));
     list.append(el("li", { class: "verbatim", "data-feedback": v.feedback_id },
       el("div", { class: "verbatim-meta" },
         el("span", { class: "pol " + v.polarity }, POLARITY[v.polarity] || v.polarity),
@@ -797,7 +810,7 @@ async function taxonomy() {
   return state.taxonomy;
 }
 
-async function openFix(feedbackId) {
+async function openFix(feedbackId, opener) {
   const [fb, tax] = await Promise.all([api(`/feedback/${feedbackId}`), taxonomy()]);
   state.fixing = fb;
   $("#fix-text").textContent = fb.text;
@@ -821,7 +834,22 @@ async function openFix(feedbackId) {
     select.value = current[t.id] || "";
     box.append(el("label", { class: "fix-theme" }, t.label + " ", select));
   }
+  state.fixOpener = opener;
   $("#fix-dialog").showModal();
+}
+
+// A dialog gives the focus back to what had it when it opened: « Corriger » was disabled then
+// (busy, while the verbatim loaded), so the focus fell to the page's top on closing. It goes
+// back to that button, or, the list drawn again after a correction, to the corrected verbatim
+// (the one in its place if the filters no longer list it).
+function refocusFix(feedbackId = null, index = -1) {
+  const focused = document.activeElement;
+  if (focused && focused !== document.body && !$("#fix-dialog").contains(focused)) return;
+  const list = $("#verbatims");
+  const item = feedbackId == null ? null
+    : list.querySelector(`li[data-feedback="${feedbackId}"]`) ?? list.children[Math.min(index, list.children.length - 1)];
+  if (item) focusIn(item, "button.fix");
+  else if (state.fixOpener?.isConnected) state.fixOpener.focus();
 }
 
 async function saveFix() {
@@ -849,8 +877,10 @@ async function saveFix() {
   } finally {
     save.disabled = false;
   }
+  const index = [...$("#verbatims").children].indexOf(state.fixOpener?.closest("li"));
   $("#fix-dialog").close();
   await render();
+  refocusFix(fb.id, index);
   announce("Correction enregistrée : les chiffres en tiennent compte.");
 }
 
@@ -1032,6 +1062,7 @@ async function render() {
   });
   $("#back-link").href = hashFor("themes");
   state.cursor = null;
+  state.generation += 1;  // a page still loading for the former filters is dropped
   // Sources come with /overview: load them once whatever view the dashboard opens on.
   if (!state.sourcesLoaded && state.view !== "overview") {
     state.sourcesLoaded = true;
@@ -1077,6 +1108,7 @@ function init() {
     b.addEventListener("click", () => b.closest("dialog").close(b.value)));
   // Enter in the note: the correction sent (the form has no submit button left to close it).
   $("#fix-form").addEventListener("submit", (e) => { e.preventDefault(); saveFix(); });
+  $("#fix-dialog").addEventListener("close", () => refocusFix());
   $("#promote-save").addEventListener("click", savePromote);
   $("#export-themes").addEventListener("click", () => download("/themes?format=csv&" + filters(), "themes.csv"));
   $("#export-alerts").addEventListener("click", () => download("/alerts?format=csv", "alertes.csv"));
