@@ -65,6 +65,31 @@ def volume_incident(
     )
 
 
+def add_resolved_alerts(session: Session, count: int, key: str) -> None:
+    """`count` resolved volume alerts on emballage, one a day back from LAST_DAY."""
+    now = datetime.now(UTC)
+    for n in range(count):
+        day = LAST_DAY - timedelta(days=n)
+        session.add(
+            Alert(
+                alert_key=f"emballage:volume:{key}{n}",
+                theme="emballage",
+                kind="volume",
+                team="default",
+                status="resolved",
+                first_day=day,
+                last_day=day,
+                severity="medium",
+                observed=12.0,
+                expected=4.0,
+                p_value=0.01,
+                details={},
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+
 def test_dashboard_page_and_assets(settings: Settings, engine: Engine) -> None:
     client = TestClient(create_app(settings, engine=engine))
     page = client.get("/")
@@ -1158,28 +1183,8 @@ def test_alerts_view_loads_older_alerts_in_browser(
     from playwright.sync_api import expect, sync_playwright
 
     url, tokens, _ = live
-    now = datetime.now(UTC)
-    with session_scope(sessions) as session:
-        for n in range(60):  # with the seed's 2: 62 alerts, two pages of 50
-            day = LAST_DAY - timedelta(days=n)
-            session.add(
-                Alert(
-                    alert_key=f"emballage:volume:old{n}",
-                    theme="emballage",
-                    kind="volume",
-                    team="default",
-                    status="resolved",
-                    first_day=day,
-                    last_day=day,
-                    severity="medium",
-                    observed=12.0,
-                    expected=4.0,
-                    p_value=0.01,
-                    details={},
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+    with session_scope(sessions) as session:  # with the seed's 2: 62 alerts, two pages of 50
+        add_resolved_alerts(session, 60, "old")
     with sync_playwright() as pw:
         browser = launch(pw)
         try:
@@ -1268,28 +1273,8 @@ def test_older_alerts_pressed_from_the_keyboard_keep_the_focus_in_browser(
     from playwright.sync_api import expect, sync_playwright
 
     url, tokens, _ = live
-    now = datetime.now(UTC)
-    with session_scope(sessions) as session:
-        for n in range(110):  # with the seed's 2: 112 alerts, three pages of 50
-            day = LAST_DAY - timedelta(days=n)
-            session.add(
-                Alert(
-                    alert_key=f"emballage:volume:focus{n}",
-                    theme="emballage",
-                    kind="volume",
-                    team="default",
-                    status="resolved",
-                    first_day=day,
-                    last_day=day,
-                    severity="medium",
-                    observed=12.0,
-                    expected=4.0,
-                    p_value=0.01,
-                    details={},
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+    with session_scope(sessions) as session:  # with the seed's 2: 112 alerts, 3 pages of 50
+        add_resolved_alerts(session, 110, "focus")
     with sync_playwright() as pw:
         browser = launch(pw)
         try:
