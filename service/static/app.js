@@ -937,14 +937,16 @@ async function renderTopics() {
   for (const t of tax.themes) labels[t.id] = labels[t.id] || t.label;
   $("#topics-status").textContent = "";
   const list = $("#topics");
-  list.replaceChildren(...data.items.map((t) => topicItem(t, tax)));
+  const known = new Set(tax.themes.map((x) => x.id));
+  list.replaceChildren(...data.items.map((t) => topicItem(t, known)));
   if (!data.items.length) list.append(el("li", { class: "muted" }, "Aucun sujet : lancez « verbatim topics »."));
   showMoreTopics(data);
 }
 
 async function loadMoreTopics() {
   const [data, tax] = await Promise.all([api(`/topics?limit=${TOPICS_PAGE}&offset=${state.topicsShown}`), taxonomy()]);
-  const items = data.items.map((t) => topicItem(t, tax));
+  const known = new Set(tax.themes.map((x) => x.id));
+  const items = data.items.map((t) => topicItem(t, known));
   $("#topics").append(...items);
   showMoreTopics(data);
   return items[0] ?? null;
@@ -957,8 +959,8 @@ function showMoreTopics(data) {
   more.textContent = `Voir plus de sujets (${fmtNum(state.topicsShown)} sur ${fmtNum(data.total)})`;
 }
 
-function topicItem(t, tax) {
-  const known = new Set(tax.themes.map((x) => x.id));
+// `known`: the taxonomy's theme ids (a topic attached to one links to it).
+function topicItem(t, known) {
   const examples = (t.representatives || []).map((r) => (typeof r === "object" && r ? r.text : null)).filter(Boolean).slice(0, 3);
   const promote = writeAction(el("button", { type: "button", class: "ghost small" }, "Promouvoir en thème"));
   promote.addEventListener("click", () => openPromote(t));
@@ -1024,17 +1026,19 @@ async function savePromote() {
 
 // The latest 50, then older pages on demand (the API's cursor): the view stopped at 50 and
 // nothing said there were more.
+const ALERTS_PAGE = 50;
+
 async function renderAlerts() {
   await loadThemes();
   $("#alerts-status").textContent = "";
-  const data = await api("/alerts?limit=50");
+  const data = await api(`/alerts?limit=${ALERTS_PAGE}`);
   $("#alerts").replaceChildren(...data.items.map(alertItem));
   if (!data.items.length) $("#alerts").append(el("li", { class: "muted" }, "Aucune alerte."));
   showMoreAlerts(data.next_cursor);
 }
 
 async function loadMoreAlerts() {
-  const data = await api("/alerts?limit=50&cursor=" + encodeURIComponent(state.alertsCursor));
+  const data = await api(`/alerts?limit=${ALERTS_PAGE}&cursor=` + encodeURIComponent(state.alertsCursor));
   const items = data.items.map(alertItem);
   $("#alerts").append(...items);
   showMoreAlerts(data.next_cursor);
