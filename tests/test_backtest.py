@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from core.models import DailyAggregate
 from jobs.backtest import parse_day, read_feed
 
 START = date(2026, 2, 2)
@@ -36,6 +37,21 @@ TEMPLATES = {
         "Très bon prix avec le code promo, {n} % de réduction.",
     ],
 }
+
+
+def review_aggregate(
+    day: date, theme: str, source: str, volume: int, negatives: int
+) -> DailyAggregate:
+    """One `daily_aggregates` row of review channel (the rest of the volume positive)."""
+    return DailyAggregate(
+        day=day,
+        theme=theme,
+        channel="review",
+        source=source,
+        volume=volume,
+        negatives=negatives,
+        positives=volume - negatives,
+    )
 
 
 def write_feed(path: Path, seed: int = 7, spike: bool = True) -> None:
@@ -213,7 +229,7 @@ def test_incidents_are_grouped_as_detect_groups_them(settings, sessions) -> None
     + 1) and named two incidents."""
     from sqlalchemy import select
 
-    from core.models import Alert, DailyAggregate
+    from core.models import Alert
     from jobs.backtest import replay
     from jobs.detect import run_detect
     from nlp.spikes import DetectorConfig, SpikeDetector, rules_from_taxonomy
@@ -226,17 +242,7 @@ def test_incidents_are_grouped_as_detect_groups_them(settings, sessions) -> None
     with sessions() as s:
         for day, (vol, neg) in series.items():
             for theme, v in (("livraison", vol), ("*", 3 * vol)):
-                s.add(
-                    DailyAggregate(
-                        day=day,
-                        theme=theme,
-                        channel="review",
-                        source="x",
-                        volume=v,
-                        negatives=neg,
-                        positives=v - neg,
-                    )
-                )
+                s.add(review_aggregate(day, theme, "x", v, neg))
         s.commit()
     run_detect(settings, sessions)
     with sessions() as s:
@@ -276,7 +282,7 @@ def test_a_source_connected_later_warms_up_in_detect_and_in_the_replay(
     import numpy as np
     from sqlalchemy import select
 
-    from core.models import Alert, DailyAggregate
+    from core.models import Alert
     from jobs.backtest import replay
     from jobs.detect import run_detect
     from nlp.spikes import DetectorConfig, SpikeDetector, rules_from_taxonomy
@@ -299,17 +305,7 @@ def test_a_source_connected_later_warms_up_in_detect_and_in_the_replay(
             for day, (vol, neg) in days.items():
                 old = total.get(day, (0, 0))
                 total[day] = (old[0] + vol, old[1] + neg)
-                s.add(
-                    DailyAggregate(
-                        day=day,
-                        theme="livraison",
-                        channel="review",
-                        source=source,
-                        volume=vol,
-                        negatives=neg,
-                        positives=vol - neg,
-                    )
-                )
+                s.add(review_aggregate(day, "livraison", source, vol, neg))
         s.commit()
     res = run_detect(settings, sessions, day=START + timedelta(days=40))
     assert res.warming == {"plaintes": START + timedelta(days=54)}
@@ -350,7 +346,7 @@ def test_a_sustained_spike_stays_one_open_incident_in_detect_and_the_replay(
     import numpy as np
     from sqlalchemy import select
 
-    from core.models import Alert, DailyAggregate, Incident
+    from core.models import Alert, Incident
     from jobs.backtest import replay
     from jobs.detect import run_detect
     from nlp.spikes import DetectorConfig, SpikeDetector, rules_from_taxonomy
@@ -371,17 +367,7 @@ def test_a_sustained_spike_stays_one_open_incident_in_detect_and_the_replay(
     with sessions() as s:
         for (theme, _), days in counts.items():
             for day, (vol, neg) in days.items():
-                s.add(
-                    DailyAggregate(
-                        day=day,
-                        theme=theme,
-                        channel="review",
-                        source="x",
-                        volume=vol,
-                        negatives=neg,
-                        positives=vol - neg,
-                    )
-                )
+                s.add(review_aggregate(day, theme, "x", vol, neg))
         s.commit()
     last_spike_day = START + timedelta(days=spike[-1])
     run_detect(settings, sessions, day=last_spike_day)
@@ -435,17 +421,7 @@ def test_the_only_source_does_not_warm_up_after_a_first_day_without_theme(
             neg = int(rng.binomial(vol, 0.1))
             total[day] = (vol, neg)
             for theme in ("livraison", ALL_THEMES):
-                s.add(
-                    DailyAggregate(
-                        day=day,
-                        theme=theme,
-                        channel="review",
-                        source="avis",
-                        volume=vol,
-                        negatives=neg,
-                        positives=vol - neg,
-                    )
-                )
+                s.add(review_aggregate(day, theme, "avis", vol, neg))
         s.commit()
     assert run_detect(settings, sessions, day=START + timedelta(days=27)).warming == {}
     with sessions() as s:
@@ -473,23 +449,12 @@ def test_detect_names_only_the_sources_still_warming_on_its_last_day(settings, s
     daily run whose look-back re-checks days before 34) said "source 'plaintes' connected
     recently: held out of spike tests until" day 34, a day already past; it names the
     sources still warming up on the last day it detected."""
-    from core.models import DailyAggregate
     from jobs.detect import run_detect
 
     with sessions() as s:
         for d in range(40):
             for source in ("avis", "plaintes")[: 1 + (d >= 5)]:
-                s.add(
-                    DailyAggregate(
-                        day=START + timedelta(days=d),
-                        theme="livraison",
-                        channel="review",
-                        source=source,
-                        volume=20,
-                        negatives=2,
-                        positives=18,
-                    )
-                )
+                s.add(review_aggregate(START + timedelta(days=d), "livraison", source, 20, 2))
         s.commit()
     until = START + timedelta(days=30)
     assert run_detect(settings, sessions, day=until).warming == {
