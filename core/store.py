@@ -431,7 +431,7 @@ def prepare_feedback(
     `mask` is the PII masker (a `nlp.text.PiiMasker`, built once by the caller with its NER
     pipeline); without one the rules-only masker runs.
     """
-    from nlp.text import detect_language, is_french, mask_pii, normalize_text
+    from nlp.text import mask_pii, normalize_text
 
     mask = mask or mask_pii
 
@@ -525,7 +525,6 @@ def prepare_feedback(
         dedup_key = "h:" + sha256(_clean("\x1f".join(parts)))
 
     masked = mask(text)
-    language, confidence = detect_language(masked[:2000])  # the start is enough to tell
     meta = _meta(extra or {}, mask)
     return {
         "source": source,
@@ -537,14 +536,23 @@ def prepare_feedback(
         "rating": rating,
         **scores,
         "text": masked,
-        "language": (language or "und")[:8],
-        "is_french": is_french(language, confidence),
+        **language_columns(masked),
         "content_hash": content_hash,
         "customer_key": sha256(customer) if customer else None,
         "meta": meta,
         "run_id": run_id,
         "analyzed": False,
     }
+
+
+def language_columns(masked: str) -> dict[str, Any]:
+    """`feedback.language` and `is_french` of a stored (masked) text: one rule for ingest and
+    `verbatim enrich --reanalyze`, which detects again the rows a newer detector reads
+    differently."""
+    from nlp.text import detect_language, is_french
+
+    language, confidence = detect_language(masked[:2000])  # the start is enough to tell
+    return {"language": (language or "und")[:8], "is_french": is_french(language, confidence)}
 
 
 def dialect_insert(session: Session) -> Any:

@@ -32,6 +32,13 @@ def _analyzer(settings: Any, backend: str | None = None, sessions: Any = None) -
         raise fail(f"cannot build the analyzer: {exc}") from None
 
 
+def _relabelled(count: int) -> str:
+    """`enrich --reanalyze`: the verbatims whose language changed (their days re-aggregate)."""
+    if not count:
+        return ""
+    return f"; {count} verbatim(s) changed language (`verbatim aggregate` updates the figures)"
+
+
 def _open(settings: Any) -> Any:
     return bootstrap(settings).sessions
 
@@ -239,7 +246,9 @@ def register(app: typer.Typer) -> None:
         limit: int = typer.Option(None, help="analyse at most this many verbatims", min=1),
         backend: str = typer.Option(None, help="sentiment backend (default: settings)"),
         reanalyze: bool = typer.Option(
-            False, help="also re-analyse verbatims analysed by another model version"
+            False,
+            help="also re-analyse verbatims analysed by another model version, and detect "
+            "every verbatim's language again",
         ),
         # Help texts are Rich markup: "\\[" keeps a literal "[" (else "[ray]" is eaten).
         engine: str = typer.Option(
@@ -259,8 +268,8 @@ def register(app: typer.Typer) -> None:
 
         if engine not in ("local", "ray"):
             raise fail(f"--engine: {engine!r} is not local or ray")
-        if engine == "ray" and (limit is not None or reanalyze):
-            raise fail("--engine ray analyses every pending verbatim: no --limit / --reanalyze")
+        if engine == "ray" and limit is not None:
+            raise fail("--engine ray analyses every pending verbatim: no --limit")
         settings = _settings()
         sessions = _open(settings)
         console = Console(stderr=True)
@@ -274,16 +283,23 @@ def register(app: typer.Typer) -> None:
                 import ray  # noqa: F401
             except ImportError:
                 raise fail("Ray is not installed: pip install 'verbatim[ray]'") from None
+            version = None
+            if reanalyze:
+                # The version the workers will write, to know what is not analysed by it yet.
+                with console.status("loading the analyzer…"):
+                    version = str(_analyzer(settings, backend, sessions).model_version)[:100]
             with console.status(f"analysing on Ray ({workers} workers)…"):
                 result = enrich_ray(
                     settings,
                     sessions,
                     options=RayOptions(address=address, workers=workers, range_size=range_size),
                     backend=backend,
+                    reanalyze_as=version,
                 )
             Console().print(
                 f"analysed [green]{result.analyzed}[/] verbatims on Ray ({result.mentions} "
-                f"theme mentions, model {result.model_version}) over {len(result.days)} day(s)"
+                f"theme mentions, model {result.model_version or version}) over "
+                f"{len(result.days)} day(s){_relabelled(result.relabelled)}"
             )
             if result.failed:  # as the in-process engine says it
                 Console(stderr=True).print(
@@ -309,7 +325,7 @@ def register(app: typer.Typer) -> None:
         Console().print(
             f"analysed [green]{result.stored}[/] verbatims "
             f"({result.mentions} theme mentions, model {result.model_version}) over "
-            f"{len(result.days)} day(s){meanwhile}"
+            f"{len(result.days)} day(s){meanwhile}{_relabelled(result.relabelled)}"
         )
         if result.failed:
             Console(stderr=True).print(

@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from core.db import session_scope
+from core.db import lock_aggregates, session_scope
 from core.models import CORRECTION_MODEL, Analysis, Embedding, Feedback
 from core.settings import Settings
-from core.store import as_utc, store_analyses, utcnow
+from core.store import as_utc, language_columns, store_analyses, utcnow
 from jobs.progress import ProgressLog
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ class EnrichResult:
     days: set[date] = field(default_factory=set)  # feedback days touched (for aggregation)
     failed: int = 0  # verbatims the analyzer raised on (left for the next run)
     skipped: int = 0  # already analysed by this model version (e.g. by a concurrent run)
+    relabelled: int = 0  # --reanalyze: verbatims whose detected language changed
 
     @property
     def stored(self) -> int:
@@ -136,6 +137,77 @@ def has_pending(sessions: sessionmaker[Session]) -> bool:
     return first is not None
 
 
+def prepare_reanalysis(sessions: sessionmaker[Session], version: str, result: EnrichResult) -> None:
+    """`--reanalyze` before any analysis (both engines): the language of every stored verbatim
+    detected again, then every verbatim without an analysis by `version` marked pending."""
+    result.relabelled, days = redetect_languages(sessions)
+    result.days.update(days)
+    with session_scope(sessions) as session:
+        # A roll-back: this version's analysis of a verbatim that another model analysed
+        # since is never counted (the latest wins), and store_analyses' ON CONFLICT DO
+        # NOTHING would skip the new one: it goes (its mentions with it, ON DELETE
+        # CASCADE), so that the verbatim is re-scored by the run like any other.
+        newer = aliased(Analysis)
+        session.execute(
+            delete(Analysis).where(
+                Analysis.model_version == version,
+                select(newer.id)
+                .where(
+                    newer.feedback_id == Analysis.feedback_id,
+                    newer.model_version != CORRECTION_MODEL,
+                    newer.id > Analysis.id,
+                )
+                .exists(),
+            )
+        )
+        # Every verbatim without an analysis by this version is re-scored. NOT EXISTS (an
+        # index probe per row): NOT IN over a subquery was quadratic on PostgreSQL.
+        mine = select(Analysis.id).where(
+            Analysis.feedback_id == Feedback.id, Analysis.model_version == version
+        )
+        session.execute(
+            update(Feedback)
+            .where(Feedback.analyzed.is_(True), ~mine.exists())
+            .values(analyzed=False)
+        )
+
+
+def redetect_languages(
+    sessions: sessionmaker[Session], *, batch_size: int = 1000
+) -> tuple[int, set[date]]:
+    """Detect the language of every stored verbatim again, as ingest does: rows stored before
+    a detector change kept their language (an "en" French review out of every French figure)
+    whatever the model re-analysis. Returns how many changed and their days, to re-aggregate."""
+    changed, days, cursor = 0, set[date](), 0
+    while True:
+        with session_scope(sessions) as session:
+            rows = session.execute(
+                select(
+                    Feedback.id,
+                    Feedback.text,
+                    Feedback.language,
+                    Feedback.is_french,
+                    Feedback.created_at,
+                )
+                .where(Feedback.id > cursor)
+                .order_by(Feedback.id)
+                .limit(batch_size)
+            ).all()
+            if not rows:
+                return changed, days
+            cursor = rows[-1].id
+            updates = []
+            for r in rows:
+                now = language_columns(r.text or "")
+                if (now["language"], now["is_french"]) != (r.language, r.is_french):
+                    updates.append({"id": r.id, **now})
+                    days.add(as_utc(r.created_at).date())
+            if updates:
+                lock_aggregates(session, shared=True)  # as an analysis batch writes
+                session.execute(update(Feedback), updates)
+                changed += len(updates)
+
+
 def enrich(
     sessions: sessionmaker[Session],
     settings: Settings,
@@ -168,34 +240,7 @@ def enrich(
     version = str(getattr(analyzer, "model_version", "unknown"))[:100]
     result = EnrichResult(model_version=version)
     if reanalyze:
-        with session_scope(sessions) as session:
-            # A roll-back: this version's analysis of a verbatim that another model analysed
-            # since is never counted (the latest wins), and store_analyses' ON CONFLICT DO
-            # NOTHING would skip the new one: it goes (its mentions with it, ON DELETE
-            # CASCADE), so that the verbatim is re-scored below like any other.
-            newer = aliased(Analysis)
-            session.execute(
-                delete(Analysis).where(
-                    Analysis.model_version == version,
-                    select(newer.id)
-                    .where(
-                        newer.feedback_id == Analysis.feedback_id,
-                        newer.model_version != CORRECTION_MODEL,
-                        newer.id > Analysis.id,
-                    )
-                    .exists(),
-                )
-            )
-            # Every verbatim without an analysis by this version is re-scored. NOT EXISTS (an
-            # index probe per row): NOT IN over a subquery was quadratic on PostgreSQL.
-            mine = select(Analysis.id).where(
-                Analysis.feedback_id == Feedback.id, Analysis.model_version == version
-            )
-            session.execute(
-                update(Feedback)
-                .where(Feedback.analyzed.is_(True), ~mine.exists())
-                .values(analyzed=False)
-            )
+        prepare_reanalysis(sessions, version, result)
     progress = _progress_log(sessions, limit)
     cursor = 0
     while limit is None or result.analyzed < limit:

@@ -172,22 +172,32 @@ def enrich_ray(
     *,
     options: RayOptions | None = None,
     backend: str | None = None,
+    reanalyze_as: str | None = None,
 ) -> EnrichResult:
-    """Analyse every pending verbatim on Ray; returns the same counts as `jobs.enrich`."""
+    """Analyse every pending verbatim on Ray; returns the same counts as `jobs.enrich`.
+
+    `reanalyze_as`: the model version the workers write (the driver's analyzer's): first, as
+    `verbatim enrich --reanalyze` does, languages detected again and every verbatim without an
+    analysis by that version marked pending (the store stays idempotent: nothing counted twice).
+    """
     import ray
     import ray.data
     import ray.exceptions
 
+    from jobs.enrich import prepare_reanalysis
     from nlp.sentiment import REGISTRY
 
     opts = options or RayOptions()
-    ranges = pending_ranges(sessions, opts.range_size)
-    if not ranges:
-        return EnrichResult()
     name = backend or settings.sentiment_backend
     if name not in REGISTRY:  # else every actor dies on it, in pages of Ray tracebacks
         known = ", ".join(sorted(REGISTRY))
         raise RayConfigError(f"unknown sentiment backend {name!r}; known: {known}")
+    prepared = EnrichResult()
+    if reanalyze_as is not None:  # before the ranges: they are cut from the pending rows
+        prepare_reanalysis(sessions, reanalyze_as, prepared)
+    ranges = pending_ranges(sessions, opts.range_size)
+    if not ranges:
+        return prepared
     if not ray.is_initialized():
         where = opts.address or "a local Ray instance"
         try:
@@ -216,7 +226,7 @@ def enrich_ray(
         compute=ray.data.ActorPoolStrategy(size=max(1, opts.workers)),
         num_cpus=opts.cpus_per_worker,
     )
-    result = EnrichResult()
+    result = EnrichResult(relabelled=prepared.relabelled, days=set(prepared.days))
     try:
         for row in results.iter_rows():
             result.analyzed += int(row["analyzed"])

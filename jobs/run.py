@@ -227,9 +227,14 @@ def _needs_full(session: Session) -> bool:
     from sqlalchemy import func, select
 
     from core.models import DailyAggregate, Feedback
+    from core.queries import AGGREGATED_LANGUAGES
 
+    # The "*" volume counts French verbatims only: counting every language made any English
+    # review look like a missed day, and every run rebuilt every day.
     analysed = session.scalar(
-        select(func.count()).select_from(Feedback).where(Feedback.analyzed.is_(True))
+        select(func.count())
+        .select_from(Feedback)
+        .where(Feedback.analyzed.is_(True), Feedback.language.in_(AGGREGATED_LANGUAGES))
     )
     counted = session.scalar(
         select(func.coalesce(func.sum(DailyAggregate.volume), 0)).where(DailyAggregate.theme == "*")

@@ -231,6 +231,73 @@ def test_ray_engine_says_how_many_verbatims_failed(
     assert "1 verbatim(s) could not be analysed" in res.stderr
 
 
+def test_ray_engine_reanalyzes_once_with_the_languages_detected_again(
+    local_ray: None, tmp_path: Path, settings: Settings
+) -> None:
+    """`verbatim enrich --engine ray --reanalyze` was refused ("no --reanalyze"): a cluster
+    could not re-score the verbatims after a model change, nor fix their stored language."""
+    from core.analysis import build_analyzer
+    from jobs.enrich_ray import RayOptions, enrich_ray
+
+    settings = settings.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'r.db'}"})
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    _seed(sessions, 12)
+    assert enrich_ray(settings, sessions, options=RayOptions(workers=1)).analyzed == 12
+    with sessions.begin() as s:  # an older model's analyses, an older detector's language
+        s.execute(update(Analysis).values(model_version="old-1"))
+        s.execute(update(Feedback).where(Feedback.id == 1).values(language="en", is_french=False))
+    version = build_analyzer(settings).model_version
+    opts = RayOptions(workers=1, range_size=5)
+    again = enrich_ray(settings, sessions, options=opts, reanalyze_as=version)
+    assert (again.analyzed, again.relabelled, again.model_version) == (12, 1, version)
+    assert _counts(sessions)[:2] == (24, 12)  # one analysis per version, none twice
+    once_more = enrich_ray(settings, sessions, options=opts, reanalyze_as=version)
+    assert (once_more.analyzed, once_more.relabelled) == (0, 0)
+    assert _counts(sessions)[:2] == (24, 12)
+    with sessions() as s:
+        assert s.scalar(select(Feedback.language).where(Feedback.id == 1)) == "fr"
+
+
+def test_ray_engine_cli_accepts_reanalyze(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI refused `--engine ray --reanalyze`; it now hands the workers' model version to
+    the Ray engine and says how many verbatims changed language."""
+    pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    from typer.testing import CliRunner
+
+    import jobs.enrich_ray
+    from core.analysis import build_analyzer
+    from jobs.enrich import EnrichResult
+    from verbatim_cli import app
+
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    _seed(session_factory(engine), 3)
+    engine.dispose()
+    calls: list[object] = []
+
+    def fake(*_: object, reanalyze_as: str | None = None, **__: object) -> EnrichResult:
+        calls.append(reanalyze_as)
+        return EnrichResult(analyzed=3, model_version=str(reanalyze_as), relabelled=1)
+
+    monkeypatch.setattr(jobs.enrich_ray, "enrich_ray", fake)
+    env = {
+        "VERBATIM_CONFIG": os.devnull,
+        "VERBATIM_DATA_DIR": str(settings.data_dir),
+        "VERBATIM_SENTIMENT_BACKEND": "lexicon",
+    }
+    res = CliRunner().invoke(app, ["enrich", "--engine", "ray", "--reanalyze"], env=env)
+    assert res.exit_code == 0, res.output
+    assert calls == [build_analyzer(settings).model_version]
+    assert "analysed 3 verbatims on Ray" in res.stdout
+    assert "1 verbatim(s) changed language" in res.stdout
+    res = CliRunner().invoke(app, ["enrich", "--engine", "ray", "--limit", "5"], env=env)
+    assert res.exit_code == 2 and "no --limit" in res.output
+
+
 def test_workers_that_cannot_load_the_analyzer_fail_the_run_in_one_line(
     local_ray: None, settings: Settings
 ) -> None:

@@ -116,6 +116,9 @@ def test_run_with_zero_config_uses_the_demo_feed(
 
     again = run_pipeline(settings, sessions, analyzer_factory=must_not_load)
     assert again.ingested[0][1].skipped and again.enriched.analyzed == 0
+    # Nothing new, no day rebuilt: the English rows (never in the French "*" volume) made
+    # every run rebuild every day, as if the aggregates were behind.
+    assert again.aggregated_rows == 0
     assert again.detected is not None and again.detected.new == again.detected.queued == 0
     session.expire_all()
     assert (
@@ -392,6 +395,45 @@ def test_reanalyze_goes_back_to_an_earlier_model(
     assert counted == ["old-1", "old-1"]
     kept = session.scalars(select(Analysis.model_version)).all()
     assert sorted(kept) == ["new-2", "new-2", "old-1", "old-1"]
+
+
+def test_reanalyze_detects_the_language_again(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session, analyzer
+) -> None:
+    """Rows stored before a language-detection fix kept their language through `enrich
+    --reanalyze` (same model version or not): a French review stored "en" stayed out of every
+    French figure, an English one stored "fr" stayed in them."""
+    from sqlalchemy import update
+
+    from core.db import session_scope
+    from jobs.aggregate import aggregate
+
+    path = tmp_path / "f.csv"
+    path.write_text(
+        "text,date\n"
+        "Colis jamais reçu vraiment nul,2026-11-01\n"
+        "Impeccable produit conforme et rapide,2026-11-02\n"
+        "The parcel arrived broken and nobody answered,2026-11-02\n"
+    )
+    ingest_file(sessions, settings, path, source="s")
+    enrich(sessions, settings, analyzer=analyzer)
+    with session_scope(sessions) as s:  # what an older detector stored
+        s.execute(update(Feedback).where(Feedback.id == 2).values(language="en", is_french=False))
+        s.execute(update(Feedback).where(Feedback.id == 3).values(language="fr", is_french=True))
+        aggregate(s)
+    again = enrich(sessions, settings, analyzer=analyzer, reanalyze=True)
+    session.expire_all()
+    stored = session.execute(select(Feedback.language, Feedback.is_french).order_by(Feedback.id))
+    assert stored.all() == [("fr", True), ("fr", True), ("en", False)]
+    assert again.analyzed == 0 and again.relabelled == 2  # nothing re-scored twice
+    assert again.days == {date(2026, 11, 2)}  # the days to re-aggregate
+    with session_scope(sessions) as s:
+        aggregate(s, days=again.days)
+    french = session.scalar(
+        select(func.sum(DailyAggregate.volume)).where(DailyAggregate.theme == "*")
+    )
+    assert french == 2
+    assert enrich(sessions, settings, analyzer=analyzer, reanalyze=True).relabelled == 0
 
 
 def test_a_retrained_model_has_its_own_version(tmp_path: Path, settings: Settings) -> None:

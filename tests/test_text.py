@@ -97,6 +97,20 @@ def test_detect_language_keeps_french_function_words(text: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "le delivery était late, vraiment nul",
+        "My order est arrivé cassé",
+        "Item received cassé, remboursement demandé",
+        "Livreur very rude",
+    ],
+)
+def test_franglais_french_reviews_stay_french(text: str) -> None:
+    # The French words of the last three were in no list: English, out of the French figures.
+    assert is_french(*detect_language(text)), detect_language(text)
+
+
+@pytest.mark.parametrize(
     ("text", "lang"),
     [
         ("Highly recommended!", "en"),
