@@ -73,6 +73,7 @@ from nlp.spikes import (
     apply_events,
     hold_out_episodes,
     rules_from_taxonomy,
+    source_returns,
     update_episodes,
 )
 from nlp.taxonomy import Taxonomy
@@ -343,6 +344,7 @@ def replay(
     co_mentions: dict[date, dict[tuple[str, str], int]] | None = None,
     sources: Mapping[tuple[str, str | None], Mapping[str, Mapping[date, tuple[int, int]]]]
     | None = None,
+    source_days: Mapping[str, Iterable[date]] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Run the detector on every day of [start, end] with the data up to that day, as
     `verbatim detect` does on a first run: each day sees the series over its look-back window
@@ -351,17 +353,28 @@ def replay(
     naming both), those of per-channel series are added, and `update_episodes` gets the open
     episodes plus the recently resolved ones. `sources`: the same counts per source
     ((theme, channel) -> source -> day -> counts), as `verbatim detect` reads them from
-    `daily_aggregates` (a feed replayed alone is one source); a source whose first mention
-    comes after `start` is held out of the tests during its warm-up, as in `verbatim detect`."""
+    `daily_aggregates` (a feed replayed alone is one source); a source whose first verbatim
+    comes after `start`, or back after an outage longer than the window, is held out of the
+    tests during its warm-up, as in `verbatim detect`. `source_days`: each source's days with
+    a verbatim, of any theme or none (`verbatim detect` reads them from every aggregate row,
+    the "*" total included); by default, its days with a mention in `sources`."""
     keys = set(counts) | {(t, None) for t in themes}
-    # Each source's first day with a mention (every theme), as `verbatim detect` reads it:
-    # a source connected after `start` warms up (`DetectorConfig.source_warmup_days`).
-    since: dict[str, date] = {}
-    for per_source in (sources or {}).values():
-        for name, days in per_source.items():
-            first = min((d for d, (v, _n) in days.items() if v > 0), default=None)
-            if first is not None and (name not in since or first < since[name]):
-                since[name] = first
+    # Each source's days with a verbatim, as `verbatim detect` reads them: a source connected
+    # after `start`, or back from an outage, warms up (`DetectorConfig.source_warmup_days`).
+    active: dict[str, set[date]] = defaultdict(set)
+    if source_days is not None:
+        for name, listed in source_days.items():
+            active[name].update(listed)
+    else:
+        for per_source in (sources or {}).values():
+            for name, days in per_source.items():
+                active[name].update(d for d, (v, _n) in days.items() if v > 0)
+    since = {name: min(days) for name, days in active.items() if days}
+    returns = {
+        name: back
+        for name, days in active.items()
+        if (back := source_returns(days, detector.outage_days))
+    }
     full = {
         k: Series.from_days(
             k[0],
@@ -371,6 +384,7 @@ def replay(
             k[1],
             sources=(sources or {}).get(k),
             source_since=since or None,
+            source_returns=returns or None,
         )
         for k in keys
     }

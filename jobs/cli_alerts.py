@@ -67,8 +67,9 @@ def register(app: typer.Typer) -> None:
             return
         for name, tested_from in sorted(result.warming.items()):
             typer.echo(
-                f"source {name!r} connected recently: held out of spike tests until "
-                f"{tested_from} (warm-up; its mentions still count in the aggregates)"
+                f"source {name!r} connected recently (or back after an outage): held out of "
+                f"spike tests until {tested_from} (warm-up; its mentions still count in the "
+                "aggregates)"
             )
         for sig in result.signals:
             typer.echo(

@@ -56,6 +56,7 @@ from nlp.spikes import (
     detect_growth,
     hold_out_episodes,
     rules_from_taxonomy,
+    source_returns,
     topic_id_of,
     topic_theme,
     update_episodes,
@@ -88,6 +89,40 @@ def first_day(session: Session) -> date | None:
     return session.execute(select(func.min(DailyAggregate.day))).scalar()
 
 
+def source_starts(
+    session: Session, until: date, *, gap: int, reach: int
+) -> tuple[dict[str, date], dict[str, tuple[date, ...]]]:
+    """(source -> its first day with a verbatim, source -> the days it came back after `gap`
+    days without one, among the `reach` days up to `until`): `Series.source_since` and
+    `Series.source_returns`. Any row counts, the "*" total row included: a source starts with
+    its first verbatim, whatever its themes (none yet, or a theme retired since), as the
+    backtest replay counts it; a first theme mention days after held it out as new."""
+    firsts = {
+        str(src): first
+        for src, first in session.execute(
+            select(DailyAggregate.source, func.min(DailyAggregate.day))
+            .where(DailyAggregate.volume > 0)
+            .group_by(DailyAggregate.source)
+        )
+    }
+    # Only a return whose warm-up may still run on `until` matters; its silence before it
+    # must fit in the days read (`known_from`).
+    lo = until - timedelta(days=reach + gap)
+    active: dict[str, list[date]] = defaultdict(list)
+    for src, day in session.execute(
+        select(DailyAggregate.source, DailyAggregate.day)
+        .where(DailyAggregate.volume > 0, DailyAggregate.day >= lo, DailyAggregate.day <= until)
+        .group_by(DailyAggregate.source, DailyAggregate.day)
+    ):
+        active[str(src)].append(day)
+    returns = {
+        src: back
+        for src, days in active.items()
+        if (back := tuple(d for d in source_returns(days, gap, lo) if d > firsts[src]))
+    }
+    return firsts, returns
+
+
 def load_series(
     session: Session,
     taxonomy: Taxonomy,
@@ -96,11 +131,14 @@ def load_series(
     span_days: int,
     per_channel: bool = False,
     since: dict[str, str] | None = None,
+    source_gap: int | None = None,
+    source_warmup: int | None = None,
 ) -> list[Series]:
     """Daily theme series ending at `until` (summed over sources, and channels unless
     `per_channel`), each with its per-source counts (`Series.sources`: the negativity test
-    compares a day with its own source mix); former theme ids are folded into their current
-    theme."""
+    compares a day with its own source mix) and their first and return days (`source_starts`,
+    `source_gap` / `source_warmup` defaulting to the window and guard days of `span_days`);
+    former theme ids are folded into their current theme."""
     start_all = first_day(session)
     if start_all is None:
         return []
@@ -133,16 +171,15 @@ def load_series(
     if not per_channel:
         for theme_id in taxonomy.ids:  # absent themes still get a (zero) series: emergence
             counts.setdefault((theme_id, None), {})
-    # Each source's first day with a mention (any theme, whole history): a source connected
-    # after the first source's first day warms up (`DetectorConfig.source_warmup_days`).
-    source_since = {
-        str(src): first
-        for src, first in session.execute(
-            select(DailyAggregate.source, func.min(DailyAggregate.day))
-            .where(DailyAggregate.theme != ALL_THEMES, DailyAggregate.volume > 0)
-            .group_by(DailyAggregate.source)
-        )
-    }
+    # Each source's first day with a verbatim (whole history) and its returns after an
+    # outage: a source connected after the first source's first day, or back after the
+    # window without it, warms up (`DetectorConfig.source_warmup_days`).
+    source_since, returns = source_starts(
+        session,
+        until,
+        gap=span_days - 1 if source_gap is None else source_gap,
+        reach=span_days - 1 if source_warmup is None else source_warmup,
+    )
     since = since or {}
     out = []
     for (theme, channel), days in sorted(counts.items(), key=lambda kv: str(kv[0])):
@@ -153,7 +190,15 @@ def load_series(
         sources = by_source.get((theme, channel), {})
         out.append(
             Series.from_days(
-                theme, days, start, until, channel, history_from, sources, source_since
+                theme,
+                days,
+                start,
+                until,
+                channel,
+                history_from,
+                sources,
+                source_since,
+                returns or None,
             )
         )
     return out
@@ -336,9 +381,11 @@ def detect_day(
         ).scalars()
     ]
     since = taxonomy_store.theme_since(session)
-    series = hold_out_episodes(
-        load_series(session, taxonomy, day, span_days=span, since=since), recent, cooldown
+    gap, warmup = detector.outage_days, detector.source_warmup
+    overall = load_series(
+        session, taxonomy, day, span_days=span, since=since, source_gap=gap, source_warmup=warmup
     )
+    series = hold_out_episodes(overall, recent, cooldown)
     signals = detector.detect(series, day)
     # This day's only (days run in order: the run reports its last day's): kept over the days,
     # a source warm on the look-back's days or a first run's history alone read "connected
@@ -346,7 +393,7 @@ def detect_day(
     result.warming = {}
     for s in series:
         for name in detector.warming_sources(s, day):
-            tested_from = detector.source_tested_from(s, name)
+            tested_from = detector.source_tested_from(s, name, day)
             if tested_from is not None:
                 result.warming[name] = tested_from
     # A theme lifted by another theme's burst (the same verbatims) joins that incident.
@@ -361,7 +408,14 @@ def detect_day(
         log.info("%s: %s", day, ", ".join(f"{b} joins {a}" for b, a in sorted(joined.items())))
     if per_channel:
         by_channel = load_series(
-            session, taxonomy, day, span_days=span, per_channel=True, since=since
+            session,
+            taxonomy,
+            day,
+            span_days=span,
+            per_channel=True,
+            since=since,
+            source_gap=gap,
+            source_warmup=warmup,
         )
         signals += detector.detect(hold_out_episodes(by_channel, recent, cooldown), day)
     if topics:
@@ -480,7 +534,12 @@ def run_detect(
             1 for i in result.incidents if (inc := session.get(Incident, i)) and inc.historical
         )
     for name, tested_from in sorted(result.warming.items()):
-        log.info("source %r connected recently: held out of the tests until %s", name, tested_from)
+        log.info(
+            "source %r connected recently (or back after an outage): held out of the tests "
+            "until %s",
+            name,
+            tested_from,
+        )
     log.info(
         "detect %s: %d signal(s), %d new, %d updated, %d resolved, %d queued",
         ",".join(d.isoformat() for d in result.days),

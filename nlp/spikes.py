@@ -24,8 +24,9 @@ For a tested day the detector:
      positive source going silent, or a mostly negative one taking a bigger part, is not a
      negativity rise when no source's customers became more negative (a source with no
      history in the window counts at the pooled share; a source connected after the
-     series' first day, e.g. a form plugged in today, is held out of every test until its
-     days fill the window: `DetectorConfig.source_warmup_days`);
+     series' first day, e.g. a form plugged in today, or one back from an outage that left
+     the window without its days, is held out of every test until its days fill the window:
+     `DetectorConfig.source_warmup_days`, `Series.source_returns`);
    - emerging: a theme that was near-absent in the window and now reaches a volume floor;
 3. keeps candidates above floors (min_volume, min_negatives, effect size: observed >= 1.5x
    expected, share rise >= 0.15) and applies Benjamini-Hochberg across all candidates of the
@@ -87,6 +88,8 @@ class DetectorConfig:
     # today): it is held out of every test, as if not connected yet, until its days fill the
     # baseline window (None: window_days + guard_days). Counted at the pooled share before,
     # a form 60 % negative raised negativity (and volume) alerts on many themes at once.
+    # A source back after window_days + guard_days days without a verbatim (an outage that
+    # left the window without its days) warms up again the same way.
     source_warmup_days: int | None = None
     emerging_max_level: float = 1.0  # baseline mentions/day below which a theme is "emerging"
     emerging_min_volume: int = 5
@@ -156,12 +159,16 @@ class Series:
     # source -> (volumes, negatives) on the same days, summing to the series: lets the
     # negativity test compare today with today's source mix (None: one pooled series).
     sources: Mapping[str, tuple[Sequence[int], Sequence[int]]] | None = None
-    # source -> first day of its data (the whole feed, every theme): a source that started
-    # after `history_from` (else `start`) and the first source warms up (`source_warmup_days`).
+    # source -> first day of its data (its first verbatim, of any theme or none): a source
+    # that started after `history_from` (else `start`) and the first source warms up
+    # (`source_warmup_days`).
     source_since: Mapping[str, date] | None = None
     # kind -> day spans (inclusive) of the series' own alert episodes, left out of the
     # baseline of the tests of that kind (`hold_out_episodes`; None: none).
     held_out: Mapping[str, Sequence[tuple[date, date]]] | None = None
+    # source -> days it came back after an outage long enough to leave the baseline window
+    # without its data (`source_returns`): it warms up again from each, as a new source.
+    source_returns: Mapping[str, Sequence[date]] | None = None
 
     def __post_init__(self) -> None:
         if len(self.volumes) != len(self.negatives):
@@ -212,6 +219,7 @@ class Series:
         history_from: date | None = None,
         sources: Mapping[str, Mapping[date, tuple[int, int]]] | None = None,
         source_since: Mapping[str, date] | None = None,
+        source_returns: Mapping[str, Sequence[date]] | None = None,
     ) -> Series:
         """Build a dense series from sparse {day: (volume, negatives)}; missing days are 0.
         `sources`: the same per source ({source: {day: (volume, negatives)}})."""
@@ -227,7 +235,37 @@ class Series:
 
         vols, negs = dense(counts)
         by_source = {k: dense(v) for k, v in sources.items()} if sources is not None else None
-        return cls(theme, start, vols, negs, channel, history_from, by_source, source_since)
+        return cls(
+            theme,
+            start,
+            vols,
+            negs,
+            channel,
+            history_from,
+            by_source,
+            source_since,
+            source_returns=source_returns,
+        )
+
+
+def source_returns(
+    days: Iterable[date], gap: int, known_from: date | None = None
+) -> tuple[date, ...]:
+    """Days of `days` (one source's days with a verbatim) that come after at least `gap` days
+    without any: the source is back from an outage. `known_from`: the first day `days` is
+    complete from (unset: from the first one); a day whose silence would reach before it is
+    not judged, and the first day is a return only when its silence fits after it."""
+    out: list[date] = []
+    prev = None
+    for day in sorted(set(days)):
+        if prev is not None:
+            back = (day - prev).days - 1 >= gap
+        else:
+            back = known_from is not None and (day - known_from).days >= gap
+        if back:
+            out.append(day)
+        prev = day
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -574,37 +612,52 @@ class SpikeDetector:
         origin = series.history_from or series.start
         return (day - origin).days >= self.config.warmup_days
 
-    def source_tested_from(self, series: Series, name: str) -> date | None:
-        """First day source `name` enters the tests of `series`; None when it always did (it
-        started with the series' history or with the first source, or its first day is
-        unknown)."""
+    @property
+    def source_warmup(self) -> int:
+        """Days a new (or returning) source is held out of the tests."""
+        cfg = self.config
+        if cfg.source_warmup_days is None:  # until its days fill the baseline window
+            return cfg.window_days + cfg.guard_days
+        return cfg.source_warmup_days
+
+    @property
+    def outage_days(self) -> int:
+        """Days without a verbatim after which a source warms up again on its return: its
+        return day's baseline window holds none of its days (`source_returns`)."""
+        return self.config.window_days + self.config.guard_days
+
+    def source_tested_from(self, series: Series, name: str, day: date | None = None) -> date | None:
+        """First day source `name` enters the tests of `series` (as of `day`: after its latest
+        return up to then); None when it always did (it started with the series' history or
+        with the first source, or its first day is unknown)."""
         firsts = series.source_since or {}
         since = firsts.get(name)
+        # A source back after an outage longer than the window has no days in it: tested at
+        # the pooled share, a complaints form back after six weeks read as a negativity rise.
+        backs = [d for d in (series.source_returns or {}).get(name, ()) if day is None or d <= day]
+        if backs and (since is None or max(backs) > since):
+            since = max(backs)
         if since is None:
             return None
         # The first source to start is the data's start, not one connected later: a first day
         # with only verbatims of no theme held the one source out of every test for 29 days.
-        origin = max(series.history_from or series.start, min(firsts.values()))
+        origin = max(series.history_from or series.start, min(firsts.values(), default=since))
         if since <= origin:
             return None
-        cfg = self.config
-        warmup = cfg.source_warmup_days
-        if warmup is None:  # until its days fill the baseline window
-            warmup = cfg.window_days + cfg.guard_days
-        return since + timedelta(days=warmup)
+        return since + timedelta(days=self.source_warmup)
 
     def warming_sources(self, series: Series, day: date) -> list[str]:
         """Sources of `series` still in their warm-up on `day` (held out of its tests)."""
         return [
             k
             for k in sorted(series.sources or {})
-            if (since := self.source_tested_from(series, k)) is not None and day < since
+            if (since := self.source_tested_from(series, k, day)) is not None and day < since
         ]
 
     def tested(self, series: Series, day: date) -> Series:
         """`series` as the tests see it on `day`: warming-up sources taken out of every day
         (window and today alike), as if not connected yet; the aggregates keep them."""
-        if not series.source_since:
+        if not series.source_since and not series.source_returns:
             return series
         return series.without(self.warming_sources(series, day))
 

@@ -444,6 +444,126 @@ def test_the_only_source_does_not_warm_up_after_a_first_day_without_theme(
     assert sorted((a["kind"], a["day"]) for a in lines) == detected
 
 
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_source_back_from_a_long_outage_warms_up_again_in_detect_and_the_replay(
+    settings, request: pytest.FixtureRequest, db: str
+) -> None:
+    """App store 60/day at 10 % negative all along; a complaints form (20/day, 60 %) down
+    from day 31 to day 74. Back on day 75 with no day of its own in the window, it counted at
+    the pooled share (~10 %) and raised negativity alerts on days 75-76, nobody more
+    negative. Back after an outage longer than the window, it warms up again as a newly
+    connected source, in detect (which names it) and in the replay alike."""
+    import numpy as np
+    from sqlalchemy import select
+
+    from core.models import Alert
+    from jobs.backtest import replay
+    from jobs.detect import run_detect
+    from nlp.spikes import DetectorConfig, SpikeDetector, rules_from_taxonomy
+    from nlp.taxonomy import load_taxonomy
+
+    sessions = request.getfixturevalue("sessions" if db == "sqlite" else "pg_sessions")
+    rng = np.random.default_rng(5)
+    per: dict[str, dict[date, tuple[int, int]]] = {"appstore": {}, "plaintes": {}}
+    total: dict[date, tuple[int, int]] = {}
+    with sessions() as s:
+        for d in range(100):
+            day = START + timedelta(days=d)
+            for source, mu, share in (("appstore", 60, 0.10), ("plaintes", 20, 0.60)):
+                if source == "plaintes" and 31 <= d < 75:
+                    continue  # the form's connector is down
+                vol = int(rng.poisson(mu))
+                neg = int(rng.binomial(vol, share))
+                per[source][day] = (vol, neg)
+                old = total.get(day, (0, 0))
+                total[day] = (old[0] + vol, old[1] + neg)
+                s.add(review_aggregate(day, "livraison", source, vol, neg))
+        s.commit()
+    back = START + timedelta(days=75)
+    assert run_detect(settings, sessions, day=back + timedelta(days=5)).warming == {
+        "plaintes": back + timedelta(days=29)
+    }
+    run_detect(settings, sessions)
+    with sessions() as s:
+        assert list(s.execute(select(Alert)).scalars()) == []
+    tax = load_taxonomy("ecommerce")
+    config = DetectorConfig(warmup_days=settings.detection_warmup_days)
+    detector = SpikeDetector(config, rules_from_taxonomy(tax, config))
+    lines = replay(
+        {("livraison", None): total},
+        START,
+        START + timedelta(days=99),
+        detector,
+        tax.ids,
+        co_mentions={},
+        sources={("livraison", None): per},
+    )
+    assert list(lines) == []
+
+
+@pytest.mark.parametrize("first_rows", ["no theme", "a removed theme"])
+def test_a_source_there_from_the_first_day_is_not_new_at_its_first_theme_mention(
+    settings, sessions, first_rows: str
+) -> None:
+    """Reviews (livraison 15/day) and a chat whose verbatims start on day 0 too, but mention
+    no theme of the taxonomy before day 5 (none, or a theme removed since). Its first theme
+    mention made the chat "connected recently": held out of every test until day 34, detect
+    missed its livraison complaints tripling on days 25-27, and it counted a removed theme's
+    mentions where the replay saw none. A source starts with its first verbatim, whatever its
+    themes, in detect and in the replay (`source_days`) alike."""
+    import numpy as np
+    from sqlalchemy import select
+
+    from core.models import ALL_THEMES, Alert, DailyAggregate
+    from jobs.backtest import replay
+    from jobs.detect import run_detect
+    from nlp.spikes import DetectorConfig, SpikeDetector, rules_from_taxonomy
+    from nlp.taxonomy import load_taxonomy
+
+    rng = np.random.default_rng(4)
+    per: dict[str, dict[date, tuple[int, int]]] = {"avis": {}, "chat": {}}
+    total: dict[date, tuple[int, int]] = {}
+    with sessions() as s:
+        for d in range(30):
+            day = START + timedelta(days=d)
+            for source in per:
+                total_row = DailyAggregate(
+                    day=day, theme=ALL_THEMES, channel="review", source=source, volume=60
+                )
+                s.add(total_row)
+                if source == "chat" and d < 5:  # no theme, or a theme removed since
+                    if first_rows == "a removed theme":
+                        s.add(review_aggregate(day, "ancien_theme", "chat", 3, 1))
+                    continue
+                vol = int(rng.poisson(80 if source == "chat" and d in (25, 26, 27) else 15))
+                neg = int(rng.binomial(vol, 0.1))
+                per[source][day] = (vol, neg)
+                old = total.get(day, (0, 0))
+                total[day] = (old[0] + vol, old[1] + neg)
+                s.add(review_aggregate(day, "livraison", source, vol, neg))
+        s.commit()
+    assert run_detect(settings, sessions, day=START + timedelta(days=27)).warming == {}
+    with sessions() as s:
+        detected = sorted(
+            (a.kind, a.first_day.isoformat()) for a in s.execute(select(Alert)).scalars()
+        )
+    assert detected == [("volume", (START + timedelta(days=25)).isoformat())]
+    tax = load_taxonomy("ecommerce")
+    config = DetectorConfig(warmup_days=settings.detection_warmup_days)
+    detector = SpikeDetector(config, rules_from_taxonomy(tax, config))
+    lines = replay(
+        {("livraison", None): total},
+        START,
+        START + timedelta(days=27),
+        detector,
+        tax.ids,
+        co_mentions={},
+        sources={("livraison", None): per},
+        source_days={k: [START + timedelta(days=d) for d in range(30)] for k in per},
+    )
+    assert sorted((a["kind"], a["day"]) for a in lines) == detected
+
+
 def test_detect_names_only_the_sources_still_warming_on_its_last_day(settings, sessions) -> None:
     """A form connected on day 5 is tested from day 34. A run over the whole history (or a
     daily run whose look-back re-checks days before 34) said "source 'plaintes' connected

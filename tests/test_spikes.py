@@ -20,6 +20,7 @@ from nlp.spikes import (
     rules_for,
     rules_from_taxonomy,
     severity_of,
+    source_returns,
     update_episodes,
 )
 from nlp.taxonomy import AlertThresholds, load_taxonomy
@@ -211,6 +212,45 @@ def test_a_source_connected_today_warms_up_before_it_is_tested() -> None:
     # Without its first day the same form raised the storm this warm-up prevents.
     storm = run_days(det, [replace(series, source_since=None)], range(30, 90))
     assert "negativity" in {s.kind for s in storm}
+
+
+def test_a_source_back_from_an_outage_longer_than_the_window_warms_up_again() -> None:
+    # App store 60/day at 10 % all along; the complaints form (20/day, 60 %) is down from day
+    # 31 to day 74. Back with no day of its own in the window, it read at the pooled share
+    # (~10 %): negativity alerts on days 75-76. Back from such an outage, it warms up again.
+    series = mixed(110, {"appstore": (60, 0.10), "plaintes": (20, 0.6)}, {"plaintes": (31, 0, 0.6)})
+    assert series.sources is not None
+    vols, negs = series.sources["plaintes"]
+    rng = np.random.default_rng(8)
+    back_v = [v if d < 75 else int(rng.poisson(20)) for d, v in enumerate(vols)]
+    back_n = [n if d < 75 else int(rng.binomial(back_v[d], 0.6)) for d, n in enumerate(negs)]
+    app_v, app_n = series.sources["appstore"]
+    series = replace(
+        series,
+        volumes=[a + b for a, b in zip(app_v, back_v, strict=True)],
+        negatives=[a + b for a, b in zip(app_n, back_n, strict=True)],
+        sources={"appstore": (app_v, app_n), "plaintes": (back_v, back_n)},
+        source_since={"appstore": START, "plaintes": START},
+    )
+    det = SpikeDetector()
+    assert "negativity" in {s.kind for s in run_days(det, [series], range(30, 110))}
+    days = {
+        k: [START + timedelta(d) for d, v in enumerate(vs) if v]
+        for k, (vs, _) in series.sources.items()
+    }
+    returns = {k: source_returns(v, det.outage_days) for k, v in days.items()}
+    assert returns == {"appstore": (), "plaintes": (START + timedelta(75),)}
+    series = replace(series, source_returns=returns)
+    assert det.source_tested_from(series, "plaintes", START + timedelta(74)) is None
+    assert det.source_tested_from(series, "plaintes", START + timedelta(80)) == START + timedelta(
+        75 + 29
+    )
+    assert run_days(det, [series], range(30, 110)) == []
+    # A silence the window still spans (28 days: one day of the form left in it) is no return.
+    assert source_returns([START, START + timedelta(29)], det.outage_days) == ()
+    assert source_returns([START, START + timedelta(30)], det.outage_days) == (
+        START + timedelta(30),
+    )
 
 
 def test_a_warmed_up_source_is_tested_at_its_own_share() -> None:
