@@ -765,3 +765,56 @@ def test_theme_heads_read_clause_states_from_the_documents_pass(
     probe = ["livraison rapide mais produit cassé", "colis perdu, carte membre géniale"]
     got = again.predict(probe, encoded=trained.encode_docs(probe))
     assert got == model.predict(probe) == again.predict(probe)
+
+
+def test_batches_analysed_two_at_a_time_are_stored_and_written_in_order(
+    trained: EmbeddedSentiment, sessions, settings
+) -> None:
+    """enrich and analyze overlap two batches of an encoder analyzer (core.overlap): each
+    verbatim gets its own analysis, as if analysed alone, and the output keeps the input's
+    order, a bad line included."""
+    import io
+    import json
+
+    from core.models import Analysis
+    from core.store import insert_feedback, prepare_feedback
+    from jobs.analyze import analyze_stream
+    from jobs.enrich import enrich
+
+    tax = load_taxonomy("ecommerce")
+    analyzer = Analyzer(trained, RuleThemeDetector(tax), tax)
+    texts = [*TEXTS, *reversed(TEXTS), "produit cassé", "super"]  # 12: six batches of 2
+    alone = [analyzer.analyze([t])[0] for t in texts]
+    settings.analysis_in_flight = 2
+    settings.batch_size = 2
+    rows = [
+        prepare_feedback(
+            {"id": str(i), "text": t, "created_at": "2026-11-02"},
+            source="t",
+            channel="review",
+            max_text_chars=1000,
+        )
+        for i, t in enumerate(texts)
+    ]
+    with sessions() as session, session.begin():
+        insert_feedback(session, rows)  # type: ignore[arg-type]
+    assert enrich(sessions, settings, analyzer=analyzer).analyzed == len(texts)
+    with sessions() as session:
+        stored = session.query(Analysis).order_by(Analysis.feedback_id).all()
+    assert [a.feedback_id for a in stored] == list(range(1, len(texts) + 1))
+    assert [a.sentiment for a in stored] == [d.sentiment.label for d in alone]
+    # Scores tell the texts apart (labels alone could repeat): each row has its own text's.
+    expected = [float(d.sentiment.score) for d in alone]
+    assert len({round(s, 3) for s in expected}) >= 3
+    assert [a.sentiment_score for a in stored] == pytest.approx(expected, abs=1e-3)
+
+    lines = [json.dumps({"text": t}) for t in texts]
+    lines.insert(5, "{not json")
+    out = io.StringIO()
+    summary = analyze_stream(analyzer, lines, out, batch_size=2, in_flight=2)
+    assert (summary.total, summary.analyzed, summary.errors) == (13, 12, 1)
+    written = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert "error" in written[5]
+    del written[5]
+    assert [w["text"] for w in written] == texts
+    assert [w["sentiment"]["score"] for w in written] == pytest.approx(expected, abs=1e-3)
