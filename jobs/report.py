@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -100,15 +101,22 @@ def render_drivers(report: Report) -> list[Table]:
             table.add_column(name, justify=justify, no_wrap=name != "Thème")  # type: ignore[arg-type]
         for d in effects:
             color = "red" if d.ci_high < 0 else "green" if d.ci_low > 0 else "white"
+            j = driver_json(d)  # the figures the json / xlsx / API carry, rounded as shown there
             table.add_row(
                 labels.get(d.theme, d.theme),
                 str(d.mentions),
-                f"[{color}]{d.effect:+.1f}[/]",
-                f"[{d.ci_low:+.1f} ; {d.ci_high:+.1f}]",
+                f"[{color}]{_tenth(j['effect'])}[/]",
+                f"[{_tenth(j['ci_low'])} ; {_tenth(j['ci_high'])}]",
                 f"{d.impact:+.2f}",
             )
         out.append(table)
     return out
+
+
+def _tenth(value: float) -> str:
+    """A published effect (3 decimals) to one, a half away from zero as the dashboard rounds
+    it: the unrounded 0.3496 read +0.3 here where the API's 0.35 read +0,4 there."""
+    return f"{Decimal(repr(value)).quantize(Decimal('0.1'), ROUND_HALF_UP):+}"
 
 
 def _pct(value: float) -> str:

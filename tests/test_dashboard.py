@@ -118,7 +118,9 @@ def test_share_points_are_the_difference_of_the_percentages_shown() -> None:
     defs = [
         line
         for line in js.splitlines()
-        if line.startswith(("const NF ", "const roundPct", "const PCT", "const fmtPct"))
+        if line.startswith(
+            ("const NF ", "const halfEven", "const roundPct", "const PCT", "const fmtPct")
+        )
     ]
     defs += [re.search(r"^const sharePoints = .*$", js, re.M).group(0)]
     script = "\n".join(
@@ -141,7 +143,7 @@ def test_theme_card_points_use_the_previous_share_at_the_api_precision() -> None
         return
     defs = [
         re.search(rf"^const {name} = .*$", js, re.M).group(0)
-        for name in ("roundPct", "sharePoints", "previousShare")
+        for name in ("halfEven", "roundPct", "sharePoints", "previousShare")
     ]
     share, change = round(1 / 3, 4), round(1 / 3 - 11 / 40, 4)
     script = "\n".join(
@@ -149,6 +151,103 @@ def test_theme_card_points_use_the_previous_share_at_the_api_precision() -> None
     )
     out = subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True)
     assert int(out.stdout) == share_points(1 / 3, 11 / 40) == 5, out.stdout
+
+
+def test_driver_effects_read_the_same_on_the_dashboard_and_in_the_report() -> None:
+    """An effect of 0.3504 is 0.35 in the API; the dashboard rounded that number's binary
+    value (0.34999…) again and read « +0,3 » where `verbatim report` said +0.4, and the
+    report rounded the unrounded 0.3496 to +0.3 beside the API's 0.35. Both round the
+    published figure once, a half away from zero."""
+    from rich.console import Console
+
+    from core.exports import driver_json
+    from jobs.report import Report, render_drivers
+    from nlp.drivers import DriverEffect
+
+    raw = [0.3504, 0.3496, -0.3496, 0.25, -0.4504, 1.2496, 0.3494, 0.029, -0.04, 0.0, 12.0]
+    report = Report(start=START, end=LAST_DAY, rows=[], driver_start=START)
+    report.drivers["rating"] = [
+        DriverEffect("livraison", 30, 4.0, 3.5, e, e, e, 0.01, e / 10) for e in raw
+    ]
+    published = [driver_json(d)["effect"] for d in report.drivers["rating"]]
+    console = Console(width=200, record=True)
+    for table in render_drivers(report):
+        console.print(table)
+    shown = re.findall(r"│ +([+-][0-9.]+) │ +\[([+-][0-9.]+) ; ", console.export_text())
+    assert [effect for effect, _ in shown] == [
+        "+0.4",
+        "+0.4",
+        "-0.4",
+        "+0.3",
+        "-0.5",
+        "+1.3",
+        "+0.3",
+        "+0.0",
+        "-0.0",
+        "+0.0",
+        "+12.0",
+    ]
+    assert all(effect == low for effect, low in shown)  # the interval alike
+    if not shutil.which("node"):
+        return
+    js = (Path(create_app.__code__.co_filename).parent / "static" / "app.js").read_text()
+    fmt = re.search(r"^const fmtSigned = .*?^};$", js, re.M | re.S).group(0)
+    calls = f"{json.dumps(published)}.map((x) => fmtSigned(x, 1))"
+    script = f"{fmt}\nconsole.log(JSON.stringify({calls}))"
+    out = subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True)
+    on_dashboard = json.loads(out.stdout)
+    assert on_dashboard[:3] == ["+0,4", "+0,4", "−0,4"] and on_dashboard[7:10] == ["0"] * 3
+    assert [float(x.replace(",", ".").replace("−", "-")) for x in on_dashboard] == [
+        float(effect) for effect, _ in shown
+    ]
+
+
+def test_volume_changes_round_halves_as_the_report() -> None:
+    """8 mentions to 9 is +12.5 %: `verbatim report` and the digest say +12 % (a half to
+    even), the themes table and the overview's « Verbatims » card said +13 % (Math.round,
+    Intl's half up)."""
+    from jobs.report import _change
+
+    js = (Path(create_app.__code__.co_filename).parent / "static" / "app.js").read_text()
+    assert "Math.round(row.volume_change" not in js and "volChange * 100" not in js
+    if not shutil.which("node"):
+        return
+    defs = [
+        re.search(rf"^const {name} = .*$", js, re.M).group(0)
+        for name in ("NF", "halfEven", "roundPct", "PCT", "volumeChange", "fmtChange")
+    ]
+    defs.append(re.search(r"^const fmtSigned = .*?^};$", js, re.M | re.S).group(0))
+    counts = [(9, 8), (7, 8), (11, 8), (41, 40), (39, 40), (3, 2), (8, 8), (90, 43)]
+    calls = ", ".join(f"fmtChange(volumeChange({v}, {p}))" for v, p in counts)
+    script = "\n".join([*defs, f"console.log(JSON.stringify([{calls}]))"])
+    out = subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True)
+    shown = [x.replace("\u2212", "-").replace("\u202f", " ") for x in json.loads(out.stdout)]
+    report = [re.sub(r"\[/?\w*\]", "", _change((v - p) / p)) for v, p in counts]
+    assert shown[:2] == ["+12 %", "-12 %"]
+    assert [x.lstrip("+-") if x.lstrip("+-").startswith("0 ") else x for x in report] == shown
+
+
+def test_nps_and_csat_round_halves_as_the_digest() -> None:
+    """An NPS of 12.5 (1 promoter more than detractors of 8): the digest says « NPS +12 »
+    (Python's half to even), the overview's card and the drivers' note said +13; a CSAT of
+    3.5 % read 3 % (3.5 / 100 * 100 is 3.4999…) where the digest says 4 %."""
+    js = (Path(create_app.__code__.co_filename).parent / "static" / "app.js").read_text()
+    assert "fmtSigned(s.value)" not in js and "fmtSigned(d.coded_mean)" not in js
+    if not shutil.which("node"):
+        return
+    defs = [
+        re.search(rf"^const {name} = .*$", js, re.M).group(0)
+        for name in ("NF", "halfEven", "PCT", "fmtScore")
+    ]
+    defs.append(re.search(r"^const fmtSigned = .*?^};$", js, re.M | re.S).group(0))
+    values = [12.5, -12.5, 13.5, 0.5, -0.5, 3.5, 14.5, 57.5, 33.33, -100.0]
+    calls = ", ".join(f'fmtScore("nps", {v}), fmtScore("csat", {abs(v)})' for v in values)
+    script = "\n".join([*defs, f"console.log(JSON.stringify([{calls}]))"])
+    out = subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True)
+    shown = [x.replace("\u2212", "-").replace("\u202f", " ") for x in json.loads(out.stdout)]
+    # As jobs/digest.py writes them: f"NPS {value:+.0f}", f"CSAT {value:.0f} %".
+    digest = [x for v in values for x in (f"{v:+.0f}", f"{abs(v):.0f} %")]
+    assert shown == [x.replace("+0", "0").replace("-0", "0") for x in digest]
 
 
 @pytest.fixture
@@ -868,6 +967,79 @@ def test_a_filter_changed_while_more_verbatims_load_in_browser(
 @pytest.mark.browser
 @pytest.mark.slow
 @skip_no_chromium
+def test_a_slow_earlier_render_does_not_overwrite_the_newer_view_in_browser(
+    live: tuple[str, dict[str, str], Seeded],
+) -> None:
+    """On a slow API, a render superseded while it loaded still drew: the themes table of the
+    former period under « 30 derniers jours », and an overview failing after « Thèmes » was
+    opened hid the themes table under its error, a theme's cards replaced the next theme's.
+    Only the latest render draws."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, tokens, _ = live
+    month = _api(url, tokens["read"], "/themes", days="30")
+    week = re.compile(r"/themes\?.*start=")
+    overview = re.compile(r"/overview\?")
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = open_with_key(browser, url, tokens["read"])
+            held: list = []
+            page.route(week, lambda route: held.append(route))
+            page.goto(f"{url}/#view=themes&start={START}&end={LAST_DAY}")
+            while not held:
+                page.wait_for_timeout(20)
+            page.select_option("#days", "30")
+            expect(page.locator("body[data-ready=themes]")).to_have_count(1)
+            period = page.locator("#view-themes .period").first
+            expect(period).to_contain_text(fr_day(date.fromisoformat(month["period"]["start"])))
+            total = page.locator("#themes tfoot td.num")
+            expect(total).to_have_text(fr_int(month["total_volume"]))
+            with page.expect_response(week):
+                held[0].continue_()
+            page.unroute(week)
+            page.wait_for_timeout(200)
+            expect(period).to_contain_text(fr_day(date.fromisoformat(month["period"]["start"])))
+            expect(total).to_have_text(fr_int(month["total_volume"]))
+
+            # The overview fails after the themes view was opened: nothing of it is said.
+            held.clear()
+            page.route(overview, lambda route: held.append(route))
+            page.goto(f"{url}/#view=overview")
+            while not held:
+                page.wait_for_timeout(20)
+            page.click("nav a[data-view=themes]")
+            expect(page.locator("body[data-ready=themes]")).to_have_count(1)
+            held[0].fulfill(status=500, content_type="application/json", body='{"detail": "x"}')
+            page.unroute(overview)
+            page.wait_for_timeout(200)
+            expect(page.locator("#view-themes")).to_be_visible()
+            expect(page.locator("#status")).not_to_contain_text("Erreur")
+            expect(page.locator("body[data-ready=themes]")).to_have_count(1)
+
+            # A theme's NPS effect arriving after another theme was opened: its cards stay.
+            held.clear()
+            drivers = re.compile(r"/drivers\?.*score=nps")
+            page.route(drivers, lambda route: route.continue_() if held else held.append(route))
+            page.goto(f"{url}/#theme=livraison&start={START}&end={LAST_DAY}")
+            while not held:
+                page.wait_for_timeout(20)
+            page.goto(f"{url}/#theme=emballage&start={START}&end={LAST_DAY}")
+            expect(page.locator("body[data-ready=theme]")).to_have_count(1)
+            cards = page.locator("#theme-kpis").inner_text()
+            with page.expect_response(drivers):
+                held[0].continue_()
+            page.unroute(drivers)
+            page.wait_for_timeout(200)
+            expect(page.locator("#detail-title")).to_have_text("Emballage")
+            assert page.locator("#theme-kpis").inner_text() == cards
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@skip_no_chromium
 def test_correction_dialog_gives_the_focus_back_in_browser(
     live: tuple[str, dict[str, str], Seeded],
 ) -> None:
@@ -921,6 +1093,49 @@ def test_correction_dialog_gives_the_focus_back_in_browser(
 @pytest.mark.browser
 @pytest.mark.slow
 @skip_no_chromium
+def test_a_correction_keeps_the_verbatims_shown_in_browser(
+    live: tuple[str, dict[str, str], Seeded],
+) -> None:
+    """A correction saved past « Voir plus » drew the list again with its first 20 verbatims:
+    the corrected one (the 30th) out of sight, the analyst's place lost. As many as were
+    shown are listed again, and « Voir plus » goes on from there."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, tokens, seeded = live
+    assert seeded.livraison_current > 40
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = open_with_key(browser, url, tokens["write"])
+            page.goto(f"{url}/#theme=livraison&start={START}&end={LAST_DAY}")
+            expect(page.locator("body[data-ready=theme]")).to_have_count(1)
+            items = page.locator("#verbatims li.verbatim")
+            expect(items).to_have_count(20)
+            page.click("#more")
+            expect(items).to_have_count(40)
+            before = items.evaluate_all("els => els.map((e) => e.dataset.feedback)")
+            fid = items.nth(29).get_attribute("data-feedback")
+            fix = page.locator(f"#verbatims li[data-feedback='{fid}'] button.fix")
+            fix.press("Enter")
+            page.select_option("#fix-sentiment", "neutral")
+            page.click("#fix-save")
+            expect(page.locator("#status")).to_contain_text("Correction enregistrée")
+            expect(items).to_have_count(40)
+            # The same 40 (the corrected one first of its day: its mentions are new rows).
+            after = items.evaluate_all("els => els.map((e) => e.dataset.feedback)")
+            assert sorted(after) == sorted(before)
+            expect(fix).to_be_focused()
+            page.click("#more")  # the next page after the 40th, once
+            expect(items).to_have_count(min(60, seeded.livraison_current))
+            ids = items.evaluate_all("els => els.map((e) => e.dataset.feedback)")
+            assert len(set(ids)) == len(ids)
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@skip_no_chromium
 def test_removed_theme_in_browser(live: tuple[str, dict[str, str], Seeded]) -> None:
     """A theme left out of a new taxonomy version is gone from the themes table (it stayed
     there under its bare id) and its old link opens its history, said to be retired."""
@@ -957,7 +1172,8 @@ def test_figures_words_and_failures_in_browser(
 ) -> None:
     """Fed answers the seed cannot give (the server's own answers, edited on their way):
     344 negatives of 668 (51.497 %) read « 52 % » from the API's 0.515; « 1 réponses »,
-    « 1 mentions négatives »; « non comptés : en 12 » (read "in 12"); « pas de note » under a
+    « 1 mentions négatives »; « non comptés : en 12 » (read "in 12"); an incident's driver of
+    0.125 of the extra mentions « 13 % » where Slack says 12 %; « pas de note » under a
     mean rating of 1 / 5; an export with the server unreachable was an uncaught rejection and
     nothing on screen; every page logged a console error (GET /favicon.ico, 404)."""
     from playwright.sync_api import expect, sync_playwright
@@ -987,6 +1203,11 @@ def test_figures_words_and_failures_in_browser(
             }
         ]
         body["top_movers"][0].update(volume=668, negatives=344, negative_share=0.515)
+
+    def incidents(body: dict) -> None:
+        for item in body["items"]:
+            for driver in item["drivers"]:
+                driver["share_of_extra"] = 0.125  # Slack: round(12.5) = 12, Math.round: 13
 
     def theme(body: dict) -> None:
         body["summary"].update(volume=1, negatives=1, negative_share=1.0, previous_volume=0)
@@ -1019,8 +1240,12 @@ def test_figures_words_and_failures_in_browser(
             assert errors == []
 
             page.route(re.compile(r"/overview\?"), edit(overview))
+            page.route(re.compile(r"/incidents\?"), edit(incidents))
             page.goto(f"{url}/#view=overview&end={LAST_DAY}&start={START}")
             expect(page.locator("body[data-ready=overview]")).to_have_count(1)
+            expect(page.locator("#overview-alerts .drivers").first).to_have_text(
+                "12 % des mentions en plus : transporteur « Colissimo »"
+            )
             kpis = page.locator("#kpis")
             expect(kpis).to_contain_text("Part négative51 %+5 pts")  # 51 - 46, as the report
             mover = page.locator("#movers tbody tr").first.locator("td").last
@@ -1492,7 +1717,7 @@ def test_percentages_and_points_round_halves_as_python() -> None:
     ]
     defs += [
         re.search(rf"^const {name} = .*$", js, re.M).group(0)
-        for name in ("roundPct", "sharePoints")
+        for name in ("halfEven", "roundPct", "sharePoints")
         if re.search(rf"^const {name} = ", js, re.M)
     ]
     cases = [

@@ -7,7 +7,8 @@ const KEY_STORAGE = "verbatim.apiKey";
 const SVG_NS = "http://www.w3.org/2000/svg";
 const VIEWS = ["overview", "themes", "theme", "journey", "topics", "alerts"];
 const STAGES = ["pre-purchase", "purchase", "delivery", "after-sales"];
-const state = { view: "overview", theme: null, polarity: "", cursor: null, themes: [], taxonomy: null, generation: 0 };
+const state = { view: "overview", theme: null, polarity: "", cursor: null, themes: [], taxonomy: null, generation: 0,
+  driversGeneration: 0 };
 const $ = (sel) => document.querySelector(sel);
 const NF = new Intl.NumberFormat("fr-FR");
 const NF1 = new Intl.NumberFormat("fr-FR", { maximumFractionDigits: 1 });
@@ -17,7 +18,8 @@ const fmtDec = (x) => (x == null ? "—" : NF1.format(x));
 const count = (n, one, many) => `${fmtNum(n)} ${Math.abs(n) < 2 ? one : many}`;
 // A share as a whole percentage, a half to even as Python's `round` / `:.0%` (reports, Slack,
 // digest): 1 of 8 is 12 % there, and Math.round's 13 % here made the digest's -38 pts -37 here.
-const roundPct = (x) => { const v = x * 100, r = Math.round(v); return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r; };
+const halfEven = (v) => { const r = Math.round(v); return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r; };
+const roundPct = (x) => halfEven(x * 100);
 // A narrow no-break space before % (French typography, as the Slack messages): a plain one let
 // "%" wrap onto the next line ("observé 86\n%, attendu 51 %").
 const PCT = "\u202f%";
@@ -31,11 +33,17 @@ const previousShare = (share, change) => Math.round((share - change) * 1e4) / 1e
 // A share from the counts it is made of, not the API's 4-decimal share, which rounds twice:
 // 344 negatives of 668 (51.497 %) is 0.515 there, "52 %" beside the report's 51 %. None of 0.
 const shareOf = (part, whole) => (whole ? part / whole : null);
+// Rounded once, by Intl, on the number as written, a half away from zero (the API's 0.35 is
+// +0,4 as in `verbatim report`): toFixed first rounded its binary value, 0.34999…, to +0,3.
 const fmtSigned = (x, digits = 0) => {
   if (x == null) return "—";
-  const v = Number(x.toFixed(digits));
-  return (v > 0 ? "+" : v < 0 ? "−" : "") + new Intl.NumberFormat("fr-FR", { maximumFractionDigits: digits }).format(Math.abs(v));
+  const text = new Intl.NumberFormat("fr-FR", { maximumFractionDigits: digits }).format(Math.abs(x));
+  return (/[1-9]/.test(text) ? (x > 0 ? "+" : "−") : "") + text;
 };
+// A change of volume in whole percent from the counts, a half to even as `verbatim report` and
+// the digest: 8 mentions to 9 is +12 % there, and Math.round's +13 % here. None from 0.
+const volumeChange = (volume, previous) => (previous ? (volume - previous) / previous : null);
+const fmtChange = (x) => (x == null ? "—" : fmtSigned(roundPct(x)) + PCT);
 // ISO day "2026-12-02" -> "02/12/2026" (no Date(): no time-zone shift).
 const fmtDay = (iso) => (iso ? iso.slice(0, 10).split("-").reverse().join("/") : "—");
 // UTC day and time, as the periods are UTC days: the browser's zone put a verbatim of
@@ -55,6 +63,9 @@ const LANGUAGE = { en: "anglais", es: "espagnol", de: "allemand", it: "italien",
   ja: "japonais", zh: "chinois", ko: "coréen", th: "thaï", hi: "hindi", und: "indéterminée" };
 const otherLanguages = (counts) => counts.map(([l, v]) => `${fmtNum(v)} en ${LANGUAGE[l] || l}`).join(", ");
 const SCORE = { nps: "NPS", csat: "CSAT", ces: "CES", rating: "Note" };
+// NPS and CSAT (in points) whole, a half to even as the digest's « NPS +12 · CSAT 4 % »: an NPS
+// of 12.5 read +13 here, a CSAT of 3.5 % 3 % (3.5 / 100 * 100 is 3.4999…).
+const fmtScore = (score, v) => (v == null ? "—" : score === "nps" ? fmtSigned(halfEven(v)) : NF.format(halfEven(v)) + PCT);
 const labels = {};
 
 function el(tag, attrs = {}, ...children) {
@@ -370,7 +381,7 @@ function kpi(title, value, delta, deltaClass = "") {
 
 function change(row) {
   if (row.volume_change === null) return el("span", { class: "muted" }, row.volume ? "nouveau" : "—");
-  const pct = Math.round(row.volume_change * 100);
+  const pct = roundPct(volumeChange(row.volume, row.previous_volume));
   const cls = pct > 0 ? "up" : pct < 0 ? "down" : "muted";
   return el("span", { class: cls }, fmtSigned(pct) + PCT);
 }
@@ -416,8 +427,9 @@ function incidentItem(i) {
     return `${KIND[kind] || kind} : observé ${obs(v.observed)}, attendu ${exp(v.expected)}`;
   });
   if (signals.length) li.append(el("div", { class: "muted" }, signals.join(" ; ")));
+  // A half to even as the Slack message (« 12 % des mentions en plus » for 0.125, not 13 %).
   const drivers = (i.drivers || []).map((d) =>
-    `${fmtNum(Math.round(d.share_of_extra * 100))}${PCT} des mentions en plus : ${d.field} « ${d.value} »`);
+    `${fmtPct(d.share_of_extra)} des mentions en plus : ${d.field} « ${d.value} »`);
   if (drivers.length) li.append(el("div", { class: "drivers" }, drivers.join(" ; ")));
   const act = (action, label) => {
     const b = writeAction(el("button", { type: "button", class: "ghost small" }, label));
@@ -454,7 +466,9 @@ async function loadThemes() {
 }
 
 async function renderOverview() {
+  const generation = state.generation;
   const [ov] = await Promise.all([api("/overview?" + filters()), loadThemes()]);
+  if (generation !== state.generation) return;  // another view or filter meanwhile: it draws
   for (const s of ov.sources) ensureOption($("#source"), s);
   // The verbatims and the NPS / CSAT / CES below count French verbatims; the others apart.
   const others = Object.entries(ov.other_languages || {});
@@ -462,9 +476,9 @@ async function renderOverview() {
     n.textContent = periodText(ov.period) +
       (others.length ? ` (hors français, non comptés : ${otherLanguages(others)})` : "");
   });
-  const volChange = ov.previous_verbatims ? (ov.verbatims - ov.previous_verbatims) / ov.previous_verbatims : null;
+  const volChange = volumeChange(ov.verbatims, ov.previous_verbatims);
   const cards = [
-    kpi("Verbatims", fmtNum(ov.verbatims), volChange == null ? "pas de période précédente" : `${fmtSigned(volChange * 100)}${PCT} vs période précédente`),
+    kpi("Verbatims", fmtNum(ov.verbatims), volChange == null ? "pas de période précédente" : `${fmtChange(volChange)} vs période précédente`),
     kpi("Part négative", fmtPct(shareOf(ov.negatives, ov.verbatims)),
       ov.verbatims && ov.previous_verbatims
         ? `${fmtSigned(sharePoints(ov.negatives / ov.verbatims, ov.previous_negative_share))} pts` : "pas de période précédente",
@@ -472,8 +486,8 @@ async function renderOverview() {
   ];
   for (const s of ov.scores) {
     // CES: a mean on the 1-7 agreement scale (7 = easiest), not a share.
-    const value = s.score === "nps" ? fmtSigned(s.value) : s.score === "ces" ? (s.value == null ? "—" : fmtDec(s.value) + " / 7")
-      : fmtPct(s.value == null ? null : s.value / 100);
+    const value = s.score === "nps" ? fmtScore("nps", s.value) : s.score === "ces" ? (s.value == null ? "—" : fmtDec(s.value) + " / 7")
+      : fmtScore("csat", s.value);
     const unit = s.score === "ces" ? "" : " pts";
     const delta = s.value != null && s.previous_value != null ? `${fmtSigned(s.value - s.previous_value, 1)}${unit} · ${count(s.answers, "réponse", "réponses")}` : count(s.answers, "réponse", "réponses");
     cards.push(kpi(SCORE[s.score], value, delta, s.value != null && s.previous_value != null && s.value < s.previous_value ? "up" : ""));
@@ -506,6 +520,7 @@ async function renderOverview() {
   } catch (e) {
     if (e.status !== 404) throw e;
   }
+  if (generation !== state.generation) return;
   if (incidents) {
     // All of them once « Voir … » was pressed, till the dashboard shows another view.
     const live = state.incidentsAll ? incidents : incidents.slice(0, INCIDENTS_SHOWN);
@@ -515,6 +530,7 @@ async function renderOverview() {
     moreIncidents(incidents.slice(live.length), capped);
   } else {
     const alerts = await api("/alerts?status=open&limit=5");
+    if (generation !== state.generation) return;
     $("#overview-alerts").replaceChildren(...alerts.items.map(alertItem));
     if (!alerts.items.length) $("#overview-alerts").append(el("li", { class: "muted" }, "Aucune alerte ouverte."));
   }
@@ -552,7 +568,9 @@ async function renderDrivers() {
   const p = filters("90");
   if ($("#days").value !== "custom") p.set("days", "90");
   p.set("score", $("#driver-score").value);
+  const generation = ++state.driversGeneration;  // another score picked meanwhile
   const d = await api("/drivers?" + p);
+  if (generation !== state.driversGeneration) return;
   const block = $("#drivers");
   if (!d.drivers.length) {
     $("#drivers-note").textContent = d.answers
@@ -561,14 +579,16 @@ async function renderDrivers() {
     block.replaceChildren();
     return;
   }
-  const mean = d.score === "nps" ? fmtSigned(d.coded_mean) : d.score === "csat" ? fmtPct(d.coded_mean / 100) : fmtDec(d.coded_mean);
+  const mean = ["nps", "csat"].includes(d.score) ? fmtScore(d.score, d.coded_mean) : fmtDec(d.coded_mean);
   $("#drivers-note").textContent = `${SCORE[d.score]} ${mean} sur ${count(d.answers, "réponse", "réponses")}, ${periodText(d.period)}. ` +
     `Effet de la mention d'un thème (${d.unit}, autres thèmes égaux), intervalle de confiance à 95${PCT}.`;
   block.replaceChildren(driverPlot(d.drivers, d.unit));
 }
 
 async function renderThemes() {
+  const generation = state.generation;
   const data = await loadThemes();
+  if (generation !== state.generation) return;  // another view or filter meanwhile: it draws
   const others = Object.entries(data.other_languages || {});
   document.querySelectorAll("#view-themes .period").forEach((n) => {
     n.textContent = `${periodText(data.period)} · ${count(data.total_volume, "verbatim", "verbatims")}` +
@@ -656,6 +676,8 @@ async function renderTheme() {
     throw e;
   });
   const generation = state.generation;
+  const keep = state.keepShown || 0;  // set by a correction just saved
+  state.keepShown = 0;
   const [detail, breakdown, alerts] = await Promise.all([
     themeApi(`/themes/${encodeURIComponent(id)}?` + p),
     themeApi(`/themes/${encodeURIComponent(id)}/breakdown?` + p),
@@ -691,6 +713,8 @@ async function renderTheme() {
       `IC 95${PCT} [${fmtSigned(mine.ci_low, 1)} ; ${fmtSigned(mine.ci_high, 1)}] · ${count(mine.mentions, "réponse", "réponses")} ${periodText(drivers.period)}`,
       mine.ci_high < 0 ? "up" : ""));
   } catch (e) { /* no NPS in this feed */ }
+  // Another theme or filter meanwhile: this theme's cards over that one's.
+  if (generation !== state.generation) return;
   $("#theme-kpis").replaceChildren(...cards);
   $("#chart").replaceChildren(s.volume ? chart(detail.series, alerts.items)
     : el("p", { class: "muted" }, `Aucune mention de ce thème ${periodText(detail.period)}.`));
@@ -715,7 +739,12 @@ async function renderTheme() {
     b.setAttribute("aria-pressed", String(b.dataset.polarity === state.polarity));
   });
   state.period = detail.period;
-  await loadVerbatims(false);
+  // Drawn again after a correction: as many verbatims as were shown, not the first 20 (the
+  // list folded back, the analyst's place past « Voir plus » lost).
+  await loadVerbatims(false, Math.min(VERBATIMS_MAX, Math.max(VERBATIMS_PAGE, keep)));
+  while ($("#verbatims").children.length < keep && state.cursor && generation === state.generation) {
+    await loadVerbatims(true, Math.min(VERBATIMS_MAX, keep - $("#verbatims").children.length));
+  }
 }
 
 // Text with the evidence span wrapped in <mark>; built with text nodes (never innerHTML).
@@ -732,8 +761,11 @@ function highlighted(text, ev) {
   return p;
 }
 
-function verbatimParams() {
-  const p = new URLSearchParams({ limit: "20" });
+// A page of verbatims (« Voir plus »), and the most the API gives at once.
+const VERBATIMS_PAGE = 20, VERBATIMS_MAX = 200;
+
+function verbatimParams(limit = VERBATIMS_PAGE) {
+  const p = new URLSearchParams({ limit: String(limit) });
   if (state.polarity) p.set("polarity", state.polarity);
   if ($("#channel").value) p.set("channel", $("#channel").value);
   if ($("#source").value) p.set("source", $("#source").value);
@@ -742,8 +774,8 @@ function verbatimParams() {
   return p;
 }
 
-async function loadVerbatims(append) {
-  const p = verbatimParams();
+async function loadVerbatims(append, limit = VERBATIMS_PAGE) {
+  const p = verbatimParams(limit);
   if (append && state.cursor) p.set("cursor", state.cursor);
   if (!append) $("#verbatims-status").textContent = "";
   const generation = state.generation;
@@ -878,6 +910,7 @@ async function saveFix() {
     save.disabled = false;
   }
   const index = [...$("#verbatims").children].indexOf(state.fixOpener?.closest("li"));
+  state.keepShown = document.querySelectorAll("#verbatims li.verbatim").length;
   $("#fix-dialog").close();
   await render();
   refocusFix(fb.id, index);
@@ -894,7 +927,9 @@ function announce(text) {
 // --- journey --------------------------------------------------------------------------------
 
 async function renderJourney() {
+  const generation = state.generation;
   const data = await loadThemes();
+  if (generation !== state.generation) return;
   document.querySelectorAll("#view-journey .period").forEach((n) => { n.textContent = periodText(data.period); });
   const by = {};
   for (const t of data.themes) {
@@ -933,7 +968,9 @@ const slug = (text) => foldAccents(text).toLowerCase()
 const TOPICS_PAGE = 50;
 
 async function renderTopics() {
+  const generation = state.generation;
   const [data, tax] = await Promise.all([api(`/topics?limit=${TOPICS_PAGE}`), taxonomy()]);
+  if (generation !== state.generation) return;
   for (const t of tax.themes) labels[t.id] = labels[t.id] || t.label;
   $("#topics-status").textContent = "";
   const list = $("#topics");
@@ -1029,9 +1066,11 @@ async function savePromote() {
 const ALERTS_PAGE = 50;
 
 async function renderAlerts() {
+  const generation = state.generation;
   await loadThemes();
   $("#alerts-status").textContent = "";
   const data = await api(`/alerts?limit=${ALERTS_PAGE}`);
+  if (generation !== state.generation) return;
   $("#alerts").replaceChildren(...data.items.map(alertItem));
   if (!data.items.length) $("#alerts").append(el("li", { class: "muted" }, "Aucune alerte."));
   showMoreAlerts(data.next_cursor);
@@ -1072,11 +1111,17 @@ async function render() {
     state.sourcesLoaded = true;
     api("/overview?days=1").then((ov) => ov.sources.forEach((s) => ensureOption($("#source"), s))).catch(() => {});
   }
+  const generation = state.generation;
   try {
     await loadScope();
     await RENDER[state.view]();
+    // A render superseded while it loaded (another view, filter or period since) draws
+    // nothing: a slow overview arriving after the themes table was drawn said it was ready,
+    // or, failing, hid the newer view under its error.
+    if (generation !== state.generation) return;
     document.body.dataset.ready = state.view;
   } catch (err) {
+    if (generation !== state.generation) return;
     // No figures of another theme or period left on screen under the error.
     $("#view-" + state.view).hidden = true;
     if (err.message !== "auth") setStatus((state.linkProblem ? state.linkProblem + " " : "") + "Erreur : " + err.message);
