@@ -127,14 +127,25 @@ def _email_chez(m: re.Match[str]) -> str:
 # --- bank and identity numbers ---------------------------------------------------------------
 # IBAN candidates, any case, grouped by 4 (or by RIB fields 5/5/11/2), spaces/dots/dashes.
 _SEP = r"(?:[ ./_-]|[ \t]*\r?\n[ \t]*)"  # between groups: space . / _ - or a line break
+# Groups typed with a comma, semicolon, colon, asterisk or pipe ("06,12,34,56,78", "4111,1111,
+# …", "FR76,3000,…"), the same one throughout: read as the number they split. A comma is a
+# decimal mark too, so only a whole number's shape is taken (checksum, plan or 10 digits).
+_ODD_SEP = r"[,;:*|]"
+_IBAN_SEP = r"(?:[ ./_,;:*|-]|[ \t]*\r?\n[ \t]*)"
 # "F R 7 6 3 0 0 0 …": the country and check digits may be spelt one character at a time too.
-_IBAN_START = re.compile(rf"\b[A-Za-z] ?[A-Za-z] ?\d ?\d(?:{_SEP}?[A-Za-z0-9]){{11,40}}")
+_IBAN_START = re.compile(rf"\b[A-Za-z] ?[A-Za-z] ?\d ?\d(?:{_IBAN_SEP}?[A-Za-z0-9]){{11,40}}")
 _IBAN_CUE = re.compile(r"(?i)\b(?:iban|rib|bic)\b")
-_IBAN_DIGITS = re.compile(rf"[A-Za-z] ?[A-Za-z] ?\d ?\d(?:{_SEP}?\d)+")
+_IBAN_DIGITS = re.compile(rf"[A-Za-z] ?[A-Za-z] ?\d ?\d(?:{_IBAN_SEP}?\d)+")
 # A bare French RIB: bank (5) branch (5) account (11) key (2).
 _RIB = re.compile(r"\b(\d{5})[ .-]?(\d{5})[ .-]?([A-Za-z0-9]{11})[ .-]?(\d{2})\b")
 _CARD = re.compile(r"\b\d(?:[ .-]?\d){12,18}\b")
 _CARD_GROUPED = re.compile(rf"\b\d{{4}}(?:{_SEP}\d{{4}}){{2}}{_SEP}\d{{1,4}}(?:{_SEP}\d{{1,3}})?\b")
+# Not a figure of a longer list ("1200,1500,1800,2000,2500"): nothing of the kind around it.
+_CARD_ODD = re.compile(
+    rf"(?<![\w+])(?<!\d{_ODD_SEP})(?<!\d{_ODD_SEP}[ \t])"
+    rf"\d{{4}}(?P<s>[ \t]?{_ODD_SEP}[ \t]?)\d{{4}}(?:(?P=s)\d{{4}}){{2}}(?:(?P=s)\d{{1,3}})?"
+    rf"(?!\d|[ \t]?{_ODD_SEP}[ \t]?\d)"
+)
 _CARD_CUE = re.compile(r"(?i)\b(?:cb|carte|visa|mastercard|amex|card)\b")
 # The security code given with a card ("cvv 123", "cryptogramme : 456"), and its PIN ("code
 # secret 1234", "code PIN : 1234"; "PIN" alone in capitals: "meuble en pin 180 cm").
@@ -177,7 +188,9 @@ _FR_PHONE = re.compile(
     r"|(?<![\w/.,])0[1-9](?P<z>[ .]?)(?=[\dOo. ]{0,12}[Oo])[\dOo]{2}(?:(?P=z)[\dOo]{2}){3}"
     r"(?![\w/])"
 )
-_GROUPED_NO_ZERO = re.compile(r"[1-9](?:[ .-]\d{2}){4}")
+# "33 6 12 34 56 78": the country code without its "+" is read with the number, which the
+# shape of a 9-digit id had then left whole.
+_GROUPED_NO_ZERO = re.compile(r"(?:33[ .-]?)?[1-9](?:[ .-]\d{2}){4}")
 # A number spelt in words, 0 to 99 ("zéro", "six", "trente-quatre", "soixante et onze",
 # "quatre-vingt-dix-huit", Belgian/Swiss "septante"), or a group of 1-2 digits.
 _UNIT = r"(?:un|deux|trois|quatre|cinq|six|sept|huit|neuf)"
@@ -237,6 +250,13 @@ _FR_PHONE_GROUPED = re.compile(
     rf"(?<![\w/.,+])0(?:{_PH_SEP}[1-9]\d{{2,3}}|[1-9]\d{{0,3}})(?:{_PH_SEP_NL}\d{{2,4}}){{1,4}}"
     rf"{_PH_END}"
 )
+# Two digits at a time with one odd separator throughout ("06,12,34,56,78", "06 ; 12 ; …");
+# checked as `_FR_PHONE_GROUPED` is (10 digits, the plan, no date nor size run).
+_FR_PHONE_ODD = re.compile(
+    rf"(?<![\w/+])(?<!\d{_ODD_SEP})(?<!\d{_ODD_SEP}[ \t])"
+    rf"0[1-9](?P<s>[ \t]?{_ODD_SEP}[ \t]?)\d{{2}}(?:(?P=s)\d{{2}}){{3}}"
+    rf"(?!\d|[ \t]?{_ODD_SEP}[ \t]?\d)"
+)
 _SIZE_CUE = re.compile(r"(?i)\b(?:tailles?|pointures?|sizes?)\s*:?\s*$")
 _DATE_LIKE = re.compile(r"[0-3]?\d[ ./-]+[01]?\d[ ./-]+(?:19|20)\d{2}\b")
 # Belgian landlines written nationally: "02 512 34 56" (Brussels, Liège: 0X XXX XX XX),
@@ -265,7 +285,9 @@ _ORDER_CUE = re.compile(
 _ORDER_KEYWORD = re.compile(
     r"(?i)\b((?:commande|cde|cmd|order|facture|colis|suivi|dossier|ticket|réf(?:érence)?|ref"
     r"|client|adh[ée]rent|abonn[ée]|contrat|fid[ée]lit[ée])"
-    r"(?:[ \t]+(?:n°|no|num(?:éro)?|nº|#)[ \t]*|[ \t]*(?:n°|nº|#)[ \t]*|[ \t]*:[ \t]*|[ \t]+))"
+    r"(?:[ \t]+(?:n°|no|num(?:éro)?|nº|#)[ \t]*|[ \t]*(?:n°|nº|#)[ \t]*|[ \t]*:[ \t]*"
+    # "mon numéro client est 123456", "ma commande c'est AB1234": the reference as a sentence.
+    r"|[ \t]+(?:est|c['’]est)[ \t]*(?::[ \t]*)?|[ \t]+))"
     # Not an hour span ("service client 24h24"), a span of years ("contrat 2023-2024") or a
     # count ("carte fidélité 15000 points"): "client", "contrat" and "fidélité" are words of
     # every review, followed by such figures far more often than by a reference.
@@ -302,6 +324,21 @@ _PLATE_CUE = re.compile(
     r"(?i)\b(?:immatricul\w*|immat|plaques?|v[ée]hicule|voiture)\b"
     r"(?:\s+(?:d['’]\s*immatriculation|min[ée]ralogique))?[ \t]*(?:(?:n°|:|est|c['’]est)[ \t]*)?$"
 )
+# A product's code has a plate's shape ("modèle AB-123-CD", "réf. FG-456-HJ"): after a product
+# word it is no plate (after "réf" `_ORDER_KEYWORD` has already taken it as a reference).
+_PLATE_PRODUCT_CUE = re.compile(
+    r"(?i)\b(?:mod[èe]les?|r[ée]f(?:[ée]rences?)?|article|sku|produit|code[ \t]+(?:produit|article)"
+    r"|pi[èe]ce)\b\.?[ \t]*(?:(?:n°|no|nº|#|:)[ \t]*)?$"
+)
+# "voiture 206 CC 75 000 km", "véhicule 3008 GT 12 mois": a car model and its trim, then a
+# count, have the old FNI plate's shape. A plate is followed by no figure nor unit, and after
+# "voiture"/"véhicule" (words of a model as much as of a plate) a model number of Peugeot's
+# shape (206, 308, 3008) with a trim's letters is the model.
+_PLATE_COUNT_AFTER = re.compile(
+    r"[ \t]*(?:[.,]?\d|(?:kms?|ans?|mois|jours?|semaines?|ch|cv|chevaux|€|euros?)\b)", re.IGNORECASE
+)
+_CAR_MODEL = re.compile(r"[1-9]00?[0-9][ -]?(?:CC|SW|GT|RC|RS|XS|XT|XR|XE|SR|GL|GLX|XAD)\b")
+_PLATE_STRONG_CUE = re.compile(r"(?i)\b(?:immatricul\w*|immat|plaques?)\b")
 _HASH_ID = re.compile(r"(?<!\w)#\s?(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]{5,}\b")
 # Not 1234567,89; letters glued before the digits are the same reference ("12AB34567890" had
 # left "12AB").
@@ -320,6 +357,20 @@ _HONORIFIC = re.compile(
     r"|(?i:mmes?\.?|m(?:e|)lle\.?|monsieur|madame|mademoiselle|docteur|dr\.?|professeur))"
     r"\s+(?!(?i:et|ou)\s)"
     # "M. Van der Berg", "Mme Aïcha Ben Ali" (had kept "Ali"), "M. Karim El Amrani".
+    rf"({_WORD})(\s+(?:(?:van|von|der|den|La|Le|Ben|Bin|El|Al|Da|Di|Del|Della|Dos|De)\s+)*"
+    rf"{_NAME_WORD})?"
+)
+# "M" without its dot is a clothing size as often ("taille M Noir"): a title only after a
+# greeting, thanks or a sign-off ("Bonjour M Dupont", "Merci M Martin", "Cordialement, M
+# Durand") or joined to another title ("Mme et M Dupont"); the name groups are `_HONORIFIC`'s.
+_GREETING_WORDS = (
+    r"bonjour|bonsoir|bjr|bsr|slt|salut|coucou|hello|cher|ch[èe]re|attention\s+de|merci"
+    r"(?:\s+(?:beaucoup|encore|aussi|également|infiniment|bien))?(?:\s+[àa])?"
+)
+_HONORIFIC_M = re.compile(
+    # After a greeting, in lower case too: "bonjour m. dupont", "merci mr martin".
+    rf"(?:(?i:\b(?:{_GREETING_WORDS}|cordialement|salutations|sign[ée]))[ \t]*[,:]?[ \t]*"
+    r"(?:M|m\.?|mr\.?)|\bMmes?\.?[ \t]+et[ \t]+M)[ \t]+(?!(?i:et|ou)\s)"
     rf"({_WORD})(\s+(?:(?:van|von|der|den|La|Le|Ben|Bin|El|Al|Da|Di|Del|Della|Dos|De)\s+)*"
     rf"{_NAME_WORD})?"
 )
@@ -419,6 +470,22 @@ _SPOKE_TO = re.compile(
     r"(?i:\bj['’]ai\s+(?:eu|parlé\s+(?:à|avec)|appelé)|\bje\s+suis\s+tomb[ée]e?\s+sur)\s+"
     rf"({_LOWER_WORD}|{_TITLE_WORD})(?:\s+({_LOWER_WORD}|{_NAME_WORD}))?"
 )
+# Other places a name stands, in any case: the writer introducing themself ("bonjour, je suis
+# jean dupont", "moi c'est sophie"), a relative ("mon fils kevin", "ma femme Sylvie") and
+# staff named by what they did ("livrée par Kevin", "très bien conseillé par Sophie"). NER
+# missed the lone capitalised ones, and nothing read them in lower case; a known first name is
+# required ("je suis ravie", "livré par Chronopost", "ma fille adore" stay).
+_FAMILY_WORDS = (
+    r"(?:fils|fille|femme|mari|époux|épouse|conjointe?|compagnon|compagne|copain|copine|mère"
+    r"|père|maman|papa|frère|sœur|soeur|grand-mère|grand-père|belle-mère|beau-père|enfant"
+    r"|voisine?|amie?|neveu|nièce|oncle|tante|cousine?|collègue)"
+)
+_NAME_PLACE = re.compile(
+    r"(?i:\bje\s+suis|\bmoi\s*,?\s+c['’]est|\b(?:mon|ma|notre)\s+" + _FAMILY_WORDS + r"\s*,?"
+    r"|\b(?:livr|servi|accueilli|conseill|aid|dépann|renseign|reçu|pris\s+en\s+charge)\w*"
+    r"\s+par)\s+"
+    rf"({_LOWER_WORD}|{_TITLE_WORD})(?:[ \t]+({_LOWER_WORD}|{_NAME_WORD}))?"
+)
 # The capitalised cues' shapes, in lower case: thanks ("merci à nathalie"), sign-offs
 # ("cordialement, marie lefèvre"), "affaire à", "s'appelait", a role opening a sentence.
 _LOWER_CUE = re.compile(
@@ -427,6 +494,14 @@ _LOWER_CUE = re.compile(
     r"|\baffaire\s+[àa]|\bs['’]appel(?:le|ait|aient|lent))\s+"
     rf"({_LOWER_WORD})(?:\s+({_LOWER_WORD}))?"
     rf"|(?:^|(?<=[.!?;]\s))(?i:{_ROLE_WORDS})\s+({_LOWER_WORD})(?:\s+({_LOWER_WORD}))?"
+)
+# A greeting before a first name, in any case: "bonjour jean,", "Bonsoir Karim, merci",
+# "salut marc". NER leaves a lone name after a greeting as often as it takes it, and the rules
+# had no greeting cue; the name must be a known first name ("Bonjour à tous", "bonjour service
+# client", "Bonjour Orange" stay), a known or capitalised surname right after goes with it.
+_GREETING = re.compile(
+    r"(?i:\b(?:bonjour|bonsoir|bjr|bsr|slt|salut|coucou|hello|cher|ch[èe]re)\b)[ \t]*,?[ \t]*"
+    rf"({_LOWER_WORD}|{_TITLE_WORD})(?:[ \t]+({_LOWER_WORD}|{_NAME_WORD}))?"
 )
 # "le chauffeur s'appelle Karim": `_LOWER_CUE` reads lower case only and `_NAME_CUE` wants
 # "il"/"elle" before it (it takes any word); capitalised, a known first name ("l'appli
@@ -619,6 +694,7 @@ DEFAULT_KEEP = frozenset(
         "mademoiselle",
         "messieurs",
         "mesdames",
+        "dames",  # "Bonjour Messieurs Dames": NER took « Dames » for a name
         "docteur",
         "maître",
         "maitre",
@@ -823,7 +899,7 @@ def load_ner(name: str = "fr_core_news_sm") -> Any | None:
 
 
 def _compact(s: str) -> str:
-    return re.sub(r"[\s./_-]", "", s)
+    return re.sub(r"[\s./_,;:*|-]", "", s)
 
 
 def _spelt_digits(token: str) -> str:
@@ -1001,8 +1077,19 @@ class PiiMasker:
 
     @staticmethod
     def _plate(m: re.Match[str]) -> str:
-        if m.group("cued") and not _PLATE_CUE.search(m.string, max(0, m.start() - 40), m.start()):
+        before = max(0, m.start() - 40)
+        if _PLATE_PRODUCT_CUE.search(m.string, before, m.start()):
+            return m.group(0)  # "modèle AB-123-CD": a product's code
+        if not m.group("cued"):
+            return "<ID>"
+        cue = _PLATE_CUE.search(m.string, before, m.start())
+        if not cue:
             return m.group(0)
+        if m.group(0)[0].isdigit():  # the FNI shape, "1234 AB 75"
+            if _PLATE_COUNT_AFTER.match(m.string, m.end()):
+                return m.group(0)  # "voiture 206 CC 75 000 km"
+            if _CAR_MODEL.match(m.group(0)) and not _PLATE_STRONG_CUE.match(cue.group(0)):
+                return m.group(0)  # "ma voiture 206 CC 90"
         return "<ID>"
 
     @staticmethod
@@ -1108,6 +1195,14 @@ class PiiMasker:
             second = None  # "madame dupont Colis" : only the word right after the cue
         end = m.end(2) if second else m.end(1)
         return m.string[m.start() : m.start(1)] + "<PERSON>" + m.string[end : m.end()]
+
+    def _honorific_m(self, m: re.Match[str]) -> str:
+        """ "M" without its dot after a greeting: a capitalised word or a known name in lower
+        case ("bonjour m. dupont"); "Merci M pour…" stays."""
+        first = m.group(1)
+        if first[0].islower() and not self._known_name(first):
+            return m.group(0)
+        return self._honorific(m)
 
     def _name_cue(self, m: re.Match[str]) -> str:
         k = 1 if m.group(1) is not None else 3  # which alternative matched
@@ -1333,10 +1428,12 @@ class PiiMasker:
             text = _ID_DOC.sub(self._id_doc, text)
             text = _CARD_GROUPED.sub(self._card, text)
             text = _CARD.sub(self._card, text)
+            text = _CARD_ODD.sub(self._card, text)
             text = _CVV.sub(lambda m: m.group(1) + "<CVV>", text)
             text = _NIR.sub(self._nir, text)
             text = _FR_PHONE.sub("<PHONE>", text)
             text = _FR_PHONE_GROUPED.sub(self._fr_grouped, text)
+            text = _FR_PHONE_ODD.sub(self._fr_grouped, text)
             text = self._phones(text)
             text = _INTL_PHONE.sub("<PHONE>", text)
             text = _BE_PHONE.sub(self._be_phone, text)
@@ -1352,6 +1449,7 @@ class PiiMasker:
         text = self._spelt_phones(text)
         if self.config.names:
             text = _HONORIFIC.sub(self._honorific, text)
+            text = _HONORIFIC_M.sub(self._honorific_m, text)
             text = _ROLE.sub(self._role, text)
             text = _ROLE_OF.sub(self._role, text)
             text = _ROLE_OPENING.sub(self._role, text)
@@ -1359,9 +1457,11 @@ class PiiMasker:
             low = text.lower()
             if "j'" in low or "j’" in low or "je suis" in low:
                 text = _SPOKE_TO.sub(self._lower_name, text)
+            text = _NAME_PLACE.sub(self._lower_name, text)
             if "-" in text:
                 text = _COMPOUND_FIRST.sub(self._compound_first, text)
             text = _LOWER_CUE.sub(self._lower_cue, text)
+            text = _GREETING.sub(self._lower_name, text)
             text = _SIGN_OFF.sub(self._lower_name, text)
             text = _SIGN_OFF_INITIAL.sub(self._initial_sign_off, text)
             text = _LOWER_BEFORE_ROLE.sub(self._lower_before_role, text)
