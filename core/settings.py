@@ -268,10 +268,6 @@ class Settings(BaseSettings):
     # One encoder pass per document (sentiment, theme vectors, clause polarities); False runs
     # the former three-pass path (kept as the benchmarks' reference).
     one_pass: bool = True
-    # Batches analysed at once by analyze / enrich / backtest (core.overlap): with 2, one
-    # batch's Python work (rules, pooling, language) runs while the other's encoder pass uses
-    # the cores. 1: one batch after the other. Encoder backends only.
-    analysis_in_flight: int = Field(default=2, ge=1, le=8)
     # Lemmas for the theme rules: "lookup" (spaCy's lemma table, no tagger) or "spacy".
     lemmatizer: Literal["lookup", "spacy"] = "lookup"
     taxonomy_path: Path | None = None  # None: the packaged e-commerce taxonomy

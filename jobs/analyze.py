@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from core.analysis import analysis_record
-from core.overlap import overlapped
 from nlp.analyzer import Analyzer
 from nlp.errors import VerbatimError
 from nlp.text.normalize import normalize_text
@@ -261,10 +260,8 @@ def analyze_stream(
     batch_size: int = 256,
     text_field: str = "text",
     max_chars: int = 20_000,
-    in_flight: int = 1,
 ) -> AnalyzeSummary:
-    """Analyze JSONL from `src` into `dst`, keeping order; only `in_flight` batches are held
-    in memory (analysed at once: see core.overlap)."""
+    """Analyze JSONL from `src` into `dst`, keeping order; only one batch is held in memory."""
     return _analyze_records(
         analyzer,
         ((n, *_parse_line(line, text_field)) for n, line in iter_lines(src)),
@@ -272,7 +269,6 @@ def analyze_stream(
         batch_size=batch_size,
         text_field=text_field,
         max_chars=max_chars,
-        in_flight=in_flight,
     )
 
 
@@ -294,27 +290,14 @@ def _analyze_records(
     batch_size: int = 256,
     text_field: str = "text",
     max_chars: int = 20_000,
-    in_flight: int = 1,
 ) -> AnalyzeSummary:
     summary = AnalyzeSummary()
-    Batch = list[tuple[int, dict[str, Any], str | None]]
+    batch: list[tuple[int, dict[str, Any], str | None]] = []
 
-    def batches() -> Iterator[Batch]:
-        batch: Batch = []
-        for record in records:
-            summary.total += 1
-            batch.append(record)
-            if len(batch) >= batch_size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-
-    def analyze_batch(batch: Batch) -> dict[int, dict[str, Any] | str]:
-        """Line index -> its analysis record, or why it failed."""
+    def flush() -> None:
         good = [(i, row) for i, (_, row, err) in enumerate(batch) if err is None]
         texts = [row[text_field][:max_chars] for _, row in good]
-        results: dict[int, dict[str, Any] | str] = {}
+        results: dict[int, dict[str, Any]] = {}
         if texts:
             try:
                 docs = analyzer.analyze(texts)
@@ -325,21 +308,26 @@ def _analyze_records(
                         doc = analyzer.analyze([row[text_field][:max_chars]])[0]
                         results[i] = analysis_record(doc)
                     except Exception as exc:  # noqa: BLE001
-                        results[i] = f"analysis failed: {exc}"
-        return results
-
-    for batch, results in overlapped(analyze_batch, batches(), in_flight):
+                        batch[i] = (batch[i][0], row, f"analysis failed: {exc}")
         for i, (line_no, row, err) in enumerate(batch):
-            result = results.get(i)
-            if err is None and isinstance(result, dict):
-                dst.write(json.dumps(_merge(row, result), ensure_ascii=False) + "\n")
+            if err is None and i in results:
+                dst.write(json.dumps(_merge(row, results[i]), ensure_ascii=False) + "\n")
                 summary.analyzed += 1
             else:
                 out = dict(row)
-                out["error"] = err or result or "analysis failed"
+                out["error"] = err or "analysis failed"
                 out.setdefault("line", line_no)
                 dst.write(json.dumps(out, ensure_ascii=False) + "\n")
                 summary.note_error(line_no)
+        batch.clear()
+
+    for line_no, row, err in records:
+        summary.total += 1
+        batch.append((line_no, row, err))
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
     return summary
 
 
@@ -397,11 +385,10 @@ def analyze_file(
     text_field: str = "text",
     max_chars: int = 20_000,
     encoding: str = "utf-8",
-    in_flight: int = 1,
 ) -> AnalyzeSummary:
     """Analyze a JSONL or CSV file (format from the name, else the content; "-": JSONL on
     stdin) into JSONL at `output_path` ("-": stdout), written whole or not at all (see
-    `atomic_output`). `in_flight` batches are analysed at once (core.overlap)."""
+    `atomic_output`)."""
 
     from jobs.readers import (
         ReaderError,
@@ -429,11 +416,7 @@ def analyze_file(
     out: contextlib.AbstractContextManager[IO[str]] = (
         contextlib.nullcontext(sys.stdout) if is_stdout(output_path) else atomic_output(output_path)
     )
-    options: dict[str, Any] = {
-        "batch_size": batch_size,
-        "max_chars": max_chars,
-        "in_flight": in_flight,
-    }
+    options: dict[str, Any] = {"batch_size": batch_size, "max_chars": max_chars}
     with out as dst:
         if fmt == "csv":
             column, records = _csv_records(input_path, text_field, encoding)

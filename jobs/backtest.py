@@ -51,7 +51,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from core.overlap import overlapped
 from core.store import InvalidValue, Rejection, parse_datetime, prepare_feedback, utcnow
 from jobs.analyze import OutputError, atomic_output, check_not_input, is_stdout
 from jobs.ingest import MappingError, resolve_mapping
@@ -559,11 +558,9 @@ def run_backtest(
     encoding: str = "utf-8",
     now: datetime | None = None,
     max_text_chars: int = MAX_TEXT_CHARS,
-    in_flight: int = 1,
 ) -> BacktestResult:
     """Replay `feed` and write alerts to `output` (JSONL, written whole or not at all).
-    `analyzer` has `.analyze(texts)`; `in_flight` batches are analysed at once
-    (core.overlap). Raises FeedError / OutputError (VerbatimError) when the
+    `analyzer` has `.analyze(texts)`. Raises FeedError / OutputError (VerbatimError) when the
     feed cannot be replayed or `output` is the feed itself."""
     warn = warn or (lambda msg: print(msg, file=sys.stderr))
     check_output(feed, output)
@@ -578,10 +575,8 @@ def run_backtest(
         reasons=dict(reader.reasons),
     )
     analyses: list[Any] = []
-    step = max(batch_size, 1)
-    texts = ([r.text for r in rows[i : i + step]] for i in range(0, len(rows), step))
-    for _, docs in overlapped(analyzer.analyze, texts, in_flight):
-        analyses.extend(docs)
+    for i in range(0, len(rows), max(batch_size, 1)):
+        analyses.extend(analyzer.analyze([r.text for r in rows[i : i + batch_size]]))
     result.not_aggregated = sum(r.language not in AGGREGATED_LANGUAGES for r in rows)
     if result.not_aggregated:
         warn(

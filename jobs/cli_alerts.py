@@ -168,7 +168,6 @@ def register(app: typer.Typer) -> None:
         settings = _settings()
         tax = _taxonomy(taxonomy, settings)
         from core.analysis import build_analyzer
-        from core.overlap import analysis_in_flight
 
         analyzer = build_analyzer(settings, backend=backend, taxonomy=tax)
         result = run_backtest(
@@ -184,7 +183,6 @@ def register(app: typer.Typer) -> None:
             config=DetectorConfig(warmup_days=settings.detection_warmup_days),
             max_text_chars=settings.max_text_chars,
             encoding=encoding,
-            in_flight=analysis_in_flight(analyzer, settings.analysis_in_flight),
         )
         typer.echo(
             f"read {result.read} row(s): {result.rows} verbatim(s) over {result.days} day(s), "

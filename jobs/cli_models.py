@@ -69,9 +69,6 @@ def register(app: typer.Typer) -> None:
             check_encoding_name(encoding)
         except ReaderError as exc:
             raise fail(str(exc)) from None
-        from core.overlap import analysis_in_flight
-        from core.settings import load_settings
-
         analyzer = _analyzer(taxonomy, themes_model, backend)
         try:
             summary = analyze_file(
@@ -81,7 +78,6 @@ def register(app: typer.Typer) -> None:
                 batch_size=batch_size,
                 text_field=text_field,
                 encoding=encoding,
-                in_flight=analysis_in_flight(analyzer, load_settings().analysis_in_flight),
             )
         except KeyboardInterrupt as exc:
             raise fail(

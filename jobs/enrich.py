@@ -1,14 +1,13 @@
 """`verbatim enrich`: analyse stored feedback not analysed yet, batch by batch.
 
 Each batch writes its analyses, theme mentions and the `analyzed` flags in one transaction, so
-an interrupted run simply continues with the rows still marked `analyzed=False`. Two batches are
-analysed at once (core.overlap); they are stored one after the other, in id order.
+an interrupted run simply continues with the rows still marked `analyzed=False`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -18,7 +17,6 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from core.db import lock_aggregates, session_scope
 from core.models import CORRECTION_MODEL, Analysis, Embedding, Feedback
-from core.overlap import analysis_in_flight, overlapped
 from core.settings import Settings
 from core.store import as_utc, language_columns, store_analyses, utcnow
 from jobs.progress import ProgressLog
@@ -244,40 +242,27 @@ def enrich(
     if reanalyze:
         prepare_reanalysis(sessions, version, result)
     progress = _progress_log(sessions, limit)
-
-    def pending_batches() -> Iterator[list[Any]]:
-        """Verbatims to analyse, `size` at a time in id order, up to `limit` in all. Each
-        batch is read in its own short transaction: up to `in_flight` are being analysed
-        while the previous one is stored."""
-        cursor, taken = 0, 0
-        while limit is None or taken < limit:
-            take = size if limit is None else min(size, limit - taken)
-            with session_scope(sessions) as session:
-                rows = session.execute(
-                    select(Feedback.id, Feedback.text, Feedback.created_at, Feedback.customer_key)
-                    .where(Feedback.analyzed.is_(False), Feedback.id > cursor)
-                    .order_by(Feedback.id)
-                    .limit(take)
-                ).all()
-            if not rows:
-                return
-            cursor = rows[-1].id
-            taken += len(rows)
-            yield list(rows)
-
-    def analyze_rows(rows: list[Any]) -> list[Any]:
-        return _analyze(analyzer, [r.text for r in rows])
-
-    in_flight = analysis_in_flight(analyzer, settings.analysis_in_flight)
-    for rows, docs in overlapped(analyze_rows, pending_batches(), in_flight):
-        failed = [r.id for r, d in zip(rows, docs, strict=True) if d is None]
-        if failed:
-            # Left analyzed=False (retried on the next run); the cursor moves past them.
-            result.failed += len(failed)
-            log.warning("analyzer failed on feedback ids %s", failed[:20])
-            pairs = [(r, d) for r, d in zip(rows, docs, strict=True) if d is not None]
-            rows, docs = [r for r, _ in pairs], [d for _, d in pairs]
+    cursor = 0
+    while limit is None or result.analyzed < limit:
+        take = size if limit is None else min(size, limit - result.analyzed)
         with session_scope(sessions) as session:
+            rows = session.execute(
+                select(Feedback.id, Feedback.text, Feedback.created_at, Feedback.customer_key)
+                .where(Feedback.analyzed.is_(False), Feedback.id > cursor)
+                .order_by(Feedback.id)
+                .limit(take)
+            ).all()
+            if not rows:
+                break
+            cursor = rows[-1].id
+            docs = _analyze(analyzer, [r.text for r in rows])
+            failed = [r.id for r, d in zip(rows, docs, strict=True) if d is None]
+            if failed:
+                # Left analyzed=False (retried on the next run); the cursor moves past them.
+                result.failed += len(failed)
+                log.warning("analyzer failed on feedback ids %s", failed[:20])
+                pairs = [(r, d) for r, d in zip(rows, docs, strict=True) if d is not None]
+                rows, docs = [r for r, _ in pairs], [d for _, d in pairs]
             recurrent = _recurrent(session, rows)
             result.days.update(as_utc(r.created_at).date() for r in rows)
             stored = store_analyses(
