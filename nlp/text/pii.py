@@ -364,7 +364,10 @@ _HONORIFIC = re.compile(
 # greeting, thanks or a sign-off ("Bonjour M Dupont", "Merci M Martin", "Cordialement, M
 # Durand") or joined to another title ("Mme et M Dupont"); the name groups are `_HONORIFIC`'s.
 _GREETING_WORDS = (
-    r"bonjour|bonsoir|bjr|bsr|slt|salut|coucou|hello|cher|ch[èe]re|attention\s+de|merci"
+    r"bonjour|bonsoir|bjr|bsr|slt|salut|coucou|hello|attention\s+de"
+    # "Cher M Dupont" opens a letter, "pas cher M Noir" is a price and a size: after a word,
+    # "cher" is the adjective (a greeting before it still makes it one: "Bonjour cher M …").
+    r"|(?:(?:bonjour|bonsoir|hello)[ \t]+|(?<![\w'’][ \t]))(?:cher|ch[èe]re)|merci"
     r"(?:\s+(?:beaucoup|encore|aussi|également|infiniment|bien))?(?:\s+[àa])?"
 )
 _HONORIFIC_M = re.compile(
@@ -1143,6 +1146,18 @@ class PiiMasker:
         return "<PHONE>" if ok else raw
 
     @staticmethod
+    def _fr_odd(m: re.Match[str]) -> str:
+        """`_FR_PHONE_ODD`: as `_fr_grouped`, but groups in even steps ("tomes 01,02,03,04,05",
+        "épisodes 06,07,08,09,10") are a list, which a comma separates far more often than a
+        phone's groups; after a phone word ("tel 01,02,03,04,05") it is the number."""
+        groups = [int(g) for g in re.findall(r"\d{2}", m.group(0))]
+        steps = {b - a for a, b in zip(groups, groups[1:], strict=False)}
+        cued = _PHONE_CUE.search(m.string, max(0, m.start() - 40), m.start())
+        if len(steps) == 1 and min(steps) > 0 and not cued:
+            return m.group(0)
+        return PiiMasker._fr_grouped(m)
+
+    @staticmethod
     def _be_phone(m: re.Match[str]) -> str:
         """Nine digits in a Belgian grouping. After a phone word ("tel", "appelez le", "au") a
         possible Belgian number is a phone; after an order word ("commande 02 512 34 56") it is
@@ -1433,7 +1448,7 @@ class PiiMasker:
             text = _NIR.sub(self._nir, text)
             text = _FR_PHONE.sub("<PHONE>", text)
             text = _FR_PHONE_GROUPED.sub(self._fr_grouped, text)
-            text = _FR_PHONE_ODD.sub(self._fr_grouped, text)
+            text = _FR_PHONE_ODD.sub(self._fr_odd, text)
             text = self._phones(text)
             text = _INTL_PHONE.sub("<PHONE>", text)
             text = _BE_PHONE.sub(self._be_phone, text)
