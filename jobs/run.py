@@ -213,17 +213,40 @@ def _run(
         analyzer_factory=analyzer_factory,
     )
     with session_scope(sessions) as session:
-        days: set[date] | None = summary.enriched.days or set()
-        if _needs_full(session):
-            days = None
+        days = _days_to_aggregate(session, summary.enriched.days)
         summary.aggregated_rows = aggregate(session, days=days)
+        if days is not None and _needs_full(session):
+            summary.aggregated_rows = aggregate(session, days=None)
     summary.detected, summary.delivered = post_aggregate_steps(settings, sessions, stop)
     return summary
 
 
+def _days_to_aggregate(session: Session, analysed: set[date]) -> set[date] | None:
+    """The days this run analysed, and those of every analysis stored since the aggregates'
+    last rebuild by anything else: a standalone `verbatim enrich --reanalyze` (a re-scored
+    verbatim changes no count, so `_needs_full` cannot see it), the API, a run that stopped
+    before this step. None (every day) when nothing was ever aggregated."""
+    from sqlalchemy import func, select
+
+    from core.aggregate import feedback_day
+    from core.models import AggregateChange, Analysis, Feedback
+
+    last = session.scalar(select(func.max(AggregateChange.changed_at)))
+    if last is None:
+        return None
+    since = session.scalars(
+        select(feedback_day(session))
+        .select_from(Analysis)
+        .join(Feedback, Feedback.id == Analysis.feedback_id)
+        .where(Analysis.analyzed_at > last)
+        .distinct()
+    )
+    return analysed | set(since)
+
+
 def _needs_full(session: Session) -> bool:
-    """Aggregates out of step with the analysed verbatims (first run, or a run that stopped
-    between enrich and aggregate): recompute every day, not only the days just analysed."""
+    """Aggregates still out of step with the analysed verbatims after the days above were
+    recomputed (a verbatim deleted, a rebuild lost): recompute every day."""
     from sqlalchemy import func, select
 
     from core.models import DailyAggregate, Feedback

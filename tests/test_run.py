@@ -475,3 +475,51 @@ def test_enrich_interrupted_then_resumed(
     session.expire_all()
     assert _count(session, Analysis) == count
     assert _count(session, Feedback, Feedback.analyzed.is_(False)) == 0
+
+
+def test_run_recomputes_the_days_of_analyses_stored_since_the_last_rebuild(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session, analyzer
+) -> None:
+    """A standalone `verbatim enrich --reanalyze` (or the API) stores analyses that no run
+    aggregated: re-scored verbatims change no count, so the scheduler's next `verbatim run`
+    found the aggregates "in step" and kept the old figures for ever. It recomputes their
+    days, and only theirs."""
+    from sqlalchemy import update
+
+    from core.db import session_scope
+    from core.store import utcnow
+
+    path = tmp_path / "f.csv"
+    path.write_text(
+        "text,date\n"
+        "Colis jamais reçu vraiment nul,2026-11-01\n"
+        "Impeccable produit conforme et rapide,2026-11-02\n"
+        "Produit correct livraison rapide,2026-11-03\n"
+    )
+    settings = settings.model_copy(update={"sources": [SourceConfig(path=path, source="s")]})
+    run_pipeline(settings, sessions, analyzer=analyzer)
+
+    def negatives() -> dict[date, int]:
+        session.expire_all()
+        rows = session.execute(
+            select(DailyAggregate.day, DailyAggregate.negatives).where(DailyAggregate.theme == "*")
+        )
+        return dict(rows.all())
+
+    before = negatives()
+    assert before[date(2026, 11, 2)] == 0
+    with session_scope(sessions) as s:  # what a re-analysis by a retrained model stores
+        s.execute(
+            update(Analysis)
+            .where(Analysis.feedback_id == 2)
+            .values(sentiment="negative", analyzed_at=utcnow())
+        )
+    again = run_pipeline(settings, sessions, analyzer=analyzer)
+    assert again.enriched.analyzed == 0
+    after = negatives()
+    assert after[date(2026, 11, 2)] == 1
+    assert after[date(2026, 11, 1)] == before[date(2026, 11, 1)]
+    # Only that day was recomputed; a run with nothing new recomputes nothing.
+    that_day = select(func.count()).where(DailyAggregate.day == date(2026, 11, 2))
+    assert again.aggregated_rows == session.scalar(that_day)
+    assert run_pipeline(settings, sessions, analyzer=analyzer).aggregated_rows == 0
