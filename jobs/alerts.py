@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
@@ -66,6 +66,10 @@ class DeliveryResult:
     left: int = 0  # due but not reached: a stop was requested (they stay pending)
     waiting: int = 0  # pending, due later (a retry's backoff, a digest held to its hour)
     next_due: datetime | None = None  # the earliest of those
+    # Deferred for want of a usable webhook (none for the route nor "default", or not a URL):
+    # why -> how many. Said by a warning: "deferred (retried later)" alone hid that no run
+    # will deliver them before the setting is fixed.
+    unrouted: dict[str, int] = field(default_factory=dict)
     stopped: bool = False
     printed: list[dict[str, Any]] = field(default_factory=list)
 
@@ -309,6 +313,23 @@ def deliver_pending(
             if at is not None and at > now
         ]
         result.waiting, result.next_due = len(later), min(later, default=None)
+        # An incident's revisions go to its channel in order: one whose earlier revision is
+        # still undelivered (in its backoff after a 5xx: Slack down) waits for it. Else the
+        # escalation queued meanwhile went first, and the opening message hours after it.
+        earliest: dict[tuple[int, str], int] = {
+            (inc, route): rev
+            for inc, route, rev in session.execute(
+                select(
+                    OutboxMessage.incident_id, OutboxMessage.route, func.min(OutboxMessage.revision)
+                )
+                .where(
+                    OutboxMessage.incident_id.is_not(None),
+                    OutboxMessage.status.in_(("pending", "sending", "posting")),
+                )
+                .group_by(OutboxMessage.incident_id, OutboxMessage.route)
+            )
+            if inc is not None
+        }
     if dry_run:
         from jobs.digest import DIGEST_ROUTE, period_of  # digest imports this module
 
@@ -333,11 +354,17 @@ def deliver_pending(
         return result
     own_client = client is None
     client = client or httpx.Client()
+    due_keys = {(inc, route, rev) for _i, route, _s, _p, _a, _al, rev, inc in due}
+    # Incidents (and routes) whose first undelivered revision is not posted in this run.
+    held = {key for key, rev in earliest.items() if (*key, rev) not in due_keys}
     try:
-        for done, (row_id, route, status, payload, attempts, _alert, _rev, _inc) in enumerate(due):
+        for done, (row_id, route, status, payload, attempts, _alert, _rev, inc) in enumerate(due):
             if stop is not None and stop():
                 result.stopped, result.left = True, len(due) - done
                 break
+            if inc is not None and (inc, route) in held:
+                result.deferred += 1  # pending, untouched: after the earlier revision
+                continue
             outcome, _error = _deliver_row(
                 settings,
                 sessions,
@@ -352,9 +379,21 @@ def deliver_pending(
                 attempts,
             )
             setattr(result, outcome, getattr(result, outcome) + 1)
+            problem = _route_problem(route, webhook_for(settings, route))
+            if outcome == "deferred" and problem is not None:
+                result.unrouted[problem] = result.unrouted.get(problem, 0) + 1
+            if inc is not None and outcome in ("deferred", "skipped"):
+                held.add((inc, route))
     finally:
         if own_client:
             client.close()
+    for problem, n in sorted(result.unrouted.items()):
+        log.warning(
+            "%d message(s) not sent, kept pending until the setting is fixed: %s "
+            "(slack_webhooks.<team>, or .default)",
+            n,
+            problem,
+        )
     if result.stopped:
         log.warning(
             "alert delivery stopped on request: %d sent, %d left pending for the next run",

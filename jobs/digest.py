@@ -116,7 +116,13 @@ def build_digest(
             f"{round(total.negative_share * 100)} % négatifs{change}"
         )
     else:  # not "0 % négatifs (-62 pts)": an empty week is an ingestion to check
-        before = "la semaine précédente" if days == 7 else f"les {days} jours précédents"
+        before = (
+            "la semaine précédente"
+            if days == 7
+            else "la veille"
+            if days == 1
+            else f"les {days} jours précédents"
+        )
         headline = (
             f"Aucun verbatim sur la période ({_num(total.previous_volume)} {before}) : "
             "vérifier l'ingestion des sources"
@@ -128,7 +134,8 @@ def build_digest(
     mover_lines = _fit(
         "*Thèmes en hausse*\n",
         [
-            f"• *{_label(r.label)}* : {_num(r.previous_volume)} → {_num(r.volume)} mentions "
+            f"• *{_label(r.label)}* : {_num(r.previous_volume)} → {_num(r.volume)} "
+            f"mention{'s' if r.volume > 1 else ''} "
             f"({'nouveau' if r.volume_change is None else f'{r.volume_change * 100:+.0f} %'}), "
             f"{r.negative_share * 100:.0f} % négatives"
             for r in movers
@@ -191,15 +198,20 @@ def _fit(heading: str, lines: list[str], total: int) -> list[str]:
     kept: list[str] = []
     size = len(heading)
     for i, line in enumerate(lines):
-        more = f"… et {total - i - 1} autres" if total > i + 1 else ""
-        rest = f"… et {total - i} autres"
+        more = _others(total - i - 1) if total > i + 1 else ""
+        rest = _others(total - i)
         if size + len(line) + 1 + len(more) + 1 > SECTION_CHARS:
             return [*kept, rest]
         kept.append(line)
         size += len(line) + 1
     if total > len(lines):
-        kept.append(f"… et {total - len(lines)} autres")
+        kept.append(_others(total - len(lines)))
     return kept
+
+
+def _others(n: int) -> str:
+    """The line that counts the items left out: « … et 1 autre » (not « 1 autres »)."""
+    return f"… et {n} autre{'s' if n > 1 else ''}"
 
 
 def _incident_label(session: Session, taxonomy: Taxonomy, theme: str) -> tuple[str, str]:

@@ -74,18 +74,22 @@ def find_open(
     session: Session, themes: Sequence[str], first: date, last: date, gap: int
 ) -> Incident | None:
     """The live incident of the theme (`themes`: its id and former ids, so an incident opened
-    before a rename or merge is found) whose days, widened by `gap`, overlap [first, last]."""
+    before a rename or merge is found) whose days, widened by `gap`, overlap [first, last].
+    One the detector resolved counts too (an open one first): its episodes reopen on a signal
+    within that gap (`nlp.spikes.update_episodes`), so the spike is back, not a new one."""
     rows = session.execute(
         select(Incident)
         .where(
             Incident.theme.in_(themes),
-            Incident.status.in_(("open", "acknowledged")),
+            Incident.status.in_(("open", "acknowledged"))
+            | ((Incident.status == "resolved") & (Incident.resolved_by == "detector")),
             Incident.first_day <= last + timedelta(days=gap),
             Incident.last_day >= first - timedelta(days=gap),
         )
         .order_by(Incident.last_day.desc())
     ).scalars()
-    return next(iter(rows), None)
+    found = list(rows)
+    return next((i for i in found if i.status != "resolved"), next(iter(found), None))
 
 
 def attach(
@@ -157,6 +161,12 @@ def attach(
     if taxonomy_version is not None:
         inc.taxonomy_version = taxonomy_version
     alert.incident_id = inc.id
+    if alert.status == "open" and inc.status == "resolved" and inc.resolved_by == "detector":
+        # Quiet for the cooldown at a day's first tick, the spike back at a later one (or late
+        # rows): its alert reopened in an incident left "resolved" for good (never closed nor
+        # reopened again, out of the digest) and the day's other signals opened a second one.
+        inc.status = "acknowledged" if inc.acknowledged_by is not None else "open"
+        inc.resolved_by = inc.resolved_at = None
     if inc.historical and fresh:
         inc.historical = False  # history that continues into live days: now worth telling
     if inc.historical:

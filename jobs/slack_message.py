@@ -49,6 +49,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "drivers": "Ce qui tire la hausse :",
         "driver": "{pct} % des mentions supplémentaires : {field} « {value} »",
         "channels": "Par canal :",
+        "channel": "• {channel} : {figures}",
+        "channel_count": "{kind} {observed:.0f} contre {expected:.1f}",
+        "channel_share": "{kind} {observed:.0%} contre {expected:.0%}",
         "incident": "Incident n° {id}",
         "field_channel": "canal",
         "field_source": "source",
@@ -82,6 +85,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "drivers": "What drives the rise:",
         "driver": "{pct}% of the extra mentions: {field} “{value}”",
         "channels": "By channel:",
+        "channel": "• {channel}: {figures}",
+        "channel_count": "{kind} {observed:.0f} vs {expected:.1f}",
+        "channel_share": "{kind} {observed:.0%} vs {expected:.0%}",
         "incident": "Incident #{id}",
         "field_channel": "channel",
         "field_source": "source",
@@ -251,12 +257,17 @@ def build_incident_payload(
     if channels:
         parts = []
         for ch, kinds in sorted(channels.items()):
+            # As the lines above it: a negative share in %, counts the French way in French
+            # (not « négativité 0.786 vs 0.338 » under « 79 % de négatifs contre 34 % »).
             desc = ", ".join(
-                f"{t.get(f'kinds_{k}', k)} {float(s.get('observed', 0)):.3g} "
-                f"vs {float(s.get('expected', 0)):.3g}"
+                t["channel_share" if k == "negativity" else "channel_count"].format(
+                    kind=t.get(f"kinds_{k}", k),
+                    observed=_number(float(s.get("observed", 0)), language),
+                    expected=_number(float(s.get("expected", 0)), language),
+                )
                 for k, s in sorted(kinds.items())
             )
-            parts.append(f"• {ch} : {desc}")
+            parts.append(t["channel"].format(channel=ch, figures=desc))
         blocks.append(
             {
                 "type": "section",

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -429,6 +429,40 @@ def test_not_due_messages_wait_for_next_attempt(wired) -> None:
     assert later.next_due > datetime.now(UTC) + timedelta(seconds=300)
 
 
+def test_an_escalation_waits_for_its_incidents_opening_message(wired) -> None:
+    """Slack down when the incident opened: its message waited for its backoff (5 minutes,
+    then 10, 20 … up to 6 hours) while the escalation queued meanwhile went at the next run,
+    Slack back: the team read « Incident aggravé (rév. 2) » first, and the opening message,
+    with its older figures, after it. An incident's revisions go to its channel in order."""
+    settings, sessions, server = wired
+    server.script = [(503, {})] * 3
+    run_detect(settings, sessions)
+    slow = DeliveryPolicy(backoff_base_s=0.01, attempts_per_run=3, later_base_s=600)
+    assert deliver_pending(settings, sessions, policy=slow).deferred == 1
+    with sessions() as s:
+        first = s.execute(select(OutboxMessage)).scalar_one()
+        s.add(
+            OutboxMessage(
+                incident_id=first.incident_id,
+                revision=2,
+                route=first.route,
+                payload={"text": "Incident aggravé (rév. 2)"},
+                status="pending",
+                attempts=0,
+            )
+        )
+        s.commit()
+    held = deliver_pending(settings, sessions, policy=slow)
+    assert held.sent == 0 and len(server.requests) == 3  # the escalation waits its turn
+    with sessions() as s:
+        assert s.execute(select(OutboxMessage.status)).scalars().all() == ["pending"] * 2
+        s.execute(update(OutboxMessage).values(next_attempt_at=None))  # the backoff is over
+        s.commit()
+    assert deliver_pending(settings, sessions, policy=slow).sent == 2
+    texts = [r["body"]["text"] for r in server.requests[3:]]
+    assert texts[0].startswith("Incident de gravité") and texts[1] == "Incident aggravé (rév. 2)"
+
+
 def test_client_error_is_permanent(wired) -> None:
     settings, sessions, server = wired
     server.script = [(404, {})]
@@ -534,6 +568,24 @@ def test_dry_run_sends_nothing(wired) -> None:
     assert json.loads(printed[0])["payload"]["blocks"]
     with sessions() as s:
         assert s.execute(select(OutboxMessage.status)).scalar_one() == "pending"
+
+
+def test_a_message_without_a_webhook_says_why_it_waits(
+    wired, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No webhook for the team nor "default": `verbatim alert` said "0 sent, 1 deferred
+    (retried later)" and nothing else, run after run, though no run could deliver it."""
+    settings, sessions, server = wired
+    settings.slack_webhooks = {}
+    assert run_detect(settings, sessions).queued == 1
+    with caplog.at_level("WARNING", logger="jobs.alerts"):
+        res = deliver_pending(settings, sessions, policy=FAST)
+    assert (res.sent, res.deferred) == (0, 1) and server.requests == []
+    problem = "no webhook configured for route 'logistics' nor 'default'"
+    assert res.unrouted == {problem: 1}
+    assert any(
+        problem in r.getMessage() and "1 message(s)" in r.getMessage() for r in caplog.records
+    )
 
 
 def test_cli_detect_and_alert(wired, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -578,6 +578,40 @@ def test_long_digest_stays_within_slack_block_limits(
     assert "…" in incidents.split("\n")[1]  # the long label and value are clipped
 
 
+def test_digest_counts_in_french_singulars(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """Eleven incidents in progress listed ten and « … et 1 autres »; an empty day compared
+    with « les 1 jours précédents »."""
+    from core.db import session_scope
+    from core.models import Incident
+
+    seed(sessions)
+    with session_scope(sessions) as session:
+        live = session.query(Incident).one()
+        for _ in range(10):
+            session.add(
+                Incident(
+                    theme=live.theme,
+                    status="open",
+                    first_day=live.first_day,
+                    last_day=live.last_day,
+                    severity="medium",
+                    kinds=["volume"],
+                    created_at=live.created_at,
+                    updated_at=live.updated_at,
+                )
+            )
+    tax = load_taxonomy(None)
+    text = send_digest(settings, sessions, tax, dry_run=True).digest.payload["text"]
+    assert "Incidents en cours (11)" in text and text.count("\n• ") >= 10
+    assert "… et 1 autre\n" in text and "1 autres" not in text
+    day = send_digest(
+        settings, sessions, tax, dry_run=True, days=1, end=LAST_DAY + timedelta(days=1)
+    ).digest.payload["blocks"][1]["text"]["text"]
+    assert re.match(r"Aucun verbatim sur la période \(\d+ la veille\) : ", day), day
+
+
 def test_scheduled_digest_of_a_stalled_feed_says_the_week_was_empty(
     settings: Settings, sessions: sessionmaker[Session], slack: tuple[Slack, str]
 ) -> None:

@@ -531,3 +531,39 @@ def test_a_same_day_rise_of_one_level_is_told_once(
     run_detect(settings, sessions)
     run_detect(settings, sessions)
     assert told()[2:] == ["Incident aggravé (rév. 3) — gravité critique"]
+
+
+def test_a_spike_back_on_the_day_its_incident_resolved_continues_that_incident(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """The scheduler's first tick of a day found the theme quiet for the whole cooldown and
+    the detector resolved the incident; later ticks of the same day saw the spike again. Its
+    alert reopened in the incident that stayed "résolu" for good (never closed nor reopened,
+    out of the digest), and the day's other signal opened a second incident and messages."""
+    from core.models import OutboxMessage
+
+    settings.retheme_days = 0
+    feed = Feed(sessions)
+    start = TODAY - timedelta(days=66)
+    for i in range(60):
+        feed.day(start + timedelta(days=i))
+    run_detect(settings, sessions, today=TODAY - timedelta(days=7))
+    spike = TODAY - timedelta(days=6)
+    for i in range(5):  # the spike, then quiet days; the first tick of the fifth: quiet
+        day = spike + timedelta(days=i)
+        feed.day(day, extra_packaging=30 if i == 0 else 0)
+        run_detect(settings, sessions, today=day)
+    with session_scope(sessions) as s:
+        inc = s.execute(select(Incident).where(Incident.theme == "emballage")).scalar_one()
+        assert (inc.status, inc.resolved_by) == ("resolved", "detector")
+        inc_id = inc.id
+    feed.day(spike + timedelta(days=4), extra_packaging=30)  # the day's later verbatims
+    run_detect(settings, sessions, today=spike + timedelta(days=4))
+    with session_scope(sessions) as s:
+        (inc,) = s.execute(select(Incident).where(Incident.theme == "emballage")).scalars()
+        assert inc.id == inc_id and inc.status == "open" and inc.resolved_by is None
+        assert inc.last_day == spike + timedelta(days=4)
+        statuses = s.execute(select(Alert.status).where(Alert.incident_id == inc_id)).scalars()
+        assert "open" in set(statuses)
+        messages = s.execute(select(OutboxMessage).where(OutboxMessage.incident_id == inc_id))
+        assert [m.revision for m in messages.scalars()] == list(range(1, inc.revision + 1))

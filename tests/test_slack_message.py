@@ -145,3 +145,35 @@ def test_negativity_points_are_the_difference_of_the_percentages_shown() -> None
     # The other way round: 61,6 % and 28,4 % are shown 62 % and 28 %, so +34, not +33.
     half = build_payload(replace(neg, observed=0.616, expected=0.284), [], "http://d")["text"]
     assert "62\u202f% de négatifs contre 28\u202f% d'habitude (+34 points)" in half, half
+
+
+def test_per_channel_breakdown_reads_as_the_lines_above_it() -> None:
+    """« Par canal : • review : négativité 0.786 vs 0.338, volume 23 vs 4.12 » under « 79 % de
+    négatifs contre 34 % »: a share as a bare decimal, with a point, in the French message."""
+    incident = Incident(
+        id=7,
+        theme="emballage",
+        team="logistics",
+        first_day=date(2026, 11, 2),
+        last_day=date(2026, 11, 3),
+        severity="critical",
+        revision=1,
+        kinds=["volume", "negativity"],
+        signals={
+            "volume": {"observed": 33, "expected": 6.21},
+            "channels": {
+                "review": {
+                    "volume": {"observed": 23, "expected": 4.125},
+                    "negativity": {"observed": 0.786, "expected": 0.338},
+                }
+            },
+        },
+        drivers=[],
+        examples=[],
+    )
+    fr = build_incident_payload(incident, "Emballage", "http://d")["blocks"][2]["text"]["text"]
+    assert fr == (
+        "Par canal :\n• review : négativité 79\u202f% contre 34\u202f%, volume 23 contre 4,1"
+    ), fr
+    en = build_incident_payload(incident, "Emballage", "http://d", "en")["blocks"][2]["text"]
+    assert en["text"] == "By channel:\n• review: negativity 79% vs 34%, volume 23 vs 4.1", en
