@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -196,12 +196,22 @@ ALERT_COLUMNS = [
     "observé",
     "attendu",
     "p-value",
+    # As the JSON's incident_id / incident_status: an alert stays "open" after a person
+    # resolved its incident, which the file could not tell from one still to handle.
+    "incident",
+    "statut incident",
 ]
 
 
-def alerts_table(alerts: Iterable[Alert], current_id: Callable[[str], str] = str) -> Table:
+def alerts_table(
+    alerts: Iterable[Alert],
+    current_id: Callable[[str], str] = str,
+    incident_status: Mapping[int | None, str] | None = None,
+) -> Table:
     """`current_id` maps the theme id stored when the alert opened to the taxonomy's current
-    one (a renamed or merged theme), as the JSON list shows it."""
+    one (a renamed or merged theme), as the JSON list shows it; `incident_status` gives the
+    status of each alert's incident (`core.queries.incident_statuses`)."""
+    statuses = incident_status or {}
     table = Table("Alertes", list(ALERT_COLUMNS))
     for a in alerts:
         table.rows.append(
@@ -217,6 +227,8 @@ def alerts_table(alerts: Iterable[Alert], current_id: Callable[[str], str] = str
                 _r(a.observed, 3),
                 _r(a.expected, 3),
                 None if a.p_value is None else float(f"{a.p_value:.3g}"),
+                a.incident_id,
+                statuses.get(a.incident_id),
             ]
         )
     return table

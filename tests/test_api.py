@@ -1394,6 +1394,22 @@ def test_incidents_and_alerts_of_a_renamed_theme_show_its_current_id(
     assert [a["theme"] for a in by_old["items"]] == ["transport"]
 
 
+def test_incidents_empty_theme_filters_nothing_as_alerts_do(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    """`/alerts?theme=` lists every alert; `/incidents?theme=` (a client's empty theme
+    select) listed none, an empty answer read as "no incident"."""
+    every = client.get("/incidents", headers=rh(keys)).json()["items"]
+    assert every
+    empty = client.get("/incidents?theme=", headers=rh(keys))
+    assert empty.status_code == 200 and empty.json()["items"] == every
+    alerts = client.get("/alerts?theme=", headers=rh(keys)).json()["items"]
+    assert alerts == client.get("/alerts", headers=rh(keys)).json()["items"]
+    # The same bound as /alerts' theme: a theme id is at most 64 characters.
+    long = client.get("/incidents", params={"theme": "x" * 65}, headers=rh(keys))
+    assert long.status_code == 422 and long.json()["field"] == "theme"
+
+
 def test_incidents_list_acknowledge_resolve(client: TestClient, keys: dict[str, str]) -> None:
     items = client.get("/incidents", headers=rh(keys)).json()["items"]
     assert [i["theme"] for i in items] == ["livraison"]

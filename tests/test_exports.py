@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from core.db import session_scope
 from core.exports import Table, to_csv, to_xlsx
-from core.models import Feedback
+from core.models import Alert, Feedback
 from core.settings import Settings
 from service.app import create_app
 from service.auth import create_key
@@ -123,6 +123,29 @@ def test_alerts_csv(client: TestClient, seeded: Seeded) -> None:
     opened = _csv(client.get("/alerts", params={"format": "csv", "status": "open"}))
     assert len(opened) == 1
     assert client.get("/alerts", params={"format": "pdf"}).status_code == 422
+
+
+def test_alerts_csv_says_the_incident_and_its_status_as_the_json(
+    client: TestClient, seeded: Seeded, sessions: sessionmaker[Session]
+) -> None:
+    """Once a person resolved an incident its alerts stay `open` (the JSON says so with
+    `incident_status`, the Alertes view « incident résolu »); the CSV had neither the
+    incident nor its status: every such alert read as one still to handle."""
+    from core.queries import set_incident_status
+
+    with session_scope(sessions) as session:
+        incident_id = session.scalar(select(Alert.incident_id).where(Alert.id == seeded.alert_id))
+        assert incident_id is not None
+        set_incident_status(session, incident_id, "resolve", "analyste", "réglé")
+    listed = client.get("/alerts").json()["items"]
+    rows = _csv(client.get("/alerts", params={"format": "csv"}))
+    assert [(r["incident"], r["statut incident"]) for r in rows] == [
+        ("" if a["incident_id"] is None else str(a["incident_id"]), a["incident_status"] or "")
+        for a in listed
+    ]
+    by_id = {int(r["id"]): r for r in rows}
+    assert by_id[seeded.alert_id]["statut"] == "open"
+    assert by_id[seeded.alert_id]["statut incident"] == "resolved"
 
 
 def test_alerts_csv_names_a_renamed_theme_by_its_current_id(

@@ -90,7 +90,8 @@ def get_alerts(
             lambda at: list_alerts(session, status=status, themes=keys, limit=1000, before_id=at),
             before,
         )
-        return csv_response(alerts_table(found, tax.current_id), "alerts")
+        statuses = incident_statuses(session, {a.incident_id for a in found})
+        return csv_response(alerts_table(found, tax.current_id, statuses), "alerts")
     declare_view(request, session, ViewDeps())  # alerts and taxonomy are in every token
     rows, nxt = list_alerts(session, status=status, themes=keys, limit=limit, before_id=before)
     incidents = incident_statuses(session, {r.incident_id for r in rows})

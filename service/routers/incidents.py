@@ -68,7 +68,7 @@ def _out(request: Request, inc: Incident) -> IncidentOut:
 def get_incidents(
     request: Request,
     status: Literal["open", "acknowledged", "resolved"] | None = Query(None),
-    theme: str | None = Query(None, description="a theme id (former ids resolve)"),
+    theme: str | None = Query(None, max_length=64, description="a theme id (former ids resolve)"),
     historical: bool = Query(True, description="include incidents raised on old days"),
     limit: int = Query(50, ge=1, le=500),
     session: Session = Depends(get_session),
@@ -77,7 +77,7 @@ def get_incidents(
     # must already include (else the next identical request misses the kept view).
     tax = pick_taxonomy(request, None)
     themes = None
-    if theme is not None:
+    if theme:  # `theme=` (an empty select) filters nothing, as on /alerts: it listed none
         resolved = tax.resolve(theme)
         themes = [theme] if resolved is None else [resolved.id, *resolved.aliases]
     declare_view(request, session, ViewDeps(incidents=True))
