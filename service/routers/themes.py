@@ -65,6 +65,11 @@ EndQ = Annotated[
     IsoDay | None,
     Query(description="last day (inclusive), YYYY-MM-DD; default: last day with data"),
 ]
+# The verbatims list has no default period: without `end` it runs to the newest verbatim.
+OpenEndQ = Annotated[
+    IsoDay | None,
+    Query(description="last day (inclusive), YYYY-MM-DD; default: no upper limit"),
+]
 ChannelQ = Annotated[ChannelName | None, Query()]
 SourceQ = Annotated[str | None, Query(min_length=1, max_length=100)]
 TaxonomyQ = Annotated[
@@ -321,7 +326,7 @@ def get_theme_verbatims(
     channel: ChannelQ = None,
     source: SourceQ = None,
     start: StartQ = None,
-    end: EndQ = None,
+    end: OpenEndQ = None,
     language: Annotated[str | None, Query(max_length=8, description="e.g. fr, en")] = None,
     taxonomy: TaxonomyQ = None,
     format: FormatQ = "json",
