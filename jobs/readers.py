@@ -91,6 +91,14 @@ def check_text_file(path: Path) -> None:
         raise ReaderError(f"{path}: binary content, not CSV or JSONL text")
 
 
+def file_encoding(path: Path, encoding: str) -> str:
+    """`encoding`, or UTF-8 for a file that starts with the UTF-8 byte order mark (Excel's
+    "CSV UTF-8"): a folder set to `cp1252` for its old exports read a new one as cp1252 and
+    stored every accent garbled ("arrÃªt"), silently (cp1252 decodes any byte)."""
+    with path.open("rb") as fh:
+        return "utf-8" if fh.read(len(BOM)) == BOM else encoding
+
+
 def _check_encoding(head: bytes, path: Path) -> None:
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ReaderError(f"{path}: the file is UTF-16; save it as UTF-8 and retry")
@@ -152,6 +160,7 @@ def _cr_only(line: str, path: Path) -> None:
 
 
 def _read_header(path: Path, encoding: str = "utf-8") -> tuple[list[str], str]:
+    encoding = file_encoding(path, encoding)
     with path.open("rb") as fh:
         head = fh.read(4)
         _check_encoding(head, path)
@@ -307,6 +316,7 @@ def iter_csv(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
     record on its own, the open record is rejected as `unterminated_quote` and reading goes on
     with that line."""
     csv.field_size_limit(CSV_FIELD_LIMIT)
+    encoding = file_encoding(path, encoding)
     header, delimiter = _read_header(path, encoding)
     if not header:
         return
@@ -494,6 +504,7 @@ def _json_array_file(fh: BinaryIO) -> bool:
 
 
 def iter_jsonl(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
+    encoding = file_encoding(path, encoding)
     with path.open("rb") as fh:
         head = fh.read(4096)
         _check_encoding(head, path)

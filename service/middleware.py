@@ -48,7 +48,7 @@ class Metrics:
         )
         self.job_last_success = Gauge(
             "verbatim_job_last_success_timestamp_seconds",
-            "End of the latest successful run of each scheduler job (Unix time)",
+            "End of the latest successful run of each scheduler job (Unix time; 0: none yet)",
             ["job"],
             registry=self.registry,
         )
@@ -117,10 +117,13 @@ class Metrics:
             self.job_last_start.labels(name).set(
                 datetime.fromisoformat(job["started_at"]).timestamp()
             )
-            if job["last_success_at"]:
-                self.job_last_success.labels(name).set(
-                    datetime.fromisoformat(job["last_success_at"]).timestamp()
-                )
+            # A job failing since its first run had no series: the documented alert
+            # (`time() - last_success > …`) never fired for it. 0 is "never", as it is for
+            # every timestamp gauge, and fires it.
+            success = job["last_success_at"]
+            self.job_last_success.labels(name).set(
+                datetime.fromisoformat(success).timestamp() if success else 0
+            )
             self.job_lag.labels(name).set(job["lag_seconds"])
             if job["duration_seconds"] is not None:
                 self.job_duration.labels(name).set(job["duration_seconds"])

@@ -73,6 +73,7 @@ class FakeApi:
         self.page_size = page_size
         self.fail: dict[int, list[int]] = {}
         self.down_pages: set[int] = set()
+        self.retry_after = "0"  # the Retry-After of the `fail` answers
         self.requests: list[dict[str, Any]] = []
         api = self
 
@@ -90,7 +91,7 @@ class FakeApi:
                     return self._send(500, {"error": "down"})
                 if api.fail.get(page):
                     status = api.fail[page].pop(0)
-                    return self._send(status, {"error": "busy"}, {"Retry-After": "0"})
+                    return self._send(status, {"error": "busy"}, {"Retry-After": api.retry_after})
                 since = query.get("since")
                 rows = sorted(api.records, key=lambda r: r["updated_at"])
                 if since:
@@ -219,6 +220,51 @@ def test_http_errors_are_clear(api: FakeApi, db: sessionmaker[Session], settings
     cfg = SourceConfig(source="x", kind="zendesk")
     with pytest.raises(SourceConfigError, match="unknown kind 'zendesk'"):
         build_connector(cfg, settings)
+
+
+def test_http_429_with_a_long_retry_after_ends_the_pull_at_once(
+    api: FakeApi, db: sessionmaker[Session], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asked to come back in an hour (`Retry-After: 3600`), the pull came back after 60 s,
+    `max_retries` times (5 minutes of a tick, 6 requests); it stops now, cursor unmoved."""
+    import jobs.connectors.http as http_module
+
+    slept: list[float] = []
+    monkeypatch.setattr(http_module.time, "sleep", slept.append)
+    api.add(3)
+    api.fail = {1: [429]}
+    api.retry_after = "3600"
+    with pytest.raises(ConnectorError, match="HTTP 429, Retry-After 3600 s"):
+        pull(db, settings, _http(api), source="api", mapping=MAPPING)
+    assert (len(api.requests), slept, _count(db)) == (1, [], 0)
+    assert pull(db, settings, _http(api), source="api", mapping=MAPPING).stored == 3
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8080/api", "localhost:8080/api", "ftp://x.fr/a"])
+def test_http_url_without_an_http_scheme_is_a_config_error(url: str, settings: Settings) -> None:
+    """`url = "127.0.0.1:8080/api"` was sent and retried with backoff `max_retries` times at
+    every tick (31 s by default), as if the API were down (exit 1): a configuration error."""
+    cfg = SourceConfig(source="api", kind="http", url=url)
+    with pytest.raises(SourceConfigError, match="expected an http:// or https:// URL"):
+        build_connector(cfg, settings)
+
+
+def test_http_cursor_field_no_record_has_is_an_error(
+    api: FakeApi, db: sessionmaker[Session], settings: Settings
+) -> None:
+    """`cursor_field = "updatedAt"` for an API that says `updated_at`: the cursor never moved,
+    every pull read every page again (every 5 minutes) and said `stored 0`, job `ok`. The
+    records are stored and the pull reports why the cursor does not move."""
+    api.add(6)
+    conn = HttpConnector(api.url, auth_env="REVIEWS_TOKEN", cursor_field="updatedAt")
+    result = pull(db, settings, conn, source="api", mapping=MAPPING)
+    assert result.stored == 6
+    assert len(result.errors) == 1
+    assert "no record has cursor_field 'updatedAt'" in result.errors[0]
+    assert "updated_at" in result.errors[0]
+    good = pull(db, settings, _http(api), source="api", mapping=MAPPING)
+    assert (good.duplicates, good.errors) == (6, [])
+    assert pull(db, settings, _http(api), source="api", mapping=MAPPING).errors == []
 
 
 @pytest.mark.parametrize(
@@ -584,6 +630,40 @@ path = "{inbox}"
     engine.dispose()
 
 
+def test_a_folder_with_an_unknown_encoding_is_one_clear_error(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`encoding = "ansi"` on a folder ended `verbatim pull` (and `verbatim run`) with a
+    LookupError traceback at its first file: the sources after it were not pulled."""
+    from typer.testing import CliRunner
+
+    from verbatim_cli import app
+
+    for name in ("ansi", "inbox"):
+        (tmp_path / name).mkdir()
+        _write(tmp_path / name / "one.jsonl", _rows(name, 2))
+    config = f"""
+[[sources]]
+source = "ansi"
+kind = "folder"
+path = "{tmp_path / "ansi"}"
+encoding = "ansi"
+
+[[sources]]
+source = "inbox"
+kind = "folder"
+path = "{tmp_path / "inbox"}"
+"""
+    (tmp_path / "verbatim.toml").write_text(config, "utf-8")
+    monkeypatch.setenv("VERBATIM_CONFIG", str(tmp_path / "verbatim.toml"))
+    monkeypatch.setenv("VERBATIM_DATABASE_URL", settings.resolved_database_url)
+    out = CliRunner().invoke(app, ["pull"])
+    assert out.exception is None or isinstance(out.exception, SystemExit), out.exception
+    assert out.exit_code == 2, out.output
+    assert "error: ansi: unknown encoding 'ansi'" in out.stderr
+    assert "inbox: read 2, stored 2" in out.stdout
+
+
 def test_run_pulls_configured_sources(tmp_path: Path, settings: Settings) -> None:
     """`pull_source` keeps the plain file source and adds the connectors."""
     feed = _write(tmp_path / "feed.jsonl", _rows("p", 3))
@@ -913,3 +993,26 @@ def test_an_encoding_reread_of_many_undecodable_rows(
     assert (fixed.stored, fixed.reread_undecodable) == (6, 66_006)
     with db() as s:
         assert s.scalar(select(func.count()).select_from(Quarantine)) == 0
+
+
+def test_a_utf8_file_with_its_bom_in_a_cp1252_folder_is_read_as_utf8(
+    tmp_path: Path, db: sessionmaker[Session], settings: Settings
+) -> None:
+    """A folder set to cp1252 for its old till exports read a new Excel "CSV UTF-8" export
+    (its byte order mark says UTF-8) as cp1252: every accent stored garbled ("arrÃªt"),
+    nothing quarantined, nothing said. The mark wins; a file without one keeps `encoding`."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "new.csv").write_bytes(b"\xef\xbb\xbf" + "id;avis\n1;Appli arrêtée, déçu\n".encode())
+    (inbox / "old.csv").write_bytes("id;avis\n2;Café très froid\n".encode("cp1252"))
+    (inbox / "new.jsonl").write_bytes(
+        b"\xef\xbb\xbf" + '{"id": "3", "text": "Reçu abîmé"}\n'.encode()
+    )
+    for name in ("new.csv", "old.csv", "new.jsonl"):
+        os.utime(inbox / name, (OLD, OLD))
+    cfg = SourceConfig(source="caisse", kind="folder", path=inbox, encoding="cp1252")
+    result = pull_source(db, settings, cfg)
+    assert (result.stored, result.rejected) == (3, 0)
+    with db() as s:
+        texts = set(s.scalars(select(Feedback.text)))
+    assert texts == {"Appli arrêtée, déçu", "Café très froid", "Reçu abîmé"}

@@ -571,6 +571,32 @@ def test_health_and_metrics_show_the_last_runs(
     assert 'verbatim_job_last_success_timestamp_seconds{job="pipeline"}' in text
 
 
+def test_a_job_that_never_succeeded_has_a_last_success_of_zero(
+    settings: Settings, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    """A job failing since its first run (a source misconfigured at deploy) had no
+    `verbatim_job_last_success_timestamp_seconds` series: the alert the README gives,
+    `time() - last_success > …`, never fired for it. It is 0 ("never") until a success."""
+    from service.app import create_app
+
+    tick = datetime.now(UTC).replace(microsecond=0)
+    with sessions.begin() as s:
+        bad = claim_job_run(s, job="ingest", command="ingest", tick=tick, host="h:1")
+        finish_job_run(s, bad, status="failed", detail="HTTP 500")
+    client = TestClient(create_app(settings, engine=engine, build_analyzer_at_startup=False))
+    assert client.get("/health").json()["jobs"][0]["last_success_at"] is None
+    text = client.get("/metrics").text
+    assert 'verbatim_job_last_success_timestamp_seconds{job="ingest"} 0.0' in text
+    with sessions.begin() as s:
+        ok = claim_job_run(
+            s, job="ingest", command="ingest", tick=tick + timedelta(minutes=5), host="h:1"
+        )
+        finish_job_run(s, ok, status="ok", detail="stored 3")
+    text = client.get("/metrics").text
+    assert 'verbatim_job_last_success_timestamp_seconds{job="ingest"} 0.0' not in text
+    assert 'verbatim_job_last_success_timestamp_seconds{job="ingest"} 1.' in text
+
+
 def test_a_job_removed_from_the_configuration_drops_out_of_health_and_metrics(
     settings: Settings, engine: Engine, sessions: sessionmaker[Session]
 ) -> None:

@@ -23,6 +23,7 @@ from core.settings import Settings, SourceConfig
 from jobs.connectors.base import Batch, SourceConfigError, register
 from jobs.readers import (
     ReaderError,
+    check_encoding_name,
     check_text_file,
     detect_format,
     fingerprint,
@@ -168,6 +169,12 @@ class FolderConnector:
 @register("folder")
 def _from_config(cfg: SourceConfig, settings: Settings) -> FolderConnector:
     assert cfg.path is not None  # checked by SourceConfig
+    try:
+        # An unknown name ("ansi") failed at the first file with a LookupError traceback that
+        # ended `verbatim pull` and `verbatim run` there, the sources after it not pulled.
+        check_encoding_name(cfg.encoding)
+    except ReaderError as exc:
+        raise SourceConfigError(str(exc)) from None
     return FolderConnector(
         cfg.path,
         cfg.pattern,

@@ -1,11 +1,12 @@
 """HTTP JSON pull source: GET a JSON API page by page, from a persisted `since` cursor.
 
 The auth header's value comes from an environment variable (never from verbatim.toml). A
-`429` waits for its `Retry-After` (bounded), `5xx` and network errors back off exponentially,
-up to `max_retries`; then the pull stops with a clear error and the cursor stays where the
-last complete pull left it. The cursor only moves when every page of a pull is stored: the
-pages of an interrupted pull are fetched again next time and their records deduplicated on
-their id, so nothing is lost if the API does not sort by the cursor field.
+`429` waits for its `Retry-After` (over a minute: the pull stops, the next one asks again),
+`5xx` and network errors back off exponentially, up to `max_retries`; then the pull stops
+with a clear error and the cursor stays where the last complete pull left it. The cursor
+only moves when every page of a pull is stored: the pages of an interrupted pull are fetched
+again next time and their records deduplicated on their id, so nothing is lost if the API
+does not sort by the cursor field.
 """
 
 from __future__ import annotations
@@ -182,8 +183,16 @@ class HttpConnector:
                         raise ConnectorError(f"{url}: the response is not JSON") from None
                 problem = f"HTTP {status}"
                 if status == 429:
+                    asked = 0.0
                     with contextlib.suppress(ValueError):
-                        wait = max(wait, float(headers.get("Retry-After", "")))
+                        asked = float(headers.get("Retry-After", ""))
+                    if asked > MAX_RETRY_AFTER_S:
+                        # Asked to come back in an hour, the pull came back every minute (the
+                        # log said "retry in 3600s"), max_retries times, holding the tick.
+                        raise ConnectorError(
+                            f"{url}: {problem}, Retry-After {asked:.0f} s: the next pull retries"
+                        )
+                    wait = max(wait, asked)
                 elif status < 500:  # 4xx: our request is wrong, retrying won't help
                     text = content[:200].decode("utf-8", "replace")
                     raise ConnectorError(f"{url}: {problem}: {text}")
@@ -242,6 +251,8 @@ class HttpConnector:
         page, pages, number = 1, 0, 0
         visited: set[str] = set()
         previous: list[Any] | None = None  # the records of the page before (page_param)
+        carried = False  # a record of this pull had a `cursor_field` value
+        sample: dict[str, Any] | None = None  # a record without one
         if self.page_param:
             params[self.page_param] = page
         with httpx.Client(
@@ -275,7 +286,7 @@ class HttpConnector:
                     # Some APIs answer their last page again for any page past the end
                     # (Django's Paginator.get_page): that is the end, not 100,000 more pages.
                     log.info("%s: page %d repeats page %d: end", self.url, page, page - 1)
-                    yield Batch([], {"cursor": newest}, url)
+                    yield Batch([], {"cursor": newest}, url, self._stuck(carried, sample))
                     return
                 previous = items
                 records = []
@@ -283,7 +294,12 @@ class HttpConnector:
                     number += 1
                     records.append(record(number, obj))
                     if self.cursor_field and isinstance(obj, dict):
-                        newest = _later(newest, obj.get(self.cursor_field))
+                        value = obj.get(self.cursor_field)
+                        if value is not None:
+                            carried = True
+                            newest = _later(newest, value)
+                        elif sample is None:
+                            sample = obj
                 link = _dig(body, self.next_path) if self.next_path else None
                 location = url
                 if isinstance(link, str) and link:
@@ -299,12 +315,38 @@ class HttpConnector:
                 else:
                     url = None
                 # The cursor moves only with the last page (see the module docstring).
-                yield Batch(records, {"cursor": newest if url is None else cursor}, location)
+                if url is None:
+                    errors = self._stuck(carried, sample)
+                    yield Batch(records, {"cursor": newest}, location, errors)
+                else:
+                    yield Batch(records, {"cursor": cursor}, location)
+
+    def _stuck(self, carried: bool, sample: Mapping[str, Any] | None) -> list[str]:
+        """The error of a pull whose records carry no `cursor_field` (misspelt, or nested):
+        the cursor never moved and every pull read every page again, reported `ok`."""
+        if carried or sample is None:
+            return []
+        keys = ", ".join(list(sample)[:10])
+        return [
+            f"{self.url}: no record has cursor_field {self.cursor_field!r} (a record's keys: "
+            f"{keys}): the cursor does not move, every pull reads every page again"
+        ]
 
 
 @register("http")
 def _from_config(cfg: SourceConfig, settings: Settings) -> HttpConnector:
     assert cfg.url is not None  # checked by SourceConfig
+    try:
+        parsed = httpx.URL(cfg.url)
+    except httpx.InvalidURL as exc:
+        raise SourceConfigError(f"url {cfg.url!r}: {exc}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        # `127.0.0.1:8080/api` (no scheme) was sent and retried with backoff, `max_retries`
+        # times at every tick (31 s by default), as if the API were down: exit 1, not 2.
+        raise SourceConfigError(
+            f"url {cfg.url!r}: expected an http:// or https:// URL with a host, such as "
+            "'https://reviews.example.fr/api/v1/reviews'"
+        )
     return HttpConnector(
         cfg.url,
         params=cfg.params,
