@@ -221,7 +221,7 @@ def test_counted_street_words_and_titles_are_no_address_nor_name() -> None:
         assert mask_pii(text) == text
     # The addresses they could be are still masked.
     assert mask_pii("3 cours Mirabeau.") == "<ADDRESS>."
-    assert mask_pii("3 place de la bourse 75002 paris") == "<ADDRESS> paris"
+    assert mask_pii("3 place de la bourse 75002 paris") == "<ADDRESS>"  # the town too
     # The lists are configuration: a team's own names, or none.
     own = PiiMasker(PiiConfig(known_names=NameLists(frozenset({"zorglub"}), frozenset())))
     assert own("le livreur zorglub a sonné") == "le livreur <PERSON> a sonné"
@@ -361,12 +361,51 @@ def test_maitre_abbreviated_is_a_title_not_the_pronoun() -> None:
         assert mask_pii(text) == text
 
 
+def test_maitre_abbreviated_before_a_surname_outside_the_lists_is_a_title() -> None:
+    # Rules alone kept "Kowalczyk" (no name list holds it): "Me" was read as the pronoun.
+    for text, expected in [
+        ("j'ai contacté Me Kowalczyk.", "j'ai contacté Me <PERSON>."),
+        ("le cabinet de Me Kowalczyk, avocat", "le cabinet de Me <PERSON>, avocat"),
+        ("Me Kowalczyk a répondu", "Me <PERSON> a répondu"),
+        ("Me Kowalczyk m'a écrit", "Me <PERSON> m'a écrit"),
+    ]:
+        assert mask_pii(text) == expected, text
+    for text in [
+        "il Me Faut Un Colis",
+        "ça Me Plait",
+        "Me Concernant, le colis est arrivé",
+        "Me Voilà, je suis content",
+    ]:
+        assert mask_pii(text) == text, text
+
+
 def test_initials_of_a_compound_first_name_and_a_surname_are_a_name() -> None:
     assert mask_pii("J-P Dupont est top") == "<PERSON> est top"
     assert mask_pii("J.-P. Dupont a rappelé") == "<PERSON> a rappelé"
     assert mask_pii("merci à M.-C. LEROY du SAV") == "merci à <PERSON> du SAV"
     for text in ["tout de A-Z Livraison compris", "un T-shirt Colissimo"]:
         assert mask_pii(text) == text
+
+
+def test_initials_without_their_dash_and_a_surname_are_a_name() -> None:
+    # "J.P. Dupont" and "JP Dupont" were stored: only "J-P" and "J.-P." were read.
+    for text, expected in [
+        ("J.P. Dupont m'a aidé", "<PERSON> m'a aidé"),
+        ("J. P. Kowalczyk a rappelé", "<PERSON> a rappelé"),
+        ("merci à J.P.Kowalczyk du SAV", "merci à <PERSON> du SAV"),
+        ("JP Dupont m'a aidé", "<PERSON> m'a aidé"),
+    ]:
+        assert mask_pii(text) == expected, text
+    for text in [
+        "J.P. Morgan est une banque",
+        "P.S. Le colis est arrivé",
+        "N.B. Attention au colis",
+        "S.V.P. Merci",
+        "les ST Jacques étaient bonnes",  # without dots, a known last name only
+        "un routeur TP Link",
+        "OK Google",
+    ]:
+        assert mask_pii(text) == text, text
 
 
 def test_shouted_or_capitalised_thanks_to_a_known_first_name_are_masked() -> None:
@@ -483,6 +522,25 @@ def test_a_name_after_a_greeting_or_a_title_without_its_dot_is_masked(masker: Pi
     assert mask_pii("Bonjour cher M Dupont") == "Bonjour cher M <PERSON>"
 
 
+def test_an_unknown_lower_case_surname_after_a_greeting_and_a_first_name_is_masked() -> None:
+    # "bonjour jean kowalczyk" kept the surname (in no list, no capital to read).
+    for text, expected in [
+        ("bonjour jean kowalczyk", "bonjour <PERSON>"),
+        ("bonjour jean kowalczyk, je vous écris", "bonjour <PERSON>, je vous écris"),
+        ("bonjour jean kowalczyk je vous écris", "bonjour <PERSON> je vous écris"),
+        ("bonjour jean dupont", "bonjour <PERSON>"),
+    ]:
+        assert mask_pii(text) == expected, text
+    for text, expected in [
+        # A word going on the sentence is no surname; "comment" is in Faker's last names.
+        ("bonjour jean comment allez-vous", "bonjour <PERSON> comment allez-vous"),
+        ("bonjour marie votre colis", "bonjour <PERSON> votre colis"),
+        ("salut marc super livraison", "salut <PERSON> super livraison"),
+        ("bonjour sophie merci.", "bonjour <PERSON> merci."),
+    ]:
+        assert mask_pii(text) == expected, text
+
+
 def test_a_name_introducing_the_writer_a_relative_or_who_served_is_masked(
     masker: PiiMasker,
 ) -> None:
@@ -578,6 +636,26 @@ def test_a_local_part_spelt_with_a_space_is_masked_whole(masker: PiiMasker) -> N
         ("écrivez au service client arobase darty point com", "écrivez au service <EMAIL>"),
         ("le site arobase gmail point com", "le <EMAIL>"),
         ("Merci. jean.dupont@gmail.com", "Merci. <EMAIL>"),
+    ]:
+        assert mask_pii(text) == expected, text
+
+
+def test_a_surname_before_the_first_name_of_a_spelt_address_is_masked_with_it(
+    masker: PiiMasker,
+) -> None:
+    # "kowalczyk" is in no name list: "écrire à kowalczyk <EMAIL> merci" kept it.
+    for text in [
+        "écrire à kowalczyk marie arobase gmail point com merci",
+        "écrire à Kowalczyk Marie (at) gmail (dot) com merci",
+        "écrire à kowalczyk marie @ gmail . com merci",
+    ]:
+        assert masker(text) == "écrire à <EMAIL> merci", text
+        assert mask_pii(text) == "écrire à <EMAIL> merci", text
+    for text, expected in [
+        ("écrivez marie arobase gmail point com", "écrivez <EMAIL>"),
+        ("contactez-moi marie arobase gmail point com", "contactez-moi <EMAIL>"),
+        ("écrivez au service marie arobase gmail point com", "écrivez au service <EMAIL>"),
+        ("kowalczyk marie@gmail.com", "kowalczyk <EMAIL>"),  # one token, kept apart
     ]:
         assert mask_pii(text) == expected, text
 
@@ -687,6 +765,61 @@ def test_licence_plates_and_card_pins_are_masked() -> None:
         assert mask_pii(text) == text, text
 
 
+def test_dates_of_birth_after_their_cue_are_masked_and_other_dates_kept() -> None:
+    # A date of birth was kept like every date; only its cue tells it from a delivery date.
+    for text, expected in [
+        ("né le 03/04/1985", "né le <BIRTHDATE>"),
+        ("je suis née le 3 avril 1985 à Lyon", "je suis née le <BIRTHDATE> à Lyon"),
+        ("date de naissance : 3 avril 1985", "date de naissance : <BIRTHDATE>"),
+        ("Date de naiss. 03/04/1985", "Date de naiss. <BIRTHDATE>"),
+        ("DDN 03.04.85", "DDN <BIRTHDATE>"),
+        ("né(e) le 1er mars 1990, client depuis 2010", "né(e) le <BIRTHDATE>, client depuis 2010"),
+        ("date de naissance 1985-04-03", "date de naissance <BIRTHDATE>"),
+    ]:
+        assert mask_pii(text) == expected, text
+        assert mask_pii(expected) == expected, expected
+    for text in [
+        "livré le 03/04/2024, commandé le 3 avril 2024",
+        "je ne le renvoie pas, livré le 12/03/2024",
+        "né en 1985",  # a year alone is no date
+        "la naissance de mon fils",
+    ]:
+        assert mask_pii(text) == text, text
+
+
+def test_passwords_access_and_one_time_codes_and_logins_are_masked() -> None:
+    # Secrets and logins were stored as typed: no rule read them.
+    for text, expected in [
+        ("mot de passe : Azerty123!", "mot de passe : <SECRET>"),
+        ("mon mot de passe est Azerty123.", "mon mot de passe est <SECRET>."),
+        ("mdp Azerty123", "mdp <SECRET>"),
+        ('mot de passe "azerty"', 'mot de passe "<SECRET>"'),
+        ("code d'accès 4821", "code d'accès <SECRET>"),
+        ("digicode 12A45 au portail", "digicode <SECRET> au portail"),
+        ("code de vérification 483920", "code de vérification <SECRET>"),
+        ("code reçu par SMS 483920", "code reçu par SMS <SECRET>"),
+        ("code de sécurité 483920", "code de sécurité <SECRET>"),
+        ("code de sécurité 123", "code de sécurité <CVV>"),  # a card's, as before
+        ("identifiant : jdupont85", "identifiant : <ID>"),
+        ("login: jean.dupont", "login: <ID>"),
+    ]:
+        assert mask_pii(text) == expected, text
+        assert mask_pii(expected) == expected, expected
+    for text in [
+        "code promo NOEL20",  # useful to CX, no secret
+        "code 483920",
+        "mot de passe oublié !",
+        "réinitialiser le MDP donc pas de suivi",
+        "demande de réinitialisation de mot de passe : ne se passe rien",
+        "procédure de code d accès pénible",
+        "mot de passe (oublié) impossible",
+        "mot de passe à 12 caractères minimum",
+        "pseudo Vapcool",
+        "un pseudo-chat",
+    ]:
+        assert mask_pii(text) == text, text
+
+
 def test_surnames_with_a_particle_and_a_name_given_after_mon_nom_est_are_masked() -> None:
     for text, expected in [
         ("Madame Aïcha Ben Ali est venue", "Madame <PERSON> est venue"),  # had kept "Ali"
@@ -748,6 +881,32 @@ def test_quantities_with_a_unit_are_no_postcode_and_town() -> None:
     ]:
         assert mask_pii(text) == text
     assert mask_pii("livré à 69003 Lyon") == "livré à <ADDRESS>"
+
+
+def test_a_town_in_lower_case_after_its_postcode_is_an_address() -> None:
+    # "13008 marseille" and the town after a street's postcode ("<ADDRESS> paris") were kept.
+    for text, expected in [
+        ("12 rue des lilas 75011 paris", "<ADDRESS>"),
+        ("12 rue des Lilas, 13008 marseille", "<ADDRESS>"),
+        ("13008 marseille", "<ADDRESS>"),
+        ("Adresse :\n12 rue des Lilas\n13008 marseille\nmerci", "Adresse :\n<ADDRESS>\nmerci"),
+        ("j'habite 13008 marseille et le colis", "j'habite <ADDRESS> et le colis"),
+        ("livré au 13008 marseille hier", "livré au <ADDRESS> hier"),
+        ("cp 13100 aix-en-provence", "cp <ADDRESS>"),
+    ]:
+        assert mask_pii(text) == expected, text
+    for text in [
+        "les 25000 heures annoncées",  # a count, without a word of where one lives
+        "45000 foyers alimentés",
+        "même à 13000 km !",
+        "de 15000 mètres",
+        "au 75011 depuis 3 ans",
+        "code postal 75011 mal saisi",  # said of the postcode itself
+        "code postal 75011 erroné",
+        "livré au 13008 colis perdu",
+    ]:
+        assert mask_pii(text) == text, text
+    assert mask_pii("12 rue des lilas 75011 depuis 3 ans") == "<ADDRESS> depuis 3 ans"
 
 
 def test_doctor_brands_are_no_names(masker: PiiMasker) -> None:

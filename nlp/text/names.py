@@ -42,7 +42,7 @@ _WORD_NAMES_TEXT = """
     rose salami sep sil sol sole summer tan thi toy victoire violette will
     beguin champagne courtois culot desiree dieu frère gagné good grand graves long love léger
     mignon mur noble paradis petit piquer pire pires plante ravi ravie sauvage vaillant vilain
-    vives
+    vives comment ceci
 """
 WORD_NAMES = frozenset(_WORD_NAMES_TEXT.split())
 # Shops and brands spelt as a first and a last name: "merci à yves rocher" thanks a brand.

@@ -1,8 +1,9 @@
 """Mask personal data in feedback before it is stored, analysed or shown.
 
-Placeholders: <EMAIL>, <URL>, <IBAN>, <CARD>, <NIR>, <ID>, <PHONE>, <ORDER>, <PERSON>,
-<ADDRESS>.
-Dates, prices and short numbers are left alone.
+Placeholders: <EMAIL>, <URL>, <IBAN>, <CARD>, <CVV>, <NIR>, <ID>, <PHONE>, <ORDER>, <PERSON>,
+<ADDRESS>, <BIRTHDATE>, <SECRET>.
+Dates, prices and short numbers are left alone, except a date of birth and a code after
+their cue ("né le 03/04/1985", "code de vérification 483920").
 
 Regexes only *find candidates*; checksums and number plans come from well-kept libraries:
 `python-stdnum` (IBAN mod-97, French NIR key, Luhn for cards) and `phonenumbers` (the
@@ -113,6 +114,26 @@ _EMAIL_HEAD = re.compile(
     r"([^\W\d_][\w-]{0,63}+)[ \t]*[ \t.][ \t]*<EMAIL>"
 )
 
+# A surname before the first name that opens a spelt or spaced address ("kowalczyk marie
+# arobase gmail point com", "kowalczyk marie @ gmail.com"; not before "marie@…", one token
+# kept apart from the word before): the address starts at the first name, and the surname, in
+# no list, was left before `<EMAIL>`. Taken with it when the first
+# name is a known one and the word before it no common word nor one that introduces an
+# address (`_MAIL_INTRO`: "écrivez marie arobase …" keeps "écrivez"). Possessive: linear.
+_EMAIL_SURNAME_FIRST = re.compile(
+    r"(?<![\w.+'’-])([^\W\d_][\w-]{0,63}+)[ \t]+(?=([^\W\d_][\w-]{0,63}+)"
+    r"(?:[ \t]*[\[({<][ \t]*(?:at|a|arobase|@)[ \t]*[\])}>]|[ \t]+(?:at|arobase)[ \t]"
+    r"|[ \t]+[@\uff20]))",
+    re.IGNORECASE,
+)
+_AT_FOUND = re.compile(r"(?i)[@\uff20]|arobase|\bat\b")
+_MAIL_INTRO = frozenset(
+    ["écrivez", "écrire", "écris", "écrivez-moi", "contactez", "contacter", "contacte"]
+    + ["contactez-moi", "envoyez", "envoyer", "envoie", "envoyez-moi", "joindre", "joignable"]
+    + ["répondez", "répondre", "courriel", "contact", "mél", "mel", "adresse", "mail", "email"]
+    + ["e-mail", "mon", "ma", "est", "c'est", "c’est", "sur", "via", "par", "à", "au"]
+)
+
 
 def _email_chez(m: re.Match[str]) -> str:
     local = m.group(1)
@@ -154,6 +175,46 @@ _CVV = re.compile(
     r"|code\s+(?:pin|secret|confidentiel)|(?-i:PIN))"
     r"\s*(?:(?:[:=]|est|c['’]est)\s*)?)\d{3,4}\b"  # "mon code secret est 1234"
 )
+# A date of birth after its cue ("né le 03/04/1985", "date de naissance : 3 avril 1985", "DDN
+# 03.04.85"): a date is kept everywhere else (delivery and order dates are what CX reads), so
+# the cue decides. A birthday without its year ("née le 3 avril") is taken too; a year alone
+# ("né en 1985") is not a date. "ne le" without its accent only before a date: "je ne le
+# renvoie pas" has none.
+_MONTHS = (
+    r"(?:janv(?:ier)?|f[ée]vr?(?:ier)?|mars|avr(?:il)?|mai|juin|juil(?:let)?|ao[uû]t"
+    r"|sept?(?:embre)?|oct(?:obre)?|nov(?:embre)?|d[ée]c(?:embre)?)"
+)
+_BIRTH_DATE = re.compile(
+    r"(?i:(\b(?:n[ée](?:e|\(e\))?s?[ \t]+le|date[ \t]+de[ \t]+naiss(?:ance\b|\.)"
+    r"|naissance\b|d\.?d\.?n\b\.?)"
+    r"[ \t]*(?:(?::|=|est|c['’]est)[ \t]*)?(?:le[ \t]+)?)"
+    r"([0-3]?\d(?:[./-][01]?\d(?:[./-](?:\d{4}|\d{2}))?|[ ][01]?\d[ ](?:\d{4}|\d{2}))"
+    r"(?![\d/.-]?\d)"
+    rf"|(?:1er|[0-3]?\d)[ \t]+{_MONTHS}\.?(?:[ \t]+(?:19|20)\d{{2}})?(?!\w)"
+    r"|(?:19|20)\d{2}-[01]\d-[0-3]\d(?!\d)))"
+)
+# Secrets after their name: passwords ("mot de passe : Azerty123!", "mdp Azerty123"), access
+# and door codes ("code d'accès 4821", "digicode 12A45") and one-time codes ("code de
+# vérification 483920", "code reçu par SMS") → <SECRET>; logins ("identifiant : jdupont85") →
+# <ID>. What follows the word must look like a secret (`_secret`): a digit, a symbol or a
+# capital inside it, or quotes around it; "mot de passe oublié", "le MDP donc pas de suivi",
+# "code d'accès pénible" stay. A promo code is no secret and is useful to read ("code promo
+# NOEL20"), nor is a bare "code 1234"; a card's code and PIN are `_CVV`'s (before this rule).
+_SECRET = re.compile(
+    r"(?i:\b(?:(?P<login>identifiants?|login|nom[ \t]+d['’][ \t]?utilisateur|username|pseudo)"
+    r"|mots?[ \t-]+de[ \t-]+passe|mdp|password|passwd|pwd|digicode|otp"
+    r"|code[ \t]+(?:d['’][ \t]?(?:acc[eè]s|entr[ée]e|activation|authentification)"
+    r"|de[ \t]+(?:v[ée]rification|validation|confirmation|connexion|s[ée]curit[ée])"
+    r"|(?:re[çc]u[ \t]+)?(?:par[ \t]+)?sms|[àa][ \t]+usage[ \t]+unique|temporaire|provisoire"
+    r"|otp|porte|portail|immeuble))(?![\w'’-])"
+    r"[ \t]*(?:(?:[:=]|est|c['’]est)[ \t]*){0,2})"
+    r"(?:[\"«“][ \t]?(?P<quoted>[^\s\"»”<]{1,64}+)[ \t]?[\"»”]"
+    # A trailing "." or "," ends the sentence; "!" and "?" are as often the secret's own.
+    r"|(?P<bare>(?=[^\s<(\[])[^\s\"»”]{1,64}(?<![.,;:)\]'’])))"
+)
+# A secret's own shape: a digit, a symbol inside it (not a closing "!"), an underscore or dot
+# between letters ("jean.dupont"), a capital after a small letter ("motDePasse").
+_SECRET_SHAPE = re.compile(r"\d|[^\w\s'’-](?=.)|\w[._]\w|[a-zà-ÿ][A-ZÀ-Ý]")
 # NIR: sex, year, month, department (2A/2B for Corsica), commune, order, key; any grouping.
 _NIR = re.compile(
     r"\b[1-478][ .-]?\d{2}[ .-]?(?:0[1-9]|1[0-2]|[2-9]\d)[ .-]?"
@@ -441,10 +502,30 @@ _STREET = (
 _STREET_COUNTED = r"(?:cours|place|voie|passage)\b"
 _NUMBER = r"\b\d{1,4}(?:\s?(?:bis|ter|b))?,?\s+"
 _PARTICLE = r"(?:(?i:de|des|du|la|le|les|aux|au|sur|en)\s+|(?i:d|l)['’])"
+# A quantity's unit after a number of a postcode's shape: "12000 BTU", "75000 KM", "5000 Mah".
+_MEASURE_UNIT = (
+    r"(?i:btu|mah|k?wh|kw|w|watts?|v|volts?|kms?|kg|mm|cm|m|ml|l|litres?|euros?|eur|usd|chf|"
+    r"francs?|dollars?|[kmgt]o|[kmgt]b|[kmg]?hz|lumens?|lm|pts?|points?|miles|k?cal|calories|"
+    r"tr|rpm|dpi|mp|ppm)\b"
+)
+# A town typed in lower case after its postcode ("75011 paris", "13008 marseille", "aix-en-
+# provence"): not a unit, nor a word that goes on the sentence ("75011 depuis 3 ans"), nor
+# what is counted ("45000 foyers", "25000 heures").
+_LOWER_TOWN = (
+    rf"(?!{_MEASURE_UNIT}|(?:et|ou|mais|depuis|alors|pour|par|avec|sans|le|la|les|de|des|du|à"
+    r"|au|aux|en|je|j|il|elle|on|nous|vous|qui|que|est|était|a|foyers|heures|personnes"
+    r"|habitants|abonnés|exemplaires|fois|pas|vues|clients|unités|pièces|colis|mètres"
+    r"|kilomètres|grammes|tonnes|ans|jours|mois|années|articles|produits|commandes|avis|votes"
+    r"|likes|followers|signatures|salariés|emplois|places|morts|victimes|livres"
+    # What is said of the postcode itself: "code postal 75011 erroné", "cp 75011 mal saisi".
+    r"|mal|bien|bon|faux|fausse|erron\w*|incorrect\w*|correct\w*|invalide|inconnu\w*"
+    r"|inexistant\w*|exact\w*|incomplet\w*|complet\w*|manquant\w*)\b)"
+    rf"[{_LOWER}]{{2,}}+(?:-[{_LOWER}]++)*+"
+)
 _ADDRESS = re.compile(
     rf"(?i:{_NUMBER}{_STREET}\b)"
     rf"(?:\s+(?:d['’]|l['’])?{_WORD}){{1,4}}?"
-    rf"(?:\s*,)?\s+(\d{{5}})(?:\s+{_NAME_WORD}(?:[ -]{_NAME_WORD}){{0,2}})?"
+    rf"(?:\s*,)?\s+(\d{{5}})(?:\s+{_NAME_WORD}(?:[ -]{_NAME_WORD}){{0,2}}|[ \t]+{_LOWER_TOWN})?"
     rf"|(?i:{_NUMBER}(?!{_STREET_COUNTED}){_STREET}\b)"
     rf"(?:(?:\s+(?:d['’]|l['’])?{_WORD}){{1,4}}?(?=\s*(?:[,.;:!?)]|$))"
     # Typed in lower case, the street's name still follows its particle: "12 rue des lilas
@@ -457,7 +538,7 @@ _ADDRESS = re.compile(
 _MAIN_STREET = r"(?:grande?[- ]rue|grand['’]rue)\b"
 _ADDRESS_NAMED = re.compile(
     rf"(?i:{_NUMBER})(?:(?i:{_STREET})(?:\s+{_PARTICLE}*{_NAME_WORD}){{1,5}}|(?i:{_MAIN_STREET}))"
-    rf"(?:(?:\s*,)?\s+\d{{5}}(?:\s+{_NAME_WORD}(?:[ -]{_NAME_WORD}){{0,2}})?)?"
+    rf"(?:(?:\s*,)?\s+\d{{5}}(?:\s+{_NAME_WORD}(?:[ -]{_NAME_WORD}){{0,2}}|[ \t]+{_LOWER_TOWN})?)?"
 )
 # Names written in lower case are read only where a known first name (`nlp/text/names.py`)
 # stands in a name's place: after a role ("le livreur karim a jeté …"), after "j'ai eu" /
@@ -506,6 +587,8 @@ _GREETING = re.compile(
     r"(?i:\b(?:bonjour|bonsoir|bjr|bsr|slt|salut|coucou|hello|cher|ch[èe]re)\b)[ \t]*,?[ \t]*"
     rf"({_LOWER_WORD}|{_TITLE_WORD})(?:[ \t]+({_LOWER_WORD}|{_NAME_WORD}))?"
 )
+# Where a name ends: punctuation, the end of the line, or the writer going on ("je", "j'ai").
+_NAME_ENDS = re.compile(r"[ \t]*(?:[,.;:!?)\r\n]|$)|[ \t]+(?:je|j['’]|nous|moi)\b", re.IGNORECASE)
 # "le chauffeur s'appelle Karim": `_LOWER_CUE` reads lower case only and `_NAME_CUE` wants
 # "il"/"elle" before it (it takes any word); capitalised, a known first name ("l'appli
 # s'appelle Lydia" too: a brand as often, the lesser loss), with its surname.
@@ -566,17 +649,38 @@ _NAME_FIELD = re.compile(
 )
 # A postal code and a capitalised town alone ("75011 Paris", "69003 Lyon").
 # Not a quantity with its unit, capitalised or shouted: "12000 BTU", "75000 KM", "5000 Mah".
-_MEASURE_UNIT = (
-    r"(?i:btu|mah|k?wh|kw|w|watts?|v|volts?|kms?|kg|mm|cm|m|ml|l|litres?|euros?|eur|usd|chf|"
-    r"francs?|dollars?|[kmgt]o|[kmgt]b|[kmg]?hz|lumens?|lm|pts?|points?|miles|k?cal|calories|"
-    r"tr|rpm|dpi|mp|ppm)\b"
-)
 _POSTCODE_TOWN = re.compile(
     rf"\b(?:0[1-9]|[1-8]\d|9[0-8])\d{{3}}\s+(?!{_MEASURE_UNIT}){_NAME_WORD}(?:-{_NAME_WORD})*"
 )
+# In lower case ("13008 marseille") a count has the shape too ("des 25000 heures"): a town
+# only where an address stands, after a word of where one lives or is delivered ("j'habite",
+# "livré au", "adresse :", "cp") or alone on its line, as an address block ends.
+_POSTCODE_TOWN_LOWER = re.compile(
+    rf"(?<![\w,.])(?:0[1-9]|[1-8]\d|9[0-8])\d{{3}}[ \t]+({_LOWER_TOWN})"
+    r"(?:[ \t]+cedex(?:[ \t]+\d{1,2})?)?(?![\w'’-])"
+)
+_TOWN_CUE = re.compile(
+    r"(?i)(?:\b(?:habit\w*|domicili\w*|r[ée]sid\w*|adresse|livr\w*|envoy\w*|exp[ée]di\w*"
+    r"|code[ \t]+postal|cp|ville|commune|à|au|sur|vers)|<ADDRESS>)[ \t]*[:,]?[ \t]*$"
+)
+_LINE_START = re.compile(r"(?:^|\n)[ \t]*$")
+_LINE_END = re.compile(r"[ \t]*[.!]?[ \t]*(?:\r?\n|$)")
 # Compound first names by their initials and a surname: "J-P Dupont", "J.-P. Dupont",
 # "M.-C. LEROY". The surname is capitalised and no common word ("de A-Z Livraison").
 _INITIALS_NAME = re.compile(rf"(?<![\w.'’-])[{_UPPER}]\.?-[{_UPPER}](?:\.\s*|\s+)({_NAME_WORD})")
+# The same initials without their dash: "J.P. Dupont", "J. P. Dupont" (a capitalised surname
+# of two letters or more: "S.V.P. Merci" is none), and "JP Dupont" (two capitals, then a known
+# last name only: "ST Jacques", "TP Link", "XL Donc" are written so). Not "P.S. Le colis", "N.B.
+# Attention", nor the bank "J.P. Morgan".
+_INITIALS_PAIR = re.compile(
+    rf"(?<![\w.'’-])([{_UPPER}])(?:\.[ \t]?([{_UPPER}])\.[ \t]*|([{_UPPER}])[ \t]+)"
+    rf"([{_UPPER}][\w'’-]+)"
+)
+_NOT_INITIALS = frozenset(
+    ["PS", "NB", "OK", "JO", "US", "UK", "SA", "ST", "TV", "PC", "CB", "AR", "RH", "PV", "BD"]
+    + ["CD", "LA", "LE", "DE", "DU", "EN", "ET", "OU", "AU", "UN", "MA", "SE", "CE", "NE", "ON"]
+    + ["IL", "JE", "TU", "ME", "TE", "NI", "SI", "MR", "MM", "DR", "PR"]
+)
 # Thanks shouted or capitalised, without a person cue: "MERCI KARIM !!!", "merci à SOPHIE",
 # "Merci Tony". Shops are thanked the same way ("MERCI A VINTAGE", "Merci Oliquide"), so the
 # word must be a known first name (`nlp/text/names.py`), as in lower case; so must each of
@@ -603,7 +707,21 @@ _NER_TITLES = frozenset(
 )
 # A placeholder's word inside an entity ("<PERSON> Jeanne"): "<", "PERSON", ">" for spaCy.
 _PLACEHOLDER_WORDS = frozenset(
-    ["EMAIL", "URL", "IBAN", "CARD", "CVV", "NIR", "ID", "PHONE", "ORDER", "PERSON", "ADDRESS"]
+    [
+        "EMAIL",
+        "URL",
+        "IBAN",
+        "CARD",
+        "CVV",
+        "NIR",
+        "ID",
+        "PHONE",
+        "ORDER",
+        "PERSON",
+        "ADDRESS",
+        "BIRTHDATE",
+        "SECRET",
+    ]
 )
 # Words that spaCy's small model tags as PER/LOC but are carriers, brands or greetings.
 DEFAULT_KEEP = frozenset(
@@ -971,6 +1089,41 @@ def _doctor_brand_span(text: str, start: int, end: int) -> bool:
     return start < end and _doctor_brand(text[start:end])
 
 
+def _me_inside_sentence(m: re.Match[str]) -> bool:
+    """ "Me" before a capitalised word is the lawyer's title ("j'ai écrit à Me Kowalczyk")
+    inside a sentence, where the pronoun is capitalised only in a text that capitalises every
+    word ("il Me Faut Un Colis": the next word is too); opening a sentence, when a verb of
+    which the name is the subject follows ("Me Kowalczyk a répondu"; "Me Faire rembourser",
+    "Me Voilà enfin" are the pronoun)."""
+    text, start = m.string, m.start()
+    before = text[max(0, start - 3) : start].rstrip(" \t")
+    if not before or before[-1] in '.!?…\n\r"«“(':
+        return _SUBJECT_NEXT.match(text, m.end()) is not None
+    if _PRONOUN_BEFORE.search(text, max(0, start - 8), start):
+        return False  # "ça Me Plait", "je Me Suis": a subject and its verb
+    after = _NEXT_WORD.match(text, m.end())
+    return after is None or not after.group(0)[-1].isupper()
+
+
+_NEXT_WORD = re.compile(r"[ \t]+\w")
+_PRONOUN_BEFORE = re.compile(
+    r"(?i)(?:\b(?:je|tu|il|elle|on|ils|elles|nous|vous|ça|ca|cela|qui|ne)|\b[jn]['’])[ \t]*$"
+)
+# What opens a predicate after its subject: "a répondu", "m'a écrit", "n'a pas", "nous a".
+_SUBJECT_NEXT = re.compile(
+    r"[ \t]*,?[ \t]+(?:(?:a|avait|est|était|ne|nous|vous|lui|qui)\b|(?:n|m|l|s)['’]\w)"
+)
+
+
+def _postcode_town_lower(m: re.Match[str]) -> str:
+    text, start = m.string, m.start()
+    if m.group(1).lower() in _NOT_NAMES or m.group(1).lower() in DEFAULT_KEEP:
+        return m.group(0)  # "75011 pour", "75011 livraison"
+    cued = _TOWN_CUE.search(text, max(0, start - 30), start) is not None
+    alone = _LINE_START.search(text, max(0, start - 30), start) and _LINE_END.match(text, m.end())
+    return "<ADDRESS>" if cued or alone else m.group(0)
+
+
 def _place_before(text: str, pos: int) -> bool:
     """A preposition of place right before `pos` ("à Paris le livreur"). The search starts at
     the word before the blanks: searched from 0, each name read the whole text before it."""
@@ -1079,6 +1232,18 @@ class PiiMasker:
         return m.string[m.start() : m.start(1)] + "<ID>"
 
     @staticmethod
+    def _secret(m: re.Match[str]) -> str:
+        value = m.group("quoted") or m.group("bare")
+        if m.group("bare") is not None and (
+            sum(ch.isalnum() for ch in value) < 4 or not _SECRET_SHAPE.search(value.rstrip("!?"))
+        ):
+            return m.group(0)  # "mot de passe oublié !", "code d'accès pénible", "mdp 2 fois"
+        start = m.start("quoted") if m.group("quoted") is not None else m.start("bare")
+        end = m.end("quoted") if m.group("quoted") is not None else m.end("bare")
+        placeholder = "<ID>" if m.group("login") else "<SECRET>"
+        return m.string[m.start() : start] + placeholder + m.string[end : m.end()]
+
+    @staticmethod
     def _plate(m: re.Match[str]) -> str:
         before = max(0, m.start() - 40)
         if _PLATE_PRODUCT_CUE.search(m.string, before, m.start()):
@@ -1182,6 +1347,23 @@ class PiiMasker:
             return "<EMAIL>"
         return m.string[m.start() : m.start(2)] + "<EMAIL>"
 
+    def _email_surname_first(self, text: str) -> str:
+        """ "kowalczyk marie arobase gmail point com" -> "<EMAIL>": the word before a known
+        first name that opens an address goes with it (see `_EMAIL_SURNAME_FIRST`)."""
+        spans: list[tuple[int, int]] = []
+        for m in _EMAIL_SURNAME_FIRST.finditer(text):
+            word = m.group(1)
+            if (spans and m.start() < spans[-1][1]) or not self._known_first(m.group(2)):
+                continue
+            if self._common(word) or word.lower() in _MAIL_INTRO:
+                continue
+            for rule in (_EMAIL_OBFUSCATED, _EMAIL, _EMAIL_LOOSE):
+                address = rule.match(text, m.end())
+                if address:
+                    spans.append((m.start(), address.end()))
+                    break
+        return _replace_spans(text, spans, "<EMAIL>") if spans else text
+
     def _known_name(self, word: str) -> bool:
         return self._known_first(word) or self._known_last(word)
 
@@ -1194,7 +1376,9 @@ class PiiMasker:
         first, second = m.group(1), m.group(2)
         title = m.string[m.start() : m.start(1)].rstrip()
         if title == "Me" and not (
-            self._known_last(first) or (self._known_first(first) and second is not None)
+            self._known_last(first)
+            or (self._known_first(first) and second is not None)
+            or _me_inside_sentence(m)
         ):
             return m.group(0)  # "Me voilà", "Me Faire rembourser": the pronoun
         if title.lower().rstrip(".") in ("dr", "docteur") and _doctor_brand(first, second):
@@ -1269,6 +1453,25 @@ class PiiMasker:
         end = m.end(k + 1) if self._known_last(last) or self._surname(m, k) else m.end(k)
         return m.string[m.start() : m.start(k)] + "<PERSON>" + m.string[end : m.end()]
 
+    def _greeting_name(self, m: re.Match[str]) -> str:
+        """`_lower_name` after a greeting, where a surname in no list is taken too when both
+        are typed in lower case and the pair ends where a name does ("bonjour jean kowalczyk,",
+        "bonjour jean kowalczyk je vous écris"): "bonjour jean comment allez-vous" stays."""
+        first, last = m.group(1), m.group(2)
+        if (
+            last is not None
+            and first.islower()
+            and last.islower()
+            and len(last) >= 3
+            and self._known_first(first)
+            and not self._known_last(last)
+            and not self._common(last)
+            and f"{first} {last}" not in NAMED_BRANDS
+            and _NAME_ENDS.match(m.string, m.end())
+        ):
+            return m.string[m.start() : m.start(1)] + "<PERSON>"
+        return self._lower_name(m)
+
     def _surname(self, m: re.Match[str], k: int) -> bool:
         """Group `k + 1` is the surname of the capitalised known first name in group `k`
         ("Cordialement, Sophie Kowalczyk"): capitalised too, on the same line, no common
@@ -1309,6 +1512,15 @@ class PiiMasker:
             return m.group(0)
         end = m.end(3) if self._known_last(m.group(3)) else m.end(2)
         return "<PERSON>" + m.string[end : m.end()]
+
+    def _initials_pair(self, m: re.Match[str]) -> str:
+        pair = m.group(1) + (m.group(2) or m.group(3))
+        surname = m.group(4)
+        if pair in _NOT_INITIALS or self._common(surname) or surname.lower() == "morgan":
+            return m.group(0)
+        if m.group(3) is not None and not self._known_last(surname):
+            return m.group(0)  # "JP" without dots: a known last name only
+        return "<PERSON>"
 
     def _initials_name(self, m: re.Match[str]) -> str:
         if self._common(m.group(1)):
@@ -1426,6 +1638,8 @@ class PiiMasker:
         if _FULL_WIDTH_FOUND.search(text):
             text = text.translate(_FULL_WIDTH)
         text = _URL.sub("<URL>", text)
+        if _AT_FOUND.search(text):
+            text = self._email_surname_first(text)
         text = _EMAIL_OBFUSCATED.sub("<EMAIL>", text)
         text = _EMAIL.sub("<EMAIL>", text)
         if "chez" in text.lower():
@@ -1438,6 +1652,7 @@ class PiiMasker:
         text = _BARE_URL.sub("<URL>", text)
         text = _QUERY.sub("<URL>", text)
         if any(ch.isdigit() for ch in text):
+            text = _BIRTH_DATE.sub(lambda m: m.group(1) + "<BIRTHDATE>", text)
             text = self._iban(text)
             text = _RIB.sub(self._rib, text)
             text = _ID_DOC.sub(self._id_doc, text)
@@ -1457,10 +1672,12 @@ class PiiMasker:
                 text = _NAMED_PLACE.sub("<ADDRESS>", text)
                 text = _ADDRESS.sub("<ADDRESS>", text)
                 text = _POSTCODE_TOWN.sub("<ADDRESS>", text)
+                text = _POSTCODE_TOWN_LOWER.sub(_postcode_town_lower, text)
             text = _HASH_ID.sub("<ORDER>", text)
             text = _ORDER_KEYWORD.sub(lambda m: m.group(1) + "<ORDER>", text)
             text = _PLATE.sub(self._plate, text)
             text = _LONG_DIGITS.sub(self._long_digits, text)
+        text = _SECRET.sub(self._secret, text)
         text = self._spelt_phones(text)
         if self.config.names:
             text = _HONORIFIC.sub(self._honorific, text)
@@ -1476,7 +1693,7 @@ class PiiMasker:
             if "-" in text:
                 text = _COMPOUND_FIRST.sub(self._compound_first, text)
             text = _LOWER_CUE.sub(self._lower_cue, text)
-            text = _GREETING.sub(self._lower_name, text)
+            text = _GREETING.sub(self._greeting_name, text)
             text = _SIGN_OFF.sub(self._lower_name, text)
             text = _SIGN_OFF_INITIAL.sub(self._initial_sign_off, text)
             text = _LOWER_BEFORE_ROLE.sub(self._lower_before_role, text)
@@ -1485,6 +1702,7 @@ class PiiMasker:
                 text = _THANKS_NAME.sub(self._thanks_name, text)
             if "-" in text:
                 text = _INITIALS_NAME.sub(self._initials_name, text)
+            text = _INITIALS_PAIR.sub(self._initials_pair, text)
             if "nom" in low:
                 text = _NAME_FIELD.sub(self._name_field, text)
             if "appel" in low:
