@@ -241,21 +241,28 @@ def themes_corrected(session: Session, feedback_ids: Collection[int] | None = No
 def training_rows(session: Session, *, need: str) -> list[dict[str, Any]]:
     """Corrected verbatims as training rows (`need`: "sentiment" or "themes"): the current
     corrected analysis of each verbatim that has a correction of that kind. Rows look like
-    the training files: {"id", "text", "sentiment"} or {"id", "text", "themes": {id: pol}}."""
+    the training files: {"id", "text", "sentiment"} or {"id", "text", "themes": {id: pol}},
+    plus the verbatim's `content_hash` (core.store.text_hash), which finds its row in a
+    training file: the stored text is normalised and masked, the file's is as written."""
     if need not in ("sentiment", "themes"):
         raise ValueError("need must be 'sentiment' or 'themes'")
     ids: Any = select(Correction.feedback_id).where(Correction.sentiment.is_not(None))
     if need == "themes":  # the model's themes copied into a sentiment-only correction: no label
         ids = themes_corrected(session)
     rows = session.execute(
-        select(Feedback.id, Feedback.text, Analysis)
+        select(Feedback.id, Feedback.text, Feedback.content_hash, Analysis)
         .join(Analysis, Analysis.feedback_id == Feedback.id)
         .where(Analysis.model_version == CORRECTION_MODEL, Feedback.id.in_(ids))
         .order_by(Feedback.id)
     ).all()
     out: list[dict[str, Any]] = []
-    for fid, text, analysis in rows:
-        row: dict[str, Any] = {"id": f"correction:{fid}", "text": text, "source": "corrections"}
+    for fid, text, content_hash, analysis in rows:
+        row: dict[str, Any] = {
+            "id": f"correction:{fid}",
+            "text": text,
+            "source": "corrections",
+            "content_hash": content_hash,
+        }
         if need == "sentiment":
             row["sentiment"] = analysis.sentiment
         else:

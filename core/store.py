@@ -144,6 +144,14 @@ def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def text_hash(raw_text: str) -> str:
+    """The `content_hash` ingest stores for this text (normalised, before PII masking): what
+    matches a training file's row to a stored verbatim, whose text is normalised and masked."""
+    from nlp.text import normalize_text
+
+    return sha256(_clean(normalize_text(raw_text)))
+
+
 _DMY = re.compile(
     r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4})"
     r"(?:[ T,]+(\d{1,2})[:h](\d{2})(?::(\d{2}))?(?:\s*(Z|[+-]\d{2}(?::?\d{2})?))?)?"
@@ -506,7 +514,7 @@ def prepare_feedback(
     customer_raw = fields.get("customer")
     customer = None if customer_raw is None else _clean(str(customer_raw)).strip().lower() or None
 
-    content_hash = sha256(text)
+    content_hash = sha256(text)  # = text_hash(raw_text): training files match on it
     if external_id and looks_personal(external_id):
         # An id that is an e-mail or a phone number is personal data: keep only its hash.
         # (Long numeric ids look like order numbers to mask_pii; those are kept as they are.)

@@ -113,7 +113,14 @@ def register(app: typer.Typer) -> None:
         if not data.is_file():
             raise fail(not_a_file(data, "data file"))
         if errors is not None:
+            from jobs.analyze import OutputError, check_not_input
+
             check_output_file(errors, "--errors")  # before the analysis, not after it
+            try:
+                # The errors file replaced the team's labelled file: its labels gone for good.
+                check_not_input(data, errors)
+            except OutputError as exc:
+                raise fail(f"--errors: {exc}") from None
         try:
             rows = read_rows(data, limit=limit)
         except LabelError as exc:
@@ -124,14 +131,17 @@ def register(app: typer.Typer) -> None:
             with data.open(encoding="utf-8-sig") as fh:
                 first = next((line for line in fh if line.strip()), "")
             try:
-                json.loads(first)
+                # A JSON array on one line (`[{"text": …}, …]`) reads as JSON, not as rows.
+                is_object = isinstance(json.loads(first), dict)
             except ValueError:
+                is_object = False
+            if not is_object:
                 # A CSV or Excel export: "need a non-empty 'text'" sent the team looking for
                 # the text column their file has, not for the format.
                 raise fail(
                     f"{data} is not JSONL: evaluate reads one JSON object per line with 'text' "
                     "and a label (sentiment, stars or themes)"
-                ) from None
+                )
         if not rows.texts:
             raise fail(f"no usable rows (need a non-empty 'text') in {data}")
         conflicts = rows.conflicts.warning()

@@ -84,16 +84,22 @@ def read_labelled(paths: list[Path]) -> LabelledFile:
 def add_rows(out: LabelledFile, rows: list[dict]) -> None:
     """Append in-memory rows (e.g. corrections) in the same way as file rows; a row whose
     text is already there replaces its label (an analyst's correction wins), every copy of
-    it: a file may hold the same text twice, and one stale copy would still teach the old label."""
+    it: a file may hold the same text twice, and one stale copy would still teach the old label.
+    Texts match as ingested (the row's `content_hash`) or as stored (core.store.text_hash): a
+    corrected verbatim's text is normalised and masked, the file's is as written."""
+    from core.store import text_hash
+
     positions: dict[str, list[int]] = {}
     for i, t in enumerate(out.rows.texts):
-        positions.setdefault(t, []).append(i)
+        positions.setdefault(text_hash(t), []).append(i)
     for row in rows:
         label = _label(row)
         if label is None or not str(row.get("text") or "").strip():
             out.skipped += 1
             continue
-        same = positions.get(row["text"])
+        # As ingested (a file of the raw texts) or as stored (one exported from Verbatim).
+        keys = dict.fromkeys(k for k in (row.get("content_hash"), text_hash(row["text"])) if k)
+        same = sorted({i for k in keys for i in positions.get(k, ())})
         if same:
             for i in same:
                 out.rows.labels[i] = POLARITIES.index(label)

@@ -85,9 +85,16 @@ def merge_corrections(
     dropped: Counter[str] | None = None,
 ) -> tuple[list[str], list[dict[str, str]]]:
     """Examples + corrected verbatims ({"text", "themes"}); a correction wins over an example
-    with the same text. Themes retired since the correction, or that `taxonomy` does not have
-    (another --taxonomy than the corrections'), are dropped and counted in `dropped`."""
-    merged: dict[str, dict[str, str]] = dict(zip(texts, labels, strict=True))
+    with the same text, as ingested or as stored (core.store.text_hash: the stored text has
+    its quotes and dashes normalised and its order numbers masked; compared as written, the
+    example with the old label was trained on beside the correction). Themes retired since
+    the correction, or that `taxonomy` does not have (another --taxonomy than the
+    corrections'), are dropped and counted in `dropped`."""
+    from core.store import text_hash
+
+    merged: dict[str, tuple[str, dict[str, str]]] = {
+        text_hash(t): (t, label) for t, label in zip(texts, labels, strict=True)
+    }
     for row in rows:
         themes = {}
         for key, pol in row["themes"].items():
@@ -96,8 +103,15 @@ def merge_corrections(
                 themes[theme.id] = pol
             elif dropped is not None:
                 dropped[key] += 1
-        merged[row["text"]] = themes
-    return list(merged), list(merged.values())
+        # As ingested (a file of the raw texts) or as stored (one exported from Verbatim).
+        keys = list(
+            dict.fromkeys(k for k in (row.get("content_hash"), text_hash(row["text"])) if k)
+        )
+        found = [k for k in keys if k in merged]
+        for key in found[1:]:  # both copies in the file: one correction, not two rows
+            del merged[key]
+        merged[found[0] if found else keys[-1]] = (row["text"], themes)
+    return [t for t, _ in merged.values()], [label for _, label in merged.values()]
 
 
 def train_from_examples(

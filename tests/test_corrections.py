@@ -134,6 +134,7 @@ def test_correction_overrides_the_model_everywhere(
                 "id": f"correction:{fid}",
                 "text": KNOWN_TEXT,
                 "source": "corrections",
+                "content_hash": session.get(Feedback, fid).content_hash,
                 "themes": {"emballage": "negative"},
             }
         ]
@@ -236,6 +237,65 @@ def test_train_themes_uses_corrections(
         app, ["train", "sentiment", "--corrections", "--out", str(tmp_path / "s")], env=env
     )
     assert res.exit_code == 2 and "got 0" in res.output
+
+
+def test_a_correction_replaces_its_row_in_a_file_of_raw_or_exported_texts(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """Ingest stores a text normalised (’ -> ', … -> ...) and masked (order numbers): the
+    training file's copy, as the customer wrote it, never matched the corrected verbatim, so
+    `train --examples F --corrections` trained on both, the stale label included (300 rows of
+    which 150 corrected: "trained on 383 examples")."""
+    from core.corrections import apply_correction
+    from core.store import insert_feedback, prepare_feedback
+    from jobs.train_sentiment import LabelledFile, add_rows
+    from jobs.train_themes import merge_corrections
+
+    raw = "Commande 123456789 jamais reçue… l’emballage était déchiré"
+    with session_scope(sessions) as session:
+        row = prepare_feedback(
+            {"text": raw, "created_at": "2026-11-02T10:00:00Z"},
+            source="tp",
+            channel="review",
+            max_text_chars=5000,
+        )
+        assert isinstance(row, dict)
+        insert_feedback(session, [row])
+        fid = session.scalars(select(Feedback.id)).one()
+        stored = session.get(Feedback, fid).text
+        assert stored != raw and "<ORDER>" in stored  # what the analysts saw and corrected
+        tax = taxonomy_store.current(session, settings).taxonomy
+        apply_correction(
+            session,
+            fid,
+            author="analyste",
+            taxonomy=tax,
+            sentiment="negative",
+            themes=[("emballage", "negative")],
+        )
+    with session_scope(sessions) as session:
+        themes_rows = training_rows(session, need="themes")
+        sentiment_rows = training_rows(session, need="sentiment")
+    other = "Livraison rapide, merci"
+    for copy in (raw, stored):  # the raw source file, or an export of the stored verbatims
+        texts, labels = merge_corrections(
+            [copy, other], [{"livraison": "negative"}, {"livraison": "positive"}], themes_rows, tax
+        )
+        assert labels == [{"emballage": "negative"}, {"livraison": "positive"}], copy
+        assert len(texts) == 2
+        labelled = LabelledFile()
+        labelled.rows.texts += [copy, other]
+        labelled.rows.labels += [2, 2]
+        labelled.rows.stars += [-100, -100]
+        labelled.rows.groups += ["f", "f"]
+        labelled.keys += ["a", "b"]
+        add_rows(labelled, sentiment_rows)
+        assert labelled.rows.labels == [0, 2], copy  # replaced, not a third row
+    # Both copies in one file: the correction is one row, not two.
+    texts, labels = merge_corrections(
+        [raw, stored], [{"livraison": "negative"}] * 2, themes_rows, tax
+    )
+    assert labels == [{"emballage": "negative"}]
 
 
 def test_train_themes_says_which_corrected_themes_another_taxonomy_lacks(

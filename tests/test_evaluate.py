@@ -166,6 +166,12 @@ def test_cli_evaluate_on_a_csv_says_it_reads_jsonl(
     assert res.exit_code == 2, res.output
     assert res.output.startswith("error: ") and res.output.count("\n") == 1, res.output
     assert "labels.csv is not JSONL" in res.output, res.output
+    # A JSON array on one line (a "save as JSON" export) is no JSONL either: it has texts.
+    path = tmp_path / "labels.json"
+    rows = [{"text": "Livraison rapide", "stars": 5}, {"text": "Colis cassé", "stars": 1}]
+    path.write_text(json.dumps(rows, ensure_ascii=False) + "\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["evaluate", "--data", str(path), "--backend", "lexicon"])
+    assert res.exit_code == 2 and "labels.json is not JSONL" in res.output, res.output
 
 
 def test_stars_off_the_scale_are_no_label_and_french_labels_are_read() -> None:
@@ -278,6 +284,28 @@ def test_cli_evaluate_unreadable_input_is_one_error_line(
         app, ["evaluate", "--data", str(path), "--backend", "lexicon", "--errors", str(tmp_path)]
     )
     assert res.exit_code == 2 and "--errors is a directory" in res.output, res.output
+
+
+def test_cli_evaluate_errors_onto_the_labelled_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--errors` naming the `--data` file (or a link to it) replaced the team's labelled
+    file with the misclassified rows, its labels lost for good; refused before the analysis,
+    the file as it was."""
+    monkeypatch.chdir(tmp_path)
+    app = typer.Typer()
+    cli_models.register(app)
+    path = tmp_path / "gold.jsonl"
+    body = json.dumps({"text": "Colis perdu, service injoignable", "sentiment": "positive"})
+    path.write_text(body + "\n", encoding="utf-8")
+    (tmp_path / "link.jsonl").symlink_to(path)
+    for errors in ("gold.jsonl", "link.jsonl"):
+        res = CliRunner().invoke(
+            app, ["evaluate", "--data", str(path), "--backend", "lexicon", "--errors", errors]
+        )
+        assert res.exit_code == 2, res.output
+        assert res.output.startswith("error: --errors: ") and "input file itself" in res.output
+        assert path.read_text(encoding="utf-8") == body + "\n"
 
 
 def test_cli_evaluate_refuses_a_theme_the_taxonomy_does_not_know(
