@@ -241,6 +241,11 @@ def diff_summary(old: Taxonomy | None, new: Taxonomy) -> str:
         if tid in before:
             continue
         gone = [a for a in theme.aliases if a in before and a not in after]
+        # Merged then renamed in one edit, the theme has two former ids: its rename entry
+        # says which one it was ("renamed prix -> achat; merged commande_paiement into achat"
+        # for commande_paiement renamed achat, prix merged into it).
+        named = [h.theme for h in new.history if h.action == "rename" and h.target == tid]
+        gone.sort(key=lambda a: a not in named[-1:])
         if gone:  # a rename keeps the old theme under a new id
             renamed_from[tid] = gone[0]
             parts.append(f"renamed {gone[0]} -> {tid}")
@@ -254,10 +259,25 @@ def diff_summary(old: Taxonomy | None, new: Taxonomy) -> str:
             parts.append(f"removed {tid}")
         elif renamed_from.get(target) != tid:
             parts.append(f"merged {tid} into {target}")
+    # Former ids a rename, merge or un-merge above already explains; any other alias change
+    # (a former id moved to another theme) re-routes stored mentions and alerts: it was
+    # summarised "no change".
+    moved = {
+        a
+        for tax, ids in ((old, before.keys() - after.keys()), (new, after.keys() - before.keys()))
+        for t in tax.themes
+        if t.id in ids
+        for a in (t.id, *t.aliases)
+    }
     for tid, theme in after.items():
         prev = before.get(tid)
         if prev is None:
             continue
+        added = [a for a in theme.aliases if a not in prev.aliases and a not in moved]
+        dropped = [a for a in prev.aliases if a not in theme.aliases and a not in moved]
+        if added or dropped:
+            change = [*(f"+{a}" for a in added), *(f"-{a}" for a in dropped)]
+            parts.append(f"edited {tid} (aliases {' '.join(change)})")
         if theme.retired and not prev.retired:
             parts.append(f"retired {tid}")
             continue
@@ -274,6 +294,9 @@ def diff_summary(old: Taxonomy | None, new: Taxonomy) -> str:
     for name in ("alarm_terms", "positive_cues", "negative_cues", "name", "language"):
         if getattr(old, name) != getattr(new, name):
             parts.append(f"edited {name}")
+    kept = [tid for tid in after if tid in before]
+    if kept != [tid for tid in before if tid in after]:
+        parts.append("reordered themes")  # the order breaks ties between themes
     return "; ".join(parts) or "no change"
 
 

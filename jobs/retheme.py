@@ -54,9 +54,32 @@ class _EncoderOnly:
         raise RuntimeError("re-theming never runs the sentiment model")
 
 
+def analysis_sentiment(settings: Settings) -> Any | None:
+    """The sentiment backend `enrich` analyses with, loaded for its encoder only (the embedded
+    one; the other backends have none). Without it, `taxonomy import`, `taxonomy retheme` and
+    `detect` re-detected with the heads' encoder-free variant: a team-only edit moved the
+    window's figures (qualite_produit +11 % on the demo) where `run` kept them."""
+    if settings.sentiment_backend != "embedded":
+        return None
+    from nlp.sentiment import build_sentiment
+
+    try:
+        return build_sentiment(
+            "embedded",
+            path=settings.sentiment_model_path,
+            model_dir=settings.resolved_model_dir,
+            runtime=settings.encoder_runtime,
+        )
+    except Exception as exc:  # noqa: BLE001 - the encoder-free heads always work
+        log.warning("re-detection without the encoder (%s): theme heads run without it", exc)
+        return None
+
+
 def theme_model_for(settings: Settings, taxonomy: Any, sentiment: Any | None = None) -> Any:
     from core.analysis import build_theme_model
 
+    if sentiment is None:
+        sentiment = analysis_sentiment(settings)
     encoder = getattr(sentiment, "encoder", None) if sentiment is not None else None
     return build_theme_model(
         taxonomy,
@@ -125,17 +148,22 @@ def _redetect(
     cursor = 0
     while True:
         with session_scope(sessions) as session:
+            lock_aggregates(session, shared=True)  # it rewrites mentions: as enrich does
+            # FOR UPDATE (PostgreSQL): two re-detections at once (an import while the
+            # scheduler's detect applies the same edit) each deleted the old mentions and
+            # inserted theirs, the other's inserts unseen by its delete: every mention of the
+            # window twice. The second waits for the first's batch, then replaces its rows.
             rows = session.execute(
                 select(Feedback.id, Feedback.text, Feedback.created_at)
                 .where(Feedback.analyzed.is_(True), Feedback.created_at >= since)
                 .where(Feedback.id > cursor)
                 .order_by(Feedback.id)
                 .limit(size)
+                .with_for_update(of=Feedback)
             ).all()
             if not rows:
                 return
             cursor = rows[-1].id
-            lock_aggregates(session, shared=True)  # it rewrites mentions: as enrich does
             _apply(session, model, rows, result)
 
 

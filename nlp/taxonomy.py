@@ -594,9 +594,34 @@ class Taxonomy(_Strict):
         return document.model_copy(
             update={
                 "version": self.version + 1,
+                "themes": self._kept_ids(document),
                 "history": [*self.history, *extra, HistoryEntry(action="update", theme="*")],
             }
         )
+
+    def _kept_ids(self, document: Taxonomy) -> list[Theme]:
+        """The document's themes, where a theme it drops under an id it has again under a
+        former id (an export from before a rename, imported to roll back) keeps its ids as
+        aliases of that theme: its stored mentions, alerts and incidents stayed under the
+        dropped id and counted for a removed theme."""
+        themes = list(document.themes)
+        for theme in self.themes:
+            if document.resolve(theme.id) is not None:
+                continue
+            homes = [a for a in theme.aliases if any(t.id == a for t in themes)]
+            renamed = [
+                h.theme
+                for h in reversed(self.history)
+                if h.action == "rename" and h.target == theme.id and h.theme in homes
+            ]
+            home = renamed[0] if renamed else homes[0] if len(homes) == 1 else None
+            if home is None:
+                continue  # removed, or several former ids back: which one it was is unknown
+            i = next(i for i, t in enumerate(themes) if t.id == home)
+            taken = {a for t in themes for a in (t.id, *t.aliases)}
+            kept = [a for a in (theme.id, *theme.aliases) if a not in taken]
+            themes[i] = themes[i].model_copy(update={"aliases": [*themes[i].aliases, *kept]})
+        return themes
 
     def same_content(self, other: Taxonomy) -> bool:
         """True when both define the same taxonomy (version and history aside): storing

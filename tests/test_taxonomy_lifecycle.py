@@ -3,6 +3,7 @@ concurrent edits, renames and merges undone, re-detection after a change."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -125,6 +126,46 @@ def test_an_edit_that_changes_nothing_stores_no_version(
     assert _versions(sessions) == [2, 1]
 
 
+def test_moving_a_former_id_or_reordering_is_not_summarised_as_no_change(
+    settings: Settings, sessions: sessionmaker[Session], runner: CliRunner, tmp_path: Path
+) -> None:
+    """A former id moved to another theme (its stored mentions and alerts now count there)
+    was stored as a new version summarised "no change", in the CLI and the history."""
+    with session_scope(sessions) as session:
+        cur = taxonomy_store.current(session, settings).taxonomy
+        taxonomy_store.save(session, settings, cur.merge("prix", "commande_paiement"), "t")
+    doc = yaml.safe_load(runner.invoke(cli, ["taxonomy", "export"]).output)
+    for theme in doc["themes"]:
+        if theme["id"] in ("commande_paiement", "qualite_produit"):
+            theme["aliases"] = ["prix"] if theme["id"] == "qualite_produit" else []
+    path = tmp_path / "moved.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    res = runner.invoke(cli, ["taxonomy", "import", str(path), "--no-retheme"])
+    summary = "edited qualite_produit (aliases +prix); edited commande_paiement (aliases -prix)"
+    assert res.exit_code == 0 and f"version 3 stored ({summary})" in res.output, res.output
+    doc["themes"].reverse()
+    doc["version"] = 3
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    res = runner.invoke(cli, ["taxonomy", "import", str(path), "--no-retheme"])
+    assert res.exit_code == 0 and "version 4 stored (reordered themes)" in res.output, res.output
+    with session_scope(sessions) as session:
+        assert taxonomy_store.history(session)[1].summary == summary
+
+
+def test_merge_then_rename_in_one_edit_is_summarised_as_it_was_made(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    """The history said "renamed prix -> achat; merged commande_paiement into achat" for
+    prix merged into commande_paiement, then commande_paiement renamed achat."""
+    ops = [
+        {"op": "merge", "source": "prix", "target": "commande_paiement"},
+        {"op": "rename", "id": "commande_paiement", "new_id": "achat"},
+    ]
+    assert client.put("/taxonomy", json={"operations": ops}, headers=wh(keys)).status_code == 200
+    history = client.get("/taxonomy/history", headers=rh(keys)).json()["items"]
+    assert history[0]["summary"] == "renamed commande_paiement -> achat; merged prix into achat"
+
+
 def test_a_stale_export_is_refused_unless_forced_and_history_is_kept(
     settings: Settings, sessions: sessionmaker[Session], runner: CliRunner, tmp_path: Path
 ) -> None:
@@ -158,6 +199,35 @@ def test_a_stale_export_is_refused_unless_forced_and_history_is_kept(
 
 
 # --- concurrent edits -----------------------------------------------------------------------
+
+
+def test_rolling_back_to_a_version_before_a_rename_keeps_the_new_id_resolvable(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    runner: CliRunner,
+    client: TestClient,
+    keys: dict[str, str],
+    seeded: Seeded,
+    tmp_path: Path,
+) -> None:
+    """`export --version 1` then `import --force` (a roll back past a rename) dropped the
+    renamed id: the mentions, alerts and incidents stored under it since the rename counted
+    for a removed theme, out of the restored theme's figures for good."""
+    ops = [{"op": "rename", "id": "livraison", "new_id": "delivery"}]
+    assert client.put("/taxonomy", json={"operations": ops}, headers=wh(keys)).status_code == 200
+    with session_scope(sessions) as session:  # what was stored under the new id since
+        tax = taxonomy_store.current(session, settings).taxonomy
+        taxonomy_store.save(session, settings, tax.add(Theme(id="neuf", label="Neuf")), "t")
+    old = tmp_path / "v1.yaml"
+    res = runner.invoke(cli, ["taxonomy", "export", "--version", "1", "-o", str(old)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli, ["taxonomy", "import", str(old), "--force", "--no-retheme"])
+    assert res.exit_code == 0, res.output
+    assert "renamed delivery -> livraison" in res.output and "removed" in res.output, res.output
+    with session_scope(sessions) as session:
+        tax = taxonomy_store.current(session, settings).taxonomy
+    assert tax.current_id("delivery") == "livraison" and tax.resolve("neuf") is None
+    assert client.get("/themes/delivery", headers=rh(keys)).json()["id"] == "livraison"
 
 
 def test_if_match_refuses_an_edit_of_a_version_changed_since(
@@ -371,6 +441,90 @@ def test_detect_applies_an_edit_not_re_detected_yet(
     with session_scope(sessions) as session:
         assert taxonomy_store.theme_since(session)["fidelite"] != ""
         assert taxonomy_store.pending_retheme(session) is None
+
+
+def test_retheme_outside_run_uses_the_analysis_encoder(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    seeded: Seeded,
+    runner: CliRunner,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`taxonomy import` (and `taxonomy retheme`, `detect`) re-detected with no encoder: the
+    heads' encoder-free variant, where `run` and `enrich` use the embedded backend's, so a
+    team-only edit moved the window's figures (the demo's qualite_produit 251 -> 278)."""
+    import core.analysis
+    import nlp.sentiment
+
+    class Backend:  # what the embedded backend gives the theme heads: its encoder
+        encoder = object()
+
+    handed: list[object] = []
+    build = core.analysis.build_theme_model
+
+    def spy(taxonomy: Taxonomy, model: object, sentiment: object, *rest: object) -> object:
+        handed.append(getattr(sentiment, "encoder", None))
+        return build(taxonomy, None, None, *rest)  # type: ignore[arg-type]
+
+    settings.sentiment_backend = "embedded"
+    monkeypatch.setenv("VERBATIM_SENTIMENT_BACKEND", "embedded")
+    monkeypatch.setitem(nlp.sentiment.REGISTRY, "embedded", lambda **kw: Backend())
+    monkeypatch.setattr(core.analysis, "build_theme_model", spy)
+    doc = load_taxonomy(None).model_dump(mode="json", exclude={"version"})
+    doc["themes"][0]["team"] = "logistique"
+    path = tmp_path / "team.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    res = runner.invoke(cli, ["taxonomy", "import", str(path)])
+    assert res.exit_code == 0 and "re-detected" in res.output, res.output
+    assert handed == [Backend.encoder]
+
+
+@pytest.mark.postgres
+def test_two_re_detections_at_once_do_not_store_every_mention_twice(
+    settings: Settings, pg_sessions: sessionmaker[Session]
+) -> None:
+    """PostgreSQL: an import's re-detection while the scheduler's `detect` applied the same
+    edit; each deleted the window's mentions then inserted its own, the other's inserts
+    unseen by its delete (READ COMMITTED): every mention of the window stored twice."""
+    from sqlalchemy import func
+
+    from core.models import ThemeMention
+    from jobs.retheme import retheme, theme_model_for
+
+    seed(pg_sessions)
+    with session_scope(pg_sessions) as session:
+        edited = taxonomy_store.current(session, settings).taxonomy.retire("prix")
+        taxonomy_store.save(session, settings, edited, "t")
+    model = theme_model_for(settings, edited)
+    both_predicted = threading.Barrier(2)
+
+    class Lockstep:  # both runs reach their delete together
+        def predict(self, texts: list[str]) -> list[object]:
+            out = model.predict(texts)
+            # Broken when the other run waits for this one's batch (the fix).
+            with contextlib.suppress(threading.BrokenBarrierError):
+                both_predicted.wait(timeout=2)
+            return out
+
+    runs = [
+        threading.Thread(
+            target=retheme, args=(settings, pg_sessions), kwargs={"theme_model": Lockstep()}
+        )
+        for _ in range(2)
+    ]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join()
+    with session_scope(pg_sessions) as session:
+        twice = session.execute(
+            select(ThemeMention.analysis_id, ThemeMention.theme)
+            .group_by(ThemeMention.analysis_id, ThemeMention.theme)
+            .having(func.count() > 1)
+        ).all()
+        assert session.execute(select(func.count()).select_from(ThemeMention)).scalar()
+    assert twice == []
 
 
 def test_a_renamed_theme_keeps_its_detection_history(
