@@ -358,6 +358,16 @@ def register_themes(group: typer.Typer) -> None:
         )
         for note in notes:
             typer.echo(f"warning: {note}", err=True)
+        if not model.themes:
+            # Saved all the same (a start to add examples to), but said plainly: deployed, it
+            # would replace the packaged heads with the keyword rules alone.
+            typer.echo(
+                f"warning: no theme reached --min-examples ({min_examples}): "
+                f"{out} has no learned head and reads every theme by keyword rules alone, "
+                "below the packaged heads; add labelled examples before deploying it "
+                "(VERBATIM_THEMES_MODEL)",
+                err=True,
+            )
         model.save(out)
         summary = _heads_summary(model)
         _write_card(

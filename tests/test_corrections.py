@@ -339,6 +339,8 @@ def test_train_themes_says_which_corrected_themes_another_taxonomy_lacks(
     assert res.exit_code == 0, res.output
     assert "1 corrected verbatims merged" in res.output
     assert "left out: fidelite (1)" in res.output, res.output
+    # One example teaches no head: the model is saved, and said to be keyword rules alone.
+    assert "has no learned head" in res.output, res.output
     # Trained for the database's own taxonomy, nothing is left out and nothing is said.
     res = CliRunner().invoke(app, args, env=env)
     assert res.exit_code == 0 and "left out" not in res.output, res.output
