@@ -12,6 +12,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -87,6 +88,41 @@ def for_job(sessions: sessionmaker[Session], settings: Settings) -> Current:
     """The current taxonomy for a job (its own short transaction; seeds on first use)."""
     with session_scope(sessions) as session:
         return current(session, settings)
+
+
+def stored_taxonomy(settings: Settings) -> Taxonomy | None:
+    """The database's current taxonomy for the commands that work on files (analyze,
+    evaluate, backtest): what enrich, detect and the API read, edits made through the API
+    included. None when there is no database yet (a SQLite file not created: nothing is
+    created here), no version stored, or the database cannot be read; they then read the
+    `taxonomy_path` setting, as the first run would seed it."""
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if not path or path == ":memory:" or not Path(path).is_file():
+            return None
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session:
+            row = session.execute(
+                select(TaxonomyVersion).order_by(TaxonomyVersion.version.desc()).limit(1)
+            ).scalar_one_or_none()
+            return None if row is None else _parse(row)
+    except SQLAlchemyError as exc:  # no table yet, a server down: the file setting
+        log.info("taxonomy: database not read (%s); using the taxonomy_path setting", exc)
+        return None
+    finally:
+        engine.dispose()
+
+
+def default_taxonomy(settings: Settings) -> Taxonomy:
+    """What a file command reads without --taxonomy: the database's current taxonomy, else
+    what the first run would seed it with (the `taxonomy_path` setting; by default the
+    packaged e-commerce one)."""
+    return stored_taxonomy(settings) or _seed_taxonomy(settings)[0]
 
 
 def latest_version(session: Session) -> int | None:

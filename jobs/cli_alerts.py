@@ -24,10 +24,11 @@ def _sessions(settings: Any) -> Any:
 
 
 def _taxonomy(path: str | None, settings: Any) -> Any:
+    from core.taxonomy_store import default_taxonomy
     from nlp.taxonomy import TaxonomyError, load_taxonomy
 
     try:
-        return load_taxonomy(path if path is not None else settings.taxonomy_path)
+        return default_taxonomy(settings) if path is None else load_taxonomy(path)
     except TaxonomyError as exc:
         raise fail(str(exc)) from None
 
@@ -145,7 +146,11 @@ def register(app: typer.Typer) -> None:
             "created_at[, channel...]",
         ),
         output: Path = typer.Option(..., "-o", "--output", help="Alerts JSONL to write."),
-        taxonomy: str | None = typer.Option(None, help="Taxonomy file or builtin name."),
+        taxonomy: str | None = typer.Option(
+            None,
+            help="Taxonomy file or builtin name (default: the database's current one when the "
+            "database exists, else the taxonomy_path setting).",
+        ),
         backend: str | None = typer.Option(None, help="Sentiment backend (default: settings)."),
         updates: bool = typer.Option(False, help="Also write escalation lines (update: true)."),
         per_channel: bool = typer.Option(False, help="One series per channel."),

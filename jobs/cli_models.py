@@ -14,11 +14,12 @@ from core.cli import check_output_file, fail, not_a_file
 def _analyzer(taxonomy: str | None, themes_model: Path | None, backend: str | None):  # noqa: ANN202
     from core.analysis import build_analyzer
     from core.settings import load_settings
+    from core.taxonomy_store import default_taxonomy
     from nlp.taxonomy import TaxonomyError, load_taxonomy
 
     settings = load_settings()
     try:
-        tax = load_taxonomy(taxonomy if taxonomy is not None else settings.taxonomy_path)
+        tax = default_taxonomy(settings) if taxonomy is None else load_taxonomy(taxonomy)
     except TaxonomyError as exc:
         raise fail(f"bad taxonomy: {exc}") from None
     if themes_model is not None and not themes_model.exists():
@@ -42,7 +43,10 @@ def register(app: typer.Typer) -> None:
             ..., "-o", "--output", help="Output JSONL (written whole, once complete)."
         ),
         taxonomy: str | None = typer.Option(
-            None, "--taxonomy", help="Taxonomy YAML file, or 'ecommerce' / 'restaurant'."
+            None,
+            "--taxonomy",
+            help="Taxonomy YAML file, or 'ecommerce' / 'restaurant' (default: the database's "
+            "current one when the database exists, else the taxonomy_path setting).",
         ),
         themes_model: Path | None = typer.Option(
             None, "--themes-model", help="Trained theme head directory."
@@ -99,7 +103,12 @@ def register(app: typer.Typer) -> None:
     def evaluate_cmd(
         data: Path = typer.Option(..., "--data", help="Labelled JSONL (sentiment/stars/themes)."),
         backend: str | None = typer.Option(None, "--backend"),
-        taxonomy: str | None = typer.Option(None, "--taxonomy"),
+        taxonomy: str | None = typer.Option(
+            None,
+            "--taxonomy",
+            help="Taxonomy YAML file or builtin name (default: the database's current one when "
+            "the database exists, else the taxonomy_path setting).",
+        ),
         themes_model: Path | None = typer.Option(None, "--themes-model"),
         limit: int | None = typer.Option(None, "--limit", min=1),
         as_json: bool = typer.Option(False, "--json", help="Print a machine-readable dict."),

@@ -4,6 +4,7 @@ concurrent edits, renames and merges undone, re-detection after a change."""
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -672,3 +673,44 @@ def test_export_to_dev_stdout_appended_to_a_file_keeps_the_file(
     assert run.returncode == 0, run.stderr
     previous, rest = out_file.read_text(encoding="utf-8").split("\n", 1)
     assert previous == "previous" and yaml.safe_load(rest)["themes"]
+
+
+def test_file_commands_read_the_databases_taxonomy(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    runner: CliRunner,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One taxonomy: a theme added through the API (or `taxonomy import`) was unknown to
+    `verbatim evaluate` and `verbatim analyze`, which read the taxonomy_path setting: the
+    team's gold file with its new theme was refused, and analyze never found it, while enrich
+    and detect did. Without a database they read the setting and create no database."""
+    with session_scope(sessions) as session:
+        tax = taxonomy_store.current(session, settings).taxonomy
+        added = tax.model_dump()
+        added["themes"].append(
+            {"id": "fidelite", "label": "Fidélité", "seeds": ["carte de fidélité"]}
+        )
+        body = yaml.safe_dump(added, allow_unicode=True)
+        assert taxonomy_store.import_yaml(session, settings, body, "t", force=True).changed
+    text = "Ma carte de fidélité n'a pas été créditée."
+    feed = tmp_path / "in.jsonl"
+    feed.write_text(json.dumps({"text": text}) + "\n", encoding="utf-8")
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(
+        json.dumps({"text": text, "themes": {"fidelite": "negative"}}) + "\n", encoding="utf-8"
+    )
+    monkeypatch.setenv("VERBATIM_SENTIMENT_BACKEND", "lexicon")
+    out = tmp_path / "out.jsonl"
+    res = runner.invoke(cli, ["analyze", str(feed), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "fidelite" in [t["id"] for t in json.loads(out.read_text())["themes"]]
+    res = runner.invoke(cli, ["evaluate", "--data", str(gold)])
+    assert res.exit_code == 0 and "fidelite" in res.output, res.output
+    # No database: the setting, and nothing created.
+    monkeypatch.setenv("VERBATIM_DATABASE_URL", f"sqlite:///{tmp_path / 'none' / 'v.db'}")
+    res = runner.invoke(cli, ["analyze", str(feed), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "fidelite" not in [t["id"] for t in json.loads(out.read_text())["themes"]]
+    assert not (tmp_path / "none").exists()
