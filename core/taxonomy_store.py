@@ -12,7 +12,6 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -21,12 +20,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.db import session_scope
 from core.models import TaxonomyVersion
 from core.settings import Settings
+from core.taxonomy_default import seed_taxonomy
 from nlp.errors import VerbatimError
 from nlp.taxonomy import (
-    BUILTIN_TAXONOMIES,
     Taxonomy,
     TaxonomyError,
-    load_taxonomy,
     parse_taxonomy,
 )
 
@@ -74,55 +72,10 @@ def check_base(session: Session, base: int, current_version: int, what: str) -> 
         )
 
 
-def _seed_taxonomy(settings: Settings) -> tuple[Taxonomy, str]:
-    path = settings.taxonomy_path
-    if path is not None:
-        return load_taxonomy(path), f"seeded from {path}"
-    legacy = settings.data_dir / "taxonomy.yaml"  # where the file-based API store wrote edits
-    if legacy.is_file() and str(legacy) not in BUILTIN_TAXONOMIES:
-        return load_taxonomy(legacy), f"seeded from {legacy}"
-    return load_taxonomy(None), "seeded from the packaged ecommerce taxonomy"
-
-
 def for_job(sessions: sessionmaker[Session], settings: Settings) -> Current:
     """The current taxonomy for a job (its own short transaction; seeds on first use)."""
     with session_scope(sessions) as session:
         return current(session, settings)
-
-
-def stored_taxonomy(settings: Settings) -> Taxonomy | None:
-    """The database's current taxonomy for the commands that work on files (analyze,
-    evaluate, backtest): what enrich, detect and the API read, edits made through the API
-    included. None when there is no database yet (a SQLite file not created: nothing is
-    created here), no version stored, or the database cannot be read; they then read the
-    `taxonomy_path` setting, as the first run would seed it."""
-    url = settings.resolved_database_url
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if not path or path == ":memory:" or not Path(path).is_file():
-            return None
-    from sqlalchemy import create_engine
-    from sqlalchemy.exc import SQLAlchemyError
-
-    engine = create_engine(url)
-    try:
-        with Session(engine) as session:
-            row = session.execute(
-                select(TaxonomyVersion).order_by(TaxonomyVersion.version.desc()).limit(1)
-            ).scalar_one_or_none()
-            return None if row is None else _parse(row)
-    except SQLAlchemyError as exc:  # no table yet, a server down: the file setting
-        log.info("taxonomy: database not read (%s); using the taxonomy_path setting", exc)
-        return None
-    finally:
-        engine.dispose()
-
-
-def default_taxonomy(settings: Settings) -> Taxonomy:
-    """What a file command reads without --taxonomy: the database's current taxonomy, else
-    what the first run would seed it with (the `taxonomy_path` setting; by default the
-    packaged e-commerce one)."""
-    return stored_taxonomy(settings) or _seed_taxonomy(settings)[0]
 
 
 def latest_version(session: Session) -> int | None:
@@ -130,7 +83,7 @@ def latest_version(session: Session) -> int | None:
     return session.execute(select(func.max(TaxonomyVersion.version))).scalar()
 
 
-def _parse(row: TaxonomyVersion) -> Taxonomy:
+def parse_version(row: TaxonomyVersion) -> Taxonomy:
     tax = parse_taxonomy(row.body, origin=f"taxonomy version {row.version}", stored=True)
     return tax if tax.version == row.version else tax.model_copy(update={"version": row.version})
 
@@ -141,7 +94,7 @@ def current(session: Session, settings: Settings) -> Current:
         select(TaxonomyVersion).order_by(TaxonomyVersion.version.desc()).limit(1)
     ).scalar_one_or_none()
     if row is None:
-        seed, origin = _seed_taxonomy(settings)
+        seed, origin = seed_taxonomy(settings)
         seed = seed.model_copy(update={"version": 1})
         try:
             with session.begin_nested():
@@ -149,7 +102,7 @@ def current(session: Session, settings: Settings) -> Current:
         except IntegrityError:  # another process seeded first: read theirs
             pass
         return current(session, settings)
-    return Current(_parse(row), row.version)
+    return Current(parse_version(row), row.version)
 
 
 def _row(tax: Taxonomy, version: int, author: str, summary: str) -> TaxonomyVersion:

@@ -24,7 +24,7 @@ def _sessions(settings: Any) -> Any:
 
 
 def _taxonomy(path: str | None, settings: Any) -> Any:
-    from core.taxonomy_store import default_taxonomy
+    from core.taxonomy_default import default_taxonomy
     from nlp.taxonomy import TaxonomyError, load_taxonomy
 
     try:

@@ -14,7 +14,7 @@ from core.cli import check_output_file, fail, not_a_file
 def _analyzer(taxonomy: str | None, themes_model: Path | None, backend: str | None):  # noqa: ANN202
     from core.analysis import build_analyzer
     from core.settings import load_settings
-    from core.taxonomy_store import default_taxonomy
+    from core.taxonomy_default import default_taxonomy
     from nlp.taxonomy import TaxonomyError, load_taxonomy
 
     settings = load_settings()
