@@ -7,6 +7,7 @@ app (verbatim_cli) wraps every command in `user_errors`, so a command only raise
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import os
@@ -88,6 +89,10 @@ def _database_errors() -> tuple[type[BaseException], ...]:
     return (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, sa_exc.OperationalError)
 
 
+# A data dir, output or lock file the machine cannot write: a read-only mount (a Docker volume
+# mounted `:ro`), a full disk, a quota. PermissionError (EACCES, EPERM) is caught on its own.
+_CANNOT_WRITE = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT})
+
 # What datetime/timedelta say when arithmetic leaves years 1..9999.
 _DATE_OVERFLOW = re.compile(r"date value out of range|year -?\d+ is out of range|days=")
 
@@ -133,6 +138,10 @@ def user_errors(func: F) -> F:
             raise fail(str(exc)) from None
         except PermissionError as exc:
             raise fail(str(exc), EXIT_FAILED) from None
+        except OSError as exc:
+            if exc.errno not in _CANNOT_WRITE:
+                raise  # not the machine's storage: a real fault, with its traceback
+            raise fail(f"cannot write: {exc}", EXIT_FAILED) from None
         except KeyboardInterrupt:
             raise fail("interrupted; run the same command again to resume", 130) from None
 

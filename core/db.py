@@ -27,7 +27,13 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:  # said "[Errno 17] File exists: '/srv/verbatim'"
+                raise VerbatimError(
+                    f"the database's directory {Path(path).parent} is a file: set data_dir "
+                    "(VERBATIM_DATA_DIR) or database_url to a directory"
+                ) from None
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False},
@@ -152,7 +158,12 @@ def migrate(engine: Engine) -> None:
     known, heads = _revisions()
     # Several processes may start on a fresh database at once (API + scheduler containers,
     # two schedulers): one migrates, the others wait and then find it done.
-    with _migration_lock(engine), _connect(engine) as conn, foreign_keys_off(conn), conn.begin():
+    with (
+        _migration_lock(engine),
+        _connect(engine) as conn,
+        foreign_keys_off(conn),
+        ddl_transaction(conn),
+    ):
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql("select pg_advisory_xact_lock(7401208815)")
         versions = _check_owned(conn, set(known), list(heads))
@@ -215,6 +226,31 @@ def foreign_keys_off(conn: Connection) -> Iterator[None]:
             conn.rollback()
         conn.exec_driver_sql("PRAGMA foreign_keys=ON")
         conn.commit()
+
+
+@contextmanager
+def ddl_transaction(conn: Connection) -> Iterator[None]:
+    """`conn.begin()`, whose CREATE / ALTER / DROP also roll back on SQLite.
+
+    Python's sqlite3 opens a transaction before INSERT / UPDATE / DELETE only: each DDL statement
+    of a migration committed on its own, so a first start cut short (Ctrl-C, a full disk, a
+    kill) left Verbatim tables without `alembic_version`, and every later start refused the
+    database ("no migration record"). Here the driver opens nothing and BEGIN is ours: the
+    whole upgrade lands, or nothing does."""
+    if conn.dialect.name != "sqlite":
+        with conn.begin():
+            yield
+        return
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    level = dbapi.isolation_level
+    dbapi.isolation_level = None  # no implicit BEGIN (nor COMMIT) by the driver
+    try:
+        with conn.begin():
+            conn.exec_driver_sql("BEGIN")
+            yield
+    finally:
+        dbapi.isolation_level = level
 
 
 def _check_owned(conn: Connection, known: set[str], heads: list[str]) -> list[str]:

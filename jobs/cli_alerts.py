@@ -174,7 +174,10 @@ def register(app: typer.Typer) -> None:
         tax = _taxonomy(taxonomy, settings)
         from core.analysis import build_analyzer
 
-        analyzer = build_analyzer(settings, backend=backend, taxonomy=tax)
+        try:
+            analyzer = build_analyzer(settings, backend=backend, taxonomy=tax)
+        except (ValueError, OSError, ImportError) as exc:  # `--backend lexcion`: a traceback
+            raise fail(f"cannot build the analyzer: {exc}") from None
         result = run_backtest(
             feed,
             output,

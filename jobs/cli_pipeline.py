@@ -359,14 +359,28 @@ def register(app: typer.Typer) -> None:
         channel: str = typer.Option(None, help="only this channel"),
         source: str = typer.Option(None, help="only this source"),
         format_: str = typer.Option(
-            "table", "--format", "-f", help="table | csv | xlsx | json (xlsx needs -o)"
+            None,
+            "--format",
+            "-f",
+            help="table | csv | xlsx | json (default: from -o's extension, else table; "
+            "xlsx needs -o)",
         ),
-        output: Path = typer.Option(None, "--output", "-o", help="write to this file"),
+        output: Path = typer.Option(
+            None, "--output", "-o", help="write to this file (.csv, .xlsx or .json)"
+        ),
     ) -> None:
         """Themes table of the last N days vs the N days before, and key drivers of the
         scores (NPS, CSAT, CES, rating) when the feed has them; exportable."""
         from jobs.report import FORMATS
 
+        if format_ is None:  # `-o weekly.csv` alone printed the table and wrote no file
+            suffix = output.suffix.lower().lstrip(".") if output is not None else ""
+            format_ = suffix if suffix in FORMATS else "table"
+        if format_ == "table" and output is not None:
+            raise fail(
+                f"the table is printed, not written to {output}: "
+                "give -o a .csv, .xlsx or .json file, or --format csv|xlsx|json"
+            )
         if format_ not in FORMATS:
             raise fail(f"--format must be one of {', '.join(FORMATS)}")
         if format_ == "xlsx" and output is None:
@@ -474,6 +488,8 @@ def register(app: typer.Typer) -> None:
         from jobs.run import Stopped, run_pipeline
         from jobs.scheduler import stop_on_signals
 
+        if days < 1:  # before the pipeline: not an exit 2 once it has ingested and alerted
+            raise fail("--days must be at least 1")
         settings = _settings()
         sessions = _open(settings)
         err = Console(stderr=True)

@@ -208,6 +208,11 @@ def test_negative_limits_are_refused(tmp_path: Path, args: list[str]) -> None:
         (["digest", "--end", "0001-01-03"], "out of range"),
         (["detect", "--day", "0001-01-01"], "out of range"),
         (["aggregate", "--since", "0001-01-01"], "out of range"),
+        # A misspelt backend: `analyze` said so, `backtest` was a ValueError traceback.
+        (
+            ["backtest", "{feed}", "-o", "{tmp}/a.jsonl", "--backend", "lexcion"],
+            "cannot build the analyzer: unknown sentiment backend 'lexcion'",
+        ),
         # A taxonomy saved as Windows-1252: a UnicodeDecodeError traceback.
         (["analyze", "{feed}", "-o", "{tmp}/o.jsonl", "--taxonomy", "{cp1252}"], "not UTF-8"),
     ],
@@ -330,6 +335,60 @@ def test_quiet_means_the_same_before_and_after_the_command(
             assert root.level == level, args
     finally:
         root.setLevel(before)
+
+
+def test_a_data_dir_that_is_a_file_says_so(tmp_path: Path) -> None:
+    """VERBATIM_DATA_DIR naming a file said only "error: [Errno 17] File exists: '…'"."""
+    from verbatim_cli import app
+
+    data = tmp_path / "data"
+    data.write_text("", "utf-8")
+    res = CliRunner().invoke(app, ["quarantine"], env=_env(tmp_path, {}, None))
+    assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
+    assert res.stderr.strip().splitlines() == [
+        f"error: the database's directory {data} is a file: set data_dir (VERBATIM_DATA_DIR) "
+        "or database_url to a directory"
+    ]
+
+
+def test_run_refuses_a_bad_report_period_before_running(tmp_path: Path) -> None:
+    """`verbatim run --days 0` ingested the demo feed, analysed it, queued the alerts, and only
+    then said "--days must be at least 1" with exit 2: a cron job read as failed every time."""
+    from verbatim_cli import app
+
+    res = CliRunner().invoke(app, ["run", "--days", "0"], env=_env(tmp_path, {}, None))
+    assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
+    assert res.stderr.strip().splitlines() == ["error: --days must be at least 1"]
+    assert res.stdout == "" and not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [("ENOSPC", "No space left on device"), ("EROFS", "Read-only file system")],
+)
+def test_a_full_disk_or_a_read_only_data_dir_is_one_error_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: str, reason: str
+) -> None:
+    """A data dir on a read-only mount (a Docker volume mounted `:ro`) or a full disk was a
+    traceback (OSError errno 30 / 28) in every command; PermissionError alone was caught."""
+    import errno
+
+    import jobs.ingest
+    from verbatim_cli import app
+
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"text": "Livraison en retard"}\n', "utf-8")
+    where = str(tmp_path / "data" / "verbatim.db.migrate.lock")
+
+    def no_room(*args: object, **kwargs: object) -> object:
+        raise OSError(getattr(errno, code), reason, where)
+
+    monkeypatch.setattr(jobs.ingest, "ingest_file", no_room)
+    res = CliRunner().invoke(app, ["ingest", str(feed), "-s", "s"], env=_env(tmp_path, {}, None))
+    assert res.exit_code == 1, (res.exit_code, res.output, res.exception)
+    assert isinstance(res.exception, SystemExit)
+    lines = res.stderr.strip().splitlines()
+    assert lines == [f"error: cannot write: [Errno {getattr(errno, code)}] {reason}: '{where}'"]
 
 
 def test_no_command_option_shadows_a_root_option_with_another_meaning() -> None:

@@ -283,6 +283,35 @@ def test_report_exports(tmp_path: Path, settings: Settings, engine: Engine, seed
     assert res.exit_code == 2 and "--format" in res.output
 
 
+def test_report_output_alone_writes_the_format_of_its_extension(
+    tmp_path: Path, settings: Settings, seeded: Seeded
+) -> None:
+    """`verbatim report -o weekly.csv` (README: `[--format …] [-o FILE]`) printed the table and
+    wrote no file, silently (a cron job's export never appeared). The format follows -o's
+    extension; a file the table cannot be written to is refused."""
+    from openpyxl import load_workbook
+
+    from verbatim_cli import app
+
+    env = _env(settings, tmp_path)
+    end = ["--end", str(LAST_DAY)]
+    for name in ("weekly.csv", "weekly.JSON", "weekly.xlsx"):
+        out = tmp_path / name
+        res = CliRunner().invoke(app, ["report", "-o", str(out), *end], env=env)
+        assert res.exit_code == 0, res.output
+        assert "Thèmes" not in res.stdout and out.is_file(), (name, res.output)
+    with (tmp_path / "weekly.csv").open(encoding="utf-8-sig", newline="") as fh:
+        assert any(r["theme"] == "livraison" for r in csv.DictReader(fh))
+    assert json.loads((tmp_path / "weekly.JSON").read_text("utf-8"))["end"] == str(LAST_DAY)
+    assert load_workbook(tmp_path / "weekly.xlsx").worksheets
+    table_to_csv = ["-f", "table", "-o", str(tmp_path / "t.csv")]
+    for args in (["-o", str(tmp_path / "weekly.txt")], table_to_csv):
+        res = CliRunner().invoke(app, ["report", *args, *end], env=env)
+        assert res.exit_code == 2, res.output
+        assert "the table is printed, not written" in " ".join(res.output.split())
+    assert not (tmp_path / "weekly.txt").exists()
+
+
 def test_report_to_dev_stdout_appended_to_a_log_keeps_the_log(
     tmp_path: Path, settings: Settings, seeded: Seeded
 ) -> None:

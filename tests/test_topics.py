@@ -8,6 +8,7 @@ random projection of bags of words, enough to separate topics that use different
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -288,6 +289,25 @@ def test_static_embedder_distils_each_piece_once_and_caches(
     # Another encoder's cache is not reused.
     other = StaticEmbedder(tiny_encoder(ALL_SENTENCES, seed=1), cache_path=cache)
     assert other.known_pieces == 0
+
+
+def test_a_static_cache_that_cannot_be_written_is_a_warning(
+    encoder: TextEncoder, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Docker image's model dir is built by root at `verbatim setup` and read-only to the
+    user that runs Verbatim: `verbatim topics --method fast` failed there (`error: [Errno 13]
+    Permission denied: '/opt/verbatim/models/static-….npz.tmp.npz'`). The cache is a speed-up:
+    not written, the topics are the same."""
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory", "utf-8")
+    cache = blocked / "static.npz"  # its parent cannot be made: an OSError, as EACCES / EROFS
+    embedder = StaticEmbedder(encoder, cache_path=cache)
+    with caplog.at_level(logging.WARNING, logger="nlp.topics.static"):
+        x = embedder.fit_transform(LIVRAISON + EMBALLAGE)
+    reference = StaticEmbedder(encoder).fit_transform(LIVRAISON + EMBALLAGE)
+    np.testing.assert_allclose(x, reference, atol=1e-6)
+    assert "static cache" in caplog.text and "not written" in caplog.text
+    assert not cache.exists()
 
 
 # --- stable ids -----------------------------------------------------------------------------

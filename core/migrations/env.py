@@ -55,12 +55,12 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    from core.db import foreign_keys_off, make_engine
+    from core.db import ddl_transaction, foreign_keys_off, make_engine
 
     engine = make_engine(_url())
     try:
         # SQLite: batch mode's DROP TABLE would cascade into referencing tables otherwise.
-        with engine.connect() as conn, foreign_keys_off(conn), conn.begin():
+        with engine.connect() as conn, foreign_keys_off(conn), ddl_transaction(conn):
             _run(conn)
     finally:
         engine.dispose()

@@ -12,6 +12,7 @@ is ignored when it was made by another encoder.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -103,16 +104,26 @@ class StaticEmbedder:
         if path is None:
             return None
         ids = np.flatnonzero(self._row >= 0)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(
-            tmp,
-            format=CACHE_FORMAT,
-            encoder=self._fingerprint,
-            ids=ids.astype(np.int32),
-            vectors=self._table[self._row[ids]].astype(np.float16),
-        )
-        tmp.replace(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(
+                tmp,
+                format=CACHE_FORMAT,
+                encoder=self._fingerprint,
+                ids=ids.astype(np.int32),
+                vectors=self._table[self._row[ids]].astype(np.float16),
+            )
+            tmp.replace(path)
+        except OSError as exc:
+            # Only a speed-up: a model dir this user cannot write (the Docker image's, built
+            # by root at `verbatim setup`), or a full disk, must not fail the topics run.
+            log.warning(
+                "static cache %s not written (%s): pieces distilled again next time", path, exc
+            )
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            return None
         self._dirty = False
         return path
 
