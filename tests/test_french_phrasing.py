@@ -123,3 +123,152 @@ def test_high_price_is_a_price_complaint(rules: RuleThemeDetector, text: str) ->
 
 def test_a_price_not_high_is_no_complaint(rules: RuleThemeDetector) -> None:
     assert rules.clause_scores("Le prix n'est pas élevé.", "prix")[0].score > 0
+
+
+@pytest.mark.parametrize(
+    ("text", "positive"),
+    [
+        ("Livré en point relais rapidement", True),  # "point" is the noun, not "ne ... point"
+        ("Un point relais bien situé", True),
+        ("Livraison en point relais impossible", False),
+        ("Je ne suis point satisfait", False),  # after "ne" it still negates
+    ],
+)
+def test_point_alone_is_no_negation(model: LexiconSentiment, text: str, positive: bool) -> None:
+    value = clause_values(model, text)[0]
+    assert value >= 1.0 if positive else value <= -1.0
+
+
+def test_point_relais_keeps_the_delivery_praise(rules: RuleThemeDetector) -> None:
+    mentions = rules.predict_one("Livré en point relais rapidement, parfait")
+    assert [(m.theme, m.polarity) for m in mentions] == [("livraison", "positive")]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "pas à la hauteur",
+        "Le service n'est pas à la hauteur",
+        "Ce n'est pas au top",
+        "La qualité n'est pas au rendez-vous",
+        "Pas dans les délais",
+        "Pas de qualité",
+        "Pas un bon rapport qualité prix",
+    ],
+)
+def test_negated_expressions_are_no_praise(model: LexiconSentiment, text: str) -> None:
+    assert clause_values(model, text)[0] <= -0.5
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Je n'ai toujours pas reçu mon colis",  # expressions that hold their own negation
+        "Il n'y a rien à redire",
+        "Ce n'est pas mal",
+    ],
+)
+def test_self_negated_expressions_are_not_flipped_again(model: LexiconSentiment, text: str) -> None:
+    expected = -1.0 if "reçu" in text else 1.0
+    value = clause_values(model, text)[0]
+    assert value <= expected if expected < 0 else value >= expected
+
+
+def test_negated_expression_gives_the_theme_its_complaint(rules: RuleThemeDetector) -> None:
+    mentions = rules.predict_one("Pas un bon rapport qualité prix.")
+    assert {m.theme: m.polarity for m in mentions}["prix"] == "negative"
+
+
+def test_pas_du_tout_is_no_softer_than_pas(model: LexiconSentiment) -> None:
+    assert (
+        clause_values(model, "pas du tout satisfait")[0] <= clause_values(model, "pas satisfait")[0]
+    )
+    # "pas très" still softens
+    assert clause_values(model, "pas très satisfait")[0] > clause_values(model, "pas satisfait")[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "sign"),
+    [
+        ("pas trop cher", 1),  # "not too expensive": praise of the price
+        ("prix pas trop cher", 1),
+        ("pas trop bien", -1),
+        ("j'aime pas trop", -1),
+    ],
+)
+def test_pas_trop_negates_softly(model: LexiconSentiment, text: str, sign: int) -> None:
+    assert sign * clause_values(model, text)[0] >= 0.5
+
+
+def test_pas_trop_cher_is_price_praise(rules: RuleThemeDetector) -> None:
+    mentions = rules.predict_one("Prix pas trop cher.")
+    assert [(m.theme, m.polarity) for m in mentions] == [("prix", "positive")]
+
+
+@pytest.mark.parametrize(
+    ("text", "sign"),
+    [
+        ("je recommande pas", -1),  # "ne" dropped, as people speak
+        ("j'aime pas", -1),
+        ("j'adore pas", -1),
+        ("ça marche pas", -1),
+        ("ça fonctionne pas du tout", -1),
+        ("ça fonctionne plus", -1),
+        ("ça marche plus depuis hier", -1),
+        ("je regrette pas mon achat", 1),
+    ],
+)
+def test_verb_before_a_bare_pas_is_negated(model: LexiconSentiment, text: str, sign: int) -> None:
+    assert sign * clause_values(model, text)[0] >= 0.5
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "je recommande pas mal ce site",  # "pas mal": quite a lot
+        "ça tient plus longtemps",  # a comparison
+        "ça marche plus vite",
+    ],
+)
+def test_verb_before_pas_mal_or_a_comparison_is_not_negated(
+    model: LexiconSentiment, text: str
+) -> None:
+    assert clause_values(model, text)[0] >= 0
+
+
+def test_bare_pas_after_a_verb_names_the_product_complaint(rules: RuleThemeDetector) -> None:
+    mentions = rules.predict_one("Le produit marche pas.")
+    assert [(m.theme, m.polarity) for m in mentions] == [("qualite_produit", "negative")]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Jusqu'à présent aucun problème",
+        "À présent tout fonctionne très bien",
+        "Le vendeur était présent et très aimable",
+        "Chaussures bien présentes dans le colis",
+    ],
+)
+def test_present_the_adjective_is_no_packaging(rules: RuleThemeDetector, text: str) -> None:
+    assert "emballage" not in {m.theme for m in rules.predict_one(text)}
+
+
+@pytest.mark.parametrize(
+    "text", ["Produit bien présenté", "Colis très bien présenté, merci", "Joliment présentée"]
+)
+def test_well_presented_is_still_packaging(rules: RuleThemeDetector, text: str) -> None:
+    assert ("emballage", "positive") in {(m.theme, m.polarity) for m in rules.predict_one(text)}
+
+
+@pytest.mark.parametrize(
+    ("text", "theme"),
+    [
+        ("La commande est incomplète.", "commande_paiement"),
+        ("On m'a raccroché au nez.", "service_client"),
+    ],
+)
+def test_common_complaints_name_their_theme(
+    rules: RuleThemeDetector, text: str, theme: str
+) -> None:
+    assert (theme, "negative") in {(m.theme, m.polarity) for m in rules.predict_one(text)}

@@ -23,6 +23,7 @@ from nlp.sentiment.lexicon_fr import (
     build_lexicon,
 )
 from nlp.text.french import (
+    NEGATION_WORDS,
     Clause,
     Token,
     Tokenizer,
@@ -158,6 +159,9 @@ class _Lexicon:
         self.general = _general_lexicon(general_scale) if general_scale > 0 else {}
         self.words, self.prefixes, phrases = build_lexicon()
         self.phrases = {tuple(k.split()): v for k, v in phrases.items()}
+        # Expressions that state their own negation ("pas terrible", "toujours pas", "aucun
+        # souci"): a negation before them does not flip them again.
+        self.self_negated = {k for k in self.phrases if NEGATION_WORDS.intersection(k)}
         self.max_phrase = max((len(k) for k in self.phrases), default=1)
         # First word -> lengths of the multi-word expressions starting with it, longest first:
         # a token that starts none costs one dict lookup instead of a tuple per length.
@@ -241,6 +245,11 @@ def score_tokens(
                 key = tuple(t.norm for t in tokens[i : i + size])
                 if key in lex.phrases:
                     value, consumed = lex.phrases[key], size
+                    # "pas à la hauteur", "pas au top", "pas de qualité": an expression in a
+                    # negation's scope flips as a word does (it read as praise).
+                    if value and flags[i] and key not in lex.self_negated:
+                        value *= -0.8 if value > 0 else -0.45
+                        release(i + size)
                     break
             if consumed == 1 and tok.kind == "word":
                 value = lex.word(tok.norm)
@@ -263,8 +272,11 @@ def score_tokens(
                         value *= 1.2
                     if flags[i]:
                         # "pas bon" -> negative; "pas cher", "sans problème" -> mildly positive;
-                        # "pas très bon" is softer than "pas bon".
-                        soft = _modifier(tokens, i, lex) > 1.0
+                        # "pas très bon" is softer than "pas bon"; "pas du tout bon" is not
+                        # ("tout" is no softener there: it read softer than "pas bon").
+                        soft = _modifier(tokens, i, lex) > 1.0 and not (
+                            i > 1 and tokens[i - 2].norm == "du" and tokens[i - 1].norm == "tout"
+                        )
                         if value > 0:
                             value *= -0.5 if soft else -0.8
                         else:

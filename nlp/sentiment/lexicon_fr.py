@@ -96,7 +96,7 @@ perte_d_argent:-2.4 argent_jete:-2.4 a_fuir:-2.8 deconseille:-2.2 long:-0.4 long
 trop_long:-1.6 trop_longue:-1.6 tres_long:-1.4 tres_longue:-1.4 prohibitif*:-2 tatillon*:-1.5
 chaotique*:-2 dubitati*:-1.2 antediluvien*:-1.5 defaillant*:-2 erron*:-1.3 epuise*:-0.8 tarde*:-1.2
 bemol:-0.8 hic:-0.8 petit_bemol:-0.6 galere:-2 galerer:-2 rate:-1 rater:-1 delai_depasse:-1.8
-inexact*:-1.2 laid*:-1.6 triste*:-1.4 pleure*:-1 mensong*:-2.4 plaint*:-1.6
+inexact*:-1.2 incomplet*:-1.6 laid*:-1.6 triste*:-1.4 pleure*:-1 mensong*:-2.4 plaint*:-1.6
 serait_bien_que:-0.8 serait_bien_de:-0.8 serait_bien_d:-0.8 serait_bon_que:-0.8 serait_bon_de:-0.8
 serait_mieux_que:-0.8 serait_mieux_de:-0.8 aurais_aime:-0.8 aurions_aime:-0.8 aurais_prefere:-0.8
 aurions_prefere:-0.8 aurais_voulu:-0.6 aurais_souhaite:-0.6

@@ -112,17 +112,33 @@ _STRONG_NEGATORS = {
     "guere",
     "nullement",
     "ni",
-    "point",
     "non",
 }
-_NE_ONLY_NEGATORS = {"plus", "rien", "personne"}
+# "point" negates after "ne" only ("je ne suis point satisfait"): alone it is the noun of
+# "point relais", "point positif", whose next words were read negated.
+_NE_ONLY_NEGATORS = {"plus", "rien", "personne", "point"}
 _NE_FORMS = {"ne", "n"}
 _NEGATORS = _STRONG_NEGATORS | _NE_ONLY_NEGATORS
+NEGATION_WORDS = frozenset(_NEGATORS | _NE_FORMS)  # token norms that negate (with "ne" or not)
 _NEGATORS_OR_QUE = _NEGATORS | {"que"}
 # "aurait pu / dû / fallu": the past conditional of a modal states what did not happen ("aurait
 # pu être mieux emballé" = not well packed), so it scopes like a negation.
 _COUNTERFACTUAL = {"aurait", "aurais", "auraient", "aurions", "auriez"}
-_SCOPE_OPENERS = _NE_FORMS | _STRONG_NEGATORS | _COUNTERFACTUAL | {"loin"}  # negation_flags
+_SCOPE_OPENERS = _NE_FORMS | _STRONG_NEGATORS | _COUNTERFACTUAL | {"loin", "plus"}
+# Verbs that a bare "pas" right after them negates, "ne" dropped as in speech ("je recommande
+# pas", "j'aime pas", "ça marche pas"): "pas" only scoped forward, the verb read as praise.
+_EVENT_VERBS = {
+    *("marche", "marchent", "fonctionne", "fonctionnent", "tient", "tiennent"),
+    *("charge", "allume", "demarre"),
+}
+_POST_NEGATED = _EVENT_VERBS | {
+    *("recommande", "recommandons", "conseille", "aime", "adore", "apprecie", "plait"),
+    *("convient", "conviennent", "regrette", "correspond", "correspondent", "repond"),
+    *("repondent", "rembourse", "remboursent"),
+}
+# After which a bare "plus" ends the clause or a duration follows: "ça marche plus", "ne
+# fonctionne plus depuis hier" without its "ne" ("tient plus longtemps" is a comparison).
+_PLUS_ENDS = {"du", "depuis", "apres", "au"}
 NEGATION_WINDOW = 3  # content tokens after the negator that it still scopes over
 
 # Contrast connectors: what follows them usually carries the customer's verdict.
@@ -334,11 +350,20 @@ def negation_flags(tokens: list[Token]) -> list[bool]:
             i += 2
             continue
         if tok.norm in _STRONG_NEGATORS:
-            if tok.norm == "pas" and i + 1 < n and tokens[i + 1].norm in ("mal", "trop"):
-                # "pas mal" is praise; "pas trop" is a softener handled by the lexicon.
-                i += 1
+            if tok.norm == "pas" and i + 1 < n and tokens[i + 1].norm == "mal":
+                i += 1  # "pas mal" is praise
                 continue
+            # "pas trop cher", "pas trop bien" scope as "pas très ..." does ("trop" softens).
+            if tok.norm == "pas" and i and tokens[i - 1].norm in _POST_NEGATED:
+                flags[i - 1] = True  # "je recommande pas": "ne" dropped
             _scope_forward(tokens, flags, i)
+        elif (
+            tok.norm == "plus"
+            and i
+            and tokens[i - 1].norm in _EVENT_VERBS
+            and (i + 1 == n or tokens[i + 1].kind != "word" or tokens[i + 1].norm in _PLUS_ENDS)
+        ):
+            flags[i - 1] = True  # "ça marche plus", "fonctionne plus depuis hier"
         i += 1
     return flags
 
