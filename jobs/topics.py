@@ -325,11 +325,15 @@ def store_topics(
         else:
             for key, value in values.items():
                 setattr(row, key, value)
+        if not topic.keywords:
+            # describe() names it after its rank in this run, which moves from run to run
+            # and says another topic's id: the stored id is the name that stays.
+            row.label = f"Sujet n°{row.id}"
         topic_ids[topic.index] = row.id
         stored.append(
             StoredTopic(
                 row.id,
-                topic.label,
+                row.label,
                 topic.size,
                 match.is_emerging,
                 match.theme,
@@ -351,6 +355,15 @@ def store_topics(
     ]
     if rows:
         session.execute(cast(Table, TopicAssignment.__table__).insert(), rows)
+    # Topics are French only: a verbatim that `enrich --reanalyze` found foreign since an
+    # earlier run is in no run's window any more, and its assignment would count for ever.
+    session.execute(
+        delete(TopicAssignment).where(
+            TopicAssignment.feedback_id.in_(
+                select(Feedback.id).where(Feedback.is_french.is_(False))
+            )
+        )
+    )
     sizes = {
         tid: n
         for tid, n in session.execute(

@@ -310,6 +310,20 @@ def test_a_static_cache_that_cannot_be_written_is_a_warning(
     assert not cache.exists()
 
 
+def test_static_embedder_reads_long_verbatims_without_a_model_length_warning(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The fast path tokenises whole texts but never feeds them to the model: a verbatim over
+    the model's length printed « Token indices sequence length is longer than the specified
+    maximum … will result in indexing errors » on every `verbatim topics --method fast`."""
+    own = tiny_encoder(ALL_SENTENCES, seed=2)  # its own tokenizer: the warning is once each
+    own.tokenizer.model_max_length = 16
+    long_text = " ".join(LIVRAISON)  # far over 16 pieces
+    x = StaticEmbedder(own).fit_transform([long_text, *EMBALLAGE])
+    assert x.shape[0] == 1 + len(EMBALLAGE)
+    assert "indexing errors" not in capfd.readouterr().err
+
+
 # --- stable ids -----------------------------------------------------------------------------
 def _topic(index: int, keywords: tuple[str, ...], centroid: list[float]) -> DiscoveredTopic:
     c = np.asarray(centroid, dtype=np.float32)
@@ -528,6 +542,106 @@ def test_api_lists_only_topics_that_still_hold_verbatims(
         assert {t["id"] for t in items} <= live and all(t["size"] > 0 for t in items)
         assert page.json()["total"] == len(items)
     assert client.get("/topics").json()["total"] == 1
+
+
+def test_rerun_drops_verbatims_no_longer_french(
+    sessions: sessionmaker[Session], encoder: TextEncoder
+) -> None:
+    """A verbatim that `enrich --reanalyze` found foreign after a topics run is in no later
+    run's window: its assignment stayed, counted in its topic's size (/topics) for ever."""
+    from sqlalchemy import update
+
+    from core.models import Feedback
+
+    tax = load_taxonomy("ecommerce")
+    with sessions() as s:
+        _ingest(s, LIVRAISON + EMBALLAGE + ECOLOGIE, START, seed=9)
+    cfg = TopicJobConfig(
+        method="fast", fast=FastTopicConfig(n_topics=3, min_topic_size=5), min_docs=10
+    )
+    assert not run_topics(sessions, encoder=encoder, taxonomy=tax, config=cfg).skipped
+    with sessions() as s:
+        foreign = s.execute(select(TopicAssignment.feedback_id).limit(1)).scalar_one()
+        # What enrich's language re-detection writes for a review now read as English.
+        s.execute(
+            update(Feedback).where(Feedback.id == foreign).values(language="en", is_french=False)
+        )
+        s.commit()
+    again = run_topics(sessions, encoder=encoder, taxonomy=tax, config=cfg)
+    assert again.documents == 47
+    with sessions() as s:
+        assert s.get(TopicAssignment, foreign) is None
+        total = s.execute(select(func.count()).select_from(TopicAssignment)).scalar_one()
+        assert total == sum(t.size for t in s.execute(select(Topic)).scalars()) == 47
+
+
+def test_api_shows_a_renamed_theme_under_its_current_id(
+    settings: Settings, engine: Engine, sessions: sessionmaker[Session], encoder: TextEncoder
+) -> None:
+    """A taxonomy rename after a topics run: /topics said `livraison`, an id the taxonomy no
+    longer has, so the « Sujets » view offered to promote the topic instead of linking it to
+    its theme (/alerts shows a former id as the current one)."""
+    from fastapi.testclient import TestClient
+
+    from core import taxonomy_store
+    from service.app import create_app
+
+    with sessions() as s:
+        _ingest(s, LIVRAISON + EMBALLAGE + ECOLOGIE, START, seed=10)
+        tax = taxonomy_store.current(s, settings).taxonomy
+        s.commit()
+    cfg = TopicJobConfig(
+        method="fast", fast=FastTopicConfig(n_topics=3, min_topic_size=5), min_docs=10
+    )
+    assert not run_topics(sessions, encoder=encoder, taxonomy=tax, config=cfg).skipped
+    client = TestClient(
+        create_app(
+            settings.model_copy(update={"dashboard_read_without_key": True, "api_warm_up": False}),
+            engine=engine,
+        )
+    )
+    assert "livraison" in {t["theme"] for t in client.get("/topics").json()["items"]}
+    with sessions() as s:
+        taxonomy_store.save(s, settings, tax.rename("livraison", "expedition"), "analyst")
+        s.commit()
+    themes = {t["theme"] for t in client.get("/topics").json()["items"]}
+    assert "expedition" in themes and "livraison" not in themes
+
+
+def test_topic_without_keywords_is_named_after_its_stable_id(
+    sessions: sessionmaker[Session], encoder: TextEncoder
+) -> None:
+    """A topic with no keyword was stored as « Sujet n°N », N its size rank in the run: the
+    same topic (same id) was « Sujet n°2 », then « Sujet n°1 » once it grew, the number of
+    another topic's id."""
+    fillers = [
+        f"{a} {b}"
+        for a, b in itertools.product(
+            ["Très bien", "Toujours au top", "Rien à dire", "Super, merci"], ["!", ".", "!!", "…"]
+        )
+    ]
+    tax = load_taxonomy("ecommerce")
+    cfg = TopicJobConfig(
+        method="fast", fast=FastTopicConfig(n_topics=2, min_topic_size=5), min_docs=10
+    )
+
+    def generic() -> list[Topic]:
+        with sessions() as s:
+            return [t for t in s.execute(select(Topic)).scalars() if not t.keywords]
+
+    with sessions() as s:
+        _ingest(s, LIVRAISON + fillers[:8], START, seed=11)
+    first = run_topics(sessions, encoder=encoder, taxonomy=tax, config=cfg)
+    [before] = generic()
+    assert before.label == f"Sujet n°{before.id}"
+    assert before.label in {t.label for t in first.topics}
+    with sessions() as s:  # the generic topic grows past the other one
+        _ingest(s, fillers[8:] + fillers, START, seed=12)
+    second = run_topics(sessions, encoder=encoder, taxonomy=tax, config=cfg)
+    [after] = generic()
+    assert after.id == before.id and after.size > len(LIVRAISON)
+    assert after.label == before.label
+    assert after.label in {t.label for t in second.topics}
 
 
 def test_job_skips_small_windows(sessions: sessionmaker[Session], encoder: TextEncoder) -> None:

@@ -173,7 +173,9 @@ class StaticEmbedder:
 
     def _counts(self, texts: Sequence[str]) -> sparse.csr_matrix:
         """Document x piece-id count matrix (silent pieces dropped)."""
-        ids = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        # Whole texts, never fed to the model: no "sequence length is longer than the
+        # specified maximum ... indexing errors" warning for a long verbatim (verbose=False).
+        ids = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
         indptr = np.zeros(len(ids) + 1, dtype=np.int64)
         indptr[1:] = np.cumsum([len(x) for x in ids])
         flat = np.fromiter((i for doc in ids for i in doc), dtype=np.int64, count=indptr[-1])

@@ -40,9 +40,14 @@ def get_topics(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     trend_days: Annotated[int, Query(ge=0, le=366, description="days of per-day sizes")] = 28,
 ) -> Response:
+    # Read before declare_view (as /alerts): the view's token must include the taxonomy.
+    tax = pick_taxonomy(request, None)
     declare_view(request, session, ViewDeps(topics=True))
     rows, total = list_topics(session, emerging=emerging, limit=limit, offset=offset)
     items = [TopicOut.model_validate(r) for r in rows]
+    for item in items:  # a theme renamed or merged since the run: shown as the current id
+        if item.theme is not None:
+            item.theme = tax.current_id(item.theme)
     if items and trend_days:
         # The window ends on the last day any of these topics was seen; only its days are
         # read (index on topic_id, day), not every assignment of the page's topics.
