@@ -54,6 +54,39 @@ def review_aggregate(
     )
 
 
+def _detected(sessions) -> list[tuple[str, str]]:
+    """The alerts `verbatim detect` stored: (kind, first day), sorted."""
+    from sqlalchemy import select
+
+    from core.models import Alert
+
+    with sessions() as s:
+        return sorted((a.kind, a.first_day.isoformat()) for a in s.execute(select(Alert)).scalars())
+
+
+def _replayed(settings, total, per, last_day: int, source_days=None) -> list[tuple[str, str]]:
+    """The replay's alerts on livraison over days 0..`last_day` from START, by source `per`,
+    with the settings `verbatim detect` uses: (kind, day), sorted."""
+    from jobs.backtest import replay
+    from nlp.spikes import DetectorConfig, SpikeDetector, rules_from_taxonomy
+    from nlp.taxonomy import load_taxonomy
+
+    tax = load_taxonomy("ecommerce")
+    config = DetectorConfig(warmup_days=settings.detection_warmup_days)
+    detector = SpikeDetector(config, rules_from_taxonomy(tax, config))
+    lines = replay(
+        {("livraison", None): total},
+        START,
+        START + timedelta(days=last_day),
+        detector,
+        tax.ids,
+        co_mentions={},
+        sources={("livraison", None): per},
+        source_days=source_days,
+    )
+    return sorted((a["kind"], a["day"]) for a in lines)
+
+
 def write_feed(path: Path, seed: int = 7, spike: bool = True) -> None:
     rng = random.Random(seed)
     lines: list[str] = []
@@ -280,13 +313,8 @@ def test_a_source_connected_later_warms_up_in_detect_and_in_the_replay(
     and the replay both raise only the app store's real rise (days 70-72), and detect says
     which source is warming up."""
     import numpy as np
-    from sqlalchemy import select
 
-    from core.models import Alert
-    from jobs.backtest import replay
     from jobs.detect import run_detect
-    from nlp.spikes import DetectorConfig, SpikeDetector, rules_from_taxonomy
-    from nlp.taxonomy import load_taxonomy
 
     sessions = request.getfixturevalue("sessions" if db == "sqlite" else "pg_sessions")
     rng = np.random.default_rng(11)
@@ -311,25 +339,10 @@ def test_a_source_connected_later_warms_up_in_detect_and_in_the_replay(
     assert res.warming == {"plaintes": START + timedelta(days=54)}
     run_detect(settings, sessions)  # the days after, up to the last one
     assert run_detect(settings, sessions, since=START + timedelta(days=54)).warming == {}
-    with sessions() as s:
-        detected = sorted(
-            (a.kind, a.first_day.isoformat()) for a in s.execute(select(Alert)).scalars()
-        )
+    detected = _detected(sessions)
     assert detected and {k for k, _ in detected} == {"negativity"}
     assert min(d for _, d in detected) >= (START + timedelta(days=70)).isoformat()
-    tax = load_taxonomy("ecommerce")
-    config = DetectorConfig(warmup_days=settings.detection_warmup_days)
-    detector = SpikeDetector(config, rules_from_taxonomy(tax, config))
-    lines = replay(
-        {("livraison", None): total},
-        START,
-        START + timedelta(days=75),
-        detector,
-        tax.ids,
-        co_mentions={},
-        sources={("livraison", None): per},
-    )
-    assert sorted((a["kind"], a["day"]) for a in lines) == detected
+    assert _replayed(settings, total, per, 75) == detected
 
 
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -401,13 +414,9 @@ def test_the_only_source_does_not_warm_up_after_a_first_day_without_theme(
     held out of every test for 29 days: detect missed livraison tripled on days 25-27, which
     the replay raises. The first source to start is the data's start."""
     import numpy as np
-    from sqlalchemy import select
 
-    from core.models import ALL_THEMES, Alert, DailyAggregate
-    from jobs.backtest import replay
+    from core.models import ALL_THEMES, DailyAggregate
     from jobs.detect import run_detect
-    from nlp.spikes import DetectorConfig, SpikeDetector, rules_from_taxonomy
-    from nlp.taxonomy import load_taxonomy
 
     rng = np.random.default_rng(3)
     total: dict[date, tuple[int, int]] = {}
@@ -424,24 +433,9 @@ def test_the_only_source_does_not_warm_up_after_a_first_day_without_theme(
                 s.add(review_aggregate(day, theme, "avis", vol, neg))
         s.commit()
     assert run_detect(settings, sessions, day=START + timedelta(days=27)).warming == {}
-    with sessions() as s:
-        detected = sorted(
-            (a.kind, a.first_day.isoformat()) for a in s.execute(select(Alert)).scalars()
-        )
+    detected = _detected(sessions)
     assert detected == [("volume", (START + timedelta(days=25)).isoformat())]
-    tax = load_taxonomy("ecommerce")
-    config = DetectorConfig(warmup_days=settings.detection_warmup_days)
-    detector = SpikeDetector(config, rules_from_taxonomy(tax, config))
-    lines = replay(
-        {("livraison", None): total},
-        START,
-        START + timedelta(days=27),
-        detector,
-        tax.ids,
-        co_mentions={},
-        sources={("livraison", None): {"avis": total}},
-    )
-    assert sorted((a["kind"], a["day"]) for a in lines) == detected
+    assert _replayed(settings, total, {"avis": total}, 27) == detected
 
 
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -457,10 +451,7 @@ def test_a_source_back_from_a_long_outage_warms_up_again_in_detect_and_the_repla
     from sqlalchemy import select
 
     from core.models import Alert
-    from jobs.backtest import replay
     from jobs.detect import run_detect
-    from nlp.spikes import DetectorConfig, SpikeDetector, rules_from_taxonomy
-    from nlp.taxonomy import load_taxonomy
 
     sessions = request.getfixturevalue("sessions" if db == "sqlite" else "pg_sessions")
     rng = np.random.default_rng(5)
@@ -486,19 +477,7 @@ def test_a_source_back_from_a_long_outage_warms_up_again_in_detect_and_the_repla
     run_detect(settings, sessions)
     with sessions() as s:
         assert list(s.execute(select(Alert)).scalars()) == []
-    tax = load_taxonomy("ecommerce")
-    config = DetectorConfig(warmup_days=settings.detection_warmup_days)
-    detector = SpikeDetector(config, rules_from_taxonomy(tax, config))
-    lines = replay(
-        {("livraison", None): total},
-        START,
-        START + timedelta(days=99),
-        detector,
-        tax.ids,
-        co_mentions={},
-        sources={("livraison", None): per},
-    )
-    assert list(lines) == []
+    assert _replayed(settings, total, per, 99) == []
 
 
 @pytest.mark.parametrize("first_rows", ["no theme", "a removed theme"])
@@ -512,13 +491,9 @@ def test_a_source_there_from_the_first_day_is_not_new_at_its_first_theme_mention
     mentions where the replay saw none. A source starts with its first verbatim, whatever its
     themes, in detect and in the replay (`source_days`) alike."""
     import numpy as np
-    from sqlalchemy import select
 
-    from core.models import ALL_THEMES, Alert, DailyAggregate
-    from jobs.backtest import replay
+    from core.models import ALL_THEMES, DailyAggregate
     from jobs.detect import run_detect
-    from nlp.spikes import DetectorConfig, SpikeDetector, rules_from_taxonomy
-    from nlp.taxonomy import load_taxonomy
 
     rng = np.random.default_rng(4)
     per: dict[str, dict[date, tuple[int, int]]] = {"avis": {}, "chat": {}}
@@ -543,25 +518,18 @@ def test_a_source_there_from_the_first_day_is_not_new_at_its_first_theme_mention
                 s.add(review_aggregate(day, "livraison", source, vol, neg))
         s.commit()
     assert run_detect(settings, sessions, day=START + timedelta(days=27)).warming == {}
-    with sessions() as s:
-        detected = sorted(
-            (a.kind, a.first_day.isoformat()) for a in s.execute(select(Alert)).scalars()
-        )
+    detected = _detected(sessions)
     assert detected == [("volume", (START + timedelta(days=25)).isoformat())]
-    tax = load_taxonomy("ecommerce")
-    config = DetectorConfig(warmup_days=settings.detection_warmup_days)
-    detector = SpikeDetector(config, rules_from_taxonomy(tax, config))
-    lines = replay(
-        {("livraison", None): total},
-        START,
-        START + timedelta(days=27),
-        detector,
-        tax.ids,
-        co_mentions={},
-        sources={("livraison", None): per},
-        source_days={k: [START + timedelta(days=d) for d in range(30)] for k in per},
+    assert (
+        _replayed(
+            settings,
+            total,
+            per,
+            27,
+            source_days={k: [START + timedelta(days=d) for d in range(30)] for k in per},
+        )
+        == detected
     )
-    assert sorted((a["kind"], a["day"]) for a in lines) == detected
 
 
 def test_detect_names_only_the_sources_still_warming_on_its_last_day(settings, sessions) -> None:
