@@ -139,6 +139,35 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
+DETECTION_LOCK = 7401208817  # pg_advisory_xact_lock key: one spike-detection day at a time
+
+
+@contextmanager
+def detection_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """`session_scope` for one day of spike detection, one at a time across processes: the
+    scheduler's `detect` or `run` tick, `verbatim detect` and `verbatim run` may detect at
+    once (only `run` holds the run lock). Two on the same day both raised its new alerts: the
+    second failed on alerts.alert_key (an IntegrityError traceback, the tick failed), or both
+    opened an incident for an alert already stored (two messages). PostgreSQL: an advisory
+    lock to the end of the transaction (READ COMMITTED: the second then reads the first's
+    rows); SQLite: a file lock next to the database, released after the commit (SQLite's own
+    write lock comes at the first write, after the reads)."""
+    bind = factory.kw.get("bind")
+    sqlite = isinstance(bind, Engine) and bind.dialect.name == "sqlite"
+    database = bind.url.database if sqlite and isinstance(bind, Engine) else None
+    if database and database != ":memory:":
+        from filelock import FileLock
+
+        lock = FileLock(str(Path(database).resolve()) + ".detect.lock")
+        with lock, session_scope(factory) as session:
+            yield session
+        return
+    with session_scope(factory) as session:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("select pg_advisory_xact_lock(:k)"), {"k": DETECTION_LOCK})
+        yield session
+
+
 class SchemaError(VerbatimError):
     """The database cannot be migrated by this version: newer than the code, not Verbatim's,
     or not a database at all. The CLI prints it as one line."""

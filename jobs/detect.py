@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import taxonomy_store
-from core.db import session_scope
+from core.db import detection_scope, session_scope
 from core.models import (
     ALL_THEMES,
     Alert,
@@ -517,7 +517,7 @@ def run_detect(
                 d,
             )
             break
-        with session_scope(sessions) as session:
+        with detection_scope(sessions) as session:  # another process may detect too
             detect_day(
                 session,
                 settings,

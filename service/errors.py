@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,46 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# SQLite: "database is locked" once busy_timeout (10 s, core.db) passed behind another
+# process's write (a full `verbatim aggregate` holds it for minutes at 1M rows); PostgreSQL:
+# deadlock, serialization failure, lock_timeout. The client's retry succeeds: not a 500.
+_BUSY_SQLITE = ("database is locked", "database table is locked", "database is busy")
+_BUSY_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
+BUSY_HEADERS = {"Retry-After": "5"}  # seconds: a 503 for a busy database says when to retry
+
+
+def database_busy(exc: BaseException) -> bool:
+    """Whether `exc` is a database lock wait that ran out (the request may simply be retried)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if getattr(exc.orig, "sqlstate", None) in _BUSY_SQLSTATES:
+        return True
+    return str(exc.orig).lower().startswith(_BUSY_SQLITE)
+
+
+def _busy_response() -> JSONResponse:
+    return JSONResponse(
+        status_code=503,
+        content={
+            "detail": "the database is busy (another process is writing: verbatim aggregate, "
+            "run, enrich or taxonomy import): retry in a moment",
+            "field": None,
+        },
+        headers=BUSY_HEADERS,
+    )
+
+
+async def _database_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    if not database_busy(exc):
+        raise exc  # a fault: the 500 below, with its traceback in the server log
+    log.warning("%s %s: database busy, answered 503", request.method, request.url.path)
+    return _busy_response()
+
+
 async def _server_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    if database_busy(exc):  # raised in a middleware, outside the handler above
+        log.warning("%s %s: database busy, answered 503", request.method, request.url.path)
+        return _busy_response()
     # Still JSON for the client; the traceback goes to the server log only.
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(status_code=500, content={"detail": "internal server error", "field": None})
@@ -118,4 +158,5 @@ async def _server_error_handler(request: Request, exc: Exception) -> JSONRespons
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(DBAPIError, _database_error_handler)
     app.add_exception_handler(Exception, _server_error_handler)

@@ -227,3 +227,46 @@ def test_a_correction_does_not_wait_through_a_rebuild_postgres(
         rebuild.close()
         lock_aggregates(request, timeout_s=0.3)  # free now
         assert request.execute(text("show lock_timeout")).scalar() in ("0", "0ms")
+
+
+def test_api_writes_behind_another_process_write_answer_503_sqlite(
+    settings: Settings, sessions: sessionmaker[Session], engine: Any, keys: dict[str, str]
+) -> None:
+    """SQLite: an API write waiting past busy_timeout for another process's write (a full
+    `verbatim aggregate` at 1M rows holds it for minutes) answered 500 « internal server
+    error »; it is a 503 with Retry-After, and the retry once the lock is free succeeds."""
+    import sqlite3
+
+    from api_seed import seed
+    from fastapi.testclient import TestClient
+    from sqlalchemy import event
+
+    from service.app import create_app
+
+    seed(sessions)
+    fid = sessions().scalar(select(Feedback.id).limit(1))
+
+    @event.listens_for(engine, "connect")
+    def _short_wait(dbapi_conn: Any, _record: Any) -> None:  # the 10 s wait, shortened
+        dbapi_conn.execute("PRAGMA busy_timeout=200")
+
+    engine.dispose()
+    client = TestClient(create_app(settings, engine=engine), raise_server_exceptions=False)
+    write = {"X-API-Key": keys["write"]}
+    url = f"/feedback/{fid}/corrections"
+    batch = {"source": "api", "channel": "review", "items": [{"id": "k1", "text": "Colis abîmé"}]}
+    other = sqlite3.connect(settings.resolved_database_url.removeprefix("sqlite:///"))
+    other.isolation_level = None
+    other.execute("BEGIN IMMEDIATE")  # another process's long write transaction
+    try:
+        for res in (
+            client.post("/feedback", json=batch, headers=write),
+            client.post(url, json={"sentiment": "negative"}, headers=write),
+        ):
+            assert res.status_code == 503, res.text
+            assert res.headers["Retry-After"] == "5"
+            assert "retry" in res.json()["detail"]
+    finally:
+        other.execute("COMMIT")
+        other.close()
+    assert client.post("/feedback", json=batch, headers=write).json()["stored"] == 1

@@ -567,3 +567,70 @@ def test_a_spike_back_on_the_day_its_incident_resolved_continues_that_incident(
         assert "open" in set(statuses)
         messages = s.execute(select(OutboxMessage).where(OutboxMessage.incident_id == inc_id))
         assert [m.revision for m in messages.scalars()] == list(range(1, inc.revision + 1))
+
+
+def _two_detections_at_once(
+    settings: Settings, sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduler's `detect` tick and an analyst's `verbatim detect` (or `verbatim run`) on
+    the same days: both raised the day's new alerts, the second failed on alerts.alert_key (an
+    IntegrityError traceback). Each waits for the other's day: one incident, one message."""
+    import contextlib
+    import threading
+
+    import jobs.detect as detect_mod
+    from core.models import OutboxMessage
+
+    settings.retheme_days = 0
+    feed = Feed(sessions)
+    start = TODAY - timedelta(days=63)
+    for i in range(60):
+        feed.day(start + timedelta(days=i))
+    run_detect(settings, sessions)  # the history: watermark set, nothing open
+    feed.day(TODAY - timedelta(days=3), extra_packaging=10)
+    feed.day(TODAY - timedelta(days=2), extra_packaging=10)
+    barrier = threading.Barrier(2)
+    inner = detect_mod.update_episodes
+
+    def in_lockstep(*args: object, **kwargs: object) -> object:
+        events = inner(*args, **kwargs)  # type: ignore[arg-type]
+        # Both have read the day before either writes it (BrokenBarrierError: the other
+        # waits for this one's day, as it should).
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(timeout=3)
+        return events
+
+    monkeypatch.setattr(detect_mod, "update_episodes", in_lockstep)
+    errors: list[BaseException] = []
+
+    def detect() -> None:
+        try:
+            run_detect(settings, sessions)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=detect) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    with session_scope(sessions) as session:
+        incidents = session.execute(select(Incident.id).where(Incident.theme == "emballage")).all()
+        assert len(incidents) == 1
+        keys = session.execute(select(Alert.alert_key)).scalars().all()
+        assert keys and len(keys) == len(set(keys))
+        assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+
+
+def test_two_detections_at_once_sqlite(
+    settings: Settings, sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _two_detections_at_once(settings, sessions, monkeypatch)
+
+
+@pytest.mark.postgres
+def test_two_detections_at_once_postgres(
+    settings: Settings, pg_sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _two_detections_at_once(settings, pg_sessions, monkeypatch)

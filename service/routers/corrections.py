@@ -15,7 +15,7 @@ from core.models import CORRECTION_MODEL, Analysis, ApiKey, Feedback
 from nlp.taxonomy import Taxonomy
 from service.auth import require
 from service.deps import SessionDep, app_state
-from service.errors import ApiError
+from service.errors import BUSY_HEADERS, ApiError
 from service.schemas import (
     AnalysisOut,
     CorrectionIn,
@@ -134,7 +134,7 @@ def post_correction(
         lock_aggregates(session, timeout_s=CORRECTION_LOCK_WAIT_S)
     except AggregatesBusy as exc:
         session.rollback()
-        raise ApiError(503, str(exc)) from None
+        raise ApiError(503, str(exc), headers=BUSY_HEADERS) from None
     try:
         applied = apply_correction(
             session,
