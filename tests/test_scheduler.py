@@ -507,7 +507,12 @@ def test_old_runs_are_pruned_once_a_day_keeping_each_jobs_latest(
             )  # fmt: skip
 
     def kept() -> list[tuple[str, int]]:
-        return [(r.job, (now - r.started_at.replace(tzinfo=UTC)).days) for r in _runs(sessions)]
+        # Age in whole days, rounded: this tick's run is stamped by the real clock, minutes
+        # either side of `now` (`.days` of a negative minute is -1: red after 10:00 UTC).
+        def age(r: JobRun) -> int:
+            return round((now - r.started_at.replace(tzinfo=UTC)).total_seconds() / 86400)
+
+        return [(r.job, age(r)) for r in _runs(sessions)]
 
     scheduler = Scheduler(settings, engine, sessions)
     monkeypatch.setattr(sched_mod, "utcnow", lambda: now)
