@@ -32,7 +32,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from scipy import stats
-from sqlalchemy import case, select
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from core.models import (
@@ -193,9 +193,16 @@ def close_quiet(session: Session, now: datetime) -> int:
             session.execute(select(Alert.status).where(Alert.incident_id == inc.id)).scalars()
         )
         if statuses and statuses <= {"resolved"}:
-            inc.status, inc.resolved_by, inc.resolved_at = "resolved", "detector", now
-            inc.updated_at = now
-            n += 1
+            # Only while still unresolved in the database: an analyst who resolved it since
+            # this transaction read it (the session's copy stays "open") keeps their name.
+            done = session.execute(
+                update(Incident)
+                .where(Incident.id == inc.id, Incident.status.in_(("open", "acknowledged")))
+                .values(status="resolved", resolved_by="detector", resolved_at=now, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            session.refresh(inc)
+            n += done.rowcount or 0
     return n
 
 

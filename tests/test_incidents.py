@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
@@ -634,3 +635,57 @@ def test_two_detections_at_once_postgres(
     settings: Settings, pg_sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _two_detections_at_once(settings, pg_sessions, monkeypatch)
+
+
+@pytest.mark.postgres
+def test_detection_never_overwrites_an_analysts_resolution_postgres(
+    pg_sessions: sessionmaker[Session],
+) -> None:
+    """Detection lists the unresolved incidents, then closes those whose alerts all ended. An
+    analyst who resolved one in between (the API, committed) saw « résolu par detector »
+    replace their name and time: the close now applies only while it is still unresolved."""
+    from jobs.incidents import close_quiet
+
+    now = datetime(2026, 12, 6, 9, tzinfo=UTC)
+    day = date(2026, 12, 5)
+    with session_scope(pg_sessions) as s:
+        inc = Incident(
+            theme="livraison", first_day=day, last_day=day, severity="high",
+            created_at=now, updated_at=now,
+        )  # fmt: skip
+        s.add(inc)
+        s.flush()
+        s.add(
+            Alert(
+                alert_key="k1", theme="livraison", kind="volume", status="resolved",
+                first_day=day, last_day=day, severity="high", observed=9.0, expected=3.0,
+                created_at=now, updated_at=now, incident_id=inc.id,
+            )
+        )  # fmt: skip
+        inc_id = inc.id
+
+    def analyst_resolves() -> None:
+        with session_scope(pg_sessions) as analyst:
+            row = analyst.get(Incident, inc_id)
+            assert row is not None
+            row.status, row.resolved_by, row.resolved_at = "resolved", "marie", now
+
+    detection = pg_sessions()
+    calls: list[object] = []
+
+    @event.listens_for(detection, "do_orm_execute")
+    def _between(state: Any) -> None:
+        # The analyst commits right after detection listed the unresolved incidents.
+        calls.append(state.statement)
+        if len(calls) == 2:
+            analyst_resolves()
+
+    try:
+        close_quiet(detection, now + timedelta(hours=1))
+        detection.commit()
+    finally:
+        detection.close()
+    assert len(calls) >= 2  # the window was reached
+    with pg_sessions() as s:
+        row = s.get(Incident, inc_id)
+        assert row is not None and (row.status, row.resolved_by) == ("resolved", "marie")
