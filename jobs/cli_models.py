@@ -102,15 +102,19 @@ def register(app: typer.Typer) -> None:
     @app.command("evaluate")
     def evaluate_cmd(
         data: Path = typer.Option(..., "--data", help="Labelled JSONL (sentiment/stars/themes)."),
-        backend: str | None = typer.Option(None, "--backend"),
+        backend: str | None = typer.Option(
+            None, "--backend", help="Sentiment backend to score (default: the settings')."
+        ),
         taxonomy: str | None = typer.Option(
             None,
             "--taxonomy",
             help="Taxonomy YAML file or builtin name (default: the database's current one when "
             "the database exists, else the taxonomy_path setting).",
         ),
-        themes_model: Path | None = typer.Option(None, "--themes-model"),
-        limit: int | None = typer.Option(None, "--limit", min=1),
+        themes_model: Path | None = typer.Option(
+            None, "--themes-model", help="Trained theme head directory to score."
+        ),
+        limit: int | None = typer.Option(None, "--limit", min=1, help="Read the first N rows."),
         as_json: bool = typer.Option(False, "--json", help="Print a machine-readable dict."),
         errors: Path | None = typer.Option(
             None, "--errors", help="Write misclassified rows to this JSONL."
