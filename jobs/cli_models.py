@@ -10,6 +10,12 @@ import typer
 
 from core.cli import check_output_file, fail, not_a_file
 
+# What analyze and evaluate read without --taxonomy (core.taxonomy_default).
+TAXONOMY_HELP = (
+    "Taxonomy YAML file, or 'ecommerce' / 'restaurant' (default: the database's current one "
+    "when the database exists, else the taxonomy_path setting)."
+)
+
 
 def _analyzer(taxonomy: str | None, themes_model: Path | None, backend: str | None):  # noqa: ANN202
     from core.analysis import build_analyzer
@@ -42,12 +48,7 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(
             ..., "-o", "--output", help="Output JSONL (written whole, once complete)."
         ),
-        taxonomy: str | None = typer.Option(
-            None,
-            "--taxonomy",
-            help="Taxonomy YAML file, or 'ecommerce' / 'restaurant' (default: the database's "
-            "current one when the database exists, else the taxonomy_path setting).",
-        ),
+        taxonomy: str | None = typer.Option(None, "--taxonomy", help=TAXONOMY_HELP),
         themes_model: Path | None = typer.Option(
             None, "--themes-model", help="Trained theme head directory."
         ),
@@ -105,12 +106,7 @@ def register(app: typer.Typer) -> None:
         backend: str | None = typer.Option(
             None, "--backend", help="Sentiment backend to score (default: the settings')."
         ),
-        taxonomy: str | None = typer.Option(
-            None,
-            "--taxonomy",
-            help="Taxonomy YAML file or builtin name (default: the database's current one when "
-            "the database exists, else the taxonomy_path setting).",
-        ),
+        taxonomy: str | None = typer.Option(None, "--taxonomy", help=TAXONOMY_HELP),
         themes_model: Path | None = typer.Option(
             None, "--themes-model", help="Trained theme head directory to score."
         ),
