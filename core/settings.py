@@ -84,6 +84,8 @@ class SourceConfig(BaseModel):
     path: Path | None = None  # file: the file; folder: the folder
     # folder: glob below `path` ("*.csv", "**/*.jsonl"); files still being written (modified
     # less than `settle_seconds` ago, or named *.part / *.tmp / .*) wait for the next poll.
+    # file: a file whose last line is unfinished (no final newline) and that was modified
+    # less than `settle_seconds` ago is being written: it waits for the next poll.
     pattern: str = "*"
     settle_seconds: float = 30.0
     encoding: str = "utf-8"
@@ -126,8 +128,8 @@ class SourceConfig(BaseModel):
 
 _COMMON_OPTIONS = frozenset({"source", "kind", "channel", "mapping"})
 # What each built-in connector reads (jobs/connectors): the rest would be ignored silently.
-_FILE_OPTIONS = frozenset({"path", "encoding"})
-_FOLDER_OPTIONS = _FILE_OPTIONS | {"pattern", "settle_seconds"}
+_FILE_OPTIONS = frozenset({"path", "encoding", "settle_seconds"})
+_FOLDER_OPTIONS = _FILE_OPTIONS | {"pattern"}
 _KIND_OPTIONS: dict[str, frozenset[str]] = {
     "file": _FILE_OPTIONS,
     "folder": _FOLDER_OPTIONS,

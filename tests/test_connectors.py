@@ -271,7 +271,7 @@ def test_http_cursor_field_no_record_has_is_an_error(
     ("table", "ignored"),
     [
         ({"kind": "folder", "path": "/srv/x", "url": "https://x.fr/api"}, "url"),
-        ({"path": "avis.csv", "pattern": "*.csv", "settle_seconds": 5}, "pattern, settle_seconds"),
+        ({"path": "avis.csv", "pattern": "*.csv", "settle_seconds": 5}, "pattern"),
         ({"kind": "http", "url": "https://x.fr/api", "encoding": "cp1252"}, "encoding"),
         ({"kind": "folder", "path": "/srv/x", "options": {"a": 1}}, "options"),
     ],
@@ -1016,3 +1016,28 @@ def test_a_utf8_file_with_its_bom_in_a_cp1252_folder_is_read_as_utf8(
     with db() as s:
         texts = set(s.scalars(select(Feedback.text)))
     assert texts == {"Appli arrêtée, déçu", "Café très froid", "Reçu abîmé"}
+
+
+def test_a_file_source_waits_while_its_last_line_is_being_written(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """A pull that met a CSV export while it was being written stored its last row cut short
+    (« Colis arrivé cass »); the complete row, read later, was dropped as a duplicate of that
+    id: the text truncated for good. A file whose last line is unfinished and that was written
+    to less than `settle_seconds` ago waits for the next pull."""
+    path = tmp_path / "export.csv"
+    path.write_text("id,text,date\n1,Livraison rapide,2026-11-01\n2,Colis arrivé cass", "utf-8")
+    cfg = SourceConfig(source="shop", path=path)
+    assert pull_source(sessions, settings, cfg).stored == 0
+    with path.open("a", encoding="utf-8") as f:
+        f.write("é et remboursement refusé,2026-11-02\n")
+    assert pull_source(sessions, settings, cfg).stored == 2
+    with sessions() as s:
+        texts = sorted(s.execute(select(Feedback.text)).scalars())
+    assert texts == ["Colis arrivé cassé et remboursement refusé", "Livraison rapide"]
+    # A finished export without a final newline is read once it has not changed for a while.
+    done = tmp_path / "done.csv"
+    done.write_text("id,text,date\n3,Très bon produit,2026-11-03", "utf-8")
+    old = time.time() - 120
+    os.utime(done, (old, old))
+    assert pull_source(sessions, settings, SourceConfig(source="old", path=done)).stored == 1

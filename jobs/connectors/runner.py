@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -204,6 +207,22 @@ def pull(
     return result
 
 
+def being_written(path: Path, settle_seconds: float, now: float | None = None) -> bool:
+    """A file another process is still writing: its last line has no newline yet and it was
+    modified less than `settle_seconds` ago. A finished export without a final newline (many
+    have none) is read once it has not changed for that long."""
+    try:
+        stat = path.stat()
+        if stat.st_size == 0:
+            return False
+        with path.open("rb") as f:
+            f.seek(-1, os.SEEK_END)
+            unfinished = f.read(1) not in (b"\n", b"\r")
+    except OSError:
+        return False  # missing or unreadable: ingest_file says so
+    return unfinished and (time.time() if now is None else now) - stat.st_mtime < settle_seconds
+
+
 def pull_source(
     sessions: sessionmaker[Session],
     settings: Settings,
@@ -217,9 +236,14 @@ def pull_source(
     kind through its connector. Returns an IngestResult (file) or a PullResult. `masker`:
     the PII masker to share between sources (made per source when not given)."""
     if cfg.kind == "file":
-        from jobs.ingest import ingest_file
+        from jobs.ingest import IngestResult, ingest_file
 
         assert cfg.path is not None
+        if being_written(cfg.path, cfg.settle_seconds):
+            # Read now, its last row would be stored cut short, and the whole row dropped
+            # later as a duplicate of that id: the text truncated for good.
+            log.info("%s: last line unfinished, written to just now: next pull", cfg.path)
+            return IngestResult(None, str(cfg.path.resolve()))
         return ingest_file(
             sessions,
             settings,
