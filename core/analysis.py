@@ -126,6 +126,20 @@ def analyzer_for(
     return build_analyzer(settings, taxonomy=taxonomy, sentiment=sentiment)
 
 
+def sentiment_for(settings: Settings, backend: str | None = None) -> Any:
+    """The sentiment backend `backend` (default: the settings') with the settings' model,
+    weights, model directory and encoder runtime: what analyses run with."""
+    from nlp.sentiment import build_sentiment
+
+    return build_sentiment(
+        backend or settings.sentiment_backend,
+        model=settings.sentiment_model,
+        path=settings.sentiment_model_path,
+        model_dir=settings.resolved_model_dir,
+        runtime=settings.encoder_runtime,
+    )
+
+
 def build_analyzer(
     settings: Settings,
     *,
@@ -137,17 +151,9 @@ def build_analyzer(
     """Analyzer for `backend` (default settings.sentiment_backend) and the given taxonomy.
 
     Pass `sentiment` to reuse an already loaded model (e.g. when only the taxonomy changed)."""
-    from nlp.sentiment import build_sentiment
-
     taxonomy = taxonomy or load_taxonomy(settings.taxonomy_path)
     if sentiment is None:
-        sentiment = build_sentiment(
-            backend or settings.sentiment_backend,
-            model=settings.sentiment_model,
-            path=settings.sentiment_model_path,
-            model_dir=settings.resolved_model_dir,
-            runtime=settings.encoder_runtime,
-        )
+        sentiment = sentiment_for(settings, backend)
     themes = build_theme_model(
         taxonomy,
         themes_model or settings.themes_model,

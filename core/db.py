@@ -152,13 +152,8 @@ def detection_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     lock to the end of the transaction (READ COMMITTED: the second then reads the first's
     rows); SQLite: a file lock next to the database, released after the commit (SQLite's own
     write lock comes at the first write, after the reads)."""
-    bind = factory.kw.get("bind")
-    sqlite = isinstance(bind, Engine) and bind.dialect.name == "sqlite"
-    database = bind.url.database if sqlite and isinstance(bind, Engine) else None
-    if database and database != ":memory:":
-        from filelock import FileLock
-
-        lock = FileLock(str(Path(database).resolve()) + ".detect.lock")
+    lock = sqlite_file_lock(factory.kw.get("bind"), "detect")
+    if lock is not None:
         with lock, session_scope(factory) as session:
             yield session
         return
@@ -341,11 +336,22 @@ def _run_pending_rebuild(conn: Any) -> None:
 @contextmanager
 def _migration_lock(engine: Engine) -> Iterator[None]:
     """A file lock next to a SQLite database file (PostgreSQL uses an advisory lock)."""
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+    lock = sqlite_file_lock(engine, "migrate", timeout=300)
+    if lock is None:
         yield
         return
+    with lock:
+        yield
+
+
+def sqlite_file_lock(engine: object, name: str, timeout: float = -1) -> Any | None:
+    """A file lock `<database>.<name>.lock` next to a SQLite database file; None for another
+    database or an in-memory one. `timeout` -1: wait as long as it takes."""
+    if not isinstance(engine, Engine) or engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return None
     from filelock import FileLock
 
-    with FileLock(str(Path(database).resolve()) + ".migrate.lock", timeout=300):
-        yield
+    return FileLock(str(Path(database).resolve()) + f".{name}.lock", timeout=timeout)

@@ -144,12 +144,17 @@ def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def text_hash(raw_text: str) -> str:
-    """The `content_hash` ingest stores for this text (normalised, before PII masking): what
-    matches a training file's row to a stored verbatim, whose text is normalised and masked."""
+def clean_text(raw_text: str) -> str:
+    """A text as ingest keeps it before PII masking: normalised, control characters out."""
     from nlp.text import normalize_text
 
-    return sha256(_clean(normalize_text(raw_text)))
+    return _clean(normalize_text(raw_text))
+
+
+def text_hash(raw_text: str) -> str:
+    """The `content_hash` ingest stores for this text (of `clean_text`, before masking): what
+    matches a training file's row to a stored verbatim, whose text is normalised and masked."""
+    return sha256(clean_text(raw_text))
 
 
 _DMY = re.compile(
@@ -439,7 +444,7 @@ def prepare_feedback(
     `mask` is the PII masker (a `nlp.text.PiiMasker`, built once by the caller with its NER
     pipeline); without one the rules-only masker runs.
     """
-    from nlp.text import mask_pii, normalize_text
+    from nlp.text import mask_pii
 
     mask = mask or mask_pii
 
@@ -463,7 +468,7 @@ def prepare_feedback(
     if len(raw_text) > max_text_chars:
         detail = f"{len(raw_text)} characters > {max_text_chars}"
         return Rejection("text_too_long", "text", detail, quotes_input=False)
-    text = _clean(normalize_text(raw_text))
+    text = clean_text(raw_text)
     if not text.strip():
         return Rejection("empty_text", "text", "no text")
 

@@ -61,15 +61,10 @@ def analysis_sentiment(settings: Settings) -> Any | None:
     window's figures (qualite_produit +11 % on the demo) where `run` kept them."""
     if settings.sentiment_backend != "embedded":
         return None
-    from nlp.sentiment import build_sentiment
+    from core.analysis import sentiment_for
 
     try:
-        return build_sentiment(
-            "embedded",
-            path=settings.sentiment_model_path,
-            model_dir=settings.resolved_model_dir,
-            runtime=settings.encoder_runtime,
-        )
+        return sentiment_for(settings)
     except Exception as exc:  # noqa: BLE001 - the encoder-free heads always work
         log.warning("re-detection without the encoder (%s): theme heads run without it", exc)
         return None

@@ -223,16 +223,9 @@ def build_signals(
 ) -> tuple[Any, Any]:
     """(sentiment model, signals) as `verbatim analyze` would build them, so a head trained
     here uses the encoder it will meet at inference."""
-    from core.analysis import theme_signals
-    from nlp.sentiment import build_sentiment
+    from core.analysis import sentiment_for, theme_signals
 
-    sentiment = build_sentiment(
-        backend or settings.sentiment_backend,
-        model=settings.sentiment_model,
-        path=settings.sentiment_model_path,
-        model_dir=settings.resolved_model_dir,
-        runtime=settings.encoder_runtime,
-    )
+    sentiment = sentiment_for(settings, backend)
     signals = theme_signals(sentiment)
     if signals is not None and cache_dir is not None:
         signals = CachedSignals(signals, cache_dir)

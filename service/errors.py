@@ -127,7 +127,8 @@ def database_busy(exc: BaseException) -> bool:
     return str(exc.orig).lower().startswith(_BUSY_SQLITE)
 
 
-def _busy_response() -> JSONResponse:
+def _busy_response(request: Request) -> JSONResponse:
+    log.warning("%s %s: database busy, answered 503", request.method, request.url.path)
     return JSONResponse(
         status_code=503,
         content={
@@ -142,14 +143,12 @@ def _busy_response() -> JSONResponse:
 async def _database_error_handler(request: Request, exc: Exception) -> JSONResponse:
     if not database_busy(exc):
         raise exc  # a fault: the 500 below, with its traceback in the server log
-    log.warning("%s %s: database busy, answered 503", request.method, request.url.path)
-    return _busy_response()
+    return _busy_response(request)
 
 
 async def _server_error_handler(request: Request, exc: Exception) -> JSONResponse:
     if database_busy(exc):  # raised in a middleware, outside the handler above
-        log.warning("%s %s: database busy, answered 503", request.method, request.url.path)
-        return _busy_response()
+        return _busy_response(request)
     # Still JSON for the client; the traceback goes to the server log only.
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(status_code=500, content={"detail": "internal server error", "field": None})

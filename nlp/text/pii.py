@@ -424,8 +424,10 @@ _HONORIFIC = re.compile(
 # "M" without its dot is a clothing size as often ("taille M Noir"): a title only after a
 # greeting, thanks or a sign-off ("Bonjour M Dupont", "Merci M Martin", "Cordialement, M
 # Durand") or joined to another title ("Mme et M Dupont"); the name groups are `_HONORIFIC`'s.
+# The greetings that open a message, in full and in chat spelling (`_HONORIFIC_M`, `_GREETING`).
+_SALUTATIONS = r"bonjour|bonsoir|bjr|bsr|slt|salut|coucou|hello"
 _GREETING_WORDS = (
-    r"bonjour|bonsoir|bjr|bsr|slt|salut|coucou|hello|attention\s+de"
+    rf"{_SALUTATIONS}|attention\s+de"
     # "Cher M Dupont" opens a letter, "pas cher M Noir" is a price and a size: after a word,
     # "cher" is the adjective (a greeting before it still makes it one: "Bonjour cher M …").
     r"|(?:(?:bonjour|bonsoir|hello)[ \t]+|(?<![\w'’][ \t]))(?:cher|ch[èe]re)|merci"
@@ -584,7 +586,7 @@ _LOWER_CUE = re.compile(
 # had no greeting cue; the name must be a known first name ("Bonjour à tous", "bonjour service
 # client", "Bonjour Orange" stay), a known or capitalised surname right after goes with it.
 _GREETING = re.compile(
-    r"(?i:\b(?:bonjour|bonsoir|bjr|bsr|slt|salut|coucou|hello|cher|ch[èe]re)\b)[ \t]*,?[ \t]*"
+    rf"(?i:\b(?:{_SALUTATIONS}|cher|ch[èe]re)\b)[ \t]*,?[ \t]*"
     rf"({_LOWER_WORD}|{_TITLE_WORD})(?:[ \t]+({_LOWER_WORD}|{_NAME_WORD}))?"
 )
 # Where a name ends: punctuation, the end of the line, or the writer going on ("je", "j'ai").
