@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -268,4 +269,145 @@ def training_rows(session: Session, *, need: str) -> list[dict[str, Any]]:
         else:
             row["themes"] = {m.theme: m.polarity for m in analysis.mentions}
         out.append(row)
+    return out
+
+
+LABELS = ("sentiment", "themes")
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectedVerbatim:
+    """One corrected verbatim as exported: the analysts' labels folded over its corrections
+    (newest first, as `_materialise` folds them). `sentiment` / `themes` are None where no
+    analyst fixed them (the model's part is no label); `themes` are named as the taxonomy names
+    them now, those it removed or retired since are in `left_out`. `text` is the stored text,
+    PII-masked at ingest: an export never holds more than the dashboard shows."""
+
+    feedback_id: int
+    source: str
+    dedup_key: str
+    channel: str
+    created_at: datetime
+    text: str
+    content_hash: str
+    sentiment: str | None
+    themes: dict[str, str] | None
+    corrected_at: datetime
+    author: str
+    note: str | None
+    corrections: int
+    left_out: tuple[str, ...]
+
+    def as_example(self) -> dict[str, Any]:
+        """A row of the labelled files `verbatim evaluate --data`, `verbatim train themes
+        --examples` and `train sentiment --data` read ({"id", "text", "sentiment",
+        "themes": {id: polarity}}), plus what finds the verbatim again on another install
+        (`verbatim corrections import`) and what a reviewer reads."""
+        row: dict[str, Any] = {"id": f"correction:{self.feedback_id}", "text": self.text}
+        if self.sentiment is not None:
+            row["sentiment"] = self.sentiment
+        if self.themes is not None:
+            row["themes"] = dict(self.themes)
+        row.update(
+            feedback_id=self.feedback_id,
+            source=self.source,
+            dedup_key=self.dedup_key,
+            channel=self.channel,
+            created_at=_iso_utc(self.created_at),
+            content_hash=self.content_hash,
+            corrected_at=_iso_utc(self.corrected_at),
+            author=self.author,
+            note=self.note,
+        )
+        return row
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _iso_utc(value: datetime) -> str:
+    return _utc(value).isoformat().replace("+00:00", "Z")
+
+
+def corrected_verbatims(
+    session: Session,
+    taxonomy: Taxonomy,
+    *,
+    since: date | None = None,
+    theme: str | None = None,
+    label: str | None = None,
+) -> list[CorrectedVerbatim]:
+    """Every corrected verbatim (by id), its labels folded over its corrections. `since`: last
+    corrected on or after that UTC day; `theme`: an analyst put that theme (current or former
+    id) on it; `label` ("sentiment" or "themes"): only verbatims with that kind of fix, and only
+    that label in the row (a sentiment-only row read by `train themes` would teach "no
+    theme"). A theme the taxonomy does not know is a CorrectionError."""
+    if label is not None and label not in LABELS:
+        raise CorrectionError(f"label must be one of {', '.join(LABELS)}", "label")
+    wanted: str | None = None
+    if theme is not None:
+        found = taxonomy.resolve(theme)
+        if found is None:
+            raise CorrectionError(
+                f"unknown theme {theme!r} (taxonomy {taxonomy.name!r} has: "
+                f"{', '.join(taxonomy.ids)})",
+                "theme",
+            )
+        if found.retired:  # its corrections are left out of every row: say so, not 0 rows
+            raise CorrectionError(f"theme {found.id!r} is retired", "theme")
+        wanted = found.id
+    rows = session.execute(
+        select(Correction, Feedback)
+        .join(Feedback, Feedback.id == Correction.feedback_id)
+        .order_by(Correction.feedback_id, Correction.id.desc())
+    ).all()
+    out: list[CorrectedVerbatim] = []
+    for _, group in groupby(rows, key=lambda r: r[0].feedback_id):
+        group_rows = list(group)
+        fixes: list[Correction] = [r[0] for r in group_rows]
+        feedback: Feedback = group_rows[0][1]
+        newest = fixes[0]
+        sentiment = next((c.sentiment for c in fixes if c.sentiment), None)
+        stored = next((c.themes for c in fixes if c.themes is not None), None)
+        themes: dict[str, str] | None = None
+        left_out: list[str] = []
+        if stored is not None:
+            themes = {}
+            for mention in stored:
+                current = taxonomy.resolve(mention["theme"])
+                if current is None or current.retired:
+                    left_out.append(mention["theme"])
+                else:  # two former ids merged into one theme: the first one's polarity
+                    themes.setdefault(current.id, mention["polarity"])
+        if label == "sentiment":
+            if sentiment is None:
+                continue
+            themes, left_out = None, []
+        elif label == "themes":
+            if themes is None:
+                continue
+            sentiment = None
+        if since is not None and _utc(newest.created_at).date() < since:
+            continue
+        if wanted is not None and wanted not in (themes or {}):
+            continue
+        out.append(
+            CorrectedVerbatim(
+                feedback_id=feedback.id,
+                source=feedback.source,
+                dedup_key=feedback.dedup_key,
+                channel=feedback.channel,
+                created_at=feedback.created_at,
+                text=feedback.text,
+                content_hash=feedback.content_hash,
+                sentiment=sentiment,
+                themes=themes,
+                corrected_at=newest.created_at,
+                author=newest.author,
+                note=newest.note,
+                corrections=len(fixes),
+                left_out=tuple(left_out),
+            )
+        )
     return out

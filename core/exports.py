@@ -13,11 +13,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.models import Alert
 from core.queries import ThemeRow, VerbatimRow
 from nlp.drivers import DriverEffect
+
+if TYPE_CHECKING:
+    from core.corrections import CorrectedVerbatim
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -179,6 +182,49 @@ def verbatims_table(theme: str, rows: Iterable[VerbatimRow]) -> Table:
                 r.evidence_text,
                 r.text,
                 r.language,
+            ]
+        )
+    return table
+
+
+CORRECTION_COLUMNS = [
+    "feedback_id",
+    "date",
+    "canal",
+    "source",
+    "texte",
+    # Empty where no analyst fixed it (the model's part is no label), as the JSONL leaves it out.
+    "sentiment corrigé",
+    "thèmes corrigés",
+    "corrigé le",
+    "par",
+    "note",
+    "corrections",
+]
+
+
+def corrections_table(rows: Iterable[CorrectedVerbatim]) -> Table:
+    """Corrected verbatims for review (`verbatim corrections export -o F.csv`, `GET
+    /corrections?format=csv`). Themes read `livraison:negative; emballage:negative`; a theme
+    correction to "no theme" reads `aucun` (an empty cell is "not corrected")."""
+    table = Table("Corrections", list(CORRECTION_COLUMNS))
+    for r in rows:
+        themes = None
+        if r.themes is not None:
+            themes = "; ".join(f"{t}:{p}" for t, p in r.themes.items()) or "aucun"
+        table.rows.append(
+            [
+                r.feedback_id,
+                r.created_at,
+                r.channel,
+                r.source,
+                r.text,
+                r.sentiment,
+                themes,
+                r.corrected_at,
+                r.author,
+                r.note,
+                r.corrections,
             ]
         )
     return table

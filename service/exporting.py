@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Literal, TypeVar
+import json
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Query, Response
 
@@ -44,6 +45,16 @@ def csv_response(table: Table, filename: str) -> Response:
         to_csv(table).encode("utf-8-sig"),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
+    )
+
+
+def jsonl_response(rows: Iterable[dict[str, Any]], filename: str) -> Response:
+    """One JSON object a line (UTF-8, no BOM: JSON readers take none), as a download."""
+    body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    return Response(
+        body.encode("utf-8"),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="{filename}.jsonl"'},
     )
 
 

@@ -563,6 +563,32 @@ class CorrectionOut(BaseModel):
     created_at: UtcDatetime
 
 
+class CorrectedVerbatimOut(BaseModel):
+    """A corrected verbatim with the analysts' labels (core.corrections.CorrectedVerbatim)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    feedback_id: int
+    created_at: UtcDatetime
+    channel: str
+    source: str
+    text: str = Field(description="as stored: PII-masked")
+    sentiment: str | None = Field(description="the analysts' sentiment; null: not corrected")
+    themes: dict[str, str] | None = Field(
+        description="{theme id: polarity} the analysts gave, current ids (a theme removed or "
+        "retired since is left out); {}: no theme; null: not corrected"
+    )
+    corrected_at: UtcDatetime
+    author: str
+    note: str | None
+    corrections: int = Field(description="how many corrections the verbatim has had")
+
+
+class CorrectionsOut(BaseModel):
+    items: list[CorrectedVerbatimOut]
+    next_cursor: str | None
+
+
 class MentionOut(BaseModel):
     theme: str
     polarity: str

@@ -606,3 +606,127 @@ def test_a_correction_error_is_a_verbatim_error(
     with session_scope(sessions) as session, pytest.raises(VerbatimError, match="sentiment"):
         tax = taxonomy_store.current(session, settings).taxonomy
         apply_correction(session, fid, author="marie", taxonomy=tax, sentiment="furieux")
+
+
+def test_corrections_export_round_trips_to_evaluate_and_another_install(
+    tmp_path: Path,
+    settings: Settings,
+    client: TestClient,
+    keys: dict[str, str],
+    sessions: sessionmaker[Session],
+) -> None:
+    """Corrections could not be taken out: a team that corrected verbatims in the dashboard
+    had no file to keep, review, score a model on (`evaluate --data`) or move elsewhere.
+    `verbatim corrections export` / `GET /corrections?format=jsonl|csv` write them in the
+    labelled-file shape (masked text only); `verbatim corrections import` applies the file on
+    another install."""
+    import sqlite3
+
+    from core.store import insert_feedback, prepare_feedback
+    from verbatim_cli import app
+
+    other_db = tmp_path / "other.db"  # another install with the same verbatims, no fix yet
+    with (
+        sqlite3.connect(settings.resolved_database_url.removeprefix("sqlite:///")) as src,
+        sqlite3.connect(other_db) as dst,
+    ):
+        src.backup(dst)  # WAL: the file alone may not hold the seeded rows yet
+    with session_scope(sessions) as session:  # a verbatim with personal data in it
+        row = prepare_feedback(
+            {"text": "Carton déchiré, écrivez-moi à jean.dupont@exemple.fr", "id": "pii-1"},
+            source="tests",
+            channel="review",
+            max_text_chars=5000,
+        )
+        assert isinstance(row, dict)
+        insert_feedback(session, [row])
+        pii = session.scalars(select(Feedback.id).where(Feedback.external_id == "pii-1")).one()
+    fid = _known_id(sessions)
+    wh = {"X-API-Key": keys["write"]}
+    for target, body in (
+        (fid, {"themes": [{"theme": "emballage", "polarity": "negative"}]}),
+        (pii, {"sentiment": "negative", "note": "rappeler le 06 12 34 56 78"}),
+    ):
+        res = client.post(f"/feedback/{target}/corrections", json=body, headers=wh)
+        assert res.status_code == 201, res.text
+    env = {
+        "VERBATIM_DATA_DIR": str(settings.data_dir),
+        "VERBATIM_DATABASE_URL": settings.resolved_database_url,
+        "VERBATIM_CONFIG": os.devnull,
+    }
+    runner = CliRunner()
+    out = tmp_path / "corrections.jsonl"
+    res = runner.invoke(app, ["corrections", "export", "-o", str(out)], env=env)
+    assert res.exit_code == 0, res.output
+    assert "2 corrected verbatim(s) (1 sentiment, 1 themes)" in res.output
+    rows = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
+    by_id = {r["feedback_id"]: r for r in rows}
+    assert by_id[fid]["id"] == f"correction:{fid}" and by_id[fid]["text"] == KNOWN_TEXT
+    assert by_id[fid]["themes"] == {"emballage": "negative"} and "sentiment" not in by_id[fid]
+    assert by_id[pii]["sentiment"] == "negative" and "themes" not in by_id[pii]
+    body = out.read_text("utf-8")
+    assert "dupont" not in body and "06 12" not in body and "<EMAIL>" in body  # never raw PII
+    # The API gives the same file, and a CSV to review.
+    rh = {"X-API-Key": keys["read"]}
+    res = client.get("/corrections", params={"format": "jsonl"}, headers=rh)
+    assert res.status_code == 200 and res.text == body
+    res = client.get("/corrections", params={"format": "csv", "label": "themes"}, headers=rh)
+    assert res.status_code == 200 and res.text.count("\r\n") == 2, res.text
+    assert "emballage:negative" in res.text
+    page = client.get("/corrections", params={"limit": 1}, headers=rh).json()
+    assert len(page["items"]) == 1 and page["next_cursor"] == str(page["items"][0]["feedback_id"])
+    res = client.get("/corrections", params={"theme": "meteo"}, headers=rh)
+    assert res.status_code == 422 and res.json()["field"] == "theme"
+    # `verbatim evaluate --data` reads the file as it is.
+    res = runner.invoke(
+        app, ["evaluate", "--data", str(out), "--backend", "lexicon", "--json"], env=env
+    )
+    assert res.exit_code == 0, res.output
+    assert '"n": 1' in res.output  # one sentiment row, one themes row scored
+    # --label themes: only theme rows, for `train themes --examples`.
+    themes_only = tmp_path / "themes.jsonl"
+    res = runner.invoke(
+        app, ["corrections", "export", "--label", "themes", "-o", str(themes_only)], env=env
+    )
+    assert res.exit_code == 0 and len(themes_only.read_text().splitlines()) == 1, res.output
+
+    # Another install: matched by source and key, applied once, re-aggregated.
+    env_other = {**env, "VERBATIM_DATABASE_URL": f"sqlite:///{other_db}"}
+    res = runner.invoke(app, ["corrections", "import", str(out)], env=env_other)
+    assert res.exit_code == 0, res.output
+    assert "1 correction(s) applied" in res.output and "1 verbatim(s) not found" in res.output
+    res = runner.invoke(app, ["corrections", "import", str(out)], env=env_other)
+    assert "0 correction(s) applied, 1 already there" in res.output, res.output
+    res = runner.invoke(app, ["corrections", "export"], env=env_other)
+    assert json.loads(res.stdout.splitlines()[0])["themes"] == {"emballage": "negative"}
+
+
+def test_an_export_leaves_out_a_theme_retired_since_and_says_so(
+    settings: Settings, sessions: sessionmaker[Session], seeded: Seeded
+) -> None:
+    """A correction naming a theme the taxonomy retired later: a row with it was refused by
+    `evaluate --data` as a whole file (unknown theme id); it is left out, and said."""
+    from verbatim_cli import app
+
+    fid = _known_id(sessions)
+    with session_scope(sessions) as session:
+        tax = taxonomy_store.current(session, settings).taxonomy
+        from core.corrections import apply_correction
+
+        apply_correction(
+            session,
+            fid,
+            author="marie",
+            taxonomy=tax,
+            themes=[("emballage", "negative"), ("livraison", "negative")],
+        )
+        taxonomy_store.save(session, settings, tax.retire("emballage"), "t")
+    env = {
+        "VERBATIM_DATA_DIR": str(settings.data_dir),
+        "VERBATIM_DATABASE_URL": settings.resolved_database_url,
+        "VERBATIM_CONFIG": os.devnull,
+    }
+    res = CliRunner().invoke(app, ["corrections", "export"], env=env)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["themes"] == {"livraison": "negative"}
+    assert "left out: emballage (1)" in res.stderr

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "jobs.cli_alerts",  # detect, alert, backtest
     "jobs.cli_topics",  # topics
     "jobs.cli_taxonomy",  # taxonomy show|export|import|history|retheme
+    "jobs.cli_corrections",  # corrections export|import
     "jobs.cli_digest",  # digest (weekly Slack summary)
     "jobs.cli_ops",  # scheduler
     "service.cli",  # serve, apikey

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import date
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.aggregate import aggregate
-from core.corrections import CorrectionError, apply_correction, history
+from core.corrections import CorrectionError, apply_correction, corrected_verbatims, history
 from core.db import AggregatesBusy, lock_aggregates
+from core.exports import corrections_table
 from core.models import CORRECTION_MODEL, Analysis, ApiKey, Feedback
 from nlp.taxonomy import Taxonomy
 from service.auth import require
-from service.deps import SessionDep, app_state
+from service.deps import MAX_ID, SessionDep, app_state, check_days
 from service.errors import BUSY_HEADERS, ApiError
+from service.exporting import CSV_RESPONSE, MAX_EXPORT_ROWS, csv_response, jsonl_response
 from service.schemas import (
     AnalysisOut,
+    CorrectedVerbatimOut,
     CorrectionIn,
     CorrectionOut,
     CorrectionResult,
+    CorrectionsOut,
     ErrorOut,
     EvidenceOut,
     FeedbackOut,
@@ -155,4 +160,75 @@ def post_correction(
         correction=CorrectionOut.model_validate(applied.correction),
         reaggregated_days=applied.days,
         feedback=feedback_out(session, feedback_id, taxonomy),
+    )
+
+
+@router.get(
+    "/corrections",
+    response_model=CorrectionsOut,
+    responses={
+        200: {
+            "content": {
+                **CSV_RESPONSE[200]["content"],
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            }
+        }
+    },
+    dependencies=[Depends(require("read"))],
+    summary="Corrected verbatims with the analysts' labels (JSON, CSV or labelled JSONL)",
+)
+def get_corrections(
+    request: Request,
+    session: SessionDep,
+    since: Annotated[
+        date | None, Query(description="last corrected on or after this UTC day")
+    ] = None,
+    theme: Annotated[
+        str | None, Query(max_length=64, description="an analyst put this theme on it")
+    ] = None,
+    label: Annotated[
+        Literal["sentiment", "themes"] | None,
+        Query(description="only that kind of fix, and only that label in each row"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=18, pattern=r"^[0-9]+$", description="next_cursor of the previous page"),
+    ] = None,
+    format: Annotated[
+        Literal["json", "csv", "jsonl"],
+        Query(
+            description="json (default, one page), csv (to review) or jsonl (the labelled "
+            "rows `verbatim evaluate --data` and `verbatim train` read); csv and jsonl: every "
+            "matching verbatim from `cursor` on"
+        ),
+    ] = "json",
+) -> Response | CorrectionsOut:
+    """By verbatim id. `jsonl` is what `verbatim corrections export` writes."""
+    check_days(since=since)
+    after = 0
+    if cursor is not None:
+        if not cursor.isdigit() or int(cursor) > MAX_ID:
+            raise ApiError(422, "invalid cursor (use next_cursor from the previous page)", "cursor")
+        after = int(cursor)
+    taxonomy = app_state(request).current_taxonomy().taxonomy
+    try:
+        rows = corrected_verbatims(session, taxonomy, since=since, theme=theme, label=label)
+    except CorrectionError as exc:
+        raise ApiError(exc.status, str(exc), exc.field) from None
+    rows = [r for r in rows if r.feedback_id > after]
+    if format != "json":
+        if len(rows) > MAX_EXPORT_ROWS:
+            raise ApiError(
+                422,
+                f"more than {MAX_EXPORT_ROWS} rows to export: narrow the period or the filters",
+                "format",
+            )
+        if format == "csv":
+            return csv_response(corrections_table(rows), "corrections")
+        return jsonl_response((r.as_example() for r in rows), "corrections")
+    page = rows[:limit]
+    return CorrectionsOut(
+        items=[CorrectedVerbatimOut.model_validate(r) for r in page],
+        next_cursor=str(page[-1].feedback_id) if len(rows) > limit else None,
     )
