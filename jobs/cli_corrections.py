@@ -60,9 +60,7 @@ def export(
     ),
     label: str | None = typer.Option(
         None,
-        help="sentiment | themes: only that kind of fix, and only that label in each row "
-        "(`--label themes` for `train themes --examples`: a sentiment-only row reads there as "
-        "« no theme »)",
+        help="sentiment | themes: only that kind of fix, and only that label in each row",
     ),
 ) -> None:
     """Write every corrected verbatim with the analysts' labels (text as stored: PII-masked).

@@ -14,7 +14,7 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import typer
@@ -27,18 +27,29 @@ class ExamplesError(VerbatimError, ValueError):
     """An examples file that cannot be used (message names the file and line)."""
 
 
-def read_examples(path: Path, taxonomy: Any) -> tuple[list[str], list[dict[str, str]]]:
+class Examples(NamedTuple):
+    texts: list[str]
+    labels: list[dict[str, str]]
+    # Lines with no `themes` key (a sentiment-only row, e.g. from `corrections export`):
+    # skipped, since reading them as "no theme" would teach every head "not this theme".
+    unlabelled_lines: list[int]
+
+
+def read_examples(path: Path, taxonomy: Any) -> Examples:
     """`text` + `themes: {id: polarity}` per JSONL line (the themes_fr format).
 
     Theme ids resolve through taxonomy aliases; polarities are read as `verbatim evaluate`
     reads them (any case, French or neg/neu/pos); an unknown id or polarity is an error that
-    names the line. Blank lines and a BOM (Excel, Notepad) are skipped.
+    names the line. `themes: {}` means "no theme"; a row without the key is skipped (and
+    counted), as `verbatim evaluate` leaves it out of the theme scores. Blank lines and a
+    BOM (Excel, Notepad) are skipped.
     """
     from jobs.evaluate import polarity_label
     from nlp.types import POLARITY_FORMS
 
     texts: list[str] = []
     labels: list[dict[str, str]] = []
+    unlabelled: list[int] = []
     with Path(path).open(encoding="utf-8-sig") as fh:
         for n, line in enumerate(fh, start=1):
             if not line.strip():
@@ -53,7 +64,10 @@ def read_examples(path: Path, taxonomy: Any) -> tuple[list[str], list[dict[str, 
                 or not row["text"].strip()
             ):
                 raise ExamplesError(f"{path}:{n}: expected an object with a non-empty 'text'")
-            themes = row.get("themes", row.get("aspects", {}))
+            themes = row.get("themes", row.get("aspects"))
+            if themes is None:
+                unlabelled.append(n)
+                continue
             if not isinstance(themes, dict):
                 raise ExamplesError(f"{path}:{n}: 'themes' must be an object {{id: polarity}}")
             out: dict[str, str] = {}
@@ -73,8 +87,9 @@ def read_examples(path: Path, taxonomy: Any) -> tuple[list[str], list[dict[str, 
             texts.append(row["text"])
             labels.append(out)
     if not texts:
-        raise ExamplesError(f"{path}: no examples")
-    return texts, labels
+        which = f" (no line has 'themes': lines {unlabelled[0]}…)" if unlabelled else ""
+        raise ExamplesError(f"{path}: no examples{which}")
+    return Examples(texts, labels, unlabelled)
 
 
 def merge_corrections(
@@ -312,9 +327,16 @@ def register_themes(group: typer.Typer) -> None:
             if not examples.is_file():
                 raise _fail(not_a_file(examples, "examples file"))
             try:
-                texts, labels = read_examples(examples, tax)
+                texts, labels, unlabelled = read_examples(examples, tax)
             except (ExamplesError, UnicodeDecodeError) as exc:
                 raise _fail(str(exc)) from None
+            if unlabelled:
+                typer.echo(
+                    f"warning: {len(unlabelled)} row(s) of {examples} have no 'themes' and were "
+                    f"skipped (first: line {unlabelled[0]}); write 'themes': {{}} for a "
+                    "verbatim with no theme",
+                    err=True,
+                )
         n_examples = len(texts)
         if corrections:
             dropped: Counter[str] = Counter()

@@ -222,7 +222,7 @@ def test_labelled_files_from_spreadsheets_read_the_same_everywhere(tmp_path: Pat
     assert read.themes == [{"livraison": "negative"}, {"prix": "positive"}]
     labelled = read_labelled([path])
     assert (len(labelled.rows.texts), labelled.skipped) == (2, 0)
-    texts, labels = read_examples(path, load_taxonomy("ecommerce"))
+    texts, labels, _ = read_examples(path, load_taxonomy("ecommerce"))
     assert texts == ["Colis en retard", "Prix correct"]
     assert labels == [{"livraison": "negative"}, {"prix": "positive"}]
 
@@ -397,7 +397,7 @@ def test_short_and_french_sentiment_labels_are_read_everywhere(tmp_path: Path) -
     assert [t["livraison"] for t in read.themes if t] == want
     labelled = read_labelled([path])
     assert [POLARITIES[i] for i in labelled.rows.labels] == want and labelled.skipped == 0
-    _, labels = read_examples(path, load_taxonomy("ecommerce"))
+    _, labels, _ = read_examples(path, load_taxonomy("ecommerce"))
     assert [t["livraison"] for t in labels] == want
     path.write_text(
         json.dumps(rows[0]) + "\n" + json.dumps({"text": "x", "sentiment": "bof"}) + "\n", "utf-8"
@@ -545,3 +545,26 @@ def test_cli_evaluate_errors_to_dev_stderr_appended_to_a_log_keeps_the_log(
     written = log.read_text(encoding="utf-8")
     assert written.startswith("previous\n"), written
     assert "Colis perdu" in written  # the misread row, after the log's own line
+
+
+def test_train_themes_skips_rows_without_themes_instead_of_reading_no_theme(
+    tmp_path: Path,
+) -> None:
+    """A sentiment-only row (a default `verbatim corrections export`) was read by the theme
+    trainer as « no theme », teaching every head "not this theme" on a complaint about a
+    delivery; it is skipped and counted, while `themes: {}` still means no theme."""
+    rows = [
+        {"id": 1, "text": "Colis en retard", "themes": {"livraison": "negative"}},
+        {"id": 2, "text": "Livraison jamais arrivée", "sentiment": "negative"},
+        {"id": 3, "text": "Rien à signaler", "themes": {}},
+    ]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", "utf-8")
+    texts, labels, unlabelled = read_examples(path, load_taxonomy("ecommerce"))
+    assert texts == ["Colis en retard", "Rien à signaler"]
+    assert labels == [{"livraison": "negative"}, {}]
+    assert unlabelled == [2]
+    only_sentiment = tmp_path / "sentiment.jsonl"
+    only_sentiment.write_text(json.dumps(rows[1], ensure_ascii=False) + "\n", "utf-8")
+    with pytest.raises(ValueError, match="no line has 'themes'"):
+        read_examples(only_sentiment, load_taxonomy("ecommerce"))
