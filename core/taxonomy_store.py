@@ -13,12 +13,12 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
-from core.models import TaxonomyVersion
+from core.models import Alert, Incident, TaxonomyVersion
 from core.settings import Settings
 from core.taxonomy_default import seed_taxonomy
 from nlp.errors import VerbatimError
@@ -161,7 +161,82 @@ def save(
     }
     session.add(row)
     session.flush()
+    follow_teams(session, new)
+    regrade(session, old, new)
     return Current(new, version)
+
+
+def regrade(session: Session, old: Taxonomy | None, new: Taxonomy) -> int:
+    """Grade again, with its new `severity_weight`, what is live of a theme whose weight was
+    edited: its open alerts and those of its open or acknowledged incidents, from their
+    stored figures (the peak ratio, the smallest p-value), and those incidents. They kept the
+    old weight's grade until a later signal (only ever up): a weight lowered because a theme
+    over-alerted still showed « critique » on /alerts, /incidents and the /themes badge, one
+    raised left a spike that had stopped growing « faible ». Returns how many alerts changed."""
+    from nlp.spikes import SEVERITIES, DetectorConfig, severity_of
+
+    if old is None:
+        return 0
+    weights = {
+        t.id: t.severity_weight
+        for t in new.active
+        if (before := old.resolve(t.id)) is not None and before.severity_weight != t.severity_weight
+    }
+    if not weights:
+        return 0
+    live = select(Incident.id).where(Incident.status.in_(("open", "acknowledged")))
+    alerts = session.execute(
+        select(Alert).where((Alert.status == "open") | Alert.incident_id.in_(live))
+    ).scalars()
+    floor = DetectorConfig().emerging_min_volume / 2
+    now = datetime.now(UTC)
+    changed, incidents = 0, set()
+    for alert in alerts:
+        theme = new.resolve(alert.theme)
+        if theme is None or theme.id not in weights:
+            continue
+        expected = float(alert.expected)
+        if alert.kind == "emerging":  # graded as the detector grades it (nlp.spikes)
+            ratio = float(alert.observed) / max(floor, expected, 0.5)
+        else:
+            ratio = float(
+                (alert.details or {}).get("peak_ratio", alert.observed / max(expected, 1e-9))
+            )
+        grade = severity_of(ratio, alert.p_value or 1.0, weights[theme.id])
+        if grade != alert.severity:
+            alert.severity, alert.updated_at = grade, now
+            changed += 1
+            if alert.incident_id is not None:
+                incidents.add(alert.incident_id)
+    session.flush()
+    for inc in session.execute(
+        select(Incident).where(Incident.id.in_(incidents), Incident.id.in_(live))
+    ).scalars():
+        grades = session.execute(select(Alert.severity).where(Alert.incident_id == inc.id))
+        inc.severity = max(grades.scalars(), key=SEVERITIES.index)
+        inc.updated_at = now
+    return changed
+
+
+def follow_teams(session: Session, taxonomy: Taxonomy) -> int:
+    """Open alerts and incidents move with their theme to its team in `taxonomy`: only an
+    alert updated by a later detection did, so after a team change /alerts and /incidents
+    showed the old team (an incident the new team, its quiet volume alert the old one).
+    Closed ones keep the team that handled them. Returns how many rows moved."""
+    moved = 0
+    now = datetime.now(UTC)
+    for model, live in ((Alert, ("open",)), (Incident, ("open", "acknowledged"))):
+        rows = session.execute(
+            select(model.id, model.theme, model.team).where(model.status.in_(live))
+        ).all()
+        for row_id, theme_id, team in rows:
+            theme = taxonomy.resolve(theme_id)  # None: a topic, or a theme no longer known
+            if theme is not None and theme.team != team:
+                session.execute(
+                    update(model).where(model.id == row_id).values(team=theme.team, updated_at=now)
+                )
+                moved += 1
+    return moved
 
 
 def import_yaml(

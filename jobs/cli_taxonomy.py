@@ -166,6 +166,13 @@ def _retheme(settings: Any, sessions: Any) -> None:
     if result is None:
         typer.echo("themes already up to date with the current version")
         return
+    if result.start is None and settings.retheme_days <= 0:
+        # Off by the setting: « no stored verbatims » read as an empty database.
+        typer.echo(
+            f"taxonomy version {result.version}: re-detection is off (retheme_days = 0): "
+            "stored mentions keep the themes they were found with"
+        )
+        return
     if result.start is None:
         typer.echo(f"taxonomy version {result.version}: no stored verbatims to re-detect yet")
         return

@@ -356,11 +356,20 @@ def enqueue(session: Session, settings: Settings, taxonomy: Taxonomy, inc: Incid
     theme = taxonomy.resolve(inc.theme)
     topic = session.get(Topic, topic_id) if topic_id is not None else None
     label = theme.label if theme else topic.label if topic else inc.theme
+    # The team its last message went to: a theme moved to another team since sends this
+    # revision to a channel that never saw the incident open, which the message says.
+    previous = session.execute(
+        select(OutboxMessage.route)
+        .where(OutboxMessage.incident_id == inc.id, OutboxMessage.revision < inc.revision)
+        .order_by(OutboxMessage.revision.desc())
+        .limit(1)
+    ).scalar()
     payload = build_incident_payload(
         inc,
         label,
         dashboard_link(settings.dashboard_url, inc.theme, inc.first_day, inc.last_day),
         settings.alert_language,
+        previous_team=previous,
     )
     session.add(
         OutboxMessage(

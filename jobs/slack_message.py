@@ -53,6 +53,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "channel_count": "{kind} {observed:.0f} contre {expected:.1f}",
         "channel_share": "{kind} {observed:.0%} contre {expected:.0%}",
         "incident": "Incident n° {id}",
+        "team_changed": "Équipe : {team} (auparavant {previous}, jusqu'à la modification de "
+        "la taxonomie ; les messages précédents de cet incident sont dans son canal)",
         "field_channel": "canal",
         "field_source": "source",
     },
@@ -89,6 +91,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "channel_count": "{kind} {observed:.0f} vs {expected:.1f}",
         "channel_share": "{kind} {observed:.0%} vs {expected:.0%}",
         "incident": "Incident #{id}",
+        "team_changed": "Team: {team} (previously {previous}, until the taxonomy was edited; "
+        "this incident's earlier messages are in its channel)",
         "field_channel": "channel",
         "field_source": "source",
     },
@@ -220,10 +224,12 @@ def _kind_line(t: dict[str, str], kind: str, label: str, sig: dict[str, Any], la
 
 
 def build_incident_payload(
-    incident: Any, label: str, link: str, language: str = "fr"
+    incident: Any, label: str, link: str, language: str = "fr", previous_team: str | None = None
 ) -> dict[str, Any]:
     """Slack body of one incident revision: what rose (each kind), the per-channel breakdown,
-    the drivers, 2-3 diverse examples and the dashboard link to the theme and period."""
+    the drivers, 2-3 diverse examples and the dashboard link to the theme and period.
+    `previous_team`: the team its earlier messages went to, when the theme changed teams
+    since (this revision goes to a channel that never saw the incident open)."""
     t = TEXTS.get(language, TEXTS["fr"])
     sev = t.get(f"sev_{incident.severity}", incident.severity)
     key = "inc_new" if incident.revision <= 1 else "inc_update"
@@ -254,6 +260,11 @@ def build_incident_payload(
         },
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{emoji} {what}\n{period}"}},
     ]
+    moved = ""
+    if previous_team is not None and previous_team != incident.team:
+        moved = t["team_changed"].format(team=incident.team, previous=previous_team)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*{moved}*"}})
+        moved = f" {moved}."
     if channels:
         parts = []
         for ch, kinds in sorted(channels.items()):
@@ -306,7 +317,7 @@ def build_incident_payload(
     blocks.extend(_examples_and_link(clipped, link, t))
     summary = "; ".join(lines)
     drivers_text = (" " + " ".join(driver_lines)) if driver_lines else ""
-    text = f"{title} — {summary}. {period}.{drivers_text} {link}"
+    text = f"{title} — {summary}. {period}.{moved}{drivers_text} {link}"
     return {"text": text, "blocks": blocks}
 
 

@@ -447,6 +447,126 @@ def test_a_theme_moved_to_another_team_takes_its_open_incident_along(
         assert routes and max(routes, key=lambda r: r[1])[0] == "packaging"
 
 
+def test_open_alerts_and_incidents_follow_their_theme_to_its_new_team_at_once(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """A team change showed on /alerts and /incidents only once detection updated each row:
+    until the spike's next day the incident said logistics, and an alert with no new signal
+    (the quiet volume alert beside an escalating negativity one) kept logistics for good."""
+    from core import taxonomy_store
+
+    _packaging_spike(settings, sessions)
+    with session_scope(sessions) as session:
+        session.execute(  # an earlier incident, closed: it keeps the team that handled it
+            Incident.__table__.insert().values(
+                theme="emballage",
+                team="logistics",
+                status="resolved",
+                first_day=TODAY - timedelta(days=40),
+                last_day=TODAY - timedelta(days=39),
+                severity="low",
+                kinds=["volume"],
+                signals={},
+                drivers=[],
+                examples=[],
+                historical=True,
+                revision=1,
+                created_at=datetime.now(UTC),
+                updated_at=datetime.now(UTC),
+            )
+        )
+        cur = taxonomy_store.current(session, settings).taxonomy
+        themes = [
+            t.model_copy(update={"team": "packaging"}) if t.id == "emballage" else t
+            for t in cur.themes
+        ]
+        taxonomy_store.save(
+            session, settings, cur.replaced_by(cur.model_copy(update={"themes": themes})), "t"
+        )
+    with session_scope(sessions) as session:
+        alerts = session.execute(select(Alert.status, Alert.team)).all()
+        assert alerts and set(alerts) == {("open", "packaging")}
+        teams = session.execute(select(Incident.status, Incident.team)).all()
+        assert sorted(teams) == [("open", "packaging"), ("resolved", "logistics")]
+
+
+def test_a_severity_weight_edit_grades_the_live_alerts_and_incident_again(
+    settings: Settings, sessions: sessionmaker[Session], keys: dict[str, str]
+) -> None:
+    """`severity_weight` of `emballage` raised to 3, then lowered to 0.3: the open alerts, the
+    incident and the /themes badge kept the grade of the old weight (« moyenne ») until a later
+    signal, and only ever up: a lowered weight never calmed them."""
+    from core import taxonomy_store
+    from nlp.spikes import severity_of
+    from service.app import create_app
+
+    _packaging_spike(settings, sessions)
+
+    def weigh(weight: float) -> None:
+        with session_scope(sessions) as session:
+            cur = taxonomy_store.current(session, settings).taxonomy
+            themes = [
+                t.model_copy(update={"severity_weight": weight}) if t.id == "emballage" else t
+                for t in cur.themes
+            ]
+            new = cur.replaced_by(cur.model_copy(update={"themes": themes}))
+            taxonomy_store.save(session, settings, new, "t")
+
+    def grades() -> tuple[set[str], str]:
+        with session_scope(sessions) as session:
+            alerts = session.execute(select(Alert).where(Alert.status == "open")).scalars().all()
+            for a in alerts:  # each graded from its stored figures with the current weight
+                assert a.severity == severity_of(a.details["peak_ratio"], a.p_value, weight)
+            inc = session.execute(select(Incident)).scalar_one()
+            return {a.severity for a in alerts}, inc.severity
+
+    with session_scope(sessions) as session:
+        assert session.execute(select(Incident.severity)).scalar_one() == "medium"
+    weight = 3.0
+    weigh(weight)
+    assert grades() == ({"critical"}, "critical")
+    with TestClient(create_app(settings)) as client:
+        themes = client.get("/themes", headers={"X-API-Key": keys["read"]}).json()["themes"]
+        spike = next(t["spike"] for t in themes if t["id"] == "emballage")
+        assert spike["severity"] == "critical"
+    weight = 0.3
+    weigh(weight)
+    assert grades() == ({"low"}, "low")
+
+
+def test_an_escalation_after_a_team_change_goes_to_the_new_team_and_says_so(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    hook,  # noqa: F811
+) -> None:
+    """`emballage` moved from logistics to packaging while its incident was open: the
+    escalation reached the packaging channel as « Incident aggravé (rév. 2) » of an incident
+    that channel had never heard of, nothing saying it came from logistics."""
+    from core import taxonomy_store
+
+    state, url = hook
+    settings.slack_webhooks = {"logistics": f"{url}/logistics", "packaging": f"{url}/packaging"}
+    feed = _packaging_spike(settings, sessions)
+    assert deliver_pending(settings, sessions, policy=FAST).sent == 1
+    with session_scope(sessions) as session:
+        cur = taxonomy_store.current(session, settings).taxonomy
+        themes = [
+            t.model_copy(update={"team": "packaging"}) if t.id == "emballage" else t
+            for t in cur.themes
+        ]
+        taxonomy_store.save(
+            session, settings, cur.replaced_by(cur.model_copy(update={"themes": themes})), "t"
+        )
+    feed.day(TODAY - timedelta(days=1), extra_packaging=60)  # the spike goes on, worse
+    run_detect(settings, sessions)
+    assert deliver_pending(settings, sessions, policy=FAST).sent == 1
+    assert [r["path"] for r in state.requests] == ["/logistics", "/packaging"]
+    first, second = (json.dumps(r["body"], ensure_ascii=False) for r in state.requests)
+    assert "auparavant" not in first
+    assert "Équipe : packaging (auparavant logistics" in second
+    assert "logistics" in state.requests[1]["body"]["text"]
+
+
 def test_an_incident_resolved_by_an_analyst_opens_again_when_it_escalates(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> None:

@@ -153,6 +153,59 @@ def test_moving_a_former_id_or_reordering_is_not_summarised_as_no_change(
         assert taxonomy_store.history(session)[1].summary == summary
 
 
+def test_retheme_off_is_not_read_as_no_stored_verbatims(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    runner: CliRunner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With `retheme_days = 0` (re-detection off) an edit said « no stored verbatims to
+    re-detect yet » over a database full of them."""
+    from datetime import UTC, datetime
+
+    from core.models import Analysis, Feedback, ThemeMention
+
+    now = datetime.now(UTC)
+    with session_scope(sessions) as session:
+        fb = Feedback(
+            source="boutique",
+            channel="review",
+            dedup_key="id:1",
+            text="Carton écrasé à l'arrivée",
+            created_at=now,
+            ingested_at=now,
+            content_hash="h1",
+            meta={},
+            analyzed=True,
+        )
+        session.add(fb)
+        session.flush()
+        an = Analysis(
+            feedback_id=fb.id,
+            model_version="t",
+            sentiment="negative",
+            sentiment_score=0.9,
+            analyzed_at=now,
+        )
+        an.mentions.append(
+            ThemeMention(
+                feedback_id=fb.id,
+                theme="emballage",
+                polarity="negative",
+                score=0.8,
+                day=now.date(),
+            )
+        )
+        session.add(an)
+        cur = taxonomy_store.current(session, settings).taxonomy
+        taxonomy_store.save(session, settings, cur.retire("prix"), "t")
+    monkeypatch.setenv("VERBATIM_RETHEME_DAYS", "0")
+    res = runner.invoke(cli, ["taxonomy", "retheme"])
+    assert res.exit_code == 0, res.output
+    assert "no stored verbatims" not in res.output
+    assert "retheme_days = 0" in res.output
+
+
 def test_merge_then_rename_in_one_edit_is_summarised_as_it_was_made(
     client: TestClient, keys: dict[str, str]
 ) -> None:

@@ -177,9 +177,8 @@ _CVV = re.compile(
 )
 # A date of birth after its cue ("né le 03/04/1985", "date de naissance : 3 avril 1985", "DDN
 # 03.04.85"): a date is kept everywhere else (delivery and order dates are what CX reads), so
-# the cue decides. A birthday without its year ("née le 3 avril") is taken too; a year alone
-# ("né en 1985") is not a date. "ne le" without its accent only before a date: "je ne le
-# renvoie pas" has none.
+# the cue decides. A birthday without its year ("née le 3 avril") is taken too. "ne le"
+# without its accent only before a date: "je ne le renvoie pas" has none.
 _MONTHS = (
     r"(?:janv(?:ier)?|f[ée]vr?(?:ier)?|mars|avr(?:il)?|mai|juin|juil(?:let)?|ao[uû]t"
     r"|sept?(?:embre)?|oct(?:obre)?|nov(?:embre)?|d[ée]c(?:embre)?)"
@@ -190,8 +189,16 @@ _BIRTH_DATE = re.compile(
     r"[ \t]*(?:(?::|=|est|c['’]est)[ \t]*)?(?:le[ \t]+)?)"
     r"([0-3]?\d(?:[./-][01]?\d(?:[./-](?:\d{4}|\d{2}))?|[ ][01]?\d[ ](?:\d{4}|\d{2}))"
     r"(?![\d/.-]?\d)"
-    rf"|(?:1er|[0-3]?\d)[ \t]+{_MONTHS}\.?(?:[ \t]+(?:19|20)\d{{2}})?(?!\w)"
+    rf"|(?:1er|[0-3]?\d)[ \t]+{_MONTHS}\.?(?:[ \t]+(?:19|20)?\d{{2}})?(?!\w)"
     r"|(?:19|20)\d{2}-[01]\d-[0-3]\d(?!\d)))"
+)
+# A year of birth after its cue ("né en 1985", "née en mars 1990", "année de naissance :
+# 1985"): with a town or a first name it singles a customer out as a full date does. A year
+# alone elsewhere ("client depuis 1985", "en 1985 j'ai acheté") stays.
+_BIRTH_YEAR = re.compile(
+    r"(?i:(\b(?:n[ée](?:e|\(e\))?s?[ \t]+en|ann[ée]e[ \t]+de[ \t]+naissance)"
+    r"[ \t]*(?:(?::|=|est|c['’]est)[ \t]*)?)"
+    rf"(?:{_MONTHS}\.?[ \t]+)?(?:19|20)\d{{2}}(?!\d))"
 )
 # Secrets after their name: passwords ("mot de passe : Azerty123!", "mdp Azerty123"), access
 # and door codes ("code d'accès 4821", "digicode 12A45") and one-time codes ("code de
@@ -207,7 +214,11 @@ _SECRET = re.compile(
     r"|de[ \t]+(?:v[ée]rification|validation|confirmation|connexion|s[ée]curit[ée])"
     r"|(?:re[çc]u[ \t]+)?(?:par[ \t]+)?sms|[àa][ \t]+usage[ \t]+unique|temporaire|provisoire"
     r"|otp|porte|portail|immeuble))(?![\w'’-])"
-    r"[ \t]*(?:(?:[:=]|est|c['’]est)[ \t]*){0,2})"
+    # What it is the password of, before the value said ("mot de passe wifi : …", "mot de
+    # passe du compte : …", "mon mdp Vinted est …"): up to 3 words, then ":", "=" or "est".
+    r"(?:(?:[ \t]+(?!(?:est|c['’]est)\b)[\w'’-]{1,30}+){1,3}+"
+    r"(?=[ \t]*(?:[:=]|(?:est|c['’]est)[ \t])))?"
+    r"[ \t]*(?P<said>(?:(?:[:=]|est|c['’]est)[ \t]*){0,2}))"
     r"(?:[\"«“][ \t]?(?P<quoted>[^\s\"»”<]{1,64}+)[ \t]?[\"»”]"
     # A trailing "." or "," ends the sentence; "!" and "?" are as often the secret's own.
     r"|(?P<bare>(?=[^\s<(\[])[^\s\"»”]{1,64}(?<![.,;:)\]'’])))"
@@ -215,6 +226,21 @@ _SECRET = re.compile(
 # A secret's own shape: a digit, a symbol inside it (not a closing "!"), an underscore or dot
 # between letters ("jean.dupont"), a capital after a small letter ("motDePasse").
 _SECRET_SHAPE = re.compile(r"\d|[^\w\s'’-](?=.)|\w[._]\w|[a-zà-ÿ][A-ZÀ-Ý]")
+# A password or login of letters only ("mon mot de passe est soleilbleu", "mdp : azerty",
+# "identifiant : jdupont") has no such shape: it is one when the text says it is the value
+# (":", "=", "est", "c'est") and the word is none of what is said of a password ("mot de
+# passe : incorrect", "mon mot de passe est refusé", "… est trop long").
+_SECRET_STATE = re.compile(
+    r"(?i)(?:oubli|perd|incorrect|erron|faux|fausse|invalide|valide|bon|mauvais|refus|bloqu"
+    r"|expir|chang|modifi|r[ée]initialis|demand|envoy|re[çc]u|requis|obligatoire|toujours"
+    r"|d[ée]j[àa]|jamais|correct|exact|identique|diff[ée]rent|simple|compliqu|long|court|vide"
+    r"|introuvable|inconnu|accept|rejet|impossible|n[ée]cessaire|illisible|nul|chiant|p[ée]nible"
+    r"|g[ée]n[ée]r|provisoire|temporaire|actif|inactif|verrouill|d[ée]sactiv|activ|cr[ée][ée]"
+    r"|saisi|tap[ée]|entr[ée]|perdu|vol[ée]|pirat|hack|compromis|partout|ici|celui|pareil"
+    r"|m[êe]me|encore|sensible|casse|minuscule|majuscule|faible|fort|s[ée]curis|aucun"
+    r"|nouve|ancien|personnel|unique|demand)"
+)
+_PASSWORD_CUE = re.compile(r"passe|mdp|passw|pwd")
 # NIR: sex, year, month, department (2A/2B for Corsica), commune, order, key; any grouping.
 _NIR = re.compile(
     r"\b[1-478][ .-]?\d{2}[ .-]?(?:0[1-9]|1[0-2]|[2-9]\d)[ .-]?"
@@ -471,6 +497,7 @@ _ROLE_OF = re.compile(
 # what follows speaks of a person; two or more joined by "et" are. All-caps, CamelCase and
 # two-word names ("Pinot Bleu", "Vert Tige") are brands as often: left to NER.
 _LOWER = "a-zàâäçéèêëîïôöùûüÿ"
+# Followed by (?!\w) where it stands alone: "AliExpress" would read as "Ali" + "Express".
 _TITLE_WORD = rf"[{_UPPER}][{_LOWER}]+(?:-[{_UPPER}][{_LOWER}]+)?"
 _THANKS = re.compile(
     r"(?i:\bmerci(?:\s+(?:beaucoup|encore|aussi|également|infiniment|bien))?\s+[àa]\s+)"
@@ -554,7 +581,7 @@ _ROLE_LOWER = re.compile(
 # name must be a known one either way.
 _SPOKE_TO = re.compile(
     r"(?i:\bj['’]ai\s+(?:eu|parlé\s+(?:à|avec)|appelé)|\bje\s+suis\s+tomb[ée]e?\s+sur)\s+"
-    rf"({_LOWER_WORD}|{_TITLE_WORD})(?:\s+({_LOWER_WORD}|{_NAME_WORD}))?"
+    rf"({_LOWER_WORD}|{_TITLE_WORD})(?!\w)(?:\s+({_LOWER_WORD}|{_NAME_WORD}))?"
 )
 # Other places a name stands, in any case: the writer introducing themself ("bonjour, je suis
 # jean dupont", "moi c'est sophie"), a relative ("mon fils kevin", "ma femme Sylvie") and
@@ -570,7 +597,7 @@ _NAME_PLACE = re.compile(
     r"(?i:\bje\s+suis|\bmoi\s*,?\s+c['’]est|\b(?:mon|ma|notre)\s+" + _FAMILY_WORDS + r"\s*,?"
     r"|\b(?:livr|servi|accueilli|conseill|aid|dépann|renseign|reçu|pris\s+en\s+charge)\w*"
     r"\s+par)\s+"
-    rf"({_LOWER_WORD}|{_TITLE_WORD})(?:[ \t]+({_LOWER_WORD}|{_NAME_WORD}))?"
+    rf"({_LOWER_WORD}|{_TITLE_WORD})(?!\w)(?:[ \t]+({_LOWER_WORD}|{_NAME_WORD}))?"
 )
 # The capitalised cues' shapes, in lower case: thanks ("merci à nathalie"), sign-offs
 # ("cordialement, marie lefèvre"), "affaire à", "s'appelait", a role opening a sentence.
@@ -587,7 +614,7 @@ _LOWER_CUE = re.compile(
 # client", "Bonjour Orange" stay), a known or capitalised surname right after goes with it.
 _GREETING = re.compile(
     rf"(?i:\b(?:{_SALUTATIONS}|cher|ch[èe]re)\b)[ \t]*,?[ \t]*"
-    rf"({_LOWER_WORD}|{_TITLE_WORD})(?:[ \t]+({_LOWER_WORD}|{_NAME_WORD}))?"
+    rf"({_LOWER_WORD}|{_TITLE_WORD})(?!\w)(?:[ \t]+({_LOWER_WORD}|{_NAME_WORD}))?"
 )
 # Where a name ends: punctuation, the end of the line, or the writer going on ("je", "j'ai").
 _NAME_ENDS = re.compile(r"[ \t]*(?:[,.;:!?)\r\n]|$)|[ \t]+(?:je|j['’]|nous|moi)\b", re.IGNORECASE)
@@ -595,7 +622,7 @@ _NAME_ENDS = re.compile(r"[ \t]*(?:[,.;:!?)\r\n]|$)|[ \t]+(?:je|j['’]|nous|moi
 # "il"/"elle" before it (it takes any word); capitalised, a known first name ("l'appli
 # s'appelle Lydia" too: a brand as often, the lesser loss), with its surname.
 _CALLED = re.compile(
-    rf"(?i:\bs['’]appel(?:le|ait|aient|lent))\s+({_TITLE_WORD})(?:\s+({_NAME_WORD}))?"
+    rf"(?i:\bs['’]appel(?:le|ait|aient|lent))\s+({_TITLE_WORD})(?!\w)(?:\s+({_NAME_WORD}))?"
 )
 # A known first name right before its role or service: "karim le livreur", "sophie du
 # service client", "Kevin du SAV m'a répondu" (NER leaves a name opening its sentence); not
@@ -683,6 +710,13 @@ _NOT_INITIALS = frozenset(
     + ["CD", "LA", "LE", "DE", "DU", "EN", "ET", "OU", "AU", "UN", "MA", "SE", "CE", "NE", "ON"]
     + ["IL", "JE", "TU", "ME", "TE", "NI", "SI", "MR", "MM", "DR", "PR"]
 )
+# The initials of the usual compound first names (Jean-Pierre, Jean-Marc, Marie-Claire,
+# Pierre-Yves…): before a capitalised surname in no list ("JP Kowalczyk", "MC Nowak") they are
+# a person; other capital pairs before an unknown word are brands as often ("TP Link").
+_FIRST_NAME_INITIALS = frozenset(
+    ["JP", "JM", "JL", "JC", "JF", "JB", "JY", "JJ", "JR", "JD", "JG", "JN", "JH", "JA"]
+    + ["MC", "MF", "MH", "ML", "MJ", "MT", "MO", "PY"]
+)
 # Thanks shouted or capitalised, without a person cue: "MERCI KARIM !!!", "merci à SOPHIE",
 # "Merci Tony". Shops are thanked the same way ("MERCI A VINTAGE", "Merci Oliquide"), so the
 # word must be a known first name (`nlp/text/names.py`), as in lower case; so must each of
@@ -725,115 +759,11 @@ _PLACEHOLDER_WORDS = frozenset(
         "SECRET",
     ]
 )
-# Words that spaCy's small model tags as PER/LOC but are carriers, brands or greetings.
-DEFAULT_KEEP = frozenset(
+# Carriers, their services and shops CX teams filter on: never names ("livré par Amazon
+# Logistics", "DPD Predict", "Colis Privé"), and an entity that opens with one is the brand's
+# own name ("Chronopost Shop2Shop"), not a person after it (see `_ner_names`).
+_BRANDS = frozenset(
     [
-        # Departments and trade words that follow a role ("Responsable Qualité").
-        "qualité",
-        "clientèle",
-        "logistique",
-        "rayon",
-        "magasin",
-        "technique",
-        "commercial",
-        "marketing",
-        "communication",
-        "relation",
-        "relations",
-        "support",
-        "boutique",
-        "agence",
-        "réclamation",
-        "réclamations",
-        "expédition",
-        "expéditions",
-        "satisfaction",
-        "compte",
-        "comptes",
-        "achats",
-        "caisse",
-        "accueil",
-        "vente",
-        "ventes",
-        "après-vente",
-        # Review words that open a sentence: spaCy's small model often calls them a PER when
-        # the sentence boundary is missed ("… superbe ! Accueil chaleureux", "Cuisine top").
-        "cuisine",
-        "bonne",
-        "bon",
-        "sinon",
-        "personnel",
-        "personnels",
-        "salle",
-        "facile",
-        "nourriture",
-        "carte",
-        "inutile",
-        "juste",
-        "hâte",
-        "dessert",
-        "desserts",
-        "salade",
-        "plat",
-        "plats",
-        "adresse",
-        "rapide",
-        "entrée",
-        "entrées",
-        "menu",
-        "ambiance",
-        "cadre",
-        "prix",
-        "accueillant",
-        "serveurs",
-        "serveuse",
-        "équipe",
-        "repas",
-        "déco",
-        "décoration",
-        "terrasse",
-        "parking",
-        "vin",
-        "vins",
-        "boissons",
-        "portions",
-        "portion",
-        "tarifs",
-        "tarif",
-        "excellent",
-        "excellente",
-        "parfait",
-        "parfaite",
-        "délicieux",
-        "produits",
-        "articles",
-        "site",
-        "appli",
-        "application",
-        "livreur",
-        # Titles: "Monsieur le directeur" is not "Karim le livreur".
-        "monsieur",
-        "madame",
-        "mademoiselle",
-        "messieurs",
-        "mesdames",
-        "dames",  # "Bonjour Messieurs Dames": NER took « Dames » for a name
-        "docteur",
-        "maître",
-        "maitre",
-        "merci",
-        "bonjour",
-        "bonsoir",
-        "salut",
-        "cordialement",
-        "bravo",
-        "super",
-        "top",
-        "nul",
-        "sav",
-        "service",
-        "client",
-        "clients",
         "colissimo",
         "chronopost",
         "poste",
@@ -871,26 +801,191 @@ DEFAULT_KEEP = frozenset(
         "orange",
         "free",
         "bouygues",
-        # A form's labels: "Nom : Dupont Prénom Jean" had taken « Prénom » as the surname.
-        "nom",
-        "prénom",
-        "prenom",
-        "email",
-        "e-mail",
-        "mail",
-        "tél",
-        "tel",
-        "téléphone",
-        "ville",
-        "livraison",
-        "colis",
-        "commande",
-        "remboursement",
-        "emballage",
-        "produit",
-        "article",
-        "retour",
+        "geodis",
+        "tnt",
+        "kuehne",
+        "nagel",
+        "schenker",
+        "heppner",
+        "dachser",
+        "gefco",
+        "agediss",
+        "ciblex",
+        "kiala",
+        "pickup",
+        "bpost",
+        "postnl",
+        "paack",
+        "colicoli",
+        "cubyn",
+        "mory",
+        "fretlink",
+        "privé",
+        "predict",
+        "logistics",
+        "prime",
+        "shein",
+        "temu",
+        "aliexpress",
+        "wish",
+        "veepee",
+        "showroomprivé",
+        "zalando",
+        "ikea",
+        "conforama",
+        "castorama",
+        "but",
+        "lidl",
+        "intermarché",
+        "sephora",
+        "decathlon",
+        "deliveroo",
+        "uber",
+        "eats",
+        "redoute",
+        "laredoute",
+        "rakuten",
+        "ebay",
+        "backmarket",
+        "zara",
+        "kiabi",
+        "lapeyre",
+        "bricodepot",
+        "manomano",
     ]
+)
+# Words that spaCy's small model tags as PER/LOC but are carriers, brands or greetings.
+DEFAULT_KEEP = (
+    frozenset(
+        [
+            # Departments and trade words that follow a role ("Responsable Qualité").
+            "qualité",
+            "clientèle",
+            "logistique",
+            "rayon",
+            "magasin",
+            "technique",
+            "commercial",
+            "marketing",
+            "communication",
+            "relation",
+            "relations",
+            "support",
+            "boutique",
+            "agence",
+            "réclamation",
+            "réclamations",
+            "expédition",
+            "expéditions",
+            "satisfaction",
+            "compte",
+            "comptes",
+            "achats",
+            "caisse",
+            "accueil",
+            "vente",
+            "ventes",
+            "après-vente",
+            # Review words that open a sentence: spaCy's small model often calls them a PER when
+            # the sentence boundary is missed ("… superbe ! Accueil chaleureux", "Cuisine top").
+            "cuisine",
+            "bonne",
+            "bon",
+            "sinon",
+            "personnel",
+            "personnels",
+            "salle",
+            "facile",
+            "nourriture",
+            "carte",
+            "inutile",
+            "juste",
+            "hâte",
+            "dessert",
+            "desserts",
+            "salade",
+            "plat",
+            "plats",
+            "adresse",
+            "rapide",
+            "entrée",
+            "entrées",
+            "menu",
+            "ambiance",
+            "cadre",
+            "prix",
+            "accueillant",
+            "serveurs",
+            "serveuse",
+            "équipe",
+            "repas",
+            "déco",
+            "décoration",
+            "terrasse",
+            "parking",
+            "vin",
+            "vins",
+            "boissons",
+            "portions",
+            "portion",
+            "tarifs",
+            "tarif",
+            "excellent",
+            "excellente",
+            "parfait",
+            "parfaite",
+            "délicieux",
+            "produits",
+            "articles",
+            "site",
+            "appli",
+            "application",
+            "livreur",
+            # Titles: "Monsieur le directeur" is not "Karim le livreur".
+            "monsieur",
+            "madame",
+            "mademoiselle",
+            "messieurs",
+            "mesdames",
+            "dames",  # "Bonjour Messieurs Dames": NER took « Dames » for a name
+            "docteur",
+            "maître",
+            "maitre",
+            "merci",
+            "bonjour",
+            "bonsoir",
+            "salut",
+            "cordialement",
+            "bravo",
+            "super",
+            "top",
+            "nul",
+            "sav",
+            "service",
+            "client",
+            "clients",
+            # A form's labels: "Nom : Dupont Prénom Jean" had taken « Prénom » as the surname.
+            "nom",
+            "prénom",
+            "prenom",
+            "email",
+            "e-mail",
+            "mail",
+            "tél",
+            "tel",
+            "téléphone",
+            "ville",
+            "livraison",
+            "colis",
+            "commande",
+            "remboursement",
+            "emballage",
+            "produit",
+            "article",
+            "retour",
+        ]
+    )
+    | _BRANDS
 )
 
 
@@ -1237,13 +1332,30 @@ class PiiMasker:
     def _secret(m: re.Match[str]) -> str:
         value = m.group("quoted") or m.group("bare")
         if m.group("bare") is not None and (
-            sum(ch.isalnum() for ch in value) < 4 or not _SECRET_SHAPE.search(value.rstrip("!?"))
+            sum(ch.isalnum() for ch in value) < 4
+            or not (_SECRET_SHAPE.search(value.rstrip("!?")) or PiiMasker._said_secret(m, value))
         ):
             return m.group(0)  # "mot de passe oublié !", "code d'accès pénible", "mdp 2 fois"
         start = m.start("quoted") if m.group("quoted") is not None else m.start("bare")
         end = m.end("quoted") if m.group("quoted") is not None else m.end("bare")
         placeholder = "<ID>" if m.group("login") else "<SECRET>"
         return m.string[m.start() : start] + placeholder + m.string[end : m.end()]
+
+    @staticmethod
+    def _said_secret(m: re.Match[str], value: str) -> bool:
+        """A letters-only password or login given as the value: "mdp : azerty", "mon mot de
+        passe est soleilbleu". Not a pseudo (public: "pseudo : Vapcool"), nor a code (digits:
+        "code d'accès : porte")."""
+        cue = m.group(0)[: m.start("said") - m.start()].lower()
+        return (
+            m.group("said").strip() != ""
+            and value.isalpha()
+            and (m.group("login") is not None or _PASSWORD_CUE.search(cue) is not None)
+            and "pseudo" not in cue
+            and value.lower() not in _NOT_NAMES
+            and value.lower() not in DEFAULT_KEEP
+            and not _SECRET_STATE.match(value)
+        )
 
     @staticmethod
     def _plate(m: re.Match[str]) -> str:
@@ -1512,7 +1624,18 @@ class PiiMasker:
             return m.group(0)
         if not any(names.is_first(h) for h in halves) or any(self._common(h) for h in halves):
             return m.group(0)
-        end = m.end(3) if self._known_last(m.group(3)) else m.end(2)
+        last = m.group(3)
+        # Capitalised, the word after a capitalised compound is its surname, in a list or not
+        # ("Jean-Pierre Kowalczyk du SAV": NER left it once the first name was masked).
+        surname = (
+            last is not None
+            and m.group(1)[0].isupper()
+            and last[0].isupper()
+            and not last.isupper()
+            and "\n" not in m.string[m.end(2) : m.start(3)]
+            and not self._common(last)
+        )
+        end = m.end(3) if self._known_last(last) or surname else m.end(2)
         return "<PERSON>" + m.string[end : m.end()]
 
     def _initials_pair(self, m: re.Match[str]) -> str:
@@ -1520,8 +1643,10 @@ class PiiMasker:
         surname = m.group(4)
         if pair in _NOT_INITIALS or self._common(surname) or surname.lower() == "morgan":
             return m.group(0)
-        if m.group(3) is not None and not self._known_last(surname):
-            return m.group(0)  # "JP" without dots: a known last name only
+        if m.group(3) is not None and not (
+            self._known_last(surname) or (pair in _FIRST_NAME_INITIALS and len(surname) >= 3)
+        ):
+            return m.group(0)  # "JP" without dots: a known last name, or a compound's initials
         return "<PERSON>"
 
     def _initials_name(self, m: re.Match[str]) -> str:
@@ -1609,6 +1734,7 @@ class PiiMasker:
                 continue
             # Keep the leading run of capitalised, non-common words ("Jean Martin du SAV").
             run: list[Any] = []
+            brand = False  # "Amazon Logistics", "DPD Predict": a brand's service, no person
             for tok in ent:
                 if (
                     not tok.text[:1].isupper()
@@ -1618,10 +1744,13 @@ class PiiMasker:
                 ):
                     if run:
                         break
+                    brand = brand or tok.text.lower() in _BRANDS
                     continue
                 run.append(tok)
-            if not run:
+            if not run or brand:
                 continue
+            if " ".join(tok.text for tok in run).lower() in NAMED_BRANDS:
+                continue  # "livré par Leroy Merlin"
             if len(run) == 1 and run[0].is_sent_start:
                 continue  # a lone capitalised word opening a sentence is too ambiguous
             span = (run[0].idx, run[-1].idx + len(run[-1].text))
@@ -1655,6 +1784,7 @@ class PiiMasker:
         text = _QUERY.sub("<URL>", text)
         if any(ch.isdigit() for ch in text):
             text = _BIRTH_DATE.sub(lambda m: m.group(1) + "<BIRTHDATE>", text)
+            text = _BIRTH_YEAR.sub(lambda m: m.group(1) + "<BIRTHDATE>", text)
             text = self._iban(text)
             text = _RIB.sub(self._rib, text)
             text = _ID_DOC.sub(self._id_doc, text)
