@@ -98,3 +98,23 @@ def test_stated_irony_reads_its_praise_clauses_as_complaints(model: LexiconSenti
     assert ironic and all(c.score <= 0 for c in ironic) and any(c.score < 0 for c in ironic)
     literal = model.clause_scores("Super, colis reçu en avance, bravo la Poste")
     assert any(c.score > 0 for c in literal)
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("C'était mieux avant.", "negative"),
+        ("Moins bien qu'avant.", "negative"),
+        ("Qualité pas ouf", "negative"),
+        ("Colis arrivé ouvert.", "negative"),
+        ("Colis reçu ouvert", "negative"),
+        ("Produit inefficace.", "negative"),
+        ("Travail bâclé.", "negative"),
+        ("Le livre est passionnant.", "positive"),
+    ],
+)
+def test_common_verdicts_the_lexicon_lacked(model: LexiconSentiment, text: str, label: str) -> None:
+    """Read as no opinion (« c'était mieux avant » even positive, « colis arrivé ouvert »
+    too): "mieux", "ouvert", "pas ouf", "inefficace", "bâclé", "passionnant" had no valence."""
+    result = model.predict([text])[0]
+    assert result.label == label, (text, result)

@@ -66,12 +66,26 @@ def test_clause_polarity(detector: RuleThemeDetector) -> None:
         ("livraison tjrs pas arrivée", {"livraison": "negative"}),
         ("Ma commande a été perdue par la Poste", {"livraison": "negative"}),
         ("Perte de mon paquet, aucune nouvelle", {"livraison": "negative"}),
+        # "aucun retour" is no reply ("aucune" only matched "réponse", "nouvelle").
+        ("J'ai envoyé 3 mails, aucun retour", {"service_client": "negative"}),
+        ("Carton ouvert à l'arrivée", {"emballage": "negative"}),
+        ("La boîte ouverte, rien de protégé", {"emballage": "negative"}),
     ],
 )
 def test_single_themes(detector: RuleThemeDetector, text: str, expected: dict[str, str]) -> None:
     got = themes(detector, text)
     for theme, polarity in expected.items():
         assert got.get(theme) == polarity, (text, got)
+
+
+def test_sms_negated_reception_is_a_delivery(detector: RuleThemeDetector) -> None:
+    """ "tjrs pa recu" met only the weak "~reçu" seed (0.6; the heads then found no theme):
+    the "pas reçu" / "jamais reçu" pattern now reads its SMS spellings too."""
+    for sms, plain in (("tjrs pa recu", "pas reçu"), ("jms recu", "jamais reçu")):
+        got = {m.theme: m for m in detector.predict([sms])[0]}
+        want = {m.theme: m for m in detector.predict([plain])[0]}
+        assert got["livraison"].polarity == "negative"
+        assert got["livraison"].score == want["livraison"].score, sms
 
 
 def test_generic_praise_has_no_theme(detector: RuleThemeDetector) -> None:
@@ -238,6 +252,26 @@ def test_light_stem() -> None:
     assert light_stem("livrée") == light_stem("livré") == light_stem("livrer")
     assert light_stem("remboursement") == light_stem("remboursé")
     assert light_stem("colis") == light_stem("Colis")
+
+
+def test_book_is_not_a_delivery(detector: RuleThemeDetector) -> None:
+    """ "livre" without its accent stems as "livré": the book after a determiner was read as
+    a delivery ("le livre est passionnant" -> livraison). The participle and the verb stay."""
+    for text in ("Le livre est passionnant.", "Des livres d'occasion en très bon état"):
+        assert "livraison" not in themes(detector, text), text
+    for text in (
+        "Colis livré en retard",
+        "Commande livrée hier",
+        "Livraison rapide",
+        "colis livre rapidement",
+        "On vous le livre en retard",
+    ):
+        assert "livraison" in themes(detector, text), text
+    # A taxonomy's own "livre" seed (a bookshop's theme) still meets the book.
+    shop = parse_taxonomy(
+        "name: t\nthemes:\n  - id: livres\n    label: Livres\n    seeds: [livre]\n"
+    )
+    assert themes(RuleThemeDetector(shop), "Le livre est arrivé abîmé") == {"livres": "negative"}
 
 
 @pytest.mark.slow

@@ -44,6 +44,7 @@ fonctionnel*:1 reconnaissant*:1.4 top_du_top:2.6 pas_mal:1.3 sans_probleme:1.2 s
 aucun_probleme:1.2 aucun_souci:1.2 sans_souci:1.1 pas_de_probleme:0.9 pas_de_souci:0.9
 rien_a_dire:1.6 rien_a_redire:1.8 comme_prevu:0.8 comme_d_habitude:0.6 ravie:2.3 fan:1.6 love:2
 great:2 good:1.5 perfect:2.5 recommande:1.8 5_etoiles:2 bien_que:0 si_bien_que:0
+passionn*:2 captivant*:2
 """
 
 _NEGATIVE = """
@@ -100,6 +101,9 @@ inexact*:-1.2 incomplet*:-1.6 laid*:-1.6 triste*:-1.4 pleure*:-1 mensong*:-2.4 p
 serait_bien_que:-0.8 serait_bien_de:-0.8 serait_bien_d:-0.8 serait_bon_que:-0.8 serait_bon_de:-0.8
 serait_mieux_que:-0.8 serait_mieux_de:-0.8 aurais_aime:-0.8 aurions_aime:-0.8 aurais_prefere:-0.8
 aurions_prefere:-0.8 aurais_voulu:-0.6 aurais_souhaite:-0.6
+inefficace*:-2 malhonnete*:-2.4 bacle*:-2 irrespectueu*:-2.2 degueulasse*:-2.6 pas_ouf:-1.4
+mieux_avant:-1.6 moins_bien:-1.4 arrive_ouvert:-1.6 arrivee_ouverte:-1.6 arrives_ouverts:-1.6
+arrivees_ouvertes:-1.6 recu_ouvert:-1.6 recue_ouverte:-1.6 recus_ouverts:-1.6
 """
 
 # Words that are neutral alone but a complaint when negated: "jamais reçu", "ne fonctionne

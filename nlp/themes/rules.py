@@ -45,6 +45,19 @@ _CUE_NEGATED = re.compile(
 _SHARED_SPLIT = {"et", ";", "/", "+", "puis", "ni", "&"}
 # Same-length substitutions so spaCy sees plain apostrophes while offsets stay identical.
 _SPACY_SAFE = ("\u2019", "\u02bc", "\u2018")
+# "livre" without its accent stems as "livré" (the livraison seeds); after a determiner it is
+# the noun, a book ("le livre est passionnant", "des livres"), and meets no seed of "livrer".
+_BOOK = frozenset({"livre", "livres"})
+_BOOK_KEY = frozenset({"livre"})
+_DETERMINERS = frozenset(
+    {"le", "la", "les", "l", "un", "une", "des", "du", "de", "d", "au", "aux", "ce", "cet"}
+    | {"ces", "mon", "ton", "son", "ma", "ta", "sa", "mes", "tes", "ses", "notre", "votre"}
+    | {"nos", "vos", "leur", "leurs"}
+)
+# "il le livre", "on vous les livre": "le" / "les" there is a pronoun, "livre" the verb.
+_CLITIC_BEFORE = frozenset(
+    {"je", "j", "tu", "il", "elle", "on", "nous", "vous", "ils", "elles", "ne", "n"}
+)
 
 
 def _plain(text: str) -> str:
@@ -164,7 +177,12 @@ class RuleThemeDetector:
             tokens = [t for t in tokenize(text) if t.kind in ("word", "num", "emoji")]
             if not tokens:
                 continue
-            keys = tuple(_token_keys(t, self._lemma(t, lemmas)) for t in tokens)
+            # A seed written "livre" (a bookshop's theme) meets the noun too.
+            keys = tuple(
+                _token_keys(t, self._lemma(t, lemmas))
+                | (_BOOK_KEY if t.text.lower() in _BOOK else frozenset())
+                for t in tokens
+            )
             weak = seed.lstrip().startswith("~")
             weight = 0.6 if weak else (0.9 if len(tokens) > 1 else 0.75)
             entry = _Seed(theme_id, keys, weight, weak)
@@ -204,6 +222,14 @@ class RuleThemeDetector:
     def _hits(self, text: str, tokens: list[Token], lemmas: dict[int, str]) -> list[_Hit]:
         words = [t for t in tokens if t.kind in ("word", "num", "emoji")]
         keys = self._keys_of(words, lemmas)
+        for i in range(1, len(words)):
+            if (
+                words[i].norm in _BOOK  # cheap first: "livré" folds to "livre" too
+                and words[i].text.lower() in _BOOK
+                and words[i - 1].norm in _DETERMINERS
+                and (i < 2 or words[i - 2].norm not in _CLITIC_BEFORE)
+            ):
+                keys[i] = _BOOK_KEY
         hits: list[_Hit] = []
         taken: dict[str, int] = {}  # hits per theme, seeds and patterns, up to MAX_HITS
         for i, token_keys in enumerate(keys):
