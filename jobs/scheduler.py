@@ -202,6 +202,8 @@ def _cmd_ingest(res: JobResources, stop: Stop) -> str:
             result = pull_source(res.sessions, res.settings, src, stop=stop, masker=res.masker)
         except Exception as exc:  # noqa: BLE001 - one failing source must not block the others
             errors.append(f"{src.source}: {exc}")
+            if stop():  # a pull a stop ended (its retry wait cut short): not the next source
+                raise Stopped(f"stop requested: {'; '.join(errors)}") from None
             continue
         parts.append(f"{src.source} stored {result.stored}")
         errors.extend(f"{src.source}: {e}" for e in getattr(result, "errors", []))
@@ -584,6 +586,7 @@ class Scheduler:
                 log.info("job %s tick %s: already run by another scheduler", job.name, tick)
                 return None
             log.info("job %s tick %s: started (run #%d)", job.name, tick.isoformat(), run_id)
+            started = time.monotonic()
             try:
                 detail = COMMANDS[job.command](self.resources, self.stopping)
                 status = "ok"
@@ -596,7 +599,10 @@ class Scheduler:
                 self.resources.release()
             with session_scope(self.sessions) as session:
                 finish_job_run(session, run_id, status=status, detail=detail)
-            log.info("job %s tick %s: %s (%s)", job.name, tick.isoformat(), status, detail)
+            # How long, in the line an operator reads (it was only in job_runs / /health).
+            took = time.monotonic() - started
+            when = tick.isoformat()
+            log.info("job %s tick %s: %s in %.1f s (%s)", job.name, when, status, took, detail)
             self.prune_runs()
             return status
         finally:

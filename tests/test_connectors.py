@@ -240,6 +240,22 @@ def test_http_429_with_a_long_retry_after_ends_the_pull_at_once(
     assert pull(db, settings, _http(api), source="api", mapping=MAPPING).stored == 3
 
 
+def test_http_429_with_a_retry_after_date_an_hour_ahead_ends_the_pull_at_once(
+    api: FakeApi, db: sessionmaker[Session], settings: Settings
+) -> None:
+    """`Retry-After` may be an HTTP date (RFC 9110): read as 0 s, the API asking to come back
+    in an hour was asked again at once, `max_retries` times. It is read as the seconds left."""
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    api.add(3)
+    api.fail = {1: [429, 429, 429, 429]}
+    api.retry_after = format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
+    with pytest.raises(ConnectorError, match=r"HTTP 429, Retry-After 3[56]\d\d s"):
+        pull(db, settings, _http(api), source="api", mapping=MAPPING)
+    assert (len(api.requests), _count(db)) == (1, 0)
+
+
 @pytest.mark.parametrize("url", ["127.0.0.1:8080/api", "localhost:8080/api", "ftp://x.fr/a"])
 def test_http_url_without_an_http_scheme_is_a_config_error(url: str, settings: Settings) -> None:
     """`url = "127.0.0.1:8080/api"` was sent and retried with backoff `max_retries` times at

@@ -77,3 +77,30 @@ def test_image_copies_every_package_the_console_script_needs() -> None:
     for package in packages:
         assert package in copied or "." in copied, f"Dockerfile does not COPY {package}"
         assert package not in ignored, f".dockerignore drops {package}"
+
+
+def test_image_setup_keeps_the_language_model_where_the_runtime_user_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The image runs `verbatim setup` as root (HOME /root) and its commands as `verbatim`
+    (HOME /data). The language model's uncompressed copy went to /root/.cache, unread: every
+    container decompressed it again and wrote 68 MB into its data volume. It now lies beside
+    the encoder, in the image's VERBATIM_MODEL_DIR, made readable to all after the setup."""
+    import lzma
+
+    from nlp.text import language
+
+    dockerfile = (ROOT / "Dockerfile").read_text("utf-8")
+    models = re.search(r"VERBATIM_MODEL_DIR=(\S+)", dockerfile)
+    home = re.search(r"useradd .*--home-dir (\S+)", dockerfile)
+    readable = re.search(r"chmod -R a\+rX (\S+)", dockerfile)
+    assert models and home and readable and home[1] != "/root"
+    assert models[1].startswith(readable[1].rstrip("/") + "/")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("VERBATIM_MODEL_DIR", str(tmp_path / models[1].lstrip("/")))
+    source = tmp_path / "model.xz"
+    source.write_bytes(lzma.compress(b"weights"))
+    monkeypatch.setenv("HOME", str(tmp_path / "root"))  # `verbatim setup`, as root
+    language._keep_uncompressed(source, language._cache_dir() / "py3langid-7.npz")
+    monkeypatch.setenv("HOME", str(tmp_path / home[1].lstrip("/")))  # the runtime user
+    assert (language._cache_dir() / "py3langid-7.npz").read_bytes() == b"weights"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -752,3 +753,83 @@ jobs = [{{name="pipeline", cron="* * * * * *", command="run"}}]
         (r.status, r.detail) for r in runs
     ]
     engine.dispose()
+
+
+def test_a_stop_during_a_sources_retry_wait_aborts_the_ingest_tick(
+    tmp_path: Path, settings: Settings, engine: Engine
+) -> None:
+    """SIGTERM while an `http` source waited before a retry (503): the pull ends with an
+    error, and the ingest tick went on to pull the next source during the stop (the last
+    source: `failed`, a traceback in the log). It is `aborted` there, the next source left
+    for the next tick."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    asked = threading.Event()
+
+    class Down(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server API
+            asked.set()
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Down)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"id": "d1", "text": "Colis arrivé abîmé"}\n', "utf-8")
+    url = f"http://127.0.0.1:{server.server_address[1]}/feed"
+    sources = [
+        SourceConfig(source="api", kind="http", url=url, max_retries=8),
+        SourceConfig(source="shop", path=feed),
+    ]
+    job = {"name": "pull", "cron": "* * * * *", "command": "ingest"}
+    settings = settings.model_copy(
+        update={"sources": sources, "scheduler": SchedulerSettings(jobs=[job])}
+    )
+    sessions = session_factory(engine)
+    scheduler = Scheduler(settings, engine, sessions)
+
+    def sigterm() -> None:  # what SIGTERM does (stop_on_signals), during the first backoff
+        if asked.wait(timeout=60):
+            time.sleep(0.3)
+        scheduler.stop_event.set()
+
+    threading.Thread(target=sigterm, daemon=True).start()
+    try:
+        status = scheduler.run_tick(settings.scheduler.jobs[0])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert status == "aborted", _runs(sessions)[-1].detail
+    assert "stop requested" in (_runs(sessions)[-1].detail or "")
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Feedback)) == 0  # `shop` not pulled
+
+
+def test_a_ticks_log_line_says_how_long_it_ran(
+    settings: Settings,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`docker compose logs scheduler` said what ran and what it stored, not for how long:
+    a run slowing down night after night showed only in /health's last run."""
+
+    def digest(_res: JobResources, _stop: typing.Callable[[], bool]) -> str:
+        time.sleep(0.3)
+        return "digest sent"
+
+    monkeypatch.setitem(COMMANDS, "digest", digest)
+    job = {"name": "weekly", "cron": "0 8 * * 1", "command": "digest"}
+    settings = settings.model_copy(update={"scheduler": SchedulerSettings(jobs=[job])})
+    scheduler = Scheduler(settings, engine, session_factory(engine))
+    with caplog.at_level("INFO", logger="jobs.scheduler"):
+        assert scheduler.run_tick(settings.scheduler.jobs[0]) == "ok"
+    (line,) = [r.getMessage() for r in caplog.records if ": ok" in r.getMessage()]
+    took = re.search(r": ok in (\d+\.\d) s \(digest sent\)$", line)
+    assert took and float(took[1]) >= 0.3, line

@@ -29,7 +29,7 @@ from core.models import (
     JobRun,
     OutboxMessage,
 )
-from core.settings import SchedulerSettings, Settings
+from core.settings import SchedulerSettings, Settings, SourceConfig
 from jobs.alerts import DeliveryPolicy, deliver_pending
 from jobs.detect import run_detect
 from tests.test_alerts import SPIKE, START, seed_aggregates
@@ -328,3 +328,78 @@ def test_sigterm_during_verbatim_run_stops_at_the_next_safe_point(
     with sessions() as s:
         assert s.scalars(select(Feedback.external_id)).all() == ["r1"]  # the page is stored
         assert s.scalars(select(Analysis.id)).all() == []  # stopped before the analysis
+
+
+def test_sigterm_during_a_connector_retry_wait_stops_at_once_and_loses_nothing(
+    settings: Settings, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """The API's second page answers 429 Retry-After: 60. The connector slept it out with
+    `time.sleep` (max_retries times): SIGTERM waited minutes, `docker stop` killed it after
+    10 s. Now the wait ends on the stop: exit 143 in seconds, page 1 stored, the cursor
+    unmoved, and the next pull stores page 2 with nothing twice."""
+    from jobs.connectors import pull_source
+
+    asked, limited = threading.Event(), threading.Event()
+    limited.set()
+    pages = {
+        "/feed": {"data": [{"id": "r1", "text": "Colis perdu, très déçu"}], "next": "/feed2"},
+        "/feed2": {"data": [{"id": "r2", "text": "Livraison rapide, merci"}]},
+    }
+
+    class Limited(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server API
+            path = self.path.split("?")[0]
+            if path == "/feed2" and limited.is_set():
+                asked.set()
+                self.send_response(429)
+                self.send_header("Retry-After", "60")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            body = json.dumps(pages[path]).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Limited)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/feed"
+    source = json.dumps([{"source": "api", "kind": "http", "url": url}])
+    env = cli_env(settings, tmp_path, VERBATIM_SOURCES=source)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "verbatim_cli", "run", "--no-report", "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert asked.wait(timeout=90), "the pull never reached page 2"
+        time.sleep(0.5)  # in the Retry-After wait
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    try:
+        assert proc.returncode == 143, (out, err)
+        assert took < 10, f"{took:.1f} s to stop"
+        assert "Traceback" not in err
+        with sessions() as s:
+            assert s.scalars(select(Feedback.external_id)).all() == ["r1"]
+        limited.clear()  # the API is back: the next pull reads page 1 again, then page 2
+        settings.sources = [SourceConfig(source="api", kind="http", url=url)]
+        result = pull_source(sessions, settings, settings.sources[0])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (result.stored, result.duplicates) == (1, 1)
+    with sessions() as s:
+        assert sorted(s.scalars(select(Feedback.external_id))) == ["r1", "r2"]

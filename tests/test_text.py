@@ -282,6 +282,7 @@ def test_the_second_opinion_model_is_kept_uncompressed_and_read_back(
     from nlp.text import language
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("VERBATIM_MODEL_DIR", raising=False)  # else the copy goes there
     text = "El repartidor dejó la caja bajo la lluvia."
     language._identifier.cache_clear()
     try:

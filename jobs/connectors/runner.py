@@ -115,6 +115,8 @@ def pull(
 
     mask = masker or LazyMasker(settings)
     mapper = _Mapper(mapping or {})
+    if stop is not None and hasattr(connector, "stop"):
+        connector.stop = stop  # its retry waits end on a stop request (HttpConnector)
     result = PullResult(source=source)
     with session_scope(sessions) as session:
         state = load_state(session, source)

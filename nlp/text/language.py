@@ -620,6 +620,13 @@ def load_language_model() -> None:
 
 
 def _cache_dir() -> Path:
+    """Beside the built encoder when `VERBATIM_MODEL_DIR` names its directory, else the user's
+    cache. The Docker image runs `verbatim setup` as root: its copy went to /root/.cache, which
+    the runtime user never reads, and every container decompressed the model again and wrote
+    68 MB into its data volume (the user's home, /data)."""
+    model_dir = os.environ.get("VERBATIM_MODEL_DIR")
+    if model_dir:
+        return Path(model_dir)  # as settings.resolved_model_dir reads it
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "verbatim"
 
 
