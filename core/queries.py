@@ -361,6 +361,10 @@ class VerbatimRow:
     language: str = "fr"
 
 
+# Where the next page of a theme's verbatims starts: (day, created_at, feedback id, mention id).
+VerbatimCursor = tuple[date, datetime, int, int]
+
+
 def theme_keys(taxonomy: Taxonomy | None, theme_id: str) -> list[str]:
     """Every stored id that counts for a theme: its id and its former ids (aliases)."""
     theme = taxonomy.resolve(theme_id) if taxonomy is not None else None
@@ -527,7 +531,7 @@ def theme_verbatims(
     theme_ids: Sequence[str],
     *,
     limit: int = 20,
-    after: tuple[date, int] | None = None,
+    after: VerbatimCursor | None = None,
     polarity: str | None = None,
     severity_min: float | None = None,
     channel: str | None = None,
@@ -535,8 +539,11 @@ def theme_verbatims(
     start: date | None = None,
     end: date | None = None,
     language: str | None = None,
-) -> tuple[list[VerbatimRow], tuple[date, int] | None]:
-    """Newest-first verbatims mentioning a theme; keyset pagination on (day, mention id).
+) -> tuple[list[VerbatimRow], VerbatimCursor | None]:
+    """Newest-first verbatims mentioning a theme: by day, then time, verbatim id and mention
+    id (a total order); keyset pagination on those four. The mention id alone followed the
+    analysis order within a day: a corrected or re-analysed verbatim (a new mention) jumped
+    to the top of its day, and a page walk around the correction skipped it.
 
     Returns (rows, cursor of the next page or None).
     """
@@ -562,13 +569,25 @@ def theme_verbatims(
         .join(Feedback, Feedback.id == ThemeMention.feedback_id)
         .join(Analysis, Analysis.id == ThemeMention.analysis_id)
         .where(ThemeMention.theme.in_(list(theme_ids)), latest_analysis())
-        .order_by(ThemeMention.day.desc(), ThemeMention.id.desc())
+        .order_by(
+            ThemeMention.day.desc(),
+            Feedback.created_at.desc(),
+            ThemeMention.feedback_id.desc(),
+            ThemeMention.id.desc(),
+        )
         .limit(limit + 1)
     )
     if after is not None:
-        day, mention_id = after
+        day, created, feedback_id, mention_id = after
+        same = Feedback.created_at == created
         stmt = stmt.where(
-            or_(ThemeMention.day < day, and_(ThemeMention.day == day, ThemeMention.id < mention_id))
+            ThemeMention.day <= day,  # bounds the (theme, day) index scan
+            or_(
+                ThemeMention.day < day,
+                Feedback.created_at < created,
+                and_(same, ThemeMention.feedback_id < feedback_id),
+                and_(same, ThemeMention.feedback_id == feedback_id, ThemeMention.id < mention_id),
+            ),
         )
     if polarity:
         stmt = stmt.where(ThemeMention.polarity == polarity)
@@ -584,7 +603,14 @@ def theme_verbatims(
     rows = [VerbatimRow(*tuple(r)) for r in session.execute(stmt)]
     more = len(rows) > limit
     rows = rows[:limit]
-    cursor = (rows[-1].day, rows[-1].mention_id) if more and rows else None
+    from core.store import as_utc  # SQLite reads times back naive (UTC)
+
+    last = rows[-1] if more and rows else None
+    cursor = (
+        None
+        if last is None
+        else (last.day, as_utc(last.created_at), last.feedback_id, last.mention_id)
+    )
     return rows, cursor
 
 
@@ -1225,6 +1251,28 @@ def list_sources(session: Session, limit: int = 200) -> list[str]:
         .limit(limit)
     )
     return list(session.scalars(stmt))
+
+
+def list_languages(session: Session) -> list[str]:
+    """Languages of the analysed verbatims (the "*" rows of `daily_facets`), as `list_sources`."""
+    memo = session.info.get(PERIOD_MEMO)
+    table = memo.table(session, DailyFacet) if memo is not None else None
+    if table is not None:
+        return table.distinct("language", where={"theme": ALL_THEMES})
+    stmt = (
+        select(DailyFacet.language)
+        .where(DailyFacet.theme == ALL_THEMES)
+        .distinct()
+        .order_by(DailyFacet.language)
+    )
+    return list(session.scalars(stmt))
+
+
+def stored_value(session: Session, column: str, value: str) -> bool:
+    """Whether some stored verbatim has `value` in Feedback's `column` (source: on its index;
+    language is asked only of a value the aggregates do not know)."""
+    field = getattr(Feedback, column)
+    return session.scalar(select(Feedback.id).where(field == value).limit(1)) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
+from core.queries import list_languages, list_sources, stored_value
 from core.settings import Settings
 from core.taxonomy_store import Current, TaxonomyCache
 from core.versions import (
@@ -34,6 +35,7 @@ from core.versions import (
     view_token,
 )
 from nlp.taxonomy import Taxonomy, load_taxonomy
+from nlp.text.language import LANGUAGES
 from service.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -242,6 +244,33 @@ def resolve_period(
     return start, end
 
 
+def known_list(values: Sequence[str], limit: int = 20) -> str:
+    """`values` for an error message: the first `limit`, then how many in all."""
+    if not values:
+        return "none yet"
+    shown = ", ".join(values[:limit])
+    return f"{shown}, … ({len(values)} in all)" if len(values) > limit else shown
+
+
+def check_filters(
+    session: Session, *, source: str | None = None, language: str | None = None
+) -> None:
+    """A `source` or `language` that no stored verbatim has is a 422 naming the known ones:
+    a misspelt filter (`source=trustpilt`) answered 200 with every figure 0, which reads as
+    « no complaint ». A known one without data in the period still answers its zeros."""
+    if source is not None:
+        sources = list_sources(session)
+        if source not in sources and not stored_value(session, "source", source):
+            detail = f"unknown source {source!r}; known: {known_list(sources)}"
+            raise ApiError(422, detail, "source")
+    # A language the detector names is known without data (the dashboard offers en, und).
+    if language and language not in LANGUAGES:  # empty: no filter, as the query layer reads it
+        stored = list_languages(session)
+        if language not in stored and not stored_value(session, "language", language):
+            known = known_list(sorted(LANGUAGES.union(stored)), limit=40)
+            raise ApiError(422, f"unknown language {language!r}; known: {known}", "language")
+
+
 def previous_period(start: date, end: date) -> tuple[date, date]:
     prev_end = start - timedelta(days=1)
     return prev_end - (end - start), prev_end
@@ -278,19 +307,24 @@ def cached_json(
     return Response(body, media_type="application/json", headers=headers)
 
 
-def encode_cursor(day: date, ident: int) -> str:
-    return base64.urlsafe_b64encode(f"{day.isoformat()}|{ident}".encode()).decode().rstrip("=")
+def encode_cursor(day: date, created: datetime, feedback_id: int, mention_id: int) -> str:
+    """The next page of a theme's verbatims (`core.queries.VerbatimCursor`), opaque."""
+    raw = f"{day.isoformat()}|{created.isoformat()}|{feedback_id}|{mention_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[date, int]:
+def decode_cursor(cursor: str) -> tuple[date, datetime, int, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        day, ident = raw.split("|", 1)
-        number = int(ident)
-        if not 0 <= number <= MAX_ID:  # beyond a database integer
-            raise ValueError(ident)
-        return date.fromisoformat(day), number
-    except (ValueError, UnicodeDecodeError) as exc:
+        day, created, *idents = raw.split("|")
+        numbers = [int(i) for i in idents]
+        if len(numbers) != 2 or not all(0 <= n <= MAX_ID for n in numbers):  # a database int
+            raise ValueError(raw)
+        moment = datetime.fromisoformat(created)
+        if moment.tzinfo is None:
+            raise ValueError(created)
+        return date.fromisoformat(day), moment.astimezone(UTC), numbers[0], numbers[1]
+    except (ValueError, OverflowError, UnicodeDecodeError) as exc:  # Overflow: year 9999 -23:59
         raise ApiError(
             422, "invalid cursor (use next_cursor from the previous page)", "cursor"
         ) from exc

@@ -11,7 +11,7 @@ from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.models import TaxonomyVersion
+from core.models import Alert, Incident, TaxonomyVersion
 from core.queries import (
     DayPoint,
     ThemeRow,
@@ -27,7 +27,7 @@ from core.queries import (
     top_keywords_many,
 )
 from nlp.taxonomy import Taxonomy, TaxonomyError, Theme, parse_taxonomy
-from service.deps import pick_taxonomy, previous_period
+from service.deps import known_list, pick_taxonomy, previous_period
 from service.errors import ApiError
 from service.schemas import DayOut, Period, SpikeOut, ThemeDetailOut, ThemeOut, ThemesOut
 
@@ -210,6 +210,25 @@ def theme_or_404(
     if removed is None:
         raise ApiError(404, f"unknown theme {theme_id!r}", "theme_id")
     return removed
+
+
+def theme_filter(session: Session, taxonomy: Taxonomy, theme_id: str) -> list[str]:
+    """The stored ids a `theme` filter (`/alerts`, `/incidents`) reads: a current theme's id
+    and former ids, a removed theme's (`with_removed_theme`), or an id only stored alerts or
+    incidents carry. Any other is a 422 naming the known themes: a misspelt `livraisn`
+    listed nothing, read as « no alert »."""
+    theme = taxonomy.resolve(theme_id)
+    if theme is None and (removed := with_removed_theme(session, taxonomy, theme_id)):
+        theme = removed[1]
+    if theme is not None:
+        return [theme.id, *theme.aliases]
+    if not any(
+        session.scalar(select(model.id).where(model.theme == theme_id).limit(1)) is not None
+        for model in (Alert, Incident)
+    ):
+        known = known_list([t.id for t in taxonomy.themes if not t.retired])
+        raise ApiError(422, f"unknown theme {theme_id!r}; known: {known}", "theme")
+    return [theme_id]
 
 
 def _theme_out(

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
-from api_seed import KNOWN_EVIDENCE, KNOWN_TEXT, LAST_DAY, Seeded, seed
+from api_seed import FIRST_DAY, KNOWN_EVIDENCE, KNOWN_TEXT, LAST_DAY, Seeded, seed
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
-from core.models import Feedback, IngestionRun, Quarantine
+from core.models import Analysis, Feedback, IngestionRun, Quarantine, ThemeMention
 from core.settings import Settings
 from service.app import create_app
 from service.auth import create_key, revoke_key
@@ -232,14 +233,65 @@ def test_themes_filters(client: TestClient, keys: dict[str, str]) -> None:
     assert social["channel"] == "social"
     vols = {t["id"]: t["volume"] for t in social["themes"]}
     assert 0 < vols["livraison"] < all_["livraison"]
-    other = client.get("/themes?source=elsewhere", headers=rh(keys)).json()
-    assert all(t["volume"] == 0 for t in other["themes"])
+    # A known source without data in the period: zeros (a misspelt one is a 422, below).
+    early = f"start={LAST_DAY - timedelta(days=400)}&days=7"
+    other = client.get(f"/themes?source=tests&{early}", headers=rh(keys)).json()
+    assert other["source"] == "tests" and all(t["volume"] == 0 for t in other["themes"])
     explicit = client.get(
         f"/themes?start={LAST_DAY - timedelta(days=1)}&end={LAST_DAY}", headers=rh(keys)
     ).json()
     assert explicit["period"]["previous_start"] == (LAST_DAY - timedelta(days=3)).isoformat()
     resto = client.get("/themes?taxonomy=restaurant", headers=rh(keys)).json()
     assert resto["taxonomy"] == "restaurant"
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "known"),
+    [
+        ("/themes?source=test", "source", "tests"),
+        ("/themes?source=test&format=csv", "source", "tests"),
+        ("/themes/livraison?source=test", "source", "tests"),
+        ("/themes/livraison/trend?source=test", "source", "tests"),
+        ("/themes/livraison/breakdown?source=test", "source", "tests"),
+        ("/themes/livraison/verbatims?source=test", "source", "tests"),
+        ("/themes/livraison/verbatims?source=test&format=csv", "source", "tests"),
+        ("/themes/livraison/verbatims?language=fre", "language", "fr"),
+        ("/overview?source=test", "source", "tests"),
+        ("/drivers?source=test", "source", "tests"),
+        ("/alerts?theme=livraisn", "theme", "livraison"),
+        ("/alerts?theme=livraisn&format=csv", "theme", "livraison"),
+        ("/incidents?theme=livraisn", "theme", "livraison"),
+    ],
+)
+def test_a_misspelt_filter_is_a_422_naming_the_known_values(
+    client: TestClient, keys: dict[str, str], path: str, field: str, known: str
+) -> None:
+    """`/themes?source=trustpilt` answered 200 with every figure 0 (and `/alerts?theme=`
+    an empty list): read as « no complaint ». A known value without data answers zeros."""
+    res = client.get(path, headers=rh(keys))
+    assert res.status_code == 422, res.text
+    body = res.json()
+    wrong = path.split(f"{field}=")[1].split("&")[0]
+    assert body["field"] == field
+    assert body["detail"].startswith(f"unknown {field} '{wrong}'; known: ")
+    assert known in body["detail"].split("known: ")[1].split(", ")
+    right = path.replace(f"{field}={wrong}", f"{field}={known}")
+    assert client.get(right, headers=rh(keys)).status_code == 200, right
+
+
+def test_a_known_filter_without_data_answers_zeros(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    early = f"start={LAST_DAY - timedelta(days=400)}&days=7"
+    themes = client.get(f"/themes?source=tests&{early}", headers=rh(keys))
+    assert themes.status_code == 200 and themes.json()["total_volume"] == 0
+    overview = client.get(f"/overview?source=tests&{early}", headers=rh(keys))
+    assert overview.status_code == 200 and overview.json()["verbatims"] == 0
+    # A language the detector names, none stored (the dashboard offers « Anglais »).
+    english = client.get("/themes/livraison/verbatims?language=en", headers=rh(keys))
+    assert english.status_code == 200 and english.json()["items"] == []
+    assert client.get("/alerts?theme=site_appli", headers=rh(keys)).json()["items"] == []
+    assert client.get("/incidents?theme=site_appli", headers=rh(keys)).json()["items"] == []
 
 
 @pytest.mark.parametrize(
@@ -359,6 +411,109 @@ def test_verbatims_filters(client: TestClient, keys: dict[str, str]) -> None:
         res = client.get(f"/themes/prix/verbatims?{query}", headers=rh(keys))
         assert res.status_code == 422, query
         assert res.json()["field"] == field
+
+
+# One day's verbatims out of order three ways: times, verbatim ids (ingest order) and
+# mention ids (analysis order) disagree, three share one time.
+SAME_DAY = FIRST_DAY - timedelta(days=10)
+SAME_DAY_TIMES = (time(9), time(18), time(12), time(12), time(23, 59), time(0), time(12))
+
+
+def _same_day_verbatims(sessions: sessionmaker[Session]) -> list[int]:
+    """Livraison verbatims of SAME_DAY, their ids newest first (by time, then id)."""
+    with session_scope(sessions) as session:
+        rows = []
+        for i, at in enumerate(SAME_DAY_TIMES):
+            created = datetime.combine(SAME_DAY, at, tzinfo=UTC)
+            fb = Feedback(
+                source="tests",
+                channel="review",
+                external_id=f"same{i}",
+                dedup_key=f"id:same{i}",
+                created_at=created,
+                ingested_at=created,
+                text=f"Livraison en retard, commande {i}.",
+                language="fr",
+                is_french=True,
+                content_hash=f"same{i}".ljust(64, "0"),
+                meta={},
+                analyzed=True,
+            )
+            session.add(fb)
+            session.flush()
+            rows.append((created, fb.id))
+        for created, fid in reversed(rows):  # analysed last to first: mention ids reversed
+            analysis = Analysis(
+                feedback_id=fid,
+                model_version="seed",
+                sentiment="negative",
+                sentiment_score=0.9,
+                severity=0.8,
+                analyzed_at=created,
+            )
+            analysis.mentions.append(
+                ThemeMention(
+                    feedback_id=fid, theme="livraison", polarity="negative", score=0.9, day=SAME_DAY
+                )
+            )
+            session.add(analysis)
+    return [fid for _, fid in sorted(rows, reverse=True)]
+
+
+def _walk_same_day(client: TestClient, read: str, write: str, expected: list[int]) -> None:
+    url = f"/themes/livraison/verbatims?start={SAME_DAY}&end={SAME_DAY}"
+    page = client.get(f"{url}&limit=2", headers={"X-API-Key": read}).json()
+    seen = [i["feedback_id"] for i in page["items"]]
+    # An analyst corrects a verbatim of a later page (a new analysis, new mentions): it
+    # stays in its place, read once, as every other.
+    res = client.post(
+        f"/feedback/{expected[4]}/corrections",
+        json={"sentiment": "neutral"},
+        headers={"X-API-Key": write},
+    )
+    assert res.status_code == 201, res.text
+    while page["next_cursor"]:
+        page = client.get(
+            f"{url}&limit=2&cursor={page['next_cursor']}", headers={"X-API-Key": read}
+        ).json()
+        seen += [i["feedback_id"] for i in page["items"]]
+    assert seen == expected
+    whole = client.get(f"{url}&limit=200", headers={"X-API-Key": read}).json()["items"]
+    assert [i["feedback_id"] for i in whole] == expected
+    times = [i["created_at"] for i in whole]
+    assert times == sorted(times, reverse=True)
+    csv = client.get(f"{url}&format=csv", headers={"X-API-Key": read}).text
+    assert [line.split(",")[0] for line in csv.splitlines()[1:]] == [str(i) for i in expected]
+
+
+def test_verbatims_of_one_day_are_newest_first_page_after_page(
+    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    """Within a day the list followed the mention ids (the analysis order): 00:00 above
+    23:59, and a verbatim corrected while an analyst paged jumped to the top of its day,
+    skipped by the next pages. By time, then verbatim id, then mention id."""
+    _walk_same_day(client, keys["read"], keys["write"], _same_day_verbatims(sessions))
+    for cursor in (
+        "2026-01-01|5",  # an earlier version's
+        "2026-01-01|2026-01-01T10:00:00+00:00|1|2147483648",  # past a database integer
+        "2026-01-01|2026-01-01T10:00:00|1|2",  # no offset
+        "9999-12-31|9999-12-31T23:59:59-23:59|1|2",  # past year 9999 in UTC
+    ):
+        token = base64.urlsafe_b64encode(cursor.encode()).decode()
+        res = client.get(f"/themes/livraison/verbatims?cursor={token}", headers=rh(keys))
+        assert res.status_code == 422 and res.json()["field"] == "cursor", cursor
+
+
+def test_verbatims_of_one_day_are_newest_first_page_after_page_postgres(
+    settings: Settings, pg_sessions: sessionmaker[Session]
+) -> None:
+    seed(pg_sessions)
+    with session_scope(pg_sessions) as session:
+        _, read = create_key(session, "lecture", "read")
+        _, write = create_key(session, "ecriture", "write")
+    expected = _same_day_verbatims(pg_sessions)
+    client = TestClient(create_app(settings, engine=pg_sessions.kw["bind"]))
+    _walk_same_day(client, read, write, expected)
 
 
 # --- topics / alerts ------------------------------------------------------------------------

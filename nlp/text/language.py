@@ -703,6 +703,8 @@ _SCRIPTS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 _ANY_SCRIPT = re.compile("|".join(pattern.pattern for _, pattern in _SCRIPTS))
 _UKRAINIAN = re.compile(r"[іїєґІЇЄҐ]")
+# Every code `detect_language` names ("und": undetermined): the API's `language` filter.
+LANGUAGES: frozenset[str] = frozenset({*_STOPWORDS, *(lang for lang, _ in _SCRIPTS), "uk", "und"})
 _LETTER = re.compile(r"[^\W\d_]")
 SCRIPT_MIN_LETTERS = 3  # fewer (a name in a French sentence, one symbol): the words decide
 

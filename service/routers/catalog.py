@@ -12,7 +12,6 @@ from core.queries import (
     incident_statuses,
     list_alerts,
     list_topics,
-    theme_keys,
     topic_trends,
     topics_last_day,
 )
@@ -23,6 +22,7 @@ from service.errors import ApiError
 from service.exporting import CSV_RESPONSE, FormatQ, csv_response, every_row
 from service.schemas import AlertOut, AlertsOut, ErrorOut, TopicDay, TopicOut, TopicsOut
 from service.text_route import TextRoute
+from service.views import theme_filter
 
 router = APIRouter(
     route_class=TextRoute,
@@ -89,7 +89,7 @@ def get_alerts(
     # Read before declare_view: a first read seeds the taxonomy, which the view's token
     # must already include (else the next identical request misses the kept view).
     tax = pick_taxonomy(request, None)
-    keys = theme_keys(tax, theme) if theme else None
+    keys = theme_filter(session, tax, theme) if theme else None
     if format == "csv":
         found = every_row(
             lambda at: list_alerts(session, status=status, themes=keys, limit=1000, before_id=at),

@@ -15,6 +15,7 @@ from service.deps import app_state, cached_json, declare_view, get_session, pick
 from service.errors import ApiError
 from service.schemas import ErrorOut, IncidentAction, IncidentList, IncidentOut
 from service.text_route import TextRoute
+from service.views import theme_filter
 
 router = APIRouter(
     route_class=TextRoute,
@@ -76,10 +77,8 @@ def get_incidents(
     # Read before declare_view: a first read seeds the taxonomy, which the view's token
     # must already include (else the next identical request misses the kept view).
     tax = pick_taxonomy(request, None)
-    themes = None
-    if theme:  # `theme=` (an empty select) filters nothing, as on /alerts: it listed none
-        resolved = tax.resolve(theme)
-        themes = [theme] if resolved is None else [resolved.id, *resolved.aliases]
+    # `theme=` (an empty select) filters nothing, as on /alerts: it listed none.
+    themes = theme_filter(session, tax, theme) if theme else None
     declare_view(request, session, ViewDeps(incidents=True))
     rows = list_incidents(
         session, status=status, themes=themes, include_historical=historical, limit=limit

@@ -27,6 +27,7 @@ from service.deps import (
     MAX_DAYS,
     SessionDep,
     cached_view,
+    check_filters,
     pick_taxonomy,
     resolve_period,
     view_key,
@@ -75,6 +76,7 @@ def get_drivers(
     0 passive / -100 detractor, so an effect reads in NPS points; CSAT as 100 for a 4-5
     answer, so in CSAT points; CES and rating as given. Default period: 90 days."""
     first, last = resolve_period(session, start, end, days)
+    check_filters(session, source=source)
     tax = pick_taxonomy(request, taxonomy)
     key = view_key(
         request,
@@ -147,6 +149,7 @@ def get_overview(
     source: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
 ) -> Response:
     first, last = resolve_period(session, start, end, days)
+    check_filters(session, source=source)
     tax = pick_taxonomy(request, None)
     key = view_key(request, session, tax, "overview", channel, source, period=(first, last))
     return cached_view(request, key, lambda: _overview(session, tax, first, last, channel, source))
@@ -237,6 +240,7 @@ def get_breakdown(
     split tables and gravity counts covered every channel beside a filtered summary."""
     tax, theme = theme_or_404(request, session, theme_id, None)
     first, last = resolve_period(session, start, end, days)
+    check_filters(session, source=source)
     key = view_key(
         request, session, tax, "breakdown", theme.id, channel, source, period=(first, last)
     )

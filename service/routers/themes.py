@@ -24,6 +24,7 @@ from service.deps import (
     cached_json,
     cached_view,
     check_days,
+    check_filters,
     declare_view,
     decode_cursor,
     encode_cursor,
@@ -120,6 +121,7 @@ def list_themes(
     `format=csv`: the themes table (theme rows count mentions; the last row, `*`, counts
     verbatims by their document sentiment)."""
     first, last = resolve_period(session, start, end, days)
+    check_filters(session, source=source)
     tax = pick_taxonomy(request, taxonomy)
     if format == "csv":
         rows = listed_summary(
@@ -182,6 +184,7 @@ def get_theme(
 ) -> Response:
     tax, theme = theme_or_404(request, session, theme_id, taxonomy)
     first, last = resolve_period(session, start, end, days)
+    check_filters(session, source=source)
     key = view_key(
         request,
         session,
@@ -246,6 +249,7 @@ def get_theme_trend(
     trends span at most 31 days. Also the theme's impact on ratings over the period."""
     tax, theme = theme_or_404(request, session, theme_id, taxonomy)
     first, last = resolve_period(session, start, end, days)
+    check_filters(session, source=source)
     if granularity == "hour" and (last - first).days + 1 > MAX_HOURLY_DAYS:
         raise ApiError(422, f"an hourly trend spans at most {MAX_HOURLY_DAYS} days", "start")
     key = view_key(
@@ -331,11 +335,14 @@ def get_theme_verbatims(
     taxonomy: TaxonomyQ = None,
     format: FormatQ = "json",
 ) -> Response:
-    """`format=csv`: every matching verbatim (from `cursor` on), not one page."""
+    """Newest first: by UTC day, then time, then verbatim id (a total order: a correction or
+    a re-analysis moves no verbatim). `format=csv`: every matching verbatim (from `cursor`
+    on), not one page."""
     check_days(start=start, end=end)  # the period views' bounds
     if start is not None and end is not None and end < start:  # as the period views say
         raise ApiError(422, "end must not be before start", "end")
     tax, theme = theme_or_404(request, session, theme_id, taxonomy)
+    check_filters(session, source=source, language=language)
     after = decode_cursor(cursor) if cursor else None
     filters = dict(
         polarity=polarity,

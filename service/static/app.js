@@ -104,6 +104,7 @@ const DETAILS = [
   [/^end must not be before start/, "la date de fin est avant la date de début"],
   [/^a period spans at most (\d+) days/, "une période couvre au plus $1 jours"],
   [/^unknown theme/, "thème inconnu"],
+  [/^unknown source '(.*)'; known/, "source inconnue : « $1 »"],
   [/has no 'write' scope/, "clé en lecture seule"],
   [/was (resolved|acknowledged) by/, "déjà traité par un autre analyste"],
 ];
