@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DatabaseError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +25,7 @@ POOL_CONNECTIONS = POOL_SIZE + POOL_OVERFLOW  # the most one engine opens at onc
 
 def make_engine(url: str) -> Engine:
     """Create an engine; SQLite gets WAL + foreign keys so readers never block the jobs."""
+    _check_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -59,6 +61,20 @@ def make_engine(url: str) -> Engine:
     engine = create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
     _ping_when_idle(engine)
     return engine
+
+
+def _check_url(url: str) -> None:
+    """Refuse a URL SQLAlchemy misreads, without echoing it (it may hold a password). An `@`
+    left in a password ends the user part early: the rest of the password became the host
+    ("failed to resolve host 'ss@db'") or, with a `:` after it, the port (a ValueError
+    traceback quoting the password's end)."""
+    hint = "percent-encode @, :, / and % in the user name and password (@ is %40)"
+    try:
+        parsed = make_url(url)
+    except ValueError:  # not ArgumentError (an unparsable URL: the CLI already says so)
+        raise VerbatimError(f"invalid database_url: the port is not a number; {hint}") from None
+    if parsed.host and "@" in parsed.host:
+        raise VerbatimError(f"invalid database_url: '@' in the host name; {hint}")
 
 
 IDLE_PING_S = 5.0  # a pooled connection unused this long is pinged before it is handed out
@@ -217,10 +233,13 @@ def _connect(engine: Engine) -> Connection:
     try:
         return engine.connect()
     except DatabaseError as exc:
-        # "file is not a database" (a text file, an encrypted file): not an OperationalError
-        # such as a missing directory, which the CLI already says in one line.
-        if engine.dialect.name != "sqlite" or isinstance(exc, OperationalError):
-            raise
+        if isinstance(exc, OperationalError):
+            raise  # a server down, a missing directory: the CLI already says it in one line
+        if engine.dialect.name != "sqlite":
+            # psycopg refuses a URL's unknown option (`?schema=x`) before connecting: a
+            # ProgrammingError traceback. Its message names the option, never the password.
+            raise VerbatimError(f"invalid database_url: {exc.orig}") from None
+        # "file is not a database" (a text file, an encrypted file).
         raise SchemaError(
             f"{engine.url.database} is not a SQLite database ({exc.orig}); "
             "point database_url at a Verbatim database or a new file"

@@ -9,11 +9,12 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -65,6 +66,17 @@ def _unknown_keys(data: dict[str, Any], known: Collection[str], where: str) -> s
     return f"{where}: unknown setting {', '.join(parts)}" if parts else None
 
 
+def _expand_home(path: Path | None) -> Path | None:
+    """`~/verbatim` in verbatim.toml, or in a systemd or Docker env file (no shell expands it
+    there), made a directory named `~` in the working directory and kept the data there."""
+    if path is None or not str(path).startswith("~"):
+        return path
+    try:
+        return path.expanduser()
+    except RuntimeError as exc:  # `~nosuchuser/`, or no home directory at all
+        raise ValueError(f"{path}: {exc}") from None
+
+
 class SourceConfig(BaseModel):
     """One feed that `verbatim run` (and the scheduler's `ingest` job) pulls on each run.
 
@@ -106,6 +118,8 @@ class SourceConfig(BaseModel):
     timeout_seconds: float = 30.0
     max_retries: int = 5  # on 429 / 5xx / network errors, with exponential backoff
     options: dict[str, Any] = Field(default_factory=dict)  # third-party connectors
+
+    _expand_path = field_validator("path")(_expand_home)
 
     @model_validator(mode="after")
     def _check_kind(self) -> SourceConfig:
@@ -289,14 +303,16 @@ class Settings(BaseSettings):
     # No volume / emerging alert before the feed has this many days of history (see README).
     detection_warmup_days: int = Field(default=21, ge=1)
 
-    max_text_chars: int = 20_000
+    # Limits are at least 1: `batch_size = 0` made `enrich` (and `run`) analyse nothing and
+    # say "analysed 0 verbatims"; a 0 limit refused every text, batch or body (no "unlimited").
+    max_text_chars: int = Field(default=20_000, ge=1)
     # PII masking also runs spaCy's French NER for names without a cue ("Merci Sophie").
     pii_ner: bool = True
-    batch_size: int = 500
+    batch_size: int = Field(default=500, ge=1)
 
     cors_origins: list[str] = Field(default_factory=list)
-    max_body_bytes: int = 5_000_000
-    max_batch_rows: int = 1_000
+    max_body_bytes: int = Field(default=5_000_000, ge=1)
+    max_batch_rows: int = Field(default=1_000, ge=1)
     # Local single-user mode: read endpoints (and so the dashboard) answer without an API key.
     # Env: VERBATIM_DASHBOARD_READ_WITHOUT_KEY=1. Write endpoints always need a write key.
     dashboard_read_without_key: bool = False
@@ -335,6 +351,27 @@ class Settings(BaseSettings):
     # otherwise) until a change is notified (LISTEN/NOTIFY, core.change_feed), and for at most
     # this long. 0: read them on every request.
     api_versions_max_age_s: float = Field(default=1.0, ge=0, le=60)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        """A browser sends its Origin as `scheme://host[:port]`, lower case, and CORS compares
+        it as text: `https://cx.example.fr/` (the address bar's copy) matched no request, and
+        every preflight was a 400 "Disallowed CORS origin" with nothing in the server's log."""
+        checked = []
+        for origin in origins:
+            value = origin.strip().rstrip("/").lower()
+            if value != "*" and not re.fullmatch(r"[a-z][a-z0-9+.-]*://[^/?#\s]+", value):
+                raise ValueError(
+                    f"{origin!r} is not an origin: scheme://host[:port], as the browser sends "
+                    "it (https://cx.example.fr), or *"
+                )
+            checked.append(value)
+        return checked
+
+    _expand_paths = field_validator(
+        "data_dir", "model_dir", "sentiment_model_path", "themes_model", "taxonomy_path"
+    )(_expand_home)
 
     @classmethod
     def settings_customise_sources(

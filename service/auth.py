@@ -52,8 +52,16 @@ def list_keys(session: Session) -> list[ApiKey]:
     return list(session.execute(select(ApiKey).order_by(ApiKey.id)).scalars())
 
 
+# `api_keys.id` is a 32-bit INTEGER on PostgreSQL (SQLite: 64-bit): a larger id is no key.
+MAX_KEY_ID = 2**31 - 1
+
+
 def revoke_key(session: Session, key_id: int) -> bool:
     """Revoke a key; False when there is no such active key."""
+    if not 0 < key_id <= MAX_KEY_ID:
+        # `verbatim apikey revoke 9999999999` was a DataError traceback on PostgreSQL (an
+        # OverflowError on SQLite from 2**63) instead of "no active API key with id …".
+        return False
     key = session.get(ApiKey, key_id)
     if key is None or key.revoked_at is not None:
         return False

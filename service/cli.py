@@ -91,6 +91,7 @@ def serve(
     if open_read:  # also seen by worker processes, which read the settings themselves
         os.environ["VERBATIM_DASHBOARD_READ_WITHOUT_KEY"] = "1"
     ctx = bootstrap()  # settings checked and the schema migrated once, before any worker
+    _check_listen(host, port)  # before the models and the warm-up
     count = workers or ctx.settings.api_workers
     typer.echo(f"Verbatim dashboard: http://{host}:{port}/  (API docs: /docs)")
     if count > 1:
@@ -106,6 +107,27 @@ def serve(
         return
     app = create_app(ctx.settings, engine=ctx.engine)
     uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Refuse a port another server holds (a second `verbatim serve`) or an unknown host before
+    start-up: uvicorn said so only after the models and the warm-up (seconds to a minute),
+    with its own log line and exit code 3. Binding as uvicorn does (SO_REUSEADDR: a port in
+    TIME_WAIT after a restart is free)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn picks it
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except socket.gaierror as exc:
+            raise fail(f"--host {host}: {exc.strerror}") from None
+        except OSError as exc:
+            raise fail(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc} (another server, "
+                "another `verbatim serve` perhaps, uses it: stop it or choose another --port)"
+            ) from None
 
 
 def register(app: typer.Typer) -> None:

@@ -1335,6 +1335,29 @@ def test_cors_from_settings(settings: Settings, engine: Engine, keys: dict[str, 
     assert "access-control-allow-origin" not in other.headers
 
 
+def test_cors_origins_are_read_as_the_browser_sends_them(
+    settings: Settings, engine: Engine
+) -> None:
+    """`https://Intranet.local/` (copied from the address bar) matched no request: every
+    preflight a 400 "Disallowed CORS origin"; a bare host name was accepted and never matched."""
+    from pydantic import ValidationError
+
+    origins = Settings(cors_origins=["http://Intranet.local/", "*"]).cors_origins
+    assert origins == ["http://intranet.local", "*"]
+    cors = settings.model_copy(update={"cors_origins": origins[:1]})
+    client = TestClient(create_app(cors, engine=engine))
+    res = client.options(
+        "/themes",
+        headers={"Origin": "http://intranet.local", "Access-Control-Request-Method": "GET"},
+    )
+    assert res.status_code == 200 and res.headers["access-control-allow-origin"] == (
+        "http://intranet.local"
+    )
+    for bad in ("intranet.local", "http://intranet.local/dashboard"):
+        with pytest.raises(ValidationError, match="is not an origin: scheme://host"):
+            Settings(cors_origins=[bad])
+
+
 def test_cors_allows_the_conditional_requests(
     settings: Settings, engine: Engine, keys: dict[str, str]
 ) -> None:
@@ -1398,6 +1421,30 @@ def test_apikey_cli(settings: Settings, engine: Engine, monkeypatch: pytest.Monk
     assert runner.invoke(app, ["apikey", "revoke", key_id]).exit_code == 1
     bad = runner.invoke(app, ["apikey", "create", "x", "--scope", "admin"])
     assert bad.exit_code == 2 and "scope" in bad.output
+
+
+def test_apikey_revoke_of_an_id_out_of_range_is_no_such_key(
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An id past the column's range was an OverflowError traceback (SQLite, from 2**63)."""
+    from typer.testing import CliRunner
+
+    from verbatim_cli import app
+
+    monkeypatch.setenv("VERBATIM_DATABASE_URL", settings.resolved_database_url)
+    res = CliRunner().invoke(app, ["apikey", "revoke", str(2**64)])
+    assert res.exit_code == 1, (res.output, res.exception)
+    assert res.stderr.strip() == f"error: no active API key with id {2**64}"
+
+
+@pytest.mark.postgres
+def test_revoke_key_of_an_id_out_of_range_on_postgresql(
+    pg_sessions: sessionmaker[Session],
+) -> None:
+    """PostgreSQL's INTEGER ends at 2**31 - 1: `apikey revoke 9999999999` was a DataError."""
+    with pg_sessions() as session:
+        assert not revoke_key(session, 9_999_999_999)
+        assert not revoke_key(session, 0)
 
 
 def test_empty_database(settings: Settings, engine: Engine) -> None:

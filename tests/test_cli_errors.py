@@ -351,6 +351,32 @@ def test_a_data_dir_that_is_a_file_says_so(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        # A password with an unencoded @ then a `:` made its end the port: a ValueError
+        # traceback quoting it ("invalid literal for int() with base 10: 'w0rd@db:5432'").
+        ("postgresql+psycopg://cx:P@ss:w0rd@127.0.0.1:1/db", "the port is not a number"),
+        # Without a `:` after it, its end became the host: "failed to resolve host 'ss@…'".
+        ("postgresql+psycopg://cx:P@ss@127.0.0.1:1/db", "'@' in the host name"),
+        # An option psycopg does not know: a ProgrammingError traceback.
+        ("postgresql+psycopg://cx:Pss@127.0.0.1:1/db?schema=x", "invalid connection option"),
+    ],
+)
+def test_a_database_url_misread_is_one_line_without_the_password(
+    tmp_path: Path, url: str, expected: str
+) -> None:
+    from verbatim_cli import app
+
+    env = _env(tmp_path, {"VERBATIM_DATABASE_URL": url}, None)
+    res = CliRunner().invoke(app, ["apikey", "list"], env=env)
+    assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: invalid database_url: "), res.stderr
+    assert expected in lines[0]
+    assert "w0rd" not in lines[0] and "ss@" not in lines[0], lines[0]
+
+
 def test_run_refuses_a_bad_report_period_before_running(tmp_path: Path) -> None:
     """`verbatim run --days 0` ingested the demo feed, analysed it, queued the alerts, and only
     then said "--days must be at least 1" with exit 2: a cron job read as failed every time."""

@@ -101,3 +101,30 @@ def test_models_not_preloaded_when_asked(tmp_path: Path) -> None:
         assert client.get("/health").status_code == 200
         assert app.state.verbatim.analyzer is None and app.state.verbatim.pii_masker is None
     engine.dispose()
+
+
+def test_a_port_in_use_is_refused_before_start_up(tmp_path: Path) -> None:
+    """A second `verbatim serve` on a busy port built the models and warmed up (seconds to a
+    minute), then uvicorn's own `ERROR: [Errno 98] … address already in use`, exit code 3."""
+    from typer.testing import CliRunner
+
+    from verbatim_cli import app
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERBATIM_")}
+    env.update(
+        VERBATIM_CONFIG=os.devnull,
+        VERBATIM_DATA_DIR=str(tmp_path / "data"),
+        VERBATIM_SENTIMENT_BACKEND="lexicon",
+        VERBATIM_API_PRELOAD_MODELS="false",  # without the check: a short start-up
+        VERBATIM_API_WARM_UP="false",
+    )
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        res = CliRunner().invoke(app, ["serve", "--port", str(port)], env=env)
+    assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
+    assert res.stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use (another server, "
+        "another `verbatim serve` perhaps, uses it: stop it or choose another --port)"
+    ]

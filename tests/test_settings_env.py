@@ -89,3 +89,39 @@ def test_every_verbatim_variable_the_project_reads_is_known() -> None:
     assert "VERBATIM_TEST_POSTGRES_URL" in found and "VERBATIM_LOG_LEVEL" in found
     unknown = unknown_variables(dict.fromkeys(found, ""), Settings.model_fields)
     assert unknown == [], [(line, found) for line in unknown]
+
+
+@pytest.mark.parametrize(
+    "name", ["batch_size", "max_text_chars", "max_body_bytes", "max_batch_rows"]
+)
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_a_limit_below_one_is_refused(clean_env: pytest.MonkeyPatch, name: str, value: str) -> None:
+    """`VERBATIM_BATCH_SIZE=0` made `verbatim enrich` analyse nothing ("analysed 0 verbatims",
+    exit 0, every verbatim left pending); a 0 limit refused every text, batch or body."""
+    from pydantic import ValidationError
+
+    clean_env.setenv(f"VERBATIM_{name.upper()}", value)
+    with pytest.raises(ValidationError, match=name):
+        Settings()
+
+
+def test_a_path_from_the_home_directory_is_expanded(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`data_dir = "~/verbatim"` (no shell expands a TOML file or an env file) made a directory
+    named `~` in the working directory and kept the database there."""
+    config = tmp_path / "verbatim.toml"
+    config.write_text(
+        'data_dir = "~/verbatim"\nthemes_model = "~/heads"\n'
+        '[[sources]]\nsource = "boutique"\npath = "~/exports/avis.csv"\n',
+        encoding="utf-8",
+    )
+    clean_env.setenv("HOME", str(tmp_path))
+    clean_env.setenv("VERBATIM_CONFIG", str(config))
+    clean_env.setenv("VERBATIM_TAXONOMY_PATH", "~/taxonomy.yaml")
+    settings = Settings()
+    assert settings.data_dir == tmp_path / "verbatim"
+    assert settings.resolved_database_url == f"sqlite:///{tmp_path}/verbatim/verbatim.db"
+    assert settings.themes_model == tmp_path / "heads"
+    assert settings.taxonomy_path == tmp_path / "taxonomy.yaml"
+    assert settings.sources[0].path == tmp_path / "exports/avis.csv"
