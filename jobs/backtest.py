@@ -109,6 +109,7 @@ class BacktestResult:
     duplicates: int = 0  # rows whose id (else text + date) was read before: counted once
     not_aggregated: int = 0  # verbatims in another language: not in the theme series
     reasons: dict[str, int] = field(default_factory=dict)
+    tested_from: date | None = None  # first day past the warm-up (None: no day tested)
 
 
 def parse_day(value: Any, now: datetime | None = None) -> date:
@@ -255,9 +256,11 @@ def read_feed_file(
     encoding: str = "utf-8",
     now: datetime | None = None,
     max_text_chars: int = MAX_TEXT_CHARS,
+    columns_map: Mapping[str, str] | None = None,
 ) -> tuple[list[FeedRow], _Reader]:
-    """Read a CSV or JSONL feed as `verbatim ingest` would; raise FeedError when the file as a
-    whole cannot be replayed (binary, UTF-16, no text or date column)."""
+    """Read a CSV or JSONL feed as `verbatim ingest` would (`columns_map`: its `--map`, field ->
+    column); raise FeedError when the file as a whole cannot be replayed (binary, UTF-16, no
+    text or date column)."""
     try:
         encoding = check_encoding_name(encoding)
         check_text_file(path)
@@ -269,13 +272,14 @@ def read_feed_file(
             mapping = {"text": "text", "created_at": "created_at"}
         else:
             try:
-                mapping = resolve_mapping(names, {})
+                mapping = resolve_mapping(names, columns_map or {})
             except MappingError as exc:
                 raise FeedError(f"{path}: {exc}") from None
         if "created_at" not in mapping:
             raise FeedError(
                 f"{path}: no date column (created_at, date, timestamp...); a backtest needs "
-                f"the day of each verbatim (file columns: {', '.join(names)})"
+                f"the day of each verbatim: name it with --map created_at=COLUMN (file "
+                f"columns: {', '.join(names)})"
             )
         reader = _Reader(warn, now or utcnow(), max_text_chars)
         rows: list[FeedRow] = []
@@ -558,6 +562,7 @@ def run_backtest(
     encoding: str = "utf-8",
     now: datetime | None = None,
     max_text_chars: int = MAX_TEXT_CHARS,
+    columns_map: Mapping[str, str] | None = None,
 ) -> BacktestResult:
     """Replay `feed` and write alerts to `output` (JSONL, written whole or not at all).
     `analyzer` has `.analyze(texts)`. Raises FeedError / OutputError (VerbatimError) when the
@@ -565,7 +570,12 @@ def run_backtest(
     warn = warn or (lambda msg: print(msg, file=sys.stderr))
     check_output(feed, output)
     rows, reader = read_feed_file(
-        feed, warn, encoding=encoding, now=now, max_text_chars=max_text_chars
+        feed,
+        warn,
+        encoding=encoding,
+        now=now,
+        max_text_chars=max_text_chars,
+        columns_map=columns_map,
     )
     result = BacktestResult(
         rows=len(rows),
@@ -591,6 +601,17 @@ def run_backtest(
     if days:
         start, end = min(days), max(days)
         result.days = (end - start).days + 1
+        # No alert before the warm-up's days of history: said, else a feed shorter than it
+        # read « 0 alert line(s) » as a quiet period where no day could raise one.
+        first = start + timedelta(days=config.warmup_days)
+        if first <= end:
+            result.tested_from = first  # the command's summary says it
+        else:
+            warn(
+                f"no day tested for spikes: the detector needs {config.warmup_days} day(s) of "
+                f"history (detection_warmup_days) before a first alert, and the feed covers "
+                f"{result.days}; replay a longer history"
+            )
         counts = aggregate_mentions(rows, analyses, taxonomy, per_channel)
         co = co_mention_counts(rows, analyses, taxonomy)
         # Each line names its incident (theme|first day), grouped in the replay as `verbatim

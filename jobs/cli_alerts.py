@@ -153,9 +153,18 @@ def register(app: typer.Typer) -> None:
         ),
         backend: str | None = typer.Option(None, help="Sentiment backend (default: settings)."),
         updates: bool = typer.Option(False, help="Also write escalation lines (update: true)."),
-        per_channel: bool = typer.Option(False, help="One series per channel."),
+        per_channel: bool = typer.Option(
+            False, help="Also one series per channel (the overall ones are still tested)."
+        ),
         encoding: str = typer.Option(
             "utf-8", help="Encoding of the feed, e.g. cp1252 for a Windows export."
+        ),
+        map_: list[str] = typer.Option(
+            None,
+            "--map",
+            "-m",
+            help="field=column pairs, as `verbatim ingest --map`, e.g. "
+            "created_at=date_experience,text=avis (the rest is recognised by name)",
         ),
     ) -> None:
         """Replay a feed day by day through analysis + the spike detector; write alerts.
@@ -164,12 +173,14 @@ def register(app: typer.Typer) -> None:
         duplicate rule, French rows only in the theme series) and the detector runs with the
         settings `verbatim detect` uses, so both raise the same alerts on the same feed."""
         from jobs.backtest import check_output, run_backtest
+        from jobs.ingest import parse_mapping
         from nlp.spikes import DetectorConfig
 
         if not feed.is_file():
             raise fail(not_a_file(feed, "feed"))
         check_output_file(output)
         check_output(feed, output)
+        columns_map = parse_mapping(map_)  # a bad entry before the analyzer loads
         settings = _settings()
         tax = _taxonomy(taxonomy, settings)
         from core.analysis import build_analyzer
@@ -191,9 +202,16 @@ def register(app: typer.Typer) -> None:
             config=DetectorConfig(warmup_days=settings.detection_warmup_days),
             max_text_chars=settings.max_text_chars,
             encoding=encoding,
+            columns_map=columns_map,
         )
         typer.echo(
             f"read {result.read} row(s): {result.rows} verbatim(s) over {result.days} day(s), "
             f"{result.duplicates} duplicate(s), {result.bad} rejected; "
             f"{len(result.alerts)} alert line(s) -> {output}"
         )
+        if result.tested_from is not None:
+            typer.echo(
+                f"spikes tested from {result.tested_from}: the feed's first "
+                f"{settings.detection_warmup_days} day(s) are the detector's warm-up "
+                "(detection_warmup_days), as in `verbatim detect`"
+            )

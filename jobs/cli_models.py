@@ -153,6 +153,11 @@ def register(app: typer.Typer) -> None:
                 )
         if not rows.texts:
             raise fail(f"no usable rows (need a non-empty 'text') in {data}")
+        if len(rows.unlabelled) == len(rows.texts):
+            # Before the analyzer loads and reads every row (minutes), not after.
+            raise fail("no labels found: expected 'sentiment', 'stars', 'themes' or 'aspects'")
+        for warning in rows.warnings(data):
+            typer.echo(warning, err=True)
         conflicts = rows.conflicts.warning()
         if conflicts:
             typer.echo(conflicts, err=True)
@@ -162,8 +167,6 @@ def register(app: typer.Typer) -> None:
         except LabelError as exc:
             raise fail(str(exc)) from None
         result = evaluate(analyzer, rows, errors_path=errors)
-        if "sentiment" not in result and "themes" not in result:
-            raise fail("no labels found: expected 'sentiment', 'stars', 'themes' or 'aspects'")
         if as_json:
             sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
         else:

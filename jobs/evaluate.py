@@ -114,6 +114,31 @@ class EvalRows:
     lines: list[int] = field(default_factory=list)  # line of each row in the file
     skipped: int = 0
     conflicts: LabelConflicts = field(default_factory=LabelConflicts)
+    # Why rows were skipped (reason -> their lines), and the lines of rows read but with no
+    # label at all: said on stderr, "skipped: 3" alone hid a labelled row cut in the export.
+    skipped_lines: dict[str, list[int]] = field(default_factory=dict)
+    unlabelled: list[int] = field(default_factory=list)
+
+    def skip(self, reason: str, line: int) -> None:
+        self.skipped += 1
+        self.skipped_lines.setdefault(reason, []).append(line)
+
+    def warnings(self, path: Path) -> list[str]:
+        """One line on the skipped rows (how many, why, the first line of each reason), one on
+        the rows with no label (analysed, scored on nothing)."""
+        out = []
+        if self.skipped:
+            why = ", ".join(
+                f"{len(lines)} {reason} (first: line {lines[0]})"
+                for reason, lines in self.skipped_lines.items()
+            )
+            out.append(f"warning: {self.skipped} row(s) of {path} skipped: {why}")
+        if self.unlabelled:
+            out.append(
+                f"warning: {len(self.unlabelled)} row(s) of {path} have no label (sentiment, "
+                f"stars, themes or aspects): scored on nothing (first: line {self.unlabelled[0]})"
+            )
+        return out
 
 
 def read_rows(path: Path, limit: int | None = None) -> EvalRows:
@@ -130,11 +155,14 @@ def read_rows(path: Path, limit: int | None = None) -> EvalRows:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
-                rows.skipped += 1
+                rows.skip("not JSON", n)
                 continue
-            text = row.get("text") if isinstance(row, dict) else None
+            if not isinstance(row, dict):
+                rows.skip("not a JSON object", n)
+                continue
+            text = row.get("text")
             if not isinstance(text, str) or not text.strip():
-                rows.skipped += 1
+                rows.skip("without a non-empty 'text'", n)
                 continue
             try:
                 sentiment, themes = checked_sentiment(row), gold_themes(row)
@@ -142,6 +170,8 @@ def read_rows(path: Path, limit: int | None = None) -> EvalRows:
                 raise LabelError(f"{path}:{n}: {exc}") from None
             if labels_disagree(row):
                 rows.conflicts.add(f"{path}:{n}")
+            if sentiment is None and themes is None:
+                rows.unlabelled.append(n)
             rows.texts.append(text)
             rows.sentiment.append(sentiment)
             rows.themes.append(themes)
@@ -212,8 +242,10 @@ def theme_metrics(
     y_true = np.array([[1 if t in g else 0 for t in ids] for g in gold], dtype=int)
     y_pred = np.array([[1 if t in p else 0 for t in ids] for p in pred], dtype=int)
     p, r, f, s = precision_recall_fscore_support(y_true, y_pred, zero_division=0)
-    supported = [i for i, sup in enumerate(s) if sup > 0]
-    macro = float(np.mean([f[i] for i in supported])) if supported else 0.0
+    # Macro over the themes in gold or predictions, as for sentiment: a theme the file never
+    # labels but the model finds (every one a false positive) is an F1 of 0, not left out.
+    seen = [i for i, sup in enumerate(s) if sup > 0 or y_pred[:, i].any()]
+    macro = float(np.mean([f[i] for i in seen])) if seen else 0.0
     both = [(g[t], q[t]) for g, q in zip(gold, pred, strict=True) for t in g if t in q]
     pol_acc = sum(1 for a, b in both if a == b) / len(both) if both else 0.0
     pol_by_theme: dict[str, list[int]] = {}  # theme -> [right, found]

@@ -214,6 +214,9 @@ def test_cli_backtest_help_says_it_reads_csv() -> None:
 
     res = CliRunner().invoke(app, ["backtest", "--help"], env={"COLUMNS": "200"})
     assert res.exit_code == 0 and "JSONL or CSV feed" in res.output
+    # --per-channel adds the channel series to the overall ones, as `verbatim detect
+    # --per-channel`: « One series per channel » read as the overall alerts left out.
+    assert "Also one series per channel" in res.output
 
 
 def test_replay_reports_an_episode_once_and_escalations_on_request() -> None:

@@ -121,6 +121,33 @@ def test_backtest_reads_a_semicolon_csv_export(
     assert out.read_text(encoding="utf-8") == ""
 
 
+def test_backtest_says_which_days_the_warm_up_leaves_untested(
+    analyzer: Analyzer, tax: Taxonomy, tmp_path: Path
+) -> None:
+    """A feed shorter than the detector's warm-up (21 days) read « 0 alert line(s) » as a
+    quiet period: no day of it could raise an alert, and nothing said so."""
+    feed, out = tmp_path / "export.csv", tmp_path / "alerts.jsonl"
+    _csv_feed(feed)  # 2026-02-26 .. 2026-03-02: 4 French days
+    warnings: list[str] = []
+    res = bt.run_backtest(feed, out, analyzer=analyzer, taxonomy=tax, warn=warnings.append, now=NOW)
+    assert any(w.startswith("no day tested for spikes") and "covers 4" in w for w in warnings)
+    assert res.days == 4 and res.tested_from is None and res.alerts == []
+    rows = [
+        {"id": i, "text": "Colis jamais reçu", "created_at": f"2026-03-{i:02d}"}
+        for i in range(1, 31)
+    ]
+    feed = tmp_path / "month.jsonl"
+    feed.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), "utf-8")
+    warnings.clear()
+    res = bt.run_backtest(feed, out, analyzer=analyzer, taxonomy=tax, warn=warnings.append, now=NOW)
+    assert res.days == 30 and res.tested_from == date(2026, 3, 22) and warnings == []
+    from verbatim_cli import app
+
+    res = CliRunner().invoke(app, ["backtest", str(feed), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "spikes tested from 2026-03-22: the feed's first 21 day(s)" in res.output
+
+
 def test_backtest_whole_file_errors_are_one_clear_line(
     analyzer: Analyzer, tax: Taxonomy, tmp_path: Path
 ) -> None:
@@ -156,6 +183,27 @@ def test_cli_backtest_bad_dates_never_crash(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "read 3 row(s): 2 verbatim(s) over 2 day(s), 0 duplicate(s), 1 rejected" in res.output
     assert "line 2: skipped" in res.output and out.exists()
+
+
+def test_cli_backtest_maps_a_date_column_named_otherwise(tmp_path: Path) -> None:
+    """A review export whose date is `date_experience` (Trustpilot's): « no date column »,
+    and no way to name it short of rewriting the file; `verbatim ingest --map` had one."""
+    from verbatim_cli import app
+
+    feed, out = tmp_path / "avis.jsonl", tmp_path / "alerts.jsonl"
+    feed.write_text(
+        '{"id": 1, "text": "Colis jamais reçu", "date_experience": "20 février 2026"}\n'
+        '{"id": 2, "text": "Colis perdu", "date_experience": "01/03/2026"}\n',
+        encoding="utf-8",
+    )
+    res = CliRunner().invoke(app, ["backtest", str(feed), "-o", str(out)])
+    assert res.exit_code == 2 and "name it with --map created_at=COLUMN" in res.output
+    args = ["backtest", str(feed), "-o", str(out), "--map", "created_at=date_experience"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "read 2 row(s): 2 verbatim(s) over 10 day(s), 0 duplicate(s), 0 rejected" in res.output
+    res = CliRunner().invoke(app, [*args[:-1], "created_at"])
+    assert res.exit_code == 2 and "expected field=column" in res.output
 
 
 # --- backtest: the same counts as aggregate + detect --------------------------------------

@@ -200,6 +200,21 @@ def test_sentiment_macro_f1_ignores_a_class_absent_from_gold_and_predictions() -
     assert m["macro_f1"] == pytest.approx((0 + 0 + 1) / 3, abs=1e-4)
 
 
+def test_theme_macro_f1_counts_a_theme_only_predicted() -> None:
+    """A theme the labelled file never has but the model finds on every row (all false
+    positives) was left out of the theme macro-F1: a perfect 1.0 beside a micro-F1 of 0.667."""
+    gold = [{"livraison": "negative"}, {"livraison": "positive"}]
+    pred = [
+        {"livraison": "negative", "site_appli": "negative"},
+        {"livraison": "positive", "site_appli": "neutral"},
+    ]
+    t = theme_metrics(gold, pred, ["livraison", "site_appli", "prix"])
+    assert t["micro_f1"] == pytest.approx(2 / 3, abs=1e-4)
+    # livraison 1.0, site_appli 0.0; prix (neither labelled nor found) is no error.
+    assert t["macro_f1"] == 0.5
+    assert t["per_theme"]["site_appli"]["predicted"] == 2
+
+
 def test_labelled_files_from_spreadsheets_read_the_same_everywhere(tmp_path: Path) -> None:
     """A UTF-8 BOM (Excel, Notepad) made the first row unreadable JSON: evaluate and train
     sentiment dropped it silently, train themes refused the file; French or capitalised
@@ -568,3 +583,46 @@ def test_train_themes_skips_rows_without_themes_instead_of_reading_no_theme(
     only_sentiment.write_text(json.dumps(rows[1], ensure_ascii=False) + "\n", "utf-8")
     with pytest.raises(ValueError, match="no line has 'themes'"):
         read_examples(only_sentiment, load_taxonomy("ecommerce"))
+
+
+def test_cli_evaluate_says_why_rows_were_skipped_and_which_have_no_label(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """« skipped: 3 » alone: a labelled row cut short in the export (not JSON), a row without
+    text and one whose score sat in a column evaluate does not read (`note`) were dropped or
+    scored on nothing without a word; a file with no label at all was refused only after the
+    whole analysis."""
+    monkeypatch.chdir(tmp_path)
+    app = typer.Typer()
+    cli_models.register(app)
+    runner = CliRunner()
+    data = tmp_path / "gold.jsonl"
+    data.write_text(
+        "\n".join(
+            [
+                json.dumps({"text": "Colis arrivé écrasé", "sentiment": "negative"}),
+                '{"text": "Service client nul", "sentiment": "négatif"',
+                json.dumps({"text": "", "sentiment": "positive"}),
+                json.dumps({"text": "Remboursement reçu", "note": 9}),
+                json.dumps({"text": "Livraison rapide", "stars": 5}),
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    res = runner.invoke(app, ["evaluate", "--data", str(data), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["skipped"] == 2
+    assert (
+        f"2 row(s) of {data} skipped: 1 not JSON (first: line 2), "
+        "1 without a non-empty 'text' (first: line 3)"
+    ) in res.stderr
+    assert f"1 row(s) of {data} have no label" in res.stderr and "line 4" in res.stderr
+
+    def no_analysis(*_args: object) -> None:
+        raise AssertionError("the analyzer was built for a file without labels")
+
+    monkeypatch.setattr(cli_models, "_analyzer", no_analysis)
+    data.write_text(json.dumps({"text": "Remboursement reçu", "note": 9}) + "\n", "utf-8")
+    res = runner.invoke(app, ["evaluate", "--data", str(data)])
+    assert res.exit_code == 2 and "no labels found" in res.output, res.output
