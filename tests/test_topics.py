@@ -177,6 +177,13 @@ def test_stop_words_cover_elisions_sms_and_unaccented_forms() -> None:
         assert topical not in FRENCH_STOP_WORDS
 
 
+def test_stop_words_cover_common_misaccented_spellings() -> None:
+    # « trés » (for « très ») named a topic of 10,000 reviews: « attentes, délai, trés ».
+    terms = FrenchAnalyzer()("Délai trés long, aprés la commande, déja vu, complétement raté")
+    assert not {"trés", "aprés", "déja", "complétement"} & set(terms)
+    assert "délai" in terms and "raté" in terms and "commande" in terms
+
+
 def test_label_skips_words_said_by_a_phrase() -> None:
     assert (
         make_label(["emballage", "emballage abîmé", "carton", "abîmé", "bulle"])
@@ -673,6 +680,89 @@ def test_bertopic_path_keeps_accents_in_topic_words(encoder: TextEncoder) -> Non
     assert all(len(t.representatives) == 3 for t in model.topics_)
     labels, sims = model.transform(x[:4])
     np.testing.assert_array_equal(labels, model.labels_[:4])
+
+
+# A week of one source: ten complaints, five of them about orders and five about products.
+SMALL_WINDOW_SUBJECTS = [
+    ("colis", "en retard"),
+    ("remboursement", "toujours attendu"),
+    ("emballage", "abîmé"),
+    ("taille", "trop grande"),
+    ("couleur", "différente de la photo"),
+    ("batterie", "vite déchargée"),
+    ("écran", "rayé"),
+    ("livreur", "désagréable"),
+    ("facture", "erronée"),
+    ("notice", "illisible"),
+]
+SMALL_WINDOW_TAILS = [
+    "hélas",
+    "encore une fois",
+    "cette semaine",
+    "depuis lundi",
+    "pour ma fille",
+    "sans explication",
+    "au bout de trois jours",
+    "après deux essais",
+    "chez moi",
+    "comme d'habitude",
+]
+
+
+def small_window(per: int = 30, dim: int = 64) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(docs, embeddings, subject of each): subjects that overlap inside two broad groups,
+    as real reviews do (the praise / complaint or product / order split dominates)."""
+    rng = np.random.default_rng(0)
+    broad = rng.normal(size=(2, dim))
+    docs, x, truth = [], [], []
+    for g, (noun, adj) in enumerate(SMALL_WINDOW_SUBJECTS):
+        centre = broad[g % 2] + 0.15 * rng.normal(size=dim)
+        for i in range(per):
+            tail = SMALL_WINDOW_TAILS[i % len(SMALL_WINDOW_TAILS)]
+            docs.append(f"{noun.capitalize()} {adj} {tail} ({i}).")
+            x.append(centre + 0.3 * rng.normal(size=dim))
+            truth.append(g)
+    return docs, np.asarray(x, dtype=np.float32), np.asarray(truth)
+
+
+@pytest.mark.slow
+def test_bertopic_small_window_finds_readable_topics_not_two_lumps() -> None:
+    # 300 verbatims: HDBSCAN kept the two broad groups (150 + 150), useless to an analyst.
+    from sklearn.metrics import adjusted_rand_score
+
+    from nlp.topics import BertopicTopicModel
+
+    docs, x, truth = small_window()
+    model = BertopicTopicModel().fit(docs, x)
+    sizes = [t.size for t in model.topics_]
+    assert 8 <= len(model.topics_) <= 20, sizes
+    assert max(sizes) <= 0.25 * len(docs) and (model.labels_ >= 0).all()
+    assert adjusted_rand_score(truth, model.labels_) > 0.6
+    nouns = {noun for noun, _ in SMALL_WINDOW_SUBJECTS}
+    assert sum(any(n in t.label for n in nouns) for t in model.topics_) >= 8
+
+
+@pytest.mark.slow
+def test_bertopic_keywords_are_shared_by_several_verbatims() -> None:
+    # Each verbatim also names its own shop: on idf alone, such words of one verbatim
+    # outranked those its topic shares, and labels read « bakorix, colis retard, … ».
+    from nlp.topics import BertopicTopicModel
+    from nlp.topics.vectorize import FrenchAnalyzer
+
+    syllables = ["ba", "ko", "ri", "tu", "mé", "lo", "za", "pi", "nu", "vo"]
+    _, x, truth = small_window()
+    docs = [
+        f"{noun.capitalize()} {adj}, vu chez {syllables[i // 100]}{syllables[i // 10 % 10]}"
+        f"{syllables[i % 10]}x."
+        for i, (noun, adj) in enumerate(SMALL_WINDOW_SUBJECTS[g] for g in truth)
+    ]
+    model = BertopicTopicModel().fit(docs, x)
+    analyzer = FrenchAnalyzer()
+    for topic in model.topics_:
+        members = [set(analyzer(docs[i])) for i in np.flatnonzero(model.labels_ == topic.index)]
+        assert len(topic.keywords) >= 3
+        for keyword in topic.keywords:
+            assert sum(keyword in terms for terms in members) >= 2, (keyword, topic.label)
 
 
 @pytest.mark.postgres

@@ -1,5 +1,5 @@
-"""BERTopic path: UMAP + HDBSCAN over the encoder's embeddings, c-TF-IDF keywords with the
-French analyzer.
+"""BERTopic path: UMAP + HDBSCAN over the encoder's embeddings (k-means where HDBSCAN finds
+only a few lumps), c-TF-IDF keywords with the French analyzer.
 
 BERTopic is imported inside `fit` (its import compiles numba code: 10-30 s). `language` is
 set to "french" and the embedding model left out: BERTopic then neither strips non-ASCII
@@ -9,12 +9,14 @@ letters (its English preprocessing does) nor tries to fetch a sentence-transform
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from nlp.topics.ctfidf import class_term_matrix
 from nlp.topics.describe import (
     OUTLIER,
     DiscoveredTopic,
@@ -24,6 +26,8 @@ from nlp.topics.describe import (
 )
 from nlp.topics.fast import blas_limits
 from nlp.topics.vectorize import VectorizerConfig, make_vectorizer
+
+log = logging.getLogger(__name__)
 
 
 def _topic_level_vectorizer() -> VectorizerConfig:
@@ -43,11 +47,77 @@ class BertopicConfig:
     outlier_threshold: float | None = 0.8
     nr_topics: int | str | None = None  # BERTopic topic reduction ("auto", an int, None)
     top_n_words: int = 10
+    # A keyword must occur in this share of the topic's verbatims (and in 2 at least), as on
+    # the fast path: a word of one verbatim (a brand, a typo) otherwise wins on idf alone.
+    keyword_min_share: float = 0.01
     n_label_words: int = 3
     n_representatives: int = 3
     random_state: int = 42
+    # HDBSCAN keeps the most stable groups only: on a small window (a week of one source),
+    # often praise / complaint or one source / another, most verbatims in one topic. When it
+    # finds fewer than min_topics topics, or one holding over max_topic_share of the window,
+    # k-means on the same UMAP reduction replaces it: about sqrt(n)/2 topics within
+    # [min_topics, max_topics], no more than n / min_topic_size (min_topics=0: never).
+    min_topics: int = 8
+    max_topics: int = 20
+    max_topic_share: float = 0.5
     blas_threads: int | None = 1  # as FastTopicConfig.blas_threads (same footing for both)
     vectorizer: VectorizerConfig = field(default_factory=_topic_level_vectorizer)
+
+
+def small_window_topics(n_docs: int, min_size: int, lo: int = 8, hi: int = 20) -> int:
+    """k of the small-window k-means: about sqrt(n)/2 (9 for 300 verbatims, 20 from 1,600),
+    within [lo, hi], and no more than topics of `min_size` verbatims on average."""
+    return max(2, min(hi, max(lo, round(math.sqrt(n_docs) / 2)), n_docs // min_size))
+
+
+class _HdbscanOrKMeans:
+    """HDBSCAN, or k-means on the same points when HDBSCAN's topics are too few or one of
+    them too large. BERTopic takes any clusterer with `fit(X)` and `labels_`; k-means
+    leaves no outliers."""
+
+    def __init__(
+        self,
+        hdbscan: Any,
+        *,
+        n_clusters: int,
+        min_topics: int,
+        max_topic_share: float,
+        random_state: int,
+    ) -> None:
+        self.hdbscan = hdbscan
+        self.n_clusters = n_clusters
+        self.min_topics = min_topics
+        self.max_topic_share = max_topic_share
+        self.random_state = random_state
+        self.labels_: np.ndarray | None = None
+        self.fallback_ = False
+
+    def fit(self, x: np.ndarray, y: Any = None) -> _HdbscanOrKMeans:
+        labels = np.asarray(self.hdbscan.fit(x).labels_)
+        sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(1, int)
+        found = int((sizes > 0).sum())
+        lumped = sizes.max() > self.max_topic_share * len(labels)
+        if (found < min(self.min_topics, self.n_clusters) or lumped) and self.min_topics > 0:
+            from sklearn.cluster import KMeans
+
+            log.info(
+                "HDBSCAN: %d topics, the largest %.0f%% of %d verbatims; k-means (k=%d)",
+                found,
+                100 * sizes.max() / max(1, len(labels)),
+                len(labels),
+                self.n_clusters,
+            )
+            kmeans = KMeans(n_clusters=self.n_clusters, n_init=10, random_state=self.random_state)
+            labels = kmeans.fit_predict(x)
+            self.fallback_ = True
+        self.labels_ = labels
+        return self
+
+
+def _candidates(cfg: BertopicConfig) -> int:
+    # BERTopic keeps this many words per topic: room for those keyword_min_share drops.
+    return 3 * cfg.top_n_words
 
 
 class BertopicTopicModel:
@@ -70,6 +140,19 @@ class BertopicTopicModel:
 
         cfg = self.config
         min_size = max(2, min(cfg.min_topic_size, n_docs // 3))
+        cluster_model = _HdbscanOrKMeans(
+            HDBSCAN(
+                min_cluster_size=min_size,
+                min_samples=cfg.min_samples,
+                metric="euclidean",
+                cluster_selection_method="eom",
+                prediction_data=False,
+            ),
+            n_clusters=small_window_topics(n_docs, min_size, cfg.min_topics, cfg.max_topics),
+            min_topics=cfg.min_topics,
+            max_topic_share=cfg.max_topic_share,
+            random_state=cfg.random_state,
+        )
         return BERTopic(
             embedding_model=None,
             umap_model=UMAP(
@@ -79,17 +162,11 @@ class BertopicTopicModel:
                 metric="cosine",
                 random_state=cfg.random_state,
             ),
-            hdbscan_model=HDBSCAN(
-                min_cluster_size=min_size,
-                min_samples=cfg.min_samples,
-                metric="euclidean",
-                cluster_selection_method="eom",
-                prediction_data=False,
-            ),
+            hdbscan_model=cluster_model,
             vectorizer_model=make_vectorizer(cfg.vectorizer),
             ctfidf_model=ClassTfidfTransformer(reduce_frequent_words=True),
             language="french",
-            top_n_words=cfg.top_n_words,
+            top_n_words=_candidates(cfg),
             nr_topics=cfg.nr_topics,
             calculate_probabilities=False,
             verbose=False,
@@ -124,7 +201,7 @@ class BertopicTopicModel:
                 model.update_topics(
                     docs,
                     topics=topics,
-                    top_n_words=cfg.top_n_words,
+                    top_n_words=_candidates(cfg),
                     vectorizer_model=make_vectorizer(cfg.vectorizer),
                     ctfidf_model=model.ctfidf_model,
                 )
@@ -136,10 +213,7 @@ class BertopicTopicModel:
         by_new: dict[int, int] = {
             int(n): int(o) for o, n in zip(raw, labels, strict=True) if n >= 0
         }
-        keywords = [
-            [(w, float(s)) for w, s in (model.get_topic(by_new[k]) or []) if w]
-            for k in range(len(by_new))
-        ]
+        keywords = self._keywords(model, docs, labels, [by_new[k] for k in range(len(by_new))])
         self.topics_ = describe(
             docs,
             x,
@@ -158,6 +232,28 @@ class BertopicTopicModel:
         )
         self.probabilities_ = np.where(labels >= 0, sims, 0.0).astype(np.float32)
         return self
+
+    def _keywords(
+        self, model: Any, docs: list[str], labels: np.ndarray, bertopic_ids: list[int]
+    ) -> list[list[tuple[str, float]]]:
+        """BERTopic's keywords of each topic (ours: `labels`; its: `bertopic_ids`), best
+        first, less those in too few of the topic's verbatims (keyword_min_share)."""
+        cfg = self.config
+        if not bertopic_ids:
+            return []
+        vectorizer = model.vectorizer_model
+        present = vectorizer.transform(docs).tocsr()
+        present.data[:] = 1.0
+        class_df = class_term_matrix(present, labels, len(bertopic_ids))  # sparse: k x terms
+        sizes = np.bincount(labels[labels >= 0], minlength=len(bertopic_ids))
+        vocab: dict[str, int] = vectorizer.vocabulary_
+        out = []
+        for k, tid in enumerate(bertopic_ids):
+            need = max(2.0, cfg.keyword_min_share * sizes[k])
+            words = [(w, float(s)) for w, s in (model.get_topic(tid) or []) if w in vocab]
+            df = class_df[k, [vocab[w] for w, _ in words]].toarray().ravel() if words else []
+            out.append([p for p, n in zip(words, df, strict=True) if n >= need][: cfg.top_n_words])
+        return out
 
     def fit_transform(self, docs: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
         self.fit(docs, embeddings)

@@ -88,6 +88,12 @@ bcp bcq tjs tjrs tt ts ds dc vs ns pr pdt qd qq qqn qqch qqc ke ki koi kan ct g 
 mm meme tres bcp deja etait etre apres ds
 """
 
+# Stop words typed with a wrong accent: folding their accents off would also drop content
+# words ("côte", "tél", "fût"), so only these unambiguous ones (« attentes, délai, trés »).
+_MISACCENTED = """
+trés aprés déja dèjà dejà complétement celà çà méme mème étre oú
+"""
+
 
 def _words(block: str) -> set[str]:
     return {w.strip().lower() for w in block.split() if w.strip()}
@@ -100,6 +106,7 @@ _BASE = (
     | _words(_ADVERBS)
     | _words(_FILLERS)
     | _words(_SMS)
+    | _words(_MISACCENTED)
     | set(ELIDED)
 )
 
