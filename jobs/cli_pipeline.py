@@ -79,6 +79,7 @@ def _print_ingest(console: Any, result: Any, source: str, *, configured: bool = 
         if result.rejected:
             top = sorted(result.reasons.items(), key=lambda kv: -kv[1])
             console.print("  rejected: " + ", ".join(f"{c} ×{n}" for c, n in top), highlight=False)
+            _print_quarantined(console, result.requarantined)
         undecodable = result.reasons.get("encoding_error", 0)
         if undecodable and undecodable * 2 >= result.read:
             console.print(
@@ -131,15 +132,19 @@ def _print_ingest(console: Any, result: Any, source: str, *, configured: bool = 
             "  rejected: " + ", ".join(f"{code} ×{count}" for code, count in top),
             highlight=False,
         )
-        again = (
-            f" ({result.requarantined} of them already there from an earlier read)"
-            if result.requarantined
-            else ""
-        )
-        console.print(
-            f"  the rows are kept in quarantine{again}: see [bold]verbatim quarantine[/]",
-            style="dim",
-        )
+        _print_quarantined(console, result.requarantined)
+
+
+def _print_quarantined(console: Any, requarantined: int) -> None:
+    """Where the rejected rows are, and how many an earlier read had already quarantined
+    (a file ingested again, stdin, a folder or HTTP source asked again: not stored twice)."""
+    again = (
+        f" ({requarantined} of them already there from an earlier read)" if requarantined else ""
+    )
+    console.print(
+        f"  the rows are kept in quarantine{again}: see [bold]verbatim quarantine[/]",
+        style="dim",
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -324,6 +324,7 @@ def test_quiet_means_the_same_before_and_after_the_command(
             ([*ingest, "--quiet"], False, logging.ERROR),
             ([*ingest, "-q"], False, logging.ERROR),
             (["--quiet", *ingest], False, logging.ERROR),
+            (["-q", *ingest], False, logging.ERROR),  # `verbatim -q …` was "No such option"
             ([*ingest, "--no-progress"], False, logging.WARNING),
             (["quarantine", "--quiet"], None, logging.ERROR),  # every command takes it
             (["quarantine", "-q"], None, logging.ERROR),

@@ -529,6 +529,24 @@ def test_stdin_refuses_what_a_file_would_refuse(
         assert s.scalar(select(func.count()).select_from(Quarantine)) == 0
 
 
+def test_a_pull_counts_the_rejected_rows_already_in_quarantine(
+    db: sessionmaker[Session], settings: Settings
+) -> None:
+    """A source read again (stdin piped twice, an HTTP page asked again) does not store its
+    bad rows twice; the pull now counts them, as `ingest FILE` does, so the CLI can say so."""
+    import io
+
+    from jobs.connectors.stdin import StdinConnector
+
+    piped = b'{"id": "a", "text": ""}\n{"id": "b", "text": "Colis perdu"}\n'
+    first = pull(db, settings, StdinConnector(io.BytesIO(piped)), source="pipe")
+    again = pull(db, settings, StdinConnector(io.BytesIO(piped)), source="pipe")
+    assert (first.rejected, first.requarantined) == (1, 0)
+    assert (again.rejected, again.requarantined, again.duplicates) == (1, 1, 1)
+    with db() as s:
+        assert s.scalar(select(func.count()).select_from(Quarantine)) == 1
+
+
 # --- restarts as real processes (verbatim pull / verbatim ingest -) ---------------------------
 
 
@@ -607,6 +625,10 @@ def test_ingest_from_stdin(tmp_path: Path, db_url: str) -> None:
     assert "read 4, stored 3" in out.stdout.decode() and "invalid_json" in out.stdout.decode()
     out = _cli(["ingest", "-", "--source", "pipe"], env, tmp_path, stdin=feed.encode())
     assert "stored 0, duplicates 3" in out.stdout.decode()
+    # The bad row is not quarantined twice, and `ingest -` says so, as `ingest FILE` does
+    # (README: "the ingest says how many of its rejected rows were already there").
+    text = " ".join(out.stdout.decode().split())
+    assert "kept in quarantine (1 of them already there from an earlier read)" in text, text
 
 
 def test_verbatim_pull_goes_on_after_a_source_that_fails(

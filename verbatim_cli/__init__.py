@@ -48,7 +48,8 @@ def main(
     verbose: int = typer.Option(
         0, "--verbose", "-v", count=True, help="More log lines on stderr (-v info, -vv debug)."
     ),
-    quiet: bool = typer.Option(False, "--quiet", help="Only errors in the log."),
+    # `-q` as every command takes it after its name (and as `-v` works in both places).
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors in the log."),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version."
     ),

@@ -38,6 +38,7 @@ class PullResult:
     stored: int = 0
     duplicates: int = 0
     rejected: int = 0
+    requarantined: int = 0  # rejected rows an earlier read had already quarantined
     batches: int = 0
     errors: list[str] = field(default_factory=list)  # files that could not be read, etc.
     reasons: dict[str, int] = field(default_factory=dict)
@@ -170,7 +171,9 @@ def pull(
                     else:
                         rows.append(prepared)
                 stored, dups = insert_feedback(session, rows)
-                add_quarantine(session, rejected, source=source, run_id=result.run_id, mask=mask)
+                kept = add_quarantine(
+                    session, rejected, source=source, run_id=result.run_id, mask=mask
+                )
                 save_state(session, source, connector.kind, batch.state)
                 advance_run(
                     session,
@@ -185,6 +188,7 @@ def pull(
             result.stored += stored
             result.duplicates += dups
             result.rejected += len(rejected)
+            result.requarantined += len(rejected) - kept
             result.batches += 1
             for _n, rej, _raw in rejected:
                 result.reasons[rej.reason] = result.reasons.get(rej.reason, 0) + 1
