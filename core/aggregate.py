@@ -94,6 +94,29 @@ def _utc_midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
+# data_versions row whose version is the last day `verbatim purge` deleted verbatims of, as
+# date.toordinal() (a counter table the rebuild already writes: no schema change for one date).
+RETENTION_SCOPE = "retention"
+
+
+def retention_horizon(session: Session) -> date | None:
+    """The first day still rebuilt from stored rows; None when nothing was ever purged. The
+    days before it lost their verbatims to `retention_days` (core.erasure.purge) but keep
+    their counts: rebuilding them from the rows left would zero the trends and the spike
+    baselines, so `aggregate` never touches them."""
+    last = session.scalar(select(DataVersion.version).where(DataVersion.name == RETENTION_SCOPE))
+    return None if not last else date.fromordinal(last) + timedelta(days=1)
+
+
+def set_retention_horizon(session: Session, last_purged: date) -> None:
+    """Record `last_purged` as the last day whose verbatims were purged (see above)."""
+    row = session.get(DataVersion, RETENTION_SCOPE)
+    if row is None:
+        session.add(DataVersion(name=RETENTION_SCOPE, version=last_purged.toordinal()))
+    else:
+        row.version = last_purged.toordinal()
+
+
 def aggregate(
     session: Session, *, days: Iterable[date] | None = None, since: date | None = None
 ) -> int:
@@ -111,6 +134,14 @@ def aggregate(
     if day_list is not None and not day_list:
         return 0
     lock_aggregates(session)  # one rebuild at a time, no analysis batch committing mid-way
+    horizon = retention_horizon(session)  # read under the lock: a purge takes it too
+    if horizon is not None:  # purged days keep the counts they had (see retention_horizon)
+        if day_list is not None:
+            day_list = [d for d in day_list if d >= horizon]
+            if not day_list:
+                return 0
+        elif since is None or since < horizon:
+            since = horizon
     until: date | None = None
     if day_list is not None and len(day_list) > MAX_DAY_LIST:
         since, until, day_list = day_list[0], day_list[-1], None

@@ -296,6 +296,10 @@ class Settings(BaseSettings):
     dashboard_url: str = "http://127.0.0.1:8000"
     alert_language: Literal["fr", "en"] = "fr"
 
+    # Personal data: verbatims older than this many days (by their date, UTC) are deleted by
+    # `verbatim purge` and the scheduler's daily housekeeping, their days' counts kept.
+    # 0: kept for ever. At most 100 years, as runs_retention_days.
+    retention_days: int = Field(default=0, ge=0, le=36_500)
     # Taxonomy edits re-detect themes (no sentiment pass) on verbatims of the last N days of data.
     retheme_days: int = Field(default=30, ge=0)
     # Detection: days older than this (vs today, UTC) raise historical incidents, never sent.

@@ -423,6 +423,23 @@ def _meta_value(value: Any, mask: Any) -> Any:
     return mask(_clean(str(value)[:MAX_META_VALUE]))
 
 
+def id_key(external_id: str) -> tuple[str, str]:
+    """A row's cleaned id -> (external_id as stored, dedup_key). `verbatim forget --key`
+    finds a verbatim by the id its source gave it with the same steps."""
+    if looks_personal(external_id):
+        # An id that is an e-mail or a phone number is personal data: keep only its hash.
+        # (Long numeric ids look like order numbers to mask_pii; those are kept as they are.)
+        external_id = "sha256:" + sha256(external_id)
+    # Over-long ids are hashed so the key always fits its column.
+    key_id = external_id if len(external_id) <= MAX_EXTERNAL_ID else sha256(external_id)
+    return external_id[:MAX_EXTERNAL_ID], f"id:{key_id}"
+
+
+def customer_key(customer: str) -> str:
+    """The stored `customer_key` of a row's customer / order reference (hashed)."""
+    return sha256(_clean(customer).strip().lower())
+
+
 def prepare_feedback(
     fields: Mapping[str, Any],
     *,
@@ -520,15 +537,8 @@ def prepare_feedback(
     customer = None if customer_raw is None else _clean(str(customer_raw)).strip().lower() or None
 
     content_hash = sha256(text)  # = text_hash(raw_text): training files match on it
-    if external_id and looks_personal(external_id):
-        # An id that is an e-mail or a phone number is personal data: keep only its hash.
-        # (Long numeric ids look like order numbers to mask_pii; those are kept as they are.)
-        external_id = "sha256:" + sha256(external_id)
     if external_id:
-        # Over-long ids are hashed so the key always fits its column.
-        key_id = external_id if len(external_id) <= MAX_EXTERNAL_ID else sha256(external_id)
-        dedup_key = f"id:{key_id}"
-        external_id = external_id[:MAX_EXTERNAL_ID]
+        external_id, dedup_key = id_key(external_id)
     else:
         parts = [text]
         if raw_date is not None:

@@ -344,7 +344,9 @@ def register(app: typer.Typer) -> None:
             None, help="recompute only days from this date (YYYY-MM-DD); default: all"
         ),
     ) -> None:
-        """Recompute the daily aggregates (day x theme x channel x source)."""
+        """Recompute the daily aggregates (day x theme x channel x source).
+
+        Days whose verbatims `retention_days` purged keep their counts: never recomputed."""
         from rich.console import Console
 
         from core.db import session_scope

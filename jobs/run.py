@@ -249,17 +249,22 @@ def _needs_full(session: Session) -> bool:
     recomputed (a verbatim deleted, a rebuild lost): recompute every day."""
     from sqlalchemy import func, select
 
+    from core.aggregate import feedback_day, retention_horizon
     from core.models import DailyAggregate, Feedback
     from core.queries import AGGREGATED_LANGUAGES
 
     # The "*" volume counts French verbatims only: counting every language made any English
     # review look like a missed day, and every run rebuilt every day.
-    analysed = session.scalar(
-        select(func.count())
-        .select_from(Feedback)
-        .where(Feedback.analyzed.is_(True), Feedback.language.in_(AGGREGATED_LANGUAGES))
-    )
+    stored = [Feedback.analyzed.is_(True), Feedback.language.in_(AGGREGATED_LANGUAGES)]
+    totals = [DailyAggregate.theme == "*"]
+    horizon = retention_horizon(session)
+    if horizon is not None:
+        # Days purged by `retention_days` keep their counts without their verbatims: compared
+        # with the rows left, every run saw a mismatch and started a full rebuild.
+        stored.append(feedback_day(session) >= horizon)
+        totals.append(DailyAggregate.day >= horizon)
+    analysed = session.scalar(select(func.count()).select_from(Feedback).where(*stored))
     counted = session.scalar(
-        select(func.coalesce(func.sum(DailyAggregate.volume), 0)).where(DailyAggregate.theme == "*")
+        select(func.coalesce(func.sum(DailyAggregate.volume), 0)).where(*totals)
     )
     return int(analysed or 0) != int(counted or 0)

@@ -547,6 +547,7 @@ class Scheduler:
         self.lock = RunLock(engine, settings)
         self.resources = JobResources(settings, sessions)
         self.pruned_at: datetime | None = None  # the first tick of a process prunes
+        self.purged_at: datetime | None = None  # likewise for the verbatims' retention
 
     def stopping(self) -> bool:
         return self.stop_event.is_set()
@@ -604,6 +605,7 @@ class Scheduler:
             when = tick.isoformat()
             log.info("job %s tick %s: %s in %.1f s (%s)", job.name, when, status, took, detail)
             self.prune_runs()
+            self.purge_verbatims()
             return status
         finally:
             self.lock.release()
@@ -625,6 +627,28 @@ class Scheduler:
             return
         if gone:
             log.info("deleted %d job run(s) older than %d days", gone, days)
+
+    def purge_verbatims(self) -> None:
+        """Delete the verbatims past `retention_days` (core.erasure.purge), at most once a
+        `PRUNE_EVERY` per process, after a tick and under the run lock, as `prune_runs`."""
+        from core.erasure import audit, purge
+        from jobs.cli_privacy import cutoff
+
+        days = self.settings.retention_days
+        now = utcnow()
+        if not days or (self.purged_at is not None and now - self.purged_at < PRUNE_EVERY):
+            return
+        self.purged_at = now
+        try:
+            with session_scope(self.sessions) as session:
+                erased = purge(session, before=cutoff(days, now.date()), now=now)
+            if erased.verbatims or erased.quarantine:
+                audit(self.settings.data_dir, "purge", "scheduler", erased)
+        except Exception:  # noqa: BLE001 - housekeeping: the tick's own outcome is recorded
+            log.exception("deleting the verbatims older than %d days failed", days)
+            return
+        if erased.verbatims:
+            log.info("deleted %d verbatim(s) older than %d days", erased.verbatims, days)
 
     def interrupt_stale_runs(self) -> None:
         """At start, the runs a killed scheduler left `running` (SIGKILL, out of memory) are

@@ -539,6 +539,35 @@ def test_old_runs_are_pruned_once_a_day_keeping_each_jobs_latest(
         Settings(scheduler={"runs_retention_days": 1_000_000})
 
 
+def test_verbatims_past_retention_days_are_purged_by_the_daily_housekeeping(
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`retention_days` (personal data): the scheduler deletes older verbatims once a day,
+    after a tick, as it prunes `job_runs`, and writes the anonymous audit line."""
+    import jobs.scheduler as sched_mod
+    from core.erasure import AUDIT_FILE
+
+    monkeypatch.setitem(COMMANDS, "aggregate", lambda _res, _stop: "wrote 0 aggregate rows")
+    jobs = [SchedulerJob(name="p", cron="*/5 * * * *", command="aggregate")]
+    settings = settings.model_copy(
+        update={"scheduler": SchedulerSettings(jobs=jobs), "retention_days": 30}
+    )
+    now = datetime(2026, 12, 6, 10, 0, 30, tzinfo=UTC)
+    sessions = session_factory(engine)
+    with sessions.begin() as s:
+        for n, age in enumerate((40, 31, 29, 1)):
+            at = now - timedelta(days=age)
+            s.add(Feedback(source="s", channel="review", dedup_key=f"id:{n}", created_at=at,
+                           ingested_at=at, text=f"avis {n}", content_hash=str(n)))  # fmt: skip
+    scheduler = Scheduler(settings, engine, sessions)
+    monkeypatch.setattr(sched_mod, "utcnow", lambda: now)
+    assert scheduler.run_tick(jobs[0]) == "ok"
+    with sessions() as s:
+        assert sorted(s.scalars(select(Feedback.text))) == ["avis 2", "avis 3"]
+    line = json.loads((settings.data_dir / AUDIT_FILE).read_text().splitlines()[-1])
+    assert line["action"] == "purge" and line["by"] == "scheduler" and line["verbatims"] == 2
+
+
 def test_no_job_is_a_clear_error(settings: Settings, engine: Engine) -> None:
     with pytest.raises(SchedulerConfigError, match=r"\[scheduler\] jobs"):
         Scheduler(settings, engine, session_factory(engine))

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "jobs.cli_taxonomy",  # taxonomy show|export|import|history|retheme
     "jobs.cli_corrections",  # corrections export|import
     "jobs.cli_digest",  # digest (weekly Slack summary)
+    "jobs.cli_privacy",  # forget (right to erasure), purge (retention)
     "jobs.cli_ops",  # scheduler
     "service.cli",  # serve, apikey
 )

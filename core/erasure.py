@@ -1,0 +1,366 @@
+"""Personal data: erase a person's verbatims (`verbatim forget`, `DELETE /feedback/{id}`) and
+delete verbatims past `retention_days` (`verbatim purge`, the scheduler's daily housekeeping).
+
+A verbatim goes with everything that can carry its words: analyses, theme mentions and their
+evidence spans, corrections and their notes, its embedding, its topic assignment, its quote
+in a topic's examples, in an incident's examples and in the Slack messages stored in the
+outbox (a message already delivered stays in Slack: only the stored copy is scrubbed).
+Erased days are re-aggregated in the same transaction, so every figure counts the rows left.
+Purged days keep their anonymous counts (trends, spike baselines) but lose their keywords;
+`core.aggregate.retention_horizon` keeps any later rebuild away from them.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Select, delete, func, select
+from sqlalchemy.orm import Session
+
+from core.aggregate import (
+    _record_change,
+    _utc_midnight,
+    aggregate,
+    bump_version,
+    feedback_day,
+    retention_horizon,
+    set_retention_horizon,
+)
+from core.db import lock_aggregates
+from core.models import (
+    Analysis,
+    Correction,
+    DailyKeyword,
+    Embedding,
+    Feedback,
+    Incident,
+    OutboxMessage,
+    Quarantine,
+    ThemeMention,
+    Topic,
+    TopicAssignment,
+)
+from nlp.errors import VerbatimError
+
+log = logging.getLogger(__name__)
+
+AUDIT_FILE = "erasure-audit.jsonl"  # in data_dir: one anonymous line per erasure or purge
+ERASED_QUOTE = "[verbatim effacé]"  # what a stored Slack message quotes instead
+_CHUNK = 500  # ids per IN list
+
+
+class ErasureError(VerbatimError, ValueError):
+    """What to erase is missing or ambiguous."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Whose verbatims: feedback ids, a source's key (the id it gave the row, or the stored
+    dedup key), a customer / order reference (stored hashed), or a piece of text. Several
+    criteria narrow each other (`--source` with `--contains`: that text in that source)."""
+
+    ids: Sequence[int] = ()
+    source: str | None = None
+    key: str | None = None
+    customer: str | None = None
+    contains: str | None = None
+
+    def criteria(self) -> list[str]:
+        """The kinds of criteria given (the audit names them, never their values)."""
+        named = {
+            "id": bool(self.ids),
+            "source": self.source is not None,
+            "key": self.key is not None,
+            "customer": self.customer is not None,
+            "contains": self.contains is not None,
+        }
+        return [k for k, given in named.items() if given]
+
+
+@dataclass
+class Erased:
+    """What an erasure or a purge removed (counts only: this is what the audit line says)."""
+
+    verbatims: int = 0
+    analyses: int = 0
+    mentions: int = 0
+    corrections: int = 0
+    embeddings: int = 0
+    topic_assignments: int = 0
+    quarantine: int = 0
+    topic_examples: int = 0
+    incident_examples: int = 0
+    messages: int = 0  # stored Slack messages whose quote was replaced
+    days: list[date] = field(default_factory=list)  # re-aggregated (erasure) or frozen (purge)
+
+
+def check_target(target: Target) -> None:
+    """Refuse a request that names nobody, or a whole source."""
+    if not target.criteria():
+        raise ErasureError(
+            "say which verbatims: --id, --source with --key, --customer or --contains"
+        )
+    if target.key is not None and target.source is None:
+        raise ErasureError("--key needs --source: a key is unique within its source only")
+    if target.criteria() == ["source"]:
+        raise ErasureError(
+            "--source alone would erase a whole source: add --key, --customer or --contains"
+        )
+    if target.contains is not None and len(target.contains.strip()) < 3:
+        raise ErasureError("--contains needs at least 3 characters")
+
+
+def matching(session: Session, target: Target) -> Select[int, str, date, str]:
+    """The verbatims `target` names (id, source, UTC day, stored text), by id."""
+    check_target(target)
+    where: list[Any] = []
+    if target.ids:
+        where.append(Feedback.id.in_(list(target.ids)))
+    if target.source is not None:
+        where.append(Feedback.source == target.source)
+    if target.key is not None:
+        from core.store import _clean, id_key
+
+        key = _clean(target.key).strip()
+        stored_id, dedup_key = id_key(key)
+        # The id as the source gave it, or the stored key itself ("id:..." / "h:...").
+        where.append(Feedback.dedup_key.in_({dedup_key, key}) | (Feedback.external_id == stored_id))
+    if target.customer is not None:
+        from core.store import customer_key
+
+        where.append(Feedback.customer_key == customer_key(target.customer))
+    if target.contains is not None:
+        # Case-insensitive (SQLite: ASCII letters only); the stored text is PII-masked.
+        where.append(Feedback.text.ilike(f"%{_like(target.contains.strip())}%", escape="\\"))
+    return (
+        select(Feedback.id, Feedback.source, feedback_day(session), Feedback.text)
+        .where(*where)
+        .order_by(Feedback.id)
+    )
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def quarantine_matching(session: Session, target: Target) -> Select[int]:
+    """Rejected rows that quote what `target` names: its text, its key (within its source)
+    or its customer reference; a bare id names no rejected row."""
+    needles = [n.strip() for n in (target.contains, target.key, target.customer) if n]
+    needles = [n for n in needles if len(n) >= 3]
+    if not needles:
+        return select(Quarantine.id).where(Quarantine.id.is_(None))
+    where: list[Any] = [Quarantine.raw.ilike(f"%{_like(n)}%", escape="\\") for n in needles]
+    query = select(Quarantine.id).where(*where)
+    if target.source is not None:
+        query = query.where(Quarantine.source == target.source)
+    return query
+
+
+def erase(session: Session, target: Target) -> Erased:
+    """Delete the verbatims `target` names with everything derived from them and re-aggregate
+    their days, in the caller's transaction (commit it)."""
+    lock_aggregates(session)  # a rebuild of their days must not run beside the deletion
+    rows = session.execute(matching(session, target)).all()
+    ids = [r[0] for r in rows]
+    out = Erased()
+    out.quarantine = _rowcount(
+        session.execute(
+            delete(Quarantine).where(
+                Quarantine.id.in_(quarantine_matching(session, target).scalar_subquery())
+            )
+        )
+    )
+    if not ids:
+        return out
+    days = {r[2] for r in rows}
+    texts = [r[3] for r in rows]
+    for i in range(0, len(ids), _CHUNK):
+        chunk = ids[i : i + _CHUNK]
+        _delete_rows(session, select(Feedback.id).where(Feedback.id.in_(chunk)), out)
+    _scrub(session, texts, out)
+    out.days = sorted(days)
+    aggregate(session, days=out.days)  # purged days (before the horizon) are left as they are
+    return out
+
+
+def purge(session: Session, *, before: date, now: datetime | None = None) -> Erased:
+    """Delete every verbatim of a UTC day before `before` (and its derived rows), and the
+    rejected rows quarantined before it; keep those days' counts and freeze them (see
+    `core.aggregate.retention_horizon`). In the caller's transaction."""
+    now = now or datetime.now(UTC)
+    lock_aggregates(session)
+    horizon = retention_horizon(session)
+    fday = feedback_day(session)
+    # A day starts at 00:00 UTC; the created_at bound keeps to the index.
+    old = [fday < before, Feedback.created_at < _utc_midnight(before) + timedelta(days=1)]
+    out = Erased()
+    out.quarantine = _rowcount(
+        session.execute(delete(Quarantine).where(Quarantine.created_at < _utc_midnight(before)))
+    )
+    # Quotes to scrub: only verbatims of days an incident covers (examples come from there).
+    windows: set[date] = set()
+    for first, last in session.execute(
+        select(Incident.first_day, Incident.last_day).where(Incident.first_day < before)
+    ):
+        start = first if horizon is None else max(first, horizon)
+        stop = min(last, before - timedelta(days=1))
+        windows.update(start + timedelta(days=n) for n in range((stop - start).days + 1))
+    texts: list[str] = []
+    window_days = sorted(windows)
+    for i in range(0, len(window_days), _CHUNK):
+        texts.extend(
+            session.scalars(
+                select(Feedback.text).where(*old, fday.in_(window_days[i : i + _CHUNK]))
+            )
+        )
+    _delete_rows(session, select(Feedback.id).where(*old), out)
+    _scrub(session, texts, out)
+    last = before - timedelta(days=1)
+    if horizon is None or last >= horizon:
+        # Keywords are words of the texts: they go; the counts stay, frozen from now on.
+        session.execute(delete(DailyKeyword).where(DailyKeyword.day <= last))
+        _record_change(session, None, None, last)
+        set_retention_horizon(session, last)
+        out.days = [last]
+    return out
+
+
+def _delete_rows(session: Session, ids: Select[int], out: Erased) -> None:
+    """Delete the verbatims `ids` selects and every row keyed on them (explicitly: SQLite's
+    cascades depend on a pragma, and the counts go to the audit)."""
+    sub = ids.scalar_subquery()
+    out.mentions += _rowcount(
+        session.execute(delete(ThemeMention).where(ThemeMention.feedback_id.in_(sub)))
+    )
+    out.analyses += _rowcount(
+        session.execute(delete(Analysis).where(Analysis.feedback_id.in_(sub)))
+    )
+    out.corrections += _rowcount(
+        session.execute(delete(Correction).where(Correction.feedback_id.in_(sub)))
+    )
+    out.embeddings += _rowcount(
+        session.execute(delete(Embedding).where(Embedding.feedback_id.in_(sub)))
+    )
+    out.topic_assignments += _rowcount(
+        session.execute(delete(TopicAssignment).where(TopicAssignment.feedback_id.in_(sub)))
+    )
+    out.verbatims += _rowcount(session.execute(delete(Feedback).where(Feedback.id.in_(sub))))
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _scrub(session: Session, texts: Iterable[str], out: Erased) -> None:
+    """Remove the deleted verbatims' quotes: topic examples (by id), incident examples and
+    stored Slack messages (by text: they were copied as masked when written). A quote that
+    another stored verbatim still has word for word ("Très bien") stays."""
+    topics_changed = False
+    for topic in session.scalars(select(Topic)):
+        reps = list(topic.representatives or [])
+        ids = [r.get("feedback_id") for r in reps if isinstance(r, dict)]
+        alive = (
+            set(session.scalars(select(Feedback.id).where(Feedback.id.in_(ids)))) if ids else set()
+        )
+        kept = [r for r in reps if isinstance(r, dict) and r.get("feedback_id") in alive]
+        if len(kept) != len(reps):
+            out.topic_examples += len(reps) - len(kept)
+            topic.representatives = kept
+            topics_changed = True
+    if topics_changed:
+        bump_version(session, "topics")  # the API's cached /topics pages
+    gone = _gone(texts)
+    if not gone:
+        return
+    now = datetime.now(UTC)
+    for inc in session.scalars(select(Incident).where(Incident.examples.is_not(None))):
+        examples = [e for e in (inc.examples or []) if isinstance(e, str)]
+        drop = [e for e in examples if _norm(e) in gone]
+        if drop:
+            drop = [e for e in drop if not _still_stored(session, e)]
+        if drop:
+            inc.examples = [e for e in examples if e not in drop]
+            inc.updated_at = now  # the incidents' views are rebuilt without the quote
+            out.incident_examples += len(drop)
+    for msg in session.scalars(select(OutboxMessage)):
+        payload, changed = _scrub_value(msg.payload, gone)
+        if changed:
+            msg.payload = payload
+            out.messages += 1
+
+
+def _gone(texts: Iterable[str]) -> set[str]:
+    """The deleted texts as stored and as the examples quote them (masked again)."""
+    texts = [t for t in texts if t and t.strip()]
+    if not texts:
+        return set()
+    from nlp.text import mask_pii
+
+    return {_norm(t) for t in texts} | {_norm(mask_pii(t)) for t in texts}
+
+
+def _still_stored(session: Session, example: str) -> bool:
+    found = session.scalar(
+        select(func.count())
+        .select_from(Feedback)
+        .where(Feedback.text.in_({example, example.strip()}))
+    )
+    return bool(found)
+
+
+def _quoted(line: str, gone: set[str]) -> bool:
+    """A `> quote` line of a Slack message (escaped, clipped with "…") quoting a gone text."""
+    body = _norm(html.unescape(line[1:]))
+    if not body or body == ERASED_QUOTE:
+        return False
+    if body.endswith("…"):
+        head = body[:-1].rstrip()
+        return len(head) >= 20 and any(g.startswith(head) for g in gone)
+    return body in gone
+
+
+def _scrub_value(value: Any, gone: set[str]) -> tuple[Any, bool]:
+    if isinstance(value, str):
+        lines = value.split("\n")
+        new = [
+            f"> {ERASED_QUOTE}" if ln.startswith(">") and _quoted(ln, gone) else ln for ln in lines
+        ]
+        return "\n".join(new), new != lines
+    if isinstance(value, list):
+        items = [_scrub_value(v, gone) for v in value]
+        return [v for v, _ in items], any(c for _, c in items)
+    if isinstance(value, dict):
+        pairs = {k: _scrub_value(v, gone) for k, v in value.items()}
+        return {k: v for k, (v, _) in pairs.items()}, any(c for _, c in pairs.values())
+    return value, False
+
+
+def audit(
+    data_dir: Path, action: str, who: str, erased: Erased, criteria: Sequence[str] = ()
+) -> None:
+    """One anonymous line in `<data_dir>/erasure-audit.jsonl` and in the log: when, who, what
+    kind of request and how many rows; never a text, an id or a searched value."""
+    line = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "action": action,
+        "by": who,
+        "criteria": list(criteria),
+        **{k: v for k, v in asdict(erased).items() if k != "days"},
+        "days": len(erased.days),
+    }
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / AUDIT_FILE).open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+    log.info("%s by %s: %d verbatim(s) deleted", action, who, erased.verbatims)

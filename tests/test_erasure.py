@@ -1,0 +1,296 @@
+"""Personal data: `verbatim forget` (right to erasure) and `verbatim purge` (retention_days),
+on SQLite and PostgreSQL, with the derived rows and the aggregates they must not break."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+from typer.testing import CliRunner
+
+from core.aggregate import aggregate
+from core.db import session_scope
+from core.erasure import AUDIT_FILE, ERASED_QUOTE, ErasureError, Target, erase, purge
+from core.models import (
+    Analysis,
+    Correction,
+    DailyAggregate,
+    DailyKeyword,
+    Embedding,
+    Feedback,
+    Incident,
+    OutboxMessage,
+    Quarantine,
+    ThemeMention,
+    Topic,
+    TopicAssignment,
+)
+from core.queries import AGGREGATED_LANGUAGES
+from core.settings import Settings, SourceConfig
+from jobs.demo import DemoSpec, write_demo
+from jobs.run import _needs_full, run_pipeline
+
+TODAY = datetime.now(UTC).date()
+SECRET = "Le livreur a jeté mon colis zqxwv par-dessus le portail"
+
+
+@pytest.fixture(scope="module")
+def analyzer():  # type: ignore[no-untyped-def]
+    from core.analysis import build_analyzer
+
+    return build_analyzer(Settings(data_dir=Path("unused"), sentiment_backend="lexicon"))
+
+
+def _feed(tmp_path: Path, days: int = 10) -> SourceConfig:
+    """A demo feed of `days` days ending today, plus one identified verbatim (id, customer)."""
+    feed = tmp_path / "feed.jsonl"
+    write_demo(feed, DemoSpec(days=days, seed=3, per_day=8, end=TODAY))
+    with feed.open("a", encoding="utf-8") as fh:
+        row = {
+            "text": SECRET,
+            "id": "AV-7781",
+            "customer": "CMD-445566",
+            "created_at": f"{TODAY - timedelta(days=2)}T10:00:00Z",
+            "channel": "review",
+            "rating": 1,
+        }
+        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return SourceConfig(
+        path=feed,
+        source="boutique",
+        mapping={"channel": "channel", "id": "id", "customer": "customer", "rating": "rating"},
+    )
+
+
+def _run(settings: Settings, sessions: sessionmaker, analyzer, src: SourceConfig) -> None:  # type: ignore[no-untyped-def]
+    run_pipeline(settings.model_copy(update={"sources": [src]}), sessions, analyzer=analyzer)
+
+
+def _volumes(session: Session) -> dict[date, int]:
+    rows = session.execute(
+        select(DailyAggregate.day, func.sum(DailyAggregate.volume))
+        .where(DailyAggregate.theme == "*")
+        .group_by(DailyAggregate.day)
+    )
+    return {d: int(v) for d, v in rows}
+
+
+def _french_analysed(session: Session) -> int:
+    return session.scalar(
+        select(func.count())
+        .select_from(Feedback)
+        .where(Feedback.analyzed.is_(True), Feedback.language.in_(AGGREGATED_LANGUAGES))
+    )
+
+
+def _count(session: Session, model: type, *where: object) -> int:
+    return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+def _decorate(session: Session, settings: Settings, fid: int, text: str) -> None:
+    """What else quotes or keys on the verbatim: a correction with a note, an embedding, a
+    topic with it as example, an incident quoting it and its stored Slack message."""
+    from core.corrections import apply_correction
+    from core.taxonomy_store import current
+
+    fb = session.get(Feedback, fid)
+    day = fb.created_at.date()
+    now = datetime.now(UTC)
+    tax = current(session, settings).taxonomy
+    apply_correction(
+        session, fid, author="ana", taxonomy=tax, sentiment="negative", note="rappeler"
+    )
+    session.add(Embedding(feedback_id=fid, model="m", dim=1, vector=b"\0\0", created_at=now))
+    topic = Topic(
+        label="portail",
+        representatives=[{"feedback_id": fid, "text": text}],
+        size=1,
+        first_seen=now,
+        last_seen=now,
+    )
+    session.add(topic)
+    session.flush()
+    session.add(TopicAssignment(feedback_id=fid, topic_id=topic.id, day=day))
+    inc = Incident(
+        theme="livraison",
+        first_day=day,
+        last_day=day,
+        severity="high",
+        examples=[text, "Très bien, rien à dire sur la livraison"],
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(inc)
+    session.flush()
+    quote = f"Exemples de verbatims (masqués) :\n> {text}\n> Très bien"
+    session.add(
+        OutboxMessage(
+            incident_id=inc.id,
+            revision=1,
+            route="default",
+            payload={"blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": quote}}]},
+            status="sent",
+        )
+    )
+
+
+def test_forget_by_id_erases_the_verbatim_and_everything_quoting_it(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, analyzer
+) -> None:
+    _run(settings, sessions, analyzer, _feed(tmp_path))
+    with session_scope(sessions) as s:
+        fid, text = s.execute(
+            select(Feedback.id, Feedback.text).where(Feedback.external_id == "AV-7781")
+        ).one()
+        _decorate(s, settings, fid, text)
+        aggregate(s, days=[TODAY - timedelta(days=2)])
+    with session_scope(sessions) as s:
+        before = _volumes(s)[TODAY - timedelta(days=2)]
+        erased = erase(s, Target(ids=[fid]))
+    assert erased.verbatims == 1 and erased.corrections == 1 and erased.embeddings == 1
+    assert erased.days == [TODAY - timedelta(days=2)]
+    with session_scope(sessions) as s:
+        for model, col in (
+            (Analysis, Analysis.feedback_id),
+            (ThemeMention, ThemeMention.feedback_id),
+            (Correction, Correction.feedback_id),
+            (Embedding, Embedding.feedback_id),
+            (TopicAssignment, TopicAssignment.feedback_id),
+        ):
+            assert _count(s, model, col == fid) == 0, model
+        assert s.get(Feedback, fid) is None
+        assert s.scalars(select(Topic)).one().representatives == []
+        inc = s.scalars(select(Incident)).one()
+        assert inc.examples == ["Très bien, rien à dire sur la livraison"]
+        payload = json.dumps(s.scalars(select(OutboxMessage)).one().payload, ensure_ascii=False)
+        assert "zqxwv" not in payload and ERASED_QUOTE in payload and "> Très bien" in payload
+        # The day was re-aggregated: figures count the rows left.
+        assert _volumes(s)[TODAY - timedelta(days=2)] == before - 1
+        assert sum(_volumes(s).values()) == _french_analysed(s)
+        assert not _needs_full(s)
+
+
+def test_forget_by_source_key_customer_or_text(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, analyzer
+) -> None:
+    _run(settings, sessions, analyzer, _feed(tmp_path))
+    with session_scope(sessions) as s:
+        s.add(
+            Quarantine(
+                source="boutique",
+                reason="bad_date",
+                raw=f'{{"id": "AV-7781", "text": "{SECRET}"}}',
+                created_at=datetime.now(UTC),
+            )
+        )
+    with session_scope(sessions) as s:
+        with pytest.raises(ErasureError, match="--source"):
+            erase(s, Target(key="AV-7781"))
+        with pytest.raises(ErasureError, match="whole source"):
+            erase(s, Target(source="boutique"))
+        assert erase(s, Target(source="autre", key="AV-7781")).verbatims == 0
+        assert erase(s, Target(customer="cmd-999")).verbatims == 0
+    for target in (
+        Target(source="boutique", key="AV-7781"),
+        Target(customer=" cmd-445566 "),  # as the feed gave it: trimmed, any case
+        Target(contains="JETÉ MON COLIS zqxwv"[5:]),
+    ):
+        with session_scope(sessions) as s:
+            n = _count(s, Feedback)
+            erased = erase(s, target)
+            assert erased.verbatims == 1, target
+            assert _count(s, Feedback) == n - 1
+            s.rollback()  # each criterion on the same row
+    with session_scope(sessions) as s:
+        erased = erase(s, Target(source="boutique", key="AV-7781"))
+        assert erased.quarantine == 1 and _count(s, Quarantine) == 0
+
+
+def _purge_keeps_history(settings: Settings, sessions: sessionmaker, analyzer, src) -> None:  # type: ignore[no-untyped-def]
+    _run(settings, sessions, analyzer, src)
+    cut = TODAY - timedelta(days=5)
+    with session_scope(sessions) as s:
+        history = _volumes(s)
+        assert any(d < cut for d in history) and _count(s, DailyKeyword, DailyKeyword.day < cut)
+    with session_scope(sessions) as s:
+        erased = purge(s, before=cut)
+    assert erased.verbatims > 0
+    with session_scope(sessions) as s:
+        assert (
+            _count(
+                s,
+                Feedback,
+                Feedback.created_at < datetime(cut.year, cut.month, cut.day, tzinfo=UTC),
+            )
+            == 0
+        )
+        assert _count(s, ThemeMention, ThemeMention.day < cut) == 0
+        assert _count(s, DailyKeyword, DailyKeyword.day < cut) == 0  # words of the texts
+        assert _volumes(s) == history  # anonymous counts kept
+        assert not _needs_full(s)
+    # The trap: a later run (its full-rebuild check), a full `verbatim aggregate` and a
+    # rebuild of a purged day must not recompute the purged days from the rows left.
+    _run(settings, sessions, analyzer, src)
+    with session_scope(sessions) as s:
+        aggregate(s)
+        aggregate(s, days=[cut - timedelta(days=1), cut])
+        assert _volumes(s) == history
+    # A second purge later moves the horizon on; counts still kept.
+    with session_scope(sessions) as s:
+        purge(s, before=cut + timedelta(days=1))
+        aggregate(s)
+        assert _volumes(s) == history
+
+
+def test_purge_keeps_the_counts_of_purged_days_and_no_rebuild_zeroes_them(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, analyzer
+) -> None:
+    _purge_keeps_history(settings, sessions, analyzer, _feed(tmp_path))
+
+
+@pytest.mark.postgres
+def test_forget_and_purge_on_postgres(
+    tmp_path: Path, settings: Settings, pg_sessions: sessionmaker, analyzer
+) -> None:
+    _purge_keeps_history(settings, pg_sessions, analyzer, _feed(tmp_path))
+    with session_scope(pg_sessions) as s:
+        before = sum(_volumes(s).values())
+        erased = erase(s, Target(source="boutique", key="AV-7781"))
+        assert erased.verbatims == 1 and sum(_volumes(s).values()) == before - 1
+
+
+def test_cli_forget_and_purge(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, analyzer, monkeypatch
+) -> None:
+    from verbatim_cli import app
+
+    _run(settings, sessions, analyzer, _feed(tmp_path))
+    monkeypatch.setenv("VERBATIM_DATA_DIR", str(settings.data_dir))
+    runner = CliRunner()
+    res = runner.invoke(app, ["forget", "--contains", "zqxwv", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "1 verbatim(s) and 0 rejected row(s) would be erased" in res.output
+    res = runner.invoke(app, ["forget", "--contains", "livr"])  # several rows, no --yes
+    assert res.exit_code == 1 and "--yes" in res.output
+    res = runner.invoke(app, ["forget", "--key", "AV-7781"])
+    assert res.exit_code == 2 and "--source" in res.output
+    res = runner.invoke(app, ["forget", "--source", "boutique", "--key", "AV-7781"])
+    assert res.exit_code == 0 and "erased 1 verbatim(s)" in res.output, res.output
+    audit = (settings.data_dir / AUDIT_FILE).read_text(encoding="utf-8")
+    line = json.loads(audit.splitlines()[-1])
+    assert line["action"] == "forget" and line["verbatims"] == 1
+    assert line["criteria"] == ["source", "key"]
+    assert "AV-7781" not in audit and "zqxwv" not in audit  # anonymous
+    res = runner.invoke(app, ["purge"])
+    assert res.exit_code == 2 and "retention_days is 0" in res.output
+    monkeypatch.setenv("VERBATIM_RETENTION_DAYS", "5")
+    res = runner.invoke(app, ["purge", "--dry-run"])
+    assert res.exit_code == 0 and "would be deleted" in res.output, res.output
+    res = runner.invoke(app, ["purge"])
+    assert res.exit_code == 0 and "their days' counts are kept" in " ".join(res.output.split())
+    with session_scope(sessions) as s:
+        assert _count(s, Feedback, Feedback.created_at < datetime.now(UTC) - timedelta(days=6)) == 0
