@@ -162,6 +162,11 @@ _DMY = re.compile(
     r"(?:[ T,]+(\d{1,2})[:h](\d{2})(?::(\d{2}))?(?:\s*(Z|[+-]\d{2}(?::?\d{2})?))?)?"
 )
 _COMPACT = re.compile(r"(19|20)\d{6}")  # 20261103: ISO basic format, not an epoch
+# Excel's serial dates (days since 1899-12-30; 45998 = 2025-12-07, 45998.5 at noon), as a
+# spreadsheet column in "General" format exports them. As epoch seconds every number of this
+# range is in January 1970, a date no export means: read as days, not rejected "before 1990".
+_EXCEL_EPOCH = datetime(1899, 12, 30)
+_EXCEL_LAST = 2_958_465  # 9999-12-31
 _PERSONAL_TOKENS = re.compile(r"<(EMAIL|PHONE|CARD|IBAN)>")
 
 
@@ -211,8 +216,8 @@ def _utc_offset(text: str) -> timezone:
 
 
 def parse_datetime(value: Any, *, now: datetime | None = None) -> datetime:
-    """ISO 8601, `YYYY-MM-DD`, `DD/MM/YYYY[ HH:MM[:SS]]` (or with - .), epoch s/ms, and dates
-    written out in French or English ("26 février 2021") -> UTC.
+    """ISO 8601, `YYYY-MM-DD`, `DD/MM/YYYY[ HH:MM[:SS]]` (or with - .), epoch s/ms, Excel
+    serial days (45998), and dates written out in French or English ("26 février 2021") -> UTC.
 
     Naive times are taken as UTC. Dates before 1990 or more than a day ahead are rejected.
     """
@@ -230,7 +235,10 @@ def parse_datetime(value: Any, *, now: datetime | None = None) -> datetime:
         if abs(number) > 1e11:  # milliseconds
             number /= 1000.0
         try:
-            parsed = datetime.fromtimestamp(number, tz=UTC)
+            if 1 <= number <= _EXCEL_LAST:
+                parsed = _EXCEL_EPOCH + timedelta(days=number)
+            else:
+                parsed = datetime.fromtimestamp(number, tz=UTC)
         except (OverflowError, OSError, ValueError) as exc:
             raise InvalidValue(f"{value!r} is not a date") from exc
     else:
@@ -265,9 +273,10 @@ def parse_datetime(value: Any, *, now: datetime | None = None) -> datetime:
     return parsed
 
 
-# "★★★★☆" (filled stars count) and a unit after the number ("5 étoiles", "4 stars", "4*").
+# "★★★★☆" (filled stars count) and a unit after the number ("5 étoiles", "4 stars", "4*",
+# "4★").
 _STAR_GLYPHS = re.compile(r"^[★⭐☆✩✰\s]+$")
-_RATING_UNIT = re.compile(r"\s*(?:[ée]toiles?|stars?|\*|sur\s+\d+)$", re.IGNORECASE)
+_RATING_UNIT = re.compile(r"\s*(?:[ée]toiles?|stars?|\*|★|⭐|sur\s+\d+)$", re.IGNORECASE)
 
 
 # What exports write for "no answer" (a survey question skipped, a review without stars):

@@ -109,6 +109,21 @@ def _print_ingest(console: Any, result: Any, source: str, *, configured: bool = 
             "--map field=column to change)",
             highlight=False,
         )
+    if "created_at" not in result.mapping and result.stored:
+        # Every verbatim dated now: a year of reviews reads as one day's spike, unless said.
+        where = (
+            f"set created_at in the mapping of source {source!r}"
+            if configured
+            else "--map created_at=COLUMN"
+        )
+        hint = ""
+        if result.date_like:
+            hint = f" (date-like: {', '.join(repr(c) for c in result.date_like)})"
+        console.print(
+            f"[yellow]  no date column read: the verbatims are dated now, at this ingest; "
+            f"{escape(where)}{escape(hint)}[/]",
+            highlight=False,
+        )
     resumed = f", resumed after row {result.resumed_from}" if result.resumed_from else ""
     console.print(
         f"[bold]{source}[/]: read {result.read}, stored [green]{result.stored}[/], "

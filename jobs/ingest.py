@@ -89,6 +89,11 @@ _ID_LIKE = re.compile(
     r"verbatim|retour|feedback|reponse|post|ticket)s?[ _-]?(?:id|ref|num(?:ero)?|no)$"
 )
 
+# Column names that say "a date" in the exports of the usual tools ("Date de création",
+# "Review Created (UTC)", "Submitted At", "Heure"): named in the warning of a file whose
+# verbatims are all dated at ingest time because no column was read as their date.
+_DATE_LIKE = re.compile(r"(?i)date|cr[ée]{2}|created|creation|time|heure|submitted|posted|publi")
+
 # A hook gets (event, number): "row" after each record, "commit" just before a batch commits.
 Hook = Callable[[str, int], None]
 
@@ -118,6 +123,9 @@ class IngestResult:
     reasons: dict[str, int] = dataclass_field(default_factory=dict)  # rejection code -> rows
     mapping: dict[str, str] = dataclass_field(default_factory=dict)  # field -> file column
     inferred: list[str] = dataclass_field(default_factory=list)  # fields not given by --map
+    # No column read as `created_at` (every verbatim dated at ingest time): the file's other
+    # columns whose name looks like a date, for the warning.
+    date_like: list[str] = dataclass_field(default_factory=list)
 
 
 def parse_mapping(items: Sequence[str] | str | None) -> dict[str, str]:
@@ -276,6 +284,14 @@ def check_file(
     """What is checked before a file is read: (its format, the column mapping), or None for
     an empty file. Raises ReaderError (binary, UTF-16, a JSON array) or MappingError (no text
     column, unknown columns) before anything is written."""
+    checked = _check_file(path, mapping, encoding)
+    return None if checked is None else checked[:2]
+
+
+def _check_file(
+    path: Path, mapping: Mapping[str, str] | None, encoding: str
+) -> tuple[Format, dict[str, str], list[str]] | None:
+    """`check_file`, and the file's columns."""
     check_text_file(path)
     fmt: Format = detect_format(path)
     file_columns = columns(path, fmt, encoding=encoding)
@@ -284,8 +300,8 @@ def check_file(
     if not file_columns and fmt == "jsonl":
         # Not one line is a JSON object (the whole file was scanned): nothing to map, and
         # every line is quarantined with its own reason rather than the file refused.
-        return fmt, {}
-    return fmt, resolve_mapping(file_columns, mapping or {})
+        return fmt, {}, []
+    return fmt, resolve_mapping(file_columns, mapping or {}), file_columns
 
 
 def ingest_file(
@@ -320,10 +336,10 @@ def ingest_file(
         raise MappingError("--source must be a non-empty name of at most 100 characters")
     encoding = check_encoding_name(encoding)
     location = str(path.resolve())
-    checked = check_file(path, mapping, encoding)
+    checked = _check_file(path, mapping, encoding)
     if checked is None:
         return IngestResult(None, location)  # an empty export: nothing to do, not an error
-    fmt, resolved = checked
+    fmt, resolved, file_columns = checked
     digest = fingerprint(path)
     mask = masker or LazyMasker(settings)
 
@@ -353,6 +369,9 @@ def ingest_file(
                 delete_encoding_errors(session, **same_file)
     result = IngestResult(run_id, location, resumed_from=watermark, mapping=dict(resolved))
     result.inferred = [f for f in resolved if f not in (mapping or {})]
+    if "created_at" not in resolved:
+        used = set(resolved.values())
+        result.date_like = [c for c in file_columns if c not in used and _DATE_LIKE.search(c)]
 
     bar = _Progress(progress, path.stat().st_size, f"{source} ← {path.name}")
     batch: list[dict[str, Any]] = []

@@ -6,11 +6,13 @@ and never the end of the file. Nothing holds more than one record in memory.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
 import json
 import re
+import shlex
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,7 +68,6 @@ def fingerprint(path: Path) -> str:
 # Signatures of files people export by mistake instead of CSV/JSONL.
 _MAGIC = {
     b"PK\x03\x04": "a ZIP archive (an .xlsx/.ods spreadsheet?)",
-    b"\x1f\x8b": "gzip-compressed",
     b"%PDF": "a PDF",
     b"\x89PNG": "a PNG image",
     b"\xff\xd8\xff": "a JPEG image",
@@ -82,6 +83,13 @@ def check_text_file(path: Path) -> None:
         head = fh.read(8192)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ReaderError(f"{path}: the file is UTF-16; save it as UTF-8 and retry")
+    if head.startswith(b"\x1f\x8b"):
+        # A CSV or JSONL already, compressed: "export it as CSV" sent people back to a tool
+        # whose export was right.
+        raise ReaderError(
+            f"{path}: the file is gzip-compressed; decompress it first, "
+            f"e.g. `gunzip -k {shlex.quote(str(path))}`"
+        )
     for magic, what in _MAGIC.items():
         if head.startswith(magic):
             raise ReaderError(f"{path}: this is {what}, not CSV or JSONL; export it as CSV (UTF-8)")
@@ -94,9 +102,15 @@ def check_text_file(path: Path) -> None:
 def file_encoding(path: Path, encoding: str) -> str:
     """`encoding`, or UTF-8 for a file that starts with the UTF-8 byte order mark (Excel's
     "CSV UTF-8"): a folder set to `cp1252` for its old exports read a new one as cp1252 and
-    stored every accent garbled ("arrÃªt"), silently (cp1252 decodes any byte)."""
+    stored every accent garbled ("arrÃªt"), silently (cp1252 decodes any byte).
+
+    Latin-1 is read as cp1252, as browsers read it: ISO-8859-1 has control codes where
+    Windows' Latin-1 has ’ œ € – …, which normalisation then dropped without a word
+    (« J’ai reçu un cœur » stored « Jai reçu un cur »)."""
     with path.open("rb") as fh:
-        return "utf-8" if fh.read(len(BOM)) == BOM else encoding
+        if fh.read(len(BOM)) == BOM:
+            return "utf-8"
+    return "cp1252" if codecs.lookup(encoding).name == "iso8859-1" else encoding
 
 
 def _check_encoding(head: bytes, path: Path) -> None:
@@ -188,15 +202,17 @@ def _read_header(path: Path, encoding: str = "utf-8") -> tuple[list[str], str]:
 
 
 def _unique_names(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
+    seen: set[str] = set()
     out = []
     for i, name in enumerate(names):
-        name = name.strip() or f"column_{i + 1}"
-        if name in seen:
-            seen[name] += 1
-            name = f"{name}_{seen[name]}"
-        else:
-            seen[name] = 1
+        base = name = name.strip() or f"column_{i + 1}"
+        n = 1
+        # Past the names already taken, the file's own included: "note;note_2;note" named its
+        # last column note_2 too, and one of the two values was dropped without a word.
+        while name in seen:
+            n += 1
+            name = f"{base}_{n}"
+        seen.add(name)
         out.append(name)
     return out
 
@@ -321,6 +337,18 @@ def iter_csv(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
     if not header:
         return
     width = len(header)
+    # A header cell left empty (named column_N): a trailing ";" some tools write on the header
+    # but not on the rows, or on the rows but not on the header, is an empty column either way.
+    unnamed = {i for i, name in enumerate(header) if name == f"column_{i + 1}"}
+
+    def fitted(row: list[str]) -> list[str]:
+        """`row` at the header's width when it differs only by empty trailing columns."""
+        if len(row) > width and not any(cell.strip() for cell in row[width:]):
+            return row[:width]
+        if len(row) < width and unnamed.issuperset(range(len(row), width)):
+            return row + [""] * (width - len(row))
+        return row
+
     with path.open("rb") as fh:
         lines = _Peekable(_physical_lines(fh, encoding))
         # Skip blank lines before the header, then the header itself (it may span lines).
@@ -368,7 +396,7 @@ def iter_csv(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
                         rows = list(csv.reader(io.StringIO("".join(parts)), delimiter=delimiter))
                     except csv.Error:
                         return False
-                    if len(rows) == 1 and len(rows[0]) == width:
+                    if len(rows) == 1 and len(fitted(rows[0])) == width:
                         confirmed = k
                         return True
                     return False
@@ -389,7 +417,7 @@ def iter_csv(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
                 return False
             if width < 2:
                 return True
-            return len(next(csv.reader([line], delimiter=delimiter), [])) == width
+            return len(fitted(next(csv.reader([line], delimiter=delimiter), []))) == width
 
         def emit() -> RawRecord | None:
             nonlocal number
@@ -426,6 +454,7 @@ def iter_csv(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
                     fh.tell(),
                     start,
                 )
+            row = fitted(row)
             if len(row) != width:
                 return RawRecord(
                     number,
@@ -510,7 +539,8 @@ def iter_jsonl(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
         _check_encoding(head, path)
         if head.lstrip(BOM).lstrip().startswith(b"[") and _json_array_file(fh):
             raise ReaderError(
-                f"{path}: a JSON array is not supported; write one JSON object per line (JSONL)"
+                f"{path}: a JSON array is not supported; write one JSON object per line (JSONL), "
+                "e.g. `jq -c '.[]' in.json > out.jsonl`"
             )
         if b"\r" in head and b"\n" not in head:
             _cr_only(head.decode(encoding, errors="replace"), path)
@@ -570,8 +600,6 @@ def iter_records(path: Path, fmt: Format, encoding: str = "utf-8") -> Iterator[R
 
 
 def check_encoding_name(encoding: str) -> str:
-    import codecs
-
     try:
         return codecs.lookup(encoding).name
     except LookupError:

@@ -237,8 +237,10 @@ def test_no_text_column_and_bad_files(
         ingest_file(sessions, settings, path, source="s")
     array = tmp_path / "arr.json"
     array.write_text('[{"text": "x"}]')
-    with pytest.raises(ReaderError, match="JSON array"):
+    with pytest.raises(ReaderError, match="JSON array") as refused:
         ingest_file(sessions, settings, array, source="s")
+    # Typeform's, Shopify's export: the message says how to make it JSONL.
+    assert "jq -c '.[]' in.json > out.jsonl" in str(refused.value)
     utf16 = tmp_path / "u16.csv"
     utf16.write_text("text\nbonjour\n", encoding="utf-16")
     with pytest.raises(ReaderError, match="UTF-16"):
@@ -349,6 +351,37 @@ def test_cli_ingest_and_user_errors(tmp_path: Path, settings: Settings, monkeypa
     assert "bad_date" in listed.output and "[bold]x,hier" in listed.output
 
 
+def test_cli_ingest_says_when_no_column_is_the_date(
+    tmp_path: Path, settings: Settings, monkeypatch
+) -> None:
+    """A Zendesk or Trustpilot export's date column is named « Date de création » or
+    « Review Created (UTC) », no name ingest knows: every review was dated at the ingest, a
+    year of them one day's spike, and nothing but its absence from `columns:` said so."""
+    from verbatim_cli import app
+
+    monkeypatch.setenv("VERBATIM_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("VERBATIM_DATABASE_URL", settings.resolved_database_url)
+    path = tmp_path / "zendesk.csv"
+    path.write_text(
+        "ID du ticket;Date de création;Commentaire;Note client\n"
+        "1;06/11/2026 14:03;Colis abîmé;2\n2;05/11/2026 09:10;Très bien;5\n",
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    out = runner.invoke(app, ["ingest", str(path), "-s", "zendesk", "-q"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0, out.output
+    assert "stored 2" in out.output
+    assert "no date column read: the verbatims are dated now" in out.output
+    assert "--map created_at=COLUMN (date-like: 'Date de création')" in out.output
+    mapped = runner.invoke(
+        app,
+        ["ingest", str(path), "-s", "z2", "-q", "--map", "created_at=Date de création"],
+        env={"COLUMNS": "200"},
+    )
+    assert mapped.exit_code == 0, mapped.output
+    assert "stored 2" in mapped.output and "no date column" not in mapped.output
+
+
 def test_quoted_header_nul_bytes_and_empty_files(
     tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
 ) -> None:
@@ -391,6 +424,14 @@ def test_other_encodings(
     assert "Très déçu, colis abîmé" in texts
     with pytest.raises(ReaderError, match="unknown encoding"):
         ingest_file(sessions, settings, path, source="s", encoding="klingon")
+    # A Windows export read as `--encoding latin-1` (the hint's other name for it): ISO-8859-1
+    # has control codes at ’ œ – €, which normalisation dropped: « Jai reçu un cur ».
+    windows = tmp_path / "caisse.csv"
+    windows.write_bytes("id;avis\nw1;J’ai reçu un cœur cassé – 80 €\n".encode("cp1252"))
+    latin1 = ingest_file(sessions, settings, windows, source="w", encoding="latin-1")
+    assert (latin1.stored, latin1.rejected) == (1, 0)
+    stored = session.scalars(select(Feedback).where(Feedback.source == "w")).one()
+    assert stored.text == "J'ai reçu un cœur cassé - 80 €"
 
 
 def test_a_row_undecodable_again_stays_in_quarantine(

@@ -50,6 +50,22 @@ def test_cli_binary_file_exits_2_without_traceback(
     assert "Traceback" not in res.output and "spreadsheet" in res.output
 
 
+def test_gzip_file_says_to_decompress_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    """`avis.csv.gz` is a CSV already: « export it as CSV (UTF-8) » sent the analyst back to
+    an export that was right; the message says to decompress it."""
+    from verbatim_cli import app
+
+    monkeypatch.setenv("VERBATIM_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "avis.csv.gz"
+    path.write_bytes(gzip.compress("id;avis\n1;Très bien\n".encode()))
+    res = CliRunner().invoke(app, ["ingest", str(path), "--source", "s", "-q"])
+    assert res.exit_code == 2
+    assert "Traceback" not in res.output and "export it as CSV" not in res.output
+    assert "gzip-compressed; decompress it first, e.g. `gunzip -k" in res.output
+
+
 def test_inferred_mapping_is_printed_and_sane(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings
 ) -> None:

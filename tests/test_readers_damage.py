@@ -139,6 +139,47 @@ def test_excel_sep_line_names_the_delimiter(
 
 
 @pytest.mark.parametrize(
+    "content",
+    [
+        # Rows end with ";", the header does not (an old CRM's export).
+        'id;avis;note\na1;Bon produit;4;\na2;"Colis\nabîmé";1;\na3;Trop;de;champs\n',
+        # The header ends with ";" (an empty column), the rows do not.
+        'id;avis;note;\na1;Bon produit;4\na2;"Colis\nabîmé";1\na3;Trop;de;champs;x\n',
+    ],
+)
+def test_an_empty_trailing_column_costs_no_row(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker[Session], content: str
+) -> None:
+    # Every row was `wrong_field_count` (« 4 fields, the header has 3 »): the whole export
+    # quarantined for a column with nothing in it; a field that is not empty still is.
+    path = tmp_path / "export.csv"
+    path.write_text(content, encoding="utf-8")
+    result = ingest_file(sessions, settings, path, source="s")
+    assert (result.read, result.stored, result.rejected) == (3, 2, 1)
+    assert result.reasons == {"wrong_field_count": 1}
+    stored = _stored(sessions)
+    assert {k: (f.text, f.rating) for k, f in stored.items()} == {
+        "a1": ("Bon produit", 4.0),
+        "a2": ("Colis\nabîmé", 1.0),
+    }
+    assert all(not f.meta for f in stored.values())
+
+
+def test_repeated_header_names_keep_every_column(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    # A form's export repeats a question's title; the second « note » was renamed note_2,
+    # the name of the file's own next column, and one of the two values was lost.
+    path = tmp_path / "typeform.csv"
+    path.write_text("id;avis;note;note_2;note\na1;Bien;4;A;B\n", encoding="utf-8")
+    assert readers.columns(path, "csv") == ["id", "avis", "note", "note_2", "note_3"]
+    result = ingest_file(sessions, settings, path, source="s")
+    assert (result.read, result.stored) == (1, 1)
+    stored = _stored(sessions)["a1"]
+    assert stored.rating == 4.0 and stored.meta == {"note_2": "A", "note_3": "B"}
+
+
+@pytest.mark.parametrize(
     ("name", "content", "message"),
     [
         ("mac.csv", b"id,text\ra1,Bien\ra2,Nul\r", "carriage return only"),

@@ -56,6 +56,25 @@ def test_parse_datetime_rejects(value: str) -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
+        ("45998", datetime(2025, 12, 7, tzinfo=UTC)),
+        (45998, datetime(2025, 12, 7, tzinfo=UTC)),
+        ("46328.5", datetime(2026, 11, 2, 12, 0, tzinfo=UTC)),
+        ("45998,25", None),  # not a number: still refused, never a day of 1970
+    ],
+)
+def test_parse_datetime_excel_serial_days(value: object, expected: datetime | None) -> None:
+    # A spreadsheet's date column in "General" format: every row was `bad_date` « '45998' is
+    # before 1990 » (read as seconds after 1970-01-01), the whole export quarantined.
+    if expected is None:
+        with pytest.raises(InvalidValue):
+            parse_datetime(value, now=NOW)
+    else:
+        assert parse_datetime(value, now=NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
         ("4", 4.0),
         ("4,5", 4.5),
         ("4/5", 4.0),
@@ -68,6 +87,8 @@ def test_parse_datetime_rejects(value: str) -> None:
         ("5 étoiles", 5.0),
         ("4 stars", 4.0),
         ("4*", 4.0),
+        ("4★", 4.0),
+        ("4,5 ⭐", 4.5),
         # "No answer" as exports write it: the verbatim is kept without a rating (the audit
         # found whole verbatims quarantined for "N/A").
         ("N/A", None),
