@@ -202,7 +202,10 @@ def regrade(session: Session, old: Taxonomy | None, new: Taxonomy) -> int:
             ratio = float(
                 (alert.details or {}).get("peak_ratio", alert.observed / max(expected, 1e-9))
             )
-        grade = severity_of(ratio, alert.p_value or 1.0, weights[theme.id])
+        # Not `p_value or 1.0`: a spike far beyond its baseline stores 0.0 (the NB tail
+        # underflows), the strongest evidence, which read as none lowered its grade.
+        p_value = 1.0 if alert.p_value is None else alert.p_value
+        grade = severity_of(ratio, p_value, weights[theme.id])
         if grade != alert.severity:
             alert.severity, alert.updated_at = grade, now
             changed += 1

@@ -114,6 +114,7 @@ def _check_listen(host: str, port: int) -> None:
     start-up: uvicorn said so only after the models and the warm-up (seconds to a minute),
     with its own log line and exit code 3. Binding as uvicorn does (SO_REUSEADDR: a port in
     TIME_WAIT after a restart is free)."""
+    import errno
     import socket
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn picks it
@@ -124,10 +125,17 @@ def _check_listen(host: str, port: int) -> None:
         except socket.gaierror as exc:
             raise fail(f"--host {host}: {exc.strerror}") from None
         except OSError as exc:
-            raise fail(
-                f"cannot listen on {host}:{port}: {exc.strerror or exc} (another server, "
-                "another `verbatim serve` perhaps, uses it: stop it or choose another --port)"
-            ) from None
+            # Only a busy port is another server's: an address of no interface here (or a
+            # port below 1024 without the right) was called busy too.
+            hint = {
+                errno.EADDRINUSE: "another server, another `verbatim serve` perhaps, uses it: "
+                "stop it or choose another --port",
+                errno.EADDRNOTAVAIL: "no network interface of this machine has this address: "
+                "choose another --host",
+                errno.EACCES: "a port below 1024 needs privileges: choose another --port",
+            }.get(exc.errno or 0)
+            why = f" ({hint})" if hint else ""
+            raise fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}{why}") from None
 
 
 def register(app: typer.Typer) -> None:

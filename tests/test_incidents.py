@@ -534,6 +534,55 @@ def test_a_severity_weight_edit_grades_the_live_alerts_and_incident_again(
     assert grades() == ({"low"}, "low")
 
 
+def test_a_weight_edit_keeps_the_evidence_of_a_p_value_of_zero(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    _weight_edit_keeps_zero_p_value(settings, sessions)
+
+
+@pytest.mark.postgres
+def test_a_weight_edit_regrades_and_moves_teams_postgres(
+    settings: Settings, pg_sessions: sessionmaker[Session]
+) -> None:
+    """The regrade and the team move (`follow_teams`) on PostgreSQL, as on SQLite."""
+    _weight_edit_keeps_zero_p_value(settings, pg_sessions, team="packaging")
+
+
+def _weight_edit_keeps_zero_p_value(
+    settings: Settings, sessions: sessionmaker[Session], team: str | None = None
+) -> None:
+    """A spike far beyond its baseline has p = 0.0 (the NB tail underflows), which the detector
+    grades as the strongest evidence: the regrade read it as 1.0 (no evidence), so raising
+    `severity_weight` turned a « critique » incident « moyenne »."""
+    from core import taxonomy_store
+    from nlp.spikes import SEVERITIES, severity_of
+
+    _packaging_spike(settings, sessions)
+    with session_scope(sessions) as session:
+        for alert in session.execute(select(Alert)).scalars():
+            alert.p_value = 0.0
+            alert.severity = severity_of(alert.details["peak_ratio"], 0.0)
+        cur = taxonomy_store.current(session, settings).taxonomy
+        themes = [
+            t.model_copy(update={"severity_weight": 1.2, "team": team or t.team})
+            if t.id == "emballage"
+            else t
+            for t in cur.themes
+        ]
+        taxonomy_store.save(
+            session, settings, cur.replaced_by(cur.model_copy(update={"themes": themes})), "t"
+        )
+    with session_scope(sessions) as session:
+        alerts = session.execute(select(Alert).where(Alert.status == "open")).scalars().all()
+        assert alerts
+        for a in alerts:
+            assert a.severity == severity_of(a.details["peak_ratio"], 0.0, 1.2), a.kind
+            assert team is None or a.team == team
+        inc = session.execute(select(Incident)).scalar_one()
+        assert inc.severity == max((a.severity for a in alerts), key=SEVERITIES.index)
+        assert team is None or inc.team == team
+
+
 def test_an_escalation_after_a_team_change_goes_to_the_new_team_and_says_so(
     settings: Settings,
     sessions: sessionmaker[Session],

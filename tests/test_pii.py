@@ -919,10 +919,24 @@ def test_letters_only_passwords_and_logins_given_as_the_value_are_masked() -> No
         ("mon mdp c'est loulou, merci", "mon mdp c'est <SECRET>, merci"),
         ("Mot de passe : Chocolat", "Mot de passe : <SECRET>"),
         ("identifiant : jdupont", "identifiant : <ID>"),
+        ("mdp : azerty et ça ne marche pas", "mdp : <SECRET> et ça ne marche pas"),
+        ("mon mdp est soleilbleu j'arrive pas", "mon mdp est <SECRET> j'arrive pas"),
     ]:
         assert mask_pii(text) == expected, text
         assert mask_pii(expected) == expected, expected
     for text in [
+        # Ordinary French after the cue: a sentence goes on after the word, or the word is a
+        # participle, an "-able" adjective or what went wrong (they were <SECRET>).
+        "mot de passe : rien ne marche",
+        "mon mot de passe est pourtant bon",
+        "le mot de passe est censé arriver par mail",
+        "mot de passe est resté bloqué",
+        "mon mot de passe est maintenant bloqué",
+        "mon mot de passe est enregistré",
+        "le mot de passe est sauvegardé",
+        "mot de passe est inutilisable",
+        "mot de passe : problème",
+        "mot de passe : erreur",
         "mdp azerty ou pas",  # no ":" nor "est": not said to be the value
         "mot de passe : incorrect",
         "mon mot de passe est refusé depuis hier",

@@ -128,3 +128,26 @@ def test_a_port_in_use_is_refused_before_start_up(tmp_path: Path) -> None:
         f"error: cannot listen on 127.0.0.1:{port}: Address already in use (another server, "
         "another `verbatim serve` perhaps, uses it: stop it or choose another --port)"
     ]
+
+
+def test_an_address_not_of_this_machine_is_not_called_busy(tmp_path: Path) -> None:
+    """`--host 192.0.2.1` (no interface has it) said « another server, another `verbatim
+    serve` perhaps, uses it: … choose another --port »: the port was never the problem."""
+    from typer.testing import CliRunner
+
+    from verbatim_cli import app
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERBATIM_")}
+    env.update(
+        VERBATIM_CONFIG=os.devnull,
+        VERBATIM_DATA_DIR=str(tmp_path / "data"),
+        VERBATIM_SENTIMENT_BACKEND="lexicon",
+        VERBATIM_API_PRELOAD_MODELS="false",
+        VERBATIM_API_WARM_UP="false",
+    )
+    res = CliRunner().invoke(app, ["serve", "--host", "192.0.2.1", "--port", "8765"], env=env)
+    assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
+    assert res.stderr.strip().splitlines() == [
+        "error: cannot listen on 192.0.2.1:8765: Cannot assign requested address (no network "
+        "interface of this machine has this address: choose another --host)"
+    ]

@@ -241,6 +241,16 @@ _SECRET_STATE = re.compile(
     r"|nouve|ancien|personnel|unique|demand)"
 )
 _PASSWORD_CUE = re.compile(r"passe|mdp|passw|pwd")
+# A letters-only value stands alone: the clause ends after it, or a new one starts ("mdp :
+# azerty et ça ne marche pas"). A sentence going on is prose ("mot de passe : rien ne marche",
+# "… est pourtant bon", "… est resté bloqué").
+_SAID_END = re.compile(
+    r"[ \t]*(?:$|[^\w\s'’-]|\n|j['’]|(?:et|mais|donc|car|je|merci|svp|stp)(?![\w'’-]))",
+    re.IGNORECASE,
+)
+# What went wrong, and the shapes of what is said of it: a participle ("enregistré",
+# "sauvegardé") or an "-able" / "-ible" adjective ("inutilisable").
+_SAID_PROSE = re.compile(r"(?i)probl[èe]me|erreur|souci|bug|.*(?:é|ée|és|ées|[ai]bles?)$")
 # NIR: sex, year, month, department (2A/2B for Corsica), commune, order, key; any grouping.
 _NIR = re.compile(
     r"\b[1-478][ .-]?\d{2}[ .-]?(?:0[1-9]|1[0-2]|[2-9]\d)[ .-]?"
@@ -1355,6 +1365,8 @@ class PiiMasker:
             and value.lower() not in _NOT_NAMES
             and value.lower() not in DEFAULT_KEEP
             and not _SECRET_STATE.match(value)
+            and not _SAID_PROSE.match(value)
+            and _SAID_END.match(m.string, m.end("bare")) is not None
         )
 
     @staticmethod

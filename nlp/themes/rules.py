@@ -54,9 +54,10 @@ _DETERMINERS = frozenset(
     | {"ces", "mon", "ton", "son", "ma", "ta", "sa", "mes", "tes", "ses", "notre", "votre"}
     | {"nos", "vos", "leur", "leurs"}
 )
-# "il le livre", "on vous les livre": "le" / "les" there is a pronoun, "livre" the verb.
+# "il le livre", "on vous les livre", "il me les livre": "le" / "les" there is a pronoun,
+# "livre" the verb.
 _CLITIC_BEFORE = frozenset(
-    {"je", "j", "tu", "il", "elle", "on", "nous", "vous", "ils", "elles", "ne", "n"}
+    {"je", "j", "tu", "il", "elle", "on", "nous", "vous", "ils", "elles", "ne", "n", "me", "te"}
 )
 
 
