@@ -1,4 +1,4 @@
-"""Personal data: erase a person's verbatims (`verbatim forget`, `DELETE /feedback/{id}`) and
+"""Personal data: erase a person's verbatims (`verbatim forget`) and
 delete verbatims past `retention_days` (`verbatim purge`, the scheduler's daily housekeeping).
 
 A verbatim goes with everything that can carry its words: analyses, theme mentions and their
@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -150,18 +151,26 @@ def _like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def quarantine_matching(session: Session, target: Target) -> Select[int]:
+def quarantine_matching(session: Session, target: Target) -> list[int]:
     """Rejected rows that quote what `target` names: its text, its key (within its source)
     or its customer reference; a bare id names no rejected row."""
     needles = [n.strip() for n in (target.contains, target.key, target.customer) if n]
     needles = [n for n in needles if len(n) >= 3]
     if not needles:
-        return select(Quarantine.id).where(Quarantine.id.is_(None))
+        return []
     where: list[Any] = [Quarantine.raw.ilike(f"%{_like(n)}%", escape="\\") for n in needles]
-    query = select(Quarantine.id).where(*where)
+    query = select(Quarantine.id, Quarantine.raw).where(*where).order_by(Quarantine.id)
     if target.source is not None:
         query = query.where(Quarantine.source == target.source)
-    return query
+    # A key or a customer reference is a whole value, not a piece of one: `--key AV-7` must
+    # not erase the rejected rows of AV-71 or AV-700 (other people's, lost for good).
+    whole = [_whole(n) for n in (target.key, target.customer) if n and len(n.strip()) >= 3]
+    return [qid for qid, raw in session.execute(query) if all(w.search(raw) for w in whole)]
+
+
+def _whole(value: str) -> re.Pattern[str]:
+    """`value` not glued to a letter, a digit or a dash (any case)."""
+    return re.compile(rf"(?<![\w-]){re.escape(value.strip())}(?![\w-])", re.IGNORECASE)
 
 
 def erase(session: Session, target: Target) -> Erased:
@@ -171,13 +180,12 @@ def erase(session: Session, target: Target) -> Erased:
     rows = session.execute(matching(session, target)).all()
     ids = [r[0] for r in rows]
     out = Erased()
-    out.quarantine = _rowcount(
-        session.execute(
-            delete(Quarantine).where(
-                Quarantine.id.in_(quarantine_matching(session, target).scalar_subquery())
-            )
+    rejected = quarantine_matching(session, target)
+    for i in range(0, len(rejected), _CHUNK):
+        chunk = rejected[i : i + _CHUNK]
+        out.quarantine += _rowcount(
+            session.execute(delete(Quarantine).where(Quarantine.id.in_(chunk)))
         )
-    )
     if not ids:
         return out
     days = {r[2] for r in rows}

@@ -99,7 +99,7 @@ def register(app: typer.Typer) -> None:
         console = Console()
         with session_scope(ctx.sessions) as session:
             rows = session.execute(matching(session, target)).all()
-            rejected = len(session.execute(quarantine_matching(session, target)).all())
+            rejected = len(quarantine_matching(session, target))
         if dry_run:
             for fid, src, day, text in rows[:SHOWN]:
                 clipped = " ".join(text.split())[:80]

@@ -64,6 +64,30 @@ def _analyze(analyzer: Any, texts: list[str]) -> list[Any]:
     return out
 
 
+def _still_stored(
+    session: Session, rows: Sequence[Any], docs: Sequence[Any]
+) -> tuple[list[Any], list[Any]]:
+    """`rows` (and their results) whose verbatim is still stored, held until the commit.
+
+    `verbatim forget` or `purge` may delete some while the batch is analysed: writing their
+    analyses failed the whole run on the foreign key (IntegrityError). Marking them analysed
+    first (UPDATE ... RETURNING, after the aggregates lock as an analysis batch takes it)
+    says which are left and keeps a deletion from committing before this batch does."""
+    if not rows:
+        return [], []
+    lock_aggregates(session, shared=True)
+    stmt = (
+        update(Feedback)
+        .where(Feedback.id.in_([r.id for r in rows]))
+        .values(analyzed=True)
+        .returning(Feedback.id)
+        .execution_options(synchronize_session=False)
+    )
+    alive = set(session.scalars(stmt))
+    pairs = [(r, d) for r, d in zip(rows, docs, strict=True) if r.id in alive]
+    return [r for r, _ in pairs], [d for _, d in pairs]
+
+
 def _recurrent(session: Session, rows: Sequence[Any]) -> set[int]:
     """Feedback ids whose customer already wrote before (an earlier verbatim, same key)."""
     keys = {r.customer_key for r in rows if r.customer_key}
@@ -263,6 +287,7 @@ def enrich(
                 log.warning("analyzer failed on feedback ids %s", failed[:20])
                 pairs = [(r, d) for r, d in zip(rows, docs, strict=True) if d is not None]
                 rows, docs = [r for r, _ in pairs], [d for _, d in pairs]
+            rows, docs = _still_stored(session, rows, docs)
             recurrent = _recurrent(session, rows)
             result.days.update(as_utc(r.created_at).date() for r in rows)
             stored = store_analyses(

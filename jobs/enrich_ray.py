@@ -106,7 +106,7 @@ class RangeAnalyzer:
     def analyse_range(self, lo: int, hi: int) -> tuple[int, int, int, list[date]]:
         """(analysed, mentions, failed, days) for the pending rows with lo <= id <= hi."""
         from core.store import as_utc, store_analyses, utcnow
-        from jobs.enrich import _analyze, _recurrent, _store_embeddings
+        from jobs.enrich import _analyze, _recurrent, _still_stored, _store_embeddings
 
         with session_scope(self.sessions) as session:
             rows = session.execute(
@@ -122,7 +122,7 @@ class RangeAnalyzer:
             if failed:  # left analyzed=False for the next run, as the in-process engine does
                 bad = sorted({r.id for r in rows} - {r.id for r, _ in kept})
                 log.warning("analyzer failed on feedback ids %s", bad[:20])
-            rows, docs = [r for r, _ in kept], [d for _, d in kept]
+            rows, docs = _still_stored(session, [r for r, _ in kept], [d for _, d in kept])
             stored = store_analyses(
                 session,
                 rows,

@@ -340,10 +340,19 @@ def iter_csv(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
     # A header cell left empty (named column_N): a trailing ";" some tools write on the header
     # but not on the rows, or on the rows but not on the header, is an empty column either way.
     unnamed = {i for i, name in enumerate(header) if name == f"column_{i + 1}"}
+    # How many empty fields past the header the file's rows end with, as its first record
+    # does (None: no record yet). A row with more is broken, not padded: « 3;Colis arrivé;
+    # mais cassé; » (an unquoted ";" in the text, the last column empty) was stored as
+    # « Colis arrivé », the rest read as the next column.
+    trailing: int | None = None
+
+    def extra(row: list[str]) -> int:
+        """The empty fields `row` has past the header's width (0 when one is not empty)."""
+        return 0 if any(cell.strip() for cell in row[width:]) else max(0, len(row) - width)
 
     def fitted(row: list[str]) -> list[str]:
         """`row` at the header's width when it differs only by empty trailing columns."""
-        if len(row) > width and not any(cell.strip() for cell in row[width:]):
+        if len(row) > width and extra(row) and trailing in (None, extra(row)):
             return row[:width]
         if len(row) < width and unnamed.issuperset(range(len(row), width)):
             return row + [""] * (width - len(row))
@@ -420,7 +429,7 @@ def iter_csv(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
             return len(fitted(next(csv.reader([line], delimiter=delimiter), []))) == width
 
         def emit() -> RawRecord | None:
-            nonlocal number
+            nonlocal number, trailing
             text = "".join(buffer)
             if not text.strip():
                 return None
@@ -454,6 +463,8 @@ def iter_csv(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
                     fh.tell(),
                     start,
                 )
+            if trailing is None:
+                trailing = extra(row)
             row = fitted(row)
             if len(row) != width:
                 return RawRecord(

@@ -210,6 +210,60 @@ def test_forget_by_source_key_customer_or_text(
         assert erased.quarantine == 1 and _count(s, Quarantine) == 0
 
 
+def test_forget_by_key_or_customer_spares_the_rejected_rows_of_longer_ones(
+    settings: Settings, sessions: sessionmaker
+) -> None:
+    # `--key AV-77` erased the quarantined rows of AV-771 and AV-7700 too (a LIKE on a piece
+    # of the value): other customers' rejected rows, lost for good.
+    raws = {
+        "AV-77;pas une date;CMD-44;Colis perdu": True,
+        "AV-771;pas une date;CMD-441;Très déçu": False,
+        "AV-7700;hier;CMD-4400;Livraison rapide": False,
+        '{"id": "av-77", "customer": "cmd-44", "text": "Remboursé"}': True,
+    }
+    with session_scope(sessions) as s:
+        for raw in raws:
+            s.add(Quarantine(source="boutique", reason="bad_date", raw=raw, created_at=TODAY))
+    for target in (Target(source="boutique", key="AV-77"), Target(customer="CMD-44")):
+        with session_scope(sessions) as s:
+            assert erase(s, target).quarantine == 2, target
+            left = set(s.scalars(select(Quarantine.raw)))
+            assert left == {raw for raw, gone in raws.items() if not gone}, target
+            s.rollback()
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_forget_while_enrich_analyses_the_verbatim(
+    tmp_path: Path, settings: Settings, request: pytest.FixtureRequest, analyzer, db: str
+) -> None:
+    # The batch's analyses were written for a verbatim deleted meanwhile: the run failed on
+    # the foreign key (IntegrityError), no analysis of the batch stored.
+    from jobs.enrich import enrich
+    from jobs.ingest import ingest_file
+
+    sessions = request.getfixturevalue("sessions" if db == "sqlite" else "pg_sessions")
+    src = _feed(tmp_path, days=2)
+    ingest_file(sessions, settings, src.path, source="boutique", mapping=src.mapping)
+    with session_scope(sessions) as s:
+        fid = s.scalar(select(Feedback.id).where(Feedback.external_id == "AV-7781"))
+        pending = _count(s, Feedback)
+
+    class Racing:  # `verbatim forget` commits while the batch is being analysed
+        model_version = analyzer.model_version
+
+        def analyze(self, texts: list[str]) -> list[object]:
+            with session_scope(sessions) as other:
+                erase(other, Target(ids=[fid]))
+            return analyzer.analyze(texts)
+
+    result = enrich(sessions, settings, analyzer=Racing(), batch_size=1000)
+    assert result.analyzed == pending - 1
+    with session_scope(sessions) as s:
+        assert _count(s, Feedback) == _count(s, Analysis) == pending - 1
+        assert _count(s, Feedback, Feedback.analyzed.is_(False)) == 0
+        assert _count(s, ThemeMention, ThemeMention.feedback_id == fid) == 0
+
+
 def _purge_keeps_history(settings: Settings, sessions: sessionmaker, analyzer, src) -> None:  # type: ignore[no-untyped-def]
     _run(settings, sessions, analyzer, src)
     cut = TODAY - timedelta(days=5)

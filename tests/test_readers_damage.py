@@ -165,6 +165,31 @@ def test_an_empty_trailing_column_costs_no_row(
     assert all(not f.meta for f in stored.values())
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        # Rows as wide as the header: one more field, even empty, is a broken row.
+        "id;avis;ville\na1;Bon produit;Paris\na2;Colis arrivé; mais cassé;\na3;Bien;Lyon\n",
+        # Rows end with one ";": two more fields are a broken row.
+        "id;avis;ville\na1;Bon produit;Paris;\na2;Colis arrivé; mais cassé;;\na3;Bien;Lyon;\n",
+    ],
+)
+def test_an_unquoted_delimiter_before_an_empty_last_column_is_not_a_trailing_one(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker[Session], content: str
+) -> None:
+    # The empty fields were cut as a trailing column: « Colis arrivé » stored, the rest of
+    # the complaint read as the town, without a word.
+    path = tmp_path / "export.csv"
+    path.write_text(content, encoding="utf-8")
+    result = ingest_file(sessions, settings, path, source="s")
+    assert (result.read, result.stored, result.rejected) == (3, 2, 1)
+    assert result.reasons == {"wrong_field_count": 1}
+    assert {k: f.text for k, f in _stored(sessions).items()} == {
+        "a1": "Bon produit",
+        "a3": "Bien",
+    }
+
+
 def test_repeated_header_names_keep_every_column(
     tmp_path: Path, settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
