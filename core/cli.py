@@ -239,7 +239,8 @@ def bootstrap(settings: Settings | None = None, **overrides: Any) -> CliContext:
     except ModuleNotFoundError as exc:
         raise fail(
             f"database driver missing ({exc.name}); "
-            "for PostgreSQL: pip install 'verbatim[postgres]'"
+            'for PostgreSQL: pip install -e ".[postgres]" in the checkout (PyPI\'s `verbatim` is '
+            "another project)"
         ) from None
     migrate(engine)
     return CliContext(settings, engine, session_factory(engine))

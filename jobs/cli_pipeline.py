@@ -272,7 +272,8 @@ def register(app: typer.Typer) -> None:
         ),
         # Help texts are Rich markup: "\\[" keeps a literal "[" (else "[ray]" is eaten).
         engine: str = typer.Option(
-            "local", help="local (this process) or ray (pip install 'verbatim\\[ray]')"
+            "local",
+            help='local (this process) or ray (pip install -e ".\\[ray]" in the checkout)',
         ),
         address: str = typer.Option(
             None, help="ray: cluster address ('auto', 'ray://head:10001'); default: local Ray"
@@ -302,7 +303,10 @@ def register(app: typer.Typer) -> None:
             try:
                 import ray  # noqa: F401
             except ImportError:
-                raise fail("Ray is not installed: pip install 'verbatim[ray]'") from None
+                # The checkout's extra: PyPI's `verbatim` is another project (speech-to-text).
+                raise fail(
+                    'Ray is not installed: pip install -e ".[ray]" in the checkout'
+                ) from None
             version = None
             if reanalyze:
                 # The version the workers will write, to know what is not analysed by it yet.

@@ -13,6 +13,7 @@ counted twice. Every worker needs the code installed and the database reachable
 from __future__ import annotations
 
 import logging
+import os
 import re
 import socket
 from dataclasses import dataclass
@@ -55,6 +56,22 @@ def _last_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     found = [line for line in lines if _EXCEPTION_LINE.match(line)]
     return found[-1] if found else lines[-1] if lines else type(exc).__name__
+
+
+def _probe(address: str | None, timeout: float = 5.0) -> None:
+    """Refuse a host:port where nothing answers: Ray itself retries such an address about 14
+    minutes (20 tries of ~40 s), printing a warning each time, before it gives up."""
+    if not address or address in ("auto", "local") or "://" in address:
+        return  # a local instance, Ray's own lookup, Ray Client: Ray fails fast on those
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return  # malformed: ray.init says so (RayConfigError)
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as exc:
+        raise RayEngineError(
+            f"cannot reach the Ray cluster at {address}: nothing answers there ({exc})"
+        ) from None
 
 
 def pending_ranges(sessions: sessionmaker[Session], size: int) -> list[tuple[int, int]]:
@@ -199,7 +216,10 @@ def enrich_ray(
     if not ranges:
         return prepared
     if not ray.is_initialized():
-        where = opts.address or "a local Ray instance"
+        # Without --address, Ray connects to $RAY_ADDRESS when set: that is the one to try.
+        target = opts.address or os.environ.get("RAY_ADDRESS") or None
+        where = target or "a local Ray instance"
+        _probe(target)
         try:
             ray.init(
                 address=opts.address,
@@ -217,6 +237,11 @@ def enrich_ray(
     # Workers build their own Settings from these values (their environment may differ).
     worker_settings = settings.model_dump(mode="json")
     worker_settings["database_url"] = settings.resolved_database_url
+    # Only the options each source was given: its kind's check refuses the others (the
+    # defaults of `url`, `max_retries`… on a folder source failed every actor).
+    worker_settings["sources"] = [
+        source.model_dump(mode="json", exclude_unset=True) for source in settings.sources
+    ]
     ds = ray.data.from_items([{"lo": lo, "hi": hi} for lo, hi in ranges])
     results = ds.map_batches(
         RangeAnalyzer,

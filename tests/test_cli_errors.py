@@ -277,7 +277,7 @@ def test_help_texts_say_what_the_options_do(tmp_path: Path) -> None:
     expected = {
         ("pull", "--help"): "Ingest the configured [[sources]] (files",
         ("scheduler", "--help"): "Run the jobs of [scheduler] in verbatim.toml",
-        ("enrich", "--help"): "pip install 'verbatim[ray]'",
+        ("enrich", "--help"): 'pip install -e ".[ray]" in the checkout',
         ("--help",): "Only errors in the log.",
     }
     for args, text in expected.items():

@@ -202,6 +202,54 @@ def test_ray_engine_errors_are_one_line(
     assert started == ["10.0.0.9:6379", "nonsense"]  # a bad backend starts no Ray at all
 
 
+def test_an_address_where_nothing_answers_fails_in_seconds(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--address 127.0.0.1:<a closed port>`, a host that does not resolve, or such a
+    $RAY_ADDRESS: Ray retried about 14 minutes, a warning every 40 s, before its own error.
+    Refused before Ray starts."""
+    ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
+    import socket
+
+    from typer.testing import CliRunner
+
+    from verbatim_cli import app
+
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    _seed(session_factory(engine), 3)
+    engine.dispose()
+    with socket.socket() as sock:  # a port nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    started: list[object] = []
+
+    def hangs(address: str | None = None, **_: object) -> None:
+        started.append(address)  # the real one retries for minutes here
+        raise ConnectionError(f"Failed to connect to Ray cluster at {address}")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", hangs)
+    env = {
+        "VERBATIM_CONFIG": os.devnull,
+        "VERBATIM_DATA_DIR": str(settings.data_dir),
+        "VERBATIM_SENTIMENT_BACKEND": "lexicon",
+    }
+    for address in (f"127.0.0.1:{closed}", "nohost.invalid:6379"):
+        res = CliRunner().invoke(app, ["enrich", "--engine", "ray", "--address", address], env=env)
+        assert res.exit_code == 1, (address, res.output, res.exception)
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1, res.stderr
+        assert f"cannot reach the Ray cluster at {address}: nothing answers there" in lines[0]
+    # No --address but $RAY_ADDRESS (set on a cluster's machines): Ray connects there.
+    res = CliRunner().invoke(
+        app, ["enrich", "--engine", "ray"], env={**env, "RAY_ADDRESS": f"127.0.0.1:{closed}"}
+    )
+    assert res.exit_code == 1, (res.output, res.exception)
+    assert f"cannot reach the Ray cluster at 127.0.0.1:{closed}: nothing" in res.stderr
+    assert started == []
+
+
 def test_ray_engine_says_how_many_verbatims_failed(
     tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -315,6 +363,26 @@ def test_workers_that_cannot_load_the_analyzer_fail_the_run_in_one_line(
     message = str(caught.value)
     assert "\n" not in message and "needs a trained model path" in message, message
     assert caught.value.exit_code == 1
+    engine.dispose()
+
+
+def test_workers_accept_a_configuration_with_a_folder_source(
+    local_ray: None, tmp_path: Path, settings: Settings
+) -> None:
+    """With a `[[sources]]` folder (as deploy/verbatim.toml has), every actor refused its
+    settings: they were handed the source's defaults (`url`, `max_retries`…) as if given,
+    which a folder does not read, and the run failed on « 1 validation error for Settings »."""
+    from core.settings import SourceConfig
+    from jobs.enrich_ray import RayOptions, enrich_ray
+
+    inbox = SourceConfig(source="exports", kind="folder", path=tmp_path, pattern="*.*")
+    settings = settings.model_copy(update={"sources": [inbox]})
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    _seed(sessions, 3)
+    assert enrich_ray(settings, sessions, options=RayOptions(workers=1)).analyzed == 3
+    assert _counts(sessions)[:2] == (3, 3)
     engine.dispose()
 
 
