@@ -348,3 +348,19 @@ def test_cli_forget_and_purge(
     assert res.exit_code == 0 and "their days' counts are kept" in " ".join(res.output.split())
     with session_scope(sessions) as s:
         assert _count(s, Feedback, Feedback.created_at < datetime.now(UTC) - timedelta(days=6)) == 0
+
+
+def test_forget_leaves_no_trace_of_the_text_in_the_sqlite_file(
+    tmp_path: Path, settings: Settings, engine, sessions: sessionmaker, analyzer
+) -> None:
+    """SQLite keeps a deleted row's bytes in its free pages unless `secure_delete` is on,
+    which depends on how the library was built: the erased text stayed readable in the
+    database file (`strings verbatim.db`)."""
+    _run(settings, sessions, analyzer, _feed(tmp_path))
+    with session_scope(sessions) as s:
+        fid = s.scalar(select(Feedback.id).where(Feedback.external_id == "AV-7781"))
+        erase(s, Target(ids=[fid]))
+    path = Path(engine.url.database)
+    engine.dispose()  # the last connection checkpoints the WAL into the file
+    stored = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+    assert b"zqxwv" not in stored
