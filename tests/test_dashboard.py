@@ -31,6 +31,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
+from core.erasure import purge
 from core.models import Alert, Incident, Topic
 from core.settings import Settings
 from service.app import create_app
@@ -633,6 +634,10 @@ def test_error_and_empty_states_in_browser(
             expect(page.locator("#status")).to_contain_text("le thème « inconnu » n'existe pas")
             expect(page.locator("#view-theme")).to_be_hidden()
             expect(page.locator("#detail-title")).to_be_hidden()  # not « Livraison » any more
+            # A theme link cut before its theme: the themes list, not « le thème « null » ».
+            page.goto(f"{url}/#view=theme&start={START}&end={LAST_DAY}")
+            expect(page.locator("body[data-ready=themes]")).to_have_count(1)
+            expect(page.locator("#status")).to_be_empty()
 
             # A request the server refuses: its reason (said in French when it is a usual
             # one) follows the French message.
@@ -679,6 +684,35 @@ def test_error_and_empty_states_in_browser(
                 "aria-pressed", "true"
             )
             expect(page.locator("#verbatims li.verbatim").first).to_be_visible()
+
+            # A source the server does not know (a bookmarked link mistyped, a source since
+            # renamed): said with the known ones, and one button clears it (the view stayed
+            # hidden under the error, the bogus source still offered in the select).
+            page.evaluate("delete document.body.dataset.ready")
+            page.goto(f"{url}/#theme=livraison&start={START}&end={LAST_DAY}&source=trustpilt")
+            expect(page.locator("#status")).to_contain_text(
+                "(source inconnue : « trustpilt » ; sources connues : "
+            )
+            expect(page.locator("#status")).to_contain_text("appli")
+            expect(page.locator("#view-theme")).to_be_hidden()
+            page.locator("#reset-source").click()
+            expect(page.locator("body[data-ready=theme]")).to_have_count(1)
+            expect(page.locator("#status")).to_be_empty()
+            assert "source=" not in page.url
+            expect(page.locator("#source option[value=trustpilt]")).to_have_count(0)
+            expect(page.locator("#verbatims li.verbatim").first).to_be_visible()
+
+            # Days purged by retention keep their counts, not their verbatims: the list says
+            # so, not « Aucun verbatim » under counted mentions (last: it deletes seeds).
+            with session_scope(sessions) as session:
+                purge(session, before=START)
+            before = START - timedelta(days=1)
+            page.goto(f"{url}/#theme=livraison&start={before - timedelta(days=6)}&end={before}")
+            expect(page.locator("#theme-kpis .kpi").first).not_to_contain_text("Mentions0")
+            expect(page.locator("#verbatims")).to_have_text(
+                "Aucun verbatim conservé pour ces filtres : ces jours ont été purgés (durée de"
+                " conservation des données personnelles), seuls leurs compteurs restent."
+            )
         finally:
             browser.close()
 
@@ -873,6 +907,20 @@ def test_verbatim_buttons_say_when_the_server_fails(
             expect(status).to_contain_text("(code 500)")
             expect(more).to_be_enabled()
             expect(items).to_have_count(20)
+            page.unroute(next_page)
+            # A cursor of the server before an upgrade: said in French, with what to do.
+            stale = '{"detail": "invalid cursor (use next_cursor from the previous page)"}'
+            page.route(
+                next_page,
+                lambda route: route.fulfill(
+                    status=422, content_type="application/json", body=stale
+                ),
+            )
+            more.click()
+            expect(status).to_have_text(
+                "Impossible de charger plus de verbatims : Paramètres refusés par le serveur."
+                " (suite de la liste périmée : rechargez la page)"
+            )
             page.unroute(next_page)
             more.click()  # the same cursor: the next page, once
             expect(items).to_have_count(40)

@@ -90,7 +90,8 @@ function svg(tag, attrs = {}) {
 // --- API ------------------------------------------------------------------------------------
 
 class ApiError extends Error {
-  constructor(status, message) { super(message); this.status = status; }
+  // `field`: the parameter the server refused ("source"), when it names one.
+  constructor(status, message, field = null) { super(message); this.status = status; this.field = field; }
 }
 const MESSAGES = {
   401: "Clé API manquante ou invalide : renseignez une clé (bouton « Clé API »).",
@@ -104,8 +105,12 @@ const DETAILS = [
   [/^end must not be before start/, "la date de fin est avant la date de début"],
   [/^a period spans at most (\d+) days/, "une période couvre au plus $1 jours"],
   [/^unknown theme/, "thème inconnu"],
-  [/^unknown source '(.*)'; known/, "source inconnue : « $1 »"],
+  // The known ones said too: « source inconnue » alone left the analyst guessing the spelling.
+  [/^unknown source '(.*)'; known: none yet$/, "source inconnue : « $1 » ; aucune source encore"],
+  [/^unknown source '(.*)'; known: (.*)$/, "source inconnue : « $1 » ; sources connues : $2"],
   [/has no 'write' scope/, "clé en lecture seule"],
+  // A « Voir plus » cursor of the server before an upgrade (the page left open across it).
+  [/^invalid cursor/, "suite de la liste périmée : rechargez la page"],
   [/was (resolved|acknowledged) by/, "déjà traité par un autre analyste"],
 ];
 const UNREACHABLE = "Serveur injoignable : vérifiez que « verbatim serve » tourne.";
@@ -140,24 +145,32 @@ async function api(path, options = {}) {
     $("#key-dialog").showModal();
     throw new ApiError(401, "auth");
   }
-  if (!res.ok) throw new ApiError(res.status, frMessage(res.status) + await serverDetail(res));
+  if (!res.ok) {
+    const reply = await serverReply(res);
+    throw new ApiError(res.status, frMessage(res.status) + frDetail(reply.detail), reply.field);
+  }
   return res.json();
+}
+
+// The server's reason and the parameter it names, when it answered JSON.
+async function serverReply(res) {
+  try {
+    const body = await res.json();
+    return { detail: typeof body.detail === "string" ? body.detail : "", field: body.field ?? null };
+  } catch (e) {
+    return { detail: "", field: null };  // not JSON
+  }
 }
 
 // The server's own reason ("end must not be before start", "incident 3 was resolved by …"):
 // the generic French message alone left the analyst guessing what to change.
-async function serverDetail(res) {
-  try {
-    const detail = (await res.json()).detail;
-    if (typeof detail !== "string" || !detail) return "";
-    for (const [re, french] of DETAILS) {
-      const found = detail.match(re);
-      if (found) return ` (${french.replace("$1", found[1] ?? "")})`;
-    }
-    return ` (${detail})`;
-  } catch (e) {
-    return "";  // not JSON
+function frDetail(detail) {
+  if (!detail) return "";
+  for (const [re, french] of DETAILS) {
+    const found = detail.match(re);
+    if (found) return ` (${french.replace(/\$(\d)/g, (_, n) => found[n] ?? "").replace(/ in all\)$/, " en tout)")})`;
   }
+  return ` (${detail})`;
 }
 
 // Authenticated CSV download (a plain link could not send the key header).
@@ -165,7 +178,7 @@ async function download(path, filename) {
   let blob;
   try {
     const res = await fetch(path, { headers: keyHeaders({ Accept: "text/csv" }) });
-    if (!res.ok) { setStatus("Export impossible : " + frMessage(res.status) + await serverDetail(res)); return; }
+    if (!res.ok) { setStatus("Export impossible : " + frMessage(res.status) + frDetail((await serverReply(res)).detail)); return; }
     blob = await res.blob();
   } catch (e) {
     // The server unreachable (or the answer cut): said, not an uncaught rejection and nothing.
@@ -217,7 +230,9 @@ function readHash() {
   const p = new URLSearchParams(location.hash.slice(1));
   state.theme = p.get("theme");
   const view = p.get("view");
-  const shown = state.theme ? "theme" : VIEWS.includes(view) ? view : "overview";
+  // « view=theme » without its theme (a link cut short): the themes list, not « le thème
+  // « null » n'existe pas ».
+  const shown = state.theme ? "theme" : view === "theme" ? "themes" : VIEWS.includes(view) ? view : "overview";
   if (shown !== state.view) state.incidentsAll = false;  // the overview's list folds again
   state.view = shown;
   // The link's dates as the date inputs take them: one they refuse (2026-02-30, 2026-2-3)
@@ -726,6 +741,7 @@ async function renderTheme() {
       `clients récurrents : ${fmtNum(breakdown.recurrent)} (${fmtPct(s.volume ? breakdown.recurrent / s.volume : 0)})`),
     s.volume ? gravityChart(breakdown.by_day) : "");
   const counts = { "": s.volume, negative: s.negatives, neutral: s.neutrals, positive: s.positives };
+  state.counts = counts;
   // The counts are French verbatims (the aggregates); the list shows every language.
   const foreign = breakdown.by_language.filter((r) => !["fr", "und"].includes(r.key));
   let langNote = $("#lang-note");
@@ -775,6 +791,16 @@ function verbatimParams(limit = VERBATIMS_PAGE) {
   return p;
 }
 
+// An empty list under counted (French) mentions: their days were purged (`retention_days`
+// keeps the counts, not the verbatims); « Aucun verbatim » under « 63 mentions » read as broken.
+function emptyVerbatims() {
+  const counted = state.counts?.[state.polarity] || 0;
+  return counted && ["", "fr"].includes($("#language").value)
+    ? "Aucun verbatim conservé pour ces filtres : ces jours ont été purgés (durée de conservation " +
+      "des données personnelles), seuls leurs compteurs restent."
+    : "Aucun verbatim pour ces filtres.";
+}
+
 async function loadVerbatims(append, limit = VERBATIMS_PAGE) {
   const p = verbatimParams(limit);
   if (append && state.cursor) p.set("cursor", state.cursor);
@@ -799,7 +825,7 @@ async function loadVerbatims(append, limit = VERBATIMS_PAGE) {
           ` · gravité ${fmtPct(v.severity)}`, " ", fix),
       highlighted(v.text, v.evidence)));
   }
-  if (!append && !data.items.length) list.append(el("li", { class: "muted" }, "Aucun verbatim pour ces filtres."));
+  if (!append && !data.items.length) list.append(el("li", { class: "muted" }, emptyVerbatims()));
   state.cursor = data.next_cursor;
   $("#more").hidden = !data.next_cursor;
   return list.children[shown] ?? null;
@@ -1126,7 +1152,22 @@ async function render() {
     // No figures of another theme or period left on screen under the error.
     $("#view-" + state.view).hidden = true;
     if (err.message !== "auth") setStatus((state.linkProblem ? state.linkProblem + " " : "") + "Erreur : " + err.message);
+    if (err.status === 422 && err.field === "source" && $("#source").value) offerSourceReset();
   }
+}
+
+// A source the server does not know (a bookmarked link mistyped, a source since renamed): the
+// view stayed hidden under the error, and only editing the URL by hand brought it back.
+function offerSourceReset() {
+  const unknown = $("#source").value;
+  const reset = el("button", { type: "button", class: "ghost small", id: "reset-source" }, "Retirer le filtre de source");
+  reset.addEventListener("click", () => {
+    // The link's value the select was given (ensureOption): not offered again.
+    [...$("#source").options].find((o) => o.value === unknown)?.remove();
+    $("#source").value = "";
+    go(state.view, state.view === "theme" ? { theme: state.theme } : {});
+  });
+  $("#status").append(" ", reset);
 }
 
 function init() {
