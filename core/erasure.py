@@ -114,6 +114,11 @@ def check_target(target: Target) -> None:
         raise ErasureError(
             "--source alone would erase a whole source: add --key, --customer or --contains"
         )
+    # An empty value (an unset shell variable) matches nobody: "nothing matches" would tell
+    # the person's request was served.
+    for flag, value in (("--key", target.key), ("--customer", target.customer)):
+        if value is not None and not value.strip():
+            raise ErasureError(f"{flag} is empty: give the value as the feed has it")
     if target.contains is not None and len(target.contains.strip()) < 3:
         raise ErasureError("--contains needs at least 3 characters")
 
@@ -194,6 +199,8 @@ def erase(session: Session, target: Target) -> Erased:
         chunk = ids[i : i + _CHUNK]
         _delete_rows(session, select(Feedback.id).where(Feedback.id.in_(chunk)), out)
     _scrub(session, texts, out)
+    # Every API process drops its kept views at once: a stale answer would show the text.
+    bump_version(session, "erasures")
     out.days = sorted(days)
     aggregate(session, days=out.days)  # purged days (before the horizon) are left as they are
     return out

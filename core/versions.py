@@ -57,6 +57,9 @@ class Versions:
     # latest analyst correction: every view's token changes at once, in every API process
     # (a job's write may be served stale while the view is rebuilt; an analyst's own fix not)
     corrections: int = 0
+    # the "erasures" data version (`verbatim forget`, DELETE /feedback/{id}): likewise, an
+    # erased verbatim's text is never answered late from a kept view
+    erasures: int = 0
     key_scopes: str | None = None  # scopes of the API key asked about (None: no such live key)
 
 
@@ -102,6 +105,7 @@ def _versions_sql(with_key: bool) -> TextualSelect:
         f"(SELECT count(*) FROM {t['Incident']}) AS incidents_n",
         f"(SELECT max(updated_at) FROM {t['Incident']}) AS incidents_updated",
         f"(SELECT max(id) FROM {t['Correction']}) AS corrections",
+        f"(SELECT version FROM {t['DataVersion']} WHERE name = 'erasures') AS erasures",
     ]
     if with_key:
         parts.append(
@@ -129,7 +133,7 @@ def read_versions(
 
     On SQLite the result is kept with the connection and reused while `PRAGMA data_version`
     (commits by any other connection) and the connection's own change count are unchanged:
-    two integer reads instead of 14 subqueries, on every cached and cold API read. On
+    two integer reads instead of 15 subqueries, on every cached and cold API read. On
     PostgreSQL, given the process's change `feed`, it is reused until a change is notified
     (`core.change_feed`): no statement at all."""
     if feed is not None:
@@ -185,7 +189,8 @@ def _read_versions(conn: Session | Connection, key_hash: str | None) -> Versions
         topics=int(row[9] or 0),
         incidents=(int(row[10] or 0), str(row[11])),
         corrections=int(row[12] or 0),
-        key_scopes=row[13] if key_hash is not None else None,
+        erasures=int(row[13] or 0),
+        key_scopes=row[14] if key_hash is not None else None,
     )
 
 
@@ -285,9 +290,9 @@ def only_job_data_differs(kept: ViewToken, current: ViewToken) -> bool:
 
 def view_token(versions: Versions, changes: ChangeLog, deps: ViewDeps) -> ViewToken:
     """The token of a view with these dependencies (`changes` refreshed first), in two parts:
-    what the API changes too (alerts, taxonomy, incidents, corrections: an acknowledgement, a
-    taxonomy edit, an analyst's fix), then what only the jobs write (ingest, enrich,
-    aggregate, topics)."""
+    what the API changes too (alerts, taxonomy, incidents, corrections, erasures: an
+    acknowledgement, a taxonomy edit, an analyst's fix, a verbatim erased), then what only
+    the jobs write (ingest, enrich, aggregate, topics)."""
     every_rebuild = (versions.aggregates, versions.aggregate_ids)
     return (
         (
@@ -295,6 +300,7 @@ def view_token(versions: Versions, changes: ChangeLog, deps: ViewDeps) -> ViewTo
             versions.taxonomy,
             versions.incidents if deps.incidents else None,
             versions.corrections,
+            versions.erasures,
         ),
         (
             versions.latest_day,

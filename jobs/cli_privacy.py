@@ -64,7 +64,9 @@ def register(app: typer.Typer) -> None:
             None, help="verbatims whose stored (PII-masked) text contains this, any case"
         ),
         dry_run: bool = typer.Option(False, "--dry-run", help="list what would go, delete nothing"),
-        yes: bool = typer.Option(False, "--yes", "-y", help="no confirmation for several rows"),
+        yes: bool = typer.Option(
+            False, "--yes", "-y", help="no confirmation when several rows would go"
+        ),
     ) -> None:
         """Right to erasure: delete verbatims and everything derived from them.
 
@@ -86,8 +88,9 @@ def register(app: typer.Typer) -> None:
             quarantine_matching,
         )
 
-        if any(i < 1 for i in ids or []):
-            raise fail("--id must be a feedback id (1 or more)")
+        # feedback.id is a 32-bit integer: a larger one was a driver traceback, not an answer.
+        if any(not 1 <= i <= 2**31 - 1 for i in ids or []):
+            raise fail("--id must be a feedback id (1 to 2147483647)")
         target = Target(
             ids=tuple(ids or ()), source=source, key=key, customer=customer, contains=contains
         )
@@ -114,16 +117,16 @@ def register(app: typer.Typer) -> None:
         if not rows and not rejected:
             console.print("nothing matches: no verbatim erased")
             return
-        if len(rows) > 1 and not yes:
-            prompt = f"erase {len(rows)} verbatims and {rejected} rejected row(s)?"
+        # Rejected rows are lost for good too: one verbatim with its rejected rows asks.
+        if len(rows) + rejected > 1 and not yes:
+            what = f"{len(rows)} verbatim(s) and {rejected} rejected row(s)"
             try:
-                confirmed = typer.confirm(prompt)
+                confirmed = typer.confirm(f"erase {what}?")
             except typer.Abort:  # no terminal to answer on
                 confirmed = False
             if not confirmed:
                 raise fail(
-                    f"{len(rows)} verbatims match, nothing erased: check them with --dry-run, "
-                    "then add --yes",
+                    f"{what} match, nothing erased: check them with --dry-run, then add --yes",
                     1,
                 )
         with session_scope(ctx.sessions) as session:

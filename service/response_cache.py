@@ -16,7 +16,7 @@ entry is answered at once, marked `Cache-Status: verbatim; hit; detail=stale`, w
 background request rebuilds it, for at most `api_stale_while_revalidate_s` after it went
 stale. Without that, a writer that touches today every few seconds sends every view of a
 period that includes today back to the queries, and those rebuilds queue behind each
-other. Alerts, taxonomy, incidents and key scopes are always current; a read that asks
+other. Alerts, taxonomy, incidents, erasures and key scopes are always current; a read that asks
 `Cache-Control: no-cache` (the dashboard after its own writes) or that follows a write
 through this process is never answered stale.
 """

@@ -624,6 +624,21 @@ class CorrectionResult(BaseModel):
     feedback: FeedbackOut
 
 
+class ErasureOut(BaseModel):
+    """What `DELETE /feedback/{id}` removed (core.erasure.Erased; the audit line's counts)."""
+
+    verbatims: int = Field(description="1: the verbatim itself")
+    analyses: int
+    mentions: int = Field(description="theme mentions and their evidence spans")
+    corrections: int = Field(description="analysts' corrections, with their notes")
+    embeddings: int
+    topic_assignments: int
+    topic_examples: int = Field(description="quotes removed from discovered topics' examples")
+    incident_examples: int = Field(description="quotes removed from incidents' examples")
+    messages: int = Field(description="stored Slack messages whose quote was replaced")
+    reaggregated_days: list[date] = Field(description="UTC days whose figures were recomputed")
+
+
 class BreakdownItem(BaseModel):
     key: str
     mentions: int

@@ -58,6 +58,7 @@ def wh(keys: dict[str, str]) -> dict[str, str]:
         ("POST", "/incidents/1/resolve"),
         ("POST", "/feedback"),
         ("POST", "/analyze"),
+        ("DELETE", "/feedback/1"),
     ],
 )
 def test_protected_endpoints_need_a_key(client: TestClient, method: str, path: str) -> None:
@@ -76,6 +77,7 @@ def test_read_key_cannot_write(client: TestClient, keys: dict[str, str]) -> None
     res = client.post("/analyze", json={"items": [{"text": "ok"}]}, headers=rh(keys))
     assert res.status_code == 403
     assert res.json() == {"detail": "this API key has no 'write' scope", "field": "X-API-Key"}
+    assert client.delete("/feedback/1", headers=rh(keys)).status_code == 403
     # A write key also reads.
     assert client.get("/themes", headers=wh(keys)).status_code == 200
 
@@ -175,6 +177,8 @@ def test_openapi_declares_the_error_statuses_of_each_write(
     wanted = [(p, m, op, code) for p, m, op in with_body for code in ("413", "422")]
     corrections = spec["paths"]["/feedback/{feedback_id}/corrections"]["post"]
     wanted.append(("/feedback/{feedback_id}/corrections", "post", corrections, "503"))
+    erasure = spec["paths"]["/feedback/{feedback_id}"]["delete"]
+    wanted += [("/feedback/{feedback_id}", "delete", erasure, code) for code in ("404", "503")]
     for path, method, op, code in wanted:
         declared = op["responses"].get(code)
         assert declared is not None, (method, path, code)

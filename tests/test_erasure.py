@@ -192,6 +192,9 @@ def test_forget_by_source_key_customer_or_text(
             erase(s, Target(key="AV-7781"))
         with pytest.raises(ErasureError, match="whole source"):
             erase(s, Target(source="boutique"))
+        for empty in (Target(source="boutique", key=" "), Target(customer="")):
+            with pytest.raises(ErasureError, match="is empty"):  # was « nothing matches »
+                erase(s, empty)
         assert erase(s, Target(source="autre", key="AV-7781")).verbatims == 0
         assert erase(s, Target(customer="cmd-999")).verbatims == 0
     for target in (
@@ -332,6 +335,9 @@ def test_cli_forget_and_purge(
     assert res.exit_code == 1 and "--yes" in res.output
     res = runner.invoke(app, ["forget", "--key", "AV-7781"])
     assert res.exit_code == 2 and "--source" in res.output
+    for big in ("3000000000", "99999999999999999999"):  # past feedback.id: was a traceback
+        res = runner.invoke(app, ["forget", "--id", big, "--dry-run"])
+        assert res.exit_code == 2 and "1 to 2147483647" in res.output, res.output
     res = runner.invoke(app, ["forget", "--source", "boutique", "--key", "AV-7781"])
     assert res.exit_code == 0 and "erased 1 verbatim(s)" in res.output, res.output
     audit = (settings.data_dir / AUDIT_FILE).read_text(encoding="utf-8")
@@ -364,3 +370,129 @@ def test_forget_leaves_no_trace_of_the_text_in_the_sqlite_file(
     engine.dispose()  # the last connection checkpoints the WAL into the file
     stored = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
     assert b"zqxwv" not in stored
+
+
+def test_cli_forget_asks_when_rejected_rows_go_with_the_verbatim(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, analyzer, monkeypatch
+) -> None:
+    # One verbatim plus its rejected rows went without a question: only several verbatims
+    # asked, though the rejected rows are lost for good too.
+    from verbatim_cli import app
+
+    _run(settings, sessions, analyzer, _feed(tmp_path))
+    with session_scope(sessions) as s:
+        for n in range(2):
+            raw = f'{{"id": "AV-7781", "text": "relance {n}"}}'
+            s.add(Quarantine(source="boutique", reason="bad_date", raw=raw, created_at=TODAY))
+    monkeypatch.setenv("VERBATIM_DATA_DIR", str(settings.data_dir))
+    runner = CliRunner()
+    args = ["forget", "--source", "boutique", "--key", "AV-7781"]
+    res = runner.invoke(app, args)  # no terminal to answer on, no --yes
+    assert res.exit_code == 1 and "--yes" in res.output, res.output
+    assert "1 verbatim(s) and 2 rejected row(s)" in " ".join(res.output.split())
+    with session_scope(sessions) as s:
+        assert _count(s, Quarantine) == 2 and _count(s, Feedback, Feedback.external_id == "AV-7781")
+    res = runner.invoke(app, args, input="y\n")
+    assert res.exit_code == 0 and "erased 1 verbatim(s)" in res.output, res.output
+    with session_scope(sessions) as s:
+        assert _count(s, Quarantine) == 0
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_api_delete_feedback_erases_as_forget_does(
+    tmp_path: Path,
+    settings: Settings,
+    request: pytest.FixtureRequest,
+    analyzer,
+    db: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An erasure request reaching a CX team through the API could not be served there: only
+    # `verbatim forget` on the server erased a verbatim.
+    from fastapi.testclient import TestClient
+
+    from core.db import AggregatesBusy
+    from service.app import create_app
+    from service.auth import create_key
+    from service.routers import corrections as module
+
+    sessions = request.getfixturevalue("sessions" if db == "sqlite" else "pg_sessions")
+    _run(settings, sessions, analyzer, _feed(tmp_path))
+    day = TODAY - timedelta(days=2)
+    with session_scope(sessions) as s:
+        fid, text = s.execute(
+            select(Feedback.id, Feedback.text).where(Feedback.external_id == "AV-7781")
+        ).one()
+        _decorate(s, settings, fid, text)
+        aggregate(s, days=[day])
+        _, read = create_key(s, "lecture", "read")
+        _, write = create_key(s, "dpo", "write")
+    client = TestClient(create_app(settings, engine=sessions.kw["bind"]))
+    rh, wh = {"X-API-Key": read}, {"X-API-Key": write}
+    period = f"?start={day}&end={day}"
+    before = client.get(f"/themes{period}", headers=rh).json()["total_volume"]
+    assert client.get(f"/themes{period}", headers=rh).json()["total_volume"] == before  # cached
+    assert client.delete(f"/feedback/{fid}").status_code == 401
+    assert client.delete(f"/feedback/{fid}", headers=rh).status_code == 403
+
+    def busy(*args: object, **kwargs: object) -> None:
+        raise AggregatesBusy("the aggregates are being rebuilt: retry in a moment")
+
+    with monkeypatch.context() as m:
+        m.setattr(module, "lock_aggregates", busy)
+        res = client.delete(f"/feedback/{fid}", headers=wh)
+        assert res.status_code == 503 and res.headers["Retry-After"], res.text
+    assert client.get(f"/feedback/{fid}", headers=rh).status_code == 200  # nothing erased
+
+    res = client.delete(f"/feedback/{fid}", headers=wh)
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert body["verbatims"] == 1 and body["corrections"] == 1 and body["embeddings"] == 1
+    assert body["topic_examples"] == 1 and body["incident_examples"] == 1
+    assert body["messages"] == 1 and body["reaggregated_days"] == [day.isoformat()]
+    # The next reads count the rows left: no cached view, no in-memory day table kept it.
+    assert client.get(f"/themes{period}", headers=rh).json()["total_volume"] == before - 1
+    assert client.get(f"/feedback/{fid}", headers=rh).status_code == 404
+    res = client.delete(f"/feedback/{fid}", headers=wh)
+    assert res.status_code == 404 and res.json()["field"] == "feedback_id"
+    with session_scope(sessions) as s:
+        assert s.get(Feedback, fid) is None
+        assert _count(s, Analysis, Analysis.feedback_id == fid) == 0
+        assert sum(_volumes(s).values()) == _french_analysed(s)
+        payload = json.dumps(s.scalars(select(OutboxMessage)).one().payload, ensure_ascii=False)
+        assert "zqxwv" not in payload
+    lines = (settings.data_dir / AUDIT_FILE).read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1  # the 503 and the 404s wrote none
+    line = json.loads(lines[0])
+    assert line["action"] == "forget" and line["by"] == "api:dpo" and line["criteria"] == ["id"]
+    assert line["verbatims"] == 1 and line["days"] == 1
+    assert "zqxwv" not in lines[0] and "AV-7781" not in lines[0]  # anonymous
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_an_erased_verbatim_is_never_answered_from_a_stale_view(
+    tmp_path: Path, settings: Settings, request: pytest.FixtureRequest, analyzer, db: str
+) -> None:
+    # Erased by `verbatim forget` (or by another API worker), the verbatim's text was still
+    # answered once from the kept view (stale-while-revalidate: only job data had changed).
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.auth import create_key
+
+    sessions = request.getfixturevalue("sessions" if db == "sqlite" else "pg_sessions")
+    _run(settings, sessions, analyzer, _feed(tmp_path))
+    with session_scope(sessions) as s:
+        fid = s.scalar(select(Feedback.id).where(Feedback.external_id == "AV-7781"))
+        _, read = create_key(s, "lecture", "read")
+    day = TODAY - timedelta(days=2)
+    url = f"/themes/livraison/verbatims?start={day}&end={day}&limit=200"
+    h = {"X-API-Key": read}
+    with TestClient(create_app(settings, engine=sessions.kw["bind"])) as client:
+        assert fid in [v["feedback_id"] for v in client.get(url, headers=h).json()["items"]]
+        with session_scope(sessions) as s:
+            assert erase(s, Target(ids=[fid])).verbatims == 1
+        res = client.get(url, headers=h)
+        assert "cache-status" not in res.headers
+        assert fid not in [v["feedback_id"] for v in res.json()["items"]]
+        assert "zqxwv" not in res.text

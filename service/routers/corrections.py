@@ -1,4 +1,5 @@
-"""/feedback/{id}: one verbatim with its analyses; analysts' corrections (write scope)."""
+"""/feedback/{id}: one verbatim with its analyses; analysts' corrections and erasure (write
+scope)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from core.aggregate import aggregate
 from core.corrections import CorrectionError, apply_correction, corrected_verbatims, history
 from core.db import AggregatesBusy, lock_aggregates
+from core.erasure import Target, audit, erase
 from core.exports import corrections_table
 from core.models import CORRECTION_MODEL, Analysis, ApiKey, Feedback
 from nlp.taxonomy import Taxonomy
@@ -26,6 +28,7 @@ from service.schemas import (
     CorrectionOut,
     CorrectionResult,
     CorrectionsOut,
+    ErasureOut,
     ErrorOut,
     EvidenceOut,
     FeedbackOut,
@@ -33,7 +36,7 @@ from service.schemas import (
 )
 from service.text_route import TextRoute
 
-CORRECTION_LOCK_WAIT_S = 5.0  # PostgreSQL: the longest a correction waits for a rebuild
+CORRECTION_LOCK_WAIT_S = 5.0  # PostgreSQL: the longest a correction or erasure waits for a rebuild
 
 router = APIRouter(
     route_class=TextRoute,
@@ -160,6 +163,51 @@ def post_correction(
         correction=CorrectionOut.model_validate(applied.correction),
         reaggregated_days=applied.days,
         feedback=feedback_out(session, feedback_id, taxonomy),
+    )
+
+
+@router.delete(
+    "/feedback/{feedback_id}",
+    response_model=ErasureOut,
+    responses={503: {"model": ErrorOut, "description": "aggregates being rebuilt: retry later"}},
+    summary="Erase one verbatim and everything derived from it (right to erasure)",
+)
+def delete_feedback(
+    request: Request,
+    session: SessionDep,
+    feedback_id: FeedbackId,
+    key: Annotated[ApiKey | None, Depends(require("write"))],
+) -> ErasureOut:
+    """As `verbatim forget --id N`: its analyses, mentions and evidence, corrections and
+    notes, embedding, topic assignment and its quotes in topic and incident examples and
+    stored Slack messages go in one transaction; its day is re-aggregated at once. One
+    anonymous line (`by`: `api:<key name>`) goes to `<data_dir>/erasure-audit.jsonl`."""
+    # As a correction: answer 503 rather than hold the request through a full rebuild
+    # (erase() then takes the lock this transaction already holds).
+    try:
+        lock_aggregates(session, timeout_s=CORRECTION_LOCK_WAIT_S)
+    except AggregatesBusy as exc:
+        session.rollback()
+        raise ApiError(503, str(exc), headers=BUSY_HEADERS) from None
+    target = Target(ids=(feedback_id,))
+    erased = erase(session, target)
+    if not erased.verbatims:
+        session.rollback()
+        raise ApiError(404, f"no verbatim with id {feedback_id}", "feedback_id")
+    session.commit()
+    who = f"api:{key.name}" if key is not None else "api"
+    audit(app_state(request).settings.data_dir, "forget", who, erased, target.criteria())
+    return ErasureOut(
+        verbatims=erased.verbatims,
+        analyses=erased.analyses,
+        mentions=erased.mentions,
+        corrections=erased.corrections,
+        embeddings=erased.embeddings,
+        topic_assignments=erased.topic_assignments,
+        topic_examples=erased.topic_examples,
+        incident_examples=erased.incident_examples,
+        messages=erased.messages,
+        reaggregated_days=erased.days,
     )
 
 
