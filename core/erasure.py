@@ -238,6 +238,8 @@ def purge(session: Session, *, before: date, now: datetime | None = None) -> Era
         )
     _delete_rows(session, select(Feedback.id).where(*old), out)
     _scrub(session, texts, out)
+    if out.verbatims:  # as erase: a kept view would still answer the purged texts
+        bump_version(session, "erasures")
     last = before - timedelta(days=1)
     if horizon is None or last >= horizon:
         # Keywords are words of the texts: they go; the counts stay, frozen from now on.

@@ -496,3 +496,12 @@ def test_an_erased_verbatim_is_never_answered_from_a_stale_view(
         assert "cache-status" not in res.headers
         assert fid not in [v["feedback_id"] for v in res.json()["items"]]
         assert "zqxwv" not in res.text
+        # A purge too: its verbatims' texts are never answered from a kept view.
+        old = TODAY - timedelta(days=5)
+        url = f"/themes/livraison/verbatims?start={old}&end={old}&limit=200"
+        first = client.get(url, headers=h).json()["items"]
+        assert first, "the demo has delivery verbatims that day"
+        with session_scope(sessions) as s:
+            assert purge(s, before=TODAY - timedelta(days=4)).verbatims > 0
+        res = client.get(url, headers=h)
+        assert "cache-status" not in res.headers and res.json()["items"] == []
