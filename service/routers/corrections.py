@@ -104,6 +104,16 @@ def feedback_out(session: Session, feedback_id: int, taxonomy: Taxonomy) -> Feed
     )
 
 
+def _lock_or_busy(session: Session) -> None:
+    """Take the aggregates lock a write's re-aggregation needs, or answer 503 with
+    Retry-After rather than hold the request through a full rebuild."""
+    try:
+        lock_aggregates(session, timeout_s=CORRECTION_LOCK_WAIT_S)
+    except AggregatesBusy as exc:
+        session.rollback()
+        raise ApiError(503, str(exc), headers=BUSY_HEADERS) from None
+
+
 @router.get(
     "/feedback/{feedback_id}",
     response_model=FeedbackOut,
@@ -138,11 +148,7 @@ def post_correction(
     # The rebuild below takes this lock anyway: take it before apply_correction's row locks
     # (an enrich batch holds the shared lock and waits for this verbatim's row otherwise),
     # and answer 503 rather than hold the request through a full rebuild.
-    try:
-        lock_aggregates(session, timeout_s=CORRECTION_LOCK_WAIT_S)
-    except AggregatesBusy as exc:
-        session.rollback()
-        raise ApiError(503, str(exc), headers=BUSY_HEADERS) from None
+    _lock_or_busy(session)
     try:
         applied = apply_correction(
             session,
@@ -184,11 +190,7 @@ def delete_feedback(
     anonymous line (`by`: `api:<key name>`) goes to `<data_dir>/erasure-audit.jsonl`."""
     # As a correction: answer 503 rather than hold the request through a full rebuild
     # (erase() then takes the lock this transaction already holds).
-    try:
-        lock_aggregates(session, timeout_s=CORRECTION_LOCK_WAIT_S)
-    except AggregatesBusy as exc:
-        session.rollback()
-        raise ApiError(503, str(exc), headers=BUSY_HEADERS) from None
+    _lock_or_busy(session)
     target = Target(ids=(feedback_id,))
     erased = erase(session, target)
     if not erased.verbatims:
