@@ -22,7 +22,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, delete, event, func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core.aggregate import (
@@ -201,6 +202,7 @@ def erase(session: Session, target: Target) -> Erased:
     _scrub(session, texts, out)
     # Every API process drops its kept views at once: a stale answer would show the text.
     bump_version(session, "erasures")
+    _truncate_wal_on_commit(session)
     out.days = sorted(days)
     aggregate(session, days=out.days)  # purged days (before the horizon) are left as they are
     return out
@@ -240,6 +242,7 @@ def purge(session: Session, *, before: date, now: datetime | None = None) -> Era
     _scrub(session, texts, out)
     if out.verbatims:  # as erase: a kept view would still answer the purged texts
         bump_version(session, "erasures")
+        _truncate_wal_on_commit(session)
     last = before - timedelta(days=1)
     if horizon is None or last >= horizon:
         # Keywords are words of the texts: they go; the counts stay, frozen from now on.
@@ -248,6 +251,32 @@ def purge(session: Session, *, before: date, now: datetime | None = None) -> Era
         set_retention_horizon(session, last)
         out.days = [last]
     return out
+
+
+def _truncate_wal_on_commit(session: Session) -> None:
+    """SQLite: once the erasure commits, copy the WAL into the database and empty it.
+    `secure_delete` overwrites the file's pages, but the WAL keeps the pages written before
+    (the texts) while any connection is open (a running API), checkpoint or not."""
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite":
+        return
+    engine = bind.engine
+
+    def truncate(_session: Session) -> None:
+        # The erasure is committed: a busy database (a job writing) leaves the WAL to the
+        # next checkpoint rather than fail the command or the request, or hold it 10 s.
+        try:
+            with engine.connect() as conn:
+                wait = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()
+                conn.exec_driver_sql("PRAGMA busy_timeout=1000")
+                try:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                finally:
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={int(wait or 0)}")
+        except SQLAlchemyError as exc:
+            log.warning("the WAL was not emptied after the erasure (%s)", exc)
+
+    event.listen(session, "after_commit", truncate, once=True)
 
 
 def _delete_rows(session: Session, ids: Select[int], out: Erased) -> None:

@@ -57,7 +57,7 @@ class Versions:
     # latest analyst correction: every view's token changes at once, in every API process
     # (a job's write may be served stale while the view is rebuilt; an analyst's own fix not)
     corrections: int = 0
-    # the "erasures" data version (`verbatim forget`, DELETE /feedback/{id}): likewise, an
+    # the "erasures" data version (`verbatim forget`, DELETE /feedback/{id}, `purge`): likewise, an
     # erased verbatim's text is never answered late from a kept view
     erasures: int = 0
     key_scopes: str | None = None  # scopes of the API key asked about (None: no such live key)

@@ -42,6 +42,16 @@ def _summary(erased: Any) -> str:
     return ", ".join(parts)
 
 
+def _sources(session: Any) -> set[str]:
+    """The sources of the stored verbatims and rejected rows."""
+    from sqlalchemy import select, union
+
+    from core.models import Feedback, Quarantine
+
+    query = union(select(Feedback.source).distinct(), select(Quarantine.source).distinct())
+    return {s for s in session.scalars(query) if s is not None}
+
+
 def cutoff(days: int, today: date | None = None) -> date:
     """The first day kept by a retention of `days` days: verbatims of earlier days go."""
     return (today or datetime.now(UTC).date()) - timedelta(days=days)
@@ -103,6 +113,12 @@ def register(app: typer.Typer) -> None:
         with session_scope(ctx.sessions) as session:
             rows = session.execute(matching(session, target)).all()
             rejected = len(quarantine_matching(session, target))
+            if not rows and not rejected and source is not None:
+                # A misspelt source read as « nothing matches »: the person told they have no data.
+                known = _sources(session)
+                if source not in known:
+                    shown = ", ".join(sorted(known)[:20]) or "none yet"
+                    raise fail(f"unknown source {source!r}; the sources stored: {shown}")
         if dry_run:
             for fid, src, day, text in rows[:SHOWN]:
                 clipped = " ".join(text.split())[:80]

@@ -125,7 +125,8 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PUT", "OPTIONS"],
+            # DELETE: the erasure of one verbatim (DELETE /feedback/{id}) from another origin.
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
             # If-Match: the conditional PUT /taxonomy; If-None-Match: the 304s; the ETag
             # both need is exposed to the page's script.
             allow_headers=[

@@ -1374,6 +1374,7 @@ def test_cors_allows_the_conditional_requests(
     for method, path, header in (
         ("PUT", "/taxonomy", "x-api-key, content-type, if-match"),
         ("GET", "/themes", "x-api-key, if-none-match, cache-control"),
+        ("DELETE", "/feedback/1", "x-api-key"),  # the erasure: was refused at preflight
     ):
         res = client.options(
             path,

@@ -338,6 +338,10 @@ def test_cli_forget_and_purge(
     for big in ("3000000000", "99999999999999999999"):  # past feedback.id: was a traceback
         res = runner.invoke(app, ["forget", "--id", big, "--dry-run"])
         assert res.exit_code == 2 and "1 to 2147483647" in res.output, res.output
+    for extra in ([], ["--dry-run"]):  # a misspelt source: was « nothing matches »
+        res = runner.invoke(app, ["forget", "--source", "boutque", "--key", "AV-7781", *extra])
+        assert res.exit_code == 2 and "unknown source 'boutque'" in res.output, res.output
+        assert "the sources stored: boutique" in res.output
     res = runner.invoke(app, ["forget", "--source", "boutique", "--key", "AV-7781"])
     assert res.exit_code == 0 and "erased 1 verbatim(s)" in res.output, res.output
     audit = (settings.data_dir / AUDIT_FILE).read_text(encoding="utf-8")
@@ -370,6 +374,22 @@ def test_forget_leaves_no_trace_of_the_text_in_the_sqlite_file(
     engine.dispose()  # the last connection checkpoints the WAL into the file
     stored = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
     assert b"zqxwv" not in stored
+
+
+def test_forget_leaves_no_trace_in_the_wal_of_a_running_server(
+    tmp_path: Path, settings: Settings, engine, sessions: sessionmaker, analyzer
+) -> None:
+    """`secure_delete` overwrites the database file's pages, but the WAL beside it kept the
+    pages written before the erasure (the text) while any connection stayed open (a running
+    `verbatim serve`), even after a checkpoint: `strings verbatim.db-wal` showed it."""
+    _run(settings, sessions, analyzer, _feed(tmp_path))
+    path = Path(engine.url.database)
+    with engine.connect():  # the API's pooled connection: the WAL is never deleted
+        with session_scope(sessions) as s:
+            fid = s.scalar(select(Feedback.id).where(Feedback.external_id == "AV-7781"))
+            erase(s, Target(ids=[fid]))
+        stored = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
+        assert b"zqxwv" not in stored
 
 
 def test_cli_forget_asks_when_rejected_rows_go_with_the_verbatim(
@@ -496,12 +516,61 @@ def test_an_erased_verbatim_is_never_answered_from_a_stale_view(
         assert "cache-status" not in res.headers
         assert fid not in [v["feedback_id"] for v in res.json()["items"]]
         assert "zqxwv" not in res.text
-        # A purge too: its verbatims' texts are never answered from a kept view.
-        old = TODAY - timedelta(days=5)
-        url = f"/themes/livraison/verbatims?start={old}&end={old}&limit=200"
-        first = client.get(url, headers=h).json()["items"]
-        assert first, "the demo has delivery verbatims that day"
+
+
+def test_a_correction_racing_an_erasure_is_a_404(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, analyzer
+) -> None:
+    # SQLite: a correction that read the verbatim before a DELETE /feedback/{id} (or a
+    # `verbatim forget`) committed wrote a correction of nothing: a 500 (FOREIGN KEY
+    # constraint failed) and a traceback, where the verbatim is simply gone.
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.auth import create_key
+
+    _run(settings, sessions, analyzer, _feed(tmp_path))
+    with session_scope(sessions) as s:
+        fid = s.scalar(select(Feedback.id).where(Feedback.external_id == "AV-7781"))
+        _, write = create_key(s, "dpo", "write")
+    client = TestClient(create_app(settings, engine=sessions.kw["bind"]))
+
+    def erased_meanwhile(note: str) -> str:  # runs after the verbatim was read
+        with session_scope(sessions) as other:
+            erase(other, Target(ids=(fid,)))
+        return note
+
+    client.app.state.verbatim.pii_masker = erased_meanwhile  # type: ignore[attr-defined]
+    res = client.post(
+        f"/feedback/{fid}/corrections",
+        json={"sentiment": "positive", "note": "vu"},
+        headers={"X-API-Key": write},
+    )
+    assert res.status_code == 404 and res.json()["field"] == "feedback_id", res.text
+    with session_scope(sessions) as s:
+        assert s.get(Feedback, fid) is None and _count(s, Correction) == 0
+
+
+def test_a_purged_verbatim_is_never_answered_from_a_stale_view(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, analyzer
+) -> None:
+    # Retention purges personal data too, but only bumped the aggregates (job data): the
+    # kept list of a purged day was still answered once, texts included, marked stale.
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.auth import create_key
+
+    _run(settings, sessions, analyzer, _feed(tmp_path))
+    with session_scope(sessions) as s:
+        _, read = create_key(s, "lecture", "read")
+    day = TODAY - timedelta(days=2)
+    url = f"/themes/livraison/verbatims?start={day}&end={day}&limit=200"
+    h = {"X-API-Key": read}
+    with TestClient(create_app(settings, engine=sessions.kw["bind"])) as client:
+        assert "zqxwv" in client.get(url, headers=h).text
         with session_scope(sessions) as s:
-            assert purge(s, before=TODAY - timedelta(days=4)).verbatims > 0
+            assert purge(s, before=day + timedelta(days=1)).verbatims
         res = client.get(url, headers=h)
-        assert "cache-status" not in res.headers and res.json()["items"] == []
+        assert "cache-status" not in res.headers
+        assert res.json()["items"] == [] and "zqxwv" not in res.text

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.aggregate import aggregate
@@ -165,6 +166,13 @@ def post_correction(
     except CorrectionError as exc:
         session.rollback()
         raise ApiError(exc.status, str(exc), exc.field) from None
+    except IntegrityError:
+        # SQLite: the verbatim erased (DELETE /feedback/{id}, `verbatim forget`) between its
+        # read above and this write, which then referenced nothing: a 500 instead of a 404.
+        session.rollback()
+        if session.get(Feedback, feedback_id) is not None:
+            raise
+        raise ApiError(404, f"no verbatim with id {feedback_id}", "feedback_id") from None
     return CorrectionResult(
         correction=CorrectionOut.model_validate(applied.correction),
         reaggregated_days=applied.days,
