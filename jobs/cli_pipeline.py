@@ -583,10 +583,30 @@ def register(app: typer.Typer) -> None:
             note = f" ({failed} could not be analysed, retried next run)" if failed else ""
             out.print(f"analysed {summary.enriched.stored} new verbatims{note}")
         _print_alerts(out, summary, webhooks=bool(settings.slack_webhooks))
+        if settings.retention_days:
+            _apply_retention(settings, sessions, out)
         if not no_report:
             _show_report(days=days, end=None, channel=None, source=None, sessions=sessions)
         if summary.errors:
             raise typer.Exit(EXIT_FAILED)
+
+
+def _apply_retention(settings: Any, sessions: Any, console: Any) -> None:
+    """`retention_days` applied after the run, as the scheduler does after a tick: a
+    `verbatim run` from cron kept every verbatim for ever unless `verbatim purge` ran too."""
+    from core.db import session_scope
+    from core.erasure import audit, purge
+    from jobs.cli_privacy import cutoff, who_runs
+
+    before = cutoff(settings.retention_days)
+    with session_scope(sessions) as session:
+        erased = purge(session, before=before)
+    if erased.verbatims or erased.quarantine:
+        audit(settings.data_dir, "purge", who_runs(), erased)
+        console.print(
+            f"retention ({settings.retention_days} days): deleted {erased.verbatims} "
+            f"verbatim(s) dated before {before}; their days' counts are kept"
+        )
 
 
 def _print_alerts(console: Any, summary: Any, *, webhooks: bool) -> None:

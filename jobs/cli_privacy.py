@@ -17,7 +17,8 @@ from core.cli import bootstrap, fail
 SHOWN = 50  # rows a dry run lists
 
 
-def _who() -> str:
+def who_runs() -> str:
+    """The audit line's `by` for a command: `cli:<user>`."""
     try:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):  # no user name in a bare container
@@ -147,7 +148,7 @@ def register(app: typer.Typer) -> None:
                 )
         with session_scope(ctx.sessions) as session:
             erased = erase(session, target)
-        audit(ctx.settings.data_dir, "forget", _who(), erased, target.criteria())
+        audit(ctx.settings.data_dir, "forget", who_runs(), erased, target.criteria())
         console.print(
             f"erased {erased.verbatims} verbatim(s) ({_summary(erased)}); "
             f"re-aggregated {len(erased.days)} day(s)"
@@ -196,7 +197,7 @@ def register(app: typer.Typer) -> None:
             return
         with session_scope(ctx.sessions) as session:
             erased = run_purge(session, before=before)
-        audit(ctx.settings.data_dir, "purge", _who(), erased)
+        audit(ctx.settings.data_dir, "purge", who_runs(), erased)
         console.print(
             f"deleted {erased.verbatims} verbatim(s) dated before {before} ({_summary(erased)}); "
             "their days' counts are kept"

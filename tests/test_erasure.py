@@ -574,3 +574,33 @@ def test_a_purged_verbatim_is_never_answered_from_a_stale_view(
         res = client.get(url, headers=h)
         assert "cache-status" not in res.headers
         assert res.json()["items"] == [] and "zqxwv" not in res.text
+
+
+def test_verbatim_run_applies_retention_days(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, analyzer, monkeypatch
+) -> None:
+    # Only the scheduler and `verbatim purge` applied `retention_days`: a `verbatim run` from
+    # cron (the README's main job) kept every verbatim for ever.
+    from verbatim_cli import app
+
+    src = _feed(tmp_path)
+    _run(settings, sessions, analyzer, src)
+    config = tmp_path / "verbatim.toml"
+    config.write_text(
+        f'[[sources]]\npath = "{src.path}"\nsource = "boutique"\n'
+        '[sources.mapping]\nchannel = "channel"\nid = "id"\ncustomer = "customer"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("VERBATIM_CONFIG", str(config))
+    monkeypatch.setenv("VERBATIM_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("VERBATIM_RETENTION_DAYS", "5")
+    with session_scope(sessions) as s:
+        volumes = _volumes(s)
+    res = CliRunner().invoke(app, ["run", "--no-report", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "retention (5 days): deleted" in res.output, res.output
+    with session_scope(sessions) as s:
+        assert _count(s, Feedback, Feedback.created_at < datetime.now(UTC) - timedelta(days=6)) == 0
+        assert _volumes(s) == volumes  # the purged days keep their counts
+    line = json.loads((settings.data_dir / AUDIT_FILE).read_text("utf-8").splitlines()[-1])
+    assert line["action"] == "purge" and line["by"].startswith("cli")
