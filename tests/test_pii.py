@@ -921,6 +921,13 @@ def test_letters_only_passwords_and_logins_given_as_the_value_are_masked() -> No
         ("identifiant : jdupont", "identifiant : <ID>"),
         ("mdp : azerty et ça ne marche pas", "mdp : <SECRET> et ça ne marche pas"),
         ("mon mdp est soleilbleu j'arrive pas", "mon mdp est <SECRET> j'arrive pas"),
+        # A sign-off, a greeting or the next field after it ("… mot de passe : …") had kept it.
+        ("mot de passe : soleil bonne journée", "mot de passe : <SECRET> bonne journée"),
+        ("mdp : azerty cordialement", "mdp : <SECRET> cordialement"),
+        ("mdp: azerty bonjour", "mdp: <SECRET> bonjour"),
+        ("mdp : azerty merci", "mdp : <SECRET> merci"),
+        ("identifiant: jdupont mot de passe: azerty", "identifiant: <ID> mot de passe: <SECRET>"),
+        ("login : jdupont mdp : azerty", "login : <ID> mdp : <SECRET>"),
     ]:
         assert mask_pii(text) == expected, text
         assert mask_pii(expected) == expected, expected
@@ -965,6 +972,91 @@ def test_surnames_with_a_particle_and_a_name_given_after_mon_nom_est_are_masked(
         "Monsieur le directeur",
     ]:
         assert mask_pii(text) == text, text
+
+
+def test_surnames_with_a_particle_after_a_first_name_or_a_title_are_masked(
+    masker: PiiMasker,
+) -> None:
+    # The particle stopped the name rules: "<PERSON> Le Bris", "<PERSON> Ali" (the particle
+    # read as the surname), "M. <PERSON> der Meer", "Mme de La Fontaine" were stored.
+    for text, expected in [
+        ("Jean-Yves Le Bris du SAV a été top", "<PERSON> du SAV a été top"),
+        ("merci à Mohamed Ben Ali pour son aide", "merci à <PERSON> pour son aide"),
+        ("J'ai eu Karim Ben Salah au téléphone", "J'ai eu <PERSON> au téléphone"),
+        ("J'ai eu Sophie Le Gall au téléphone", "J'ai eu <PERSON> au téléphone"),
+        ("la conseillère Ana Dos Santos m'a aidé", "la conseillère <PERSON> m'a aidé"),
+        ("le livreur Ahmed El Fassi a été top", "le livreur <PERSON> a été top"),
+        ("Cordialement, Luca Di Stefano", "Cordialement, <PERSON>"),
+        ("Cordialement, Marie-Claire De La Tour", "Cordialement, <PERSON>"),
+        ("M. van der Meer a appelé", "M. <PERSON> a appelé"),
+        ("Mme de La Fontaine a été top", "Mme <PERSON> a été top"),
+        ("M. de Villiers a appelé", "M. <PERSON> a appelé"),
+        ("Mme du Pont a appelé", "Mme <PERSON> a appelé"),
+        ("Mr Van Den Berg a été top", "Mr <PERSON> a été top"),
+        ("M. Le Gall a été top", "M. <PERSON> a été top"),
+        ("Mme Da Silva était gentille", "Mme <PERSON> était gentille"),
+        ("Mr De La Fontaine a répondu", "Mr <PERSON> a répondu"),
+        ("M. Van den Berg a livré", "M. <PERSON> a livré"),
+    ]:
+        assert mask_pii(text) == expected, text
+        assert masker(text) == expected, text
+    for text, expected in [
+        # A town after the name is no particle's surname; titles and trade words stay.
+        ("Mme Dupont de Lyon m'a rappelé", "Mme <PERSON> de Lyon m'a rappelé"),
+        ("merci à Sophie de Marseille", "merci à <PERSON> de Marseille"),
+        ("livré par Kevin de Chronopost", "livré par <PERSON> de Chronopost"),
+        ("Monsieur le Directeur a répondu", "Monsieur le Directeur a répondu"),
+        ("Madame de La Poste a répondu", "Madame de La Poste a répondu"),
+        ("merci Karim Le Top du SAV", "merci <PERSON> Le Top du SAV"),
+        ("le monsieur de SOS Phone est sympa", "le monsieur de SOS Phone est sympa"),
+        ("le monsieur de Norauto est sympa", "le monsieur de Norauto est sympa"),
+        ("merci à Sophie La Rochelle", "merci à <PERSON> La Rochelle"),
+    ]:
+        assert mask_pii(text) == expected, text
+
+
+def test_ip_addresses_are_masked_and_versions_kept() -> None:
+    # An IP address points at a customer's line: "mon IP 86.245.12.3" was stored as written.
+    for text, expected in [
+        ("mon IP 192.168.1.24 est bloquée", "mon IP <IP> est bloquée"),
+        ("mon adresse IP : 86.245.12.3 bannie", "mon adresse IP : <IP> bannie"),
+        ("IPv6 2a01:cb00:1234:5678::1 bloquée", "IPv6 <IP> bloquée"),
+    ]:
+        assert mask_pii(text) == expected, text
+        assert mask_pii(expected) == expected, expected
+    for text in [
+        "firmware 1.0.0.12 bogué",
+        "version 2.1.0.3 plante",
+        "score 300.300.300.300",
+        "livré le 12.03.2024 à 14:30:00",
+        "rdv 10:30 ou 11:45:00",
+    ]:
+        assert mask_pii(text) == text, text
+
+
+def test_holiday_greetings_are_no_names(masker: PiiMasker) -> None:
+    # spaCy's small model tags a capitalised greeting as a person ("<PERSON> à toute
+    # l'équipe", "Bonne <PERSON>"), and the rules took it for a compound first name's surname.
+    for text in [
+        "Joyeuses Pâques à toute l'équipe",
+        "Livraison rapide. Joyeuses Pâques !",
+        "Joyeux Noël à tous, livraison rapide",
+        "Bonne Année à toute l'équipe, merci",
+        "Merci beaucoup ! Bonne Année 2025",
+        "Bonne Fête des Mères à toutes",
+        "Bonne Saint-Valentin !",
+        "Joyeuse Saint-Valentin à tous",
+        "Cyber Monday une arnaque",
+        "commandé pendant le Black Friday, jamais reçu",
+        "Joyeux Anniversaire à ma mère, le bouquet est arrivé fané",
+        "Bon Ramadan à tous",
+    ]:
+        assert masker(text) == text, text
+        assert mask_pii(text) == text, text
+    text = "Un grand MERCI ! Jean-Marc Joyeuses Pâques !!!! A bientôt"
+    expected = "Un grand MERCI ! <PERSON> Joyeuses Pâques !!!! A bientôt"
+    assert mask_pii(text) == expected
+    assert masker(text) == expected
 
 
 def test_both_names_of_a_name_field_and_a_name_after_s_appelle_are_masked(

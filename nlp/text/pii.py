@@ -1,7 +1,7 @@
 """Mask personal data in feedback before it is stored, analysed or shown.
 
 Placeholders: <EMAIL>, <URL>, <IBAN>, <CARD>, <CVV>, <NIR>, <ID>, <PHONE>, <ORDER>, <PERSON>,
-<ADDRESS>, <BIRTHDATE>, <SECRET>.
+<ADDRESS>, <BIRTHDATE>, <SECRET>, <IP>.
 Dates, prices and short numbers are left alone, except a date of birth and a code after
 their cue ("né le 03/04/1985", "code de vérification 483920").
 
@@ -19,6 +19,7 @@ model.
 from __future__ import annotations
 
 import bisect
+import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -145,6 +146,27 @@ def _email_chez(m: re.Match[str]) -> str:
     return "<EMAIL>" if ok else m.group(0)
 
 
+# IP addresses (personal data: they point at a customer's line): "mon IP 86.245.12.3",
+# "2a01:cb00:1234:5678::1". Four dotted numbers are a version as often ("firmware 1.0.0.12"):
+# not after a version word. Checked by `ipaddress`.
+_IPV4 = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w]|\.\d)")
+_IPV6 = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){3,8}+(?![\w:])")
+_VERSION_CUE = re.compile(
+    r"(?i)\b(?:v|vers?|version|firmware|build|release|maj|ios|android)\.?[ \t]*$"
+)
+
+
+def _ip(m: re.Match[str]) -> str:
+    raw = m.group(0)
+    if _VERSION_CUE.search(m.string, max(0, m.start() - 12), m.start()):
+        return raw
+    try:
+        ipaddress.ip_address(raw)
+    except ValueError:
+        return raw
+    return "<IP>"
+
+
 # --- bank and identity numbers ---------------------------------------------------------------
 # IBAN candidates, any case, grouped by 4 (or by RIB fields 5/5/11/2), spaces/dots/dashes.
 _SEP = r"(?:[ ./_-]|[ \t]*\r?\n[ \t]*)"  # between groups: space . / _ - or a line break
@@ -243,9 +265,13 @@ _SECRET_STATE = re.compile(
 _PASSWORD_CUE = re.compile(r"passe|mdp|passw|pwd")
 # A letters-only value stands alone: the clause ends after it, or a new one starts ("mdp :
 # azerty et ça ne marche pas"). A sentence going on is prose ("mot de passe : rien ne marche",
-# "… est pourtant bon", "… est resté bloqué").
+# "… est pourtant bon", "… est resté bloqué"). A sign-off or greeting ends it too ("mdp :
+# azerty cordialement", "… bonne journée"), and so does the next field ("identifiant : jdupont
+# mot de passe : azerty"): the value was kept there.
 _SAID_END = re.compile(
-    r"[ \t]*(?:$|[^\w\s'’-]|\n|j['’]|(?:et|mais|donc|car|je|merci|svp|stp)(?![\w'’-]))",
+    r"[ \t]*(?:$|[^\w\s'’-]|\n|j['’]|(?:et|mais|donc|car|je|merci|svp|stp|cordialement|cdlt"
+    r"|bonjour|bonsoir|bonne[ \t]+(?:journ[ée]e|soir[ée]e)|bisous|mots?[ \t-]+de[ \t-]+passe|mdp"
+    r"|password|identifiant|login)(?![\w'’-]))",
     re.IGNORECASE,
 )
 # What went wrong, and the shapes of what is said of it: a participle ("enregistré",
@@ -449,13 +475,26 @@ _NAME_WORD = rf"[{_UPPER}][\w'’-]*"
 # d'hôtel". "Mr. et Mme Dupont": "et" is no name, and must leave "Mme Dupont" to be read.
 # "Me", Maître abbreviated, only before a capitalised word (the pronoun: "il me dit"), and
 # then only before a known name (`_honorific`): "Me voilà", "Me Faire rembourser" stay.
+# Particles that open a surname: "Le Bris", "Ben Ali", "Da Silva", "Van den Berg", "De La Tour".
+_PARTICLE_WORDS = (
+    "Le|La|De|Du|Des|Da|Di|Dos|Das|Del|Della|Ben|Bin|Ibn|El|Al|Van|Von|Der|Den|Ter|Ten"
+    "|van|von|der|den|ter|ten"
+)
+_SURNAME_PARTICLES = frozenset(_PARTICLE_WORDS.split("|"))
+# In lower case after a title, "M. de Villiers", "Mme de la Fontaine", "Mme du Pont": the name
+# opens with the particle. After a name they are a place ("Mme Dupont de Lyon", `_honorific`).
+_LOWER_PARTICLES = frozenset(["de", "du", "des", "la", "le", "da", "di", "dos", "del", "della"])
+# "le monsieur de …", "une dame de …": the noun, no title.
+_ARTICLE_BEFORE = re.compile(r"(?i)\b(?:le|la|un|une|ce|cette|du|au)[ \t]+$")
+_NAME_TAIL = (
+    rf"(\s+(?:(?:{_PARTICLE_WORDS}|{'|'.join(sorted(_LOWER_PARTICLES))})\s+)*{_NAME_WORD})?"
+)
 _HONORIFIC = re.compile(
     r"(?<![\w.])(?:M\.|Mr\.?|MM\.|Pr\.|(?:Ma[îi]tre|Me)(?=\s+[A-ZÀÂÄÇÉÈÊËÎÏÔÖÙÛÜŸ])"
     r"|(?i:mmes?\.?|m(?:e|)lle\.?|monsieur|madame|mademoiselle|docteur|dr\.?|professeur))"
     r"\s+(?!(?i:et|ou)\s)"
     # "M. Van der Berg", "Mme Aïcha Ben Ali" (had kept "Ali"), "M. Karim El Amrani".
-    rf"({_WORD})(\s+(?:(?:van|von|der|den|La|Le|Ben|Bin|El|Al|Da|Di|Del|Della|Dos|De)\s+)*"
-    rf"{_NAME_WORD})?"
+    rf"({_WORD}){_NAME_TAIL}"
 )
 # "M" without its dot is a clothing size as often ("taille M Noir"): a title only after a
 # greeting, thanks or a sign-off ("Bonjour M Dupont", "Merci M Martin", "Cordialement, M
@@ -473,12 +512,8 @@ _HONORIFIC_M = re.compile(
     # After a greeting, in lower case too: "bonjour m. dupont", "merci mr martin".
     rf"(?:(?i:\b(?:{_GREETING_WORDS}|cordialement|salutations|sign[ée]))[ \t]*[,:]?[ \t]*"
     r"(?:M|m\.?|mr\.?)|\bMmes?\.?[ \t]+et[ \t]+M)[ \t]+(?!(?i:et|ou)\s)"
-    rf"({_WORD})(\s+(?:(?:van|von|der|den|La|Le|Ben|Bin|El|Al|Da|Di|Del|Della|Dos|De)\s+)*"
-    rf"{_NAME_WORD})?"
+    rf"({_WORD}){_NAME_TAIL}"
 )
-# Surnames that open with a particle, "Mme Le Gall", "M. De La Fontaine": capitalised, and
-# not before a title ("Monsieur Le Directeur", "Madame La Maire").
-_NAME_PARTICLES = frozenset(["Le", "La", "De", "Du", "Des"])
 _ROLE_WORDS = (
     r"(?:livreur|livreuse|conseiller|conseillère|technicien|technicienne|vendeur|vendeuse|"
     r"chauffeur|agent|opérateur|opératrice|responsable|gérant|gérante|coursier|coursière|"
@@ -740,6 +775,28 @@ _THANKS_MORE = re.compile(rf"(\s*(?:,|&|\s(?i:et)\s)\s*(?:(?i:à)\s+)?)([{_UPPER
 # After "Dr", a brand: "Dr Martens", "Dr. Oetker" (the title before an entity, or in it).
 _DOCTOR = re.compile(r"(?i)\b(?:dr\.?|docteur)\s*$")
 _DOCTOR_START = re.compile(r"(?i)(?:dr\b\.?|docteur\b)\s*")
+# A surname opening with a particle after a name the rules or NER took ("<PERSON> Le Bris" of
+# "Jean-Yves Le Bris", "<PERSON> Ben Ali", "<PERSON> Da Silva"): a particle is a common word
+# ("Le") or read as the surname itself ("Mohamed Ben" had left "Ali"), so the surname was kept.
+_PERSON_PARTICLE = re.compile(
+    rf"<PERSON>((?:[ \t]+(?:{_PARTICLE_WORDS})){{1,3}}[ \t]+({_NAME_WORD}))(?!['’])"
+)
+# Towns that open with "Le" / "La", named after a person as often ("Olivier Falorni La
+# Rochelle", a research tweet): the place, not the surname.
+_PARTICLE_TOWNS = frozenset(
+    ["rochelle", "mans", "havre", "défense", "baule", "ciotat", "réunion", "seyne", "puy"]
+    + ["touquet", "creusot", "cannet", "teste", "roche-sur-yon", "garenne-colombes"]
+)
+# Season's greetings and shopping days, capitalised: spaCy's small model tags "Joyeuses
+# Pâques", "Bonne Année", "Saint-Valentin" as persons, and a compound first name took the
+# greeting after it for its surname ("Jean-Marc Joyeuses Pâques").
+_FETE = r"f[êe]tes?(?:[ \t]+des[ \t]+(?:m[èe]res|p[èe]res|grands[ -]m[èe]res))?"
+_HOLIDAY = re.compile(
+    r"(?i)\b(?:(?:joyeu(?:x|se|ses)|bonnes?|bon|heureu(?:x|se|ses))[ \t]+"
+    rf"(?:no[ëe]l|p[âa]ques|{_FETE}|ann[ée]e|an|anniversaire|saint-[\w-]+|ramadan|a[ïi]d"
+    r"|hanouk?ka|halloween|r[ée]veillon)"
+    rf"|{_FETE}|saint-valentin|black[ \t]+friday|cyber[ \t]+monday|nouvel[ \t]+an)(?![\w-])"
+)
 # A capitalised word that does not open a sentence: only then is NER worth running. After a
 # placeholder too ("commande <ORDER> Karim a été super", "le <PHONE> Nathalie"): the gate had
 # stayed shut there, and the name was stored.
@@ -767,6 +824,7 @@ _PLACEHOLDER_WORDS = frozenset(
         "ADDRESS",
         "BIRTHDATE",
         "SECRET",
+        "IP",
     ]
 )
 # Carriers, their services and shops CX teams filter on: never names ("livré par Amazon
@@ -1231,6 +1289,12 @@ def _postcode_town_lower(m: re.Match[str]) -> str:
     return "<ADDRESS>" if cued or alone else m.group(0)
 
 
+def _in_spans(pos: int, spans: list[tuple[int, int]], starts: list[int]) -> bool:
+    """`pos` lies in one of the sorted, disjoint `spans` (`starts`: their starts)."""
+    k = bisect.bisect_right(starts, pos) - 1
+    return k >= 0 and pos < spans[k][1]
+
+
 def _place_before(text: str, pos: int) -> bool:
     """A preposition of place right before `pos` ("à Paris le livreur"). The search starts at
     the word before the blanks: searched from 0, each name read the whole text before it."""
@@ -1509,15 +1573,23 @@ class PiiMasker:
             return m.group(0)  # "Me voilà", "Me Faire rembourser": the pronoun
         if title.lower().rstrip(".") in ("dr", "docteur") and _doctor_brand(first, second):
             return m.group(0)  # "Dr Martens", "Dr. Oetker"
-        if first in _NAME_PARTICLES and second is not None:
+        # Surnames that open with a particle, "Mme Le Gall", "M. de Villiers": not before a
+        # title ("Monsieur Le Directeur", "Madame La Maire").
+        if (first in _SURNAME_PARTICLES or first in _LOWER_PARTICLES) and second is not None:
             last = second.split()[-1]
             if self._common(last) or _TITLES.fullmatch(last):
                 return m.group(0)
+            if first in _LOWER_PARTICLES and (
+                last.isupper() or _ARTICLE_BEFORE.search(m.string, max(0, m.start() - 8), m.start())
+            ):
+                return m.group(0)  # "le monsieur de SOS Phone": a man, and the shop he is from
             return m.string[m.start() : m.start(1)] + "<PERSON>" + m.string[m.end(2) : m.end()]
         if self._common(first):
             return m.group(0)
         if not first[0].isupper() and second:
             second = None  # "madame dupont Colis" : only the word right after the cue
+        if second and second.split()[0] in _LOWER_PARTICLES:
+            second = None  # "Mme Dupont de Lyon": the town she is from
         end = m.end(2) if second else m.end(1)
         return m.string[m.start() : m.start(1)] + "<PERSON>" + m.string[end : m.end()]
 
@@ -1540,6 +1612,7 @@ class PiiMasker:
         both = (
             second is not None
             and not self._common(second)
+            and second not in _SURNAME_PARTICLES  # "Mohamed Ben Ali": `_PERSON_PARTICLE`'s
             and second[0].isupper() == first[0].isupper()  # "jean dupont", "Jean Dupont"
         )
         end = m.end(k + 1) if both else m.end(k)
@@ -1549,9 +1622,13 @@ class PiiMasker:
         first, second = m.group(1), m.group(2)
         if self._common(first):
             return m.group(0)
-        both = second is not None and (
-            (first[0].isupper() and second[0].isupper() and not self._common(second))
-            or self._known_name(second)
+        both = (
+            second is not None
+            and second not in _SURNAME_PARTICLES  # "Nom : Mohamed Ben Ali", taken whole after
+            and (
+                (first[0].isupper() and second[0].isupper() and not self._common(second))
+                or self._known_name(second)
+            )
         )
         end = m.end(2) if both else m.end(1)
         return m.string[m.start() : m.start(1)] + "<PERSON>" + m.string[end : m.end()]
@@ -1559,7 +1636,9 @@ class PiiMasker:
     def _role(self, m: re.Match[str]) -> str:
         if self._common(m.group(1)):
             return m.group(0)
-        end = m.end(2) if m.group(2) else m.end(1)
+        # "la conseillère Ana Dos Santos": the particle opens the surname, taken whole after.
+        second = m.group(2)
+        end = m.end(2) if second and second.strip() not in _SURNAME_PARTICLES else m.end(1)
         return m.string[m.start() : m.start(1)] + "<PERSON>" + m.string[end : m.end()]
 
     def _known_first(self, word: str) -> bool:
@@ -1611,7 +1690,25 @@ class PiiMasker:
             and last[0].isupper()
             and "\n" not in m.string[m.end(k) : m.start(k + 1)]
             and not self._common(last)
+            # "Mohamed Ben Ali": the particle opens the surname (`_PERSON_PARTICLE` takes it
+            # whole); "Jean-Marc Joyeuses Pâques" signs off with a greeting.
+            and last not in _SURNAME_PARTICLES
+            and not _HOLIDAY.match(m.string, m.start(k + 1))
         )
+
+    def _particle_surnames(self, text: str) -> str:
+        """ "<PERSON> Le Bris" -> "<PERSON>": the particle and surname after a masked name, not
+        a trade word nor a title ("<PERSON> La Poste", "<PERSON> Le Directeur")."""
+        if "<PERSON>" not in text:
+            return text
+
+        def one(m: re.Match[str]) -> str:
+            last = m.group(2)
+            if self._common(last) or _TITLES.fullmatch(last) or last.lower() in _PARTICLE_TOWNS:
+                return m.group(0)
+            return "<PERSON>"
+
+        return _PERSON_PARTICLE.sub(one, text)
 
     def _initial_sign_off(self, m: re.Match[str]) -> str:
         if self._common(m.group(2)):
@@ -1646,6 +1743,8 @@ class PiiMasker:
             and not last.isupper()
             and "\n" not in m.string[m.end(2) : m.start(3)]
             and not self._common(last)
+            and last not in _SURNAME_PARTICLES  # "Jean-Yves Le Bris": `_PERSON_PARTICLE`'s
+            and not _HOLIDAY.match(m.string, m.start(3))  # "Jean-Marc Joyeuses Pâques"
         )
         end = m.end(3) if self._known_last(last) or surname else m.end(2)
         return "<PERSON>" + m.string[end : m.end()]
@@ -1741,6 +1840,9 @@ class PiiMasker:
         # Entities are disjoint: a PER span can only overlap a name taken before its role.
         taken_starts = [a for a, _ in spans]
         taken = list(spans)
+        # Greetings the model calls persons ("Joyeuses Pâques", "Bonne Année"): never names.
+        holidays = [m.span() for m in _HOLIDAY.finditer(text)]
+        holiday_starts = [a for a, _ in holidays]
         for ent in ents:
             if ent.label_ != "PER":
                 continue
@@ -1753,6 +1855,7 @@ class PiiMasker:
                     or self._common(tok.text)
                     or tok.text.lower() in _NER_TITLES
                     or tok.text in _PLACEHOLDER_WORDS
+                    or _in_spans(tok.idx, holidays, holiday_starts)
                 ):
                     if run:
                         break
@@ -1795,6 +1898,9 @@ class PiiMasker:
         text = _BARE_URL.sub("<URL>", text)
         text = _QUERY.sub("<URL>", text)
         if any(ch.isdigit() for ch in text):
+            text = _IPV4.sub(_ip, text)
+            if "::" in text or text.count(":") >= 7:
+                text = _IPV6.sub(_ip, text)
             text = _BIRTH_DATE.sub(lambda m: m.group(1) + "<BIRTHDATE>", text)
             text = _BIRTH_YEAR.sub(lambda m: m.group(1) + "<BIRTHDATE>", text)
             text = self._iban(text)
@@ -1853,7 +1959,9 @@ class PiiMasker:
                 text = _CALLED.sub(self._lower_name, text)
             if "appel" in low or "certain" in low or "nom" in low:
                 text = _NAME_CUE.sub(self._name_cue, text)
+            text = self._particle_surnames(text)
             text = self._ner_names(text)
+            text = self._particle_surnames(text)  # "Marie Le Pen": NER stops at "Le"
         return text
 
     def mask_many(self, texts: Iterable[str]) -> list[str]:
