@@ -15,7 +15,9 @@ from __future__ import annotations
 import html
 import json
 import logging
+import os
 import re
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -53,7 +55,7 @@ from nlp.errors import VerbatimError
 
 log = logging.getLogger(__name__)
 
-AUDIT_FILE = "erasure-audit.jsonl"  # in data_dir: one anonymous line per erasure or purge
+AUDIT_FILE = "erasure-audit.jsonl"  # in data_dir: anonymous lines per erasure or purge
 ERASED_QUOTE = "[verbatim effacé]"  # what a stored Slack message quotes instead
 _CHUNK = 500  # ids per IN list
 
@@ -394,19 +396,56 @@ def _scrub_value(value: Any, gone: set[str]) -> tuple[Any, bool]:
 
 
 def audit(
-    data_dir: Path, action: str, who: str, erased: Erased, criteria: Sequence[str] = ()
+    session: Session,
+    data_dir: Path,
+    action: str,
+    who: str,
+    erased: Erased,
+    criteria: Sequence[str] = (),
 ) -> None:
-    """One anonymous line in `<data_dir>/erasure-audit.jsonl` and in the log: when, who, what
-    kind of request and how many rows; never a text, an id or a searched value."""
-    line = {
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+    """Anonymous lines in `<data_dir>/erasure-audit.jsonl` and in the log, at the boundary of
+    `session`'s transaction (call it before the commit): when, who, what kind of request and
+    how many rows; never a text, an id or a searched value.
+
+    A line written after the commit left no trace of an erasure when the process died in
+    between (killed, out of memory). Now a `started` line is written at once, then, with the
+    same `ref`, `done` with the counts once the transaction commits or `rolled back` if it
+    does not: a `started` line alone means the process stopped at the commit (check with
+    `verbatim forget --dry-run`; erasing again is harmless)."""
+    head = {
+        "ref": uuid.uuid4().hex[:12],
         "action": action,
         "by": who,
         "criteria": list(criteria),
-        **{k: v for k, v in asdict(erased).items() if k != "days"},
-        "days": len(erased.days),
     }
+    _audit_line(data_dir, {**head, "status": "started"})
+    settled = False
+
+    def committed(_session: Session) -> None:
+        nonlocal settled
+        if settled:
+            return
+        settled = True
+        counts = {k: v for k, v in asdict(erased).items() if k != "days"}
+        _audit_line(data_dir, {**head, "status": "done", **counts, "days": len(erased.days)})
+        log.info("%s by %s: %d verbatim(s) deleted", action, who, erased.verbatims)
+
+    def rolled_back(_session: Session) -> None:
+        nonlocal settled
+        if settled:
+            return
+        settled = True
+        _audit_line(data_dir, {**head, "status": "rolled back"})
+        log.warning("%s by %s: rolled back, nothing deleted", action, who)
+
+    event.listen(session, "after_commit", committed, once=True)
+    event.listen(session, "after_rollback", rolled_back, once=True)
+
+
+def _audit_line(data_dir: Path, line: dict[str, Any]) -> None:
+    at = datetime.now(UTC).isoformat(timespec="seconds")
     data_dir.mkdir(parents=True, exist_ok=True)
     with (data_dir / AUDIT_FILE).open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(line, ensure_ascii=False) + "\n")
-    log.info("%s by %s: %d verbatim(s) deleted", action, who, erased.verbatims)
+        fh.write(json.dumps({"at": at, **line}, ensure_ascii=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())  # on disk before the commit it vouches for

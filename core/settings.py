@@ -77,6 +77,28 @@ def _expand_home(path: Path | None) -> Path | None:
         raise ValueError(f"{path}: {exc}") from None
 
 
+def _expand_home_text(value: str | None) -> str | None:
+    """`sentiment_model = "~/models/camembert"` (a local directory, else a Hugging Face id) as
+    `_expand_home`: it was looked up as a model id on the Hub."""
+    if value is None or not value.startswith("~"):
+        return value
+    return str(_expand_home(Path(value)))
+
+
+# sqlite:///~/verbatim.db: SQLite's path after the three slashes (four: an absolute one).
+_SQLITE_HOME = re.compile(r"^(sqlite(?:\+\w+)?:///)(~[^?]*)(.*)$", re.DOTALL)
+
+
+def _expand_home_url(url: str | None) -> str | None:
+    """`database_url = "sqlite:///~/verbatim.db"` as `_expand_home`: it made a directory named
+    `~` in the working directory and kept the database there."""
+    match = _SQLITE_HOME.match(url or "")
+    if match is None:
+        return url
+    head, path, tail = match.groups()
+    return f"{head}{_expand_home(Path(path))}{tail}"
+
+
 class SourceConfig(BaseModel):
     """One feed that `verbatim run` (and the scheduler's `ingest` job) pulls on each run.
 
@@ -191,7 +213,10 @@ def _config_file() -> Path | None:
     `VERBATIM_CONFIG=/dev/null` reads no file at all (not even ./verbatim.toml)."""
     explicit = os.environ.get("VERBATIM_CONFIG")
     if explicit:
-        path = Path(explicit)
+        try:  # `~/verbatim.toml` in a systemd or Docker env file: no shell expands it there
+            path = _expand_home(Path(explicit)) or Path(explicit)
+        except ValueError as exc:
+            raise ConfigFileError(f"VERBATIM_CONFIG: {exc}") from None
         if path == Path(os.devnull):
             return None
         _check_config_file(path, "VERBATIM_CONFIG")
@@ -376,6 +401,8 @@ class Settings(BaseSettings):
     _expand_paths = field_validator(
         "data_dir", "model_dir", "sentiment_model_path", "themes_model", "taxonomy_path"
     )(_expand_home)
+    _expand_model = field_validator("sentiment_model")(_expand_home_text)
+    _expand_url = field_validator("database_url")(_expand_home_url)
 
     @classmethod
     def settings_customise_sources(

@@ -145,10 +145,12 @@ def sha256(text: str) -> str:
 
 
 def clean_text(raw_text: str) -> str:
-    """A text as ingest keeps it before PII masking: normalised, control characters out."""
+    """A text as ingest keeps it before PII masking: HTML entities and tags and garbled
+    accents repaired (`nlp.text.repair`), normalised, control characters out."""
     from nlp.text import normalize_text
+    from nlp.text.repair import repair_text
 
-    return _clean(normalize_text(raw_text))
+    return _clean(normalize_text(repair_text(raw_text)))
 
 
 def text_hash(raw_text: str) -> str:
@@ -178,7 +180,8 @@ def looks_personal(value: str) -> bool:
     return _PERSONAL_TOKENS.search(mask_pii(value)) is not None
 
 
-_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+# A decimal comma too: a French Excel writes its serial dates « 45998,5833 » in a CSV.
+_NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?")
 
 
 def _written_date(text: str) -> datetime | None:
@@ -229,7 +232,7 @@ def parse_datetime(value: Any, *, now: datetime | None = None) -> datetime:
     elif isinstance(value, int | float) or (
         _NUMBER.fullmatch(str(value).strip()) and not _COMPACT.fullmatch(str(value).strip())
     ):
-        number = float(value)
+        number = float(value if isinstance(value, int | float) else str(value).replace(",", "."))
         if not math.isfinite(number):
             raise InvalidValue(f"{value!r} is not a date")
         if abs(number) > 1e11:  # milliseconds
@@ -896,6 +899,8 @@ def prune_job_runs(session: Session, *, before: datetime, jobs: Sequence[str]) -
 class StoredAnalyses:
     analyses: int  # inserted by this call (the others were already analysed by this model)
     mentions: int
+    # Ids of `rows` still stored, marked analysed (a `forget` or `purge` may delete others).
+    kept: frozenset[int] = frozenset()
 
 
 def store_analyses(
@@ -908,7 +913,13 @@ def store_analyses(
     now: datetime | None = None,
 ) -> StoredAnalyses:
     """Write the analyses of `rows` (with `.id`, `.created_at`) and mark them analysed, in the
-    caller's transaction; says how many analyses and theme mentions this call wrote.
+    caller's transaction; says how many analyses and theme mentions this call wrote, and which
+    rows were still stored (`kept`: the caller writes nothing more for the others).
+
+    `verbatim forget` or `purge` may delete some rows while the batch is analysed: writing
+    their analyses failed the whole batch on the foreign key. Marking them analysed first (one
+    UPDATE ... RETURNING) says which are left and keeps a deletion from committing before
+    this batch does.
 
     Idempotent: INSERT ... ON CONFLICT (feedback_id, model_version) DO NOTHING, and mentions
     only for the analyses this call inserted. A re-run, two concurrent `enrich` runs, or a Ray
@@ -920,6 +931,17 @@ def store_analyses(
         return StoredAnalyses(0, 0)
     # Before any row lock: no aggregate rebuild reads half of this batch (core.db).
     lock_aggregates(session, shared=True)
+    marked = (
+        update(Feedback)
+        .where(Feedback.id.in_([r.id for r in rows]))
+        .values(analyzed=True)
+        .returning(Feedback.id)
+        .execution_options(synchronize_session=False)
+    )
+    stored = frozenset(session.scalars(marked))
+    pairs = [(r, d) for r, d in zip(rows, docs, strict=True) if r.id in stored]
+    if not pairs:
+        return StoredAnalyses(0, 0, stored)
     now = now or utcnow()
     values = [
         {
@@ -932,7 +954,7 @@ def store_analyses(
             "is_recurrent": row.id in recurrent,
             "analyzed_at": now,
         }
-        for row, doc in zip(rows, docs, strict=True)
+        for row, doc in pairs
     ]
     table = Analysis.__table__
     stmt = (
@@ -942,7 +964,7 @@ def store_analyses(
     )
     inserted = {fid: aid for aid, fid in session.execute(stmt, values).all()}
     mentions = []
-    for row, doc in zip(rows, docs, strict=True):
+    for row, doc in pairs:
         analysis_id = inserted.get(row.id)
         if analysis_id is None:  # already analysed by this model version
             continue
@@ -969,13 +991,10 @@ def store_analyses(
             )
     if mentions:
         session.execute(insert(ThemeMention), mentions)
-    session.execute(
-        update(Feedback).where(Feedback.id.in_([r.id for r in rows])).values(analyzed=True)
-    )
     if inserted:
         from core.corrections import refresh_corrections
 
         # An analyst's correction keeps what it fixed and takes the rest from this analysis
         # (same days as the rows': the caller re-aggregates them).
         refresh_corrections(session, list(inserted))
-    return StoredAnalyses(len(inserted), len(mentions))
+    return StoredAnalyses(len(inserted), len(mentions), stored)

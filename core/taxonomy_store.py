@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
-from core.models import Alert, Incident, TaxonomyVersion
+from core.models import Alert, Incident, OutboxMessage, TaxonomyVersion
 from core.settings import Settings
 from core.taxonomy_default import seed_taxonomy
 from nlp.errors import VerbatimError
@@ -163,6 +163,7 @@ def save(
     session.flush()
     follow_teams(session, new)
     regrade(session, old, new)
+    close_removed(session, settings, old, new, author)
     return Current(new, version)
 
 
@@ -219,6 +220,82 @@ def regrade(session: Session, old: Taxonomy | None, new: Taxonomy) -> int:
         inc.severity = max(grades.scalars(), key=SEVERITIES.index)
         inc.updated_at = now
     return changed
+
+
+REMOVED_NOTE = "thème retiré de la taxonomie"
+REMOVED_TEXTS = {
+    "fr": "Incident n° {id} clos : le thème « {label} » a été retiré de la taxonomie "
+    "(version {version}), il n'est plus suivi.",
+    "en": "Incident #{id} closed: theme “{label}” was removed from the taxonomy "
+    "(version {version}); it is no longer tracked.",
+}
+# A message in one of these states may be in the channel: the team is told of the closing.
+POSTED = ("sending", "posting", "sent", "unknown")
+
+
+def close_removed(
+    session: Session, settings: Settings, old: Taxonomy | None, new: Taxonomy, author: str
+) -> int:
+    """Close at once the open alerts and the open or acknowledged incidents of a theme that
+    `new` removes or retires (the detector no longer tests it): they stayed open, on /alerts,
+    /incidents and the digest, until their cooldown ran out, and a channel told of the
+    incident never heard of its end. The incident is resolved by `author` with the reason;
+    its messages not posted yet are dropped, and one that may be in Slack is followed by a
+    last one saying so. A renamed or merged theme resolves through its aliases: kept.
+    Returns how many incidents were closed."""
+    from nlp.spikes import TOPIC_PREFIX
+
+    def gone(theme_id: str) -> bool:
+        theme = new.resolve(theme_id)
+        return not theme_id.startswith(TOPIC_PREFIX) and (theme is None or theme.retired)
+
+    def label(theme_id: str) -> str:
+        theme = (old.resolve(theme_id) if old is not None else None) or new.resolve(theme_id)
+        return theme.label if theme is not None else theme_id
+
+    now = datetime.now(UTC)
+    for alert in session.execute(select(Alert).where(Alert.status == "open")).scalars():
+        if gone(alert.theme):
+            alert.status, alert.updated_at = "resolved", now
+    closed = 0
+    live = select(Incident).where(Incident.status.in_(("open", "acknowledged")))
+    for inc in session.execute(live).scalars():
+        if not gone(inc.theme):
+            continue
+        note = f"{REMOVED_NOTE} (version {new.version})"
+        inc.status, inc.resolved_by, inc.resolved_at = "resolved", author[:100], now
+        inc.resolve_note, inc.updated_at = note, now
+        closed += 1
+        messages = (
+            session.execute(select(OutboxMessage).where(OutboxMessage.incident_id == inc.id))
+            .scalars()
+            .all()
+        )
+        posted = False
+        for msg in messages:
+            if msg.status == "pending":
+                session.delete(msg)  # an opening or escalation of an incident now closed
+            posted = posted or msg.status in POSTED
+        if not posted:
+            continue
+        inc.revision += 1
+        text = REMOVED_TEXTS.get(settings.alert_language, REMOVED_TEXTS["fr"]).format(
+            id=inc.id, label=label(inc.theme), version=new.version
+        )
+        section = {"type": "mrkdwn", "text": f":white_check_mark: {text}"}
+        session.add(
+            OutboxMessage(
+                incident_id=inc.id,
+                alert_id=None,
+                revision=inc.revision,
+                route=inc.team,
+                payload={"text": text, "blocks": [{"type": "section", "text": section}]},
+                status="pending",
+                attempts=0,
+            )
+        )
+    session.flush()
+    return closed
 
 
 def follow_teams(session: Session, taxonomy: Taxonomy) -> int:

@@ -409,6 +409,11 @@ def analyze_file(
         try:
             check_text_file(input_path)
             fmt = detect_format(input_path)
+            if fmt == "xlsx":  # read as JSONL it was a row of garbage per line of the archive
+                raise ReaderError(
+                    f"{input_path}: an Excel workbook; `verbatim analyze` reads CSV or JSONL "
+                    "(export it as CSV, or load it with `verbatim ingest`)"
+                )
             if fmt == "jsonl":  # a JSON array or a pretty-printed document: one clear error
                 next(iter_jsonl(input_path, encoding), None)
         except ReaderError as exc:

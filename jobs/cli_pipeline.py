@@ -130,6 +130,12 @@ def _print_ingest(console: Any, result: Any, source: str, *, configured: bool = 
         f"duplicates {result.duplicates}, rejected [red]{result.rejected}[/]"
         f"{resumed} (run #{result.run_id})"
     )
+    if result.repaired:
+        console.print(
+            f"  repaired {result.repaired} text(s): HTML entities or tags (&eacute;, <br>), "
+            "or accents garbled by an encoding mix-up (Ã© → é)",
+            highlight=False,
+        )
     if result.encoding_errors and result.encoding_errors * 2 >= result.read:
         console.print(
             f"[yellow]{result.encoding_errors} rows could not be decoded: is the file in "
@@ -167,7 +173,10 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def ingest(
-        path: Path = typer.Argument(..., help="CSV (, ; or tab) or JSONL file; - reads stdin"),
+        path: Path = typer.Argument(
+            ...,
+            help="CSV (, ; or tab), JSONL or Excel .xlsx file (its first sheet); - reads stdin",
+        ),
         source: str = typer.Option(..., "--source", "-s", help="name of the feed"),
         channel: str = typer.Option(
             "review", "--channel", "-c", help="review | social | complaint | survey"
@@ -181,7 +190,9 @@ def register(app: typer.Typer) -> None:
             "channel title nps csat ces; NPS 0-10, CSAT 1-5, CES 1-7)",
         ),
         force: bool = typer.Option(False, help="re-read a file already ingested"),
-        encoding: str = typer.Option("utf-8", help="file encoding, e.g. cp1252 for old Excel"),
+        encoding: str = typer.Option(
+            "utf-8", help="CSV/JSONL encoding, e.g. cp1252 for old Excel CSV (.xlsx: unused)"
+        ),
         quiet: bool = typer.Option(
             False, "--quiet", "-q", help="no progress bar, only errors in the log"
         ),
@@ -601,8 +612,9 @@ def _apply_retention(settings: Any, sessions: Any, console: Any) -> None:
     before = cutoff(settings.retention_days)
     with session_scope(sessions) as session:
         erased = purge(session, before=before)
+        if erased.verbatims or erased.quarantine:
+            audit(session, settings.data_dir, "purge", who_runs(), erased)
     if erased.verbatims or erased.quarantine:
-        audit(settings.data_dir, "purge", who_runs(), erased)
         console.print(
             f"retention ({settings.retention_days} days): deleted {erased.verbatims} "
             f"verbatim(s) dated before {before}; their days' counts are kept"

@@ -1,7 +1,7 @@
 """`verbatim forget` (right to erasure) and `verbatim purge` (retention): personal data.
 
-Both delete verbatims with everything derived from them (core.erasure) and write one
-anonymous line to `<data_dir>/erasure-audit.jsonl`: when, who, how many rows.
+Both delete verbatims with everything derived from them (core.erasure) and write anonymous
+lines to `<data_dir>/erasure-audit.jsonl` (core.erasure.audit): when, who, how many rows.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
         Analyses, mentions and evidence spans, corrections and notes, embeddings, topic
         assignments, their quotes in topic and incident examples and in stored Slack
         messages, and the rejected rows that quote the key, customer or text. Their days are
-        re-aggregated; an anonymous line goes to <data_dir>/erasure-audit.jsonl."""
+        re-aggregated; anonymous lines go to <data_dir>/erasure-audit.jsonl."""
         from rich.console import Console
         from rich.markup import escape
 
@@ -148,7 +148,7 @@ def register(app: typer.Typer) -> None:
                 )
         with session_scope(ctx.sessions) as session:
             erased = erase(session, target)
-        audit(ctx.settings.data_dir, "forget", who_runs(), erased, target.criteria())
+            audit(session, ctx.settings.data_dir, "forget", who_runs(), erased, target.criteria())
         console.print(
             f"erased {erased.verbatims} verbatim(s) ({_summary(erased)}); "
             f"re-aggregated {len(erased.days)} day(s)"
@@ -170,7 +170,7 @@ def register(app: typer.Typer) -> None:
 
         Their days keep their anonymous counts (trends, spike baselines) and lose their
         keywords; no later rebuild recomputes them. Also run once a day by `verbatim
-        scheduler`. An anonymous line goes to <data_dir>/erasure-audit.jsonl."""
+        scheduler`. Anonymous lines go to <data_dir>/erasure-audit.jsonl."""
         from rich.console import Console
         from sqlalchemy import func, select
 
@@ -197,7 +197,7 @@ def register(app: typer.Typer) -> None:
             return
         with session_scope(ctx.sessions) as session:
             erased = run_purge(session, before=before)
-        audit(ctx.settings.data_dir, "purge", who_runs(), erased)
+            audit(session, ctx.settings.data_dir, "purge", who_runs(), erased)
         console.print(
             f"deleted {erased.verbatims} verbatim(s) dated before {before} ({_summary(erased)}); "
             "their days' counts are kept"

@@ -280,6 +280,7 @@ def _apply(
     today: date,
     gap: int,
     to_notify: dict[int, Incident],
+    grown: dict[int, Incident] | None = None,
 ) -> None:
     ep = ev.episode
     row = session.execute(select(Alert).where(Alert.alert_key == ep.key)).scalar_one_or_none()
@@ -342,6 +343,8 @@ def _apply(
     if notify:
         # Queued once the day's every alert has joined (see detect_day).
         to_notify[inc.id] = inc
+    elif grown is not None and not inc.historical:
+        grown[inc.id] = inc  # its message, if still unsent, tells the incident as it is now
 
 
 # --- the job --------------------------------------------------------------------------------
@@ -426,13 +429,26 @@ def detect_day(
     # An incident's message is built after all of the day's alerts joined it: built as the
     # first one joined (negativity before volume), it told one kind, at that kind's severity.
     to_notify: dict[int, Incident] = {}
+    grown: dict[int, Incident] = {}
     for ev in events:
         gap = cooldown.get(ev.episode.theme, cfg.cooldown_days) + 1
         _apply(
-            session, settings, taxonomy, ev, now, result, today=today, gap=gap, to_notify=to_notify
+            session,
+            settings,
+            taxonomy,
+            ev,
+            now,
+            result,
+            today=today,
+            gap=gap,
+            to_notify=to_notify,
+            grown=grown,
         )
     for inc in to_notify.values():
         result.queued += incidents.enqueue(session, settings, taxonomy, inc)
+    for inc_id, inc in grown.items():
+        if inc_id not in to_notify:
+            incidents.refresh_unsent(session, settings, taxonomy, inc)
     incidents.close_quiet(session, now)
     _set_watermark(session, "channels" if per_channel else "themes", day, now)
     result.days.append(day)

@@ -64,27 +64,12 @@ def _analyze(analyzer: Any, texts: list[str]) -> list[Any]:
     return out
 
 
-def _still_stored(
-    session: Session, rows: Sequence[Any], docs: Sequence[Any]
+def _kept(
+    rows: Sequence[Any], docs: Sequence[Any], kept: frozenset[int]
 ) -> tuple[list[Any], list[Any]]:
-    """`rows` (and their results) whose verbatim is still stored, held until the commit.
-
-    `verbatim forget` or `purge` may delete some while the batch is analysed: writing their
-    analyses failed the whole run on the foreign key (IntegrityError). Marking them analysed
-    first (UPDATE ... RETURNING, after the aggregates lock as an analysis batch takes it)
-    says which are left and keeps a deletion from committing before this batch does."""
-    if not rows:
-        return [], []
-    lock_aggregates(session, shared=True)
-    stmt = (
-        update(Feedback)
-        .where(Feedback.id.in_([r.id for r in rows]))
-        .values(analyzed=True)
-        .returning(Feedback.id)
-        .execution_options(synchronize_session=False)
-    )
-    alive = set(session.scalars(stmt))
-    pairs = [(r, d) for r, d in zip(rows, docs, strict=True) if r.id in alive]
+    """`rows` (and their results) still stored when `store_analyses` marked them analysed:
+    a verbatim `forget` or `purge` deleted meanwhile gets no embedding and is not counted."""
+    pairs = [(r, d) for r, d in zip(rows, docs, strict=True) if r.id in kept]
     return [r for r, _ in pairs], [d for _, d in pairs]
 
 
@@ -287,12 +272,12 @@ def enrich(
                 log.warning("analyzer failed on feedback ids %s", failed[:20])
                 pairs = [(r, d) for r, d in zip(rows, docs, strict=True) if d is not None]
                 rows, docs = [r for r, _ in pairs], [d for _, d in pairs]
-            rows, docs = _still_stored(session, rows, docs)
             recurrent = _recurrent(session, rows)
-            result.days.update(as_utc(r.created_at).date() for r in rows)
             stored = store_analyses(
                 session, rows, docs, model_version=version, recurrent=recurrent, now=utcnow()
             )
+            rows, docs = _kept(rows, docs, stored.kept)
+            result.days.update(as_utc(r.created_at).date() for r in rows)
             result.mentions += stored.mentions
             result.skipped += len(rows) - stored.analyses
             _store_embeddings(

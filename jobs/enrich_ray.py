@@ -6,7 +6,8 @@ analyzer once, then for each range reads the still-pending rows from the databas
 them and writes the analyses back with `core.store.store_analyses` (ON CONFLICT DO NOTHING on
 (feedback_id, model_version)) in one transaction per range. A range that Ray retries after a
 lost worker, or a second run, finds its rows analysed or its analyses present: nothing is
-counted twice. Every worker needs the code installed and the database reachable
+counted twice. Verbatims stored during a pass (ids past its ranges) get a further pass.
+Every worker needs the code installed and the database reachable
 (PostgreSQL for a real cluster; SQLite works on a single machine).
 """
 
@@ -74,12 +75,17 @@ def _probe(address: str | None, timeout: float = 5.0) -> None:
         ) from None
 
 
-def pending_ranges(sessions: sessionmaker[Session], size: int) -> list[tuple[int, int]]:
-    """Inclusive id ranges of at most `size` pending verbatims each, in id order."""
+def pending_ranges(
+    sessions: sessionmaker[Session], size: int, after: int = 0
+) -> list[tuple[int, int]]:
+    """Inclusive id ranges of at most `size` pending verbatims each (ids above `after`), in
+    id order."""
     ranges: list[tuple[int, int]] = []
     with session_scope(sessions) as session:
         ids = session.execute(
-            select(Feedback.id).where(Feedback.analyzed.is_(False)).order_by(Feedback.id)
+            select(Feedback.id)
+            .where(Feedback.analyzed.is_(False), Feedback.id > after)
+            .order_by(Feedback.id)
         ).scalars()
         first = last = None
         count = 0
@@ -123,7 +129,7 @@ class RangeAnalyzer:
     def analyse_range(self, lo: int, hi: int) -> tuple[int, int, int, list[date]]:
         """(analysed, mentions, failed, days) for the pending rows with lo <= id <= hi."""
         from core.store import as_utc, store_analyses, utcnow
-        from jobs.enrich import _analyze, _recurrent, _still_stored, _store_embeddings
+        from jobs.enrich import _analyze, _kept, _recurrent, _store_embeddings
 
         with session_scope(self.sessions) as session:
             rows = session.execute(
@@ -139,7 +145,7 @@ class RangeAnalyzer:
             if failed:  # left analyzed=False for the next run, as the in-process engine does
                 bad = sorted({r.id for r in rows} - {r.id for r, _ in kept})
                 log.warning("analyzer failed on feedback ids %s", bad[:20])
-            rows, docs = _still_stored(session, [r for r, _ in kept], [d for _, d in kept])
+            rows, docs = [r for r, _ in kept], [d for _, d in kept]
             stored = store_analyses(
                 session,
                 rows,
@@ -148,6 +154,7 @@ class RangeAnalyzer:
                 recurrent=_recurrent(session, rows),
                 now=utcnow(),
             )
+            rows, docs = _kept(rows, docs, stored.kept)
             # The document vectors too (topics reuse them), as the in-process engine stores.
             key = getattr(self.analyzer, "embedding_key", None)
             _store_embeddings(session, rows, docs, key, utcnow())
@@ -242,6 +249,27 @@ def enrich_ray(
     worker_settings["sources"] = [
         source.model_dump(mode="json", exclude_unset=True) for source in settings.sources
     ]
+    result = EnrichResult(relabelled=prepared.relabelled, days=set(prepared.days))
+    # Verbatims stored while a pass runs (an ingest, the API) are past its ranges: another
+    # pass takes them, as the in-process engine's batches do, so `enrich` then `aggregate`
+    # leaves none pending. A range's failed rows stay below the cursor: not retried here.
+    while ranges:
+        _run_pass(ranges, worker_settings, backend, opts, result)
+        ranges = pending_ranges(sessions, opts.range_size, after=ranges[-1][1])
+    return result
+
+
+def _run_pass(
+    ranges: list[tuple[int, int]],
+    worker_settings: dict[str, Any],
+    backend: str | None,
+    opts: RayOptions,
+    result: EnrichResult,
+) -> None:
+    """Analyse `ranges` on a pool of actors; adds the counts and days to `result`."""
+    import ray.data
+    import ray.exceptions
+
     ds = ray.data.from_items([{"lo": lo, "hi": hi} for lo, hi in ranges])
     results = ds.map_batches(
         RangeAnalyzer,
@@ -251,7 +279,6 @@ def enrich_ray(
         compute=ray.data.ActorPoolStrategy(size=max(1, opts.workers)),
         num_cpus=opts.cpus_per_worker,
     )
-    result = EnrichResult(relabelled=prepared.relabelled, days=set(prepared.days))
     try:
         for row in results.iter_rows():
             result.analyzed += int(row["analyzed"])
@@ -264,4 +291,3 @@ def enrich_ray(
             f"the Ray run failed: {_last_line(exc)} (the ranges finished before are stored: "
             "run it again to continue)"
         ) from None
-    return result

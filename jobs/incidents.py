@@ -335,16 +335,8 @@ def topic_examples(session: Session, topic_id: int, first: date, last: date) -> 
 def enqueue(session: Session, settings: Settings, taxonomy: Taxonomy, inc: Incident) -> int:
     """Refresh drivers/examples and queue the incident's current revision (once). The route is
     the team: its webhook is resolved when the message is delivered."""
-    from jobs.slack_message import build_incident_payload
-
     if inc.notified_severity is not None:
         inc.revision += 1
-    topic_id = topic_id_of(inc.theme)
-    if topic_id is None:
-        inc.drivers = drivers(session, taxonomy, inc.theme, inc.first_day, inc.last_day)
-        inc.examples = examples(session, taxonomy, inc.theme, inc.first_day, inc.last_day)
-    else:
-        inc.examples = topic_examples(session, topic_id, inc.first_day, inc.last_day)
     inc.notified_severity = inc.severity
     exists = session.execute(
         select(OutboxMessage.id).where(
@@ -353,6 +345,52 @@ def enqueue(session: Session, settings: Settings, taxonomy: Taxonomy, inc: Incid
     ).first()
     if exists:
         return 0
+    session.add(
+        OutboxMessage(
+            incident_id=inc.id,
+            alert_id=None,
+            revision=inc.revision,
+            route=inc.team,
+            payload=_payload(session, settings, taxonomy, inc),
+            status="pending",
+            attempts=0,
+        )
+    )
+    return 1
+
+
+def refresh_unsent(session: Session, settings: Settings, taxonomy: Taxonomy, inc: Incident) -> bool:
+    """Rebuild the incident's latest message while it is still `pending` (no post of it
+    reached Slack: none yet, or refused with a 5xx) after the incident grew without an
+    escalation. Built as it was queued, it went out later (a first run or a catch-up over
+    several days, Slack down for hours) with that moment's figures, period and link: « Période
+    : 04/12/2026 » on the 6th, for a spike the same run had seen go on to the 6th."""
+    row = session.execute(
+        select(OutboxMessage).where(
+            OutboxMessage.incident_id == inc.id,
+            OutboxMessage.revision == inc.revision,
+            OutboxMessage.status == "pending",
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        return False
+    row.payload = _payload(session, settings, taxonomy, inc)
+    inc.notified_severity = inc.severity  # the grade the message now tells
+    return True
+
+
+def _payload(
+    session: Session, settings: Settings, taxonomy: Taxonomy, inc: Incident
+) -> dict[str, Any]:
+    """Refresh the incident's drivers and examples, and build its current revision's message."""
+    from jobs.slack_message import build_incident_payload
+
+    topic_id = topic_id_of(inc.theme)
+    if topic_id is None:
+        inc.drivers = drivers(session, taxonomy, inc.theme, inc.first_day, inc.last_day)
+        inc.examples = examples(session, taxonomy, inc.theme, inc.first_day, inc.last_day)
+    else:
+        inc.examples = topic_examples(session, topic_id, inc.first_day, inc.last_day)
     theme = taxonomy.resolve(inc.theme)
     topic = session.get(Topic, topic_id) if topic_id is not None else None
     label = theme.label if theme else topic.label if topic else inc.theme
@@ -364,22 +402,10 @@ def enqueue(session: Session, settings: Settings, taxonomy: Taxonomy, inc: Incid
         .order_by(OutboxMessage.revision.desc())
         .limit(1)
     ).scalar()
-    payload = build_incident_payload(
+    return build_incident_payload(
         inc,
         label,
         dashboard_link(settings.dashboard_url, inc.theme, inc.first_day, inc.last_day),
         settings.alert_language,
         previous_team=previous,
     )
-    session.add(
-        OutboxMessage(
-            incident_id=inc.id,
-            alert_id=None,
-            revision=inc.revision,
-            route=inc.team,
-            payload=payload,
-            status="pending",
-            attempts=0,
-        )
-    )
-    return 1

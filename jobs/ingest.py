@@ -1,4 +1,4 @@
-"""`verbatim ingest`: stream a CSV/JSONL file into `feedback`, in batches.
+"""`verbatim ingest`: stream a CSV/JSONL/.xlsx file into `feedback`, in batches.
 
 Each batch commits its rows, its quarantined rows and the run's watermark in ONE transaction,
 so a crash loses at most the batch in flight and the next run of the same file resumes right
@@ -120,6 +120,9 @@ class IngestResult:
     # Rows an earlier read with another encoding could not decode, read again: their
     # quarantine entries are gone (stored now, or quarantined again with the new reason).
     reread_undecodable: int = 0
+    # Stored rows whose text had HTML entities or tags, or accents garbled by an encoding
+    # mix-up (« Ã© »), repaired before storage (`nlp.text.repair`).
+    repaired: int = 0
     reasons: dict[str, int] = dataclass_field(default_factory=dict)  # rejection code -> rows
     mapping: dict[str, str] = dataclass_field(default_factory=dict)  # field -> file column
     inferred: list[str] = dataclass_field(default_factory=list)  # fields not given by --map
@@ -199,6 +202,16 @@ def _split(fields: Mapping[str, Any], mapping: Mapping[str, str]) -> tuple[dict,
     mapped = set(mapping.values())
     extra = {k: v for k, v in fields.items() if k not in mapped}
     return canonical, extra
+
+
+def _repaired(fields: Mapping[str, Any]) -> bool:
+    """Whether storing the row repairs its text or title (counted for the summary)."""
+    from nlp.text.repair import repair_text
+
+    return any(
+        isinstance(value, str) and repair_text(value) != value
+        for value in (fields.get("text"), fields.get("title"))
+    )
 
 
 def _blank(path: Path) -> bool:
@@ -295,8 +308,8 @@ def _check_file(
     check_text_file(path)
     fmt: Format = detect_format(path)
     file_columns = columns(path, fmt, encoding=encoding)
-    if not file_columns and _blank(path):
-        return None
+    if not file_columns and (fmt == "xlsx" or _blank(path)):
+        return None  # an empty export (a workbook whose first sheet has no row)
     if not file_columns and fmt == "jsonl":
         # Not one line is a JSON object (the whole file was scanned): nothing to map, and
         # every line is quarantined with its own reason rather than the file refused.
@@ -432,6 +445,7 @@ def ingest_file(
                     rejected.append((record.number, prepared, record.raw))
                 else:
                     batch.append(prepared)
+                    result.repaired += _repaired(canonical)
             if hook is not None:
                 hook("row", record.number)
             if batch_read >= settings.batch_size:

@@ -1,7 +1,8 @@
-"""Streaming readers for feedback files: CSV (sniffed delimiter, BOM) and JSONL.
+"""Streaming readers for feedback files: CSV (sniffed delimiter, BOM), JSONL and Excel .xlsx.
 
 Files are read as bytes and decoded line by line, so one undecodable line is one rejected row
-and never the end of the file. Nothing holds more than one record in memory.
+and never the end of the file. Nothing holds more than one record in memory (a workbook is
+streamed row by row by openpyxl's read-only mode).
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ import io
 import json
 import re
 import shlex
+import zipfile
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from nlp.errors import VerbatimError
 
-Format = Literal["csv", "jsonl"]
+Format = Literal["csv", "jsonl", "xlsx"]
 BOM = b"\xef\xbb\xbf"
 DELIMITERS = (",", ";", "\t", "|")
 SINGLE_COLUMN = "\x1f"  # ASCII unit separator: never in text, so each line is one field
@@ -42,7 +45,32 @@ class RawRecord:
     line: int = 0  # 1-based line of the file where the record starts (0: not tracked)
 
 
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _zip_kind(path: Path) -> Literal["xlsx", "ods", "zip"] | None:
+    """What a ZIP file is (an Excel workbook, an OpenDocument spreadsheet, another archive),
+    or None when the file is no ZIP. Told by its members, not its name."""
+    with path.open("rb") as fh:
+        if fh.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
+            return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            mimetype = archive.read("mimetype")[:100] if "mimetype" in names else b""
+    except (zipfile.BadZipFile, OSError, KeyError):
+        return "zip"
+    if "xl/workbook.xml" in names:
+        return "xlsx"
+    if b"opendocument.spreadsheet" in mimetype:
+        return "ods"
+    return "zip"
+
+
 def detect_format(path: Path) -> Format:
+    # An Excel workbook, whatever its name (a ".csv" that is one, stdin's spooled copy).
+    if _zip_kind(path) == "xlsx":
+        return "xlsx"
     suffix = path.suffix.lower()
     if suffix in {".jsonl", ".ndjson", ".json"}:
         return "jsonl"
@@ -65,9 +93,8 @@ def fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
-# Signatures of files people export by mistake instead of CSV/JSONL.
+# Signatures of files people export by mistake instead of CSV/JSONL/.xlsx.
 _MAGIC = {
-    b"PK\x03\x04": "a ZIP archive (an .xlsx/.ods spreadsheet?)",
     b"%PDF": "a PDF",
     b"\x89PNG": "a PNG image",
     b"\xff\xd8\xff": "a JPEG image",
@@ -78,9 +105,23 @@ _MAGIC = {
 
 
 def check_text_file(path: Path) -> None:
-    """Refuse binary files up front with one clear line (instead of garbage rows)."""
+    """Refuse binary files up front with one clear line (instead of garbage rows); an Excel
+    .xlsx workbook is read (`iter_xlsx`)."""
     with path.open("rb") as fh:
         head = fh.read(8192)
+    zip_kind = _zip_kind(path)
+    if zip_kind == "xlsx":
+        return
+    if zip_kind == "ods":
+        raise ReaderError(
+            f"{path}: this is an OpenDocument spreadsheet (.ods), which is not read; save it "
+            "as Excel (.xlsx) or CSV (UTF-8)"
+        )
+    if zip_kind == "zip":
+        raise ReaderError(
+            f"{path}: this is a ZIP archive but not a readable .xlsx spreadsheet; "
+            "export it as .xlsx or CSV (UTF-8)"
+        )
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ReaderError(f"{path}: the file is UTF-16; save it as UTF-8 and retry")
     if head.startswith(b"\x1f\x8b"):
@@ -226,6 +267,11 @@ def columns(path: Path, fmt: Format, encoding: str = "utf-8") -> list[str]:
     100 000 is a column all the same, so the whole file is scanned (one streaming pass)."""
     if fmt == "csv":
         return _read_header(path, encoding)[0]
+    if fmt == "xlsx":
+        with _Workbook(path) as book:
+            for _line, row in book.rows():
+                return _unique_names([_header_cell(cell) for cell in _trimmed(row)])
+        return []
     keys: dict[str, None] = {}
     for record in iter_jsonl(path, encoding):
         if record.fields is not None and len(keys) < MAX_JSON_KEYS:
@@ -606,7 +652,111 @@ def iter_jsonl(path: Path, encoding: str = "utf-8") -> Iterator[RawRecord]:
             yield RawRecord(number, obj, raw, None, fh.tell(), line_no)
 
 
+class _Workbook:
+    """`with _Workbook(path) as book`: `book.rows()` are the first worksheet's non-empty rows
+    as (1-based row of the sheet, cell values), streamed (openpyxl read-only: one row in
+    memory at a time); the workbook is closed on exit (read-only mode keeps the file open)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fh: BinaryIO | None = None
+        self.book: Any = None
+        self.sheet: Any = None
+        self.max_row = 0  # the sheet's size as it declares it (0: not declared)
+
+    def __enter__(self) -> _Workbook:
+        from openpyxl import load_workbook
+
+        # Opened here, not by name: openpyxl refuses a name without an Excel extension
+        # (stdin's spooled copy, an export saved as ".csv").
+        self.fh = fh = self.path.open("rb")
+        try:
+            # data_only: a formula's last computed value, not its text.
+            self.book = load_workbook(fh, read_only=True, data_only=True)
+            self.sheet = self.book.worksheets[0]
+            self.max_row = int(self.sheet.max_row or 0)
+        except Exception as exc:  # a damaged or half-copied workbook: openpyxl's errors vary
+            fh.close()
+            raise ReaderError(
+                f"{self.path}: unreadable .xlsx workbook ({type(exc).__name__}: "
+                f"{str(exc)[:150]}); open it in Excel and save it again, or export it as CSV"
+            ) from None
+        return self
+
+    def rows(self) -> Iterator[tuple[int, tuple[Any, ...]]]:
+        for line, row in enumerate(self.sheet.iter_rows(values_only=True), start=1):
+            if any(not _empty_cell(cell) for cell in row):
+                yield line, row
+
+    def __exit__(self, *exc: object) -> None:
+        if self.book is not None:
+            self.book.close()
+        if self.fh is not None:
+            self.fh.close()
+
+
+def _empty_cell(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _trimmed(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """`row` without its empty cells at the end (a sheet's rows are as wide as its widest)."""
+    end = len(row)
+    while end and _empty_cell(row[end - 1]):
+        end -= 1
+    return row[:end]
+
+
+def _header_cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _cell(value: Any) -> Any:
+    """A cell as a field: dates stay datetimes, numbers numbers (a whole float as an int:
+    an id typed 1042 is not "1042.0"), an empty cell the empty string a CSV gives."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _raw_cell(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return "" if value is None else str(value)
+
+
+def iter_xlsx(path: Path) -> Iterator[RawRecord]:
+    """The first worksheet's rows as records: the first non-empty row is the header (names
+    as a CSV's are made unique), empty rows are skipped, a row with a value past the header's
+    columns is `wrong_field_count` (as in a CSV). `offset` estimates the bytes read from the
+    row's place in the sheet (the file is compressed)."""
+    size = path.stat().st_size
+    with _Workbook(path) as book:
+        header: list[str] = []
+        width = 0
+        number = 0
+        for line, row in book.rows():
+            if not header:
+                header = _unique_names([_header_cell(cell) for cell in _trimmed(row)])
+                width = len(header)
+                continue
+            number += 1
+            cells = _trimmed(row)
+            raw = ";".join(_raw_cell(cell) for cell in cells)[:RAW_KEEP]
+            offset = min(size, size * line // book.max_row) if book.max_row else 0
+            if len(cells) > width:
+                error = ("wrong_field_count", None, f"{len(cells)} fields, the header has {width}")
+                yield RawRecord(number, None, raw, error, offset, line)
+                continue
+            values = [_cell(cell) for cell in cells] + [""] * (width - len(cells))
+            yield RawRecord(number, dict(zip(header, values, strict=True)), raw, None, offset, line)
+
+
 def iter_records(path: Path, fmt: Format, encoding: str = "utf-8") -> Iterator[RawRecord]:
+    if fmt == "xlsx":
+        return iter_xlsx(path)  # no encoding: the workbook's XML says its own
     return iter_csv(path, encoding) if fmt == "csv" else iter_jsonl(path, encoding)
 
 

@@ -642,8 +642,8 @@ class Scheduler:
         try:
             with session_scope(self.sessions) as session:
                 erased = purge(session, before=cutoff(days, now.date()), now=now)
-            if erased.verbatims or erased.quarantine:
-                audit(self.settings.data_dir, "purge", "scheduler", erased)
+                if erased.verbatims or erased.quarantine:
+                    audit(session, self.settings.data_dir, "purge", "scheduler", erased)
         except Exception:  # noqa: BLE001 - housekeeping: the tick's own outcome is recorded
             log.exception("deleting the verbatims older than %d days failed", days)
             return

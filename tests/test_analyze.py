@@ -154,3 +154,21 @@ def test_build_analyzer_restaurant() -> None:
     doc = analyzer.analyze(["Serveur très aimable mais plats froids et addition salée"])[0]
     got = {m.theme: m.polarity for m in doc.themes}
     assert got.get("service") == "positive" and got.get("cuisine") == "negative"
+
+
+def test_analyze_refuses_an_xlsx_workbook(analyzer: Analyzer, tmp_path: Path) -> None:
+    """`verbatim ingest` reads .xlsx now, so the binary-file check lets workbooks through:
+    `analyze` (CSV or JSONL only) must still refuse one, not read the archive as JSONL."""
+    from openpyxl import Workbook
+
+    from jobs.analyze import InputError
+
+    src = tmp_path / "avis.xlsx"
+    book = Workbook()
+    assert book.active is not None
+    book.active.append(["text"])
+    book.active.append(["Très bien"])
+    book.save(src)
+    with pytest.raises(InputError, match="Excel workbook"):
+        analyze_file(analyzer, src, tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.jsonl").exists()

@@ -270,3 +270,31 @@ def test_api_writes_behind_another_process_write_answer_503_sqlite(
         other.execute("COMMIT")
         other.close()
     assert client.post("/feedback", json=batch, headers=write).json()["stored"] == 1
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_an_enrich_batch_marks_its_verbatims_analysed_once(
+    tmp_path: Path, settings: Settings, request: pytest.FixtureRequest, analyzer: Any, db: str
+) -> None:
+    """The batch ran an UPDATE ... RETURNING to keep the rows still stored (a concurrent
+    `forget`), then store_analyses updated the same rows again: two row versions each."""
+    from sqlalchemy import event
+
+    sessions = request.getfixturevalue("sessions" if db == "sqlite" else "pg_sessions")
+    feed = tmp_path / "feed.jsonl"
+    count = write_demo(feed, DemoSpec(days=2, seed=3, end=date(2026, 11, 10), per_day=10))
+    ingest_file(sessions, settings, feed, source="demo")
+    updates: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE FEEDBACK"):
+            updates.append(statement)
+
+    engine = sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        result = enrich(sessions, settings, analyzer=analyzer, batch_size=count)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert result.analyzed == result.stored == count
+    assert len(updates) == 1, updates

@@ -56,10 +56,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             yield url
 
 
-def _seed(sessions: sessionmaker[Session], n: int) -> None:
+def _seed(sessions: sessionmaker[Session], n: int, first: int = 0) -> None:
     start = datetime.now(UTC) - timedelta(days=5)
     rows = []
-    for i in range(n):
+    for i in range(first, first + n):
         fields = {
             "id": f"r{i}",
             "text": f"{TEXTS[i % len(TEXTS)]} (commande {i})",
@@ -128,6 +128,37 @@ def test_ray_engine_analyses_each_verbatim_once(
         local = dict(s.execute(select(Analysis.feedback_id, Analysis.sentiment)).all())
     assert local == by_ray
     assert _counts(sessions)[2] == mentions
+    engine.dispose()
+
+
+def test_verbatims_stored_during_a_ray_run_are_analysed_by_it(
+    local_ray: None, db_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ranges were cut once, at the start: verbatims ingested while the actors worked
+    (the scheduler's ingest, POST /feedback) were past them and waited for the next run,
+    where the in-process engine's next batch takes them."""
+    import jobs.enrich_ray as enrich_ray_module
+    from jobs.enrich_ray import RayOptions, enrich_ray
+
+    settings = settings.model_copy(update={"database_url": db_url})
+    engine = make_engine(db_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    _seed(sessions, 20)
+    cut = enrich_ray_module.pending_ranges
+
+    def cut_then_ingest(*args: object, **kwargs: object) -> list[tuple[int, int]]:
+        ranges = cut(*args, **kwargs)  # type: ignore[arg-type]
+        if ranges and ranges[0][0] == 1:  # the run's first cut: an ingest comes in
+            _seed(sessions, 7, first=20)
+        return ranges
+
+    monkeypatch.setattr(enrich_ray_module, "pending_ranges", cut_then_ingest)
+    result = enrich_ray(settings, sessions, options=RayOptions(workers=1, range_size=10))
+    assert result.analyzed == 27 and result.failed == 0
+    with sessions() as s:
+        assert s.scalar(select(func.count()).where(Feedback.analyzed.is_(False))) == 0
+    assert _counts(sessions)[:2] == (27, 27)
     engine.dispose()
 
 

@@ -360,6 +360,49 @@ def test_cli_forget_and_purge(
         assert _count(s, Feedback, Feedback.created_at < datetime.now(UTC) - timedelta(days=6)) == 0
 
 
+@pytest.mark.parametrize("when", ["after", "during"])
+def test_an_erasure_interrupted_at_its_commit_leaves_a_consistent_audit(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, monkeypatch, when: str
+) -> None:
+    """The audit line was written after the commit: a process killed in between erased the
+    verbatim and left no trace of it. Failure injected right after the erasure's commit
+    ("after") or instead of it ("during": nothing erased, the audit says so)."""
+    import core.erasure
+    from jobs.ingest import ingest_file
+    from verbatim_cli import app
+
+    src = _feed(tmp_path, days=1)
+    ingest_file(sessions, settings, src.path, source="boutique", mapping=src.mapping)
+    monkeypatch.setenv("VERBATIM_DATA_DIR", str(settings.data_dir))
+    real_erase, real_commit = core.erasure.erase, Session.commit
+
+    def erase_marked(session: Session, target: Target):  # type: ignore[no-untyped-def]
+        session.info["erasing"] = True
+        return real_erase(session, target)
+
+    def commit(self: Session) -> None:
+        if not self.info.pop("erasing", False):
+            return real_commit(self)
+        if when == "after":
+            real_commit(self)
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(core.erasure, "erase", erase_marked)
+    monkeypatch.setattr(Session, "commit", commit)
+    res = CliRunner().invoke(app, ["forget", "--source", "boutique", "--key", "AV-7781"])
+    assert isinstance(res.exception, RuntimeError), res.output
+    with session_scope(sessions) as s:
+        left = _count(s, Feedback, Feedback.external_id == "AV-7781")
+    assert left == (0 if when == "after" else 1)
+    lines = [json.loads(x) for x in (settings.data_dir / AUDIT_FILE).read_text().splitlines()]
+    assert [line["status"] for line in lines] == (
+        ["started", "done"] if when == "after" else ["started", "rolled back"]
+    )
+    assert {line["ref"] for line in lines} == {lines[0]["ref"]}
+    assert all(line["action"] == "forget" for line in lines)
+    assert lines[-1].get("verbatims") == (1 if when == "after" else None)
+
+
 def test_forget_leaves_no_trace_of_the_text_in_the_sqlite_file(
     tmp_path: Path, settings: Settings, engine, sessions: sessionmaker, analyzer
 ) -> None:
@@ -482,8 +525,10 @@ def test_api_delete_feedback_erases_as_forget_does(
         payload = json.dumps(s.scalars(select(OutboxMessage)).one().payload, ensure_ascii=False)
         assert "zqxwv" not in payload
     lines = (settings.data_dir / AUDIT_FILE).read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 1  # the 503 and the 404s wrote none
-    line = json.loads(lines[0])
+    assert len(lines) == 2  # started, done: the 503 and the 404s wrote none
+    assert json.loads(lines[0])["status"] == "started"
+    line = json.loads(lines[1])
+    assert line["status"] == "done"
     assert line["action"] == "forget" and line["by"] == "api:dpo" and line["criteria"] == ["id"]
     assert line["verbatims"] == 1 and line["days"] == 1
     assert "zqxwv" not in lines[0] and "AV-7781" not in lines[0]  # anonymous

@@ -616,6 +616,82 @@ def test_an_escalation_after_a_team_change_goes_to_the_new_team_and_says_so(
     assert "logistics" in state.requests[1]["body"]["text"]
 
 
+@pytest.mark.parametrize("edit", ["removed", "retired", "relabelled"])
+def test_a_theme_removed_from_the_taxonomy_closes_its_incident_at_once_and_says_so(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    hook,  # noqa: F811
+    keys: dict[str, str],
+    edit: str,
+) -> None:
+    """A new taxonomy version without `emballage` (or with it retired): its open alert and
+    incident stayed open on /alerts and /incidents until their cooldown ran out, and the
+    logistics channel told of the incident never heard it ended. A theme only relabelled (same
+    id) keeps its incident."""
+    from core import taxonomy_store
+    from core.models import OutboxMessage
+    from service.app import create_app
+
+    state, url = hook
+    settings.slack_webhooks = {"logistics": f"{url}/logistics"}
+    feed = _packaging_spike(settings, sessions)
+    assert deliver_pending(settings, sessions, policy=FAST).sent == 1
+    with session_scope(sessions) as session:
+        cur = taxonomy_store.current(session, settings).taxonomy
+        if edit == "retired":
+            new = cur.retire("emballage")
+        else:
+            themes = [
+                t.model_copy(update={"label": "Emballage et colis"}) if t.id == "emballage" else t
+                for t in cur.themes
+                if edit == "relabelled" or t.id != "emballage"
+            ]
+            new = cur.replaced_by(cur.model_copy(update={"themes": themes}))
+        version = taxonomy_store.save(session, settings, new, "api:cx").version
+    with TestClient(create_app(settings)) as client:
+        read = {"X-API-Key": keys["read"]}
+        alerts = client.get("/alerts", params={"status": "open"}, headers=read).json()
+        incident = client.get("/incidents", headers=read).json()["items"][0]
+    if edit == "relabelled":
+        assert alerts["items"] and incident["status"] == "open"
+    else:
+        assert alerts["items"] == [] and incident["status"] == "resolved"
+        assert incident["resolved_by"] == "api:cx"
+        assert incident["resolve_note"] == f"thème retiré de la taxonomie (version {version})"
+    feed.day(TODAY - timedelta(days=1))
+    run_detect(settings, sessions)
+    deliver_pending(settings, sessions, policy=FAST)
+    texts = [r["body"]["text"] for r in state.requests]
+    if edit == "relabelled":
+        assert len(texts) == 1
+        return
+    assert len(texts) == 2 and [r["path"] for r in state.requests] == ["/logistics"] * 2
+    assert texts[1] == (
+        "Incident n° 1 clos : le thème « Emballage » a été retiré de la taxonomie "
+        f"(version {version}), il n'est plus suivi."
+    )
+    with session_scope(sessions) as session:
+        assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 2
+
+
+def test_a_removed_themes_unsent_message_is_dropped(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    """Its opening message still queued (no webhook yet), the theme is removed: the incident
+    closes and the channel is told nothing, rather than of an incident already closed."""
+    from core import taxonomy_store
+    from core.models import OutboxMessage
+
+    _packaging_spike(settings, sessions)
+    with session_scope(sessions) as session:
+        assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+        cur = taxonomy_store.current(session, settings).taxonomy
+        taxonomy_store.save(session, settings, cur.retire("emballage"), "t")
+    with session_scope(sessions) as session:
+        assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
+        assert session.execute(select(Incident.status)).scalar_one() == "resolved"
+
+
 def test_an_incident_resolved_by_an_analyst_opens_again_when_it_escalates(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> None:
@@ -667,6 +743,38 @@ def test_the_opening_message_tells_every_signal_of_its_first_day(
         assert "Hausse des avis négatifs sur « Emballage »" in text
         assert f"gravité {TEXTS['fr'][f'sev_{inc.severity}']} :" in text
         assert inc.notified_severity == inc.severity
+
+
+def test_an_unsent_opening_message_tells_the_incident_as_the_run_left_it(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    hook,  # noqa: F811
+) -> None:
+    """A first run (or a catch-up) over three days of a spike queued the opening message on
+    its first day and sent it at the end of the run: « Période : <first day> » with that day's
+    figures and a dashboard link ending there, while the same run saw the spike go on to
+    today. A message no post of which reached Slack is rebuilt as its incident grows."""
+    from core.models import OutboxMessage
+
+    state, url = hook
+    settings.retheme_days = 0
+    settings.slack_webhooks = {"logistics": f"{url}/logistics"}
+    feed = Feed(sessions)
+    start = TODAY - timedelta(days=63)
+    for i in range(60):
+        feed.day(start + timedelta(days=i))
+    for day in (TODAY - timedelta(days=2), TODAY - timedelta(days=1), TODAY):
+        feed.day(day, extra_packaging=25)
+    run_detect(settings, sessions)
+    assert deliver_pending(settings, sessions, policy=FAST).sent == 1
+    with session_scope(sessions) as s:
+        inc = s.execute(select(Incident).where(Incident.theme == "emballage")).scalar_one()
+        assert inc.first_day == TODAY - timedelta(days=2) and inc.last_day == TODAY
+        assert s.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+    (text,) = [r["body"]["text"] for r in state.requests]
+    first, last = inc.first_day.strftime("%d/%m/%Y"), TODAY.strftime("%d/%m/%Y")
+    assert f"Période : du {first} au {last}." in text
+    assert f"&end={TODAY.isoformat()}" in text
 
 
 def test_a_same_day_rise_of_one_level_is_told_once(

@@ -589,3 +589,188 @@ def test_metadata_keys_are_masked(
     # Two keys masked alike both keep their value.
     assert meta["<EMAIL>"] == "ok" and meta["<EMAIL>#2"] == "aussi"
     assert json.loads(meta["contact"]) == {"<EMAIL>": "<PHONE>"}
+
+
+def _workbook(path: Path, rows: list[list[object]], *, extra_sheet: bool = False) -> Path:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(row)
+    if extra_sheet:
+        book.create_sheet("Notes").append(["avis", "pas ceci"])
+    book.save(path)
+    return path
+
+
+def test_xlsx_first_sheet_is_read_like_a_csv(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
+) -> None:
+    """An Excel export was refused (« a ZIP archive (an .xlsx/.ods spreadsheet?) ») though
+    openpyxl is a dependency: the first sheet is read, its first non-empty row the header,
+    dates as datetimes, numbers as ratings, bad rows quarantined as in a CSV."""
+    from datetime import datetime
+
+    path = _workbook(
+        tmp_path / "export.xlsx",
+        [
+            [],  # blank rows before the header
+            ["id", "date", "avis", "note", "ville"],
+            [1042, datetime(2025, 12, 7, 14, 30), "Livraison très rapide", 5, "Paris"],
+            [1043, 45998.5, "Colis abîmé, déçu", 1.5, None],  # an Excel serial in General
+            [None, None, None, None, None],  # an empty row: skipped, not counted
+            [1044, datetime(2025, 12, 8), "Pas de note", "douze", "Lyon"],
+            [1045, datetime(2025, 12, 8), "Trop de cellules", 3, "Nice", "en trop"],
+        ],
+        extra_sheet=True,
+    )
+    result = ingest_file(sessions, settings, path, source="xl")
+    assert (result.read, result.stored, result.duplicates, result.rejected) == (4, 2, 0, 2)
+    assert result.reasons == {"bad_rating": 1, "wrong_field_count": 1}
+    rows = {f.external_id: f for f in session.scalars(select(Feedback))}
+    assert set(rows) == {"1042", "1043"}  # a whole number, not "1042.0"
+    assert rows["1042"].created_at.replace(tzinfo=None) == datetime(2025, 12, 7, 14, 30)
+    assert rows["1042"].rating == 5.0 and rows["1042"].meta == {"ville": "Paris"}
+    assert rows["1043"].created_at.replace(tzinfo=None) == datetime(2025, 12, 7, 12, 0)
+    assert rows["1043"].rating == 1.5 and rows["1043"].text == "Colis abîmé, déçu"
+    assert _reasons(session) == {3: ("bad_rating", "rating"), 4: ("wrong_field_count", None)}
+
+    # --map names a sheet column; a column not in the sheet is refused before anything.
+    again = ingest_file(
+        sessions, settings, path, source="xl2", mapping={"text": "avis", "customer": "ville"}
+    )
+    assert again.stored == 2 and again.mapping["customer"] == "ville"
+    with pytest.raises(MappingError, match="commentaire"):
+        ingest_file(sessions, settings, path, source="xl3", mapping={"text": "commentaire"})
+
+
+def test_xlsx_empty_ods_and_other_zip(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker
+) -> None:
+    import zipfile
+
+    empty = _workbook(tmp_path / "vide.xlsx", [])
+    assert ingest_file(sessions, settings, empty, source="xl").run_id is None
+    ods = tmp_path / "avis.ods"
+    with zipfile.ZipFile(ods, "w") as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        archive.writestr("content.xml", "<office:document-content/>")
+    with pytest.raises(ReaderError, match=r"OpenDocument spreadsheet \(\.ods\).*\.xlsx"):
+        ingest_file(sessions, settings, ods, source="xl")
+    other = tmp_path / "photos.zip"
+    with zipfile.ZipFile(other, "w") as archive:
+        archive.writestr("a.txt", "bonjour")
+    with pytest.raises(ReaderError, match="ZIP archive but not a readable .xlsx"):
+        ingest_file(sessions, settings, other, source="xl")
+    # A workbook cut short (a half-copied file) is one clear error, not a traceback.
+    cut = tmp_path / "coupe.xlsx"
+    whole = _workbook(tmp_path / "entier.xlsx", [["avis"], ["ok"]]).read_bytes()
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ReaderError, match="spreadsheet|workbook"):
+        ingest_file(sessions, settings, cut, source="xl")
+
+
+def test_cli_ingest_xlsx_and_help(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    from verbatim_cli import app
+
+    monkeypatch.setenv("VERBATIM_DATA_DIR", str(tmp_path / "data"))
+    path = _workbook(tmp_path / "avis.xlsx", [["avis", "note"], ["Très bien", 5]])
+    res = CliRunner().invoke(app, ["ingest", str(path), "--source", "s", "-q"])
+    assert res.exit_code == 0, res.output
+    assert "read 1, stored 1" in res.output
+    # Piped in (spooled to a file without an Excel extension, which openpyxl refused by name).
+    piped = CliRunner().invoke(app, ["ingest", "-", "--source", "s2"], input=path.read_bytes())
+    assert piped.exit_code == 0, piped.output
+    assert "read 1, stored 1" in piped.output
+    helped = CliRunner().invoke(app, ["ingest", "--help"], env={"COLUMNS": "200"})
+    assert ".xlsx" in helped.output
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("livraison tr&egrave;s rapide&nbsp;!<br>Merci", "livraison très rapide !\nMerci"),
+        ("<p>Bonjour</p><p>Super &amp; rapide</p>", "Bonjour\nSuper & rapide"),
+        ("x<br/>y<BR />z &#233;t&#xE9;", "x\ny\nz été"),
+        ('<b>Top</b> <a href="https://x.fr">lien</a>', "Top lien"),
+        ("livraison trÃ¨s rapide", "livraison très rapide"),
+        ("dÃ©Ã§u, Ã\u00a0 revoir", "déçu, à revoir"),
+        ("lâ€™appli plante, 20 â‚¬ perdus Å“uvre", "l'appli plante, 20 € perdus œuvre"),
+        ("ÃƒÂ©tÃƒÂ©", "été"),  # garbled twice
+        ("Â« nul Â» ðŸ˜¡", '" nul " 😡'),
+    ],
+)
+def test_html_and_mojibake_are_repaired(typed: str, stored: str) -> None:
+    """Texts were stored as typed by a web form (« tr&egrave;s&nbsp;!<br> ») or garbled by
+    an encoding mix-up (« trÃ¨s », « dÃ©Ã§u »): the analysis read neither word."""
+    from core.store import clean_text
+
+    assert clean_text(typed) == stored
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "prix < 20 € chez Dupont & fils",
+        "Q&A : R&D; a <b c < d > e",
+        "je vous dis <a bientôt>, moi &notamment",
+        "« CAFÉ\u00a0» ARNAQUÉ\u00a0! déjà vu\u00a0— très bien, naïve",
+        "SÃO PAULO, pâte… â€",
+        "Très déçu ! Arnaque à 50 € — jamais <3",
+    ],
+)
+def test_correct_text_is_never_repaired(text: str) -> None:
+    from nlp.text.repair import repair_text
+
+    assert repair_text(text) == text
+
+
+def test_ingest_counts_repaired_texts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    from verbatim_cli import app
+
+    monkeypatch.setenv("VERBATIM_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "avis.csv"
+    path.write_text(
+        "id;avis\n"
+        '1;"livraison tr&egrave;s rapide&nbsp;!<br>Merci"\n'
+        "2;prix < 20 € chez Dupont & fils\n"
+        "3;livraison trÃ¨s rapide, dÃ©Ã§u\n",
+        encoding="utf-8",
+    )
+    res = CliRunner().invoke(app, ["ingest", str(path), "--source", "s", "-q"])
+    assert res.exit_code == 0, res.output
+    assert "stored 3" in res.output and "repaired 2 text(s)" in " ".join(res.output.split())
+
+
+def test_french_excel_csv_serial_dates_with_decimal_comma(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
+) -> None:
+    """A French Excel « CSV (séparateur : point-virgule) » of a date column in « Standard »
+    format writes « 45998,5833 »: every row was `bad_date`. A comma-separated CSV keeps the
+    commas inside its quoted texts."""
+    from datetime import datetime
+
+    semicolon = tmp_path / "excel.csv"
+    semicolon.write_bytes("id;date;avis\n1;45998,5833;Très bien\n2;46328,5;Bof\n".encode("cp1252"))
+    result = ingest_file(sessions, settings, semicolon, source="fr", encoding="cp1252")
+    assert (result.stored, result.rejected) == (2, 0)
+    comma = tmp_path / "comma.csv"
+    comma.write_text(
+        'id,date,avis\n3,45998.5,"Bien, rapide, efficace"\n'
+        '4,2025-12-08,"Dit ""top"", sinon, bof"\n',
+        encoding="utf-8",
+    )
+    result = ingest_file(sessions, settings, comma, source="fr")
+    assert (result.stored, result.rejected) == (2, 0)
+    rows = {f.external_id: f for f in session.scalars(select(Feedback))}
+    stamp = {k: f.created_at.replace(tzinfo=None, microsecond=0) for k, f in rows.items()}
+    assert stamp["1"] == datetime(2025, 12, 7, 13, 59, 57)
+    assert stamp["2"] == datetime(2026, 11, 2, 12, 0) and stamp["3"] == datetime(2025, 12, 7, 12)
+    assert rows["3"].text == "Bien, rapide, efficace"
+    assert rows["4"].text == 'Dit "top", sinon, bof'

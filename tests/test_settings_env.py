@@ -125,3 +125,35 @@ def test_a_path_from_the_home_directory_is_expanded(
     assert settings.themes_model == tmp_path / "heads"
     assert settings.taxonomy_path == tmp_path / "taxonomy.yaml"
     assert settings.sources[0].path == tmp_path / "exports/avis.csv"
+
+
+@pytest.mark.parametrize("where", ["env", "file"])
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("database_url", "sqlite:///~/verbatim.db", "sqlite:///{home}/verbatim.db"),
+        ("database_url", "sqlite:///~/v.db?timeout=5", "sqlite:///{home}/v.db?timeout=5"),
+        ("database_url", "sqlite:////srv/v.db", "sqlite:////srv/v.db"),
+        ("database_url", "postgresql+psycopg://u@db/~x", "postgresql+psycopg://u@db/~x"),
+        ("sentiment_model", "~/models/camembert", "{home}/models/camembert"),
+        ("sentiment_model", "cmarkea/distilcamembert-base", "cmarkea/distilcamembert-base"),
+    ],
+)
+def test_a_home_path_in_a_url_or_a_model_setting_is_expanded(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path, where: str, name: str, value: str, expected: str
+) -> None:
+    """`database_url = "sqlite:///~/verbatim.db"` made a directory named `~` in the working
+    directory and kept the database there; `sentiment_model = "~/models/x"` was looked up as
+    a Hugging Face id; `VERBATIM_CONFIG=~/verbatim.toml` was « not found ». `data_dir` and
+    the other paths were expanded."""
+    clean_env.setenv("HOME", str(tmp_path))
+    if where == "env":
+        clean_env.setenv(f"VERBATIM_{name.upper()}", value)
+    else:  # the file itself named from the home directory, as an env file would
+        config = tmp_path / "verbatim.toml"
+        config.write_text(f'{name} = "{value}"\n', encoding="utf-8")
+        clean_env.setenv("VERBATIM_CONFIG", "~/verbatim.toml")
+    settings = Settings()
+    assert getattr(settings, name) == expected.format(home=tmp_path)
+    if name == "database_url":
+        assert settings.resolved_database_url == expected.format(home=tmp_path)

@@ -59,7 +59,11 @@ def test_parse_datetime_rejects(value: str) -> None:
         ("45998", datetime(2025, 12, 7, tzinfo=UTC)),
         (45998, datetime(2025, 12, 7, tzinfo=UTC)),
         ("46328.5", datetime(2026, 11, 2, 12, 0, tzinfo=UTC)),
-        ("45998,25", None),  # not a number: still refused, never a day of 1970
+        # A French Excel's decimal comma (« 45998,5833 » in a « ; » CSV) was `bad_date`
+        # « '45998,25' is not a date »: the day and its time, never a day of 1970.
+        ("45998,25", datetime(2025, 12, 7, 6, 0, tzinfo=UTC)),
+        ("46328,5", datetime(2026, 11, 2, 12, 0, tzinfo=UTC)),
+        ("45998,", None),  # no digit after the comma: not a number
     ],
 )
 def test_parse_datetime_excel_serial_days(value: object, expected: datetime | None) -> None:

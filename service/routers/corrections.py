@@ -194,8 +194,8 @@ def delete_feedback(
 ) -> ErasureOut:
     """As `verbatim forget --id N`: its analyses, mentions and evidence, corrections and
     notes, embedding, topic assignment and its quotes in topic and incident examples and
-    stored Slack messages go in one transaction; its day is re-aggregated at once. One
-    anonymous line (`by`: `api:<key name>`) goes to `<data_dir>/erasure-audit.jsonl`."""
+    stored Slack messages go in one transaction; its day is re-aggregated at once.
+    Anonymous lines (`by`: `api:<key name>`) go to `<data_dir>/erasure-audit.jsonl`."""
     # As a correction: answer 503 rather than hold the request through a full rebuild
     # (erase() then takes the lock this transaction already holds).
     _lock_or_busy(session)
@@ -204,9 +204,9 @@ def delete_feedback(
     if not erased.verbatims:
         session.rollback()
         raise ApiError(404, f"no verbatim with id {feedback_id}", "feedback_id")
-    session.commit()
     who = f"api:{key.name}" if key is not None else "api"
-    audit(app_state(request).settings.data_dir, "forget", who, erased, target.criteria())
+    audit(session, app_state(request).settings.data_dir, "forget", who, erased, target.criteria())
+    session.commit()
     return ErasureOut(
         verbatims=erased.verbatims,
         analyses=erased.analyses,
