@@ -514,6 +514,10 @@ def test_irony_markers_move_logits_from_positive_to_negative() -> None:
     ]
     out = irony_shift(np.tile(logits[:1], (4, 1)), texts, 1.5)
     assert out.tolist() == [[3.0, 0.0, -1.0]] * 2 + [[0.0, 0.0, 2.0]] * 2
+    # Thanks for the mishap itself ("bravo pour le retard": read 0.95 positive) weighs two.
+    texts = ["Bravo pour le retard", "Merci pour les 3 semaines d'attente", "Merci pour le colis"]
+    out = irony_shift(np.tile(logits[:1], (3, 1)), texts, 1.5)
+    assert out.tolist() == [[3.0, 0.0, -1.0]] * 2 + [[0.0, 0.0, 2.0]]
 
 
 def test_star_head_mix_and_its_calibration() -> None:

@@ -272,3 +272,48 @@ def test_common_complaints_name_their_theme(
     rules: RuleThemeDetector, text: str, theme: str
 ) -> None:
     assert (theme, "negative") in {(m.theme, m.polarity) for m in rules.predict_one(text)}
+
+
+@pytest.mark.parametrize(
+    ("text", "sign"),
+    [
+        ("Ne changez rien", 1),  # read as a complaint (0.69) by the default backend
+        ("Je n'ai pas à me plaindre", 1),
+        ("On ne peut pas faire mieux", 1),
+        ("Prix pas donné", -1),  # "pas" before no opinion word: no valence at all
+        ("C'est pas donné", -1),
+    ],
+)
+def test_set_phrases_with_a_negation_read_as_meant(
+    model: LexiconSentiment, text: str, sign: int
+) -> None:
+    assert clause_values(model, text)[0] * sign >= 1.0
+    assert model.predict([text])[0].label == ("positive" if sign > 0 else "negative")
+
+
+@pytest.mark.parametrize(
+    ("text", "sign"),
+    [
+        ("La livraison n'a jamais été aussi rapide", 1),  # livraison was read negative
+        ("Jamais vu un SAV aussi réactif", 1),
+        ("Je n'ai jamais été aussi déçue", -1),  # read as praise: "déçue" negated
+        ("Jamais mangé un couscous aussi mauvais", -1),
+    ],
+)
+def test_jamais_aussi_says_the_adjective_more(
+    model: LexiconSentiment, text: str, sign: int
+) -> None:
+    assert clause_values(model, text)[0] * sign >= 1.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Le SAV n'a jamais répondu et aussi", "Livraison jamais rapide", "Pas aussi rapide que prévu"],
+)
+def test_jamais_without_aussi_still_negates(model: LexiconSentiment, text: str) -> None:
+    assert clause_values(model, text)[0] < 0
+
+
+def test_jamais_aussi_gives_the_theme_its_praise(rules: RuleThemeDetector) -> None:
+    mentions = rules.predict_one("La livraison n'a jamais été aussi rapide.")
+    assert {m.theme: m.polarity for m in mentions}["livraison"] == "positive"

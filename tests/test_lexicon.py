@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from nlp.sentiment import build_sentiment
+from nlp.sentiment.irony import stated_irony
 from nlp.sentiment.lexicon import LexiconSentiment
+from nlp.sentiment.lexicon_fr import build_lexicon
 from nlp.types import SentimentModel
 
 
@@ -101,6 +103,35 @@ def test_stated_irony_reads_its_praise_clauses_as_complaints(model: LexiconSenti
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "Bravo pour le retard",
+        "Merci pour les 3 semaines d'attente",
+        "Merci La Poste pour le colis écrasé",
+        "Encore bravo pour la livraison en retard",
+    ],
+)
+def test_thanks_for_a_mishap_is_stated_irony(model: LexiconSentiment, text: str) -> None:
+    # Thanked for the delay itself: livraison read positive from "bravo" / "merci".
+    assert stated_irony(text)
+    clauses = model.clause_scores(text)
+    assert clauses and all(c.score < 0 for c in clauses)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Merci pour la livraison rapide malgré le retard",  # the delay is beside the thanks
+        "Merci pour votre attente et votre compréhension",  # a reply's thanks
+        "merci pour le colis pas abîmé",
+        "Bravo pour la rapidité",
+    ],
+)
+def test_thanks_beside_a_mishap_is_no_irony(text: str) -> None:
+    assert not stated_irony(text)
+
+
+@pytest.mark.parametrize(
     ("text", "label"),
     [
         ("C'était mieux avant.", "negative"),
@@ -118,3 +149,17 @@ def test_common_verdicts_the_lexicon_lacked(model: LexiconSentiment, text: str, 
     too): "mieux", "ouvert", "pas ouf", "inefficace", "bâclé", "passionnant" had no valence."""
     result = model.predict([text])[0]
     assert result.label == label, (text, result)
+
+
+def test_every_prefix_entry_can_match() -> None:
+    # Prefixes are looked up from 4 characters on: "bug*" (3) never matched, so "ça bug",
+    # "appli buguée" had no valence.
+    _, prefixes, _ = build_lexicon()
+    assert [p for p in prefixes if len(p) < 4] == []
+
+
+@pytest.mark.parametrize(
+    "text", ["L'appli bug tout le temps", "Application buguée", "Site buggé", "ça beugue"]
+)
+def test_bug_reads_as_a_complaint(model: LexiconSentiment, text: str) -> None:
+    assert model.clause_scores(text)[0].score <= -1.5

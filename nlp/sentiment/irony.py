@@ -31,11 +31,25 @@ _MISHAP = (
 IRONY_PATTERN = re.compile(
     rf"(?i)\b{_PRAISE}\b[^.!?\n]{{0,80}}\b{_MISHAP}|\b{_MISHAP}[^.!?\n]{{0,80}}\b{_PRAISE}\b"
 )
+# Thanks for the mishap itself: "Bravo pour le retard", "Merci pour les 3 semaines d'attente",
+# "Merci La Poste pour le colis écrasé". The mishap is what the praise is for (its object),
+# not a clause beside it: "merci pour la livraison rapide malgré le retard" stays praise.
+_THANKED_DET = r"(?:le|la|les|l['’]|ce|cet|cette|ces)\s*"  # not "votre attente": a reply's thanks
+_THANKED_MISHAP = re.compile(
+    r"(?i)\b(?:bravo|merci|chapeau|f[ée]licitations)\b[^.!?\n,]{0,30}?\bpour\s+"
+    + _THANKED_DET
+    + r"(?:(?:(?:\d+|deux|trois|quatre|cinq|six|dix|quinze)\s+"
+    r"(?:h|heures?|jours?|semaines?|mois)\s+d['’]\s*)?(?:retards?|attente)\b"
+    rf"|[\w-]+(?:\s+(?!(?:pas|plus|non|sans|peu)\b)[\w-]+)?\s+{_MISHAP_WORD})"
+)
 
 
 def stated_irony(text: str) -> bool:
-    """Praise around a mishap that happened again, in one sentence."""
-    return "encore" in text.lower() and IRONY_PATTERN.search(text) is not None
+    """Praise around a mishap that happened again, in one sentence, or thanks for a mishap."""
+    low = text.lower()
+    if "encore" in low and IRONY_PATTERN.search(text) is not None:
+        return True
+    return "pour" in low and _THANKED_MISHAP.search(text) is not None
 
 
 def irony_weight(text: str) -> float:

@@ -45,6 +45,7 @@ aucun_probleme:1.2 aucun_souci:1.2 sans_souci:1.1 pas_de_probleme:0.9 pas_de_sou
 rien_a_dire:1.6 rien_a_redire:1.8 comme_prevu:0.8 comme_d_habitude:0.6 ravie:2.3 fan:1.6 love:2
 great:2 good:1.5 perfect:2.5 recommande:1.8 5_etoiles:2 bien_que:0 si_bien_que:0
 passionn*:2 captivant*:2
+ne_changez_rien:1.8 changez_rien:1.6 pas_a_me_plaindre:1.4 peut_pas_faire_mieux:2
 """
 
 _NEGATIVE = """
@@ -71,7 +72,9 @@ arrogant*:-2.2 rude:-1.6 froid*:-0.8 sale:-2 salet*:-2.2 degoutant*:-2.6 degout*
 infect*:-2.6 fade*:-1.6 insipide*:-1.9 sec:-0.6 brule*:-1.6 trop_cuit:-1.5 surcuit*:-1.6 cher:-1
 chers:-1 chere:-1 cheres:-1 excessi*:-1.6 exorbitant*:-2.3 hors_de_prix:-2.3 onereu*:-1.4 cout:-0.3
 fragile*:-1.2 bruyant*:-1.4 bruit:-0.8 inutile*:-1.8 inutilisable*:-2.4 impossible*:-1.6
-difficile*:-1 complique*:-1.3 galere*:-2 bug*:-1.7 bogue*:-1.7 plante:-1.2 erreur*:-1.5 faute*:-1.2
+difficile*:-1 complique*:-1.3 galere*:-2 bug:-1.7 bugs:-1.7 bugu*:-1.7 bugg*:-1.7
+beug*:-1.7 bogue*:-1.7
+plante:-1.2 erreur*:-1.5 faute*:-1.2
 annul*:-1 manquant*:-1.6 manque:-1.2 manquait:-1.4 absence:-0.8 absent*:-1 rupture:-0.8 rembourse:0
 remboursement:0 plainte*:-1.8 reclamation*:-1 litige*:-1.8 colere:-2.2 enerv*:-2 furieu*:-2.6
 regret*:-1.6 dommage:-1.2 malheureusement:-1.3 helas:-1.3 pire:-2.5 pires:-2.5 grave:-1 graves:-1
@@ -89,7 +92,8 @@ decolle*:-1.5 delave*:-1.5 bouloch*:-1.5 rétréci*:-1.5 retreci*:-1.5 petit:-0.
 grand:0 trop_petit:-1.4 trop_grand:-1.4 trop_cher:-1.8 bloque*:-1.4 coince*:-1.2 force:-0.3
 oblige*:-0.9 harcel*:-2.2 spam*:-1.6 preleve*:-0.5 debite*:-0.6 facture:-0.2 bad:-1.8 worst:-2.8
 terrible:-2.4 awful:-2.6 disappointed:-2.2 broken:-2 late:-1.4 scam:-3 never:-0.8 poor:-1.6
-pas_terrible:-1.6 moche*:-1.8 deconseill*:-2.2 zero:-1 jeter:-1.2 jete:-1.2 jetee*:-1.2 perte:-1.5
+pas_terrible:-1.6 pas_donne:-1.2 pas_donnee:-1.2 pas_donnes:-1.2 pas_donnees:-1.2
+moche*:-1.8 deconseill*:-2.2 zero:-1 jeter:-1.2 jete:-1.2 jetee*:-1.2 perte:-1.5
 bizarre*:-0.8 a_peine:-0.6 laisse_a_desirer:-2 laissent_a_desirer:-2 a_revoir:-1.2 vide:-0.6
 sert_a_rien:-2 servent_a_rien:-2 arrete:-0.8 mitige*:-0.5 peut_mieux_faire:-1.2
 m_attendais_a_mieux:-1.8 attendais_mieux:-1.6 aurait_pu:-0.6 sans_interet:-1.8 perte_de_temps:-2.4

@@ -323,6 +323,9 @@ def negation_flags(tokens: list[Token]) -> list[bool]:
                 if tokens[j].norm in _NEGATORS_OR_QUE:
                     break
                 j += 1
+            if j < n and tokens[j].norm == "jamais" and _jamais_aussi(tokens, j):
+                i = j + 1  # "n'a jamais été aussi rapide": praise, no negation
+                continue
             if j < n and j - i <= 6 and tokens[j].kind == "word" and tokens[j].norm in _NEGATORS:
                 for k in range(i + 1, j):
                     flags[k] = True
@@ -350,6 +353,9 @@ def negation_flags(tokens: list[Token]) -> list[bool]:
             i += 2
             continue
         if tok.norm in _STRONG_NEGATORS:
+            if tok.norm == "jamais" and _jamais_aussi(tokens, i):
+                i += 1
+                continue
             if tok.norm == "pas" and i + 1 < n and tokens[i + 1].norm == "mal":
                 i += 1  # "pas mal" is praise
                 continue
@@ -366,6 +372,18 @@ def negation_flags(tokens: list[Token]) -> list[bool]:
             flags[i - 1] = True  # "ça marche plus", "fonctionne plus depuis hier"
         i += 1
     return flags
+
+
+def _jamais_aussi(tokens: list[Token], i: int) -> bool:
+    """ "jamais" (at i) followed by "aussi"/"autant" within 4 words: "jamais vu un SAV aussi
+    réactif", "n'a jamais été aussi rapide" say the adjective more, not its opposite ("jamais
+    mangé un couscous aussi mauvais" is a complaint)."""
+    for tok in tokens[i + 1 : i + 5]:
+        if tok.kind != "word" or tok.norm in ("et", "mais", "ou", "car", "donc"):
+            return False
+        if tok.norm in ("aussi", "autant"):
+            return True
+    return False
 
 
 def _is_modal_participle(tokens: list[Token], i: int) -> bool:
