@@ -312,11 +312,24 @@ def _norm(text: str) -> str:
 
 
 def _scrub(session: Session, texts: Iterable[str], out: Erased) -> None:
-    """Remove the deleted verbatims' quotes: topic examples (by id), incident examples and
-    stored Slack messages (by text: they were copied as masked when written). A quote that
-    another stored verbatim still has word for word ("Très bien") stays."""
+    """Remove the deleted verbatims' quotes: topic examples (by id; topic sizes counted
+    again), incident examples and stored Slack messages (by text: they were copied as masked
+    when written). A quote that another stored verbatim still has word for word ("Très
+    bien") stays."""
     topics_changed = False
+    # A topic's size is its stored assignments (as `verbatim topics` leaves it): the erased
+    # ones no longer count, and a topic left with none drops off /topics.
+    sizes = {
+        tid: n
+        for tid, n in session.execute(
+            select(TopicAssignment.topic_id, func.count()).group_by(TopicAssignment.topic_id)
+        )
+    }
     for topic in session.scalars(select(Topic)):
+        size = int(sizes.get(topic.id, 0))
+        if topic.size != size:
+            topic.size = size
+            topics_changed = True
         reps = list(topic.representatives or [])
         ids = [r.get("feedback_id") for r in reps if isinstance(r, dict)]
         alive = (

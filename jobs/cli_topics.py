@@ -84,10 +84,14 @@ def register(app: typer.Typer) -> None:
                 tax = load_taxonomy(taxonomy)
             except TaxonomyError as exc:
                 raise fail(str(exc)) from None
+        first, last = parse_day(since, "--since"), parse_day(until, "--until")
+        if first is not None and last is not None and first > last:
+            # The window would be empty: « 0 verbatims in the window » reads as an empty feed.
+            raise fail(f"--since {first} is after --until {last}")
         cfg = TopicJobConfig(
             method=method,  # type: ignore[arg-type]
-            since=parse_day(since, "--since"),
-            until=parse_day(until, "--until"),
+            since=first,
+            until=last,
             max_docs=max_docs,
         )
         if min_topic_size is not None:

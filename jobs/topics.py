@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -42,6 +42,7 @@ from nlp.topics import (
     ThemeMatcher,
     TopicRef,
     lexicon_valence,
+    make_vectorizer,
     match_topics,
     member_jaccard,
     theme_prototypes,
@@ -183,6 +184,12 @@ def doc_theme_sets(
         found = detector.predict([docs[i].text for i in missing])
         ruled = {i: {m.theme for m in mentions} for i, mentions in zip(missing, found, strict=True)}
     return [stored.get(d.feedback_id, ruled.get(i, set())) for i, d in enumerate(docs)]
+
+
+def has_topic_words(texts: Iterable[str], config: TopicJobConfig) -> bool:
+    """Does any text have a keyword candidate for the BERTopic path (not only stop words)?"""
+    analyzer = make_vectorizer(config.bertopic.vectorizer).analyzer
+    return any(analyzer(t) for t in texts)
 
 
 def embed_documents(
@@ -398,6 +405,14 @@ def run_topics(
         result.documents = len(docs)
         if len(docs) < cfg.min_docs:
             result.skipped = f"{len(docs)} verbatims in the window, at least {cfg.min_docs} needed"
+            return result
+        if cfg.method == "bertopic" and not has_topic_words([d.text for d in docs], cfg):
+            # BERTopic names its topics with c-TF-IDF, which fails on an empty vocabulary
+            # after the whole clustering; the fast path groups such a window unnamed.
+            result.skipped = (
+                "no word to name a topic by in the window, only stop words or emoji; "
+                "--method fast groups them without names"
+            )
             return result
         themes_stored = stored_themes(session, [d.feedback_id for d in docs])
         before = previous_assignments(session, [d.feedback_id for d in docs])

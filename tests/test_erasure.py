@@ -303,6 +303,33 @@ def _purge_keeps_history(settings: Settings, sessions: sessionmaker, analyzer, s
         assert _volumes(s) == history
 
 
+def test_forget_refreshes_the_sizes_of_the_topics_of_the_erased_verbatims(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, analyzer
+) -> None:
+    # /topics showed a topic's size counting the erased verbatims, and a topic whose every
+    # verbatim was erased stayed listed (size > 0) with no example left.
+    from core.queries import list_topics
+
+    _run(settings, sessions, analyzer, _feed(tmp_path))
+    with session_scope(sessions) as s:
+        fid, text = s.execute(
+            select(Feedback.id, Feedback.text).where(Feedback.external_id == "AV-7781")
+        ).one()
+        _decorate(s, settings, fid, text)  # topic « portail »: this verbatim only
+        now = datetime.now(UTC)
+        colis = Topic(label="colis", size=3, first_seen=now, last_seen=now)
+        s.add(colis)
+        s.flush()
+        members = list(s.scalars(select(Feedback).where(Feedback.id != fid).limit(3)))
+        for fb in members:
+            s.add(TopicAssignment(feedback_id=fb.id, topic_id=colis.id, day=fb.created_at.date()))
+    with session_scope(sessions) as s:
+        erase(s, Target(ids=[fid, members[0].id]))
+    with session_scope(sessions) as s:
+        page, total = list_topics(s)
+        assert [(t.label, t.size) for t in page] == [("colis", 2)] and total == 1
+
+
 def test_purge_keeps_the_counts_of_purged_days_and_no_rebuild_zeroes_them(
     tmp_path: Path, settings: Settings, sessions: sessionmaker, analyzer
 ) -> None:

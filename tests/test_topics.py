@@ -662,6 +662,25 @@ def test_job_skips_small_windows(sessions: sessionmaker[Session], encoder: TextE
         assert s.execute(select(func.count()).select_from(Topic)).scalar_one() == 0
 
 
+def test_bertopic_job_skips_a_window_without_a_topic_word(
+    sessions: sessionmaker[Session], encoder: TextEncoder
+) -> None:
+    # « Très bien », « Bien » and emoji only: BERTopic's keyword vectorizer found no word
+    # and `verbatim topics` ended on « ValueError: empty vocabulary » after its clustering.
+    with sessions() as s:
+        _ingest(s, ["Très bien", "Très bien !", "Bien 👍", "Très bien, merci."] * 6, START, seed=7)
+    result = run_topics(
+        sessions,
+        encoder=encoder,
+        taxonomy=load_taxonomy("ecommerce"),
+        config=TopicJobConfig(method="bertopic", min_docs=10),
+    )
+    assert result.documents == 24 and result.topics == []
+    assert result.skipped and "no word" in result.skipped
+    with sessions() as s:
+        assert s.execute(select(func.count()).select_from(Topic)).scalar_one() == 0
+
+
 # --- BERTopic path (imports BERTopic/UMAP: ~10-30 s, hence `slow`) -------------------------
 @pytest.mark.slow
 def test_bertopic_path_keeps_accents_in_topic_words(encoder: TextEncoder) -> None:
@@ -765,6 +784,32 @@ def test_bertopic_keywords_are_shared_by_several_verbatims() -> None:
             assert sum(keyword in terms for terms in members) >= 2, (keyword, topic.label)
 
 
+@pytest.mark.slow
+def test_bertopic_keeps_identical_verbatims_in_one_topic() -> None:
+    # 200 × « Très bien » among 60 verbatims on 6 subjects: UMAP spreads the copies apart
+    # and the small-window k-means (k=8) cut them into two topics of the same verbatim; kept
+    # whole, k=8 cut a subject in two topics of one name (« couleur » twice).
+    from nlp.topics import BertopicTopicModel
+
+    rng = np.random.default_rng(0)
+    dim = 64
+    others = [noun for noun, _ in SMALL_WINDOW_SUBJECTS[:6]]
+    docs = ["Très bien"] * 200 + [f"{others[i % 6].capitalize()} ({i})." for i in range(60)]
+    x = np.concatenate(
+        [
+            np.repeat(rng.normal(size=(1, dim)), 200, axis=0),
+            3 * np.eye(dim)[np.arange(60) % 6] + 0.1 * rng.normal(size=(60, dim)),
+        ]
+    ).astype(np.float32)
+    model = BertopicTopicModel().fit(docs, x)
+    assert len(set(model.labels_[:200].tolist())) == 1, np.bincount(model.labels_[:200] + 1)
+    assert model.topics_[0].size == 200
+    # The others form their own topics, one subject each, one name each.
+    assert len({t.label for t in model.topics_}) == len(model.topics_) == 7
+    for noun in others:
+        assert sum(noun in t.keywords for t in model.topics_) == 1, noun
+
+
 @pytest.mark.postgres
 def test_job_on_postgres(pg_sessions: sessionmaker[Session], encoder: TextEncoder) -> None:
     with pg_sessions() as s:
@@ -825,6 +870,21 @@ def test_cli_topics(
     assert text.exit_code == 0 and "EMERGING" in text.output and "kept" in text.output
     bad = runner.invoke(app, ["topics", "--method", "umap"])
     assert bad.exit_code == 2 and "bertopic or fast" in bad.output
+
+
+def test_cli_topics_refuses_a_window_that_ends_before_it_starts(
+    settings: Settings, sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Swapped dates read « nothing written (0 verbatims in the window, at least 20 needed) »,
+    # as if the feed were empty, after loading the encoder.
+    from typer.testing import CliRunner
+
+    from verbatim_cli import app
+
+    monkeypatch.setenv("VERBATIM_DATABASE_URL", settings.resolved_database_url)
+    out = CliRunner().invoke(app, ["topics", "--since", "2026-12-01", "--until", "2026-11-01"])
+    assert out.exit_code == 2, out.output
+    assert "--since 2026-12-01 is after --until 2026-11-01" in out.output
 
 
 def test_ids_survive_a_change_of_embedding_space(

@@ -71,10 +71,35 @@ def small_window_topics(n_docs: int, min_size: int, lo: int = 8, hi: int = 20) -
     return max(2, min(hi, max(lo, round(math.sqrt(n_docs) / 2)), n_docs // min_size))
 
 
+def duplicate_groups(docs: Sequence[str], x: np.ndarray) -> np.ndarray:
+    """Group number of each document: documents with the same text or the same vector are
+    one group (a text encoded in two batches, or stored in float16, differs in the last
+    bits)."""
+    parent = list(range(len(docs)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[tuple[str, str | bytes], int] = {}
+    for i, doc in enumerate(docs):
+        for key in (("text", doc), ("vector", x[i].tobytes())):
+            j = first.setdefault(key, i)
+            parent[root(i)] = root(j)
+    _, groups = np.unique([root(i) for i in range(len(docs))], return_inverse=True)
+    return np.asarray(groups, dtype=np.int64).ravel()
+
+
 class _HdbscanOrKMeans:
     """HDBSCAN, or k-means on the same points when HDBSCAN's topics are too few or one of
     them too large. BERTopic takes any clusterer with `fit(X)` and `labels_`; k-means
-    leaves no outliers."""
+    leaves no outliers.
+
+    `groups` (set before each fit, see `duplicate_groups`) keeps copies of one verbatim
+    together: UMAP spreads 200 identical « Très bien » over a patch that k-means would cut
+    into several topics of the same text."""
 
     def __init__(
         self,
@@ -90,11 +115,14 @@ class _HdbscanOrKMeans:
         self.min_topics = min_topics
         self.max_topic_share = max_topic_share
         self.random_state = random_state
+        self.groups: np.ndarray | None = None
         self.labels_: np.ndarray | None = None
         self.fallback_ = False
 
     def fit(self, x: np.ndarray, y: Any = None) -> _HdbscanOrKMeans:
-        labels = np.asarray(self.hdbscan.fit(x).labels_)
+        groups = self.groups if self.groups is not None else np.arange(len(x))
+        n_groups = int(groups.max()) + 1 if len(groups) else 0
+        labels = _by_group(np.asarray(self.hdbscan.fit(x).labels_), groups, n_groups)
         sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(1, int)
         found = int((sizes > 0).sum())
         lumped = sizes.max() > self.max_topic_share * len(labels)
@@ -108,11 +136,42 @@ class _HdbscanOrKMeans:
                 len(labels),
                 self.n_clusters,
             )
-            kmeans = KMeans(n_clusters=self.n_clusters, n_init=10, random_state=self.random_state)
-            labels = kmeans.fit_predict(x)
+            # One point per group, weighted by its copies: a group is never cut in two.
+            counts = np.bincount(groups, minlength=n_groups)
+            means = np.zeros((n_groups, x.shape[1]), dtype=np.float64)
+            np.add.at(means, groups, x)
+            means /= counts[:, None]
+            kmeans = KMeans(
+                n_clusters=min(self.n_clusters, n_groups),
+                n_init=10,
+                random_state=self.random_state,
+            )
+            labels = kmeans.fit(means, sample_weight=counts).labels_[groups]
             self.fallback_ = True
         self.labels_ = labels
         return self
+
+
+def _by_group(labels: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Each group's most common label for all its members, clusters renumbered 0..k-1."""
+    votes = np.zeros((n_groups, int(labels.max()) + 2), dtype=np.int64)
+    np.add.at(votes, (groups, labels + 1), 1)
+    labels = votes.argmax(axis=1)[groups] - 1
+    kept = np.unique(labels[labels >= 0])
+    return np.where(labels >= 0, np.searchsorted(kept, labels), labels)
+
+
+def _same_label_merged(labels: np.ndarray, topics: Sequence[DiscoveredTopic]) -> np.ndarray | None:
+    """`labels` with each topic named as a larger one (keywords alike) moved into it; None
+    when every topic's name is its own."""
+    into: dict[int, int] = {}
+    first: dict[str, int] = {}
+    for t in topics:  # largest first
+        if t.keywords:  # « Sujet n°… » topics have no name to compare
+            into[t.index] = first.setdefault(t.label, t.index)
+    if all(k == v for k, v in into.items()):
+        return None
+    return np.array([into.get(int(v), int(v)) for v in labels], dtype=np.int64)
 
 
 def _candidates(cfg: BertopicConfig) -> int:
@@ -179,6 +238,7 @@ class BertopicTopicModel:
         docs = list(docs)
         x = normalize_rows(np.asarray(embeddings, dtype=np.float32))
         model = self._build(len(docs))
+        model.hdbscan_model.groups = duplicate_groups(docs, x)
         with blas_limits(cfg.blas_threads):
             return self._fit(model, docs, x)
 
@@ -193,21 +253,47 @@ class BertopicTopicModel:
                 embeddings=x,
                 threshold=cfg.outlier_threshold,
             )
-            # update_topics warns that custom assignments must come last: they do here.
-            bt_log = logging.getLogger("BERTopic")
-            level = bt_log.level
-            bt_log.setLevel(logging.ERROR)
-            try:
-                model.update_topics(
-                    docs,
-                    topics=topics,
-                    top_n_words=_candidates(cfg),
-                    vectorizer_model=make_vectorizer(cfg.vectorizer),
-                    ctfidf_model=model.ctfidf_model,
-                )
-            finally:
-                bt_log.setLevel(level)
+            self._update_topics(model, docs, topics)
         raw = np.asarray(topics, dtype=np.int64)
+        labels = self._describe(model, docs, x, raw)
+        # k-means' k is a floor (min_topics): on a window of fewer subjects it cuts one in
+        # parts that read the same (« couleur » twice). Parts of one name are one topic.
+        while (merged := _same_label_merged(labels, self.topics_)) is not None:
+            raw = merged
+            self._update_topics(model, docs, raw.tolist())
+            labels = self._describe(model, docs, x, raw)
+        self.centroids_ = np.stack([t.centroid for t in self.topics_]) if self.topics_ else None
+        self.model_ = model
+        self.labels_ = labels
+        sims = (
+            np.einsum("ij,ij->i", x, self.centroids_[np.maximum(labels, 0)])
+            if self.centroids_ is not None
+            else np.zeros(len(x))
+        )
+        self.probabilities_ = np.where(labels >= 0, sims, 0.0).astype(np.float32)
+        return self
+
+    def _update_topics(self, model: Any, docs: list[str], topics: list[int]) -> None:
+        """BERTopic's keywords recomputed for our own assignment of `docs` to `topics`."""
+        cfg = self.config
+        # update_topics warns that custom assignments must come last: they do here.
+        bt_log = logging.getLogger("BERTopic")
+        level = bt_log.level
+        bt_log.setLevel(logging.ERROR)
+        try:
+            model.update_topics(
+                docs,
+                topics=topics,
+                top_n_words=_candidates(cfg),
+                vectorizer_model=make_vectorizer(cfg.vectorizer),
+                ctfidf_model=model.ctfidf_model,
+            )
+        finally:
+            bt_log.setLevel(level)
+
+    def _describe(self, model: Any, docs: list[str], x: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        """`topics_` for BERTopic's topics `raw`; returns our labels (0 = largest)."""
+        cfg = self.config
         labels = relabel_by_size(raw)
         # BERTopic's own c-TF-IDF keywords, re-indexed to our size order.
         by_new: dict[int, int] = {
@@ -222,16 +308,7 @@ class BertopicTopicModel:
             n_label_words=cfg.n_label_words,
             n_representatives=cfg.n_representatives,
         )
-        self.centroids_ = np.stack([t.centroid for t in self.topics_]) if self.topics_ else None
-        self.model_ = model
-        self.labels_ = labels
-        sims = (
-            np.einsum("ij,ij->i", x, self.centroids_[np.maximum(labels, 0)])
-            if self.centroids_ is not None
-            else np.zeros(len(x))
-        )
-        self.probabilities_ = np.where(labels >= 0, sims, 0.0).astype(np.float32)
-        return self
+        return labels
 
     def _keywords(
         self, model: Any, docs: list[str], labels: np.ndarray, bertopic_ids: list[int]
