@@ -948,17 +948,23 @@ INCIDENT_STATUSES = ("open", "acknowledged", "resolved")
 def list_incidents(
     session: Session,
     *,
-    status: str | None = None,
+    status: str | Sequence[str] | None = None,
     themes: Sequence[str] | None = None,
+    team: str | None = None,
     include_historical: bool = True,
     limit: int = 50,
 ) -> list[Incident]:
-    """Incidents, latest first (by last day, then id)."""
+    """Incidents, latest first (by last day, then id). `status`: one, or several (the
+    CLI's default lists the open and the acknowledged ones)."""
     query = select(Incident)
-    if status is not None:
+    if isinstance(status, str):
         query = query.where(Incident.status == status)
+    elif status is not None:
+        query = query.where(Incident.status.in_(list(status)))
     if themes:
         query = query.where(Incident.theme.in_(list(themes)))
+    if team is not None:
+        query = query.where(Incident.team == team)
     if not include_historical:
         query = query.where(Incident.historical.is_(False))
     query = query.order_by(Incident.last_day.desc(), Incident.id.desc()).limit(limit)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -239,10 +240,8 @@ def close_removed(
     """Close at once the open alerts and the open or acknowledged incidents of a theme that
     `new` removes or retires (the detector no longer tests it): they stayed open, on /alerts,
     /incidents and the digest, until their cooldown ran out, and a channel told of the
-    incident never heard of its end. The incident is resolved by `author` with the reason;
-    its messages not posted yet are dropped, and one that may be in Slack is followed by a
-    last one saying so. A renamed or merged theme resolves through its aliases: kept.
-    Returns how many incidents were closed."""
+    incident never heard of its end. A renamed or merged theme resolves through its aliases:
+    kept. Returns how many incidents were closed (see `close_gone`)."""
     from nlp.spikes import TOPIC_PREFIX
 
     def gone(theme_id: str) -> bool:
@@ -253,6 +252,36 @@ def close_removed(
         theme = (old.resolve(theme_id) if old is not None else None) or new.resolve(theme_id)
         return theme.label if theme is not None else theme_id
 
+    texts = REMOVED_TEXTS.get(settings.alert_language, REMOVED_TEXTS["fr"])
+    return close_gone(
+        session,
+        gone,
+        author=author,
+        note=f"{REMOVED_NOTE} (version {new.version})",
+        message=lambda inc: texts.format(
+            id=inc.id, label=_escape(label(inc.theme)), version=new.version
+        ),
+    )
+
+
+def _escape(text: str) -> str:
+    """A label in a Slack mrkdwn text, as jobs.slack_message.escape (core sits below jobs)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def close_gone(
+    session: Session,
+    gone: Callable[[str], bool],
+    *,
+    author: str,
+    note: str,
+    message: Callable[[Incident], str],
+) -> int:
+    """Close the open alerts and the open or acknowledged incidents of every theme (or topic,
+    "topic:<id>") for which `gone(id)` is true: the incident is resolved by `author` with
+    `note`; its messages not posted yet are dropped, and one that may be in Slack is followed
+    by a last one, `message(incident)` (mrkdwn, escaped by the caller), saying so. Returns how
+    many incidents were closed."""
     now = datetime.now(UTC)
     for alert in session.execute(select(Alert).where(Alert.status == "open")).scalars():
         if gone(alert.theme):
@@ -262,7 +291,6 @@ def close_removed(
     for inc in session.execute(live).scalars():
         if not gone(inc.theme):
             continue
-        note = f"{REMOVED_NOTE} (version {new.version})"
         inc.status, inc.resolved_by, inc.resolved_at = "resolved", author[:100], now
         inc.resolve_note, inc.updated_at = note, now
         closed += 1
@@ -279,9 +307,7 @@ def close_removed(
         if not posted:
             continue
         inc.revision += 1
-        text = REMOVED_TEXTS.get(settings.alert_language, REMOVED_TEXTS["fr"]).format(
-            id=inc.id, label=label(inc.theme), version=new.version
-        )
+        text = message(inc)
         section = {"type": "mrkdwn", "text": f":white_check_mark: {text}"}
         session.add(
             OutboxMessage(

@@ -129,6 +129,7 @@ def register(app: typer.Typer) -> None:
             config=cfg,
             static_cache=static_cache_path(settings.resolved_model_dir, enc.name),
             embedding_key=key,
+            language=settings.alert_language,
         )
         if as_json:
             typer.echo(json.dumps(asdict(result), ensure_ascii=False, default=str, indent=1))
@@ -141,6 +142,11 @@ def register(app: typer.Typer) -> None:
             f"topics ({result.method}): {result.documents} verbatims, "
             f"{len(result.topics)} topics, {result.outliers} outliers ({timing})"
         )
+        if result.closed:
+            typer.echo(
+                f"{result.closed} incident(s) of topics left without a verbatim closed "
+                "(their alerts too)"
+            )
         for t in sorted(result.topics, key=lambda t: (not t.is_emerging, -t.size)):
             flag = "EMERGING" if t.is_emerging else (t.theme or "-")
             typer.echo(f"  #{t.id:<4} {t.size:>6}  {t.status:<4}  {flag:<22} {t.label}")

@@ -170,9 +170,13 @@ def build_payload(
     t = TEXTS.get(language, TEXTS["fr"])
     sev = t.get(f"sev_{alert.severity}", alert.severity)
     title_key = "title_new" if alert.revision <= 1 else "title_update"
-    title = t[title_key].format(severity=sev, label=alert.label, revision=alert.revision)
+    # The header is plain_text (shown as written); every other text is mrkdwn, where a label
+    # « Colis & <emballage> » lost its `<emballage>` and `&` broke the entity parsing.
+    label, team = escape(alert.label), escape(alert.team)
+    header = t[title_key].format(severity=sev, label=alert.label, revision=alert.revision)
+    title = t[title_key].format(severity=sev, label=label, revision=alert.revision)
     what = t.get(alert.kind, t["volume"]).format(
-        label=alert.label,
+        label=label,
         observed=_number(alert.observed, language),
         expected=_number(alert.expected, language),
         change=_change(alert.observed, alert.expected, alert.kind, language),
@@ -192,7 +196,7 @@ def build_payload(
     blocks: list[dict[str, Any]] = [
         {
             "type": "header",
-            "text": {"type": "plain_text", "text": _clip(title, 150), "emoji": True},
+            "text": {"type": "plain_text", "text": _clip(header, 150), "emoji": True},
         },
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{emoji} *{what}*\n{period}"}},
         {
@@ -202,7 +206,7 @@ def build_payload(
                     "type": "mrkdwn",
                     "text": (
                         f"{t['severity']} : *{sev}* · {t['kind']} : {kind_label} · "
-                        f"{t['team']} : {alert.team} · {t['pvalue']} : {pval}"
+                        f"{t['team']} : {team} · {t['pvalue']} : {pval}"
                     ),
                 }
             ],
@@ -233,6 +237,9 @@ def build_incident_payload(
     t = TEXTS.get(language, TEXTS["fr"])
     sev = t.get(f"sev_{incident.severity}", incident.severity)
     key = "inc_new" if incident.revision <= 1 else "inc_update"
+    # As in build_payload: the plain_text header as written, the mrkdwn texts escaped once.
+    header = t[key].format(severity=sev, label=label, revision=incident.revision)
+    label, team = escape(label), escape(incident.team)
     title = t[key].format(severity=sev, label=label, revision=incident.revision)
     signals = dict(incident.signals or {})
     lines = [
@@ -244,7 +251,7 @@ def build_incident_payload(
     if not lines:  # only per-channel signals: lead with the strongest one
         for ch, kinds in sorted(channels.items()):
             for k, sig in kinds.items():
-                lines.append(f"{_kind_line(t, k, label, sig, language)} [{ch}]")
+                lines.append(f"{_kind_line(t, k, label, sig, language)} [{escape(ch)}]")
     first, last = _fmt_day(incident.first_day, language), _fmt_day(incident.last_day, language)
     period = (
         t["period_one"].format(first=first)
@@ -256,13 +263,13 @@ def build_incident_payload(
     blocks: list[dict[str, Any]] = [
         {
             "type": "header",
-            "text": {"type": "plain_text", "text": _clip(title, 150), "emoji": True},
+            "text": {"type": "plain_text", "text": _clip(header, 150), "emoji": True},
         },
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{emoji} {what}\n{period}"}},
     ]
     moved = ""
     if previous_team is not None and previous_team != incident.team:
-        moved = t["team_changed"].format(team=incident.team, previous=previous_team)
+        moved = t["team_changed"].format(team=team, previous=escape(previous_team))
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*{moved}*"}})
         moved = f" {moved}."
     if channels:
@@ -278,7 +285,7 @@ def build_incident_payload(
                 )
                 for k, s in sorted(kinds.items())
             )
-            parts.append(t["channel"].format(channel=ch, figures=desc))
+            parts.append(t["channel"].format(channel=escape(ch), figures=desc))
         blocks.append(
             {
                 "type": "section",
@@ -307,7 +314,7 @@ def build_incident_payload(
                     "type": "mrkdwn",
                     "text": (
                         f"{t['incident'].format(id=incident.id)} · {t['severity']} : *{sev}* · "
-                        f"{t['kind']} : {kinds} · {t['team']} : {incident.team}"
+                        f"{t['kind']} : {kinds} · {t['team']} : {team}"
                     ),
                 }
             ],

@@ -96,6 +96,7 @@ class TopicJobResult:
     seconds: dict[str, float] = field(default_factory=dict)
     skipped: str | None = None  # why nothing was written
     from_store: int = 0  # document vectors read from the enrich-time store (not re-encoded)
+    closed: int = 0  # incidents of topics left without a verbatim, closed (`close_retired`)
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -383,6 +384,44 @@ def store_topics(
     return stored
 
 
+RETIRED_NOTE = "sujet retiré : plus aucun verbatim à la découverte des sujets"
+RETIRED_TEXTS = {
+    "fr": "Incident n° {id} clos : le sujet émergent « {label} » n'a plus aucun verbatim à la "
+    "découverte des sujets du {day}, il n'est plus suivi.",
+    "en": "Incident #{id} closed: emerging topic “{label}” has no feedback left after the "
+    "topic discovery of {day}; it is no longer tracked.",
+}
+
+
+def close_retired(session: Session, now: datetime, language: str = "fr") -> int:
+    """Close the open alerts and incidents of the topics a run left without a verbatim (size
+    0, retired): the detector no longer sees them grow, and they stayed open on /alerts,
+    /incidents and the digest until their cooldown ran out, the channel never told. As a
+    theme removed from the taxonomy (core.taxonomy_store.close_removed). Returns how many
+    incidents were closed."""
+    from core.taxonomy_store import close_gone
+    from jobs.slack_message import escape
+    from nlp.spikes import topic_theme
+
+    labels = {
+        topic_theme(tid): label
+        for tid, label in session.execute(select(Topic.id, Topic.label).where(Topic.size == 0))
+    }
+    if not labels:
+        return 0
+    texts = RETIRED_TEXTS.get(language, RETIRED_TEXTS["fr"])
+    day = now.date().strftime("%d/%m/%Y") if language == "fr" else now.date().isoformat()
+    return close_gone(
+        session,
+        lambda theme: theme in labels,
+        author="topics",
+        note=RETIRED_NOTE,
+        message=lambda inc: texts.format(
+            id=inc.id, label=escape(labels[inc.theme] or inc.theme), day=day
+        ),
+    )
+
+
 def run_topics(
     sessions: sessionmaker[Session],
     *,
@@ -392,11 +431,14 @@ def run_topics(
     static_cache: Path | None = None,
     now: datetime | None = None,
     embedding_key: str | None = None,
+    language: str = "fr",
 ) -> TopicJobResult:
-    """Discover topics over the configured window and store them (one transaction).
+    """Discover topics over the configured window and store them (one transaction); the
+    incidents of topics left without a verbatim are closed (`close_retired`).
 
     `embedding_key`: the weights key of `encoder` (nlp/analyzer.Analyzer.embedding_key):
-    vectors enrich stored under it are reused instead of encoding those verbatims again."""
+    vectors enrich stored under it are reused instead of encoding those verbatims again.
+    `language`: of the closing message sent to Slack (`alert_language`)."""
     cfg = config or TopicJobConfig()
     now = now or utcnow()
     result = TopicJobResult(method=cfg.method)
@@ -454,6 +496,7 @@ def run_topics(
             embeddings,
             settle=matcher.settle_theme,
         )
+        result.closed = close_retired(session, now, language)
     result.seconds["store"] = time.perf_counter() - start
     result.outliers = int((model.labels_ == OUTLIER).sum())
     return result

@@ -29,6 +29,8 @@ COMMANDS = {
     "alerts-alert": ["alert"],
     "alerts-backtest": ["backtest", "{feed}", "-o", "{tmp}/alerts.jsonl"],
     "topics": ["topics", "--method", "fast"],
+    "incidents": ["incidents"],
+    "incidents-ack": ["incidents", "ack", "1", "--note", "vu"],
     "serve": ["serve"],
     "apikey-list": ["apikey", "list"],
     "apikey-create": ["apikey", "create", "bot"],

@@ -395,6 +395,81 @@ def test_cli_taxonomy_show_export_import_history(
     assert "v3" not in runner.invoke(app, ["taxonomy", "history"]).output  # nothing stored
 
 
+def test_cli_lists_acknowledges_and_resolves_incidents_as_the_api_does(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    keys: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An on-call operator on the server (no browser) could only curl the API: `verbatim
+    incidents` lists them, `ack`/`resolve` record the OS user (`cli:<user>`, as `verbatim
+    forget`) through the API's own update, with its checks and its PII-masked note."""
+    import getpass
+
+    from typer.testing import CliRunner
+
+    from service.app import create_app
+    from verbatim_cli import app
+
+    _packaging_spike(settings, sessions)
+    monkeypatch.setenv("VERBATIM_DATABASE_URL", settings.resolved_database_url)
+    monkeypatch.setenv("VERBATIM_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setattr(getpass, "getuser", lambda: "astreinte")
+    runner = CliRunner()
+    with sessions() as s:
+        inc_id = s.execute(select(Incident.id).where(Incident.theme == "emballage")).scalar_one()
+
+    def cli(*args: str) -> Any:
+        return runner.invoke(app, ["incidents", *args])
+
+    listed = cli()
+    assert listed.exit_code == 0, listed.output
+    assert f"#{inc_id} " in listed.output and "emballage « Emballage »" in listed.output
+    assert "logistics" in listed.output and "open" in listed.output
+    with TestClient(create_app(settings)) as client:
+        read, write = {"X-API-Key": keys["read"]}, {"X-API-Key": keys["write"]}
+        api_items = client.get("/incidents", headers=read).json()["items"]  # a kept view
+        as_json = json.loads(cli("list", "--json").output)["items"]
+        assert [i["id"] for i in as_json] == [i["id"] for i in api_items]
+        assert set(as_json[0]) == set(api_items[0])
+        for field in ("theme", "team", "status", "severity", "kinds", "link", "examples"):
+            assert as_json[0][field] == api_items[0][field], field
+        assert (
+            cli("list", "--team", "support").output
+            == "no open or acknowledged incident of team support\n"
+        )
+        bad_team = cli("list", "--team", "logisitcs")
+        assert bad_team.exit_code == 2 and "unknown team 'logisitcs'" in bad_team.output
+        assert "logistics" in bad_team.output
+        acked = cli("ack", str(inc_id), "--note", "rappeler jean.dupont@example.fr")
+        assert acked.exit_code == 0, acked.output
+        assert f"incident {inc_id} acknowledged by cli:astreinte at " in acked.output
+        got = client.get("/incidents", headers=read).json()["items"][0]
+        assert got["status"] == "acknowledged" and got["acknowledged_by"] == "cli:astreinte"
+        assert got["ack_note"] == "rappeler <EMAIL>"  # masked as the API masks it
+        again = cli("ack", str(inc_id))
+        assert again.exit_code == 2 and again.output.count("\n") == 1
+        assert f"incident {inc_id} was acknowledged by cli:astreinte at " in again.output
+        res = client.post(f"/incidents/{inc_id}/resolve", json={"note": "ok"}, headers=write)
+        assert res.status_code == 200
+        late = cli("resolve", str(inc_id), "-n", "moi aussi")
+        assert late.exit_code == 2 and "was resolved by ecriture at" in late.output
+        assert "nothing left to resolve" in late.output
+        assert cli("list").output == "no open or acknowledged incident\n"
+        resolved = cli("--status", "resolved").output  # `list` may be left out
+        assert resolved == cli("list", "--status", "resolved").output
+        assert f"#{inc_id} " in resolved and "resolved by ecriture: ok" in resolved
+    missing = cli("resolve", "9999")
+    assert missing.exit_code == 2 and "no incident 9999" in missing.output
+    assert cli("ack", "0").exit_code == 2
+    mixed = cli("--team", "logistics", "ack", str(inc_id))  # the filter is not ignored
+    assert mixed.exit_code == 2 and "takes none of them" in mixed.output
+    assert cli("list", "--status", "ouvert").exit_code == 2
+    with sessions() as s:
+        row = s.get(Incident, inc_id)
+        assert row is not None and row.resolve_note == "ok" and row.resolved_by == "ecriture"
+
+
 def _packaging_spike(settings: Settings, sessions: sessionmaker[Session]) -> Feed:
     """60 quiet days, then a moderate packaging rise three and two days ago, detected: one
     open incident, told at "medium" (its escalation to "critical" is worth a message)."""

@@ -104,6 +104,40 @@ def test_customer_text_cannot_ping_or_hide_links_in_slack() -> None:
     assert "64 contre 21,5 attendues" in inc_payload["text"]
 
 
+def test_labels_teams_and_channels_are_escaped_once_for_slack() -> None:
+    """A theme label « Colis & <emballage> » (a taxonomy edit) and a channel or team name went
+    into the mrkdwn texts as written: Slack dropped `<emballage>` as a bad link and a team
+    `<!here>` pinged the channel. The plain_text header shows the label as written."""
+    label = "Colis & <emballage>"
+    incident = Incident(
+        id=7,
+        theme="emballage",
+        team="<!here> R&D",
+        severity="high",
+        revision=2,
+        first_day=date(2026, 3, 2),
+        last_day=date(2026, 3, 2),
+        kinds=["volume"],
+        signals={"channels": {"<app>": {"volume": {"observed": 64, "expected": 21.5}}}},
+        drivers=[],
+        examples=[],
+    )
+    inc = build_incident_payload(incident, label, "http://d", previous_team="a&b")
+    alert = build_payload(replace(ALERT, label="Prix > 20 €", team="<!channel>"), [], "http://d")
+    for payload in (inc, alert):
+        dumped = json_text({"text": payload["text"], "blocks": payload["blocks"][1:]})
+        assert "<!" not in dumped and "<emballage>" not in dumped and "<app>" not in dumped
+        assert "&amp;amp;" not in dumped and "&amp;lt;" not in dumped  # escaped once
+    assert "« Colis &amp; &lt;emballage&gt; »" in inc["text"]
+    assert "[&lt;app&gt;]" in inc["text"] and "&lt;!here&gt; R&amp;D" in inc["text"]
+    assert "auparavant a&amp;b" in inc["text"]
+    assert "• &lt;app&gt; : volume 64" in json_text(inc)
+    assert inc["blocks"][0]["text"]["text"].endswith(": Colis & <emballage>")
+    assert "« Prix &gt; 20 € »" in alert["text"]
+    assert "Équipe : &lt;!channel&gt;" in json_text(alert)
+    assert alert["blocks"][0]["text"]["text"] == "Alerte élevée : Prix > 20 €"
+
+
 def json_text(block: dict) -> str:
     import json
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import random
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -613,6 +614,65 @@ def test_api_shows_a_renamed_theme_under_its_current_id(
         s.commit()
     themes = {t["theme"] for t in client.get("/topics").json()["items"]}
     assert "expedition" in themes and "livraison" not in themes
+
+
+def test_a_topic_left_without_verbatims_closes_its_incident_and_says_so(
+    sessions: sessionmaker[Session], encoder: TextEncoder
+) -> None:
+    """A topic a later run leaves without a verbatim (size 0, retired) kept its open alert
+    and incident on /alerts, /incidents and the digest until the cooldown ran out, and the
+    channel told of it never heard it ended (as a removed theme before close_removed)."""
+    from core.models import Alert, Incident, OutboxMessage
+    from nlp.spikes import topic_theme
+
+    with sessions() as s:
+        _ingest(s, LIVRAISON + EMBALLAGE + ECOLOGIE, START, seed=10)
+    tax = load_taxonomy("ecommerce")
+    fast = FastTopicConfig(n_topics=3, min_topic_size=5)
+    first = run_topics(
+        sessions, encoder=encoder, taxonomy=tax, config=TopicJobConfig(method="fast", fast=fast)
+    )
+    assert len(first.topics) == 3
+    day, now = START.date(), START + timedelta(days=30)
+    with sessions() as s:
+        for t in first.topics:
+            s.get(Topic, t.id).label = f"Sujet {t.id} & <promo>"  # as a label may read
+            inc = Incident(theme=topic_theme(t.id), team="default", status="acknowledged",
+                           first_day=day, last_day=day, severity="high", kinds=["emerging"],
+                           signals={}, drivers=[], examples=[], historical=False, revision=1,
+                           notified_severity="high", acknowledged_by="cx",
+                           created_at=now, updated_at=now)  # fmt: skip
+            s.add(inc)
+            s.flush()
+            s.add(Alert(alert_key=f"k{t.id}", theme=inc.theme, kind="emerging", status="open",
+                        first_day=day, last_day=day, severity="high", observed=9.0,
+                        expected=1.0, p_value=1e-6, details={}, created_at=now,
+                        updated_at=now, incident_id=inc.id))  # fmt: skip
+            s.add(OutboxMessage(incident_id=inc.id, revision=1, route="default",
+                                payload={"text": "ouverture"}, status="sent"))  # fmt: skip
+        s.commit()
+    again = TopicJobConfig(method="fast", fast=replace(fast, n_topics=2), min_docs=10)
+    second = run_topics(sessions, encoder=encoder, taxonomy=tax, config=again)
+    with sessions() as s:
+        empty = {t.id for t in s.execute(select(Topic).where(Topic.size == 0)).scalars()}
+        assert empty
+        for inc in s.execute(select(Incident)).scalars():
+            alert = s.execute(select(Alert).where(Alert.incident_id == inc.id)).scalar_one()
+            tid = int(inc.theme.removeprefix("topic:"))
+            if tid not in empty:
+                assert inc.status == "acknowledged" and alert.status == "open"
+                continue
+            assert inc.status == "resolved" and alert.status == "resolved"
+            assert inc.resolved_by == "topics" and inc.resolve_note and "sujet" in inc.resolve_note
+            last = s.execute(
+                select(OutboxMessage).where(
+                    OutboxMessage.incident_id == inc.id, OutboxMessage.status == "pending"
+                )
+            ).scalar_one()
+            assert last.revision == 2 and last.payload["text"].startswith(
+                f"Incident n° {inc.id} clos : le sujet émergent « Sujet {tid} &amp; &lt;promo&gt; »"
+            )
+    assert second.closed == len(empty)
 
 
 def test_topic_without_keywords_is_named_after_its_stable_id(

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "jobs.cli_models",  # analyze, evaluate
     "jobs.cli_train",  # setup (build the offline encoder), train sentiment|themes
     "jobs.cli_alerts",  # detect, alert, backtest
+    "jobs.cli_incidents",  # incidents list|ack|resolve
     "jobs.cli_topics",  # topics
     "jobs.cli_taxonomy",  # taxonomy show|export|import|history|retheme
     "jobs.cli_corrections",  # corrections export|import
