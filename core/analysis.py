@@ -214,6 +214,8 @@ def analysis_record(doc: DocAnalysis) -> dict:
     }
     if doc.sentiment.stars is not None:
         sentiment["stars"] = round(float(doc.sentiment.stars), 2)
+    if doc.no_content:  # neutral because there is nothing to judge, not a neutral opinion
+        sentiment["no_content"] = True
     themes = []
     for m in doc.themes:
         item: dict[str, Any] = {

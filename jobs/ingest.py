@@ -16,9 +16,11 @@ from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
+from core.models import Feedback
 from core.settings import Settings
 from core.store import (
     CHANNELS,
@@ -214,6 +216,23 @@ def _repaired(fields: Mapping[str, Any]) -> bool:
     )
 
 
+def _not_stored(session: Session, source: str, keys: Sequence[str]) -> int:
+    """How many of `keys` (dedup keys of `source`) no stored verbatim has yet: the repaired
+    rows this batch stores, its duplicates (a file read again with --force) left out."""
+    wanted = set(keys)
+    found: set[str] = set()
+    chunks = sorted(wanted)
+    for start in range(0, len(chunks), 500):
+        found.update(
+            session.execute(
+                select(Feedback.dedup_key).where(
+                    Feedback.source == source, Feedback.dedup_key.in_(chunks[start : start + 500])
+                )
+            ).scalars()
+        )
+    return len(wanted - found)
+
+
 def _blank(path: Path) -> bool:
     with path.open("rb") as fh:
         return not any(
@@ -389,12 +408,15 @@ def ingest_file(
     bar = _Progress(progress, path.stat().st_size, f"{source} ← {path.name}")
     batch: list[dict[str, Any]] = []
     rejected: list[tuple[int | None, Rejection, str]] = []
+    repaired: list[str] = []  # dedup keys of the batch's rows whose text was repaired
     batch_read = 0
     last = watermark
 
     def flush() -> None:
-        nonlocal batch, rejected, batch_read
+        nonlocal batch, rejected, batch_read, repaired
         with session_scope(sessions) as session:
+            # Before the insert: a duplicate is not stored, so its text was repaired for naught.
+            fresh_repaired = _not_stored(session, source, repaired) if repaired else 0
             stored, dup = insert_feedback(session, batch)
             kept = add_quarantine(session, rejected, source=source, run_id=run_id, mask=mask)
             advance_run(
@@ -413,9 +435,10 @@ def ingest_file(
         result.duplicates += dup
         result.rejected += len(rejected)
         result.requarantined += len(rejected) - kept
+        result.repaired += fresh_repaired
         for _number, rejection, _raw in rejected:
             result.reasons[rejection.reason] = result.reasons.get(rejection.reason, 0) + 1
-        batch, rejected, batch_read = [], [], 0
+        batch, rejected, repaired, batch_read = [], [], [], 0
 
     try:
         now = utcnow()
@@ -445,7 +468,8 @@ def ingest_file(
                     rejected.append((record.number, prepared, record.raw))
                 else:
                     batch.append(prepared)
-                    result.repaired += _repaired(canonical)
+                    if _repaired(canonical):
+                        repaired.append(prepared["dedup_key"])
             if hook is not None:
                 hook("row", record.number)
             if batch_read >= settings.batch_size:

@@ -677,14 +677,26 @@ class _Workbook:
             self.max_row = int(self.sheet.max_row or 0)
         except Exception as exc:  # a damaged or half-copied workbook: openpyxl's errors vary
             fh.close()
-            raise ReaderError(
-                f"{self.path}: unreadable .xlsx workbook ({type(exc).__name__}: "
-                f"{str(exc)[:150]}); open it in Excel and save it again, or export it as CSV"
-            ) from None
+            raise self._unreadable(exc) from None
         return self
 
+    def _unreadable(self, exc: Exception) -> ReaderError:
+        return ReaderError(
+            f"{self.path}: unreadable .xlsx workbook ({type(exc).__name__}: "
+            f"{str(exc)[:150]}); open it in Excel and save it again, or export it as CSV"
+        )
+
     def rows(self) -> Iterator[tuple[int, tuple[Any, ...]]]:
-        for line, row in enumerate(self.sheet.iter_rows(values_only=True), start=1):
+        rows = enumerate(self.sheet.iter_rows(values_only=True), start=1)
+        while True:
+            # The sheet is parsed as it is read: a damaged sheet (its XML cut short, a member
+            # failing its CRC) fails here, after the header, not when the workbook opens.
+            try:
+                line, row = next(rows)
+            except StopIteration:
+                return
+            except Exception as exc:  # openpyxl's, ElementTree's and zipfile's errors vary
+                raise self._unreadable(exc) from None
             if any(not _empty_cell(cell) for cell in row):
                 yield line, row
 

@@ -15,7 +15,17 @@ import numpy as np
 from nlp.severity import SeverityScorer
 from nlp.taxonomy import Taxonomy
 from nlp.text import detect_language, is_french, normalize_text
-from nlp.types import SentimentModel, SentimentResult, ThemeMention, ThemeModel
+from nlp.text.content import has_content
+from nlp.types import POLARITIES, SentimentModel, SentimentResult, ThemeMention, ThemeModel
+
+# The verdict on a text with nothing to judge (nlp/text/content.py): neutral, as likely as
+# either other class, no star estimate. Whatever the backend: each read shortness as praise.
+NO_CONTENT = SentimentResult(
+    label="neutral",
+    score=round(1 / len(POLARITIES), 4),
+    stars=None,
+    probs=dict.fromkeys(POLARITIES, round(1 / len(POLARITIES), 4)),
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,9 @@ class DocAnalysis:
     # The document vector of the one encoder pass (float16, L2-normalised); None when the
     # sentiment backend has no encoder. Stored at enrich time: topics never re-encode.
     embedding: np.ndarray | None = None
+    # Nothing to judge (placeholders, punctuation, a link, a number only): the sentiment is
+    # NO_CONTENT, no themes and severity 0, whatever the models said.
+    no_content: bool = False
 
 
 class Analyzer:
@@ -55,7 +68,9 @@ class Analyzer:
         self.severity = SeverityScorer(taxonomy)
         s_ver = getattr(sentiment, "version", "0")
         t_ver = getattr(themes, "version", "0")
-        self.model_version = f"{sentiment.name}-{s_ver}+{themes.name}-{t_ver}"
+        # "+nc1": the no-content rule (NO_CONTENT). Analyses stored before it are another
+        # version's, so `verbatim enrich --reanalyze` re-scores them.
+        self.model_version = f"{sentiment.name}-{s_ver}+{themes.name}-{t_ver}+nc1"
 
     def analyze(self, texts: Sequence[str]) -> list[DocAnalysis]:
         # Only NFC: evidence offsets then index the text as given (NFC input is unchanged).
@@ -72,14 +87,19 @@ class Analyzer:
         out = []
         for text, sent, themes, vec in zip(prepared, sentiments, mentions, vectors, strict=True):
             lang, conf = detect_language(text)
+            empty = not has_content(text)
+            if empty:
+                sent, themes = NO_CONTENT, []
             out.append(
                 DocAnalysis(
                     language=lang,
                     is_french=is_french(lang, conf),
                     sentiment=sent,
                     themes=list(themes),
-                    severity=self.severity.score(text, sent, list(themes)),
+                    # No words: no irritant, no alarm (a neutral third would read as one).
+                    severity=0.0 if empty else self.severity.score(text, sent, list(themes)),
                     embedding=vec,
+                    no_content=empty,
                 )
             )
         return out

@@ -119,6 +119,41 @@ def test_analyze_invisible_text_is_an_empty_line(analyzer: Analyzer, tmp_path: P
     assert summary.analyzed == 1 and out[0]["error"] == "field 'texte' is empty"
 
 
+# After masking, a verbatim can be placeholders only; others are punctuation, a link, a mention
+# or a number. Every backend read them as praise (« <EMAIL> » positive 0.94 with the default
+# model, 0.5 with the lexicon), inflating the positive share of every figure.
+NOTHING_TO_JUDGE = [
+    "<EMAIL>",
+    "<PHONE>",
+    "<IBAN>",
+    "<PHONE> <EMAIL>",
+    "...",
+    "??",
+    "!!!",
+    "https://www.example.com/commande/123",
+    "@SNCF",
+    "12345",
+    "06 12 34 56 78",
+]
+
+
+def test_texts_with_nothing_to_judge_are_neutral_without_content(analyzer: Analyzer) -> None:
+    docs = analyzer.analyze(NOTHING_TO_JUDGE)
+    for text, doc in zip(NOTHING_TO_JUDGE, docs, strict=True):
+        assert doc.sentiment.label == "neutral" and doc.sentiment.score < 0.5, text
+        assert doc.no_content, text
+        assert doc.themes == [] and doc.severity == 0.0, text
+        record = analysis_record(doc)
+        assert record["sentiment"]["no_content"] is True and "stars" not in record["sentiment"]
+    # Emoji, emoticons and marks carry an opinion: scored as before.
+    scored = analyzer.analyze(["😡😡", "👍", ":)", ":-(", "5/5", "Mon numéro : <PHONE>"])
+    assert not any(d.no_content for d in scored)
+    assert [d.sentiment.label for d in scored[:2]] == ["negative", "positive"]
+    assert "no_content" not in analysis_record(scored[0])["sentiment"]
+    # Named in the version: `enrich --reanalyze` re-scores the analyses stored before the rule.
+    assert analyzer.model_version.endswith("+nc1")
+
+
 def test_cli_analyze_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # no stray verbatim.toml
     app = typer.Typer()

@@ -1267,6 +1267,19 @@ def test_invalid_json_body(client: TestClient, keys: dict[str, str]) -> None:
 # --- /analyze -------------------------------------------------------------------------------
 
 
+def test_analyze_a_text_left_empty_by_masking_is_neutral(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    # Masked first (« <EMAIL> »), then nothing to judge: it was positive with a high score.
+    items = [{"text": "jean.dupont@gmail.com"}, {"text": "👍"}]
+    res = client.post("/analyze", json={"items": items}, headers=wh(keys))
+    assert res.status_code == 200, res.text
+    empty, emoji = res.json()["items"]
+    assert empty["text"] == "<EMAIL>" and empty["themes"] == [] and empty["severity"] == 0.0
+    assert empty["sentiment"]["label"] == "neutral" and empty["sentiment"]["no_content"] is True
+    assert emoji["sentiment"]["label"] == "positive" and "no_content" not in emoji["sentiment"]
+
+
 @pytest.mark.slow
 def test_analyze_matches_the_cli_record_format(client: TestClient, keys: dict[str, str]) -> None:
     items = [

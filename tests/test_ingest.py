@@ -670,6 +670,20 @@ def test_xlsx_empty_ods_and_other_zip(
     cut.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(ReaderError, match="spreadsheet|workbook"):
         ingest_file(sessions, settings, cut, source="xl")
+    # A sheet damaged past its header (its XML cut short in a sound ZIP): openpyxl parses it
+    # as it is read, and the ParseError was a traceback after the header had been mapped.
+    damaged = tmp_path / "abime.xlsx"
+    with (
+        zipfile.ZipFile(tmp_path / "entier.xlsx") as src,
+        zipfile.ZipFile(damaged, "w") as dst,
+    ):
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "xl/worksheets/sheet1.xml":
+                data = data[: data.index(b'<row r="2"') + 8]
+            dst.writestr(name, data)
+    with pytest.raises(ReaderError, match=r"unreadable \.xlsx workbook \(ParseError"):
+        ingest_file(sessions, settings, damaged, source="xl")
 
 
 def test_cli_ingest_xlsx_and_help(
@@ -721,6 +735,9 @@ def test_html_and_mojibake_are_repaired(typed: str, stored: str) -> None:
         "« CAFÉ\u00a0» ARNAQUÉ\u00a0! déjà vu\u00a0— très bien, naïve",
         "SÃO PAULO, pâte… â€",
         "Très déçu ! Arnaque à 50 € — jamais <3",
+        # A word ending in « ï » before a no-break space and « » »: decodes as UTF-8 to a
+        # private-use character (U+F83B), which took the « ï » and the « » ».
+        "« Séjour à Dubaï\u00a0», « c'est inouï\u00a0», Hanoï\u00a0»\u00a0!",
     ],
 )
 def test_correct_text_is_never_repaired(text: str) -> None:
@@ -746,6 +763,10 @@ def test_ingest_counts_repaired_texts(
     res = CliRunner().invoke(app, ["ingest", str(path), "--source", "s", "-q"])
     assert res.exit_code == 0, res.output
     assert "stored 3" in res.output and "repaired 2 text(s)" in " ".join(res.output.split())
+    # Read again: every row a duplicate, none stored, so none repaired (it said « repaired 2 »).
+    again = CliRunner().invoke(app, ["ingest", str(path), "--source", "s", "-q", "--force"])
+    assert again.exit_code == 0, again.output
+    assert "stored 0, duplicates 3" in again.output and "repaired" not in again.output
 
 
 def test_french_excel_csv_serial_dates_with_decimal_comma(

@@ -246,6 +246,19 @@ def test_analyzer_one_pass_matches_the_reference_path(trained: EmbeddedSentiment
     assert Analyzer(trained, rules, tax).embedding_key.startswith(trained.encoder.name)
 
 
+def test_analyzer_gives_no_content_texts_neutral_on_both_paths(trained: EmbeddedSentiment) -> None:
+    # One rule for every path: the one encoder pass (`verbatim enrich`, `POST /analyze`) and
+    # the reference one read « <EMAIL> » or « ... » as short praise.
+    tax = load_taxonomy("ecommerce")
+    rules = RuleThemeDetector(tax)
+    texts = ["<EMAIL>", "...", "@SNCF 12345", TEXTS[0]]
+    for one_pass in (True, False):
+        docs = Analyzer(trained, rules, tax, one_pass=one_pass).analyze(texts)
+        assert all(d.sentiment.label == "neutral" and d.sentiment.stars is None for d in docs[:3])
+        assert [d.no_content for d in docs] == [True, True, True, False]
+        assert docs[3].sentiment.stars is not None
+
+
 # --- ONNX runtimes ---------------------------------------------------------------------------
 def test_onnx_runtimes_are_built_measured_and_faithful(
     trained: EmbeddedSentiment, tmp_path: Path

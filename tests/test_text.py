@@ -85,6 +85,40 @@ def test_detect_language_short_and_empty() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<EMAIL>", False),
+        ("<PHONE> <IBAN>", False),
+        ("... ?? !!!", False),
+        ("https://www.example.com/suivi?id=12", False),
+        ("www.example.fr", False),
+        ("@SNCF", False),
+        ("12345", False),
+        ("06 12 34 56 78", False),
+        ("10/12/2026", False),
+        ("", False),
+        ("😡😡", True),
+        ("👍", True),
+        ("★★★★★", True),
+        (":)", True),
+        (":-(", True),
+        ("<3", True),
+        ("5/5", True),
+        ("0 / 10", True),
+        ("Mon numéro : <PHONE>", True),
+        ("#SNCF", True),
+        ("<merci>", True),
+        ("HTTPS://WWW.EXAMPLE.COM", False),
+        ("nul", True),
+    ],
+)
+def test_has_content(text: str, expected: bool) -> None:
+    from nlp.text.content import has_content
+
+    assert has_content(text) is expected
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "On reviendra !",  # "on" was English only

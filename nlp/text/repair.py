@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import html
 import re
+import unicodedata
 
 # An entity with its ";" only: html.unescape alone also reads "&not" in "&notamment" as "¬".
 _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
@@ -39,11 +40,14 @@ _TRIGGERS = re.compile("[&<\u00c2\u00c3\u00c5\u00e2\u00ef\u00f0]")
 def _from_cp1252(match: re.Match[str]) -> str:
     seq = match.group()
     try:
-        return bytes(ord(seq[0]) if i == 0 else _CONT_BYTES[ch] for i, ch in enumerate(seq)).decode(
+        char = bytes(ord(seq[0]) if i == 0 else _CONT_BYTES[ch] for i, ch in enumerate(seq)).decode(
             "utf-8"
         )
     except UnicodeDecodeError:
         return seq
+    # No text garbles into a private-use or unassigned character: that is correct text,
+    # « Dubaï\u00a0» » (ï, a no-break space, ») read as U+F83B lost its « ï » and its « ».
+    return seq if unicodedata.category(char) in ("Co", "Cn") else char
 
 
 def fix_mojibake(text: str) -> str:
