@@ -1536,6 +1536,46 @@ def test_topics_view_loads_more_topics_in_browser(
 @pytest.mark.browser
 @pytest.mark.slow
 @skip_no_chromium
+def test_topic_without_keywords_has_no_empty_keywords_line_in_browser(
+    live: tuple[str, dict[str, str], Seeded], sessions: sessionmaker[Session]
+) -> None:
+    """A topic of stop words only (« Très bien ! ») showed « Mots-clés : » and nothing."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, tokens, _ = live
+    now = datetime.now(UTC)
+    with session_scope(sessions) as session:
+        session.add(
+            Topic(
+                label="Sujet n°9",
+                keywords=[],
+                representatives=[{"feedback_id": 1, "text": "Très bien !"}],
+                theme=None,
+                is_emerging=False,
+                size=500,  # listed first
+                centroid=[],
+                first_seen=now,
+                last_seen=now,
+            )
+        )
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = open_with_key(browser, url, tokens["read"])
+            page.goto(f"{url}/#view=topics")
+            expect(page.locator("body[data-ready=topics]")).to_have_count(1)
+            bare = page.locator("#topics li.topic").filter(has_text="Sujet n°9")
+            expect(bare).to_contain_text("« Très bien ! »")
+            expect(bare.locator(".kw")).to_have_count(0)
+            named = page.locator("#topics li.topic").filter(has_text="carton trop grand")
+            expect(named.locator(".kw")).to_have_text("Mots-clés : carton")
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@skip_no_chromium
 def test_older_alerts_pressed_from_the_keyboard_keep_the_focus_in_browser(
     live: tuple[str, dict[str, str], Seeded], sessions: sessionmaker[Session]
 ) -> None:

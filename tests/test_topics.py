@@ -7,6 +7,7 @@ random projection of bags of words, enough to separate topics that use different
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import random
@@ -41,6 +42,7 @@ from nlp.topics import (
     member_jaccard,
     sizes_per_day,
 )
+from nlp.topics.describe import merge_variants, variant_key
 
 # --- fixtures: composed French verbatims --------------------------------------------------
 LIVRAISON = [
@@ -157,7 +159,7 @@ def test_analyzer_keeps_accents_and_drops_elisions_and_stop_words() -> None:
     terms = FrenchAnalyzer()(
         "L’emballage était abîmé, qu’il soit livré aujourd'hui ! jai pas reçu le colis <EMAIL>"
     )
-    assert "emballage abîmé" in terms and "abîmé" in terms and "reçu" in terms
+    assert "emballage abîmé" in terms and "abîmé" in terms and "pas reçu" in terms
     # elided forms, auxiliaries, SMS spellings and PII placeholders are no keywords
     for word in ("l", "qu", "était", "il", "jai", "pas", "aujourd", "hui", "email"):
         assert word not in terms
@@ -183,6 +185,45 @@ def test_stop_words_cover_common_misaccented_spellings() -> None:
     terms = FrenchAnalyzer()("Délai trés long, aprés la commande, déja vu, complétement raté")
     assert not {"trés", "aprés", "déja", "complétement"} & set(terms)
     assert "délai" in terms and "raté" in terms and "commande" in terms
+
+
+def test_negated_words_keep_their_negation_in_keywords() -> None:
+    """« pas conforme » gave « conforme », « ne fonctionne plus » « fonctionne »: a complaint
+    topic was labelled by the opposite of what its customers said."""
+    analyzer = FrenchAnalyzer()
+    cases = {
+        "Produit pas conforme": {"pas conforme", "produit pas conforme"},
+        "Produit non conforme": {"non conforme"},
+        "L'appli ne fonctionne plus": {"appli", "ne fonctionne plus"},
+        "La lampe ne s’allume plus": {"ne s'allume plus"},
+        "C'est n'importe quoi": {"n'importe quoi"},
+        "Je n'ai pas reçu mon colis": {"pas reçu", "colis"},
+        "jamais reçu": {"jamais reçu"},
+        "Toujours pas de réponse": {"pas de réponse"},
+        "Je n'ai reçu aucune réponse": {"aucune réponse"},
+        "ça marche pas": {"marche pas"},
+        "Retour sans problème": {"retour", "sans problème"},
+    }
+    for text, expected in cases.items():
+        terms = set(analyzer(text))
+        assert expected <= terms, (text, terms)
+        negated = {"conforme", "fonctionne", "allume", "importe", "reçu", "réponse", "marche"}
+        assert not negated & terms, (text, terms)
+    # No negation, or none of the word's own: the word as written.
+    assert "rapide" in analyzer("La livraison n'a jamais été aussi rapide")
+    assert "reçu" in analyzer("Reçu plus rapide que prévu")
+    assert not analyzer("Pas mal du tout")
+    # The theme keywords (one word per term) say the negation too.
+    assert ["pas conforme"] in FrenchAnalyzer(ngram_max=1, min_length=3).words("Pas conforme")
+
+
+def test_opinion_words_that_name_a_complaint_are_no_stop_words() -> None:
+    # « nul » was listed as a pronoun: « Service client vraiment nul » gave no « nul ».
+    assert "nul" in FrenchAnalyzer()("Vraiment nul")
+    terms = FrenchAnalyzer()("Service client nul, appli nulle, livraison lente, bof, trop cher")
+    assert {"client nul", "appli nulle", "livraison lente", "bof", "cher"} <= set(terms)
+    for opinion in ("nul", "nulle", "bof", "cher", "chère", "lent", "lente"):
+        assert opinion not in FRENCH_STOP_WORDS
 
 
 def test_label_skips_words_said_by_a_phrase() -> None:
@@ -243,6 +284,36 @@ def test_fast_path_names_a_topic_that_holds_most_of_the_corpus(encoder: TextEnco
         assert not biggest.label.startswith("Sujet n°")
 
 
+def test_plural_and_singular_are_one_keyword_in_the_most_frequent_spelling() -> None:
+    """Labels read « vins, bouteilles, vin » and « thés, thé, café »: a simple plural (-s, -x)
+    folds into one keyword as accents do, shown as most of the topic's verbatims write it."""
+    wine = [f"Le vin {w} est bon" for w in ("rouge", "blanc", "rosé", "bio")] * 3 + [
+        f"Des vins {w} et des bouteilles" for w in ("rouges", "blancs", "rosés")
+    ] * 2
+    tea = [f"Le thé {w} et le café" for w in ("vert", "noir", "blanc", "fumé")] * 3 + [
+        f"Des thés {w} en vrac" for w in ("verts", "noirs", "fumés")
+    ] * 2
+    docs = wine + tea
+    x = np.zeros((len(docs), 8), dtype=np.float32)
+    x[: len(wine), 0] = 1.0
+    x[len(wine) :, 1] = 1.0
+    x += np.random.default_rng(0).normal(0, 0.01, x.shape).astype(np.float32)
+    model = FastTopicModel(FastTopicConfig(n_topics=2, min_topic_size=5)).fit(docs, x)
+    keywords = {t.label: t.keywords for t in model.topics_}
+    folded = [(variant_key(k), k) for kws in keywords.values() for k in kws]
+    assert len({key for key, _ in folded}) == len(folded), keywords
+    words = {k for _, k in folded}
+    assert {"vin", "thé"} <= words and not {"vins", "thés"} & words, keywords
+    # without counts the best-weighted spelling is kept, at its weight
+    assert merge_variants([("thés", 0.9), ("café", 0.5), ("thé", 0.4), ("thes", 0.1)]) == [
+        ("thés", 0.9),
+        ("café", 0.5),
+    ]
+    assert merge_variants([("bijoux", 0.9), ("bijou", 0.4)], {"bijoux": 3, "bijou": 7}) == [
+        ("bijou", 0.9)
+    ]
+
+
 def test_topic_without_keywords_is_generic_not_emerging(encoder: TextEncoder) -> None:
     """Verbatims made only of stop words ("Très bien, merci !") cluster together; with no
     keyword nothing new is named, so the topic is no emerging one topping the dashboard."""
@@ -266,6 +337,24 @@ def test_topic_without_keywords_is_generic_not_emerging(encoder: TextEncoder) ->
     assert all(by_index[t.index].evidence == "generic" for t in empty)
     # the ecology topic, which names something, still is emerging
     assert any(m.is_emerging for m in matches)
+
+
+def test_fast_path_on_a_window_of_stop_words_warns_nothing(encoder: TextEncoder) -> None:
+    """Stop words and emoji only (« Très bien 👍 ») embed every verbatim alike: `verbatim
+    topics --method fast` printed scikit-learn's « ConvergenceWarning: Number of distinct
+    clusters (1) found smaller than n_clusters (2) » on stderr."""
+    import warnings
+
+    docs = [
+        f"{a} {b}"
+        for a, b in itertools.product(["Très bien", "Super", "Merci", "Bien"], ["👍", "!", "😀"])
+    ] * 3
+    x = StaticEmbedder(encoder).fit_transform(docs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = FastTopicModel(FastTopicConfig(min_topic_size=5)).fit(docs, x)
+    assert [str(w.message) for w in caught] == []
+    assert [(t.label, t.size) for t in model.topics_] == [("Sujet n°1", len(docs))]
 
 
 def test_online_fast_path_in_chunks(encoder: TextEncoder) -> None:
@@ -361,6 +450,19 @@ def test_member_overlap_decides_when_keywords_drift() -> None:
     overlap = member_jaccard(old, new, pairs)
     assert match_topics(old, new, members=overlap) == {0: 2, 1: 1}
     assert match_topics(old, new) == {}  # without that evidence nothing matches
+
+
+def test_a_topic_without_keywords_keeps_its_id_on_a_re_run() -> None:
+    """A window of stop words and emoji only makes one topic without keywords, its centroid
+    the zero vector: every re-run of `verbatim topics --method fast` stored it under a new
+    id (« #1 Sujet n°1 », then « #2 Sujet n°2 »…), though it held the same verbatims. Missing
+    keywords and a zero centroid are no evidence against the match."""
+    old = [TopicRef(1, (), np.zeros(3, np.float32)), TopicRef(2, ("colis",), None)]
+    new = [dataclasses.replace(_topic(0, (), [1, 0, 0]), centroid=np.zeros(3, np.float32))]
+    overlap = member_jaccard(old, new, [(1, 0)] * 30)
+    assert match_topics(old, new, members=overlap) == {0: 1}
+    # a topic that has keywords still differs from one that has none
+    assert match_topics(old[1:], [_topic(0, (), [1, 0, 0])]) == {}
 
 
 # --- emerging -------------------------------------------------------------------------------

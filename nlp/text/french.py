@@ -120,6 +120,8 @@ _NE_ONLY_NEGATORS = {"plus", "rien", "personne", "point"}
 _NE_FORMS = {"ne", "n"}
 _NEGATORS = _STRONG_NEGATORS | _NE_ONLY_NEGATORS
 NEGATION_WORDS = frozenset(_NEGATORS | _NE_FORMS)  # token norms that negate (with "ne" or not)
+NE_FORMS = frozenset(_NE_FORMS)
+NE_ONLY_NEGATORS = frozenset(_NE_ONLY_NEGATORS)  # negators only after a "ne" ("ne ... plus")
 _NEGATORS_OR_QUE = _NEGATORS | {"que"}
 # "aurait pu / dû / fallu": the past conditional of a modal states what did not happen ("aurait
 # pu être mieux emballé" = not well packed), so it scopes like a negation.

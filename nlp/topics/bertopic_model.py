@@ -21,6 +21,7 @@ from nlp.topics.describe import (
     OUTLIER,
     DiscoveredTopic,
     describe,
+    merge_variants,
     normalize_rows,
     relabel_by_size,
 )
@@ -329,7 +330,10 @@ class BertopicTopicModel:
             need = max(2.0, cfg.keyword_min_share * sizes[k])
             words = [(w, float(s)) for w, s in (model.get_topic(tid) or []) if w in vocab]
             df = class_df[k, [vocab[w] for w, _ in words]].toarray().ravel() if words else []
-            out.append([p for p, n in zip(words, df, strict=True) if n >= need][: cfg.top_n_words])
+            in_docs = {w: float(n) for (w, _), n in zip(words, df, strict=True)}
+            kept = [p for p in words if in_docs[p[0]] >= need]
+            # "thés" and "thé" one keyword, in the spelling most of the topic's verbatims use.
+            out.append(merge_variants(kept, in_docs)[: cfg.top_n_words])
         return out
 
     def fit_transform(self, docs: Sequence[str], embeddings: np.ndarray) -> np.ndarray:

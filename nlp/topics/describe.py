@@ -4,7 +4,7 @@ label, representative verbatims, and the `DiscoveredTopic` contract handed to jo
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,18 +96,32 @@ def representatives(
     return out
 
 
-def _distinct_folded(keywords: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
-    """Keywords best first, without a later one that differs only by accents ("passée" and
-    "passee", customers type both): one concept, one keyword."""
+def variant_key(term: str) -> str:
+    """One key for the spellings of a keyword that customers mean alike: accents folded and
+    a simple plural (-s, -x) cut from each word ("thés" and "thé", "vins" and "vin")."""
     from nlp.text.normalize import fold_accents
 
-    seen: set[str] = set()
-    out = []
+    return " ".join(
+        w[:-1] if len(w) > 3 and w[-1] in "sx" else w for w in fold_accents(term).split()
+    )
+
+
+def merge_variants(
+    keywords: Sequence[tuple[str, float]], frequency: Mapping[str, float] | None = None
+) -> list[tuple[str, float]]:
+    """Keywords best first, one per `variant_key` ("passée" and "passee", "thés" and "thé":
+    one concept, one keyword), at the best weight of its spellings and shown in its most
+    frequent one (`frequency`: how many of the topic's verbatims have it; without it, or on a
+    tie, the best-weighted one)."""
+    groups: dict[str, list[tuple[str, float]]] = {}
     for word, weight in keywords:
-        folded = fold_accents(word)
-        if folded not in seen:
-            seen.add(folded)
-            out.append((word, weight))
+        groups.setdefault(variant_key(word), []).append((word, weight))
+    out = []
+    for variants in groups.values():
+        shown = variants[0][0]
+        if frequency is not None:
+            shown = max(variants, key=lambda v: frequency.get(v[0], 0.0))[0]
+        out.append((shown, variants[0][1]))
     return out
 
 
@@ -122,7 +136,7 @@ def describe(
 ) -> list[DiscoveredTopic]:
     """Topics 0..k-1 from labels (relabelled by size beforehand) and their keyword lists."""
     k = len(keywords)
-    keywords = [_distinct_folded(kws) for kws in keywords]
+    keywords = [merge_variants(kws) for kws in keywords]
     centers = centroids(embeddings, labels, k)
     reps = representatives(embeddings, labels, centers, docs, n_representatives)
     sizes = np.bincount(labels[labels >= 0], minlength=k)

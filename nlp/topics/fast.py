@@ -8,6 +8,7 @@ Paired with `StaticEmbedder` it never runs the transformer on the documents at a
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from nlp.topics.describe import (
     DiscoveredTopic,
     centroids,
     describe,
+    merge_variants,
     normalize_rows,
     relabel_by_size,
 )
@@ -64,6 +66,16 @@ def blas_limits(threads: int | None) -> Iterator[None]:
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=threads):
+        yield
+
+
+@contextmanager
+def duplicates_quiet() -> Iterator[None]:
+    """k-means without its ConvergenceWarning about fewer distinct points than clusters: a
+    window of stop words and emoji only ("Très bien 👍") embeds every verbatim alike, which
+    makes one topic (without a keyword), not a fault to print on the CLI's stderr."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Number of distinct clusters")
         yield
 
 
@@ -161,7 +173,7 @@ class FastTopicModel:
             else self._seeded_init(x, init_centroids)
         )
         self._kmeans = self._new_kmeans(len(x), init=init)
-        with blas_limits(self.config.blas_threads):
+        with blas_limits(self.config.blas_threads), duplicates_quiet():
             self._kmeans.fit(x)
             return self.describe_docs(docs, x)
 
@@ -216,7 +228,14 @@ class FastTopicModel:
         sizes = np.bincount(labels[labels >= 0], minlength=k)[:, None]
         weights[class_df < np.maximum(2.0, self.config.keyword_min_share * sizes)] = 0.0
         vocab = vectorizer.get_feature_names_out().tolist()
-        return top_terms(weights, vocab, self.config.top_n_words)
+        column: dict[str, int] = vectorizer.vocabulary_
+        # Candidates for the spellings of one keyword ("thés", "thé") that merge into one.
+        n = self.config.top_n_words
+        out = []
+        for k_, terms in enumerate(top_terms(weights, vocab, 3 * n)):
+            in_docs = {w: float(class_df[k_, column[w]]) for w, _ in terms}
+            out.append(merge_variants(terms, in_docs)[:n])
+        return out
 
     def _similarity(self, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
         if self.centroids_ is None:

@@ -49,7 +49,10 @@ def keyword_overlap(a: Sequence[str], b: Sequence[str]) -> float:
 def _centroid_score(a: np.ndarray | None, b: np.ndarray, floor: float) -> float | None:
     if a is None or len(a) != len(b) or not len(a):
         return None  # another embedding space (or none stored): keywords decide alone
-    cos = float(np.dot(a, b) / max(1e-12, np.linalg.norm(a) * np.linalg.norm(b)))
+    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+    if norms < 1e-12:
+        return None  # a topic of stop words and emoji only embeds as zero: no direction
+    cos = float(np.dot(a, b) / norms)
     return max(0.0, (cos - floor) / (1.0 - floor))
 
 
@@ -95,9 +98,10 @@ def match_scores(
     for i, topic in enumerate(current):
         kw_now = topic.keywords[: cfg.top_keywords]
         for j, ref in enumerate(previous):
-            parts = [
-                (cfg.keyword_weight, keyword_overlap(kw_now, ref.keywords[: cfg.top_keywords]))
-            ]
+            parts = []
+            if kw_now or ref.keywords:  # two topics without keywords: no evidence either way
+                kw_before = ref.keywords[: cfg.top_keywords]
+                parts.append((cfg.keyword_weight, keyword_overlap(kw_now, kw_before)))
             cen = _centroid_score(ref.centroid, topic.centroid, cfg.centroid_floor)
             if cen is not None:
                 parts.append((cfg.centroid_weight, cen))

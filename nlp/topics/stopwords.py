@@ -2,8 +2,10 @@
 spellings and the generic review fillers that name no topic ("très", "vraiment", "fois").
 
 Only words that never carry a topic on their own are here: "retour", "personne", "délai",
-"prix", "service" stay, unlike in some general-purpose lists. Every entry is also listed
-without accents ("deja", "etait", "a"), because customers often type without them.
+"prix", "service" stay, unlike in some general-purpose lists, and so do the opinion words
+that name a complaint ("nul", "bof", "cher", "lent": "nul" is no pronoun in reviews). Every
+entry is also listed without accents ("deja", "etait", "a"), because customers often type
+without them.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ moi-même toi-même lui-même elle-même nous-mêmes vous-mêmes eux-mêmes elle
 qui que quoi dont où lequel laquelle lesquels lesquelles auquel auxquels auxquelles duquel
 desquels desquelles quel quelle quels quelles quelque quelques quelqu'un chacun chacune
 chaque aucun aucune autre autres certain certaine certains certaines plusieurs tel telle tels
-telles tout toute tous toutes rien quiconque nul nulle même mêmes
+telles tout toute tous toutes rien quiconque même mêmes
 """
 
 _PREPOSITIONS_CONJUNCTIONS = """

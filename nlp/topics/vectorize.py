@@ -11,7 +11,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from nlp.topics.stopwords import FRENCH_STOP_WORDS
+from nlp.text.french import (
+    NE_FORMS,
+    NE_ONLY_NEGATORS,
+    NEGATION_WORDS,
+    SMS_MAP,
+    Token,
+    negation_flags,
+)
+from nlp.text.normalize import fold_accents
+from nlp.topics.stopwords import ELIDED, FRENCH_STOP_WORDS
 
 _PLACEHOLDER = re.compile(r"<[A-Z_]+>")  # PII masks (<EMAIL>, <PHONE>) are no topic words
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
@@ -27,6 +36,30 @@ _CLITIC_WORDS = "je tu il elle on nous vous ils elles ce le la les lui leur moi 
 _CLITICS = frozenset(_CLITIC_WORDS.split())
 # Nouns shaped like a verb and its clitic: kept whole ("rendez" alone reads as the verb).
 _CLITIC_NOUNS = frozenset({"rendez-vous"})
+# Words as typed that may open a negation (norms, accented and SMS spellings): a clause with
+# none of them (most clauses) skips the negation pass.
+_NEGATION_SURFACE = frozenset(
+    NEGATION_WORDS | {"guère"} | {k for k, v in SMS_MAP.items() if v in NEGATION_WORDS}
+)
+_SCOPE_BREAKS = frozenset({"mais", "et", "car", "donc", "ou"})
+# Partners of "ne" that negate its verb ("ne fonctionne plus", "ne reçois rien"); "aucun",
+# "personne", "ni" negate what follows them instead.
+_VERB_NEGATORS = frozenset({"pas", "plus", "jamais", "rien", "point", "guere", "nullement"})
+_NE_PARTNER_SPAN = 7  # words after "ne" where its "pas"/"plus"/"jamais" may stand
+_NEGATED_GAP = 3  # words kept between a negator and its word ("pas de réponse")
+_N_IMPORTE = frozenset({"quoi", "comment", "où", "ou", "qui", "quand", "quel", "quelle"})
+
+
+def _phrase(found: list[str], p: int, k: int, word: str) -> str:
+    """The words from the negator at p to `word` at k as written ("pas d'emballage"), those
+    between left out when there are more than _NEGATED_GAP."""
+    between = found[p + 1 : k] if k - p - 1 <= _NEGATED_GAP else []
+    return "".join(w + ("'" if w in ELIDED else " ") for w in (found[p], *between)) + word
+
+
+def _norm(word: str) -> str:
+    folded = fold_accents(word)
+    return SMS_MAP.get(folded, folded)
 
 
 @dataclass(frozen=True)
@@ -47,20 +80,82 @@ class FrenchAnalyzer:
         stops, extra, size = FRENCH_STOP_WORDS, self.extra_stop_words, self.min_length
         clauses = []
         for clause in _BREAK.split(text):
-            kept: list[str] = []
-            for word in _WORD.findall(clause):
-                if "-" in word:
-                    kept.extend(self._compound(word))
-                elif (
-                    len(word) >= size
-                    and word not in stops
-                    and word not in extra
-                    and word != word[0] * len(word)
-                ):  # "aaa", "zz": keyboard noise
-                    kept.append(word)
+            found = _WORD.findall(clause)
+            if not _NEGATION_SURFACE.isdisjoint(found):
+                kept = self._negated_clause(found)
+            else:
+                kept = []
+                for word in found:
+                    if "-" in word:
+                        kept.extend(self._compound(word))
+                    elif (
+                        len(word) >= size
+                        and word not in stops
+                        and word not in extra
+                        and word != word[0] * len(word)
+                    ):  # "aaa", "zz": keyboard noise
+                        kept.append(word)
             if kept:
                 clauses.append(kept)
         return clauses
+
+    def _negated_clause(self, found: list[str]) -> list[str]:
+        """Content words of a clause that holds a negation, a negated word with its negator
+        ("pas conforme", "ne fonctionne plus", "n'importe quoi"): alone, "conforme" and
+        "fonctionne" would name a complaint topic by its opposite. The scope is the one
+        the sentiment reads (`negation_flags`); only the first content word in it takes the
+        negator ("jamais reçu" and "colis" for "jamais reçu mon colis")."""
+        norms = [_norm(w) for w in found]
+        flags = negation_flags(
+            [Token(w, i, i, n, "word") for i, (w, n) in enumerate(zip(found, norms, strict=True))]
+        )
+        used: set[int] = set()
+        kept: list[str] = []
+        for i, word in enumerate(found):
+            parts = self._compound(word) if "-" in word else ([word] if self._keep(word) else [])
+            for part in parts:
+                phrase = self._with_negator(found, norms, i, part, used) if flags[i] else None
+                if phrase != "":
+                    kept.append(phrase or part)
+        return kept
+
+    @staticmethod
+    def _with_negator(
+        found: list[str], norms: list[str], k: int, word: str, used: set[int]
+    ) -> str | None:
+        """`word` (at k, in a negation scope) with its negator; None if it has none of its own
+        (the negator already went to an earlier word, or the scope opener is no negator:
+        "loin d'être", "aurait pu"), "" if it is no keyword."""
+        p = None
+        for j in range(k - 1, -1, -1):
+            if norms[j] in _SCOPE_BREAKS:
+                break
+            if norms[j] in NEGATION_WORDS and (
+                norms[j] not in NE_ONLY_NEGATORS or any(n in NE_FORMS for n in norms[:j])
+            ):  # a bare "plus" or "rien" negates nothing
+                p = j
+                break
+        if p is None or p in used:
+            # "je recommande pas", "ça marche plus": the verb before its negator, "ne" dropped.
+            after = k + 1
+            if p is None and after < len(norms) and norms[after] in ("pas", "plus"):
+                used.add(after)
+                return f"{word} {found[after]}"
+            return None
+        used.add(p)
+        if norms[p] in NE_FORMS:  # the word stands between "ne" and its partner
+            for q in range(k + 1, min(len(norms), p + _NE_PARTNER_SPAN + 1)):
+                if norms[q] in NEGATION_WORDS and norms[q] not in NE_FORMS:
+                    if norms[q] not in _VERB_NEGATORS:
+                        # "n'ai reçu aucune réponse", "ne répond ni aux mails": the negation
+                        # is said by what follows; the verb alone would read as its opposite.
+                        return ""
+                    used.add(q)
+                    return f"{_phrase(found, p, k, word)} {found[q]}"  # "ne s'allume plus"
+            if norms[k] == "importe" and k + 1 < len(found) and found[k + 1] in _N_IMPORTE:
+                return f"n'importe {found[k + 1]}"  # "n'importe quoi" is no "importe"
+        # "pas conforme", "pas de réponse", "pas encore livré", "personne ne répond"
+        return _phrase(found, p, k, word)
 
     def _compound(self, word: str) -> list[str]:
         parts = word.split("-")

@@ -1032,7 +1032,8 @@ function topicItem(t, known) {
     el("div", { class: "topic-head" },
       t.is_emerging ? el("span", { class: "badge emerging" }, "Émergent") : "",
       el("strong", {}, t.label), el("span", { class: "muted" }, ` · ${count(t.size, "verbatim", "verbatims")} · vu jusqu'au ${fmtDateTime(t.last_seen)}`)),
-    el("div", { class: "kw" }, "Mots-clés : " + (t.keywords || []).join(", ")),
+    // A topic of stop words only (« Très bien ! ») has no keyword: no empty « Mots-clés : ».
+    t.keywords && t.keywords.length ? el("div", { class: "kw" }, "Mots-clés : " + t.keywords.join(", ")) : "",
     examples.length ? el("ul", { class: "examples" }, ...examples.map((x) => el("li", {}, "« " + x + " »"))) : "",
     el("div", {}, t.theme && known.has(t.theme)
       ? el("span", { class: "muted" }, "Rattaché au thème ", themeLink(t.theme))
