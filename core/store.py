@@ -153,6 +153,17 @@ def clean_text(raw_text: str) -> str:
     return _clean(normalize_text(repair_text(raw_text)))
 
 
+def key_text(raw_text: str) -> str:
+    """The text a row without an id is deduplicated on: `clean_text` without the repair, as
+    ingest cleaned it before the repair came (2026-12-06). Every stored "h:" key hashes this:
+    keyed on the repaired text, a file read again after an upgrade stored each of its rows
+    with an entity or garbled accents a second time. One key per row, so the repaired and the
+    raw form of one text are two rows, as they were before the repair."""
+    from nlp.text import normalize_text
+
+    return _clean(normalize_text(raw_text))
+
+
 def text_hash(raw_text: str) -> str:
     """The `content_hash` ingest stores for this text (of `clean_text`, before masking): what
     matches a training file's row to a stored verbatim, whose text is normalised and masked."""
@@ -552,7 +563,7 @@ def prepare_feedback(
     if external_id:
         external_id, dedup_key = id_key(external_id)
     else:
-        parts = [text]
+        parts = [key_text(raw_text)]  # not `text`: see key_text
         if raw_date is not None:
             parts.append(str(raw_date).strip())
         if customer:

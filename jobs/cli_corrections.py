@@ -141,7 +141,7 @@ def import_(
     from core.corrections import CorrectionError, apply_correction
     from core.db import lock_aggregates, session_scope
     from core.models import Correction, Feedback
-    from core.store import text_hash
+    from core.store import key_text, sha256, text_hash
     from core.taxonomy_store import for_job
 
     if not path.is_file():
@@ -189,7 +189,9 @@ def import_(
                     )
                 )
             if not ids:
-                hashes = {text_hash(row["text"])}
+                # A verbatim stored before the text repair (2026-12-06) has the hash of its
+                # text unrepaired: « tr&egrave;s » was « not found » after the upgrade.
+                hashes = {text_hash(row["text"]), sha256(key_text(row["text"]))}
                 if isinstance(row.get("content_hash"), str):
                     hashes.add(row["content_hash"])
                 ids = list(

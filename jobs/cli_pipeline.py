@@ -39,6 +39,17 @@ def _relabelled(count: int) -> str:
     return f"; {count} verbatim(s) changed language (`verbatim aggregate` updates the figures)"
 
 
+def _reanalysing(result: Any) -> str:
+    """`enrich --reanalyze`, before the first batch: how many analyses it redoes (a new model
+    version re-scores every stored verbatim: a year of them takes hours)."""
+    if not result.reanalysed:
+        return f"no verbatim analysed by another model version than {result.model_version}"
+    return (
+        f"{result.reanalysed} verbatim(s) analysed by another model version, marked for "
+        f"re-analysis by {result.model_version}"
+    )
+
+
 def _open(settings: Any) -> Any:
     return bootstrap(settings).sessions
 
@@ -352,6 +363,7 @@ def register(app: typer.Typer) -> None:
                 limit=limit,
                 on_batch=lambda n: status.update(f"analysing… {n} done"),
                 reanalyze=reanalyze,
+                on_reanalysis=lambda marked: console.print(_reanalysing(marked)),
             )
         # Rows another run (a second enrich, the scheduler) stored first are not ours.
         meanwhile = (

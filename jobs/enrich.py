@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
@@ -20,6 +20,9 @@ from core.models import CORRECTION_MODEL, Analysis, Embedding, Feedback
 from core.settings import Settings
 from core.store import as_utc, language_columns, store_analyses, utcnow
 from jobs.progress import ProgressLog
+
+if TYPE_CHECKING:
+    from sqlalchemy import CursorResult
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,7 @@ class EnrichResult:
     failed: int = 0  # verbatims the analyzer raised on (left for the next run)
     skipped: int = 0  # already analysed by this model version (e.g. by a concurrent run)
     relabelled: int = 0  # --reanalyze: verbatims whose detected language changed
+    reanalysed: int = 0  # --reanalyze: verbatims analysed by another version, marked pending
 
     @property
     def stored(self) -> int:
@@ -174,11 +178,12 @@ def prepare_reanalysis(sessions: sessionmaker[Session], version: str, result: En
         mine = select(Analysis.id).where(
             Analysis.feedback_id == Feedback.id, Analysis.model_version == version
         )
-        session.execute(
+        marked = session.execute(
             update(Feedback)
             .where(Feedback.analyzed.is_(True), ~mine.exists())
             .values(analyzed=False)
         )
+        result.reanalysed = max(cast("CursorResult[Any]", marked).rowcount or 0, 0)
 
 
 def redetect_languages(
@@ -227,13 +232,15 @@ def enrich(
     on_batch: Callable[[int], None] | None = None,
     reanalyze: bool = False,
     analyzer_factory: Callable[[], Any] | None = None,
+    on_reanalysis: Callable[[EnrichResult], None] | None = None,
 ) -> EnrichResult:
     """Analyse every feedback row with analyzed=False (at most `limit`). Returns counts + days.
 
     Without `analyzer`, one is built (by `analyzer_factory`, else from settings) only when
     there is something to analyse: loading models costs seconds. `reanalyze`: first mark
     for analysis every verbatim with no analysis by this model version yet (a new model was
-    shipped); older analyses are kept, the latest one counts.
+    shipped); older analyses are kept, the latest one counts. `on_reanalysis` is then told
+    how many it marked (`reanalysed`), before the first batch: a year of verbatims takes hours.
     """
     if analyzer is None:
         if not reanalyze and not has_pending(sessions):
@@ -250,6 +257,8 @@ def enrich(
     result = EnrichResult(model_version=version)
     if reanalyze:
         prepare_reanalysis(sessions, version, result)
+        if on_reanalysis is not None:
+            on_reanalysis(result)
     progress = _progress_log(sessions, limit)
     cursor = 0
     while limit is None or result.analyzed < limit:

@@ -701,6 +701,35 @@ def test_corrections_export_round_trips_to_evaluate_and_another_install(
     assert json.loads(res.stdout.splitlines()[0])["themes"] == {"emballage": "negative"}
 
 
+def test_import_by_text_finds_a_verbatim_stored_before_the_text_repair(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker[Session], seeded: Seeded
+) -> None:
+    """A labelled file of texts as the source wrote them (« tr&egrave;s ») matched a verbatim
+    stored before the text repair on the hash of its text unrepaired: after the upgrade the
+    import hashed the repaired text only and said « 1 verbatim(s) not found »."""
+    from verbatim_cli import app
+
+    raw = "Colis livr&eacute; en retard, tr&egrave;s d&eacute;&ccedil;u"
+    fid = _known_id(sessions)
+    with session_scope(sessions) as session:  # the content_hash the code before it stored
+        session.get_one(
+            Feedback, fid
+        ).content_hash = "c63863eadac9f5ce954512b87babeef74d97721885e120aa0aefef816450535c"
+    path = tmp_path / "labels.jsonl"
+    path.write_text(json.dumps({"text": raw, "sentiment": "negative"}) + "\n", "utf-8")
+    env = {
+        "VERBATIM_DATA_DIR": str(settings.data_dir),
+        "VERBATIM_DATABASE_URL": settings.resolved_database_url,
+        "VERBATIM_CONFIG": os.devnull,
+    }
+    res = CliRunner().invoke(app, ["corrections", "import", str(path)], env=env)
+    assert res.exit_code == 0, res.output
+    assert "1 correction(s) applied" in res.output and "0 verbatim(s) not found" in res.output
+    with session_scope(sessions) as session:
+        fixed = session.scalars(select(Correction).where(Correction.feedback_id == fid)).one()
+        assert fixed.sentiment == "negative"
+
+
 def test_an_export_leaves_out_a_theme_retired_since_and_says_so(
     settings: Settings, sessions: sessionmaker[Session], seeded: Seeded
 ) -> None:

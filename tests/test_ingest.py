@@ -716,6 +716,8 @@ def test_cli_ingest_xlsx_and_help(
         ("lâ€™appli plante, 20 â‚¬ perdus Å“uvre", "l'appli plante, 20 € perdus œuvre"),
         ("ÃƒÂ©tÃƒÂ©", "été"),  # garbled twice
         ("Â« nul Â» ðŸ˜¡", '" nul " 😡'),
+        # A tag is removed, a word in angle brackets beside it is prose (it went too).
+        ("<b>on verra</b>, <a plus tard>", "on verra, <a plus tard>"),
     ],
 )
 def test_html_and_mojibake_are_repaired(typed: str, stored: str) -> None:
@@ -732,6 +734,7 @@ def test_html_and_mojibake_are_repaired(typed: str, stored: str) -> None:
         "prix < 20 € chez Dupont & fils",
         "Q&A : R&D; a <b c < d > e",
         "je vous dis <a bientôt>, moi &notamment",
+        "bon, <a plus tard> <p lus tard> <b c d> <i love it>",  # no name=value: no attribute
         "« CAFÉ\u00a0» ARNAQUÉ\u00a0! déjà vu\u00a0— très bien, naïve",
         "SÃO PAULO, pâte… â€",
         "Très déçu ! Arnaque à 50 € — jamais <3",
@@ -767,6 +770,37 @@ def test_ingest_counts_repaired_texts(
     again = CliRunner().invoke(app, ["ingest", str(path), "--source", "s", "-q", "--force"])
     assert again.exit_code == 0, again.output
     assert "stored 0, duplicates 3" in again.output and "repaired" not in again.output
+
+
+def test_rows_stored_before_the_repair_are_duplicates_after_it(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
+) -> None:
+    """A file of rows without ids ingested before the text repair, read again after the
+    upgrade (`--force`, a folder or file source re-reading it): the rows whose text had an
+    entity or garbled accents were stored a second time, their key now hashing the repaired
+    text. The keys below are those the code before the repair stored (a10cfef)."""
+    path = tmp_path / "avis.csv"
+    path.write_text(
+        "date;avis\n"
+        '2025-11-02;"livraison tr&egrave;s rapide&nbsp;!<br>Merci"\n'
+        "2025-11-03;Je suis dÃ©Ã§u par le SAV\n"
+        "2025-11-04;Rien à dire, parfait\n",
+        encoding="utf-8",
+    )
+    before = {
+        2: "h:e3d30a8c0f3c2a06d7649d63afa32cec8fe9a502de53e89096d6e8ada6799b5a",
+        3: "h:eb15dcc2afce2282e43042586f7fb8c1b975c866a345de0ba1ba59093e0dc41c",
+        4: "h:5d26ab96fc529c5e58f8cd4e1b3f481f9c687830b116f6fddf021892bf78b6f3",
+    }
+    assert ingest_file(sessions, settings, path, source="s").stored == 3
+    for fb in session.scalars(select(Feedback)):  # as the old code stored them
+        fb.dedup_key = before[fb.created_at.day]
+    session.commit()
+
+    again = ingest_file(sessions, settings, path, source="s", force=True)
+
+    assert (again.stored, again.duplicates) == (0, 3)
+    assert _count(session, Feedback) == 3
 
 
 def test_french_excel_csv_serial_dates_with_decimal_comma(

@@ -377,6 +377,28 @@ def test_reanalyze_with_a_new_model_version(
     assert total == 2  # the latest analysis counts, not both
 
 
+def test_cli_reanalyze_says_how_many_verbatims_it_redoes(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, analyzer
+) -> None:
+    """After an upgrade that changes the model version (« +nc1 »), `enrich --reanalyze` said
+    nothing before its last line: a year of verbatims re-scored for hours without a count."""
+    from verbatim_cli import app
+
+    path = tmp_path / "f.csv"
+    path.write_text("text,date\nColis jamais reçu,2026-11-01\nTrès bon produit,2026-11-02\n")
+    ingest_file(sessions, settings, path, source="s")
+    enrich(sessions, settings, analyzer=_Versioned(analyzer, "old-1"))
+    env = {**_env(settings, tmp_path), "VERBATIM_DATABASE_URL": settings.resolved_database_url}
+    args = ["enrich", "--reanalyze", "--backend", "lexicon"]
+    res = CliRunner().invoke(app, args, env=env)
+    assert res.exit_code == 0, res.output
+    assert "2 verbatim(s) analysed by another model version, marked for re-analysis by" in (
+        res.output
+    )
+    again = CliRunner().invoke(app, args, env=env)
+    assert "no verbatim analysed by another model version than" in again.output, again.output
+
+
 def test_reanalyze_goes_back_to_an_earlier_model(
     tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session, analyzer
 ) -> None:

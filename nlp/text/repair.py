@@ -15,8 +15,9 @@ import unicodedata
 
 # An entity with its ";" only: html.unescape alone also reads "&not" in "&notamment" as "¬".
 _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
-# Attributes as HTML writes them (name="value"): "<a bientôt>" is prose, not a link.
-_ATTRS = r"""(?:\s+[A-Za-z-]+(?:\s*=\s*(?:"[^"<>]*"|'[^'<>]*'|[^\s"'<>]+))?)*"""
+# Attributes as HTML writes them, each with its value (name="value"): "<a bientôt>" and
+# "<a plus tard>" are prose, not links (a bare name, HTML's boolean attribute, read words).
+_ATTRS = r"""(?:\s+[A-Za-z-]+\s*=\s*(?:"[^"<>]*"|'[^'<>]*'|[^\s"'<>]+))*"""
 _BREAK = re.compile(r"(?i)<(?:br|/?p|/?div|/?li)" + _ATTRS + r"\s*/?>")
 _INLINE = re.compile(r"(?i)</?(?:b|i|u|em|strong|span|font|a|ul|ol)" + _ATTRS + r"\s*/?>")
 
