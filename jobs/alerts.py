@@ -266,15 +266,23 @@ def _claim(
     expected_status: str,
     now: datetime,
     lease_s: float = 60.0,
-) -> bool:
-    """Atomically move a row to `sending`; False when another run got it first."""
+) -> dict[str, Any] | None:
+    """Atomically move a row to `sending` and return its payload as claimed; None when
+    another run got it first. The payload read before the claim may be stale: `verbatim
+    detect` rebuilds a pending message (jobs.incidents.refresh_unsent), and the outbox then
+    kept a message Slack never got."""
     with session_scope(sessions) as session:
         res = session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == row_id, OutboxMessage.status == expected_status)
             .values(status="sending", next_attempt_at=now + timedelta(seconds=lease_s))
         )
-        return (res.rowcount or 0) == 1
+        if (res.rowcount or 0) != 1:
+            return None
+        # Same transaction as the claim: no rebuild (pending rows only) comes after it.
+        return session.execute(
+            select(OutboxMessage.payload).where(OutboxMessage.id == row_id)
+        ).scalar_one()
 
 
 def deliver_pending(
@@ -430,8 +438,10 @@ def _deliver_row(
     if url is None or problem is not None:  # waits, unposted, until the setting is fixed
         _finish(sessions, row_id, "pending", attempts, 0, problem, None, policy)
         return "deferred", problem
-    if not _claim(sessions, row_id, status, _now(), policy.claim_lease_s):
+    claimed = _claim(sessions, row_id, status, _now(), policy.claim_lease_s)
+    if claimed is None:
         return "skipped", None
+    payload = claimed
     try:
         outcome, error, posts, retry_after = post_with_retries(
             client,

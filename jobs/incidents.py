@@ -374,7 +374,16 @@ def refresh_unsent(session: Session, settings: Settings, taxonomy: Taxonomy, inc
     ).scalar_one_or_none()
     if row is None:
         return False
-    row.payload = _payload(session, settings, taxonomy, inc)
+    # Only while still pending when written: a sender that claimed it since (PostgreSQL lets
+    # its claim commit between this read and this write) posts the payload it claimed, which
+    # a plain `row.payload = ...` then overwrote in the outbox.
+    done = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == row.id, OutboxMessage.status == "pending")
+        .values(payload=_payload(session, settings, taxonomy, inc))
+    )
+    if (done.rowcount or 0) != 1:
+        return False
     inc.notified_severity = inc.severity  # the grade the message now tells
     return True
 

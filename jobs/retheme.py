@@ -27,6 +27,7 @@ from core.models import CORRECTION_MODEL, Analysis, Feedback, TaxonomyVersion, T
 from core.settings import Settings
 from core.store import as_utc
 from jobs.aggregate import aggregate
+from nlp.text.content import has_content
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +197,10 @@ def _apply(session: Session, model: Any, rows: list[Any], result: RethemeResult)
         if not analyses:
             continue
         day = as_utc(row.created_at).date()
+        if not has_content(row.text or ""):
+            # As `enrich` judges it (nlp.analyzer.NO_CONTENT): a link or placeholders only
+            # ("https://www.colissimo.fr/suivi", "<CARD>") have no theme, whatever the model says.
+            mentions = []
         best: dict[str, Any] = {}
         for m in mentions:  # one mention per theme and verbatim, as `enrich` stores them
             if m.theme not in best or m.score > best[m.theme].score:

@@ -852,6 +852,109 @@ def test_an_unsent_opening_message_tells_the_incident_as_the_run_left_it(
     assert f"&end={TODAY.isoformat()}" in text
 
 
+def test_a_message_the_sender_has_read_is_posted_as_stored(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    hook,  # noqa: F811
+) -> None:
+    """`verbatim detect` rebuilt a pending message (the incident grew) after `verbatim
+    alert` had read it and before it claimed it: Slack got the payload as read, the outbox
+    kept the rebuilt one, so the stored message said a period Slack never saw. The sender
+    posts the payload as it claims it."""
+    from core.models import OutboxMessage
+
+    state, url = hook
+    settings.retheme_days = 0
+    settings.slack_webhooks = {"logistics": f"{url}/logistics"}
+    feed = Feed(sessions)
+    start = TODAY - timedelta(days=62)
+    for i in range(60):
+        feed.day(start + timedelta(days=i))
+    feed.day(TODAY - timedelta(days=1), extra_packaging=25)
+    run_detect(settings, sessions)
+    feed.day(TODAY, extra_packaging=25)
+    ran: list[bool] = []
+
+    def detect_meanwhile() -> bool:  # checked after the read, before the claim
+        if not ran:
+            ran.append(True)
+            run_detect(settings, sessions)
+        return False
+
+    assert deliver_pending(settings, sessions, policy=FAST, stop=detect_meanwhile).sent == 1
+    with session_scope(sessions) as s:
+        (msg,) = s.execute(select(OutboxMessage)).scalars().all()
+        assert msg.status == "sent"
+        stored = msg.payload
+    (posted,) = [r["body"] for r in state.requests]
+    assert posted == stored
+    assert f"au {TODAY.strftime('%d/%m/%Y')}." in posted["text"]
+
+
+@pytest.mark.postgres
+def test_a_rebuild_never_rewrites_a_message_claimed_meanwhile_postgres(
+    settings: Settings, pg_sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: detect read the pending message, the sender claimed it (and posted it)
+    while detect rebuilt it, then detect wrote the rebuilt payload over the one Slack got.
+    The rebuild writes a row still pending only."""
+    from core.models import OutboxMessage
+    from jobs import incidents
+    from jobs.alerts import _claim
+    from nlp.taxonomy import load_taxonomy
+
+    now = datetime.now(UTC)
+    with session_scope(pg_sessions) as s:
+        inc = Incident(
+            theme="emballage",
+            team="logistics",
+            first_day=TODAY,
+            last_day=TODAY,
+            severity="high",
+            notified_severity="high",
+            created_at=now,
+            updated_at=now,
+        )
+        s.add(inc)
+        s.flush()
+        s.add(
+            OutboxMessage(
+                incident_id=inc.id,
+                revision=1,
+                route="logistics",
+                payload={"text": "as queued"},
+                status="pending",
+                attempts=0,
+            )
+        )
+        inc_id = inc.id
+    build = incidents._payload
+    claimed: list[Any] = []
+
+    def claim_then_build(*args: Any) -> dict[str, Any]:
+        # The sender claims it after detect read it pending, before detect writes.
+        with session_scope(pg_sessions) as s:
+            row_id = s.execute(select(OutboxMessage.id)).scalar_one()
+        claimed.append(_claim(pg_sessions, row_id, "pending", now))
+        return build(*args)
+
+    monkeypatch.setattr(incidents, "_payload", claim_then_build)
+    detect = pg_sessions()
+    try:
+        inc = detect.get(Incident, inc_id)
+        assert inc is not None
+        inc.last_day = TODAY + timedelta(days=1)  # the incident grew
+        taxonomy = load_taxonomy(settings.taxonomy_path)
+        assert incidents.refresh_unsent(detect, settings, taxonomy, inc) is False
+        detect.commit()
+    finally:
+        detect.close()
+    with session_scope(pg_sessions) as s:
+        row = s.execute(select(OutboxMessage)).scalar_one()
+        assert (row.status, row.payload) == ("sending", {"text": "as queued"})
+    assert claimed == [{"text": "as queued"}]
+
+
 def test_a_same_day_rise_of_one_level_is_told_once(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> None:

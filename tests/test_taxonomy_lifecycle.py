@@ -478,6 +478,61 @@ def test_retheme_settles_every_version_imported_without_it(
     assert retheme(settings, sessions) is None  # idempotent: nothing pending
 
 
+def test_retheme_gives_no_theme_to_a_text_with_nothing_to_judge(
+    settings: Settings, sessions: sessionmaker[Session], seeded: Seeded
+) -> None:
+    """`enrich` gives a text with nothing to judge (a link, placeholders) no theme; the
+    re-detection after a taxonomy edit gave « https://www.colissimo.fr/suivi » `livraison`
+    and « <CARD> » `qualite_produit`, mentions no analysis of them has."""
+    from datetime import timedelta
+
+    from api_seed import LAST_DAY
+
+    from core.models import Analysis, Feedback, ThemeMention
+    from jobs.retheme import retheme
+
+    created = datetime.combine(LAST_DAY, datetime.min.time(), tzinfo=UTC) + timedelta(hours=9)
+    ids = []
+    with session_scope(sessions) as session:
+        for n, text in enumerate(("https://www.colissimo.fr/suivi-colis", "<CARD> <EMAIL>")):
+            fb = Feedback(
+                source="tests",
+                channel="email",
+                dedup_key=f"id:empty{n}",
+                created_at=created,
+                ingested_at=created,
+                text=text,
+                language="fr",
+                is_french=True,
+                content_hash=f"empty{n}",
+                meta={},
+                analyzed=True,
+            )
+            session.add(fb)
+            session.flush()
+            session.add(
+                Analysis(
+                    feedback_id=fb.id,
+                    model_version="t",
+                    sentiment="neutral",
+                    sentiment_score=0.3333,
+                    severity=0.0,
+                    analyzed_at=created,
+                )
+            )
+            ids.append(fb.id)
+        cur = taxonomy_store.current(session, settings).taxonomy
+        added = cur.add(Theme(id="fidelite", label="Fidélité", seeds=["carte fidélité"]))
+        taxonomy_store.save(session, settings, added, "t")
+    result = retheme(settings, sessions)
+    assert result is not None and result.verbatims > 0
+    with session_scope(sessions) as session:
+        found = session.execute(
+            select(ThemeMention.theme).where(ThemeMention.feedback_id.in_(ids))
+        ).all()
+    assert found == []
+
+
 def test_detect_applies_an_edit_not_re_detected_yet(
     settings: Settings, sessions: sessionmaker[Session], seeded: Seeded
 ) -> None:

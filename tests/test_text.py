@@ -110,6 +110,13 @@ def test_detect_language_short_and_empty() -> None:
         ("<merci>", True),
         ("HTTPS://WWW.EXAMPLE.COM", False),
         ("nul", True),
+        # « +++ » is approval (two Trustpilot reviews of pluses only, both 5 stars); one « + »
+        # is a phone prefix or a sum, dashes and asterisks fill a form.
+        ("+++++++++++++", True),
+        ("++", True),
+        ("45896324647+41+", False),
+        ("+33 6 12 34 56 78", False),
+        ("- - - - -", False),
     ],
 )
 def test_has_content(text: str, expected: bool) -> None:

@@ -217,6 +217,26 @@ def test_negated_words_keep_their_negation_in_keywords() -> None:
     assert ["pas conforme"] in FrenchAnalyzer(ngram_max=1, min_length=3).words("Pas conforme")
 
 
+def test_negators_typed_as_in_sms_keep_their_word_and_are_no_keyword() -> None:
+    """« jai pa recu » gave the keywords « pa » and « pa recu » (the SMS negator kept as a word,
+    « pas » is a stop word), « jai jms recu » « jms », and « j'ai jamé reçu » « jamé » and
+    « reçu » (the folded SMS key « jame » was never looked for)."""
+    analyzer = FrenchAnalyzer()
+    cases = {
+        "jai pa recu ma commande": {"pa recu", "commande"},
+        "ça marche pa": {"marche pa"},
+        "jai jms recu": {"jms recu"},
+        "j'ai jamé reçu": {"jamé reçu"},
+    }
+    for text, expected in cases.items():
+        terms = set(analyzer(text))
+        assert expected <= terms, (text, terms)
+        assert not {"pa", "jms", "jamé", "reçu", "recu"} & terms, (text, terms)
+        assert not any(t.startswith(("pa pa", "jms jms")) for t in terms), (text, terms)
+    words = FrenchAnalyzer(ngram_max=1, min_length=3).words
+    assert words("jai jms recu le colis") == [["jms recu", "colis"]]
+
+
 def test_opinion_words_that_name_a_complaint_are_no_stop_words() -> None:
     # « nul » was listed as a pronoun: « Service client vraiment nul » gave no « nul ».
     assert "nul" in FrenchAnalyzer()("Vraiment nul")

@@ -6,8 +6,9 @@ were never more than punctuation (« ... », « ?? »), a link, a mention (« @S
 praise where it learnt (Trustpilot's): « <EMAIL> » came out positive at 0.94. Nothing in them
 is an opinion, so the analyzer gives them a neutral verdict (see nlp/analyzer.py).
 
-An emoji (« 😡😡 », « 👍 », « ★★★★★ »), an emoticon (« :) », « :-( », « <3 ») or a mark out
-of a scale (« 5/5 », « 0/10 ») is an opinion: those texts have content and are scored.
+An emoji (« 😡😡 », « 👍 », « ★★★★★ »), an emoticon (« :) », « :-( », « <3 »), a mark out
+of a scale (« 5/5 », « 0/10 ») or pluses (« +++ ») is an opinion: those texts have content
+and are scored.
 """
 
 from __future__ import annotations
@@ -37,5 +38,7 @@ def has_content(text: str) -> bool:
     judge (placeholders, punctuation, numbers, a link or a mention only)."""
     rest = _NOT_WORDS.sub(" ", text or "")
     if _LETTER.search(rest) or _MARK.search(rest) or _EMOTICON.search(rest):
+        return True
+    if "++" in rest:  # « +++ », French shorthand for approval; one « + » is « +33 », « 45+41 »
         return True
     return any(ord(ch) >= _FIRST_PICTOGRAPH and unicodedata.category(ch) == "So" for ch in rest)

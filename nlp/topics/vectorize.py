@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import product
 from typing import Any
 
 from nlp.text.french import (
@@ -41,6 +42,15 @@ _CLITIC_NOUNS = frozenset({"rendez-vous"})
 _NEGATION_SURFACE = frozenset(
     NEGATION_WORDS | {"guère"} | {k for k, v in SMS_MAP.items() if v in NEGATION_WORDS}
 )
+# SMS keys are looked up accents folded ("jame" for "jamé", "jamè"): their accented spellings
+# too, listed (folding every word of every clause cost a tenth of the keywords' time).
+_ACCENTED = {"a": "aàâä", "e": "eéèêë", "i": "iîï", "o": "oôö", "u": "uùûü"}
+_NEGATION_SURFACE |= {
+    "".join(letters)
+    for key in _NEGATION_SURFACE
+    if key.isascii() and len(key) <= 5
+    for letters in product(*(_ACCENTED.get(c, c) for c in key))
+}
 _SCOPE_BREAKS = frozenset({"mais", "et", "car", "donc", "ou"})
 # Partners of "ne" that negate its verb ("ne fonctionne plus", "ne reçois rien"); "aucun",
 # "personne", "ni" negate what follows them instead.
@@ -112,6 +122,10 @@ class FrenchAnalyzer:
         used: set[int] = set()
         kept: list[str] = []
         for i, word in enumerate(found):
+            if norms[i] in NEGATION_WORDS and norms[i] in FRENCH_STOP_WORDS:
+                # A negator spelt as in SMS (« pa », « jms ») is a stop word as « pas » is:
+                # kept, it made keywords « pa » and « pa recu » of « jai pa recu ».
+                continue
             parts = self._compound(word) if "-" in word else ([word] if self._keep(word) else [])
             for part in parts:
                 phrase = self._with_negator(found, norms, i, part, used) if flags[i] else None
