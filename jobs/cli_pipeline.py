@@ -87,6 +87,8 @@ def _print_ingest(console: Any, result: Any, source: str, *, configured: bool = 
             f"duplicates {result.duplicates}, rejected [red]{result.rejected}[/] "
             f"(run #{result.run_id})"
         )
+        if result.repaired:
+            _print_repaired(console, result.repaired)
         if result.rejected:
             top = sorted(result.reasons.items(), key=lambda kv: -kv[1])
             console.print("  rejected: " + ", ".join(f"{c} ×{n}" for c, n in top), highlight=False)
@@ -142,11 +144,7 @@ def _print_ingest(console: Any, result: Any, source: str, *, configured: bool = 
         f"{resumed} (run #{result.run_id})"
     )
     if result.repaired:
-        console.print(
-            f"  repaired {result.repaired} text(s): HTML entities or tags (&eacute;, <br>), "
-            "or accents garbled by an encoding mix-up (Ã© → é)",
-            highlight=False,
-        )
+        _print_repaired(console, result.repaired)
     if result.encoding_errors and result.encoding_errors * 2 >= result.read:
         console.print(
             f"[yellow]{result.encoding_errors} rows could not be decoded: is the file in "
@@ -165,6 +163,14 @@ def _print_ingest(console: Any, result: Any, source: str, *, configured: bool = 
             highlight=False,
         )
         _print_quarantined(console, result.requarantined)
+
+
+def _print_repaired(console: Any, repaired: int) -> None:
+    console.print(
+        f"  repaired {repaired} text(s): HTML entities or tags (&eacute;, <br>), "
+        "or accents garbled by an encoding mix-up (Ã© → é)",
+        highlight=False,
+    )
 
 
 def _print_quarantined(console: Any, requarantined: int) -> None:

@@ -99,7 +99,6 @@ _MAGIC = {
     b"\x89PNG": "a PNG image",
     b"\xff\xd8\xff": "a JPEG image",
     b"SQLite format 3": "an SQLite database",
-    b"\xd0\xcf\x11\xe0": "an old Excel/Word (.xls/.doc) file",
     b"\x7fELF": "a program",
 }
 
@@ -124,6 +123,12 @@ def check_text_file(path: Path) -> None:
         )
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ReaderError(f"{path}: the file is UTF-16; save it as UTF-8 and retry")
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        # Excel can save it as .xlsx, which is read: « export it as CSV » said it is not.
+        raise ReaderError(
+            f"{path}: this is an old Excel/Word (.xls/.doc) file, which is not read; save it "
+            "as Excel (.xlsx) or CSV (UTF-8)"
+        )
     if head.startswith(b"\x1f\x8b"):
         # A CSV or JSONL already, compressed: "export it as CSV" sent people back to a tool
         # whose export was right.

@@ -659,6 +659,12 @@ def test_xlsx_empty_ods_and_other_zip(
         archive.writestr("content.xml", "<office:document-content/>")
     with pytest.raises(ReaderError, match=r"OpenDocument spreadsheet \(\.ods\).*\.xlsx"):
         ingest_file(sessions, settings, ods, source="xl")
+    # An old binary .xls (OLE2): Excel saves it as .xlsx, which is read; the message said
+    # « not CSV or JSONL; export it as CSV », as if a workbook never were.
+    xls = tmp_path / "avis.xls"
+    xls.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))
+    with pytest.raises(ReaderError, match=r"old Excel.*not read; save it as Excel \(\.xlsx\)"):
+        ingest_file(sessions, settings, xls, source="xl")
     other = tmp_path / "photos.zip"
     with zipfile.ZipFile(other, "w") as archive:
         archive.writestr("a.txt", "bonjour")
@@ -770,6 +776,13 @@ def test_ingest_counts_repaired_texts(
     again = CliRunner().invoke(app, ["ingest", str(path), "--source", "s", "-q", "--force"])
     assert again.exit_code == 0, again.output
     assert "stored 0, duplicates 3" in again.output and "repaired" not in again.output
+    # Piped in (`ingest -`, as folder and HTTP sources: the connectors' pull) the summary
+    # said nothing of the repair.
+    piped = CliRunner().invoke(app, ["ingest", "-", "--source", "p"], input=path.read_bytes())
+    assert piped.exit_code == 0, piped.output
+    assert "stored 3" in piped.output and "repaired 2 text(s)" in " ".join(piped.output.split())
+    twice = CliRunner().invoke(app, ["ingest", "-", "--source", "p"], input=path.read_bytes())
+    assert "stored 0, duplicates 3" in twice.output and "repaired" not in twice.output
 
 
 def test_rows_stored_before_the_repair_are_duplicates_after_it(

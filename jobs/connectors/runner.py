@@ -39,6 +39,7 @@ class PullResult:
     duplicates: int = 0
     rejected: int = 0
     requarantined: int = 0  # rejected rows an earlier read had already quarantined
+    repaired: int = 0  # stored rows whose text was repaired (entities, garbled accents)
     batches: int = 0
     errors: list[str] = field(default_factory=list)  # files that could not be read, etc.
     reasons: dict[str, int] = field(default_factory=dict)
@@ -112,7 +113,7 @@ def pull(
 
     `masker`: the PII masker to reuse (`jobs.ingest.LazyMasker`); one is made here when not
     given, with spaCy's NER like a file ingest (names have no pattern the rules could see)."""
-    from jobs.ingest import LazyMasker
+    from jobs.ingest import LazyMasker, _not_stored, _repaired
 
     mask = masker or LazyMasker(settings)
     mapper = _Mapper(mapping or {})
@@ -144,6 +145,7 @@ def pull(
                     )
                     result.run_id = run.id
                 rows, rejected = [], []
+                repaired: list[str] = []  # dedup keys of the rows whose text was repaired
                 now = utcnow()
                 for rec in batch.records:
                     if rec.error is not None:
@@ -156,8 +158,9 @@ def pull(
                         rejected.append((rec.number, resolved, rec.raw))
                         continue
                     mapped = set(resolved.values())
+                    canonical = {f: fields.get(c) for f, c in resolved.items()}
                     prepared = prepare_feedback(
-                        {f: fields.get(c) for f, c in resolved.items()},
+                        canonical,
                         source=source,
                         channel=channel,
                         max_text_chars=settings.max_text_chars,
@@ -170,6 +173,10 @@ def pull(
                         rejected.append((rec.number, prepared, rec.raw))
                     else:
                         rows.append(prepared)
+                        if _repaired(canonical):
+                            repaired.append(prepared["dedup_key"])
+                # As a file ingest counts them: the rows this batch stores, duplicates left out.
+                fresh_repaired = _not_stored(session, source, repaired) if repaired else 0
                 stored, dups = insert_feedback(session, rows)
                 kept = add_quarantine(
                     session, rejected, source=source, run_id=result.run_id, mask=mask
@@ -189,6 +196,7 @@ def pull(
             result.duplicates += dups
             result.rejected += len(rejected)
             result.requarantined += len(rejected) - kept
+            result.repaired += fresh_repaired
             result.batches += 1
             for _n, rej, _raw in rejected:
                 result.reasons[rej.reason] = result.reasons.get(rej.reason, 0) + 1
