@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -595,7 +596,7 @@ def test_error_and_empty_states_in_browser(
     """An unknown theme says so in French and leaves no other theme's figures on screen; a
     period without data shows a message instead of an empty chart; an incident's negativity
     signal is a share (« 92 % »), not a rounded ratio (« 1 »)."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import Route, expect, sync_playwright
 
     url, tokens, _ = live
     now = datetime.now(UTC)
@@ -638,6 +639,19 @@ def test_error_and_empty_states_in_browser(
             page.goto(f"{url}/#view=theme&start={START}&end={LAST_DAY}")
             expect(page.locator("body[data-ready=themes]")).to_have_count(1)
             expect(page.locator("#status")).to_be_empty()
+
+            # The theme's 404 answered after the alerts' 422 (« thème inconnu »): the page
+            # still says the theme does not exist, whichever answer comes first.
+            def late(route: Route) -> None:
+                time.sleep(0.4)
+                route.continue_()
+
+            page.route(re.compile(r"/themes/inconnu(/breakdown)?\?"), late)
+            page.goto(f"{url}/#theme=inconnu&start={START}&end={LAST_DAY}")
+            expect(page.locator("#status")).to_contain_text("le thème « inconnu » n'existe pas")
+            page.unroute(re.compile(r"/themes/inconnu(/breakdown)?\?"))
+            page.goto(f"{url}/#view=theme&start={START}&end={LAST_DAY}")
+            expect(page.locator("body[data-ready=themes]")).to_have_count(1)
 
             # A request the server refuses: its reason (said in French when it is a usual
             # one) follows the French message.
@@ -1359,6 +1373,111 @@ def test_open_incident_under_newer_resolved_ones_in_browser(
                 "Emballage"
             )
             expect(page.locator("#overview-alerts li[data-incident]")).to_have_count(2)
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@skip_no_chromium
+def test_emerging_topic_incident_names_its_topic_in_browser(
+    live: tuple[str, dict[str, str], Seeded], sessions: sessionmaker[Session]
+) -> None:
+    """An emerging topic's incident and alert (« topic:12 ») read as that bare id, and the
+    incident's link opened « le thème « topic:12 » n'existe pas »: named as the digest names
+    it, linked to the topics view."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, tokens, _ = live
+    with session_scope(sessions) as session:
+        topic_id = session.query(Topic.id).filter(Topic.label == PROMOTABLE_TOPIC).scalar()
+        theme = f"topic:{topic_id}"
+        incident = volume_incident(
+            theme,
+            "open",
+            LAST_DAY,
+            signals={"emerging": {"observed": 30, "expected": 3}},
+        )
+        session.add(incident)
+        session.flush()
+        now = datetime.now(UTC)
+        session.add(
+            Alert(
+                alert_key=f"{theme}:emerging:1",
+                theme=theme,
+                kind="emerging",
+                team="default",
+                status="open",
+                first_day=LAST_DAY,
+                last_day=LAST_DAY,
+                severity="medium",
+                observed=30.0,
+                expected=3.0,
+                p_value=0.001,
+                details={},
+                created_at=now,
+                updated_at=now,
+                incident_id=incident.id,
+            )
+        )
+        incident_id = incident.id
+    named = f"sujet émergent « {PROMOTABLE_TOPIC} »"
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = open_with_key(browser, url, tokens["read"])
+            page.goto(f"{url}/#view=overview&end={LAST_DAY}&start={START}")
+            expect(page.locator("body[data-ready=overview]")).to_have_count(1)
+            link = page.locator(f"#overview-alerts li[data-incident='{incident_id}'] a").first
+            expect(link).to_have_text(named)
+            page.goto(f"{url}/#view=alerts")
+            expect(page.locator("body[data-ready=alerts]")).to_have_count(1)
+            expect(page.locator("#alerts li").first).to_contain_text(named)
+            page.goto(f"{url}/#view=overview&end={LAST_DAY}&start={START}")
+            expect(page.locator("body[data-ready=overview]")).to_have_count(1)
+            link.click()
+            expect(page.locator("body[data-ready=topics]")).to_have_count(1)
+            expect(page.locator("#status")).to_have_text("")
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@skip_no_chromium
+def test_incident_acknowledged_from_the_cli_shows_when_and_its_note_in_browser(
+    live: tuple[str, dict[str, str], Seeded], sessions: sessionmaker[Session]
+) -> None:
+    """`verbatim incidents ack 3 --note …` records « cli:<user> », when and a note: the
+    overview said « pris en charge (par cli:marie) » and neither when nor the note, which the
+    on-call wrote for the analysts. The note is shown as text, never as markup."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, tokens, _ = live
+    with session_scope(sessions) as session:
+        incident = volume_incident(
+            "emballage",
+            "acknowledged",
+            LAST_DAY,
+            acknowledged_by="cli:marie",
+            acknowledged_at=datetime(2026, 3, 28, 9, 5, tzinfo=UTC),
+            ack_note="Transporteur prévenu <img src=x onerror=alert(1)>",
+        )
+        session.add(incident)
+        session.flush()
+        incident_id = incident.id
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            page = open_with_key(browser, url, tokens["read"])
+            page.goto(f"{url}/#view=overview&end={LAST_DAY}&start={START}")
+            expect(page.locator("body[data-ready=overview]")).to_have_count(1)
+            item = page.locator(f"#overview-alerts li[data-incident='{incident_id}']")
+            expect(item).to_contain_text(
+                "pris en charge par marie (en ligne de commande) le 28/03/2026 09:05 UTC"
+            )
+            expect(item).to_contain_text("« Transporteur prévenu <img src=x onerror=alert(1)> »")
+            expect(item.locator("img")).to_have_count(0)
         finally:
             browser.close()
 

@@ -415,12 +415,33 @@ function themeLink(id, label) {
   return el("a", { href: hashFor("theme", { theme: id }), class: "theme-link", "data-theme": id }, label || labels[id] || id);
 }
 
+// An emerging topic's alert or incident ("topic:12") has no theme page: named as the digest
+// names it and linked to the topics view; it read « topic:12 » and its link opened « le thème
+// « topic:12 » n'existe pas ».
+const TOPIC_PREFIX = "topic:";
+const topicLabels = {};
+
+async function loadTopicLabels(items) {
+  if (!items.some((x) => x.theme.startsWith(TOPIC_PREFIX))) return;
+  try {
+    const data = await api("/topics?limit=200&trend_days=0");
+    for (const t of data.items) topicLabels[TOPIC_PREFIX + t.id] = t.label;
+  } catch (e) { /* the id then, not the alerts unlisted */ }
+}
+
+function subjectLink(theme) {
+  if (!theme.startsWith(TOPIC_PREFIX)) return themeLink(theme);
+  const label = topicLabels[theme];
+  return el("a", { href: hashFor("topics"), class: "topic-link" },
+    label ? `sujet émergent « ${label} »` : `sujet n° ${theme.slice(TOPIC_PREFIX.length)}`);
+}
+
 function alertItem(a) {
   const share = a.kind === "negativity";
   const fmt = (v) => (share ? fmtPct(v) : fmtDec(v));
   return el("li", { "data-alert": a.id },
     el("span", { class: "badge " + a.severity }, SEVERITY[a.severity] || a.severity), " ",
-    labels[a.theme] ? themeLink(a.theme) : el("strong", {}, a.theme),
+    labels[a.theme] || a.theme.startsWith(TOPIC_PREFIX) ? subjectLink(a.theme) : el("strong", {}, a.theme),
     ` — ${KIND[a.kind] || a.kind}, du ${fmtDay(a.first_day)} au ${fmtDay(a.last_day)} `,
     el("span", { class: "muted" }, `(observé ${fmt(a.observed)}, attendu ${fmt(a.expected)}) · ${alertStatus(a)}`));
 }
@@ -431,11 +452,18 @@ const alertStatus = (a) => a.status !== "open" ? "résolue"
 
 const INCIDENT_STATUS = { open: "ouvert", acknowledged: "pris en charge", resolved: "résolu" };
 
+// Who acted: `verbatim incidents ack` records the OS user as « cli:<user> ».
+const actor = (who) => (who.startsWith("cli:") ? `${who.slice(4)} (en ligne de commande)` : who);
+
 function incidentItem(i) {
+  // Who took it in charge, when, and their note (`verbatim incidents ack 3 --note …`): only
+  // « (par cli:marie) » was shown, the on-call's note for the analysts nowhere.
   const li = el("li", { "data-incident": i.id },
     el("span", { class: "badge " + i.severity }, SEVERITY[i.severity] || i.severity), " ",
-    themeLink(i.theme), ` — du ${fmtDay(i.first_day)} au ${fmtDay(i.last_day)} · ${INCIDENT_STATUS[i.status] || i.status}`,
-    i.acknowledged_by ? el("span", { class: "muted incident-status" }, ` (par ${i.acknowledged_by})`) : "");
+    subjectLink(i.theme), ` — du ${fmtDay(i.first_day)} au ${fmtDay(i.last_day)} · ${INCIDENT_STATUS[i.status] || i.status}`,
+    i.acknowledged_by ? el("span", { class: "muted incident-status" },
+      ` par ${actor(i.acknowledged_by)}` + (i.acknowledged_at ? ` le ${fmtDateTime(i.acknowledged_at)}` : "")) : "");
+  if (i.ack_note) li.append(el("div", { class: "muted incident-note" }, `Note : « ${i.ack_note} »`));
   // What moved (observed vs expected per signal) and where (drivers), as in the Slack message.
   const signals = Object.entries(i.signals || {}).map(([kind, v]) => {
     // A share, or a count observed against an expected mean (7,5: as the Alertes view says).
@@ -533,6 +561,7 @@ async function renderOverview() {
     incidents = lists.flatMap((l) => l.items.slice(0, INCIDENTS_LISTED))
       .sort((a, b) => b.last_day.localeCompare(a.last_day) || b.id - a.id);
     capped = statuses.filter((_, i) => lists[i].items.length > INCIDENTS_LISTED);
+    await loadTopicLabels(incidents);
   } catch (e) {
     if (e.status !== 404) throw e;
   }
@@ -546,6 +575,7 @@ async function renderOverview() {
     moreIncidents(incidents.slice(live.length), capped);
   } else {
     const alerts = await api("/alerts?status=open&limit=5");
+    await loadTopicLabels(alerts.items);
     if (generation !== state.generation) return;
     $("#overview-alerts").replaceChildren(...alerts.items.map(alertItem));
     if (!alerts.items.length) $("#overview-alerts").append(el("li", { class: "muted" }, "Aucune alerte ouverte."));
@@ -694,11 +724,14 @@ async function renderTheme() {
   const generation = state.generation;
   const keep = state.keepShown || 0;  // set by a correction just saved
   state.keepShown = 0;
+  // The alerts' error is thrown after the theme's own answers: an unknown theme is a 422
+  // « thème inconnu » there, which won the race against the 404 that says so in French.
   const [detail, breakdown, alerts] = await Promise.all([
     themeApi(`/themes/${encodeURIComponent(id)}?` + p),
     themeApi(`/themes/${encodeURIComponent(id)}/breakdown?` + p),
-    api(`/alerts?theme=${encodeURIComponent(id)}&limit=50`),
+    api(`/alerts?theme=${encodeURIComponent(id)}&limit=50`).catch((e) => e),
   ]);
+  if (alerts instanceof Error) throw alerts;
   if (generation !== state.generation) return;  // filters changed meanwhile: a newer render draws
   labels[detail.id] = detail.label;
   state.theme = detail.id;
@@ -1098,6 +1131,7 @@ async function renderAlerts() {
   await loadThemes();
   $("#alerts-status").textContent = "";
   const data = await api(`/alerts?limit=${ALERTS_PAGE}`);
+  await loadTopicLabels(data.items);
   if (generation !== state.generation) return;
   $("#alerts").replaceChildren(...data.items.map(alertItem));
   if (!data.items.length) $("#alerts").append(el("li", { class: "muted" }, "Aucune alerte."));
@@ -1106,6 +1140,7 @@ async function renderAlerts() {
 
 async function loadMoreAlerts() {
   const data = await api(`/alerts?limit=${ALERTS_PAGE}&cursor=` + encodeURIComponent(state.alertsCursor));
+  await loadTopicLabels(data.items);
   const items = data.items.map(alertItem);
   $("#alerts").append(...items);
   showMoreAlerts(data.next_cursor);
