@@ -1198,22 +1198,85 @@ def test_a_correction_keeps_the_verbatims_shown_in_browser(
 @pytest.mark.browser
 @pytest.mark.slow
 @skip_no_chromium
-def test_removed_theme_in_browser(live: tuple[str, dict[str, str], Seeded]) -> None:
+def test_removed_theme_in_browser(
+    live: tuple[str, dict[str, str], Seeded], sessions: sessionmaker[Session]
+) -> None:
     """A theme left out of a new taxonomy version is gone from the themes table (it stayed
-    there under its bare id) and its old link opens its history, said to be retired."""
+    there under its bare id) and its old link opens its history, said to be retired. Its
+    alerts, and those of a retired theme, are named and linked there (they read as the bare
+    id, unlinked: /themes leaves them out), and an alert whose incident was resolved says by
+    whom, when and why (« thème retiré de la taxonomie (version 3) »), not only « résolue »;
+    the note is text, never markup."""
     from playwright.sync_api import expect, sync_playwright
 
-    url, tokens, _ = live
-    full = _api(url, tokens["read"], "/taxonomy")["taxonomy"]
+    url, tokens, seeded = live
+    with session_scope(sessions) as session:
+        incident = volume_incident("emballage", "open", LAST_DAY)
+        session.add(incident)
+        session.flush()
+        now = datetime.now(UTC)
+        alert = Alert(
+            alert_key="emballage:volume:removed",
+            theme="emballage",
+            kind="volume",
+            team="default",
+            status="open",
+            first_day=LAST_DAY,
+            last_day=LAST_DAY,
+            severity="medium",
+            observed=12.0,
+            expected=4.0,
+            p_value=0.01,
+            details={},
+            created_at=now,
+            updated_at=now,
+            incident_id=incident.id,
+        )
+        session.add(alert)
+        session.flush()
+        removed_alert = alert.id
+        livraison_incident = session.get(Alert, seeded.alert_id).incident_id
+    note = "Transporteur relancé <img src=x onerror=alert(1)>"
+    res = httpx.post(
+        f"{url}/incidents/{livraison_incident}/resolve",
+        json={"note": note},
+        headers={"X-API-Key": tokens["write"]},
+    )
+    assert res.status_code == 200, res.text
+    note = res.json()["resolve_note"]  # as stored: PII-masked
+    assert "<img src=x onerror=alert(1)>" in note
+    prix = next(
+        t for t in _api(url, tokens["read"], "/taxonomy")["taxonomy"]["themes"] if t["id"] == "prix"
+    )
+    res = httpx.put(
+        url + "/taxonomy",
+        json={"operations": [{"op": "retire", "id": "prix"}]},
+        headers={"X-API-Key": tokens["write"]},
+    )
+    assert res.status_code == 200, res.text
+    full = res.json()["taxonomy"]
     full["themes"] = [t for t in full["themes"] if t["id"] != "emballage"]
     res = httpx.put(
         url + "/taxonomy", json={"taxonomy": full}, headers={"X-API-Key": tokens["write"]}
     )
     assert res.status_code == 200, res.text
+    version = res.json()["version"]
     with sync_playwright() as pw:
         browser = launch(pw)
         try:
             page = open_with_key(browser, url, tokens["read"])
+            page.goto(f"{url}/#view=alerts")
+            expect(page.locator("body[data-ready=alerts]")).to_have_count(1)
+            item = page.locator(f"#alerts li[data-alert='{removed_alert}']")
+            expect(item.locator("a.theme-link[data-theme=emballage]")).to_have_text("Emballage")
+            expect(item).to_contain_text(f"résolue par api:analyste le {fr_day(datetime.now(UTC))}")
+            expect(item).to_contain_text(f"— thème retiré de la taxonomie (version {version})")
+            retired = page.locator("#alerts a.theme-link[data-theme=prix]").first
+            expect(retired).to_have_text(prix["label"])
+            item = page.locator(f"#alerts li[data-alert='{seeded.alert_id}']")
+            expect(item).to_contain_text("incident résolu par analyste le ")
+            expect(item).to_contain_text(f"— {note}")
+            expect(item.locator("img")).to_have_count(0)
             page.goto(f"{url}/#view=themes&end={LAST_DAY}&start={START}")
             expect(page.locator("body[data-ready=themes]")).to_have_count(1)
             expect(page.locator("#themes tbody tr[data-theme=livraison]")).to_have_count(1)

@@ -7,7 +7,7 @@ const KEY_STORAGE = "verbatim.apiKey";
 const SVG_NS = "http://www.w3.org/2000/svg";
 const VIEWS = ["overview", "themes", "theme", "journey", "topics", "alerts"];
 const STAGES = ["pre-purchase", "purchase", "delivery", "after-sales"];
-const state = { view: "overview", theme: null, polarity: "", cursor: null, themes: [], taxonomy: null, generation: 0,
+const state = { view: "overview", theme: null, polarity: "", cursor: null, themes: [], taxonomy: null, resolutions: {}, generation: 0,
   driversGeneration: 0 };
 const $ = (sel) => document.querySelector(sel);
 const NF = new Intl.NumberFormat("fr-FR");
@@ -429,6 +429,24 @@ async function loadTopicLabels(items) {
   } catch (e) { /* the id then, not the alerts unlisted */ }
 }
 
+// A retired theme is left out of /themes: its alerts read as the bare id (« emballage »),
+// unlinked, while its history page opens under its label. Named from the taxonomy (a retired
+// theme stays in it), or, for one a later version removed, from its history page's answer.
+async function loadSubjectLabels(items) {
+  await loadTopicLabels(items);
+  const unnamed = () => [...new Set(items.map((x) => x.theme))]
+    .filter((t) => !t.startsWith(TOPIC_PREFIX) && !labels[t]);
+  if (!unnamed().length) return;
+  try {
+    for (const t of (await taxonomy()).themes) labels[t.id] = labels[t.id] || t.label;
+  } catch (e) { /* the ids then, not the alerts unlisted */ }
+  await Promise.all(unnamed().map(async (id) => {
+    try {
+      labels[id] = labels[id] || (await api(`/themes/${encodeURIComponent(id)}?days=1`)).label;
+    } catch (e) { /* never a theme (404): the bare id, unlinked */ }
+  }));
+}
+
 function subjectLink(theme) {
   if (!theme.startsWith(TOPIC_PREFIX)) return themeLink(theme);
   const label = topicLabels[theme];
@@ -443,7 +461,24 @@ function alertItem(a) {
     el("span", { class: "badge " + a.severity }, SEVERITY[a.severity] || a.severity), " ",
     labels[a.theme] || a.theme.startsWith(TOPIC_PREFIX) ? subjectLink(a.theme) : el("strong", {}, a.theme),
     ` — ${KIND[a.kind] || a.kind}, du ${fmtDay(a.first_day)} au ${fmtDay(a.last_day)} `,
-    el("span", { class: "muted" }, `(observé ${fmt(a.observed)}, attendu ${fmt(a.expected)}) · ${alertStatus(a)}`));
+    el("span", { class: "muted" }, `(observé ${fmt(a.observed)}, attendu ${fmt(a.expected)}) · ${alertStatus(a)}`),
+    ...resolution(a));
+}
+
+// An alert whose incident is resolved said only « résolue »: who closed it, when and why
+// (« thème retiré de la taxonomie (version 3) ») are stored on the incident. Asked among the
+// latest 500 resolved incidents; an older one keeps the bare word. Text, never markup.
+async function loadAlertContext(items) {
+  const wanted = items.some((a) => a.incident_status === "resolved" && !state.resolutions[a.incident_id]);
+  await Promise.all([loadSubjectLabels(items), wanted && api("/incidents?status=resolved&limit=500").then(
+    (data) => { for (const i of data.items) state.resolutions[i.id] = i; }, () => { /* the bare word */ })]);
+}
+
+function resolution(a) {
+  const i = a.incident_status === "resolved" ? state.resolutions[a.incident_id] : null;
+  if (!i || !i.resolved_by) return [];
+  return [el("span", { class: "muted alert-resolution" }, ` par ${actor(i.resolved_by)}` +
+    (i.resolved_at ? ` le ${fmtDateTime(i.resolved_at)}` : "") + (i.resolve_note ? ` — ${i.resolve_note}` : ""))];
 }
 
 // An open signal of an incident an analyst resolved is handled: not "ouverte".
@@ -453,7 +488,9 @@ const alertStatus = (a) => a.status !== "open" ? "résolue"
 const INCIDENT_STATUS = { open: "ouvert", acknowledged: "pris en charge", resolved: "résolu" };
 
 // Who acted: `verbatim incidents ack` records the OS user as « cli:<user> ».
-const actor = (who) => (who.startsWith("cli:") ? `${who.slice(4)} (en ligne de commande)` : who);
+// The jobs that close incidents by themselves: named, not « par detector ».
+const ACTORS = { detector: "le détecteur", topics: "la découverte des sujets" };
+const actor = (who) => ACTORS[who] || (who.startsWith("cli:") ? `${who.slice(4)} (en ligne de commande)` : who);
 
 function incidentItem(i) {
   // Who took it in charge, when, and their note (`verbatim incidents ack 3 --note …`): only
@@ -561,7 +598,7 @@ async function renderOverview() {
     incidents = lists.flatMap((l) => l.items.slice(0, INCIDENTS_LISTED))
       .sort((a, b) => b.last_day.localeCompare(a.last_day) || b.id - a.id);
     capped = statuses.filter((_, i) => lists[i].items.length > INCIDENTS_LISTED);
-    await loadTopicLabels(incidents);
+    await loadSubjectLabels(incidents);
   } catch (e) {
     if (e.status !== 404) throw e;
   }
@@ -575,7 +612,7 @@ async function renderOverview() {
     moreIncidents(incidents.slice(live.length), capped);
   } else {
     const alerts = await api("/alerts?status=open&limit=5");
-    await loadTopicLabels(alerts.items);
+    await loadSubjectLabels(alerts.items);
     if (generation !== state.generation) return;
     $("#overview-alerts").replaceChildren(...alerts.items.map(alertItem));
     if (!alerts.items.length) $("#overview-alerts").append(el("li", { class: "muted" }, "Aucune alerte ouverte."));
@@ -1129,9 +1166,10 @@ const ALERTS_PAGE = 50;
 async function renderAlerts() {
   const generation = state.generation;
   await loadThemes();
+  state.resolutions = {};  // asked again: a detector's resolution may have been reopened since
   $("#alerts-status").textContent = "";
   const data = await api(`/alerts?limit=${ALERTS_PAGE}`);
-  await loadTopicLabels(data.items);
+  await loadAlertContext(data.items);
   if (generation !== state.generation) return;
   $("#alerts").replaceChildren(...data.items.map(alertItem));
   if (!data.items.length) $("#alerts").append(el("li", { class: "muted" }, "Aucune alerte."));
@@ -1140,7 +1178,7 @@ async function renderAlerts() {
 
 async function loadMoreAlerts() {
   const data = await api(`/alerts?limit=${ALERTS_PAGE}&cursor=` + encodeURIComponent(state.alertsCursor));
-  await loadTopicLabels(data.items);
+  await loadAlertContext(data.items);
   const items = data.items.map(alertItem);
   $("#alerts").append(...items);
   showMoreAlerts(data.next_cursor);
