@@ -102,6 +102,7 @@ class Erased:
     topic_examples: int = 0
     incident_examples: int = 0
     messages: int = 0  # stored Slack messages whose quote was replaced
+    incidents: int = 0  # closed: their topic was left without a verbatim
     days: list[date] = field(default_factory=list)  # re-aggregated (erasure) or frozen (purge)
 
 
@@ -181,9 +182,10 @@ def _whole(value: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w-]){re.escape(value.strip())}(?![\w-])", re.IGNORECASE)
 
 
-def erase(session: Session, target: Target) -> Erased:
+def erase(session: Session, target: Target, language: str = "fr") -> Erased:
     """Delete the verbatims `target` names with everything derived from them and re-aggregate
-    their days, in the caller's transaction (commit it)."""
+    their days, in the caller's transaction (commit it). `language`: of the Slack message
+    closing the incident of a topic left without a verbatim (`alert_language`)."""
     lock_aggregates(session)  # a rebuild of their days must not run beside the deletion
     rows = session.execute(matching(session, target)).all()
     ids = [r[0] for r in rows]
@@ -201,7 +203,7 @@ def erase(session: Session, target: Target) -> Erased:
     for i in range(0, len(ids), _CHUNK):
         chunk = ids[i : i + _CHUNK]
         _delete_rows(session, select(Feedback.id).where(Feedback.id.in_(chunk)), out)
-    _scrub(session, texts, out)
+    _scrub(session, texts, out, language)
     # Every API process drops its kept views at once: a stale answer would show the text.
     bump_version(session, "erasures")
     _truncate_wal_on_commit(session)
@@ -210,10 +212,13 @@ def erase(session: Session, target: Target) -> Erased:
     return out
 
 
-def purge(session: Session, *, before: date, now: datetime | None = None) -> Erased:
+def purge(
+    session: Session, *, before: date, now: datetime | None = None, language: str = "fr"
+) -> Erased:
     """Delete every verbatim of a UTC day before `before` (and its derived rows), and the
     rejected rows quarantined before it; keep those days' counts and freeze them (see
-    `core.aggregate.retention_horizon`). In the caller's transaction."""
+    `core.aggregate.retention_horizon`). In the caller's transaction. `language`: as
+    `erase`."""
     now = now or datetime.now(UTC)
     lock_aggregates(session)
     horizon = retention_horizon(session)
@@ -241,7 +246,7 @@ def purge(session: Session, *, before: date, now: datetime | None = None) -> Era
             )
         )
     _delete_rows(session, select(Feedback.id).where(*old), out)
-    _scrub(session, texts, out)
+    _scrub(session, texts, out, language)
     if out.verbatims:  # as erase: a kept view would still answer the purged texts
         bump_version(session, "erasures")
         _truncate_wal_on_commit(session)
@@ -311,11 +316,11 @@ def _norm(text: str) -> str:
     return " ".join(text.split())
 
 
-def _scrub(session: Session, texts: Iterable[str], out: Erased) -> None:
+def _scrub(session: Session, texts: Iterable[str], out: Erased, language: str = "fr") -> None:
     """Remove the deleted verbatims' quotes: topic examples (by id; topic sizes counted
-    again), incident examples and stored Slack messages (by text: they were copied as masked
-    when written). A quote that another stored verbatim still has word for word ("Très
-    bien") stays."""
+    again, the incidents of a topic left with none closed), incident examples and stored
+    Slack messages (by text: they were copied as masked when written). A quote that another
+    stored verbatim still has word for word ("Très bien") stays."""
     topics_changed = False
     # A topic's size is its stored assignments (as `verbatim topics` leaves it): the erased
     # ones no longer count, and a topic left with none drops off /topics.
@@ -342,6 +347,19 @@ def _scrub(session: Session, texts: Iterable[str], out: Erased) -> None:
             topics_changed = True
     if topics_changed:
         bump_version(session, "topics")  # the API's cached /topics pages
+        # A topic left without a verbatim kept its open alert and incident until the next
+        # `verbatim topics` closed them: closed here as that run does, before the quotes of
+        # the stored messages are scrubbed (the follow-up names the topic, quotes nothing).
+        from core.taxonomy_store import ERASED_NOTE, ERASED_TEXTS, close_retired
+
+        out.incidents += close_retired(
+            session,
+            datetime.now(UTC),
+            language,
+            author="erasure",
+            note=ERASED_NOTE,
+            texts=ERASED_TEXTS,
+        )
     gone = _gone(texts)
     if not gone:
         return

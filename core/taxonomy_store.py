@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
-from core.models import Alert, Incident, OutboxMessage, TaxonomyVersion
+from core.models import Alert, Incident, OutboxMessage, TaxonomyVersion, Topic
 from core.settings import Settings
 from core.taxonomy_default import seed_taxonomy
 from nlp.errors import VerbatimError
@@ -267,6 +267,59 @@ def close_removed(
 def _escape(text: str) -> str:
     """A label in a Slack mrkdwn text, as jobs.slack_message.escape (core sits below jobs)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+RETIRED_NOTE = "sujet retiré : plus aucun verbatim à la découverte des sujets"
+RETIRED_TEXTS = {
+    "fr": "Incident n° {id} clos : le sujet émergent « {label} » n'a plus aucun verbatim à la "
+    "découverte des sujets du {day}, il n'est plus suivi.",
+    "en": "Incident #{id} closed: emerging topic “{label}” has no feedback left after the "
+    "topic discovery of {day}; it is no longer tracked.",
+}
+# The same closing after `verbatim forget`, `DELETE /feedback/{id}` or `verbatim purge`
+# (core.erasure): a count and a label, never the erased texts.
+ERASED_NOTE = "sujet retiré : plus aucun verbatim après un effacement"
+ERASED_TEXTS = {
+    "fr": "Incident n° {id} clos : le sujet émergent « {label} » n'a plus aucun verbatim après "
+    "l'effacement du {day}, il n'est plus suivi.",
+    "en": "Incident #{id} closed: emerging topic “{label}” has no feedback left after the "
+    "erasure of {day}; it is no longer tracked.",
+}
+
+
+def close_retired(
+    session: Session,
+    now: datetime,
+    language: str = "fr",
+    *,
+    author: str = "topics",
+    note: str = RETIRED_NOTE,
+    texts: dict[str, str] = RETIRED_TEXTS,
+) -> int:
+    """Close the open alerts and incidents of the topics left without a verbatim (size 0,
+    retired): the detector no longer sees them grow, and they stayed open on /alerts,
+    /incidents and the digest until their cooldown ran out, the channel never told. As a
+    theme removed from the taxonomy (`close_removed`). `language`: of the Slack follow-up
+    (`alert_language`). Returns how many incidents were closed."""
+    from nlp.spikes import topic_theme
+
+    labels = {
+        topic_theme(tid): label
+        for tid, label in session.execute(select(Topic.id, Topic.label).where(Topic.size == 0))
+    }
+    if not labels:
+        return 0
+    text = texts.get(language, texts["fr"])
+    day = now.date().strftime("%d/%m/%Y") if language == "fr" else now.date().isoformat()
+    return close_gone(
+        session,
+        lambda theme: theme in labels,
+        author=author,
+        note=note,
+        message=lambda inc: text.format(
+            id=inc.id, label=_escape(labels[inc.theme] or inc.theme), day=day
+        ),
+    )
 
 
 def close_gone(

@@ -114,29 +114,15 @@ def _print_ingest(console: Any, result: Any, source: str, *, configured: bool = 
     if result.run_id is None:
         console.print(f"[yellow]{source}[/]: {result.path} is empty; nothing to ingest")
         return
-    if result.inferred:
-        # Never pick columns silently: say which ones were recognised by name.
-        pairs = ", ".join(f"{f}={result.mapping[f]}" for f in result.mapping)
-        console.print(
-            f"  columns: {pairs} ({', '.join(result.inferred)} recognised by name; "
-            "--map field=column to change)",
-            highlight=False,
-        )
-    if "created_at" not in result.mapping and result.stored:
-        # Every verbatim dated now: a year of reviews reads as one day's spike, unless said.
-        where = (
-            f"set created_at in the mapping of source {source!r}"
-            if configured
-            else "--map created_at=COLUMN"
-        )
-        hint = ""
-        if result.date_like:
-            hint = f" (date-like: {', '.join(repr(c) for c in result.date_like)})"
-        console.print(
-            f"[yellow]  no date column read: the verbatims are dated now, at this ingest; "
-            f"{escape(where)}{escape(hint)}[/]",
-            highlight=False,
-        )
+    _print_columns(
+        console,
+        result.mapping,
+        result.inferred,
+        result.date_like,
+        stored=result.stored,
+        source=source,
+        configured=configured,
+    )
     resumed = f", resumed after row {result.resumed_from}" if result.resumed_from else ""
     console.print(
         f"[bold]{source}[/]: read {result.read}, stored [green]{result.stored}[/], "
@@ -163,6 +149,45 @@ def _print_ingest(console: Any, result: Any, source: str, *, configured: bool = 
             highlight=False,
         )
         _print_quarantined(console, result.requarantined)
+
+
+def _print_columns(
+    console: Any,
+    mapping: dict[str, str],
+    inferred: list[str],
+    date_like: list[str],
+    *,
+    stored: int,
+    source: str,
+    configured: bool = False,
+) -> None:
+    """Which columns were recognised by name (`mapping`: field -> column as read) and, with
+    no date column, that every verbatim is dated now: a file's ingest or stdin's."""
+    from rich.markup import escape
+
+    if inferred:
+        # Never pick columns silently: say which ones were recognised by name.
+        pairs = ", ".join(f"{f}={mapping[f]}" for f in mapping)
+        console.print(
+            f"  columns: {pairs} ({', '.join(inferred)} recognised by name; "
+            "--map field=column to change)",
+            highlight=False,
+        )
+    if "created_at" not in mapping and stored:
+        # Every verbatim dated now: a year of reviews reads as one day's spike, unless said.
+        where = (
+            f"set created_at in the mapping of source {source!r}"
+            if configured
+            else "--map created_at=COLUMN"
+        )
+        hint = ""
+        if date_like:
+            hint = f" (date-like: {', '.join(repr(c) for c in date_like)})"
+        console.print(
+            f"[yellow]  no date column read: the verbatims are dated now, at this ingest; "
+            f"{escape(where)}{escape(hint)}[/]",
+            highlight=False,
+        )
 
 
 def _print_repaired(console: Any, repaired: int) -> None:
@@ -236,7 +261,17 @@ def register(app: typer.Typer) -> None:
             pulled = pull(
                 sessions, settings, connector, source=source, channel=channel, mapping=mapping
             )
-            _print_ingest(Console(), pulled, source)
+            console = Console()
+            if pulled.run_id is not None:  # as a file's ingest: never columns picked silently
+                _print_columns(
+                    console,
+                    connector.resolved,
+                    connector.inferred,
+                    connector.date_like,
+                    stored=pulled.stored,
+                    source=source,
+                )
+            _print_ingest(console, pulled, source)
             return
         result = ingest_file(
             sessions,
@@ -629,7 +664,7 @@ def _apply_retention(settings: Any, sessions: Any, console: Any) -> None:
 
     before = cutoff(settings.retention_days)
     with session_scope(sessions) as session:
-        erased = purge(session, before=before)
+        erased = purge(session, before=before, language=settings.alert_language)
         if erased.verbatims or erased.quarantine:
             audit(session, settings.data_dir, "purge", who_runs(), erased)
     if erased.verbatims or erased.quarantine:

@@ -40,6 +40,8 @@ def _summary(erased: Any) -> str:
             f"quotes removed from {erased.topic_examples} topic example(s), "
             f"{erased.incident_examples} incident example(s), {erased.messages} stored message(s)"
         )
+    if erased.incidents:  # their topic was left without a verbatim
+        parts.append(f"{erased.incidents} incident(s) of emptied topics closed")
     return ", ".join(parts)
 
 
@@ -147,7 +149,7 @@ def register(app: typer.Typer) -> None:
                     1,
                 )
         with session_scope(ctx.sessions) as session:
-            erased = erase(session, target)
+            erased = erase(session, target, ctx.settings.alert_language)
             audit(session, ctx.settings.data_dir, "forget", who_runs(), erased, target.criteria())
         console.print(
             f"erased {erased.verbatims} verbatim(s) ({_summary(erased)}); "
@@ -196,7 +198,7 @@ def register(app: typer.Typer) -> None:
             )
             return
         with session_scope(ctx.sessions) as session:
-            erased = run_purge(session, before=before)
+            erased = run_purge(session, before=before, language=ctx.settings.alert_language)
             audit(session, ctx.settings.data_dir, "purge", who_runs(), erased)
         console.print(
             f"deleted {erased.verbatims} verbatim(s) dated before {before} ({_summary(erased)}); "

@@ -336,6 +336,19 @@ def _check_file(
     return fmt, resolve_mapping(file_columns, mapping or {}), file_columns
 
 
+def mapping_notes(
+    resolved: Mapping[str, str], mapping: Mapping[str, str] | None, file_columns: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """What `verbatim ingest` tells of a mapping: the fields recognised by name (not given by
+    --map) and, with no date column read, the file's columns whose name looks like a date."""
+    inferred = [f for f in resolved if f not in (mapping or {})]
+    date_like: list[str] = []
+    if "created_at" not in resolved:
+        used = set(resolved.values())
+        date_like = [c for c in file_columns if c not in used and _DATE_LIKE.search(c)]
+    return inferred, date_like
+
+
 def ingest_file(
     sessions: sessionmaker[Session],
     settings: Settings,
@@ -400,10 +413,7 @@ def ingest_file(
                 # already quarantined, not be stored, and leave with the earlier entry.
                 delete_encoding_errors(session, **same_file)
     result = IngestResult(run_id, location, resumed_from=watermark, mapping=dict(resolved))
-    result.inferred = [f for f in resolved if f not in (mapping or {})]
-    if "created_at" not in resolved:
-        used = set(resolved.values())
-        result.date_like = [c for c in file_columns if c not in used and _DATE_LIKE.search(c)]
+    result.inferred, result.date_like = mapping_notes(resolved, mapping, file_columns)
 
     bar = _Progress(progress, path.stat().st_size, f"{source} ← {path.name}")
     batch: list[dict[str, Any]] = []

@@ -641,7 +641,12 @@ class Scheduler:
         self.purged_at = now
         try:
             with session_scope(self.sessions) as session:
-                erased = purge(session, before=cutoff(days, now.date()), now=now)
+                erased = purge(
+                    session,
+                    before=cutoff(days, now.date()),
+                    now=now,
+                    language=self.settings.alert_language,
+                )
                 if erased.verbatims or erased.quarantine:
                     audit(session, self.settings.data_dir, "purge", "scheduler", erased)
         except Exception:  # noqa: BLE001 - housekeeping: the tick's own outcome is recorded

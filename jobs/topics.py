@@ -384,42 +384,13 @@ def store_topics(
     return stored
 
 
-RETIRED_NOTE = "sujet retiré : plus aucun verbatim à la découverte des sujets"
-RETIRED_TEXTS = {
-    "fr": "Incident n° {id} clos : le sujet émergent « {label} » n'a plus aucun verbatim à la "
-    "découverte des sujets du {day}, il n'est plus suivi.",
-    "en": "Incident #{id} closed: emerging topic “{label}” has no feedback left after the "
-    "topic discovery of {day}; it is no longer tracked.",
-}
-
-
 def close_retired(session: Session, now: datetime, language: str = "fr") -> int:
-    """Close the open alerts and incidents of the topics a run left without a verbatim (size
-    0, retired): the detector no longer sees them grow, and they stayed open on /alerts,
-    /incidents and the digest until their cooldown ran out, the channel never told. As a
-    theme removed from the taxonomy (core.taxonomy_store.close_removed). Returns how many
-    incidents were closed."""
-    from core.taxonomy_store import close_gone
-    from jobs.slack_message import escape
-    from nlp.spikes import topic_theme
+    """Close the open alerts and incidents of the topics a run left without a verbatim
+    (core.taxonomy_store.close_retired, also run by an erasure). Returns how many incidents
+    were closed."""
+    from core.taxonomy_store import close_retired as close
 
-    labels = {
-        topic_theme(tid): label
-        for tid, label in session.execute(select(Topic.id, Topic.label).where(Topic.size == 0))
-    }
-    if not labels:
-        return 0
-    texts = RETIRED_TEXTS.get(language, RETIRED_TEXTS["fr"])
-    day = now.date().strftime("%d/%m/%Y") if language == "fr" else now.date().isoformat()
-    return close_gone(
-        session,
-        lambda theme: theme in labels,
-        author="topics",
-        note=RETIRED_NOTE,
-        message=lambda inc: texts.format(
-            id=inc.id, label=escape(labels[inc.theme] or inc.theme), day=day
-        ),
-    )
+    return close(session, now, language)
 
 
 def run_topics(

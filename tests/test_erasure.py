@@ -330,6 +330,60 @@ def test_forget_refreshes_the_sizes_of_the_topics_of_the_erased_verbatims(
         assert [(t.label, t.size) for t in page] == [("colis", 2)] and total == 1
 
 
+@pytest.mark.parametrize("how", ["forget", "purge"])
+def test_an_erasure_emptying_a_topic_closes_its_incident_and_says_so(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, analyzer, how: str
+) -> None:
+    # A topic whose every verbatim was erased dropped to size 0 but kept its open alert and
+    # incident (on /alerts, /incidents, the digest) until the next `verbatim topics` run.
+    from core.models import Alert
+    from nlp.spikes import topic_theme
+
+    _run(settings, sessions, analyzer, _feed(tmp_path))
+    with session_scope(sessions) as s:
+        fid, text = s.execute(
+            select(Feedback.id, Feedback.text).where(Feedback.external_id == "AV-7781")
+        ).one()
+        _decorate(s, settings, fid, text)  # topic « portail »: this verbatim only
+        topic = s.scalars(select(Topic).where(Topic.label == "portail")).one()
+        now, day = datetime.now(UTC), TODAY - timedelta(days=2)
+        inc = Incident(theme=topic_theme(topic.id), team="default", status="open",
+                       first_day=day, last_day=day, severity="high", kinds=["emerging"],
+                       signals={}, drivers=[], examples=[text], historical=False, revision=1,
+                       notified_severity="high", created_at=now, updated_at=now)  # fmt: skip
+        s.add(inc)
+        s.flush()
+        s.add(Alert(alert_key="k-portail", theme=inc.theme, kind="emerging", status="open",
+                    first_day=day, last_day=day, severity="high", observed=9.0, expected=1.0,
+                    p_value=1e-6, details={}, created_at=now, updated_at=now,
+                    incident_id=inc.id))  # fmt: skip
+        s.add(OutboxMessage(incident_id=inc.id, revision=1, route="default",
+                            payload={"text": f"ouverture\n> {text}"}, status="sent"))  # fmt: skip
+        inc_id = inc.id
+    with session_scope(sessions) as s:
+        if how == "forget":
+            erased = erase(s, Target(ids=[fid]))
+        else:
+            erased = purge(s, before=TODAY - timedelta(days=1), language="en")
+    with session_scope(sessions) as s:
+        inc = s.get(Incident, inc_id)
+        assert inc.status == "resolved" and inc.resolved_by == "erasure"
+        assert inc.resolve_note and "effacement" in inc.resolve_note
+        alert = s.scalars(select(Alert).where(Alert.incident_id == inc_id)).one()
+        assert alert.status == "resolved"
+        last = s.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.incident_id == inc_id, OutboxMessage.status == "pending"
+            )
+        ).one()
+        opening = {"forget": "Incident n° ", "purge": "Incident #"}[how]
+        assert last.revision == 2 and last.payload["text"].startswith(f"{opening}{inc_id}")
+        assert "portail" in last.payload["text"]
+        stored = json.dumps([m.payload for m in s.scalars(select(OutboxMessage))])
+        assert "zqxwv" not in stored  # the follow-up quotes nothing, the opening is scrubbed
+    assert erased.incidents == 1  # counted in the audit line and the CLI's summary
+
+
 def test_purge_keeps_the_counts_of_purged_days_and_no_rebuild_zeroes_them(
     tmp_path: Path, settings: Settings, sessions: sessionmaker, analyzer
 ) -> None:
@@ -403,9 +457,9 @@ def test_an_erasure_interrupted_at_its_commit_leaves_a_consistent_audit(
     monkeypatch.setenv("VERBATIM_DATA_DIR", str(settings.data_dir))
     real_erase, real_commit = core.erasure.erase, Session.commit
 
-    def erase_marked(session: Session, target: Target):  # type: ignore[no-untyped-def]
+    def erase_marked(session: Session, target: Target, *args: str):  # type: ignore[no-untyped-def]
         session.info["erasing"] = True
-        return real_erase(session, target)
+        return real_erase(session, target, *args)
 
     def commit(self: Session) -> None:
         if not self.info.pop("erasing", False):

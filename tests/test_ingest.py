@@ -382,6 +382,33 @@ def test_cli_ingest_says_when_no_column_is_the_date(
     assert "stored 2" in mapped.output and "no date column" not in mapped.output
 
 
+def test_cli_ingest_stdin_says_the_columns_as_a_file_does(
+    tmp_path: Path, settings: Settings, monkeypatch
+) -> None:
+    # `verbatim ingest FILE` says which columns it recognised by name, and that nothing is
+    # the date; the same rows piped in (`verbatim ingest -`) said neither.
+    from verbatim_cli import app
+
+    monkeypatch.setenv("VERBATIM_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("VERBATIM_DATABASE_URL", settings.resolved_database_url)
+    rows = "avis;note;date_avis\nColis abîmé;2;2026-11-06\nTrès bien;5;2026-11-05\n"
+    runner = CliRunner()
+    env = {"COLUMNS": "200"}
+    out = runner.invoke(app, ["ingest", "-", "-s", "pipe"], input=rows.encode(), env=env)
+    assert out.exit_code == 0, out.output
+    assert "columns: text=avis, created_at=date_avis, rating=note (text, created_at, rating " in (
+        out.output
+    )
+    assert "stored 2" in out.output and "no date column" not in out.output
+    undated = "Commentaire;Date de création\nColis perdu;06/11/2026\n"
+    out = runner.invoke(
+        app, ["ingest", "-", "-s", "pipe2", "-m", "text=Commentaire"], input=undated, env=env
+    )
+    assert out.exit_code == 0, out.output
+    assert "columns:" not in out.output  # nothing recognised by name: as for a file
+    assert "--map created_at=COLUMN (date-like: 'Date de création')" in out.output
+
+
 def test_quoted_header_nul_bytes_and_empty_files(
     tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
 ) -> None:

@@ -34,9 +34,14 @@ class StdinConnector:
         self.batch_size = batch_size
         self.encoding = encoding
         self.mapping = dict(mapping or {})  # checked against the piped columns up front
+        # The piped columns as read (field -> column), what was recognised by name and the
+        # date-like columns: `verbatim ingest -` says them as for a file.
+        self.resolved: dict[str, str] = {}
+        self.inferred: list[str] = []
+        self.date_like: list[str] = []
 
     def read(self, state: Mapping[str, Any]) -> Iterator[Batch]:
-        from jobs.ingest import check_file
+        from jobs.ingest import _check_file, mapping_notes
 
         stream = self.stream if self.stream is not None else sys.stdin.buffer
         with tempfile.TemporaryDirectory(prefix="verbatim-stdin-") as tmp:
@@ -46,11 +51,13 @@ class StdinConnector:
             # The checks a file gets (binary data, a JSON array, no text column), refused
             # before anything is stored; the message names stdin, not the spooled copy.
             try:
-                checked = check_file(path, self.mapping, self.encoding)
+                checked = _check_file(path, self.mapping, self.encoding)
             except VerbatimError as exc:
                 raise type(exc)(str(exc).replace(str(path), "stdin")) from None
             if checked is None:
                 return
+            self.resolved = checked[1]
+            self.inferred, self.date_like = mapping_notes(checked[1], self.mapping, checked[2])
             batch: list = []
             for rec in iter_records(path, checked[0], self.encoding):
                 batch.append(rec)

@@ -200,7 +200,7 @@ def delete_feedback(
     # (erase() then takes the lock this transaction already holds).
     _lock_or_busy(session)
     target = Target(ids=(feedback_id,))
-    erased = erase(session, target)
+    erased = erase(session, target, app_state(request).settings.alert_language)
     if not erased.verbatims:
         session.rollback()
         raise ApiError(404, f"no verbatim with id {feedback_id}", "feedback_id")
