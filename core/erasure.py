@@ -333,6 +333,10 @@ def _scrub(session: Session, texts: Iterable[str], out: Erased, language: str = 
     for topic in session.scalars(select(Topic)):
         size = int(sizes.get(topic.id, 0))
         if topic.size != size:
+            if size == 0:
+                # Emptied by this erasure: its label and keywords are words of the erased
+                # texts (one person's, in a small topic), and the follow-up names it.
+                topic.label, topic.keywords = f"Sujet n°{topic.id}", []
             topic.size = size
             topics_changed = True
         reps = list(topic.representatives or [])

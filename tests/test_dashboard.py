@@ -132,6 +132,24 @@ def test_share_points_are_the_difference_of_the_percentages_shown() -> None:
     assert out.stdout.split() == ["92", "%", "28", "%", "64"], out.stdout
 
 
+def test_jobs_that_close_incidents_are_named_in_french() -> None:
+    """An erasure that empties an emerging topic closes its incident as « erasure »
+    (core.erasure): the dashboard read « résolue par erasure », the internal word."""
+    js = (Path(create_app.__code__.co_filename).parent / "static" / "app.js").read_text()
+    if not shutil.which("node"):
+        return
+    defs = [re.search(rf"^const {name} = .*$", js, re.M).group(0) for name in ("ACTORS", "actor")]
+    script = "\n".join(
+        [*defs, 'for (const w of ["erasure", "topics", "cli:marie"]) console.log(actor(w));']
+    )
+    out = subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [
+        "un effacement",
+        "la découverte des sujets",
+        "marie (en ligne de commande)",
+    ], out.stdout
+
+
 def test_theme_card_points_use_the_previous_share_at_the_api_precision() -> None:
     """The theme card rebuilt the previous share as share - change: 1 negative of 3 against 11
     of 40 (27.5 %, shown 28 %) is 0.3333 and 0.0583 from the API, 0.27499999999999997 in

@@ -346,6 +346,7 @@ def test_an_erasure_emptying_a_topic_closes_its_incident_and_says_so(
         ).one()
         _decorate(s, settings, fid, text)  # topic « portail »: this verbatim only
         topic = s.scalars(select(Topic).where(Topic.label == "portail")).one()
+        topic_id = topic.id
         now, day = datetime.now(UTC), TODAY - timedelta(days=2)
         inc = Incident(theme=topic_theme(topic.id), team="default", status="open",
                        first_day=day, last_day=day, severity="high", kinds=["emerging"],
@@ -378,7 +379,10 @@ def test_an_erasure_emptying_a_topic_closes_its_incident_and_says_so(
         ).one()
         opening = {"forget": "Incident n° ", "purge": "Incident #"}[how]
         assert last.revision == 2 and last.payload["text"].startswith(f"{opening}{inc_id}")
-        assert "portail" in last.payload["text"]
+        # Named by its number: its label was words of the erased verbatim, now forgotten.
+        assert "portail" not in last.payload["text"] and f"n°{topic_id}" in last.payload["text"]
+        emptied = s.get(Topic, topic_id)
+        assert emptied.label == f"Sujet n°{topic_id}" and emptied.keywords == []
         stored = json.dumps([m.payload for m in s.scalars(select(OutboxMessage))])
         assert "zqxwv" not in stored  # the follow-up quotes nothing, the opening is scrubbed
     assert erased.incidents == 1  # counted in the audit line and the CLI's summary

@@ -488,8 +488,9 @@ const alertStatus = (a) => a.status !== "open" ? "résolue"
 const INCIDENT_STATUS = { open: "ouvert", acknowledged: "pris en charge", resolved: "résolu" };
 
 // Who acted: `verbatim incidents ack` records the OS user as « cli:<user> ».
-// The jobs that close incidents by themselves: named, not « par detector ».
-const ACTORS = { detector: "le détecteur", topics: "la découverte des sujets" };
+// The jobs that close incidents by themselves: named, not « par detector » (« erasure »: an
+// erasure that left an emerging topic without a verbatim, core.erasure).
+const ACTORS = { detector: "le détecteur", topics: "la découverte des sujets", erasure: "un effacement" };
 const actor = (who) => ACTORS[who] || (who.startsWith("cli:") ? `${who.slice(4)} (en ligne de commande)` : who);
 
 function incidentItem(i) {
