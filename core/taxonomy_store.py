@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
 from core.models import Alert, Incident, OutboxMessage, TaxonomyVersion, Topic
+from core.mrkdwn import escape
 from core.settings import Settings
 from core.taxonomy_default import seed_taxonomy
 from nlp.errors import VerbatimError
@@ -259,14 +260,9 @@ def close_removed(
         author=author,
         note=f"{REMOVED_NOTE} (version {new.version})",
         message=lambda inc: texts.format(
-            id=inc.id, label=_escape(label(inc.theme)), version=new.version
+            id=inc.id, label=escape(label(inc.theme)), version=new.version
         ),
     )
-
-
-def _escape(text: str) -> str:
-    """A label in a Slack mrkdwn text, as jobs.slack_message.escape (core sits below jobs)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 RETIRED_NOTE = "sujet retiré : plus aucun verbatim à la découverte des sujets"
@@ -317,7 +313,7 @@ def close_retired(
         author=author,
         note=note,
         message=lambda inc: text.format(
-            id=inc.id, label=_escape(labels[inc.theme] or inc.theme), day=day
+            id=inc.id, label=escape(labels[inc.theme] or inc.theme), day=day
         ),
     )
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from core.mrkdwn import escape
+
 SEVERITY_EMOJI = {
     "low": ":large_blue_circle:",
     "medium": ":large_yellow_circle:",
@@ -148,14 +150,6 @@ def _change(observed: float, expected: float, kind: str, lang: str) -> str:
 
 def _fmt_day(day: date, lang: str) -> str:
     return day.strftime("%d/%m/%Y") if lang == "fr" else day.isoformat()
-
-
-def escape(text: str) -> str:
-    """Customer text (verbatims, metadata values) as Slack should show it. `&`, `<` and `>`
-    are mrkdwn's control characters: unescaped, a verbatim containing `<!channel>` pinged the
-    whole channel, `<https://x|cliquez>` became a disguised link and a masked `<EMAIL>`
-    vanished."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _clip(text: str, limit: int = 280) -> str:

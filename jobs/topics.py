@@ -26,6 +26,7 @@ from core.db import session_scope
 from core.models import Analysis, Feedback, ThemeMention, Topic, TopicAssignment
 from core.queries import latest_analysis
 from core.store import as_utc, utcnow
+from core.taxonomy_store import close_retired
 from nlp.taxonomy import Taxonomy
 from nlp.topics import (
     OUTLIER,
@@ -96,7 +97,7 @@ class TopicJobResult:
     seconds: dict[str, float] = field(default_factory=dict)
     skipped: str | None = None  # why nothing was written
     from_store: int = 0  # document vectors read from the enrich-time store (not re-encoded)
-    closed: int = 0  # incidents of topics left without a verbatim, closed (`close_retired`)
+    closed: int = 0  # incidents of topics left without a verbatim, closed
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -384,15 +385,6 @@ def store_topics(
     return stored
 
 
-def close_retired(session: Session, now: datetime, language: str = "fr") -> int:
-    """Close the open alerts and incidents of the topics a run left without a verbatim
-    (core.taxonomy_store.close_retired, also run by an erasure). Returns how many incidents
-    were closed."""
-    from core.taxonomy_store import close_retired as close
-
-    return close(session, now, language)
-
-
 def run_topics(
     sessions: sessionmaker[Session],
     *,
@@ -405,7 +397,8 @@ def run_topics(
     language: str = "fr",
 ) -> TopicJobResult:
     """Discover topics over the configured window and store them (one transaction); the
-    incidents of topics left without a verbatim are closed (`close_retired`).
+    incidents of topics left without a verbatim are closed
+    (`core.taxonomy_store.close_retired`, also run by an erasure).
 
     `embedding_key`: the weights key of `encoder` (nlp/analyzer.Analyzer.embedding_key):
     vectors enrich stored under it are reused instead of encoding those verbatims again.

@@ -87,7 +87,6 @@ class FrenchAnalyzer:
         """Content words per clause, lower-cased, accents kept."""
         text = _URL.sub(" ", _PLACEHOLDER.sub(" ", text or ""))
         text = _FIXED.sub(" ", text.lower().translate(_APOSTROPHES))
-        stops, extra, size = FRENCH_STOP_WORDS, self.extra_stop_words, self.min_length
         clauses = []
         for clause in _BREAK.split(text):
             found = _WORD.findall(clause)
@@ -98,12 +97,7 @@ class FrenchAnalyzer:
                 for word in found:
                     if "-" in word:
                         kept.extend(self._compound(word))
-                    elif (
-                        len(word) >= size
-                        and word not in stops
-                        and word not in extra
-                        and word != word[0] * len(word)
-                    ):  # "aaa", "zz": keyboard noise
+                    elif self._keep(word):
                         kept.append(word)
             if kept:
                 clauses.append(kept)
@@ -180,6 +174,7 @@ class FrenchAnalyzer:
         return [p for p in parts if self._keep(p)]
 
     def _keep(self, word: str) -> bool:
+        """A content word: long enough, no stop word, no keyboard noise ("aaa", "zz")."""
         return (
             len(word) >= self.min_length
             and word not in FRENCH_STOP_WORDS
