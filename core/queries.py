@@ -1036,6 +1036,33 @@ def dashboard_link(base_url: str, theme: str, first: date, last: date) -> str:
     return f"{base_url.rstrip('/')}/#{target}&start={start.isoformat()}&end={last.isoformat()}"
 
 
+def incident_fields(inc: Incident, theme: str, dashboard_url: str) -> dict[str, Any]:
+    """An incident as `GET /incidents` and `verbatim incidents --json` give it, `theme` its
+    current id (the one stored may be a former one: renamed, merged)."""
+    return {
+        "id": inc.id,
+        "theme": theme,
+        "team": inc.team,
+        "status": inc.status,
+        "first_day": inc.first_day,
+        "last_day": inc.last_day,
+        "severity": inc.severity,
+        "kinds": list(inc.kinds or []),
+        "signals": dict(inc.signals or {}),
+        "drivers": list(inc.drivers or []),
+        "examples": list(inc.examples or []),
+        "historical": inc.historical,
+        "revision": inc.revision,
+        "link": dashboard_link(dashboard_url, theme, inc.first_day, inc.last_day),
+        "acknowledged_by": inc.acknowledged_by,
+        "acknowledged_at": inc.acknowledged_at,
+        "ack_note": inc.ack_note,
+        "resolved_by": inc.resolved_by,
+        "resolved_at": inc.resolved_at,
+        "resolve_note": inc.resolve_note,
+    }
+
+
 # --- key drivers: how much a theme's presence moves a score (rating, NPS, CSAT, CES) --------
 
 SCORES = ("nps", "csat", "ces", "rating")

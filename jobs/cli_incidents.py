@@ -35,30 +35,16 @@ def _iso(moment: Any) -> str | None:
     return None if moment is None else as_utc(moment).isoformat()  # SQLite's are naive
 
 
-def _as_dict(inc: Any, theme: str, link: str) -> dict[str, Any]:
-    """The fields of the API's IncidentOut (service.schemas), JSON-ready."""
-    return {
-        "id": inc.id,
-        "theme": theme,
-        "team": inc.team,
-        "status": inc.status,
-        "first_day": inc.first_day.isoformat(),
-        "last_day": inc.last_day.isoformat(),
-        "severity": inc.severity,
-        "kinds": list(inc.kinds or []),
-        "signals": dict(inc.signals or {}),
-        "drivers": list(inc.drivers or []),
-        "examples": list(inc.examples or []),
-        "historical": inc.historical,
-        "revision": inc.revision,
-        "link": link,
-        "acknowledged_by": inc.acknowledged_by,
-        "acknowledged_at": _iso(inc.acknowledged_at),
-        "ack_note": inc.ack_note,
-        "resolved_by": inc.resolved_by,
-        "resolved_at": _iso(inc.resolved_at),
-        "resolve_note": inc.resolve_note,
-    }
+def _as_dict(inc: Any, theme: str, dashboard_url: str) -> dict[str, Any]:
+    """The fields of the API's IncidentOut (`core.queries.incident_fields`), JSON-ready."""
+    from core.queries import incident_fields
+
+    out = incident_fields(inc, theme, dashboard_url)
+    for day in ("first_day", "last_day"):
+        out[day] = out[day].isoformat()
+    for moment in ("acknowledged_at", "resolved_at"):
+        out[moment] = _iso(out[moment])
+    return out
 
 
 def _list(
@@ -68,7 +54,7 @@ def _list(
 
     from core.db import session_scope
     from core.models import Incident
-    from core.queries import INCIDENT_STATUSES, dashboard_link, list_incidents
+    from core.queries import INCIDENT_STATUSES, list_incidents
     from core.taxonomy_store import for_job
 
     if status is not None and status not in (*INCIDENT_STATUSES, "all"):
@@ -91,8 +77,7 @@ def _list(
             # The id stored when it opened may be a former one (renamed, merged): the current
             # one, as the API shows it.
             theme = tax.current_id(inc.theme)
-            link = dashboard_link(ctx.settings.dashboard_url, theme, inc.first_day, inc.last_day)
-            items.append(_as_dict(inc, theme, link))
+            items.append(_as_dict(inc, theme, ctx.settings.dashboard_url))
     if as_json:
         typer.echo(json.dumps({"items": items}, ensure_ascii=False, indent=1))
         return

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from core.models import ApiKey, Incident
-from core.queries import IncidentConflict, dashboard_link, list_incidents, set_incident_status
+from core.queries import IncidentConflict, incident_fields, list_incidents, set_incident_status
 from core.versions import ViewDeps
 from service.auth import require
 from service.deps import app_state, cached_json, declare_view, get_session, pick_taxonomy
@@ -36,28 +36,7 @@ def _out(request: Request, inc: Incident) -> IncidentOut:
     # The id stored when it opened may be a former id (renamed or merged since): show the
     # current one, as the digest and the theme pages do.
     theme = pick_taxonomy(request, None).current_id(inc.theme)
-    return IncidentOut(
-        id=inc.id,
-        theme=theme,
-        team=inc.team,
-        status=inc.status,  # type: ignore[arg-type]
-        first_day=inc.first_day,
-        last_day=inc.last_day,
-        severity=inc.severity,
-        kinds=list(inc.kinds or []),
-        signals=dict(inc.signals or {}),
-        drivers=list(inc.drivers or []),
-        examples=list(inc.examples or []),
-        historical=inc.historical,
-        revision=inc.revision,
-        link=dashboard_link(url, theme, inc.first_day, inc.last_day),
-        acknowledged_by=inc.acknowledged_by,
-        acknowledged_at=inc.acknowledged_at,
-        ack_note=inc.ack_note,
-        resolved_by=inc.resolved_by,
-        resolved_at=inc.resolved_at,
-        resolve_note=inc.resolve_note,
-    )
+    return IncidentOut(**incident_fields(inc, theme, url))
 
 
 @router.get(
