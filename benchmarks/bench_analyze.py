@@ -17,7 +17,9 @@ given by `--input` (read in place, never copied). The CLI runs twice: on the fir
 (start-up: imports, taxonomy, model load; one warm-up run, then the fastest of `--repeats`)
 and on all of them; docs/s is reported both end to end and net of start-up (omitted when the
 input is too small for the difference to mean anything). Peak RSS is each child process's own
-maximum resident set (os.wait4). Prints figures; asserts nothing.
+maximum resident set (os.wait4). PII masking is off (`--no-mask`) unless `--mask`: the figure is
+the analysis as `verbatim enrich` runs it (ingest masked the text), comparable with older
+trees, whose `verbatim analyze` never masked. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -53,10 +55,13 @@ def run_cli(
     *,
     root: Path = ROOT,
     env: dict[str, str] | None = None,
+    mask: bool = False,
 ) -> dict[str, float]:
     """One `verbatim analyze` child: wall s, user+sys CPU s, max RSS MB (of that child).
 
-    The child is timed with os.wait4, so its peak RSS is its own (not the largest so far)."""
+    The child is timed with os.wait4, so its peak RSS is its own (not the largest so far).
+    Without `mask` it analyses as `verbatim enrich` does (the text was masked at ingest):
+    `--no-mask` where the tree has it (trees before 2026-12-06 never masked here)."""
     cmd = [
         sys.executable,
         "-m",
@@ -71,6 +76,8 @@ def run_cli(
         "--batch-size",
         str(batch_size),
     ]
+    if not mask and "--no-mask" in (root / "jobs" / "cli_models.py").read_text(encoding="utf-8"):
+        cmd.append("--no-mask")
     child_env = dict(os.environ, PYTHONPATH=str(root), **(env or {}))
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, cwd=root, env=child_env)
@@ -98,14 +105,19 @@ def measure(
     root: Path = ROOT,
     env: dict[str, str] | None = None,
     repeats: int = 3,
+    mask: bool = False,
 ) -> dict[str, float]:
     """Start-up = the fastest of `repeats` runs on the first 50 lines, after one unmeasured run
     that warms the page cache (a cold first run measured the disk, not the start-up, and a
     full run faster than it gave a meaningless "net of start-up")."""
-    run_cli(small, out, backend, batch_size, root=root, env=env)  # warm-up, not measured
-    starts = [run_cli(small, out, backend, batch_size, root=root, env=env) for _ in range(repeats)]
+
+    def run(path: Path) -> dict[str, float]:
+        return run_cli(path, out, backend, batch_size, root=root, env=env, mask=mask)
+
+    run(small)  # warm-up, not measured
+    starts = [run(small) for _ in range(repeats)]
     start = min(starts, key=lambda r: r["wall_s"])
-    full = run_cli(feed, out, backend, batch_size, root=root, env=env)
+    full = run(feed)
     net_wall = full["wall_s"] - start["wall_s"]
     net_cpu = full["cpu_s"] - start["cpu_s"]
     figures = {
@@ -206,6 +218,12 @@ def main() -> None:
         default=None,
         help="also run this git revision's code (e.g. bf744b6, before issue 12)",
     )
+    ap.add_argument(
+        "--mask",
+        action="store_true",
+        help="mask PII as `verbatim analyze` does by default (without: the analysis as "
+        "`verbatim enrich` runs it on text ingest masked; older trees never mask)",
+    )
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="verbatim-bench-analyze-") as tmp:
@@ -233,10 +251,19 @@ def main() -> None:
             "input": str(args.input) if args.input else f"demo feed ({n} rows)",
             "docs": n,
             "runtime_recorded_by_setup": runtime_choice(),
+            "pii_masking": "on (this tree only)" if args.mask else "off (as verbatim enrich)",
         }
         runs = {
             "default": measure(
-                feed, small, n, n_small, out, args.backend, args.batch_size, repeats=args.repeats
+                feed,
+                small,
+                n,
+                n_small,
+                out,
+                args.backend,
+                args.batch_size,
+                repeats=args.repeats,
+                mask=args.mask,
             )
         }
         with out.open(encoding="utf-8") as fh:
@@ -256,6 +283,7 @@ def main() -> None:
                 args.batch_size,
                 env=REFERENCE_ENV,
                 repeats=args.repeats,
+                mask=args.mask,
             )
         if args.reference_rev:
             with reference_tree(args.reference_rev, root / "ref") as ref_root:

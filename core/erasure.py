@@ -322,6 +322,7 @@ def _scrub(session: Session, texts: Iterable[str], out: Erased, language: str = 
     Slack messages (by text: they were copied as masked when written). A quote that another
     stored verbatim still has word for word ("Très bien") stays."""
     topics_changed = False
+    emptied: list[int] = []  # by this erasure: only their incidents are closed
     # A topic's size is its stored assignments (as `verbatim topics` leaves it): the erased
     # ones no longer count, and a topic left with none drops off /topics.
     sizes = {
@@ -337,6 +338,7 @@ def _scrub(session: Session, texts: Iterable[str], out: Erased, language: str = 
                 # Emptied by this erasure: its label and keywords are words of the erased
                 # texts (one person's, in a small topic), and the follow-up names it.
                 topic.label, topic.keywords = f"Sujet n°{topic.id}", []
+                emptied.append(topic.id)
             topic.size = size
             topics_changed = True
         reps = list(topic.representatives or [])
@@ -363,6 +365,7 @@ def _scrub(session: Session, texts: Iterable[str], out: Erased, language: str = 
             author="erasure",
             note=ERASED_NOTE,
             texts=ERASED_TEXTS,
+            topics=emptied,  # a topic empty before (and its incident) is none of its doing
         )
     gone = _gone(texts)
     if not gone:

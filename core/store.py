@@ -411,36 +411,46 @@ def masked_key(key: str, mask: Callable[[str], str]) -> str:
 
 
 def _meta(extra: Mapping[str, Any], mask: Callable[[str], str]) -> dict[str, Any]:
-    """Extra fields -> `feedback.metadata`: keys and values masked. Keys that mask alike keep
-    both values ("<EMAIL>", "<EMAIL>#2"; see `nlp.text.pii.mask_nested`)."""
+    """Extra fields -> `feedback.metadata`: keys and values repaired as the text is (HTML
+    entities and tags, garbled accents: the incidents' drivers quote them, and « jean&#64;x.fr »
+    escaped the masking), then masked. Keys that mask alike keep both values ("<EMAIL>",
+    "<EMAIL>#2"; see `nlp.text.pii.mask_nested`)."""
     from nlp.text.pii import free_key
+    from nlp.text.repair import repair_text
 
     meta: dict[str, Any] = {}
     for key, value in extra.items():
         if value in ("", None):
             continue
-        name = masked_key(str(key), mask)
+        name = masked_key(repair_text(str(key)), mask)
         meta[free_key(meta, name)] = _meta_value(value, mask)
     return meta
 
 
+def _meta_text(value: str, mask: Callable[[str], str]) -> str:
+    from nlp.text.repair import repair_text
+
+    return mask(_clean(repair_text(value[:MAX_META_VALUE])))
+
+
 def _meta_value(value: Any, mask: Any) -> Any:
-    """Extra columns are kept, but free text in them is PII-masked and bounded too."""
+    """Extra columns are kept, but free text in them is repaired, PII-masked and bounded too."""
     if isinstance(value, str):
-        return mask(_clean(value[:MAX_META_VALUE]))
+        return _meta_text(value, mask)
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # JSON has no NaN or Infinity: PostgreSQL's json refused the row (500)
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, dict | list):
         from nlp.text import mask_nested
+        from nlp.text.repair import repair_text
 
         # Masked leaf by leaf, then written as JSON: masking str(value) met "\\n" escapes
         # where the text had line breaks ("FR76\\n3000…" kept an IBAN whole).
         leaves = mask_nested(
             value,
-            lambda s: mask(_clean(s[:MAX_META_VALUE])),
-            mask_key=lambda k: masked_key(k, mask),
+            lambda s: _meta_text(s, mask),
+            mask_key=lambda k: masked_key(repair_text(k), mask),
         )
         return _clean(json.dumps(leaves, ensure_ascii=False, default=str)[:MAX_META_VALUE])
     return mask(_clean(str(value)[:MAX_META_VALUE]))

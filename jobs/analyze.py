@@ -1,8 +1,11 @@
 """`verbatim analyze`: stream a JSONL or CSV file through the analyzer, batch by batch.
 
-Every input field is kept; `sentiment` and `themes` (+ `severity`, `language` when the input
-has no such field) are added. Bad lines are written back with an `error` field, never dropped:
-a line that is not UTF-8 (a Latin-1 export) is one such line, not silently garbled text.
+Every input field is kept, PII-masked as ingest and `POST /analyze` mask (the text before its
+analysis, so that evidence spans index the text written; keys too; the `id` as given) unless
+the caller passes no masker; `sentiment` and `themes` (+ `severity`, `language` when the
+input has no such field) are added. Bad lines are written back with an `error` field, never
+dropped: a line that is not UTF-8 (a Latin-1 export) is one such line, not silently garbled
+text.
 A UTF-8 BOM and CRLF line ends are fine. CSV (`,` `;` tab `|`, as `verbatim ingest` reads it)
 is written out as JSONL, one object per row with the CSV's columns.
 
@@ -23,14 +26,19 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from core.analysis import analysis_record
 from nlp.analyzer import Analyzer
 from nlp.errors import VerbatimError
 from nlp.text.normalize import normalize_text
 
+if TYPE_CHECKING:
+    from nlp.text import PiiMasker
+
 BOM = "\ufeff"
+# Echoed as given when masking: what joins an output line to its input line.
+UNMASKED = ("id",)
 
 
 class OutputError(VerbatimError, ValueError):
@@ -211,6 +219,26 @@ def _blank(text: str) -> bool:
     return not normalize_text(text).strip()
 
 
+def _masked(
+    row: dict[str, Any], mask: PiiMasker, text: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """`row` as written out: every string in it masked, keys too, as `POST /analyze` echoes
+    its items, but `UNMASKED`; `text`: (its field, that field already masked)."""
+    from core.store import masked_key
+    from nlp.text import mask_nested
+
+    kept = {k: row[k] for k in UNMASKED if k in row}
+    if text is not None:
+        kept[text[0]] = text[1]
+    # The kept values out of the masking (the text: one NER call per batch, not two).
+    out = mask_nested(
+        {k: None if k in kept else v for k, v in row.items()},
+        mask.mask,
+        mask_key=lambda k: k if k in kept else masked_key(k, mask.mask),
+    )
+    return {k: kept.get(k, v) for k, v in out.items()}
+
+
 def _merge(row: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     out["sentiment"] = result["sentiment"]
@@ -260,6 +288,7 @@ def analyze_stream(
     batch_size: int = 256,
     text_field: str = "text",
     max_chars: int = 20_000,
+    mask: PiiMasker | None = None,
 ) -> AnalyzeSummary:
     """Analyze JSONL from `src` into `dst`, keeping order; only one batch is held in memory."""
     return _analyze_records(
@@ -269,6 +298,7 @@ def analyze_stream(
         batch_size=batch_size,
         text_field=text_field,
         max_chars=max_chars,
+        mask=mask,
     )
 
 
@@ -290,11 +320,19 @@ def _analyze_records(
     batch_size: int = 256,
     text_field: str = "text",
     max_chars: int = 20_000,
+    mask: PiiMasker | None = None,
 ) -> AnalyzeSummary:
     summary = AnalyzeSummary()
     batch: list[tuple[int, dict[str, Any], str | None]] = []
 
     def flush() -> None:
+        if mask is not None:  # before the analysis, as ingest and POST /analyze do
+            texts = mask.mask_many(row[text_field] for _, row, err in batch if err is None)
+            read = iter(texts)
+            batch[:] = [
+                (n, _masked(row, mask, None if err else (text_field, next(read))), err)
+                for n, row, err in batch
+            ]
         good = [(i, row) for i, (_, row, err) in enumerate(batch) if err is None]
         texts = [row[text_field][:max_chars] for _, row in good]
         results: dict[int, dict[str, Any]] = {}
@@ -385,10 +423,11 @@ def analyze_file(
     text_field: str = "text",
     max_chars: int = 20_000,
     encoding: str = "utf-8",
+    mask: PiiMasker | None = None,
 ) -> AnalyzeSummary:
     """Analyze a JSONL or CSV file (format from the name, else the content; "-": JSONL on
     stdin) into JSONL at `output_path` ("-": stdout), written whole or not at all (see
-    `atomic_output`)."""
+    `atomic_output`). `mask`: the PII masker of the fields written (None: as given)."""
 
     from jobs.readers import (
         ReaderError,
@@ -421,7 +460,7 @@ def analyze_file(
     out: contextlib.AbstractContextManager[IO[str]] = (
         contextlib.nullcontext(sys.stdout) if is_stdout(output_path) else atomic_output(output_path)
     )
-    options: dict[str, Any] = {"batch_size": batch_size, "max_chars": max_chars}
+    options: dict[str, Any] = {"batch_size": batch_size, "max_chars": max_chars, "mask": mask}
     with out as dst:
         if fmt == "csv":
             column, records = _csv_records(input_path, text_field, encoding)

@@ -60,9 +60,20 @@ def register(app: typer.Typer) -> None:
         encoding: str = typer.Option(
             "utf-8", "--encoding", help="Input encoding, e.g. cp1252 for old Excel exports."
         ),
+        no_mask: bool = typer.Option(
+            False,
+            "--no-mask",
+            help="Analyse and write the fields as given (a file with no personal data); by "
+            "default they are PII-masked first, as ingest and POST /analyze do (the id kept).",
+        ),
     ) -> None:
-        """Add sentiment, themes (with clause polarity and evidence) and severity to each line."""
+        """Add sentiment, themes (with clause polarity and evidence) and severity to each line.
+
+        The input fields are written back PII-masked (the text before its analysis: evidence
+        spans index the text written), all but `id`, unless --no-mask."""
+        from core.settings import load_settings
         from jobs.analyze import Terminated, analyze_file, check_not_input
+        from jobs.ingest import build_masker
         from jobs.readers import ReaderError, check_encoding_name
 
         if str(input_path) != "-" and not input_path.is_file():
@@ -75,6 +86,7 @@ def register(app: typer.Typer) -> None:
         except ReaderError as exc:
             raise fail(str(exc)) from None
         analyzer = _analyzer(taxonomy, themes_model, backend)
+        mask = None if no_mask else build_masker(load_settings())
         try:
             summary = analyze_file(
                 analyzer,
@@ -83,6 +95,7 @@ def register(app: typer.Typer) -> None:
                 batch_size=batch_size,
                 text_field=text_field,
                 encoding=encoding,
+                mask=mask,
             )
         except KeyboardInterrupt as exc:
             raise fail(

@@ -636,6 +636,9 @@ class ErasureOut(BaseModel):
     topic_examples: int = Field(description="quotes removed from discovered topics' examples")
     incident_examples: int = Field(description="quotes removed from incidents' examples")
     messages: int = Field(description="stored Slack messages whose quote was replaced")
+    incidents: int = Field(
+        description="incidents closed: their emerging topic was left without a verbatim"
+    )
     reaggregated_days: list[date] = Field(description="UTC days whose figures were recomputed")
 
 

@@ -184,6 +184,47 @@ def test_cli_analyze_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert res.exit_code == 2 and "unknown sentiment backend" in res.output
 
 
+def test_cli_analyze_masks_personal_data_as_ingest_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`verbatim analyze` wrote every input field back as given: the text with its phone
+    number and e-mail, an `auteur` column, a `{"jean@x.fr": …}` key, while ingest and
+    `POST /analyze` mask them before the analysis. Masked now (the `id` kept, to join the
+    output to the input), evidence spans cut from the masked text; `--no-mask` as given."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VERBATIM_PII_NER", "false")  # the rules are enough here, and faster
+    app = typer.Typer()
+    cli_models.register(app)
+    text = "Livraison en retard, rappelez-moi au 06 12 34 56 78 ou jean.dupont@free.fr"
+    row = {"id": "0612345678", "text": text, "auteur": "jean.dupont@free.fr",
+           "extra": {"marie@x.fr": ["06 98 76 54 32"]}, "stars": 2}  # fmt: skip
+    broken = {"id": "b", "text": 12, "contact": "paul@x.fr"}
+    src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text(json.dumps(row) + "\n" + json.dumps(broken) + "\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["analyze", str(src), "-o", str(dst)])
+    assert res.exit_code == 0, res.output
+    out, bad = [json.loads(x) for x in dst.read_text(encoding="utf-8").splitlines()]
+    assert out["text"] == "Livraison en retard, rappelez-moi au <PHONE> ou <EMAIL>"
+    assert out["auteur"] == "<EMAIL>" and out["extra"] == {"<EMAIL>": ["<PHONE>"]}
+    assert out["id"] == "0612345678" and out["stars"] == 2
+    ev = out["themes"][0]["evidence"]
+    assert out["text"][ev["start"] : ev["end"]] == ev["text"]
+    assert "error" in bad and bad["contact"] == "<EMAIL>"  # an error line too
+    assert "free.fr" not in dst.read_text(encoding="utf-8")
+    # CSV alike.
+    csv = tmp_path / "in.csv"
+    csv.write_text(f"id;avis;auteur\n1;{text};jean.dupont@free.fr\n", encoding="utf-8")
+    res = CliRunner().invoke(app, ["analyze", str(csv), "-o", str(dst)])
+    assert res.exit_code == 0, res.output
+    (out,) = [json.loads(x) for x in dst.read_text(encoding="utf-8").splitlines()]
+    assert out["avis"].endswith("<PHONE> ou <EMAIL>") and out["auteur"] == "<EMAIL>"
+    res = CliRunner().invoke(app, ["analyze", str(src), "-o", str(dst), "--no-mask"])
+    assert res.exit_code == 0, res.output
+    out, bad = [json.loads(x) for x in dst.read_text(encoding="utf-8").splitlines()]
+    assert out["text"] == text and out["auteur"] == "jean.dupont@free.fr"
+    assert bad["contact"] == "paul@x.fr"
+
+
 def test_build_analyzer_restaurant() -> None:
     analyzer = build_analyzer(load_settings(), taxonomy=load_taxonomy("restaurant"))
     doc = analyzer.analyze(["Serveur très aimable mais plats froids et addition salée"])[0]

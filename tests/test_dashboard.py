@@ -31,6 +31,7 @@ from live_dashboard import (
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.aggregate import bump_version
 from core.db import session_scope
 from core.erasure import purge
 from core.models import Alert, Incident, Topic
@@ -1507,6 +1508,15 @@ def test_emerging_topic_incident_names_its_topic_in_browser(
         browser = launch(pw)
         try:
             page = open_with_key(browser, url, tokens["read"])
+            # The names' list (/topics?…&trend_days=0) was asked at every render of the
+            # overview and the alerts: once per page load now, again for a newer topic.
+            asked: list[str] = []
+            page.on(
+                "request",
+                lambda r: (
+                    asked.append(r.url) if "/topics?" in r.url and "trend_days=0" in r.url else None
+                ),
+            )
             page.goto(f"{url}/#view=overview&end={LAST_DAY}&start={START}")
             expect(page.locator("body[data-ready=overview]")).to_have_count(1)
             link = page.locator(f"#overview-alerts li[data-incident='{incident_id}'] a").first
@@ -1516,9 +1526,40 @@ def test_emerging_topic_incident_names_its_topic_in_browser(
             expect(page.locator("#alerts li").first).to_contain_text(named)
             page.goto(f"{url}/#view=overview&end={LAST_DAY}&start={START}")
             expect(page.locator("body[data-ready=overview]")).to_have_count(1)
+            expect(link).to_have_text(named)
+            assert len(asked) == 1, asked
             link.click()
             expect(page.locator("body[data-ready=topics]")).to_have_count(1)
             expect(page.locator("#status")).to_have_text("")
+            # A topic discovered after the page loaded: its alert asks for the names again.
+            with session_scope(sessions) as session:
+                now = datetime.now(UTC)
+                fresh = Topic(label="retour colis", size=4, first_seen=now, last_seen=now)
+                session.add(fresh)
+                session.flush()
+                session.add(
+                    Alert(
+                        alert_key=f"topic:{fresh.id}:emerging:1",
+                        theme=f"topic:{fresh.id}",
+                        kind="emerging",
+                        team="default",
+                        status="open",
+                        first_day=LAST_DAY,
+                        last_day=LAST_DAY,
+                        severity="high",
+                        observed=12.0,
+                        expected=1.0,
+                        p_value=0.001,
+                        details={},
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+                bump_version(session, "topics")  # as `verbatim topics` does
+            page.goto(f"{url}/#view=alerts")
+            expect(page.locator("body[data-ready=alerts]")).to_have_count(1)
+            expect(page.locator("#alerts")).to_contain_text("sujet émergent « retour colis »")
+            assert len(asked) == 2, asked
         finally:
             browser.close()
 

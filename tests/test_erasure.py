@@ -388,6 +388,58 @@ def test_an_erasure_emptying_a_topic_closes_its_incident_and_says_so(
     assert erased.incidents == 1  # counted in the audit line and the CLI's summary
 
 
+@pytest.mark.parametrize("how", ["forget", "api"])
+def test_an_erasure_closes_only_the_incidents_of_the_topics_it_emptied(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, analyzer, how: str
+) -> None:
+    # Every size-0 topic's incident was closed as « n'a plus aucun verbatim après
+    # l'effacement », also one a topic had before the erasure (retired by an older version,
+    # taken in charge since), and `DELETE /feedback/{id}` did not say how many it closed.
+    from fastapi.testclient import TestClient
+
+    from nlp.spikes import topic_theme
+    from service.app import create_app
+    from service.auth import create_key
+
+    _run(settings, sessions, analyzer, _feed(tmp_path))
+    day, now = TODAY - timedelta(days=2), datetime.now(UTC)
+    with session_scope(sessions) as s:
+        fid, text = s.execute(
+            select(Feedback.id, Feedback.text).where(Feedback.external_id == "AV-7781")
+        ).one()
+        _decorate(s, settings, fid, text)  # topic « portail »: this verbatim only
+        portail = s.scalars(select(Topic).where(Topic.label == "portail")).one()
+        old = Topic(label="ancien", size=0, first_seen=now, last_seen=now)
+        s.add(old)
+        s.flush()
+        ids = {}
+        for topic, status in ((portail, "open"), (old, "acknowledged")):
+            inc = Incident(theme=topic_theme(topic.id), team="default", status=status,
+                           first_day=day, last_day=day, severity="high", kinds=["emerging"],
+                           signals={}, drivers=[], examples=[], historical=False, revision=1,
+                           created_at=now, updated_at=now)  # fmt: skip
+            s.add(inc)
+            s.flush()
+            s.add(OutboxMessage(incident_id=inc.id, revision=1, route="default",
+                                payload={"text": "ouverture"}, status="sent"))  # fmt: skip
+            ids[topic.label] = inc.id
+        _, write = create_key(s, "dpo", "write")
+    if how == "forget":
+        with session_scope(sessions) as s:
+            closed = erase(s, Target(ids=[fid])).incidents
+    else:
+        client = TestClient(create_app(settings, engine=sessions.kw["bind"]))
+        res = client.delete(f"/feedback/{fid}", headers={"X-API-Key": write})
+        assert res.status_code == 200, res.text
+        closed = res.json()["incidents"]  # as the audit line and `forget`'s summary count
+    assert closed == 1
+    with session_scope(sessions) as s:
+        assert s.get(Incident, ids["portail"]).status == "resolved"
+        kept = s.get(Incident, ids["ancien"])
+        assert kept.status == "acknowledged" and kept.resolved_by is None
+        assert _count(s, OutboxMessage, OutboxMessage.incident_id == ids["ancien"]) == 1
+
+
 def test_purge_keeps_the_counts_of_purged_days_and_no_rebuild_zeroes_them(
     tmp_path: Path, settings: Settings, sessions: sessionmaker, analyzer
 ) -> None:

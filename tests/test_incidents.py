@@ -955,6 +955,57 @@ def test_a_rebuild_never_rewrites_a_message_claimed_meanwhile_postgres(
     assert claimed == [{"text": "as queued"}]
 
 
+@pytest.mark.postgres
+def test_closing_an_incident_never_drops_a_message_claimed_meanwhile_postgres(
+    settings: Settings, pg_sessions: sessionmaker[Session]
+) -> None:
+    """PostgreSQL: a theme removed from the taxonomy read its incident's opening message as
+    pending, the sender claimed it (and posted it) meanwhile, and the closing deleted the
+    claimed row: the channel got the opening and never heard the incident ended. A message
+    is dropped only while still pending; one claimed meanwhile gets the closing follow-up."""
+    from core import taxonomy_store
+    from core.models import OutboxMessage
+    from jobs.alerts import _claim
+
+    now = datetime.now(UTC)
+    with session_scope(pg_sessions) as s:
+        inc = Incident(theme="emballage", team="logistics", first_day=TODAY, last_day=TODAY,
+                       severity="high", notified_severity="high", revision=1, created_at=now,
+                       updated_at=now)  # fmt: skip
+        s.add(inc)
+        s.flush()
+        s.add(OutboxMessage(incident_id=inc.id, revision=1, route="logistics", attempts=0,
+                            payload={"text": "ouverture"}, status="pending"))  # fmt: skip
+        s.flush()
+        inc_id, row_id = inc.id, s.execute(select(OutboxMessage.id)).scalar_one()
+        cur = taxonomy_store.current(s, settings).taxonomy
+    claimed: list[Any] = []
+    closing = pg_sessions()
+
+    engine = pg_sessions.kw["bind"]
+
+    def sender_claims(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # The sender claims the message after the closing read it pending, as the closing
+        # is about to drop it.
+        if statement.lstrip().upper().startswith("DELETE FROM OUTBOX") and not claimed:
+            claimed.append(_claim(pg_sessions, row_id, "pending", now))
+
+    event.listen(engine, "before_cursor_execute", sender_claims)
+    try:
+        taxonomy_store.save(closing, settings, cur.retire("emballage"), "api:cx")
+        closing.commit()
+    finally:
+        event.remove(engine, "before_cursor_execute", sender_claims)
+        closing.close()
+    assert claimed == [{"text": "ouverture"}]
+    with session_scope(pg_sessions) as s:
+        assert s.get(Incident, inc_id).status == "resolved"
+        rows = s.execute(
+            select(OutboxMessage.revision, OutboxMessage.status).order_by(OutboxMessage.revision)
+        ).all()
+        assert [tuple(r) for r in rows] == [(1, "sending"), (2, "pending")]
+
+
 def test_a_same_day_rise_of_one_level_is_told_once(
     settings: Settings, sessions: sessionmaker[Session]
 ) -> None:

@@ -812,6 +812,39 @@ def test_ingest_counts_repaired_texts(
     assert "stored 0, duplicates 3" in twice.output and "repaired" not in twice.output
 
 
+def test_metadata_values_are_repaired_as_the_text_is(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
+) -> None:
+    """The text was repaired at ingest, not the other columns kept as metadata, which the
+    incidents' drivers quote (Slack, /incidents, the dashboard): « transporteur
+    « Chronopost&nbsp;Express » », « CafÃ©tiÃ¨re », and « jean&#64;free.fr » escaped the
+    masking. The id and the duplicate key stay as read."""
+    rows_in = [
+        {"id": "A&amp;1", "text": "Livraison en retard", "transporteur": "Chronopost&nbsp;Express",
+         "produit": "CafÃ©tiÃ¨re <b>Pro</b>", "contact": "jean&#64;free.fr",
+         "Soci&eacute;t&eacute;": "La Poste", "tags": ["colis&nbsp;ab&icirc;m&eacute;"]},
+        {"id": "2", "text": "Très bien", "transporteur": "prix < 20 € chez Dupont & fils",
+         "produit": "SÃO PAULO"},
+    ]  # fmt: skip
+    path = tmp_path / "avis.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows_in), encoding="utf-8")
+    assert ingest_file(sessions, settings, path, source="s").stored == 2
+    rows = {fb.external_id: fb for fb in session.scalars(select(Feedback))}
+    assert set(rows) == {"A&amp;1", "2"} and rows["A&amp;1"].dedup_key == "id:A&amp;1"
+    assert rows["A&amp;1"].meta == {
+        "transporteur": "Chronopost Express",
+        "produit": "Cafétière Pro",
+        "contact": "<EMAIL>",
+        "Société": "La Poste",
+        "tags": '["colis abîmé"]',
+    }
+    # Never prose: a lone « < » or « & » and correct text stay.
+    assert rows["2"].meta == {
+        "transporteur": "prix < 20 € chez Dupont & fils",
+        "produit": "SÃO PAULO",
+    }
+
+
 def test_rows_stored_before_the_repair_are_duplicates_after_it(
     tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session
 ) -> None:

@@ -217,6 +217,7 @@ def delete_feedback(
         topic_examples=erased.topic_examples,
         incident_examples=erased.incident_examples,
         messages=erased.messages,
+        incidents=erased.incidents,
         reaggregated_days=erased.days,
     )
 

@@ -420,13 +420,24 @@ function themeLink(id, label) {
 // « topic:12 » n'existe pas ».
 const TOPIC_PREFIX = "topic:";
 const topicLabels = {};
+// /topics was asked again at every render of the overview and the alerts (and each « older
+// alerts » page): asked once per page load, again only for a topic discovered since (an id
+// past the newest one known) or after a failure; the topics view's pages refresh the labels.
+let topicsKnown = null;  // the newest topic id /topics listed, once asked
+
+function rememberTopics(items) {
+  for (const t of items) topicLabels[TOPIC_PREFIX + t.id] = t.label;
+}
 
 async function loadTopicLabels(items) {
-  if (!items.some((x) => x.theme.startsWith(TOPIC_PREFIX))) return;
+  const ids = items.filter((x) => x.theme.startsWith(TOPIC_PREFIX))
+    .map((x) => Number(x.theme.slice(TOPIC_PREFIX.length)));
+  if (!ids.length || (topicsKnown !== null && Math.max(...ids) <= topicsKnown)) return;
   try {
     const data = await api("/topics?limit=200&trend_days=0");
-    for (const t of data.items) topicLabels[TOPIC_PREFIX + t.id] = t.label;
-  } catch (e) { /* the id then, not the alerts unlisted */ }
+    rememberTopics(data.items);
+    topicsKnown = Math.max(topicsKnown ?? 0, ...ids, ...data.items.map((t) => t.id));
+  } catch (e) { /* the id then, not the alerts unlisted; asked again next time */ }
 }
 
 // A retired theme is left out of /themes: its alerts read as the bare id (« emballage »),
@@ -1070,6 +1081,7 @@ async function renderTopics() {
   const [data, tax] = await Promise.all([api(`/topics?limit=${TOPICS_PAGE}`), taxonomy()]);
   if (generation !== state.generation) return;
   for (const t of tax.themes) labels[t.id] = labels[t.id] || t.label;
+  rememberTopics(data.items);  // the alerts' names as this page reads them
   $("#topics-status").textContent = "";
   const list = $("#topics");
   const known = new Set(tax.themes.map((x) => x.id));
@@ -1081,6 +1093,7 @@ async function renderTopics() {
 async function loadMoreTopics() {
   const [data, tax] = await Promise.all([api(`/topics?limit=${TOPICS_PAGE}&offset=${state.topicsShown}`), taxonomy()]);
   const known = new Set(tax.themes.map((x) => x.id));
+  rememberTopics(data.items);
   const items = data.items.map((t) => topicItem(t, known));
   $("#topics").append(...items);
   showMoreTopics(data);
