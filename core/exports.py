@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.models import Alert
-from core.queries import ThemeRow, VerbatimRow
+from core.queries import ScoreSummary, ThemeRow, VerbatimRow
 from nlp.drivers import DriverEffect
 
 if TYPE_CHECKING:
@@ -277,6 +277,34 @@ def alerts_table(
                 statuses.get(a.incident_id),
             ]
         )
+    return table
+
+
+SCORE_COLUMNS = [
+    "score",
+    "réponses",
+    "valeur",
+    "réponses période précédente",
+    "valeur période précédente",
+]
+
+
+def score_json(s: ScoreSummary) -> dict[str, Any]:
+    """One score of a period as `/overview` gives it (NPS in points, CSAT in % of 4-5
+    answers, CES mean on 1-7), over the French verbatims that carry an answer."""
+    return {
+        "score": s.score,
+        "answers": s.answers,
+        "value": _r(s.value, 2),
+        "previous_answers": s.previous_answers,
+        "previous_value": _r(s.previous_value, 2),
+    }
+
+
+def scores_table(scores: Iterable[ScoreSummary]) -> Table:
+    table = Table("Scores", list(SCORE_COLUMNS))
+    for s in scores:
+        table.rows.append(list(score_json(s).values()))
     return table
 
 

@@ -63,7 +63,8 @@ class ThemeRow:
     previous_negative_share: float
     volume_change: float | None  # relative change of volume; None when previous volume is 0
     # Difference in share points (0.10 = +10 points); None when the previous period had no
-    # mention (a new theme's 93 % was shown as "+93 pts", a rise from a share that never was).
+    # mention (a new theme's 93 % was shown as "+93 pts", a rise from a share that never was),
+    # or this one has none (a theme gone quiet read "-100 pts", a fall to a share of nothing).
     negative_share_change: float | None
 
 
@@ -165,7 +166,9 @@ def _row(theme: str, label: str, cur: _Sums, prev: _Sums) -> ThemeRow:
         previous_volume=prev.volume,
         previous_negative_share=prev.negative_share,
         volume_change=(cur.volume - prev.volume) / prev.volume if prev.volume else None,
-        negative_share_change=cur.negative_share - prev.negative_share if prev.volume else None,
+        negative_share_change=cur.negative_share - prev.negative_share
+        if cur.volume and prev.volume
+        else None,
     )
 
 

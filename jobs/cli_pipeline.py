@@ -706,7 +706,13 @@ def _show_report(
 
     from core.db import session_scope
     from core.taxonomy_store import for_job
-    from jobs.report import build_report, render_drivers, render_report, write_report
+    from jobs.report import (
+        build_report,
+        empty_report,
+        render_drivers,
+        render_report,
+        write_report,
+    )
 
     settings = _settings()
     if days < 1:
@@ -741,11 +747,9 @@ def _show_report(
         else:
             Console(stderr=True).print(f"wrote {output}")
         return
-    if not any(r.volume or r.previous_volume for r in rep.rows):
-        console.print(
-            "no analysed verbatims in this period yet: run [bold]verbatim ingest[/] then "
-            "[bold]verbatim enrich[/] and [bold]verbatim aggregate[/] (or [bold]verbatim run[/])"
-        )
+    empty = empty_report(rep)
+    if empty is not None:
+        console.print(empty, highlight=False)
         return
     console.print(render_report(rep))
     for table in render_drivers(rep):

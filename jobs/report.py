@@ -12,16 +12,28 @@ from typing import Any
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from core.exports import SCORE_UNITS, driver_json, drivers_table, themes_table, to_csv, to_xlsx
+from core.exports import (
+    SCORE_UNITS,
+    driver_json,
+    drivers_table,
+    score_json,
+    scores_table,
+    themes_table,
+    to_csv,
+    to_xlsx,
+)
 from core.exports import Table as ExportTable
 from core.queries import (
     SCORES,
+    ScoreSummary,
     ThemeRow,
     key_driver_report,
     latest_day,
     listed_summary,
     other_language_volumes,
+    score_summary,
 )
+from jobs.slack_message import french_number, share_points
 from nlp.drivers import DriverEffect
 from nlp.taxonomy import Taxonomy
 
@@ -35,6 +47,10 @@ class Report:
     driver_start: date | None = None  # drivers are estimated over a longer window
     # Verbatims in other languages over the period, counted apart (never in the rows above).
     other_languages: dict[str, int] = field(default_factory=dict)
+    last_day: date | None = None  # the last day with French verbatims (None: no data yet)
+    # NPS / CSAT / CES of the period and the one before, as /overview gives them (the scores
+    # the feed carries only).
+    scores: list[ScoreSummary] = field(default_factory=list)
 
 
 def build_report(
@@ -53,7 +69,8 @@ def build_report(
     the `driver_days` up to `end` (a week is too few answers for a confidence interval)."""
     if days < 1:
         raise ValueError("--days must be at least 1")
-    end = end or latest_day(session) or date.today()
+    last = latest_day(session)
+    end = end or last or date.today()
     start = end - timedelta(days=days - 1)
     # Not a retired theme's stored mentions: listed nowhere else (/themes, its CSV).
     rows = listed_summary(
@@ -74,7 +91,12 @@ def build_report(
         if found.effects:
             drivers[score] = found.effects
     others = other_language_volumes(session, start=start, end=end, channel=channel, source=source)
-    return Report(start, end, rows, drivers, driver_start, others)
+    summaries = (
+        score_summary(session, score, start=start, end=end, channel=channel, source=source)
+        for score in ("nps", "csat", "ces")
+    )
+    scores = [s for s in summaries if s.answers or s.previous_answers]
+    return Report(start, end, rows, drivers, driver_start, others, last, scores)
 
 
 SCORE_NAMES = {"rating": "de la note", "nps": "du NPS", "csat": "du CSAT", "ces": "du CES"}
@@ -104,19 +126,21 @@ def render_drivers(report: Report) -> list[Table]:
             j = driver_json(d)  # the figures the json / xlsx / API carry, rounded as shown there
             table.add_row(
                 labels.get(d.theme, d.theme),
-                str(d.mentions),
+                french_number(d.mentions),
                 f"[{color}]{_tenth(j['effect'])}[/]",
                 f"[{_tenth(j['ci_low'])} ; {_tenth(j['ci_high'])}]",
-                f"{d.impact:+.2f}",
+                french_number(d.impact, "+.2f"),
             )
         out.append(table)
     return out
 
 
-def _tenth(value: float) -> str:
-    """A published effect (3 decimals) to one, a half away from zero as the dashboard rounds
-    it: the unrounded 0.3496 read +0.3 here where the API's 0.35 read +0,4 there."""
-    return f"{Decimal(repr(value)).quantize(Decimal('0.1'), ROUND_HALF_UP):+}"
+def _tenth(value: float, *, signed: bool = True) -> str:
+    """A published figure (an effect to 3 decimals, a CES to 2) to one, a half away from zero
+    as the dashboard rounds it: the unrounded 0.3496 read +0,3 here where the API's 0.35 read
+    +0,4 there. French decimal comma, as the dashboard writes it."""
+    tenth = Decimal(repr(value)).quantize(Decimal("0.1"), ROUND_HALF_UP)
+    return (f"{tenth:+}" if signed else f"{tenth}").replace(".", ",")
 
 
 def _pct(value: float) -> str:
@@ -130,11 +154,14 @@ def _change(value: float | None) -> str:
     return f"[{color}]{value * 100:+.0f} %[/]"
 
 
-def _points(value: float | None) -> str:
-    if value is None:  # no previous period to compare with
+def _points(row: ThemeRow) -> str:
+    if row.negative_share_change is None:  # no share in one of the periods to compare
         return "–"
-    color = "red" if value > 0.05 else "green" if value < -0.05 else "white"
-    return f"[{color}]{value * 100:+.0f} pts[/]"
+    # The difference of the whole percentages shown (« 92 % » against « 29 % »: +63), as the
+    # digest and the dashboard say it; the unrounded difference (63.7) read +64 here.
+    points = share_points(row.negative_share, row.previous_negative_share)
+    color = "red" if points > 5 else "green" if points < -5 else "white"
+    return f"[{color}]{points:+d} pts[/]"
 
 
 # The languages the detector names (nlp/text/language.py), as a French reader says them:
@@ -159,23 +186,76 @@ LANGUAGE_NAMES = {
 }
 
 
-def _other_languages(counts: dict[str, int]) -> str | None:
+def _other_languages(counts: dict[str, int], where: str = " ci-dessus") -> str | None:
     if not counts:
         return None
     parts = ", ".join(
-        f"{LANGUAGE_NAMES.get(lang, lang)} : {n}"
+        f"{LANGUAGE_NAMES.get(lang, lang)} : {french_number(n)}"
         for lang, n in sorted(counts.items(), key=lambda x: -x[1])
     )
-    return f"Hors français, non comptés ci-dessus (verbatims) : {parts}"
+    return f"Hors français, non comptés{where} (verbatims) : {parts}"
+
+
+def empty_report(report: Report) -> str | None:
+    """What the table command prints instead of a table of zeros when neither the period nor
+    the one before has a French verbatim (None when one has). It said « no analysed verbatims
+    in this period yet: run verbatim ingest … » of a week of English reviews, ingested and
+    analysed, and of a week before the data began."""
+    if any(r.volume or r.previous_volume for r in report.rows):
+        return None
+    days = (report.end - report.start).days + 1
+    before = "the day before" if days == 1 else f"the {days} days before"
+    period = f"from {report.start:%d/%m/%Y} to {report.end:%d/%m/%Y} nor in {before}"
+    others = _other_languages(report.other_languages, where="")
+    if others is not None:
+        return f"no French verbatim {period} (the report counts French verbatims only)\n{others}"
+    if report.last_day is not None:
+        return (
+            f"no analysed verbatim {period} (last day with French verbatims: "
+            f"{report.last_day:%d/%m/%Y}; --end and --days choose the period)"
+        )
+    return (
+        "no analysed verbatims yet: run [bold]verbatim ingest[/] then [bold]verbatim enrich[/] "
+        "and [bold]verbatim aggregate[/] (or [bold]verbatim run[/])"
+    )
+
+
+def _score_value(score: str, value: float | None) -> str:
+    """As the dashboard's cards: NPS whole and signed, CSAT a whole percentage (both a half to
+    even, as the digest), CES a mean on its 1-7 scale."""
+    if value is None:
+        return "–"
+    if score == "nps":
+        return french_number(round(value), "+d") if round(value) else "0"
+    if score == "csat":
+        return f"{round(value)} %"
+    return f"{_tenth(round(value, 2), signed=False)} / 7"  # /overview's figure, rounded once
+
+
+def _answers(n: int) -> str:
+    return f"{french_number(n)} réponse{'s' if n > 1 else ''}"
+
+
+def _scores(scores: list[ScoreSummary]) -> str | None:
+    """« NPS +12 (48 réponses ; période précédente : +5, 40 réponses) · CSAT 81 % (…) »."""
+    parts = []
+    for s in scores:
+        part = f"{s.score.upper()} {_score_value(s.score, s.value)} ({_answers(s.answers)}"
+        if s.previous_answers:
+            before = _score_value(s.score, s.previous_value)
+            part += f" ; période précédente : {before}, {_answers(s.previous_answers)}"
+        parts.append(part + ")")
+    return " · ".join(parts) or None
 
 
 def render_report(report: Report) -> Table:
     days = (report.end - report.start).days + 1
+    caption = [_scores(report.scores), _other_languages(report.other_languages)]
     table = Table(
         title=f"Thèmes du {report.start:%d/%m/%Y} au {report.end:%d/%m/%Y} "
         f"({days} j ; Δ = vs les {days} j précédents)",
         title_justify="left",
-        caption=_other_languages(report.other_languages),
+        caption="\n".join(line for line in caption if line) or None,
         caption_justify="left",
     )
     table.add_column("Thème", min_width=10, ratio=1)
@@ -193,15 +273,18 @@ def render_report(report: Report) -> Table:
         if row.volume == 0 and row.previous_volume == 0 and not is_total:
             table.add_row(row.label, "0", "", "0", "", "", "", "", style="dim")
             continue
+        # No share nor net sentiment of no mention: a theme gone quiet read « 0 % » and
+        # « +0.00 », an improvement made of nothing.
         table.add_row(
             f"[bold]{row.label}[/]" if is_total else row.label,
-            str(row.volume),
+            french_number(row.volume),
             _change(row.volume_change) if row.volume or row.previous_volume else "",
-            str(row.negatives),
-            _pct(row.negative_share),
-            _points(row.negative_share_change),
-            f"{row.net_sentiment:+.2f}",
-            f"{row.mean_rating:.1f}" if row.mean_rating is not None else "–",
+            french_number(row.negatives),
+            _pct(row.negative_share) if row.volume else "–",
+            _points(row),
+            french_number(row.net_sentiment, "+.2f") if row.volume else "–",
+            # The published mean (/themes: 3 decimals) rounded once, as the dashboard shows it.
+            _tenth(round(row.mean_rating, 3), signed=False) if row.mean_rating is not None else "–",
         )
     return table
 
@@ -210,9 +293,12 @@ FORMATS = ("table", "csv", "xlsx", "json")
 
 
 def report_tables(report: Report) -> list[ExportTable]:
-    """The report as export tables: the themes (mentions per theme, then the verbatim total)
-    and, when scores were given, one table of key drivers per score."""
+    """The report as export tables: the themes (mentions per theme, then the verbatim total),
+    the period's NPS / CSAT / CES when the feed has them, and one table of key drivers per
+    score."""
     tables = [themes_table(report.rows, report.start, report.end)]
+    if report.scores:
+        tables.append(scores_table(report.scores))
     for score, drivers in report.drivers.items():
         tables.append(drivers_table(score, drivers))
     return tables
@@ -248,6 +334,7 @@ def report_json(report: Report) -> dict[str, Any]:
         # Counted apart, as the table's caption says: without it the JSON's figures read as
         # every verbatim of the period.
         "other_languages": report.other_languages,
+        "scores": [score_json(s) for s in report.scores],  # as /overview's
         "themes": themes,
         "drivers": {
             score: [driver_json(d) for d in drivers] for score, drivers in report.drivers.items()

@@ -119,15 +119,24 @@ class AlertView:
 
 
 class _FrenchNumber(float):
-    """A number formatted the French way in the templates: "3,4" and "89 %" (as the digest
-    and the dashboard write them), not "3.4" and "89%"."""
+    """A number formatted the French way in the templates: "3,4", "89 %" and, with the "_"
+    grouping of a format spec, "1 234" (as the digest and the dashboard write them), not
+    "3.4", "89%" and "1234"."""
 
     def __format__(self, spec: str) -> str:
-        return float(self).__format__(spec).replace(".", ",").replace("%", "\u202f%")
+        text = float(self).__format__(spec) if "d" not in spec else int(self).__format__(spec)
+        return text.replace(".", ",").replace("%", "\u202f%").replace("_", "\u202f")
 
 
 def _number(value: float, lang: str) -> float:
     return _FrenchNumber(value) if lang == "fr" else value
+
+
+def french_number(value: float, spec: str = "_d") -> str:
+    """`value` as a French reader writes it (`verbatim report`'s table): `spec` as for
+    `format`, "_" grouping thousands with a narrow no-break space: 1234 "1 234", -0.71
+    "-0,71" ("+.2f": "+0,71"), 0.5 "50 %" (".0%")."""
+    return format(_FrenchNumber(value), spec)
 
 
 def share_points(share: float, previous: float) -> int:

@@ -85,7 +85,7 @@ class ThemeOut(BaseModel):
     previous_volume: int
     volume_change: float | None = Field(description="relative change; null when previous is 0")
     negative_share_change: float | None = Field(
-        description="difference in share points (0.1 = +10); null when previous is 0"
+        description="difference in share points (0.1 = +10); null when either period has no mention"
     )
     spike: SpikeOut | None = Field(description="the most severe open alert on the theme")
     keywords: list[str]

@@ -194,19 +194,20 @@ def test_driver_effects_read_the_same_on_the_dashboard_and_in_the_report() -> No
     console = Console(width=200, record=True)
     for table in render_drivers(report):
         console.print(table)
-    shown = re.findall(r"│ +([+-][0-9.]+) │ +\[([+-][0-9.]+) ; ", console.export_text())
+    # French decimal comma, as the dashboard writes it.
+    shown = re.findall(r"│ +([+-][0-9,]+) │ +\[([+-][0-9,]+) ; ", console.export_text())
     assert [effect for effect, _ in shown] == [
-        "+0.4",
-        "+0.4",
-        "-0.4",
-        "+0.3",
-        "-0.5",
-        "+1.3",
-        "+0.3",
-        "+0.0",
-        "-0.0",
-        "+0.0",
-        "+12.0",
+        "+0,4",
+        "+0,4",
+        "-0,4",
+        "+0,3",
+        "-0,5",
+        "+1,3",
+        "+0,3",
+        "+0,0",
+        "-0,0",
+        "+0,0",
+        "+12,0",
     ]
     assert all(effect == low for effect, low in shown)  # the interval alike
     if not shutil.which("node"):
@@ -219,7 +220,7 @@ def test_driver_effects_read_the_same_on_the_dashboard_and_in_the_report() -> No
     on_dashboard = json.loads(out.stdout)
     assert on_dashboard[:3] == ["+0,4", "+0,4", "−0,4"] and on_dashboard[7:10] == ["0"] * 3
     assert [float(x.replace(",", ".").replace("−", "-")) for x in on_dashboard] == [
-        float(effect) for effect, _ in shown
+        float(effect.replace(",", ".")) for effect, _ in shown
     ]
 
 

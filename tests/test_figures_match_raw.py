@@ -465,10 +465,9 @@ class Oracle:
             "volume_change": round((cur["vol"] - prev["vol"]) / prev["vol"], 4)
             if prev["vol"]
             else None,
-            "negative_share_change": round(
-                (cur["neg"] / cur["vol"] if cur["vol"] else 0.0) - prev["neg"] / prev["vol"], 4
-            )
-            if prev["vol"]
+            # No share of no mention: None when either period has none.
+            "negative_share_change": round(cur["neg"] / cur["vol"] - prev["neg"] / prev["vol"], 4)
+            if cur["vol"] and prev["vol"]
             else None,
             "trend": [self.theme_sums(q, d, d, theme)["vol"] for d in days(q.start, q.end)],
         }

@@ -791,7 +791,8 @@ async function renderTheme() {
   const impact = s.rating_impact;
   const cards = [
     kpi("Mentions", fmtNum(s.volume), s.previous_volume ? `${fmtNum(s.previous_volume)} la période précédente` : "pas de période précédente"),
-    s.previous_volume
+    // A change of share needs a share in both periods: a theme gone quiet has none (null).
+    s.volume && s.previous_volume
       ? kpi("Part négative", fmtPct(shareOf(s.negatives, s.volume)), `${fmtSigned(sharePoints(shareOf(s.negatives, s.volume) ?? 0, previousShare(s.negative_share, s.negative_share_change)))} pts vs période précédente`, s.negative_share_change > 0 ? "up" : "down")
       : kpi("Part négative", fmtPct(shareOf(s.negatives, s.volume)), count(s.negatives, "mention négative", "mentions négatives")),
     kpi("Note moyenne", s.mean_rating == null ? "—" : fmtDec(s.mean_rating) + " / 5",
