@@ -956,10 +956,17 @@ def list_incidents(
     team: str | None = None,
     include_historical: bool = True,
     limit: int = 50,
+    before: tuple[date, int] | None = None,
 ) -> list[Incident]:
     """Incidents, latest first (by last day, then id). `status`: one, or several (the
-    CLI's default lists the open and the acknowledged ones)."""
+    CLI's default lists the open and the acknowledged ones). `before`: the (last day, id)
+    of the previous page's last incident (keyset pagination on the sort key)."""
     query = select(Incident)
+    if before is not None:
+        day, ident = before
+        query = query.where(
+            or_(Incident.last_day < day, and_(Incident.last_day == day, Incident.id < ident))
+        )
     if isinstance(status, str):
         query = query.where(Incident.status == status)
     elif status is not None:

@@ -557,12 +557,15 @@ def prepare_feedback(
 
     external = fields.get("id")
     for name in ("id", "customer"):
-        if isinstance(fields.get(name), dict | list):
-            # str() stored a Python repr ("{'x': 1}") as the id, deduplicating nothing useful.
+        value = fields.get(name)
+        if isinstance(value, dict | list | bool):
+            # str() stored a Python repr ("{'x': 1}") as the id, deduplicating nothing useful;
+            # `true` (a checkbox mapped to `id`) made every later row a duplicate of the first.
+            what = str(value).lower() if isinstance(value, bool) else "an object or a list"
             return Rejection(
                 f"bad_{name}",
                 name,
-                f"{name} must be a string or a number, not an object or a list",
+                f"{name} must be a string or a number, not {what}",
                 quotes_input=False,
             )
     external_id = None if external is None else _clean(str(external)).strip() or None

@@ -375,6 +375,9 @@ class IncidentOut(BaseModel):
 
 class IncidentList(BaseModel):
     items: list[IncidentOut]
+    next_cursor: str | None = Field(
+        default=None, description="`cursor` of the next (older) page; null on the last page"
+    )
 
 
 class IncidentAction(BaseModel):

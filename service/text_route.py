@@ -1,5 +1,5 @@
-"""JSON bodies whose strings are not text, and path or query parameters holding a NUL, are
-refused with a 422 naming the field.
+"""JSON bodies whose strings are not text, path or query parameters holding a NUL, and a
+query parameter of one value given twice, are refused with a 422 naming the field.
 
 JSON may spell a lone UTF-16 surrogate ("\\ud800"); Python decodes it into a str that cannot
 be encoded as UTF-8, so storing it or serialising a response that echoes it failed with a
@@ -12,9 +12,11 @@ import json
 import re
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 from fastapi import Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from nlp.text.validity import non_text
@@ -91,6 +93,36 @@ def _refuse_nul_parameters(request: Request) -> None:
             raise ApiError(422, problem[1], problem[0])
 
 
+def _refuse_repeated_parameters(request: Request, read: frozenset[str]) -> None:
+    """Every query parameter the endpoint reads takes one value. Given twice, the last one
+    won without a word: `?channel=review&channel=social` answered the social channel's
+    figures alone, read as both channels'. Parameters the endpoint does not read are ignored."""
+    names = [name for name, _ in request.query_params.multi_items() if name in read]
+    for name in dict.fromkeys(names):
+        count = names.count(name)
+        if count > 1:
+            raise ApiError(422, f"{name}: given {count} times; send it once", name)
+
+
+def _one_value(annotation: Any) -> bool:
+    """A parameter typed as one value (`str | None`), not a list one may repeat."""
+    kinds = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    return not any(get_origin(kind) in (list, set, tuple, frozenset) for kind in kinds)
+
+
+def _query_names(dependant: Dependant) -> frozenset[str]:
+    """The query parameters of one value an endpoint reads, its dependencies' included."""
+    names: set[str] = set()
+    todo = [dependant]
+    while todo:
+        current = todo.pop()
+        names.update(
+            param.alias for param in current.query_params if _one_value(param.field_info.annotation)
+        )
+        todo.extend(current.dependencies)
+    return frozenset(names)
+
+
 class TextRoute(APIRoute):
     # Body keys holding rows that the endpoint checks one by one (POST /feedback rejects the
     # one row with a lone surrogate, `encoding_error`, and stores the others).
@@ -99,9 +131,11 @@ class TextRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
         handler = super().get_route_handler()
         row_keys = self.row_keys
+        read = _query_names(self.dependant)
 
         async def text_only(request: Request) -> Response:
             _refuse_nul_parameters(request)
+            _refuse_repeated_parameters(request, read)
             text_request = _TextOnlyRequest(request.scope, request.receive)
             text_request.row_keys = row_keys
             return await handler(text_request)

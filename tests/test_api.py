@@ -415,6 +415,11 @@ def test_verbatims_filters(client: TestClient, keys: dict[str, str]) -> None:
         res = client.get(f"/themes/prix/verbatims?{query}", headers=rh(keys))
         assert res.status_code == 422, query
         assert res.json()["field"] == field
+    # NaN was refused as « Input should be less than or equal to 1 » (NaN fails every bound).
+    for value in ("nan", "NaN", "inf"):
+        res = client.get(f"/themes/prix/verbatims?severity_min={value}", headers=rh(keys))
+        assert res.status_code == 422, value
+        assert res.json()["detail"] == "severity_min: Input should be a finite number", value
 
 
 # One day's verbatims out of order three ways: times, verbatim ids (ingest order) and
@@ -851,6 +856,23 @@ def test_dates_at_the_calendar_edges_are_a_422(
     assert client.get(f"{path}?end=2999-12-31", headers=rh(keys)).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "since", ["0", "86400", "1764979200", "2026-03-01T00:00:00+05:00", "2026-03-01T00:00:00"]
+)
+def test_corrections_since_is_a_day_as_every_day_parameter(
+    client: TestClient, keys: dict[str, str], since: str
+) -> None:
+    """`/corrections?since=` read a number as a Unix time (`since=0`: 1970-01-01, every
+    correction; `since=86400`: 1970-01-02) and a midnight with an offset as that day, zone
+    dropped, where every other day parameter (`start`, `end`) takes YYYY-MM-DD only."""
+    res = client.get("/corrections", params={"since": since}, headers=rh(keys))
+    assert res.status_code == 422, res.text
+    assert res.json()["field"] == "since"
+    assert res.json()["detail"] == "since: Value error, expected a day as YYYY-MM-DD"
+    ok = client.get("/corrections", params={"since": "2026-03-01"}, headers=rh(keys))
+    assert ok.status_code == 200, ok.text
+
+
 # --- /feedback ------------------------------------------------------------------------------
 
 
@@ -1095,6 +1117,38 @@ def test_feedback_rejects_a_row_with_a_lone_surrogate_alone(
         ]
 
 
+def test_feedback_refuses_a_true_or_false_id_or_customer(
+    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    """A form's checkbox mapped to `id` (`"id": true`) stored the first row under the id
+    "True" and answered every later row `duplicate` of it: a batch of different complaints
+    kept one. A true/false `id` or `customer` is rejected as an object or a list is."""
+    body = {
+        "source": "bools",
+        "items": [
+            {"id": True, "text": "Colis jamais reçu"},
+            {"id": True, "text": "Remboursement toujours en attente"},
+            {"id": False, "text": "Très bon accueil en boutique"},
+            {"id": "4", "customer": True, "text": "Appli lente"},
+            {"id": 5, "text": "Livraison rapide"},
+        ],
+    }
+    res = client.post("/feedback", json=body, headers=wh(keys))
+    assert res.status_code == 200, res.text
+    out = res.json()
+    assert [(r["status"], r["field"]) for r in out["rows"]] == [
+        ("rejected", "id"),
+        ("rejected", "id"),
+        ("rejected", "id"),
+        ("rejected", "customer"),
+        ("stored", None),
+    ]
+    assert out["rows"][0]["reason"] == "bad_id: id must be a string or a number, not true"
+    assert out["rows"][2]["reason"] == "bad_id: id must be a string or a number, not false"
+    assert (out["stored"], out["duplicates"], out["rejected"]) == (1, 0, 4)
+    assert _count(sessions, "bools") == 1
+
+
 def _nested(depth: int) -> list:
     value: list = []
     for _ in range(depth - 1):
@@ -1240,6 +1294,32 @@ def test_a_nul_in_a_parameter_is_a_422(
     res = client.get(path, headers=rh(keys))
     assert res.status_code == 422, res.text
     assert res.json()["field"] == field and "U+0000" in res.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/themes?start=2026-03-01&end=2026-03-28&start=2026-03-20", "start"),
+        ("/themes?channel=review&channel=social", "channel"),
+        ("/overview?source=demo&source=demo", "source"),
+        ("/themes/livraison/verbatims?polarity=negative&polarity=positive", "polarity"),
+        ("/themes/livraison/verbatims?format=csv&language=fr&language=en", "language"),
+        ("/alerts?status=open&status=resolved", "status"),
+        ("/incidents?limit=1&limit=50", "limit"),
+    ],
+)
+def test_a_parameter_given_twice_is_a_422(
+    client: TestClient, keys: dict[str, str], path: str, field: str
+) -> None:
+    """`?channel=review&channel=social` answered the social channel's figures alone (the
+    last value won), read as the two channels' total; `start` given twice took the second
+    day without a word. Every parameter takes one value: a repeated one is a 422 naming it."""
+    res = client.get(path, headers=rh(keys))
+    assert res.status_code == 422, res.text
+    assert res.json()["field"] == field
+    assert res.json()["detail"] == f"{field}: given 2 times; send it once"
+    # A parameter the endpoint does not read is still ignored, repeated or not.
+    assert client.get("/themes?x=1&x=2", headers=rh(keys)).status_code == 200
 
 
 @pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/csv", None])
@@ -1628,6 +1708,100 @@ def test_incidents_empty_theme_filters_nothing_as_alerts_do(
     # The same bound as /alerts' theme: a theme id is at most 64 characters.
     long = client.get("/incidents", params={"theme": "x" * 65}, headers=rh(keys))
     assert long.status_code == 422 and long.json()["field"] == "theme"
+
+
+def _more_incidents(sessions: sessionmaker[Session]) -> list[int]:
+    """Nine more incidents: three share a last day (ties on the sort key), one is open and
+    the others resolved and historical. Returns every incident id, newest first."""
+    from core.models import Incident
+
+    now = datetime.now(UTC)
+    with session_scope(sessions) as session:
+        for n, (back, status) in enumerate(
+            [(1, "resolved"), (1, "resolved"), (1, "open")]
+            + [(5 + k, "resolved") for k in range(6)]
+        ):
+            last = LAST_DAY - timedelta(days=back)
+            session.add(
+                Incident(
+                    theme=("prix", "emballage", "livraison")[n % 3],
+                    team="logistique",
+                    status=status,
+                    first_day=last - timedelta(days=1),
+                    last_day=last,
+                    severity="medium",
+                    kinds=["volume"],
+                    signals={},
+                    drivers=[],
+                    examples=[],
+                    historical=status == "resolved",
+                    revision=1,
+                    notified_severity="medium",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    with sessions() as session:
+        rows = session.execute(
+            select(Incident.id).order_by(Incident.last_day.desc(), Incident.id.desc())
+        )
+        return [int(i) for (i,) in rows]
+
+
+def _walk_incidents(client: TestClient, read: str, query: str, limit: int) -> list[int]:
+    seen: list[int] = []
+    cursor = None
+    for _ in range(20):
+        params = f"{query}&limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+        res = client.get(f"/incidents?{params}", headers={"X-API-Key": read})
+        assert res.status_code == 200, res.text
+        body = res.json()
+        assert len(body["items"]) <= limit
+        seen += [i["id"] for i in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return seen
+    raise AssertionError("no last page")
+
+
+def _check_incident_pages(client: TestClient, read: str, every: list[int]) -> None:
+    # Every incident once, in the list's own order, whatever the page size (2 splits the
+    # three incidents of one last day across two pages).
+    for limit in (1, 2, 4, len(every), 500):
+        assert _walk_incidents(client, read, "x=1", limit) == every, limit
+    resolved = client.get("/incidents?status=resolved&limit=500", headers={"X-API-Key": read})
+    expected = [i["id"] for i in resolved.json()["items"]]
+    assert len(expected) == 8
+    assert _walk_incidents(client, read, "status=resolved", 3) == expected
+    # The last page says so; a cursor is checked, not taken as a filter.
+    whole = client.get("/incidents?limit=500", headers={"X-API-Key": read}).json()
+    assert whole["next_cursor"] is None and [i["id"] for i in whole["items"]] == every
+    for bad in ("x", "2026-03-28", "2026-02-30.1", "2026-03-28.99999999999", "2026-03-28.-1"):
+        res = client.get(f"/incidents?cursor={bad}", headers={"X-API-Key": read})
+        assert res.status_code == 422 and res.json()["field"] == "cursor", bad
+        assert "next_cursor" in res.json()["detail"]
+
+
+def test_incidents_are_paged_with_a_cursor(
+    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    """`/incidents` answered at most `limit` (500) incidents and no way to the older ones,
+    though the dashboard says « les autres : API /incidents »: a sync of a year of incidents
+    lost everything past the 500th. `next_cursor` pages through them, ties included."""
+    every = _more_incidents(sessions)
+    assert len(every) == 10
+    _check_incident_pages(client, keys["read"], every)
+
+
+def test_incidents_are_paged_with_a_cursor_postgres(
+    settings: Settings, pg_sessions: sessionmaker[Session]
+) -> None:
+    seed(pg_sessions)
+    with session_scope(pg_sessions) as session:
+        _, read = create_key(session, "lecture", "read")
+    every = _more_incidents(pg_sessions)
+    client = TestClient(create_app(settings, engine=pg_sessions.kw["bind"]))
+    _check_incident_pages(client, read, every)
 
 
 def test_incidents_list_acknowledge_resolve(client: TestClient, keys: dict[str, str]) -> None:

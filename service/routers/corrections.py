@@ -3,7 +3,6 @@ scope)."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -33,6 +32,7 @@ from service.schemas import (
     ErrorOut,
     EvidenceOut,
     FeedbackOut,
+    IsoDay,
     MentionOut,
 )
 from service.text_route import TextRoute
@@ -240,7 +240,7 @@ def get_corrections(
     request: Request,
     session: SessionDep,
     since: Annotated[
-        date | None, Query(description="last corrected on or after this UTC day")
+        IsoDay | None, Query(description="last corrected on or after this UTC day, YYYY-MM-DD")
     ] = None,
     theme: Annotated[
         str | None, Query(max_length=64, description="an analyst put this theme on it")

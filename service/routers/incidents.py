@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -11,7 +12,14 @@ from core.models import ApiKey, Incident
 from core.queries import IncidentConflict, incident_fields, list_incidents, set_incident_status
 from core.versions import ViewDeps
 from service.auth import require
-from service.deps import app_state, cached_json, declare_view, get_session, pick_taxonomy
+from service.deps import (
+    MAX_ID,
+    app_state,
+    cached_json,
+    declare_view,
+    get_session,
+    pick_taxonomy,
+)
 from service.errors import ApiError
 from service.schemas import ErrorOut, IncidentAction, IncidentList, IncidentOut
 from service.text_route import TextRoute
@@ -51,8 +59,11 @@ def get_incidents(
     theme: str | None = Query(None, max_length=64, description="a theme id (former ids resolve)"),
     historical: bool = Query(True, description="include incidents raised on old days"),
     limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = Query(None, max_length=24, description="next_cursor of the previous page"),
     session: Session = Depends(get_session),
 ) -> Response:
+    """Latest first (by last day, then id); `next_cursor` pages through the older ones."""
+    before = _decode_cursor(cursor) if cursor is not None else None
     # Read before declare_view: a first read seeds the taxonomy, which the view's token
     # must already include (else the next identical request misses the kept view).
     tax = pick_taxonomy(request, None)
@@ -60,9 +71,33 @@ def get_incidents(
     themes = theme_filter(session, tax, theme) if theme else None
     declare_view(request, session, ViewDeps(incidents=True))
     rows = list_incidents(
-        session, status=status, themes=themes, include_historical=historical, limit=limit
+        session,
+        status=status,
+        themes=themes,
+        include_historical=historical,
+        limit=limit + 1,
+        before=before,
     )
-    return cached_json(request, IncidentList(items=[_out(request, r) for r in rows]), max_age=10)
+    nxt = (
+        f"{rows[limit - 1].last_day.isoformat()}.{rows[limit - 1].id}"
+        if len(rows) > limit
+        else None
+    )
+    out = IncidentList(items=[_out(request, r) for r in rows[:limit]], next_cursor=nxt)
+    return cached_json(request, out, max_age=10)
+
+
+def _decode_cursor(cursor: str) -> tuple[date, int]:
+    """`next_cursor`: the last day and id of the previous page's last incident."""
+    day, _, ident = cursor.partition(".")
+    try:
+        if not ident.isdigit() or int(ident) > MAX_ID:
+            raise ValueError(cursor)
+        return date.fromisoformat(day), int(ident)
+    except ValueError:
+        raise ApiError(
+            422, "invalid cursor (use next_cursor from the previous page)", "cursor"
+        ) from None
 
 
 def _act(

@@ -326,7 +326,7 @@ def get_theme_verbatims(
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     polarity: Annotated[Polarity | None, Query()] = None,
-    severity_min: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
+    severity_min: Annotated[float | None, Query(ge=0.0, le=1.0, allow_inf_nan=False)] = None,
     channel: ChannelQ = None,
     source: SourceQ = None,
     start: StartQ = None,
