@@ -383,7 +383,11 @@ def follow_teams(session: Session, taxonomy: Taxonomy) -> int:
     """Open alerts and incidents move with their theme to its team in `taxonomy`: only an
     alert updated by a later detection did, so after a team change /alerts and /incidents
     showed the old team (an incident the new team, its quiet volume alert the old one).
-    Closed ones keep the team that handled them. Returns how many rows moved."""
+    Closed ones keep the team that handled them. An incident none of whose messages may be
+    in Slack yet takes its queued ones along: they kept the old team's route, so the new team
+    never heard of it (and one held for want of the old team's webhook stayed queued for
+    good). Once the old team was told, the next message says where it went. Returns how many
+    rows moved."""
     moved = 0
     now = datetime.now(UTC)
     for model, live in ((Alert, ("open",)), (Incident, ("open", "acknowledged"))):
@@ -397,7 +401,28 @@ def follow_teams(session: Session, taxonomy: Taxonomy) -> int:
                     update(model).where(model.id == row_id).values(team=theme.team, updated_at=now)
                 )
                 moved += 1
+                if model is Incident and not _told(session, row_id):
+                    session.execute(
+                        update(OutboxMessage)
+                        .where(
+                            OutboxMessage.incident_id == row_id,
+                            OutboxMessage.status == "pending",
+                        )
+                        .values(route=theme.team)
+                    )
     return moved
+
+
+def _told(session: Session, incident_id: int) -> bool:
+    """Whether a message of the incident may be in Slack (see POSTED)."""
+    return (
+        session.execute(
+            select(OutboxMessage.id)
+            .where(OutboxMessage.incident_id == incident_id, OutboxMessage.status.in_(POSTED))
+            .limit(1)
+        ).first()
+        is not None
+    )
 
 
 def import_yaml(

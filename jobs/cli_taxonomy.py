@@ -141,6 +141,10 @@ def import_(
     who = author or f"cli:{getpass.getuser()}"
     try:
         with session_scope(sessions) as session:
+            try:
+                before = taxonomy_store.current(session, settings).taxonomy
+            except TaxonomyError:
+                before = None  # unreadable: `import_yaml` replaces it
             stored = taxonomy_store.import_yaml(
                 session, settings, text, who, origin=str(path), force=force
             )
@@ -155,8 +159,41 @@ def import_(
         typer.echo(f"no change: {path} is the current taxonomy (version {stored.version})")
         return
     typer.echo(f"taxonomy version {stored.version} stored ({summary})")
+    for warning in _warnings(settings, before, stored.taxonomy):
+        typer.echo(f"warning: {warning}", err=True)
     if retheme_now:
         _retheme(settings, sessions)
+
+
+def _warnings(settings: Any, before: Any, after: Any) -> list[str]:
+    """What this version stores that will not work as its author expects (it is stored all
+    the same): a theme given nothing to match, a team moved to that has no Slack webhook."""
+    out = []
+    hooks = {name.casefold() for name, url in settings.slack_webhooks.items() if url}
+    for theme in after.active:
+        old = before.resolve(theme.id) if before is not None else None
+        matched = (theme.seeds, theme.patterns)
+        if (
+            not theme.patterns
+            and not any(seed.strip("~ ") for seed in theme.seeds)  # as the rules read them
+            and (old is None or (old.seeds, old.patterns) != matched)
+        ):
+            out.append(
+                f"theme {theme.id!r} has no seeds nor patterns: no verbatim is found under it "
+                "(only a theme model trained with it could)"
+            )
+        # Without any webhook Slack is not set up: nothing to say per team.
+        if hooks and (old is None or old.team != theme.team) and theme.team.casefold() not in hooks:
+            fallback = (
+                ": its alerts will go to the 'default' webhook"
+                if "default" in hooks
+                else " nor a 'default' one: its alerts will stay queued"
+            )
+            out.append(
+                f"theme {theme.id!r}: team {theme.team!r} has no Slack webhook "
+                f"(slack_webhooks.{theme.team}){fallback}"
+            )
+    return out
 
 
 def _retheme(settings: Any, sessions: Any) -> None:

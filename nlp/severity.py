@@ -76,12 +76,20 @@ TONE_MAX = 0.74
 HIGH = 0.5  # the "haute" band's floor: the base above it is compressed into [HIGH, TONE_MAX]
 
 
+_ELIDED_ARTICLE = re.compile(r"^l'\s*(?=\w)")  # not « d' »: see nlp.themes.rules._ELIDED
+
+
+def plain_term(term: str) -> str:
+    """An alarm term as texts are matched (folded, "'" apostrophes), without a leading elided
+    article: « l’arnaque » (curly apostrophe) matched nothing, « l'escroquerie » only itself."""
+    folded = fold_accents(term.strip()).replace("\u2019", "'")
+    return _ELIDED_ARTICLE.sub("", folded)
+
+
 def alarm_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
     """One regex for a list of alarm terms: accent- and case-insensitive, on word boundaries,
     plural / feminine endings allowed ("arnaques", "dangereuse")."""
-    parts = sorted(
-        {re.escape(fold_accents(t.strip())) for t in terms if t.strip()}, key=len, reverse=True
-    )
+    parts = sorted({re.escape(plain_term(t)) for t in terms if t.strip()}, key=len, reverse=True)
     if not parts:
         return None
     return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?:e?s|x|se|euse)?(?!\w)")
@@ -95,9 +103,9 @@ class SeverityScorer:
         self.global_alarm = alarm_pattern(taxonomy.alarm_terms)
         self.theme_alarm = {t.id: alarm_pattern(t.alarm_terms) for t in taxonomy.active}
         self.weights = {t.id: t.severity_weight for t in taxonomy.active}
-        self._plain_terms = {fold_accents(t.strip()) for t in taxonomy.alarm_terms}
+        self._plain_terms = {plain_term(t) for t in taxonomy.alarm_terms}
         for theme in taxonomy.active:
-            self._plain_terms.update(fold_accents(t.strip()) for t in theme.alarm_terms)
+            self._plain_terms.update(plain_term(t) for t in theme.alarm_terms)
 
     def _canonical(self, found: str) -> str:
         """The alarm term as listed ("arnaques" -> "arnaque")."""

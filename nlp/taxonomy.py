@@ -43,8 +43,10 @@ class CompiledPattern(Protocol):
 
 @functools.cache
 def _fold_table() -> dict[int, str]:
-    """Accented Latin letters -> their base letter, one character for one (offsets stay)."""
-    table: dict[int, str] = {}
+    """Accented Latin letters -> their base letter, typographic apostrophes -> "'", one
+    character for one (offsets stay): « l’emballage » typed in a pattern matched no text, as
+    the rules match texts with "'"."""
+    table: dict[int, str] = {cp: "'" for cp in (0x2019, 0x2018, 0x02BC)}
     for cp in range(0xC0, 0x250):
         base = unicodedata.normalize("NFD", chr(cp))[0]
         if base.isascii() and base.isalpha():
@@ -426,12 +428,14 @@ class Taxonomy(_Strict):
     @field_validator("themes")
     @classmethod
     def _unique_ids(cls, themes: list[Theme]) -> list[Theme]:
-        seen: set[str] = set()
-        for theme in themes:
+        seen: dict[str, int] = {}
+        for i, theme in enumerate(themes):
             for key in (theme.id, *theme.aliases):
                 if key in seen:
-                    raise ValueError(f"theme id or alias {key!r} is used twice")
-                seen.add(key)
+                    where = f"themes[{seen[key]}] and " if seen[key] != i else ""
+                    where += f"themes[{i}]"
+                    raise ValueError(f"theme id or alias {key!r} is used twice ({where})")
+                seen[key] = i
         return themes
 
     @model_validator(mode="before")
@@ -653,9 +657,41 @@ class TaxonomyError(VerbatimError, ValueError):
     """A taxonomy file that cannot be read or does not validate (message names the field)."""
 
 
-def describe_errors(exc: ValidationError, data: Any = None, limit: int = 5) -> str:
+def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the YAML node at `loc` (pydantic's error location: keys and list
+    indices), or of its deepest ancestor found; None for the document itself."""
+    node, found = root, None
+    for part in loc:
+        mark = None
+        if isinstance(node, yaml.MappingNode):
+            pair = next((kv for kv in node.value if getattr(kv[0], "value", None) == part), None)
+            # The key's line: a list's own starts at its first item, after the `themes:` line.
+            node, mark = (pair[1], pair[0].start_mark) if pair is not None else (None, None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            node = node.value[part] if 0 <= part < len(node.value) else None
+            mark = node.start_mark if node is not None else None
+        else:
+            node = None
+        if node is None or mark is None:
+            break
+        found = mark.line + 1
+    return found
+
+
+def describe_errors(
+    exc: ValidationError, data: Any = None, limit: int = 5, text: str | None = None
+) -> str:
     """One line per problem, `themes[2].alerts.alpha (theme 'livraison'): message`, without
-    pydantic's input echo and documentation links (the CLI prints it on one line)."""
+    pydantic's input echo and documentation links (the CLI prints it on one line). `text`:
+    the YAML document `data` was read from; each problem then starts with its line there
+    (`line 172: themes[2]...`): in an export of hundreds of lines, counting list items to
+    find `themes[5].seeds[12]` was the user's job."""
+    root = None
+    if text is not None:
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)  # only on this error path
+        except yaml.YAMLError:  # pragma: no cover - the document was read before
+            root = None
     lines = []
     for err in exc.errors()[:limit]:
         loc = err.get("loc", ())
@@ -670,7 +706,8 @@ def describe_errors(exc: ValidationError, data: Any = None, limit: int = 5) -> s
             if isinstance(theme_id, str) and len(loc) > 2 and len(theme_id) <= MAX_ID_CHARS:
                 where += f" (theme {theme_id!r})"
         msg = str(err.get("msg", "")).removeprefix("Value error, ")
-        lines.append(f"{where}: {msg}" if where else msg)
+        line = _line_of(root, tuple(loc)) if root is not None else None
+        lines.append((f"line {line}: " if line else "") + (f"{where}: {msg}" if where else msg))
     more = exc.error_count() - limit
     if more > 0:
         lines.append(f"and {more} more problem(s)")
@@ -714,7 +751,7 @@ def parse_taxonomy(text: str, origin: str = "<string>", *, stored: bool = False)
     try:
         return Taxonomy.model_validate(data, context={"stored": stored})
     except ValidationError as exc:
-        raise TaxonomyError(f"{origin}: {describe_errors(exc, data)}") from exc
+        raise TaxonomyError(f"{origin}: {describe_errors(exc, data, text=text)}") from exc
     except ValueError as exc:
         raise TaxonomyError(f"{origin}: {exc}") from exc
 

@@ -691,6 +691,39 @@ def test_an_escalation_after_a_team_change_goes_to_the_new_team_and_says_so(
     assert "logistics" in state.requests[1]["body"]["text"]
 
 
+def test_an_undelivered_message_follows_its_theme_to_the_new_team(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    hook,  # noqa: F811
+) -> None:
+    """The incident's opening was queued for logistics, which had no webhook (nor a
+    `default`): it waited. The CX lead moved `emballage` to packaging, which has one: the
+    incident said packaging, but its message kept its logistics route and stayed queued for
+    good (or, had logistics been set, reached the team that no longer owns the theme)."""
+    from core import taxonomy_store
+    from core.models import OutboxMessage
+
+    state, url = hook
+    settings.slack_webhooks = {"packaging": f"{url}/packaging"}
+    _packaging_spike(settings, sessions)
+    held = deliver_pending(settings, sessions, policy=FAST)
+    assert held.sent == 0
+    assert held.unrouted == {"no webhook configured for route 'logistics' nor 'default'": 1}
+    with session_scope(sessions) as session:
+        cur = taxonomy_store.current(session, settings).taxonomy
+        themes = [
+            t.model_copy(update={"team": "packaging"}) if t.id == "emballage" else t
+            for t in cur.themes
+        ]
+        taxonomy_store.save(
+            session, settings, cur.replaced_by(cur.model_copy(update={"themes": themes})), "t"
+        )
+    assert deliver_pending(settings, sessions, policy=FAST).sent == 1
+    assert [r["path"] for r in state.requests] == ["/packaging"]
+    with session_scope(sessions) as session:
+        assert session.execute(select(OutboxMessage.route)).scalars().all() == ["packaging"]
+
+
 @pytest.mark.parametrize("edit", ["removed", "retired", "relabelled"])
 def test_a_theme_removed_from_the_taxonomy_closes_its_incident_at_once_and_says_so(
     settings: Settings,

@@ -32,3 +32,23 @@ def test_severity_without_probs() -> None:
     scorer = SeverityScorer(load_taxonomy("restaurant"))
     res = SentimentResult("negative", 0.8)
     assert 0.0 < scorer.score("intoxication alimentaire", res, []) <= 1.0
+
+
+def test_alarm_terms_typed_with_an_elided_article_or_a_curly_apostrophe() -> None:
+    """A CX lead's alarm terms « l’arnaque » (curly apostrophe, as word processors type it)
+    and « l'escroquerie » matched nothing, or only the exact words with their article: « Une
+    arnaque totale » raised no alarm. The article is not part of the term."""
+    from nlp.taxonomy import Taxonomy, Theme
+
+    tax = Taxonomy(
+        name="t",
+        alarm_terms=["l\u2019arnaque", "l'escroquerie"],
+        themes=[Theme(id="prix", label="Prix", alarm_terms=["l'intoxication"])],
+    )
+    scorer = SeverityScorer(tax)
+    assert scorer.alarms("Une arnaque totale.") == ["arnaque"]
+    assert scorer.alarms("C\u2019est de l\u2019arnaque !") == ["arnaque"]
+    assert scorer.alarms("Des escroqueries en série") == ["escroquerie"]
+    prix = [ThemeMention("prix", "negative", 0.9)]
+    assert scorer.alarms("Intoxication après le repas", prix) == ["intoxication"]
+    assert scorer.alarms("Livraison rapide, merci") == []

@@ -114,6 +114,47 @@ def test_export_import_round_trip_is_lossless_and_idempotent(
         assert not taxonomy_store.import_yaml(session, settings, back.to_yaml(), "t").changed
 
 
+def test_an_import_warns_of_a_theme_never_found_and_of_a_team_without_webhook(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A theme added with `seeds: []` and no patterns, and `emballage` moved to a team the
+    settings have no webhook for, were stored without a word: the theme never had a mention,
+    and the team's alerts went to the `default` channel (or, without one, stayed queued)."""
+    monkeypatch.setenv("VERBATIM_SLACK_WEBHOOKS__LOGISTICS", "https://hooks.example/l")
+    doc = yaml.safe_load(runner.invoke(cli, ["taxonomy", "export"]).output)
+    for theme in doc["themes"]:
+        if theme["id"] == "emballage":
+            theme["team"] = "packaging"
+    doc["themes"].append({"id": "cadeau", "label": "Cadeau", "seeds": ["~"], "team": "logistics"})
+    path = tmp_path / "edit.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    res = runner.invoke(cli, ["taxonomy", "import", str(path), "--no-retheme"])
+    assert res.exit_code == 0 and "version 2 stored" in res.output, res.output
+    assert "warning: theme 'cadeau' has no seeds nor patterns: no verbatim is found" in res.output
+    assert (
+        "warning: theme 'emballage': team 'packaging' has no Slack webhook "
+        "(slack_webhooks.packaging) nor a 'default' one: its alerts will stay queued"
+    ) in res.output
+    # Said of what this version changes: a theme whose team did not move is not repeated.
+    assert "'livraison'" not in res.output and res.output.count("warning:") == 2
+    monkeypatch.setenv("VERBATIM_SLACK_WEBHOOKS__DEFAULT", "https://hooks.example/d")
+    doc["themes"][-1]["seeds"] = ["coffret cadeau"]
+    for theme in doc["themes"]:
+        if theme["id"] == "prix":
+            theme["team"] = "Logistics"  # a webhook's name matches whatever its case
+        if theme["id"] == "qualite_produit":
+            theme["team"] = "qualite"
+    doc.pop("version", None)
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    res = runner.invoke(cli, ["taxonomy", "import", str(path), "--no-retheme"])
+    assert res.exit_code == 0 and "version 3 stored" in res.output, res.output
+    assert res.output.count("warning:") == 1, res.output
+    assert (
+        "warning: theme 'qualite_produit': team 'qualite' has no Slack webhook "
+        "(slack_webhooks.qualite): its alerts will go to the 'default' webhook"
+    ) in res.output
+
+
 def test_an_edit_that_changes_nothing_stores_no_version(
     client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
 ) -> None:

@@ -126,6 +126,63 @@ def test_patterns_and_custom_taxonomy() -> None:
     assert themes(det, "Les cartes de fidélité sont top") == {"fidelite": "positive"}
 
 
+@pytest.mark.parametrize("lemmas", [False, True])
+def test_a_seed_written_with_its_elided_article_matches_the_word(lemmas: bool) -> None:
+    """A keyword typed as French is written, « l'emballage », « ~l’attente », met only « l' »
+    / « le » / « les » before the word: « emballage abîmé », « un emballage », « trop
+    d'emballage » were no mention. The leading « l' » carries no theme; « d' » stays (« produit
+    d'occasion » is not « à l'occasion »)."""
+    from nlp.text.lemmas import LookupLemmatizer
+
+    table = {"l'": "le", "l\u2019": "le", "les": "le", "d'": "de", "emballages": "emballage"}
+    tax = parse_taxonomy(
+        "name: t\nthemes:\n  - id: emballage\n    label: Emballage\n"
+        '    seeds: ["l\'emballage", "~l\u2019attente"]\n'
+        '  - id: poste\n    label: La Poste\n    seeds: ["la poste"]\n'
+        '  - id: occasion\n    label: Occasion\n    seeds: ["d\'occasion"]\n'
+    )
+    det = RuleThemeDetector(tax, nlp=LookupLemmatizer(table) if lemmas else None)
+    for text in (
+        "Emballage abîmé.",
+        "Un emballage soigné, merci.",
+        "Trop d'emballage pour un si petit objet.",
+        "J'ai aimé l'emballage.",
+        "L\u2019emballage était déchiré.",
+    ):
+        assert "emballage" in themes(det, text), text
+    assert "emballage" in themes(det, "Une attente interminable, nul.")  # weak: with an opinion
+    assert "emballage" not in themes(det, "Le colis est arrivé.")
+    # Only an elision: an article written out stays part of the seed (« la poste »).
+    assert "poste" not in themes(det, "Mon poste de travail est top.")
+    assert "poste" in themes(det, "La Poste a perdu mon colis, nul.")
+    assert "occasion" in themes(det, "Acheté d'occasion, parfait.")
+    assert "occasion" not in themes(det, "Offert à l'occasion de Noël, parfait.")
+
+
+def test_a_user_pattern_typed_with_a_curly_apostrophe_matches() -> None:
+    """A pattern or cue pasted from a document, « \\bl’emballage\\b », matched no text at
+    all: texts are matched with "'" for "’", the pattern kept its "’". Either apostrophe, in
+    the pattern or the text, now matches the other."""
+    tax = Taxonomy(
+        name="t",
+        themes=[
+            Theme(
+                id="emballage",
+                label="Emballage",
+                patterns=["\\bl\u2019emballage\\b", "\\bd'emballage\\b"],
+                negative_cues=["\\bs\u2019est (?:ouvert|d[ée]chir[ée])"],
+            )
+        ],
+    )
+    det = RuleThemeDetector(tax)
+    for text in ("L\u2019emballage est top.", "L'emballage est top.", "Trop d\u2019emballage."):
+        assert "emballage" in themes(det, text), text
+    assert themes(det, "L'emballage s\u2019est ouvert.") == {"emballage": "negative"}
+    assert themes(det, "L\u2019emballage s'est déchiré.") == {"emballage": "negative"}
+    spans = [(m.start(), m.end()) for m in compile_pattern("l\u2019a").finditer("x l'a")]
+    assert spans == [(2, 5)]  # offsets index the text as it is
+
+
 def test_decomposed_accents_in_a_taxonomy_still_match() -> None:
     """Seeds and patterns pasted decomposed ("e" + U+0301, macOS) look the same but matched
     nothing: the analyzer reads texts in NFC, and so is the taxonomy now."""
@@ -161,6 +218,48 @@ def test_decomposed_accents_in_a_taxonomy_still_match() -> None:
 def test_yaml_slips_are_clear_errors(doc: str, match: str) -> None:
     with pytest.raises(TaxonomyError, match=match):
         parse_taxonomy(doc)
+
+
+def test_a_validation_error_names_the_line_of_the_file() -> None:
+    """An export is hundreds of lines: « themes[5].seeds[12] (theme 'emballage'): Input should
+    be a valid string » made the user count list items; the error names the line too."""
+    doc = (
+        "name: t\n"  # 1
+        "themes:\n"  # 2
+        "  - id: livraison\n"  # 3
+        "    label: Livraison\n"  # 4
+        "    seeds: [colis]\n"  # 5
+        "  - id: emballage\n"  # 6
+        "    label: Emballage\n"  # 7
+        "    seeds:\n"  # 8
+        "      - carton\n"  # 9
+        "      -\n"  # 10: an empty item (a stray dash)
+        "    severity_weight: haut\n"  # 11
+        "    alerts: {min_volume: 10, alpha: 2}\n"  # 12
+    )
+    with pytest.raises(TaxonomyError) as err:
+        parse_taxonomy(doc, origin="tax.yaml")
+    message = str(err.value)
+    assert "line 10: themes[1].seeds[1] (theme 'emballage'): Input should be a valid string" in (
+        message
+    )
+    assert "line 11: themes[1].severity_weight (theme 'emballage')" in message
+    assert "line 12: themes[1].alerts.alpha (theme 'emballage')" in message
+    # An unknown key is named at its theme's line; the API's JSON errors name no line.
+    with pytest.raises(TaxonomyError, match=r"line 6: themes\[1\]: theme 'emballage': unknown"):
+        parse_taxonomy(doc.replace("    seeds:\n", "    keywords:\n"), origin="tax.yaml")
+    with pytest.raises(ValueError) as api:
+        Taxonomy.model_validate(yaml.safe_load(doc))
+    assert "line " not in str(api.value)
+    # An id given to two themes: the `themes:` line (its first item is another theme's), and
+    # which two.
+    twice = doc.split("      -\n")[0].replace("id: emballage", "id: livraison")
+    with pytest.raises(TaxonomyError) as err:
+        parse_taxonomy(twice, origin="tax.yaml")
+    assert str(err.value) == (
+        "tax.yaml: line 2: themes: theme id or alias 'livraison' is used twice "
+        "(themes[0] and themes[1])"
+    )
 
 
 def test_a_date_like_seed_is_text() -> None:

@@ -45,6 +45,9 @@ _CUE_NEGATED = re.compile(
 _SHARED_SPLIT = {"et", ";", "/", "+", "puis", "ni", "&"}
 # Same-length substitutions so spaCy sees plain apostrophes while offsets stay identical.
 _SPACY_SAFE = ("\u2019", "\u02bc", "\u2018")
+# The elided article a seed may start with: dropped from it (see `_compile`). Not « d' »:
+# « d'occasion », « d'origine », « d'accord » mean something else without it.
+_ELIDED = frozenset({"l"})
 # "livre" without its accent stems as "livré" (the livraison seeds); after a determiner it is
 # the noun, a book ("le livre est passionnant", "des livres"), and meets no seed of "livrer".
 _BOOK = frozenset({"livre", "livres"})
@@ -176,6 +179,10 @@ class RuleThemeDetector:
         lemma_maps = self._lemmas(clean)
         for (theme_id, seed), text, lemmas in zip(phrases, clean, lemma_maps, strict=True):
             tokens = [t for t in tokenize(text) if t.kind in ("word", "num", "emoji")]
+            # « l'emballage »: the elided article is how the keyword was typed, not part of
+            # it (it met only « l' » / « le » / « les » before the word).
+            while len(tokens) > 1 and tokens[0].norm in _ELIDED and tokens[0].text[-1] in "'’ʼ":
+                tokens = tokens[1:]
             if not tokens:
                 continue
             # A seed written "livre" (a bookshop's theme) meets the noun too.
