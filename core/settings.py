@@ -137,8 +137,10 @@ class SourceConfig(BaseModel):
     records_path: str = "data"
     next_path: str | None = "next"
     page_param: str | None = None
-    timeout_seconds: float = 30.0
-    max_retries: int = 5  # on 429 / 5xx / network errors, with exponential backoff
+    # More than 0: `0` failed every request as `ConnectError: [Errno 115] Operation now in
+    # progress`, retried as if the API were down; a negative one crashed the pull (ValueError).
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=5, ge=0)  # on 429 / 5xx / network errors, with backoff
     options: dict[str, Any] = Field(default_factory=dict)  # third-party connectors
 
     _expand_path = field_validator("path")(_expand_home)

@@ -105,6 +105,15 @@ class SchedulerConfigError(VerbatimError, ValueError):
     """No job, or a cron expression / timezone that does not parse: one clear message."""
 
 
+class JobFailed(VerbatimError, RuntimeError):
+    """A job that ran and reports what went wrong (a source down, a webhook refused): the
+    tick is `failed` with this message, logged at ERROR without a traceback (the traceback
+    was the scheduler's own lines, every 5 minutes while a remote was down, and hid those of
+    real crashes)."""
+
+    exit_code = 1
+
+
 class JobResources:
     """What a scheduler's runs share from tick to tick: the PII masker (spaCy NER) and the
     analyzer (encoder, theme heads), loaded at the first tick that needs them instead of at
@@ -186,7 +195,7 @@ def _cmd_run(res: JobResources, stop: Stop) -> str:
         if res.settings.slack_webhooks and summary.delivered is None:
             errors.append("alert delivery failed (see the log)")
     if errors:
-        raise RuntimeError(line + "; errors: " + "; ".join(errors))
+        raise JobFailed(line + "; errors: " + "; ".join(errors))
     return line
 
 
@@ -210,7 +219,7 @@ def _cmd_ingest(res: JobResources, stop: Stop) -> str:
         if stop():
             raise Stopped("stop requested between sources")
     if errors:
-        raise RuntimeError("; ".join(parts + errors))
+        raise JobFailed("; ".join(parts + errors))
     return ", ".join(parts)
 
 
@@ -253,7 +262,7 @@ def _cmd_alert(res: JobResources, stop: Stop) -> str:
     if sent.stopped:  # the message in flight was finished; the rest wait for the next tick
         raise Stopped(f"stop requested: {line}, {sent.left} left pending")
     if sent.dead:  # refused for good (bad webhook): `verbatim alert` exits 1 for it too
-        raise RuntimeError(line)
+        raise JobFailed(line)
     return line
 
 
@@ -287,9 +296,9 @@ def _cmd_digest(res: JobResources, stop: Stop) -> str:
         stop=stop,
     )
     if result.outcome == "retry":
-        raise RuntimeError(f"digest kept pending (the next alert tick posts it): {result.error}")
+        raise JobFailed(f"digest kept pending (the next alert tick posts it): {result.error}")
     if result.outcome in ("dead", "unknown"):
-        raise RuntimeError(f"digest not delivered ({result.outcome}): {result.error}")
+        raise JobFailed(f"digest not delivered ({result.outcome}): {result.error}")
     stalled = end is not None and latest is not None and latest < end  # not the day in progress
     stale = f"; no data since {latest}" if stalled else ""
     return f"digest {result.outcome}: {result.digest.incidents} incidents in progress{stale}"
@@ -538,6 +547,21 @@ class Scheduler:
                 "scheduler.misfire_grace_seconds must be at least 1 "
                 f"(got {conf.misfire_grace_seconds})"
             )
+        pulls = [j.name for j in conf.jobs if j.command == "ingest"]
+        if pulls and not settings.sources:
+            # Each tick said `ok (no source configured)`: /health green, nothing ever pulled
+            # (the configuration mounted without its sources, another file than meant).
+            raise SchedulerConfigError(
+                f"scheduler job {pulls[0]!r} runs `ingest` but no [[sources]] is configured"
+            )
+        if any(j.command in ("run", "ingest") for j in conf.jobs):
+            from jobs.connectors import SourceConfigError, check_source
+
+            for src in settings.sources:
+                try:
+                    check_source(src, settings)
+                except SourceConfigError as exc:
+                    raise SchedulerConfigError(str(exc)) from None
         self.settings = settings
         self.engine = engine
         self.sessions = sessions
@@ -593,6 +617,8 @@ class Scheduler:
                 status = "ok"
             except Stopped as exc:
                 status, detail = "aborted", str(exc)
+            except JobFailed as exc:  # what went wrong is in its message, not in a traceback
+                status, detail = "failed", str(exc)
             except Exception as exc:  # noqa: BLE001 - recorded; the next tick tries again
                 log.exception("job %s failed", job.name)
                 status, detail = "failed", f"{type(exc).__name__}: {exc}"
@@ -603,7 +629,13 @@ class Scheduler:
             # How long, in the line an operator reads (it was only in job_runs / /health).
             took = time.monotonic() - started
             when = tick.isoformat()
-            log.info("job %s tick %s: %s in %.1f s (%s)", job.name, when, status, took, detail)
+            # A failed tick at ERROR: an operator's filter on the level (journald's priority,
+            # a log shipper's alert) saw `job x failed` only for crashes, never for a source
+            # down or a webhook refused, whose line was at INFO.
+            level = logging.ERROR if status == "failed" else logging.INFO
+            log.log(
+                level, "job %s tick %s: %s in %.1f s (%s)", job.name, when, status, took, detail
+            )
             self.prune_runs()
             self.purge_verbatims()
             return status

@@ -265,6 +265,22 @@ def test_http_url_without_an_http_scheme_is_a_config_error(url: str, settings: S
         build_connector(cfg, settings)
 
 
+@pytest.mark.parametrize(
+    "url", ["https://bob:s3cret@avis.example.fr/api", "https://s3cret@avis.example.fr/api"]
+)
+def test_http_url_with_a_password_is_refused_without_showing_it(
+    url: str, settings: Settings
+) -> None:
+    """`url = "https://bob:s3cret@…"` worked (httpx sends it as Basic auth), and the password
+    was in every retry line, error, `ingestion_runs.location` and `/health`. Refused now,
+    the URL shown without it, naming the way that keeps it out of the file."""
+    cfg = SourceConfig(source="api", kind="http", url=url)
+    with pytest.raises(SourceConfigError, match='auth_scheme = "Basic"') as caught:
+        build_connector(cfg, settings)
+    assert "s3cret" not in str(caught.value)
+    assert "'https://avis.example.fr/api'" in str(caught.value)
+
+
 def test_http_cursor_field_no_record_has_is_an_error(
     api: FakeApi, db: sessionmaker[Session], settings: Settings
 ) -> None:
@@ -301,6 +317,28 @@ def test_source_option_of_another_kind_is_refused(table: dict[str, Any], ignored
         SourceConfig(source="s", **table)
     # Third-party connectors get the whole table; their own options are theirs to read.
     SourceConfig(source="z", kind="zendesk", url="https://x.fr", options={"subdomain": "m"})
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        ("timeout_seconds", 0, "greater than 0"),
+        ("timeout_seconds", -1, "greater than 0"),
+        ("max_retries", -1, "greater than or equal to 0"),
+    ],
+)
+def test_http_timeout_and_retries_out_of_range_are_refused(
+    option: str, value: int, said: str
+) -> None:
+    """`timeout_seconds = 0` failed every request as `ConnectError: [Errno 115] Operation now
+    in progress`, retried for 31 s as if the API were down; `-1` crashed `verbatim pull` with
+    a traceback (`ValueError: Timeout value out of range`). Both are refused with the rest of
+    the configuration, one line naming the option."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=f"{option}\n.*{said}"):
+        SourceConfig(source="api", kind="http", url="https://x.fr/api", **{option: value})
+    SourceConfig(source="api", kind="http", url="https://x.fr/api", timeout_seconds=0.5)
 
 
 class JsonApi:
@@ -880,6 +918,141 @@ def test_http_answers_that_are_not_pages(db: sessionmaker[Session], settings: Se
             assert pull(db, settings, conn, source=f"empty{n}", mapping=mapping).stored == 4
         finally:
             empty.close()
+
+
+class RawApi:
+    """An API on 127.0.0.1 that gives the answers `(status, headers, body)` in turn (the last
+    one again after that); `asked` counts the requests."""
+
+    def __init__(self, answers: list[tuple[int, dict[str, str], bytes]]) -> None:
+        self.asked = 0
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                status, headers, body = answers[min(api.asked, len(answers) - 1)]
+                api.asked += 1
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/reviews"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _pull_raw(
+    db: sessionmaker[Session], settings: Settings, answers: list[Any], **kw: Any
+) -> tuple[Any, RawApi]:
+    """Pull source `raw` from a RawApi; returns (the PullResult or the error, the API)."""
+    api = RawApi(answers)
+    try:
+        conn = HttpConnector(api.url, cursor_field="seq", backoff_base=0.01, **kw)
+        try:
+            return pull(db, settings, conn, source="raw", mapping={"text": "text"}), api
+        except ConnectorError as exc:
+            return exc, api
+    finally:
+        api.close()
+
+
+def test_http_503_with_retry_after_is_waited_for(
+    db: sessionmaker[Session], settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 503 says when to come back (RFC 9110) as a 429 does: a maintenance page's
+    `Retry-After: 120` was asked again after the backoff's 1, 2, 4, 8 and 16 s, six requests,
+    then given up. Now a short one is waited for, a long one ends the pull at once."""
+    json_type = {"Content-Type": "application/json"}
+    page = json.dumps({"data": [{"id": "1", "text": "Colis abîmé", "seq": 1}]}).encode()
+    busy = (503, {"Retry-After": "1", **json_type}, b'{"error": "maintenance"}')
+    with caplog.at_level("WARNING", logger="jobs.connectors.http"):
+        result, api = _pull_raw(db, settings, [busy, (200, json_type, page)], max_retries=3)
+    assert getattr(result, "stored", None) == 1, result
+    assert "HTTP 503, retry in 1.0s" in caplog.text, caplog.text
+    long = (503, {"Retry-After": "120"}, b"<html><title>Maintenance</title></html>")
+    error, api = _pull_raw(db, settings, [long, (200, json_type, page)], max_retries=3)
+    assert isinstance(error, ConnectorError) and api.asked == 1
+    assert "HTTP 503, Retry-After 120 s: the next pull retries" in str(error)
+
+
+def test_http_error_answers_say_why_masked_and_readable(
+    db: sessionmaker[Session], settings: Settings
+) -> None:
+    """A 4xx error quoted the first 200 bytes of its body as they were, into the log,
+    `job_runs` and `/health`: a customer's e-mail echoed by a 400, an HTML page's head
+    (`<!DOCTYPE html><html><head><title>…<style>…`); a redirect said `HTTP 301: ` and no
+    more; a login page answered 200 said only "the response is not JSON"; a 204 No Content
+    ("nothing new") was that same error at every pull."""
+    html_type = {"Content-Type": "text/html; charset=utf-8"}
+    echo = b'{"error": "filtre invalide: client jean.dupont@gmail.com, tel 06 12 34 56 78"}'
+    error, _api = _pull_raw(db, settings, [(400, {"Content-Type": "application/json"}, echo)])
+    said = str(error)
+    assert "HTTP 400: " in said and "filtre invalide" in said, said
+    assert "jean.dupont" not in said and "06 12 34 56 78" not in said, said
+    head = "<style>body { font-family: sans-serif }</style>" * 5
+    page = f"<!DOCTYPE html><html><head><title>Accès refusé</title>{head}</head><body>"
+    error, _api = _pull_raw(db, settings, [(403, html_type, page.encode())])
+    assert str(error).endswith("HTTP 403: Accès refusé"), str(error)
+    error, _api = _pull_raw(db, settings, [(401, html_type, b"<h1>Jeton &eacute;chu</h1>")])
+    assert str(error).endswith("HTTP 401: Jeton échu"), str(error)
+    moved = (301, {"Location": "https://avis.example.fr/reviews"}, b"")
+    error, api = _pull_raw(db, settings, [moved])
+    assert str(error).endswith(
+        "HTTP 301, redirected to https://avis.example.fr/reviews: set `url` to it"
+    ), str(error)
+    assert api.asked == 1
+    login = b"<html><head><title>Connexion SSO</title></head><body>...</body></html>"
+    error, _api = _pull_raw(db, settings, [(200, html_type, login)])
+    assert str(error).endswith("the response is not JSON (text/html: Connexion SSO)"), error
+    result, api = _pull_raw(db, settings, [(204, {}, b"")])
+    assert getattr(result, "errors", None) == [] and result.stored == 0, result
+    assert api.asked == 1
+
+
+def test_http_next_links_that_are_not_links_and_bodies_that_do_not_decode(
+    db: sessionmaker[Session], settings: Settings
+) -> None:
+    """HAL's `"next": {"href": …}` was read as no link: the pull ended after page 1, its
+    cursor moved past the pages not fetched (lost for good with a newest-first API). A next
+    link that is no URL (`http://[::1/x`) crashed `verbatim pull` (`ValueError: Invalid IPv6
+    URL`), an `ftp://` one was retried as if the API were down, and a body that does not
+    decode as its `Content-Encoding` says crashed it too (`httpx.DecodingError`)."""
+    json_type = {"Content-Type": "application/json"}
+
+    def page(nxt: Any) -> tuple[int, dict[str, str], bytes]:
+        body = {"data": [{"id": "1", "text": "Colis abîmé", "seq": 5}], "next": nxt}
+        return 200, json_type, json.dumps(body).encode()
+
+    error, api = _pull_raw(db, settings, [page({"href": "/reviews?p=2"})])
+    assert isinstance(error, ConnectorError), error
+    assert "next_path 'next' holds an object (keys: href), not a link" in str(error)
+    assert "such as 'next.href'" in str(error)
+    with db() as s:
+        state = s.get(SourceState, "raw")
+        assert state is None or not (state.state or {}).get("cursor")
+    error, api = _pull_raw(db, settings, [page("http://[::1/p2")])
+    assert isinstance(error, ConnectorError), error
+    assert "the next link 'http://[::1/p2' is not a URL" in str(error)
+    error, api = _pull_raw(db, settings, [page("ftp://127.0.0.1/p2")], max_retries=3)
+    assert isinstance(error, ConnectorError) and api.asked == 1, (error, api.asked)
+    assert "the next link 'ftp://127.0.0.1/p2' is not an http(s) URL" in str(error)
+    gzip = (200, {"Content-Encoding": "gzip", **json_type}, b'{"data": []}')
+    error, api = _pull_raw(db, settings, [gzip], max_retries=1)
+    assert isinstance(error, ConnectorError), error
+    assert "DecodingError" in str(error) and api.asked == 2
+    # A falsy next (null, "", false) is the end, as before; with page_param, pages go on.
+    result, api = _pull_raw(db, settings, [page(False)])
+    assert getattr(result, "stored", None) == 1, result
 
 
 def test_folder_file_names_that_are_not_utf8_or_not_readable(

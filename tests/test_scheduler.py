@@ -573,6 +573,74 @@ def test_no_job_is_a_clear_error(settings: Settings, engine: Engine) -> None:
         Scheduler(settings, engine, session_factory(engine))
 
 
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [
+        (
+            {"kind": "htp", "url": "http://127.0.0.1:9/r"},
+            "source 'feed': unknown kind 'htp' (known: file, folder, http)",
+        ),
+        (
+            {"kind": "http", "url": "127.0.0.1:9/r"},
+            "source 'feed': url '127.0.0.1:9/r': expected an http:// or https:// URL",
+        ),
+        (
+            {"kind": "http", "url": "http://127.0.0.1:9/r", "auth_env": "SCHED25_UNSET_TOKEN"},
+            "source 'feed': http://127.0.0.1:9/r: environment variable SCHED25_UNSET_TOKEN "
+            "(auth token) is not set",
+        ),
+        (
+            {"kind": "folder", "path": "/tmp", "encoding": "ansi"},
+            "source 'feed': unknown encoding 'ansi'",
+        ),
+        ({"path": "/tmp/feed.csv", "encoding": "ansi"}, "source 'feed': unknown encoding 'ansi'"),
+    ],
+)
+def test_a_misconfigured_source_is_refused_at_start_not_at_each_tick(
+    settings: Settings,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    source: dict[str, str],
+    said: str,
+) -> None:
+    """A source a pull refuses whatever the remote says (a misspelt kind, a URL without its
+    scheme, the token's variable not set in the scheduler's environment, an unknown
+    encoding): `verbatim scheduler` started, and every `ingest` / `run` tick failed on it,
+    a nightly job at 3 a.m. It is now refused at start, one clear message; a scheduler
+    without an ingesting job does not read the sources."""
+    monkeypatch.delenv("SCHED25_UNSET_TOKEN", raising=False)
+    sources = [SourceConfig(source="feed", **source)]
+    for command in ("ingest", "run"):
+        job = {"name": "p", "cron": "*/5 * * * *", "command": command}
+        conf = SchedulerSettings(jobs=[job])
+        bad = settings.model_copy(update={"sources": sources, "scheduler": conf})
+        with pytest.raises(SchedulerConfigError) as caught:
+            Scheduler(bad, engine, session_factory(engine))
+        assert str(caught.value).startswith(said), str(caught.value)
+    digest = SchedulerSettings(jobs=[{"name": "w", "cron": "0 8 * * mon", "command": "digest"}])
+    fine = settings.model_copy(update={"sources": sources, "scheduler": digest})
+    Scheduler(fine, engine, session_factory(engine))
+
+
+def test_an_ingest_job_without_a_source_is_refused_at_start(
+    settings: Settings, engine: Engine
+) -> None:
+    """An `ingest` job and no `[[sources]]` (the configuration mounted without them): every
+    tick was `ok` (`no source configured`), /health green, nothing ever pulled."""
+    jobs = [
+        {"name": "pipeline", "cron": "*/15 * * * *", "command": "run"},
+        {"name": "pull", "cron": "*/5 * * * *", "command": "ingest"},
+    ]
+    bad = settings.model_copy(update={"sources": [], "scheduler": SchedulerSettings(jobs=jobs)})
+    with pytest.raises(SchedulerConfigError) as caught:
+        Scheduler(bad, engine, session_factory(engine))
+    assert (
+        str(caught.value) == "scheduler job 'pull' runs `ingest` but no [[sources]] is configured"
+    )
+    fine = bad.model_copy(update={"scheduler": SchedulerSettings(jobs=jobs[:1])})
+    Scheduler(fine, engine, session_factory(engine))  # `run` alone: its demo feed
+
+
 @pytest.mark.parametrize("grace", [0, -5])
 def test_no_misfire_grace_is_a_clear_error(settings: Settings, engine: Engine, grace: int) -> None:
     """`misfire_grace_seconds = 0` ("never run a late tick") passed the settings, then
@@ -862,3 +930,32 @@ def test_a_ticks_log_line_says_how_long_it_ran(
     (line,) = [r.getMessage() for r in caplog.records if ": ok" in r.getMessage()]
     took = re.search(r": ok in (\d+\.\d) s \(digest sent\)$", line)
     assert took and float(took[1]) >= 0.3, line
+
+
+def test_a_tick_whose_source_fails_is_one_error_line_without_a_traceback(
+    tmp_path: Path, settings: Settings, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A source that cannot be read (here its folder is not mounted) logged, at every tick,
+    the scheduler's own traceback (`ERROR job pull failed`, then `Traceback … RuntimeError:
+    inbox: folder … does not exist`), and the line saying the tick failed at INFO. Now one
+    line at ERROR saying why; the other sources are still pulled."""
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"id": "d1", "text": "Colis arrivé abîmé"}\n', "utf-8")
+    sources = [
+        SourceConfig(source="inbox", kind="folder", path=tmp_path / "not-mounted"),
+        SourceConfig(source="shop", path=feed),
+    ]
+    job = {"name": "pull", "cron": "* * * * *", "command": "ingest"}
+    settings = settings.model_copy(
+        update={"sources": sources, "scheduler": SchedulerSettings(jobs=[job])}
+    )
+    sessions = session_factory(engine)
+    scheduler = Scheduler(settings, engine, sessions)
+    with caplog.at_level("INFO", logger="jobs.scheduler"):
+        assert scheduler.run_tick(settings.scheduler.jobs[0]) == "failed"
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
+    (line,) = [r for r in caplog.records if ": failed in " in r.getMessage()]
+    assert line.levelname == "ERROR"
+    why = f"shop stored 1; inbox: folder {tmp_path / 'not-mounted'} does not exist"
+    assert line.getMessage().endswith(f"({why})"), line.getMessage()
+    assert _runs(sessions)[-1].detail == why

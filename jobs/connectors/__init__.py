@@ -4,7 +4,7 @@ See `jobs.connectors.base` for the interface and README "Connectors" for a worke
 """
 
 from jobs.connectors.base import Batch, Connector, ConnectorError, SourceConfigError, register
-from jobs.connectors.runner import PullResult, build_connector, pull, pull_source
+from jobs.connectors.runner import PullResult, build_connector, check_source, pull, pull_source
 
 __all__ = [
     "Batch",
@@ -13,6 +13,7 @@ __all__ = [
     "PullResult",
     "SourceConfigError",
     "build_connector",
+    "check_source",
     "pull",
     "pull_source",
     "register",

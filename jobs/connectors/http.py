@@ -1,8 +1,8 @@
 """HTTP JSON pull source: GET a JSON API page by page, from a persisted `since` cursor.
 
 The auth header's value comes from an environment variable (never from verbatim.toml). A
-`429` waits for its `Retry-After` (over a minute: the pull stops, the next one asks again),
-`5xx` and network errors back off exponentially, up to `max_retries`; then the pull stops
+`429` or `5xx` waits for its `Retry-After` (over a minute: the pull stops, the next one asks
+again), `5xx` and network errors back off exponentially, up to `max_retries`; then the pull stops
 with a clear error and the cursor stays where the last complete pull left it. The cursor
 only moves when every page of a pull is stored: the pages of an interrupted pull are fetched
 again next time and their records deduplicated on their id, so nothing is lost if the API
@@ -12,9 +12,11 @@ does not sort by the cursor field.
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -73,6 +75,24 @@ def _error_answer(body: Any) -> str | None:
     said = f" ({mask_pii(str(reason))[:120]})" if isinstance(reason, str | int | float) else ""
     keys = ", ".join(list(body)[:10])
     return f"{found[0]}{said}; keys of the answer: {keys}"
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<!--.*?-->|<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
+
+
+def _excerpt(content: bytes, content_type: str = "") -> str:
+    """What an error answer says, for a message that goes to the log, `job_runs` and
+    `/health`: masked (a 400 may quote the request's or a customer's e-mail, phone...), an
+    HTML page by its title or its text (it was 200 characters of `<!DOCTYPE html><head>`),
+    whitespace collapsed, 200 characters at most."""
+    from nlp.text import mask_pii
+
+    text = content[:4096].decode("utf-8", "replace")
+    if "html" in content_type.lower() or text.lstrip()[:1] == "<":
+        title = _TITLE.search(text)
+        text = html.unescape(title.group(1) if title else _TAG.sub(" ", text))
+    return mask_pii(" ".join(text.split()))[:200]
 
 
 def _other_records(body: Any) -> str | None:
@@ -193,16 +213,29 @@ class HttpConnector:
             wait = self.backoff_base * 2**attempt
             try:
                 status, headers, content = self._fetch(client, url, params)
-            except httpx.TransportError as exc:
+            # A body that does not decode as its Content-Encoding says (a proxy's gzip header
+            # on a plain body): a traceback out of `verbatim pull`; retried as a bad answer.
+            except (httpx.TransportError, httpx.DecodingError) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
             else:
                 if status < 300:
+                    if status == 204 or not content.strip():
+                        # "Nothing new" as 204 No Content: an empty page, not an error at
+                        # every pull ("the response is not JSON").
+                        return None
                     try:
                         return json.loads(content)
                     except ValueError:
-                        raise ConnectorError(f"{url}: the response is not JSON") from None
+                        kind = headers.get("Content-Type", "").split(";")[0].strip()
+                        said = _excerpt(content, kind)
+                        raise ConnectorError(
+                            f"{url}: the response is not JSON"
+                            + (f" ({kind or 'no Content-Type'}: {said})" if said else "")
+                        ) from None
                 problem = f"HTTP {status}"
-                if status == 429:
+                if status == 429 or status >= 500:
+                    # A 503 says when to come back too (RFC 9110): a maintenance page's
+                    # `Retry-After: 120` was retried after 1, 2, 4, 8 and 16 s, then given up.
                     asked = _retry_after_s(headers.get("Retry-After", ""))
                     if asked > MAX_RETRY_AFTER_S:
                         # Asked to come back in an hour, the pull came back every minute (the
@@ -211,9 +244,17 @@ class HttpConnector:
                             f"{url}: {problem}, Retry-After {asked:.0f} s: the next pull retries"
                         )
                     wait = max(wait, asked)
-                elif status < 500:  # 4xx: our request is wrong, retrying won't help
-                    text = content[:200].decode("utf-8", "replace")
-                    raise ConnectorError(f"{url}: {problem}: {text}")
+                elif 300 <= status < 400:  # not followed: the token would go along
+                    moved = headers.get("Location", "")[:300]
+                    with contextlib.suppress(ValueError):  # a Location that is no URL: as is
+                        moved = urljoin(url, moved)
+                    where = f" to {moved}: set `url` to it" if moved else ""
+                    raise ConnectorError(f"{url}: {problem}, redirected{where}")
+                else:  # 4xx: our request is wrong, retrying won't help
+                    said = _excerpt(content, headers.get("Content-Type", ""))
+                    raise ConnectorError(
+                        f"{url}: {problem}: {said}" if said else f"{url}: {problem}"
+                    )
             if attempt >= self.max_retries:
                 raise ConnectorError(f"{url}: {problem} after {attempt + 1} attempts")
             log.warning("%s: %s, retry in %.1fs", url, problem, wait)
@@ -262,10 +303,20 @@ class HttpConnector:
             return resp.status_code, resp.headers, b"".join(chunks)
 
     def _follow(self, url: str, link: str) -> str:
-        """The next page's URL. One on another host would get the auth token: refused."""
-        target = urljoin(url, link)
-        if self.auth_env and _origin(target) != _origin(self.url):
+        """The next page's URL. One on another host would get the auth token: refused. One
+        that is no http(s) URL (`http://[::1/x`, `ftp://…`) ends the pull with its reason: it
+        crashed `verbatim pull` with `ValueError: Invalid IPv6 URL`, or was retried as if the
+        API were down."""
+        try:
+            target = urljoin(url, link)
             scheme, host, port = _origin(target)
+        except (ValueError, httpx.InvalidURL) as exc:
+            raise ConnectorError(
+                f"{url}: the next link {link[:200]!r} is not a URL ({exc})"
+            ) from None
+        if scheme not in ("http", "https") or not host:
+            raise ConnectorError(f"{url}: the next link {link[:200]!r} is not an http(s) URL")
+        if self.auth_env and (scheme, host, port) != _origin(self.url):
             raise ConnectorError(
                 f"{self.url}: the next link goes to another host ({scheme}://{host}"
                 f"{f':{port}' if port else ''}); not followed, it would be sent the "
@@ -344,6 +395,15 @@ class HttpConnector:
                 elif self.page_param and items:
                     page += 1
                     params[self.page_param] = page
+                elif link and not isinstance(link, str) and not self.page_param:
+                    # HAL's {"next": {"href": "…"}}, a page number: read as no link, the pull
+                    # ended after page 1 and its cursor moved past the pages not fetched.
+                    shape = f"an object (keys: {', '.join(list(link)[:5])})"
+                    raise ConnectorError(
+                        f"{url}: next_path {self.next_path!r} holds "
+                        f"{shape if isinstance(link, dict) else repr(link)[:100]}, not a link "
+                        "(set next_path to the link's own path, such as 'next.href')"
+                    )
                 else:
                     url = None
                 # The cursor moves only with the last page (see the module docstring).
@@ -378,6 +438,21 @@ def _from_config(cfg: SourceConfig, settings: Settings) -> HttpConnector:
         raise SourceConfigError(
             f"url {cfg.url!r}: expected an http:// or https:// URL with a host, such as "
             "'https://reviews.example.fr/api/v1/reviews'"
+        )
+    if parsed.userinfo:
+        # `https://user:password@host/…` authenticates (httpx sends it as Basic), and the
+        # password was in every error, retry line, `ingestion_runs.location` and `/health`.
+        shown = str(parsed.copy_with(userinfo=b""))
+        raise SourceConfigError(
+            f"url {shown!r}: a user or password in the URL would be shown in the log, "
+            "errors and /health: set auth_env to an environment variable holding base64 of "
+            'user:password, with auth_scheme = "Basic"'
+        )
+    if cfg.auth_env and not os.environ.get(cfg.auth_env):
+        # Checked when the connector is built, so `verbatim scheduler` refuses to start
+        # (jobs.connectors.check_source), as `read` would refuse at every tick.
+        raise SourceConfigError(
+            f"{cfg.url}: environment variable {cfg.auth_env} (auth token) is not set"
         )
     return HttpConnector(
         cfg.url,

@@ -71,6 +71,26 @@ def build_connector(cfg: SourceConfig, settings: Settings) -> Connector:
     return factory(cfg, settings)
 
 
+def check_source(cfg: SourceConfig, settings: Settings) -> None:
+    """Raise SourceConfigError for what a pull of `cfg` would refuse at once, whatever the
+    remote or the folder holds: an unknown kind, a URL without a scheme, an unknown encoding,
+    an `auth_env` variable not set. `verbatim scheduler` checks its sources with it at start:
+    it started, and each `ingest` / `run` tick failed on it (a nightly job: at 3 a.m.)."""
+    from jobs.readers import ReaderError, check_encoding_name
+
+    try:
+        if cfg.kind == "file":
+            check_encoding_name(cfg.encoding)
+        else:
+            build_connector(cfg, settings)
+    except (ReaderError, SourceConfigError) as exc:
+        said = str(exc)
+        named = (
+            said if said.startswith(f"source {cfg.source!r}") else f"source {cfg.source!r}: {said}"
+        )
+        raise SourceConfigError(named) from None
+
+
 class _Mapper:
     """Field mapping resolved once per set of record keys (records of an API may differ)."""
 
@@ -282,4 +302,4 @@ def pull_source(
     )
 
 
-__all__ = ["PullResult", "build_connector", "load_state", "pull", "pull_source"]
+__all__ = ["PullResult", "build_connector", "check_source", "load_state", "pull", "pull_source"]
