@@ -434,6 +434,18 @@ def test_the_shipped_model_reads_french_feedback() -> None:
     # Shouting and chat spellings read as plain French (both were positive).
     shouted, chat = model.predict(["NUL, A FUIR", "le sav répond jms"])
     assert shouted.label == chat.label == "negative"
+    # So do stretched words and chat elisions ("Trop biiiien" was neutral, "Je suis déçuuuue
+    # de la livraison" positive, "J'suis trop content" neutral).
+    pairs = [
+        ("Trop biiiien", "Trop bien", "positive"),
+        ("Je suis déçuuuue de la livraison", "Je suis déçue de la livraison", "negative"),
+        ("J'suis trop content de ma commande.", "Je suis trop content de ma commande.", "positive"),
+    ]
+    res = model.predict([t for a, b, _ in pairs for t in (a, b)])
+    for k, (_, _, label) in enumerate(pairs):
+        informal, plain = res[2 * k], res[2 * k + 1]
+        assert informal.label == plain.label == label
+        assert informal.probs == plain.probs
 
 
 def test_very_short_verdicts_read_as_their_words_say() -> None:

@@ -317,3 +317,111 @@ def test_jamais_without_aussi_still_negates(model: LexiconSentiment, text: str) 
 def test_jamais_aussi_gives_the_theme_its_praise(rules: RuleThemeDetector) -> None:
     mentions = rules.predict_one("La livraison n'a jamais été aussi rapide.")
     assert {m.theme: m.polarity for m in mentions}["livraison"] == "positive"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Moins bien que la version précédente.",  # cut at "bien que": two clauses of 0.0
+        "Le service est beaucoup moins bien que l'an dernier.",
+    ],
+)
+def test_moins_bien_que_is_a_comparison_not_a_concession(
+    model: LexiconSentiment, text: str
+) -> None:
+    clauses = split_clauses(text)
+    assert [c.after_contrast for c in clauses] == [False]
+    assert clause_values(model, text)[0] <= -1.0
+    assert model.predict([text])[0].label == "negative"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Aussi bien qu'en magasin.",
+        "Il a plu, si bien que le colis était trempé.",
+        "Monté tant bien que mal.",
+    ],
+)
+def test_bien_que_after_a_comparative_opens_no_clause(text: str) -> None:
+    assert not any(c.after_contrast for c in split_clauses(text))
+
+
+def test_moins_bien_que_gives_the_theme_its_complaint(rules: RuleThemeDetector) -> None:
+    mentions = rules.predict_one("Le service client est moins bien que l'an dernier.")
+    assert {m.theme: m.polarity for m in mentions}["service_client"] == "negative"
+
+
+@pytest.mark.parametrize(
+    ("text", "norms"),
+    [
+        ("Bellllle robe", ["belle", "robe"]),  # was "bele"
+        ("trooo cher", ["trop", "cher"]),  # was "tro": the SMS spelling was looked up first
+        ("jador ce produit", ["adore", "ce", "produit"]),
+        ("jadoooore", ["adore"]),
+        ("coooool", ["cool"]),
+        ("taille XXXL", ["taille", "xxxl"]),  # was "xl"
+    ],
+)
+def test_stretched_and_chat_words_read_as_words(text: str, norms: list[str]) -> None:
+    assert [t.norm for t in tokenize(text)] == norms
+
+
+def test_jador_is_praise(model: LexiconSentiment) -> None:
+    assert clause_values(model, "jador ce produit")[0] >= 2.0  # was 0.0
+
+
+@pytest.mark.parametrize(
+    ("text", "sign"),
+    [
+        ("Ça vaut pas le coup.", -1),  # was 0.0: no opinion word
+        ("Ça ne vaut vraiment pas le prix.", -1),
+        ("Ça ne vaut rien.", -1),
+        ("Ça vaut la peine !", 1),
+        ("Franchement, c'est du grand n'importe quoi.", -1),
+        ("Je ne suis guère convaincu par la qualité.", -1),
+        ("Pas convaincue.", -1),
+        ("Le paiement a été refusé deux fois.", -1),
+        ("Le retour est gratuit, c'est appréciable.", 1),
+        ("Les frais de port sont abusés.", -1),
+        ("Le jeu n'en vaut pas la chandelle.", -1),
+        ("Ni fait ni à faire.", -1),
+        ("Ça fait le taf.", 1),
+        ("Je n'ai que des éloges pour ce site.", 1),
+        ("Il faudrait améliorer le suivi de colis.", -1),  # read as praise by the theme heads
+        ("Aucun intérêt.", -1),
+        ("Aucun professionnalisme", -1),  # read as praise
+        ("Aucune excuse", -1),
+        ("Sans aucune explication", -1),
+        ("Pas pro du tout", -1),
+        ("Pas si bien que ça", -1),
+        ("Pas aussi bien que prévu", -1),
+    ],
+)
+def test_common_verdicts_have_their_valence(model: LexiconSentiment, text: str, sign: int) -> None:
+    assert sum(clause_values(model, text)) * sign >= 0.9
+    assert model.predict([text])[0].label == ("positive" if sign > 0 else "negative")
+
+
+@pytest.mark.parametrize(
+    ("text", "sign"),
+    [
+        ("Je ne suis nullement déçu", 1),  # "nullement" took the -2.6 of "nulle*": negative
+        ("Ce n'est nullement un problème", 1),
+        ("Je ne suis nullement satisfait", -1),  # -4.0, more than "pas satisfait"
+    ],
+)
+def test_nullement_is_a_negator_not_nul(model: LexiconSentiment, text: str, sign: int) -> None:
+    assert sum(clause_values(model, text)) * sign > 0
+    assert sum(clause_values(model, text)) == pytest.approx(
+        sum(clause_values(model, text.replace("nullement", "pas")))
+    )
+
+
+def test_ni_bon_ni_mauvais_is_no_opinion(model: LexiconSentiment) -> None:
+    assert clause_values(model, "Ni bon ni mauvais.") == [0.0]  # read as praise (+0.6)
+
+
+def test_worthless_purchase_gives_the_theme_its_complaint(rules: RuleThemeDetector) -> None:
+    mentions = rules.predict_one("Le prix ne vaut vraiment pas le coup.")
+    assert {m.theme: m.polarity for m in mentions}["prix"] == "negative"

@@ -101,6 +101,8 @@ def test_normalize_with_offsets_maps_back_to_the_input(text: str) -> None:
         "GROS PB avec la cmd\r\n\r\n  Tjs rien. Pk ?",
         "pb",
         "l'pb, jeu ds, 5 mm, pb.com, pb-x, tjrs",
+        "Trop biiiien !!! NUUUUL, Bellllle, coooool, Je suis déçuuuue",
+        "www.x.fr taille XXXL, trooo lent",
         "",
     ],
 )
@@ -123,6 +125,19 @@ def test_chat_spellings_are_written_out_as_whole_words_only() -> None:
     # Shouted words in lower case, one character for one ("A" may be "à": it stays).
     assert encoder_text("NUL, A FUIR !! Le SAV de DHL") == "nul, A fuir !! Le sav de dhl"
     assert encoder_text("GROS PB") == "gros problème"
+
+
+def test_stretched_words_are_typed_once_for_the_encoder() -> None:
+    # "Trop biiiien" read neutral (0.49) where "Trop bien" is positive (0.98).
+    assert encoder_text("Trop biiiien !!!") == "Trop bien !!!"
+    assert encoder_text("NUUUUL, Je suis déçuuuue") == "nul, Je suis déçue"
+    assert encoder_text("Super contenttttt, Bellllle robe") == "Super content, Belle robe"
+    assert encoder_text("Coooool, Gooood") == "Cool, Good"
+    # A word of one letter, Roman numerals and sizes, numbers and plain doubles stay.
+    kept = "www.site.fr zzz Louis XIII taille XXXL 1000 € créée belle"
+    assert encoder_text(kept) == "www.site.fr zzz Louis xiii taille xxxl 1000 € créée belle"
+    # Chat elisions written out: "J'suis trop content" read neutral (0.43).
+    assert encoder_text("J'suis trop content, jador") == "Je suis trop content, j'adore"
 
 
 def test_fold_accents_is_per_character_and_keeps_length() -> None:

@@ -46,6 +46,9 @@ rien_a_dire:1.6 rien_a_redire:1.8 comme_prevu:0.8 comme_d_habitude:0.6 ravie:2.3
 great:2 good:1.5 perfect:2.5 recommande:1.8 5_etoiles:2 bien_que:0 si_bien_que:0
 passionn*:2 captivant*:2
 ne_changez_rien:1.8 changez_rien:1.6 pas_a_me_plaindre:1.4 peut_pas_faire_mieux:2
+nullement:0 aucunement:0 vaut_la_peine:1.4 vaut_le_detour:1.6 convaincu:1.2
+convaincue:1.2 convaincus:1.2 convaincues:1.2 convaincant*:1.4 appreciable*:1.4 fait_le_taf:1
+fait_le_boulot:1 fait_le_travail:1 eloge*:2 ni_bon_ni_mauvais:0 ni_bien_ni_mal:0
 """
 
 _NEGATIVE = """
@@ -108,6 +111,15 @@ aurions_prefere:-0.8 aurais_voulu:-0.6 aurais_souhaite:-0.6
 inefficace*:-2 malhonnete*:-2.4 bacle*:-2 irrespectueu*:-2.2 degueulasse*:-2.6 pas_ouf:-1.4
 mieux_avant:-1.6 moins_bien:-1.4 arrive_ouvert:-1.6 arrivee_ouverte:-1.6 arrives_ouverts:-1.6
 arrivees_ouvertes:-1.6 recu_ouvert:-1.6 recue_ouverte:-1.6 recus_ouverts:-1.6
+vaut_pas_le_coup:-1.8 vaut_pas_la_peine:-1.6 vaut_pas_le_prix:-1.8 vaut_vraiment_pas_le_coup:-2.2
+vaut_vraiment_pas_le_prix:-2.2 valait_pas_le_coup:-1.8 valent_pas_le_prix:-1.8 vaut_rien:-2
+n_importe_quoi:-1.8 vaut_pas_la_chandelle:-1.8 ni_fait_ni_a_faire:-2.4 abus*:-1.8
+a_ameliorer:-1 faudrait_ameliorer:-1 faut_ameliorer:-1 devriez_ameliorer:-1 refus:-1.2
+refusee:-1.2 refusees:-1.2 ete_refuse:-1.4 a_refuse:-1.4 paiement_refuse:-1.4 code_refuse:-1.2
+remboursement_refuse:-1.6 retour_refuse:-1.4 echange_refuse:-1.4 aucun_interet:-1.8
+aucune_utilite:-1.8 aucun_respect:-2 aucun_serieux:-2 aucun_professionnalisme:-2.2 pas_pro:-1.6
+aucune_excuse:-1.4 aucune_explication:-1.4 aucun_geste_commercial:-1.6 pas_si_bien_que:-1
+pas_aussi_bien_que:-1
 """
 
 # Words that are neutral alone but a complaint when negated: "jamais reçu", "ne fonctionne

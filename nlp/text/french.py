@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 from typing import NamedTuple
 
+from nlp.text.informal import unstretch
 from nlp.text.normalize import fold_accents
 
 # SMS / informal spellings -> standard (accent-folded) French, applied to token norms only.
@@ -53,6 +54,8 @@ SMS_MAP: dict[str, str] = {
     "ct": "c'etait",
     "chui": "je suis",
     "jsuis": "je suis",
+    "jador": "adore",
+    "jadore": "adore",
     "jpp": "j'en peux plus",
     "mdr": "mdr",
     "ptdr": "mdr",
@@ -230,7 +233,6 @@ def _is_emoji(ch: str) -> bool:
 
 # One match of _TOKEN -> its tokens: (text, start, end, norm, kind), offsets in the match.
 Piece = tuple[str, int, int, str, str]
-_REPEATS = re.compile(r"(\w)\1{2,}")
 
 
 def _pieces(raw: str) -> tuple[Piece, ...]:
@@ -251,10 +253,10 @@ def _pieces(raw: str) -> tuple[Piece, ...]:
         if raw[-1] in _APOS:
             out.append((raw, start, end, fold_accents(raw[:-1]), "word"))
             return tuple(out)
-        norm = fold_accents(raw).replace("\u2019", "'").replace("\u02bc", "'")
+        # Letters repeated for emphasis ("nuuuul", "bellllle", "trooo"; "XXXL" stays), then
+        # chat spellings.
+        norm = fold_accents(unstretch(raw)).replace("\u2019", "'").replace("\u02bc", "'")
         norm = SMS_MAP.get(norm, norm)
-        # Letters repeated for emphasis ("nuuuul", "supeeer") -> at most two.
-        norm = _REPEATS.sub(r"\1", norm)
         out.append((raw, start, end, norm, "word"))
         return tuple(out)
     if len(raw) == 1 and _is_emoji(raw):
@@ -483,6 +485,11 @@ _BIEN_QUE_PREDICATE = {
 }
 
 
+# Words after which "bien que" is a comparison or a consequence, not "although": "moins bien
+# que la version précédente", "aussi bien qu'en magasin", "si bien que", "tant bien que mal".
+_BIEN_QUE_COMPARED = {"moins", "aussi", "plus", "autant", "si", "tant"}
+
+
 def _contrast_starts(tokens: list[Token]) -> dict[int, int]:
     """Token index -> number of tokens of a contrast marker starting there."""
     out: dict[int, int] = {}
@@ -493,6 +500,8 @@ def _contrast_starts(tokens: list[Token]) -> dict[int, int]:
             if words[i : i + len(parts)] == parts:
                 if word == "bien" and i and words[i - 1] in _BIEN_QUE_PREDICATE:
                     break  # "ce serait bien que ...": a wish, not "although"
+                if word == "bien" and i and words[i - 1] in _BIEN_QUE_COMPARED:
+                    break  # "moins bien que ...": a comparison
                 out[i] = len(parts)
                 break
     return out

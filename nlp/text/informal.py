@@ -1,11 +1,15 @@
 """Informal writing read as plain French by the encoder: chat spellings written out ("tjrs" ->
-"toujours", "pb" -> "problème") and shouted words in lower case ("NUL, A FUIR").
+"toujours", "pb" -> "problème"), letters repeated for emphasis typed once ("biiiien" -> "bien")
+and shouted words in lower case ("NUL, A FUIR").
 
 The fast tier reads them through `french.SMS_MAP` (token norms). The encoder reads the text
 itself, and short informal posts flip with a spelling: with the default model "le sav ne répond
 jamais" is negative (0.90) and "le sav répond jms" positive (0.55); "pb de livraison" is
 positive (0.93). Only spellings that are not also a word, a unit or a product name are
 written out ("ds" is a console, "mm" millimetres, "c" and "g" too short to tell).
+
+Stretched words too: "Trop biiiien" is neutral (0.49) where "Trop bien" is positive (0.98),
+"Je suis déçuuuue de la livraison" positive, "Livraison trooop lente" barely negative.
 
 Shouting misleads it the same way: "NUL, A FUIR" is positive (0.89), "nul, à fuir" negative
 (0.87); "GROS PROBLÈME avec la commande" positive (0.94). Words in capitals are rare in its
@@ -48,6 +52,10 @@ SPELLED_OUT: Mapping[str, str] = {
     "jsuis": "je suis",
     "jsui": "je suis",
     "jsp": "je sais pas",
+    "j'suis": "je suis",
+    "j'sais": "je sais",
+    "jador": "j'adore",
+    "jadore": "j'adore",
     "jpp": "j'en peux plus",
     "pk": "pourquoi",
     "pcq": "parce que",
@@ -119,6 +127,78 @@ def spell_out_with_offsets(text: str, index: list[int]) -> tuple[str, list[int]]
     out.append(text[pos:])
     idx.extend(index[pos:])
     return "".join(out), idx
+
+
+# A letter typed three times or more in a row ("biiiien", "NUUUL", "contenttt"), in a word.
+_STRETCH = re.compile(r"([^\W\d_])\1{2,}")
+_LETTERS = re.compile(r"[^\W\d_]+")
+_LETTER_RUN = re.compile(r"([^\W\d_])\1*")
+# Words whose double vowel a stretch keeps ("coooool" is "cool", not "col").
+_DOUBLED = frozenset({"cool", "good", "zoom", "alcool", "free", "feel", "speed", "sorry"})
+_VOWELS = frozenset("aeiouyàâäéèêëîïôöùûüÿœæ")
+_ROMAN = frozenset("IVXLCDM")  # "XXXL", "Louis XIII": sizes and numerals, not a stretch
+
+
+def _unstretched(word: str) -> list[int]:
+    """Indices (into `word`) of the letters its unstretched form keeps. A run of three or more
+    of one letter counts once, twice for a consonant between letters ("bellllle" -> "belle",
+    "contenttt" -> "content") or where that spells a word of _DOUBLED. A word of one letter
+    ("www", "zzz") or of Roman numerals in capitals ("XXXL") stays."""
+    runs = [(m.start(), m.end()) for m in _LETTER_RUN.finditer(word)]
+    if len(runs) == 1 or (word.isupper() and _ROMAN.issuperset(word)):
+        return list(range(len(word)))
+    twice = [i for a, b in runs for i in range(a, min(b, a + 2))]
+    if "".join(word[i] for i in twice).lower() in _DOUBLED:
+        return twice
+    keep: list[int] = []
+    for a, b in runs:
+        if b - a < 3:
+            keep.extend(range(a, b))
+        elif a > 0 and b < len(word) and word[a].lower() not in _VOWELS:
+            keep.extend((a, a + 1))
+        else:
+            keep.append(a)
+    return keep
+
+
+def _stretched_words(text: str) -> list[tuple[int, int]]:
+    """Spans of the words of `text` with a stretched letter (two linear scans: a pattern of a
+    word around a run backtracks quadratically on a long string of letters)."""
+    if not _STRETCH.search(text):
+        return []
+    return [m.span() for m in _LETTERS.finditer(text) if _STRETCH.search(m.group())]
+
+
+def unstretch(text: str) -> str:
+    """`text` with letters repeated for emphasis typed once ("Trop biiiien" -> "Trop bien",
+    "NUUUL" -> "NUL"), as the tokens' norms read them (nlp/text/french.py)."""
+    spans = _stretched_words(text)
+    if not spans:
+        return text
+    out: list[str] = []
+    pos = 0
+    for start, end in spans:
+        word = text[start:end]
+        out.append(text[pos:start])
+        out.append("".join(word[i] for i in _unstretched(word)))
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def unstretch_with_offsets(text: str, index: list[int]) -> tuple[str, list[int]]:
+    """`unstretch(text)` and, for each of its characters, `index` of the character it is."""
+    spans = _stretched_words(text)
+    if not spans:
+        return text, index
+    keep: list[int] = []
+    pos = 0
+    for start, end in spans:
+        keep.extend(range(pos, start))
+        keep.extend(start + i for i in _unstretched(text[start:end]))
+        pos = end
+    keep.extend(range(pos, len(text)))
+    return "".join(text[i] for i in keep), [index[i] for i in keep]
 
 
 # A word of two letters or more ("A" stays: it is often "à" without its accent).

@@ -5,7 +5,13 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from nlp.text.informal import lower_shouting, spell_out, spell_out_with_offsets
+from nlp.text.informal import (
+    lower_shouting,
+    spell_out,
+    spell_out_with_offsets,
+    unstretch,
+    unstretch_with_offsets,
+)
 
 # Typographic variants mapped to plain ASCII: customers type both, lexicons use one.
 _QUOTES = str.maketrans(
@@ -173,12 +179,12 @@ def normalize_with_offsets(text: str) -> tuple[str, list[int]]:
 
 def encoder_text(text: str) -> str:
     """What an encoder reads for `text`: `normalize_text`, then informal writing as plain
-    French (`nlp/text/informal.py`: "tjrs" -> "toujours", "NUL" -> "nul")."""
-    return lower_shouting(spell_out(normalize_text(text)))
+    French (`nlp/text/informal.py`: "biiiien" -> "bien", "tjrs" -> "toujours", "NUL" -> "nul")."""
+    return lower_shouting(spell_out(unstretch(normalize_text(text))))
 
 
 def encoder_text_with_offsets(text: str) -> tuple[str, list[int]]:
     """`encoder_text(text)` and, for each of its characters, the index in `text` it stands for
     (see `normalize_with_offsets`)."""
-    out, index = spell_out_with_offsets(*normalize_with_offsets(text))
+    out, index = spell_out_with_offsets(*unstretch_with_offsets(*normalize_with_offsets(text)))
     return lower_shouting(out), index  # same length
