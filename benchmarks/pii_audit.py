@@ -4,7 +4,7 @@ have kept, then every leak and over-mask. Synthetic texts only (no research data
 
 Run:  python benchmarks/pii_audit.py [--out results.jsonl]
 Config tested = ingest's: PiiMasker(nlp=load_ner()) (settings.pii_ner defaults to True),
-applied to _clean(normalize_text(raw)) exactly like core.store.prepare_feedback.
+applied to storable_text(normalize_text(raw)) exactly like core.store.prepare_feedback.
 Also records the rules-only `mask_pii` output (used by queries/corrections notes, quarantine
 reasons, external-id check) for comparison.
 """
@@ -15,7 +15,7 @@ import json
 import re
 import sys
 
-from core.store import _clean
+from core.masking import storable_text
 from nlp.text import mask_pii, normalize_text
 from nlp.text.pii import PiiMasker, load_ner
 
@@ -484,7 +484,7 @@ def main() -> None:
     for kind, text, pii, keep in C:
         assert text not in seen, text
         seen.add(text)
-        prepared = _clean(normalize_text(text))  # what prepare_feedback hands the masker
+        prepared = storable_text(normalize_text(text))  # what prepare_feedback hands the masker
         out = masker(prepared)
         out_rules = mask_pii(prepared)
         lk = leaks(pii, out)

@@ -6,6 +6,7 @@ JSONL line and the API's per-document shape, so it lives here, below jobs and se
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -169,6 +170,43 @@ def build_analyzer(
         # found every verbatim "already analysed by this version" and re-scored none.
         analyzer.model_version = f"{analyzer.model_version}@{weights_digest(trained)}"
     return analyzer
+
+
+# The CPU kernels each encoder runtime reaches (nlp.encoder.runtime.kernel_path's keys).
+_KERNEL_OF = {
+    "torch": "torch_bf16",
+    "onnx-int8": "onnx_int8",
+    "openvino-int8": "openvino_int8",
+    "openvino-bf16": "openvino_bf16",
+}
+
+
+@functools.cache  # /proc/cpuinfo, read once per process (/health is probed often)
+def _kernels() -> dict[str, str]:
+    from nlp.encoder.runtime import kernel_path
+
+    return kernel_path()
+
+
+def analyzer_info(analyzer: Analyzer) -> dict[str, str | None]:
+    """What `analyzer` runs, for an operator (the API's /health and /metrics): the model
+    version stored with each analysis; the encoder runtime (`encoder_runtime = "auto"`: the
+    one `verbatim setup` measured fastest, or the fallback on a CPU other than the one it was
+    measured on) and the CPU kernels it reaches here, None without an encoder (lexicon,
+    tfidf); the theme heads: "full" (with the encoder's vectors), "lite" (the encoder-free
+    heads, also the fallback for an encoder other than the training one) or "rules"."""
+    runtime = getattr(getattr(analyzer.sentiment, "runtime", None), "name", None)
+    kernels = None
+    if runtime == "onnx-fp32":
+        kernels = "ONNX Runtime MLAS fp32"
+    elif runtime is not None:
+        kernels = _kernels().get(_KERNEL_OF.get(runtime, ""))
+    return {
+        "model_version": analyzer.model_version,
+        "encoder_runtime": runtime,
+        "kernels": kernels,
+        "theme_heads": getattr(analyzer.themes, "detection_variant", "rules"),
+    }
 
 
 def trained_weights(

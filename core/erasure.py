@@ -136,9 +136,10 @@ def matching(session: Session, target: Target) -> Select[int, str, date, str]:
     if target.source is not None:
         where.append(Feedback.source == target.source)
     if target.key is not None:
-        from core.store import _clean, id_key
+        from core.masking import storable_text
+        from core.store import id_key
 
-        key = _clean(target.key).strip()
+        key = storable_text(target.key).strip()
         stored_id, dedup_key = id_key(key)
         # The id as the source gave it, or the stored key itself ("id:..." / "h:...").
         where.append(Feedback.dedup_key.in_({dedup_key, key}) | (Feedback.external_id == stored_id))

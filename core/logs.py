@@ -3,6 +3,8 @@
 Level: VERBATIM_LOG_LEVEL (a name like INFO or a number; default WARNING), raised by `-v`
 (INFO) / `-vv` (DEBUG), lowered by `--quiet` (ERROR). VERBATIM_LOG_FORMAT=json writes one JSON
 object a line (servers, log shippers); the default is a plain `time level logger: message`.
+`verbatim serve` sends uvicorn's lines (start-up, access log) through the same handler
+(`server_log_level`): with its own handlers they were plain text among the JSON lines.
 """
 
 from __future__ import annotations
@@ -43,17 +45,24 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def _env_level() -> int:
-    raw = os.environ.get("VERBATIM_LOG_LEVEL", "WARNING").strip()
+_FORMATS = ("", "json", "text")
+
+
+def _env_level() -> int | None:
+    """VERBATIM_LOG_LEVEL as a level (unset or empty: WARNING); None when it names none."""
+    raw = os.environ.get("VERBATIM_LOG_LEVEL", "").strip() or "WARNING"
     if raw.isdigit():
         return int(raw)
     level = logging.getLevelName(raw.upper())
-    return level if isinstance(level, int) else logging.WARNING
+    return level if isinstance(level, int) else None
 
 
 def configure_logging(*, verbose: int = 0, quiet: bool = False) -> int:
-    """(Re)configure the root logger's one CLI handler on the current stderr; returns the level."""
-    level = _env_level()
+    """(Re)configure the root logger's one CLI handler on the current stderr; returns the level.
+    A VERBATIM_LOG_LEVEL or VERBATIM_LOG_FORMAT it cannot read is a warning (the default is
+    used): `VERBATIM_LOG_LEVEL=DEBG` gave the WARNING level in silence."""
+    env_level = _env_level()
+    level = logging.WARNING if env_level is None else env_level
     if verbose:
         level = min(level, logging.INFO if verbose == 1 else logging.DEBUG)
     if quiet:
@@ -64,7 +73,8 @@ def configure_logging(*, verbose: int = 0, quiet: bool = False) -> int:
             root.removeHandler(handler)
     handler = _StderrHandler()
     handler.set_name(_HANDLER_NAME)
-    if os.environ.get("VERBATIM_LOG_FORMAT", "").strip().lower() == "json":
+    log_format = os.environ.get("VERBATIM_LOG_FORMAT", "").strip().lower()
+    if log_format == "json":
         handler.setFormatter(JsonLines())
     else:
         handler.setFormatter(
@@ -72,9 +82,30 @@ def configure_logging(*, verbose: int = 0, quiet: bool = False) -> int:
         )
     root.addHandler(handler)
     root.setLevel(level)
+    log = logging.getLogger(__name__)
+    if env_level is None:
+        log.warning(
+            "VERBATIM_LOG_LEVEL=%s is not a log level (DEBUG, INFO, WARNING, ERROR, CRITICAL "
+            "or a number): WARNING is used",
+            os.environ.get("VERBATIM_LOG_LEVEL"),
+        )
+    if log_format not in _FORMATS:
+        log.warning(
+            "VERBATIM_LOG_FORMAT=%s is not a log format (json, or text: the default): text is used",
+            os.environ.get("VERBATIM_LOG_FORMAT"),
+        )
     # Libraries' INFO chatter (Alembic lists its plugins on every start) drowns our lines.
     for name in _CHATTY:
         logging.getLogger(name).setLevel(
             logging.DEBUG if level <= logging.DEBUG else logging.WARNING
         )
     return level
+
+
+def server_log_level() -> int:
+    """The level of uvicorn's loggers under the level configured here: its start-up lines and
+    access log (INFO) are kept at the default WARNING and above it (-v), dropped by a level
+    above WARNING (`--quiet`, VERBATIM_LOG_LEVEL=ERROR). Without handlers of their own they
+    propagate to the root logger, hence to `configure_logging`'s handler and format."""
+    level = logging.getLogger().level
+    return min(level, logging.INFO) if level <= logging.WARNING else level

@@ -12,7 +12,6 @@ import hashlib
 import json
 import math
 import re
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -22,6 +21,8 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.db import lock_aggregates
+from core.masking import MAX_META_VALUE, masked_key
+from core.masking import storable_text as _clean
 from core.models import Feedback, IngestionRun, Quarantine
 from nlp.errors import VerbatimError
 
@@ -45,7 +46,6 @@ FIELDS = (
 # Survey scores: field -> (lowest, highest) answer; answers are whole numbers.
 SCORE_RANGES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
 MAX_EXTERNAL_ID = 200
-MAX_META_VALUE = 1_000
 MAX_RAW = 2_000
 MIN_YEAR = 1990
 # Lists and dicts inside one field may nest this deep; a deeper row is rejected `too_deep`
@@ -371,43 +371,12 @@ def _text_value(value: Any) -> str:
     raise InvalidValue(f"expected text, got {type(value).__name__}")
 
 
-def _clean(text: str) -> str:
-    """Drop NUL (PostgreSQL refuses it in text) and lone surrogates (JSON "\\ud800" escapes,
-    which no database driver can encode)."""
-    text = text.replace("\x00", "")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", errors="replace").decode("utf-8")
-    return text
-
-
 def _encodable(text: str) -> bool:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return False
     return True
-
-
-_KEY_CACHE: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
-_KEY_CACHE_SIZE = 10_000
-
-
-def masked_key(key: str, mask: Callable[[str], str]) -> str:
-    """A metadata key, PII-masked and bounded like a value ({"jean@x.fr": "ok"} kept the
-    address). Remembered per masker: a CSV repeats its extra column names on every row, and
-    a masker with NER costs a spaCy call per string."""
-    try:
-        cache = _KEY_CACHE.setdefault(mask, {})
-    except TypeError:  # not weakly referenceable: mask every time
-        cache = {}
-    masked = cache.get(key)
-    if masked is None:
-        masked = mask(_clean(key[:MAX_META_VALUE]))
-        if len(cache) < _KEY_CACHE_SIZE:
-            cache[key] = masked
-    return masked
 
 
 def _meta(extra: Mapping[str, Any], mask: Callable[[str], str]) -> dict[str, Any]:

@@ -224,7 +224,7 @@ def _masked(
 ) -> dict[str, Any]:
     """`row` as written out: every string in it masked, keys too, as `POST /analyze` echoes
     its items, but `UNMASKED`; `text`: (its field, that field already masked)."""
-    from core.store import masked_key
+    from core.masking import masked_key
     from nlp.text import mask_nested
 
     kept = {k: row[k] for k in UNMASKED if k in row}

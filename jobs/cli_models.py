@@ -71,9 +71,9 @@ def register(app: typer.Typer) -> None:
 
         The input fields are written back PII-masked (the text before its analysis: evidence
         spans index the text written), all but `id`, unless --no-mask."""
+        from core.masking import build_masker
         from core.settings import load_settings
         from jobs.analyze import Terminated, analyze_file, check_not_input
-        from jobs.ingest import build_masker
         from jobs.readers import ReaderError, check_encoding_name
 
         if str(input_path) != "-" and not input_path.is_file():

@@ -50,6 +50,22 @@ def _reanalysing(result: Any) -> str:
     )
 
 
+def _older_analyses(settings: Any, backend: str | None, sessions: Any, console: Any) -> str:
+    """`enrich` with nothing pending: the verbatims another model version analysed (an
+    upgrade that changed the model: only `--reanalyze` re-scores them), else ""."""
+    from jobs.enrich import not_analysed_by
+
+    with console.status("loading the analyzer…"):
+        version = str(_analyzer(settings, backend, sessions).model_version)[:100]
+    older = not_analysed_by(sessions, version)
+    if not older:
+        return ""
+    return (
+        f"; {older} of them by another model version than {version}: "
+        "`verbatim enrich --reanalyze` re-scores them"
+    )
+
+
 def _open(settings: Any) -> Any:
     return bootstrap(settings).sessions
 
@@ -358,7 +374,10 @@ def register(app: typer.Typer) -> None:
         sessions = _open(settings)
         console = Console(stderr=True)
         if not reanalyze and not has_pending(sessions):
-            Console().print("nothing to analyse: every stored verbatim is analysed")
+            Console().print(
+                "nothing to analyse: every stored verbatim is analysed"
+                + _older_analyses(settings, backend, sessions, console)
+            )
             return
         if engine == "ray":
             from jobs.enrich_ray import RayOptions, enrich_ray

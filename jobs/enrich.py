@@ -150,6 +150,23 @@ def has_pending(sessions: sessionmaker[Session]) -> bool:
     return first is not None
 
 
+def not_analysed_by(sessions: sessionmaker[Session], version: str) -> int:
+    """Analysed verbatims without an analysis by model `version`: what `--reanalyze` would
+    mark (prepare_reanalysis), counted without marking them."""
+    with session_scope(sessions) as session:
+        mine = select(Analysis.id).where(
+            Analysis.feedback_id == Feedback.id, Analysis.model_version == version
+        )
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(Feedback)
+                .where(Feedback.analyzed.is_(True), ~mine.exists())
+            )
+            or 0
+        )
+
+
 def prepare_reanalysis(sessions: sessionmaker[Session], version: str, result: EnrichResult) -> None:
     """`--reanalyze` before any analysis (both engines): the language of every stored verbatim
     detected again, then every verbatim without an analysis by `version` marked pending."""

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
+from core.masking import build_masker
 from core.models import Feedback
 from core.settings import Settings
 from core.store import (
@@ -48,7 +49,7 @@ from jobs.readers import (
     iter_records,
 )
 from nlp.errors import VerbatimError
-from nlp.text import PiiMasker, load_ner
+from nlp.text import PiiMasker
 
 # Column names recognised without a --map (compared case-insensitively).
 AUTO_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -286,11 +287,6 @@ class _Progress:
             self.bar.stop()
         elif self.log is not None:
             self.log.finish(self.rows)
-
-
-def build_masker(settings: Settings) -> PiiMasker:
-    """The PII masker for ingestion: rules + spaCy NER for names (when enabled and loadable)."""
-    return PiiMasker(nlp=load_ner() if settings.pii_ner else None)
 
 
 class LazyMasker:

@@ -143,9 +143,12 @@ def create_app(
 
 def app_from_settings() -> FastAPI:
     """The app from the environment / verbatim.toml settings: the factory each uvicorn worker
-    process calls (`verbatim serve --workers N`)."""
+    process calls (`verbatim serve --workers N`). A worker is a new process: it configures
+    logging as the CLI does (level and format from the environment `serve` leaves it)."""
+    from core.logs import configure_logging
     from core.settings import load_settings
 
+    configure_logging()
     return create_app(load_settings())
 
 

@@ -82,10 +82,12 @@ def serve(
     ] = None,
 ) -> None:
     """Run the API and the dashboard (http://HOST:PORT/)."""
+    import logging
     import os
 
     import uvicorn
 
+    from core.logs import server_log_level
     from service.app import create_app
 
     if open_read:  # also seen by worker processes, which read the settings themselves
@@ -94,19 +96,24 @@ def serve(
     _check_listen(host, port)  # before the models and the warm-up
     count = workers or ctx.settings.api_workers
     typer.echo(f"Verbatim dashboard: http://{host}:{port}/  (API docs: /docs)")
+    # uvicorn's loggers without handlers of their own (log_config=None): their lines go
+    # through the CLI's one handler, in its format (VERBATIM_LOG_FORMAT=json) and level.
+    logs = {"log_config": None, "log_level": server_log_level()}
     if count > 1:
         ctx.engine.dispose()
+        # Each worker configures its logging as this process did (-v / -q included).
+        os.environ["VERBATIM_LOG_LEVEL"] = str(logging.getLogger().level)
         uvicorn.run(
             "service.app:app_from_settings",
             factory=True,
             host=host,
             port=port,
             workers=count,
-            log_level="info",
+            **logs,
         )
         return
     app = create_app(ctx.settings, engine=ctx.engine)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, **logs)
 
 
 def _check_listen(host: str, port: int) -> None:

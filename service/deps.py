@@ -93,9 +93,9 @@ class AppState:
         """The PII masker (rules + spaCy NER when `pii_ner`), built once at first use."""
         with self._masker_lock:
             if self.pii_masker is None:
-                from nlp.text import PiiMasker, load_ner
+                from core.masking import build_masker
 
-                self.pii_masker = PiiMasker(nlp=load_ner() if self.settings.pii_ner else None)
+                self.pii_masker = build_masker(self.settings)
             return self.pii_masker
 
     def current_taxonomy(self, session: Session | None = None) -> Current:

@@ -86,12 +86,31 @@ class Metrics:
             ["event"],
             registry=self.registry,
         )
+        self.analyzer = Gauge(
+            "verbatim_analyzer_info",
+            "1 for what this process analyses with: model version, encoder runtime (empty "
+            "without an encoder), the CPU kernels it reaches, theme heads (full, lite, rules); "
+            "no sample until the analyzer is built",
+            ["model_version", "encoder_runtime", "kernels", "theme_heads"],
+            registry=self.registry,
+        )
         self.feedback_ingested = Counter(
             "verbatim_api_feedback_rows",
             "Rows posted to /feedback, by outcome",
             ["status"],
             registry=self.registry,
         )
+
+    def set_analyzer(self, info: Any | None) -> None:
+        """The analyzer gauge from /health's `analyzer` (an AnalyzerOut; None: not built)."""
+        self.analyzer.clear()
+        if info is not None:
+            self.analyzer.labels(
+                info.model_version,
+                info.encoder_runtime or "",
+                info.kernels or "",
+                info.theme_heads,
+            ).set(1)
 
     def set_jobs(self, jobs: list[dict[str, Any]]) -> None:
         """Scheduler gauges from `core.queries.job_runs_status` (read at scrape time)."""

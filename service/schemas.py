@@ -485,11 +485,29 @@ class JobRunOut(BaseModel):
     detail: str | None
 
 
+class AnalyzerOut(BaseModel):
+    """What this API process analyses with (core.analysis.analyzer_info)."""
+
+    model_version: str = Field(description="stored with each analysis it writes")
+    encoder_runtime: str | None = Field(
+        description="torch, onnx-fp32, onnx-int8, openvino-int8 or openvino-bf16; "
+        "null without an encoder (lexicon, tfidf)"
+    )
+    kernels: str | None = Field(description="the CPU kernels that runtime reaches here")
+    theme_heads: str = Field(
+        description="full (with the encoder's vectors), lite (encoder-free: also the "
+        "fallback for another encoder than the training one) or rules"
+    )
+
+
 class HealthOut(BaseModel):
     status: str
     database: str
     version: str
     jobs: list[JobRunOut] = []  # scheduler jobs, latest run each (empty without a scheduler)
+    # None until the analyzer is built (at start-up; at the first write with
+    # api_preload_models = false): /health never builds it.
+    analyzer: AnalyzerOut | None = None
 
 
 class KeyScopeOut(BaseModel):

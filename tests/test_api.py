@@ -145,6 +145,32 @@ def test_health_metrics_dashboard_are_open(client: TestClient) -> None:
     assert client.get("/static/app.js").status_code == 200
 
 
+def test_health_and_metrics_name_what_analyses_run(settings: Settings, engine: Engine) -> None:
+    """An operator could not tell from the running API which model version, encoder runtime
+    or theme heads it analysed with (/health had status, database, version and jobs; /metrics
+    nothing of the analyzer): only by reading runtime.json in the model cache, which says
+    what `verbatim setup` chose, not what the fallback on another CPU runs."""
+    app = create_app(settings, engine=engine, analyzer=None, build_analyzer_at_startup=False)
+    client = TestClient(app)
+    assert client.get("/health").json()["analyzer"] is None  # /health never builds it
+    assert "verbatim_analyzer_info{" not in client.get("/metrics").text
+    version = app.state.verbatim.get_analyzer().model_version  # the first write builds it
+    assert version.startswith("lexicon-")
+    health = client.get("/health").json()["analyzer"]
+    # Lexicon backend: no encoder, hence no runtime and the encoder-free theme heads.
+    assert health == {
+        "model_version": version,
+        "encoder_runtime": None,
+        "kernels": None,
+        "theme_heads": "lite",
+    }
+    metrics = client.get("/metrics").text
+    assert (
+        f'verbatim_analyzer_info{{encoder_runtime="",kernels="",model_version="{version}",'
+        'theme_heads="lite"} 1.0'
+    ) in metrics
+
+
 def test_openapi_declares_api_key_scheme(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     scheme = spec["components"]["securitySchemes"]["ApiKey"]
@@ -965,7 +991,8 @@ def test_a_nul_in_a_stored_body_string_never_reaches_the_database(
     client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
 ) -> None:
     """PostgreSQL refuses a NUL in text: a source or a note with one was a 500 there (SQLite
-    stored it). Texts drop NULs (core.store._clean); the source, an identifier, is a 422."""
+    stored it). Texts drop NULs (core.masking.storable_text); the source, an identifier, is a
+    422."""
     body = {"source": "zen\x00desk", "items": [{"text": "Colis abîmé"}]}
     res = client.post("/feedback", json=body, headers=wh(keys))
     assert res.status_code == 422 and res.json()["field"] == "source", res.text

@@ -177,6 +177,30 @@ def test_json_log_lines(tmp_path: Path) -> None:
     assert any(r["logger"] == "jobs.ingest" and "rows/s" in r["message"] for r in records)
 
 
+def test_a_log_setting_it_cannot_read_is_a_warning(tmp_path: Path) -> None:
+    """`VERBATIM_LOG_LEVEL=DEBG` (or `verbose`) gave the WARNING level and
+    `VERBATIM_LOG_FORMAT=jsonl` plain text, both in silence: the operator looked for debug
+    lines or JSON that never came. Each is one warning line now; the default is used."""
+    from verbatim_cli import app
+
+    env = _env(tmp_path, {"VERBATIM_LOG_LEVEL": "DEBG", "VERBATIM_LOG_FORMAT": "jsonl"}, None)
+    res = CliRunner().invoke(app, ["quarantine"], env=env)
+    assert res.exit_code == 0, res.output
+    warnings = [line for line in res.stderr.splitlines() if "WARNING core.logs" in line]
+    assert len(warnings) == 2, res.stderr
+    assert warnings[0].endswith(
+        "VERBATIM_LOG_LEVEL=DEBG is not a log level (DEBUG, INFO, WARNING, ERROR, CRITICAL or "
+        "a number): WARNING is used"
+    )
+    assert warnings[1].endswith(
+        "VERBATIM_LOG_FORMAT=jsonl is not a log format (json, or text: the default): text is used"
+    )
+    env.update(VERBATIM_LOG_LEVEL="debug", VERBATIM_LOG_FORMAT="JSON")  # any case
+    res = CliRunner().invoke(app, ["quarantine"], env=env)
+    assert res.exit_code == 0 and "core.logs" not in res.stderr, res.stderr
+    assert '"level": "DEBUG"' in res.stderr
+
+
 @pytest.mark.parametrize("args", [["quarantine", "--limit", "-5"], ["enrich", "--limit", "0"]])
 def test_negative_limits_are_refused(tmp_path: Path, args: list[str]) -> None:
     """A negative LIMIT reached SQL: SQLite reads it as "no limit", PostgreSQL refuses it."""

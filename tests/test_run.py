@@ -399,6 +399,34 @@ def test_cli_reanalyze_says_how_many_verbatims_it_redoes(
     assert "no verbatim analysed by another model version than" in again.output, again.output
 
 
+def test_cli_enrich_with_nothing_pending_names_an_older_model_version(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker, analyzer
+) -> None:
+    """A database analysed by an older release (model version « embedded-1.0+learned-0.2 »),
+    migrated by this one: `verbatim enrich` said « nothing to analyse: every stored verbatim
+    is analysed » and every figure stayed the older model's, with no hint that only
+    `--reanalyze` re-scores them."""
+    from verbatim_cli import app
+
+    path = tmp_path / "f.csv"
+    path.write_text("text,date\nColis jamais reçu,2026-11-01\nTrès bon produit,2026-11-02\n")
+    ingest_file(sessions, settings, path, source="s")
+    enrich(sessions, settings, analyzer=_Versioned(analyzer, "embedded-1.0+learned-0.2"))
+    env = {**_env(settings, tmp_path), "VERBATIM_DATABASE_URL": settings.resolved_database_url}
+    args = ["enrich", "--backend", "lexicon"]
+    res = CliRunner().invoke(app, args, env=env)
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.stdout.split())  # rich wraps at the terminal's width
+    assert said.startswith(
+        "nothing to analyse: every stored verbatim is analysed; 2 of them by another model "
+        "version than lexicon-"
+    ), said
+    assert said.endswith(": `verbatim enrich --reanalyze` re-scores them"), said
+    assert CliRunner().invoke(app, [*args, "--reanalyze"], env=env).exit_code == 0
+    again = CliRunner().invoke(app, args, env=env)
+    assert again.stdout.strip() == "nothing to analyse: every stored verbatim is analysed"
+
+
 def test_reanalyze_goes_back_to_an_earlier_model(
     tmp_path: Path, settings: Settings, sessions: sessionmaker, session: Session, analyzer
 ) -> None:

@@ -151,3 +151,69 @@ def test_an_address_not_of_this_machine_is_not_called_busy(tmp_path: Path) -> No
         "error: cannot listen on 192.0.2.1:8765: Cannot assign requested address (no network "
         "interface of this machine has this address: choose another --host)"
     ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_json_logs_hold_the_server_lines_too(tmp_path: Path, workers: int) -> None:
+    """VERBATIM_LOG_FORMAT=json wrote our lines as JSON but uvicorn's with its own handlers,
+    in its own format (`INFO:     Started server process [5695]`, the access log
+    `INFO:     127.0.0.1:40304 - "GET /health HTTP/1.1" 200 OK`) on the same stream: a log
+    shipper reading JSON lines choked on them. The workers (new processes) configured no
+    logging at all: the app's warnings came out bare. Every line is JSON now, at the levels
+    the CLI's configuration gives (-q drops the INFO lines)."""
+    import json
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("VERBATIM_")},
+        "VERBATIM_CONFIG": os.devnull,
+        "VERBATIM_DATA_DIR": str(tmp_path),
+        "VERBATIM_SENTIMENT_BACKEND": "lexicon",
+        "VERBATIM_API_PRELOAD_MODELS": "false",
+        "VERBATIM_API_WARM_UP": "false",
+        "VERBATIM_LOG_FORMAT": "json",
+        "VERBATIM_NOT_A_SETTING": "1",  # a warning each process logs (core.settings)
+        "PYTHONPATH": str(ROOT),
+    }
+    cmd = [sys.executable, "-m", "verbatim_cli", "serve", "--port", str(port)]
+    proc = subprocess.Popen(
+        [*cmd, "--workers", str(workers)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
+    lines = [line for line in err.decode().splitlines() if line.strip()]
+    records = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            pytest.fail(f"not a JSON line: {line!r}")
+    access = [r for r in records if r["logger"] == "uvicorn.access"]
+    assert any("GET /health" in r["message"] and r["level"] == "INFO" for r in access), lines
+    assert any(r["logger"] == "uvicorn.error" for r in records), lines
+    warned = [r for r in records if "VERBATIM_NOT_A_SETTING" in r["message"]]
+    assert warned and all(r["level"] == "WARNING" for r in warned), lines

@@ -524,3 +524,38 @@ def test_setup_records_the_batch_size_it_measured_and_loads_use_it(
     # Another size is taken only when clearly faster than the configured one.
     assert choose_batch_tokens({"1024": 104.0, "8192": 100.0}, 8192) == 8192
     assert choose_batch_tokens({"1024": 190.0, "2048": 189.0, "8192": 140.0}, 8192) == 1024
+
+
+def test_health_names_the_runtime_the_api_runs_and_the_heads_fallback(
+    built: dict[str, Path], settings: Any, engine: Any
+) -> None:
+    """/health and /metrics name the encoder runtime `auto` picked from runtime.json, the
+    kernels it reaches on this CPU, and the theme heads: the packaged heads were trained on
+    the real encoder, so on this tiny one they fall back to their encoder-free ("lite")
+    variant, which an operator only saw as one warning line in the start-up log."""
+    from fastapi.testclient import TestClient
+
+    from nlp.encoder.runtime import kernel_path
+    from service.app import create_app
+
+    chosen = json.loads((built["out"] / "runtime.json").read_text(encoding="utf-8"))["chosen"]
+    embedded = settings.model_copy(
+        update={
+            "model_dir": built["models"],
+            "sentiment_backend": "embedded",
+            "sentiment_model_path": built["delta"],
+            "encoder_runtime": "auto",
+        }
+    )
+    app = create_app(embedded, engine=engine, build_analyzer_at_startup=False)
+    version = app.state.verbatim.get_analyzer().model_version
+    info = TestClient(app).get("/health").json()["analyzer"]
+    assert info["model_version"] == version and version.startswith("embedded-")
+    assert info["encoder_runtime"] == chosen
+    if chosen == "onnx-fp32":
+        assert info["kernels"] == "ONNX Runtime MLAS fp32"
+    else:
+        assert info["kernels"] in kernel_path().values()
+    assert info["theme_heads"] == "lite"
+    metrics = TestClient(app).get("/metrics").text
+    assert f'encoder_runtime="{chosen}"' in metrics and 'theme_heads="lite"' in metrics

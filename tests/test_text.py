@@ -338,6 +338,30 @@ def test_the_second_opinion_model_is_kept_uncompressed_and_read_back(
         language._identifier.cache_clear()
 
 
+def test_a_cache_that_cannot_be_written_costs_only_the_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model directory on a read-only mount (a volume mounted `:ro`, an image run with a
+    read-only root) and no uncompressed copy in it: writing the copy failed, then removing its
+    half-written file failed too (EROFS is not "no such file"), and that error escaped. Every
+    short review that asks the second opinion ("pas mal") came out of `verbatim analyze` as
+    `analysis failed: [Errno 30] Read-only file system`, and `verbatim setup` stopped with
+    `error: cannot write`. A directory that is a file raises the same way (ENOTDIR) without
+    needing a mount."""
+    from nlp.text import language
+
+    blocker = tmp_path / "models"
+    blocker.write_text("not a directory", encoding="utf-8")
+    monkeypatch.setenv("VERBATIM_MODEL_DIR", str(blocker / "sub"))
+    language._identifier.cache_clear()
+    try:
+        assert detect_language("pas mal") == ("fr", pytest.approx(0.167, abs=0.01))
+        assert detect_language("El repartidor dejó la caja bajo la lluvia.")[0] == "es"
+    finally:
+        language._identifier.cache_clear()
+    assert blocker.read_text(encoding="utf-8") == "not a directory"
+
+
 @pytest.mark.parametrize(
     "text",
     [

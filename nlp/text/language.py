@@ -652,7 +652,9 @@ def _from_uncompressed(path: Path, cls: Any) -> Any:
 
 
 def _keep_uncompressed(source: Path, target: Path) -> None:
-    """Best effort: a read-only home only costs the next start its 0.4 s."""
+    """Best effort: a read-only home only costs the next start its 0.4 s. On a read-only
+    mount removing the temporary file fails too (EROFS, not "no such file"): ignored as well."""
+    import contextlib
     import lzma
     import shutil
 
@@ -663,7 +665,8 @@ def _keep_uncompressed(source: Path, target: Path) -> None:
             shutil.copyfileobj(src, out, length=1 << 20)
         os.replace(tmp, target)
     except OSError:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 # Quoted passages: a French complaint quoting the seller's English reply ("Le vendeur m'a

@@ -11,11 +11,12 @@ from fastapi.responses import FileResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from core.analysis import analyzer_info
 from core.queries import feedback_count, job_runs_status
 from core.settings import Settings
 from service.auth import api_key_header, find_key, require
-from service.deps import SessionDep, app_state
-from service.schemas import ErrorOut, HealthOut, KeyScopeOut
+from service.deps import AppState, SessionDep, app_state
+from service.schemas import AnalyzerOut, ErrorOut, HealthOut, KeyScopeOut
 from service.text_route import TextRoute
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -51,9 +52,19 @@ def health(request: Request) -> JSONResponse:
         db = f"error: {type(exc).__name__}"
     # A failed scheduled run is reported here, not as a 503: the API itself is fine.
     body = HealthOut(
-        status="ok" if db == "ok" else "degraded", database=db, version=_version(), jobs=jobs
+        status="ok" if db == "ok" else "degraded",
+        database=db,
+        version=_version(),
+        jobs=jobs,
+        analyzer=_analyzer_info(state),
     )
     return JSONResponse(body.model_dump(), status_code=200 if db == "ok" else 503)
+
+
+def _analyzer_info(state: AppState) -> AnalyzerOut | None:
+    """The loaded analyzer's runtime and versions (never built here: None until it is)."""
+    analyzer = state.analyzer
+    return None if analyzer is None else AnalyzerOut(**analyzer_info(analyzer))
 
 
 # Uptime checkers and load balancers often probe with HEAD (it was a 405): the same check,
@@ -79,6 +90,7 @@ def metrics(request: Request) -> Response:
         state.metrics.change_feed.labels("listening").set(feed.generation is not None)
         for event, count in feed.stats.items():
             state.metrics.change_feed.labels(event).set(count)
+    state.metrics.set_analyzer(_analyzer_info(state))
     try:
         with state.sessions() as session:
             state.metrics.feedback_stored.set(feedback_count(session))
