@@ -122,13 +122,17 @@ THEME_COLUMNS = [
     "mentions période précédente",
     "évolution volume (ratio, 0.5 = +50 %)",
     "évolution part négative (points)",
+    # The period on every row: a CSV opened later says which week it is.
+    "début période",
+    "fin période",
 ]
 
 
 def themes_table(rows: Iterable[ThemeRow], start: date, end: date) -> Table:
     """Theme rows count mentions; the "*" row (if present) counts verbatims by their
     document sentiment and is labelled so."""
-    table = Table(f"Thèmes {start:%d-%m} au {end:%d-%m}", list(THEME_COLUMNS))
+    # 31 characters, Excel's limit for a sheet's name, with the years.
+    table = Table(f"Thèmes {start:%d-%m-%Y} au {end:%d-%m-%Y}", list(THEME_COLUMNS))
     for r in rows:
         table.rows.append(
             [
@@ -144,6 +148,8 @@ def themes_table(rows: Iterable[ThemeRow], start: date, end: date) -> Table:
                 r.previous_volume,
                 _r(r.volume_change),
                 _r(None if r.negative_share_change is None else r.negative_share_change * 100, 2),
+                start,
+                end,
             ]
         )
     return table

@@ -115,6 +115,9 @@ class SourceConfig(BaseModel):
     channel: Channel = "review"
     # Maps our field names (text, id, created_at, rating, customer, ...) to file columns.
     mapping: dict[str, str] = Field(default_factory=dict)
+    # The scale of the rating column's bare numbers: 10 for a 0-10 `note` (stored out of 5,
+    # 8 -> 4.0); with 5, a bare rating above 5 is refused ("8/10", "80 %" say their scale).
+    rating_scale: int = Field(default=5, ge=2, le=100)
     path: Path | None = None  # file: the file; folder: the folder
     # folder: glob below `path` ("*.csv", "**/*.jsonl"); files still being written (modified
     # less than `settle_seconds` ago, or named *.part / *.tmp / .*) wait for the next poll.
@@ -164,7 +167,7 @@ class SourceConfig(BaseModel):
         return self
 
 
-_COMMON_OPTIONS = frozenset({"source", "kind", "channel", "mapping"})
+_COMMON_OPTIONS = frozenset({"source", "kind", "channel", "mapping", "rating_scale"})
 # What each built-in connector reads (jobs/connectors): the rest would be ignored silently.
 _FILE_OPTIONS = frozenset({"path", "encoding", "settle_seconds"})
 _FOLDER_OPTIONS = _FILE_OPTIONS | {"pattern"}

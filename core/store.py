@@ -288,10 +288,16 @@ def parse_datetime(value: Any, *, now: datetime | None = None) -> datetime:
 
 
 # "★★★★☆" (filled stars count) and a unit after the number ("5 étoiles", "4 stars", "4*",
-# "4★").
+# "4★"): stars, out of 5.
 _STAR_GLYPHS = re.compile(r"^[★⭐☆✩✰\s]+$")
-_RATING_UNIT = re.compile(r"\s*(?:[ée]toiles?|stars?|\*|★|⭐|sur\s+\d+)$", re.IGNORECASE)
-
+_STAR_UNIT = re.compile(r"\s*(?:[ée]toiles?|stars?|\*|★|⭐)$", re.IGNORECASE)
+# A written scale: "8/10", "8 sur 10", "4 étoiles sur 5", "4 out of 5 stars".
+_WRITTEN_SCALE = re.compile(
+    r"^(.*?)\s*(?:/|\bsur\b|\bout\s+of\b)\s*(\d+(?:\.\d+)?)\s*(?:[ée]toiles?|stars?|pts?|points?)?$",
+    re.IGNORECASE,
+)
+# The scale ratings are stored on (the dashboard's « x / 5 »).
+RATING_SCALE = 5
 
 # What exports write for "no answer" (a survey question skipped, a review without stars):
 # the verbatim is stored without the score. A rejected row lost its text to the quarantine.
@@ -304,13 +310,17 @@ def _no_answer(value: Any) -> bool:
     return isinstance(value, str) and value.strip().lower().rstrip(".") in _NO_ANSWER
 
 
-def parse_rating(value: Any) -> float | None:
-    """A number in 0..10 (stars 1-5 or a 0-10 score), kept as given; "4,5", "4/5", "★★★★" and
-    "5 étoiles" accepted; empty or "N/A" ("-", "nc", …) is None."""
+def parse_rating(value: Any, scale: int = RATING_SCALE) -> float | None:
+    """A rating out of 5 (RATING_SCALE), rounded to 0.01: a bare number is on `scale` (the
+    column's, 5 unless the source declares another: "8" with scale 10 is 4.0), a written scale
+    is converted ("8/10", "8 sur 10" and "80 %" are 4.0; "★★★★" and "4 étoiles" are stars);
+    "4,5" accepted; a bare number above `scale` is refused (never averaged with stars);
+    empty or "N/A" ("-", "nc", …) is None."""
     if value is None or _no_answer(value):
         return None
     if isinstance(value, bool):
         raise InvalidValue(f"{value!r} is not a rating")
+    out_of, written = float(scale), False
     if isinstance(value, int | float):
         number = float(value)
     else:
@@ -318,17 +328,37 @@ def parse_rating(value: Any) -> float | None:
         if not text:
             return None
         if _STAR_GLYPHS.match(text):
-            text = str(text.count("★") + text.count("⭐"))
-        text = _RATING_UNIT.sub("", text)
-        if "/" in text:  # "4/5", "8/10": keep the numerator
-            text = text.split("/", 1)[0].strip()
+            filled = text.count("★") + text.count("⭐")
+            if filled > RATING_SCALE:
+                raise InvalidValue.quoting(value, "{} has more than 5 stars")
+            return float(filled)
+        match = _WRITTEN_SCALE.match(text)
+        if text.endswith("%"):  # "80 %": a satisfaction score
+            text, out_of, written = text[:-1].strip(), 100.0, True
+        elif match:
+            text, out_of, written = match.group(1), float(match.group(2)), True
+            if out_of <= 0:
+                raise InvalidValue.quoting(value, "{} is not a rating (a scale of 0)")
+        stars = _STAR_UNIT.sub("", text)
+        if stars != text and not written:  # "4 étoiles": stars, whatever the column's scale
+            out_of = float(RATING_SCALE)
         try:
-            number = float(text)
+            number = float(stars)
         except ValueError as exc:
             raise InvalidValue.quoting(value, "{} is not a number") from exc
-    if not math.isfinite(number) or not 0.0 <= number <= 10.0:
-        raise InvalidValue.quoting(value, "{} is outside 0..10")
-    return number
+        if written and not (math.isfinite(number) and 0.0 <= number <= out_of):
+            raise InvalidValue.quoting(value, "{} is outside its own scale")
+    if not math.isfinite(number) or number < 0.0:
+        raise InvalidValue.quoting(value, "{} is not a rating")
+    if number > out_of:
+        hint = (
+            "a rating is out of 5 stars: write it with its scale ('8/10') or declare the "
+            "column's scale (the source's rating_scale, ingest --rating-scale)"
+            if out_of == RATING_SCALE
+            else f"the source's rating_scale says ratings are out of {scale}"
+        )
+        raise InvalidValue.quoting(value, f"{{}} is above {out_of:g}: {hint}")
+    return round(number / out_of * RATING_SCALE, 2)
 
 
 def parse_score(name: str, value: Any) -> float | None:
@@ -452,6 +482,7 @@ def prepare_feedback(
     run_id: int | None = None,
     now: datetime | None = None,
     mask: Callable[[str], str] | None = None,
+    rating_scale: int = RATING_SCALE,
 ) -> dict[str, Any] | Rejection:
     """Canonical fields (see FIELDS) -> column values for `feedback`, or why the row is rejected.
 
@@ -461,7 +492,9 @@ def prepare_feedback(
     key).
 
     `mask` is the PII masker (a `nlp.text.PiiMasker`, built once by the caller with its NER
-    pipeline); without one the rules-only masker runs.
+    pipeline); without one the rules-only masker runs. `rating_scale` is the scale of a bare
+    rating (the source's `rating_scale`: 10 for a 0-10 `note` column); ratings are stored out
+    of 5.
     """
     from nlp.text import mask_pii
 
@@ -503,7 +536,7 @@ def prepare_feedback(
             return Rejection("bad_date", "created_at", exc.detail(mask))
 
     try:
-        rating = parse_rating(fields.get("rating"))
+        rating = parse_rating(fields.get("rating"), rating_scale)
     except InvalidValue as exc:
         return Rejection("bad_rating", "rating", exc.detail(mask))
 

@@ -51,7 +51,14 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from core.store import InvalidValue, Rejection, parse_datetime, prepare_feedback, utcnow
+from core.store import (
+    RATING_SCALE,
+    InvalidValue,
+    Rejection,
+    parse_datetime,
+    prepare_feedback,
+    utcnow,
+)
 from jobs.analyze import OutputError, atomic_output, check_not_input, is_stdout
 from jobs.ingest import MappingError, resolve_mapping
 from jobs.readers import (
@@ -129,6 +136,7 @@ class _Reader:
     warn: Callable[[str], None]
     now: datetime
     max_text_chars: int = MAX_TEXT_CHARS
+    rating_scale: int = RATING_SCALE  # as `verbatim ingest --rating-scale`
     label: str = "line"
     read: int = 0
     bad: int = 0
@@ -159,6 +167,7 @@ class _Reader:
                 channel=DEFAULT_CHANNEL,
                 max_text_chars=self.max_text_chars,
                 now=self.now,
+                rating_scale=self.rating_scale,
             )
         except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # never a crash
             self.reject(number, "bad_row", str(exc)[:200])
@@ -257,6 +266,7 @@ def read_feed_file(
     now: datetime | None = None,
     max_text_chars: int = MAX_TEXT_CHARS,
     columns_map: Mapping[str, str] | None = None,
+    rating_scale: int = RATING_SCALE,
 ) -> tuple[list[FeedRow], _Reader]:
     """Read a CSV or JSONL feed as `verbatim ingest` would (`columns_map`: its `--map`, field ->
     column); raise FeedError when the file as a whole cannot be replayed (binary, UTF-16, no
@@ -281,7 +291,7 @@ def read_feed_file(
                 f"the day of each verbatim: name it with --map created_at=COLUMN (file "
                 f"columns: {', '.join(names)})"
             )
-        reader = _Reader(warn, now or utcnow(), max_text_chars)
+        reader = _Reader(warn, now or utcnow(), max_text_chars, rating_scale)
         rows: list[FeedRow] = []
         for rec in iter_records(path, fmt, encoding):
             row = reader.record(rec, mapping)
@@ -563,6 +573,7 @@ def run_backtest(
     now: datetime | None = None,
     max_text_chars: int = MAX_TEXT_CHARS,
     columns_map: Mapping[str, str] | None = None,
+    rating_scale: int = RATING_SCALE,
 ) -> BacktestResult:
     """Replay `feed` and write alerts to `output` (JSONL, written whole or not at all).
     `analyzer` has `.analyze(texts)`. Raises FeedError / OutputError (VerbatimError) when the
@@ -576,6 +587,7 @@ def run_backtest(
         now=now,
         max_text_chars=max_text_chars,
         columns_map=columns_map,
+        rating_scale=rating_scale,
     )
     result = BacktestResult(
         rows=len(rows),

@@ -166,6 +166,13 @@ def register(app: typer.Typer) -> None:
             help="field=column pairs, as `verbatim ingest --map`, e.g. "
             "created_at=date_experience,text=avis (the rest is recognised by name)",
         ),
+        rating_scale: int = typer.Option(
+            5,
+            "--rating-scale",
+            min=2,
+            max=100,
+            help="scale of the rating column's bare numbers, as `verbatim ingest --rating-scale`",
+        ),
     ) -> None:
         """Replay a feed day by day through analysis + the spike detector; write alerts.
 
@@ -203,6 +210,7 @@ def register(app: typer.Typer) -> None:
             max_text_chars=settings.max_text_chars,
             encoding=encoding,
             columns_map=columns_map,
+            rating_scale=rating_scale,
         )
         typer.echo(
             f"read {result.read} row(s): {result.rows} verbatim(s) over {result.days} day(s), "

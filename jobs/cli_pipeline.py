@@ -248,6 +248,14 @@ def register(app: typer.Typer) -> None:
             "channel title nps csat ces; NPS 0-10, CSAT 1-5, CES 1-7)",
         ),
         force: bool = typer.Option(False, help="re-read a file already ingested"),
+        rating_scale: int = typer.Option(
+            5,
+            "--rating-scale",
+            min=2,
+            max=100,
+            help="scale of the rating column's bare numbers, e.g. 10 for a 0-10 note "
+            "(stored out of 5; '8/10' and '80 %' say their own)",
+        ),
         encoding: str = typer.Option(
             "utf-8", help="CSV/JSONL encoding, e.g. cp1252 for old Excel CSV (.xlsx: unused)"
         ),
@@ -275,7 +283,13 @@ def register(app: typer.Typer) -> None:
                 mapping=mapping,
             )
             pulled = pull(
-                sessions, settings, connector, source=source, channel=channel, mapping=mapping
+                sessions,
+                settings,
+                connector,
+                source=source,
+                channel=channel,
+                mapping=mapping,
+                rating_scale=rating_scale,
             )
             console = Console()
             if pulled.run_id is not None:  # as a file's ingest: never columns picked silently
@@ -299,6 +313,7 @@ def register(app: typer.Typer) -> None:
             force=force,
             progress=not (quiet or no_progress),
             encoding=encoding,
+            rating_scale=rating_scale,
         )
         _print_ingest(Console(), result, source)
 

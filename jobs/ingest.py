@@ -26,6 +26,7 @@ from core.settings import Settings
 from core.store import (
     CHANNELS,
     FIELDS,
+    RATING_SCALE,
     Rejection,
     add_quarantine,
     advance_run,
@@ -358,10 +359,12 @@ def ingest_file(
     progress: bool = False,
     encoding: str = "utf-8",
     masker: Callable[[str], str] | None = None,
+    rating_scale: int = RATING_SCALE,
 ) -> IngestResult:
     """Ingest one file; resumes an interrupted run of the same file content.
 
     `masker`: the PII masker to reuse (`LazyMasker`); one is made here when not given.
+    `rating_scale`: the scale of the rating column's bare numbers (stored out of 5).
 
     Raises MappingError / ReaderError / FileNotFoundError before writing anything when the
     file or the mapping is unusable.
@@ -469,6 +472,7 @@ def ingest_file(
                     run_id=run_id,
                     now=now,
                     mask=mask,
+                    rating_scale=rating_scale,
                 )
                 if isinstance(prepared, Rejection):
                     rejected.append((record.number, prepared, record.raw))

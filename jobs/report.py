@@ -33,6 +33,7 @@ from core.queries import (
     other_language_volumes,
     score_summary,
 )
+from core.store import utcnow
 from jobs.slack_message import french_number, share_points
 from nlp.drivers import DriverEffect
 from nlp.taxonomy import Taxonomy
@@ -51,6 +52,8 @@ class Report:
     # NPS / CSAT / CES of the period and the one before, as /overview gives them (the scores
     # the feed carries only).
     scores: list[ScoreSummary] = field(default_factory=list)
+    # `end` is today (UTC days): its figures still grow until midnight UTC.
+    in_progress: bool = False
 
 
 def build_report(
@@ -63,7 +66,8 @@ def build_report(
     source: str | None = None,
     driver_days: int = 90,
 ) -> Report:
-    """Default end: the last day with data (a stale feed still shows its latest week).
+    """Default end: the last day with data (a stale feed still shows its latest week; a live
+    feed's is today, still in progress: the report says so, `in_progress`).
 
     Key drivers of every score the feed carries (NPS, CSAT, CES, rating) are estimated over
     the `driver_days` up to `end` (a week is too few answers for a confidence interval)."""
@@ -96,7 +100,8 @@ def build_report(
         for score in ("nps", "csat", "ces")
     )
     scores = [s for s in summaries if s.answers or s.previous_answers]
-    return Report(start, end, rows, drivers, driver_start, others, last, scores)
+    in_progress = end >= utcnow().date()
+    return Report(start, end, rows, drivers, driver_start, others, last, scores, in_progress)
 
 
 SCORE_NAMES = {"rating": "de la note", "nps": "du NPS", "csat": "du CSAT", "ces": "du CES"}
@@ -248,9 +253,23 @@ def _scores(scores: list[ScoreSummary]) -> str | None:
     return " · ".join(parts) or None
 
 
+def _in_progress(report: Report) -> str | None:
+    """« le 06/12/2026 est en cours (jour UTC) … » when the period ends today."""
+    if not report.in_progress:
+        return None
+    return (
+        f"le {report.end:%d/%m/%Y} est en cours (jour UTC) : ses chiffres ne sont pas complets\n"
+        f"--end {report.end - timedelta(days=1)} pour finir sur le dernier jour complet"
+    )
+
+
 def render_report(report: Report) -> Table:
     days = (report.end - report.start).days + 1
-    caption = [_scores(report.scores), _other_languages(report.other_languages)]
+    caption = [
+        _in_progress(report),
+        _scores(report.scores),
+        _other_languages(report.other_languages),
+    ]
     table = Table(
         title=f"Thèmes du {report.start:%d/%m/%Y} au {report.end:%d/%m/%Y} "
         f"({days} j ; Δ = vs les {days} j précédents)",
@@ -329,6 +348,7 @@ def report_json(report: Report) -> dict[str, Any]:
     return {
         "start": report.start.isoformat(),
         "end": report.end.isoformat(),
+        "end_in_progress": report.in_progress,  # `end` is today (UTC): not complete yet
         "verbatims": total.volume if total else 0,
         "verbatims_negative": total.negatives if total else 0,
         # Counted apart, as the table's caption says: without it the JSON's figures read as

@@ -421,7 +421,8 @@ class FeedbackBatch(BaseModel):
     channel: ChannelName = "review"
     items: list[dict[str, Any]] = Field(
         description=(
-            "rows with `text` (required), optional `id`, `created_at`, `rating`, `nps` (0-10), "
+            "rows with `text` (required), optional `id`, `created_at`, `rating` (out of 5, "
+            "or with its scale: `8/10`, `80 %`), `nps` (0-10), "
             "`csat` (1-5), `ces` (1-7), `customer`, "
             "`channel`, `title`; other keys are kept as metadata"
         ),
@@ -724,7 +725,9 @@ class OverviewOut(BaseModel):
     previous_verbatims: int
     negatives: int = Field(description="verbatims whose document sentiment is negative")
     negative_share: float
-    previous_negative_share: float
+    previous_negative_share: float | None = Field(
+        description="null when the previous period had no verbatim"
+    )
     scores: list[ScoreOut] = Field(description="only the scores the feed carries")
     top_movers: list[MoverOut] = Field(description="largest rise in mentions first")
     open_alerts: int

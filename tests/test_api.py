@@ -324,6 +324,19 @@ def test_a_known_filter_without_data_answers_zeros(
     assert client.get("/incidents?theme=site_appli", headers=rh(keys)).json()["items"] == []
 
 
+def test_overview_has_no_previous_share_without_a_previous_period(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    """The first week of data answered `previous_negative_share: 0.0` (« 0 % of negatives the
+    week before »), a week that had no verbatim; `/themes` answers null in that case."""
+    first = client.get(f"/overview?start={FIRST_DAY}&days=7", headers=rh(keys)).json()
+    assert first["verbatims"] > 0 and first["previous_verbatims"] == 0
+    assert first["previous_negative_share"] is None
+    later = client.get(f"/overview?start={FIRST_DAY + timedelta(days=7)}&days=7", headers=rh(keys))
+    body = later.json()
+    assert body["previous_verbatims"] > 0 and body["previous_negative_share"] > 0, body
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
@@ -907,6 +920,29 @@ def _count(sessions: sessionmaker[Session], source: str) -> int:
         return session.execute(
             select(func.count()).select_from(Feedback).where(Feedback.source == source)
         ).scalar_one()
+
+
+def test_feedback_ratings_are_stored_out_of_5(
+    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    """A client posting an internal 0-10 note had « 8/10 » stored as 8 stars out of 5 (and a
+    bare 8 too): the dashboard's « x / 5 » came out above what customers gave."""
+    items = [
+        {"id": "r1", "text": "Colis abîmé", "rating": "8/10"},
+        {"id": "r2", "text": "Très bien", "rating": 8},
+        {"id": "r3", "text": "Correct", "rating": "80 %"},
+        {"id": "r4", "text": "Parfait", "rating": "4,5/5"},
+    ]
+    res = client.post("/feedback", json={"source": "interne", "items": items}, headers=wh(keys))
+    assert res.status_code == 200, res.text
+    rows = res.json()["rows"]
+    assert [r["status"] for r in rows] == ["stored", "rejected", "stored", "stored"]
+    assert rows[1]["field"] == "rating" and "8 is above 5" in rows[1]["reason"], rows[1]
+    with sessions() as session:
+        ratings = session.scalars(
+            select(Feedback.rating).where(Feedback.source == "interne").order_by(Feedback.id)
+        ).all()
+    assert ratings == [4.0, 4.0, 4.5]
 
 
 def test_feedback_batch_is_idempotent(

@@ -639,3 +639,25 @@ def test_cli_output_errors_come_before_the_analyzer_loads(
         res = runner.invoke(app, args)
         assert res.exit_code == 2 and words in res.output, (args, res.output)
     assert "Colis perdu" in feed.read_text(encoding="utf-8")
+
+
+def test_a_backtest_reads_ratings_as_ingest_does_with_their_scale(tmp_path: Path) -> None:
+    """A feed with a 0-10 `note` column: ingest refuses its bare « 8 » unless the scale is
+    declared (`--rating-scale 10`); the replay, which counts the rows ingest stores, takes
+    the same option, else its volumes lose those verbatims with no way to keep them."""
+    feed = tmp_path / "feed.csv"
+    feed.write_text(
+        "id;avis;date;note\n1;Colis perdu;2026-03-01;8\n2;Colis perdu encore;2026-03-01;3\n",
+        encoding="utf-8",
+    )
+    warnings: list[str] = []
+    rows, reader = bt.read_feed_file(feed, warnings.append, now=NOW)
+    assert len(rows) == 1 and reader.bad == 1 and "is above 5" in warnings[0], warnings
+    rows, reader = bt.read_feed_file(feed, warnings.append, now=NOW, rating_scale=10)
+    assert len(rows) == 2 and reader.bad == 0
+    from verbatim_cli import app
+
+    out = tmp_path / "alerts.jsonl"
+    args = ["backtest", str(feed), "-o", str(out), "--backend", "lexicon", "--rating-scale", "10"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0 and "2 verbatim(s)" in res.output, res.output

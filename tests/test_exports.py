@@ -283,6 +283,31 @@ def test_report_exports(tmp_path: Path, settings: Settings, engine: Engine, seed
     assert res.exit_code == 2 and "--format" in res.output
 
 
+def test_the_themes_exports_say_their_period(
+    tmp_path: Path, settings: Settings, client: TestClient
+) -> None:
+    """A report CSV opened the next week did not say which week it was (« Thèmes 22-03 au
+    28-03 » was only the xlsx sheet's title, with no year): every row carries the period."""
+    from openpyxl import load_workbook
+
+    from verbatim_cli import app
+
+    start, end = str(LAST_DAY - timedelta(days=6)), str(LAST_DAY)
+    runner = CliRunner()
+    env = _env(settings, tmp_path)
+    res = runner.invoke(app, ["report", "--format", "csv", "--end", end], env=env)
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(io.StringIO(res.stdout.lstrip("\ufeff"))))
+    assert rows and {(r["début période"], r["fin période"]) for r in rows} == {(start, end)}
+    api = _csv(client.get("/themes", params={"format": "csv", "end": end}))
+    assert {(r["début période"], r["fin période"]) for r in api} == {(start, end)}
+    out = tmp_path / "r.xlsx"
+    res = runner.invoke(app, ["report", "-o", str(out), "--end", end], env=env)
+    assert res.exit_code == 0, res.output
+    title = load_workbook(out).worksheets[0].title
+    assert title == f"Thèmes {LAST_DAY - timedelta(days=6):%d-%m-%Y} au {LAST_DAY:%d-%m-%Y}"
+
+
 def test_report_output_alone_writes_the_format_of_its_extension(
     tmp_path: Path, settings: Settings, seeded: Seeded
 ) -> None:

@@ -679,7 +679,9 @@ def check_figures(world: World, q: Query) -> None:
         prev_total["vol"],
     )
     assert over["negative_share"] == _share(total["neg"], total["vol"])
-    assert over["previous_negative_share"] == _share(prev_total["neg"], prev_total["vol"])
+    assert over["previous_negative_share"] == (
+        _share(prev_total["neg"], prev_total["vol"]) if prev_total["vol"] else None
+    )
     assert over["other_languages"] == oracle.other_languages(q)  # what the scores leave out
     # Every source name, for the filters (a source of English verbatims only too: /breakdown
     # lists them by language, /themes counts them in `other_languages`).

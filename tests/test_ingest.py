@@ -902,3 +902,66 @@ def test_french_excel_csv_serial_dates_with_decimal_comma(
     assert stamp["2"] == datetime(2026, 11, 2, 12, 0) and stamp["3"] == datetime(2025, 12, 7, 12)
     assert rows["3"].text == "Bien, rapide, efficace"
     assert rows["4"].text == 'Dit "top", sinon, bof'
+
+
+def test_ratings_on_another_scale_are_out_of_5_or_refused_with_the_scale_to_declare(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker[Session], monkeypatch
+) -> None:
+    """An internal 0-10 « note » column was stored as given (8) and averaged with 1-5 stars:
+    the report's « Note » and the dashboard's « x / 5 » came out too high. A written scale is
+    converted; a bare number above 5 is refused naming the option that declares the scale."""
+    from verbatim_cli import app
+
+    monkeypatch.setenv("VERBATIM_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("VERBATIM_DATABASE_URL", settings.resolved_database_url)
+    path = tmp_path / "interne.csv"
+    path.write_text(
+        "id;avis;note\n1;Colis abîmé;8\n2;Livraison rapide;8/10\n3;Service lent;4\n"
+        "4;Très bien;★★★★\n5;Correct;80 %\n",
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    env = {"COLUMNS": "200"}
+    out = runner.invoke(app, ["ingest", str(path), "-s", "stars", "-q"], env=env)
+    assert out.exit_code == 0, out.output
+    assert "stored 4" in out.output and "rejected 1" in out.output, out.output
+    listed = runner.invoke(app, ["quarantine", "--source", "stars"], env=env)
+    assert "bad_rating" in listed.output and "--rating-scale" in listed.output, listed.output
+    out = runner.invoke(
+        app, ["ingest", str(path), "-s", "tens", "-q", "--rating-scale", "10"], env=env
+    )
+    assert out.exit_code == 0 and "stored 5" in out.output, out.output
+    bad = runner.invoke(app, ["ingest", str(path), "-s", "x", "--rating-scale", "0"], env=env)
+    assert bad.exit_code == 2 and "Traceback" not in bad.output, bad.output
+    with sessions() as session:
+        ratings = dict(
+            session.execute(
+                select(Feedback.external_id, Feedback.rating)
+                .where(Feedback.source == "stars")
+                .order_by(Feedback.external_id)
+            ).all()
+        )
+        assert ratings == {"2": 4.0, "3": 4.0, "4": 4.0, "5": 4.0}
+        tens = session.scalars(
+            select(Feedback.rating).where(Feedback.source == "tens").order_by(Feedback.external_id)
+        ).all()
+        assert tens == [4.0, 4.0, 2.0, 4.0, 4.0]  # « 4 » on 0-10 is 2 stars; ★★★★ stays 4
+
+
+def test_a_source_declares_its_rating_scale(
+    tmp_path: Path, settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    from core.settings import SourceConfig
+    from jobs.connectors import pull_source
+
+    path = tmp_path / "nps_interne.csv"
+    path.write_text("id,text,note\n1,Colis abîmé,3\n2,Très bien,9\n", encoding="utf-8")
+    cfg = SourceConfig(source="interne", path=path, rating_scale=10)
+    result = pull_source(sessions, settings, cfg)
+    assert (result.stored, result.rejected) == (2, 0)
+    with sessions() as session:
+        assert session.scalars(select(Feedback.rating).order_by(Feedback.id)).all() == [1.5, 4.5]
+    http = SourceConfig(source="api", kind="http", url="http://127.0.0.1:1/", rating_scale=10)
+    assert http.rating_scale == 10  # a common option, not "does not read rating_scale"
+    with pytest.raises(ValueError, match="rating_scale"):
+        SourceConfig(source="interne", path=path, rating_scale=1)

@@ -200,3 +200,25 @@ def test_report_carries_the_scores_of_the_overview(
     sheet = load_workbook(out)["Scores"]
     rows = [[c.value for c in r] for r in sheet.iter_rows()]
     assert rows[1] == ["nps", 5, 0.0, 2, 0.0] and rows[2] == ["csat", 5, 40.0, 0, None], rows
+
+
+def test_a_report_ending_today_says_the_day_is_still_in_progress(session: Session) -> None:
+    """The default report ends on the last day with data: today, when the feed is live. Its
+    figures were shown as a whole day's (« Vol. 3 » at 10:00 UTC, compared with seven full
+    days), and nothing said the last day was still being counted."""
+    from core.store import utcnow
+
+    today = utcnow().date()
+    for day in (today, today - timedelta(days=1)):
+        add(session, day, "negative", {"livraison": "negative"}, rating=1, hour=0)
+    session.commit()
+    aggregate(session)
+    report = build_report(session, load_taxonomy(), days=7)
+    assert report.end == today and report.in_progress
+    text = _text(render_report(report))
+    assert f"le {today:%d/%m/%Y} est en cours" in text, text
+    assert f"--end {today - timedelta(days=1)}" in text
+    assert report_json(report)["end_in_progress"] is True
+    done = build_report(session, load_taxonomy(), days=7, end=today - timedelta(days=1))
+    assert not done.in_progress and report_json(done)["end_in_progress"] is False
+    assert "en cours" not in _text(render_report(done))

@@ -82,7 +82,7 @@ def test_parse_datetime_excel_serial_days(value: object, expected: datetime | No
         ("4", 4.0),
         ("4,5", 4.5),
         ("4/5", 4.0),
-        (8, 8.0),
+        (5, 5.0),
         ("", None),
         (None, None),
         # Star glyphs and units, as review exports write them (the audit quarantined these).
@@ -122,10 +122,79 @@ def test_a_score_written_on_another_scale_is_refused_not_misread() -> None:
         assert "scale" in rejected.message
 
 
-@pytest.mark.parametrize("value", ["11", "-1", "cinq", "nan", True])
+@pytest.mark.parametrize(
+    "value", ["11", "-1", "cinq", "nan", True, "6/5", "4/0", "4/x", "120 %", "★★★★★★"]
+)
 def test_parse_rating_rejects(value: object) -> None:
     with pytest.raises(InvalidValue):
         parse_rating(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        # A rating is out of 5 (the dashboard's « x / 5 »): "8/10" was stored as 8 and averaged
+        # with 1-5 stars, the report's « Note » and the dashboard's mean too high.
+        ("8/10", 4.0),
+        ("8 sur 10", 4.0),
+        ("7/10", 3.5),
+        ("4,5/5", 4.5),
+        ("4 sur 5", 4.0),
+        ("4 étoiles sur 5", 4.0),
+        ("17/20", 4.25),
+        ("80 %", 4.0),
+        ("100%", 5.0),
+        ("0/10", 0.0),
+    ],
+)
+def test_parse_rating_normalises_a_written_scale_to_five(value: str, expected: float) -> None:
+    assert parse_rating(value) == expected
+
+
+@pytest.mark.parametrize("value", ["8", 8, "9,5", 10.0])
+def test_a_bare_rating_above_5_is_refused_naming_the_scale(value: object) -> None:
+    """A bare 8 in a star column was kept as 8 stars out of 5; now the row says why."""
+    with pytest.raises(InvalidValue, match=r"out of 5.*rating_scale"):
+        parse_rating(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "scale", "expected"),
+    [
+        ("8", 10, 4.0),
+        (7, 10, 3.5),
+        ("10", 10, 5.0),
+        ("8/10", 10, 4.0),
+        ("4/5", 10, 4.0),
+        ("★★★★", 10, 4.0),
+        ("80 %", 10, 4.0),
+        ("15", 20, 3.75),
+    ],
+)
+def test_a_declared_scale_reads_bare_numbers_on_it(
+    value: object, scale: int, expected: float
+) -> None:
+    assert parse_rating(value, scale=scale) == expected
+
+
+def test_a_declared_scale_still_refuses_a_rating_above_it() -> None:
+    with pytest.raises(InvalidValue, match="out of 10"):
+        parse_rating("11", scale=10)
+
+
+def test_a_rating_on_another_scale_is_a_rejected_row_with_its_reason() -> None:
+    rejected = _prep(text="Bien", rating="8")
+    assert isinstance(rejected, Rejection) and rejected.reason == "bad_rating"
+    assert "'8' is above 5" in rejected.message, rejected.message
+    row = prepare_feedback(
+        {"text": "Bien", "rating": "8"},
+        source="s",
+        channel="review",
+        max_text_chars=200,
+        now=NOW,
+        rating_scale=10,
+    )
+    assert isinstance(row, dict) and row["rating"] == 4.0
 
 
 def _prep(**fields: object) -> dict | Rejection:

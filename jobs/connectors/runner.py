@@ -16,6 +16,7 @@ from core.db import session_scope
 from core.models import SourceState
 from core.settings import Settings, SourceConfig
 from core.store import (
+    RATING_SCALE,
     Rejection,
     add_quarantine,
     advance_run,
@@ -128,6 +129,7 @@ def pull(
     mapping: Mapping[str, str] | None = None,
     stop: Callable[[], bool] | None = None,
     masker: Callable[[str], str] | None = None,
+    rating_scale: int = RATING_SCALE,
 ) -> PullResult:
     """Read every new batch of `connector` into `feedback`; `stop()` is checked between batches.
 
@@ -188,6 +190,7 @@ def pull(
                         run_id=result.run_id,
                         now=now,
                         mask=mask,
+                        rating_scale=rating_scale,
                     )
                     if isinstance(prepared, Rejection):
                         rejected.append((rec.number, prepared, rec.raw))
@@ -288,6 +291,7 @@ def pull_source(
             progress=progress,
             encoding=cfg.encoding,
             masker=masker,
+            rating_scale=cfg.rating_scale,
         )
     connector = build_connector(cfg, settings)
     return pull(
@@ -299,6 +303,7 @@ def pull_source(
         mapping=cfg.mapping,
         stop=stop,
         masker=masker,
+        rating_scale=cfg.rating_scale,
     )
 
 

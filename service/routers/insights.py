@@ -182,7 +182,10 @@ def _overview(
         previous_verbatims=total.previous_volume,
         negatives=total.negatives,
         negative_share=round(total.negative_share, 4),
-        previous_negative_share=round(total.previous_negative_share, 4),
+        # null, not 0.0, when the previous period had no verbatim (as the themes' change).
+        previous_negative_share=round(total.previous_negative_share, 4)
+        if total.previous_volume
+        else None,
         scores=[
             ScoreOut(
                 score=s.score,
