@@ -41,6 +41,26 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
+# C0 controls but tab and line feed, DEL and C1 controls: ESC (and C1's CSI, OSC) opens the
+# terminal's escape sequences (colours, clearing the screen, the window title, OSC 52 writing
+# the clipboard, OSC 8 links), CR rewrites the line.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text a command prints but did not write (a feed's row, a label or a note given through
+    the API) with its control characters written out (`\\x1b`), never sent to the terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def rich_text(text: str) -> str:
+    """`printable` for a rich table or console, its `[...]` markup escaped too (a label
+    « Prix [/] » was a MarkupError traceback, « [link=https://…]ici[/link] » a link)."""
+    from rich.markup import escape
+
+    return escape(printable(text))
+
+
 def not_a_file(path: Path, what: str) -> str:
     """Why `path` cannot be read as the `what` file: a directory, or nothing there."""
     if path.is_dir():

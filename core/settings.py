@@ -350,6 +350,9 @@ class Settings(BaseSettings):
     # Local single-user mode: read endpoints (and so the dashboard) answer without an API key.
     # Env: VERBATIM_DASHBOARD_READ_WITHOUT_KEY=1. Write endpoints always need a write key.
     dashboard_read_without_key: bool = False
+    # While reads are open: the names (besides localhost and IP addresses) the API answers
+    # by. Any other Host is a 400 (service.middleware.HostCheck: DNS rebinding).
+    open_read_hosts: list[str] = Field(default_factory=list)
     # `verbatim serve`: uvicorn worker processes (each has its own caches and, when preloaded,
     # its own models), and whether the analyzer and the PII NER are built at start-up (true:
     # the first POST /analyze or /feedback is fast) or at the first write (false: a read

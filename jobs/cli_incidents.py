@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from core.cli import bootstrap, fail, user_errors
+from core.cli import bootstrap, fail, printable, user_errors
 
 MAX_NOTE = 2000  # as the API's IncidentAction.note
 LIVE = ("open", "acknowledged")
@@ -91,17 +91,20 @@ def _list(
         period = it["first_day"] + (
             "" if it["first_day"] == it["last_day"] else f"..{it['last_day']}"
         )
+        # Labels, teams and notes come through the API: printed as text (`printable`).
         typer.echo(
-            f"#{it['id']:<5} {it['status']:<12} {it['severity']:<8} {it['team']:<14} "
-            f"{it['theme']}{label}  {period}  {'+'.join(it['kinds'])}"
-            + ("  (historical, never sent)" if it["historical"] else "")
+            printable(
+                f"#{it['id']:<5} {it['status']:<12} {it['severity']:<8} {it['team']:<14} "
+                f"{it['theme']}{label}  {period}  {'+'.join(it['kinds'])}"
+                + ("  (historical, never sent)" if it["historical"] else "")
+            )
         )
         if it["acknowledged_by"]:
             note = f": {' '.join(it['ack_note'].split())}" if it["ack_note"] else ""
-            typer.echo(f"       acknowledged by {it['acknowledged_by']}{note}")
+            typer.echo(printable(f"       acknowledged by {it['acknowledged_by']}{note}"))
         if it["resolved_by"]:
             note = f": {' '.join(it['resolve_note'].split())}" if it["resolve_note"] else ""
-            typer.echo(f"       resolved by {it['resolved_by']}{note}")
+            typer.echo(printable(f"       resolved by {it['resolved_by']}{note}"))
 
 
 def _act(incident_id: int, action: str, note: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from core.cli import bootstrap, fail, parse_day
+from core.cli import bootstrap, fail, parse_day, rich_text
 
 EXIT_FAILED = 1
 
@@ -545,7 +545,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Rejected input rows: counts by reason, then the latest examples."""
         from rich.console import Console
-        from rich.markup import escape
         from rich.table import Table
         from sqlalchemy import func, select
 
@@ -590,9 +589,9 @@ def register(app: typer.Typer) -> None:
             sample.add_row(  # user data: no rich markup
                 str(q.run_id or ""),
                 str(q.row_number or ""),
-                escape(q.source),
-                escape(q.reason),
-                escape(q.raw[:120]),
+                rich_text(q.source),
+                rich_text(q.reason),
+                rich_text(q.raw[:120]),  # a feed's row: no escape sequence to the terminal
             )
         console.print(sample)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from core.cli import not_a_file
+from core.cli import not_a_file, printable
 
 taxonomy_app = typer.Typer(
     help="The taxonomy in the database: show, export, import, history, retheme."
@@ -65,7 +65,8 @@ def show() -> None:
     for t in tax.themes:
         flags = " (retired)" if t.retired else ""
         aliases = f"  aliases: {', '.join(t.aliases)}" if t.aliases else ""
-        typer.echo(f"  {t.id:<22} {t.label:<28} team={t.team}{flags}{aliases}")
+        # A label or team given through the API is printed as text (`printable`).
+        typer.echo(printable(f"  {t.id:<22} {t.label:<28} team={t.team}{flags}{aliases}"))
 
 
 @taxonomy_app.command("export")
@@ -238,7 +239,7 @@ def history() -> None:
     with session_scope(sessions) as session:
         for row in taxonomy_store.history(session):
             when = row.created_at.strftime("%Y-%m-%d %H:%M")
-            typer.echo(f"v{row.version:<4} {when}  {row.author:<20} {row.summary}")
+            typer.echo(printable(f"v{row.version:<4} {when}  {row.author:<20} {row.summary}"))
 
 
 def register(app: typer.Typer) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from core.cli import rich_text
 from core.exports import (
     SCORE_UNITS,
     driver_json,
@@ -130,7 +131,7 @@ def render_drivers(report: Report) -> list[Table]:
             color = "red" if d.ci_high < 0 else "green" if d.ci_low > 0 else "white"
             j = driver_json(d)  # the figures the json / xlsx / API carry, rounded as shown there
             table.add_row(
-                labels.get(d.theme, d.theme),
+                rich_text(labels.get(d.theme, d.theme)),  # a label from the API: text
                 french_number(d.mentions),
                 f"[{color}]{_tenth(j['effect'])}[/]",
                 f"[{_tenth(j['ci_low'])} ; {_tenth(j['ci_high'])}]",
@@ -290,12 +291,13 @@ def render_report(report: Report) -> Table:
         if is_total:
             table.add_section()
         if row.volume == 0 and row.previous_volume == 0 and not is_total:
-            table.add_row(row.label, "0", "", "0", "", "", "", "", style="dim")
+            table.add_row(rich_text(row.label), "0", "", "0", "", "", "", "", style="dim")
             continue
         # No share nor net sentiment of no mention: a theme gone quiet read « 0 % » and
         # « +0.00 », an improvement made of nothing.
         table.add_row(
-            f"[bold]{row.label}[/]" if is_total else row.label,
+            # A label is text (PUT /taxonomy): « Prix [/] » was a MarkupError traceback.
+            f"[bold]{rich_text(row.label)}[/]" if is_total else rich_text(row.label),
             french_number(row.volume),
             _change(row.volume_change) if row.volume or row.previous_volume else "",
             french_number(row.negatives),

@@ -20,9 +20,10 @@ from core.change_feed import ChangeFeed
 from core.db import make_engine, session_factory
 from core.settings import Settings
 from core.taxonomy_store import TaxonomyCache
+from service.auth import redact_tokens_in_logs
 from service.deps import AppState
 from service.errors import install_error_handlers
-from service.middleware import AdmissionLimit, LimitsAndMetrics, Metrics
+from service.middleware import AdmissionLimit, HostCheck, LimitsAndMetrics, Metrics
 from service.response_cache import ResponseCache, ResponseStore
 from service.routers import (
     catalog,
@@ -59,6 +60,7 @@ def create_app(
     owns_engine = engine is None
     engine = engine or make_engine(settings.resolved_database_url)
     metrics = Metrics()
+    redact_tokens_in_logs()  # a key sent in a URL (`?api_key=vb_…`) is not logged whole
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -121,6 +123,8 @@ def create_app(
     app.add_middleware(AdmissionLimit, limit=settings.api_admission)
     app.add_middleware(ResponseCache, state=state)
     app.add_middleware(LimitsAndMetrics, max_body_bytes=settings.max_body_bytes, metrics=metrics)
+    if settings.dashboard_read_without_key:  # outside the front cache: kept views too
+        app.add_middleware(HostCheck, names=settings.open_read_hosts)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

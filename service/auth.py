@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -27,6 +29,37 @@ api_key_header = APIKeyHeader(
     scheme_name="ApiKey",
     description="API key created with `verbatim apikey create NAME --scope read|write`.",
 )
+
+
+# A token in a logged line (one pasted into a URL, `?api_key=vb_…`: ignored, the key goes in
+# the header, but the access log wrote it whole) keeps only its stored prefix, as
+# `verbatim apikey list` shows it: enough to tell which key to revoke, nothing to reuse.
+_TOKEN_IN_TEXT = re.compile(rf"({TOKEN_PREFIX}[A-Za-z0-9_-]{{7}})[A-Za-z0-9_-]+")
+
+
+def redact_tokens(text: str) -> str:
+    return _TOKEN_IN_TEXT.sub(r"\1…", text)
+
+
+class RedactTokens(logging.Filter):
+    """API tokens in a record's message and arguments (the access log's path and query) cut
+    to their prefix."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_tokens(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_tokens(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def redact_tokens_in_logs() -> None:
+    """Filter uvicorn's loggers (in each worker process: the app is built there), whatever
+    handlers and format the server's logging gives them."""
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
 
 
 def hash_token(token: str) -> str:

@@ -219,6 +219,63 @@ class LimitsAndMetrics:
         await send({"type": "http.response.body", "body": body})
 
 
+class HostCheck:
+    """Reads open without a key (`--open-read`): only requests addressed to this server by an
+    IP address, `localhost` or a name of `open_read_hosts` are answered. Any web page the
+    analyst opens could otherwise read every verbatim by DNS rebinding: its own name resolved
+    to 127.0.0.1 again, the browser sends that name as Host and hands the page the answers."""
+
+    def __init__(self, app: Any, *, names: list[str]) -> None:
+        self.app = app
+        self.names = {name.strip().rstrip(".").lower() for name in names} | {"localhost"}
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        host = dict(scope.get("headers") or []).get(b"host") if scope["type"] == "http" else None
+        name = _host_name(host.decode("latin-1")) if host is not None else None
+        if name is None or self._allowed(name):  # no Host: not a browser's request
+            await self.app(scope, receive, send)
+            return
+        detail = (
+            f"host {name!r} is not this server's name: reads are open without a key "
+            "(--open-read), so only localhost, an IP address or a name in open_read_hosts "
+            "is answered"
+        )
+        body = json.dumps({"detail": detail, "field": "Host"}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 400,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _allowed(self, name: str) -> bool:
+        import ipaddress
+
+        if name in self.names or name.endswith(".localhost"):
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
+
+
+def _host_name(host: str) -> str:
+    """A Host header's name, lower case, without its port nor a final dot ("[::1]:8000":
+    "::1")."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
 class LoopLocal(Generic[T]):
     """One `factory()` object per running event loop. asyncio primitives belong to the loop
     that first waits on them; an app driven from several loops (a test client's threads,

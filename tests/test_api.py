@@ -106,12 +106,42 @@ def test_keys_are_stored_hashed(keys: dict[str, str], sessions: sessionmaker[Ses
 
 def test_open_read_mode(settings: Settings, engine: Engine, seeded: Seeded) -> None:
     open_settings = settings.model_copy(update={"dashboard_read_without_key": True})
-    client = TestClient(create_app(open_settings, engine=engine))
+    client = TestClient(create_app(open_settings, engine=engine), base_url="http://127.0.0.1")
     assert client.get("/themes").status_code == 200
     assert client.get("/alerts").status_code == 200
     # Writes still need a write key.
     res = client.post("/feedback", json={"source": "x", "items": [{"text": "Bien"}]})
     assert res.status_code == 401
+
+
+def test_open_reads_answer_only_requests_addressed_to_this_machine(
+    settings: Settings, engine: Engine, seeded: Seeded, keys: dict[str, str]
+) -> None:
+    """DNS rebinding: with reads open (`verbatim serve --open-read`), any web page the analyst
+    opened could read every verbatim, its own name resolved to 127.0.0.1 again (the browser
+    then sends that name as Host and hands the page the answers). Only requests addressed to
+    an IP address, localhost or a name of `open_read_hosts` are answered now, kept views too."""
+    open_settings = settings.model_copy(update={"dashboard_read_without_key": True})
+    app = create_app(open_settings, engine=engine)
+    for host in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000", "192.168.1.20", "localhost."):
+        assert TestClient(app, base_url=f"http://{host}").get("/themes").status_code == 200, host
+    rebound = TestClient(app, base_url="http://evil.example:8000")
+    for _ in range(2):  # the second time the view is kept (front cache): no way around it
+        res = rebound.get("/themes")
+        assert res.status_code == 400, res.text
+        assert res.json() == {
+            "detail": "host 'evil.example' is not this server's name: reads are open without "
+            "a key (--open-read), so only localhost, an IP address or a name in "
+            "open_read_hosts is answered",
+            "field": "Host",
+        }
+    assert rebound.get("/").status_code == 400
+    named = open_settings.model_copy(update={"open_read_hosts": ["Verbatim.Intra.example"]})
+    listed = TestClient(create_app(named, engine=engine), base_url="http://verbatim.intra.example")
+    assert listed.get("/themes").status_code == 200
+    # A key required: a rebound page has nothing to read, and a proxy's name needs no setting.
+    keyed = TestClient(create_app(settings, engine=engine), base_url="http://cx.example.fr")
+    assert keyed.get("/themes", headers=rh(keys)).status_code == 200
 
 
 def test_auth_me_says_the_keys_name_and_scope(
@@ -130,7 +160,7 @@ def test_auth_me_says_the_keys_name_and_scope(
     spec = client.get("/openapi.json").json()["paths"]["/auth/me"]["get"]
     assert spec["security"] == [{"ApiKey": []}] and "401" in spec["responses"]
     open_settings = settings.model_copy(update={"dashboard_read_without_key": True})
-    open_client = TestClient(create_app(open_settings, engine=engine))
+    open_client = TestClient(create_app(open_settings, engine=engine), base_url="http://127.0.0.1")
     assert open_client.get("/auth/me").json() == {"name": None, "scope": "read"}
     assert open_client.get("/auth/me", headers=wh(keys)).json()["scope"] == "write"
 
@@ -1610,7 +1640,8 @@ def test_revoke_key_of_an_id_out_of_range_on_postgresql(
 
 def test_empty_database(settings: Settings, engine: Engine) -> None:
     client = TestClient(
-        create_app(settings.model_copy(update={"dashboard_read_without_key": True}), engine=engine)
+        create_app(settings.model_copy(update={"dashboard_read_without_key": True}), engine=engine),
+        base_url="http://127.0.0.1",
     )
     data = client.get("/themes").json()
     assert data["total_volume"] == 0 and all(t["volume"] == 0 for t in data["themes"])

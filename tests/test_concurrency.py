@@ -146,7 +146,7 @@ def test_identical_cold_themes_requests_compute_once(
 
     seed(sessions)
     open_read = settings.model_copy(update={"dashboard_read_without_key": True})
-    client = TestClient(create_app(open_read, engine=engine))
+    client = TestClient(create_app(open_read, engine=engine), base_url="http://127.0.0.1")
     bodies: list[bytes] = []
     gate = threading.Barrier(12)
 

@@ -28,7 +28,10 @@ def seeded(sessions: sessionmaker[Session]) -> Seeded:
 @pytest.fixture
 def client(settings: Settings, engine: Engine, seeded: Seeded) -> TestClient:
     settings.dashboard_read_without_key = True
-    return TestClient(create_app(settings, engine=engine, build_analyzer_at_startup=False))
+    return TestClient(
+        create_app(settings, engine=engine, build_analyzer_at_startup=False),
+        base_url="http://127.0.0.1",  # reads open: answered by an IP address or localhost
+    )
 
 
 def _week(sessions: sessionmaker[Session]) -> list[Feedback]:

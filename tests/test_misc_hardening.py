@@ -127,7 +127,7 @@ def test_relative_or_partial_dates_are_refused(text: str) -> None:
 @pytest.mark.parametrize("query", ["start=0", "end=1700000000", "start=2025-3-1", "start=abc"])
 def test_days_are_iso_only(settings: Settings, engine: Engine, query: str) -> None:
     open_read = settings.model_copy(update={"dashboard_read_without_key": True})
-    client = TestClient(create_app(open_read, engine=engine))
+    client = TestClient(create_app(open_read, engine=engine), base_url="http://127.0.0.1")
     res = client.get(f"/themes?{query}")
     assert res.status_code == 422, res.text
     assert res.json()["field"] == query.split("=")[0]
@@ -142,7 +142,7 @@ def test_every_period_view_takes_iso_days_only(
     """/overview, /drivers and a theme's breakdown read "?start=0" as 1970-01-01 (a Unix
     time) and answered an empty 1970 period with a 200, as /themes no longer does."""
     open_read = settings.model_copy(update={"dashboard_read_without_key": True})
-    client = TestClient(create_app(open_read, engine=engine))
+    client = TestClient(create_app(open_read, engine=engine), base_url="http://127.0.0.1")
     res = client.get(f"{path}?{query}")
     assert res.status_code == 422, res.text
     assert res.json()["field"] == query.split("=")[0]

@@ -663,7 +663,8 @@ def test_api_lists_only_topics_that_still_hold_verbatims(
         create_app(
             settings.model_copy(update={"dashboard_read_without_key": True, "api_warm_up": False}),
             engine=engine,
-        )
+        ),
+        base_url="http://127.0.0.1",
     )
     for query in ("", "?emerging=true", "?emerging=false"):
         page = client.get(f"/topics{query}")
@@ -728,7 +729,8 @@ def test_api_shows_a_renamed_theme_under_its_current_id(
         create_app(
             settings.model_copy(update={"dashboard_read_without_key": True, "api_warm_up": False}),
             engine=engine,
-        )
+        ),
+        base_url="http://127.0.0.1",
     )
     assert "livraison" in {t["theme"] for t in client.get("/topics").json()["items"]}
     with sessions() as s:
