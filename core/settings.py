@@ -13,6 +13,7 @@ import re
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
@@ -405,6 +406,26 @@ class Settings(BaseSettings):
                 )
             checked.append(value)
         return checked
+
+    @field_validator("dashboard_url")
+    @classmethod
+    def _check_dashboard_url(cls, url: str) -> str:
+        """Every Slack message's button and link open it: `verbatim.example.fr` (no scheme)
+        made a button URL Slack refuses, the whole message with it (400 invalid_blocks: each
+        incident `dead`, every team's channel silent), and a stray newline from a CRLF `.env`
+        the same."""
+        value = url.strip()
+        try:
+            parts = urlsplit(value)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:  # "http://[::1": Invalid IPv6 URL
+            ok = False
+        if not ok or re.search(r"\s", value):
+            raise ValueError(
+                f"{url!r} is not a URL: the dashboard's address as a browser opens it "
+                "(https://verbatim.example.fr), put in the Slack messages' links"
+            )
+        return value
 
     _expand_paths = field_validator(
         "data_dir", "model_dir", "sentiment_model_path", "themes_model", "taxonomy_path"

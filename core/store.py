@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, cast
@@ -348,6 +348,8 @@ def parse_rating(value: Any, scale: int = RATING_SCALE) -> float | None:
             raise InvalidValue.quoting(value, "{} is not a number") from exc
         if written and not (math.isfinite(number) and 0.0 <= number <= out_of):
             raise InvalidValue.quoting(value, "{} is outside its own scale")
+    if math.isnan(number):  # "NaN" (a float column's blank): no rating, not an out-of-range one
+        raise InvalidValue.quoting(value, "{} is not a number")
     if not math.isfinite(number) or number < 0.0:
         raise InvalidValue.quoting(value, "{} is not a rating")
     if number > out_of:
@@ -467,6 +469,28 @@ def id_key(external_id: str) -> tuple[str, str]:
     return external_id[:MAX_EXTERNAL_ID], f"id:{key_id}"
 
 
+_WHOLE_ID = re.compile(r"id:-?[0-9]{1,400}")
+
+
+def float_keyed(keys: Iterable[str]) -> dict[str, str]:
+    """Each key to look up for `keys` -> the key it stands for: a key itself, and for an
+    integer id its form before whole floats were read as integers (`id:77.0`, `id:1e+16`:
+    str() of the float), so a row stored then is still the duplicate of a re-post. Rows are
+    found by lookup, not rewritten: no migration of a large `feedback` table."""
+    out: dict[str, str] = {}
+    for key in keys:
+        out[key] = key
+        if _WHOLE_ID.fullmatch(key):
+            number = int(key[3:])
+            try:
+                as_float = float(number)
+            except OverflowError:
+                continue
+            if as_float == number:
+                out.setdefault(f"id:{as_float}", key)
+    return out
+
+
 def customer_key(customer: str) -> str:
     """The stored `customer_key` of a row's customer / order reference (hashed)."""
     return sha256(_clean(customer).strip().lower())
@@ -558,6 +582,13 @@ def prepare_feedback(
         row_channel = channel
 
     external = fields.get("id")
+    if isinstance(external, float):
+        # A pandas float column: 77.0 is the id 77 (it was `id:77.0`, not a duplicate of the
+        # same row sent as 77), and NaN, its missing value, is no id (every row `id:nan`).
+        if not math.isfinite(external):
+            external = None
+        elif external.is_integer():
+            external = int(external)
     for name in ("id", "customer"):
         value = fields.get(name)
         if isinstance(value, dict | list | bool):
@@ -644,13 +675,13 @@ def insert_feedback(session: Session, rows: Sequence[dict[str, Any]]) -> tuple[i
         by_source.setdefault(source, []).append(key)
     for source, keys in by_source.items():
         for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
+            chunk = float_keyed(keys[start : start + 500])
             found = session.execute(
                 select(Feedback.dedup_key).where(
                     Feedback.source == source, Feedback.dedup_key.in_(chunk)
                 )
             ).scalars()
-            existing.update((source, key) for key in found)
+            existing.update((source, chunk[key]) for key in found)
     fresh = [row for key, row in unique.items() if key not in existing]
     if fresh:
         table = Feedback.__table__

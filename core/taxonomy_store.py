@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -402,15 +403,46 @@ def follow_teams(session: Session, taxonomy: Taxonomy) -> int:
                 )
                 moved += 1
                 if model is Incident and not _told(session, row_id):
-                    session.execute(
-                        update(OutboxMessage)
-                        .where(
+                    queued = session.execute(
+                        select(OutboxMessage.id, OutboxMessage.payload).where(
                             OutboxMessage.incident_id == row_id,
                             OutboxMessage.status == "pending",
                         )
-                        .values(route=theme.team)
-                    )
+                    ).all()
+                    for msg_id, payload in queued:
+                        # Still pending when written: one a sender claimed since keeps the
+                        # route and text it is being posted with.
+                        session.execute(
+                            update(OutboxMessage)
+                            .where(OutboxMessage.id == msg_id, OutboxMessage.status == "pending")
+                            .values(route=theme.team, payload=_with_team(payload, team, theme.team))
+                        )
     return moved
+
+
+def _with_team(payload: Any, old: str, new: str) -> Any:
+    """An incident message (jobs.slack_message.build_incident_payload) that follows its theme
+    to team `new`: its context line ends with « Équipe : <team> » (« Team: » in English),
+    which read the old team in the new team's channel until a detection rebuilt it. Core
+    cannot build the message (jobs does); only that line's end changes, the rest (the label
+    of that moment included) is rebuilt by the next detection that updates the incident."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("blocks"), list):
+        return payload
+    suffix = f" : {escape(old)}"
+    blocks = []
+    for block in payload["blocks"]:
+        if isinstance(block, dict) and block.get("type") == "context":
+            elements = [
+                {**el, "text": el["text"][: -len(suffix)] + f" : {escape(new)}"}
+                if isinstance(el, dict)
+                and isinstance(el.get("text"), str)
+                and el["text"].endswith(suffix)
+                else el
+                for el in block.get("elements") or []
+            ]
+            block = {**block, "elements": elements}
+        blocks.append(block)
+    return {**payload, "blocks": blocks}
 
 
 def _told(session: Session, incident_id: int) -> bool:

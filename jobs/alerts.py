@@ -70,6 +70,10 @@ class DeliveryResult:
     # why -> how many. Said by a warning: "deferred (retried later)" alone hid that no run
     # will deliver them before the setting is fixed.
     unrouted: dict[str, int] = field(default_factory=dict)
+    # Refused for good (a deleted webhook's 404 `no_service`, a revoked one's 403): (route,
+    # error) -> how many. Said by a warning: "1 failed permanently" alone named neither the
+    # team whose channel hears nothing more nor Slack's answer (only the outbox row had it).
+    refused: dict[tuple[str, str], int] = field(default_factory=dict)
     stopped: bool = False
     printed: list[dict[str, Any]] = field(default_factory=list)
 
@@ -114,6 +118,13 @@ def _route_problem(route: str, url: str | None) -> str | None:
         return f"no webhook configured for route {route!r} nor 'default'"
     problem = webhook_problem(url)
     return None if problem is None else f"webhook for route {route!r}: {problem}"
+
+
+def _local_only(url: str) -> bool:
+    """Whether `url` names this machine (the default `http://127.0.0.1:8000`, `localhost`):
+    in a Slack message its link opened the reader's own computer."""
+    host = (httpx.URL(url).host or "").lower()
+    return host in ("localhost", "::1", "0.0.0.0") or host.startswith("127.")
 
 
 def _retry_after(resp: httpx.Response) -> float:
@@ -360,6 +371,12 @@ def deliver_pending(
             if echo:
                 echo(json.dumps(out, ensure_ascii=False))
         return result
+    if due and _local_only(settings.dashboard_url):
+        log.warning(
+            "dashboard_url is %s: the messages' dashboard links open only on this machine, "
+            "not for the teams reading Slack (set dashboard_url to the address they open)",
+            settings.dashboard_url,
+        )
     own_client = client is None
     client = client or httpx.Client()
     due_keys = {(inc, route, rev) for _i, route, _s, _p, _a, _al, rev, inc in due}
@@ -373,7 +390,7 @@ def deliver_pending(
             if inc is not None and (inc, route) in held:
                 result.deferred += 1  # pending, untouched: after the earlier revision
                 continue
-            outcome, _error = _deliver_row(
+            outcome, error = _deliver_row(
                 settings,
                 sessions,
                 client,
@@ -390,6 +407,9 @@ def deliver_pending(
             problem = _route_problem(route, webhook_for(settings, route))
             if outcome == "deferred" and problem is not None:
                 result.unrouted[problem] = result.unrouted.get(problem, 0) + 1
+            if outcome == "dead":
+                key = (route, error or "no reason recorded")
+                result.refused[key] = result.refused.get(key, 0) + 1
             if inc is not None and outcome in ("deferred", "skipped"):
                 held.add((inc, route))
     finally:
@@ -401,6 +421,15 @@ def deliver_pending(
             "(slack_webhooks.<team>, or .default)",
             n,
             problem,
+        )
+    for (route, error), n in sorted(result.refused.items()):
+        log.warning(
+            "%d message(s) for route %r refused for good, kept as dead: %s (check "
+            "slack_webhooks.%s, then verbatim alert --retry-dead re-queues them)",
+            n,
+            route,
+            error,
+            route,
         )
     if result.stopped:
         log.warning(

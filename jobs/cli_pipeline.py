@@ -7,6 +7,7 @@ Heavy modules (the analyzer, rich tables) are imported inside the commands so th
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,14 @@ def _relabelled(count: int) -> str:
     if not count:
         return ""
     return f"; {count} verbatim(s) changed language (`verbatim aggregate` updates the figures)"
+
+
+def _meanwhile(result: Any) -> str:
+    """`enrich` (both engines): rows another run (a second enrich, the scheduler) stored
+    first are not this run's."""
+    if not result.skipped:
+        return ""
+    return f"; {result.skipped} analysed meanwhile by another run"
 
 
 def _reanalysing(result: Any) -> str:
@@ -398,29 +407,38 @@ def register(app: typer.Typer) -> None:
             from jobs.enrich_ray import RayOptions, enrich_ray
 
             try:
-                import ray  # noqa: F401
+                import ray.data
             except ImportError:
                 # The checkout's extra: PyPI's `verbatim` is another project (speech-to-text).
                 raise fail(
                     'Ray is not installed: pip install -e ".[ray]" in the checkout'
                 ) from None
+            # Ray Data's console lines ("Starting execution of Dataset …", "Progress bars
+            # disabled …"): the spinner, `-v` progress and the summary below say it; they
+            # stay in its log file in the Ray session's logs.
+            for handler in logging.getLogger(ray.data.__name__).handlers:
+                if isinstance(handler, logging.StreamHandler):
+                    handler.setLevel(logging.ERROR)
             version = None
             if reanalyze:
                 # The version the workers will write, to know what is not analysed by it yet.
                 with console.status("loading the analyzer…"):
                     version = str(_analyzer(settings, backend, sessions).model_version)[:100]
-            with console.status(f"analysing on Ray ({workers} workers)…"):
+            with console.status(f"analysing on Ray ({workers} workers)…") as status:
                 result = enrich_ray(
                     settings,
                     sessions,
                     options=RayOptions(address=address, workers=workers, range_size=range_size),
                     backend=backend,
                     reanalyze_as=version,
+                    on_batch=lambda n: status.update(
+                        f"analysing on Ray ({workers} workers)… {n} done"
+                    ),
                 )
             Console().print(
-                f"analysed [green]{result.analyzed}[/] verbatims on Ray ({result.mentions} "
+                f"analysed [green]{result.stored}[/] verbatims on Ray ({result.mentions} "
                 f"theme mentions, model {result.model_version or version}) over "
-                f"{len(result.days)} day(s){_relabelled(result.relabelled)}"
+                f"{len(result.days)} day(s){_meanwhile(result)}{_relabelled(result.relabelled)}"
             )
             if result.failed:  # as the in-process engine says it
                 Console(stderr=True).print(
@@ -440,14 +458,10 @@ def register(app: typer.Typer) -> None:
                 reanalyze=reanalyze,
                 on_reanalysis=lambda marked: console.print(_reanalysing(marked)),
             )
-        # Rows another run (a second enrich, the scheduler) stored first are not ours.
-        meanwhile = (
-            f"; {result.skipped} analysed meanwhile by another run" if result.skipped else ""
-        )
         Console().print(
             f"analysed [green]{result.stored}[/] verbatims "
             f"({result.mentions} theme mentions, model {result.model_version}) over "
-            f"{len(result.days)} day(s){meanwhile}{_relabelled(result.relabelled)}"
+            f"{len(result.days)} day(s){_meanwhile(result)}{_relabelled(result.relabelled)}"
         )
         if result.failed:
             Console(stderr=True).print(

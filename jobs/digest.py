@@ -39,7 +39,7 @@ from core.queries import (
 )
 from core.settings import Settings
 from jobs.alerts import DeliveryPolicy, deliver_one, webhook_for, webhook_problem
-from jobs.slack_message import escape, share_points
+from jobs.slack_message import clip, escape, share_points
 from nlp.taxonomy import Taxonomy
 
 SEVERITY = {"low": "faible", "medium": "moyenne", "high": "haute", "critical": "critique"}
@@ -186,10 +186,7 @@ def build_digest(
 
 def _label(text: str) -> str:
     """A label or metadata value as one short, escaped piece of a line."""
-    text = " ".join(text.split())
-    if len(text) > LABEL_CHARS:
-        text = text[: LABEL_CHARS - 1].rstrip() + "…"
-    return escape(text)
+    return escape(clip(text, LABEL_CHARS))
 
 
 def _fit(heading: str, lines: list[str], total: int) -> list[str]:

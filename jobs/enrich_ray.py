@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -29,7 +30,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.db import session_scope
 from core.models import Feedback
 from core.settings import Settings
-from jobs.enrich import EnrichResult
+from jobs.enrich import EnrichResult, _progress_log
+from jobs.progress import ProgressLog
 from nlp.errors import VerbatimError
 
 log = logging.getLogger(__name__)
@@ -126,8 +128,10 @@ class RangeAnalyzer:
         self.analyzer = build_analyzer(self.settings, backend=backend, taxonomy=taxonomy)
         self.version = str(getattr(self.analyzer, "model_version", "unknown"))[:100]
 
-    def analyse_range(self, lo: int, hi: int) -> tuple[int, int, int, list[date]]:
-        """(analysed, mentions, failed, days) for the pending rows with lo <= id <= hi."""
+    def analyse_range(self, lo: int, hi: int) -> tuple[int, int, int, int, list[date]]:
+        """(analysed, stored, mentions, failed, days) for the pending rows with lo <= id <=
+        hi: `analysed` counts those another run stored first too (not `stored`), as
+        `jobs.enrich` counts them."""
         from core.store import as_utc, store_analyses, utcnow
         from jobs.enrich import _analyze, _kept, _recurrent, _store_embeddings
 
@@ -138,7 +142,7 @@ class RangeAnalyzer:
                 .order_by(Feedback.id)
             ).all()
             if not rows:
-                return 0, 0, 0, []
+                return 0, 0, 0, 0, []
             docs = _analyze(self.analyzer, [r.text for r in rows])
             kept = [(r, d) for r, d in zip(rows, docs, strict=True) if d is not None]
             failed = len(rows) - len(kept)
@@ -160,20 +164,28 @@ class RangeAnalyzer:
             _store_embeddings(session, rows, docs, key, utcnow())
             days = sorted({as_utc(r.created_at).date() for r in rows})
         # Stored by this worker: rows another run stored first are not counted twice.
-        return stored.analyses, stored.mentions, failed, days
+        return len(rows), stored.analyses, stored.mentions, failed, days
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        out: dict[str, list[Any]] = {"analyzed": [], "mentions": [], "failed": [], "days": []}
+        out: dict[str, list[Any]] = {
+            "analyzed": [],
+            "stored": [],
+            "mentions": [],
+            "failed": [],
+            "days": [],
+        }
         for lo, hi in zip(batch["lo"], batch["hi"], strict=True):
-            analysed, mentions, failed, days = self.analyse_range(int(lo), int(hi))
+            analysed, stored, mentions, failed, days = self.analyse_range(int(lo), int(hi))
             out["analyzed"].append(analysed)
+            out["stored"].append(stored)
             out["mentions"].append(mentions)
             out["failed"].append(failed)
             out["days"].append(",".join(d.isoformat() for d in days))
         return {
             "analyzed": np.array(out["analyzed"], dtype=np.int64),
+            "stored": np.array(out["stored"], dtype=np.int64),
             "mentions": np.array(out["mentions"], dtype=np.int64),
             "failed": np.array(out["failed"], dtype=np.int64),
             "days": np.array(out["days"], dtype=object),
@@ -197,12 +209,15 @@ def enrich_ray(
     options: RayOptions | None = None,
     backend: str | None = None,
     reanalyze_as: str | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> EnrichResult:
     """Analyse every pending verbatim on Ray; returns the same counts as `jobs.enrich`.
 
     `reanalyze_as`: the model version the workers write (the driver's analyzer's): first, as
     `verbatim enrich --reanalyze` does, languages detected again and every verbatim without an
     analysis by that version marked pending (the store stays idempotent: nothing counted twice).
+    `on_batch` is told the verbatims analysed so far as each range finishes, and with `-v`
+    the same `enrich: N rows, …` progress lines as the in-process engine are logged.
     """
     import ray
     import ray.data
@@ -250,12 +265,15 @@ def enrich_ray(
         source.model_dump(mode="json", exclude_unset=True) for source in settings.sources
     ]
     result = EnrichResult(relabelled=prepared.relabelled, days=set(prepared.days))
+    progress = _progress_log(sessions, None)
     # Verbatims stored while a pass runs (an ingest, the API) are past its ranges: another
     # pass takes them, as the in-process engine's batches do, so `enrich` then `aggregate`
     # leaves none pending. A range's failed rows stay below the cursor: not retried here.
     while ranges:
-        _run_pass(ranges, worker_settings, backend, opts, result)
+        _run_pass(ranges, worker_settings, backend, opts, result, on_batch, progress)
         ranges = pending_ranges(sessions, opts.range_size, after=ranges[-1][1])
+    if progress is not None:
+        progress.finish(result.analyzed)
     return result
 
 
@@ -265,6 +283,8 @@ def _run_pass(
     backend: str | None,
     opts: RayOptions,
     result: EnrichResult,
+    on_batch: Callable[[int], None] | None = None,
+    progress: ProgressLog | None = None,
 ) -> None:
     """Analyse `ranges` on a pool of actors; adds the counts and days to `result`."""
     import ray.data
@@ -276,16 +296,23 @@ def _run_pass(
         fn_constructor_kwargs={"settings": worker_settings, "backend": backend},
         batch_size=1,  # one id range per call: one transaction each
         batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=max(1, opts.workers)),
+        # No more actors than ranges: each one loads the analyzer (seconds, memory), and a
+        # further pass often has a few verbatims only.
+        compute=ray.data.ActorPoolStrategy(size=max(1, min(opts.workers, len(ranges)))),
         num_cpus=opts.cpus_per_worker,
     )
     try:
         for row in results.iter_rows():
             result.analyzed += int(row["analyzed"])
+            result.skipped += int(row["analyzed"]) - int(row["stored"])
             result.mentions += int(row["mentions"])
             result.failed += int(row["failed"])
             result.model_version = str(row["version"]) or result.model_version
             result.days.update(date.fromisoformat(d) for d in str(row["days"]).split(",") if d)
+            if on_batch is not None:
+                on_batch(result.analyzed)
+            if progress is not None:
+                progress.update(result.analyzed)
     except ray.exceptions.RayError as exc:  # an actor that cannot load, a range that raised
         raise RayEngineError(
             f"the Ray run failed: {_last_line(exc)} (the ranges finished before are stored: "

@@ -34,6 +34,7 @@ from core.store import (
     delete_encoding_errors,
     find_resumable_run,
     finish_run,
+    float_keyed,
     insert_feedback,
     prepare_feedback,
     start_run,
@@ -225,10 +226,12 @@ def _not_stored(session: Session, source: str, keys: Sequence[str]) -> int:
     found: set[str] = set()
     chunks = sorted(wanted)
     for start in range(0, len(chunks), 500):
+        chunk = float_keyed(chunks[start : start + 500])
         found.update(
-            session.execute(
+            chunk[key]
+            for key in session.execute(
                 select(Feedback.dedup_key).where(
-                    Feedback.source == source, Feedback.dedup_key.in_(chunks[start : start + 500])
+                    Feedback.source == source, Feedback.dedup_key.in_(chunk)
                 )
             ).scalars()
         )

@@ -161,9 +161,38 @@ def _fmt_day(day: date, lang: str) -> str:
     return day.strftime("%d/%m/%Y") if lang == "fr" else day.isoformat()
 
 
-def _clip(text: str, limit: int = 280) -> str:
+# Slack refuses the whole message (400 invalid_blocks: the row goes `dead`, the alert is lost)
+# when a section's text is over 3000 characters.
+SECTION_CHARS = 3000
+VALUE_CHARS = 80  # a driver's field or value (feed metadata, up to 1000 characters) in a line
+# Marks that belong to the character before them: a cut just after one kept an emoji's
+# joiner or variation selector dangling (shown as a broken glyph).
+_JOINERS = "\u200d\ufe0e\ufe0f"
+
+
+def clip(text: str, limit: int = 280) -> str:
+    """`text` on one line, at most `limit` characters: cut at the last word boundary (not
+    « … c'est inadmis… »), unless that loses more than a third of it, then « … »."""
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= (limit * 2) // 3:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:" + _JOINERS) + "…"
+
+
+def _section(text: str) -> dict[str, Any]:
+    """A mrkdwn section, cut to Slack's SECTION_CHARS (last resort: the pieces are clipped
+    first), never inside an entity such as `&amp;`."""
+    if len(text) > SECTION_CHARS:
+        text = text[: SECTION_CHARS - 1]
+        amp = text.rfind("&")
+        if amp > text.rfind(";"):
+            text = text[:amp]
+        text += "…"
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
 def build_payload(
@@ -194,14 +223,14 @@ def build_payload(
     emoji = SEVERITY_EMOJI.get(alert.severity, ":warning:")
     kind_label = t.get(f"kinds_{alert.kind}", alert.kind)
     pval = f"{alert.p_value:.1e}" if alert.p_value is not None else "—"
-    clipped = [_clip(e) for e in examples[:3] if e and e.strip()]
+    clipped = [clip(e) for e in examples[:3] if e and e.strip()]
 
     blocks: list[dict[str, Any]] = [
         {
             "type": "header",
-            "text": {"type": "plain_text", "text": _clip(header, 150), "emoji": True},
+            "text": {"type": "plain_text", "text": clip(header, 150), "emoji": True},
         },
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"{emoji} *{what}*\n{period}"}},
+        _section(f"{emoji} *{what}*\n{period}"),
         {
             "type": "context",
             "elements": [
@@ -266,14 +295,14 @@ def build_incident_payload(
     blocks: list[dict[str, Any]] = [
         {
             "type": "header",
-            "text": {"type": "plain_text", "text": _clip(header, 150), "emoji": True},
+            "text": {"type": "plain_text", "text": clip(header, 150), "emoji": True},
         },
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"{emoji} {what}\n{period}"}},
+        _section(f"{emoji} {what}\n{period}"),
     ]
     moved = ""
     if previous_team is not None and previous_team != incident.team:
         moved = t["team_changed"].format(team=team, previous=escape(previous_team))
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*{moved}*"}})
+        blocks.append(_section(f"*{moved}*"))
         moved = f" {moved}."
     if channels:
         parts = []
@@ -289,25 +318,17 @@ def build_incident_payload(
                 for k, s in sorted(kinds.items())
             )
             parts.append(t["channel"].format(channel=escape(ch), figures=desc))
-        blocks.append(
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": t["channels"] + "\n" + "\n".join(parts)},
-            }
-        )
+        blocks.append(_section(t["channels"] + "\n" + "\n".join(parts)))
     driver_lines = []
     for d in incident.drivers or []:
-        field = t.get(f"field_{d['field']}", escape(str(d["field"])))
+        # A metadata value is up to 1000 characters: three of them made the section too long
+        # for Slack, which refused the whole message (as the digest, one short piece each).
+        field = t.get(f"field_{d['field']}", escape(clip(str(d["field"]), VALUE_CHARS)))
         pct = f"{round(float(d['share_of_extra']) * 100):d}"
-        value = escape(str(d["value"]))
+        value = escape(clip(str(d["value"]), VALUE_CHARS))
         driver_lines.append("• " + t["driver"].format(pct=pct, field=field, value=value))
     if driver_lines:
-        blocks.append(
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": t["drivers"] + "\n" + "\n".join(driver_lines)},
-            }
-        )
+        blocks.append(_section(t["drivers"] + "\n" + "\n".join(driver_lines)))
     kinds = " + ".join(t.get(f"kinds_{k}", k) for k in incident.kinds)
     blocks.append(
         {
@@ -323,7 +344,7 @@ def build_incident_payload(
             ],
         }
     )
-    clipped = [_clip(e) for e in (incident.examples or [])[:3] if e and e.strip()]
+    clipped = [clip(e) for e in (incident.examples or [])[:3] if e and e.strip()]
     blocks.extend(_examples_and_link(clipped, link, t))
     summary = "; ".join(lines)
     drivers_text = (" " + " ".join(driver_lines)) if driver_lines else ""
@@ -335,10 +356,7 @@ def _examples_and_link(clipped: list[str], link: str, t: dict[str, str]) -> list
     """The closing blocks of every message: quoted examples (or why there are none), the link."""
     if clipped:
         quotes = "\n".join(f"> {escape(e)}" for e in clipped)
-        examples: dict[str, Any] = {
-            "type": "section",
-            "text": {"type": "mrkdwn", "text": f"{t['examples']}\n{quotes}"},
-        }
+        examples = _section(f"{t['examples']}\n{quotes}")
     else:
         examples = {"type": "context", "elements": [{"type": "mrkdwn", "text": t["no_examples"]}]}
     button = {"type": "button", "text": {"type": "plain_text", "text": t["link"]}, "url": link}

@@ -19,6 +19,7 @@ from core.store import (
     add_quarantine,
     advance_run,
     finish_run,
+    float_keyed,
     insert_feedback,
     nesting_depth,
     prepare_feedback,
@@ -35,13 +36,13 @@ def _existing(session: Session, source: str, keys: list[str]) -> dict[str, tuple
     """dedup_key -> (feedback id, run id) for keys already stored for this source."""
     out: dict[str, tuple[int, int | None]] = {}
     for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
+        chunk = float_keyed(keys[start : start + 500])  # and `id:77.0`, stored before
         rows = session.execute(
             select(Feedback.dedup_key, Feedback.id, Feedback.run_id).where(
                 Feedback.source == source, Feedback.dedup_key.in_(chunk)
             )
         )
-        out.update({key: (fid, run) for key, fid, run in rows})
+        out.update({chunk[key]: (fid, run) for key, fid, run in rows})
     return out
 
 

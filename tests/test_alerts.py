@@ -559,6 +559,54 @@ def test_scheduled_alert_job_that_loses_a_message_is_not_ok(wired, engine) -> No
     assert len(server.requests) == 1
 
 
+def test_a_message_slack_refused_for_good_says_which_team_and_why(
+    wired, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A deleted webhook (404 `no_service`): `verbatim alert` said "0 sent, 0 deferred
+    (retried later), 1 failed permanently" and nothing else: neither which team's channel
+    hears nothing more nor Slack's answer, kept in the outbox row only."""
+    settings, sessions, server = wired
+    server.script = [(404, {})]
+    assert run_detect(settings, sessions).queued == 1
+    with caplog.at_level("WARNING", logger="jobs.alerts"):
+        res = deliver_pending(settings, sessions, policy=FAST)
+    assert res.dead == 1 and len(server.requests) == 1
+    assert res.refused == {("logistics", "HTTP 404: error"): 1}
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(
+        "1 message(s) for route 'logistics' refused for good" in m
+        and "HTTP 404: error" in m
+        and "--retry-dead" in m
+        for m in said
+    ), said
+
+
+def test_links_to_a_dashboard_on_this_machine_are_said(
+    wired, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`dashboard_url` left at its default: every message's « Ouvrir le tableau de bord »
+    opened http://127.0.0.1:8000 on the on-call lead's own laptop, and nothing said so."""
+    settings, sessions, server = wired
+    settings.dashboard_url = "https://verbatim.example.fr"
+    assert run_detect(settings, sessions).queued == 1
+    with caplog.at_level("WARNING", logger="jobs.alerts"):
+        assert deliver_pending(settings, sessions, policy=FAST).sent == 1
+    assert not any("dashboard_url" in r.getMessage() for r in caplog.records)
+    with sessions() as s:  # queued again, as by --retry-dead
+        s.execute(update(OutboxMessage).values(status="pending", sent_at=None))
+        s.commit()
+    for url in ("http://127.0.0.1:8000", "http://localhost:8000/"):
+        caplog.clear()
+        settings.dashboard_url = url
+        with caplog.at_level("WARNING", logger="jobs.alerts"):
+            assert deliver_pending(settings, sessions, policy=FAST).sent == 1
+        said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert any(f"dashboard_url is {url}: " in m for m in said), said
+        with sessions() as s:
+            s.execute(update(OutboxMessage).values(status="pending", sent_at=None))
+            s.commit()
+
+
 def test_dry_run_sends_nothing(wired) -> None:
     settings, sessions, server = wired
     run_detect(settings, sessions)

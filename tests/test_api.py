@@ -975,6 +975,25 @@ def test_feedback_ratings_are_stored_out_of_5(
     assert ratings == [4.0, 4.0, 4.5]
 
 
+def test_a_float_id_re_posted_is_a_duplicate_also_of_a_row_keyed_before(
+    client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    """`{"id": 77.0}` (a pandas float column) was keyed `id:77.0`: the same review posted with
+    `"id": 77` was stored a second time. Rows stored with that key are still found."""
+    items = [{"id": 77.0, "text": "Colis reçu cassé"}, {"id": 78.0, "text": "Livré en retard"}]
+    first = client.post("/feedback", json={"source": "b", "items": items}, headers=wh(keys))
+    assert first.json()["stored"] == 2, first.text
+    with sessions() as session:  # as an earlier version keyed the id 78.0
+        row = session.scalars(select(Feedback).where(Feedback.dedup_key == "id:78")).one()
+        row.dedup_key = "id:78.0"
+        session.commit()
+    again = [{"id": 77, "text": "Colis reçu cassé"}, {"id": 78, "text": "Livré en retard"}]
+    body = client.post("/feedback", json={"source": "b", "items": again}, headers=wh(keys)).json()
+    assert [r["status"] for r in body["rows"]] == ["duplicate", "duplicate"]
+    assert body["rows"][1]["feedback_id"] == first.json()["rows"][1]["feedback_id"]
+    assert _count(sessions, "b") == 2
+
+
 def test_feedback_batch_is_idempotent(
     client: TestClient, keys: dict[str, str], sessions: sessionmaker[Session]
 ) -> None:

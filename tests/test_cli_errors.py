@@ -483,3 +483,22 @@ def test_no_command_option_shadows_a_root_option_with_another_meaning() -> None:
                     )
                     checked += 1
     assert checked > 40
+
+
+@pytest.mark.parametrize(
+    "url", ["verbatim.example.fr", "https://verbatim.example.fr/\nx", "ftp://x"]
+)
+def test_a_dashboard_url_slack_cannot_link_to_is_refused(tmp_path: Path, url: str) -> None:
+    """`dashboard_url = "verbatim.example.fr"` (no scheme) went into every Slack message's
+    button, whose URL Slack refuses with the whole message (400 invalid_blocks): every
+    incident `dead`, no channel told. It is a configuration error now, one line."""
+    from verbatim_cli import app
+
+    env = _env(tmp_path, {"VERBATIM_DASHBOARD_URL": url}, None)
+    res = CliRunner().invoke(app, ["alert"], env=env)
+    assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: invalid configuration: dashboard_url:")
+    assert "is not a URL" in lines[0] and "https://verbatim.example.fr" in lines[0]
+    ok = _env(tmp_path, {"VERBATIM_DASHBOARD_URL": " https://verbatim.example.fr/\r"}, None)
+    assert CliRunner().invoke(app, ["alert", "--dry-run"], env=ok).exit_code == 0

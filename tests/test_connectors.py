@@ -209,6 +209,36 @@ def test_http_page_param_pagination_and_bad_records(
         assert s.scalar(select(func.count()).select_from(Quarantine)) == 1
 
 
+def test_http_page_param_record_updated_mid_pull_is_not_lost(
+    api: FakeApi, db: sessionmaker[Session], settings: Settings
+) -> None:
+    """Offset paging sorted by the cursor field: a record updated while the pull reads moves to
+    the end, shifting one not read yet onto the page already read. It was skipped, and the
+    cursor moved past it: lost for good. The next pull reads again from where the one before
+    started (its records duplicates), so the skipped record is stored then."""
+    api.page_size = 2
+    api.add(6)
+
+    def update_r001() -> bool:  # between page 1 and page 2, as a customer edits a review
+        for rec in api.records:
+            if rec["review_id"] == "r001" and rec["updated_at"] < "2026-12":
+                rec["updated_at"], rec["body"] = "2026-12-01T09:00:00Z", "Avis modifié : déçu"
+        return False
+
+    conn = _http(api, next_path=None, page_param="page")
+    first = pull(db, settings, conn, source="api", mapping=MAPPING, stop=update_r001)
+    assert first.stored == 5 and "r002" not in _ids(db)  # shifted onto page 1, already read
+    api.add(1, start=6)
+    api.requests.clear()
+    second = pull(db, settings, conn, source="api", mapping=MAPPING)
+    assert "since" not in api.requests[0]["query"]  # from where the first pull started
+    assert (second.stored, second.duplicates) == (2, 5)
+    assert _ids(db) == [f"r{i:03d}" for i in range(7)]
+    api.requests.clear()
+    pull(db, settings, conn, source="api", mapping=MAPPING)
+    assert api.requests[0]["query"]["since"] == "2026-12-01T09:00:00Z"  # the cursor moves on
+
+
 def test_http_errors_are_clear(api: FakeApi, db: sessionmaker[Session], settings: Settings) -> None:
     os.environ.pop("REVIEWS_TOKEN")
     with pytest.raises(SourceConfigError, match="REVIEWS_TOKEN"):
@@ -464,6 +494,69 @@ def test_folder_reads_new_complete_files_once(
     assert result.stored == 5 and result.duplicates == 0
     assert pull(db, settings, conn, source="inbox").read == 0  # nothing new: nothing read
     assert _count(db) == 11
+
+
+def _folder_state(sessions: sessionmaker[Session], source: str) -> dict[str, Any]:
+    with sessions() as s:
+        row = s.get(SourceState, source)
+        return dict(row.state["files"]) if row is not None else {}
+
+
+def test_folder_state_forgets_files_gone_from_the_folder(
+    tmp_path: Path, db: sessionmaker[Session], settings: Settings
+) -> None:
+    """The state kept one entry per file ever read, and the whole of it was written again with
+    each batch: a folder whose files are archived after reading wrote megabytes per batch (2,000
+    files: 466 MB for one pull). Files gone from the folder leave the state; a renamed one
+    keeps its entry, under its new name, and is not read again."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i, name in enumerate("abcd"):
+        _write(inbox / f"{name}.jsonl", _rows(name, 2), mtime=OLD + i)
+    conn = FolderConnector(inbox, "*.jsonl", settle_seconds=0)
+    assert pull(db, settings, conn, source="inbox").stored == 8
+    assert len(_folder_state(db, "inbox")) == 4
+
+    (inbox / "a.jsonl").unlink()  # archived by another tool
+    (inbox / "b.jsonl").rename(tmp_path / "b.jsonl")
+    (inbox / "c.jsonl").rename(inbox / "c-renamed.jsonl")
+    (inbox / "notes.txt").write_text("pas un export", "utf-8")  # not matched: no entry
+    result = pull(db, settings, conn, source="inbox")
+    assert (result.read, result.errors) == (0, [])
+    state = _folder_state(db, "inbox")
+    assert sorted(Path(v["path"]).name for v in state.values()) == ["c-renamed.jsonl", "d.jsonl"]
+    assert all(v["done"] for v in state.values())
+
+    # A forgotten file dropped in again is read again: its rows are duplicates, not new rows.
+    (tmp_path / "b.jsonl").rename(inbox / "b.jsonl")
+    again = pull(db, settings, conn, source="inbox")
+    assert (again.stored, again.duplicates) == (0, 2) and _count(db) == 8
+
+    # A folder that matches nothing at all (a share not mounted) forgets nothing.
+    for path in inbox.glob("*.jsonl"):
+        path.rename(tmp_path / path.name)
+    assert pull(db, settings, conn, source="inbox").read == 0
+    assert len(_folder_state(db, "inbox")) == 3
+
+
+def test_folder_small_files_share_a_batch_and_resume_exactly(
+    tmp_path: Path, db: sessionmaker[Session], settings: Settings
+) -> None:
+    """Each file was its own batch, so its own transaction writing the whole state: 20,000
+    small files, 20,000 writes of a growing state. Small files now share a batch (the batch's
+    rows and the state that marks their files read in one transaction), and a pull stopped
+    between two batches resumes exactly: no row lost, none stored twice."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i in range(7):
+        _write(inbox / f"f{i}.jsonl", _rows(f"f{i}-", 1 + i % 2), mtime=OLD + i)  # 10 rows
+    conn = FolderConnector(inbox, "*", settle_seconds=0, batch_size=4)
+    first = pull(db, settings, conn, source="inbox", stop=lambda: True)
+    assert (first.stored, first.batches) == (4, 1)
+    rest = pull(db, settings, conn, source="inbox")
+    assert (rest.stored, rest.duplicates, rest.batches) == (6, 0, 2)
+    assert _count(db) == 10 and len(set(_ids(db))) == 10
+    assert pull(db, settings, conn, source="inbox").read == 0
 
 
 def test_folder_file_moved_away_mid_poll_does_not_stop_the_others(

@@ -113,7 +113,8 @@ def test_ray_engine_analyses_each_verbatim_once(
     with sessions.begin() as s:
         s.execute(update(Feedback).where(Feedback.id <= 20).values(analyzed=False))
     again = enrich_ray(settings, sessions, options=RayOptions(workers=1, range_size=10))
-    assert again.analyzed == 0  # the 20 were stored already: none counted twice
+    # The 20 were stored already: none counted twice, said as the in-process engine says it.
+    assert (again.stored, again.skipped, again.mentions) == (0, 20, 0)
     assert _counts(sessions) == (50, 50, mentions)
     assert enrich_ray(settings, sessions).analyzed == 0  # nothing pending: Ray not even used
 
@@ -438,4 +439,78 @@ def test_a_worker_without_the_sqlite_file_says_so(
     assert f"the SQLite database {elsewhere} is not on this Ray worker" in message, message
     assert "needs PostgreSQL" in message and "Background on this error" not in message
     assert not elsewhere.parent.exists()
+    engine.dispose()
+
+
+def test_ray_engine_reports_progress_and_starts_no_idle_actor(
+    local_ray: None, tmp_path: Path, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Ray engine said nothing until its last line (no `enrich: N rows…` progress with
+    -v, no count on the spinner: hours of silence for a year of verbatims), and a pass with
+    fewer ranges than --workers started every actor anyway, each loading the analyzer for
+    nothing (Ray warned "the operator only received 1 input(s)")."""
+    import logging
+    import warnings
+
+    from jobs.enrich_ray import RayOptions, enrich_ray
+
+    settings = settings.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'p.db'}"})
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    _seed(sessions, 12)
+    caplog.set_level(logging.INFO, logger="jobs.enrich")
+    seen: list[int] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = enrich_ray(
+            settings, sessions, options=RayOptions(workers=3, range_size=5), on_batch=seen.append
+        )
+    assert result.analyzed == 12
+    assert seen == sorted(seen) and len(seen) == 3 and seen[-1] == 12
+    assert "enrich: done, 12 rows" in caplog.text
+    # Three ranges for three workers, then one range for three: no actor without a range.
+    with sessions.begin() as s:
+        s.execute(update(Feedback).where(Feedback.id > 10).values(analyzed=False))
+    with warnings.catch_warnings(record=True) as again:
+        warnings.simplefilter("always")
+        enrich_ray(settings, sessions, options=RayOptions(workers=3, range_size=5))
+    idle = [w for w in [*caught, *again] if "concurrent actors" in str(w.message)]
+    assert idle == []
+    engine.dispose()
+
+
+def test_ray_engine_cli_prints_what_the_in_process_engine_prints(
+    local_ray: None, settings: Settings
+) -> None:
+    """`verbatim enrich --engine ray` printed Ray Data's own lines ("INFO streaming_executor.py
+    … Starting execution of Dataset …", "WARNING … Progress bars disabled. To enable, set
+    `ray.data.DataContext…`") around its summary, and a re-run over verbatims another run had
+    stored said "analysed 0 verbatims" where the in-process engine says "; N analysed
+    meanwhile by another run"."""
+    from typer.testing import CliRunner
+
+    from verbatim_cli import app
+
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    _seed(sessions, 4)
+    env = {
+        "VERBATIM_CONFIG": os.devnull,
+        "VERBATIM_DATA_DIR": str(settings.data_dir),
+        "VERBATIM_SENTIMENT_BACKEND": "lexicon",
+    }
+    res = CliRunner().invoke(app, ["enrich", "--engine", "ray", "--workers", "1"], env=env)
+    assert res.exit_code == 0, res.output
+    assert "analysed 4 verbatims on Ray" in res.stdout
+    assert "meanwhile" not in res.stdout
+    assert "Starting execution" not in res.stderr and "Progress bars" not in res.stderr
+    with sessions.begin() as s:  # as if another run stored them while this one analysed
+        s.execute(update(Feedback).values(analyzed=False))
+    res = CliRunner().invoke(app, ["enrich", "--engine", "ray", "--workers", "1"], env=env)
+    assert res.exit_code == 0, res.output
+    assert "analysed 0 verbatims on Ray" in res.stdout
+    assert "4 analysed meanwhile by another run" in res.stdout
+    assert _counts(sessions)[:2] == (4, 4)
     engine.dispose()

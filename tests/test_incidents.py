@@ -700,6 +700,24 @@ def test_an_undelivered_message_follows_its_theme_to_the_new_team(
     `default`): it waited. The CX lead moved `emballage` to packaging, which has one: the
     incident said packaging, but its message kept its logistics route and stayed queued for
     good (or, had logistics been set, reached the team that no longer owns the theme)."""
+    _undelivered_follows_its_theme(settings, sessions, hook)
+
+
+@pytest.mark.postgres
+def test_an_undelivered_message_follows_its_theme_to_the_new_team_postgres(
+    settings: Settings,
+    pg_sessions: sessionmaker[Session],
+    hook,  # noqa: F811
+) -> None:
+    """The move of the queued message (route and « Équipe : » line) on PostgreSQL's JSON."""
+    _undelivered_follows_its_theme(settings, pg_sessions, hook)
+
+
+def _undelivered_follows_its_theme(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    hook: Any,  # noqa: F811
+) -> None:
     from core import taxonomy_store
     from core.models import OutboxMessage
 
@@ -722,6 +740,9 @@ def test_an_undelivered_message_follows_its_theme_to_the_new_team(
     assert [r["path"] for r in state.requests] == ["/packaging"]
     with session_scope(sessions) as session:
         assert session.execute(select(OutboxMessage.route)).scalars().all() == ["packaging"]
+    # ... and says so: it read « Équipe : logistics » in the packaging channel.
+    body = json.dumps(state.requests[0]["body"], ensure_ascii=False)
+    assert "Équipe : packaging" in body and "logistics" not in body, body
 
 
 @pytest.mark.parametrize("edit", ["removed", "retired", "relabelled"])

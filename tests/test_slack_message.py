@@ -211,3 +211,54 @@ def test_per_channel_breakdown_reads_as_the_lines_above_it() -> None:
     ), fr
     en = build_incident_payload(incident, "Emballage", "http://d", "en")["blocks"][2]["text"]
     assert en["text"] == "By channel:\n• review: negativity 79% vs 34%, volume 23 vs 4.1", en
+
+
+def test_long_driver_values_and_quotes_keep_every_section_within_slack_limits() -> None:
+    """A metadata value is stored up to 1000 characters: an incident driven by three such
+    values had a drivers section of 4,500 characters, over Slack's 3,000, and Slack refused
+    the whole message (400 invalid_blocks: `dead`, the incident never told). Quotes full of
+    `<` (escaped to `&lt;`) could overflow the examples section the same way."""
+    value = " ".join(["Chronopost & Co <Express>"] * 40)
+    incident = Incident(
+        id=7,
+        theme="livraison",
+        team="logistics",
+        severity="high",
+        revision=1,
+        first_day=date(2026, 3, 2),
+        last_day=date(2026, 3, 3),
+        kinds=["volume"],
+        signals={"volume": {"observed": 40, "expected": 10}},
+        drivers=[
+            {"field": f"champ_{i}_" + "x" * 900, "value": value, "share_of_extra": 0.6}
+            for i in range(3)
+        ],
+        examples=["<" * 400, "Colis & <EMAIL> " * 40, "> " * 200],
+    )
+    payload = build_incident_payload(incident, "Livraison", "http://d")
+    alert = build_payload(ALERT, ["<" * 400] * 3, "http://d")
+    for blocks in (payload["blocks"], alert["blocks"]):
+        for block in blocks:
+            texts = [block["text"]] if "text" in block else block.get("elements", [])
+            for text in texts:
+                if "text" in text and isinstance(text["text"], str):
+                    assert len(text["text"]) <= 3000, (block["type"], len(text["text"]))
+    drivers = next(b for b in payload["blocks"] if "Ce qui tire" in json_text(b))
+    line = drivers["text"]["text"].splitlines()[1]
+    # One short piece per value, cut between words and escaped once (no cut entity).
+    assert "« Chronopost &amp; Co &lt;Express&gt; Chronopost" in line and line.endswith("… »")
+    assert "&amp;…" not in line and "&…" not in json_text(payload)
+
+
+def test_quotes_are_cut_between_words() -> None:
+    """« … c'est inadmis… »: a long verbatim was cut in the middle of a word."""
+    text = "Le colis est arrivé écrabouillé et personne ne répond, c'est inadmissible " * 6
+    payload = build_payload(ALERT, [text], "http://d")
+    section = next(b for b in payload["blocks"] if "Exemples" in json_text(b))
+    quote = section["text"]["text"].splitlines()[1]
+    assert quote.endswith("…") and len(quote) <= 282
+    assert quote[:-1].split()[-1] in [w.strip(",") for w in text.split()], quote
+    # A joined emoji cut after its joiner loses the dangling joiner, not the whole quote.
+    assert not build_payload(ALERT, ["👨\u200d👩\u200d👧" * 200], "http://d")["text"].endswith(
+        "\u200d…"
+    )

@@ -197,6 +197,17 @@ def test_a_rating_on_another_scale_is_a_rejected_row_with_its_reason() -> None:
     assert isinstance(row, dict) and row["rating"] == 4.0
 
 
+@pytest.mark.parametrize("value", ["NaN", "nan", float("nan"), " NAN "])
+def test_a_nan_rating_is_not_a_number_not_out_of_range(value: object) -> None:
+    """ "NaN" (a spreadsheet's empty numeric cell) was refused with « 'NaN' is outside 0..10 »,
+    sending the user to look for a rating of 11."""
+    with pytest.raises(InvalidValue, match="is not a number"):
+        parse_rating(value)
+    rejected = _prep(text="Bien", rating=value)
+    assert isinstance(rejected, Rejection) and "not a number" in rejected.message
+    assert "outside" not in rejected.message
+
+
 def _prep(**fields: object) -> dict | Rejection:
     return prepare_feedback(fields, source="s", channel="review", max_text_chars=200, now=NOW)
 
@@ -277,6 +288,36 @@ def test_insert_feedback_dedups_within_and_across_batches(session: Session) -> N
     # The same key under another source is a different verbatim.
     other = dict(rows[0], source="autre")
     assert insert_feedback(session, [other]) == (1, 0)
+
+
+def test_a_whole_float_id_is_the_same_id_as_the_integer(session: Session) -> None:
+    """An id sent as 77.0 (a pandas float column) was keyed `id:77.0`, not a duplicate of
+    the same row sent as 77 or "77": stored twice, counted twice."""
+    as_float, as_int, as_text = (_prep(text="Colis perdu", id=v) for v in (77.0, 77, "77"))
+    assert isinstance(as_float, dict) and isinstance(as_int, dict) and isinstance(as_text, dict)
+    assert as_float["dedup_key"] == as_int["dedup_key"] == as_text["dedup_key"] == "id:77"
+    assert as_float["external_id"] == "77"
+    assert _prep(text="Colis perdu", id=77.5)["dedup_key"] == "id:77.5"  # type: ignore[index]
+    # A missing value of a float column (NaN) is no id: those rows were all `id:nan`, every
+    # one after the first dropped as its duplicate.
+    a, b = _prep(text="Premier", id=float("nan")), _prep(text="Second", id=float("nan"))
+    assert isinstance(a, dict) and isinstance(b, dict)
+    assert a["external_id"] is None and a["dedup_key"] != b["dedup_key"]
+    assert insert_feedback(session, [as_float, as_int]) == (1, 1)
+
+
+def test_a_row_stored_with_a_float_key_is_still_a_duplicate(session: Session) -> None:
+    """Rows stored before whole floats were keyed as integers keep their `id:77.0` key: a
+    re-post of the same id (as 77.0 or 77) is still their duplicate, not a second row."""
+    old = _prep(text="Colis perdu", id="77")
+    assert isinstance(old, dict)
+    old["dedup_key"] = "id:77.0"  # as an earlier version stored the id 77.0
+    big = dict(old, dedup_key="id:1e+16")  # str(1e16): how the id 1e16 was keyed
+    assert insert_feedback(session, [old, big]) == (2, 0)
+    session.commit()
+    again = [_prep(text="Colis perdu", id=v) for v in (77.0, 77, 1e16, 10**16)]
+    assert insert_feedback(session, again) == (0, 4)  # type: ignore[arg-type]
+    assert session.scalar(select(func.count()).select_from(Feedback)) == 2
 
 
 def test_quarantine_raw_is_masked(session: Session) -> None:

@@ -61,18 +61,22 @@ class FolderConnector:
         self.batch_size = batch_size
         self.encoding = encoding
 
-    def candidates(self, now: float | None = None) -> list[Path]:
-        """Complete-looking files matching the pattern, oldest first."""
+    def listing(self) -> list[Path]:
+        """Every path matching the pattern, complete or not."""
         if not self.root.is_dir():
             raise SourceConfigError(f"folder {self.root} does not exist")
-        now = time.time() if now is None else now
         try:
-            found = list(self.root.glob(self.pattern))
+            return list(self.root.glob(self.pattern))
         except (ValueError, NotImplementedError) as exc:  # "", "/abs/*.csv", "**.csv"
             raise SourceConfigError(
                 f"folder {self.root}: pattern {self.pattern!r} is not a glob relative to the "
                 f"folder, like '*.csv' ({exc})"
             ) from None
+
+    def candidates(self, now: float | None = None, found: list[Path] | None = None) -> list[Path]:
+        """Complete-looking files matching the pattern, oldest first."""
+        found = self.listing() if found is None else found
+        now = time.time() if now is None else now
         out = []
         for path in found:
             if not path.is_file() or path.name.startswith((".", "~")):
@@ -95,17 +99,38 @@ class FolderConnector:
         return bool(entry.get("undecodable")) and entry.get("encoding") != self.encoding
 
     def read(self, state: Mapping[str, Any]) -> Iterator[Batch]:
+        """Small files share a batch: its rows, and the state marking each of its files read
+        (or read up to a row), are stored in one transaction, so a stop or a kill between two
+        batches resumes exactly, and a folder of 20,000 small files is not 20,000 writes of
+        the state. Entries of files gone from the folder are dropped from the state (it kept
+        one per file ever read, all written again with each batch); a gone file dropped in
+        again is read again, its rows deduplicated."""
         files: dict[str, dict[str, Any]] = {k: dict(v) for k, v in state.get("files", {}).items()}
         seen = {
-            (v["path"], v["size"], v["mtime"])
-            for v in files.values()
+            (v["path"], v["size"], v["mtime"]): k
+            for k, v in files.items()
             if v.get("done") and not self._read_again(v)
         }
-        for path in self.candidates():
+        found = self.listing()
+        present = {shown(path) for path in found}
+        hashed: set[str] = set()  # digests of the files in the folder now
+        changed = False  # the state differs from what was stored: written once at the end
+        batch: list = []
+        errors: list[str] = []
+        where = ""
+
+        def pending() -> Batch:
+            nonlocal batch, errors, where, changed
+            out = Batch(batch, {"files": {k: dict(v) for k, v in files.items()}}, where, errors)
+            batch, errors, where, changed = [], [], "", False
+            return out
+
+        for path in self.candidates(found=found):
             try:
                 stat = path.stat()
                 quick = (shown(path), stat.st_size, stat.st_mtime)
                 if quick in seen:
+                    hashed.add(seen[quick])
                     continue
                 digest = fingerprint(path)
             except FileNotFoundError:
@@ -119,12 +144,18 @@ class FolderConnector:
                 # Raised, it stopped the whole source at every poll, behind this one file.
                 error = f"{shown(path)}: cannot be read yet ({exc.strerror or exc}); next poll"
                 log.warning("%s", error)
-                yield Batch([], {"files": {k: dict(v) for k, v in files.items()}}, "", [error])
+                errors.append(error)
                 continue
+            hashed.add(digest)
             entry = files.get(digest)
             again = entry is not None and self._read_again(entry)
             if entry is not None and entry.get("done") and not again:
-                continue  # same content already read (renamed, copied or touched)
+                # Same content already read (renamed, copied or touched). Renamed: its entry
+                # follows it, so the quick check knows it next time and it is not forgotten.
+                if entry["path"] not in present:
+                    entry.update(path=quick[0], size=stat.st_size, mtime=stat.st_mtime)
+                    changed = True
+                continue
             start_after = int(entry["rows"]) if entry and not again else 0
             undecodable = int(entry.get("undecodable", 0)) if entry and not again else 0
             entry = {
@@ -134,8 +165,9 @@ class FolderConnector:
                 "encoding": self.encoding,
             }
 
-            def mark(rows: int, done: bool, **extra: Any) -> dict[str, Any]:
+            def mark(rows: int, done: bool, **extra: Any) -> None:
                 # The loop's current file: called only within this iteration.
+                nonlocal changed
                 files[digest] = {  # noqa: B023
                     **entry,  # noqa: B023
                     "rows": rows,
@@ -143,10 +175,10 @@ class FolderConnector:
                     "undecodable": undecodable,  # noqa: B023
                     **extra,
                 }
-                return {"files": {k: dict(v) for k, v in files.items()}}
+                changed = True
 
-            batch: list = []
             last = start_after
+            where = where or shown(path)
             try:
                 check_text_file(path)  # a binary file dropped in the folder: one clear error
                 for rec in iter_records(path, detect_format(path), self.encoding):
@@ -157,13 +189,22 @@ class FolderConnector:
                     batch.append(rec)
                     last = rec.number
                     if len(batch) >= self.batch_size:
-                        yield Batch(batch, mark(last, False), shown(path))
-                        batch = []
+                        mark(last, False)
+                        yield pending()
+                        where = shown(path)
             except (ReaderError, OSError) as exc:
                 error = shown(str(exc))
-                yield Batch(batch, mark(last, True, error=error[:300]), shown(path), [error])
+                mark(last, True, error=error[:300])
+                errors.append(error)
                 continue
-            yield Batch(batch, mark(last, True), shown(path))
+            mark(last, True)
+        gone = [k for k, v in files.items() if v["path"] not in present and k not in hashed]
+        if found and gone:  # nothing matched at all (a share not mounted): nothing forgotten
+            for digest in gone:
+                del files[digest]
+            changed = True
+        if batch or errors or changed:
+            yield pending()
 
 
 @register("folder")

@@ -7,6 +7,11 @@ with a clear error and the cursor stays where the last complete pull left it. Th
 only moves when every page of a pull is stored: the pages of an interrupted pull are fetched
 again next time and their records deduplicated on their id, so nothing is lost if the API
 does not sort by the cursor field.
+
+With `page_param` (offsets) a record updated during a pull moves to the end of the sort and
+shifts one not read yet onto a page already read: each pull asks from the cursor the pull
+before started from, so the next pull reads it (see `read`). An exclusive `since` (`>`) misses
+records stamped with the cursor's own time after the pull: documented in the README.
 """
 
 from __future__ import annotations
@@ -327,9 +332,19 @@ class HttpConnector:
     def read(self, state: Mapping[str, Any]) -> Iterator[Batch]:
         cursor = state.get("cursor")
         params: dict[str, Any] = dict(self.params)
-        if cursor is not None:
-            params[self.since_param] = cursor
+        # Offset pages: a record updated during a pull moves to the end of the sort, shifting
+        # one not read yet onto a page already read, and the cursor moved past that one: lost.
+        # Each pull starts where the one before started (`from`: records read again are
+        # duplicates), so a record skipped by one pull is read by the next.
+        overlap = bool(self.page_param and self.cursor_field)
+        since = state.get("from", cursor) if overlap else cursor
+        if since is not None:
+            params[self.since_param] = since
         newest = cursor
+
+        def moved(to: Any) -> dict[str, Any]:
+            return {"cursor": to, "from": cursor} if overlap else {"cursor": to}
+
         url: str | None = self.url
         page, pages, number = 1, 0, 0
         visited: set[str] = set()
@@ -369,7 +384,7 @@ class HttpConnector:
                     # Some APIs answer their last page again for any page past the end
                     # (Django's Paginator.get_page): that is the end, not 100,000 more pages.
                     log.info("%s: page %d repeats page %d: end", self.url, page, page - 1)
-                    yield Batch([], {"cursor": newest}, url, self._stuck(carried, sample))
+                    yield Batch([], moved(newest), url, self._stuck(carried, sample))
                     return
                 previous = items
                 records = []
@@ -409,9 +424,10 @@ class HttpConnector:
                 # The cursor moves only with the last page (see the module docstring).
                 if url is None:
                     errors = self._stuck(carried, sample)
-                    yield Batch(records, {"cursor": newest}, location, errors)
+                    yield Batch(records, moved(newest), location, errors)
                 else:
-                    yield Batch(records, {"cursor": cursor}, location)
+                    kept = {"from": state["from"]} if overlap and "from" in state else {}
+                    yield Batch(records, {"cursor": cursor, **kept}, location)
 
     def _stuck(self, carried: bool, sample: Mapping[str, Any] | None) -> list[str]:
         """The error of a pull whose records carry no `cursor_field` (misspelt, or nested):
