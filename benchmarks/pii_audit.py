@@ -4,7 +4,7 @@ have kept, then every leak and over-mask. Synthetic texts only (no research data
 
 Run:  python benchmarks/pii_audit.py [--out results.jsonl]
 Config tested = ingest's: PiiMasker(nlp=load_ner()) (settings.pii_ner defaults to True),
-applied to storable_text(normalize_text(raw)) exactly like core.store.prepare_feedback.
+applied to core.store.clean_text(raw) (repaired, normalised) exactly like prepare_feedback.
 Also records the rules-only `mask_pii` output (used by queries/corrections notes, quarantine
 reasons, external-id check) for comparison.
 """
@@ -15,8 +15,8 @@ import json
 import re
 import sys
 
-from core.masking import storable_text
-from nlp.text import mask_pii, normalize_text
+from core.store import clean_text
+from nlp.text import mask_pii
 from nlp.text.pii import PiiMasker, load_ner
 
 # case: (kind, text, pii fragments that must NOT survive, fragments that MUST survive)
@@ -484,7 +484,7 @@ def main() -> None:
     for kind, text, pii, keep in C:
         assert text not in seen, text
         seen.add(text)
-        prepared = storable_text(normalize_text(text))  # what prepare_feedback hands the masker
+        prepared = clean_text(text)  # what prepare_feedback hands the masker
         out = masker(prepared)
         out_rules = mask_pii(prepared)
         lk = leaks(pii, out)

@@ -137,12 +137,16 @@ def matching(session: Session, target: Target) -> Select[int, str, date, str]:
         where.append(Feedback.source == target.source)
     if target.key is not None:
         from core.masking import storable_text
-        from core.store import id_key
+        from core.store import float_keyed, id_key
 
         key = storable_text(target.key).strip()
         stored_id, dedup_key = id_key(key)
-        # The id as the source gave it, or the stored key itself ("id:..." / "h:...").
-        where.append(Feedback.dedup_key.in_({dedup_key, key}) | (Feedback.external_id == stored_id))
+        # The id as the source gave it, or the stored key itself ("id:..." / "h:..."); an
+        # integer id also as a row stored before whole floats were integers has it (`id:77.0`,
+        # as ingest finds its duplicates).
+        keys = float_keyed({dedup_key, key})
+        ids = {stored_id} | {k[3:] for k, v in keys.items() if k != v}
+        where.append(Feedback.dedup_key.in_(keys) | Feedback.external_id.in_(ids))
     if target.customer is not None:
         from core.store import customer_key
 

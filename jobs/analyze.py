@@ -234,7 +234,9 @@ def _masked(
     out = mask_nested(
         {k: None if k in kept else v for k, v in row.items()},
         mask.mask,
-        mask_key=lambda k: k if k in kept else masked_key(k, mask.mask),
+        # The masker itself: `masked_key` remembers a CSV's column names per masker, and
+        # `mask.mask` is a new bound method at each call (its cache never hit).
+        mask_key=lambda k: k if k in kept else masked_key(k, mask),
     )
     return {k: kept.get(k, v) for k, v in out.items()}
 

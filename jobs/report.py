@@ -53,8 +53,9 @@ class Report:
     # NPS / CSAT / CES of the period and the one before, as /overview gives them (the scores
     # the feed carries only).
     scores: list[ScoreSummary] = field(default_factory=list)
-    # `end` is today (UTC days): its figures still grow until midnight UTC.
+    # `end` is today (UTC days) or later: today's figures still grow until midnight UTC.
     in_progress: bool = False
+    today: date | None = None  # the UTC day when the report was built (the day in progress)
 
 
 def build_report(
@@ -101,8 +102,10 @@ def build_report(
         for score in ("nps", "csat", "ces")
     )
     scores = [s for s in summaries if s.answers or s.previous_answers]
-    in_progress = end >= utcnow().date()
-    return Report(start, end, rows, drivers, driver_start, others, last, scores, in_progress)
+    today = utcnow().date()
+    return Report(
+        start, end, rows, drivers, driver_start, others, last, scores, end >= today, today
+    )
 
 
 SCORE_NAMES = {"rating": "de la note", "nps": "du NPS", "csat": "du CSAT", "ces": "du CES"}
@@ -255,12 +258,14 @@ def _scores(scores: list[ScoreSummary]) -> str | None:
 
 
 def _in_progress(report: Report) -> str | None:
-    """« le 06/12/2026 est en cours (jour UTC) … » when the period ends today."""
+    """« le 06/12/2026 est en cours (jour UTC) … » when the period ends today (or later:
+    `--end` a day to come; today is still the day in progress)."""
     if not report.in_progress:
         return None
+    today = min(report.end, report.today or report.end)
     return (
-        f"le {report.end:%d/%m/%Y} est en cours (jour UTC) : ses chiffres ne sont pas complets\n"
-        f"--end {report.end - timedelta(days=1)} pour finir sur le dernier jour complet"
+        f"le {today:%d/%m/%Y} est en cours (jour UTC) : ses chiffres ne sont pas complets\n"
+        f"--end {today - timedelta(days=1)} pour finir sur le dernier jour complet"
     )
 
 

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable
 
 from nlp.taxonomy import Taxonomy
-from nlp.text.normalize import fold_accents
+from nlp.text.normalize import fold_accents, normalize_text
 from nlp.types import SentimentResult, ThemeMention
 
 # "pas une arnaque", "aucun danger", "sans danger", "n'est pas dangereux", "pas du tout une
@@ -81,8 +81,9 @@ _ELIDED_ARTICLE = re.compile(r"^l'\s*(?=\w)")  # not « d' »: see nlp.themes.ru
 
 def plain_term(term: str) -> str:
     """An alarm term as texts are matched (folded, "'" apostrophes), without a leading elided
-    article: « l’arnaque » (curly apostrophe) matched nothing, « l'escroquerie » only itself."""
-    folded = fold_accents(term.strip()).replace("\u2019", "'")
+    article: « l’arnaque » (curly apostrophe) matched nothing, « l'escroquerie » only itself.
+    Every apostrophe `normalize_text` reads (« lʼarnaque », « l‘arnaque ») as the texts have."""
+    folded = fold_accents(normalize_text(term))
     return _ELIDED_ARTICLE.sub("", folded)
 
 

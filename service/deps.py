@@ -313,6 +313,11 @@ def encode_cursor(day: date, created: datetime, feedback_id: int, mention_id: in
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+def invalid_cursor() -> ApiError:
+    """The 422 of a `cursor` that no page gave (every paged endpoint's)."""
+    return ApiError(422, "invalid cursor (use next_cursor from the previous page)", "cursor")
+
+
 def decode_cursor(cursor: str) -> tuple[date, datetime, int, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
@@ -325,6 +330,4 @@ def decode_cursor(cursor: str) -> tuple[date, datetime, int, int]:
             raise ValueError(created)
         return date.fromisoformat(day), moment.astimezone(UTC), numbers[0], numbers[1]
     except (ValueError, OverflowError, UnicodeDecodeError) as exc:  # Overflow: year 9999 -23:59
-        raise ApiError(
-            422, "invalid cursor (use next_cursor from the previous page)", "cursor"
-        ) from exc
+        raise invalid_cursor() from exc

@@ -203,20 +203,23 @@ class LimitsAndMetrics:
             self.metrics.latency.labels(method, name).observe(perf_counter() - start)
 
     async def _reject(self, send: Any) -> None:
-        body = json.dumps(
-            {"detail": f"request body is larger than {self.max_body} bytes", "field": "body"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, 413, f"request body is larger than {self.max_body} bytes", "body")
+
+
+async def send_error(send: Any, status: int, detail: str, field: str) -> None:
+    """An API error, `{"detail", "field"}`, answered by a middleware (before any route)."""
+    body = json.dumps({"detail": detail, "field": field}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 class HostCheck:
@@ -227,7 +230,8 @@ class HostCheck:
 
     def __init__(self, app: Any, *, names: list[str]) -> None:
         self.app = app
-        self.names = {name.strip().rstrip(".").lower() for name in names} | {"localhost"}
+        # Read as a Host is: a name copied with its port (« verbatim.intra:8000 ») counts.
+        self.names = {_host_name(name) for name in names} | {"localhost"}
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         host = dict(scope.get("headers") or []).get(b"host") if scope["type"] == "http" else None
@@ -240,18 +244,7 @@ class HostCheck:
             "(--open-read), so only localhost, an IP address or a name in open_read_hosts "
             "is answered"
         )
-        body = json.dumps({"detail": detail, "field": "Host"}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 400,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, 400, detail, "Host")
 
     def _allowed(self, name: str) -> bool:
         import ipaddress

@@ -144,6 +144,24 @@ def test_open_reads_answer_only_requests_addressed_to_this_machine(
     assert keyed.get("/themes", headers=rh(keys)).status_code == 200
 
 
+def test_open_read_hosts_written_with_a_port_or_a_final_dot(
+    settings: Settings, engine: Engine, seeded: Seeded
+) -> None:
+    """A name of `open_read_hosts` copied from the address bar, « verbatim.intra:8000 » (or
+    « verbatim.intra. »), was kept as written, so every request addressed to verbatim.intra
+    was a 400 telling the user to list the name they had listed. It is read as a Host is."""
+    named = settings.model_copy(
+        update={
+            "dashboard_read_without_key": True,
+            "open_read_hosts": [" Verbatim.Intra:8000 ", "tableau.intra."],
+        }
+    )
+    app = create_app(named, engine=engine)
+    for host in ("verbatim.intra:8000", "verbatim.intra", "tableau.intra:8000"):
+        assert TestClient(app, base_url=f"http://{host}").get("/themes").status_code == 200, host
+    assert TestClient(app, base_url="http://evil.example").get("/themes").status_code == 400
+
+
 def test_auth_me_says_the_keys_name_and_scope(
     client: TestClient, keys: dict[str, str], settings: Settings, engine: Engine
 ) -> None:
@@ -1889,7 +1907,10 @@ def _check_incident_pages(client: TestClient, read: str, every: list[int]) -> No
     # The last page says so; a cursor is checked, not taken as a filter.
     whole = client.get("/incidents?limit=500", headers={"X-API-Key": read}).json()
     assert whole["next_cursor"] is None and [i["id"] for i in whole["items"]] == every
-    for bad in ("x", "2026-03-28", "2026-02-30.1", "2026-03-28.99999999999", "2026-03-28.-1"):
+    # Only the form next_cursor has: Python would read « 20260328 », a week date or a
+    # full-width digit (« ２ ») as a day and an id.
+    bad_cursors = ("x", "2026-03-28", "2026-02-30.1", "2026-03-28.99999999999", "2026-03-28.-1")
+    for bad in (*bad_cursors, "20260328.2", "2026-W13-6.2", "2026-03-28.\uff12", "2026-03-28.+2"):
         res = client.get(f"/incidents?cursor={bad}", headers={"X-API-Key": read})
         assert res.status_code == 422 and res.json()["field"] == "cursor", bad
         assert "next_cursor" in res.json()["detail"]

@@ -236,6 +236,40 @@ def test_forget_by_key_or_customer_spares_the_rejected_rows_of_longer_ones(
 
 
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_forget_by_key_finds_a_row_stored_with_a_whole_float_id(
+    request: pytest.FixtureRequest, db: str
+) -> None:
+    """A row whose id came as 77.0 (a pandas float column) was stored as `77.0` (`id:77.0`)
+    before whole floats were read as integers; ingest now knows it as the id 77 (its re-post
+    is a duplicate), and `verbatim forget --key 77`, the id as the source has it, said that
+    nothing matched while the person's verbatim stayed."""
+    from core.store import insert_feedback, prepare_feedback
+
+    sessions = request.getfixturevalue("sessions" if db == "sqlite" else "pg_sessions")
+    row = prepare_feedback(
+        {"text": "Colis perdu, remboursez-moi", "id": "77"},
+        source="boutique",
+        channel="review",
+        max_text_chars=200,
+    )
+    assert isinstance(row, dict)
+    row.update(external_id="77.0", dedup_key="id:77.0")  # as an earlier version stored it
+    other = prepare_feedback(
+        {"text": "Livraison rapide", "id": "770"},
+        source="boutique",
+        channel="review",
+        max_text_chars=200,
+    )
+    with session_scope(sessions) as s:
+        insert_feedback(s, [row, other])  # type: ignore[list-item]
+    for key in ("77", "77.0", "id:77"):
+        with session_scope(sessions) as s:
+            assert erase(s, Target(source="boutique", key=key)).verbatims == 1, key
+            assert _count(s, Feedback) == 1
+            s.rollback()
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_forget_while_enrich_analyses_the_verbatim(
     tmp_path: Path, settings: Settings, request: pytest.FixtureRequest, analyzer, db: str
 ) -> None:

@@ -222,3 +222,24 @@ def test_a_report_ending_today_says_the_day_is_still_in_progress(session: Sessio
     done = build_report(session, load_taxonomy(), days=7, end=today - timedelta(days=1))
     assert not done.in_progress and report_json(done)["end_in_progress"] is False
     assert "en cours" not in _text(render_report(done))
+
+
+def test_a_report_ending_after_today_names_today_as_the_day_in_progress(
+    session: Session,
+) -> None:
+    """`--end` a day to come: the report said « le 01/01/2027 est en cours » of a day not
+    begun, and advised `--end 2026-12-31`, another one. Today is the day in progress, and the
+    last complete day is yesterday."""
+    from core.store import utcnow
+
+    today = utcnow().date()
+    add(session, today, "negative", {"livraison": "negative"}, rating=1, hour=0)
+    session.commit()
+    aggregate(session)
+    later = today + timedelta(days=26)
+    report = build_report(session, load_taxonomy(), days=30, end=later)
+    assert report.in_progress and report_json(report)["end_in_progress"] is True
+    text = _text(render_report(report))
+    assert f"le {later:%d/%m/%Y}" not in text, text
+    assert f"le {today:%d/%m/%Y} est en cours" in text, text
+    assert f"--end {today - timedelta(days=1)}" in text, text

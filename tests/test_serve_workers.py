@@ -57,7 +57,7 @@ def _serving(tmp_path: Path, *args: str) -> Iterator[tuple[str, str, subprocess.
         [sys.executable, "-m", "verbatim_cli", "serve", "--port", str(port), *args],
         env=env,
         cwd=tmp_path,
-        stdout=subprocess.PIPE,  # its log lines (uvicorn writes the access log on stdout)
+        stdout=subprocess.PIPE,  # its first line, and its log (access log included) from stderr
         stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group: the workers are stopped with it
     )

@@ -52,3 +52,19 @@ def test_alarm_terms_typed_with_an_elided_article_or_a_curly_apostrophe() -> Non
     prix = [ThemeMention("prix", "negative", 0.9)]
     assert scorer.alarms("Intoxication après le repas", prix) == ["intoxication"]
     assert scorer.alarms("Livraison rapide, merci") == []
+
+
+def test_alarm_terms_with_the_other_apostrophes_the_patterns_read() -> None:
+    """A pattern « l‘emballage » (U+2018) or « lʼemballage » (U+02BC, a keyboard layout's
+    apostrophe) matches like « l'emballage » (nlp.taxonomy folds them), and so does a seed;
+    the alarm terms « lʼarnaque » and « l‘escroquerie » matched nothing, no alarm raised."""
+    from nlp.taxonomy import Taxonomy, Theme
+
+    tax = Taxonomy(
+        name="t",
+        alarm_terms=["l\u02bcarnaque", "l\u2018escroquerie"],
+        themes=[Theme(id="prix", label="Prix")],
+    )
+    scorer = SeverityScorer(tax)
+    assert scorer.alarms("Une arnaque totale.") == ["arnaque"]
+    assert scorer.alarms("C'est de l'escroquerie !") == ["escroquerie"]

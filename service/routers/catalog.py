@@ -17,8 +17,14 @@ from core.queries import (
 )
 from core.versions import ViewDeps
 from service.auth import require
-from service.deps import MAX_ID, SessionDep, cached_json, declare_view, pick_taxonomy
-from service.errors import ApiError
+from service.deps import (
+    MAX_ID,
+    SessionDep,
+    cached_json,
+    declare_view,
+    invalid_cursor,
+    pick_taxonomy,
+)
 from service.exporting import CSV_RESPONSE, FormatQ, csv_response, every_row
 from service.schemas import AlertOut, AlertsOut, ErrorOut, TopicDay, TopicOut, TopicsOut
 from service.text_route import TextRoute
@@ -84,7 +90,7 @@ def get_alerts(
     before = None
     if cursor is not None:
         if not cursor.isdigit() or int(cursor) > MAX_ID:
-            raise ApiError(422, "invalid cursor (use next_cursor from the previous page)", "cursor")
+            raise invalid_cursor()
         before = int(cursor)
     # Read before declare_view: a first read seeds the taxonomy, which the view's token
     # must already include (else the next identical request misses the kept view).

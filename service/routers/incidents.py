@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from service.deps import (
     cached_json,
     declare_view,
     get_session,
+    invalid_cursor,
     pick_taxonomy,
 )
 from service.errors import ApiError
@@ -87,17 +89,20 @@ def get_incidents(
     return cached_json(request, out, max_age=10)
 
 
+# `next_cursor` as written above, ASCII digits only (`date.fromisoformat` also reads
+# « 20260328 » and week dates, `int` full-width digits).
+_CURSOR = re.compile(r"(\d{4}-\d{2}-\d{2})\.(\d{1,10})", re.ASCII)
+
+
 def _decode_cursor(cursor: str) -> tuple[date, int]:
     """`next_cursor`: the last day and id of the previous page's last incident."""
-    day, _, ident = cursor.partition(".")
+    match = _CURSOR.fullmatch(cursor)
     try:
-        if not ident.isdigit() or int(ident) > MAX_ID:
+        if match is None or int(match[2]) > MAX_ID:
             raise ValueError(cursor)
-        return date.fromisoformat(day), int(ident)
+        return date.fromisoformat(match[1]), int(match[2])
     except ValueError:
-        raise ApiError(
-            422, "invalid cursor (use next_cursor from the previous page)", "cursor"
-        ) from None
+        raise invalid_cursor() from None
 
 
 def _act(
