@@ -226,7 +226,11 @@ class HostCheck:
     """Reads open without a key (`--open-read`): only requests addressed to this server by an
     IP address, `localhost` or a name of `open_read_hosts` are answered. Any web page the
     analyst opens could otherwise read every verbatim by DNS rebinding: its own name resolved
-    to 127.0.0.1 again, the browser sends that name as Host and hands the page the answers."""
+    to 127.0.0.1 again, the browser sends that name as Host and hands the page the answers.
+    /health and /metrics are open whatever the mode, so they answer any name (Prometheus
+    scraping `verbatim:8000` in a compose network needs no setting)."""
+
+    OPEN_ANYWAY = frozenset({"/health", "/metrics"})
 
     def __init__(self, app: Any, *, names: list[str]) -> None:
         self.app = app
@@ -234,9 +238,10 @@ class HostCheck:
         self.names = {_host_name(name) for name in names} | {"localhost"}
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        # No Host: not a browser's request.
         host = dict(scope.get("headers") or []).get(b"host") if scope["type"] == "http" else None
         name = _host_name(host.decode("latin-1")) if host is not None else None
-        if name is None or self._allowed(name):  # no Host: not a browser's request
+        if name is None or scope.get("path") in self.OPEN_ANYWAY or self._allowed(name):
             await self.app(scope, receive, send)
             return
         detail = (

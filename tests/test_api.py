@@ -136,6 +136,9 @@ def test_open_reads_answer_only_requests_addressed_to_this_machine(
             "field": "Host",
         }
     assert rebound.get("/").status_code == 400
+    # Open in every mode (no verbatim in them): a scraper's name for this server needs no setting.
+    assert rebound.get("/health").status_code == 200
+    assert rebound.get("/metrics").status_code == 200
     named = open_settings.model_copy(update={"open_read_hosts": ["Verbatim.Intra.example"]})
     listed = TestClient(create_app(named, engine=engine), base_url="http://verbatim.intra.example")
     assert listed.get("/themes").status_code == 200
