@@ -88,15 +88,19 @@ def _aware(ts: datetime | None) -> datetime | None:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
-def webhook_for(settings: Settings, route: str) -> str | None:
-    """The team's webhook, its name compared without case: pydantic-settings lowercases the
-    keys of VERBATIM_SLACK_WEBHOOKS__<TEAM> (the README's way), so team "SAV" or "Logistique"
-    found no webhook and its incidents went to the `default` channel."""
+def team_webhook(settings: Settings, route: str) -> str | None:
+    """The team's own webhook (None without one), its name compared without case:
+    pydantic-settings lowercases the keys of VERBATIM_SLACK_WEBHOOKS__<TEAM> (the README's
+    way), so team "SAV" or "Logistique" found no webhook."""
     hooks = settings.slack_webhooks
     if route in hooks:
-        return hooks[route] or hooks.get("default")
-    folded = {k.casefold(): v for k, v in hooks.items()}
-    return folded.get(route.casefold()) or folded.get("default")
+        return hooks[route] or None
+    return {k.casefold(): v for k, v in hooks.items()}.get(route.casefold()) or None
+
+
+def webhook_for(settings: Settings, route: str) -> str | None:
+    """The team's webhook, else the `default` one."""
+    return team_webhook(settings, route) or team_webhook(settings, "default")
 
 
 def webhook_problem(url: str) -> str | None:

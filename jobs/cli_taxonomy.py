@@ -169,8 +169,10 @@ def import_(
 def _warnings(settings: Any, before: Any, after: Any) -> list[str]:
     """What this version stores that will not work as its author expects (it is stored all
     the same): a theme given nothing to match, a team moved to that has no Slack webhook."""
+    from jobs.alerts import team_webhook
+
     out = []
-    hooks = {name.casefold() for name, url in settings.slack_webhooks.items() if url}
+    slack_set_up = any(settings.slack_webhooks.values())
     for theme in after.active:
         old = before.resolve(theme.id) if before is not None else None
         matched = (theme.seeds, theme.patterns)
@@ -184,10 +186,11 @@ def _warnings(settings: Any, before: Any, after: Any) -> list[str]:
                 "(only a theme model trained with it could)"
             )
         # Without any webhook Slack is not set up: nothing to say per team.
-        if hooks and (old is None or old.team != theme.team) and theme.team.casefold() not in hooks:
+        moved = old is None or old.team != theme.team
+        if slack_set_up and moved and team_webhook(settings, theme.team) is None:
             fallback = (
                 ": its alerts will go to the 'default' webhook"
-                if "default" in hooks
+                if team_webhook(settings, "default")
                 else " nor a 'default' one: its alerts will stay queued"
             )
             out.append(
