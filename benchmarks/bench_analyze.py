@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -253,19 +254,11 @@ def main() -> None:
             "runtime_recorded_by_setup": runtime_choice(),
             "pii_masking": "on (this tree only)" if args.mask else "off (as verbatim enrich)",
         }
-        runs = {
-            "default": measure(
-                feed,
-                small,
-                n,
-                n_small,
-                out,
-                args.backend,
-                args.batch_size,
-                repeats=args.repeats,
-                mask=args.mask,
-            )
-        }
+        # One input and settings for every run; only the tree, its environment and masking vary.
+        timed = functools.partial(
+            measure, feed, small, n, n_small, out, args.backend, args.batch_size
+        )
+        runs = {"default": timed(repeats=args.repeats, mask=args.mask)}
         with out.open(encoding="utf-8") as fh:
             written = sum(1 for _ in fh)
             fh.seek(0)
@@ -273,30 +266,13 @@ def main() -> None:
         assert {"sentiment", "themes"} <= set(first), "unexpected output record"
         figures["written"] = written
         if args.reference:
-            runs["reference (in-tree, ONE_PASS=0, torch, spaCy)"] = measure(
-                feed,
-                small,
-                n,
-                n_small,
-                out,
-                args.backend,
-                args.batch_size,
-                env=REFERENCE_ENV,
-                repeats=args.repeats,
-                mask=args.mask,
+            runs["reference (in-tree, ONE_PASS=0, torch, spaCy)"] = timed(
+                env=REFERENCE_ENV, repeats=args.repeats, mask=args.mask
             )
         if args.reference_rev:
             with reference_tree(args.reference_rev, root / "ref") as ref_root:
-                runs[f"reference rev {args.reference_rev}"] = measure(
-                    feed,
-                    small,
-                    n,
-                    n_small,
-                    out,
-                    args.backend,
-                    args.batch_size,
-                    root=ref_root,
-                    repeats=args.repeats,
+                runs[f"reference rev {args.reference_rev}"] = timed(
+                    root=ref_root, repeats=args.repeats
                 )
         base = runs["default"]
         for name, run in runs.items():
