@@ -1,4 +1,4 @@
-"""PII audit: 347 spellings of French personal data (and text that must stay), masked the
+"""PII audit: 475 spellings of French personal data (and text that must stay), masked the
 way ingest masks them. Prints, per kind, how many leaked and how many lost words they should
 have kept, then every leak and over-mask. Synthetic texts only (no research data).
 
@@ -439,6 +439,155 @@ add("address", "adresse : 3 allée des Mimosas, 33000 Bordeaux", ["Mimosas"])
 add("address", "BP 123 75012 Paris", ["BP 123"])
 add("address", "adresse: 5 av. Jean Jaurès 69007 Lyon", ["Jaurès"])
 add("address", "j'habite 10 place de la Mairie à Nantes", ["place de la Mairie"])
+
+# ---------------- twenty-fifth session (2026-12-06): 100 more spellings ----------------
+P = "#0612345678"
+for t in [
+    "appelez-moi au 06-12-34-56-78 svp",
+    "mon tel: 06_12_34_56_78",
+    "mon numéro 0033 6 12 34 56 78",
+    "mon numéro 0033612345678",
+    "joignable au 06 12 34\n56 78",
+    "joignable au 06 12\n34 56 78 merci",
+    "portable : 06.12.34.56.78.",
+    "tel:+33612345678",
+    "(06) 12 34 56 78 de 9h à 12h",
+    "+33 6.12.34.56.78 (portable)",
+    "+33-6-12-34-56-78",
+    "numéro: 06 1234 5678",
+    "+33 (0) 6 12 34 56 78, rappel urgent",
+    "0033 (0)6 12 34 56 78",
+    "06 12 34 56 78\n(portable)",
+    "mon numéro est le 06 12 34 56 78.",
+]:
+    add("phone", t, [P])
+add("phone", "tél. 01 42 68 53 00 (fixe)", ["#0142685300"])
+add("phone", "appelez le 09 72 10 10 10", ["#0972101010"])
+add("phone", "06 12 34 56 78 / 07 12 34 56 78", [P, "#0712345678"])
+add("phone", "appelez le 06 12 34 56 78 entre 9h et 12h", [P], ["entre 9h et 12h"])
+E = ["jean", "dupont"]
+for t in [
+    "jean point dupont arobase free point fr",
+    "jean.dupont [at] free.fr",
+    "jean.dupont [at] free [dot] fr",
+    "jean.dupont AT gmail DOT com",
+    "jean.dupont[arobase]orange.fr",
+    "jean.dupont (arobase) laposte.net",
+    "JEAN.DUPONT@GMAIL.COM",
+    "mail : jean-dupont@hotmail.fr.",
+    "<jean.dupont@wanadoo.fr>",
+    "mailto:jean.dupont@sfr.fr",
+    "jean_dupont@yahoo.fr, merci",
+    "jean dupont at gmail dot com",
+    "jean.dupont @ free . fr",
+    "jean.dupont@gmail,com",
+    "tél : 06.12.34.56.78 - mail : jean.dupont@free.fr",
+]:
+    add("email", t, E)
+add("address", "12 bis rue de la Paix, 75002 Paris", ["rue de la Paix", "75002"])
+add("address", "12 ter avenue Foch 75116 Paris", ["Foch", "75116"])
+add("address", "12bis rue de la Paix 75002 Paris", ["rue de la Paix", "75002"])
+add("address", "12 BIS RUE DE LA PAIX 75002 PARIS", ["PAIX", "75002"])
+add(
+    "address",
+    "livré au 45, boulevard Haussmann 75009 Paris au lieu de chez moi",
+    ["Haussmann", "75009"],
+    ["au lieu de chez moi"],
+)
+add("address", "Mon adresse: 7 impasse du Moulin 44000 Nantes", ["impasse du Moulin", "44000"])
+add("address", "lieu-dit Les Granges 24200 Sarlat", ["Granges", "24200"])
+add("address", "lieu-dit La Croix, colis perdu", ["La Croix"], ["colis perdu"])
+add("address", "lieu dit Les Granges, colis jamais arrivé", ["Granges"], ["colis jamais arrivé"])
+add("address", "livré à la résidence Les Pins", ["Les Pins"])
+add("address", "chez Mme Dupont, 12 rue de la Paix", ["Dupont", "rue de la Paix"])
+add("address", "BP 123 - 75002 Paris", ["#123", "75002"])
+add("address", "route de Lyon 38000 Grenoble", ["38000"])
+add("address", "livraison à Lyon en retard", [], ["Lyon"])
+add("address", "le colis est parti de Paris et bloqué à Marseille", [], ["Paris", "Marseille"])
+add("address", "je suis à Paris, colis bloqué à Roissy", [], ["Paris", "Roissy"])
+add("address", "Livraison à Marseille rapide", [], ["Marseille"])
+add("address", "je vis à Marseille depuis 10 ans", [], ["Marseille"])
+add("address", "magasin de Lyon Part-Dieu", [], ["Lyon Part-Dieu"])
+add("address", "Decathlon Rennes", [], ["Decathlon Rennes"])
+add("address", "Carrefour Market Rennes", [], ["Carrefour Market Rennes"])
+add("iban", "IBAN : FR76 3000 6000 0112 3456 7890 189.", ["#" + IB[2:]])
+add("iban", "iban: FR76 30006000011234567890189", ["#" + IB[2:]])
+add("iban", "IBAN BE68 5390 0754 7034", ["#539007547034"])
+add("iban", "IBAN DE89 3704 0044 0532 0130 00", ["#370400440532013000"])
+add("card", "carte 4111-1111-1111-1111 refusée", ["#4111111111111111"])
+add("card", "CB 4970 1012 3456 7890", ["#4970101234567890"])
+add("card", "4111.1111.1111.1111", ["#4111111111111111"])
+add("card", "ma carte AMEX 3782 822463 10005", ["#378282246310005"])
+add("nir", "nir 2 85 03 75 123 456 14", ["#2850375123456"])
+add("nir", "numéro de sécu: 185037512345641", ["#1850375123456"])
+add("nir", "ma carte vitale 1 85 03 75 123 456", ["#1850375123456"])
+add("id", "plaque d'immatriculation : AB-123-CD", ["AB-123-CD"])
+add("id", "ma voiture immatriculée AB 123 CD", ["AB 123 CD"])
+add("id", "le modèle AB-123-CD est sorti", [], ["AB-123-CD"])
+for t, pii in [
+    ("je m'appelle Pierre Dupont", ["Pierre", "Dupont"]),
+    ("je m'appelle Rose", ["Rose"]),
+    ("je m'appelle Olive Martin", ["Olive", "Martin"]),
+    ("mon nom est Martin", ["Martin"]),
+    ("mon nom est Pierre Martin et j'attends", ["Pierre", "Martin"]),
+    ("mon prénom est Kevin", ["Kevin"]),
+    ("mon prénom c'est Kevin", ["Kevin"]),
+    ("mon prénom est kevin et j'attends", ["kevin"]),
+    ("mon nom de famille est Kowalczyk", ["Kowalczyk"]),
+    ("mon nom, c'est Dupont", ["Dupont"]),
+    ("signé Jean Dupont", ["Jean", "Dupont"]),
+    ("signé : Marie", ["Marie"]),
+    ("Cordialement,\nPierre MARTIN", ["Pierre", "MARTIN"]),
+    ("Cordialement\nJEAN-FRANÇOIS DUPONT", ["JEAN-FRANÇOIS", "DUPONT"]),
+    ("Bien à vous,\nÉlodie Lefèvre-Durand", ["Élodie", "Lefèvre"]),
+    ("JE M'APPELLE PIERRE DUPONT", ["PIERRE", "DUPONT"]),
+    ("MME DUPONT a refusé", ["DUPONT"]),
+    ("Mme Lefèvre-Durand a été odieuse", ["Lefèvre"]),
+    ("le conseiller Pierre m'a raccroché au nez", ["Pierre"]),
+    ("la vendeuse Rose était adorable", ["Rose"]),
+    ("merci à Olive pour son aide", ["Olive"]),
+    ("Martin le livreur a été top", ["Martin"]),
+    ("M. Martin a été très aimable", ["Martin"]),
+    ("je m'appelle Hélène-Chloé Bérénice", ["Hélène", "Bérénice"]),
+    ("Cordialement,\nF. Dupont-Moretti", ["Dupont"]),
+    ("-- \nJean Dupont\n06 12 34 56 78", ["Jean", "Dupont", P]),
+    ("Jean Dupont\n12 rue des Lilas\n75011 Paris", ["Jean", "Dupont", "Lilas", "75011"]),
+    ("Mr DUPONT Jean", ["DUPONT", "Jean"]),
+    ("Jean-Pierre DUPONT", ["Jean-Pierre", "DUPONT"]),
+    ("je m'appelle jean-pierre", ["jean-pierre"]),
+    ("prénom : Océane", ["Océane"]),
+    ("nom de famille : Nguyen", ["Nguyen"]),
+    ("Nom: N'Diaye", ["Diaye"]),
+    ("Elle s'appelle Rose et elle était top", ["Rose"]),
+    ("Je suis Pierre, client depuis 10 ans", ["Pierre"]),
+    ("Monsieur Pierre Rose", ["Pierre", "Rose"]),
+    ("Madame Olive", ["Olive"]),
+    ("Pierre du SAV m'a aidé", ["Pierre"]),
+    ("Signé: JEAN DUPONT", ["JEAN", "DUPONT"]),
+    ("Bonjour, je m'appelle Zoé Ngô-Lê", ["Zoé", "Ngô"]),
+    ("Mon nom est DUPONT-MORETTI", ["DUPONT"]),
+]:
+    add("name", t, pii)
+for t, keep in [
+    ("j'ai acheté un iPhone 14 Pro", ["iPhone 14 Pro"]),
+    ("La Roche-Posay crème top", ["La Roche-Posay"]),
+    ("produit Rose Gold super", ["Rose Gold"]),
+    ("couleur rose pâle, pierre précieuse fausse", ["rose", "pierre"]),
+    ("huile d'olive Puget excellente", ["olive Puget"]),
+    ("Saint-Martin, livraison ok", ["Saint-Martin"]),
+    ("Pierre et Vacances séjour nul", ["Pierre et Vacances"]),
+    ("commande passée chez Boulanger", ["Boulanger"]),
+    ("taille 38 couleur olive", ["olive"]),
+    ("mon prénom est mal écrit sur le colis", ["mal écrit"]),
+    ("Louis Vuitton sac abîmé à la livraison", ["Louis Vuitton"]),
+    ("Christian Dior parfum reçu cassé", ["Christian Dior"]),
+    ("Jean Paul Gaultier parfum", ["Jean Paul Gaultier"]),
+    ("parfum Jean-Paul Gaultier", ["Jean-Paul Gaultier"]),
+    ("Pierre Hermé macarons", ["Pierre Hermé"]),
+    ("Yves Rocher top", ["Yves Rocher"]),
+    ("Charles de Gaulle aéroport retard", ["Charles de Gaulle"]),
+]:
+    add("misc", t, [], keep)
 
 DIGITS = re.compile(r"\d")
 

@@ -46,7 +46,31 @@ _WORD_NAMES_TEXT = """
 """
 WORD_NAMES = frozenset(_WORD_NAMES_TEXT.split())
 # Shops and brands spelt as a first and a last name: "merci à yves rocher" thanks a brand.
-NAMED_BRANDS = frozenset(["yves rocher", "leroy merlin", "jacques dessange", "franck provost"])
+NAMED_BRANDS = frozenset(
+    [
+        "yves rocher",
+        "leroy merlin",
+        "jacques dessange",
+        "franck provost",
+        # fashion, beauty, food and press brands NER takes for people ("Louis Vuitton sac")
+        "louis vuitton",
+        "christian dior",
+        "christian louboutin",
+        "christian lacroix",
+        "jean paul gaultier",
+        "yves saint laurent",
+        "pierre cardin",
+        "pierre hermé",
+        "camille albane",
+        "nina ricci",
+        "ralph lauren",
+        "tommy hilfiger",
+        "calvin klein",
+        "hugo boss",
+        "marc jacobs",
+        "guy degrenne",
+    ]
+)
 # Brands spelt as a doctor: "mes Dr Martens", "la levure Dr. Oetker" (lower case, the words
 # after "Dr"); the title of a real doctor ("Dr Martin") is still read as a name.
 DOCTOR_BRANDS = frozenset(

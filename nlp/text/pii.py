@@ -698,8 +698,10 @@ _SIGN_OFF_INITIAL = re.compile(
 )
 # Words that introduce a name, whatever its case: "je m'appelle jean dupont", "un certain Kevin".
 _NAME_CUE = re.compile(
-    # "mon nom est jean martin" as well, in any case.
-    r"(?i:\b(?:je\s+m['’]appelle|(?:il|elle)\s+s['’]appel(?:l?e|ait)|mon\s+nom\s+(?:est|c['’]est))"
+    # "mon nom est jean martin" as well, in any case; "mon prénom est Kevin", "mon nom de
+    # famille est Kowalczyk", "mon nom, c'est Dupont".
+    r"(?i:\b(?:je\s+m['’]appelle|(?:il|elle)\s+s['’]appel(?:l?e|ait)"
+    r"|mon\s+(?:pr[ée]nom|nom(?:\s+de\s+famille)?)\s*,?\s+(?:est|c['’]est))"
     r"\s+)"
     rf"({_WORD})(?:\s+({_WORD}))?"
     # "un certain poids", "une fonction appelée turbo": these cues take capitalised names only.
@@ -709,7 +711,7 @@ _NAME_CUE = re.compile(
 # Places named without a street number: "Résidence Les Pins", "lieu-dit La Croix", and the
 # postal boxes "BP 123" / "CS 70001" of business addresses.
 _NAMED_PLACE = re.compile(
-    rf"(?i:\b(?:résidence|residence|lieu-dit|lieudit|hameau|lotissement))"
+    rf"(?i:\b(?:résidence|residence|lieu[- ]?dit|hameau|lotissement))"
     rf"(?:\s+{_PARTICLE}*{_NAME_WORD}){{1,3}}"
     r"|\b(?:BP|CS)\s?\d{2,6}\b"
 )
@@ -1244,6 +1246,12 @@ def _doctor_brand(first: str, second: str | None = None) -> bool:
     return first.lower() in DOCTOR_BRANDS or " ".join(words.lower().split()) in DOCTOR_BRANDS
 
 
+def _named_brand(words: str) -> bool:
+    """A brand spelt as a first and a last name, its first names joined by a hyphen or not
+    ("Louis Vuitton", "Jean-Paul Gaultier"); "Louis Martin" is a name."""
+    return words.lower().replace("-", " ") in NAMED_BRANDS
+
+
 def _doctor_brand_span(text: str, start: int, end: int) -> bool:
     """An entity that is a brand spelt with "Dr": "Dr Martens" in it, or "Martens" after it."""
     title = _DOCTOR_START.match(text, start, end)
@@ -1734,6 +1742,8 @@ class PiiMasker:
         if not any(names.is_first(h) for h in halves) or any(self._common(h) for h in halves):
             return m.group(0)
         last = m.group(3)
+        if last is not None and _named_brand(f"{halves[0]} {halves[1]} {last}"):
+            return m.group(0)  # "parfum Jean-Paul Gaultier"
         # Capitalised, the word after a capitalised compound is its surname, in a list or not
         # ("Jean-Pierre Kowalczyk du SAV": NER left it once the first name was masked).
         surname = (
@@ -1864,8 +1874,8 @@ class PiiMasker:
                 run.append(tok)
             if not run or brand:
                 continue
-            if " ".join(tok.text for tok in run).lower() in NAMED_BRANDS:
-                continue  # "livré par Leroy Merlin"
+            if _named_brand(" ".join(tok.text for tok in run)):
+                continue  # "livré par Leroy Merlin", "parfum Jean-Paul Gaultier"
             if len(run) == 1 and run[0].is_sent_start:
                 continue  # a lone capitalised word opening a sentence is too ambiguous
             span = (run[0].idx, run[-1].idx + len(run[-1].text))
@@ -1927,6 +1937,8 @@ class PiiMasker:
             text = _ORDER_KEYWORD.sub(lambda m: m.group(1) + "<ORDER>", text)
             text = _PLATE.sub(self._plate, text)
             text = _LONG_DIGITS.sub(self._long_digits, text)
+        elif self.config.addresses:
+            text = _NAMED_PLACE.sub("<ADDRESS>", text)  # "lieu-dit La Croix", no number
         text = _SECRET.sub(self._secret, text)
         text = self._spelt_phones(text)
         if self.config.names:
