@@ -115,7 +115,7 @@ def test_share_points_are_the_difference_of_the_percentages_shown() -> None:
     off the difference of the whole percentages the same view shows."""
     js = (Path(create_app.__code__.co_filename).parent / "static" / "app.js").read_text()
     assert not re.search(r"\* 100\)\} pts", js), "a change in points from unrounded shares"
-    assert js.count("fmtSigned(sharePoints(") == 2
+    assert js.count(" sharePoints(") == 2
     if not shutil.which("node"):
         return
     defs = [
@@ -1334,17 +1334,19 @@ def test_figures_words_and_failures_in_browser(
 
         return handler
 
+    previous = {"negative_share": 0.4551, "nps": None, "theme_change": None}
+
     def overview(body: dict) -> None:
         body.update(verbatims=668, negatives=344, negative_share=0.515)
-        body.update(previous_verbatims=613, previous_negative_share=0.4551)
+        body.update(previous_verbatims=613, previous_negative_share=previous["negative_share"])
         body["other_languages"] = {"en": 12}
         body["scores"] = [
             {
                 "score": "nps",
                 "answers": 1,
                 "value": -100.0,
-                "previous_answers": 0,
-                "previous_value": None,
+                "previous_answers": 0 if previous["nps"] is None else 5,
+                "previous_value": previous["nps"],
             }
         ]
         body["top_movers"][0].update(volume=668, negatives=344, negative_share=0.515)
@@ -1354,8 +1356,14 @@ def test_figures_words_and_failures_in_browser(
             for driver in item["drivers"]:
                 driver["share_of_extra"] = 0.125  # Slack: round(12.5) = 12, Math.round: 13
 
+    def drivers(body: dict) -> None:
+        body["drivers"][0]["label"] = "Choix et présentation des plats et des boissons"
+
     def theme(body: dict) -> None:
         body["summary"].update(volume=1, negatives=1, negative_share=1.0, previous_volume=0)
+        if previous["theme_change"] is not None:  # 1 of 3 after 32.93 %: 33 % both
+            body["summary"].update(volume=3, negatives=1, negative_share=0.3333)
+            body["summary"].update(previous_volume=40, negative_share_change=0.004)
         body["summary"].update(mean_rating=1.0)
         body["summary"]["rating_impact"] = {
             "rated_with": 1,
@@ -1386,11 +1394,25 @@ def test_figures_words_and_failures_in_browser(
 
             page.route(re.compile(r"/overview\?"), edit(overview))
             page.route(re.compile(r"/incidents\?"), edit(incidents))
+            page.route(re.compile(r"/drivers\?"), edit(drivers))
             page.goto(f"{url}/#view=overview&end={LAST_DAY}&start={START}")
             expect(page.locator("body[data-ready=overview]")).to_have_count(1)
             expect(page.locator("#overview-alerts .drivers").first).to_have_text(
                 "12 % des mentions en plus : transporteur « Colissimo »"
             )
+            # A theme's name ran over its interval's line (SVG text does not wrap): cut
+            # before the plot's line, whole in its tooltip.
+            name = page.locator("#drivers text.driver-name").first
+            assert re.fullmatch(
+                r"Choix et présentation .*… \(\d+\)", name.evaluate("n => n.firstChild.textContent")
+            )
+            expect(name.locator("title")).to_contain_text("des plats et des boissons (")
+            right, line = name.evaluate(
+                "n => { const b = n.getBBox(); return [b.x + b.width,"
+                " Math.min(...[...n.ownerSVGElement.querySelectorAll('line[stroke-width]')]"
+                ".map((l) => +l.getAttribute('x1')))]; }"
+            )
+            assert right < line, (right, line)
             kpis = page.locator("#kpis")
             expect(kpis).to_contain_text("Part négative51 %+5 pts")  # 51 - 46, as the report
             mover = page.locator("#movers tbody tr").first.locator("td").last
@@ -1400,6 +1422,16 @@ def test_figures_words_and_failures_in_browser(
             expect(page.locator("#view-overview .period")).to_contain_text(
                 "(hors français, non comptés : 12 en anglais)"
             )
+            # No change as shown, no colour: « 0 pts » was red from 51.5 % after 50.6 % (both
+            # « 51 % »), and the NPS's « 0 pts » red from -100 after -99.96.
+            previous.update(negative_share=0.5061, nps=-99.96)
+            page.reload()
+            expect(page.locator("body[data-ready=overview]")).to_have_count(1)
+            expect(kpis).to_contain_text("Part négative51 %0 pts")
+            expect(kpis).to_contain_text("NPS−1000 pts · 1 réponse")
+            for card in ("Part négative", "NPS"):
+                delta = kpis.locator(".kpi", has_text=card).locator(".kpi-delta")
+                assert delta.get_attribute("class").split() == ["kpi-delta"], card
 
             page.route(re.compile(r"/themes/livraison\?"), edit(theme))
             page.goto(f"{url}/#theme=livraison&end={LAST_DAY}&start={START}")
@@ -1409,6 +1441,12 @@ def test_figures_words_and_failures_in_browser(
             expect(cards).to_contain_text("Note moyenne1 / 5aucun autre verbatim noté")
             # The NPS effect's own period (90 days by default) is said with its answers.
             expect(cards).to_contain_text(f"réponses du {fr_day(START)} au {fr_day(LAST_DAY)}")
+            previous["theme_change"] = 0.004
+            page.reload()
+            expect(page.locator("body[data-ready=theme]")).to_have_count(1)
+            expect(cards).to_contain_text("Part négative33 %0 pts vs période précédente")
+            delta = cards.locator(".kpi", has_text="Part négative").locator(".kpi-delta")
+            assert delta.get_attribute("class").split() == ["kpi-delta"]
 
             # An export with the server unreachable: said, under the filters.
             page.route(re.compile(r"/verbatims\?.*format=csv"), lambda route: route.abort())
@@ -2012,6 +2050,19 @@ def test_phone_width_reflows_in_browser(live: tuple[str, dict[str, str], Seeded]
                     expect(page.locator(f"body[data-ready={ready}]")).to_have_count(1)
                     scroll = page.evaluate("document.documentElement.scrollWidth")
                     assert scroll <= width, (width, link, scroll)
+            # The charts' words were 5 px high (the 860-unit plot shrunk into 355 px): legible
+            # now, the chart scrolling in its box.
+            for link, ready, chart in (
+                ("view=overview", "overview", "#drivers"),
+                ("theme=livraison", "theme", "#chart"),
+            ):
+                page.goto(f"{url}/#{link}&end={LAST_DAY}&start={START}")
+                expect(page.locator(f"body[data-ready={ready}]")).to_have_count(1)
+                words = page.locator(f"{chart} svg text").first
+                high = words.evaluate("t => t.getBoundingClientRect().height")
+                assert high >= 9, (chart, high)
+                assert page.locator(chart).evaluate("b => b.scrollWidth > b.clientWidth"), chart
+                assert page.evaluate("document.documentElement.scrollWidth") <= 375, chart
             box = page.get_by_role("region", name="Tableau des thèmes")
             page.goto(f"{url}/#view=themes&end={LAST_DAY}&start={START}")
             expect(page.locator("body[data-ready=themes]")).to_have_count(1)

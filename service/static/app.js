@@ -27,6 +27,9 @@ const fmtPct = (x) => (x == null ? "—" : NF.format(roundPct(x)) + PCT);
 // A change of share in points as the difference of the whole percentages fmtPct shows
 // ("92 % … 28 %": +64 pts, not the +63 of the unrounded shares).
 const sharePoints = (share, previous) => roundPct(share) - roundPct(previous);
+// A change's colour from the change as shown: « 0 pts » was red (or green) from the
+// unrounded shares (51,4 % after 50,6 %), a rise or a fall the figure beside it did not show.
+const trend = (shown) => (shown > 0 ? "up" : shown < 0 ? "down" : "");
 // The previous share from the API's share and change (both to 4 decimals), at that precision:
 // 0.3333 - 0.0583 is 0.27499999999999997 in floating point, 27 % where 27.5 % rounds to 28 %.
 const previousShare = (share, change) => Math.round((share - change) * 1e4) / 1e4;
@@ -356,8 +359,9 @@ function chart(series, incidents = []) {
 }
 
 // Forest plot of key-driver effects with their 95 % interval.
+const DRIVER_NAMES_ROOM = 188;
 function driverPlot(drivers, unit) {
-  const width = 860, row = 26, left = 200, right = 230;
+  const width = 860, row = 26, left = DRIVER_NAMES_ROOM + 12, right = 230;
   const height = drivers.length * row + 30;
   const s = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
     "aria-label": "Effet de chaque thème sur le score, avec intervalle de confiance à 95 %" });
@@ -369,7 +373,8 @@ function driverPlot(drivers, unit) {
   drivers.forEach((d, i) => {
     const cy = 16 + i * row;
     const color = d.ci_high < 0 ? "#c4320a" : d.ci_low > 0 ? "#067647" : "#475467";
-    const name = svg("text", { x: 0, y: cy + 4, "font-size": "12", fill: "#1d2330" });
+    const name = svg("text", { x: 0, y: cy + 4, "font-size": "12", fill: "#1d2330", class: "driver-name",
+      "data-label": d.label, "data-mentions": fmtNum(d.mentions) });
     name.textContent = `${d.label} (${fmtNum(d.mentions)})`;
     s.append(name);
     s.append(svg("line", { x1: x(d.ci_low), x2: x(d.ci_high), y1: cy, y2: cy, stroke: color, "stroke-width": "2" }));
@@ -386,6 +391,23 @@ function driverPlot(drivers, unit) {
   axis.textContent = `0 (effet en ${unit})`;
   s.append(axis);
   return s;
+}
+
+// A theme's name longer than the plot's left margin ran over its interval's line
+// (« Choix et présentation des plats (64) » crossed its own effect): cut to fit with « … »,
+// whole in its tooltip. Measured once drawn (SVG text does not wrap), in the plot's units.
+function fitDriverNames(plot, room = DRIVER_NAMES_ROOM) {
+  for (const name of plot.querySelectorAll("text.driver-name")) {
+    const { label, mentions } = name.dataset;
+    const width = name.getComputedTextLength();
+    if (width <= room) continue;
+    let n = Math.min(label.length, Math.ceil(label.length * room / width));
+    do name.textContent = `${label.slice(0, --n).trimEnd()}… (${mentions})`;
+    while (n > 1 && name.getComputedTextLength() > room);
+    const title = svg("title");
+    title.textContent = `${label} (${mentions})`;
+    name.append(title);
+  }
 }
 
 function kpi(title, value, delta, deltaClass = "") {
@@ -570,20 +592,22 @@ async function renderOverview() {
       (others.length ? ` (hors français, non comptés : ${otherLanguages(others)})` : "");
   });
   const volChange = volumeChange(ov.verbatims, ov.previous_verbatims);
+  const negPoints = ov.verbatims && ov.previous_verbatims
+    ? sharePoints(ov.negatives / ov.verbatims, ov.previous_negative_share) : null;
   const cards = [
     kpi("Verbatims", fmtNum(ov.verbatims), volChange == null ? "pas de période précédente" : `${fmtChange(volChange)} vs période précédente`),
     kpi("Part négative", fmtPct(shareOf(ov.negatives, ov.verbatims)),
-      ov.verbatims && ov.previous_verbatims
-        ? `${fmtSigned(sharePoints(ov.negatives / ov.verbatims, ov.previous_negative_share))} pts` : "pas de période précédente",
-      ov.verbatims && ov.previous_verbatims ? (ov.negative_share > ov.previous_negative_share ? "up" : "down") : ""),
+      negPoints == null ? "pas de période précédente" : `${fmtSigned(negPoints)} pts`, trend(negPoints)),
   ];
   for (const s of ov.scores) {
     // CES: a mean on the 1-7 agreement scale (7 = easiest), not a share.
     const value = s.score === "nps" ? fmtScore("nps", s.value) : s.score === "ces" ? (s.value == null ? "—" : fmtDec(s.value) + " / 7")
       : fmtScore("csat", s.value);
     const unit = s.score === "ces" ? "" : " pts";
-    const delta = s.value != null && s.previous_value != null ? `${fmtSigned(s.value - s.previous_value, 1)}${unit} · ${count(s.answers, "réponse", "réponses")}` : count(s.answers, "réponse", "réponses");
-    cards.push(kpi(SCORE[s.score], value, delta, s.value != null && s.previous_value != null && s.value < s.previous_value ? "up" : ""));
+    const moved = s.value != null && s.previous_value != null ? fmtSigned(s.value - s.previous_value, 1) : null;
+    const delta = moved == null ? count(s.answers, "réponse", "réponses") : `${moved}${unit} · ${count(s.answers, "réponse", "réponses")}`;
+    // Red for a fall as shown: a change that reads « 0 » is no fall.
+    cards.push(kpi(SCORE[s.score], value, delta, moved?.startsWith("−") ? "up" : ""));
   }
   cards.push(kpi("Alertes ouvertes", fmtNum(ov.open_alerts), ov.open_alerts ? "à traiter" : "rien à signaler", ov.open_alerts ? "up" : ""));
   $("#kpis").replaceChildren(...cards);
@@ -678,6 +702,7 @@ async function renderDrivers() {
   $("#drivers-note").textContent = `${SCORE[d.score]} ${mean} sur ${count(d.answers, "réponse", "réponses")}, ${periodText(d.period)}. ` +
     `Effet de la mention d'un thème (${d.unit}, autres thèmes égaux), intervalle de confiance à 95${PCT}.`;
   block.replaceChildren(driverPlot(d.drivers, d.unit));
+  fitDriverNames(block);
 }
 
 async function renderThemes() {
@@ -789,11 +814,13 @@ async function renderTheme() {
   $("#detail-meta").textContent = `Équipe ${detail.team} · étape ${STAGE[detail.stage] || detail.stage} · ${periodText(detail.period)}` +
     (detail.retired ? " · thème retiré de la taxonomie (historique seul)" : "");
   const impact = s.rating_impact;
+  const negPoints = s.volume && s.previous_volume
+    ? sharePoints(shareOf(s.negatives, s.volume), previousShare(s.negative_share, s.negative_share_change)) : null;
   const cards = [
     kpi("Mentions", fmtNum(s.volume), s.previous_volume ? `${fmtNum(s.previous_volume)} la période précédente` : "pas de période précédente"),
     // A change of share needs a share in both periods: a theme gone quiet has none (null).
-    s.volume && s.previous_volume
-      ? kpi("Part négative", fmtPct(shareOf(s.negatives, s.volume)), `${fmtSigned(sharePoints(shareOf(s.negatives, s.volume) ?? 0, previousShare(s.negative_share, s.negative_share_change)))} pts vs période précédente`, s.negative_share_change > 0 ? "up" : "down")
+    negPoints != null
+      ? kpi("Part négative", fmtPct(shareOf(s.negatives, s.volume)), `${fmtSigned(negPoints)} pts vs période précédente`, trend(negPoints))
       : kpi("Part négative", fmtPct(shareOf(s.negatives, s.volume)), count(s.negatives, "mention négative", "mentions négatives")),
     kpi("Note moyenne", s.mean_rating == null ? "—" : fmtDec(s.mean_rating) + " / 5",
       impact && impact.difference != null ? `${fmtSigned(impact.difference, 1)} vs les autres verbatims`
