@@ -249,9 +249,29 @@ def test_opinion_words_that_name_a_complaint_are_no_stop_words() -> None:
 def test_label_skips_words_said_by_a_phrase() -> None:
     assert (
         make_label(["emballage", "emballage abîmé", "carton", "abîmé", "bulle"])
-        == "emballage, emballage abîmé, carton"
+        == "emballage abîmé, carton, bulle"
     )
     assert make_label(["colis abîmé", "colis", "abîmé", "livreur"]) == "colis abîmé, livreur"
+
+
+def test_label_says_each_word_once() -> None:
+    """On 5,000 Trustpilot reviews 14 of 23 labels said a word twice or three times:
+    « excellent, excellent produit, excellent service », « parfait, parfait livraison,
+    parfait rapide », « reçue, reçue rapidement, attentes »."""
+    assert (
+        make_label(["excellent", "excellent produit", "excellent service", "service", "prix"])
+        == "excellent produit, service, prix"
+    )
+    assert (
+        make_label(["parfait", "parfait livraison", "parfait rapide", "bouteille", "tarifs"])
+        == "parfait livraison, bouteille, tarifs"
+    )
+    assert make_label(["reçu", "reçue rapidement", "attentes", "délai"]) == (
+        "reçue rapidement, attentes, délai"
+    )
+    assert make_label(["livraison", "colis", "livraison colis", "retard"]) == (
+        "livraison, colis, retard"
+    )
 
 
 # --- fast path ----------------------------------------------------------------------------
@@ -332,6 +352,47 @@ def test_plural_and_singular_are_one_keyword_in_the_most_frequent_spelling() -> 
     assert merge_variants([("bijoux", 0.9), ("bijou", 0.4)], {"bijoux": 3, "bijou": 7}) == [
         ("bijou", 0.9)
     ]
+
+
+def test_masculine_and_feminine_are_one_keyword() -> None:
+    """On 5,000 Trustpilot reviews labels read « emballé, emballée, produits emballés »,
+    « contente, content, vivement », « satisfait, satisfaite, parfaitement »: a feminine
+    (-e, -ée, -ue, -te) is the same word to a CX analyst, one keyword as a plural is."""
+    packed = [
+        f"{a} {b}"
+        for a, b in itertools.product(
+            ["Colis bien emballé", "Commande bien emballée", "Produits emballés avec soin"],
+            ["je suis satisfait", "je suis satisfaite", "très contente", "très content"],
+        )
+    ]
+    late = [
+        f"{a} {b}"
+        for a, b in itertools.product(
+            ["Livraison en retard", "Retard de livraison", "Toujours en attente"],
+            ["colis reçu", "commande reçue", "rien reçu", "pas reçue"],
+        )
+    ]
+    docs = packed + late
+    x = np.zeros((len(docs), 8), dtype=np.float32)
+    x[: len(packed), 0] = 1.0
+    x[len(packed) :, 1] = 1.0
+    x += np.random.default_rng(0).normal(0, 0.01, x.shape).astype(np.float32)
+    model = FastTopicModel(FastTopicConfig(n_topics=2, min_topic_size=5)).fit(docs, x)
+    pairs = [("emballé", "emballée"), ("satisfait", "satisfaite"), ("content", "contente")]
+    pairs += [("reçu", "reçue")]
+    for topic in model.topics_:
+        words = set(topic.keywords)
+        assert words, topic
+        for pair in pairs:
+            assert not set(pair) <= words, (pair, topic.keywords)
+    assert merge_variants([("emballées", 0.9), ("colis", 0.5), ("emballé", 0.4)]) == [
+        ("emballées", 0.9),
+        ("colis", 0.5),
+    ]
+    assert merge_variants([("parfaite", 0.9), ("parfaits", 0.4)], {"parfaits": 9}) == [
+        ("parfaits", 0.9)
+    ]
+    assert variant_key("grande") == variant_key("grand") != variant_key("grain")
 
 
 def test_topic_without_keywords_is_generic_not_emerging(encoder: TextEncoder) -> None:

@@ -56,18 +56,18 @@ def relabel_by_size(labels: np.ndarray, min_size: int = 1) -> np.ndarray:
 
 
 def make_label(keywords: Sequence[str], n: int = 3) -> str:
-    """Up to n keywords, skipping words already said by a chosen phrase ("colis abîmé"
-    makes "colis" redundant) and phrases made of chosen words."""
+    """Up to n keywords, no word said twice (as `variant_key` reads it): a phrase takes the
+    place of the one chosen word it extends ("emballage" then "emballage abîmé" reads
+    « emballage abîmé »), any other keyword sharing a chosen word is skipped (not
+    « excellent, excellent produit, excellent service »)."""
     chosen: list[str] = []
-    said: set[str] = set()
     for kw in keywords:
-        words = kw.split()
-        if all(w in said for w in words):
-            continue
-        if len(words) == 1 and any(kw in c.split() for c in chosen):
-            continue
-        chosen.append(kw)
-        said.update(words)
+        words = {variant_key(w) for w in kw.split()}
+        shared = [i for i, c in enumerate(chosen) if words & {variant_key(w) for w in c.split()}]
+        if not shared:
+            chosen.append(kw)
+        elif len(shared) == 1 and len(words) > 1 and len(chosen[shared[0]].split()) == 1:
+            chosen[shared[0]] = kw
         if len(chosen) == n:
             break
     return ", ".join(chosen)[:200]
@@ -96,14 +96,23 @@ def representatives(
     return out
 
 
+# A feminine -e after these endings: emballée, reçue, partie, satisfaite, grande.
+_FEMININE = re.compile(r"(?<=.{3}[eutid])e$")
+
+
+def _variant_word(word: str) -> str:
+    if len(word) > 3 and word[-1] in "sx":
+        word = word[:-1]
+    return _FEMININE.sub("", word)
+
+
 def variant_key(term: str) -> str:
-    """One key for the spellings of a keyword that customers mean alike: accents folded and
-    a simple plural (-s, -x) cut from each word ("thés" and "thé", "vins" and "vin")."""
+    """One key for the spellings of a keyword that customers mean alike: accents folded, a
+    simple plural (-s, -x) and a feminine -e (after é, u, i, t, d) cut from each word ("thés"
+    and "thé", "emballées" and "emballé", "satisfaite" and "satisfait")."""
     from nlp.text.normalize import fold_accents
 
-    return " ".join(
-        w[:-1] if len(w) > 3 and w[-1] in "sx" else w for w in fold_accents(term).split()
-    )
+    return " ".join(_variant_word(w) for w in fold_accents(term).split())
 
 
 def merge_variants(
