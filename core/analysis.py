@@ -172,20 +172,11 @@ def build_analyzer(
     return analyzer
 
 
-# The CPU kernels each encoder runtime reaches (nlp.encoder.runtime.kernel_path's keys).
-_KERNEL_OF = {
-    "torch": "torch_bf16",
-    "onnx-int8": "onnx_int8",
-    "openvino-int8": "openvino_int8",
-    "openvino-bf16": "openvino_bf16",
-}
+@functools.cache  # /proc/cpuinfo, read once per runtime and process (/health is probed often)
+def _kernels(runtime: str) -> str | None:
+    from nlp.encoder.runtime import runtime_kernels
 
-
-@functools.cache  # /proc/cpuinfo, read once per process (/health is probed often)
-def _kernels() -> dict[str, str]:
-    from nlp.encoder.runtime import kernel_path
-
-    return kernel_path()
+    return runtime_kernels(runtime)
 
 
 def analyzer_info(analyzer: Analyzer) -> dict[str, str | None]:
@@ -196,11 +187,7 @@ def analyzer_info(analyzer: Analyzer) -> dict[str, str | None]:
     tfidf); the theme heads: "full" (with the encoder's vectors), "lite" (the encoder-free
     heads, also the fallback for an encoder other than the training one) or "rules"."""
     runtime = getattr(getattr(analyzer.sentiment, "runtime", None), "name", None)
-    kernels = None
-    if runtime == "onnx-fp32":
-        kernels = "ONNX Runtime MLAS fp32"
-    elif runtime is not None:
-        kernels = _kernels().get(_KERNEL_OF.get(runtime, ""))
+    kernels = _kernels(runtime) if runtime is not None else None
     return {
         "model_version": analyzer.model_version,
         "encoder_runtime": runtime,

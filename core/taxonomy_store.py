@@ -422,7 +422,7 @@ def follow_teams(session: Session, taxonomy: Taxonomy) -> int:
 
 def _with_team(payload: Any, old: str, new: str) -> Any:
     """An incident message (jobs.slack_message.build_incident_payload) that follows its theme
-    to team `new`: its context line ends with « Équipe : <team> » (« Team: » in English),
+    to team `new`: its context line ends with « Équipe : <team> » (« Team : <team> » in English),
     which read the old team in the new team's channel until a detection rebuilt it. Core
     cannot build the message (jobs does); only that line's end changes, the rest (the label
     of that moment included) is rebuilt by the next detection that updates the incident."""

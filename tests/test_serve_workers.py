@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -30,6 +31,20 @@ def _children(pid: int) -> list[int]:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
+
+
+def _wait_healthy(proc: subprocess.Popen[bytes], port: int, output: IO[bytes] | None) -> None:
+    """Until `verbatim serve` answers /health on `port`; its `output` shown if it exits."""
+    deadline = time.monotonic() + 120
+    while True:
+        assert proc.poll() is None, output.read().decode()[-2000:] if output else ""
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.2)
 
 
 @contextmanager
@@ -62,16 +77,7 @@ def _serving(tmp_path: Path, *args: str) -> Iterator[tuple[str, str, subprocess.
         start_new_session=True,  # its own process group: the workers are stopped with it
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stdout.read().decode()[-2000:] if proc.stdout else ""
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+        _wait_healthy(proc, port, proc.stdout)
         yield f"http://127.0.0.1:{port}", token, proc
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -222,16 +228,7 @@ def test_json_logs_hold_the_server_lines_too(tmp_path: Path, workers: int) -> No
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+        _wait_healthy(proc, port, proc.stderr)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -124,6 +124,24 @@ def kernel_path(cpu: dict[str, Any] | None = None) -> dict[str, str]:
     }
 
 
+# The kernel_path key of each runtime `verbatim setup` may record (onnx-fp32: MLAS fp32).
+_KERNEL_KEY = {
+    "torch": "torch_bf16",
+    "onnx-int8": "onnx_int8",
+    "openvino-int8": "openvino_int8",
+    "openvino-bf16": "openvino_bf16",
+}
+
+
+def runtime_kernels(runtime: str, cpu: dict[str, Any] | None = None) -> str | None:
+    """The kernels `runtime` ("openvino-bf16", …) reaches on this CPU, None for an unknown
+    name."""
+    if runtime == "onnx-fp32":
+        return "ONNX Runtime MLAS fp32"
+    key = _KERNEL_KEY.get(runtime)
+    return kernel_path(cpu)[key] if key else None
+
+
 def threads() -> int:
     return min(8, os.cpu_count() or 1)
 
